@@ -1,0 +1,134 @@
+"""The exception hierarchy of preserve.
+
+Every error the library raises on purpose is a :class:`PreserveError`. Errors from the
+libraries underneath (httpx, warcio, the OS) are translated into these at the one module that
+talks to that library (``raise ... from exc``), so callers catch one family.
+
+Findings of an audit are *not* exceptions: :mod:`preserve.verify` returns them as data.
+This module does not log, print or decide exit codes (the CLI maps classes to exit codes).
+"""
+
+from __future__ import annotations
+
+
+class PreserveError(Exception):
+    """Base class of every error preserve raises on purpose."""
+
+
+# --- capture: what went wrong while fetching --------------------------------------------------
+
+
+class CaptureError(PreserveError):
+    """A capture could not be completed; nothing was committed."""
+
+
+class InvalidURLError(CaptureError):
+    """The URL cannot be parsed or has no host."""
+
+
+class UnsupportedSchemeError(InvalidURLError):
+    """The URL's scheme is not http or https."""
+
+
+class NetworkError(CaptureError):
+    """The server could not be reached or the connection failed."""
+
+
+class DNSError(NetworkError):
+    """The host name could not be resolved."""
+
+
+class ConnectError(NetworkError):
+    """The TCP connection was refused or could not be established."""
+
+
+class TLSError(NetworkError):
+    """The TLS handshake failed (for example an untrusted or invalid certificate)."""
+
+
+class CaptureTimeoutError(NetworkError):
+    """A per-operation timeout or the capture's total time limit was exceeded."""
+
+
+class ProtocolError(NetworkError):
+    """The server sent something that is not valid HTTP, or closed the connection mid-message."""
+
+
+class TooLargeError(CaptureError):
+    """The response body exceeded the configured maximum size."""
+
+
+class TooManyRedirectsError(CaptureError):
+    """The redirect chain was longer than allowed, or looped."""
+
+
+class BlockedAddressError(CaptureError):
+    """The host resolved to an address the capture policy refuses (SSRF guard)."""
+
+
+# --- archive: what went wrong with the archive on disk ------------------------------------------
+
+
+class ArchiveError(PreserveError):
+    """The archive root cannot be used (missing, unwritable, locked, or damaged)."""
+
+
+class StorageError(ArchiveError):
+    """A write to the archive failed (disk full, permission denied, read-only media)."""
+
+
+class LockTimeoutError(ArchiveError):
+    """Another process holds the archive lock for longer than we were willing to wait."""
+
+
+class NotFoundError(ArchiveError):
+    """A capture, object or file named by the caller is not in the archive."""
+
+
+class ManifestError(ArchiveError):
+    """A manifest does not parse or does not validate against its schema."""
+
+
+class UnsafePathError(ManifestError):
+    """A path in archive data would escape the archive root."""
+
+
+# --- integrity log and proofs ----------------------------------------------------------------------
+
+
+class LogError(ArchiveError):
+    """The transparency log or a checkpoint cannot be read or is inconsistent."""
+
+
+class SigningKeyError(PreserveError):
+    """A signing key is missing, unreadable or of the wrong kind."""
+
+
+class ProofError(PreserveError):
+    """A proof bundle is malformed or does not verify."""
+
+
+__all__ = [
+    "ArchiveError",
+    "BlockedAddressError",
+    "CaptureError",
+    "CaptureTimeoutError",
+    "ConnectError",
+    "DNSError",
+    "InvalidURLError",
+    "LockTimeoutError",
+    "LogError",
+    "ManifestError",
+    "NetworkError",
+    "NotFoundError",
+    "PreserveError",
+    "ProofError",
+    "ProtocolError",
+    "SigningKeyError",
+    "StorageError",
+    "TLSError",
+    "TooLargeError",
+    "TooManyRedirectsError",
+    "UnsafePathError",
+    "UnsupportedSchemeError",
+]
