@@ -1,0 +1,382 @@
+"""``Archive(root)``: one archive on disk, and the capture pipeline that fills it.
+
+A capture runs fetch → extract → WARC → text store → manifest, in that order, and is
+committed only when its manifest is linked into ``manifests/``. Everything before that lives in
+``archive/tmp/`` or is removed again on failure, so no manifest ever points at partial data.
+The commit itself (WARC into place, text objects, manifest, log entry) runs under the archive
+lock so that concurrent captures are totally ordered.
+
+This module composes the other modules; it does not speak HTTP, parse HTML, write WARC bytes
+or decide what an audit finding is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from preserve import errors, extract, fetch, manifest, provenance, warc
+from preserve.exchange import Exchange, FetchResult
+from preserve.findings import Report
+from preserve.paths import ArchiveLayout, fsync_dir, is_capture_id, makedirs_durable, new_capture_id
+from preserve.store import StoredObject, TextStore
+from preserve.verify import verify as verify_archive
+
+#: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
+EXTRACT_LIMIT = 16 * 2**20
+#: How long a capture waits for another process's commit to finish.
+LOCK_TIMEOUT = 120.0
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How to capture: network limits and policy, and who is capturing."""
+
+    fetch: fetch.FetchOptions = field(default_factory=fetch.FetchOptions)
+    operator: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What one committed capture produced."""
+
+    capture_id: str
+    requested_url: str
+    final_url: str
+    http_status: int
+    status: str  # "ok" | "http-error" | "not-html" | "no-text"
+    title: str | None
+    text_blake3: str | None
+    text_size: int
+    reason: str | None
+    manifest_path: str
+    manifest_blake3: str
+    manifest_sha256: str
+    warc_path: str
+    started: str
+    ended: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the server answered with a non-error status."""
+        return self.http_status < 400
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "capture_id": self.capture_id,
+            "requested_url": self.requested_url,
+            "final_url": self.final_url,
+            "http_status": self.http_status,
+            "status": self.status,
+            "title": self.title,
+            "text_blake3": self.text_blake3,
+            "text_size": self.text_size,
+            "reason": self.reason,
+            "manifest": {
+                "path": self.manifest_path,
+                "blake3": self.manifest_blake3,
+                "sha256": self.manifest_sha256,
+            },
+            "warc_path": self.warc_path,
+            "started": self.started,
+            "ended": self.ended,
+        }
+
+
+@dataclass(frozen=True)
+class CaptureSummary:
+    """One line of ``preserve list``."""
+
+    capture_id: str
+    requested_url: str
+    final_url: str
+    started: str
+    http_status: int
+    status: str
+    title: str | None
+    text_blake3: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "capture_id": self.capture_id,
+            "requested_url": self.requested_url,
+            "final_url": self.final_url,
+            "started": self.started,
+            "http_status": self.http_status,
+            "status": self.status,
+            "title": self.title,
+            "text_blake3": self.text_blake3,
+        }
+
+
+class Archive:
+    """An archive rooted at ``root`` (``archive/`` and ``manifests/`` below it)."""
+
+    def __init__(self, root: str | os.PathLike[str] = ".") -> None:
+        self.root = Path(root)
+        self.layout = ArchiveLayout(self.root)
+        self.store = TextStore(self.layout)
+
+    def __repr__(self) -> str:
+        return f"Archive({str(self.root)!r})"
+
+    # --- capture -----------------------------------------------------------------------------
+
+    def capture(self, url: str, options: CaptureOptions | None = None) -> CaptureResult:
+        """Capture ``url``; returns when the capture is committed, raises if nothing was.
+
+        Raises :class:`~preserve.errors.CaptureError` subclasses for network and input
+        problems and :class:`~preserve.errors.StorageError` when the archive can't be written.
+        An HTTP error status is not an exception: it is kept as evidence (``status``).
+        """
+        options = options or CaptureOptions()
+        fetch.parse_url(url)  # reject bad input before touching the disk
+        self._ensure_layout()
+        now = datetime.now(UTC)
+        capture_id = new_capture_id(now)
+        spool = self.layout.tmp_dir / capture_id
+        try:
+            makedirs_durable(spool)
+            result = fetch.fetch(url, spool, options.fetch)
+            return self._commit(capture_id, now, result, spool, options)
+        except OSError as exc:
+            raise errors.StorageError(f"cannot write to archive {self.root}: {exc}") from exc
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    def _ensure_layout(self) -> None:
+        try:
+            self.layout.ensure_dirs()
+        except OSError as exc:
+            raise errors.StorageError(f"cannot create archive at {self.root}: {exc}") from exc
+
+    def _commit(
+        self,
+        capture_id: str,
+        now: datetime,
+        result: FetchResult,
+        spool: Path,
+        options: CaptureOptions,
+    ) -> CaptureResult:
+        final = result.final
+        extraction, not_html = _extract(final)
+        status = _status(final.status, not_html, extraction)
+        extractor_info = {
+            "name": extract.EXTRACTOR_NAME,
+            "version": extract.EXTRACTOR_VERSION,
+            "settings": dict(extract.EXTRACTOR_SETTINGS),
+        }
+        operator = options.operator or provenance.default_operator()
+        document = provenance.capture_provenance(
+            result, capture_id=capture_id, operator=operator, extractor=extractor_info
+        )
+        text_bytes = extraction.text.encode("utf-8") if extraction.text else None
+        comments_bytes = (
+            extraction.comments_text.encode("utf-8") if extraction.comments_text else None
+        )
+        warc_rel = self.layout.warc_rel_for(capture_id, now)
+        warc_tmp = spool / "capture.warc.gz"
+        written = warc.write_capture(
+            warc_tmp,
+            result,
+            warcinfo={
+                "software": f"preserve/{provenance.software()['preserve']}",
+                "host": document["host"],
+                "operator": operator,
+                "http-header-user-agent": options.fetch.user_agent,
+            },
+            metadata_json=json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
+            conversion_text=text_bytes,
+        )
+        with self._lock():
+            warc_path = self.root / warc_rel
+            makedirs_durable(warc_path.parent)
+            os.link(warc_tmp, warc_path)  # fails if it exists: never overwrite
+            fsync_dir(warc_path.parent)
+            try:
+                text_ref = self.store.put(text_bytes) if text_bytes else None
+                comments_ref = self.store.put(comments_bytes) if comments_bytes else None
+                document.update(
+                    schema=manifest.SCHEMA,
+                    status=status,
+                    warc={
+                        "path": warc_rel,
+                        "size": written.digests.size,
+                        "blake3": written.digests.blake3,
+                        "sha256": written.digests.sha256,
+                        "records": [_record_json(r) for r in written.records],
+                    },
+                    text=_text_json(text_ref),
+                    comments=_text_json(comments_ref),
+                    extraction={
+                        "title": extraction.title,
+                        "byline": extraction.byline,
+                        "published": extraction.published,
+                        "language": extraction.language,
+                        "reason": not_html or extraction.reason,
+                    },
+                    previous=list(self._previous_captures(result.requested_url)),
+                )
+                built = manifest.manifest_from_dict(document)
+                ref = manifest.write_manifest(self.layout, built)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    warc_path.unlink()
+                raise
+        return CaptureResult(
+            capture_id=capture_id,
+            requested_url=result.requested_url,
+            final_url=result.final_url,
+            http_status=final.status,
+            status=status,
+            title=extraction.title,
+            text_blake3=text_ref.blake3 if text_ref else None,
+            text_size=text_ref.size if text_ref else 0,
+            reason=not_html or extraction.reason,
+            manifest_path=self.layout.manifest_rel_for(capture_id),
+            manifest_blake3=ref.blake3,
+            manifest_sha256=ref.sha256,
+            warc_path=warc_rel,
+            started=result.started,
+            ended=result.ended,
+        )
+
+    def _lock(self) -> filelock.BaseFileLock:
+        return filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
+
+    def _previous_captures(self, requested_url: str) -> Iterator[str]:
+        for entry in self.captures():
+            if entry.requested_url == requested_url:
+                yield entry.capture_id
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def captures(self) -> Iterator[CaptureSummary]:
+        """Every committed capture, oldest first (unreadable manifests are skipped)."""
+        for path in sorted(manifest.iter_manifest_paths(self.layout)):
+            try:
+                m, _ = manifest.read_manifest(path)
+            except errors.ManifestError:
+                continue
+            yield CaptureSummary(
+                capture_id=m.capture_id,
+                requested_url=m.requested_url,
+                final_url=m.final_url,
+                started=m.started,
+                http_status=m.http.status,
+                status=m.status,
+                title=m.extraction.title,
+                text_blake3=m.text.blake3 if m.text else None,
+            )
+
+    def manifest(self, capture_id: str) -> manifest.Manifest:
+        """The manifest of one capture; ``capture_id`` may be a unique prefix."""
+        path = self._find_manifest(capture_id)
+        m, _ = manifest.read_manifest(path)
+        return m
+
+    def _find_manifest(self, capture_id: str) -> Path:
+        if is_capture_id(capture_id):
+            path = self.layout.manifest_path_for(capture_id)
+            if path.is_file():
+                return path
+            raise errors.NotFoundError(f"no capture {capture_id} in {self.root}")
+        if not capture_id or "/" in capture_id or "\\" in capture_id:
+            raise errors.NotFoundError(f"not a capture id: {capture_id!r}")
+        matches = [p for p in manifest.iter_manifest_paths(self.layout)
+                   if p.name.startswith(capture_id)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise errors.NotFoundError(f"no capture matching {capture_id!r} in {self.root}")
+        raise errors.NotFoundError(f"{capture_id!r} matches {len(matches)} captures; be longer")
+
+    def text(self, capture_id: str) -> str:
+        """The clean text of one capture ('' when it has none)."""
+        m = self.manifest(capture_id)
+        return self.store.get(m.text.blake3).decode("utf-8") if m.text else ""
+
+    # --- audit ---------------------------------------------------------------------------------
+
+    def verify(
+        self,
+        *,
+        deep: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Report:
+        """Audit the archive (see :func:`preserve.verify.verify`)."""
+        return verify_archive(self.root, deep=deep, progress=progress)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def media_type_and_charset(content_type: str | None) -> tuple[str | None, str | None]:
+    """Split a Content-Type header into (lower-case media type, charset or None)."""
+    if not content_type:
+        return None, None
+    message = Message()
+    message["content-type"] = content_type
+    charset = message.get_param("charset")
+    return message.get_content_type(), charset if isinstance(charset, str) else None
+
+
+def _looks_like_html(head: bytes) -> bool:
+    sample = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def _extract(final: Exchange) -> tuple[extract.Extraction, str | None]:
+    """Extract the final response's text; returns (extraction, reason it is not HTML)."""
+    media_type, charset = media_type_and_charset(final.content_type)
+    body = fetch.decode_body(final, EXTRACT_LIMIT)
+    if media_type is None or media_type == "text/plain" and not final.header("content-type"):
+        is_html = _looks_like_html(body.data[:512])
+    else:
+        is_html = media_type in HTML_TYPES
+    if not is_html:
+        reason = f"not HTML: content type {media_type or 'unknown'}"
+        return extract.extract(b"", final.url), reason
+    if not body.decoded:
+        return extract.extract(b"", final.url), f"content coding not decoded: {body.problem}"
+    return extract.extract(body.data, final.url, charset=charset), None
+
+
+def _status(http_status: int, not_html: str | None, extraction: extract.Extraction) -> str:
+    if http_status >= 400:
+        return "http-error"
+    if not_html:
+        return "not-html"
+    return "ok" if extraction.text else "no-text"
+
+
+def _record_json(record: warc.RecordRef) -> dict[str, Any]:
+    return {
+        "id": record.record_id,
+        "type": record.type,
+        "target_uri": record.target_uri,
+        "offset": record.offset,
+        "length": record.length,
+        "block_digest": record.block_digest,
+        "payload_digest": record.payload_digest,
+        "refers_to": record.refers_to,
+        "content_type": record.content_type,
+    }
+
+
+def _text_json(ref: StoredObject | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {"blake3": ref.blake3, "size": ref.size, "path": ref.path_rel}

@@ -1,0 +1,338 @@
+"""The ``preserve`` command line: parse options, call :class:`preserve.Archive`, print, exit.
+
+No archive logic lives here. Human output goes to stdout (errors and progress to stderr);
+``--json`` prints exactly one JSON object on stdout. Exit statuses are documented in
+``docs/cli.md`` and in :data:`EXIT_STATUSES`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from preserve import errors
+from preserve._version import __version__
+from preserve.archive import Archive, CaptureOptions, CaptureResult
+from preserve.fetch import FetchOptions
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # verify: integrity findings; capture: captured, but the server answered 4xx/5xx
+EXIT_USAGE = 2
+EXIT_CANNOT_RUN = 3
+EXIT_CAPTURE_FAILED = 4
+
+EXIT_STATUSES = {
+    EXIT_OK: "success",
+    EXIT_FINDINGS: "verify found integrity problems / capture kept an HTTP error answer",
+    EXIT_USAGE: "usage error (bad option, invalid URL)",
+    EXIT_CANNOT_RUN: "could not run (archive root unusable, locked, unreadable)",
+    EXIT_CAPTURE_FAILED: "at least one capture failed; nothing was committed for it",
+}
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    stderr.print(f"preserve: error: {message}", markup=False)
+    sys.exit(status)
+
+
+def _exit_status_for(exc: errors.PreserveError) -> int:
+    if isinstance(exc, errors.InvalidURLError):
+        return EXIT_USAGE
+    if isinstance(exc, errors.CaptureError):
+        return EXIT_CAPTURE_FAILED
+    return EXIT_CANNOT_RUN
+
+
+@contextmanager
+def _errors_to_exit() -> Iterator[None]:
+    """Turn a library error into one line on stderr and its exit status."""
+    try:
+        yield
+    except errors.PreserveError as exc:
+        _fail(str(exc), _exit_status_for(exc))
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_CANNOT_RUN)
+
+
+def _print_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def _archive(ctx: click.Context) -> Archive:
+    root: Path = ctx.obj["root"]
+    return Archive(root)
+
+
+def _progress(enabled: bool) -> Progress | None:
+    if not enabled or not stderr.is_terminal:
+        return None
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PRESERVE_ROOT",
+    default=Path("."),
+    show_default="current directory, or $PRESERVE_ROOT",
+    help="Archive root: holds archive/ and manifests/.",
+)
+@click.version_option(__version__, prog_name="preserve")
+@click.pass_context
+def main(ctx: click.Context, root: Path) -> None:
+    """Capture web pages into WARC with provenance, keep their clean text, verify it all."""
+    ctx.ensure_object(dict)
+    ctx.obj["root"] = root
+
+
+# --- capture ---------------------------------------------------------------------------------
+
+
+def _read_url_file(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        _fail(f"cannot read URL list {path}: {exc.strerror}", EXIT_USAGE)
+    except UnicodeDecodeError:
+        _fail(f"URL list {path} is not UTF-8 text", EXIT_USAGE)
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _capture_line(result: CaptureResult) -> str:
+    text = f"blake3:{result.text_blake3}" if result.text_blake3 else f"(no text: {result.reason})"
+    title = result.title or "(untitled)"
+    status = "" if result.http_status < 400 else f"  [HTTP {result.http_status}]"
+    return f"{result.capture_id}  {text}  {title}{status}"
+
+
+@main.command()
+@click.argument("urls", nargs=-1)
+@click.option(
+    "--from",
+    "url_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read URLs from a file, one per line ('#' starts a comment).",
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Total seconds one capture may take (all redirects and reads).")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, help="Seconds to establish a connection.")
+@click.option("--max-size", type=click.IntRange(min=1), default=512 * 2**20, show_default=True,
+              help="Largest response body accepted, in bytes.")
+@click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--user-agent", help="User-Agent header (default names preserve and its version).")
+@click.option("--operator", help="Who runs the capture (default: $PRESERVE_OPERATOR or login).")
+@click.option("--insecure", is_flag=True,
+              help="Capture even if the TLS certificate does not verify (recorded as such).")
+@click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trust these CA certificates (PEM) instead of the system store.")
+@click.option("--block-private", is_flag=True,
+              help="Refuse private, loopback and link-local addresses (checked on every hop).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def capture(
+    ctx: click.Context,
+    urls: Sequence[str],
+    url_file: Path | None,
+    timeout: float,
+    connect_timeout: float,
+    max_size: int,
+    max_redirects: int,
+    user_agent: str | None,
+    operator: str | None,
+    insecure: bool,
+    ca_bundle: Path | None,
+    block_private: bool,
+    as_json: bool,
+) -> None:
+    """Capture URLS into the archive: WARC + clean text + manifest for each."""
+    targets = list(urls) + (_read_url_file(url_file) if url_file else [])
+    if not targets:
+        raise click.UsageError("give at least one URL, or --from FILE")
+    fetch_options = FetchOptions(
+        timeout=timeout,
+        connect_timeout=min(connect_timeout, timeout),
+        max_body_size=max_size,
+        max_redirects=max_redirects,
+        verify_tls=not insecure,
+        ca_bundle=ca_bundle,
+        allow_private=not block_private,
+        **({"user_agent": user_agent} if user_agent else {}),
+    )
+    options = CaptureOptions(fetch=fetch_options, operator=operator)
+    results: list[dict[str, Any]] = []
+    failures: list[errors.PreserveError] = []
+    http_errors = 0
+    with _errors_to_exit():
+        archive = _archive(ctx)
+        progress = _progress(len(targets) > 1 and not as_json)
+        task = progress.add_task("capturing", total=len(targets)) if progress else None
+        with progress if progress else _null():
+            for url in targets:
+                try:
+                    result = archive.capture(url, options)
+                except errors.CaptureError as exc:
+                    failures.append(exc)
+                    results.append({"url": url, "error": type(exc).__name__, "message": str(exc)})
+                    stderr.print(f"preserve: capture failed: {exc}", markup=False)
+                else:
+                    http_errors += result.http_status >= 400
+                    results.append(result.to_json())
+                    if not as_json:
+                        stdout.print(_capture_line(result), markup=False)
+                if progress and task is not None:
+                    progress.advance(task)
+    if as_json:
+        _print_json({"captures": results, "failed": len(failures), "http_errors": http_errors})
+    if failures:
+        only_bad_urls = all(isinstance(f, errors.InvalidURLError) for f in failures)
+        sys.exit(EXIT_USAGE if only_bad_urls and len(failures) == len(targets)
+                 else EXIT_CAPTURE_FAILED)
+    sys.exit(EXIT_FINDINGS if http_errors else EXIT_OK)
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--deep", is_flag=True,
+              help="Also re-read every WARC record and re-extract the text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def verify(ctx: click.Context, deep: bool, as_json: bool) -> None:
+    """Audit the whole archive; exit 0 when intact, 1 on integrity findings."""
+    with _errors_to_exit():
+        archive = _archive(ctx)
+        progress = _progress(not as_json)
+        report = _with_progress(progress, "verifying",
+                                lambda cb: archive.verify(deep=deep, progress=cb))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for finding in report.findings:
+            where = f"  {finding.path}" if finding.path else ""
+            stdout.print(f"{finding.code.value} {finding.code.severity.value:<7} "
+                         f"{finding.message}{where}", markup=False)
+        stdout.print(report.summary(), markup=False)
+    sys.exit(report.exit_status)
+
+
+def _with_progress(
+    progress: Progress | None,
+    label: str,
+    run: Callable[[Callable[[int, int], None] | None], T],
+) -> T:
+    if progress is None:
+        return run(None)
+    with progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return run(advance)
+
+
+# --- list / show -----------------------------------------------------------------------------
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List the captures in the archive, oldest first."""
+    with _errors_to_exit():
+        entries = list(_archive(ctx).captures())
+    if as_json:
+        _print_json({"captures": [entry.to_json() for entry in entries]})
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("capture id", "status", "text", "title", "url"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(entry.capture_id, str(entry.http_status),
+                      (entry.text_blake3 or "-")[:12], entry.title or "", entry.requested_url)
+    stdout.print(table)
+    stdout.print(f"{len(entries)} capture(s)", markup=False)
+
+
+@main.command()
+@click.argument("capture_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_context
+def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
+    """Show one capture's provenance (CAPTURE_ID may be a unique prefix)."""
+    with _errors_to_exit():
+        archive = _archive(ctx)
+        manifest = archive.manifest(capture_id)
+    document = manifest.to_json()
+    if as_json:
+        _print_json(document)
+        return
+    for line in _describe(document):
+        stdout.print(line, markup=False)
+
+
+def _describe(m: dict[str, Any]) -> Iterator[str]:
+    extraction = m.get("extraction") or {}
+    yield f"capture   {m['capture_id']}  ({m['status']})"
+    yield f"url       {m['requested_url']}"
+    if m["final_url"] != m["requested_url"]:
+        yield f"final     {m['final_url']}"
+    yield f"time      {m['started']} .. {m['ended']}"
+    http = m["http"]
+    yield f"http      {http['status']} {http['reason']}  {http.get('content_type') or ''}"
+    for hop in m["redirects"][:-1]:
+        yield f"redirect  {hop['status']} {hop['url']} -> {hop['location']}"
+    conn = m["connection"]
+    yield f"peer      {conn['remote_ip']} port {conn['remote_port']}"
+    tls = conn.get("tls")
+    if tls:
+        yield f"tls       {tls['version']} {tls['cipher']} verified={tls['verified']}"
+        cert = tls.get("certificate")
+        if cert:
+            yield f"cert      sha256 {cert['sha256_fingerprint']}"
+            yield f"          subject {cert['subject']}"
+            yield f"          issuer  {cert['issuer']}"
+            yield f"          valid   {cert['not_before']} .. {cert['not_after']}"
+    yield f"title     {extraction.get('title') or ''}"
+    if extraction.get("byline"):
+        yield f"byline    {extraction['byline']}"
+    text = m.get("text")
+    yield (f"text      blake3:{text['blake3']} ({text['size']} bytes)  {text['path']}" if text
+           else f"text      none: {extraction.get('reason')}")
+    warc = m["warc"]
+    yield f"warc      {warc['path']} ({warc['size']} bytes, {len(warc['records'])} records)"
+    yield f"          sha256 {warc['sha256']}"
+    yield f"          blake3 {warc['blake3']}"
+    extractor = m["extractor"]
+    yield f"extractor {extractor['name']} {extractor['version']}"
+    yield f"software  preserve {m['software'].get('preserve')} on {m['software'].get('python')}"
+    yield f"operator  {m['operator']} at {m['host']}"

@@ -1,0 +1,123 @@
+"""Parse HTML text into an lxml tree and remove what can never be article text.
+
+Removes scripts, styles, embedded objects, form controls and hidden elements; keeps
+everything else (navigation and sidebars are left to scoring, which needs them to measure
+link density). Does not decide what the article is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree, html
+
+__all__ = ["MAX_PARSE_CHARS", "parse", "strip_junk", "strip_raw_text"]
+
+#: Documents longer than this (in characters, after removing scripts and styles) are cut
+#: before parsing. Bounds time and memory; no real article page comes near it.
+MAX_PARSE_CHARS = 3_000_000
+
+# Raw-text elements whose bodies are removed before parsing: on large pages they are most of
+# the bytes, and removing them first keeps the parse (and the cut above) about markup.
+# JSON-LD scripts are kept: metadata reads them.
+_RAW_OPENERS = ("<script", "<style", "<!--")
+_RAW_CLOSERS = ("</script", "</style", "-->")
+
+
+def strip_raw_text(text: str) -> str:
+    """Remove script (except JSON-LD), style and comment bodies in one linear pass."""
+    lower = text.lower()
+    pieces: list[str] = []
+    pos = 0
+    next_at = [lower.find(opener) for opener in _RAW_OPENERS]
+    while True:
+        live = [(at, kind) for kind, at in enumerate(next_at) if at >= 0]
+        if not live:
+            break
+        start, kind = min(live)
+        open_end = lower.find(">", start)
+        after = lower[start + len(_RAW_OPENERS[kind]) : start + len(_RAW_OPENERS[kind]) + 1]
+        not_a_tag = kind < 2 and after not in {" ", "\t", "\n", "\r", "\f", ">", "/"}
+        is_json_ld = kind == 0 and "ld+json" in lower[start : open_end if open_end >= 0 else start]
+        if not_a_tag or is_json_ld:
+            skip_to = start + len(_RAW_OPENERS[kind])
+            pieces.append(text[pos:skip_to])
+            pos = skip_to
+        else:
+            pieces.append(text[pos:start])
+            close = lower.find(_RAW_CLOSERS[kind], start + len(_RAW_OPENERS[kind]))
+            if close < 0:
+                pos = len(text)  # unclosed: the rest is raw text, as in a browser
+                break
+            end = lower.find(">", close) if kind < 2 else close + 2
+            pos = len(text) if end < 0 else end + 1
+            pieces.append(" ")
+        for index, at in enumerate(next_at):
+            if 0 <= at < pos:
+                next_at[index] = lower.find(_RAW_OPENERS[index], pos)
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+_JUNK_TAGS = (
+    "script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",
+    "canvas", "video", "audio", "map", "input", "select", "textarea", "button", "option",
+    "link", "meta", "head", "frameset", "frame", "dialog", "title",
+)
+
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+_PARSER = html.HTMLParser(
+    remove_comments=True, remove_pis=True, no_network=True, recover=True, default_doctype=False
+)
+
+
+def parse(text: str) -> etree._Element | None:
+    """Parse ``text`` as HTML; None if there is no document at all."""
+    text = strip_raw_text(text)
+    if len(text) > MAX_PARSE_CHARS:
+        text = text[:MAX_PARSE_CHARS]
+    text = text.replace("\x00", "")
+    if not text.strip():
+        return None
+    try:
+        root = html.document_fromstring(text, parser=_PARSER)
+    except (etree.ParserError, ValueError):
+        return None
+    return root
+
+
+def _is_hidden(element: etree._Element) -> bool:
+    if element.get("hidden") is not None:
+        return True
+    style = element.get("style")
+    return bool(style and _HIDDEN_STYLE.search(style))
+
+
+def strip_junk(root: etree._Element) -> None:
+    """Remove elements that never hold readable text, and hidden ones, in place."""
+    etree.strip_elements(root, *_JUNK_TAGS, with_tail=False)
+    hidden = [
+        el
+        for el in root.iter()
+        if isinstance(el.tag, str) and el.tag != "html" and el.tag != "body" and _is_hidden(el)
+    ]
+    for el in hidden:
+        parent = el.getparent()
+        if parent is not None:
+            _drop_keep_tail(el)
+
+
+def _drop_keep_tail(element: etree._Element) -> None:
+    """Remove ``element`` but keep its tail text in the tree."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    if tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)

@@ -1,0 +1,60 @@
+"""Soft evidence from class and id names: words that usually mark boilerplate or content.
+
+Generic English web-development vocabulary only (it is the vocabulary of HTML templates in
+every language); never site names. This module only classifies names; callers weigh them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+__all__ = ["class_weight", "hint_string", "is_unlikely"]
+
+_UNLIKELY = re.compile(
+    r"-ad-|ad-break|agegate|banner|breadcrumb|combx|comment|community|cookie|consent|disqus|"
+    r"extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|"
+    r"skyscraper|social|sponsor|supplemental|pagination|pager|popup|modal|newsletter|"
+    r"subscribe|signup|sign-up|share|sharing|outbrain|taboola|recommend|trending|popular|"
+    r"most-read|mostread|navbar|masthead|toolbar|widget|promo|paywall|login"
+)
+_MAYBE = re.compile(r"and|article|body|column|content|main|shadow|post|entry|story|text")
+_POSITIVE = re.compile(
+    r"article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|prose|"
+    r"paragraph|rich-?text"
+)
+_NEGATIVE = re.compile(
+    r"-ad-|hidden|\bhid\b|banner|combx|comment|com-|contact|foot|footnote|gdpr|masthead|"
+    r"media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|"
+    r"shopping|tags|tool|widget|byline|author|dateline|caption|credit|breadcrumb|social|"
+    r"newsletter|subscribe|recommend|teaser|nav|menu|cookie|popular|trending|\bads?\b|advert"
+)
+
+
+def hint_string(element: etree._Element) -> str:
+    """The element's class and id, lowercased, space-joined."""
+    cls = element.get("class") or ""
+    ident = element.get("id") or ""
+    return f"{cls} {ident}".lower() if (cls or ident) else ""
+
+
+def is_unlikely(element: etree._Element) -> bool:
+    """True if the names say 'navigation, comments, sidebar...' and nothing says 'content'."""
+    hints = hint_string(element)
+    if not hints or not _UNLIKELY.search(hints):
+        return False
+    return not _MAYBE.search(hints)
+
+
+def class_weight(element: etree._Element) -> int:
+    """Readability-style weight: -25 for boilerplate names, +25 for content names."""
+    hints = hint_string(element)
+    if not hints:
+        return 0
+    weight = 0
+    if _NEGATIVE.search(hints):
+        weight -= 25
+    if _POSITIVE.search(hints):
+        weight += 25
+    return weight

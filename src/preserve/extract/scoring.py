@@ -1,0 +1,348 @@
+"""Find the article in a cleaned tree: score paragraph containers, pick the best one, add
+related siblings, prune boilerplate inside it, and return its text blocks.
+
+The method is readability-like: every paragraph of text gives its ancestors points for its
+length and punctuation; a container's score is discounted by its link density and nudged by
+generic class/id hints and semantic tags (``<article>``, ``<main>``, ``itemprop=articleBody``).
+Inside the winner, link-heavy or boilerplate-named sub-blocks are removed (the "clean
+conditionally" step), then short boilerplate blocks are dropped. No rule names a site.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from .blocks import HEADING_TAGS, Block, render_blocks
+from .hints import class_weight, hint_string, is_unlikely
+
+__all__ = ["SETTINGS", "select_article"]
+
+MIN_PARAGRAPH_CHARS = 25
+ANCESTOR_LEVELS = 5
+SIBLING_RATIO = 0.2
+MIN_ARTICLE_CHARS = 250
+
+SETTINGS: dict[str, object] = {
+    "min_paragraph_chars": MIN_PARAGRAPH_CHARS,
+    "ancestor_levels": ANCESTOR_LEVELS,
+    "sibling_ratio": SIBLING_RATIO,
+    "min_article_chars": MIN_ARTICLE_CHARS,
+}
+
+_COMMAS = re.compile(r"[,，、،;；]")
+_SENTENCE_END = re.compile(r"[.!?。！？…]['\"”’)]*(\s|$)")
+_BOILER_SHORT = re.compile(
+    r"byline|author|dateline|date|time|meta|share|sharing|social|tags|caption|credit|"
+    r"breadcrumb|related|newsletter|subscribe|promo|advert|sponsor|comment|footer|nav|menu|"
+    r"print|toolbar|widget|rating|follow|cookie|\bads?\b|ad-|-ad"
+)
+
+_TAG_PRIOR = {
+    "div": 5, "article": 10, "main": 5, "section": 2, "pre": 3, "td": 3, "blockquote": 3,
+    "address": -3, "ol": -3, "ul": -3, "dl": -3, "dd": -3, "dt": -3, "li": -3, "form": -3,
+    "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5,
+}
+_CLEAN_TAGS = frozenset(
+    {"table", "ul", "ol", "dl", "div", "section", "aside", "header", "footer", "form", "nav",
+     "figure", "center", "blockquote"}
+)
+
+
+@dataclass(slots=True)
+class _Stats:
+    score: float = 0.0
+    text_chars: int = 0
+    link_chars: int = 0
+    commas: int = 0
+    paragraphs: int = 0
+    scored: bool = False
+    children: list[etree._Element] = field(default_factory=list)
+
+    @property
+    def link_density(self) -> float:
+        return self.link_chars / self.text_chars if self.text_chars else 0.0
+
+
+def _tag(element: etree._Element) -> str:
+    return element.tag if isinstance(element.tag, str) else ""
+
+
+def _paragraph_score(block: Block) -> float:
+    length = len(block.text)
+    return (1 + len(_COMMAS.findall(block.text)) + min(length // 100, 3)) * (
+        1 - block.link_density
+    )
+
+
+def _prior(element: etree._Element) -> float:
+    prior = float(_TAG_PRIOR.get(_tag(element), 0) + class_weight(element))
+    itemprop = (element.get("itemprop") or "").lower()
+    if "articlebody" in itemprop or "text" == itemprop:
+        prior += 30
+    return prior
+
+
+class _Scorer:
+    def __init__(self, body: etree._Element, blocks: list[Block], skip_unlikely: bool) -> None:
+        self.body = body
+        self.stats: dict[etree._Element, _Stats] = {}
+        self.unlikely: set[etree._Element] = set()
+        if skip_unlikely:
+            self._mark_unlikely()
+        for block in blocks:
+            self._add(block)
+
+    def _mark_unlikely(self) -> None:
+        for element in self.body.iter():
+            if not isinstance(element.tag, str) or element.tag in {"body", "html", "a"}:
+                continue
+            parent = element.getparent()
+            if parent in self.unlikely or is_unlikely(element):
+                self.unlikely.add(element)
+
+    def stat(self, element: etree._Element) -> _Stats:
+        found = self.stats.get(element)
+        if found is None:
+            found = _Stats()
+            self.stats[element] = found
+        return found
+
+    def _add(self, block: Block) -> None:
+        owner = block.owner
+        chain: list[etree._Element] = [owner]
+        node = owner.getparent()
+        while node is not None:
+            chain.append(node)
+            node = node.getparent()
+        commas = len(_COMMAS.findall(block.text))
+        for element in chain:
+            stats = self.stat(element)
+            stats.text_chars += len(block.text)
+            stats.link_chars += block.link_chars
+            stats.commas += commas
+            if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
+                stats.paragraphs += 1
+        if len(block.text) < MIN_PARAGRAPH_CHARS or owner in self.unlikely:
+            return
+        if _tag(owner) in HEADING_TAGS:
+            return
+        points = _paragraph_score(block)
+        # A paragraph scores for its container (level 0 is the owner's parent, as in
+        # readability, where text inside a div is treated like a <p>).
+        start = 1 if _tag(owner) in {"p", "li", "dd", "dt", "td", "th", "pre"} else 0
+        for level, element in enumerate(chain[start : start + ANCESTOR_LEVELS]):
+            if element in self.unlikely and element is not self.body:
+                break
+            stats = self.stat(element)
+            if not stats.scored:
+                stats.scored = True
+                stats.score += _prior(element)
+            divider = 1 if level == 0 else 2 if level == 1 else level * 3
+            stats.score += points / divider
+
+    def final_score(self, element: etree._Element) -> float:
+        stats = self.stats.get(element)
+        if stats is None or not stats.scored:
+            return 0.0
+        return stats.score * (1 - stats.link_density)
+
+    def candidates(self) -> list[tuple[float, int, etree._Element]]:
+        ranked: list[tuple[float, int, etree._Element]] = []
+        for order, (element, stats) in enumerate(self.stats.items()):
+            if stats.scored:
+                ranked.append((self.final_score(element), -order, element))
+        ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return ranked
+
+
+def _ancestors(element: etree._Element) -> list[etree._Element]:
+    result = []
+    node = element.getparent()
+    while node is not None:
+        result.append(node)
+        node = node.getparent()
+    return result
+
+
+def _choose_top(scorer: _Scorer) -> tuple[etree._Element, float] | None:
+    ranked = scorer.candidates()
+    if not ranked:
+        return None
+    top_score, _, top = ranked[0]
+    if top_score <= 0:
+        return None
+    # Several strong candidates under one ancestor: the article is split; take the ancestor.
+    alternatives = [el for score, _, el in ranked[1:5] if score >= 0.75 * top_score]
+    if len(alternatives) >= 2:
+        for ancestor in _ancestors(top):
+            if _tag(ancestor) in {"body", "html"}:
+                break
+            inside = sum(1 for alt in alternatives if ancestor in _ancestors(alt))
+            if inside >= 2:
+                top = ancestor
+                break
+    # Climb while the parent scores nearly as well (the article wraps its parts).
+    last = scorer.final_score(top)
+    threshold = last / 3
+    for parent in _ancestors(top):
+        if _tag(parent) in {"body", "html"}:
+            break
+        score = scorer.final_score(parent)
+        if score < threshold:
+            break
+        if score > last:
+            top = parent
+            break
+        last = score
+    # An only child carries no structure of its own.
+    parent = top.getparent()
+    while parent is not None and _tag(parent) not in {"body", "html"} and len(parent) == 1:
+        top = parent
+        parent = top.getparent()
+    return top, max(scorer.final_score(top), top_score)
+
+
+def _sibling_parts(
+    scorer: _Scorer, top: etree._Element, top_score: float
+) -> list[etree._Element]:
+    parent = top.getparent()
+    if parent is None or _tag(top) in {"body", "html"}:
+        return [top]
+    threshold = max(10.0, top_score * SIBLING_RATIO)
+    top_class = top.get("class") or ""
+    parts: list[etree._Element] = []
+    for sibling in parent:
+        if not isinstance(sibling.tag, str):
+            continue
+        if sibling is top:
+            parts.append(sibling)
+            continue
+        if sibling in scorer.unlikely:
+            continue
+        bonus = top_score * 0.2 if top_class and sibling.get("class") == top_class else 0.0
+        if scorer.final_score(sibling) + bonus >= threshold:
+            parts.append(sibling)
+            continue
+        if _tag(sibling) == "p":
+            stats = scorer.stats.get(sibling)
+            if stats is None:
+                continue
+            length, density = stats.text_chars, stats.link_density
+            if length > 80 and density < 0.25:
+                parts.append(sibling)
+            elif 0 < length <= 80 and density == 0:
+                text = sibling.text_content()
+                if _SENTENCE_END.search(text):
+                    parts.append(sibling)
+    return parts
+
+
+def _count(element: etree._Element, tag: str) -> int:
+    return sum(1 for _ in element.iter(tag))
+
+
+def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
+    """Readability's 'clean conditionally', on one sub-container of the article."""
+    tag = _tag(element)
+    weight = class_weight(element)
+    stats = scorer.stats.get(element) or _Stats()
+    own_score = stats.score if stats.scored else 0.0
+    if weight + own_score < 0:
+        return True
+    if stats.commas >= 10:
+        return False
+    paragraphs = _count(element, "p")
+    images = _count(element, "img")
+    items = _count(element, "li") - 100
+    inputs = _count(element, "input")
+    embeds = _count(element, "embed") + _count(element, "iframe")
+    length = stats.text_chars
+    density = stats.link_density
+    in_list = tag in {"ul", "ol", "dl"}
+    if tag == "figure" or element.find(".//figcaption") is not None:
+        return False
+    if images > 1 and paragraphs / images < 0.5:
+        return True
+    if not in_list and items > paragraphs:
+        return True
+    if inputs > paragraphs // 3:
+        return True
+    if not in_list and length < MIN_PARAGRAPH_CHARS and (images == 0 or images > 2):
+        return length > 0 or images == 0
+    if weight < 25 and density > 0.2:
+        return True
+    if weight >= 25 and density > 0.5:
+        return True
+    return bool(embeds == 1 and length < 75 or embeds > 1)
+
+
+def _removed_subtrees(scorer: _Scorer, parts: list[etree._Element]) -> set[etree._Element]:
+    removed: set[etree._Element] = set()
+    for part in parts:
+        for element in part.iterdescendants():
+            if not isinstance(element.tag, str):
+                continue
+            if element.getparent() in removed:
+                removed.add(element)
+                continue
+            tag = element.tag
+            if tag in _CLEAN_TAGS and _should_remove(scorer, element):
+                removed.add(element)
+            elif tag in HEADING_TAGS and (
+                class_weight(element) < 0 or scorer.stat(element).link_density > 0.33
+            ):
+                removed.add(element)
+    return removed
+
+
+def _in_boilerplate(block: Block, part_top: set[etree._Element]) -> bool:
+    node: etree._Element | None = block.owner
+    while node is not None and node not in part_top:
+        hints = hint_string(node)
+        if hints and _BOILER_SHORT.search(hints):
+            return True
+        node = node.getparent()
+    return False
+
+
+def _keep(block: Block, part_tops: set[etree._Element], removed: set[etree._Element]) -> bool:
+    node: etree._Element | None = block.owner
+    while node is not None:
+        if node in removed:
+            return False
+        if node in part_tops:
+            break
+        node = node.getparent()
+    length = len(block.text)
+    if block.link_density > 0.5 and length < 300:
+        return False
+    return not (length < 120 and _in_boilerplate(block, part_tops))
+
+
+def select_article(body: etree._Element) -> list[Block]:
+    """The article's blocks, in reading order; empty if nothing looks like an article."""
+    all_blocks = render_blocks(body)
+    best: list[Block] = []
+    for skip_unlikely in (True, False):
+        scorer = _Scorer(body, all_blocks, skip_unlikely)
+        chosen = _choose_top(scorer)
+        if chosen is None:
+            continue
+        top, top_score = chosen
+        parts = _sibling_parts(scorer, top, top_score)
+        removed = _removed_subtrees(scorer, parts)
+        part_tops = set(parts)
+        blocks = [
+            block
+            for part in parts
+            for block in render_blocks(part)
+            if _keep(block, part_tops, removed)
+        ]
+        if sum(len(block.text) for block in blocks) >= MIN_ARTICLE_CHARS:
+            return blocks
+        if sum(len(b.text) for b in blocks) > sum(len(b.text) for b in best):
+            best = blocks
+    return best

@@ -1,0 +1,579 @@
+"""Fetch a URL over HTTP(S), recording every hop as an :class:`~preserve.exchange.Exchange`.
+
+What it does:
+
+* validates the URL (scheme http/https, a host, a sane port) before touching the network;
+* sends ``GET`` over HTTP/1.1 with httpcore, one fresh connection per hop, through
+  :mod:`preserve._transport`, which keeps the request bytes exactly as written, the response
+  head exactly as read, and a SHA-256 of every response byte read from the socket;
+* streams the entity body (transfer coding removed, content coding kept) to a spool file in
+  the caller's ``spool_dir`` while hashing it, never holding it in memory;
+* follows redirects itself (301, 302, 303, 307, 308 with a ``Location``), each hop its own
+  Exchange, and refuses loops and over-long chains;
+* reads peer IP/port, local IP and, for HTTPS, the TLS version, cipher, ALPN and the peer's leaf
+  certificate from the very connection that carried the bytes;
+* enforces a total wall-clock limit over all hops and reads, a body size limit, and optionally
+  an SSRF guard (no private, loopback, link-local or reserved addresses, checked after DNS on
+  every hop, connecting to the checked address).
+
+4xx and 5xx responses are results, not errors: they are evidence. Failures to capture raise
+:mod:`preserve.errors` classes with a one-line message naming the URL; spool files made for a
+failed capture are deleted. No cookies are kept between hops, credentials in URLs are not sent,
+and no proxy settings are read from the environment.
+
+:func:`read_decoded_body` / :func:`decode_body` remove the content coding (gzip, deflate) from a
+spooled body with a hard bound on the decoded size, so a decompression bomb cannot exhaust
+memory. Brotli (``br``) is neither advertised nor decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import os
+import re
+import ssl
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import certifi
+import httpcore
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from preserve._transport import Deadline, PeerFacts, RecordingBackend, RecordingStream
+from preserve._version import __version__
+from preserve.errors import (
+    CaptureError,
+    CaptureTimeoutError,
+    ConnectError,
+    InvalidURLError,
+    ProtocolError,
+    TooLargeError,
+    TooManyRedirectsError,
+    UnsupportedSchemeError,
+)
+from preserve.exchange import Certificate, Exchange, FetchResult, TLSInfo
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
+DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+_SPOOL_BLOCK = 1 << 16
+_HOSTNAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Limits and policy for one capture."""
+
+    #: Total wall-clock limit for the whole capture (all hops, DNS, connects, every read).
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_body_size: int = 512 * 2**20
+    max_redirects: int = 10
+    user_agent: str = f"preserve/{__version__} (+python-httpx)"
+    verify_tls: bool = True
+    #: PEM file of CA certificates to trust instead of the default (certifi) bundle.
+    ca_bundle: Path | None = None
+    #: False turns on the SSRF guard (see the module docstring).
+    allow_private: bool = True
+    #: Extra request headers; a name given here replaces the default header of that name.
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def utc_timestamp() -> str:
+    """Now, as RFC 3339 UTC with microseconds and ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+
+def parse_url(url: str) -> httpx.URL:
+    """Validate ``url`` for capture; returns it normalised, without fragment or credentials."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise InvalidURLError(f"invalid URL {url!r}: {exc}") from exc
+    scheme = parsed.scheme.lower()
+    if scheme not in ("http", "https"):
+        shown = scheme or "(none)"
+        raise UnsupportedSchemeError(f"unsupported URL scheme {shown!r} in {url!r}")
+    host = parsed.raw_host.decode("ascii", "replace")
+    if not host:
+        raise InvalidURLError(f"URL has no host: {url!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise InvalidURLError(f"invalid host name {host!r} in {url!r}") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise InvalidURLError(f"invalid port {parsed.port} in {url!r}")
+    return parsed.copy_with(fragment=None, username=None, password=None)
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+
+def _ssl_context(options: FetchOptions) -> ssl.SSLContext:
+    cafile = str(options.ca_bundle) if options.ca_bundle is not None else certifi.where()
+    context = ssl.create_default_context(cafile=cafile)
+    if not options.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _general_name(name: x509.GeneralName) -> str:
+    if isinstance(name, x509.DNSName):
+        return f"DNS:{name.value}"
+    if isinstance(name, x509.IPAddress):
+        return f"IP:{name.value}"
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return f"URI:{name.value}"
+    if isinstance(name, x509.RFC822Name):
+        return f"email:{name.value}"
+    return f"{type(name).__name__}:{name.value!s}"
+
+
+def describe_certificate(der: bytes, der_path: Path | None = None) -> Certificate:
+    """The facts preserve records about a DER certificate (parsed with ``cryptography``)."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = tuple(_general_name(n) for n in san)
+    except x509.ExtensionNotFound:
+        names = ()
+    return Certificate(
+        sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=_rfc3339(cert.not_valid_before_utc),
+        not_after=_rfc3339(cert.not_valid_after_utc),
+        serial_number=format(cert.serial_number, "x"),
+        subject_alt_names=names,
+        der_path=der_path,
+    )
+
+
+def _tls_info(peer: PeerFacts, options: FetchOptions, spool: _Spool) -> TLSInfo | None:
+    tls = peer.tls
+    if tls is None:
+        return None
+    der = tls.peer_der
+    certificate = None
+    if der:
+        der_path = spool.new_file(".der")
+        der_path.write_bytes(der)
+        try:
+            certificate = describe_certificate(der, der_path)
+        except ValueError:  # unparseable certificate: keep the DER, say nothing false
+            certificate = None
+    return TLSInfo(
+        version=tls.version,
+        cipher=tls.cipher,
+        certificate=certificate,
+        verified=options.verify_tls,
+        alpn=tls.alpn,
+    )
+
+
+# --- spooling --------------------------------------------------------------------------------
+
+
+class _Spool:
+    """The files one capture makes in ``spool_dir``; all removed if the capture fails."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.paths: list[Path] = []
+
+    def new_file(self, suffix: str) -> Path:
+        fd, name = tempfile.mkstemp(prefix=".preserve-spool-", suffix=suffix, dir=self.directory)
+        os.close(fd)
+        path = Path(name)
+        self.paths.append(path)
+        return path
+
+    def discard(self) -> None:
+        for path in self.paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.paths.clear()
+
+
+# --- one hop ---------------------------------------------------------------------------------
+
+
+def _request_headers(url: httpx.URL, options: FetchOptions) -> list[tuple[bytes, bytes]]:
+    defaults = [
+        ("Host", url.netloc.decode("ascii")),
+        ("User-Agent", options.user_agent),
+        ("Accept", DEFAULT_ACCEPT),
+        ("Accept-Encoding", ACCEPT_ENCODING),
+    ]
+    overridden = {name.lower() for name, _ in options.headers}
+    merged = [(n, v) for n, v in defaults if n.lower() not in overridden or n == "Host"]
+    merged += [(n, v) for n, v in options.headers if n.lower() != "host"]
+    try:
+        return [(n.encode("ascii"), v.encode("latin-1")) for n, v in merged]
+    except UnicodeEncodeError as exc:
+        raise CaptureError(f"request header cannot be sent for {url}: {exc}") from exc
+
+
+def _timeouts(options: FetchOptions) -> dict[str, float]:
+    return {
+        "connect": options.connect_timeout,
+        "read": options.read_timeout,
+        "write": options.read_timeout,
+        "pool": options.connect_timeout,
+    }
+
+
+def _translate(exc: httpcore.TimeoutException | httpcore.NetworkError | httpcore.ProtocolError,
+               url: str, deadline: Deadline) -> CaptureError:
+    """One httpcore exception as a preserve error (the caller chains it with ``from``)."""
+    if isinstance(exc, httpcore.TimeoutException):
+        if deadline.remaining() <= 0:
+            return CaptureTimeoutError(
+                f"capture of {url} exceeded its total time limit of {deadline.total:g} s"
+            )
+        return CaptureTimeoutError(f"timed out talking to {url}: {type(exc).__name__}")
+    if isinstance(exc, httpcore.ConnectError):
+        return ConnectError(f"cannot connect for {url}: {exc}")
+    if isinstance(exc, httpcore.ProtocolError):
+        return ProtocolError(f"invalid HTTP from {url}: {exc}")
+    return ProtocolError(f"connection to {url} failed mid-exchange: {exc or type(exc).__name__}")
+
+
+def _location(url: httpx.URL, headers: Iterable[tuple[str, str]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == "location":
+            try:
+                return str(url.join(value.strip()))
+            except (httpx.InvalidURL, ValueError):
+                return value.strip()
+    return None
+
+
+def _one_hop(
+    url: httpx.URL, options: FetchOptions, deadline: Deadline, spool: _Spool
+) -> Exchange:
+    text_url = str(url)
+    started = utc_timestamp()
+    backend = RecordingBackend(deadline=deadline, allow_private=options.allow_private)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    origin = httpcore.Origin(url.scheme.encode("ascii"), url.raw_host, port)
+    connection = httpcore.HTTPConnection(
+        origin,
+        ssl_context=_ssl_context(options) if url.scheme == "https" else None,
+        http1=True,
+        http2=False,
+        network_backend=backend,
+    )
+    request = httpcore.Request(
+        b"GET",
+        httpcore.URL(scheme=url.scheme.encode("ascii"), host=url.raw_host, port=port,
+                     target=url.raw_path),
+        headers=_request_headers(url, options),
+        extensions={"timeout": _timeouts(options)},
+    )
+    body_path = spool.new_file(".body")
+    body_hash = hashlib.sha256()
+    body_size = 0
+    try:
+        with connection:
+            response = connection.handle_request(request)
+            try:
+                headers = tuple(
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers
+                )
+                declared = _declared_length(headers)
+                if declared is not None and declared > options.max_body_size:
+                    raise TooLargeError(
+                        f"response from {text_url} declares {declared} bytes, over the limit "
+                        f"of {options.max_body_size}"
+                    )
+                with body_path.open("wb") as sink:
+                    for chunk in _iter_stream(response):
+                        body_size += len(chunk)
+                        if body_size > options.max_body_size:
+                            raise TooLargeError(
+                                f"response body from {text_url} exceeds the limit of "
+                                f"{options.max_body_size} bytes"
+                            )
+                        body_hash.update(chunk)
+                        sink.write(chunk)
+            finally:
+                response.close()
+            stream = backend.stream
+            if stream is None or stream.final_head is None:
+                raise ProtocolError(f"could not delimit the response head from {text_url}")
+            peer = stream.peer
+            tls = _tls_info(peer, options, spool)
+            return _exchange(
+                url, response, headers, stream, peer, tls, body_path, body_size,
+                body_hash.hexdigest(), started,
+            )
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        raise _translate(exc, text_url, deadline) from exc
+    except OSError as exc:  # the spool file, not the network
+        raise CaptureError(f"cannot spool the body of {text_url}: {exc}") from exc
+
+
+def _iter_stream(response: httpcore.Response) -> Iterator[bytes]:
+    stream = response.stream
+    if not isinstance(stream, Iterable):
+        raise ProtocolError("httpcore returned a non-iterable response stream")
+    for chunk in stream:
+        if isinstance(chunk, bytes):
+            yield chunk
+
+
+def _declared_length(headers: tuple[tuple[str, str], ...]) -> int | None:
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                return int(value.strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _exchange(
+    url: httpx.URL,
+    response: httpcore.Response,
+    headers: tuple[tuple[str, str], ...],
+    stream: RecordingStream,
+    peer: PeerFacts,
+    tls: TLSInfo | None,
+    body_path: Path,
+    body_size: int,
+    body_sha256: str,
+    started: str,
+) -> Exchange:
+    reason = response.extensions.get("reason_phrase", b"")
+    version = response.extensions.get("http_version", b"HTTP/1.1")
+    transfer = [v for k, v in headers if k.lower() == "transfer-encoding"]
+    location = _location(url, headers) if response.status in REDIRECT_STATUSES else None
+    assert stream.final_head is not None
+    return Exchange(
+        url=str(url),
+        method="GET",
+        request_bytes=stream.request_bytes,
+        response_head=stream.final_head,
+        status=response.status,
+        reason=reason.decode("latin-1") if isinstance(reason, bytes) else str(reason),
+        http_version=version.decode("ascii") if isinstance(version, bytes) else str(version),
+        headers=headers,
+        body_path=body_path,
+        body_size=body_size,
+        body_sha256=body_sha256,
+        transfer_encoding=", ".join(transfer) if transfer else None,
+        wire_sha256=stream.wire_sha256,
+        wire_size=stream.wire_size,
+        started=started,
+        ended=utc_timestamp(),
+        remote_ip=peer.remote_ip,
+        remote_port=peer.remote_port,
+        local_ip=peer.local_ip,
+        tls=tls,
+        location=location,
+    )
+
+
+# --- the capture -------------------------------------------------------------------------------
+
+
+def fetch(url: str, spool_dir: Path, options: FetchOptions | None = None) -> FetchResult:
+    """Capture ``url`` and every redirect hop; bodies are spooled to files in ``spool_dir``.
+
+    The caller owns the returned spool files (``Exchange.body_path``, certificate
+    ``der_path``) and deletes them when done; on error they are deleted here.
+    """
+    options = options or FetchOptions()
+    current = parse_url(url)
+    deadline = Deadline(options.timeout, str(current))
+    spool = _Spool(spool_dir)
+    started = utc_timestamp()
+    exchanges: list[Exchange] = []
+    notes: list[str] = []
+    seen = {str(current)}
+    try:
+        while True:
+            exchange = _one_hop(current, options, deadline, spool)
+            exchanges.append(exchange)
+            target = exchange.location
+            if target is None:
+                if exchange.status in REDIRECT_STATUSES:
+                    notes.append(f"{exchange.status} from {exchange.url} has no Location")
+                break
+            try:
+                following = parse_url(target)
+            except InvalidURLError as exc:
+                notes.append(f"redirect not followed: {exc}")
+                break
+            if len(exchanges) > options.max_redirects:
+                raise TooManyRedirectsError(
+                    f"more than {options.max_redirects} redirects starting at {url}"
+                )
+            if str(following) in seen:
+                raise TooManyRedirectsError(f"redirect loop at {following} starting at {url}")
+            seen.add(str(following))
+            deadline.url = str(following)
+            current = following
+    except BaseException:
+        spool.discard()
+        raise
+    return FetchResult(
+        requested_url=str(parse_url(url)),
+        exchanges=tuple(exchanges),
+        started=started,
+        ended=utc_timestamp(),
+        redirects_followed=len(exchanges) - 1,
+        notes=tuple(notes),
+    )
+
+
+# --- content decoding ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBody:
+    """A body with its content coding removed, or the raw bytes with the reason why not."""
+
+    data: bytes
+    truncated: bool  # more decoded bytes existed than the limit allowed
+    decoded: bool  # False: ``data`` are the raw (still encoded) bytes, see ``problem``
+    problem: str | None = None
+
+
+def content_codings(header_value: str | None) -> list[str]:
+    """The content codings named by a ``Content-Encoding`` value, in the order applied."""
+    if not header_value:
+        return []
+    codings = [c.strip().lower() for c in header_value.split(",")]
+    return [c for c in codings if c and c != "identity"]
+
+
+class _Inflater:
+    """Streaming gzip / deflate decoder whose output per call is bounded by ``max_length``."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._obj: zlib._Decompress | None = (
+            zlib.decompressobj(zlib.MAX_WBITS | 16) if coding in ("gzip", "x-gzip") else None
+        )
+        self._probe = b""
+
+    def _start_deflate(self, data: bytes) -> bytes:
+        # "deflate" is meant to be zlib-wrapped; some servers send raw deflate. Decide by header.
+        self._probe += data
+        if len(self._probe) < 2:
+            return b""
+        cmf, flg = self._probe[0], self._probe[1]
+        wrapped = (cmf & 0x0F) == 8 and ((cmf << 8) | flg) % 31 == 0
+        self._obj = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        data, self._probe = self._probe, b""
+        return data
+
+    def feed(self, data: bytes, max_length: int) -> bytes:
+        if self._obj is None:
+            data = self._start_deflate(data)
+            if self._obj is None:
+                return b""
+        out = self._obj.decompress(data, max_length)
+        return out
+
+    def more(self, max_length: int) -> bytes:
+        """Output still buffered inside the decoder (input already fed)."""
+        if self._obj is None:
+            return b""
+        return self._obj.decompress(self._obj.unconsumed_tail, max_length)
+
+    def has_pending(self) -> bool:
+        return self._obj is not None and bool(self._obj.unconsumed_tail)
+
+    def finish(self) -> bool:
+        """True if the compressed stream ended properly."""
+        return self._obj is not None and self._obj.eof
+
+
+def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: int) -> DecodedBody:
+    """Remove the content coding from a stream of bytes, producing at most ``limit`` bytes.
+
+    Only gzip and deflate (one coding, or none) are decoded; anything else, or a corrupt stream,
+    gives the raw bytes (up to ``limit``) with ``decoded=False`` and the problem named.
+    """
+    codings = content_codings(content_encoding)
+    if not codings:
+        return _collect_raw(chunks, limit, decoded=True, problem=None)
+    if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
+        return _collect_raw(
+            chunks, limit, decoded=False, problem=f"content coding {content_encoding!r} not decoded"
+        )
+    raw = bytearray()  # the encoded bytes seen so far, kept only up to ``limit`` for fallback
+    out = bytearray()
+    inflater = _Inflater(codings[0])
+    iterator = iter(chunks)
+    try:
+        for chunk in iterator:
+            if len(raw) < limit:
+                raw += chunk[: limit - len(raw)]
+            out += inflater.feed(chunk, limit + 1 - len(out))
+            while len(out) <= limit and inflater.has_pending():
+                out += inflater.more(limit + 1 - len(out))
+            if len(out) > limit:
+                return DecodedBody(bytes(out[:limit]), truncated=True, decoded=True)
+        if not inflater.finish():
+            problem = f"{codings[0]} stream is truncated"
+            return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
+    except zlib.error as exc:
+        rest = _collect_raw(iterator, limit - len(raw), decoded=False, problem=None)
+        data = bytes(raw) + rest.data
+        return DecodedBody(
+            data[:limit],
+            truncated=rest.truncated,
+            decoded=False,
+            problem=f"{codings[0]} data is corrupt ({exc}); raw bytes returned",
+        )
+    return DecodedBody(bytes(out), truncated=False, decoded=True)
+
+
+def _collect_raw(
+    chunks: Iterable[bytes], limit: int, *, decoded: bool, problem: str | None
+) -> DecodedBody:
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > limit:
+            return DecodedBody(bytes(out[:limit]), truncated=True, decoded=decoded, problem=problem)
+    return DecodedBody(bytes(out), truncated=False, decoded=decoded, problem=problem)
+
+
+def decode_body(exchange: Exchange, limit: int) -> DecodedBody:
+    """The spooled body of ``exchange`` with its content coding removed (see decode_chunks)."""
+    return decode_chunks(
+        exchange.iter_body(_SPOOL_BLOCK), exchange.header("content-encoding"), limit
+    )
+
+
+def read_decoded_body(exchange: Exchange, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the content-decoded body, and whether it was cut short.
+
+    If the body cannot be decoded (unknown coding, corrupt data) the raw bytes are returned
+    instead; call :func:`decode_body` to learn whether that happened and why.
+    """
+    result = decode_body(exchange, limit)
+    return result.data, result.truncated

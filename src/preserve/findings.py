@@ -1,0 +1,251 @@
+"""Finding codes, findings and the audit report of ``preserve verify``.
+
+Finding codes are public API: one :class:`Code` enum whose values (``E101``, ``W501``…) are
+never renumbered or reused. The letter is the severity (E = error, W = warning); the hundreds
+digit is the area: 1xx manifests, 2xx WARC files and records, 3xx integrity log and checkpoints
+(reserved), 4xx text objects and re-extraction, 5xx archive layout (unreferenced files, debris),
+6xx and up reserved for later areas (network, reliability). docs/format.md carries the table,
+generated from this catalogue by scripts/gen_findings_doc.py.
+
+This module holds data only: it does not inspect the archive (:mod:`preserve.verify` does) and
+does not print (the CLI renders :meth:`Report.to_json`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Code(enum.Enum):
+    """Every finding code, with its severity, title and one-line description.
+
+    ``Code("E203")`` looks a code up; ``.value``/``.code`` is the string, never renumbered.
+    """
+
+    E101 = ("E101", "manifest unreadable",
+            "The manifest file exists but cannot be read (I/O error, permission, too large).")
+    E102 = ("E102", "manifest not valid JSON",
+            "The manifest is not UTF-8 JSON, is nested too deeply, or repeats a key.")
+    E103 = ("E103", "manifest invalid",
+            "The manifest JSON does not validate against its schema (field, type or format).")
+    E104 = ("E104", "manifest schema unsupported",
+            "The manifest names a schema version this preserve does not know.")
+    E105 = ("E105", "manifest name mismatch",
+            "The manifest's file name is not <capture_id>.json for the capture id inside it.")
+    E106 = ("E106", "duplicate capture id",
+            "Two manifests claim the same capture id.")
+    E107 = ("E107", "unsafe path",
+            "A path in a manifest or the archive tree would lead outside the archive root.")
+    E108 = ("E108", "text path inconsistent",
+            "A text or comments path is not archive/text/ab/cd/<hash> for its own hash.")
+    W109 = ("W109", "manifest not canonical",
+            "The manifest parses but its bytes are not the canonical serialisation.")
+    W110 = ("W110", "previous capture missing",
+            "A capture id listed in 'previous' has no manifest in this archive.")
+    W111 = ("W111", "WARC path off layout",
+            "The WARC path is not archive/warc/YYYY/MM/<capture_id>.warc.gz.")
+
+    E201 = ("E201", "WARC file missing",
+            "The WARC file named by a manifest does not exist.")
+    E202 = ("E202", "WARC size mismatch",
+            "The WARC file is larger than the manifest records (bytes were appended or changed).")
+    E203 = ("E203", "WARC BLAKE3 mismatch",
+            "The WARC file's BLAKE3 digest differs from the manifest.")
+    E204 = ("E204", "WARC SHA-256 mismatch",
+            "The WARC file's SHA-256 digest differs from the manifest.")
+    E205 = ("E205", "WARC file unreadable",
+            "The WARC file exists but cannot be read (I/O error, permission, not a file).")
+    E206 = ("E206", "WARC truncated",
+            "The WARC file is shorter than the manifest records.")
+    E207 = ("E207", "WARC record unreadable",
+            "Deep check: a record cannot be parsed (bad gzip member, header or length).")
+    E210 = ("E210", "WARC record not found",
+            "Deep check: no record starts at the offset the manifest gives.")
+    E211 = ("E211", "WARC record id mismatch",
+            "Deep check: the record at the manifest's offset has a different WARC-Record-ID.")
+    E212 = ("E212", "WARC record differs from manifest",
+            "Deep check: type, target URI, length or digest label differ from the manifest.")
+    E213 = ("E213", "block digest mismatch",
+            "Deep check: the record block does not hash to its WARC-Block-Digest.")
+    E214 = ("E214", "payload digest mismatch",
+            "Deep check: the record payload does not hash to its WARC-Payload-Digest.")
+    W215 = ("W215", "WARC record not in manifest",
+            "Deep check: the WARC file holds a record the manifest does not list.")
+
+    E401 = ("E401", "text object missing",
+            "The clean-text object named by a manifest does not exist.")
+    E402 = ("E402", "text object corrupt",
+            "A text object's bytes do not hash to its name (or differ in size from the manifest).")
+    E403 = ("E403", "comments object missing",
+            "The comments object named by a manifest does not exist.")
+    E404 = ("E404", "comments object corrupt",
+            "A comments object's bytes do not hash to its name (or size differs).")
+    E405 = ("E405", "text object unreadable",
+            "A text or comments object exists but cannot be read.")
+    E406 = ("E406", "re-extraction differs",
+            "Deep check: re-extracting the archived response with the same extractor version "
+            "gives different text or comments.")
+    W407 = ("W407", "extractor version changed",
+            "Deep check: re-extraction differs, but the extractor version differs from the "
+            "manifest's, so a difference is expected.")
+    E408 = ("E408", "re-extraction failed",
+            "Deep check: the final response could not be found, read or extracted.")
+
+    W501 = ("W501", "unreferenced WARC file",
+            "A file under archive/warc/ is named by no manifest (e.g. an interrupted capture).")
+    W502 = ("W502", "unreferenced text object",
+            "A text object is named by no manifest (e.g. an interrupted capture).")
+    W503 = ("W503", "debris in archive/tmp",
+            "A leftover temporary file in archive/tmp/ (an interrupted write).")
+    W504 = ("W504", "manifest temp debris",
+            "A leftover manifests/.tmp-* file (an interrupted manifest write).")
+    W505 = ("W505", "unexpected file",
+            "A file, directory or symlink where the layout expects none.")
+
+    def __new__(cls, code: str, title: str, description: str) -> Code:
+        member = object.__new__(cls)
+        member._value_ = code
+        member.title = title
+        member.description = description
+        return member
+
+    title: str
+    description: str
+
+    @property
+    def code(self) -> str:
+        """The stable code string, e.g. ``"E203"`` (same as ``.value``)."""
+        return str(self.value)
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.ERROR if self.code.startswith("E") else Severity.WARNING
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing verify found: a code, the root-relative path concerned, and a message."""
+
+    code: Code
+    path: str
+    message: str
+    capture_id: str | None = None
+    detail: Mapping[str, Any] | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return self.code.severity
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code.code,
+            "severity": self.severity.value,
+            "title": self.code.title,
+            "path": self.path,
+            "message": self.message,
+            "capture_id": self.capture_id,
+            "detail": dict(self.detail) if self.detail is not None else None,
+        }
+
+
+@dataclass(slots=True)
+class Stats:
+    """What an audit covered."""
+
+    manifests_checked: int = 0
+    warc_files_checked: int = 0
+    records_checked: int = 0
+    text_objects_checked: int = 0
+    texts_reextracted: int = 0
+    bytes_hashed: int = 0
+    duration_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Report:
+    """The result of one audit: every finding, in the order found, plus statistics."""
+
+    root: str
+    deep: bool
+    findings: list[Finding] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    started: str | None = None
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not self.errors
+
+    @property
+    def exit_status(self) -> int:
+        return 0 if self.ok else 1
+
+    def counts(self) -> dict[str, int]:
+        """Number of findings per code, e.g. ``{"E203": 1}``."""
+        return dict(sorted(Counter(f.code.code for f in self.findings).items()))
+
+    def codes(self) -> set[Code]:
+        return {f.code for f in self.findings}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "deep": self.deep,
+            "started": self.started,
+            "ok": self.ok,
+            "exit_status": self.exit_status,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "counts": self.counts(),
+            "stats": {
+                "manifests_checked": self.stats.manifests_checked,
+                "warc_files_checked": self.stats.warc_files_checked,
+                "records_checked": self.stats.records_checked,
+                "text_objects_checked": self.stats.text_objects_checked,
+                "texts_reextracted": self.stats.texts_reextracted,
+                "bytes_hashed": self.stats.bytes_hashed,
+                "duration_seconds": round(self.stats.duration_seconds, 3),
+            },
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _escape_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """The finding-code table for docs/format.md (generated; see scripts/gen_findings_doc.py)."""
+    lines = ["| Code | Severity | Title | Meaning |", "|---|---|---|---|"]
+    for code in Code:
+        lines.append(
+            f"| `{code.code}` | {code.severity.value} | {_escape_cell(code.title)} | "
+            f"{_escape_cell(code.description)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["Code", "Finding", "Report", "Severity", "Stats", "markdown_table"]

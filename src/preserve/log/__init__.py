@@ -1,0 +1,94 @@
+"""The integrity log: an RFC 9162 Merkle log of manifests and audit events, signed checkpoints.
+
+Modules: :mod:`~.merkle` (tree hashing, proofs), :mod:`~.storage` (the on-disk append-only
+log), :mod:`~.entries` (canonical leaf bytes), :mod:`~.events` (PREMIS-style audit events),
+:mod:`~.keys` (Ed25519 keys, C2SP key formats), :mod:`~.note` (signed notes, checkpoints),
+:mod:`~.archive_log` (the log of one archive), :mod:`~.audit` (findings E3xx/W3xx),
+:mod:`~.proof` (offline proof bundles). See docs/integrity-log.md.
+"""
+
+from .archive_log import (
+    checkpoint_paths,
+    init_log,
+    latest_checkpoint,
+    log_dir,
+    open_log,
+    read_verifier,
+    record_event,
+    record_manifest,
+    write_checkpoint,
+)
+from .audit import CODES, LogFinding, verify_log
+from .entries import AuditLeaf, ManifestLeaf, canonical_json, parse_entry
+from .events import fixity_event
+from .keys import (
+    Signer,
+    Verifier,
+    default_key_path,
+    generate_key,
+    load_signer,
+    parse_verifier_key,
+)
+from .merkle import (
+    consistency_path,
+    inclusion_path,
+    leaf_hash,
+    node_hash,
+    root_from_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
+from .note import (
+    Checkpoint,
+    NoteError,
+    open_note,
+    parse_checkpoint,
+    sign_checkpoint,
+    sign_note,
+    verify_checkpoint,
+)
+from .proof import check_proof, make_proof
+from .storage import TransparencyLog
+
+__all__ = [
+    "CODES",
+    "AuditLeaf",
+    "Checkpoint",
+    "LogFinding",
+    "ManifestLeaf",
+    "NoteError",
+    "Signer",
+    "TransparencyLog",
+    "Verifier",
+    "canonical_json",
+    "check_proof",
+    "checkpoint_paths",
+    "consistency_path",
+    "default_key_path",
+    "fixity_event",
+    "generate_key",
+    "inclusion_path",
+    "init_log",
+    "latest_checkpoint",
+    "leaf_hash",
+    "load_signer",
+    "log_dir",
+    "make_proof",
+    "node_hash",
+    "open_log",
+    "open_note",
+    "parse_checkpoint",
+    "parse_entry",
+    "parse_verifier_key",
+    "read_verifier",
+    "record_event",
+    "record_manifest",
+    "root_from_leaf_hashes",
+    "sign_checkpoint",
+    "sign_note",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_log",
+    "write_checkpoint",
+]

@@ -1,0 +1,197 @@
+"""The leaf entries of the integrity log: canonical JSON bytes, one leaf per fact.
+
+Two kinds of leaf, in commit order:
+
+- ``manifest``: ``{"capture_id", "captured", "committed", "manifest": {"blake3", "path",
+  "sha256", "size"}, "type": "manifest", "v": 1}`` (one per committed manifest; ``captured`` is
+  the manifest's ``started`` time, ``committed`` when it was logged)
+- ``audit``: ``{"committed", "event": {...PREMIS-style event...}, "type": "audit", "v": 1}``
+
+Canonical JSON: keys sorted, separators ``,`` and ``:``, ASCII only (``\\uXXXX`` escapes), no
+NaN, UTF-8 bytes, no trailing newline. The leaf hash is over these exact bytes, so anyone can
+recompute it; :func:`parse_entry` rejects bytes that are not in canonical form.
+Times are RFC 3339 UTC with ``Z`` and microseconds. This module does not touch the log files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ManifestError
+from ..hashing import hash_bytes
+
+ENTRY_VERSION = 1
+CAPTURE_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z2-7]{10}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MANIFEST_DIR = "manifests"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON bytes of ``value`` (see the module docstring)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 UTC with ``Z`` and microseconds."""
+    if when.tzinfo is None:
+        raise ValueError("a log time must be timezone-aware")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 time (``Z`` or offset); raise ValueError if it has no zone."""
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError(f"time without a zone: {text!r}")
+    return when
+
+
+def utc_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def manifest_path(capture_id: str) -> str:
+    """The archive-relative path of a capture's manifest."""
+    if not CAPTURE_ID.match(capture_id):
+        raise ValueError(f"invalid capture id {capture_id!r}")
+    return f"{MANIFEST_DIR}/{capture_id}.json"
+
+
+@dataclass(frozen=True)
+class ManifestLeaf:
+    capture_id: str
+    path: str
+    blake3: str
+    sha256: str
+    size: int
+    captured: str
+    committed: str
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "capture_id": self.capture_id,
+                "captured": self.captured,
+                "committed": self.committed,
+                "manifest": {
+                    "blake3": self.blake3,
+                    "path": self.path,
+                    "sha256": self.sha256,
+                    "size": self.size,
+                },
+                "type": "manifest",
+                "v": ENTRY_VERSION,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class AuditLeaf:
+    event: Mapping[str, Any]
+    committed: str
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {"committed": self.committed, "event": dict(self.event), "type": "audit", "v": 1}
+        )
+
+
+LogEntry = ManifestLeaf | AuditLeaf
+
+
+def manifest_leaf_for_bytes(data: bytes, committed: str | None = None) -> ManifestLeaf:
+    """The leaf for a manifest file's exact bytes (capture id and start time read from it)."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise ManifestError(f"manifest is not JSON: {exc}") from exc
+    capture_id = doc.get("capture_id") if isinstance(doc, dict) else None
+    started = doc.get("started") if isinstance(doc, dict) else None
+    if not isinstance(capture_id, str) or not CAPTURE_ID.match(capture_id):
+        raise ManifestError("manifest has no valid capture_id")
+    if not isinstance(started, str):
+        raise ManifestError("manifest has no started time")
+    try:
+        captured = format_time(parse_time(started))
+    except ValueError as exc:
+        raise ManifestError(f"manifest started time is invalid: {exc}") from exc
+    digests = hash_bytes(data)
+    return ManifestLeaf(
+        capture_id=capture_id,
+        path=manifest_path(capture_id),
+        blake3=digests.blake3,
+        sha256=digests.sha256,
+        size=digests.size,
+        captured=captured,
+        committed=committed or utc_now(),
+    )
+
+
+def manifest_leaf_for_file(path: Path, committed: str | None = None) -> ManifestLeaf:
+    """The leaf for a manifest file on disk (manifests are small; read whole)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
+    leaf = manifest_leaf_for_bytes(data, committed)
+    if path.name != f"{leaf.capture_id}.json":
+        raise ManifestError(f"{path.name} does not hold capture {leaf.capture_id}")
+    return leaf
+
+
+def _require(doc: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = doc.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"entry field {key!r} missing or not {kind.__name__}")
+    return value
+
+
+def parse_entry(data: bytes) -> LogEntry:
+    """Parse and validate leaf bytes; raise ValueError if malformed or not canonical."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"entry is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ValueError("entry is not a JSON object")
+    if canonical_json(doc) != data:
+        raise ValueError("entry is not in canonical form")
+    if doc.get("v") != ENTRY_VERSION:
+        raise ValueError(f"unknown entry version {doc.get('v')!r}")
+    committed = _require(doc, "committed", str)
+    parse_time(committed)
+    kind = doc.get("type")
+    if kind == "manifest":
+        if set(doc) != {"capture_id", "captured", "committed", "manifest", "type", "v"}:
+            raise ValueError("manifest entry has unexpected fields")
+        capture_id = _require(doc, "capture_id", str)
+        captured = _require(doc, "captured", str)
+        parse_time(captured)
+        m = _require(doc, "manifest", dict)
+        leaf = ManifestLeaf(
+            capture_id=capture_id,
+            path=_require(m, "path", str),
+            blake3=_require(m, "blake3", str),
+            sha256=_require(m, "sha256", str),
+            size=_require(m, "size", int),
+            captured=captured,
+            committed=committed,
+        )
+        if leaf.path != manifest_path(capture_id) or set(m) != {"blake3", "path", "sha256", "size"}:
+            raise ValueError("manifest entry path does not match its capture id")
+        if not (_HEX64.match(leaf.blake3) and _HEX64.match(leaf.sha256)) or leaf.size < 0:
+            raise ValueError("manifest entry digests or size are malformed")
+        return leaf
+    if kind == "audit":
+        if set(doc) != {"committed", "event", "type", "v"}:
+            raise ValueError("audit entry has unexpected fields")
+        return AuditLeaf(_require(doc, "event", dict), committed)
+    raise ValueError(f"unknown entry type {kind!r}")

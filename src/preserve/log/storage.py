@@ -1,0 +1,440 @@
+"""The on-disk append-only Merkle log: entries, stored subtree hashes and a head file.
+
+Layout of a log directory::
+
+    entries.jsonl   leaf data, one entry per line (the entry bytes, then b"\\n")
+    entries.idx     8-byte big-endian end offset of each line in entries.jsonl
+    tree/NN.bin     level NN: 32-byte hashes of the complete subtrees of 2**NN leaves, in order
+                    (level 00 holds the leaf hashes)
+    head.json       {"root": <hex>, "size": <n>}: the committed size, replaced atomically
+
+An append writes the entry, its index record and the O(log n) new subtree hashes at their
+final offsets, fsyncs those files, then replaces ``head.json`` (temp file, fsync, rename,
+directory fsync). Bytes past what ``head.json`` implies are the torn tail of an interrupted
+append: a writable open truncates them, a read-only open reports them in :attr:`torn_tail`.
+Roots and proofs read O(log n) stored hashes; nothing re-reads all leaves except :meth:`check`.
+
+The caller serialises writers (the archive lock); this module takes no lock, knows nothing
+about what an entry means (see :mod:`preserve.log.entries`) and does not sign anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import LogError, StorageError
+from .merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    consistency_path,
+    fold_subtrees,
+    inclusion_path,
+    leaf_hash,
+    node_hash,
+    subtree_sizes,
+)
+
+ENTRIES_NAME = "entries.jsonl"
+INDEX_NAME = "entries.idx"
+TREE_DIR_NAME = "tree"
+HEAD_NAME = "head.json"
+OFFSET_SIZE = 8
+MAX_ENTRY_SIZE = 1 << 20
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so that a rename or a new file in it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, dir fsync."""
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+
+
+def _head_bytes(size: int, root: bytes) -> bytes:
+    return json.dumps({"root": root.hex(), "size": size}, sort_keys=True).encode() + b"\n"
+
+
+class TransparencyLog:
+    """An RFC 9162 append-only log stored in one directory; see the module docstring."""
+
+    def __init__(self, log_dir: Path, *, readonly: bool) -> None:
+        self._dir = log_dir
+        self._readonly = readonly
+        self._fds: dict[str, int] = {}
+        self._size = 0
+        self._root = EMPTY_ROOT
+        self.torn_tail: list[str] = []
+        """Descriptions of bytes found past the committed size (an interrupted append)."""
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, log_dir: Path | str, *, create: bool = False, readonly: bool = False
+    ) -> TransparencyLog:
+        """Open (or with ``create``, create if absent) the log in ``log_dir``.
+
+        Raises :class:`LogError` if the log is missing or its committed part is damaged
+        (files shorter than the head says, or stored hashes that do not give the head's root).
+        """
+        log_dir = Path(log_dir)
+        if create and readonly:
+            raise ValueError("a read-only open cannot create a log")
+        head = log_dir / HEAD_NAME
+        if not head.exists():
+            if not create:
+                raise LogError(f"no transparency log in {log_dir} (missing {HEAD_NAME})")
+            cls._create(log_dir)
+        log = cls(log_dir, readonly=readonly)
+        try:
+            log._load()
+        except BaseException:
+            log.close()
+            raise
+        return log
+
+    @staticmethod
+    def _create(log_dir: Path) -> None:
+        try:
+            (log_dir / TREE_DIR_NAME).mkdir(parents=True, exist_ok=True)
+            for name in (ENTRIES_NAME, INDEX_NAME):
+                (log_dir / name).touch(exist_ok=True)
+            fsync_dir(log_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot create a log in {log_dir}: {exc}") from exc
+        write_file_atomic(log_dir / HEAD_NAME, _head_bytes(0, EMPTY_ROOT))
+
+    def _load(self) -> None:
+        self._size, self._root = self._read_head()
+        flags = os.O_RDONLY if self._readonly else os.O_RDWR
+        try:
+            for name in (ENTRIES_NAME, INDEX_NAME):
+                self._fds[name] = os.open(self._dir / name, flags)
+        except OSError as exc:
+            raise LogError(f"cannot open the log files in {self._dir}: {exc}") from exc
+        self._check_lengths()
+        computed = self._root_of(self._size)
+        if computed != self._root:
+            raise LogError(
+                f"{self._dir / HEAD_NAME}: root {self._root.hex()} does not match the stored "
+                f"tree ({computed.hex()}) at size {self._size}"
+            )
+
+    def _read_head(self) -> tuple[int, bytes]:
+        path = self._dir / HEAD_NAME
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise LogError(f"{path}: unreadable head: {exc}") from exc
+        size, root = (doc.get("size"), doc.get("root")) if isinstance(doc, dict) else (None, None)
+        if not (isinstance(size, int) and size >= 0 and isinstance(root, str)):
+            raise LogError(f"{path}: head must hold a size and a root")
+        if not _HEX64.match(root):
+            raise LogError(f"{path}: head root is not 64 lower-case hex digits")
+        return size, bytes.fromhex(root)
+
+    def _check_lengths(self) -> None:
+        n = self._size
+        expected = {INDEX_NAME: n * OFFSET_SIZE}
+        actual = {name: os.fstat(self._fds[name]).st_size for name in (INDEX_NAME, ENTRIES_NAME)}
+        if actual[INDEX_NAME] < expected[INDEX_NAME]:
+            raise LogError(f"{self._dir / INDEX_NAME}: shorter than the {n} committed entries")
+        expected[ENTRIES_NAME] = self._entry_end(n - 1) if n else 0
+        tree_dir = self._dir / TREE_DIR_NAME
+        if not tree_dir.is_dir():
+            raise LogError(f"{tree_dir}: missing")
+        levels = {p.name: p for p in tree_dir.glob("*.bin")}
+        for level in range(max(n.bit_length(), 1)):
+            name = f"{level:02d}.bin"
+            want = (n >> level) * HASH_SIZE
+            if name in levels:
+                expected[f"{TREE_DIR_NAME}/{name}"] = want
+                actual[f"{TREE_DIR_NAME}/{name}"] = levels.pop(name).stat().st_size
+            elif want:
+                raise LogError(f"{tree_dir / name}: missing")
+        for name, path in levels.items():  # levels above the committed height: all tail
+            expected[f"{TREE_DIR_NAME}/{name}"] = 0
+            actual[f"{TREE_DIR_NAME}/{name}"] = path.stat().st_size
+        for name, want in expected.items():
+            have = actual[name]
+            if have < want:
+                raise LogError(f"{self._dir / name}: {have} bytes, the committed log needs {want}")
+            if have > want:
+                self.torn_tail.append(f"{name}: {have - want} bytes past the committed size {n}")
+                if not self._readonly:
+                    self._truncate(self._dir / name, want)
+
+    @staticmethod
+    def _truncate(path: Path, length: int) -> None:
+        try:
+            with path.open("r+b") as f:
+                f.truncate(length)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot truncate the torn tail of {path}: {exc}") from exc
+
+    # --- low-level reads and writes --------------------------------------------------------------
+
+    def _level_fd(self, level: int) -> int:
+        name = f"{TREE_DIR_NAME}/{level:02d}.bin"
+        fd = self._fds.get(name)
+        if fd is None:
+            path = self._dir / name
+            try:
+                if self._readonly:
+                    fd = os.open(path, os.O_RDONLY)
+                else:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise LogError(f"cannot open {path}: {exc}") from exc
+            self._fds[name] = fd
+        return fd
+
+    def _pread(self, fd: int, length: int, offset: int, what: str) -> bytes:
+        try:
+            data = os.pread(fd, length, offset)
+        except OSError as exc:
+            raise LogError(f"{self._dir}: cannot read {what}: {exc}") from exc
+        if len(data) != length:
+            raise LogError(f"{self._dir}: {what} is truncated")
+        return data
+
+    def _pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        try:
+            written = os.pwrite(fd, data, offset)
+        except OSError as exc:
+            raise StorageError(f"{self._dir}: write failed: {exc}") from exc
+        if written != len(data):
+            raise StorageError(f"{self._dir}: short write")
+
+    def _node(self, level: int, index: int) -> bytes:
+        """The stored hash of complete subtree ``index`` at ``level`` (2**level leaves)."""
+        return self._pread(
+            self._level_fd(level), HASH_SIZE, index * HASH_SIZE, f"node {level}/{index}"
+        )
+
+    def _entry_end(self, index: int) -> int:
+        raw = self._pread(
+            self._fds[INDEX_NAME], OFFSET_SIZE, index * OFFSET_SIZE, f"index record {index}"
+        )
+        return int.from_bytes(raw, "big")
+
+    def _range_hash(self, start: int, end: int) -> bytes:
+        """MTH of leaves [start, end) from stored complete-subtree hashes (O(log n) reads)."""
+        n = end - start
+        if n & (n - 1) == 0 and start % n == 0:
+            return self._node(n.bit_length() - 1, start // n)
+        k = 1 << ((n - 1).bit_length() - 1)
+        return node_hash(self._range_hash(start, start + k), self._range_hash(start + k, end))
+
+    def _root_of(self, size: int) -> bytes:
+        roots: list[bytes] = []
+        start = 0
+        for width in subtree_sizes(size):
+            roots.append(self._node(width.bit_length() - 1, start // width))
+            start += width
+        return fold_subtrees(roots)
+
+    # --- public reads -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._dir
+
+    @property
+    def size(self) -> int:
+        """The number of committed leaves."""
+        return self._size
+
+    def _check_size(self, size: int | None) -> int:
+        if size is None:
+            return self._size
+        if not 0 <= size <= self._size:
+            raise LogError(f"tree size {size} is not within the log's size {self._size}")
+        return size
+
+    def root_hash(self, size: int | None = None) -> bytes:
+        """MTH of the first ``size`` leaves (default: all committed leaves)."""
+        size = self._check_size(size)
+        return self._root if size == self._size else self._root_of(size)
+
+    def leaf(self, index: int) -> bytes:
+        """The entry bytes of leaf ``index``."""
+        if not 0 <= index < self._size:
+            raise LogError(f"leaf {index} is not in a log of {self._size} leaves")
+        start = self._entry_end(index - 1) if index else 0
+        end = self._entry_end(index)
+        if end <= start:
+            raise LogError(f"index record {index} is not after the previous one")
+        data = self._pread(self._fds[ENTRIES_NAME], end - start, start, f"entry {index}")
+        if not data.endswith(b"\n"):
+            raise LogError(f"entry {index} is not terminated by a newline")
+        return data[:-1]
+
+    def leaf_hash(self, index: int) -> bytes:
+        """The stored RFC 9162 leaf hash of leaf ``index``."""
+        if not 0 <= index < self._size:
+            raise LogError(f"leaf {index} is not in a log of {self._size} leaves")
+        return self._node(0, index)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """The audit path of leaf ``index`` in the tree of the first ``size`` leaves."""
+        size = self._check_size(size)
+        try:
+            return inclusion_path(index, size, self._range_hash)
+        except ValueError as exc:
+            raise LogError(str(exc)) from exc
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """The RFC 9162 consistency proof between tree sizes ``old_size`` and ``new_size``."""
+        new_size = self._check_size(new_size)
+        try:
+            return consistency_path(old_size, new_size, self._range_hash)
+        except ValueError as exc:
+            raise LogError(str(exc)) from exc
+
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(index, entry bytes)`` for every committed leaf from ``start``, streamed."""
+        index = start
+        offset = self._entry_end(start - 1) if start else 0
+        batch = 4096
+        while index < self._size:
+            count = min(batch, self._size - index)
+            raw = self._pread(
+                self._fds[INDEX_NAME], count * OFFSET_SIZE, index * OFFSET_SIZE, "index records"
+            )
+            ends = [int.from_bytes(raw[i : i + OFFSET_SIZE], "big") for i in range(0, len(raw), 8)]
+            if ends[-1] < offset:
+                raise LogError(f"index records from {index} go backwards")
+            block = self._pread(self._fds[ENTRIES_NAME], ends[-1] - offset, offset, "entries")
+            base = offset
+            for end in ends:
+                if end <= offset:
+                    raise LogError(f"index record {index} is not after the previous one")
+                line = block[offset - base : end - base]
+                if not line.endswith(b"\n") or b"\n" in line[:-1]:
+                    raise LogError(f"entry {index} is not exactly one line")
+                yield index, line[:-1]
+                offset = end
+                index += 1
+
+    def check(self) -> list[tuple[int | None, str]]:
+        """Re-read every entry and rebuild the tree; return ``(leaf index or None, problem)``.
+
+        Streams the entries once and keeps O(log n) hashes in memory; compares each leaf hash
+        and each complete subtree hash with the stored one and the final root with the head.
+        """
+        problems: list[tuple[int | None, str]] = []
+        stack: list[tuple[int, bytes]] = []  # (level, hash) of the right edge, bottom last
+        try:
+            for index, entry in self.iter_entries():
+                h = leaf_hash(entry)
+                if h != self._node(0, index):
+                    problems.append((index, "stored leaf hash does not match the entry"))
+                level, i = 0, index
+                while stack and stack[-1][0] == level:
+                    _, left = stack.pop()
+                    h = node_hash(left, h)
+                    level += 1
+                    i >>= 1
+                    if h != self._node(level, i):
+                        problems.append((index, f"stored node {level}/{i} does not match"))
+                stack.append((level, h))
+        except LogError as exc:
+            problems.append((None, str(exc)))
+            return problems
+        root = fold_subtrees([h for _, h in stack])
+        if root != self._root:
+            problems.append((None, "the entries do not hash to the head's root"))
+        return problems
+
+    # --- appending ------------------------------------------------------------------------------
+
+    def append(self, entry: bytes) -> int:
+        """Append one entry durably; return its leaf index."""
+        return self.append_many([entry])
+
+    def append_many(self, entries: Iterable[bytes]) -> int:
+        """Append entries in order with one set of fsyncs; return the first new leaf index."""
+        if self._readonly:
+            raise LogError("the log was opened read-only")
+        first = self._size
+        size = self._size
+        offset = self._entry_end(size - 1) if size else 0
+        touched: set[str] = {ENTRIES_NAME, INDEX_NAME}
+        for entry in entries:
+            if not isinstance(entry, bytes) or not entry or len(entry) > MAX_ENTRY_SIZE:
+                raise ValueError("a log entry must be 1 byte to 1 MiB of bytes")
+            if b"\n" in entry:
+                raise ValueError("a log entry must not contain a newline")
+            line = entry + b"\n"
+            self._pwrite(self._fds[ENTRIES_NAME], line, offset)
+            offset += len(line)
+            self._pwrite(self._fds[INDEX_NAME], offset.to_bytes(OFFSET_SIZE, "big"), size * 8)
+            h = leaf_hash(entry)
+            level, i = 0, size
+            self._pwrite(self._level_fd(level), h, i * HASH_SIZE)
+            touched.add(f"{TREE_DIR_NAME}/{level:02d}.bin")
+            while i & 1:
+                h = node_hash(self._node(level, i - 1), h)
+                level += 1
+                i >>= 1
+                self._pwrite(self._level_fd(level), h, i * HASH_SIZE)
+                touched.add(f"{TREE_DIR_NAME}/{level:02d}.bin")
+            size += 1
+        if size == first:
+            return first
+        try:
+            for name in touched:
+                os.fsync(self._fds[name])
+            fsync_dir(self._dir / TREE_DIR_NAME)
+        except OSError as exc:
+            raise StorageError(f"{self._dir}: fsync failed: {exc}") from exc
+        root = self._root_of(size)
+        write_file_atomic(self._dir / HEAD_NAME, _head_bytes(size, root))
+        self._size, self._root = size, root
+        return first
+
+    # --- closing --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> TransparencyLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,709 @@
+"""Capture manifests: frozen dataclasses, canonical JSON, strict parsing, write-once storage.
+
+A manifest (schema ``preserve/manifest/1``, documented field by field in docs/format.md) binds
+one capture's WARC file and records, its text objects and its provenance. It is serialised as
+canonical JSON (sorted keys, 2-space indent, UTF-8 without ASCII escaping, trailing newline),
+written once to ``manifests/<capture_id>.json`` by linking a fsynced temp file into place (never
+replacing an existing manifest), and identified by the BLAKE3/SHA-256 of its exact bytes.
+
+Parsing is strict: size and nesting are bounded before ``json.loads`` runs, duplicate keys,
+NaN/Infinity and unknown fields are rejected, and every id, digest, time and path is checked.
+Paths are only checked lexically here (:func:`preserve.paths.check_relative`); resolving them
+against a root (symlinks) is the job of whoever opens them. This module does not check that the
+files a manifest names exist or match; :mod:`preserve.verify` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import errno
+import ipaddress
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from preserve.errors import ManifestError, NotFoundError, StorageError
+from preserve.hashing import Digests, hash_bytes
+from preserve.paths import (
+    MANIFEST_SUFFIX,
+    MANIFEST_TMP_PREFIX,
+    ArchiveLayout,
+    check_relative,
+    fsync_dir,
+    is_capture_id,
+    is_hex_digest,
+    makedirs_durable,
+)
+
+SCHEMA = "preserve/manifest/1"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_NESTING = 32
+MANIFEST_MODE = 0o444
+
+STATUSES = ("ok", "http-error", "not-html", "no-text")
+RECORD_TYPES = (
+    "warcinfo", "response", "resource", "request", "metadata", "revisit", "conversion",
+    "continuation",
+)
+
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_CERT_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_RECORD_ID_RE = re.compile(
+    r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+_WARC_DIGEST_RE = re.compile(r"^(sha1|sha256|sha512):([A-Z2-7]+=*|[0-9a-f]+)$")
+_DIGEST_BITS = {"sha1": 160, "sha256": 256, "sha512": 512}
+_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NON_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_INNER_PAIR_RE = re.compile(rb"\[\]|\{\}")
+
+JSONValue = Any
+
+
+# --- the dataclasses ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpStatus:
+    status: int
+    reason: str
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    sha256_fingerprint: str
+    subject: str
+    issuer: str
+    not_before: str
+    not_after: str
+    serial_number: str
+    subject_alt_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    version: str
+    cipher: str
+    alpn: str | None
+    verified: bool
+    certificate: CertificateInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One HTTP exchange of the redirect chain (the last hop is the final response)."""
+
+    url: str
+    method: str
+    status: int
+    location: str | None
+    remote_ip: str
+    remote_port: int
+    started: str
+    ended: str
+    transfer_encoding: str | None
+    wire_sha256: str
+    wire_size: int
+    body_sha256: str
+    body_size: int
+    tls: TlsInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    remote_ip: str
+    remote_port: int
+    local_ip: str | None
+    tls: TlsInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class WarcRecordRef:
+    id: str
+    type: str
+    target_uri: str | None
+    offset: int
+    length: int
+    block_digest: str
+    payload_digest: str | None
+    refers_to: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WarcFileRef:
+    path: str
+    size: int
+    blake3: str
+    sha256: str
+    records: tuple[WarcRecordRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TextRef:
+    blake3: str
+    size: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionInfo:
+    title: str | None
+    byline: str | None
+    published: str | None
+    language: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractorInfo:
+    name: str
+    version: str
+    settings: dict[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One capture, as recorded in ``manifests/<capture_id>.json``."""
+
+    capture_id: str
+    status: str
+    requested_url: str
+    final_url: str
+    started: str
+    ended: str
+    http: HttpStatus
+    redirects: tuple[Hop, ...]
+    connection: Connection
+    warc: WarcFileRef
+    text: TextRef | None
+    comments: TextRef | None
+    extraction: ExtractionInfo
+    extractor: ExtractorInfo
+    software: dict[str, str]
+    host: str
+    operator: str
+    previous: tuple[str, ...]
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """A JSON-ready dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))  # type: ignore[no-any-return]
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, 2-space indent, UTF-8, no ASCII escaping, final newline."""
+        try:
+            text = json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False,
+                              allow_nan=False)
+            return (text + "\n").encode("utf-8")
+        except (ValueError, TypeError) as exc:  # NaN, lone surrogate, non-JSON object
+            raise ManifestError(f"manifest {self.capture_id} cannot be serialised: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRef:
+    """A written manifest: where it is and the digests of its exact bytes."""
+
+    path: Path
+    blake3: str
+    sha256: str
+    size: int
+
+
+def _plain(value: JSONValue) -> JSONValue:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- decoding: bounded bytes -> JSON object ----------------------------------------------------
+
+
+def _reject_constant(name: str) -> None:
+    raise ManifestError(f"manifest JSON contains {name}")
+
+
+def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    result: dict[str, JSONValue] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ManifestError(f"manifest JSON has a duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def nesting_depth(data: bytes, limit: int = MAX_NESTING) -> int:
+    """Bracket nesting depth of JSON text (capped at ``limit + 1``), without parsing it.
+
+    Strings are removed first; then innermost ``[]``/``{}`` pairs are peeled off one level per
+    pass (each pass runs at C speed), so the cost is bounded by ``limit`` passes.
+    """
+    brackets = _STRING_RE.sub(b'""', data).translate(None, _NON_BRACKET)
+    depth = 0
+    while brackets and depth <= limit:
+        peeled = _INNER_PAIR_RE.sub(b"", brackets)
+        if peeled == brackets:  # unbalanced: json.loads will reject it
+            break
+        brackets = peeled
+        depth += 1
+    return depth
+
+
+def decode_manifest_json(data: bytes) -> dict[str, JSONValue]:
+    """Bounded, strict JSON decoding of manifest bytes to a dict (ManifestError otherwise)."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"manifest is not UTF-8: {exc}") from exc
+    if text.startswith("\ufeff"):
+        raise ManifestError("manifest starts with a byte-order mark")
+    if nesting_depth(data) > MAX_NESTING:
+        raise ManifestError(f"manifest JSON is nested deeper than {MAX_NESTING} levels")
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ManifestError("manifest JSON is not an object")
+    return obj
+
+
+# --- validation: JSON object -> dataclasses ----------------------------------------------------
+
+
+class _Fields:
+    """Typed access to one JSON object, with the JSON path in every error message."""
+
+    def __init__(self, obj: object, where: str) -> None:
+        if not isinstance(obj, dict):
+            raise ManifestError(f"{where}: expected an object, got {type(obj).__name__}")
+        self.obj: dict[str, JSONValue] = obj
+        self.where = where
+        self.seen: set[str] = set()
+
+    def _get(self, key: str) -> JSONValue:
+        self.seen.add(key)
+        if key not in self.obj:
+            raise ManifestError(f"{self.where}.{key}: required field missing")
+        return self.obj[key]
+
+    def _fail(self, key: str, what: str, value: JSONValue) -> ManifestError:
+        shown = repr(value)
+        return ManifestError(f"{self.where}.{key}: expected {what}, got {shown[:120]}")
+
+    def string(self, key: str, *, nonempty: bool = True, pattern: re.Pattern[str] | None = None,
+            choices: tuple[str, ...] | None = None) -> str:
+        value = self._get(key)
+        if not isinstance(value, str) or (nonempty and not value):
+            raise self._fail(key, "a non-empty string" if nonempty else "a string", value)
+        _check_encodable(value, f"{self.where}.{key}")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self._fail(key, f"a string matching {pattern.pattern}", value)
+        if choices is not None and value not in choices:
+            raise self._fail(key, f"one of {', '.join(choices)}", value)
+        return value
+
+    def opt_string(self, key: str) -> str | None:
+        if self._get(key) is None:
+            return None
+        return self.string(key, nonempty=False)
+
+    def integer(self, key: str, *, low: int = 0, high: int | None = None) -> int:
+        value = self._get(key)
+        if type(value) is not int or value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in {low}..{high}"
+            raise self._fail(key, f"an integer {bounds}", value)
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false", value)
+        return value
+
+    def digest(self, key: str) -> str:
+        value = self._get(key)
+        if not is_hex_digest(value):
+            raise self._fail(key, "64 lower-case hex characters", value)
+        assert isinstance(value, str)
+        return value
+
+    def time(self, key: str, *, strict: bool = True) -> str:
+        value = self.string(key, pattern=_TIME_RE if strict else _CERT_TIME_RE)
+        stamp = value[:19]
+        try:
+            datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S")
+        except ValueError as exc:
+            raise self._fail(key, "a real RFC 3339 date and time", value) from exc
+        return value
+
+    def ip(self, key: str) -> str:
+        value = self.string(key)
+        try:
+            ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise self._fail(key, "an IP address", value) from exc
+        return value
+
+    def opt_ip(self, key: str) -> str | None:
+        return None if self._get(key) is None else self.ip(key)
+
+    def path(self, key: str) -> str:
+        value = self.string(key)
+        check_relative(value, under="archive")  # raises UnsafePathError (a ManifestError)
+        return value
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self._get(key), f"{self.where}.{key}")
+
+    def opt_sub(self, key: str) -> _Fields | None:
+        return None if self._get(key) is None else self.sub(key)
+
+    def array(self, key: str) -> list[JSONValue]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise self._fail(key, "a list", value)
+        return value
+
+    def raw(self, key: str) -> JSONValue:
+        return self._get(key)
+
+    def done(self) -> None:
+        extra = sorted(set(self.obj) - self.seen)
+        if extra:
+            raise ManifestError(f"{self.where}: unknown field(s) {', '.join(extra)}")
+
+
+def _check_encodable(value: str, where: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestError(f"{where}: string is not valid Unicode (lone surrogate)") from exc
+
+
+def _warc_digest(f: _Fields, key: str, *, optional: bool) -> str | None:
+    if optional and f.raw(key) is None:
+        return None
+    value = f.string(key, pattern=_WARC_DIGEST_RE)
+    algo, _, encoded = value.partition(":")
+    bits = _DIGEST_BITS[algo]
+    if len(encoded) == bits // 4 and all(c in "0123456789abcdef" for c in encoded):
+        return value  # hex form
+    try:
+        padded = encoded.rstrip("=")
+        padded += "=" * (-len(padded) % 8)
+        raw_bits = len(base64.b32decode(padded)) * 8
+    except (binascii.Error, ValueError) as exc:
+        raise ManifestError(f"{f.where}.{key}: undecodable digest {value!r}") from exc
+    if raw_bits != bits:
+        raise ManifestError(f"{f.where}.{key}: {algo} digest of the wrong length: {value!r}")
+    return value
+
+
+def _tls(f: _Fields | None) -> TlsInfo | None:
+    if f is None:
+        return None
+    c = f.opt_sub("certificate")
+    cert = None
+    if c is not None:
+        sans = c.array("subject_alt_names")
+        if not all(isinstance(s, str) for s in sans):
+            raise ManifestError(f"{c.where}.subject_alt_names: expected a list of strings")
+        cert = CertificateInfo(
+            sha256_fingerprint=c.digest("sha256_fingerprint"),
+            subject=c.string("subject", nonempty=False),
+            issuer=c.string("issuer", nonempty=False),
+            not_before=c.time("not_before", strict=False),
+            not_after=c.time("not_after", strict=False),
+            serial_number=c.string("serial_number"),
+            subject_alt_names=tuple(sans),
+        )
+        c.done()
+    tls = TlsInfo(version=f.string("version"), cipher=f.string("cipher"), alpn=f.opt_string("alpn"),
+                  verified=f.boolean("verified"), certificate=cert)
+    f.done()
+    return tls
+
+
+def _hop(obj: JSONValue, where: str) -> Hop:
+    f = _Fields(obj, where)
+    hop = Hop(
+        url=f.string("url"), method=f.string("method"),
+        status=f.integer("status", low=100, high=999),
+        location=f.opt_string("location"), remote_ip=f.ip("remote_ip"),
+        remote_port=f.integer("remote_port", high=65535), started=f.time("started"),
+        ended=f.time("ended"), transfer_encoding=f.opt_string("transfer_encoding"),
+        wire_sha256=f.digest("wire_sha256"), wire_size=f.integer("wire_size"),
+        body_sha256=f.digest("body_sha256"), body_size=f.integer("body_size"),
+        tls=_tls(f.opt_sub("tls")),
+    )
+    f.done()
+    return hop
+
+
+def _record(obj: JSONValue, where: str) -> WarcRecordRef:
+    f = _Fields(obj, where)
+    refers_to = f.opt_string("refers_to")
+    if refers_to is not None and not _RECORD_ID_RE.fullmatch(refers_to):
+        raise ManifestError(f"{where}.refers_to: not a urn:uuid record id: {refers_to!r}")
+    record = WarcRecordRef(
+        id=f.string("id", pattern=_RECORD_ID_RE), type=f.string("type", choices=RECORD_TYPES),
+        target_uri=f.opt_string("target_uri"), offset=f.integer("offset"),
+        length=f.integer("length", low=1), block_digest=str(_warc_digest(f, "block_digest",
+                                                                      optional=False)),
+        payload_digest=_warc_digest(f, "payload_digest", optional=True),
+        refers_to=refers_to, content_type=f.opt_string("content_type"),
+    )
+    f.done()
+    return record
+
+
+def _warc(f: _Fields) -> WarcFileRef:
+    records = tuple(_record(r, f"{f.where}.records[{i}]") for i, r in enumerate(f.array("records")))
+    warc = WarcFileRef(path=f.path("path"), size=f.integer("size"), blake3=f.digest("blake3"),
+                       sha256=f.digest("sha256"), records=records)
+    f.done()
+    end = 0
+    ids: set[str] = set()
+    for i, record in enumerate(records):
+        if record.offset < end:
+            raise ManifestError(f"{f.where}.records[{i}]: overlaps or precedes the previous record")
+        end = record.offset + record.length
+        if record.id in ids:
+            raise ManifestError(f"{f.where}.records[{i}]: duplicate record id {record.id}")
+        ids.add(record.id)
+    if end > warc.size:
+        raise ManifestError(f"{f.where}.records: extend past the end of the file ({warc.size})")
+    return warc
+
+
+def _text_ref(f: _Fields | None) -> TextRef | None:
+    if f is None:
+        return None
+    ref = TextRef(blake3=f.digest("blake3"), size=f.integer("size"), path=f.path("path"))
+    f.done()
+    return ref
+
+
+def _json_settings(value: JSONValue, where: str) -> dict[str, JSONValue]:
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{where}: expected an object")
+    try:  # normalise to plain JSON types (tuples -> lists), rejecting what JSON cannot hold
+        normal = json.loads(json.dumps(dict(value), allow_nan=False, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{where}: not JSON-serialisable: {exc}") from exc
+    assert isinstance(normal, dict)
+    return normal
+
+
+def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
+    """Validate a JSON-shaped mapping and build a :class:`Manifest` (ManifestError otherwise)."""
+    root = _Fields(dict(obj) if isinstance(obj, Mapping) else obj, "manifest")
+    schema = root.raw("schema")
+    if schema != SCHEMA:
+        raise ManifestError(f"manifest.schema: unsupported schema {schema!r} (expected {SCHEMA})")
+    capture_id = root.string("capture_id")
+    if not is_capture_id(capture_id):
+        raise ManifestError(f"manifest.capture_id: not a capture id: {capture_id!r}")
+    http = root.sub("http")
+    http_status = HttpStatus(status=http.integer("status", low=100, high=999),
+                             reason=http.string("reason", nonempty=False),
+                             content_type=http.opt_string("content_type"))
+    http.done()
+    conn = root.sub("connection")
+    connection = Connection(remote_ip=conn.ip("remote_ip"),
+                            remote_port=conn.integer("remote_port", high=65535),
+                            local_ip=conn.opt_ip("local_ip"), tls=_tls(conn.opt_sub("tls")))
+    conn.done()
+    ex = root.sub("extraction")
+    extraction = ExtractionInfo(title=ex.opt_string("title"), byline=ex.opt_string("byline"),
+                                published=ex.opt_string("published"),
+                                language=ex.opt_string("language"), reason=ex.opt_string("reason"))
+    ex.done()
+    tool = root.sub("extractor")
+    extractor = ExtractorInfo(name=tool.string("name"), version=tool.string("version"),
+                              settings=_json_settings(tool.raw("settings"),
+                                                      "manifest.extractor.settings"))
+    tool.done()
+    software = root.raw("software")
+    if not isinstance(software, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in software.items()
+    ):
+        raise ManifestError("manifest.software: expected an object of strings")
+    previous = root.array("previous")
+    if not all(is_capture_id(p) for p in previous):
+        raise ManifestError("manifest.previous: expected a list of capture ids")
+    manifest = Manifest(
+        capture_id=capture_id,
+        status=root.string("status", choices=STATUSES),
+        requested_url=root.string("requested_url"),
+        final_url=root.string("final_url"),
+        started=root.time("started"),
+        ended=root.time("ended"),
+        http=http_status,
+        redirects=tuple(_hop(h, f"manifest.redirects[{i}]")
+                        for i, h in enumerate(root.array("redirects"))),
+        connection=connection,
+        warc=_warc(root.sub("warc")),
+        text=_text_ref(root.opt_sub("text")),
+        comments=_text_ref(root.opt_sub("comments")),
+        extraction=extraction,
+        extractor=extractor,
+        software=dict(software),
+        host=root.string("host", nonempty=False),
+        operator=root.string("operator", nonempty=False),
+        previous=tuple(previous),
+        schema=SCHEMA,
+    )
+    root.done()
+    if manifest.ended < manifest.started:
+        raise ManifestError("manifest.ended is earlier than manifest.started")
+    return manifest
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Strictly parse manifest bytes (ManifestError, or its child UnsafePathError, if invalid)."""
+    return manifest_from_dict(decode_manifest_json(data))
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def read_manifest_bytes(path: Path) -> bytes:
+    """The bytes of a manifest file, refusing more than MAX_MANIFEST_BYTES.
+
+    Raises ManifestError if too large, NotFoundError if missing; other OSErrors propagate.
+    """
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"no manifest at {path}") from exc
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes")
+    return data
+
+
+def read_manifest(path: Path) -> tuple[Manifest, Digests]:
+    """Read and parse one manifest file; also return the digests of its exact bytes."""
+    try:
+        data = read_manifest_bytes(path)
+    except OSError as exc:
+        raise StorageError(f"cannot read manifest {path}: {exc}") from exc
+    try:
+        return parse_manifest(data), hash_bytes(data)
+    except ManifestError as exc:
+        raise type(exc)(f"{path.name}: {exc}") from exc
+
+
+def iter_manifest_paths(layout: ArchiveLayout) -> Iterator[Path]:
+    """Committed manifest files (``manifests/*.json``, not temp files), sorted by name."""
+    try:
+        with os.scandir(layout.manifests_dir) as scan:
+            names = sorted(e.name for e in scan if e.is_file(follow_symlinks=False))
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.endswith(MANIFEST_SUFFIX) and not name.startswith("."):
+            yield layout.manifests_dir / name
+
+
+def iter_manifests(layout: ArchiveLayout) -> Iterator[tuple[Path, Manifest, Digests]]:
+    """Every committed manifest, parsed. Raises on the first invalid one (verify reports all)."""
+    for path in iter_manifest_paths(layout):
+        manifest, digests = read_manifest(path)
+        yield path, manifest, digests
+
+
+def write_manifest(layout: ArchiveLayout, manifest: Manifest) -> ManifestRef:
+    """Commit ``manifest`` as ``manifests/<capture_id>.json``; never replaces an existing file.
+
+    Temp file ``manifests/.tmp-<capture_id>-*`` -> write -> fsync -> hard link to the final name
+    (fails if it exists) -> unlink temp -> fsync the directory. StorageError on any failure.
+    """
+    data = manifest.to_bytes()
+    parse_manifest(data)  # never write what we could not read back
+    final = layout.manifest_path_for(manifest.capture_id)
+    directory = layout.manifests_dir
+    try:
+        makedirs_durable(directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{MANIFEST_TMP_PREFIX}{manifest.capture_id}-",
+                                        dir=directory)
+    except OSError as exc:
+        raise StorageError(f"cannot create a manifest temp file in {directory}: {exc}") from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), MANIFEST_MODE)
+            os.fsync(f.fileno())
+        _link_no_replace(tmp, final)
+        tmp.unlink()
+        fsync_dir(directory)
+    except FileExistsError as exc:
+        raise StorageError(f"manifest {final.name} already exists; not rewritten") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot write manifest {final.name}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    digests = hash_bytes(data)
+    return ManifestRef(final, digests.blake3, digests.sha256, digests.size)
+
+
+def _link_no_replace(tmp: Path, final: Path) -> None:
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP,
+                             errno.EOPNOTSUPP}:
+            raise
+        # No hard links here: rename after checking the name is free (callers hold the lock).
+        if final.exists():
+            raise FileExistsError(errno.EEXIST, "manifest exists", str(final)) from exc
+        os.rename(tmp, final)
+
+
+__all__ = [
+    "MAX_MANIFEST_BYTES",
+    "MAX_NESTING",
+    "RECORD_TYPES",
+    "SCHEMA",
+    "STATUSES",
+    "CertificateInfo",
+    "Connection",
+    "ExtractionInfo",
+    "ExtractorInfo",
+    "Hop",
+    "HttpStatus",
+    "Manifest",
+    "ManifestRef",
+    "TextRef",
+    "TlsInfo",
+    "WarcFileRef",
+    "WarcRecordRef",
+    "decode_manifest_json",
+    "iter_manifest_paths",
+    "iter_manifests",
+    "manifest_from_dict",
+    "nesting_depth",
+    "parse_manifest",
+    "read_manifest",
+    "read_manifest_bytes",
+    "write_manifest",
+]

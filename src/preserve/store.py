@@ -1,0 +1,223 @@
+"""The content-addressed text store: immutable objects named by the BLAKE3 of their bytes.
+
+An object lives at ``archive/text/<h[0:2]>/<h[2:4]>/<h>``. :meth:`TextStore.put` writes a temp
+file in ``archive/tmp``, fsyncs it, hard-links it into place (which fails rather than replace an
+existing file), removes the temp name and fsyncs the directory, so an object is either absent or
+complete. Putting bytes that are already stored rewrites nothing. If the file already at that
+name does *not* hash to its name, it is left untouched (it is evidence of damage) and
+:class:`~preserve.errors.StorageError` is raised; ``preserve verify`` reports it.
+
+Ids are validated before they become paths. Objects are made read-only (0444).
+This module does not know about manifests, WARC files or which objects are referenced.
+:class:`MemoryTextStore` implements the same :class:`TextStoreProtocol` for tests.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from preserve.errors import NotFoundError, StorageError
+from preserve.hashing import Digests, hash_bytes, hash_file, hash_stream
+from preserve.paths import (
+    ArchiveLayout,
+    fsync_dir,
+    is_hex_digest,
+    makedirs_durable,
+    require_hex_digest,
+)
+
+OBJECT_MODE = 0o444
+_LINK_UNSUPPORTED = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What :meth:`TextStore.put` stored: digests, size, and the root-relative posix path."""
+
+    blake3: str
+    sha256: str
+    size: int
+    path_rel: str
+
+
+@runtime_checkable
+class TextStoreProtocol(Protocol):
+    """What every text store offers (the contract tests run against each implementation)."""
+
+    def put(self, data: bytes) -> StoredObject: ...
+    def get(self, hex_id: str) -> bytes: ...
+    def contains(self, hex_id: str) -> bool: ...
+    def iter_ids(self) -> Iterator[str]: ...
+    def verify(self, hex_id: str) -> bool: ...
+
+
+class TextStore:
+    """Text objects on disk below ``layout.text_dir``; see the module docstring."""
+
+    def __init__(self, layout: ArchiveLayout) -> None:
+        self.layout = layout
+
+    def path(self, hex_id: str) -> Path:
+        """Where object ``hex_id`` lives (validated id; the file need not exist)."""
+        return self.layout.text_path_for(hex_id)
+
+    def path_rel(self, hex_id: str) -> str:
+        return self.layout.text_rel_for(hex_id)
+
+    def contains(self, hex_id: str) -> bool:
+        return is_hex_digest(hex_id) and self.path(hex_id).is_file()
+
+    def put(self, data: bytes) -> StoredObject:
+        """Store ``data`` (idempotent); return its digests and relative path."""
+        digests = hash_bytes(data)
+        final = self.path(digests.blake3)
+        stored = StoredObject(digests.blake3, digests.sha256, digests.size,
+                              self.path_rel(digests.blake3))
+        if final.exists():
+            self._check_existing(final, digests)
+            return stored
+        try:
+            makedirs_durable(self.layout.tmp_dir)
+            makedirs_durable(final.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix="text-", dir=self.layout.tmp_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot prepare text object {digests.blake3}: {exc}") from exc
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fchmod(f.fileno(), OBJECT_MODE)
+                os.fsync(f.fileno())
+            self._link_into_place(tmp, final, digests)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return stored
+
+    def _link_into_place(self, tmp: Path, final: Path, digests: Digests) -> None:
+        try:
+            os.link(tmp, final)
+        except FileExistsError:  # a concurrent put of the same bytes, or damage
+            self._check_existing(final, digests)
+        except OSError as exc:
+            if exc.errno not in _LINK_UNSUPPORTED:
+                raise
+            # No hard links on this file system: rename, having checked the name is free.
+            # (Callers hold the archive lock, so nobody else writes objects meanwhile.)
+            if final.exists():
+                self._check_existing(final, digests)
+            else:
+                os.rename(tmp, final)
+
+    @staticmethod
+    def _check_existing(final: Path, expected: Digests) -> None:
+        try:
+            actual = hash_file(final)
+        except OSError as exc:
+            raise StorageError(f"existing text object {final} cannot be read: {exc}") from exc
+        if actual.blake3 != expected.blake3:
+            raise StorageError(
+                f"existing text object {final} does not match its name (BLAKE3 "
+                f"{actual.blake3}); left untouched as evidence, run `preserve verify`"
+            )
+
+    def open(self, hex_id: str) -> BinaryIO:
+        """Open object ``hex_id`` for reading (binary); NotFoundError if absent."""
+        try:
+            return self.path(hex_id).open("rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no text object {hex_id}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot open text object {hex_id}: {exc}") from exc
+
+    def get(self, hex_id: str) -> bytes:
+        """The bytes of object ``hex_id`` (text objects are small); NotFoundError if absent."""
+        with self.open(hex_id) as f:
+            return f.read()
+
+    def digests(self, hex_id: str) -> Digests:
+        """Re-hash object ``hex_id`` (streamed); NotFoundError if absent."""
+        with self.open(hex_id) as f:
+            return hash_stream(f)
+
+    def verify(self, hex_id: str) -> bool:
+        """True if the object's bytes still hash to its name; NotFoundError if absent."""
+        return self.digests(hex_id).blake3 == hex_id
+
+    def iter_ids(self) -> Iterator[str]:
+        """Ids of all well-placed objects, sorted (stray files are skipped; verify reports them)."""
+        top = self.layout.text_dir
+        for path in iter_store_files(top):
+            name = path.name
+            placed = path.parent.name == name[2:4] and path.parent.parent.name == name[0:2]
+            well_formed = is_hex_digest(name) and not path.is_symlink()
+            if well_formed and placed and path.parent.parent.parent == top:
+                yield name
+
+
+def iter_store_files(top: Path) -> Iterator[Path]:
+    """Every non-directory entry below ``top`` in sorted order, never following symlinks."""
+    try:
+        with os.scandir(top) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from iter_store_files(Path(entry.path))
+        else:
+            yield Path(entry.path)
+
+
+class MemoryTextStore:
+    """An in-memory :class:`TextStoreProtocol` (for tests of code that only needs a store)."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> StoredObject:
+        digests = hash_bytes(data)
+        existing = self._objects.get(digests.blake3)
+        if existing is not None and hash_bytes(existing).blake3 != digests.blake3:
+            raise StorageError(f"existing object {digests.blake3} does not match its name")
+        self._objects.setdefault(digests.blake3, bytes(data))
+        h = digests.blake3
+        return StoredObject(h, digests.sha256, digests.size, f"archive/text/{h[:2]}/{h[2:4]}/{h}")
+
+    def get(self, hex_id: str) -> bytes:
+        require_hex_digest(hex_id)
+        try:
+            return self._objects[hex_id]
+        except KeyError as exc:
+            raise NotFoundError(f"no text object {hex_id}") from exc
+
+    def contains(self, hex_id: str) -> bool:
+        return hex_id in self._objects
+
+    def iter_ids(self) -> Iterator[str]:
+        yield from sorted(self._objects)
+
+    def verify(self, hex_id: str) -> bool:
+        return hash_bytes(self.get(hex_id)).blake3 == hex_id
+
+    def corrupt(self, hex_id: str, data: bytes) -> None:
+        """Test hook: replace an object's bytes, as disk damage would."""
+        self._objects[hex_id] = data
+
+
+__all__ = [
+    "MemoryTextStore",
+    "StoredObject",
+    "TextStore",
+    "TextStoreProtocol",
+    "iter_store_files",
+]

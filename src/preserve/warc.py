@@ -1,0 +1,543 @@
+"""Write one capture as a WARC 1.1 file, and read WARC files back to check them.
+
+Writing (:func:`write_capture`) creates the file exclusively and writes, each record its own
+gzip member: ``warcinfo``; per hop a ``request`` and a ``response`` (``WARC-Concurrent-To``
+links the request to its response); one ``metadata`` record (``application/json``, the
+provenance document, ``WARC-Refers-To`` the final response); one ``metadata`` record per HTTPS
+hop holding the peer's leaf certificate (``application/pkix-cert``); and, when clean text is
+given, a ``conversion`` record (``text/plain; charset=utf-8``) referring to the final response.
+Bodies stream from their spool files; the file's bytes are hashed as written; the file is
+flushed and fsynced before returning. Record offsets and lengths are those of the gzip members.
+
+Transfer codings (warcio issue #74, iipc/warc-specifications#22). WARC 1.1 defines the payload
+of an HTTP response record as the entity body *with any transfer coding removed*, and
+``warcio check`` computes the payload digest over the bytes stored after the HTTP header block.
+Keeping chunked framing in the record would make those disagree (and make the digest depend on
+chunk boundaries). So a response record stores the response head exactly as received, except
+that when a transfer coding was removed the ``Transfer-Encoding`` header line is renamed to
+``X-Preserve-Original-Transfer-Encoding`` (same value); after the head comes the entity body
+(content coding such as gzip kept). The payload digest is then right per WARC 1.1, ``warcio
+check`` passes, and replay tools do not try to de-chunk a body that is no longer chunked. The
+exact wire bytes, framing included, are attested by ``Exchange.wire_sha256``/``wire_size``,
+which the caller keeps in the manifest.
+
+Reading: :func:`check_warc` re-reads every record with warcio and verifies block and payload
+digests, yielding one :class:`RecordCheck` per record (damage is reported as problems, never
+raised). :func:`read_record_payload` returns the content-decoded HTTP payload of one response
+record. This module is the only one that imports warcio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import BinaryIO
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import ChunkedDataReader
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from preserve._version import __version__
+from preserve.errors import ArchiveError, NotFoundError, StorageError
+from preserve.exchange import Exchange, FetchResult
+from preserve.fetch import decode_chunks
+from preserve.hashing import Digests, DualHasher, sha256_base32
+from preserve.provenance import default_operator, host_name
+
+WARC_VERSION = "WARC/1.1"
+CONFORMS_TO = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
+RENAMED_TRANSFER_ENCODING = b"X-Preserve-Original-Transfer-Encoding"
+_TRANSFER_ENCODING_LINE = re.compile(rb"(?im)^transfer-encoding(?=[ \t]*:)")
+_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Where one record sits in a written WARC file and what it claims about itself."""
+
+    record_id: str  # urn:uuid:…, without angle brackets
+    type: str
+    target_uri: str | None
+    offset: int  # of the record's gzip member in the file
+    length: int  # bytes of that gzip member
+    block_digest: str  # "sha256:BASE32", as in the WARC header
+    payload_digest: str | None
+    refers_to: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class WarcWriteResult:
+    records: tuple[RecordRef, ...]
+    digests: Digests  # of the whole file as written
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """The result of re-reading one record (or the place where reading broke down)."""
+
+    record_id: str | None
+    type: str | None
+    offset: int
+    length: int
+    target_uri: str | None
+    block_digest: str | None
+    payload_digest: str | None
+    block_ok: bool | None  # None: no block digest to check
+    payload_ok: bool | None  # None: no payload digest to check
+    problems: tuple[str, ...]
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+class _HashingFile:
+    """Write-through wrapper that hashes and counts every byte written to the file."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hasher = DualHasher()
+        self.position = 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.hasher.update(data)
+        self.position += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+class _BlockReader(io.RawIOBase):
+    """A record block read as a stream: leading bytes, then a file, verified as it is read."""
+
+    def __init__(self, prefix: bytes, body: Path | None, body_sha256: str | None) -> None:
+        self._prefix = prefix
+        self._body = body.open("rb") if body is not None else None
+        self._expected = body_sha256
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            n = len(self._prefix) if size < 0 else size
+            out, self._prefix = self._prefix[:n], self._prefix[n:]
+            return out
+        if self._body is None:
+            return b""
+        out = self._body.read(_BLOCK if size < 0 else size)
+        self._hash.update(out)
+        if not out and self._expected is not None and self._hash.hexdigest() != self._expected:
+            raise StorageError(f"spool file {self._body.name} changed while being archived")
+        return out
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+        super().close()
+
+
+def stored_response_head(exchange: Exchange) -> bytes:
+    """The response head as stored in the WARC (see the module docstring)."""
+    if exchange.transfer_encoding is None:
+        return exchange.response_head
+    return _TRANSFER_ENCODING_LINE.sub(RENAMED_TRANSFER_ENCODING, exchange.response_head)
+
+
+def _digest_label(data_hash: hashlib._Hash) -> str:
+    return sha256_base32(data_hash.digest())
+
+
+def _file_digests(prefix: bytes, body: Path, expected_sha256: str) -> tuple[str, str]:
+    """(block digest, payload digest) of ``prefix + body``, checking the body's own hash."""
+    block = hashlib.sha256(prefix)
+    payload = hashlib.sha256()
+    with body.open("rb") as f:
+        while chunk := f.read(_BLOCK):
+            block.update(chunk)
+            payload.update(chunk)
+    if payload.hexdigest() != expected_sha256:
+        raise StorageError(f"spool file {body} does not match the body hash recorded at capture")
+    return _digest_label(block), _digest_label(payload)
+
+
+def _warc_id() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _software() -> str:
+    parts = [f"preserve/{__version__}"]
+    for name in ("warcio", "httpx", "httpcore", "h11"):
+        try:
+            parts.append(f"{name}/{importlib_metadata.version(name)}")
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return " ".join(parts)
+
+
+def _one_line(value: str) -> str:
+    return " ".join(str(value).split())
+
+
+class _Writer:
+    def __init__(self, out: _HashingFile) -> None:
+        self.out = out
+        self.warc = WARCWriter(out, gzip=True, warc_version=WARC_VERSION)
+        self.refs: list[RecordRef] = []
+        self.warcinfo_id: str | None = None
+
+    def write(
+        self,
+        record_type: str,
+        *,
+        record_id: str,
+        date: str,
+        content_type: str,
+        block: _BlockReader,
+        length: int,
+        block_digest: str,
+        payload_digest: str | None,
+        target_uri: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+        refers_to: str | None = None,
+    ) -> RecordRef:
+        headers: list[tuple[str, str]] = [
+            ("WARC-Type", record_type),
+            ("WARC-Record-ID", f"<{record_id}>"),
+            ("WARC-Date", date),
+        ]
+        if target_uri is not None:
+            headers.append(("WARC-Target-URI", target_uri))
+        if self.warcinfo_id is not None:
+            headers.append(("WARC-Warcinfo-ID", f"<{self.warcinfo_id}>"))
+        if refers_to is not None:
+            headers.append(("WARC-Refers-To", f"<{refers_to}>"))
+        headers += extra or []
+        headers.append(("WARC-Block-Digest", block_digest))
+        if payload_digest is not None:
+            headers.append(("WARC-Payload-Digest", payload_digest))
+        headers += [("Content-Type", content_type), ("Content-Length", str(length))]
+        record = ArcWarcRecord(
+            "warc",
+            record_type,
+            StatusAndHeaders("", headers, protocol=WARC_VERSION),
+            block,
+            None,  # no parsed HTTP headers: the block is written byte for byte
+            content_type,
+            length,
+        )
+        offset = self.out.position
+        try:
+            self.warc.write_record(record)
+        finally:
+            block.close()
+        ref = RecordRef(
+            record_id=record_id,
+            type=record_type,
+            target_uri=target_uri,
+            offset=offset,
+            length=self.out.position - offset,
+            block_digest=block_digest,
+            payload_digest=payload_digest,
+            refers_to=refers_to,
+            content_type=content_type,
+        )
+        self.refs.append(ref)
+        return ref
+
+    def write_bytes(
+        self, record_type: str, data: bytes, *, content_type: str, payload: bool = True,
+        **kw: object,
+    ) -> RecordRef:
+        digest = sha256_base32(hashlib.sha256(data).digest())
+        return self.write(
+            record_type,
+            content_type=content_type,
+            block=_BlockReader(data, None, None),
+            length=len(data),
+            block_digest=digest,
+            payload_digest=digest if payload else None,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def write_hop(self, exchange: Exchange) -> RecordRef:
+        request_id, response_id = _warc_id(), _warc_id()
+        ip = [("WARC-IP-Address", exchange.remote_ip)] if exchange.remote_ip else []
+        head_end = exchange.request_bytes.find(b"\r\n\r\n")
+        request_payload = exchange.request_bytes[head_end + 4 :] if head_end >= 0 else b""
+        request_digest = sha256_base32(hashlib.sha256(exchange.request_bytes).digest())
+        self.write(
+            "request",
+            record_id=request_id,
+            date=exchange.started,
+            content_type="application/http; msgtype=request",
+            block=_BlockReader(exchange.request_bytes, None, None),
+            length=len(exchange.request_bytes),
+            block_digest=request_digest,
+            payload_digest=sha256_base32(hashlib.sha256(request_payload).digest()),
+            target_uri=exchange.url,
+            extra=[*ip, ("WARC-Concurrent-To", f"<{response_id}>")],
+        )
+        head = stored_response_head(exchange)
+        block_digest, payload_digest = _file_digests(head, exchange.body_path, exchange.body_sha256)
+        protocol = [("WARC-Protocol", exchange.http_version.lower())]
+        if exchange.tls is not None:
+            protocol.append(("WARC-Protocol", _tls_protocol(exchange.tls.version)))
+            protocol.append(("WARC-Cipher-Suite", exchange.tls.cipher))
+        return self.write(
+            "response",
+            record_id=response_id,
+            date=exchange.started,
+            content_type="application/http; msgtype=response",
+            block=_BlockReader(head, exchange.body_path, exchange.body_sha256),
+            length=len(head) + exchange.body_size,
+            block_digest=block_digest,
+            payload_digest=payload_digest,
+            target_uri=exchange.url,
+            extra=[*ip, *protocol],
+        )
+
+
+def _tls_protocol(version: str) -> str:
+    """``TLSv1.3`` -> ``tls/1.3`` (the WARC-Protocol spelling)."""
+    match = re.fullmatch(r"TLSv(\d(?:\.\d)?)", version)
+    return f"tls/{match.group(1)}" if match else version.lower()
+
+
+def write_capture(
+    dest: Path,
+    result: FetchResult,
+    *,
+    warcinfo: Mapping[str, str],
+    metadata_json: bytes,
+    conversion_text: bytes | None,
+    conversion_refers_to: str = "final-response",
+) -> WarcWriteResult:
+    """Write ``result`` to a new WARC file at ``dest`` (which must not exist).
+
+    ``warcinfo`` adds to (or overrides) the warcinfo fields software, host, operator, format
+    and conformsTo. ``conversion_refers_to`` is ``"final-response"`` or a record id
+    (``urn:uuid:…``) already in this file. On failure the partial file is removed.
+    """
+    try:
+        handle = dest.open("xb")
+    except OSError as exc:
+        raise StorageError(f"cannot create WARC file {dest}: {exc}") from exc
+    out = _HashingFile(handle)
+    try:
+        with handle:
+            writer = _Writer(out)
+            fields = {
+                "software": _software(),
+                "host": host_name(),
+                "operator": default_operator(),
+                "format": "WARC File Format 1.1",
+                "conformsTo": CONFORMS_TO,
+                **warcinfo,
+            }
+            info = "".join(f"{_one_line(k)}: {_one_line(v)}\r\n" for k, v in fields.items())
+            info_ref = writer.write_bytes(
+                "warcinfo",
+                info.encode("utf-8"),
+                content_type="application/warc-fields",
+                payload=False,
+                record_id=_warc_id(),
+                date=result.started,
+                extra=[("WARC-Filename", dest.name)],
+            )
+            writer.warcinfo_id = info_ref.record_id
+            responses = [writer.write_hop(exchange) for exchange in result.exchanges]
+            final = responses[-1]
+            writer.write_bytes(
+                "metadata",
+                metadata_json,
+                content_type="application/json",
+                record_id=_warc_id(),
+                date=_now(),
+                target_uri=final.target_uri,
+                refers_to=final.record_id,
+            )
+            for exchange, response in zip(result.exchanges, responses, strict=True):
+                cert = exchange.tls.certificate if exchange.tls is not None else None
+                if cert is None or cert.der_path is None:
+                    continue
+                writer.write_bytes(
+                    "metadata",
+                    cert.der_path.read_bytes(),  # a certificate is a few KiB
+                    content_type="application/pkix-cert",
+                    record_id=_warc_id(),
+                    date=exchange.started,
+                    target_uri=exchange.url,
+                    refers_to=response.record_id,
+                )
+            if conversion_text is not None:
+                refers = final.record_id
+                if conversion_refers_to != "final-response":
+                    known = {ref.record_id for ref in writer.refs}
+                    if conversion_refers_to not in known:
+                        raise ArchiveError(
+                            f"conversion_refers_to {conversion_refers_to!r} is not in {dest}"
+                        )
+                    refers = conversion_refers_to
+                writer.write_bytes(
+                    "conversion",
+                    conversion_text,
+                    content_type="text/plain; charset=utf-8",
+                    record_id=_warc_id(),
+                    date=_now(),
+                    target_uri=final.target_uri,
+                    refers_to=refers,
+                )
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as exc:
+        dest.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write WARC file {dest}: {exc}") from exc
+        raise
+    return WarcWriteResult(records=tuple(writer.refs), digests=out.hasher.digests())
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _strip_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.strip().removeprefix("<").removesuffix(">")
+
+
+def check_warc(path: Path) -> Iterator[RecordCheck]:
+    """Re-read every record of ``path``, verifying digests; one :class:`RecordCheck` each.
+
+    A damaged file (bad gzip, truncated record, unparseable headers) ends the iteration with a
+    RecordCheck whose ``problems`` say what broke and where; nothing is raised for damage.
+    Raises :class:`~preserve.errors.NotFoundError` only if the file cannot be opened.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
+    with handle:
+        iterator = ArchiveIterator(handle, check_digests=True)
+        last_end = 0
+        current: ArcWarcRecord | None = None
+        try:
+            for record in iterator:
+                current = record
+                while record.raw_stream.read(_BLOCK):
+                    pass
+                remaining = getattr(record.raw_stream, "limit", 0) or 0
+                offset = iterator.get_record_offset()
+                length = iterator.get_record_length()
+                last_end = offset + length
+                yield _record_check(record, offset, length, truncated=remaining > 0)
+                current = None
+        except Exception as exc:  # warcio/zlib raise many types on damaged input; report it
+            yield _damage(current, last_end, exc)
+            return
+        size = path.stat().st_size
+        if last_end < size:
+            trailing = f"{size - last_end} bytes after the last record are not a WARC record"
+            yield RecordCheck(None, None, last_end, size - last_end, None, None, None,
+                              None, None, (trailing,))
+
+
+def _record_check(record: ArcWarcRecord, offset: int, length: int, *, truncated: bool) -> RecordCheck:
+    headers = record.rec_headers
+    block_digest = headers.get_header("WARC-Block-Digest")
+    payload_digest = headers.get_header("WARC-Payload-Digest")
+    problems = list(record.digest_checker.problems) if record.digest_checker else []
+    if truncated:
+        problems.append("record is shorter than its Content-Length (truncated)")
+    block_bad = truncated or any("block digest" in p for p in problems)
+    payload_bad = truncated or any("payload digest" in p for p in problems)
+    payload_checked = payload_digest is not None and record.rec_type not in ("revisit", "warcinfo")
+    return RecordCheck(
+        record_id=_strip_id(headers.get_header("WARC-Record-ID")),
+        type=record.rec_type,
+        offset=offset,
+        length=length,
+        target_uri=headers.get_header("WARC-Target-URI"),
+        block_digest=block_digest,
+        payload_digest=payload_digest,
+        block_ok=None if block_digest is None else not block_bad,
+        payload_ok=None if not payload_checked else not payload_bad,
+        problems=tuple(problems),
+    )
+
+
+def _damage(record: ArcWarcRecord | None, offset: int, exc: Exception) -> RecordCheck:
+    headers = record.rec_headers if record is not None else None
+    problem = f"unreadable at or after offset {offset}: {type(exc).__name__}: {exc}".strip()
+    return RecordCheck(
+        record_id=_strip_id(headers.get_header("WARC-Record-ID")) if headers else None,
+        type=record.rec_type if record is not None else None,
+        offset=offset,
+        length=0,
+        target_uri=headers.get_header("WARC-Target-URI") if headers else None,
+        block_digest=headers.get_header("WARC-Block-Digest") if headers else None,
+        payload_digest=headers.get_header("WARC-Payload-Digest") if headers else None,
+        block_ok=False if record is not None else None,
+        payload_ok=None,
+        problems=(problem,),
+    )
+
+
+def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Mapping[str, str]]:
+    """The HTTP payload of the response record at ``offset``, content-decoded, at most
+    ``limit`` bytes, and that response's HTTP headers (repeated names joined with ``, ``).
+
+    Undecodable content (unknown coding, corrupt data) comes back raw. Raises
+    :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
+    :class:`~preserve.errors.ArchiveError` if the record cannot be read.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
+    with handle:
+        try:
+            handle.seek(offset)
+            record = next(iter(ArchiveIterator(handle)), None)
+            if record is None or record.rec_type != "response" or record.http_headers is None:
+                raise NotFoundError(f"no HTTP response record at offset {offset} of {path}")
+            headers: dict[str, str] = {}
+            for name, value in record.http_headers.headers:
+                existing = next((k for k in headers if k.lower() == name.lower()), None)
+                if existing is None:
+                    headers[name] = value
+                else:
+                    headers[existing] += ", " + value
+            stream = record.raw_stream
+            if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":
+                stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing
+            decoded = decode_chunks(
+                iter(lambda: stream.read(_BLOCK), b""),
+                record.http_headers.get_header("content-encoding"),
+                limit,
+            )
+        except NotFoundError:
+            raise
+        except Exception as exc:  # warcio/zlib raise many types on damaged input
+            raise ArchiveError(
+                f"cannot read the record at offset {offset} of {path}: {type(exc).__name__}: {exc}"
+            ) from exc
+    return decoded.data, headers

@@ -1,0 +1,73 @@
+"""Shared pytest fixtures: a test CA and real HTTP/HTTPS servers on 127.0.0.1.
+
+* ``test_ca`` — a trustme CA (session-wide); ``ca_bundle`` — its PEM file, to pass as
+  ``FetchOptions(ca_bundle=...)`` so the HTTPS fixtures are trusted and nothing else is.
+* ``http_server`` / ``https_server`` — a started :class:`tests.servers.TestServer`; fill
+  ``server.routes`` in the test. ``https_server.certificate_der`` is the leaf it presents
+  (issued by ``test_ca`` for 127.0.0.1 and localhost).
+* ``untrusted_https_server`` — HTTPS with a certificate from a different CA that
+  ``ca_bundle`` does not contain (for TLS failure tests).
+* ``spool_dir`` — an empty directory for fetch's spool files.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from servers import TestServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_bundle(test_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "test-ca.pem"
+    test_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def _https_server(ca: trustme.CA) -> TestServer:
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    pem = leaf.cert_chain_pems[0].bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    return TestServer(ssl_context=context, certificate_der=der)
+
+
+@pytest.fixture
+def http_server() -> Iterator[TestServer]:
+    with TestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def https_server(test_ca: trustme.CA) -> Iterator[TestServer]:
+    with _https_server(test_ca) as server:
+        yield server
+
+
+@pytest.fixture
+def untrusted_https_server() -> Iterator[TestServer]:
+    with _https_server(trustme.CA()) as server:
+        yield server
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "spool"
+    path.mkdir()
+    return path

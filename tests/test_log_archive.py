@@ -1,0 +1,298 @@
+"""The archive's integrity log end to end: recording, checkpoints, attacks and their findings,
+proof bundles checked offline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preserve.errors import ProofError
+from preserve.hashing import hash_bytes
+from preserve.log import (
+    CODES,
+    TransparencyLog,
+    check_proof,
+    checkpoint_paths,
+    fixity_event,
+    generate_key,
+    init_log,
+    latest_checkpoint,
+    load_signer,
+    log_dir,
+    make_proof,
+    parse_entry,
+    record_event,
+    record_manifest,
+    verify_log,
+    write_checkpoint,
+)
+from preserve.log.keys import Signer
+from preserve.log.merkle import leaf_hash
+from preserve.log.note import parse_checkpoint, sign_checkpoint
+
+CAPTURES = ["20261121T100000Z-aaaaaaaaaa", "20261121T110000Z-bbbbbbbbbb",
+            "20261121T120000Z-cccccccccc", "20261121T130000Z-dddddddddd"]  # fmt: skip
+KEY_NAME = "test.example/preserve-archive"
+
+
+def write_manifest(root: Path, capture_id: str, started: str | None = None) -> Path:
+    warc_bytes = f"pretend WARC of {capture_id}".encode()
+    warc_rel = f"archive/warc/2026/11/{capture_id}.warc.gz"
+    (root / warc_rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / warc_rel).write_bytes(warc_bytes)
+    d = hash_bytes(warc_bytes)
+    day, clock = capture_id[:8], capture_id[9:15]
+    manifest = {
+        "schema": "preserve/manifest/1",
+        "capture_id": capture_id,
+        "status": "ok",
+        "requested_url": "https://example.org/",
+        "started": started or f"{day[:4]}-{day[4:6]}-{day[6:]}T{clock[:2]}:{clock[2:4]}:"
+        f"{clock[4:]}.000000Z",
+        "warc": {
+            "path": warc_rel,
+            "size": d.size,
+            "blake3": d.blake3,
+            "sha256": d.sha256,
+            "records": [
+                {"id": "urn:uuid:1", "type": "response", "target_uri": "https://example.org/",
+                 "offset": 0, "length": d.size, "block_digest": "sha256:AAAA",
+                 "payload_digest": "sha256:BBBB", "refers_to": None,
+                 "content_type": "application/http"},
+            ],
+        },
+    }  # fmt: skip
+    path = root / "manifests" / f"{capture_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def commit(root: Path, capture_id: str, day_time: str) -> None:
+    write_manifest(root, capture_id)
+    record_manifest(root, capture_id, committed=f"2026-11-21T{day_time}.000000Z")
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    path, _ = generate_key(KEY_NAME, tmp_path / "config" / "archive.key")
+    return load_signer(path)
+
+
+@pytest.fixture
+def root(tmp_path: Path, signer: Signer) -> Path:
+    """An archive with three logged captures and a checkpoint covering them."""
+    root = tmp_path / "archive"
+    init_log(root, signer.verifier)
+    for capture_id, t in zip(CAPTURES[:3], ["10:00:05", "11:00:05", "12:00:05"], strict=True):
+        commit(root, capture_id, t)
+    write_checkpoint(root, signer)
+    return root
+
+
+def codes(findings: list[Any]) -> list[str]:
+    return sorted(f.code for f in findings)
+
+
+def rewrite_log(root: Path, entries: list[bytes]) -> None:
+    """What an attacker without the key can do: rebuild the whole log from chosen entries."""
+    directory = log_dir(root)
+    for name in ("entries.jsonl", "entries.idx", "head.json"):
+        (directory / name).unlink()
+    shutil.rmtree(directory / "tree")
+    with TransparencyLog.open(directory, create=True) as log:
+        log.append_many(entries)
+
+
+def entries_of(root: Path) -> list[bytes]:
+    with TransparencyLog.open(log_dir(root), readonly=True) as log:
+        return [e for _, e in log.iter_entries()]
+
+
+def test_clean_archive_has_no_findings(root: Path, signer: Signer) -> None:
+    assert verify_log(root) == []
+    assert verify_log(root, trusted_key=signer.verifier.to_text()) == []
+    assert all(code in CODES for code in ["E301", "W301"])
+
+
+def test_audit_event_leaf(root: Path, signer: Signer) -> None:
+    event = fixity_event(outcome="pass", counts={"manifests": 3, "errors": 0}, finding_codes=[])
+    index = record_event(root, event)
+    assert index == 3
+    leaf = parse_entry(entries_of(root)[index])
+    assert leaf.event["eventType"] == "fixity check"  # type: ignore[union-attr]
+    assert leaf.event["eventOutcomeInformation"]["eventOutcome"] == "pass"  # type: ignore[union-attr]
+    assert codes(verify_log(root)) == ["W302"]  # the event is not yet checkpointed
+    write_checkpoint(root, signer)
+    assert verify_log(root) == []
+
+
+def test_deleted_manifest(root: Path) -> None:
+    (root / "manifests" / f"{CAPTURES[1]}.json").unlink()
+    findings = verify_log(root)
+    assert codes(findings) == ["E305"]
+    assert findings[0].path == f"manifests/{CAPTURES[1]}.json"
+
+
+def test_edited_manifest(root: Path) -> None:
+    path = root / "manifests" / f"{CAPTURES[0]}.json"
+    path.write_text(path.read_text().replace("example.org", "example.net"))
+    assert codes(verify_log(root)) == ["E306"]
+
+
+def test_edited_manifest_with_every_hash_recomputed(root: Path) -> None:
+    """Edit a manifest, recompute its leaf and the whole tree: only the signature betrays it."""
+    path = root / "manifests" / f"{CAPTURES[0]}.json"
+    path.write_text(path.read_text().replace("example.org", "example.net"))
+    entries = entries_of(root)
+    old = json.loads(entries[0])
+    d = hash_bytes(path.read_bytes())
+    old["manifest"].update(blake3=d.blake3, sha256=d.sha256, size=d.size)
+    entries[0] = json.dumps(old, sort_keys=True, separators=(",", ":")).encode()
+    rewrite_log(root, entries)
+    assert codes(verify_log(root)) == ["E308", "W302"]
+    assert not [f for f in verify_log(root) if f.code in ("E302", "E306")]
+
+
+def test_reordered_log(root: Path) -> None:
+    entries = entries_of(root)
+    rewrite_log(root, [entries[1], entries[0], entries[2]])
+    found = codes(verify_log(root))
+    assert "E308" in found and "E310" in found
+
+
+def test_truncated_log(root: Path, signer: Signer, tmp_path: Path) -> None:
+    commit(root, CAPTURES[3], "13:00:05")
+    write_checkpoint(root, signer)
+    external = tmp_path / "kept-elsewhere.txt"
+    external.write_text(latest_checkpoint(root) or "")
+    # the attacker drops the last capture: its leaf, its manifest and the newest checkpoint
+    rewrite_log(root, entries_of(root)[:3])
+    (root / "manifests" / f"{CAPTURES[3]}.json").unlink()
+    newest = checkpoint_paths(root)[-1]
+    newest.unlink()
+    (log_dir(root) / "checkpoint").write_bytes(checkpoint_paths(root)[-1].read_bytes())
+    assert verify_log(root) == []  # nothing inside the archive can tell
+    findings = verify_log(root, external_checkpoints=[external])
+    assert codes(findings) == ["E309"]
+    assert "truncated" in findings[0].message
+
+
+def test_truncated_log_caught_by_stored_checkpoint(root: Path) -> None:
+    rewrite_log(root, entries_of(root)[:2])
+    (root / "manifests" / f"{CAPTURES[2]}.json").unlink()
+    assert codes(verify_log(root)) == ["E308", "W302"]
+
+
+def test_replaced_old_checkpoint_without_the_key(root: Path, tmp_path: Path) -> None:
+    old = checkpoint_paths(root)[0]
+    generate_key(KEY_NAME, tmp_path / "attacker.key")
+    attacker = load_signer(tmp_path / "attacker.key")
+    checkpoint, _ = parse_checkpoint(old.read_text())
+    old.write_text(sign_checkpoint(checkpoint, attacker))
+    assert codes(verify_log(root)) == ["E307", "W303"]
+
+
+def test_replaced_key_is_caught_only_with_a_trusted_key(
+    root: Path, signer: Signer, tmp_path: Path
+) -> None:
+    generate_key(KEY_NAME, tmp_path / "attacker.key")
+    attacker = load_signer(tmp_path / "attacker.key")
+    (log_dir(root) / "key.pub").write_text(attacker.verifier.to_text() + "\n")
+    for path in checkpoint_paths(root):
+        path.unlink()
+    write_checkpoint(root, attacker)
+    assert verify_log(root) == []
+    found = codes(verify_log(root, trusted_key=signer.verifier.to_text()))
+    assert found == ["E307", "E313", "W302"]
+
+
+def test_back_dated_leaf(root: Path, signer: Signer) -> None:
+    write_manifest(root, CAPTURES[3])
+    record_manifest(root, CAPTURES[3], committed="2026-11-21T11:30:00.000000Z")
+    write_checkpoint(root, signer)
+    findings = verify_log(root)
+    assert codes(findings) == ["E310", "E311"]  # before leaf 2, and before its own capture
+
+
+def test_capture_after_commit(root: Path, signer: Signer) -> None:
+    write_manifest(root, CAPTURES[3], started="2026-11-22T00:00:00.000000Z")
+    record_manifest(root, CAPTURES[3], committed="2026-11-21T13:00:05.000000Z")
+    write_checkpoint(root, signer)
+    assert codes(verify_log(root)) == ["E311"]
+
+
+def test_unlogged_manifest_and_unchecked_tail(root: Path) -> None:
+    write_manifest(root, CAPTURES[3])
+    assert codes(verify_log(root)) == ["E304"]
+    record_manifest(root, CAPTURES[3])
+    assert codes(verify_log(root)) == ["W302"]
+
+
+def test_deleted_log_is_an_error(root: Path) -> None:
+    shutil.rmtree(log_dir(root))
+    assert codes(verify_log(root)) == ["E301"]
+
+
+def test_torn_tail_is_only_a_warning(root: Path) -> None:
+    with (log_dir(root) / "entries.jsonl").open("ab") as f:
+        f.write(b'{"half an entr')
+    findings = verify_log(root)
+    assert codes(findings) == ["W301"]
+    assert findings[0].path == "manifests/log/entries.jsonl"
+
+
+# --- proof bundles ---------------------------------------------------------------------------
+
+
+def test_proof_bundle_round_trip(root: Path, signer: Signer) -> None:
+    for capture_id in CAPTURES[:3]:
+        bundle = json.loads(json.dumps(make_proof(root, capture_id)))
+        assert check_proof(bundle) == []
+        assert check_proof(bundle, trusted_key=signer.verifier.to_text()) == []
+        assert bundle["warc"]["records"][0]["block_digest"] == "sha256:AAAA"
+        entry = bundle["leaf"]["entry"].encode()
+        assert leaf_hash(entry) in [leaf_hash(e) for e in entries_of(root)]
+
+
+def _tampered(bundle: dict[str, Any], what: str) -> dict[str, Any]:
+    b: dict[str, Any] = json.loads(json.dumps(bundle))
+    if what == "manifest":
+        raw = base64.b64decode(b["manifest"]["base64"]).replace(b"example.org", b"example.net")
+        b["manifest"]["base64"] = base64.b64encode(raw).decode()
+    elif what == "path":
+        b["inclusion_proof"]["hashes"][0] = base64.b64encode(bytes(32)).decode()
+    elif what == "index":
+        b["inclusion_proof"]["leaf_index"] += 1
+        b["leaf"]["index"] += 1
+    elif what == "checkpoint":
+        b["checkpoint"] = b["checkpoint"].replace("\n3\n", "\n4\n")
+    elif what == "warc":
+        b["warc"]["records"][0]["payload_digest"] = "sha256:CCCC"
+    elif what == "garbage":
+        b["leaf"] = None
+    return b
+
+
+@pytest.mark.parametrize("what", ["manifest", "path", "index", "checkpoint", "warc", "garbage"])
+def test_tampered_proof_bundle(root: Path, what: str) -> None:
+    bundle = make_proof(root, CAPTURES[1])
+    assert check_proof(_tampered(bundle, what)) != []
+
+
+def test_proof_against_another_trusted_key(root: Path, tmp_path: Path) -> None:
+    _, other = generate_key("someone.else", tmp_path / "other.key")
+    assert check_proof(make_proof(root, CAPTURES[0]), trusted_key=other.to_text()) != []
+
+
+def test_proof_needs_a_covering_checkpoint(root: Path) -> None:
+    commit(root, CAPTURES[3], "13:00:05")
+    with pytest.raises(ProofError):
+        make_proof(root, CAPTURES[3])
+    with pytest.raises(ProofError):
+        make_proof(root, "20261121T140000Z-eeeeeeeeee")

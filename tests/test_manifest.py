@@ -1,0 +1,267 @@
+"""Tests for preserve.manifest: canonical bytes, strict parsing, write-once files."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+
+from preserve.errors import ManifestError, StorageError, UnsafePathError
+from preserve.manifest import (
+    MAX_MANIFEST_BYTES,
+    MAX_NESTING,
+    SCHEMA,
+    Manifest,
+    iter_manifest_paths,
+    iter_manifests,
+    manifest_from_dict,
+    nesting_depth,
+    parse_manifest,
+    read_manifest,
+    write_manifest,
+)
+from preserve.hashing import sha256_base32
+from preserve.paths import ArchiveLayout
+
+CID = "20261121T164100Z-abcdefgh23"
+H1 = "1" * 64
+H2 = "2" * 64
+H3 = "a" * 64
+DIGEST = sha256_base32(hashlib.sha256(b"block").digest())
+
+
+def _hop(url: str, status: int, location: str | None) -> dict[str, Any]:
+    return {
+        "url": url, "method": "GET", "status": status, "location": location,
+        "remote_ip": "127.0.0.1", "remote_port": 8443,
+        "started": "2026-11-21T16:41:00.000001Z", "ended": "2026-11-21T16:41:00.500000Z",
+        "transfer_encoding": None, "wire_sha256": H1, "wire_size": 100,
+        "body_sha256": H2, "body_size": 10,
+        "tls": {
+            "version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "alpn": None,
+            "verified": True,
+            "certificate": {
+                "sha256_fingerprint": H3, "subject": "CN=localhost", "issuer": "O=trustme",
+                "not_before": "2026-01-01T00:00:00Z", "not_after": "2036-01-01T00:00:00Z",
+                "serial_number": "0a1b", "subject_alt_names": ["localhost", "127.0.0.1"],
+            },
+        },
+    }
+
+
+def sample_dict() -> dict[str, Any]:
+    record = {
+        "id": "urn:uuid:12345678-1234-1234-1234-123456789abc", "type": "response",
+        "target_uri": "https://example.test/a", "offset": 0, "length": 500,
+        "block_digest": DIGEST, "payload_digest": DIGEST, "refers_to": None,
+        "content_type": "application/http; msgtype=response",
+    }
+    return {
+        "schema": SCHEMA, "capture_id": CID, "status": "ok",
+        "requested_url": "https://example.test/", "final_url": "https://example.test/a",
+        "started": "2026-11-21T16:41:00.000000Z", "ended": "2026-11-21T16:41:01.000000Z",
+        "http": {"status": 200, "reason": "OK", "content_type": "text/html; charset=utf-8"},
+        "redirects": [_hop("https://example.test/", 301, "https://example.test/a"),
+                      _hop("https://example.test/a", 200, None)],
+        "connection": {"remote_ip": "::1", "remote_port": 8443, "local_ip": None,
+                       "tls": _hop("x", 200, None)["tls"]},
+        "warc": {"path": f"archive/warc/2026/11/{CID}.warc.gz", "size": 1000,
+                 "blake3": H1, "sha256": H2, "records": [record]},
+        "text": {"blake3": H3, "size": 12, "path": f"archive/text/aa/aa/{H3}"},
+        "comments": None,
+        "extraction": {"title": "Titel — “quoted”", "byline": None, "published": "2026-11-20",
+                       "language": "de", "reason": None},
+        "extractor": {"name": "preserve-extract", "version": "1",
+                      "settings": {"min_chars": 25, "keep": ["p", "h1"], "ratio": 0.5}},
+        "software": {"preserve": "0.1.0", "python": "CPython 3.11.7"},
+        "host": "box", "operator": "ana",
+        "previous": ["20261120T000000Z-aaaaaaaaaa"],
+    }
+
+
+def sample() -> Manifest:
+    return manifest_from_dict(sample_dict())
+
+
+def test_roundtrip_and_canonical_bytes() -> None:
+    manifest = sample()
+    data = manifest.to_bytes()
+    assert parse_manifest(data) == manifest
+    assert data.endswith(b"}\n")
+    assert "Titel — “quoted”".encode() in data  # not \\u-escaped
+    expected = json.dumps(sample_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert data == expected.encode()
+
+
+def test_to_dict_is_plain_json() -> None:
+    assert json.loads(json.dumps(sample().to_dict())) == sample_dict()
+
+
+def test_settings_normalised_from_python_values() -> None:
+    d = sample_dict()
+    d["extractor"]["settings"] = {"keep": ("p", "h1")}
+    assert manifest_from_dict(d).extractor.settings == {"keep": ["p", "h1"]}
+
+
+def _mutated(path: str, value: Any) -> dict[str, Any]:
+    d = copy.deepcopy(sample_dict())
+    *parents, last = path.split(".")
+    target: Any = d
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[int(last) if isinstance(target, list) else last] = value
+    return d
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("schema", "preserve/manifest/2"),
+        ("capture_id", "20261121T164100Z-ABCDEFGH23"),
+        ("capture_id", "../../x"),
+        ("status", "fine"),
+        ("requested_url", ""),
+        ("requested_url", 5),
+        ("started", "2026-11-21T16:41:00Z"),
+        ("started", "2026-11-21 16:41:00.000000Z"),
+        ("started", "2026-02-30T16:41:00.000000Z"),
+        ("ended", "2026-11-21T16:40:00.000000Z"),  # before started
+        ("http.status", "200"),
+        ("http.status", True),
+        ("http.status", 42),
+        ("http.extra", 1),
+        ("redirects.0.remote_ip", "not-an-ip"),
+        ("redirects.0.remote_port", 70000),
+        ("redirects.0.wire_sha256", "A" * 64),
+        ("redirects.0.tls.verified", "yes"),
+        ("redirects.0.tls.certificate.subject_alt_names", ["a", 1]),
+        ("connection.tls", _DELETE),
+        ("warc.size", -1),
+        ("warc.size", 499),  # record extends past the end
+        ("warc.blake3", "z" * 64),
+        ("warc.records.0.id", "<urn:uuid:12345678-1234-1234-1234-123456789abc>"),
+        ("warc.records.0.type", "bogus"),
+        ("warc.records.0.length", 0),
+        ("warc.records.0.offset", 1.5),
+        ("warc.records.0.block_digest", "sha256:ABC"),
+        ("warc.records.0.block_digest", "md5:" + "a" * 32),
+        ("warc.records.0.payload_digest", "sha1:" + "a" * 64),
+        ("text.size", None),
+        ("text.blake3", "short"),
+        ("extractor.settings", []),
+        ("software.python", 3),
+        ("previous", ["yesterday"]),
+        ("host", None),
+        ("extraction.title", "\ud800"),  # lone surrogate
+    ],
+)
+def test_invalid_fields_rejected(path: str, value: Any) -> None:
+    with pytest.raises(ManifestError):
+        manifest_from_dict(_mutated(path, value))
+
+
+@pytest.mark.parametrize(
+    "bad_path",
+    ["/etc/passwd", "../outside.warc.gz", "archive/../../x", "archive\\warc\\x", "manifests/x",
+     "archive/te\x00xt", "C:/x"],
+)
+def test_unsafe_paths_rejected(bad_path: str) -> None:
+    with pytest.raises(UnsafePathError):
+        manifest_from_dict(_mutated("warc.path", bad_path))
+    with pytest.raises(UnsafePathError):
+        manifest_from_dict(_mutated("text.path", bad_path))
+
+
+def test_records_must_not_overlap() -> None:
+    d = sample_dict()
+    second = dict(d["warc"]["records"][0], offset=499,
+                  id="urn:uuid:12345678-1234-1234-1234-123456789abd")
+    d["warc"]["records"].append(second)
+    with pytest.raises(ManifestError, match="overlaps"):
+        manifest_from_dict(d)
+
+
+@pytest.mark.parametrize("label", ["sha256:" + "a" * 64, DIGEST.rstrip("=")])
+def test_hex_and_unpadded_warc_digests_accepted(label: str) -> None:
+    d = _mutated("warc.records.0.payload_digest", label)
+    assert manifest_from_dict(d).warc.records[0].payload_digest == label
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff\xfe{}",
+        "\ufeff{}".encode(),
+        b"[1, 2]",
+        b'{"schema": NaN}',
+        b'{"a": 1, "a": 2}',
+        b"{" * 10,
+        b"not json",
+    ],
+)
+def test_decoding_errors(data: bytes) -> None:
+    with pytest.raises(ManifestError):
+        parse_manifest(data)
+
+
+def test_deep_nesting_rejected_before_json_loads() -> None:
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    with pytest.raises(ManifestError, match="nested deeper"):
+        parse_manifest(deep)
+    assert nesting_depth(b'{"a": [[{}]], "b": "[[[[[[[[[[[["}') == 4
+    assert nesting_depth(b"[" * (MAX_NESTING + 50)) <= MAX_NESTING + 1
+
+
+def test_oversize_rejected() -> None:
+    with pytest.raises(ManifestError, match="larger"):
+        parse_manifest(b" " * (MAX_MANIFEST_BYTES + 1))
+
+
+def test_write_manifest_once(tmp_path: Path) -> None:
+    layout = ArchiveLayout(tmp_path)
+    manifest = sample()
+    ref = write_manifest(layout, manifest)
+    data = ref.path.read_bytes()
+    assert ref.path == tmp_path / "manifests" / f"{CID}.json"
+    assert ref.blake3 == blake3.blake3(data).hexdigest()
+    assert ref.sha256 == hashlib.sha256(data).hexdigest()
+    assert ref.size == len(data)
+    assert stat.S_IMODE(ref.path.stat().st_mode) == 0o444
+    with pytest.raises(StorageError, match="already exists"):
+        write_manifest(layout, manifest)
+    assert ref.path.read_bytes() == data
+    assert sorted(p.name for p in layout.manifests_dir.iterdir()) == [f"{CID}.json"]
+
+    parsed, digests = read_manifest(ref.path)
+    assert parsed == manifest
+    assert digests.blake3 == ref.blake3
+
+
+def test_iter_manifests_skips_temp_and_log(tmp_path: Path) -> None:
+    layout = ArchiveLayout(tmp_path)
+    layout.ensure_dirs()
+    write_manifest(layout, sample())
+    (layout.manifests_dir / ".tmp-debris").write_text("{}")
+    (layout.log_dir / "entries.json").write_text("{}")
+    assert [p.name for p in iter_manifest_paths(layout)] == [f"{CID}.json"]
+    assert [m.capture_id for _, m, _ in iter_manifests(layout)] == [CID]
+
+
+def test_read_manifest_names_file_on_error(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_bytes(b"{}")
+    with pytest.raises(ManifestError, match=r"x\.json"):
+        read_manifest(bad)

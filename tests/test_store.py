@@ -1,0 +1,133 @@
+"""Tests for preserve.store: one contract suite run against the disk and in-memory stores,
+plus disk-only checks (fan-out, atomicity, damage left untouched)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+import pytest
+
+from preserve.errors import NotFoundError, StorageError, UnsafePathError
+from preserve.paths import ArchiveLayout
+from preserve.store import MemoryTextStore, TextStore, TextStoreProtocol
+
+
+@pytest.fixture(params=["disk", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TextStoreProtocol]:
+    if request.param == "disk":
+        yield TextStore(ArchiveLayout(tmp_path))
+    else:
+        yield MemoryTextStore()
+
+
+# --- the contract --------------------------------------------------------------------------
+
+
+def test_put_get_roundtrip(store: TextStoreProtocol) -> None:
+    data = "Ein Text über Beweise.\n".encode()
+    obj = store.put(data)
+    assert obj.blake3 == blake3.blake3(data).hexdigest()
+    assert obj.size == len(data)
+    assert obj.path_rel == f"archive/text/{obj.blake3[:2]}/{obj.blake3[2:4]}/{obj.blake3}"
+    assert store.get(obj.blake3) == data
+    assert store.contains(obj.blake3)
+    assert store.verify(obj.blake3)
+
+
+def test_put_is_idempotent(store: TextStoreProtocol) -> None:
+    first = store.put(b"same")
+    second = store.put(b"same")
+    assert first == second
+    assert list(store.iter_ids()) == [first.blake3]
+
+
+def test_empty_object(store: TextStoreProtocol) -> None:
+    obj = store.put(b"")
+    assert store.get(obj.blake3) == b""
+
+
+def test_iter_ids_sorted(store: TextStoreProtocol) -> None:
+    ids = [store.put(f"object {i}".encode()).blake3 for i in range(20)]
+    assert list(store.iter_ids()) == sorted(ids)
+
+
+def test_missing_object(store: TextStoreProtocol) -> None:
+    absent = "0" * 64
+    assert not store.contains(absent)
+    with pytest.raises(NotFoundError):
+        store.get(absent)
+    with pytest.raises(NotFoundError):
+        store.verify(absent)
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "AB" * 32, "ab" * 31, ""])
+def test_invalid_ids_never_become_paths(store: TextStoreProtocol, bad_id: str) -> None:
+    assert not store.contains(bad_id)
+    with pytest.raises(UnsafePathError):
+        store.get(bad_id)
+
+
+def test_memory_store_detects_damage() -> None:
+    store = MemoryTextStore()
+    obj = store.put(b"original")
+    store.corrupt(obj.blake3, b"damaged")
+    assert not store.verify(obj.blake3)
+    with pytest.raises(StorageError):
+        store.put(b"original")
+
+
+# --- disk specifics ------------------------------------------------------------------------
+
+
+def test_disk_layout_readonly_and_no_debris(tmp_path: Path) -> None:
+    layout = ArchiveLayout(tmp_path)
+    obj = TextStore(layout).put(b"hello")
+    path = tmp_path / obj.path_rel
+    assert path.read_bytes() == b"hello"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert list(layout.tmp_dir.iterdir()) == []
+
+
+def test_disk_damage_detected_and_left_untouched(tmp_path: Path) -> None:
+    store = TextStore(ArchiveLayout(tmp_path))
+    obj = store.put(b"the original words")
+    path = store.path(obj.blake3)
+    path.chmod(0o644)
+    path.write_bytes(b"the altered words!")
+    assert not store.verify(obj.blake3)
+    with pytest.raises(StorageError, match="does not match its name"):
+        store.put(b"the original words")
+    assert path.read_bytes() == b"the altered words!"  # evidence kept
+    assert list(store.layout.tmp_dir.iterdir()) == []
+
+
+def test_disk_iter_ids_skips_strays(tmp_path: Path) -> None:
+    store = TextStore(ArchiveLayout(tmp_path))
+    good = store.put(b"good").blake3
+    misplaced = store.layout.text_dir / "00" / "00" / good
+    misplaced.parent.mkdir(parents=True)
+    misplaced.write_bytes(b"good")
+    (store.layout.text_dir / "README").write_text("stray")
+    os.symlink(store.path(good), store.layout.text_dir / good[:2] / good[2:4] / ("f" * 64))
+    assert list(store.iter_ids()) == [good]
+
+
+def test_disk_open_streams(tmp_path: Path) -> None:
+    store = TextStore(ArchiveLayout(tmp_path))
+    data = os.urandom(3 * 1024 * 1024)
+    obj = store.put(data)
+    with store.open(obj.blake3) as f:
+        assert f.read(10) == data[:10]
+    assert store.digests(obj.blake3).sha256 == obj.sha256
+
+
+def test_disk_put_reports_storage_failure(tmp_path: Path) -> None:
+    layout = ArchiveLayout(tmp_path)
+    layout.archive_dir.mkdir()
+    layout.tmp_dir.write_bytes(b"a file where archive/tmp/ should be")
+    with pytest.raises(StorageError):
+        TextStore(layout).put(b"x")
