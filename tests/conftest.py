@@ -8,12 +8,14 @@
 * ``untrusted_https_server`` — HTTPS with a certificate from a different CA that
   ``ca_bundle`` does not contain (for TLS failure tests).
 * ``spool_dir`` — an empty directory for fetch's spool files.
+
+Test modules import the server helpers as ``from servers import respond, redirect, ...``
+(pytest puts ``tests/`` on ``sys.path``; there is no ``tests/__init__.py``).
 """
 
 from __future__ import annotations
 
 import ssl
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +24,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from servers import TestServer  # noqa: E402
+from servers import TestServer
 
 
 @pytest.fixture(scope="session")

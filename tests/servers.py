@@ -23,6 +23,7 @@ that connection. Unknown paths get a 404. Nothing here touches the network beyon
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import socketserver
@@ -133,10 +134,8 @@ class TestServer:
         except (OSError, ssl.SSLError):
             return  # the client went away, refused our certificate, or we reset on purpose
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
 
 def _read_request(conn: socket.socket) -> ReceivedRequest | None:

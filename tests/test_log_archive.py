@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from preserve.log import (
     parse_entry,
     record_event,
     record_manifest,
+    unlogged_manifests,
     verify_log,
     write_checkpoint,
 )
@@ -230,6 +233,7 @@ def test_capture_after_commit(root: Path, signer: Signer) -> None:
 def test_unlogged_manifest_and_unchecked_tail(root: Path) -> None:
     write_manifest(root, CAPTURES[3])
     assert codes(verify_log(root)) == ["E304"]
+    assert unlogged_manifests(root) == [CAPTURES[3]]
     record_manifest(root, CAPTURES[3])
     assert codes(verify_log(root)) == ["W302"]
 
@@ -296,3 +300,46 @@ def test_proof_needs_a_covering_checkpoint(root: Path) -> None:
         make_proof(root, CAPTURES[3])
     with pytest.raises(ProofError):
         make_proof(root, "20261121T140000Z-eeeeeeeeee")
+
+
+# --- the standalone verifier printed in docs/integrity-log.md ---------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "integrity-log.md"
+
+
+def _standalone_verifier() -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split("<!-- standalone-verifier:start -->")[1].split(
+        "<!-- standalone-verifier:end -->"
+    )[0]
+    return block.split("```python\n")[1].split("```")[0]
+
+
+@pytest.mark.parametrize("what", [None, "manifest", "path", "index", "checkpoint"])
+def test_documented_standalone_verifier(root: Path, tmp_path: Path, what: str | None) -> None:
+    script = tmp_path / "verify_bundle.py"
+    script.write_text(_standalone_verifier())
+    bundle = make_proof(root, CAPTURES[2])
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(bundle if what is None else _tampered(bundle, what)))
+    done = subprocess.run(
+        [sys.executable, "-I", str(script), str(path)], capture_output=True, text=True, check=False
+    )
+    if what is None:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"OK: {CAPTURES[2]} is leaf 2 of the 3-leaf log")
+    else:
+        assert done.returncode != 0
+
+
+def test_log_without_a_key(tmp_path: Path, signer: Signer) -> None:
+    root = tmp_path / "unsigned"
+    init_log(root)
+    commit(root, CAPTURES[0], "10:00:05")
+    assert codes(verify_log(root)) == ["W304"]
+    init_log(root, signer.verifier)  # the key can come later
+    assert codes(verify_log(root)) == ["W302"]
+    write_checkpoint(root, signer)
+    assert verify_log(root) == []
+    (log_dir(root) / "key.pub").unlink()
+    assert codes(verify_log(root)) == ["E313"]

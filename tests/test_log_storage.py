@@ -152,7 +152,8 @@ CRASH_CHILD = textwrap.dedent(
 @pytest.mark.slow
 def test_sigkill_during_appends_never_corrupts(tmp_path: Path) -> None:
     directory = tmp_path / "log"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    inherited = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (inherited, str(SRC)) if p)}
     for delay in (0.15, 0.3, 0.05, 0.4):
         child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(directory)], env=env)
         time.sleep(delay + 0.2)

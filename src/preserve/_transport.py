@@ -124,7 +124,7 @@ def _session_of(stream: httpcore.NetworkStream) -> TLSSession | None:
         version=tls.version() or "unknown",
         cipher=cipher[0] if cipher else "unknown",
         alpn=tls.selected_alpn_protocol(),
-        peer_der=tls.getpeercert(binary_form=True),
+        peer_der=tls.getpeercert(True),  # the C-level object takes no keywords
     )
 
 
@@ -202,9 +202,7 @@ class RecordingStream(httpcore.NetworkStream):
         try:
             inner = self._inner.start_tls(ssl_context, server_hostname, self._deadline.cap(timeout))
         except httpcore.ConnectTimeout as exc:
-            raise CaptureTimeoutError(
-                f"TLS handshake with {self._deadline.url} timed out"
-            ) from exc
+            raise CaptureTimeoutError(f"TLS handshake with {self._deadline.url} timed out") from exc
         except httpcore.ConnectError as exc:
             reason = exc.__cause__ or exc
             raise TLSError(f"TLS handshake with {self._deadline.url} failed: {reason}") from exc
@@ -257,9 +255,16 @@ def _resolve(host: str, port: int, timeout: float, url: str) -> list[tuple[str, 
 class RecordingBackend(httpcore.NetworkBackend):
     """Backend for one connection; keeps the :class:`RecordingStream` it made in ``stream``."""
 
-    def __init__(self, *, deadline: Deadline, allow_private: bool) -> None:
+    def __init__(
+        self,
+        *,
+        deadline: Deadline,
+        allow_private: bool,
+        is_blocked: typing.Callable[[IPAddress], bool] = is_blocked_address,
+    ) -> None:
         self._deadline = deadline
         self._allow_private = allow_private
+        self._is_blocked = is_blocked
         self._tcp = httpcore.SyncBackend()
         self.stream: RecordingStream | None = None
 
@@ -276,7 +281,7 @@ class RecordingBackend(httpcore.NetworkBackend):
         if not self._allow_private:
             for ip, _port in addresses:
                 # scope ids (fe80::1%eth0) are not part of the address proper
-                if is_blocked_address(ipaddress.ip_address(ip.split("%", 1)[0])):
+                if self._is_blocked(ipaddress.ip_address(ip.split("%", 1)[0])):
                     raise BlockedAddressError(
                         f"refusing {url}: {host} resolves to non-public address {ip}"
                     )

@@ -147,14 +147,23 @@ class Archive:
         now = datetime.now(UTC)
         capture_id = new_capture_id(now)
         spool = self.layout.tmp_dir / capture_id
+        # Held for the whole capture: ``repair`` removes only spool dirs whose lock is free.
+        in_progress = filelock.FileLock(spool_lock_path(spool), timeout=0)
         try:
-            makedirs_durable(spool)
-            result = fetch.fetch(url, spool, options.fetch)
-            return self._commit(capture_id, now, result, spool, options)
+            with in_progress:
+                try:
+                    makedirs_durable(spool)
+                    result = fetch.fetch(url, spool, options.fetch)
+                    return self._commit(capture_id, now, result, spool, options)
+                finally:
+                    shutil.rmtree(spool, ignore_errors=True)
+        except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
+            raise errors.StorageError(f"capture {capture_id} is already in progress") from exc
         except OSError as exc:
             raise errors.StorageError(f"cannot write to archive {self.root}: {exc}") from exc
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                spool_lock_path(spool).unlink()
 
     def _ensure_layout(self) -> None:
         try:
@@ -321,6 +330,11 @@ class Archive:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def spool_lock_path(spool: Path) -> Path:
+    """The lock file a capture holds while its spool directory is in use."""
+    return spool.with_name(spool.name + ".lock")
 
 
 def media_type_and_charset(content_type: str | None) -> tuple[str | None, str | None]:

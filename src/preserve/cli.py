@@ -17,12 +17,12 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from preserve import errors
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult
 from preserve.fetch import FetchOptions
+from preserve.findings import Report
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # verify: integrity findings; capture: captured, but the server answered 4xx/5xx
@@ -238,10 +238,19 @@ def verify(ctx: click.Context, deep: bool, as_json: bool) -> None:
     else:
         for finding in report.findings:
             where = f"  {finding.path}" if finding.path else ""
-            stdout.print(f"{finding.code.value} {finding.code.severity.value:<7} "
+            stdout.print(f"{finding.code.code} {finding.severity.value:<7} "
                          f"{finding.message}{where}", markup=False)
-        stdout.print(report.summary(), markup=False)
+        stdout.print(_summary(report), markup=False)
     sys.exit(report.exit_status)
+
+
+def _summary(report: Report) -> str:
+    stats = report.to_json()["stats"]
+    state = "intact" if report.ok else "NOT INTACT"
+    return (f"{state}: {stats['manifests_checked']} manifests, "
+            f"{stats['warc_files_checked']} WARC files, "
+            f"{stats['records_checked']} records, {stats['text_objects_checked']} text objects, "
+            f"{len(report.errors)} errors, {len(report.warnings)} warnings")
 
 
 def _with_progress(
@@ -273,13 +282,10 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _print_json({"captures": [entry.to_json() for entry in entries]})
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("capture id", "status", "text", "title", "url"):
-        table.add_column(column, overflow="fold")
     for entry in entries:
-        table.add_row(entry.capture_id, str(entry.http_status),
-                      (entry.text_blake3 or "-")[:12], entry.title or "", entry.requested_url)
-    stdout.print(table)
+        text = (entry.text_blake3 or "-")[:12]
+        click.echo(f"{entry.capture_id}  {entry.http_status}  {text:<12}  {entry.requested_url}"
+                   f"  {entry.title or ''}")
     stdout.print(f"{len(entries)} capture(s)", markup=False)
 
 
@@ -292,7 +298,7 @@ def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
     with _errors_to_exit():
         archive = _archive(ctx)
         manifest = archive.manifest(capture_id)
-    document = manifest.to_json()
+    document = manifest.to_dict()
     if as_json:
         _print_json(document)
         return

@@ -36,7 +36,7 @@ import re
 import ssl
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +47,14 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from preserve._transport import Deadline, PeerFacts, RecordingBackend, RecordingStream
+from preserve._transport import (
+    Deadline,
+    IPAddress,
+    PeerFacts,
+    RecordingBackend,
+    RecordingStream,
+    is_blocked_address,
+)
 from preserve._version import __version__
 from preserve.errors import (
     CaptureError,
@@ -241,8 +248,11 @@ def _timeouts(options: FetchOptions) -> dict[str, float]:
     }
 
 
-def _translate(exc: httpcore.TimeoutException | httpcore.NetworkError | httpcore.ProtocolError,
-               url: str, deadline: Deadline) -> CaptureError:
+def _translate(
+    exc: httpcore.TimeoutException | httpcore.NetworkError | httpcore.ProtocolError,
+    url: str,
+    deadline: Deadline,
+) -> CaptureError:
     """One httpcore exception as a preserve error (the caller chains it with ``from``)."""
     if isinstance(exc, httpcore.TimeoutException):
         if deadline.remaining() <= 0:
@@ -268,11 +278,17 @@ def _location(url: httpx.URL, headers: Iterable[tuple[str, str]]) -> str | None:
 
 
 def _one_hop(
-    url: httpx.URL, options: FetchOptions, deadline: Deadline, spool: _Spool
+    url: httpx.URL,
+    options: FetchOptions,
+    deadline: Deadline,
+    spool: _Spool,
+    is_blocked: Callable[[IPAddress], bool],
 ) -> Exchange:
     text_url = str(url)
     started = utc_timestamp()
-    backend = RecordingBackend(deadline=deadline, allow_private=options.allow_private)
+    backend = RecordingBackend(
+        deadline=deadline, allow_private=options.allow_private, is_blocked=is_blocked
+    )
     port = url.port or (443 if url.scheme == "https" else 80)
     origin = httpcore.Origin(url.scheme.encode("ascii"), url.raw_host, port)
     connection = httpcore.HTTPConnection(
@@ -284,8 +300,9 @@ def _one_hop(
     )
     request = httpcore.Request(
         b"GET",
-        httpcore.URL(scheme=url.scheme.encode("ascii"), host=url.raw_host, port=port,
-                     target=url.raw_path),
+        httpcore.URL(
+            scheme=url.scheme.encode("ascii"), host=url.raw_host, port=port, target=url.raw_path
+        ),
         headers=_request_headers(url, options),
         extensions={"timeout": _timeouts(options)},
     )
@@ -323,8 +340,16 @@ def _one_hop(
             peer = stream.peer
             tls = _tls_info(peer, options, spool)
             return _exchange(
-                url, response, headers, stream, peer, tls, body_path, body_size,
-                body_hash.hexdigest(), started,
+                url,
+                response=response,
+                headers=headers,
+                stream=stream,
+                peer=peer,
+                tls=tls,
+                body_path=body_path,
+                body_size=body_size,
+                body_sha256=body_hash.hexdigest(),
+                started=started,
             )
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
         raise _translate(exc, text_url, deadline) from exc
@@ -353,6 +378,7 @@ def _declared_length(headers: tuple[tuple[str, str], ...]) -> int | None:
 
 def _exchange(
     url: httpx.URL,
+    *,
     response: httpcore.Response,
     headers: tuple[tuple[str, str], ...],
     stream: RecordingStream,
@@ -402,7 +428,13 @@ def fetch(url: str, spool_dir: Path, options: FetchOptions | None = None) -> Fet
     The caller owns the returned spool files (``Exchange.body_path``, certificate
     ``der_path``) and deletes them when done; on error they are deleted here.
     """
-    options = options or FetchOptions()
+    return _capture(url, spool_dir, options or FetchOptions(), is_blocked=is_blocked_address)
+
+
+def _capture(
+    url: str, spool_dir: Path, options: FetchOptions, *, is_blocked: Callable[[IPAddress], bool]
+) -> FetchResult:
+    """:func:`fetch` with the SSRF address predicate as a parameter (tests block 127.0.0.2)."""
     current = parse_url(url)
     deadline = Deadline(options.timeout, str(current))
     spool = _Spool(spool_dir)
@@ -412,7 +444,7 @@ def fetch(url: str, spool_dir: Path, options: FetchOptions | None = None) -> Fet
     seen = {str(current)}
     try:
         while True:
-            exchange = _one_hop(current, options, deadline, spool)
+            exchange = _one_hop(current, options, deadline, spool, is_blocked)
             exchanges.append(exchange)
             target = exchange.location
             if target is None:
@@ -476,6 +508,7 @@ class _Inflater:
             zlib.decompressobj(zlib.MAX_WBITS | 16) if coding in ("gzip", "x-gzip") else None
         )
         self._probe = b""
+        self._pending = b""  # input of a further gzip member, not yet fed
 
     def _start_deflate(self, data: bytes) -> bytes:
         # "deflate" is meant to be zlib-wrapped; some servers send raw deflate. Decide by header.
@@ -494,20 +527,33 @@ class _Inflater:
             if self._obj is None:
                 return b""
         out = self._obj.decompress(data, max_length)
+        self._next_member()
         return out
 
+    def _next_member(self) -> None:
+        # gzip allows several members back to back; each is decoded in turn
+        obj = self._obj
+        if obj is not None and obj.eof and obj.unused_data and self.coding != "deflate":
+            rest = obj.unused_data
+            self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            self._pending = rest
+
     def more(self, max_length: int) -> bytes:
-        """Output still buffered inside the decoder (input already fed)."""
+        """Output still to come from input already fed."""
         if self._obj is None:
             return b""
-        return self._obj.decompress(self._obj.unconsumed_tail, max_length)
+        data = self._pending or self._obj.unconsumed_tail
+        self._pending = b""
+        out = self._obj.decompress(data, max_length)
+        self._next_member()
+        return out
 
     def has_pending(self) -> bool:
-        return self._obj is not None and bool(self._obj.unconsumed_tail)
+        return self._obj is not None and bool(self._pending or self._obj.unconsumed_tail)
 
     def finish(self) -> bool:
         """True if the compressed stream ended properly."""
-        return self._obj is not None and self._obj.eof
+        return self._obj is not None and self._obj.eof and not self._pending
 
 
 def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: int) -> DecodedBody:

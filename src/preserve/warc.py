@@ -3,9 +3,11 @@
 Writing (:func:`write_capture`) creates the file exclusively and writes, each record its own
 gzip member: ``warcinfo``; per hop a ``request`` and a ``response`` (``WARC-Concurrent-To``
 links the request to its response); one ``metadata`` record (``application/json``, the
-provenance document, ``WARC-Refers-To`` the final response); one ``metadata`` record per HTTPS
-hop holding the peer's leaf certificate (``application/pkix-cert``); and, when clean text is
-given, a ``conversion`` record (``text/plain; charset=utf-8``) referring to the final response.
+provenance document, ``WARC-Refers-To`` the final response, target ``urn:preserve:provenance:``
++ final URL); one ``metadata`` record per HTTPS hop holding the peer's leaf certificate
+(``application/pkix-cert``, target ``urn:preserve:certificate:`` + hop URL); and, when clean
+text is given, a ``conversion`` record (``text/plain; charset=utf-8``, target ``urn:text:`` +
+final URL) referring to the final response. (Why not the page URL: see PROVENANCE_URI_PREFIX.)
 Bodies stream from their spool files; the file's bytes are hashed as written; the file is
 flushed and fsynced before returning. Record offsets and lengths are those of the gzip members.
 
@@ -34,8 +36,9 @@ import io
 import os
 import re
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -57,6 +60,13 @@ from preserve.provenance import default_operator, host_name
 WARC_VERSION = "WARC/1.1"
 CONFORMS_TO = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 RENAMED_TRANSFER_ENCODING = b"X-Preserve-Original-Transfer-Encoding"
+#: Target URIs of the records about a page. They must not be the page URL itself: replay tools
+#: (pywb, cdxj-indexer) index every record under its WARC-Target-URI, and a JSON or text
+#: record indexed under the page URL would be replayed in place of the page. ``urn:text:`` is
+#: the convention of Webrecorder's tools for extracted text.
+PROVENANCE_URI_PREFIX = "urn:preserve:provenance:"
+CERTIFICATE_URI_PREFIX = "urn:preserve:certificate:"
+TEXT_URI_PREFIX = "urn:text:"
 _TRANSFER_ENCODING_LINE = re.compile(rb"(?im)^transfer-encoding(?=[ \t]*:)")
 _BLOCK = 1 << 16
 
@@ -98,7 +108,7 @@ class RecordCheck:
     problems: tuple[str, ...]
 
 
-# --- writing -------------------------------------------------------------------------------------
+# --- writing -----------------------------------------------------------------------------
 
 
 class _HashingFile:
@@ -263,18 +273,32 @@ class _Writer:
         return ref
 
     def write_bytes(
-        self, record_type: str, data: bytes, *, content_type: str, payload: bool = True,
-        **kw: object,
+        self,
+        record_type: str,
+        data: bytes,
+        *,
+        content_type: str,
+        record_id: str,
+        date: str,
+        payload: bool = True,
+        target_uri: str | None = None,
+        refers_to: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
     ) -> RecordRef:
+        """A record whose block is ``data``; its payload (if any) is the whole block."""
         digest = sha256_base32(hashlib.sha256(data).digest())
         return self.write(
             record_type,
+            record_id=record_id,
+            date=date,
             content_type=content_type,
             block=_BlockReader(data, None, None),
             length=len(data),
             block_digest=digest,
             payload_digest=digest if payload else None,
-            **kw,  # type: ignore[arg-type]
+            target_uri=target_uri,
+            refers_to=refers_to,
+            extra=extra,
         )
 
     def write_hop(self, exchange: Exchange) -> RecordRef:
@@ -371,7 +395,7 @@ def write_capture(
                 content_type="application/json",
                 record_id=_warc_id(),
                 date=_now(),
-                target_uri=final.target_uri,
+                target_uri=PROVENANCE_URI_PREFIX + result.final_url,
                 refers_to=final.record_id,
             )
             for exchange, response in zip(result.exchanges, responses, strict=True):
@@ -384,7 +408,7 @@ def write_capture(
                     content_type="application/pkix-cert",
                     record_id=_warc_id(),
                     date=exchange.started,
-                    target_uri=exchange.url,
+                    target_uri=CERTIFICATE_URI_PREFIX + exchange.url,
                     refers_to=response.record_id,
                 )
             if conversion_text is not None:
@@ -402,7 +426,7 @@ def write_capture(
                     content_type="text/plain; charset=utf-8",
                     record_id=_warc_id(),
                     date=_now(),
-                    target_uri=final.target_uri,
+                    target_uri=TEXT_URI_PREFIX + result.final_url,
                     refers_to=refers,
                 )
             handle.flush()
@@ -415,7 +439,7 @@ def write_capture(
     return WarcWriteResult(records=tuple(writer.refs), digests=out.hasher.digests())
 
 
-# --- reading ---------------------------------------------------------------------------------------
+# --- reading -----------------------------------------------------------------------------
 
 
 def _strip_id(value: str | None) -> str | None:
@@ -435,7 +459,7 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
         handle = path.open("rb")
     except OSError as exc:
         raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
-    with handle:
+    with handle, path.open("rb") as members:
         iterator = ArchiveIterator(handle, check_digests=True)
         last_end = 0
         current: ArcWarcRecord | None = None
@@ -448,25 +472,75 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
                 offset = iterator.get_record_offset()
                 length = iterator.get_record_length()
                 last_end = offset + length
-                yield _record_check(record, offset, length, truncated=remaining > 0)
+                check = _record_check(record, offset, length, truncated=remaining > 0)
+                member_problem = _gzip_member_problem(members, offset, length)
+                if member_problem is not None:
+                    check = replace(
+                        check,
+                        block_ok=False if check.block_ok is not None else None,
+                        problems=(*check.problems, member_problem),
+                    )
+                yield check
                 current = None
         except Exception as exc:  # warcio/zlib raise many types on damaged input; report it
             yield _damage(current, last_end, exc)
             return
         size = path.stat().st_size
         if last_end < size:
-            trailing = f"{size - last_end} bytes after the last record are not a WARC record"
-            yield RecordCheck(None, None, last_end, size - last_end, None, None, None,
-                              None, None, (trailing,))
+            trailing = (
+                f"{size - last_end} bytes after the last complete record are not a readable "
+                "WARC record (truncated file or foreign data)"
+            )
+            yield RecordCheck(
+                None, None, last_end, size - last_end, None, None, None, None, None, (trailing,)
+            )
 
 
-def _record_check(record: ArcWarcRecord, offset: int, length: int, *, truncated: bool) -> RecordCheck:
+def _gzip_member_problem(handle: BinaryIO, offset: int, length: int) -> str | None:
+    """Check that ``length`` bytes at ``offset`` are exactly one complete gzip member.
+
+    warcio reads the content of a member without insisting on its trailer (CRC-32 and size),
+    so a file cut inside the last eight bytes of a member would otherwise pass unnoticed.
+    """
+    handle.seek(offset)
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    left = length
+    try:
+        while left > 0:
+            block = handle.read(min(_BLOCK, left))
+            if not block:
+                return f"gzip member at offset {offset} is cut short by the end of the file"
+            left -= len(block)
+            while block:
+                inflater.decompress(block, _BLOCK)
+                block = inflater.unconsumed_tail
+                if inflater.eof:
+                    break
+            if inflater.eof and (left or inflater.unused_data):
+                return f"gzip member at offset {offset} ends before the record does"
+    except zlib.error as exc:
+        return f"gzip member at offset {offset} is corrupt: {exc}"
+    if not inflater.eof:
+        return f"gzip member at offset {offset} is incomplete (no gzip trailer)"
+    return None
+
+
+def _record_check(
+    record: ArcWarcRecord, offset: int, length: int, *, truncated: bool
+) -> RecordCheck:
     headers = record.rec_headers
     block_digest = headers.get_header("WARC-Block-Digest")
     payload_digest = headers.get_header("WARC-Payload-Digest")
     problems = list(record.digest_checker.problems) if record.digest_checker else []
     if truncated:
         problems.append("record is shorter than its Content-Length (truncated)")
+    missing = [
+        name
+        for name in ("WARC-Record-ID", "WARC-Type", "WARC-Date", "Content-Length")
+        if headers.get_header(name) is None
+    ]
+    if missing:
+        problems.append("WARC header lacks " + ", ".join(missing))
     block_bad = truncated or any("block digest" in p for p in problems)
     payload_bad = truncated or any("payload digest" in p for p in problems)
     payload_checked = payload_digest is not None and record.rec_type not in ("revisit", "warcinfo")

@@ -8,7 +8,6 @@ and how much of its text is link text. This module does not judge what is boiler
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -27,8 +26,7 @@ BLOCK_TAGS = frozenset(
 )
 HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
-_SPACE = re.compile(r"\s+")
-_BREAKS = re.compile(r"\n\s*\n")
+_BR = "\x00"  # marks a <br> while a block is assembled (NUL never survives parsing)
 
 
 @dataclass(slots=True)
@@ -59,53 +57,62 @@ class _Renderer:
         link_chars = self.link_chars
         self.pieces = []
         self.link_chars = 0
+        if raw.isspace() or not raw.replace(_BR, ""):
+            return
         owner = self.owner_stack[-1]
         tag = owner.tag if isinstance(owner.tag, str) else "div"
-        if tag == "pre":
-            texts = [_pre_text(raw)]
-        else:
-            texts = [_inline_text(part) for part in _BREAKS.split(raw)]
+        texts = [_pre_text(raw)] if tag == "pre" else _inline_texts(raw)
         texts = [text for text in texts if text]
         total = sum(len(text) for text in texts)
         for text in texts:
             share = round(link_chars * len(text) / total) if total else 0
             self.blocks.append(Block(text, owner, tag, min(share, len(text))))
 
-    def add(self, text: str | None, in_link: bool, in_pre: bool) -> None:
+    def add(self, text: str | None, in_link: bool) -> None:
         if not text:
             return
-        if not in_pre:
-            text = _SPACE.sub(" ", text)
         self.pieces.append(text)
         if in_link:
             self.link_chars += len(text.strip())
 
-    def walk(self, element: etree._Element, in_link: bool, in_pre: bool) -> None:
+    def walk(self, element: etree._Element, in_link: bool) -> None:
         tag = element.tag if isinstance(element.tag, str) else ""
         if tag == "br":
-            self.pieces.append("\n")
+            self.pieces.append(_BR)
         elif tag in BLOCK_TAGS:
             self.flush()
             self.owner_stack.append(element)
-            self.add(element.text, in_link, in_pre or tag == "pre")
+            self.add(element.text, in_link)
             for child in element:
-                self.walk(child, in_link, in_pre or tag == "pre")
+                self.walk(child, in_link)
             self.flush()
             self.owner_stack.pop()
         else:
             link = in_link or tag == "a"
-            self.add(element.text, link, in_pre)
+            self.add(element.text, link)
             for child in element:
-                self.walk(child, link, in_pre)
-        self.add(element.tail, in_link, in_pre)
+                self.walk(child, link)
+        self.add(element.tail, in_link)
 
 
-def _inline_text(raw: str) -> str:
-    lines = (_SPACE.sub(" ", line).strip() for line in raw.split("\n"))
-    return unicodedata.normalize("NFC", "\n".join(line for line in lines if line))
+def _inline_texts(raw: str) -> list[str]:
+    """Collapse whitespace; one <br> is a newline, two or more split the block."""
+    texts: list[str] = []
+    lines: list[str] = []
+    for line in raw.split(_BR):
+        collapsed = " ".join(line.split())
+        if collapsed:
+            lines.append(collapsed)
+        elif lines:
+            texts.append("\n".join(lines))
+            lines = []
+    if lines:
+        texts.append("\n".join(lines))
+    return [unicodedata.normalize("NFC", text) for text in texts]
 
 
 def _pre_text(raw: str) -> str:
+    raw = raw.replace(_BR, "\n").replace("\r\n", "\n").replace("\r", "\n")
     lines = [line.rstrip() for line in raw.expandtabs(4).split("\n")]
     while lines and not lines[0]:
         lines.pop(0)
@@ -119,9 +126,8 @@ def render_blocks(element: etree._Element) -> list[Block]:
     renderer = _Renderer()
     renderer.owner_stack.append(element)
     tag = element.tag if isinstance(element.tag, str) else ""
-    in_pre = tag == "pre"
-    renderer.add(element.text, tag == "a", in_pre)
+    renderer.add(element.text, tag == "a")
     for child in element:
-        renderer.walk(child, tag == "a", in_pre)
+        renderer.walk(child, tag == "a")
     renderer.flush()
     return renderer.blocks

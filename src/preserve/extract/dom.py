@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
-from lxml import etree, html
+from lxml import etree
 
-__all__ = ["MAX_PARSE_CHARS", "parse", "strip_junk", "strip_raw_text"]
+__all__ = [
+    "MAX_PARSE_CHARS", "drop_keep_tail", "parse", "strip_junk", "strip_raw_text", "text_of",
+]
 
 #: Documents longer than this (in characters, after removing scripts and styles) are cut
 #: before parsing. Bounds time and memory; no real article page comes near it.
@@ -65,24 +67,42 @@ _JUNK_TAGS = (
     "link", "meta", "head", "frameset", "frame", "dialog", "title",
 )
 
+# Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
+_HIDDEN_CLASS = re.compile(
+    r"(^|\s)(hidden|element-hidden|is-hidden|visually-?hidden|sr-only|screen-reader-text|"
+    r"d-none|hide|invisible)(\s|$)|tooltip|popover|hovercard|rollover"
+)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
-_PARSER = html.HTMLParser(
-    remove_comments=True, remove_pis=True, no_network=True, recover=True, default_doctype=False
+# Cheap pre-selection (in C) of the elements _is_hidden has to look at.
+_MAYBE_HIDDEN = etree.XPath(
+    "//*[@hidden or contains(@style, 'none') or contains(@style, 'hidden')"
+    " or contains(@class, 'hid') or contains(@class, 'sr-only')"
+    " or contains(@class, 'screen-reader') or contains(@class, 'd-none')"
+    " or contains(@class, 'invisible') or contains(@class, 'tooltip')"
+    " or contains(@class, 'popover') or contains(@class, 'hovercard')"
+    " or contains(@class, 'rollover') or contains(@class, 'Hid')]"
 )
+
+
+def _parser() -> etree.HTMLParser:
+    # A fresh parser per call: parsers keep state and are not safe to share across threads.
+    return etree.HTMLParser(
+        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True,
+        recover=True, default_doctype=False,
+    )
 
 
 def parse(text: str) -> etree._Element | None:
     """Parse ``text`` as HTML; None if there is no document at all."""
-    text = strip_raw_text(text)
     if len(text) > MAX_PARSE_CHARS:
-        text = text[:MAX_PARSE_CHARS]
+        text = strip_raw_text(text)[:MAX_PARSE_CHARS]
     text = text.replace("\x00", "")
     if not text.strip():
         return None
     try:
-        root = html.document_fromstring(text, parser=_PARSER)
-    except (etree.ParserError, ValueError):
+        root = etree.fromstring(text.encode("utf-8", "replace"), parser=_parser())
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
     return root
 
@@ -91,7 +111,10 @@ def _is_hidden(element: etree._Element) -> bool:
     if element.get("hidden") is not None:
         return True
     style = element.get("style")
-    return bool(style and _HIDDEN_STYLE.search(style))
+    if style and _HIDDEN_STYLE.search(style):
+        return True
+    cls = element.get("class")
+    return bool(cls and _HIDDEN_CLASS.search(cls.lower()))
 
 
 def strip_junk(root: etree._Element) -> None:
@@ -99,16 +122,16 @@ def strip_junk(root: etree._Element) -> None:
     etree.strip_elements(root, *_JUNK_TAGS, with_tail=False)
     hidden = [
         el
-        for el in root.iter()
-        if isinstance(el.tag, str) and el.tag != "html" and el.tag != "body" and _is_hidden(el)
+        for el in _MAYBE_HIDDEN(root)
+        if isinstance(el, etree._Element) and el.tag not in {"html", "body"} and _is_hidden(el)
     ]
     for el in hidden:
         parent = el.getparent()
         if parent is not None:
-            _drop_keep_tail(el)
+            drop_keep_tail(el)
 
 
-def _drop_keep_tail(element: etree._Element) -> None:
+def drop_keep_tail(element: etree._Element) -> None:
     """Remove ``element`` but keep its tail text in the tree."""
     parent = element.getparent()
     if parent is None:
@@ -121,3 +144,8 @@ def _drop_keep_tail(element: etree._Element) -> None:
         else:
             parent.text = (parent.text or "") + tail
     parent.remove(element)
+
+
+def text_of(element: etree._Element) -> str:
+    """All text inside ``element`` (not its tail), as in the DOM's ``textContent``."""
+    return "".join(element.itertext(None))

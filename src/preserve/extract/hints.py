@@ -17,7 +17,7 @@ _UNLIKELY = re.compile(
     r"extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|"
     r"skyscraper|social|sponsor|supplemental|pagination|pager|popup|modal|newsletter|"
     r"subscribe|signup|sign-up|share|sharing|outbrain|taboola|recommend|trending|popular|"
-    r"most-read|mostread|navbar|masthead|toolbar|widget|promo|paywall|login"
+    r"most-read|mostread|navbar|masthead|toolbar|promo|paywall|login"
 )
 _MAYBE = re.compile(r"and|article|body|column|content|main|shadow|post|entry|story|text")
 _POSITIVE = re.compile(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from .blocks import HEADING_TAGS, Block, render_blocks
+from .dom import text_of
 from .hints import class_weight, hint_string, is_unlikely
 
 __all__ = ["SETTINGS", "select_article"]
@@ -35,7 +36,7 @@ SETTINGS: dict[str, object] = {
 _COMMAS = re.compile(r"[,，、،;；]")
 _SENTENCE_END = re.compile(r"[.!?。！？…]['\"”’)]*(\s|$)")
 _BOILER_SHORT = re.compile(
-    r"byline|author|dateline|date|time|meta|share|sharing|social|tags|caption|credit|"
+    r"byline|author|dateline|date|time|meta|submitted|posted|share|sharing|social|tags|caption|credit|"
     r"breadcrumb|related|newsletter|subscribe|promo|advert|sponsor|comment|footer|nav|menu|"
     r"print|toolbar|widget|rating|follow|cookie|\bads?\b|ad-|-ad"
 )
@@ -45,6 +46,7 @@ _TAG_PRIOR = {
     "address": -3, "ol": -3, "ul": -3, "dl": -3, "dd": -3, "dt": -3, "li": -3, "form": -3,
     "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5,
 }
+_PARAGRAPH_TAGS = frozenset({"p", "li", "dd", "dt", "td", "th", "pre"})
 _CLEAN_TAGS = frozenset(
     {"table", "ul", "ol", "dl", "div", "section", "aside", "header", "footer", "form", "nav",
      "figure", "center", "blockquote"}
@@ -53,17 +55,50 @@ _CLEAN_TAGS = frozenset(
 
 @dataclass(slots=True)
 class _Stats:
-    score: float = 0.0
+    """Text totals of one element's subtree."""
+
     text_chars: int = 0
     link_chars: int = 0
     commas: int = 0
     paragraphs: int = 0
-    scored: bool = False
-    children: list[etree._Element] = field(default_factory=list)
 
     @property
     def link_density(self) -> float:
         return self.link_chars / self.text_chars if self.text_chars else 0.0
+
+
+_EMPTY = _Stats()
+_NAMED = etree.XPath(".//*[@class or @id]")
+
+
+def _aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element, _Stats]:
+    """Subtree text totals for every element, in one bottom-up pass."""
+    stats: dict[etree._Element, _Stats] = {}
+    for block in blocks:
+        found = stats.get(block.owner)
+        if found is None:
+            found = stats[block.owner] = _Stats()
+        found.text_chars += len(block.text)
+        found.link_chars += block.link_chars
+        found.commas += len(_COMMAS.findall(block.text))
+        if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
+            found.paragraphs += 1
+    ordered = list(body.iter())
+    for element in reversed(ordered):
+        child = stats.get(element)
+        if child is None or element is body:
+            continue
+        parent = element.getparent()
+        if parent is None:
+            continue
+        total = stats.get(parent)
+        if total is None:
+            total = stats[parent] = _Stats()
+        total.text_chars += child.text_chars
+        total.link_chars += child.link_chars
+        total.commas += child.commas
+        total.paragraphs += child.paragraphs
+    return stats
 
 
 def _tag(element: etree._Element) -> str:
@@ -86,9 +121,16 @@ def _prior(element: etree._Element) -> float:
 
 
 class _Scorer:
-    def __init__(self, body: etree._Element, blocks: list[Block], skip_unlikely: bool) -> None:
+    def __init__(
+        self,
+        body: etree._Element,
+        blocks: list[Block],
+        totals: dict[etree._Element, _Stats],
+        skip_unlikely: bool,
+    ) -> None:
         self.body = body
-        self.stats: dict[etree._Element, _Stats] = {}
+        self.totals = totals
+        self.scores: dict[etree._Element, float] = {}
         self.unlikely: set[etree._Element] = set()
         if skip_unlikely:
             self._mark_unlikely()
@@ -96,35 +138,20 @@ class _Scorer:
             self._add(block)
 
     def _mark_unlikely(self) -> None:
-        for element in self.body.iter():
-            if not isinstance(element.tag, str) or element.tag in {"body", "html", "a"}:
-                continue
-            parent = element.getparent()
-            if parent in self.unlikely or is_unlikely(element):
-                self.unlikely.add(element)
+        for element in _NAMED(self.body):
+            if (
+                isinstance(element, etree._Element)
+                and element not in self.unlikely
+                and element.tag not in {"body", "html", "a"}
+                and is_unlikely(element)
+            ):
+                self.unlikely.update(element.iter())
 
     def stat(self, element: etree._Element) -> _Stats:
-        found = self.stats.get(element)
-        if found is None:
-            found = _Stats()
-            self.stats[element] = found
-        return found
+        return self.totals.get(element) or _EMPTY
 
     def _add(self, block: Block) -> None:
         owner = block.owner
-        chain: list[etree._Element] = [owner]
-        node = owner.getparent()
-        while node is not None:
-            chain.append(node)
-            node = node.getparent()
-        commas = len(_COMMAS.findall(block.text))
-        for element in chain:
-            stats = self.stat(element)
-            stats.text_chars += len(block.text)
-            stats.link_chars += block.link_chars
-            stats.commas += commas
-            if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
-                stats.paragraphs += 1
         if len(block.text) < MIN_PARAGRAPH_CHARS or owner in self.unlikely:
             return
         if _tag(owner) in HEADING_TAGS:
@@ -132,28 +159,29 @@ class _Scorer:
         points = _paragraph_score(block)
         # A paragraph scores for its container (level 0 is the owner's parent, as in
         # readability, where text inside a div is treated like a <p>).
-        start = 1 if _tag(owner) in {"p", "li", "dd", "dt", "td", "th", "pre"} else 0
-        for level, element in enumerate(chain[start : start + ANCESTOR_LEVELS]):
-            if element in self.unlikely and element is not self.body:
+        node = owner.getparent() if _tag(owner) in _PARAGRAPH_TAGS else owner
+        level = 0
+        while node is not None and level < ANCESTOR_LEVELS:
+            if node in self.unlikely:
                 break
-            stats = self.stat(element)
-            if not stats.scored:
-                stats.scored = True
-                stats.score += _prior(element)
+            score = self.scores.get(node)
+            if score is None:
+                score = _prior(node)
             divider = 1 if level == 0 else 2 if level == 1 else level * 3
-            stats.score += points / divider
+            self.scores[node] = score + points / divider
+            node = node.getparent()
+            level += 1
 
     def final_score(self, element: etree._Element) -> float:
-        stats = self.stats.get(element)
-        if stats is None or not stats.scored:
+        score = self.scores.get(element)
+        if score is None:
             return 0.0
-        return stats.score * (1 - stats.link_density)
+        return score * (1 - self.stat(element).link_density)
 
     def candidates(self) -> list[tuple[float, int, etree._Element]]:
         ranked: list[tuple[float, int, etree._Element]] = []
-        for order, (element, stats) in enumerate(self.stats.items()):
-            if stats.scored:
-                ranked.append((self.final_score(element), -order, element))
+        for order, element in enumerate(self.scores):
+            ranked.append((self.final_score(element), -order, element))
         ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
         return ranked
 
@@ -227,14 +255,12 @@ def _sibling_parts(
             parts.append(sibling)
             continue
         if _tag(sibling) == "p":
-            stats = scorer.stats.get(sibling)
-            if stats is None:
-                continue
+            stats = scorer.stat(sibling)
             length, density = stats.text_chars, stats.link_density
             if length > 80 and density < 0.25:
                 parts.append(sibling)
             elif 0 < length <= 80 and density == 0:
-                text = sibling.text_content()
+                text = text_of(sibling)
                 if _SENTENCE_END.search(text):
                     parts.append(sibling)
     return parts
@@ -248,13 +274,13 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
     """Readability's 'clean conditionally', on one sub-container of the article."""
     tag = _tag(element)
     weight = class_weight(element)
-    stats = scorer.stats.get(element) or _Stats()
-    own_score = stats.score if stats.scored else 0.0
+    stats = scorer.stat(element)
+    own_score = scorer.scores.get(element, 0.0)
     if weight + own_score < 0:
         return True
     if stats.commas >= 10:
         return False
-    paragraphs = _count(element, "p")
+    paragraphs = max(stats.paragraphs, _count(element, "p"))
     images = _count(element, "img")
     items = _count(element, "li") - 100
     inputs = _count(element, "input")
@@ -325,9 +351,10 @@ def _keep(block: Block, part_tops: set[etree._Element], removed: set[etree._Elem
 def select_article(body: etree._Element) -> list[Block]:
     """The article's blocks, in reading order; empty if nothing looks like an article."""
     all_blocks = render_blocks(body)
+    totals = _aggregate(body, all_blocks)
     best: list[Block] = []
     for skip_unlikely in (True, False):
-        scorer = _Scorer(body, all_blocks, skip_unlikely)
+        scorer = _Scorer(body, all_blocks, totals, skip_unlikely)
         chosen = _choose_top(scorer)
         if chosen is None:
             continue

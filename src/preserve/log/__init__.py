@@ -16,6 +16,7 @@ from .archive_log import (
     read_verifier,
     record_event,
     record_manifest,
+    unlogged_manifests,
     write_checkpoint,
 )
 from .audit import CODES, LogFinding, verify_log
@@ -86,6 +87,7 @@ __all__ = [
     "root_from_leaf_hashes",
     "sign_checkpoint",
     "sign_note",
+    "unlogged_manifests",
     "verify_checkpoint",
     "verify_consistency",
     "verify_inclusion",

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LogError, NotFoundError, SigningKeyError, StorageError
-from .entries import AuditLeaf, format_time, manifest_leaf_for_file, manifest_path, utc_now
+from .entries import (
+    CAPTURE_ID,
+    MANIFEST_DIR,
+    AuditLeaf,
+    ManifestLeaf,
+    format_time,
+    manifest_leaf_for_file,
+    manifest_path,
+    parse_entry,
+    utc_now,
+)
 from .keys import Signer, Verifier, parse_verifier_key
 from .note import Checkpoint, sign_checkpoint
 from .storage import TransparencyLog, fsync_dir, write_file_atomic
@@ -38,20 +48,22 @@ def log_dir(root: Path) -> Path:
     return Path(root) / LOG_DIR
 
 
-def init_log(root: Path, verifier: Verifier) -> None:
-    """Create the archive's log (if absent) and store its verifier key.
+def init_log(root: Path, verifier: Verifier | None = None) -> None:
+    """Create the archive's log if absent and, if given, store its verifier key.
 
-    Refuses to replace a different key already stored (a new key needs a new log).
+    Idempotent. Refuses to replace a different key already stored (a new key needs a new log).
+    Without a key the log still records leaves; checkpoints need one.
     """
     directory = log_dir(root)
-    key_path = directory / KEY_FILE
-    text = verifier.to_text() + "\n"
-    if key_path.exists():
-        if key_path.read_text(encoding="utf-8") != text:
-            raise SigningKeyError(f"{key_path} already holds a different key")
-    else:
-        directory.mkdir(parents=True, exist_ok=True)
-        write_file_atomic(key_path, text.encode("utf-8"))
+    directory.mkdir(parents=True, exist_ok=True)
+    if verifier is not None:
+        key_path = directory / KEY_FILE
+        text = verifier.to_text() + "\n"
+        if key_path.exists():
+            if key_path.read_text(encoding="utf-8") != text:
+                raise SigningKeyError(f"{key_path} already holds a different key")
+        else:
+            write_file_atomic(key_path, text.encode("utf-8"))
     TransparencyLog.open(directory, create=True).close()
     (directory / CHECKPOINT_DIR).mkdir(exist_ok=True)
 
@@ -86,6 +98,30 @@ def record_event(root: Path, event: Mapping[str, Any], *, committed: str | None 
     entry = AuditLeaf(event, committed or utc_now()).to_bytes()
     with open_log(root) as log:
         return log.append(entry)
+
+
+def unlogged_manifests(root: Path) -> list[str]:
+    """Capture ids whose manifest is on disk but has no leaf (e.g. a crash between the two).
+
+    Logging them is a decision for the caller: a manifest planted by someone else would look
+    the same.
+    """
+    directory = Path(root) / MANIFEST_DIR
+    on_disk = {
+        p.name[: -len(".json")]
+        for p in directory.glob("*.json")
+        if CAPTURE_ID.match(p.name[: -len(".json")])
+    }
+    logged: set[str] = set()
+    with open_log(root, readonly=True) as log:
+        for _, data in log.iter_entries():
+            try:
+                entry = parse_entry(data)
+            except ValueError:
+                continue
+            if isinstance(entry, ManifestLeaf):
+                logged.add(entry.capture_id)
+    return sorted(on_disk - logged)
 
 
 def checkpoint_paths(root: Path) -> list[Path]:

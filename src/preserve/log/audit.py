@@ -51,6 +51,7 @@ E_TIMESTAMP_INVALID = "E314"
 W_TORN_TAIL = "W301"
 W_UNCHECKPOINTED = "W302"
 W_LATEST_CHECKPOINT_STALE = "W303"
+W_UNSIGNED_LOG = "W304"
 
 CODES: dict[str, str] = {
     E_LOG_DAMAGED: "integrity log missing, unreadable or structurally damaged",
@@ -70,6 +71,7 @@ CODES: dict[str, str] = {
     W_TORN_TAIL: "torn tail of an interrupted append (ignored)",
     W_UNCHECKPOINTED: "log entries not yet covered by a signed checkpoint",
     W_LATEST_CHECKPOINT_STALE: "latest-checkpoint copy differs from the newest stored checkpoint",
+    W_UNSIGNED_LOG: "the log has no archive key and no checkpoints: nothing is signed",
 }
 
 TimestampCheck = Callable[[bytes, bytes], str | None]
@@ -158,6 +160,10 @@ def _archive_key(audit: _Audit, trusted_key: str | None) -> Verifier | None:
         except PreserveError as exc:
             audit.add(E_KEY_INVALID, "(trusted key)", f"the trusted key is invalid: {exc}")
             return None
+    key_path = log_dir(audit.root) / KEY_FILE
+    if trusted is None and not key_path.exists() and not checkpoint_paths(audit.root):
+        audit.add(W_UNSIGNED_LOG, _rel(KEY_FILE), "no key.pub: checkpoints cannot be written")
+        return None
     try:
         stored = read_verifier(audit.root)
     except PreserveError as exc:

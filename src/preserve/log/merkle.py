@@ -109,9 +109,7 @@ def _valid_hashes(items: Sequence[bytes]) -> bool:
     return all(isinstance(h, bytes) and len(h) == HASH_SIZE for h in items)
 
 
-def root_from_inclusion(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes | None:
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
     """The root implied by an inclusion proof (RFC 9162 §2.1.3.2 steps 1-5), or None if invalid."""
     if not 0 <= index < size or not _valid_hashes(proof) or len(leaf) != HASH_SIZE:
         return None

@@ -51,9 +51,7 @@ def _check_text(text: str) -> None:
 def sign_note(text: str, signers: Sequence[Signer]) -> str:
     """Sign ``text`` with each signer; return the signed note."""
     _check_text(text)
-    lines = [
-        NoteSignature(s.name, s.key_id, s.sign(text.encode("utf-8"))).line() for s in signers
-    ]
+    lines = [NoteSignature(s.name, s.key_id, s.sign(text.encode("utf-8"))).line() for s in signers]
     return text + "\n" + "".join(lines)
 
 

@@ -40,9 +40,7 @@ def _warc_summary(manifest: Any) -> dict[str, Any]:
         "size": warc.get("size"),
         "sha256": warc.get("sha256"),
         "blake3": warc.get("blake3"),
-        "records": [
-            {k: r.get(k) for k in _RECORD_FIELDS} for r in records if isinstance(r, dict)
-        ],
+        "records": [{k: r.get(k) for k in _RECORD_FIELDS} for r in records if isinstance(r, dict)],
     }
 
 

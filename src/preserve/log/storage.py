@@ -46,6 +46,7 @@ TREE_DIR_NAME = "tree"
 HEAD_NAME = "head.json"
 OFFSET_SIZE = 8
 MAX_ENTRY_SIZE = 1 << 20
+MAX_READ = 8 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -289,8 +290,8 @@ class TransparencyLog:
             raise LogError(f"leaf {index} is not in a log of {self._size} leaves")
         start = self._entry_end(index - 1) if index else 0
         end = self._entry_end(index)
-        if end <= start:
-            raise LogError(f"index record {index} is not after the previous one")
+        if not start < end <= start + MAX_ENTRY_SIZE + 1:
+            raise LogError(f"index record {index} does not delimit a valid entry")
         data = self._pread(self._fds[ENTRIES_NAME], end - start, start, f"entry {index}")
         if not data.endswith(b"\n"):
             raise LogError(f"entry {index} is not terminated by a newline")
@@ -331,10 +332,14 @@ class TransparencyLog:
             ends = [int.from_bytes(raw[i : i + OFFSET_SIZE], "big") for i in range(0, len(raw), 8)]
             if ends[-1] < offset:
                 raise LogError(f"index records from {index} go backwards")
+            while len(ends) > 1 and ends[-1] - offset > MAX_READ:  # bound the memory per read
+                del ends[len(ends) // 2 :]
+            if ends[-1] - offset > MAX_READ:
+                raise LogError(f"index record {index} claims an entry larger than allowed")
             block = self._pread(self._fds[ENTRIES_NAME], ends[-1] - offset, offset, "entries")
             base = offset
             for end in ends:
-                if end <= offset:
+                if end <= offset or end > ends[-1]:
                     raise LogError(f"index record {index} is not after the previous one")
                 line = block[offset - base : end - base]
                 if not line.endswith(b"\n") or b"\n" in line[:-1]:
@@ -383,15 +388,17 @@ class TransparencyLog:
         """Append entries in order with one set of fsyncs; return the first new leaf index."""
         if self._readonly:
             raise LogError("the log was opened read-only")
-        first = self._size
-        size = self._size
-        offset = self._entry_end(size - 1) if size else 0
-        touched: set[str] = {ENTRIES_NAME, INDEX_NAME}
-        for entry in entries:
+        batch = list(entries)
+        for entry in batch:  # all checked before anything is written
             if not isinstance(entry, bytes) or not entry or len(entry) > MAX_ENTRY_SIZE:
                 raise ValueError("a log entry must be 1 byte to 1 MiB of bytes")
             if b"\n" in entry:
                 raise ValueError("a log entry must not contain a newline")
+        first = self._size
+        size = self._size
+        offset = self._entry_end(size - 1) if size else 0
+        touched: set[str] = {ENTRIES_NAME, INDEX_NAME}
+        for entry in batch:
             line = entry + b"\n"
             self._pwrite(self._fds[ENTRIES_NAME], line, offset)
             offset += len(line)

@@ -1,0 +1,206 @@
+"""Find reader comments, turn each into a :class:`Comment`, and cut the comment area out of
+the tree so that comment text can never reach the article body.
+
+Comments are recognised by generic markup conventions (ids like ``comment-123``, a class
+``comment``, schema.org ``Comment`` items, containers named ``comments``/``commentlist``),
+never by site. Pages whose comments are loaded by JavaScript have none in the HTML.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+from .blocks import render_blocks
+from .dom import drop_keep_tail, text_of
+from .hints import hint_string
+
+__all__ = ["cut_comments"]
+
+_CONTAINER = re.compile(
+    r"(^|[\s_-])comments?([\s_-]|$)|comment-?list|commentlist|comments?-?(area|section|"
+    r"container|wrap|block|thread|list)|disqus_thread|(^|\s)respond(\s|$)|comment-respond|"
+    r"comment-form|commentform"
+)
+_NOT_CONTAINER = re.compile(
+    r"comments?-(count|link|number|num|icon|open|closed|status|bubble|enabled|disabled)|"
+    r"no-?comments"
+)
+_ITEM_ID = re.compile(r"^(li-)?comment[-_]?\d+$|^div-comment-\d+$|^c\d+$")
+_ITEM_CLASS = re.compile(r"(^|\s)(comment|comment-item|commentlist-item|comment_item)(\s|$)")
+_AUTHOR = re.compile(
+    r"(^|[\s_-])(fn|author|username|user-name|author-name|comment-author|commenter|nick)([\s_-]|$)"
+)
+_DATE = re.compile(r"date|time|published|timestamp")
+_BODY = re.compile(
+    r"comment-content|comment-text|comment-body-text|comment_text|comment-message|"
+    r"(^|\s)(content|text|message|body)(\s|$)"
+)
+_CHROME = re.compile(r"reply|respond|actions|vote|like|report|share|avatar|edit-link")
+_SPACE = re.compile(r"\s+")
+
+
+def _clean(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def _is_item(element: etree._Element) -> bool:
+    ident = (element.get("id") or "").lower()
+    if _ITEM_ID.match(ident):
+        return True
+    if _ITEM_CLASS.search((element.get("class") or "").lower()):
+        return True
+    return "schema.org/comment" in (element.get("itemtype") or "").lower()
+
+
+def _own_text_length(element: etree._Element, items: set[etree._Element]) -> int:
+    """Text length of ``element`` without the text of nested comment items."""
+    total = len((element.text or "").strip())
+    for child in element:
+        if child not in items and isinstance(child.tag, str):
+            total += _own_text_length(child, items)
+        total += len((child.tail or "").strip())
+    return total
+
+
+def _first_matching(
+    item: etree._Element, pattern: re.Pattern[str], items: set[etree._Element]
+) -> etree._Element | None:
+    for element in item.iterdescendants():
+        if not isinstance(element.tag, str) or _inside_other_item(element, item, items):
+            continue
+        hints = hint_string(element)
+        if hints and pattern.search(hints) and not _CHROME.search(hints):
+            return element
+    return None
+
+
+def _inside_other_item(
+    element: etree._Element, item: etree._Element, items: set[etree._Element]
+) -> bool:
+    node = element.getparent()
+    while node is not None and node is not item:
+        if node in items:
+            return True
+        node = node.getparent()
+    return element in items
+
+
+def _author(item: etree._Element, items: set[etree._Element]) -> etree._Element | None:
+    found = _first_matching(item, _AUTHOR, items)
+    while found is not None:
+        inner = _first_matching(found, _AUTHOR, set())
+        if inner is None:
+            break
+        found = inner
+    return found
+
+
+def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Element, str] | None:
+    for element in item.iter("time"):
+        if not _inside_other_item(element, item, items):
+            value = element.get("datetime") or _clean(text_of(element))
+            if value:
+                return element, value
+    found = _first_matching(item, _DATE, items)
+    if found is not None:
+        text = _clean(text_of(found))
+        if 0 < len(text) <= 80:
+            return found, text
+    return None
+
+
+def _comment(item: etree._Element, items: set[etree._Element]) -> tuple[str | None, str | None,
+                                                                       str]:
+    author_el = _author(item, items)
+    author = _clean(text_of(author_el)) if author_el is not None else None
+    if author is not None and (not author or len(author) > 100):
+        author = None
+    found_date = _date(item, items)
+    date = found_date[1] if found_date else None
+    body_el = _first_matching(item, _BODY, items)
+    skip: set[etree._Element] = set(items)
+    if body_el is None:
+        body_el = item
+        for element in item.iterdescendants():
+            hints = hint_string(element) if isinstance(element.tag, str) else ""
+            if hints and (_CHROME.search(hints) or _AUTHOR.search(hints) or _DATE.search(hints)):
+                skip.add(element)
+        if author_el is not None:
+            skip.add(author_el)
+        if found_date is not None:
+            skip.add(found_date[0])
+    skip.discard(body_el)
+    blocks = [
+        block.text
+        for block in render_blocks(body_el)
+        if not _has_ancestor_in(block.owner, skip, body_el)
+    ]
+    return author, date, "\n\n".join(blocks)
+
+
+def _has_ancestor_in(
+    element: etree._Element, group: set[etree._Element], stop: etree._Element
+) -> bool:
+    node: etree._Element | None = element
+    while node is not None and node is not stop:
+        if node in group:
+            return True
+        node = node.getparent()
+    return False
+
+
+_MAYBE_CONTAINER = etree.XPath(
+    ".//*[contains(@class, 'omment') or contains(@id, 'omment') or contains(@class, 'espond')"
+    " or contains(@id, 'espond') or contains(@id, 'disqus') or contains(@class, 'OMMENT')"
+    " or contains(@id, 'OMMENT')]"
+)
+
+
+def _containers(body: etree._Element) -> list[etree._Element]:
+    """The outermost elements named like a comment area (their insides are not searched)."""
+    found: list[etree._Element] = []
+    found_set: set[etree._Element] = set()
+    for element in _MAYBE_CONTAINER(body):
+        if not isinstance(element, etree._Element) or element.tag in {"body", "html"}:
+            continue
+        hints = hint_string(element)
+        if (
+            not hints
+            or not _CONTAINER.search(hints)
+            or _NOT_CONTAINER.search(hints)
+            or _has_ancestor_in(element, found_set, body)
+            or element.find(".//h1") is not None
+            or _contains_article_body(element)
+        ):
+            continue
+        found.append(element)
+        found_set.add(element)
+    return found
+
+
+def _contains_article_body(element: etree._Element) -> bool:
+    for node in element.iter():
+        if "articlebody" in (node.get("itemprop") or "").lower():
+            return True
+    return False
+
+
+def cut_comments(body: etree._Element) -> list[tuple[str | None, str | None, str]]:
+    """Remove the comment areas from ``body``; return (author, date, text) per comment."""
+    containers = _containers(body)
+    raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
+    item_set = set(raw_items)
+    # A comment's markup often nests wrappers that all look like items (li#li-comment-1 >
+    # div#comment-1); the comment is the innermost one that has text of its own.
+    items = [el for el in raw_items if _own_text_length(el, item_set - {el}) > 0]
+    comments = []
+    for item in items:
+        nested = {other for other in items if other is not item}
+        author, date, text = _comment(item, nested)
+        if text:
+            comments.append((author, date, text))
+    for area in containers:
+        drop_keep_tail(area)
+    return comments

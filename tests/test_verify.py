@@ -1,0 +1,524 @@
+"""Tests for preserve.verify and preserve.findings.
+
+Each test builds a small real archive in tmp_path: a WARC written with warcio's WARCWriter
+(sha256 digests), text objects put through TextStore, text produced by the real extractor, and
+a manifest written by preserve.manifest. Then one thing is damaged and the audit must report
+exactly the code for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+from warcio.warcwriter import WARCWriter
+
+from preserve import extract
+from preserve.errors import ArchiveError
+from preserve.findings import Code, Report, Severity, markdown_table
+from preserve.manifest import SCHEMA, Manifest, manifest_from_dict, write_manifest
+from preserve.paths import ArchiveLayout, new_capture_id
+from preserve.store import TextStore
+from preserve.verify import REEXTRACT_LIMIT, verify
+
+REPO = Path(__file__).resolve().parent.parent
+URL = "https://news.example/river"
+STARTED = datetime(2026, 11, 21, 16, 41, 0, 123456, tzinfo=UTC)
+
+HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>River report</title></head>
+<body><nav><a href="/">Home</a> <a href="/about">About</a></nav>
+<article><h1>Findings on the river</h1>
+<p>The water samples taken on three consecutive mornings showed lead levels well above the
+legal limit, according to the laboratory report obtained by this newspaper.</p>
+<p>Residents of the lower district said they had complained for months. “Nobody came,” said
+one of them, who asked not to be named because she works for the utility.</p>
+<p>The utility did not answer written questions sent on Monday. A spokesperson later said the
+company would publish its own measurements next week.</p>
+</article>
+<section id="comments" class="comments"><h2>Comments</h2>
+<div class="comment"><span class="author">reader1</span>
+<p>This is a disgrace, the council must act now and test every school in the district.</p></div>
+<div class="comment"><span class="author">reader2</span>
+<p>I live there and we have been buying bottled water since the spring, nobody told us why.</p>
+</div></section><footer>© 2026 Example News</footer></body></html>""".encode()
+
+
+def _label(data: bytes) -> str:
+    return "sha256:" + base64.b32encode(hashlib.sha256(data).digest()).decode()
+
+
+@dataclass
+class Built:
+    root: Path
+    layout: ArchiveLayout
+    manifest: Manifest
+    manifest_path: Path
+    warc_path: Path
+    document: dict[str, Any]
+
+    @property
+    def text_path(self) -> Path:
+        assert self.manifest.text is not None
+        return self.root / self.manifest.text.path
+
+    def rewrite_manifest(self, **changes: Any) -> None:
+        """Replace the manifest with an edited one (tests only: manifests are write-once)."""
+        document = json.loads(json.dumps(self.document))
+        for dotted, value in changes.items():
+            *parents, last = dotted.split("__")
+            target = document
+            for key in parents:
+                target = target[key]
+            target[last] = value
+        self.manifest_path.chmod(0o644)
+        self.manifest_path.write_bytes(
+            (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+        )
+
+
+def _write_warc(path: Path, html: bytes, *, bad_block_digest: bool = False) -> list[dict[str, Any]]:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+        + f"Content-Length: {len(html)}\r\n\r\n".encode()
+    )
+    request = b"GET /river HTTP/1.1\r\nHost: news.example\r\n\r\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        writer = WARCWriter(f, gzip=True, warc_version="1.1")
+        writer.write_record(writer.create_warcinfo_record(path.name, {"software": "test"}))
+        for rec_type, block, payload, ctype in (
+            ("request", request, None, "application/http; msgtype=request"),
+            ("response", head + html, html, "application/http; msgtype=response"),
+        ):
+            digests = {"WARC-Block-Digest": _label(block + b"x" if bad_block_digest
+                                                   and rec_type == "response" else block)}
+            if payload is not None:
+                digests["WARC-Payload-Digest"] = _label(payload)
+            record = writer.create_warc_record(
+                URL, rec_type, payload=io.BytesIO(block), length=len(block),
+                warc_content_type=ctype, warc_headers_dict=digests,
+            )
+            writer.write_record(record)
+    records = []
+    with path.open("rb") as f:
+        iterator = ArchiveIterator(f)
+        for record in iterator:
+            headers = record.rec_headers
+            record.raw_stream.read()
+            records.append({
+                "id": headers.get_header("WARC-Record-ID").strip("<>"),
+                "type": record.rec_type,
+                "target_uri": headers.get_header("WARC-Target-URI"),
+                "offset": iterator.get_record_offset(),
+                "length": iterator.get_record_length(),
+                "block_digest": headers.get_header("WARC-Block-Digest"),
+                "payload_digest": headers.get_header("WARC-Payload-Digest"),
+                "refers_to": None,
+                "content_type": headers.get_header("Content-Type"),
+            })
+    return records
+
+
+def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
+          bad_block_digest: bool = False) -> Built:
+    layout = ArchiveLayout(root)
+    layout.ensure_dirs()
+    cid = new_capture_id(STARTED)
+    warc_rel = layout.warc_rel_for(cid, STARTED)
+    warc_path = root / warc_rel
+    records = _write_warc(warc_path, html, bad_block_digest=bad_block_digest)
+    data = warc_path.read_bytes()
+    extraction = extract.extract(html, URL, charset="utf-8")
+    store = TextStore(layout)
+    text = text_override if text_override is not None else extraction.text
+    text_ref = store.put(text.encode()) if text else None
+    comments_ref = store.put(extraction.comments_text.encode()) \
+        if extraction.comments_text else None
+    stamp = STARTED.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    hop = {
+        "url": URL, "method": "GET", "status": 200, "location": None,
+        "remote_ip": "127.0.0.1", "remote_port": 443, "started": stamp, "ended": stamp,
+        "transfer_encoding": None, "wire_sha256": hashlib.sha256(html).hexdigest(),
+        "wire_size": len(html), "body_sha256": hashlib.sha256(html).hexdigest(),
+        "body_size": len(html), "tls": None,
+    }
+    document = {
+        "schema": SCHEMA, "capture_id": cid, "status": "ok" if text else "no-text",
+        "requested_url": URL, "final_url": URL, "started": stamp, "ended": stamp,
+        "http": {"status": 200, "reason": "OK", "content_type": "text/html; charset=utf-8"},
+        "redirects": [hop],
+        "connection": {"remote_ip": "127.0.0.1", "remote_port": 443, "local_ip": None,
+                       "tls": None},
+        "warc": {"path": warc_rel, "size": len(data),
+                 "blake3": blake3.blake3(data).hexdigest(),
+                 "sha256": hashlib.sha256(data).hexdigest(), "records": records},
+        "text": None if text_ref is None else
+        {"blake3": text_ref.blake3, "size": text_ref.size, "path": text_ref.path_rel},
+        "comments": None if comments_ref is None else
+        {"blake3": comments_ref.blake3, "size": comments_ref.size, "path": comments_ref.path_rel},
+        "extraction": {"title": extraction.title, "byline": extraction.byline,
+                       "published": extraction.published, "language": extraction.language,
+                       "reason": extraction.reason},
+        "extractor": {"name": extract.EXTRACTOR_NAME, "version": extract.EXTRACTOR_VERSION,
+                      "settings": dict(extract.EXTRACTOR_SETTINGS)},
+        "software": {"preserve": "test"}, "host": "test-host", "operator": "tester",
+        "previous": [],
+    }
+    manifest = manifest_from_dict(document)
+    ref = write_manifest(layout, manifest)
+    return Built(root, layout, manifest, ref.path, warc_path,
+                 json.loads(manifest.to_bytes()))
+
+
+def codes(report: Report) -> list[str]:
+    return sorted(f.code.code for f in report.findings)
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Built:
+    return build(tmp_path / "root")
+
+
+# --- intact ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_intact_archive_has_no_findings(archive: Built, deep: bool) -> None:
+    report = verify(archive.root, deep=deep)
+    assert report.findings == [], [f.message for f in report.findings]
+    assert report.ok and report.exit_status == 0
+    stats = report.stats
+    assert stats.manifests_checked == 1 and stats.warc_files_checked == 1
+    assert stats.bytes_hashed >= archive.warc_path.stat().st_size
+    assert stats.text_objects_checked == (2 if archive.manifest.comments else 1)
+    if deep:
+        assert stats.records_checked == len(archive.manifest.warc.records) == 3
+        assert stats.texts_reextracted == 1
+    else:
+        assert stats.records_checked == 0
+
+
+def test_fixture_has_text_and_comments(archive: Built) -> None:
+    # the comment-object tests below mean something only if the extractor kept comments apart
+    assert archive.manifest.text is not None
+    assert archive.manifest.comments is not None
+
+
+def test_report_json_and_progress(archive: Built) -> None:
+    calls: list[tuple[int, int]] = []
+    report = verify(archive.root, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
+    doc = report.to_json()
+    assert doc["ok"] is True and doc["exit_status"] == 0 and doc["findings"] == []
+    assert doc["stats"]["manifests_checked"] == 1
+    json.dumps(doc)
+
+
+def test_root_missing_raises(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError):
+        verify(tmp_path / "nope")
+    with pytest.raises(ArchiveError):
+        verify(tmp_path)  # exists, but holds no archive
+
+
+# --- WARC files ------------------------------------------------------------------------------
+
+
+def test_flipped_byte_in_warc(archive: Built) -> None:
+    flip_byte(archive.warc_path, archive.warc_path.stat().st_size // 2)
+    report = verify(archive.root)
+    assert codes(report) == ["E203", "E204"]
+    assert report.exit_status == 1
+    assert all(f.capture_id == archive.manifest.capture_id for f in report.findings)
+
+
+def test_flipped_byte_in_warc_deep_locates_record(archive: Built) -> None:
+    response = next(r for r in archive.manifest.warc.records if r.type == "response")
+    flip_byte(archive.warc_path, response.offset + response.length // 2)
+    found = set(codes(verify(archive.root, deep=True)))
+    assert {"E203", "E204"} <= found
+    assert found & {"E207", "E213", "E214", "E210"}  # the damaged record is named
+
+
+def test_missing_warc(archive: Built) -> None:
+    archive.warc_path.unlink()
+    assert codes(verify(archive.root, deep=True)) == ["E201"]
+
+
+def test_truncated_warc(archive: Built) -> None:
+    size = archive.warc_path.stat().st_size
+    with archive.warc_path.open("r+b") as f:
+        f.truncate(size - 40)
+    assert codes(verify(archive.root)) == ["E206"]
+    deep = set(codes(verify(archive.root, deep=True)))
+    assert "E206" in deep and deep & {"E207", "E210", "E212"}
+
+
+def test_appended_warc(archive: Built) -> None:
+    with archive.warc_path.open("ab") as f:
+        f.write(b"appended")
+    assert codes(verify(archive.root)) == ["E202"]
+
+
+def test_record_digest_mismatch_deep(tmp_path: Path) -> None:
+    # the file itself matches the manifest; the response record's stated digest is wrong
+    built = build(tmp_path / "root", bad_block_digest=True)
+    assert codes(verify(built.root)) == []
+    assert codes(verify(built.root, deep=True)) == ["E213"]
+
+
+def test_record_id_and_offset_mismatch_deep(archive: Built) -> None:
+    records = archive.document["warc"]["records"]
+    records[1] = dict(records[1], id="urn:uuid:00000000-0000-4000-8000-000000000000")
+    records[2] = dict(records[2], offset=records[2]["offset"] + 1, length=records[2]["length"] - 1)
+    archive.rewrite_manifest(warc__records=records)
+    found = codes(verify(archive.root, deep=True))
+    assert "E211" in found and "E210" in found and "W215" in found
+
+
+def test_record_fields_mismatch_deep(archive: Built) -> None:
+    records = archive.document["warc"]["records"]
+    records[2] = dict(records[2], target_uri="https://elsewhere.example/")
+    archive.rewrite_manifest(warc__records=records)
+    report = verify(archive.root, deep=True)
+    assert "E212" in codes(report)
+    e212 = next(f for f in report.findings if f.code is Code.E212)
+    assert e212.detail is not None and "target_uri" in e212.detail["fields"]
+
+
+# --- text objects ----------------------------------------------------------------------------
+
+
+def test_flipped_byte_in_text_object(archive: Built) -> None:
+    flip_byte(archive.text_path, 3)
+    assert codes(verify(archive.root)) == ["E402"]
+
+
+def test_missing_text_object(archive: Built) -> None:
+    archive.text_path.unlink()
+    assert codes(verify(archive.root)) == ["E401"]
+
+
+def test_comments_object_damage(archive: Built) -> None:
+    assert archive.manifest.comments is not None
+    path = archive.root / archive.manifest.comments.path
+    flip_byte(path, 0)
+    assert codes(verify(archive.root)) == ["E404"]
+    path.unlink()
+    assert codes(verify(archive.root)) == ["E403"]
+
+
+def test_text_path_inconsistent(archive: Built) -> None:
+    assert archive.manifest.comments is not None
+    archive.rewrite_manifest(text__path=archive.manifest.comments.path)
+    assert "E108" in codes(verify(archive.root))
+
+
+def test_unreferenced_and_misnamed_objects(archive: Built) -> None:
+    store = TextStore(archive.layout)
+    orphan = store.put(b"an orphan from an interrupted capture")
+    assert codes(verify(archive.root)) == ["W502"]
+    flip_byte(archive.root / orphan.path_rel, 0)
+    report = verify(archive.root)
+    assert codes(report) == ["E402", "W502"]
+    (archive.layout.text_dir / "stray.txt").write_text("x")
+    assert "W505" in codes(verify(archive.root))
+
+
+def test_reextraction_differs_same_version(tmp_path: Path) -> None:
+    built = build(tmp_path / "root", text_override="Text the extractor never produced.")
+    assert codes(verify(built.root)) == []  # the objects themselves are intact
+    report = verify(built.root, deep=True)
+    assert codes(report) == ["E406"]
+
+
+def test_reextraction_differs_new_extractor_version(tmp_path: Path) -> None:
+    built = build(tmp_path / "root", text_override="Text the extractor never produced.")
+    built.rewrite_manifest(extractor__version="0-older")
+    report = verify(built.root, deep=True)
+    assert codes(report) == ["W407"]
+    assert report.ok
+
+
+# --- manifests -------------------------------------------------------------------------------
+
+
+def test_flipped_byte_in_manifest_syntax(archive: Built) -> None:
+    flip_byte(archive.manifest_path, 0)  # "{" -> "z"
+    report = verify(archive.root)
+    # nothing in unparseable JSON can be attributed, so what it named shows up as orphans
+    assert codes(report) == ["E102", "W501", "W502", "W502"]
+
+
+def test_flipped_byte_in_manifest_digest(archive: Built) -> None:
+    data = bytearray(archive.manifest_path.read_bytes())
+    offset = data.index(archive.manifest.warc.blake3.encode()) + 5
+    data[offset] = ord("0") if data[offset] != ord("0") else ord("1")  # another hex digit
+    archive.manifest_path.chmod(0o644)
+    archive.manifest_path.write_bytes(bytes(data))
+    assert codes(verify(archive.root)) == ["E203"]
+
+
+def test_flipped_byte_in_manifest_schema(archive: Built) -> None:
+    data = archive.manifest_path.read_bytes()
+    flip_byte(archive.manifest_path, data.index(b'"status": "ok"') + 12)  # "ok" -> "oj"
+    report = verify(archive.root)
+    assert codes(report) == ["E103"]  # the files it named are not reported as orphans
+
+
+def test_manifest_not_canonical(archive: Built) -> None:
+    data = archive.manifest_path.read_bytes()
+    archive.manifest_path.chmod(0o644)
+    archive.manifest_path.write_bytes(data.replace(b"\n", b"\n ", 1))
+    assert codes(verify(archive.root)) == ["W109"]
+
+
+def test_unsupported_schema(archive: Built) -> None:
+    archive.rewrite_manifest(schema="preserve/manifest/99")
+    assert codes(verify(archive.root)) == ["E104"]
+
+
+def test_manifest_name_and_duplicate_id(archive: Built) -> None:
+    copy = archive.layout.manifests_dir / "copy.json"
+    copy.write_bytes(archive.manifest_path.read_bytes())
+    assert codes(verify(archive.root)) == ["E105", "E106"]
+
+
+def test_deleted_manifest_leaves_orphans(archive: Built) -> None:
+    archive.manifest_path.unlink()
+    assert codes(verify(archive.root)) == ["W501", "W502", "W502"]
+
+
+def test_previous_capture_missing(archive: Built) -> None:
+    archive.rewrite_manifest(previous=["20200101T000000Z-aaaaaaaaaa"])
+    assert codes(verify(archive.root)) == ["W110"]
+
+
+# --- debris ----------------------------------------------------------------------------------
+
+
+def test_debris(archive: Built) -> None:
+    (archive.layout.tmp_dir / "text-abc").write_bytes(b"partial")
+    (archive.layout.tmp_dir / archive.manifest.capture_id).mkdir()
+    (archive.layout.manifests_dir / ".tmp-x-1").write_bytes(b"{")
+    assert codes(verify(archive.root)) == ["W503", "W503", "W504"]
+    assert verify(archive.root).ok  # warnings only
+
+
+def test_unreferenced_warc(archive: Built) -> None:
+    other = archive.warc_path.parent / "20261121T000000Z-bbbbbbbbbb.warc.gz"
+    other.write_bytes(archive.warc_path.read_bytes())
+    assert codes(verify(archive.root)) == ["W501"]
+
+
+# --- path safety -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    directory = tmp_path / "outside"
+    directory.mkdir()
+    return directory
+
+
+@pytest.mark.parametrize("key", ["warc__path", "text__path"])
+@pytest.mark.parametrize("bad", ["../outside/x", "/etc/passwd", "archive/../../outside/x"])
+def test_unsafe_manifest_paths(archive: Built, outside: Path, key: str, bad: str) -> None:
+    (outside / "x").write_bytes(b"not evidence")
+    archive.rewrite_manifest(**{key: bad})
+    report = verify(archive.root)
+    assert "E107" in codes(report)
+    assert set(codes(report)) <= {"E107", "W501"}  # the WARC is orphaned if its path was bad
+    assert report.stats.bytes_hashed == 0  # nothing was opened, inside or outside
+
+
+def test_symlinked_text_dir_outside_root(archive: Built, outside: Path) -> None:
+    # move the fan-out directory outside and leave a symlink: the bytes are intact out there,
+    # but verify must neither open them nor call them present
+    text = archive.manifest.text
+    assert text is not None
+    fan = archive.layout.text_dir / text.blake3[:2]
+    fan.rename(outside / "fan")
+    os.symlink(outside / "fan", fan)
+    report = verify(archive.root)
+    assert "E107" in codes(report)
+    assert not {"E401", "E402"} & set(codes(report))
+    assert report.stats.text_objects_checked <= 1  # only the comments object, if elsewhere
+
+
+def test_symlinked_warc_outside_root(archive: Built, outside: Path) -> None:
+    moved = outside / archive.warc_path.name
+    archive.warc_path.rename(moved)
+    os.symlink(moved, archive.warc_path)
+    report = verify(archive.root, deep=True)
+    assert codes(report) == ["E107", "E107"]  # the manifest's path, and the swept symlink
+    assert report.stats.warc_files_checked == 0 and report.stats.records_checked == 0
+    assert report.stats.texts_reextracted == 0
+
+
+def test_symlinked_manifest_outside_root(archive: Built, outside: Path) -> None:
+    moved = outside / archive.manifest_path.name
+    archive.manifest_path.rename(moved)
+    os.symlink(moved, archive.manifest_path)
+    report = verify(archive.root)
+    assert report.stats.manifests_checked == 0
+    assert codes(report) == ["E107", "W501", "W502", "W502"]
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+PUBLISHED = {
+    "E101", "E102", "E103", "E104", "E105", "E106", "E107", "E108", "W109", "W110", "W111",
+    "E201", "E202", "E203", "E204", "E205", "E206", "E207", "E210", "E211", "E212", "E213",
+    "E214", "W215", "E401", "E402", "E403", "E404", "E405", "E406", "W407", "E408",
+    "W501", "W502", "W503", "W504", "W505",
+}
+
+
+def test_codes_are_stable_and_well_formed() -> None:
+    values = [c.value for c in Code]
+    assert PUBLISHED <= set(values), "a published finding code disappeared"
+    assert len(values) == len(set(values))
+    for code in Code:
+        assert code.name == code.value
+        assert code.value[0] in "EW" and code.value[1:].isdigit() and len(code.value) == 4
+        expected = Severity.ERROR if code.value[0] == "E" else Severity.WARNING
+        assert code.severity is expected
+        assert code.title and code.description.endswith(".")
+        assert not code.value.startswith(("E3", "W3")), "3xx is reserved for the log"
+        assert Code(code.value) is code
+
+
+def test_format_doc_is_current() -> None:
+    script = REPO / "scripts" / "gen_findings_doc.py"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    result = subprocess.run([sys.executable, str(script), "--check"], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert markdown_table() in (REPO / "docs" / "format.md").read_text(encoding="utf-8")
+
+
+def test_reextract_limit_matches_capture() -> None:
+    from preserve import archive
+
+    assert archive.EXTRACT_LIMIT == REEXTRACT_LIMIT
