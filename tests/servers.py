@@ -145,6 +145,9 @@ def _read_request(conn: socket.socket) -> ReceivedRequest | None:
         if not piece:
             return None
         data += piece
+        if data.startswith(b"\x16\x03"):  # a TLS ClientHello on plain HTTP: answer as nginx does
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            return None
         if len(data) > 1 << 20:
             return None
     head = data[: data.index(b"\r\n\r\n") + 4]

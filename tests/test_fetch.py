@@ -223,7 +223,7 @@ def test_describe_certificate_matches_the_der(https_server: TestServer) -> None:
     assert cert.der_path is None
 
 
-# --- content decoding --------------------------------------------------------------------------
+# --- content decoding ------------------------------------------------------------------------
 
 
 def _exchange_for(http_server: TestServer, spool_dir: Path, route: str) -> Exchange:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from preserve.errors import LogError
+from preserve.log import storage
 from preserve.log.merkle import (
     consistency_path,
     inclusion_path,
@@ -37,6 +38,16 @@ def ref_range(entries: list[bytes]):  # type: ignore[no-untyped-def]
 def test_open_without_create_fails(tmp_path: Path) -> None:
     with pytest.raises(LogError):
         TransparencyLog.open(tmp_path / "log")
+
+
+def test_lost_head_is_never_replaced_by_an_empty_log(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    with TransparencyLog.open(directory, create=True) as log:
+        log.append(b"precious")
+    (directory / "head.json").unlink()
+    with pytest.raises(LogError):
+        TransparencyLog.open(directory, create=True)
+    assert (directory / "entries.jsonl").read_bytes() == b"precious\n"
 
 
 def test_every_root_and_proof_matches_reference(tmp_path: Path) -> None:
@@ -142,6 +153,7 @@ CRASH_CHILD = textwrap.dedent(
     from preserve.log.storage import TransparencyLog
     with TransparencyLog.open(sys.argv[1], create=True) as log:
         i = log.size
+        print("ready", flush=True)
         while True:
             log.append(("{\\"n\\":%d,\\"pad\\":\\"%s\\"}" % (i, "x" * (i % 97))).encode())
             i += 1
@@ -155,8 +167,12 @@ def test_sigkill_during_appends_never_corrupts(tmp_path: Path) -> None:
     inherited = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (inherited, str(SRC)) if p)}
     for delay in (0.15, 0.3, 0.05, 0.4):
-        child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(directory)], env=env)
-        time.sleep(delay + 0.2)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CRASH_CHILD, str(directory)], env=env, stdout=subprocess.PIPE
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"  # the log is open; appends are under way
+        time.sleep(delay)
         child.send_signal(signal.SIGKILL)
         child.wait()
         with TransparencyLog.open(directory) as log:  # truncates any torn tail
@@ -197,3 +213,25 @@ def test_damage_is_detected(tmp_path: Path) -> None:
     (directory / "head.json").write_text(head.replace('"size": 3', '"size": 2'))
     with pytest.raises(LogError):
         TransparencyLog.open(directory, readonly=True)
+
+
+def test_reads_are_bounded_and_corrupt_index_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "log"
+    entries = [f"entry number {i}".encode() * (1 + i % 5) for i in range(300)]
+    with TransparencyLog.open(directory, create=True) as log:
+        log.append_many(entries)
+    monkeypatch.setattr(storage, "MAX_READ", 200)  # forces many small reads
+    with TransparencyLog.open(directory, readonly=True) as log:
+        assert [e for _, e in log.iter_entries()] == entries
+        assert log.check() == []
+    index = directory / "entries.idx"
+    raw = bytearray(index.read_bytes())
+    raw[8 * 10 : 8 * 11] = (1 << 40).to_bytes(8, "big")  # a huge end offset for leaf 10
+    index.write_bytes(bytes(raw))
+    with TransparencyLog.open(directory, readonly=True) as log:
+        problems = log.check()
+        assert problems and problems[-1][0] is None
+        with pytest.raises(LogError):
+            log.leaf(10)

@@ -13,6 +13,7 @@ import blake3
 import pytest
 
 from preserve.errors import ManifestError, StorageError, UnsafePathError
+from preserve.hashing import sha256_base32
 from preserve.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_NESTING,
@@ -26,7 +27,6 @@ from preserve.manifest import (
     read_manifest,
     write_manifest,
 )
-from preserve.hashing import sha256_base32
 from preserve.paths import ArchiveLayout
 
 CID = "20261121T164100Z-abcdefgh23"

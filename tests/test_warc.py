@@ -372,7 +372,7 @@ def test_check_warc_reports_trailing_bytes(
     assert checks[-1].problems
 
 
-# --- replay with pywb --------------------------------------------------------------------------
+# --- replay with pywb ------------------------------------------------------------------------
 
 PYWB_PYTHON = os.environ.get("PRESERVE_PYWB_PYTHON", "")
 

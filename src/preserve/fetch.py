@@ -110,9 +110,10 @@ def parse_url(url: str) -> httpx.URL:
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise InvalidURLError(f"invalid URL {url!r}: {exc}") from exc
     scheme = parsed.scheme.lower()
+    if not scheme:
+        raise InvalidURLError(f"URL has no scheme (expected http:// or https://): {url!r}")
     if scheme not in ("http", "https"):
-        shown = scheme or "(none)"
-        raise UnsupportedSchemeError(f"unsupported URL scheme {shown!r} in {url!r}")
+        raise UnsupportedSchemeError(f"unsupported URL scheme {scheme!r} in {url!r}")
     host = parsed.raw_host.decode("ascii", "replace")
     if not host:
         raise InvalidURLError(f"URL has no host: {url!r}")
@@ -419,7 +420,7 @@ def _exchange(
     )
 
 
-# --- the capture -------------------------------------------------------------------------------
+# --- the capture -----------------------------------------------------------------------------
 
 
 def fetch(url: str, spool_dir: Path, options: FetchOptions | None = None) -> FetchResult:
@@ -478,7 +479,7 @@ def _capture(
     )
 
 
-# --- content decoding ----------------------------------------------------------------------------
+# --- content decoding ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ class Severity(enum.Enum):
 class Code(enum.Enum):
     """Every finding code, with its severity, title and one-line description.
 
-    ``Code("E203")`` looks a code up; ``.value``/``.code`` is the string, never renumbered.
+    ``Code.from_code("E203")`` looks a code up; ``.value``/``.code`` is the string.
     """
 
     E101 = ("E101", "manifest unreadable",
@@ -125,6 +125,14 @@ class Code(enum.Enum):
     def code(self) -> str:
         """The stable code string, e.g. ``"E203"`` (same as ``.value``)."""
         return str(self.value)
+
+    @classmethod
+    def from_code(cls, value: str) -> Code:
+        """The member for a code string such as ``"E203"`` (ValueError if unknown)."""
+        for member in cls:
+            if member.value == value:
+                return member
+        raise ValueError(f"unknown finding code {value!r}")
 
     @property
     def severity(self) -> Severity:

@@ -36,8 +36,9 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from preserve import extract, warc
+from preserve import warc
 from preserve.errors import ArchiveError, ManifestError, NotFoundError, UnsafePathError
+from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.findings import Code, Finding, Report
 from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
 from preserve.manifest import (
@@ -455,14 +456,14 @@ class _Audit:
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"),
                             manifest.http.content_type)
         try:
-            extraction = extract.extract(payload, manifest.final_url,
+            extraction = extract(payload, manifest.final_url,
                                          charset=_charset(content_type))
         except Exception as exc:  # the extractor must not stop the audit; report what broke
             self.add(Code.E408, rel, f"extractor failed: {type(exc).__name__}: {exc}", cid)
             return
         self.report.stats.texts_reextracted += 1
-        changed = (manifest.extractor.version != extract.EXTRACTOR_VERSION
-                   or manifest.extractor.name != extract.EXTRACTOR_NAME)
+        changed = (manifest.extractor.version != EXTRACTOR_VERSION
+                   or manifest.extractor.name != EXTRACTOR_NAME)
         for kind, ref, produced in (("text", manifest.text, extraction.text),
                                     ("comments", manifest.comments, extraction.comments_text)):
             expected = ref.blake3 if ref is not None else None
@@ -473,7 +474,7 @@ class _Audit:
             self.add(code, ref.path if ref is not None else rel,
                      f"re-extracted {kind} differs from the manifest (extractor "
                      f"{manifest.extractor.name} {manifest.extractor.version} then, "
-                     f"{extract.EXTRACTOR_NAME} {extract.EXTRACTOR_VERSION} now)", cid,
+                     f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
                      object=kind, expected=expected, actual=actual)
 
     # --- sweep -----------------------------------------------------------------------------

@@ -108,7 +108,7 @@ class RecordCheck:
     problems: tuple[str, ...]
 
 
-# --- writing -----------------------------------------------------------------------------
+# --- writing ---------------------------------------------------------------------------------
 
 
 class _HashingFile:
@@ -439,7 +439,7 @@ def write_capture(
     return WarcWriteResult(records=tuple(writer.refs), digests=out.hasher.digests())
 
 
-# --- reading -----------------------------------------------------------------------------
+# --- reading ---------------------------------------------------------------------------------
 
 
 def _strip_id(value: str | None) -> str | None:
@@ -460,6 +460,7 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
     except OSError as exc:
         raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
     with handle, path.open("rb") as members:
+        gzipped = members.read(2) == b"\x1f\x8b"  # per-record gzip, as preserve writes
         iterator = ArchiveIterator(handle, check_digests=True)
         last_end = 0
         current: ArcWarcRecord | None = None
@@ -473,7 +474,7 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
                 length = iterator.get_record_length()
                 last_end = offset + length
                 check = _record_check(record, offset, length, truncated=remaining > 0)
-                member_problem = _gzip_member_problem(members, offset, length)
+                member_problem = _gzip_member_problem(members, offset, length) if gzipped else None
                 if member_problem is not None:
                     check = replace(
                         check,

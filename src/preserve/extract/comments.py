@@ -151,32 +151,26 @@ def _has_ancestor_in(
     return False
 
 
-_MAYBE_CONTAINER = etree.XPath(
-    ".//*[contains(@class, 'omment') or contains(@id, 'omment') or contains(@class, 'espond')"
-    " or contains(@id, 'espond') or contains(@id, 'disqus') or contains(@class, 'OMMENT')"
-    " or contains(@id, 'OMMENT')]"
-)
-
-
 def _containers(body: etree._Element) -> list[etree._Element]:
     """The outermost elements named like a comment area (their insides are not searched)."""
     found: list[etree._Element] = []
-    found_set: set[etree._Element] = set()
-    for element in _MAYBE_CONTAINER(body):
-        if not isinstance(element, etree._Element) or element.tag in {"body", "html"}:
+    stack: list[etree._Element] = list(reversed(body))
+    while stack:
+        element = stack.pop()
+        if not isinstance(element.tag, str):
             continue
         hints = hint_string(element)
         if (
-            not hints
-            or not _CONTAINER.search(hints)
-            or _NOT_CONTAINER.search(hints)
-            or _has_ancestor_in(element, found_set, body)
-            or element.find(".//h1") is not None
-            or _contains_article_body(element)
+            hints
+            and ("comment" in hints or "respond" in hints or "disqus" in hints)
+            and _CONTAINER.search(hints)
+            and not _NOT_CONTAINER.search(hints)
+            and element.find(".//h1") is None
+            and not _contains_article_body(element)
         ):
+            found.append(element)
             continue
-        found.append(element)
-        found_set.add(element)
+        stack.extend(reversed(element))
     return found
 
 

@@ -70,20 +70,10 @@ _JUNK_TAGS = (
 # Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
 _HIDDEN_CLASS = re.compile(
     r"(^|\s)(hidden|element-hidden|is-hidden|visually-?hidden|sr-only|screen-reader-text|"
-    r"d-none|hide|invisible)(\s|$)|tooltip|popover|hovercard|rollover"
+    r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
+    r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
 )
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-
-# Cheap pre-selection (in C) of the elements _is_hidden has to look at.
-_MAYBE_HIDDEN = etree.XPath(
-    "//*[@hidden or contains(@style, 'none') or contains(@style, 'hidden')"
-    " or contains(@class, 'hid') or contains(@class, 'sr-only')"
-    " or contains(@class, 'screen-reader') or contains(@class, 'd-none')"
-    " or contains(@class, 'invisible') or contains(@class, 'tooltip')"
-    " or contains(@class, 'popover') or contains(@class, 'hovercard')"
-    " or contains(@class, 'rollover') or contains(@class, 'Hid')]"
-)
-
 
 def _parser() -> etree.HTMLParser:
     # A fresh parser per call: parsers keep state and are not safe to share across threads.
@@ -111,7 +101,7 @@ def _is_hidden(element: etree._Element) -> bool:
     if element.get("hidden") is not None:
         return True
     style = element.get("style")
-    if style and _HIDDEN_STYLE.search(style):
+    if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
         return True
     cls = element.get("class")
     return bool(cls and _HIDDEN_CLASS.search(cls.lower()))
@@ -122,8 +112,8 @@ def strip_junk(root: etree._Element) -> None:
     etree.strip_elements(root, *_JUNK_TAGS, with_tail=False)
     hidden = [
         el
-        for el in _MAYBE_HIDDEN(root)
-        if isinstance(el, etree._Element) and el.tag not in {"html", "body"} and _is_hidden(el)
+        for el in root.iter()
+        if isinstance(el.tag, str) and el.tag not in {"html", "body"} and _is_hidden(el)
     ]
     for el in hidden:
         parent = el.getparent()

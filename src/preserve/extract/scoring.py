@@ -41,6 +41,10 @@ _BOILER_SHORT = re.compile(
     r"print|toolbar|widget|rating|follow|cookie|\bads?\b|ad-|-ad"
 )
 
+# Figure captions and photo credits are not article text (they describe an image).
+_CAPTION_TAGS = frozenset({"figure", "figcaption"})
+_CAPTION = re.compile(r"caption|credit|photo-?desc|image-?desc|img-?desc")
+
 _TAG_PRIOR = {
     "div": 5, "article": 10, "main": 5, "section": 2, "pre": 3, "td": 3, "blockquote": 3,
     "address": -3, "ol": -3, "ul": -3, "dl": -3, "dd": -3, "dt": -3, "li": -3, "form": -3,
@@ -49,7 +53,7 @@ _TAG_PRIOR = {
 _PARAGRAPH_TAGS = frozenset({"p", "li", "dd", "dt", "td", "th", "pre"})
 _CLEAN_TAGS = frozenset(
     {"table", "ul", "ol", "dl", "div", "section", "aside", "header", "footer", "form", "nav",
-     "figure", "center", "blockquote"}
+     "figure", "center"}
 )
 
 
@@ -68,7 +72,6 @@ class _Stats:
 
 
 _EMPTY = _Stats()
-_NAMED = etree.XPath(".//*[@class or @id]")
 
 
 def _aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element, _Stats]:
@@ -138,9 +141,9 @@ class _Scorer:
             self._add(block)
 
     def _mark_unlikely(self) -> None:
-        for element in _NAMED(self.body):
+        for element in self.body.iter():
             if (
-                isinstance(element, etree._Element)
+                isinstance(element.tag, str)
                 and element not in self.unlikely
                 and element.tag not in {"body", "html", "a"}
                 and is_unlikely(element)
@@ -276,7 +279,7 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
     weight = class_weight(element)
     stats = scorer.stat(element)
     own_score = scorer.scores.get(element, 0.0)
-    if weight + own_score < 0:
+    if weight < 0 and weight + own_score < 0:
         return True
     if stats.commas >= 10:
         return False
@@ -290,6 +293,8 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
     in_list = tag in {"ul", "ol", "dl"}
     if tag == "figure" or element.find(".//figcaption") is not None:
         return False
+    if in_list and density < 0.5 and length >= 60 * max(1, items + 100):
+        return False  # a list of sentences (bullet-point prose), not a list of links
     if images > 1 and paragraphs / images < 0.5:
         return True
     if not in_list and items > paragraphs:
@@ -337,14 +342,19 @@ def _in_boilerplate(block: Block, part_top: set[etree._Element]) -> bool:
 def _keep(block: Block, part_tops: set[etree._Element], removed: set[etree._Element]) -> bool:
     node: etree._Element | None = block.owner
     while node is not None:
-        if node in removed:
+        if node in removed or node.tag in _CAPTION_TAGS:
             return False
         if node in part_tops:
             break
+        hints = hint_string(node)
+        if hints and _CAPTION.search(hints) and len(block.text) < 400:
+            return False
         node = node.getparent()
     length = len(block.text)
     if block.link_density > 0.5 and length < 300:
-        return False
+        plain = length - block.link_chars
+        if block.tag != "p" or block.link_density > 0.85 or plain < 20:
+            return False
     return not (length < 120 and _in_boilerplate(block, part_tops))
 
 
@@ -362,12 +372,14 @@ def select_article(body: etree._Element) -> list[Block]:
         parts = _sibling_parts(scorer, top, top_score)
         removed = _removed_subtrees(scorer, parts)
         part_tops = set(parts)
+        rendered = [block for part in parts for block in render_blocks(part)]
         blocks = [
             block
-            for part in parts
-            for block in render_blocks(part)
+            for block in rendered
             if _keep(block, part_tops, removed)
         ]
+        while blocks and blocks[-1].tag in HEADING_TAGS:
+            blocks.pop()  # a heading with nothing after it introduced something we removed
         if sum(len(block.text) for block in blocks) >= MIN_ARTICLE_CHARS:
             return blocks
         if sum(len(b.text) for b in blocks) > sum(len(b.text) for b in best):

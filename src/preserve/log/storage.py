@@ -120,6 +120,13 @@ class TransparencyLog:
 
     @staticmethod
     def _create(log_dir: Path) -> None:
+        for name in (ENTRIES_NAME, INDEX_NAME):
+            existing = log_dir / name
+            if existing.exists() and existing.stat().st_size:
+                raise LogError(
+                    f"{log_dir}: {HEAD_NAME} is missing but {name} holds data; "
+                    "refusing to start a new log over it"
+                )
         try:
             (log_dir / TREE_DIR_NAME).mkdir(parents=True, exist_ok=True)
             for name in (ENTRIES_NAME, INDEX_NAME):

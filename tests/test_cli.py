@@ -1,0 +1,126 @@
+"""The ``preserve`` command: real processes for exit statuses and stderr, CliRunner for the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from servers import TestServer, redirect, respond, stream_bytes
+
+from preserve.cli import main
+
+SEEDS = Path(__file__).parent / "fixtures" / "seeds"
+HTML = [("Content-Type", "text/html; charset=utf-8")]
+PRESERVE = str(Path(sys.executable).with_name("preserve"))
+
+
+def run(root: Path, *args: str, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def site(http_server: TestServer) -> TestServer:
+    http_server.routes["/news"] = respond(200, (SEEDS / "news.html").read_bytes(), headers=HTML)
+    http_server.routes["/blog"] = respond(200, (SEEDS / "blog.html").read_bytes(), headers=HTML)
+    http_server.routes["/moved"] = redirect("/news", status=301)
+    http_server.routes["/missing"] = respond(404, b"<html><body>No such page</body></html>",
+                                             headers=HTML)
+    http_server.routes["/huge"] = stream_bytes(5_000_000)
+    return http_server
+
+
+def test_capture_prints_id_hash_title_and_verify_passes(site: TestServer, tmp_path: Path) -> None:
+    done = run(tmp_path, "capture", site.url("/moved"))
+    assert done.returncode == 0, done.stderr
+    capture_id, text_hash, title = done.stdout.strip().split("  ", 2)
+    assert text_hash.startswith("blake3:") and len(text_hash) == 7 + 64
+    assert title == "A massacre in Iraq that must have pleased Tehran"
+    verified = run(tmp_path, "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("intact: 1 manifests")
+    shown = run(tmp_path, "show", capture_id[:20])
+    assert shown.returncode == 0 and "redirect  301" in shown.stdout
+    listed = run(tmp_path, "list", "--json")
+    assert [c["capture_id"] for c in json.loads(listed.stdout)["captures"]] == [capture_id]
+
+
+def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"# evidence\n{site.url('/news')}\n\n{site.url('/blog')}\n")
+    result = CliRunner().invoke(main, ["--root", str(tmp_path / "a"), "capture", "--from",
+                                       str(urls), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert [c["status"] for c in document["captures"]] == ["ok", "ok"]
+    assert document["failed"] == 0
+
+
+def test_root_from_environment(site: TestServer, tmp_path: Path) -> None:
+    done = subprocess.run([PRESERVE, "capture", site.url("/blog")], capture_output=True,
+                          text=True, check=False, env={**os.environ, "PRESERVE_ROOT":
+                                                       str(tmp_path / "env-root")})
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "env-root" / "manifests").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["not a url"], 2, "not a url"),
+        (["ftp://example.org/"], 2, "unsupported URL scheme"),
+        (["http://127.0.0.1:9/"], 4, "127.0.0.1"),
+        (["--max-size", "1000", "{huge}"], 4, "1000"),
+        (["http://no-such-host.invalid/"], 4, "no-such-host.invalid"),
+    ],
+)
+def test_bad_input_one_line_nonzero_nothing_committed(
+    site: TestServer, tmp_path: Path, args: list[str], status: int, message: str
+) -> None:
+    args = [a.replace("{huge}", site.url("/huge")) for a in args]
+    done = run(tmp_path, "capture", *args)
+    assert done.returncode == status
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("preserve: ") and message in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("manifests/*.json"))
+
+
+def test_http_error_status_exits_1_but_is_kept(site: TestServer, tmp_path: Path) -> None:
+    done = run(tmp_path, "capture", site.url("/missing"))
+    assert done.returncode == 1
+    assert "[HTTP 404]" in done.stdout
+    assert run(tmp_path, "verify", "--deep").returncode == 0
+
+
+def test_verify_json_and_findings_exit_1(site: TestServer, tmp_path: Path) -> None:
+    assert run(tmp_path, "capture", site.url("/news")).returncode == 0
+    ok = json.loads(run(tmp_path, "verify", "--deep", "--json").stdout)
+    assert ok["ok"] and ok["deep"] and ok["stats"]["records_checked"] > 0
+    text = next(p for p in (tmp_path / "archive" / "text").rglob("*") if p.is_file())
+    text.chmod(0o644)
+    text.write_bytes(text.read_bytes() + b" tampered")
+    bad = run(tmp_path, "verify", "--json")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert not report["ok"] and report["findings"][0]["code"].startswith("E")
+    human = run(tmp_path, "verify")
+    assert human.returncode == 1 and "NOT INTACT" in human.stdout
+
+
+def test_cannot_run_exit_3(tmp_path: Path) -> None:
+    missing = run(tmp_path / "nowhere", "verify")
+    assert missing.returncode == 3
+    assert missing.stderr.startswith("preserve: error:")
+    assert run(tmp_path, "show", "20990101T000000Z-aaaaaaaaaa").returncode == 3
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run(tmp_path, "capture").returncode == 2
+    assert run(tmp_path, "verify", "--no-such-option").returncode == 2
