@@ -43,6 +43,7 @@ def _https_server(ca: trustme.CA) -> TestServer:
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
+    context.set_alpn_protocols(["http/1.1"])  # as real servers do, so ALPN is negotiated
     pem = leaf.cert_chain_pems[0].bytes()
     der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
     return TestServer(ssl_context=context, certificate_der=der)

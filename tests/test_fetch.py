@@ -183,6 +183,7 @@ def test_https_records_tls_facts_of_the_same_connection(
     assert hop.tls.verified is True
     assert hop.tls.version in ("TLSv1.2", "TLSv1.3")
     assert hop.tls.cipher
+    assert hop.tls.alpn == "http/1.1"
     cert = hop.tls.certificate
     assert cert is not None
     der = https_server.certificate_der

@@ -17,6 +17,7 @@ from preserve.errors import ProofError
 from preserve.hashing import hash_bytes
 from preserve.log import (
     CODES,
+    DESCRIPTIONS,
     TransparencyLog,
     check_proof,
     checkpoint_paths,
@@ -120,7 +121,8 @@ def entries_of(root: Path) -> list[bytes]:
 def test_clean_archive_has_no_findings(root: Path, signer: Signer) -> None:
     assert verify_log(root) == []
     assert verify_log(root, trusted_key=signer.verifier.to_text()) == []
-    assert all(code in CODES for code in ["E301", "W301"])
+    assert set(CODES) == set(DESCRIPTIONS)
+    assert all(code[0] in "EW" and code[1] == "3" and len(code) == 4 for code in CODES)
 
 
 def test_audit_event_leaf(root: Path, signer: Signer) -> None:

@@ -83,6 +83,7 @@ def test_checkpoint_round_trip_and_other_key(tmp_path: Path) -> None:
     assert lines[:3] == ["example.org/archive", "12345", root_b64]
     assert lines[3] == "" and lines[4].startswith("\u2014 example.org/archive ")
     assert verify_checkpoint(note, verifier, origin="example.org/archive") == checkpoint
+    assert verify_checkpoint(note, verifier.to_text()) == checkpoint
     assert parse_checkpoint(note)[0] == checkpoint
     with pytest.raises(NoteError):
         verify_checkpoint(note, verifier, origin="other/origin")

@@ -131,3 +131,33 @@ def test_disk_put_reports_storage_failure(tmp_path: Path) -> None:
     layout.tmp_dir.write_bytes(b"a file where archive/tmp/ should be")
     with pytest.raises(StorageError):
         TextStore(layout).put(b"x")
+
+
+def test_disk_refuses_symlinked_fanout_leaving_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = TextStore(ArchiveLayout(root))
+    data = b"would land outside"
+    hex_id = blake3.blake3(data).hexdigest()
+    store.layout.text_dir.mkdir(parents=True)
+    os.symlink(outside, store.layout.text_dir / hex_id[:2])
+    with pytest.raises(UnsafePathError):
+        store.put(data)
+    with pytest.raises(UnsafePathError):
+        store.get(hex_id)
+    assert not store.contains(hex_id)
+    assert list(outside.iterdir()) == []
+
+
+def test_disk_refuses_symlinked_object(tmp_path: Path) -> None:
+    store = TextStore(ArchiveLayout(tmp_path))
+    real = store.put(b"real")
+    fake_id = blake3.blake3(b"fake").hexdigest()
+    fake = store.layout.text_path_for(fake_id)
+    fake.parent.mkdir(parents=True)
+    os.symlink(store.path(real.blake3), fake)
+    with pytest.raises(StorageError):
+        store.get(fake_id)
+    with pytest.raises(StorageError):
+        store.put(b"fake")

@@ -90,11 +90,12 @@ class Built:
         )
 
 
-def _write_warc(path: Path, html: bytes, *, bad_block_digest: bool = False) -> list[dict[str, Any]]:
+def _write_warc(path: Path, html: bytes, content_type: str, *,
+                bad_block_digest: bool = False) -> list[dict[str, Any]]:
     head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-        + f"Content-Length: {len(html)}\r\n\r\n".encode()
-    )
+        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(html)}\r\n\r\n"
+    ).encode()
     request = b"GET /river HTTP/1.1\r\nHost: news.example\r\n\r\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
@@ -134,15 +135,18 @@ def _write_warc(path: Path, html: bytes, *, bad_block_digest: bool = False) -> l
 
 
 def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
-          bad_block_digest: bool = False) -> Built:
+          bad_block_digest: bool = False, content_type: str = "text/html; charset=utf-8",
+          status: str | None = None) -> Built:
+    """A one-capture archive; ``status`` forces the manifest status (else ok/no-text)."""
     layout = ArchiveLayout(root)
     layout.ensure_dirs()
     cid = new_capture_id(STARTED)
     warc_rel = layout.warc_rel_for(cid, STARTED)
     warc_path = root / warc_rel
-    records = _write_warc(warc_path, html, bad_block_digest=bad_block_digest)
+    records = _write_warc(warc_path, html, content_type, bad_block_digest=bad_block_digest)
     data = warc_path.read_bytes()
-    extraction = extract(html, URL, charset="utf-8")
+    is_html = content_type.startswith("text/html")
+    extraction = extract(html if is_html else b"", URL, charset="utf-8")
     store = TextStore(layout)
     text = text_override if text_override is not None else extraction.text
     text_ref = store.put(text.encode()) if text else None
@@ -157,9 +161,10 @@ def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
         "body_size": len(html), "tls": None,
     }
     document = {
-        "schema": SCHEMA, "capture_id": cid, "status": "ok" if text else "no-text",
+        "schema": SCHEMA, "capture_id": cid,
+        "status": status or ("ok" if text else "no-text"),
         "requested_url": URL, "final_url": URL, "started": stamp, "ended": stamp,
-        "http": {"status": 200, "reason": "OK", "content_type": "text/html; charset=utf-8"},
+        "http": {"status": 200, "reason": "OK", "content_type": content_type},
         "redirects": [hop],
         "connection": {"remote_ip": "127.0.0.1", "remote_port": 443, "local_ip": None,
                        "tls": None},
@@ -359,6 +364,30 @@ def test_reextraction_differs_new_extractor_version(tmp_path: Path) -> None:
     report = verify(built.root, deep=True)
     assert codes(report) == ["W407"]
     assert report.ok
+
+
+def test_no_text_page_is_reextracted(tmp_path: Path) -> None:
+    built = build(tmp_path / "root", html=b"<html><body><p>Hi.</p></body></html>")
+    assert built.manifest.status == "no-text" and built.manifest.text is None
+    report = verify(built.root, deep=True)
+    assert codes(report) == []
+    assert report.stats.texts_reextracted == 1
+
+
+def test_no_text_claim_contradicted(tmp_path: Path) -> None:
+    built = build(tmp_path / "root")
+    built.rewrite_manifest(text=None, comments=None, status="no-text")
+    found = codes(verify(built.root, deep=True))
+    assert found.count("E406") == 2  # text and comments were extractable after all
+    assert set(found) == {"E406", "W502"}
+
+
+def test_not_html_is_not_reextracted(tmp_path: Path) -> None:
+    built = build(tmp_path / "root", html=b"plain words " * 50, content_type="text/plain",
+                  status="not-html")
+    report = verify(built.root, deep=True)
+    assert codes(report) == []
+    assert report.stats.texts_reextracted == 0 and report.stats.records_checked == 3
 
 
 # --- manifests -------------------------------------------------------------------------------

@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from preserve.errors import NotFoundError, StorageError
-from preserve.hashing import Digests, hash_bytes, hash_file, hash_stream
+from preserve.errors import NotFoundError, StorageError, UnsafePathError
+from preserve.hashing import Digests, hash_bytes, hash_stream
 from preserve.paths import (
+    TEXT_DIR,
     ArchiveLayout,
     fsync_dir,
     is_hex_digest,
     makedirs_durable,
     require_hex_digest,
+    resolve_inside,
 )
 
 OBJECT_MODE = 0o444
@@ -64,14 +66,26 @@ class TextStore:
         self.layout = layout
 
     def path(self, hex_id: str) -> Path:
-        """Where object ``hex_id`` lives (validated id; the file need not exist)."""
-        return self.layout.text_path_for(hex_id)
+        """Where object ``hex_id`` lives (validated id; the file need not exist).
+
+        Its directory is resolved inside the root (UnsafePathError if a symlinked directory
+        would lead out); the object's own name is not resolved, so a symlink standing in for an
+        object is refused when opened (O_NOFOLLOW) rather than followed.
+        """
+        rel = self.layout.text_rel_for(hex_id)
+        directory = resolve_inside(self.layout.root, rel.rsplit("/", 1)[0], under=TEXT_DIR)
+        return directory / hex_id
 
     def path_rel(self, hex_id: str) -> str:
         return self.layout.text_rel_for(hex_id)
 
     def contains(self, hex_id: str) -> bool:
-        return is_hex_digest(hex_id) and self.path(hex_id).is_file()
+        if not is_hex_digest(hex_id):
+            return False
+        try:
+            return self.path(hex_id).is_file()
+        except UnsafePathError:
+            return False
 
     def put(self, data: bytes) -> StoredObject:
         """Store ``data`` (idempotent); return its digests and relative path."""
@@ -121,7 +135,9 @@ class TextStore:
     @staticmethod
     def _check_existing(final: Path, expected: Digests) -> None:
         try:
-            actual = hash_file(final)
+            fd = os.open(final, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                actual = hash_stream(f)
         except OSError as exc:
             raise StorageError(f"existing text object {final} cannot be read: {exc}") from exc
         if actual.blake3 != expected.blake3:
@@ -132,8 +148,10 @@ class TextStore:
 
     def open(self, hex_id: str) -> BinaryIO:
         """Open object ``hex_id`` for reading (binary); NotFoundError if absent."""
+        path = self.path(hex_id)
         try:
-            return self.path(hex_id).open("rb")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            return os.fdopen(fd, "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"no text object {hex_id}") from exc
         except OSError as exc:
@@ -164,16 +182,24 @@ class TextStore:
                 yield name
 
 
+def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as scan:
+            return sorted(scan, key=lambda e: e.name, reverse=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def iter_store_files(top: Path) -> Iterator[Path]:
     """Every non-directory entry below ``top`` in sorted order, never following symlinks."""
-    try:
-        with os.scandir(top) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
-    except FileNotFoundError:
-        return
-    for entry in entries:
+    pending = [_sorted_entries(top)]
+    while pending:
+        if not pending[-1]:
+            pending.pop()
+            continue
+        entry = pending[-1].pop()
         if entry.is_dir(follow_symlinks=False):
-            yield from iter_store_files(Path(entry.path))
+            pending.append(_sorted_entries(Path(entry.path)))
         else:
             yield Path(entry.path)
 

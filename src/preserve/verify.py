@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from preserve import warc
-from preserve.errors import ArchiveError, ManifestError, NotFoundError, UnsafePathError
+from preserve.errors import ArchiveError, ManifestError, UnsafePathError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.findings import Code, Finding, Report
 from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
@@ -148,13 +148,19 @@ class _Audit:
             return []
 
     def walk_files(self, top: Path) -> Iterator[Path]:
-        """Regular files below ``top``; symlinks and special files are reported, not followed."""
-        for entry in self.scandir(top):
+        """Regular files below ``top`` in sorted order; symlinks and special files are
+        reported, not followed (iterative: no recursion limit on hostile trees)."""
+        pending: list[list[os.DirEntry[str]]] = [self.scandir(top)[::-1]]
+        while pending:
+            if not pending[-1]:
+                pending.pop()
+                continue
+            entry = pending[-1].pop()
             path = Path(entry.path)
             if entry.is_symlink():
                 self.report_symlink(path)
             elif entry.is_dir(follow_symlinks=False):
-                yield from self.walk_files(path)
+                pending.append(self.scandir(path)[::-1])
             elif entry.is_file(follow_symlinks=False):
                 yield path
             else:
@@ -226,7 +232,11 @@ class _Audit:
             self.mark_referenced_leniently(obj)
             return
         cid = manifest.capture_id
-        if manifest.to_bytes() != data:
+        try:
+            canonical = manifest.to_bytes() == data
+        except ManifestError:
+            canonical = False
+        if not canonical:
             self.add(Code.W109, rel, "manifest bytes are not in canonical form", cid)
         if path.name != cid + MANIFEST_SUFFIX:
             self.add(Code.E105, rel, f"file name should be {cid}{MANIFEST_SUFFIX}", cid)
@@ -268,7 +278,7 @@ class _Audit:
             self.add(Code.E107, ref.path, str(exc), cid)
             return None
         self.referenced_warcs.add(path)
-        started = datetime.strptime(manifest.started, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
         if ref.path != expected_rel:
             self.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
@@ -341,7 +351,7 @@ class _Audit:
                     continue
                 seen.add(check.offset)
                 self.compare_record(cid, rel, record, check)
-        except (NotFoundError, ArchiveError) as exc:
+        except (OSError, ArchiveError) as exc:
             self.add(Code.E205, rel, f"cannot re-read WARC records: {exc}", cid)
             return
         for offset, record in sorted(expected.items()):
@@ -435,9 +445,11 @@ class _Audit:
     def check_reextraction(self, manifest: Manifest, path: Path) -> None:
         """Deep: re-extract the final response and compare text/comments hashes."""
         cid = manifest.capture_id
+        # Not re-extracted: responses the capture did not extract from (not HTML, or a content
+        # coding it could not undo); their text is null by construction.
         reason = manifest.extraction.reason or ""
         claims_text = manifest.text is not None or manifest.comments is not None
-        if not claims_text and (manifest.status != "no-text"
+        if not claims_text and (manifest.status == "not-html"
                                 or reason.startswith(_NOT_REEXTRACTED_REASONS)):
             return
         responses = [r for r in manifest.warc.records if r.type == "response"]
@@ -449,12 +461,13 @@ class _Audit:
         record = final[-1]
         try:
             payload, headers = warc.read_record_payload(path, record.offset, REEXTRACT_LIMIT)
-        except (NotFoundError, ArchiveError) as exc:
+        except (OSError, ArchiveError) as exc:
             self.add(Code.E408, rel, f"cannot read the final response: {exc}", cid,
                      offset=record.offset)
             return
-        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"),
-                            manifest.http.content_type)
+        # the capture decided the charset from the final response's first Content-Type
+        content_type = manifest.http.content_type or next(
+            (v for k, v in headers.items() if k.lower() == "content-type"), None)
         try:
             extraction = extract(payload, manifest.final_url,
                                          charset=_charset(content_type))

@@ -32,11 +32,21 @@ _NEGATIVE = re.compile(
 )
 
 
+# Class tokens that name a taxonomy term of the content (WordPress-style ``tag-social``,
+# ``category-comments``): they describe the topic, not the role of the element.
+_TAXONOMY = re.compile(r"(^|\s)(tag|category|categories|topic|section|format)-\S*")
+
+
 def hint_string(element: etree._Element) -> str:
-    """The element's class and id, lowercased, space-joined."""
+    """The element's class and id, lowercased, space-joined, taxonomy tokens removed."""
     cls = element.get("class") or ""
     ident = element.get("id") or ""
-    return f"{cls} {ident}".lower() if (cls or ident) else ""
+    if not (cls or ident):
+        return ""
+    hints = f"{cls} {ident}".lower()
+    if "-" in hints:
+        hints = _TAXONOMY.sub(" ", hints)
+    return hints
 
 
 def is_unlikely(element: etree._Element) -> bool:

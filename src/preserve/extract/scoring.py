@@ -25,12 +25,14 @@ MIN_PARAGRAPH_CHARS = 25
 ANCESTOR_LEVELS = 5
 SIBLING_RATIO = 0.2
 MIN_ARTICLE_CHARS = 250
+SMALL_BOX_CHARS = 500
 
 SETTINGS: dict[str, object] = {
     "min_paragraph_chars": MIN_PARAGRAPH_CHARS,
     "ancestor_levels": ANCESTOR_LEVELS,
     "sibling_ratio": SIBLING_RATIO,
     "min_article_chars": MIN_ARTICLE_CHARS,
+    "small_box_chars": SMALL_BOX_CHARS,
 }
 
 _COMMAS = re.compile(r"[,，、،;；]")
@@ -38,7 +40,7 @@ _SENTENCE_END = re.compile(r"[.!?。！？…]['\"”’)]*(\s|$)")
 _BOILER_SHORT = re.compile(
     r"byline|author|dateline|date|time|meta|submitted|posted|share|sharing|social|tags|caption|credit|"
     r"breadcrumb|related|newsletter|subscribe|promo|advert|sponsor|comment|footer|nav|menu|"
-    r"print|toolbar|widget|rating|follow|cookie|\bads?\b|ad-|-ad"
+    r"print|toolbar|widget|rating|follow|cookie|(^|[\s_-])ads?([\s_-]|$)"
 )
 
 # Figure captions and photo credits are not article text (they describe an image).
@@ -329,17 +331,27 @@ def _removed_subtrees(scorer: _Scorer, parts: list[etree._Element]) -> set[etree
     return removed
 
 
-def _in_boilerplate(block: Block, part_top: set[etree._Element]) -> bool:
+def _in_boilerplate(
+    block: Block, part_tops: set[etree._Element], totals: dict[etree._Element, _Stats]
+) -> bool:
+    """Inside a small box (byline, share bar, tag list...) named like boilerplate?"""
     node: etree._Element | None = block.owner
-    while node is not None and node not in part_top:
+    while node is not None and node not in part_tops:
         hints = hint_string(node)
         if hints and _BOILER_SHORT.search(hints):
-            return True
+            box = totals.get(node)
+            if box is None or box.text_chars < SMALL_BOX_CHARS:
+                return True
         node = node.getparent()
     return False
 
 
-def _keep(block: Block, part_tops: set[etree._Element], removed: set[etree._Element]) -> bool:
+def _keep(
+    block: Block,
+    part_tops: set[etree._Element],
+    removed: set[etree._Element],
+    totals: dict[etree._Element, _Stats],
+) -> bool:
     node: etree._Element | None = block.owner
     while node is not None:
         if node in removed or node.tag in _CAPTION_TAGS:
@@ -355,7 +367,25 @@ def _keep(block: Block, part_tops: set[etree._Element], removed: set[etree._Elem
         plain = length - block.link_chars
         if block.tag != "p" or block.link_density > 0.85 or plain < 20:
             return False
-    return not (length < 120 and _in_boilerplate(block, part_tops))
+    return not (length < 120 and _in_boilerplate(block, part_tops, totals))
+
+
+_DATELINE = re.compile(r"(1[89]|20)\d\d\b.*\b\d{1,2}[:h.]\d\d\b|\b\d{1,2}[:h.]\d\d\b.*(1[89]|20)\d\d")
+EDGE_BLOCKS = 3
+
+
+def _drop_edge_datelines(blocks: list[Block]) -> list[Block]:
+    """Drop short date-and-time lines ("Nov. 19, 2019, 8:41 AM") at the article's edges."""
+    last = len(blocks) - 1
+    return [
+        block
+        for index, block in enumerate(blocks)
+        if not (
+            (index < EDGE_BLOCKS or index > last - EDGE_BLOCKS)
+            and len(block.text) <= 60
+            and _DATELINE.search(block.text)
+        )
+    ]
 
 
 def select_article(body: etree._Element) -> list[Block]:
@@ -376,8 +406,9 @@ def select_article(body: etree._Element) -> list[Block]:
         blocks = [
             block
             for block in rendered
-            if _keep(block, part_tops, removed)
+            if _keep(block, part_tops, removed, totals)
         ]
+        blocks = _drop_edge_datelines(blocks)
         while blocks and blocks[-1].tag in HEADING_TAGS:
             blocks.pop()  # a heading with nothing after it introduced something we removed
         if sum(len(block.text) for block in blocks) >= MIN_ARTICLE_CHARS:

@@ -19,7 +19,7 @@ from .archive_log import (
     unlogged_manifests,
     write_checkpoint,
 )
-from .audit import CODES, LogFinding, verify_log
+from .audit import CODES, DESCRIPTIONS, LogFinding, verify_log
 from .entries import AuditLeaf, ManifestLeaf, canonical_json, parse_entry
 from .events import fixity_event
 from .keys import (
@@ -53,6 +53,7 @@ from .storage import TransparencyLog
 
 __all__ = [
     "CODES",
+    "DESCRIPTIONS",
     "AuditLeaf",
     "Checkpoint",
     "LogFinding",

@@ -74,6 +74,38 @@ CODES: dict[str, str] = {
     W_UNSIGNED_LOG: "the log has no archive key and no checkpoints: nothing is signed",
 }
 
+DESCRIPTIONS: dict[str, str] = {
+    E_LOG_DAMAGED: "The log's head or files are missing, cut short, or give a root other than "
+    "the head's; nothing past that could be checked.",
+    E_TREE_MISMATCH: "A stored leaf or subtree hash differs from one recomputed from the entries "
+    "(an entry or a hash file was edited).",
+    E_ENTRY_MALFORMED: "A leaf entry is not canonical JSON of a known type and version.",
+    E_MANIFEST_NOT_LOGGED: "A manifest exists on disk but no manifest leaf records it "
+    "(planted, or a crash between commit and log).",
+    E_LOGGED_MANIFEST_MISSING: "A manifest leaf names a manifest that is not on disk (deleted).",
+    E_MANIFEST_CHANGED: "The manifest file's BLAKE3/SHA-256/size differ from its leaf (edited).",
+    E_CHECKPOINT_SIGNATURE: "A stored or given checkpoint does not parse, is for another origin, "
+    "or is not validly signed by the archive key.",
+    E_CHECKPOINT_INCONSISTENT: "The current log is not an extension of a stored signed checkpoint "
+    "(rewritten, reordered or truncated).",
+    E_EXTERNAL_CHECKPOINT_INCONSISTENT: "The current log is not an extension of a checkpoint "
+    "kept outside the archive (rewritten, reordered or truncated).",
+    E_TIME_BACKWARDS: "A leaf's commit time precedes an earlier leaf's (back-dated entry or a "
+    "clock jump back).",
+    E_CAPTURED_AFTER_COMMIT: "A manifest leaf's capture time is after its commit time.",
+    E_DUPLICATE_CAPTURE: "Two manifest leaves record the same capture id.",
+    E_KEY_INVALID: "manifests/log/key.pub is missing or malformed while checkpoints exist, or "
+    "differs from the trusted key given to verify.",
+    E_TIMESTAMP_INVALID: "An RFC 3161 token stored beside a checkpoint does not verify against "
+    "the trusted TSA roots or is not over that checkpoint.",
+    W_TORN_TAIL: "Bytes past the committed log size from an interrupted append; ignored, and "
+    "removed by the next write.",
+    W_UNCHECKPOINTED: "The newest leaves are not covered by any valid signed checkpoint yet.",
+    W_LATEST_CHECKPOINT_STALE: "manifests/log/checkpoint is not a copy of the newest stored "
+    "checkpoint.",
+    W_UNSIGNED_LOG: "The archive has no key.pub and no checkpoints, so the log is not signed.",
+}
+
 TimestampCheck = Callable[[bytes, bytes], str | None]
 """Given (signed checkpoint bytes, token bytes), return None if valid, else a problem."""
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import LogError
-from .keys import Signer, Verifier, check_key_name
+from .keys import Signer, Verifier, check_key_name, parse_verifier_key
 from .merkle import HASH_SIZE
 
 SIG_PREFIX = "\u2014 "  # em dash, space
@@ -142,8 +142,13 @@ def parse_checkpoint(note: str) -> tuple[Checkpoint, list[NoteSignature]]:
     return parse_checkpoint_text(text), signatures
 
 
-def verify_checkpoint(note: str, verifier: Verifier, origin: str | None = None) -> Checkpoint:
-    """Verify the signature (and, if given, the origin) of a signed checkpoint; return it."""
+def verify_checkpoint(note: str, verifier: Verifier | str, origin: str | None = None) -> Checkpoint:
+    """Verify the signature (and, if given, the origin) of a signed checkpoint; return it.
+
+    ``verifier`` is a :class:`Verifier` or a verifier key string.
+    """
+    if isinstance(verifier, str):
+        verifier = parse_verifier_key(verifier)
     checkpoint = parse_checkpoint_text(open_note(note, verifier))
     if origin is not None and checkpoint.origin != origin:
         raise NoteError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
