@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
-    import preserve
+    import preserve  # noqa: PLC0415 - after sys.path is set, so the script runs from a clone
 
     root: Path = args.root
     existing = [root / "archive", root / "manifests"]

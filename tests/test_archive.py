@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from servers import TestServer, drip, redirect, respond, stream_bytes
 from warcio.archiveiterator import ArchiveIterator
 
 import preserve
 from preserve.hashing import hash_file
+from servers import TestServer, drip, redirect, respond, stream_bytes
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 HTML = [("Content-Type", "text/html; charset=utf-8")]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from servers import TestServer, redirect, respond, stream_bytes
 
 from preserve.cli import main
+from servers import TestServer, redirect, respond, stream_bytes
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 HTML = [("Content-Type", "text/html; charset=utf-8")]

@@ -378,3 +378,23 @@ def test_ssrf_guard_applies_to_every_redirect_hop(spool_dir: Path) -> None:
             outer.url("/go"), spool_dir, FetchOptions(allow_private=True), is_blocked=only_second
         )
         assert result.final.body_path.read_bytes() == b"metadata credentials"
+
+
+# --- local failures ---------------------------------------------------------------------------
+
+
+def test_unwritable_spool_is_a_storage_error(http_server: TestServer, tmp_path: Path) -> None:
+    http_server.routes["/"] = respond(200, b"ok")
+    with pytest.raises(errors.StorageError, match="cannot spool"):
+        fetch(http_server.url("/"), tmp_path / "does-not-exist")
+    assert http_server.requests == []
+
+
+def test_unreadable_ca_bundle_is_a_capture_error(
+    https_server: TestServer, tmp_path: Path, spool_dir: Path
+) -> None:
+    bogus = tmp_path / "not-a-ca.pem"
+    bogus.write_text("this is not PEM")
+    options = FetchOptions(ca_bundle=bogus)
+    error = _fails(errors.CaptureError, https_server.url("/"), spool_dir, options)
+    assert str(bogus) in str(error)

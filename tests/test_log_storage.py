@@ -130,6 +130,7 @@ def test_interrupted_append_is_a_torn_tail(tmp_path: Path) -> None:
     with TransparencyLog.open(directory) as log:
         log.append(b"d")  # writes 4 leaves' worth of tree (a new level 2 node)
     (directory / "head.json").write_bytes(saved_head)  # as if we crashed before the rename
+    (directory / ".tmp-head.json-12345").write_bytes(b'{"root": "')
     before = _sizes(directory)
     with TransparencyLog.open(directory, readonly=True) as log:
         assert log.size == 3
@@ -145,6 +146,7 @@ def test_interrupted_append_is_a_torn_tail(tmp_path: Path) -> None:
     with TransparencyLog.open(directory, readonly=True) as log:
         assert log.torn_tail == []
         assert log.check() == []
+    assert not (directory / ".tmp-head.json-12345").exists()
 
 
 CRASH_CHILD = textwrap.dedent(

@@ -411,3 +411,56 @@ def test_pywb_replays_the_capture(
     status, _, body = replay.stdout.partition(b"\n")
     assert status.startswith(b"200"), replay.stdout[:500]
     assert body == BODY
+
+
+def test_check_warc_reads_an_uncompressed_copy_and_flags_an_empty_file(
+    chunked_capture: tuple[FetchResult, Path, WarcWriteResult], tmp_path: Path
+) -> None:
+    _result, dest, written = chunked_capture
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(gzip.decompress(dest.read_bytes()))  # members concatenate to one stream
+    checks = list(check_warc(plain))
+    assert [c.record_id for c in checks] == [r.record_id for r in written.records]
+    assert all(c.problems == () and c.block_ok for c in checks)
+    empty = tmp_path / "empty.warc.gz"
+    empty.write_bytes(b"")
+    assert [c.problems for c in check_warc(empty)] == [("file is empty",)]
+    with pytest.raises(NotFoundError):
+        list(check_warc(tmp_path / "missing.warc.gz"))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Length: %d\n\n",  # bare LF lines
+        b"HTTP/1.0 200\r\nContent-Length: %d\r\n\r\n",  # HTTP/1.0, no reason phrase
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding:chunked\r\nContent-Type: text/html\r\n\r\n",
+    ],
+    ids=["bare-lf", "http10-no-reason", "lowercase-te-no-space"],
+)
+def test_unusual_but_valid_heads_round_trip(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path, head: bytes
+) -> None:
+    chunked = b"chunked" in head
+    wire = head + chunk_encode(BODY, 64) if chunked else (head % len(BODY)) + BODY
+    http_server.routes["/odd"] = raw(wire)
+    result = _capture(http_server, spool_dir, "/odd")
+    dest = tmp_path / "odd.warc.gz"
+    written = _write(dest, result)
+
+    response = written.records[2]
+    assert response.payload_digest == _b32(BODY)
+    assert all(c.problems == () for c in check_warc(dest))
+    run = subprocess.run(
+        [str(VENV_BIN / "warcio"), "check", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout
+    payload, headers = read_record_payload(dest, response.offset, 1 << 20)
+    assert payload == BODY
+    if chunked:
+        assert "transfer-encoding" not in {k.lower() for k in headers}
+        assert headers[RENAMED_TRANSFER_ENCODING.decode()] == "chunked"

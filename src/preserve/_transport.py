@@ -108,10 +108,13 @@ class PeerFacts:
     tls: TLSSession | None = None
 
 
-def _peer_of(stream: httpcore.NetworkStream) -> PeerFacts:
+def _peer_of(stream: httpcore.NetworkStream, url: str) -> PeerFacts:
     sock = stream.get_extra_info("socket")
-    remote = sock.getpeername()
-    local = sock.getsockname()
+    try:
+        remote = sock.getpeername()
+        local = sock.getsockname()
+    except OSError as exc:  # the peer hung up between connect() and here
+        raise ConnectError(f"connection for {url} dropped as it was made: {exc}") from exc
     return PeerFacts(remote_ip=str(remote[0]), remote_port=int(remote[1]), local_ip=str(local[0]))
 
 
@@ -141,7 +144,7 @@ class RecordingStream(httpcore.NetworkStream):
         self._wire_size = 0
         self.final_head: bytes | None = None
         #: read when the connection is made and after the TLS handshake, while it is open
-        self.peer: PeerFacts = _peer_of(inner)
+        self.peer: PeerFacts = _peer_of(inner, deadline.url)
 
     # -- what was recorded ------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from preserve.exchange import Exchange, FetchResult
 from preserve.findings import Report
 from preserve.paths import ArchiveLayout, fsync_dir, is_capture_id, makedirs_durable, new_capture_id
 from preserve.store import StoredObject, TextStore
+from preserve.url_index import UrlIndex
 from preserve.verify import verify as verify_archive
 
 #: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
@@ -128,6 +129,7 @@ class Archive:
         self.root = Path(root)
         self.layout = ArchiveLayout(self.root)
         self.store = TextStore(self.layout)
+        self.url_index = UrlIndex(self.layout)
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
@@ -236,7 +238,7 @@ class Archive:
                         "language": extraction.language,
                         "reason": not_html or extraction.reason,
                     },
-                    previous=list(self._previous_captures(result.requested_url)),
+                    previous=self.url_index.captures_of(result.requested_url),
                 )
                 built = manifest.manifest_from_dict(document)
                 ref = manifest.write_manifest(self.layout, built)
@@ -244,6 +246,7 @@ class Archive:
                 with contextlib.suppress(OSError):
                     warc_path.unlink()
                 raise
+            self.url_index.add(capture_id, result.requested_url)
         return CaptureResult(
             capture_id=capture_id,
             requested_url=result.requested_url,
@@ -265,16 +268,16 @@ class Archive:
     def _lock(self) -> filelock.BaseFileLock:
         return filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
 
-    def _previous_captures(self, requested_url: str) -> Iterator[str]:
-        for entry in self.captures():
-            if entry.requested_url == requested_url:
-                yield entry.capture_id
-
     # --- reading ------------------------------------------------------------------------------
 
-    def captures(self) -> Iterator[CaptureSummary]:
+    def captures(self) -> list[CaptureSummary]:
         """Every committed capture, oldest first (unreadable manifests are skipped)."""
-        for path in sorted(manifest.iter_manifest_paths(self.layout)):
+        found = list(self._summaries())
+        found.sort(key=lambda c: (c.started, c.capture_id))
+        return found
+
+    def _summaries(self) -> Iterator[CaptureSummary]:
+        for path in manifest.iter_manifest_paths(self.layout):
             try:
                 m, _ = manifest.read_manifest(path)
             except errors.ManifestError:
@@ -356,7 +359,7 @@ def _extract(final: Exchange) -> tuple[extract.Extraction, str | None]:
     """Extract the final response's text; returns (extraction, reason it is not HTML)."""
     media_type, charset = media_type_and_charset(final.content_type)
     body = fetch.decode_body(final, EXTRACT_LIMIT)
-    if media_type is None or media_type == "text/plain" and not final.header("content-type"):
+    if media_type is None or (media_type == "text/plain" and not final.header("content-type")):
         is_html = _looks_like_html(body.data[:512])
     else:
         is_html = media_type in HTML_TYPES

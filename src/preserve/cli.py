@@ -7,6 +7,7 @@ No archive logic lives here. Human output goes to stdout (errors and progress to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from preserve import errors
+from preserve import compare, errors
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult
 from preserve.fetch import FetchOptions
@@ -179,8 +180,9 @@ def capture(
         verify_tls=not insecure,
         ca_bundle=ca_bundle,
         allow_private=not block_private,
-        **({"user_agent": user_agent} if user_agent else {}),
     )
+    if user_agent:
+        fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
     options = CaptureOptions(fetch=fetch_options, operator=operator)
     results: list[dict[str, Any]] = []
     failures: list[errors.PreserveError] = []
@@ -342,3 +344,39 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     yield f"extractor {extractor['name']} {extractor['version']}"
     yield f"software  preserve {m['software'].get('preserve')} on {m['software'].get('python')}"
     yield f"operator  {m['operator']} at {m['host']}"
+
+
+# --- captures over time --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def history(ctx: click.Context, url: str, as_json: bool) -> None:
+    """List every capture of URL (requested or final), oldest first."""
+    with _errors_to_exit():
+        entries = compare.history(_archive(ctx), url)
+    if as_json:
+        _print_json({"url": url, "captures": [entry.to_json() for entry in entries]})
+        return
+    for entry in entries:
+        text = (entry.text_blake3 or "-")[:12]
+        click.echo(f"{entry.capture_id}  {entry.started}  {entry.http_status}  {text}")
+    click.echo(f"{len(entries)} capture(s) of {url}")
+
+
+@main.command()
+@click.argument("old_id")
+@click.argument("new_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
+    """Show how the clean text changed from capture OLD_ID to NEW_ID."""
+    with _errors_to_exit():
+        result = compare.diff(_archive(ctx), old_id, new_id)
+    if as_json:
+        _print_json(result.to_json())
+        return
+    click.echo(result.unified_diff, nl=False)
+    click.echo(result.summary)

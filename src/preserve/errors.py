@@ -93,7 +93,7 @@ class UnsafePathError(ManifestError):
     """A path in archive data would escape the archive root."""
 
 
-# --- integrity log and proofs ----------------------------------------------------------------------
+# --- integrity log and proofs ------------------------------------------------------------------
 
 
 class LogError(ArchiveError):

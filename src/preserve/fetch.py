@@ -17,9 +17,11 @@ What it does:
   every hop, connecting to the checked address).
 
 4xx and 5xx responses are results, not errors: they are evidence. Failures to capture raise
-:mod:`preserve.errors` classes with a one-line message naming the URL; spool files made for a
-failed capture are deleted. No cookies are kept between hops, credentials in URLs are not sent,
-and no proxy settings are read from the environment.
+:mod:`preserve.errors` classes with a one-line message naming the URL (``StorageError`` if a
+spool file cannot be written); spool files made for a failed capture are deleted. Interim 1xx
+responses are hashed with the wire bytes but are not part of ``response_head``. No cookies
+are kept between hops, credentials in URLs are not sent, and no proxy settings are read from
+the environment.
 
 :func:`read_decoded_body` / :func:`decode_body` remove the content coding (gzip, deflate) from a
 spooled body with a hard bound on the decoded size, so a decompression bomb cannot exhaust
@@ -62,6 +64,7 @@ from preserve.errors import (
     ConnectError,
     InvalidURLError,
     ProtocolError,
+    StorageError,
     TooLargeError,
     TooManyRedirectsError,
     UnsupportedSchemeError,
@@ -130,9 +133,12 @@ def parse_url(url: str) -> httpx.URL:
 # --- TLS -------------------------------------------------------------------------------------
 
 
-def _ssl_context(options: FetchOptions) -> ssl.SSLContext:
+def _ssl_context(options: FetchOptions, url: str) -> ssl.SSLContext:
     cafile = str(options.ca_bundle) if options.ca_bundle is not None else certifi.where()
-    context = ssl.create_default_context(cafile=cafile)
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise CaptureError(f"cannot load CA certificates {cafile} to fetch {url}: {exc}") from exc
     if not options.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -294,7 +300,7 @@ def _one_hop(
     origin = httpcore.Origin(url.scheme.encode("ascii"), url.raw_host, port)
     connection = httpcore.HTTPConnection(
         origin,
-        ssl_context=_ssl_context(options) if url.scheme == "https" else None,
+        ssl_context=_ssl_context(options, text_url) if url.scheme == "https" else None,
         http1=True,
         http2=False,
         network_backend=backend,
@@ -307,10 +313,10 @@ def _one_hop(
         headers=_request_headers(url, options),
         extensions={"timeout": _timeouts(options)},
     )
-    body_path = spool.new_file(".body")
     body_hash = hashlib.sha256()
     body_size = 0
     try:
+        body_path = spool.new_file(".body")
         with connection:
             response = connection.handle_request(request)
             try:
@@ -354,8 +360,8 @@ def _one_hop(
             )
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
         raise _translate(exc, text_url, deadline) from exc
-    except OSError as exc:  # the spool file, not the network
-        raise CaptureError(f"cannot spool the body of {text_url}: {exc}") from exc
+    except OSError as exc:  # local files only: httpcore turns socket errors into its own
+        raise StorageError(f"cannot spool the response from {text_url}: {exc}") from exc
 
 
 def _iter_stream(response: httpcore.Response) -> Iterator[bytes]:

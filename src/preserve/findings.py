@@ -110,6 +110,9 @@ class Code(enum.Enum):
             "A leftover manifests/.tmp-* file (an interrupted manifest write).")
     W505 = ("W505", "unexpected file",
             "A file, directory or symlink where the layout expects none.")
+    E506 = ("E506", "directory unreadable",
+            "A directory of the layout cannot be listed or inspected, so its contents were "
+            "not checked.")
 
     def __new__(cls, code: str, title: str, description: str) -> Code:
         member = object.__new__(cls)

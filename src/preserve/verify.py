@@ -69,7 +69,10 @@ from preserve.paths import (
 #: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal).
 REEXTRACT_LIMIT = 16 * 2**20
 
-_ARCHIVE_ENTRIES = frozenset({"warc", "text", "tmp", os.path.basename(LOCK_FILE)})
+#: Entries allowed directly below archive/ (index: preserve.url_index; quarantine: archive.py).
+_ARCHIVE_ENTRIES = frozenset(
+    {"warc", "text", "tmp", "index", "quarantine", os.path.basename(LOCK_FILE)}
+)
 _NOT_REEXTRACTED_REASONS = ("not HTML", "content coding not decoded")
 
 Progress = Callable[[int, int], None]
@@ -118,7 +121,7 @@ class _Audit:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            self.add(Code.E205, self.rel(directory), f"cannot inspect directory: {exc}")
+            self.add(Code.E506, self.rel(directory), f"cannot inspect directory: {exc}")
             return False
         if stat.S_ISLNK(st.st_mode):
             self.report_symlink(directory)
@@ -144,7 +147,7 @@ class _Audit:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            self.add(Code.W505, self.rel(directory), f"cannot list directory: {exc}")
+            self.add(Code.E506, self.rel(directory), f"cannot list directory: {exc}")
             return []
 
     def walk_files(self, top: Path) -> Iterator[Path]:

@@ -487,7 +487,12 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
             yield _damage(current, last_end, exc)
             return
         size = path.stat().st_size
-        if last_end < size:
+        if size == 0:
+            yield RecordCheck(None, None, 0, 0, None, None, None, None, None, ("file is empty",))
+            return
+        members.seek(last_end)
+        if last_end < size and not (size - last_end <= 4 and not members.read().strip()):
+            # (an uncompressed WARC ends with the CRLF CRLF of its last record: not debris)
             trailing = (
                 f"{size - last_end} bytes after the last complete record are not a readable "
                 "WARC record (truncated file or foreign data)"

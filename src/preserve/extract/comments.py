@@ -175,10 +175,7 @@ def _containers(body: etree._Element) -> list[etree._Element]:
 
 
 def _contains_article_body(element: etree._Element) -> bool:
-    for node in element.iter():
-        if "articlebody" in (node.get("itemprop") or "").lower():
-            return True
-    return False
+    return any("articlebody" in (node.get("itemprop") or "").lower() for node in element.iter())
 
 
 def cut_comments(body: etree._Element) -> list[tuple[str | None, str | None, str]]:

@@ -78,8 +78,7 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGN
 def _parser() -> etree.HTMLParser:
     # A fresh parser per call: parsers keep state and are not safe to share across threads.
     return etree.HTMLParser(
-        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True,
-        recover=True, default_doctype=False,
+        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, recover=True
     )
 
 
@@ -138,4 +137,4 @@ def drop_keep_tail(element: etree._Element) -> None:
 
 def text_of(element: etree._Element) -> str:
     """All text inside ``element`` (not its tail), as in the DOM's ``textContent``."""
-    return "".join(element.itertext(None))
+    return "".join(str(piece) for piece in element.itertext(None))

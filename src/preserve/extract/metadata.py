@@ -23,7 +23,7 @@ __all__ = ["Metadata", "read_metadata"]
 MAX_JSON_LD_CHARS = 1_000_000
 _SPACE = re.compile(r"\s+")
 _BY = re.compile(r"^(by|von|par|por|di|door|av|af)\s+", re.IGNORECASE)
-_TITLE_SPLIT = re.compile(r"\s+[|–—\-:»·•/]+\s+")
+_TITLE_SPLIT = re.compile("\\s+[|\u2013\u2014\\-:\u00bb\u00b7\u2022/]+\\s+")
 _LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 _BYLINE_HINT = re.compile(r"byline|author|writer|contributor")
 _ARTICLE_TYPES = re.compile(r"article|posting|report|blog", re.IGNORECASE)
@@ -155,10 +155,9 @@ def _visible_byline(root: etree._Element) -> str | None:
 def _language(root: etree._Element, meta: dict[str, str], ld_lang: str | None) -> str | None:
     for value in (root.get("lang"), root.get("{http://www.w3.org/XML/1998/namespace}lang"),
                   meta.get("content-language"), meta.get("og:locale"), ld_lang):
-        if value:
-            value = value.strip().replace("_", "-")
-            if _LANG.match(value):
-                return value
+        tag = (value or "").strip().replace("_", "-")
+        if tag and _LANG.match(tag):
+            return tag
     return None
 
 

@@ -11,7 +11,7 @@ conditionally" step), then short boilerplate blocks are dropped. No rule names a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -35,8 +35,9 @@ SETTINGS: dict[str, object] = {
     "small_box_chars": SMALL_BOX_CHARS,
 }
 
-_COMMAS = re.compile(r"[,，、،;；]")
-_SENTENCE_END = re.compile(r"[.!?。！？…]['\"”’)]*(\s|$)")
+# Commas and semicolons of Latin, CJK and Arabic scripts; sentence ends likewise.
+_COMMAS = re.compile("[,;\uff0c\u3001\u060c\uff1b]")
+_SENTENCE_END = re.compile("[.!?\u3002\uff01\uff1f\u2026]['\"\u201d\u2019)]*(\\s|$)")
 _BOILER_SHORT = re.compile(
     r"byline|author|dateline|date|time|meta|submitted|posted|share|sharing|social|tags|caption|credit|"
     r"breadcrumb|related|newsletter|subscribe|promo|advert|sponsor|comment|footer|nav|menu|"
@@ -120,7 +121,7 @@ def _paragraph_score(block: Block) -> float:
 def _prior(element: etree._Element) -> float:
     prior = float(_TAG_PRIOR.get(_tag(element), 0) + class_weight(element))
     itemprop = (element.get("itemprop") or "").lower()
-    if "articlebody" in itemprop or "text" == itemprop:
+    if "articlebody" in itemprop or itemprop == "text":
         prior += 30
     return prior
 
@@ -208,7 +209,12 @@ def _choose_top(scorer: _Scorer) -> tuple[etree._Element, float] | None:
     if top_score <= 0:
         return None
     # Several strong candidates under one ancestor: the article is split; take the ancestor.
-    alternatives = [el for score, _, el in ranked[1:5] if score >= 0.75 * top_score]
+    top_line = set(_ancestors(top))
+    alternatives = [
+        el
+        for score, _, el in ranked[1:5]
+        if score >= 0.75 * top_score and el not in top_line and top not in _ancestors(el)
+    ]
     if len(alternatives) >= 2:
         for ancestor in _ancestors(top):
             if _tag(ancestor) in {"body", "html"}:
@@ -231,10 +237,10 @@ def _choose_top(scorer: _Scorer) -> tuple[etree._Element, float] | None:
             break
         last = score
     # An only child carries no structure of its own.
-    parent = top.getparent()
-    while parent is not None and _tag(parent) not in {"body", "html"} and len(parent) == 1:
-        top = parent
-        parent = top.getparent()
+    wrapper = top.getparent()
+    while wrapper is not None and _tag(wrapper) not in {"body", "html"} and len(wrapper) == 1:
+        top = wrapper
+        wrapper = top.getparent()
     return top, max(scorer.final_score(top), top_score)
 
 
@@ -281,6 +287,9 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
     weight = class_weight(element)
     stats = scorer.stat(element)
     own_score = scorer.scores.get(element, 0.0)
+    quoted = sum(scorer.stat(quote).text_chars for quote in element.iter("blockquote"))
+    if quoted * 2 >= stats.text_chars > 0:
+        return False  # an embedded post or a quotation: quoted text is the article's
     if weight < 0 and weight + own_score < 0:
         return True
     if stats.commas >= 10:
@@ -297,7 +306,7 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
         return False
     if in_list and density < 0.5 and length >= 60 * max(1, items + 100):
         return False  # a list of sentences (bullet-point prose), not a list of links
-    if images > 1 and paragraphs / images < 0.5:
+    if images > 1 and paragraphs / images < 0.5 and density > 0.1:
         return True
     if not in_list and items > paragraphs:
         return True
@@ -309,7 +318,11 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
         return True
     if weight >= 25 and density > 0.5:
         return True
-    return bool(embeds == 1 and length < 75 or embeds > 1)
+    return bool((embeds == 1 and length < 75) or embeds > 1)
+
+
+def _is_boilerplate_heading(scorer: _Scorer, element: etree._Element) -> bool:
+    return class_weight(element) < 0 or scorer.stat(element).link_density > 0.33
 
 
 def _removed_subtrees(scorer: _Scorer, parts: list[etree._Element]) -> set[etree._Element]:
@@ -322,11 +335,10 @@ def _removed_subtrees(scorer: _Scorer, parts: list[etree._Element]) -> set[etree
                 removed.add(element)
                 continue
             tag = element.tag
-            if tag in _CLEAN_TAGS and _should_remove(scorer, element):
-                removed.add(element)
-            elif tag in HEADING_TAGS and (
-                class_weight(element) < 0 or scorer.stat(element).link_density > 0.33
-            ):
+            if tag in _CLEAN_TAGS:
+                if _should_remove(scorer, element):
+                    removed.add(element)
+            elif tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element):
                 removed.add(element)
     return removed
 
@@ -337,6 +349,8 @@ def _in_boilerplate(
     """Inside a small box (byline, share bar, tag list...) named like boilerplate?"""
     node: etree._Element | None = block.owner
     while node is not None and node not in part_tops:
+        if node.tag == "blockquote":
+            return False
         hints = hint_string(node)
         if hints and _BOILER_SHORT.search(hints):
             box = totals.get(node)
@@ -370,7 +384,9 @@ def _keep(
     return not (length < 120 and _in_boilerplate(block, part_tops, totals))
 
 
-_DATELINE = re.compile(r"(1[89]|20)\d\d\b.*\b\d{1,2}[:h.]\d\d\b|\b\d{1,2}[:h.]\d\d\b.*(1[89]|20)\d\d")
+_DATELINE = re.compile(
+    r"(1[89]|20)\d\d\b.*\b\d{1,2}[:h.]\d\d\b|\b\d{1,2}[:h.]\d\d\b.*(1[89]|20)\d\d"
+)
 EDGE_BLOCKS = 3
 
 

@@ -119,7 +119,7 @@ def check_proof(bundle: Any, trusted_key: str | None = None) -> list[str]:
     """Verify a proof bundle offline; return the problems found (empty: the proof holds)."""
     try:
         return _check(bundle, trusted_key)
-    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, binascii.Error) as exc:
         return [f"malformed bundle: {exc!r}"]
 
 

@@ -145,6 +145,11 @@ class TransparencyLog:
         except OSError as exc:
             raise LogError(f"cannot open the log files in {self._dir}: {exc}") from exc
         self._check_lengths()
+        for debris in self._dir.glob(".tmp-*"):  # temp files of an interrupted atomic write
+            self.torn_tail.append(f"{debris.name}: temporary file of an interrupted write")
+            if not self._readonly:
+                with contextlib.suppress(OSError):
+                    debris.unlink()
         computed = self._root_of(self._size)
         if computed != self._root:
             raise LogError(
