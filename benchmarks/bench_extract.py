@@ -99,8 +99,8 @@ def extractors() -> dict[str, Extract]:
             trafilatura.extract(html, url=url, favor_precision=True) or ""
         )
     try:
-        from lxml import html as lxml_html
-        from readability import Document
+        from lxml import html as lxml_html  # noqa: PLC0415 - optional (bench extra)
+        from readability import Document  # type: ignore[import-untyped]  # noqa: PLC0415
     except ImportError:
         print("note: readability-lxml not installed, skipped", file=sys.stderr)
     else:
@@ -109,7 +109,7 @@ def extractors() -> dict[str, Extract]:
             summary = Document(html, url=url).summary(html_partial=True)
             if not summary.strip():
                 return ""
-            return str(lxml_html.fromstring(summary).text_content())
+            return str(lxml_html.fromstring(summary).text_content())  # type: ignore[attr-defined]
 
         found["readability-lxml"] = readability_text
     return found
@@ -128,10 +128,8 @@ def run(
     scorer: ModuleType, repeat: int,
 ) -> dict[str, object]:
     decoded = [decode_like_runner(raw) for _, raw, _, _ in pages]
-    try:
+    with contextlib.suppress(Exception):  # a failing extractor is scored, not fatal
         func(pages[0][1], decoded[0], pages[0][3])  # warm-up, untimed
-    except Exception:
-        pass
     best_seconds: list[float] = [float("inf")] * len(pages)
     texts: list[str] = [""] * len(pages)
     errors = 0

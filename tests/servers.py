@@ -15,6 +15,10 @@ ones::
     server.routes["/slow"] = drip(b"x" * 100, interval=0.05)
     server.routes["/reset"] = reset_mid_body(b"partial")
     server.routes["/raw"] = raw(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nhi")
+    server.routes["/liar"] = lying_content_length(b"short", declared=100)
+    server.routes["/bomb"] = gzip_bomb(64 * 2**20)
+    server.routes["/loop"] = endless_redirect("/loop")
+    server.routes["/big"] = stream_bytes(10 * 2**30, declare=False)
 
 For HTTPS pass an ``ssl.SSLContext`` (``tests/conftest.py`` makes one from a trustme CA). The
 TLS handshake runs in the connection thread; a client that refuses the certificate just ends
@@ -31,6 +35,7 @@ import ssl
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -286,6 +291,35 @@ def stream_bytes(total: int, *, block: int = 65536, declare: bool = True) -> Han
             sent += len(piece)
 
     return handler
+
+
+def endless_redirect(path: str, status: int = 302) -> Handler:
+    """Mount at ``path``: each request redirects to ``path?n=<n+1>``, forever."""
+
+    def handler(request: ReceivedRequest, conn: socket.socket) -> None:
+        n = int(request.target.partition("?n=")[2] or 0)
+        redirect(f"{path}?n={n + 1}", status)(request, conn)
+
+    return handler
+
+
+def lying_content_length(sent: bytes, declared: int) -> Handler:
+    """Declare ``declared`` body bytes, send only ``sent``, then close normally (FIN)."""
+    return raw(_head(200, "OK", [("Content-Length", str(declared))]) + sent)
+
+
+def gzip_bomb(decoded_size: int, *, headers: Sequence[tuple[str, str]] = ()) -> Handler:
+    """A small gzip body that inflates to ``decoded_size`` zero bytes (built in 1 MiB steps)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = b"\0" * (1 << 20)
+    packed = bytearray()
+    for start in range(0, decoded_size, len(zeros)):
+        packed += packer.compress(zeros[: min(len(zeros), decoded_size - start)])
+    packed += packer.flush()
+    return respond(200, bytes(packed), headers=[*headers, ("Content-Encoding", "gzip")])
+
+
+MALFORMED_STATUS_LINE = b"HTTP/1.1 OK\r\nContent-Length: 2\r\n\r\nhi"
 
 
 def not_found(request: ReceivedRequest, conn: socket.socket) -> None:

@@ -44,7 +44,9 @@ def test_capture_prints_id_hash_title_and_verify_passes(site: TestServer, tmp_pa
     assert text_hash.startswith("blake3:") and len(text_hash) == 7 + 64
     assert title == "A massacre in Iraq that must have pleased Tehran"
     verified = run(tmp_path, "verify")
-    assert verified.returncode == 0 and verified.stdout.startswith("intact: 1 manifests")
+    assert verified.returncode == 0
+    assert verified.stdout.splitlines()[-1].startswith("intact: 1 manifests")
+    assert "W304" in verified.stdout  # no signing key yet: said, not hidden
     shown = run(tmp_path, "show", capture_id[:20])
     assert shown.returncode == 0 and "redirect  301" in shown.stdout
     listed = run(tmp_path, "list", "--json")

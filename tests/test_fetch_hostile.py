@@ -18,14 +18,16 @@ from preserve import errors
 from preserve._transport import IPAddress, is_blocked_address
 from preserve.fetch import FetchOptions, _capture, decode_chunks, fetch
 from servers import (
-    ReceivedRequest,
+    MALFORMED_STATUS_LINE,
     TestServer,
     drip,
+    endless_redirect,
+    gzip_bomb,
+    lying_content_length,
     raw,
     redirect,
     reset_mid_body,
     respond,
-    respond_gzip,
     stall,
     stream_bytes,
 )
@@ -124,7 +126,7 @@ def test_tls_to_a_plain_http_server_is_a_tls_error(
 @pytest.mark.parametrize(
     "wire",
     [
-        b"HTTP/1.1 OK\r\nContent-Length: 2\r\n\r\nhi",  # no status code
+        MALFORMED_STATUS_LINE,  # no status code
         b"garbage that is not http\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nBad Header Without Colon\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
@@ -152,7 +154,7 @@ def test_malformed_responses_are_protocol_errors(
 
 
 def test_lying_content_length_is_a_protocol_error(http_server: TestServer, spool_dir: Path) -> None:
-    http_server.routes["/short"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten!!")
+    http_server.routes["/short"] = lying_content_length(b"only ten!!", declared=100)
     _fails(errors.ProtocolError, http_server.url("/short"), spool_dir)
 
 
@@ -247,8 +249,7 @@ def test_body_exactly_at_the_limit_is_accepted(http_server: TestServer, spool_di
 
 
 def test_gzip_bomb_is_decoded_within_the_limit(http_server: TestServer, spool_dir: Path) -> None:
-    bomb = b"\0" * (64 * 2**20)
-    http_server.routes["/bomb"] = respond_gzip(bomb)
+    http_server.routes["/bomb"] = gzip_bomb(64 * 2**20)
     hop = fetch(http_server.url("/bomb"), spool_dir).final
     assert hop.body_size < 2**20  # stored compressed, as sent
 
@@ -272,13 +273,8 @@ def test_gzip_bomb_check_is_bounded_per_chunk() -> None:
 # --- redirects -------------------------------------------------------------------------------
 
 
-def _endless(request: ReceivedRequest, conn: socket.socket) -> None:
-    n = int(request.target.partition("?n=")[2] or 0)
-    redirect(f"/loop?n={n + 1}")(request, conn)
-
-
 def test_endless_redirects_stop_at_the_limit(http_server: TestServer, spool_dir: Path) -> None:
-    http_server.routes["/loop"] = _endless
+    http_server.routes["/loop"] = endless_redirect("/loop")
     options = FetchOptions(max_redirects=5)
     error = _fails(errors.TooManyRedirectsError, http_server.url("/loop"), spool_dir, options)
     assert "5" in str(error)

@@ -11,12 +11,16 @@ from typing import Any
 
 import blake3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preserve.errors import ManifestError, StorageError, UnsafePathError
 from preserve.hashing import sha256_base32
 from preserve.manifest import (
+    MAX_CONTAINERS,
     MAX_MANIFEST_BYTES,
     MAX_NESTING,
+    MAX_STRINGS,
     SCHEMA,
     Manifest,
     iter_manifest_paths,
@@ -221,8 +225,43 @@ def test_deep_nesting_rejected_before_json_loads() -> None:
     deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
     with pytest.raises(ManifestError, match="nested deeper"):
         parse_manifest(deep)
-    assert nesting_depth(b'{"a": [[{}]], "b": "[[[[[[[[[[[["}') == 4
-    assert nesting_depth(b"[" * (MAX_NESTING + 50)) <= MAX_NESTING + 1
+    with pytest.raises(ManifestError, match="nested deeper"):
+        parse_manifest(b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1))
+    assert nesting_depth(b"[" * MAX_NESTING + b"]" * MAX_NESTING) == MAX_NESTING
+    assert nesting_depth(b"[" * (MAX_NESTING + 50)) > MAX_NESTING
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (rb'{"a": [[{}]], "b": "[[[[[[[[[[[["}', 4),
+        (rb'{"a": "x\"[[[[", "b": [[1]]}', 3),  # escaped quote inside a string
+        (rb'{"a": "x\\", "b": [[1]]}', 3),  # escaped backslash ends the string
+        (rb'{"a": "x\\\"[[[", "b": [[1]]}', 3),
+        (rb"[[],[[]],{}]", 3),
+        (rb"]]][[", 2),
+    ],
+)
+def test_nesting_depth_ignores_strings(text: bytes, depth: int) -> None:
+    assert nesting_depth(text) == depth
+
+
+def test_title_full_of_brackets_is_fine() -> None:
+    d = _mutated("extraction.title", "[" * 1000 + "{" * 1000 + '\\"')
+    assert parse_manifest(manifest_from_dict(d).to_bytes()).extraction.title == d[
+        "extraction"]["title"]
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"[" + b'"",' * (MAX_STRINGS + 1) + b"1]", "strings"),
+        (b"[" + b"[]," * (MAX_CONTAINERS + 1) + b"1]", "objects and lists"),
+    ],
+)
+def test_complexity_bounded(data: bytes, match: str) -> None:
+    with pytest.raises(ManifestError, match=match):
+        parse_manifest(data)
 
 
 def test_oversize_rejected() -> None:
@@ -265,3 +304,23 @@ def test_read_manifest_names_file_on_error(tmp_path: Path) -> None:
     bad.write_bytes(b"{}")
     with pytest.raises(ManifestError, match=r"x\.json"):
         read_manifest(bad)
+
+
+_web_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(title=st.none() | _web_text, byline=st.none() | _web_text, host=_web_text,
+       setting=st.recursive(st.none() | st.booleans() | st.integers() | _web_text,
+                            lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(_web_text, inner, max_size=3), max_leaves=8))
+def test_roundtrip_any_web_strings(title: str | None, byline: str | None, host: str,
+                                   setting: Any) -> None:
+    d = sample_dict()
+    d["extraction"].update(title=title, byline=byline)
+    d["host"] = host
+    d["extractor"]["settings"] = {"x": setting}
+    manifest = manifest_from_dict(d)
+    data = manifest.to_bytes()
+    assert parse_manifest(data) == manifest
+    assert manifest_from_dict(json.loads(data)).to_bytes() == data

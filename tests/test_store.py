@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,26 @@ def test_disk_refuses_symlinked_object(tmp_path: Path) -> None:
         store.get(fake_id)
     with pytest.raises(StorageError):
         store.put(b"fake")
+
+
+def test_disk_concurrent_puts_of_same_bytes(tmp_path: Path) -> None:
+    store = TextStore(ArchiveLayout(tmp_path))
+    data = os.urandom(256 * 1024)
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            results.append(store.put(data))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(results)) == 1
+    assert len(list(store.iter_ids())) == 1 and store.get(store.put(data).blake3) == data
+    assert list(store.layout.tmp_dir.iterdir()) == []

@@ -267,7 +267,16 @@ def test_https_capture_keeps_the_certificate(
     assert records[4][1] == https_server.certificate_der
     response_headers = records[2][0]
     assert response_headers["WARC-Cipher-Suite"] == result.final.tls.cipher  # type: ignore[union-attr]
+    assert response_headers["WARC-Protocol"] in ("tls/1.2", "tls/1.3")  # the last one given
     assert all(c.problems == () for c in check_warc(dest))
+    run = subprocess.run(
+        [str(VENV_BIN / "warcio"), "check", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout
 
 
 def test_existing_destination_is_never_overwritten(

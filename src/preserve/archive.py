@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -25,7 +25,7 @@ from typing import Any
 
 import filelock
 
-from preserve import errors, extract, fetch, manifest, provenance, warc
+from preserve import errors, extract, fetch, integrity, log, manifest, provenance, warc
 from preserve.exchange import Exchange, FetchResult
 from preserve.findings import Report
 from preserve.paths import ArchiveLayout, fsync_dir, is_capture_id, makedirs_durable, new_capture_id
@@ -125,23 +125,44 @@ class CaptureSummary:
 class Archive:
     """An archive rooted at ``root`` (``archive/`` and ``manifests/`` below it)."""
 
-    def __init__(self, root: str | os.PathLike[str] = ".") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = ".",
+        *,
+        key: str | os.PathLike[str] | None = None,
+        tsa_url: str | None = None,
+    ) -> None:
+        """``key``: the signing key file (default: ``$PRESERVE_KEY`` or the config dir);
+        ``tsa_url``: an RFC 3161 timestamp authority for checkpoints (or ``$PRESERVE_TSA``)."""
         self.root = Path(root)
         self.layout = ArchiveLayout(self.root)
         self.store = TextStore(self.layout)
         self.url_index = UrlIndex(self.layout)
+        self.key_path = Path(key) if key is not None else None
+        self.tsa_url = tsa_url
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
 
     # --- capture -----------------------------------------------------------------------------
 
-    def capture(self, url: str, options: CaptureOptions | None = None) -> CaptureResult:
+    def init(self, *, key_name: str | None = None) -> integrity.KeyInfo:
+        """Create the layout, the integrity log and (unless there is one) a signing key."""
+        self._ensure_layout()
+        with self._lock():
+            return integrity.init(self.root, key_name=key_name, key_path=self.key_path)
+
+    def capture(
+        self, url: str, options: CaptureOptions | None = None, *, checkpoint: bool = True
+    ) -> CaptureResult:
         """Capture ``url``; returns when the capture is committed, raises if nothing was.
 
         Raises :class:`~preserve.errors.CaptureError` subclasses for network and input
         problems and :class:`~preserve.errors.StorageError` when the archive can't be written.
         An HTTP error status is not an exception: it is kept as evidence (``status``).
+        The manifest is appended to the integrity log and, when ``checkpoint`` is true and the
+        archive's signing key is at hand, a signed checkpoint is written (a batch can pass
+        False and call :meth:`checkpoint` once at the end).
         """
         options = options or CaptureOptions()
         fetch.parse_url(url)  # reject bad input before touching the disk
@@ -156,7 +177,7 @@ class Archive:
                 try:
                     makedirs_durable(spool)
                     result = fetch.fetch(url, spool, options.fetch)
-                    return self._commit(capture_id, now, result, spool, options)
+                    return self._commit(capture_id, now, result, spool, options, checkpoint)
                 finally:
                     shutil.rmtree(spool, ignore_errors=True)
         except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
@@ -170,6 +191,7 @@ class Archive:
     def _ensure_layout(self) -> None:
         try:
             self.layout.ensure_dirs()
+            log.init_log(self.root)
         except OSError as exc:
             raise errors.StorageError(f"cannot create archive at {self.root}: {exc}") from exc
 
@@ -180,6 +202,7 @@ class Archive:
         result: FetchResult,
         spool: Path,
         options: CaptureOptions,
+        checkpoint: bool,
     ) -> CaptureResult:
         final = result.final
         extraction, not_html = _extract(final)
@@ -247,6 +270,9 @@ class Archive:
                     warc_path.unlink()
                 raise
             self.url_index.add(capture_id, result.requested_url)
+            integrity.record_capture(self.root, capture_id)
+            if checkpoint:
+                integrity.checkpoint(self.root, self._signer(), self.tsa_url)
         return CaptureResult(
             capture_id=capture_id,
             requested_url=result.requested_url,
@@ -265,8 +291,29 @@ class Archive:
             ended=result.ended,
         )
 
-    def _lock(self) -> filelock.BaseFileLock:
-        return filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the archive lock; a timeout becomes :class:`~preserve.errors.LockTimeoutError`."""
+        lock = filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
+        try:
+            lock.acquire()
+        except filelock.Timeout as exc:
+            raise errors.LockTimeoutError(
+                f"another preserve process holds {self.layout.lock_path} "
+                f"(waited {LOCK_TIMEOUT:g} s)"
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _signer(self) -> log.Signer | None:
+        return integrity.find_signer(self.root, self.key_path)
+
+    def checkpoint(self) -> Path | None:
+        """Sign a checkpoint of the integrity log now; None if the signing key is not here."""
+        with self._lock():
+            return integrity.checkpoint(self.root, self._signer(), self.tsa_url)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -327,9 +374,37 @@ class Archive:
         *,
         deep: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        checkpoints: Sequence[Path] = (),
+        trusted_key: str | None = None,
+        tsa_roots: Path | None = None,
+        record: bool = True,
     ) -> Report:
-        """Audit the archive (see :func:`preserve.verify.verify`)."""
-        return verify_archive(self.root, deep=deep, progress=progress)
+        """Audit the archive: files and hashes (:func:`preserve.verify.verify`), then the
+        integrity log against its own and the given ``checkpoints``.
+
+        With ``record`` the audit is appended to the log as a fixity event and a new
+        checkpoint is signed; :attr:`last_audit_recorded` says whether that happened (it
+        does not on read-only media, where the audit still runs).
+        """
+        report = verify_archive(self.root, deep=deep, progress=progress)
+        integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
+                            trusted_key=trusted_key, tsa_roots=tsa_roots)
+        self.last_audit_recorded = record and self._record_audit(report)
+        return report
+
+    #: Whether the last :meth:`verify` appended its audit event to the log.
+    last_audit_recorded: bool = False
+
+    def _record_audit(self, report: Report) -> bool:
+        if not integrity.has_log(self.root):
+            return False
+        try:
+            with self._lock():
+                integrity.record_audit(self.root, report)
+                integrity.checkpoint(self.root, self._signer(), self.tsa_url)
+        except (OSError, errors.StorageError, errors.LockTimeoutError):
+            return False
+        return True
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -249,9 +249,10 @@ def verify(ctx: click.Context, deep: bool, as_json: bool) -> None:
 def _summary(report: Report) -> str:
     stats = report.to_json()["stats"]
     state = "intact" if report.ok else "NOT INTACT"
+    records = f"{stats['records_checked']} records, " if report.deep else ""
     return (f"{state}: {stats['manifests_checked']} manifests, "
-            f"{stats['warc_files_checked']} WARC files, "
-            f"{stats['records_checked']} records, {stats['text_objects_checked']} text objects, "
+            f"{stats['warc_files_checked']} WARC files, {records}"
+            f"{stats['text_objects_checked']} text objects, "
             f"{len(report.errors)} errors, {len(report.warnings)} warnings")
 
 

@@ -81,6 +81,53 @@ class Code(enum.Enum):
     W215 = ("W215", "WARC record not in manifest",
             "Deep check: the WARC file holds a record the manifest does not list.")
 
+    E301 = ("E301", "integrity log missing, unreadable or structurally damaged",
+            "The log's head or files are missing, cut short, or give a root other than the "
+            "head's; nothing past that could be checked.")
+    W301 = ("W301", "torn tail of an interrupted append (ignored)",
+            "Bytes past the committed log size from an interrupted append; ignored, and removed "
+            "by the next write.")
+    E302 = ("E302", "stored Merkle tree does not match the log entries",
+            "A stored leaf or subtree hash differs from one recomputed from the entries (an entry"
+            " or a hash file was edited).")
+    W302 = ("W302", "log entries not yet covered by a signed checkpoint",
+            "The newest leaves are not covered by any valid signed checkpoint yet.")
+    E303 = ("E303", "log entry malformed or not canonical",
+            "A leaf entry is not canonical JSON of a known type and version.")
+    W303 = ("W303", "latest-checkpoint copy differs from the newest stored checkpoint",
+            "manifests/log/checkpoint is not a copy of the newest stored checkpoint.")
+    E304 = ("E304", "manifest on disk is not in the log",
+            "A manifest exists on disk but no manifest leaf records it (planted, or a crash "
+            "between commit and log).")
+    W304 = ("W304", "the log has no archive key and no checkpoints: nothing is signed",
+            "The archive has no key.pub and no checkpoints, so the log is not signed.")
+    E305 = ("E305", "manifest named by the log is missing",
+            "A manifest leaf names a manifest that is not on disk (deleted).")
+    E306 = ("E306", "manifest bytes differ from its log entry",
+            "The manifest file's BLAKE3/SHA-256/size differ from its leaf (edited).")
+    E307 = ("E307", "checkpoint malformed or not validly signed by the archive key",
+            "A stored or given checkpoint does not parse, is for another origin, or is not "
+            "validly signed by the archive key.")
+    E308 = ("E308", "log is not consistent with a stored checkpoint",
+            "The current log is not an extension of a stored signed checkpoint (rewritten, "
+            "reordered or truncated).")
+    E309 = ("E309", "log is not consistent with an external checkpoint",
+            "The current log is not an extension of a checkpoint kept outside the archive "
+            "(rewritten, reordered or truncated).")
+    E310 = ("E310", "log entry committed before the previous entry (back-dated)",
+            "A leaf's commit time precedes an earlier leaf's (back-dated entry or a clock jump "
+            "back).")
+    E311 = ("E311", "capture time is after the time it was logged",
+            "A manifest leaf's capture time is after its commit time.")
+    E312 = ("E312", "capture logged more than once",
+            "Two manifest leaves record the same capture id.")
+    E313 = ("E313", "archive public key missing, invalid or not the trusted key",
+            "manifests/log/key.pub is missing or malformed while checkpoints exist, or differs "
+            "from the trusted key given to verify.")
+    E314 = ("E314", "RFC 3161 timestamp token of a checkpoint does not verify",
+            "An RFC 3161 token stored beside a checkpoint does not verify against the trusted TSA"
+            " roots or is not over that checkpoint.")
+
     E401 = ("E401", "text object missing",
             "The clean-text object named by a manifest does not exist.")
     E402 = ("E402", "text object corrupt",

@@ -46,6 +46,8 @@ from preserve.paths import (
 SCHEMA = "preserve/manifest/1"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 32
+MAX_STRINGS = 1_000_000
+MAX_CONTAINERS = 1_000_000
 MANIFEST_MODE = 0o444
 
 STATUSES = ("ok", "http-error", "not-html", "no-text")
@@ -61,9 +63,9 @@ _RECORD_ID_RE = re.compile(
 )
 _WARC_DIGEST_RE = re.compile(r"^(sha1|sha256|sha512):([A-Z2-7]+=*|[0-9a-f]+)$")
 _DIGEST_BITS = {"sha1": 160, "sha256": 256, "sha512": 512}
-_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING_RE = re.compile(rb'"[^"]*"')
 _NON_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_INNER_PAIR_RE = re.compile(rb"\[\]|\{\}")
+_FOLD_BRACKETS = bytes.maketrans(b"{}", b"[]")
 
 JSONValue = Any
 
@@ -243,18 +245,35 @@ def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
     return result
 
 
-def nesting_depth(data: bytes, limit: int = MAX_NESTING) -> int:
-    """Bracket nesting depth of JSON text (capped at ``limit + 1``), without parsing it.
+def _brackets_outside_strings(data: bytes) -> bytes:
+    """The JSON text's brackets outside strings, ``{}`` folded into ``[]`` (C-speed passes).
 
-    Strings are removed first; then innermost ``[]``/``{}`` pairs are peeled off one level per
-    pass (each pass runs at C speed), so the cost is bounded by ``limit`` passes.
+    Escaped backslashes and quotes are dropped first, so every remaining ``"`` delimits a
+    string. Raises ManifestError if there are more strings or containers than any manifest
+    has, which also bounds the memory ``json.loads`` could take.
     """
-    brackets = _STRING_RE.sub(b'""', data).translate(None, _NON_BRACKET)
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    if unescaped.count(b'"') > 2 * MAX_STRINGS:
+        raise ManifestError(f"manifest JSON has more than {MAX_STRINGS} strings")
+    brackets = _STRING_RE.sub(b"", unescaped).translate(_FOLD_BRACKETS, _NON_BRACKET)
+    if len(brackets) > 2 * MAX_CONTAINERS:
+        raise ManifestError(f"manifest JSON has more than {MAX_CONTAINERS} objects and lists")
+    return brackets
+
+
+def nesting_depth(data: bytes, limit: int = MAX_NESTING) -> int:
+    """Bracket nesting depth of JSON text, without parsing it: exact up to ``limit``, some
+    value above ``limit`` for anything deeper (or unbalanced in a way that could be).
+
+    Innermost ``[]`` pairs are peeled off one level per pass (``bytes.replace``), at most
+    ``limit + 1`` passes; openers left unmatched count as depth.
+    """
+    brackets = _brackets_outside_strings(data)
     depth = 0
     while brackets and depth <= limit:
-        peeled = _INNER_PAIR_RE.sub(b"", brackets)
-        if peeled == brackets:  # unbalanced: json.loads will reject it
-            break
+        peeled = brackets.replace(b"[]", b"")
+        if peeled == brackets:  # what is left is ]]]...[[[ : unbalanced, count the openers
+            return depth + brackets.count(b"[")
         brackets = peeled
         depth += 1
     return depth
@@ -680,8 +699,10 @@ def _link_no_replace(tmp: Path, final: Path) -> None:
 
 
 __all__ = [
+    "MAX_CONTAINERS",
     "MAX_MANIFEST_BYTES",
     "MAX_NESTING",
+    "MAX_STRINGS",
     "RECORD_TYPES",
     "SCHEMA",
     "STATUSES",

@@ -167,10 +167,6 @@ def stored_response_head(exchange: Exchange) -> bytes:
     return _TRANSFER_ENCODING_LINE.sub(RENAMED_TRANSFER_ENCODING, exchange.response_head)
 
 
-def _digest_label(data_hash: hashlib._Hash) -> str:
-    return sha256_base32(data_hash.digest())
-
-
 def _file_digests(prefix: bytes, body: Path, expected_sha256: str) -> tuple[str, str]:
     """(block digest, payload digest) of ``prefix + body``, checking the body's own hash."""
     block = hashlib.sha256(prefix)
@@ -181,7 +177,7 @@ def _file_digests(prefix: bytes, body: Path, expected_sha256: str) -> tuple[str,
             payload.update(chunk)
     if payload.hexdigest() != expected_sha256:
         raise StorageError(f"spool file {body} does not match the body hash recorded at capture")
-    return _digest_label(block), _digest_label(payload)
+    return sha256_base32(block.digest()), sha256_base32(payload.digest())
 
 
 def _warc_id() -> str:

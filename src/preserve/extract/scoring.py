@@ -26,6 +26,7 @@ ANCESTOR_LEVELS = 5
 SIBLING_RATIO = 0.2
 MIN_ARTICLE_CHARS = 250
 SMALL_BOX_CHARS = 500
+MIN_SIBLING_CHARS = 100
 
 SETTINGS: dict[str, object] = {
     "min_paragraph_chars": MIN_PARAGRAPH_CHARS,
@@ -33,6 +34,7 @@ SETTINGS: dict[str, object] = {
     "sibling_ratio": SIBLING_RATIO,
     "min_article_chars": MIN_ARTICLE_CHARS,
     "small_box_chars": SMALL_BOX_CHARS,
+    "min_sibling_chars": MIN_SIBLING_CHARS,
 }
 
 # Commas and semicolons of Latin, CJK and Arabic scripts; sentence ends likewise.
@@ -262,7 +264,10 @@ def _sibling_parts(
         if sibling in scorer.unlikely:
             continue
         bonus = top_score * 0.2 if top_class and sibling.get("class") == top_class else 0.0
-        if scorer.final_score(sibling) + bonus >= threshold:
+        if (
+            scorer.final_score(sibling) + bonus >= threshold
+            and scorer.stat(sibling).text_chars >= MIN_SIBLING_CHARS
+        ):
             parts.append(sibling)
             continue
         if _tag(sibling) == "p":
@@ -279,6 +284,13 @@ def _sibling_parts(
 
 def _count(element: etree._Element, tag: str) -> int:
     return sum(1 for _ in element.iter(tag))
+
+
+def _heading_chars(scorer: _Scorer, element: etree._Element) -> int:
+    return sum(
+        scorer.stat(node).text_chars
+        for node in element.iterdescendants(*HEADING_TAGS)
+    )
 
 
 def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
@@ -313,6 +325,8 @@ def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
     if inputs > paragraphs // 3:
         return True
     if not in_list and length < MIN_PARAGRAPH_CHARS and (images == 0 or images > 2):
+        if length and _heading_chars(scorer, element) == length:
+            return False  # a wrapper around a subheading
         return length > 0 or images == 0
     if weight < 25 and density > 0.2:
         return True

@@ -1,0 +1,301 @@
+"""preserve.extract: the public API, decoding, empty-text reasons, determinism and the
+version pin. Seed pages are in test_extract_seeds.py, fuzzing in test_extract_fuzz.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+import preserve.extract as extract_module
+from preserve.extract import (
+    EXTRACTOR_NAME,
+    EXTRACTOR_SETTINGS,
+    EXTRACTOR_VERSION,
+    Comment,
+    Extraction,
+    Extractor,
+    PreserveExtractor,
+    extract,
+)
+
+SEEDS = Path(__file__).parent / "fixtures" / "seeds"
+
+RUSSIAN = (
+    "Правозащитники опубликовали доклад о задержаниях журналистов, и эксперты подтвердили, "  # noqa: RUF001
+    "что документы подлинные. Свидетели рассказали о событиях в деталях, а власти пока не "  # noqa: RUF001
+    "ответили на запросы редакции. "
+)
+JAPANESE = (
+    "人権団体は記者の拘束に関する報告書を公表し、専門家は文書が本物であることを確認した。"
+    "証人たちは出来事を詳しく語り、当局はまだ編集部の問い合わせに答えていない。"
+)
+ENGLISH = (
+    "The committee published its findings on Tuesday, and the report, which runs to forty "
+    "pages, describes the detentions in detail. Witnesses were interviewed, documents were "
+    "checked, and the authorities were asked to respond. "
+)
+
+
+def article_page(paragraph: str, *, head: str = "", paragraphs: int = 4) -> str:
+    """A small but realistic page: menu, article, related-links sidebar, footer."""
+    body = "\n".join(f"<p>{paragraph}</p>" for _ in range(paragraphs))
+    menu = "".join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(8))
+    related = "".join(f'<li><a href="/r{i}">Other story number {i}</a></li>' for i in range(6))
+    return (
+        f"<!DOCTYPE html><html><head>{head}<title>Report</title></head><body>"
+        f'<nav class="menu"><ul>{menu}</ul></nav>'
+        f'<div id="main"><article><h1>Report</h1>{body}</article>'
+        f'<aside class="sidebar"><h3>Related</h3><ul>{related}</ul></aside></div>'
+        "<footer>(c) Example 2024 | Privacy | Terms</footer></body></html>"
+    )
+
+
+# --- the API ------------------------------------------------------------------------------
+
+
+def test_public_names() -> None:
+    names = extract_module.__all__
+    assert len(set(names)) == len(names)
+    assert all(hasattr(extract_module, name) for name in names)
+    assert EXTRACTOR_NAME == "preserve"
+    assert isinstance(EXTRACTOR_VERSION, str) and EXTRACTOR_VERSION.count(".") == 2
+    assert dict(EXTRACTOR_SETTINGS)["comments"] == "separate"
+    with pytest.raises(TypeError):
+        EXTRACTOR_SETTINGS["comments"] = "inline"  # type: ignore[index]
+
+
+def test_extraction_and_comment_are_frozen() -> None:
+    result = extract(article_page(ENGLISH))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.text = "changed"  # type: ignore[misc]
+    comment = Comment(author=None, date=None, text="x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        comment.text = "y"  # type: ignore[misc]
+
+
+def test_default_extractor_satisfies_the_protocol() -> None:
+    plugin = PreserveExtractor()
+    assert isinstance(plugin, Extractor)
+    assert (plugin.name, plugin.version) == (EXTRACTOR_NAME, EXTRACTOR_VERSION)
+    assert plugin.settings == EXTRACTOR_SETTINGS
+    page = article_page(ENGLISH)
+    assert plugin(page) == plugin.extract(page) == extract(page)
+
+
+def test_text_shape() -> None:
+    result = extract(article_page(ENGLISH + "  \u00a0 spaced\t\tout  "))
+    assert result.reason is None
+    blocks = result.text.split("\n\n")
+    assert len(blocks) == 4
+    assert all(block == blocks[0] for block in blocks)
+    assert "  " not in result.text and "\t" not in result.text and "\u00a0" not in result.text
+    assert not result.text.endswith("\n")
+    assert result.title == "Report"
+    assert "Section 3" not in result.text and "Other story" not in result.text
+    assert "Privacy" not in result.text
+
+
+def test_text_is_nfc() -> None:
+    decomposed = unicodedata.normalize("NFD", "Überprüfung der Fälle in Genève, " * 6)
+    result = extract(article_page(decomposed))
+    assert "Überprüfung der Fälle in Genève" in result.text
+    assert unicodedata.is_normalized("NFC", result.text)
+
+
+def test_br_is_a_newline_and_two_br_split_blocks() -> None:
+    lines = "<br>".join([ENGLISH] * 2) + "<br><br>" + ENGLISH
+    result = extract(f"<html><body><article><p>{lines}</p></article></body></html>")
+    assert result.text == f"{ENGLISH.strip()}\n{ENGLISH.strip()}\n\n{ENGLISH.strip()}"
+
+
+def test_lists_and_headings_inside_the_article_are_kept() -> None:
+    items = "".join(f"<li>Point {i}: {ENGLISH}</li>" for i in range(3))
+    page = (
+        "<html><body><article><h2>Findings</h2>"
+        f"<p>{ENGLISH}</p><ul>{items}</ul><h2>Method</h2><p>{ENGLISH}</p></article></body></html>"
+    )
+    blocks = extract(page).text.split("\n\n")
+    assert blocks[0] == "Findings"
+    assert blocks[2].startswith("Point 0:")
+    assert "Method" in blocks
+
+
+def test_metadata_from_json_ld_meta_and_time() -> None:
+    ld = json.dumps({
+        "@context": "https://schema.org",
+        "@graph": [{"@type": "WebSite", "name": "Site"},
+                   {"@type": "NewsArticle", "headline": "Report",
+                    "author": [{"@type": "Person", "name": "A. Writer"},
+                               {"@type": "Person", "name": "B. Writer"}],
+                    "datePublished": "2024-03-05T10:00:00Z"}],
+    })
+    head = f'<script type="application/ld+json">{ld}</script>'
+    result = extract(article_page(ENGLISH, head=head))
+    assert result.byline == "A. Writer, B. Writer"
+    assert result.published == "2024-03-05T10:00:00+00:00"
+    meta = '<meta name="author" content="By C. Writer"><meta name="date" content="2023-01-02">'
+    result = extract(article_page(ENGLISH, head=meta))
+    assert (result.byline, result.published) == ("C. Writer", "2023-01-02")
+    page = article_page(ENGLISH).replace("<h1>", '<time datetime="2022-12-31">Dec 31</time><h1>')
+    assert extract(page).published == "2022-12-31"
+    assert extract(article_page(ENGLISH, head='<meta name="date" content="yesterday">')).published \
+        is None
+
+
+def test_language_is_what_the_page_declares() -> None:
+    page = article_page(ENGLISH).replace("<html>", '<html lang="pt-BR">')
+    assert extract(page).language == "pt-BR"
+    assert extract(article_page(ENGLISH)).language is None
+    assert extract(article_page(ENGLISH).replace("<html>", '<html lang="??">')).language is None
+
+
+# --- empty results and their reasons --------------------------------------------------------
+
+
+@pytest.mark.parametrize("html", [b"", "", "   \n\t ", b"\xef\xbb\xbf", "<!-- only a comment -->"])
+def test_empty_document(html: str | bytes) -> None:
+    result = extract(html)
+    assert result.text == ""
+    assert result.reason == "empty document"
+
+
+def test_navigation_only_page_has_no_text_and_says_why() -> None:
+    links = "".join(f'<li><a href="/p{i}">Page number {i} of the site</a></li>' for i in range(40))
+    page = f'<html><body><nav><ul>{links}</ul></nav><div class="menu"><ul>{links}</ul></div>' \
+        "<footer>Contact · About</footer></body></html>"
+    result = extract(page)
+    assert result.text == ""
+    assert result.reason == "no article-like content found"
+
+
+def test_frameset_says_the_content_is_elsewhere() -> None:
+    page = ('<html><head><title>Frames</title></head><frameset cols="50%,50%">'
+            '<frame src="a.html"><frame src="b.html"></frameset></html>')
+    result = extract(page)
+    assert (result.text, result.title) == ("", "Frames")
+    assert result.reason == "frameset document: the content is in other documents"
+
+
+def test_reason_is_none_exactly_when_there_is_text() -> None:
+    assert extract(article_page(ENGLISH)).reason is None
+    assert extract("<p>tiny</p>").reason is not None
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+def _cyrillic(meta: str = "") -> bytes:
+    return article_page(RUSSIAN, head=meta).encode("cp1251")
+
+
+def test_meta_charset_cp1251() -> None:
+    result = extract(_cyrillic('<meta charset="windows-1251">'))
+    assert RUSSIAN.strip() in result.text
+
+
+def test_http_equiv_shift_jis() -> None:
+    head = '<meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
+    result = extract(article_page(JAPANESE, head=head).encode("shift_jis"))
+    assert JAPANESE in result.text
+
+
+def test_caller_charset_wins_over_detection() -> None:
+    result = extract(_cyrillic(), charset="windows-1251")
+    assert RUSSIAN.strip() in result.text
+    koi8 = article_page(RUSSIAN).encode("koi8-r")
+    assert RUSSIAN.strip() in extract(koi8, charset="KOI8-R").text
+
+
+def test_bom_wins_over_a_meta_that_says_otherwise() -> None:
+    page = article_page(RUSSIAN, head='<meta charset="iso-8859-1">')
+    assert RUSSIAN.strip() in extract(b"\xef\xbb\xbf" + page.encode("utf-8")).text
+    assert RUSSIAN.strip() in extract(page.encode("utf-16")).text  # BOM included by Python
+
+
+def test_lying_meta_falls_through_to_detection() -> None:
+    # Declares UTF-8 but is cp1251: the bytes are not valid UTF-8, so the meta is not trusted.
+    result = extract(_cyrillic('<meta charset="utf-8">'))
+    assert RUSSIAN.strip() in result.text
+    # Declares Latin-1 but is valid UTF-8 with non-ASCII text: UTF-8 it is.
+    page = article_page(RUSSIAN, head='<meta charset="iso-8859-1">').encode("utf-8")
+    assert RUSSIAN.strip() in extract(page).text
+
+
+def test_lying_caller_charset_falls_through() -> None:
+    page = article_page(RUSSIAN).encode("utf-8")
+    assert RUSSIAN.strip() in extract(page, charset="shift_jis").text
+    assert RUSSIAN.strip() in extract(page, charset="no-such-charset").text
+
+
+def test_undecodable_bytes_are_replaced_not_fatal() -> None:
+    page = article_page(ENGLISH, head='<meta charset="utf-8">').encode("utf-8")
+    broken = page.replace(b"Tuesday", b"Tu\xff\xfe\x81day")
+    result = extract(broken)
+    assert "published its findings" in result.text
+
+
+def test_str_input_is_not_re_decoded() -> None:
+    page = article_page(RUSSIAN, head='<meta charset="iso-8859-1">')
+    assert RUSSIAN.strip() in extract(page).text
+
+
+# --- determinism and the version pin ---------------------------------------------------------
+
+_CORPUS_PAGES = ("blog.html", "news.html")
+
+
+def _corpus_outputs() -> list[dict[str, object]]:
+    pages: list[str | bytes] = [(SEEDS / name).read_bytes() for name in _CORPUS_PAGES]
+    pages += [article_page(ENGLISH), _cyrillic('<meta charset="windows-1251">'),
+              article_page(JAPANESE).encode("utf-8"), b"", "<nav><a href=/>x</a></nav>"]
+    return [dataclasses.asdict(extract(page)) | {"comments_text": extract(page).comments_text}
+            for page in pages]
+
+
+def _digest(outputs: list[dict[str, object]]) -> str:
+    canonical = json.dumps(outputs, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# The output of the corpus above for each released EXTRACTOR_VERSION. When the extractor's
+# output changes, this test fails until EXTRACTOR_VERSION is bumped and the new digest added.
+RECORDED_DIGESTS = {
+    "1.0.0": "TO-BE-RECORDED",
+}
+
+
+def test_output_changes_only_with_a_version_bump() -> None:
+    assert RECORDED_DIGESTS.get(EXTRACTOR_VERSION) == _digest(_corpus_outputs()), (
+        "extractor output changed: bump EXTRACTOR_VERSION and record the new digest"
+    )
+
+
+@pytest.mark.parametrize("seed", ["0", "4242"])
+def test_same_output_in_another_process_with_another_hash_seed(seed: str) -> None:
+    script = (
+        "import json, sys, dataclasses\n"
+        "sys.path[:0] = json.loads(sys.argv[1])\n"
+        "import test_extract as t\n"
+        "print(t._digest(t._corpus_outputs()))\n"
+    )
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    paths = [str(Path(__file__).parent), *sys.path]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(paths)],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )
+    assert done.stdout.strip() == _digest(_corpus_outputs())
+
+
+def test_extraction_type() -> None:
+    result = extract(article_page(ENGLISH))
+    assert isinstance(result, Extraction)
+    assert all(isinstance(c, Comment) for c in result.comments)

@@ -1,0 +1,97 @@
+"""extract() never raises and keeps its output invariants on hostile input: random bytes,
+tag soup, unclosed and deeply nested markup, huge pages. Example counts are bounded so the
+file stays fast."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from preserve.extract import Extraction, extract
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+_TOKENS = [
+    "<html>", "<body>", "</body>", "<div>", "</div>", "<p>", "</p>", "<br>", "<br/>",
+    "<article>", "</article>", "<nav>", "<ul>", "<li>", "<a href='/x'>", "</a>", "<table>",
+    "<tr>", "<td>", "<pre>", "</pre>", "<h1>", "</h1>", "<script>", "</script>", "<style>",
+    "<!--", "-->", "<![CDATA[", "<frameset>", "<frame src=a>", "<meta charset='utf-16'>",
+    "<div class='comment'>", "<ol class='commentlist'>", "<li id='comment-1'>",
+    "<div class='content'>", "<time datetime='2020-13-45'>", '<div style="display:none">',
+    "<script type='application/ld+json'>{\"@type\":\"Article\",\"author\":[1,{}]}</script>",
+    "Lorem ipsum dolor sit amet, consectetur, adipiscing elit. ", "text", " ", "\n", "\t",
+    "&amp;", "&#0;", "&#x110000;", "&nbsp;", "\x00", "\ufeff", "\u0301", "é", "人権", "<",
+    ">", "&", "\"", "'", "=", "</", "<!DOCTYPE html>", "<?xml version='1.0'?>",
+]
+
+
+def _check_invariants(result: Extraction) -> None:
+    assert isinstance(result, Extraction)
+    assert (result.reason is None) == bool(result.text)
+    assert result.text == result.text.strip()
+    assert "\n\n\n" not in result.text
+    assert all(line == line.rstrip() for line in result.text.split("\n"))
+    assert unicodedata.is_normalized("NFC", result.text)
+    assert isinstance(result.comments_text, str)
+
+
+@FAST
+@given(st.binary(max_size=4000))
+def test_random_bytes(data: bytes) -> None:
+    _check_invariants(extract(data))
+
+
+@FAST
+@given(st.lists(st.sampled_from(_TOKENS), max_size=300), st.sampled_from([None, "utf-8",
+                                                                          "latin-1", "bogus"]))
+def test_tag_soup(tokens: list[str], charset: str | None) -> None:
+    page = "".join(tokens)
+    _check_invariants(extract(page))
+    _check_invariants(extract(page.encode("utf-8", "surrogatepass"), charset=charset))
+
+
+@FAST
+@given(st.text(max_size=2000))
+def test_random_text(text: str) -> None:
+    _check_invariants(extract(text))
+
+
+def test_deep_nesting_is_bounded() -> None:
+    for tag in ("div", "span", "b", "table", "li"):
+        page = f"<{tag}>" * 100_000 + "Lorem ipsum, dolor sit amet. " * 20 + f"</{tag}>" * 100_000
+        start = time.perf_counter()
+        _check_invariants(extract(page))
+        assert time.perf_counter() - start < 10
+
+
+def test_unclosed_everything() -> None:
+    page = "<html><body><div><p>" + "Some words, some commas, and sentences. <b><i><a href=x>" * 3000
+    _check_invariants(extract(page))
+
+
+def test_ten_megabyte_page_is_bounded() -> None:
+    paragraph = "<p>" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 5 + "</p>\n"
+    page = "<html><body><article>" + paragraph * (10_000_000 // len(paragraph)) + "</article>"
+    start = time.perf_counter()
+    result = extract(page.encode("utf-8"))
+    elapsed = time.perf_counter() - start
+    _check_invariants(result)
+    assert result.text.startswith("Lorem ipsum")
+    assert len(result.text) < 4_000_000  # parsing is capped (dom.MAX_PARSE_CHARS)
+    assert elapsed < 20
+
+
+def test_ten_megabyte_script_does_not_hide_the_text() -> None:
+    text = "Real text here, with commas, and a sentence that ends. " * 20
+    page = "<html><body><script>" + "x" * 10_000_000 + f"</script><p>{text}</p></body></html>"
+    result = extract(page)
+    assert result.text == text.strip()
+
+
+def test_unclosed_script_and_comment() -> None:
+    for opener in ("<script>", "<style>", "<!--"):
+        page = "<p>" + "Words, words, words and more words. " * 10 + "</p>" + opener
+        _check_invariants(extract(page * 50_000))
