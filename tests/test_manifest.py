@@ -306,7 +306,7 @@ def test_read_manifest_names_file_on_error(tmp_path: Path) -> None:
         read_manifest(bad)
 
 
-_web_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+_web_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 
 
 @settings(max_examples=60, deadline=None)

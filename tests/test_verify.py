@@ -22,6 +22,8 @@ from typing import Any
 
 import blake3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
@@ -29,7 +31,13 @@ from preserve.archive import EXTRACT_LIMIT
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION, extract
 from preserve.findings import Code, Report, Severity, markdown_table
-from preserve.manifest import SCHEMA, Manifest, manifest_from_dict, write_manifest
+from preserve.manifest import (
+    MAX_MANIFEST_BYTES,
+    SCHEMA,
+    Manifest,
+    manifest_from_dict,
+    write_manifest,
+)
 from preserve.paths import ArchiveLayout, new_capture_id
 from preserve.store import TextStore
 from preserve.verify import REEXTRACT_LIMIT, verify
@@ -442,6 +450,59 @@ def test_deleted_manifest_leaves_orphans(archive: Built) -> None:
 def test_previous_capture_missing(archive: Built) -> None:
     archive.rewrite_manifest(previous=["20200101T000000Z-aaaaaaaaaa"])
     assert codes(verify(archive.root)) == ["W110"]
+
+
+def test_oversized_manifest(archive: Built) -> None:
+    huge = archive.layout.manifests_dir / "20261121T000000Z-cccccccccc.json"
+    huge.write_bytes(b" " * (MAX_MANIFEST_BYTES + 1))
+    assert codes(verify(archive.root)) == ["E101"]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                      min_size=1, max_size=4))
+def test_verify_never_raises_on_mangled_manifest(
+    archive: Built, edits: list[tuple[float, int]]
+) -> None:
+    original = archive.manifest_path.read_bytes()
+    data = bytearray(original)
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    archive.manifest_path.chmod(0o644)
+    archive.manifest_path.write_bytes(bytes(data))
+    try:
+        for deep in (False, True):
+            report = verify(archive.root, deep=deep)
+            assert report.exit_status == (0 if report.ok else 1)
+            # (an edit to a field no file is bound to, e.g. the operator's name, is only
+            # detectable through the integrity log, which this audit does not read)
+            json.dumps(report.to_json())
+    finally:
+        archive.manifest_path.write_bytes(original)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                      min_size=1, max_size=4))
+def test_deep_verify_never_raises_on_mangled_warc(
+    archive: Built, edits: list[tuple[float, int]]
+) -> None:
+    original = archive.warc_path.read_bytes()
+    data = bytearray(original)
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    archive.warc_path.chmod(0o644)
+    archive.warc_path.write_bytes(bytes(data))
+    try:
+        report = verify(archive.root, deep=True)
+        if bytes(data) != original:  # the file is bound by its digests: always noticed
+            assert {"E203", "E204"} <= set(codes(report))
+        else:
+            assert codes(report) == []
+    finally:
+        archive.warc_path.write_bytes(original)
 
 
 # --- debris ----------------------------------------------------------------------------------

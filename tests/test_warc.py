@@ -266,7 +266,9 @@ def test_https_capture_keeps_the_certificate(
         records = [(dict(r.rec_headers.headers), r.raw_stream.read()) for r in ArchiveIterator(f)]
     assert records[4][1] == https_server.certificate_der
     response_headers = records[2][0]
-    assert response_headers["WARC-Cipher-Suite"] == result.final.tls.cipher  # type: ignore[union-attr]
+    tls = result.final.tls
+    assert tls is not None
+    assert response_headers["WARC-Cipher-Suite"] == tls.cipher
     assert response_headers["WARC-Protocol"] in ("tls/1.2", "tls/1.3")  # the last one given
     assert all(c.problems == () for c in check_warc(dest))
     run = subprocess.run(

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from preserve import compare, errors
+from preserve import compare, errors, integrity, log
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult
 from preserve.fetch import FetchOptions
@@ -74,8 +74,7 @@ def _print_json(payload: Any) -> None:
 
 
 def _archive(ctx: click.Context) -> Archive:
-    root: Path = ctx.obj["root"]
-    return Archive(root)
+    return Archive(ctx.obj["root"], key=ctx.obj["key"], tsa_url=ctx.obj["tsa"])
 
 
 def _progress(enabled: bool) -> Progress | None:
@@ -100,12 +99,20 @@ def _progress(enabled: bool) -> Progress | None:
     show_default="current directory, or $PRESERVE_ROOT",
     help="Archive root: holds archive/ and manifests/.",
 )
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PRESERVE_KEY",
+    help="The archive's private signing key (default: the config dir, see 'preserve init').",
+)
+@click.option("--tsa", metavar="URL", envvar="PRESERVE_TSA",
+              help="RFC 3161 timestamp authority to stamp every new checkpoint.")
 @click.version_option(__version__, prog_name="preserve")
 @click.pass_context
-def main(ctx: click.Context, root: Path) -> None:
+def main(ctx: click.Context, root: Path, key: Path | None, tsa: str | None) -> None:
     """Capture web pages into WARC with provenance, keep their clean text, verify it all."""
     ctx.ensure_object(dict)
-    ctx.obj["root"] = root
+    ctx.obj.update(root=root, key=key, tsa=tsa)
 
 
 # --- capture ---------------------------------------------------------------------------------
@@ -194,7 +201,7 @@ def capture(
         with progress if progress else _null():
             for url in targets:
                 try:
-                    result = archive.capture(url, options)
+                    result = archive.capture(url, options, checkpoint=False)
                 except errors.CaptureError as exc:
                     failures.append(exc)
                     results.append({"url": url, "error": type(exc).__name__, "message": str(exc)})
@@ -206,6 +213,8 @@ def capture(
                         stdout.print(_capture_line(result), markup=False)
                 if progress and task is not None:
                     progress.advance(task)
+        if len(failures) < len(targets):
+            archive.checkpoint()  # one signed checkpoint for the batch, if the key is here
     if as_json:
         _print_json({"captures": results, "failed": len(failures), "http_errors": http_errors})
     if failures:
@@ -226,23 +235,39 @@ def _null() -> Iterator[None]:
 @main.command()
 @click.option("--deep", is_flag=True,
               help="Also re-read every WARC record and re-extract the text.")
+@click.option("--checkpoint", "checkpoints", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A signed checkpoint kept outside the archive; the log must extend it.")
+@click.option("--trusted-key", metavar="VERIFIER_KEY",
+              help="The archive's public key as kept elsewhere (text or a file path).")
+@click.option("--tsa-roots", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="PEM file of trusted TSA root certificates for checkpoint timestamps.")
+@click.option("--no-record", is_flag=True, help="Do not append this audit to the log.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def verify(ctx: click.Context, deep: bool, as_json: bool) -> None:
+def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
+           trusted_key: str | None, tsa_roots: Path | None, no_record: bool,
+           as_json: bool) -> None:
     """Audit the whole archive; exit 0 when intact, 1 on integrity findings."""
+    if trusted_key and Path(trusted_key).is_file():
+        trusted_key = Path(trusted_key).read_text(encoding="utf-8").strip()
     with _errors_to_exit():
         archive = _archive(ctx)
         progress = _progress(not as_json)
-        report = _with_progress(progress, "verifying",
-                                lambda cb: archive.verify(deep=deep, progress=cb))
+        report = _with_progress(progress, "verifying", lambda cb: archive.verify(
+            deep=deep, progress=cb, checkpoints=checkpoints, trusted_key=trusted_key,
+            tsa_roots=tsa_roots, record=not no_record))
     if as_json:
-        _print_json(report.to_json())
+        _print_json({**report.to_json(), "recorded": archive.last_audit_recorded})
     else:
         for finding in report.findings:
             where = f"  {finding.path}" if finding.path else ""
             stdout.print(f"{finding.code.code} {finding.severity.value:<7} "
                          f"{finding.message}{where}", markup=False)
         stdout.print(_summary(report), markup=False)
+        if not no_record and not archive.last_audit_recorded:
+            stderr.print("preserve: note: audit not recorded (read-only archive or no log)",
+                         markup=False)
     sys.exit(report.exit_status)
 
 
@@ -381,3 +406,105 @@ def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
         return
     click.echo(result.unified_diff, nl=False)
     click.echo(result.summary)
+
+
+# --- integrity log ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--key-name", help="Name of a new key (default: <host>/<archive directory>).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def init(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
+    """Create an archive with its integrity log and a signing key.
+
+    The private key is written outside the archive (--key PATH, or the config dir); its
+    public half goes to manifests/log/key.pub. With --key naming an existing key file, that
+    key is used. Safe to run again: an existing key is kept.
+    """
+    with _errors_to_exit():
+        info = _archive(ctx).init(key_name=key_name)
+    if as_json:
+        _print_json({"private_key": str(info.private_path), "verifier_key": info.verifier_key,
+                     "created": info.created})
+        return
+    click.echo(f"{'created' if info.created else 'kept'} signing key {info.private_path}")
+    click.echo(f"verifier key {info.verifier_key}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the private key (default: the config dir).")
+def keygen(name: str, out: Path | None) -> None:
+    """Make a new Ed25519 signing key NAME (for 'preserve --key FILE init')."""
+    with _errors_to_exit():
+        path, verifier = log.generate_key(name, out)
+    click.echo(f"private key {path}")
+    click.echo(f"verifier key {verifier.to_text()}")
+
+
+@main.command()
+@click.pass_context
+def checkpoint(ctx: click.Context) -> None:
+    """Sign a checkpoint of the integrity log now (needs the archive's key)."""
+    with _errors_to_exit():
+        path = _archive(ctx).checkpoint()
+    if path is None:
+        _fail("the archive's signing key is not available (see --key, 'preserve init')",
+              EXIT_CANNOT_RUN)
+    click.echo(str(path))
+
+
+@main.command("log")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def log_(ctx: click.Context, as_json: bool) -> None:
+    """Show the integrity log: every capture and every audit, in commit order."""
+    with _errors_to_exit():
+        rows = list(integrity.history(ctx.obj["root"]))
+    if as_json:
+        _print_json({"entries": rows})
+        return
+    for row in rows:
+        click.echo(f"{row['index']:>6}  {row['committed']}  {row['summary']}")
+    click.echo(f"{len(rows)} entries")
+
+
+@main.command()
+@click.argument("capture_id")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the proof bundle (JSON).")
+@click.pass_context
+def prove(ctx: click.Context, capture_id: str, out: Path) -> None:
+    """Export CAPTURE_ID's proof bundle for a third party (verifiable offline)."""
+    with _errors_to_exit():
+        archive = _archive(ctx)
+        full_id = archive.manifest(capture_id).capture_id
+        bundle = log.make_proof(archive.root, full_id)
+        out.write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    click.echo(f"wrote proof of {full_id} to {out}")
+
+
+@main.command("check-proof")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--trusted-key", metavar="VERIFIER_KEY",
+              help="The archive's public key as obtained elsewhere (text or a file path).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def check_proof(bundle: Path, trusted_key: str | None, as_json: bool) -> None:
+    """Check a proof bundle offline; exit 0 when it holds, 1 when it does not."""
+    if trusted_key and Path(trusted_key).is_file():
+        trusted_key = Path(trusted_key).read_text(encoding="utf-8").strip()
+    try:
+        document = json.loads(bundle.read_bytes())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read proof bundle {bundle}: {exc}", EXIT_FINDINGS)
+    problems = log.check_proof(document, trusted_key)
+    if as_json:
+        _print_json({"ok": not problems, "problems": problems})
+    else:
+        for problem in problems:
+            click.echo(f"FAIL {problem}")
+        if not problems:
+            click.echo("proof holds: the manifest is in the signed log")
+    sys.exit(EXIT_FINDINGS if problems else EXIT_OK)

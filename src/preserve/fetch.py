@@ -630,3 +630,19 @@ def read_decoded_body(exchange: Exchange, limit: int) -> tuple[bytes, bool]:
     """
     result = decode_body(exchange, limit)
     return result.data, result.truncated
+
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "REDIRECT_STATUSES",
+    "DecodedBody",
+    "FetchOptions",
+    "content_codings",
+    "decode_body",
+    "decode_chunks",
+    "describe_certificate",
+    "fetch",
+    "parse_url",
+    "read_decoded_body",
+    "utc_timestamp",
+]

@@ -12,15 +12,16 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from preserve import log
 from preserve.errors import SigningKeyError
 from preserve.findings import Code, Finding, Report
 from preserve.log.storage import HEAD_NAME
-from preserve.log.timestamp import Timestamper, TimestampChecker, load_roots
+from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -133,3 +134,29 @@ def record_audit(root: Path, report: Report) -> int:
         detail="deep" if report.deep else "default",
     )
     return log.record_event(root, event)
+
+
+def history(root: Path) -> Iterator[dict[str, Any]]:
+    """The log's entries in commit order, as JSON-ready rows with a one-line summary."""
+    with log.open_log(root, readonly=True) as opened:
+        for index, data in opened.iter_entries():
+            try:
+                entry = log.parse_entry(data)
+            except ValueError as exc:
+                yield {"index": index, "committed": "?", "type": "invalid",
+                       "summary": f"unreadable entry: {exc}"}
+                continue
+            if isinstance(entry, log.ManifestLeaf):
+                yield {"index": index, "committed": entry.committed, "type": "capture",
+                       "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
+                       "summary": f"capture {entry.capture_id}  manifest blake3:{entry.blake3}"}
+            else:
+                outcome = entry.event.get("eventOutcomeInformation", {})
+                detail = outcome.get("eventOutcomeDetail", {})
+                counts = detail.get("counts", {})
+                codes = ",".join(detail.get("findingCodes", [])) or "-"
+                yield {"index": index, "committed": entry.committed, "type": "audit",
+                       "event": dict(entry.event),
+                       "summary": f"audit   {outcome.get('eventOutcome')}  "
+                                  f"{counts.get('manifests', 0)} manifests  "
+                                  f"{counts.get('errors', 0)} errors  codes {codes}"}

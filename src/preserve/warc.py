@@ -617,3 +617,18 @@ def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Map
                 f"cannot read the record at offset {offset} of {path}: {type(exc).__name__}: {exc}"
             ) from exc
     return decoded.data, headers
+
+
+__all__ = [
+    "CERTIFICATE_URI_PREFIX",
+    "PROVENANCE_URI_PREFIX",
+    "RENAMED_TRANSFER_ENCODING",
+    "TEXT_URI_PREFIX",
+    "RecordCheck",
+    "RecordRef",
+    "WarcWriteResult",
+    "check_warc",
+    "read_record_payload",
+    "stored_response_head",
+    "write_capture",
+]

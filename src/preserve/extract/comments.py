@@ -159,10 +159,14 @@ def _containers(body: etree._Element) -> list[etree._Element]:
         element = stack.pop()
         if not isinstance(element.tag, str):
             continue
-        hints = hint_string(element)
+        names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+        hints = (
+            hint_string(element)
+            if ("comment" in names or "respond" in names or "disqus" in names)
+            else ""
+        )
         if (
             hints
-            and ("comment" in hints or "respond" in hints or "disqus" in hints)
             and _CONTAINER.search(hints)
             and not _NOT_CONTAINER.search(hints)
             and element.find(".//h1") is None

@@ -35,6 +35,7 @@ _NEGATIVE = re.compile(
 # Class tokens that name a taxonomy term of the content (WordPress-style ``tag-social``,
 # ``category-comments``): they describe the topic, not the role of the element.
 _TAXONOMY = re.compile(r"(^|\s)(tag|category|categories|topic|section|format)-\S*")
+_TAXONOMY_WORDS = ("tag-", "categor", "topic-", "section-", "format-")
 
 
 def hint_string(element: etree._Element) -> str:
@@ -44,7 +45,7 @@ def hint_string(element: etree._Element) -> str:
     if not (cls or ident):
         return ""
     hints = f"{cls} {ident}".lower()
-    if "-" in hints:
+    if "-" in hints and any(word in hints for word in _TAXONOMY_WORDS):
         hints = _TAXONOMY.sub(" ", hints)
     return hints
 

@@ -21,6 +21,7 @@ from .hints import hint_string
 __all__ = ["Metadata", "read_metadata"]
 
 MAX_JSON_LD_CHARS = 1_000_000
+MIN_YEAR = 1900  # earlier dates on web pages are placeholders
 _SPACE = re.compile(r"\s+")
 _BY = re.compile(r"^(by|von|par|por|di|door|av|af)\s+", re.IGNORECASE)
 _TITLE_SPLIT = re.compile("\\s+[|\u2013\u2014\\-:\u00bb\u00b7\u2022/]+\\s+")
@@ -109,12 +110,29 @@ def _iso(value: str | None) -> str | None:
         if not match:
             return None
         try:
-            return date.fromisoformat(match.group(1)).isoformat()
+            day = date.fromisoformat(match.group(1))
         except ValueError:
             return None
+        return day.isoformat() if day.year >= MIN_YEAR else None
+    if parsed.year < MIN_YEAR:
+        return None  # placeholders such as 0001-01-01
     if len(text) <= 10:
         return parsed.date().isoformat()
     return parsed.isoformat()
+
+
+def _site_free(title: str) -> str:
+    """The longest part of a ``Headline | Site`` style title."""
+    parts = _TITLE_SPLIT.split(title)
+    return max(parts, key=len) if len(parts) > 1 else title
+
+
+def _same_title(heading: str, declared: str) -> bool:
+    a, b = heading.casefold(), declared.casefold()
+    if a == b:
+        return True
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    return shorter in longer and len(shorter) >= 0.6 * len(longer)
 
 
 def _title(root: etree._Element, meta: dict[str, str], ld_headline: str | None) -> str | None:
@@ -124,28 +142,29 @@ def _title(root: etree._Element, meta: dict[str, str], ld_headline: str | None) 
     page_title = _clean(text_of(title_el)) if title_el is not None else ""
     declared = [t for t in (meta.get("og:title"), ld_headline, meta.get("twitter:title"),
                             page_title) if t]
+    declared += [_site_free(t) for t in declared]
     for heading in h1s:
-        folded = heading.casefold()
-        if any(folded in t.casefold() or t.casefold() in folded for t in declared):
+        if any(_same_title(heading, t) for t in declared):
             return heading
     if meta.get("og:title"):
         return meta["og:title"]
     if ld_headline:
         return ld_headline
     if page_title:
-        parts = _TITLE_SPLIT.split(page_title)
-        return max(parts, key=len) if len(parts) > 1 else page_title
+        return _site_free(page_title)
     return h1s[0] if h1s else None
 
 
 def _visible_byline(root: etree._Element) -> str | None:
     for element in root.iter():
-        if not isinstance(element.tag, str):
+        if not isinstance(element.tag, str) or element.tag in {"label", "input", "form"}:
             continue
         hints = hint_string(element)
         rel = (element.get("rel") or "").lower()
         itemprop = (element.get("itemprop") or "").lower()
         if rel == "author" or itemprop == "author" or (hints and _BYLINE_HINT.search(hints)):
+            if any(ancestor.tag == "form" for ancestor in element.iterancestors()):
+                continue  # a comment form's "Name" field, not a byline
             text = _clean(text_of(element))
             if 2 < len(text) <= 80:
                 return text
