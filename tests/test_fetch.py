@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import re
 import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preserve.exchange import Exchange
 from preserve.fetch import (
@@ -279,3 +282,22 @@ def test_multi_member_gzip_is_decoded_whole() -> None:
 def test_identity_and_absent_coding_pass_through() -> None:
     assert decode_chunks([b"ab", b"cd"], "identity", 3).data == b"abc"
     assert decode_chunks([b"ab", b"cd"], None, 10).data == b"abcd"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.binary(max_size=5000),
+    coding=st.sampled_from(["gzip", "deflate", None]),
+    cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=6),
+    limit=st.integers(min_value=0, max_value=6000),
+)
+def test_decoding_any_chunking_and_limit(
+    data: bytes, coding: str | None, cuts: list[int], limit: int
+) -> None:
+    encoded = {"gzip": gzip.compress, "deflate": zlib.compress, None: bytes}[coding](data)
+    bounds = sorted({0, len(encoded), *(c for c in cuts if c < len(encoded))})
+    chunks = [encoded[a:b] for a, b in itertools.pairwise(bounds)]
+    result = decode_chunks(chunks, coding, limit)
+    assert result.decoded and result.problem is None
+    assert result.data == data[:limit]
+    assert result.truncated == (len(data) > limit)

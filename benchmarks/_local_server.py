@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""A local HTTP/1.1 server for the benchmarks, run in its own process on 127.0.0.1.
+
+Paths it serves:
+
+* ``/page/<n>.html``: a generated article page (nav, headline, byline, paragraphs, a reader
+  comment section, footer), deterministic for ``n``, sizes spread from ~4 KiB to ~250 KiB;
+* ``/small/<n>.html``: the same kind of page, 3–9 KiB (for the 10,000-capture archive);
+* ``/stream/<bytes>.bin``: ``application/octet-stream`` of exactly that many bytes;
+* ``/stream/<bytes>.html``: ``text/html`` of exactly that many bytes (one long article).
+
+Streams are generated on the fly from a 1 MiB block built at start-up, so a 200 MB body never
+sits in the server's memory. The binary block is random bytes (incompressible, like a video);
+the HTML block is whole ``<p>`` paragraphs of random words. Every response has a
+``Content-Length``; connections are kept alive as a real server would.
+
+Use :class:`LocalServer` (a context manager that starts the subprocess and knows its base
+URL), or run ``python _local_server.py [--port N]``: it prints ``PORT <n>`` and serves until
+killed. Loopback only; nothing here is part of preserve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+
+WORDS = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at "
+    "which but have an they you were her she there been one all we their has would when if "
+    "so no will more said about what up out them into than then its only other new some time "
+    "could these two may first any like now my such make over our even most after also did "
+    "many before must through back years where much your way well down should because each "
+    "just those people how too little state good very world still own see men work long "
+    "government council minister report evidence witness village police court statement "
+    "journalist archive record hearing testimony river election border office document "
+    "investigation human rights violation protest military hospital school market district "
+    "naïve café résumé Zürich São Paulo Łódź"
+).split()
+BLOCK = 1 << 20
+CHUNK = 1 << 16
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(8, 24))]
+    return " ".join(words).capitalize() + "."
+
+
+def _paragraph(rng: random.Random) -> str:
+    return "<p>" + " ".join(_sentence(rng) for _ in range(rng.randint(2, 6))) + "</p>\n"
+
+
+def _nav(rng: random.Random) -> str:
+    links = "".join(
+        f'<li><a href="/section/{rng.randint(1, 40)}">{rng.choice(WORDS).title()}</a></li>'
+        for _ in range(rng.randint(8, 20))
+    )
+    return f'<nav class="site-nav"><ul>{links}</ul></nav>\n'
+
+
+def render_page(n: int, *, small: bool = False) -> bytes:
+    """The page ``n``: deterministic, realistic structure, size set by ``n``."""
+    rng = random.Random(n * 7919 + (1 if small else 0))
+    if small:
+        paragraphs = rng.randint(3, 10)
+        comments = rng.randint(0, 2)
+    else:
+        # log-uniform spread: most pages are tens of KiB, some a few hundred
+        paragraphs = int(4 * 2 ** rng.uniform(0, 7.2))
+        comments = rng.randint(0, 25)
+    title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 10))).title()
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>{title} | Local News</title>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta property="og:title" content="{title}">',
+        '<link rel="stylesheet" href="/static/site.css"><script src="/static/app.js"></script>',
+        "</head><body>\n<header><div class=\"logo\">Local News</div>",
+        _nav(rng),
+        "</header>\n<main><article>\n",
+        f"<h1>{title}</h1>\n",
+        f'<p class="byline">By <span class="author">{rng.choice(WORDS).title()} '
+        f'{rng.choice(WORDS).title()}</span> <time datetime="2026-0{rng.randint(1, 9)}-1'
+        f'{rng.randint(0, 9)}">2026</time></p>\n',
+    ]
+    parts += [_paragraph(rng) for _ in range(paragraphs)]
+    parts.append("</article>\n<aside class=\"related\"><h2>Related</h2>")
+    parts.append(_nav(rng))
+    parts.append("</aside>\n<section id=\"comments\" class=\"comments\"><h2>Comments</h2>\n")
+    for i in range(comments):
+        parts.append(
+            f'<div class="comment" id="c{i}"><span class="comment-author">'
+            f"{rng.choice(WORDS)}{rng.randint(1, 99)}</span><p>{_sentence(rng)}</p></div>\n"
+        )
+    parts.append("</section></main>\n<footer><p>© 2026 Local News. All rights reserved.</p>")
+    parts.append(_nav(rng))
+    parts.append("</footer></body></html>\n")
+    return "".join(parts).encode("utf-8")
+
+
+@lru_cache(maxsize=4096)
+def cached_page(n: int, small: bool) -> bytes:
+    return render_page(n, small=small)
+
+
+def _binary_block() -> bytes:
+    return random.Random(1).randbytes(BLOCK)
+
+
+def _html_block() -> bytes:
+    rng = random.Random(2)
+    out = bytearray()
+    while True:
+        paragraph = _paragraph(rng).encode("utf-8")
+        if len(out) + len(paragraph) > BLOCK:
+            break
+        out += paragraph
+    out += b" " * (BLOCK - len(out) - 1) + b"\n"  # whitespace between paragraphs
+    return bytes(out)
+
+
+HTML_HEAD = (
+    b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>A very long page</title>"
+    b"</head><body><article><h1>A very long page</h1>\n"
+)
+HTML_TAIL = b"</article></body></html>\n"
+BLOCKS = {"bin": _binary_block(), "html": _html_block()}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "bench-server/1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        pass
+
+    def _head(self, content_type: str, length: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0]
+        match = re.fullmatch(r"/(page|small)/(\d+)\.html", path)
+        if match:
+            body = cached_page(int(match.group(2)), match.group(1) == "small")
+            self._head("text/html; charset=utf-8", len(body))
+            self.wfile.write(body)
+            return
+        match = re.fullmatch(r"/stream/(\d+)\.(bin|html)", path)
+        if match:
+            self._stream(int(match.group(1)), match.group(2))
+            return
+        body = b"not found\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self, size: int, kind: str) -> None:
+        block = BLOCKS[kind]
+        if kind == "html":
+            head, tail = HTML_HEAD, HTML_TAIL
+            content_type = "text/html; charset=utf-8"
+        else:
+            head, tail = b"", b""
+            content_type = "application/octet-stream"
+        size = max(size, len(head) + len(tail))
+        self._head(content_type, size)
+        self.wfile.write(head)
+        left = size - len(head) - len(tail)
+        view = memoryview(block)
+        position = 0
+        while left > 0:
+            n = min(CHUNK, left, BLOCK - position)
+            self.wfile.write(view[position : position + n])
+            left -= n
+            position = (position + n) % BLOCK
+        self.wfile.write(tail)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def serve(port: int) -> None:
+    server = Server(("127.0.0.1", port), Handler)
+    print(f"PORT {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+class LocalServer:
+    """Start the server in a subprocess; ``base`` is its ``http://127.0.0.1:PORT``."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.base = ""
+
+    def __enter__(self) -> LocalServer:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            self.process.kill()
+            raise RuntimeError(f"benchmark server did not start: {line!r}")
+        self.base = f"http://127.0.0.1:{int(line.split()[1])}"
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def page_urls(self, count: int, *, small: bool = False, start: int = 0) -> list[str]:
+        kind = "small" if small else "page"
+        return [f"{self.base}/{kind}/{n}.html" for n in range(start, start + count)]
+
+    def stream_url(self, size: int, kind: str = "bin") -> str:
+        return f"{self.base}/stream/{size}.{kind}"
+
+
+def page_bytes(count: int, *, small: bool = False, start: int = 0) -> int:
+    """Total body bytes of the pages ``start .. start+count-1`` (computed, not fetched)."""
+    return sum(len(cached_page(n, small)) for n in range(start, start + count))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="benchmark HTTP server on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    serve(args.port)
+
+
+if __name__ == "__main__":
+    main()
