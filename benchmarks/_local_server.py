@@ -136,6 +136,7 @@ BLOCKS = {"bin": _binary_block(), "html": _html_block()}
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "bench-server/1"
+    disable_nagle_algorithm = True  # else head and body writes meet delayed ACKs (40 ms)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         pass

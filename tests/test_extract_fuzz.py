@@ -68,7 +68,8 @@ def test_deep_nesting_is_bounded() -> None:
 
 
 def test_unclosed_everything() -> None:
-    page = "<html><body><div><p>" + "Some words, some commas, and sentences. <b><i><a href=x>" * 3000
+    soup = "Some words, some commas, and sentences. <b><i><a href=x>"
+    page = "<html><body><div><p>" + soup * 3000
     _check_invariants(extract(page))
 
 

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import re
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,17 @@ def test_multi_member_gzip_is_decoded_whole() -> None:
     assert decode_chunks([packed], "gzip", 100).data == b"first second"
 
 
+def test_junk_after_gzip_data_is_ignored_and_reported() -> None:
+    result = decode_chunks([gzip.compress(HTML) + b"\r\n"], "gzip", 10_000)
+    assert result.decoded and result.data == HTML
+    assert result.problem and "ignored" in result.problem
+
+
+def test_empty_encoded_body_is_not_a_problem() -> None:
+    assert decode_chunks([], "gzip", 10) == decode_chunks([b""], "deflate", 10)
+    assert decode_chunks([], "gzip", 10).problem is None
+
+
 def test_identity_and_absent_coding_pass_through() -> None:
     assert decode_chunks([b"ab", b"cd"], "identity", 3).data == b"abc"
     assert decode_chunks([b"ab", b"cd"], None, 10).data == b"abcd"
@@ -294,7 +306,12 @@ def test_identity_and_absent_coding_pass_through() -> None:
 def test_decoding_any_chunking_and_limit(
     data: bytes, coding: str | None, cuts: list[int], limit: int
 ) -> None:
-    encoded = {"gzip": gzip.compress, "deflate": zlib.compress, None: bytes}[coding](data)
+    encoders: dict[str | None, Callable[[bytes], bytes]] = {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        None: bytes,
+    }
+    encoded = encoders[coding](data)
     bounds = sorted({0, len(encoded), *(c for c in cuts if c < len(encoded))})
     chunks = [encoded[a:b] for a, b in itertools.pairwise(bounds)]
     result = decode_chunks(chunks, coding, limit)

@@ -25,16 +25,24 @@ from typing import Any
 
 import filelock
 
-from preserve import errors, extract, fetch, integrity, log, manifest, provenance, warc
+from preserve import errors, fetch, integrity, log, manifest, provenance, warc
 from preserve.exchange import Exchange, FetchResult
+from preserve.extract import (
+    EXTRACTOR_NAME,
+    EXTRACTOR_SETTINGS,
+    EXTRACTOR_VERSION,
+    Extraction,
+)
+from preserve.extract import extract as extract_html
 from preserve.findings import Report
 from preserve.paths import ArchiveLayout, fsync_dir, is_capture_id, makedirs_durable, new_capture_id
 from preserve.store import StoredObject, TextStore
 from preserve.url_index import UrlIndex
+from preserve.verify import REEXTRACT_LIMIT
 from preserve.verify import verify as verify_archive
 
 #: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
-EXTRACT_LIMIT = 16 * 2**20
+EXTRACT_LIMIT = REEXTRACT_LIMIT
 #: How long a capture waits for another process's commit to finish.
 LOCK_TIMEOUT = 120.0
 
@@ -208,9 +216,9 @@ class Archive:
         extraction, not_html = _extract(final)
         status = _status(final.status, not_html, extraction)
         extractor_info = {
-            "name": extract.EXTRACTOR_NAME,
-            "version": extract.EXTRACTOR_VERSION,
-            "settings": dict(extract.EXTRACTOR_SETTINGS),
+            "name": EXTRACTOR_NAME,
+            "version": EXTRACTOR_VERSION,
+            "settings": dict(EXTRACTOR_SETTINGS),
         }
         operator = options.operator or provenance.default_operator()
         document = provenance.capture_provenance(
@@ -327,7 +335,7 @@ class Archive:
         for path in manifest.iter_manifest_paths(self.layout):
             try:
                 m, _ = manifest.read_manifest(path)
-            except errors.ManifestError:
+            except (errors.ManifestError, errors.StorageError):
                 continue
             yield CaptureSummary(
                 capture_id=m.capture_id,
@@ -430,7 +438,7 @@ def _looks_like_html(head: bytes) -> bool:
     return sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
 
 
-def _extract(final: Exchange) -> tuple[extract.Extraction, str | None]:
+def _extract(final: Exchange) -> tuple[Extraction, str | None]:
     """Extract the final response's text; returns (extraction, reason it is not HTML)."""
     media_type, charset = media_type_and_charset(final.content_type)
     body = fetch.decode_body(final, EXTRACT_LIMIT)
@@ -440,13 +448,13 @@ def _extract(final: Exchange) -> tuple[extract.Extraction, str | None]:
         is_html = media_type in HTML_TYPES
     if not is_html:
         reason = f"not HTML: content type {media_type or 'unknown'}"
-        return extract.extract(b"", final.url), reason
+        return extract_html(b"", final.url), reason
     if not body.decoded:
-        return extract.extract(b"", final.url), f"content coding not decoded: {body.problem}"
-    return extract.extract(body.data, final.url, charset=charset), None
+        return extract_html(b"", final.url), f"content coding not decoded: {body.problem}"
+    return extract_html(body.data, final.url, charset=charset), None
 
 
-def _status(http_status: int, not_html: str | None, extraction: extract.Extraction) -> str:
+def _status(http_status: int, not_html: str | None, extraction: Extraction) -> str:
     if http_status >= 400:
         return "http-error"
     if not_html:

@@ -516,6 +516,7 @@ class _Inflater:
         )
         self._probe = b""
         self._pending = b""  # input of a further gzip member, not yet fed
+        self.trailing = False  # bytes followed the end of the compressed data
 
     def _start_deflate(self, data: bytes) -> bytes:
         # "deflate" is meant to be zlib-wrapped; some servers send raw deflate. Decide by header.
@@ -538,12 +539,17 @@ class _Inflater:
         return out
 
     def _next_member(self) -> None:
-        # gzip allows several members back to back; each is decoded in turn
+        # gzip allows several members back to back; each is decoded in turn. Anything else
+        # after the end of the compressed data is ignored (as browsers do) and reported.
         obj = self._obj
-        if obj is not None and obj.eof and obj.unused_data and self.coding != "deflate":
-            rest = obj.unused_data
+        if obj is None or not obj.eof or not obj.unused_data or self.trailing:
+            return
+        rest = obj.unused_data
+        if self.coding != "deflate" and b"\x1f\x8b".startswith(rest[:2]):
             self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16)
             self._pending = rest
+        else:
+            self.trailing = True
 
     def more(self, max_length: int) -> bytes:
         """Output still to come from input already fed."""
@@ -580,8 +586,10 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
     out = bytearray()
     inflater = _Inflater(codings[0])
     iterator = iter(chunks)
+    fed = 0
     try:
         for chunk in iterator:
+            fed += len(chunk)
             if len(raw) < limit:
                 raw += chunk[: limit - len(raw)]
             out += inflater.feed(chunk, limit + 1 - len(out))
@@ -589,15 +597,20 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
                 out += inflater.more(limit + 1 - len(out))
             if len(out) > limit:
                 return DecodedBody(bytes(out[:limit]), truncated=True, decoded=True)
+        if not fed:  # an empty body (204, 304, HEAD) says nothing about its coding
+            return DecodedBody(b"", truncated=False, decoded=True)
         if not inflater.finish():
             problem = f"{codings[0]} stream is truncated"
+            return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
+        if inflater.trailing:
+            problem = f"bytes after the end of the {codings[0]} data were ignored"
             return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
     except zlib.error as exc:
         rest = _collect_raw(iterator, limit - len(raw), decoded=False, problem=None)
         data = bytes(raw) + rest.data
         return DecodedBody(
             data[:limit],
-            truncated=rest.truncated,
+            truncated=fed > limit or rest.truncated,
             decoded=False,
             problem=f"{codings[0]} data is corrupt ({exc}); raw bytes returned",
         )

@@ -70,6 +70,12 @@ class _Stats:
     link_chars: int = 0
     commas: int = 0
     paragraphs: int = 0
+    p_tags: int = 0
+    images: int = 0
+    list_items: int = 0
+    figcaptions: int = 0
+    quoted_chars: int = 0
+    heading_chars: int = 0
 
     @property
     def link_density(self) -> float:
@@ -77,10 +83,11 @@ class _Stats:
 
 
 _EMPTY = _Stats()
+_COUNTED_TAGS = frozenset({"p", "img", "li", "figcaption", "blockquote", *HEADING_TAGS})
 
 
 def _aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element, _Stats]:
-    """Subtree text totals for every element, in one bottom-up pass."""
+    """Subtree totals (text, links, commas, tag counts) for every element, bottom-up, O(n)."""
     stats: dict[etree._Element, _Stats] = {}
     for block in blocks:
         found = stats.get(block.owner)
@@ -91,21 +98,40 @@ def _aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element
         found.commas += len(_COMMAS.findall(block.text))
         if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
             found.paragraphs += 1
-    ordered = list(body.iter())
-    for element in reversed(ordered):
-        child = stats.get(element)
-        if child is None or element is body:
-            continue
+    for element in reversed(list(body.iter())):
+        tag = element.tag
+        own = stats.get(element)
+        if tag in _COUNTED_TAGS:
+            if own is None:
+                own = stats[element] = _Stats()
+            if tag == "p":
+                own.p_tags += 1
+            elif tag == "img":
+                own.images += 1
+            elif tag == "li":
+                own.list_items += 1
+            elif tag == "figcaption":
+                own.figcaptions += 1
+            elif tag == "blockquote":
+                own.quoted_chars = own.text_chars
+            else:
+                own.heading_chars = own.text_chars
         parent = element.getparent()
-        if parent is None:
+        if own is None or element is body or parent is None:
             continue
         total = stats.get(parent)
         if total is None:
             total = stats[parent] = _Stats()
-        total.text_chars += child.text_chars
-        total.link_chars += child.link_chars
-        total.commas += child.commas
-        total.paragraphs += child.paragraphs
+        total.text_chars += own.text_chars
+        total.link_chars += own.link_chars
+        total.commas += own.commas
+        total.paragraphs += own.paragraphs
+        total.p_tags += own.p_tags
+        total.images += own.images
+        total.list_items += own.list_items
+        total.figcaptions += own.figcaptions
+        total.quoted_chars += own.quoted_chars
+        total.heading_chars += own.heading_chars
     return stats
 
 
@@ -282,120 +308,97 @@ def _sibling_parts(
     return parts
 
 
-def _count(element: etree._Element, tag: str) -> int:
-    return sum(1 for _ in element.iter(tag))
-
-
-def _heading_chars(scorer: _Scorer, element: etree._Element) -> int:
-    return sum(
-        scorer.stat(node).text_chars
-        for node in element.iterdescendants(*HEADING_TAGS)
-    )
-
-
 def _should_remove(scorer: _Scorer, element: etree._Element) -> bool:
     """Readability's 'clean conditionally', on one sub-container of the article."""
     tag = _tag(element)
     weight = class_weight(element)
     stats = scorer.stat(element)
-    own_score = scorer.scores.get(element, 0.0)
-    quoted = sum(scorer.stat(quote).text_chars for quote in element.iter("blockquote"))
-    if quoted * 2 >= stats.text_chars > 0:
+    length = stats.text_chars
+    if stats.quoted_chars * 2 >= length > 0:
         return False  # an embedded post or a quotation: quoted text is the article's
-    if weight < 0 and weight + own_score < 0:
+    if weight < 0 and weight + scorer.scores.get(element, 0.0) < 0:
         return True
     if stats.commas >= 10:
         return False
-    paragraphs = max(stats.paragraphs, _count(element, "p"))
-    images = _count(element, "img")
-    items = _count(element, "li") - 100
-    inputs = _count(element, "input")
-    embeds = _count(element, "embed") + _count(element, "iframe")
-    length = stats.text_chars
+    paragraphs = max(stats.paragraphs, stats.p_tags)
+    images = stats.images
+    items = stats.list_items
     density = stats.link_density
     in_list = tag in {"ul", "ol", "dl"}
-    if tag == "figure" or element.find(".//figcaption") is not None:
+    if tag == "figure" or stats.figcaptions:
         return False
-    if in_list and density < 0.5 and length >= 60 * max(1, items + 100):
+    if in_list and density < 0.5 and length >= 60 * max(1, items):
         return False  # a list of sentences (bullet-point prose), not a list of links
     if images > 1 and paragraphs / images < 0.5 and density > 0.1:
         return True
-    if not in_list and items > paragraphs:
-        return True
-    if inputs > paragraphs // 3:
+    if not in_list and items - 100 > paragraphs:
         return True
     if not in_list and length < MIN_PARAGRAPH_CHARS and (images == 0 or images > 2):
-        if length and _heading_chars(scorer, element) == length:
-            return False  # a wrapper around a subheading
-        return length > 0 or images == 0
+        # Tiny and not a picture: remove, unless it only wraps a subheading.
+        return not (length and stats.heading_chars == length)
     if weight < 25 and density > 0.2:
         return True
-    if weight >= 25 and density > 0.5:
-        return True
-    return bool((embeds == 1 and length < 75) or embeds > 1)
+    return weight >= 25 and density > 0.5
 
 
 def _is_boilerplate_heading(scorer: _Scorer, element: etree._Element) -> bool:
     return class_weight(element) < 0 or scorer.stat(element).link_density > 0.33
 
 
-def _removed_subtrees(scorer: _Scorer, parts: list[etree._Element]) -> set[etree._Element]:
-    removed: set[etree._Element] = set()
+# Per-element verdicts inside the article, computed top-down in one pass (bit flags).
+_REMOVED = 1  # removed by clean-conditionally, or inside a removed element
+_CAPTION_ALWAYS = 2  # inside <figure>/<figcaption>
+_CAPTION_NAMED = 4  # inside an element named like a caption or photo credit
+_SMALL_BOILER = 8  # nearest named box is a small boilerplate box (not a quotation)
+
+
+def _verdicts(scorer: _Scorer, parts: list[etree._Element]) -> dict[etree._Element, int]:
+    """Flags for every element of the article's parts (see the _REMOVED... constants)."""
+    flags: dict[etree._Element, int] = {}
     for part in parts:
+        flags[part] = _CAPTION_ALWAYS if part.tag in _CAPTION_TAGS else 0
         for element in part.iterdescendants():
             if not isinstance(element.tag, str):
                 continue
-            if element.getparent() in removed:
-                removed.add(element)
-                continue
             tag = element.tag
-            if tag in _CLEAN_TAGS:
-                if _should_remove(scorer, element):
-                    removed.add(element)
-            elif tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element):
-                removed.add(element)
-    return removed
+            inherited = flags.get(element.getparent(), 0)  # type: ignore[arg-type]
+            if inherited & _REMOVED:
+                flags[element] = inherited
+                continue
+            if (tag in _CLEAN_TAGS and _should_remove(scorer, element)) or (
+                tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element)
+            ):
+                flags[element] = inherited | _REMOVED
+                continue
+            verdict = inherited
+            if tag in _CAPTION_TAGS:
+                verdict |= _CAPTION_ALWAYS
+            hints = hint_string(element)
+            if tag == "blockquote":
+                verdict &= ~_SMALL_BOILER
+            elif (
+                hints
+                and _BOILER_SHORT.search(hints)
+                and scorer.stat(element).text_chars < SMALL_BOX_CHARS
+            ):
+                verdict |= _SMALL_BOILER
+            if hints and _CAPTION.search(hints):
+                verdict |= _CAPTION_NAMED
+            flags[element] = verdict
+    return flags
 
 
-def _in_boilerplate(
-    block: Block, part_tops: set[etree._Element], totals: dict[etree._Element, _Stats]
-) -> bool:
-    """Inside a small box (byline, share bar, tag list...) named like boilerplate?"""
-    node: etree._Element | None = block.owner
-    while node is not None and node not in part_tops:
-        if node.tag == "blockquote":
-            return False
-        hints = hint_string(node)
-        if hints and _BOILER_SHORT.search(hints):
-            box = totals.get(node)
-            if box is None or box.text_chars < SMALL_BOX_CHARS:
-                return True
-        node = node.getparent()
-    return False
-
-
-def _keep(
-    block: Block,
-    part_tops: set[etree._Element],
-    removed: set[etree._Element],
-    totals: dict[etree._Element, _Stats],
-) -> bool:
-    node: etree._Element | None = block.owner
-    while node is not None:
-        if node in removed or node.tag in _CAPTION_TAGS:
-            return False
-        if node in part_tops:
-            break
-        hints = hint_string(node)
-        if hints and _CAPTION.search(hints) and len(block.text) < 400:
-            return False
-        node = node.getparent()
+def _keep(block: Block, verdict: int) -> bool:
     length = len(block.text)
+    if verdict & (_REMOVED | _CAPTION_ALWAYS):
+        return False
+    if verdict & _CAPTION_NAMED and length < 400:
+        return False
     if block.link_density > 0.5 and length < 300:
         plain = length - block.link_chars
         if block.tag != "p" or block.link_density > 0.85 or plain < 20:
             return False
-    return not (length < 120 and _in_boilerplate(block, part_tops, totals))
+    return not (length < 120 and verdict & _SMALL_BOILER)
 
 
 _DATELINE = re.compile(
@@ -430,13 +433,12 @@ def select_article(body: etree._Element) -> list[Block]:
             continue
         top, top_score = chosen
         parts = _sibling_parts(scorer, top, top_score)
-        removed = _removed_subtrees(scorer, parts)
-        part_tops = set(parts)
-        rendered = [block for part in parts for block in render_blocks(part)]
+        verdicts = _verdicts(scorer, parts)
         blocks = [
             block
-            for block in rendered
-            if _keep(block, part_tops, removed, totals)
+            for part in parts
+            for block in render_blocks(part)
+            if _keep(block, verdicts.get(block.owner, 0))
         ]
         blocks = _drop_edge_datelines(blocks)
         while blocks and blocks[-1].tag in HEADING_TAGS:
