@@ -7,13 +7,18 @@ on 127.0.0.1 and captures them with preserve itself, so the sample is real prese
     python scripts/make_sample.py --replace  # deletes archive/ and manifests/ first
 
 The news page is requested through a 301 redirect so the sample shows a redirect chain.
+The archive is initialised with a fresh signing key (name ``preserve-sample``) whose private
+half is written to a temporary directory and discarded: the sample's checkpoints verify with
+``manifests/log/key.pub``, but nobody can sign new ones for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,16 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 0), SeedHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    archive = preserve.Archive(root)
     options = preserve.CaptureOptions(operator="preserve sample generator")
-    try:
-        for path in ("/2011/04/camp-ashraf-massacre/", "/news/a-massacre-in-iraq"):
-            result = archive.capture(base + path, options)
-            print(result.capture_id, result.status, result.title)
-    finally:
-        server.shutdown()
-    report = archive.verify(deep=True)
-    print(report.summary())
+    with tempfile.TemporaryDirectory() as keys:
+        archive = preserve.Archive(root, key=os.path.join(keys, "sample.key"))
+        archive.init(key_name="preserve-sample")
+        try:
+            for path in ("/2011/04/camp-ashraf-massacre/", "/news/a-massacre-in-iraq"):
+                result = archive.capture(base + path, options)
+                print(result.capture_id, result.status, result.title)
+        finally:
+            server.shutdown()
+        report = archive.verify(deep=True)
+    print("ok" if report.ok else "NOT INTACT", report.counts())
     return report.exit_status
 
 

@@ -19,6 +19,8 @@ ones::
     server.routes["/bomb"] = gzip_bomb(64 * 2**20)
     server.routes["/loop"] = endless_redirect("/loop")
     server.routes["/big"] = stream_bytes(10 * 2**30, declare=False)
+    server.routes["/silent"] = stall(5.0)
+    server.routes["/broken"] = raw(MALFORMED_STATUS_LINE)
 
 For HTTPS pass an ``ssl.SSLContext`` (``tests/conftest.py`` makes one from a trustme CA). The
 TLS handshake runs in the connection thread; a client that refuses the certificate just ends
@@ -213,10 +215,16 @@ def respond(
     return handler
 
 
-def respond_gzip(body: bytes, *, headers: Sequence[tuple[str, str]] = (), **kw: object) -> Handler:
-    """``body`` gzip-compressed with ``Content-Encoding: gzip``."""
+def respond_gzip(
+    body: bytes,
+    *,
+    status: int = 200,
+    headers: Sequence[tuple[str, str]] = (),
+    chunked: bool = False,
+) -> Handler:
+    """``body`` gzip-compressed, sent with ``Content-Encoding: gzip``."""
     extra = [*headers, ("Content-Encoding", "gzip")]
-    return respond(200, gzip.compress(body), headers=extra, **kw)  # type: ignore[arg-type]
+    return respond(status, gzip.compress(body), headers=extra, chunked=chunked)
 
 
 def redirect(location: str, status: int = 302) -> Handler:

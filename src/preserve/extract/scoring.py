@@ -382,7 +382,11 @@ def _verdicts(scorer: _Scorer, parts: list[etree._Element]) -> dict[etree._Eleme
                 and scorer.stat(element).text_chars < SMALL_BOX_CHARS
             ):
                 verdict |= _SMALL_BOILER
-            if hints and _CAPTION.search(hints):
+            if (
+                hints
+                and _CAPTION.search(hints)
+                and scorer.stat(element).text_chars < SMALL_BOX_CHARS
+            ):
                 verdict |= _CAPTION_NAMED
             flags[element] = verdict
     return flags
