@@ -5,7 +5,7 @@ Paths it serves:
 
 * ``/page/<n>.html``: a generated article page (nav, headline, byline, paragraphs, a reader
   comment section, footer), deterministic for ``n``, sizes spread from ~4 KiB to ~250 KiB;
-* ``/small/<n>.html``: the same kind of page, 3–9 KiB (for the 10,000-capture archive);
+* ``/small/<n>.html``: the same kind of page, 3-9 KiB (for the 10,000-capture archive);
 * ``/stream/<bytes>.bin``: ``application/octet-stream`` of exactly that many bytes;
 * ``/stream/<bytes>.html``: ``text/html`` of exactly that many bytes (one long article).
 
@@ -17,21 +17,34 @@ the HTML block is whole ``<p>`` paragraphs of random words. Every response has a
 Use :class:`LocalServer` (a context manager that starts the subprocess and knows its base
 URL), or run ``python _local_server.py [--port N]``: it prints ``PORT <n>`` and serves until
 killed. Loopback only; nothing here is part of preserve.
+
+The bottom of the module holds the few helpers every benchmark script shares: run a command
+and get its wall time and peak RSS (:func:`run_measured`, via ``wait4``), describe the machine
+(:func:`machine_info`), print a table and write JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import platform
 import random
 import re
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-WORDS = (
+_WORD_TEXT = (
     "the of and to in a is that for it as was with be by on not he this are or his from at "
     "which but have an they you were her she there been one all we their has would when if "
     "so no will more said about what up out them into than then its only other new some time "
@@ -42,7 +55,8 @@ WORDS = (
     "journalist archive record hearing testimony river election border office document "
     "investigation human rights violation protest military hospital school market district "
     "naïve café résumé Zürich São Paulo Łódź"
-).split()
+)
+WORDS = tuple(_WORD_TEXT.split())
 BLOCK = 1 << 20
 CHUNK = 1 << 16
 
@@ -138,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "bench-server/1"
     disable_nagle_algorithm = True  # else head and body writes meet delayed ACKs (40 ms)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _head(self, content_type: str, length: int) -> None:
@@ -147,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         match = re.fullmatch(r"/(page|small)/(\d+)\.html", path)
         if match:
@@ -241,6 +255,111 @@ class LocalServer:
 def page_bytes(count: int, *, small: bool = False, start: int = 0) -> int:
     """Total body bytes of the pages ``start .. start+count-1`` (computed, not fetched)."""
     return sum(len(cached_page(n, small)) for n in range(start, start + count))
+
+
+# --- helpers shared by the benchmark scripts --------------------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+PRESERVE = str(VENV_BIN / "preserve")
+WARCIO = str(VENV_BIN / "warcio")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One command run: wall seconds, peak resident set (MiB), exit status, output."""
+
+    seconds: float
+    max_rss_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> Measured:
+    """Run ``cmd`` to completion; its own peak RSS comes from ``wait4`` (not the harness's)."""
+    with open(os.devnull, "rb") as stdin:
+        out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f".bench-{os.getpid()}-out"
+        err_path = out_path.with_suffix(".err")
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(list(cmd), stdin=stdin, stdout=out, stderr=err, env=env)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    out_path.unlink()
+    err_path.unlink()
+    return Measured(seconds, usage.ru_maxrss / 1024, process.returncode, stdout, stderr)
+
+
+def tool_version(cmd: Sequence[str]) -> str:
+    try:
+        result = subprocess.run(list(cmd), check=False, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not available"
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kib / 2**20:.1f} GiB"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "preserve": tool_version([PRESERVE, "--version"]),
+        "warcio": tool_version([WARCIO, "--version"]),
+        "wget": tool_version(["wget", "--version"]),
+        "sha256sum": tool_version(["sha256sum", "--version"]),
+        "b3sum": tool_version(["b3sum", "--version"]) if shutil.which("b3sum") else "absent",
+    }
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A Markdown table on stdout (pastes straight into docs/benchmarks.md)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|")
+    for row in cells:
+        print("| " + " | ".join(row) + " |")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}" if abs(value) < 10 \
+            else f"{value:.1f}"
+    return str(value)
+
+
+def write_json(path: Path | None, payload: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"\nwrote {path}")
+
+
+def dir_bytes(top: Path, suffixes: tuple[str, ...] = ()) -> tuple[int, int]:
+    """(files, bytes) of regular files below ``top`` (only those ending with ``suffixes``)."""
+    files = total = 0
+    for dirpath, _, names in os.walk(top):
+        for name in names:
+            if suffixes and not name.endswith(suffixes):
+                continue
+            files += 1
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+    return files, total
 
 
 def main() -> None:

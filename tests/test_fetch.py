@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import itertools
 import re
+import socket
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ from preserve.fetch import (
     fetch,
     read_decoded_body,
 )
-from servers import TestServer, chunk_encode, raw, redirect, respond, respond_gzip
+from servers import ReceivedRequest, TestServer, chunk_encode, raw, redirect, respond, respond_gzip
 
 RFC3339_MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 HTML = b"<!doctype html><title>t</title><p>Evidence \xc3\xa9</p>"
@@ -89,6 +91,23 @@ def test_exact_wire_bytes_of_a_chunked_response(http_server: TestServer, spool_d
     assert hop.transfer_encoding == "chunked"
     assert hop.status == 200 and hop.reason == "OK" and hop.http_version == "HTTP/1.1"
     assert ("content-type", "text/plain; charset=utf-8") in hop.headers
+
+
+def test_head_arriving_byte_by_byte_is_kept_exactly(
+    http_server: TestServer, spool_dir: Path
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+
+    def dribble(request: ReceivedRequest, conn: socket.socket) -> None:
+        for i in range(len(head)):
+            conn.sendall(head[i : i + 1])
+            time.sleep(0.002)
+        conn.sendall(b"hello")
+
+    http_server.routes["/d"] = dribble
+    hop = fetch(http_server.url("/d"), spool_dir).final
+    assert hop.response_head == head
+    assert hop.body_path.read_bytes() == b"hello"
 
 
 def test_interim_1xx_response_is_not_taken_for_the_head(

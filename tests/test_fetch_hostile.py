@@ -201,6 +201,20 @@ def test_total_timeout_spans_redirect_hops(http_server: TestServer, spool_dir: P
     assert time.monotonic() - start < 1.6
 
 
+def test_tls_handshake_that_never_completes_times_out(spool_dir: Path) -> None:
+    # the kernel accepts the connection into the backlog; nobody ever answers the ClientHello
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+        start = time.monotonic()
+        error = _fails(
+            errors.CaptureTimeoutError, url, spool_dir, FetchOptions(connect_timeout=0.3)
+        )
+    assert time.monotonic() - start < 1.5
+    assert "TLS" in str(error)
+
+
 def test_read_timeout_on_a_silent_server(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/silent"] = stall(3.0)
     options = FetchOptions(read_timeout=0.3)

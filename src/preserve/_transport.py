@@ -165,9 +165,12 @@ class RecordingStream(httpcore.NetworkStream):
         self._wire_size += len(data)
         if self._head_done or not data:
             return
+        # search only the new bytes (and the two before them), so a head dripped one byte
+        # at a time costs linear, not quadratic, time
+        start = max(0, len(self._head) - 2)
         self._head += data
         while not self._head_done:
-            match = _END_OF_HEAD.search(self._head)
+            match = _END_OF_HEAD.search(self._head, start)
             if match is None:
                 if len(self._head) > MAX_HEAD_BYTES:
                     raise ProtocolError(
@@ -177,6 +180,7 @@ class RecordingStream(httpcore.NetworkStream):
             head = bytes(self._head[: match.end()])
             if _INFORMATIONAL.match(head):  # 1xx interim response: the real head follows
                 del self._head[: match.end()]
+                start = 0
                 continue
             self.final_head = head
             self._head_done = True

@@ -234,7 +234,6 @@ class Archive:
             warc_tmp,
             result,
             warcinfo={
-                "software": f"preserve/{provenance.software()['preserve']}",
                 "host": document["host"],
                 "operator": operator,
                 "http-header-user-agent": options.fetch.user_agent,

@@ -111,6 +111,11 @@ class RecordCheck:
 # --- writing ---------------------------------------------------------------------------------
 
 
+#: zlib level of each record's gzip member: gzip's default, about 3x faster than level 9
+#: for a few percent more bytes (WARC readers don't care which level wrote a member).
+GZIP_LEVEL = 6
+
+
 class _HashingFile:
     """Write-through wrapper that hashes and counts every byte written to the file."""
 
@@ -202,10 +207,27 @@ def _one_line(value: str) -> str:
     return " ".join(str(value).split())
 
 
+class _GzipMember:
+    """One gzip member around one record (warcio's own wrapper always uses level 9)."""
+
+    def __init__(self, out: _HashingFile, level: int) -> None:
+        self.out = out
+        self.compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+
+    def write(self, data: bytes) -> int:
+        self.out.write(self.compressor.compress(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """End the member: warcio flushes once, after the record's closing CRLF CRLF."""
+        self.out.write(self.compressor.flush())
+
+
 class _Writer:
     def __init__(self, out: _HashingFile) -> None:
         self.out = out
-        self.warc = WARCWriter(out, gzip=True, warc_version=WARC_VERSION)
+        # gzip=False: warcio writes plain records into the per-record gzip member we open.
+        self.warc = WARCWriter(out, gzip=False, warc_version=WARC_VERSION)
         self.refs: list[RecordRef] = []
         self.warcinfo_id: str | None = None
 
@@ -250,6 +272,8 @@ class _Writer:
             length,
         )
         offset = self.out.position
+        member = _GzipMember(self.out, GZIP_LEVEL)
+        self.warc.out = member
         try:
             self.warc.write_record(record)
         finally:

@@ -79,6 +79,8 @@ class _Renderer:
         tag = element.tag if isinstance(element.tag, str) else ""
         if tag == "br":
             self.pieces.append(_BR)
+        elif tag == "tr" and _is_simple_row(element):
+            self.row(element, in_link)
         elif tag in BLOCK_TAGS:
             self.flush()
             self.owner_stack.append(element)
@@ -93,6 +95,48 @@ class _Renderer:
             for child in element:
                 self.walk(child, link)
         self.add(element.tail, in_link)
+
+
+    def row(self, element: etree._Element, in_link: bool) -> None:
+        """A table row of plain cells becomes one block: cells joined by " | "."""
+        self.flush()
+        self.owner_stack.append(element)
+        cells: list[str] = []
+        link_chars = 0
+        for cell in element:
+            if not isinstance(cell.tag, str):
+                continue
+            self.walk_inline(cell, in_link)
+            link_chars += self.link_chars
+            text = " ".join("".join(self.pieces).replace(_BR, " ").split())
+            self.pieces = []
+            self.link_chars = 0
+            if text:
+                cells.append(text)
+        if cells:
+            text = unicodedata.normalize("NFC", " | ".join(cells))
+            self.blocks.append(Block(text, element, "tr", min(link_chars, len(text))))
+        self.owner_stack.pop()
+        self.add(element.tail, in_link)
+
+    def walk_inline(self, cell: etree._Element, in_link: bool) -> None:
+        link = in_link or cell.tag == "a"
+        self.add(cell.text, link)
+        for child in cell:
+            self.walk(child, link)
+
+
+def _is_simple_row(row: etree._Element) -> bool:
+    """True if every cell holds inline content only (a data row, not a layout row)."""
+    for cell in row:
+        if not isinstance(cell.tag, str):
+            continue
+        if cell.tag not in {"td", "th"}:
+            return False
+        for node in cell.iterdescendants():
+            if isinstance(node.tag, str) and node.tag in BLOCK_TAGS:
+                return False
+    return True
 
 
 def _inline_texts(raw: str) -> list[str]:

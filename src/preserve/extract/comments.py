@@ -37,6 +37,9 @@ _BODY = re.compile(
     r"comment-content|comment-text|comment-body-text|comment_text|comment-message|"
     r"(^|\s)(content|text|message|body)(\s|$)"
 )
+_AUTHOR_PROPS = frozenset({"author", "creator"})
+_DATE_PROPS = frozenset({"datepublished", "commenttime", "datecreated", "datemodified"})
+_TEXT_PROPS = frozenset({"text", "commenttext", "articlebody"})
 _CHROME = re.compile(r"reply|respond|actions|vote|like|report|share|avatar|edit-link")
 _SPACE = re.compile(r"\s+")
 
@@ -65,13 +68,19 @@ def _own_text_length(element: etree._Element, items: set[etree._Element]) -> int
 
 
 def _first_matching(
-    item: etree._Element, pattern: re.Pattern[str], items: set[etree._Element]
+    item: etree._Element,
+    pattern: re.Pattern[str],
+    items: set[etree._Element],
+    *,
+    need_text: bool = False,
 ) -> etree._Element | None:
     for element in item.iterdescendants():
         if not isinstance(element.tag, str) or _inside_other_item(element, item, items):
             continue
         hints = hint_string(element)
         if hints and pattern.search(hints) and not _CHROME.search(hints):
+            if need_text and not _clean(text_of(element)):
+                continue
             return element
     return None
 
@@ -87,28 +96,65 @@ def _inside_other_item(
     return element in items
 
 
-def _author(item: etree._Element, items: set[etree._Element]) -> etree._Element | None:
-    found = _first_matching(item, _AUTHOR, items)
+def _by_itemprop(
+    item: etree._Element, names: frozenset[str], items: set[etree._Element]
+) -> etree._Element | None:
+    for element in item.iterdescendants():
+        if (
+            isinstance(element.tag, str)
+            and (element.get("itemprop") or "").lower() in names
+            and not _inside_other_item(element, item, items)
+        ):
+            return element
+    return None
+
+
+def _innermost(found: etree._Element | None, pattern: re.Pattern[str]) -> etree._Element | None:
     while found is not None:
-        inner = _first_matching(found, _AUTHOR, set())
-        if inner is None:
+        inner = _first_matching(found, pattern, set())
+        if inner is None or not _clean(text_of(inner)):
             break
         found = inner
     return found
 
 
+def _author(item: etree._Element, items: set[etree._Element]) -> etree._Element | None:
+    found = _by_itemprop(item, _AUTHOR_PROPS, items)
+    if found is not None:
+        name = _by_itemprop(found, frozenset({"name"}), set())
+        return name if name is not None else found
+    found = _first_matching(item, _AUTHOR, items, need_text=True)
+    return _innermost(found, _AUTHOR)
+
+
 def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Element, str] | None:
-    for element in item.iter("time"):
-        if not _inside_other_item(element, item, items):
+    found = _by_itemprop(item, _DATE_PROPS, items)
+    if found is not None:
+        value = found.get("datetime") or found.get("content") or _clean(text_of(found))
+        if value:
+            return found, value
+    for element in item.iterdescendants():
+        if (
+            isinstance(element.tag, str)
+            and (element.tag == "time" or element.get("datetime"))
+            and not _inside_other_item(element, item, items)
+        ):
             value = element.get("datetime") or _clean(text_of(element))
             if value:
                 return element, value
-    found = _first_matching(item, _DATE, items)
+    found = _first_matching(item, _DATE, items, need_text=True)
     if found is not None:
         text = _clean(text_of(found))
         if 0 < len(text) <= 80:
             return found, text
     return None
+
+
+def _body(item: etree._Element, items: set[etree._Element]) -> etree._Element | None:
+    found = _by_itemprop(item, _TEXT_PROPS, items)
+    if found is not None:
+        return found
+    return _innermost(_first_matching(item, _BODY, items, need_text=True), _BODY)
 
 
 def _comment(item: etree._Element, items: set[etree._Element]) -> tuple[str | None, str | None,
@@ -119,7 +165,7 @@ def _comment(item: etree._Element, items: set[etree._Element]) -> tuple[str | No
         author = None
     found_date = _date(item, items)
     date = found_date[1] if found_date else None
-    body_el = _first_matching(item, _BODY, items)
+    body_el = _body(item, items)
     skip: set[etree._Element] = set(items)
     if body_el is None:
         body_el = item

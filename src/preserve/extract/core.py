@@ -79,6 +79,11 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         for author, date, text in cut_comments(body)
     )
     texts = _trim(scoring.select_article(body), meta)
+    if not texts and meta.article_body:
+        # Nothing in the markup reads like an article, but the page declares its body in
+        # JSON-LD (common when the text is rendered by JavaScript): use that.
+        texts = [" ".join(line.split()) for line in meta.article_body.splitlines()]
+        texts = [line for line in texts if line]
     clean = unicodedata.normalize("NFC", "\n\n".join(texts)).strip()
     return Extraction(
         text=clean,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .blocks import HEADING_TAGS, Block, render_blocks
+from .blocks import BLOCK_TAGS, HEADING_TAGS, Block, render_blocks
 from .dom import text_of
 from .hints import class_weight, hint_string, is_unlikely
 
@@ -400,7 +400,9 @@ def _keep(block: Block, verdict: int) -> bool:
         return False
     if block.link_density > 0.5 and length < 300:
         plain = length - block.link_chars
-        if block.tag != "p" or block.link_density > 0.85 or plain < 20:
+        # Only a one-line <p> sentence may be mostly links (names and titles linked in prose);
+        # lines of links separated by <br> are a link list.
+        if block.tag != "p" or "\n" in block.text or block.link_density > 0.85 or plain < 20:
             return False
     return not (length < 120 and verdict & _SMALL_BOILER)
 
@@ -438,12 +440,12 @@ def select_article(body: etree._Element) -> list[Block]:
         top, top_score = chosen
         parts = _sibling_parts(scorer, top, top_score)
         verdicts = _verdicts(scorer, parts)
-        blocks = [
-            block
-            for part in parts
-            for block in render_blocks(part)
-            if _keep(block, verdicts.get(block.owner, 0))
-        ]
+        if all(_tag(part) in BLOCK_TAGS for part in parts):
+            # Block-level parts render exactly as they did inside the body: reuse those blocks.
+            candidates = [block for block in all_blocks if block.owner in verdicts]
+        else:
+            candidates = [block for part in parts for block in render_blocks(part)]
+        blocks = [block for block in candidates if _keep(block, verdicts.get(block.owner, 0))]
         blocks = _drop_edge_datelines(blocks)
         while blocks and blocks[-1].tag in HEADING_TAGS:
             blocks.pop()  # a heading with nothing after it introduced something we removed

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Peak memory: ``preserve capture`` of one large response next to ``wget``, and ``preserve
+verify`` / ``verify --deep`` over the resulting archive.
+
+Usage:
+    python benchmarks/bench_memory.py [--size 200000000] [--kinds bin,html] [--trace]
+                                      [--workdir DIR] [--keep] [--json OUT]
+
+A local server streams a response of ``--size`` bytes generated on the fly (``bin``:
+``application/octet-stream``, random bytes; ``html``: ``text/html``, one long article, which
+also exercises the bounded extraction path). Each is captured by ``preserve capture`` (one
+process, archive initialised with a signing key) and by ``wget --warc-file`` (one process).
+Peak RSS is the child process's own maximum resident set (``wait4`` ``ru_maxrss``). The
+baseline is ``preserve --version`` (interpreter plus imports) and a capture of one small page.
+Then ``preserve verify`` and ``preserve verify --deep`` run over the archive holding both
+large captures.
+
+``--trace`` also runs each large capture in a child process under ``tracemalloc``, sampling
+the traced Python heap every few milliseconds, and prints the peak with the allocation sites
+that held the most memory at that moment (memory held by C libraries such as libxml2 is not
+traced; RSS shows it). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _local_server import (
+    PRESERVE,
+    LocalServer,
+    Measured,
+    machine_info,
+    print_table,
+    run_measured,
+    write_json,
+)
+
+MIB = 2**20
+
+
+def trace_capture(url: str, root: Path, key: Path) -> None:
+    """Child-process mode: capture ``url`` under tracemalloc; print peak and top sites."""
+    import preserve  # noqa: PLC0415 - only the child needs it
+
+    archive = preserve.Archive(root, key=key)
+    options = preserve.CaptureOptions(
+        fetch=preserve.FetchOptions(timeout=600, max_body_size=2**31))
+    tracemalloc.start(12)
+    state: dict[str, Any] = {"peak": 0, "snapshot": None, "stop": False}
+
+    def sample() -> None:
+        while not state["stop"]:
+            current, _ = tracemalloc.get_traced_memory()
+            if current > state["peak"] * 1.05 + MIB:
+                state["peak"] = current
+                state["snapshot"] = tracemalloc.take_snapshot()
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    archive.capture(url, options)
+    state["stop"] = True
+    sampler.join()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    top = []
+    snapshot = state["snapshot"]
+    if snapshot is not None:
+        for stat in snapshot.statistics("traceback")[:6]:
+            frames = [f"{f.filename.split('/site-packages/')[-1].split('/src/')[-1]}:{f.lineno}"
+                      for f in stat.traceback if "tracemalloc" not in f.filename][-5:]
+            top.append({"mib": stat.size / MIB, "frames": frames})
+    print(json.dumps({"peak_traced_mib": peak / MIB,
+                      "sampled_peak_mib": state["peak"] / MIB, "top": top}))
+
+
+def preserve_cmd(root: Path, key: Path, *args: str) -> list[str]:
+    return [PRESERVE, "--root", str(root), "--key", str(key), *args]
+
+
+def row(what: str, tool: str, measured: Measured) -> dict[str, Any]:
+    if measured.returncode not in (0, 1):
+        print(f"{tool} {what} exited {measured.returncode}: {measured.stderr[-600:]}",
+              file=sys.stderr)
+    return {"what": what, "tool": tool, "seconds": measured.seconds,
+            "max_rss_mib": measured.max_rss_mib, "exit": measured.returncode}
+
+
+def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    root, key = work / "archive", work / "archive.key"
+    subprocess.run(preserve_cmd(root, key, "init"), check=True, capture_output=True)
+    rows: list[dict[str, Any]] = []
+    traces: dict[str, Any] = {}
+    size_mb = f"{args.size / 1e6:.0f} MB"
+    limits = ["--max-size", str(args.size * 2), "--timeout", "600"]
+    with LocalServer() as server:
+        rows.append(row("start-up only (--version)", "preserve",
+                        run_measured([PRESERVE, "--version"])))
+        rows.append(row("one 30 KB page", "preserve", run_measured(
+            preserve_cmd(root, key, "capture", *limits, server.page_urls(1)[0]))))
+        for kind in args.kinds:
+            url = server.stream_url(args.size, kind)
+            label = f"{size_mb} {'text/html' if kind == 'html' else 'octet-stream'}"
+            rows.append(row(label, "preserve capture", run_measured(
+                preserve_cmd(root, key, "capture", *limits, url))))
+            wget_dir = work / f"wget-{kind}"
+            wget_dir.mkdir()
+            rows.append(row(label, "wget --warc-file", run_measured(
+                ["wget", f"--warc-file={wget_dir / 'capture'}", "--no-verbose",
+                 "--directory-prefix", str(wget_dir), url])))
+            shutil.rmtree(wget_dir)
+            if args.trace:
+                trace_root = work / f"trace-{kind}"
+                subprocess.run(preserve_cmd(trace_root, work / "trace.key", "init"),
+                               check=True, capture_output=True)
+                measured = run_measured([sys.executable, __file__, "--trace-capture", url,
+                                         str(trace_root), str(work / "trace.key")])
+                if measured.returncode == 0:
+                    traces[label] = json.loads(measured.stdout)
+                else:
+                    print(f"trace of {label} failed: {measured.stderr[-600:]}",
+                          file=sys.stderr)
+                shutil.rmtree(trace_root)
+    for what, extra in (("archive with the captures above", ()),
+                        ("archive with the captures above", ("--deep",))):
+        tool = "preserve verify" + (" --deep" if extra else "")
+        rows.append(row(what, tool, run_measured(preserve_cmd(root, key, "verify", *extra))))
+    return {"size": args.size, "rows": rows, "traces": traces}
+
+
+def report(data: dict[str, Any]) -> None:
+    print_table("Peak resident memory (child process's own ru_maxrss)",
+                ["what", "tool", "peak RSS MiB", "seconds", "exit"],
+                [[r["what"], r["tool"], r["max_rss_mib"], r["seconds"], r["exit"]]
+                 for r in data["rows"]])
+    for label, trace in data["traces"].items():
+        print(f"\ntracemalloc, capture of {label}: peak traced Python heap "
+              f"{trace['peak_traced_mib']:.1f} MiB; largest holders at the sampled peak "
+              f"({trace['sampled_peak_mib']:.1f} MiB):")
+        for item in trace["top"]:
+            print(f"  {item['mib']:7.1f} MiB  " + " <- ".join(reversed(item["frames"])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=200_000_000)
+    parser.add_argument("--kinds", default="bin,html",
+                        type=lambda s: [k for k in s.split(",") if k in ("bin", "html")])
+    parser.add_argument("--trace", action="store_true", help="also profile with tracemalloc")
+    parser.add_argument("--workdir", type=Path, help="where outputs go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--trace-capture", nargs=3, metavar=("URL", "ROOT", "KEY"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.trace_capture:
+        url, root, key = args.trace_capture
+        trace_capture(url, Path(root), Path(key))
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=args.workdir))
+    try:
+        data = bench(args, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    report(data)
+    write_json(args.json, {"machine": machine_info(), **data})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,524 @@
+"""``repair``: clear the debris an interrupted capture leaves, without touching committed data.
+
+A capture killed part-way (power cut, SIGKILL, full disk) can leave, by design, only debris that
+no manifest points at: its spool directory and lock file in ``archive/tmp/``, text-store temp
+files there, a ``manifests/.tmp-*`` file, a WARC file linked into ``archive/warc/`` and text
+objects stored just before its manifest would have been written, a torn tail of the integrity
+log, and — if it died between linking its manifest and appending the manifest's log leaf — a
+committed manifest that the log does not record yet. :func:`repair` takes the archive lock (so
+no commit runs meanwhile) and then:
+
+* **removes** what was never evidence: spool directories and lock files of captures whose
+  per-capture lock (``archive/tmp/<capture_id>.lock``) is free, and any other entry of
+  ``archive/tmp`` (the text store's temp files). A live capture's spool is never touched: its
+  lock is tried with a zero timeout and skipped when held. This is what the dead process's own
+  clean-up would have done.
+* **quarantines** what is complete but unreferenced: WARC files whose capture has no manifest,
+  unreferenced text objects and ``manifests/.tmp-*`` files are *moved* (same file system,
+  atomic rename) to ``archive/quarantine/<stamp>/<original path>``, with a ``repair.json``
+  listing what moved and why. Nothing captured from the network is deleted; ``verify`` does not
+  audit the quarantine, and an operator may inspect or delete it.
+* **completes the log**: a manifest on disk with no log leaf is appended to the log only when
+  its capture's spool directory is still in ``archive/tmp`` (proof that a capture of ours died
+  between the two steps); otherwise it is reported and left for the operator
+  (``log_unlogged=True`` appends it anyway). Opening the log for writing drops a torn tail. If
+  the log grew or is ahead of its newest checkpoint and the signing key is at hand, a checkpoint
+  is signed.
+
+Never touched: manifests, WARC files or text objects that a manifest names, anything whose
+name the layout does not explain (reported as kept), symlinks (never followed; the link itself
+in ``archive/tmp`` is removed). If any manifest cannot be parsed, nothing is quarantined, since
+what it references is unknown. ``dry_run=True`` reports the same plan and changes nothing.
+This module does not audit hashes (``preserve verify`` does) and does not print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from preserve import integrity, log, manifest
+from preserve.errors import (
+    ArchiveError,
+    LockTimeoutError,
+    ManifestError,
+    PreserveError,
+    StorageError,
+    UnsafePathError,
+)
+from preserve.paths import (
+    MANIFEST_SUFFIX,
+    MANIFEST_TMP_PREFIX,
+    WARC_SUFFIX,
+    ArchiveLayout,
+    fsync_dir,
+    is_capture_id,
+    is_hex_digest,
+    makedirs_durable,
+    relative_to_root,
+    resolve_inside,
+)
+
+QUARANTINE_DIR = "archive/quarantine"
+RECORD_NAME = "repair.json"
+LOCK_SUFFIX = ".lock"
+#: How long repair waits for a running commit to release the archive lock.
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+_CHECKPOINT_SIZE = re.compile(r"^(\d{12})-")
+
+# Action kinds (stable strings; the CLI prints them and ``--json`` carries them).
+REMOVED = "removed"
+QUARANTINED = "quarantined"
+LOGGED = "logged"
+LOG_TAIL_DROPPED = "log-tail-dropped"
+CHECKPOINTED = "checkpointed"
+KEPT = "kept"
+
+
+@dataclass(frozen=True, slots=True)
+class RepairAction:
+    """One thing repair did (or, in a dry run, would do), or left alone and why."""
+
+    kind: str
+    path: str
+    reason: str
+    destination: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path, "reason": self.reason,
+                "destination": self.destination}
+
+
+@dataclass(slots=True)
+class RepairReport:
+    """What :func:`repair` did: ``actions`` changed the archive (or would, in a dry run),
+    ``kept`` lists debris-like things left alone on purpose, ``problems`` what failed."""
+
+    root: str
+    dry_run: bool
+    actions: list[RepairAction] = field(default_factory=list)
+    kept: list[RepairAction] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    quarantine_dir: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed (things kept on purpose are not failures)."""
+        return not self.problems
+
+    def count(self, kind: str) -> int:
+        return sum(1 for a in self.actions if a.kind == kind)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "quarantine_dir": self.quarantine_dir,
+            "actions": [a.to_json() for a in self.actions],
+            "kept": [a.to_json() for a in self.kept],
+            "problems": list(self.problems),
+        }
+
+
+def capture_in_progress(layout: ArchiveLayout, capture_id: str) -> bool:
+    """True if a live process holds capture ``capture_id``'s lock (``archive/tmp/<id>.lock``).
+
+    A missing lock file means no live capture (a capture creates it before anything else).
+    Probing takes the lock for an instant; it never blocks.
+    """
+    lock_path = layout.tmp_dir / (capture_id + LOCK_SUFFIX)
+    if not lock_path.exists():
+        return False
+    probe = filelock.FileLock(lock_path, timeout=0)
+    try:
+        probe.acquire()
+    except filelock.Timeout:
+        return True
+    probe.release()
+    return False
+
+
+@dataclass
+class _References:
+    """What the committed manifests name."""
+
+    warcs: set[str] = field(default_factory=set)  # root-relative posix paths
+    texts: set[str] = field(default_factory=set)  # blake3 hex
+    capture_ids: set[str] = field(default_factory=set)  # from manifest file names
+    unreadable: list[str] = field(default_factory=list)
+
+
+class _Repair:
+    def __init__(self, root: Path, *, dry_run: bool, log_unlogged: bool,
+                 key: Path | None) -> None:
+        self.root = root
+        self.layout = ArchiveLayout(root)
+        self.dry_run = dry_run
+        self.log_unlogged = log_unlogged
+        self.key = key
+        self.report = RepairReport(root=str(root), dry_run=dry_run)
+        self.stamp = (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-"
+                      + secrets.token_hex(4))
+        self.quarantine_rel = f"{QUARANTINE_DIR}/{self.stamp}"
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def rel(self, path: Path) -> str:
+        return relative_to_root(self.root, path)
+
+    def did(self, kind: str, path: str, reason: str, destination: str | None = None) -> None:
+        self.report.actions.append(RepairAction(kind, path, reason, destination))
+
+    def keep(self, path: str, reason: str) -> None:
+        self.report.kept.append(RepairAction(KEPT, path, reason))
+
+    def problem(self, message: str) -> None:
+        self.report.problems.append(message)
+
+    def entries(self, directory: Path) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as scan:
+                return sorted(scan, key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            self.problem(f"cannot list {self.rel(directory)}: {exc}")
+            return []
+
+    def walk_files(self, top: Path) -> Iterator[Path]:
+        """Non-directory entries below ``top`` (symlinks included, never followed)."""
+        pending = [self.entries(top)[::-1]]
+        while pending:
+            if not pending[-1]:
+                pending.pop()
+                continue
+            entry = pending[-1].pop()
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(self.entries(Path(entry.path))[::-1])
+            else:
+                yield Path(entry.path)
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        refs = self.references()
+        self.complete_log()
+        self.clear_tmp()
+        self.quarantine_manifest_temps()
+        if refs.unreadable:
+            for rel in refs.unreadable:
+                self.keep(rel, "manifest cannot be parsed, so what it references is unknown: "
+                          "no WARC file or text object was quarantined (run preserve verify)")
+        else:
+            self.quarantine_orphan_warcs(refs)
+            self.quarantine_orphan_texts(refs)
+        self.write_record()
+
+    def references(self) -> _References:
+        refs = _References()
+        for entry in self.entries(self.layout.manifests_dir):
+            name = entry.name
+            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIX):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+                refs.unreadable.append(self.rel(path))
+                continue
+            refs.capture_ids.add(name[: -len(MANIFEST_SUFFIX)])
+            try:
+                obj = manifest.decode_manifest_json(manifest.read_manifest_bytes(path))
+            except (OSError, ManifestError) as exc:
+                refs.unreadable.append(self.rel(path))
+                self.problem(f"cannot read {self.rel(path)}: {exc}")
+                continue
+            self.note_references(obj, refs)
+        return refs
+
+    @staticmethod
+    def note_references(obj: Mapping[str, Any], refs: _References) -> None:
+        """Record what a manifest names, leniently: an invalid manifest still protects what it
+        names (verify reports it; repair must not move its files away)."""
+        warc_ref = obj.get("warc")
+        if isinstance(warc_ref, Mapping) and isinstance(warc_ref.get("path"), str):
+            refs.warcs.add(posixpath.normpath(warc_ref["path"]))
+        for key in ("text", "comments"):
+            ref = obj.get(key)
+            if isinstance(ref, Mapping) and is_hex_digest(ref.get("blake3")):
+                refs.texts.add(ref["blake3"])
+        cid = obj.get("capture_id")
+        if isinstance(cid, str):
+            refs.capture_ids.add(cid)
+
+    def complete_log(self) -> None:
+        if not integrity.has_log(self.root):
+            return
+        try:
+            with log.open_log(self.root, readonly=True) as opened:
+                torn = list(opened.torn_tail)
+                size = opened.size
+            unlogged = log.unlogged_manifests(self.root)
+        except (PreserveError, OSError) as exc:
+            self.problem(f"integrity log cannot be read, not repaired: {exc}")
+            return
+        for tail in torn:
+            self.did(LOG_TAIL_DROPPED, f"manifests/log/{tail.split(':', 1)[0]}", tail)
+        if torn and not self.dry_run:
+            try:  # a writable open truncates the torn tail and removes temp files
+                log.open_log(self.root).close()
+            except (PreserveError, OSError) as exc:
+                self.problem(f"cannot drop the torn tail of the integrity log: {exc}")
+                return
+        logged = 0
+        for capture_id in unlogged:
+            rel = self.layout.manifest_rel_for(capture_id)
+            spool = self.layout.tmp_dir / capture_id
+            interrupted = spool.is_dir() and not spool.is_symlink()
+            if not (interrupted or self.log_unlogged):
+                self.keep(rel, "manifest is not in the integrity log and no interrupted capture "
+                          "of it is in archive/tmp; not logged (repair --log-unlogged logs it "
+                          "if you know the capture is genuine)")
+                continue
+            if capture_in_progress(self.layout, capture_id):
+                self.keep(rel, "capture is still in progress")
+                continue
+            reason = ("capture died between committing its manifest and logging it"
+                      if interrupted else "logged on the operator's request")
+            if not self.dry_run:
+                try:
+                    integrity.record_capture(self.root, capture_id)
+                except (PreserveError, OSError) as exc:
+                    self.problem(f"cannot append {rel} to the integrity log: {exc}")
+                    continue
+            logged += 1
+            self.did(LOGGED, rel, reason)
+        self.checkpoint_if_behind(size + logged)
+
+    def checkpoint_if_behind(self, size: int) -> None:
+        """Sign a checkpoint when the log (``size`` leaves after repair) is ahead of the newest
+        stored checkpoint and the signing key is at hand."""
+        signed = [int(m.group(1)) for p in log.checkpoint_paths(self.root)
+                  if (m := _CHECKPOINT_SIZE.match(p.name))]
+        if size == 0 or size <= max(signed, default=0):
+            return
+        if not (log.log_dir(self.root) / "key.pub").is_file():
+            return  # an unsigned log (verify says W304); nothing to sign with
+        try:
+            signer = integrity.find_signer(self.root, self.key)
+        except (PreserveError, OSError) as exc:
+            self.keep("manifests/log", f"log not checkpointed: signing key unusable: {exc}")
+            return
+        if signer is None:
+            self.keep("manifests/log", "log not checkpointed: the signing key is not here")
+            return
+        if not self.dry_run:
+            try:
+                integrity.checkpoint(self.root, signer)
+            except (PreserveError, OSError) as exc:
+                self.problem(f"cannot sign a checkpoint: {exc}")
+                return
+        self.did(CHECKPOINTED, "manifests/log/checkpoint",
+                 f"signed a checkpoint of the log at size {size}")
+
+    def clear_tmp(self) -> None:
+        tmp_dir = self.layout.tmp_dir
+        if tmp_dir.is_symlink() or not tmp_dir.is_dir():
+            return
+        entries = self.entries(tmp_dir)
+        names = {e.name for e in entries}
+        for entry in entries:
+            name = entry.name
+            path = Path(entry.path)
+            if name.endswith(LOCK_SUFFIX) and name[: -len(LOCK_SUFFIX)] in names:
+                continue  # handled with its spool directory
+            capture_id = name[: -len(LOCK_SUFFIX)] if name.endswith(LOCK_SUFFIX) else name
+            if is_capture_id(capture_id) and not entry.is_symlink():
+                self.clear_capture(capture_id, path)
+            else:
+                self.remove(path, "temporary file of an interrupted write")
+
+    def clear_capture(self, capture_id: str, path: Path) -> None:
+        """Remove a capture's spool directory and lock file, if no live process holds it."""
+        lock_path = self.layout.tmp_dir / (capture_id + LOCK_SUFFIX)
+        spool = self.layout.tmp_dir / capture_id
+        probe = filelock.FileLock(lock_path, timeout=0)
+        try:
+            if self.dry_run:
+                held = capture_in_progress(self.layout, capture_id)
+            else:
+                probe.acquire()
+                held = False
+        except filelock.Timeout:
+            held = True
+        except OSError as exc:
+            self.problem(f"cannot probe the lock of capture {capture_id}: {exc}")
+            return
+        if held:
+            self.keep(self.rel(path), "capture is in progress (its lock is held)")
+            return
+        try:
+            if spool.exists() or spool.is_symlink():
+                self.remove(spool, "spool of an interrupted capture")
+            if not self.dry_run:
+                lock_path.unlink(missing_ok=True)  # while held: nobody waits on this inode
+            self.did(REMOVED, self.rel(lock_path), "lock file of an interrupted capture")
+        except OSError as exc:
+            self.problem(f"cannot remove the lock file of capture {capture_id}: {exc}")
+        finally:
+            if probe.is_locked:
+                probe.release()
+
+    def remove(self, path: Path, reason: str) -> None:
+        rel = self.rel(path)
+        if not self.dry_run:
+            try:
+                if stat.S_ISDIR(path.lstat().st_mode):
+                    shutil.rmtree(path)  # does not follow symlinks inside
+                else:
+                    path.unlink()
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self.problem(f"cannot remove {rel}: {exc}")
+                return
+        self.did(REMOVED, rel, reason)
+
+    def quarantine(self, path: Path, reason: str) -> None:
+        rel = self.rel(path)
+        destination_rel = f"{self.quarantine_rel}/{rel}"
+        if not self.dry_run:
+            destination = self.root / destination_rel
+            try:
+                makedirs_durable(destination.parent)
+                os.rename(path, destination)  # same file system: atomic, bytes untouched
+                fsync_dir(destination.parent)
+                fsync_dir(path.parent)
+            except OSError as exc:
+                self.problem(f"cannot quarantine {rel}: {exc}")
+                return
+        self.report.quarantine_dir = self.quarantine_rel
+        self.did(QUARANTINED, rel, reason, destination_rel)
+
+    def quarantine_manifest_temps(self) -> None:
+        for entry in self.entries(self.layout.manifests_dir):
+            if not entry.name.startswith(MANIFEST_TMP_PREFIX):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+                self.keep(self.rel(path), "not a regular file; left alone")
+            else:
+                self.quarantine(path, "temporary manifest of an interrupted commit")
+
+    def quarantine_orphan_warcs(self, refs: _References) -> None:
+        for path in self.walk_files(self.layout.warc_dir):
+            rel = self.rel(path)
+            if rel in refs.warcs:
+                continue
+            capture_id = path.name[: -len(WARC_SUFFIX)] if path.name.endswith(WARC_SUFFIX) else ""
+            if path.is_symlink() or not is_capture_id(capture_id) or not path.is_file():
+                self.keep(rel, "not a capture's WARC file; left alone")
+            elif capture_id in refs.capture_ids:
+                self.keep(rel, f"capture {capture_id} has a manifest; left alone")
+            elif capture_in_progress(self.layout, capture_id):
+                self.keep(rel, "capture is in progress")
+            else:
+                self.quarantine(path, "WARC file of an interrupted commit (no manifest)")
+
+    def quarantine_orphan_texts(self, refs: _References) -> None:
+        for path in self.walk_files(self.layout.text_dir):
+            rel = self.rel(path)
+            name = path.name
+            try:
+                well_placed = (is_hex_digest(name) and not path.is_symlink()
+                               and rel == self.layout.text_rel_for(name))
+                resolve_inside(self.root, rel, under="archive/text")
+            except UnsafePathError:
+                well_placed = False
+            if not well_placed:
+                self.keep(rel, "not a text object at archive/text/ab/cd/<hash>; left alone")
+            elif name not in refs.texts:
+                self.quarantine(path, "text object no manifest names (interrupted commit)")
+
+    def write_record(self) -> None:
+        moved = [a.to_json() for a in self.report.actions if a.kind == QUARANTINED]
+        if self.dry_run or not moved:
+            return
+        record = {
+            "repair": self.stamp,
+            "moved": moved,
+            "note": "moved here by preserve repair; these files are named by no manifest",
+        }
+        path = self.root / self.quarantine_rel / RECORD_NAME
+        try:
+            path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
+                            encoding="utf-8")
+        except OSError as exc:
+            self.problem(f"cannot write {self.rel(path)}: {exc}")
+
+
+def repair(
+    root: Path,
+    *,
+    dry_run: bool = False,
+    log_unlogged: bool = False,
+    key: Path | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> RepairReport:
+    """Clear debris of interrupted captures under the archive lock; see the module docstring.
+
+    ``log_unlogged`` also appends manifests missing from the integrity log when there is no
+    trace of an interrupted capture; ``key`` is the signing key for a checkpoint (default: as
+    for captures). Raises :class:`~preserve.errors.ArchiveError` if ``root`` is not an archive,
+    :class:`~preserve.errors.LockTimeoutError` if a commit holds the lock for ``lock_timeout``
+    seconds, :class:`~preserve.errors.StorageError` if the lock cannot be taken (read-only
+    media). Failures on single items are collected in :attr:`RepairReport.problems`.
+    """
+    root = Path(root)
+    layout = ArchiveLayout(root)
+    if not layout.archive_dir.is_dir() or layout.archive_dir.is_symlink():
+        raise ArchiveError(f"{root} is not an archive (no archive/ directory)")
+    lock = filelock.FileLock(layout.lock_path, timeout=lock_timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise LockTimeoutError(f"another preserve process holds {layout.lock_path} "
+                               f"(waited {lock_timeout:g} s)") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot lock archive {root}: {exc}") from exc
+    try:
+        job = _Repair(root, dry_run=dry_run, log_unlogged=log_unlogged, key=key)
+        job.run()
+        return job.report
+    finally:
+        with contextlib.suppress(OSError):
+            lock.release()
+
+
+__all__ = [
+    "CHECKPOINTED",
+    "DEFAULT_LOCK_TIMEOUT",
+    "KEPT",
+    "LOGGED",
+    "LOG_TAIL_DROPPED",
+    "QUARANTINED",
+    "QUARANTINE_DIR",
+    "REMOVED",
+    "RepairAction",
+    "RepairReport",
+    "capture_in_progress",
+    "repair",
+]
