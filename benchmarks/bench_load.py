@@ -13,7 +13,7 @@ sequential) and reports wall time, pages/s, MB/s of HTTP bodies and the peak RSS
 
 Part 2 builds a second archive of ``--captures`` small pages (3-9 KiB) in chunks of
 ``--chunk`` URLs, each chunk one ``preserve capture --from`` run (or ``--parallel`` runs side
-by side on the same archive), timing every chunk so that a slow-down as the archive grows
+by side on the same archive; default 2), timing every chunk so that a slow-down as the archive grows
 shows. If the build passes ``--budget`` seconds it stops after the current chunk and says so;
 the verify figures are then measured on the smaller archive and *extrapolated* linearly to
 ``--captures`` in a separate, labelled column. Then ``preserve verify`` and ``preserve verify
@@ -139,6 +139,8 @@ def part_two(server: LocalServer, work: Path, captures: int, chunk: int, paralle
                 files.append(path)
         seconds, peak, codes = run_parallel(
             [preserve_cmd(root, key, "capture", "--from", str(f)) for f in files])
+        if any(codes):
+            raise SystemExit(f"capture processes exited {codes} while building; stopping")
         built += count
         build_seconds += seconds
         build_peak = max(build_peak, peak)
