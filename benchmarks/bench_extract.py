@@ -40,8 +40,11 @@ _META = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", r
 
 def decode_like_runner(raw: bytes) -> str:
     """The shared runner's best-effort decoding, so every extractor sees the same text."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                       (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if raw.startswith(bom):
             return raw.decode(codec, errors="replace")
     try:
@@ -124,8 +127,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(
-    name: str, func: Extract, pages: list[tuple[str, bytes, str, str | None]],
-    scorer: ModuleType, repeat: int,
+    name: str,
+    func: Extract,
+    pages: list[tuple[str, bytes, str, str | None]],
+    scorer: ModuleType,
+    repeat: int,
 ) -> dict[str, object]:
     decoded = [decode_like_runner(raw) for _, raw, _, _ in pages]
     with contextlib.suppress(Exception):  # a failing extractor is scored, not fatal
@@ -143,8 +149,10 @@ def run(
                 errors += 1
             best_seconds[index] = min(best_seconds[index], time.perf_counter() - start)
             texts[index] = text
-    docs = [scorer.score_pair(key, gold, text)
-            for (key, _, gold, _), text in zip(pages, texts, strict=True)]
+    docs = [
+        scorer.score_pair(key, gold, text)
+        for (key, _, gold, _), text in zip(pages, texts, strict=True)
+    ]
     return {
         "name": name,
         "f1": statistics.fmean(d.f1 for d in docs),
@@ -162,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path, help="benchmark directory (html/ + ground-truth.json)")
     parser.add_argument("--scorer", type=Path, help="path of score.py (default DATA/../score.py)")
     parser.add_argument("--only", help="comma-separated extractor names to run")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="passes over the data; the fastest time per page is kept")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="passes over the data; the fastest time per page is kept",
+    )
     parser.add_argument("--worst", type=int, default=10, help="list preserve's N worst pages")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -179,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(pages)} pages from {args.data}")
     print(f"{'extractor':<30} {'F1':>6} {'P':>6} {'R':>6} {'docs/s':>8} {'p95 ms':>7} {'err':>4}")
     for r in results:
-        print(f"{r['name']:<30} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} "
-              f"{r['docs_per_s']:8.1f} {r['p95_ms']:7.1f} {r['errors']:>4}")
+        print(
+            f"{r['name']:<30} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} "
+            f"{r['docs_per_s']:8.1f} {r['p95_ms']:7.1f} {r['errors']:>4}"
+        )
     by_name = {str(r["name"]): r for r in results}
     mine = by_name.get("preserve")
     if mine is not None:
@@ -189,16 +203,20 @@ def main(argv: list[str] | None = None) -> int:
             if other in by_name:
                 theirs: dict[str, float] = by_name[other]["per_doc"]  # type: ignore[assignment]
                 bad = [k for k in ours if ours[k] < 0.5 and theirs[k] > 0.8]
-                print(f"pages below 0.5 for preserve but above 0.8 for {other}: {len(bad)}"
-                      + (f" ({', '.join(k[:12] for k in bad)})" if bad else ""))
+                print(
+                    f"pages below 0.5 for preserve but above 0.8 for {other}: {len(bad)}"
+                    + (f" ({', '.join(k[:12] for k in bad)})" if bad else "")
+                )
         print(f"preserve's {args.worst} worst pages:")
         for key in sorted(ours, key=lambda k: ours[k])[: args.worst]:
-            others = "  ".join(f"{name}={by_name[name]['per_doc'][key]:.3f}"  # type: ignore[index]
-                               for name in by_name if name != "preserve")
+            others = "  ".join(
+                f"{name}={by_name[name]['per_doc'][key]:.3f}"  # type: ignore[index]
+                for name in by_name
+                if name != "preserve"
+            )
             print(f"  {key[:16]}  preserve={ours[key]:.3f}  {others}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n",
-                             encoding="utf-8")
+        args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return 0
 
 

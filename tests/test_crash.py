@@ -41,11 +41,11 @@ from servers import ReceivedRequest, TestServer, _head
 
 CAPTURE_LINE = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})\s", re.M)
 ID_NAME = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})(\.lock)?$")
-DEBRIS = {"W301", "W302", "W501", "W502", "W503", "W504"}
+DEBRIS = {"W301", "W302", "W303", "W501", "W502", "W503", "W504"}
 MILESTONES = ("spool", "warc-spooled", "warc-linked", "manifest-temp", "manifest", "logged",
               "checkpoint")
-WORDS = ("archive evidence witness record source village river market council report "
-         "statement photograph damage street school hospital night morning").split()
+WORDS = ("archive", "evidence", "witness", "record", "source", "village", "river", "market",
+         "council", "report", "statement", "photograph", "damage", "street", "school")
 
 
 def article(n: int, paragraphs: int = 700) -> bytes:
@@ -125,7 +125,7 @@ class CrashHarness:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             if trigger == "random":
-                deadline = time.monotonic() + self.rng.uniform(0.3, 1.05) * self.full_duration
+                deadline = time.monotonic() + self.rng.uniform(0.45, 1.1) * self.full_duration
                 while time.monotonic() < deadline and proc.poll() is None:
                     time.sleep(0.001)
             else:

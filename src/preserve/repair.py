@@ -311,9 +311,15 @@ class _Repair:
     def checkpoint_if_behind(self, size: int) -> None:
         """Sign a checkpoint when the log (``size`` leaves after repair) is ahead of the newest
         stored checkpoint and the signing key is at hand."""
-        signed = [int(m.group(1)) for p in log.checkpoint_paths(self.root)
-                  if (m := _CHECKPOINT_SIZE.match(p.name))]
-        if size == 0 or size <= max(signed, default=0):
+        paths = log.checkpoint_paths(self.root)
+        signed = [int(m.group(1)) for p in paths if (m := _CHECKPOINT_SIZE.match(p.name))]
+        latest = log.log_dir(self.root) / "checkpoint"
+        try:  # a kill between storing a checkpoint and copying it to ``checkpoint`` (W303)
+            stale = latest.exists() and (not paths or latest.read_bytes() != paths[-1].read_bytes())
+        except OSError as exc:
+            self.problem(f"cannot read {self.rel(latest)}: {exc}")
+            return
+        if size == 0 or (size <= max(signed, default=0) and not stale):
             return
         if not (log.log_dir(self.root) / "key.pub").is_file():
             return  # an unsigned log (verify says W304); nothing to sign with
@@ -331,8 +337,9 @@ class _Repair:
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot sign a checkpoint: {exc}")
                 return
+        why = "latest-checkpoint copy was stale" if stale else "log was ahead of its checkpoints"
         self.did(CHECKPOINTED, "manifests/log/checkpoint",
-                 f"signed a checkpoint of the log at size {size}")
+                 f"signed a checkpoint of the log at size {size} ({why})")
 
     def clear_tmp(self) -> None:
         tmp_dir = self.layout.tmp_dir

@@ -157,8 +157,9 @@ def _body(item: etree._Element, items: set[etree._Element]) -> etree._Element | 
     return _innermost(_first_matching(item, _BODY, items, need_text=True), _BODY)
 
 
-def _comment(item: etree._Element, items: set[etree._Element]) -> tuple[str | None, str | None,
-                                                                       str]:
+def _comment(
+    item: etree._Element, items: set[etree._Element]
+) -> tuple[str | None, str | None, str]:
     author_el = _author(item, items)
     author = _clean(text_of(author_el)) if author_el is not None else None
     if author is not None and (not author or len(author) > 100):

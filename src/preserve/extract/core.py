@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from . import decode, dom, scoring
+from . import article, decode, dom
 from .blocks import HEADING_TAGS, Block
 from .comments import cut_comments
 from .metadata import Metadata, read_metadata
@@ -32,7 +32,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "max_sniff_bytes": decode.MAX_SNIFF_BYTES,
         "comments": "separate",
         "title_in_text": False,
-        **scoring.SETTINGS,
+        **article.SETTINGS,
     }
 )
 
@@ -75,10 +75,9 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         body = root
     dom.strip_junk(root)
     comments = tuple(
-        Comment(author=author, date=date, text=text)
-        for author, date, text in cut_comments(body)
+        Comment(author=author, date=date, text=text) for author, date, text in cut_comments(body)
     )
-    texts = _trim(scoring.select_article(body), meta)
+    texts = _trim(article.select_article(body), meta)
     if not texts and meta.article_body:
         # Nothing in the markup reads like an article, but the page declares its body in
         # JSON-LD (common when the text is rendered by JavaScript): use that.
@@ -107,8 +106,7 @@ def _empty(meta: Metadata, reason: str) -> Extraction:
     )
 
 
-def extract(html: str | bytes, url: str | None = None, *, charset: str | None = None
-            ) -> Extraction:
+def extract(html: str | bytes, url: str | None = None, *, charset: str | None = None) -> Extraction:
     """Extract the article text, metadata and comments of one HTML page. Never raises.
 
     ``url`` is accepted for interface compatibility and not used. ``charset`` is the HTTP
@@ -128,10 +126,12 @@ class PreserveExtractor:
     version = EXTRACTOR_VERSION
     settings = EXTRACTOR_SETTINGS
 
-    def extract(self, html: str | bytes, url: str | None = None, *,
-                charset: str | None = None) -> Extraction:
+    def extract(
+        self, html: str | bytes, url: str | None = None, *, charset: str | None = None
+    ) -> Extraction:
         return extract(html, url, charset=charset)
 
-    def __call__(self, html: str | bytes, url: str | None = None, *,
-                 charset: str | None = None) -> Extraction:
+    def __call__(
+        self, html: str | bytes, url: str | None = None, *, charset: str | None = None
+    ) -> Extraction:
         return extract(html, url, charset=charset)

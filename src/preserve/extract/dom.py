@@ -12,7 +12,12 @@ import re
 from lxml import etree
 
 __all__ = [
-    "MAX_PARSE_CHARS", "drop_keep_tail", "parse", "strip_junk", "strip_raw_text", "text_of",
+    "MAX_PARSE_CHARS",
+    "drop_keep_tail",
+    "parse",
+    "strip_junk",
+    "strip_raw_text",
+    "text_of",
 ]
 
 #: Documents longer than this (in characters, after removing scripts and styles) are cut
@@ -62,9 +67,31 @@ def strip_raw_text(text: str) -> str:
 
 
 _JUNK_TAGS = (
-    "script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",
-    "canvas", "video", "audio", "map", "input", "select", "textarea", "button", "option",
-    "link", "meta", "head", "frameset", "frame", "dialog", "title",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "math",
+    "iframe",
+    "object",
+    "embed",
+    "canvas",
+    "video",
+    "audio",
+    "map",
+    "input",
+    "select",
+    "textarea",
+    "button",
+    "option",
+    "link",
+    "meta",
+    "head",
+    "frameset",
+    "frame",
+    "dialog",
+    "title",
 )
 
 # Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
@@ -74,6 +101,7 @@ _HIDDEN_CLASS = re.compile(
     r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
 )
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
 
 def _parser() -> etree.HTMLParser:
     # A fresh parser per call: parsers keep state and are not safe to share across threads.

@@ -48,8 +48,17 @@ def _clean(text: str | None) -> str:
 def _meta(root: etree._Element) -> dict[str, str]:
     found: dict[str, str] = {}
     for element in root.iter("meta"):
-        key = (element.get("property") or element.get("name") or element.get("itemprop")
-               or element.get("http-equiv") or "").strip().lower()
+        key = (
+            (
+                element.get("property")
+                or element.get("name")
+                or element.get("itemprop")
+                or element.get("http-equiv")
+                or ""
+            )
+            .strip()
+            .lower()
+        )
         value = element.get("content")
         if key and value and value.strip() and key not in found:
             found[key] = _clean(value)
@@ -140,8 +149,9 @@ def _title(root: etree._Element, meta: dict[str, str], ld_headline: str | None) 
     h1s = [h for h in h1s if 0 < len(h) <= 300]
     title_el = root.find(".//title")
     page_title = _clean(text_of(title_el)) if title_el is not None else ""
-    declared = [t for t in (meta.get("og:title"), ld_headline, meta.get("twitter:title"),
-                            page_title) if t]
+    declared = [
+        t for t in (meta.get("og:title"), ld_headline, meta.get("twitter:title"), page_title) if t
+    ]
     declared += [_site_free(t) for t in declared]
     for heading in h1s:
         if any(_same_title(heading, t) for t in declared):
@@ -172,8 +182,13 @@ def _visible_byline(root: etree._Element) -> str | None:
 
 
 def _language(root: etree._Element, meta: dict[str, str], ld_lang: str | None) -> str | None:
-    for value in (root.get("lang"), root.get("{http://www.w3.org/XML/1998/namespace}lang"),
-                  meta.get("content-language"), meta.get("og:locale"), ld_lang):
+    for value in (
+        root.get("lang"),
+        root.get("{http://www.w3.org/XML/1998/namespace}lang"),
+        meta.get("content-language"),
+        meta.get("og:locale"),
+        ld_lang,
+    ):
         tag = (value or "").strip().replace("_", "-")
         if tag and _LANG.match(tag):
             return tag
@@ -212,9 +227,18 @@ def read_metadata(root: etree._Element) -> Metadata:
     if byline:
         byline = _BY.sub("", byline).strip() or None
     published = ld_date
-    for key in ("article:published_time", "og:published_time", "datepublished",
-                "publishdate", "pubdate", "date", "dc.date.issued", "dc.date",
-                "sailthru.date", "parsely-pub-date"):
+    for key in (
+        "article:published_time",
+        "og:published_time",
+        "datepublished",
+        "publishdate",
+        "pubdate",
+        "date",
+        "dc.date.issued",
+        "dc.date",
+        "sailthru.date",
+        "parsely-pub-date",
+    ):
         if published is None:
             published = _iso(meta.get(key))
     if published is None:

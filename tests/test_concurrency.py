@@ -1,0 +1,254 @@
+"""Concurrency: several processes (and threads) capture into one root while verify runs.
+
+* Four ``preserve capture`` processes, three URLs each, run at once against one archive while
+  a fifth process runs ``preserve verify`` in a loop. Every capture must land exactly once,
+  with its own bytes (each WARC holds only its own URL, each text its own article), the log
+  must record each manifest once, and a deep verify at the end must find nothing.
+* :func:`preserve.batch.capture_many`: bounded thread concurrency, one request in flight per
+  host, the per-host delay measured at the server, errors yielded not raised, early stop.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from preserve import Archive, CaptureOptions, CaptureResult, errors, log
+from preserve.batch import capture_many
+from preserve.fetch import FetchOptions
+from servers import ReceivedRequest, TestServer, _head
+
+PYTHON_CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
+
+
+def page(n: int) -> bytes:
+    paragraphs = "".join(f"<p>Report {n}, paragraph {i}: the council met at night to discuss "
+                         f"the river and the market of village {n}.</p>" for i in range(40))
+    return (f"<!doctype html><html><head><title>Page {n}</title></head><body><article>"
+            f"<h1>Page {n}</h1>{paragraphs}</article></body></html>").encode()
+
+
+class PacedPages:
+    """Serves ``page(n)`` at ``/page?n=N`` in pieces over ``duration`` seconds, and records
+    when each request started and finished (server side) for politeness checks."""
+
+    def __init__(self, duration: float = 0.1) -> None:
+        self.duration = duration
+        self.lock = threading.Lock()
+        self.spans: list[tuple[str, float, float]] = []  # (target, start, end)
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def __call__(self, request: ReceivedRequest, conn: socket.socket) -> None:
+        start = time.monotonic()
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            n = int(request.target.partition("?n=")[2] or 0)
+            body = page(n)
+            conn.sendall(_head(200, "OK", [("Content-Type", "text/html; charset=utf-8"),
+                                           ("Content-Length", str(len(body))),
+                                           ("Connection", "close")]))
+            pieces = 5
+            step = -(-len(body) // pieces)
+            for i in range(pieces):
+                time.sleep(self.duration / pieces)
+                conn.sendall(body[i * step:(i + 1) * step])
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.spans.append((request.target, start, time.monotonic()))
+
+
+@pytest.fixture
+def second_server() -> Iterator[TestServer]:
+    """A server on another loopback address: another host for politeness purposes."""
+    with TestServer(host="127.0.0.2") as server:
+        yield server
+
+
+def _warc_targets(path: Path) -> set[str]:
+    with path.open("rb") as f:
+        return {r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(f)
+                if r.rec_type in ("request", "response")}
+
+
+def _assert_each_capture_is_its_own(root: Path, expected: dict[str, int]) -> None:
+    """Every manifest's WARC holds only its own URL; its text is its own page."""
+    archive = Archive(root)
+    seen: dict[str, str] = {}
+    for summary in archive.captures():
+        assert summary.requested_url not in seen, "a URL was captured twice"
+        seen[summary.requested_url] = summary.capture_id
+        m = archive.manifest(summary.capture_id)
+        assert _warc_targets(root / m.warc.path) == {summary.requested_url}
+        n = expected[summary.requested_url]
+        assert summary.title == f"Page {n}"
+        assert f"village {n}." in archive.text(summary.capture_id)
+    assert set(seen) == set(expected)
+
+
+def _seen_codes(results: list[dict[str, object]]) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    for result in results:
+        counts = result["counts"]
+        assert isinstance(counts, dict)
+        for code in counts:
+            seen[code] = seen.get(code, 0) + 1
+    return seen
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def test_processes_capture_into_one_root_while_verify_runs(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    handler = PacedPages(duration=0.15)
+    http_server.routes["/page"] = handler
+    root, key = tmp_path / "root", tmp_path / "archive.key"
+    base = [*PYTHON_CLI, "--root", str(root), "--key", str(key)]
+    subprocess.run([*base, "init"], check=True, capture_output=True)
+    urls = {http_server.url(f"/page?n={n}"): n for n in range(12)}
+    groups = [list(urls)[i::4] for i in range(4)]
+
+    verify_results: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    def keep_verifying() -> None:
+        while not stop.is_set():
+            result = subprocess.run([*base, "verify", "--json"], capture_output=True, text=True,
+                                    timeout=60)
+            verify_results.append({"status": result.returncode, **json.loads(result.stdout)})
+
+    verifier = threading.Thread(target=keep_verifying)
+    verifier.start()
+    try:
+        procs = [subprocess.Popen([*base, "capture", *group], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for group in groups]
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        stop.set()
+        verifier.join(timeout=120)
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert len(out.splitlines()) == 3, out
+    assert handler.max_in_flight >= 2, "the captures did not overlap"
+    assert verify_results, "verify never ran"
+    # A verify running beside captures may see in-flight debris (warnings) but no damage.
+    in_flight_codes = {"W301", "W302", "W303", "W501", "W502", "W503", "W504"}
+    for result in verify_results:
+        counts = result["counts"]
+        assert isinstance(counts, dict)
+        assert set(counts) <= in_flight_codes | {"E304"}, result
+    print(f"\n{len(verify_results)} concurrent verify runs; runs reporting each code: "
+          f"{_seen_codes(verify_results)}")
+    _assert_each_capture_is_its_own(root, urls)
+    with log.open_log(root, readonly=True) as opened:
+        captures = [e for _, data in opened.iter_entries()
+                    if isinstance(e := log.parse_entry(data), log.ManifestLeaf)]
+    assert sorted(e.capture_id for e in captures) == sorted(
+        s.capture_id for s in Archive(root).captures())
+    report = Archive(root, key=key).verify(deep=True, record=False)
+    assert not report.findings, [f.to_json() for f in report.findings]
+
+
+# --- threads: capture_many -----------------------------------------------------------------------
+
+
+def _options() -> CaptureOptions:
+    return CaptureOptions(fetch=FetchOptions(timeout=30))
+
+
+def test_capture_many_is_polite_per_host_and_concurrent_across_hosts(
+    tmp_path: Path, http_server: TestServer, second_server: TestServer
+) -> None:
+    first, second = PacedPages(duration=0.15), PacedPages(duration=0.15)
+    http_server.routes["/page"] = first
+    second_server.routes["/page"] = second
+    urls = {http_server.url(f"/page?n={n}"): n for n in range(3)}
+    urls |= {second_server.url(f"/page?n={n}"): n + 3 for n in range(3)}
+    archive = Archive(tmp_path / "root")
+    ticks: list[tuple[int, int]] = []
+    delay = 0.3
+    started = time.monotonic()
+    results = list(capture_many(archive, list(urls), _options(), concurrency=4,
+                                per_host_delay=delay, progress=lambda d, t: ticks.append((d, t))))
+    elapsed = time.monotonic() - started
+    assert sorted(url for url, _ in results) == sorted(urls)
+    assert all(isinstance(outcome, CaptureResult) for _, outcome in results), results
+    assert ticks == [(i, 6) for i in range(1, 7)]
+    for handler in (first, second):
+        spans = sorted(handler.spans, key=lambda s: s[1])
+        assert len(spans) == 3
+        assert handler.max_in_flight == 1, "two requests to one host at once"
+        for (_, _, end), (_, start, _) in zip(spans, spans[1:], strict=False):
+            assert start - end >= delay - 0.01, "per-host delay not respected"
+    # the two hosts were served at the same time: one overlapping pair at least
+    overlap = any(a_start < b_end and b_start < a_end
+                  for _, a_start, a_end in first.spans for _, b_start, b_end in second.spans)
+    assert overlap, "hosts were not captured concurrently"
+    # sequential would take >= 6 * 0.15 + 4 * 0.3; per host in parallel about half of that
+    assert elapsed < 6 * 0.15 + 4 * delay + 1.0
+    _assert_each_capture_is_its_own(archive.root, urls)
+    assert not Archive(archive.root).verify(record=False).errors
+
+
+def test_capture_many_yields_errors_and_keeps_going(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    http_server.routes["/page"] = PacedPages(duration=0.01)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    urls = ["not a url", f"http://127.0.0.1:{dead_port}/", http_server.url("/page?n=1"),
+            "ftp://example.org/file"]
+    archive = Archive(tmp_path / "root")
+    results = dict(capture_many(archive, urls, _options(), per_host_delay=0.0))
+    assert isinstance(results["not a url"], errors.InvalidURLError)
+    assert isinstance(results["ftp://example.org/file"], errors.UnsupportedSchemeError)
+    assert isinstance(results[f"http://127.0.0.1:{dead_port}/"], errors.ConnectError)
+    good = results[http_server.url("/page?n=1")]
+    assert isinstance(good, CaptureResult) and good.status == "ok"
+    assert len(archive.captures()) == 1
+    assert not Archive(archive.root).verify(record=False).errors
+
+
+def test_capture_many_stops_cleanly_when_the_caller_stops(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    handler = PacedPages(duration=0.2)
+    http_server.routes["/page"] = handler
+    urls = [http_server.url(f"/page?n={n}") for n in range(8)]
+    archive = Archive(tmp_path / "root")
+    batch = capture_many(archive, urls, _options(), concurrency=2, per_host_delay=0.0)
+    first_url, first = next(batch)
+    batch.close()  # waits for the capture in flight, starts nothing else
+    assert isinstance(first, CaptureResult)
+    requests = len(handler.spans)
+    assert requests <= 2  # one host: at most one in flight when we stopped, plus the first
+    time.sleep(0.3)
+    assert len(handler.spans) == requests, "a capture started after the caller stopped"
+    assert len(archive.captures()) == requests
+    report = Archive(archive.root).verify(record=False)
+    assert not report.findings or report.codes() <= {
+        code for code in report.codes() if code.code == "W304"}, report.to_json()
+    assert not list((archive.root / "archive" / "tmp").iterdir()), "debris left behind"
+
+
+def test_capture_many_rejects_bad_limits(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "root")
+    with pytest.raises(ValueError):
+        list(capture_many(archive, [], concurrency=0))
+    with pytest.raises(ValueError):
+        list(capture_many(archive, [], per_host_delay=-1))
