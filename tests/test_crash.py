@@ -37,7 +37,7 @@ import pytest
 
 from preserve import Archive, log
 from preserve.repair import repair
-from servers import ReceivedRequest, TestServer, _head
+from servers import ReceivedRequest, TestServer, _head, respond, stall
 
 CAPTURE_LINE = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})\s", re.M)
 ID_NAME = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})(\.lock)?$")
@@ -307,3 +307,110 @@ def test_fifty_kills(harness: CrashHarness) -> None:
     harness.rng.shuffle(plan)
     _run_plan(harness, plan)
     assert len(harness.trials) >= 50
+
+
+# --- repair's rules, one at a time ---------------------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_size)
+            for p in sorted(root.rglob("*")) if p.name != ".lock"}
+
+
+def test_repair_leaves_a_live_capture_alone(tmp_path: Path, http_server: TestServer) -> None:
+    http_server.routes["/slow"] = stall(2.0, then=respond(200, article(7), headers=[
+        ("Content-Type", "text/html")]))
+    root = tmp_path / "root"
+    Archive(root).capture(http_server.url("/slow?warm"))  # an archive with one capture
+    proc = subprocess.Popen([sys.executable, "-c", "from preserve.cli import main; main()",
+                             "--root", str(root), "capture", http_server.url("/slow")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = root / "archive" / "tmp"
+    deadline = time.monotonic() + 20
+    while not any(p.is_dir() for p in tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    spool = next(p for p in tmp.iterdir() if p.is_dir())
+    fixed = repair(root)
+    assert spool.is_dir(), "repair removed a live capture's spool"
+    assert not fixed.actions, fixed.to_json()
+    assert any("in progress" in k.reason for k in fixed.kept)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert CAPTURE_LINE.search(out)
+    assert not Archive(root).verify(record=False).errors
+
+
+def _debris(root: Path, capture_id: str) -> dict[str, Path]:
+    """Hand-made leftovers of interrupted captures (the crash harness makes real ones)."""
+    archive = Archive(root)
+    m = archive.manifest(capture_id)
+    orphan_id = capture_id[:-10] + "orphanaaaa"
+    orphan_warc = root / m.warc.path.replace(capture_id, orphan_id)
+    orphan_warc.write_bytes((root / m.warc.path).read_bytes())
+    orphan_text = root / archive.store.put(b"text of a capture that never committed").path_rel
+    temp_manifest = root / "manifests" / f".tmp-{orphan_id}-x1y2"
+    temp_manifest.write_bytes(b'{"half": ')
+    spool = root / "archive" / "tmp" / (capture_id[:-10] + "deadaaaaaa")
+    spool.mkdir()
+    (spool / "capture.warc.gz").write_bytes(b"partial")
+    stale_lock = root / "archive" / "tmp" / (capture_id[:-10] + "stalelockk.lock")
+    stale_lock.touch()
+    store_temp = root / "archive" / "tmp" / "text-abc123"
+    store_temp.write_bytes(b"partial text")
+    return {"warc": orphan_warc, "text": orphan_text, "manifest_temp": temp_manifest,
+            "spool": spool, "lock": stale_lock, "store_temp": store_temp}
+
+
+def test_repair_dry_run_plans_and_changes_nothing_then_repair_quarantines(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    http_server.routes["/a"] = respond(200, article(3), headers=[("Content-Type", "text/html")])
+    root = tmp_path / "root"
+    result = Archive(root).capture(http_server.url("/a"))
+    debris = _debris(root, result.capture_id)
+    before = _tree(root)
+    report = Archive(root).verify(record=False)
+    assert {"W501", "W502", "W503", "W504"} <= {c.code for c in report.codes()}
+    assert not report.errors
+    planned = repair(root, dry_run=True)
+    assert _tree(root) == before, "a dry run changed the archive"
+    done = repair(root)
+    assert [(a.kind, a.path) for a in planned.actions] == [(a.kind, a.path) for a in done.actions]
+    moved = {a.path: a.destination for a in done.actions if a.kind == "quarantined"}
+    rel = {name: str(path.relative_to(root)) for name, path in debris.items()}
+    assert set(moved) == {rel["warc"], rel["text"], rel["manifest_temp"]}
+    removed = {a.path for a in done.actions if a.kind == "removed"}
+    assert {rel["spool"], rel["lock"], rel["store_temp"]} <= removed
+    # quarantined bytes are intact and listed in repair.json
+    assert done.quarantine_dir is not None
+    record = json.loads((root / done.quarantine_dir / "repair.json").read_text())
+    assert {item["path"] for item in record["moved"]} == set(moved)
+    original = (root / Archive(root).manifest(result.capture_id).warc.path).read_bytes()
+    assert (root / moved[rel["warc"]]).read_bytes() == original
+    after = Archive(root).verify(deep=True, record=False)
+    assert {c.code for c in after.codes()} <= {"W304"}, after.to_json()  # no key: unsigned log
+    assert repair(root).actions == []  # idempotent
+
+
+def test_unlogged_manifest_without_a_trace_is_kept_unless_asked(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    http_server.routes["/a"] = respond(200, article(4), headers=[("Content-Type", "text/html")])
+    http_server.routes["/b"] = respond(200, article(5), headers=[("Content-Type", "text/html")])
+    root, other = tmp_path / "root", tmp_path / "other"
+    Archive(root).capture(http_server.url("/a"))
+    foreign = Archive(other).capture(http_server.url("/b"))
+    m = Archive(other).manifest(foreign.capture_id)
+    objects = [ref.path for ref in (m.text, m.comments) if ref is not None]
+    for rel in (foreign.manifest_path, foreign.warc_path, *objects):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes((other / rel).read_bytes())
+    assert "E304" in {c.code for c in Archive(root).verify(record=False).codes()}
+    kept = repair(root)
+    assert not [a for a in kept.actions if a.kind == "logged"]
+    assert any(k.path == foreign.manifest_path and "not in the integrity log" in k.reason
+               for k in kept.kept)
+    assert "E304" in {c.code for c in Archive(root).verify(record=False).codes()}
+    logged = repair(root, log_unlogged=True)
+    assert [(a.kind, a.path) for a in logged.actions] == [("logged", foreign.manifest_path)]
+    assert not Archive(root).verify(record=False).errors

@@ -28,7 +28,9 @@ no commit runs meanwhile) and then:
 Never touched: manifests, WARC files or text objects that a manifest names, anything whose
 name the layout does not explain (reported as kept), symlinks (never followed; the link itself
 in ``archive/tmp`` is removed). If any manifest cannot be parsed, nothing is quarantined, since
-what it references is unknown. ``dry_run=True`` reports the same plan and changes nothing.
+what it references is unknown. If a directory of the layout is a symlink, repair does nothing
+at all (it reports a problem), since following it could reach outside the root.
+``dry_run=True`` reports the same plan and changes nothing.
 This module does not audit hashes (``preserve verify`` does) and does not print.
 """
 
@@ -160,7 +162,7 @@ class _References:
     warcs: set[str] = field(default_factory=set)  # root-relative posix paths
     texts: set[str] = field(default_factory=set)  # blake3 hex
     capture_ids: set[str] = field(default_factory=set)  # from manifest file names
-    unreadable: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
 
 
 class _Repair:
@@ -216,14 +218,24 @@ class _Repair:
     # --- the steps -------------------------------------------------------------------------
 
     def run(self) -> None:
+        layout = self.layout
+        directories = (layout.manifests_dir, layout.log_dir, layout.tmp_dir, layout.warc_dir,
+                       layout.text_dir, self.root / QUARANTINE_DIR)
+        escapes = [self.rel(d) for d in directories if d.is_symlink()
+                   or (d.exists() and not d.is_dir())]
+        if escapes:  # following them could touch files outside the root
+            self.problem("not repaired: the layout is not plain directories here (symlink or "
+                         f"file): {', '.join(escapes)}; run preserve verify")
+            return
         refs = self.references()
         self.complete_log()
         self.clear_tmp()
         self.quarantine_manifest_temps()
         if refs.unreadable:
-            for rel in refs.unreadable:
-                self.keep(rel, "manifest cannot be parsed, so what it references is unknown: "
-                          "no WARC file or text object was quarantined (run preserve verify)")
+            for rel, why in refs.unreadable:
+                self.keep(rel, f"manifest cannot be parsed ({why}), so what it references is "
+                          "unknown: no WARC file or text object was quarantined "
+                          "(run preserve verify)")
         else:
             self.quarantine_orphan_warcs(refs)
             self.quarantine_orphan_texts(refs)
@@ -237,14 +249,13 @@ class _Repair:
                 continue
             path = Path(entry.path)
             if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-                refs.unreadable.append(self.rel(path))
+                refs.unreadable.append((self.rel(path), "not a regular file"))
                 continue
             refs.capture_ids.add(name[: -len(MANIFEST_SUFFIX)])
             try:
                 obj = manifest.decode_manifest_json(manifest.read_manifest_bytes(path))
             except (OSError, ManifestError) as exc:
-                refs.unreadable.append(self.rel(path))
-                self.problem(f"cannot read {self.rel(path)}: {exc}")
+                refs.unreadable.append((self.rel(path), str(exc)))
                 continue
             self.note_references(obj, refs)
         return refs
@@ -499,20 +510,25 @@ def repair(
     if not layout.archive_dir.is_dir() or layout.archive_dir.is_symlink():
         raise ArchiveError(f"{root} is not an archive (no archive/ directory)")
     lock = filelock.FileLock(layout.lock_path, timeout=lock_timeout)
+    locked = False
     try:
         lock.acquire()
+        locked = True
     except filelock.Timeout as exc:
         raise LockTimeoutError(f"another preserve process holds {layout.lock_path} "
                                f"(waited {lock_timeout:g} s)") from exc
     except OSError as exc:
-        raise StorageError(f"cannot lock archive {root}: {exc}") from exc
+        if not dry_run:
+            raise StorageError(f"cannot lock archive {root}: {exc}") from exc
+        # a dry run on read-only media: nobody can be committing through it, plan unlocked
     try:
         job = _Repair(root, dry_run=dry_run, log_unlogged=log_unlogged, key=key)
         job.run()
         return job.report
     finally:
-        with contextlib.suppress(OSError):
-            lock.release()
+        if locked:
+            with contextlib.suppress(OSError):
+                lock.release()
 
 
 __all__ = [
