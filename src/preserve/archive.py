@@ -276,10 +276,18 @@ class Archive:
                 with contextlib.suppress(OSError):
                     warc_path.unlink()
                 raise
-            self.url_index.add(capture_id, result.requested_url)
-            integrity.record_capture(self.root, capture_id)
-            if checkpoint:
-                integrity.checkpoint(self.root, self._signer(), self.tsa_url)
+            # Committed. What follows indexes and logs it; a failure here must not be reported
+            # as "nothing committed" (verify then shows the capture as E304, not in the log).
+            try:
+                self.url_index.add(capture_id, result.requested_url)
+                integrity.record_capture(self.root, capture_id)
+                if checkpoint:
+                    integrity.checkpoint(self.root, self._signer(), self.tsa_url)
+            except (OSError, errors.PreserveError) as exc:
+                raise errors.StorageError(
+                    f"capture {capture_id} is committed, but indexing, logging or signing it "
+                    f"failed: {exc}"
+                ) from exc
         return CaptureResult(
             capture_id=capture_id,
             requested_url=result.requested_url,
