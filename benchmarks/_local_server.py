@@ -318,6 +318,7 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu,
         "memory": memory,
         "kernel": platform.release(),
+        "loadavg_1_5_15min": os.getloadavg(),  # others' work on the machine skews figures
         "python": platform.python_version(),
         "preserve": tool_version([PRESERVE, "--version"]),
         "warcio": tool_version([WARCIO, "--version"]),

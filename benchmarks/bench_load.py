@@ -3,7 +3,7 @@
 10,000 captures built and verified.
 
 Usage:
-    python benchmarks/bench_load.py [--pages 1000] [--captures 10000] [--parallel 2]
+    python benchmarks/bench_load.py [--pages 1000] [--captures 10000] [--parallel 1]
                                     [--chunk 1000] [--budget 600] [--no-deep]
                                     [--workdir DIR] [--keep] [--json OUT]
 
@@ -12,12 +12,14 @@ Part 1 captures ``--pages`` generated article pages (4-250 KiB) from a local ser
 sequential) and reports wall time, pages/s, MB/s of HTTP bodies and the peak RSS.
 
 Part 2 builds a second archive of ``--captures`` small pages (3-9 KiB) in chunks of
-``--chunk`` URLs, each chunk one ``preserve capture --from`` run (or ``--parallel`` runs side
-by side on the same archive; default 2), timing every chunk so that a slow-down as the archive grows
-shows. If the build passes ``--budget`` seconds it stops after the current chunk and says so;
-the verify figures are then measured on the smaller archive and *extrapolated* linearly to
-``--captures`` in a separate, labelled column. Then ``preserve verify`` and ``preserve verify
---deep`` run over it (wall time, peak RSS).
+``--chunk`` URLs, each chunk one ``preserve capture --from`` run (or split over
+``--parallel`` runs side by side on the same archive), timing every chunk so that a slow-down
+as the archive grows shows. If the build passes ``--budget`` seconds it stops after the
+current chunk and says so; the verify figures are then measured on the smaller archive and
+*extrapolated* linearly to ``--captures`` in a separate, labelled column. Then ``preserve
+verify`` and ``preserve verify --deep`` run over it (wall time, peak RSS). A capture process
+that fails stops the build too; the failure is printed and the archive is still verified, as
+far as it got.
 
 Every archive is initialised with a signing key first (``preserve init``), so each capture
 also appends to the integrity log and signs a checkpoint, as users' captures do. Peak RSS is
@@ -67,8 +69,9 @@ def warm(urls: list[str]) -> None:
             response.read()
 
 
-def run_parallel(cmds: list[list[str]]) -> tuple[float, float, list[int]]:
-    """Run commands side by side; (wall seconds, largest peak RSS MiB, exit statuses)."""
+def run_parallel(cmds: list[list[str]]) -> tuple[float, float, list[int], str]:
+    """Run commands side by side; (wall seconds, largest peak RSS MiB, exit statuses, the
+    last lines of their stderr)."""
     started = time.perf_counter()
     processes = [
         subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -77,17 +80,19 @@ def run_parallel(cmds: list[list[str]]) -> tuple[float, float, list[int]]:
     ]
     peak = 0.0
     codes = []
+    errors = []
     for process in processes:
+        error = b""
+        if process.stderr is not None:  # read before waiting: a full pipe would block it
+            error = process.stderr.read()
+            process.stderr.close()
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-        if process.stderr is not None:
-            error = process.stderr.read().decode(errors="replace").strip()
-            process.stderr.close()
-            if error:
-                print(f"  stderr: {error[-400:]}", file=sys.stderr)
+        if error.strip():
+            errors.append(error.decode(errors="replace").strip()[-400:])
         peak = max(peak, usage.ru_maxrss / 1024)
         codes.append(process.returncode)
-    return time.perf_counter() - started, peak, codes
+    return time.perf_counter() - started, peak, codes, " | ".join(errors)
 
 
 def check(measured: Measured, what: str) -> None:
@@ -123,6 +128,7 @@ def part_two(server: LocalServer, work: Path, captures: int, chunk: int, paralle
     root, key = work / "load-10k", work / "load-10k.key"
     init_archive(root, key)
     chunks: list[dict[str, Any]] = []
+    failure: str | None = None
     built = 0
     build_seconds = 0.0
     build_peak = 0.0
@@ -137,10 +143,12 @@ def part_two(server: LocalServer, work: Path, captures: int, chunk: int, paralle
                 path = work / f"urls-{built}-{i}.txt"
                 path.write_text("\n".join(part) + "\n", encoding="utf-8")
                 files.append(path)
-        seconds, peak, codes = run_parallel(
+        seconds, peak, codes, errors = run_parallel(
             [preserve_cmd(root, key, "capture", "--from", str(f)) for f in files])
         if any(codes):
-            raise SystemExit(f"capture processes exited {codes} while building; stopping")
+            failure = f"capture processes exited {codes} in the chunk after {built}: {errors}"
+            print(f"  {failure}; building stops here", file=sys.stderr, flush=True)
+            break
         built += count
         build_seconds += seconds
         build_peak = max(build_peak, peak)
@@ -155,9 +163,10 @@ def part_two(server: LocalServer, work: Path, captures: int, chunk: int, paralle
         "built": built,
         "parallel": parallel,
         "build_seconds": build_seconds,
-        "build_captures_per_s": built / build_seconds,
+        "build_captures_per_s": built / build_seconds if build_seconds else 0.0,
         "build_max_rss_mib": build_peak,
-        "stopped_by_budget": built < captures,
+        "stopped_by_budget": built < captures and failure is None,
+        "failure": failure,
         "warc_bytes": warc_bytes,
         "archive_bytes": total_bytes,
         "chunks": chunks,
@@ -171,20 +180,24 @@ def part_two(server: LocalServer, work: Path, captures: int, chunk: int, paralle
             "max_rss_mib": measured.max_rss_mib,
             "exit": measured.returncode,
             "captures_per_s": built / measured.seconds,
-            "extrapolated_seconds": measured.seconds * captures / built,
+            "extrapolated_seconds": measured.seconds * captures / max(built, 1),
         }
     return result
 
 
-def report(one: dict[str, Any], two: dict[str, Any]) -> None:
+def report_one(one: dict[str, Any]) -> None:
     print_table(
         f"{one['pages']} captures, one `preserve capture --from` process (sequential)",
         ["pages", "body MB", "WARC MB", "seconds", "pages/s", "MB/s", "peak RSS MiB"],
         [[one["pages"], one["body_bytes"] / 1e6, one["warc_bytes"] / 1e6, one["seconds"],
           one["pages_per_s"], one["mb_per_s"], one["max_rss_mib"]]],
     )
+    sys.stdout.flush()
+
+
+def report_two(two: dict[str, Any]) -> None:
     note = f" (stopped by the time budget; target {two['target']})" if two["stopped_by_budget"] \
-        else ""
+        else f" (stopped by a FAILED capture; target {two['target']})" if two["failure"] else ""
     print_table(
         f"Building the archive: {two['built']} small captures{note}, "
         f"{two['parallel']} process(es) per chunk",
@@ -192,16 +205,18 @@ def report(one: dict[str, Any], two: dict[str, Any]) -> None:
         [[c["after"], c["captures_per_s"], c["seconds"], c["max_rss_mib"]]
          for c in two["chunks"]],
     )
+    if two["failure"]:
+        print(f"\nFAILURE while building: {two['failure']}")
     print(f"\nbuild: {two['built']} captures in {two['build_seconds']:.1f} s "
           f"({two['build_captures_per_s']:.1f}/s), archive {two['archive_bytes'] / 1e6:.1f} MB")
-    columns = ["command", "captures", "seconds", "captures/s", "peak RSS MiB"]
-    if two["stopped_by_budget"]:
+    columns = ["command", "captures", "seconds", "captures/s", "peak RSS MiB", "exit"]
+    if two["built"] < two["target"]:
         columns.append(f"seconds extrapolated to {two['target']} (linear, NOT measured)")
     rows = []
     for label, v in two["verify"].items():
         row: list[object] = [f"preserve {label}", two["built"], v["seconds"],
-                             v["captures_per_s"], v["max_rss_mib"]]
-        if two["stopped_by_budget"]:
+                             v["captures_per_s"], v["max_rss_mib"], v["exit"]]
+        if two["built"] < two["target"]:
             row.append(v["extrapolated_seconds"])
         rows.append(row)
     print_table(f"Verify over {two['built']} captures", columns, rows)
@@ -212,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--captures", type=int, default=10000)
     parser.add_argument("--chunk", type=int, default=1000)
-    parser.add_argument("--parallel", type=int, default=2,
+    parser.add_argument("--parallel", type=int, default=1,
                         help="capture processes per chunk on the same archive")
     parser.add_argument("--budget", type=float, default=600.0,
                         help="stop building after this many seconds (after a whole chunk)")
@@ -227,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         with LocalServer() as server:
             print(f"part 1: {args.pages} pages", file=sys.stderr, flush=True)
             one = part_one(server, work, args.pages)
+            report_one(one)
             print(f"part 2: {args.captures} captures", file=sys.stderr, flush=True)
             two = part_two(server, work, args.captures, args.chunk, args.parallel,
                            args.budget, not args.no_deep)
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}", file=sys.stderr)
-    report(one, two)
+    report_two(two)
     write_json(args.json, {"machine": machine_info(), "capture": one, "archive": two})
     return 0
 

@@ -3,13 +3,14 @@
 verify`` / ``verify --deep`` over the resulting archive.
 
 Usage:
-    python benchmarks/bench_memory.py [--size 200000000] [--kinds bin,html] [--trace]
+    python benchmarks/bench_memory.py [--size 200000000[,...]] [--kinds bin,html] [--trace]
                                       [--workdir DIR] [--keep] [--json OUT]
 
-A local server streams a response of ``--size`` bytes generated on the fly (``bin``:
-``application/octet-stream``, random bytes; ``html``: ``text/html``, one long article, which
-also exercises the bounded extraction path). Each is captured by ``preserve capture`` (one
-process, archive initialised with a signing key) and by ``wget --warc-file`` (one process).
+A local server streams a response of ``--size`` bytes (a comma list for several sizes)
+generated on the fly (``bin``: ``application/octet-stream``, random bytes; ``html``:
+``text/html``, one long article, which also exercises the bounded extraction path). Each is
+captured by ``preserve capture`` (one process, archive initialised with a signing key) and by
+``wget --warc-file`` (one process).
 Peak RSS is the child process's own maximum resident set (``wait4`` ``ru_maxrss``). The
 baseline is ``preserve --version`` (interpreter plus imports) and a capture of one small page.
 Then ``preserve verify`` and ``preserve verify --deep`` run over the archive holding both
@@ -18,7 +19,7 @@ large captures.
 ``--trace`` also runs each large capture in a child process under ``tracemalloc``, sampling
 the traced Python heap every few milliseconds, and prints the peak with the allocation sites
 that held the most memory at that moment (memory held by C libraries such as libxml2 is not
-traced; RSS shows it). Not part of the test suite.
+traced; RSS shows it); only the first size is traced. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -103,15 +104,15 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     subprocess.run(preserve_cmd(root, key, "init"), check=True, capture_output=True)
     rows: list[dict[str, Any]] = []
     traces: dict[str, Any] = {}
-    size_mb = f"{args.size / 1e6:.0f} MB"
-    limits = ["--max-size", str(args.size * 2), "--timeout", "600"]
+    limits = ["--max-size", str(max(args.size) * 2), "--timeout", "600"]
     with LocalServer() as server:
         rows.append(row("start-up only (--version)", "preserve",
                         run_measured([PRESERVE, "--version"])))
         rows.append(row("one 30 KB page", "preserve", run_measured(
             preserve_cmd(root, key, "capture", *limits, server.page_urls(1)[0]))))
-        for kind in args.kinds:
-            url = server.stream_url(args.size, kind)
+        for size, kind in [(size, kind) for size in args.size for kind in args.kinds]:
+            size_mb = f"{size / 1e6:.0f} MB"
+            url = server.stream_url(size, kind)
             label = f"{size_mb} {'text/html' if kind == 'html' else 'octet-stream'}"
             rows.append(row(label, "preserve capture", run_measured(
                 preserve_cmd(root, key, "capture", *limits, url))))
@@ -121,7 +122,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 ["wget", f"--warc-file={wget_dir / 'capture'}", "--no-verbose",
                  "--directory-prefix", str(wget_dir), url])))
             shutil.rmtree(wget_dir)
-            if args.trace:
+            if args.trace and size == args.size[0]:
                 trace_root = work / f"trace-{kind}"
                 subprocess.run(preserve_cmd(trace_root, work / "trace.key", "init"),
                                check=True, capture_output=True)
@@ -137,7 +138,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         ("archive with the captures above", ("--deep",))):
         tool = "preserve verify" + (" --deep" if extra else "")
         rows.append(row(what, tool, run_measured(preserve_cmd(root, key, "verify", *extra))))
-    return {"size": args.size, "rows": rows, "traces": traces}
+    return {"sizes": args.size, "rows": rows, "traces": traces}
 
 
 def report(data: dict[str, Any]) -> None:
@@ -155,7 +156,8 @@ def report(data: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=200_000_000)
+    parser.add_argument("--size", default=[200_000_000], help="bytes; a comma list for several",
+                        type=lambda s: [int(float(v)) for v in s.split(",")])
     parser.add_argument("--kinds", default="bin,html",
                         type=lambda s: [k for k in s.split(",") if k in ("bin", "html")])
     parser.add_argument("--trace", action="store_true", help="also profile with tracemalloc")

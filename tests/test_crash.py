@@ -414,3 +414,16 @@ def test_unlogged_manifest_without_a_trace_is_kept_unless_asked(
     logged = repair(root, log_unlogged=True)
     assert [(a.kind, a.path) for a in logged.actions] == [("logged", foreign.manifest_path)]
     assert not Archive(root).verify(record=False).errors
+
+
+def test_repair_quarantines_nothing_when_the_manifests_are_not_known(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    http_server.routes["/a"] = respond(200, article(6), headers=[("Content-Type", "text/html")])
+    root = tmp_path / "root"
+    result = Archive(root).capture(http_server.url("/a"))
+    os.rename(root / "manifests", tmp_path / "manifests-elsewhere")  # e.g. not mounted
+    fixed = repair(root)
+    assert not [a for a in fixed.actions if a.kind == "quarantined"], fixed.to_json()
+    assert (root / result.warc_path).is_file()
+    assert any(k.path == "manifests" for k in fixed.kept)

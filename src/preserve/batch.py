@@ -44,7 +44,7 @@ class _Job:
 
 def host_key(url: str) -> str:
     """The politeness key of ``url``: its lower-case host (InvalidURLError if it has none)."""
-    return fetch.parse_url(url).host.lower()
+    return fetch.parse_url(url).raw_host.decode("ascii", "replace").lower()
 
 
 def capture_many(

@@ -12,18 +12,19 @@ no commit runs meanwhile) and then:
   per-capture lock (``archive/tmp/<capture_id>.lock``) is free, and any other entry of
   ``archive/tmp`` (the text store's temp files). A live capture's spool is never touched: its
   lock is tried with a zero timeout and skipped when held. This is what the dead process's own
-  clean-up would have done.
+  clean-up would have done (a spool may hold a sealed WARC not yet committed; it goes too, as
+  it would on any failed capture). Also removed: ``manifests/log/checkpoints/.tmp-*``.
 * **quarantines** what is complete but unreferenced: WARC files whose capture has no manifest,
   unreferenced text objects and ``manifests/.tmp-*`` files are *moved* (same file system,
   atomic rename) to ``archive/quarantine/<stamp>/<original path>``, with a ``repair.json``
-  listing what moved and why. Nothing captured from the network is deleted; ``verify`` does not
+  listing what moved and why. No file that reached ``archive/`` is deleted; ``verify`` does not
   audit the quarantine, and an operator may inspect or delete it.
 * **completes the log**: a manifest on disk with no log leaf is appended to the log only when
   its capture's spool directory is still in ``archive/tmp`` (proof that a capture of ours died
   between the two steps); otherwise it is reported and left for the operator
   (``log_unlogged=True`` appends it anyway). Opening the log for writing drops a torn tail. If
-  the log grew or is ahead of its newest checkpoint and the signing key is at hand, a checkpoint
-  is signed.
+  the log is ahead of its newest checkpoint, or the latest-checkpoint copy is stale, and the
+  signing key is at hand, a checkpoint is signed.
 
 Never touched: manifests, WARC files or text objects that a manifest names, anything whose
 name the layout does not explain (reported as kept), symlinks (never followed; the link itself
@@ -229,13 +230,13 @@ class _Repair:
             return
         refs = self.references()
         self.complete_log()
+        self.clear_checkpoint_temps()
         self.clear_tmp()
         self.quarantine_manifest_temps()
         if refs.unreadable:
             for rel, why in refs.unreadable:
-                self.keep(rel, f"manifest cannot be parsed ({why}), so what it references is "
-                          "unknown: no WARC file or text object was quarantined "
-                          "(run preserve verify)")
+                self.keep(rel, f"{why}: what the manifests reference is not fully known, so "
+                          "no WARC file or text object was quarantined (run preserve verify)")
         else:
             self.quarantine_orphan_warcs(refs)
             self.quarantine_orphan_texts(refs)
@@ -243,7 +244,13 @@ class _Repair:
 
     def references(self) -> _References:
         refs = _References()
-        for entry in self.entries(self.layout.manifests_dir):
+        try:  # without a complete list of manifests nothing may be called unreferenced
+            with os.scandir(self.layout.manifests_dir) as scan:
+                listing = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            refs.unreadable.append(("manifests", f"cannot list manifests/: {exc}"))
+            return refs
+        for entry in listing:
             name = entry.name
             if name.startswith(".") or not name.endswith(MANIFEST_SUFFIX):
                 continue
@@ -351,6 +358,12 @@ class _Repair:
         why = "latest-checkpoint copy was stale" if stale else "log was ahead of its checkpoints"
         self.did(CHECKPOINTED, "manifests/log/checkpoint",
                  f"signed a checkpoint of the log at size {size} ({why})")
+
+    def clear_checkpoint_temps(self) -> None:
+        """Temp files of an interrupted checkpoint write (``checkpoints/.tmp-*``)."""
+        for entry in self.entries(self.layout.log_dir / "checkpoints"):
+            if entry.name.startswith(".tmp-"):
+                self.remove(Path(entry.path), "temporary file of an interrupted checkpoint")
 
     def clear_tmp(self) -> None:
         tmp_dir = self.layout.tmp_dir
