@@ -158,9 +158,6 @@ def test_paths_out_of_the_root_are_reported_and_never_followed(
     assert (root / document["text"]["path"]).is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="the integrity log follows a symlinked manifests/log "
-                   "(reads and, when recording, appends outside the root); see "
-                   "docs/reliability.md, hostile archives")
 def test_symlinked_log_directory_is_not_followed(
     captured: tuple[Path, str, dict[str, Any]], outside: Path
 ) -> None:
@@ -175,9 +172,6 @@ def test_symlinked_log_directory_is_not_followed(
         json.loads(result.stdout))
 
 
-@pytest.mark.xfail(strict=True, reason="the integrity-log audit opens a logged manifest that "
-                   "was replaced by a symlink (here to a FIFO: verify hangs); see "
-                   "docs/reliability.md, hostile archives")
 def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
     captured: tuple[Path, str, dict[str, Any]], outside: Path
 ) -> None:

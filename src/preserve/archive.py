@@ -199,7 +199,9 @@ class Archive:
     def _ensure_layout(self) -> None:
         try:
             self.layout.ensure_dirs()
-            log.init_log(self.root)
+            if not integrity.has_log(self.root):
+                with self._lock():  # a writable open of the log drops a concurrent append
+                    log.init_log(self.root)
         except OSError as exc:
             raise errors.StorageError(f"cannot create archive at {self.root}: {exc}") from exc
 
@@ -322,6 +324,26 @@ class Archive:
         finally:
             lock.release()
 
+    @contextlib.contextmanager
+    def _lock_if_writable(self) -> Iterator[None]:
+        """The archive lock, or none where its lock file cannot be opened (read-only media)."""
+        lock = filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
+        try:
+            lock.acquire()
+            locked = True
+        except filelock.Timeout as exc:
+            raise errors.LockTimeoutError(
+                f"another preserve process holds {self.layout.lock_path} "
+                f"(waited {LOCK_TIMEOUT:g} s)"
+            ) from exc
+        except OSError:
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                lock.release()
+
     def _signer(self) -> log.Signer | None:
         return integrity.find_signer(self.root, self.key_path)
 
@@ -402,8 +424,11 @@ class Archive:
         does not on read-only media, where the audit still runs).
         """
         report = verify_archive(self.root, deep=deep, progress=progress)
-        integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
-                            trusted_key=trusted_key, tsa_roots=tsa_roots)
+        # Under the archive lock no commit sits between linking its manifest and logging it,
+        # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
+        with self._lock_if_writable():
+            integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
+                                trusted_key=trusted_key, tsa_roots=tsa_roots)
         self.last_audit_recorded = record and self._record_audit(report)
         return report
 
@@ -448,14 +473,14 @@ def _looks_like_html(head: bytes) -> bool:
 def _extract(final: Exchange) -> tuple[Extraction, str | None]:
     """Extract the final response's text; returns (extraction, reason it is not HTML)."""
     media_type, charset = media_type_and_charset(final.content_type)
-    body = fetch.decode_body(final, EXTRACT_LIMIT)
-    if media_type is None or (media_type == "text/plain" and not final.header("content-type")):
-        is_html = _looks_like_html(body.data[:512])
+    if media_type is None:  # no Content-Type: sniff a small prefix only
+        is_html = _looks_like_html(fetch.decode_body(final, 512).data)
     else:
         is_html = media_type in HTML_TYPES
     if not is_html:
         reason = f"not HTML: content type {media_type or 'unknown'}"
         return extract_html(b"", final.url), reason
+    body = fetch.decode_body(final, EXTRACT_LIMIT)
     if not body.decoded:
         return extract_html(b"", final.url), f"content coding not decoded: {body.problem}"
     return extract_html(body.data, final.url, charset=charset), None

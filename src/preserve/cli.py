@@ -20,8 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from preserve import compare, errors, integrity, log
+from preserve import repair as repair_mod
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult
+from preserve.batch import capture_many
 from preserve.fetch import FetchOptions
 from preserve.findings import Report
 
@@ -158,6 +160,11 @@ def _capture_line(result: CaptureResult) -> str:
               help="Trust these CA certificates (PEM) instead of the system store.")
 @click.option("--block-private", is_flag=True,
               help="Refuse private, loopback and link-local addresses (checked on every hop).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Captures run at once (never more than one per host).")
+@click.option("--per-host-delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds between the end of one capture and the start of the next on the "
+                   "same host.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def capture(
@@ -173,6 +180,8 @@ def capture(
     insecure: bool,
     ca_bundle: Path | None,
     block_private: bool,
+    concurrency: int,
+    per_host_delay: float,
     as_json: bool,
 ) -> None:
     """Capture URLS into the archive: WARC + clean text + manifest for each."""
@@ -191,32 +200,38 @@ def capture(
     if user_agent:
         fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
     options = CaptureOptions(fetch=fetch_options, operator=operator)
-    results: list[dict[str, Any]] = []
+    results: dict[int, dict[str, Any]] = {}  # by position in the input, printed in input order
     failures: list[errors.PreserveError] = []
     http_errors = 0
+    positions: dict[str, list[int]] = {}
+    for index, url in enumerate(targets):
+        positions.setdefault(url, []).append(index)
     with _errors_to_exit():
         archive = _archive(ctx)
         progress = _progress(len(targets) > 1 and not as_json)
         task = progress.add_task("capturing", total=len(targets)) if progress else None
         with progress if progress else _null():
-            for url in targets:
-                try:
-                    result = archive.capture(url, options, checkpoint=False)
-                except errors.CaptureError as exc:
-                    failures.append(exc)
-                    results.append({"url": url, "error": type(exc).__name__, "message": str(exc)})
-                    stderr.print(f"preserve: capture failed: {exc}", markup=False)
+            # completion order; one signed checkpoint when the batch ends (if the key is here)
+            for url, outcome in capture_many(archive, targets, options, concurrency=concurrency,
+                                             per_host_delay=per_host_delay):
+                index = positions[url].pop(0)
+                if isinstance(outcome, errors.CaptureError):
+                    failures.append(outcome)
+                    results[index] = {"url": url, "error": type(outcome).__name__,
+                                      "message": str(outcome)}
+                    stderr.print(f"preserve: capture failed: {outcome}", markup=False)
+                elif isinstance(outcome, errors.PreserveError):
+                    raise outcome  # the archive cannot be written: stop the batch (exit 3)
                 else:
-                    http_errors += result.http_status >= 400
-                    results.append(result.to_json())
+                    http_errors += outcome.http_status >= 400
+                    results[index] = outcome.to_json()
                     if not as_json:
-                        stdout.print(_capture_line(result), markup=False)
+                        stdout.print(_capture_line(outcome), markup=False)
                 if progress and task is not None:
                     progress.advance(task)
-        if len(failures) < len(targets):
-            archive.checkpoint()  # one signed checkpoint for the batch, if the key is here
     if as_json:
-        _print_json({"captures": results, "failed": len(failures), "http_errors": http_errors})
+        _print_json({"captures": [results[i] for i in sorted(results)],
+                     "failed": len(failures), "http_errors": http_errors})
     if failures:
         only_bad_urls = all(isinstance(f, errors.InvalidURLError) for f in failures)
         sys.exit(EXIT_USAGE if only_bad_urls and len(failures) == len(targets)
@@ -269,6 +284,35 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
             stderr.print("preserve: note: audit not recorded (read-only archive or no log)",
                          markup=False)
     sys.exit(report.exit_status)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+@click.option("--log-unlogged", is_flag=True,
+              help="Also append manifests missing from the integrity log when no interrupted "
+                   "capture explains them (only if you know they are genuine).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def repair(ctx: click.Context, dry_run: bool, log_unlogged: bool, as_json: bool) -> None:
+    """Clear debris of interrupted captures (never committed data); exit 1 if some remains."""
+    with _errors_to_exit():
+        report = repair_mod.repair(ctx.obj["root"], dry_run=dry_run, log_unlogged=log_unlogged,
+                                   key=ctx.obj["key"])
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        verb = "would be " if dry_run else ""
+        for action in report.actions:
+            where = f" -> {action.destination}" if action.destination else ""
+            stdout.print(f"{verb}{action.kind}  {action.path}{where}  ({action.reason})",
+                         markup=False)
+        for kept in report.kept:
+            stdout.print(f"kept  {kept.path}  ({kept.reason})", markup=False)
+        for problem in report.problems:
+            stderr.print(f"preserve: repair: {problem}", markup=False)
+        stdout.print(f"{len(report.actions)} actions, {len(report.kept)} kept, "
+                     f"{len(report.problems)} problems", markup=False)
+    sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
 
 
 def _summary(report: Report) -> str:

@@ -87,7 +87,8 @@ def timestamper(tsa_url: str | None) -> Timestamper | None:
 
 def has_log(root: Path) -> bool:
     """Whether the archive has an integrity log (its head file exists)."""
-    return (log.log_dir(root) / HEAD_NAME).is_file()
+    directory = log.log_dir(root)  # never write through a symlinked log directory
+    return not directory.is_symlink() and (directory / HEAD_NAME).is_file()
 
 
 def record_capture(root: Path, capture_id: str) -> None:

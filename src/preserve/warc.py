@@ -31,6 +31,7 @@ record. This module is the only one that imports warcio.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -193,6 +194,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.cache
 def _software() -> str:
     parts = [f"preserve/{__version__}"]
     for name in ("warcio", "httpx", "httpcore", "h11"):

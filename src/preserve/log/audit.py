@@ -12,6 +12,8 @@ It raises only for programming errors; anything wrong on disk becomes a :class:`
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +151,10 @@ def verify_log(
     audit = _Audit(root, [])
     directory = log_dir(root)
     manifests = _manifests_on_disk(root)
+    if _not_plain(directory):
+        audit.add(E_LOG_DAMAGED, _rel(""), "the log directory, or an entry in it, is a symlink or "
+                  "a special file; not followed")
+        return audit.findings
     if not (directory / HEAD_NAME).exists():
         if manifests or directory.exists():
             audit.add(E_LOG_DAMAGED, _rel(HEAD_NAME), "the archive has no integrity log head")
@@ -172,6 +178,18 @@ def verify_log(
     return audit.findings
 
 
+def _not_plain(directory: Path) -> bool:
+    """True if ``directory`` or anything below it is a symlink or neither file nor directory."""
+    if directory.is_symlink():
+        return True
+    for parent, dirs, files in os.walk(directory):  # os.walk does not follow symlinked dirs
+        for name in dirs + files:
+            mode = os.lstat(os.path.join(parent, name)).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                return True
+    return False
+
+
 def _manifests_on_disk(root: Path) -> dict[str, Path]:
     directory = root / MANIFEST_DIR
     if not directory.is_dir():
@@ -179,8 +197,8 @@ def _manifests_on_disk(root: Path) -> dict[str, Path]:
     found = {}
     for path in directory.glob("*.json"):
         capture_id = path.name[: -len(".json")]
-        if CAPTURE_ID.match(capture_id):
-            found[capture_id] = path
+        if CAPTURE_ID.match(capture_id) and not path.is_symlink() and path.is_file():
+            found[capture_id] = path  # symlinks and FIFOs are never opened (verify: E107/W505)
     return found
 
 
