@@ -35,8 +35,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -349,6 +350,28 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
     if path is not None:
         path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"\nwrote {path}")
+
+
+def run_benchmark(
+    name: str,
+    workdir: Path | None,
+    keep: bool,
+    bench: Callable[[Path], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+    json_path: Path | None,
+) -> int:
+    """Run ``bench`` in a fresh work directory, print its report, write JSON, clean up."""
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=workdir))
+    try:
+        data = bench(work)
+    finally:
+        if keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    report(data)
+    write_json(json_path, {"machine": machine_info(), **data})
+    return 0
 
 
 def dir_bytes(top: Path, suffixes: tuple[str, ...] = ()) -> tuple[int, int]:

@@ -29,7 +29,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -43,11 +42,10 @@ from _local_server import (
     LocalServer,
     Measured,
     dir_bytes,
-    machine_info,
     page_bytes,
     print_table,
+    run_benchmark,
     run_measured,
-    write_json,
 )
 
 
@@ -177,17 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         library_loop(url_file, root, key, args.batch)
         return 0
 
-    work = Path(tempfile.mkdtemp(prefix="bench-capture-", dir=args.workdir))
-    try:
-        data = bench(args.pages, args.repeat, work)
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(data)
-    write_json(args.json, {"machine": machine_info(), **data})
-    return 0
+    return run_benchmark("capture", args.workdir, args.keep,
+                         lambda work: bench(args.pages, args.repeat, work), report, args.json)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -42,10 +41,9 @@ from _local_server import (
     PRESERVE,
     LocalServer,
     Measured,
-    machine_info,
     print_table,
+    run_benchmark,
     run_measured,
-    write_json,
 )
 
 MIB = 2**20
@@ -171,17 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         url, root, key = args.trace_capture
         trace_capture(url, Path(root), Path(key))
         return 0
-    work = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=args.workdir))
-    try:
-        data = bench(args, work)
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(data)
-    write_json(args.json, {"machine": machine_info(), **data})
-    return 0
+    return run_benchmark("memory", args.workdir, args.keep, lambda work: bench(args, work), report,
+                         args.json)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +43,9 @@ from _local_server import (
     PRESERVE,
     WARCIO,
     LocalServer,
-    machine_info,
     print_table,
+    run_benchmark,
     run_measured,
-    write_json,
 )
 
 
@@ -169,17 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the archive")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.workdir))
-    try:
-        data = bench(args, work)
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(data)
-    write_json(args.json, {"machine": machine_info(), **data})
-    return 0
+    return run_benchmark("verify", args.workdir, args.keep, lambda work: bench(args, work), report,
+                         args.json)
 
 
 if __name__ == "__main__":

@@ -162,9 +162,9 @@ def _capture_line(result: CaptureResult) -> str:
               help="Refuse private, loopback and link-local addresses (checked on every hop).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="Captures run at once (never more than one per host).")
-@click.option("--per-host-delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--per-host-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds between the end of one capture and the start of the next on the "
-                   "same host.")
+                   "same host (like wget --wait; set it when capturing many pages of one site).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def capture(
