@@ -31,7 +31,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from preserve import Archive, CaptureOptions, CaptureResult, errors, log
 from preserve.batch import capture_many
-from preserve.fetch import FetchOptions
+from preserve.capture.fetch import FetchOptions
 from servers import ReceivedRequest, TestServer, _head
 
 PYTHON_CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]

@@ -10,8 +10,8 @@ narrow commit steps too. After every kill:
 * verify finds no errors, only debris warnings (E304 is allowed only when the kill landed
   between linking the manifest and appending its log leaf: the capture is committed, the log
   is behind; repair completes it);
-* :func:`preserve.repair.repair` succeeds, after which verify reports nothing at all, and every
-  earlier capture is still there.
+* :func:`~preserve.audit.repair.repair` succeeds, after which verify reports nothing at all,
+  and every earlier capture is still there.
 
 All trials share one archive, so repair also runs next to committed captures it must not touch.
 The default run covers every milestone once plus a few random kills; ``-m slow`` runs 50+.
@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from preserve import Archive, log
-from preserve.repair import repair
+from preserve.audit.repair import repair
 from servers import ReceivedRequest, TestServer, _head, respond, stall
 
 CAPTURE_LINE = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})\s", re.M)

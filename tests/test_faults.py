@@ -11,7 +11,7 @@ Every case runs ``preserve capture`` in a subprocess whose writes really fail:
 
 Each must end with one ``preserve: error:`` line, exit status 3 (the archive cannot be
 written), nothing committed and nothing left behind (no new manifest; verify finds nothing), and
-:func:`~preserve.repair.repair` has nothing to fix. Verify on read-only media still runs.
+:func:`~preserve.audit.repair.repair` has nothing to fix. Verify on read-only media still runs.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from preserve import Archive
+from preserve.audit.repair import repair
 from preserve.errors import StorageError
-from preserve.repair import repair
 from servers import TestServer, respond
 
 CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]

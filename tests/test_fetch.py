@@ -1,4 +1,4 @@
-"""preserve.fetch against real HTTP/HTTPS servers on 127.0.0.1: hops, exact bytes, TLS facts."""
+"""preserve.capture.fetch against real HTTP/HTTPS servers on 127.0.0.1: hops, bytes, TLS."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preserve.exchange import Exchange
-from preserve.fetch import (
+from preserve.capture.exchange import Exchange
+from preserve.capture.fetch import (
     ACCEPT_ENCODING,
     FetchOptions,
     decode_body,

@@ -1,4 +1,4 @@
-"""preserve.fetch against servers that misbehave: every failure maps to one preserve error,
+"""preserve.capture.fetch against servers that misbehave: every failure maps to one preserve error,
 names the URL, stays within its limits, and leaves no spool files behind."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import trustme
 
 from preserve import errors
-from preserve._transport import IPAddress, is_blocked_address
-from preserve.fetch import FetchOptions, _capture, decode_chunks, fetch
+from preserve.capture.fetch import FetchOptions, _capture, decode_chunks, fetch
+from preserve.capture.transport import IPAddress, is_blocked_address
 from servers import (
     MALFORMED_STATUS_LINE,
     TestServer,

@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from preserve import Archive, CaptureOptions
+from preserve.audit.repair import repair
+from preserve.capture.fetch import FetchOptions
 from preserve.errors import ManifestError
-from preserve.fetch import FetchOptions
 from preserve.hashing import blake3_hex
-from preserve.manifest import parse_manifest
-from preserve.repair import repair
+from preserve.storage.manifest import parse_manifest
 from servers import TestServer, respond
 
 CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
@@ -87,7 +87,7 @@ def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _repair_in_subprocess(root: Path) -> dict[str, Any]:
-    code = ("import json, sys; from pathlib import Path; from preserve.repair import repair; "
+    code = ("import json, sys; from pathlib import Path; from preserve.audit.repair import repair; "
             "print(json.dumps(repair(Path(sys.argv[1])).to_json()))")
     try:
         done = subprocess.run([sys.executable, "-c", code, str(root)], check=True,

@@ -1,4 +1,4 @@
-"""Tests for preserve.manifest: canonical bytes, strict parsing, write-once files."""
+"""Tests for preserve.storage.manifest: canonical bytes, strict parsing, write-once files."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from preserve.errors import ManifestError, StorageError, UnsafePathError
 from preserve.hashing import sha256_base32
-from preserve.manifest import (
+from preserve.storage.layout import ArchiveLayout
+from preserve.storage.manifest import (
     MAX_CONTAINERS,
     MAX_MANIFEST_BYTES,
     MAX_NESTING,
@@ -31,7 +32,6 @@ from preserve.manifest import (
     read_manifest,
     write_manifest,
 )
-from preserve.paths import ArchiveLayout
 
 CID = "20261121T164100Z-abcdefgh23"
 H1 = "1" * 64

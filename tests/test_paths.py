@@ -1,4 +1,4 @@
-"""Tests for preserve.paths: layout, capture ids, digest validation, safe path resolution."""
+"""Tests for preserve.storage.layout: layout, capture ids, digests, safe path resolution."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preserve.errors import UnsafePathError
-from preserve.paths import (
+from preserve.storage.layout import (
     ArchiveLayout,
     check_relative,
     is_capture_id,

@@ -1,4 +1,4 @@
-"""Tests for preserve.store: one contract suite run against the disk and in-memory stores,
+"""Tests for preserve.storage.text_store: a contract suite run against the disk and memory stores,
 plus disk-only checks (fan-out, atomicity, damage left untouched)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import blake3
 import pytest
 
 from preserve.errors import NotFoundError, StorageError, UnsafePathError
-from preserve.paths import ArchiveLayout
-from preserve.store import MemoryTextStore, TextStore, TextStoreProtocol
+from preserve.storage.layout import ArchiveLayout
+from preserve.storage.text_store import MemoryTextStore, TextStore, TextStoreProtocol
 
 
 @pytest.fixture(params=["disk", "memory"])

@@ -1,8 +1,8 @@
-"""Tests for preserve.verify and preserve.findings.
+"""Tests for preserve.audit.verify and preserve.audit.findings.
 
 Each test builds a small real archive in tmp_path: a WARC written with warcio's WARCWriter
 (sha256 digests), text objects put through TextStore, text produced by the real extractor, and
-a manifest written by preserve.manifest. Then one thing is damaged and the audit must report
+a manifest written by preserve.storage.manifest. Then one thing is damaged and the audit must report
 exactly the code for it.
 """
 
@@ -28,19 +28,19 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 from preserve.archive import EXTRACT_LIMIT
+from preserve.audit.findings import Code, Report, Severity, markdown_table
+from preserve.audit.verify import REEXTRACT_LIMIT, verify
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION, extract
-from preserve.findings import Code, Report, Severity, markdown_table
-from preserve.manifest import (
+from preserve.storage.layout import ArchiveLayout, new_capture_id
+from preserve.storage.manifest import (
     MAX_MANIFEST_BYTES,
     SCHEMA,
     Manifest,
     manifest_from_dict,
     write_manifest,
 )
-from preserve.paths import ArchiveLayout, new_capture_id
-from preserve.store import TextStore
-from preserve.verify import REEXTRACT_LIMIT, verify
+from preserve.storage.text_store import TextStore
 
 REPO = Path(__file__).resolve().parent.parent
 URL = "https://news.example/river"

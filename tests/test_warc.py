@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from preserve.capture.exchange import FetchResult
+from preserve.capture.fetch import FetchOptions, fetch
 from preserve.errors import NotFoundError, StorageError
-from preserve.exchange import FetchResult
-from preserve.fetch import FetchOptions, fetch
 from preserve.hashing import hash_file
 from preserve.warc import (
     RENAMED_TRANSFER_ENCODING,

@@ -12,6 +12,8 @@ The public API is what this module exports; everything else is internal and may 
 
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult, CaptureSummary
+from preserve.audit.findings import Code, Finding, Report, Severity
+from preserve.capture.fetch import FetchOptions
 from preserve.errors import (
     ArchiveError,
     BlockedAddressError,
@@ -37,9 +39,7 @@ from preserve.errors import (
     UnsupportedSchemeError,
 )
 from preserve.extract import Comment, Extraction, Extractor, extract
-from preserve.fetch import FetchOptions
-from preserve.findings import Code, Finding, Report, Severity
-from preserve.manifest import Manifest
+from preserve.storage.manifest import Manifest
 
 __all__ = [
     "Archive",

@@ -25,8 +25,12 @@ from typing import Any
 
 import filelock
 
-from preserve import errors, fetch, integrity, log, manifest, provenance, warc
-from preserve.exchange import Exchange, FetchResult
+from preserve import errors, integrity, log, warc
+from preserve.audit.findings import Report
+from preserve.audit.verify import REEXTRACT_LIMIT
+from preserve.audit.verify import verify as verify_archive
+from preserve.capture import fetch, provenance
+from preserve.capture.exchange import Exchange, FetchResult
 from preserve.extract import (
     EXTRACTOR_NAME,
     EXTRACTOR_SETTINGS,
@@ -34,12 +38,16 @@ from preserve.extract import (
     Extraction,
 )
 from preserve.extract import extract as extract_html
-from preserve.findings import Report
-from preserve.paths import ArchiveLayout, fsync_dir, is_capture_id, makedirs_durable, new_capture_id
-from preserve.store import StoredObject, TextStore
-from preserve.url_index import UrlIndex
-from preserve.verify import REEXTRACT_LIMIT
-from preserve.verify import verify as verify_archive
+from preserve.storage import manifest
+from preserve.storage.layout import (
+    ArchiveLayout,
+    fsync_dir,
+    is_capture_id,
+    makedirs_durable,
+    new_capture_id,
+)
+from preserve.storage.text_store import StoredObject, TextStore
+from preserve.storage.url_index import UrlIndex
 
 #: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
 EXTRACT_LIMIT = REEXTRACT_LIMIT
@@ -416,7 +424,7 @@ class Archive:
         tsa_roots: Path | None = None,
         record: bool = True,
     ) -> Report:
-        """Audit the archive: files and hashes (:func:`preserve.verify.verify`), then the
+        """Audit the archive: files and hashes (:func:`preserve.audit.verify.verify`), then the
         integrity log against its own and the given ``checkpoints``.
 
         With ``record`` the audit is appended to the log as a fixity event and a new

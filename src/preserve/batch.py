@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from preserve import fetch
 from preserve.archive import Archive, CaptureOptions, CaptureResult
+from preserve.capture import fetch
 from preserve.errors import PreserveError
 
 Outcome = CaptureResult | PreserveError

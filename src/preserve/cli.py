@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from preserve import compare, errors, integrity, log
-from preserve import repair as repair_mod
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult
+from preserve.audit import repair as repair_mod
+from preserve.audit.findings import Report
 from preserve.batch import capture_many
-from preserve.fetch import FetchOptions
-from preserve.findings import Report
+from preserve.capture.fetch import FetchOptions
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # verify: integrity findings; capture: captured, but the server answered 4xx/5xx

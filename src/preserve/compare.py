@@ -9,7 +9,7 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from preserve.manifest import Manifest
+from preserve.storage.manifest import Manifest
 
 if TYPE_CHECKING:
     from preserve.archive import Archive, CaptureSummary

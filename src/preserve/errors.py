@@ -4,7 +4,7 @@ Every error the library raises on purpose is a :class:`PreserveError`. Errors fr
 libraries underneath (httpx, warcio, the OS) are translated into these at the one module that
 talks to that library (``raise ... from exc``), so callers catch one family.
 
-Findings of an audit are *not* exceptions: :mod:`preserve.verify` returns them as data.
+Findings of an audit are *not* exceptions: :mod:`preserve.audit.verify` returns them as data.
 This module does not log, print or decide exit codes (the CLI maps classes to exit codes).
 """
 

@@ -3,7 +3,7 @@
 :mod:`preserve.log` knows Merkle trees, notes and keys; this module knows where an archive
 keeps them and when to use them. It finds the signing key (``--key``, ``$PRESERVE_KEY``, or the
 default path for the archive's key name), appends and signs under the archive lock (the caller
-holds it), and turns log findings into :class:`~preserve.findings.Finding` objects.
+holds it), and turns log findings into :class:`~preserve.audit.findings.Finding` objects.
 It never prints and never decides exit statuses.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from preserve import log
+from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import SigningKeyError
-from preserve.findings import Code, Finding, Report
 from preserve.log.storage import HEAD_NAME
 from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
 

@@ -38,25 +38,22 @@ import os
 import re
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.bufferedreaders import ChunkedDataReader
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from preserve._version import __version__
-from preserve.errors import ArchiveError, NotFoundError, StorageError
-from preserve.exchange import Exchange, FetchResult
-from preserve.fetch import decode_chunks
+from preserve.capture.exchange import Exchange, FetchResult
+from preserve.capture.provenance import default_operator, host_name
+from preserve.errors import ArchiveError, StorageError
 from preserve.hashing import Digests, DualHasher, sha256_base32
-from preserve.provenance import default_operator, host_name
 
 WARC_VERSION = "WARC/1.1"
 CONFORMS_TO = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
@@ -91,22 +88,6 @@ class RecordRef:
 class WarcWriteResult:
     records: tuple[RecordRef, ...]
     digests: Digests  # of the whole file as written
-
-
-@dataclass(frozen=True)
-class RecordCheck:
-    """The result of re-reading one record (or the place where reading broke down)."""
-
-    record_id: str | None
-    type: str | None
-    offset: int
-    length: int
-    target_uri: str | None
-    block_digest: str | None
-    payload_digest: str | None
-    block_ok: bool | None  # None: no block digest to check
-    payload_ok: bool | None  # None: no payload digest to check
-    problems: tuple[str, ...]
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -461,200 +442,13 @@ def write_capture(
     return WarcWriteResult(records=tuple(writer.refs), digests=out.hasher.digests())
 
 
-# --- reading ---------------------------------------------------------------------------------
-
-
-def _strip_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return value.strip().removeprefix("<").removesuffix(">")
-
-
-def check_warc(path: Path) -> Iterator[RecordCheck]:
-    """Re-read every record of ``path``, verifying digests; one :class:`RecordCheck` each.
-
-    A damaged file (bad gzip, truncated record, unparseable headers) ends the iteration with a
-    RecordCheck whose ``problems`` say what broke and where; nothing is raised for damage.
-    Raises :class:`~preserve.errors.NotFoundError` only if the file cannot be opened.
-    """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
-    with handle, path.open("rb") as members:
-        gzipped = members.read(2) == b"\x1f\x8b"  # per-record gzip, as preserve writes
-        iterator = ArchiveIterator(handle, check_digests=True)
-        last_end = 0
-        current: ArcWarcRecord | None = None
-        try:
-            for record in iterator:
-                current = record
-                while record.raw_stream.read(_BLOCK):
-                    pass
-                remaining = getattr(record.raw_stream, "limit", 0) or 0
-                offset = iterator.get_record_offset()
-                length = iterator.get_record_length()
-                last_end = offset + length
-                check = _record_check(record, offset, length, truncated=remaining > 0)
-                member_problem = _gzip_member_problem(members, offset, length) if gzipped else None
-                if member_problem is not None:
-                    check = replace(
-                        check,
-                        block_ok=False if check.block_ok is not None else None,
-                        problems=(*check.problems, member_problem),
-                    )
-                yield check
-                current = None
-        except Exception as exc:  # warcio/zlib raise many types on damaged input; report it
-            yield _damage(current, last_end, exc)
-            return
-        size = path.stat().st_size
-        if size == 0:
-            yield RecordCheck(None, None, 0, 0, None, None, None, None, None, ("file is empty",))
-            return
-        members.seek(last_end)
-        if last_end < size and not (size - last_end <= 4 and not members.read().strip()):
-            # (an uncompressed WARC ends with the CRLF CRLF of its last record: not debris)
-            trailing = (
-                f"{size - last_end} bytes after the last complete record are not a readable "
-                "WARC record (truncated file or foreign data)"
-            )
-            yield RecordCheck(
-                None, None, last_end, size - last_end, None, None, None, None, None, (trailing,)
-            )
-
-
-def _gzip_member_problem(handle: BinaryIO, offset: int, length: int) -> str | None:
-    """Check that ``length`` bytes at ``offset`` are exactly one complete gzip member.
-
-    warcio reads the content of a member without insisting on its trailer (CRC-32 and size),
-    so a file cut inside the last eight bytes of a member would otherwise pass unnoticed.
-    """
-    handle.seek(offset)
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    left = length
-    try:
-        while left > 0:
-            block = handle.read(min(_BLOCK, left))
-            if not block:
-                return f"gzip member at offset {offset} is cut short by the end of the file"
-            left -= len(block)
-            while block:
-                inflater.decompress(block, _BLOCK)
-                block = inflater.unconsumed_tail
-                if inflater.eof:
-                    break
-            if inflater.eof and (left or inflater.unused_data):
-                return f"gzip member at offset {offset} ends before the record does"
-    except zlib.error as exc:
-        return f"gzip member at offset {offset} is corrupt: {exc}"
-    if not inflater.eof:
-        return f"gzip member at offset {offset} is incomplete (no gzip trailer)"
-    return None
-
-
-def _record_check(
-    record: ArcWarcRecord, offset: int, length: int, *, truncated: bool
-) -> RecordCheck:
-    headers = record.rec_headers
-    block_digest = headers.get_header("WARC-Block-Digest")
-    payload_digest = headers.get_header("WARC-Payload-Digest")
-    problems = list(record.digest_checker.problems) if record.digest_checker else []
-    if truncated:
-        problems.append("record is shorter than its Content-Length (truncated)")
-    missing = [
-        name
-        for name in ("WARC-Record-ID", "WARC-Type", "WARC-Date", "Content-Length")
-        if headers.get_header(name) is None
-    ]
-    if missing:
-        problems.append("WARC header lacks " + ", ".join(missing))
-    block_bad = truncated or any("block digest" in p for p in problems)
-    payload_bad = truncated or any("payload digest" in p for p in problems)
-    payload_checked = payload_digest is not None and record.rec_type not in ("revisit", "warcinfo")
-    return RecordCheck(
-        record_id=_strip_id(headers.get_header("WARC-Record-ID")),
-        type=record.rec_type,
-        offset=offset,
-        length=length,
-        target_uri=headers.get_header("WARC-Target-URI"),
-        block_digest=block_digest,
-        payload_digest=payload_digest,
-        block_ok=None if block_digest is None else not block_bad,
-        payload_ok=None if not payload_checked else not payload_bad,
-        problems=tuple(problems),
-    )
-
-
-def _damage(record: ArcWarcRecord | None, offset: int, exc: Exception) -> RecordCheck:
-    headers = record.rec_headers if record is not None else None
-    problem = f"unreadable at or after offset {offset}: {type(exc).__name__}: {exc}".strip()
-    return RecordCheck(
-        record_id=_strip_id(headers.get_header("WARC-Record-ID")) if headers else None,
-        type=record.rec_type if record is not None else None,
-        offset=offset,
-        length=0,
-        target_uri=headers.get_header("WARC-Target-URI") if headers else None,
-        block_digest=headers.get_header("WARC-Block-Digest") if headers else None,
-        payload_digest=headers.get_header("WARC-Payload-Digest") if headers else None,
-        block_ok=False if record is not None else None,
-        payload_ok=None,
-        problems=(problem,),
-    )
-
-
-def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Mapping[str, str]]:
-    """The HTTP payload of the response record at ``offset``, content-decoded, at most
-    ``limit`` bytes, and that response's HTTP headers (repeated names joined with ``, ``).
-
-    Undecodable content (unknown coding, corrupt data) comes back raw. Raises
-    :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
-    :class:`~preserve.errors.ArchiveError` if the record cannot be read.
-    """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
-    with handle:
-        try:
-            handle.seek(offset)
-            record = next(iter(ArchiveIterator(handle)), None)
-            if record is None or record.rec_type != "response" or record.http_headers is None:
-                raise NotFoundError(f"no HTTP response record at offset {offset} of {path}")
-            headers: dict[str, str] = {}
-            for name, value in record.http_headers.headers:
-                existing = next((k for k in headers if k.lower() == name.lower()), None)
-                if existing is None:
-                    headers[name] = value
-                else:
-                    headers[existing] += ", " + value
-            stream = record.raw_stream
-            if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":
-                stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing
-            decoded = decode_chunks(
-                iter(lambda: stream.read(_BLOCK), b""),
-                record.http_headers.get_header("content-encoding"),
-                limit,
-            )
-        except NotFoundError:
-            raise
-        except Exception as exc:  # warcio/zlib raise many types on damaged input
-            raise ArchiveError(
-                f"cannot read the record at offset {offset} of {path}: {type(exc).__name__}: {exc}"
-            ) from exc
-    return decoded.data, headers
-
-
 __all__ = [
     "CERTIFICATE_URI_PREFIX",
     "PROVENANCE_URI_PREFIX",
     "RENAMED_TRANSFER_ENCODING",
     "TEXT_URI_PREFIX",
-    "RecordCheck",
     "RecordRef",
     "WarcWriteResult",
-    "check_warc",
-    "read_record_payload",
     "stored_response_head",
     "write_capture",
 ]

@@ -14,7 +14,7 @@
 
 It does not parse HTTP (h11, inside httpcore, does that) and does not follow redirects.
 Errors it raises on purpose are preserve errors; httpcore's own exceptions pass through and
-are translated by :mod:`preserve.fetch`.
+are translated by :mod:`preserve.capture.fetch`.
 """
 
 from __future__ import annotations

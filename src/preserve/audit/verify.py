@@ -1,4 +1,4 @@
-"""The archive audit behind ``preserve verify``: returns a :class:`~preserve.findings.Report`.
+"""The archive audit behind ``preserve verify``: returns a :class:`~preserve.audit.findings.Report`.
 
 Default pass, for every manifest in ``manifests/``: it reads (bounded) and validates; its file
 name matches its capture id, which no other manifest claims; its WARC file exists with the
@@ -16,11 +16,12 @@ extractor version, a warning when the version changed).
 
 Findings are data: nothing here raises because of what it finds; :class:`ArchiveError` is
 raised only when the root cannot be audited at all. Every path taken from a manifest goes
-through :func:`preserve.paths.resolve_inside`, symlinks are never followed while sweeping, so
-nothing outside the root is opened. Files are streamed; memory stays bounded (one manifest,
-one text object, one extraction input at a time). The integrity log (``manifests/log``) is
-checked elsewhere (E3xx). The audit takes no lock: run it while no capture is committing, or
-expect warnings for the capture in flight (temp files, a WARC not yet named by a manifest).
+through :func:`~preserve.storage.layout.resolve_inside`, symlinks are never
+followed while sweeping, so nothing outside the root is opened. Files are streamed; memory
+stays bounded (one manifest, one text object, one extraction input at a time). The integrity
+log (``manifests/log``) is checked elsewhere (E3xx). The audit takes no lock: run it while
+no capture is committing, or expect warnings for the capture in flight (temp files, a WARC
+not yet named by a manifest).
 """
 
 from __future__ import annotations
@@ -37,20 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from preserve import warc
+from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
-from preserve.findings import Code, Finding, Report
 from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
-from preserve.manifest import (
-    SCHEMA,
-    Manifest,
-    TextRef,
-    WarcRecordRef,
-    decode_manifest_json,
-    manifest_from_dict,
-    read_manifest_bytes,
-)
-from preserve.paths import (
+from preserve.storage.layout import (
     LOCK_FILE,
     LOG_DIR,
     MANIFEST_SUFFIX,
@@ -64,12 +56,21 @@ from preserve.paths import (
     relative_to_root,
     resolve_inside,
 )
+from preserve.storage.manifest import (
+    SCHEMA,
+    Manifest,
+    TextRef,
+    WarcRecordRef,
+    decode_manifest_json,
+    manifest_from_dict,
+    read_manifest_bytes,
+)
 
 #: Most bytes of a decoded response body handed to the extractor; must equal the limit used
 #: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal).
 REEXTRACT_LIMIT = 16 * 2**20
 
-#: Entries allowed directly below archive/ (index: preserve.url_index; quarantine: archive.py).
+#: Entries allowed directly below archive/ (index: storage.url_index; quarantine: repair).
 _ARCHIVE_ENTRIES = frozenset(
     {"warc", "text", "tmp", "index", "quarantine", os.path.basename(LOCK_FILE)}
 )

@@ -7,7 +7,7 @@ digit is the area: 1xx manifests, 2xx WARC files and records, 3xx integrity log 
 6xx and up reserved for later areas (network, reliability). docs/format.md carries the table,
 generated from this catalogue by scripts/gen_findings_doc.py.
 
-This module holds data only: it does not inspect the archive (:mod:`preserve.verify` does) and
+This module holds data only: it does not inspect the archive (:mod:`preserve.audit.verify` does) and
 does not print (the CLI renders :meth:`Report.to_json`).
 """
 

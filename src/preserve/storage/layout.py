@@ -7,9 +7,10 @@ paths, ``..``, backslashes, NUL, drive letters or colons, and no symlink leading
 It also holds the two small directory helpers every durable write needs (``makedirs_durable``,
 ``fsync_dir``).
 
-It does not read or write archive content; :mod:`preserve.store` and :mod:`preserve.manifest`
-do. The checks are made at resolution time: a process that swaps a directory for a symlink
-between the check and the open is outside what this module can prevent.
+It does not read or write archive content; :mod:`~preserve.storage.text_store` and
+:mod:`~preserve.storage.manifest` do. The checks are made at resolution time: a process
+that swaps a directory for a symlink between the check and the open is outside what this
+module can prevent.
 """
 
 from __future__ import annotations

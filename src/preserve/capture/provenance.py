@@ -1,5 +1,5 @@
 """Provenance facts about the capturing side: software versions, host and operator, and the
-per-hop network facts copied from :class:`~preserve.exchange.Exchange` objects.
+per-hop network facts copied from :class:`~preserve.capture.exchange.Exchange` objects.
 
 This module only assembles plain JSON-ready dictionaries; it does no network or archive I/O.
 """
@@ -17,7 +17,7 @@ from importlib import metadata
 from typing import Any
 
 from preserve._version import __version__
-from preserve.exchange import Exchange, FetchResult, TLSInfo
+from preserve.capture.exchange import Exchange, FetchResult, TLSInfo
 
 #: Libraries whose versions shape the bytes preserve writes; recorded in every manifest.
 _RECORDED_LIBRARIES = ("httpx", "httpcore", "h11", "warcio", "lxml", "blake3", "cryptography")

@@ -8,9 +8,9 @@ replacing an existing manifest), and identified by the BLAKE3/SHA-256 of its exa
 
 Parsing is strict: size and nesting are bounded before ``json.loads`` runs, duplicate keys,
 NaN/Infinity and unknown fields are rejected, and every id, digest, time and path is checked.
-Paths are only checked lexically here (:func:`preserve.paths.check_relative`); resolving them
+Paths are only checked lexically here (:func:`~.layout.check_relative`); resolving them
 against a root (symlinks) is the job of whoever opens them. This module does not check that the
-files a manifest names exist or match; :mod:`preserve.verify` does.
+files a manifest names exist or match; :mod:`preserve.audit.verify` does.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 from preserve.errors import ManifestError, NotFoundError, StorageError
 from preserve.hashing import Digests, hash_bytes
-from preserve.paths import (
+from preserve.storage.layout import (
     MANIFEST_SUFFIX,
     MANIFEST_TMP_PREFIX,
     ArchiveLayout,

@@ -1,7 +1,8 @@
 """What one HTTP exchange looked like on the wire: the data passed from fetch to warc.
 
-These are plain, immutable records. :mod:`preserve.fetch` produces them; :mod:`preserve.warc`
-turns them into WARC records; :mod:`preserve.archive` copies their facts into the manifest.
+These are plain, immutable records. :mod:`~preserve.capture.fetch` produces them;
+:mod:`preserve.warc` turns them into WARC records; :mod:`preserve.archive` copies their
+facts into the manifest.
 This module does no I/O except opening the spooled body file on request.
 """
 

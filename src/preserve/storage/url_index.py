@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from preserve import manifest
 from preserve.errors import ManifestError
-from preserve.paths import ArchiveLayout
+from preserve.storage import manifest
+from preserve.storage.layout import ArchiveLayout
 
 INDEX_DIR = "archive/index"
 INDEX_FILE = "captures.tsv"

@@ -53,7 +53,7 @@ from typing import Any
 
 import filelock
 
-from preserve import integrity, log, manifest
+from preserve import integrity, log
 from preserve.errors import (
     ArchiveError,
     LockTimeoutError,
@@ -62,7 +62,8 @@ from preserve.errors import (
     StorageError,
     UnsafePathError,
 )
-from preserve.paths import (
+from preserve.storage import manifest
+from preserve.storage.layout import (
     MANIFEST_SUFFIX,
     MANIFEST_TMP_PREFIX,
     WARC_SUFFIX,

@@ -24,7 +24,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from preserve.errors import NotFoundError, StorageError, UnsafePathError
 from preserve.hashing import Digests, hash_bytes, hash_stream
-from preserve.paths import (
+from preserve.storage.layout import (
     TEXT_DIR,
     ArchiveLayout,
     fsync_dir,

@@ -1,10 +1,10 @@
-"""Fetch a URL over HTTP(S), recording every hop as an :class:`~preserve.exchange.Exchange`.
+"""Fetch a URL over HTTP(S), recording every hop as an :class:`~preserve.capture.exchange.Exchange`.
 
 What it does:
 
 * validates the URL (scheme http/https, a host, a sane port) before touching the network;
 * sends ``GET`` over HTTP/1.1 with httpcore, one fresh connection per hop, through
-  :mod:`preserve._transport`, which keeps the request bytes exactly as written, the response
+  :mod:`preserve.capture.transport`, which keeps the request bytes exactly as written, the response
   head exactly as read, and a SHA-256 of every response byte read from the socket;
 * streams the entity body (transfer coding removed, content coding kept) to a spool file in
   the caller's ``spool_dir`` while hashing it, never holding it in memory;
@@ -49,7 +49,9 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from preserve._transport import (
+from preserve._version import __version__
+from preserve.capture.exchange import Certificate, Exchange, FetchResult, TLSInfo
+from preserve.capture.transport import (
     Deadline,
     IPAddress,
     PeerFacts,
@@ -57,7 +59,6 @@ from preserve._transport import (
     RecordingStream,
     is_blocked_address,
 )
-from preserve._version import __version__
 from preserve.errors import (
     CaptureError,
     CaptureTimeoutError,
@@ -69,7 +70,6 @@ from preserve.errors import (
     TooManyRedirectsError,
     UnsupportedSchemeError,
 )
-from preserve.exchange import Certificate, Exchange, FetchResult, TLSInfo
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
