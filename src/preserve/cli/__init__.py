@@ -1,0 +1,12 @@
+"""The ``preserve`` command line: parse options, call :class:`preserve.Archive`, print, exit.
+
+No archive logic lives here. Human output goes to stdout (errors and progress to stderr);
+``--json`` prints exactly one JSON object on stdout. Exit statuses are documented in
+``docs/cli.md`` and in :data:`~preserve.cli.app.EXIT_STATUSES`. One module per group of
+commands; :mod:`.app` holds the ``main`` group and what the commands share.
+"""
+
+from preserve.cli import audit, browse, capture, integrity
+from preserve.cli.app import EXIT_STATUSES, main
+
+__all__ = ["EXIT_STATUSES", "audit", "browse", "capture", "integrity", "main"]
