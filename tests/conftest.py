@@ -27,6 +27,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from servers import TestServer
 
 
+@pytest.fixture(autouse=True)
+def operator_config(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own operator config dir (keys, known heads), never ~/.config."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("PRESERVE_CONFIG_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def test_ca() -> trustme.CA:
     return trustme.CA()

@@ -50,7 +50,9 @@ def test_capture_prints_id_hash_title_and_verify_passes(site: TestServer, tmp_pa
     shown = run(tmp_path, "show", capture_id[:20])
     assert shown.returncode == 0 and "redirect  301" in shown.stdout
     listed = run(tmp_path, "list", "--json")
-    assert [c["capture_id"] for c in json.loads(listed.stdout)["captures"]] == [capture_id]
+    envelope = json.loads(listed.stdout)
+    assert envelope["ok"] and envelope["command"] == "list" and envelope["exit_status"] == 0
+    assert [c["capture_id"] for c in envelope["result"]["captures"]] == [capture_id]
 
 
 def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
@@ -59,7 +61,7 @@ def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--root", str(tmp_path / "a"), "capture", "--from",
                                        str(urls), "--json"])
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)["result"]
     assert [c["status"] for c in document["captures"]] == ["ok", "ok"]
     assert document["failed"] == 0
 
@@ -104,14 +106,15 @@ def test_http_error_status_exits_1_but_is_kept(site: TestServer, tmp_path: Path)
 def test_verify_json_and_findings_exit_1(site: TestServer, tmp_path: Path) -> None:
     assert run(tmp_path, "capture", site.url("/news")).returncode == 0
     ok = json.loads(run(tmp_path, "verify", "--deep", "--json").stdout)
-    assert ok["ok"] and ok["deep"] and ok["stats"]["records_checked"] > 0
+    assert ok["ok"] and ok["result"]["deep"] and ok["result"]["stats"]["records_checked"] > 0
     text = next(p for p in (tmp_path / "archive" / "text").rglob("*") if p.is_file())
     text.chmod(0o644)
     text.write_bytes(text.read_bytes() + b" tampered")
     bad = run(tmp_path, "verify", "--json")
     assert bad.returncode == 1
-    report = json.loads(bad.stdout)
-    assert not report["ok"] and report["findings"][0]["code"].startswith("E")
+    envelope = json.loads(bad.stdout)
+    assert not envelope["ok"] and envelope["exit_status"] == 1
+    assert envelope["result"]["findings"][0]["code"].startswith("E")
     human = run(tmp_path, "verify")
     assert human.returncode == 1 and "NOT INTACT" in human.stdout
 

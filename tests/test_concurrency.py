@@ -137,7 +137,7 @@ def test_processes_capture_into_one_root_while_verify_runs(
             result = subprocess.run([*base, "verify", "--json"], check=False,
                                     capture_output=True, text=True, timeout=60)
             try:
-                verify_results.append({"status": result.returncode, **json.loads(result.stdout)})
+                verify_results.append({"status": result.returncode, **json.loads(result.stdout)["result"]})
             except ValueError:  # verify could not run at all: keep what it said
                 verify_results.append({"status": result.returncode, "counts": {},
                                        "stderr": result.stderr})
@@ -159,7 +159,7 @@ def test_processes_capture_into_one_root_while_verify_runs(
     # A verify running beside captures may see in-flight debris (warnings) but no error: not
     # even E304 for a capture between its manifest and its log leaf (the log audit runs under
     # the archive lock).
-    in_flight_codes = {"W301", "W302", "W303", "W501", "W502", "W503", "W504"}
+    in_flight_codes = {"W301", "W302", "W303", "W501", "W502", "W503", "W504", "W307"}
     for result in verify_results:
         counts = result["counts"]
         assert isinstance(counts, dict)
@@ -352,7 +352,7 @@ def test_cli_capture_concurrency_option(
                              "--concurrency", "2", "--per-host-delay", "0.2", "--json", *urls],
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    document = json.loads(result.stdout)
+    document = json.loads(result.stdout)["result"]
     assert [c["requested_url"] for c in document["captures"]] == urls  # input order
     assert first.max_in_flight == 1 and second.max_in_flight == 1
     overlap = any(a_start < b_end and b_start < a_end

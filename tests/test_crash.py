@@ -7,9 +7,9 @@ written, WARC linked, manifest temp, manifest, log head, checkpoint), so kills l
 narrow commit steps too. After every kill:
 
 * a capture that printed its id is committed and verifies clean;
-* verify finds no errors, only debris warnings (E304 is allowed only when the kill landed
-  between linking the manifest and appending its log leaf: the capture is committed, the log
-  is behind; repair completes it);
+* verify finds no errors, only debris warnings (a kill between linking the manifest and
+  appending its log leaf leaves W305: the capture is committed, the log is behind, and the
+  signed commit record written before the commit point lets repair complete it);
 * :func:`~preserve.audit.repair.repair` succeeds, after which verify reports nothing at all,
   and every earlier capture is still there.
 
@@ -35,13 +35,13 @@ from pathlib import Path
 
 import pytest
 
-from preserve import Archive, log
+from preserve import Archive, integrity, log
 from preserve.audit.repair import repair
 from servers import ReceivedRequest, TestServer, _head, respond, stall
 
 CAPTURE_LINE = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})\s", re.M)
 ID_NAME = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})(\.lock)?$")
-DEBRIS = {"W301", "W302", "W303", "W501", "W502", "W503", "W504"}
+DEBRIS = {"W301", "W302", "W303", "W305", "W306", "W501", "W502", "W503", "W504"}
 MILESTONES = ("spool", "warc-spooled", "warc-linked", "manifest-temp", "manifest", "logged",
               "checkpoint")
 WORDS = ("archive", "evidence", "witness", "record", "source", "village", "river", "market",
@@ -146,8 +146,7 @@ class CrashHarness:
         report = Archive(self.root, key=self.key).verify(record=False)
         errors = sorted(f.code.code for f in report.errors)
         warnings = sorted(f.code.code for f in report.warnings)
-        allowed_errors = {"E304"} if landed == "after manifest, before log leaf" else set()
-        assert set(errors) <= allowed_errors, (landed, [f.to_json() for f in report.errors])
+        assert not errors, (landed, [f.to_json() for f in report.errors])
         assert set(warnings) <= DEBRIS, (landed, [f.to_json() for f in report.warnings])
         fixed = repair(self.root, key=self.key)
         assert fixed.ok, fixed.problems
@@ -392,12 +391,13 @@ def test_repair_dry_run_plans_and_changes_nothing_then_repair_quarantines(
     assert repair(root).actions == []  # idempotent
 
 
-def test_unlogged_manifest_without_a_trace_is_kept_unless_asked(
+def test_unlogged_manifest_without_a_signed_record_is_kept_until_adopted(
     tmp_path: Path, http_server: TestServer
 ) -> None:
     http_server.routes["/a"] = respond(200, article(4), headers=[("Content-Type", "text/html")])
     http_server.routes["/b"] = respond(200, article(5), headers=[("Content-Type", "text/html")])
     root, other = tmp_path / "root", tmp_path / "other"
+    Archive(root).init()
     Archive(root).capture(http_server.url("/a"))
     foreign = Archive(other).capture(http_server.url("/b"))
     m = Archive(other).manifest(foreign.capture_id)
@@ -411,9 +411,15 @@ def test_unlogged_manifest_without_a_trace_is_kept_unless_asked(
     assert any(k.path == foreign.manifest_path and "not in the integrity log" in k.reason
                for k in kept.kept)
     assert "E304" in {c.code for c in Archive(root).verify(record=False).codes()}
-    logged = repair(root, log_unlogged=True)
-    assert [(a.kind, a.path) for a in logged.actions] == [("logged", foreign.manifest_path)]
-    assert not Archive(root).verify(record=False).errors
+    # planted evidence in tmp/ (the old heuristic) changes nothing: only a signed record counts
+    (root / "archive" / "tmp" / foreign.capture_id).mkdir()
+    assert not [a for a in repair(root).actions if a.kind == "logged"]
+    assert Archive(root).adopt([foreign.capture_id], reason="copied from the field laptop") \
+        == [foreign.capture_id]
+    report = Archive(root).verify(record=False)
+    assert not report.errors, report.to_json()
+    history = [row["type"] for row in integrity.history(root)]
+    assert history == ["capture", "adoption"]
 
 
 def test_repair_quarantines_nothing_when_the_manifests_are_not_known(

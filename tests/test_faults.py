@@ -191,7 +191,7 @@ def test_disk_full_fails_cleanly_and_verify_still_runs(
         # verify on the full disk: the audit runs; it may not be able to record itself
         audit = _cli(root, key, "verify", "--json")
         assert audit.returncode == 0, audit.stdout + audit.stderr
-        assert json.loads(audit.stdout)["errors"] == 0
+        assert json.loads(audit.stdout)["result"]["errors"] == 0
         filler.unlink()
         _assert_nothing_half_committed(root, key, before)
 
@@ -242,7 +242,7 @@ def test_read_only_archive_refuses_capture_and_still_verifies(
             result.stderr
         audit = _cli(view, key, "verify", "--json")
         assert audit.returncode == 0, audit.stdout + audit.stderr
-        summary = json.loads(audit.stdout)
+        summary = json.loads(audit.stdout)["result"]
         assert summary["errors"] == 0 and summary["stats"]["manifests_checked"] == 1
         assert summary["recorded"] is False
         deep = _cli(view, key, "verify", "--deep")
@@ -281,7 +281,7 @@ def test_permission_denied_fails_cleanly_and_verify_reads(
         audit = subprocess.run([*without_override, "verify", "--json"], check=False,
                                capture_output=True, text=True, timeout=60)
         assert audit.returncode == 0, audit.stdout + audit.stderr
-        summary = json.loads(audit.stdout)
+        summary = json.loads(audit.stdout)["result"]
         assert summary["errors"] == 0 and summary["recorded"] is False
     finally:
         for path in [root, *root.rglob("*")]:

@@ -333,6 +333,16 @@ def test_redirect_limit_zero_refuses_any_redirect(http_server: TestServer, spool
         ("fc00::1", True),
         ("::ffff:127.0.0.1", True),  # IPv4-mapped loopback
         ("2002:7f00:1::", True),  # 6to4 wrapping 127.0.0.1
+        ("2002:a9fe:a9fe::", True),  # 6to4 wrapping the cloud metadata address
+        ("::127.0.0.1", True),  # IPv4-compatible loopback
+        ("::a9fe:a9fe", True),  # IPv4-compatible 169.254.169.254
+        ("64:ff9b::7f00:1", True),  # NAT64 well-known prefix wrapping 127.0.0.1
+        ("64:ff9b::a00:1", True),  # NAT64 wrapping 10.0.0.1
+        ("64:ff9b:1::a00:1", True),  # local-use NAT64 (RFC 8215)
+        ("::ffff:0:7f00:1", True),  # IPv4-translated (RFC 2765)
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", True),  # Teredo
+        ("64:ff9b::808:808", False),  # NAT64 wrapping a public address
+        ("::8.8.8.8", False),
         ("93.184.216.34", False),
         ("8.8.8.8", False),
         ("2606:4700:4700::1111", False),

@@ -141,7 +141,7 @@ def test_paths_out_of_the_root_are_reported_and_never_followed(
     for args in (["verify", "--json", "--no-record"], ["verify", "--deep", "--json"]):
         result = _run(root, *args)
         assert result.returncode == 1, result.stderr
-        codes = _codes(json.loads(result.stdout))
+        codes = _codes(json.loads(result.stdout)["result"])
         assert codes.count("E107") >= 5, codes
         assert "Traceback" not in result.stderr
     fixed = _repair_in_subprocess(root)
@@ -168,8 +168,8 @@ def test_symlinked_log_directory_is_not_followed(
     before = _state(outside)
     result = _run(root, "verify", "--json")  # recording would append to the log out there
     assert _state(outside) == before, "verify wrote outside the root"
-    assert "E107" in _codes(json.loads(result.stdout)) or "E301" in _codes(
-        json.loads(result.stdout))
+    assert "E107" in _codes(json.loads(result.stdout)["result"]) or "E301" in _codes(
+        json.loads(result.stdout)["result"])
 
 
 def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
@@ -181,7 +181,7 @@ def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
     os.symlink(outside / "fifo", manifest)
     result = _run(root, "verify", "--json", "--no-record")
     assert result.returncode == 1
-    assert "E107" in _codes(json.loads(result.stdout))
+    assert "E107" in _codes(json.loads(result.stdout)["result"])
 
 
 # --- oversized, deep, invalid, duplicated ---------------------------------------------------------
@@ -207,7 +207,7 @@ def test_huge_deep_and_invalid_manifests_are_reported(
         (manifests / f"{capture_id}.json").read_bytes())
     result = _run(root, "verify", "--json", "--no-record")
     assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)["result"]
     by_path = {f["path"]: f["code"] for f in report["findings"] if f["code"].startswith("E1")}
     assert by_path[f"manifests/{stem}hhhhhhhhhh.json"] in ("E101", "E102")
     assert by_path[f"manifests/{stem}iiiiiiiiii.json"] == "E102"

@@ -160,7 +160,8 @@ def test_edited_manifest_with_every_hash_recomputed(root: Path) -> None:
     old["manifest"].update(blake3=d.blake3, sha256=d.sha256, size=d.size)
     entries[0] = json.dumps(old, sort_keys=True, separators=(",", ":")).encode()
     rewrite_log(root, entries)
-    assert codes(verify_log(root)) == ["E308", "W302"]
+    # the signature betrays it, and no signed commit record backs the rewritten leaves
+    assert codes(verify_log(root)) == ["E308", "E316", "E316", "E316", "W302"]
     assert not [f for f in verify_log(root) if f.code in ("E302", "E306")]
 
 
@@ -191,7 +192,7 @@ def test_truncated_log(root: Path, signer: Signer, tmp_path: Path) -> None:
 def test_truncated_log_caught_by_stored_checkpoint(root: Path) -> None:
     rewrite_log(root, entries_of(root)[:2])
     (root / "manifests" / f"{CAPTURES[2]}.json").unlink()
-    assert codes(verify_log(root)) == ["E308", "W302"]
+    assert codes(verify_log(root)) == ["E308", "E316", "E316", "W302"]
 
 
 def test_replaced_old_checkpoint_without_the_key(root: Path, tmp_path: Path) -> None:
@@ -214,7 +215,7 @@ def test_replaced_key_is_caught_only_with_a_trusted_key(
     write_checkpoint(root, attacker)
     assert verify_log(root) == []
     found = codes(verify_log(root, trusted_key=signer.verifier.to_text()))
-    assert found == ["E307", "E313", "W302"]
+    assert found == ["E307", "E313", "E316", "E316", "E316", "W302"]
 
 
 def test_back_dated_leaf(root: Path, signer: Signer) -> None:
@@ -236,8 +237,8 @@ def test_unlogged_manifest_and_unchecked_tail(root: Path) -> None:
     write_manifest(root, CAPTURES[3])
     assert codes(verify_log(root)) == ["E304"]
     assert unlogged_manifests(root) == [CAPTURES[3]]
-    record_manifest(root, CAPTURES[3])
-    assert codes(verify_log(root)) == ["W302"]
+    record_manifest(root, CAPTURES[3])  # appended without a signed commit record
+    assert codes(verify_log(root)) == ["E316", "W302"]
 
 
 def test_deleted_log_is_an_error(root: Path) -> None:
@@ -339,8 +340,8 @@ def test_log_without_a_key(tmp_path: Path, signer: Signer) -> None:
     init_log(root)
     commit(root, CAPTURES[0], "10:00:05")
     assert codes(verify_log(root)) == ["W304"]
-    init_log(root, signer.verifier)  # the key can come later
-    assert codes(verify_log(root)) == ["W302"]
+    init_log(root, signer.verifier)  # the key can come later (init adopts the history)
+    assert codes(verify_log(root)) == ["E316", "W302"]
     write_checkpoint(root, signer)
     assert verify_log(root) == []
     (log_dir(root) / "key.pub").unlink()

@@ -22,8 +22,10 @@ from preserve.storage.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_NESTING,
     MAX_STRINGS,
+    MAX_TEXT_FIELD_CHARS,
     SCHEMA,
     Manifest,
+    bound_fields,
     iter_manifest_paths,
     iter_manifests,
     manifest_from_dict,
@@ -86,6 +88,7 @@ def sample_dict() -> dict[str, Any]:
         "software": {"preserve": "0.1.0", "python": "CPython 3.11.7"},
         "host": "box", "operator": "ana",
         "previous": ["20261120T000000Z-aaaaaaaaaa"],
+        "truncated": [], "notes": [],
     }
 
 
@@ -132,7 +135,7 @@ _DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        ("schema", "preserve/manifest/2"),
+        ("schema", "preserve/manifest/3"),
         ("capture_id", "20261121T164100Z-ABCDEFGH23"),
         ("capture_id", "../../x"),
         ("status", "fine"),
@@ -324,3 +327,46 @@ def test_roundtrip_any_web_strings(title: str | None, byline: str | None, host: 
     data = manifest.to_bytes()
     assert parse_manifest(data) == manifest
     assert manifest_from_dict(json.loads(data)).to_bytes() == data
+
+
+def test_v1_manifest_stays_v1_byte_for_byte() -> None:
+    """Manifests are never migrated: a v1 manifest parses, and re-serialises to its own bytes
+    (no v2 fields appear), so its hash and log leaf stay valid for ever."""
+    d = sample_dict()
+    d["schema"] = "preserve/manifest/1"
+    del d["truncated"], d["notes"]
+    data = (json.dumps(d, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    parsed = parse_manifest(data)
+    assert parsed.schema == "preserve/manifest/1" and parsed.notes == ()
+    assert parsed.to_bytes() == data
+    d["notes"] = ["a v2 field in a v1 manifest"]
+    with pytest.raises(ManifestError, match="unknown field"):
+        manifest_from_dict(d)
+
+
+def test_bound_fields_cuts_hostile_strings_and_records_the_cut() -> None:
+    d = sample_dict()
+    d["extraction"]["title"] = "\x01" * 3_000_000
+    d["connection"]["tls"]["certificate"]["subject_alt_names"] = [f"DNS:h{i}.test"
+                                                                  for i in range(5000)]
+    bounded = bound_fields(d)
+    m = manifest_from_dict(bounded)
+    assert len(m.extraction.title or "") == MAX_TEXT_FIELD_CHARS
+    (cut,) = m.truncated
+    assert cut.field == "extraction.title" and cut.length == 3_000_000
+    assert cut.sha256 == hashlib.sha256(("\x01" * 3_000_000).encode()).hexdigest()
+    assert any("subject_alt_names" in note for note in m.notes)
+    assert len(m.to_bytes()) < MAX_MANIFEST_BYTES
+
+
+def test_certificate_dates_out_of_calendar_are_kept_as_given() -> None:
+    d = sample_dict()
+    cert = d["connection"]["tls"]["certificate"]
+    cert["not_before"] = "0999-01-01T00:00:00Z"
+    cert["not_after"] = "asn1:00000101000000Z"
+    m = manifest_from_dict(d)
+    assert m.connection.tls is not None and m.connection.tls.certificate is not None
+    assert m.connection.tls.certificate.not_after == "asn1:00000101000000Z"
+    cert["not_after"] = "asn1:garbage"
+    with pytest.raises(ManifestError):
+        manifest_from_dict(d)

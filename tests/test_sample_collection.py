@@ -19,7 +19,7 @@ def test_sample_collection_verifies_deep(tmp_path: Path) -> None:
     done = subprocess.run([PRESERVE, "--root", str(tmp_path), "verify", "--deep", "--json",
                            "--no-record"], capture_output=True, text=True, check=False,
                           timeout=120)
-    report = json.loads(done.stdout)
+    report = json.loads(done.stdout)["result"]
     assert done.returncode == 0, report["findings"]
     assert report["stats"]["manifests_checked"] == 2
     assert report["stats"]["texts_reextracted"] == 2

@@ -1,13 +1,13 @@
 """``Archive(root)``: one archive on disk, and the capture pipeline that fills it.
 
-A capture runs fetch → extract → WARC → text store → manifest, in that order, and is
-committed only when its manifest is linked into ``manifests/``. Everything before that lives in
-``archive/tmp/`` or is removed again on failure, so no manifest ever points at partial data.
-The commit itself (WARC into place, text objects, manifest, log entry) runs under the archive
-lock so that concurrent captures are totally ordered.
+A capture runs fetch → extract → WARC in its spool (``archive/tmp/<id>/``, no lock held), and
+is then committed by :func:`preserve.commit.commit_group` under the archive lock: WARC file and
+text objects into place, a commit record, the manifest (the commit point), the log leaf, and a
+proved, signed checkpoint. Nothing before the commit point is visible as a capture, so no
+manifest ever points at partial data, and concurrent captures are totally ordered.
 
-This module composes the other modules; it does not speak HTTP, parse HTML, write WARC bytes
-or decide what an audit finding is.
+This module composes the other modules; it does not speak HTTP, parse HTML, write WARC bytes,
+decide what an audit finding is, or hold the commit protocol's steps (``commit.py`` does).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import filelock
 
@@ -31,6 +31,13 @@ from preserve.audit.verify import REEXTRACT_LIMIT
 from preserve.audit.verify import verify as verify_archive
 from preserve.capture import fetch, provenance
 from preserve.capture.exchange import Exchange, FetchResult
+from preserve.commit import (
+    CommitContext,
+    CommittedCapture,
+    GroupOutcome,
+    PreparedCapture,
+    commit_group,
+)
 from preserve.extract import (
     EXTRACTOR_NAME,
     EXTRACTOR_SETTINGS,
@@ -38,16 +45,13 @@ from preserve.extract import (
     Extraction,
 )
 from preserve.extract import extract as extract_html
+from preserve.integrity import AuditRecord
+from preserve.log.known_heads import KnownHead, KnownHeads, identity_for
+from preserve.log.signing import Signed, check_extends, prove_and_sign
 from preserve.storage import manifest
-from preserve.storage.layout import (
-    ArchiveLayout,
-    fsync_dir,
-    is_capture_id,
-    makedirs_durable,
-    new_capture_id,
-)
-from preserve.storage.text_store import StoredObject, TextStore
-from preserve.storage.url_index import UrlIndex
+from preserve.storage.catalog import Catalog, CatalogError, CatalogRow
+from preserve.storage.layout import ArchiveLayout, is_capture_id, makedirs_durable, new_capture_id
+from preserve.storage.text_store import TextStore
 
 #: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
 EXTRACT_LIMIT = REEXTRACT_LIMIT
@@ -73,7 +77,7 @@ class CaptureResult:
     requested_url: str
     final_url: str
     http_status: int
-    status: str  # "ok" | "http-error" | "not-html" | "no-text"
+    status: str  # "ok" | "http-error" | "not-html" | "no-text" | "redirect-not-followed"
     title: str | None
     text_blake3: str | None
     text_size: int
@@ -84,6 +88,34 @@ class CaptureResult:
     warc_path: str
     started: str
     ended: str
+    #: whether a proved checkpoint now covers this capture, and if not, why not
+    signed: bool = False
+    not_signed: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, committed: CommittedCapture, outcome: GroupOutcome) -> CaptureResult:
+        m = committed.manifest
+        return cls(
+            capture_id=m.capture_id,
+            requested_url=m.requested_url,
+            final_url=m.final_url,
+            http_status=m.http.status,
+            status=m.status,
+            title=m.extraction.title,
+            text_blake3=m.text.blake3 if m.text else None,
+            text_size=m.text.size if m.text else 0,
+            reason=m.extraction.reason,
+            manifest_path=f"manifests/{m.capture_id}.json",
+            manifest_blake3=committed.ref.blake3,
+            manifest_sha256=committed.ref.sha256,
+            warc_path=committed.warc_rel,
+            started=m.started,
+            ended=m.ended,
+            signed=outcome.signed is not None,
+            not_signed=outcome.not_signed,
+            notes=m.notes,
+        )
 
     @property
     def ok(self) -> bool:
@@ -109,6 +141,9 @@ class CaptureResult:
             "warc_path": self.warc_path,
             "started": self.started,
             "ended": self.ended,
+            "signed": self.signed,
+            "not_signed": self.not_signed,
+            "notes": list(self.notes),
         }
 
 
@@ -124,6 +159,16 @@ class CaptureSummary:
     status: str
     title: str | None
     text_blake3: str | None
+
+    @classmethod
+    def of(cls, m: manifest.Manifest) -> CaptureSummary:
+        return cls(m.capture_id, m.requested_url, m.final_url, m.started, m.http.status,
+                   m.status, m.extraction.title, m.text.blake3 if m.text else None)
+
+    @classmethod
+    def of_row(cls, row: CatalogRow) -> CaptureSummary:
+        return cls(row.capture_id, row.requested_url, row.final_url, row.started,
+                   row.http_status, row.status, row.title, row.text_blake3)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,26 +192,51 @@ class Archive:
         *,
         key: str | os.PathLike[str] | None = None,
         tsa_url: str | None = None,
+        heads: KnownHeads | Literal["default"] | None = "default",
     ) -> None:
         """``key``: the signing key file (default: ``$PRESERVE_KEY`` or the config dir);
-        ``tsa_url``: an RFC 3161 timestamp authority for checkpoints (or ``$PRESERVE_TSA``)."""
+        ``tsa_url``: an RFC 3161 timestamp authority for checkpoints (or ``$PRESERVE_TSA``);
+        ``heads``: where this operator keeps the known tree heads of archives (default: the
+        config dir; None turns rollback detection by known head off)."""
         self.root = Path(root)
         self.layout = ArchiveLayout(self.root)
         self.store = TextStore(self.layout)
-        self.url_index = UrlIndex(self.layout)
+        self.catalog = Catalog(self.layout)
         self.key_path = Path(key) if key is not None else None
         self.tsa_url = tsa_url
+        self.heads: KnownHeads | None = KnownHeads() if heads == "default" else heads
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
 
-    # --- capture -----------------------------------------------------------------------------
+    # --- set-up --------------------------------------------------------------------------------
 
     def init(self, *, key_name: str | None = None) -> integrity.KeyInfo:
-        """Create the layout, the integrity log and (unless there is one) a signing key."""
-        self._ensure_layout()
+        """Create the layout, the integrity log and (unless there is one) a signing key.
+
+        An existing log that was never signed gets the key, and its history is checked
+        (every manifest against its leaf) and signed as adopted at initialisation.
+        """
+        key = integrity.prepare_key(self.root, key_name=key_name, key_path=self.key_path)
+        self._ensure_layout(log_key=key.verifier)
         with self._lock():
-            return integrity.init(self.root, key_name=key_name, key_path=self.key_path)
+            return integrity.install_key(self.root, key, heads=self.heads,
+                                         timestamper=integrity.timestamper(self.tsa_url))
+
+    def is_archive(self) -> bool:
+        """Whether ``root`` looks like an archive (it has ``archive/`` or ``manifests/``)."""
+        return self.layout.archive_dir.is_dir() or self.layout.manifests_dir.is_dir()
+
+    def _ensure_layout(self, log_key: log.Verifier | None = None) -> None:
+        try:
+            self.layout.ensure_dirs()
+            if not integrity.has_log(self.root) or log_key is not None:
+                with self._lock():  # a writable open of the log drops a concurrent append
+                    log.init_log(self.root, log_key)
+        except OSError as exc:
+            raise errors.StorageError(f"cannot create archive at {self.root}: {exc}") from exc
+
+    # --- capture -----------------------------------------------------------------------------
 
     def capture(
         self, url: str, options: CaptureOptions | None = None, *, checkpoint: bool = True
@@ -174,26 +244,36 @@ class Archive:
         """Capture ``url``; returns when the capture is committed, raises if nothing was.
 
         Raises :class:`~preserve.errors.CaptureError` subclasses for network and input
-        problems and :class:`~preserve.errors.StorageError` when the archive can't be written.
-        An HTTP error status is not an exception: it is kept as evidence (``status``).
-        The manifest is appended to the integrity log and, when ``checkpoint`` is true and the
-        archive's signing key is at hand, a signed checkpoint is written (a batch can pass
-        False and call :meth:`checkpoint` once at the end).
+        problems and :class:`~preserve.errors.StorageError` when the archive can't be written
+        (:class:`~preserve.commit.PartialCommitError` when the capture was committed but not
+        logged: ``preserve repair`` completes it). An HTTP error status is not an exception:
+        it is kept as evidence (``status``). With ``checkpoint`` and the archive's key at hand,
+        the log is proved and a checkpoint signed (a batch passes False and calls
+        :meth:`checkpoint` once); :attr:`CaptureResult.signed` says whether that happened.
         """
         options = options or CaptureOptions()
         fetch.parse_url(url)  # reject bad input before touching the disk
         self._ensure_layout()
+        self.check_known_head()
+        with self._spool() as (capture_id, now, spool):
+            prepared = self.prepare(url, options, capture_id=capture_id, now=now, spool=spool)
+            with self._lock():
+                outcome = commit_group(self._commit_context(), [prepared], sign=checkpoint)
+        return CaptureResult.of(outcome.committed[0], outcome)
+
+    @contextlib.contextmanager
+    def _spool(self) -> Iterator[tuple[str, datetime, Path]]:
+        """A fresh capture id and its spool directory, held under the capture's own lock
+        (``repair`` removes only spool dirs whose lock is free); removed afterwards."""
         now = datetime.now(UTC)
         capture_id = new_capture_id(now)
         spool = self.layout.tmp_dir / capture_id
-        # Held for the whole capture: ``repair`` removes only spool dirs whose lock is free.
         in_progress = filelock.FileLock(spool_lock_path(spool), timeout=0)
         try:
             with in_progress:
                 try:
                     makedirs_durable(spool)
-                    result = fetch.fetch(url, spool, options.fetch)
-                    return self._commit(capture_id, now, result, spool, options, checkpoint)
+                    yield capture_id, now, spool
                 finally:
                     shutil.rmtree(spool, ignore_errors=True)
         except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
@@ -204,117 +284,37 @@ class Archive:
             with contextlib.suppress(OSError):
                 spool_lock_path(spool).unlink()
 
-    def _ensure_layout(self) -> None:
+    def prepare(self, url: str, options: CaptureOptions, *, capture_id: str, now: datetime,
+                spool: Path) -> PreparedCapture:
+        """Fetch ``url`` into ``spool``, extract its text and seal its WARC file: everything a
+        commit needs (no lock held, nothing in the archive proper touched)."""
+        result = fetch.fetch(url, spool, options.fetch)
         try:
-            self.layout.ensure_dirs()
-            if not integrity.has_log(self.root):
-                with self._lock():  # a writable open of the log drops a concurrent append
-                    log.init_log(self.root)
-        except OSError as exc:
-            raise errors.StorageError(f"cannot create archive at {self.root}: {exc}") from exc
+            return prepare_fetched(result, options, capture_id=capture_id, now=now, spool=spool)
+        except errors.ManifestError as exc:  # never expected: fields are bounded
+            raise errors.CaptureError(f"the capture of {url} cannot be recorded: {exc}") from exc
 
-    def _commit(
-        self,
-        capture_id: str,
-        now: datetime,
-        result: FetchResult,
-        spool: Path,
-        options: CaptureOptions,
-        checkpoint: bool,
-    ) -> CaptureResult:
-        final = result.final
-        extraction, not_html = _extract(final)
-        status = _status(final.status, not_html, extraction)
-        extractor_info = {
-            "name": EXTRACTOR_NAME,
-            "version": EXTRACTOR_VERSION,
-            "settings": dict(EXTRACTOR_SETTINGS),
-        }
-        operator = options.operator or provenance.default_operator()
-        document = provenance.capture_provenance(
-            result, capture_id=capture_id, operator=operator, extractor=extractor_info
-        )
-        text_bytes = extraction.text.encode("utf-8") if extraction.text else None
-        comments_bytes = (
-            extraction.comments_text.encode("utf-8") if extraction.comments_text else None
-        )
-        warc_rel = self.layout.warc_rel_for(capture_id, now)
-        warc_tmp = spool / "capture.warc.gz"
-        written = warc.write_capture(
-            warc_tmp,
-            result,
-            warcinfo={
-                "host": document["host"],
-                "operator": operator,
-                "http-header-user-agent": options.fetch.user_agent,
-            },
-            metadata_json=json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
-            conversion_text=text_bytes,
-        )
-        with self._lock():
-            warc_path = self.root / warc_rel
-            makedirs_durable(warc_path.parent)
-            os.link(warc_tmp, warc_path)  # fails if it exists: never overwrite
-            fsync_dir(warc_path.parent)
-            try:
-                text_ref = self.store.put(text_bytes) if text_bytes else None
-                comments_ref = self.store.put(comments_bytes) if comments_bytes else None
-                document.update(
-                    schema=manifest.SCHEMA,
-                    status=status,
-                    warc={
-                        "path": warc_rel,
-                        "size": written.digests.size,
-                        "blake3": written.digests.blake3,
-                        "sha256": written.digests.sha256,
-                        "records": [_record_json(r) for r in written.records],
-                    },
-                    text=_text_json(text_ref),
-                    comments=_text_json(comments_ref),
-                    extraction={
-                        "title": extraction.title,
-                        "byline": extraction.byline,
-                        "published": extraction.published,
-                        "language": extraction.language,
-                        "reason": not_html or extraction.reason,
-                    },
-                    previous=self.url_index.captures_of(result.requested_url),
-                )
-                built = manifest.manifest_from_dict(document)
-                ref = manifest.write_manifest(self.layout, built)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    warc_path.unlink()
-                raise
-            # Committed. What follows indexes and logs it; a failure here must not be reported
-            # as "nothing committed" (verify then shows the capture as E304, not in the log).
-            try:
-                self.url_index.add(capture_id, result.requested_url)
-                integrity.record_capture(self.root, capture_id)
-                if checkpoint:
-                    integrity.checkpoint(self.root, self._signer(), self.tsa_url)
-            except (OSError, errors.PreserveError) as exc:
-                raise errors.StorageError(
-                    f"capture {capture_id} is committed, but indexing, logging or signing it "
-                    f"failed: {exc}"
-                ) from exc
-        return CaptureResult(
-            capture_id=capture_id,
-            requested_url=result.requested_url,
-            final_url=result.final_url,
-            http_status=final.status,
-            status=status,
-            title=extraction.title,
-            text_blake3=text_ref.blake3 if text_ref else None,
-            text_size=text_ref.size if text_ref else 0,
-            reason=not_html or extraction.reason,
-            manifest_path=self.layout.manifest_rel_for(capture_id),
-            manifest_blake3=ref.blake3,
-            manifest_sha256=ref.sha256,
-            warc_path=warc_rel,
-            started=result.started,
-            ended=result.ended,
-        )
+    def _commit_context(self) -> CommitContext:
+        signer = self._signer()
+        origin = signer.name if signer is not None else self._origin()
+        return CommitContext(self.root, self.layout, self.store, self.catalog, signer,
+                             self.heads, integrity.timestamper(self.tsa_url), origin)
+
+    def _origin(self) -> str:
+        try:
+            return log.read_verifier(self.root).name
+        except errors.PreserveError:
+            return "-"
+
+    def check_known_head(self) -> None:
+        """Raise NotProvedError if the log does not extend the operator's known head."""
+        if self.heads is None or not integrity.has_log(self.root):
+            return
+        try:
+            verifier: log.Verifier | None = log.read_verifier(self.root)
+        except errors.SigningKeyError:
+            verifier = None
+        check_extends(self.root, self.heads, verifier)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -327,14 +327,17 @@ class Archive:
                 f"another preserve process holds {self.layout.lock_path} "
                 f"(waited {LOCK_TIMEOUT:g} s)"
             ) from exc
+        except OSError as exc:
+            raise errors.StorageError(f"cannot lock {self.layout.lock_path}: {exc}") from exc
         try:
             yield
         finally:
             lock.release()
 
     @contextlib.contextmanager
-    def _lock_if_writable(self) -> Iterator[None]:
-        """The archive lock, or none where its lock file cannot be opened (read-only media)."""
+    def _lock_if_writable(self) -> Iterator[bool]:
+        """The archive lock, or none where its lock file cannot be opened (read-only media);
+        yields whether it is held."""
         lock = filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
         try:
             lock.acquire()
@@ -347,7 +350,7 @@ class Archive:
         except OSError:
             locked = False
         try:
-            yield
+            yield locked
         finally:
             if locked:
                 lock.release()
@@ -355,18 +358,103 @@ class Archive:
     def _signer(self) -> log.Signer | None:
         return integrity.find_signer(self.root, self.key_path)
 
-    def checkpoint(self) -> Path | None:
-        """Sign a checkpoint of the integrity log now; None if the signing key is not here."""
+    def checkpoint(self) -> Signed | None:
+        """Prove the log and sign a checkpoint now; None if the signing key is not here.
+
+        Raises :class:`~preserve.errors.NotProvedError` when the log cannot be proved (see
+        :mod:`preserve.log.signing`): nothing is signed then.
+        """
+        signer = self._signer()
+        if signer is None:
+            return None
         with self._lock():
-            return integrity.checkpoint(self.root, self._signer(), self.tsa_url)
+            return prove_and_sign(self.root, signer, heads=self.heads,
+                                  timestamper=integrity.timestamper(self.tsa_url))
+
+    def adopt(self, capture_ids: Sequence[str], *, reason: str,
+              operator: str | None = None) -> list[str]:
+        """Vouch, as the key holder, for manifests preserve did not commit itself (planted,
+        foreign, or captured without the key): each is checked (``verify`` of that capture
+        must find no error), appended as an *adoption* leaf with a signed commit record, and
+        the log is signed. Returns the adopted capture ids. Needs the signing key."""
+        signer = self._signer()
+        if signer is None:
+            raise errors.SigningKeyError("adopting a capture needs the archive's signing key "
+                                         "(--key, or the config dir)")
+        paths = [self._find_manifest(capture_id) for capture_id in capture_ids]
+        ids = [path.name[: -len(".json")] for path in paths]
+        report = verify_archive(self.root, only=set(ids))
+        if not report.ok:
+            codes = ", ".join(sorted({f.code.code for f in report.errors}))
+            raise errors.NotProvedError(f"not adopted: verify finds errors in these captures "
+                                        f"({codes}); run preserve verify")
+        with self._lock():
+            integrity.adopt(self.root, ids, signer=signer, reason=reason,
+                            operator=operator or provenance.default_operator())
+            prove_and_sign(self.root, signer, heads=self.heads,
+                           timestamper=integrity.timestamper(self.tsa_url))
+        return ids
+
+    def reset_head(self) -> KnownHead | None:
+        """Forget this operator's known head of the archive (after restoring an older copy on
+        purpose); returns what was forgotten."""
+        if self.heads is None:
+            return None
+        try:
+            verifier: log.Verifier | None = log.read_verifier(self.root)
+        except errors.SigningKeyError:
+            verifier = None
+        forgotten = self.heads.forget(identity_for(verifier, self.root))
+        for head in self.heads.for_path(self.root):
+            self.heads.forget(head.identity)
+            forgotten = forgotten or head
+        return forgotten
 
     # --- reading ------------------------------------------------------------------------------
 
     def captures(self) -> list[CaptureSummary]:
-        """Every committed capture, oldest first (unreadable manifests are skipped)."""
+        """Every committed capture, oldest first, from the catalog (brought up to date from
+        the log first; without a usable catalog, from the manifests themselves)."""
+        rows = self._catalog_rows()
+        if rows is not None:
+            return [CaptureSummary.of_row(row) for row in rows]
         found = list(self._summaries())
         found.sort(key=lambda c: (c.started, c.capture_id))
         return found
+
+    def history(self, url: str) -> list[CaptureSummary]:
+        """Every capture whose requested or final URL is ``url``, oldest first."""
+        if self._catalog_current():
+            try:
+                rows = self.catalog.of_url(url, final_too=True)
+                return [CaptureSummary.of_row(row) for row in rows
+                        if url in (row.requested_url, row.final_url)]
+            except CatalogError:
+                pass
+        return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
+
+    def _catalog_rows(self) -> list[CatalogRow] | None:
+        if not self._catalog_current():
+            return None
+        try:
+            return list(self.catalog.rows())
+        except CatalogError:
+            return None
+
+    def _catalog_current(self) -> bool:
+        """Bring the catalog up to the log; False if it cannot be used (read-only, no log)."""
+        if not integrity.has_log(self.root):
+            return False
+        for _attempt in range(2):
+            try:
+                integrity.sync_catalog(self.root, self.catalog)
+                return True
+            except CatalogError:
+                with contextlib.suppress(CatalogError, OSError):
+                    self.catalog.reset()
+            except (errors.PreserveError, OSError):
+                return False
+        return False
 
     def _summaries(self) -> Iterator[CaptureSummary]:
         for path in manifest.iter_manifest_paths(self.layout):
@@ -374,19 +462,10 @@ class Archive:
                 m, _ = manifest.read_manifest(path)
             except (errors.ManifestError, errors.StorageError):
                 continue
-            yield CaptureSummary(
-                capture_id=m.capture_id,
-                requested_url=m.requested_url,
-                final_url=m.final_url,
-                started=m.started,
-                http_status=m.http.status,
-                status=m.status,
-                title=m.extraction.title,
-                text_blake3=m.text.blake3 if m.text else None,
-            )
+            yield CaptureSummary.of(m)
 
     def manifest(self, capture_id: str) -> manifest.Manifest:
-        """The manifest of one capture; ``capture_id`` may be a unique prefix."""
+        """The manifest of one capture; ``capture_id`` may be any unique part of its id."""
         path = self._find_manifest(capture_id)
         m, _ = manifest.read_manifest(path)
         return m
@@ -397,10 +476,11 @@ class Archive:
             if path.is_file():
                 return path
             raise errors.NotFoundError(f"no capture {capture_id} in {self.root}")
-        if not capture_id or "/" in capture_id or "\\" in capture_id:
+        if not capture_id or "/" in capture_id or "\\" in capture_id or len(capture_id) > 64:
             raise errors.NotFoundError(f"not a capture id: {capture_id!r}")
+        needle = capture_id.lower()
         matches = [p for p in manifest.iter_manifest_paths(self.layout)
-                   if p.name.startswith(capture_id)]
+                   if needle in p.name[: -len(".json")].lower()]
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -423,36 +503,40 @@ class Archive:
         trusted_key: str | None = None,
         tsa_roots: Path | None = None,
         record: bool = True,
+        anchor_max_age: timedelta | None = None,
     ) -> Report:
-        """Audit the archive: files and hashes (:func:`preserve.audit.verify.verify`), then the
-        integrity log against its own and the given ``checkpoints``.
+        """Audit the archive: files and hashes (:func:`preserve.audit.verify.verify`), then
+        the integrity log against its own checkpoints, the given ``checkpoints`` (anchors
+        kept elsewhere: hard requirements), the ``trusted_key`` and the operator's known head.
 
-        With ``record`` the audit is appended to the log as a fixity event and a new
-        checkpoint is signed; :attr:`last_audit_recorded` says whether that happened (it
-        does not on read-only media, where the audit still runs).
+        With ``record`` the audit is appended to the log as a fixity event, passed or failed.
+        Only an audit without errors is followed by a signed checkpoint (and moves the
+        operator's known head on); a failed one signs nothing. :attr:`last_audit` says what
+        happened (nothing is recorded on read-only media, where the audit still runs).
         """
         report = verify_archive(self.root, deep=deep, progress=progress)
         # Under the archive lock no commit sits between linking its manifest and logging it,
         # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
-        with self._lock_if_writable():
+        with self._lock_if_writable() as locked:
             integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
-                                trusted_key=trusted_key, tsa_roots=tsa_roots)
-        self.last_audit_recorded = record and self._record_audit(report)
+                                trusted_key=trusted_key, tsa_roots=tsa_roots, heads=self.heads,
+                                anchor_max_age=anchor_max_age)
+            self.last_audit = AuditRecord()
+            if record and locked:
+                self.last_audit = integrity.record_audit(
+                    self.root, report, signer=self._signer(), heads=self.heads,
+                    timestamper=integrity.timestamper(self.tsa_url), trusted_key=trusted_key)
+            elif report.ok and self.heads is not None:
+                integrity.remember_head(self.root, self.heads, trusted_key)
         return report
 
-    #: Whether the last :meth:`verify` appended its audit event to the log.
-    last_audit_recorded: bool = False
+    #: What the last :meth:`verify` recorded and signed.
+    last_audit: AuditRecord = AuditRecord()
 
-    def _record_audit(self, report: Report) -> bool:
-        if not integrity.has_log(self.root):
-            return False
-        try:
-            with self._lock():
-                integrity.record_audit(self.root, report)
-                integrity.checkpoint(self.root, self._signer(), self.tsa_url)
-        except (OSError, errors.StorageError, errors.LockTimeoutError):
-            return False
-        return True
+    @property
+    def last_audit_recorded(self) -> bool:
+        """Whether the last :meth:`verify` appended its audit event to the log."""
+        return self.last_audit.recorded
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -494,29 +578,67 @@ def _extract(final: Exchange) -> tuple[Extraction, str | None]:
     return extract_html(body.data, final.url, charset=charset), None
 
 
-def _status(http_status: int, not_html: str | None, extraction: Extraction) -> str:
-    if http_status >= 400:
+def _status(final: Exchange, not_html: str | None, extraction: Extraction,
+            redirect_left: bool) -> str:
+    if final.status >= 400:
         return "http-error"
+    if redirect_left:
+        return "redirect-not-followed"
     if not_html:
         return "not-html"
     return "ok" if extraction.text else "no-text"
 
 
-def _record_json(record: warc.RecordRef) -> dict[str, Any]:
-    return {
-        "id": record.record_id,
-        "type": record.type,
-        "target_uri": record.target_uri,
-        "offset": record.offset,
-        "length": record.length,
-        "block_digest": record.block_digest,
-        "payload_digest": record.payload_digest,
-        "refers_to": record.refers_to,
-        "content_type": record.content_type,
+def prepare_fetched(
+    result: FetchResult,
+    options: CaptureOptions,
+    *,
+    capture_id: str,
+    now: datetime,
+    spool: Path,
+) -> PreparedCapture:
+    """Extract the text of a fetched capture and seal its WARC file in ``spool``."""
+    final = result.final
+    extraction, not_html = _extract(final)
+    redirect_left = final.status in fetch.REDIRECT_STATUSES and bool(result.notes)
+    status = _status(final, not_html, extraction, redirect_left)
+    extractor_info = {
+        "name": EXTRACTOR_NAME,
+        "version": EXTRACTOR_VERSION,
+        "settings": dict(EXTRACTOR_SETTINGS),
     }
-
-
-def _text_json(ref: StoredObject | None) -> dict[str, Any] | None:
-    if ref is None:
-        return None
-    return {"blake3": ref.blake3, "size": ref.size, "path": ref.path_rel}
+    operator = options.operator or provenance.default_operator()
+    document = provenance.capture_provenance(
+        result, capture_id=capture_id, operator=operator, extractor=extractor_info
+    )
+    text_bytes = extraction.text.encode("utf-8") if extraction.text else None
+    comments_bytes = (
+        extraction.comments_text.encode("utf-8") if extraction.comments_text else None
+    )
+    warc_tmp = spool / "capture.warc.gz"
+    written = warc.write_capture(
+        warc_tmp,
+        result,
+        warcinfo={
+            "host": document["host"],
+            "operator": operator,
+            "http-header-user-agent": options.fetch.user_agent,
+        },
+        metadata_json=json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
+        conversion_text=text_bytes,
+    )
+    document.update(
+        status=status,
+        extraction={
+            "title": extraction.title,
+            "byline": extraction.byline,
+            "published": extraction.published,
+            "language": extraction.language,
+            "reason": not_html or extraction.reason,
+        },
+        notes=list(result.notes),
+    )
+    return PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
+                           requested_url=result.requested_url, warc_tmp=warc_tmp,
+                           warc=written, text=text_bytes, comments=comments_bytes,
+                           document=document)

@@ -22,7 +22,6 @@ does, and does not print.
 from __future__ import annotations
 
 import collections
-import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -55,11 +54,13 @@ def capture_many(
     concurrency: int = 4,
     per_host_delay: float = 1.0,
     progress: Progress | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, Outcome]]:
     """Capture ``urls`` into ``archive``; yield ``(url, result or error)`` as each finishes.
 
-    ``progress(done, total)`` is called after each URL. See the module docstring for the
-    scheduling rules. Raises ValueError for ``concurrency < 1`` or a negative delay.
+    ``progress(done, total)`` is called after each URL; ``note(text)`` is told when the
+    closing checkpoint could not be signed. See the module docstring for the scheduling rules.
+    Raises ValueError for ``concurrency < 1`` or a negative delay.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -115,11 +116,11 @@ def capture_many(
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         if committed:
-            if finished:
+            try:  # stopped early or not: what was committed gets its checkpoint if it can
                 archive.checkpoint()
-            else:  # stopped early or failing: best effort, verify reports W302 otherwise
-                with contextlib.suppress(PreserveError, OSError):
-                    archive.checkpoint()
+            except (PreserveError, OSError) as exc:
+                if note is not None and finished:
+                    note(f"the batch's checkpoint was not signed: {exc}")
 
 
 def _eligible(

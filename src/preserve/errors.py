@@ -100,6 +100,11 @@ class LogError(ArchiveError):
     """The transparency log or a checkpoint cannot be read or is inconsistent."""
 
 
+class NotProvedError(LogError):
+    """preserve refused to sign: the log could not be proved (it does not extend a trusted
+    head, or a leaf has no manifest or commit record to back it). Nothing was signed."""
+
+
 class SigningKeyError(PreserveError):
     """A signing key is missing, unreadable or of the wrong kind."""
 
@@ -121,6 +126,7 @@ __all__ = [
     "ManifestError",
     "NetworkError",
     "NotFoundError",
+    "NotProvedError",
     "PreserveError",
     "ProofError",
     "ProtocolError",

@@ -1,9 +1,11 @@
-"""How an archive uses its integrity log: keys, checkpoints, audit events, proofs.
+"""How an archive uses its integrity log: keys, audits, adoption, the catalog's sync.
 
-:mod:`preserve.log` knows Merkle trees, notes and keys; this module knows where an archive
-keeps them and when to use them. It finds the signing key (``--key``, ``$PRESERVE_KEY``, or the
-default path for the archive's key name), appends and signs under the archive lock (the caller
-holds it), and turns log findings into :class:`~preserve.audit.findings.Finding` objects.
+:mod:`preserve.log` knows Merkle trees, notes, keys, commit records and proofs; this module
+knows where an archive keeps them and when to use them. It finds the signing key (``--key``,
+``$PRESERVE_KEY``, or the default path for the archive's key name), installs a new key,
+records audits (signing only after an audit without errors, through
+:func:`preserve.log.signing.prove_and_sign`), appends adoption leaves, and turns log findings
+into :class:`~preserve.audit.findings.Finding` objects. Writers hold the archive lock.
 It never prints and never decides exit statuses.
 """
 
@@ -11,20 +13,30 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from preserve import log
 from preserve.audit.findings import Code, Finding, Report
-from preserve.errors import SigningKeyError
+from preserve.errors import NotProvedError, PreserveError, SigningKeyError
+from preserve.log.archive_log import read_checkpoint_file
+from preserve.log.entries import AdoptionLeaf, AuditLeaf, ManifestLeaf, manifest_leaf_for_file
+from preserve.log.journal import CommitEntry, write_record
+from preserve.log.known_heads import KnownHeads, identity_for
+from preserve.log.signing import Signed, prove_and_sign
 from preserve.log.storage import HEAD_NAME
 from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
+from preserve.safe_io import read_regular
+from preserve.storage.catalog import Catalog
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
+MAX_ROOTS_FILE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -36,35 +48,65 @@ class KeyInfo:
     created: bool
 
 
+@dataclass(frozen=True)
+class PreparedKey:
+    """A key ready to be installed in an archive (made or loaded, nothing in the archive yet)."""
+
+    path: Path
+    verifier: log.Verifier
+    created: bool
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What recording an audit did: whether its event was appended, and the checkpoint."""
+
+    recorded: bool = False
+    outcome: str | None = None  # "pass" | "fail"
+    signed: Signed | None = None
+    not_signed: str | None = None
+
+
 def default_key_name(root: Path) -> str:
-    """``<host>/<archive directory name>``: names the log's origin in checkpoints."""
+    """``<host>/<archive directory name>-<random>``: the log's origin in checkpoints, unique
+    even for two archives with the same directory name on one host."""
     host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", root.resolve().name) or "archive"
-    return f"{host}/{name}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", Path(root).resolve().name) or "archive"
+    return f"{host}/{name}-{secrets.token_hex(3)}"
 
 
-def init(root: Path, *, key_name: str | None = None, key_path: Path | None = None) -> KeyInfo:
-    """Create the log and, unless the archive has one, a signing key for it.
-
-    A new key's private half is written outside the archive (``key_path`` or the default
-    config path); ``key_path`` naming an existing key file installs that key instead.
-    """
+def prepare_key(root: Path, *, key_name: str | None = None,
+                key_path: Path | None = None) -> PreparedKey:
+    """The key an archive gets from ``preserve init``, decided before the archive is touched:
+    the one it has (``key.pub``; ``key_path`` must then be that key), the one in ``key_path``,
+    or a new one (private half outside the archive). Raises SigningKeyError."""
     verifier_file = log.log_dir(root) / "key.pub"
-    if verifier_file.exists():
+    if verifier_file.exists() or verifier_file.is_symlink():
         verifier = log.read_verifier(root)
-        path = key_path or log.default_key_path(verifier.name)
         if key_path is not None and log.load_signer(key_path).verifier != verifier:
             raise SigningKeyError(f"{key_path} is not this archive's key ({verifier.to_text()})")
-        log.init_log(root)
-        return KeyInfo(path, verifier.to_text(), created=False)
+        return PreparedKey(key_path or log.default_key_path(verifier.name), verifier, False)
     if key_path is not None and key_path.exists():
         signer = log.load_signer(key_path)
-        log.init_log(root, signer.verifier)
-        return KeyInfo(key_path, signer.verifier.to_text(), created=False)
+        return PreparedKey(key_path, signer.verifier, False)
     path, verifier = log.generate_key(key_name or default_key_name(root), key_path,
                                       archive_root=root)
-    log.init_log(root, verifier)
-    return KeyInfo(path, verifier.to_text(), created=True)
+    return PreparedKey(path, verifier, True)
+
+
+def install_key(root: Path, key: PreparedKey, *, heads: KnownHeads | None,
+                timestamper: Timestamper | None = None) -> KeyInfo:
+    """Finish ``preserve init`` (the log already holds ``key.pub``): an existing history that
+    was never signed is checked and signed as adopted at initialisation (caller holds the
+    lock). Raises NotProvedError if a manifest does not match its leaf."""
+    signer = log.load_signer(key.path) if key.path.exists() else None
+    if signer is not None and signer.verifier == key.verifier:
+        with log.open_log(root, readonly=True) as opened:
+            size = opened.size
+        if size and log.latest_checkpoint(root) is None:
+            prove_and_sign(root, signer, heads=heads, timestamper=timestamper,
+                           adopt_history=True)
+    return KeyInfo(key.path, key.verifier.to_text(), key.created)
 
 
 def find_signer(root: Path, key_path: Path | None = None) -> log.Signer | None:
@@ -91,18 +133,6 @@ def has_log(root: Path) -> bool:
     return not directory.is_symlink() and (directory / HEAD_NAME).is_file()
 
 
-def record_capture(root: Path, capture_id: str) -> None:
-    """Append the leaf of a just-committed manifest (caller holds the archive lock)."""
-    log.record_manifest(root, capture_id)
-
-
-def checkpoint(root: Path, signer: log.Signer | None, tsa_url: str | None = None) -> Path | None:
-    """Sign a checkpoint of the log as it is now; None when no signer is available."""
-    if signer is None:
-        return None
-    return log.write_checkpoint(root, signer, timestamper=timestamper(tsa_url))
-
-
 def audit_log(
     root: Path,
     report: Report,
@@ -110,16 +140,35 @@ def audit_log(
     external_checkpoints: Sequence[Path] = (),
     trusted_key: str | None = None,
     tsa_roots: Path | None = None,
+    heads: KnownHeads | None = None,
+    anchor_max_age: timedelta | None = None,
 ) -> None:
     """Check the log and add its findings to ``report``."""
-    check = TimestampChecker(load_roots(tsa_roots.read_bytes())) if tsa_roots else None
+    check = None
+    if tsa_roots is not None:
+        check = TimestampChecker(load_roots(read_regular(tsa_roots, MAX_ROOTS_FILE,
+                                                         what="TSA roots")))
     for item in log.verify_log(root, external_checkpoints=external_checkpoints,
-                               trusted_key=trusted_key, timestamp_check=check):
+                               trusted_key=trusted_key, timestamp_check=check, heads=heads,
+                               anchor_max_age=anchor_max_age):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
 
 
-def record_audit(root: Path, report: Report) -> int:
-    """Append the audit as a PREMIS-style fixity event; returns its leaf index."""
+def record_audit(
+    root: Path,
+    report: Report,
+    *,
+    signer: log.Signer | None,
+    heads: KnownHeads | None,
+    timestamper: Timestamper | None = None,
+    trusted_key: str | None = None,
+) -> AuditRecord:
+    """Append the audit as a PREMIS-style fixity event (pass or fail); then, only if it
+    passed, prove the log and sign a checkpoint (or, without the key, remember the head).
+    Nothing is recorded when the archive has no log (caller holds the lock)."""
+    if not has_log(root):
+        return AuditRecord()
+    outcome = "pass" if report.ok else "fail"
     counts = {
         "manifests": report.stats.manifests_checked,
         "warc_files": report.stats.warc_files_checked,
@@ -129,12 +178,97 @@ def record_audit(root: Path, report: Report) -> int:
         "warnings": len(report.warnings),
     }
     event = log.fixity_event(
-        outcome="pass" if report.ok else "fail",
+        outcome=outcome,
         counts=counts,
         finding_codes=sorted(report.counts()),
         detail="deep" if report.deep else "default",
     )
-    return log.record_event(root, event)
+    try:
+        log.record_event(root, event)
+    except (PreserveError, OSError):
+        return AuditRecord()
+    if not report.ok:
+        return AuditRecord(True, outcome, None, "the audit found integrity errors: nothing "
+                           "was signed")
+    if signer is None:
+        if heads is not None:
+            remember_head(root, heads, trusted_key)
+        return AuditRecord(True, outcome, None, None)
+    try:
+        signed = prove_and_sign(root, signer, heads=heads, timestamper=timestamper)
+    except NotProvedError as exc:
+        return AuditRecord(True, outcome, None, f"not signed: {exc}")
+    except PreserveError as exc:
+        return AuditRecord(True, outcome, None, f"checkpoint not signed: {exc}")
+    return AuditRecord(True, outcome, signed, None)
+
+
+def remember_head(root: Path, heads: KnownHeads, trusted_key: str | None = None) -> None:
+    """After an audit without errors, remember the log's head as this operator's known head
+    (for an operator without the key; the key holder's signing does it itself)."""
+    try:
+        verifier = (log.parse_verifier_key(trusted_key) if trusted_key is not None
+                    else log.read_verifier(root))
+    except PreserveError:
+        verifier = None
+    if not has_log(root):
+        return
+    try:
+        with log.open_log(root, readonly=True) as opened:
+            heads.advance(identity_for(verifier, root), opened.size, opened.root_hash(), root)
+    except (PreserveError, OSError):
+        return
+
+
+def adopt(root: Path, capture_ids: Sequence[str], *, signer: log.Signer, reason: str,
+          operator: str) -> None:
+    """Append an *adoption* leaf for each capture, after a commit record signed by the key
+    (caller holds the lock and has checked the captures)."""
+    leaves = []
+    entries = []
+    for capture_id in capture_ids:
+        leaf = manifest_leaf_for_file(root / "manifests" / f"{capture_id}.json")
+        adoption = AdoptionLeaf(capture_id=leaf.capture_id, path=leaf.path, blake3=leaf.blake3,
+                                sha256=leaf.sha256, size=leaf.size, captured=leaf.captured,
+                                committed=leaf.committed, operator=operator, reason=reason)
+        leaves.append(adoption.to_bytes())
+        entries.append(CommitEntry("adopt", leaf.capture_id, leaf.sha256, leaf.blake3,
+                                   leaf.size))
+    write_record(root, entries, signer=signer, origin=signer.name)
+    log.record_entries(root, leaves)
+
+
+def sync_catalog(root: Path, catalog: Catalog) -> None:
+    """Bring ``catalog`` up to the log (CatalogError if it must be rebuilt)."""
+    with log.open_log(root, readonly=True) as opened:
+        size = opened.size
+        indexed = catalog.indexed_size()
+        if indexed > size:  # a catalog from a newer copy of the archive: rebuild
+            catalog.reset()
+            indexed = 0
+        if indexed == size:
+            return
+
+        def manifest_leaves() -> Iterator[tuple[int, str]]:
+            for index, data in opened.iter_entries(indexed):
+                try:
+                    entry = log.parse_entry(data)
+                except ValueError:
+                    continue
+                if isinstance(entry, ManifestLeaf | AdoptionLeaf):
+                    yield index, entry.capture_id
+
+        catalog.sync(size, manifest_leaves())
+
+
+def anchor_summary(path: Path) -> str:
+    """One line about an off-site checkpoint file (for messages)."""
+    try:
+        text = read_checkpoint_file(path)
+    except PreserveError as exc:
+        return f"{path}: {exc}"
+    lines = text.split("\n")
+    return f"{path}: {lines[0]} size {lines[1] if len(lines) > 1 else '?'}"
 
 
 def history(root: Path) -> Iterator[dict[str, Any]]:
@@ -147,17 +281,30 @@ def history(root: Path) -> Iterator[dict[str, Any]]:
                 yield {"index": index, "committed": "?", "type": "invalid",
                        "summary": f"unreadable entry: {exc}"}
                 continue
-            if isinstance(entry, log.ManifestLeaf):
+            if isinstance(entry, ManifestLeaf):
                 yield {"index": index, "committed": entry.committed, "type": "capture",
                        "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
                        "summary": f"capture {entry.capture_id}  manifest blake3:{entry.blake3}"}
+            elif isinstance(entry, AdoptionLeaf):
+                yield {"index": index, "committed": entry.committed, "type": "adoption",
+                       "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
+                       "operator": entry.operator, "reason": entry.reason,
+                       "summary": f"ADOPTED {entry.capture_id} by {entry.operator}: "
+                                  f"{entry.reason}"}
             else:
-                outcome = entry.event.get("eventOutcomeInformation", {})
-                detail = outcome.get("eventOutcomeDetail", {})
-                counts = detail.get("counts", {})
-                codes = ",".join(detail.get("findingCodes", [])) or "-"
-                yield {"index": index, "committed": entry.committed, "type": "audit",
-                       "event": dict(entry.event),
-                       "summary": f"audit   {outcome.get('eventOutcome')}  "
-                                  f"{counts.get('manifests', 0)} manifests  "
-                                  f"{counts.get('errors', 0)} errors  codes {codes}"}
+                yield _audit_row(index, entry)
+
+
+def _audit_row(index: int, entry: AuditLeaf) -> dict[str, Any]:
+    outcome = entry.event.get("eventOutcomeInformation", {})
+    detail = outcome.get("eventOutcomeDetail", {}) if isinstance(outcome, dict) else {}
+    counts = detail.get("counts", {}) if isinstance(detail, dict) else {}
+    codes_list = detail.get("findingCodes", []) if isinstance(detail, dict) else []
+    codes = ",".join(str(c) for c in codes_list) if isinstance(codes_list, list) else "-"
+    if not isinstance(counts, dict):
+        counts = {}
+    result = outcome.get("eventOutcome") if isinstance(outcome, dict) else None
+    return {"index": index, "committed": entry.committed, "type": "audit",
+            "event": dict(entry.event),
+            "summary": f"audit   {result}  {counts.get('manifests', 0)} manifests  "
+                       f"{counts.get('errors', 0)} errors  codes {codes or '-'}"}

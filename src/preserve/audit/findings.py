@@ -124,9 +124,33 @@ class Code(enum.Enum):
     E313 = ("E313", "archive public key missing, invalid or not the trusted key",
             "manifests/log/key.pub is missing or malformed while checkpoints exist, or differs "
             "from the trusted key given to verify.")
-    E314 = ("E314", "RFC 3161 timestamp token of a checkpoint does not verify",
+    E314 = ("E314", "RFC 3161 timestamp token of a checkpoint does not verify or is missing",
             "An RFC 3161 token stored beside a checkpoint does not verify against the trusted TSA"
-            " roots or is not over that checkpoint.")
+            " roots or is not over that checkpoint; or, verify being given --tsa-roots, the "
+            "newest checkpoint has no token.")
+    E315 = ("E315", "log does not extend the head this operator last verified or signed",
+            "The log is smaller than, or not an extension of, the tree head this operator last "
+            "verified or signed (kept outside the archive): an older copy was restored, or the "
+            "log was rewritten. `preserve reset-head` accepts it deliberately.")
+    E316 = ("E316", "manifest leaf not proved by a signed checkpoint or signed commit record",
+            "A manifest leaf newer than every valid signed checkpoint has no commit record "
+            "signed by the archive key: it was appended by someone without the key (a planted "
+            "capture, or a capture made without the key). `preserve adopt` vouches for it "
+            "explicitly.")
+    E317 = ("E317", "commit record malformed or not validly signed",
+            "A file in manifests/log/journal/ is not a well-formed commit record, or carries a "
+            "signature by the archive key that does not verify (forged).")
+    W305 = ("W305", "committed manifest awaiting its log leaf (a signed commit record names it)",
+            "A manifest on disk is not in the log yet, but a commit record signed by the archive "
+            "key names it exactly: a capture whose log append failed after its commit (crash, "
+            "full disk). `preserve repair` appends its leaf.")
+    W306 = ("W306", "commit record of an interrupted commit (no manifest was committed)",
+            "A commit record names manifests of which none was committed (the capture died "
+            "before its commit point); `preserve repair` removes it.")
+    W307 = ("W307", "no off-site anchor recent enough was given",
+            "verify was given no signed checkpoint kept outside the archive (or only older ones "
+            "than --anchor-max-age): a rollback to an older consistent copy is then caught only "
+            "by this operator's known head.")
 
     E401 = ("E401", "text object missing",
             "The clean-text object named by a manifest does not exist.")

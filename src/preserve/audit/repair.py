@@ -19,12 +19,18 @@ no commit runs meanwhile) and then:
   atomic rename) to ``archive/quarantine/<stamp>/<original path>``, with a ``repair.json``
   listing what moved and why. No file that reached ``archive/`` is deleted; ``verify`` does not
   audit the quarantine, and an operator may inspect or delete it.
-* **completes the log**: a manifest on disk with no log leaf is appended to the log only when
-  its capture's spool directory is still in ``archive/tmp`` (proof that a capture of ours died
-  between the two steps); otherwise it is reported and left for the operator
-  (``log_unlogged=True`` appends it anyway). Opening the log for writing drops a torn tail. If
-  the log is ahead of its newest checkpoint, or the latest-checkpoint copy is stale, and the
-  signing key is at hand, a checkpoint is signed.
+* **completes the log from the commit journal**: a manifest on disk with no log leaf is
+  appended to the log only when a commit record (:mod:`preserve.log.journal`) signed by the
+  archive key names that exact manifest — the record is written before the commit point, so a
+  capture that died or failed (full disk) between its commit and its log leaf always has one,
+  and nobody without the key can forge one. Any other unlogged manifest (planted, foreign, or
+  captured without the key) is reported and left as evidence; only ``preserve adopt``, an
+  explicit operator decision recorded as a visibly different log event, puts it in the log.
+  In an archive without a key (nothing is ever signed there) unsigned records are used.
+  Opening the log for writing drops a torn tail. If the log is ahead of its newest checkpoint,
+  or the latest-checkpoint copy is stale, and the signing key is at hand, the log is proved and
+  a checkpoint signed (:func:`preserve.log.signing.prove_and_sign`). Commit records with
+  nothing left to do are removed.
 
 Never touched: manifests, WARC files or text objects that a manifest names, anything whose
 name the layout does not explain (reported as kept), symlinks (never followed; the link itself
@@ -58,10 +64,16 @@ from preserve.errors import (
     ArchiveError,
     LockTimeoutError,
     ManifestError,
+    NotProvedError,
     PreserveError,
     StorageError,
     UnsafePathError,
 )
+from preserve.log.archive_log import read_checkpoint_file
+from preserve.log.entries import manifest_leaf_for_file
+from preserve.log.journal import CommitRecord, iter_entries, read_journal
+from preserve.log.known_heads import KnownHeads
+from preserve.log.signing import newest_signed_checkpoint, prove_and_sign
 from preserve.storage import manifest
 from preserve.storage.layout import (
     MANIFEST_SUFFIX,
@@ -168,12 +180,12 @@ class _References:
 
 
 class _Repair:
-    def __init__(self, root: Path, *, dry_run: bool, log_unlogged: bool,
-                 key: Path | None) -> None:
+    def __init__(self, root: Path, *, dry_run: bool, key: Path | None,
+                 heads: KnownHeads | None) -> None:
         self.root = root
         self.layout = ArchiveLayout(root)
         self.dry_run = dry_run
-        self.log_unlogged = log_unlogged
+        self.heads = heads
         self.key = key
         self.report = RepairReport(root=str(root), dry_run=dry_run)
         self.stamp = (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-"
@@ -284,13 +296,20 @@ class _Repair:
             refs.capture_ids.add(cid)
 
     def complete_log(self) -> None:
+        """Drop a torn tail, append the leaves a signed commit record proves are owed,
+        remove records of commits that never happened or are fully signed, then sign."""
         if not integrity.has_log(self.root):
             return
         try:
+            verifier: log.Verifier | None = log.read_verifier(self.root)
+        except PreserveError:
+            verifier = None
+        keyed = (self.layout.log_dir / "key.pub").exists()
+        try:
             with log.open_log(self.root, readonly=True) as opened:
                 torn = list(opened.torn_tail)
-                size = opened.size
             unlogged = log.unlogged_manifests(self.root)
+            records, bad = read_journal(self.root, verifier)
         except (PreserveError, OSError) as exc:
             self.problem(f"integrity log cannot be read, not repaired: {exc}")
             return
@@ -302,46 +321,77 @@ class _Repair:
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot drop the torn tail of the integrity log: {exc}")
                 return
-        logged = 0
+        for item in bad:
+            self.keep(self.rel(item.path), f"commit record not usable ({item.problem}); left as "
+                      "evidence (verify: E317)")
+        # In a keyed archive only a record signed by the key counts; without a key nothing is
+        # ever signed, and an unsigned record is all there is.
+        usable = [r for r in records if r.signed or not keyed]
+        owed = self.owed_leaves(unlogged, usable)
+        if owed and not self.dry_run:
+            try:
+                log.record_entries(self.root, [leaf for _cid, leaf in owed])
+            except (PreserveError, OSError) as exc:
+                self.problem(f"cannot append to the integrity log: {exc}")
+                return
+        for capture_id, _leaf in owed:
+            self.did(LOGGED, self.layout.manifest_rel_for(capture_id),
+                     "committed, but its log leaf was missing; a commit record signed by the "
+                     "archive key names this exact manifest")
+        self.sign_if_behind()
+        self.clear_journal(records)
+
+    def owed_leaves(self, unlogged: list[str], records: list[CommitRecord]) -> list[
+            tuple[str, bytes]]:
+        """The leaves of unlogged manifests that a usable commit record names exactly."""
+        named = {(e.capture_id, e.kind): e for _r, e in iter_entries(records, signed_only=False)}
+        owed = []
         for capture_id in unlogged:
             rel = self.layout.manifest_rel_for(capture_id)
-            spool = self.layout.tmp_dir / capture_id
-            interrupted = spool.is_dir() and not spool.is_symlink()
-            if not (interrupted or self.log_unlogged):
-                self.keep(rel, "manifest is not in the integrity log and no interrupted capture "
-                          "of it is in archive/tmp; not logged (repair --log-unlogged logs it "
-                          "if you know the capture is genuine)")
-                continue
             if capture_in_progress(self.layout, capture_id):
                 self.keep(rel, "capture is still in progress")
                 continue
-            reason = ("capture died between committing its manifest and logging it"
-                      if interrupted else "logged on the operator's request")
-            if not self.dry_run:
-                try:
-                    integrity.record_capture(self.root, capture_id)
-                except (PreserveError, OSError) as exc:
-                    self.problem(f"cannot append {rel} to the integrity log: {exc}")
-                    continue
-            logged += 1
-            self.did(LOGGED, rel, reason)
-        self.checkpoint_if_behind(size + logged)
+            try:
+                leaf = manifest_leaf_for_file(self.root / rel)
+            except (PreserveError, OSError) as exc:
+                self.keep(rel, f"not in the integrity log, and unreadable ({exc}); left as "
+                          "evidence")
+                continue
+            entry = named.get((capture_id, "capture")) or named.get((capture_id, "import"))
+            if entry is None or not entry.matches(leaf.sha256, leaf.blake3, leaf.size):
+                adopting = named.get((capture_id, "adopt"))
+                why = ("an adoption was interrupted: run preserve adopt again" if adopting
+                       else "no commit record signed by the archive key names it: planted, "
+                       "foreign, or captured without the key")
+                self.keep(rel, f"not in the integrity log and not logged by repair ({why}); "
+                          "left as evidence (verify: E304); preserve adopt vouches for it "
+                          "explicitly if it is genuine")
+                continue
+            owed.append((capture_id, leaf.to_bytes()))
+        return owed
 
-    def checkpoint_if_behind(self, size: int) -> None:
-        """Sign a checkpoint when the log (``size`` leaves after repair) is ahead of the newest
-        stored checkpoint and the signing key is at hand."""
-        paths = log.checkpoint_paths(self.root)
+    def sign_if_behind(self) -> None:
+        """Prove the log and sign a checkpoint when it is ahead of the newest stored
+        checkpoint (or the latest-checkpoint copy is stale) and the signing key is at hand."""
+        if not (self.layout.log_dir / "key.pub").is_file():
+            return  # an unsigned log (verify says W304); nothing to sign with
+        try:
+            paths = log.checkpoint_paths(self.root)
+            with log.open_log(self.root, readonly=True) as opened:
+                size = opened.size
+        except (PreserveError, OSError) as exc:
+            self.problem(f"cannot read the log: {exc}")
+            return
         signed = [int(m.group(1)) for p in paths if (m := _CHECKPOINT_SIZE.match(p.name))]
         latest = log.log_dir(self.root) / "checkpoint"
         try:  # a kill between storing a checkpoint and copying it to ``checkpoint`` (W303)
-            stale = latest.exists() and (not paths or latest.read_bytes() != paths[-1].read_bytes())
-        except OSError as exc:
+            stale = latest.exists() and (not paths or read_checkpoint_file(
+                latest) != read_checkpoint_file(paths[-1]))
+        except PreserveError as exc:
             self.problem(f"cannot read {self.rel(latest)}: {exc}")
             return
         if size == 0 or (size <= max(signed, default=0) and not stale):
             return
-        if not (log.log_dir(self.root) / "key.pub").is_file():
-            return  # an unsigned log (verify says W304); nothing to sign with
         try:
             signer = integrity.find_signer(self.root, self.key)
         except (PreserveError, OSError) as exc:
@@ -352,13 +402,56 @@ class _Repair:
             return
         if not self.dry_run:
             try:
-                integrity.checkpoint(self.root, signer)
+                prove_and_sign(self.root, signer, heads=self.heads)
+            except NotProvedError as exc:
+                self.problem(f"not signed: {exc}")
+                return
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot sign a checkpoint: {exc}")
                 return
         why = "latest-checkpoint copy was stale" if stale else "log was ahead of its checkpoints"
         self.did(CHECKPOINTED, "manifests/log/checkpoint",
-                 f"signed a checkpoint of the log at size {size} ({why})")
+                 f"proved and signed a checkpoint of the log at size {size} ({why})")
+
+    def clear_journal(self, records: list[CommitRecord]) -> None:
+        """Remove commit records with nothing left to do: each entry either never reached its
+        commit point (no manifest, no leaf) or is logged under a signed checkpoint (or the
+        archive has no key, where logged is all there is)."""
+        if not records:
+            return
+        try:
+            with log.open_log(self.root, readonly=True) as opened:
+                logged: dict[str, int] = {}
+                for index, data in opened.iter_entries():
+                    with contextlib.suppress(ValueError):
+                        leaf = log.parse_entry(data)
+                        if isinstance(leaf, log.ManifestLeaf | log.AdoptionLeaf):
+                            logged.setdefault(leaf.capture_id, index)
+            verifier = log.read_verifier(self.root) if (
+                self.layout.log_dir / "key.pub").exists() else None
+        except (PreserveError, OSError) as exc:
+            self.problem(f"cannot read the log to clear the commit journal: {exc}")
+            return
+        covered = self.signed_size(verifier)
+        for record in records:
+            done = True
+            for entry in record.entries:
+                manifest_exists = self.layout.manifest_path_for(entry.capture_id).exists()
+                position = logged.get(entry.capture_id)
+                if position is None and not manifest_exists:
+                    continue  # never committed
+                if position is None or position >= covered:
+                    done = False
+                    break
+            if done:
+                self.remove(record.path, "commit record with nothing left to do (its captures "
+                            "were never committed, or are logged and signed)")
+
+    def signed_size(self, verifier: log.Verifier | None) -> int:
+        if verifier is None:
+            return 1 << 62  # no key: logged is all there is
+        checkpoint = newest_signed_checkpoint(self.root, verifier)
+        return checkpoint.size if checkpoint is not None else 0
 
     def clear_checkpoint_temps(self) -> None:
         """Temp files of an interrupted checkpoint write (``checkpoints/.tmp-*``)."""
@@ -506,15 +599,15 @@ def repair(
     root: Path,
     *,
     dry_run: bool = False,
-    log_unlogged: bool = False,
     key: Path | None = None,
+    heads: KnownHeads | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> RepairReport:
     """Clear debris of interrupted captures under the archive lock; see the module docstring.
 
-    ``log_unlogged`` also appends manifests missing from the integrity log when there is no
-    trace of an interrupted capture; ``key`` is the signing key for a checkpoint (default: as
-    for captures). Raises :class:`~preserve.errors.ArchiveError` if ``root`` is not an archive,
+    ``key`` is the signing key for a checkpoint (default: as for captures); ``heads`` the
+    operator's known heads (signing refuses a log that does not extend them). Raises
+    :class:`~preserve.errors.ArchiveError` if ``root`` is not an archive,
     :class:`~preserve.errors.LockTimeoutError` if a commit holds the lock for ``lock_timeout``
     seconds, :class:`~preserve.errors.StorageError` if the lock cannot be taken (read-only
     media). Failures on single items are collected in :attr:`RepairReport.problems`.
@@ -536,7 +629,7 @@ def repair(
             raise StorageError(f"cannot lock archive {root}: {exc}") from exc
         # a dry run on read-only media: nobody can be committing through it, plan unlocked
     try:
-        job = _Repair(root, dry_run=dry_run, log_unlogged=log_unlogged, key=key)
+        job = _Repair(root, dry_run=dry_run, key=key, heads=heads)
         job.run()
         return job.report
     finally:

@@ -146,7 +146,55 @@ def _ssl_context(options: FetchOptions, url: str) -> ssl.SSLContext:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)  # zero-padded by hand: strftime gives "999" for year 999
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+
+
+def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the DER item at ``pos``."""
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[pos:pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("DER item runs past the end")
+    return tag, pos, pos + length
+
+
+def raw_validity(der: bytes) -> tuple[str, str]:
+    """The notBefore and notAfter times exactly as the certificate states them
+    (``asn1:<UTCTime or GeneralizedTime>``), for dates no calendar can hold (year 0, ...)."""
+    _, cert, _ = _der_item(der, 0)  # Certificate
+    _, pos, _ = _der_item(der, cert)  # TBSCertificate contents
+    tag, _, end = _der_item(der, pos)
+    if tag == 0xA0:  # [0] version
+        pos = end
+        tag, _, end = _der_item(der, pos)
+    for _field in ("serialNumber", "signature", "issuer"):
+        _, _, pos = _der_item(der, pos)
+    tag, start, _ = _der_item(der, pos)  # Validity
+    times = []
+    for _ in range(2):
+        tag, value_start, value_end = _der_item(der, start)
+        if tag not in (0x17, 0x18):
+            raise ValueError("validity is not a UTCTime or GeneralizedTime")
+        text = der[value_start:value_end].decode("ascii")
+        if not re.fullmatch(r"[0-9]{10,14}(\.[0-9]{1,9})?(Z|[+-][0-9]{4})?", text):
+            raise ValueError("malformed certificate time")
+        times.append("asn1:" + text)
+        start = value_end
+    return times[0], times[1]
+
+
+def _validity(cert: x509.Certificate, der: bytes) -> tuple[str, str]:
+    try:
+        return _rfc3339(cert.not_valid_before_utc), _rfc3339(cert.not_valid_after_utc)
+    except (ValueError, OverflowError):  # no calendar date: keep what the certificate says
+        return raw_validity(der)
 
 
 def _general_name(name: x509.GeneralName) -> str:
@@ -169,12 +217,13 @@ def describe_certificate(der: bytes, der_path: Path | None = None) -> Certificat
         names = tuple(_general_name(n) for n in san)
     except x509.ExtensionNotFound:
         names = ()
+    not_before, not_after = _validity(cert, der)
     return Certificate(
         sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
-        not_before=_rfc3339(cert.not_valid_before_utc),
-        not_after=_rfc3339(cert.not_valid_after_utc),
+        not_before=not_before,
+        not_after=not_after,
         serial_number=format(cert.serial_number, "x"),
         subject_alt_names=names,
         der_path=der_path,
@@ -192,8 +241,8 @@ def _tls_info(peer: PeerFacts, options: FetchOptions, spool: _Spool) -> TLSInfo 
         der_path.write_bytes(der)
         try:
             certificate = describe_certificate(der, der_path)
-        except ValueError:  # unparseable certificate: keep the DER, say nothing false
-            certificate = None
+        except (ValueError, IndexError, UnicodeDecodeError):
+            certificate = None  # unparseable certificate: keep the DER, say nothing false
     return TLSInfo(
         version=tls.version,
         cipher=tls.cipher,

@@ -51,18 +51,46 @@ _INFORMATIONAL = re.compile(rb"^HTTP/\d\.\d 1\d\d")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+#: IPv6 prefixes whose low 32 bits carry an IPv4 address that the network may deliver to:
+#: IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks), the NAT64
+#: well-known prefix (RFC 6052) and IPv4-translated addresses (RFC 2765).
+_EMBEDDING_PREFIXES = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+#: Never global, whatever the address library says: local-use NAT64 (RFC 8215).
+_NOT_GLOBAL = (ipaddress.IPv6Network("64:ff9b:1::/48"),)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, translated, 6to4,
+    Teredo client), or None."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    for prefix in _EMBEDDING_PREFIXES:
+        if address in prefix:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_blocked_address(address: IPAddress) -> bool:
     """True for addresses a capture with the SSRF guard on must not reach.
 
     Everything that is not globally routable: private, loopback, link-local, shared (CGNAT),
-    reserved, unspecified, multicast, documentation ranges; IPv4-mapped and 6to4/Teredo forms
-    are judged by the IPv4 address they carry.
+    reserved, unspecified, multicast, documentation ranges; IPv6 forms that carry an IPv4
+    address (mapped, compatible, NAT64, translated, 6to4, Teredo) are judged by that address
+    too.
     """
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if address.teredo is not None:
-            embedded = address.teredo[1]
+        embedded = embedded_ipv4(address)
         if embedded is not None and is_blocked_address(embedded):
+            return True
+        if any(address in network for network in _NOT_GLOBAL):
             return True
     return (not address.is_global) or address.is_multicast or address.is_unspecified
 

@@ -1,92 +1,373 @@
-"""What every command shares: the ``main`` group and its global options, exit statuses,
-consoles, error-to-exit translation, JSON output and progress bars."""
+"""What every command shares: the ``main`` group and its global options, exit statuses, the
+``--json`` envelope, error-to-exit translation, consoles and progress bars.
+
+Every failure becomes one line on stderr (``preserve: error: …``) and a documented exit
+status; under ``--json`` the same error is also printed on stdout as the envelope's ``error``
+object. Nothing is ever reported as a traceback: a bug becomes ``preserve: internal error``
+and exit status 5 (``PRESERVE_DEBUG=1`` shows the traceback). Heavy modules are imported
+inside the commands that need them, so ``preserve --help`` starts fast.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import os
+import re
 import sys
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from preserve import errors
 from preserve._version import __version__
-from preserve.archive import Archive
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from preserve.archive import Archive
+    from preserve.errors import PreserveError
 
 EXIT_OK = 0
-EXIT_FINDINGS = 1  # verify: integrity findings; capture: captured, but the server answered 4xx/5xx
+EXIT_FINDINGS = 1  # integrity findings; a capture kept an HTTP error / unfollowed redirect
 EXIT_USAGE = 2
 EXIT_CANNOT_RUN = 3
 EXIT_CAPTURE_FAILED = 4
+EXIT_INTERNAL = 5
 
 EXIT_STATUSES = {
-    EXIT_OK: "success",
-    EXIT_FINDINGS: "verify found integrity problems / capture kept an HTTP error answer",
-    EXIT_USAGE: "usage error (bad option, invalid URL)",
-    EXIT_CANNOT_RUN: "could not run (archive root unusable, locked, unreadable)",
-    EXIT_CAPTURE_FAILED: "at least one capture failed; nothing was committed for it",
+    EXIT_OK: "success (verify: intact; warnings may be printed)",
+    EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved); "
+                   "a capture kept an HTTP 4xx/5xx answer or a redirect it did not follow",
+    EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme",
+    EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
+                     "unreadable or unwritable, key missing",
+    EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
+                         "…); nothing was committed for it",
+    EXIT_INTERNAL: "internal error: a bug in preserve (please report it)",
 }
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
-
 T = TypeVar("T")
+JSON_ENVELOPE = "preserve/cli/1"
 
 
-def fail(message: str, status: int) -> NoReturn:
-    stderr.print(f"preserve: error: {message}", markup=False)
-    sys.exit(status)
+class _Consoles:
+    """stdout/stderr rich consoles, made on first use (rich is slow to import)."""
+
+    _out: Console | None = None
+    _err: Console | None = None
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(highlight=False, soft_wrap=True)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._err
 
 
-def exit_status_for(exc: errors.PreserveError) -> int:
-    if isinstance(exc, errors.InvalidURLError):
-        return EXIT_USAGE
-    if isinstance(exc, errors.CaptureError):
-        return EXIT_CAPTURE_FAILED
-    return EXIT_CANNOT_RUN
+consoles = _Consoles()
 
 
-@contextmanager
-def errors_to_exit() -> Iterator[None]:
-    """Turn a library error into one line on stderr and its exit status."""
-    try:
-        yield
-    except errors.PreserveError as exc:
-        fail(str(exc), exit_status_for(exc))
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_CANNOT_RUN)
+def say(text: str) -> None:
+    """One line of human output on stdout (never interpreted as markup)."""
+    click.echo(text)
+
+
+def warn(text: str) -> None:
+    """One line on stderr, prefixed ``preserve: ``."""
+    click.echo(f"preserve: {_one_line(text)}", err=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no detail)"
+
+
+# --- the --json envelope -----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """State of the command being run: its name and whether ``--json`` was asked for."""
+
+    command: str = "preserve"
+    as_json: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def current() -> Run:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return Run()
+    root_ctx = ctx.find_root()
+    run = root_ctx.meta.get("preserve.run")
+    if not isinstance(run, Run):
+        run = Run()
+        root_ctx.meta["preserve.run"] = run
+    return run
+
+
+def envelope(command: str, status: int, result: Any = None,
+             error: dict[str, Any] | None = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """The one JSON object every ``--json`` command prints (see docs/cli.md)."""
+    return {"format": JSON_ENVELOPE, "preserve": __version__, "command": command,
+            "ok": status == EXIT_OK, "exit_status": status, "result": result, "error": error,
+            "warnings": list(warnings)}
 
 
 def print_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True))
 
 
-def open_archive(ctx: click.Context) -> Archive:
-    return Archive(ctx.obj["root"], key=ctx.obj["key"], tsa_url=ctx.obj["tsa"])
+def finish(result: Any, status: int = EXIT_OK) -> NoReturn:
+    """End a command: under ``--json`` print the envelope with ``result``; exit ``status``."""
+    run = current()
+    if run.as_json:
+        print_json(envelope(run.command, status, result, None, run.warnings))
+    sys.exit(status)
 
 
-def progress_bar(enabled: bool) -> Progress | None:
-    if not enabled or not stderr.is_terminal:
+def fail(message: str, status: int, *, kind: str = "Error", hint: str | None = None) -> NoReturn:
+    """End a command with one error line on stderr (and the envelope's error under --json)."""
+    run = current()
+    line = _one_line(message)
+    click.echo(f"preserve: error: {line}", err=True)
+    if hint:
+        click.echo(f"preserve: hint: {_one_line(hint)}", err=True)
+    if run.as_json:
+        print_json(envelope(run.command, status, None,
+                            {"type": kind, "message": line, "hint": hint}, run.warnings))
+    sys.exit(status)
+
+
+def exit_status_for(exc: PreserveError) -> int:
+    from preserve import errors
+
+    if isinstance(exc, errors.InvalidURLError):
+        return EXIT_USAGE
+    if isinstance(exc, errors.CaptureError):
+        return EXIT_CAPTURE_FAILED
+    if isinstance(exc, errors.NotProvedError | errors.ProofError):
+        return EXIT_FINDINGS
+    return EXIT_CANNOT_RUN
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Turn a library error into one line on stderr and its exit status."""
+    from preserve import errors
+
+    try:
+        yield
+    except errors.PreserveError as exc:
+        fail(str(exc), exit_status_for(exc), kind=type(exc).__name__, hint=_hint(exc))
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}", EXIT_CANNOT_RUN, kind="OSError")
+
+
+def _hint(exc: PreserveError) -> str | None:
+    from preserve import errors
+
+    if isinstance(exc, errors.NotProvedError):
+        return "run preserve verify to see why; nothing was signed"
+    if isinstance(exc, errors.LockTimeoutError):
+        return "another preserve process is committing; try again when it is done"
+    return None
+
+
+# --- options shared by every command ------------------------------------------------------------
+
+
+def _set_global(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.ensure_object(dict)
+            ctx.find_root().ensure_object(dict)[name] = value
+        return value
+    return store
+
+
+def _tsa(value: str | None) -> str | None:
+    """A ``--tsa`` URL, checked before anything runs (a usage error otherwise)."""
+    if value is None:
         return None
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    )
+    from preserve.log.timestamp import TimestampError, check_tsa_url
+
+    try:
+        return check_tsa_url(value)
+    except TimestampError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tsa") from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def global_options(command: Callable[..., T]) -> Callable[..., T]:
+    """Accept ``--root``, ``--key`` and ``--tsa`` after the subcommand too (as before it)."""
+    options = [
+        click.option("--root", type=click.Path(path_type=Path),
+                     expose_value=False, callback=_set_global("root"), is_eager=True,
+                     help="Archive root (also accepted before the command)."),
+        click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+                     expose_value=False, callback=_set_global("key"), is_eager=True,
+                     help="Private signing key file (also accepted before the command)."),
+        click.option("--tsa", metavar="URL", expose_value=False,
+                     callback=lambda c, p, v: _set_global("tsa")(c, p, _tsa(v)),
+                     is_eager=True, help="RFC 3161 timestamp authority for new checkpoints."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def json_option(command: Callable[..., T]) -> Callable[..., T]:
+    """``--json``: print one envelope object on stdout (result or error)."""
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            current().as_json = True
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember,
+                        help="Print one JSON object (the envelope of docs/cli.md).")(command)
+
+
+def command(name: str | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]],
+                                                                 click.Command]:
+    """Register a subcommand of ``main`` with the global options and run bookkeeping."""
+    def decorate(function: Callable[..., Any]) -> click.Command:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            current().command = click.get_current_context().info_name or function.__name__
+            return function(*args, **kw)
+
+        return main.command(name, **kwargs)(global_options(wrapper))
+    return decorate
+
+
+class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic in click >= 8.2
+    """A byte count: ``50000000``, ``50M``, ``2G``, ``512K``, ``1.5G`` (powers of 1024 with
+    ``Ki``/``Mi``/``Gi``, of 1000 with ``K``/``M``/``G``/``kB``/``MB``/``GB``)."""
+
+    name = "size"
+    _UNITS: ClassVar[dict[str, int]] = {
+              "": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9,
+              "gb": 10**9, "t": 10**12, "tb": 10**12, "ki": 1024, "kib": 1024, "mi": 2**20,
+              "mib": 2**20, "gi": 2**30, "gib": 2**30, "ti": 2**40, "tib": 2**40}
+    _PATTERN: ClassVar[re.Pattern[str]] = re.compile(
+        r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = self._PATTERN.match(str(value))
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in self._UNITS:
+            self.fail(f"{value!r} is not a size (examples: 50000000, 50M, 2G, 512Ki)", param, ctx)
+        size = int(float(match.group(1)) * self._UNITS[unit])
+        if size < 1:
+            self.fail(f"{value!r} is not a positive size", param, ctx)
+        return size
+
+
+class SecondsType(click.ParamType):  # type: ignore[type-arg]
+    """A finite, positive number of seconds (or another ``unit``); ``nan`` and ``inf`` are
+    refused, so a limit can never be switched off by accident."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0, *, allow_zero: bool = False,
+                 unit: str = "seconds") -> None:
+        self.minimum = minimum
+        self.allow_zero = allow_zero
+        self.unit = unit
+        self.name = unit
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of {self.unit}", param, ctx)
+        if not math.isfinite(number) or number < self.minimum \
+                or (number == 0 and not self.allow_zero):
+            self.fail(f"{value!r} must be a finite number of {self.unit} "
+                      f"{'>= 0' if self.allow_zero else f'> {self.minimum:g}'}", param, ctx)
+        return number
+
+
+SIZE = SizeType()
+
+
+# --- the group -----------------------------------------------------------------------------------
+
+
+class PreserveGroup(click.Group):
+    """The ``preserve`` group: turns every failure into one line and an exit status."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(args) if args is not None else sys.argv[1:]
+        as_json = "--json" in argv
+        try:
+            return super().main(argv, prog_name or "preserve", complete_var,
+                                standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            message = _one_line(exc.format_message())
+            click.echo(f"preserve: error: {message}", err=True)
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                click.echo(f"preserve: hint: see '{exc.ctx.command_path} --help'", err=True)
+            if as_json:
+                print_json(envelope(_command_of(argv), EXIT_USAGE, None,
+                                    {"type": "UsageError", "message": message, "hint": None}))
+            sys.exit(EXIT_USAGE)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("preserve: interrupted", err=True)
+            sys.exit(130)
+        except SystemExit:
+            raise
+        except Exception as exc:  # a bug: one line, a distinct status, never a traceback
+            if os.environ.get("PRESERVE_DEBUG"):
+                traceback.print_exc()
+            message = f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]}"
+            click.echo(f"preserve: {message} (please report it; PRESERVE_DEBUG=1 shows "
+                       "where)", err=True)
+            if as_json:
+                print_json(envelope(_command_of(argv), EXIT_INTERNAL, None,
+                                    {"type": "InternalError", "message": message, "hint": None}))
+            sys.exit(EXIT_INTERNAL)
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    for arg in argv:
+        if not arg.startswith("-") and arg in main.commands:
+            return arg
+    return "preserve"
+
+
+EPILOG = ("Exit statuses: " + "; ".join(f"{k} {v}" for k, v in EXIT_STATUSES.items())
+          + ". Documentation: docs/cli.md.")
+
+
+@click.group(cls=PreserveGroup, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     envvar="PRESERVE_ROOT",
     default=Path("."),
     show_default="current directory, or $PRESERVE_ROOT",
@@ -98,21 +379,65 @@ def progress_bar(enabled: bool) -> Progress | None:
     envvar="PRESERVE_KEY",
     help="The archive's private signing key (default: the config dir, see 'preserve init').",
 )
-@click.option("--tsa", metavar="URL", envvar="PRESERVE_TSA",
+@click.option("--tsa", metavar="URL", envvar="PRESERVE_TSA", callback=lambda c, p, v: _tsa(v),
               help="RFC 3161 timestamp authority to stamp every new checkpoint.")
-@click.version_option(__version__, prog_name="preserve")
+@click.version_option(__version__, "-V", "--version", prog_name="preserve")
 @click.pass_context
 def main(ctx: click.Context, root: Path, key: Path | None, tsa: str | None) -> None:
-    """Capture web pages into WARC with provenance, keep their clean text, verify it all."""
+    """Capture web pages into WARC with provenance, keep their clean text, verify it all.
+
+    \b
+    Example:
+      preserve capture https://example.org/article
+      preserve verify --checkpoint offsite-checkpoint.txt
+    """
     ctx.ensure_object(dict)
     ctx.obj.update(root=root, key=key, tsa=tsa)
 
+
+def open_archive(ctx: click.Context, *, must_exist: bool = True) -> Archive:
+    """The archive at the root (exit 3 with a hint when there is none and ``must_exist``)."""
+    from preserve.archive import Archive
+
+    obj = ctx.find_root().obj
+    where = Path(obj["root"])
+    if where.exists() and not where.is_dir():
+        fail(f"{where} is not a directory, so not an archive root", EXIT_CANNOT_RUN,
+             kind="ArchiveError", hint="give the archive's directory with --root DIR")
+    archive = Archive(where, key=obj.get("key"), tsa_url=obj.get("tsa"))
+    if must_exist and not archive.is_archive():
+        what = "does not exist" if not where.exists() else "is not a preserve archive"
+        fail(f"{where} {what} (no archive/ or manifests/ in it)", EXIT_CANNOT_RUN,
+             kind="ArchiveError",
+             hint="give the archive with --root DIR or $PRESERVE_ROOT, or create one with "
+                  "'preserve init' or a first 'preserve capture'")
+    return archive
+
+
+def progress_bar(enabled: bool) -> Progress | None:
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=consoles.err,
+        transient=True,
+    )
 
 
 @contextmanager
 def null_context() -> Iterator[None]:
     yield
-
 
 
 def with_progress(
@@ -131,3 +456,17 @@ def with_progress(
         return run(advance)
 
 
+def read_key_option(value: str | None) -> str | None:
+    """A ``--trusted-key`` given as key text or as the path of a file holding it."""
+    if value is None:
+        return None
+    path = Path(value)
+    if "+" not in value or path.is_file():
+        from preserve.errors import SigningKeyError
+        from preserve.safe_io import read_text
+
+        try:
+            return read_text(path, 4096, what="trusted key file", error=SigningKeyError).strip()
+        except SigningKeyError as exc:
+            fail(str(exc), EXIT_USAGE, kind="SigningKeyError")
+    return value

@@ -1,99 +1,98 @@
-"""``preserve verify`` and ``preserve repair``: audit the archive and clear debris."""
+"""``preserve verify``, ``repair``, ``adopt`` and ``reset-head``: audit the archive, clear
+debris of interrupted captures, vouch for a capture explicitly, forget a known head."""
 
 from __future__ import annotations
 
-import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from preserve.audit import repair as repair_mod
-from preserve.audit.findings import Report
 from preserve.cli.app import (
     EXIT_FINDINGS,
     EXIT_OK,
+    EXIT_USAGE,
+    SecondsType,
+    command,
     errors_to_exit,
-    main,
+    fail,
+    finish,
+    json_option,
     open_archive,
-    print_json,
     progress_bar,
-    stderr,
-    stdout,
+    read_key_option,
+    say,
+    warn,
     with_progress,
 )
 
-# --- verify ----------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from preserve.audit.findings import Report
+
+ANCHOR_AGE_ENV = "PRESERVE_ANCHOR_MAX_AGE"
+DEFAULT_ANCHOR_DAYS = 30.0
 
 
-@main.command()
+@command()
 @click.option("--deep", is_flag=True,
               help="Also re-read every WARC record and re-extract the text.")
 @click.option("--checkpoint", "checkpoints", multiple=True,
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A signed checkpoint kept outside the archive; the log must extend it.")
-@click.option("--trusted-key", metavar="VERIFIER_KEY",
-              help="The archive's public key as kept elsewhere (text or a file path).")
+              help="A signed checkpoint kept outside the archive (an anchor): the log must "
+                   "extend it, or verify fails. Repeat for several.")
+@click.option("--trusted-key", metavar="KEY",
+              help="The archive's public key as kept elsewhere (key text or a file holding "
+                   "it): key.pub must be it, or verify fails.")
 @click.option("--tsa-roots", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="PEM file of trusted TSA root certificates for checkpoint timestamps.")
+@click.option("--anchor-max-age", metavar="DAYS", type=SecondsType(allow_zero=True, unit="days"),
+              envvar=ANCHOR_AGE_ENV, default=DEFAULT_ANCHOR_DAYS, show_default=True,
+              help="Warn (W307) unless an off-site checkpoint at most this many days old was "
+                   "given; 0 turns the warning off.")
 @click.option("--no-record", is_flag=True, help="Do not append this audit to the log.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_context
 def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
-           trusted_key: str | None, tsa_roots: Path | None, no_record: bool,
-           as_json: bool) -> None:
-    """Audit the whole archive; exit 0 when intact, 1 on integrity findings."""
-    if trusted_key and Path(trusted_key).is_file():
-        trusted_key = Path(trusted_key).read_text(encoding="utf-8").strip()
+           trusted_key: str | None, tsa_roots: Path | None, anchor_max_age: float,
+           no_record: bool, as_json: bool) -> None:
+    """Audit the whole archive; exit 0 when intact, 1 on integrity findings.
+
+    Every file is re-hashed and compared with its manifest, every manifest with its log
+    leaf; the log must extend its own signed checkpoints, every --checkpoint given, and the
+    head you last verified (kept outside the archive). The audit is recorded in the log; only
+    an audit without errors is followed by a signed checkpoint.
+
+    \b
+    Examples:
+      preserve verify
+      preserve verify --deep --checkpoint /media/usb/checkpoint.txt --trusted-key key.pub
+    """
+    key_text = read_key_option(trusted_key)
+    max_age = timedelta(days=anchor_max_age) if anchor_max_age > 0 else None
     with errors_to_exit():
         archive = open_archive(ctx)
         progress = progress_bar(not as_json)
         report = with_progress(progress, "verifying", lambda cb: archive.verify(
-            deep=deep, progress=cb, checkpoints=checkpoints, trusted_key=trusted_key,
-            tsa_roots=tsa_roots, record=not no_record))
-    if as_json:
-        print_json({**report.to_json(), "recorded": archive.last_audit_recorded})
-    else:
+            deep=deep, progress=cb, checkpoints=checkpoints, trusted_key=key_text,
+            tsa_roots=tsa_roots, record=not no_record, anchor_max_age=max_age))
+    audit = archive.last_audit
+    if not as_json:
         for finding in report.findings:
             where = f"  {finding.path}" if finding.path else ""
-            stdout.print(f"{finding.code.code} {finding.severity.value:<7} "
-                         f"{finding.message}{where}", markup=False)
-        stdout.print(_summary(report), markup=False)
-        if not no_record and not archive.last_audit_recorded:
-            stderr.print("preserve: note: audit not recorded (read-only archive or no log)",
-                         markup=False)
-    sys.exit(report.exit_status)
+            say(f"{finding.code.code} {finding.severity.value:<7} "
+                f"{' '.join(finding.message.split())}{where}")
+        say(summary(report))
+        if not no_record and not audit.recorded:
+            warn("note: audit not recorded (read-only archive or no log)")
+        elif audit.not_signed:
+            warn(f"note: audit recorded as {audit.outcome}; {audit.not_signed}")
+    finish({**report.to_json(), "recorded": audit.recorded, "outcome": audit.outcome,
+            "signed": audit.signed is not None, "not_signed": audit.not_signed},
+           report.exit_status)
 
 
-@main.command()
-@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
-@click.option("--log-unlogged", is_flag=True,
-              help="Also append manifests missing from the integrity log when no interrupted "
-                   "capture explains them (only if you know they are genuine).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.pass_context
-def repair(ctx: click.Context, dry_run: bool, log_unlogged: bool, as_json: bool) -> None:
-    """Clear debris of interrupted captures (never committed data); exit 1 if some remains."""
-    with errors_to_exit():
-        report = repair_mod.repair(ctx.obj["root"], dry_run=dry_run, log_unlogged=log_unlogged,
-                                   key=ctx.obj["key"])
-    if as_json:
-        print_json(report.to_json())
-    else:
-        verb = "would be " if dry_run else ""
-        for action in report.actions:
-            where = f" -> {action.destination}" if action.destination else ""
-            stdout.print(f"{verb}{action.kind}  {action.path}{where}  ({action.reason})",
-                         markup=False)
-        for kept in report.kept:
-            stdout.print(f"kept  {kept.path}  ({kept.reason})", markup=False)
-        for problem in report.problems:
-            stderr.print(f"preserve: repair: {problem}", markup=False)
-        stdout.print(f"{len(report.actions)} actions, {len(report.kept)} kept, "
-                     f"{len(report.problems)} problems", markup=False)
-    sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
-
-
-def _summary(report: Report) -> str:
+def summary(report: Report) -> str:
     stats = report.to_json()["stats"]
     state = "intact" if report.ok else "NOT INTACT"
     records = f"{stats['records_checked']} records, " if report.deep else ""
@@ -103,3 +102,94 @@ def _summary(report: Report) -> str:
             f"{len(report.errors)} errors, {len(report.warnings)} warnings")
 
 
+@command()
+@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+@json_option
+@click.pass_context
+def repair(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Clear debris of interrupted captures (never committed data); exit 1 if some remains.
+
+    A committed manifest missing from the log is logged only when a commit record signed by
+    the archive key names it; anything else is reported and kept (see 'preserve adopt').
+
+    \b
+    Example:
+      preserve repair --dry-run && preserve repair
+    """
+    from preserve.audit import repair as repair_mod
+
+    with errors_to_exit():
+        archive = open_archive(ctx)
+        report = repair_mod.repair(archive.root, dry_run=dry_run, key=archive.key_path,
+                                   heads=archive.heads)
+    if not as_json:
+        verb = "would be " if dry_run else ""
+        for action in report.actions:
+            where = f" -> {action.destination}" if action.destination else ""
+            say(f"{verb}{action.kind}  {action.path}{where}  ({action.reason})")
+        for kept in report.kept:
+            say(f"kept  {kept.path}  ({kept.reason})")
+        for problem in report.problems:
+            warn(f"repair: {problem}")
+        say(f"{len(report.actions)} actions, {len(report.kept)} kept, "
+            f"{len(report.problems)} problems")
+    finish(report.to_json(), EXIT_OK if report.ok else EXIT_FINDINGS)
+
+
+@command()
+@click.argument("capture_ids", nargs=-1, required=True)
+@click.option("--reason", required=True,
+              help="Why you vouch for these captures (recorded in the log).")
+@click.option("--operator", help="Who adopts them (default: $PRESERVE_OPERATOR or login).")
+@json_option
+@click.pass_context
+def adopt(ctx: click.Context, capture_ids: tuple[str, ...], reason: str,
+          operator: str | None, as_json: bool) -> None:
+    """Vouch for captures preserve did not commit itself (planted, imported by hand, or made
+    without the key): each must verify clean; it is logged as ADOPTED, visibly different from
+    a capture, with your reason, and the log is signed. Needs the signing key.
+
+    \b
+    Example:
+      preserve adopt 20261121T163324Z-abcdefghij --reason "captured on the field laptop"
+    """
+    with errors_to_exit():
+        adopted = open_archive(ctx).adopt(capture_ids, reason=reason, operator=operator)
+    if not as_json:
+        for capture_id in adopted:
+            say(f"adopted {capture_id}")
+    finish({"adopted": adopted, "reason": reason})
+
+
+@command("reset-head")
+@click.option("--yes", is_flag=True, help="Really forget it.")
+@json_option
+@click.pass_context
+def reset_head(ctx: click.Context, yes: bool, as_json: bool) -> None:
+    """Forget the tree head you last verified or signed for this archive (kept outside it).
+
+    Verify and capture refuse a log that does not extend that head (a rollback). After you
+    restored an older copy on purpose, reset it; the next verify remembers the log as it is.
+
+    \b
+    Example:
+      preserve --root /restored/archive reset-head --yes
+    """
+    if not yes:
+        fail("this forgets what protects you against a rolled-back archive; add --yes",
+             EXIT_USAGE, kind="UsageError")
+    with errors_to_exit():
+        head = open_archive(ctx).reset_head()
+    result: dict[str, Any] = {"forgotten": None}
+    if head is None:
+        if not as_json:
+            say("no known head for this archive")
+    else:
+        result["forgotten"] = {"identity": head.identity, "size": head.size,
+                               "root": head.root.hex(), "updated": head.updated}
+        if not as_json:
+            say(f"forgot {head.identity}: size {head.size}, last seen {head.updated}")
+    finish(result)
+
+
+__all__ = ["ANCHOR_AGE_ENV", "adopt", "repair", "reset_head", "summary", "verify"]

@@ -7,50 +7,60 @@ from typing import Any
 
 import click
 
-from preserve import compare
 from preserve.cli.app import (
+    command,
     errors_to_exit,
-    main,
+    finish,
+    json_option,
     open_archive,
-    print_json,
-    stdout,
+    say,
 )
 
-# --- list / show -----------------------------------------------------------------------------
+
+def _clean(text: object, limit: int = 200) -> str:
+    """A value from the page or server, as one short line on a terminal."""
+    return " ".join(str(text).split())[:limit]
 
 
-@main.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command("list")
+@json_option
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """List the captures in the archive, oldest first."""
+    """List the captures in the archive, oldest first.
+
+    \b
+    Example:
+      preserve --root /data/evidence list --json
+    """
     with errors_to_exit():
-        entries = list(open_archive(ctx).captures())
-    if as_json:
-        print_json({"captures": [entry.to_json() for entry in entries]})
-        return
-    for entry in entries:
-        text = (entry.text_blake3 or "-")[:12]
-        click.echo(f"{entry.capture_id}  {entry.http_status}  {text:<12}  {entry.requested_url}"
-                   f"  {entry.title or ''}")
-    stdout.print(f"{len(entries)} capture(s)", markup=False)
+        entries = open_archive(ctx).captures()
+    if not as_json:
+        for entry in entries:
+            text = (entry.text_blake3 or "-")[:12]
+            say(f"{entry.capture_id}  {entry.http_status}  {text:<12}  "
+                f"{_clean(entry.requested_url, 2000)}  {_clean(entry.title or '')}")
+        say(f"{len(entries)} capture(s)")
+    finish({"captures": [entry.to_json() for entry in entries]})
 
 
-@main.command()
+@command()
 @click.argument("capture_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@json_option
 @click.pass_context
 def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
-    """Show one capture's provenance (CAPTURE_ID may be a unique prefix)."""
+    """Show one capture's provenance (CAPTURE_ID may be any unique part of its id).
+
+    \b
+    Example:
+      preserve show abcdefghij
+    """
     with errors_to_exit():
-        archive = open_archive(ctx)
-        manifest = archive.manifest(capture_id)
+        manifest = open_archive(ctx).manifest(capture_id)
     document = manifest.to_dict()
-    if as_json:
-        print_json(document)
-        return
-    for line in _describe(document):
-        stdout.print(line, markup=False)
+    if not as_json:
+        for line in _describe(document):
+            say(line)
+    finish(document)
 
 
 def _describe(m: dict[str, Any]) -> Iterator[str]:
@@ -75,9 +85,9 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
             yield f"          subject {cert['subject']}"
             yield f"          issuer  {cert['issuer']}"
             yield f"          valid   {cert['not_before']} .. {cert['not_after']}"
-    yield f"title     {extraction.get('title') or ''}"
+    yield f"title     {_clean(extraction.get('title') or '')}"
     if extraction.get("byline"):
-        yield f"byline    {extraction['byline']}"
+        yield f"byline    {_clean(extraction['byline'])}"
     text = m.get("text")
     yield (f"text      blake3:{text['blake3']} ({text['size']} bytes)  {text['path']}" if text
            else f"text      none: {extraction.get('reason')}")
@@ -88,42 +98,55 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     extractor = m["extractor"]
     yield f"extractor {extractor['name']} {extractor['version']}"
     yield f"software  preserve {m['software'].get('preserve')} on {m['software'].get('python')}"
-    yield f"operator  {m['operator']} at {m['host']}"
+    yield f"operator  {_clean(m['operator'])} at {_clean(m['host'])}"
+    for note in m.get("notes") or []:
+        yield f"note      {_clean(note, 500)}"
+    for cut in m.get("truncated") or []:
+        yield (f"truncated {cut['field']}: {cut['length']} characters, kept the first part "
+               f"(sha256 of the whole {cut['sha256']})")
 
 
 # --- captures over time --------------------------------------------------------------------------
 
 
-@main.command()
+@command()
 @click.argument("url")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_context
 def history(ctx: click.Context, url: str, as_json: bool) -> None:
-    """List every capture of URL (requested or final), oldest first."""
+    """List every capture of URL (requested or final), oldest first.
+
+    \b
+    Example:
+      preserve history https://example.org/article
+    """
     with errors_to_exit():
-        entries = compare.history(open_archive(ctx), url)
-    if as_json:
-        print_json({"url": url, "captures": [entry.to_json() for entry in entries]})
-        return
-    for entry in entries:
-        text = (entry.text_blake3 or "-")[:12]
-        click.echo(f"{entry.capture_id}  {entry.started}  {entry.http_status}  {text}")
-    click.echo(f"{len(entries)} capture(s) of {url}")
+        entries = open_archive(ctx).history(url)
+    if not as_json:
+        for entry in entries:
+            text = (entry.text_blake3 or "-")[:12]
+            say(f"{entry.capture_id}  {entry.started}  {entry.http_status}  {text}")
+        say(f"{len(entries)} capture(s) of {url}")
+    finish({"url": url, "captures": [entry.to_json() for entry in entries]})
 
 
-@main.command()
+@command()
 @click.argument("old_id")
 @click.argument("new_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_context
 def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
-    """Show how the clean text changed from capture OLD_ID to NEW_ID."""
+    """Show how the clean text changed from capture OLD_ID to NEW_ID.
+
+    \b
+    Example:
+      preserve diff 20261121T1633 20261201T0900
+    """
+    from preserve import compare
+
     with errors_to_exit():
         result = compare.diff(open_archive(ctx), old_id, new_id)
-    if as_json:
-        print_json(result.to_json())
-        return
-    click.echo(result.unified_diff, nl=False)
-    click.echo(result.summary)
-
-
+    if not as_json:
+        click.echo(result.unified_diff, nl=False)
+        say(result.summary)
+    finish(result.to_json())

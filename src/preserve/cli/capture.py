@@ -1,4 +1,11 @@
-"""``preserve capture``: capture URLs (one, a list, or a file of them) into the archive."""
+"""``preserve capture``: capture URLs (arguments, a file of them, or standard input).
+
+A batch never stops at a failed URL: each failure is reported with its URL and the batch goes
+on; the exit status says whether any failed (4), any kept an HTTP error or an unfollowed
+redirect (1), or all went well (0). Only a failure of the archive itself (it cannot be
+written, it is locked, its log does not extend your known head) stops the batch, since every
+later capture would fail the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,65 +13,87 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from preserve import errors
-from preserve.archive import CaptureOptions, CaptureResult
-from preserve.batch import capture_many
-from preserve.capture.fetch import FetchOptions
 from preserve.cli.app import (
     EXIT_CAPTURE_FAILED,
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    SIZE,
+    SecondsType,
+    command,
+    current,
     errors_to_exit,
     fail,
-    main,
+    finish,
+    json_option,
     null_context,
     open_archive,
-    print_json,
     progress_bar,
-    stderr,
-    stdout,
+    say,
+    warn,
 )
 
-# --- capture ---------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from preserve.archive import CaptureResult
+
+#: Largest URL list read from a file or standard input.
+MAX_URL_LIST = 64 * 2**20
 
 
-def _read_url_file(path: Path) -> list[str]:
+def read_url_list(source: str) -> list[str]:
+    """URLs from a file (or ``-``: standard input), one per line; blank lines and ``#``
+    comments skipped, a UTF-8 byte-order mark ignored."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_URL_LIST + 1)
+        else:
+            from preserve.errors import StorageError
+            from preserve.safe_io import read_regular
+
+            data = read_regular(Path(source), MAX_URL_LIST, what="URL list", error=StorageError)
     except OSError as exc:
-        fail(f"cannot read URL list {path}: {exc.strerror}", EXIT_USAGE)
+        fail(f"cannot read URL list {source}: {exc.strerror or exc}", EXIT_USAGE)
+    except Exception as exc:  # StorageError: not a regular file, too large
+        fail(f"cannot read URL list {source}: {exc}", EXIT_USAGE)
+    if len(data) > MAX_URL_LIST:
+        fail(f"URL list {source} is larger than {MAX_URL_LIST} bytes", EXIT_USAGE)
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        fail(f"URL list {path} is not UTF-8 text", EXIT_USAGE)
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        fail(f"URL list {source} is not UTF-8 text", EXIT_USAGE)
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
-def _capture_line(result: CaptureResult) -> str:
+def capture_line(result: CaptureResult) -> str:
     text = f"blake3:{result.text_blake3}" if result.text_blake3 else f"(no text: {result.reason})"
-    title = result.title or "(untitled)"
+    title = " ".join((result.title or "(untitled)").split())[:200]
     status = "" if result.http_status < 400 else f"  [HTTP {result.http_status}]"
+    if result.status == "redirect-not-followed":
+        status += "  [redirect not followed]"
     return f"{result.capture_id}  {text}  {title}{status}"
 
 
-@main.command()
+@command()
 @click.argument("urls", nargs=-1)
 @click.option(
     "--from",
     "url_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read URLs from a file, one per line ('#' starts a comment).",
+    metavar="FILE",
+    help="Read URLs from FILE, one per line ('#' starts a comment); '-' reads standard input.",
 )
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+@click.option("--timeout", type=SecondsType(0.1), default=60.0, show_default=True,
               help="Total seconds one capture may take (all redirects and reads).")
-@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0,
+@click.option("--connect-timeout", type=SecondsType(0.1), default=10.0,
               show_default=True, help="Seconds to establish a connection.")
-@click.option("--max-size", type=click.IntRange(min=1), default=512 * 2**20, show_default=True,
-              help="Largest response body accepted, in bytes.")
-@click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--max-size", type=SIZE, default="512Mi", show_default=True,
+              help="Largest response body accepted (bytes, or 50M, 2G, 512Mi …).")
+@click.option("--max-redirects", type=click.IntRange(min=0, max=100), default=10,
+              show_default=True)
 @click.option("--user-agent", help="User-Agent header (default names preserve and its version).")
 @click.option("--operator", help="Who runs the capture (default: $PRESERVE_OPERATOR or login).")
 @click.option("--insecure", is_flag=True,
@@ -73,17 +102,18 @@ def _capture_line(result: CaptureResult) -> str:
               help="Trust these CA certificates (PEM) instead of the system store.")
 @click.option("--block-private", is_flag=True,
               help="Refuse private, loopback and link-local addresses (checked on every hop).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Captures run at once (never more than one per host).")
-@click.option("--per-host-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--concurrency", type=click.IntRange(min=1, max=256), default=1,
+              show_default=True, help="Captures run at once (never more than one per host).")
+@click.option("--per-host-delay", type=SecondsType(allow_zero=True), default=0.0,
+              show_default=True,
               help="Seconds between the end of one capture and the start of the next on the "
                    "same host (like wget --wait; set it when capturing many pages of one site).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.pass_context
 def capture(
     ctx: click.Context,
     urls: Sequence[str],
-    url_file: Path | None,
+    url_file: str | None,
     timeout: float,
     connect_timeout: float,
     max_size: int,
@@ -97,10 +127,22 @@ def capture(
     per_host_delay: float,
     as_json: bool,
 ) -> None:
-    """Capture URLS into the archive: WARC + clean text + manifest for each."""
-    targets = list(urls) + (_read_url_file(url_file) if url_file else [])
+    """Capture URLS into the archive: WARC + clean text + manifest for each.
+
+    \b
+    Examples:
+      preserve capture https://example.org/article
+      preserve capture --from urls.txt --concurrency 4 --per-host-delay 1
+      some-command | preserve capture --from - --json
+    """
+    from preserve import errors
+    from preserve.archive import CaptureOptions
+    from preserve.batch import capture_many
+    from preserve.capture.fetch import FetchOptions
+
+    targets = list(urls) + (read_url_list(url_file) if url_file else [])
     if not targets:
-        raise click.UsageError("give at least one URL, or --from FILE")
+        fail("give at least one URL, or --from FILE", EXIT_USAGE, kind="UsageError")
     fetch_options = FetchOptions(
         timeout=timeout,
         connect_timeout=min(connect_timeout, timeout),
@@ -114,41 +156,84 @@ def capture(
         fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
     options = CaptureOptions(fetch=fetch_options, operator=operator)
     results: dict[int, dict[str, Any]] = {}  # by position in the input, printed in input order
-    failures: list[errors.PreserveError] = []
-    http_errors = 0
+    failures: list[Exception] = []
+    kept_errors = 0
+    unsigned: str | None = None
     positions: dict[str, list[int]] = {}
     for index, url in enumerate(targets):
         positions.setdefault(url, []).append(index)
+    stopped: errors.PreserveError | None = None
     with errors_to_exit():
-        archive = open_archive(ctx)
+        archive = open_archive(ctx, must_exist=False)
+        new_archive = not archive.is_archive()
         progress = progress_bar(len(targets) > 1 and not as_json)
         task = progress.add_task("capturing", total=len(targets)) if progress else None
         with progress if progress else null_context():
-            # completion order; one signed checkpoint when the batch ends (if the key is here)
             for url, outcome in capture_many(archive, targets, options, concurrency=concurrency,
-                                             per_host_delay=per_host_delay):
+                                             per_host_delay=per_host_delay, note=warn):
                 index = positions[url].pop(0)
-                if isinstance(outcome, errors.CaptureError):
-                    failures.append(outcome)
+                if isinstance(outcome, errors.PreserveError):
                     results[index] = {"url": url, "error": type(outcome).__name__,
                                       "message": str(outcome)}
-                    stderr.print(f"preserve: capture failed: {outcome}", markup=False)
-                elif isinstance(outcome, errors.PreserveError):
-                    raise outcome  # the archive cannot be written: stop the batch (exit 3)
+                    failures.append(outcome)
+                    warn(f"error: capture of {url} failed: {outcome}")
+                    if _stops_batch(outcome):
+                        stopped = outcome
+                        break
                 else:
-                    http_errors += outcome.http_status >= 400
+                    kept_errors += outcome.http_status >= 400 or \
+                        outcome.status == "redirect-not-followed"
                     results[index] = outcome.to_json()
+                    unsigned = unsigned or outcome.not_signed
                     if not as_json:
-                        stdout.print(_capture_line(outcome), markup=False)
+                        say(capture_line(outcome))
+                    for note in outcome.notes:
+                        warn(f"{outcome.capture_id}: {note}")
                 if progress and task is not None:
                     progress.advance(task)
-    if as_json:
-        print_json({"captures": [results[i] for i in sorted(results)],
-                     "failed": len(failures), "http_errors": http_errors})
+    if new_archive and len(results) > len(failures):
+        warn("note: this archive has no signing key, so nothing it holds is signed; run "
+             "'preserve init' to give it one")
+    elif unsigned:
+        warn(f"note: {unsigned}")
+    _summarise(len(targets), len(results), len(failures), kept_errors)
+    if stopped is not None:
+        current().warnings.append(f"batch stopped: {stopped}")
+    status = _exit_status(failures, kept_errors, stopped, len(targets))
+    finish({"captures": [results[i] for i in sorted(results)], "requested": len(targets),
+            "failed": len(failures), "http_errors": kept_errors,
+            "not_attempted": len(targets) - len(results)}, status)
+
+
+def _stops_batch(error: Exception) -> bool:
+    """Failures of the archive itself stop a batch; a URL's own failure does not."""
+    from preserve import errors
+
+    return isinstance(error, errors.StorageError | errors.LockTimeoutError
+                      | errors.NotProvedError | errors.SigningKeyError) \
+        and not isinstance(error, errors.ManifestError)
+
+
+def _summarise(requested: int, done: int, failed: int, kept: int) -> None:
+    if requested > 1:
+        parts = [f"{done - failed} of {requested} captured"]
+        if failed:
+            parts.append(f"{failed} failed")
+        if kept:
+            parts.append(f"{kept} kept an HTTP error or an unfollowed redirect")
+        if requested > done:
+            parts.append(f"{requested - done} not attempted (the batch stopped)")
+        warn(", ".join(parts))
+
+
+def _exit_status(failures: Sequence[Exception], kept: int, stopped: Exception | None,
+                 requested: int) -> int:
+    from preserve import errors
+    from preserve.cli.app import exit_status_for
+
+    if isinstance(stopped, errors.PreserveError):
+        return exit_status_for(stopped)
     if failures:
-        only_bad_urls = all(isinstance(f, errors.InvalidURLError) for f in failures)
-        sys.exit(EXIT_USAGE if only_bad_urls and len(failures) == len(targets)
-                 else EXIT_CAPTURE_FAILED)
-    sys.exit(EXIT_FINDINGS if http_errors else EXIT_OK)
-
-
+        bad_urls = all(isinstance(f, errors.InvalidURLError) for f in failures)
+        return EXIT_USAGE if bad_urls and len(failures) == requested else EXIT_CAPTURE_FAILED
+    return EXIT_FINDINGS if kept else EXIT_OK

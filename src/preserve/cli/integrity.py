@@ -3,121 +3,179 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from preserve import integrity, log
 from preserve.cli.app import (
     EXIT_CANNOT_RUN,
     EXIT_FINDINGS,
     EXIT_OK,
+    EXIT_USAGE,
+    command,
     errors_to_exit,
     fail,
-    main,
+    finish,
+    json_option,
     open_archive,
-    print_json,
+    read_key_option,
+    say,
 )
 
-# --- integrity log ---------------------------------------------------------------------------
+#: Largest proof bundle read (one manifest, one leaf, a proof of log2(n) hashes, a note).
+MAX_BUNDLE = 32 * 2**20
 
 
-@main.command()
-@click.option("--key-name", help="Name of a new key (default: <host>/<archive directory>).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command()
+@click.option("--key-name", help="Name of a new key (default: <host>/<archive directory>-<id>).")
+@json_option
 @click.pass_context
 def init(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
     """Create an archive with its integrity log and a signing key.
 
     The private key is written outside the archive (--key PATH, or the config dir); its
     public half goes to manifests/log/key.pub. With --key naming an existing key file, that
-    key is used. Safe to run again: an existing key is kept.
+    key is used. Safe to run again: an existing key is kept. A log that already holds
+    captures but was never signed is checked and signed as adopted at initialisation.
+
+    \b
+    Example:
+      preserve --root /data/evidence init
     """
     with errors_to_exit():
-        info = open_archive(ctx).init(key_name=key_name)
-    if as_json:
-        print_json({"private_key": str(info.private_path), "verifier_key": info.verifier_key,
-                     "created": info.created})
-        return
-    click.echo(f"{'created' if info.created else 'kept'} signing key {info.private_path}")
-    click.echo(f"verifier key {info.verifier_key}")
+        info = open_archive(ctx, must_exist=False).init(key_name=key_name)
+    if not as_json:
+        say(f"{'created' if info.created else 'kept'} signing key {info.private_path}")
+        say(f"verifier key {info.verifier_key}")
+        say("keep a copy of the verifier key, and of a checkpoint now and then, outside the "
+            "archive: verify --trusted-key and --checkpoint check against them")
+    finish({"private_key": str(info.private_path), "verifier_key": info.verifier_key,
+            "created": info.created})
 
 
-@main.command()
+@command()
 @click.argument("name")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the private key (default: the config dir).")
-def keygen(name: str, out: Path | None) -> None:
-    """Make a new Ed25519 signing key NAME (for 'preserve --key FILE init')."""
+@json_option
+def keygen(name: str, out: Path | None, as_json: bool) -> None:
+    """Make a new Ed25519 signing key NAME (for 'preserve --key FILE init').
+
+    \b
+    Example:
+      preserve keygen newsroom.example/evidence -o ~/keys/evidence.key
+    """
+    from preserve import log
+
     with errors_to_exit():
         path, verifier = log.generate_key(name, out)
-    click.echo(f"private key {path}")
-    click.echo(f"verifier key {verifier.to_text()}")
+    if not as_json:
+        say(f"private key {path}")
+        say(f"verifier key {verifier.to_text()}")
+    finish({"private_key": str(path), "verifier_key": verifier.to_text()})
 
 
-@main.command()
+@command()
+@json_option
 @click.pass_context
-def checkpoint(ctx: click.Context) -> None:
-    """Sign a checkpoint of the integrity log now (needs the archive's key)."""
+def checkpoint(ctx: click.Context, as_json: bool) -> None:
+    """Prove the integrity log and sign a checkpoint of it now (needs the archive's key).
+
+    Nothing is signed unless the log extends every head known to be good and every new
+    manifest leaf is backed by its manifest and a signed commit record.
+
+    \b
+    Example:
+      preserve checkpoint && cp manifests/log/checkpoint /media/usb/checkpoint.txt
+    """
     with errors_to_exit():
-        path = open_archive(ctx).checkpoint()
-    if path is None:
+        signed = open_archive(ctx).checkpoint()
+    if signed is None:
         fail("the archive's signing key is not available (see --key, 'preserve init')",
-              EXIT_CANNOT_RUN)
-    click.echo(str(path))
+             EXIT_CANNOT_RUN, kind="SigningKeyError")
+    if not as_json:
+        say(str(signed.path))
+    finish({"path": str(signed.path), "size": signed.size, "proved_from": signed.base,
+            "proved_leaves": signed.proved_leaves})
 
 
-@main.command("log")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command("log")
+@json_option
 @click.pass_context
 def log_(ctx: click.Context, as_json: bool) -> None:
-    """Show the integrity log: every capture and every audit, in commit order."""
+    """Show the integrity log: every capture, adoption and audit, in commit order.
+
+    \b
+    Example:
+      preserve log --json
+    """
+    from preserve import integrity
+
     with errors_to_exit():
-        rows = list(integrity.history(ctx.obj["root"]))
-    if as_json:
-        print_json({"entries": rows})
-        return
-    for row in rows:
-        click.echo(f"{row['index']:>6}  {row['committed']}  {row['summary']}")
-    click.echo(f"{len(rows)} entries")
+        archive = open_archive(ctx)
+        rows = list(integrity.history(archive.root))
+    if not as_json:
+        for row in rows:
+            say(f"{row['index']:>6}  {row['committed']}  {row['summary']}")
+        say(f"{len(rows)} entries")
+    finish({"entries": rows})
 
 
-@main.command()
+@command()
 @click.argument("capture_id")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the proof bundle (JSON).")
+@json_option
 @click.pass_context
-def prove(ctx: click.Context, capture_id: str, out: Path) -> None:
-    """Export CAPTURE_ID's proof bundle for a third party (verifiable offline)."""
+def prove(ctx: click.Context, capture_id: str, out: Path, as_json: bool) -> None:
+    """Export CAPTURE_ID's proof bundle for a third party (verifiable offline).
+
+    \b
+    Example:
+      preserve prove abcdefghij -o proof.json && preserve check-proof proof.json
+    """
+    from preserve import log
+    from preserve.safe_io import write_atomic
+
     with errors_to_exit():
         archive = open_archive(ctx)
         full_id = archive.manifest(capture_id).capture_id
         bundle = log.make_proof(archive.root, full_id)
-        out.write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    click.echo(f"wrote proof of {full_id} to {out}")
+        write_atomic(out, (json.dumps(bundle, indent=2, sort_keys=True) + "\n").encode())
+    if not as_json:
+        say(f"wrote proof of {full_id} to {out}")
+    finish({"capture_id": full_id, "path": str(out)})
 
 
-@main.command("check-proof")
+@command("check-proof")
 @click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--trusted-key", metavar="VERIFIER_KEY",
-              help="The archive's public key as obtained elsewhere (text or a file path).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--trusted-key", metavar="KEY",
+              help="The archive's public key as obtained elsewhere (key text or a file).")
+@json_option
 def check_proof(bundle: Path, trusted_key: str | None, as_json: bool) -> None:
-    """Check a proof bundle offline; exit 0 when it holds, 1 when it does not."""
-    if trusted_key and Path(trusted_key).is_file():
-        trusted_key = Path(trusted_key).read_text(encoding="utf-8").strip()
-    try:
-        document = json.loads(bundle.read_bytes())
-    except (OSError, ValueError) as exc:
-        fail(f"cannot read proof bundle {bundle}: {exc}", EXIT_FINDINGS)
-    problems = log.check_proof(document, trusted_key)
-    if as_json:
-        print_json({"ok": not problems, "problems": problems})
-    else:
-        for problem in problems:
-            click.echo(f"FAIL {problem}")
-        if not problems:
-            click.echo("proof holds: the manifest is in the signed log")
-    sys.exit(EXIT_FINDINGS if problems else EXIT_OK)
+    """Check a proof bundle offline; exit 0 when it holds, 1 when it does not.
 
+    \b
+    Example:
+      preserve check-proof proof.json --trusted-key archive-key.pub
+    """
+    from preserve import log
+    from preserve.errors import ProofError
+    from preserve.safe_io import loads_strict, read_regular
+
+    key_text = read_key_option(trusted_key)
+    try:
+        document = loads_strict(read_regular(bundle, MAX_BUNDLE, what="proof bundle",
+                                             error=ProofError),
+                                max_bytes=MAX_BUNDLE, max_depth=16, what="proof bundle",
+                                error=ProofError)
+    except ProofError as exc:
+        fail(f"cannot read proof bundle: {exc}", EXIT_USAGE, kind="ProofError")
+    problems = log.check_proof(document, key_text)
+    if not as_json:
+        for problem in problems:
+            say(f"FAIL {problem}")
+        if not problems:
+            say("proof holds: the manifest is in the signed log")
+    finish({"holds": not problems, "problems": problems},
+           EXIT_FINDINGS if problems else EXIT_OK)

@@ -14,13 +14,14 @@ from .archive_log import (
     log_dir,
     open_log,
     read_verifier,
+    record_entries,
     record_event,
     record_manifest,
     unlogged_manifests,
     write_checkpoint,
 )
 from .audit import CODES, DESCRIPTIONS, LogFinding, verify_log
-from .entries import AuditLeaf, ManifestLeaf, canonical_json, parse_entry
+from .entries import AdoptionLeaf, AuditLeaf, ManifestLeaf, canonical_json, parse_entry
 from .events import fixity_event
 from .keys import (
     Signer,
@@ -54,6 +55,7 @@ from .storage import TransparencyLog
 __all__ = [
     "CODES",
     "DESCRIPTIONS",
+    "AdoptionLeaf",
     "AuditLeaf",
     "Checkpoint",
     "LogFinding",
@@ -83,6 +85,7 @@ __all__ = [
     "parse_entry",
     "parse_verifier_key",
     "read_verifier",
+    "record_entries",
     "record_event",
     "record_manifest",
     "root_from_leaf_hashes",

@@ -7,11 +7,14 @@ Layout under ``<root>/manifests/log/``: the Merkle log files (:mod:`preserve.log
 
 Writers must hold the archive lock; this module takes none. It does not verify (see
 :mod:`preserve.log.audit`) and never sees a private key except the :class:`Signer` passed in.
+:func:`write_checkpoint` signs whatever the log holds: preserve's own operations call it only
+through :func:`preserve.log.signing.prove_and_sign`, which proves the tree first. Every read is
+bounded and refuses symlinks and special files; every write refuses a log directory reached
+through a symlink.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LogError, NotFoundError, SigningKeyError, StorageError
+from ..safe_io import read_regular, read_text, write_atomic
 from .entries import (
     CAPTURE_ID,
     MANIFEST_DIR,
@@ -28,17 +32,24 @@ from .entries import (
     manifest_leaf_for_file,
     manifest_path,
     parse_entry,
+    parse_time,
     utc_now,
 )
 from .keys import Signer, Verifier, parse_verifier_key
 from .note import Checkpoint, sign_checkpoint
-from .storage import TransparencyLog, fsync_dir, write_file_atomic
+from .storage import TransparencyLog
 
 LOG_DIR = Path("manifests") / "log"
 KEY_FILE = "key.pub"
 CHECKPOINT_DIR = "checkpoints"
 LATEST_CHECKPOINT = "checkpoint"
 CHECKPOINT_NAME = re.compile(r"^(\d{12})-(\d{8}T\d{6}\d{6}Z)\.txt$")
+#: Largest key.pub / checkpoint / timestamp token read (real ones are well under 1 KiB / 8 KiB).
+MAX_KEY_FILE = 4096
+MAX_CHECKPOINT_FILE = 64 * 1024
+MAX_TOKEN_FILE = 256 * 1024
+#: The checkpoint extension line preserve adds: when the key holder signed, by its own clock.
+TIME_EXTENSION = "preserve-time "
 
 Timestamper = Callable[[bytes], bytes]
 """Given the signed checkpoint bytes, return an RFC 3161 timestamp token (DER)."""
@@ -48,33 +59,47 @@ def log_dir(root: Path) -> Path:
     return Path(root) / LOG_DIR
 
 
+def require_plain_log_dir(root: Path) -> Path:
+    """The log directory, after checking that neither it nor ``manifests/`` is a symlink or a
+    file (a write through either could land outside the archive). Raises LogError."""
+    root = Path(root)
+    for directory in (root / LOG_DIR.parent, root / LOG_DIR):
+        if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+            raise LogError(f"{directory} is a symlink or not a directory; refusing to write "
+                           "the log through it (run preserve verify)")
+    return root / LOG_DIR
+
+
 def init_log(root: Path, verifier: Verifier | None = None) -> None:
     """Create the archive's log if absent and, if given, store its verifier key.
 
     Idempotent. Refuses to replace a different key already stored (a new key needs a new log).
     Without a key the log still records leaves; checkpoints need one.
     """
-    directory = log_dir(root)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = require_plain_log_dir(root)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the log directory {directory}: {exc}") from exc
     if verifier is not None:
         key_path = directory / KEY_FILE
         text = verifier.to_text() + "\n"
-        if key_path.exists():
-            if key_path.read_text(encoding="utf-8") != text:
+        if key_path.exists() or key_path.is_symlink():
+            if read_text(key_path, MAX_KEY_FILE, what="key file", error=SigningKeyError) != text:
                 raise SigningKeyError(f"{key_path} already holds a different key")
         else:
-            write_file_atomic(key_path, text.encode("utf-8"))
+            write_atomic(key_path, text.encode("utf-8"))
     TransparencyLog.open(directory, create=True).close()
-    (directory / CHECKPOINT_DIR).mkdir(exist_ok=True)
+    try:
+        (directory / CHECKPOINT_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {directory / CHECKPOINT_DIR}: {exc}") from exc
 
 
 def read_verifier(root: Path) -> Verifier:
     """The archive's verifier key from ``manifests/log/key.pub``."""
     path = log_dir(root) / KEY_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SigningKeyError(f"cannot read the archive's public key {path}: {exc}") from exc
+    text = read_text(path, MAX_KEY_FILE, what="the archive's public key", error=SigningKeyError)
     return parse_verifier_key(text)
 
 
@@ -88,16 +113,19 @@ def record_manifest(root: Path, capture_id: str, *, committed: str | None = None
     path = Path(root) / manifest_path(capture_id)
     if not path.is_file():
         raise NotFoundError(f"no manifest for {capture_id}")
-    entry = manifest_leaf_for_file(path, committed).to_bytes()
-    with open_log(root) as log:
-        return log.append(entry)
+    return record_entries(root, [manifest_leaf_for_file(path, committed).to_bytes()])
 
 
 def record_event(root: Path, event: Mapping[str, Any], *, committed: str | None = None) -> int:
     """Append an audit event (see :mod:`preserve.log.events`); return its leaf index."""
-    entry = AuditLeaf(event, committed or utc_now()).to_bytes()
+    return record_entries(root, [AuditLeaf(event, committed or utc_now()).to_bytes()])
+
+
+def record_entries(root: Path, entries: list[bytes]) -> int:
+    """Append leaf entries in order with one set of fsyncs; return the first new index."""
+    require_plain_log_dir(root)
     with open_log(root) as log:
-        return log.append(entry)
+        return log.append_many(entries)
 
 
 def unlogged_manifests(root: Path) -> list[str]:
@@ -127,20 +155,41 @@ def unlogged_manifests(root: Path) -> list[str]:
 def checkpoint_paths(root: Path) -> list[Path]:
     """Stored checkpoint files, oldest first (by size, then time)."""
     directory = log_dir(root) / CHECKPOINT_DIR
-    if not directory.is_dir():
+    if directory.is_symlink() or not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.suffix == ".txt")
+    try:
+        return sorted(p for p in directory.iterdir() if p.suffix == ".txt")
+    except OSError as exc:
+        raise LogError(f"cannot list {directory}: {exc.strerror or exc}") from exc
+
+
+def read_checkpoint_file(path: Path) -> str:
+    """The text of a checkpoint file, bounded; LogError if it is not a small UTF-8 file."""
+    return read_text(path, MAX_CHECKPOINT_FILE, what="checkpoint", error=LogError)
+
+
+def read_token_file(path: Path) -> bytes:
+    """An RFC 3161 token stored beside a checkpoint, bounded."""
+    return read_regular(path, MAX_TOKEN_FILE, what="timestamp token", error=LogError)
 
 
 def latest_checkpoint(root: Path) -> str | None:
     """The text of the latest signed checkpoint, or None if none was written."""
     path = log_dir(root) / LATEST_CHECKPOINT
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LogError(f"cannot read {path}: {exc}") from exc
+    return read_checkpoint_file(path)
+
+
+def checkpoint_time(checkpoint: Checkpoint) -> datetime | None:
+    """When the key holder says it signed ``checkpoint`` (its ``preserve-time`` extension)."""
+    for line in checkpoint.extensions:
+        if line.startswith(TIME_EXTENSION):
+            try:
+                return parse_time(line[len(TIME_EXTENSION):])
+            except ValueError:
+                return None
+    return None
 
 
 def write_checkpoint(
@@ -149,35 +198,40 @@ def write_checkpoint(
     *,
     now: datetime | None = None,
     timestamper: Timestamper | None = None,
+    size: int | None = None,
 ) -> Path:
-    """Sign a checkpoint of the log as it is now, store it, and return its path.
+    """Sign a checkpoint of the log's first ``size`` leaves (default: all), store it, and
+    return its path. **Unchecked**: preserve proves the tree first
+    (:func:`preserve.log.signing.prove_and_sign`); this is the storing step.
 
-    The signer must be the archive's key. With a ``timestamper``, its RFC 3161 token over the
-    signed checkpoint bytes is stored beside it (``.tsr``).
+    The signer must be the archive's key. The note carries a ``preserve-time`` extension line
+    (the signing time by this machine's clock). With a ``timestamper``, its RFC 3161 token over
+    the signed checkpoint bytes is stored beside it (``.tsr``). Every file is written to a temp
+    file, fsynced and linked into place, so a kill never leaves a partial checkpoint.
     """
     verifier = read_verifier(root)
     if signer.verifier != verifier:
         raise SigningKeyError(f"the signing key is not the archive's key ({verifier.to_text()})")
+    directory = require_plain_log_dir(root) / CHECKPOINT_DIR
+    when = now or datetime.now(UTC)
     with open_log(root, readonly=True) as log:
-        checkpoint = Checkpoint(verifier.name, log.size, log.root_hash())
+        tree_size = log.size if size is None else size
+        checkpoint = Checkpoint(verifier.name, tree_size, log.root_hash(tree_size),
+                                (TIME_EXTENSION + when.astimezone(UTC).strftime(
+                                    "%Y-%m-%dT%H:%M:%SZ"),))
     note = sign_checkpoint(checkpoint, signer).encode("utf-8")
-    stamp = format_time(now or datetime.now(UTC)).replace("-", "").replace(":", "")
-    stamp = stamp.replace(".", "")
-    directory = log_dir(root) / CHECKPOINT_DIR
+    stamp = format_time(when).replace("-", "").replace(":", "").replace(".", "")
     path = directory / f"{checkpoint.size:012d}-{stamp}.txt"
     token = timestamper(note) if timestamper is not None else None
     try:
         directory.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, note)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(directory)
     except OSError as exc:
-        raise StorageError(f"cannot write checkpoint {path}: {exc}") from exc
-    if token is not None:
-        write_file_atomic(path.with_suffix(".tsr"), token)
-    write_file_atomic(log_dir(root) / LATEST_CHECKPOINT, note)
+        raise StorageError(f"cannot create {directory}: {exc}") from exc
+    if token is not None:  # the token first: a checkpoint is never left without its stamp
+        write_atomic(path.with_suffix(".tsr"), token, exclusive=True, sync_dir=False)
+    try:
+        write_atomic(path, note, exclusive=True)
+    except FileExistsError as exc:
+        raise StorageError(f"checkpoint {path} already exists; not replaced") from exc
+    write_atomic(log_dir(root) / LATEST_CHECKPOINT, note)
     return path

@@ -16,24 +16,39 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import LogError, PreserveError
 from ..hashing import hash_file
 from .archive_log import (
+    CHECKPOINT_DIR,
     CHECKPOINT_NAME,
     KEY_FILE,
     LATEST_CHECKPOINT,
     LOG_DIR,
     checkpoint_paths,
+    checkpoint_time,
     log_dir,
+    read_checkpoint_file,
+    read_token_file,
     read_verifier,
 )
-from .entries import CAPTURE_ID, MANIFEST_DIR, ManifestLeaf, parse_entry, parse_time
+from .entries import (
+    CAPTURE_ID,
+    MANIFEST_DIR,
+    AdoptionLeaf,
+    AuditLeaf,
+    ManifestEntry,
+    parse_entry,
+    parse_time,
+)
+from .journal import CommitEntry, CommitRecord, iter_entries, read_journal
 from .keys import Verifier, parse_verifier_key
+from .known_heads import KnownHeads, identity_for
 from .merkle import verify_consistency
-from .note import Checkpoint, NoteError, verify_checkpoint
+from .note import Checkpoint, NoteError, parse_checkpoint, verify_checkpoint
 from .storage import ENTRIES_NAME, HEAD_NAME, TransparencyLog
 
 E_LOG_DAMAGED = "E301"
@@ -50,10 +65,16 @@ E_CAPTURED_AFTER_COMMIT = "E311"
 E_DUPLICATE_CAPTURE = "E312"
 E_KEY_INVALID = "E313"
 E_TIMESTAMP_INVALID = "E314"
+E_ROLLBACK = "E315"
+E_UNPROVED_LEAF = "E316"
+E_COMMIT_RECORD_INVALID = "E317"
 W_TORN_TAIL = "W301"
 W_UNCHECKPOINTED = "W302"
 W_LATEST_CHECKPOINT_STALE = "W303"
 W_UNSIGNED_LOG = "W304"
+W_AWAITING_LEAF = "W305"
+W_INTERRUPTED_COMMIT = "W306"
+W_NO_RECENT_ANCHOR = "W307"
 
 CODES: dict[str, str] = {
     E_LOG_DAMAGED: "integrity log missing, unreadable or structurally damaged",
@@ -69,11 +90,17 @@ CODES: dict[str, str] = {
     E_CAPTURED_AFTER_COMMIT: "capture time is after the time it was logged",
     E_DUPLICATE_CAPTURE: "capture logged more than once",
     E_KEY_INVALID: "archive public key missing, invalid or not the trusted key",
-    E_TIMESTAMP_INVALID: "RFC 3161 timestamp token of a checkpoint does not verify",
+    E_TIMESTAMP_INVALID: "RFC 3161 timestamp token of a checkpoint does not verify or is missing",
+    E_ROLLBACK: "log does not extend the head this operator last verified or signed",
+    E_UNPROVED_LEAF: "manifest leaf not proved by a signed checkpoint or signed commit record",
+    E_COMMIT_RECORD_INVALID: "commit record malformed or not validly signed",
     W_TORN_TAIL: "torn tail of an interrupted append (ignored)",
     W_UNCHECKPOINTED: "log entries not yet covered by a signed checkpoint",
     W_LATEST_CHECKPOINT_STALE: "latest-checkpoint copy differs from the newest stored checkpoint",
     W_UNSIGNED_LOG: "the log has no archive key and no checkpoints: nothing is signed",
+    W_AWAITING_LEAF: "committed manifest awaiting its log leaf (a signed commit record names it)",
+    W_INTERRUPTED_COMMIT: "commit record of an interrupted commit (no manifest was committed)",
+    W_NO_RECENT_ANCHOR: "no off-site anchor recent enough was given",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -99,13 +126,30 @@ DESCRIPTIONS: dict[str, str] = {
     E_KEY_INVALID: "manifests/log/key.pub is missing or malformed while checkpoints exist, or "
     "differs from the trusted key given to verify.",
     E_TIMESTAMP_INVALID: "An RFC 3161 token stored beside a checkpoint does not verify against "
-    "the trusted TSA roots or is not over that checkpoint.",
+    "the trusted TSA roots or is not over that checkpoint; or, verify being given --tsa-roots, "
+    "the newest checkpoint has no token.",
     W_TORN_TAIL: "Bytes past the committed log size from an interrupted append; ignored, and "
     "removed by the next write.",
     W_UNCHECKPOINTED: "The newest leaves are not covered by any valid signed checkpoint yet.",
     W_LATEST_CHECKPOINT_STALE: "manifests/log/checkpoint is not a copy of the newest stored "
     "checkpoint.",
     W_UNSIGNED_LOG: "The archive has no key.pub and no checkpoints, so the log is not signed.",
+    E_ROLLBACK: "The log is smaller than, or not an extension of, the tree head this operator "
+    "last verified or signed (kept outside the archive): an older copy was restored, or the log "
+    "was rewritten. `preserve reset-head` accepts it deliberately.",
+    E_UNPROVED_LEAF: "A manifest leaf newer than every valid signed checkpoint has no commit "
+    "record signed by the archive key: it was appended by someone without the key (a planted "
+    "capture, or a capture made without the key). `preserve adopt` vouches for it explicitly.",
+    E_COMMIT_RECORD_INVALID: "A file in manifests/log/journal/ is not a well-formed commit record,"
+    " or carries a signature by the archive key that does not verify (forged).",
+    W_AWAITING_LEAF: "A manifest on disk is not in the log yet, but a commit record signed by "
+    "the archive key names it exactly: a capture whose log append failed after its commit "
+    "(crash, full disk). `preserve repair` appends its leaf.",
+    W_INTERRUPTED_COMMIT: "A commit record names manifests of which none was committed (the "
+    "capture died before its commit point); `preserve repair` removes it.",
+    W_NO_RECENT_ANCHOR: "verify was given no signed checkpoint kept outside the archive (or "
+    "only older ones than --anchor-max-age): a rollback to an older consistent copy is then "
+    "caught only by this operator's known head.",
 }
 
 TimestampCheck = Callable[[bytes, bytes], str | None]
@@ -140,47 +184,122 @@ def verify_log(
     external_checkpoints: Sequence[Path] = (),
     trusted_key: str | None = None,
     timestamp_check: TimestampCheck | None = None,
+    heads: KnownHeads | None = None,
+    anchor_max_age: timedelta | None = None,
+    now: datetime | None = None,
 ) -> list[LogFinding]:
     """Audit the archive's integrity log; return the findings (empty means all is well).
 
     ``trusted_key`` is a verifier key obtained outside the archive; when given, checkpoints
     must be signed by it and ``key.pub`` must equal it (otherwise an attacker who rewrote the
-    archive could also have replaced ``key.pub``). ``timestamp_check`` verifies ``.tsr`` tokens.
+    archive could also have replaced ``key.pub``). ``external_checkpoints`` are anchors kept
+    elsewhere: each is a hard requirement (a missing log, key or leaf fails it).
+    ``heads`` is the operator's store of known heads: the log must extend the one of this
+    archive. ``anchor_max_age`` warns (W307) unless an external checkpoint at most that old
+    was given. ``timestamp_check`` verifies ``.tsr`` tokens.
     """
     root = Path(root)
     audit = _Audit(root, [])
     directory = log_dir(root)
     manifests = _manifests_on_disk(root)
+    _check_anchor_age(audit, external_checkpoints, anchor_max_age, now)
     if _not_plain(directory):
         audit.add(E_LOG_DAMAGED, _rel(""), "the log directory, or an entry in it, is a symlink or "
                   "a special file; not followed")
+        _fail_anchors(audit, external_checkpoints, "the log could not be read")
         return audit.findings
     if not (directory / HEAD_NAME).exists():
-        if manifests or directory.exists():
+        remembered = heads.for_path(root) if heads is not None else []
+        anchored = bool(external_checkpoints or remembered or trusted_key is not None
+                        or timestamp_check is not None)
+        if manifests or directory.exists() or anchored:
             audit.add(E_LOG_DAMAGED, _rel(HEAD_NAME), "the archive has no integrity log head")
+        if trusted_key is not None or remembered:
+            audit.add(E_KEY_INVALID, _rel(KEY_FILE), "the archive has no key.pub")
+        if timestamp_check is not None:
+            audit.add(E_TIMESTAMP_INVALID, _rel(CHECKPOINT_DIR), "no timestamped checkpoint: "
+                      "the archive has no integrity log")
+        _fail_anchors(audit, external_checkpoints, "the archive has no integrity log")
         return audit.findings
-    verifier = _archive_key(audit, trusted_key)
+    verifier = _archive_key(audit, trusted_key, heads, bool(external_checkpoints))
     try:
         log = TransparencyLog.open(directory, readonly=True)
     except LogError as exc:
         audit.add(E_LOG_DAMAGED, _rel(HEAD_NAME), str(exc))
+        _fail_anchors(audit, external_checkpoints, "the log could not be opened")
         return audit.findings
     with log:
         for tail in log.torn_tail:
             audit.add(W_TORN_TAIL, _rel(tail.split(":", 1)[0]), tail)
+        tree_ok = True
         for index, problem in log.check():
+            tree_ok = False
             where = f"leaf {index}: " if index is not None else ""
             audit.add(E_TREE_MISMATCH, _rel(ENTRIES_NAME), where + problem)
         leaves = _check_entries(audit, log)
-        _check_manifests(audit, manifests, leaves)
+        records, bad = read_journal(root, verifier)
+        for item in bad:
+            audit.add(E_COMMIT_RECORD_INVALID, item.path, item.problem)
+        _check_manifests(audit, manifests, leaves, records)
+        covered = 0
         if verifier is not None:
-            _check_checkpoints(audit, log, verifier, external_checkpoints, timestamp_check)
+            covered = _check_checkpoints(audit, log, verifier, external_checkpoints,
+                                         timestamp_check)
+            _check_unproved(audit, leaves, records, covered)
+        else:
+            _fail_anchors(audit, external_checkpoints, "the archive key is not available")
+            if timestamp_check is not None:
+                audit.add(E_TIMESTAMP_INVALID, _rel(CHECKPOINT_DIR), "no signed checkpoint, so "
+                          "no timestamp token, covers the log (the archive has no key)")
+        _check_known_head(audit, log, heads, verifier, tree_ok)
     return audit.findings
+
+
+def _fail_anchors(audit: _Audit, anchors: Sequence[Path], why: str) -> None:
+    for path in anchors:
+        audit.add(E_EXTERNAL_CHECKPOINT_INCONSISTENT, Path(path),
+                  f"this anchor cannot be satisfied: {why}")
+
+
+def _check_anchor_age(audit: _Audit, anchors: Sequence[Path], max_age: timedelta | None,
+                      now: datetime | None) -> None:
+    if max_age is None:
+        return
+    now = now or datetime.now(UTC)
+    newest: datetime | None = None
+    for path in anchors:
+        when = _anchor_time(Path(path))
+        if when is not None and (newest is None or when > newest):
+            newest = when
+    if newest is None:
+        audit.add(W_NO_RECENT_ANCHOR, _rel(""), "no off-site checkpoint was given "
+                  "(--checkpoint FILE): keep one elsewhere and pass it to verify")
+    elif now - newest > max_age:
+        days = (now - newest).total_seconds() / 86400
+        audit.add(W_NO_RECENT_ANCHOR, _rel(""), f"the newest off-site checkpoint given is "
+                  f"{days:.0f} days old (limit {max_age.total_seconds() / 86400:.0f}): copy a "
+                  "newer one off-site")
+
+
+def _anchor_time(path: Path) -> datetime | None:
+    """When an anchor was signed: its preserve-time line, else the file's modification time."""
+    try:
+        _, text = path.stat(), read_checkpoint_file(path)
+        checkpoint, _sigs = parse_checkpoint(text)
+    except (OSError, LogError, NoteError):
+        return None
+    signed = checkpoint_time(checkpoint)
+    if signed is not None:
+        return signed
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
 
 
 def _not_plain(directory: Path) -> bool:
     """True if ``directory`` or anything below it is a symlink or neither file nor directory."""
-    if directory.is_symlink():
+    if directory.is_symlink() or directory.parent.is_symlink():
         return True
     for parent, dirs, files in os.walk(directory):  # os.walk does not follow symlinked dirs
         for name in dirs + files:
@@ -192,7 +311,7 @@ def _not_plain(directory: Path) -> bool:
 
 def _manifests_on_disk(root: Path) -> dict[str, Path]:
     directory = root / MANIFEST_DIR
-    if not directory.is_dir():
+    if directory.is_symlink() or not directory.is_dir():
         return {}
     found = {}
     for path in directory.glob("*.json"):
@@ -202,7 +321,8 @@ def _manifests_on_disk(root: Path) -> dict[str, Path]:
     return found
 
 
-def _archive_key(audit: _Audit, trusted_key: str | None) -> Verifier | None:
+def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | None,
+                 anchored: bool) -> Verifier | None:
     trusted: Verifier | None = None
     if trusted_key is not None:
         try:
@@ -211,9 +331,15 @@ def _archive_key(audit: _Audit, trusted_key: str | None) -> Verifier | None:
             audit.add(E_KEY_INVALID, "(trusted key)", f"the trusted key is invalid: {exc}")
             return None
     key_path = log_dir(audit.root) / KEY_FILE
-    if trusted is None and not key_path.exists() and not checkpoint_paths(audit.root):
-        audit.add(W_UNSIGNED_LOG, _rel(KEY_FILE), "no key.pub: checkpoints cannot be written")
-        return None
+    if not key_path.exists() and not key_path.is_symlink():
+        remembered = heads.for_path(audit.root) if heads is not None else []
+        if trusted is None and not remembered and not anchored \
+                and not checkpoint_paths(audit.root):
+            audit.add(W_UNSIGNED_LOG, _rel(KEY_FILE), "no key.pub: checkpoints cannot be written")
+            return None
+        known = f"; it was last verified with key {remembered[0].identity}" if remembered else ""
+        audit.add(E_KEY_INVALID, _rel(KEY_FILE), f"the archive's key.pub is missing{known}")
+        return trusted
     try:
         stored = read_verifier(audit.root)
     except PreserveError as exc:
@@ -222,21 +348,31 @@ def _archive_key(audit: _Audit, trusted_key: str | None) -> Verifier | None:
     if trusted is not None and stored != trusted:
         audit.add(E_KEY_INVALID, _rel(KEY_FILE), "key.pub is not the trusted key")
         return trusted
+    if heads is not None:
+        for head in heads.others_at(audit.root, identity_for(stored, audit.root)):
+            audit.add(E_KEY_INVALID, _rel(KEY_FILE), f"key.pub holds {stored.to_text()}, but "
+                      f"you last verified this archive with key {head.identity} on "
+                      f"{head.updated} (key replaced? preserve reset-head if it is another "
+                      "archive)")
     return stored
 
 
-def _check_entries(audit: _Audit, log: TransparencyLog) -> dict[str, tuple[int, ManifestLeaf]]:
-    leaves: dict[str, tuple[int, ManifestLeaf]] = {}
+def _check_entries(
+    audit: _Audit, log: TransparencyLog
+) -> dict[str, tuple[int, ManifestEntry, bool]]:
+    """Parse every leaf; return, per capture id, the leaf that logs its manifest (index,
+    leaf, and whether an adoption leaf vouches for it)."""
+    leaves: dict[str, tuple[int, ManifestEntry, bool]] = {}
     previous = None
     entries = _rel(ENTRIES_NAME)
     try:
         for index, data in log.iter_entries():
             try:
                 entry = parse_entry(data)
+                committed = parse_time(entry.committed)
             except ValueError as exc:
                 audit.add(E_ENTRY_MALFORMED, entries, f"leaf {index}: {exc}")
                 continue
-            committed = parse_time(entry.committed)
             if previous is not None and committed < previous:
                 audit.add(
                     E_TIME_BACKWARDS,
@@ -244,7 +380,7 @@ def _check_entries(audit: _Audit, log: TransparencyLog) -> dict[str, tuple[int, 
                     f"leaf {index} committed {entry.committed}, before the previous leaf",
                 )
             previous = committed if previous is None else max(previous, committed)
-            if not isinstance(entry, ManifestLeaf):
+            if isinstance(entry, AuditLeaf):
                 continue
             if parse_time(entry.captured) > committed:
                 audit.add(
@@ -252,30 +388,55 @@ def _check_entries(audit: _Audit, log: TransparencyLog) -> dict[str, tuple[int, 
                     entry.path,
                     f"leaf {index}: captured {entry.captured} after committed {entry.committed}",
                 )
-            if entry.capture_id in leaves:
-                first = leaves[entry.capture_id][0]
-                audit.add(
-                    E_DUPLICATE_CAPTURE, entry.path, f"leaves {first} and {index} log this capture"
-                )
-                continue
-            leaves[entry.capture_id] = (index, entry)
+            earlier = leaves.get(entry.capture_id)
+            if earlier is None:
+                leaves[entry.capture_id] = (index, entry, isinstance(entry, AdoptionLeaf))
+            elif isinstance(entry, AdoptionLeaf) and not earlier[2]:
+                leaves[entry.capture_id] = (earlier[0], earlier[1], True)  # adopted later
+                _same_manifest(audit, earlier[1], entry, index)
+            else:
+                audit.add(E_DUPLICATE_CAPTURE, entry.path,
+                          f"leaves {earlier[0]} and {index} log this capture")
     except LogError as exc:
         audit.add(E_LOG_DAMAGED, entries, str(exc))
     return leaves
 
 
+def _same_manifest(audit: _Audit, leaf: ManifestEntry, adoption: ManifestEntry,
+                   index: int) -> None:
+    if (leaf.sha256, leaf.size) != (adoption.sha256, adoption.size):
+        audit.add(E_DUPLICATE_CAPTURE, adoption.path, f"adoption leaf {index} names other "
+                  "manifest bytes than the capture's own leaf")
+
+
 def _check_manifests(
-    audit: _Audit, on_disk: dict[str, Path], leaves: dict[str, tuple[int, ManifestLeaf]]
+    audit: _Audit,
+    on_disk: dict[str, Path],
+    leaves: dict[str, tuple[int, ManifestEntry, bool]],
+    records: list[CommitRecord],
 ) -> None:
+    for record in records:
+        if all(e.capture_id not in on_disk and e.capture_id not in leaves
+               for e in record.entries):
+            audit.add(W_INTERRUPTED_COMMIT, record.path, f"names {len(record.entries)} "
+                      "manifest(s), none committed (an interrupted capture); repair removes it")
+    signed = {e.capture_id: e for _r, e in iter_entries(records, signed_only=True)}
     for capture_id in sorted(on_disk.keys() - leaves.keys()):
-        audit.add(E_MANIFEST_NOT_LOGGED, on_disk[capture_id], "no log leaf records this manifest")
-    for capture_id, (index, leaf) in sorted(leaves.items()):
-        path = on_disk.get(capture_id)
-        if path is None:
+        path = on_disk[capture_id]
+        pending = signed.get(capture_id)
+        if pending is not None and _file_matches(path, pending):
+            audit.add(W_AWAITING_LEAF, path, "committed, but its log leaf is missing; a signed "
+                      "commit record names it: preserve repair appends the leaf")
+        else:
+            audit.add(E_MANIFEST_NOT_LOGGED, path, "no log leaf records this manifest, and no "
+                      "commit record signed by the archive key names it (planted, or foreign)")
+    for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
+        found = on_disk.get(capture_id)
+        if found is None:
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
             continue
         try:
-            digests = hash_file(path)
+            digests = hash_file(found)
         except OSError as exc:
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"unreadable: {exc}")
             continue
@@ -287,6 +448,60 @@ def _check_manifests(
             )
 
 
+def _file_matches(path: Path, entry: CommitEntry) -> bool:
+    try:
+        digests = hash_file(path)
+    except OSError:
+        return False
+    return entry.matches(digests.sha256, digests.blake3, digests.size)
+
+
+def _check_unproved(
+    audit: _Audit,
+    leaves: dict[str, tuple[int, ManifestEntry, bool]],
+    records: list[CommitRecord],
+    covered: int,
+) -> None:
+    """Leaves newer than every valid signed checkpoint need a signed commit record."""
+    signed: set[tuple[str, str, str, int]] = set()
+    for _record, entry in iter_entries(records, signed_only=True):
+        signed.add((entry.capture_id, entry.sha256, entry.blake3, entry.size))
+    for capture_id, (index, leaf, adopted) in sorted(leaves.items(), key=lambda i: i[1][0]):
+        if index < covered or adopted:
+            continue
+        if (capture_id, leaf.sha256, leaf.blake3, leaf.size) not in signed:
+            audit.add(E_UNPROVED_LEAF, leaf.path, f"leaf {index} is newer than every signed "
+                      "checkpoint and no commit record signed by the archive key names it "
+                      "(planted, or captured without the key; preserve adopt vouches for it)")
+
+
+def _check_known_head(
+    audit: _Audit,
+    log: TransparencyLog,
+    heads: KnownHeads | None,
+    verifier: Verifier | None,
+    tree_ok: bool,
+) -> None:
+    if heads is None:
+        return
+    identity = identity_for(verifier, audit.root)
+    try:
+        head = heads.get(identity)
+    except LogError as exc:
+        audit.add(E_ROLLBACK, _rel(HEAD_NAME), f"your known head of this archive is unreadable: "
+                  f"{exc}")
+        return
+    if head is None:
+        return
+    if log.size < head.size:
+        audit.add(E_ROLLBACK, _rel(HEAD_NAME), f"the log has {log.size} leaves, fewer than the "
+                  f"{head.size} you last verified or signed on {head.updated} (rolled back or "
+                  "truncated)")
+    elif tree_ok and head.size and log.root_hash(head.size) != head.root:
+        audit.add(E_ROLLBACK, _rel(HEAD_NAME), f"the log's first {head.size} leaves are not the "
+                  f"ones you last verified or signed on {head.updated} (rewritten or replaced)")
+
+
 def _check_one_checkpoint(
     audit: _Audit,
     log: TransparencyLog,
@@ -296,10 +511,12 @@ def _check_one_checkpoint(
 ) -> Checkpoint | None:
     """Check one signed checkpoint file; return it if it is valid and consistent."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_checkpoint_file(path)
         checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
-    except (OSError, UnicodeDecodeError, NoteError) as exc:
+    except (LogError, NoteError) as exc:
         audit.add(E_CHECKPOINT_SIGNATURE, path, str(exc))
+        if code == E_EXTERNAL_CHECKPOINT_INCONSISTENT:
+            audit.add(code, path, "this anchor does not verify with the archive key")
         return None
     size = checkpoint.size
     if size > log.size:
@@ -321,28 +538,54 @@ def _check_checkpoints(
     verifier: Verifier,
     external: Sequence[Path],
     timestamp_check: TimestampCheck | None,
-) -> None:
+) -> int:
+    """Check every stored and external checkpoint; return the size the valid ones cover."""
     covered = 0
-    paths = checkpoint_paths(audit.root)
+    newest: Path | None = None
+    try:
+        paths = checkpoint_paths(audit.root)
+    except LogError as exc:
+        audit.add(E_CHECKPOINT_SIGNATURE, _rel(CHECKPOINT_DIR), str(exc))
+        paths = []
     for path in paths:
         checkpoint = _check_one_checkpoint(audit, log, verifier, path, E_CHECKPOINT_INCONSISTENT)
         if checkpoint is None:
             continue
+        if checkpoint.size >= covered:
+            newest = path
         covered = max(covered, checkpoint.size)
         match = CHECKPOINT_NAME.match(path.name)
         if match is None or int(match.group(1)) != checkpoint.size:
             audit.add(E_CHECKPOINT_SIGNATURE, path, "file name does not match the checkpoint size")
         token = path.with_suffix(".tsr")
         if timestamp_check is not None and token.exists():
-            problem = timestamp_check(path.read_bytes(), token.read_bytes())
+            try:
+                problem = timestamp_check(read_checkpoint_file(path).encode("utf-8"),
+                                          read_token_file(token))
+            except LogError as exc:
+                problem = str(exc)
             if problem is not None:
                 audit.add(E_TIMESTAMP_INVALID, token, problem)
+    if timestamp_check is not None:  # time must be proved for the newest state, not just once
+        if newest is None:
+            audit.add(E_TIMESTAMP_INVALID, _rel(CHECKPOINT_DIR), "no valid signed checkpoint, "
+                      "so no timestamp token, covers the log")
+        elif not newest.with_suffix(".tsr").exists():
+            audit.add(E_TIMESTAMP_INVALID, newest, "the newest checkpoint has no RFC 3161 "
+                      "timestamp token (--tsa-roots asks for proof of time)")
     latest = log_dir(audit.root) / LATEST_CHECKPOINT
-    if latest.exists() and (not paths or latest.read_bytes() != paths[-1].read_bytes()):
-        audit.add(W_LATEST_CHECKPOINT_STALE, latest, "not a copy of the newest stored checkpoint")
-        checkpoint = _check_one_checkpoint(audit, log, verifier, latest, E_CHECKPOINT_INCONSISTENT)
-        if checkpoint is not None:
-            covered = max(covered, checkpoint.size)
+    if latest.exists() or latest.is_symlink():
+        try:
+            stale = not paths or read_checkpoint_file(latest) != read_checkpoint_file(paths[-1])
+        except LogError:
+            stale = True
+        if stale:
+            audit.add(W_LATEST_CHECKPOINT_STALE, latest,
+                      "not a copy of the newest stored checkpoint")
+            checkpoint = _check_one_checkpoint(audit, log, verifier, latest,
+                                               E_CHECKPOINT_INCONSISTENT)
+            if checkpoint is not None:
+                covered = max(covered, checkpoint.size)
     if covered < log.size:
         audit.add(
             W_UNCHECKPOINTED,
@@ -351,3 +594,4 @@ def _check_checkpoints(
         )
     for path in external:
         _check_one_checkpoint(audit, log, verifier, Path(path), E_EXTERNAL_CHECKPOINT_INCONSISTENT)
+    return covered

@@ -1,10 +1,13 @@
 """The leaf entries of the integrity log: canonical JSON bytes, one leaf per fact.
 
-Two kinds of leaf, in commit order:
+Three kinds of leaf, in commit order:
 
 - ``manifest``: ``{"capture_id", "captured", "committed", "manifest": {"blake3", "path",
   "sha256", "size"}, "type": "manifest", "v": 1}`` (one per committed manifest; ``captured`` is
   the manifest's ``started`` time, ``committed`` when it was logged)
+- ``adoption``: the same fields plus ``"operator"`` and ``"reason"``, ``"type": "adoption"``:
+  an operator vouched, with the archive key, for a manifest that preserve did not commit
+  itself (planted, foreign, or captured without the key). Never written by capture or repair.
 - ``audit``: ``{"committed", "event": {...PREMIS-style event...}, "type": "audit", "v": 1}``
 
 Canonical JSON: keys sorted, separators ``,`` and ``:``, ASCII only (``\\uXXXX`` escapes), no
@@ -23,13 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ManifestError
+from ..errors import LogError, ManifestError
 from ..hashing import hash_bytes
+from ..safe_io import loads_strict, read_regular
 
 ENTRY_VERSION = 1
 CAPTURE_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z2-7]{10}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MANIFEST_DIR = "manifests"
+#: Manifests are read whole; larger files are refused (the manifest parser's own limit).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 def canonical_json(value: Any) -> bytes:
@@ -104,15 +110,49 @@ class AuditLeaf:
         )
 
 
-LogEntry = ManifestLeaf | AuditLeaf
+@dataclass(frozen=True)
+class AdoptionLeaf:
+    """An operator's explicit adoption of a manifest preserve did not commit itself."""
+
+    capture_id: str
+    path: str
+    blake3: str
+    sha256: str
+    size: int
+    captured: str
+    committed: str
+    operator: str
+    reason: str
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "capture_id": self.capture_id,
+                "captured": self.captured,
+                "committed": self.committed,
+                "manifest": {
+                    "blake3": self.blake3,
+                    "path": self.path,
+                    "sha256": self.sha256,
+                    "size": self.size,
+                },
+                "operator": self.operator,
+                "reason": self.reason,
+                "type": "adoption",
+                "v": ENTRY_VERSION,
+            }
+        )
+
+
+LogEntry = ManifestLeaf | AdoptionLeaf | AuditLeaf
+#: Leaves that put a manifest into the log (a capture's own, or an operator's adoption).
+ManifestEntry = ManifestLeaf | AdoptionLeaf
+MAX_ENTRY_DEPTH = 16
 
 
 def manifest_leaf_for_bytes(data: bytes, committed: str | None = None) -> ManifestLeaf:
     """The leaf for a manifest file's exact bytes (capture id and start time read from it)."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise ManifestError(f"manifest is not JSON: {exc}") from exc
+    doc = loads_strict(data, max_bytes=MAX_MANIFEST_BYTES, what="manifest", error=ManifestError)
     capture_id = doc.get("capture_id") if isinstance(doc, dict) else None
     started = doc.get("started") if isinstance(doc, dict) else None
     if not isinstance(capture_id, str) or not CAPTURE_ID.match(capture_id):
@@ -137,10 +177,7 @@ def manifest_leaf_for_bytes(data: bytes, committed: str | None = None) -> Manife
 
 def manifest_leaf_for_file(path: Path, committed: str | None = None) -> ManifestLeaf:
     """The leaf for a manifest file on disk (manifests are small; read whole)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
+    data = read_regular(path, MAX_MANIFEST_BYTES, what="manifest", error=ManifestError)
     leaf = manifest_leaf_for_bytes(data, committed)
     if path.name != f"{leaf.capture_id}.json":
         raise ManifestError(f"{path.name} does not hold capture {leaf.capture_id}")
@@ -154,15 +191,43 @@ def _require(doc: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _manifest_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    capture_id = _require(doc, "capture_id", str)
+    captured = _require(doc, "captured", str)
+    parse_time(captured)
+    m = _require(doc, "manifest", dict)
+    fields = {
+        "capture_id": capture_id,
+        "path": _require(m, "path", str),
+        "blake3": _require(m, "blake3", str),
+        "sha256": _require(m, "sha256", str),
+        "size": _require(m, "size", int),
+        "captured": captured,
+        "committed": doc["committed"],
+    }
+    if fields["path"] != manifest_path(capture_id) or set(m) != {"blake3", "path", "sha256",
+                                                                  "size"}:
+        raise ValueError("manifest entry path does not match its capture id")
+    if not (_HEX64.match(fields["blake3"]) and _HEX64.match(fields["sha256"])) \
+            or fields["size"] < 0:
+        raise ValueError("manifest entry digests or size are malformed")
+    return fields
+
+
 def parse_entry(data: bytes) -> LogEntry:
     """Parse and validate leaf bytes; raise ValueError if malformed or not canonical."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"entry is not JSON: {exc}") from exc
+        doc = loads_strict(data, max_bytes=1 << 20, max_depth=MAX_ENTRY_DEPTH,
+                           what="log entry", error=LogError)
+    except LogError as exc:
+        raise ValueError(str(exc)) from exc
     if not isinstance(doc, dict):
         raise ValueError("entry is not a JSON object")
-    if canonical_json(doc) != data:
+    try:
+        canonical = canonical_json(doc)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"entry cannot be canonicalised: {exc}") from exc
+    if canonical != data:
         raise ValueError("entry is not in canonical form")
     if doc.get("v") != ENTRY_VERSION:
         raise ValueError(f"unknown entry version {doc.get('v')!r}")
@@ -172,24 +237,13 @@ def parse_entry(data: bytes) -> LogEntry:
     if kind == "manifest":
         if set(doc) != {"capture_id", "captured", "committed", "manifest", "type", "v"}:
             raise ValueError("manifest entry has unexpected fields")
-        capture_id = _require(doc, "capture_id", str)
-        captured = _require(doc, "captured", str)
-        parse_time(captured)
-        m = _require(doc, "manifest", dict)
-        leaf = ManifestLeaf(
-            capture_id=capture_id,
-            path=_require(m, "path", str),
-            blake3=_require(m, "blake3", str),
-            sha256=_require(m, "sha256", str),
-            size=_require(m, "size", int),
-            captured=captured,
-            committed=committed,
-        )
-        if leaf.path != manifest_path(capture_id) or set(m) != {"blake3", "path", "sha256", "size"}:
-            raise ValueError("manifest entry path does not match its capture id")
-        if not (_HEX64.match(leaf.blake3) and _HEX64.match(leaf.sha256)) or leaf.size < 0:
-            raise ValueError("manifest entry digests or size are malformed")
-        return leaf
+        return ManifestLeaf(**_manifest_fields(doc))
+    if kind == "adoption":
+        if set(doc) != {"capture_id", "captured", "committed", "manifest", "operator",
+                        "reason", "type", "v"}:
+            raise ValueError("adoption entry has unexpected fields")
+        return AdoptionLeaf(**_manifest_fields(doc), operator=_require(doc, "operator", str),
+                            reason=_require(doc, "reason", str))
     if kind == "audit":
         if set(doc) != {"committed", "event", "type", "v"}:
             raise ValueError("audit entry has unexpected fields")

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..errors import SigningKeyError
+from ..safe_io import read_regular
 
 ED25519_TYPE = 0x01
 _NAME_FORBIDDEN = re.compile(r"[\s+]")
@@ -142,11 +143,16 @@ def parse_signer_key(text: str) -> Signer:
     return signer
 
 
+def config_home() -> Path:
+    """``$PRESERVE_CONFIG_HOME``, or ``~/.config/preserve``: the operator's own files
+    (private keys, known heads), never inside an archive."""
+    base = os.environ.get("PRESERVE_CONFIG_HOME")
+    return Path(base) if base else Path.home() / ".config" / "preserve"
+
+
 def default_key_path(name: str) -> Path:
     """``$PRESERVE_CONFIG_HOME/keys/<name>.key`` or ``~/.config/preserve/keys/<name>.key``."""
-    base = os.environ.get("PRESERVE_CONFIG_HOME")
-    config = Path(base) if base else Path.home() / ".config" / "preserve"
-    return config / "keys" / (_SAFE_FILE.sub("_", name) + ".key")
+    return config_home() / "keys" / (_SAFE_FILE.sub("_", name) + ".key")
 
 
 def generate_key(
@@ -181,11 +187,12 @@ def generate_key(
 
 def load_signer(path: Path) -> Signer:
     """Read a signer key file; refuse one that group or others can read."""
+    data = read_regular(path, 4096, what="signing key", error=SigningKeyError)
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="ascii")
+        text = data.decode("ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SigningKeyError(f"cannot read signing key {path}: {exc}") from exc
+        raise SigningKeyError(f"cannot read signing key {path}: not a key file") from exc
     if mode & 0o077:
         raise SigningKeyError(f"signing key {path} is readable by others (chmod 600 it)")
     return parse_signer_key(text)

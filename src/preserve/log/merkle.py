@@ -65,6 +65,17 @@ def fold_subtrees(roots: Sequence[bytes]) -> bytes:
     return acc
 
 
+def push_leaf(frontier: list[tuple[int, bytes]], leaf: bytes) -> None:
+    """Append one leaf hash to a tree given by its ``frontier`` (``(width, hash)`` of its
+    complete subtrees, left to right), in place: the append step of the tree's right edge."""
+    width, h = 1, leaf
+    while frontier and frontier[-1][0] == width:
+        _, left = frontier.pop()
+        h = node_hash(left, h)
+        width <<= 1
+    frontier.append((width, h))
+
+
 def inclusion_path(index: int, size: int, range_hash: RangeHash) -> list[bytes]:
     """PATH(index, D[size]) of RFC 9162 §2.1.3.1, leaf-to-root order."""
     if not 0 <= index < size:

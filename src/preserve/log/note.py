@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..errors import LogError
+from ..errors import LogError, SigningKeyError
 from .keys import Signer, Verifier, check_key_name, parse_verifier_key
 from .merkle import HASH_SIZE
 
@@ -72,8 +72,11 @@ def split_note(note: str) -> tuple[str, list[NoteSignature]]:
         except (binascii.Error, ValueError) as exc:
             raise NoteError("signature is not valid base64") from exc
         if not sep or len(raw) < 5:
-            raise NoteError(f"malformed signature line {line!r}")
-        check_key_name(name)
+            raise NoteError(f"malformed signature line {line[:200]!r}")
+        try:
+            check_key_name(name)
+        except SigningKeyError as exc:
+            raise NoteError(f"malformed signature line: {exc}") from exc
         signatures.append(NoteSignature(name, raw[:4], raw[4:]))
     if not signatures or len(signatures) > MAX_SIGNATURES:
         raise NoteError(f"a note needs 1 to {MAX_SIGNATURES} signatures")

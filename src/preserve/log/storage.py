@@ -24,11 +24,13 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import LogError, StorageError
+from ..safe_io import fsync_dir, loads_strict, read_regular, write_atomic
 from .merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -37,6 +39,7 @@ from .merkle import (
     inclusion_path,
     leaf_hash,
     node_hash,
+    push_leaf,
     subtree_sizes,
 )
 
@@ -47,32 +50,14 @@ HEAD_NAME = "head.json"
 OFFSET_SIZE = 8
 MAX_ENTRY_SIZE = 1 << 20
 MAX_READ = 8 << 20
+MAX_HEAD_SIZE = 4096
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so that a rename or a new file in it is durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_file_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, dir fsync."""
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StorageError(f"cannot write {path}: {exc}") from exc
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, directory fsync)."""
+    write_atomic(path, data)
 
 
 def _head_bytes(size: int, root: bytes) -> bytes:
@@ -138,12 +123,8 @@ class TransparencyLog:
 
     def _load(self) -> None:
         self._size, self._root = self._read_head()
-        flags = os.O_RDONLY if self._readonly else os.O_RDWR
-        try:
-            for name in (ENTRIES_NAME, INDEX_NAME):
-                self._fds[name] = os.open(self._dir / name, flags)
-        except OSError as exc:
-            raise LogError(f"cannot open the log files in {self._dir}: {exc}") from exc
+        for name in (ENTRIES_NAME, INDEX_NAME):
+            self._fds[name] = self._open_file(self._dir / name, create=False)
         self._check_lengths()
         for debris in self._dir.glob(".tmp-*"):  # temp files of an interrupted atomic write
             self.torn_tail.append(f"{debris.name}: temporary file of an interrupted write")
@@ -157,14 +138,32 @@ class TransparencyLog:
                 f"tree ({computed.hex()}) at size {self._size}"
             )
 
+    def _open_file(self, path: Path, *, create: bool) -> int:
+        """A descriptor of one log file: never through a symlink, never a FIFO or device."""
+        flags = (os.O_RDONLY if self._readonly else os.O_RDWR) | _NOFOLLOW | os.O_NONBLOCK
+        if create and not self._readonly:
+            flags |= os.O_CREAT
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise LogError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LogError(f"{path} is not a regular file")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def _read_head(self) -> tuple[int, bytes]:
         path = self._dir / HEAD_NAME
-        try:
-            doc = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise LogError(f"{path}: unreadable head: {exc}") from exc
+        data = read_regular(path, MAX_HEAD_SIZE, what="log head", error=LogError)
+        doc = loads_strict(data, max_bytes=MAX_HEAD_SIZE, max_depth=2, what=f"{path}",
+                           error=LogError)
         size, root = (doc.get("size"), doc.get("root")) if isinstance(doc, dict) else (None, None)
-        if not (isinstance(size, int) and size >= 0 and isinstance(root, str)):
+        if not (isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 48
+                and isinstance(root, str)):
             raise LogError(f"{path}: head must hold a size and a root")
         if not _HEX64.match(root):
             raise LogError(f"{path}: head root is not 64 lower-case hex digits")
@@ -178,20 +177,24 @@ class TransparencyLog:
             raise LogError(f"{self._dir / INDEX_NAME}: shorter than the {n} committed entries")
         expected[ENTRIES_NAME] = self._entry_end(n - 1) if n else 0
         tree_dir = self._dir / TREE_DIR_NAME
-        if not tree_dir.is_dir():
-            raise LogError(f"{tree_dir}: missing")
+        if tree_dir.is_symlink() or not tree_dir.is_dir():
+            raise LogError(f"{tree_dir}: missing or not a plain directory")
         levels = {p.name: p for p in tree_dir.glob("*.bin")}
         for level in range(max(n.bit_length(), 1)):
             name = f"{level:02d}.bin"
             want = (n >> level) * HASH_SIZE
             if name in levels:
+                levels.pop(name)
                 expected[f"{TREE_DIR_NAME}/{name}"] = want
-                actual[f"{TREE_DIR_NAME}/{name}"] = levels.pop(name).stat().st_size
+                actual[f"{TREE_DIR_NAME}/{name}"] = os.fstat(self._level_fd(level)).st_size
             elif want:
                 raise LogError(f"{tree_dir / name}: missing")
         for name, path in levels.items():  # levels above the committed height: all tail
             expected[f"{TREE_DIR_NAME}/{name}"] = 0
-            actual[f"{TREE_DIR_NAME}/{name}"] = path.stat().st_size
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                raise LogError(f"{path} is not a regular file")
+            actual[f"{TREE_DIR_NAME}/{name}"] = st.st_size
         for name, want in expected.items():
             have = actual[name]
             if have < want:
@@ -217,14 +220,7 @@ class TransparencyLog:
         name = f"{TREE_DIR_NAME}/{level:02d}.bin"
         fd = self._fds.get(name)
         if fd is None:
-            path = self._dir / name
-            try:
-                if self._readonly:
-                    fd = os.open(path, os.O_RDONLY)
-                else:
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise LogError(f"cannot open {path}: {exc}") from exc
+            fd = self._open_file(self._dir / name, create=True)
             self._fds[name] = fd
         return fd
 
@@ -388,6 +384,49 @@ class TransparencyLog:
         root = fold_subtrees([h for _, h in stack])
         if root != self._root:
             problems.append((None, "the entries do not hash to the head's root"))
+        return problems
+
+    def verify_extension(
+        self,
+        base_size: int,
+        base_root: bytes,
+        on_entry: Callable[[int, bytes], None] | None = None,
+    ) -> list[str]:
+        """Prove that this log extends the trusted tree head ``(base_size, base_root)`` and
+        that its newer leaves are exactly its entries; return the problems (empty: proved).
+
+        Nothing stored is trusted: the stored complete-subtree hashes of the first
+        ``base_size`` leaves must fold to ``base_root`` (so they are the trusted ones), and the
+        root of the whole log is then recomputed from them and the hashes of the newer
+        entries, re-read from ``entries.jsonl``, and compared with the head. ``on_entry`` sees
+        each newer ``(index, entry bytes)``. O(log n + k) for k newer leaves.
+        """
+        if not 0 <= base_size <= self._size:
+            return [f"the log has {self._size} leaves, fewer than the trusted {base_size}"]
+        frontier: list[tuple[int, bytes]] = []
+        start = 0
+        try:
+            for width in subtree_sizes(base_size):
+                frontier.append((width, self._node(width.bit_length() - 1, start // width)))
+                start += width
+        except LogError as exc:
+            return [str(exc)]
+        if fold_subtrees([h for _, h in frontier]) != base_root:
+            return [f"the log's first {base_size} leaves are not the trusted tree of that size "
+                    "(rewritten, reordered or replaced)"]
+        problems: list[str] = []
+        try:
+            for index, entry in self.iter_entries(base_size):
+                h = leaf_hash(entry)
+                if h != self._node(0, index):
+                    problems.append(f"leaf {index}: stored leaf hash does not match the entry")
+                push_leaf(frontier, h)
+                if on_entry is not None:
+                    on_entry(index, entry)
+        except LogError as exc:
+            return [*problems, str(exc)]
+        if fold_subtrees([h for _, h in frontier]) != self._root:
+            problems.append("the entries do not hash to the head's root")
         return problems
 
     # --- appending ------------------------------------------------------------------------------

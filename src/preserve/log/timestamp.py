@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,10 +33,21 @@ class TimestampError(LogError):
     """A timestamp could not be obtained from the TSA, or its reply is unusable."""
 
 
+def check_tsa_url(tsa_url: str) -> str:
+    """``tsa_url`` if it is an http(s) URL with a host; TimestampError otherwise."""
+    try:
+        parts = urllib.parse.urlsplit(tsa_url)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise TimestampError(f"not a valid TSA URL {tsa_url!r}: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise TimestampError(f"a TSA URL must be http(s)://host/...: {tsa_url!r}")
+    return tsa_url
+
+
 def request_timestamp(data: bytes, tsa_url: str, *, timeout: float = 30.0) -> bytes:
     """Ask the TSA at ``tsa_url`` (http or https) to timestamp ``data``; return the reply (DER)."""
-    if not tsa_url.lower().startswith(("http://", "https://")):
-        raise TimestampError(f"a TSA URL must be http or https: {tsa_url!r}")
+    check_tsa_url(tsa_url)
     request = (
         rfc3161_client.TimestampRequestBuilder()
         .data(data)
@@ -120,7 +132,7 @@ class Timestamper:
     """``write_checkpoint(timestamper=Timestamper(url))``: a callable returning a token."""
 
     def __init__(self, tsa_url: str, *, timeout: float = 30.0) -> None:
-        self.tsa_url = tsa_url
+        self.tsa_url = check_tsa_url(tsa_url)
         self.timeout = timeout
 
     def __call__(self, data: bytes) -> bytes:

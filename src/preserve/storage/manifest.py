@@ -19,6 +19,7 @@ import base64
 import binascii
 import dataclasses
 import errno
+import hashlib
 import ipaddress
 import json
 import os
@@ -43,14 +44,25 @@ from preserve.storage.layout import (
     makedirs_durable,
 )
 
-SCHEMA = "preserve/manifest/1"
+SCHEMA_V1 = "preserve/manifest/1"
+SCHEMA = "preserve/manifest/2"
+#: Every schema this preserve reads and verifies. Manifests are write-once and hashed into the
+#: log, so they are never migrated: a v1 manifest stays v1 and is verified as v1 for ever.
+SCHEMAS = (SCHEMA_V1, SCHEMA)
+#: Longest string a manifest keeps from the page or the server; a longer one is cut, and the
+#: cut is recorded in ``truncated`` with the original's length and SHA-256 (the full value is
+#: in the WARC file). Title and byline have a smaller limit of their own.
+MAX_FIELD_CHARS = 64 * 1024
+MAX_TEXT_FIELD_CHARS = 4096
+MAX_LIST_ITEMS = 1000
+MAX_NOTES = 100
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 32
 MAX_STRINGS = 1_000_000
 MAX_CONTAINERS = 1_000_000
 MANIFEST_MODE = 0o444
 
-STATUSES = ("ok", "http-error", "not-html", "no-text")
+STATUSES = ("ok", "http-error", "not-html", "no-text", "redirect-not-followed")
 RECORD_TYPES = (
     "warcinfo", "response", "resource", "request", "metadata", "revisit", "conversion",
     "continuation",
@@ -58,6 +70,9 @@ RECORD_TYPES = (
 
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 _CERT_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+#: A certificate time that is not a real date (year 0, month 13…): kept as the certificate
+#: states it, in its ASN.1 UTCTime/GeneralizedTime form.
+_ASN1_TIME_RE = re.compile(r"^asn1:[0-9]{10,14}(\.[0-9]{1,9})?(Z|[+-][0-9]{4})?$")
 _RECORD_ID_RE = re.compile(
     r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
@@ -174,6 +189,20 @@ class ExtractorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Truncation:
+    """A string the manifest keeps cut short: where, its full length and the SHA-256 of its
+    full UTF-8 bytes (so the original, found in the WARC, can be matched)."""
+
+    field: str
+    length: int
+    sha256: str
+
+
+#: Top-level fields that exist from schema 2 on (absent from v1 manifests).
+_V2_FIELDS = ("truncated", "notes")
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """One capture, as recorded in ``manifests/<capture_id>.json``."""
 
@@ -196,10 +225,18 @@ class Manifest:
     operator: str
     previous: tuple[str, ...]
     schema: str = SCHEMA
+    #: v2: strings cut to a length limit (``{"field", "length", "sha256"}``, see bound_fields)
+    truncated: tuple[Truncation, ...] = ()
+    #: v2: what the capture did not do and why (a redirect not followed, a list cut short, ...)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, JSONValue]:
-        """A JSON-ready dict (tuples become lists)."""
-        return _plain(dataclasses.asdict(self))  # type: ignore[no-any-return]
+        """A JSON-ready dict (tuples become lists); a v1 manifest without the v2 fields."""
+        data: dict[str, JSONValue] = _plain(dataclasses.asdict(self))
+        if self.schema == SCHEMA_V1:
+            for key in _V2_FIELDS:
+                data.pop(key, None)
+        return data
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, 2-space indent, UTF-8, no ASCII escaping, final newline."""
@@ -361,6 +398,9 @@ class _Fields:
         return value
 
     def time(self, key: str, *, strict: bool = True) -> str:
+        if not strict and isinstance(self.obj.get(key), str) \
+                and _ASN1_TIME_RE.fullmatch(self.obj[key]):
+            return self.string(key)  # a certificate date that is no real date, kept as given
         value = self.string(key, pattern=_TIME_RE if strict else _CERT_TIME_RE)
         stamp = value[:19]
         try:
@@ -532,8 +572,10 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
     """Validate a JSON-shaped mapping and build a :class:`Manifest` (ManifestError otherwise)."""
     root = _Fields(dict(obj) if isinstance(obj, Mapping) else obj, "manifest")
     schema = root.raw("schema")
-    if schema != SCHEMA:
-        raise ManifestError(f"manifest.schema: unsupported schema {schema!r} (expected {SCHEMA})")
+    if schema not in SCHEMAS:
+        raise ManifestError(f"manifest.schema: unsupported schema {schema!r} (expected one of "
+                            f"{', '.join(SCHEMAS)})")
+    assert isinstance(schema, str)
     capture_id = root.string("capture_id")
     if not is_capture_id(capture_id):
         raise ManifestError(f"manifest.capture_id: not a capture id: {capture_id!r}")
@@ -585,12 +627,98 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
         host=root.string("host", nonempty=False),
         operator=root.string("operator", nonempty=False),
         previous=tuple(previous),
-        schema=SCHEMA,
+        schema=schema,
+        truncated=_truncations(root) if schema != SCHEMA_V1 else (),
+        notes=_notes(root) if schema != SCHEMA_V1 else (),
     )
     root.done()
     if manifest.ended < manifest.started:
         raise ManifestError("manifest.ended is earlier than manifest.started")
     return manifest
+
+
+def _truncations(root: _Fields) -> tuple[Truncation, ...]:
+    if "truncated" not in root.obj:  # optional in input; always written
+        return ()
+    items = root.array("truncated")
+    if len(items) > MAX_LIST_ITEMS:
+        raise ManifestError(f"manifest.truncated: more than {MAX_LIST_ITEMS} entries")
+    found = []
+    for i, item in enumerate(items):
+        f = _Fields(item, f"manifest.truncated[{i}]")
+        found.append(Truncation(field=f.string("field"), length=f.integer("length"),
+                                sha256=f.digest("sha256")))
+        f.done()
+    return tuple(found)
+
+
+def _notes(root: _Fields) -> tuple[str, ...]:
+    if "notes" not in root.obj:
+        return ()
+    notes = root.array("notes")
+    if len(notes) > MAX_NOTES or not all(isinstance(n, str) and n for n in notes):
+        raise ManifestError(f"manifest.notes: expected up to {MAX_NOTES} non-empty strings")
+    for note in notes:
+        _check_encodable(note, "manifest.notes")
+    return tuple(notes)
+
+
+#: Strings taken from the page (title, byline) get the smaller limit.
+_TEXT_FIELDS = frozenset({"extraction.title", "extraction.byline", "extraction.published",
+                          "extraction.language"})
+
+
+def bound_fields(document: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
+    """A copy of a manifest document whose strings and lists respect the manifest's limits.
+
+    Every string longer than its limit (:data:`MAX_TEXT_FIELD_CHARS` for the page's title,
+    byline, date and language; :data:`MAX_FIELD_CHARS` for anything else a server sent) is cut,
+    and the cut is listed in ``truncated`` with the original length and SHA-256; a list longer
+    than :data:`MAX_LIST_ITEMS` (certificate names, say) is cut and a note says so. Lone
+    surrogates are replaced. A hostile page therefore cannot push its own manifest past the
+    size limit and so block its capture: the evidence (the WARC) is always committed.
+    """
+    truncated: list[dict[str, JSONValue]] = list(document.get("truncated") or [])
+    notes: list[str] = list(document.get("notes") or [])
+
+    def bound(value: JSONValue, where: str) -> JSONValue:
+        if isinstance(value, str):
+            clean = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace") \
+                if _has_surrogate(value) else value
+            limit = MAX_TEXT_FIELD_CHARS if where in _TEXT_FIELDS else MAX_FIELD_CHARS
+            if len(clean) > limit:
+                digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+                truncated.append({"field": where, "length": len(value), "sha256": digest})
+                return clean[:limit]
+            return clean
+        if isinstance(value, Mapping):
+            return {k: bound(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            items = list(value)
+            if len(items) > MAX_LIST_ITEMS and where not in _UNBOUNDED_LISTS:
+                notes.append(f"{where}: {len(items)} items, only the first {MAX_LIST_ITEMS} kept")
+                items = items[:MAX_LIST_ITEMS]
+            return [bound(v, f"{where}[]") for v in items]
+        return value
+
+    bounded = {k: bound(v, k) for k, v in document.items() if k not in ("truncated", "notes")}
+    if len(notes) > MAX_NOTES:
+        notes = [*notes[: MAX_NOTES - 1], f"{len(notes) - MAX_NOTES + 1} more notes not kept"]
+    bounded["truncated"] = truncated[:MAX_LIST_ITEMS]
+    bounded["notes"] = notes
+    return bounded
+
+
+#: Lists whose length preserve itself bounds (records of its own WARC file, its own ids).
+_UNBOUNDED_LISTS = frozenset({"warc.records", "previous", "redirects", "truncated"})
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_manifest(data: bytes) -> Manifest:
@@ -670,7 +798,7 @@ def write_manifest(layout: ArchiveLayout, manifest: Manifest) -> ManifestRef:
             f.flush()
             os.fchmod(f.fileno(), MANIFEST_MODE)
             os.fsync(f.fileno())
-        _link_no_replace(tmp, final)
+        link_no_replace(tmp, final)
         tmp.unlink()
         fsync_dir(directory)
     except FileExistsError as exc:
@@ -683,7 +811,9 @@ def write_manifest(layout: ArchiveLayout, manifest: Manifest) -> ManifestRef:
     return ManifestRef(final, digests.blake3, digests.sha256, digests.size)
 
 
-def _link_no_replace(tmp: Path, final: Path) -> None:
+def link_no_replace(tmp: Path, final: Path) -> None:
+    """Hard-link ``tmp`` to ``final`` (FileExistsError if ``final`` exists); where the file
+    system has no hard links, rename after checking ``final`` is free (callers hold the lock)."""
     try:
         os.link(tmp, final)
     except FileExistsError:
@@ -700,11 +830,15 @@ def _link_no_replace(tmp: Path, final: Path) -> None:
 
 __all__ = [
     "MAX_CONTAINERS",
+    "MAX_FIELD_CHARS",
+    "MAX_TEXT_FIELD_CHARS",
     "MAX_MANIFEST_BYTES",
     "MAX_NESTING",
     "MAX_STRINGS",
     "RECORD_TYPES",
     "SCHEMA",
+    "SCHEMAS",
+    "SCHEMA_V1",
     "STATUSES",
     "CertificateInfo",
     "Connection",
@@ -716,11 +850,14 @@ __all__ = [
     "ManifestRef",
     "TextRef",
     "TlsInfo",
+    "Truncation",
     "WarcFileRef",
     "WarcRecordRef",
+    "bound_fields",
     "decode_manifest_json",
     "iter_manifest_paths",
     "iter_manifests",
+    "link_no_replace",
     "manifest_from_dict",
     "nesting_depth",
     "parse_manifest",

@@ -89,13 +89,20 @@ class TextStore:
 
     def put(self, data: bytes) -> StoredObject:
         """Store ``data`` (idempotent); return its digests and relative path."""
+        stored, _created = self.put_deferred(data, sync_dir=True)
+        return stored
+
+    def put_deferred(self, data: bytes, *, sync_dir: bool) -> tuple[StoredObject, bool]:
+        """Store ``data``; return it and whether this call created the object. With
+        ``sync_dir=False`` the caller fsyncs the object's directory (a group commit does it
+        once for all its objects) before anything that names the object is committed."""
         digests = hash_bytes(data)
         final = self.path(digests.blake3)
         stored = StoredObject(digests.blake3, digests.sha256, digests.size,
                               self.path_rel(digests.blake3))
         if final.exists():
             self._check_existing(final, digests)
-            return stored
+            return stored, False
         try:
             makedirs_durable(self.layout.tmp_dir)
             makedirs_durable(final.parent)
@@ -109,19 +116,22 @@ class TextStore:
                 f.flush()
                 os.fchmod(f.fileno(), OBJECT_MODE)
                 os.fsync(f.fileno())
-            self._link_into_place(tmp, final, digests)
-            fsync_dir(final.parent)
+            created = self._link_into_place(tmp, final, digests)
+            if sync_dir:
+                fsync_dir(final.parent)
         except OSError as exc:
             raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
-        return stored
+        return stored, created
 
-    def _link_into_place(self, tmp: Path, final: Path, digests: Digests) -> None:
+    def _link_into_place(self, tmp: Path, final: Path, digests: Digests) -> bool:
+        """Link ``tmp`` to ``final``; True if this created it, False if it already existed."""
         try:
             os.link(tmp, final)
         except FileExistsError:  # a concurrent put of the same bytes, or damage
             self._check_existing(final, digests)
+            return False
         except OSError as exc:
             if exc.errno not in _LINK_UNSUPPORTED:
                 raise
@@ -129,8 +139,9 @@ class TextStore:
             # (Callers hold the archive lock, so nobody else writes objects meanwhile.)
             if final.exists():
                 self._check_existing(final, digests)
-            else:
-                os.rename(tmp, final)
+                return False
+            os.rename(tmp, final)
+        return True
 
     @staticmethod
     def _check_existing(final: Path, expected: Digests) -> None:

@@ -1,0 +1,398 @@
+"""The commit protocol: how prepared captures become part of the archive, one or a group at once.
+
+Every way a capture arrives (HTTP fetch, browser, import) ends in a :class:`PreparedCapture`:
+a sealed WARC file in the spool, its clean text and comments, and its manifest fields. Under
+the archive lock, :func:`commit_group` then, for the whole group:
+
+1. refuses to go on if the log does not extend the operator's known head (a rolled-back or
+   rewritten archive gets nothing new appended);
+2. links each WARC file into ``archive/warc/YYYY/MM/`` (never replacing a file) and stores the
+   text objects; then fsyncs every directory it touched, once;
+3. builds each manifest (``previous`` from the catalog, re-checked against the manifests) and
+   validates it with the parser verify uses; the manifest's exact bytes are now known;
+4. writes one **commit record** (:mod:`preserve.log.journal`) naming every manifest by id and
+   hashes, signed with the archive key when it is at hand, and fsyncs it;
+5. writes every manifest to a temp file, fsyncs them, links each into ``manifests/`` and fsyncs
+   the directory once: **the commit point** (a capture exists iff its manifest exists);
+6. appends all the manifest leaves to the log in one batch (one set of fsyncs);
+7. adds the captures to the catalog (derived; a failure there is reported, not fatal);
+8. with ``sign``, proves and signs a checkpoint (:func:`preserve.log.signing.prove_and_sign`),
+   which also advances the operator's known head and removes the commit records it covers.
+
+A failure before step 5 undoes steps 2 and 4 (the linked WARC files, the text objects this
+group created, the record) and re-raises: nothing was committed. A failure in or after step 5
+leaves what was committed committed, and raises :class:`PartialCommitError` naming it;
+``preserve repair`` completes the log from the signed commit record. So "a manifest exists ⇒
+everything it names is durable" and "a committed manifest is logged, or a signed record says
+it must be" both hold at every instant.
+
+This module does no network I/O and no extraction; it does not decide what is captured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from preserve import log
+from preserve.errors import NotProvedError, PreserveError, StorageError
+from preserve.hashing import hash_bytes
+from preserve.log.entries import manifest_leaf_for_bytes
+from preserve.log.journal import CommitEntry, remove_records, write_record
+from preserve.log.known_heads import KnownHeads
+from preserve.log.signing import Signed, check_extends, prove_and_sign
+from preserve.safe_io import fsync_dir
+from preserve.storage import manifest as manifest_mod
+from preserve.storage.catalog import Catalog, CatalogError, CatalogRow
+from preserve.storage.layout import MANIFEST_TMP_PREFIX, ArchiveLayout, makedirs_durable
+from preserve.storage.manifest import Manifest, ManifestRef
+from preserve.storage.text_store import StoredObject, TextStore
+from preserve.warc import RecordRef, WarcWriteResult
+
+Timestamper = Callable[[bytes], bytes]
+
+
+@dataclass(slots=True)
+class PreparedCapture:
+    """A capture ready to commit: everything but what the commit itself decides."""
+
+    capture_id: str
+    started_at: datetime  # the month directory of the WARC file
+    kind: str  # "capture" or "import" (the commit record's entry kind)
+    requested_url: str
+    warc_tmp: Path  # sealed and fsynced, in the spool
+    warc: WarcWriteResult
+    text: bytes | None
+    comments: bytes | None
+    #: manifest fields; the commit adds schema, warc, text, comments and previous
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedCapture:
+    prepared: PreparedCapture
+    manifest: Manifest
+    ref: ManifestRef
+    warc_rel: str
+    text: StoredObject | None
+    comments: StoredObject | None
+
+
+@dataclass(slots=True)
+class GroupOutcome:
+    """What :func:`commit_group` committed, and what became of the checkpoint and catalog."""
+
+    committed: list[CommittedCapture]
+    signed: Signed | None = None
+    #: why no checkpoint was signed (None when one was, or when signing was not asked for)
+    not_signed: str | None = None
+    catalog_error: str | None = None
+
+
+class PartialCommitError(StorageError):
+    """Some captures of a group were committed, but a later step (logging) failed."""
+
+    def __init__(self, message: str, committed: Sequence[str]) -> None:
+        super().__init__(message)
+        self.committed = tuple(committed)
+
+
+@dataclass
+class CommitContext:
+    """What a commit needs from the archive it commits into."""
+
+    root: Path
+    layout: ArchiveLayout
+    store: TextStore
+    catalog: Catalog
+    signer: log.Signer | None
+    heads: KnownHeads | None
+    timestamper: Timestamper | None = None
+    origin: str = "-"
+    #: called with the catalog's error instead of failing the commit
+    on_catalog_error: Callable[[str], None] | None = None
+
+
+@dataclass
+class _Undo:
+    """What a group created before its commit point, to remove if it fails there."""
+
+    files: list[Path] = field(default_factory=list)
+
+    def run(self) -> None:
+        for path in reversed(self.files):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def record_json(record: RecordRef) -> dict[str, Any]:
+    return {
+        "id": record.record_id,
+        "type": record.type,
+        "target_uri": record.target_uri,
+        "offset": record.offset,
+        "length": record.length,
+        "block_digest": record.block_digest,
+        "payload_digest": record.payload_digest,
+        "refers_to": record.refers_to,
+        "content_type": record.content_type,
+    }
+
+
+def text_json(ref: StoredObject | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {"blake3": ref.blake3, "size": ref.size, "path": ref.path_rel}
+
+
+def commit_group(ctx: CommitContext, group: Sequence[PreparedCapture], *,
+                 sign: bool) -> GroupOutcome:
+    """Commit ``group`` (see the module docstring). The caller holds the archive lock."""
+    if not group:
+        return GroupOutcome([])
+    verifier = ctx.signer.verifier if ctx.signer is not None else _archive_verifier(ctx.root)
+    check_extends(ctx.root, ctx.heads, verifier)
+    undo = _Undo()
+    try:
+        placed = _place_files(ctx, group, undo)
+        built = [_build_manifest(ctx, p, warc_rel, text, comments)
+                 for p, warc_rel, text, comments in placed]
+        entries = [CommitEntry(p.kind, m.capture_id, d.sha256, d.blake3, d.size)
+                   for p, (m, _data, d) in zip(group, built, strict=True)]
+        record_path = write_record(ctx.root, entries, signer=ctx.signer, origin=ctx.origin)
+        undo.files.append(record_path)
+        temps = [_write_temp_manifest(ctx.layout, m, data, undo) for m, data, _d in built]
+    except BaseException:
+        undo.run()
+        raise
+    committed: list[CommittedCapture] = []
+    try:
+        for (prepared, warc_rel, text, comments), (m, _data, d), tmp in zip(
+                placed, built, temps, strict=True):
+            final = ctx.layout.manifest_path_for(m.capture_id)
+            _link_no_replace(tmp, final)
+            committed.append(CommittedCapture(prepared, m, ManifestRef(final, d.blake3, d.sha256,
+                                                                       d.size),
+                                              warc_rel, text, comments))
+        fsync_dir(ctx.layout.manifests_dir)
+    except BaseException as exc:
+        _remove_temps(temps)
+        if not committed:  # nothing reached the commit point: undo it all
+            undo.run()
+            raise _storage_error(exc, "cannot write the manifests") from exc
+        _undo_uncommitted(ctx, placed[len(committed):])
+        raise PartialCommitError(_partial(committed, f"writing the manifests failed: {exc}"),
+                                 [c.manifest.capture_id for c in committed]) from exc
+    _remove_temps(temps)
+    try:
+        log.record_entries(ctx.root, [
+            manifest_leaf_for_bytes(data).to_bytes() for _m, data, _d in built])
+    except (PreserveError, OSError, ValueError) as exc:
+        raise PartialCommitError(_partial(committed, f"appending to the log failed: {exc}"),
+                                 [c.manifest.capture_id for c in committed]) from exc
+    if verifier is None:  # no key: nothing will ever sign, logged is all there is
+        remove_records([record_path])
+    outcome = GroupOutcome(committed)
+    _add_to_catalog(ctx, committed, outcome)
+    if sign:
+        _sign(ctx, outcome)
+    return outcome
+
+
+def _archive_verifier(root: Path) -> log.Verifier | None:
+    try:
+        return log.read_verifier(root)
+    except PreserveError:
+        return None
+
+
+def _place_files(
+    ctx: CommitContext, group: Sequence[PreparedCapture], undo: _Undo
+) -> list[tuple[PreparedCapture, str, StoredObject | None, StoredObject | None]]:
+    """Link the WARC files and store the text objects; fsync each touched directory once."""
+    touched: set[Path] = set()
+    placed = []
+    for prepared in group:
+        warc_rel = ctx.layout.warc_rel_for(prepared.capture_id, prepared.started_at)
+        warc_path = ctx.root / warc_rel
+        try:
+            if not warc_path.parent.is_dir():
+                makedirs_durable(warc_path.parent)
+            os.link(prepared.warc_tmp, warc_path)  # fails if it exists: never overwrite
+        except OSError as exc:
+            raise StorageError(f"cannot place WARC file {warc_rel}: {exc.strerror or exc}") \
+                from exc
+        undo.files.append(warc_path)
+        touched.add(warc_path.parent)
+        refs: list[StoredObject | None] = []
+        for data in (prepared.text, prepared.comments):
+            if not data:
+                refs.append(None)
+                continue
+            stored, created = ctx.store.put_deferred(data, sync_dir=False)
+            if created:
+                undo.files.append(ctx.root / stored.path_rel)
+                touched.add((ctx.root / stored.path_rel).parent)
+            refs.append(stored)
+        placed.append((prepared, warc_rel, refs[0], refs[1]))
+    try:
+        for directory in sorted(touched):
+            fsync_dir(directory)
+    except OSError as exc:
+        raise StorageError(f"cannot flush {directory}: {exc.strerror or exc}") from exc
+    return placed
+
+
+def _build_manifest(
+    ctx: CommitContext,
+    prepared: PreparedCapture,
+    warc_rel: str,
+    text: StoredObject | None,
+    comments: StoredObject | None,
+) -> tuple[Manifest, bytes, Any]:
+    document = dict(prepared.document)
+    document.update(
+        schema=manifest_mod.SCHEMA,
+        warc={
+            "path": warc_rel,
+            "size": prepared.warc.digests.size,
+            "blake3": prepared.warc.digests.blake3,
+            "sha256": prepared.warc.digests.sha256,
+            "records": [record_json(r) for r in prepared.warc.records],
+        },
+        text=text_json(text),
+        comments=text_json(comments),
+        previous=_previous(ctx, prepared.requested_url, prepared.capture_id),
+    )
+    built = manifest_mod.manifest_from_dict(manifest_mod.bound_fields(document))
+    data = built.to_bytes()
+    manifest_mod.parse_manifest(data)  # never commit what verify could not read back
+    return built, data, hash_bytes(data)
+
+
+def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
+    """Earlier captures of ``url``: catalog candidates, each re-checked against its manifest."""
+    try:
+        candidates = ctx.catalog.of_url(url, final_too=False)
+    except CatalogError:
+        return []
+    found = []
+    for row in candidates:
+        if row.capture_id == capture_id:
+            continue
+        try:
+            earlier, _digests = manifest_mod.read_manifest(
+                ctx.layout.manifest_path_for(row.capture_id))
+        except PreserveError:
+            continue  # a crafted or stale row: ignored (verify reports the catalog)
+        if earlier.requested_url == url and earlier.capture_id == row.capture_id:
+            found.append(earlier.capture_id)
+    return found
+
+
+def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo) -> Path:
+    directory = layout.manifests_dir
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{MANIFEST_TMP_PREFIX}{m.capture_id}-",
+                                    dir=directory)
+    except OSError as exc:
+        raise StorageError(f"cannot create a manifest temp file in {directory}: {exc}") from exc
+    tmp = Path(name)
+    undo.files.append(tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), manifest_mod.MANIFEST_MODE)
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot write manifest {m.capture_id}: {exc.strerror or exc}") \
+            from exc
+    return tmp
+
+
+def _link_no_replace(tmp: Path, final: Path) -> None:
+    try:
+        manifest_mod.link_no_replace(tmp, final)
+    except FileExistsError as exc:
+        raise StorageError(f"manifest {final.name} already exists; not rewritten") from exc
+
+
+def _remove_temps(temps: Sequence[Path]) -> None:
+    for tmp in temps:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _undo_uncommitted(
+    ctx: CommitContext,
+    rest: Sequence[tuple[PreparedCapture, str, StoredObject | None, StoredObject | None]],
+) -> None:
+    """After a partial commit, remove the WARC files of the captures that did not commit
+    (their text objects may be shared with committed ones and stay; verify calls any left
+    unreferenced W502, repair quarantines them)."""
+    for _prepared, warc_rel, _text, _comments in rest:
+        with contextlib.suppress(OSError):
+            (ctx.root / warc_rel).unlink()
+
+
+def _storage_error(exc: BaseException, what: str) -> BaseException:
+    if isinstance(exc, PreserveError):
+        return exc
+    if isinstance(exc, OSError):
+        return StorageError(f"{what}: {exc.strerror or exc}")
+    return exc
+
+
+def _partial(committed: Sequence[CommittedCapture], why: str) -> str:
+    ids = ", ".join(c.manifest.capture_id for c in committed)
+    return (f"{why}; committed but not logged yet: {ids} (a signed commit record names them: "
+            "run preserve repair)")
+
+
+def _add_to_catalog(ctx: CommitContext, committed: Sequence[CommittedCapture],
+                    outcome: GroupOutcome) -> None:
+    try:
+        with log.open_log(ctx.root, readonly=True) as opened:
+            size = opened.size
+        indexed = ctx.catalog.indexed_size()
+        rows = [CatalogRow.of(c.manifest, c.ref.sha256) for c in committed]
+        if indexed + len(committed) == size:
+            ctx.catalog.add(rows, size)
+        else:  # the catalog was behind already: add the rows, leave its log size to sync
+            ctx.catalog.add(rows, indexed)
+    except (CatalogError, PreserveError, OSError) as exc:
+        outcome.catalog_error = str(exc)
+        if ctx.on_catalog_error is not None:
+            ctx.on_catalog_error(str(exc))
+
+
+def _sign(ctx: CommitContext, outcome: GroupOutcome) -> None:
+    if ctx.signer is None:
+        outcome.not_signed = "the archive's signing key is not at hand"
+        return
+    try:
+        outcome.signed = prove_and_sign(ctx.root, ctx.signer, heads=ctx.heads,
+                                        timestamper=ctx.timestamper)
+    except NotProvedError as exc:
+        outcome.not_signed = f"not signed: {exc}"
+    except PreserveError as exc:
+        outcome.not_signed = f"checkpoint not signed: {exc}"
+
+
+__all__ = [
+    "CommitContext",
+    "CommittedCapture",
+    "GroupOutcome",
+    "PartialCommitError",
+    "PreparedCapture",
+    "commit_group",
+    "record_json",
+    "text_json",
+]

@@ -1,0 +1,245 @@
+"""Prove, then sign: the only way preserve's own operations sign a checkpoint.
+
+A signature from preserve means "proved", never "seen". Before a checkpoint is signed,
+:func:`prove_and_sign` establishes, from nothing it has not checked itself:
+
+1. a *trusted base* head: the operator's known head for this archive (kept outside it, see
+   :mod:`~.known_heads`) and the archive's newest checkpoint validly signed by its key;
+2. that the log **extends** that base: the stored subtrees of the base fold to its root, and
+   the current root is recomputed from them and from the hashes of every newer entry re-read
+   from disk (so neither a rewritten history nor edited stored hashes get signed); the newest
+   stored checkpoint must be consistent with the known head as well;
+3. that every **newer manifest leaf is proved**: its manifest file exists and hashes to the
+   leaf, and a commit record signed by the archive key (:mod:`~.journal`) names that exact
+   manifest as a capture, import or (for adoption leaves) an operator's adoption — so a leaf
+   appended by someone without the key (a planted capture) is never covered. Audit leaves are
+   claims about audits; they need no record.
+
+Only then is the checkpoint signed (and RFC 3161-stamped if asked), the operator's known
+head advanced, and the commit records it now covers removed. Anything unproved raises
+:class:`~preserve.errors.NotProvedError` naming what failed, and nothing is signed. The cost
+is O(log n) plus the leaves appended since the base, so it stays flat as the archive grows.
+
+The caller holds the archive lock. This module never prints and decides no exit status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LogError, ManifestError, NotProvedError, PreserveError, SigningKeyError
+from ..hashing import hash_bytes
+from ..safe_io import read_regular
+from .archive_log import (
+    LATEST_CHECKPOINT,
+    checkpoint_paths,
+    log_dir,
+    open_log,
+    read_checkpoint_file,
+    read_verifier,
+    write_checkpoint,
+)
+from .entries import MAX_MANIFEST_BYTES, AdoptionLeaf, ManifestLeaf, parse_entry
+from .journal import CommitRecord, read_journal, remove_records
+from .keys import Signer, Verifier
+from .known_heads import KnownHeads, identity_for
+from .merkle import EMPTY_ROOT, verify_consistency
+from .note import Checkpoint, NoteError, verify_checkpoint
+
+Timestamper = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    size: int
+    root: bytes
+
+
+@dataclass(slots=True)
+class Signed:
+    """What :func:`prove_and_sign` did: the checkpoint written and the leaves it proved."""
+
+    path: Path
+    size: int
+    base: int
+    proved_leaves: int
+    records_removed: list[Path] = field(default_factory=list)
+
+
+def newest_signed_checkpoint(root: Path, verifier: Verifier) -> Checkpoint | None:
+    """The archive's newest checkpoint validly signed by ``verifier``: the ``checkpoint``
+    copy if it verifies (O(1)), else the largest stored one that does (None if none)."""
+    candidates = [log_dir(root) / LATEST_CHECKPOINT]
+    for attempt in range(2):
+        for path in candidates:
+            try:
+                return verify_checkpoint(read_checkpoint_file(path), verifier,
+                                         origin=verifier.name)
+            except (LogError, NoteError, SigningKeyError):
+                continue
+        if attempt == 0:  # names sort by tree size, then time: newest first
+            candidates = sorted(checkpoint_paths(root), reverse=True)
+    return None
+
+
+def known_head(heads: KnownHeads | None, identity: str) -> TreeHead | None:
+    if heads is None:
+        return None
+    head = heads.get(identity)
+    return TreeHead(head.size, head.root) if head is not None else None
+
+
+def check_extends(root: Path, heads: KnownHeads | None, verifier: Verifier | None) -> None:
+    """Raise NotProvedError if the archive's log does not extend the operator's known head
+    (cheap: O(log n) stored hashes, no entries read). Used before a capture starts."""
+    identity = identity_for(verifier, root)
+    if heads is not None:
+        for other in heads.others_at(root, identity):
+            now = "has no key.pub" if verifier is None else "has another key.pub"
+            raise NotProvedError(f"this archive {now} than the key you last verified it with "
+                                 f"({other.identity}): removed or replaced?")
+    head = known_head(heads, identity)
+    if head is None:
+        return
+    with open_log(root, readonly=True) as log:
+        if log.size < head.size:
+            raise NotProvedError(_rollback(log.size, head))
+        if head.size and log.root_hash(head.size) != head.root:
+            raise NotProvedError(f"the log's first {head.size} leaves are not the ones you "
+                                 "last verified (rewritten or replaced); run preserve verify")
+
+
+def _rollback(size: int, head: TreeHead) -> str:
+    return (f"the log has {size} leaves, fewer than the {head.size} you last verified or "
+            "signed (rolled back or truncated); run preserve verify, or preserve reset-head "
+            "if you restored an older copy on purpose")
+
+
+def prove_and_sign(
+    root: Path,
+    signer: Signer,
+    *,
+    heads: KnownHeads | None,
+    timestamper: Timestamper | None = None,
+    adopt_history: bool = False,
+) -> Signed:
+    """Prove the log (see the module docstring) and sign a checkpoint of it.
+
+    ``adopt_history`` (``preserve init`` giving a key to an archive whose log was never
+    signed) accepts manifest leaves without commit records, after checking each manifest
+    against its leaf. Raises NotProvedError when anything is not proved.
+    """
+    root = Path(root)
+    verifier = read_verifier(root)
+    if signer.verifier != verifier:
+        raise SigningKeyError(f"the signing key is not the archive's key ({verifier.to_text()})")
+    identity = identity_for(verifier, root)
+    known = known_head(heads, identity)
+    stored = newest_signed_checkpoint(root, verifier)
+    records, _bad = read_journal(root, verifier)
+    with open_log(root, readonly=True) as log:
+        size = log.size
+        if known is not None and known.size > size:
+            raise NotProvedError(_rollback(size, known))
+        if stored is not None and stored.size > size:
+            raise NotProvedError(f"the log has {size} leaves, fewer than its own signed "
+                                 f"checkpoint of {stored.size} (truncated)")
+        base = known or TreeHead(0, EMPTY_ROOT)
+        if stored is not None and stored.size > base.size:
+            # The newest signed checkpoint is trusted as far as the key is (a key holder
+            # proved it), but it must extend what this operator proved before.
+            if known is not None and known.size and not verify_consistency(
+                    known.size, stored.size, known.root, stored.root_hash,
+                    log.consistency_proof(known.size, stored.size)):
+                raise NotProvedError("the archive's newest signed checkpoint does not extend "
+                                     "the head you last verified (a forked or rewritten log)")
+            base = TreeHead(stored.size, stored.root_hash)
+        leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]] = []
+        problems: list[str] = []
+
+        def collect(index: int, data: bytes) -> None:
+            try:
+                entry = parse_entry(data)
+            except ValueError as exc:
+                problems.append(f"leaf {index} is malformed: {exc}")
+                return
+            if isinstance(entry, ManifestLeaf | AdoptionLeaf):
+                leaves.append((index, entry))
+
+        problems += log.verify_extension(base.size, base.root, collect)
+        head_root = log.root_hash()
+    if problems:
+        raise NotProvedError("; ".join(problems[:5]))
+    covered = _prove_leaves(root, leaves, records, adopt_history)
+    path = write_checkpoint(root, signer, timestamper=timestamper, size=size)
+    if heads is not None:
+        heads.advance(identity, size, head_root, root)
+    removable = [r.path for r in records if r.signed and all(
+        (e.capture_id, e.kind) in covered for e in r.entries)]
+    remove_records(removable)
+    return Signed(path, size, base.size, len(leaves), removable)
+
+
+def _prove_leaves(
+    root: Path,
+    leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]],
+    records: list[CommitRecord],
+    adopt_history: bool,
+) -> set[tuple[str, str]]:
+    """Check each new manifest/adoption leaf against its manifest file and a signed commit
+    record; return the (capture id, record kind) pairs proved. Raises NotProvedError."""
+    signed: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+    for record in records:
+        if record.signed:
+            for entry in record.entries:
+                signed.setdefault((entry.capture_id, entry.kind), []).append(
+                    (entry.sha256, entry.blake3, entry.size))
+    covered: set[tuple[str, str]] = set()
+    for index, leaf in leaves:
+        try:
+            data = read_regular(root / leaf.path, MAX_MANIFEST_BYTES, what="manifest",
+                                error=ManifestError)
+        except PreserveError as exc:
+            raise NotProvedError(f"leaf {index} (capture {leaf.capture_id}): {exc}") from exc
+        digests = hash_bytes(data)
+        if (digests.sha256, digests.blake3, digests.size) != (leaf.sha256, leaf.blake3,
+                                                              leaf.size):
+            raise NotProvedError(f"leaf {index}: manifest {leaf.path} differs from its leaf")
+        kinds = ("adopt",) if isinstance(leaf, AdoptionLeaf) else ("capture", "import")
+        hashes = (leaf.sha256, leaf.blake3, leaf.size)
+        kind = next((k for k in kinds if hashes in signed.get((leaf.capture_id, k), [])), None)
+        if kind is None:
+            if adopt_history and isinstance(leaf, ManifestLeaf):
+                continue
+            raise NotProvedError(
+                f"leaf {index} (capture {leaf.capture_id}) has no commit record signed by the "
+                "archive key: it was not committed by this key holder (planted, or captured "
+                "without the key); check it and adopt it with preserve adopt if it is genuine")
+        covered.add((leaf.capture_id, kind))
+    return covered
+
+
+def sign_quietly(
+    root: Path, signer: Signer | None, **kwargs: object
+) -> tuple[Signed | None, str | None]:
+    """:func:`prove_and_sign` for callers that report rather than raise: returns
+    ``(signed, None)`` or ``(None, why not)``; ``(None, None)`` when there is no signer."""
+    if signer is None:
+        return None, None
+    try:
+        return prove_and_sign(root, signer, **kwargs), None  # type: ignore[arg-type]
+    except PreserveError as exc:
+        return None, str(exc)
+
+
+__all__ = [
+    "Signed",
+    "TreeHead",
+    "check_extends",
+    "known_head",
+    "newest_signed_checkpoint",
+    "prove_and_sign",
+    "sign_quietly",
+]

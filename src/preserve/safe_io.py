@@ -1,0 +1,199 @@
+"""Bounded, hostile-input-safe reading of small files and JSON, and atomic writes.
+
+Everything preserve reads from an archive or a bundle may have been written by an attacker:
+a FIFO where a file should be (an open would block for ever), a sparse file of terabytes, a
+symlink out of the root, JSON nested a million levels deep (``RecursionError``), duplicate
+keys, ``NaN``. :func:`read_regular` opens without following a final symlink and without
+blocking, checks that what it opened is a regular file of at most ``limit`` bytes *before*
+reading, and reads at most ``limit`` bytes. :func:`loads_strict` bounds size, nesting and the
+number of strings and containers before ``json.loads`` runs, and rejects duplicate keys and
+non-finite numbers. :func:`write_atomic` writes a temp file, fsyncs it and moves it into place
+(replacing, or with ``exclusive`` linking so an existing file is never replaced), then fsyncs
+the directory.
+
+Each raises the error class the caller names, so a log reader gets :class:`LogError` and a
+manifest reader :class:`ManifestError`. This module knows nothing about what the bytes mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+from preserve.errors import PreserveError, StorageError
+
+#: Default nesting limit for JSON documents preserve reads (manifests use 32 as well).
+MAX_JSON_DEPTH = 32
+
+_STRING = re.compile(rb'"[^"]*"')
+_NON_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_FOLD_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def open_regular(path: Path | str, *, error: type[PreserveError] = StorageError) -> int:
+    """An O_RDONLY descriptor of ``path`` if it is a regular file (no final symlink followed,
+    never blocking on a FIFO or device); raises ``error`` otherwise. The caller closes it."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise error(f"cannot open {path}: {exc.strerror or exc}") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{path} is not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path | str, limit: int, *, what: str = "file",
+                 error: type[PreserveError] = StorageError) -> bytes:
+    """The bytes of the regular file ``path``, refusing one larger than ``limit`` bytes."""
+    fd = open_regular(path, error=error)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise error(f"{what} {path} is {size} bytes, over the limit of {limit}")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            block = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not block:
+                break
+            chunks.append(block)
+            total += len(block)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if total > limit:  # grew while we read it
+        raise error(f"{what} {path} is over the limit of {limit} bytes")
+    return b"".join(chunks)
+
+
+def read_text(path: Path | str, limit: int, *, what: str = "file",
+              error: type[PreserveError] = StorageError) -> str:
+    """:func:`read_regular` decoded as UTF-8 (``error`` if it is not UTF-8)."""
+    data = read_regular(path, limit, what=what, error=error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text") from exc
+
+
+def json_nesting(data: bytes, limit: int) -> int:
+    """Bracket nesting depth of JSON text without parsing it: exact up to ``limit``, some value
+    above ``limit`` for anything deeper (or unbalanced in a way that could be).
+
+    Escaped backslashes and quotes are dropped, strings removed, and innermost ``[]`` pairs
+    peeled off one level per pass (at most ``limit + 1`` passes)."""
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _STRING.sub(b"", unescaped).translate(_FOLD_BRACKETS, _NON_BRACKET)
+    depth = 0
+    while brackets and depth <= limit:
+        peeled = brackets.replace(b"[]", b"")
+        if peeled == brackets:  # what is left is ]]]...[[[ : unbalanced, count the openers
+            return depth + brackets.count(b"[")
+        brackets = peeled
+        depth += 1
+    return depth
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def loads_strict(data: bytes | str, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH,
+                 what: str = "JSON document",
+                 error: type[PreserveError] = StorageError) -> Any:
+    """Parse JSON that may be hostile: size and nesting bounded before parsing, duplicate keys,
+    NaN/Infinity, a byte-order mark and invalid UTF-8 rejected. Raises ``error``."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if len(raw) > max_bytes:
+        raise error(f"{what} is larger than {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} is not UTF-8") from exc
+    if text.startswith("\ufeff"):
+        raise error(f"{what} starts with a byte-order mark")
+    if json_nesting(raw, max_depth) > max_depth:
+        raise error(f"{what} is nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates,
+                          parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{what} is not valid JSON: {exc}") from exc
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory entry change (create, link, rename, unlink) to stable storage."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, *, exclusive: bool = False, mode: int = 0o644,
+                 sync_dir: bool = True) -> None:
+    """Put ``data`` at ``path`` so that a crash leaves the old file or the whole new one.
+
+    A temp file beside ``path`` is written and fsynced, then renamed over ``path`` or, with
+    ``exclusive``, hard-linked to it (``FileExistsError`` if ``path`` exists: never replaced).
+    Raises :class:`StorageError` for any other failure; the temp file is always removed.
+    """
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+        if sync_dir:
+            fsync_dir(path.parent)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "fsync_dir",
+    "json_nesting",
+    "loads_strict",
+    "open_regular",
+    "read_regular",
+    "read_text",
+    "write_atomic",
+]

@@ -1,0 +1,259 @@
+"""The catalog: a derived SQLite index of the committed captures, for ``list``, ``history`` and
+the ``previous`` captures of a URL, at any archive size.
+
+``archive/index/catalog.sqlite3`` holds one row per logged manifest (capture id, requested and
+final URL and their SHA-256 keys, start time, status, title, text hash, and the SHA-256 of the
+manifest bytes) and the log size it was built up to. It is **derived data, never trusted**:
+
+* it is brought up to date from the integrity log, not from itself: when the log has grown
+  past the size the catalog records, the rows of the newer manifest leaves are read from their
+  manifests (O(new leaves)); a catalog that is missing, damaged, of another version, or ahead
+  of the log (a restored copy) is rebuilt from the log and the manifests;
+* whatever it returns for a new capture's ``previous`` is re-checked against the manifests
+  (the manifest must exist and name that URL), so a crafted row can neither put false
+  provenance into a signed manifest nor make a capture fail;
+* ``verify`` compares it with the manifests (finding W506) and ``repair`` rebuilds it.
+
+Only a regular file is opened (never a symlink or FIFO). Writes are made under the archive
+lock, without fsync: a torn catalog is rebuilt. This module reads manifests and the log; it
+writes nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from preserve.errors import PreserveError
+from preserve.storage.layout import ArchiveLayout
+from preserve.storage.manifest import Manifest, read_manifest
+
+INDEX_DIR = "archive/index"
+CATALOG_FILE = "catalog.sqlite3"
+SCHEMA_VERSION = 1
+MAX_TITLE = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS captures (
+    capture_id TEXT PRIMARY KEY,
+    url_key TEXT NOT NULL,
+    final_key TEXT NOT NULL,
+    requested_url TEXT NOT NULL,
+    final_url TEXT NOT NULL,
+    started TEXT NOT NULL,
+    http_status INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    title TEXT,
+    text_blake3 TEXT,
+    manifest_sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS captures_url ON captures (url_key);
+CREATE INDEX IF NOT EXISTS captures_final ON captures (final_key);
+CREATE INDEX IF NOT EXISTS captures_started ON captures (started, capture_id);
+"""
+
+
+def url_key(url: str) -> str:
+    """The catalog key of a URL: SHA-256 hex of its UTF-8 bytes."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRow:
+    """One capture as the catalog lists it."""
+
+    capture_id: str
+    requested_url: str
+    final_url: str
+    started: str
+    http_status: int
+    status: str
+    title: str | None
+    text_blake3: str | None
+    manifest_sha256: str
+
+    @classmethod
+    def of(cls, manifest: Manifest, manifest_sha256: str) -> CatalogRow:
+        title = manifest.extraction.title
+        return cls(
+            capture_id=manifest.capture_id,
+            requested_url=manifest.requested_url,
+            final_url=manifest.final_url,
+            started=manifest.started,
+            http_status=manifest.http.status,
+            status=manifest.status,
+            title=title[:MAX_TITLE] if title else title,
+            text_blake3=manifest.text.blake3 if manifest.text else None,
+            manifest_sha256=manifest_sha256,
+        )
+
+
+class CatalogError(PreserveError):
+    """The catalog cannot be used (it is rebuilt)."""
+
+
+class Catalog:
+    """The catalog of one archive. Writers hold the archive lock."""
+
+    def __init__(self, layout: ArchiveLayout) -> None:
+        self.layout = layout
+        self.path = layout.root / INDEX_DIR / CATALOG_FILE
+        self._db: sqlite3.Connection | None = None
+
+    # --- opening ------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        directory = self.path.parent
+        if directory.is_symlink() or self.path.is_symlink():
+            raise CatalogError(f"{directory} or {self.path.name} is a symlink; not used")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and not stat.S_ISREG(self.path.lstat().st_mode):
+                raise CatalogError(f"{self.path} is not a regular file; not used")
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                 check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
+        try:
+            db.execute("PRAGMA trusted_schema = OFF")
+            db.execute("PRAGMA cell_size_check = ON")
+            db.execute("PRAGMA synchronous = OFF")  # derived data: rebuilt if torn
+            db.executescript(_SCHEMA)
+            version = self._meta(db, "version")
+            if version is None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)",
+                           (str(SCHEMA_VERSION),))
+            elif version != str(SCHEMA_VERSION):
+                raise CatalogError(f"catalog version {version!r} is not {SCHEMA_VERSION}")
+        except CatalogError:
+            db.close()
+            raise
+        except sqlite3.Error as exc:
+            db.close()
+            raise CatalogError(f"the catalog {self.path} is unusable: {exc}") from exc
+        self._db = db
+        return db
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str) -> str | None:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _discard(self) -> None:
+        """Drop a catalog that cannot be used; it is rebuilt from the log."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                (self.path.parent / (self.path.name + suffix)).unlink()
+
+    # --- keeping it current -------------------------------------------------------------------
+
+    def indexed_size(self) -> int:
+        value = self._meta(self._connect(), "log_size")
+        return int(value) if value is not None and value.isdigit() else 0
+
+    def sync(self, log_size: int, leaves: Iterable[tuple[int, str]]) -> None:
+        """Bring the catalog up to ``log_size`` leaves. ``leaves`` yields ``(leaf index,
+        capture id)`` of the manifest leaves from :meth:`indexed_size` on (rebuilds start at
+        0: call again with every leaf when this raises :class:`CatalogError`)."""
+        db = self._connect()
+        rows = []
+        for _index, capture_id in leaves:
+            row = self._row_from_manifest(capture_id)
+            if row is not None:
+                rows.append(row)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self._insert(db, rows)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('log_size', ?)", (str(log_size),))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise CatalogError(f"cannot update the catalog: {exc}") from exc
+
+    def reset(self) -> None:
+        """Forget everything (the next :meth:`sync` from 0 rebuilds it)."""
+        self._discard()
+        self._connect()
+
+    def _row_from_manifest(self, capture_id: str) -> CatalogRow | None:
+        try:
+            manifest, digests = read_manifest(self.layout.manifest_path_for(capture_id))
+        except PreserveError:
+            return None  # verify reports the manifest; the catalog simply lacks it
+        return CatalogRow.of(manifest, digests.sha256)
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, rows: Iterable[CatalogRow]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.capture_id, url_key(r.requested_url), url_key(r.final_url), r.requested_url,
+              r.final_url, r.started, r.http_status, r.status, r.title, r.text_blake3,
+              r.manifest_sha256) for r in rows],
+        )
+
+    def add(self, rows: Iterable[CatalogRow], log_size: int) -> None:
+        """Record just-committed captures (caller holds the lock) and the new log size."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self._insert(db, rows)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('log_size', ?)", (str(log_size),))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise CatalogError(f"cannot update the catalog: {exc}") from exc
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> Iterator[CatalogRow]:
+        try:
+            cursor = self._connect().execute(sql, params)
+            for row in cursor:
+                yield CatalogRow(*row)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+
+    _COLUMNS = ("capture_id, requested_url, final_url, started, http_status, status, title, "
+                "text_blake3, manifest_sha256")
+
+    def rows(self) -> Iterator[CatalogRow]:
+        """Every capture, oldest first."""
+        return self._query(f"SELECT {self._COLUMNS} FROM captures ORDER BY started, capture_id")
+
+    def of_url(self, url: str, *, final_too: bool) -> list[CatalogRow]:
+        """Captures whose requested (and, with ``final_too``, final) URL is ``url``."""
+        key = url_key(url)
+        where = "url_key = ? OR final_key = ?" if final_too else "url_key = ? AND ? = ?"
+        params = (key, key) if final_too else (key, 1, 1)
+        return list(self._query(f"SELECT {self._COLUMNS} FROM captures WHERE {where} "
+                                "ORDER BY started, capture_id", params))
+
+    def capture_ids(self) -> set[str]:
+        try:
+            return {str(r[0]) for r in self._connect().execute("SELECT capture_id FROM captures")}
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+
+    def count(self) -> int:
+        try:
+            return int(self._connect().execute("SELECT count(*) FROM captures").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+
+
+__all__ = ["CATALOG_FILE", "INDEX_DIR", "Catalog", "CatalogError", "CatalogRow", "url_key"]

@@ -1,0 +1,280 @@
+"""Every subcommand against a corpus of malformed archives, keys, checkpoints, bundles and
+options: each run must end with a documented exit status and, when it fails, one error line on
+stderr — never a traceback, never an "internal error", never a hang, never a huge read.
+
+The runs are in-process (click's CliRunner) for speed, each under an alarm; a sparse 16 GiB
+file stands in for a huge one, so an unbounded read would be noticed as a hang or a MemoryError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+import pytest
+from click.testing import CliRunner
+
+from preserve import Archive
+from preserve.cli import main
+from servers import TestServer, respond
+
+SEEDS = Path(__file__).parent / "fixtures" / "seeds"
+HUGE = 16 * 2**30
+DOCUMENTED = {0, 1, 2, 3, 4}
+
+
+def _sparse(path: Path, size: int = HUGE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with path.open("wb") as f:
+        f.truncate(size)
+
+
+def _fifo(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def _as_dir(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _write(data: bytes) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.chmod(0o644)
+        path.write_bytes(data)
+    return write
+
+
+NESTED = b"[" * 200_000 + b"]" * 200_000
+NOT_UTF8 = b"\xff\xfe\x00garbage\xc3\x28"
+LOG = "manifests/log"
+
+#: (name, relative path in a good archive, how to damage it)
+ARCHIVE_DAMAGE: list[tuple[str, str, Callable[[Path], None]]] = [
+    ("head huge", f"{LOG}/head.json", _sparse),
+    ("head nested", f"{LOG}/head.json", _write(NESTED)),
+    ("head fifo", f"{LOG}/head.json", _fifo),
+    ("head directory", f"{LOG}/head.json", _as_dir),
+    ("head odd types", f"{LOG}/head.json", _write(b'{"size": "7", "root": [1]}')),
+    ("key.pub huge", f"{LOG}/key.pub", _sparse),
+    ("key.pub not utf-8", f"{LOG}/key.pub", _write(NOT_UTF8)),
+    ("key.pub fifo", f"{LOG}/key.pub", _fifo),
+    ("latest checkpoint directory", f"{LOG}/checkpoint", _as_dir),
+    ("latest checkpoint huge", f"{LOG}/checkpoint", _sparse),
+    ("checkpoint fifo", f"{LOG}/checkpoints/000000000999-20260101T000000000000Z.txt", _fifo),
+    ("checkpoint garbage", f"{LOG}/checkpoints/000000000001-20260101T000000000000Z.txt",
+     _write(NOT_UTF8)),
+    ("entries nested", f"{LOG}/entries.jsonl", _write(NESTED + b"\n")),
+    ("entries fifo", f"{LOG}/entries.jsonl", _fifo),
+    ("journal garbage", f"{LOG}/journal/20260101T000000Z-000000000000.txt", _write(NESTED)),
+    ("journal huge", f"{LOG}/journal/20260101T000000Z-000000000001.txt", _sparse),
+    ("journal is a file", f"{LOG}/journal", _write(b"x")),
+    ("catalog garbage", "archive/index/catalog.sqlite3", _write(b"SQLite format 3\x00" + NESTED)),
+    ("catalog fifo", "archive/index/catalog.sqlite3", _fifo),
+    ("manifest nested", "manifests/20260101T000000Z-aaaaaaaaaa.json", _write(NESTED)),
+    ("manifest huge", "manifests/20260101T000000Z-bbbbbbbbbb.json", _sparse),
+    ("manifest fifo", "manifests/20260101T000000Z-cccccccccc.json", _fifo),
+    ("tree level fifo", f"{LOG}/tree/05.bin", _fifo),
+]
+
+
+class Hang(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def good_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, str]]:
+    """An archive with a key and two captures; (root, private key, a capture id)."""
+    base = tmp_path_factory.mktemp("robust")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PRESERVE_CONFIG_HOME", str(base / "config"))
+    with TestServer() as server:
+        server.routes["/a"] = respond(200, (SEEDS / "news.html").read_bytes(),
+                                      headers=[("Content-Type", "text/html")])
+        archive = Archive(base / "good")
+        info = archive.init(key_name="robust.example/a")
+        result = archive.capture(server.url("/a"))
+        archive.capture(server.url("/a?again"))
+        yield base / "good", info.private_path, result.capture_id
+    patch.undo()
+
+
+def _run(args: list[str], tmp_path: Path) -> tuple[int, str, str]:
+    def alarm(_signum: int, _frame: FrameType | None) -> None:
+        raise Hang(" ".join(args))
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    try:
+        result = CliRunner().invoke(main, args, catch_exceptions=True,
+                                    env={"PRESERVE_CONFIG_HOME": str(tmp_path / "config")})
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    if isinstance(result.exception, Hang):
+        raise AssertionError(f"hung: {' '.join(args)}")
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _check(args: list[str], tmp_path: Path) -> tuple[int, str]:
+    status, stdout, stderr = _run(args, tmp_path)
+    where = " ".join(args)
+    assert status in DOCUMENTED, (where, status, stderr[-2000:])
+    assert "Traceback" not in stderr and "internal error" not in stderr, (where, stderr[-2000:])
+    if status in (2, 3, 4):
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert lines and lines[0].startswith("preserve: error:"), (where, stderr)
+        assert all(line.startswith("preserve: ") for line in lines), (where, stderr)
+    if "--json" in args:
+        envelope = json.loads(stdout)  # one object, errors included
+        assert envelope["exit_status"] == status, where
+    return status, stderr
+
+
+def _commands(root: Path, key: Path, capture_id: str, out: Path) -> list[list[str]]:
+    r = ["--root", str(root)]
+    k = ["--key", str(key)]
+    return [
+        [*r, "verify", "--no-record"],
+        [*r, "verify", "--deep", "--json"],
+        [*r, *k, "verify"],
+        [*r, *k, "repair", "--dry-run"],
+        [*r, *k, "repair", "--json"],
+        [*r, "list", "--json"],
+        [*r, "show", capture_id],
+        [*r, "history", "http://127.0.0.1/a"],
+        [*r, "diff", capture_id, capture_id],
+        [*r, *k, "checkpoint", "--json"],
+        [*r, "log"],
+        [*r, "prove", capture_id, "-o", str(out / "proof.json")],
+        [*r, *k, "adopt", capture_id, "--reason", "test"],
+        [*r, "reset-head", "--yes", "--json"],
+        [*r, *k, "capture", "--timeout", "2", "http://127.0.0.1:9/"],
+        [*r, *k, "init"],
+    ]
+
+
+@pytest.mark.parametrize("damage", ARCHIVE_DAMAGE, ids=[d[0] for d in ARCHIVE_DAMAGE])
+def test_every_command_on_a_damaged_archive(
+    good_archive: tuple[Path, Path, str], damage: tuple[str, str, Callable[[Path], None]],
+    tmp_path: Path,
+) -> None:
+    source, key, capture_id = good_archive
+    root = tmp_path / "archive"
+    shutil.copytree(source, root, symlinks=True)
+    _name, rel, spoil = damage
+    spoil(root / rel)
+    for args in _commands(root, key, capture_id, tmp_path):
+        _check(args, tmp_path)
+
+
+def test_every_command_on_no_archive(good_archive: tuple[Path, Path, str],
+                                     tmp_path: Path) -> None:
+    _source, key, capture_id = good_archive
+    file_root = tmp_path / "a-file"
+    file_root.write_bytes(b"x")
+    for root in (tmp_path / "missing", tmp_path / "empty", file_root):
+        if root.name == "empty":
+            root.mkdir()
+        for args in _commands(root, key, capture_id, tmp_path):
+            if "init" in args or "capture" in args:
+                continue  # these create an archive where there is none
+            status, stderr = _check(args, tmp_path)
+            assert status == 3, (args, stderr)  # never "0 captures", exit 0
+
+
+def _bad_key_files(tmp_path: Path) -> Iterator[Path]:
+    cases: dict[str, Callable[[Path], None]] = {
+        "huge": _sparse, "fifo": _fifo, "dir": _as_dir, "not-utf8": _write(NOT_UTF8),
+        "nested": _write(NESTED), "empty": _write(b""),
+        "public": _write(b"robust.example/a+00000000+AQ==\n"),
+    }
+    for name, make in cases.items():
+        path = tmp_path / "keys" / name
+        make(path)
+        if path.is_file():
+            path.chmod(0o600)
+        yield path
+
+
+def test_bad_keys_trusted_keys_checkpoints_and_bundles(
+    good_archive: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    source, _key, capture_id = good_archive
+    root = tmp_path / "archive"
+    shutil.copytree(source, root)
+    r = ["--root", str(root)]
+    for bad in _bad_key_files(tmp_path):
+        _check([*r, "--key", str(bad), "checkpoint"], tmp_path)
+        _check([*r, "--key", str(bad), "adopt", capture_id, "--reason", "x"], tmp_path)
+        _check([*r, "verify", "--no-record", "--trusted-key", str(bad)], tmp_path)
+        _check([*r, "verify", "--no-record", "--checkpoint", str(bad)], tmp_path)
+        _check([*r, "verify", "--no-record", "--tsa-roots", str(bad)], tmp_path)
+        _check(["check-proof", str(bad), "--json"], tmp_path)
+        _check(["check-proof", str(bad), "--trusted-key", str(bad)], tmp_path)
+        _check([*r, "capture", "--from", str(bad), "--timeout", "2"], tmp_path)
+    _check([*r, "verify", "--trusted-key", "not+a+key"], tmp_path)
+
+
+@pytest.mark.parametrize("bundle", [
+    {}, [], "x", 1, None, {"format": "preserve-proof/1"},
+    {"format": "preserve-proof/1", "capture_id": 7, "manifest": {"base64": 1}, "leaf": [],
+     "inclusion_proof": "x", "checkpoint": 1, "verifier_key": {}},
+    {"format": "preserve-proof/1", "capture_id": "x", "manifest": {"base64": "!!"},
+     "leaf": {"index": -1, "entry": "{}"}, "inclusion_proof": {"hashes": [1]},
+     "checkpoint": "x", "verifier_key": "x"},
+])
+def test_malformed_proof_bundles(bundle: object, tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    status, _ = _check(["check-proof", str(path), "--json"], tmp_path)
+    assert status in (1, 2)
+
+
+@pytest.mark.parametrize("options", [
+    ["--timeout", "nan"], ["--timeout", "inf"], ["--timeout", "-1"], ["--timeout", "0"],
+    ["--connect-timeout", "nan"], ["--max-size", "0"], ["--max-size", "12XB"],
+    ["--max-size", "-5"], ["--per-host-delay", "nan"], ["--concurrency", "0"],
+    ["--max-redirects", "-1"],
+])
+def test_bad_capture_options_are_usage_errors(options: list[str], tmp_path: Path) -> None:
+    status, stderr = _check(["--root", str(tmp_path / "a"), "capture", *options,
+                             "http://127.0.0.1:9/"], tmp_path)
+    assert status == 2, stderr
+    assert not (tmp_path / "a").exists(), "a usage error created an archive"
+
+
+@pytest.mark.parametrize("tsa", ["not a url", "ftp://tsa.example/", "http://", "http://[::1",
+                                 "http://127.0.0.1:9/tsa"])
+def test_malformed_tsa_urls(good_archive: tuple[Path, Path, str], tsa: str,
+                            tmp_path: Path) -> None:
+    source, key, _ = good_archive
+    root = tmp_path / "archive"
+    shutil.copytree(source, root)
+    status, stderr = _check(["--root", str(root), "--key", str(key), "--tsa", tsa,
+                             "checkpoint"], tmp_path)
+    assert status == (3 if tsa.endswith(":9/tsa") else 2), stderr
+    _check(["--root", str(root), "--key", str(key), "verify", "--tsa", tsa], tmp_path)
+
+
+def test_verify_anchor_age_option(good_archive: tuple[Path, Path, str], tmp_path: Path) -> None:
+    source, _key, _ = good_archive
+    for value in ("nan", "-1", "inf", "x"):
+        status, _ = _check(["--root", str(source), "verify", "--no-record",
+                            "--anchor-max-age", value], tmp_path)
+        assert status == 2
