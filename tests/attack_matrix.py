@@ -21,7 +21,7 @@ from pathlib import Path
 from preserve.hashing import hash_bytes
 from preserve.log import Signer
 from preserve.log.archive_log import log_dir, write_checkpoint
-from preserve.log.entries import canonical_json
+from preserve.log.entries import canonical_json, manifest_leaf_for_file
 from preserve.log.storage import TransparencyLog
 from preserve.log.timestamp import Timestamper
 
@@ -176,8 +176,6 @@ def plant(ctx: Context) -> None:
 
 def plant_and_log(ctx: Context) -> None:
     plant(ctx)
-    from preserve.log.entries import manifest_leaf_for_file
-
     leaf = manifest_leaf_for_file(manifests(ctx.foreign)[0]).to_bytes()
     with TransparencyLog.open(log_dir(ctx.root)) as log:
         log.append(leaf)

@@ -93,7 +93,7 @@ ARCHIVE_DAMAGE: list[tuple[str, str, Callable[[Path], None]]] = [
 ]
 
 
-class Hang(Exception):
+class HangError(Exception):
     pass
 
 
@@ -116,7 +116,7 @@ def good_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
 
 def _run(args: list[str], tmp_path: Path) -> tuple[int, str, str]:
     def alarm(_signum: int, _frame: FrameType | None) -> None:
-        raise Hang(" ".join(args))
+        raise HangError(" ".join(args))
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(20)
@@ -126,7 +126,7 @@ def _run(args: list[str], tmp_path: Path) -> tuple[int, str, str]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-    if isinstance(result.exception, Hang):
+    if isinstance(result.exception, HangError):
         raise AssertionError(f"hung: {' '.join(args)}")
     return result.exit_code, result.stdout, result.stderr
 

@@ -137,7 +137,8 @@ def test_processes_capture_into_one_root_while_verify_runs(
             result = subprocess.run([*base, "verify", "--json"], check=False,
                                     capture_output=True, text=True, timeout=60)
             try:
-                verify_results.append({"status": result.returncode, **json.loads(result.stdout)["result"]})
+                verify_results.append({"status": result.returncode,
+                                       **json.loads(result.stdout)["result"]})
             except ValueError:  # verify could not run at all: keep what it said
                 verify_results.append({"status": result.returncode, "counts": {},
                                        "stderr": result.stderr})

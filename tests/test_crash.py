@@ -36,14 +36,15 @@ from pathlib import Path
 import pytest
 
 from preserve import Archive, integrity, log
+from preserve.audit.findings import Code
 from preserve.audit.repair import repair
 from servers import ReceivedRequest, TestServer, _head, respond, stall
 
 CAPTURE_LINE = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})\s", re.M)
 ID_NAME = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})(\.lock)?$")
 DEBRIS = {"W301", "W302", "W303", "W305", "W306", "W501", "W502", "W503", "W504"}
-MILESTONES = ("spool", "warc-spooled", "warc-linked", "manifest-temp", "manifest", "logged",
-              "checkpoint")
+MILESTONES = ("spool", "warc-spooled", "warc-linked", "journal", "manifest-temp", "manifest",
+              "logged", "checkpoint")
 WORDS = ("archive", "evidence", "witness", "record", "source", "village", "river", "market",
          "council", "report", "statement", "photograph", "damage", "street", "school")
 
@@ -120,6 +121,11 @@ class CrashHarness:
     # --- one trial -------------------------------------------------------------------------
 
     def run(self, number: int, trigger: str) -> Trial:
+        capture_id, landed, stdout = self.kill_capture(number, trigger)
+        return self.check_after_kill(number, trigger, capture_id, landed, stdout)
+
+    def kill_capture(self, number: int, trigger: str) -> tuple[str | None, str, str]:
+        """Start a capture and SIGKILL it at ``trigger``; (capture id, where, stdout)."""
         before = self.snapshot()
         proc = subprocess.Popen(self.command(["capture", self.server.url(f"/article?n={number}")]),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -138,7 +144,10 @@ class CrashHarness:
                 proc.kill()
                 proc.wait()
         capture_id = self.new_capture_id(before)
-        landed = self.landed(capture_id, before)
+        return capture_id, self.landed(capture_id, before), stdout
+
+    def check_after_kill(self, number: int, trigger: str, capture_id: str | None,
+                         landed: str, stdout: str) -> Trial:
         match = CAPTURE_LINE.search(stdout)
         if match:
             assert match.group(1) == capture_id
@@ -180,6 +189,7 @@ class CrashHarness:
             "spool": lambda cid: (tmp / cid).is_dir(),
             "warc-spooled": lambda cid: (tmp / cid / "capture.warc.gz").exists(),
             "warc-linked": lambda cid: self.warc_path(cid).exists(),
+            "journal": self.journaled,
             "manifest-temp": lambda cid: any(manifests.glob(f".tmp-{cid}-*")),
             "manifest": lambda cid: (manifests / f"{cid}.json").exists(),
             "logged": lambda cid: _inode(head) != before["head"],
@@ -212,6 +222,14 @@ class CrashHarness:
                 return name[:-5]
         return None
 
+    def journaled(self, capture_id: str) -> bool:
+        """Whether a commit record naming ``capture_id`` is in the journal."""
+        directory = log.log_dir(self.root) / "journal"
+        try:
+            return any(capture_id in p.read_text() for p in directory.glob("*.txt"))
+        except OSError:
+            return False
+
     def warc_path(self, capture_id: str) -> Path:
         return (self.root / "archive" / "warc" / capture_id[:4] / capture_id[4:6]
                 / f"{capture_id}.warc.gz")
@@ -230,6 +248,8 @@ class CrashHarness:
             return "after checkpoint, in clean-up" if spool.exists() else "completed"
         if any(manifests.glob(f".tmp-{capture_id}-*")):
             return "writing the manifest"
+        if self.journaled(capture_id):
+            return "commit record written, before the manifest"
         if self.warc_path(capture_id).exists():
             return "WARC linked; storing text / building manifest"
         if (spool / "capture.warc.gz").exists():
@@ -433,3 +453,41 @@ def test_repair_quarantines_nothing_when_the_manifests_are_not_known(
     assert not [a for a in fixed.actions if a.kind == "quarantined"], fixed.to_json()
     assert (root / result.warc_path).is_file()
     assert any(k.path == "manifests" for k in fixed.kept)
+
+
+def _kill_at_random(harness: CrashHarness, args: list[str], duration: float) -> None:
+    proc = subprocess.Popen(harness.command(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + harness.rng.uniform(0.05, 1.0) * duration
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.001)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+
+def _assert_consistent(harness: CrashHarness) -> None:
+    """After a kill: no error (no checkpoint that does not verify, no leaf without its
+    manifest, nothing signed that was not proved), only debris that repair clears."""
+    report = Archive(harness.root, key=harness.key).verify(record=False)
+    assert not report.errors, [f.to_json() for f in report.errors]
+    assert report.codes() <= {Code.from_code(c) for c in DEBRIS | {"W307"}}, report.to_json()
+    fixed = repair(harness.root, key=harness.key)
+    assert fixed.ok, fixed.problems
+    harness.check_clean()
+
+
+def test_kill_verify_and_repair_anywhere(harness: CrashHarness) -> None:
+    started = time.monotonic()
+    harness.cli(["verify"], check=True)
+    verify_duration = time.monotonic() - started
+    for _ in range(6):
+        _kill_at_random(harness, ["verify"], verify_duration)
+        _assert_consistent(harness)
+    for number, milestone in enumerate(("warc-linked", "journal", "manifest", "logged"),
+                                       start=100):
+        capture_id, _landed, stdout = harness.kill_capture(number, milestone)  # debris left
+        if CAPTURE_LINE.search(stdout) and capture_id is not None:
+            harness.reported.append(capture_id)
+        _kill_at_random(harness, ["repair"], 0.6)
+        _assert_consistent(harness)

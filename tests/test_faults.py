@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from preserve import Archive
+from preserve import Archive, log
 from preserve.audit.repair import repair
-from preserve.errors import StorageError
+from preserve.errors import PreserveError, StorageError
 from servers import TestServer, respond
 
 CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
@@ -194,6 +194,33 @@ def test_disk_full_fails_cleanly_and_verify_still_runs(
         assert json.loads(audit.stdout)["result"]["errors"] == 0
         filler.unlink()
         _assert_nothing_half_committed(root, key, before)
+
+
+def test_disk_full_at_every_few_kib_of_a_capture(tmp_path: Path, pages: TestServer) -> None:
+    """The disk fills at every 4 KiB step of a capture's writes (spool, WARC, text, commit
+    record, manifest, log, checkpoint): whatever the capture managed, after ``repair`` on a
+    disk with room again nothing committed is unlogged and the archive verifies clean."""
+    key = tmp_path / "archive.key"
+    outcomes: dict[str, int] = {}
+    with _tmpfs(tmp_path / "disk", "4m") as disk:
+        root = disk / "root"
+        _new_archive(root, key, pages)
+        for step, leave in enumerate(range(0, 100 * 1024, 4096)):
+            filler = _fill(disk, leave)
+            try:
+                Archive(root, key=key).capture(pages.url(f"/tiny?{step}"))
+                outcome = "committed"
+            except PreserveError as exc:
+                outcome = type(exc).__name__
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            filler.unlink()
+            fixed = repair(root, key=key)
+            assert fixed.ok, (leave, fixed.problems)
+            report = Archive(root, key=key).verify(record=False)
+            assert not report.findings, (leave, outcome, [f.to_json() for f in report.findings])
+            assert not log.unlogged_manifests(root), leave
+    print(outcomes)
+    assert outcomes.get("committed", 0) >= 1 and len(outcomes) >= 2, outcomes
 
 
 # --- read-only media ------------------------------------------------------------------------------

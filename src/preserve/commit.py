@@ -362,11 +362,9 @@ def _add_to_catalog(ctx: CommitContext, committed: Sequence[CommittedCapture],
         with log.open_log(ctx.root, readonly=True) as opened:
             size = opened.size
         indexed = ctx.catalog.indexed_size()
-        rows = [CatalogRow.of(c.manifest, c.ref.sha256) for c in committed]
         if indexed + len(committed) == size:
-            ctx.catalog.add(rows, size)
-        else:  # the catalog was behind already: add the rows, leave its log size to sync
-            ctx.catalog.add(rows, indexed)
+            ctx.catalog.add([CatalogRow.of(c.manifest, c.ref.sha256) for c in committed], size)
+        # else the catalog was behind already: its next sync reads these from the log
     except (CatalogError, PreserveError, OSError) as exc:
         outcome.catalog_error = str(exc)
         if ctx.on_catalog_error is not None:

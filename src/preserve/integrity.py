@@ -247,6 +247,7 @@ def sync_catalog(root: Path, catalog: Catalog) -> None:
             catalog.reset()
             indexed = 0
         if indexed == size:
+            catalog.check()
             return
 
         def manifest_leaves() -> Iterator[tuple[int, str]]:

@@ -185,6 +185,10 @@ class Code(enum.Enum):
             "A directory of the layout cannot be listed or inspected, so its contents were "
             "not checked.")
 
+    W507 = ("W507", "catalog disagrees with the manifests",
+            "The derived catalog (archive/index/catalog.sqlite3) has rows that differ from their "
+            "manifests or name none; it is never trusted for provenance, and repair rebuilds it.")
+
     def __new__(cls, code: str, title: str, description: str) -> Code:
         member = object.__new__(cls)
         member._value_ = code

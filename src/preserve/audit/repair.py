@@ -44,6 +44,7 @@ This module does not audit hashes (``preserve verify`` does) and does not print.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import posixpath
@@ -75,6 +76,7 @@ from preserve.log.journal import CommitRecord, iter_entries, read_journal
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import newest_signed_checkpoint, prove_and_sign
 from preserve.storage import manifest
+from preserve.storage.catalog import Catalog, CatalogRow, check_catalog, row_digest
 from preserve.storage.layout import (
     MANIFEST_SUFFIX,
     MANIFEST_TMP_PREFIX,
@@ -102,6 +104,7 @@ QUARANTINED = "quarantined"
 LOGGED = "logged"
 LOG_TAIL_DROPPED = "log-tail-dropped"
 CHECKPOINTED = "checkpointed"
+REBUILT = "rebuilt"
 KEPT = "kept"
 
 
@@ -177,6 +180,7 @@ class _References:
     texts: set[str] = field(default_factory=set)  # blake3 hex
     capture_ids: set[str] = field(default_factory=set)  # from manifest file names
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    catalog_rows: dict[str, bytes] = field(default_factory=dict)  # what the catalog should say
 
 
 class _Repair:
@@ -253,6 +257,7 @@ class _Repair:
         else:
             self.quarantine_orphan_warcs(refs)
             self.quarantine_orphan_texts(refs)
+            self.rebuild_catalog(refs)
         self.write_record()
 
     def references(self) -> _References:
@@ -273,12 +278,34 @@ class _Repair:
                 continue
             refs.capture_ids.add(name[: -len(MANIFEST_SUFFIX)])
             try:
-                obj = manifest.decode_manifest_json(manifest.read_manifest_bytes(path))
+                data = manifest.read_manifest_bytes(path)
+                obj = manifest.decode_manifest_json(data)
             except (OSError, ManifestError) as exc:
                 refs.unreadable.append((self.rel(path), str(exc)))
                 continue
             self.note_references(obj, refs)
+            with contextlib.suppress(ManifestError):
+                parsed = manifest.manifest_from_dict(obj)
+                refs.catalog_rows[parsed.capture_id] = row_digest(
+                    CatalogRow.of(parsed, hashlib.sha256(data).hexdigest()))
         return refs
+
+    def rebuild_catalog(self, refs: _References) -> None:
+        """A catalog that says anything its manifests do not is thrown away (it is rebuilt
+        from the log and the manifests on its next use)."""
+        problems = check_catalog(self.layout, refs.catalog_rows)
+        if not problems:
+            return
+        if not self.dry_run:
+            catalog = Catalog(self.layout)
+            try:
+                catalog.reset()
+            except (PreserveError, OSError) as exc:
+                self.problem(f"cannot rebuild the catalog: {exc}")
+                return
+            finally:
+                catalog.close()
+        self.did(REBUILT, "archive/index/catalog.sqlite3", "; ".join(problems))
 
     @staticmethod
     def note_references(obj: Mapping[str, Any], refs: _References) -> None:
@@ -646,6 +673,7 @@ __all__ = [
     "LOG_TAIL_DROPPED",
     "QUARANTINED",
     "QUARANTINE_DIR",
+    "REBUILT",
     "REMOVED",
     "RepairAction",
     "RepairReport",

@@ -27,6 +27,7 @@ not yet named by a manifest).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 import time
@@ -43,6 +44,13 @@ from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
+from preserve.storage.catalog import (
+    CATALOG_FILE,
+    INDEX_DIR,
+    CatalogRow,
+    check_catalog,
+    row_digest,
+)
 from preserve.storage.layout import (
     LOCK_FILE,
     LOG_DIR,
@@ -99,6 +107,7 @@ class _Audit:
     referenced_texts: set[str] = field(default_factory=set)
     objects: dict[str, _ObjectState] = field(default_factory=dict)
     capture_ids: dict[str, str] = field(default_factory=dict)
+    catalog_rows: dict[str, bytes] = field(default_factory=dict)
     previous: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -190,6 +199,9 @@ class _Audit:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                          capture_id)
         self.sweep_archive()
+        for problem in check_catalog(self.layout, self.catalog_rows):
+            self.add(Code.W507, f"{INDEX_DIR}/{CATALOG_FILE}", f"the catalog is not derived "
+                     f"from the manifests: {problem}; it is not trusted (repair rebuilds it)")
 
     def list_manifests(self) -> list[Path]:
         directory = self.layout.manifests_dir
@@ -242,6 +254,8 @@ class _Audit:
             self.mark_referenced_leniently(obj)
             return
         cid = manifest.capture_id
+        self.catalog_rows[cid] = row_digest(CatalogRow.of(manifest,
+                                                          hashlib.sha256(data).hexdigest()))
         try:
             canonical = manifest.to_bytes() == data
         except ManifestError:

@@ -25,8 +25,9 @@ import contextlib
 import hashlib
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from preserve.errors import PreserveError
 from preserve.storage.layout import ArchiveLayout
@@ -104,12 +105,22 @@ class Catalog:
         self.layout = layout
         self.path = layout.root / INDEX_DIR / CATALOG_FILE
         self._db: sqlite3.Connection | None = None
+        self._connected: tuple[int, int] | None = None
 
     # --- opening ------------------------------------------------------------------------------
 
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.lstat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _connect(self) -> sqlite3.Connection:
         if self._db is not None:
-            return self._db
+            if self._identity() == self._connected:
+                return self._db
+            self.close()  # the file was replaced (a rebuild by another process): reopen
         directory = self.path.parent
         if directory.is_symlink() or self.path.is_symlink():
             raise CatalogError(f"{directory} or {self.path.name} is a symlink; not used")
@@ -139,11 +150,15 @@ class Catalog:
             db.close()
             raise CatalogError(f"the catalog {self.path} is unusable: {exc}") from exc
         self._db = db
+        self._connected = self._identity()
         return db
 
     @staticmethod
     def _meta(db: sqlite3.Connection, key: str) -> str | None:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
         return str(row[0]) if row is not None else None
 
     def close(self) -> None:
@@ -170,19 +185,49 @@ class Catalog:
         0: call again with every leaf when this raises :class:`CatalogError`)."""
         db = self._connect()
         rows = []
+        leaf_count = 0
         for _index, capture_id in leaves:
+            leaf_count += 1
             row = self._row_from_manifest(capture_id)
             if row is not None:
                 rows.append(row)
+        self._commit_rows(db, rows, log_size, leaf_count)
+
+    def _commit_rows(self, db: sqlite3.Connection, rows: list[CatalogRow], log_size: int,
+                     new_leaves: int) -> None:
         try:
             db.execute("BEGIN IMMEDIATE")
+            logged = self._meta(db, "logged")
+            before = int(logged) if logged is not None and logged.isdigit() else 0
             self._insert(db, rows)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('log_size', ?)", (str(log_size),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('logged', ?)",
+                       (str(before + new_leaves),))
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, CatalogError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise CatalogError(f"cannot update the catalog: {exc}") from exc
+        self._check_count(db)
+
+    def check(self) -> None:
+        """CatalogError if the catalog lists more captures than the log ever gave it."""
+        try:
+            self._check_count(self._connect())
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+
+    @staticmethod
+    def _check_count(db: sqlite3.Connection) -> None:
+        """Rows are only ever added for manifests in the log; more rows than the log has
+        captures means rows were planted: the catalog is thrown away (CatalogError)."""
+        logged = Catalog._meta(db, "logged")
+        try:
+            count = int(db.execute("SELECT count(*) FROM captures").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+        if logged is not None and logged.isdigit() and count > int(logged):
+            raise CatalogError(f"the catalog has {count} rows for {logged} logged captures")
 
     def reset(self) -> None:
         """Forget everything (the next :meth:`sync` from 0 rebuilds it)."""
@@ -205,18 +250,10 @@ class Catalog:
               r.manifest_sha256) for r in rows],
         )
 
-    def add(self, rows: Iterable[CatalogRow], log_size: int) -> None:
-        """Record just-committed captures (caller holds the lock) and the new log size."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            self._insert(db, rows)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('log_size', ?)", (str(log_size),))
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise CatalogError(f"cannot update the catalog: {exc}") from exc
+    def add(self, rows: Sequence[CatalogRow], log_size: int) -> None:
+        """Record just-committed captures, whose leaves brought the log to ``log_size``
+        (caller holds the lock, and the catalog was up to date before them)."""
+        self._commit_rows(self._connect(), list(rows), log_size, len(rows))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -228,8 +265,8 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"the catalog cannot be read: {exc}") from exc
 
-    _COLUMNS = ("capture_id, requested_url, final_url, started, http_status, status, title, "
-                "text_blake3, manifest_sha256")
+    _COLUMNS: ClassVar[str] = ("capture_id, requested_url, final_url, started, http_status, "
+                               "status, title, text_blake3, manifest_sha256")
 
     def rows(self) -> Iterator[CatalogRow]:
         """Every capture, oldest first."""
@@ -256,4 +293,57 @@ class Catalog:
             raise CatalogError(f"the catalog cannot be read: {exc}") from exc
 
 
-__all__ = ["CATALOG_FILE", "INDEX_DIR", "Catalog", "CatalogError", "CatalogRow", "url_key"]
+def row_digest(row: CatalogRow) -> bytes:
+    """A short digest of everything a catalog row says (to compare rows without keeping them)."""
+    fields = (row.capture_id, row.requested_url, row.final_url, row.started, str(row.http_status),
+              row.status, row.title or "", row.text_blake3 or "", row.manifest_sha256)
+    joined = "\x00".join(fields).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(joined).digest()[:16]
+
+
+def check_catalog(layout: ArchiveLayout, expected: Mapping[str, bytes]) -> list[str]:
+    """Compare the catalog with what the manifests say (``expected``: capture id → row digest
+    of the row each manifest gives); return the problems found. Reads the catalog read-only;
+    a catalog that is absent, or merely behind the log (rows missing), is no problem."""
+    path = layout.root / INDEX_DIR / CATALOG_FILE
+    if not path.exists() and not path.is_symlink():
+        return []
+    if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
+        return [f"{INDEX_DIR}/{CATALOG_FILE} is not a regular file"]
+    wrong: list[str] = []
+    extra: list[str] = []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+    except sqlite3.Error as exc:
+        return [f"the catalog cannot be opened: {exc}"]
+    try:
+        db.execute("PRAGMA trusted_schema = OFF")
+        for values in db.execute(f"SELECT {Catalog._COLUMNS} FROM captures"):
+            row = CatalogRow(*values)
+            digest = expected.get(row.capture_id)
+            if digest is None:
+                extra.append(row.capture_id)
+            elif digest != row_digest(row):
+                wrong.append(row.capture_id)
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        return [f"the catalog cannot be read: {exc}"]
+    finally:
+        db.close()
+    problems = []
+    if wrong:
+        problems.append(f"{len(wrong)} row(s) differ from their manifests (e.g. {wrong[0]})")
+    if extra:
+        problems.append(f"{len(extra)} row(s) name no manifest (e.g. {str(extra[0])[:80]!r})")
+    return problems
+
+
+__all__ = [
+    "CATALOG_FILE",
+    "INDEX_DIR",
+    "Catalog",
+    "CatalogError",
+    "CatalogRow",
+    "check_catalog",
+    "row_digest",
+    "url_key",
+]

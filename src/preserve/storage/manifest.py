@@ -831,10 +831,10 @@ def link_no_replace(tmp: Path, final: Path) -> None:
 __all__ = [
     "MAX_CONTAINERS",
     "MAX_FIELD_CHARS",
-    "MAX_TEXT_FIELD_CHARS",
     "MAX_MANIFEST_BYTES",
     "MAX_NESTING",
     "MAX_STRINGS",
+    "MAX_TEXT_FIELD_CHARS",
     "RECORD_TYPES",
     "SCHEMA",
     "SCHEMAS",

@@ -1,0 +1,105 @@
+"""The catalog (archive/index/catalog.sqlite3) is derived data and never trusted: a crafted
+row can neither fail a capture nor put false provenance into a signed manifest; verify says
+when it disagrees with the manifests (W507); repair rebuilds it; a FIFO at its path never
+hangs anything; list and history read it, brought up to date from the log."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from preserve import Archive
+from preserve.audit.repair import repair
+from preserve.storage.catalog import CATALOG_FILE, INDEX_DIR, url_key
+from servers import TestServer, respond
+
+HTML = [("Content-Type", "text/html; charset=utf-8")]
+PAGE = b"<html><head><title>T</title></head><body><article><p>" + b"Words here. " * 40 + \
+    b"</p></article></body></html>"
+
+
+@pytest.fixture
+def site(http_server: TestServer) -> TestServer:
+    http_server.routes["/a"] = respond(200, PAGE, headers=HTML)
+    http_server.routes["/b"] = respond(200, PAGE.replace(b"Words", b"Other"), headers=HTML)
+    return http_server
+
+
+def _catalog(root: Path) -> Path:
+    return root / INDEX_DIR / CATALOG_FILE
+
+
+def test_previous_comes_from_checked_rows_only(site: TestServer, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    archive.init()
+    first = archive.capture(site.url("/a"))
+    other = archive.capture(site.url("/b"))
+    db = sqlite3.connect(_catalog(tmp_path))
+    with db:  # the attacker claims the /b capture, and an invented one, were captures of /a
+        db.execute("UPDATE captures SET url_key = ? WHERE capture_id = ?",
+                   (url_key(site.url("/a")), other.capture_id))
+        db.execute("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                   ("20200101T000000Z-aaaaaaaaaa", url_key(site.url("/a")), "x", site.url("/a"),
+                    "x", "2020-01-01T00:00:00.000000Z", 200, "ok", "planted", None, "00" * 32))
+        db.execute("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                   ("../../etc/passwd", url_key(site.url("/a")), "x", site.url("/a"), "x",
+                    "2020-01-01T00:00:00.000000Z", 200, "ok", "planted", None, "00" * 32))
+    db.close()
+    second = archive.capture(site.url("/a"))  # neither fails nor believes the crafted rows
+    assert archive.manifest(second.capture_id).previous == (first.capture_id,)
+    report = archive.verify(record=False)
+    assert "W507" in {f.code.code for f in report.findings}
+    fixed = repair(tmp_path)
+    assert [a.kind for a in fixed.actions] == ["rebuilt"]
+    assert {c.capture_id for c in archive.captures()} == {first.capture_id, other.capture_id,
+                                                         second.capture_id}
+    assert not archive.verify(record=False).findings
+
+
+def test_garbage_catalog_is_rebuilt(site: TestServer, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    first = archive.capture(site.url("/a"))
+    path = _catalog(tmp_path)
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    second = archive.capture(site.url("/a"))
+    assert archive.manifest(second.capture_id).previous in ((), (first.capture_id,))
+    assert [c.capture_id for c in archive.captures()] == [first.capture_id, second.capture_id]
+    assert [c.capture_id for c in archive.history(site.url("/a"))] == [first.capture_id,
+                                                                       second.capture_id]
+
+
+def test_fifo_at_the_catalog_path_never_hangs(site: TestServer, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    archive.capture(site.url("/a"))
+    path = _catalog(tmp_path)
+    path.unlink()
+    os.mkfifo(path)
+    done: list[object] = []
+
+    def work() -> None:
+        done.append(archive.capture(site.url("/a")))
+        done.append(archive.captures())
+        done.append(archive.verify(record=False))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "a FIFO at the catalog path hung preserve"
+    assert len(done) == 3 and len(done[1]) == 2  # type: ignore[arg-type]
+
+
+def test_catalog_catches_up_from_the_log(site: TestServer, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    ids = [archive.capture(site.url(f"/a?{n}")).capture_id for n in range(3)]
+    _catalog(tmp_path).unlink()
+    assert [c.capture_id for c in archive.captures()] == ids
+    db = sqlite3.connect(_catalog(tmp_path))
+    with db:
+        db.execute("DELETE FROM captures WHERE capture_id = ?", (ids[1],))
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'log_size'")
+    db.close()
+    assert [c.capture_id for c in archive.captures()] == ids

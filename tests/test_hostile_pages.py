@@ -1,0 +1,196 @@
+"""A hostile page or server never blocks its own capture, and a batch never stops for one.
+
+Fields taken from the page or the server (title, headers, certificate fields and dates) are
+bounded and recorded faithfully: a length cap with a record of the cut, a certificate date out
+of any calendar kept as the certificate states it. The WARC — the evidence — is committed
+whenever the bytes arrived. Also: redirects not followed are recorded and reported, ``--from``
+files may start with a byte-order mark, ``init`` never collides on a directory name.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from preserve import Archive, CaptureOptions, FetchOptions
+from preserve.capture.fetch import describe_certificate
+from servers import TestServer, redirect, respond
+
+PRESERVE = str(Path(sys.executable).with_name("preserve"))
+HTML = [("Content-Type", "text/html; charset=utf-8")]
+PAGE = (b"<html><head><title>Plain</title></head><body><article><p>" + b"Words of a page. " * 40
+        + b"</p></article></body></html>")
+
+
+def run(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
+                          text=True, timeout=120, check=False, input=stdin)
+
+
+# --- DER surgery: a certificate whose validity dates no calendar library accepts ------------
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int, int]:
+    """(tag, header length, content length, total length) of the DER item at ``pos``."""
+    tag, first = data[pos], data[pos + 1]
+    if first < 0x80:
+        return tag, 2, first, 2 + first
+    count = first & 0x7F
+    length = int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
+    return tag, 2 + count, length, 2 + count + length
+
+
+def _encode(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _children(data: bytes) -> list[bytes]:
+    items, pos = [], 0
+    while pos < len(data):
+        total = _tlv(data, pos)[3]
+        items.append(data[pos : pos + total])
+        pos += total
+    return items
+
+
+def with_validity(der: bytes, not_before: bytes, not_after: bytes) -> bytes:
+    """``der`` with its validity replaced by two GeneralizedTime values (signature left stale:
+    servers never check their own certificate, and the client runs with --insecure)."""
+    _, head, _, _ = _tlv(der, 0)
+    cert_parts = _children(der[head:])
+    tbs = cert_parts[0]
+    _, tbs_head, _, _ = _tlv(tbs, 0)
+    fields = _children(tbs[tbs_head:])
+    index = 4 if fields[0][0] == 0xA0 else 3  # [version], serial, signature, issuer, validity
+    fields[index] = _encode(0x30, _encode(0x18, not_before) + _encode(0x18, not_after))
+    new_tbs = _encode(0x30, b"".join(fields))
+    return _encode(0x30, new_tbs + b"".join(cert_parts[1:]))
+
+
+@pytest.fixture
+def odd_dated_server(tmp_path: Path) -> Iterator[TestServer]:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    der = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).public_bytes(
+        serialization.Encoding.DER)
+    odd = with_validity(der, b"09990101000000Z", b"00000229000000Z")  # year 999; 29 Feb, year 0
+    cert = tmp_path / "odd.pem"
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\n"
+                     + __import__("base64").encodebytes(odd)
+                     + b"-----END CERTIFICATE-----\n")
+    key = tmp_path / "odd.key"
+    key.write_bytes(leaf.private_key_pem.bytes())
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with TestServer(ssl_context=context, certificate_der=odd) as server:
+        server.routes["/"] = respond(200, PAGE, headers=HTML)
+        yield server
+
+
+def test_certificate_dated_outside_any_calendar_is_kept_as_given(
+        odd_dated_server: TestServer, tmp_path: Path) -> None:
+    facts = describe_certificate(odd_dated_server.certificate_der or b"")
+    assert facts.not_before == "0999-01-01T00:00:00Z" or facts.not_before.startswith("asn1:")
+    assert facts.not_after == "asn1:00000229000000Z"
+    archive = Archive(tmp_path / "a")
+    result = archive.capture(odd_dated_server.url("/"),
+                             CaptureOptions(fetch=FetchOptions(verify_tls=False)))
+    manifest = archive.manifest(result.capture_id)
+    tls = manifest.connection.tls
+    assert tls is not None and tls.certificate is not None and not tls.verified
+    assert tls.certificate.not_after == "asn1:00000229000000Z"
+    assert archive.verify(deep=True, record=False).ok
+
+
+def test_title_of_millions_of_control_characters(http_server: TestServer,
+                                                 tmp_path: Path) -> None:
+    hostile = b"<html><head><title>" + b"\x01\x02" * 1_500_000 + b"</title></head><body>" \
+        + b"<article><p>" + b"The article itself, which must be kept. " * 30 \
+        + b"</p></article></body></html>"
+    http_server.routes["/t"] = respond(200, hostile, headers=HTML)
+    done = run(tmp_path, "capture", http_server.url("/t"), "--json")
+    assert done.returncode == 0, done.stderr
+    capture = json.loads(done.stdout)["result"]["captures"][0]
+    manifest = Archive(tmp_path).manifest(capture["capture_id"])
+    assert (tmp_path / manifest.warc.path).is_file()  # the evidence is committed
+    fields = {cut.field for cut in manifest.truncated}
+    title = manifest.extraction.title or ""
+    assert "extraction.title" in fields or len(title) <= 4096
+    assert (tmp_path / "manifests" / f"{manifest.capture_id}.json").stat().st_size < 2**20
+
+
+def test_huge_header_values_are_cut_and_recorded(http_server: TestServer,
+                                                 tmp_path: Path) -> None:
+    http_server.routes["/h"] = respond(200, PAGE, headers=[
+        ("Content-Type", "text/html; charset=utf-8; x=" + "a" * 90_000)])
+    archive = Archive(tmp_path)
+    result = archive.capture(http_server.url("/h"))
+    manifest = archive.manifest(result.capture_id)
+    assert [cut.field for cut in manifest.truncated] == ["http.content_type"]
+    assert manifest.truncated[0].length > 90_000
+
+
+def test_redirect_to_an_unsupported_scheme_is_recorded_and_reported(
+        http_server: TestServer, tmp_path: Path) -> None:
+    http_server.routes["/go"] = redirect("ftp://files.example/report.pdf")
+    done = run(tmp_path, "capture", http_server.url("/go"))
+    assert done.returncode == 1, done.stderr  # kept, but not the page itself
+    assert "redirect not followed" in done.stdout
+    assert "ftp://files.example/report.pdf" in done.stderr
+    capture_id = done.stdout.split()[0]
+    manifest = Archive(tmp_path).manifest(capture_id)
+    assert manifest.status == "redirect-not-followed"
+    assert any("ftp://files.example/report.pdf" in note for note in manifest.notes)
+
+
+def test_batch_goes_on_after_failures_and_counts_them(http_server: TestServer,
+                                                      tmp_path: Path) -> None:
+    http_server.routes["/ok"] = respond(200, PAGE, headers=HTML)
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"\xef\xbb\xbf" + "\n".join([  # a byte-order mark before the first URL
+        http_server.url("/ok"), "http://127.0.0.1:9/refused", "not a url",
+        http_server.url("/ok?second")]).encode())
+    done = run(tmp_path, "capture", "--from", str(urls), "--timeout", "5")
+    assert done.returncode == 4
+    assert len(done.stdout.splitlines()) == 2  # both good pages were captured
+    errors = [line for line in done.stderr.splitlines() if line.startswith("preserve: error:")]
+    assert len(errors) == 2
+    assert any("http://127.0.0.1:9/refused" in e for e in errors)
+    assert any("not a url" in e for e in errors)
+    assert "2 of 4 captured, 2 failed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_from_standard_input(http_server: TestServer, tmp_path: Path) -> None:
+    http_server.routes["/ok"] = respond(200, PAGE, headers=HTML)
+    done = run(tmp_path, "capture", "--from", "-", stdin="\ufeff" + http_server.url("/ok") + "\n")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1
+
+
+def test_init_twice_with_the_same_directory_name(tmp_path: Path) -> None:
+    first = Archive(tmp_path / "one" / "evidence").init()
+    second = Archive(tmp_path / "two" / "evidence").init()
+    assert first.private_path != second.private_path and second.created
+    assert first.verifier_key != second.verifier_key
+    assert (tmp_path / "two" / "evidence" / "manifests/log/key.pub").is_file()
+
+
+def test_timeout_must_be_finite(tmp_path: Path) -> None:
+    for value in ("nan", "inf", "-inf", "1e999"):
+        done = run(tmp_path / "x", "capture", "--timeout", value, "http://127.0.0.1:9/")
+        assert done.returncode == 2, (value, done.stderr)
+        assert not (tmp_path / "x").exists()
