@@ -54,3 +54,24 @@ def test_outside_libraries_are_imported_in_one_module_each() -> None:
                 top = name.split(".")[0]
                 if top in owners:
                     assert where in owners[top], f"{where} imports {top}"
+
+
+def test_cli_doc_is_current() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_cli_doc.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_command_has_an_example_and_version_flags_work() -> None:
+    from click.testing import CliRunner
+
+    from preserve.cli import main
+
+    for name, command in main.commands.items():
+        assert "Example" in (command.help or ""), f"preserve {name} --help has no example"
+    for flag in ("-V", "--version"):
+        result = CliRunner().invoke(main, [flag])
+        assert result.exit_code == 0 and preserve.__version__ in result.output

@@ -156,6 +156,7 @@ def commit_group(ctx: CommitContext, group: Sequence[PreparedCapture], *,
     """Commit ``group`` (see the module docstring). The caller holds the archive lock."""
     if not group:
         return GroupOutcome([])
+    ctx.layout.require_plain_dirs()
     verifier = ctx.signer.verifier if ctx.signer is not None else _archive_verifier(ctx.root)
     check_extends(ctx.root, ctx.heads, verifier)
     undo = _Undo()

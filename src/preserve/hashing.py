@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 import blake3
 
+from preserve.safe_io import open_binary
+
 BLOCK_SIZE = 1 << 20
 
 
@@ -62,8 +64,9 @@ def hash_stream(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Digests:
 
 
 def hash_file(path: Path, block_size: int = BLOCK_SIZE) -> Digests:
-    """Both digests of a file, streamed."""
-    with path.open("rb") as f:
+    """Both digests of a regular file, streamed (never through a final symlink, never
+    blocking on a FIFO: StorageError)."""
+    with open_binary(path) as f:
         return hash_stream(f, block_size)
 
 

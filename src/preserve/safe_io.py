@@ -24,7 +24,7 @@ import re
 import secrets
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from preserve.errors import PreserveError, StorageError
 
@@ -54,6 +54,11 @@ def open_regular(path: Path | str, *, error: type[PreserveError] = StorageError)
         os.close(fd)
         raise
     return fd
+
+
+def open_binary(path: Path | str, *, error: type[PreserveError] = StorageError) -> BinaryIO:
+    """:func:`open_regular` as a binary file object (the caller closes it)."""
+    return os.fdopen(open_regular(path, error=error), "rb")
 
 
 def read_regular(path: Path | str, limit: int, *, what: str = "file",
@@ -192,6 +197,7 @@ __all__ = [
     "fsync_dir",
     "json_nesting",
     "loads_strict",
+    "open_binary",
     "open_regular",
     "read_regular",
     "read_text",

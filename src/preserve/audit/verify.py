@@ -41,9 +41,10 @@ from typing import Any
 
 from preserve import warc
 from preserve.audit.findings import Code, Finding, Report
-from preserve.errors import ArchiveError, ManifestError, UnsafePathError
+from preserve.errors import ArchiveError, ManifestError, StorageError, UnsafePathError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
+from preserve.safe_io import open_binary
 from preserve.storage.catalog import (
     CATALOG_FILE,
     INDEX_DIR,
@@ -79,7 +80,7 @@ from preserve.storage.manifest import (
 #: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal).
 REEXTRACT_LIMIT = 16 * 2**20
 
-#: Entries allowed directly below archive/ (index: storage.url_index; quarantine: repair).
+#: Entries allowed directly below archive/ (index: storage.catalog; quarantine: repair).
 _ARCHIVE_ENTRIES = frozenset(
     {"warc", "text", "tmp", "index", "quarantine", os.path.basename(LOCK_FILE)}
 )
@@ -328,7 +329,7 @@ class _Audit:
             return path
         try:
             digests = self.hash_file(path)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             self.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
             return None
         if digests.size != ref.size:  # changed while we read it
@@ -344,8 +345,7 @@ class _Audit:
 
     def hash_file(self, path: Path) -> Digests:
         hasher = DualHasher()
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as f:
+        with open_binary(path, error=StorageError) as f:
             while block := f.read(BLOCK_SIZE):
                 hasher.update(block)
         digests = hasher.digests()
@@ -459,7 +459,7 @@ class _Audit:
                     self.report.stats.text_objects_checked += 1
             except FileNotFoundError:
                 state.missing = True
-            except OSError as exc:
+            except (OSError, StorageError) as exc:
                 state.error = str(exc)
             self.objects[hex_id] = state
         return state

@@ -437,7 +437,7 @@ def _check_manifests(
             continue
         try:
             digests = hash_file(found)
-        except OSError as exc:
+        except (OSError, PreserveError) as exc:
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"unreadable: {exc}")
             continue
         if (digests.blake3, digests.sha256, digests.size) != (leaf.blake3, leaf.sha256, leaf.size):
@@ -451,7 +451,7 @@ def _check_manifests(
 def _file_matches(path: Path, entry: CommitEntry) -> bool:
     try:
         digests = hash_file(path)
-    except OSError:
+    except (OSError, PreserveError):
         return False
     return entry.matches(digests.sha256, digests.blake3, digests.size)
 

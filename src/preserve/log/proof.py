@@ -18,8 +18,9 @@ from typing import Any
 
 from ..errors import LogError, ProofError, SigningKeyError
 from ..hashing import hash_bytes
+from ..safe_io import read_regular
 from .archive_log import latest_checkpoint, open_log, read_verifier
-from .entries import ManifestLeaf, manifest_path, parse_entry, utc_now
+from .entries import MAX_MANIFEST_BYTES, ManifestLeaf, manifest_path, parse_entry, utc_now
 from .keys import parse_verifier_key
 from .merkle import leaf_hash, verify_inclusion
 from .note import NoteError, verify_checkpoint
@@ -63,8 +64,9 @@ def make_proof(root: Path, capture_id: str) -> dict[str, Any]:
     except NoteError as exc:
         raise ProofError(f"the latest checkpoint does not verify: {exc}") from exc
     try:
-        manifest_bytes = (root / manifest_path(capture_id)).read_bytes()
-    except (OSError, ValueError) as exc:
+        manifest_bytes = read_regular(root / manifest_path(capture_id), MAX_MANIFEST_BYTES,
+                                      what="manifest", error=ProofError)
+    except ValueError as exc:
         raise ProofError(f"no manifest for {capture_id}: {exc}") from exc
     with open_log(root, readonly=True) as log:
         found: tuple[int, bytes] | None = None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from preserve.errors import UnsafePathError
+from preserve.errors import StorageError, UnsafePathError
 
 ARCHIVE_DIR = "archive"
 WARC_DIR = "archive/warc"
@@ -222,6 +222,15 @@ class ArchiveLayout:
 
     def manifest_path_for(self, capture_id: str) -> Path:
         return self.root / self.manifest_rel_for(capture_id)
+
+    def require_plain_dirs(self) -> None:
+        """StorageError if a directory preserve writes into is a symlink (or not a
+        directory): a write through it could land outside the archive root."""
+        for directory in (self.archive_dir, self.warc_dir, self.text_dir, self.tmp_dir,
+                          self.manifests_dir, self.log_dir):
+            if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+                raise StorageError(f"{directory} is a symlink or not a directory; refusing "
+                                   "to write through it (run preserve verify)")
 
     def ensure_dirs(self) -> None:
         """Create the fixed directories (archive/warc, text, tmp, manifests, manifests/log)."""

@@ -33,6 +33,7 @@ from typing import Any
 
 from preserve.errors import ManifestError, NotFoundError, StorageError
 from preserve.hashing import Digests, hash_bytes
+from preserve.safe_io import read_regular
 from preserve.storage.layout import (
     MANIFEST_SUFFIX,
     MANIFEST_TMP_PREFIX,
@@ -734,14 +735,9 @@ def read_manifest_bytes(path: Path) -> bytes:
 
     Raises ManifestError if too large, NotFoundError if missing; other OSErrors propagate.
     """
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"no manifest at {path}") from exc
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes")
-    return data
+    if not path.exists() and not path.is_symlink():
+        raise NotFoundError(f"no manifest at {path}")
+    return read_regular(path, MAX_MANIFEST_BYTES, what="manifest", error=ManifestError)
 
 
 def read_manifest(path: Path) -> tuple[Manifest, Digests]:

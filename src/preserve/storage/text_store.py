@@ -24,6 +24,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from preserve.errors import NotFoundError, StorageError, UnsafePathError
 from preserve.hashing import Digests, hash_bytes, hash_stream
+from preserve.safe_io import open_binary
 from preserve.storage.layout import (
     TEXT_DIR,
     ArchiveLayout,
@@ -146,10 +147,9 @@ class TextStore:
     @staticmethod
     def _check_existing(final: Path, expected: Digests) -> None:
         try:
-            fd = os.open(final, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as f:
+            with open_binary(final) as f:
                 actual = hash_stream(f)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             raise StorageError(f"existing text object {final} cannot be read: {exc}") from exc
         if actual.blake3 != expected.blake3:
             raise StorageError(
@@ -160,13 +160,9 @@ class TextStore:
     def open(self, hex_id: str) -> BinaryIO:
         """Open object ``hex_id`` for reading (binary); NotFoundError if absent."""
         path = self.path(hex_id)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            return os.fdopen(fd, "rb")
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"no text object {hex_id}") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot open text object {hex_id}: {exc}") from exc
+        if not path.exists() and not path.is_symlink():
+            raise NotFoundError(f"no text object {hex_id}")
+        return open_binary(path)
 
     def get(self, hex_id: str) -> bytes:
         """The bytes of object ``hex_id`` (text objects are small); NotFoundError if absent."""

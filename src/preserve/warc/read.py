@@ -20,6 +20,7 @@ from warcio.recordloader import ArcWarcRecord
 
 from preserve.capture.fetch import decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
+from preserve.safe_io import open_binary
 
 _BLOCK = 1 << 16
 
@@ -54,11 +55,8 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
     RecordCheck whose ``problems`` say what broke and where; nothing is raised for damage.
     Raises :class:`~preserve.errors.NotFoundError` only if the file cannot be opened.
     """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
-    with handle, path.open("rb") as members:
+    handle = open_binary(path, error=NotFoundError)
+    with handle, open_binary(path, error=NotFoundError) as members:
         gzipped = members.read(2) == b"\x1f\x8b"  # per-record gzip, as preserve writes
         iterator = ArchiveIterator(handle, check_digests=True)
         last_end = 0
@@ -188,10 +186,7 @@ def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Map
     :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
     :class:`~preserve.errors.ArchiveError` if the record cannot be read.
     """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
+    handle = open_binary(path, error=NotFoundError)
     with handle:
         try:
             handle.seek(offset)
