@@ -1,0 +1,450 @@
+"""What an export contains: the chosen captures, a snapshot of the integrity log, proofs.
+
+:func:`plan_export` resolves capture ids (unique prefixes work), reads each manifest's exact
+bytes, takes a consistent snapshot of the integrity log (its committed size when the export
+starts, and the newest signed checkpoint within it, with its RFC 3161 token if any) and builds
+every capture's inclusion-proof bundle (format ``preserve-proof/1``, the same bundle
+``preserve prove`` writes) in one pass over the log. The exporters (:mod:`.wacz`, :mod:`.bagit`)
+then only decide where each file goes.
+
+:func:`descriptor` writes the ``preserve-export/1`` document that travels in every package and
+says which captures it holds, where their files are, and whether the export is partial.
+
+Nothing here writes to the archive or takes its lock: the log is append-only, so everything up
+to the size read from its head is immutable while captures continue.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preserve import log
+from preserve._version import __version__
+from preserve.archive import Archive
+from preserve.errors import LogError, ManifestError, NotFoundError, PreserveError, StorageError
+from preserve.hashing import Digests, hash_bytes
+from preserve.integrity import has_log
+from preserve.log.archive_log import CHECKPOINT_DIR, CHECKPOINT_NAME, KEY_FILE, LATEST_CHECKPOINT
+from preserve.log.entries import ManifestLeaf, manifest_path, parse_entry, utc_now
+from preserve.log.proof import PROOF_FORMAT
+from preserve.storage.layout import resolve_inside
+from preserve.storage.manifest import Manifest, iter_manifest_paths, parse_manifest
+
+EXPORT_FORMAT = "preserve-export/1"
+_APPEND_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class ExportCapture:
+    """One capture to export: its manifest (parsed and exact bytes) and where its files are."""
+
+    capture_id: str
+    manifest: Manifest
+    manifest_bytes: bytes
+    manifest_digests: Digests
+    warc_path: Path
+    text_path: Path | None
+    comments_path: Path | None
+    proof: dict[str, Any] | None = None
+    proof_problem: str | None = None
+
+    @property
+    def manifest_rel(self) -> str:
+        return manifest_path(self.capture_id)
+
+
+@dataclass
+class LogSnapshot:
+    """The integrity log as of one moment: its size and the newest checkpoint within it."""
+
+    root: Path
+    size: int
+    root_hash: bytes
+    key_text: bytes | None  # manifests/log/key.pub, exact bytes
+    verifier: log.Verifier | None
+    checkpoint: str | None = None  # the signed note
+    checkpoint_size: int = 0
+    checkpoint_file: Path | None = None
+    checkpoint_token: bytes | None = None  # RFC 3161 TimeStampResp stored beside it
+    checkpoint_files: list[Path] = field(default_factory=list)  # every stored one <= size
+    problem: str | None = None  # why there are no proofs
+    logged: set[str] = field(default_factory=set)  # capture ids with a manifest leaf
+
+
+@dataclass
+class ExportPlan:
+    archive: Archive
+    captures: list[ExportCapture]
+    snapshot: LogSnapshot | None
+    omitted: int  # captures of the archive (or of its log) not in this export
+    created: str = field(default_factory=utc_now)
+
+    @property
+    def partial(self) -> bool:
+        return self.omitted > 0
+
+    def warnings(self) -> list[str]:
+        return [f"capture {c.capture_id}: no inclusion proof: {c.proof_problem}"
+                for c in self.captures if c.proof is None]
+
+
+def read_id_file(path: Path) -> list[str]:
+    """Capture ids from a file: one per line; blank lines and ``#`` comments ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotFoundError(f"cannot read capture ids from {path}: {exc}") from exc
+    ids = []
+    for line in text.splitlines():
+        item = line.split("#", 1)[0].strip()
+        if item:
+            ids.append(item)
+    return ids
+
+
+def plan_export(archive: Archive, ids: Sequence[str], *, all_captures: bool = False) -> ExportPlan:
+    """Resolve ``ids`` (or every capture) and gather what the export needs.
+
+    Raises :class:`~preserve.errors.NotFoundError` for an unknown or ambiguous id and
+    :class:`~preserve.errors.StorageError` when a manifest cannot be read or differs from its
+    log entry (a damaged archive is not exported; ``preserve verify`` says more).
+    """
+    root = archive.root
+    if not (archive.layout.manifests_dir.is_dir() or archive.layout.archive_dir.is_dir()):
+        raise NotFoundError(f"{root} is not an archive (no archive/ or manifests/ directory)")
+    if all_captures:
+        names = [p.name[: -len(".json")] for p in iter_manifest_paths(archive.layout)]
+    else:
+        names = [archive.manifest(i).capture_id for i in ids]  # prefixes; NotFoundError
+    if not names:
+        raise NotFoundError(f"no captures to export in {root}")
+    captures = {}
+    for capture_id in dict.fromkeys(names):  # keep order, drop repeats
+        captures[capture_id] = _load_capture(archive, capture_id)
+    ordered = sorted(captures.values(), key=lambda c: (c.manifest.started, c.capture_id))
+    snapshot = take_snapshot(root) if has_log(root) else None
+    if snapshot is not None:
+        ordered = attach_proofs(snapshot, ordered)
+    else:
+        ordered = [_replace_proof(c, None, "the archive has no integrity log") for c in ordered]
+    on_disk = {p.name[: -len(".json")] for p in iter_manifest_paths(archive.layout)}
+    known = on_disk | (snapshot.logged if snapshot is not None else set())
+    return ExportPlan(archive, ordered, snapshot, len(known - set(captures)))
+
+
+def _load_capture(archive: Archive, capture_id: str) -> ExportCapture:
+    path = archive.layout.manifest_path_for(capture_id)
+    try:
+        data = path.read_bytes()
+        manifest = parse_manifest(data)
+        warc_path = resolve_inside(archive.root, manifest.warc.path, under="archive")
+        text = (resolve_inside(archive.root, manifest.text.path, under="archive")
+                if manifest.text else None)
+        comments = (resolve_inside(archive.root, manifest.comments.path, under="archive")
+                    if manifest.comments else None)
+    except OSError as exc:
+        raise StorageError(f"cannot read the manifest of {capture_id}: {exc}") from exc
+    except ManifestError as exc:
+        raise StorageError(f"the manifest of {capture_id} is invalid: {exc}") from exc
+    return ExportCapture(capture_id, manifest, data, hash_bytes(data), warc_path, text, comments)
+
+
+def _replace_proof(c: ExportCapture, proof: dict[str, Any] | None,
+                   problem: str | None) -> ExportCapture:
+    return ExportCapture(c.capture_id, c.manifest, c.manifest_bytes, c.manifest_digests,
+                         c.warc_path, c.text_path, c.comments_path, proof, problem)
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path
+    format: str  # "wacz" or "bagit"
+    captures: list[str]
+    files: int
+    bytes: int
+    partial: bool
+    warnings: list[str]
+    seconds: float
+    signature: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "captures": self.captures,
+            "files": self.files,
+            "bytes": self.bytes,
+            "partial": self.partial,
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+            "signature": self.signature,
+        }
+
+
+# --- the integrity log ---------------------------------------------------------------------------
+
+_NOT_LOGGED = "the capture is not in the integrity log"
+
+
+def take_snapshot(root: Path) -> LogSnapshot:
+    """The log's committed size and the newest valid signed checkpoint within it."""
+    try:
+        key_text: bytes | None = (log.log_dir(root) / KEY_FILE).read_bytes()
+    except FileNotFoundError:
+        key_text = None
+    except OSError as exc:
+        raise StorageError(f"cannot read the archive's public key: {exc}") from exc
+    verifier = None
+    problem = None
+    if key_text is not None:
+        try:
+            verifier = log.parse_verifier_key(key_text.decode("utf-8"))
+        except (PreserveError, UnicodeDecodeError) as exc:
+            problem = f"the archive's key.pub is invalid: {exc}"
+    try:
+        with log.open_log(root, readonly=True) as opened:
+            snapshot = LogSnapshot(root, opened.size, opened.root_hash(), key_text, verifier,
+                                   problem=problem)
+            if verifier is None:
+                snapshot.problem = problem or "the archive has no signing key (see 'preserve init')"
+                return snapshot
+            _choose_checkpoint(snapshot, opened, verifier)
+    except LogError as exc:
+        raise StorageError(f"cannot read the integrity log: {exc}") from exc
+    return snapshot
+
+
+def _choose_checkpoint(snapshot: LogSnapshot, opened: log.TransparencyLog,
+                       verifier: log.Verifier) -> None:
+    for path in log.checkpoint_paths(snapshot.root):
+        match = CHECKPOINT_NAME.match(path.name)
+        if match is None or int(match.group(1)) > snapshot.size:
+            continue  # written after the snapshot, or not a checkpoint file
+        snapshot.checkpoint_files.append(path)
+    for path in reversed(snapshot.checkpoint_files):
+        try:
+            note = path.read_text(encoding="utf-8")
+            checkpoint = log.verify_checkpoint(note, verifier, origin=verifier.name)
+        except (OSError, UnicodeDecodeError, PreserveError):
+            continue
+        if checkpoint.size > snapshot.size or opened.root_hash(checkpoint.size) != \
+                checkpoint.root_hash:
+            continue
+        snapshot.checkpoint = note
+        snapshot.checkpoint_size = checkpoint.size
+        snapshot.checkpoint_file = path
+        token = path.with_suffix(".tsr")
+        try:
+            snapshot.checkpoint_token = token.read_bytes() if token.is_file() else None
+        except OSError:
+            snapshot.checkpoint_token = None
+        return
+    snapshot.problem = "the archive has no valid signed checkpoint yet (run 'preserve checkpoint')"
+
+
+def attach_proofs(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[ExportCapture]:
+    """Give each capture its proof bundle (or the reason it has none), in one pass over the log.
+
+    Raises :class:`StorageError` if a capture's manifest differs from its log entry.
+    """
+    wanted = {c.capture_id: c for c in captures}
+    leaves: dict[str, tuple[int, bytes]] = {}
+    with log.open_log(snapshot.root, readonly=True) as opened:
+        for index, data in _entries(opened, snapshot.size):
+            if b'"type":"manifest"' not in data:
+                continue
+            try:
+                entry = parse_entry(data)
+            except ValueError:
+                continue
+            if not isinstance(entry, ManifestLeaf):
+                continue
+            snapshot.logged.add(entry.capture_id)
+            if entry.capture_id in wanted and entry.capture_id not in leaves:
+                leaves[entry.capture_id] = (index, data)
+        result = []
+        for capture in captures:
+            found = leaves.get(capture.capture_id)
+            if found is None:
+                result.append(_replace_proof(capture, None, _NOT_LOGGED))
+                continue
+            index, data = found
+            entry = parse_entry(data)
+            assert isinstance(entry, ManifestLeaf)
+            digests = capture.manifest_digests
+            if (entry.sha256, entry.size) != (digests.sha256, digests.size):
+                raise StorageError(
+                    f"the manifest of {capture.capture_id} differs from its integrity-log entry "
+                    f"(leaf {index}): the archive is damaged (run 'preserve verify'); "
+                    "nothing was exported"
+                )
+            if snapshot.checkpoint is None or snapshot.verifier is None:
+                result.append(_replace_proof(capture, None, snapshot.problem))
+                continue
+            if index >= snapshot.checkpoint_size:
+                result.append(_replace_proof(
+                    capture, None, f"leaf {index} is newer than the latest signed checkpoint "
+                    f"(size {snapshot.checkpoint_size}); run 'preserve checkpoint' first"))
+                continue
+            path = opened.inclusion_proof(index, snapshot.checkpoint_size)
+            bundle = _bundle(capture, index, data, path, snapshot)
+            problems = log.check_proof(bundle)
+            if problems:
+                raise StorageError(f"the proof of {capture.capture_id} does not hold: "
+                                   + "; ".join(problems))
+            result.append(_replace_proof(capture, bundle, None))
+    return result
+
+
+def _entries(opened: log.TransparencyLog, size: int) -> Iterator[tuple[int, bytes]]:
+    for index, data in opened.iter_entries():
+        if index >= size:
+            return
+        yield index, data
+
+
+def _bundle(capture: ExportCapture, index: int, entry: bytes, path: list[bytes],
+            snapshot: LogSnapshot) -> dict[str, Any]:
+    """The same bundle :func:`preserve.log.make_proof` returns, for the snapshot's checkpoint."""
+    assert snapshot.verifier is not None and snapshot.checkpoint is not None
+    warc = capture.manifest.warc
+    return {
+        "format": PROOF_FORMAT,
+        "capture_id": capture.capture_id,
+        "created": utc_now(),
+        "manifest": {
+            "path": capture.manifest_rel,
+            "base64": base64.b64encode(capture.manifest_bytes).decode(),
+        },
+        "leaf": {"index": index, "entry": entry.decode("ascii")},
+        "inclusion_proof": {
+            "leaf_index": index,
+            "tree_size": snapshot.checkpoint_size,
+            "hashes": [base64.b64encode(h).decode() for h in path],
+        },
+        "checkpoint": snapshot.checkpoint,
+        "verifier_key": snapshot.verifier.to_text(),
+        "warc": {
+            "path": warc.path,
+            "size": warc.size,
+            "sha256": warc.sha256,
+            "blake3": warc.blake3,
+            "records": [{"id": r.id, "type": r.type, "target_uri": r.target_uri,
+                         "block_digest": r.block_digest, "payload_digest": r.payload_digest}
+                        for r in warc.records],
+        },
+    }
+
+
+def copy_log(snapshot: LogSnapshot, dest_root: Path) -> list[Path]:
+    """Recreate the snapshot of the log below ``dest_root/manifests/log``; return its files.
+
+    The entries up to the snapshot's size are appended to a new log (which recomputes the same
+    tree and root), the public key is copied byte for byte, and so is every stored checkpoint
+    (with its ``.tsr``) that the snapshot covers; ``checkpoint`` is the newest of them.
+    """
+    directory = log.log_dir(dest_root)
+    log.init_log(dest_root)
+    if snapshot.key_text is not None:
+        (directory / KEY_FILE).write_bytes(snapshot.key_text)
+    with log.open_log(snapshot.root, readonly=True) as source, \
+            log.open_log(dest_root) as copy:
+        batch: list[bytes] = []
+        for _, data in _entries(source, snapshot.size):
+            batch.append(data)
+            if len(batch) >= _APPEND_BATCH:
+                copy.append_many(batch)
+                batch = []
+        if batch:
+            copy.append_many(batch)
+        if copy.root_hash() != snapshot.root_hash:
+            raise StorageError("the copied integrity log does not have the original's root hash")
+    checkpoints = directory / CHECKPOINT_DIR
+    newest = None
+    for path in snapshot.checkpoint_files:
+        newest = path.read_bytes()
+        (checkpoints / path.name).write_bytes(newest)
+        token = path.with_suffix(".tsr")
+        if token.is_file():
+            (checkpoints / token.name).write_bytes(token.read_bytes())
+    if newest is not None:
+        (directory / LATEST_CHECKPOINT).write_bytes(newest)
+    return sorted(p for p in directory.rglob("*") if p.is_file())
+
+
+# --- the descriptor ------------------------------------------------------------------------------
+
+
+def descriptor(plan: ExportPlan, package: str, paths: dict[str, dict[str, str | None]],
+               log_paths: dict[str, str | None]) -> bytes:
+    """The ``preserve-export/1`` JSON document (bytes) for a package.
+
+    ``paths`` maps each capture id to the package paths of its ``warc``, ``manifest``,
+    ``text``, ``comments`` and ``proof``; ``log_paths`` gives ``checkpoint``, ``timestamp``
+    and ``key`` (or ``log`` for a whole copied log).
+    """
+    snapshot = plan.snapshot
+    document = {
+        "format": EXPORT_FORMAT,
+        "created": plan.created,
+        "software": f"preserve {__version__}",
+        "package": package,
+        "partial": plan.partial,
+        "omitted_captures": plan.omitted,
+        "log": {
+            "size": snapshot.size if snapshot else None,
+            "checkpoint_size": snapshot.checkpoint_size if snapshot and snapshot.checkpoint
+            else None,
+            "verifier_key": snapshot.verifier.to_text() if snapshot and snapshot.verifier
+            else None,
+            **log_paths,
+        },
+        "captures": [
+            {
+                "capture_id": c.capture_id,
+                "requested_url": c.manifest.requested_url,
+                "final_url": c.manifest.final_url,
+                "started": c.manifest.started,
+                "manifest": {"path": paths[c.capture_id]["manifest"],
+                             "sha256": c.manifest_digests.sha256,
+                             "blake3": c.manifest_digests.blake3,
+                             "size": c.manifest_digests.size},
+                "warc": {"path": paths[c.capture_id]["warc"], "sha256": c.manifest.warc.sha256,
+                         "size": c.manifest.warc.size},
+                "text": paths[c.capture_id].get("text"),
+                "comments": paths[c.capture_id].get("comments"),
+                "proof": paths[c.capture_id].get("proof"),
+                "proof_problem": c.proof_problem,
+            }
+            for c in plan.captures
+        ],
+    }
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def proof_bytes(bundle: dict[str, Any]) -> bytes:
+    """A proof bundle as ``preserve prove`` writes it."""
+    return (json.dumps(bundle, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "ExportCapture",
+    "ExportPlan",
+    "ExportResult",
+    "LogSnapshot",
+    "attach_proofs",
+    "copy_log",
+    "descriptor",
+    "plan_export",
+    "proof_bytes",
+    "read_id_file",
+    "take_snapshot",
+]
