@@ -32,6 +32,7 @@ import preserve.exchange.wacz as wacz_module
 from exporting import PRESERVE, Built, build_archive, pywb_python, tool, tree_state
 from preserve import Archive, log
 from preserve.exchange import export_wacz
+from preserve.exchange.cdxj import SortedLines
 from preserve.exchange.check import check_wacz
 from preserve.exchange.files import BLOCK_SIZE
 from servers import ReceivedRequest, TestServer, respond
@@ -350,7 +351,7 @@ def test_an_interrupted_export_leaves_no_file(built: Built, tmp_path: Path,
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wacz_module, "_pages", boom)
+    monkeypatch.setattr(wacz_module, "_page", boom)  # after the first files are in the zip
     with pytest.raises(KeyboardInterrupt):
         export_wacz(Archive(built.root), built.ids[:1], tmp_path / "cut.wacz")
     assert list(tmp_path.iterdir()) == []
@@ -432,3 +433,23 @@ def test_gzip_members_survive_the_zip(two: Path, tmp_path: Path) -> None:
         name = next(n for n in z.namelist() if n.endswith(".warc.gz"))
         data = z.read(name)
     assert gzip.decompress(data).startswith(b"WARC/1.1\r\n")
+
+
+def test_capture_ids_from_a_file(built: Built, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"# case 42\n{built.ids[1]}  # the blog\n\n{built.ids[0][:22]}\n")
+    done = run(built, "export", "--from", str(ids), "--wacz", str(tmp_path / "f.wacz"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["captures"] == built.ids[:2]  # in capture order
+
+
+def test_index_lines_sort_in_runs_as_in_memory(tmp_path: Path) -> None:
+    lines = [f"{key} 2026{n:010d} {{}}" for n, key in enumerate(
+        ["com,b)/", "com,a)/x", "com,a)/", "com,a)/ 1", "org,z)/", "com,a)/x?q", "com,a)/"] * 5)]
+    with SortedLines(tmp_path, run_lines=4) as spilled:
+        for line in lines:
+            spilled.add(line)
+        merged = list(spilled)
+        assert len(list(tmp_path.glob("run-*"))) == 9
+    assert merged == [line + "\n" for line in sorted(lines)]
+    assert list(tmp_path.iterdir()) == []

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from preserve._version import __version__
 from preserve.archive import Archive
@@ -182,16 +183,18 @@ def export_bagit(
 
 
 def _write_payload(payload: _Payload, plan: ExportPlan) -> None:
-    paths: dict[str, dict[str, str | None]] = {}
+    paths: dict[str, dict[str, Any]] = {}
     texts: set[str] = set()
-    for capture in plan.captures:
+    for capture in plan.captures_loaded():
         m = capture.manifest
         payload.copy(m.warc.path, capture.warc_path, expect={"sha256": m.warc.sha256},
                      expect_size=m.warc.size)
         manifest = capture.manifest_rel
         payload.write(manifest, capture.manifest_bytes)
-        entry: dict[str, str | None] = {"warc": m.warc.path, "manifest": manifest, "text": None,
-                                        "comments": None, "proof": None}
+        entry: dict[str, Any] = {"warc": {"path": m.warc.path, "sha256": m.warc.sha256,
+                                          "size": m.warc.size},
+                                 "manifest": manifest, "text": None, "comments": None,
+                                 "proof": None}
         for kind, ref, source in (("text", m.text, capture.text_path),
                                   ("comments", m.comments, capture.comments_path)):
             if ref is None or source is None:
@@ -203,7 +206,7 @@ def _write_payload(payload: _Payload, plan: ExportPlan) -> None:
             entry[kind] = ref.path
         if capture.proof is not None:
             entry["proof"] = f"proofs/{capture.capture_id}.json"
-            payload.write(entry["proof"] or "", proof_bytes(capture.proof))
+            payload.write(entry["proof"], proof_bytes(capture.proof))
         paths[capture.capture_id] = entry
     log_paths: dict[str, str | None] = {"log": None, "checkpoint": None, "timestamp": None,
                                         "key": None}

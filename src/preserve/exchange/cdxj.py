@@ -8,18 +8,23 @@ own head at that offset (:func:`preserve.warc.heads.read_heads`), so bodies are 
 SURT key is computed by the ``surt`` package, the canonicaliser pywb and cdxj-indexer use, so
 replay tools find the URLs they look up. A test checks the lines equal cdxj-indexer's.
 
-This module does not sort or write files; the exporter does.
+:class:`SortedLines` sorts the lines of many captures without holding them all: past a bound
+it spills sorted runs to a directory and merges them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
 
 from preserve.errors import StorageError
-from preserve.exchange.plan import ExportCapture
+from preserve.exchange.plan import LoadedCapture
 from preserve.warc.heads import read_heads
 
 INDEXED_TYPES = ("response", "revisit", "resource", "metadata")
@@ -48,7 +53,7 @@ def surt_key(url: str) -> str:
         return url
 
 
-def capture_lines(capture: ExportCapture, filename: str) -> Iterator[str]:
+def capture_lines(capture: LoadedCapture, filename: str) -> Iterator[str]:
     """The unsorted index lines of one capture's WARC file, named ``filename`` in the index."""
     refs = [r for r in capture.manifest.warc.records if r.type in INDEXED_TYPES]
     heads = read_heads(capture.warc_path, [r.offset for r in refs])
@@ -86,4 +91,53 @@ def _mime(record_type: str, http_type: str | None, warc_type: str | None) -> str
     return _MIME_CUT.split(value, maxsplit=1)[0].strip() or None
 
 
-__all__ = ["INDEXED_TYPES", "capture_lines", "surt_key", "timestamp14"]
+class SortedLines:
+    """Collect text lines, then read them back sorted (as ``sorted()`` would order them).
+
+    At most ``run_lines`` lines are held in memory; beyond that, sorted runs are written to
+    files in ``directory`` and merged when read. Use as a context manager (closes the runs).
+    """
+
+    def __init__(self, directory: Path, run_lines: int = 50_000) -> None:
+        self.directory = directory
+        self.run_lines = run_lines
+        self._buffer: list[str] = []
+        self._runs: list[Path] = []
+        self._open: list[IO[str]] = []
+
+    def add(self, line: str) -> None:
+        self._buffer.append(line if line.endswith("\n") else line + "\n")
+        if len(self._buffer) >= self.run_lines:
+            self._spill()
+
+    def _spill(self) -> None:
+        path = self.directory / f"run-{len(self._runs):06d}.cdxj"
+        with path.open("w", encoding="utf-8") as run:
+            run.writelines(sorted(self._buffer))
+        self._runs.append(path)
+        self._buffer = []
+
+    def __iter__(self) -> Iterator[str]:
+        """The lines, sorted, each ending in a newline (``\\n`` sorts before any other
+        character a line holds, so this is also the order of the lines without it)."""
+        if not self._runs:
+            yield from sorted(self._buffer)
+            return
+        if self._buffer:
+            self._spill()
+        self._open = [path.open(encoding="utf-8") for path in self._runs]
+        yield from heapq.merge(*self._open)
+
+    def __enter__(self) -> SortedLines:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        for handle in self._open:
+            with contextlib.suppress(OSError):
+                handle.close()
+        for path in self._runs:
+            path.unlink(missing_ok=True)
+
+
+__all__ = ["INDEXED_TYPES", "SortedLines", "capture_lines", "surt_key", "timestamp14"]

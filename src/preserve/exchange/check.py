@@ -317,7 +317,9 @@ def _check_bag_structure(bag: Path, result: CheckResult) -> bool:
             continue
         manifests[name] = listed
         for rel in sorted(payload - listed.keys()):
-            result.problems.append(f"{rel}: payload file not in manifest-{name}.txt")
+            hint = (" (the lock file 'preserve verify' leaves in an archive root: delete it, "
+                    "or run verify on a copy of the bag)") if rel == "data/archive/.lock" else ""
+            result.problems.append(f"{rel}: payload file not in manifest-{name}.txt{hint}")
         for rel in sorted(listed.keys() - payload):
             result.problems.append(f"{rel}: listed in manifest-{name}.txt but missing")
     octets = 0

@@ -1,11 +1,15 @@
 """What an export contains: the chosen captures, a snapshot of the integrity log, proofs.
 
-:func:`plan_export` resolves capture ids (unique prefixes work), reads each manifest's exact
-bytes, takes a consistent snapshot of the integrity log (its committed size when the export
-starts, and the newest signed checkpoint within it, with its RFC 3161 token if any) and builds
-every capture's inclusion-proof bundle (format ``preserve-proof/1``, the same bundle
-``preserve prove`` writes) in one pass over the log. The exporters (:mod:`.wacz`, :mod:`.bagit`)
-then only decide where each file goes.
+:func:`plan_export` resolves capture ids (unique prefixes work), reads and validates each
+manifest, takes a consistent snapshot of the integrity log (its committed size when the export
+starts, and the newest signed checkpoint within it, with its RFC 3161 token if any) and finds
+every capture's log leaf in one pass over the log. The plan keeps only a small summary per
+capture (:class:`ExportCapture`); :meth:`ExportPlan.captures_loaded` then yields one
+:class:`LoadedCapture` at a time (its manifest bytes re-read and checked against the plan, its
+files located, its inclusion-proof bundle built: format ``preserve-proof/1``, the bundle
+``preserve prove`` writes), so memory grows with the number of captures by a few hundred bytes
+each, not with their manifests or files. The exporters (:mod:`.wacz`, :mod:`.bagit`) only
+decide where each file goes.
 
 :func:`descriptor` writes the ``preserve-export/1`` document that travels in every package and
 says which captures it holds, where their files are, and whether the export is partial.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,12 @@ from preserve.log.archive_log import CHECKPOINT_DIR, CHECKPOINT_NAME, KEY_FILE, 
 from preserve.log.entries import ManifestLeaf, manifest_path, parse_entry, utc_now
 from preserve.log.proof import PROOF_FORMAT
 from preserve.storage.layout import resolve_inside
-from preserve.storage.manifest import Manifest, iter_manifest_paths, parse_manifest
+from preserve.storage.manifest import (
+    Manifest,
+    iter_manifest_paths,
+    parse_manifest,
+    read_manifest_bytes,
+)
 
 EXPORT_FORMAT = "preserve-export/1"
 _APPEND_BATCH = 4096
@@ -41,21 +50,49 @@ _APPEND_BATCH = 4096
 
 @dataclass(frozen=True)
 class ExportCapture:
-    """One capture to export: its manifest (parsed and exact bytes) and where its files are."""
+    """One planned capture: enough to sort, describe and find it again, nothing large."""
 
     capture_id: str
-    manifest: Manifest
-    manifest_bytes: bytes
+    started: str
+    requested_url: str
+    final_url: str
     manifest_digests: Digests
-    warc_path: Path
-    text_path: Path | None
-    comments_path: Path | None
-    proof: dict[str, Any] | None = None
+    leaf_index: int | None = None
+    leaf_entry: bytes | None = None
     proof_problem: str | None = None
 
     @property
     def manifest_rel(self) -> str:
         return manifest_path(self.capture_id)
+
+
+@dataclass(frozen=True)
+class LoadedCapture:
+    """One capture while it is written out: its manifest, its files and its proof."""
+
+    planned: ExportCapture
+    manifest: Manifest
+    manifest_bytes: bytes
+    warc_path: Path
+    text_path: Path | None
+    comments_path: Path | None
+    proof: dict[str, Any] | None
+
+    @property
+    def capture_id(self) -> str:
+        return self.planned.capture_id
+
+    @property
+    def manifest_rel(self) -> str:
+        return self.planned.manifest_rel
+
+    @property
+    def manifest_digests(self) -> Digests:
+        return self.planned.manifest_digests
+
+    @property
+    def proof_problem(self) -> str | None:
+        return self.planned.proof_problem
 
 
 @dataclass
@@ -90,7 +127,41 @@ class ExportPlan:
 
     def warnings(self) -> list[str]:
         return [f"capture {c.capture_id}: no inclusion proof: {c.proof_problem}"
-                for c in self.captures if c.proof is None]
+                for c in self.captures if c.proof_problem is not None]
+
+    def captures_loaded(self) -> Iterator[LoadedCapture]:
+        """Each planned capture loaded in turn (see :meth:`load`), one log open for all."""
+        opened = (log.open_log(self.snapshot.root, readonly=True)
+                  if self.snapshot is not None and self.snapshot.checkpoint is not None
+                  else None)
+        try:
+            for capture in self.captures:
+                yield self.load(capture, opened)
+        finally:
+            if opened is not None:
+                opened.close()
+
+    def load(self, capture: ExportCapture,
+             opened: log.TransparencyLog | None = None) -> LoadedCapture:
+        """Re-read ``capture``'s manifest (it must still be the planned bytes), locate its
+        files and build its proof bundle. Raises :class:`StorageError` otherwise."""
+        root = self.archive.root
+        manifest, data = _read_manifest(root, capture.capture_id)
+        if hash_bytes(data) != capture.manifest_digests:
+            raise StorageError(f"the manifest of {capture.capture_id} changed during the export")
+        try:
+            warc_path = resolve_inside(root, manifest.warc.path, under="archive")
+            text = (resolve_inside(root, manifest.text.path, under="archive")
+                    if manifest.text else None)
+            comments = (resolve_inside(root, manifest.comments.path, under="archive")
+                        if manifest.comments else None)
+        except ManifestError as exc:
+            raise StorageError(f"the manifest of {capture.capture_id} is invalid: {exc}") from exc
+        proof = None
+        if capture.proof_problem is None and self.snapshot is not None and \
+                capture.leaf_index is not None and capture.leaf_entry is not None:
+            proof = _proof(self.snapshot, capture, manifest, data, opened)
+        return LoadedCapture(capture, manifest, data, warc_path, text, comments, proof)
 
 
 def read_id_file(path: Path) -> list[str]:
@@ -125,39 +196,30 @@ def plan_export(archive: Archive, ids: Sequence[str], *, all_captures: bool = Fa
         raise NotFoundError(f"no captures to export in {root}")
     captures = {}
     for capture_id in dict.fromkeys(names):  # keep order, drop repeats
-        captures[capture_id] = _load_capture(archive, capture_id)
-    ordered = sorted(captures.values(), key=lambda c: (c.manifest.started, c.capture_id))
+        manifest, data = _read_manifest(root, capture_id)
+        captures[capture_id] = ExportCapture(capture_id, manifest.started,
+                                             manifest.requested_url, manifest.final_url,
+                                             hash_bytes(data))
+    ordered = sorted(captures.values(), key=lambda c: (c.started, c.capture_id))
     snapshot = take_snapshot(root) if has_log(root) else None
     if snapshot is not None:
-        ordered = attach_proofs(snapshot, ordered)
+        ordered = find_leaves(snapshot, ordered)
     else:
-        ordered = [_replace_proof(c, None, "the archive has no integrity log") for c in ordered]
+        ordered = [replace(c, proof_problem="the archive has no integrity log") for c in ordered]
     on_disk = {p.name[: -len(".json")] for p in iter_manifest_paths(archive.layout)}
     known = on_disk | (snapshot.logged if snapshot is not None else set())
     return ExportPlan(archive, ordered, snapshot, len(known - set(captures)))
 
 
-def _load_capture(archive: Archive, capture_id: str) -> ExportCapture:
-    path = archive.layout.manifest_path_for(capture_id)
+def _read_manifest(root: Path, capture_id: str) -> tuple[Manifest, bytes]:
+    path = Path(root) / manifest_path(capture_id)
     try:
-        data = path.read_bytes()
-        manifest = parse_manifest(data)
-        warc_path = resolve_inside(archive.root, manifest.warc.path, under="archive")
-        text = (resolve_inside(archive.root, manifest.text.path, under="archive")
-                if manifest.text else None)
-        comments = (resolve_inside(archive.root, manifest.comments.path, under="archive")
-                    if manifest.comments else None)
+        data = read_manifest_bytes(path)
+        return parse_manifest(data), data
     except OSError as exc:
         raise StorageError(f"cannot read the manifest of {capture_id}: {exc}") from exc
     except ManifestError as exc:
         raise StorageError(f"the manifest of {capture_id} is invalid: {exc}") from exc
-    return ExportCapture(capture_id, manifest, data, hash_bytes(data), warc_path, text, comments)
-
-
-def _replace_proof(c: ExportCapture, proof: dict[str, Any] | None,
-                   problem: str | None) -> ExportCapture:
-    return ExportCapture(c.capture_id, c.manifest, c.manifest_bytes, c.manifest_digests,
-                         c.warc_path, c.text_path, c.comments_path, proof, problem)
 
 
 @dataclass
@@ -189,9 +251,6 @@ class ExportResult:
 
 
 # --- the integrity log ---------------------------------------------------------------------------
-
-_NOT_LOGGED = "the capture is not in the integrity log"
-
 
 def take_snapshot(root: Path) -> LogSnapshot:
     """The log's committed size and the newest valid signed checkpoint within it."""
@@ -249,12 +308,12 @@ def _choose_checkpoint(snapshot: LogSnapshot, opened: log.TransparencyLog,
     snapshot.problem = "the archive has no valid signed checkpoint yet (run 'preserve checkpoint')"
 
 
-def attach_proofs(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[ExportCapture]:
-    """Give each capture its proof bundle (or the reason it has none), in one pass over the log.
+def find_leaves(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[ExportCapture]:
+    """Give each capture its log leaf (or the reason it will have no proof), in one pass.
 
     Raises :class:`StorageError` if a capture's manifest differs from its log entry.
     """
-    wanted = {c.capture_id: c for c in captures}
+    wanted = {c.capture_id for c in captures}
     leaves: dict[str, tuple[int, bytes]] = {}
     with log.open_log(snapshot.root, readonly=True) as opened:
         for index, data in _entries(opened, snapshot.size):
@@ -269,37 +328,31 @@ def attach_proofs(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[
             snapshot.logged.add(entry.capture_id)
             if entry.capture_id in wanted and entry.capture_id not in leaves:
                 leaves[entry.capture_id] = (index, data)
-        result = []
-        for capture in captures:
-            found = leaves.get(capture.capture_id)
-            if found is None:
-                result.append(_replace_proof(capture, None, _NOT_LOGGED))
-                continue
-            index, data = found
-            entry = parse_entry(data)
-            assert isinstance(entry, ManifestLeaf)
-            digests = capture.manifest_digests
-            if (entry.sha256, entry.size) != (digests.sha256, digests.size):
-                raise StorageError(
-                    f"the manifest of {capture.capture_id} differs from its integrity-log entry "
-                    f"(leaf {index}): the archive is damaged (run 'preserve verify'); "
-                    "nothing was exported"
-                )
-            if snapshot.checkpoint is None or snapshot.verifier is None:
-                result.append(_replace_proof(capture, None, snapshot.problem))
-                continue
-            if index >= snapshot.checkpoint_size:
-                result.append(_replace_proof(
-                    capture, None, f"leaf {index} is newer than the latest signed checkpoint "
-                    f"(size {snapshot.checkpoint_size}); run 'preserve checkpoint' first"))
-                continue
-            path = opened.inclusion_proof(index, snapshot.checkpoint_size)
-            bundle = _bundle(capture, index, data, path, snapshot)
-            problems = log.check_proof(bundle)
-            if problems:
-                raise StorageError(f"the proof of {capture.capture_id} does not hold: "
-                                   + "; ".join(problems))
-            result.append(_replace_proof(capture, bundle, None))
+    result = []
+    for capture in captures:
+        found = leaves.get(capture.capture_id)
+        if found is None:
+            result.append(replace(capture, proof_problem="the capture is not in the integrity "
+                                  "log"))
+            continue
+        index, data = found
+        entry = parse_entry(data)
+        assert isinstance(entry, ManifestLeaf)
+        digests = capture.manifest_digests
+        if (entry.sha256, entry.blake3, entry.size) != (digests.sha256, digests.blake3,
+                                                        digests.size):
+            raise StorageError(
+                f"the manifest of {capture.capture_id} differs from its integrity-log entry "
+                f"(leaf {index}): the archive is damaged (run 'preserve verify'); "
+                "nothing was exported"
+            )
+        problem = None
+        if snapshot.checkpoint is None or snapshot.verifier is None:
+            problem = snapshot.problem
+        elif index >= snapshot.checkpoint_size:
+            problem = (f"leaf {index} is newer than the latest signed checkpoint (size "
+                       f"{snapshot.checkpoint_size}); run 'preserve checkpoint' first")
+        result.append(replace(capture, leaf_index=index, leaf_entry=data, proof_problem=problem))
     return result
 
 
@@ -310,22 +363,28 @@ def _entries(opened: log.TransparencyLog, size: int) -> Iterator[tuple[int, byte
         yield index, data
 
 
-def _bundle(capture: ExportCapture, index: int, entry: bytes, path: list[bytes],
-            snapshot: LogSnapshot) -> dict[str, Any]:
-    """The same bundle :func:`preserve.log.make_proof` returns, for the snapshot's checkpoint."""
+def _proof(snapshot: LogSnapshot, capture: ExportCapture, manifest: Manifest, data: bytes,
+           opened: log.TransparencyLog | None) -> dict[str, Any]:
+    """The bundle :func:`preserve.log.make_proof` returns, for the snapshot's checkpoint."""
     assert snapshot.verifier is not None and snapshot.checkpoint is not None
-    warc = capture.manifest.warc
-    return {
+    assert capture.leaf_index is not None and capture.leaf_entry is not None
+    if opened is None:
+        with log.open_log(snapshot.root, readonly=True) as fresh:
+            path = fresh.inclusion_proof(capture.leaf_index, snapshot.checkpoint_size)
+    else:
+        path = opened.inclusion_proof(capture.leaf_index, snapshot.checkpoint_size)
+    warc = manifest.warc
+    bundle = {
         "format": PROOF_FORMAT,
         "capture_id": capture.capture_id,
         "created": utc_now(),
         "manifest": {
             "path": capture.manifest_rel,
-            "base64": base64.b64encode(capture.manifest_bytes).decode(),
+            "base64": base64.b64encode(data).decode(),
         },
-        "leaf": {"index": index, "entry": entry.decode("ascii")},
+        "leaf": {"index": capture.leaf_index, "entry": capture.leaf_entry.decode("ascii")},
         "inclusion_proof": {
-            "leaf_index": index,
+            "leaf_index": capture.leaf_index,
             "tree_size": snapshot.checkpoint_size,
             "hashes": [base64.b64encode(h).decode() for h in path],
         },
@@ -341,6 +400,11 @@ def _bundle(capture: ExportCapture, index: int, entry: bytes, path: list[bytes],
                         for r in warc.records],
         },
     }
+    problems = log.check_proof(bundle)
+    if problems:
+        raise StorageError(f"the proof of {capture.capture_id} does not hold: "
+                           + "; ".join(problems))
+    return bundle
 
 
 def copy_log(snapshot: LogSnapshot, dest_root: Path) -> list[Path]:
@@ -382,13 +446,14 @@ def copy_log(snapshot: LogSnapshot, dest_root: Path) -> list[Path]:
 # --- the descriptor ------------------------------------------------------------------------------
 
 
-def descriptor(plan: ExportPlan, package: str, paths: dict[str, dict[str, str | None]],
+def descriptor(plan: ExportPlan, package: str, paths: dict[str, dict[str, Any]],
                log_paths: dict[str, str | None]) -> bytes:
     """The ``preserve-export/1`` JSON document (bytes) for a package.
 
-    ``paths`` maps each capture id to the package paths of its ``warc``, ``manifest``,
-    ``text``, ``comments`` and ``proof``; ``log_paths`` gives ``checkpoint``, ``timestamp``
-    and ``key`` (or ``log`` for a whole copied log).
+    ``paths`` maps each capture id to where its files are: ``manifest``, ``text``,
+    ``comments`` and ``proof`` (package paths or None) and ``warc`` (``path``, ``sha256``,
+    ``size``); ``log_paths`` gives ``checkpoint``, ``timestamp`` and ``key`` (and ``log`` for a
+    whole copied log).
     """
     snapshot = plan.snapshot
     document = {
@@ -409,15 +474,14 @@ def descriptor(plan: ExportPlan, package: str, paths: dict[str, dict[str, str | 
         "captures": [
             {
                 "capture_id": c.capture_id,
-                "requested_url": c.manifest.requested_url,
-                "final_url": c.manifest.final_url,
-                "started": c.manifest.started,
+                "requested_url": c.requested_url,
+                "final_url": c.final_url,
+                "started": c.started,
                 "manifest": {"path": paths[c.capture_id]["manifest"],
                              "sha256": c.manifest_digests.sha256,
                              "blake3": c.manifest_digests.blake3,
                              "size": c.manifest_digests.size},
-                "warc": {"path": paths[c.capture_id]["warc"], "sha256": c.manifest.warc.sha256,
-                         "size": c.manifest.warc.size},
+                "warc": paths[c.capture_id]["warc"],
                 "text": paths[c.capture_id].get("text"),
                 "comments": paths[c.capture_id].get("comments"),
                 "proof": paths[c.capture_id].get("proof"),
@@ -439,10 +503,11 @@ __all__ = [
     "ExportCapture",
     "ExportPlan",
     "ExportResult",
+    "LoadedCapture",
     "LogSnapshot",
-    "attach_proofs",
     "copy_log",
     "descriptor",
+    "find_leaves",
     "plan_export",
     "proof_bytes",
     "read_id_file",

@@ -44,7 +44,7 @@ from preserve._version import __version__
 from preserve.archive import Archive
 from preserve.errors import PreserveError
 from preserve.exchange.files import AtomicFile, copy_file
-from preserve.exchange.plan import ExportCapture, LogSnapshot, plan_export
+from preserve.exchange.plan import LoadedCapture, LogSnapshot, plan_export
 from preserve.hashing import warc_digest_to_hex
 from preserve.log.entries import utc_now
 from preserve.log.timestamp import load_roots, timestamp_time, verify_timestamp
@@ -85,7 +85,7 @@ class FileCheck:
 class ReportData:
     """Everything the report shows, gathered from the archive."""
 
-    capture: ExportCapture
+    capture: LoadedCapture
     snapshot: LogSnapshot | None
     files: list[FileCheck]
     text: str
@@ -106,7 +106,7 @@ def gather(archive: Archive, capture_id: str, *, trusted_key: str | None = None,
            tsa_roots: Path | None = None) -> ReportData:
     """Read one capture (a unique id prefix works) and check what can be checked now."""
     plan = plan_export(archive, [capture_id])
-    capture = plan.captures[0]
+    capture = plan.load(plan.captures[0])
     m = capture.manifest
     files = [FileCheck("manifest", capture.manifest_rel, capture.manifest_digests.size,
                        capture.manifest_digests.sha256, capture.manifest_digests.blake3, "match")]
@@ -149,7 +149,7 @@ def find_screenshot(records: Sequence[WarcRecordRef]) -> WarcRecordRef | None:
     return candidates[0] if candidates else None
 
 
-def _screenshot(capture: ExportCapture) -> tuple[tuple[str, bytes, WarcRecordRef] | None, str]:
+def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef] | None, str]:
     ref = find_screenshot(capture.manifest.warc.records)
     if ref is None:
         return None, "No screenshot (HTTP capture): preserve fetched the page without a browser."

@@ -23,6 +23,7 @@ export. The package is written under a temporary name and linked into place when
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -36,9 +37,9 @@ from preserve.archive import Archive
 from preserve.exchange import cdxj, signing
 from preserve.exchange.files import AtomicFile, Digester, copy_file
 from preserve.exchange.plan import (
-    ExportCapture,
     ExportPlan,
     ExportResult,
+    LoadedCapture,
     descriptor,
     plan_export,
     proof_bytes,
@@ -126,7 +127,9 @@ def export_wacz(
         stamp = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
         zf = _Zip(raw, (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute,
                         stamp.second))
-        package_hash = _write_package(zf, plan, created, title)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".spool",
+                                         dir=out.parent) as spool:
+            package_hash = _write_package(zf, plan, created, title, Path(spool))
         digest: dict[str, Any] = {"path": "datapackage.json", "hash": package_hash}
         if signer is not None:
             signed = signing.signed_data(package_hash, created, signer, tsa_url)
@@ -141,12 +144,35 @@ def export_wacz(
                         time.monotonic() - started, signature)
 
 
-def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None) -> str:
-    """Write everything but datapackage-digest.json; return the package hash."""
-    paths: dict[str, dict[str, str | None]] = {}
+def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None,
+                   spool: Path) -> str:
+    """Write everything but datapackage-digest.json; return the package hash.
+
+    One pass over the captures: their files go into the zip as they come, their index lines
+    and pages are spooled (sorted runs, a pages file) in ``spool`` and added afterwards.
+    """
+    paths: dict[str, dict[str, Any]] = {}
     texts: set[str] = set()
-    for capture in plan.captures:
-        paths[capture.capture_id] = _add_capture(zf, capture, texts)
+    pages = spool / "pages.jsonl"
+    main_page: dict[str, Any] = {}
+    with pages.open("wb") as page_file, cdxj.SortedLines(spool) as lines:
+        page_file.write(_line({"format": "json-pages-1.0", "id": "pages", "title": "All Pages",
+                               "hasText": True}))
+        for capture in plan.captures_loaded():
+            paths[capture.capture_id] = _add_capture(zf, capture, texts)
+            for line in cdxj.capture_lines(capture, _warc_name(capture)):
+                lines.add(line)
+            page = _page(capture)
+            page_file.write(_line(page))
+            main_page = main_page or page
+        page_file.flush()
+
+        def index(write: Callable[[bytes], None]) -> None:
+            for line in lines:
+                write(line.encode("utf-8"))
+
+        zf.add_stream("indexes/index.cdx", index)
+    zf.add_file("pages/pages.jsonl", pages, _DEFLATE)
     log_paths: dict[str, str | None] = {"checkpoint": None, "timestamp": None, "key": None}
     snapshot = plan.snapshot
     if snapshot is not None:
@@ -159,15 +185,11 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None) 
         if snapshot.key_text is not None:
             log_paths["key"] = "log/key.pub"
             zf.add_bytes("log/key.pub", snapshot.key_text)
-    lines = sorted(line for capture in plan.captures
-                   for line in cdxj.capture_lines(capture, _warc_name(capture)))
-    zf.add_bytes("indexes/index.cdx", "".join(line + "\n" for line in lines).encode("utf-8"))
-    zf.add_stream("pages/pages.jsonl", lambda write: _pages(plan, write))
     zf.add_bytes("preserve/export.json", descriptor(plan, "wacz", paths, log_paths))
     package: dict[str, Any] = {
         "profile": "data-package",
         "wacz_version": WACZ_VERSION,
-        "title": title or _default_title(plan),
+        "title": title or _default_title(plan, main_page),
         "description": _description(plan),
         "created": created,
         "modified": created,
@@ -175,24 +197,26 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None) 
         "resources": zf.resources,
     }
     if len(plan.captures) == 1:
-        package["mainPageUrl"] = plan.captures[0].manifest.final_url
-        package["mainPageDate"] = _page_ts(plan.captures[0])
+        package["mainPageUrl"] = main_page["url"]
+        package["mainPageDate"] = main_page["ts"]
     return "sha256:" + zf.add_bytes("datapackage.json", _json(package), listed=False)
 
 
-def _warc_name(capture: ExportCapture) -> str:
+def _warc_name(capture: LoadedCapture) -> str:
     return f"{capture.capture_id}.warc.gz"
 
 
-def _add_capture(zf: _Zip, capture: ExportCapture, texts: set[str]) -> dict[str, str | None]:
+def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str]) -> dict[str, Any]:
     m = capture.manifest
     warc = f"archive/{_warc_name(capture)}"
     zf.add_file(warc, capture.warc_path, _STORE, expect={"sha256": m.warc.sha256},
                 expect_size=m.warc.size)
     manifest = f"manifests/{capture.capture_id}.json"
     zf.add_bytes(manifest, capture.manifest_bytes)
-    paths: dict[str, str | None] = {"warc": warc, "manifest": manifest, "text": None,
-                                    "comments": None, "proof": None}
+    paths: dict[str, Any] = {"warc": {"path": warc, "sha256": m.warc.sha256,
+                                      "size": m.warc.size},
+                             "manifest": manifest, "text": None, "comments": None,
+                             "proof": None}
     for kind, ref, source in (("text", m.text, capture.text_path),
                               ("comments", m.comments, capture.comments_path)):
         if ref is None or source is None:
@@ -205,41 +229,34 @@ def _add_capture(zf: _Zip, capture: ExportCapture, texts: set[str]) -> dict[str,
         paths[kind] = path
     if capture.proof is not None:
         paths["proof"] = f"proofs/{capture.capture_id}.json"
-        zf.add_bytes(paths["proof"] or "", proof_bytes(capture.proof))
+        zf.add_bytes(paths["proof"], proof_bytes(capture.proof))
     return paths
 
 
-def _page_ts(capture: ExportCapture) -> str:
-    """The time of the final response (its WARC-Date), so replay finds that record."""
-    hops = capture.manifest.redirects
-    return hops[-1].started if hops else capture.manifest.started
+def _page(capture: LoadedCapture) -> dict[str, Any]:
+    """The pages.jsonl entry: ``ts`` is the final response's time (its WARC-Date), so replay
+    finds that record; the text object is read here, one at a time."""
+    m = capture.manifest
+    hops = m.redirects
+    page: dict[str, Any] = {"id": capture.capture_id, "url": m.final_url,
+                            "ts": hops[-1].started if hops else m.started}
+    if m.extraction.title:
+        page["title"] = m.extraction.title
+    page["size"] = m.warc.size
+    if capture.text_path is not None:
+        page["text"] = capture.text_path.read_bytes().decode("utf-8", errors="replace")
+    return page
 
 
-def _pages(plan: ExportPlan, write: Callable[[bytes], None]) -> None:
-    header = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages", "hasText": True}
-    write(_line(header))
-    for capture in plan.captures:  # one text object in memory at a time
-        m = capture.manifest
-        page: dict[str, Any] = {"id": capture.capture_id, "url": m.final_url,
-                                "ts": _page_ts(capture)}
-        if m.extraction.title:
-            page["title"] = m.extraction.title
-        page["size"] = m.warc.size
-        if capture.text_path is not None:
-            page["text"] = capture.text_path.read_bytes().decode("utf-8", errors="replace")
-        write(_line(page))
-
-
-def _default_title(plan: ExportPlan) -> str:
+def _default_title(plan: ExportPlan, main_page: dict[str, Any]) -> str:
     if len(plan.captures) == 1:
-        title = plan.captures[0].manifest.extraction.title
-        return title or plan.captures[0].manifest.final_url
+        return str(main_page.get("title") or main_page["url"])
     return f"{len(plan.captures)} captures exported by preserve"
 
 
 def _description(plan: ExportPlan) -> str:
-    first = plan.captures[0].manifest.started
-    last = plan.captures[-1].manifest.started
+    first = plan.captures[0].started
+    last = plan.captures[-1].started
     partial = " This is a partial export of the archive." if plan.partial else ""
     return (f"{len(plan.captures)} web page capture(s) made with preserve between {first} and "
             f"{last}, with preserve's manifests, clean text, integrity-log checkpoint and "
