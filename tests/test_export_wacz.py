@@ -328,6 +328,10 @@ def test_failures_are_one_line_and_leave_nothing(built: Built, tmp_path: Path) -
     assert out.read_bytes() == b"keep me"
     missing_dir = run(built, "export", built.ids[0], "--wacz", str(tmp_path / "no/x.wacz"))
     assert missing_dir.returncode == 3 and missing_dir.stderr.count("\n") == 1
+    for inside in ("archive/x.wacz", "manifests/bag"):
+        kind = "--bagit" if inside.endswith("bag") else "--wacz"
+        refused = run(built, "export", built.ids[0], kind, str(built.root / inside))
+        assert refused.returncode == 3 and "inside the archive" in refused.stderr
     for args in ([built.ids[0]], ["--wacz", str(out), "--bagit", str(tmp_path / "b")],
                  ["--all", built.ids[0], "--wacz", str(tmp_path / "y.wacz")],
                  [built.ids[0], "--wacz", str(tmp_path / "z.wacz"), "--tsa", "http://x/"]):

@@ -47,6 +47,7 @@ from preserve.exchange.plan import (
     descriptor,
     plan_export,
     proof_bytes,
+    refuse_inside_archive,
 )
 
 ALGORITHMS = ("sha256", "sha512")
@@ -168,6 +169,7 @@ def export_bagit(
     """
     started = time.monotonic()
     out = Path(out)
+    refuse_inside_archive(archive, out)
     plan = plan_export(archive, ids, all_captures=all_captures)
     info = info or BagInfo.gather()
     with AtomicDirectory(out) as bag:

@@ -211,6 +211,15 @@ def plan_export(archive: Archive, ids: Sequence[str], *, all_captures: bool = Fa
     return ExportPlan(archive, ordered, snapshot, len(known - set(captures)))
 
 
+def refuse_inside_archive(archive: Archive, out: Path) -> None:
+    """Exports never write into the archive: refuse ``out`` below ``archive/`` or
+    ``manifests/`` (``preserve verify`` would report it; a bag there would nest archives)."""
+    target = Path(out).parent.resolve() / Path(out).name
+    for directory in (archive.layout.archive_dir, archive.layout.manifests_dir):
+        if target.is_relative_to(directory.resolve()):
+            raise StorageError(f"{out} is inside the archive ({directory}); write it elsewhere")
+
+
 def _read_manifest(root: Path, capture_id: str) -> tuple[Manifest, bytes]:
     path = Path(root) / manifest_path(capture_id)
     try:
@@ -511,5 +520,6 @@ __all__ = [
     "plan_export",
     "proof_bytes",
     "read_id_file",
+    "refuse_inside_archive",
     "take_snapshot",
 ]

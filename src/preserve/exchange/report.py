@@ -78,7 +78,11 @@ class FileCheck:
     size: int
     sha256: str | None
     blake3: str | None
-    status: str  # "match", "MISMATCH", "missing", "not checked"
+    status: str  # "match", "MISMATCH", "missing", or (a manifest) "not in the log"
+
+    @property
+    def bad(self) -> bool:
+        return self.status in ("MISMATCH", "missing")
 
 
 @dataclass
@@ -108,8 +112,10 @@ def gather(archive: Archive, capture_id: str, *, trusted_key: str | None = None,
     plan = plan_export(archive, [capture_id])
     capture = plan.load(plan.captures[0])
     m = capture.manifest
+    logged = capture.planned.leaf_index is not None  # the plan checked it against its leaf
     files = [FileCheck("manifest", capture.manifest_rel, capture.manifest_digests.size,
-                       capture.manifest_digests.sha256, capture.manifest_digests.blake3, "match")]
+                       capture.manifest_digests.sha256, capture.manifest_digests.blake3,
+                       "match" if logged else "not in the log")]
     files.append(_check_file("WARC file", m.warc.path, capture.warc_path, m.warc.size,
                              {"sha256": m.warc.sha256, "blake3": m.warc.blake3}))
     text = comments = ""
@@ -281,7 +287,7 @@ def render_html(data: ReportData) -> str:
 
 def _summary(data: ReportData) -> str:
     m = data.manifest
-    files_ok = all(f.status == "match" for f in data.files)
+    files_ok = not any(f.bad for f in data.files)
     proof = data.capture.proof
     if proof is not None and not data.proof_problems:
         log_state = ("ok", "in the signed integrity log (leaf index "
@@ -422,7 +428,7 @@ def _files_section(data: ReportData) -> str:
     files = "".join(
         f"<tbody class=\"file\"><tr><th>{esc(f.label)}</th><td><code>{esc(f.path)}</code></td>"
         f"<td class=\"num\">{f.size:,} bytes</td>"
-        f"<td class=\"{'ok' if f.status == 'match' else 'bad'}\">{esc(f.status)}</td></tr>"
+        f"<td class=\"{'bad' if f.bad else 'ok'}\">{esc(f.status)}</td></tr>"
         f"<tr class=\"digest\"><td>SHA-256</td><td colspan=\"3\"><code>{esc(f.sha256 or '—')}"
         f"</code></td></tr><tr class=\"digest\"><td>BLAKE3</td><td colspan=\"3\"><code>"
         f"{esc(f.blake3 or '—')}</code></td></tr></tbody>"
@@ -656,7 +662,7 @@ def write_report(archive: Archive, capture_id: str, out: Path, *, fmt: str | Non
             handle.write(page.encode("utf-8"))
     proof_holds = None if data.capture.proof is None else not data.proof_problems
     return ReportResult(out, fmt, data.capture.capture_id, proof_holds,
-                        all(f.status == "match" for f in data.files))
+                        not any(f.bad for f in data.files))
 
 
 __all__ = [

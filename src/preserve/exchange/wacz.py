@@ -43,6 +43,7 @@ from preserve.exchange.plan import (
     descriptor,
     plan_export,
     proof_bytes,
+    refuse_inside_archive,
 )
 
 WACZ_VERSION = "1.1.1"
@@ -120,6 +121,7 @@ def export_wacz(
     """
     started = time.monotonic()
     out = Path(out)
+    refuse_inside_archive(archive, out)
     plan = plan_export(archive, ids, all_captures=all_captures)
     signature: dict[str, Any] | None = None
     with AtomicFile(out) as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as raw:
