@@ -10,10 +10,14 @@ is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import os
 import shutil
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from preserve import Archive
 from preserve.archive import CaptureOptions
 from preserve.capture.fetch import FetchOptions
 from servers import TestServer, redirect, respond
+from test_log_timestamp import _TSAHandler, mint_tsa
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 VENV_BIN = Path(sys.executable).parent
@@ -109,3 +114,22 @@ def missing(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message + " (required when CI is set)")
     pytest.skip(message)
+
+
+@contextlib.contextmanager
+def tsa_server(directory: Path) -> Iterator[tuple[str, Path]]:
+    """A Time Stamping Authority on 127.0.0.1 (``openssl ts -reply``, as in
+    tests/test_log_timestamp.py): yields its URL and the directory holding its ``ca.pem``."""
+    if shutil.which("openssl") is None:
+        missing("openssl not installed: no local TSA")
+    directory.mkdir(parents=True, exist_ok=True)
+    tsa_dir = mint_tsa(directory)
+    handler = type("Handler", (_TSAHandler,), {"tsa_dir": tsa_dir})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/tsa", tsa_dir
+    finally:
+        server.shutdown()
+        server.server_close()

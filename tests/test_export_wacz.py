@@ -10,13 +10,11 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,14 +27,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import preserve.exchange.wacz as wacz_module
-from exporting import PRESERVE, Built, build_archive, pywb_python, tool, tree_state
+from exporting import (
+    PRESERVE,
+    Built,
+    build_archive,
+    pywb_python,
+    tool,
+    tree_state,
+    tsa_server,
+)
 from preserve import Archive, log
 from preserve.exchange import export_wacz
 from preserve.exchange.cdxj import SortedLines
 from preserve.exchange.check import check_wacz
 from preserve.exchange.files import BLOCK_SIZE
 from servers import ReceivedRequest, TestServer, respond
-from test_log_timestamp import _TSAHandler, mint_tsa
 
 
 @pytest.fixture(scope="module")
@@ -277,19 +282,8 @@ def test_signed_package_still_validates_and_reuses_its_key(built: Built, signed:
 
 @pytest.fixture
 def tsa(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl")
-    (tmp_path / "tsa").mkdir()
-    tsa_dir = mint_tsa(tmp_path / "tsa")
-    handler = type("Handler", (_TSAHandler,), {"tsa_dir": tsa_dir})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/tsa", tsa_dir
-    finally:
-        server.shutdown()
-        server.server_close()
+    with tsa_server(tmp_path / "tsa") as served:
+        yield served
 
 
 def test_signature_timestamped_by_a_tsa(built: Built, tsa: tuple[str, Path],

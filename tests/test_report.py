@@ -17,6 +17,7 @@ import shutil
 import ssl
 import struct
 import subprocess
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 import trustme
 from warcio.warcwriter import WARCWriter
 
-from exporting import PRESERVE, Built, build_archive, missing, tool
+from exporting import PRESERVE, Built, build_archive, missing, tool, tsa_server
 from preserve import Archive
 from preserve.archive import CaptureOptions
 from preserve.exchange import report as report_module
@@ -272,3 +273,36 @@ def test_pdf_without_chromium_is_a_clear_error(built: Built, tmp_path: Path) -> 
     assert done.returncode == 3
     assert done.stderr.strip().count("\n") == 0 and "needs Chromium" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rfc3161_status_and_timestamped_exports(built: Built, tmp_path: Path) -> None:
+    """A checkpoint stamped by a TSA: the report gives the TSA's time, verified with the roots;
+    both exports carry the token."""
+    root = tmp_path / "root"
+    shutil.copytree(built.root, root)
+    with tsa_server(tmp_path / "tsa") as (url, tsa_dir):
+        done = subprocess.run([PRESERVE, "--root", str(root), "--tsa", url, "checkpoint"],
+                              env=built.env(), capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    archive = Archive(root)
+    html = report_module.render_html(report_module.gather(archive, built.ids[0]))
+    assert "Time asserted by the TSA" in html and "signature was not checked here" in html
+    assert "openssl ts -verify -data manifests/log/checkpoints/" in html
+    checked = report_module.gather(archive, built.ids[0], tsa_roots=tsa_dir / "ca.pem")
+    assert checked.timestamp["state"] == "verified"
+    assert "(verified)" in report_module.render_html(checked)
+    env = built.env(PRESERVE_ROOT=str(root))
+    for kind, out in (("--wacz", tmp_path / "t.wacz"), ("--bagit", tmp_path / "bag")):
+        done = subprocess.run([PRESERVE, "export", built.ids[0], kind, str(out)], env=env,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    token = next((root / "manifests/log/checkpoints").glob("*.tsr")).read_bytes()
+    with zipfile.ZipFile(tmp_path / "t.wacz") as z:
+        assert z.read("log/checkpoint.tsr") == token
+    assert next((tmp_path / "bag/data/manifests/log/checkpoints").glob("*.tsr")).read_bytes() \
+        == token
+    verified = subprocess.run([PRESERVE, "--root", str(tmp_path / "bag/data"), "verify",
+                               "--no-record", "--tsa-roots", str(tsa_dir / "ca.pem")],
+                              env=env, capture_output=True, text=True, check=False)
+    codes = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
+    assert codes == {"E305"}, verified.stdout  # partial bag (see docs); the token verifies
