@@ -174,6 +174,9 @@ def _check_digest_file(zf: zipfile.ZipFile, package_bytes: bytes, package: dict[
                         "software": signed.get("software"), "timestamp": None}
     if wacz_public_key and signed.get("publicKey") != wacz_public_key.strip():
         result.problems.append("the package is signed by another key than the one given")
+    elif not wacz_public_key:
+        result.notes.append(f"signed by public key {signed.get('publicKey')}: compare it with "
+                            "the key its author published (--wacz-public-key)")
     if signed.get("created") != package.get("created"):
         result.problems.append("signedData.created differs from datapackage.json created")
     if "timeSignature" in signed:
