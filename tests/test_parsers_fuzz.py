@@ -93,9 +93,9 @@ HEADS_DIR: list[Path] = []
 def _known_head(data: bytes) -> None:
     heads = KnownHeads(HEADS_DIR[0])
     identity = "fuzz.example/log+" + VERIFIER.key_id.hex()
-    heads._path(identity).write_bytes(data)
+    heads._file(identity, Path("/archive")).write_bytes(data)
     try:
-        heads.get(identity)
+        heads.get(identity, Path("/archive"))
         heads.for_path(Path("/archive"))
     except LogError:
         pass

@@ -335,9 +335,13 @@ class Archive:
             lock.release()
 
     @contextlib.contextmanager
-    def _lock_if_writable(self) -> Iterator[bool]:
-        """The archive lock, or none where its lock file cannot be opened (read-only media);
-        yields whether it is held."""
+    def _lock_if_writable(self, *, create: bool = True) -> Iterator[bool]:
+        """The archive lock, or none where its lock file cannot be opened (read-only media) or,
+        without ``create``, does not exist (an archive nobody ever wrote to, such as an
+        exported bag: reading it must not add a file); yields whether it is held."""
+        if not create and not self.layout.lock_path.exists():
+            yield False
+            return
         lock = filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
         try:
             lock.acquire()
@@ -404,9 +408,9 @@ class Archive:
             verifier: log.Verifier | None = log.read_verifier(self.root)
         except errors.SigningKeyError:
             verifier = None
-        forgotten = self.heads.forget(identity_for(verifier, self.root))
+        forgotten = self.heads.forget(identity_for(verifier, self.root), self.root)
         for head in self.heads.for_path(self.root):
-            self.heads.forget(head.identity)
+            self.heads.forget(head.identity, self.root)
             forgotten = forgotten or head
         return forgotten
 
@@ -517,7 +521,7 @@ class Archive:
         report = verify_archive(self.root, deep=deep, progress=progress)
         # Under the archive lock no commit sits between linking its manifest and logging it,
         # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
-        with self._lock_if_writable() as locked:
+        with self._lock_if_writable(create=record) as locked:
             integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
                                 trusted_key=trusted_key, tsa_roots=tsa_roots, heads=self.heads,
                                 anchor_max_age=anchor_max_age)

@@ -151,6 +151,10 @@ class Code(enum.Enum):
             "verify was given no signed checkpoint kept outside the archive (or only older ones "
             "than --anchor-max-age): a rollback to an older consistent copy is then caught only "
             "by this operator's known head.")
+    W308 = ("W308", "a partial export: logged captures left out, as its signed descriptor says",
+            "The root is a partial export (a BagIt bag's data/) whose descriptor is signed by the "
+            "archive key: the log's captures that it does not list are absent on purpose "
+            "(otherwise E305). An unsigned or forged descriptor changes nothing.")
 
     E401 = ("E401", "text object missing",
             "The clean-text object named by a manifest does not exist.")

@@ -6,7 +6,7 @@ No archive logic lives here. Human output goes to stdout (errors and progress to
 commands; :mod:`.app` holds the ``main`` group and what the commands share.
 """
 
-from preserve.cli import audit, browse, capture, integrity
+from preserve.cli import audit, browse, capture, exchange, integrity
 from preserve.cli.app import EXIT_STATUSES, main
 
-__all__ = ["EXIT_STATUSES", "audit", "browse", "capture", "integrity", "main"]
+__all__ = ["EXIT_STATUSES", "audit", "browse", "capture", "exchange", "integrity", "main"]

@@ -44,6 +44,7 @@ from .entries import (
     parse_entry,
     parse_time,
 )
+from .export_note import exported_captures
 from .journal import CommitEntry, CommitRecord, iter_entries, read_journal
 from .keys import Verifier, parse_verifier_key
 from .known_heads import KnownHeads, identity_for
@@ -75,6 +76,7 @@ W_UNSIGNED_LOG = "W304"
 W_AWAITING_LEAF = "W305"
 W_INTERRUPTED_COMMIT = "W306"
 W_NO_RECENT_ANCHOR = "W307"
+W_PARTIAL_EXPORT = "W308"
 
 CODES: dict[str, str] = {
     E_LOG_DAMAGED: "integrity log missing, unreadable or structurally damaged",
@@ -101,6 +103,7 @@ CODES: dict[str, str] = {
     W_AWAITING_LEAF: "committed manifest awaiting its log leaf (a signed commit record names it)",
     W_INTERRUPTED_COMMIT: "commit record of an interrupted commit (no manifest was committed)",
     W_NO_RECENT_ANCHOR: "no off-site anchor recent enough was given",
+    W_PARTIAL_EXPORT: "a partial export: logged captures left out, as its signed descriptor says",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -150,6 +153,9 @@ DESCRIPTIONS: dict[str, str] = {
     W_NO_RECENT_ANCHOR: "verify was given no signed checkpoint kept outside the archive (or "
     "only older ones than --anchor-max-age): a rollback to an older consistent copy is then "
     "caught only by this operator's known head.",
+    W_PARTIAL_EXPORT: "The root is a partial export (a BagIt bag's data/) whose descriptor is "
+    "signed by the archive key: the log's captures that it does not list are absent on purpose "
+    "(otherwise E305). An unsigned or forged descriptor changes nothing.",
 }
 
 TimestampCheck = Callable[[bytes, bytes], str | None]
@@ -240,7 +246,8 @@ def verify_log(
         records, bad = read_journal(root, verifier)
         for item in bad:
             audit.add(E_COMMIT_RECORD_INVALID, item.path, item.problem)
-        _check_manifests(audit, manifests, leaves, records)
+        exported = exported_captures(root, verifier) if verifier is not None else None
+        _check_manifests(audit, manifests, leaves, records, exported)
         covered = 0
         if verifier is not None:
             covered = _check_checkpoints(audit, log, verifier, external_checkpoints,
@@ -414,7 +421,9 @@ def _check_manifests(
     on_disk: dict[str, Path],
     leaves: dict[str, tuple[int, ManifestEntry, bool]],
     records: list[CommitRecord],
+    exported: set[str] | None = None,
 ) -> None:
+    left_out = 0
     for record in records:
         if all(e.capture_id not in on_disk and e.capture_id not in leaves
                for e in record.entries):
@@ -432,6 +441,9 @@ def _check_manifests(
                       "commit record signed by the archive key names it (planted, or foreign)")
     for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
         found = on_disk.get(capture_id)
+        if found is None and exported is not None and capture_id not in exported:
+            left_out += 1
+            continue
         if found is None:
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
             continue
@@ -446,6 +458,9 @@ def _check_manifests(
                 leaf.path,
                 f"leaf {index} has sha256 {leaf.sha256}, the file has {digests.sha256}",
             )
+    if left_out:
+        audit.add(W_PARTIAL_EXPORT, _rel(""), f"{left_out} logged capture(s) are not in this "
+                  "partial export (its descriptor is signed by the archive key)")
 
 
 def _file_matches(path: Path, entry: CommitEntry) -> bool:
@@ -486,7 +501,7 @@ def _check_known_head(
         return
     identity = identity_for(verifier, audit.root)
     try:
-        head = heads.get(identity)
+        head = heads.get(identity, audit.root)
     except LogError as exc:
         audit.add(E_ROLLBACK, _rel(HEAD_NAME), f"your known head of this archive is unreadable: "
                   f"{exc}")

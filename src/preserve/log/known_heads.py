@@ -8,10 +8,11 @@ rewriting its log and deleting its checkpoints, is caught without any off-site c
 as long as the attacker cannot also change this machine's files (off-site checkpoints remain
 the defence against that).
 
-An archive's identity is its log key (``<origin>+<key id>``); an archive without a key is
-known by the real path of its root. Each head also lists the paths it was seen at, so an
-archive whose ``key.pub`` disappeared is still recognised by where it lives.
-``forget`` resets a head deliberately (``preserve reset-head``).
+A head belongs to an archive identity — its log key (``<origin>+<key id>``), or ``unsigned``
+for an archive without a key — at one place: the real path of its root. A copy elsewhere (a
+backup, an exported bag) has its own head, and an archive whose ``key.pub`` disappeared or
+changed is still recognised by where it lives. ``forget`` resets a head deliberately
+(``preserve reset-head``).
 
 This module stores and loads heads; it does not decide whether a log extends one (see
 :meth:`preserve.log.storage.TransparencyLog.verify_extension`).
@@ -32,49 +33,51 @@ from .keys import Verifier, config_home
 
 FORMAT = "preserve-known-head/1"
 MAX_HEAD_FILE = 64 * 1024
-MAX_PATHS = 32
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
 class KnownHead:
-    """The newest tree head an operator proved for one archive identity."""
+    """The newest tree head an operator proved for one archive (identity, at one place)."""
 
     identity: str
+    path: str  # the real path of the archive root
     size: int
     root: bytes
     updated: str
-    paths: tuple[str, ...]
 
 
 def identity_for(verifier: Verifier | None, root: Path) -> str:
-    """``<origin>+<key id hex>`` for a keyed archive, ``unsigned:<sha256 of the real root
-    path>`` for one without a key."""
+    """``<origin>+<key id hex>`` for a keyed archive, ``unsigned`` for one without a key."""
     if verifier is not None:
         return f"{verifier.name}+{verifier.key_id.hex()}"
-    real = str(Path(root).resolve())
-    return "unsigned:" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()
+    return "unsigned"
+
+
+def _real(root: Path) -> str:
+    return str(Path(root).resolve())
 
 
 class KnownHeads:
-    """The heads directory of this operator (one JSON file per archive identity)."""
+    """The heads directory of this operator (one JSON file per archive identity and place)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else config_home() / "heads"
 
-    def _path(self, identity: str) -> Path:
-        digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
-        return self.directory / f"{_SAFE.sub('_', identity)[:80]}-{digest}.json"
+    def _file(self, identity: str, root: Path) -> Path:
+        real = _real(root)
+        digest = hashlib.sha256(f"{identity}\n{real}".encode("utf-8", "surrogateescape"))
+        return self.directory / f"{_SAFE.sub('_', identity)[:60]}-{digest.hexdigest()[:20]}.json"
 
-    def get(self, identity: str) -> KnownHead | None:
-        """The stored head for ``identity``, or None. LogError if the file is damaged."""
-        path = self._path(identity)
+    def get(self, identity: str, root: Path) -> KnownHead | None:
+        """The stored head of ``identity`` at ``root``, or None. LogError if it is damaged."""
+        path = self._file(identity, root)
         if not path.exists() and not path.is_symlink():
             return None
         head = self._load(path)
-        if head.identity != identity:
-            raise LogError(f"{path} holds the head of {head.identity!r}, not {identity!r}")
+        if (head.identity, head.path) != (identity, _real(root)):
+            raise LogError(f"{path} holds the head of {head.identity!r} at {head.path!r}")
         return head
 
     def _load(self, path: Path) -> KnownHead:
@@ -83,57 +86,53 @@ class KnownHeads:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise LogError(f"{path} is not a {FORMAT} file")
         identity, size, root = doc.get("identity"), doc.get("size"), doc.get("root")
-        updated, paths = doc.get("updated"), doc.get("paths")
+        updated, where = doc.get("updated"), doc.get("path")
         if not (isinstance(identity, str) and isinstance(size, int)
                 and not isinstance(size, bool) and size >= 0 and isinstance(root, str)
-                and _HEX64.match(root) and isinstance(updated, str) and isinstance(paths, list)
-                and all(isinstance(p, str) for p in paths)):
+                and _HEX64.match(root) and isinstance(updated, str) and isinstance(where, str)):
             raise LogError(f"{path} is malformed")
-        return KnownHead(identity, size, bytes.fromhex(root), updated, tuple(paths))
+        return KnownHead(identity, where, size, bytes.fromhex(root), updated)
 
     def for_path(self, root: Path) -> list[KnownHead]:
-        """Heads of keyed identities that were seen at ``root`` (to notice a removed key)."""
-        real = str(Path(root).resolve())
-        found = []
+        """Heads of keyed identities known at ``root`` (to notice a removed or replaced key)."""
+        real = _real(root)
         if not self.directory.is_dir():
             return []
+        found = []
         for path in sorted(self.directory.glob("*.json")):
             try:
                 head = self._load(path)
             except LogError:
                 continue
-            if real in head.paths and not head.identity.startswith("unsigned:"):
+            if head.path == real and head.identity != "unsigned":
                 found.append(head)
         return found
 
     def others_at(self, root: Path, identity: str) -> list[KnownHead]:
-        """Keyed heads seen at ``root`` under another identity than ``identity`` (the
-        archive's key was replaced, or another archive now lives at that path)."""
+        """Keyed heads known at ``root`` under another identity than ``identity`` (the
+        archive's key was replaced or removed, or another archive now lives at that path)."""
         return [head for head in self.for_path(root) if head.identity != identity]
 
     def advance(self, identity: str, size: int, root_hash: bytes, archive_root: Path) -> None:
-        """Record ``(size, root_hash)`` as the newest proved head of ``identity``, seen at
+        """Record ``(size, root_hash)`` as the newest proved head of ``identity`` at
         ``archive_root``. The caller has proved that it extends the stored head."""
-        previous = self.get(identity)
-        real = str(Path(archive_root).resolve())
-        paths = [p for p in (previous.paths if previous else ()) if p != real]
-        paths = [*paths[-(MAX_PATHS - 1):], real]
-        doc = {"format": FORMAT, "identity": identity, "paths": paths, "root": root_hash.hex(),
-               "size": size, "updated": utc_now()}
+        doc = {"format": FORMAT, "identity": identity, "path": _real(archive_root),
+               "root": root_hash.hex(), "size": size, "updated": utc_now()}
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise LogError(f"cannot create {self.directory}: {exc.strerror or exc}") from exc
-        write_atomic(self._path(identity), canonical_json(doc) + b"\n", mode=0o600)
+        write_atomic(self._file(identity, archive_root), canonical_json(doc) + b"\n",
+                     mode=0o600)
 
-    def forget(self, identity: str) -> KnownHead | None:
-        """Delete the stored head of ``identity``; return what it was (None if there was none)."""
-        head = self.get(identity)
+    def forget(self, identity: str, root: Path) -> KnownHead | None:
+        """Delete the stored head of ``identity`` at ``root``; return it (None: there was none)."""
+        head = self.get(identity, root)
         if head is not None:
             try:
-                self._path(identity).unlink()
+                self._file(identity, root).unlink()
             except OSError as exc:
-                raise LogError(f"cannot remove {self._path(identity)}: {exc}") from exc
+                raise LogError(f"cannot remove a known head: {exc}") from exc
         return head
 
 

@@ -84,10 +84,10 @@ def newest_signed_checkpoint(root: Path, verifier: Verifier) -> Checkpoint | Non
     return None
 
 
-def known_head(heads: KnownHeads | None, identity: str) -> TreeHead | None:
+def known_head(heads: KnownHeads | None, identity: str, root: Path) -> TreeHead | None:
     if heads is None:
         return None
-    head = heads.get(identity)
+    head = heads.get(identity, root)
     return TreeHead(head.size, head.root) if head is not None else None
 
 
@@ -100,7 +100,7 @@ def check_extends(root: Path, heads: KnownHeads | None, verifier: Verifier | Non
             now = "has no key.pub" if verifier is None else "has another key.pub"
             raise NotProvedError(f"this archive {now} than the key you last verified it with "
                                  f"({other.identity}): removed or replaced?")
-    head = known_head(heads, identity)
+    head = known_head(heads, identity, root)
     if head is None:
         return
     with open_log(root, readonly=True) as log:
@@ -136,7 +136,7 @@ def prove_and_sign(
     if signer.verifier != verifier:
         raise SigningKeyError(f"the signing key is not the archive's key ({verifier.to_text()})")
     identity = identity_for(verifier, root)
-    known = known_head(heads, identity)
+    known = known_head(heads, identity, root)
     stored = newest_signed_checkpoint(root, verifier)
     records, _bad = read_journal(root, verifier)
     with open_log(root, readonly=True) as log:

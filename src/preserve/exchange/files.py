@@ -1,0 +1,233 @@
+"""Streaming file helpers shared by the exporters: multi-digest copies and atomic outputs.
+
+Every byte an export writes passes through :func:`copy_file` in blocks of one MiB, hashed on
+the way with the algorithms asked for, so memory does not grow with file size. Outputs are
+built under a temporary name beside their final name and moved into place only when complete
+(:class:`AtomicFile`, :class:`AtomicDirectory`): an interrupted export leaves a ``.part``
+name, never a file or bag that looks finished. Existing outputs are never replaced.
+
+This module knows nothing about WACZ, BagIt or manifests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Protocol
+
+import blake3
+
+from preserve.errors import StorageError
+
+BLOCK_SIZE = 1 << 20
+_LINK_UNSUPPORTED = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _new_hash(name: str) -> _Hash:
+    if name == "blake3":
+        return blake3.blake3()
+    return hashlib.new(name)
+
+
+class Digester:
+    """Hash a stream with several algorithms at once (``sha256``, ``sha512``, ``blake3``)."""
+
+    def __init__(self, algorithms: Iterable[str]) -> None:
+        self._hashes = {name: _new_hash(name) for name in algorithms}
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        for h in self._hashes.values():
+            h.update(data)
+        self.size += len(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {name: h.hexdigest() for name, h in self._hashes.items()}
+
+
+def copy_file(
+    source: Path,
+    write: Callable[[bytes], object],
+    algorithms: Iterable[str],
+    *,
+    expect: dict[str, str] | None = None,
+    expect_size: int | None = None,
+) -> Digester:
+    """Stream ``source`` into ``write``, hashing it; check it against ``expect``.
+
+    ``expect`` maps algorithm names to hex digests the bytes must have (for example the
+    manifest's SHA-256 of a WARC file). Raises :class:`StorageError` if ``source`` cannot be
+    read or does not match: an export never ships a file that differs from its manifest.
+    """
+    expect = expect or {}
+    digester = Digester(set(algorithms) | set(expect))
+    try:
+        with source.open("rb") as handle:
+            while block := handle.read(BLOCK_SIZE):
+                digester.update(block)
+                write(block)
+    except OSError as exc:
+        raise StorageError(f"cannot read {source}: {exc}") from exc
+    digests = digester.hexdigests()
+    if expect_size is not None and digester.size != expect_size:
+        raise StorageError(
+            f"{source} has {digester.size} bytes, its manifest says {expect_size}: "
+            "the archive is damaged (run 'preserve verify'); nothing was exported"
+        )
+    for name, value in expect.items():
+        if digests[name] != value:
+            raise StorageError(
+                f"{source} does not match its manifest ({name} {digests[name]}, expected "
+                f"{value}): the archive is damaged (run 'preserve verify'); nothing was exported"
+            )
+    return digester
+
+
+def refuse_existing(path: Path) -> None:
+    """Raise :class:`StorageError` if ``path`` exists (exports never replace anything)."""
+    if os.path.lexists(path):
+        raise StorageError(f"{path} already exists; not replacing it")
+
+
+def fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system can fsync a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class AtomicFile:
+    """A file written as ``.<name>.<random>.part`` beside ``path`` and linked into place.
+
+    ``with AtomicFile(path) as f: f.write(...)``; on a clean exit the data is fsynced and
+    linked to ``path`` (refused if ``path`` appeared meanwhile), on any exception the part
+    file is removed and ``path`` never appears.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        refuse_existing(self.path)
+        directory = self.path.parent
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
+                                        dir=directory)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self.part = Path(name)
+        self.file: IO[bytes] = os.fdopen(fd, "w+b")
+
+    def __enter__(self) -> IO[bytes]:
+        return self.file
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is not None:
+            self.discard()
+            return
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.chmod(self.part, 0o644)
+            publish(self.part, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.part.unlink()
+
+
+def publish(part: Path, final: Path) -> None:
+    """Move a finished ``part`` file to ``final`` without ever replacing an existing file."""
+    try:
+        try:
+            os.link(part, final)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or exc.errno not in _LINK_UNSUPPORTED:
+                raise
+            # No hard links here (FAT, exFAT, some network shares): check, then rename.
+            refuse_existing(final)
+            os.rename(part, final)
+        else:
+            part.unlink()
+        fsync_dir(final.parent)
+    except FileExistsError as exc:
+        raise StorageError(f"{final} already exists; not replacing it") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot write {final}: {exc.strerror or exc}") from exc
+
+
+class AtomicDirectory:
+    """A directory built as ``.<name>.<random>.part`` beside ``path`` and renamed into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        refuse_existing(self.path)
+        try:
+            self.part = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part",
+                                              dir=self.path.parent))
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+    def __enter__(self) -> Path:
+        return self.part
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is not None:
+            self.discard()
+            return
+        try:
+            os.chmod(self.part, 0o755)
+            fsync_dir(self.part)
+            refuse_existing(self.path)  # rename() would replace an empty directory
+            os.rename(self.part, self.path)
+            fsync_dir(self.path.parent)
+        except OSError as exc:
+            self.discard()
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        shutil.rmtree(self.part, ignore_errors=True)
+
+
+__all__ = [
+    "BLOCK_SIZE",
+    "AtomicDirectory",
+    "AtomicFile",
+    "Digester",
+    "copy_file",
+    "fsync_dir",
+    "publish",
+    "refuse_existing",
+]

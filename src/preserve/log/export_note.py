@@ -1,0 +1,62 @@
+"""The archive key's signature over an export descriptor, so verify can tell a partial export.
+
+An export whose ``data/`` (BagIt) is an archive root carries ``preserve-export.json`` (which
+captures it holds; ``"partial": true`` when not all) and, when the exporter had the archive
+key, ``preserve-export.sig``: a C2SP signed note ``preserve-export/1 / <origin> / <SHA-256 of
+the descriptor bytes>`` signed with that key. ``verify`` lets the log name captures that are
+not there (instead of E305) only under such a signature — an unsigned or forged descriptor
+changes nothing, so nobody can hide deleted captures by planting one.
+
+This module signs and checks that note; it does not write or read packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..errors import LogError, PreserveError
+from ..safe_io import loads_strict, read_regular, read_text
+from .keys import Signer, Verifier
+from .note import NoteError, open_note, sign_note
+
+DESCRIPTOR = "preserve-export.json"
+SIGNATURE = "preserve-export.sig"
+HEADER = "preserve-export/1"
+MAX_DESCRIPTOR = 64 * 2**20
+
+
+def sign_descriptor(descriptor: bytes, signer: Signer) -> str:
+    """The signed note over ``descriptor``'s SHA-256."""
+    text = f"{HEADER}\n{signer.name}\n{hashlib.sha256(descriptor).hexdigest()}\n"
+    return sign_note(text, [signer])
+
+
+def exported_captures(root: Path, verifier: Verifier) -> set[str] | None:
+    """The capture ids of a *partial* export at ``root`` whose descriptor ``verifier`` signed;
+    None when ``root`` is not such an export (no descriptor, not partial, unsigned, forged)."""
+    descriptor_path, note_path = Path(root) / DESCRIPTOR, Path(root) / SIGNATURE
+    if not descriptor_path.exists() or not note_path.exists():
+        return None
+    try:
+        data = read_regular(descriptor_path, MAX_DESCRIPTOR, what="export descriptor",
+                            error=LogError)
+        text = open_note(read_text(note_path, 4096, what="export signature", error=LogError),
+                         verifier)
+        document = loads_strict(data, max_bytes=MAX_DESCRIPTOR, max_depth=8,
+                                what="export descriptor", error=LogError)
+    except (PreserveError, NoteError):
+        return None
+    if text != f"{HEADER}\n{verifier.name}\n{hashlib.sha256(data).hexdigest()}\n":
+        return None
+    if not isinstance(document, dict) or document.get("format") != HEADER \
+            or document.get("partial") is not True:
+        return None
+    captures = document.get("captures")
+    if not isinstance(captures, list):
+        return None
+    return {c["capture_id"] for c in captures
+            if isinstance(c, dict) and isinstance(c.get("capture_id"), str)}
+
+
+__all__ = ["DESCRIPTOR", "SIGNATURE", "exported_captures", "sign_descriptor"]

@@ -1,0 +1,119 @@
+"""Read single WARC records at known offsets: their heads (for indexes) or a bounded block.
+
+A manifest knows where every record of its WARC file starts. :func:`read_heads` seeks to each
+given offset and parses only the WARC header block and, for HTTP records, the HTTP status line
+and headers: bodies are never decompressed past their first bytes, so indexing a capture costs
+the same for a 10 KB page and a 10 GB video. :func:`read_block` returns one record's block (for
+example a screenshot ``resource`` record), refusing blocks larger than a limit.
+
+This module reads; it does not check digests of whole files (see :mod:`.read`) or write WARC
+files (see :mod:`.write`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+
+from preserve.errors import ArchiveError, NotFoundError
+
+_BLOCK = 1 << 16
+_HTTP_TYPES = ("application/http",)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHead:
+    """What an index needs to know about one record, read from the record itself."""
+
+    offset: int
+    type: str
+    target_uri: str | None
+    date: str | None
+    content_type: str | None  # the record's Content-Type (WARC header)
+    payload_digest: str | None
+    http_status: str | None  # response and revisit records with an HTTP head
+    http_content_type: str | None  # the HTTP Content-Type of a request or response record
+
+
+def read_heads(path: Path, offsets: Iterable[int]) -> Iterator[RecordHead]:
+    """The head of the record starting at each offset of ``path``, in the order given.
+
+    Raises :class:`~preserve.errors.NotFoundError` if the file cannot be opened and
+    :class:`~preserve.errors.ArchiveError` if no readable record starts at an offset.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
+    with handle:
+        for offset in offsets:
+            try:
+                handle.seek(offset)
+                record = next(iter(ArchiveIterator(handle)), None)
+                if record is None:
+                    raise ArchiveError(f"no WARC record at offset {offset} of {path}")
+                headers = record.rec_headers
+                http = record.http_headers
+                is_http = (headers.get_header("Content-Type") or "").startswith(_HTTP_TYPES)
+                status = None
+                if http is not None and record.rec_type in ("response", "revisit"):
+                    status = http.get_statuscode()
+                yield RecordHead(
+                    offset=offset,
+                    type=record.rec_type,
+                    target_uri=headers.get_header("WARC-Target-URI"),
+                    date=headers.get_header("WARC-Date"),
+                    content_type=headers.get_header("Content-Type"),
+                    payload_digest=headers.get_header("WARC-Payload-Digest"),
+                    http_status=status,
+                    http_content_type=(http.get_header("Content-Type")
+                                       if http is not None and is_http else None),
+                )
+            except ArchiveError:
+                raise
+            except Exception as exc:  # warcio/zlib raise many types on damaged input
+                raise ArchiveError(
+                    f"cannot read the record at offset {offset} of {path}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+
+def read_block(path: Path, offset: int, limit: int) -> tuple[str, bytes]:
+    """The record type and block of the record at ``offset`` (at most ``limit`` bytes).
+
+    Raises :class:`~preserve.errors.ArchiveError` if the record cannot be read or its block is
+    longer than ``limit`` (nothing past ``limit`` is read into memory).
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
+    with handle:
+        try:
+            handle.seek(offset)
+            record = next(iter(ArchiveIterator(handle, no_record_parse=True)), None)
+            if record is None:
+                raise ArchiveError(f"no WARC record at offset {offset} of {path}")
+            chunks: list[bytes] = []
+            size = 0
+            while block := record.raw_stream.read(_BLOCK):
+                size += len(block)
+                if size > limit:
+                    raise ArchiveError(
+                        f"the record at offset {offset} of {path} is larger than {limit} bytes"
+                    )
+                chunks.append(block)
+            return record.rec_type, b"".join(chunks)
+        except ArchiveError:
+            raise
+        except Exception as exc:  # warcio/zlib raise many types on damaged input
+            raise ArchiveError(
+                f"cannot read the record at offset {offset} of {path}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+__all__ = ["RecordHead", "read_block", "read_heads"]

@@ -1,0 +1,453 @@
+"""``preserve export --wacz``: layout, index, pages, proofs, signing, tools that read WACZ.
+
+Outside tools: ``wacz validate`` (py-wacz, in a side venv: ``$PRESERVE_WACZ``), pywb
+(``$PRESERVE_PYWB_PYTHON``), ``openssl ts``, ``cdxj-indexer`` (a test dependency). Each is
+skipped only when absent and ``CI`` is unset.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cdxj_indexer.main import CDXJIndexer
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+import preserve.exchange.wacz as wacz_module
+from exporting import (
+    PRESERVE,
+    Built,
+    build_archive,
+    pywb_python,
+    tool,
+    tree_state,
+    tsa_server,
+)
+from preserve import Archive, log
+from preserve.exchange import export_wacz
+from preserve.exchange.cdxj import SortedLines
+from preserve.exchange.check import check_wacz
+from preserve.exchange.files import BLOCK_SIZE
+from servers import ReceivedRequest, TestServer, respond
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    base = tmp_path_factory.mktemp("wacz")
+    with TestServer() as server:
+        yield build_archive(base / "root", base / "config", server)
+
+
+def run(built: Built, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PRESERVE, *args], capture_output=True, text=True,
+                          env=built.env(**env), timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def two(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The news and blog captures as a WACZ (the archive holds no other capture)."""
+    out = tmp_path_factory.mktemp("out") / "case-42.wacz"
+    done = run(built, "export", built.ids[0][:22], built.ids[1], "--wacz", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return out
+
+
+def test_layout_files_and_datapackage(built: Built, two: Path) -> None:
+    archive = Archive(built.root)
+    with zipfile.ZipFile(two) as z:
+        names = set(z.namelist())
+        package = json.loads(z.read("datapackage.json"))
+        for capture_id in built.ids:
+            m = archive.manifest(capture_id)
+            warc = f"archive/{capture_id}.warc.gz"
+            assert z.getinfo(warc).compress_type == zipfile.ZIP_STORED
+            assert z.read(warc) == (built.root / m.warc.path).read_bytes()  # unchanged
+            manifest = built.root / "manifests" / f"{capture_id}.json"
+            assert z.read(f"manifests/{capture_id}.json") == manifest.read_bytes()
+            assert m.text is not None
+            assert z.read(f"text/{m.text.blake3}.txt") == (built.root / m.text.path).read_bytes()
+            assert f"proofs/{capture_id}.json" in names
+        assert {"indexes/index.cdx", "pages/pages.jsonl", "log/checkpoint.txt", "log/key.pub",
+                "preserve/export.json", "datapackage-digest.json"} <= names
+        assert all(n.count("/") <= 1 for n in names)  # wacz validate reads two levels only
+        assert package["profile"] == "data-package"
+        assert package["wacz_version"] == "1.1.1"
+        listed = {r["path"]: r for r in package["resources"]}
+        assert set(listed) == names - {"datapackage.json", "datapackage-digest.json"}
+        for path, resource in listed.items():
+            data = z.read(path)
+            assert resource["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+            assert resource["bytes"] == len(data)
+            assert resource["name"] == path.lower()
+        digest = json.loads(z.read("datapackage-digest.json"))
+        assert digest == {"path": "datapackage.json", "hash": "sha256:" + hashlib.sha256(
+            z.read("datapackage.json")).hexdigest()}
+        described = json.loads(z.read("preserve/export.json"))
+    assert described["format"] == "preserve-export/1"
+    assert described["partial"] is False
+    assert [c["capture_id"] for c in described["captures"]] == built.ids
+
+
+def test_pages_carry_url_time_title_and_clean_text(built: Built, two: Path) -> None:
+    archive = Archive(built.root)
+    with zipfile.ZipFile(two) as z:
+        lines = [json.loads(line) for line in z.read("pages/pages.jsonl").splitlines()]
+    assert lines[0]["format"] == "json-pages-1.0"
+    assert lines[0]["hasText"] is True
+    for page, capture_id in zip(lines[1:], built.ids, strict=True):
+        m = archive.manifest(capture_id)
+        assert page["id"] == capture_id
+        assert page["url"] == m.final_url
+        assert page["ts"] == m.redirects[-1].started
+        assert page["title"] == m.extraction.title
+        assert page["text"] == archive.text(capture_id)
+        assert page["size"] == m.warc.size
+    assert lines[1]["url"].endswith("/news/story.html")  # the page after the redirect
+
+
+def test_index_is_what_cdxj_indexer_writes(built: Built, two: Path, tmp_path: Path) -> None:
+    """Our CDXJ, built from record heads at the manifest's offsets, equals cdxj-indexer's."""
+    with zipfile.ZipFile(two) as z:
+        ours = z.read("indexes/index.cdx").decode()
+        z.extractall(tmp_path, [n for n in z.namelist() if n.startswith("archive/")])
+    out = tmp_path / "theirs.cdxj"
+    CDXJIndexer(output=str(out), inputs=[str(tmp_path / "archive")], sort=True).process_all()
+    assert ours == out.read_text()
+    assert ours.splitlines() == sorted(ours.splitlines())
+    assert '"status": "301"' in ours and '"mime": "text/html"' in ours
+
+
+def test_proofs_are_preserve_prove_bundles(built: Built, two: Path) -> None:
+    trusted = (built.root / "manifests/log/key.pub").read_text().strip()
+    with zipfile.ZipFile(two) as z:
+        checkpoint = z.read("log/checkpoint.txt").decode()
+        for capture_id in built.ids:
+            bundle = json.loads(z.read(f"proofs/{capture_id}.json"))
+            assert log.check_proof(bundle, trusted) == []
+            assert bundle["checkpoint"] == checkpoint
+            made = log.make_proof(built.root, capture_id)
+            assert {k: v for k, v in bundle.items() if k != "created"} == \
+                {k: v for k, v in made.items() if k != "created"}
+    assert check_wacz(two, trusted_key=trusted).ok
+
+
+def test_wacz_validate_passes(two: Path) -> None:
+    wacz = tool("wacz", "PRESERVE_WACZ")
+    done = subprocess.run([wacz, "validate", "-f", str(two)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation succeeded" in done.stdout
+
+
+_REPLAY = r"""
+import os, sys
+from pywb.apps.frontendapp import FrontEndApp
+from werkzeug.test import Client
+os.chdir(sys.argv[1])
+response = Client(FrontEndApp()).get("/coll/id_/" + sys.argv[2])
+sys.stdout.buffer.write(response.status.encode() + b"\n" + response.get_data())
+"""
+
+
+def test_pywb_replays_a_page_from_the_wacz(built: Built, two: Path, tmp_path: Path) -> None:
+    python = pywb_python()
+    manager = str(Path(python).parent / "wb-manager")
+    (tmp_path / "config.yaml").write_text("collections_root: collections\n")
+    for args in (["init", "coll"], ["add", "--unpack-wacz", "coll", str(two)]):
+        done = subprocess.run([manager, *args], cwd=tmp_path, capture_output=True, timeout=300,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+    m = Archive(built.root).manifest(built.ids[0])
+    replay = subprocess.run([python, "-c", _REPLAY, str(tmp_path), m.final_url],
+                            capture_output=True, timeout=300, check=False)
+    assert replay.returncode == 0, replay.stderr.decode(errors="replace")[-2000:]
+    status, _, body = replay.stdout.partition(b"\n")
+    assert status.startswith(b"200"), replay.stdout[:500]
+    assert body == (Path(__file__).parent / "fixtures/seeds/news.html").read_bytes()
+
+
+# --- signing --------------------------------------------------------------------------------------
+
+
+def independent_verify(wacz: Path) -> str:
+    """A verifier that knows only the WACZ signing spec, zipfile, hashlib and cryptography.
+
+    Raises unless every file matches datapackage.json, datapackage-digest.json holds its hash
+    and the ECDSA signature over that hash verifies; returns the public key.
+    """
+    with zipfile.ZipFile(wacz) as z:
+        package = z.read("datapackage.json")
+        for resource in json.loads(package)["resources"]:
+            actual = "sha256:" + hashlib.sha256(z.read(resource["path"])).hexdigest()
+            assert actual == resource["hash"], f"{resource['path']} changed"
+        digest = json.loads(z.read("datapackage-digest.json"))
+    assert digest["hash"] == "sha256:" + hashlib.sha256(package).hexdigest(), "package changed"
+    signed = digest["signedData"]
+    assert signed["hash"] == digest["hash"]
+    key = serialization.load_der_public_key(base64.b64decode(signed["publicKey"]))
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    raw = base64.b64decode(signed["signature"])  # r || s, as WebCrypto writes it
+    half = len(raw) // 2
+    r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    der = encode_dss_signature(r, s)
+    key.verify(der, signed["hash"].encode("utf-8"), ec.ECDSA(hashes.SHA256()))  # raises if bad
+    return str(signed["publicKey"])
+
+
+def _rezip(source: Path, dest: Path, change: str, edit: bytes, replacement: bytes) -> None:
+    """Copy a zip, replacing ``edit`` by ``replacement`` in entry ``change`` (CRCs recomputed)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(dest, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == change:
+                assert edit in data
+                data = data.replace(edit, replacement, 1)
+            new.writestr(info, data)
+
+
+@pytest.fixture(scope="module")
+def signed(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("signed") / "signed.wacz"
+    done = run(built, "export", "--all", "--wacz", str(out), "--sign", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)["result"]
+    key = built.config / "keys" / "test.example_archive.wacz.pem"
+    assert result["signature"]["key_path"] == str(key) and result["signature"]["key_created"]
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert not key.is_relative_to(built.root)
+    return out
+
+
+def test_signature_verifies_independently(signed: Path, tmp_path: Path) -> None:
+    public_key = independent_verify(signed)
+    key = serialization.load_der_public_key(base64.b64decode(public_key))
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp384r1"
+    assert check_wacz(signed, wacz_public_key=public_key).ok
+    # one byte changed inside a WARC file (a valid zip otherwise): refused
+    warc = next(n for n in zipfile.ZipFile(signed).namelist() if n.endswith(".warc.gz"))
+    changed = tmp_path / "warc-changed.wacz"
+    first = zipfile.ZipFile(signed).read(warc)[40:41]
+    _rezip(signed, changed, warc, first, bytes([first[0] ^ 1]))
+    with pytest.raises(AssertionError, match="changed"):
+        independent_verify(changed)
+    assert not check_wacz(changed).ok
+    # datapackage.json changed and its digest recomputed: only the signature catches it
+    forged = tmp_path / "forged.wacz"
+    _rezip(signed, forged, "datapackage.json", b'"title": "', b'"title": "X')
+    with zipfile.ZipFile(forged) as z:
+        package = z.read("datapackage.json")
+    digest = json.loads(zipfile.ZipFile(signed).read("datapackage-digest.json"))
+    digest["hash"] = digest["signedData"]["hash"] = "sha256:" + hashlib.sha256(package).hexdigest()
+    again = tmp_path / "forged2.wacz"
+    _rezip(forged, again, "datapackage-digest.json",
+           zipfile.ZipFile(forged).read("datapackage-digest.json"), json.dumps(digest).encode())
+    with pytest.raises(InvalidSignature):
+        independent_verify(again)
+    assert not check_wacz(again).ok
+    # and a raw byte flip anywhere in the file is refused too
+    raw = bytearray(signed.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    flipped = tmp_path / "flipped.wacz"
+    flipped.write_bytes(bytes(raw))
+    with pytest.raises((zipfile.BadZipFile, AssertionError, InvalidSignature)):
+        independent_verify(flipped)
+    assert not check_wacz(flipped).ok
+
+
+def test_signed_package_still_validates_and_reuses_its_key(built: Built, signed: Path,
+                                                           tmp_path: Path) -> None:
+    wacz = tool("wacz", "PRESERVE_WACZ")
+    done = subprocess.run([wacz, "validate", "-f", str(signed)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout
+    again = tmp_path / "again.wacz"
+    second = run(built, "export", built.ids[1], "--wacz", str(again), "--sign", "--json")
+    assert json.loads(second.stdout)["result"]["signature"]["key_created"] is False
+    assert independent_verify(again) == independent_verify(signed)
+
+
+@pytest.fixture
+def tsa(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with tsa_server(tmp_path / "tsa") as served:
+        yield served
+
+
+def test_signature_timestamped_by_a_tsa(built: Built, tsa: tuple[str, Path],
+                                        tmp_path: Path) -> None:
+    url, tsa_dir = tsa
+    out = tmp_path / "stamped.wacz"
+    done = run(built, "export", built.ids[0], "--wacz", str(out), "--sign", "--tsa", url)
+    assert done.returncode == 0, done.stderr
+    assert "timestamped" in done.stdout
+    independent_verify(out)
+    signed = json.loads(zipfile.ZipFile(out).read("datapackage-digest.json"))["signedData"]
+    (tmp_path / "signature").write_bytes(signed["signature"].encode("ascii"))
+    (tmp_path / "token.tsr").write_bytes(base64.b64decode(signed["timeSignature"]))
+    verified = subprocess.run(
+        ["openssl", "ts", "-verify", "-data", str(tmp_path / "signature"), "-in",
+         str(tmp_path / "token.tsr"), "-CAfile", str(tsa_dir / "ca.pem")],
+        capture_output=True, text=True, check=False)
+    assert verified.returncode == 0, verified.stderr
+    assert check_wacz(out, tsa_roots=tsa_dir / "ca.pem").ok
+    checked = run(built, "check-export", str(out), "--tsa-roots", str(tsa_dir / "ca.pem"))
+    assert checked.returncode == 0 and "by a trusted TSA" in checked.stdout
+
+
+# --- failures and the archive left alone ---------------------------------------------------
+
+
+def test_failures_are_one_line_and_leave_nothing(built: Built, tmp_path: Path) -> None:
+    before = tree_state(built.root)
+    out = tmp_path / "x.wacz"
+    unknown = run(built, "export", "20991231T000000Z-aaaaaaaaaa", "--wacz", str(out))
+    assert unknown.returncode == 3
+    assert unknown.stderr.count("\n") == 1 and "no capture" in unknown.stderr
+    out.write_bytes(b"keep me")
+    exists = run(built, "export", built.ids[0], "--wacz", str(out))
+    assert exists.returncode == 3 and "already exists" in exists.stderr
+    assert out.read_bytes() == b"keep me"
+    missing_dir = run(built, "export", built.ids[0], "--wacz", str(tmp_path / "no/x.wacz"))
+    assert missing_dir.returncode == 3 and missing_dir.stderr.count("\n") == 1
+    for inside in ("archive/x.wacz", "manifests/bag"):
+        kind = "--bagit" if inside.endswith("bag") else "--wacz"
+        refused = run(built, "export", built.ids[0], kind, str(built.root / inside))
+        assert refused.returncode == 3 and "inside the archive" in refused.stderr
+    for args in ([built.ids[0]], ["--wacz", str(out), "--bagit", str(tmp_path / "b")],
+                 ["--all", built.ids[0], "--wacz", str(tmp_path / "y.wacz")],
+                 [built.ids[0], "--wacz", str(tmp_path / "z.wacz"), "--tsa", "not a url"]):
+        usage = run(built, "export", *args)
+        assert usage.returncode == 2, (args, usage.stderr)
+        assert usage.stderr.startswith("preserve: error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wacz"]
+    assert tree_state(built.root) == before
+
+
+def test_export_never_changes_the_archive(built: Built, tmp_path: Path) -> None:
+    before = tree_state(built.root)
+    export_wacz(Archive(built.root), [], tmp_path / "a.wacz", all_captures=True)
+    assert run(built, "export", "--all", "--bagit", str(tmp_path / "bag")).returncode == 0
+    assert run(built, "report", built.ids[0], "-o", str(tmp_path / "r.html")).returncode == 0
+    assert tree_state(built.root) == before
+
+
+def test_an_interrupted_export_leaves_no_file(built: Built, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wacz_module, "_page", boom)  # after the first files are in the zip
+    with pytest.raises(KeyboardInterrupt):
+        export_wacz(Archive(built.root), built.ids[:1], tmp_path / "cut.wacz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_capture_is_not_exported(built: Built, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(built.root, copy)
+    m = Archive(copy).manifest(built.ids[1])
+    warc = copy / m.warc.path
+    warc.chmod(0o644)
+    data = bytearray(warc.read_bytes())
+    data[-10] ^= 1
+    warc.write_bytes(bytes(data))
+    done = run(built, "--root", str(copy), "export", "--all", "--wacz", str(tmp_path / "d.wacz"))
+    assert done.returncode == 3
+    assert "does not match its manifest" in done.stderr and "preserve verify" in done.stderr
+    assert not (tmp_path / "d.wacz").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["copy"]
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def _random_body(size: int) -> object:
+    block = os.urandom(BLOCK_SIZE)  # deflate cannot reach back 1 MiB: incompressible
+
+    def handler(request: ReceivedRequest, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n"
+                     + f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+        sent = 0
+        while sent < size:
+            piece = block[: min(len(block), size - sent)]
+            conn.sendall(piece)
+            sent += len(piece)
+
+    return handler
+
+
+def _peak_rss_kib(args: list[str], env: dict[str, str]) -> int:
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read() if process.stderr \
+        else ""
+    return int(usage.ru_maxrss)
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_warc(tmp_path: Path) -> None:
+    """Exporting a 64 MiB capture peaks within a few MiB of exporting a 1 KiB one."""
+    size = 64 * 2**20
+    with TestServer() as server:
+        server.routes["/big"] = _random_body(size)
+        server.routes["/small"] = respond(200, b"<p>small</p>",
+                                          headers=[("Content-Type", "text/html")])
+        archive = Archive(tmp_path / "root")
+        big = archive.capture(server.url("/big")).capture_id
+        small = archive.capture(server.url("/small")).capture_id
+    assert archive.manifest(big).warc.size > size
+    env = {**os.environ, "PRESERVE_ROOT": str(tmp_path / "root"),
+           "PRESERVE_CONFIG_HOME": str(tmp_path / "config")}
+    peaks = {}
+    for name, capture_id in (("small", small), ("big", big)):
+        for kind in ("wacz", "bagit"):
+            out = tmp_path / f"{name}.{kind}"
+            peaks[name, kind] = _peak_rss_kib([PRESERVE, "export", capture_id, f"--{kind}",
+                                               str(out)], env)
+    with zipfile.ZipFile(tmp_path / "big.wacz") as z:
+        assert z.getinfo(f"archive/{big}.warc.gz").file_size == archive.manifest(big).warc.size
+    for kind in ("wacz", "bagit"):
+        growth = peaks["big", kind] - peaks["small", kind]
+        assert growth < 16 * 1024, f"{kind}: peak RSS grew by {growth} KiB for a 64 MiB WARC"
+
+
+def test_gzip_members_survive_the_zip(two: Path, tmp_path: Path) -> None:
+    """The WARC entries are stored, so every record is still its own gzip member."""
+    with zipfile.ZipFile(two) as z:
+        name = next(n for n in z.namelist() if n.endswith(".warc.gz"))
+        data = z.read(name)
+    assert gzip.decompress(data).startswith(b"WARC/1.1\r\n")
+
+
+def test_capture_ids_from_a_file(built: Built, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"# case 42\n{built.ids[1]}  # the blog\n\n{built.ids[0][:22]}\n")
+    done = run(built, "export", "--from", str(ids), "--wacz", str(tmp_path / "f.wacz"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["captures"] == built.ids[:2]  # in capture order
+
+
+def test_index_lines_sort_in_runs_as_in_memory(tmp_path: Path) -> None:
+    lines = [f"{key} 2026{n:010d} {{}}" for n, key in enumerate(
+        ["com,b)/", "com,a)/x", "com,a)/", "com,a)/ 1", "org,z)/", "com,a)/x?q", "com,a)/"] * 5)]
+    with SortedLines(tmp_path, run_lines=4) as spilled:
+        for line in lines:
+            spilled.add(line)
+        merged = list(spilled)
+        assert len(list(tmp_path.glob("run-*"))) == 9
+    assert merged == [line + "\n" for line in sorted(lines)]
+    assert list(tmp_path.iterdir()) == []
