@@ -248,10 +248,10 @@ def test_capture_many_stops_cleanly_when_the_caller_stops(
     archive = Archive(tmp_path / "root")
     batch = capture_many(archive, urls, _options(), concurrency=2, per_host_delay=0.0)
     _, first = next(batch)
-    batch.close()  # waits for the capture in flight, starts nothing else
+    batch.close()  # waits for the capture in flight, commits what was prepared, starts nothing
     assert isinstance(first, CaptureResult)
     requests = len(handler.spans)
-    assert requests <= 2  # one host: at most one in flight when we stopped, plus the first
+    assert requests < len(urls)  # results come per committed group; the rest never started
     time.sleep(0.3)
     assert len(handler.spans) == requests, "a capture started after the caller stopped"
     assert len(archive.captures()) == requests

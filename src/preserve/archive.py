@@ -50,7 +50,7 @@ from preserve.log.known_heads import KnownHead, KnownHeads, identity_for
 from preserve.log.signing import Signed, check_extends, prove_and_sign
 from preserve.storage import manifest
 from preserve.storage.catalog import Catalog, CatalogError, CatalogRow
-from preserve.storage.layout import ArchiveLayout, is_capture_id, makedirs_durable, new_capture_id
+from preserve.storage.layout import ArchiveLayout, is_capture_id, new_capture_id
 from preserve.storage.text_store import TextStore
 
 #: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
@@ -227,6 +227,10 @@ class Archive:
         """Whether ``root`` looks like an archive (it has ``archive/`` or ``manifests/``)."""
         return self.layout.archive_dir.is_dir() or self.layout.manifests_dir.is_dir()
 
+    def ensure_layout(self) -> None:
+        """Create the archive's directories and its (unsigned) log if they are not there."""
+        self._ensure_layout()
+
     def _ensure_layout(self, log_key: log.Verifier | None = None) -> None:
         try:
             self.layout.ensure_dirs()
@@ -263,36 +267,24 @@ class Archive:
 
     @contextlib.contextmanager
     def _spool(self) -> Iterator[tuple[str, datetime, Path]]:
-        """A fresh capture id and its spool directory, held under the capture's own lock
-        (``repair`` removes only spool dirs whose lock is free); removed afterwards."""
-        now = datetime.now(UTC)
-        capture_id = new_capture_id(now)
-        spool = self.layout.tmp_dir / capture_id
-        in_progress = filelock.FileLock(spool_lock_path(spool), timeout=0)
+        """A fresh capture id and its spool directory (see :class:`Spool`), removed after."""
+        spool = Spool.open(self.layout)
         try:
-            with in_progress:
-                try:
-                    makedirs_durable(spool)
-                    yield capture_id, now, spool
-                finally:
-                    shutil.rmtree(spool, ignore_errors=True)
-        except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
-            raise errors.StorageError(f"capture {capture_id} is already in progress") from exc
-        except OSError as exc:
-            raise errors.StorageError(f"cannot write to archive {self.root}: {exc}") from exc
+            yield spool.capture_id, spool.started, spool.path
         finally:
-            with contextlib.suppress(OSError):
-                spool_lock_path(spool).unlink()
+            spool.close()
 
     def prepare(self, url: str, options: CaptureOptions, *, capture_id: str, now: datetime,
                 spool: Path) -> PreparedCapture:
         """Fetch ``url`` into ``spool``, extract its text and seal its WARC file: everything a
         commit needs (no lock held, nothing in the archive proper touched)."""
-        result = fetch.fetch(url, spool, options.fetch)
-        try:
-            return prepare_fetched(result, options, capture_id=capture_id, now=now, spool=spool)
-        except errors.ManifestError as exc:  # never expected: fields are bounded
-            raise errors.CaptureError(f"the capture of {url} cannot be recorded: {exc}") from exc
+        return prepare_capture(url, options, capture_id, now, spool)
+
+    def commit(self, group: Sequence[PreparedCapture], *, sign: bool = True) -> GroupOutcome:
+        """Commit prepared captures as one group, under the archive lock (see
+        :func:`preserve.commit.commit_group`); with ``sign``, prove the log and sign."""
+        with self._lock():
+            return commit_group(self._commit_context(), group, sign=sign)
 
     def _commit_context(self) -> CommitContext:
         signer = self._signer()
@@ -582,6 +574,58 @@ def _extract(final: Exchange) -> tuple[Extraction, str | None]:
     return extract_html(body.data, final.url, charset=charset), None
 
 
+class Spool:
+    """One capture's spool directory ``archive/tmp/<capture id>/``, held under the capture's
+    own lock file (``repair`` removes only spool directories whose lock is free) from
+    :meth:`open` to :meth:`close`, which removes both. Not made durable: what stays is flushed
+    by the commit."""
+
+    def __init__(self, capture_id: str, started: datetime, path: Path,
+                 lock: filelock.BaseFileLock) -> None:
+        self.capture_id = capture_id
+        self.started = started
+        self.path = path
+        self._lock = lock
+
+    @classmethod
+    def open(cls, layout: ArchiveLayout) -> Spool:
+        started = datetime.now(UTC)
+        capture_id = new_capture_id(started)
+        path = layout.tmp_dir / capture_id
+        lock = filelock.FileLock(spool_lock_path(path), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
+            raise errors.StorageError(f"capture {capture_id} is already in progress") from exc
+        except OSError as exc:
+            raise errors.StorageError(f"cannot write to archive {layout.root}: {exc}") from exc
+        try:
+            path.mkdir()
+        except OSError as exc:
+            lock.release()
+            with contextlib.suppress(OSError):
+                spool_lock_path(path).unlink()
+            raise errors.StorageError(f"cannot write to archive {layout.root}: {exc}") from exc
+        return cls(capture_id, started, path, lock)
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            spool_lock_path(self.path).unlink()  # while held: nobody waits on this inode
+        self._lock.release()
+
+
+def prepare_capture(url: str, options: CaptureOptions, capture_id: str, now: datetime,
+                    spool: Path) -> PreparedCapture:
+    """Fetch ``url`` into ``spool``, extract its text and seal its WARC file (a top-level
+    function, so that a worker process can run it)."""
+    result = fetch.fetch(url, spool, options.fetch)
+    try:
+        return prepare_fetched(result, options, capture_id=capture_id, now=now, spool=spool)
+    except errors.ManifestError as exc:  # never expected: fields are bounded
+        raise errors.CaptureError(f"the capture of {url} cannot be recorded: {exc}") from exc
+
+
 def _status(final: Exchange, not_html: str | None, extraction: Extraction,
             redirect_left: bool) -> str:
     if final.status >= 400:
@@ -630,6 +674,7 @@ def prepare_fetched(
         },
         metadata_json=json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
         conversion_text=text_bytes,
+        fsync=False,  # the commit makes it durable, with the rest of its group
     )
     document.update(
         status=status,
@@ -642,7 +687,9 @@ def prepare_fetched(
         },
         notes=list(result.notes),
     )
-    return PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
-                           requested_url=result.requested_url, warc_tmp=warc_tmp,
-                           warc=written, text=text_bytes, comments=comments_bytes,
-                           document=document)
+    prepared = PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
+                               requested_url=result.requested_url, warc_tmp=warc_tmp,
+                               warc=written, text=text_bytes, comments=comments_bytes,
+                               document=document)
+    prepared.seal()  # validated here, in the worker, not in the committer
+    return prepared

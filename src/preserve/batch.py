@@ -1,49 +1,106 @@
-"""Capture many URLs at once: bounded concurrency with per-host politeness.
+"""Capture many URLs at once: politeness per host, work on every core, commits in groups.
 
-:func:`capture_many` runs :meth:`preserve.Archive.capture` on worker threads, at most
-``concurrency`` at a time, and never more than one capture in flight per host: the next
-capture of a host starts no sooner than ``per_host_delay`` seconds after the previous capture
-of that host *finished*. Hosts are compared by the requested URL's host name (lower-cased,
-IDNA-encoded; the port is ignored, since politeness is owed to the machine). Redirect hops to
-other hosts are not scheduled separately.
+:func:`capture_many` fetches and prepares captures (network, extraction, WARC building) on
+``concurrency`` workers — worker *processes* when ``concurrency`` is above 1, so extraction
+and gzip use every core — and commits them in **groups** in this process, one group at a
+time under the archive lock (:meth:`preserve.Archive.commit`): a group writes its files, makes
+them durable with one flush, links its manifests and appends its log leaves in one batch, and
+signs one checkpoint. Commits stay totally ordered, and "a manifest exists ⇒ everything it
+names is durable" holds for each capture as for a single one.
 
-Results are yielded in **completion order** as ``(url, CaptureResult | PreserveError)``;
-capture failures are yielded, not raised (a bug, i.e. any other exception, propagates after
-the captures in flight have finished). Scheduling happens while the caller iterates; if the
-caller stops early, the captures in flight finish (each is committed or not, never half) and
-nothing else starts. Captures skip the per-capture checkpoint; one checkpoint is signed when
-the batch ends (if the archive's key is at hand).
+Politeness: never more than one capture in flight per host; the next capture of a host starts
+no sooner than ``per_host_delay`` seconds after the previous one of that host finished
+fetching. Hosts are compared by the requested URL's host name (lower-cased, IDNA-encoded; the
+port is ignored, since politeness is owed to the machine). Redirect hops to other hosts are
+not scheduled separately.
 
-Each capture commits under the archive lock, so threads (and other processes) are totally
-ordered at commit time. This module does not parse or deduplicate URLs beyond what capture
-does, and does not print.
+Results are yielded as ``(url, CaptureResult | PreserveError)`` when their group is committed
+(a failed fetch is yielded at once). A capture failure is yielded, not raised; a failure of the
+archive itself (a commit that cannot be written, a log that does not extend the known head) is
+yielded for every capture of its group and ends the batch. If the caller stops iterating, the
+captures in flight finish, what was prepared is committed, and nothing else starts. This module
+does not parse or deduplicate URLs beyond what capture does, and does not print.
 """
 
 from __future__ import annotations
 
 import collections
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
-from preserve.archive import Archive, CaptureOptions, CaptureResult
+from preserve.archive import Archive, CaptureOptions, CaptureResult, Spool, prepare_capture
 from preserve.capture import fetch
-from preserve.errors import PreserveError
+from preserve.commit import PreparedCapture
+from preserve.errors import (
+    LockTimeoutError,
+    ManifestError,
+    NotProvedError,
+    PreserveError,
+    SigningKeyError,
+    StorageError,
+)
+from preserve.storage.layout import new_capture_id
 
 Outcome = CaptureResult | PreserveError
 Progress = Callable[[int, int], None]
+
+#: Most captures committed in one group, and the longest a prepared capture waits for one.
+GROUP_SIZE = 64
+GROUP_WAIT = 0.5
 
 
 @dataclass(slots=True)
 class _Job:
     url: str
     host: str
+    spool: Path | None = None  # this capture's directory inside the batch's spool
+
+
+@dataclass(slots=True)
+class _Group:
+    """Prepared captures waiting for their commit, oldest first."""
+
+    items: list[tuple[_Job, PreparedCapture]] = field(default_factory=list)
+    since: float = 0.0
+
+    def add(self, job: _Job, prepared: PreparedCapture) -> None:
+        if not self.items:
+            self.since = time.monotonic()
+        self.items.append((job, prepared))
 
 
 def host_key(url: str) -> str:
     """The politeness key of ``url``: its lower-case host (InvalidURLError if it has none)."""
     return fetch.parse_url(url).raw_host.decode("ascii", "replace").lower()
+
+
+def prepare_in(url: str, options: CaptureOptions, capture_id: str, started: datetime,
+               spool: Path) -> PreparedCapture:
+    """Make this capture's spool directory and prepare the capture in it (a worker's task)."""
+    try:
+        spool.mkdir()
+    except OSError as exc:
+        raise StorageError(f"cannot write to {spool}: {exc.strerror or exc}") from exc
+    return prepare_capture(url, options, capture_id, started, spool)
+
+
+def archive_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failure of the archive itself (every later capture would fail the
+    same way), rather than of one URL."""
+    return isinstance(error, StorageError | LockTimeoutError | NotProvedError
+                      | SigningKeyError) and not isinstance(error, ManifestError)
 
 
 def capture_many(
@@ -55,102 +112,201 @@ def capture_many(
     per_host_delay: float = 1.0,
     progress: Progress | None = None,
     note: Callable[[str], None] | None = None,
+    group_size: int = GROUP_SIZE,
+    group_wait: float = GROUP_WAIT,
+    processes: bool | None = None,
 ) -> Iterator[tuple[str, Outcome]]:
-    """Capture ``urls`` into ``archive``; yield ``(url, result or error)`` as each finishes.
-
-    ``progress(done, total)`` is called after each URL; ``note(text)`` is told when the
-    closing checkpoint could not be signed. See the module docstring for the scheduling rules.
-    Raises ValueError for ``concurrency < 1`` or a negative delay.
-    """
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    if per_host_delay < 0:
-        raise ValueError("per_host_delay must not be negative")
+    """Capture ``urls`` into ``archive``; yield ``(url, result or error)`` (see the module
+    docstring). ``progress(done, total)`` is called after each URL; ``note(text)`` is told
+    when a group's checkpoint could not be signed. ``processes`` forces worker processes on
+    or off (default: on when ``concurrency`` > 1). Raises ValueError for ``concurrency < 1``,
+    ``group_size < 1`` or a negative delay."""
+    if concurrency < 1 or group_size < 1:
+        raise ValueError("concurrency and group_size must be at least 1")
+    if per_host_delay < 0 or group_wait < 0:
+        raise ValueError("delays must not be negative")
+    options = options or CaptureOptions()
+    run = _Batch(archive, options, concurrency, per_host_delay, progress, note, group_size,
+                 group_wait)
     targets = list(urls)
-    total = len(targets)
-    done = 0
-    pending: collections.deque[_Job] = collections.deque()
+    run.total = len(targets)
     for url in targets:
         try:
-            pending.append(_Job(url, host_key(url)))
+            run.pending.append(_Job(url, host_key(url)))
         except PreserveError as exc:
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            yield url, exc
-    busy: set[str] = set()
-    ready_at: dict[str, float] = {}
-    running: dict[Future[CaptureResult], _Job] = {}
-    committed = 0
-    finished = False
-    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="preserve-capture")
+            yield from run.report([(url, exc)])
+    if not run.pending:
+        return
+    if len(run.pending) == 1:  # one capture: the plain path, its own spool, no workers
+        job = run.pending[0]
+        outcome: Outcome
+        try:
+            outcome = archive.capture(job.url, options)
+        except PreserveError as exc:
+            outcome = exc
+        yield from run.report([(job.url, outcome)])
+        return
+    archive.ensure_layout()
+    archive.check_known_head()  # refuse a rolled-back archive before any fetching
+    use_processes = concurrency > 1 if processes is None else processes
+    executor: Executor = (ProcessPoolExecutor(max_workers=concurrency) if use_processes
+                          else ThreadPoolExecutor(max_workers=concurrency,
+                                                  thread_name_prefix="preserve-capture"))
+    # One spool (a directory and its lock, as repair knows them) for the whole batch: each
+    # capture's files go into a directory of their own in it, removed in the background
+    # once committed; what a killed batch leaves is debris that repair clears.
+    run.spool = Spool.open(archive.layout)
     try:
-        while pending or running:
-            now = time.monotonic()
-            for job in _eligible(pending, busy, ready_at, now, concurrency - len(running)):
-                busy.add(job.host)
-                future = executor.submit(archive.capture, job.url, options, checkpoint=False)
-                running[future] = job
-            # wait for a completion, or until a waiting host's delay has passed (if a slot is free)
-            wake = _next_ready(pending, busy, ready_at) if len(running) < concurrency else None
-            timeout = None if wake is None else max(0.0, wake - time.monotonic())
-            if not running:
-                time.sleep(timeout or 0.0)
-                continue
-            completed, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in completed:
-                job = running.pop(future)
-                busy.discard(job.host)
-                ready_at[job.host] = time.monotonic() + per_host_delay
-                outcome: Outcome
-                try:
-                    outcome = future.result()
-                    committed += 1
-                except PreserveError as exc:
-                    outcome = exc
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-                yield job.url, outcome
-        finished = True
+        yield from run.loop(executor)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-        if committed:
-            try:  # stopped early or not: what was committed gets its checkpoint if it can
-                archive.checkpoint()
-            except (PreserveError, OSError) as exc:
-                if note is not None and finished:
-                    note(f"the batch's checkpoint was not signed: {exc}")
+        run.cleaner.shutdown(wait=True)
+        run.spool.close()
 
 
-def _eligible(
-    pending: collections.deque[_Job],
-    busy: set[str],
-    ready_at: dict[str, float],
-    now: float,
-    slots: int,
-) -> list[_Job]:
-    """Take from ``pending`` (in input order) up to ``slots`` jobs that may start now: one per
-    host, and only for hosts that are idle and past their delay."""
-    chosen: list[_Job] = []
-    taken: set[str] = set()
-    for job in list(pending):
-        if len(chosen) >= slots:
-            break
-        if job.host in busy or job.host in taken or ready_at.get(job.host, 0.0) > now:
-            continue
-        chosen.append(job)
-        taken.add(job.host)
-        pending.remove(job)
-    return chosen
+class _Batch:
+    def __init__(self, archive: Archive, options: CaptureOptions, concurrency: int,
+                 per_host_delay: float, progress: Progress | None,
+                 note: Callable[[str], None] | None, group_size: int,
+                 group_wait: float) -> None:
+        self.archive = archive
+        self.options = options
+        self.concurrency = concurrency
+        self.per_host_delay = per_host_delay
+        self.progress = progress
+        self.note = note
+        self.group_size = group_size
+        self.group_wait = group_wait
+        self.total = 0
+        self.done = 0
+        self.pending: collections.deque[_Job] = collections.deque()
+        self.busy: set[str] = set()
+        self.ready_at: dict[str, float] = {}
+        self.running: dict[Future[PreparedCapture], _Job] = {}
+        self.group = _Group()
+        self.stopped = False
+        self.spool: Spool | None = None
+        self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-clean")
+
+    def report(self, outcomes: list[tuple[str, Outcome]]) -> Iterator[tuple[str, Outcome]]:
+        for url, outcome in outcomes:
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+            yield url, outcome
+
+    def loop(self, executor: Executor) -> Iterator[tuple[str, Outcome]]:
+        try:
+            while (self.pending and not self.stopped) or self.running or self.group.items:
+                if not self.stopped:
+                    self.start_jobs(executor)  # keep the workers busy while a group commits
+                if self.group_due():
+                    yield from self.commit()
+                    continue
+                if self.running:
+                    completed, _ = wait(self.running, timeout=self.wait_time(),
+                                        return_when=FIRST_COMPLETED)
+                    yield from self.collect(completed)
+                elif self.pending and not self.stopped:
+                    time.sleep(max(0.0, (self.next_ready() or time.monotonic())
+                                   - time.monotonic()))
+        finally:
+            if not self.stopped:  # the caller stopped early: let what is in flight finish,
+                if self.running:   # then commit everything prepared (and start nothing)
+                    for _ in self.collect(wait(self.running).done):
+                        pass
+                if self.group.items:
+                    for _ in self.commit():
+                        pass
+
+    def start_jobs(self, executor: Executor) -> None:
+        now = time.monotonic()
+        slots = self.concurrency - len(self.running)
+        taken: set[str] = set()
+        for job in list(self.pending):
+            if slots <= 0:
+                break
+            if job.host in self.busy or job.host in taken or self.ready_at.get(job.host,
+                                                                                 0.0) > now:
+                continue
+            self.pending.remove(job)
+            assert self.spool is not None
+            started = datetime.now(UTC)
+            capture_id = new_capture_id(started)
+            job.spool = self.spool.path / capture_id
+            future = executor.submit(prepare_in, job.url, self.options, capture_id, started,
+                                     job.spool)
+            self.running[future] = job
+            self.busy.add(job.host)
+            taken.add(job.host)
+            slots -= 1
+
+    def wait_time(self) -> float | None:
+        """How long to wait for a completion: until a waiting host is ready or a group is
+        due, whichever comes first (None: until something completes)."""
+        deadlines = []
+        if self.group.items:
+            deadlines.append(self.group.since + self.group_wait)
+        if len(self.running) < self.concurrency:
+            ready = self.next_ready()
+            if ready is not None:
+                deadlines.append(ready)
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def next_ready(self) -> float | None:
+        times = [self.ready_at[j.host] for j in self.pending
+                 if j.host not in self.busy and j.host in self.ready_at]
+        return min(times) if times else None
+
+    def collect(self, completed: Iterable[Future[PreparedCapture]]
+                ) -> Iterator[tuple[str, Outcome]]:
+        failed: list[tuple[str, Outcome]] = []
+        for future in completed:
+            job = self.running.pop(future)
+            self.busy.discard(job.host)
+            self.ready_at[job.host] = time.monotonic() + self.per_host_delay
+            try:
+                self.group.add(job, future.result())
+            except PreserveError as exc:
+                self.release(job)
+                failed.append((job.url, exc))
+        yield from self.report(failed)
+
+    def group_due(self) -> bool:
+        """Commit when the group is full, has waited long enough, or nothing is being fetched
+        (called right after new jobs were started: the rest of the work, if any, waits for a
+        host's politeness delay)."""
+        if not self.group.items:
+            return False
+        return (len(self.group.items) >= self.group_size
+                or time.monotonic() >= self.group.since + self.group_wait
+                or not self.running)
+
+    def commit(self) -> Iterator[tuple[str, Outcome]]:
+        items, self.group = self.group.items, _Group()
+        try:
+            outcome = self.archive.commit([prepared for _job, prepared in items], sign=True)
+        except PreserveError as exc:
+            for job, _prepared in items:
+                self.release(job)
+            if archive_failure(exc):
+                self.stopped = True
+            yield from self.report([(job.url, exc) for job, _prepared in items])
+            return
+        for job, _prepared in items:
+            self.release(job)
+        if outcome.not_signed and self.note is not None:
+            self.note(outcome.not_signed)
+        results = {c.prepared.capture_id: CaptureResult.of(c, outcome)
+                   for c in outcome.committed}
+        yield from self.report([(job.url, results[prepared.capture_id])
+                                for job, prepared in items])
+
+    def release(self, job: _Job) -> None:
+        if job.spool is not None:
+            self.cleaner.submit(shutil.rmtree, job.spool, ignore_errors=True)
+            job.spool = None
 
 
-def _next_ready(
-    pending: collections.deque[_Job], busy: set[str], ready_at: dict[str, float]
-) -> float | None:
-    """When the earliest waiting, idle host becomes eligible (None: none is waiting on time)."""
-    times = [ready_at[j.host] for j in pending if j.host not in busy and j.host in ready_at]
-    return min(times) if times else None
-
-
-__all__ = ["Outcome", "capture_many", "host_key"]
+__all__ = ["GROUP_SIZE", "GROUP_WAIT", "Outcome", "archive_failure", "capture_many",
+           "host_key"]

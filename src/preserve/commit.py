@@ -32,6 +32,8 @@ This module does no network I/O and no extraction; it does not decide what is ca
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -47,10 +49,16 @@ from preserve.log.entries import manifest_leaf_for_bytes
 from preserve.log.journal import CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import Signed, check_extends, prove_and_sign
-from preserve.safe_io import fsync_dir
+from preserve.safe_io import Durability, fsync_dir
 from preserve.storage import manifest as manifest_mod
 from preserve.storage.catalog import Catalog, CatalogError, CatalogRow
-from preserve.storage.layout import MANIFEST_TMP_PREFIX, ArchiveLayout, makedirs_durable
+from preserve.storage.layout import (
+    MANIFEST_TMP_PREFIX,
+    ArchiveLayout,
+    makedirs_durable,
+    text_rel,
+    warc_rel,
+)
 from preserve.storage.manifest import Manifest, ManifestRef
 from preserve.storage.text_store import StoredObject, TextStore
 from preserve.warc import RecordRef, WarcWriteResult
@@ -70,8 +78,34 @@ class PreparedCapture:
     warc: WarcWriteResult
     text: bytes | None
     comments: bytes | None
-    #: manifest fields; the commit adds schema, warc, text, comments and previous
+    #: manifest fields; :meth:`seal` adds schema, warc, text and comments, the commit previous
     document: dict[str, Any]
+    #: the manifest's canonical bytes with an empty ``previous``, once :meth:`seal` ran
+    draft: bytes | None = None
+    draft_manifest: Manifest | None = None
+
+    def seal(self) -> None:
+        """Build and validate the manifest (with the parser verify uses) from everything but
+        ``previous``, which only the commit can know. Runs where the capture was prepared
+        (a worker process, in a batch), so the committer only adds ``previous``."""
+        if self.draft is not None:
+            return
+        document = dict(self.document)
+        document.update(
+            schema=manifest_mod.SCHEMA,
+            warc={
+                "path": warc_rel(self.capture_id, self.started_at),
+                "size": self.warc.digests.size,
+                "blake3": self.warc.digests.blake3,
+                "sha256": self.warc.digests.sha256,
+                "records": [record_json(r) for r in self.warc.records],
+            },
+            text=_object_json(self.text),
+            comments=_object_json(self.comments),
+            previous=[],
+        )
+        self.draft = manifest_mod.canonical_bytes(manifest_mod.bound_fields(document))
+        self.draft_manifest = manifest_mod.parse_manifest(self.draft)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +185,27 @@ def text_json(ref: StoredObject | None) -> dict[str, Any] | None:
     return {"blake3": ref.blake3, "size": ref.size, "path": ref.path_rel}
 
 
+def _object_json(data: bytes | None) -> dict[str, Any] | None:
+    if not data:
+        return None
+    digests = hash_bytes(data)
+    return {"blake3": digests.blake3, "size": digests.size, "path": text_rel(digests.blake3)}
+
+
+_EMPTY_PREVIOUS = b"\n" + json.dumps({"previous": []}, indent=2)[2:-2].encode() + b",\n"
+
+
+def with_previous(draft: bytes, previous: Sequence[str]) -> bytes:
+    """The sealed manifest bytes with ``previous`` filled in, formatted exactly as the
+    canonical serialisation would (a ValueError if the draft is not a sealed one)."""
+    if not previous:
+        return draft
+    if draft.count(_EMPTY_PREVIOUS) != 1:
+        raise ValueError("not a sealed manifest draft")
+    filled = json.dumps({"previous": list(previous)}, indent=2, ensure_ascii=False)[2:-2]
+    return draft.replace(_EMPTY_PREVIOUS, b"\n" + filled.encode() + b",\n")
+
+
 def commit_group(ctx: CommitContext, group: Sequence[PreparedCapture], *,
                  sign: bool) -> GroupOutcome:
     """Commit ``group`` (see the module docstring). The caller holds the archive lock."""
@@ -160,27 +215,31 @@ def commit_group(ctx: CommitContext, group: Sequence[PreparedCapture], *,
     verifier = ctx.signer.verifier if ctx.signer is not None else _archive_verifier(ctx.root)
     check_extends(ctx.root, ctx.heads, verifier)
     undo = _Undo()
+    durability = Durability(ctx.root)
     try:
-        placed = _place_files(ctx, group, undo)
-        built = [_build_manifest(ctx, p, warc_rel, text, comments)
-                 for p, warc_rel, text, comments in placed]
+        placed = _place_files(ctx, group, undo, durability)
+        built = [_build_manifest(ctx, p, rel, text, comments)
+                 for p, rel, text, comments in placed]
         entries = [CommitEntry(p.kind, m.capture_id, d.sha256, d.blake3, d.size)
                    for p, (m, _data, d) in zip(group, built, strict=True)]
-        record_path = write_record(ctx.root, entries, signer=ctx.signer, origin=ctx.origin)
+        record_path = write_record(ctx.root, entries, signer=ctx.signer, origin=ctx.origin,
+                                   durability=durability)
         undo.files.append(record_path)
-        temps = [_write_temp_manifest(ctx.layout, m, data, undo) for m, data, _d in built]
-    except BaseException:
+        temps = [_write_temp_manifest(ctx.layout, m, data, undo, durability)
+                 for m, data, _d in built]
+        durability.flush()  # WARC files, text objects, the record, the manifests' bytes
+    except BaseException as exc:
         undo.run()
-        raise
+        raise _storage_error(exc, "cannot commit") from exc
     committed: list[CommittedCapture] = []
     try:
-        for (prepared, warc_rel, text, comments), (m, _data, d), tmp in zip(
+        for (prepared, rel, text, comments), (m, _data, d), tmp in zip(
                 placed, built, temps, strict=True):
             final = ctx.layout.manifest_path_for(m.capture_id)
             _link_no_replace(tmp, final)
             committed.append(CommittedCapture(prepared, m, ManifestRef(final, d.blake3, d.sha256,
                                                                        d.size),
-                                              warc_rel, text, comments))
+                                              rel, text, comments))
         fsync_dir(ctx.layout.manifests_dir)
     except BaseException as exc:
         _remove_temps(temps)
@@ -214,67 +273,62 @@ def _archive_verifier(root: Path) -> log.Verifier | None:
 
 
 def _place_files(
-    ctx: CommitContext, group: Sequence[PreparedCapture], undo: _Undo
+    ctx: CommitContext, group: Sequence[PreparedCapture], undo: _Undo, durability: Durability
 ) -> list[tuple[PreparedCapture, str, StoredObject | None, StoredObject | None]]:
-    """Link the WARC files and store the text objects; fsync each touched directory once."""
-    touched: set[Path] = set()
+    """Link the WARC files and store the text objects, leaving their flush to ``durability``
+    (once for the whole group)."""
     placed = []
     for prepared in group:
-        warc_rel = ctx.layout.warc_rel_for(prepared.capture_id, prepared.started_at)
-        warc_path = ctx.root / warc_rel
+        rel = warc_rel(prepared.capture_id, prepared.started_at)
+        warc_path = ctx.root / rel
         try:
             if not warc_path.parent.is_dir():
                 makedirs_durable(warc_path.parent)
             os.link(prepared.warc_tmp, warc_path)  # fails if it exists: never overwrite
         except OSError as exc:
-            raise StorageError(f"cannot place WARC file {warc_rel}: {exc.strerror or exc}") \
+            raise StorageError(f"cannot place WARC file {rel}: {exc.strerror or exc}") \
                 from exc
         undo.files.append(warc_path)
-        touched.add(warc_path.parent)
+        durability.add(warc_path)
+        durability.add(warc_path.parent, directory=True)
         refs: list[StoredObject | None] = []
         for data in (prepared.text, prepared.comments):
             if not data:
                 refs.append(None)
                 continue
-            stored, created = ctx.store.put_deferred(data, sync_dir=False)
+            stored, created = ctx.store.put_deferred(data, durability=durability)
             if created:
                 undo.files.append(ctx.root / stored.path_rel)
-                touched.add((ctx.root / stored.path_rel).parent)
             refs.append(stored)
-        placed.append((prepared, warc_rel, refs[0], refs[1]))
-    try:
-        for directory in sorted(touched):
-            fsync_dir(directory)
-    except OSError as exc:
-        raise StorageError(f"cannot flush {directory}: {exc.strerror or exc}") from exc
+        placed.append((prepared, rel, refs[0], refs[1]))
     return placed
 
 
 def _build_manifest(
     ctx: CommitContext,
     prepared: PreparedCapture,
-    warc_rel: str,
+    warc_rel_path: str,
     text: StoredObject | None,
     comments: StoredObject | None,
 ) -> tuple[Manifest, bytes, Any]:
-    document = dict(prepared.document)
-    document.update(
-        schema=manifest_mod.SCHEMA,
-        warc={
-            "path": warc_rel,
-            "size": prepared.warc.digests.size,
-            "blake3": prepared.warc.digests.blake3,
-            "sha256": prepared.warc.digests.sha256,
-            "records": [record_json(r) for r in prepared.warc.records],
-        },
-        text=text_json(text),
-        comments=text_json(comments),
-        previous=_previous(ctx, prepared.requested_url, prepared.capture_id),
-    )
-    built = manifest_mod.manifest_from_dict(manifest_mod.bound_fields(document))
-    data = built.to_bytes()
-    manifest_mod.parse_manifest(data)  # never commit what verify could not read back
-    return built, data, hash_bytes(data)
+    """The final manifest: the sealed draft, checked against what was placed, plus
+    ``previous`` (re-checked against the manifests it names)."""
+    prepared.seal()
+    draft, manifest = prepared.draft, prepared.draft_manifest
+    assert draft is not None and manifest is not None
+    placed = (warc_rel_path, text.blake3 if text else None, comments.blake3 if comments else None)
+    sealed = (manifest.warc.path, manifest.text.blake3 if manifest.text else None,
+              manifest.comments.blake3 if manifest.comments else None)
+    if placed != sealed:
+        raise StorageError(f"capture {prepared.capture_id}: the files placed are not the ones "
+                           "its manifest names")
+    previous = _previous(ctx, prepared.requested_url, prepared.capture_id)
+    if previous:
+        data = with_previous(draft, previous)
+        manifest = dataclasses.replace(manifest, previous=tuple(previous))
+    else:
+        data = draft
+    return manifest, data, hash_bytes(data)
 
 
 def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
@@ -297,7 +351,8 @@ def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
     return found
 
 
-def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo) -> Path:
+def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo,
+                         durability: Durability) -> Path:
     directory = layout.manifests_dir
     try:
         fd, name = tempfile.mkstemp(prefix=f"{MANIFEST_TMP_PREFIX}{m.capture_id}-",
@@ -309,12 +364,11 @@ def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: 
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
             os.fchmod(f.fileno(), manifest_mod.MANIFEST_MODE)
-            os.fsync(f.fileno())
     except OSError as exc:
         raise StorageError(f"cannot write manifest {m.capture_id}: {exc.strerror or exc}") \
             from exc
+    durability.add(tmp)
     return tmp
 
 
@@ -338,9 +392,9 @@ def _undo_uncommitted(
     """After a partial commit, remove the WARC files of the captures that did not commit
     (their text objects may be shared with committed ones and stay; verify calls any left
     unreferenced W502, repair quarantines them)."""
-    for _prepared, warc_rel, _text, _comments in rest:
+    for _prepared, rel, _text, _comments in rest:
         with contextlib.suppress(OSError):
-            (ctx.root / warc_rel).unlink()
+            (ctx.root / rel).unlink()
 
 
 def _storage_error(exc: BaseException, what: str) -> BaseException:

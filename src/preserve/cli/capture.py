@@ -137,7 +137,7 @@ def capture(
     """
     from preserve import errors
     from preserve.archive import CaptureOptions
-    from preserve.batch import capture_many
+    from preserve.batch import archive_failure, capture_many
     from preserve.capture.fetch import FetchOptions
 
     targets = list(urls) + (read_url_list(url_file) if url_file else [])
@@ -177,7 +177,7 @@ def capture(
                                       "message": str(outcome)}
                     failures.append(outcome)
                     warn(f"error: capture of {url} failed: {outcome}")
-                    if _stops_batch(outcome):
+                    if archive_failure(outcome):
                         stopped = outcome
                         break
                 else:
@@ -203,15 +203,6 @@ def capture(
     finish({"captures": [results[i] for i in sorted(results)], "requested": len(targets),
             "failed": len(failures), "http_errors": kept_errors,
             "not_attempted": len(targets) - len(results)}, status)
-
-
-def _stops_batch(error: Exception) -> bool:
-    """Failures of the archive itself stop a batch; a URL's own failure does not."""
-    from preserve import errors
-
-    return isinstance(error, errors.StorageError | errors.LockTimeoutError
-                      | errors.NotProvedError | errors.SigningKeyError) \
-        and not isinstance(error, errors.ManifestError)
 
 
 def _summarise(requested: int, done: int, failed: int, kept: int) -> None:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import LogError, StorageError
-from ..safe_io import fsync_dir, read_text, write_atomic
+from ..safe_io import Durability, fsync_dir, read_text, write_atomic
 from .archive_log import LOG_DIR, require_plain_log_dir
 from .keys import Signer, Verifier
 from .note import NoteError, open_note, sign_note, split_note
@@ -111,10 +111,12 @@ def write_record(
     signer: Signer | None,
     origin: str,
     group_id: str | None = None,
+    durability: Durability | None = None,
 ) -> Path:
     """Write a commit record durably (temp, fsync, link, directory fsync); return its path.
 
-    Signed with ``signer`` when given. Raises StorageError if it cannot be written.
+    Signed with ``signer`` when given; with ``durability`` the flush is left to it (the
+    caller flushes before its commit point). Raises StorageError if it cannot be written.
     """
     if not entries or len(entries) > MAX_RECORDS:
         raise ValueError(f"a commit record names 1 to {MAX_RECORDS} manifests")
@@ -128,7 +130,7 @@ def write_record(
         raise StorageError(f"cannot create {directory}: {exc.strerror or exc}") from exc
     path = directory / f"{group}.txt"
     try:
-        write_atomic(path, note.encode("utf-8"), exclusive=True)
+        write_atomic(path, note.encode("utf-8"), exclusive=True, durability=durability)
     except FileExistsError as exc:
         raise StorageError(f"commit record {path} already exists") from exc
     return path

@@ -164,6 +164,21 @@ def makedirs_durable(directory: Path) -> None:
         fsync_dir(new_dir.parent)
 
 
+def warc_rel(capture_id: str, started: datetime) -> str:
+    """``archive/warc/YYYY/MM/<capture_id>.warc.gz`` (month of ``started`` in UTC)."""
+    require_capture_id(capture_id)
+    if started.tzinfo is None:
+        raise ValueError("warc path needs an aware datetime")
+    month = started.astimezone(UTC).strftime("%Y/%m")
+    return f"{WARC_DIR}/{month}/{capture_id}{WARC_SUFFIX}"
+
+
+def text_rel(blake3_hex: str) -> str:
+    """``archive/text/ab/cd/<hex>`` for a validated BLAKE3 hex digest."""
+    h = require_hex_digest(blake3_hex)
+    return f"{TEXT_DIR}/{h[0:2]}/{h[2:4]}/{h}"
+
+
 @dataclass(frozen=True, slots=True)
 class ArchiveLayout:
     """Where each kind of file lives below an archive root (see docs/format.md)."""
@@ -200,19 +215,14 @@ class ArchiveLayout:
 
     def warc_rel_for(self, capture_id: str, started: datetime) -> str:
         """``archive/warc/YYYY/MM/<capture_id>.warc.gz`` (month of ``started`` in UTC)."""
-        require_capture_id(capture_id)
-        if started.tzinfo is None:
-            raise ValueError("warc path needs an aware datetime")
-        month = started.astimezone(UTC).strftime("%Y/%m")
-        return f"{WARC_DIR}/{month}/{capture_id}{WARC_SUFFIX}"
+        return warc_rel(capture_id, started)
 
     def warc_path_for(self, capture_id: str, started: datetime) -> Path:
         return self.root / self.warc_rel_for(capture_id, started)
 
     def text_rel_for(self, blake3_hex: str) -> str:
         """``archive/text/ab/cd/<hex>`` for a validated BLAKE3 hex digest."""
-        h = require_hex_digest(blake3_hex)
-        return f"{TEXT_DIR}/{h[0:2]}/{h[2:4]}/{h}"
+        return text_rel(blake3_hex)
 
     def text_path_for(self, blake3_hex: str) -> Path:
         return self.root / self.text_rel_for(blake3_hex)
@@ -262,4 +272,6 @@ __all__ = [
     "require_capture_id",
     "require_hex_digest",
     "resolve_inside",
+    "text_rel",
+    "warc_rel",
 ]

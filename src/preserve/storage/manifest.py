@@ -241,12 +241,19 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, 2-space indent, UTF-8, no ASCII escaping, final newline."""
-        try:
-            text = json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False,
-                              allow_nan=False)
-            return (text + "\n").encode("utf-8")
-        except (ValueError, TypeError) as exc:  # NaN, lone surrogate, non-JSON object
-            raise ManifestError(f"manifest {self.capture_id} cannot be serialised: {exc}") from exc
+        return canonical_bytes(self.to_dict())
+
+
+def canonical_bytes(document: Mapping[str, JSONValue]) -> bytes:
+    """The canonical serialisation of a manifest document (see :meth:`Manifest.to_bytes`);
+    ManifestError if it holds what JSON cannot (NaN, a lone surrogate, a non-JSON object)."""
+    try:
+        text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False,
+                          allow_nan=False)
+        return (text + "\n").encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise ManifestError(f"manifest {document.get('capture_id')} cannot be serialised: "
+                            f"{exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,6 +857,7 @@ __all__ = [
     "WarcFileRef",
     "WarcRecordRef",
     "bound_fields",
+    "canonical_bytes",
     "decode_manifest_json",
     "iter_manifest_paths",
     "iter_manifests",

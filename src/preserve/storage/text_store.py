@@ -24,7 +24,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from preserve.errors import NotFoundError, StorageError, UnsafePathError
 from preserve.hashing import Digests, hash_bytes, hash_stream
-from preserve.safe_io import open_binary
+from preserve.safe_io import Durability, open_binary
 from preserve.storage.layout import (
     TEXT_DIR,
     ArchiveLayout,
@@ -93,10 +93,13 @@ class TextStore:
         stored, _created = self.put_deferred(data, sync_dir=True)
         return stored
 
-    def put_deferred(self, data: bytes, *, sync_dir: bool) -> tuple[StoredObject, bool]:
+    def put_deferred(self, data: bytes, *, durability: Durability | None = None,
+                     sync_dir: bool = True) -> tuple[StoredObject, bool]:
         """Store ``data``; return it and whether this call created the object. With
-        ``sync_dir=False`` the caller fsyncs the object's directory (a group commit does it
-        once for all its objects) before anything that names the object is committed."""
+        ``durability`` nothing is fsynced here: the object and its directory are added to it
+        and the caller flushes them (once for a whole group commit) before anything that names
+        the object is committed; with ``sync_dir=False`` only the directory is left to the
+        caller."""
         digests = hash_bytes(data)
         final = self.path(digests.blake3)
         stored = StoredObject(digests.blake3, digests.sha256, digests.size,
@@ -106,7 +109,12 @@ class TextStore:
             return stored, False
         try:
             makedirs_durable(self.layout.tmp_dir)
-            makedirs_durable(final.parent)
+            if durability is None:
+                makedirs_durable(final.parent)
+            elif not final.parent.is_dir():  # new fan-out directories: flushed with the group
+                final.parent.mkdir(parents=True, exist_ok=True)
+                durability.add(final.parent.parent, directory=True)
+                durability.add(final.parent.parent.parent, directory=True)
             fd, tmp_name = tempfile.mkstemp(prefix="text-", dir=self.layout.tmp_dir)
         except OSError as exc:
             raise StorageError(f"cannot prepare text object {digests.blake3}: {exc}") from exc
@@ -116,9 +124,14 @@ class TextStore:
                 f.write(data)
                 f.flush()
                 os.fchmod(f.fileno(), OBJECT_MODE)
-                os.fsync(f.fileno())
+                if durability is None:
+                    os.fsync(f.fileno())
             created = self._link_into_place(tmp, final, digests)
-            if sync_dir:
+            if durability is not None:
+                if created:
+                    durability.add(final)
+                    durability.add(final.parent, directory=True)
+            elif sync_dir:
                 fsync_dir(final.parent)
         except OSError as exc:
             raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc

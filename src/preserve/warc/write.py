@@ -356,6 +356,7 @@ def write_capture(
     metadata_json: bytes,
     conversion_text: bytes | None,
     conversion_refers_to: str = "final-response",
+    fsync: bool = True,
 ) -> WarcWriteResult:
     """Write ``result`` to a new WARC file at ``dest`` (which must not exist).
 
@@ -433,7 +434,8 @@ def write_capture(
                     refers_to=refers,
                 )
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:  # else the commit makes it durable (preserve.commit)
+                os.fsync(handle.fileno())
     except BaseException as exc:
         dest.unlink(missing_ok=True)
         if isinstance(exc, OSError):
