@@ -132,7 +132,7 @@ _DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        ("schema", "preserve/manifest/2"),
+        ("schema", "preserve/manifest/3"),
         ("capture_id", "20261121T164100Z-ABCDEFGH23"),
         ("capture_id", "../../x"),
         ("status", "fine"),
