@@ -196,6 +196,6 @@ def test_manifest_bytes_are_canonical_and_match_result(http_server: TestServer,
     document = json.loads(data)
     assert data.decode() == json.dumps(document, sort_keys=True, indent=2,
                                        ensure_ascii=False) + "\n"
-    assert document["schema"] == "preserve/manifest/1"
+    assert document["schema"] == "preserve/manifest/2"
     software = document["software"]
     assert software["preserve"] == preserve.__version__ and "python" in software

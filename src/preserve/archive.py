@@ -1,6 +1,7 @@
 """``Archive(root)``: one archive on disk, and the capture pipeline that fills it.
 
-A capture runs fetch → extract → WARC → text store → manifest, in that order, and is
+A capture runs fetch (or, for a browser capture, :func:`preserve.capture.browser.capture_page`)
+→ extract → WARC → text store → manifest, in that order, and is
 committed only when its manifest is linked into ``manifests/``. Everything before that lives in
 ``archive/tmp/`` or is removed again on failure, so no manifest ever points at partial data.
 The commit itself (WARC into place, text objects, manifest, log entry) runs under the archive
@@ -17,7 +18,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -29,8 +30,16 @@ from preserve import errors, integrity, log, warc
 from preserve.audit.findings import Report
 from preserve.audit.verify import REEXTRACT_LIMIT
 from preserve.audit.verify import verify as verify_archive
+from preserve.capture import browser as browser_capture
 from preserve.capture import fetch, provenance
 from preserve.capture.exchange import Exchange, FetchResult
+from preserve.capture.page import (
+    SOURCE_RENDERED_DOM,
+    SOURCE_RESPONSE,
+    PageCapture,
+    extraction_source,
+    manifest_sections,
+)
 from preserve.extract import (
     EXTRACTOR_NAME,
     EXTRACTOR_SETTINGS,
@@ -63,6 +72,8 @@ class CaptureOptions:
 
     fetch: fetch.FetchOptions = field(default_factory=fetch.FetchOptions)
     operator: str | None = None
+    #: Capture the page as rendered by a browser (None: one HTTP response, the default).
+    browser: browser_capture.BrowserOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,8 @@ class CaptureResult:
     warc_path: str
     started: str
     ended: str
+    mode: str = "http"  # "http" | "browser"
+    resources: int = 1  # request/response pairs recorded
 
     @property
     def ok(self) -> bool:
@@ -109,6 +122,8 @@ class CaptureResult:
             "warc_path": self.warc_path,
             "started": self.started,
             "ended": self.ended,
+            "mode": self.mode,
+            "resources": self.resources,
         }
 
 
@@ -169,9 +184,20 @@ class Archive:
             return integrity.init(self.root, key_name=key_name, key_path=self.key_path)
 
     def capture(
-        self, url: str, options: CaptureOptions | None = None, *, checkpoint: bool = True
+        self,
+        url: str,
+        options: CaptureOptions | None = None,
+        *,
+        checkpoint: bool = True,
+        browser: bool | browser_capture.BrowserOptions | None = None,
     ) -> CaptureResult:
         """Capture ``url``; returns when the capture is committed, raises if nothing was.
+
+        ``browser=True`` (or a :class:`~preserve.capture.browser.BrowserOptions`, or
+        ``options.browser``) captures the page as Chromium renders it, every resource it loads
+        recorded through preserve's own transport, with a screenshot, PDF and rendered DOM;
+        it raises :class:`~preserve.errors.BrowserUnavailableError` when no browser is here.
+        The default is one HTTP response and its redirects.
 
         Raises :class:`~preserve.errors.CaptureError` subclasses for network and input
         problems and :class:`~preserve.errors.StorageError` when the archive can't be written.
@@ -180,7 +206,7 @@ class Archive:
         archive's signing key is at hand, a signed checkpoint is written (a batch can pass
         False and call :meth:`checkpoint` once at the end).
         """
-        options = options or CaptureOptions()
+        options = _with_browser(options or CaptureOptions(), browser)
         fetch.parse_url(url)  # reject bad input before touching the disk
         self._ensure_layout()
         now = datetime.now(UTC)
@@ -192,8 +218,15 @@ class Archive:
             with in_progress:
                 try:
                     makedirs_durable(spool)
-                    result = fetch.fetch(url, spool, options.fetch)
-                    return self._commit(capture_id, now, result, spool, options, checkpoint)
+                    page = None
+                    if options.browser is None:
+                        result = fetch.fetch(url, spool, options.fetch)
+                    else:
+                        page = browser_capture.capture_page(url, spool, options.fetch,
+                                                            options.browser)
+                        result = page.main
+                    return self._commit(capture_id, now, result, spool, options, checkpoint,
+                                        page)
                 finally:
                     shutil.rmtree(spool, ignore_errors=True)
         except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
@@ -221,9 +254,10 @@ class Archive:
         spool: Path,
         options: CaptureOptions,
         checkpoint: bool,
+        page: PageCapture | None = None,
     ) -> CaptureResult:
         final = result.final
-        extraction, not_html = _extract(final)
+        extraction, not_html, from_dom = _extract_capture(result, page)
         status = _status(final.status, not_html, extraction)
         extractor_info = {
             "name": EXTRACTOR_NAME,
@@ -234,23 +268,31 @@ class Archive:
         document = provenance.capture_provenance(
             result, capture_id=capture_id, operator=operator, extractor=extractor_info
         )
+        if page is not None:
+            document.update(manifest_sections(page))
         text_bytes = extraction.text.encode("utf-8") if extraction.text else None
         comments_bytes = (
             extraction.comments_text.encode("utf-8") if extraction.comments_text else None
         )
         warc_rel = self.layout.warc_rel_for(capture_id, now)
         warc_tmp = spool / "capture.warc.gz"
-        written = warc.write_capture(
-            warc_tmp,
-            result,
-            warcinfo={
-                "host": document["host"],
-                "operator": operator,
-                "http-header-user-agent": options.fetch.user_agent,
-            },
-            metadata_json=json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
-            conversion_text=text_bytes,
-        )
+        warcinfo = {
+            "host": document["host"],
+            "operator": operator,
+            "http-header-user-agent": options.fetch.user_agent
+            if page is None else page.browser.user_agent,
+        }
+        metadata_json = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+        if page is None:
+            written = warc.write_capture(warc_tmp, result, warcinfo=warcinfo,
+                                         metadata_json=metadata_json, conversion_text=text_bytes)
+            source = extraction_source(SOURCE_RESPONSE, _final_response_id(written.records))
+        else:
+            written = warc.write_page(warc_tmp, page, warcinfo=warcinfo,
+                                      metadata_json=metadata_json, conversion_text=text_bytes)
+            source = (extraction_source(SOURCE_RENDERED_DOM, page.dom.record_id)
+                      if from_dom and page.dom is not None
+                      else extraction_source(SOURCE_RESPONSE, page.final_response_record_id))
         with self._lock():
             warc_path = self.root / warc_rel
             makedirs_durable(warc_path.parent)
@@ -277,6 +319,7 @@ class Archive:
                         "published": extraction.published,
                         "language": extraction.language,
                         "reason": not_html or extraction.reason,
+                        "source": source,
                     },
                     previous=self.url_index.captures_of(result.requested_url),
                 )
@@ -314,6 +357,8 @@ class Archive:
             warc_path=warc_rel,
             started=result.started,
             ended=result.ended,
+            mode="http" if page is None else "browser",
+            resources=len(result.exchanges) if page is None else len(page.exchanges),
         )
 
     @contextlib.contextmanager
@@ -492,6 +537,41 @@ def _extract(final: Exchange) -> tuple[Extraction, str | None]:
     if not body.decoded:
         return extract_html(b"", final.url), f"content coding not decoded: {body.problem}"
     return extract_html(body.data, final.url, charset=charset), None
+
+
+def _with_browser(
+    options: CaptureOptions, browser: bool | browser_capture.BrowserOptions | None
+) -> CaptureOptions:
+    """``options`` with the ``browser`` argument of :meth:`Archive.capture` applied."""
+    if browser is None:
+        return options
+    if browser is False:
+        return replace(options, browser=None)
+    chosen = browser if isinstance(browser, browser_capture.BrowserOptions) else (
+        options.browser or browser_capture.BrowserOptions())
+    return replace(options, browser=chosen)
+
+
+def _extract_capture(
+    result: FetchResult, page: PageCapture | None
+) -> tuple[Extraction, str | None, bool]:
+    """(extraction, reason it is not HTML, whether it came from the rendered DOM).
+
+    A browser capture of an HTML page is extracted from its rendered DOM (bytes as recorded,
+    UTF-8, the same bound and call ``verify --deep`` repeats); otherwise, and when the page
+    left no DOM, from the final response."""
+    final = result.final
+    if page is not None and page.dom is not None:
+        media_type, _ = media_type_and_charset(final.content_type)
+        if media_type is None or media_type in HTML_TYPES:
+            data = page.dom.read_bytes(EXTRACT_LIMIT)
+            return extract_html(data, result.final_url, charset="utf-8"), None, True
+    extraction, not_html = _extract(final)
+    return extraction, not_html, False
+
+
+def _final_response_id(records: Sequence[warc.RecordRef]) -> str:
+    return [r for r in records if r.type == "response"][-1].record_id
 
 
 def _status(http_status: int, not_html: str | None, extraction: Extraction) -> str:

@@ -1,4 +1,9 @@
-"""``preserve capture``: capture URLs (one, a list, or a file of them) into the archive."""
+"""``preserve capture``: capture URLs (one, a list, or a file of them) into the archive.
+
+The mode: ``--browser`` renders each page in Chromium (every resource recorded, plus a
+screenshot, PDF and the rendered DOM) and exits 3 when no browser is installed; ``--http``
+keeps one HTTP response and its redirects; neither means the browser when playwright and a
+Chromium are found, else HTTP with a one-line note on stderr."""
 
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ import click
 from preserve import errors
 from preserve.archive import CaptureOptions, CaptureResult
 from preserve.batch import capture_many
+from preserve.capture.browser import BrowserOptions, browser_problem
 from preserve.capture.fetch import FetchOptions
 from preserve.cli.app import (
+    EXIT_CANNOT_RUN,
     EXIT_CAPTURE_FAILED,
     EXIT_FINDINGS,
     EXIT_OK,
@@ -47,7 +54,27 @@ def _capture_line(result: CaptureResult) -> str:
     text = f"blake3:{result.text_blake3}" if result.text_blake3 else f"(no text: {result.reason})"
     title = result.title or "(untitled)"
     status = "" if result.http_status < 400 else f"  [HTTP {result.http_status}]"
-    return f"{result.capture_id}  {text}  {title}{status}"
+    mode = f"  [browser, {result.resources} resources]" if result.mode == "browser" else ""
+    return f"{result.capture_id}  {text}  {title}{status}{mode}"
+
+
+def _browser_options(force_browser: bool, force_http: bool, browser_path: Path | None,
+                     user_agent: str | None, max_resources: int,
+                     settle: float) -> BrowserOptions | None:
+    """The browser to capture with, or None for HTTP (see the module docstring)."""
+    if force_browser and force_http:
+        raise click.UsageError("--browser and --http exclude each other")
+    if force_http:
+        return None
+    problem = browser_problem(browser_path)
+    if problem is not None:
+        if force_browser:
+            fail(problem, EXIT_CANNOT_RUN)
+        stderr.print(f"preserve: note: {problem}. Capturing over HTTP only (--http silences "
+                     "this note).", markup=False)
+        return None
+    return BrowserOptions(executable=browser_path, user_agent=user_agent,
+                          max_exchanges=max_resources, settle=settle)
 
 
 @main.command()
@@ -78,6 +105,22 @@ def _capture_line(result: CaptureResult) -> str:
 @click.option("--per-host-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds between the end of one capture and the start of the next on the "
                    "same host (like wget --wait; set it when capturing many pages of one site).")
+@click.option("--browser", "force_browser", is_flag=True,
+              help="Capture each page as Chromium renders it: every resource it loads, a "
+                   "screenshot, a PDF and the rendered DOM (exit 3 if no browser is installed). "
+                   "Default: the browser when playwright and a Chromium are found, else HTTP.")
+@click.option("--http", "force_http", is_flag=True,
+              help="Capture one HTTP response (and its redirects) only, without a browser.")
+@click.option("--browser-path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The Chromium or Chrome binary (default: $PRESERVE_CHROMIUM, then "
+                   "/usr/bin/chromium and the usual places).")
+@click.option("--max-resources", type=click.IntRange(min=1, max=5000), default=2000,
+              show_default=True,
+              help="Browser: most requests of one page recorded; later ones are refused and "
+                   "counted.")
+@click.option("--settle", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Browser: most seconds to wait for the network to go quiet, after loading "
+                   "and after scrolling (all within --timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def capture(
@@ -95,12 +138,19 @@ def capture(
     block_private: bool,
     concurrency: int,
     per_host_delay: float,
+    force_browser: bool,
+    force_http: bool,
+    browser_path: Path | None,
+    max_resources: int,
+    settle: float,
     as_json: bool,
 ) -> None:
     """Capture URLS into the archive: WARC + clean text + manifest for each."""
     targets = list(urls) + (_read_url_file(url_file) if url_file else [])
     if not targets:
         raise click.UsageError("give at least one URL, or --from FILE")
+    browser = _browser_options(force_browser, force_http, browser_path, user_agent,
+                               max_resources, settle)
     fetch_options = FetchOptions(
         timeout=timeout,
         connect_timeout=min(connect_timeout, timeout),
@@ -112,7 +162,7 @@ def capture(
     )
     if user_agent:
         fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
-    options = CaptureOptions(fetch=fetch_options, operator=operator)
+    options = CaptureOptions(fetch=fetch_options, operator=operator, browser=browser)
     results: dict[int, dict[str, Any]] = {}  # by position in the input, printed in input order
     failures: list[errors.PreserveError] = []
     http_errors = 0
