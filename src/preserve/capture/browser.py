@@ -35,6 +35,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,6 +99,8 @@ QUIET_FLAGS = (
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--proxy-bypass-list=<-loopback>",
 )
+#: Seconds past the total deadline after which a still-busy browser is killed.
+KILL_GRACE = 3.0
 #: Marker switch (ignored by Chromium) naming the capture's spool directory, so the watchdog
 #: finds its browser. Chromium's crash handlers (their own process groups) are found by the
 #: same path: their crash database is put there (``BREAKPAD_DUMP_LOCATION``), which also keeps
@@ -181,18 +184,16 @@ def browser_problem(executable: str | os.PathLike[str] | None = None) -> str | N
 
 # --- the watchdog ----------------------------------------------------------------------------
 
-#: Run as ``python -I -S -c _REAPER MARKER``: waits for EOF on stdin (this process ended, in
-#: any way), then SIGKILLs every process whose command line carries MARKER (the capture's
-#: spool path), the process groups of those processes (Chromium's children share the
-#: browser's), and the groups of pids written on stdin that carry it. On a system without
-#: /proc the written pids' groups are killed.
+#: Run as ``python -I -S -c _REAPER MARKER``: SIGKILLs every process whose command line carries
+#: MARKER (the capture's spool path), the process groups of those processes (Chromium's
+#: children share the browser's) and the groups of pids written on stdin that carry it, when
+#: stdin ends (this process ended, in any way: SIGKILL included) and whenever a line ``kill``
+#: arrives (the capture's deadline passed with the browser still busy). Without /proc it
+#: kills the written pids' groups.
 _REAPER = r"""
 import os, signal, sys, time
 marker = sys.argv[1].encode()
 pids = set()
-for line in sys.stdin:
-    if line.strip().isdigit():
-        pids.add(int(line))
 def scan():
     found = {}
     try:
@@ -212,27 +213,34 @@ def scan():
         fields = stat[stat.rfind(b")") + 2:].split()
         found[int(name)] = (marker in line, int(fields[2]), fields[0])
     return found
-for attempt in range(20):
-    table = scan()
-    if table is None:
-        for pid in pids:
+def reap():
+    for attempt in range(20):
+        table = scan()
+        if table is None:
+            for pid in pids:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            return
+        groups = {pgid for pid, (ours, pgid, _) in table.items() if ours}
+        groups |= {pid for pid in pids if pid in table and table[pid][0]}
+        victims = [pid for pid, (ours, pgid, state) in table.items()
+                   if (ours or pgid in groups) and state != b"Z" and pid != os.getpid()]
+        if not victims:
+            return
+        for pid in victims:
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        break
-    groups = {pgid for pid, (ours, pgid, _) in table.items() if ours}
-    groups |= {pid for pid in pids if pid in table and table[pid][0]}
-    victims = [pid for pid, (ours, pgid, state) in table.items()
-               if (ours or pgid in groups) and state != b"Z" and pid != os.getpid()]
-    if not victims:
-        break
-    for pid in victims:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    time.sleep(0.05)
+        time.sleep(0.05)
+for line in sys.stdin:
+    if line.strip().isdigit():
+        pids.add(int(line))
+    elif line.strip() == "kill":
+        reap()
+reap()
 """
 
 
@@ -245,19 +253,29 @@ class _Reaper:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True,
         )
+        self._lock = threading.Lock()
+
+    def _say(self, line: str) -> None:
+        stdin = self._process.stdin
+        with self._lock:
+            if stdin is not None and not stdin.closed:
+                with contextlib.suppress(OSError, ValueError):
+                    stdin.write(f"{line}\n".encode())
+                    stdin.flush()
 
     def watch(self, pid: int) -> None:
-        stdin = self._process.stdin
-        if stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                stdin.write(f"{pid}\n".encode())
-                stdin.flush()
+        self._say(str(pid))
+
+    def kill_now(self) -> None:
+        """Kill the browser now (it outlived the capture's deadline)."""
+        self._say("kill")
 
     def finish(self, timeout: float = 5.0) -> None:
         """Let the watchdog kill whatever is left of the browser, and wait for it."""
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._process.stdin.close()
+        with self._lock:
+            if self._process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self._process.stdin.close()
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -383,28 +401,35 @@ def capture_page(
              f"--ignore-certificate-errors-spki-list={','.join(ca.spki_hashes)}",
              MARKER_SWITCH + marker)
     reaper = _Reaper(marker)
+    # Playwright calls have no timeout of their own when a renderer hangs or dies mid-call:
+    # past the deadline (and a grace for teardown) the browser is killed, which ends them.
+    overdue = threading.Timer(deadline.remaining() + KILL_GRACE, _overdue, (reaper, session))
+    overdue.daemon = True
+    overdue.start()
     artifacts: list[Artifact] = []
     facts: BrowserFacts | None = None
     page_url = requested
-    stopped = False
     try:
         try:
             facts, page_url, artifacts = _drive(requested, executable, flags, spool_dir,
                                                 session, proxy, reaper,
                                                 {**dict(options.headers), TOKEN_HEADER: token})
         finally:
-            session.notes.extend(proxy.stop())
-            stopped = True
+            session.notes.extend(proxy.stop())  # (already stopped unless launching failed)
         return _assemble(requested, page_url, proxy, session, facts, artifacts, ca, started)
     except BaseException:
-        if not stopped:
-            proxy.stop()
         proxy.discard()
         for artifact in artifacts:
             artifact.path.unlink(missing_ok=True)
         raise
     finally:
+        overdue.cancel()
         reaper.finish()
+
+
+def _overdue(reaper: _Reaper, session: _Session) -> None:
+    session.notes.append("the browser outlived the deadline and was killed")
+    reaper.kill_now()
 
 
 def _drive(
@@ -453,6 +478,9 @@ def _drive(
                     artifacts = _snapshot(page, url, spool_dir, session)
                 page_url = _page_url(page, url)
             finally:
+                # stop recording before the browser goes: what is still in flight was cut by
+                # the capture ending (truncated "time"), not by the browser leaving
+                session.notes.extend(proxy.stop())
                 with contextlib.suppress(PlaywrightError):
                     context.close()
         finally:

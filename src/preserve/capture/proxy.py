@@ -302,7 +302,10 @@ class RecordingProxy:
 
     def stop(self, join_timeout: float = 5.0) -> list[str]:
         """Stop accepting, cut every connection still open, wait for the handlers to record
-        what they have. Returns notes about anything that could not be waited for."""
+        what they have. Returns notes about anything that could not be waited for (nothing
+        when called again)."""
+        if self._stopped.is_set():
+            return []
         self._stopped.set()
         if self._listener is not None:
             with contextlib.suppress(OSError):
@@ -651,7 +654,7 @@ class RecordingProxy:
         except CaptureError as exc:
             if self._stopped.is_set() and not isinstance(exc, BlockedAddressError):
                 exc = CaptureTimeoutError(f"request to {text_url} got no answer before the "
-                                          f"capture ended ({exc})")
+                                          "capture ended")
             self._fail(text_url, method, exc)
             self._respond_simple(client, 403 if isinstance(exc, BlockedAddressError) else 502,
                                  str(exc), type(exc).__name__)

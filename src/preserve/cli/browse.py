@@ -116,7 +116,7 @@ def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
     yield (f"          interception CA sha256 {browser['interception_ca']['sha256_fingerprint']}"
            f" (record {browser['interception_ca']['record']})")
     for artifact in m.get("artifacts") or []:
-        yield (f"{artifact['kind']:<10}{artifact['media_type']}  {_size(artifact['size'])}  "
+        yield (f"{artifact['kind']:<10} {artifact['media_type']}  {_size(artifact['size'])}  "
                f"sha256 {artifact['sha256']}")
         yield f"          blake3 {artifact['blake3']}  record {artifact['record']}"
     resources = browser["resources"]
