@@ -13,6 +13,7 @@ images, read their size, and compare screenshots in a browser page (no imaging l
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import time
@@ -146,14 +147,15 @@ def _font() -> bytes:
     return b"\0" * 1024  # no system font: the request is still made and recorded
 
 
-def stream_slowly(total: int, block: int = 1 << 16) -> Handler:
-    """``total`` bytes of media, sent as fast as the client reads them."""
+def stream_media(total: int, block: int = 1 << 16) -> Handler:
+    """``total`` bytes of media, sent as fast as the client reads them (a random block
+    repeated: as incompressible as real video to gzip's 32 KiB window)."""
     head = (b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: "
             + str(total).encode() + b"\r\nConnection: close\r\n\r\n")
+    chunk = os.urandom(block)
 
     def handler(request: ReceivedRequest, conn: socket.socket) -> None:
         conn.sendall(head)
-        chunk = bytes(range(256)) * (block // 256)
         sent = 0
         while sent < total:
             piece = chunk[: min(block, total - sent)]
@@ -164,9 +166,10 @@ def stream_slowly(total: int, block: int = 1 << 16) -> Handler:
 
 
 def story_routes(frame_origin: str, *, media_size: int = 3 * 2**20,
-                 slow_seconds: float = 60.0) -> dict[str, Handler]:
+                 slow_seconds: float | None = 60.0) -> dict[str, Handler]:
     """The routes of the story site (``/story`` is the page); the iframe is loaded from
-    ``frame_origin`` (another origin of the same server)."""
+    ``frame_origin`` (another origin of the same server). ``slow_seconds=None`` leaves the slow
+    image out (it answers 404 at once), for timing the rest."""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Storm keeps the fleet in port</title>
 <link rel="stylesheet" href="/style.css"></head>
@@ -216,7 +219,7 @@ footer { background: #333; color: #eee; padding: 16px 24px; }
              b"<p style='font:16px sans-serif'>Wind: 9 Beaufort</p>"
              b"<img src='/img/frame.png' width='60' height='30' alt='wind'></body></html>")
     story = json.dumps({"paragraphs": STORY_PARAGRAPHS}).encode()
-    return {
+    routes = {
         "/story": respond(200, page.encode(), headers=HTML),
         "/style.css": redirect("/css/site.css", status=302),
         "/css/site.css": respond(200, css.encode(), headers=[("Content-Type", "text/css")]),
@@ -234,9 +237,11 @@ footer { background: #333; color: #eee; padding: 16px 24px; }
         "/api/story.json": respond(200, story, headers=[("Content-Type", "application/json")],
                                    chunked=True, chunk_size=97),
         "/app.js": respond(200, app.encode(), headers=[("Content-Type", "text/javascript")]),
-        "/slow.png": stall(slow_seconds),
-        "/media/clip.mp4": stream_slowly(media_size),
+        "/media/clip.mp4": stream_media(media_size),
     }
+    if slow_seconds is not None:
+        routes["/slow.png"] = stall(slow_seconds)
+    return routes
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
