@@ -400,7 +400,11 @@ def capture_page(
     flags = (*QUIET_FLAGS, f"--proxy-server=http://{host}:{port}",
              f"--ignore-certificate-errors-spki-list={','.join(ca.spki_hashes)}",
              MARKER_SWITCH + marker)
-    reaper = _Reaper(marker)
+    try:
+        reaper = _Reaper(marker)
+    except OSError:
+        proxy.stop()
+        raise
     # Playwright calls have no timeout of their own when a renderer hangs or dies mid-call:
     # past the deadline (and a grace for teardown) the browser is killed, which ends them.
     overdue = threading.Timer(deadline.remaining() + KILL_GRACE, _overdue, (reaper, session))

@@ -698,7 +698,10 @@ class RecordingProxy:
                         client.send(h11.Data(data=chunk))
                     if truncated:
                         break
-                    if not client.alive:  # the browser gave up, or the capture is ending
+                    if not client.alive and (sequence != 1 or self._stopped.is_set()):
+                        # the browser gave up, or the capture is ending; but the page's own
+                        # document (the first request) is read to its end as evidence even
+                        # when the browser drops it (a download it refuses, a navigation away)
                         truncated = "time" if self._stopped.is_set() else "disconnect"
                         break
         except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
