@@ -508,6 +508,35 @@ fetch('/leak').catch(() => null);
     assert not _browser_processes(str((tmp_path / "root").resolve()))
 
 
+def _forever(request: Any, conn: socket.socket) -> None:
+    """A document that starts with its story and then never finishes arriving."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
+                 b"<html><head><title>Live blog</title></head><body><article><p>The live blog "
+                 b"about the storm opened at six with reports from the harbour, where the "
+                 b"water was already over the quay.</p></article>")
+    while True:
+        time.sleep(0.1)
+        conn.sendall(b"<!-- still loading -->\n")
+
+
+def test_a_document_that_loads_forever_is_kept_as_far_as_it_arrived(tmp_path: Path) -> None:
+    with TestServer() as site:
+        site.routes["/live"] = _forever
+        archive = preserve.Archive(tmp_path / "root")
+        started = time.monotonic()
+        result = archive.capture(site.url("/live"), _options(timeout=8.0, settle=1.0))
+        elapsed = time.monotonic() - started
+    assert elapsed < 8.0 + 3.0
+    manifest = archive.manifest(result.capture_id)
+    assert manifest.browser is not None
+    (document,) = [r for r in manifest.browser.resources if r.url.endswith("/live")]
+    assert document.truncated == "time" and document.body_size > 200
+    assert "water was already over the quay" in archive.text(result.capture_id)
+    assert {a.kind for a in manifest.artifacts or ()} == {"screenshot", "pdf", "dom"}
+    report = archive.verify(deep=True, record=False)
+    assert not [f for f in report.findings if f.code.severity.value == "error"]
+
+
 def test_a_crashed_renderer_still_commits_what_arrived(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain_site: TestServer) -> None:
     scroll = browser_module._scroll

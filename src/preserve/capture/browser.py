@@ -6,7 +6,9 @@
   that sends every request upstream through preserve's own recording transport;
 * a watchdog process (:data:`_REAPER`) that kills the browser's process group when this
   process goes away for any reason, SIGKILL included, so no Chromium outlives preserve;
-* the system Chromium through Playwright's ``executable_path`` (never a downloaded browser),
+* the system Chromium through Playwright's ``executable_path`` (never a downloaded browser;
+  with ``keep_driver`` the Playwright driver process is kept per thread between captures,
+  the browser never is),
   headless, with a fresh profile, the proxy as its only way out (loopback included, QUIC and
   non-proxied WebRTC off), background networking, sync, component updates, crash reporting
   and service workers off, trusting the interception CA's keys only (by SPKI hash).
@@ -33,6 +35,7 @@ import importlib.util
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -143,6 +146,10 @@ class BrowserOptions:
     max_screenshot_height: int = 16384
     #: Seconds of the total deadline kept for the snapshot and teardown (at most a quarter).
     reserve: float = 10.0
+    #: Keep the calling thread's Playwright driver running for its next capture (saves about
+    #: a second a capture; the browser is launched fresh either way). The CLI sets it; leave it
+    #: off in a thread that also uses Playwright's sync API itself.
+    keep_driver: bool = False
 
 
 # --- finding a browser -----------------------------------------------------------------------
@@ -281,6 +288,66 @@ class _Reaper:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+# --- Playwright drivers ------------------------------------------------------------------------
+
+#: With ``keep_driver``: each thread's Playwright driver (a node process), started by its first
+#: browser capture and kept for the thread's later ones: starting it costs about a second, and
+#: every capture still gets a freshly launched browser with a fresh profile. A driver belongs
+#: to its thread (the sync API is bound to it); drivers of threads that have ended are
+#: terminated when another driver starts (where /proc shows which process is whose), all of
+#: them at exit at the latest.
+_DRIVERS: dict[threading.Thread, tuple[Any, set[int]]] = {}
+_DRIVERS_LOCK = threading.Lock()
+
+
+def _driver_pids() -> set[int]:
+    """This process's child processes that are Playwright drivers (Linux; else empty)."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+                if int(stat[stat.rfind(b")") + 2:].split()[1]) != os.getpid():
+                    continue
+                if b"run-driver" in Path(f"/proc/{name}/cmdline").read_bytes():
+                    found.add(int(name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _driver() -> tuple[Any, bool]:
+    """This thread's Playwright driver and whether it was already running."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    current = threading.current_thread()
+    with _DRIVERS_LOCK:
+        known = _DRIVERS.get(current)
+        if known is not None:
+            return known[0], True
+        for thread, (_, pids) in list(_DRIVERS.items()):
+            if not thread.is_alive():
+                del _DRIVERS[thread]
+                for pid in pids:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGTERM)
+        before = _driver_pids()
+        playwright = sync_playwright().start()
+        _DRIVERS[current] = (playwright, _driver_pids() - before)
+        return playwright, False
+
+
+def _forget_driver() -> None:
+    """Stop and drop this thread's driver (after it failed)."""
+    with _DRIVERS_LOCK:
+        known = _DRIVERS.pop(threading.current_thread(), None)
+    if known is not None:
+        with contextlib.suppress(Exception):  # it may be dead already
+            known[0].stop()
 
 
 # --- the capture -----------------------------------------------------------------------------
@@ -448,14 +515,16 @@ def _drive(
 ) -> tuple[BrowserFacts, str, list[Artifact]]:
     """Launch, load, settle, scroll, snapshot, close. Returns (facts, page URL, artifacts)."""
     from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     options = session.options
     artifacts: list[Artifact] = []
-    with sync_playwright() as playwright:
-        with _phase(session, "launch"):
+    with _phase(session, "launch"):
+        crash_dir = spool_dir / "crash"
+        owned = not options.keep_driver
+        for attempt in (0, 1):
+            reused = False
             try:
-                crash_dir = spool_dir / "crash"
+                playwright, reused = _driver()
                 browser = playwright.chromium.launch(
                     executable_path=str(executable), headless=True, args=list(flags),
                     env={**os.environ, "BREAKPAD_DUMP_LOCATION": str(crash_dir.resolve())},
@@ -463,33 +532,39 @@ def _drive(
                     timeout=max(1000.0, session.left() * 1000), handle_sigint=False,
                     handle_sigterm=False, handle_sighup=False,
                 )
-            except PlaywrightError as exc:
+                break
+            except (PlaywrightError, OSError) as exc:
+                _forget_driver()  # a driver that failed once is not used again
+                if reused and attempt == 0:
+                    continue
                 raise BrowserUnavailableError(
                     f"cannot start {executable}: {_first_line(exc)}") from exc
+    try:
+        facts = _browser_facts(browser, executable, options, flags, reaper)
+        context = browser.new_context(
+            viewport={"width": options.viewport[0], "height": options.viewport[1]},
+            user_agent=options.user_agent, service_workers="block",
+            accept_downloads=False, ignore_https_errors=False,
+            extra_http_headers=extra_headers,
+        )
+        page_url = url
         try:
-            facts = _browser_facts(browser, executable, options, flags, reaper)
-            context = browser.new_context(
-                viewport={"width": options.viewport[0], "height": options.viewport[1]},
-                user_agent=options.user_agent, service_workers="block",
-                accept_downloads=False, ignore_https_errors=False,
-                extra_http_headers=extra_headers,
-            )
-            page_url = url
-            try:
-                page = _open_page(context, session)
-                _load(page, url, session, proxy)
-                with _phase(session, "snapshot"):
-                    artifacts = _snapshot(page, url, spool_dir, session)
-                page_url = _page_url(page, url)
-            finally:
-                # stop recording before the browser goes: what is still in flight was cut by
-                # the capture ending (truncated "time"), not by the browser leaving
-                session.notes.extend(proxy.stop())
-                with contextlib.suppress(PlaywrightError):
-                    context.close()
+            page = _open_page(context, session)
+            _load(page, url, session, proxy)
+            with _phase(session, "snapshot"):
+                artifacts = _snapshot(page, url, spool_dir, session)
+            page_url = _page_url(page, url)
         finally:
+            # stop recording before the browser goes: what is still in flight was cut by
+            # the capture ending (truncated "time"), not by the browser leaving
+            session.notes.extend(proxy.stop())
             with contextlib.suppress(PlaywrightError):
-                browser.close()
+                context.close()
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            browser.close()
+        if owned:
+            _forget_driver()
     return facts, page_url, artifacts
 
 
@@ -584,16 +659,21 @@ def _load(page: Page, url: str, session: _Session, proxy: RecordingProxy) -> Non
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: PLC0415
 
     with _phase(session, "navigate"):
-        try:
-            page.goto(url, wait_until="domcontentloaded",
-                      timeout=max(1000.0, session.left() * 1000))
+        try:  # until the response starts to arrive; then the document gets --settle to load
+            page.goto(url, wait_until="commit", timeout=max(1000.0, session.left() * 1000))
         except PlaywrightTimeout:
-            session.notes.append("the document did not finish loading in time")
+            session.notes.append("no response to the page's request in time")
         except PlaywrightError as exc:
             session.notes.append(f"navigation: {_first_line(exc)}")
-        with contextlib.suppress(PlaywrightError):
-            page.wait_for_load_state("load", timeout=max(1.0, min(
-                session.options.settle, session.left()) * 1000))
+        for state in ("domcontentloaded", "load"):
+            try:
+                page.wait_for_load_state(state, timeout=max(1.0, min(
+                    session.options.settle, session.left()) * 1000))
+            except PlaywrightTimeout:
+                session.notes.append(f"the document did not reach '{state}' in time")
+                break
+            except PlaywrightError:
+                break
     if session.crashed or page.is_closed():
         return
     _wait_quiet(page, proxy, session, "settle")
@@ -645,7 +725,7 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
     options = session.options
 
     def budget() -> float:
-        return max(500.0, (session.deadline.remaining() - 2.0) * 1000)
+        return max(500.0, (session.deadline.remaining() - 0.5) * 1000)
 
     if options.screenshot:
         try:
@@ -662,7 +742,9 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
                                    SCREENSHOT_URI_PREFIX, target))
         except PlaywrightError as exc:
             session.notes.append(f"no screenshot: {_first_line(exc)}")
-    if options.pdf and session.deadline.remaining() > 2.0:
+    if options.pdf and session.deadline.remaining() <= 1.0:
+        session.notes.append("no PDF: the deadline was too close")
+    elif options.pdf:
         try:
             page.set_default_timeout(budget())
             pdf = page.pdf(print_background=True)

@@ -132,6 +132,11 @@ class _Upstream:
     tls: TLSInfo | None = None
     facts: UpstreamConnection | None = None
     used: int = 0
+    #: A body is being relayed; ``cut``: :meth:`abort` ended it (a close-delimited body cut
+    #: by our own shutdown would otherwise look complete).
+    relaying: bool = False
+    cut: bool = False
+    state: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def stream(self) -> RecordingStream | None:
@@ -139,6 +144,8 @@ class _Upstream:
 
     def abort(self) -> None:
         """Wake a thread blocked on this connection's socket (called from :meth:`stop`)."""
+        with self.state:
+            self.cut = self.relaying
         stream = self.backend.stream
         if stream is None:
             return
@@ -219,6 +226,13 @@ def _connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
         if name.lower() == "connection":
             tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
     return tokens
+
+
+def _ends_at_close(headers: list[tuple[str, str]]) -> bool:
+    """Whether a response body is delimited by the connection closing (RFC 9112 6.3): no
+    Content-Length and no chunked coding. Only then does a cut connection look complete."""
+    names = {n.lower(): v.lower() for n, v in headers}
+    return "content-length" not in names and "chunked" not in names.get("transfer-encoding", "")
 
 
 def _is_preflight(method: str, headers: list[tuple[str, str]]) -> bool:
@@ -684,6 +698,8 @@ class RecordingProxy:
                                      reason=reason_bytes))
         except h11.LocalProtocolError:
             client.alive = False
+        with upstream.state:
+            upstream.relaying = True
         try:
             with body_path.open("wb") as sink:
                 for received in _iter_stream(response):
@@ -713,6 +729,10 @@ class RecordingProxy:
         finally:
             with contextlib.suppress(Exception):
                 response.close()
+            with upstream.state:
+                upstream.relaying = False
+                if upstream.cut and truncated is None and _ends_at_close(headers):
+                    truncated = "time"  # our own shutdown ended a body that ends at close
         stream = upstream.stream
         if stream is None or stream.final_head is None:
             self._checkin(upstream, reusable=False)

@@ -73,8 +73,9 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
         stderr.print(f"preserve: note: {problem}. Capturing over HTTP only (--http silences "
                      "this note).", markup=False)
         return None
+    # the CLI's capture threads are its own: their Playwright driver is kept between captures
     return BrowserOptions(executable=browser_path, user_agent=user_agent,
-                          max_exchanges=max_resources, settle=settle)
+                          max_exchanges=max_resources, settle=settle, keep_driver=True)
 
 
 @main.command()
