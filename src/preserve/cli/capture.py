@@ -87,20 +87,24 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
     help="Read URLs from a file, one per line ('#' starts a comment).",
 )
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              help="Total seconds one capture may take (all redirects and reads).")
+              help="Total seconds one capture may take (all redirects and reads; with a browser "
+                   "also loading, settling and the snapshot).")
 @click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0,
               show_default=True, help="Seconds to establish a connection.")
 @click.option("--max-size", type=click.IntRange(min=1), default=512 * 2**20, show_default=True,
-              help="Largest response body accepted, in bytes.")
+              help="Largest response body accepted, in bytes (browser: per resource, kept cut "
+                   "short beyond it).")
 @click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--user-agent", help="User-Agent header (default names preserve and its version).")
+@click.option("--user-agent", help="User-Agent header (default names preserve and its version; "
+                                   "a browser presents its own).")
 @click.option("--operator", help="Who runs the capture (default: $PRESERVE_OPERATOR or login).")
 @click.option("--insecure", is_flag=True,
               help="Capture even if the TLS certificate does not verify (recorded as such).")
 @click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Trust these CA certificates (PEM) instead of the system store.")
 @click.option("--block-private", is_flag=True,
-              help="Refuse private, loopback and link-local addresses (checked on every hop).")
+              help="Refuse private, loopback and link-local addresses (checked on every hop and, "
+                   "with a browser, every request of the page).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="Captures run at once (never more than one per host).")
 @click.option("--per-host-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
