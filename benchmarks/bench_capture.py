@@ -88,7 +88,7 @@ def run_tool(name: str, work: Path, url_file: Path, run: int) -> tuple[Measured,
                    capture_output=True)
     if name == "preserve CLI":
         measured = run_measured([PRESERVE, "--root", str(out), "--key", str(key), "capture",
-                                 "--from", str(url_file)])
+                                 "--http", "--from", str(url_file)])
         return measured, measured.seconds, out
     batch = name.endswith("(batch checkpoint)")
     cmd = [sys.executable, __file__, "--library-loop", str(url_file), str(out), str(key)]

@@ -108,7 +108,7 @@ def part_one(server: LocalServer, work: Path, pages: int) -> dict[str, Any]:
     url_file = work / "urls-1k.txt"
     url_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
     body_bytes = page_bytes(pages)
-    measured = run_measured(preserve_cmd(root, key, "capture", "--from", str(url_file)))
+    measured = run_measured(preserve_cmd(root, key, "capture", "--http", "--from", str(url_file)))
     check(measured, "preserve capture")
     _, warc_bytes = dir_bytes(root / "archive" / "warc")
     return {
@@ -144,7 +144,7 @@ def part_two(server: LocalServer, work: Path, captures: int, chunk: int, paralle
                 path.write_text("\n".join(part) + "\n", encoding="utf-8")
                 files.append(path)
         seconds, peak, codes, errors = run_parallel(
-            [preserve_cmd(root, key, "capture", "--from", str(f)) for f in files])
+            [preserve_cmd(root, key, "capture", "--http", "--from", str(f)) for f in files])
         if any(codes):
             failure = f"capture processes exited {codes} in the chunk after {built}: {errors}"
             print(f"  {failure}; building stops here", file=sys.stderr, flush=True)

@@ -107,13 +107,13 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         rows.append(row("start-up only (--version)", "preserve",
                         run_measured([PRESERVE, "--version"])))
         rows.append(row("one 30 KB page", "preserve", run_measured(
-            preserve_cmd(root, key, "capture", *limits, server.page_urls(1)[0]))))
+            preserve_cmd(root, key, "capture", "--http", *limits, server.page_urls(1)[0]))))
         for size, kind in [(size, kind) for size in args.size for kind in args.kinds]:
             size_mb = f"{size / 1e6:.0f} MB"
             url = server.stream_url(size, kind)
             label = f"{size_mb} {'text/html' if kind == 'html' else 'octet-stream'}"
             rows.append(row(label, "preserve capture", run_measured(
-                preserve_cmd(root, key, "capture", *limits, url))))
+                preserve_cmd(root, key, "capture", "--http", *limits, url))))
             wget_dir = work / f"wget-{kind}"
             wget_dir.mkdir()
             rows.append(row(label, "wget --warc-file", run_measured(

@@ -60,7 +60,7 @@ def build(root: Path, key: Path, pages: int, large: int, large_html: int, size: 
         url_file = work / "urls.txt"
         url_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
         measured = run_measured([PRESERVE, "--root", str(root), "--key", str(key), "capture",
-                                 "--max-size", str(max(size + large + large_html, 1) * 2),
+                                 "--http", "--max-size", str(max(size + large + large_html, 1) * 2),
                                  "--timeout", "600", "--from", str(url_file)])
     if measured.returncode != 0:
         raise SystemExit(f"building the archive failed: {measured.stderr[-800:]}")

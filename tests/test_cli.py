@@ -38,7 +38,7 @@ def site(http_server: TestServer) -> TestServer:
 
 
 def test_capture_prints_id_hash_title_and_verify_passes(site: TestServer, tmp_path: Path) -> None:
-    done = run(tmp_path, "capture", site.url("/moved"))
+    done = run(tmp_path, "capture", "--http", site.url("/moved"))
     assert done.returncode == 0, done.stderr
     capture_id, text_hash, title = done.stdout.strip().split("  ", 2)
     assert text_hash.startswith("blake3:") and len(text_hash) == 7 + 64
@@ -58,7 +58,7 @@ def test_capture_prints_id_hash_title_and_verify_passes(site: TestServer, tmp_pa
 def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
     urls = tmp_path / "urls.txt"
     urls.write_text(f"# evidence\n{site.url('/news')}\n\n{site.url('/blog')}\n")
-    result = CliRunner().invoke(main, ["--root", str(tmp_path / "a"), "capture", "--from",
+    result = CliRunner().invoke(main, ["--root", str(tmp_path / "a"), "capture", "--http", "--from",
                                        str(urls), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)["result"]
@@ -67,7 +67,7 @@ def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
 
 
 def test_root_from_environment(site: TestServer, tmp_path: Path) -> None:
-    done = subprocess.run([PRESERVE, "capture", site.url("/blog")], capture_output=True,
+    done = subprocess.run([PRESERVE, "capture", "--http", site.url("/blog")], capture_output=True,
                           text=True, check=False, env={**os.environ, "PRESERVE_ROOT":
                                                        str(tmp_path / "env-root")})
     assert done.returncode == 0, done.stderr
@@ -88,7 +88,7 @@ def test_bad_input_one_line_nonzero_nothing_committed(
     site: TestServer, tmp_path: Path, args: list[str], status: int, message: str
 ) -> None:
     args = [a.replace("{huge}", site.url("/huge")) for a in args]
-    done = run(tmp_path, "capture", *args)
+    done = run(tmp_path, "capture", "--http", *args)
     assert done.returncode == status
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("preserve: ") and message in lines[0]
@@ -97,14 +97,14 @@ def test_bad_input_one_line_nonzero_nothing_committed(
 
 
 def test_http_error_status_exits_1_but_is_kept(site: TestServer, tmp_path: Path) -> None:
-    done = run(tmp_path, "capture", site.url("/missing"))
+    done = run(tmp_path, "capture", "--http", site.url("/missing"))
     assert done.returncode == 1
     assert "[HTTP 404]" in done.stdout
     assert run(tmp_path, "verify", "--deep").returncode == 0
 
 
 def test_verify_json_and_findings_exit_1(site: TestServer, tmp_path: Path) -> None:
-    assert run(tmp_path, "capture", site.url("/news")).returncode == 0
+    assert run(tmp_path, "capture", "--http", site.url("/news")).returncode == 0
     ok = json.loads(run(tmp_path, "verify", "--deep", "--json").stdout)
     assert ok["ok"] and ok["result"]["deep"] and ok["result"]["stats"]["records_checked"] > 0
     text = next(p for p in (tmp_path / "archive" / "text").rglob("*") if p.is_file())

@@ -41,7 +41,7 @@ def signed_archive(http_server: TestServer, env: dict[str, str]) -> list[str]:
     key = Path(env["PRESERVE_CONFIG_HOME"]) / "keys" / "test.example_archive.key"
     assert key.is_file() and not key.is_relative_to(root)
     assert oct(key.stat().st_mode & 0o777) == "0o600"
-    done = run(env, "capture", http_server.url("/news"), http_server.url("/blog"))
+    done = run(env, "capture", "--http", http_server.url("/news"), http_server.url("/blog"))
     assert done.returncode == 0, done.stderr
     return [line.split()[0] for line in done.stdout.splitlines()]
 

@@ -164,7 +164,7 @@ def _commands(root: Path, key: Path, capture_id: str, out: Path) -> list[list[st
         [*r, "prove", capture_id, "-o", str(out / "proof.json")],
         [*r, *k, "adopt", capture_id, "--reason", "test"],
         [*r, "reset-head", "--yes", "--json"],
-        [*r, *k, "capture", "--timeout", "2", "http://127.0.0.1:9/"],
+        [*r, *k, "capture", "--http", "--timeout", "2", "http://127.0.0.1:9/"],
         [*r, *k, "init"],
     ]
 
@@ -227,7 +227,7 @@ def test_bad_keys_trusted_keys_checkpoints_and_bundles(
         _check([*r, "verify", "--no-record", "--tsa-roots", str(bad)], tmp_path)
         _check(["check-proof", str(bad), "--json"], tmp_path)
         _check(["check-proof", str(bad), "--trusted-key", str(bad)], tmp_path)
-        _check([*r, "capture", "--from", str(bad), "--timeout", "2"], tmp_path)
+        _check([*r, "capture", "--http", "--from", str(bad), "--timeout", "2"], tmp_path)
     _check([*r, "verify", "--trusted-key", "not+a+key"], tmp_path)
 
 
@@ -253,7 +253,7 @@ def test_malformed_proof_bundles(bundle: object, tmp_path: Path) -> None:
     ["--max-redirects", "-1"],
 ])
 def test_bad_capture_options_are_usage_errors(options: list[str], tmp_path: Path) -> None:
-    status, stderr = _check(["--root", str(tmp_path / "a"), "capture", *options,
+    status, stderr = _check(["--root", str(tmp_path / "a"), "capture", "--http", *options,
                              "http://127.0.0.1:9/"], tmp_path)
     assert status == 2, stderr
     assert not (tmp_path / "a").exists(), "a usage error created an archive"

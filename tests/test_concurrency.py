@@ -146,7 +146,7 @@ def test_processes_capture_into_one_root_while_verify_runs(
     verifier = threading.Thread(target=keep_verifying)
     verifier.start()
     try:
-        procs = [subprocess.Popen([*base, "capture", *group], stdout=subprocess.PIPE,
+        procs = [subprocess.Popen([*base, "capture", "--http", *group], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for group in groups]
         outputs = [p.communicate(timeout=120) for p in procs]
     finally:
@@ -349,7 +349,7 @@ def test_cli_capture_concurrency_option(
     second_server.routes["/page"] = second
     urls = [http_server.url("/page?n=1"), second_server.url("/page?n=2"),
             http_server.url("/page?n=3"), second_server.url("/page?n=4")]
-    result = subprocess.run([*PYTHON_CLI, "--root", str(tmp_path / "root"), "capture",
+    result = subprocess.run([*PYTHON_CLI, "--root", str(tmp_path / "root"), "capture", "--http",
                              "--concurrency", "2", "--per-host-delay", "0.2", "--json", *urls],
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

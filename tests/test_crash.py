@@ -111,7 +111,7 @@ class CrashHarness:
     def calibrate(self) -> None:
         """One capture run to completion: how long a capture takes here."""
         started = time.monotonic()
-        result = self.cli(["capture", self.server.url("/article?n=0")], check=True)
+        result = self.cli(["capture", "--http", self.server.url("/article?n=0")], check=True)
         self.full_duration = time.monotonic() - started
         match = CAPTURE_LINE.search(result.stdout)
         assert match, result.stdout
@@ -127,7 +127,8 @@ class CrashHarness:
     def kill_capture(self, number: int, trigger: str) -> tuple[str | None, str, str]:
         """Start a capture and SIGKILL it at ``trigger``; (capture id, where, stdout)."""
         before = self.snapshot()
-        proc = subprocess.Popen(self.command(["capture", self.server.url(f"/article?n={number}")]),
+        url = self.server.url(f"/article?n={number}")
+        proc = subprocess.Popen(self.command(["capture", "--http", url]),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             if trigger == "random":
@@ -342,7 +343,7 @@ def test_repair_leaves_a_live_capture_alone(tmp_path: Path, http_server: TestSer
     root = tmp_path / "root"
     Archive(root).capture(http_server.url("/slow?warm"))  # an archive with one capture
     proc = subprocess.Popen([sys.executable, "-c", "from preserve.cli import main; main()",
-                             "--root", str(root), "capture", http_server.url("/slow")],
+                             "--root", str(root), "capture", "--http", http_server.url("/slow")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tmp = root / "archive" / "tmp"
     deadline = time.monotonic() + 20

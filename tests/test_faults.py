@@ -86,7 +86,7 @@ def _cli(root: Path, key: Path | None, *args: str, **kwargs: object
 def _new_archive(root: Path, key: Path, server: TestServer) -> str:
     """An archive with a signing key and one committed capture; returns its id."""
     Archive(root, key=key).init()
-    result = _cli(root, key, "capture", server.url("/tiny"))
+    result = _cli(root, key, "capture", "--http", server.url("/tiny"))
     assert result.returncode == 0, result.stderr
     return result.stdout.split()[0]
 
@@ -135,7 +135,7 @@ def test_file_size_limit_fails_each_step_cleanly(
     root, key = tmp_path / "root", tmp_path / "archive.key"
     _new_archive(root, key, pages)
     before = _manifests(root)
-    result = _cli(root, key, "capture", pages.url(path), preexec_fn=_fsize_limit(limit))
+    result = _cli(root, key, "capture", "--http", pages.url(path), preexec_fn=_fsize_limit(limit))
     _assert_failed_cleanly(result, expect)
     assert "File too large" in result.stderr
     _assert_nothing_half_committed(root, key, before)
@@ -185,7 +185,7 @@ def test_disk_full_fails_cleanly_and_verify_still_runs(
         _new_archive(root, key, pages)
         before = _manifests(root)
         filler = _fill(disk, leave)
-        result = _cli(root, key, "capture", pages.url("/big"))
+        result = _cli(root, key, "capture", "--http", pages.url("/big"))
         _assert_failed_cleanly(result, expect)
         assert "No space left on device" in result.stderr
         # verify on the full disk: the audit runs; it may not be able to record itself
@@ -263,7 +263,7 @@ def test_read_only_archive_refuses_capture_and_still_verifies(
     _new_archive(root, key, pages)
     before = _manifests(root)
     with _read_only_view(root, tmp_path / "ro") as view:
-        result = _cli(view, key, "capture", pages.url("/tiny"))
+        result = _cli(view, key, "capture", "--http", pages.url("/tiny"))
         _assert_failed_cleanly(result, "cannot")
         assert "Read-only file system" in result.stderr or "Operation not permitted" in \
             result.stderr
@@ -302,7 +302,7 @@ def test_permission_denied_fails_cleanly_and_verify_reads(
         os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
     try:
         without_override = [setpriv, _DROP_DAC, *CLI, "--root", str(root)]
-        result = subprocess.run([*without_override, "capture", pages.url("/tiny")],
+        result = subprocess.run([*without_override, "capture", "--http", pages.url("/tiny")],
                                 check=False, capture_output=True, text=True, timeout=60)
         _assert_failed_cleanly(result, "Permission denied")
         audit = subprocess.run([*without_override, "verify", "--json"], check=False,

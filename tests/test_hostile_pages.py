@@ -121,7 +121,7 @@ def test_title_of_millions_of_control_characters(http_server: TestServer,
         + b"<article><p>" + b"The article itself, which must be kept. " * 30 \
         + b"</p></article></body></html>"
     http_server.routes["/t"] = respond(200, hostile, headers=HTML)
-    done = run(tmp_path, "capture", http_server.url("/t"), "--json")
+    done = run(tmp_path, "capture", "--http", http_server.url("/t"), "--json")
     assert done.returncode == 0, done.stderr
     capture = json.loads(done.stdout)["result"]["captures"][0]
     manifest = Archive(tmp_path).manifest(capture["capture_id"])
@@ -146,7 +146,7 @@ def test_huge_header_values_are_cut_and_recorded(http_server: TestServer,
 def test_redirect_to_an_unsupported_scheme_is_recorded_and_reported(
         http_server: TestServer, tmp_path: Path) -> None:
     http_server.routes["/go"] = redirect("ftp://files.example/report.pdf")
-    done = run(tmp_path, "capture", http_server.url("/go"))
+    done = run(tmp_path, "capture", "--http", http_server.url("/go"))
     assert done.returncode == 1, done.stderr  # kept, but not the page itself
     assert "redirect not followed" in done.stdout
     assert "ftp://files.example/report.pdf" in done.stderr
@@ -163,7 +163,7 @@ def test_batch_goes_on_after_failures_and_counts_them(http_server: TestServer,
     urls.write_bytes(b"\xef\xbb\xbf" + "\n".join([  # a byte-order mark before the first URL
         http_server.url("/ok"), "http://127.0.0.1:9/refused", "not a url",
         http_server.url("/ok?second")]).encode())
-    done = run(tmp_path, "capture", "--from", str(urls), "--timeout", "5")
+    done = run(tmp_path, "capture", "--http", "--from", str(urls), "--timeout", "5")
     assert done.returncode == 4
     assert len(done.stdout.splitlines()) == 2  # both good pages were captured
     errors = [line for line in done.stderr.splitlines() if line.startswith("preserve: error:")]
@@ -176,7 +176,7 @@ def test_batch_goes_on_after_failures_and_counts_them(http_server: TestServer,
 
 def test_from_standard_input(http_server: TestServer, tmp_path: Path) -> None:
     http_server.routes["/ok"] = respond(200, PAGE, headers=HTML)
-    done = run(tmp_path, "capture", "--from", "-", stdin="\ufeff" + http_server.url("/ok") + "\n")
+    done = run(tmp_path, "capture", "--http", "--from", "-", stdin="\ufeff" + http_server.url("/ok") + "\n")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 1
 
@@ -191,6 +191,6 @@ def test_init_twice_with_the_same_directory_name(tmp_path: Path) -> None:
 
 def test_timeout_must_be_finite(tmp_path: Path) -> None:
     for value in ("nan", "inf", "-inf", "1e999"):
-        done = run(tmp_path / "x", "capture", "--timeout", value, "http://127.0.0.1:9/")
+        done = run(tmp_path / "x", "capture", "--http", "--timeout", value, "http://127.0.0.1:9/")
         assert done.returncode == 2, (value, done.stderr)
         assert not (tmp_path / "x").exists()

@@ -13,10 +13,12 @@ The public API is what this module exports; everything else is internal and may 
 from preserve._version import __version__
 from preserve.archive import Archive, CaptureOptions, CaptureResult, CaptureSummary
 from preserve.audit.findings import Code, Finding, Report, Severity
+from preserve.capture.browser import BrowserOptions
 from preserve.capture.fetch import FetchOptions
 from preserve.errors import (
     ArchiveError,
     BlockedAddressError,
+    BrowserUnavailableError,
     CaptureError,
     CaptureTimeoutError,
     ConnectError,
@@ -46,6 +48,8 @@ __all__ = [
     "Archive",
     "ArchiveError",
     "BlockedAddressError",
+    "BrowserOptions",
+    "BrowserUnavailableError",
     "CaptureError",
     "CaptureOptions",
     "CaptureResult",

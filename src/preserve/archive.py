@@ -1,9 +1,10 @@
 """``Archive(root)``: one archive on disk, and the capture pipeline that fills it.
 
-A capture runs fetch → extract → WARC in its spool (``archive/tmp/<id>/``, no lock held), and
-is then committed by :func:`preserve.commit.commit_group` under the archive lock: WARC file and
-text objects into place, a commit record, the manifest (the commit point), the log leaf, and a
-proved, signed checkpoint. Nothing before the commit point is visible as a capture, so no
+A capture runs fetch (or, for a browser capture, :func:`preserve.capture.browser.capture_page`)
+→ extract → WARC in its spool (``archive/tmp/<id>/``, no lock held), and is then committed by
+:func:`preserve.commit.commit_group` under the archive lock: WARC file and text objects into
+place, a commit record, the manifest (the commit point), the log leaf, and a proved, signed
+checkpoint. Nothing before the commit point is visible as a capture, so no
 manifest ever points at partial data, and concurrent captures are totally ordered.
 
 This module composes the other modules; it does not speak HTTP, parse HTML, write WARC bytes,
@@ -17,7 +18,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -29,8 +30,16 @@ from preserve import errors, integrity, log, warc
 from preserve.audit.findings import Report
 from preserve.audit.verify import REEXTRACT_LIMIT
 from preserve.audit.verify import verify as verify_archive
+from preserve.capture import browser as browser_capture
 from preserve.capture import fetch, provenance
 from preserve.capture.exchange import Exchange, FetchResult
+from preserve.capture.page import (
+    SOURCE_RENDERED_DOM,
+    SOURCE_RESPONSE,
+    PageCapture,
+    extraction_source,
+    manifest_sections,
+)
 from preserve.commit import (
     CommitContext,
     CommittedCapture,
@@ -67,6 +76,8 @@ class CaptureOptions:
 
     fetch: fetch.FetchOptions = field(default_factory=fetch.FetchOptions)
     operator: str | None = None
+    #: Capture the page as rendered by a browser (None: one HTTP response, the default).
+    browser: browser_capture.BrowserOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class CaptureResult:
     warc_path: str
     started: str
     ended: str
+    mode: str = "http"  # "http" | "browser"
+    resources: int = 1  # request/response pairs recorded
     #: whether a proved checkpoint now covers this capture, and if not, why not
     signed: bool = False
     not_signed: str | None = None
@@ -115,6 +128,8 @@ class CaptureResult:
             signed=outcome.signed is not None,
             not_signed=outcome.not_signed,
             notes=m.notes,
+            mode="browser" if m.browser is not None else "http",
+            resources=len(m.browser.resources) if m.browser is not None else len(m.redirects),
         )
 
     @property
@@ -144,6 +159,8 @@ class CaptureResult:
             "signed": self.signed,
             "not_signed": self.not_signed,
             "notes": list(self.notes),
+            "mode": self.mode,
+            "resources": self.resources,
         }
 
 
@@ -243,9 +260,20 @@ class Archive:
     # --- capture -----------------------------------------------------------------------------
 
     def capture(
-        self, url: str, options: CaptureOptions | None = None, *, checkpoint: bool = True
+        self,
+        url: str,
+        options: CaptureOptions | None = None,
+        *,
+        checkpoint: bool = True,
+        browser: bool | browser_capture.BrowserOptions | None = None,
     ) -> CaptureResult:
         """Capture ``url``; returns when the capture is committed, raises if nothing was.
+
+        ``browser=True`` (or a :class:`~preserve.capture.browser.BrowserOptions`, or
+        ``options.browser``) captures the page as Chromium renders it, every resource it loads
+        recorded through preserve's own transport, with a screenshot, PDF and rendered DOM;
+        it raises :class:`~preserve.errors.BrowserUnavailableError` when no browser is here.
+        The default is one HTTP response and its redirects.
 
         Raises :class:`~preserve.errors.CaptureError` subclasses for network and input
         problems and :class:`~preserve.errors.StorageError` when the archive can't be written
@@ -255,7 +283,7 @@ class Archive:
         the log is proved and a checkpoint signed (a batch passes False and calls
         :meth:`checkpoint` once); :attr:`CaptureResult.signed` says whether that happened.
         """
-        options = options or CaptureOptions()
+        options = _with_browser(options or CaptureOptions(), browser)
         fetch.parse_url(url)  # reject bad input before touching the disk
         self._ensure_layout()
         self.check_known_head()
@@ -626,6 +654,41 @@ def prepare_capture(url: str, options: CaptureOptions, capture_id: str, now: dat
         raise errors.CaptureError(f"the capture of {url} cannot be recorded: {exc}") from exc
 
 
+def _with_browser(
+    options: CaptureOptions, browser: bool | browser_capture.BrowserOptions | None
+) -> CaptureOptions:
+    """``options`` with the ``browser`` argument of :meth:`Archive.capture` applied."""
+    if browser is None:
+        return options
+    if browser is False:
+        return replace(options, browser=None)
+    chosen = browser if isinstance(browser, browser_capture.BrowserOptions) else (
+        options.browser or browser_capture.BrowserOptions())
+    return replace(options, browser=chosen)
+
+
+def _extract_capture(
+    result: FetchResult, page: PageCapture | None
+) -> tuple[Extraction, str | None, bool]:
+    """(extraction, reason it is not HTML, whether it came from the rendered DOM).
+
+    A browser capture of an HTML page is extracted from its rendered DOM (bytes as recorded,
+    UTF-8, the same bound and call ``verify --deep`` repeats); otherwise, and when the page
+    left no DOM, from the final response."""
+    final = result.final
+    if page is not None and page.dom is not None:
+        media_type, _ = media_type_and_charset(final.content_type)
+        if media_type is None or media_type in HTML_TYPES:
+            data = page.dom.read_bytes(EXTRACT_LIMIT)
+            return extract_html(data, result.final_url, charset="utf-8"), None, True
+    extraction, not_html = _extract(final)
+    return extraction, not_html, False
+
+
+def _final_response_id(records: Sequence[warc.RecordRef]) -> str:
+    return [r for r in records if r.type == "response"][-1].record_id
+
+
 def _status(final: Exchange, not_html: str | None, extraction: Extraction,
             redirect_left: bool) -> str:
     if final.status >= 400:
@@ -644,10 +707,12 @@ def prepare_fetched(
     capture_id: str,
     now: datetime,
     spool: Path,
+    page: PageCapture | None = None,
 ) -> PreparedCapture:
-    """Extract the text of a fetched capture and seal its WARC file in ``spool``."""
+    """Extract the text of a fetched (or, with ``page``, browser) capture and seal its WARC
+    file and manifest draft in ``spool``."""
     final = result.final
-    extraction, not_html = _extract(final)
+    extraction, not_html, from_dom = _extract_capture(result, page)
     redirect_left = final.status in fetch.REDIRECT_STATUSES and bool(result.notes)
     status = _status(final, not_html, extraction, redirect_left)
     extractor_info = {
@@ -659,23 +724,32 @@ def prepare_fetched(
     document = provenance.capture_provenance(
         result, capture_id=capture_id, operator=operator, extractor=extractor_info
     )
+    if page is not None:
+        document.update(manifest_sections(page))
     text_bytes = extraction.text.encode("utf-8") if extraction.text else None
     comments_bytes = (
         extraction.comments_text.encode("utf-8") if extraction.comments_text else None
     )
     warc_tmp = spool / "capture.warc.gz"
-    written = warc.write_capture(
-        warc_tmp,
-        result,
-        warcinfo={
-            "host": document["host"],
-            "operator": operator,
-            "http-header-user-agent": options.fetch.user_agent,
-        },
-        metadata_json=json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
-        conversion_text=text_bytes,
-        fsync=False,  # the commit makes it durable, with the rest of its group
-    )
+    warcinfo = {
+        "host": document["host"],
+        "operator": operator,
+        "http-header-user-agent": options.fetch.user_agent if page is None
+        else page.browser.user_agent,
+    }
+    metadata_json = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+    if page is None:  # the commit makes the file durable, with the rest of its group
+        written = warc.write_capture(warc_tmp, result, warcinfo=warcinfo,
+                                     metadata_json=metadata_json, conversion_text=text_bytes,
+                                     fsync=False)
+        source = extraction_source(SOURCE_RESPONSE, _final_response_id(written.records))
+    else:
+        written = warc.write_page(warc_tmp, page, warcinfo=warcinfo,
+                                  metadata_json=metadata_json, conversion_text=text_bytes,
+                                  fsync=False)
+        source = (extraction_source(SOURCE_RENDERED_DOM, page.dom.record_id)
+                  if from_dom and page.dom is not None
+                  else extraction_source(SOURCE_RESPONSE, page.final_response_record_id))
     document.update(
         status=status,
         extraction={
@@ -684,6 +758,7 @@ def prepare_fetched(
             "published": extraction.published,
             "language": extraction.language,
             "reason": not_html or extraction.reason,
+            "source": source,
         },
         notes=list(result.notes),
     )

@@ -66,6 +66,11 @@ class BlockedAddressError(CaptureError):
     """The host resolved to an address the capture policy refuses (SSRF guard)."""
 
 
+class BrowserUnavailableError(PreserveError):
+    """A browser capture was asked for, but playwright or a Chromium cannot be found or
+    started here (not a CaptureError: nothing about the URL is wrong; the CLI exits 3)."""
+
+
 # --- archive: what went wrong with the archive on disk ------------------------------------------
 
 
@@ -116,6 +121,7 @@ class ProofError(PreserveError):
 __all__ = [
     "ArchiveError",
     "BlockedAddressError",
+    "BrowserUnavailableError",
     "CaptureError",
     "CaptureTimeoutError",
     "ConnectError",

@@ -80,6 +80,12 @@ class Code(enum.Enum):
             "Deep check: the record payload does not hash to its WARC-Payload-Digest.")
     W215 = ("W215", "WARC record not in manifest",
             "Deep check: the WARC file holds a record the manifest does not list.")
+    E216 = ("E216", "artifact record missing",
+            "Deep check: a screenshot, PDF or rendered DOM the manifest names cannot be read as "
+            "that resource record of the WARC file.")
+    E217 = ("E217", "artifact digest mismatch",
+            "Deep check: a screenshot, PDF or rendered DOM record does not hash to the "
+            "manifest's SHA-256, BLAKE3 or size.")
 
     E301 = ("E301", "integrity log missing, unreadable or structurally damaged",
             "The log's head or files are missing, cut short, or give a root other than the "

@@ -9,10 +9,13 @@ and comments objects exist and hash to their names. Then the tree is swept: file
 
 ``deep=True`` adds: every WARC record is re-read (:func:`preserve.warc.check_warc`) and each
 manifest record's offset, id, type, target, length and digests are checked against the file
-and the digests recomputed; the final response is re-extracted
-(:func:`preserve.warc.read_record_payload` + :func:`preserve.extract.extract`) and the BLAKE3
-of the text and comments compared with the manifest (a difference is an error with the same
-extractor version, a warning when the version changed).
+and the digests recomputed; a browser capture's screenshot, PDF and rendered DOM records are
+re-hashed against the manifest's ``artifacts`` (E216/E217); the document the text came from
+(``extraction.source``: the rendered DOM of a browser capture, else the final response) is
+re-extracted (:func:`preserve.warc.read_record_block` / :func:`preserve.warc.read_record_payload`
++ :func:`preserve.extract.extract`) and the BLAKE3 of the text and comments compared with the
+manifest (a difference is an error with the same extractor version, a warning when the version
+changed). Manifests of schema v1 and v2 are both checked.
 
 Findings are data: nothing here raises because of what it finds; :class:`ArchiveError` is
 raised only when the root cannot be audited at all. Every path taken from a manifest goes
@@ -277,6 +280,7 @@ class _Audit:
                 self.check_text_ref(manifest, ref, kind)
         if self.deep and warc_path is not None:
             self.check_records(manifest, warc_path)
+            self.check_artifacts(manifest, warc_path)
             self.check_reextraction(manifest, warc_path)
 
     def mark_referenced_leniently(self, obj: Mapping[str, Any]) -> None:
@@ -417,6 +421,31 @@ class _Audit:
         if other:
             self.add(Code.E207, rel, f"{where}: " + "; ".join(other), cid, offset=check.offset)
 
+    def check_artifacts(self, manifest: Manifest, path: Path) -> None:
+        """Deep: every screenshot/PDF/DOM record re-hashed against the manifest's artifacts."""
+        cid = manifest.capture_id
+        rel = manifest.warc.path
+        offsets = {r.id: r.offset for r in manifest.warc.records}
+        for artifact in manifest.artifacts or ():
+            offset = offsets.get(artifact.record)
+            if offset is None:  # the parser refuses this; kept for defence in depth
+                self.add(Code.E216, rel, f"{artifact.kind} record {artifact.record} is not in "
+                         "the manifest's record list", cid)
+                continue
+            try:
+                _, digests = warc.read_record_block(path, offset, artifact.record, 0)
+            except (OSError, ArchiveError) as exc:
+                self.add(Code.E216, rel, f"cannot read the {artifact.kind} record: {exc}", cid,
+                         offset=offset, record_id=artifact.record)
+                continue
+            self.report.stats.bytes_hashed += digests.size
+            if (digests.sha256, digests.blake3, digests.size) != (
+                    artifact.sha256, artifact.blake3, artifact.size):
+                self.add(Code.E217, rel, f"the {artifact.kind} record does not match the "
+                         "manifest's digests or size", cid, offset=offset,
+                         record_id=artifact.record, expected=artifact.sha256,
+                         actual=digests.sha256)
+
     # --- text objects ----------------------------------------------------------------------
 
     def check_text_ref(self, manifest: Manifest, ref: TextRef, kind: str) -> None:
@@ -476,25 +505,33 @@ class _Audit:
         if not claims_text and (manifest.status == "not-html"
                                 or reason.startswith(_NOT_REEXTRACTED_REASONS)):
             return
+        rel = manifest.warc.path
+        source = manifest.extraction.source
         responses = [r for r in manifest.warc.records if r.type == "response"]
         final = [r for r in responses if r.target_uri == manifest.final_url] or responses
-        rel = manifest.warc.path
+        if source is not None:
+            final = [r for r in manifest.warc.records if r.id == source.record]
         if not final:
             self.add(Code.E408, rel, "no response record to re-extract from", cid)
             return
         record = final[-1]
         try:
-            payload, headers = warc.read_record_payload(path, record.offset, REEXTRACT_LIMIT)
+            if record.type == "resource":  # a rendered DOM: UTF-8 HTML as the browser made it
+                payload, _ = warc.read_record_block(path, record.offset, record.id,
+                                                    REEXTRACT_LIMIT)
+                charset: str | None = "utf-8"
+            else:
+                payload, headers = warc.read_record_payload(path, record.offset,
+                                                            REEXTRACT_LIMIT)
+                # the capture decided the charset from the final response's first Content-Type
+                charset = _charset(manifest.http.content_type or next(
+                    (v for k, v in headers.items() if k.lower() == "content-type"), None))
         except (OSError, ArchiveError) as exc:
-            self.add(Code.E408, rel, f"cannot read the final response: {exc}", cid,
-                     offset=record.offset)
+            self.add(Code.E408, rel, f"cannot read the {record.type} record to re-extract: "
+                     f"{exc}", cid, offset=record.offset)
             return
-        # the capture decided the charset from the final response's first Content-Type
-        content_type = manifest.http.content_type or next(
-            (v for k, v in headers.items() if k.lower() == "content-type"), None)
         try:
-            extraction = extract(payload, manifest.final_url,
-                                         charset=_charset(content_type))
+            extraction = extract(payload, manifest.final_url, charset=charset)
         except Exception as exc:  # the extractor must not stop the audit; report what broke
             self.add(Code.E408, rel, f"extractor failed: {type(exc).__name__}: {exc}", cid)
             return

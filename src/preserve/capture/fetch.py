@@ -71,6 +71,8 @@ from preserve.errors import (
     UnsupportedSchemeError,
 )
 
+#: The validated URL type :func:`parse_url` returns (for modules that do not import httpx).
+URL = httpx.URL
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
 DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -697,6 +699,7 @@ def read_decoded_body(exchange: Exchange, limit: int) -> tuple[bytes, bool]:
 __all__ = [
     "ACCEPT_ENCODING",
     "REDIRECT_STATUSES",
+    "URL",
     "DecodedBody",
     "FetchOptions",
     "content_codings",

@@ -188,6 +188,16 @@ class RecordingStream(httpcore.NetworkStream):
     def wire_size(self) -> int:
         return self._wire_size
 
+    def start_exchange(self) -> None:
+        """Record a new exchange on this kept-alive connection: forget the previous one's
+        request bytes, response head and wire hash (peer and TLS facts stay: same socket)."""
+        self._request = bytearray()
+        self._head = bytearray()
+        self._head_done = False
+        self._wire = hashlib.sha256()
+        self._wire_size = 0
+        self.final_head = None
+
     def _record_read(self, data: bytes) -> None:
         self._wire.update(data)
         self._wire_size += len(data)

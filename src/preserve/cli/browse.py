@@ -95,6 +95,10 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     yield f"warc      {warc['path']} ({warc['size']} bytes, {len(warc['records'])} records)"
     yield f"          sha256 {warc['sha256']}"
     yield f"          blake3 {warc['blake3']}"
+    source = extraction.get("source")
+    if source:
+        yield f"text from {source['kind']} record {source['record']}"
+    yield from _describe_browser(m)
     extractor = m["extractor"]
     yield f"extractor {extractor['name']} {extractor['version']}"
     yield f"software  preserve {m['software'].get('preserve')} on {m['software'].get('python')}"
@@ -104,6 +108,47 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     for cut in m.get("truncated") or []:
         yield (f"truncated {cut['field']}: {cut['length']} characters, kept the first part "
                f"(sha256 of the whole {cut['sha256']})")
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 10_000 else f"{n / 1000:.0f} kB" if n < 10_000_000 else \
+        f"{n / 1e6:.0f} MB"
+
+
+def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
+    """The browser, the screenshot/PDF/DOM objects and every resource of a browser capture."""
+    browser = m.get("browser")
+    if not browser:
+        return
+    viewport = browser["viewport"]
+    yield (f"browser   {browser['product']} ({browser['executable']}), viewport "
+           f"{viewport['width']}x{viewport['height']}")
+    yield f"          user agent {browser['user_agent']}"
+    if browser["page_url"] != m["final_url"]:
+        yield f"          rendered {browser['page_url']}"
+    timings = browser["timings_ms"]
+    yield "          timings " + ", ".join(f"{k} {v} ms" for k, v in timings.items())
+    yield (f"          interception CA sha256 {browser['interception_ca']['sha256_fingerprint']}"
+           f" (record {browser['interception_ca']['record']})")
+    for artifact in m.get("artifacts") or []:
+        yield (f"{artifact['kind']:<10} {artifact['media_type']}  {_size(artifact['size'])}  "
+               f"sha256 {artifact['sha256']}")
+        yield f"          blake3 {artifact['blake3']}  record {artifact['record']}"
+    resources = browser["resources"]
+    truncated = sum(1 for r in resources if r["truncated"])
+    yield (f"resources {len(resources)} recorded over {len(browser['connections'])} "
+           f"connection(s), {len(browser['failed'])} failed, {truncated} cut short"
+           + (f", {browser['refused_over_cap']} refused over the cap of "
+              f"{browser['max_exchanges']}" if browser["refused_over_cap"] else ""))
+    for r in resources:
+        cut = f"  [truncated: {r['truncated']}]" if r["truncated"] else ""
+        kind = r["resource_type"] or "-"
+        yield (f"  {r['status']} {r['method']:<4} {kind:<10} {_size(r['body_size']):>7}  "
+               f"{r['url']}{cut}")
+    for failed in browser["failed"]:
+        yield f"  failed  {failed['method']} {failed['url']}: {failed['message']}"
+    for note in browser["notes"]:
+        yield f"note      {note}"
 
 
 # --- captures over time --------------------------------------------------------------------------

@@ -5,6 +5,11 @@ on; the exit status says whether any failed (4), any kept an HTTP error or an un
 redirect (1), or all went well (0). Only a failure of the archive itself (it cannot be
 written, it is locked, its log does not extend your known head) stops the batch, since every
 later capture would fail the same way.
+
+The mode: ``--browser`` renders each page in Chromium (every resource recorded, plus a
+screenshot, PDF and the rendered DOM) and exits 3 when no browser is installed; ``--http``
+keeps one HTTP response and its redirects; neither means the browser when playwright and a
+Chromium are found, else HTTP with a one-line note on stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from preserve.cli.app import (
+    EXIT_CANNOT_RUN,
     EXIT_CAPTURE_FAILED,
     EXIT_FINDINGS,
     EXIT_OK,
@@ -39,6 +45,7 @@ from preserve.cli.app import (
 
 if TYPE_CHECKING:
     from preserve.archive import CaptureResult
+    from preserve.capture.browser import BrowserOptions
 
 #: Largest URL list read from a file or standard input.
 MAX_URL_LIST = 64 * 2**20
@@ -75,7 +82,29 @@ def capture_line(result: CaptureResult) -> str:
     status = "" if result.http_status < 400 else f"  [HTTP {result.http_status}]"
     if result.status == "redirect-not-followed":
         status += "  [redirect not followed]"
-    return f"{result.capture_id}  {text}  {title}{status}"
+    mode = f"  [browser, {result.resources} resources]" if result.mode == "browser" else ""
+    return f"{result.capture_id}  {text}  {title}{status}{mode}"
+
+
+def _browser_options(force_browser: bool, force_http: bool, browser_path: Path | None,
+                     user_agent: str | None, max_resources: int,
+                     settle: float) -> BrowserOptions | None:
+    """The browser to capture with, or None for HTTP (see the module docstring)."""
+    from preserve.capture.browser import BrowserOptions, browser_problem
+
+    if force_browser and force_http:
+        fail("--browser and --http exclude each other", EXIT_USAGE, kind="UsageError")
+    if force_http:
+        return None
+    problem = browser_problem(browser_path)
+    if problem is not None:
+        if force_browser:
+            fail(problem, EXIT_CANNOT_RUN, kind="BrowserUnavailableError")
+        warn(f"note: {problem}. Capturing over HTTP only (--http silences this note).")
+        return None
+    # the CLI's capture workers are its own: their Playwright driver is kept between captures
+    return BrowserOptions(executable=browser_path, user_agent=user_agent,
+                          max_exchanges=max_resources, settle=settle, keep_driver=True)
 
 
 @command()
@@ -87,27 +116,47 @@ def capture_line(result: CaptureResult) -> str:
     help="Read URLs from FILE, one per line ('#' starts a comment); '-' reads standard input.",
 )
 @click.option("--timeout", type=SecondsType(0.1), default=60.0, show_default=True,
-              help="Total seconds one capture may take (all redirects and reads).")
+              help="Total seconds one capture may take (all redirects and reads; with a browser "
+                   "also loading, settling and the snapshot).")
 @click.option("--connect-timeout", type=SecondsType(0.1), default=10.0,
               show_default=True, help="Seconds to establish a connection.")
 @click.option("--max-size", type=SIZE, default="512Mi", show_default=True,
-              help="Largest response body accepted (bytes, or 50M, 2G, 512Mi …).")
+              help="Largest response body accepted (bytes, or 50M, 2G, 512Mi …; browser: per "
+                   "resource, kept cut short beyond it).")
 @click.option("--max-redirects", type=click.IntRange(min=0, max=100), default=10,
               show_default=True)
-@click.option("--user-agent", help="User-Agent header (default names preserve and its version).")
+@click.option("--user-agent", help="User-Agent header (default names preserve and its version; "
+                                   "a browser presents its own).")
 @click.option("--operator", help="Who runs the capture (default: $PRESERVE_OPERATOR or login).")
 @click.option("--insecure", is_flag=True,
               help="Capture even if the TLS certificate does not verify (recorded as such).")
 @click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Trust these CA certificates (PEM) instead of the system store.")
 @click.option("--block-private", is_flag=True,
-              help="Refuse private, loopback and link-local addresses (checked on every hop).")
+              help="Refuse private, loopback and link-local addresses (checked on every hop and, "
+                   "with a browser, every request of the page).")
 @click.option("--concurrency", type=click.IntRange(min=1, max=256), default=1,
               show_default=True, help="Captures run at once (never more than one per host).")
 @click.option("--per-host-delay", type=SecondsType(allow_zero=True), default=0.0,
               show_default=True,
               help="Seconds between the end of one capture and the start of the next on the "
                    "same host (like wget --wait; set it when capturing many pages of one site).")
+@click.option("--browser", "force_browser", is_flag=True,
+              help="Capture each page as Chromium renders it: every resource it loads, a "
+                   "screenshot, a PDF and the rendered DOM (exit 3 if no browser is installed). "
+                   "Default: the browser when playwright and a Chromium are found, else HTTP.")
+@click.option("--http", "force_http", is_flag=True,
+              help="Capture one HTTP response (and its redirects) only, without a browser.")
+@click.option("--browser-path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The Chromium or Chrome binary (default: $PRESERVE_CHROMIUM, then "
+                   "/usr/bin/chromium and the usual places).")
+@click.option("--max-resources", type=click.IntRange(min=1, max=5000), default=2000,
+              show_default=True,
+              help="Browser: most requests of one page recorded; later ones are refused and "
+                   "counted.")
+@click.option("--settle", type=SecondsType(allow_zero=True), default=10.0, show_default=True,
+              help="Browser: most seconds to wait for the network to go quiet, after loading "
+                   "and after scrolling (all within --timeout).")
 @json_option
 @click.pass_context
 def capture(
@@ -125,6 +174,11 @@ def capture(
     block_private: bool,
     concurrency: int,
     per_host_delay: float,
+    force_browser: bool,
+    force_http: bool,
+    browser_path: Path | None,
+    max_resources: int,
+    settle: float,
     as_json: bool,
 ) -> None:
     """Capture URLS into the archive: WARC + clean text + manifest for each.
@@ -134,6 +188,7 @@ def capture(
       preserve capture https://example.org/article
       preserve capture --from urls.txt --concurrency 4 --per-host-delay 1
       some-command | preserve capture --from - --json
+      preserve capture --browser https://example.org/live-story
     """
     from preserve import errors
     from preserve.archive import CaptureOptions
@@ -143,6 +198,8 @@ def capture(
     targets = list(urls) + (read_url_list(url_file) if url_file else [])
     if not targets:
         fail("give at least one URL, or --from FILE", EXIT_USAGE, kind="UsageError")
+    browser = _browser_options(force_browser, force_http, browser_path, user_agent,
+                               max_resources, settle)
     fetch_options = FetchOptions(
         timeout=timeout,
         connect_timeout=min(connect_timeout, timeout),
@@ -154,7 +211,7 @@ def capture(
     )
     if user_agent:
         fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
-    options = CaptureOptions(fetch=fetch_options, operator=operator)
+    options = CaptureOptions(fetch=fetch_options, operator=operator, browser=browser)
     results: dict[int, dict[str, Any]] = {}  # by position in the input, printed in input order
     failures: list[Exception] = []
     kept_errors = 0

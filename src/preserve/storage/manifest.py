@@ -1,7 +1,11 @@
 """Capture manifests: frozen dataclasses, canonical JSON, strict parsing, write-once storage.
 
-A manifest (schema ``preserve/manifest/1``, documented field by field in docs/format.md) binds
-one capture's WARC file and records, its text objects and its provenance. It is serialised as
+A manifest (schema ``preserve/manifest/2``, documented field by field in docs/format.md) binds
+one capture's WARC file and records, its text objects and its provenance. Manifests of schema
+``preserve/manifest/1`` are still parsed and verified as they are: manifests are write-once and
+hashed into the integrity log, so they are never migrated. Version 2 adds optional sections
+(``browser``, ``artifacts``, ``extraction.source``), present only when they have content and
+absent otherwise, so a v1 manifest's fields mean the same in v2. It is serialised as
 canonical JSON (sorted keys, 2-space indent, UTF-8 without ASCII escaping, trailing newline),
 written once to ``manifests/<capture_id>.json`` by linking a fsynced temp file into place (never
 replacing an existing manifest), and identified by the BLAKE3/SHA-256 of its exact bytes.
@@ -64,6 +68,12 @@ MAX_CONTAINERS = 1_000_000
 MANIFEST_MODE = 0o444
 
 STATUSES = ("ok", "http-error", "not-html", "no-text", "redirect-not-followed")
+#: Top-level v2 sections that are present only when they have content.
+OPTIONAL_SECTIONS = ("browser", "artifacts")
+ARTIFACT_KINDS = ("screenshot", "pdf", "dom")
+SOURCE_KINDS = ("rendered-dom", "response")
+TRUNCATION_REASONS = ("length", "time", "disconnect", "unspecified")
+FAILURE_SOURCES = ("proxy", "browser")
 RECORD_TYPES = (
     "warcinfo", "response", "resource", "request", "metadata", "revisit", "conversion",
     "continuation",
@@ -174,12 +184,21 @@ class TextRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtractionSource:
+    """v2: which recorded document the text was extracted from."""
+
+    kind: str  # one of SOURCE_KINDS
+    record: str  # its WARC record id
+
+
+@dataclass(frozen=True, slots=True)
 class ExtractionInfo:
     title: str | None
     byline: str | None
     published: str | None
     language: str | None
     reason: str | None
+    source: ExtractionSource | None = None  # v2 only; absent when None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +206,99 @@ class ExtractorInfo:
     name: str
     version: str
     settings: dict[str, JSONValue]
+
+
+# --- v2: browser captures (see _browser_sections) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Viewport:
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptionCA:
+    sha256_fingerprint: str
+    record: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserConnection:
+    """An upstream connection the recording proxy opened, and the facts of its socket."""
+
+    id: int
+    remote_ip: str
+    remote_port: int
+    local_ip: str | None
+    tls: TlsInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserResource:
+    """One request/response pair the page made (its records are in the WARC file)."""
+
+    url: str
+    method: str
+    status: int
+    resource_type: str | None
+    connection: int
+    request_record: str
+    response_record: str
+    started: str
+    ended: str
+    transfer_encoding: str | None
+    wire_sha256: str
+    wire_size: int
+    body_sha256: str
+    body_size: int
+    truncated: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRequestInfo:
+    url: str
+    method: str
+    source: str
+    error: str
+    message: str
+    time: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserInfo:
+    """v2: the browser that rendered the page, and every exchange the page made."""
+
+    product: str
+    version: str
+    user_agent: str
+    executable: str
+    viewport: Viewport
+    flags: tuple[str, ...]
+    timings_ms: dict[str, int]
+    page_url: str
+    interception_ca: InterceptionCA
+    log_record: str
+    max_exchanges: int
+    refused_over_cap: int
+    console_messages: int
+    connections: tuple[BrowserConnection, ...]
+    resources: tuple[BrowserResource, ...]
+    failed: tuple[FailedRequestInfo, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """v2: a screenshot, PDF or rendered DOM kept as a WARC ``resource`` record."""
+
+    kind: str  # one of ARTIFACT_KINDS
+    record: str
+    target_uri: str
+    media_type: str
+    size: int
+    sha256: str
+    blake3: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +342,13 @@ class Manifest:
     truncated: tuple[Truncation, ...] = ()
     #: v2: what the capture did not do and why (a redirect not followed, a list cut short, ...)
     notes: tuple[str, ...] = ()
+    browser: BrowserInfo | None = None  # v2 only; absent when None
+    artifacts: tuple[ArtifactRef, ...] | None = None  # v2 only; absent when None
 
     def to_dict(self) -> dict[str, JSONValue]:
-        """A JSON-ready dict (tuples become lists); a v1 manifest without the v2 fields."""
-        data: dict[str, JSONValue] = _plain(dataclasses.asdict(self))
+        """A JSON-ready dict (tuples become lists; absent v2 sections left out); a v1
+        manifest without the v2 fields."""
+        data = _drop_absent_sections(_plain(dataclasses.asdict(self)))
         if self.schema == SCHEMA_V1:
             for key in _V2_FIELDS:
                 data.pop(key, None)
@@ -264,6 +379,17 @@ class ManifestRef:
     blake3: str
     sha256: str
     size: int
+
+
+def _drop_absent_sections(document: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """The optional v2 sections are written only when present (v1 manifests never have them)."""
+    for key in OPTIONAL_SECTIONS:
+        if document.get(key) is None:
+            document.pop(key, None)
+    extraction = document.get("extraction")
+    if isinstance(extraction, dict) and extraction.get("source") is None:
+        extraction.pop("source", None)
+    return document
 
 
 def _plain(value: JSONValue) -> JSONValue:
@@ -439,6 +565,21 @@ class _Fields:
     def opt_sub(self, key: str) -> _Fields | None:
         return None if self._get(key) is None else self.sub(key)
 
+    def has(self, key: str) -> bool:
+        """Whether an optional (v2) key is present; reading it later marks it seen."""
+        return key in self.obj
+
+    def record_id(self, key: str) -> str:
+        return self.string(key, pattern=_RECORD_ID_RE)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        values = self.array(key)
+        if not all(isinstance(v, str) for v in values):
+            raise ManifestError(f"{self.where}.{key}: expected a list of strings")
+        for i, v in enumerate(values):
+            _check_encodable(v, f"{self.where}.{key}[{i}]")
+        return tuple(values)
+
     def array(self, key: str) -> list[JSONValue]:
         value = self._get(key)
         if not isinstance(value, list):
@@ -576,13 +717,157 @@ def _json_settings(value: JSONValue, where: str) -> dict[str, JSONValue]:
     return normal
 
 
+# --- v2 sections (browser captures) ---------------------------------------------------------
+
+
+def _extraction_source(ex: _Fields, schema: str) -> ExtractionSource | None:
+    """``extraction.source`` (v2, optional): the kind and record id of the extracted document."""
+    if schema == SCHEMA_V1 or not ex.has("source"):
+        return None
+    f = ex.sub("source")
+    source = ExtractionSource(kind=f.string("kind", choices=SOURCE_KINDS),
+                              record=f.record_id("record"))
+    f.done()
+    return source
+
+
+def _browser_connection(obj: JSONValue, where: str) -> BrowserConnection:
+    f = _Fields(obj, where)
+    connection = BrowserConnection(
+        id=f.integer("id", low=1), remote_ip=f.ip("remote_ip"),
+        remote_port=f.integer("remote_port", high=65535), local_ip=f.opt_ip("local_ip"),
+        tls=_tls(f.opt_sub("tls")))
+    f.done()
+    return connection
+
+
+def _browser_resource(obj: JSONValue, where: str) -> BrowserResource:
+    f = _Fields(obj, where)
+    truncated = f.opt_string("truncated")
+    if truncated is not None and truncated not in TRUNCATION_REASONS:
+        raise f._fail("truncated", f"null or one of {', '.join(TRUNCATION_REASONS)}", truncated)
+    resource = BrowserResource(
+        url=f.string("url"), method=f.string("method"),
+        status=f.integer("status", low=100, high=999),
+        resource_type=f.opt_string("resource_type"), connection=f.integer("connection", low=1),
+        request_record=f.record_id("request_record"),
+        response_record=f.record_id("response_record"),
+        started=f.time("started"), ended=f.time("ended"),
+        transfer_encoding=f.opt_string("transfer_encoding"),
+        wire_sha256=f.digest("wire_sha256"), wire_size=f.integer("wire_size"),
+        body_sha256=f.digest("body_sha256"), body_size=f.integer("body_size"),
+        truncated=truncated)
+    f.done()
+    return resource
+
+
+def _failed_request(obj: JSONValue, where: str) -> FailedRequestInfo:
+    f = _Fields(obj, where)
+    failed = FailedRequestInfo(
+        url=f.string("url"), method=f.string("method"),
+        source=f.string("source", choices=FAILURE_SOURCES), error=f.string("error"),
+        message=f.string("message", nonempty=False), time=f.time("time"))
+    f.done()
+    return failed
+
+
+def _browser(f: _Fields) -> BrowserInfo:
+    view = f.sub("viewport")
+    viewport = Viewport(width=view.integer("width", low=1), height=view.integer("height", low=1))
+    view.done()
+    ca = f.sub("interception_ca")
+    interception_ca = InterceptionCA(sha256_fingerprint=ca.digest("sha256_fingerprint"),
+                                     record=ca.record_id("record"))
+    ca.done()
+    timings = f.raw("timings_ms")
+    if not isinstance(timings, Mapping) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in timings.items()):
+        raise ManifestError(f"{f.where}.timings_ms: expected an object of integers >= 0")
+    info = BrowserInfo(
+        product=f.string("product", nonempty=False), version=f.string("version"),
+        user_agent=f.string("user_agent", nonempty=False), executable=f.string("executable"),
+        viewport=viewport, flags=f.strings("flags"), timings_ms=dict(timings),
+        page_url=f.string("page_url"), interception_ca=interception_ca,
+        log_record=f.record_id("log_record"), max_exchanges=f.integer("max_exchanges", low=1),
+        refused_over_cap=f.integer("refused_over_cap"),
+        console_messages=f.integer("console_messages"),
+        connections=tuple(_browser_connection(c, f"{f.where}.connections[{i}]")
+                          for i, c in enumerate(f.array("connections"))),
+        resources=tuple(_browser_resource(r, f"{f.where}.resources[{i}]")
+                        for i, r in enumerate(f.array("resources"))),
+        failed=tuple(_failed_request(r, f"{f.where}.failed[{i}]")
+                     for i, r in enumerate(f.array("failed"))),
+        notes=f.strings("notes"))
+    f.done()
+    ids = [c.id for c in info.connections]
+    if len(set(ids)) != len(ids):
+        raise ManifestError(f"{f.where}.connections: duplicate connection id")
+    for i, resource in enumerate(info.resources):
+        if resource.connection not in ids:
+            raise ManifestError(f"{f.where}.resources[{i}].connection: no connection "
+                                f"{resource.connection}")
+    return info
+
+
+def _artifact(obj: JSONValue, where: str) -> ArtifactRef:
+    f = _Fields(obj, where)
+    artifact = ArtifactRef(
+        kind=f.string("kind", choices=ARTIFACT_KINDS), record=f.record_id("record"),
+        target_uri=f.string("target_uri"), media_type=f.string("media_type"),
+        size=f.integer("size"), sha256=f.digest("sha256"), blake3=f.digest("blake3"))
+    f.done()
+    return artifact
+
+
+def _browser_sections(root: _Fields, schema: str) -> dict[str, JSONValue]:
+    """The optional v2 top-level sections ``browser`` and ``artifacts`` (absent: None)."""
+    if schema == SCHEMA_V1:
+        return {}  # a v1 manifest that has them fails as having unknown fields
+    sections: dict[str, JSONValue] = {}
+    if root.has("browser"):
+        sections["browser"] = _browser(root.sub("browser"))
+    if root.has("artifacts"):
+        artifacts = tuple(_artifact(a, f"manifest.artifacts[{i}]")
+                          for i, a in enumerate(root.array("artifacts")))
+        if len({a.kind for a in artifacts}) != len(artifacts):
+            raise ManifestError("manifest.artifacts: more than one artifact of a kind")
+        sections["artifacts"] = artifacts
+    return sections
+
+
+def _check_v2_references(manifest: Manifest) -> None:
+    """Every record id a v2 section names is a record of the manifest's WARC file, of the
+    right type."""
+    types = {r.id: r.type for r in manifest.warc.records}
+
+    def need(record: str, wanted: tuple[str, ...], where: str) -> None:
+        if types.get(record) not in wanted:
+            raise ManifestError(f"{where}: {record} is not a {'/'.join(wanted)} record of "
+                                "the WARC file")
+
+    source = manifest.extraction.source
+    if source is not None:
+        need(source.record, ("resource",) if source.kind == "rendered-dom" else ("response",),
+             "manifest.extraction.source.record")
+    for i, artifact in enumerate(manifest.artifacts or ()):
+        need(artifact.record, ("resource",), f"manifest.artifacts[{i}].record")
+    browser = manifest.browser
+    if browser is not None:
+        need(browser.interception_ca.record, ("metadata",),
+             "manifest.browser.interception_ca.record")
+        need(browser.log_record, ("metadata",), "manifest.browser.log_record")
+        for i, resource in enumerate(browser.resources):
+            need(resource.request_record, ("request",), f"manifest.browser.resources[{i}]")
+            need(resource.response_record, ("response",), f"manifest.browser.resources[{i}]")
+
+
 def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
     """Validate a JSON-shaped mapping and build a :class:`Manifest` (ManifestError otherwise)."""
     root = _Fields(dict(obj) if isinstance(obj, Mapping) else obj, "manifest")
     schema = root.raw("schema")
     if schema not in SCHEMAS:
-        raise ManifestError(f"manifest.schema: unsupported schema {schema!r} (expected one of "
-                            f"{', '.join(SCHEMAS)})")
+        raise ManifestError(f"manifest.schema: unsupported schema {schema!r} "
+                            f"(expected one of {', '.join(SCHEMAS)})")
     assert isinstance(schema, str)
     capture_id = root.string("capture_id")
     if not is_capture_id(capture_id):
@@ -600,7 +885,8 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
     ex = root.sub("extraction")
     extraction = ExtractionInfo(title=ex.opt_string("title"), byline=ex.opt_string("byline"),
                                 published=ex.opt_string("published"),
-                                language=ex.opt_string("language"), reason=ex.opt_string("reason"))
+                                language=ex.opt_string("language"), reason=ex.opt_string("reason"),
+                                source=_extraction_source(ex, schema))
     ex.done()
     tool = root.sub("extractor")
     extractor = ExtractorInfo(name=tool.string("name"), version=tool.string("version"),
@@ -638,10 +924,12 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
         schema=schema,
         truncated=_truncations(root) if schema != SCHEMA_V1 else (),
         notes=_notes(root) if schema != SCHEMA_V1 else (),
+        **_browser_sections(root, schema),
     )
     root.done()
     if manifest.ended < manifest.started:
         raise ManifestError("manifest.ended is earlier than manifest.started")
+    _check_v2_references(manifest)
     return manifest
 
 
@@ -718,7 +1006,8 @@ def bound_fields(document: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
 
 
 #: Lists whose length preserve itself bounds (records of its own WARC file, its own ids).
-_UNBOUNDED_LISTS = frozenset({"warc.records", "previous", "redirects", "truncated"})
+_UNBOUNDED_LISTS = frozenset({"warc.records", "previous", "redirects", "truncated",
+                              "browser.resources", "browser.connections", "artifacts"})
 
 
 def _has_surrogate(value: str) -> bool:
@@ -832,28 +1121,39 @@ def link_no_replace(tmp: Path, final: Path) -> None:
 
 
 __all__ = [
+    "ARTIFACT_KINDS",
     "MAX_CONTAINERS",
     "MAX_FIELD_CHARS",
     "MAX_MANIFEST_BYTES",
     "MAX_NESTING",
     "MAX_STRINGS",
     "MAX_TEXT_FIELD_CHARS",
+    "OPTIONAL_SECTIONS",
     "RECORD_TYPES",
     "SCHEMA",
     "SCHEMAS",
     "SCHEMA_V1",
+    "SOURCE_KINDS",
     "STATUSES",
+    "ArtifactRef",
+    "BrowserConnection",
+    "BrowserInfo",
+    "BrowserResource",
     "CertificateInfo",
     "Connection",
     "ExtractionInfo",
+    "ExtractionSource",
     "ExtractorInfo",
+    "FailedRequestInfo",
     "Hop",
     "HttpStatus",
+    "InterceptionCA",
     "Manifest",
     "ManifestRef",
     "TextRef",
     "TlsInfo",
     "Truncation",
+    "Viewport",
     "WarcFileRef",
     "WarcRecordRef",
     "bound_fields",

@@ -3,7 +3,7 @@
 This package is the only place that imports warcio.
 """
 
-from .read import RecordCheck, check_warc, read_record_payload
+from .read import RecordCheck, check_warc, read_record_block, read_record_payload
 from .write import (
     CERTIFICATE_URI_PREFIX,
     PROVENANCE_URI_PREFIX,
@@ -13,6 +13,7 @@ from .write import (
     WarcWriteResult,
     stored_response_head,
     write_capture,
+    write_page,
 )
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "RecordRef",
     "WarcWriteResult",
     "check_warc",
+    "read_record_block",
     "read_record_payload",
     "stored_response_head",
     "write_capture",
+    "write_page",
 ]

@@ -20,6 +20,7 @@ from warcio.recordloader import ArcWarcRecord
 
 from preserve.capture.fetch import decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
+from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import open_binary
 
 _BLOCK = 1 << 16
@@ -217,4 +218,43 @@ def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Map
     return decoded.data, headers
 
 
-__all__ = ["RecordCheck", "check_warc", "read_record_payload"]
+def _record_at(handle: BinaryIO, path: Path, offset: int) -> ArcWarcRecord:
+    handle.seek(offset)
+    record = next(iter(ArchiveIterator(handle)), None)
+    if record is None:
+        raise NotFoundError(f"no WARC record at offset {offset} of {path}")
+    return record
+
+
+def read_record_block(path: Path, offset: int, record_id: str,
+                      limit: int) -> tuple[bytes, Digests]:
+    """The first ``limit`` bytes of the block of the record at ``offset`` (a ``resource`` or
+    ``metadata`` record: its content as written), and the digests of the whole block.
+
+    Raises :class:`~preserve.errors.NotFoundError` if the record there is not ``record_id``,
+    :class:`~preserve.errors.ArchiveError` if it cannot be read.
+    """
+    handle = open_binary(path, error=NotFoundError)
+    with handle:
+        try:
+            record = _record_at(handle, path, offset)
+            found = _strip_id(record.rec_headers.get_header("WARC-Record-ID"))
+            if found != record_id:
+                raise NotFoundError(f"the record at offset {offset} of {path} is {found}, "
+                                    f"not {record_id}")
+            hasher = DualHasher()
+            head = bytearray()
+            while block := record.raw_stream.read(_BLOCK):
+                hasher.update(block)
+                if len(head) < limit:
+                    head += block[: limit - len(head)]
+        except NotFoundError:
+            raise
+        except Exception as exc:  # warcio/zlib raise many types on damaged input
+            raise ArchiveError(
+                f"cannot read the record at offset {offset} of {path}: {type(exc).__name__}: {exc}"
+            ) from exc
+    return bytes(head), hasher.digests()
+
+
+__all__ = ["RecordCheck", "check_warc", "read_record_block", "read_record_payload"]

@@ -8,6 +8,12 @@ provenance document, ``WARC-Refers-To`` the final response, target ``urn:preserv
 (``application/pkix-cert``, target ``urn:preserve:certificate:`` + hop URL); and, when clean
 text is given, a ``conversion`` record (``text/plain; charset=utf-8``, target ``urn:text:`` +
 final URL) referring to the final response. (Why not the page URL: see PROVENANCE_URI_PREFIX.)
+:func:`write_page` writes a browser capture the same way, with more records: a request and a
+response per exchange the page made (``WARC-Truncated`` on a response cut short), one
+certificate record per upstream TLS connection, the interception CA's certificate and the
+browser log (``metadata``), the screenshot, PDF and rendered DOM (``resource`` records,
+``WARC-Concurrent-To`` the page's response) and the conversion record referring to the DOM
+record the text came from. Each record kind is written by its own small function.
 Bodies stream from their spool files; the file's bytes are hashed as written; the file is
 flushed and fsynced before returning. Record offsets and lengths are those of the gzip members.
 
@@ -31,6 +37,7 @@ record. This module is the only one that imports warcio.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -38,7 +45,7 @@ import os
 import re
 import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -51,6 +58,13 @@ from warcio.warcwriter import WARCWriter
 
 from preserve._version import __version__
 from preserve.capture.exchange import Exchange, FetchResult
+from preserve.capture.page import (
+    BROWSER_LOG_URI_PREFIX,
+    INTERCEPTION_CA_URI_PREFIX,
+    Artifact,
+    PageCapture,
+    browser_log_json,
+)
 from preserve.capture.provenance import default_operator, host_name
 from preserve.errors import ArchiveError, StorageError
 from preserve.hashing import Digests, DualHasher, sha256_base32
@@ -304,8 +318,11 @@ class _Writer:
             extra=extra,
         )
 
-    def write_hop(self, exchange: Exchange) -> RecordRef:
-        request_id, response_id = _warc_id(), _warc_id()
+    def write_hop(self, exchange: Exchange, *, request_id: str | None = None,
+                  response_id: str | None = None, truncated: str | None = None) -> RecordRef:
+        """A request and its response record; ids may be given (browser captures choose
+        them in advance); ``truncated`` becomes ``WARC-Truncated`` on the response."""
+        request_id, response_id = request_id or _warc_id(), response_id or _warc_id()
         ip = [("WARC-IP-Address", exchange.remote_ip)] if exchange.remote_ip else []
         head_end = exchange.request_bytes.find(b"\r\n\r\n")
         request_payload = exchange.request_bytes[head_end + 4 :] if head_end >= 0 else b""
@@ -328,6 +345,8 @@ class _Writer:
         if exchange.tls is not None:
             protocol.append(("WARC-Protocol", _tls_protocol(exchange.tls.version)))
             protocol.append(("WARC-Cipher-Suite", exchange.tls.cipher))
+        if truncated is not None:
+            protocol.append(("WARC-Truncated", truncated))
         return self.write(
             "response",
             record_id=response_id,
@@ -348,6 +367,92 @@ def _tls_protocol(version: str) -> str:
     return f"tls/{match.group(1)}" if match else version.lower()
 
 
+@contextlib.contextmanager
+def _new_warc(dest: Path, fsync: bool = True) -> Iterator[_Writer]:
+    """A :class:`_Writer` on a new file at ``dest`` (which must not exist); the file is
+    flushed (and with ``fsync`` fsynced: else the commit makes it durable) at the end, removed
+    again on any failure."""
+    try:
+        handle = dest.open("xb")
+    except OSError as exc:
+        raise StorageError(f"cannot create WARC file {dest}: {exc}") from exc
+    out = _HashingFile(handle)
+    try:
+        with handle:
+            yield _Writer(out)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+    except BaseException as exc:
+        dest.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write WARC file {dest}: {exc}") from exc
+        raise
+
+
+def _write_warcinfo(writer: _Writer, dest: Path, date: str, warcinfo: Mapping[str, str]) -> None:
+    fields = {
+        "software": _software(),
+        "host": host_name(),
+        "operator": default_operator(),
+        "format": "WARC File Format 1.1",
+        "conformsTo": CONFORMS_TO,
+        **warcinfo,
+    }
+    info = "".join(f"{_one_line(k)}: {_one_line(v)}\r\n" for k, v in fields.items())
+    info_ref = writer.write_bytes(
+        "warcinfo",
+        info.encode("utf-8"),
+        content_type="application/warc-fields",
+        payload=False,
+        record_id=_warc_id(),
+        date=date,
+        extra=[("WARC-Filename", dest.name)],
+    )
+    writer.warcinfo_id = info_ref.record_id
+
+
+def _write_provenance(writer: _Writer, metadata_json: bytes, final_url: str,
+                      final_response: str) -> None:
+    writer.write_bytes(
+        "metadata",
+        metadata_json,
+        content_type="application/json",
+        record_id=_warc_id(),
+        date=_now(),
+        target_uri=PROVENANCE_URI_PREFIX + final_url,
+        refers_to=final_response,
+    )
+
+
+def _write_certificate(writer: _Writer, exchange: Exchange, response_id: str) -> None:
+    """The peer's leaf certificate of the connection that carried ``exchange``, if any."""
+    cert = exchange.tls.certificate if exchange.tls is not None else None
+    if cert is None or cert.der_path is None:
+        return
+    writer.write_bytes(
+        "metadata",
+        cert.der_path.read_bytes(),  # a certificate is a few KiB
+        content_type="application/pkix-cert",
+        record_id=_warc_id(),
+        date=exchange.started,
+        target_uri=CERTIFICATE_URI_PREFIX + exchange.url,
+        refers_to=response_id,
+    )
+
+
+def _write_conversion(writer: _Writer, text: bytes, final_url: str, refers_to: str) -> None:
+    writer.write_bytes(
+        "conversion",
+        text,
+        content_type="text/plain; charset=utf-8",
+        record_id=_warc_id(),
+        date=_now(),
+        target_uri=TEXT_URI_PREFIX + final_url,
+        refers_to=refers_to,
+    )
+
+
 def write_capture(
     dest: Path,
     result: FetchResult,
@@ -364,84 +469,109 @@ def write_capture(
     and conformsTo. ``conversion_refers_to`` is ``"final-response"`` or a record id
     (``urn:uuid:…``) already in this file. On failure the partial file is removed.
     """
-    try:
-        handle = dest.open("xb")
-    except OSError as exc:
-        raise StorageError(f"cannot create WARC file {dest}: {exc}") from exc
-    out = _HashingFile(handle)
-    try:
-        with handle:
-            writer = _Writer(out)
-            fields = {
-                "software": _software(),
-                "host": host_name(),
-                "operator": default_operator(),
-                "format": "WARC File Format 1.1",
-                "conformsTo": CONFORMS_TO,
-                **warcinfo,
-            }
-            info = "".join(f"{_one_line(k)}: {_one_line(v)}\r\n" for k, v in fields.items())
-            info_ref = writer.write_bytes(
-                "warcinfo",
-                info.encode("utf-8"),
-                content_type="application/warc-fields",
-                payload=False,
-                record_id=_warc_id(),
-                date=result.started,
-                extra=[("WARC-Filename", dest.name)],
-            )
-            writer.warcinfo_id = info_ref.record_id
-            responses = [writer.write_hop(exchange) for exchange in result.exchanges]
-            final = responses[-1]
-            writer.write_bytes(
-                "metadata",
-                metadata_json,
-                content_type="application/json",
-                record_id=_warc_id(),
-                date=_now(),
-                target_uri=PROVENANCE_URI_PREFIX + result.final_url,
-                refers_to=final.record_id,
-            )
-            for exchange, response in zip(result.exchanges, responses, strict=True):
-                cert = exchange.tls.certificate if exchange.tls is not None else None
-                if cert is None or cert.der_path is None:
-                    continue
-                writer.write_bytes(
-                    "metadata",
-                    cert.der_path.read_bytes(),  # a certificate is a few KiB
-                    content_type="application/pkix-cert",
-                    record_id=_warc_id(),
-                    date=exchange.started,
-                    target_uri=CERTIFICATE_URI_PREFIX + exchange.url,
-                    refers_to=response.record_id,
-                )
-            if conversion_text is not None:
-                refers = final.record_id
-                if conversion_refers_to != "final-response":
-                    known = {ref.record_id for ref in writer.refs}
-                    if conversion_refers_to not in known:
-                        raise ArchiveError(
-                            f"conversion_refers_to {conversion_refers_to!r} is not in {dest}"
-                        )
-                    refers = conversion_refers_to
-                writer.write_bytes(
-                    "conversion",
-                    conversion_text,
-                    content_type="text/plain; charset=utf-8",
-                    record_id=_warc_id(),
-                    date=_now(),
-                    target_uri=TEXT_URI_PREFIX + result.final_url,
-                    refers_to=refers,
-                )
-            handle.flush()
-            if fsync:  # else the commit makes it durable (preserve.commit)
-                os.fsync(handle.fileno())
-    except BaseException as exc:
-        dest.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise StorageError(f"cannot write WARC file {dest}: {exc}") from exc
-        raise
-    return WarcWriteResult(records=tuple(writer.refs), digests=out.hasher.digests())
+    with _new_warc(dest, fsync) as writer:
+        _write_warcinfo(writer, dest, result.started, warcinfo)
+        responses = [writer.write_hop(exchange) for exchange in result.exchanges]
+        final = responses[-1]
+        _write_provenance(writer, metadata_json, result.final_url, final.record_id)
+        for exchange, response in zip(result.exchanges, responses, strict=True):
+            _write_certificate(writer, exchange, response.record_id)
+        if conversion_text is not None:
+            refers = final.record_id
+            if conversion_refers_to != "final-response":
+                known = {ref.record_id for ref in writer.refs}
+                if conversion_refers_to not in known:
+                    raise ArchiveError(
+                        f"conversion_refers_to {conversion_refers_to!r} is not in {dest}"
+                    )
+                refers = conversion_refers_to
+            _write_conversion(writer, conversion_text, result.final_url, refers)
+    return WarcWriteResult(records=tuple(writer.refs), digests=writer.out.hasher.digests())
+
+
+# --- browser captures --------------------------------------------------------------------------
+
+
+def _write_interception_ca(writer: _Writer, page: PageCapture, final_response: str) -> None:
+    """The certificate of the CA the recording proxy showed the browser (this machine's own)."""
+    writer.write_bytes(
+        "metadata",
+        page.ca_certificate_der,
+        content_type="application/pkix-cert",
+        record_id=page.ca_record_id,
+        date=page.started,
+        target_uri=INTERCEPTION_CA_URI_PREFIX + page.page_url,
+        refers_to=final_response,
+    )
+
+
+def _write_browser_log(writer: _Writer, page: PageCapture, final_response: str) -> None:
+    """Console messages, failed requests and notes of the browser capture (JSON)."""
+    writer.write_bytes(
+        "metadata",
+        browser_log_json(page),
+        content_type="application/json",
+        record_id=page.log_record_id,
+        date=page.ended,
+        target_uri=BROWSER_LOG_URI_PREFIX + page.page_url,
+        refers_to=final_response,
+    )
+
+
+def _write_artifact(writer: _Writer, artifact: Artifact, date: str,
+                    final_response: str) -> None:
+    """A screenshot, PDF or rendered DOM as a ``resource`` record, streamed from its file."""
+    digest = sha256_base32(bytes.fromhex(artifact.sha256))
+    writer.write(
+        "resource",
+        record_id=artifact.record_id,
+        date=date,
+        content_type=artifact.media_type,
+        block=_BlockReader(b"", artifact.path, artifact.sha256),
+        length=artifact.size,
+        block_digest=digest,
+        payload_digest=digest,
+        target_uri=artifact.target_uri,
+        extra=[("WARC-Concurrent-To", f"<{final_response}>")],
+    )
+
+
+def write_page(
+    dest: Path,
+    page: PageCapture,
+    *,
+    warcinfo: Mapping[str, str],
+    metadata_json: bytes,
+    conversion_text: bytes | None,
+    fsync: bool = True,
+) -> WarcWriteResult:
+    """Write a browser capture to a new WARC file at ``dest`` (see the module docstring).
+
+    Record ids come from ``page``; the conversion record refers to the rendered DOM record
+    when there is one, else to the page's final response. On failure the file is removed.
+    """
+    final_response = page.final_response_record_id
+    with _new_warc(dest, fsync) as writer:
+        _write_warcinfo(writer, dest, page.started, warcinfo)
+        for proxied in page.exchanges:
+            writer.write_hop(proxied.exchange, request_id=proxied.request_record_id,
+                             response_id=proxied.response_record_id,
+                             truncated=proxied.truncated)
+        _write_provenance(writer, metadata_json, page.main.final_url, final_response)
+        certified: set[int] = set()
+        for proxied in page.exchanges:
+            if proxied.connection not in certified:
+                certified.add(proxied.connection)
+                _write_certificate(writer, proxied.exchange, proxied.response_record_id)
+        _write_interception_ca(writer, page, final_response)
+        _write_browser_log(writer, page, final_response)
+        for artifact in page.artifacts:
+            _write_artifact(writer, artifact, page.ended, final_response)
+        if conversion_text is not None:
+            dom = page.dom
+            _write_conversion(writer, conversion_text, page.main.final_url,
+                              dom.record_id if dom is not None else final_response)
+    return WarcWriteResult(records=tuple(writer.refs), digests=writer.out.hasher.digests())
 
 
 __all__ = [
@@ -453,4 +583,5 @@ __all__ = [
     "WarcWriteResult",
     "stored_response_head",
     "write_capture",
+    "write_page",
 ]
