@@ -436,7 +436,7 @@ def test_cli_batch_with_concurrency_and_show(plain_site: TestServer, tmp_path: P
                            str(urls), "--concurrency", "2", "--timeout", "20", "--settle", "1",
                            "--json"], capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode == 0, done.stderr
-    captures = json.loads(done.stdout)["captures"]
+    captures = json.loads(done.stdout)["result"]["captures"]
     assert [c["mode"] for c in captures] == ["browser", "browser"]
     assert [c["title"] for c in captures] == ["Page one", "Page two"]
     assert all(c["resources"] >= 2 for c in captures)

@@ -183,6 +183,8 @@ def test_proxy_answers_a_failed_upstream_with_502_and_records_it(tmp_path: Path)
 def test_v1_manifests_still_parse_and_keep_their_exact_bytes() -> None:
     document = sample_dict()
     document["schema"] = SCHEMA_V1
+    for key in ("truncated", "notes"):  # v2 fields
+        document.pop(key, None)
     data = (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
     manifest = parse_manifest(data)
     assert manifest.schema == SCHEMA_V1
@@ -238,8 +240,9 @@ def test_without_a_browser_capture_says_what_to_install(
     auto = subprocess.run([*base, "--json", http_server.url("/")], env=env, check=False,
                           capture_output=True, text=True, timeout=60)
     assert auto.returncode == 0, auto.stderr
-    assert auto.stderr.count("\n") == 1 and "note:" in auto.stderr and "HTTP only" in auto.stderr
-    (captured,) = json.loads(auto.stdout)["captures"]
+    (note,) = [line for line in auto.stderr.splitlines() if "browser" in line]
+    assert note.startswith("preserve: note:") and "HTTP only" in note
+    (captured,) = json.loads(auto.stdout)["result"]["captures"]
     assert captured["mode"] == "http"
 
     both = subprocess.run([*base, "--browser", "--http", http_server.url("/")], env=env,

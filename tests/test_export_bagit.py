@@ -4,6 +4,7 @@ preserve verifies as an archive root, full or partial (see docs/exchange.md for 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -227,3 +228,25 @@ def test_existing_output_is_never_replaced(built: Built, tmp_path: Path) -> None
     assert done.returncode == 3 and "already exists" in done.stderr
     assert list((tmp_path / "bag").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+
+
+def test_hostile_bag_reads_nothing_outside_and_never_hangs(full: Path, tmp_path: Path) -> None:
+    """A bag is input from elsewhere: a tag manifest or descriptor naming ``../`` paths, a
+    FIFO among the payload, a descriptor of the wrong shape: problems, never a read outside
+    the bag, a hang or an exception."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the bag")
+    copy = tmp_path / "bag"
+    shutil.copytree(full, copy)
+    with (copy / "tagmanifest-sha256.txt").open("a") as f:
+        f.write(f"{'0' * 64} ../secret.txt\n{'0' * 64} {secret}\n")
+    os.mkfifo(copy / "data" / "stuck.fifo")
+    result = check_package(copy)
+    assert not result.ok
+    assert any("secret.txt: listed in tagmanifest" in p for p in result.problems)
+    assert any("stuck.fifo" in p for p in result.problems)
+    descriptor = copy / "data" / "preserve-export.json"
+    for shape in (b"[]", b'{"captures": [{"manifest": "../../secret.txt"}]}',
+                  b'{"captures": 7}', b"[" * 100_000):
+        descriptor.write_bytes(shape)
+        assert not check_package(copy).ok

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,7 +264,7 @@ def test_signature_verifies_independently(signed: Path, tmp_path: Path) -> None:
     raw[len(raw) // 3] ^= 0xFF
     flipped = tmp_path / "flipped.wacz"
     flipped.write_bytes(bytes(raw))
-    with pytest.raises((zipfile.BadZipFile, AssertionError, InvalidSignature)):
+    with pytest.raises((zipfile.BadZipFile, zlib.error, AssertionError, InvalidSignature)):
         independent_verify(flipped)
     assert not check_wacz(flipped).ok
 
@@ -451,3 +452,23 @@ def test_index_lines_sort_in_runs_as_in_memory(tmp_path: Path) -> None:
         assert len(list(tmp_path.glob("run-*"))) == 9
     assert merged == [line + "\n" for line in sorted(lines)]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_packages_are_problems_never_exceptions(signed: Path, tmp_path: Path) -> None:
+    """Byte flips across a signed WACZ (damaged deflate streams, headers, the central
+    directory) and members of the wrong shape: every one a problem, never an exception."""
+    data = signed.read_bytes()
+    damaged = tmp_path / "damaged.wacz"
+    for position in range(0, len(data), max(1, len(data) // 150)):
+        raw = bytearray(data)
+        raw[position] ^= 0xFF
+        damaged.write_bytes(bytes(raw))
+        check_wacz(damaged)  # must not raise; most flips are problems
+    for member, content in (("preserve/export.json", b"[]"),
+                            ("preserve/export.json", b"[" * 100_000),
+                            ("datapackage-digest.json", b'"just a string"')):
+        shaped = tmp_path / "shaped.wacz"
+        with zipfile.ZipFile(signed) as src, zipfile.ZipFile(shaped, "w") as dst:
+            for info in src.infolist():
+                dst.writestr(info, content if info.filename == member else src.read(info))
+        assert not check_wacz(shaped).ok

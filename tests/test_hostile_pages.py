@@ -176,7 +176,8 @@ def test_batch_goes_on_after_failures_and_counts_them(http_server: TestServer,
 
 def test_from_standard_input(http_server: TestServer, tmp_path: Path) -> None:
     http_server.routes["/ok"] = respond(200, PAGE, headers=HTML)
-    done = run(tmp_path, "capture", "--http", "--from", "-", stdin="\ufeff" + http_server.url("/ok") + "\n")
+    done = run(tmp_path, "capture", "--http", "--from", "-",
+               stdin="\ufeff" + http_server.url("/ok") + "\n")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 1
 

@@ -647,9 +647,15 @@ def prepare_capture(url: str, options: CaptureOptions, capture_id: str, now: dat
                     spool: Path) -> PreparedCapture:
     """Fetch ``url`` into ``spool``, extract its text and seal its WARC file (a top-level
     function, so that a worker process can run it)."""
-    result = fetch.fetch(url, spool, options.fetch)
+    page: PageCapture | None = None
+    if options.browser is None:
+        result = fetch.fetch(url, spool, options.fetch)
+    else:
+        page = browser_capture.capture_page(url, spool, options.fetch, options.browser)
+        result = page.main
     try:
-        return prepare_fetched(result, options, capture_id=capture_id, now=now, spool=spool)
+        return prepare_fetched(result, options, capture_id=capture_id, now=now, spool=spool,
+                               page=page)
     except errors.ManifestError as exc:  # never expected: fields are bounded
         raise errors.CaptureError(f"the capture of {url} cannot be recorded: {exc}") from exc
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,16 +32,19 @@ from typing import Any
 from preserve import log
 from preserve.audit.findings import Report, Severity
 from preserve.audit.verify import verify as audit_archive
-from preserve.errors import PreserveError
+from preserve.errors import PreserveError, StorageError
 from preserve.exchange.bagit import ALGORITHMS, DESCRIPTOR_NAME
 from preserve.exchange.files import BLOCK_SIZE, Digester
 from preserve.exchange.plan import EXPORT_FORMAT
 from preserve.exchange.signing import verify_signed_data
 from preserve.integrity import audit_log
 from preserve.log.timestamp import load_roots, timestamp_time, verify_timestamp
+from preserve.safe_io import loads_strict, open_binary, read_regular, read_text
 from preserve.storage.manifest import Manifest, parse_manifest
 
 WACZ_DESCRIPTOR = "preserve/export.json"
+#: Most bytes read into memory from one small package member (JSON, checkpoint, key, text).
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
 _PACKAGE_FILES = ("datapackage.json", "datapackage-digest.json")
 
 
@@ -89,16 +92,43 @@ def check_wacz(path: Path, *, trusted_key: str | None = None, wacz_public_key: s
             _check_wacz(zf, result, trusted_key, wacz_public_key, tsa_roots)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         result.problems.append(f"cannot read {path} as a zip file: {exc}")
+    except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # a damaged deflate stream, an unsupported compression method, an encrypted member
+        result.problems.append(f"cannot decompress a member of {path}: {exc}")
+    except (StorageError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        # JSON too large, too deep or not of the expected shape (a list for an object, ...)
+        result.problems.append(f"{path} is not a well-formed package: "
+                               f"{type(exc).__name__}: {exc}")
     return result
+
+
+def _member(zf: zipfile.ZipFile, name: str) -> bytes:
+    """A small member's bytes, read to at most :data:`MAX_MEMBER_BYTES` (the stated size
+    is checked first, and the actual one while reading: a zip can lie about either)."""
+    if zf.getinfo(name).file_size > MAX_MEMBER_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_MEMBER_BYTES} bytes")
+    with zf.open(name) as handle:
+        data = handle.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_MEMBER_BYTES} bytes")
+    return data
+
+
+def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
+    try:
+        return loads_strict(_member(zf, name), max_bytes=MAX_MEMBER_BYTES, what=name)
+    except StorageError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | None,
                 wacz_public_key: str | None, tsa_roots: Path | None) -> None:
     names = {i.filename for i in zf.infolist() if not i.is_dir()}
     try:
-        package_bytes = zf.read("datapackage.json")
-        package = json.loads(package_bytes)
-    except (KeyError, ValueError) as exc:
+        package_bytes = _member(zf, "datapackage.json")
+        package = loads_strict(package_bytes, max_bytes=MAX_MEMBER_BYTES,
+                               what="datapackage.json", error=StorageError)
+    except (KeyError, ValueError, StorageError) as exc:
         result.problems.append(f"datapackage.json is missing or not JSON: {exc}")
         return
     digests: dict[str, dict[str, str]] = {}
@@ -118,20 +148,20 @@ def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | Non
         result.problems.append(f"{name}: in the package but not listed in datapackage.json")
     _check_digest_file(zf, package_bytes, package, result, wacz_public_key, tsa_roots)
     try:
-        described = json.loads(zf.read(WACZ_DESCRIPTOR))
+        described = _json_member(zf, WACZ_DESCRIPTOR)
     except (KeyError, ValueError) as exc:
         result.problems.append(f"{WACZ_DESCRIPTOR} is missing or not JSON: {exc}")
         return
     _check_captures(described, result, trusted_key,
-                    read=lambda name: zf.read(name) if name in names else None,
+                    read=lambda name: _member(zf, name) if name in names else None,
                     digests=digests.get)
     checkpoint = described.get("log", {}).get("checkpoint")
     if checkpoint and checkpoint in names:
-        note = zf.read(checkpoint).decode("utf-8", errors="replace")
+        note = _member(zf, checkpoint).decode("utf-8", errors="replace")
         for capture in described.get("captures", []):
             proof_path = capture.get("proof")
             if proof_path and proof_path in names:
-                bundle = json.loads(zf.read(proof_path))
+                bundle = _json_member(zf, proof_path)
                 if bundle.get("checkpoint") != note:
                     result.problems.append(f"{proof_path}: leads to another checkpoint than "
                                            f"{checkpoint}")
@@ -149,7 +179,7 @@ def _check_digest_file(zf: zipfile.ZipFile, package_bytes: bytes, package: dict[
                        result: CheckResult, wacz_public_key: str | None,
                        tsa_roots: Path | None) -> None:
     try:
-        digest = json.loads(zf.read("datapackage-digest.json"))
+        digest = _json_member(zf, "datapackage-digest.json")
     except (KeyError, ValueError) as exc:
         result.problems.append(f"datapackage-digest.json is missing or not JSON: {exc}")
         return
@@ -269,9 +299,9 @@ def _check_proof(capture: dict[str, Any], manifest_bytes: bytes, result: CheckRe
         result.problems.append(f"{where}: proof {proof_path} is missing")
         return
     try:
-        bundle = json.loads(raw)
+        bundle = loads_strict(raw, max_bytes=MAX_MEMBER_BYTES, what=str(proof_path))
         carried = base64.b64decode(bundle["manifest"]["base64"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, binascii.Error, StorageError) as exc:
         result.problems.append(f"{where}: unreadable proof: {exc}")
         return
     if carried != manifest_bytes:
@@ -291,32 +321,58 @@ def check_bag(path: Path, *, trusted_key: str | None = None,
         return result
     data = bag / "data"
     try:
-        described = json.loads((data / DESCRIPTOR_NAME).read_bytes())
-    except (OSError, ValueError) as exc:
+        described = loads_strict(read_regular(data / DESCRIPTOR_NAME, MAX_MEMBER_BYTES),
+                                 max_bytes=MAX_MEMBER_BYTES, what=DESCRIPTOR_NAME)
+        if not isinstance(described, dict):
+            raise StorageError("not a JSON object")
+    except StorageError as exc:
         result.problems.append(f"data/{DESCRIPTOR_NAME} is missing or not JSON: {exc}")
         return result
 
     def read(name: str | None) -> bytes | None:
+        inside = _inside(data, name) if isinstance(name, str) else None
         try:
-            return (data / name).read_bytes() if name else None
-        except OSError:
+            return read_regular(inside, MAX_MEMBER_BYTES) if inside else None
+        except StorageError:
             return None
 
-    # WARC files and text objects are re-hashed by the archive audit below (E2xx, E4xx).
-    _check_captures(described, result, trusted_key, read=read, digests=None)
-    _audit(data, described, result, trusted_key, tsa_roots)
+    try:
+        # WARC files and text objects are re-hashed by the archive audit below (E2xx, E4xx).
+        _check_captures(described, result, trusted_key, read=read, digests=None)
+        _audit(data, described, result, trusted_key, tsa_roots)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        result.problems.append(f"data/{DESCRIPTOR_NAME} is not of the expected shape: "
+                               f"{type(exc).__name__}: {exc}")
     return result
+
+
+def _inside(base: Path, rel: str) -> Path | None:
+    """``base / rel`` when ``rel`` is a relative path that stays inside ``base`` (no ``..``,
+    no absolute path, no symlinked directory leading out); None otherwise."""
+    candidate = Path(rel)
+    if not rel or candidate.is_absolute() or ".." in candidate.parts:
+        return None
+    path = base / candidate
+    try:
+        if not path.parent.resolve().is_relative_to(base.resolve()):
+            return None
+    except OSError:
+        return None
+    return path
+
 
 
 def _check_bag_structure(bag: Path, result: CheckResult) -> bool:
     try:
-        declaration = (bag / "bagit.txt").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        declaration = read_text(bag / "bagit.txt", MAX_MEMBER_BYTES, what="bagit.txt")
+    except StorageError as exc:
         result.problems.append(f"not a bag: bagit.txt unreadable: {exc}")
         return False
     if "BagIt-Version: 1.0" not in declaration:
         result.problems.append("bagit.txt does not declare BagIt-Version 1.0")
-    payload = {p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file()}
+    # everything but directories: a FIFO, device or symlink in the payload is a problem too
+    payload = {p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*")
+               if p.is_symlink() or not p.is_dir()}
     manifests: dict[str, dict[str, str]] = {}
     for name in ALGORITHMS:
         listed = _read_manifest(bag / f"manifest-{name}.txt", result)
@@ -332,16 +388,22 @@ def _check_bag_structure(bag: Path, result: CheckResult) -> bool:
     octets = 0
     for rel in sorted(payload):
         digester = Digester(ALGORITHMS)
-        with (bag / rel).open("rb") as handle:
-            while block := handle.read(BLOCK_SIZE):
-                digester.update(block)
+        try:
+            with open_binary(bag / rel) as handle:
+                while block := handle.read(BLOCK_SIZE):
+                    digester.update(block)
+        except (StorageError, OSError) as exc:
+            result.problems.append(f"{rel}: cannot be read as a regular file: {exc}")
+            continue
         octets += digester.size
         for name, value in digester.hexdigests().items():
             expected = manifests.get(name, {}).get(rel)
             if expected is not None and expected != value:
                 result.problems.append(f"{rel}: {name} differs from manifest-{name}.txt")
-    info = (bag / "bag-info.txt").read_text(encoding="utf-8") if \
-        (bag / "bag-info.txt").is_file() else ""
+    try:
+        info = read_text(bag / "bag-info.txt", MAX_MEMBER_BYTES, what="bag-info.txt")
+    except StorageError:
+        info = ""
     oxum = next((line.split(":", 1)[1].strip() for line in info.splitlines()
                  if line.startswith("Payload-Oxum:")), None)
     if oxum is not None and oxum != f"{octets}.{len(payload)}":
@@ -351,9 +413,12 @@ def _check_bag_structure(bag: Path, result: CheckResult) -> bool:
         tags = _read_manifest(bag / f"tagmanifest-{name}.txt", result, required=False) or {}
         for rel, value in tags.items():
             digester = Digester([name])
+            inside = _inside(bag, rel)
             try:
-                digester.update((bag / rel).read_bytes())
-            except OSError:
+                if inside is None:
+                    raise StorageError(f"{rel} is outside the bag")
+                digester.update(read_regular(inside, MAX_MEMBER_BYTES, what=rel))
+            except StorageError:
                 result.problems.append(f"{rel}: listed in tagmanifest-{name}.txt but missing")
                 continue
             if digester.hexdigests()[name] != value:
@@ -363,13 +428,13 @@ def _check_bag_structure(bag: Path, result: CheckResult) -> bool:
 
 def _read_manifest(path: Path, result: CheckResult, *,
                    required: bool = True) -> dict[str, str] | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         if required:
             result.problems.append(f"{path.name} is missing")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    try:
+        text = read_text(path, MAX_MEMBER_BYTES, what=path.name)
+    except StorageError as exc:
         result.problems.append(f"{path.name} unreadable: {exc}")
         return None
     listed = {}
