@@ -269,6 +269,14 @@ class ObjectStore:
         etag_new: str | None = response.get("ETag")
         return etag_new
 
+    def put_mutable(self, rel: str, data: bytes) -> None:
+        """Write an unsealed object whatever is there (the ``checkpoint`` copy; callers hold
+        the lease)."""
+        try:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel), Body=data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.url}/{rel}: {exc}") from exc
+
     def put_file_new(self, rel: str, local: str | os.PathLike[str], *, seal: bool) -> None:
         """Create ``rel`` from a local file, streamed (create-only, see :meth:`put_new`)."""
         size = os.path.getsize(local)

@@ -336,6 +336,12 @@ class TiledLog:
             problems.append("the entries do not hash to the head's root")
         return problems
 
+    def __enter__(self) -> TiledLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None  # nothing held open: every read is one request
+
     # --- appending ---------------------------------------------------------------------------
 
     def append(self, entry: bytes) -> int:
