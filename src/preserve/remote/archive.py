@@ -196,6 +196,9 @@ class RemoteCapture:
     title: str | None
     text_blake3: str | None
 
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 class RemoteArchive:
     """An archive in an object store (see the module docstring)."""

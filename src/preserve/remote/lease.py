@@ -62,7 +62,7 @@ class Lease:
             except NotFoundError:
                 continue  # released meanwhile: try again
             except (StorageError, ValueError, KeyError, TypeError):
-                expires, holder, etag = 0.0, "(unreadable lease)", etag
+                expires, holder = 0.0, "(unreadable lease)"
             if expires < time.time():
                 try:
                     self._etag = self.store.put_replace(LEASE, self._body(), etag=etag)
@@ -88,7 +88,7 @@ class Lease:
         if self._etag is None:
             return
         try:
-            data, etag = self.store.get_etag(LEASE, 4096)
+            _data, etag = self.store.get_etag(LEASE, 4096)
             if etag == self._etag:
                 self.store.delete(LEASE)
         except (NotFoundError, StorageError):
