@@ -188,7 +188,11 @@ def test_killed_worker_loses_nothing(cluster: Any, s3_server: S3Server, web: Tes
     pids = cluster.run(os.getpid)
     results: list[Any] = []
     urls = [web.url("/slow"), web.url("/p6")]
-    runs = capture_many_dask(archive, urls, None, cluster)
+    import threading
+
+    runner = threading.Thread(target=lambda: results.extend(
+        capture_many_dask(archive, urls, None, cluster)))
+    runner.start()
     deadline = time.monotonic() + 20
     victim = None
     while victim is None and time.monotonic() < deadline:  # the worker fetching /slow
@@ -198,7 +202,8 @@ def test_killed_worker_loses_nothing(cluster: Any, s3_server: S3Server, web: Tes
         time.sleep(0.1)
     assert victim is not None
     cluster.run(os._exit, 1, workers=[victim], wait=False)
-    results = list(runs)
+    runner.join(120)
+    assert len(results) == 2
     assert all(hasattr(o, "capture_id") for _u, o in results), results
     assert len(pids) == 2
     report = archive.verify(record=False)
