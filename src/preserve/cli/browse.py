@@ -12,6 +12,7 @@ from preserve.cli.app import (
     errors_to_exit,
     finish,
     json_option,
+    open_any,
     open_archive,
     say,
 )
@@ -33,7 +34,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
       preserve --root /data/evidence list --json
     """
     with errors_to_exit():
-        entries = open_archive(ctx).captures()
+        entries = open_any(ctx).captures()
     if not as_json:
         for entry in entries:
             text = (entry.text_blake3 or "-")[:12]
@@ -55,7 +56,7 @@ def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
       preserve show abcdefghij
     """
     with errors_to_exit():
-        manifest = open_archive(ctx).manifest(capture_id)
+        manifest = open_any(ctx).manifest(capture_id)
     document = manifest.to_dict()
     if not as_json:
         for line in _describe(document):
