@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,11 +155,14 @@ def verify_remote(
     checkpoints: Sequence[Path] = (),
     trusted_key: str | None = None,
     record: bool = True,
+    tsa_roots: Path | None = None,
+    anchor_max_age: timedelta | None = None,
     map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None = None,
     chunk: int = 64,
     **_ignored: Any,
 ) -> Report:
-    """Audit the archive; ``map_chunks`` checks chunks of manifests elsewhere (Dask)."""
+    """Audit the archive; ``map_chunks`` checks chunks of manifests elsewhere (Dask).
+    ``tsa_roots`` and ``anchor_max_age`` as for a local verify (E314, W307)."""
     started = time.monotonic()
     store = archive.store
     store.invalidate()
@@ -177,8 +180,17 @@ def verify_remote(
                 progress(min(done * chunk, len(names)), len(names))
     merged = merge_checks(report, parts)
     sweep(store, report, merged)
+    check = None
+    if tsa_roots is not None:
+        from preserve.integrity import MAX_ROOTS_FILE
+        from preserve.log.timestamp import TimestampChecker, load_roots
+        from preserve.safe_io import read_regular
+
+        check = TimestampChecker(load_roots(read_regular(tsa_roots, MAX_ROOTS_FILE,
+                                                         what="TSA roots")))
     for item in audit_remote_log(archive, external_checkpoints=checkpoints,
-                                 trusted_key=trusted_key, heads=archive.heads):
+                                 trusted_key=trusted_key, heads=archive.heads,
+                                 timestamp_check=check, anchor_max_age=anchor_max_age):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
     archive.last_audit = archive.record_audit(report) if record else None
@@ -191,14 +203,17 @@ def audit_remote_log(
     external_checkpoints: Sequence[Path] = (),
     trusted_key: str | None = None,
     heads: KnownHeads | None = None,
+    timestamp_check: log_audit.TimestampCheck | None = None,
+    anchor_max_age: timedelta | None = None,
 ) -> list[log_audit.LogFinding]:
     """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles."""
     from preserve.log.keys import parse_verifier_key
-    from preserve.remote.archive import LATEST, LOG
+    from preserve.remote.archive import CHECKPOINTS, LATEST, LOG
 
     place = archive.place
     store = archive.store
     audit = log_audit._Audit(place.root, [])
+    log_audit._check_anchor_age(audit, external_checkpoints, anchor_max_age, None)
     try:
         tiles = place.open_log()
     except errors.PreserveError as exc:
@@ -256,6 +271,7 @@ def audit_remote_log(
             audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
                       f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
     covered = 0
+    newest: str | None = None
     if verifier is not None:
         names = sorted(place.checkpoint_names())
         latest = [LATEST] if store.exists(LATEST) else []
@@ -277,13 +293,48 @@ def audit_remote_log(
                 audit.add(code, rel, f"the log's first {size} leaves do not match this "
                           "checkpoint")
                 continue
+            if rel in names and size >= covered:
+                newest = rel
             covered = max(covered, size)
+            if timestamp_check is not None and rel in names:
+                _check_token(audit, store, rel, text, timestamp_check)
+        if timestamp_check is not None:  # proof of time for the newest state, as locally
+            if newest is None:
+                audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no valid signed "
+                          "checkpoint, so no timestamp token, covers the log")
+            elif not store.exists(newest[:-4] + ".tsr"):
+                audit.add(log_audit.E_TIMESTAMP_INVALID, newest, "the newest checkpoint has "
+                          "no RFC 3161 timestamp token (--tsa-roots asks for proof of time)")
         if covered < tiles.size:
             audit.add(log_audit.W_UNCHECKPOINTED, f"{LOG}/head.json", f"leaves {covered} to "
                       f"{tiles.size - 1} are not covered by a valid signed checkpoint")
         log_audit._check_unproved(audit, leaves, records, covered)
+    elif timestamp_check is not None:
+        audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no signed checkpoint, so no "
+                  "timestamp token, covers the log (the archive has no key)")
     log_audit._check_known_head(audit, tiles, heads, verifier, tree_ok)  # type: ignore[arg-type]
     return audit.findings
+
+
+def _check_token(audit: log_audit._Audit, store: ObjectStore, rel: str, text: str,
+                 timestamp_check: log_audit.TimestampCheck) -> None:
+    """E314 when the RFC 3161 token stored beside checkpoint ``rel`` does not verify."""
+    from preserve.log.archive_log import MAX_TOKEN_FILE
+
+    token = rel[:-4] + ".tsr"
+    try:
+        data = store.get(token, MAX_TOKEN_FILE)
+    except errors.NotFoundError:
+        return
+    except errors.StorageError as exc:
+        problem: str | None = str(exc)
+    else:
+        try:
+            problem = timestamp_check(text.encode("utf-8"), data)
+        except errors.LogError as exc:
+            problem = str(exc)
+    if problem is not None:
+        audit.add(log_audit.E_TIMESTAMP_INVALID, token, problem)
 
 
 def _digests(store: ObjectStore, rel: str) -> tuple[str, str, int] | None:
