@@ -45,7 +45,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import boto3
 from _local_server import LocalServer, page_bytes, print_table, run_benchmark
+
+from preserve.archive import Archive
+from preserve.distributed import capture_many_dask, connect, verify_dask
+from preserve.remote.archive import RemoteArchive
+from preserve.remote.store import ObjectStore
+from preserve.storage import manifest as manifest_mod
 
 LOOPBACK = "127.0.0.1"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
@@ -62,8 +69,6 @@ def _free_port() -> int:
 def moto_server() -> Iterator[Any]:
     """A moto S3 server on 127.0.0.1; yields a boto3 client. Sets the AWS environment
     (endpoint on loopback) before any Dask worker starts, so workers inherit it."""
-    import boto3
-
     port = _free_port()
     endpoint = f"http://{LOOPBACK}:{port}"
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", LOOPBACK,
@@ -96,10 +101,6 @@ def moto_server() -> Iterator[Any]:
 
 def new_archive(kind: str, work: Path, name: str, s3: Any) -> Any:
     """A fresh keyed archive: a directory under ``work`` or a new Object Lock bucket."""
-    from preserve.archive import Archive
-    from preserve.remote.archive import RemoteArchive
-    from preserve.remote.store import ObjectStore
-
     key = work / f"{name}.key"
     if kind == "local":
         archive: Any = Archive(work / name, key=key)
@@ -114,9 +115,6 @@ def new_archive(kind: str, work: Path, name: str, s3: Any) -> Any:
 
 def verified_bytes(archive: Any) -> int:
     """Bytes of the WARC files and text objects the manifests name."""
-    from preserve.remote.archive import RemoteArchive
-    from preserve.storage import manifest as manifest_mod
-
     total = 0
     if isinstance(archive, RemoteArchive):
         docs = [manifest_mod.parse_manifest(archive.store.get(n, 2**24))
@@ -131,8 +129,6 @@ def verified_bytes(archive: Any) -> int:
 
 def one_run(kind: str, workers: int, client: Any, urls: list[str], work: Path, name: str,
             s3: Any, deep: bool) -> dict[str, Any]:
-    from preserve.distributed import capture_many_dask, verify_dask
-
     archive = new_archive(kind, work, name, s3)
     started = time.perf_counter()
     results = list(capture_many_dask(archive, urls, None, client))
@@ -152,8 +148,6 @@ def one_run(kind: str, workers: int, client: Any, urls: list[str], work: Path, n
 
 def bench(pages: int, rounds: int, worker_counts: list[int], deep: bool,
           work: Path) -> dict[str, Any]:
-    from preserve.distributed import connect
-
     with LocalServer() as server, moto_server() as s3:
         urls = server.page_urls(pages, small=True)
         assert all(u.startswith(f"http://{LOOPBACK}:") for u in urls)
@@ -161,7 +155,7 @@ def bench(pages: int, rounds: int, worker_counts: list[int], deep: bool,
             with urllib.request.urlopen(url) as response:
                 response.read()
         clients = {n: connect(None, n_workers=n, threads_per_worker=1, processes=True,
-                              host=LOOPBACK, dashboard_address=None,
+                              host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0",
                               silence_logs=logging.ERROR)
                    for n in worker_counts}
         try:

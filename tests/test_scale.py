@@ -129,9 +129,9 @@ def test_lease_refuses_a_second_committer(s3_server: S3Server) -> None:
     from preserve.remote.store import ObjectStore
 
     store = ObjectStore(f"s3://{s3_server.new_bucket()}/l")
-    with Lease(store, seconds=30):
-        with pytest.raises(LockTimeoutError, match="another committer holds the lease"):
-            Lease(store).acquire()
+    with Lease(store, seconds=30), \
+            pytest.raises(LockTimeoutError, match="another committer holds the lease"):
+        Lease(store).acquire()
     with Lease(store, seconds=0.01):  # an expired lease is taken over
         time.sleep(0.05)
         with Lease(store):
@@ -210,3 +210,89 @@ def test_killed_worker_loses_nothing(cluster: Any, s3_server: S3Server, web: Tes
     assert len(pids) == 2
     report = archive.verify(record=False)
     assert not report.errors, report.findings
+
+
+# --- the command line on an s3:// root ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_cli(s3_server: S3Server, web: TestServer, tmp_path_factory: pytest.TempPathFactory
+           ) -> dict[str, Any]:
+    """An s3:// root made by the CLI (init, two captures of one URL)."""
+    tmp = tmp_path_factory.mktemp("s3cli")
+    base = ["--root", f"s3://{s3_server.new_bucket()}/cli", "--key", str(tmp / "k.key")]
+    assert cli(base, "init").exit_code == 0
+    ids = []
+    for _ in range(2):
+        done = cli(base, "capture", "--http", web.url("/p7"))
+        assert done.exit_code == 0, done.stderr
+        ids.append(done.stdout.split()[0])
+    return {"base": base, "ids": ids, "tmp": tmp, "url": web.url("/p7")}
+
+
+def cli(base: list[str], *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from preserve.cli import main
+
+    return CliRunner().invoke(main, [*base, *args])
+
+
+SUPPORTED = {
+    "list": [], "show": ["{0}"], "history": ["{url}"], "diff": ["{0}", "{1}"], "log": [],
+    "checkpoint": [], "verify": ["--no-record"], "repair": ["--dry-run"], "init": [],
+}
+UNSUPPORTED = {
+    "adopt": ["{0}", "--reason", "test"], "reset-head": ["--yes"],
+    "prove": ["{0}", "-o", "{tmp}/p.json"], "export": ["--all", "--wacz", "{tmp}/x.wacz"],
+    "report": ["{0}", "-o", "{tmp}/r.html"],
+}
+
+
+def _args(template: list[str], s3_cli: dict[str, Any]) -> list[str]:
+    return [a.format(*s3_cli["ids"], url=s3_cli["url"], tmp=s3_cli["tmp"]) for a in template]
+
+
+@pytest.mark.parametrize("command", sorted(SUPPORTED))
+def test_cli_commands_on_s3(s3_cli: dict[str, Any], command: str) -> None:
+    done = cli(s3_cli["base"], command, *_args(SUPPORTED[command], s3_cli))
+    assert done.exit_code == 0 and done.exception is None, (done.stdout, done.stderr)
+    if command == "history":
+        assert done.stdout.splitlines()[-1] == f"2 capture(s) of {s3_cli['url']}"
+    if command == "diff":
+        assert "identical payload" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("command", sorted(UNSUPPORTED))
+def test_cli_unsupported_on_s3_is_one_line(s3_cli: dict[str, Any], command: str) -> None:
+    done = cli(s3_cli["base"], command, *_args(UNSUPPORTED[command], s3_cli))
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit), done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"preserve: error: '{command}' is not supported on an "
+                               "object-store root yet; on s3:// roots use init, capture")
+
+
+def test_remote_verify_checks_timestamps_and_anchor_age(s3_server: S3Server, web: TestServer,
+                                                         tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from preserve.remote.archive import RemoteArchive
+    from tsa import running_tsa
+
+    plain = remote(s3_server, "plain")
+    plain.capture(web.url("/p1"))
+    assert "W307" in codes(plain.verify(record=False, anchor_max_age=timedelta(days=30)))
+    with running_tsa(tmp_path / "tsa") as (tsa_url, tsa_dir):
+        roots = tsa_dir / "ca.pem"
+        report = plain.verify(record=False, tsa_roots=roots)
+        assert "E314" in codes(report) and not report.ok
+        stamped = remote(s3_server, "stamped")
+        stamped = RemoteArchive(stamped.url, store=stamped.store, tsa_url=tsa_url)
+        stamped.capture(web.url("/p2"))
+        report = stamped.verify(record=False, tsa_roots=roots)
+        assert report.ok and "E314" not in codes(report), report.findings
+        other = running_tsa(tmp_path / "other")
+        with other as (_url, other_dir):  # a token from a TSA that is not trusted
+            assert "E314" in codes(stamped.verify(record=False,
+                                                  tsa_roots=other_dir / "ca.pem"))

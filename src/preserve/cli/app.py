@@ -46,7 +46,8 @@ EXIT_STATUSES = {
     EXIT_OK: "success (verify: intact; warnings may be printed)",
     EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved); "
                    "a capture kept an HTTP 4xx/5xx answer or a redirect it did not follow",
-    EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme",
+    EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme, a "
+                "command not supported on an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
                      "unreadable or unwritable, key missing",
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
@@ -396,6 +397,11 @@ def main(ctx: click.Context, root: Path, key: Path | None, tsa: str | None) -> N
     ctx.obj.update(root=root, key=key, tsa=tsa)
 
 
+#: The commands that work on an ``s3://`` root; the others exit 2 (docs/scaling.md).
+REMOTE_COMMANDS = ("init", "capture", "verify", "repair", "checkpoint", "list", "show",
+                   "history", "diff", "log")
+
+
 def remote_root(ctx: click.Context) -> str | None:
     """The ``s3://bucket/prefix`` given as ``--root`` (or $PRESERVE_ROOT), else None. (A path
     option collapses ``//``; a local directory named ``s3:`` is reached as ``./s3:/…``.)"""
@@ -427,9 +433,9 @@ def open_archive(ctx: click.Context, *, must_exist: bool = True) -> Archive:
 
     obj = ctx.find_root().obj
     if remote_root(ctx) is not None:
-        fail(f"'{current().command}' does not work on an s3:// root yet", EXIT_USAGE,
-             kind="UsageError", hint="on an object store: init, capture, verify, repair, "
-             "checkpoint, list, show, log (docs/scaling.md)")
+        fail(f"'{current().command}' is not supported on an object-store root yet; on s3:// "
+             f"roots use {', '.join(REMOTE_COMMANDS)} (docs/scaling.md)", EXIT_USAGE,
+             kind="UsageError")
     where = Path(obj["root"])
     if where.exists() and not where.is_dir():
         fail(f"{where} is not a directory, so not an archive root", EXIT_CANNOT_RUN,

@@ -13,7 +13,6 @@ from preserve.cli.app import (
     finish,
     json_option,
     open_any,
-    open_archive,
     say,
 )
 
@@ -167,7 +166,7 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
       preserve history https://example.org/article
     """
     with errors_to_exit():
-        entries = open_archive(ctx).history(url)
+        entries = open_any(ctx).history(url)
     if not as_json:
         for entry in entries:
             text = (entry.text_blake3 or "-")[:12]
@@ -191,7 +190,7 @@ def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
     from preserve import compare
 
     with errors_to_exit():
-        result = compare.diff(open_archive(ctx), old_id, new_id)
+        result = compare.diff(open_any(ctx), old_id, new_id)
     if not as_json:
         click.echo(result.unified_diff, nl=False)
         say(result.summary)

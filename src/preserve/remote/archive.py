@@ -471,6 +471,23 @@ class RemoteArchive:
         found.sort(key=lambda c: (c.started, c.capture_id))
         return found
 
+    def history(self, url: str) -> list[RemoteCapture]:
+        """Every capture whose requested or final URL is ``url``, oldest first (reads every
+        logged manifest: no catalog on an object store yet)."""
+        return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
+
+    def text(self, capture_id: str) -> str:
+        """The clean text of one capture ('' when it has none), checked against its
+        manifest's BLAKE3 digest (StorageError when it does not match)."""
+        m = self.manifest(capture_id)
+        if m.text is None:
+            return ""
+        data = self.store.get(m.text.path, m.text.size + 1)
+        if len(data) != m.text.size or hash_bytes(data).blake3 != m.text.blake3:
+            raise errors.StorageError(f"{m.text.path} does not match the manifest of "
+                                      f"{m.capture_id}; run 'preserve verify'")
+        return data.decode("utf-8")
+
     def history_rows(self) -> Iterator[dict[str, Any]]:
         """The log's entries in commit order (as :func:`preserve.integrity.history`)."""
         from preserve.integrity import history_rows
