@@ -528,6 +528,7 @@ class Archive:
         tsa_roots: Path | None = None,
         record: bool = True,
         anchor_max_age: timedelta | None = None,
+        runner: Callable[[Path, bool, Callable[[int, int], None] | None], Report] | None = None,
     ) -> Report:
         """Audit the archive: files and hashes (:func:`preserve.audit.verify.verify`), then
         the integrity log against its own checkpoints, the given ``checkpoints`` (anchors
@@ -537,8 +538,13 @@ class Archive:
         Only an audit without errors is followed by a signed checkpoint (and moves the
         operator's known head on); a failed one signs nothing. :attr:`last_audit` says what
         happened (nothing is recorded on read-only media, where the audit still runs).
+        ``runner(root, deep, progress)`` checks the files instead of a local pass (the Dask
+        verify of :mod:`preserve.distributed`); the log audit and its recording stay here.
         """
-        report = verify_archive(self.root, deep=deep, progress=progress)
+        if runner is not None:
+            report = runner(self.root, deep, progress)
+        else:
+            report = verify_archive(self.root, deep=deep, progress=progress)
         # Under the archive lock no commit sits between linking its manifest and logging it,
         # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
         with self._lock_if_writable(create=record) as locked:

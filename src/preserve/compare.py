@@ -13,6 +13,7 @@ from preserve.storage.manifest import Manifest
 
 if TYPE_CHECKING:
     from preserve.archive import Archive, CaptureSummary
+    from preserve.remote.archive import RemoteArchive
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def final_payload_digest(manifest: Manifest) -> str | None:
     return responses[-1].payload_digest if responses else None
 
 
-def diff(archive: Archive, old_id: str, new_id: str) -> CaptureDiff:
+def diff(archive: Archive | RemoteArchive, old_id: str, new_id: str) -> CaptureDiff:
     """Compare two captures' clean text and raw payload."""
     old, new = archive.manifest(old_id), archive.manifest(new_id)
     old_text, new_text = archive.text(old.capture_id), archive.text(new.capture_id)

@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -169,22 +169,8 @@ def record_audit(
     if not has_log(root):
         return AuditRecord()
     outcome = "pass" if report.ok else "fail"
-    counts = {
-        "manifests": report.stats.manifests_checked,
-        "warc_files": report.stats.warc_files_checked,
-        "records": report.stats.records_checked,
-        "text_objects": report.stats.text_objects_checked,
-        "errors": len(report.errors),
-        "warnings": len(report.warnings),
-    }
-    event = log.fixity_event(
-        outcome=outcome,
-        counts=counts,
-        finding_codes=sorted(report.counts()),
-        detail="deep" if report.deep else "default",
-    )
     try:
-        log.record_event(root, event)
+        log.record_event(root, fixity_event_for(report))
     except (PreserveError, OSError):
         return AuditRecord()
     if not report.ok:
@@ -201,6 +187,24 @@ def record_audit(
     except PreserveError as exc:
         return AuditRecord(True, outcome, None, f"checkpoint not signed: {exc}")
     return AuditRecord(True, outcome, signed, None)
+
+
+def fixity_event_for(report: Report) -> dict[str, Any]:
+    """The PREMIS-style fixity event that records ``report`` in the log."""
+    counts = {
+        "manifests": report.stats.manifests_checked,
+        "warc_files": report.stats.warc_files_checked,
+        "records": report.stats.records_checked,
+        "text_objects": report.stats.text_objects_checked,
+        "errors": len(report.errors),
+        "warnings": len(report.warnings),
+    }
+    return dict(log.fixity_event(
+        outcome="pass" if report.ok else "fail",
+        counts=counts,
+        finding_codes=sorted(report.counts()),
+        detail="deep" if report.deep else "default",
+    ))
 
 
 def remember_head(root: Path, heads: KnownHeads, trusted_key: str | None = None) -> None:
@@ -275,25 +279,30 @@ def anchor_summary(path: Path) -> str:
 def history(root: Path) -> Iterator[dict[str, Any]]:
     """The log's entries in commit order, as JSON-ready rows with a one-line summary."""
     with log.open_log(root, readonly=True) as opened:
-        for index, data in opened.iter_entries():
-            try:
-                entry = log.parse_entry(data)
-            except ValueError as exc:
-                yield {"index": index, "committed": "?", "type": "invalid",
-                       "summary": f"unreadable entry: {exc}"}
-                continue
-            if isinstance(entry, ManifestLeaf):
-                yield {"index": index, "committed": entry.committed, "type": "capture",
-                       "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
-                       "summary": f"capture {entry.capture_id}  manifest blake3:{entry.blake3}"}
-            elif isinstance(entry, AdoptionLeaf):
-                yield {"index": index, "committed": entry.committed, "type": "adoption",
-                       "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
-                       "operator": entry.operator, "reason": entry.reason,
-                       "summary": f"ADOPTED {entry.capture_id} by {entry.operator}: "
-                                  f"{entry.reason}"}
-            else:
-                yield _audit_row(index, entry)
+        yield from history_rows(opened.iter_entries())
+
+
+def history_rows(entries: Iterable[tuple[int, bytes]]) -> Iterator[dict[str, Any]]:
+    """JSON-ready rows of ``(index, entry bytes)`` (any log: a directory or tiles)."""
+    for index, data in entries:
+        try:
+            entry = log.parse_entry(data)
+        except ValueError as exc:
+            yield {"index": index, "committed": "?", "type": "invalid",
+                   "summary": f"unreadable entry: {exc}"}
+            continue
+        if isinstance(entry, ManifestLeaf):
+            yield {"index": index, "committed": entry.committed, "type": "capture",
+                   "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
+                   "summary": f"capture {entry.capture_id}  manifest blake3:{entry.blake3}"}
+        elif isinstance(entry, AdoptionLeaf):
+            yield {"index": index, "committed": entry.committed, "type": "adoption",
+                   "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
+                   "operator": entry.operator, "reason": entry.reason,
+                   "summary": f"ADOPTED {entry.capture_id} by {entry.operator}: "
+                              f"{entry.reason}"}
+        else:
+            yield _audit_row(index, entry)
 
 
 def _audit_row(index: int, entry: AuditLeaf) -> dict[str, Any]:

@@ -198,6 +198,10 @@ class _Audit:
             self.check_manifest(path)
             if progress is not None:
                 progress(done, total)
+        self.finish()
+
+    def finish(self) -> None:
+        """After every manifest: ``previous`` links, the sweep, the catalog."""
         for capture_id, previous_id, rel in self.previous:
             if previous_id not in self.capture_ids:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
@@ -620,6 +624,84 @@ def _charset(content_type: str | None) -> str | None:
     return charset if isinstance(charset, str) else None
 
 
+@dataclass(slots=True)
+class ManifestChecks:
+    """What checking some manifests found (picklable: a Dask worker returns it): the findings
+    in manifest order, counters, and what the sweep and cross-checks need."""
+
+    findings: list[Finding]
+    stats: dict[str, int]
+    warcs: set[str]  # relative paths of WARC files the manifests name
+    texts: set[str]  # BLAKE3 names of text objects they name
+    capture_ids: dict[str, str]  # capture id -> manifest path
+    catalog_rows: dict[str, bytes]
+    previous: list[tuple[str, str, str]]
+
+
+_COUNTERS = ("manifests_checked", "warc_files_checked", "records_checked",
+             "text_objects_checked", "texts_reextracted", "bytes_hashed")
+
+
+def check_manifests(root: Path, manifest_rels: list[str], *, deep: bool = False) -> ManifestChecks:
+    """Check the manifests ``manifest_rels`` (paths relative to ``root``) and every file they
+    name, exactly as :func:`verify` does, without the sweep: one part of a split audit (see
+    :func:`finish_audit`; :mod:`preserve.distributed` runs parts on Dask workers)."""
+    real_root = Path(root).resolve()
+    audit = _Audit(real_root, deep, Report(root=str(root), deep=deep))
+    for rel in manifest_rels:
+        audit.check_manifest(real_root / rel)
+    return ManifestChecks(audit.report.findings,
+                          {name: getattr(audit.report.stats, name) for name in _COUNTERS},
+                          {audit.rel(p) for p in audit.referenced_warcs},
+                          set(audit.referenced_texts), audit.capture_ids, audit.catalog_rows,
+                          audit.previous)
+
+
+def manifest_rels(root: Path, report: Report) -> list[str]:
+    """The manifests :func:`verify` checks, in its order (relative paths); what listing them
+    finds (temp files, unexpected entries) goes into ``report``, first, as in verify."""
+    real_root = Path(root).resolve()
+    audit = _Audit(real_root, report.deep, report)
+    return [audit.rel(p) for p in audit.list_manifests()]
+
+
+def merge_checks(report: Report, parts: list[ManifestChecks]) -> ManifestChecks:
+    """Add the parts' findings and counters to ``report`` in the order given; a capture id
+    claimed in two parts is E106, as within one."""
+    merged = ManifestChecks([], {}, set(), set(), {}, {}, [])
+    for part in parts:
+        for finding in part.findings:
+            report.add(finding)
+        for name, value in part.stats.items():
+            setattr(report.stats, name, getattr(report.stats, name) + value)
+        for cid, rel in part.capture_ids.items():
+            if cid in merged.capture_ids:
+                report.add(Finding(Code.E106, rel, f"capture id {cid} is also claimed by "
+                                   f"{merged.capture_ids[cid]}", cid))
+            else:
+                merged.capture_ids[cid] = rel
+        merged.warcs |= part.warcs
+        merged.texts |= part.texts
+        merged.catalog_rows.update(part.catalog_rows)
+        merged.previous += part.previous
+    return merged
+
+
+def finish_audit(root: Path, report: Report, parts: list[ManifestChecks]) -> Report:
+    """The rest of :func:`verify` after the manifests were checked in ``parts`` (in manifest
+    order): merged findings, ``previous`` links, the sweep of the tree, the catalog."""
+    real_root = Path(root).resolve()
+    merged = merge_checks(report, parts)
+    audit = _Audit(real_root, report.deep, report)
+    audit.capture_ids = merged.capture_ids
+    audit.referenced_warcs = {real_root / rel for rel in merged.warcs}
+    audit.referenced_texts = merged.texts
+    audit.catalog_rows = merged.catalog_rows
+    audit.previous = merged.previous
+    audit.finish()
+    return report
+
+
 def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
            only: AbstractSet[str] | None = None) -> Report:
     """Audit the archive at ``root``; see the module docstring. ``progress(done, total)`` is
@@ -641,4 +723,5 @@ def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
     return report
 
 
-__all__ = ["REEXTRACT_LIMIT", "verify"]
+__all__ = ["REEXTRACT_LIMIT", "ManifestChecks", "check_manifests", "finish_audit",
+           "manifest_rels", "merge_checks", "verify"]

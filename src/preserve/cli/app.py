@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from preserve.archive import Archive
     from preserve.errors import PreserveError
+    from preserve.remote.archive import RemoteArchive
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # integrity findings; a capture kept an HTTP error / unfollowed redirect
@@ -45,7 +46,8 @@ EXIT_STATUSES = {
     EXIT_OK: "success (verify: intact; warnings may be printed)",
     EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved); "
                    "a capture kept an HTTP 4xx/5xx answer or a redirect it did not follow",
-    EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme",
+    EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme, a "
+                "command not supported on an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
                      "unreadable or unwritable, key missing",
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
@@ -395,11 +397,45 @@ def main(ctx: click.Context, root: Path, key: Path | None, tsa: str | None) -> N
     ctx.obj.update(root=root, key=key, tsa=tsa)
 
 
+#: The commands that work on an ``s3://`` root; the others exit 2 (docs/scaling.md).
+REMOTE_COMMANDS = ("init", "capture", "verify", "repair", "checkpoint", "list", "show",
+                   "history", "diff", "log")
+
+
+def remote_root(ctx: click.Context) -> str | None:
+    """The ``s3://bucket/prefix`` given as ``--root`` (or $PRESERVE_ROOT), else None. (A path
+    option collapses ``//``; a local directory named ``s3:`` is reached as ``./s3:/…``.)"""
+    text = str(ctx.find_root().obj["root"])
+    if text.startswith("s3:/") and not text.startswith("s3://"):
+        return "s3://" + text[len("s3:/"):]
+    return text if text.startswith("s3://") else None
+
+
+def open_any(ctx: click.Context, *, must_exist: bool = True) -> Archive | RemoteArchive:
+    """The archive at the root: a directory, or an object store (``s3://``, see
+    docs/scaling.md); exit 3 when there is none and ``must_exist``."""
+    url = remote_root(ctx)
+    if url is None:
+        return open_archive(ctx, must_exist=must_exist)
+    from preserve.remote.archive import RemoteArchive
+
+    obj = ctx.find_root().obj
+    archive = RemoteArchive(url, key=obj.get("key"), tsa_url=obj.get("tsa"))
+    if must_exist and not archive.is_archive():
+        fail(f"{url} holds no preserve archive (no manifests/log/head.json)", EXIT_CANNOT_RUN,
+             kind="ArchiveError", hint="create one with 'preserve --root URL init'")
+    return archive
+
+
 def open_archive(ctx: click.Context, *, must_exist: bool = True) -> Archive:
     """The archive at the root (exit 3 with a hint when there is none and ``must_exist``)."""
     from preserve.archive import Archive
 
     obj = ctx.find_root().obj
+    if remote_root(ctx) is not None:
+        fail(f"'{current().command}' is not supported on an object-store root yet; on s3:// "
+             f"roots use {', '.join(REMOTE_COMMANDS)} (docs/scaling.md)", EXIT_USAGE,
+             kind="UsageError")
     where = Path(obj["root"])
     if where.exists() and not where.is_dir():
         fail(f"{where} is not a directory, so not an archive root", EXIT_CANNOT_RUN,

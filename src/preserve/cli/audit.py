@@ -19,13 +19,16 @@ from preserve.cli.app import (
     fail,
     finish,
     json_option,
+    open_any,
     open_archive,
     progress_bar,
     read_key_option,
+    remote_root,
     say,
     warn,
     with_progress,
 )
+from preserve.cli.scale import dask_option
 
 if TYPE_CHECKING:
     from preserve.audit.findings import Report
@@ -51,11 +54,12 @@ DEFAULT_ANCHOR_DAYS = 30.0
               help="Warn (W307) unless an off-site checkpoint at most this many days old was "
                    "given; 0 turns the warning off.")
 @click.option("--no-record", is_flag=True, help="Do not append this audit to the log.")
+@dask_option
 @json_option
 @click.pass_context
 def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
            trusted_key: str | None, tsa_roots: Path | None, anchor_max_age: float,
-           no_record: bool, as_json: bool) -> None:
+           no_record: bool, dask_address: str | None, as_json: bool) -> None:
     """Audit the whole archive; exit 0 when intact, 1 on integrity findings.
 
     Every file is re-hashed and compared with its manifest, every manifest with its log
@@ -70,13 +74,24 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
     """
     key_text = read_key_option(trusted_key)
     max_age = timedelta(days=anchor_max_age) if anchor_max_age > 0 else None
+    from preserve.integrity import AuditRecord
+
     with errors_to_exit():
-        archive = open_archive(ctx)
-        progress = progress_bar(not as_json)
-        report = with_progress(progress, "verifying", lambda cb: archive.verify(
-            deep=deep, progress=cb, checkpoints=checkpoints, trusted_key=key_text,
-            tsa_roots=tsa_roots, record=not no_record, anchor_max_age=max_age))
-    audit = archive.last_audit
+        archive = open_any(ctx)
+        options: dict[str, Any] = {"checkpoints": checkpoints, "trusted_key": key_text,
+                                   "tsa_roots": tsa_roots,
+                   "record": not no_record, "anchor_max_age": max_age}
+        if dask_address is not None:
+            from preserve.cli.scale import dask_client
+            from preserve.distributed import verify_dask
+
+            with dask_client(dask_address) as client:
+                report = verify_dask(archive, client, deep=deep, **options)
+        else:
+            progress = progress_bar(not as_json)
+            report = with_progress(progress, "verifying", lambda cb: archive.verify(
+                deep=deep, progress=cb, **options))
+    audit = archive.last_audit or AuditRecord()
     if not as_json:
         for finding in report.findings:
             where = f"  {finding.path}" if finding.path else ""
@@ -119,6 +134,13 @@ def repair(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     from preserve.audit import repair as repair_mod
 
     with errors_to_exit():
+        if remote_root(ctx) is not None:
+            from preserve.cli.scale import remote_repair
+            from preserve.remote.archive import RemoteArchive
+
+            remote = open_any(ctx)
+            assert isinstance(remote, RemoteArchive)
+            remote_repair(remote, dry_run)
         archive = open_archive(ctx)
         report = repair_mod.repair(archive.root, dry_run=dry_run, key=archive.key_path,
                                    heads=archive.heads)

@@ -12,7 +12,7 @@ from preserve.cli.app import (
     errors_to_exit,
     finish,
     json_option,
-    open_archive,
+    open_any,
     say,
 )
 
@@ -33,7 +33,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
       preserve --root /data/evidence list --json
     """
     with errors_to_exit():
-        entries = open_archive(ctx).captures()
+        entries = open_any(ctx).captures()
     if not as_json:
         for entry in entries:
             text = (entry.text_blake3 or "-")[:12]
@@ -55,7 +55,7 @@ def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
       preserve show abcdefghij
     """
     with errors_to_exit():
-        manifest = open_archive(ctx).manifest(capture_id)
+        manifest = open_any(ctx).manifest(capture_id)
     document = manifest.to_dict()
     if not as_json:
         for line in _describe(document):
@@ -166,7 +166,7 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
       preserve history https://example.org/article
     """
     with errors_to_exit():
-        entries = open_archive(ctx).history(url)
+        entries = open_any(ctx).history(url)
     if not as_json:
         for entry in entries:
             text = (entry.text_blake3 or "-")[:12]
@@ -190,7 +190,7 @@ def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
     from preserve import compare
 
     with errors_to_exit():
-        result = compare.diff(open_archive(ctx), old_id, new_id)
+        result = compare.diff(open_any(ctx), old_id, new_id)
     if not as_json:
         click.echo(result.unified_diff, nl=False)
         say(result.summary)

@@ -37,11 +37,13 @@ from preserve.cli.app import (
     finish,
     json_option,
     null_context,
-    open_archive,
+    open_any,
     progress_bar,
+    remote_root,
     say,
     warn,
 )
+from preserve.cli.scale import dask_option
 
 if TYPE_CHECKING:
     from preserve.archive import CaptureResult
@@ -157,6 +159,7 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
 @click.option("--settle", type=SecondsType(allow_zero=True), default=10.0, show_default=True,
               help="Browser: most seconds to wait for the network to go quiet, after loading "
                    "and after scrolling (all within --timeout).")
+@dask_option
 @json_option
 @click.pass_context
 def capture(
@@ -179,6 +182,7 @@ def capture(
     browser_path: Path | None,
     max_resources: int,
     settle: float,
+    dask_address: str | None,
     as_json: bool,
 ) -> None:
     """Capture URLS into the archive: WARC + clean text + manifest for each.
@@ -189,11 +193,13 @@ def capture(
       preserve capture --from urls.txt --concurrency 4 --per-host-delay 1
       some-command | preserve capture --from - --json
       preserve capture --browser https://example.org/live-story
+      preserve --root s3://bucket/evidence capture --from urls.txt --dask tcp://sched:8786
     """
     from preserve import errors
-    from preserve.archive import CaptureOptions
+    from preserve.archive import Archive, CaptureOptions
     from preserve.batch import archive_failure, capture_many
     from preserve.capture.fetch import FetchOptions
+    from preserve.cli import scale
 
     targets = list(urls) + (read_url_list(url_file) if url_file else [])
     if not targets:
@@ -221,13 +227,18 @@ def capture(
         positions.setdefault(url, []).append(index)
     stopped: errors.PreserveError | None = None
     with errors_to_exit():
-        archive = open_archive(ctx, must_exist=False)
+        archive = open_any(ctx, must_exist=False)
         new_archive = not archive.is_archive()
+        if new_archive and remote_root(ctx) is not None:
+            archive.init()
         progress = progress_bar(len(targets) > 1 and not as_json)
         task = progress.add_task("capturing", total=len(targets)) if progress else None
         with progress if progress else null_context():
-            for url, outcome in capture_many(archive, targets, options, concurrency=concurrency,
-                                             per_host_delay=per_host_delay, note=warn):
+            runs = capture_many(archive, targets, options, concurrency=concurrency,
+                                per_host_delay=per_host_delay, note=warn) \
+                if isinstance(archive, Archive) and dask_address is None \
+                else scale.captures(archive, targets, options, dask_address)
+            for url, outcome in runs:
                 index = positions[url].pop(0)
                 if isinstance(outcome, errors.PreserveError):
                     results[index] = {"url": url, "error": type(outcome).__name__,

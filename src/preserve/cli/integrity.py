@@ -17,8 +17,10 @@ from preserve.cli.app import (
     fail,
     finish,
     json_option,
+    open_any,
     open_archive,
     read_key_option,
+    remote_root,
     say,
 )
 
@@ -43,6 +45,13 @@ def init(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
       preserve --root /data/evidence init
     """
     with errors_to_exit():
+        if remote_root(ctx) is not None:
+            from preserve.cli.scale import remote_init
+            from preserve.remote.archive import RemoteArchive
+
+            remote = open_any(ctx, must_exist=False)
+            assert isinstance(remote, RemoteArchive)
+            remote_init(remote, key_name)
         info = open_archive(ctx, must_exist=False).init(key_name=key_name)
     if not as_json:
         say(f"{'created' if info.created else 'kept'} signing key {info.private_path}")
@@ -89,7 +98,7 @@ def checkpoint(ctx: click.Context, as_json: bool) -> None:
       preserve checkpoint && cp manifests/log/checkpoint /media/usb/checkpoint.txt
     """
     with errors_to_exit():
-        signed = open_archive(ctx).checkpoint()
+        signed = open_any(ctx).checkpoint()
     if signed is None:
         fail("the archive's signing key is not available (see --key, 'preserve init')",
              EXIT_CANNOT_RUN, kind="SigningKeyError")
@@ -110,10 +119,12 @@ def log_(ctx: click.Context, as_json: bool) -> None:
       preserve log --json
     """
     from preserve import integrity
+    from preserve.archive import Archive
 
     with errors_to_exit():
-        archive = open_archive(ctx)
-        rows = list(integrity.history(archive.root))
+        archive = open_any(ctx)
+        rows = list(integrity.history(archive.root) if isinstance(archive, Archive)
+                    else archive.history_rows())
     if not as_json:
         for row in rows:
             say(f"{row['index']:>6}  {row['committed']}  {row['summary']}")

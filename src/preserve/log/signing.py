@@ -21,13 +21,18 @@ head advanced, and the commit records it now covers removed. Anything unproved r
 is O(log n) plus the leaves appended since the base, so it stays flat as the archive grows.
 
 The caller holds the archive lock. This module never prints and decides no exit status.
+Where the log, checkpoints, commit records and manifests are kept is a :class:`LogPlace`:
+:class:`LocalPlace` (a directory, the default) or an object store (:mod:`preserve.remote`);
+the proof is the same code for both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import LogError, ManifestError, NotProvedError, PreserveError, SigningKeyError
 from ..hashing import hash_bytes
@@ -42,7 +47,7 @@ from .archive_log import (
     write_checkpoint,
 )
 from .entries import MAX_MANIFEST_BYTES, AdoptionLeaf, ManifestLeaf, parse_entry
-from .journal import CommitRecord, read_journal, remove_records
+from .journal import BadRecord, CommitRecord, read_journal, remove_records
 from .keys import Signer, Verifier
 from .known_heads import KnownHeads, identity_for
 from .merkle import EMPTY_ROOT, verify_consistency
@@ -66,6 +71,66 @@ class Signed:
     base: int
     proved_leaves: int
     records_removed: list[Path] = field(default_factory=list)
+
+
+class LogReader(Protocol):
+    """What proving needs of an opened log (:class:`~.storage.TransparencyLog` has it)."""
+
+    @property
+    def size(self) -> int: ...
+    def root_hash(self, size: int | None = None) -> bytes: ...
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]: ...
+    def verify_extension(self, base_size: int, base_root: bytes,
+                         on_entry: Callable[[int, bytes], None] | None = None) -> list[str]: ...
+
+
+class LogPlace(Protocol):
+    """Where an archive keeps its log, checkpoints, commit records and manifests."""
+
+    @property
+    def root(self) -> Path:
+        """The archive's place for the operator's known heads (a root, or a remote name)."""
+
+    def read_verifier(self) -> Verifier: ...
+    def newest_signed_checkpoint(self, verifier: Verifier) -> Checkpoint | None: ...
+    def read_journal(self, verifier: Verifier | None) -> tuple[list[CommitRecord],
+                                                               list[BadRecord]]: ...
+    def open_log(self) -> AbstractContextManager[LogReader]: ...
+    def read_manifest(self, rel: str) -> bytes: ...
+    def write_checkpoint(self, signer: Signer, *, timestamper: Timestamper | None,
+                         size: int) -> Path: ...
+    def remove_records(self, paths: Sequence[Path]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPlace:
+    """An archive directory (the default :class:`LogPlace`)."""
+
+    root: Path
+
+    def read_verifier(self) -> Verifier:
+        return read_verifier(self.root)
+
+    def newest_signed_checkpoint(self, verifier: Verifier) -> Checkpoint | None:
+        return newest_signed_checkpoint(self.root, verifier)
+
+    def read_journal(self, verifier: Verifier | None) -> tuple[list[CommitRecord],
+                                                               list[BadRecord]]:
+        return read_journal(self.root, verifier)
+
+    def open_log(self) -> AbstractContextManager[LogReader]:
+        return open_log(self.root, readonly=True)
+
+    def read_manifest(self, rel: str) -> bytes:
+        return read_regular(self.root / rel, MAX_MANIFEST_BYTES, what="manifest",
+                            error=ManifestError)
+
+    def write_checkpoint(self, signer: Signer, *, timestamper: Timestamper | None,
+                         size: int) -> Path:
+        return write_checkpoint(self.root, signer, timestamper=timestamper, size=size)
+
+    def remove_records(self, paths: Sequence[Path]) -> None:
+        remove_records(paths)
 
 
 def newest_signed_checkpoint(root: Path, verifier: Verifier) -> Checkpoint | None:
@@ -124,22 +189,25 @@ def prove_and_sign(
     heads: KnownHeads | None,
     timestamper: Timestamper | None = None,
     adopt_history: bool = False,
+    place: LogPlace | None = None,
 ) -> Signed:
     """Prove the log (see the module docstring) and sign a checkpoint of it.
 
     ``adopt_history`` (``preserve init`` giving a key to an archive whose log was never
     signed) accepts manifest leaves without commit records, after checking each manifest
-    against its leaf. Raises NotProvedError when anything is not proved.
+    against its leaf. ``place``: where the archive is kept (default: the directory
+    ``root``). Raises NotProvedError when anything is not proved.
     """
     root = Path(root)
-    verifier = read_verifier(root)
+    where: LogPlace = place if place is not None else LocalPlace(root)
+    verifier = where.read_verifier()
     if signer.verifier != verifier:
         raise SigningKeyError(f"the signing key is not the archive's key ({verifier.to_text()})")
     identity = identity_for(verifier, root)
     known = known_head(heads, identity, root)
-    stored = newest_signed_checkpoint(root, verifier)
-    records, _bad = read_journal(root, verifier)
-    with open_log(root, readonly=True) as log:
+    stored = where.newest_signed_checkpoint(verifier)
+    records, _bad = where.read_journal(verifier)
+    with where.open_log() as log:
         size = log.size
         if known is not None and known.size > size:
             raise NotProvedError(_rollback(size, known))
@@ -172,18 +240,18 @@ def prove_and_sign(
         head_root = log.root_hash()
     if problems:
         raise NotProvedError("; ".join(problems[:5]))
-    covered = _prove_leaves(root, leaves, records, adopt_history)
-    path = write_checkpoint(root, signer, timestamper=timestamper, size=size)
+    covered = _prove_leaves(where, leaves, records, adopt_history)
+    path = where.write_checkpoint(signer, timestamper=timestamper, size=size)
     if heads is not None:
         heads.advance(identity, size, head_root, root)
     removable = [r.path for r in records if r.signed and all(
         (e.capture_id, e.kind) in covered for e in r.entries)]
-    remove_records(removable)
+    where.remove_records(removable)
     return Signed(path, size, base.size, len(leaves), removable)
 
 
 def _prove_leaves(
-    root: Path,
+    place: LogPlace,
     leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]],
     records: list[CommitRecord],
     adopt_history: bool,
@@ -199,8 +267,7 @@ def _prove_leaves(
     covered: set[tuple[str, str]] = set()
     for index, leaf in leaves:
         try:
-            data = read_regular(root / leaf.path, MAX_MANIFEST_BYTES, what="manifest",
-                                error=ManifestError)
+            data = place.read_manifest(leaf.path)
         except PreserveError as exc:
             raise NotProvedError(f"leaf {index} (capture {leaf.capture_id}): {exc}") from exc
         digests = hash_bytes(data)
@@ -235,6 +302,9 @@ def sign_quietly(
 
 
 __all__ = [
+    "LocalPlace",
+    "LogPlace",
+    "LogReader",
     "Signed",
     "TreeHead",
     "check_extends",

@@ -1,0 +1,289 @@
+"""The Dask jobs: bulk capture with one committer, bulk verify, bulk re-extraction.
+
+Task functions are module-level (workers import preserve and unpickle their arguments: a
+directory root as a string, an :class:`~preserve.remote.store.ObjectStore` as its URL and
+settings). Results come back in input order; the client commits and merges. Nothing here
+prints or decides exit statuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from preserve import errors
+from preserve.archive import Archive, CaptureOptions, CaptureResult
+from preserve.audit.findings import Report
+from preserve.audit.verify import (
+    ManifestChecks,
+    check_manifests,
+    finish_audit,
+    manifest_rels,
+)
+from preserve.commit import GroupOutcome, PreparedCapture, commit_group
+from preserve.remote.archive import RemoteArchive
+from preserve.remote.store import ObjectStore
+from preserve.storage.layout import makedirs_durable, new_capture_id
+
+Target = Archive | RemoteArchive
+Outcome = CaptureResult | errors.PreserveError
+
+#: How many prepared captures the committer commits as one group (one record, one append).
+GROUP_SIZE = 32
+#: Retries of a task whose worker died (a capture failure is a result, never retried).
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class DaskCaptureResult:
+    url: str
+    outcome: Outcome
+
+
+def connect(address: str | None = None, **local: Any) -> Any:
+    """A Dask client: of the scheduler at ``address`` (``tcp://host:8786``), or of a new
+    ``LocalCluster(**local)`` when ``address`` is None."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise errors.ArchiveError("--dask needs the 'scale' extra: "
+                                  "pip install 'preserve[scale]'") from exc
+    if address is None:
+        return Client(LocalCluster(**local))  # type: ignore[no-untyped-call]
+    try:
+        return Client(address, timeout=30)  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise errors.ArchiveError(f"cannot reach the Dask scheduler {address}: {exc}") from exc
+
+
+# --- tasks (run on workers) ------------------------------------------------------------------
+
+
+def prepare_local(root: str, url: str, options: CaptureOptions) -> PreparedCapture | \
+        errors.PreserveError:
+    """Fetch, extract and seal a WARC in ``<root>/archive/tmp/<id>/`` (a shared file system)."""
+    archive = Archive(root, heads=None)
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    spool = archive.layout.tmp_dir / capture_id
+    try:
+        makedirs_durable(spool)
+        return archive.prepare(url, options, capture_id=capture_id, now=now, spool=spool)
+    except errors.PreserveError as exc:
+        shutil.rmtree(spool, ignore_errors=True)
+        return exc
+    except OSError as exc:
+        shutil.rmtree(spool, ignore_errors=True)
+        return errors.StorageError(f"worker cannot write its spool {spool}: {exc}")
+
+
+def prepare_remote(store: ObjectStore, url: str, options: CaptureOptions) -> \
+        PreparedCapture | errors.PreserveError:
+    """Fetch, extract and seal a WARC in a worker-local temp dir, upload it to ``staging/``."""
+    archive = RemoteArchive(store.url, store=store, heads=None)
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    try:
+        with tempfile.TemporaryDirectory(prefix="preserve-spool-") as spool_dir:
+            prepared = Archive(spool_dir, heads=None).prepare(
+                url, options, capture_id=capture_id, now=now, spool=Path(spool_dir))
+            return archive.stage(prepared)
+    except errors.PreserveError as exc:
+        return exc
+
+
+def check_local_chunk(root: str, rels: list[str], deep: bool) -> ManifestChecks:
+    return check_manifests(Path(root), rels, deep=deep)
+
+
+def check_remote_chunk(store: ObjectStore, rels: list[str], deep: bool) -> ManifestChecks:
+    from preserve.remote.verify import check_remote_manifests
+
+    return check_remote_manifests(store, rels, deep=deep)
+
+
+# --- capture ---------------------------------------------------------------------------------
+
+
+def capture_many_dask(target: Target, urls: Iterable[str], options: CaptureOptions | None,
+                      client: Any, *, group_size: int = GROUP_SIZE) -> Iterator[
+                          tuple[str, Outcome]]:
+    """Capture ``urls`` on the cluster of ``client``; yield ``(url, result or error)`` in
+    input order as each is committed. One checkpoint is signed at the end (key at hand)."""
+    from preserve.capture import fetch
+
+    options = options or CaptureOptions()
+    targets = list(urls)
+    remote = isinstance(target, RemoteArchive)
+    if isinstance(target, Archive):
+        target._ensure_layout()
+        target.check_known_head()
+    jobs: list[tuple[str, Any]] = []
+    for url in targets:
+        try:
+            fetch.parse_url(url)
+        except errors.PreserveError as exc:
+            jobs.append((url, exc))
+            continue
+        task = prepare_remote if remote else prepare_local
+        where = target.store if isinstance(target, RemoteArchive) else str(target.root)
+        jobs.append((url, client.submit(task, where, url, options, pure=False,
+                                        retries=RETRIES)))
+    committed = 0
+    pending: list[tuple[str, PreparedCapture]] = []
+    try:
+        for position, (url, job) in enumerate(jobs):
+            outcome = job if isinstance(job, errors.PreserveError) else _result(job)
+            if isinstance(outcome, errors.PreserveError):
+                yield from _commit(target, pending)
+                pending = []
+                yield url, outcome
+                continue
+            pending.append((url, outcome))
+            upcoming = jobs[position + 1][1] if position + 1 < len(jobs) else None
+            if len(pending) >= group_size or upcoming is None or \
+                    (not isinstance(upcoming, errors.PreserveError) and not upcoming.done()):
+                for item in _commit(target, pending):
+                    committed += not isinstance(item[1], errors.PreserveError)
+                    yield item
+                pending = []
+    finally:
+        for _url, job in jobs:
+            if not isinstance(job, errors.PreserveError):
+                job.cancel()
+        if committed:
+            with contextlib.suppress(errors.PreserveError):
+                target.checkpoint()
+
+
+def _result(future: Any) -> PreparedCapture | errors.PreserveError:
+    try:
+        result: PreparedCapture | errors.PreserveError = future.result()
+    except errors.PreserveError as exc:
+        return exc
+    except Exception as exc:  # KilledWorker after the retries, a cancelled task
+        return errors.StorageError(f"the capture task failed on the cluster: "
+                                   f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def _commit(target: Target, group: Sequence[tuple[str, PreparedCapture]]) -> Iterator[
+        tuple[str, Outcome]]:
+    if not group:
+        return
+    prepared = [p for _u, p in group]
+    try:
+        if isinstance(target, RemoteArchive):
+            outcome: GroupOutcome = target.commit(prepared, sign=False)
+        else:
+            with target._lock():
+                outcome = commit_group(target._commit_context(), prepared, sign=False)
+    except errors.PreserveError as exc:
+        for url, _p in group:
+            yield url, exc
+        return
+    finally:
+        if isinstance(target, Archive):
+            for p in prepared:
+                shutil.rmtree(Path(p.warc_tmp).parent, ignore_errors=True)
+    for (url, _p), committed in zip(group, outcome.committed, strict=True):
+        yield url, CaptureResult.of(committed, outcome)
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def verify_dask(target: Target, client: Any, *, deep: bool = False, chunk: int = 64,
+                **verify_options: Any) -> Report:
+    """``verify`` with the manifests checked (read, hashed, re-extracted) on the workers,
+    in chunks of ``chunk``; findings merged in manifest order, then the sweep and the log
+    audit (and its recording) on the client, as :meth:`Archive.verify` does."""
+    if isinstance(target, RemoteArchive):
+        store = target.store
+
+        def map_chunks(chunks: list[list[str]]) -> list[ManifestChecks]:
+            futures = client.map(check_remote_chunk, [store] * len(chunks), chunks,
+                                 [deep] * len(chunks), pure=False, retries=RETRIES)
+            parts: list[ManifestChecks] = client.gather(futures)
+            return parts
+
+        report: Report = target.verify(deep=deep, map_chunks=map_chunks, chunk=chunk,
+                                       **verify_options)
+        return report
+    root = str(target.root)
+
+    def run(root_path: Path, run_deep: bool, _progress: Any) -> Report:
+        report = Report(root=root, deep=run_deep,
+                        started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        rels = manifest_rels(root_path, report)
+        chunks = [rels[i:i + chunk] for i in range(0, len(rels), chunk)]
+        futures = client.map(check_local_chunk, [root] * len(chunks), chunks,
+                             [run_deep] * len(chunks), pure=False, retries=RETRIES)
+        return finish_audit(root_path, report, client.gather(futures))
+
+    return target.verify(deep=deep, runner=run, **verify_options)
+
+
+# --- re-extraction ---------------------------------------------------------------------------
+
+
+def reextract_one(where: str | ObjectStore, capture_id: str) -> dict[str, Any]:
+    """Re-extract one capture's final response with this preserve's extractor; report the
+    text hash it had and the one it gets now (nothing is written)."""
+    from preserve import warc
+    from preserve.audit.verify import REEXTRACT_LIMIT
+    from preserve.extract import EXTRACTOR_VERSION, extract
+    from preserve.hashing import blake3_hex
+    from preserve.storage import manifest as manifest_mod
+
+    row: dict[str, Any] = {"capture_id": capture_id, "extractor": EXTRACTOR_VERSION}
+    with tempfile.TemporaryDirectory(prefix="preserve-reextract-") as tmp:
+        try:
+            if isinstance(where, ObjectStore):
+                m = manifest_mod.parse_manifest(where.get(f"manifests/{capture_id}.json",
+                                                          2**24))
+                path = Path(tmp) / "capture.warc.gz"
+                with where.open(m.warc.path) as src, path.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 8 * 2**20)
+            else:
+                m, _d = manifest_mod.read_manifest(Path(where) / "manifests" /
+                                                   f"{capture_id}.json")
+                path = Path(where) / m.warc.path
+            responses = [r for r in m.warc.records if r.type == "response"]
+            final = [r for r in responses if r.target_uri == m.final_url] or responses
+            row["before"] = m.text.blake3 if m.text else None
+            if not final or m.status == "not-html":
+                row["after"] = row["before"]
+                return row
+            payload, _headers = warc.read_record_payload(path, final[-1].offset,
+                                                         REEXTRACT_LIMIT)
+            text = extract(payload, m.final_url).text
+            row["after"] = blake3_hex(text.encode("utf-8")) if text else None
+        except (errors.PreserveError, OSError) as exc:
+            row["error"] = str(exc)
+    return row
+
+
+def reextract_many_dask(target: Target, client: Any) -> list[dict[str, Any]]:
+    """Re-extract every capture on the workers; rows in capture order, ``changed`` marked."""
+    if isinstance(target, RemoteArchive):
+        ids = [n[len("manifests/"):-len(".json")] for n in target.manifest_names()]
+        where: str | ObjectStore = target.store
+    else:
+        ids = sorted(p.name[:-len(".json")] for p in target.layout.manifests_dir.glob("*.json"))
+        where = str(target.root)
+    futures = client.map(reextract_one, [where] * len(ids), ids, pure=False, retries=RETRIES)
+    rows: list[dict[str, Any]] = client.gather(futures)
+    for row in rows:
+        row["changed"] = "error" not in row and row.get("before") != row.get("after")
+    return rows
+
+
+__all__ = ["DaskCaptureResult", "capture_many_dask", "connect", "reextract_many_dask",
+           "verify_dask"]

@@ -1,0 +1,334 @@
+"""An archive root on an object store, through fsspec (``s3://bucket/prefix`` via s3fs).
+
+:class:`ObjectStore` gives the archive code the few operations it needs on objects named by
+their key *relative to the archive root* (``manifests/<id>.json``, ``archive/warc/…``):
+
+- bounded reads (:meth:`~ObjectStore.get`), streamed reads (:meth:`~ObjectStore.open`),
+  listing (:meth:`~ObjectStore.list`) and metadata (:meth:`~ObjectStore.info`);
+- **create-only** writes (:meth:`~ObjectStore.put_new`, :meth:`~ObjectStore.copy_new`): a
+  conditional ``PutObject`` with ``If-None-Match: *``, so an object that exists is never
+  replaced (``FileExistsError``), and, for *sealed* objects when the archive has a retention
+  period, ``ObjectLockMode``/``ObjectLockRetainUntilDate``: S3 Object Lock then refuses to
+  delete or overwrite that version until the date, whoever asks — preserve included;
+- conditional replacement of the few mutable objects (:meth:`~ObjectStore.put_replace` with
+  ``If-Match: <etag>``: the log head, the lease) and deletes of unsealed ones (journal records,
+  staging, the lease).
+
+Credentials and the endpoint come from the usual AWS/fsspec environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles). The
+retention is ``PRESERVE_S3_RETENTION_DAYS`` (or the constructor's ``retention_days``) in mode
+``PRESERVE_S3_LOCK_MODE`` (``COMPLIANCE``, the default, or ``GOVERNANCE``).
+
+This module knows nothing of manifests, logs or leases (see :mod:`.archive`, :mod:`.tiles`,
+:mod:`.lease`); it imports s3fs when a store is opened, never at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from preserve.errors import NotFoundError, StorageError
+
+RETENTION_ENV = "PRESERVE_S3_RETENTION_DAYS"
+LOCK_MODE_ENV = "PRESERVE_S3_LOCK_MODE"
+LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
+#: Single-request upload limit of S3 (larger sealed files would need a multipart upload).
+MAX_SINGLE_PUT = 5 * 2**30
+
+
+def is_remote_root(root: object) -> bool:
+    """Whether ``root`` names an object store (``s3://…``) rather than a local directory."""
+    return isinstance(root, str) and root.startswith("s3://")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")`` (StorageError if bad)."""
+    if not is_remote_root(url):
+        raise StorageError(f"{url!r} is not an s3:// archive root")
+    rest = url[len("s3://"):].strip("/")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
+        raise StorageError(f"{url!r}: give s3://bucket or s3://bucket/prefix")
+    return bucket, prefix
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str  # relative to the archive root
+    size: int
+    etag: str | None
+
+
+class ObjectStore:
+    """The objects of one archive root ``s3://bucket/prefix`` (see the module docstring)."""
+
+    def __init__(self, url: str, *, retention_days: float | None = None,
+                 lock_mode: str | None = None, fs: Any = None) -> None:
+        self.url = url.rstrip("/")
+        self.bucket, self.prefix = split_url(url)
+        if retention_days is None and os.environ.get(RETENTION_ENV):
+            try:
+                retention_days = float(os.environ[RETENTION_ENV])
+            except ValueError as exc:
+                raise StorageError(f"${RETENTION_ENV} is not a number of days") from exc
+        if retention_days is not None and not retention_days > 0:
+            raise StorageError("the retention period must be a positive number of days")
+        self.retention_days = retention_days
+        mode = (lock_mode or os.environ.get(LOCK_MODE_ENV) or "COMPLIANCE").upper()
+        if mode not in LOCK_MODES:
+            raise StorageError(f"Object Lock mode must be one of {', '.join(LOCK_MODES)}")
+        self.lock_mode = mode
+        self.fs = fs if fs is not None else open_filesystem()
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to Dask workers: they open their own fs
+        return {"url": self.url, "retention_days": self.retention_days,
+                "lock_mode": self.lock_mode}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], retention_days=state["retention_days"],  # type: ignore[misc]
+                      lock_mode=state["lock_mode"])
+
+    # --- names ---------------------------------------------------------------------------------
+
+    def key(self, rel: str) -> str:
+        """The S3 key of ``rel`` (a path relative to the archive root)."""
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise StorageError(f"refusing object name {rel!r}")
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _path(self, rel: str) -> str:
+        return f"{self.bucket}/{self.key(rel)}"
+
+    def rel(self, path: str) -> str:
+        """The relative name of an fsspec path ``bucket/prefix/rel``."""
+        base = f"{self.bucket}/{self.prefix}/" if self.prefix else f"{self.bucket}/"
+        return path[len(base):] if path.startswith(base) else path
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def exists(self, rel: str) -> bool:
+        try:
+            self.info(rel)
+        except NotFoundError:
+            return False
+        return True
+
+    def info(self, rel: str) -> ObjectInfo:
+        """Size and ETag of an object (NotFoundError if there is none)."""
+        try:
+            head = self.fs.call_s3("head_object", Bucket=self.bucket, Key=self.key(rel))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+        return ObjectInfo(rel, int(head["ContentLength"]), head.get("ETag"))
+
+    def get(self, rel: str, limit: int) -> bytes:
+        """The whole object, at most ``limit`` bytes (StorageError if larger; NotFoundError)."""
+        try:
+            response = self.fs.call_s3("get_object", Bucket=self.bucket, Key=self.key(rel),
+                                       Range=f"bytes=0-{limit}")
+            data = _read_body(self.fs, response["Body"], limit + 1)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
+        except OSError as exc:
+            if getattr(exc, "errno", None) == errno.EINVAL:  # 416: an empty object
+                return b""
+            raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+        if len(data) > limit:
+            raise StorageError(f"{self.url}/{rel} is larger than {limit} bytes")
+        return data
+
+    def get_etag(self, rel: str, limit: int) -> tuple[bytes, str | None]:
+        """The object and its ETag (for a later :meth:`put_replace`)."""
+        try:
+            response = self.fs.call_s3("get_object", Bucket=self.bucket, Key=self.key(rel))
+            data: bytes = _read_body(self.fs, response["Body"], limit + 1)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+        if len(data) > limit:
+            raise StorageError(f"{self.url}/{rel} is larger than {limit} bytes")
+        return data, response.get("ETag")
+
+    @contextlib.contextmanager
+    def open(self, rel: str) -> Iterator[IO[bytes]]:
+        """A streamed, read-only file object (blocks fetched on demand)."""
+        try:
+            f = self.fs.open(self._path(rel), "rb", block_size=8 * 2**20, cache_type="readahead")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+        with f:
+            yield f
+
+    def list(self, rel_prefix: str) -> list[ObjectInfo]:
+        """Every object whose name starts with ``rel_prefix/`` (recursive), sorted by name."""
+        base = self._path(rel_prefix.rstrip("/"))
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.url}/{rel_prefix}: {exc}") from exc
+        items = [ObjectInfo(self.rel(path), int(meta.get("size") or 0), meta.get("ETag"))
+                 for path, meta in found.items() if meta.get("type") != "directory"]
+        return sorted(items, key=lambda i: i.key)
+
+    def invalidate(self) -> None:
+        """Forget cached listings (another process may have written)."""
+        self.fs.invalidate_cache()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def _lock_args(self, seal: bool) -> dict[str, Any]:
+        if not seal or self.retention_days is None:
+            return {}
+        until = datetime.now(UTC) + timedelta(days=self.retention_days)
+        return {"ObjectLockMode": self.lock_mode, "ObjectLockRetainUntilDate": until}
+
+    def put_new(self, rel: str, data: bytes | IO[bytes], *, seal: bool,
+                same_ok: bytes | None = None) -> None:
+        """Create ``rel`` with ``data``; never replace an existing object.
+
+        ``seal``: apply the archive's Object Lock retention. Raises FileExistsError when the
+        object exists — unless ``same_ok`` is given and the existing object holds exactly
+        those bytes (an idempotent retry). Other failures raise StorageError.
+        """
+        try:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel), Body=data,
+                            IfNoneMatch="*", **self._lock_args(seal))
+        except FileExistsError:
+            if same_ok is not None:
+                with contextlib.suppress(StorageError, NotFoundError):
+                    if self.get(rel, len(same_ok)) == same_ok:
+                        return
+            raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; "
+                                  "not replaced") from None
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.url}/{rel}: {exc}") from exc
+
+    def copy_new(self, source_rel: str, rel: str, *, seal: bool) -> None:
+        """Server-side copy of ``source_rel`` to a new object ``rel`` (create-only).
+
+        The copy carries ``If-None-Match: *`` (enforced by AWS S3); since not every
+        S3-compatible server enforces it on copies, the destination is also checked first:
+        callers hold the archive lease, so no other preserve process writes between the two.
+        """
+        if self.exists(rel):
+            raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; not replaced")
+        try:
+            response = self.fs.call_s3(
+                "copy_object", Bucket=self.bucket, Key=self.key(rel), IfNoneMatch="*",
+                CopySource={"Bucket": self.bucket, "Key": self.key(source_rel)})
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; "
+                                  "not replaced") from None
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}/{source_rel}: no such object") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot copy to {self.url}/{rel}: {exc}") from exc
+        lock = self._lock_args(seal)
+        if lock:  # the retention of exactly the version just made (before anything names it)
+            version = {"VersionId": response["VersionId"]} if response.get("VersionId") else {}
+            try:
+                self.fs.call_s3("put_object_retention", Bucket=self.bucket, Key=self.key(rel),
+                                Retention={"Mode": lock["ObjectLockMode"],
+                                           "RetainUntilDate": lock["ObjectLockRetainUntilDate"]},
+                                **version)
+            except OSError as exc:
+                raise StorageError(f"cannot set the retention of {self.url}/{rel}: {exc}") \
+                    from exc
+
+    def put_replace(self, rel: str, data: bytes, *, etag: str | None) -> str | None:
+        """Write a mutable object only if it is still the version we read (``If-Match``), or
+        only if it does not exist (``etag`` None). Returns the new ETag. A lost race raises
+        FileExistsError (someone else changed it)."""
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            response = self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel),
+                                       Body=data, **condition)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} changed meanwhile") from None
+        except OSError as exc:
+            if getattr(exc, "errno", None) == errno.EINVAL:  # 412 on If-Match
+                raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} changed meanwhile") \
+                    from exc
+            raise StorageError(f"cannot write {self.url}/{rel}: {exc}") from exc
+        etag_new: str | None = response.get("ETag")
+        return etag_new
+
+    def put_mutable(self, rel: str, data: bytes) -> None:
+        """Write an unsealed object whatever is there (the ``checkpoint`` copy; callers hold
+        the lease)."""
+        try:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel), Body=data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.url}/{rel}: {exc}") from exc
+
+    def put_file_new(self, rel: str, local: str | os.PathLike[str], *, seal: bool) -> None:
+        """Create ``rel`` from a local file, streamed (create-only, see :meth:`put_new`)."""
+        size = os.path.getsize(local)
+        if size > MAX_SINGLE_PUT:
+            raise StorageError(f"{local}: {size} bytes is more than one S3 request carries")
+        with open(local, "rb") as f:
+            self.put_new(rel, f, seal=seal)
+
+    def delete(self, rel: str) -> None:
+        """Delete an unsealed object (journal record, staging, lease); absent is fine."""
+        try:
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key(rel))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.url}/{rel}: {exc}") from exc
+
+
+def _read_body(fs: Any, body: Any, limit: int | None = None) -> bytes:
+    """Read an aiobotocore streaming body on s3fs's event loop."""
+    from fsspec.asyn import sync
+
+    async def read() -> bytes:
+        async with body as stream:
+            data: bytes = await (stream.read(limit) if limit is not None else stream.read())
+            return data
+
+    result: bytes = sync(fs.loop, read)
+    return result
+
+
+def open_filesystem() -> Any:
+    """An s3fs filesystem configured from the environment (endpoint: ``AWS_ENDPOINT_URL``)."""
+    try:
+        import s3fs
+    except ImportError as exc:  # the optional extra is missing
+        raise StorageError("an s3:// archive root needs the 'scale' extra: "
+                           "pip install 'preserve[scale]'") from exc
+    kwargs: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    return s3fs.S3FileSystem(**kwargs)
+
+
+__all__ = [
+    "LOCK_MODES",
+    "LOCK_MODE_ENV",
+    "RETENTION_ENV",
+    "ObjectInfo",
+    "ObjectStore",
+    "is_remote_root",
+    "open_filesystem",
+    "split_url",
+]

@@ -1,0 +1,349 @@
+"""``verify`` of an object-store archive: the same checks and finding codes as a local one.
+
+Per manifest (:func:`check_remote_manifests`, what Dask workers run), the manifest and the
+objects it names are streamed into a private temporary directory laid out like an archive
+root, and checked there by :func:`preserve.audit.verify.check_manifests` — the very code of a
+local verify, so codes, messages and paths are the same. One capture is on local disk at a
+time. The sweep (objects no manifest names, leftovers in ``staging/``, unexpected names)
+works on listings. The log (:func:`audit_remote_log`) is checked from its tiles, streamed:
+tree against entries, entries against manifests, checkpoints (signature and consistency),
+commit records, unproved leaves and the operator's known head (E3xx/W3xx), reusing the
+local log audit's entry, proof and known-head checks.
+
+It reads only; recording the audit (an audit leaf and a checkpoint) is
+:meth:`RemoteArchive.record_audit`'s business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from preserve import errors
+from preserve.audit.findings import Code, Finding, Report
+from preserve.audit.verify import ManifestChecks, check_manifests, merge_checks
+from preserve.hashing import hash_bytes
+from preserve.log import audit as log_audit
+from preserve.log.entries import MAX_MANIFEST_BYTES
+from preserve.log.journal import iter_entries
+from preserve.log.known_heads import KnownHeads
+from preserve.log.merkle import verify_consistency
+from preserve.log.note import NoteError, verify_checkpoint
+from preserve.remote.store import ObjectStore
+from preserve.safe_io import loads_strict
+from preserve.storage.layout import check_relative, is_hex_digest
+
+if TYPE_CHECKING:
+    from preserve.remote.archive import RemoteArchive
+
+#: Largest object streamed to the temporary root for checking (bigger: E202 from its size).
+MAX_MIRROR = 8 * 2**30
+
+
+def _fetch(store: ObjectStore, rel: str, root: Path, limit: int) -> None:
+    """Copy object ``rel`` to ``root/rel`` streamed (absent: nothing; too big: a sparse file
+    of its size, so the size check reports it without reading it)."""
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        info = store.info(rel)
+    except errors.NotFoundError:
+        return
+    if info.size > limit:
+        with target.open("wb") as f:
+            f.truncate(info.size)
+        return
+    with store.open(rel) as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 8 * 2**20)
+
+
+def _named(data: bytes) -> list[tuple[str, int]]:
+    """Objects a manifest names (read leniently; the real check is check_manifests)."""
+    try:
+        doc = loads_strict(data, max_bytes=MAX_MANIFEST_BYTES, what="manifest")
+    except errors.PreserveError:
+        return []
+    named: list[tuple[str, int]] = []
+    if not isinstance(doc, dict):
+        return named
+    warc = doc.get("warc")
+    if isinstance(warc, dict) and isinstance(warc.get("path"), str):
+        size = warc.get("size")
+        named.append((warc["path"], (size if isinstance(size, int) else 0) + 2**20))
+    for key in ("text", "comments"):
+        ref = doc.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("path"), str):
+            named.append((ref["path"], 64 * 2**20))
+    safe = []
+    for rel, limit in named:
+        with contextlib.suppress(errors.PreserveError):
+            safe.append((check_relative(rel, under="archive"), limit))
+    return safe
+
+
+def check_remote_manifests(store: ObjectStore, names: Sequence[str], *,
+                           deep: bool = False) -> ManifestChecks:
+    """Check manifests ``names`` (relative keys) and what they name, as a local verify does."""
+    parts = []
+    with tempfile.TemporaryDirectory(prefix="preserve-verify-") as tmp:
+        root = Path(tmp)
+        for rel in names:
+            (root / "manifests").mkdir(exist_ok=True)
+            _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
+            data = (root / rel).read_bytes() if (root / rel).is_file() else b""
+            for named, limit in _named(data):
+                _fetch(store, named, root, min(limit, MAX_MIRROR))
+            parts.append(check_manifests(root, [rel], deep=deep))
+            for child in ("archive", "manifests"):
+                shutil.rmtree(root / child, ignore_errors=True)
+    report = Report(root=store.url, deep=deep)
+    merged = merge_checks(report, parts)
+    merged.findings = report.findings
+    merged.stats = {k: getattr(report.stats, k) for k in parts[0].stats} if parts else {}
+    return merged
+
+
+def list_manifests(store: ObjectStore, report: Report) -> list[str]:
+    names = []
+    for info in store.list("manifests"):
+        rel = info.key
+        if rel.startswith("manifests/log/"):
+            continue
+        if rel.count("/") == 1 and rel.endswith(".json"):
+            names.append(rel)
+        else:
+            report.add(Finding(Code.W505, rel, "unexpected object in manifests/"))
+    return names
+
+
+def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
+    """Objects no manifest names, staging leftovers, unexpected names (as the local sweep)."""
+    for capture_id, previous_id, rel in merged.previous:
+        if previous_id not in merged.capture_ids:
+            report.add(Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
+                               capture_id))
+    for info in store.list("staging"):
+        report.add(Finding(Code.W503, info.key, "leftover staging object (an interrupted "
+                           "capture); repair removes it"))
+    for info in store.list("archive"):
+        rel = info.key
+        if rel.startswith("archive/warc/"):
+            if rel not in merged.warcs:
+                report.add(Finding(Code.W501, rel, "no manifest names this WARC file"))
+        elif rel.startswith("archive/text/"):
+            name = rel.rsplit("/", 1)[-1]
+            if not (is_hex_digest(name) and rel == f"archive/text/{name[:2]}/{name[2:4]}/{name}"):
+                report.add(Finding(Code.W505, rel, "file in archive/text is not at "
+                                   "archive/text/ab/cd/<hash>"))
+            elif name not in merged.texts:
+                report.add(Finding(Code.W502, rel, "no manifest names this text object"))
+        else:
+            report.add(Finding(Code.W505, rel, "unexpected entry in archive/"))
+
+
+def verify_remote(
+    archive: RemoteArchive,
+    *,
+    deep: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    checkpoints: Sequence[Path] = (),
+    trusted_key: str | None = None,
+    record: bool = True,
+    tsa_roots: Path | None = None,
+    anchor_max_age: timedelta | None = None,
+    map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None = None,
+    chunk: int = 64,
+    **_ignored: Any,
+) -> Report:
+    """Audit the archive; ``map_chunks`` checks chunks of manifests elsewhere (Dask).
+    ``tsa_roots`` and ``anchor_max_age`` as for a local verify (E314, W307)."""
+    started = time.monotonic()
+    store = archive.store
+    store.invalidate()
+    report = Report(root=store.url, deep=deep,
+                    started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    names = list_manifests(store, report)
+    chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
+    if map_chunks is not None:
+        parts = map_chunks(chunks)
+    else:
+        parts = []
+        for done, part in enumerate(chunks, start=1):
+            parts.append(check_remote_manifests(store, part, deep=deep))
+            if progress is not None:
+                progress(min(done * chunk, len(names)), len(names))
+    merged = merge_checks(report, parts)
+    sweep(store, report, merged)
+    check = None
+    if tsa_roots is not None:
+        from preserve.integrity import MAX_ROOTS_FILE
+        from preserve.log.timestamp import TimestampChecker, load_roots
+        from preserve.safe_io import read_regular
+
+        check = TimestampChecker(load_roots(read_regular(tsa_roots, MAX_ROOTS_FILE,
+                                                         what="TSA roots")))
+    for item in audit_remote_log(archive, external_checkpoints=checkpoints,
+                                 trusted_key=trusted_key, heads=archive.heads,
+                                 timestamp_check=check, anchor_max_age=anchor_max_age):
+        report.add(Finding(Code.from_code(item.code), item.path, item.message))
+    report.stats.duration_seconds = time.monotonic() - started
+    archive.last_audit = archive.record_audit(report) if record else None
+    return report
+
+
+def audit_remote_log(
+    archive: RemoteArchive,
+    *,
+    external_checkpoints: Sequence[Path] = (),
+    trusted_key: str | None = None,
+    heads: KnownHeads | None = None,
+    timestamp_check: log_audit.TimestampCheck | None = None,
+    anchor_max_age: timedelta | None = None,
+) -> list[log_audit.LogFinding]:
+    """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles."""
+    from preserve.log.keys import parse_verifier_key
+    from preserve.remote.archive import CHECKPOINTS, LATEST, LOG
+
+    place = archive.place
+    store = archive.store
+    audit = log_audit._Audit(place.root, [])
+    log_audit._check_anchor_age(audit, external_checkpoints, anchor_max_age, None)
+    try:
+        tiles = place.open_log()
+    except errors.PreserveError as exc:
+        audit.add(log_audit.E_LOG_DAMAGED, f"{LOG}/head.json", str(exc))
+        return audit.findings
+    for tail in tiles.torn_tail:
+        audit.add(log_audit.W_TORN_TAIL, f"{LOG}/tile/entries", tail)
+    tree_ok = True
+    for index, problem in tiles.check():
+        tree_ok = False
+        where = f"leaf {index}: " if index is not None else ""
+        audit.add(log_audit.E_TREE_MISMATCH, f"{LOG}/tile", where + problem)
+    try:
+        verifier = place.read_verifier()
+    except errors.PreserveError as exc:
+        verifier = None
+        audit.add(log_audit.E_KEY_INVALID if trusted_key else log_audit.W_UNSIGNED_LOG,
+                  f"{LOG}/key.pub", str(exc))
+    if trusted_key is not None and verifier is not None:
+        try:
+            if parse_verifier_key(trusted_key) != verifier:
+                audit.add(log_audit.E_KEY_INVALID, f"{LOG}/key.pub", "key.pub is not the "
+                          "trusted key")
+        except errors.PreserveError as exc:
+            audit.add(log_audit.E_KEY_INVALID, "(trusted key)", f"invalid: {exc}")
+    leaves = log_audit._check_entries(audit, tiles)  # type: ignore[arg-type]
+    records, bad = place.read_journal(verifier)
+    for item in bad:
+        audit.add(log_audit.E_COMMIT_RECORD_INVALID, str(item.path), item.problem)
+    on_store = {n[len("manifests/"):-len(".json")] for n in archive.manifest_names()}
+    for record in records:
+        if all(e.capture_id not in on_store and e.capture_id not in leaves
+               for e in record.entries):
+            audit.add(log_audit.W_INTERRUPTED_COMMIT, str(record.path), f"names "
+                      f"{len(record.entries)} manifest(s), none committed (an interrupted "
+                      "capture); repair removes it")
+    signed = {e.capture_id: e for _r, e in iter_entries(records, signed_only=True)}
+    for capture_id in sorted(on_store - leaves.keys()):
+        rel = f"manifests/{capture_id}.json"
+        pending = signed.get(capture_id)
+        digests = _digests(store, rel)
+        if pending is not None and digests is not None and pending.matches(*digests):
+            audit.add(log_audit.W_AWAITING_LEAF, rel, "committed, but its log leaf is missing; "
+                      "a signed commit record names it: preserve repair appends the leaf")
+        else:
+            audit.add(log_audit.E_MANIFEST_NOT_LOGGED, rel, "no log leaf records this manifest, "
+                      "and no commit record signed by the archive key names it (planted, or "
+                      "foreign)")
+    for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
+        if capture_id not in on_store:
+            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
+            continue
+        digests = _digests(store, leaf.path)
+        if digests != (leaf.sha256, leaf.blake3, leaf.size):
+            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
+                      f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
+    covered = 0
+    newest: str | None = None
+    if verifier is not None:
+        names = sorted(place.checkpoint_names())
+        latest = [LATEST] if store.exists(LATEST) else []
+        for rel in [*names, *latest, *map(str, external_checkpoints)]:
+            external = rel in map(str, external_checkpoints)
+            code = (log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT if external
+                    else log_audit.E_CHECKPOINT_INCONSISTENT)
+            try:
+                text = (Path(rel).read_text("utf-8") if external
+                        else place.read_checkpoint(rel))
+                checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
+            except (errors.PreserveError, NoteError, OSError, UnicodeDecodeError) as exc:
+                audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
+                continue
+            size = checkpoint.size
+            if size > tiles.size or not verify_consistency(
+                    size, tiles.size, checkpoint.root_hash, tiles.root_hash(),
+                    tiles.consistency_proof(size) if size else []):
+                audit.add(code, rel, f"the log's first {size} leaves do not match this "
+                          "checkpoint")
+                continue
+            if rel in names and size >= covered:
+                newest = rel
+            covered = max(covered, size)
+            if timestamp_check is not None and rel in names:
+                _check_token(audit, store, rel, text, timestamp_check)
+        if timestamp_check is not None:  # proof of time for the newest state, as locally
+            if newest is None:
+                audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no valid signed "
+                          "checkpoint, so no timestamp token, covers the log")
+            elif not store.exists(newest[:-4] + ".tsr"):
+                audit.add(log_audit.E_TIMESTAMP_INVALID, newest, "the newest checkpoint has "
+                          "no RFC 3161 timestamp token (--tsa-roots asks for proof of time)")
+        if covered < tiles.size:
+            audit.add(log_audit.W_UNCHECKPOINTED, f"{LOG}/head.json", f"leaves {covered} to "
+                      f"{tiles.size - 1} are not covered by a valid signed checkpoint")
+        log_audit._check_unproved(audit, leaves, records, covered)
+    elif timestamp_check is not None:
+        audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no signed checkpoint, so no "
+                  "timestamp token, covers the log (the archive has no key)")
+    log_audit._check_known_head(audit, tiles, heads, verifier, tree_ok)  # type: ignore[arg-type]
+    return audit.findings
+
+
+def _check_token(audit: log_audit._Audit, store: ObjectStore, rel: str, text: str,
+                 timestamp_check: log_audit.TimestampCheck) -> None:
+    """E314 when the RFC 3161 token stored beside checkpoint ``rel`` does not verify."""
+    from preserve.log.archive_log import MAX_TOKEN_FILE
+
+    token = rel[:-4] + ".tsr"
+    try:
+        data = store.get(token, MAX_TOKEN_FILE)
+    except errors.NotFoundError:
+        return
+    except errors.StorageError as exc:
+        problem: str | None = str(exc)
+    else:
+        try:
+            problem = timestamp_check(text.encode("utf-8"), data)
+        except errors.LogError as exc:
+            problem = str(exc)
+    if problem is not None:
+        audit.add(log_audit.E_TIMESTAMP_INVALID, token, problem)
+
+
+def _digests(store: ObjectStore, rel: str) -> tuple[str, str, int] | None:
+    try:
+        d = hash_bytes(store.get(rel, MAX_MANIFEST_BYTES))
+    except errors.PreserveError:
+        return None
+    return d.sha256, d.blake3, d.size
+
+
+__all__ = ["audit_remote_log", "check_remote_manifests", "list_manifests", "sweep",
+           "verify_remote"]

@@ -1,0 +1,298 @@
+"""Beyond one machine: an archive on a real S3 server (moto, Object Lock) and bulk work on a
+real Dask LocalCluster of 2 worker processes (one cluster for the module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3server import S3Server, need, s3_server  # noqa: F401  (fixture)
+from servers import TestServer, respond, stall
+
+HTML = (b"<html><head><title>T%d</title></head><body><article><p>"
+        + b"Words of evidence kept for later. " * 30 + b"</p></article></body></html>")
+
+
+def page(i: int) -> Any:
+    return respond(200, HTML % i, headers=[("Content-Type", "text/html")])
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[TestServer]:
+    with TestServer() as server:
+        for i in range(8):
+            server.routes[f"/p{i}"] = page(i)
+        server.routes["/slow"] = stall(4.0, page(99))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    need("distributed")
+    from preserve.distributed import connect
+
+    client = connect(None, n_workers=2, threads_per_worker=1, processes=True,
+                     dashboard_address=None)
+    try:
+        yield client
+    finally:
+        client.close()
+        client.cluster.close()
+
+
+def remote(s3: S3Server, prefix: str = "ev") -> Any:
+    from preserve.remote.archive import RemoteArchive
+    from preserve.remote.store import ObjectStore
+
+    url = f"s3://{s3.new_bucket()}/{prefix}"
+    archive = RemoteArchive(url, store=ObjectStore(url, retention_days=1))
+    archive.init()
+    return archive
+
+
+def codes(report: Any) -> set[str]:
+    return {f.code.code for f in report.findings}
+
+
+def test_tiles_are_the_local_tree(s3_server: S3Server, tmp_path: Path) -> None:
+    from preserve.log.storage import TransparencyLog
+    from preserve.remote.store import ObjectStore
+    from preserve.remote.tiles import TiledLog, tile_index_path
+
+    assert tile_index_path(1234067) == "x001/x234/067" and tile_index_path(5) == "005"
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/t")
+    tiles = TiledLog.open(store, create=True)
+    local = TransparencyLog.open(tmp_path / "log", create=True)
+    n = 0
+    for k in (1, 3, 252, 1, 300):
+        batch = [json.dumps({"i": n + i}).encode() for i in range(k)]
+        tiles.append_many(batch)
+        local.append_many(batch)
+        n += k
+    reopened = TiledLog.open(store, readonly=True)
+    for size in (1, 4, 255, 256, 257, n):
+        assert reopened.root_hash(size) == local.root_hash(size)
+        assert reopened.consistency_proof(size) == local.consistency_proof(size)
+    for index in (0, 255, 256, n - 1):
+        assert reopened.inclusion_proof(index) == local.inclusion_proof(index)
+        assert reopened.leaf(index) == local.leaf(index)
+    assert reopened.check() == []
+
+
+def test_object_lock_refuses_overwrite_and_delete(s3_server: S3Server, web: TestServer) -> None:
+    archive = remote(s3_server)
+    result = archive.capture(web.url("/p1"))
+    key = archive.store.key(result.warc_path)
+    client = s3_server.client()
+    head = client.head_object(Bucket=archive.store.bucket, Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    with pytest.raises(FileExistsError):  # preserve's own writes are create-only
+        archive.store.put_new(result.warc_path, b"rewritten", seal=True)
+    with pytest.raises(Exception, match="AccessDenied"):  # the sealed version stays
+        client.delete_object(Bucket=archive.store.bucket, Key=key, VersionId=head["VersionId"])
+    with pytest.raises(FileExistsError):  # the commit point is never replaced
+        archive.store.put_new(f"manifests/{result.capture_id}.json", b"{}", seal=True)
+    # someone with write access can still add a newer version: verify sees it
+    client.put_object(Bucket=archive.store.bucket, Key=key, Body=b"forged")
+    assert {"E202", "E203", "E204", "E206"} & codes(archive.verify(record=False))
+    original = client.get_object(Bucket=archive.store.bucket, Key=key,
+                                 VersionId=head["VersionId"])["Body"].read()
+    assert len(original) == head["ContentLength"]
+
+
+def test_remote_capture_verify_log_and_proof_shape(s3_server: S3Server, web: TestServer) -> None:
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p2"))
+    second = archive.capture(web.url("/p3"))
+    assert first.signed and second.signed
+    report = archive.verify(deep=True)
+    assert report.ok and not report.findings, report.findings
+    assert archive.last_audit.signed is not None
+    assert [c.capture_id for c in archive.captures()] == [first.capture_id, second.capture_id]
+    rows = list(archive.history_rows())
+    assert [r["type"] for r in rows] == ["capture", "capture", "audit"]
+    checkpoint = archive.store.get("manifests/log/checkpoint", 4096).decode()
+    from preserve.log.note import verify_checkpoint
+
+    assert verify_checkpoint(checkpoint, archive.place.read_verifier()).size == 3
+
+
+def test_lease_refuses_a_second_committer(s3_server: S3Server) -> None:
+    from preserve.errors import LockTimeoutError
+    from preserve.remote.lease import Lease
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/l")
+    with Lease(store, seconds=30), \
+            pytest.raises(LockTimeoutError, match="another committer holds the lease"):
+        Lease(store).acquire()
+    with Lease(store, seconds=0.01):  # an expired lease is taken over
+        time.sleep(0.05)
+        with Lease(store):
+            pass
+
+
+def test_killed_committer_is_completed_by_repair(s3_server: S3Server, web: TestServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.commit import PartialCommitError
+    from preserve.remote import tiles
+
+    archive = remote(s3_server)
+    archive.capture(web.url("/p4"))
+
+    def dies(self: Any, entries: Any) -> int:
+        raise OSError("killed after the commit point")
+
+    monkeypatch.setattr(tiles.TiledLog, "append_many", dies)
+    with pytest.raises(PartialCommitError):
+        archive.capture(web.url("/p5"))
+    monkeypatch.undo()
+    assert "W305" in codes(archive.verify(record=False))
+    done = archive.repair()
+    assert any(a.startswith("log ") for a in done)
+    report = archive.verify()
+    assert report.ok and not report.errors, report.findings
+
+
+def test_dask_capture_and_verify_local_and_s3(cluster: Any, s3_server: S3Server,
+                                              web: TestServer, tmp_path: Path) -> None:
+    from preserve.archive import Archive
+    from preserve.distributed import capture_many_dask, reextract_many_dask, verify_dask
+
+    urls = [web.url(f"/p{i}") for i in range(4)] + ["http://127.0.0.1:1/refused"]
+    for target in (remote(s3_server), Archive(tmp_path / "a")):
+        if isinstance(target, Archive):
+            target.init()
+        results = list(capture_many_dask(target, urls, None, cluster))
+        assert [u for u, _ in results] == urls  # committed in input order
+        ids = [getattr(o, "capture_id", None) for _u, o in results]
+        assert all(ids[:4]) and ids[4] is None
+        report = verify_dask(target, cluster, deep=True)
+        assert report.ok and report.stats.manifests_checked == 4, report.findings
+        rows = reextract_many_dask(target, cluster)
+        assert len(rows) == 4 and not any(r["changed"] for r in rows)
+    local = Archive(tmp_path / "a").verify(deep=True, record=False)
+    assert [f.code for f in local.findings] == [f.code for f in report.findings]
+
+
+def test_killed_worker_loses_nothing(cluster: Any, s3_server: S3Server, web: TestServer) -> None:
+    from preserve.distributed import capture_many_dask
+
+    archive = remote(s3_server)
+    pids = cluster.run(os.getpid)
+    results: list[Any] = []
+    urls = [web.url("/slow"), web.url("/p6")]
+    import threading
+
+    runner = threading.Thread(target=lambda: results.extend(
+        capture_many_dask(archive, urls, None, cluster)))
+    runner.start()
+    deadline = time.monotonic() + 20
+    victim = None
+    while victim is None and time.monotonic() < deadline:  # the worker fetching /slow
+        busy = cluster.processing()
+        victim = next((w for w, keys in busy.items() if any("prepare_remote" in str(k)
+                                                            for k in keys)), None)
+        time.sleep(0.1)
+    assert victim is not None
+    import signal
+
+    os.kill(pids[victim], signal.SIGKILL)  # the worker process dies mid-task
+    runner.join(120)
+    assert len(results) == 2
+    assert all(hasattr(o, "capture_id") for _u, o in results), results
+    assert len(pids) == 2
+    report = archive.verify(record=False)
+    assert not report.errors, report.findings
+
+
+# --- the command line on an s3:// root ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_cli(s3_server: S3Server, web: TestServer, tmp_path_factory: pytest.TempPathFactory
+           ) -> dict[str, Any]:
+    """An s3:// root made by the CLI (init, two captures of one URL)."""
+    tmp = tmp_path_factory.mktemp("s3cli")
+    base = ["--root", f"s3://{s3_server.new_bucket()}/cli", "--key", str(tmp / "k.key")]
+    assert cli(base, "init").exit_code == 0
+    ids = []
+    for _ in range(2):
+        done = cli(base, "capture", "--http", web.url("/p7"))
+        assert done.exit_code == 0, done.stderr
+        ids.append(done.stdout.split()[0])
+    return {"base": base, "ids": ids, "tmp": tmp, "url": web.url("/p7")}
+
+
+def cli(base: list[str], *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from preserve.cli import main
+
+    return CliRunner().invoke(main, [*base, *args])
+
+
+SUPPORTED = {
+    "list": [], "show": ["{0}"], "history": ["{url}"], "diff": ["{0}", "{1}"], "log": [],
+    "checkpoint": [], "verify": ["--no-record"], "repair": ["--dry-run"], "init": [],
+}
+UNSUPPORTED = {
+    "adopt": ["{0}", "--reason", "test"], "reset-head": ["--yes"],
+    "prove": ["{0}", "-o", "{tmp}/p.json"], "export": ["--all", "--wacz", "{tmp}/x.wacz"],
+    "report": ["{0}", "-o", "{tmp}/r.html"],
+}
+
+
+def _args(template: list[str], s3_cli: dict[str, Any]) -> list[str]:
+    return [a.format(*s3_cli["ids"], url=s3_cli["url"], tmp=s3_cli["tmp"]) for a in template]
+
+
+@pytest.mark.parametrize("command", sorted(SUPPORTED))
+def test_cli_commands_on_s3(s3_cli: dict[str, Any], command: str) -> None:
+    done = cli(s3_cli["base"], command, *_args(SUPPORTED[command], s3_cli))
+    assert done.exit_code == 0 and done.exception is None, (done.stdout, done.stderr)
+    if command == "history":
+        assert done.stdout.splitlines()[-1] == f"2 capture(s) of {s3_cli['url']}"
+    if command == "diff":
+        assert "identical payload" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("command", sorted(UNSUPPORTED))
+def test_cli_unsupported_on_s3_is_one_line(s3_cli: dict[str, Any], command: str) -> None:
+    done = cli(s3_cli["base"], command, *_args(UNSUPPORTED[command], s3_cli))
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit), done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"preserve: error: '{command}' is not supported on an "
+                               "object-store root yet; on s3:// roots use init, capture")
+
+
+def test_remote_verify_checks_timestamps_and_anchor_age(s3_server: S3Server, web: TestServer,
+                                                         tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from preserve.remote.archive import RemoteArchive
+    from tsa import running_tsa
+
+    plain = remote(s3_server, "plain")
+    plain.capture(web.url("/p1"))
+    assert "W307" in codes(plain.verify(record=False, anchor_max_age=timedelta(days=30)))
+    with running_tsa(tmp_path / "tsa") as (tsa_url, tsa_dir):
+        roots = tsa_dir / "ca.pem"
+        report = plain.verify(record=False, tsa_roots=roots)
+        assert "E314" in codes(report) and not report.ok
+        stamped = remote(s3_server, "stamped")
+        stamped = RemoteArchive(stamped.url, store=stamped.store, tsa_url=tsa_url)
+        stamped.capture(web.url("/p2"))
+        report = stamped.verify(record=False, tsa_roots=roots)
+        assert report.ok and "E314" not in codes(report), report.findings
+        other = running_tsa(tmp_path / "other")
+        with other as (_url, other_dir):  # a token from a TSA that is not trusted
+            assert "E314" in codes(stamped.verify(record=False,
+                                                  tsa_roots=other_dir / "ca.pem"))
