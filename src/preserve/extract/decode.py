@@ -82,9 +82,9 @@ def decode_html(data: bytes, charset: str | None = None) -> tuple[str, str]:
         if data.startswith(bom):
             return decode_as(data[len(bom) :], name, strict=False) or "", name
     candidates: list[str] = []
-    for name in (normalise_charset(charset), declared_charset(data)):
-        if name and name not in candidates:
-            candidates.append(name)
+    for label in (normalise_charset(charset), declared_charset(data)):
+        if label and label not in candidates:
+            candidates.append(label)
     for name in candidates:
         text = decode_as(data, name, strict=True)
         if text is not None:
