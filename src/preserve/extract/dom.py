@@ -11,6 +11,8 @@ import re
 
 from lxml import etree
 
+from .html5 import parse_html5
+
 __all__ = [
     "MAX_PARSE_CHARS",
     "drop_keep_tail",
@@ -103,24 +105,19 @@ _HIDDEN_CLASS = re.compile(
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
-def _parser() -> etree.HTMLParser:
-    # A fresh parser per call: parsers keep state and are not safe to share across threads.
-    return etree.HTMLParser(
-        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, recover=True
-    )
-
-
 def parse(text: str) -> etree._Element | None:
-    """Parse ``text`` as HTML; None if there is no document at all."""
+    """Parse ``text`` as a browser would (html5.py); None if there is no document at all."""
     if len(text) > MAX_PARSE_CHARS:
         text = strip_raw_text(text)[:MAX_PARSE_CHARS]
     text = text.replace("\x00", "")
     if not text.strip():
         return None
     try:
-        root = etree.fromstring(text.encode("utf-8", "replace"), parser=_parser())
+        root = parse_html5(text)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
+    if root is None or all(len(part) == 0 and not (part.text or "").strip() for part in root):
+        return None  # nothing but an empty <head> and <body> (e.g. only a comment)
     return root
 
 
