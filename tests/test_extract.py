@@ -204,7 +204,8 @@ def test_frameset_says_the_content_is_elsewhere() -> None:
 
 def test_reason_is_none_exactly_when_there_is_text() -> None:
     assert extract(article_page(ENGLISH)).reason is None
-    assert extract("<p>tiny</p>").reason is not None
+    assert extract("<p>tiny</p>").reason is None  # a page that shows only this says it
+    assert extract("<nav><a href=/>tiny</a></nav>").reason is not None
 
 
 # --- decoding -----------------------------------------------------------------------------

@@ -24,10 +24,15 @@ SETTINGS: dict[str, object] = {
 }
 
 
-def select_article(body: etree._Element) -> list[Block]:
-    """The article's blocks, in reading order; empty if nothing looks like an article."""
-    all_blocks = render_blocks(body)
-    totals = scoring.aggregate(body, all_blocks)
+def select_article(
+    body: etree._Element,
+    all_blocks: list[Block],
+    totals: dict[etree._Element, scoring.Stats],
+) -> list[Block]:
+    """The article's blocks, in reading order; empty if nothing looks like an article.
+
+    ``all_blocks`` are the body's blocks and ``totals`` their aggregate (scoring.aggregate).
+    """
     best: list[Block] = []
     for skip_unlikely in (True, False):
         scorer = scoring.Scorer(body, all_blocks, totals, skip_unlikely)

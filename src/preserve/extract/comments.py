@@ -13,10 +13,13 @@ import re
 from lxml import etree
 
 from .blocks import render_blocks
-from .dom import drop_keep_tail, text_of
+from .dom import drop_keep_tail, text_of, visible_chars
 from .hints import hint_string
 
-__all__ = ["cut_comments"]
+__all__ = ["THREAD_SHARE", "cut_comments"]
+
+#: Comment areas holding at least this share of the page's text are the page's content.
+THREAD_SHARE = 0.5
 
 _CONTAINER = re.compile(
     r"(^|[\s_-])comments?([\s_-]|$)|comment-?list|commentlist|comments?-?(area|section|"
@@ -58,12 +61,16 @@ def _is_item(element: etree._Element) -> bool:
 
 
 def _own_text_length(element: etree._Element, items: set[etree._Element]) -> int:
-    """Text length of ``element`` without the text of nested comment items."""
-    total = len((element.text or "").strip())
-    for child in element:
-        if child not in items and isinstance(child.tag, str):
-            total += _own_text_length(child, items)
-        total += len((child.tail or "").strip())
+    """Text length of ``element`` without the text of nested comment items (iterative)."""
+    total = 0
+    stack = [element]
+    while stack:
+        node = stack.pop()
+        total += len((node.text or "").strip())
+        for child in node:
+            if child not in items and isinstance(child.tag, str):
+                stack.append(child)
+            total += len((child.tail or "").strip())
     return total
 
 
@@ -229,14 +236,56 @@ def _contains_article_body(element: etree._Element) -> bool:
     return any("articlebody" in (node.get("itemprop") or "").lower() for node in element.iter())
 
 
-def cut_comments(body: etree._Element) -> list[tuple[str | None, str | None, str]]:
-    """Remove the comment areas from ``body``; return (author, date, text) per comment."""
+def _fallback_items(area: etree._Element) -> list[etree._Element]:
+    """Comment items of an area whose markup names none: its children with text (through
+    wrappers that have a single child). A reply form is not a comment."""
+    node = area
+    while True:
+        children = [c for c in node if isinstance(c.tag, str) and _clean(text_of(c))]
+        if len(children) != 1 or len(children[0]) == 0:
+            break
+        node = children[0]
+    return [child for child in children if not _is_form(child)]
+
+
+def _link_density(element: etree._Element) -> float:
+    total = visible_chars(element)
+    links = sum(visible_chars(a) for a in element.iter("a"))
+    return links / total if total else 0.0
+
+
+def _is_form(element: etree._Element) -> bool:
+    """A comment form (or its heading and labels): mostly text inside ``<form>``/labels."""
+    if element.tag == "form":
+        return True
+    total = len(_clean(text_of(element)))
+    in_forms = sum(len(_clean(text_of(f))) for f in element.iter("form", "label"))
+    return in_forms * 2 >= total or (element.find(".//form") is not None and total < 300)
+
+
+def cut_comments(
+    body: etree._Element,
+) -> tuple[list[tuple[str | None, str | None, str]], bool]:
+    """Remove the comment areas from ``body``; return (author, date, text) per comment, and
+    whether the comments were left in place as the page's content (a forum thread: the
+    comment areas hold at least THREAD_SHARE of the page's text)."""
     containers = _containers(body)
+    if not containers:
+        return [], False
+    page_size = visible_chars(body)
+    if sum(visible_chars(area) for area in containers) >= THREAD_SHARE * page_size:
+        return [], True
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)
     # A comment's markup often nests wrappers that all look like items (li#li-comment-1 >
     # div#comment-1); the comment is the innermost one that has text of its own.
     items = [el for el in raw_items if _own_text_length(el, item_set - {el}) > 0]
+    for area in list(containers):
+        if not any(item in item_set for item in area.iter()):
+            if _link_density(area) > 0.5:
+                containers.remove(area)  # a list of links to comments elsewhere: chrome
+            else:
+                items.extend(_fallback_items(area))  # never cut text that is not kept
     comments = []
     for item in items:
         nested = {other for other in items if other is not item}
@@ -245,4 +294,4 @@ def cut_comments(body: etree._Element) -> list[tuple[str | None, str | None, str
             comments.append((author, date, text))
     for area in containers:
         drop_keep_tail(area)
-    return comments
+    return comments, False

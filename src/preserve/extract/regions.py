@@ -1,0 +1,120 @@
+"""Find the page's main region and render it without the page chrome around its content.
+
+The main region is the outermost ``<main>`` (or ``role=main``) that holds a fair share of
+the page's text, else the body. Inside it, chrome is left out: landmarks (``<nav>``,
+``<aside>``, page-level ``<header>`` and ``<footer>``, ARIA navigation, banner, contentinfo,
+complementary and search roles), boxes whose class or id names say navigation, sidebar,
+breadcrumb, sharing, cookie banner and the like, and (when ``prune``) link lists whose items
+are short links. A box that holds most of the region's text is never left out. This is the
+text of pages whose content is not one run of prose: forum threads, listings, product pages,
+documentation. Choosing between it and the article container is the caller's job.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .blocks import Block
+from .hints import is_unlikely
+from .scoring import Stats
+
+__all__ = ["LANDMARK_ROLES", "main_region", "region_blocks"]
+
+#: A ``<main>`` holding less than this share of the page's text is not the main region.
+MAIN_MIN_SHARE = 0.25
+#: A box holding at least this share of the region's text is never left out.
+KEEP_SHARE = 0.5
+
+LANDMARK_ROLES = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "search", "menubar", "toolbar"}
+)
+_SECTIONING = frozenset({"article", "section", "main"})
+_LINK_LIST_TAGS = frozenset({"ul", "ol", "nav", "div", "section", "table", "dl", "p"})
+
+
+def _role(element: etree._Element) -> str:
+    return (element.get("role") or "").strip().lower()
+
+
+def main_region(body: etree._Element, totals: dict[etree._Element, Stats]) -> etree._Element:
+    """The outermost ``<main>``/``role=main`` with a fair share of the text, else ``body``."""
+    total = totals[body].text_chars if body in totals else 0
+    best: etree._Element | None = None
+    for element in body.iter("main", "div", "section", "article"):
+        if element.tag != "main" and _role(element) != "main":
+            continue
+        stats = totals.get(element)
+        size = stats.text_chars if stats else 0
+        if size >= MAIN_MIN_SHARE * total and (best is None or size > totals[best].text_chars):
+            if best is not None and best in element.iterancestors():
+                continue
+            best = element
+    return best if best is not None else body
+
+
+def _is_landmark(element: etree._Element) -> bool:
+    tag = element.tag
+    if tag in {"nav", "aside"} or _role(element) in LANDMARK_ROLES:
+        return True
+    if tag in {"header", "footer"}:
+        # Only the page's own header and footer; an article's header holds its title.
+        return not any(a.tag in _SECTIONING for a in element.iterancestors())
+    return False
+
+
+def _is_link_list(stats: Stats, blocks_in: int) -> bool:
+    """Many short links and little else: a menu, a tag cloud, a list of other pages."""
+    if stats.text_chars == 0 or blocks_in < 3:
+        return False
+    return stats.link_density > 0.8 and stats.text_chars / blocks_in < 30
+
+
+def region_blocks(
+    region: etree._Element,
+    blocks: list[Block],
+    totals: dict[etree._Element, Stats],
+    *,
+    prune: bool,
+) -> list[Block]:
+    """The blocks of ``region`` without its chrome (see the module docstring)."""
+    region_size = totals[region].text_chars if region in totals else 0
+    keep_size = KEEP_SHARE * region_size
+    block_counts: dict[etree._Element, int] = {}
+    if prune:
+        for block in blocks:
+            for ancestor in block.owner.iterancestors():
+                block_counts[ancestor] = block_counts.get(ancestor, 0) + 1
+                if ancestor is region:
+                    break
+    left_out: set[etree._Element] = set()
+    walker = etree.iterwalk(region, events=("start",))
+    for _, element in walker:
+        if element is region or not isinstance(element.tag, str):
+            continue
+        stats = totals.get(element)
+        if stats is None:
+            walker.skip_subtree()  # no text inside
+            continue
+        if stats.text_chars >= keep_size:
+            continue
+        if (
+            _is_landmark(element)
+            or is_unlikely(element)
+            or (
+                prune
+                and element.tag in _LINK_LIST_TAGS
+                and _is_link_list(stats, block_counts.get(element, 0))
+            )
+        ):
+            left_out.add(element)
+            walker.skip_subtree()
+    inside = set(region.iter())
+    kept: list[Block] = []
+    for block in blocks:
+        owner = block.owner
+        if owner not in inside:
+            continue
+        if owner in left_out or any(a in left_out for a in owner.iterancestors()):
+            continue
+        kept.append(block)
+    return [block for block in kept if block.link_density < 1.0 or len(block.text) >= 20]
