@@ -40,7 +40,7 @@ def select_article(
         if chosen is None:
             continue
         top, top_score = chosen
-        parts = scoring.sibling_parts(scorer, top, top_score)
+        parts = scoring.repeated_parts(scorer, top) or scoring.sibling_parts(scorer, top, top_score)
         verdicts = pruning.verdicts(scorer, parts)
         if all(scoring.tag_of(part) in BLOCK_TAGS for part in parts):
             # Block-level parts render exactly as they did inside the body: reuse those blocks.

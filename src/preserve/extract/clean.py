@@ -85,22 +85,32 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
     return [el for el in elements if not any(a in chosen for a in el.iterancestors())]
 
 
-def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> None:
-    """Remove junk, small controls and (unless ``keep_hidden``) hidden elements, in place."""
+def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> int:
+    """Remove junk, small controls and (unless ``keep_hidden``) hidden elements, in place.
+
+    Returns how many characters of text the hidden elements and ``<noscript>`` held (0 when
+    they are kept): what a fallback that keeps them could add.
+    """
     head = root.find("head")
     if head is not None and head is not body:
         root.remove(head)
-    junk: tuple[str, ...] = _JUNK_TAGS if keep_hidden else (*_JUNK_TAGS, "noscript")
+    etree.strip_elements(body, *_JUNK_TAGS, with_tail=False)
+    noscripts = _outermost(list(body.iter("noscript")))
     if keep_hidden:
         etree.strip_tags(body, "noscript")  # its markup is read as part of the page
-    etree.strip_elements(body, *junk, with_tail=False)
+        withheld = 0
+    else:
+        withheld = sum(visible_chars(el) for el in noscripts)
+        for element in noscripts:
+            drop_keep_tail(element)
     total = visible_chars(body)
     hidden = _outermost(
         [el for el in body.iter() if isinstance(el.tag, str) and el is not body and _is_hidden(el)]
     )
     if not keep_hidden:
-        sizes = [visible_chars(el) for el in hidden]
-        if sum(sizes) < HIDDEN_KEEP_SHARE * total:
+        hidden_size = sum(visible_chars(el) for el in hidden)
+        if hidden_size < HIDDEN_KEEP_SHARE * total:
+            withheld += hidden_size
             for el in hidden:
                 drop_keep_tail(el)
     controls = _outermost([el for el in body.iter(*_CONTROL_TAGS) if el.getparent() is not None])
@@ -110,3 +120,4 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
             control.tag = "div"  # it wraps part of the page: keep its text as a block
         else:
             drop_keep_tail(control)
+    return withheld

@@ -264,16 +264,17 @@ def _is_form(element: etree._Element) -> bool:
 
 
 def cut_comments(
-    body: etree._Element,
+    body: etree._Element, *, forum: bool = False
 ) -> tuple[list[tuple[str | None, str | None, str]], bool]:
     """Remove the comment areas from ``body``; return (author, date, text) per comment, and
-    whether the comments were left in place as the page's content (a forum thread: the
-    comment areas hold at least THREAD_SHARE of the page's text)."""
+    whether the comments were left in place as the page's content: a thread (``forum``: the
+    page says it is a discussion), or comment areas holding at least THREAD_SHARE of the
+    page's text."""
     containers = _containers(body)
     if not containers:
         return [], False
     page_size = visible_chars(body)
-    if sum(visible_chars(area) for area in containers) >= THREAD_SHARE * page_size:
+    if forum or sum(visible_chars(area) for area in containers) >= THREAD_SHARE * page_size:
         return [], True
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)

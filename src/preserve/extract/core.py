@@ -18,7 +18,7 @@ from .comments import cut_comments
 from .html5 import MAX_DEPTH
 from .metadata import Metadata, read_metadata
 from .model import Comment, Extraction
-from .pagetype import guess_page_type
+from .pagetype import guess_page_type, is_forum
 
 __all__ = [
     "EXTRACTOR_NAME",
@@ -87,7 +87,7 @@ def _measure(blocks: list[Block]) -> int:
 
 def _is_tiny(size: int, page_size: int) -> bool:
     """Too little text to be the page's content, given how much text the page shows."""
-    return size < MIN_TEXT_CHARS and size < TINY_SHARE * page_size
+    return size == 0 or (size < MIN_TEXT_CHARS and size < TINY_SHARE * page_size)
 
 
 def _select(body: etree._Element, *, keep_hidden: bool) -> tuple[str, list[Block]]:
@@ -136,18 +136,18 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         if root.find(".//frameset") is not None:
             return _empty(meta, REASON_FRAMESET)
         body = root
-    clean(root, body)
+    withheld = clean(root, body)
     page_size = dom.visible_chars(body)
-    comments, thread = cut_comments(body)
+    comments, thread = cut_comments(body, forum=is_forum(meta))
     method, blocks = _select(body, keep_hidden=False)
     texts = _trim(blocks, meta)
-    if _is_tiny(sum(map(len, texts)), page_size):
+    if _is_tiny(sum(map(len, texts)), page_size + withheld):
         # Fall back: hidden and <noscript> content, then the whole visible body.
         hidden_root = dom.parse(text)
         hidden_body = hidden_root.find("body") if hidden_root is not None else None
         if hidden_root is not None and hidden_body is not None:
             clean(hidden_root, hidden_body, keep_hidden=True)
-            cut_comments(hidden_body)
+            cut_comments(hidden_body, forum=is_forum(meta))
             _, more = _select(hidden_body, keep_hidden=True)
             more_texts = _trim(more, meta)
             if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):

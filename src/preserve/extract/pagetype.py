@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .metadata import Metadata
 
-__all__ = ["guess_page_type"]
+__all__ = ["guess_page_type", "is_forum"]
 
 _FORUM = frozenset({"discussionforumposting", "qapage", "question", "answer", "socialmediaposting"})
 _PRODUCT = frozenset({"product", "productgroup", "offer", "aggregateoffer", "individualproduct"})
@@ -49,3 +49,8 @@ def guess_page_type(meta: Metadata, method: str | None, thread: bool) -> str:
     if kinds & _ARTICLE or method == "article":
         return "article"
     return "other"
+
+
+def is_forum(meta: Metadata) -> bool:
+    """The page says it is a discussion (a forum thread, a question and its answers)."""
+    return bool(meta.kinds & _FORUM)
