@@ -18,7 +18,7 @@ from .comments import cut_comments
 from .html5 import MAX_DEPTH
 from .metadata import Metadata, read_metadata
 from .model import Comment, Extraction
-from .pagetype import guess_page_type, is_forum
+from .pagetype import declares_article, guess_page_type, is_forum
 
 __all__ = [
     "EXTRACTOR_NAME",
@@ -35,8 +35,11 @@ EXTRACTOR_VERSION = "2.0.0"
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
 TINY_SHARE = 0.1
-#: The article container wins over the main region when it holds this share of its text.
-ARTICLE_SHARE = 0.5
+#: The article container wins over the main region when it holds this share of its text,
+#: or, on pages declared articles, when it has this share of the prose in the rest.
+ARTICLE_SHARE = 0.7
+REST_PROSE_SHARE = 0.5
+PROSE_CHARS = 80
 
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
@@ -48,6 +51,8 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "min_text_chars": MIN_TEXT_CHARS,
         "tiny_share": TINY_SHARE,
         "article_share": ARTICLE_SHARE,
+        "rest_prose_share": REST_PROSE_SHARE,
+        "prose_chars": PROSE_CHARS,
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
@@ -90,7 +95,31 @@ def _is_tiny(size: int, page_size: int) -> bool:
     return size == 0 or (size < MIN_TEXT_CHARS and size < TINY_SHARE * page_size)
 
 
-def _select(body: etree._Element, *, keep_hidden: bool) -> tuple[str, list[Block]]:
+def _prose(blocks: list[Block]) -> int:
+    """Characters in paragraphs of prose: long blocks that are not mostly links."""
+    return sum(
+        len(block.text)
+        for block in blocks
+        if len(block.text) >= PROSE_CHARS and block.link_density < 0.3
+    )
+
+
+def _article_wins(best: list[Block], main: list[Block], declared_article: bool) -> bool:
+    """The article container is the content when it holds most of the main region's text,
+    or, on a page that declares itself an article, when the rest of the region has less than
+    twice its prose (the rest is then lists, links and chrome, not more of the content)."""
+    if _measure(best) >= ARTICLE_SHARE * _measure(main):
+        return True
+    if not declared_article:
+        return False
+    chosen = {(id(block.owner), block.text) for block in best}
+    rest = [block for block in main if (id(block.owner), block.text) not in chosen]
+    return _prose(best) >= REST_PROSE_SHARE * _prose(rest)
+
+
+def _select(
+    body: etree._Element, *, keep_hidden: bool, declared_article: bool = False
+) -> tuple[str, list[Block]]:
     """The first steps of the chain: the article container or the main region, then the
     main region with less pruning. Returns (method, blocks); the blocks may be tiny."""
     all_blocks = render_blocks(body)
@@ -101,7 +130,7 @@ def _select(body: etree._Element, *, keep_hidden: bool) -> tuple[str, list[Block
     if keep_hidden:
         return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False)
     best = article.select_article(body, all_blocks, totals)
-    if _measure(best) >= ARTICLE_SHARE * _measure(main):
+    if _article_wins(best, main, declared_article):
         method, blocks = "article", best
     else:
         method, blocks = "main", main
@@ -139,7 +168,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
     withheld = clean(root, body)
     page_size = dom.visible_chars(body)
     comments, thread = cut_comments(body, forum=is_forum(meta))
-    method, blocks = _select(body, keep_hidden=False)
+    method, blocks = _select(body, keep_hidden=False, declared_article=declares_article(meta))
     texts = _trim(blocks, meta)
     if _is_tiny(sum(map(len, texts)), page_size + withheld):
         # Fall back: hidden and <noscript> content, then the whole visible body.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .metadata import Metadata
 
-__all__ = ["guess_page_type", "is_forum"]
+__all__ = ["declares_article", "guess_page_type", "is_forum"]
 
 _FORUM = frozenset({"discussionforumposting", "qapage", "question", "answer", "socialmediaposting"})
 _PRODUCT = frozenset({"product", "productgroup", "offer", "aggregateoffer", "individualproduct"})
@@ -54,3 +54,8 @@ def guess_page_type(meta: Metadata, method: str | None, thread: bool) -> str:
 def is_forum(meta: Metadata) -> bool:
     """The page says it is a discussion (a forum thread, a question and its answers)."""
     return bool(meta.kinds & _FORUM)
+
+
+def declares_article(meta: Metadata) -> bool:
+    """The page says it is an article (schema.org Article types, ``og:type`` article)."""
+    return bool(meta.kinds & _ARTICLE)
