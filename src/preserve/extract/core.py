@@ -118,7 +118,11 @@ def _article_wins(best: list[Block], main: list[Block], declared_article: bool) 
 
 
 def _select(
-    body: etree._Element, *, keep_hidden: bool, declared_article: bool = False
+    body: etree._Element,
+    *,
+    keep_hidden: bool,
+    declared_article: bool = False,
+    title: str | None = None,
 ) -> tuple[str, list[Block]]:
     """The first steps of the chain: the article container or the main region, then the
     main region with less pruning. Returns (method, blocks); the blocks may be tiny."""
@@ -126,7 +130,8 @@ def _select(
     totals = scoring.aggregate(body, all_blocks)
     page_size = totals[body].text_chars if body in totals else 0
     region = regions.main_region(body, totals)
-    main = regions.region_blocks(region, all_blocks, totals, prune=True)
+    heading = regions.title_heading(body, title)
+    main = regions.region_blocks(region, all_blocks, totals, prune=True, title=heading)
     if keep_hidden:
         return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False)
     best = article.select_article(body, all_blocks, totals)
@@ -168,7 +173,9 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
     withheld = clean(root, body)
     page_size = dom.visible_chars(body)
     comments, thread = cut_comments(body, forum=is_forum(meta))
-    method, blocks = _select(body, keep_hidden=False, declared_article=declares_article(meta))
+    method, blocks = _select(
+        body, keep_hidden=False, declared_article=declares_article(meta), title=meta.title
+    )
     texts = _trim(blocks, meta)
     if _is_tiny(sum(map(len, texts)), page_size + withheld):
         # Fall back: hidden and <noscript> content, then the whole visible body.

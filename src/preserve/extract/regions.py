@@ -15,10 +15,11 @@ from __future__ import annotations
 from lxml import etree
 
 from .blocks import Block
+from .dom import text_of
 from .hints import is_unlikely
 from .scoring import Stats
 
-__all__ = ["LANDMARK_ROLES", "main_region", "region_blocks"]
+__all__ = ["LANDMARK_ROLES", "main_region", "region_blocks", "title_heading"]
 
 #: A ``<main>`` holding less than this share of the page's text is not the main region.
 MAIN_MIN_SHARE = 0.25
@@ -52,6 +53,17 @@ def main_region(body: etree._Element, totals: dict[etree._Element, Stats]) -> et
     return best if best is not None else body
 
 
+def title_heading(body: etree._Element, title: str | None) -> etree._Element | None:
+    """The first ``<h1>`` whose text is the page's title."""
+    if not title:
+        return None
+    wanted = " ".join(title.split()).casefold()
+    for heading in body.iter("h1"):
+        if " ".join(text_of(heading).split()).casefold() == wanted:
+            return heading
+    return None
+
+
 def _is_landmark(element: etree._Element) -> bool:
     tag = element.tag
     if tag in {"nav", "aside"} or _role(element) in LANDMARK_ROLES:
@@ -75,9 +87,12 @@ def region_blocks(
     totals: dict[etree._Element, Stats],
     *,
     prune: bool,
+    title: etree._Element | None = None,
 ) -> list[Block]:
-    """The blocks of ``region`` without its chrome (see the module docstring)."""
+    """The blocks of ``region`` without its chrome (see the module docstring). The boxes
+    around ``title`` (the page's title heading) are not chrome, whatever their names."""
     region_size = totals[region].text_chars if region in totals else 0
+    protected = set(title.iterancestors()) if title is not None else set()
     keep_size = KEEP_SHARE * region_size
     block_counts: dict[etree._Element, int] = {}
     if prune:
@@ -95,7 +110,7 @@ def region_blocks(
         if stats is None:
             walker.skip_subtree()  # no text inside
             continue
-        if stats.text_chars >= keep_size:
+        if stats.text_chars >= keep_size or element in protected:
             continue
         if (
             _is_landmark(element)
