@@ -146,7 +146,7 @@ class _Renderer:
                 self.owner_stack.append(node)
                 self.add(node.text, link)
             else:
-                link = link or tag == "a"
+                link = link or _is_link(node)
                 self.add(node.text, link)
             links.append(link)
 
@@ -172,10 +172,19 @@ class _Renderer:
         self.owner_stack.pop()
 
     def walk_inline(self, cell: etree._Element, in_link: bool) -> None:
-        link = in_link or cell.tag == "a"
+        link = in_link or _is_link(cell)
         self.add(cell.text, link)
         for child in cell:
             self.walk(child, link)
+
+
+def _is_link(element: etree._Element) -> bool:
+    """A link to somewhere else; an anchor to a place on the same page (``href="#intro"``,
+    headings that link to themselves) is not."""
+    if element.tag != "a":
+        return False
+    href = (element.get("href") or "").strip()
+    return not (len(href) > 1 and href.startswith("#"))
 
 
 def _is_simple_row(row: etree._Element) -> bool:
@@ -221,9 +230,9 @@ def render_blocks(element: etree._Element) -> list[Block]:
     """The blocks of ``element``'s subtree in document order (its tail is not included)."""
     renderer = _Renderer()
     renderer.owner_stack.append(element)
-    tag = element.tag if isinstance(element.tag, str) else ""
-    renderer.add(element.text, tag == "a")
+    in_link = _is_link(element)
+    renderer.add(element.text, in_link)
     for child in element:
-        renderer.walk(child, tag == "a")
+        renderer.walk(child, in_link)
     renderer.flush()
     return renderer.blocks
