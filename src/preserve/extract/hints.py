@@ -27,7 +27,7 @@ _POSITIVE = re.compile(
 _NEGATIVE = re.compile(
     r"-ad-|hidden|\bhid\b|banner|combx|comment|com-|contact|foot|footnote|gdpr|masthead|"
     r"media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|"
-    r"shopping|tags|tool|widget|byline|author|dateline|caption|credit|breadcrumb|social|"
+    r"shopping|tags|tool|(^|\s)widget|widget(\s|$)|byline|author|dateline|caption|credit|breadcrumb|social|"
     r"newsletter|subscribe|recommend|teaser|nav|menu|cookie|popular|trending|\bads?\b|advert"
 )
 
@@ -38,13 +38,36 @@ _TAXONOMY = re.compile(r"(^|\s)(tag|category|categories|topic|section|format)-\S
 _TAXONOMY_WORDS = ("tag-", "categor", "topic-", "section-", "format-")
 
 
+# Utility classes (Tailwind, Bootstrap...) describe looks, not roles: ``overflow-hidden``,
+# ``overflow-x-scroll``, ``md:flex``, ``col-md-6``, ``text-center``, ``mt-16px``. They are
+# dropped before the names are read, so that ``hidden`` or ``scroll`` inside them say nothing.
+_UTILITY = re.compile(
+    r"^(?:[a-z0-9-]+:)+\S*$|^!?-?(?:overflow|bg|font|flex|grid|border|rounded|shadow|"
+    r"p[xytblrse]?|m[xytblrse]?|w|h|min-w|max-w|min-h|max-h|size|gap|space|items|justify|"
+    r"self|place|z|opacity|leading|tracking|inset|order|basis|grow|shrink|object|aspect|"
+    r"whitespace|break|align|float|clear|d|fs|fw|lh|col|row|cursor|select|transition|"
+    r"duration|ease|delay|animate|decoration|divide|ring|outline|fill|stroke|scroll|snap|"
+    r"touch|overscroll|line-clamp|position|display)-\S+$|"
+    r"^text-(?:xs|sm|base|lg|\d?xl|left|center|right|justify|start|end|white|black|"
+    r"[a-z]+-\d{2,3}|wrap|nowrap|balance|ellipsis|clip)$|"
+    r"^(?:hidden|isolate|relative|absolute|fixed|sticky|static|truncate|invisible|visible|"
+    r"block|inline|inline-block|inline-flex|flex|grid|contents|container|clearfix)$"
+)
+
+
+def _role_tokens(cls: str) -> str:
+    tokens = cls.lower().split()
+    return " ".join(token for token in tokens if not _UTILITY.match(token))
+
+
 def hint_string(element: etree._Element) -> str:
-    """The element's class and id, lowercased, space-joined, taxonomy tokens removed."""
+    """The element's class and id, lowercased, space-joined, without utility classes and
+    taxonomy tokens."""
     cls = element.get("class") or ""
     ident = element.get("id") or ""
     if not (cls or ident):
         return ""
-    hints = f"{cls} {ident}".lower()
+    hints = f"{_role_tokens(cls)} {ident.lower()}".strip()
     if "-" in hints and any(word in hints for word in _TAXONOMY_WORDS):
         hints = _TAXONOMY.sub(" ", hints)
     return hints

@@ -15,15 +15,24 @@ from .blocks import HEADING_TAGS, Block
 from .hints import class_weight, hint_string
 from .scoring import MIN_PARAGRAPH_CHARS, Scorer, tag_of
 
-__all__ = ["EDGE_BLOCKS", "SMALL_BOX_CHARS", "drop_edge_datelines", "keep", "verdicts"]
+__all__ = [
+    "EDGE_BLOCKS",
+    "KEEP_SHARE",
+    "SMALL_BOX_CHARS",
+    "drop_edge_datelines",
+    "keep",
+    "verdicts",
+]
 
 SMALL_BOX_CHARS = 500
 EDGE_BLOCKS = 3
+#: A sub-container holding this share of the article's text is never pruned.
+KEEP_SHARE = 0.5
 
 _BOILER_SHORT = re.compile(
     r"byline|author|dateline|date|time|meta|submitted|posted|share|sharing|social|tags|"
     r"caption|credit|breadcrumb|related|newsletter|subscribe|promo|advert|sponsor|comment|footer|nav|menu|"
-    r"print|toolbar|widget|rating|follow|cookie|(^|[\s_-])ads?([\s_-]|$)"
+    r"print|toolbar|(^|\s)widget|widget(\s|$)|rating|follow|cookie|(^|[\s_-])ads?([\s_-]|$)"
 )
 
 # Figure captions and photo credits are not article text (they describe an image).
@@ -96,6 +105,8 @@ _SMALL_BOILER = 8  # nearest named box is a small boilerplate box (not a quotati
 def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element, int]:
     """Flags for every element of the article's parts (see the _REMOVED... constants)."""
     flags: dict[etree._Element, int] = {}
+    # Never prune away most of the article: a wrapper holding this much is not boilerplate.
+    most = KEEP_SHARE * sum(scorer.stat(part).text_chars for part in parts)
     for part in parts:
         flags[part] = _CAPTION_ALWAYS if part.tag in _CAPTION_TAGS else 0
         for element in part.iterdescendants():
@@ -106,8 +117,9 @@ def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element
             if inherited & _REMOVED:
                 flags[element] = inherited
                 continue
-            if (tag in _CLEAN_TAGS and _should_remove(scorer, element)) or (
-                tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element)
+            if scorer.stat(element).text_chars < most and (
+                (tag in _CLEAN_TAGS and _should_remove(scorer, element))
+                or (tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element))
             ):
                 flags[element] = inherited | _REMOVED
                 continue
