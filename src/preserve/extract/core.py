@@ -18,7 +18,7 @@ from .comments import cut_comments
 from .html5 import MAX_DEPTH
 from .metadata import Metadata, read_metadata
 from .model import Comment, Extraction
-from .pagetype import declares_article, guess_page_type, is_forum
+from .pagetype import declares_article, guess_page_type, is_forum, is_product
 
 __all__ = [
     "EXTRACTOR_NAME",
@@ -123,6 +123,7 @@ def _select(
     keep_hidden: bool,
     declared_article: bool = False,
     title: str | None = None,
+    product: bool = False,
 ) -> tuple[str, list[Block]]:
     """The first steps of the chain: the article container or the main region, then the
     main region with less pruning. Returns (method, blocks); the blocks may be tiny."""
@@ -131,7 +132,9 @@ def _select(
     page_size = totals[body].text_chars if body in totals else 0
     region = regions.main_region(body, totals)
     heading = regions.title_heading(body, title)
-    main = regions.region_blocks(region, all_blocks, totals, prune=True, title=heading)
+    main = regions.region_blocks(
+        region, all_blocks, totals, prune=True, title=heading, drop_cards=product
+    )
     if keep_hidden:
         return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False)
     best = article.select_article(body, all_blocks, totals)
@@ -174,7 +177,11 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
     page_size = dom.visible_chars(body)
     comments, thread = cut_comments(body, forum=is_forum(meta))
     method, blocks = _select(
-        body, keep_hidden=False, declared_article=declares_article(meta), title=meta.title
+        body,
+        keep_hidden=False,
+        declared_article=declares_article(meta),
+        title=meta.title,
+        product=is_product(meta),
     )
     texts = _trim(blocks, meta)
     if _is_tiny(sum(map(len, texts)), page_size + withheld):

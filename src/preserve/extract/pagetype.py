@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .metadata import Metadata
 
-__all__ = ["declares_article", "guess_page_type", "is_forum"]
+__all__ = ["declares_article", "guess_page_type", "is_forum", "is_product"]
 
 _FORUM = frozenset({"discussionforumposting", "qapage", "question", "answer", "socialmediaposting"})
 _PRODUCT = frozenset({"product", "productgroup", "offer", "aggregateoffer", "individualproduct"})
@@ -59,3 +59,8 @@ def is_forum(meta: Metadata) -> bool:
 def declares_article(meta: Metadata) -> bool:
     """The page says it is an article (schema.org Article types, ``og:type`` article)."""
     return bool(meta.kinds & _ARTICLE)
+
+
+def is_product(meta: Metadata) -> bool:
+    """The page says it is one product (and not a list of them)."""
+    return bool(meta.kinds & _PRODUCT) and not meta.kinds & _LISTING

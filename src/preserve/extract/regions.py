@@ -12,6 +12,8 @@ documentation. Choosing between it and the article container is the caller's job
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from .blocks import Block
@@ -25,6 +27,11 @@ __all__ = ["LANDMARK_ROLES", "main_region", "region_blocks", "title_heading"]
 MAIN_MIN_SHARE = 0.25
 #: A box holding at least this share of the region's text is never left out.
 KEEP_SHARE = 0.5
+
+#: Cards (card_runs): at least this many look-alike siblings, shorter than this on average.
+CARD_MIN_RUN = 4
+CARD_MAX_CHARS = 300
+_DIGITS = re.compile(r"\d+")
 
 LANDMARK_ROLES = frozenset(
     {"navigation", "banner", "contentinfo", "complementary", "search", "menubar", "toolbar"}
@@ -51,6 +58,32 @@ def main_region(body: etree._Element, totals: dict[etree._Element, Stats]) -> et
                 continue
             best = element
     return best if best is not None else body
+
+
+def _signature(element: etree._Element) -> tuple[str, str]:
+    return str(element.tag), _DIGITS.sub("", element.get("class") or "").strip()
+
+
+def card_runs(region: etree._Element, totals: dict[etree._Element, Stats]) -> set[etree._Element]:
+    """Cards: runs of CARD_MIN_RUN or more look-alike siblings (same tag and class), each a
+    short box with a link (a product tile, a teaser). On a product page these are other
+    products, not this one."""
+    cards: set[etree._Element] = set()
+    for parent in region.iter():
+        if len(parent) < CARD_MIN_RUN or not isinstance(parent.tag, str):
+            continue
+        groups: dict[tuple[str, str], list[etree._Element]] = {}
+        for child in parent:
+            if isinstance(child.tag, str):
+                groups.setdefault(_signature(child), []).append(child)
+        for members in groups.values():
+            if len(members) < CARD_MIN_RUN:
+                continue
+            sized = [totals[m].text_chars for m in members if m in totals]
+            linked = sum(1 for m in members if m.tag == "a" or m.find(".//a") is not None)
+            if sized and linked >= 0.75 * len(members) and sum(sized) / len(sized) < CARD_MAX_CHARS:
+                cards.update(members)
+    return cards
 
 
 def title_heading(body: etree._Element, title: str | None) -> etree._Element | None:
@@ -88,6 +121,7 @@ def region_blocks(
     *,
     prune: bool,
     title: etree._Element | None = None,
+    drop_cards: bool = False,
 ) -> list[Block]:
     """The blocks of ``region`` without its chrome (see the module docstring). The boxes
     around ``title`` (the page's title heading) are not chrome, whatever their names."""
@@ -101,7 +135,7 @@ def region_blocks(
                 block_counts[ancestor] = block_counts.get(ancestor, 0) + 1
                 if ancestor is region:
                     break
-    left_out: set[etree._Element] = set()
+    left_out: set[etree._Element] = card_runs(region, totals) if drop_cards else set()
     walker = etree.iterwalk(region, events=("start",))
     for _, element in walker:
         if element is region or not isinstance(element.tag, str):
