@@ -79,6 +79,8 @@ def _should_remove(scorer: Scorer, element: etree._Element) -> bool:
         return False
     if in_list and density < 0.5 and length >= 60 * max(1, items):
         return False  # a list of sentences (bullet-point prose), not a list of links
+    if tag == "table" and density < 0.5 and stats.paragraphs >= 2:
+        return False  # a data table (documentation, results) whose cells have some links
     if images > 1 and paragraphs / images < 0.5 and density > 0.1:
         return True
     if not in_list and items - 100 > paragraphs:
@@ -100,6 +102,18 @@ _REMOVED = 1  # removed by clean-conditionally, or inside a removed element
 _CAPTION_ALWAYS = 2  # inside <figure>/<figcaption>
 _CAPTION_NAMED = 4  # inside an element named like a caption or photo credit
 _SMALL_BOILER = 8  # nearest named box is a small boilerplate box (not a quotation)
+
+
+_FIGURE_CONTENT = frozenset({"table", "pre", "ul", "ol", "dl", "blockquote"})
+
+
+def _in_figcaption(element: etree._Element, stop: etree._Element) -> bool:
+    for ancestor in element.iterancestors():
+        if ancestor.tag == "figcaption":
+            return True
+        if ancestor is stop:
+            break
+    return False
 
 
 def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element, int]:
@@ -126,6 +140,8 @@ def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element
             verdict = inherited
             if tag in _CAPTION_TAGS:
                 verdict |= _CAPTION_ALWAYS
+            elif tag in _FIGURE_CONTENT and not _in_figcaption(element, part):
+                verdict &= ~_CAPTION_ALWAYS  # a table or code block shown as a figure
             hints = hint_string(element)
             if tag == "blockquote":
                 verdict &= ~_SMALL_BOILER
