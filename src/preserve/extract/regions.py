@@ -3,9 +3,9 @@
 The main region is the outermost ``<main>`` (or ``role=main``) that holds a fair share of
 the page's text, else the body. Inside it, chrome is left out: landmarks (``<nav>``,
 ``<aside>``, page-level ``<header>`` and ``<footer>``, ARIA navigation, banner, contentinfo,
-complementary and search roles), boxes whose class or id names say navigation, sidebar,
-breadcrumb, sharing, cookie banner and the like, and (when ``prune``) link lists whose items
-are short links. A box that holds most of the region's text is never left out. This is the
+complementary and search roles), and, when pruning, boxes whose class or id names say
+navigation, sidebar, breadcrumb, sharing, cookie banner and the like, and link lists whose
+items are short links. A box that holds most of the region's text is never left out. This is the
 text of pages whose content is not one run of prose: forum threads, listings, product pages,
 documentation. Choosing between it and the article container is the caller's job.
 """
@@ -28,6 +28,8 @@ MAIN_MIN_SHARE = 0.25
 #: A box holding at least this share of the region's text is never left out.
 KEEP_SHARE = 0.5
 
+#: Blocks that are one link are kept (as listing items) from this length, when pruning.
+MIN_LINK_BLOCK_CHARS = 20
 #: Cards (card_runs): at least this many look-alike siblings, shorter than this on average.
 CARD_MIN_RUN = 4
 CARD_MAX_CHARS = 300
@@ -123,8 +125,9 @@ def region_blocks(
     title: etree._Element | None = None,
     drop_cards: bool = False,
 ) -> list[Block]:
-    """The blocks of ``region`` without its chrome (see the module docstring). The boxes
-    around ``title`` (the page's title heading) are not chrome, whatever their names."""
+    """The blocks of ``region`` without its chrome (see the module docstring): landmarks,
+    and when ``prune``, boxes named like chrome and link lists (and with ``drop_cards``,
+    card runs). The boxes around ``title`` (the page's title heading) are never chrome."""
     region_size = totals[region].text_chars if region in totals else 0
     protected = set(title.iterancestors()) if title is not None else set()
     keep_size = KEEP_SHARE * region_size
@@ -136,6 +139,7 @@ def region_blocks(
                 if ancestor is region:
                     break
     left_out: set[etree._Element] = card_runs(region, totals) if drop_cards else set()
+    named_chrome: set[etree._Element] = set()
     walker = etree.iterwalk(region, events=("start",))
     for _, element in walker:
         if element is region or not isinstance(element.tag, str):
@@ -146,17 +150,20 @@ def region_blocks(
             continue
         if stats.text_chars >= keep_size or element in protected:
             continue
-        if (
-            _is_landmark(element)
-            or is_unlikely(element)
-            or (
-                prune
-                and element.tag in _LINK_LIST_TAGS
-                and _is_link_list(stats, block_counts.get(element, 0))
+        if _is_landmark(element) or (
+            prune
+            and (
+                is_unlikely(element)
+                or (
+                    element.tag in _LINK_LIST_TAGS
+                    and _is_link_list(stats, block_counts.get(element, 0))
+                )
             )
         ):
             left_out.add(element)
             walker.skip_subtree()
+        elif not prune and is_unlikely(element):
+            named_chrome.add(element)
     inside = set(region.iter())
     kept: list[Block] = []
     for block in blocks:
@@ -165,5 +172,10 @@ def region_blocks(
             continue
         if owner in left_out or any(a in left_out for a in owner.iterancestors()):
             continue
+        if block.link_density >= 1.0 and (
+            len(block.text) < MIN_LINK_BLOCK_CHARS
+            or (named_chrome and any(a in named_chrome for a in owner.iterancestors()))
+        ):
+            continue  # a menu entry; longer links are kept (the item titles of a listing)
         kept.append(block)
-    return [block for block in kept if block.link_density < 1.0 or len(block.text) >= 20]
+    return kept
