@@ -263,6 +263,24 @@ def _is_form(element: etree._Element) -> bool:
     return in_forms * 2 >= total or (element.find(".//form") is not None and total < 300)
 
 
+def _keep_post_headers(areas: list[etree._Element]) -> None:
+    """In a thread left in place as content, each post's author and time stay with it: their
+    elements lose the class and id names that would make them look like bylines to prune."""
+    items = [el for area in areas for el in area.iter() if _is_item(el)]
+    item_set = set(items)
+    for item in items:
+        nested = item_set - {item}
+        found_date = _date(item, nested)
+        for element in (_author(item, nested), found_date[0] if found_date else None):
+            if element is not None:
+                for ancestor in [element, *element.iterancestors()]:
+                    if ancestor is item:
+                        break
+                    for name in ("class", "id"):
+                        if name in ancestor.attrib:
+                            del ancestor.attrib[name]
+
+
 def cut_comments(
     body: etree._Element, *, forum: bool = False
 ) -> tuple[list[tuple[str | None, str | None, str]], bool]:
@@ -275,6 +293,7 @@ def cut_comments(
         return [], False
     page_size = visible_chars(body)
     if forum or sum(visible_chars(area) for area in containers) >= THREAD_SHARE * page_size:
+        _keep_post_headers(containers)
         return [], True
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)

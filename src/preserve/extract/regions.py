@@ -25,8 +25,9 @@ __all__ = ["LANDMARK_ROLES", "main_region", "region_blocks", "title_heading"]
 
 #: A ``<main>`` holding less than this share of the page's text is not the main region.
 MAIN_MIN_SHARE = 0.25
-#: A box holding at least this share of the region's text is never left out.
+#: A box holding at least this share of the region's text, prose among it, is never left out.
 KEEP_SHARE = 0.5
+PROSE_CHARS = 80
 
 #: Blocks that are one link are kept (as listing items) from this length, when pruning.
 MIN_LINK_BLOCK_CHARS = 20
@@ -140,6 +141,10 @@ def region_blocks(
                     break
     left_out: set[etree._Element] = card_runs(region, totals) if drop_cards else set()
     named_chrome: set[etree._Element] = set()
+    prose_boxes: set[etree._Element] = set()
+    for block in blocks:
+        if len(block.text) >= PROSE_CHARS and block.link_density < 0.3:
+            prose_boxes.update(block.owner.iterancestors())
     walker = etree.iterwalk(region, events=("start",))
     for _, element in walker:
         if element is region or not isinstance(element.tag, str):
@@ -148,7 +153,7 @@ def region_blocks(
         if stats is None:
             walker.skip_subtree()  # no text inside
             continue
-        if stats.text_chars >= keep_size or element in protected:
+        if element in protected or (stats.text_chars >= keep_size and element in prose_boxes):
             continue
         if _is_landmark(element) or (
             prune
