@@ -264,21 +264,33 @@ def _is_form(element: etree._Element) -> bool:
 
 
 def _keep_post_headers(areas: list[etree._Element]) -> None:
-    """In a thread left in place as content, each post's author and time stay with it: their
-    elements lose the class and id names that would make them look like bylines to prune."""
+    """In a thread left in place as content, each post's author and time stay with it: each
+    becomes a plain paragraph (no names that look like a byline box, no link) so that
+    pruning, which drops bylines, tiny boxes and link lines, keeps it."""
     items = [el for area in areas for el in area.iter() if _is_item(el)]
     item_set = set(items)
+    headers: list[etree._Element] = []
     for item in items:
         nested = item_set - {item}
         found_date = _date(item, nested)
         for element in (_author(item, nested), found_date[0] if found_date else None):
-            if element is not None:
-                for ancestor in [element, *element.iterancestors()]:
-                    if ancestor is item:
-                        break
-                    for name in ("class", "id"):
-                        if name in ancestor.attrib:
-                            del ancestor.attrib[name]
+            if element is not None and element is not item and element not in headers:
+                headers.append(element)
+    for element in headers:
+        if any(other in element.iterancestors() for other in headers):
+            continue
+        etree.strip_tags(element, "a")
+        element.tag = "p"
+        for name in ("class", "id", "itemprop"):
+            element.attrib.pop(name, None)
+        for ancestor in element.iterancestors():
+            if ancestor in item_set:
+                break
+            for name in ("class", "id"):
+                ancestor.attrib.pop(name, None)
+    for item in items:  # a post named "comment" is not a small boilerplate box either
+        for name in ("class", "id"):
+            item.attrib.pop(name, None)
 
 
 def cut_comments(

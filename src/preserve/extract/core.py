@@ -71,10 +71,11 @@ def _fold(text: str) -> str:
     return _FOLD.sub(" ", text.casefold()).strip()
 
 
-def _trim(blocks: list[Block], meta: Metadata) -> list[str]:
-    """Drop the title repeated as a heading and a bare byline line."""
+def _trim(blocks: list[Block], meta: Metadata, *, thread: bool = False) -> list[str]:
+    """Drop the title repeated as a heading and a bare byline line (not in a thread, where
+    the first post's author line is part of the post)."""
     title = _fold(meta.title) if meta.title else None
-    byline = _fold(meta.byline) if meta.byline else None
+    byline = _fold(meta.byline) if meta.byline and not thread else None
     texts: list[str] = []
     for index, block in enumerate(blocks):
         folded = _fold(block.text)
@@ -183,7 +184,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         title=meta.title,
         product=is_product(meta),
     )
-    texts = _trim(blocks, meta)
+    texts = _trim(blocks, meta, thread=thread)
     if _is_tiny(sum(map(len, texts)), page_size + withheld):
         # Fall back: hidden and <noscript> content, then the whole visible body.
         hidden_root = dom.parse(text)
@@ -192,11 +193,11 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
             clean(hidden_root, hidden_body, keep_hidden=True)
             cut_comments(hidden_body, forum=is_forum(meta))
             _, more = _select(hidden_body, keep_hidden=True)
-            more_texts = _trim(more, meta)
+            more_texts = _trim(more, meta, thread=thread)
             if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
                 method, texts = "hidden", more_texts
     if _is_tiny(sum(map(len, texts)), page_size):
-        more_texts = _trim(_visible_body(body), meta)
+        more_texts = _trim(_visible_body(body), meta, thread=thread)
         if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
             method, texts = "body", more_texts
     if not texts and meta.article_body:
