@@ -282,15 +282,15 @@ def _keep_post_headers(areas: list[etree._Element]) -> None:
         etree.strip_tags(element, "a")
         element.tag = "p"
         for name in ("class", "id", "itemprop"):
-            element.attrib.pop(name, None)
+            element.attrib.pop(name, "")
         for ancestor in element.iterancestors():
             if ancestor in item_set:
                 break
             for name in ("class", "id"):
-                ancestor.attrib.pop(name, None)
+                ancestor.attrib.pop(name, "")
     for item in items:  # a post named "comment" is not a small boilerplate box either
         for name in ("class", "id"):
-            item.attrib.pop(name, None)
+            item.attrib.pop(name, "")
 
 
 def cut_comments(
