@@ -45,8 +45,9 @@ def test_capture_news_page_over_https_with_redirects(
 ) -> None:
     https_server.routes["/a"] = redirect("/b", status=301)
     https_server.routes["/b"] = redirect("/news.html", status=302)
-    https_server.routes["/news.html"] = respond(200, (SEEDS / "news.html").read_bytes(),
-                                                headers=HTML, chunked=True)
+    https_server.routes["/news.html"] = respond(
+        200, (SEEDS / "news.html").read_bytes(), headers=HTML, chunked=True
+    )
     result = archive.capture(https_server.url("/a"), _options(ca_bundle))
 
     assert result.status == "ok" and result.http_status == 200
@@ -61,21 +62,27 @@ def test_capture_news_page_over_https_with_redirects(
     tls = m.connection.tls
     assert tls is not None and tls.verified and tls.version.startswith("TLSv1.")
     assert tls.certificate is not None
-    assert tls.certificate.sha256_fingerprint == hashlib.sha256(
-        https_server.certificate_der or b"").hexdigest()
+    assert (
+        tls.certificate.sha256_fingerprint
+        == hashlib.sha256(https_server.certificate_der or b"").hexdigest()
+    )
     assert m.operator == "test operator"
     assert m.extractor.name == "preserve"
 
     # The WARC file: named digests match, warcio check passes, 3 request/response pairs.
     warc_path = archive.root / m.warc.path
     digests = hash_file(warc_path)
-    assert (digests.sha256, digests.blake3, digests.size) == (m.warc.sha256, m.warc.blake3,
-                                                              m.warc.size)
+    assert (digests.sha256, digests.blake3, digests.size) == (
+        m.warc.sha256,
+        m.warc.blake3,
+        m.warc.size,
+    )
     check = _warcio("check", "-v", str(warc_path))
     assert check.returncode == 0, check.stdout + check.stderr
     with warc_path.open("rb") as f:
-        records = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI"))
-                   for r in ArchiveIterator(f)]
+        records = [
+            (r.rec_type, r.rec_headers.get_header("WARC-Target-URI")) for r in ArchiveIterator(f)
+        ]
     types = [t for t, _ in records]
     assert types[:7] == ["warcinfo"] + ["request", "response"] * 3
     assert types[-1] == "conversion" and set(types[7:-1]) == {"metadata"}
@@ -88,8 +95,9 @@ def test_capture_news_page_over_https_with_redirects(
     assert archive.verify(deep=True).ok
 
 
-def test_capture_blog_keeps_comments_apart(http_server: TestServer,
-                                           archive: preserve.Archive) -> None:
+def test_capture_blog_keeps_comments_apart(
+    http_server: TestServer, archive: preserve.Archive
+) -> None:
     http_server.routes["/post"] = respond(200, (SEEDS / "blog.html").read_bytes(), headers=HTML)
     result = archive.capture(http_server.url("/post"), _options())
     m = archive.manifest(result.capture_id)
@@ -100,8 +108,9 @@ def test_capture_blog_keeps_comments_apart(http_server: TestServer,
     assert archive.text(result.capture_id) == expected
 
 
-def test_same_text_stored_once_and_recaptures_linked(http_server: TestServer,
-                                                     archive: preserve.Archive) -> None:
+def test_same_text_stored_once_and_recaptures_linked(
+    http_server: TestServer, archive: preserve.Archive
+) -> None:
     http_server.routes["/n"] = respond(200, (SEEDS / "news.html").read_bytes(), headers=HTML)
     first = archive.capture(http_server.url("/n"), _options())
     second = archive.capture(http_server.url("/n"), _options())
@@ -113,28 +122,27 @@ def test_same_text_stored_once_and_recaptures_linked(http_server: TestServer,
     assert [c.capture_id for c in archive.captures()] == [first.capture_id, second.capture_id]
 
 
-def test_http_error_is_kept_as_evidence(http_server: TestServer,
-                                        archive: preserve.Archive) -> None:
-    http_server.routes["/gone"] = respond(410, b"<html><body><p>Gone.</p></body></html>",
-                                          headers=HTML)
+def test_http_error_is_kept_as_evidence(http_server: TestServer, archive: preserve.Archive) -> None:
+    http_server.routes["/gone"] = respond(
+        410, b"<html><body><p>Gone.</p></body></html>", headers=HTML
+    )
     result = archive.capture(http_server.url("/gone"), _options())
     assert result.http_status == 410 and result.status == "http-error" and not result.ok
     assert archive.verify(deep=True).ok
 
 
-def test_non_html_is_kept_without_text(http_server: TestServer,
-                                       archive: preserve.Archive) -> None:
+def test_non_html_is_kept_without_text(http_server: TestServer, archive: preserve.Archive) -> None:
     pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40
-    http_server.routes["/doc.pdf"] = respond(200, pdf, headers=[("Content-Type",
-                                                                 "application/pdf")])
+    http_server.routes["/doc.pdf"] = respond(
+        200, pdf, headers=[("Content-Type", "application/pdf")]
+    )
     result = archive.capture(http_server.url("/doc.pdf"), _options())
     assert result.status == "not-html" and result.text_blake3 is None
     assert result.reason is not None and "application/pdf" in result.reason
     m = archive.manifest(result.capture_id)
     assert m.text is None and m.extraction.reason == result.reason
     with (archive.root / m.warc.path).open("rb") as f:
-        bodies = [r.content_stream().read() for r in ArchiveIterator(f)
-                  if r.rec_type == "response"]
+        bodies = [r.content_stream().read() for r in ArchiveIterator(f) if r.rec_type == "response"]
     assert bodies == [pdf]
     assert archive.verify(deep=True).ok
 
@@ -147,9 +155,13 @@ def test_non_html_is_kept_without_text(http_server: TestServer,
         ("loop", {}, preserve.TooManyRedirectsError),
     ],
 )
-def test_failed_capture_commits_nothing(http_server: TestServer, archive: preserve.Archive,
-                                        route: str, options: dict[str, object],
-                                        error: type[Exception]) -> None:
+def test_failed_capture_commits_nothing(
+    http_server: TestServer,
+    archive: preserve.Archive,
+    route: str,
+    options: dict[str, object],
+    error: type[Exception],
+) -> None:
     http_server.routes["/big"] = stream_bytes(1_000_000)
     http_server.routes["/slow"] = drip(b"x" * 1000, interval=0.05)
     http_server.routes["/loop"] = redirect("/loop2")
@@ -172,30 +184,34 @@ def test_bad_input_raises_before_touching_disk(tmp_path: Path) -> None:
     assert not (tmp_path / "never-created").exists()
 
 
-def test_refused_and_untrusted(untrusted_https_server: TestServer, ca_bundle: Path,
-                               archive: preserve.Archive) -> None:
+def test_refused_and_untrusted(
+    untrusted_https_server: TestServer, ca_bundle: Path, archive: preserve.Archive
+) -> None:
     untrusted_https_server.routes["/"] = respond(200, b"<p>hi</p>", headers=HTML)
     with pytest.raises(preserve.TLSError):
         archive.capture(untrusted_https_server.url("/"), _options(ca_bundle))
     with pytest.raises(preserve.ConnectError):
         archive.capture("http://127.0.0.1:9/", _options())  # discard port: nothing listens
     assert _committed_files(archive.root) == []
-    insecure = archive.capture(untrusted_https_server.url("/"),
-                               _options(ca_bundle, verify_tls=False))
+    insecure = archive.capture(
+        untrusted_https_server.url("/"), _options(ca_bundle, verify_tls=False)
+    )
     tls = archive.manifest(insecure.capture_id).connection.tls
     assert tls is not None and tls.verified is False
 
 
-def test_manifest_bytes_are_canonical_and_match_result(http_server: TestServer,
-                                                       archive: preserve.Archive) -> None:
+def test_manifest_bytes_are_canonical_and_match_result(
+    http_server: TestServer, archive: preserve.Archive
+) -> None:
     http_server.routes["/"] = respond(200, (SEEDS / "news.html").read_bytes(), headers=HTML)
     result = archive.capture(http_server.url("/"), _options())
     path = archive.root / result.manifest_path
     data = path.read_bytes()
     assert hash_file(path).blake3 == result.manifest_blake3
     document = json.loads(data)
-    assert data.decode() == json.dumps(document, sort_keys=True, indent=2,
-                                       ensure_ascii=False) + "\n"
+    assert (
+        data.decode() == json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    )
     assert document["schema"] == "preserve/manifest/1"
     software = document["software"]
     assert software["preserve"] == preserve.__version__ and "python" in software

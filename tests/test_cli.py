@@ -19,11 +19,17 @@ HTML = [("Content-Type", "text/html; charset=utf-8")]
 PRESERVE = str(Path(sys.executable).with_name("preserve"))
 
 
-def run(root: Path, *args: str, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
-                          text=True, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
+def run(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PRESERVE, "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -31,8 +37,9 @@ def site(http_server: TestServer) -> TestServer:
     http_server.routes["/news"] = respond(200, (SEEDS / "news.html").read_bytes(), headers=HTML)
     http_server.routes["/blog"] = respond(200, (SEEDS / "blog.html").read_bytes(), headers=HTML)
     http_server.routes["/moved"] = redirect("/news", status=301)
-    http_server.routes["/missing"] = respond(404, b"<html><body>No such page</body></html>",
-                                             headers=HTML)
+    http_server.routes["/missing"] = respond(
+        404, b"<html><body>No such page</body></html>", headers=HTML
+    )
     http_server.routes["/huge"] = stream_bytes(5_000_000)
     return http_server
 
@@ -56,8 +63,9 @@ def test_capture_prints_id_hash_title_and_verify_passes(site: TestServer, tmp_pa
 def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
     urls = tmp_path / "urls.txt"
     urls.write_text(f"# evidence\n{site.url('/news')}\n\n{site.url('/blog')}\n")
-    result = CliRunner().invoke(main, ["--root", str(tmp_path / "a"), "capture", "--from",
-                                       str(urls), "--json"])
+    result = CliRunner().invoke(
+        main, ["--root", str(tmp_path / "a"), "capture", "--from", str(urls), "--json"]
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert [c["status"] for c in document["captures"]] == ["ok", "ok"]
@@ -65,9 +73,13 @@ def test_batch_from_file_and_json(site: TestServer, tmp_path: Path) -> None:
 
 
 def test_root_from_environment(site: TestServer, tmp_path: Path) -> None:
-    done = subprocess.run([PRESERVE, "capture", site.url("/blog")], capture_output=True,
-                          text=True, check=False, env={**os.environ, "PRESERVE_ROOT":
-                                                       str(tmp_path / "env-root")})
+    done = subprocess.run(
+        [PRESERVE, "capture", site.url("/blog")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PRESERVE_ROOT": str(tmp_path / "env-root")},
+    )
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "env-root" / "manifests").glob("*.json"))) == 1
 

@@ -19,21 +19,27 @@ PRESERVE = str(Path(sys.executable).with_name("preserve"))
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "PRESERVE_CONFIG_HOME": str(tmp_path / "config"),
-            "PRESERVE_ROOT": str(tmp_path / "root")}
+    return {
+        **os.environ,
+        "PRESERVE_CONFIG_HOME": str(tmp_path / "config"),
+        "PRESERVE_ROOT": str(tmp_path / "root"),
+    }
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PRESERVE, *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [PRESERVE, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
 @pytest.fixture
 def signed_archive(http_server: TestServer, env: dict[str, str]) -> list[str]:
-    http_server.routes["/news"] = respond(200, (SEEDS / "news.html").read_bytes(),
-                                          headers=[("Content-Type", "text/html")])
-    http_server.routes["/blog"] = respond(200, (SEEDS / "blog.html").read_bytes(),
-                                          headers=[("Content-Type", "text/html")])
+    http_server.routes["/news"] = respond(
+        200, (SEEDS / "news.html").read_bytes(), headers=[("Content-Type", "text/html")]
+    )
+    http_server.routes["/blog"] = respond(
+        200, (SEEDS / "blog.html").read_bytes(), headers=[("Content-Type", "text/html")]
+    )
     init = run(env, "init", "--key-name", "test.example/archive")
     assert init.returncode == 0, init.stderr
     assert "verifier key test.example/archive+" in init.stdout
@@ -57,8 +63,9 @@ def test_log_shows_captures_and_audits(signed_archive: list[str], env: dict[str,
     assert checkpoints and checkpoints[-1].read_text().splitlines()[1] == "3"
 
 
-def test_prove_and_check_proof(signed_archive: list[str], env: dict[str, str],
-                               tmp_path: Path) -> None:
+def test_prove_and_check_proof(
+    signed_archive: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
     bundle = tmp_path / "proof.json"
     made = run(env, "prove", signed_archive[0][:22], "-o", str(bundle))
     assert made.returncode == 0, made.stderr
@@ -72,8 +79,9 @@ def test_prove_and_check_proof(signed_archive: list[str], env: dict[str, str],
     assert refused.returncode == 1 and json.loads(refused.stdout)["problems"]
 
 
-def test_rewritten_manifest_is_caught_by_the_log(signed_archive: list[str],
-                                                 env: dict[str, str]) -> None:
+def test_rewritten_manifest_is_caught_by_the_log(
+    signed_archive: list[str], env: dict[str, str]
+) -> None:
     path = Path(env["PRESERVE_ROOT"]) / "manifests" / f"{signed_archive[0]}.json"
     document = json.loads(path.read_text())
     document["final_url"] = document["final_url"].replace("/news", "/fake")
@@ -86,19 +94,22 @@ def test_rewritten_manifest_is_caught_by_the_log(signed_archive: list[str],
     assert "E306" in codes  # the manifest's bytes differ from its log leaf
 
 
-def test_external_checkpoint_detects_a_rewritten_log(signed_archive: list[str],
-                                                     env: dict[str, str],
-                                                     tmp_path: Path) -> None:
+def test_external_checkpoint_detects_a_rewritten_log(
+    signed_archive: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
     root = Path(env["PRESERVE_ROOT"])
     kept = tmp_path / "offsite-checkpoint.txt"
     kept.write_bytes((root / "manifests/log/checkpoint").read_bytes())
     assert run(env, "verify", "--checkpoint", str(kept), "--no-record").returncode == 0
     # An attacker without the key deletes the log and re-creates it with one capture only.
 
-
     shutil.rmtree(root / "manifests/log")
     (root / "manifests" / f"{signed_archive[1]}.json").unlink()
     run(env, "init")  # makes a new log and a new key: it cannot extend the kept checkpoint
-    codes = {f["code"] for f in json.loads(run(env, "verify", "--json", "--checkpoint",
-                                               str(kept)).stdout)["findings"]}
+    codes = {
+        f["code"]
+        for f in json.loads(run(env, "verify", "--json", "--checkpoint", str(kept)).stdout)[
+            "findings"
+        ]
+    }
     assert codes & {"E304", "E307", "E309"}, codes

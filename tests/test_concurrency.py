@@ -38,10 +38,15 @@ PYTHON_CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
 
 
 def page(n: int) -> bytes:
-    paragraphs = "".join(f"<p>Report {n}, paragraph {i}: the council met at night to discuss "
-                         f"the river and the market of village {n}.</p>" for i in range(40))
-    return (f"<!doctype html><html><head><title>Page {n}</title></head><body><article>"
-            f"<h1>Page {n}</h1>{paragraphs}</article></body></html>").encode()
+    paragraphs = "".join(
+        f"<p>Report {n}, paragraph {i}: the council met at night to discuss "
+        f"the river and the market of village {n}.</p>"
+        for i in range(40)
+    )
+    return (
+        f"<!doctype html><html><head><title>Page {n}</title></head><body><article>"
+        f"<h1>Page {n}</h1>{paragraphs}</article></body></html>"
+    ).encode()
 
 
 class PacedPages:
@@ -63,14 +68,22 @@ class PacedPages:
         try:
             n = int(request.target.partition("?n=")[2] or 0)
             body = page(n)
-            conn.sendall(_head(200, "OK", [("Content-Type", "text/html; charset=utf-8"),
-                                           ("Content-Length", str(len(body))),
-                                           ("Connection", "close")]))
+            conn.sendall(
+                _head(
+                    200,
+                    "OK",
+                    [
+                        ("Content-Type", "text/html; charset=utf-8"),
+                        ("Content-Length", str(len(body))),
+                        ("Connection", "close"),
+                    ],
+                )
+            )
             pieces = 5
             step = -(-len(body) // pieces)
             for i in range(pieces):
                 time.sleep(self.duration / pieces)
-                conn.sendall(body[i * step:(i + 1) * step])
+                conn.sendall(body[i * step : (i + 1) * step])
         finally:
             with self.lock:
                 self.in_flight -= 1
@@ -86,8 +99,11 @@ def second_server() -> Iterator[TestServer]:
 
 def _warc_targets(path: Path) -> set[str]:
     with path.open("rb") as f:
-        return {r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(f)
-                if r.rec_type in ("request", "response")}
+        return {
+            r.rec_headers.get_header("WARC-Target-URI")
+            for r in ArchiveIterator(f)
+            if r.rec_type in ("request", "response")
+        }
 
 
 def _assert_each_capture_is_its_own(root: Path, expected: dict[str, int]) -> None:
@@ -134,19 +150,28 @@ def test_processes_capture_into_one_root_while_verify_runs(
 
     def keep_verifying() -> None:
         while not stop.is_set():
-            result = subprocess.run([*base, "verify", "--json"], check=False,
-                                    capture_output=True, text=True, timeout=60)
+            result = subprocess.run(
+                [*base, "verify", "--json"], check=False, capture_output=True, text=True, timeout=60
+            )
             try:
                 verify_results.append({"status": result.returncode, **json.loads(result.stdout)})
             except ValueError:  # verify could not run at all: keep what it said
-                verify_results.append({"status": result.returncode, "counts": {},
-                                       "stderr": result.stderr})
+                verify_results.append(
+                    {"status": result.returncode, "counts": {}, "stderr": result.stderr}
+                )
 
     verifier = threading.Thread(target=keep_verifying)
     verifier.start()
     try:
-        procs = [subprocess.Popen([*base, "capture", *group], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for group in groups]
+        procs = [
+            subprocess.Popen(
+                [*base, "capture", *group],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for group in groups
+        ]
         outputs = [p.communicate(timeout=120) for p in procs]
     finally:
         stop.set()
@@ -165,14 +190,20 @@ def test_processes_capture_into_one_root_while_verify_runs(
         assert isinstance(counts, dict)
         assert result["status"] in (0, 1), result
         assert set(counts) <= in_flight_codes, result
-    print(f"\n{len(verify_results)} concurrent verify runs; runs reporting each code: "
-          f"{_seen_codes(verify_results)}")
+    print(
+        f"\n{len(verify_results)} concurrent verify runs; runs reporting each code: "
+        f"{_seen_codes(verify_results)}"
+    )
     _assert_each_capture_is_its_own(root, urls)
     with log.open_log(root, readonly=True) as opened:
-        captures = [e for _, data in opened.iter_entries()
-                    if isinstance(e := log.parse_entry(data), log.ManifestLeaf)]
+        captures = [
+            e
+            for _, data in opened.iter_entries()
+            if isinstance(e := log.parse_entry(data), log.ManifestLeaf)
+        ]
     assert sorted(e.capture_id for e in captures) == sorted(
-        s.capture_id for s in Archive(root).captures())
+        s.capture_id for s in Archive(root).captures()
+    )
     report = Archive(root, key=key).verify(deep=True, record=False)
     assert not report.findings, [f.to_json() for f in report.findings]
 
@@ -196,8 +227,16 @@ def test_capture_many_is_polite_per_host_and_concurrent_across_hosts(
     ticks: list[tuple[int, int]] = []
     delay = 0.3
     started = time.monotonic()
-    results = list(capture_many(archive, list(urls), _options(), concurrency=4,
-                                per_host_delay=delay, progress=lambda d, t: ticks.append((d, t))))
+    results = list(
+        capture_many(
+            archive,
+            list(urls),
+            _options(),
+            concurrency=4,
+            per_host_delay=delay,
+            progress=lambda d, t: ticks.append((d, t)),
+        )
+    )
     elapsed = time.monotonic() - started
     assert sorted(url for url, _ in results) == sorted(urls)
     assert all(isinstance(outcome, CaptureResult) for _, outcome in results), results
@@ -209,8 +248,11 @@ def test_capture_many_is_polite_per_host_and_concurrent_across_hosts(
         for (_, _, end), (_, start, _) in itertools.pairwise(spans):
             assert start - end >= delay - 0.01, "per-host delay not respected"
     # the two hosts were served at the same time: one overlapping pair at least
-    overlap = any(a_start < b_end and b_start < a_end
-                  for _, a_start, a_end in first.spans for _, b_start, b_end in second.spans)
+    overlap = any(
+        a_start < b_end and b_start < a_end
+        for _, a_start, a_end in first.spans
+        for _, b_start, b_end in second.spans
+    )
     assert overlap, "hosts were not captured concurrently"
     # sequential would take >= 6 * 0.15 + 4 * 0.3; per host in parallel about half of that
     assert elapsed < 6 * 0.15 + 4 * delay + 1.0
@@ -225,8 +267,12 @@ def test_capture_many_yields_errors_and_keeps_going(
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
-    urls = ["not a url", f"http://127.0.0.1:{dead_port}/", http_server.url("/page?n=1"),
-            "ftp://example.org/file"]
+    urls = [
+        "not a url",
+        f"http://127.0.0.1:{dead_port}/",
+        http_server.url("/page?n=1"),
+        "ftp://example.org/file",
+    ]
     archive = Archive(tmp_path / "root")
     results = dict(capture_many(archive, urls, _options(), per_host_delay=0.0))
     assert isinstance(results["not a url"], errors.InvalidURLError)
@@ -256,7 +302,8 @@ def test_capture_many_stops_cleanly_when_the_caller_stops(
     assert len(archive.captures()) == requests
     report = Archive(archive.root).verify(record=False)
     assert not report.findings or report.codes() <= {
-        code for code in report.codes() if code.code == "W304"}, report.to_json()
+        code for code in report.codes() if code.code == "W304"
+    }, report.to_json()
     assert not list((archive.root / "archive" / "tmp").iterdir()), "debris left behind"
 
 
@@ -297,16 +344,20 @@ def test_starting_a_capture_leaves_an_append_in_flight_alone(
         f.write(b'{"an append": "in flight"}\n')
     in_flight = entries.stat().st_size
     outcome: list[object] = []
-    worker = threading.Thread(target=lambda: outcome.append(
-        Archive(root).capture(http_server.url("/page?n=2"), _options())))
+    worker = threading.Thread(
+        target=lambda: outcome.append(
+            Archive(root).capture(http_server.url("/page?n=2"), _options())
+        )
+    )
     worker.start()
     try:
         deadline = time.monotonic() + 20  # wait until that capture waits for the lock
         while not list((root / "archive" / "tmp").glob("*/capture.warc.gz")):
             assert time.monotonic() < deadline and worker.is_alive(), outcome
             time.sleep(0.01)
-        assert entries.stat().st_size == in_flight, \
+        assert entries.stat().st_size == in_flight, (
             "a starting capture truncated another process's append in flight"
+        )
     finally:
         os.truncate(entries, committed)  # the committer gives up its append and unlocks
         holder.release()
@@ -327,8 +378,9 @@ def test_verify_waits_for_a_commit_between_manifest_and_log(
     try:
         _copy_capture(other, foreign.capture_id, root)
         reports: list[Any] = []
-        auditor = threading.Thread(target=lambda: reports.append(
-            Archive(root).verify(record=False)))
+        auditor = threading.Thread(
+            target=lambda: reports.append(Archive(root).verify(record=False))
+        )
         auditor.start()
         time.sleep(0.5)
         log.record_manifest(root, foreign.capture_id)  # the committer logs it and unlocks
@@ -346,15 +398,37 @@ def test_cli_capture_concurrency_option(
     first, second = PacedPages(duration=0.1), PacedPages(duration=0.1)
     http_server.routes["/page"] = first
     second_server.routes["/page"] = second
-    urls = [http_server.url("/page?n=1"), second_server.url("/page?n=2"),
-            http_server.url("/page?n=3"), second_server.url("/page?n=4")]
-    result = subprocess.run([*PYTHON_CLI, "--root", str(tmp_path / "root"), "capture",
-                             "--concurrency", "2", "--per-host-delay", "0.2", "--json", *urls],
-                            check=False, capture_output=True, text=True, timeout=60)
+    urls = [
+        http_server.url("/page?n=1"),
+        second_server.url("/page?n=2"),
+        http_server.url("/page?n=3"),
+        second_server.url("/page?n=4"),
+    ]
+    result = subprocess.run(
+        [
+            *PYTHON_CLI,
+            "--root",
+            str(tmp_path / "root"),
+            "capture",
+            "--concurrency",
+            "2",
+            "--per-host-delay",
+            "0.2",
+            "--json",
+            *urls,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert [c["requested_url"] for c in document["captures"]] == urls  # input order
     assert first.max_in_flight == 1 and second.max_in_flight == 1
-    overlap = any(a_start < b_end and b_start < a_end
-                  for _, a_start, a_end in first.spans for _, b_start, b_end in second.spans)
+    overlap = any(
+        a_start < b_end and b_start < a_end
+        for _, a_start, a_end in first.spans
+        for _, b_start, b_end in second.spans
+    )
     assert overlap, "--concurrency 2 did not capture the two hosts at once"

@@ -42,10 +42,32 @@ from servers import ReceivedRequest, TestServer, _head, respond, stall
 CAPTURE_LINE = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})\s", re.M)
 ID_NAME = re.compile(r"^(\d{8}T\d{6}Z-[a-z2-7]{10})(\.lock)?$")
 DEBRIS = {"W301", "W302", "W303", "W501", "W502", "W503", "W504"}
-MILESTONES = ("spool", "warc-spooled", "warc-linked", "manifest-temp", "manifest", "logged",
-              "checkpoint")
-WORDS = ("archive", "evidence", "witness", "record", "source", "village", "river", "market",
-         "council", "report", "statement", "photograph", "damage", "street", "school")
+MILESTONES = (
+    "spool",
+    "warc-spooled",
+    "warc-linked",
+    "manifest-temp",
+    "manifest",
+    "logged",
+    "checkpoint",
+)
+WORDS = (
+    "archive",
+    "evidence",
+    "witness",
+    "record",
+    "source",
+    "village",
+    "river",
+    "market",
+    "council",
+    "report",
+    "statement",
+    "photograph",
+    "damage",
+    "street",
+    "school",
+)
 
 
 def article(n: int, paragraphs: int = 700) -> bytes:
@@ -55,23 +77,34 @@ def article(n: int, paragraphs: int = 700) -> bytes:
         "<p>" + " ".join(rng.choice(WORDS) for _ in range(50)) + f" ({n}.{i})</p>\n"
         for i in range(paragraphs)
     )
-    comments = "".join(f"<li class='comment'>reader {i} says {rng.choice(WORDS)}</li>"
-                       for i in range(20))
-    return (f"<!doctype html><html><head><title>Article {n}</title></head><body>"
-            f"<article><h1>Article {n}</h1>{body}</article>"
-            f"<section id='comments' class='comments'><ol>{comments}</ol></section>"
-            "</body></html>").encode()
+    comments = "".join(
+        f"<li class='comment'>reader {i} says {rng.choice(WORDS)}</li>" for i in range(20)
+    )
+    return (
+        f"<!doctype html><html><head><title>Article {n}</title></head><body>"
+        f"<article><h1>Article {n}</h1>{body}</article>"
+        f"<section id='comments' class='comments'><ol>{comments}</ol></section>"
+        "</body></html>"
+    ).encode()
 
 
 def paced_article(request: ReceivedRequest, conn: socket.socket) -> None:
     """Serve ``article(n)`` for ``/article?n=N`` in 32 KiB pieces, 3 ms apart."""
     n = int(request.target.partition("?n=")[2] or 0)
     body = article(n)
-    conn.sendall(_head(200, "OK", [("Content-Type", "text/html; charset=utf-8"),
-                                   ("Content-Length", str(len(body))),
-                                   ("Connection", "close")]))
+    conn.sendall(
+        _head(
+            200,
+            "OK",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Connection", "close"),
+            ],
+        )
+    )
     for start in range(0, len(body), 32768):
-        conn.sendall(body[start:start + 32768])
+        conn.sendall(body[start : start + 32768])
         time.sleep(0.003)
 
 
@@ -100,12 +133,21 @@ class CrashHarness:
         self.cli(["init"], check=True)
 
     def cli(self, args: list[str], check: bool = False) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(args), capture_output=True, text=True, check=check,
-                              timeout=60)
+        return subprocess.run(
+            self.command(args), capture_output=True, text=True, check=check, timeout=60
+        )
 
     def command(self, args: list[str]) -> list[str]:
-        return [sys.executable, "-c", "from preserve.cli import main; main()",
-                "--root", str(self.root), "--key", str(self.key), *args]
+        return [
+            sys.executable,
+            "-c",
+            "from preserve.cli import main; main()",
+            "--root",
+            str(self.root),
+            "--key",
+            str(self.key),
+            *args,
+        ]
 
     def calibrate(self) -> None:
         """One capture run to completion: how long a capture takes here."""
@@ -121,8 +163,12 @@ class CrashHarness:
 
     def run(self, number: int, trigger: str) -> Trial:
         before = self.snapshot()
-        proc = subprocess.Popen(self.command(["capture", self.server.url(f"/article?n={number}")]),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            self.command(["capture", self.server.url(f"/article?n={number}")]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             if trigger == "random":
                 deadline = time.monotonic() + self.rng.uniform(0.45, 1.1) * self.full_duration
@@ -152,13 +198,21 @@ class CrashHarness:
         fixed = repair(self.root, key=self.key)
         assert fixed.ok, fixed.problems
         self.check_clean()
-        trial = Trial(number, trigger, landed, bool(match), errors, warnings,
-                      dict(collections.Counter(a.kind for a in fixed.actions)))
+        trial = Trial(
+            number,
+            trigger,
+            landed,
+            bool(match),
+            errors,
+            warnings,
+            dict(collections.Counter(a.kind for a in fixed.actions)),
+        )
         self.trials.append(trial)
         return trial
 
-    def wait_for(self, milestone: str, before: dict[str, object],
-                 proc: subprocess.Popen[str]) -> None:
+    def wait_for(
+        self, milestone: str, before: dict[str, object], proc: subprocess.Popen[str]
+    ) -> None:
         """Poll the archive until ``milestone`` appears (or the process ends), plus a jitter."""
         capture_id: str | None = None
         reached: Callable[[str], bool] | None = None
@@ -172,8 +226,9 @@ class CrashHarness:
                 time.sleep(self.rng.uniform(0, 0.002))
                 return
 
-    def milestone_test(self, milestone: str, capture_id: str,
-                       before: dict[str, object]) -> Callable[[str], bool]:
+    def milestone_test(
+        self, milestone: str, capture_id: str, before: dict[str, object]
+    ) -> Callable[[str], bool]:
         tmp = self.root / "archive" / "tmp"
         manifests = self.root / "manifests"
         head = log.log_dir(self.root) / "head.json"
@@ -184,8 +239,9 @@ class CrashHarness:
             "manifest-temp": lambda cid: any(manifests.glob(f".tmp-{cid}-*")),
             "manifest": lambda cid: (manifests / f"{cid}.json").exists(),
             "logged": lambda cid: _inode(head) != before["head"],
-            "checkpoint": lambda cid: _count(log.log_dir(self.root) / "checkpoints")
-            != before["checkpoints"],
+            "checkpoint": lambda cid: (
+                _count(log.log_dir(self.root) / "checkpoints") != before["checkpoints"]
+            ),
         }
         return tests[milestone]
 
@@ -214,8 +270,14 @@ class CrashHarness:
         return None
 
     def warc_path(self, capture_id: str) -> Path:
-        return (self.root / "archive" / "warc" / capture_id[:4] / capture_id[4:6]
-                / f"{capture_id}.warc.gz")
+        return (
+            self.root
+            / "archive"
+            / "warc"
+            / capture_id[:4]
+            / capture_id[4:6]
+            / f"{capture_id}.warc.gz"
+        )
 
     def landed(self, capture_id: str | None, before: dict[str, object]) -> str:
         """Where the kill landed, read from what the dead process left on disk."""
@@ -247,12 +309,15 @@ class CrashHarness:
 
     def summary(self) -> str:
         landed = collections.Counter(t.landed for t in self.trials)
-        lines = [f"{len(self.trials)} kill trials (+1 calibration capture of "
-                 f"{self.full_duration:.2f} s); {sum(t.reported for t in self.trials)} "
-                 f"printed an id before the kill"]
+        lines = [
+            f"{len(self.trials)} kill trials (+1 calibration capture of "
+            f"{self.full_duration:.2f} s); {sum(t.reported for t in self.trials)} "
+            f"printed an id before the kill"
+        ]
         lines += [f"  {count:3d}  {where}" for where, count in landed.most_common()]
-        findings = collections.Counter(c for t in self.trials
-                                       for c in t.errors_after_kill + t.warnings_after_kill)
+        findings = collections.Counter(
+            c for t in self.trials for c in t.errors_after_kill + t.warnings_after_kill
+        )
         lines.append("  findings after kill: " + json.dumps(dict(sorted(findings.items()))))
         actions = collections.Counter()  # type: collections.Counter[str]
         for t in self.trials:
@@ -297,8 +362,9 @@ def test_kill_at_each_commit_step_and_at_random(harness: CrashHarness) -> None:
     _run_plan(harness, plan)
     landed = {t.landed for t in harness.trials}
     # the milestones put kills inside the commit, not only in start-up and fetching
-    assert any(w.startswith(("WARC linked", "writing the manifest", "after manifest"))
-               for w in landed), landed
+    assert any(
+        w.startswith(("WARC linked", "writing the manifest", "after manifest")) for w in landed
+    ), landed
 
 
 @pytest.mark.slow
@@ -313,18 +379,33 @@ def test_fifty_kills(harness: CrashHarness) -> None:
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_size)
-            for p in sorted(root.rglob("*")) if p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_size)
+        for p in sorted(root.rglob("*"))
+        if p.name != ".lock"
+    }
 
 
 def test_repair_leaves_a_live_capture_alone(tmp_path: Path, http_server: TestServer) -> None:
-    http_server.routes["/slow"] = stall(2.0, then=respond(200, article(7), headers=[
-        ("Content-Type", "text/html")]))
+    http_server.routes["/slow"] = stall(
+        2.0, then=respond(200, article(7), headers=[("Content-Type", "text/html")])
+    )
     root = tmp_path / "root"
     Archive(root).capture(http_server.url("/slow?warm"))  # an archive with one capture
-    proc = subprocess.Popen([sys.executable, "-c", "from preserve.cli import main; main()",
-                             "--root", str(root), "capture", http_server.url("/slow")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from preserve.cli import main; main()",
+            "--root",
+            str(root),
+            "capture",
+            http_server.url("/slow"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     tmp = root / "archive" / "tmp"
     deadline = time.monotonic() + 20
     while not any(p.is_dir() for p in tmp.iterdir()) and time.monotonic() < deadline:
@@ -357,8 +438,14 @@ def _debris(root: Path, capture_id: str) -> dict[str, Path]:
     stale_lock.touch()
     store_temp = root / "archive" / "tmp" / "text-abc123"
     store_temp.write_bytes(b"partial text")
-    return {"warc": orphan_warc, "text": orphan_text, "manifest_temp": temp_manifest,
-            "spool": spool, "lock": stale_lock, "store_temp": store_temp}
+    return {
+        "warc": orphan_warc,
+        "text": orphan_text,
+        "manifest_temp": temp_manifest,
+        "spool": spool,
+        "lock": stale_lock,
+        "store_temp": store_temp,
+    }
 
 
 def test_repair_dry_run_plans_and_changes_nothing_then_repair_quarantines(
@@ -408,8 +495,10 @@ def test_unlogged_manifest_without_a_trace_is_kept_unless_asked(
     assert "E304" in {c.code for c in Archive(root).verify(record=False).codes()}
     kept = repair(root)
     assert not [a for a in kept.actions if a.kind == "logged"]
-    assert any(k.path == foreign.manifest_path and "not in the integrity log" in k.reason
-               for k in kept.kept)
+    assert any(
+        k.path == foreign.manifest_path and "not in the integrity log" in k.reason
+        for k in kept.kept
+    )
     assert "E304" in {c.code for c in Archive(root).verify(record=False).codes()}
     logged = repair(root, log_unlogged=True)
     assert [(a.kind, a.path) for a in logged.actions] == [("logged", foreign.manifest_path)]

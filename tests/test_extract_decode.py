@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - test texts in other scripts
 """Decoding follows the WHATWG Encoding Standard: only labels browsers know, mapped as the
 standard maps them (issue 8)."""
 
@@ -6,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from preserve.extract import extract
-from preserve.extract.decode import decode_html, declared_charset, normalise_charset
+from preserve.extract.decode import declared_charset, decode_html, normalise_charset
 from preserve.extract.encodings import ENCODINGS, decode_as, lookup
 
 PROSE = "Le comité a publié ses conclusions mardi, et le rapport décrit les détentions. " * 4
@@ -128,7 +129,7 @@ def test_http_utf16_is_decoded_as_utf16() -> None:
 
 
 def test_detection_answers_only_browser_encodings() -> None:
-    russian = "Правозащитники опубликовали доклад о задержаниях журналистов. " * 6  # noqa: RUF001
+    russian = "Правозащитники опубликовали доклад о задержаниях журналистов. " * 6
     for codec, name in (("cp1251", "windows-1251"), ("koi8-r", "KOI8-R")):
         text, used = decode_html(_page("", russian).encode(codec))
         assert (used, russian in text) == (name, True)

@@ -46,24 +46,31 @@ def _random_words_page(n_words: int, seed: int = 1) -> bytes:
     letters = "abcdefghijklmnopqrstuvwxyz"
     words = ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(5000)]
     text = " ".join(rng.choice(words) for _ in range(n_words))
-    return (f"<!doctype html><html><head><title>Big</title></head><body><article><p>{text}</p>"
-            "</article></body></html>").encode()
+    return (
+        f"<!doctype html><html><head><title>Big</title></head><body><article><p>{text}</p>"
+        "</article></body></html>"
+    ).encode()
 
 
 BIG = _random_words_page(15000)  # ~105 KB body, ~106 KB WARC
-REPETITIVE = ("<!doctype html><html><head><title>Gz</title></head><body><article>"
-              + "<p>The same sentence again and again in this article.</p>" * 3000
-              + "</article></body></html>").encode()  # gzip: ~3.6 KB WARC, ~156 KB text
-TINY = (b"<!doctype html><html><head><title>Tiny</title></head><body><article>"
-        b"<p>A short article with a little text in it for the test.</p></article></body></html>")
+REPETITIVE = (
+    "<!doctype html><html><head><title>Gz</title></head><body><article>"
+    + "<p>The same sentence again and again in this article.</p>" * 3000
+    + "</article></body></html>"
+).encode()  # gzip: ~3.6 KB WARC, ~156 KB text
+TINY = (
+    b"<!doctype html><html><head><title>Tiny</title></head><body><article>"
+    b"<p>A short article with a little text in it for the test.</p></article></body></html>"
+)
 
 
 @pytest.fixture
 def pages(http_server: TestServer) -> TestServer:
     html = [("Content-Type", "text/html; charset=utf-8")]
     http_server.routes["/big"] = respond(200, BIG, headers=html)
-    http_server.routes["/gz"] = respond(200, gzip.compress(REPETITIVE),
-                                        headers=[*html, ("Content-Encoding", "gzip")])
+    http_server.routes["/gz"] = respond(
+        200, gzip.compress(REPETITIVE), headers=[*html, ("Content-Encoding", "gzip")]
+    )
     http_server.routes["/tiny"] = respond(200, TINY, headers=html)
     return http_server
 
@@ -76,11 +83,13 @@ def _fsize_limit(limit: int) -> Callable[[], None]:
     return apply
 
 
-def _cli(root: Path, key: Path | None, *args: str, **kwargs: object
-         ) -> subprocess.CompletedProcess[str]:
+def _cli(
+    root: Path, key: Path | None, *args: str, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     command = [*CLI, "--root", str(root), *(["--key", str(key)] if key else []), *args]
-    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=60,
-                          **kwargs)  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=60, **kwargs
+    )  # type: ignore[call-overload, no-any-return]
 
 
 def _new_archive(root: Path, key: Path, server: TestServer) -> str:
@@ -147,8 +156,12 @@ def test_file_size_limit_fails_each_step_cleanly(
 @contextlib.contextmanager
 def _tmpfs(where: Path, size: str) -> Iterator[Path]:
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                             check=False, capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -173,9 +186,11 @@ def _fill(disk: Path, leave: int) -> Path:
     return filler
 
 
-@pytest.mark.parametrize(("leave", "expect"), [(16 * 1024, "cannot spool the response"),
-                                               (160 * 1024, "cannot write WARC file")],
-                         ids=["spool", "warc"])
+@pytest.mark.parametrize(
+    ("leave", "expect"),
+    [(16 * 1024, "cannot spool the response"), (160 * 1024, "cannot write WARC file")],
+    ids=["spool", "warc"],
+)
 def test_disk_full_fails_cleanly_and_verify_still_runs(
     tmp_path: Path, pages: TestServer, leave: int, expect: str
 ) -> None:
@@ -203,11 +218,13 @@ def test_disk_full_fails_cleanly_and_verify_still_runs(
 def _read_only_view(root: Path, where: Path) -> Iterator[Path]:
     """``root`` seen read-only: a read-only bind mount, else immutable directories."""
     where.mkdir()
-    bound = subprocess.run(["mount", "--bind", str(root), str(where)], check=False,
-                           capture_output=True)
+    bound = subprocess.run(
+        ["mount", "--bind", str(root), str(where)], check=False, capture_output=True
+    )
     if bound.returncode == 0:
-        ro = subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], check=False,
-                            capture_output=True)
+        ro = subprocess.run(
+            ["mount", "-o", "remount,ro,bind", str(where)], check=False, capture_output=True
+        )
         if ro.returncode == 0:
             try:
                 yield where
@@ -217,12 +234,14 @@ def _read_only_view(root: Path, where: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
     directories = [str(p) for p in [root, *root.rglob("*")] if p.is_dir() and not p.is_symlink()]
     files = [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
-    locked = subprocess.run(["chattr", "+i", *directories, *files], check=False,
-                            capture_output=True, text=True)
+    locked = subprocess.run(
+        ["chattr", "+i", *directories, *files], check=False, capture_output=True, text=True
+    )
     if locked.returncode != 0:
         subprocess.run(["chattr", "-i", *directories, *files], check=False, capture_output=True)
-        pytest.skip("neither a read-only bind mount nor chattr +i is available: "
-                    + locked.stderr.strip())
+        pytest.skip(
+            "neither a read-only bind mount nor chattr +i is available: " + locked.stderr.strip()
+        )
     try:
         yield root
     finally:
@@ -238,8 +257,9 @@ def test_read_only_archive_refuses_capture_and_still_verifies(
     with _read_only_view(root, tmp_path / "ro") as view:
         result = _cli(view, key, "capture", pages.url("/tiny"))
         _assert_failed_cleanly(result, "cannot")
-        assert "Read-only file system" in result.stderr or "Operation not permitted" in \
-            result.stderr
+        assert (
+            "Read-only file system" in result.stderr or "Operation not permitted" in result.stderr
+        )
         audit = _cli(view, key, "verify", "--json")
         assert audit.returncode == 0, audit.stdout + audit.stderr
         summary = json.loads(audit.stdout)
@@ -275,11 +295,21 @@ def test_permission_denied_fails_cleanly_and_verify_reads(
         os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
     try:
         without_override = [setpriv, _DROP_DAC, *CLI, "--root", str(root)]
-        result = subprocess.run([*without_override, "capture", pages.url("/tiny")],
-                                check=False, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*without_override, "capture", pages.url("/tiny")],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         _assert_failed_cleanly(result, "Permission denied")
-        audit = subprocess.run([*without_override, "verify", "--json"], check=False,
-                               capture_output=True, text=True, timeout=60)
+        audit = subprocess.run(
+            [*without_override, "verify", "--json"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert audit.returncode == 0, audit.stdout + audit.stderr
         summary = json.loads(audit.stdout)
         assert summary["errors"] == 0 and summary["recorded"] is False

@@ -36,10 +36,12 @@ from servers import TestServer, respond
 
 CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
-HTML = (b"<!doctype html><html><head><title>Hostile</title></head><body><article>"
-        b"<p>Plain words for a plain test of a hostile archive, long enough to keep.</p>"
-        b"<p>A second paragraph so that the extractor has something to work with.</p>"
-        b"</article></body></html>")
+HTML = (
+    b"<!doctype html><html><head><title>Hostile</title></head><body><article>"
+    b"<p>Plain words for a plain test of a hostile archive, long enough to keep.</p>"
+    b"<p>A second paragraph so that the extractor has something to work with.</p>"
+    b"</article></body></html>"
+)
 TIMEOUT = 30
 
 
@@ -51,8 +53,9 @@ def captured(tmp_path: Path, http_server: TestServer) -> tuple[Path, str, dict[s
     """A root with one real capture: (root, capture id, manifest as a dict)."""
     http_server.routes["/"] = respond(200, HTML, headers=[("Content-Type", "text/html")])
     root = tmp_path / "root"
-    result = Archive(root).capture(http_server.url("/"),
-                                   CaptureOptions(fetch=FetchOptions(timeout=10)))
+    result = Archive(root).capture(
+        http_server.url("/"), CaptureOptions(fetch=FetchOptions(timeout=10))
+    )
     document = json.loads((root / result.manifest_path).read_bytes())
     return root, result.capture_id, document
 
@@ -80,18 +83,30 @@ def _state(directory: Path) -> dict[str, tuple[int, int, int]]:
 def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI with a timeout: opening the FIFO would block it until then."""
     try:
-        return subprocess.run([*CLI, "--root", str(root), *args], check=False, capture_output=True,
-                              text=True, timeout=TIMEOUT)
+        return subprocess.run(
+            [*CLI, "--root", str(root), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"preserve {' '.join(args)} blocked: it opened a FIFO") from exc
 
 
 def _repair_in_subprocess(root: Path) -> dict[str, Any]:
-    code = ("import json, sys; from pathlib import Path; from preserve.repair import repair; "
-            "print(json.dumps(repair(Path(sys.argv[1])).to_json()))")
+    code = (
+        "import json, sys; from pathlib import Path; from preserve.repair import repair; "
+        "print(json.dumps(repair(Path(sys.argv[1])).to_json()))"
+    )
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(root)], check=True,
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(root)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError("repair blocked: it opened a FIFO") from exc
     result: dict[str, Any] = json.loads(done.stdout)
@@ -103,7 +118,8 @@ def _plant(root: Path, document: dict[str, Any], suffix: str, **changes: Any) ->
     capture_id = document["capture_id"][:-10] + suffix
     doctored = {**document, "capture_id": capture_id, **changes}
     (root / "manifests" / f"{capture_id}.json").write_text(
-        json.dumps(doctored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        json.dumps(doctored, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     return capture_id
 
 
@@ -128,8 +144,12 @@ def test_paths_out_of_the_root_are_reported_and_never_followed(
     fake = "ab" * 32
     os.symlink(outside / "fan", root / "archive" / "text" / "ab")
     os.mkfifo(outside / "fan" / "ab")  # the fan-out level 2 name: archive/text/ab/ab -> FIFO
-    _plant(root, document, "dddddddddd",
-           text={**text, "blake3": fake, "path": f"archive/text/ab/ab/{fake}"})
+    _plant(
+        root,
+        document,
+        "dddddddddd",
+        text={**text, "blake3": fake, "path": f"archive/text/ab/ab/{fake}"},
+    )
     _plant(root, document, "eeeeeeeeee", text={**text, "path": "archive/text/../../outside/x"})
     # a manifest that is itself a symlink to the FIFO, and FIFOs inside the root
     os.symlink(outside / "fifo", root / "manifests" / f"{capture_id[:-10]}ffffffffff.json")
@@ -149,8 +169,10 @@ def test_paths_out_of_the_root_are_reported_and_never_followed(
     assert (outside / "sentinel").read_bytes() == b"must not be read or changed\n"
     # repair removed the symlink in archive/tmp (not its target) and moved nothing out
     assert not (root / "archive" / "tmp" / "debris-link").is_symlink()
-    assert all(not a["destination"] or a["destination"].startswith("archive/quarantine/")
-               for a in fixed["actions"])
+    assert all(
+        not a["destination"] or a["destination"].startswith("archive/quarantine/")
+        for a in fixed["actions"]
+    )
     # invalid manifests name unknown files: repair quarantined nothing
     assert not [a for a in fixed["actions"] if a["kind"] == "quarantined"], fixed
     # the genuine capture is untouched
@@ -169,7 +191,8 @@ def test_symlinked_log_directory_is_not_followed(
     result = _run(root, "verify", "--json")  # recording would append to the log out there
     assert _state(outside) == before, "verify wrote outside the root"
     assert "E107" in _codes(json.loads(result.stdout)) or "E301" in _codes(
-        json.loads(result.stdout))
+        json.loads(result.stdout)
+    )
 
 
 def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
@@ -188,7 +211,7 @@ def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
 
 
 def test_huge_deep_and_invalid_manifests_are_reported(
-    captured: tuple[Path, str, dict[str, Any]]
+    captured: tuple[Path, str, dict[str, Any]],
 ) -> None:
     root, capture_id, document = captured
     manifests = root / "manifests"
@@ -198,13 +221,14 @@ def test_huge_deep_and_invalid_manifests_are_reported(
     (manifests / f"{stem}iiiiiiiiii.json").write_bytes(b"[" * 200_000 + b"]" * 200_000)
     (manifests / f"{stem}jjjjjjjjjj.json").write_bytes(b'{"a":' * 100 + b"1" + b"}" * 100)
     (manifests / f"{stem}kkkkkkkkkk.json").write_bytes(
-        b'{"k": [' + b'"s",' * 600_000 + b'"s"]}')  # many strings, shallow
+        b'{"k": [' + b'"s",' * 600_000 + b'"s"]}'
+    )  # many strings, shallow
     _plant(root, document, "llllllllll", warc={**document["warc"], "blake3": "not-hex"})
-    _plant(root, document, "mmmmmmmmmm",
-           text={**document["text"], "blake3": "../../../etc/passwd"})
+    _plant(root, document, "mmmmmmmmmm", text={**document["text"], "blake3": "../../../etc/passwd"})
     # a second manifest claiming the genuine capture's id, under another name
     (manifests / f"{stem}nnnnnnnnnn.json").write_bytes(
-        (manifests / f"{capture_id}.json").read_bytes())
+        (manifests / f"{capture_id}.json").read_bytes()
+    )
     result = _run(root, "verify", "--json", "--no-record")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
@@ -244,10 +268,10 @@ def _valid_manifest_bytes() -> bytes:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -296,8 +320,10 @@ def test_regression_seeds_only_raise_manifest_error() -> None:
             _check_parse(seed.read_bytes())
 
 
-@pytest.mark.parametrize("directory", ["archive/tmp", "archive/warc", "archive/text",
-                                       "archive/quarantine", "manifests/log"])
+@pytest.mark.parametrize(
+    "directory",
+    ["archive/tmp", "archive/warc", "archive/text", "archive/quarantine", "manifests/log"],
+)
 def test_repair_refuses_a_layout_directory_that_is_a_symlink(
     captured: tuple[Path, str, dict[str, Any]], outside: Path, directory: str
 ) -> None:

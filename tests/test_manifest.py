@@ -42,18 +42,32 @@ DIGEST = sha256_base32(hashlib.sha256(b"block").digest())
 
 def _hop(url: str, status: int, location: str | None) -> dict[str, Any]:
     return {
-        "url": url, "method": "GET", "status": status, "location": location,
-        "remote_ip": "127.0.0.1", "remote_port": 8443,
-        "started": "2026-11-21T16:41:00.000001Z", "ended": "2026-11-21T16:41:00.500000Z",
-        "transfer_encoding": None, "wire_sha256": H1, "wire_size": 100,
-        "body_sha256": H2, "body_size": 10,
+        "url": url,
+        "method": "GET",
+        "status": status,
+        "location": location,
+        "remote_ip": "127.0.0.1",
+        "remote_port": 8443,
+        "started": "2026-11-21T16:41:00.000001Z",
+        "ended": "2026-11-21T16:41:00.500000Z",
+        "transfer_encoding": None,
+        "wire_sha256": H1,
+        "wire_size": 100,
+        "body_sha256": H2,
+        "body_size": 10,
         "tls": {
-            "version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "alpn": None,
+            "version": "TLSv1.3",
+            "cipher": "TLS_AES_256_GCM_SHA384",
+            "alpn": None,
             "verified": True,
             "certificate": {
-                "sha256_fingerprint": H3, "subject": "CN=localhost", "issuer": "O=trustme",
-                "not_before": "2026-01-01T00:00:00Z", "not_after": "2036-01-01T00:00:00Z",
-                "serial_number": "0a1b", "subject_alt_names": ["localhost", "127.0.0.1"],
+                "sha256_fingerprint": H3,
+                "subject": "CN=localhost",
+                "issuer": "O=trustme",
+                "not_before": "2026-01-01T00:00:00Z",
+                "not_after": "2036-01-01T00:00:00Z",
+                "serial_number": "0a1b",
+                "subject_alt_names": ["localhost", "127.0.0.1"],
             },
         },
     }
@@ -61,30 +75,59 @@ def _hop(url: str, status: int, location: str | None) -> dict[str, Any]:
 
 def sample_dict() -> dict[str, Any]:
     record = {
-        "id": "urn:uuid:12345678-1234-1234-1234-123456789abc", "type": "response",
-        "target_uri": "https://example.test/a", "offset": 0, "length": 500,
-        "block_digest": DIGEST, "payload_digest": DIGEST, "refers_to": None,
+        "id": "urn:uuid:12345678-1234-1234-1234-123456789abc",
+        "type": "response",
+        "target_uri": "https://example.test/a",
+        "offset": 0,
+        "length": 500,
+        "block_digest": DIGEST,
+        "payload_digest": DIGEST,
+        "refers_to": None,
         "content_type": "application/http; msgtype=response",
     }
     return {
-        "schema": SCHEMA, "capture_id": CID, "status": "ok",
-        "requested_url": "https://example.test/", "final_url": "https://example.test/a",
-        "started": "2026-11-21T16:41:00.000000Z", "ended": "2026-11-21T16:41:01.000000Z",
+        "schema": SCHEMA,
+        "capture_id": CID,
+        "status": "ok",
+        "requested_url": "https://example.test/",
+        "final_url": "https://example.test/a",
+        "started": "2026-11-21T16:41:00.000000Z",
+        "ended": "2026-11-21T16:41:01.000000Z",
         "http": {"status": 200, "reason": "OK", "content_type": "text/html; charset=utf-8"},
-        "redirects": [_hop("https://example.test/", 301, "https://example.test/a"),
-                      _hop("https://example.test/a", 200, None)],
-        "connection": {"remote_ip": "::1", "remote_port": 8443, "local_ip": None,
-                       "tls": _hop("x", 200, None)["tls"]},
-        "warc": {"path": f"archive/warc/2026/11/{CID}.warc.gz", "size": 1000,
-                 "blake3": H1, "sha256": H2, "records": [record]},
+        "redirects": [
+            _hop("https://example.test/", 301, "https://example.test/a"),
+            _hop("https://example.test/a", 200, None),
+        ],
+        "connection": {
+            "remote_ip": "::1",
+            "remote_port": 8443,
+            "local_ip": None,
+            "tls": _hop("x", 200, None)["tls"],
+        },
+        "warc": {
+            "path": f"archive/warc/2026/11/{CID}.warc.gz",
+            "size": 1000,
+            "blake3": H1,
+            "sha256": H2,
+            "records": [record],
+        },
         "text": {"blake3": H3, "size": 12, "path": f"archive/text/aa/aa/{H3}"},
         "comments": None,
-        "extraction": {"title": "Titel — “quoted”", "byline": None, "published": "2026-11-20",
-                       "language": "de", "reason": None},
-        "extractor": {"name": "preserve-extract", "version": "1",
-                      "settings": {"min_chars": 25, "keep": ["p", "h1"], "ratio": 0.5}},
+        "extraction": {
+            "title": "Titel — “quoted”",
+            "byline": None,
+            "published": "2026-11-20",
+            "language": "de",
+            "reason": None,
+        },
+        "extractor": {
+            "name": "preserve-extract",
+            "version": "1",
+            "settings": {"min_chars": 25, "keep": ["p", "h1"], "ratio": 0.5},
+        },
         "software": {"preserve": "0.1.0", "python": "CPython 3.11.7"},
-        "host": "box", "operator": "ana",
+        "host": "box",
+        "operator": "ana",
         "previous": ["20261120T000000Z-aaaaaaaaaa"],
     }
 
@@ -178,8 +221,15 @@ def test_invalid_fields_rejected(path: str, value: Any) -> None:
 
 @pytest.mark.parametrize(
     "bad_path",
-    ["/etc/passwd", "../outside.warc.gz", "archive/../../x", "archive\\warc\\x", "manifests/x",
-     "archive/te\x00xt", "C:/x"],
+    [
+        "/etc/passwd",
+        "../outside.warc.gz",
+        "archive/../../x",
+        "archive\\warc\\x",
+        "manifests/x",
+        "archive/te\x00xt",
+        "C:/x",
+    ],
 )
 def test_unsafe_paths_rejected(bad_path: str) -> None:
     with pytest.raises(UnsafePathError):
@@ -190,8 +240,9 @@ def test_unsafe_paths_rejected(bad_path: str) -> None:
 
 def test_records_must_not_overlap() -> None:
     d = sample_dict()
-    second = dict(d["warc"]["records"][0], offset=499,
-                  id="urn:uuid:12345678-1234-1234-1234-123456789abd")
+    second = dict(
+        d["warc"]["records"][0], offset=499, id="urn:uuid:12345678-1234-1234-1234-123456789abd"
+    )
     d["warc"]["records"].append(second)
     with pytest.raises(ManifestError, match="overlaps"):
         manifest_from_dict(d)
@@ -248,8 +299,10 @@ def test_nesting_depth_ignores_strings(text: bytes, depth: int) -> None:
 
 def test_title_full_of_brackets_is_fine() -> None:
     d = _mutated("extraction.title", "[" * 1000 + "{" * 1000 + '\\"')
-    assert parse_manifest(manifest_from_dict(d).to_bytes()).extraction.title == d[
-        "extraction"]["title"]
+    assert (
+        parse_manifest(manifest_from_dict(d).to_bytes()).extraction.title
+        == d["extraction"]["title"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -310,12 +363,19 @@ _web_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 
 
 @settings(max_examples=60, deadline=None)
-@given(title=st.none() | _web_text, byline=st.none() | _web_text, host=_web_text,
-       setting=st.recursive(st.none() | st.booleans() | st.integers() | _web_text,
-                            lambda inner: st.lists(inner, max_size=3)
-                            | st.dictionaries(_web_text, inner, max_size=3), max_leaves=8))
-def test_roundtrip_any_web_strings(title: str | None, byline: str | None, host: str,
-                                   setting: Any) -> None:
+@given(
+    title=st.none() | _web_text,
+    byline=st.none() | _web_text,
+    host=_web_text,
+    setting=st.recursive(
+        st.none() | st.booleans() | st.integers() | _web_text,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_web_text, inner, max_size=3),
+        max_leaves=8,
+    ),
+)
+def test_roundtrip_any_web_strings(
+    title: str | None, byline: str | None, host: str, setting: Any
+) -> None:
     d = sample_dict()
     d["extraction"].update(title=title, byline=byline)
     d["host"] = host

@@ -135,9 +135,7 @@ def test_check_relative_under() -> None:
 
 def test_resolve_inside_plain_and_missing(tmp_path: Path) -> None:
     (tmp_path / "archive").mkdir()
-    assert resolve_inside(tmp_path, "archive/none/yet") == (
-        tmp_path.resolve() / "archive/none/yet"
-    )
+    assert resolve_inside(tmp_path, "archive/none/yet") == (tmp_path.resolve() / "archive/none/yet")
 
 
 def test_resolve_inside_rejects_symlink_leaving_root(tmp_path: Path) -> None:

@@ -37,13 +37,22 @@ def test_log_codes_are_in_the_catalogue() -> None:
 
 
 def test_outside_libraries_are_imported_in_one_module_each() -> None:
-    owners = {"warcio": {"warc.py"}, "httpx": {"fetch.py", "_transport.py"},
-              "click": {"cli.py"}, "rich": {"cli.py"}}
+    owners = {
+        "warcio": {"warc.py"},
+        "httpx": {"fetch.py", "_transport.py"},
+        "click": {"cli.py"},
+        "rich": {"cli.py"},
+    }
     for path in (ROOT / "src" / "preserve").rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top in owners:

@@ -98,11 +98,11 @@ class Built:
         )
 
 
-def _write_warc(path: Path, html: bytes, content_type: str, *,
-                bad_block_digest: bool = False) -> list[dict[str, Any]]:
+def _write_warc(
+    path: Path, html: bytes, content_type: str, *, bad_block_digest: bool = False
+) -> list[dict[str, Any]]:
     head = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(html)}\r\n\r\n"
+        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(html)}\r\n\r\n"
     ).encode()
     request = b"GET /river HTTP/1.1\r\nHost: news.example\r\n\r\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,13 +113,20 @@ def _write_warc(path: Path, html: bytes, content_type: str, *,
             ("request", request, None, "application/http; msgtype=request"),
             ("response", head + html, html, "application/http; msgtype=response"),
         ):
-            digests = {"WARC-Block-Digest": _label(block + b"x" if bad_block_digest
-                                                   and rec_type == "response" else block)}
+            digests = {
+                "WARC-Block-Digest": _label(
+                    block + b"x" if bad_block_digest and rec_type == "response" else block
+                )
+            }
             if payload is not None:
                 digests["WARC-Payload-Digest"] = _label(payload)
             record = writer.create_warc_record(
-                URL, rec_type, payload=io.BytesIO(block), length=len(block),
-                warc_content_type=ctype, warc_headers_dict=digests,
+                URL,
+                rec_type,
+                payload=io.BytesIO(block),
+                length=len(block),
+                warc_content_type=ctype,
+                warc_headers_dict=digests,
             )
             writer.write_record(record)
     records = []
@@ -128,23 +135,31 @@ def _write_warc(path: Path, html: bytes, content_type: str, *,
         for record in iterator:
             headers = record.rec_headers
             record.raw_stream.read()
-            records.append({
-                "id": headers.get_header("WARC-Record-ID").strip("<>"),
-                "type": record.rec_type,
-                "target_uri": headers.get_header("WARC-Target-URI"),
-                "offset": iterator.get_record_offset(),
-                "length": iterator.get_record_length(),
-                "block_digest": headers.get_header("WARC-Block-Digest"),
-                "payload_digest": headers.get_header("WARC-Payload-Digest"),
-                "refers_to": None,
-                "content_type": headers.get_header("Content-Type"),
-            })
+            records.append(
+                {
+                    "id": headers.get_header("WARC-Record-ID").strip("<>"),
+                    "type": record.rec_type,
+                    "target_uri": headers.get_header("WARC-Target-URI"),
+                    "offset": iterator.get_record_offset(),
+                    "length": iterator.get_record_length(),
+                    "block_digest": headers.get_header("WARC-Block-Digest"),
+                    "payload_digest": headers.get_header("WARC-Payload-Digest"),
+                    "refers_to": None,
+                    "content_type": headers.get_header("Content-Type"),
+                }
+            )
     return records
 
 
-def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
-          bad_block_digest: bool = False, content_type: str = "text/html; charset=utf-8",
-          status: str | None = None) -> Built:
+def build(
+    root: Path,
+    *,
+    html: bytes = HTML,
+    text_override: str | None = None,
+    bad_block_digest: bool = False,
+    content_type: str = "text/html; charset=utf-8",
+    status: str | None = None,
+) -> Built:
     """A one-capture archive; ``status`` forces the manifest status (else ok/no-text)."""
     layout = ArchiveLayout(root)
     layout.ensure_dirs()
@@ -158,43 +173,74 @@ def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
     store = TextStore(layout)
     text = text_override if text_override is not None else extraction.text
     text_ref = store.put(text.encode()) if text else None
-    comments_ref = store.put(extraction.comments_text.encode()) \
-        if extraction.comments_text else None
+    comments_ref = (
+        store.put(extraction.comments_text.encode()) if extraction.comments_text else None
+    )
     stamp = STARTED.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     hop = {
-        "url": URL, "method": "GET", "status": 200, "location": None,
-        "remote_ip": "127.0.0.1", "remote_port": 443, "started": stamp, "ended": stamp,
-        "transfer_encoding": None, "wire_sha256": hashlib.sha256(html).hexdigest(),
-        "wire_size": len(html), "body_sha256": hashlib.sha256(html).hexdigest(),
-        "body_size": len(html), "tls": None,
+        "url": URL,
+        "method": "GET",
+        "status": 200,
+        "location": None,
+        "remote_ip": "127.0.0.1",
+        "remote_port": 443,
+        "started": stamp,
+        "ended": stamp,
+        "transfer_encoding": None,
+        "wire_sha256": hashlib.sha256(html).hexdigest(),
+        "wire_size": len(html),
+        "body_sha256": hashlib.sha256(html).hexdigest(),
+        "body_size": len(html),
+        "tls": None,
     }
     document = {
-        "schema": SCHEMA, "capture_id": cid,
+        "schema": SCHEMA,
+        "capture_id": cid,
         "status": status or ("ok" if text else "no-text"),
-        "requested_url": URL, "final_url": URL, "started": stamp, "ended": stamp,
+        "requested_url": URL,
+        "final_url": URL,
+        "started": stamp,
+        "ended": stamp,
         "http": {"status": 200, "reason": "OK", "content_type": content_type},
         "redirects": [hop],
-        "connection": {"remote_ip": "127.0.0.1", "remote_port": 443, "local_ip": None,
-                       "tls": None},
-        "warc": {"path": warc_rel, "size": len(data),
-                 "blake3": blake3.blake3(data).hexdigest(),
-                 "sha256": hashlib.sha256(data).hexdigest(), "records": records},
-        "text": None if text_ref is None else
-        {"blake3": text_ref.blake3, "size": text_ref.size, "path": text_ref.path_rel},
-        "comments": None if comments_ref is None else
-        {"blake3": comments_ref.blake3, "size": comments_ref.size, "path": comments_ref.path_rel},
-        "extraction": {"title": extraction.title, "byline": extraction.byline,
-                       "published": extraction.published, "language": extraction.language,
-                       "reason": extraction.reason},
-        "extractor": {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION,
-                      "settings": dict(EXTRACTOR_SETTINGS)},
-        "software": {"preserve": "test"}, "host": "test-host", "operator": "tester",
+        "connection": {"remote_ip": "127.0.0.1", "remote_port": 443, "local_ip": None, "tls": None},
+        "warc": {
+            "path": warc_rel,
+            "size": len(data),
+            "blake3": blake3.blake3(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "records": records,
+        },
+        "text": None
+        if text_ref is None
+        else {"blake3": text_ref.blake3, "size": text_ref.size, "path": text_ref.path_rel},
+        "comments": None
+        if comments_ref is None
+        else {
+            "blake3": comments_ref.blake3,
+            "size": comments_ref.size,
+            "path": comments_ref.path_rel,
+        },
+        "extraction": {
+            "title": extraction.title,
+            "byline": extraction.byline,
+            "published": extraction.published,
+            "language": extraction.language,
+            "reason": extraction.reason,
+        },
+        "extractor": {
+            "name": EXTRACTOR_NAME,
+            "version": EXTRACTOR_VERSION,
+            "settings": dict(EXTRACTOR_SETTINGS),
+        },
+        "software": {"preserve": "test"},
+        "host": "test-host",
+        "operator": "tester",
         "previous": [],
     }
     manifest = manifest_from_dict(document)
     ref = write_manifest(layout, manifest)
-    return Built(root, layout, manifest, ref.path, warc_path,
-                 json.loads(manifest.to_bytes()))
+    return Built(root, layout, manifest, ref.path, warc_path, json.loads(manifest.to_bytes()))
 
 
 def codes(report: Report) -> list[str]:
@@ -391,8 +437,9 @@ def test_no_text_claim_contradicted(tmp_path: Path) -> None:
 
 
 def test_not_html_is_not_reextracted(tmp_path: Path) -> None:
-    built = build(tmp_path / "root", html=b"plain words " * 50, content_type="text/plain",
-                  status="not-html")
+    built = build(
+        tmp_path / "root", html=b"plain words " * 50, content_type="text/plain", status="not-html"
+    )
     report = verify(built.root, deep=True)
     assert codes(report) == []
     assert report.stats.texts_reextracted == 0 and report.stats.records_checked == 3
@@ -458,10 +505,14 @@ def test_oversized_manifest(archive: Built) -> None:
     assert codes(verify(archive.root)) == ["E101"]
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
-                      min_size=1, max_size=4))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4
+    )
+)
 def test_verify_never_raises_on_mangled_manifest(
     archive: Built, edits: list[tuple[float, int]]
 ) -> None:
@@ -482,10 +533,14 @@ def test_verify_never_raises_on_mangled_manifest(
         archive.manifest_path.write_bytes(original)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
-                      min_size=1, max_size=4))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4
+    )
+)
 def test_deep_verify_never_raises_on_mangled_warc(
     archive: Built, edits: list[tuple[float, int]]
 ) -> None:
@@ -579,10 +634,44 @@ def test_symlinked_manifest_outside_root(archive: Built, outside: Path) -> None:
 # --- the catalogue -----------------------------------------------------------------------------
 
 PUBLISHED = {
-    "E101", "E102", "E103", "E104", "E105", "E106", "E107", "E108", "W109", "W110", "W111",
-    "E201", "E202", "E203", "E204", "E205", "E206", "E207", "E210", "E211", "E212", "E213",
-    "E214", "W215", "E401", "E402", "E403", "E404", "E405", "E406", "W407", "E408",
-    "W501", "W502", "W503", "W504", "W505", "E506",
+    "E101",
+    "E102",
+    "E103",
+    "E104",
+    "E105",
+    "E106",
+    "E107",
+    "E108",
+    "W109",
+    "W110",
+    "W111",
+    "E201",
+    "E202",
+    "E203",
+    "E204",
+    "E205",
+    "E206",
+    "E207",
+    "E210",
+    "E211",
+    "E212",
+    "E213",
+    "E214",
+    "W215",
+    "E401",
+    "E402",
+    "E403",
+    "E404",
+    "E405",
+    "E406",
+    "W407",
+    "E408",
+    "W501",
+    "W502",
+    "W503",
+    "W504",
+    "W505",
+    "E506",
 }
 
 
@@ -604,8 +693,13 @@ def test_codes_are_stable_and_well_formed() -> None:
 def test_format_doc_is_current() -> None:
     script = REPO / "scripts" / "gen_findings_doc.py"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    result = subprocess.run([sys.executable, str(script), "--check"], env=env,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert markdown_table() in (REPO / "docs" / "format.md").read_text(encoding="utf-8")
 

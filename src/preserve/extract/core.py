@@ -125,6 +125,7 @@ def _select(
     declared_article: bool = False,
     title: str | None = None,
     product: bool = False,
+    thread: bool = False,
 ) -> tuple[str, list[Block]]:
     """The first steps of the chain: the article container or the main region, then the
     main region with less pruning. Returns (method, blocks); the blocks may be tiny."""
@@ -138,7 +139,7 @@ def _select(
     )
     if keep_hidden:
         return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False)
-    best = article.select_article(body, all_blocks, totals)
+    best = article.select_article(body, all_blocks, totals, thread=thread)
     if _article_wins(best, main, declared_article):
         method, blocks = "article", best
     else:
@@ -177,14 +178,16 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
     withheld = clean(root, body)
     page_size = dom.visible_chars(body)
     comments, thread = cut_comments(body, forum=is_forum(meta))
+    discussion = thread or is_forum(meta)
     method, blocks = _select(
         body,
         keep_hidden=False,
         declared_article=declares_article(meta),
         title=meta.title,
         product=is_product(meta),
+        thread=is_forum(meta),
     )
-    texts = _trim(blocks, meta, thread=thread)
+    texts = _trim(blocks, meta, thread=discussion)
     if _is_tiny(sum(map(len, texts)), page_size + withheld):
         # Fall back: hidden and <noscript> content, then the whole visible body.
         hidden_root = dom.parse(text)
@@ -193,11 +196,11 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
             clean(hidden_root, hidden_body, keep_hidden=True)
             cut_comments(hidden_body, forum=is_forum(meta))
             _, more = _select(hidden_body, keep_hidden=True)
-            more_texts = _trim(more, meta, thread=thread)
+            more_texts = _trim(more, meta, thread=discussion)
             if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
                 method, texts = "hidden", more_texts
     if _is_tiny(sum(map(len, texts)), page_size):
-        more_texts = _trim(_visible_body(body), meta, thread=thread)
+        more_texts = _trim(_visible_body(body), meta, thread=discussion)
         if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
             method, texts = "body", more_texts
     if not texts and meta.article_body:

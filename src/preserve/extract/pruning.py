@@ -35,6 +35,15 @@ _BOILER_SHORT = re.compile(
     r"print|toolbar|(^|\s)widget|widget(\s|$)|rating|follow|cookie|(^|[\s_-])ads?([\s_-]|$)"
 )
 
+_THREAD_BOILER_SHORT = re.compile(
+    r"share|sharing|social|tags|caption|credit|breadcrumb|related|newsletter|subscribe|promo|"
+    r"advert|sponsor|footer|nav|menu|print|toolbar|(^|\s)widget|widget(\s|$)|rating|follow|"
+    r"cookie|(^|[\s_-])ads?([\s_-]|$)"
+)
+
+# In a thread, the boxes that hold a post's author and date.
+_POST_HEADER = re.compile(r"author|user|poster|member|name|date|time|posted|meta")
+
 # Figure captions and photo credits are not article text (they describe an image).
 _CAPTION_TAGS = frozenset({"figure", "figcaption"})
 _CAPTION = re.compile(r"caption|credit|photo-?desc|image-?desc|img-?desc")
@@ -116,8 +125,12 @@ def _in_figcaption(element: etree._Element, stop: etree._Element) -> bool:
     return False
 
 
-def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element, int]:
-    """Flags for every element of the article's parts (see the _REMOVED... constants)."""
+def verdicts(
+    scorer: Scorer, parts: list[etree._Element], *, thread: bool = False
+) -> dict[etree._Element, int]:
+    """Flags for every element of the article's parts (see the _REMOVED... constants). In a
+    ``thread`` (a forum page), boxes named author or date are the posts' headers: kept."""
+    boiler = _THREAD_BOILER_SHORT if thread else _BOILER_SHORT
     flags: dict[etree._Element, int] = {}
     # Never prune away most of the article: a wrapper holding this much is not boilerplate.
     most = KEEP_SHARE * sum(scorer.stat(part).text_chars for part in parts)
@@ -132,7 +145,11 @@ def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element
                 flags[element] = inherited
                 continue
             if scorer.stat(element).text_chars < most and (
-                (tag in _CLEAN_TAGS and _should_remove(scorer, element))
+                (
+                    tag in _CLEAN_TAGS
+                    and _should_remove(scorer, element)
+                    and not (thread and _POST_HEADER.search(hint_string(element)))
+                )
                 or (tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element))
             ):
                 flags[element] = inherited | _REMOVED
@@ -146,9 +163,7 @@ def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element
             if tag == "blockquote":
                 verdict &= ~_SMALL_BOILER
             elif (
-                hints
-                and _BOILER_SHORT.search(hints)
-                and scorer.stat(element).text_chars < SMALL_BOX_CHARS
+                hints and boiler.search(hints) and scorer.stat(element).text_chars < SMALL_BOX_CHARS
             ):
                 verdict |= _SMALL_BOILER
             if (
