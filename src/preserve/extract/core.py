@@ -126,9 +126,10 @@ def _select(
     title: str | None = None,
     product: bool = False,
     thread: bool = False,
-) -> tuple[str, list[Block]]:
+) -> tuple[str, list[Block], int]:
     """The first steps of the chain: the article container or the main region, then the
-    main region with less pruning. Returns (method, blocks); the blocks may be tiny."""
+    main region with less pruning. Returns (method, blocks, cards); the blocks may be tiny;
+    ``cards`` counts the item cards (card_runs) of a main region that was chosen."""
     all_blocks = render_blocks(body)
     totals = scoring.aggregate(body, all_blocks)
     page_size = totals[body].text_chars if body in totals else 0
@@ -138,18 +139,19 @@ def _select(
         region, all_blocks, totals, prune=True, title=heading, drop_cards=product
     )
     if keep_hidden:
-        return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False)
+        return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False), 0
     best = article.select_article(body, all_blocks, totals, thread=thread)
     if _article_wins(best, main, declared_article):
         method, blocks = "article", best
     else:
         method, blocks = "main", main
+    cards = len(regions.card_runs(region, totals)) if method == "main" else 0
     if not _is_tiny(_measure(blocks), page_size):
-        return method, blocks
+        return method, blocks, cards
     relaxed = regions.region_blocks(region, all_blocks, totals, prune=False)
     if _measure(relaxed) > _measure(blocks):
-        return "relaxed", relaxed
-    return method, blocks
+        return "relaxed", relaxed, cards
+    return method, blocks, cards
 
 
 def _visible_body(body: etree._Element) -> list[Block]:
@@ -179,7 +181,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
     page_size = dom.visible_chars(body)
     comments, thread = cut_comments(body, forum=is_forum(meta))
     discussion = thread or is_forum(meta)
-    method, blocks = _select(
+    method, blocks, cards = _select(
         body,
         keep_hidden=False,
         declared_article=declares_article(meta),
@@ -188,6 +190,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         thread=is_forum(meta),
     )
     texts = _trim(blocks, meta, thread=discussion)
+    code_blocks = sum(1 for block in blocks if block.tag == "pre")
     if _is_tiny(sum(map(len, texts)), page_size + withheld):
         # Fall back: hidden and <noscript> content, then the whole visible body.
         hidden_root = dom.parse(text)
@@ -195,7 +198,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         if hidden_root is not None and hidden_body is not None:
             clean(hidden_root, hidden_body, keep_hidden=True)
             cut_comments(hidden_body, forum=is_forum(meta))
-            _, more = _select(hidden_body, keep_hidden=True)
+            _, more, _ = _select(hidden_body, keep_hidden=True)
             more_texts = _trim(more, meta, thread=discussion)
             if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
                 method, texts = "hidden", more_texts
@@ -219,7 +222,9 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         comments=tuple(Comment(author=a, date=d, text=t) for a, d, t in comments),
         reason=None if clean_text else REASON_NO_CONTENT,
         method=method if clean_text else None,
-        page_type=guess_page_type(meta, method, thread),
+        page_type=guess_page_type(
+            meta, method, thread=thread, cards=cards, code_blocks=code_blocks
+        ),
     )
 
 

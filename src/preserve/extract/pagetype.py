@@ -1,9 +1,10 @@
 """Guess what kind of page this is: article, forum, listing, product, documentation or other.
 
 From what the page declares about itself (schema.org types in JSON-LD or microdata,
-``og:type``) and from how its content was found (a comment thread that is the page's content
-is a forum; an article container that won is an article). Language-independent; never keyed
-to a site. A guess for the manifest, not used to choose the text.
+``og:type``) and from the structure of its content: a comment thread that is the page's
+content is a forum; code blocks make documentation; a main region of many item cards is a
+listing; an article container that won is an article. Language-independent; never keyed to a
+site. A guess for the manifest; the text is chosen without it.
 """
 
 from __future__ import annotations
@@ -35,16 +36,26 @@ _ARTICLE = frozenset(
 )
 
 
-def guess_page_type(meta: Metadata, method: str | None, thread: bool) -> str:
+#: Code blocks (``<pre>``) in the text that make a page documentation.
+MIN_CODE_BLOCKS = 2
+#: Item cards in the chosen main region that make a page a listing.
+MIN_CARDS = 6
+
+
+def guess_page_type(
+    meta: Metadata, method: str | None, *, thread: bool, cards: int, code_blocks: int
+) -> str:
     """One of ``article``, ``forum``, ``listing``, ``product``, ``documentation``, ``other``."""
     kinds = meta.kinds
     if thread or kinds & _FORUM:
         return "forum"
+    if kinds & _LISTING:
+        return "listing"
     if kinds & _PRODUCT:
         return "product"
-    if kinds & _DOCS:
+    if kinds & _DOCS or code_blocks >= MIN_CODE_BLOCKS:
         return "documentation"
-    if kinds & _LISTING:
+    if cards >= MIN_CARDS:
         return "listing"
     if kinds & _ARTICLE or method == "article":
         return "article"
