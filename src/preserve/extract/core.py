@@ -1,5 +1,6 @@
-"""The extraction pipeline: decode, parse, read metadata, cut comments, select the article,
-render the clean text. Pure: no I/O, no global state, deterministic.
+"""The extraction pipeline: decode, parse, read metadata, clean, cut comments, choose the
+article container or the main region, fall back step by step when that finds (almost)
+nothing, render the clean text. Pure: no I/O, no global state, deterministic.
 """
 
 from __future__ import annotations

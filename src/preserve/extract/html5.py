@@ -52,6 +52,14 @@ _VOID = frozenset(
 )
 
 
+# Elements whose end tag is optional: in tag soup they are closed by what follows, so they do
+# not count as nesting (their own deep nesting is cheap for lexbor).
+_IMPLIED_END = frozenset(
+    {"p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "thead", "tbody", "tfoot",
+     "colgroup", "caption", "rb", "rt", "rtc", "rp", "html", "head", "body"}
+)  # fmt: skip
+
+
 def _flatten(markup: str, cap: int) -> str:
     """Drop start and end tags nested deeper than ``cap`` (by tag balance); keep all text.
 
@@ -64,7 +72,7 @@ def _flatten(markup: str, cap: int) -> str:
     dropped = 0  # open elements deeper than the cap whose end tags are still to come
     for match in _TAG.finditer(markup):
         closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
-        if name in _VOID or self_closing:
+        if name in _VOID or name in _IMPLIED_END or self_closing:
             continue
         if closing:
             if depth == 0:
