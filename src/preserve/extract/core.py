@@ -224,7 +224,11 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         reason=None if clean_text else REASON_NO_CONTENT,
         method=method if clean_text else None,
         page_type=guess_page_type(
-            meta, method, thread=thread, cards=cards, code_blocks=code_blocks
+            meta,
+            method if clean_text else None,
+            thread=thread,
+            cards=cards,
+            code_blocks=code_blocks,
         ),
     )
 
