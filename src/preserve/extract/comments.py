@@ -208,17 +208,20 @@ def _has_ancestor_in(
 def _containers(body: etree._Element) -> list[etree._Element]:
     """The outermost elements named like a comment area (their insides are not searched)."""
     found: list[etree._Element] = []
-    stack: list[etree._Element] = list(reversed(body))
-    while stack:
-        element = stack.pop()
+    inside: set[etree._Element] = set()
+    for element in body.iterdescendants():
         if not isinstance(element.tag, str):
             continue
-        names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
-        hints = (
-            hint_string(element)
-            if ("comment" in names or "respond" in names or "disqus" in names)
-            else ""
-        )
+        cls = element.get("class")
+        ident = element.get("id")
+        if not (cls or ident):
+            continue
+        names = f"{cls or ''} {ident or ''}".lower()
+        if not ("comment" in names or "respond" in names or "disqus" in names):
+            continue
+        if element in inside:
+            continue
+        hints = hint_string(element)
         if (
             hints
             and _CONTAINER.search(hints)
@@ -227,8 +230,7 @@ def _containers(body: etree._Element) -> list[etree._Element]:
             and not _contains_article_body(element)
         ):
             found.append(element)
-            continue
-        stack.extend(reversed(element))
+            inside.update(element.iterdescendants())
     return found
 
 

@@ -5,9 +5,13 @@ Cleaning the tree is clean.py's job; deciding what the article is, the selectors
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from .html5 import parse_html5
+
+_SPACE = re.compile(r"\s+")
 
 __all__ = [
     "MAX_PARSE_CHARS",
@@ -102,4 +106,4 @@ def text_of(element: etree._Element) -> str:
 
 def visible_chars(element: etree._Element) -> int:
     """How many non-whitespace characters the subtree holds (a language-neutral size)."""
-    return sum(len("".join(str(piece).split())) for piece in element.itertext(None))
+    return len(_SPACE.sub("", "".join(str(piece) for piece in element.itertext(None))))

@@ -7,6 +7,7 @@ every language); never site names. This module only classifies names; callers we
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -55,40 +56,53 @@ _UTILITY = re.compile(
 )
 
 
-def _role_tokens(cls: str) -> str:
+# The functions below are pure functions of the class and id strings; they are memoised on
+# those strings (a page repeats the same few hundred names thousands of times).
+_CACHE = 8192
+
+
+@lru_cache(maxsize=_CACHE)
+def _hints(cls: str, ident: str) -> str:
     tokens = cls.lower().split()
-    return " ".join(token for token in tokens if not _UTILITY.match(token))
-
-
-def hint_string(element: etree._Element) -> str:
-    """The element's class and id, lowercased, space-joined, without utility classes and
-    taxonomy tokens."""
-    cls = element.get("class") or ""
-    ident = element.get("id") or ""
-    if not (cls or ident):
-        return ""
-    hints = f"{_role_tokens(cls)} {ident.lower()}".strip()
+    roles = " ".join(token for token in tokens if not _UTILITY.match(token))
+    hints = f"{roles} {ident.lower()}".strip()
     if "-" in hints and any(word in hints for word in _TAXONOMY_WORDS):
         hints = _TAXONOMY.sub(" ", hints)
     return hints
 
 
-def is_unlikely(element: etree._Element) -> bool:
-    """True if the names say 'navigation, comments, sidebar...' and nothing says 'content'."""
-    hints = hint_string(element)
-    if not hints or not _UNLIKELY.search(hints):
-        return False
-    return not _MAYBE.search(hints)
+def hint_string(element: etree._Element) -> str:
+    """The element's class and id, lowercased, space-joined, without utility classes and
+    taxonomy tokens."""
+    cls = element.get("class")
+    ident = element.get("id")
+    if not (cls or ident):
+        return ""
+    return _hints(cls or "", ident or "")
 
 
-def class_weight(element: etree._Element) -> int:
-    """Readability-style weight: -25 for boilerplate names, +25 for content names."""
-    hints = hint_string(element)
-    if not hints:
-        return 0
+@lru_cache(maxsize=_CACHE)
+def _unlikely(hints: str) -> bool:
+    return bool(_UNLIKELY.search(hints)) and not _MAYBE.search(hints)
+
+
+@lru_cache(maxsize=_CACHE)
+def _weight(hints: str) -> int:
     weight = 0
     if _NEGATIVE.search(hints):
         weight -= 25
     if _POSITIVE.search(hints):
         weight += 25
     return weight
+
+
+def is_unlikely(element: etree._Element) -> bool:
+    """True if the names say 'navigation, comments, sidebar...' and nothing says 'content'."""
+    hints = hint_string(element)
+    return bool(hints) and _unlikely(hints)
+
+
+def class_weight(element: etree._Element) -> int:
+    """Readability-style weight: -25 for boilerplate names, +25 for content names."""
+    hints = hint_string(element)
+    return _weight(hints) if hints else 0

@@ -114,7 +114,7 @@ def parse_html5(text: str) -> etree._Element | None:
     if text.count("<") > _SCAN_ABOVE_TAGS:
         text = _flatten(text, MAX_DEPTH)
     serialized = LexborHTMLParser(text).html or ""
-    data = serialized.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode()
+    data = serialized.encode("utf-8", "replace")
     parser = _lxml_parser()
     root = etree.fromstring(data, parser=parser)
     if _too_deep(parser):

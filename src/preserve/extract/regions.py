@@ -132,13 +132,6 @@ def region_blocks(
     region_size = totals[region].text_chars if region in totals else 0
     protected = set(title.iterancestors()) if title is not None else set()
     keep_size = KEEP_SHARE * region_size
-    block_counts: dict[etree._Element, int] = {}
-    if prune:
-        for block in blocks:
-            for ancestor in block.owner.iterancestors():
-                block_counts[ancestor] = block_counts.get(ancestor, 0) + 1
-                if ancestor is region:
-                    break
     left_out: set[etree._Element] = card_runs(region, totals) if drop_cards else set()
     named_chrome: set[etree._Element] = set()
     prose_boxes: set[etree._Element] = set()
@@ -159,27 +152,27 @@ def region_blocks(
             prune
             and (
                 is_unlikely(element)
-                or (
-                    element.tag in _LINK_LIST_TAGS
-                    and _is_link_list(stats, block_counts.get(element, 0))
-                )
+                or (element.tag in _LINK_LIST_TAGS and _is_link_list(stats, stats.blocks))
             )
         ):
             left_out.add(element)
             walker.skip_subtree()
         elif not prune and is_unlikely(element):
             named_chrome.add(element)
+    excluded: set[etree._Element] = set()
+    for element in left_out:
+        excluded.update(element.iter())
+    in_named: set[etree._Element] = set()
+    for element in named_chrome:
+        in_named.update(element.iterdescendants())
     inside = set(region.iter())
     kept: list[Block] = []
     for block in blocks:
         owner = block.owner
-        if owner not in inside:
-            continue
-        if owner in left_out or any(a in left_out for a in owner.iterancestors()):
+        if owner not in inside or owner in excluded:
             continue
         if block.link_density >= 1.0 and (
-            len(block.text) < MIN_LINK_BLOCK_CHARS
-            or (named_chrome and any(a in named_chrome for a in owner.iterancestors()))
+            len(block.text) < MIN_LINK_BLOCK_CHARS or owner in in_named
         ):
             continue  # a menu entry; longer links are kept (the item titles of a listing)
         kept.append(block)

@@ -85,6 +85,7 @@ class Stats:
     figcaptions: int = 0
     quoted_chars: int = 0
     heading_chars: int = 0
+    blocks: int = 0
 
     @property
     def link_density(self) -> float:
@@ -103,6 +104,7 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
         if found is None:
             found = stats[block.owner] = Stats()
         found.text_chars += len(block.text)
+        found.blocks += 1
         found.link_chars += block.link_chars
         found.commas += len(_COMMAS.findall(block.text))
         if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
@@ -141,6 +143,7 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
         total.figcaptions += own.figcaptions
         total.quoted_chars += own.quoted_chars
         total.heading_chars += own.heading_chars
+        total.blocks += own.blocks
     return stats
 
 
