@@ -13,6 +13,7 @@ Does not judge what is boilerplate.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -74,8 +75,12 @@ def _is_hidden(element: etree._Element) -> bool:
     if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
         return True
     cls = element.get("class")
-    if not cls:
-        return False
+    return bool(cls) and _hidden_by_class(cls)
+
+
+@lru_cache(maxsize=4096)
+def _hidden_by_class(cls: str) -> bool:
+    """A pure function of the class string, memoised (pages repeat their class names)."""
     lowered = cls.lower()
     return bool(_HIDDEN_CLASS.search(lowered)) and not _SHOWN_AT_WIDTH.search(lowered)
 

@@ -106,4 +106,5 @@ def text_of(element: etree._Element) -> str:
 
 def visible_chars(element: etree._Element) -> int:
     """How many non-whitespace characters the subtree holds (a language-neutral size)."""
-    return len(_SPACE.sub("", "".join(str(piece) for piece in element.itertext(None))))
+    text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return len(_SPACE.sub("", str(text)))
