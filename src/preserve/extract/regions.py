@@ -5,9 +5,10 @@ the page's text, else the body. Inside it, chrome is left out: landmarks (``<nav
 ``<aside>``, page-level ``<header>`` and ``<footer>``, ARIA navigation, banner, contentinfo,
 complementary and search roles), and, when pruning, boxes whose class or id names say
 navigation, sidebar, breadcrumb, sharing, cookie banner and the like, and link lists whose
-items are short links. A box that holds most of the region's text is never left out. This is the
-text of pages whose content is not one run of prose: forum threads, listings, product pages,
-documentation. Choosing between it and the article container is the caller's job.
+items are short links. A box that holds most of the region's text (prose among it) is never
+left out. This is the text of pages whose content is not one run of prose: forum threads,
+listings, product pages, service pages. Choosing between it and the article container is
+the caller's job.
 """
 
 from __future__ import annotations
