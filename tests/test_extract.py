@@ -204,7 +204,8 @@ def test_frameset_says_the_content_is_elsewhere() -> None:
 
 def test_reason_is_none_exactly_when_there_is_text() -> None:
     assert extract(article_page(ENGLISH)).reason is None
-    assert extract("<p>tiny</p>").reason is not None
+    assert extract("<p>tiny</p>").reason is None  # a page that shows only this says it
+    assert extract("<nav><a href=/>tiny</a></nav>").reason is not None
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -292,6 +293,34 @@ def _rule_page() -> str:
     )
 
 
+def _page_types() -> list[str]:
+    """Pages for the 2.0 paths: a forum thread, a listing, a product, a script shell with
+    <noscript> content, a hidden streaming chunk, a <br> layout, a stray </html>."""
+    prose = f"<p>{ENGLISH}</p>"
+    posts = "".join(
+        f'<li id="comment-{i}" class="comment"><span class="author">user{i}</span>'
+        f'<time datetime="2026-01-0{i + 1}">Jan {i + 1}</time><p>{ENGLISH}</p></li>'
+        for i in range(3)
+    )
+    forum_ld = '<script type="application/ld+json">{"@type": "DiscussionForumPosting"}</script>'
+    cards = "".join(
+        f'<li class="card"><a href="/i{i}">Item number {i} of the list</a><p>{RUSSIAN}</p></li>'
+        for i in range(6)
+    )
+    product_ld = '<script type="application/ld+json">{"@type": "Product"}</script>'
+    return [
+        f'<html><head>{forum_ld}</head><body><h1>Q</h1><ol class="commentlist">{posts}</ol>'
+        "</body></html>",
+        f'<html><body><main><ul class="items">{cards}</ul></main></body></html>',
+        f"<html><head>{product_ld}</head><body><main><h1>Recorder</h1><p>199 EUR</p>"
+        "<table><tr><th>Weight</th><td>120 g</td></tr></table></main></body></html>",
+        f"<html><body><div id=app>Loading</div><noscript>{prose * 3}</noscript></body></html>",
+        f'<html><body><div id="root"></div><div hidden id="S:0">{prose * 3}</div></body></html>',
+        "<html><body>" + "<br>".join([ENGLISH[:60]] * 6) + "</body></html>",
+        f"<html><head><title>T</title></head></html><body>{prose * 2}</body>",
+    ]
+
+
 def _corpus_outputs() -> list[dict[str, object]]:
     pages: list[str | bytes] = [(SEEDS / name).read_bytes() for name in _CORPUS_PAGES]
     pages += [
@@ -301,6 +330,7 @@ def _corpus_outputs() -> list[dict[str, object]]:
         b"",
         "<nav><a href=/>x</a></nav>",
         _rule_page(),
+        *_page_types(),
     ]
     return [
         dataclasses.asdict(extract(page)) | {"comments_text": extract(page).comments_text}
@@ -319,6 +349,7 @@ def _digest(outputs: list[dict[str, object]]) -> str:
 # output changes, this test fails until EXTRACTOR_VERSION is bumped and the new digest added.
 RECORDED_DIGESTS = {
     "1.0.0": "8b76e2cd763a229f03c6b8ce925ae652ec361a7ced122298300d8561c01d64ba",
+    "2.0.0": "c4905f3c76c4c117a239813f11f512dc1f766c7a82dd0a3c00e3b15b7acf8adb",
 }
 
 

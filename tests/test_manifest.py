@@ -370,3 +370,17 @@ def test_certificate_dates_out_of_calendar_are_kept_as_given() -> None:
     cert["not_after"] = "asn1:garbage"
     with pytest.raises(ManifestError):
         manifest_from_dict(d)
+
+
+def test_v2_extraction_method_and_page_type_round_trip() -> None:
+    document = sample_dict()
+    document["extraction"]["method"] = "main"
+    document["extraction"]["page_type"] = "forum"
+    manifest = manifest_from_dict(document)
+    assert (manifest.extraction.method, manifest.extraction.page_type) == ("main", "forum")
+    assert parse_manifest(manifest.to_bytes()) == manifest
+    document["schema"] = "preserve/manifest/1"
+    for key in ("truncated", "notes"):
+        document.pop(key, None)
+    with pytest.raises(ManifestError, match="unknown field"):
+        manifest_from_dict(document)

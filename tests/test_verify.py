@@ -375,7 +375,7 @@ def test_reextraction_differs_new_extractor_version(tmp_path: Path) -> None:
 
 
 def test_no_text_page_is_reextracted(tmp_path: Path) -> None:
-    built = build(tmp_path / "root", html=b"<html><body><p>Hi.</p></body></html>")
+    built = build(tmp_path / "root", html=b"<html><body><nav><a href=/>Hi.</a></nav></body>")
     assert built.manifest.status == "no-text" and built.manifest.text is None
     report = verify(built.root, deep=True)
     assert codes(report) == []

@@ -771,6 +771,8 @@ def prepare_fetched(
             "language": extraction.language,
             "reason": not_html or extraction.reason,
             "source": source,
+            "method": extraction.method,
+            "page_type": None if not_html else extraction.page_type,
         },
         notes=list(result.notes),
     )

@@ -98,6 +98,9 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     source = extraction.get("source")
     if source:
         yield f"text from {source['kind']} record {source['record']}"
+    if extraction.get("method") or extraction.get("page_type"):
+        yield (f"page      {_clean(extraction.get('page_type') or '?')} page, text by the "
+               f"'{_clean(extraction.get('method') or 'none')}' step")
     yield from _describe_browser(m)
     extractor = m["extractor"]
     yield f"extractor {extractor['name']} {extractor['version']}"

@@ -348,6 +348,9 @@ def _where_when(m: Manifest) -> str:
         ("Outcome", esc(m.status) + (f" ({visible(m.extraction.reason)})"
                                      if m.extraction.reason else "")),
     ]
+    if m.extraction.page_type or m.extraction.method:
+        rows.append(("Page type (extractor's guess)", visible(m.extraction.page_type)))
+        rows.append(("Text found by", visible(m.extraction.method)))
     hops = "".join(
         f"<tr><td>{i}</td><td>{esc(hop.status)}</td><td class=\"url\">{visible(hop.url)}</td>"
         f"<td class=\"url\">{visible(hop.location) if hop.location else '—'}</td>"

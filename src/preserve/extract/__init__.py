@@ -14,12 +14,14 @@ from .core import (
     PreserveExtractor,
     extract,
 )
-from .model import Comment, Extraction, Extractor
+from .model import METHODS, PAGE_TYPES, Comment, Extraction, Extractor
 
 __all__ = [
     "EXTRACTOR_NAME",
     "EXTRACTOR_SETTINGS",
     "EXTRACTOR_VERSION",
+    "METHODS",
+    "PAGE_TYPES",
     "Comment",
     "Extraction",
     "Extractor",

@@ -24,10 +24,18 @@ SETTINGS: dict[str, object] = {
 }
 
 
-def select_article(body: etree._Element) -> list[Block]:
-    """The article's blocks, in reading order; empty if nothing looks like an article."""
-    all_blocks = render_blocks(body)
-    totals = scoring.aggregate(body, all_blocks)
+def select_article(
+    body: etree._Element,
+    all_blocks: list[Block],
+    totals: dict[etree._Element, scoring.Stats],
+    *,
+    thread: bool = False,
+) -> list[Block]:
+    """The article's blocks, in reading order; empty if nothing looks like an article.
+
+    ``all_blocks`` are the body's blocks and ``totals`` their aggregate (scoring.aggregate);
+    ``thread``: the page is a discussion, whose posts keep their author and date lines.
+    """
     best: list[Block] = []
     for skip_unlikely in (True, False):
         scorer = scoring.Scorer(body, all_blocks, totals, skip_unlikely)
@@ -35,8 +43,8 @@ def select_article(body: etree._Element) -> list[Block]:
         if chosen is None:
             continue
         top, top_score = chosen
-        parts = scoring.sibling_parts(scorer, top, top_score)
-        verdicts = pruning.verdicts(scorer, parts)
+        parts = scoring.repeated_parts(scorer, top) or scoring.sibling_parts(scorer, top, top_score)
+        verdicts = pruning.verdicts(scorer, parts, thread=thread)
         if all(scoring.tag_of(part) in BLOCK_TAGS for part in parts):
             # Block-level parts render exactly as they did inside the body: reuse those blocks.
             candidates = [block for block in all_blocks if block.owner in verdicts]

@@ -120,25 +120,35 @@ class _Renderer:
             self.link_chars += len(text.strip())
 
     def walk(self, element: etree._Element, in_link: bool) -> None:
-        tag = element.tag if isinstance(element.tag, str) else ""
-        if tag == "br":
-            self.pieces.append(_BR)
-        elif tag == "tr" and _is_simple_row(element):
-            self.row(element, in_link)
-        elif tag in BLOCK_TAGS:
-            self.flush()
-            self.owner_stack.append(element)
-            self.add(element.text, in_link)
-            for child in element:
-                self.walk(child, in_link)
-            self.flush()
-            self.owner_stack.pop()
-        else:
-            link = in_link or tag == "a"
-            self.add(element.text, link)
-            for child in element:
-                self.walk(child, link)
-        self.add(element.tail, in_link)
+        """Render ``element``, its subtree and its tail. Iterative: nesting depth is bounded
+        only by the parser, not by Python's recursion limit."""
+        links: list[bool] = []  # per open element: whether its children are inside a link
+        rows: set[etree._Element] = set()  # simple table rows, rendered whole by row()
+        walker = etree.iterwalk(element, events=("start", "end"))
+        for event, node in walker:
+            tag = node.tag if isinstance(node.tag, str) else ""
+            if event == "end":
+                links.pop()
+                if tag in BLOCK_TAGS and node not in rows:
+                    self.flush()
+                    self.owner_stack.pop()
+                self.add(node.tail, links[-1] if links else in_link)
+                continue
+            link = links[-1] if links else in_link
+            if tag == "br":
+                self.pieces.append(_BR)
+            elif tag == "tr" and _is_simple_row(node):
+                self.row(node, link)
+                rows.add(node)
+                walker.skip_subtree()
+            elif tag in BLOCK_TAGS:
+                self.flush()
+                self.owner_stack.append(node)
+                self.add(node.text, link)
+            else:
+                link = link or _is_link(node)
+                self.add(node.text, link)
+            links.append(link)
 
     def row(self, element: etree._Element, in_link: bool) -> None:
         """A table row of plain cells becomes one block: cells joined by " | "."""
@@ -160,13 +170,21 @@ class _Renderer:
             text = unicodedata.normalize("NFC", " | ".join(cells))
             self.blocks.append(Block(text, element, "tr", min(link_chars, len(text))))
         self.owner_stack.pop()
-        self.add(element.tail, in_link)
 
     def walk_inline(self, cell: etree._Element, in_link: bool) -> None:
-        link = in_link or cell.tag == "a"
+        link = in_link or _is_link(cell)
         self.add(cell.text, link)
         for child in cell:
             self.walk(child, link)
+
+
+def _is_link(element: etree._Element) -> bool:
+    """A link to somewhere else; an anchor to a place on the same page (``href="#intro"``,
+    headings that link to themselves) is not."""
+    if element.tag != "a":
+        return False
+    href = (element.get("href") or "").strip()
+    return not (len(href) > 1 and href.startswith("#"))
 
 
 def _is_simple_row(row: etree._Element) -> bool:
@@ -212,9 +230,9 @@ def render_blocks(element: etree._Element) -> list[Block]:
     """The blocks of ``element``'s subtree in document order (its tail is not included)."""
     renderer = _Renderer()
     renderer.owner_stack.append(element)
-    tag = element.tag if isinstance(element.tag, str) else ""
-    renderer.add(element.text, tag == "a")
+    in_link = _is_link(element)
+    renderer.add(element.text, in_link)
     for child in element:
-        renderer.walk(child, tag == "a")
+        renderer.walk(child, in_link)
     renderer.flush()
     return renderer.blocks

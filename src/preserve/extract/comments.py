@@ -13,10 +13,13 @@ import re
 from lxml import etree
 
 from .blocks import render_blocks
-from .dom import drop_keep_tail, text_of
+from .dom import drop_keep_tail, text_of, visible_chars
 from .hints import hint_string
 
-__all__ = ["cut_comments"]
+__all__ = ["THREAD_SHARE", "cut_comments"]
+
+#: Comment areas holding at least this share of the page's text are the page's content.
+THREAD_SHARE = 0.5
 
 _CONTAINER = re.compile(
     r"(^|[\s_-])comments?([\s_-]|$)|comment-?list|commentlist|comments?-?(area|section|"
@@ -58,12 +61,16 @@ def _is_item(element: etree._Element) -> bool:
 
 
 def _own_text_length(element: etree._Element, items: set[etree._Element]) -> int:
-    """Text length of ``element`` without the text of nested comment items."""
-    total = len((element.text or "").strip())
-    for child in element:
-        if child not in items and isinstance(child.tag, str):
-            total += _own_text_length(child, items)
-        total += len((child.tail or "").strip())
+    """Text length of ``element`` without the text of nested comment items (iterative)."""
+    total = 0
+    stack = [element]
+    while stack:
+        node = stack.pop()
+        total += len((node.text or "").strip())
+        for child in node:
+            if child not in items and isinstance(child.tag, str):
+                stack.append(child)
+            total += len((child.tail or "").strip())
     return total
 
 
@@ -201,17 +208,20 @@ def _has_ancestor_in(
 def _containers(body: etree._Element) -> list[etree._Element]:
     """The outermost elements named like a comment area (their insides are not searched)."""
     found: list[etree._Element] = []
-    stack: list[etree._Element] = list(reversed(body))
-    while stack:
-        element = stack.pop()
+    inside: set[etree._Element] = set()
+    for element in body.iterdescendants():
         if not isinstance(element.tag, str):
             continue
-        names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
-        hints = (
-            hint_string(element)
-            if ("comment" in names or "respond" in names or "disqus" in names)
-            else ""
-        )
+        cls = element.get("class")
+        ident = element.get("id")
+        if not (cls or ident):
+            continue
+        names = f"{cls or ''} {ident or ''}".lower()
+        if not ("comment" in names or "respond" in names or "disqus" in names):
+            continue
+        if element in inside:
+            continue
+        hints = hint_string(element)
         if (
             hints
             and _CONTAINER.search(hints)
@@ -220,8 +230,7 @@ def _containers(body: etree._Element) -> list[etree._Element]:
             and not _contains_article_body(element)
         ):
             found.append(element)
-            continue
-        stack.extend(reversed(element))
+            inside.update(element.iterdescendants())
     return found
 
 
@@ -229,14 +238,88 @@ def _contains_article_body(element: etree._Element) -> bool:
     return any("articlebody" in (node.get("itemprop") or "").lower() for node in element.iter())
 
 
-def cut_comments(body: etree._Element) -> list[tuple[str | None, str | None, str]]:
-    """Remove the comment areas from ``body``; return (author, date, text) per comment."""
+def _fallback_items(area: etree._Element) -> list[etree._Element]:
+    """Comment items of an area whose markup names none: its children with text (through
+    wrappers that have a single child). A reply form is not a comment."""
+    node = area
+    while True:
+        children = [c for c in node if isinstance(c.tag, str) and _clean(text_of(c))]
+        if len(children) != 1 or len(children[0]) == 0:
+            break
+        node = children[0]
+    return [child for child in children if not _is_form(child)]
+
+
+def _link_density(element: etree._Element) -> float:
+    total = visible_chars(element)
+    links = sum(visible_chars(a) for a in element.iter("a"))
+    return links / total if total else 0.0
+
+
+def _is_form(element: etree._Element) -> bool:
+    """A comment form (or its heading and labels): mostly text inside ``<form>``/labels."""
+    if element.tag == "form":
+        return True
+    total = len(_clean(text_of(element)))
+    in_forms = sum(len(_clean(text_of(f))) for f in element.iter("form", "label"))
+    return in_forms * 2 >= total or (element.find(".//form") is not None and total < 300)
+
+
+def _keep_post_headers(areas: list[etree._Element]) -> None:
+    """In a thread left in place as content, each post's author and time stay with it: each
+    becomes a plain paragraph (no names that look like a byline box, no link) so that
+    pruning, which drops bylines, tiny boxes and link lines, keeps it."""
+    items = [el for area in areas for el in area.iter() if _is_item(el)]
+    item_set = set(items)
+    headers: list[etree._Element] = []
+    for item in items:
+        nested = item_set - {item}
+        found_date = _date(item, nested)
+        for element in (_author(item, nested), found_date[0] if found_date else None):
+            if element is not None and element is not item and element not in headers:
+                headers.append(element)
+    for element in headers:
+        if any(other in element.iterancestors() for other in headers):
+            continue
+        etree.strip_tags(element, "a")
+        element.tag = "p"
+        for name in ("class", "id", "itemprop"):
+            element.attrib.pop(name, "")
+        for ancestor in element.iterancestors():
+            if ancestor in item_set:
+                break
+            for name in ("class", "id"):
+                ancestor.attrib.pop(name, "")
+    for item in items:  # a post named "comment" is not a small boilerplate box either
+        for name in ("class", "id"):
+            item.attrib.pop(name, "")
+
+
+def cut_comments(
+    body: etree._Element, *, forum: bool = False
+) -> tuple[list[tuple[str | None, str | None, str]], bool]:
+    """Remove the comment areas from ``body``; return (author, date, text) per comment, and
+    whether the comments were left in place as the page's content: a thread (``forum``: the
+    page says it is a discussion), or comment areas holding at least THREAD_SHARE of the
+    page's text."""
     containers = _containers(body)
+    if not containers:
+        return [], False
+    page_size = visible_chars(body)
+    if forum or sum(visible_chars(area) for area in containers) >= THREAD_SHARE * page_size:
+        _keep_post_headers(containers)
+        return [], True
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)
     # A comment's markup often nests wrappers that all look like items (li#li-comment-1 >
     # div#comment-1); the comment is the innermost one that has text of its own.
     items = [el for el in raw_items if _own_text_length(el, item_set - {el}) > 0]
+    for area in list(containers):
+        if not any(item in item_set for item in area.iter()):
+            if _link_density(area) > 0.5:
+                containers.remove(area)  # a list of links to comments elsewhere: chrome
+            else:
+                items.extend(_fallback_items(area))  # never cut text that is not kept
     comments = []
     for item in items:
         nested = {other for other in items if other is not item}
@@ -245,4 +328,4 @@ def cut_comments(body: etree._Element) -> list[tuple[str | None, str | None, str
             comments.append((author, date, text))
     for area in containers:
         drop_keep_tail(area)
-    return comments
+    return comments, False

@@ -1,5 +1,6 @@
-"""The extraction pipeline: decode, parse, read metadata, cut comments, select the article,
-render the clean text. Pure: no I/O, no global state, deterministic.
+"""The extraction pipeline: decode, parse, read metadata, clean, cut comments, choose the
+article container or the main region, fall back step by step when that finds (almost)
+nothing, render the clean text. Pure: no I/O, no global state, deterministic.
 """
 
 from __future__ import annotations
@@ -9,11 +10,16 @@ import unicodedata
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from . import article, decode, dom
-from .blocks import HEADING_TAGS, Block
+from lxml import etree
+
+from . import article, decode, dom, regions, scoring
+from .blocks import HEADING_TAGS, Block, render_blocks
+from .clean import clean
 from .comments import cut_comments
+from .html5 import MAX_DEPTH
 from .metadata import Metadata, read_metadata
 from .model import Comment, Extraction
+from .pagetype import declares_article, guess_page_type, is_forum, is_product
 
 __all__ = [
     "EXTRACTOR_NAME",
@@ -25,7 +31,17 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "1.0.0"
+EXTRACTOR_VERSION = "2.0.0"
+#: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
+#: is tiny: the next step of the fallback chain is tried.
+MIN_TEXT_CHARS = 200
+TINY_SHARE = 0.1
+#: The article container wins over the main region when it holds this share of its text,
+#: or, on pages declared articles, when it has this share of the prose in the rest.
+ARTICLE_SHARE = 0.7
+REST_PROSE_SHARE = 0.5
+PROSE_CHARS = 80
+
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
         "max_parse_chars": dom.MAX_PARSE_CHARS,
@@ -33,12 +49,21 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "comments": "separate",
         "title_in_text": False,
         **article.SETTINGS,
+        "min_text_chars": MIN_TEXT_CHARS,
+        "tiny_share": TINY_SHARE,
+        "article_share": ARTICLE_SHARE,
+        "rest_prose_share": REST_PROSE_SHARE,
+        "prose_chars": PROSE_CHARS,
+        "main_min_share": regions.MAIN_MIN_SHARE,
+        "keep_share": regions.KEEP_SHARE,
+        "max_depth": MAX_DEPTH,
     }
 )
 
 REASON_EMPTY = "empty document"
 REASON_NO_CONTENT = "no article-like content found"
 REASON_FRAMESET = "frameset document: the content is in other documents"
+REASON_REPLACEMENT = "encoding 'replacement': browsers show this page as a single U+FFFD"
 
 _FOLD = re.compile(r"\W+")
 
@@ -47,10 +72,11 @@ def _fold(text: str) -> str:
     return _FOLD.sub(" ", text.casefold()).strip()
 
 
-def _trim(blocks: list[Block], meta: Metadata) -> list[str]:
-    """Drop the title repeated as a heading and a bare byline line."""
+def _trim(blocks: list[Block], meta: Metadata, *, thread: bool = False) -> list[str]:
+    """Drop the title repeated as a heading and a bare byline line (not in a thread, where
+    the first post's author line is part of the post)."""
     title = _fold(meta.title) if meta.title else None
-    byline = _fold(meta.byline) if meta.byline else None
+    byline = _fold(meta.byline) if meta.byline and not thread else None
     texts: list[str] = []
     for index, block in enumerate(blocks):
         folded = _fold(block.text)
@@ -62,8 +88,87 @@ def _trim(blocks: list[Block], meta: Metadata) -> list[str]:
     return texts
 
 
+def _measure(blocks: list[Block]) -> int:
+    return sum(len(block.text) for block in blocks)
+
+
+def _is_tiny(size: int, page_size: int) -> bool:
+    """Too little text to be the page's content, given how much text the page shows."""
+    return size == 0 or (size < MIN_TEXT_CHARS and size < TINY_SHARE * page_size)
+
+
+def _prose(blocks: list[Block]) -> int:
+    """Characters in paragraphs of prose: long blocks that are not mostly links."""
+    return sum(
+        len(block.text)
+        for block in blocks
+        if len(block.text) >= PROSE_CHARS and block.link_density < 0.3
+    )
+
+
+def _article_wins(best: list[Block], main: list[Block], declared_article: bool) -> bool:
+    """The article container is the content when it holds most of the main region's text,
+    or, on a page that declares itself an article, when the rest of the region has less than
+    twice its prose (the rest is then lists, links and chrome, not more of the content)."""
+    if _measure(best) >= ARTICLE_SHARE * _measure(main):
+        return True
+    if not declared_article:
+        return False
+    chosen = {(id(block.owner), block.text) for block in best}
+    rest = [block for block in main if (id(block.owner), block.text) not in chosen]
+    return _prose(best) >= REST_PROSE_SHARE * _prose(rest)
+
+
+def _select(
+    body: etree._Element,
+    *,
+    keep_hidden: bool,
+    declared_article: bool = False,
+    title: str | None = None,
+    product: bool = False,
+    thread: bool = False,
+) -> tuple[str, list[Block], int]:
+    """The first steps of the chain: the article container or the main region, then the
+    main region with less pruning. Returns (method, blocks, cards); the blocks may be tiny;
+    ``cards`` counts the item cards (card_runs) of a main region that was chosen."""
+    all_blocks = render_blocks(body)
+    totals = scoring.aggregate(body, all_blocks)
+    page_size = totals[body].text_chars if body in totals else 0
+    region = regions.main_region(body, totals)
+    heading = regions.title_heading(body, title)
+    main = regions.region_blocks(
+        region, all_blocks, totals, prune=True, title=heading, drop_cards=product
+    )
+    if keep_hidden:
+        return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False), 0
+    best = article.select_article(body, all_blocks, totals, thread=thread)
+    if _article_wins(best, main, declared_article):
+        method, blocks = "article", best
+    else:
+        method, blocks = "main", main
+    cards = len(regions.card_runs(region, totals)) if method == "main" else 0
+    if not _is_tiny(_measure(blocks), page_size):
+        return method, blocks, cards
+    relaxed = regions.region_blocks(region, all_blocks, totals, prune=False)
+    if _measure(relaxed) > _measure(blocks):
+        return "relaxed", relaxed, cards
+    return method, blocks, cards
+
+
+def _visible_body(body: etree._Element) -> list[Block]:
+    """The last fallback: every visible block of the body but navigation landmarks."""
+    all_blocks = render_blocks(body)
+    totals = scoring.aggregate(body, all_blocks)
+    return regions.region_blocks(body, all_blocks, totals, prune=False)
+
+
 def _run(html: str | bytes, charset: str | None) -> Extraction:
-    text = decode.decode_html(html, charset)[0] if isinstance(html, bytes) else html
+    if isinstance(html, bytes):
+        text, encoding = decode.decode_html(html, charset)
+        if encoding == "replacement":
+            return Extraction(text="", reason=REASON_REPLACEMENT)
+    else:
+        text = html
     root = dom.parse(text)
     if root is None:
         return Extraction(text="", reason=REASON_EMPTY)
@@ -73,25 +178,58 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         if root.find(".//frameset") is not None:
             return _empty(meta, REASON_FRAMESET)
         body = root
-    dom.strip_junk(root)
-    comments = tuple(
-        Comment(author=author, date=date, text=text) for author, date, text in cut_comments(body)
+    withheld = clean(root, body)
+    page_size = dom.visible_chars(body)
+    comments, thread = cut_comments(body, forum=is_forum(meta))
+    discussion = thread or is_forum(meta)
+    method, blocks, cards = _select(
+        body,
+        keep_hidden=False,
+        declared_article=declares_article(meta),
+        title=meta.title,
+        product=is_product(meta),
+        thread=is_forum(meta),
     )
-    texts = _trim(article.select_article(body), meta)
+    texts = _trim(blocks, meta, thread=discussion)
+    code_blocks = sum(1 for block in blocks if block.tag == "pre")
+    if _is_tiny(sum(map(len, texts)), page_size + withheld):
+        # Fall back: hidden and <noscript> content, then the whole visible body.
+        hidden_root = dom.parse(text)
+        hidden_body = hidden_root.find("body") if hidden_root is not None else None
+        if hidden_root is not None and hidden_body is not None:
+            clean(hidden_root, hidden_body, keep_hidden=True)
+            cut_comments(hidden_body, forum=is_forum(meta))
+            _, more, _ = _select(hidden_body, keep_hidden=True)
+            more_texts = _trim(more, meta, thread=discussion)
+            if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
+                method, texts = "hidden", more_texts
+    if _is_tiny(sum(map(len, texts)), page_size):
+        more_texts = _trim(_visible_body(body), meta, thread=discussion)
+        if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
+            method, texts = "body", more_texts
     if not texts and meta.article_body:
-        # Nothing in the markup reads like an article, but the page declares its body in
+        # Nothing in the markup reads like content, but the page declares its body in
         # JSON-LD (common when the text is rendered by JavaScript): use that.
         texts = [" ".join(line.split()) for line in meta.article_body.splitlines()]
         texts = [line for line in texts if line]
-    clean = unicodedata.normalize("NFC", "\n\n".join(texts)).strip()
+        method = "structured-data"
+    clean_text = unicodedata.normalize("NFC", "\n\n".join(texts)).strip()
     return Extraction(
-        text=clean,
+        text=clean_text,
         title=meta.title,
         byline=meta.byline,
         published=meta.published,
         language=meta.language,
-        comments=comments,
-        reason=None if clean else REASON_NO_CONTENT,
+        comments=tuple(Comment(author=a, date=d, text=t) for a, d, t in comments),
+        reason=None if clean_text else REASON_NO_CONTENT,
+        method=method if clean_text else None,
+        page_type=guess_page_type(
+            meta,
+            method if clean_text else None,
+            thread=thread,
+            cards=cards,
+            code_blocks=code_blocks,
+        ),
     )
 
 

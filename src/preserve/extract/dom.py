@@ -1,8 +1,6 @@
-"""Parse HTML text into an lxml tree and remove what can never be article text.
+"""Turn HTML text into an lxml tree (bounded in size), and small tree helpers.
 
-Removes scripts, styles, embedded objects, form controls and hidden elements; keeps
-everything else (navigation and sidebars are left to scoring, which needs them to measure
-link density). Does not decide what the article is.
+Cleaning the tree is clean.py's job; deciding what the article is, the selectors'.
 """
 
 from __future__ import annotations
@@ -11,13 +9,17 @@ import re
 
 from lxml import etree
 
+from .html5 import parse_html5
+
+_SPACE = re.compile(r"\s+")
+
 __all__ = [
     "MAX_PARSE_CHARS",
     "drop_keep_tail",
     "parse",
-    "strip_junk",
     "strip_raw_text",
     "text_of",
+    "visible_chars",
 ]
 
 #: Documents longer than this (in characters, after removing scripts and styles) are cut
@@ -66,86 +68,20 @@ def strip_raw_text(text: str) -> str:
     return "".join(pieces)
 
 
-_JUNK_TAGS = (
-    "script",
-    "style",
-    "noscript",
-    "template",
-    "svg",
-    "math",
-    "iframe",
-    "object",
-    "embed",
-    "canvas",
-    "video",
-    "audio",
-    "map",
-    "input",
-    "select",
-    "textarea",
-    "button",
-    "option",
-    "link",
-    "meta",
-    "head",
-    "frameset",
-    "frame",
-    "dialog",
-    "title",
-)
-
-# Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
-_HIDDEN_CLASS = re.compile(
-    r"(^|\s)(hidden|element-hidden|is-hidden|visually-?hidden|sr-only|screen-reader-text|"
-    r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
-    r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
-)
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-
-
-def _parser() -> etree.HTMLParser:
-    # A fresh parser per call: parsers keep state and are not safe to share across threads.
-    return etree.HTMLParser(
-        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, recover=True
-    )
-
-
 def parse(text: str) -> etree._Element | None:
-    """Parse ``text`` as HTML; None if there is no document at all."""
+    """Parse ``text`` as a browser would (html5.py); None if there is no document at all."""
     if len(text) > MAX_PARSE_CHARS:
         text = strip_raw_text(text)[:MAX_PARSE_CHARS]
     text = text.replace("\x00", "")
     if not text.strip():
         return None
     try:
-        root = etree.fromstring(text.encode("utf-8", "replace"), parser=_parser())
+        root = parse_html5(text)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
+    if root is None or all(len(part) == 0 and not (part.text or "").strip() for part in root):
+        return None  # nothing but an empty <head> and <body> (e.g. only a comment)
     return root
-
-
-def _is_hidden(element: etree._Element) -> bool:
-    if element.get("hidden") is not None:
-        return True
-    style = element.get("style")
-    if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
-        return True
-    cls = element.get("class")
-    return bool(cls and _HIDDEN_CLASS.search(cls.lower()))
-
-
-def strip_junk(root: etree._Element) -> None:
-    """Remove elements that never hold readable text, and hidden ones, in place."""
-    etree.strip_elements(root, *_JUNK_TAGS, with_tail=False)
-    hidden = [
-        el
-        for el in root.iter()
-        if isinstance(el.tag, str) and el.tag not in {"html", "body"} and _is_hidden(el)
-    ]
-    for el in hidden:
-        parent = el.getparent()
-        if parent is not None:
-            drop_keep_tail(el)
 
 
 def drop_keep_tail(element: etree._Element) -> None:
@@ -166,3 +102,9 @@ def drop_keep_tail(element: etree._Element) -> None:
 def text_of(element: etree._Element) -> str:
     """All text inside ``element`` (not its tail), as in the DOM's ``textContent``."""
     return "".join(str(piece) for piece in element.itertext(None))
+
+
+def visible_chars(element: etree._Element) -> int:
+    """How many non-whitespace characters the subtree holds (a language-neutral size)."""
+    text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return len(_SPACE.sub("", str(text)))

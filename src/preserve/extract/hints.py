@@ -7,6 +7,7 @@ every language); never site names. This module only classifies names; callers we
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -27,7 +28,7 @@ _POSITIVE = re.compile(
 _NEGATIVE = re.compile(
     r"-ad-|hidden|\bhid\b|banner|combx|comment|com-|contact|foot|footnote|gdpr|masthead|"
     r"media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|"
-    r"shopping|tags|tool|widget|byline|author|dateline|caption|credit|breadcrumb|social|"
+    r"shopping|tags|tool|(^|\s)widget|widget(\s|$)|byline|author|dateline|caption|credit|breadcrumb|social|"
     r"newsletter|subscribe|recommend|teaser|nav|menu|cookie|popular|trending|\bads?\b|advert"
 )
 
@@ -38,34 +39,70 @@ _TAXONOMY = re.compile(r"(^|\s)(tag|category|categories|topic|section|format)-\S
 _TAXONOMY_WORDS = ("tag-", "categor", "topic-", "section-", "format-")
 
 
-def hint_string(element: etree._Element) -> str:
-    """The element's class and id, lowercased, space-joined, taxonomy tokens removed."""
-    cls = element.get("class") or ""
-    ident = element.get("id") or ""
-    if not (cls or ident):
-        return ""
-    hints = f"{cls} {ident}".lower()
+# Utility classes (Tailwind, Bootstrap...) describe looks, not roles: ``overflow-hidden``,
+# ``overflow-x-scroll``, ``md:flex``, ``col-md-6``, ``text-center``, ``mt-16px``. They are
+# dropped before the names are read, so that ``hidden`` or ``scroll`` inside them say nothing.
+_UTILITY = re.compile(
+    r"^(?:[a-z0-9-]+:)+\S*$|^!?-?(?:overflow|bg|font|flex|grid|border|rounded|shadow|"
+    r"p[xytblrse]?|m[xytblrse]?|w|h|min-w|max-w|min-h|max-h|size|gap|space|items|justify|"
+    r"self|place|z|opacity|leading|tracking|inset|order|basis|grow|shrink|object|aspect|"
+    r"whitespace|break|align|float|clear|d|fs|fw|lh|col|row|cursor|select|transition|"
+    r"duration|ease|delay|animate|decoration|divide|ring|outline|fill|stroke|scroll|snap|"
+    r"touch|overscroll|line-clamp|position|display)-\S+$|"
+    r"^text-(?:xs|sm|base|lg|\d?xl|left|center|right|justify|start|end|white|black|"
+    r"[a-z]+-\d{2,3}|wrap|nowrap|balance|ellipsis|clip)$|"
+    r"^(?:hidden|isolate|relative|absolute|fixed|sticky|static|truncate|invisible|visible|"
+    r"block|inline|inline-block|inline-flex|flex|grid|contents|container|clearfix)$"
+)
+
+
+# The functions below are pure functions of the class and id strings; they are memoised on
+# those strings (a page repeats the same few hundred names thousands of times).
+_CACHE = 8192
+
+
+@lru_cache(maxsize=_CACHE)
+def _hints(cls: str, ident: str) -> str:
+    tokens = cls.lower().split()
+    roles = " ".join(token for token in tokens if not _UTILITY.match(token))
+    hints = f"{roles} {ident.lower()}".strip()
     if "-" in hints and any(word in hints for word in _TAXONOMY_WORDS):
         hints = _TAXONOMY.sub(" ", hints)
     return hints
 
 
-def is_unlikely(element: etree._Element) -> bool:
-    """True if the names say 'navigation, comments, sidebar...' and nothing says 'content'."""
-    hints = hint_string(element)
-    if not hints or not _UNLIKELY.search(hints):
-        return False
-    return not _MAYBE.search(hints)
+def hint_string(element: etree._Element) -> str:
+    """The element's class and id, lowercased, space-joined, without utility classes and
+    taxonomy tokens."""
+    cls = element.get("class")
+    ident = element.get("id")
+    if not (cls or ident):
+        return ""
+    return _hints(cls or "", ident or "")
 
 
-def class_weight(element: etree._Element) -> int:
-    """Readability-style weight: -25 for boilerplate names, +25 for content names."""
-    hints = hint_string(element)
-    if not hints:
-        return 0
+@lru_cache(maxsize=_CACHE)
+def _unlikely(hints: str) -> bool:
+    return bool(_UNLIKELY.search(hints)) and not _MAYBE.search(hints)
+
+
+@lru_cache(maxsize=_CACHE)
+def _weight(hints: str) -> int:
     weight = 0
     if _NEGATIVE.search(hints):
         weight -= 25
     if _POSITIVE.search(hints):
         weight += 25
     return weight
+
+
+def is_unlikely(element: etree._Element) -> bool:
+    """True if the names say 'navigation, comments, sidebar...' and nothing says 'content'."""
+    hints = hint_string(element)
+    return bool(hints) and _unlikely(hints)
+
+
+def class_weight(element: etree._Element) -> int:
+    """Readability-style weight: -25 for boilerplate names, +25 for content names."""
+    hints = hint_string(element)
+    return _weight(hints) if hints else 0

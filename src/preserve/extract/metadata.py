@@ -39,6 +39,9 @@ class Metadata:
     published: str | None
     language: str | None
     article_body: str | None
+    #: What the page says it is: JSON-LD ``@type`` values, microdata ``itemtype`` names and
+    #: ``og:type``, lowercased (e.g. ``newsarticle``, ``product``, ``discussionforumposting``).
+    kinds: frozenset[str] = frozenset()
 
 
 def _clean(text: str | None) -> str:
@@ -88,6 +91,26 @@ def _json_ld_objects(root: etree._Element) -> list[dict[str, object]]:
                 if isinstance(graph, list):
                     stack[0:0] = graph
     return objects
+
+
+def _types_of(obj: dict[str, object]) -> list[str]:
+    kind = obj.get("@type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return [k.rsplit("/", 1)[-1].strip().lower() for k in kinds if isinstance(k, str)]
+
+
+def _kinds(
+    root: etree._Element, meta: dict[str, str], objects: list[dict[str, object]]
+) -> set[str]:
+    kinds = {kind for obj in objects for kind in _types_of(obj)}
+    for element in root.iter():
+        itemtype = element.get("itemtype") if isinstance(element.tag, str) else None
+        if itemtype:
+            kinds.update(t.rstrip("/").rsplit("/", 1)[-1].lower() for t in itemtype.split())
+    og_type = meta.get("og:type")
+    if og_type:
+        kinds.add(og_type.lower())
+    return {kind for kind in kinds if 0 < len(kind) <= 60}
 
 
 def _is_article(obj: dict[str, object]) -> bool:
@@ -199,7 +222,8 @@ def read_metadata(root: etree._Element) -> Metadata:
     """Read the declared metadata from a parsed (not yet cleaned) document."""
     meta = _meta(root)
     ld_headline = ld_author = ld_date = ld_lang = ld_body = None
-    for obj in _json_ld_objects(root):
+    objects = _json_ld_objects(root)
+    for obj in objects:
         if not _is_article(obj):
             continue
         headline = obj.get("headline") or obj.get("name")
@@ -252,4 +276,5 @@ def read_metadata(root: etree._Element) -> Metadata:
         published=published,
         language=_language(root, meta, ld_lang),
         article_body=ld_body,
+        kinds=frozenset(_kinds(root, meta, objects)),
     )

@@ -9,6 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+#: How the text was found, from the first step tried to the last fallback:
+#: ``article`` (the best-scoring article container, pruned), ``main`` (the page's main region:
+#: posts, items, product facts; pruned), ``relaxed`` (the main region with less pruning),
+#: ``hidden`` (hidden and ``<noscript>`` content included), ``body`` (all visible text of the
+#: body but navigation, header and footer), ``structured-data`` (the ``articleBody`` the page
+#: declares in JSON-LD).
+METHODS = ("article", "main", "relaxed", "hidden", "body", "structured-data")
+
+#: The page types ``Extraction.page_type`` can take.
+PAGE_TYPES = ("article", "forum", "listing", "product", "documentation", "other")
+
 
 @dataclass(frozen=True, slots=True)
 class Comment:
@@ -31,6 +42,10 @@ class Extraction:
     ``text`` is the article body: headings, paragraphs, lists and tables, in reading order,
     blocks separated by one blank line, NFC-normalised, without trailing newline. The title and
     byline are not part of it. ``reason`` says why ``text`` is empty (``None`` otherwise).
+
+    ``method`` says which step produced ``text`` (one of :data:`METHODS`; ``None`` when it is
+    empty) and ``page_type`` is the extractor's guess of what kind of page this is (one of
+    :data:`PAGE_TYPES`). Both are stable strings, documented in docs/extraction.md.
     """
 
     text: str
@@ -40,6 +55,8 @@ class Extraction:
     language: str | None = None
     comments: tuple[Comment, ...] = ()
     reason: str | None = None
+    method: str | None = None
+    page_type: str = "other"
 
     @property
     def comments_text(self) -> str:

@@ -15,16 +15,34 @@ from .blocks import HEADING_TAGS, Block
 from .hints import class_weight, hint_string
 from .scoring import MIN_PARAGRAPH_CHARS, Scorer, tag_of
 
-__all__ = ["EDGE_BLOCKS", "SMALL_BOX_CHARS", "drop_edge_datelines", "keep", "verdicts"]
+__all__ = [
+    "EDGE_BLOCKS",
+    "KEEP_SHARE",
+    "SMALL_BOX_CHARS",
+    "drop_edge_datelines",
+    "keep",
+    "verdicts",
+]
 
 SMALL_BOX_CHARS = 500
 EDGE_BLOCKS = 3
+#: A sub-container holding this share of the article's text is never pruned.
+KEEP_SHARE = 0.5
 
 _BOILER_SHORT = re.compile(
     r"byline|author|dateline|date|time|meta|submitted|posted|share|sharing|social|tags|"
     r"caption|credit|breadcrumb|related|newsletter|subscribe|promo|advert|sponsor|comment|footer|nav|menu|"
-    r"print|toolbar|widget|rating|follow|cookie|(^|[\s_-])ads?([\s_-]|$)"
+    r"print|toolbar|(^|\s)widget|widget(\s|$)|rating|follow|cookie|(^|[\s_-])ads?([\s_-]|$)"
 )
+
+_THREAD_BOILER_SHORT = re.compile(
+    r"share|sharing|social|tags|caption|credit|breadcrumb|related|newsletter|subscribe|promo|"
+    r"advert|sponsor|footer|nav|menu|print|toolbar|(^|\s)widget|widget(\s|$)|rating|follow|"
+    r"cookie|(^|[\s_-])ads?([\s_-]|$)"
+)
+
+# In a thread, the boxes that hold a post's author and date.
+_POST_HEADER = re.compile(r"author|user|poster|member|name|date|time|posted|meta")
 
 # Figure captions and photo credits are not article text (they describe an image).
 _CAPTION_TAGS = frozenset({"figure", "figcaption"})
@@ -70,6 +88,8 @@ def _should_remove(scorer: Scorer, element: etree._Element) -> bool:
         return False
     if in_list and density < 0.5 and length >= 60 * max(1, items):
         return False  # a list of sentences (bullet-point prose), not a list of links
+    if tag == "table" and density < 0.5 and stats.paragraphs >= 2:
+        return False  # a data table (documentation, results) whose cells have some links
     if images > 1 and paragraphs / images < 0.5 and density > 0.1:
         return True
     if not in_list and items - 100 > paragraphs:
@@ -93,9 +113,27 @@ _CAPTION_NAMED = 4  # inside an element named like a caption or photo credit
 _SMALL_BOILER = 8  # nearest named box is a small boilerplate box (not a quotation)
 
 
-def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element, int]:
-    """Flags for every element of the article's parts (see the _REMOVED... constants)."""
+_FIGURE_CONTENT = frozenset({"table", "pre", "ul", "ol", "dl", "blockquote"})
+
+
+def _in_figcaption(element: etree._Element, stop: etree._Element) -> bool:
+    for ancestor in element.iterancestors():
+        if ancestor.tag == "figcaption":
+            return True
+        if ancestor is stop:
+            break
+    return False
+
+
+def verdicts(
+    scorer: Scorer, parts: list[etree._Element], *, thread: bool = False
+) -> dict[etree._Element, int]:
+    """Flags for every element of the article's parts (see the _REMOVED... constants). In a
+    ``thread`` (a forum page), boxes named author or date are the posts' headers: kept."""
+    boiler = _THREAD_BOILER_SHORT if thread else _BOILER_SHORT
     flags: dict[etree._Element, int] = {}
+    # Never prune away most of the article: a wrapper holding this much is not boilerplate.
+    most = KEEP_SHARE * sum(scorer.stat(part).text_chars for part in parts)
     for part in parts:
         flags[part] = _CAPTION_ALWAYS if part.tag in _CAPTION_TAGS else 0
         for element in part.iterdescendants():
@@ -106,21 +144,26 @@ def verdicts(scorer: Scorer, parts: list[etree._Element]) -> dict[etree._Element
             if inherited & _REMOVED:
                 flags[element] = inherited
                 continue
-            if (tag in _CLEAN_TAGS and _should_remove(scorer, element)) or (
-                tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element)
+            if scorer.stat(element).text_chars < most and (
+                (
+                    tag in _CLEAN_TAGS
+                    and _should_remove(scorer, element)
+                    and not (thread and _POST_HEADER.search(hint_string(element)))
+                )
+                or (tag in HEADING_TAGS and _is_boilerplate_heading(scorer, element))
             ):
                 flags[element] = inherited | _REMOVED
                 continue
             verdict = inherited
             if tag in _CAPTION_TAGS:
                 verdict |= _CAPTION_ALWAYS
+            elif tag in _FIGURE_CONTENT and not _in_figcaption(element, part):
+                verdict &= ~_CAPTION_ALWAYS  # a table or code block shown as a figure
             hints = hint_string(element)
             if tag == "blockquote":
                 verdict &= ~_SMALL_BOILER
             elif (
-                hints
-                and _BOILER_SHORT.search(hints)
-                and scorer.stat(element).text_chars < SMALL_BOX_CHARS
+                hints and boiler.search(hints) and scorer.stat(element).text_chars < SMALL_BOX_CHARS
             ):
                 verdict |= _SMALL_BOILER
             if (

@@ -35,6 +35,10 @@ MIN_PARAGRAPH_CHARS = 25
 ANCESTOR_LEVELS = 5
 SIBLING_RATIO = 0.2
 MIN_SIBLING_CHARS = 100
+#: Look-alike siblings (repeated_parts): how many, how much text each, how far up to look.
+REPEAT_MIN_SIBLINGS = 2
+REPEAT_MIN_CHARS = 50
+REPEAT_LEVELS = 3
 
 # Commas and semicolons of Latin, CJK and Arabic scripts; sentence ends likewise.
 _COMMAS = re.compile("[,;\uff0c\u3001\u060c\uff1b]")
@@ -81,6 +85,7 @@ class Stats:
     figcaptions: int = 0
     quoted_chars: int = 0
     heading_chars: int = 0
+    blocks: int = 0
 
     @property
     def link_density(self) -> float:
@@ -99,6 +104,7 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
         if found is None:
             found = stats[block.owner] = Stats()
         found.text_chars += len(block.text)
+        found.blocks += 1
         found.link_chars += block.link_chars
         found.commas += len(_COMMAS.findall(block.text))
         if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
@@ -137,6 +143,7 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
         total.figcaptions += own.figcaptions
         total.quoted_chars += own.quoted_chars
         total.heading_chars += own.heading_chars
+        total.blocks += own.blocks
     return stats
 
 
@@ -273,6 +280,45 @@ def choose_top(scorer: Scorer) -> tuple[etree._Element, float] | None:
         top = wrapper
         wrapper = top.getparent()
     return top, max(scorer.final_score(top), top_score)
+
+
+_DIGITS = re.compile(r"\d+")
+_REPEAT_TAGS = frozenset({"article", "section", "li", "tr"})
+
+
+def _signature(element: etree._Element) -> tuple[str, str]:
+    return tag_of(element), _DIGITS.sub("", element.get("class") or "").strip()
+
+
+def repeated_parts(scorer: Scorer, top: etree._Element) -> list[etree._Element] | None:
+    """When the chosen container is one of a run of look-alike siblings (posts of a thread,
+    sections of a page, cards), the content is split across them: all of them, in order.
+
+    Looks at the container and its first ancestors; a look-alike has the same tag and class
+    (digits ignored), holds REPEAT_MIN_CHARS of text that is not mostly links.
+    """
+    node = top
+    for _ in range(REPEAT_LEVELS):
+        parent = node.getparent()
+        if parent is None or tag_of(parent) in {"body", "html"}:
+            return None
+        tag, cls = _signature(node)
+        if cls or tag in _REPEAT_TAGS:
+            same = [
+                sibling
+                for sibling in parent
+                if sibling is not node
+                and isinstance(sibling.tag, str)
+                and _signature(sibling) == (tag, cls)
+                and sibling not in scorer.unlikely
+                and scorer.stat(sibling).text_chars >= REPEAT_MIN_CHARS
+                and scorer.stat(sibling).link_density < 0.3
+            ]
+            if len(same) >= REPEAT_MIN_SIBLINGS:
+                chosen = {node, *same}
+                return [sibling for sibling in parent if sibling in chosen]
+        node = parent
+    return None
 
 
 def sibling_parts(scorer: Scorer, top: etree._Element, top_score: float) -> list[etree._Element]:

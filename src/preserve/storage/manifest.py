@@ -199,6 +199,10 @@ class ExtractionInfo:
     language: str | None
     reason: str | None
     source: ExtractionSource | None = None  # v2 only; absent when None
+    #: v2 only, absent when None: the extractor step that produced the text (None: no text)
+    method: str | None = None
+    #: v2 only, absent when None: the extractor's guess of the kind of page
+    page_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +317,7 @@ class Truncation:
 
 #: Top-level fields that exist from schema 2 on (absent from v1 manifests).
 _V2_FIELDS = ("truncated", "notes")
+_V2_EXTRACTION_FIELDS = ("source", "method", "page_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,8 +392,10 @@ def _drop_absent_sections(document: dict[str, JSONValue]) -> dict[str, JSONValue
         if document.get(key) is None:
             document.pop(key, None)
     extraction = document.get("extraction")
-    if isinstance(extraction, dict) and extraction.get("source") is None:
-        extraction.pop("source", None)
+    if isinstance(extraction, dict):
+        for key in _V2_EXTRACTION_FIELDS:
+            if extraction.get(key) is None:
+                extraction.pop(key, None)
     return document
 
 
@@ -720,6 +727,13 @@ def _json_settings(value: JSONValue, where: str) -> dict[str, JSONValue]:
 # --- v2 sections (browser captures) ---------------------------------------------------------
 
 
+def _v2_optional(ex: _Fields, key: str, schema: str) -> str | None:
+    """An optional v2 string of ``extraction`` (absent or null: None; never in v1)."""
+    if schema == SCHEMA_V1 or not ex.has(key):
+        return None
+    return ex.opt_string(key)
+
+
 def _extraction_source(ex: _Fields, schema: str) -> ExtractionSource | None:
     """``extraction.source`` (v2, optional): the kind and record id of the extracted document."""
     if schema == SCHEMA_V1 or not ex.has("source"):
@@ -886,7 +900,9 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
     extraction = ExtractionInfo(title=ex.opt_string("title"), byline=ex.opt_string("byline"),
                                 published=ex.opt_string("published"),
                                 language=ex.opt_string("language"), reason=ex.opt_string("reason"),
-                                source=_extraction_source(ex, schema))
+                                source=_extraction_source(ex, schema),
+                                method=_v2_optional(ex, "method", schema),
+                                page_type=_v2_optional(ex, "page_type", schema))
     ex.done()
     tool = root.sub("extractor")
     extractor = ExtractorInfo(name=tool.string("name"), version=tool.string("version"),

@@ -1,0 +1,128 @@
+"""Remove from a parsed page what is never readable text, and what the browser hides.
+
+Always removed: scripts, styles, embedded objects and media, form fields, ``<template>``.
+Controls (``<button>``, ``<select>``, closed ``<dialog>``) are removed when small; one that
+holds much of the page (an unclosed ``<button>`` swallows what follows it, in a browser too)
+is unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none``,
+``visibility:hidden``, hiding classes) and ``<noscript>`` are removed unless the caller keeps
+them, and never when together they hold most of the page's text (streaming frameworks park
+the rendered page in hidden nodes; some forums serve their posts in ``<noscript>``).
+Does not judge what is boilerplate.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from lxml import etree
+
+from .dom import drop_keep_tail, visible_chars
+
+__all__ = ["HIDDEN_KEEP_SHARE", "clean"]
+
+#: Hidden elements are kept when they hold at least this share of the page's text.
+HIDDEN_KEEP_SHARE = 0.5
+#: A control holding at least this share of the page's text is unwrapped, not removed.
+CONTROL_KEEP_SHARE = 0.2
+CONTROL_KEEP_CHARS = 200
+
+_JUNK_TAGS = (
+    "script",
+    "style",
+    "template",
+    "svg",
+    "math",
+    "iframe",
+    "object",
+    "embed",
+    "canvas",
+    "video",
+    "audio",
+    "map",
+    "input",
+    "textarea",
+    "link",
+    "meta",
+    "frameset",
+    "frame",
+    "title",
+    "base",
+)
+_CONTROL_TAGS = frozenset({"button", "select", "option", "datalist", "dialog"})
+
+# Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
+_HIDDEN_CLASS = re.compile(
+    r"(^|\s)(hidden|element-hidden|is-hidden|visually-?hidden|sr-only|screen-reader-text|"
+    r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
+    r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
+)
+# A responsive utility that shows the element at some screen width (``hidden md:block``,
+# ``d-none d-lg-block``): shown on a desktop browser.
+_SHOWN_AT_WIDTH = re.compile(
+    r"(^|\s)([a-z0-9]+:(block|flex|grid|inline|inline-block|inline-flex|table|contents)|"
+    r"d-[a-z]{2,3}-(block|flex|grid|inline|inline-block|inline-flex|table))(\s|$)"
+)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def _is_hidden(element: etree._Element) -> bool:
+    if element.get("hidden") is not None:
+        return True
+    if element.tag == "dialog" and element.get("open") is None:
+        return True
+    style = element.get("style")
+    if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
+        return True
+    cls = element.get("class")
+    return bool(cls) and _hidden_by_class(cls)
+
+
+@lru_cache(maxsize=4096)
+def _hidden_by_class(cls: str) -> bool:
+    """A pure function of the class string, memoised (pages repeat their class names)."""
+    lowered = cls.lower()
+    return bool(_HIDDEN_CLASS.search(lowered)) and not _SHOWN_AT_WIDTH.search(lowered)
+
+
+def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
+    chosen = set(elements)
+    return [el for el in elements if not any(a in chosen for a in el.iterancestors())]
+
+
+def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> int:
+    """Remove junk, small controls and (unless ``keep_hidden``) hidden elements, in place.
+
+    Returns how many characters of text the hidden elements and ``<noscript>`` held (0 when
+    they are kept): what a fallback that keeps them could add.
+    """
+    head = root.find("head")
+    if head is not None and head is not body:
+        root.remove(head)
+    etree.strip_elements(body, *_JUNK_TAGS, with_tail=False)
+    noscripts = _outermost(list(body.iter("noscript")))
+    if keep_hidden:
+        etree.strip_tags(body, "noscript")  # its markup is read as part of the page
+        withheld = 0
+    else:
+        withheld = sum(visible_chars(el) for el in noscripts)
+        for element in noscripts:
+            drop_keep_tail(element)
+    total = visible_chars(body)
+    hidden = _outermost(
+        [el for el in body.iter() if isinstance(el.tag, str) and el is not body and _is_hidden(el)]
+    )
+    if not keep_hidden:
+        hidden_size = sum(visible_chars(el) for el in hidden)
+        if hidden_size < HIDDEN_KEEP_SHARE * total:
+            withheld += hidden_size
+            for el in hidden:
+                drop_keep_tail(el)
+    controls = _outermost([el for el in body.iter(*_CONTROL_TAGS) if el.getparent() is not None])
+    for control in controls:
+        size = visible_chars(control)
+        if size >= CONTROL_KEEP_CHARS and size >= CONTROL_KEEP_SHARE * total:
+            control.tag = "div"  # it wraps part of the page: keep its text as a block
+        else:
+            drop_keep_tail(control)
+    return withheld
