@@ -7,46 +7,55 @@ and comments objects exist and hash to their names. Then the tree is swept: file
 ``archive/warc`` or ``archive/text`` that no manifest names, anything in ``archive/tmp``,
 ``manifests/.tmp-*`` debris, and entries the layout does not expect are reported.
 
-``deep=True`` adds: every WARC record is re-read (:func:`preserve.warc.check_warc`) and each
-manifest record's offset, id, type, target, length and digests are checked against the file
-and the digests recomputed; the final response is re-extracted
-(:func:`preserve.warc.read_record_payload` + :func:`preserve.extract.extract`) and the BLAKE3
-of the text and comments compared with the manifest (a difference is an error with the same
-extractor version, a warning when the version changed).
+``deep=True`` adds, per capture (:mod:`preserve.audit.deep`): every WARC record re-read
+and matched with the manifest's record list, and the final response re-extracted and its
+text and comments hashes compared (a difference is an error with the same extractor version,
+a warning when the version changed).
 
 Findings are data: nothing here raises because of what it finds; :class:`ArchiveError` is
 raised only when the root cannot be audited at all. Every path taken from a manifest goes
-through :func:`~preserve.storage.layout.resolve_inside`, symlinks are never
-followed while sweeping, so nothing outside the root is opened. Files are streamed; memory
-stays bounded (one manifest, one text object, one extraction input at a time). The integrity
-log (``manifests/log``) is checked elsewhere (E3xx). The audit takes no lock: run it while
-no capture is committing, or expect warnings for the capture in flight (temp files, a WARC
-not yet named by a manifest).
+through :func:`~preserve.storage.layout.resolve_inside`; files are opened with
+``O_NOFOLLOW | O_NONBLOCK`` and read only if ``fstat`` says they are regular; symlinks are
+never followed while sweeping, so nothing outside the root is opened. The integrity log
+(``manifests/log``) is checked elsewhere (E3xx). The audit takes no lock: run it while no
+capture is committing, or expect warnings for the capture in flight.
+
+Speed and memory: manifests are checked by a pool of threads (``workers``, one per core;
+hashing releases the GIL), a bounded number ahead of the one being reported, and merged in
+manifest order, so the findings and their order do not depend on thread timing. With
+``deep`` the record re-reads and re-extractions run in as many processes. Memory does not
+depend on file sizes (one read buffer per thread) and grows with the archive only by compact
+keys: the sorted manifest names, one byte per manifest, and a 16- or 32-byte key per
+referenced WARC file and text object (what the tree sweep compares against).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import stat
+import threading
 import time
+from bisect import bisect_left
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from preserve import warc
 from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
-from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
-from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
+from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
 from preserve.storage.layout import (
     LOCK_FILE,
     LOG_DIR,
     MANIFEST_SUFFIX,
     MANIFEST_TMP_PREFIX,
+    MANIFESTS_DIR,
     TEXT_DIR,
     TMP_DIR,
     WARC_DIR,
@@ -60,11 +69,13 @@ from preserve.storage.manifest import (
     SCHEMA,
     Manifest,
     TextRef,
-    WarcRecordRef,
     decode_manifest_json,
     manifest_from_dict,
     read_manifest_bytes,
 )
+
+if TYPE_CHECKING:
+    from preserve.audit.deep import DeepPool, DeepResult
 
 #: Most bytes of a decoded response body handed to the extractor; must equal the limit used
 #: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal).
@@ -74,7 +85,14 @@ REEXTRACT_LIMIT = 16 * 2**20
 _ARCHIVE_ENTRIES = frozenset(
     {"warc", "text", "tmp", "index", "quarantine", os.path.basename(LOCK_FILE)}
 )
-_NOT_REEXTRACTED_REASONS = ("not HTML", "content coding not decoded")
+#: Manifests checked ahead of the one being reported, per worker thread (bounds memory).
+_AHEAD_PER_WORKER = 4
+#: Text object states kept for manifests that share a text (bounded; re-hashed if evicted).
+_OBJECT_CACHE = 4096
+#: Below this many manifests ``verify --deep`` checks in-line rather than starting processes.
+DEEP_POOL_MIN_MANIFESTS = 8
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
 
 Progress = Callable[[int, int], None]
 
@@ -89,16 +107,62 @@ class _ObjectState:
 
 
 @dataclass(slots=True)
+class _Outcome:
+    """What checking one manifest found, merged into the report in manifest order: ``head``
+    (before the capture-id claim is checked), the claim, then ``tail`` and the deep result."""
+
+    index: int
+    name: str
+    rel: str
+    head: list[Finding] = field(default_factory=list)
+    capture_id: str | None = None
+    previous: tuple[str, ...] = ()
+    tail: list[Finding] = field(default_factory=list)
+    warc_key: bytes | None = None
+    warc_checked: bool = False
+    bytes_hashed: int = 0
+    texts_hashed: int = 0
+    deep: Future[DeepResult] | None = None
+
+    def add(self, code: Code, path: str, message: str, capture_id: str | None = None,
+            **detail: Any) -> None:
+        self.tail.append(Finding(code, path, message, capture_id, detail or None))
+
+
+def _path_key(path: Path) -> bytes:
+    """A compact key for a real path (what the sweep compares against)."""
+    return hashlib.blake2b(os.fsencode(path), digest_size=16).digest()
+
+
+_buffers = threading.local()
+
+
+def _buffer() -> bytearray:
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(BLOCK_SIZE)
+    return buffer
+
+
+@dataclass(slots=True)
 class _Audit:
     root: Path
     deep: bool
     report: Report
+    workers: int = 1
     layout: ArchiveLayout = field(init=False)
-    referenced_warcs: set[Path] = field(default_factory=set)
-    referenced_texts: set[str] = field(default_factory=set)
-    objects: dict[str, _ObjectState] = field(default_factory=dict)
-    capture_ids: dict[str, str] = field(default_factory=dict)
-    previous: list[tuple[str, str, str]] = field(default_factory=list)
+    # What the audit keeps per manifest is compact: the sorted manifest names (needed to
+    # report in order), one byte per manifest, and 16/32-byte keys of referenced files.
+    names: list[str] = field(default_factory=list)
+    claimed: bytearray = field(default_factory=bytearray)  # 1: names[i] claims its own id
+    odd_claims: dict[str, str] = field(default_factory=dict)  # id -> rel, file named otherwise
+    forward_previous: list[tuple[str, str, str]] = field(default_factory=list)
+    referenced_warcs: set[bytes] = field(default_factory=set)
+    referenced_texts: set[bytes] = field(default_factory=set)
+    lenient_texts: set[bytes] = field(default_factory=set)  # named by invalid manifests
+    objects: OrderedDict[str, Future[_ObjectState]] = field(default_factory=OrderedDict)
+    objects_lock: threading.Lock = field(default_factory=threading.Lock)
+    deep_pool: DeepPool | None = None
 
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
@@ -173,24 +237,90 @@ class _Audit:
     # --- the audit -------------------------------------------------------------------------
 
     def run(self, progress: Progress | None) -> None:
-        manifests = self.list_manifests()
-        total = len(manifests)
-        for done, path in enumerate(manifests, start=1):
-            self.check_manifest(path)
-            if progress is not None:
-                progress(done, total)
-        for capture_id, previous_id, rel in self.previous:
-            if previous_id not in self.capture_ids:
+        self.names = self.list_manifests()
+        total = len(self.names)
+        self.claimed = bytearray(total)
+        if self.deep:
+            from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
+
+            processes = self.workers if total >= DEEP_POOL_MIN_MANIFESTS else 1
+            self.deep_pool = DeepPool(processes)
+        ahead: deque[Future[_Outcome]] = deque()
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers,
+                                    thread_name_prefix="preserve-verify") as pool:
+                done = 0
+                for index, name in enumerate(self.names):
+                    ahead.append(pool.submit(self.check_manifest, index, name))
+                    while ahead and (len(ahead) > self.workers * _AHEAD_PER_WORKER
+                                     or ahead[0].done()):
+                        done = self.merge(ahead.popleft().result(), done, total, progress)
+                while ahead:
+                    done = self.merge(ahead.popleft().result(), done, total, progress)
+        finally:
+            for pending in ahead:
+                pending.cancel()
+            if self.deep_pool is not None:
+                self.deep_pool.close()
+        for capture_id, previous_id, rel in self.forward_previous:
+            if self.claimant(previous_id) is None:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                          capture_id)
         self.sweep_archive()
 
-    def list_manifests(self) -> list[Path]:
+    def merge(self, outcome: _Outcome, done: int, total: int,
+              progress: Progress | None) -> int:
+        """Report one manifest's findings (in manifest order, whatever the thread timing)."""
+        stats = self.report.stats
+        stats.manifests_checked += 1
+        self.report.findings.extend(outcome.head)
+        cid = outcome.capture_id
+        if cid is not None:
+            claimant = self.claimant(cid)
+            if claimant is not None:
+                self.add(Code.E106, outcome.rel, f"capture id {cid} is also claimed by "
+                         f"{claimant}", cid)
+            elif outcome.name == cid + MANIFEST_SUFFIX:
+                self.claimed[outcome.index] = 1
+            else:
+                self.odd_claims[cid] = outcome.rel
+            for previous_id in outcome.previous:
+                if self.claimant(previous_id) is None:  # a later manifest may still claim it
+                    self.forward_previous.append((cid, previous_id, outcome.rel))
+        self.report.findings.extend(outcome.tail)
+        if outcome.warc_key is not None:
+            self.referenced_warcs.add(outcome.warc_key)
+        stats.warc_files_checked += outcome.warc_checked
+        stats.bytes_hashed += outcome.bytes_hashed
+        stats.text_objects_checked += outcome.texts_hashed
+        if outcome.deep is not None:
+            result = outcome.deep.result()
+            self.report.findings.extend(result.findings)
+            stats.records_checked += result.records_checked
+            stats.texts_reextracted += result.texts_reextracted
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return done
+
+    def claimant(self, capture_id: str) -> str | None:
+        """The manifest already reported as claiming ``capture_id``, if any."""
+        odd = self.odd_claims.get(capture_id)
+        if odd is not None:
+            return odd
+        name = capture_id + MANIFEST_SUFFIX
+        at = bisect_left(self.names, name)
+        if at < len(self.names) and self.names[at] == name and self.claimed[at]:
+            return f"{MANIFESTS_DIR}/{name}"
+        return None
+
+    def list_manifests(self) -> list[str]:
+        """The names of the manifest files, sorted (other entries are reported here)."""
         directory = self.layout.manifests_dir
         if not self.safe_dir(directory):
             return []
         log_name = LOG_DIR.rsplit("/", 1)[-1]
-        found: list[Path] = []
+        found: list[str] = []
         for entry in self.scandir(directory):
             path = Path(entry.path)
             if entry.name.startswith(MANIFEST_TMP_PREFIX):
@@ -201,298 +331,225 @@ class _Audit:
                 if entry.name != log_name:
                     self.add(Code.W505, self.rel(path), "unexpected directory in manifests/")
             elif entry.is_file(follow_symlinks=False) and entry.name.endswith(MANIFEST_SUFFIX):
-                found.append(path)
+                found.append(entry.name)
             else:
                 self.add(Code.W505, self.rel(path), "unexpected file in manifests/")
         return found
 
-    def check_manifest(self, path: Path) -> None:
+    def check_manifest(self, index: int, name: str) -> _Outcome:
+        """Check one manifest (in a worker thread); touches only thread-safe shared state."""
+        path = self.layout.manifests_dir / name
         rel = self.rel(path)
-        self.report.stats.manifests_checked += 1
+        out = _Outcome(index, name, rel)
+        head = out.head
+
+        def early(code: Code, message: str, capture_id: str | None = None) -> _Outcome:
+            head.append(Finding(code, rel, message, capture_id, None))
+            return out
+
         try:
             data = read_manifest_bytes(path)
         except (OSError, ArchiveError) as exc:
-            self.add(Code.E101, rel, f"cannot read manifest: {exc}")
-            return
+            return early(Code.E101, f"cannot read manifest: {exc}")
         try:
             obj = decode_manifest_json(data)
         except ManifestError as exc:
-            self.add(Code.E102, rel, str(exc))
-            return
+            return early(Code.E102, str(exc))
         claimed = obj.get("capture_id")
         claimed_id = claimed if isinstance(claimed, str) else None
         if obj.get("schema") != SCHEMA:
-            self.add(Code.E104, rel, f"unsupported schema {obj.get('schema')!r}", claimed_id)
-            self.mark_referenced_leniently(obj)
-            return
+            self.mark_referenced_leniently(out, obj)
+            return early(Code.E104, f"unsupported schema {obj.get('schema')!r}", claimed_id)
         try:
             manifest = manifest_from_dict(obj)
         except UnsafePathError as exc:
-            self.add(Code.E107, rel, str(exc), claimed_id)
-            self.mark_referenced_leniently(obj)
-            return
+            self.mark_referenced_leniently(out, obj)
+            return early(Code.E107, str(exc), claimed_id)
         except ManifestError as exc:
-            self.add(Code.E103, rel, str(exc), claimed_id)
-            self.mark_referenced_leniently(obj)
-            return
+            self.mark_referenced_leniently(out, obj)
+            return early(Code.E103, str(exc), claimed_id)
+        del obj
         cid = manifest.capture_id
         try:
             canonical = manifest.to_bytes() == data
         except ManifestError:
             canonical = False
+        del data
         if not canonical:
-            self.add(Code.W109, rel, "manifest bytes are not in canonical form", cid)
-        if path.name != cid + MANIFEST_SUFFIX:
-            self.add(Code.E105, rel, f"file name should be {cid}{MANIFEST_SUFFIX}", cid)
-        if cid in self.capture_ids:
-            self.add(Code.E106, rel, f"capture id {cid} is also claimed by "
-                     f"{self.capture_ids[cid]}", cid)
-        else:
-            self.capture_ids[cid] = rel
-        self.previous.extend((cid, prev, rel) for prev in manifest.previous)
-        warc_path = self.check_warc_file(manifest)
+            head.append(Finding(Code.W109, rel, "manifest bytes are not in canonical form",
+                                cid, None))
+        if name != cid + MANIFEST_SUFFIX:
+            head.append(Finding(Code.E105, rel, f"file name should be {cid}{MANIFEST_SUFFIX}",
+                                cid, None))
+        out.capture_id = cid
+        out.previous = manifest.previous
+        warc_path = self.check_warc_file(out, manifest)
         for ref, kind in ((manifest.text, "text"), (manifest.comments, "comments")):
             if ref is not None:
-                self.check_text_ref(manifest, ref, kind)
-        if self.deep and warc_path is not None:
-            self.check_records(manifest, warc_path)
-            self.check_reextraction(manifest, warc_path)
+                self.check_text_ref(out, manifest, ref, kind)
+        if self.deep_pool is not None and warc_path is not None:
+            out.deep = self.deep_pool.submit(manifest, warc_path)
+        return out
 
-    def mark_referenced_leniently(self, obj: Mapping[str, Any]) -> None:
+    def mark_referenced_leniently(self, out: _Outcome, obj: Mapping[str, Any]) -> None:
         """Note what an invalid manifest names, so those files are not also called orphans."""
         warc_ref = obj.get("warc")
         if isinstance(warc_ref, Mapping):
             with contextlib.suppress(UnsafePathError):
-                self.referenced_warcs.add(resolve_inside(self.root, str(warc_ref.get("path")),
-                                                         under="archive"))
+                out.warc_key = _path_key(resolve_inside(self.root, str(warc_ref.get("path")),
+                                                        under="archive"))
         for key in ("text", "comments"):
             ref = obj.get(key)
             if isinstance(ref, Mapping) and is_hex_digest(ref.get("blake3")):
-                self.referenced_texts.add(ref["blake3"])
+                with self.objects_lock:
+                    self.lenient_texts.add(bytes.fromhex(ref["blake3"]))
 
     # --- WARC files ------------------------------------------------------------------------
 
-    def check_warc_file(self, manifest: Manifest) -> Path | None:
+    def check_warc_file(self, out: _Outcome, manifest: Manifest) -> Path | None:
         """Check size and digests; returns the real path if the file can be read further."""
         ref = manifest.warc
         cid = manifest.capture_id
         try:
             path = resolve_inside(self.root, ref.path, under="archive")
         except UnsafePathError as exc:
-            self.add(Code.E107, ref.path, str(exc), cid)
+            out.add(Code.E107, ref.path, str(exc), cid)
             return None
-        self.referenced_warcs.add(path)
+        out.warc_key = _path_key(path)
         started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
         if ref.path != expected_rel:
-            self.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
+            out.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
         try:
-            st = path.stat()
+            fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
-            self.add(Code.E201, ref.path, "WARC file named by the manifest is missing", cid)
+            out.add(Code.E201, ref.path, "WARC file named by the manifest is missing", cid)
             return None
         except OSError as exc:
-            self.add(Code.E205, ref.path, f"cannot inspect WARC file: {exc}", cid)
+            message = "WARC path is not a regular file" if exc.errno == errno.ELOOP else \
+                f"cannot inspect WARC file: {exc}"
+            out.add(Code.E205, ref.path, message, cid)
             return None
-        if not stat.S_ISREG(st.st_mode):
-            self.add(Code.E205, ref.path, "WARC path is not a regular file", cid)
-            return None
-        self.report.stats.warc_files_checked += 1
-        if st.st_size < ref.size:
-            self.add(Code.E206, ref.path, f"WARC file is {st.st_size} bytes, manifest records "
-                     f"{ref.size}", cid, actual_size=st.st_size, expected_size=ref.size)
-            return path
-        if st.st_size > ref.size:
-            self.add(Code.E202, ref.path, f"WARC file is {st.st_size} bytes, manifest records "
-                     f"{ref.size}", cid, actual_size=st.st_size, expected_size=ref.size)
-            return path
         try:
-            digests = self.hash_file(path)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                out.add(Code.E205, ref.path, "WARC path is not a regular file", cid)
+                return None
+            out.warc_checked = True
+            if st.st_size < ref.size:
+                out.add(Code.E206, ref.path, f"WARC file is {st.st_size} bytes, manifest "
+                        f"records {ref.size}", cid, actual_size=st.st_size,
+                        expected_size=ref.size)
+                return path
+            if st.st_size > ref.size:
+                out.add(Code.E202, ref.path, f"WARC file is {st.st_size} bytes, manifest "
+                        f"records {ref.size}", cid, actual_size=st.st_size,
+                        expected_size=ref.size)
+                return path
+            try:
+                digests = hash_fd(fd, _buffer())
+            except OSError as exc:
+                out.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
+                return None
         except OSError as exc:
-            self.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
+            out.add(Code.E205, ref.path, f"cannot inspect WARC file: {exc}", cid)
             return None
+        finally:
+            os.close(fd)
+        out.bytes_hashed += digests.size
         if digests.size != ref.size:  # changed while we read it
-            self.add(Code.E202, ref.path, f"WARC file size changed during the audit "
-                     f"({digests.size} bytes read)", cid)
+            out.add(Code.E202, ref.path, f"WARC file size changed during the audit "
+                    f"({digests.size} bytes read)", cid)
         if digests.blake3 != ref.blake3:
-            self.add(Code.E203, ref.path, "WARC file BLAKE3 differs from the manifest", cid,
-                     expected=ref.blake3, actual=digests.blake3)
+            out.add(Code.E203, ref.path, "WARC file BLAKE3 differs from the manifest", cid,
+                    expected=ref.blake3, actual=digests.blake3)
         if digests.sha256 != ref.sha256:
-            self.add(Code.E204, ref.path, "WARC file SHA-256 differs from the manifest", cid,
-                     expected=ref.sha256, actual=digests.sha256)
+            out.add(Code.E204, ref.path, "WARC file SHA-256 differs from the manifest", cid,
+                    expected=ref.sha256, actual=digests.sha256)
         return path
-
-    def hash_file(self, path: Path) -> Digests:
-        hasher = DualHasher()
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as f:
-            while block := f.read(BLOCK_SIZE):
-                hasher.update(block)
-        digests = hasher.digests()
-        self.report.stats.bytes_hashed += digests.size
-        return digests
-
-    def check_records(self, manifest: Manifest, path: Path) -> None:
-        """Deep: every record re-read; manifest records matched by offset."""
-        cid = manifest.capture_id
-        rel = manifest.warc.path
-        expected = {r.offset: r for r in manifest.warc.records}
-        seen: set[int] = set()
-        damaged_at: int | None = None
-        try:
-            for check in warc.check_warc(path):
-                self.report.stats.records_checked += 1
-                record = expected.get(check.offset) if check.length else None
-                if record is None:
-                    if check.problems:
-                        damaged_at = check.offset if damaged_at is None else damaged_at
-                        self.add(Code.E207, rel, f"offset {check.offset}: "
-                                 + "; ".join(check.problems), cid, offset=check.offset)
-                    else:
-                        self.add(Code.W215, rel, f"record {check.record_id} ({check.type}) at "
-                                 f"offset {check.offset} is not in the manifest", cid,
-                                 offset=check.offset, record_id=check.record_id)
-                    continue
-                seen.add(check.offset)
-                self.compare_record(cid, rel, record, check)
-        except (OSError, ArchiveError) as exc:
-            self.add(Code.E205, rel, f"cannot re-read WARC records: {exc}", cid)
-            return
-        for offset, record in sorted(expected.items()):
-            if offset not in seen:
-                after = "" if damaged_at is None or offset < damaged_at else \
-                    f" (file unreadable from offset {damaged_at})"
-                self.add(Code.E210, rel, f"no record {record.id} at offset {offset}{after}",
-                         cid, offset=offset, record_id=record.id)
-
-    def compare_record(self, cid: str, rel: str, record: WarcRecordRef,
-                       check: warc.RecordCheck) -> None:
-        where = f"record at offset {check.offset}"
-        if check.record_id != record.id:
-            self.add(Code.E211, rel, f"{where}: id is {check.record_id}, manifest says "
-                     f"{record.id}", cid, offset=check.offset)
-        differing = {
-            name: (mine, theirs) for name, mine, theirs in (
-                ("type", record.type, check.type),
-                ("target_uri", record.target_uri, check.target_uri),
-                ("length", record.length, check.length),
-                ("block_digest", _digest_key(record.block_digest),
-                 _digest_key(check.block_digest)),
-                ("payload_digest", _digest_key(record.payload_digest),
-                 _digest_key(check.payload_digest)),
-            ) if mine != theirs
-        }
-        if differing:
-            self.add(Code.E212, rel, f"{where}: {', '.join(sorted(differing))} differ from the "
-                     "manifest", cid, offset=check.offset,
-                     fields={k: {"manifest": v[0], "warc": v[1]} for k, v in differing.items()})
-        truncated = any("truncated" in p for p in check.problems)
-        if check.block_ok is False and not truncated:
-            self.add(Code.E213, rel, f"{where}: block does not match WARC-Block-Digest", cid,
-                     offset=check.offset)
-        if check.payload_ok is False and not truncated:
-            self.add(Code.E214, rel, f"{where}: payload does not match WARC-Payload-Digest",
-                     cid, offset=check.offset)
-        other = [p for p in check.problems if "digest" not in p or truncated]
-        if other:
-            self.add(Code.E207, rel, f"{where}: " + "; ".join(other), cid, offset=check.offset)
 
     # --- text objects ----------------------------------------------------------------------
 
-    def check_text_ref(self, manifest: Manifest, ref: TextRef, kind: str) -> None:
+    def check_text_ref(self, out: _Outcome, manifest: Manifest, ref: TextRef,
+                       kind: str) -> None:
         cid = manifest.capture_id
         missing_code, corrupt_code = (Code.E401, Code.E402) if kind == "text" else \
             (Code.E403, Code.E404)
         expected_rel = self.layout.text_rel_for(ref.blake3)
         if ref.path != expected_rel:
-            self.add(Code.E108, ref.path, f"{kind} path should be {expected_rel}", cid)
+            out.add(Code.E108, ref.path, f"{kind} path should be {expected_rel}", cid)
             return
         try:
             resolve_inside(self.root, ref.path, under=TEXT_DIR)
         except UnsafePathError as exc:
-            self.add(Code.E107, ref.path, str(exc), cid)
+            out.add(Code.E107, ref.path, str(exc), cid)
             return
-        self.referenced_texts.add(ref.blake3)
-        state = self.object_state(ref.blake3)
+        state = self.referenced_object(out, ref.blake3)
         if state.missing:
-            self.add(missing_code, ref.path, f"{kind} object is missing", cid)
+            out.add(missing_code, ref.path, f"{kind} object is missing", cid)
         elif state.error is not None:
-            self.add(Code.E405, ref.path, f"cannot read {kind} object: {state.error}", cid)
+            out.add(Code.E405, ref.path, f"cannot read {kind} object: {state.error}", cid)
         elif state.digests is not None:
             if state.digests.blake3 != ref.blake3:
-                self.add(corrupt_code, ref.path, f"{kind} object does not hash to its name",
-                         cid, actual=state.digests.blake3)
+                out.add(corrupt_code, ref.path, f"{kind} object does not hash to its name",
+                        cid, actual=state.digests.blake3)
             elif state.digests.size != ref.size:
-                self.add(corrupt_code, ref.path, f"{kind} object is {state.digests.size} bytes, "
-                         f"manifest says {ref.size}", cid)
+                out.add(corrupt_code, ref.path, f"{kind} object is {state.digests.size} "
+                        f"bytes, manifest says {ref.size}", cid)
 
-    def object_state(self, hex_id: str) -> _ObjectState:
-        state = self.objects.get(hex_id)
-        if state is None:
-            state = _ObjectState()
-            path = resolve_inside(self.root, self.layout.text_rel_for(hex_id), under=TEXT_DIR)
-            try:
-                if not stat.S_ISREG(path.lstat().st_mode):
-                    state.error = "not a regular file"
-                else:
-                    state.digests = self.hash_file(path)
-                    self.report.stats.text_objects_checked += 1
-            except FileNotFoundError:
-                state.missing = True
-            except OSError as exc:
-                state.error = str(exc)
-            self.objects[hex_id] = state
+    def referenced_object(self, out: _Outcome, hex_id: str) -> _ObjectState:
+        """The state of a text object a manifest names; each object is hashed once while in
+        the (bounded) cache, and counted once."""
+        key = bytes.fromhex(hex_id)
+        owner = False
+        with self.objects_lock:
+            first = key not in self.referenced_texts
+            self.referenced_texts.add(key)
+            future = self.objects.get(hex_id)
+            if future is not None:
+                self.objects.move_to_end(hex_id)
+            else:
+                future = self.objects[hex_id] = Future()
+                owner = True
+                if len(self.objects) > _OBJECT_CACHE:
+                    self.objects.popitem(last=False)
+        if not owner:
+            return future.result()
+        try:
+            state = self.object_state(hex_id, out)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        if first and state.digests is not None:
+            out.texts_hashed += 1
+        future.set_result(state)
         return state
 
-    # --- re-extraction ---------------------------------------------------------------------
-
-    def check_reextraction(self, manifest: Manifest, path: Path) -> None:
-        """Deep: re-extract the final response and compare text/comments hashes."""
-        cid = manifest.capture_id
-        # Not re-extracted: responses the capture did not extract from (not HTML, or a content
-        # coding it could not undo); their text is null by construction.
-        reason = manifest.extraction.reason or ""
-        claims_text = manifest.text is not None or manifest.comments is not None
-        if not claims_text and (manifest.status == "not-html"
-                                or reason.startswith(_NOT_REEXTRACTED_REASONS)):
-            return
-        responses = [r for r in manifest.warc.records if r.type == "response"]
-        final = [r for r in responses if r.target_uri == manifest.final_url] or responses
-        rel = manifest.warc.path
-        if not final:
-            self.add(Code.E408, rel, "no response record to re-extract from", cid)
-            return
-        record = final[-1]
+    def object_state(self, hex_id: str, out: _Outcome | None = None) -> _ObjectState:
+        state = _ObjectState()
+        path = resolve_inside(self.root, self.layout.text_rel_for(hex_id), under=TEXT_DIR)
         try:
-            payload, headers = warc.read_record_payload(path, record.offset, REEXTRACT_LIMIT)
-        except (OSError, ArchiveError) as exc:
-            self.add(Code.E408, rel, f"cannot read the final response: {exc}", cid,
-                     offset=record.offset)
-            return
-        # the capture decided the charset from the final response's first Content-Type
-        content_type = manifest.http.content_type or next(
-            (v for k, v in headers.items() if k.lower() == "content-type"), None)
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            state.missing = True
+            return state
+        except OSError as exc:
+            state.error = "not a regular file" if exc.errno == errno.ELOOP else str(exc)
+            return state
         try:
-            extraction = extract(payload, manifest.final_url,
-                                         charset=_charset(content_type))
-        except Exception as exc:  # the extractor must not stop the audit; report what broke
-            self.add(Code.E408, rel, f"extractor failed: {type(exc).__name__}: {exc}", cid)
-            return
-        self.report.stats.texts_reextracted += 1
-        changed = (manifest.extractor.version != EXTRACTOR_VERSION
-                   or manifest.extractor.name != EXTRACTOR_NAME)
-        for kind, ref, produced in (("text", manifest.text, extraction.text),
-                                    ("comments", manifest.comments, extraction.comments_text)):
-            expected = ref.blake3 if ref is not None else None
-            actual = blake3_hex(produced.encode("utf-8")) if produced else None
-            if expected == actual:
-                continue
-            code = Code.W407 if changed else Code.E406
-            self.add(code, ref.path if ref is not None else rel,
-                     f"re-extracted {kind} differs from the manifest (extractor "
-                     f"{manifest.extractor.name} {manifest.extractor.version} then, "
-                     f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
-                     object=kind, expected=expected, actual=actual)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                state.error = "not a regular file"
+            else:
+                state.digests = hash_fd(fd, _buffer())
+                if out is not None:
+                    out.bytes_hashed += state.digests.size
+                else:
+                    self.report.stats.bytes_hashed += state.digests.size
+        except OSError as exc:
+            state.error = str(exc)
+        finally:
+            os.close(fd)
+        return state
 
     # --- sweep -----------------------------------------------------------------------------
 
@@ -515,7 +572,7 @@ class _Audit:
         warc_dir = self.root / WARC_DIR
         if self.safe_dir(warc_dir):
             for path in self.walk_files(warc_dir):
-                if path not in self.referenced_warcs:
+                if _path_key(path) not in self.referenced_warcs:
                     self.add(Code.W501, self.rel(path), "no manifest names this WARC file")
         text_dir = self.root / TEXT_DIR
         if self.safe_dir(text_dir):
@@ -533,10 +590,13 @@ class _Audit:
         if not well_placed:
             self.add(Code.W505, rel, "file in archive/text is not at archive/text/ab/cd/<hash>")
             return
-        if name in self.referenced_texts:
+        if bytes.fromhex(name) in self.referenced_texts or \
+                bytes.fromhex(name) in self.lenient_texts:
             return
         self.add(Code.W502, rel, "no manifest names this text object")
         state = self.object_state(name)
+        if state.digests is not None:
+            self.report.stats.text_objects_checked += 1
         if state.error is not None:
             self.add(Code.E405, rel, f"cannot read text object: {state.error}")
         elif state.digests is not None and state.digests.blake3 != name:
@@ -544,28 +604,12 @@ class _Audit:
                      actual=state.digests.blake3)
 
 
-def _digest_key(label: str | None) -> tuple[str, str] | str | None:
-    """A WARC digest label in comparable form (algorithm, hex); unparseable labels as-is."""
-    if label is None:
-        return None
-    try:
-        return warc_digest_to_hex(label)
-    except ValueError:
-        return label
-
-
-def _charset(content_type: str | None) -> str | None:
-    if not content_type:
-        return None
-    message = Message()
-    message["content-type"] = content_type
-    charset = message.get_param("charset")
-    return charset if isinstance(charset, str) else None
-
-
-def verify(root: Path, *, deep: bool = False, progress: Progress | None = None) -> Report:
+def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
+           workers: int | None = None) -> Report:
     """Audit the archive at ``root``; see the module docstring. ``progress(done, total)`` is
-    called after each manifest. Raises ArchiveError only if ``root`` cannot be audited."""
+    called after each manifest, in order. ``workers``: threads hashing files (and, with
+    ``deep``, processes re-reading records), default one per core; the findings and their
+    order do not depend on it. Raises ArchiveError only if ``root`` cannot be audited."""
     root = Path(root)
     if not root.is_dir():
         raise ArchiveError(f"archive root {root} does not exist or is not a directory")
@@ -576,7 +620,8 @@ def verify(root: Path, *, deep: bool = False, progress: Progress | None = None) 
     started = time.monotonic()
     report = Report(root=str(root), deep=deep,
                     started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    _Audit(real_root, deep, report).run(progress)
+    workers = max(1, workers if workers is not None else os.cpu_count() or 1)
+    _Audit(real_root, deep, report, workers).run(progress)
     report.stats.duration_seconds = time.monotonic() - started
     return report
 
