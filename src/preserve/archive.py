@@ -13,32 +13,18 @@ or decide what an audit finding is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import filelock
-
-from preserve import errors, integrity, log, warc
-from preserve.audit.findings import Report
-from preserve.audit.verify import REEXTRACT_LIMIT
-from preserve.audit.verify import verify as verify_archive
-from preserve.capture import fetch, provenance
-from preserve.capture.exchange import Exchange, FetchResult
-from preserve.extract import (
-    EXTRACTOR_NAME,
-    EXTRACTOR_SETTINGS,
-    EXTRACTOR_VERSION,
-    Extraction,
-)
-from preserve.extract import extract as extract_html
-from preserve.storage import manifest
+from preserve import errors
+from preserve._lazy import lazy_module
 from preserve.storage.layout import (
     ArchiveLayout,
     fsync_dir,
@@ -47,10 +33,29 @@ from preserve.storage.layout import (
     new_capture_id,
 )
 from preserve.storage.text_store import StoredObject, TextStore
-from preserve.storage.url_index import UrlIndex
 
-#: The most decoded HTML handed to the extractor (the one bounded in-memory exception).
-EXTRACT_LIMIT = REEXTRACT_LIMIT
+if TYPE_CHECKING:
+    import filelock
+
+    from preserve import integrity, log, warc
+    from preserve.audit.findings import Report
+    from preserve.capture import fetch, provenance
+    from preserve.capture.exchange import Exchange, FetchResult
+    from preserve.extract import Extraction
+    from preserve.storage import manifest
+    from preserve.storage.url_index import UrlIndex
+else:  # imported when first used: ``import preserve`` and the CLI start fast
+    filelock = lazy_module("filelock")
+    integrity = lazy_module("preserve.integrity")
+    log = lazy_module("preserve.log")
+    warc = lazy_module("preserve.warc")
+    fetch = lazy_module("preserve.capture.fetch")
+    provenance = lazy_module("preserve.capture.provenance")
+    manifest = lazy_module("preserve.storage.manifest")
+
+#: The most decoded HTML handed to the extractor (the one bounded in-memory exception);
+#: equal to ``preserve.audit.verify.REEXTRACT_LIMIT`` (a test keeps them equal).
+EXTRACT_LIMIT = 16 * 2**20
 #: How long a capture waits for another process's commit to finish.
 LOCK_TIMEOUT = 120.0
 
@@ -61,7 +66,8 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 class CaptureOptions:
     """How to capture: network limits and policy, and who is capturing."""
 
-    fetch: fetch.FetchOptions = field(default_factory=fetch.FetchOptions)
+    fetch: fetch.FetchOptions = field(
+        default_factory=lambda: fetch.FetchOptions())  # noqa: PLW0108 - imports on first use
     operator: str | None = None
 
 
@@ -153,12 +159,18 @@ class Archive:
         self.root = Path(root)
         self.layout = ArchiveLayout(self.root)
         self.store = TextStore(self.layout)
-        self.url_index = UrlIndex(self.layout)
         self.key_path = Path(key) if key is not None else None
         self.tsa_url = tsa_url
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
+
+    @functools.cached_property
+    def url_index(self) -> UrlIndex:
+        """The URL -> capture ids index (made on first use)."""
+        from preserve.storage.url_index import UrlIndex  # noqa: PLC0415 - start-up time
+
+        return UrlIndex(self.layout)
 
     # --- capture -----------------------------------------------------------------------------
 
@@ -222,6 +234,12 @@ class Archive:
         options: CaptureOptions,
         checkpoint: bool,
     ) -> CaptureResult:
+        from preserve.extract import (  # noqa: PLC0415 - lxml: only when capturing
+            EXTRACTOR_NAME,
+            EXTRACTOR_SETTINGS,
+            EXTRACTOR_VERSION,
+        )
+
         final = result.final
         extraction, not_html = _extract(final)
         status = _status(final.status, not_html, extraction)
@@ -431,6 +449,8 @@ class Archive:
         checkpoint is signed; :attr:`last_audit_recorded` says whether that happened (it
         does not on read-only media, where the audit still runs).
         """
+        from preserve.audit.verify import verify as verify_archive  # noqa: PLC0415
+
         report = verify_archive(self.root, deep=deep, progress=progress)
         # Under the archive lock no commit sits between linking its manifest and logging it,
         # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
@@ -467,6 +487,8 @@ def media_type_and_charset(content_type: str | None) -> tuple[str | None, str | 
     """Split a Content-Type header into (lower-case media type, charset or None)."""
     if not content_type:
         return None, None
+    from email.message import Message  # noqa: PLC0415 - start-up time
+
     message = Message()
     message["content-type"] = content_type
     charset = message.get_param("charset")
@@ -480,6 +502,8 @@ def _looks_like_html(head: bytes) -> bool:
 
 def _extract(final: Exchange) -> tuple[Extraction, str | None]:
     """Extract the final response's text; returns (extraction, reason it is not HTML)."""
+    from preserve.extract import extract as extract_html  # noqa: PLC0415 - lxml
+
     media_type, charset = media_type_and_charset(final.content_type)
     if media_type is None:  # no Content-Type: sniff a small prefix only
         is_html = _looks_like_html(fetch.decode_body(final, 512).data)

@@ -15,13 +15,16 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve import log
-from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import SigningKeyError
 from preserve.log.storage import HEAD_NAME
-from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
+from preserve.storage.layout import LOG_DIR
+
+if TYPE_CHECKING:
+    from preserve.audit.findings import Report
+    from preserve.log.timestamp import Timestamper
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -82,12 +85,16 @@ def find_signer(root: Path, key_path: Path | None = None) -> log.Signer | None:
 
 def timestamper(tsa_url: str | None) -> Timestamper | None:
     url = tsa_url or os.environ.get(TSA_ENV)
-    return Timestamper(url) if url else None
+    if not url:
+        return None
+    from preserve.log.timestamp import Timestamper  # noqa: PLC0415 - rfc3161-client
+
+    return Timestamper(url)
 
 
 def has_log(root: Path) -> bool:
     """Whether the archive has an integrity log (its head file exists)."""
-    directory = log.log_dir(root)  # never write through a symlinked log directory
+    directory = Path(root) / LOG_DIR  # never write through a symlinked log directory
     return not directory.is_symlink() and (directory / HEAD_NAME).is_file()
 
 
@@ -112,7 +119,16 @@ def audit_log(
     tsa_roots: Path | None = None,
 ) -> None:
     """Check the log and add its findings to ``report``."""
-    check = TimestampChecker(load_roots(tsa_roots.read_bytes())) if tsa_roots else None
+    from preserve.audit.findings import Code, Finding  # noqa: PLC0415 - start-up time
+
+    check = None
+    if tsa_roots:
+        from preserve.log.timestamp import (  # noqa: PLC0415 - rfc3161-client
+            TimestampChecker,
+            load_roots,
+        )
+
+        check = TimestampChecker(load_roots(tsa_roots.read_bytes()))
     for item in log.verify_log(root, external_checkpoints=external_checkpoints,
                                trusted_key=trusted_key, timestamp_check=check):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))

@@ -42,14 +42,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import certifi
 import httpcore
-import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from preserve._version import __version__
+from preserve.capture._httpx import httpx
 from preserve.capture.exchange import Certificate, Exchange, FetchResult, TLSInfo
 from preserve.capture.transport import (
     Deadline,
@@ -70,6 +68,9 @@ from preserve.errors import (
     TooManyRedirectsError,
     UnsupportedSchemeError,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
@@ -134,6 +135,8 @@ def parse_url(url: str) -> httpx.URL:
 
 
 def _ssl_context(options: FetchOptions, url: str) -> ssl.SSLContext:
+    import certifi  # noqa: PLC0415 - only for https
+
     cafile = str(options.ca_bundle) if options.ca_bundle is not None else certifi.where()
     try:
         context = ssl.create_default_context(cafile=cafile)
@@ -150,6 +153,8 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def _general_name(name: x509.GeneralName) -> str:
+    from cryptography import x509  # noqa: PLC0415 - only for https
+
     if isinstance(name, x509.DNSName):
         return f"DNS:{name.value}"
     if isinstance(name, x509.IPAddress):
@@ -163,6 +168,9 @@ def _general_name(name: x509.GeneralName) -> str:
 
 def describe_certificate(der: bytes, der_path: Path | None = None) -> Certificate:
     """The facts preserve records about a DER certificate (parsed with ``cryptography``)."""
+    from cryptography import x509  # noqa: PLC0415 - only for https
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+
     cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

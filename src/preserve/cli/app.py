@@ -8,15 +8,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from preserve import errors
 from preserve._version import __version__
-from preserve.archive import Archive
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from preserve.archive import Archive
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # verify: integrity findings; capture: captured, but the server answered 4xx/5xx
@@ -32,8 +35,25 @@ EXIT_STATUSES = {
     EXIT_CAPTURE_FAILED: "at least one capture failed; nothing was committed for it",
 }
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    """A rich Console made on first use: commands that print nothing never import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console  # noqa: PLC0415 - start-up time
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+stderr = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+stdout = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 
 T = TypeVar("T")
 
@@ -67,12 +87,22 @@ def print_json(payload: Any) -> None:
 
 
 def open_archive(ctx: click.Context) -> Archive:
+    from preserve.archive import Archive  # noqa: PLC0415 - start-up time
+
     return Archive(ctx.obj["root"], key=ctx.obj["key"], tsa_url=ctx.obj["tsa"])
 
 
 def progress_bar(enabled: bool) -> Progress | None:
     if not enabled or not stderr.is_terminal:
         return None
+    from rich.progress import (  # noqa: PLC0415 - start-up time
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

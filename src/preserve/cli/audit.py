@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from preserve.audit import repair as repair_mod
-from preserve.audit.findings import Report
 from preserve.cli.app import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -21,6 +20,9 @@ from preserve.cli.app import (
     stdout,
     with_progress,
 )
+
+if TYPE_CHECKING:
+    from preserve.audit.findings import Report
 
 # --- verify ----------------------------------------------------------------------------------
 
@@ -73,6 +75,8 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
 @click.pass_context
 def repair(ctx: click.Context, dry_run: bool, log_unlogged: bool, as_json: bool) -> None:
     """Clear debris of interrupted captures (never committed data); exit 1 if some remains."""
+    from preserve.audit import repair as repair_mod  # noqa: PLC0415 - start-up time
+
     with errors_to_exit():
         report = repair_mod.repair(ctx.obj["root"], dry_run=dry_run, log_unlogged=log_unlogged,
                                    key=ctx.obj["key"])

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from preserve import compare
 from preserve.cli.app import (
     errors_to_exit,
     main,
@@ -101,6 +100,8 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
 def history(ctx: click.Context, url: str, as_json: bool) -> None:
     """List every capture of URL (requested or final), oldest first."""
     with errors_to_exit():
+        from preserve import compare  # noqa: PLC0415 - start-up time
+
         entries = compare.history(open_archive(ctx), url)
     if as_json:
         print_json({"url": url, "captures": [entry.to_json() for entry in entries]})
@@ -119,6 +120,8 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
 def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
     """Show how the clean text changed from capture OLD_ID to NEW_ID."""
     with errors_to_exit():
+        from preserve import compare  # noqa: PLC0415 - start-up time
+
         result = compare.diff(open_archive(ctx), old_id, new_id)
     if as_json:
         print_json(result.to_json())

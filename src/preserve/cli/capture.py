@@ -6,14 +6,11 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from preserve import errors
-from preserve.archive import CaptureOptions, CaptureResult
-from preserve.batch import capture_many
-from preserve.capture.fetch import FetchOptions
 from preserve.cli.app import (
     EXIT_CAPTURE_FAILED,
     EXIT_FINDINGS,
@@ -29,6 +26,9 @@ from preserve.cli.app import (
     stderr,
     stdout,
 )
+
+if TYPE_CHECKING:
+    from preserve.archive import CaptureResult
 
 # --- capture ---------------------------------------------------------------------------------
 
@@ -98,6 +98,10 @@ def capture(
     as_json: bool,
 ) -> None:
     """Capture URLS into the archive: WARC + clean text + manifest for each."""
+    from preserve.archive import CaptureOptions  # noqa: PLC0415 - start-up time
+    from preserve.batch import capture_many  # noqa: PLC0415
+    from preserve.capture.fetch import FetchOptions  # noqa: PLC0415
+
     targets = list(urls) + (_read_url_file(url_file) if url_file else [])
     if not targets:
         raise click.UsageError("give at least one URL, or --from FILE")

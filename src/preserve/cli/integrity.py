@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from preserve import integrity, log
 from preserve.cli.app import (
     EXIT_CANNOT_RUN,
     EXIT_FINDINGS,
@@ -50,6 +49,8 @@ def init(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
               help="Where to write the private key (default: the config dir).")
 def keygen(name: str, out: Path | None) -> None:
     """Make a new Ed25519 signing key NAME (for 'preserve --key FILE init')."""
+    from preserve import log  # noqa: PLC0415 - start-up time
+
     with errors_to_exit():
         path, verifier = log.generate_key(name, out)
     click.echo(f"private key {path}")
@@ -73,6 +74,8 @@ def checkpoint(ctx: click.Context) -> None:
 @click.pass_context
 def log_(ctx: click.Context, as_json: bool) -> None:
     """Show the integrity log: every capture and every audit, in commit order."""
+    from preserve import integrity  # noqa: PLC0415 - start-up time
+
     with errors_to_exit():
         rows = list(integrity.history(ctx.obj["root"]))
     if as_json:
@@ -90,6 +93,8 @@ def log_(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def prove(ctx: click.Context, capture_id: str, out: Path) -> None:
     """Export CAPTURE_ID's proof bundle for a third party (verifiable offline)."""
+    from preserve import log  # noqa: PLC0415 - start-up time
+
     with errors_to_exit():
         archive = open_archive(ctx)
         full_id = archive.manifest(capture_id).capture_id
@@ -105,6 +110,8 @@ def prove(ctx: click.Context, capture_id: str, out: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def check_proof(bundle: Path, trusted_key: str | None, as_json: bool) -> None:
     """Check a proof bundle offline; exit 0 when it holds, 1 when it does not."""
+    from preserve import log  # noqa: PLC0415 - start-up time
+
     if trusted_key and Path(trusted_key).is_file():
         trusted_key = Path(trusted_key).read_text(encoding="utf-8").strip()
     try:

@@ -18,7 +18,6 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.recordloader import ArcWarcRecord
 
-from preserve.capture.fetch import decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
 
 _BLOCK = 1 << 16
@@ -221,6 +220,8 @@ def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Map
                     headers[name] = value
                 else:
                     headers[existing] += ", " + value
+            from preserve.capture.fetch import decode_chunks  # noqa: PLC0415 - httpx
+
             stream = record.raw_stream
             if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":
                 stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing
