@@ -9,6 +9,7 @@ exactly the code for it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -654,3 +655,18 @@ def test_findings_order_does_not_depend_on_workers(
         for name in ("manifests_checked", "warc_files_checked", "records_checked",
                      "text_objects_checked", "texts_reextracted", "bytes_hashed"):
             assert getattr(parallel.stats, name) == getattr(serial.stats, name), name
+
+
+def test_reextraction_uses_the_input_bound_the_capture_recorded(archive: Built) -> None:
+    from preserve.audit.deep import _input_limit  # noqa: PLC0415
+    from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT  # noqa: PLC0415
+
+    assert "max_input_bytes" not in archive.manifest.extractor.settings
+    assert _input_limit(archive.manifest) == LEGACY_REEXTRACT_LIMIT  # made before it was kept
+    for recorded, used in ((EXTRACT_LIMIT, EXTRACT_LIMIT), (10**15, LEGACY_REEXTRACT_LIMIT),
+                           (-1, LEGACY_REEXTRACT_LIMIT), ("3", LEGACY_REEXTRACT_LIMIT)):
+        settings = {**archive.manifest.extractor.settings, "max_input_bytes": recorded}
+        manifest = dataclasses.replace(
+            archive.manifest,
+            extractor=dataclasses.replace(archive.manifest.extractor, settings=settings))
+        assert _input_limit(manifest) == used

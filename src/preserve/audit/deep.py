@@ -22,7 +22,7 @@ from typing import Any
 
 from preserve import warc
 from preserve.audit.findings import Code, Finding
-from preserve.audit.verify import REEXTRACT_LIMIT
+from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.hashing import blake3_hex, warc_digest_to_hex
@@ -138,7 +138,7 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
         return
     record = final[-1]
     try:
-        payload, headers = warc.read_record_payload(path, record.offset, REEXTRACT_LIMIT)
+        payload, headers = warc.read_record_payload(path, record.offset, _input_limit(manifest))
     except (OSError, ArchiveError) as exc:
         out.add(Code.E408, rel, f"cannot read the final response: {exc}", cid,
                 offset=record.offset)
@@ -167,6 +167,16 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
                 f"{manifest.extractor.name} {manifest.extractor.version} then, "
                 f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
                 object=kind, expected=expected, actual=actual)
+
+
+def _input_limit(manifest: Manifest) -> int:
+    """The input bound the capture extracted with: what it recorded (never above the largest
+    preserve ever used, so a doctored manifest cannot make the audit read more), else the
+    bound of the versions that did not record it."""
+    limit = manifest.extractor.settings.get("max_input_bytes")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return min(limit, LEGACY_REEXTRACT_LIMIT)
+    return LEGACY_REEXTRACT_LIMIT
 
 
 def _digest_key(label: str | None) -> tuple[str, str] | str | None:

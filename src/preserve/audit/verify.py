@@ -78,8 +78,11 @@ if TYPE_CHECKING:
     from preserve.audit.deep import DeepPool, DeepResult
 
 #: Most bytes of a decoded response body handed to the extractor; must equal the limit used
-#: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal).
-REEXTRACT_LIMIT = 16 * 2**20
+#: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal). A capture
+#: records the limit it used (extractor setting ``max_input_bytes``) and is re-extracted
+#: with that; captures that do not record one were made with ``LEGACY_REEXTRACT_LIMIT``.
+REEXTRACT_LIMIT = 3 * 2**20
+LEGACY_REEXTRACT_LIMIT = 16 * 2**20
 
 #: Entries allowed directly below archive/ (index: storage.url_index; quarantine: repair).
 _ARCHIVE_ENTRIES = frozenset(

@@ -604,7 +604,8 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
             while len(out) <= limit and inflater.has_pending():
                 out += inflater.more(limit + 1 - len(out))
             if len(out) > limit:
-                return DecodedBody(bytes(out[:limit]), truncated=True, decoded=True)
+                del out[limit:]
+                return DecodedBody(_take(out), truncated=True, decoded=True)
         if not fed:  # an empty body (204, 304, HEAD) says nothing about its coding
             return DecodedBody(b"", truncated=False, decoded=True)
         if not inflater.finish():
@@ -622,7 +623,7 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
             decoded=False,
             problem=f"{codings[0]} data is corrupt ({exc}); raw bytes returned",
         )
-    return DecodedBody(bytes(out), truncated=False, decoded=True)
+    return DecodedBody(_take(out), truncated=False, decoded=True)
 
 
 def _collect_raw(
@@ -630,10 +631,18 @@ def _collect_raw(
 ) -> DecodedBody:
     out = bytearray()
     for chunk in chunks:
-        out += chunk
+        out += chunk[: limit + 1 - len(out)]  # never more than one byte past the limit
         if len(out) > limit:
-            return DecodedBody(bytes(out[:limit]), truncated=True, decoded=decoded, problem=problem)
-    return DecodedBody(bytes(out), truncated=False, decoded=decoded, problem=problem)
+            del out[limit:]
+            return DecodedBody(_take(out), truncated=True, decoded=decoded, problem=problem)
+    return DecodedBody(_take(out), truncated=False, decoded=decoded, problem=problem)
+
+
+def _take(buffer: bytearray) -> bytes:
+    """``bytes(buffer)``, emptying the buffer (its memory is freed at once, not later)."""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 def decode_body(exchange: Exchange, limit: int) -> DecodedBody:
