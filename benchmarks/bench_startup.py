@@ -119,7 +119,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         commands = {k: v for k, v in commands.items() if not k.startswith("wget")}
     walls: dict[str, list[float]] = {name: [] for name in commands}
     firsts: dict[str, list[float]] = {name: [] for name in commands}
-    for name, (cmd, net) in commands.items():  # one warm-up each (page cache, .pyc)
+    for cmd, net in commands.values():  # one warm-up each (page cache, .pyc)
         timed(cmd, server if net else None)
     for _ in range(args.rounds):
         for name, (cmd, net) in commands.items():
@@ -160,8 +160,8 @@ def report(data: dict[str, Any]) -> None:
                      else f"{r['first_byte_median_ms'] / base:.2f}"])
     load = ", ".join(f"{v:.2f}" for v in data["loadavg"])
     print_table(f"Start-up, {data['rounds']} interleaved rounds (load average after: {load})",
-                ["command", "median ms", "min ms", "× warcio --help", "first byte median ms",
-                 "first byte min ms", "first byte × warcio --help"], rows)
+                ["command", "median ms", "min ms", "ratio to warcio --help", "first byte median ms",
+                 "first byte min ms", "first byte ratio to warcio --help"], rows)
     print("\nmodules loaded: " + ", ".join(f"`{k}` {v}" for k, v in data["modules"].items()))
 
 
