@@ -4,7 +4,8 @@
 ``wget --version`` and wget's own time to first byte.
 
 Usage:
-    python benchmarks/bench_startup.py [--rounds 15] [--workdir DIR] [--keep] [--json OUT]
+    python benchmarks/bench_startup.py [--rounds 15] [--before PRESERVE] [--workdir DIR]
+                                       [--keep] [--json OUT]
 
 Every command runs ``--rounds`` times, the commands interleaved round by round (so a burst
 of load from other work on the machine hits all of them alike); the table gives the median
@@ -115,6 +116,13 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "preserve capture URL": (capture, True),
         "wget URL": (wget, True),
     }
+    if args.before:
+        old_capture = [args.before, *capture[1:]]
+        commands.update({
+            "preserve --help (before)": ([args.before, "--help"], False),
+            "preserve capture --help (before)": ([args.before, "capture", "--help"], False),
+            "preserve capture URL (before)": (old_capture, True),
+        })
     if not shutil.which("wget"):
         commands = {k: v for k, v in commands.items() if not k.startswith("wget")}
     walls: dict[str, list[float]] = {name: [] for name in commands}
@@ -168,6 +176,9 @@ def report(data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--before", metavar="PRESERVE",
+                        help="another preserve executable (e.g. an older version) to time "
+                             "alongside, interleaved")
     parser.add_argument("--workdir", type=Path, help="where the archive goes (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the archive")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")

@@ -29,6 +29,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 from preserve.archive import EXTRACT_LIMIT
+from preserve.audit import deep as deep_module
 from preserve.audit import verify as verify_module
 from preserve.audit.findings import Code, Report, Severity, markdown_table
 from preserve.audit.verify import REEXTRACT_LIMIT, verify
@@ -646,6 +647,7 @@ def test_findings_order_does_not_depend_on_workers(
 ) -> None:
     root = _damaged_archive(tmp_path / "root")
     monkeypatch.setattr(verify_module, "DEEP_POOL_MIN_MANIFESTS", 0)  # processes even here
+    monkeypatch.setattr(deep_module, "_SPLIT_BYTES", 0)  # records and text as two jobs
     serial = verify(root, deep=deep, workers=1)
     assert len(serial.findings) >= 10
     for workers in (2, 5):

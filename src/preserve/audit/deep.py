@@ -44,12 +44,15 @@ class DeepResult:
         self.findings.append(Finding(code, path, message, capture_id, detail or None))
 
 
-def deep_check(manifest: Manifest, path: str) -> DeepResult:
-    """Record re-check and re-extraction of one capture whose WARC file is at ``path`` (a real
-    path inside the archive, already checked to be a regular file)."""
+def deep_check(manifest: Manifest, path: str, parts: str = "records+text") -> DeepResult:
+    """Record re-check and/or re-extraction (``parts``: ``records``, ``text`` or both) of one
+    capture whose WARC file is at ``path`` (a real path inside the archive, already checked
+    to be a regular file)."""
     result = DeepResult()
-    _check_records(result, manifest, Path(path))
-    _check_reextraction(result, manifest, Path(path))
+    if "records" in parts:
+        _check_records(result, manifest, Path(path))
+    if "text" in parts:
+        _check_reextraction(result, manifest, Path(path))
     return result
 
 
@@ -198,6 +201,19 @@ def _charset(content_type: str | None) -> str | None:
     return charset if isinstance(charset, str) else None
 
 
+#: WARC files at least this large are re-checked and re-extracted as two parallel jobs.
+_SPLIT_BYTES = 4 * 2**20
+
+
+def _done(function: Any, *args: Any) -> Future[DeepResult]:
+    future: Future[DeepResult] = Future()
+    try:
+        future.set_result(function(*args))
+    except BaseException as exc:  # pragma: no cover - deep_check reports, not raises
+        future.set_exception(exc)
+    return future
+
+
 class DeepPool:
     """Deep checks in ``workers`` processes, or in the calling thread when ``workers`` is 1.
     :meth:`submit` returns a future.
@@ -222,15 +238,16 @@ class DeepPool:
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         self._pool.submit(os.getpid).result()  # fork every worker now, while single-threaded
 
-    def submit(self, manifest: Manifest, path: Path) -> Future[DeepResult]:
-        if self._pool is not None:
-            return self._pool.submit(deep_check, manifest, os.fspath(path))
-        future: Future[DeepResult] = Future()
-        try:
-            future.set_result(deep_check(manifest, os.fspath(path)))
-        except BaseException as exc:  # pragma: no cover - deep_check reports, not raises
-            future.set_exception(exc)
-        return future
+    def submit(self, manifest: Manifest, path: Path) -> list[Future[DeepResult]]:
+        """The deep checks of one capture, as futures whose findings come in this order.
+        In processes, a large capture's record re-check and its re-extraction are two jobs
+        (they then run side by side)."""
+        if self._pool is None:
+            return [_done(deep_check, manifest, os.fspath(path))]
+        if manifest.warc.size < _SPLIT_BYTES:
+            return [self._pool.submit(deep_check, manifest, os.fspath(path))]
+        return [self._pool.submit(deep_check, manifest, os.fspath(path), part)
+                for part in ("records", "text")]
 
     def close(self) -> None:
         if self._pool is not None:

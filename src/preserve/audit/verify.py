@@ -125,7 +125,7 @@ class _Outcome:
     warc_checked: bool = False
     bytes_hashed: int = 0
     texts_hashed: int = 0
-    deep: Future[DeepResult] | None = None
+    deep: list[Future[DeepResult]] = field(default_factory=list)
 
     def add(self, code: Code, path: str, message: str, capture_id: str | None = None,
             **detail: Any) -> None:
@@ -296,8 +296,8 @@ class _Audit:
         stats.warc_files_checked += outcome.warc_checked
         stats.bytes_hashed += outcome.bytes_hashed
         stats.text_objects_checked += outcome.texts_hashed
-        if outcome.deep is not None:
-            result = outcome.deep.result()
+        for future in outcome.deep:
+            result = future.result()
             self.report.findings.extend(result.findings)
             stats.records_checked += result.records_checked
             stats.texts_reextracted += result.texts_reextracted
