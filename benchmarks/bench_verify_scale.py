@@ -4,7 +4,8 @@ time and peak RSS, to show that the audit's memory does not follow the archive's
 
 Usage:
     python benchmarks/bench_verify_scale.py [--sizes 10000,100000] [--deep-up-to 10000]
-                                            [--workers 2] [--workdir DIR] [--keep] [--json OUT]
+                                            [--workers 2] [--before PRESERVE] [--workdir DIR]
+                                            [--keep] [--json OUT]
 
 The archives are synthetic but real: each capture is one small generated article page
 (3-9 KiB, unique text), written with preserve's own writers (``preserve.warc.write_capture``
@@ -175,14 +176,16 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         built = size
         warm(root)
         files, total = dir_bytes(root)
-        for deep in (False, True):
+        tools = [("preserve", PRESERVE)] + ([("preserve (before)", args.before)]
+                                            if args.before else [])
+        for (tool, exe), deep in [(t, d) for d in (False, True) for t in tools]:
             if deep and size > args.deep_up_to:
                 continue
-            cmd = [PRESERVE, "--root", str(root), "verify", "--json", "--no-record"]
+            cmd = [exe, "--root", str(root), "verify", "--json", "--no-record"]
             measured = run_measured(cmd + (["--deep"] if deep else []))
             report = json.loads(measured.stdout) if measured.stdout.strip() else {}
             rows.append({
-                "captures": size, "deep": deep, "files": files, "bytes": total,
+                "captures": size, "tool": tool, "deep": deep, "files": files, "bytes": total,
                 "build_seconds": build_seconds, "seconds": measured.seconds,
                 "max_rss_mib": measured.max_rss_mib, "exit": measured.returncode,
                 "manifests_checked": report.get("stats", {}).get("manifests_checked"),
@@ -197,7 +200,8 @@ def report(data: dict[str, Any]) -> None:
     print_table(f"Verify at scale (load average after: {load})",
                 ["captures", "command", "files", "MB", "seconds", "captures/s",
                  "peak RSS MiB", "exit", "findings"],
-                [[r["captures"], "preserve verify" + (" --deep" if r["deep"] else ""),
+                [[r["captures"], r.get("tool", "preserve") + " verify"
+                  + (" --deep" if r["deep"] else ""),
                   r["files"], r["bytes"] / 1e6, r["seconds"], r["captures"] / r["seconds"],
                   r["max_rss_mib"], r["exit"], r["findings"] or "none"]
                  for r in data["rows"]])
@@ -210,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deep-up-to", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes building the archive")
+    parser.add_argument("--before", metavar="PRESERVE",
+                        help="another preserve executable (e.g. an older version) to verify "
+                             "the same archives")
     parser.add_argument("--workdir", type=Path, help="where the archive goes (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the archive")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
