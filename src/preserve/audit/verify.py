@@ -38,14 +38,15 @@ import os
 import stat
 import threading
 import time
+from array import array
 from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
@@ -59,6 +60,7 @@ from preserve.storage.layout import (
     TEXT_DIR,
     TMP_DIR,
     WARC_DIR,
+    WARC_SUFFIX,
     ArchiveLayout,
     check_relative,
     is_hex_digest,
@@ -98,6 +100,7 @@ _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBL
                | getattr(os, "O_CLOEXEC", 0))
 
 Progress = Callable[[int, int], None]
+_SYMLINK, _DIR, _FILE, _OTHER = range(4)
 
 
 @dataclass(slots=True)
@@ -122,14 +125,77 @@ class _Outcome:
     previous: tuple[str, ...] = ()
     tail: list[Finding] = field(default_factory=list)
     warc_key: bytes | None = None
+    own_warc: bool = False  # names its own WARC file at the expected place: no key kept
     warc_checked: bool = False
     bytes_hashed: int = 0
-    texts_hashed: int = 0
+    texts: list[tuple[bytes, bool]] = field(default_factory=list)  # (digest, hashed)
     deep: list[Future[DeepResult]] = field(default_factory=list)
 
     def add(self, code: Code, path: str, message: str, capture_id: str | None = None,
             **detail: Any) -> None:
         self.tail.append(Finding(code, path, message, capture_id, detail or None))
+
+
+class _Names(Sequence[str]):
+    """Sorted file names packed in one buffer (a few bytes each instead of a str object)."""
+
+    def __init__(self, names: list[str]) -> None:
+        names.sort()
+        blob = bytearray()
+        self._offsets = array("Q", [0])
+        for name in names:
+            blob += os.fsencode(name)
+            self._offsets.append(len(blob))
+        names.clear()
+        self._blob = bytes(blob)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return os.fsdecode(self._blob[self._offsets[index]:self._offsets[index + 1]])
+
+    def index_of(self, name: str) -> int | None:
+        at = bisect_left(self, name)
+        return at if at < len(self) and self[at] == name else None
+
+
+class _TextRefs:
+    """The text objects manifests name, 33 bytes a reference (digest, then 1 if it hashed
+    to its name's object and was readable), in 256 buckets by first byte; the sweep, which
+    walks ``archive/text/ab/`` in order, looks in one bucket at a time."""
+
+    def __init__(self) -> None:
+        self._buckets = [bytearray() for _ in range(256)]
+        self._current: tuple[int, set[bytes]] | None = None
+
+    def add(self, key: bytes, hashed: bool) -> None:
+        self._buckets[key[0]] += key + (b"\x01" if hashed else b"\x00")
+
+    def _bucket(self, first: int) -> set[bytes]:
+        if self._current is None or self._current[0] != first:
+            data = self._buckets[first]
+            self._current = (first, {bytes(data[i:i + 32]) for i in range(0, len(data), 33)})
+        return self._current[1]
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._bucket(key[0])
+
+    def count_hashed(self) -> int:
+        """Distinct objects that some manifest named and that were read and hashed."""
+        count = 0
+        for data in self._buckets:
+            count += len({bytes(data[i:i + 32]) for i in range(0, len(data), 33)
+                          if data[i + 32]})
+        return count
 
 
 def _path_key(path: Path) -> bytes:
@@ -156,13 +222,15 @@ class _Audit:
     layout: ArchiveLayout = field(init=False)
     # What the audit keeps per manifest is compact: the sorted manifest names (needed to
     # report in order), one byte per manifest, and 16/32-byte keys of referenced files.
-    names: list[str] = field(default_factory=list)
+    names: _Names = field(default_factory=lambda: _Names([]))
     claimed: bytearray = field(default_factory=bytearray)  # 1: names[i] claims its own id
+    # 1: names[i] names its own WARC file at the expected place (the sweep derives it from
+    # the file name); every other reference is kept as a key in referenced_warcs
+    own_warc: bytearray = field(default_factory=bytearray)
     odd_claims: dict[str, str] = field(default_factory=dict)  # id -> rel, file named otherwise
     forward_previous: list[tuple[str, str, str]] = field(default_factory=list)
     referenced_warcs: set[bytes] = field(default_factory=set)
-    referenced_texts: set[bytes] = field(default_factory=set)
-    lenient_texts: set[bytes] = field(default_factory=set)  # named by invalid manifests
+    referenced_texts: _TextRefs = field(default_factory=_TextRefs)
     objects: OrderedDict[str, Future[_ObjectState]] = field(default_factory=OrderedDict)
     objects_lock: threading.Lock = field(default_factory=threading.Lock)
     deep_pool: DeepPool | None = None
@@ -208,31 +276,47 @@ class _Audit:
             return
         self.add(Code.W505, self.rel(path), "unexpected symlink; not followed")
 
-    def scandir(self, directory: Path) -> list[os.DirEntry[str]]:
+    def listing(self, directory: Path) -> list[tuple[str, int]]:
+        """``(name, kind)`` of every entry, sorted by name; kind is one of _SYMLINK, _DIR,
+        _FILE, _OTHER, from the directory entry itself (symlinks not followed). Names and
+        kinds only: a directory of 100,000 entries costs a few MiB, not DirEntry objects."""
+        found: list[tuple[str, int]] = []
         try:
             with os.scandir(directory) as scan:
-                return sorted(scan, key=lambda e: e.name)
+                for entry in scan:
+                    if entry.is_symlink():
+                        kind = _SYMLINK
+                    elif entry.is_dir(follow_symlinks=False):
+                        kind = _DIR
+                    elif entry.is_file(follow_symlinks=False):
+                        kind = _FILE
+                    else:
+                        kind = _OTHER
+                    found.append((entry.name, kind))
         except FileNotFoundError:
             return []
         except OSError as exc:
             self.add(Code.E506, self.rel(directory), f"cannot list directory: {exc}")
             return []
+        found.sort()
+        return found
 
     def walk_files(self, top: Path) -> Iterator[Path]:
         """Regular files below ``top`` in sorted order; symlinks and special files are
         reported, not followed (iterative: no recursion limit on hostile trees)."""
-        pending: list[list[os.DirEntry[str]]] = [self.scandir(top)[::-1]]
+        pending: list[tuple[Path, list[tuple[str, int]]]] = [(top, self.listing(top)[::-1])]
         while pending:
-            if not pending[-1]:
+            directory, entries = pending[-1]
+            if not entries:
                 pending.pop()
                 continue
-            entry = pending[-1].pop()
-            path = Path(entry.path)
-            if entry.is_symlink():
+            name, kind = entries.pop()
+            path = directory / name
+            if kind == _SYMLINK:
                 self.report_symlink(path)
-            elif entry.is_dir(follow_symlinks=False):
-                pending.append(self.scandir(path)[::-1])
-            elif entry.is_file(follow_symlinks=False):
+            elif kind == _DIR:
+                pending.append((path, self.listing(path)[::-1]))
+            elif kind == _FILE:
                 yield path
             else:
                 self.add(Code.W505, self.rel(path), "unexpected special file")
@@ -240,9 +324,10 @@ class _Audit:
     # --- the audit -------------------------------------------------------------------------
 
     def run(self, progress: Progress | None) -> None:
-        self.names = self.list_manifests()
+        self.names = _Names(self.list_manifests())
         total = len(self.names)
         self.claimed = bytearray(total)
+        self.own_warc = bytearray(total)
         if self.deep:
             from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
 
@@ -265,6 +350,7 @@ class _Audit:
                 pending.cancel()
             if self.deep_pool is not None:
                 self.deep_pool.close()
+        self.report.stats.text_objects_checked += self.referenced_texts.count_hashed()
         for capture_id, previous_id, rel in self.forward_previous:
             if self.claimant(previous_id) is None:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
@@ -291,11 +377,14 @@ class _Audit:
                 if self.claimant(previous_id) is None:  # a later manifest may still claim it
                     self.forward_previous.append((cid, previous_id, outcome.rel))
         self.report.findings.extend(outcome.tail)
-        if outcome.warc_key is not None:
+        if outcome.own_warc:
+            self.own_warc[outcome.index] = 1
+        elif outcome.warc_key is not None:
             self.referenced_warcs.add(outcome.warc_key)
         stats.warc_files_checked += outcome.warc_checked
         stats.bytes_hashed += outcome.bytes_hashed
-        stats.text_objects_checked += outcome.texts_hashed
+        for key, hashed in outcome.texts:
+            self.referenced_texts.add(key, hashed)
         for future in outcome.deep:
             result = future.result()
             self.report.findings.extend(result.findings)
@@ -312,8 +401,8 @@ class _Audit:
         if odd is not None:
             return odd
         name = capture_id + MANIFEST_SUFFIX
-        at = bisect_left(self.names, name)
-        if at < len(self.names) and self.names[at] == name and self.claimed[at]:
+        at = self.names.index_of(name)
+        if at is not None and self.claimed[at]:
             return f"{MANIFESTS_DIR}/{name}"
         return None
 
@@ -324,17 +413,17 @@ class _Audit:
             return []
         log_name = LOG_DIR.rsplit("/", 1)[-1]
         found: list[str] = []
-        for entry in self.scandir(directory):
-            path = Path(entry.path)
-            if entry.name.startswith(MANIFEST_TMP_PREFIX):
+        for name, kind in self.listing(directory):
+            path = directory / name
+            if name.startswith(MANIFEST_TMP_PREFIX):
                 self.add(Code.W504, self.rel(path), "leftover temporary manifest file")
-            elif entry.is_symlink():
+            elif kind == _SYMLINK:
                 self.report_symlink(path)
-            elif entry.is_dir(follow_symlinks=False):
-                if entry.name != log_name:
+            elif kind == _DIR:
+                if name != log_name:
                     self.add(Code.W505, self.rel(path), "unexpected directory in manifests/")
-            elif entry.is_file(follow_symlinks=False) and entry.name.endswith(MANIFEST_SUFFIX):
-                found.append(entry.name)
+            elif kind == _FILE and name.endswith(MANIFEST_SUFFIX):
+                found.append(name)
             else:
                 self.add(Code.W505, self.rel(path), "unexpected file in manifests/")
         return found
@@ -404,8 +493,7 @@ class _Audit:
         for key in ("text", "comments"):
             ref = obj.get(key)
             if isinstance(ref, Mapping) and is_hex_digest(ref.get("blake3")):
-                with self.objects_lock:
-                    self.lenient_texts.add(bytes.fromhex(ref["blake3"]))
+                out.texts.append((bytes.fromhex(ref["blake3"]), False))
 
     # --- WARC files ------------------------------------------------------------------------
 
@@ -418,11 +506,15 @@ class _Audit:
         except UnsafePathError as exc:
             out.add(Code.E107, ref.path, str(exc), cid)
             return None
-        out.warc_key = _path_key(path)
         started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
         if ref.path != expected_rel:
             out.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
+        if (ref.path == expected_rel and out.name == cid + MANIFEST_SUFFIX
+                and path == self.root / expected_rel):
+            out.own_warc = True
+        else:
+            out.warc_key = _path_key(path)
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
@@ -503,11 +595,8 @@ class _Audit:
     def referenced_object(self, out: _Outcome, hex_id: str) -> _ObjectState:
         """The state of a text object a manifest names; each object is hashed once while in
         the (bounded) cache, and counted once."""
-        key = bytes.fromhex(hex_id)
         owner = False
         with self.objects_lock:
-            first = key not in self.referenced_texts
-            self.referenced_texts.add(key)
             future = self.objects.get(hex_id)
             if future is not None:
                 self.objects.move_to_end(hex_id)
@@ -516,16 +605,16 @@ class _Audit:
                 owner = True
                 if len(self.objects) > _OBJECT_CACHE:
                     self.objects.popitem(last=False)
-        if not owner:
-            return future.result()
-        try:
-            state = self.object_state(hex_id, out)
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        if first and state.digests is not None:
-            out.texts_hashed += 1
-        future.set_result(state)
+        if owner:
+            try:
+                state = self.object_state(hex_id, out)
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+            future.set_result(state)
+        else:
+            state = future.result()
+        out.texts.append((bytes.fromhex(hex_id), state.digests is not None))
         return state
 
     def object_state(self, hex_id: str, out: _Outcome | None = None) -> _ObjectState:
@@ -560,27 +649,39 @@ class _Audit:
         archive_dir = self.layout.archive_dir
         if not self.safe_dir(archive_dir):
             return
-        for entry in self.scandir(archive_dir):
-            if entry.name not in _ARCHIVE_ENTRIES:
-                path = Path(entry.path)
-                if entry.is_symlink():
+        for name, kind in self.listing(archive_dir):
+            if name not in _ARCHIVE_ENTRIES:
+                path = archive_dir / name
+                if kind == _SYMLINK:
                     self.report_symlink(path)
                 else:
                     self.add(Code.W505, self.rel(path), "unexpected entry in archive/")
         tmp_dir = self.root / TMP_DIR
         if self.safe_dir(tmp_dir):
-            for entry in self.scandir(tmp_dir):
-                self.add(Code.W503, self.rel(Path(entry.path)),
+            for name, _ in self.listing(tmp_dir):
+                self.add(Code.W503, self.rel(tmp_dir / name),
                          "leftover temporary file or directory")
         warc_dir = self.root / WARC_DIR
         if self.safe_dir(warc_dir):
             for path in self.walk_files(warc_dir):
-                if _path_key(path) not in self.referenced_warcs:
+                if not self.warc_referenced(path):
                     self.add(Code.W501, self.rel(path), "no manifest names this WARC file")
         text_dir = self.root / TEXT_DIR
         if self.safe_dir(text_dir):
             for path in self.walk_files(text_dir):
                 self.sweep_text_object(path)
+
+    def warc_referenced(self, path: Path) -> bool:
+        """Whether a manifest names the WARC file at ``path`` (a real path)."""
+        name = path.name
+        if name.endswith(WARC_SUFFIX):
+            cid = name[: -len(WARC_SUFFIX)]
+            at = self.names.index_of(cid + MANIFEST_SUFFIX)
+            if at is not None and self.own_warc[at]:
+                started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+                if path == self.root / self.layout.warc_rel_for(cid, started):
+                    return True
+        return _path_key(path) in self.referenced_warcs
 
     def sweep_text_object(self, path: Path) -> None:
         rel = self.rel(path)
@@ -593,8 +694,7 @@ class _Audit:
         if not well_placed:
             self.add(Code.W505, rel, "file in archive/text is not at archive/text/ab/cd/<hash>")
             return
-        if bytes.fromhex(name) in self.referenced_texts or \
-                bytes.fromhex(name) in self.lenient_texts:
+        if bytes.fromhex(name) in self.referenced_texts:
             return
         self.add(Code.W502, rel, "no manifest names this text object")
         state = self.object_state(name)
