@@ -4,7 +4,7 @@ verify`` / ``verify --deep`` over the resulting archive.
 
 Usage:
     python benchmarks/bench_memory.py [--size 200000000[,...]] [--kinds bin,html] [--trace]
-                                      [--workdir DIR] [--keep] [--json OUT]
+                                      [--before PRESERVE] [--workdir DIR] [--keep] [--json OUT]
 
 A local server streams a response of ``--size`` bytes (a comma list for several sizes)
 generated on the fly (``bin``: ``application/octet-stream``, random bytes; ``html``:
@@ -85,8 +85,8 @@ def trace_capture(url: str, root: Path, key: Path) -> None:
                       "sampled_peak_mib": state["peak"] / MIB, "top": top}))
 
 
-def preserve_cmd(root: Path, key: Path, *args: str) -> list[str]:
-    return [PRESERVE, "--root", str(root), "--key", str(key), *args]
+def preserve_cmd(root: Path, key: Path, *args: str, exe: str = PRESERVE) -> list[str]:
+    return [exe, "--root", str(root), "--key", str(key), *args]
 
 
 def row(what: str, tool: str, measured: Measured) -> dict[str, Any]:
@@ -114,6 +114,14 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             label = f"{size_mb} {'text/html' if kind == 'html' else 'octet-stream'}"
             rows.append(row(label, "preserve capture", run_measured(
                 preserve_cmd(root, key, "capture", "--http", *limits, url))))
+            if args.before:
+                before_root = work / "before"
+                if not before_root.exists():
+                    subprocess.run(preserve_cmd(before_root, key, "init", exe=args.before),
+                                   check=True, capture_output=True)
+                rows.append(row(label, "preserve capture (before)", run_measured(
+                    preserve_cmd(before_root, key, "capture", *limits, url,
+                                 exe=args.before))))
             wget_dir = work / f"wget-{kind}"
             wget_dir.mkdir()
             rows.append(row(label, "wget --warc-file", run_measured(
@@ -136,6 +144,10 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         ("archive with the captures above", ("--deep",))):
         tool = "preserve verify" + (" --deep" if extra else "")
         rows.append(row(what, tool, run_measured(preserve_cmd(root, key, "verify", *extra))))
+        if args.before:
+            rows.append(row("archive of the captures (before)", tool + " (before)",
+                            run_measured(preserve_cmd(work / "before", key, "verify", *extra,
+                                                      exe=args.before))))
     return {"sizes": args.size, "rows": rows, "traces": traces}
 
 
@@ -159,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="bin,html",
                         type=lambda s: [k for k in s.split(",") if k in ("bin", "html")])
     parser.add_argument("--trace", action="store_true", help="also profile with tracemalloc")
+    parser.add_argument("--before", metavar="PRESERVE",
+                        help="another preserve executable (e.g. an older version) to capture "
+                             "the same responses into an archive of its own, and verify it")
     parser.add_argument("--workdir", type=Path, help="where outputs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")

@@ -4,15 +4,16 @@
 
 Usage:
     python benchmarks/bench_verify.py [--pages 200] [--large 3] [--large-size 100000000]
-                                      [--large-html 1] [--repeat 3] [--workdir DIR] [--keep]
+                                      [--large-html 1] [--repeat 3] [--before PRESERVE]
+                                      [--build-with PRESERVE] [--workdir DIR] [--keep]
                                       [--json OUT]
 
 An archive is built with ``preserve capture`` from a local server: ``--pages`` generated
 article pages, ``--large`` binary responses (``application/octet-stream``, random bytes) and
 ``--large-html`` long HTML pages, each ``--large-size`` bytes, so the archive holds several
 hundred MB. Then, with the page cache warm (every file read once before timing, so the
-figures are hashing and parsing speed, not the disk's), each command runs ``--repeat`` times
-and the fastest run is kept:
+figures are hashing and parsing speed, not the disk's), each command runs ``--repeat`` times,
+the commands interleaved round by round, and the fastest run is kept:
 
 * ``preserve verify``: re-hashes every WARC file and text object (BLAKE3 and SHA-256 in one
   pass) and checks every manifest;
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,8 +52,8 @@ from _local_server import (
 
 
 def build(root: Path, key: Path, pages: int, large: int, large_html: int, size: int,
-          work: Path) -> dict[str, Any]:
-    subprocess.run([PRESERVE, "--root", str(root), "--key", str(key), "init"], check=True,
+          work: Path, preserve: str = PRESERVE) -> dict[str, Any]:
+    subprocess.run([preserve, "--root", str(root), "--key", str(key), "init"], check=True,
                    capture_output=True)
     with LocalServer() as server:
         urls = server.page_urls(pages)
@@ -59,8 +61,10 @@ def build(root: Path, key: Path, pages: int, large: int, large_html: int, size: 
         urls += [server.stream_url(size + i, "html") for i in range(large_html)]
         url_file = work / "urls.txt"
         url_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
-        measured = run_measured([PRESERVE, "--root", str(root), "--key", str(key), "capture",
-                                 "--http", "--max-size", str(max(size + large + large_html, 1) * 2),
+        mode = ["--http"] if preserve == PRESERVE else []  # an older preserve has no --http
+        measured = run_measured([preserve, "--root", str(root), "--key", str(key), "capture",
+                                 *mode, "--max-size",
+                                 str(max(size + large + large_html, 1) * 2),
                                  "--timeout", "600", "--from", str(url_file)])
     if measured.returncode != 0:
         raise SystemExit(f"building the archive failed: {measured.stderr[-800:]}")
@@ -81,16 +85,20 @@ def warm_cache(files: list[Path]) -> None:
                 pass
 
 
-def commands(root: Path, key: Path, warcs: list[Path], texts: list[Path]
-             ) -> list[tuple[str, list[str], list[Path]]]:
+def commands(root: Path, key: Path, warcs: list[Path], texts: list[Path],
+             before: str | None = None) -> list[tuple[str, list[str], list[Path]]]:
     everything = warcs + texts
     names = [str(p) for p in everything]
     base = [PRESERVE, "--root", str(root), "--key", str(key), "verify", "--json"]
     found: list[tuple[str, list[str], list[Path]]] = [
         ("preserve verify", base, everything),
         ("preserve verify --deep", [*base, "--deep"], everything),
-        ("sha256sum", ["sha256sum", *names], everything),
     ]
+    if before:
+        old = [before, *base[1:]]
+        found += [("preserve verify (before)", old, everything),
+                  ("preserve verify --deep (before)", [*old, "--deep"], everything)]
+    found.append(("sha256sum", ["sha256sum", *names], everything))
     if shutil.which("b3sum"):
         found.append(("b3sum (all cores)", ["b3sum", *names], everything))
         found.append(("b3sum --num-threads 1", ["b3sum", "--num-threads", "1", *names],
@@ -103,14 +111,15 @@ def commands(root: Path, key: Path, warcs: list[Path], texts: list[Path]
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     root, key = work / "archive", work / "archive.key"
-    built = build(root, key, args.pages, args.large, args.large_html, args.large_size, work)
+    built = build(root, key, args.pages, args.large, args.large_html, args.large_size, work,
+                  args.build_with or PRESERVE)
     warcs, texts = archive_files(root)
     warm_cache(warcs + texts)
     results: dict[str, Any] = {}
-    for name, cmd, files in commands(root, key, warcs, texts):
-        total = sum(p.stat().st_size for p in files)
-        best: dict[str, Any] | None = None
-        for _ in range(args.repeat):
+    listed = commands(root, key, warcs, texts, args.before)
+    for _ in range(args.repeat):  # interleaved: load from elsewhere hits every command alike
+        for name, cmd, files in listed:
+            total = sum(p.stat().st_size for p in files)
             measured = run_measured(cmd)
             row: dict[str, Any] = {
                 "seconds": measured.seconds,
@@ -127,9 +136,9 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             if measured.returncode != 0:
                 print(f"{name} exited {measured.returncode}: "
                       f"{(measured.stdout + measured.stderr)[-600:]}", file=sys.stderr)
+            best = results.get(name)
             if best is None or row["seconds"] < best["seconds"]:
-                best = row
-        results[name] = best
+                results[name] = row
     return {
         "build": built,
         "warc_files": len(warcs),
@@ -139,6 +148,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "repeat": args.repeat,
         "commands": results,
         "preserve_startup_seconds": run_measured([PRESERVE, "--version"]).seconds,
+        "loadavg": os.getloadavg(),
     }
 
 
@@ -148,10 +158,14 @@ def report(data: dict[str, Any]) -> None:
           f"({data['warc_bytes'] / 1e6:.1f} MB), {data['text_objects']} text objects "
           f"({data['text_bytes'] / 1e6:.2f} MB); built in {b['seconds']:.1f} s "
           f"(peak RSS {b['max_rss_mib']:.0f} MiB)")
-    rows = [[name, r["bytes"] / 1e6, r["seconds"], r["mb_per_s"], r["max_rss_mib"],
-             r["exit"]] for name, r in data["commands"].items()]
-    print_table(f"Same files, page cache warm, best of {data['repeat']}",
-                ["command", "MB read", "seconds", "MB/s", "peak RSS MiB", "exit"], rows)
+    sha = data["commands"]["sha256sum"]["mb_per_s"]
+    rows = [[name, r["bytes"] / 1e6, r["seconds"], r["mb_per_s"], f"{r['mb_per_s'] / sha:.2f}",
+             r["max_rss_mib"], r["exit"]] for name, r in data["commands"].items()]
+    load = ", ".join(f"{v:.2f}" for v in data.get("loadavg", ()))
+    print_table(f"Same files, page cache warm, best of {data['repeat']} interleaved runs "
+                f"(load average after: {load})",
+                ["command", "MB read", "seconds", "MB/s", "ratio to sha256sum",
+                 "peak RSS MiB", "exit"], rows)
     print(f"\n`preserve --version` (interpreter + imports): "
           f"{data['preserve_startup_seconds']:.2f} s")
 
@@ -163,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-html", type=int, default=1, help="large HTML responses")
     parser.add_argument("--large-size", type=int, default=100_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per command; fastest kept")
+    parser.add_argument("--before", metavar="PRESERVE",
+                        help="another preserve executable (e.g. an older version) to verify "
+                             "the same archive, interleaved with this one")
+    parser.add_argument("--build-with", metavar="PRESERVE",
+                        help="the preserve executable that builds the archive (default: this)")
     parser.add_argument("--workdir", type=Path, help="where the archive goes (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the archive")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")

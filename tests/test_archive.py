@@ -199,3 +199,14 @@ def test_manifest_bytes_are_canonical_and_match_result(http_server: TestServer,
     assert document["schema"] == "preserve/manifest/2"
     software = document["software"]
     assert software["preserve"] == preserve.__version__ and "python" in software
+
+
+def test_capture_records_its_extraction_input_bound(tmp_path: Path, http_server: TestServer
+                                                    ) -> None:
+    from preserve.archive import EXTRACT_LIMIT  # noqa: PLC0415
+
+    http_server.routes["/"] = respond(200, b"<html><body><p>Hello there.</p></body></html>",
+                                      headers=[("Content-Type", "text/html")])
+    archive = preserve.Archive(tmp_path / "a")
+    m = archive.manifest(archive.capture(http_server.url("/")).capture_id)
+    assert m.extractor.settings["max_input_bytes"] == EXTRACT_LIMIT

@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import preserve
@@ -46,7 +47,7 @@ def test_outside_libraries_are_imported_in_one_module_each() -> None:
     cli = ROOT / "src" / "preserve" / "cli"
     CLI = {f"cli/{p.name}" for p in cli.glob("*.py")}  # noqa: N806
     owners = {"warcio": {"warc/write.py", "warc/read.py", "warc/heads.py"},
-              "httpx": {"capture/fetch.py", "capture/transport.py"},
+              "httpx": {"capture/fetch.py", "capture/transport.py", "capture/_httpx.py"},
               "click": CLI, "rich": CLI,
               "playwright": {"capture/browser.py"}, "h11": {"capture/proxy.py"}}
     package = ROOT / "src" / "preserve"
@@ -74,3 +75,29 @@ def test_every_command_has_an_example_and_version_flags_work() -> None:
     for flag in ("-V", "--version"):
         result = CliRunner().invoke(main, [flag])
         assert result.exit_code == 0 and preserve.__version__ in result.output
+
+
+@pytest.mark.parametrize("module", ["preserve", "preserve.cli"])
+def test_import_does_not_load_heavy_libraries(module: str) -> None:
+    """Start-up time: importing the package or the CLI loads none of the heavy libraries
+    (each command imports what it needs when it runs)."""
+    heavy = ("httpx", "httpcore", "lxml", "warcio", "cryptography", "rich", "rfc3161_client",
+             "charset_normalizer", "bs4")
+    code = (f"import sys, {module}; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "", f"import {module} loaded {result.stdout.strip()}"
+
+
+def test_lazy_public_names_resolve() -> None:
+    import preserve  # noqa: PLC0415
+
+    for name in preserve.__all__:
+        assert getattr(preserve, name) is not None, name
+    assert callable(preserve.extract) and preserve.extract.__module__.startswith(
+        "preserve.extract")
+    from preserve import log  # noqa: PLC0415
+
+    for name in log.__all__:
+        assert getattr(log, name) is not None, name

@@ -9,6 +9,7 @@ exactly the code for it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -28,6 +29,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 from preserve.archive import EXTRACT_LIMIT
+from preserve.audit import deep as deep_module
+from preserve.audit import verify as verify_module
 from preserve.audit.findings import Code, Report, Severity, markdown_table
 from preserve.audit.verify import REEXTRACT_LIMIT, verify
 from preserve.errors import ArchiveError
@@ -612,3 +615,60 @@ def test_format_doc_is_current() -> None:
 
 def test_reextract_limit_matches_capture() -> None:
     assert EXTRACT_LIMIT == REEXTRACT_LIMIT
+
+
+# --- parallel audit ----------------------------------------------------------------------------
+
+
+def _damaged_archive(root: Path) -> Path:
+    """Twelve captures, several of them damaged in different ways, plus debris."""
+    built = [build(root, html=HTML.replace(b"river", f"river {i}".encode())) for i in range(12)]
+    flip_byte(built[1].warc_path, 40)
+    flip_byte(built[4].warc_path, built[4].warc_path.stat().st_size - 3)
+    built[5].warc_path.unlink()
+    text_5 = built[6].manifest.text
+    assert text_5 is not None
+    (root / text_5.path).chmod(0o644)
+    (root / text_5.path).write_bytes(b"changed")
+    (built[7].layout.manifests_dir / "copy.json").write_bytes(
+        built[7].manifest_path.read_bytes())
+    built[8].rewrite_manifest(previous=["20200101T000000Z-aaaaaaaaaa"])
+    built[9].manifest_path.unlink()
+    with built[10].warc_path.open("ab") as f:
+        f.write(b"junk")
+    flip_byte(built[11].manifest_path, 0)
+    (root / "archive" / "tmp" / "leftover").write_bytes(b"x")
+    return root
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_findings_order_does_not_depend_on_workers(
+    tmp_path: Path, deep: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _damaged_archive(tmp_path / "root")
+    monkeypatch.setattr(verify_module, "DEEP_POOL_MIN_MANIFESTS", 0)  # processes even here
+    monkeypatch.setattr(deep_module, "_SPLIT_BYTES", 0)  # records and text as two jobs
+    serial = verify(root, deep=deep, workers=1)
+    assert len(serial.findings) >= 10
+    for workers in (2, 5):
+        parallel = verify(root, deep=deep, workers=workers)
+        assert [f.to_json() for f in parallel.findings] == \
+            [f.to_json() for f in serial.findings]
+        for name in ("manifests_checked", "warc_files_checked", "records_checked",
+                     "text_objects_checked", "texts_reextracted", "bytes_hashed"):
+            assert getattr(parallel.stats, name) == getattr(serial.stats, name), name
+
+
+def test_reextraction_uses_the_input_bound_the_capture_recorded(archive: Built) -> None:
+    from preserve.audit.deep import _input_limit  # noqa: PLC0415
+    from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT  # noqa: PLC0415
+
+    assert "max_input_bytes" not in archive.manifest.extractor.settings
+    assert _input_limit(archive.manifest) == LEGACY_REEXTRACT_LIMIT  # made before it was kept
+    for recorded, used in ((EXTRACT_LIMIT, EXTRACT_LIMIT), (10**15, LEGACY_REEXTRACT_LIMIT),
+                           (-1, LEGACY_REEXTRACT_LIMIT), ("3", LEGACY_REEXTRACT_LIMIT)):
+        settings = {**archive.manifest.extractor.settings, "max_input_bytes": recorded}
+        manifest = dataclasses.replace(
+            archive.manifest,
+            extractor=dataclasses.replace(archive.manifest.extractor, settings=settings))
+        assert _input_limit(manifest) == used

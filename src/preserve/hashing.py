@@ -7,7 +7,9 @@ BLAKE3 addresses content inside preserve (``blake3:<hex>``); SHA-256 is what oth
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,22 @@ def hash_file(path: Path, block_size: int = BLOCK_SIZE) -> Digests:
     blocking on a FIFO: StorageError)."""
     with open_binary(path) as f:
         return hash_stream(f, block_size)
+
+
+def hash_fd(fd: int, buffer: bytearray) -> Digests:
+    """Both digests of everything left in the open file ``fd``, read with ``readinto`` into
+    ``buffer`` (reused by the caller; its size is the block size). Hashing large blocks
+    releases the GIL, so several files can be hashed at once from threads."""
+    with_advice = getattr(os, "posix_fadvise", None)
+    if with_advice is not None:
+        with contextlib.suppress(OSError):  # only a hint
+            with_advice(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    h = DualHasher()
+    view = memoryview(buffer)
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return h.digests()
 
 
 def hash_chunks(chunks: Iterable[bytes]) -> Digests:

@@ -33,6 +33,7 @@ from preserve.log.storage import HEAD_NAME
 from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
 from preserve.safe_io import read_regular
 from preserve.storage.catalog import Catalog
+from preserve.storage.layout import LOG_DIR
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -124,12 +125,16 @@ def find_signer(root: Path, key_path: Path | None = None) -> log.Signer | None:
 
 def timestamper(tsa_url: str | None) -> Timestamper | None:
     url = tsa_url or os.environ.get(TSA_ENV)
-    return Timestamper(url) if url else None
+    if not url:
+        return None
+    from preserve.log.timestamp import Timestamper  # noqa: PLC0415 - rfc3161-client
+
+    return Timestamper(url)
 
 
 def has_log(root: Path) -> bool:
     """Whether the archive has an integrity log (its head file exists)."""
-    directory = log.log_dir(root)  # never write through a symlinked log directory
+    directory = Path(root) / LOG_DIR  # never write through a symlinked log directory
     return not directory.is_symlink() and (directory / HEAD_NAME).is_file()
 
 

@@ -180,7 +180,7 @@ class _References:
     texts: set[str] = field(default_factory=set)  # blake3 hex
     capture_ids: set[str] = field(default_factory=set)  # from manifest file names
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
-    catalog_rows: dict[str, bytes] = field(default_factory=dict)  # what the catalog should say
+    catalog_rows: set[bytes] = field(default_factory=set)  # row digests the catalog should hold
 
 
 class _Repair:
@@ -286,8 +286,8 @@ class _Repair:
             self.note_references(obj, refs)
             with contextlib.suppress(ManifestError):
                 parsed = manifest.manifest_from_dict(obj)
-                refs.catalog_rows[parsed.capture_id] = row_digest(
-                    CatalogRow.of(parsed, hashlib.sha256(data).hexdigest()))
+                refs.catalog_rows.add(row_digest(
+                    CatalogRow.of(parsed, hashlib.sha256(data).hexdigest())))
         return refs
 
     def rebuild_catalog(self, refs: _References) -> None:

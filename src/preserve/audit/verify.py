@@ -7,47 +7,58 @@ and comments objects exist and hash to their names. Then the tree is swept: file
 ``archive/warc`` or ``archive/text`` that no manifest names, anything in ``archive/tmp``,
 ``manifests/.tmp-*`` debris, and entries the layout does not expect are reported.
 
-``deep=True`` adds: every WARC record is re-read (:func:`preserve.warc.check_warc`) and each
-manifest record's offset, id, type, target, length and digests are checked against the file
-and the digests recomputed; a browser capture's screenshot, PDF and rendered DOM records are
-re-hashed against the manifest's ``artifacts`` (E216/E217); the document the text came from
-(``extraction.source``: the rendered DOM of a browser capture, else the final response) is
-re-extracted (:func:`preserve.warc.read_record_block` / :func:`preserve.warc.read_record_payload`
-+ :func:`preserve.extract.extract`) and the BLAKE3 of the text and comments compared with the
-manifest (a difference is an error with the same extractor version, a warning when the version
-changed). Manifests of schema v1 and v2 are both checked.
+``deep=True`` adds, per capture (:mod:`preserve.audit.deep`): every WARC record re-read
+and matched with the manifest's record list; a browser capture's screenshot, PDF and rendered
+DOM records re-hashed against the manifest's ``artifacts`` (E216/E217); and the document the
+text came from (``extraction.source``: the rendered DOM of a browser capture, else the final
+response) re-extracted and its text and comments hashes compared (a difference is an error
+with the same extractor version, a warning when the version changed). Manifests of schema v1
+and v2 are both checked. The catalog (``archive/index``) is compared with the manifests
+(W507).
+
+The manifests can also be checked in parts elsewhere (:func:`check_manifests`, on Dask
+workers) and the audit finished here (:func:`finish_audit`).
 
 Findings are data: nothing here raises because of what it finds; :class:`ArchiveError` is
 raised only when the root cannot be audited at all. Every path taken from a manifest goes
-through :func:`~preserve.storage.layout.resolve_inside`, symlinks are never
-followed while sweeping, so nothing outside the root is opened. Files are streamed; memory
-stays bounded (one manifest, one text object, one extraction input at a time). The integrity
-log (``manifests/log``) is checked elsewhere (E3xx). The audit takes no lock: run it while
-no capture is committing, or expect warnings for the capture in flight (temp files, a WARC
-not yet named by a manifest).
+through :func:`~preserve.storage.layout.resolve_inside`; files are opened with
+``O_NOFOLLOW | O_NONBLOCK`` and read only if ``fstat`` says they are regular; symlinks are
+never followed while sweeping, so nothing outside the root is opened. The integrity log
+(``manifests/log``) is checked elsewhere (E3xx). The audit takes no lock: run it while no
+capture is committing, or expect warnings for the capture in flight.
+
+Speed and memory: manifests are checked by a pool of threads (``workers``, one per core;
+hashing releases the GIL), a bounded number ahead of the one being reported, and merged in
+manifest order, so the findings and their order do not depend on thread timing. With
+``deep`` the record re-reads and re-extractions run in as many processes. Memory does not
+depend on file sizes (one read buffer per thread) and grows with the archive only by compact
+keys: the sorted manifest names, one byte per manifest, and a 16- or 32-byte key per
+referenced WARC file and text object (what the tree sweep compares against).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
-from preserve import warc
 from preserve.audit.findings import Code, Finding, Report
-from preserve.errors import ArchiveError, ManifestError, StorageError, UnsafePathError
-from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
-from preserve.hashing import BLOCK_SIZE, Digests, DualHasher, blake3_hex, warc_digest_to_hex
-from preserve.safe_io import open_binary
+from preserve.errors import ArchiveError, ManifestError, UnsafePathError
+from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
 from preserve.storage.catalog import (
     CATALOG_FILE,
     INDEX_DIR,
@@ -60,9 +71,11 @@ from preserve.storage.layout import (
     LOG_DIR,
     MANIFEST_SUFFIX,
     MANIFEST_TMP_PREFIX,
+    MANIFESTS_DIR,
     TEXT_DIR,
     TMP_DIR,
     WARC_DIR,
+    WARC_SUFFIX,
     ArchiveLayout,
     check_relative,
     is_hex_digest,
@@ -73,23 +86,36 @@ from preserve.storage.manifest import (
     SCHEMAS,
     Manifest,
     TextRef,
-    WarcRecordRef,
     decode_manifest_json,
     manifest_from_dict,
     read_manifest_bytes,
 )
 
+if TYPE_CHECKING:
+    from preserve.audit.deep import DeepPool, DeepResult
+
 #: Most bytes of a decoded response body handed to the extractor; must equal the limit used
-#: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal).
-REEXTRACT_LIMIT = 16 * 2**20
+#: at capture time (``preserve.archive.EXTRACT_LIMIT``; a test keeps them equal). A capture
+#: records the limit it used (extractor setting ``max_input_bytes``) and is re-extracted
+#: with that; captures that do not record one were made with ``LEGACY_REEXTRACT_LIMIT``.
+REEXTRACT_LIMIT = 3 * 2**20
+LEGACY_REEXTRACT_LIMIT = 16 * 2**20
 
 #: Entries allowed directly below archive/ (index: storage.catalog; quarantine: repair).
 _ARCHIVE_ENTRIES = frozenset(
     {"warc", "text", "tmp", "index", "quarantine", os.path.basename(LOCK_FILE)}
 )
-_NOT_REEXTRACTED_REASONS = ("not HTML", "content coding not decoded")
+#: Manifests checked ahead of the one being reported, per worker thread (bounds memory).
+_AHEAD_PER_WORKER = 4
+#: Text object states kept for manifests that share a text (bounded; re-hashed if evicted).
+_OBJECT_CACHE = 4096
+#: Below this many manifests ``verify --deep`` checks in-line rather than starting processes.
+DEEP_POOL_MIN_MANIFESTS = 8
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
 
 Progress = Callable[[int, int], None]
+_SYMLINK, _DIR, _FILE, _OTHER = range(4)
 
 
 @dataclass(slots=True)
@@ -102,17 +128,130 @@ class _ObjectState:
 
 
 @dataclass(slots=True)
+class _Outcome:
+    """What checking one manifest found, merged into the report in manifest order: ``head``
+    (before the capture-id claim is checked), the claim, then ``tail`` and the deep result."""
+
+    index: int
+    name: str
+    rel: str
+    head: list[Finding] = field(default_factory=list)
+    capture_id: str | None = None
+    previous: tuple[str, ...] = ()
+    tail: list[Finding] = field(default_factory=list)
+    warc_key: bytes | None = None
+    warc_rel: str | None = None  # the WARC path the manifest names (for a split audit)
+    catalog_row: bytes | None = None  # the digest of its catalog row (see storage.catalog)
+    own_warc: bool = False  # names its own WARC file at the expected place: no key kept
+    warc_checked: bool = False
+    bytes_hashed: int = 0
+    texts: list[tuple[bytes, bool]] = field(default_factory=list)  # (digest, hashed)
+    deep: list[Future[DeepResult]] = field(default_factory=list)
+
+    def add(self, code: Code, path: str, message: str, capture_id: str | None = None,
+            **detail: Any) -> None:
+        self.tail.append(Finding(code, path, message, capture_id, detail or None))
+
+
+class _Names(Sequence[str]):
+    """Sorted file names packed in one buffer (a few bytes each instead of a str object)."""
+
+    def __init__(self, names: list[str]) -> None:
+        names.sort()
+        blob = bytearray()
+        self._offsets = array("Q", [0])
+        for name in names:
+            blob += os.fsencode(name)
+            self._offsets.append(len(blob))
+        names.clear()
+        self._blob = bytes(blob)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return os.fsdecode(self._blob[self._offsets[index]:self._offsets[index + 1]])
+
+    def index_of(self, name: str) -> int | None:
+        at = bisect_left(self, name)
+        return at if at < len(self) and self[at] == name else None
+
+
+class _TextRefs:
+    """The text objects manifests name, 33 bytes a reference (digest, then 1 if it hashed
+    to its name's object and was readable), in 256 buckets by first byte; the sweep, which
+    walks ``archive/text/ab/`` in order, looks in one bucket at a time."""
+
+    def __init__(self) -> None:
+        self._buckets = [bytearray() for _ in range(256)]
+        self._current: tuple[int, set[bytes]] | None = None
+
+    def add(self, key: bytes, hashed: bool) -> None:
+        self._buckets[key[0]] += key + (b"\x01" if hashed else b"\x00")
+
+    def _bucket(self, first: int) -> set[bytes]:
+        if self._current is None or self._current[0] != first:
+            data = self._buckets[first]
+            self._current = (first, {bytes(data[i:i + 32]) for i in range(0, len(data), 33)})
+        return self._current[1]
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._bucket(key[0])
+
+    def count_hashed(self) -> int:
+        """Distinct objects that some manifest named and that were read and hashed."""
+        count = 0
+        for data in self._buckets:
+            count += len({bytes(data[i:i + 32]) for i in range(0, len(data), 33)
+                          if data[i + 32]})
+        return count
+
+
+def _path_key(path: Path) -> bytes:
+    """A compact key for a real path (what the sweep compares against)."""
+    return hashlib.blake2b(os.fsencode(path), digest_size=16).digest()
+
+
+_buffers = threading.local()
+
+
+def _buffer() -> bytearray:
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(BLOCK_SIZE)
+    return buffer
+
+
+@dataclass(slots=True)
 class _Audit:
     root: Path
     deep: bool
     report: Report
+    workers: int = 1
     layout: ArchiveLayout = field(init=False)
-    referenced_warcs: set[Path] = field(default_factory=set)
-    referenced_texts: set[str] = field(default_factory=set)
-    objects: dict[str, _ObjectState] = field(default_factory=dict)
-    capture_ids: dict[str, str] = field(default_factory=dict)
-    catalog_rows: dict[str, bytes] = field(default_factory=dict)
-    previous: list[tuple[str, str, str]] = field(default_factory=list)
+    # What the audit keeps per manifest is compact: the sorted manifest names (needed to
+    # report in order), one byte per manifest, and 16/32-byte keys of referenced files.
+    names: _Names = field(default_factory=lambda: _Names([]))
+    claimed: bytearray = field(default_factory=bytearray)  # 1: names[i] claims its own id
+    # 1: names[i] names its own WARC file at the expected place (the sweep derives it from
+    # the file name); every other reference is kept as a key in referenced_warcs
+    own_warc: bytearray = field(default_factory=bytearray)
+    odd_claims: dict[str, str] = field(default_factory=dict)  # id -> rel, file named otherwise
+    forward_previous: list[tuple[str, str, str]] = field(default_factory=list)
+    referenced_warcs: set[bytes] = field(default_factory=set)
+    referenced_texts: _TextRefs = field(default_factory=_TextRefs)
+    objects: OrderedDict[str, Future[_ObjectState]] = field(default_factory=OrderedDict)
+    objects_lock: threading.Lock = field(default_factory=threading.Lock)
+    deep_pool: DeepPool | None = None
+    catalog_rows: set[bytes] = field(default_factory=set)  # row digests (see storage.catalog)
 
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
@@ -155,31 +294,47 @@ class _Audit:
             return
         self.add(Code.W505, self.rel(path), "unexpected symlink; not followed")
 
-    def scandir(self, directory: Path) -> list[os.DirEntry[str]]:
+    def listing(self, directory: Path) -> list[tuple[str, int]]:
+        """``(name, kind)`` of every entry, sorted by name; kind is one of _SYMLINK, _DIR,
+        _FILE, _OTHER, from the directory entry itself (symlinks not followed). Names and
+        kinds only: a directory of 100,000 entries costs a few MiB, not DirEntry objects."""
+        found: list[tuple[str, int]] = []
         try:
             with os.scandir(directory) as scan:
-                return sorted(scan, key=lambda e: e.name)
+                for entry in scan:
+                    if entry.is_symlink():
+                        kind = _SYMLINK
+                    elif entry.is_dir(follow_symlinks=False):
+                        kind = _DIR
+                    elif entry.is_file(follow_symlinks=False):
+                        kind = _FILE
+                    else:
+                        kind = _OTHER
+                    found.append((entry.name, kind))
         except FileNotFoundError:
             return []
         except OSError as exc:
             self.add(Code.E506, self.rel(directory), f"cannot list directory: {exc}")
             return []
+        found.sort()
+        return found
 
     def walk_files(self, top: Path) -> Iterator[Path]:
         """Regular files below ``top`` in sorted order; symlinks and special files are
         reported, not followed (iterative: no recursion limit on hostile trees)."""
-        pending: list[list[os.DirEntry[str]]] = [self.scandir(top)[::-1]]
+        pending: list[tuple[Path, list[tuple[str, int]]]] = [(top, self.listing(top)[::-1])]
         while pending:
-            if not pending[-1]:
+            directory, entries = pending[-1]
+            if not entries:
                 pending.pop()
                 continue
-            entry = pending[-1].pop()
-            path = Path(entry.path)
-            if entry.is_symlink():
+            name, kind = entries.pop()
+            path = directory / name
+            if kind == _SYMLINK:
                 self.report_symlink(path)
-            elif entry.is_dir(follow_symlinks=False):
-                pending.append(self.scandir(path)[::-1])
-            elif entry.is_file(follow_symlinks=False):
+            elif kind == _DIR:
+                pending.append((path, self.listing(path)[::-1]))
+            elif kind == _FILE:
                 yield path
             else:
                 self.add(Code.W505, self.rel(path), "unexpected special file")
@@ -187,373 +342,343 @@ class _Audit:
     # --- the audit -------------------------------------------------------------------------
 
     def run(self, progress: Progress | None, only: AbstractSet[str] | None = None) -> None:
-        manifests = self.list_manifests()
-        if only is not None:  # just these captures: no cross-checks, no sweep of the tree
-            manifests = [p for p in manifests if p.name[: -len(MANIFEST_SUFFIX)] in only]
-            for path in manifests:
-                self.check_manifest(path)
-            return
-        total = len(manifests)
-        for done, path in enumerate(manifests, start=1):
-            self.check_manifest(path)
-            if progress is not None:
-                progress(done, total)
-        self.finish()
+        """Check every manifest (or, with ``only``, those captures' manifests and files,
+        without the cross-checks and the sweep), then sweep the tree and the catalog."""
+        listed = self.list_manifests()
+        if only is not None:
+            listed = [n for n in listed if n[: -len(MANIFEST_SUFFIX)] in only]
+        self.names = _Names(listed)
+        total = len(self.names)
+        self.claimed = bytearray(total)
+        self.own_warc = bytearray(total)
+        if self.deep:
+            from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
 
-    def finish(self) -> None:
-        """After every manifest: ``previous`` links, the sweep, the catalog."""
-        for capture_id, previous_id, rel in self.previous:
-            if previous_id not in self.capture_ids:
+            processes = self.workers if total >= DEEP_POOL_MIN_MANIFESTS else 1
+            self.deep_pool = DeepPool(processes)
+        ahead: deque[Future[_Outcome]] = deque()
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers,
+                                    thread_name_prefix="preserve-verify") as pool:
+                done = 0
+                for index, name in enumerate(self.names):
+                    ahead.append(pool.submit(self.check_manifest, index, name))
+                    while ahead and (len(ahead) > self.workers * _AHEAD_PER_WORKER
+                                     or ahead[0].done()):
+                        done = self.merge(ahead.popleft().result(), done, total, progress)
+                while ahead:
+                    done = self.merge(ahead.popleft().result(), done, total, progress)
+        finally:
+            for pending in ahead:
+                pending.cancel()
+            if self.deep_pool is not None:
+                self.deep_pool.close()
+        self.report.stats.text_objects_checked += self.referenced_texts.count_hashed()
+        if only is not None:
+            return
+        for capture_id, previous_id, rel in self.forward_previous:
+            if self.claimant(previous_id) is None:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                          capture_id)
         self.sweep_archive()
+        self.check_catalog()
+
+    def check_catalog(self) -> None:
+        """The catalog must be derived from the manifests just checked (else W507)."""
         for problem in check_catalog(self.layout, self.catalog_rows):
             self.add(Code.W507, f"{INDEX_DIR}/{CATALOG_FILE}", f"the catalog is not derived "
                      f"from the manifests: {problem}; it is not trusted (repair rebuilds it)")
 
-    def list_manifests(self) -> list[Path]:
+    def merge(self, outcome: _Outcome, done: int, total: int,
+              progress: Progress | None) -> int:
+        """Report one manifest's findings (in manifest order, whatever the thread timing)."""
+        stats = self.report.stats
+        stats.manifests_checked += 1
+        self.report.findings.extend(outcome.head)
+        cid = outcome.capture_id
+        if cid is not None:
+            claimant = self.claimant(cid)
+            if claimant is not None:
+                self.add(Code.E106, outcome.rel, f"capture id {cid} is also claimed by "
+                         f"{claimant}", cid)
+            elif outcome.name == cid + MANIFEST_SUFFIX:
+                self.claimed[outcome.index] = 1
+            else:
+                self.odd_claims[cid] = outcome.rel
+            if outcome.catalog_row is not None:
+                self.catalog_rows.add(outcome.catalog_row)
+            for previous_id in outcome.previous:
+                if self.claimant(previous_id) is None:  # a later manifest may still claim it
+                    self.forward_previous.append((cid, previous_id, outcome.rel))
+        self.report.findings.extend(outcome.tail)
+        if outcome.own_warc:
+            self.own_warc[outcome.index] = 1
+        elif outcome.warc_key is not None:
+            self.referenced_warcs.add(outcome.warc_key)
+        stats.warc_files_checked += outcome.warc_checked
+        stats.bytes_hashed += outcome.bytes_hashed
+        for key, hashed in outcome.texts:
+            self.referenced_texts.add(key, hashed)
+        for future in outcome.deep:
+            result = future.result()
+            self.report.findings.extend(result.findings)
+            stats.records_checked += result.records_checked
+            stats.texts_reextracted += result.texts_reextracted
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return done
+
+    def claimant(self, capture_id: str) -> str | None:
+        """The manifest already reported as claiming ``capture_id``, if any."""
+        odd = self.odd_claims.get(capture_id)
+        if odd is not None:
+            return odd
+        name = capture_id + MANIFEST_SUFFIX
+        at = self.names.index_of(name)
+        if at is not None and self.claimed[at]:
+            return f"{MANIFESTS_DIR}/{name}"
+        return None
+
+    def list_manifests(self) -> list[str]:
+        """The names of the manifest files, sorted (other entries are reported here)."""
         directory = self.layout.manifests_dir
         if not self.safe_dir(directory):
             return []
         log_name = LOG_DIR.rsplit("/", 1)[-1]
-        found: list[Path] = []
-        for entry in self.scandir(directory):
-            path = Path(entry.path)
-            if entry.name.startswith(MANIFEST_TMP_PREFIX):
+        found: list[str] = []
+        for name, kind in self.listing(directory):
+            path = directory / name
+            if name.startswith(MANIFEST_TMP_PREFIX):
                 self.add(Code.W504, self.rel(path), "leftover temporary manifest file")
-            elif entry.is_symlink():
+            elif kind == _SYMLINK:
                 self.report_symlink(path)
-            elif entry.is_dir(follow_symlinks=False):
-                if entry.name != log_name:
+            elif kind == _DIR:
+                if name != log_name:
                     self.add(Code.W505, self.rel(path), "unexpected directory in manifests/")
-            elif entry.is_file(follow_symlinks=False) and entry.name.endswith(MANIFEST_SUFFIX):
-                found.append(path)
+            elif kind == _FILE and name.endswith(MANIFEST_SUFFIX):
+                found.append(name)
             else:
                 self.add(Code.W505, self.rel(path), "unexpected file in manifests/")
         return found
 
-    def check_manifest(self, path: Path) -> None:
+    def check_manifest(self, index: int, name: str) -> _Outcome:
+        """Check one manifest (in a worker thread); touches only thread-safe shared state."""
+        path = self.layout.manifests_dir / name
         rel = self.rel(path)
-        self.report.stats.manifests_checked += 1
+        out = _Outcome(index, name, rel)
+        head = out.head
+
+        def early(code: Code, message: str, capture_id: str | None = None) -> _Outcome:
+            head.append(Finding(code, rel, message, capture_id, None))
+            return out
+
         try:
             data = read_manifest_bytes(path)
         except (OSError, ArchiveError) as exc:
-            self.add(Code.E101, rel, f"cannot read manifest: {exc}")
-            return
+            return early(Code.E101, f"cannot read manifest: {exc}")
         try:
             obj = decode_manifest_json(data)
         except ManifestError as exc:
-            self.add(Code.E102, rel, str(exc))
-            return
+            return early(Code.E102, str(exc))
         claimed = obj.get("capture_id")
         claimed_id = claimed if isinstance(claimed, str) else None
         if obj.get("schema") not in SCHEMAS:
-            self.add(Code.E104, rel, f"unsupported schema {obj.get('schema')!r}", claimed_id)
-            self.mark_referenced_leniently(obj)
-            return
+            self.mark_referenced_leniently(out, obj)
+            return early(Code.E104, f"unsupported schema {obj.get('schema')!r}", claimed_id)
         try:
             manifest = manifest_from_dict(obj)
         except UnsafePathError as exc:
-            self.add(Code.E107, rel, str(exc), claimed_id)
-            self.mark_referenced_leniently(obj)
-            return
+            self.mark_referenced_leniently(out, obj)
+            return early(Code.E107, str(exc), claimed_id)
         except ManifestError as exc:
-            self.add(Code.E103, rel, str(exc), claimed_id)
-            self.mark_referenced_leniently(obj)
-            return
+            self.mark_referenced_leniently(out, obj)
+            return early(Code.E103, str(exc), claimed_id)
+        del obj
         cid = manifest.capture_id
-        self.catalog_rows[cid] = row_digest(CatalogRow.of(manifest,
-                                                          hashlib.sha256(data).hexdigest()))
+        out.catalog_row = row_digest(CatalogRow.of(manifest, hashlib.sha256(data).hexdigest()))
         try:
             canonical = manifest.to_bytes() == data
         except ManifestError:
             canonical = False
+        del data
         if not canonical:
-            self.add(Code.W109, rel, "manifest bytes are not in canonical form", cid)
-        if path.name != cid + MANIFEST_SUFFIX:
-            self.add(Code.E105, rel, f"file name should be {cid}{MANIFEST_SUFFIX}", cid)
-        if cid in self.capture_ids:
-            self.add(Code.E106, rel, f"capture id {cid} is also claimed by "
-                     f"{self.capture_ids[cid]}", cid)
-        else:
-            self.capture_ids[cid] = rel
-        self.previous.extend((cid, prev, rel) for prev in manifest.previous)
-        warc_path = self.check_warc_file(manifest)
+            head.append(Finding(Code.W109, rel, "manifest bytes are not in canonical form",
+                                cid, None))
+        if name != cid + MANIFEST_SUFFIX:
+            head.append(Finding(Code.E105, rel, f"file name should be {cid}{MANIFEST_SUFFIX}",
+                                cid, None))
+        out.capture_id = cid
+        out.previous = manifest.previous
+        warc_path = self.check_warc_file(out, manifest)
         for ref, kind in ((manifest.text, "text"), (manifest.comments, "comments")):
             if ref is not None:
-                self.check_text_ref(manifest, ref, kind)
-        if self.deep and warc_path is not None:
-            self.check_records(manifest, warc_path)
-            self.check_artifacts(manifest, warc_path)
-            self.check_reextraction(manifest, warc_path)
+                self.check_text_ref(out, manifest, ref, kind)
+        if self.deep_pool is not None and warc_path is not None:
+            out.deep = self.deep_pool.submit(manifest, warc_path)
+        return out
 
-    def mark_referenced_leniently(self, obj: Mapping[str, Any]) -> None:
+    def mark_referenced_leniently(self, out: _Outcome, obj: Mapping[str, Any]) -> None:
         """Note what an invalid manifest names, so those files are not also called orphans."""
         warc_ref = obj.get("warc")
         if isinstance(warc_ref, Mapping):
             with contextlib.suppress(UnsafePathError):
-                self.referenced_warcs.add(resolve_inside(self.root, str(warc_ref.get("path")),
-                                                         under="archive"))
+                out.warc_key = _path_key(resolve_inside(self.root, str(warc_ref.get("path")),
+                                                        under="archive"))
+                out.warc_rel = str(warc_ref.get("path"))
         for key in ("text", "comments"):
             ref = obj.get(key)
             if isinstance(ref, Mapping) and is_hex_digest(ref.get("blake3")):
-                self.referenced_texts.add(ref["blake3"])
+                out.texts.append((bytes.fromhex(ref["blake3"]), False))
 
     # --- WARC files ------------------------------------------------------------------------
 
-    def check_warc_file(self, manifest: Manifest) -> Path | None:
+    def check_warc_file(self, out: _Outcome, manifest: Manifest) -> Path | None:
         """Check size and digests; returns the real path if the file can be read further."""
         ref = manifest.warc
         cid = manifest.capture_id
         try:
             path = resolve_inside(self.root, ref.path, under="archive")
         except UnsafePathError as exc:
-            self.add(Code.E107, ref.path, str(exc), cid)
+            out.add(Code.E107, ref.path, str(exc), cid)
             return None
-        self.referenced_warcs.add(path)
+        out.warc_rel = ref.path
         started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
         if ref.path != expected_rel:
-            self.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
+            out.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
+        if (ref.path == expected_rel and out.name == cid + MANIFEST_SUFFIX
+                and path == self.root / expected_rel):
+            out.own_warc = True
+        else:
+            out.warc_key = _path_key(path)
         try:
-            st = path.stat()
+            fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
-            self.add(Code.E201, ref.path, "WARC file named by the manifest is missing", cid)
+            out.add(Code.E201, ref.path, "WARC file named by the manifest is missing", cid)
             return None
         except OSError as exc:
-            self.add(Code.E205, ref.path, f"cannot inspect WARC file: {exc}", cid)
+            message = "WARC path is not a regular file" if exc.errno == errno.ELOOP else \
+                f"cannot inspect WARC file: {exc}"
+            out.add(Code.E205, ref.path, message, cid)
             return None
-        if not stat.S_ISREG(st.st_mode):
-            self.add(Code.E205, ref.path, "WARC path is not a regular file", cid)
-            return None
-        self.report.stats.warc_files_checked += 1
-        if st.st_size < ref.size:
-            self.add(Code.E206, ref.path, f"WARC file is {st.st_size} bytes, manifest records "
-                     f"{ref.size}", cid, actual_size=st.st_size, expected_size=ref.size)
-            return path
-        if st.st_size > ref.size:
-            self.add(Code.E202, ref.path, f"WARC file is {st.st_size} bytes, manifest records "
-                     f"{ref.size}", cid, actual_size=st.st_size, expected_size=ref.size)
-            return path
         try:
-            digests = self.hash_file(path)
-        except (OSError, StorageError) as exc:
-            self.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
-            return None
-        if digests.size != ref.size:  # changed while we read it
-            self.add(Code.E202, ref.path, f"WARC file size changed during the audit "
-                     f"({digests.size} bytes read)", cid)
-        if digests.blake3 != ref.blake3:
-            self.add(Code.E203, ref.path, "WARC file BLAKE3 differs from the manifest", cid,
-                     expected=ref.blake3, actual=digests.blake3)
-        if digests.sha256 != ref.sha256:
-            self.add(Code.E204, ref.path, "WARC file SHA-256 differs from the manifest", cid,
-                     expected=ref.sha256, actual=digests.sha256)
-        return path
-
-    def hash_file(self, path: Path) -> Digests:
-        hasher = DualHasher()
-        with open_binary(path, error=StorageError) as f:
-            while block := f.read(BLOCK_SIZE):
-                hasher.update(block)
-        digests = hasher.digests()
-        self.report.stats.bytes_hashed += digests.size
-        return digests
-
-    def check_records(self, manifest: Manifest, path: Path) -> None:
-        """Deep: every record re-read; manifest records matched by offset."""
-        cid = manifest.capture_id
-        rel = manifest.warc.path
-        expected = {r.offset: r for r in manifest.warc.records}
-        seen: set[int] = set()
-        damaged_at: int | None = None
-        try:
-            for check in warc.check_warc(path):
-                self.report.stats.records_checked += 1
-                record = expected.get(check.offset) if check.length else None
-                if record is None:
-                    if check.problems:
-                        damaged_at = check.offset if damaged_at is None else damaged_at
-                        self.add(Code.E207, rel, f"offset {check.offset}: "
-                                 + "; ".join(check.problems), cid, offset=check.offset)
-                    else:
-                        self.add(Code.W215, rel, f"record {check.record_id} ({check.type}) at "
-                                 f"offset {check.offset} is not in the manifest", cid,
-                                 offset=check.offset, record_id=check.record_id)
-                    continue
-                seen.add(check.offset)
-                self.compare_record(cid, rel, record, check)
-        except (OSError, ArchiveError) as exc:
-            self.add(Code.E205, rel, f"cannot re-read WARC records: {exc}", cid)
-            return
-        for offset, record in sorted(expected.items()):
-            if offset not in seen:
-                after = "" if damaged_at is None or offset < damaged_at else \
-                    f" (file unreadable from offset {damaged_at})"
-                self.add(Code.E210, rel, f"no record {record.id} at offset {offset}{after}",
-                         cid, offset=offset, record_id=record.id)
-
-    def compare_record(self, cid: str, rel: str, record: WarcRecordRef,
-                       check: warc.RecordCheck) -> None:
-        where = f"record at offset {check.offset}"
-        if check.record_id != record.id:
-            self.add(Code.E211, rel, f"{where}: id is {check.record_id}, manifest says "
-                     f"{record.id}", cid, offset=check.offset)
-        differing = {
-            name: (mine, theirs) for name, mine, theirs in (
-                ("type", record.type, check.type),
-                ("target_uri", record.target_uri, check.target_uri),
-                ("length", record.length, check.length),
-                ("block_digest", _digest_key(record.block_digest),
-                 _digest_key(check.block_digest)),
-                ("payload_digest", _digest_key(record.payload_digest),
-                 _digest_key(check.payload_digest)),
-            ) if mine != theirs
-        }
-        if differing:
-            self.add(Code.E212, rel, f"{where}: {', '.join(sorted(differing))} differ from the "
-                     "manifest", cid, offset=check.offset,
-                     fields={k: {"manifest": v[0], "warc": v[1]} for k, v in differing.items()})
-        truncated = any("truncated" in p for p in check.problems)
-        if check.block_ok is False and not truncated:
-            self.add(Code.E213, rel, f"{where}: block does not match WARC-Block-Digest", cid,
-                     offset=check.offset)
-        if check.payload_ok is False and not truncated:
-            self.add(Code.E214, rel, f"{where}: payload does not match WARC-Payload-Digest",
-                     cid, offset=check.offset)
-        other = [p for p in check.problems if "digest" not in p or truncated]
-        if other:
-            self.add(Code.E207, rel, f"{where}: " + "; ".join(other), cid, offset=check.offset)
-
-    def check_artifacts(self, manifest: Manifest, path: Path) -> None:
-        """Deep: every screenshot/PDF/DOM record re-hashed against the manifest's artifacts."""
-        cid = manifest.capture_id
-        rel = manifest.warc.path
-        offsets = {r.id: r.offset for r in manifest.warc.records}
-        for artifact in manifest.artifacts or ():
-            offset = offsets.get(artifact.record)
-            if offset is None:  # the parser refuses this; kept for defence in depth
-                self.add(Code.E216, rel, f"{artifact.kind} record {artifact.record} is not in "
-                         "the manifest's record list", cid)
-                continue
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                out.add(Code.E205, ref.path, "WARC path is not a regular file", cid)
+                return None
+            out.warc_checked = True
+            if st.st_size < ref.size:
+                out.add(Code.E206, ref.path, f"WARC file is {st.st_size} bytes, manifest "
+                        f"records {ref.size}", cid, actual_size=st.st_size,
+                        expected_size=ref.size)
+                return path
+            if st.st_size > ref.size:
+                out.add(Code.E202, ref.path, f"WARC file is {st.st_size} bytes, manifest "
+                        f"records {ref.size}", cid, actual_size=st.st_size,
+                        expected_size=ref.size)
+                return path
             try:
-                _, digests = warc.read_record_block(path, offset, artifact.record, 0)
-            except (OSError, ArchiveError) as exc:
-                self.add(Code.E216, rel, f"cannot read the {artifact.kind} record: {exc}", cid,
-                         offset=offset, record_id=artifact.record)
-                continue
-            self.report.stats.bytes_hashed += digests.size
-            if (digests.sha256, digests.blake3, digests.size) != (
-                    artifact.sha256, artifact.blake3, artifact.size):
-                self.add(Code.E217, rel, f"the {artifact.kind} record does not match the "
-                         "manifest's digests or size", cid, offset=offset,
-                         record_id=artifact.record, expected=artifact.sha256,
-                         actual=digests.sha256)
+                digests = hash_fd(fd, _buffer())
+            except OSError as exc:
+                out.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
+                return None
+        except OSError as exc:
+            out.add(Code.E205, ref.path, f"cannot inspect WARC file: {exc}", cid)
+            return None
+        finally:
+            os.close(fd)
+        out.bytes_hashed += digests.size
+        if digests.size != ref.size:  # changed while we read it
+            out.add(Code.E202, ref.path, f"WARC file size changed during the audit "
+                    f"({digests.size} bytes read)", cid)
+        if digests.blake3 != ref.blake3:
+            out.add(Code.E203, ref.path, "WARC file BLAKE3 differs from the manifest", cid,
+                    expected=ref.blake3, actual=digests.blake3)
+        if digests.sha256 != ref.sha256:
+            out.add(Code.E204, ref.path, "WARC file SHA-256 differs from the manifest", cid,
+                    expected=ref.sha256, actual=digests.sha256)
+        return path
 
     # --- text objects ----------------------------------------------------------------------
 
-    def check_text_ref(self, manifest: Manifest, ref: TextRef, kind: str) -> None:
+    def check_text_ref(self, out: _Outcome, manifest: Manifest, ref: TextRef,
+                       kind: str) -> None:
         cid = manifest.capture_id
         missing_code, corrupt_code = (Code.E401, Code.E402) if kind == "text" else \
             (Code.E403, Code.E404)
         expected_rel = self.layout.text_rel_for(ref.blake3)
         if ref.path != expected_rel:
-            self.add(Code.E108, ref.path, f"{kind} path should be {expected_rel}", cid)
+            out.add(Code.E108, ref.path, f"{kind} path should be {expected_rel}", cid)
             return
         try:
             resolve_inside(self.root, ref.path, under=TEXT_DIR)
         except UnsafePathError as exc:
-            self.add(Code.E107, ref.path, str(exc), cid)
+            out.add(Code.E107, ref.path, str(exc), cid)
             return
-        self.referenced_texts.add(ref.blake3)
-        state = self.object_state(ref.blake3)
+        state = self.referenced_object(out, ref.blake3)
         if state.missing:
-            self.add(missing_code, ref.path, f"{kind} object is missing", cid)
+            out.add(missing_code, ref.path, f"{kind} object is missing", cid)
         elif state.error is not None:
-            self.add(Code.E405, ref.path, f"cannot read {kind} object: {state.error}", cid)
+            out.add(Code.E405, ref.path, f"cannot read {kind} object: {state.error}", cid)
         elif state.digests is not None:
             if state.digests.blake3 != ref.blake3:
-                self.add(corrupt_code, ref.path, f"{kind} object does not hash to its name",
-                         cid, actual=state.digests.blake3)
+                out.add(corrupt_code, ref.path, f"{kind} object does not hash to its name",
+                        cid, actual=state.digests.blake3)
             elif state.digests.size != ref.size:
-                self.add(corrupt_code, ref.path, f"{kind} object is {state.digests.size} bytes, "
-                         f"manifest says {ref.size}", cid)
+                out.add(corrupt_code, ref.path, f"{kind} object is {state.digests.size} "
+                        f"bytes, manifest says {ref.size}", cid)
 
-    def object_state(self, hex_id: str) -> _ObjectState:
-        state = self.objects.get(hex_id)
-        if state is None:
-            state = _ObjectState()
-            path = resolve_inside(self.root, self.layout.text_rel_for(hex_id), under=TEXT_DIR)
+    def referenced_object(self, out: _Outcome, hex_id: str) -> _ObjectState:
+        """The state of a text object a manifest names; each object is hashed once while in
+        the (bounded) cache, and counted once."""
+        owner = False
+        with self.objects_lock:
+            future = self.objects.get(hex_id)
+            if future is not None:
+                self.objects.move_to_end(hex_id)
+            else:
+                future = self.objects[hex_id] = Future()
+                owner = True
+                if len(self.objects) > _OBJECT_CACHE:
+                    self.objects.popitem(last=False)
+        if owner:
             try:
-                if not stat.S_ISREG(path.lstat().st_mode):
-                    state.error = "not a regular file"
-                else:
-                    state.digests = self.hash_file(path)
-                    self.report.stats.text_objects_checked += 1
-            except FileNotFoundError:
-                state.missing = True
-            except (OSError, StorageError) as exc:
-                state.error = str(exc)
-            self.objects[hex_id] = state
+                state = self.object_state(hex_id, out)
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+            future.set_result(state)
+        else:
+            state = future.result()
+        out.texts.append((bytes.fromhex(hex_id), state.digests is not None))
         return state
 
-    # --- re-extraction ---------------------------------------------------------------------
-
-    def check_reextraction(self, manifest: Manifest, path: Path) -> None:
-        """Deep: re-extract the final response and compare text/comments hashes."""
-        cid = manifest.capture_id
-        # Not re-extracted: responses the capture did not extract from (not HTML, or a content
-        # coding it could not undo); their text is null by construction.
-        reason = manifest.extraction.reason or ""
-        claims_text = manifest.text is not None or manifest.comments is not None
-        if not claims_text and (manifest.status == "not-html"
-                                or reason.startswith(_NOT_REEXTRACTED_REASONS)):
-            return
-        rel = manifest.warc.path
-        source = manifest.extraction.source
-        responses = [r for r in manifest.warc.records if r.type == "response"]
-        final = [r for r in responses if r.target_uri == manifest.final_url] or responses
-        if source is not None:
-            final = [r for r in manifest.warc.records if r.id == source.record]
-        if not final:
-            self.add(Code.E408, rel, "no response record to re-extract from", cid)
-            return
-        record = final[-1]
+    def object_state(self, hex_id: str, out: _Outcome | None = None) -> _ObjectState:
+        state = _ObjectState()
+        path = resolve_inside(self.root, self.layout.text_rel_for(hex_id), under=TEXT_DIR)
         try:
-            if record.type == "resource":  # a rendered DOM: UTF-8 HTML as the browser made it
-                payload, _ = warc.read_record_block(path, record.offset, record.id,
-                                                    REEXTRACT_LIMIT)
-                charset: str | None = "utf-8"
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            state.missing = True
+            return state
+        except OSError as exc:
+            state.error = "not a regular file" if exc.errno == errno.ELOOP else str(exc)
+            return state
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                state.error = "not a regular file"
             else:
-                payload, headers = warc.read_record_payload(path, record.offset,
-                                                            REEXTRACT_LIMIT)
-                # the capture decided the charset from the final response's first Content-Type
-                charset = _charset(manifest.http.content_type or next(
-                    (v for k, v in headers.items() if k.lower() == "content-type"), None))
-        except (OSError, ArchiveError) as exc:
-            self.add(Code.E408, rel, f"cannot read the {record.type} record to re-extract: "
-                     f"{exc}", cid, offset=record.offset)
-            return
-        try:
-            extraction = extract(payload, manifest.final_url, charset=charset)
-        except Exception as exc:  # the extractor must not stop the audit; report what broke
-            self.add(Code.E408, rel, f"extractor failed: {type(exc).__name__}: {exc}", cid)
-            return
-        self.report.stats.texts_reextracted += 1
-        changed = (manifest.extractor.version != EXTRACTOR_VERSION
-                   or manifest.extractor.name != EXTRACTOR_NAME)
-        for kind, ref, produced in (("text", manifest.text, extraction.text),
-                                    ("comments", manifest.comments, extraction.comments_text)):
-            expected = ref.blake3 if ref is not None else None
-            actual = blake3_hex(produced.encode("utf-8")) if produced else None
-            if expected == actual:
-                continue
-            code = Code.W407 if changed else Code.E406
-            self.add(code, ref.path if ref is not None else rel,
-                     f"re-extracted {kind} differs from the manifest (extractor "
-                     f"{manifest.extractor.name} {manifest.extractor.version} then, "
-                     f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
-                     object=kind, expected=expected, actual=actual)
+                state.digests = hash_fd(fd, _buffer())
+                if out is not None:
+                    out.bytes_hashed += state.digests.size
+                else:
+                    self.report.stats.bytes_hashed += state.digests.size
+        except OSError as exc:
+            state.error = str(exc)
+        finally:
+            os.close(fd)
+        return state
 
     # --- sweep -----------------------------------------------------------------------------
 
@@ -561,27 +686,39 @@ class _Audit:
         archive_dir = self.layout.archive_dir
         if not self.safe_dir(archive_dir):
             return
-        for entry in self.scandir(archive_dir):
-            if entry.name not in _ARCHIVE_ENTRIES:
-                path = Path(entry.path)
-                if entry.is_symlink():
+        for name, kind in self.listing(archive_dir):
+            if name not in _ARCHIVE_ENTRIES:
+                path = archive_dir / name
+                if kind == _SYMLINK:
                     self.report_symlink(path)
                 else:
                     self.add(Code.W505, self.rel(path), "unexpected entry in archive/")
         tmp_dir = self.root / TMP_DIR
         if self.safe_dir(tmp_dir):
-            for entry in self.scandir(tmp_dir):
-                self.add(Code.W503, self.rel(Path(entry.path)),
+            for name, _ in self.listing(tmp_dir):
+                self.add(Code.W503, self.rel(tmp_dir / name),
                          "leftover temporary file or directory")
         warc_dir = self.root / WARC_DIR
         if self.safe_dir(warc_dir):
             for path in self.walk_files(warc_dir):
-                if path not in self.referenced_warcs:
+                if not self.warc_referenced(path):
                     self.add(Code.W501, self.rel(path), "no manifest names this WARC file")
         text_dir = self.root / TEXT_DIR
         if self.safe_dir(text_dir):
             for path in self.walk_files(text_dir):
                 self.sweep_text_object(path)
+
+    def warc_referenced(self, path: Path) -> bool:
+        """Whether a manifest names the WARC file at ``path`` (a real path)."""
+        name = path.name
+        if name.endswith(WARC_SUFFIX):
+            cid = name[: -len(WARC_SUFFIX)]
+            at = self.names.index_of(cid + MANIFEST_SUFFIX)
+            if at is not None and self.own_warc[at]:
+                started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+                if path == self.root / self.layout.warc_rel_for(cid, started):
+                    return True
+        return _path_key(path) in self.referenced_warcs
 
     def sweep_text_object(self, path: Path) -> None:
         rel = self.rel(path)
@@ -594,10 +731,12 @@ class _Audit:
         if not well_placed:
             self.add(Code.W505, rel, "file in archive/text is not at archive/text/ab/cd/<hash>")
             return
-        if name in self.referenced_texts:
+        if bytes.fromhex(name) in self.referenced_texts:
             return
         self.add(Code.W502, rel, "no manifest names this text object")
         state = self.object_state(name)
+        if state.digests is not None:
+            self.report.stats.text_objects_checked += 1
         if state.error is not None:
             self.add(Code.E405, rel, f"cannot read text object: {state.error}")
         elif state.digests is not None and state.digests.blake3 != name:
@@ -605,23 +744,31 @@ class _Audit:
                      actual=state.digests.blake3)
 
 
-def _digest_key(label: str | None) -> tuple[str, str] | str | None:
-    """A WARC digest label in comparable form (algorithm, hex); unparseable labels as-is."""
-    if label is None:
-        return None
-    try:
-        return warc_digest_to_hex(label)
-    except ValueError:
-        return label
+def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
+           workers: int | None = None, only: AbstractSet[str] | None = None) -> Report:
+    """Audit the archive at ``root``; see the module docstring. ``progress(done, total)`` is
+    called after each manifest, in order. ``workers``: threads hashing files (and, with
+    ``deep``, processes re-reading records), default one per core; the findings and their
+    order do not depend on it. ``only`` restricts the audit to these capture ids (their
+    files and hashes, without the sweep for unreferenced files). Raises ArchiveError only if
+    ``root`` cannot be audited."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ArchiveError(f"archive root {root} does not exist or is not a directory")
+    real_root = root.resolve()
+    layout = ArchiveLayout(real_root)
+    if not (layout.archive_dir.exists() or layout.manifests_dir.exists()):
+        raise ArchiveError(f"{root} is not an archive (no archive/ or manifests/ directory)")
+    started = time.monotonic()
+    report = Report(root=str(root), deep=deep,
+                    started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    workers = max(1, workers if workers is not None else os.cpu_count() or 1)
+    _Audit(real_root, deep, report, workers).run(progress, only)
+    report.stats.duration_seconds = time.monotonic() - started
+    return report
 
 
-def _charset(content_type: str | None) -> str | None:
-    if not content_type:
-        return None
-    message = Message()
-    message["content-type"] = content_type
-    charset = message.get_param("charset")
-    return charset if isinstance(charset, str) else None
+# --- a split audit (Dask workers check parts; the client finishes) ---------------------------
 
 
 @dataclass(slots=True)
@@ -634,7 +781,7 @@ class ManifestChecks:
     warcs: set[str]  # relative paths of WARC files the manifests name
     texts: set[str]  # BLAKE3 names of text objects they name
     capture_ids: dict[str, str]  # capture id -> manifest path
-    catalog_rows: dict[str, bytes]
+    catalog_rows: set[bytes]
     previous: list[tuple[str, str, str]]
 
 
@@ -643,32 +790,49 @@ _COUNTERS = ("manifests_checked", "warc_files_checked", "records_checked",
 
 
 def check_manifests(root: Path, manifest_rels: list[str], *, deep: bool = False) -> ManifestChecks:
-    """Check the manifests ``manifest_rels`` (paths relative to ``root``) and every file they
-    name, exactly as :func:`verify` does, without the sweep: one part of a split audit (see
-    :func:`finish_audit`; :mod:`preserve.distributed` runs parts on Dask workers)."""
+    """Check the manifests ``manifest_rels`` (paths relative to ``root``, in manifest order)
+    and every file they name, exactly as :func:`verify` does, without the sweep: one part of
+    a split audit (see :func:`finish_audit`)."""
     real_root = Path(root).resolve()
-    audit = _Audit(real_root, deep, Report(root=str(root), deep=deep))
-    for rel in manifest_rels:
-        audit.check_manifest(real_root / rel)
-    return ManifestChecks(audit.report.findings,
-                          {name: getattr(audit.report.stats, name) for name in _COUNTERS},
-                          {audit.rel(p) for p in audit.referenced_warcs},
-                          set(audit.referenced_texts), audit.capture_ids, audit.catalog_rows,
-                          audit.previous)
+    report = Report(root=str(root), deep=deep)
+    audit = _Audit(real_root, deep, report)
+    names = sorted(rel.rsplit("/", 1)[-1] for rel in manifest_rels)
+    audit.names = _Names(list(names))
+    audit.claimed = bytearray(len(names))
+    audit.own_warc = bytearray(len(names))
+    checks = ManifestChecks([], {}, set(), set(), {}, set(), [])
+    if deep:
+        from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
+
+        audit.deep_pool = DeepPool(1)
+    for index, name in enumerate(names):
+        outcome = audit.check_manifest(index, name)
+        audit.merge(outcome, index, len(names), None)
+        if outcome.warc_rel is not None:
+            checks.warcs.add(outcome.warc_rel)
+        checks.texts.update(key.hex() for key, _ in outcome.texts)
+        cid = outcome.capture_id
+        if cid is not None:
+            checks.capture_ids.setdefault(cid, outcome.rel)
+            checks.previous += [(cid, previous, outcome.rel) for previous in outcome.previous]
+    report.stats.text_objects_checked += audit.referenced_texts.count_hashed()
+    checks.findings = report.findings
+    checks.stats = {name: getattr(report.stats, name) for name in _COUNTERS}
+    checks.catalog_rows = audit.catalog_rows
+    return checks
 
 
 def manifest_rels(root: Path, report: Report) -> list[str]:
     """The manifests :func:`verify` checks, in its order (relative paths); what listing them
     finds (temp files, unexpected entries) goes into ``report``, first, as in verify."""
-    real_root = Path(root).resolve()
-    audit = _Audit(real_root, report.deep, report)
-    return [audit.rel(p) for p in audit.list_manifests()]
+    audit = _Audit(Path(root).resolve(), report.deep, report)
+    return [f"{MANIFESTS_DIR}/{name}" for name in sorted(audit.list_manifests())]
 
 
 def merge_checks(report: Report, parts: list[ManifestChecks]) -> ManifestChecks:
     """Add the parts' findings and counters to ``report`` in the order given; a capture id
     claimed in two parts is E106, as within one."""
-    merged = ManifestChecks([], {}, set(), set(), {}, {}, [])
+    merged = ManifestChecks([], {}, set(), set(), {}, set(), [])
     for part in parts:
         for finding in part.findings:
             report.add(finding)
@@ -682,7 +846,7 @@ def merge_checks(report: Report, parts: list[ManifestChecks]) -> ManifestChecks:
                 merged.capture_ids[cid] = rel
         merged.warcs |= part.warcs
         merged.texts |= part.texts
-        merged.catalog_rows.update(part.catalog_rows)
+        merged.catalog_rows |= part.catalog_rows
         merged.previous += part.previous
     return merged
 
@@ -693,35 +857,19 @@ def finish_audit(root: Path, report: Report, parts: list[ManifestChecks]) -> Rep
     real_root = Path(root).resolve()
     merged = merge_checks(report, parts)
     audit = _Audit(real_root, report.deep, report)
-    audit.capture_ids = merged.capture_ids
-    audit.referenced_warcs = {real_root / rel for rel in merged.warcs}
-    audit.referenced_texts = merged.texts
+    audit.referenced_warcs = {_path_key(real_root / rel) for rel in merged.warcs}
+    for name in merged.texts:
+        audit.referenced_texts.add(bytes.fromhex(name), True)
     audit.catalog_rows = merged.catalog_rows
-    audit.previous = merged.previous
-    audit.finish()
+    for capture_id, previous_id, rel in merged.previous:
+        if previous_id not in merged.capture_ids:
+            audit.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
+                      capture_id)
+    audit.sweep_archive()
+    audit.check_catalog()
     return report
 
 
-def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
-           only: AbstractSet[str] | None = None) -> Report:
-    """Audit the archive at ``root``; see the module docstring. ``progress(done, total)`` is
-    called after each manifest; ``only`` restricts the audit to these capture ids (their
-    files and hashes, without the sweep for unreferenced files). Raises ArchiveError only if
-    ``root`` cannot be audited."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ArchiveError(f"archive root {root} does not exist or is not a directory")
-    real_root = root.resolve()
-    layout = ArchiveLayout(real_root)
-    if not (layout.archive_dir.exists() or layout.manifests_dir.exists()):
-        raise ArchiveError(f"{root} is not an archive (no archive/ or manifests/ directory)")
-    started = time.monotonic()
-    report = Report(root=str(root), deep=deep,
-                    started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    _Audit(real_root, deep, report).run(progress, only)
-    report.stats.duration_seconds = time.monotonic() - started
-    return report
-
-
-__all__ = ["REEXTRACT_LIMIT", "ManifestChecks", "check_manifests", "finish_audit",
-           "manifest_rels", "merge_checks", "verify"]
+__all__ = ["DEEP_POOL_MIN_MANIFESTS", "LEGACY_REEXTRACT_LIMIT", "REEXTRACT_LIMIT",
+           "ManifestChecks", "check_manifests", "finish_audit", "manifest_rels",
+           "merge_checks", "verify"]

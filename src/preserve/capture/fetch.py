@@ -42,14 +42,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import certifi
 import httpcore
-import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from preserve._version import __version__
+from preserve.capture._httpx import httpx
 from preserve.capture.exchange import Certificate, Exchange, FetchResult, TLSInfo
 from preserve.capture.transport import (
     Deadline,
@@ -73,6 +71,10 @@ from preserve.errors import (
 
 #: The validated URL type :func:`parse_url` returns (for modules that do not import httpx).
 URL = httpx.URL
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
 DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -136,6 +138,8 @@ def parse_url(url: str) -> httpx.URL:
 
 
 def _ssl_context(options: FetchOptions, url: str) -> ssl.SSLContext:
+    import certifi  # noqa: PLC0415 - only for https
+
     cafile = str(options.ca_bundle) if options.ca_bundle is not None else certifi.where()
     try:
         context = ssl.create_default_context(cafile=cafile)
@@ -200,6 +204,8 @@ def _validity(cert: x509.Certificate, der: bytes) -> tuple[str, str]:
 
 
 def _general_name(name: x509.GeneralName) -> str:
+    from cryptography import x509  # noqa: PLC0415 - only for https
+
     if isinstance(name, x509.DNSName):
         return f"DNS:{name.value}"
     if isinstance(name, x509.IPAddress):
@@ -213,6 +219,9 @@ def _general_name(name: x509.GeneralName) -> str:
 
 def describe_certificate(der: bytes, der_path: Path | None = None) -> Certificate:
     """The facts preserve records about a DER certificate (parsed with ``cryptography``)."""
+    from cryptography import x509  # noqa: PLC0415 - only for https
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+
     cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -647,7 +656,8 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
             while len(out) <= limit and inflater.has_pending():
                 out += inflater.more(limit + 1 - len(out))
             if len(out) > limit:
-                return DecodedBody(bytes(out[:limit]), truncated=True, decoded=True)
+                del out[limit:]
+                return DecodedBody(_take(out), truncated=True, decoded=True)
         if not fed:  # an empty body (204, 304, HEAD) says nothing about its coding
             return DecodedBody(b"", truncated=False, decoded=True)
         if not inflater.finish():
@@ -665,7 +675,7 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
             decoded=False,
             problem=f"{codings[0]} data is corrupt ({exc}); raw bytes returned",
         )
-    return DecodedBody(bytes(out), truncated=False, decoded=True)
+    return DecodedBody(_take(out), truncated=False, decoded=True)
 
 
 def _collect_raw(
@@ -673,10 +683,18 @@ def _collect_raw(
 ) -> DecodedBody:
     out = bytearray()
     for chunk in chunks:
-        out += chunk
+        out += chunk[: limit + 1 - len(out)]  # never more than one byte past the limit
         if len(out) > limit:
-            return DecodedBody(bytes(out[:limit]), truncated=True, decoded=decoded, problem=problem)
-    return DecodedBody(bytes(out), truncated=False, decoded=decoded, problem=problem)
+            del out[limit:]
+            return DecodedBody(_take(out), truncated=True, decoded=decoded, problem=problem)
+    return DecodedBody(_take(out), truncated=False, decoded=decoded, problem=problem)
+
+
+def _take(buffer: bytearray) -> bytes:
+    """``bytes(buffer)``, emptying the buffer (its memory is freed at once, not later)."""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 def decode_body(exchange: Exchange, limit: int) -> DecodedBody:

@@ -18,7 +18,6 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.recordloader import ArcWarcRecord
 
-from preserve.capture.fetch import decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
 from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import open_binary
@@ -72,7 +71,9 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
                 length = iterator.get_record_length()
                 last_end = offset + length
                 check = _record_check(record, offset, length, truncated=remaining > 0)
-                member_problem = _gzip_member_problem(members, offset, length) if gzipped else None
+                member_problem = None
+                if gzipped and not _member_ended_cleanly(iterator):
+                    member_problem = _gzip_member_problem(members, offset, length)
                 if member_problem is not None:
                     check = replace(
                         check,
@@ -98,6 +99,20 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
             yield RecordCheck(
                 None, None, last_end, size - last_end, None, None, None, None, None, (trailing,)
             )
+
+
+def _member_ended_cleanly(iterator: ArchiveIterator) -> bool:
+    """True if the gzip member of the record just read ended with a valid trailer.
+
+    zlib checks a gzip member's CRC-32 and size as it inflates and sets ``eof`` only after
+    both matched, so warcio's own decompressor already knows; only when it does not say so
+    is the member inflated a second time to find out what is wrong.
+    """
+    if getattr(iterator, "next_line", None):  # bytes after the record inside its member
+        return False
+    reader = getattr(iterator, "reader", None)
+    decompressor = getattr(reader, "decompressor", None)
+    return bool(getattr(decompressor, "eof", False))
 
 
 def _gzip_member_problem(handle: BinaryIO, offset: int, length: int) -> str | None:
@@ -201,6 +216,8 @@ def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Map
                     headers[name] = value
                 else:
                     headers[existing] += ", " + value
+            from preserve.capture.fetch import decode_chunks  # noqa: PLC0415 - httpx
+
             stream = record.raw_stream
             if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":
                 stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing

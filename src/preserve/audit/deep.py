@@ -1,0 +1,294 @@
+"""The ``verify --deep`` checks of one capture, run in a worker process or in-line.
+
+:func:`deep_check` re-reads every record of the capture's WARC file
+(:func:`preserve.warc.check_warc`), matches each manifest record by offset (id, type, target,
+length, digests), re-hashes a browser capture's screenshot, PDF and rendered DOM records
+against the manifest's ``artifacts`` (E216/E217), then re-extracts the document the text came
+from (``extraction.source``: the rendered DOM, else the final response;
+:func:`preserve.warc.read_record_block` / :func:`preserve.warc.read_record_payload` +
+:func:`preserve.extract.extract`) and compares the BLAKE3 of text and comments with the
+manifest. It returns the findings in the order the
+audit reports them, plus counts; it touches no shared state, so captures can be checked in
+parallel processes (:class:`DeepPool`) and the results merged in manifest order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from preserve import warc
+from preserve.audit.findings import Code, Finding
+from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT
+from preserve.errors import ArchiveError
+from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
+from preserve.hashing import blake3_hex, warc_digest_to_hex
+from preserve.storage.manifest import Manifest, WarcRecordRef
+
+_NOT_REEXTRACTED_REASONS = ("not HTML", "content coding not decoded")
+
+
+@dataclass(slots=True)
+class DeepResult:
+    """What the deep checks of one capture found."""
+
+    findings: list[Finding] = field(default_factory=list)
+    records_checked: int = 0
+    texts_reextracted: int = 0
+
+    def add(self, code: Code, path: str, message: str, capture_id: str | None = None,
+            **detail: Any) -> None:
+        self.findings.append(Finding(code, path, message, capture_id, detail or None))
+
+
+def deep_check(manifest: Manifest, path: str, parts: str = "records+text") -> DeepResult:
+    """Record re-check and/or re-extraction (``parts``: ``records``, ``text`` or both) of one
+    capture whose WARC file is at ``path`` (a real path inside the archive, already checked
+    to be a regular file)."""
+    result = DeepResult()
+    if "records" in parts:
+        _check_records(result, manifest, Path(path))
+        _check_artifacts(result, manifest, Path(path))
+    if "text" in parts:
+        _check_reextraction(result, manifest, Path(path))
+    return result
+
+
+def _check_records(out: DeepResult, manifest: Manifest, path: Path) -> None:
+    """Every record re-read; manifest records matched by offset."""
+    cid = manifest.capture_id
+    rel = manifest.warc.path
+    expected = {r.offset: r for r in manifest.warc.records}
+    seen: set[int] = set()
+    damaged_at: int | None = None
+    try:
+        for check in warc.check_warc(path):
+            out.records_checked += 1
+            record = expected.get(check.offset) if check.length else None
+            if record is None:
+                if check.problems:
+                    damaged_at = check.offset if damaged_at is None else damaged_at
+                    out.add(Code.E207, rel, f"offset {check.offset}: "
+                            + "; ".join(check.problems), cid, offset=check.offset)
+                else:
+                    out.add(Code.W215, rel, f"record {check.record_id} ({check.type}) at "
+                            f"offset {check.offset} is not in the manifest", cid,
+                            offset=check.offset, record_id=check.record_id)
+                continue
+            seen.add(check.offset)
+            _compare_record(out, cid, rel, record, check)
+    except (OSError, ArchiveError) as exc:
+        out.add(Code.E205, rel, f"cannot re-read WARC records: {exc}", cid)
+        return
+    for offset, record in sorted(expected.items()):
+        if offset not in seen:
+            after = "" if damaged_at is None or offset < damaged_at else \
+                f" (file unreadable from offset {damaged_at})"
+            out.add(Code.E210, rel, f"no record {record.id} at offset {offset}{after}",
+                    cid, offset=offset, record_id=record.id)
+
+
+def _check_artifacts(out: DeepResult, manifest: Manifest, path: Path) -> None:
+    """Every screenshot/PDF/DOM record re-hashed against the manifest's ``artifacts``."""
+    cid = manifest.capture_id
+    rel = manifest.warc.path
+    offsets = {r.id: r.offset for r in manifest.warc.records}
+    for artifact in manifest.artifacts or ():
+        offset = offsets.get(artifact.record)
+        if offset is None:  # the parser refuses this; kept for defence in depth
+            out.add(Code.E216, rel, f"{artifact.kind} record {artifact.record} is not in the "
+                    "manifest's record list", cid)
+            continue
+        try:
+            _, digests = warc.read_record_block(path, offset, artifact.record, 0)
+        except (OSError, ArchiveError) as exc:
+            out.add(Code.E216, rel, f"cannot read the {artifact.kind} record: {exc}", cid,
+                    offset=offset, record_id=artifact.record)
+            continue
+        if (digests.sha256, digests.blake3, digests.size) != (
+                artifact.sha256, artifact.blake3, artifact.size):
+            out.add(Code.E217, rel, f"the {artifact.kind} record does not match the "
+                    "manifest's digests or size", cid, offset=offset,
+                    record_id=artifact.record, expected=artifact.sha256, actual=digests.sha256)
+
+
+def _compare_record(out: DeepResult, cid: str, rel: str, record: WarcRecordRef,
+                    check: warc.RecordCheck) -> None:
+    where = f"record at offset {check.offset}"
+    if check.record_id != record.id:
+        out.add(Code.E211, rel, f"{where}: id is {check.record_id}, manifest says "
+                f"{record.id}", cid, offset=check.offset)
+    differing = {
+        name: (mine, theirs) for name, mine, theirs in (
+            ("type", record.type, check.type),
+            ("target_uri", record.target_uri, check.target_uri),
+            ("length", record.length, check.length),
+            ("block_digest", _digest_key(record.block_digest),
+             _digest_key(check.block_digest)),
+            ("payload_digest", _digest_key(record.payload_digest),
+             _digest_key(check.payload_digest)),
+        ) if mine != theirs
+    }
+    if differing:
+        out.add(Code.E212, rel, f"{where}: {', '.join(sorted(differing))} differ from the "
+                "manifest", cid, offset=check.offset,
+                fields={k: {"manifest": v[0], "warc": v[1]} for k, v in differing.items()})
+    truncated = any("truncated" in p for p in check.problems)
+    if check.block_ok is False and not truncated:
+        out.add(Code.E213, rel, f"{where}: block does not match WARC-Block-Digest", cid,
+                offset=check.offset)
+    if check.payload_ok is False and not truncated:
+        out.add(Code.E214, rel, f"{where}: payload does not match WARC-Payload-Digest",
+                cid, offset=check.offset)
+    other = [p for p in check.problems if "digest" not in p or truncated]
+    if other:
+        out.add(Code.E207, rel, f"{where}: " + "; ".join(other), cid, offset=check.offset)
+
+
+def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None:
+    """Re-extract the final response and compare text/comments hashes."""
+    cid = manifest.capture_id
+    # Not re-extracted: responses the capture did not extract from (not HTML, or a content
+    # coding it could not undo); their text is null by construction.
+    reason = manifest.extraction.reason or ""
+    claims_text = manifest.text is not None or manifest.comments is not None
+    if not claims_text and (manifest.status == "not-html"
+                            or reason.startswith(_NOT_REEXTRACTED_REASONS)):
+        return
+    rel = manifest.warc.path
+    source = manifest.extraction.source
+    responses = [r for r in manifest.warc.records if r.type == "response"]
+    final = [r for r in responses if r.target_uri == manifest.final_url] or responses
+    if source is not None:
+        final = [r for r in manifest.warc.records if r.id == source.record]
+    if not final:
+        out.add(Code.E408, rel, "no response record to re-extract from", cid)
+        return
+    record = final[-1]
+    limit = _input_limit(manifest)
+    try:
+        if record.type == "resource":  # a rendered DOM: UTF-8 HTML as the browser made it
+            payload, _ = warc.read_record_block(path, record.offset, record.id, limit)
+            charset: str | None = "utf-8"
+        else:
+            payload, headers = warc.read_record_payload(path, record.offset, limit)
+            # the capture decided the charset from the final response's first Content-Type
+            charset = _charset(manifest.http.content_type or next(
+                (v for k, v in headers.items() if k.lower() == "content-type"), None))
+    except (OSError, ArchiveError) as exc:
+        out.add(Code.E408, rel, f"cannot read the {record.type} record to re-extract: {exc}",
+                cid, offset=record.offset)
+        return
+    try:
+        extraction = extract(payload, manifest.final_url, charset=charset)
+    except Exception as exc:  # the extractor must not stop the audit; report what broke
+        out.add(Code.E408, rel, f"extractor failed: {type(exc).__name__}: {exc}", cid)
+        return
+    del payload
+    out.texts_reextracted += 1
+    changed = (manifest.extractor.version != EXTRACTOR_VERSION
+               or manifest.extractor.name != EXTRACTOR_NAME)
+    for kind, ref, produced in (("text", manifest.text, extraction.text),
+                                ("comments", manifest.comments, extraction.comments_text)):
+        expected = ref.blake3 if ref is not None else None
+        actual = blake3_hex(produced.encode("utf-8")) if produced else None
+        if expected == actual:
+            continue
+        code = Code.W407 if changed else Code.E406
+        out.add(code, ref.path if ref is not None else rel,
+                f"re-extracted {kind} differs from the manifest (extractor "
+                f"{manifest.extractor.name} {manifest.extractor.version} then, "
+                f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
+                object=kind, expected=expected, actual=actual)
+
+
+def _input_limit(manifest: Manifest) -> int:
+    """The input bound the capture extracted with: what it recorded (never above the largest
+    preserve ever used, so a doctored manifest cannot make the audit read more), else the
+    bound of the versions that did not record it."""
+    limit = manifest.extractor.settings.get("max_input_bytes")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return min(limit, LEGACY_REEXTRACT_LIMIT)
+    return LEGACY_REEXTRACT_LIMIT
+
+
+def _digest_key(label: str | None) -> tuple[str, str] | str | None:
+    """A WARC digest label in comparable form (algorithm, hex); unparseable labels as-is."""
+    if label is None:
+        return None
+    try:
+        return warc_digest_to_hex(label)
+    except ValueError:
+        return label
+
+
+def _charset(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    message = Message()
+    message["content-type"] = content_type
+    charset = message.get_param("charset")
+    return charset if isinstance(charset, str) else None
+
+
+#: WARC files at least this large are re-checked and re-extracted as two parallel jobs.
+_SPLIT_BYTES = 4 * 2**20
+
+
+def _done(function: Any, *args: Any) -> Future[DeepResult]:
+    future: Future[DeepResult] = Future()
+    try:
+        future.set_result(function(*args))
+    except BaseException as exc:  # pragma: no cover - deep_check reports, not raises
+        future.set_exception(exc)
+    return future
+
+
+class DeepPool:
+    """Deep checks in ``workers`` processes, or in the calling thread when ``workers`` is 1.
+    :meth:`submit` returns a future.
+
+    The processes are started at once, before the audit starts any thread: forked when the
+    caller runs no other thread (cheap, and no ``__main__`` guard needed in the caller's
+    script), else from a ``forkserver`` (fork is unsafe while other threads hold locks).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        if workers <= 1:
+            return
+        methods = multiprocessing.get_all_start_methods()
+        if "fork" in methods and threading.active_count() == 1:
+            method = "fork"
+        else:
+            method = "forkserver" if "forkserver" in methods else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload([__name__])
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._pool.submit(os.getpid).result()  # fork every worker now, while single-threaded
+
+    def submit(self, manifest: Manifest, path: Path) -> list[Future[DeepResult]]:
+        """The deep checks of one capture, as futures whose findings come in this order.
+        In processes, a large capture's record re-check and its re-extraction are two jobs
+        (they then run side by side)."""
+        if self._pool is None:
+            return [_done(deep_check, manifest, os.fspath(path))]
+        if manifest.warc.size < _SPLIT_BYTES:
+            return [self._pool.submit(deep_check, manifest, os.fspath(path))]
+        return [self._pool.submit(deep_check, manifest, os.fspath(path), part)
+                for part in ("records", "text")]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+__all__ = ["DeepPool", "DeepResult", "deep_check"]
