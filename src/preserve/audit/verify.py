@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -102,6 +103,18 @@ class _ObjectState:
 
 
 @dataclass(slots=True)
+class _SharedFile:
+    """A WARC file imported from another tool, which several manifests may name (one per page
+    in it): its records are re-read once, and damage in records no manifest names is
+    reported once, at the end."""
+
+    rel: str
+    capture_id: str
+    claimed: set[int] = field(default_factory=set)
+    damaged: list[warc.RecordCheck] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Audit:
     root: Path
     deep: bool
@@ -113,6 +126,12 @@ class _Audit:
     capture_ids: dict[str, str] = field(default_factory=dict)
     catalog_rows: dict[str, bytes] = field(default_factory=dict)
     previous: list[tuple[str, str, str]] = field(default_factory=list)
+    #: imported WARC files (several manifests may name one): digests, records, damage
+    import_digests: dict[Path, Digests] = field(default_factory=dict)
+    shared: dict[Path, _SharedFile] = field(default_factory=dict)
+    #: the records of the last imported file re-read (its pages' manifests usually follow
+    #: one another, so one file's records are kept, not every file's)
+    record_cache: tuple[Path, dict[int, warc.RecordCheck]] | None = None
 
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
@@ -192,12 +211,14 @@ class _Audit:
             manifests = [p for p in manifests if p.name[: -len(MANIFEST_SUFFIX)] in only]
             for path in manifests:
                 self.check_manifest(path)
+            self.report_shared_damage()
             return
         total = len(manifests)
         for done, path in enumerate(manifests, start=1):
             self.check_manifest(path)
             if progress is not None:
                 progress(done, total)
+        self.report_shared_damage()
         for capture_id, previous_id, rel in self.previous:
             if previous_id not in self.capture_ids:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
@@ -309,7 +330,11 @@ class _Audit:
         self.referenced_warcs.add(path)
         started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
-        if ref.path != expected_rel:
+        if manifest.imported is not None:  # named after the first page imported from it
+            if not _import_rel_ok(ref.path):
+                self.add(Code.W111, ref.path, "expected archive/warc/YYYY/MM/<capture id>"
+                         ".warc.gz (or .warc), the month of that capture id", cid)
+        elif ref.path != expected_rel:
             self.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
         try:
             st = path.stat()
@@ -332,10 +357,12 @@ class _Audit:
                      f"{ref.size}", cid, actual_size=st.st_size, expected_size=ref.size)
             return path
         try:
-            digests = self.hash_file(path)
+            digests = self.import_digests.get(path) or self.hash_file(path)
         except (OSError, StorageError) as exc:
             self.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
             return None
+        if manifest.imported is not None:  # other pages of the file: hashed once
+            self.import_digests[path] = digests
         if digests.size != ref.size:  # changed while we read it
             self.add(Code.E202, ref.path, f"WARC file size changed during the audit "
                      f"({digests.size} bytes read)", cid)
@@ -358,6 +385,9 @@ class _Audit:
 
     def check_records(self, manifest: Manifest, path: Path) -> None:
         """Deep: every record re-read; manifest records matched by offset."""
+        if manifest.imported is not None:
+            self.check_imported_records(manifest, path)
+            return
         cid = manifest.capture_id
         rel = manifest.warc.path
         expected = {r.offset: r for r in manifest.warc.records}
@@ -388,6 +418,56 @@ class _Audit:
                     f" (file unreadable from offset {damaged_at})"
                 self.add(Code.E210, rel, f"no record {record.id} at offset {offset}{after}",
                          cid, offset=offset, record_id=record.id)
+
+    def check_imported_records(self, manifest: Manifest, path: Path) -> None:
+        """Deep, for a page imported from another tool's file: the file holds the records of
+        other pages too, so records the manifest does not name are expected (no W215); the
+        file is re-read once for all its pages, and damage anywhere in it is reported (E207,
+        once per file, see :meth:`report_shared_damage`) as well as in this page's records."""
+        cid = manifest.capture_id
+        rel = manifest.warc.path
+        shared = self.shared.get(path)
+        if self.record_cache is not None and self.record_cache[0] == path:
+            checks = self.record_cache[1]
+        else:
+            checks = {}
+            damaged: list[warc.RecordCheck] = []
+            try:
+                for found in warc.check_warc(path, decompressed=manifest.stream_offsets):
+                    if shared is None:
+                        self.report.stats.records_checked += 1
+                    if found.problems:
+                        damaged.append(found)
+                    if found.length:
+                        checks[found.offset] = found
+            except (OSError, ArchiveError) as exc:
+                self.add(Code.E205, rel, f"cannot re-read WARC records: {exc}", cid)
+                return
+            self.record_cache = (path, checks)
+            if shared is None:
+                shared = self.shared[path] = _SharedFile(rel, cid, damaged=damaged[:100])
+        if shared is None:
+            shared = self.shared[path] = _SharedFile(rel, cid)
+        damaged_at = min((c.offset for c in shared.damaged if not c.length), default=None)
+        for record in manifest.warc.records:
+            check = checks.get(record.offset)
+            shared.claimed.add(record.offset)
+            if check is None:
+                after = "" if damaged_at is None or record.offset < damaged_at else \
+                    f" (file unreadable from offset {damaged_at})"
+                self.add(Code.E210, rel, f"no record {record.id} at offset {record.offset}"
+                         f"{after}", cid, offset=record.offset, record_id=record.id)
+                continue
+            self.compare_record(cid, rel, record, check)
+
+    def report_shared_damage(self) -> None:
+        """Damage in an imported file's records that no manifest names (E207, once)."""
+        for shared in self.shared.values():
+            for check in shared.damaged:
+                if check.length and check.offset in shared.claimed:
+                    continue  # reported with the page that names it
+                self.add(Code.E207, shared.rel, f"offset {check.offset}: "
+                         + "; ".join(check.problems), shared.capture_id, offset=check.offset)
 
     def compare_record(self, cid: str, rel: str, record: WarcRecordRef,
                        check: warc.RecordCheck) -> None:
@@ -516,13 +596,14 @@ class _Audit:
             return
         record = final[-1]
         try:
+            stream = manifest.stream_offsets
             if record.type == "resource":  # a rendered DOM: UTF-8 HTML as the browser made it
                 payload, _ = warc.read_record_block(path, record.offset, record.id,
-                                                    REEXTRACT_LIMIT)
+                                                    REEXTRACT_LIMIT, decompressed=stream)
                 charset: str | None = "utf-8"
             else:
                 payload, headers = warc.read_record_payload(path, record.offset,
-                                                            REEXTRACT_LIMIT)
+                                                            REEXTRACT_LIMIT, decompressed=stream)
                 # the capture decided the charset from the final response's first Content-Type
                 charset = _charset(manifest.http.content_type or next(
                     (v for k, v in headers.items() if k.lower() == "content-type"), None))
@@ -599,6 +680,17 @@ class _Audit:
         elif state.digests is not None and state.digests.blake3 != name:
             self.add(Code.E402, rel, "text object does not hash to its name",
                      actual=state.digests.blake3)
+
+
+_IMPORT_REL = re.compile(
+    r"^archive/warc/(\d{4})/(\d{2})/((\d{4})(\d{2})\d{2}T\d{6}Z-[a-z2-7]{10})\.warc(\.gz)?$")
+
+
+def _import_rel_ok(rel: str) -> bool:
+    """An imported file is ``archive/warc/YYYY/MM/<capture id>.warc.gz`` (``.warc`` when
+    uncompressed), named after the first page imported from it, in that id's month."""
+    match = _IMPORT_REL.match(rel)
+    return match is not None and match.group(1, 2) == match.group(4, 5)
 
 
 def _digest_key(label: str | None) -> tuple[str, str] | str | None:

@@ -165,7 +165,7 @@ def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef
     except PreserveError as exc:
         return None, f"The screenshot record could not be read: {exc}"
     try:
-        algo, expected = warc_digest_to_hex(ref.block_digest)
+        algo, expected = warc_digest_to_hex(ref.block_digest or "")
         actual = hashlib.new(algo, block).hexdigest()
     except (ValueError, binascii.Error):
         return None, "The screenshot record has a digest this report cannot check; not shown."

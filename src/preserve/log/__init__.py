@@ -21,7 +21,14 @@ from .archive_log import (
     write_checkpoint,
 )
 from .audit import CODES, DESCRIPTIONS, LogFinding, verify_log
-from .entries import AdoptionLeaf, AuditLeaf, ManifestLeaf, canonical_json, parse_entry
+from .entries import (
+    AdoptionLeaf,
+    AuditLeaf,
+    ImportLeaf,
+    ManifestLeaf,
+    canonical_json,
+    parse_entry,
+)
 from .events import fixity_event
 from .keys import (
     Signer,
@@ -58,6 +65,7 @@ __all__ = [
     "AdoptionLeaf",
     "AuditLeaf",
     "Checkpoint",
+    "ImportLeaf",
     "LogFinding",
     "ManifestLeaf",
     "NoteError",
