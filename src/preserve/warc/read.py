@@ -48,6 +48,39 @@ class RecordCheck:
 
 
 
+class _CutShort(gzip.BadGzipFile):
+    """A gzip stream that ends before its end-of-stream marker (not an EOFError, which warcio
+    would take for the clean end of the records)."""
+
+
+class _StrictGzip:
+    """A decompressed gzip stream whose premature end raises :class:`_CutShort`."""
+
+    def __init__(self, stream: gzip.GzipFile) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except EOFError as exc:
+            raise _CutShort(f"the gzip stream is cut short: {exc}") from exc
+
+    def readline(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.readline(size)
+        except EOFError as exc:
+            raise _CutShort(f"the gzip stream is cut short: {exc}") from exc
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._stream.seek(offset, whence)
+        except EOFError as exc:
+            raise _CutShort(f"the gzip stream is cut short: {exc}") from exc
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+
 @contextlib.contextmanager
 def open_records(path: Path, *, decompressed: bool = False) -> Iterator[BinaryIO]:
     """``path`` opened for reading records: the file itself, or (``decompressed``) its
@@ -59,7 +92,7 @@ def open_records(path: Path, *, decompressed: bool = False) -> Iterator[BinaryIO
             yield handle
             return
         with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
-            yield cast(BinaryIO, stream)
+            yield cast(BinaryIO, _StrictGzip(stream))
 
 
 def _strip_id(value: str | None) -> str | None:
