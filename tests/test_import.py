@@ -26,9 +26,11 @@ import pytest
 from warcio.capture_http import capture_http
 
 from exporting import missing
-from preserve import Archive, errors, exchange, integrity, log
+from preserve import Archive, commit, errors, exchange, integrity, log
+from preserve.audit.repair import repair
 from preserve.importing import ImportOptions, import_file
 from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
+from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import _record_kinds
 from preserve.storage.manifest import read_manifest
 from servers import TestServer, respond
@@ -375,3 +377,22 @@ def test_import_leaf_needs_an_import_record(archive: Archive, wget_warc: Path) -
     assert b'"type":"import"' in data and parse_entry(data) == leaf
     rows = [r for r in integrity.history(archive.root) if r["type"] == "import"]
     assert len(rows) == 2 and rows[0]["summary"].startswith("IMPORT")
+
+
+def test_repair_logs_an_interrupted_import_as_an_import(
+        archive: Archive, wget_warc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill between the commit point and the log leaves committed manifests that a signed
+    ``import`` commit record names: repair appends import leaves, and the log signs."""
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(commit.log, "record_entries", fail)
+    with pytest.raises(commit.PartialCommitError):
+        import_file(archive, wget_warc)
+    monkeypatch.undo()
+    assert len(_manifests(archive.root)) == 2
+    assert not [e for e in _leaves(archive.root) if isinstance(e, ManifestLeaf)]
+    repair(archive.root, heads=KnownHeads())
+    leaves = [e for e in _leaves(archive.root) if isinstance(e, ManifestLeaf)]
+    assert len(leaves) == 2 and all(isinstance(e, ImportLeaf) for e in leaves)
+    _deep_ok(archive)
