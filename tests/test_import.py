@@ -396,3 +396,21 @@ def test_repair_logs_an_interrupted_import_as_an_import(
     leaves = [e for e in _leaves(archive.root) if isinstance(e, ManifestLeaf)]
     assert len(leaves) == 2 and all(isinstance(e, ImportLeaf) for e in leaves)
     _deep_ok(archive)
+
+
+def test_verify_finds_damage_in_a_shared_imported_file(tmp_path: Path, archive: Archive,
+                                                       site: TestServer) -> None:
+    """One byte changed in the stored file: every page's manifest sees the file digests
+    differ, and the deep check names the damaged record once."""
+    plain = _warcio_warc(site, tmp_path / "pages.warc", gzipped=False)
+    result = import_file(archive, plain)
+    stored = archive.root / result.stored[0]
+    data = bytearray(stored.read_bytes())
+    data[data.index(b"All about this site.")] ^= 0x20
+    stored.chmod(0o644)
+    stored.write_bytes(bytes(data))
+    report = archive.verify(deep=True, record=False)
+    codes = [f.code.code for f in report.findings]
+    assert codes.count("E204") == 2 and codes.count("E203") == 2
+    assert codes.count("E213") == 1 and codes.count("E214") == 1  # the about page's response
+    assert "W215" not in codes
