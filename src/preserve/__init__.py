@@ -8,6 +8,7 @@ The public API is what this module exports; everything else is internal and may 
     result = archive.capture("https://example.org/article")
     report = archive.verify(deep=True)
     extraction = preserve.extract(html_bytes, url="https://example.org/article")
+    imported = preserve.import_file(archive, "crawl.warc.gz")  # WARC/WACZ of other tools
 """
 
 from preserve._version import __version__
@@ -23,6 +24,8 @@ from preserve.errors import (
     CaptureTimeoutError,
     ConnectError,
     DNSError,
+    ImportInputError,
+    ImportIntegrityError,
     InvalidURLError,
     LockTimeoutError,
     LogError,
@@ -42,6 +45,7 @@ from preserve.errors import (
     UnsupportedSchemeError,
 )
 from preserve.extract import Comment, Extraction, Extractor, extract
+from preserve.importing import ImportOptions, ImportResult, import_file
 from preserve.storage.manifest import Manifest
 
 __all__ = [
@@ -63,6 +67,10 @@ __all__ = [
     "Extractor",
     "FetchOptions",
     "Finding",
+    "ImportInputError",
+    "ImportIntegrityError",
+    "ImportOptions",
+    "ImportResult",
     "InvalidURLError",
     "LockTimeoutError",
     "LogError",
@@ -85,4 +93,5 @@ __all__ = [
     "UnsupportedSchemeError",
     "__version__",
     "extract",
+    "import_file",
 ]
