@@ -33,7 +33,7 @@ from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import _record_kinds
 from preserve.storage.manifest import read_manifest
-from servers import TestServer, respond
+from servers import TestServer, raw, respond
 
 PRESERVE = str(Path(sys.executable).with_name("preserve"))
 HTML = [("Content-Type", "text/html; charset=utf-8")]
@@ -414,3 +414,21 @@ def test_verify_finds_damage_in_a_shared_imported_file(tmp_path: Path, archive: 
     assert codes.count("E204") == 2 and codes.count("E203") == 2
     assert codes.count("E213") == 1 and codes.count("E214") == 1  # the about page's response
     assert "W215" not in codes
+
+
+def test_a_response_without_content_type_is_a_page_only_if_it_looks_like_html(
+        archive: Archive, http_server: TestServer, tmp_path: Path) -> None:
+    html = _page("Bare", "A page served without a media type.")
+    http_server.routes["/bare"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                                      % (len(html), html))
+    http_server.routes["/blob"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+                                      b"\x00\x01\x02\x03")
+    path = tmp_path / "bare.warc.gz"
+    with capture_http(str(path)):
+        for page in ("/bare", "/blob"):
+            with urllib.request.urlopen(http_server.url(page), timeout=10) as answer:
+                answer.read()
+    result = import_file(archive, path)
+    assert [c.requested_url for c in result.captures] == [http_server.url("/bare")]
+    assert result.captures[0].status == "ok" and result.captures[0].title == "Bare"
+    _deep_ok(archive)

@@ -40,11 +40,12 @@ What the manifest says of the exchange (URL, status, headers, the server address
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -168,7 +169,8 @@ def import_file(archive: Archive, path: str | Path, options: ImportOptions | Non
         result.records = sum(len(found.records) for _r, found in scanned)
         wanted = set(options.urls)
         found_urls: set[str] = set()
-        plans = [(received, found, _pages(found, wanted, found_urls))
+        plans = [(received, found, _pages(found, wanted, found_urls,
+                                          functools.partial(_sniff_html, received, found)))
                  for received, found in scanned]
         result.urls_not_found = [u for u in options.urls if u not in found_urls]
         if not any(pages for _r, _f, pages in plans):
@@ -350,8 +352,10 @@ class _Page:
     named: bool  # given with --url
 
 
-def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str]) -> list[_Page]:
-    """The pages of one scanned file, and the records each manifest names."""
+def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str],
+           sniff_html: Callable[[ForeignRecord], bool]) -> list[_Page]:
+    """The pages of one scanned file, and the records each manifest names (``sniff_html``
+    tells whether a response without a Content-Type holds HTML)."""
     records = found.records
     by_id: dict[str, ForeignRecord] = {}
     linked: dict[str, list[ForeignRecord]] = {}
@@ -370,7 +374,7 @@ def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str]) -> list[_
         named = record.target_uri in wanted
         if named:
             found_urls.add(record.target_uri)
-        if not (named or _is_html_page(record)):
+        if not (named or _is_html_page(record, sniff_html)):
             continue
         if len(pages) >= MAX_PAGES:
             raise errors.ImportInputError(f"more than {MAX_PAGES} pages in one WARC file")
@@ -389,13 +393,23 @@ def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str]) -> list[_
     return pages
 
 
-def _is_html_page(record: ForeignRecord) -> bool:
+def _is_html_page(record: ForeignRecord, sniff_html: Callable[[ForeignRecord], bool]) -> bool:
     assert record.http is not None
     status = record.http.status
     if status is None or not 200 <= status < 300 or status in _NOT_PAGE_STATUSES:
         return False
     media_type, _ = media_type_and_charset(record.http.get("content-type"))
-    return media_type in HTML_TYPES if media_type is not None else True  # sniffed later
+    return media_type in HTML_TYPES if media_type is not None else sniff_html(record)
+
+
+def _sniff_html(received: _Received, found: ForeignWarc, record: ForeignRecord) -> bool:
+    """Whether the first bytes of a response's (decoded) payload look like HTML."""
+    try:
+        head, _ = warc.read_record_payload(received.path, record.offset, 512,
+                                           decompressed=found.framing == FRAMING_STREAM)
+    except errors.ArchiveError:
+        return False
+    return _looks_like_html(head)
 
 
 def _request_of(response: ForeignRecord, records: Sequence[ForeignRecord], index: int,
