@@ -46,7 +46,7 @@ def test_log_codes_are_in_the_catalogue() -> None:
 def test_outside_libraries_are_imported_in_one_module_each() -> None:
     cli = ROOT / "src" / "preserve" / "cli"
     CLI = {f"cli/{p.name}" for p in cli.glob("*.py")}  # noqa: N806
-    owners = {"warcio": {"warc/write.py", "warc/read.py", "warc/heads.py"},
+    owners = {"warcio": {"warc/write.py", "warc/read.py", "warc/heads.py", "warc/foreign.py"},
               "httpx": {"capture/fetch.py", "capture/transport.py", "capture/_httpx.py"},
               "click": CLI, "rich": CLI,
               "playwright": {"capture/browser.py"}, "h11": {"capture/proxy.py"}}

@@ -8,6 +8,7 @@ The public API is what this module exports; everything else is internal and may 
     result = archive.capture("https://example.org/article")
     report = archive.verify(deep=True)
     extraction = preserve.extract(html_bytes, url="https://example.org/article")
+    imported = preserve.import_file(archive, "crawl.warc.gz")  # WARC/WACZ of other tools
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from preserve.errors import (
     CaptureTimeoutError,
     ConnectError,
     DNSError,
+    ImportInputError,
+    ImportIntegrityError,
     InvalidURLError,
     LockTimeoutError,
     LogError,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from preserve.capture.browser import BrowserOptions
     from preserve.capture.fetch import FetchOptions
     from preserve.extract import Comment, Extraction, Extractor, extract
+    from preserve.importing import ImportOptions, ImportResult, import_file
     from preserve.storage.manifest import Manifest
 
 # Imported on first use, so that ``import preserve`` (and the CLI's start-up) does not load
@@ -69,6 +73,9 @@ _LAZY = {
     "Extraction": "preserve.extract",
     "Extractor": "preserve.extract",
     "Manifest": "preserve.storage.manifest",
+    "ImportOptions": "preserve.importing",
+    "ImportResult": "preserve.importing",
+    "import_file": "preserve.importing",
 }
 
 
@@ -124,6 +131,10 @@ __all__ = [
     "Extractor",
     "FetchOptions",
     "Finding",
+    "ImportInputError",
+    "ImportIntegrityError",
+    "ImportOptions",
+    "ImportResult",
     "InvalidURLError",
     "LockTimeoutError",
     "LogError",
@@ -146,4 +157,5 @@ __all__ = [
     "UnsupportedSchemeError",
     "__version__",
     "extract",
+    "import_file",
 ]

@@ -101,7 +101,7 @@ class CaptureResult:
     warc_path: str
     started: str
     ended: str
-    mode: str = "http"  # "http" | "browser"
+    mode: str = "http"  # "http" | "browser" | "import"
     resources: int = 1  # request/response pairs recorded
     #: whether a proved checkpoint now covers this capture, and if not, why not
     signed: bool = False
@@ -130,7 +130,8 @@ class CaptureResult:
             signed=outcome.signed is not None,
             not_signed=outcome.not_signed,
             notes=m.notes,
-            mode="browser" if m.browser is not None else "http",
+            mode="browser" if m.browser is not None else "import" if m.imported is not None
+            else "http",
             resources=len(m.browser.resources) if m.browser is not None else len(m.redirects),
         )
 

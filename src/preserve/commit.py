@@ -6,15 +6,18 @@ the archive lock, :func:`commit_group` then, for the whole group:
 
 1. refuses to go on if the log does not extend the operator's known head (a rolled-back or
    rewritten archive gets nothing new appended);
-2. links each WARC file into ``archive/warc/YYYY/MM/`` (never replacing a file) and stores the
-   text objects; then fsyncs every directory it touched, once;
+2. links each WARC file into ``archive/warc/YYYY/MM/`` (never replacing a file; a file that
+   several captures of the group share, an imported WARC file, is linked once) and stores
+   the text objects; then fsyncs every directory it touched, once;
 3. builds each manifest (``previous`` from the catalog, re-checked against the manifests) and
    validates it with the parser verify uses; the manifest's exact bytes are now known;
 4. writes one **commit record** (:mod:`preserve.log.journal`) naming every manifest by id and
-   hashes, signed with the archive key when it is at hand, and fsyncs it;
+   hashes (and kind: ``capture``, or ``import`` for a page of an imported file), signed with
+   the archive key when it is at hand, and fsyncs it;
 5. writes every manifest to a temp file, fsyncs them, links each into ``manifests/`` and fsyncs
    the directory once: **the commit point** (a capture exists iff its manifest exists);
-6. appends all the manifest leaves to the log in one batch (one set of fsyncs);
+6. appends all the manifest leaves to the log in one batch (one set of fsyncs): a ``manifest``
+   leaf for a capture, an ``import`` leaf for an import;
 7. adds the captures to the catalog (derived; a failure there is reported, not fatal);
 8. with ``sign``, proves and signs a checkpoint (:func:`preserve.log.signing.prove_and_sign`),
    which also advances the operator's known head and removes the commit records it covers.
@@ -83,6 +86,15 @@ class PreparedCapture:
     #: the manifest's canonical bytes with an empty ``previous``, once :meth:`seal` ran
     draft: bytes | None = None
     draft_manifest: Manifest | None = None
+    #: where the WARC file goes (archive-relative) when it is not the capture's own
+    #: ``archive/warc/YYYY/MM/<capture id>.warc.gz``: an imported file that several captures
+    #: of one group share (they all give the same ``warc_tmp`` and path; it is linked once)
+    warc_path: str | None = None
+
+    @property
+    def warc_rel(self) -> str:
+        """The archive-relative path of this capture's WARC file."""
+        return self.warc_path or warc_rel(self.capture_id, self.started_at)
 
     def seal(self) -> None:
         """Build and validate the manifest (with the parser verify uses) from everything but
@@ -94,7 +106,7 @@ class PreparedCapture:
         document.update(
             schema=manifest_mod.SCHEMA,
             warc={
-                "path": warc_rel(self.capture_id, self.started_at),
+                "path": self.warc_rel,
                 "size": self.warc.digests.size,
                 "blake3": self.warc.digests.blake3,
                 "sha256": self.warc.digests.sha256,
@@ -246,13 +258,14 @@ def commit_group(ctx: CommitContext, group: Sequence[PreparedCapture], *,
         if not committed:  # nothing reached the commit point: undo it all
             undo.run()
             raise _storage_error(exc, "cannot write the manifests") from exc
-        _undo_uncommitted(ctx, placed[len(committed):])
+        _undo_uncommitted(ctx, placed[len(committed):], {c.warc_rel for c in committed})
         raise PartialCommitError(_partial(committed, f"writing the manifests failed: {exc}"),
                                  [c.manifest.capture_id for c in committed]) from exc
     _remove_temps(temps)
     try:
         log.record_entries(ctx.root, [
-            manifest_leaf_for_bytes(data).to_bytes() for _m, data, _d in built])
+            manifest_leaf_for_bytes(data, kind=p.kind).to_bytes()
+            for p, (_m, data, _d) in zip(group, built, strict=True)])
     except (PreserveError, OSError, ValueError) as exc:
         raise PartialCommitError(_partial(committed, f"appending to the log failed: {exc}"),
                                  [c.manifest.capture_id for c in committed]) from exc
@@ -278,19 +291,25 @@ def _place_files(
     """Link the WARC files and store the text objects, leaving their flush to ``durability``
     (once for the whole group)."""
     placed = []
+    linked: dict[str, Path] = {}  # a WARC file shared by captures of the group: linked once
     for prepared in group:
-        rel = warc_rel(prepared.capture_id, prepared.started_at)
+        rel = prepared.warc_rel
         warc_path = ctx.root / rel
-        try:
-            if not warc_path.parent.is_dir():
-                makedirs_durable(warc_path.parent)
-            os.link(prepared.warc_tmp, warc_path)  # fails if it exists: never overwrite
-        except OSError as exc:
-            raise StorageError(f"cannot place WARC file {rel}: {exc.strerror or exc}") \
-                from exc
-        undo.files.append(warc_path)
-        durability.add(warc_path)
-        durability.add(warc_path.parent, directory=True)
+        if rel in linked:
+            if linked[rel] != prepared.warc_tmp:
+                raise StorageError(f"captures of one group give different files for {rel}")
+        else:
+            try:
+                if not warc_path.parent.is_dir():
+                    makedirs_durable(warc_path.parent)
+                os.link(prepared.warc_tmp, warc_path)  # fails if it exists: never overwrite
+            except OSError as exc:
+                raise StorageError(f"cannot place WARC file {rel}: {exc.strerror or exc}") \
+                    from exc
+            linked[rel] = prepared.warc_tmp
+            undo.files.append(warc_path)
+            durability.add(warc_path)
+            durability.add(warc_path.parent, directory=True)
         refs: list[StoredObject | None] = []
         for data in (prepared.text, prepared.comments):
             if not data:
@@ -388,11 +407,15 @@ def _remove_temps(temps: Sequence[Path]) -> None:
 def _undo_uncommitted(
     ctx: CommitContext,
     rest: Sequence[tuple[PreparedCapture, str, StoredObject | None, StoredObject | None]],
+    keep: set[str],
 ) -> None:
-    """After a partial commit, remove the WARC files of the captures that did not commit
-    (their text objects may be shared with committed ones and stay; verify calls any left
-    unreferenced W502, repair quarantines them)."""
+    """After a partial commit, remove the WARC files of the captures that did not commit,
+    except those a committed capture names too (``keep``: an imported file shared by the
+    group); their text objects may be shared with committed ones and stay (verify calls any
+    left unreferenced W502, repair quarantines them)."""
     for _prepared, rel, _text, _comments in rest:
+        if rel in keep:
+            continue
         with contextlib.suppress(OSError):
             (ctx.root / rel).unlink()
 

@@ -118,6 +118,19 @@ class ProofError(PreserveError):
     """A proof bundle is malformed or does not verify."""
 
 
+class ImportInputError(PreserveError):
+    """A file given to ``preserve import`` cannot be imported: not a WARC or WACZ file, or one
+    beyond preserve's bounds or support (an unknown digest algorithm, too many records, a
+    header block too large). Nothing of that file was committed (the CLI exits 2)."""
+
+
+class ImportIntegrityError(ImportInputError):
+    """A file given to ``preserve import`` fails its own integrity checks: a record whose
+    block or payload digest does not match, a truncated record or gzip member, bytes that
+    are not a WARC record, a WACZ entry whose SHA-256 or size differs from its
+    ``datapackage.json``. Nothing of that file was committed (the CLI exits 1)."""
+
+
 __all__ = [
     "ArchiveError",
     "BlockedAddressError",
@@ -126,6 +139,8 @@ __all__ = [
     "CaptureTimeoutError",
     "ConnectError",
     "DNSError",
+    "ImportInputError",
+    "ImportIntegrityError",
     "InvalidURLError",
     "LockTimeoutError",
     "LogError",

@@ -25,7 +25,13 @@ from preserve import log
 from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import NotProvedError, PreserveError, SigningKeyError
 from preserve.log.archive_log import read_checkpoint_file
-from preserve.log.entries import AdoptionLeaf, AuditLeaf, ManifestLeaf, manifest_leaf_for_file
+from preserve.log.entries import (
+    AdoptionLeaf,
+    AuditLeaf,
+    ImportLeaf,
+    ManifestLeaf,
+    manifest_leaf_for_file,
+)
 from preserve.log.journal import CommitEntry, write_record
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.signing import Signed, prove_and_sign
@@ -296,7 +302,12 @@ def history_rows(entries: Iterable[tuple[int, bytes]]) -> Iterator[dict[str, Any
             yield {"index": index, "committed": "?", "type": "invalid",
                    "summary": f"unreadable entry: {exc}"}
             continue
-        if isinstance(entry, ManifestLeaf):
+        if isinstance(entry, ImportLeaf):
+            yield {"index": index, "committed": entry.committed, "type": "import",
+                   "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
+                   "summary": f"IMPORT  {entry.capture_id}  manifest blake3:{entry.blake3} "
+                              "(received from a file another tool wrote)"}
+        elif isinstance(entry, ManifestLeaf):
             yield {"index": index, "committed": entry.committed, "type": "capture",
                    "capture_id": entry.capture_id, "manifest_blake3": entry.blake3,
                    "summary": f"capture {entry.capture_id}  manifest blake3:{entry.blake3}"}

@@ -82,7 +82,7 @@ def _check_records(out: DeepResult, manifest: Manifest, path: Path) -> None:
                             offset=check.offset, record_id=check.record_id)
                 continue
             seen.add(check.offset)
-            _compare_record(out, cid, rel, record, check)
+            compare_record(out, cid, rel, record, check)
     except (OSError, ArchiveError) as exc:
         out.add(Code.E205, rel, f"cannot re-read WARC records: {exc}", cid)
         return
@@ -118,8 +118,9 @@ def _check_artifacts(out: DeepResult, manifest: Manifest, path: Path) -> None:
                     record_id=artifact.record, expected=artifact.sha256, actual=digests.sha256)
 
 
-def _compare_record(out: DeepResult, cid: str, rel: str, record: WarcRecordRef,
-                    check: warc.RecordCheck) -> None:
+def compare_record(out: DeepResult, cid: str, rel: str, record: WarcRecordRef,
+                   check: warc.RecordCheck) -> None:
+    """One manifest record against what re-reading it found (E211-E214, E207)."""
     where = f"record at offset {check.offset}"
     if check.record_id != record.id:
         out.add(Code.E211, rel, f"{where}: id is {check.record_id}, manifest says "
@@ -172,12 +173,15 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
         return
     record = final[-1]
     limit = _input_limit(manifest)
+    stream = manifest.stream_offsets
     try:
         if record.type == "resource":  # a rendered DOM: UTF-8 HTML as the browser made it
-            payload, _ = warc.read_record_block(path, record.offset, record.id, limit)
+            payload, _ = warc.read_record_block(path, record.offset, record.id, limit,
+                                                decompressed=stream)
             charset: str | None = "utf-8"
         else:
-            payload, headers = warc.read_record_payload(path, record.offset, limit)
+            payload, headers = warc.read_record_payload(path, record.offset, limit,
+                                                        decompressed=stream)
             # the capture decided the charset from the final response's first Content-Type
             charset = _charset(manifest.http.content_type or next(
                 (v for k, v in headers.items() if k.lower() == "content-type"), None))
@@ -274,14 +278,15 @@ class DeepPool:
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         self._pool.submit(os.getpid).result()  # fork every worker now, while single-threaded
 
-    def submit(self, manifest: Manifest, path: Path) -> list[Future[DeepResult]]:
+    def submit(self, manifest: Manifest, path: Path,
+               parts: str = "records+text") -> list[Future[DeepResult]]:
         """The deep checks of one capture, as futures whose findings come in this order.
         In processes, a large capture's record re-check and its re-extraction are two jobs
         (they then run side by side)."""
         if self._pool is None:
-            return [_done(deep_check, manifest, os.fspath(path))]
-        if manifest.warc.size < _SPLIT_BYTES:
-            return [self._pool.submit(deep_check, manifest, os.fspath(path))]
+            return [_done(deep_check, manifest, os.fspath(path), parts)]
+        if manifest.warc.size < _SPLIT_BYTES or parts != "records+text":
+            return [self._pool.submit(deep_check, manifest, os.fspath(path), parts)]
         return [self._pool.submit(deep_check, manifest, os.fspath(path), part)
                 for part in ("records", "text")]
 
@@ -291,4 +296,4 @@ class DeepPool:
             self._pool = None
 
 
-__all__ = ["DeepPool", "DeepResult", "deep_check"]
+__all__ = ["DeepPool", "DeepResult", "compare_record", "deep_check"]

@@ -71,7 +71,7 @@ from preserve.errors import (
     UnsafePathError,
 )
 from preserve.log.archive_log import read_checkpoint_file
-from preserve.log.entries import manifest_leaf_for_file
+from preserve.log.entries import ImportLeaf, manifest_leaf_for_file
 from preserve.log.journal import CommitRecord, iter_entries, read_journal
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import newest_signed_checkpoint, prove_and_sign
@@ -385,6 +385,8 @@ class _Repair:
                           "evidence")
                 continue
             entry = named.get((capture_id, "capture")) or named.get((capture_id, "import"))
+            if entry is not None and entry.kind == "import":
+                leaf = ImportLeaf.of(leaf)  # an import is logged as one
             if entry is None or not entry.matches(leaf.sha256, leaf.blake3, leaf.size):
                 adopting = named.get((capture_id, "adopt"))
                 why = ("an adoption was interrupted: run preserve adopt again" if adopting
@@ -580,7 +582,7 @@ class _Repair:
             rel = self.rel(path)
             if rel in refs.warcs:
                 continue
-            capture_id = path.name[: -len(WARC_SUFFIX)] if path.name.endswith(WARC_SUFFIX) else ""
+            capture_id = _warc_capture_id(path.name)
             if path.is_symlink() or not is_capture_id(capture_id) or not path.is_file():
                 self.keep(rel, "not a capture's WARC file; left alone")
             elif capture_id in refs.capture_ids:
@@ -663,6 +665,16 @@ def repair(
         if locked:
             with contextlib.suppress(OSError):
                 lock.release()
+
+
+
+def _warc_capture_id(name: str) -> str:
+    """The capture id a WARC file is named after: ``<id>.warc.gz``, or ``<id>.warc`` (an
+    imported uncompressed file); '' for any other name."""
+    for suffix in (WARC_SUFFIX, ".warc"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return ""
 
 
 __all__ = [

@@ -42,6 +42,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 import threading
 import time
@@ -86,6 +87,7 @@ from preserve.storage.manifest import (
     SCHEMAS,
     Manifest,
     TextRef,
+    WarcRecordRef,
     decode_manifest_json,
     manifest_from_dict,
     read_manifest_bytes,
@@ -143,6 +145,9 @@ class _Outcome:
     warc_rel: str | None = None  # the WARC path the manifest names (for a split audit)
     catalog_row: bytes | None = None  # the digest of its catalog row (see storage.catalog)
     own_warc: bool = False  # names its own WARC file at the expected place: no key kept
+    #: a page imported from another tool's file: (file, offsets count the decompressed
+    #: stream, this page's records), re-read once per file after every manifest (deep)
+    imported_records: tuple[Path, bool, tuple[WarcRecordRef, ...]] | None = None
     warc_checked: bool = False
     bytes_hashed: int = 0
     texts: list[tuple[bytes, bool]] = field(default_factory=list)  # (digest, hashed)
@@ -231,6 +236,17 @@ def _buffer() -> bytearray:
 
 
 @dataclass(slots=True)
+class _SharedFile:
+    """A WARC file imported from another tool that several manifests may name (one per page
+    in it): its records are re-read once for all of them (deep)."""
+
+    rel: str
+    capture_id: str  # the first page's (the file is named after it)
+    decompressed: bool
+    pages: list[tuple[str, tuple[WarcRecordRef, ...]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Audit:
     root: Path
     deep: bool
@@ -252,6 +268,10 @@ class _Audit:
     objects_lock: threading.Lock = field(default_factory=threading.Lock)
     deep_pool: DeepPool | None = None
     catalog_rows: set[bytes] = field(default_factory=set)  # row digests (see storage.catalog)
+    #: imported WARC files (several manifests name one): hashed once (a future per file)
+    import_digests: dict[Path, Future[Digests]] = field(default_factory=dict)
+    #: deep: the pages of each imported file, their records checked once per file at the end
+    shared: dict[Path, _SharedFile] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
@@ -374,6 +394,7 @@ class _Audit:
             if self.deep_pool is not None:
                 self.deep_pool.close()
         self.report.stats.text_objects_checked += self.referenced_texts.count_hashed()
+        self.check_shared_files()
         if only is not None:
             return
         for capture_id, previous_id, rel in self.forward_previous:
@@ -382,6 +403,49 @@ class _Audit:
                          capture_id)
         self.sweep_archive()
         self.check_catalog()
+
+    def check_shared_files(self) -> None:
+        """Deep, for files imported from other tools: each re-read once, every page's records
+        matched by offset (records of other pages are expected there: no W215), and damage
+        in records no page names reported once per file (E207)."""
+        from preserve.audit.deep import DeepResult, compare_record  # noqa: PLC0415
+
+        for path, shared in sorted(self.shared.items()):
+            out = DeepResult()
+            checks: dict[int, warc.RecordCheck] = {}
+            damaged: list[warc.RecordCheck] = []
+            try:
+                for found in warc.check_warc(path, decompressed=shared.decompressed):
+                    out.records_checked += 1
+                    if found.problems and len(damaged) < 100:
+                        damaged.append(found)
+                    if found.length:
+                        checks[found.offset] = found
+            except (OSError, ArchiveError) as exc:
+                self.add(Code.E205, shared.rel, f"cannot re-read WARC records: {exc}",
+                         shared.capture_id)
+                continue
+            cut_at = min((c.offset for c in damaged if not c.length), default=None)
+            claimed: set[int] = set()
+            for cid, records in shared.pages:
+                for record in records:
+                    claimed.add(record.offset)
+                    check = checks.get(record.offset)
+                    if check is None:
+                        after = "" if cut_at is None or record.offset < cut_at else \
+                            f" (file unreadable from offset {cut_at})"
+                        out.add(Code.E210, shared.rel, f"no record {record.id} at offset "
+                                f"{record.offset}{after}", cid, offset=record.offset,
+                                record_id=record.id)
+                        continue
+                    compare_record(out, cid, shared.rel, record, check)
+            for check in damaged:
+                if check.length and check.offset in claimed:
+                    continue  # reported with the page that names it
+                out.add(Code.E207, shared.rel, f"offset {check.offset}: "
+                        + "; ".join(check.problems), shared.capture_id, offset=check.offset)
+            self.report.findings.extend(out.findings)
+            self.report.stats.records_checked += out.records_checked
 
     def check_catalog(self) -> None:
         """The catalog must be derived from the manifests just checked (else W507)."""
@@ -419,6 +483,13 @@ class _Audit:
         stats.bytes_hashed += outcome.bytes_hashed
         for key, hashed in outcome.texts:
             self.referenced_texts.add(key, hashed)
+        if outcome.imported_records is not None and outcome.capture_id is not None:
+            path, decompressed, records = outcome.imported_records
+            shared = self.shared.get(path)
+            if shared is None:
+                shared = self.shared[path] = _SharedFile(outcome.warc_rel or "", outcome.capture_id,
+                                                         decompressed)
+            shared.pages.append((outcome.capture_id, records))
         for future in outcome.deep:
             result = future.result()
             self.report.findings.extend(result.findings)
@@ -515,7 +586,12 @@ class _Audit:
             if ref is not None:
                 self.check_text_ref(out, manifest, ref, kind)
         if self.deep_pool is not None and warc_path is not None:
-            out.deep = self.deep_pool.submit(manifest, warc_path)
+            if manifest.imported is not None:  # records once per file, in check_shared_files
+                out.imported_records = (warc_path, manifest.stream_offsets,
+                                        manifest.warc.records)
+                out.deep = self.deep_pool.submit(manifest, warc_path, parts="text")
+            else:
+                out.deep = self.deep_pool.submit(manifest, warc_path)
         return out
 
     def mark_referenced_leniently(self, out: _Outcome, obj: Mapping[str, Any]) -> None:
@@ -545,7 +621,11 @@ class _Audit:
         out.warc_rel = ref.path
         started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
-        if ref.path != expected_rel:
+        if manifest.imported is not None:  # named after the first page imported from it
+            if not _import_rel_ok(ref.path):
+                out.add(Code.W111, ref.path, "expected archive/warc/YYYY/MM/<capture id>"
+                        ".warc.gz (or .warc), the month of that capture id", cid)
+        elif ref.path != expected_rel:
             out.add(Code.W111, ref.path, f"expected {expected_rel}", cid)
         if (ref.path == expected_rel and out.name == cid + MANIFEST_SUFFIX
                 and path == self.root / expected_rel):
@@ -567,7 +647,6 @@ class _Audit:
             if not stat.S_ISREG(st.st_mode):
                 out.add(Code.E205, ref.path, "WARC path is not a regular file", cid)
                 return None
-            out.warc_checked = True
             if st.st_size < ref.size:
                 out.add(Code.E206, ref.path, f"WARC file is {st.st_size} bytes, manifest "
                         f"records {ref.size}", cid, actual_size=st.st_size,
@@ -579,7 +658,8 @@ class _Audit:
                         expected_size=ref.size)
                 return path
             try:
-                digests = hash_fd(fd, _buffer())
+                digests = self.shared_digests(out, fd, path) if manifest.imported is not None \
+                    else self.own_digests(out, fd)
             except OSError as exc:
                 out.add(Code.E205, ref.path, f"cannot read WARC file: {exc}", cid)
                 return None
@@ -588,7 +668,6 @@ class _Audit:
             return None
         finally:
             os.close(fd)
-        out.bytes_hashed += digests.size
         if digests.size != ref.size:  # changed while we read it
             out.add(Code.E202, ref.path, f"WARC file size changed during the audit "
                     f"({digests.size} bytes read)", cid)
@@ -599,6 +678,30 @@ class _Audit:
             out.add(Code.E204, ref.path, "WARC file SHA-256 differs from the manifest", cid,
                     expected=ref.sha256, actual=digests.sha256)
         return path
+
+    @staticmethod
+    def own_digests(out: _Outcome, fd: int) -> Digests:
+        digests = hash_fd(fd, _buffer())
+        out.warc_checked = True
+        out.bytes_hashed += digests.size
+        return digests
+
+    def shared_digests(self, out: _Outcome, fd: int, path: Path) -> Digests:
+        """An imported file's digests, hashed (and counted) once for all its pages."""
+        with self.objects_lock:
+            future = self.import_digests.get(path)
+            owner = future is None
+            if future is None:
+                future = self.import_digests[path] = Future()
+        if not owner:
+            return future.result()
+        try:
+            digests = self.own_digests(out, fd)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(digests)
+        return digests
 
     # --- text objects ----------------------------------------------------------------------
 
@@ -742,6 +845,17 @@ class _Audit:
         elif state.digests is not None and state.digests.blake3 != name:
             self.add(Code.E402, rel, "text object does not hash to its name",
                      actual=state.digests.blake3)
+
+
+_IMPORT_REL = re.compile(
+    r"^archive/warc/(\d{4})/(\d{2})/((\d{4})(\d{2})\d{2}T\d{6}Z-[a-z2-7]{10})\.warc(\.gz)?$")
+
+
+def _import_rel_ok(rel: str) -> bool:
+    """An imported file is ``archive/warc/YYYY/MM/<capture id>.warc.gz`` (``.warc`` when
+    uncompressed), named after the first page imported from it, in that id's month."""
+    match = _IMPORT_REL.match(rel)
+    return match is not None and match.group(1, 2) == match.group(4, 5)
 
 
 def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,

@@ -44,10 +44,12 @@ EXIT_INTERNAL = 5
 
 EXIT_STATUSES = {
     EXIT_OK: "success (verify: intact; warnings may be printed)",
-    EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved); "
-                   "a capture kept an HTTP 4xx/5xx answer or a redirect it did not follow",
+    EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved, "
+                   "an imported file failing its own digests); a capture kept an HTTP 4xx/5xx "
+                   "answer or a redirect it did not follow",
     EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme, a "
-                "command not supported on an object-store (s3://) root yet",
+                "file to import that is not a WARC or WACZ file, a command not supported on "
+                "an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
                      "unreadable or unwritable, key missing",
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
@@ -160,6 +162,10 @@ def exit_status_for(exc: PreserveError) -> int:
     from preserve import errors
 
     if isinstance(exc, errors.InvalidURLError):
+        return EXIT_USAGE
+    if isinstance(exc, errors.ImportIntegrityError):  # the input fails its own checks
+        return EXIT_FINDINGS
+    if isinstance(exc, errors.ImportInputError):  # not a WARC/WACZ file, or unreadable
         return EXIT_USAGE
     if isinstance(exc, errors.CaptureError):
         return EXIT_CAPTURE_FAILED

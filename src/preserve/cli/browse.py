@@ -75,7 +75,8 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     for hop in m["redirects"][:-1]:
         yield f"redirect  {hop['status']} {hop['url']} -> {hop['location']}"
     conn = m["connection"]
-    yield f"peer      {conn['remote_ip']} port {conn['remote_port']}"
+    claimed = "  (claimed by the imported file)" if m.get("import") else ""
+    yield f"peer      {conn['remote_ip'] or '(not stated)'} port {conn['remote_port']}{claimed}"
     tls = conn.get("tls")
     if tls:
         yield f"tls       {tls['version']} {tls['cipher']} verified={tls['verified']}"
@@ -102,6 +103,7 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
         yield (f"page      {_clean(extraction.get('page_type') or '?')} page, text by the "
                f"'{_clean(extraction.get('method') or 'none')}' step")
     yield from _describe_browser(m)
+    yield from _describe_import(m)
     extractor = m["extractor"]
     yield f"extractor {extractor['name']} {extractor['version']}"
     yield f"software  preserve {m['software'].get('preserve')} on {m['software'].get('python')}"
@@ -111,6 +113,26 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     for cut in m.get("truncated") or []:
         yield (f"truncated {cut['field']}: {cut['length']} characters, kept the first part "
                f"(sha256 of the whole {cut['sha256']})")
+
+
+def _describe_import(m: dict[str, Any]) -> Iterator[str]:
+    """Where an imported page came from: what preserve received, and what the file claims."""
+    imported = m.get("import")
+    if not imported:
+        return
+    source = imported["source"]
+    inside = f" (inside {source['kind'].upper()} member {source['member']})" \
+        if source["member"] else ""
+    yield f"import    from {_clean(source['name'])}{inside}, {source['size']} bytes"
+    yield f"          sha256 {source['sha256']}"
+    yield f"          blake3 {source['blake3']}"
+    yield f"received  {imported['received']} (what preserve vouches for)"
+    yield (f"claimed   WARC-Date {_clean(imported['original_date'])}; framing "
+           f"{imported['framing']}")
+    info = imported.get("warcinfo")
+    if info:
+        yield (f"warcinfo  software {_clean(info['software'] or '-')}, operator "
+               f"{_clean(info['operator'] or '-')} (record {info['record']})")
 
 
 def _size(n: int) -> str:

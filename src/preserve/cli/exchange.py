@@ -1,4 +1,5 @@
-"""Handing captures over: ``export`` (WACZ, BagIt), ``check-export`` and ``report``."""
+"""Handing captures over: ``export`` (WACZ, BagIt), ``check-export`` and ``report``; and
+taking them in: ``import`` (WARC and WACZ files other tools wrote)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from preserve.cli.app import (
     EXIT_OK,
     EXIT_USAGE,
     command,
+    current,
     errors_to_exit,
     fail,
     finish,
@@ -186,3 +188,91 @@ def report(ctx: click.Context, capture_id: str, out: Path, trusted_key: str | No
     if not as_json:
         say(f"wrote {result.path} ({result.format}) for capture {result.capture_id}")
     finish(result.to_json())
+
+
+@command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--url", "urls", multiple=True, metavar="URL",
+              help="Also import the response whose WARC-Target-URI is exactly URL, whatever it "
+                   "holds (not only HTML pages); repeatable.")
+@click.option("--operator", help="Who is importing (default: $PRESERVE_OPERATOR or the login "
+                                 "name); recorded in the manifest.")
+@json_option
+@click.pass_context
+def import_(ctx: click.Context, files: tuple[Path, ...], urls: tuple[str, ...],
+            operator: str | None, as_json: bool) -> None:
+    """Import WARC files (gzip or plain) and WACZ files that other tools wrote.
+
+    Every record is checked first (block and payload digests, truncated records and gzip
+    members, a WACZ's datapackage.json hashes); a file that fails is not imported at all.
+    Each HTML page response (HTTP 2xx), and each response named with --url, becomes a
+    capture: the WARC file is stored once, byte for byte, and each page gets a manifest
+    naming its records, clean text, and provenance that says it is an import (the source
+    file, its warcinfo, the original WARC-Date, and when preserve received it). The log
+    records an 'import' entry: preserve vouches for when it received the bytes, not for what
+    the file claims. Importing the same file again adds nothing (already-imported).
+
+    Exit status: 0 every file imported or already imported; 1 a file failed its own
+    integrity checks; 2 a file is not a WARC or WACZ file, holds no page, or is beyond
+    preserve's bounds; 3 the archive cannot be used (this stops the command). With several
+    files the worst counts (3, then 1, then 2); each file is all or nothing, and the other
+    files go on.
+
+    \b
+    Examples:
+      preserve import crawl.warc.gz
+      preserve import site.wacz --url https://example.org/data.json --json
+    """
+    from preserve import errors
+    from preserve.cli.app import EXIT_CANNOT_RUN, exit_status_for
+    from preserve.cli.capture import capture_line
+    from preserve.importing import ImportOptions, import_file
+
+    options = ImportOptions(urls=urls, operator=operator)
+    results: list[dict[str, object]] = []
+    statuses: set[int] = set()
+    imported = 0
+    with errors_to_exit():
+        archive = open_archive(ctx, must_exist=False)
+        for path in files:
+            try:
+                result = import_file(archive, path, options)
+            except errors.ImportInputError as exc:
+                status = exit_status_for(exc)
+                statuses.add(status)
+                warn(f"error: {path}: not imported: {exc}")
+                results.append({"source": str(path), "status": "failed",
+                                "error": {"type": type(exc).__name__, "message": str(exc)},
+                                "exit_status": status})
+                continue
+            except errors.PreserveError as exc:
+                statuses.add(exit_status_for(exc))
+                warn(f"error: {path}: not imported: {exc}")
+                results.append({"source": str(path), "status": "failed",
+                                "error": {"type": type(exc).__name__, "message": str(exc)},
+                                "exit_status": exit_status_for(exc)})
+                if exit_status_for(exc) == EXIT_CANNOT_RUN:
+                    current().warnings.append(f"stopped: {exc}")
+                    break
+                continue
+            results.append(result.to_json())
+            imported += len(result.captures)
+            for url in result.urls_not_found:
+                warn(f"warning: {path}: no response for --url {url}")
+            if result.not_signed:
+                warn(f"note: {result.not_signed}")
+            if as_json:
+                continue
+            if result.status == "already-imported":
+                say(f"{path}: already imported as {', '.join(result.already)}")
+                continue
+            say(f"{path}: imported {len(result.captures)} page(s) of {result.records} records "
+                f"into {', '.join(result.stored)}"
+                + (f" ({len(result.already)} imported before)" if result.already else ""))
+            for capture in result.captures:
+                say("  " + capture_line(capture))
+    status = next((s for s in (EXIT_CANNOT_RUN, EXIT_FINDINGS, EXIT_USAGE) if s in statuses),
+                  EXIT_OK)
+    finish({"files": results, "imported": imported,
+            "failed": sum(1 for r in results if r.get("status") == "failed")}, status)

@@ -112,7 +112,7 @@ def checkpoint(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def log_(ctx: click.Context, as_json: bool) -> None:
-    """Show the integrity log: every capture, adoption and audit, in commit order.
+    """Show the integrity log: every capture, import, adoption and audit, in commit order.
 
     \b
     Example:

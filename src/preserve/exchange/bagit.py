@@ -189,10 +189,13 @@ def export_bagit(
 def _write_payload(payload: _Payload, plan: ExportPlan, signer: Signer | None) -> None:
     paths: dict[str, dict[str, Any]] = {}
     texts: set[str] = set()
+    warcs: set[str] = set()
     for capture in plan.captures_loaded():
         m = capture.manifest
-        payload.copy(m.warc.path, capture.warc_path, expect={"sha256": m.warc.sha256},
-                     expect_size=m.warc.size)
+        if m.warc.path not in warcs:  # an imported file shared by several captures: once
+            payload.copy(m.warc.path, capture.warc_path, expect={"sha256": m.warc.sha256},
+                         expect_size=m.warc.size)
+            warcs.add(m.warc.path)
         manifest = capture.manifest_rel
         payload.write(manifest, capture.manifest_bytes)
         entry: dict[str, Any] = {"warc": {"path": m.warc.path, "sha256": m.warc.sha256,

@@ -165,7 +165,7 @@ def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef
     except PreserveError as exc:
         return None, f"The screenshot record could not be read: {exc}"
     try:
-        algo, expected = warc_digest_to_hex(ref.block_digest)
+        algo, expected = warc_digest_to_hex(ref.block_digest or "")
         actual = hashlib.new(algo, block).hexdigest()
     except (ValueError, binascii.Error):
         return None, "The screenshot record has a digest this report cannot check; not shown."
@@ -343,7 +343,7 @@ def _where_when(m: Manifest) -> str:
         ("Capture ended", _utc(m.ended)),
         ("HTTP status", esc(f"{m.http.status} {m.http.reason}".strip())),
         ("Content type", visible(m.http.content_type)),
-        ("Server address", esc(f"{conn.remote_ip} port {conn.remote_port}")),
+        ("Server address", esc(f"{conn.remote_ip or 'not stated'} port {conn.remote_port}")),
         ("Our address", visible(conn.local_ip)),
         ("Outcome", esc(m.status) + (f" ({visible(m.extraction.reason)})"
                                      if m.extraction.reason else "")),
@@ -351,6 +351,17 @@ def _where_when(m: Manifest) -> str:
     if m.extraction.page_type or m.extraction.method:
         rows.append(("Page type (extractor's guess)", visible(m.extraction.page_type)))
         rows.append(("Text found by", visible(m.extraction.method)))
+    imported = m.imported
+    if imported is not None:  # the times above are the receipt; the rest is the file's claim
+        source = imported.source
+        member = f", member {source.member}" if source.member else ""
+        rows[2:4] = [("Received by preserve", _utc(imported.received)),
+                     ("Import checked by", _utc(m.ended))]
+        rows.append(("Imported from", esc(f"{source.name} ({source.kind}{member}), "
+                                          f"{source.size:,} bytes, SHA-256 {source.sha256}")))
+        rows.append(("Date the file claims", esc(imported.original_date)))
+        rows.append(("Note", "An import: the exchange, addresses and dates are what the file "
+                             "states; preserve vouches for when it received the bytes."))
     hops = "".join(
         f"<tr><td>{i}</td><td>{esc(hop.status)}</td><td class=\"url\">{visible(hop.url)}</td>"
         f"<td class=\"url\">{visible(hop.location) if hop.location else '—'}</td>"

@@ -160,10 +160,14 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None,
     with pages.open("wb") as page_file, cdxj.SortedLines(spool) as lines:
         page_file.write(_line({"format": "json-pages-1.0", "id": "pages", "title": "All Pages",
                                "hasText": True}))
+        warcs: set[str] = set()
         for capture in plan.captures_loaded():
-            paths[capture.capture_id] = _add_capture(zf, capture, texts)
-            for line in cdxj.capture_lines(capture, _warc_name(capture)):
-                lines.add(line)
+            paths[capture.capture_id] = _add_capture(zf, capture, texts, warcs)
+            # (an imported gzip file whose records are not each a member cannot be reached
+            # by offset: kept, not indexed; see docs/exchange.md)
+            if not capture.manifest.stream_offsets:
+                for line in cdxj.capture_lines(capture, _warc_name(capture)):
+                    lines.add(line)
             page = _page(capture)
             page_file.write(_line(page))
             main_page = main_page or page
@@ -205,14 +209,21 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None,
 
 
 def _warc_name(capture: LoadedCapture) -> str:
+    """A capture's WARC file in the package; an imported file, which several captures may
+    share, keeps its name in the archive (``<capture id of its first page>.warc[.gz]``)."""
+    if capture.manifest.imported is not None:
+        return capture.manifest.warc.path.rsplit("/", 1)[-1]
     return f"{capture.capture_id}.warc.gz"
 
 
-def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str]) -> dict[str, Any]:
+def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str],
+                 warcs: set[str]) -> dict[str, Any]:
     m = capture.manifest
     warc = f"archive/{_warc_name(capture)}"
-    zf.add_file(warc, capture.warc_path, _STORE, expect={"sha256": m.warc.sha256},
-                expect_size=m.warc.size)
+    if warc not in warcs:  # an imported file shared by several captures goes in once
+        zf.add_file(warc, capture.warc_path, _STORE, expect={"sha256": m.warc.sha256},
+                    expect_size=m.warc.size)
+        warcs.add(warc)
     manifest = f"manifests/{capture.capture_id}.json"
     zf.add_bytes(manifest, capture.manifest_bytes)
     paths: dict[str, Any] = {"warc": {"path": warc, "sha256": m.warc.sha256,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .entries import (
         AdoptionLeaf,
         AuditLeaf,
+        ImportLeaf,
         ManifestLeaf,
         canonical_json,
         parse_entry,
@@ -75,6 +76,7 @@ _SUBMODULE = {
     "AdoptionLeaf": "entries",
     "AuditLeaf": "entries",
     "CODES": "audit",
+    "ImportLeaf": "entries",
     "Checkpoint": "note",
     "DESCRIPTIONS": "audit",
     "LogFinding": "audit",
@@ -134,6 +136,7 @@ __all__ = [
     "AdoptionLeaf",
     "AuditLeaf",
     "Checkpoint",
+    "ImportLeaf",
     "LogFinding",
     "ManifestLeaf",
     "NoteError",

@@ -1,10 +1,16 @@
 """The leaf entries of the integrity log: canonical JSON bytes, one leaf per fact.
 
-Three kinds of leaf, in commit order:
+Four kinds of leaf, in commit order:
 
 - ``manifest``: ``{"capture_id", "captured", "committed", "manifest": {"blake3", "path",
   "sha256", "size"}, "type": "manifest", "v": 1}`` (one per committed manifest; ``captured`` is
   the manifest's ``started`` time, ``committed`` when it was logged)
+- ``import``: the same fields with ``"type": "import"``: a manifest of a page imported from a
+  WARC or WACZ file another tool wrote (``preserve import``). preserve vouches for when it
+  received the file, not for what the file claims; ``captured`` is the receipt time.
+  :class:`ImportLeaf` is a :class:`ManifestLeaf` (it logs its manifest the same way), so code
+  that handles manifest leaves handles it; signing tells them apart (an import leaf needs an
+  ``import`` commit record, a manifest leaf a ``capture`` one).
 - ``adoption``: the same fields plus ``"operator"`` and ``"reason"``, ``"type": "adoption"``:
   an operator vouched, with the archive key, for a manifest that preserve did not commit
   itself (planted, foreign, or captured without the key). Never written by capture or repair.
@@ -100,6 +106,35 @@ class ManifestLeaf:
 
 
 @dataclass(frozen=True)
+class ImportLeaf(ManifestLeaf):
+    """The leaf of a manifest that ``preserve import`` committed (see the module docstring)."""
+
+    @classmethod
+    def of(cls, leaf: ManifestLeaf) -> ImportLeaf:
+        """The import leaf for the same manifest, times and capture as ``leaf``."""
+        return cls(capture_id=leaf.capture_id, path=leaf.path, blake3=leaf.blake3,
+                   sha256=leaf.sha256, size=leaf.size, captured=leaf.captured,
+                   committed=leaf.committed)
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "capture_id": self.capture_id,
+                "captured": self.captured,
+                "committed": self.committed,
+                "manifest": {
+                    "blake3": self.blake3,
+                    "path": self.path,
+                    "sha256": self.sha256,
+                    "size": self.size,
+                },
+                "type": "import",
+                "v": ENTRY_VERSION,
+            }
+        )
+
+
+@dataclass(frozen=True)
 class AuditLeaf:
     event: Mapping[str, Any]
     committed: str
@@ -144,14 +179,17 @@ class AdoptionLeaf:
         )
 
 
-LogEntry = ManifestLeaf | AdoptionLeaf | AuditLeaf
-#: Leaves that put a manifest into the log (a capture's own, or an operator's adoption).
-ManifestEntry = ManifestLeaf | AdoptionLeaf
+LogEntry = ManifestLeaf | ImportLeaf | AdoptionLeaf | AuditLeaf
+#: Leaves that put a manifest into the log (a capture's own, an import's, or an operator's
+#: adoption). An ImportLeaf is also a ManifestLeaf.
+ManifestEntry = ManifestLeaf | ImportLeaf | AdoptionLeaf
 MAX_ENTRY_DEPTH = 16
 
 
-def manifest_leaf_for_bytes(data: bytes, committed: str | None = None) -> ManifestLeaf:
-    """The leaf for a manifest file's exact bytes (capture id and start time read from it)."""
+def manifest_leaf_for_bytes(data: bytes, committed: str | None = None, *,
+                            kind: str = "capture") -> ManifestLeaf:
+    """The leaf for a manifest file's exact bytes (capture id and start time read from it);
+    ``kind`` is the commit record's kind: ``"import"`` gives an :class:`ImportLeaf`."""
     doc = loads_strict(data, max_bytes=MAX_MANIFEST_BYTES, what="manifest", error=ManifestError)
     capture_id = doc.get("capture_id") if isinstance(doc, dict) else None
     started = doc.get("started") if isinstance(doc, dict) else None
@@ -164,7 +202,7 @@ def manifest_leaf_for_bytes(data: bytes, committed: str | None = None) -> Manife
     except ValueError as exc:
         raise ManifestError(f"manifest started time is invalid: {exc}") from exc
     digests = hash_bytes(data)
-    return ManifestLeaf(
+    leaf = ManifestLeaf(
         capture_id=capture_id,
         path=manifest_path(capture_id),
         blake3=digests.blake3,
@@ -173,6 +211,7 @@ def manifest_leaf_for_bytes(data: bytes, committed: str | None = None) -> Manife
         captured=captured,
         committed=committed or utc_now(),
     )
+    return ImportLeaf.of(leaf) if kind == "import" else leaf
 
 
 def manifest_leaf_for_file(path: Path, committed: str | None = None) -> ManifestLeaf:
@@ -238,6 +277,10 @@ def parse_entry(data: bytes) -> LogEntry:
         if set(doc) != {"capture_id", "captured", "committed", "manifest", "type", "v"}:
             raise ValueError("manifest entry has unexpected fields")
         return ManifestLeaf(**_manifest_fields(doc))
+    if kind == "import":
+        if set(doc) != {"capture_id", "captured", "committed", "manifest", "type", "v"}:
+            raise ValueError("import entry has unexpected fields")
+        return ImportLeaf(**_manifest_fields(doc))
     if kind == "adoption":
         if set(doc) != {"capture_id", "captured", "committed", "manifest", "operator",
                         "reason", "type", "v"}:

@@ -11,7 +11,9 @@ A signature from preserve means "proved", never "seen". Before a checkpoint is s
    stored checkpoint must be consistent with the known head as well;
 3. that every **newer manifest leaf is proved**: its manifest file exists and hashes to the
    leaf, and a commit record signed by the archive key (:mod:`~.journal`) names that exact
-   manifest as a capture, import or (for adoption leaves) an operator's adoption — so a leaf
+   manifest with the leaf's own kind — a ``capture`` record for a manifest leaf, an
+   ``import`` record for an import leaf, an ``adopt`` record (an operator's adoption) for an
+   adoption leaf — so a leaf
    appended by someone without the key (a planted capture) is never covered. Audit leaves are
    claims about audits; they need no record.
 
@@ -46,7 +48,7 @@ from .archive_log import (
     read_verifier,
     write_checkpoint,
 )
-from .entries import MAX_MANIFEST_BYTES, AdoptionLeaf, ManifestLeaf, parse_entry
+from .entries import MAX_MANIFEST_BYTES, AdoptionLeaf, ImportLeaf, ManifestLeaf, parse_entry
 from .journal import BadRecord, CommitRecord, read_journal, remove_records
 from .keys import Signer, Verifier
 from .known_heads import KnownHeads, identity_for
@@ -274,7 +276,7 @@ def _prove_leaves(
         if (digests.sha256, digests.blake3, digests.size) != (leaf.sha256, leaf.blake3,
                                                               leaf.size):
             raise NotProvedError(f"leaf {index}: manifest {leaf.path} differs from its leaf")
-        kinds = ("adopt",) if isinstance(leaf, AdoptionLeaf) else ("capture", "import")
+        kinds = _record_kinds(leaf)
         hashes = (leaf.sha256, leaf.blake3, leaf.size)
         kind = next((k for k in kinds if hashes in signed.get((leaf.capture_id, k), [])), None)
         if kind is None:
@@ -286,6 +288,16 @@ def _prove_leaves(
                 "without the key); check it and adopt it with preserve adopt if it is genuine")
         covered.add((leaf.capture_id, kind))
     return covered
+
+
+def _record_kinds(leaf: ManifestLeaf | AdoptionLeaf) -> tuple[str, ...]:
+    """The commit record kinds that may back ``leaf``: an import leaf needs an ``import``
+    record, a manifest leaf a ``capture`` record, an adoption leaf an ``adopt`` record."""
+    if isinstance(leaf, AdoptionLeaf):
+        return ("adopt",)
+    if isinstance(leaf, ImportLeaf):
+        return ("import",)
+    return ("capture",)
 
 
 def sign_quietly(

@@ -4,8 +4,8 @@ A manifest (schema ``preserve/manifest/2``, documented field by field in docs/fo
 one capture's WARC file and records, its text objects and its provenance. Manifests of schema
 ``preserve/manifest/1`` are still parsed and verified as they are: manifests are write-once and
 hashed into the integrity log, so they are never migrated. Version 2 adds optional sections
-(``browser``, ``artifacts``, ``extraction.source``), present only when they have content and
-absent otherwise, so a v1 manifest's fields mean the same in v2. It is serialised as
+(``browser``, ``artifacts``, ``extraction.source``, ``import``), present only when they have
+content and absent otherwise, so a v1 manifest's fields mean the same in v2. It is serialised as
 canonical JSON (sorted keys, 2-space indent, UTF-8 without ASCII escaping, trailing newline),
 written once to ``manifests/<capture_id>.json`` by linking a fsynced temp file into place (never
 replacing an existing manifest), and identified by the BLAKE3/SHA-256 of its exact bytes.
@@ -69,7 +69,15 @@ MANIFEST_MODE = 0o444
 
 STATUSES = ("ok", "http-error", "not-html", "no-text", "redirect-not-followed")
 #: Top-level v2 sections that are present only when they have content.
-OPTIONAL_SECTIONS = ("browser", "artifacts")
+OPTIONAL_SECTIONS = ("browser", "artifacts", "import")
+#: v2 ``import.source.kind``: what the user gave ``preserve import``.
+IMPORT_SOURCE_KINDS = ("warc", "wacz")
+#: v2 ``import.framing``: how the stored file is compressed, which says what record offsets
+#: and lengths count: ``gzip-members`` and ``plain`` count bytes of the file (each record its
+#: own gzip member, or no compression), ``gzip-stream`` bytes of the decompressed stream (a
+#: gzip file whose members do not each hold one record).
+FRAMINGS = ("gzip-members", "plain", "gzip-stream")
+FRAMING_STREAM = "gzip-stream"
 ARTIFACT_KINDS = ("screenshot", "pdf", "dom")
 SOURCE_KINDS = ("rendered-dom", "response")
 TRUNCATION_REASONS = ("length", "time", "disconnect", "unspecified")
@@ -87,6 +95,8 @@ _ASN1_TIME_RE = re.compile(r"^asn1:[0-9]{10,14}(\.[0-9]{1,9})?(Z|[+-][0-9]{4})?$
 _RECORD_ID_RE = re.compile(
     r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
+#: A record id another tool wrote (imports only): any URI without spaces, quotes or brackets.
+_FOREIGN_RECORD_ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}$')
 _WARC_DIGEST_RE = re.compile(r"^(sha1|sha256|sha512):([A-Z2-7]+=*|[0-9a-f]+)$")
 _DIGEST_BITS = {"sha1": 160, "sha256": 256, "sha512": 512}
 _STRING_RE = re.compile(rb'"[^"]*"')
@@ -134,7 +144,7 @@ class Hop:
     method: str
     status: int
     location: str | None
-    remote_ip: str
+    remote_ip: str | None  # None only in an imported page whose file gave no address
     remote_port: int
     started: str
     ended: str
@@ -148,7 +158,7 @@ class Hop:
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    remote_ip: str
+    remote_ip: str | None  # None only in an imported page whose file gave no address
     remote_port: int
     local_ip: str | None
     tls: TlsInfo | None
@@ -161,7 +171,7 @@ class WarcRecordRef:
     target_uri: str | None
     offset: int
     length: int
-    block_digest: str
+    block_digest: str | None  # None only in an imported page: the record carries none
     payload_digest: str | None
     refers_to: str | None
     content_type: str | None
@@ -305,6 +315,44 @@ class ArtifactRef:
     blake3: str
 
 
+# --- v2: imported pages (see _import_section) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSource:
+    """The file given to ``preserve import``: its name, size and digests as received."""
+
+    name: str
+    size: int
+    sha256: str
+    blake3: str
+    kind: str  # one of IMPORT_SOURCE_KINDS
+    member: str | None  # the WARC file's path inside a WACZ (None for a WARC file)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportWarcinfo:
+    """What the file's ``warcinfo`` record says made it (claims of the file)."""
+
+    software: str | None
+    operator: str | None
+    record: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportInfo:
+    """v2: this capture is a page of a file another tool wrote, imported by preserve.
+
+    preserve vouches for ``received`` (when it read the bytes) and the digests of what it
+    read; everything else the file states (dates, addresses, headers) is its claim."""
+
+    source: ImportSource
+    framing: str  # one of FRAMINGS
+    warcinfo: ImportWarcinfo | None
+    original_date: str  # the response record's WARC-Date, as the file states it
+    received: str
+
+
 @dataclass(frozen=True, slots=True)
 class Truncation:
     """A string the manifest keeps cut short: where, its full length and the SHA-256 of its
@@ -349,11 +397,21 @@ class Manifest:
     notes: tuple[str, ...] = ()
     browser: BrowserInfo | None = None  # v2 only; absent when None
     artifacts: tuple[ArtifactRef, ...] | None = None  # v2 only; absent when None
+    #: v2: the section ``import`` (a page imported from another tool's file); absent when None
+    imported: ImportInfo | None = None
+
+    @property
+    def stream_offsets(self) -> bool:
+        """Whether record offsets count bytes of the decompressed stream (an imported gzip
+        file whose members do not each hold one record), not of the file."""
+        return self.imported is not None and self.imported.framing == FRAMING_STREAM
 
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-ready dict (tuples become lists; absent v2 sections left out); a v1
         manifest without the v2 fields."""
-        data = _drop_absent_sections(_plain(dataclasses.asdict(self)))
+        data = _plain(dataclasses.asdict(self))
+        data["import"] = data.pop("imported")
+        data = _drop_absent_sections(data)
         if self.schema == SCHEMA_V1:
             for key in _V2_FIELDS:
                 data.pop(key, None)
@@ -576,8 +634,10 @@ class _Fields:
         """Whether an optional (v2) key is present; reading it later marks it seen."""
         return key in self.obj
 
-    def record_id(self, key: str) -> str:
-        return self.string(key, pattern=_RECORD_ID_RE)
+    def record_id(self, key: str, *, foreign: bool = False) -> str:
+        """A record id: ``urn:uuid:…`` as preserve writes them, or (``foreign``: a page
+        imported from another tool's file) any URI that tool wrote."""
+        return self.string(key, pattern=_FOREIGN_RECORD_ID_RE if foreign else _RECORD_ID_RE)
 
     def strings(self, key: str) -> tuple[str, ...]:
         values = self.array(key)
@@ -653,12 +713,13 @@ def _tls(f: _Fields | None) -> TlsInfo | None:
     return tls
 
 
-def _hop(obj: JSONValue, where: str) -> Hop:
+def _hop(obj: JSONValue, where: str, imported: bool = False) -> Hop:
     f = _Fields(obj, where)
     hop = Hop(
         url=f.string("url"), method=f.string("method"),
         status=f.integer("status", low=100, high=999),
-        location=f.opt_string("location"), remote_ip=f.ip("remote_ip"),
+        location=f.opt_string("location"),
+        remote_ip=f.opt_ip("remote_ip") if imported else f.ip("remote_ip"),
         remote_port=f.integer("remote_port", high=65535), started=f.time("started"),
         ended=f.time("ended"), transfer_encoding=f.opt_string("transfer_encoding"),
         wire_sha256=f.digest("wire_sha256"), wire_size=f.integer("wire_size"),
@@ -669,16 +730,19 @@ def _hop(obj: JSONValue, where: str) -> Hop:
     return hop
 
 
-def _record(obj: JSONValue, where: str) -> WarcRecordRef:
+def _record(obj: JSONValue, where: str, foreign: bool = False) -> WarcRecordRef:
+    """One record of ``warc.records``; ``foreign`` (an imported page): the record id may be
+    any URI the other tool wrote, and a record without a block digest has ``null``."""
     f = _Fields(obj, where)
+    id_re = _FOREIGN_RECORD_ID_RE if foreign else _RECORD_ID_RE
     refers_to = f.opt_string("refers_to")
-    if refers_to is not None and not _RECORD_ID_RE.fullmatch(refers_to):
-        raise ManifestError(f"{where}.refers_to: not a urn:uuid record id: {refers_to!r}")
+    if refers_to is not None and not id_re.fullmatch(refers_to):
+        raise ManifestError(f"{where}.refers_to: not a record id: {refers_to!r}")
     record = WarcRecordRef(
-        id=f.string("id", pattern=_RECORD_ID_RE), type=f.string("type", choices=RECORD_TYPES),
+        id=f.string("id", pattern=id_re), type=f.string("type", choices=RECORD_TYPES),
         target_uri=f.opt_string("target_uri"), offset=f.integer("offset"),
-        length=f.integer("length", low=1), block_digest=str(_warc_digest(f, "block_digest",
-                                                                      optional=False)),
+        length=f.integer("length", low=1),
+        block_digest=_warc_digest(f, "block_digest", optional=foreign),
         payload_digest=_warc_digest(f, "payload_digest", optional=True),
         refers_to=refers_to, content_type=f.opt_string("content_type"),
     )
@@ -686,8 +750,10 @@ def _record(obj: JSONValue, where: str) -> WarcRecordRef:
     return record
 
 
-def _warc(f: _Fields) -> WarcFileRef:
-    records = tuple(_record(r, f"{f.where}.records[{i}]") for i, r in enumerate(f.array("records")))
+def _warc(f: _Fields, imported: ImportInfo | None = None) -> WarcFileRef:
+    foreign = imported is not None
+    records = tuple(_record(r, f"{f.where}.records[{i}]", foreign)
+                    for i, r in enumerate(f.array("records")))
     warc = WarcFileRef(path=f.path("path"), size=f.integer("size"), blake3=f.digest("blake3"),
                        sha256=f.digest("sha256"), records=records)
     f.done()
@@ -700,7 +766,8 @@ def _warc(f: _Fields) -> WarcFileRef:
         if record.id in ids:
             raise ManifestError(f"{f.where}.records[{i}]: duplicate record id {record.id}")
         ids.add(record.id)
-    if end > warc.size:
+    stream = imported is not None and imported.framing == FRAMING_STREAM
+    if end > warc.size and not stream:  # (stream offsets count decompressed bytes)
         raise ManifestError(f"{f.where}.records: extend past the end of the file ({warc.size})")
     return warc
 
@@ -734,13 +801,14 @@ def _v2_optional(ex: _Fields, key: str, schema: str) -> str | None:
     return ex.opt_string(key)
 
 
-def _extraction_source(ex: _Fields, schema: str) -> ExtractionSource | None:
+def _extraction_source(ex: _Fields, schema: str,
+                       foreign: bool = False) -> ExtractionSource | None:
     """``extraction.source`` (v2, optional): the kind and record id of the extracted document."""
     if schema == SCHEMA_V1 or not ex.has("source"):
         return None
     f = ex.sub("source")
     source = ExtractionSource(kind=f.string("kind", choices=SOURCE_KINDS),
-                              record=f.record_id("record"))
+                              record=f.record_id("record", foreign=foreign))
     f.done()
     return source
 
@@ -849,6 +917,37 @@ def _browser_sections(root: _Fields, schema: str) -> dict[str, JSONValue]:
     return sections
 
 
+def _import_section(root: _Fields, schema: str) -> ImportInfo | None:
+    """The optional v2 section ``import`` (absent: None): the file a page was imported from,
+    as preserve received it, and what that file claims about itself."""
+    if schema == SCHEMA_V1 or not root.has("import"):
+        return None  # a v1 manifest that has it fails as having an unknown field
+    f = root.sub("import")
+    src = f.sub("source")
+    member = src.opt_string("member")
+    if member is not None and not member:
+        raise ManifestError(f"{src.where}.member: expected a non-empty string or null")
+    source = ImportSource(name=src.string("name"), size=src.integer("size"),
+                          sha256=src.digest("sha256"), blake3=src.digest("blake3"),
+                          kind=src.string("kind", choices=IMPORT_SOURCE_KINDS), member=member)
+    src.done()
+    if (source.kind == "wacz") != (member is not None):
+        raise ManifestError(f"{src.where}.member: names the WARC file inside a WACZ, and only "
+                            "then")
+    info = f.opt_sub("warcinfo")
+    warcinfo = None
+    if info is not None:
+        record = None if info.raw("record") is None else info.record_id("record", foreign=True)
+        warcinfo = ImportWarcinfo(software=info.opt_string("software"),
+                                  operator=info.opt_string("operator"), record=record)
+        info.done()
+    imported = ImportInfo(source=source, framing=f.string("framing", choices=FRAMINGS),
+                          warcinfo=warcinfo, original_date=f.string("original_date"),
+                          received=f.time("received"))
+    f.done()
+    return imported
+
+
 def _check_v2_references(manifest: Manifest) -> None:
     """Every record id a v2 section names is a record of the manifest's WARC file, of the
     right type."""
@@ -863,6 +962,15 @@ def _check_v2_references(manifest: Manifest) -> None:
     if source is not None:
         need(source.record, ("resource",) if source.kind == "rendered-dom" else ("response",),
              "manifest.extraction.source.record")
+    imported = manifest.imported
+    if imported is not None:
+        if source is None or source.kind != "response":
+            raise ManifestError("manifest.extraction.source: an imported page names the "
+                                "response record it was extracted from")
+        if imported.warcinfo is not None and imported.warcinfo.record is not None:
+            need(imported.warcinfo.record, ("warcinfo",), "manifest.import.warcinfo.record")
+        if manifest.browser is not None or manifest.artifacts is not None:
+            raise ManifestError("manifest: an imported page has no browser or artifacts")
     for i, artifact in enumerate(manifest.artifacts or ()):
         need(artifact.record, ("resource",), f"manifest.artifacts[{i}].record")
     browser = manifest.browser
@@ -883,6 +991,8 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
         raise ManifestError(f"manifest.schema: unsupported schema {schema!r} "
                             f"(expected one of {', '.join(SCHEMAS)})")
     assert isinstance(schema, str)
+    imported = _import_section(root, schema)
+    foreign = imported is not None
     capture_id = root.string("capture_id")
     if not is_capture_id(capture_id):
         raise ManifestError(f"manifest.capture_id: not a capture id: {capture_id!r}")
@@ -892,7 +1002,7 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
                              content_type=http.opt_string("content_type"))
     http.done()
     conn = root.sub("connection")
-    connection = Connection(remote_ip=conn.ip("remote_ip"),
+    connection = Connection(remote_ip=conn.opt_ip("remote_ip") if foreign else conn.ip("remote_ip"),
                             remote_port=conn.integer("remote_port", high=65535),
                             local_ip=conn.opt_ip("local_ip"), tls=_tls(conn.opt_sub("tls")))
     conn.done()
@@ -900,7 +1010,7 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
     extraction = ExtractionInfo(title=ex.opt_string("title"), byline=ex.opt_string("byline"),
                                 published=ex.opt_string("published"),
                                 language=ex.opt_string("language"), reason=ex.opt_string("reason"),
-                                source=_extraction_source(ex, schema),
+                                source=_extraction_source(ex, schema, foreign),
                                 method=_v2_optional(ex, "method", schema),
                                 page_type=_v2_optional(ex, "page_type", schema))
     ex.done()
@@ -925,10 +1035,10 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
         started=root.time("started"),
         ended=root.time("ended"),
         http=http_status,
-        redirects=tuple(_hop(h, f"manifest.redirects[{i}]")
+        redirects=tuple(_hop(h, f"manifest.redirects[{i}]", foreign)
                         for i, h in enumerate(root.array("redirects"))),
         connection=connection,
-        warc=_warc(root.sub("warc")),
+        warc=_warc(root.sub("warc"), imported),
         text=_text_ref(root.opt_sub("text")),
         comments=_text_ref(root.opt_sub("comments")),
         extraction=extraction,
@@ -941,6 +1051,7 @@ def manifest_from_dict(obj: Mapping[str, JSONValue]) -> Manifest:
         truncated=_truncations(root) if schema != SCHEMA_V1 else (),
         notes=_notes(root) if schema != SCHEMA_V1 else (),
         **_browser_sections(root, schema),
+        imported=imported,
     )
     root.done()
     if manifest.ended < manifest.started:
@@ -1138,6 +1249,9 @@ def link_no_replace(tmp: Path, final: Path) -> None:
 
 __all__ = [
     "ARTIFACT_KINDS",
+    "FRAMINGS",
+    "FRAMING_STREAM",
+    "IMPORT_SOURCE_KINDS",
     "MAX_CONTAINERS",
     "MAX_FIELD_CHARS",
     "MAX_MANIFEST_BYTES",
@@ -1163,6 +1277,9 @@ __all__ = [
     "FailedRequestInfo",
     "Hop",
     "HttpStatus",
+    "ImportInfo",
+    "ImportSource",
+    "ImportWarcinfo",
     "InterceptionCA",
     "Manifest",
     "ManifestRef",

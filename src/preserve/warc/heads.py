@@ -12,13 +12,16 @@ files (see :mod:`.write`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 
 from preserve.errors import ArchiveError, NotFoundError
+from preserve.warc.read import open_records
 
 _BLOCK = 1 << 16
 _HTTP_TYPES = ("application/http",)
@@ -38,17 +41,24 @@ class RecordHead:
     http_content_type: str | None  # the HTTP Content-Type of a request or response record
 
 
-def read_heads(path: Path, offsets: Iterable[int]) -> Iterator[RecordHead]:
-    """The head of the record starting at each offset of ``path``, in the order given.
+def _open(path: Path, decompressed: bool) -> contextlib.AbstractContextManager[BinaryIO]:
+    if decompressed:
+        return open_records(path, decompressed=True)
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
+
+
+def read_heads(path: Path, offsets: Iterable[int], *,
+               decompressed: bool = False) -> Iterator[RecordHead]:
+    """The head of the record starting at each offset of ``path``, in the order given
+    (``decompressed``: offsets of the decompressed stream of an imported gzip file).
 
     Raises :class:`~preserve.errors.NotFoundError` if the file cannot be opened and
     :class:`~preserve.errors.ArchiveError` if no readable record starts at an offset.
     """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
-    with handle:
+    with _open(path, decompressed) as handle:
         for offset in offsets:
             try:
                 handle.seek(offset)
@@ -81,17 +91,14 @@ def read_heads(path: Path, offsets: Iterable[int]) -> Iterator[RecordHead]:
                 ) from exc
 
 
-def read_block(path: Path, offset: int, limit: int) -> tuple[str, bytes]:
+def read_block(path: Path, offset: int, limit: int, *,
+               decompressed: bool = False) -> tuple[str, bytes]:
     """The record type and block of the record at ``offset`` (at most ``limit`` bytes).
 
     Raises :class:`~preserve.errors.ArchiveError` if the record cannot be read or its block is
     longer than ``limit`` (nothing past ``limit`` is read into memory).
     """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {path}: {exc}") from exc
-    with handle:
+    with _open(path, decompressed) as handle:
         try:
             handle.seek(offset)
             record = next(iter(ArchiveIterator(handle, no_record_parse=True)), None)

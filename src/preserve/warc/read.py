@@ -3,16 +3,21 @@
 :func:`check_warc` re-reads every record with warcio and verifies block and payload digests,
 yielding one :class:`RecordCheck` per record (damage is reported as problems, never raised).
 :func:`read_record_payload` returns the content-decoded HTTP payload of one response record.
-This module does not write WARC files (see :mod:`preserve.warc.write`).
+Every reader takes ``decompressed``: True for an imported gzip file whose members do not each
+hold one record, where offsets count bytes of the decompressed stream (reached by
+decompressing from the start: slower, but such files are rare). This module does not write
+WARC files (see :mod:`preserve.warc.write`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
@@ -42,21 +47,69 @@ class RecordCheck:
 
 
 
+class _CutShort(gzip.BadGzipFile):
+    """A gzip stream that ends before its end-of-stream marker (not an EOFError, which warcio
+    would take for the clean end of the records)."""
+
+
+class _StrictGzip:
+    """A decompressed gzip stream whose premature end raises :class:`_CutShort`."""
+
+    def __init__(self, stream: gzip.GzipFile) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except EOFError as exc:
+            raise _CutShort(f"the gzip stream is cut short: {exc}") from exc
+
+    def readline(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.readline(size)
+        except EOFError as exc:
+            raise _CutShort(f"the gzip stream is cut short: {exc}") from exc
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._stream.seek(offset, whence)
+        except EOFError as exc:
+            raise _CutShort(f"the gzip stream is cut short: {exc}") from exc
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+
+@contextlib.contextmanager
+def open_records(path: Path, *, decompressed: bool = False) -> Iterator[BinaryIO]:
+    """``path`` opened for reading records: the file itself, or (``decompressed``) its
+    decompressed gzip stream, whose offsets are those of the decompressed bytes.
+    Raises :class:`~preserve.errors.NotFoundError` if the file cannot be opened."""
+    handle = open_binary(path, error=NotFoundError)
+    with handle:
+        if not decompressed:
+            yield handle
+            return
+        with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+            yield cast(BinaryIO, _StrictGzip(stream))
+
+
 def _strip_id(value: str | None) -> str | None:
     if value is None:
         return None
     return value.strip().removeprefix("<").removesuffix(">")
 
 
-def check_warc(path: Path) -> Iterator[RecordCheck]:
+def check_warc(path: Path, *, decompressed: bool = False) -> Iterator[RecordCheck]:
     """Re-read every record of ``path``, verifying digests; one :class:`RecordCheck` each.
 
     A damaged file (bad gzip, truncated record, unparseable headers) ends the iteration with a
     RecordCheck whose ``problems`` say what broke and where; nothing is raised for damage.
+    With ``decompressed``, offsets and lengths are those of the decompressed stream.
     Raises :class:`~preserve.errors.NotFoundError` only if the file cannot be opened.
     """
-    handle = open_binary(path, error=NotFoundError)
-    with handle, open_binary(path, error=NotFoundError) as members:
+    with open_records(path, decompressed=decompressed) as handle, \
+            open_records(path, decompressed=decompressed) as members:
         gzipped = members.read(2) == b"\x1f\x8b"  # per-record gzip, as preserve writes
         iterator = ArchiveIterator(handle, check_digests=True)
         last_end = 0
@@ -85,7 +138,16 @@ def check_warc(path: Path) -> Iterator[RecordCheck]:
         except Exception as exc:  # warcio/zlib raise many types on damaged input; report it
             yield _damage(current, last_end, exc)
             return
-        size = path.stat().st_size
+        if decompressed:
+            try:
+                members.seek(last_end)
+                rest = members.read(_BLOCK)
+            except Exception as exc:  # gzip/zlib errors on a damaged stream
+                yield _damage(None, last_end, exc)
+                return
+            size = last_end + len(rest)
+        else:
+            size = path.stat().st_size
         if size == 0:
             yield RecordCheck(None, None, 0, 0, None, None, None, None, None, ("file is empty",))
             return
@@ -194,7 +256,8 @@ def _damage(record: ArcWarcRecord | None, offset: int, exc: Exception) -> Record
     )
 
 
-def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Mapping[str, str]]:
+def read_record_payload(path: Path, offset: int, limit: int, *,
+                        decompressed: bool = False) -> tuple[bytes, Mapping[str, str]]:
     """The HTTP payload of the response record at ``offset``, content-decoded, at most
     ``limit`` bytes, and that response's HTTP headers (repeated names joined with ``, ``).
 
@@ -202,8 +265,7 @@ def read_record_payload(path: Path, offset: int, limit: int) -> tuple[bytes, Map
     :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
     :class:`~preserve.errors.ArchiveError` if the record cannot be read.
     """
-    handle = open_binary(path, error=NotFoundError)
-    with handle:
+    with open_records(path, decompressed=decompressed) as handle:
         try:
             handle.seek(offset)
             record = next(iter(ArchiveIterator(handle)), None)
@@ -244,15 +306,14 @@ def _record_at(handle: BinaryIO, path: Path, offset: int) -> ArcWarcRecord:
 
 
 def read_record_block(path: Path, offset: int, record_id: str,
-                      limit: int) -> tuple[bytes, Digests]:
+                      limit: int, *, decompressed: bool = False) -> tuple[bytes, Digests]:
     """The first ``limit`` bytes of the block of the record at ``offset`` (a ``resource`` or
     ``metadata`` record: its content as written), and the digests of the whole block.
 
     Raises :class:`~preserve.errors.NotFoundError` if the record there is not ``record_id``,
     :class:`~preserve.errors.ArchiveError` if it cannot be read.
     """
-    handle = open_binary(path, error=NotFoundError)
-    with handle:
+    with open_records(path, decompressed=decompressed) as handle:
         try:
             record = _record_at(handle, path, offset)
             found = _strip_id(record.rec_headers.get_header("WARC-Record-ID"))
@@ -274,4 +335,10 @@ def read_record_block(path: Path, offset: int, record_id: str,
     return bytes(head), hasher.digests()
 
 
-__all__ = ["RecordCheck", "check_warc", "read_record_block", "read_record_payload"]
+__all__ = [
+    "RecordCheck",
+    "check_warc",
+    "open_records",
+    "read_record_block",
+    "read_record_payload",
+]

@@ -92,7 +92,8 @@ class RecordRef:
     target_uri: str | None
     offset: int  # of the record's gzip member in the file
     length: int  # bytes of that gzip member
-    block_digest: str  # "sha256:BASE32", as in the WARC header
+    block_digest: str | None  # "sha256:BASE32", as in the WARC header (None: an imported
+    # record that carries none)
     payload_digest: str | None
     refers_to: str | None
     content_type: str | None

@@ -1,0 +1,630 @@
+"""``preserve import``: WARC and WACZ files other tools wrote, made into captures.
+
+One file given to :func:`import_file` goes through these steps, all before the archive lock
+is taken, in a spool directory (``archive/tmp/<id>/``) like a capture's:
+
+1. **receive**: the file is read once, streamed to the spool while its size, SHA-256 and
+   BLAKE3 are computed; the time it was read is the *receipt time*, the one time preserve
+   vouches for. A WACZ is a zip: each entry is streamed and its SHA-256 and size checked
+   against ``datapackage.json`` (and that file against ``datapackage-digest.json``), and each
+   WARC inside is streamed out to the spool (never the whole file in memory);
+2. **check**: every record of every WARC is read (:func:`preserve.warc.foreign.scan_warc`):
+   block and payload digests, Content-Length, gzip members (trailer included), nothing but
+   records in the file; head sizes and record counts bounded;
+3. **pages**: each ``response`` record of an HTML page (HTTP 2xx but 204/206, media type
+   ``text/html`` or ``application/xhtml+xml``, or HTML by its first bytes when the response
+   has no Content-Type), and each response whose target URI is one given with ``urls``
+   whatever it holds, becomes a capture: clean text extracted from the stored response with
+   the same call ``verify --deep`` repeats, a manifest that names the stored WARC file and
+   the records of that page (its warcinfo, request, response, and metadata, resource or
+   conversion records that refer to it) by offset, length and digests, and the v2 ``import``
+   section (source file, framing, warcinfo claims, original WARC-Date, receipt time);
+4. **commit**: every page of the file in one commit group (:func:`preserve.commit.commit_group`,
+   entry kind ``import``: the log gets ``import`` leaves). Each WARC file is stored once, byte
+   for byte, as ``archive/warc/YYYY/MM/<capture id of its first page>.warc.gz`` (``.warc``
+   when uncompressed), in the month of the receipt time; every page's manifest names it.
+
+A file is all or nothing: any failure in steps 1-3 raises
+:class:`~preserve.errors.ImportIntegrityError` (the file fails its own checks) or
+:class:`~preserve.errors.ImportInputError` (not a WARC/WACZ file, or beyond preserve's bounds),
+and nothing of it is committed. Importing a file again is idempotent: pages already imported
+from the same bytes (same SHA-256 of the stored WARC file, same response record) are not
+imported twice; when none is left, nothing is stored and the result says
+``already-imported`` with the existing capture ids.
+
+What the manifest says of the exchange (URL, status, headers, the server address of
+``WARC-IP-Address``, the original date) is what the file claims; preserve observed none of it
+(no TLS facts, ``started``/``ended`` are the receipt time). This module does no network I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import ipaddress
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
+
+from preserve import errors, warc
+from preserve.archive import (
+    EXTRACT_LIMIT,
+    HTML_TYPES,
+    Archive,
+    CaptureResult,
+    Spool,
+    media_type_and_charset,
+)
+from preserve.capture import provenance
+from preserve.commit import PreparedCapture
+from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION
+from preserve.extract import extract as extract_html
+from preserve.hashing import Digests, DualHasher
+from preserve.safe_io import loads_strict, open_binary
+from preserve.storage.layout import WARC_DIR, new_capture_id
+from preserve.storage.manifest import RECORD_TYPES
+from preserve.warc.foreign import (
+    FRAMING_PLAIN,
+    FRAMING_STREAM,
+    ForeignRecord,
+    ForeignWarc,
+    block_digests,
+    scan_warc,
+    sniff,
+)
+
+#: Most pages imported from one WARC file, and most records one page's manifest names.
+MAX_PAGES = 50_000
+MAX_PAGE_RECORDS = 100
+#: Bounds on a WACZ: entries, and the size of its datapackage.json.
+MAX_WACZ_ENTRIES = 100_000
+MAX_DATAPACKAGE_BYTES = 16 * 2**20
+_BLOCK = 1 << 16
+_RECORD_ID = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}$')
+_WARC_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
+_WACZ_WARC = re.compile(r"^archive/[^/]+\.warc(\.gz)?$")
+_NOT_PAGE_STATUSES = (204, 206)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What to import and who imports it."""
+
+    #: Responses to import whatever they hold (their WARC-Target-URI, exactly).
+    urls: tuple[str, ...] = ()
+    operator: str | None = None
+
+
+@dataclass
+class ImportResult:
+    """What importing one file did."""
+
+    source: str  # the path as given
+    kind: str  # "warc" | "wacz"
+    size: int
+    sha256: str
+    blake3: str
+    status: str  # "imported" | "already-imported"
+    captures: list[CaptureResult] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # capture ids imported before
+    stored: list[str] = field(default_factory=list)  # archive-relative WARC paths
+    records: int = 0
+    urls_not_found: list[str] = field(default_factory=list)
+    signed: bool = False
+    not_signed: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "kind": self.kind, "size": self.size,
+            "sha256": self.sha256, "blake3": self.blake3, "status": self.status,
+            "captures": [c.to_json() for c in self.captures], "already": self.already,
+            "stored": self.stored, "records": self.records,
+            "urls_not_found": self.urls_not_found, "signed": self.signed,
+            "not_signed": self.not_signed,
+        }
+
+
+@dataclass
+class _Received:
+    """One WARC file received into the spool."""
+
+    path: Path  # in the spool
+    digests: Digests
+    member: str | None  # its path inside the WACZ
+
+
+def import_file(archive: Archive, path: str | Path, options: ImportOptions | None = None, *,
+                checkpoint: bool = True) -> ImportResult:
+    """Import the WARC or WACZ file ``path`` into ``archive`` (see the module docstring).
+
+    Raises :class:`~preserve.errors.ImportIntegrityError` or
+    :class:`~preserve.errors.ImportInputError` for a file that cannot be imported (nothing of
+    it is committed), :class:`~preserve.errors.ArchiveError` subclasses when the archive
+    cannot be written. With ``checkpoint`` and the key at hand the log is proved and signed.
+    """
+    options = options or ImportOptions()
+    source = Path(path)
+    kind = sniff(source)  # before the archive is touched
+    archive.ensure_layout()
+    archive.check_known_head()
+    spool = Spool.open(archive.layout)
+    try:
+        received_at = spool.started
+        if kind == "zip":
+            source_digests, files = _receive_wacz(source, spool.path)
+        else:
+            files = [_receive_warc(source, spool.path)]
+            source_digests = files[0].digests
+        result = ImportResult(str(path), "wacz" if kind == "zip" else "warc",
+                              source_digests.size, source_digests.sha256, source_digests.blake3,
+                              "imported")
+        scanned = [(received, scan_warc(received.path, name=_label(source, received)))
+                   for received in files]
+        result.records = sum(len(found.records) for _r, found in scanned)
+        wanted = set(options.urls)
+        found_urls: set[str] = set()
+        plans = [(received, found, _pages(found, wanted, found_urls,
+                                          functools.partial(_sniff_html, received, found)))
+                 for received, found in scanned]
+        result.urls_not_found = [u for u in options.urls if u not in found_urls]
+        if not any(pages for _r, _f, pages in plans):
+            raise errors.ImportInputError(
+                f"{source.name}: no page to import (no HTML response with a 2xx status"
+                + (", and none of the --url responses" if wanted else "; name others with --url")
+                + ")")
+        existing = _already_imported(archive, plans)
+        ended = provenance.utc_now()
+        operator = options.operator or provenance.default_operator()
+        group: list[PreparedCapture] = []
+        for received, found, pages in plans:
+            fresh = []
+            for page in pages:
+                before = existing.get((received.digests.sha256, page.response.record_id))
+                if before is not None:
+                    result.already.append(before)
+                else:
+                    fresh.append(page)
+            if fresh:
+                group += _prepare_file(received, found, fresh, source=source,
+                                       source_digests=source_digests, kind=result.kind,
+                                       received_at=received_at, ended=ended, operator=operator)
+        if not group:
+            result.status = "already-imported"
+            return result
+        outcome = archive.commit(group, sign=checkpoint)
+        result.captures = [CaptureResult.of(c, outcome) for c in outcome.committed]
+        result.stored = sorted({c.warc_rel for c in outcome.committed})
+        result.signed = outcome.signed is not None
+        result.not_signed = outcome.not_signed
+        return result
+    finally:
+        spool.close()
+
+
+# --- receiving -----------------------------------------------------------------------------------
+
+
+def _label(source: Path, received: _Received) -> str:
+    """How messages name a received file: the file given, and the WARC inside a WACZ."""
+    return source.name if received.member is None else f"{source.name}:{received.member}"
+
+
+def _receive_warc(source: Path, spool: Path) -> _Received:
+    """Stream ``source`` into the spool, hashing it."""
+    target = spool / "import.warc"
+    hasher = DualHasher()
+    with open_binary(source, error=errors.ImportInputError) as src, target.open("xb") as dst:
+        while block := src.read(_BLOCK):
+            hasher.update(block)
+            dst.write(block)
+    return _Received(target, hasher.digests(), None)
+
+
+def _receive_wacz(source: Path, spool: Path) -> tuple[Digests, list[_Received]]:
+    """Check a WACZ against its ``datapackage.json`` while streaming every entry, and stream
+    each WARC file inside it into the spool. Returns the WACZ's own digests and the WARCs."""
+    hasher = DualHasher()
+    with open_binary(source, error=errors.ImportInputError) as handle:
+        while block := handle.read(_BLOCK):
+            hasher.update(block)
+        handle.seek(0)
+        try:
+            with zipfile.ZipFile(handle) as zf:
+                received = _check_wacz(zf, source.name, spool)
+        except zipfile.BadZipFile as exc:
+            raise errors.ImportIntegrityError(f"{source.name}: not a readable zip file: {exc}") \
+                from exc
+    return hasher.digests(), received
+
+
+def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
+    infos = zf.infolist()
+    if len(infos) > MAX_WACZ_ENTRIES:
+        raise errors.ImportInputError(f"{name}: more than {MAX_WACZ_ENTRIES} zip entries")
+    entries = {info.filename: info for info in infos if not info.is_dir()}
+    package = entries.get("datapackage.json")
+    if package is None:
+        raise errors.ImportInputError(f"{name}: no datapackage.json (not a WACZ file)")
+    if package.file_size > MAX_DATAPACKAGE_BYTES:
+        raise errors.ImportInputError(f"{name}: datapackage.json is larger than "
+                                      f"{MAX_DATAPACKAGE_BYTES} bytes")
+    package_bytes = zf.read(package)
+    try:
+        document = loads_strict(package_bytes, max_bytes=MAX_DATAPACKAGE_BYTES,
+                                what="datapackage.json", error=errors.ImportInputError)
+    except errors.ImportInputError as exc:
+        raise errors.ImportInputError(f"{name}: {exc}") from exc
+    resources = document.get("resources") if isinstance(document, dict) else None
+    if not isinstance(resources, list) or not resources:
+        raise errors.ImportInputError(f"{name}: datapackage.json lists no resources")
+    _check_package_digest(zf, entries, package_bytes, name)
+    listed: dict[str, tuple[str, int]] = {}
+    for item in resources:
+        where = item.get("path") if isinstance(item, dict) else None
+        digest = item.get("hash") if isinstance(item, dict) else None
+        size = item.get("bytes") if isinstance(item, dict) else None
+        if not (isinstance(where, str) and isinstance(digest, str)
+                and digest.startswith("sha256:") and type(size) is int and size >= 0):
+            raise errors.ImportInputError(f"{name}: a datapackage.json resource lacks its "
+                                          "path, sha256 hash or size in bytes")
+        listed[where] = (digest.removeprefix("sha256:").lower(), size)
+    warcs = sorted(p for p in entries if _WACZ_WARC.match(p))
+    unlisted = [p for p in warcs if p not in listed]
+    if unlisted:
+        raise errors.ImportIntegrityError(f"{name}: {unlisted[0]} is not listed in "
+                                          "datapackage.json, so it cannot be checked")
+    if not warcs:
+        raise errors.ImportInputError(f"{name}: no WARC file under archive/")
+    received: list[_Received] = []
+    for index, (where, (expected, size)) in enumerate(sorted(listed.items())):
+        info = entries.get(where)
+        if info is None:
+            raise errors.ImportIntegrityError(f"{name}: {where} is listed in datapackage.json "
+                                              "but not in the package")
+        target = spool / f"member-{index}.warc" if where in warcs else None
+        digests = _stream_entry(zf, info, size, target, name)
+        if digests.sha256 != expected or digests.size != size:
+            raise errors.ImportIntegrityError(f"{name}: {where}: SHA-256 or size differs from "
+                                              "datapackage.json")
+        if target is not None:
+            received.append(_Received(target, digests, where))
+    return received
+
+
+def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo],
+                          package_bytes: bytes, name: str) -> None:
+    """``datapackage-digest.json``, when present, must hold the hash of datapackage.json."""
+    info = entries.get("datapackage-digest.json")
+    if info is None:
+        return
+    if info.file_size > 1 << 20:
+        raise errors.ImportInputError(f"{name}: datapackage-digest.json is too large")
+    try:
+        digest = loads_strict(zf.read(info), max_bytes=1 << 20,
+                              what="datapackage-digest.json", error=errors.ImportInputError)
+    except errors.ImportInputError as exc:
+        raise errors.ImportInputError(f"{name}: {exc}") from exc
+    claimed = digest.get("hash") if isinstance(digest, dict) else None
+    own = "sha256:" + hashlib.sha256(package_bytes).hexdigest()
+    if not isinstance(claimed, str) or claimed.lower() != own:
+        raise errors.ImportIntegrityError(f"{name}: datapackage-digest.json does not hold the "
+                                          "SHA-256 of datapackage.json")
+
+
+def _stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared: int,
+                  target: Path | None, name: str) -> Digests:
+    """Hash one zip entry while streaming it (to ``target`` when given); never reads more
+    than ``declared`` + 1 bytes (a size mismatch is found without reading a bomb whole)."""
+    hasher = DualHasher()
+    out: contextlib.AbstractContextManager[BinaryIO | None] = (
+        target.open("xb") if target is not None else contextlib.nullcontext())
+    read = 0
+    try:
+        with zf.open(info) as entry, out as sink:
+            while block := entry.read(_BLOCK):
+                hasher.update(block)
+                read += len(block)
+                if sink is not None:
+                    sink.write(block)
+                if read > declared:
+                    break
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC, zlib
+        raise errors.ImportIntegrityError(f"{name}: {info.filename} cannot be read: {exc}") \
+            from exc
+    return hasher.digests()
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Page:
+    response: ForeignRecord
+    records: tuple[ForeignRecord, ...]  # in file order, the response among them
+    request: ForeignRecord | None
+    warcinfo: ForeignRecord | None
+    named: bool  # given with --url
+
+
+def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str],
+           sniff_html: Callable[[ForeignRecord], bool]) -> list[_Page]:
+    """The pages of one scanned file, and the records each manifest names (``sniff_html``
+    tells whether a response without a Content-Type holds HTML)."""
+    records = found.records
+    by_id: dict[str, ForeignRecord] = {}
+    linked: dict[str, list[ForeignRecord]] = {}
+    for record in records:
+        by_id.setdefault(record.record_id, record)
+        for target in {record.refers_to, *record.concurrent_to} - {None}:
+            assert target is not None
+            linked.setdefault(target, []).append(record)
+    pages: list[_Page] = []
+    last_info: ForeignRecord | None = None
+    for index, record in enumerate(records):
+        if record.type == "warcinfo":
+            last_info = record
+        if record.type != "response" or record.http is None or record.target_uri is None:
+            continue
+        named = record.target_uri in wanted
+        if named:
+            found_urls.add(record.target_uri)
+        if not (named or _is_html_page(record, sniff_html)):
+            continue
+        if len(pages) >= MAX_PAGES:
+            raise errors.ImportInputError(f"more than {MAX_PAGES} pages in one WARC file")
+        request = _request_of(record, records, index, by_id, linked)
+        info = by_id.get(record.warcinfo_id or "")
+        warcinfo = info if info is not None and info.type == "warcinfo" else last_info
+        related = [r for r in linked.get(record.record_id, ())
+                   if r.type in ("metadata", "resource", "conversion")]
+        chosen = {r.offset: r for r in [record, *related[:MAX_PAGE_RECORDS]]
+                  if r.type in RECORD_TYPES}
+        for extra in (request, warcinfo):
+            if extra is not None:
+                chosen[extra.offset] = extra
+        pages.append(_Page(record, tuple(chosen[o] for o in sorted(chosen)), request,
+                           warcinfo, named))
+    return pages
+
+
+def _is_html_page(record: ForeignRecord, sniff_html: Callable[[ForeignRecord], bool]) -> bool:
+    assert record.http is not None
+    status = record.http.status
+    if status is None or not 200 <= status < 300 or status in _NOT_PAGE_STATUSES:
+        return False
+    media_type, _ = media_type_and_charset(record.http.get("content-type"))
+    return media_type in HTML_TYPES if media_type is not None else sniff_html(record)
+
+
+def _sniff_html(received: _Received, found: ForeignWarc, record: ForeignRecord) -> bool:
+    """Whether the first bytes of a response's (decoded) payload look like HTML."""
+    try:
+        head, _ = warc.read_record_payload(received.path, record.offset, 512,
+                                           decompressed=found.framing == FRAMING_STREAM)
+    except errors.ArchiveError:
+        return False
+    return _looks_like_html(head)
+
+
+def _request_of(response: ForeignRecord, records: Sequence[ForeignRecord], index: int,
+                by_id: dict[str, ForeignRecord],
+                linked: dict[str, list[ForeignRecord]]) -> ForeignRecord | None:
+    """The request record of a response: linked by WARC-Concurrent-To either way, else the
+    nearest request before it for the same URI."""
+    for record_id in response.concurrent_to:
+        found = by_id.get(record_id)
+        if found is not None and found.type == "request":
+            return found
+    for found in linked.get(response.record_id, ()):
+        if found.type == "request":
+            return found
+    for found in reversed(records[max(0, index - 50):index]):
+        if found.type == "request" and found.target_uri == response.target_uri:
+            return found
+    return None
+
+
+def _already_imported(archive: Archive,
+                      plans: Sequence[tuple[_Received, ForeignWarc, list[_Page]]]
+                      ) -> dict[tuple[str, str], str]:
+    """(SHA-256 of the stored WARC file, response record id) -> capture id, for the pages of
+    these files that an earlier import committed (read from their manifests)."""
+    urls = {page.response.target_uri for _r, _f, pages in plans for page in pages}
+    found: dict[tuple[str, str], str] = {}
+    for summary in archive.captures():
+        if summary.requested_url not in urls:
+            continue
+        try:
+            m = archive.manifest(summary.capture_id)
+        except errors.PreserveError:
+            continue
+        if m.imported is not None and m.extraction.source is not None:
+            found.setdefault((m.warc.sha256, m.extraction.source.record), m.capture_id)
+    return found
+
+
+# --- manifests -----------------------------------------------------------------------------------
+
+
+def _prepare_file(received: _Received, found: ForeignWarc, pages: Sequence[_Page], *,
+                  source: Path, source_digests: Digests, kind: str, received_at: datetime,
+                  ended: str, operator: str) -> list[PreparedCapture]:
+    """Every page of one stored WARC file as a sealed PreparedCapture sharing that file."""
+    ids = [new_capture_id(received_at) for _page in pages]
+    suffix = ".warc" if found.framing == FRAMING_PLAIN else ".warc.gz"
+    rel = f"{WARC_DIR}/{received_at:%Y/%m}/{ids[0]}{suffix}"
+    imported_source = {"name": source.name, "size": source_digests.size,
+                       "sha256": source_digests.sha256, "blake3": source_digests.blake3,
+                       "kind": kind, "member": received.member}
+    prepared = []
+    for capture_id, page in zip(ids, pages, strict=True):
+        try:
+            prepared.append(_prepare_page(
+                received, found, page, capture_id=capture_id, rel=rel,
+                imported_source=imported_source, received_at=received_at, ended=ended,
+                operator=operator))
+        except errors.ManifestError as exc:  # a claim of the file that no manifest can hold
+            raise errors.ImportInputError(f"{source.name}: record {page.response.record_id} "
+                                          f"cannot be recorded: {exc}") from exc
+        except errors.ArchiveError as exc:  # the spooled file, read again, is not as scanned
+            raise errors.ImportIntegrityError(f"{source.name}: record "
+                                              f"{page.response.record_id}: {exc}") from exc
+    return prepared
+
+
+def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, capture_id: str,
+                  rel: str, imported_source: dict[str, Any], received_at: datetime,
+                  ended: str, operator: str) -> PreparedCapture:
+    response = page.response
+    http = response.http
+    assert http is not None and response.target_uri is not None and http.status is not None
+    url = response.target_uri
+    for record in page.records:
+        if not _RECORD_ID.match(record.record_id):
+            raise errors.ImportInputError(f"record id {record.record_id!r} is not a URI")
+    stream = found.framing == FRAMING_STREAM
+    payload, _headers = warc.read_record_payload(received.path, response.offset, EXTRACT_LIMIT,
+                                                decompressed=stream)
+    content_type = http.get("content-type")
+    media_type, charset = media_type_and_charset(content_type)
+    is_html = (media_type in HTML_TYPES if media_type is not None
+               else _looks_like_html(payload[:512]))
+    notes: list[str] = []
+    if is_html:
+        extraction = extract_html(payload, url, charset=charset)
+        reason = extraction.reason
+    else:
+        extraction = extract_html(b"", url)
+        reason = f"not HTML: content type {media_type or 'unknown'}"
+    status = ("http-error" if http.status >= 400 else
+              "redirect-not-followed" if 300 <= http.status < 400 else
+              "not-html" if not is_html else "ok" if extraction.text else "no-text")
+    if status == "redirect-not-followed":
+        notes.append("an imported redirect response: its target is not part of this capture")
+    original = response.date or ""
+    when = _normal_date(original)
+    if when is None:
+        when = provenance.rfc3339(received_at)
+        notes.append(f"the response's WARC-Date {original[:100]!r} is not an RFC 3339 UTC "
+                     "time; the hop's times are the receipt time")
+    ip = _ip(response.ip_address)
+    if ip is None:
+        notes.append("the file gives no valid WARC-IP-Address for the response"
+                     if response.ip_address is None else
+                     f"WARC-IP-Address {response.ip_address[:100]!r} is not an IP address")
+    if response.truncated:
+        notes.append(f"the writing tool marked the response truncated ({response.truncated})")
+    unhashed = [r.record_id for r in page.records if r.block_digest is None]
+    if unhashed:
+        notes.append(f"{len(unhashed)} record(s) carry no WARC-Block-Digest: only the file's "
+                     "own SHA-256 and BLAKE3 vouch for them")
+    wire = block_digests(received.path, response.offset, decompressed=stream)
+    location = http.get("location")
+    port = _port(url)
+    hop = {
+        "url": url,
+        "method": (page.request.http.first if page.request is not None
+                   and page.request.http is not None and page.request.http.first else "GET"),
+        "status": http.status,
+        "location": urljoin(url, location) if location and 300 <= http.status < 400 else None,
+        "remote_ip": ip, "remote_port": port, "started": when, "ended": when,
+        "transfer_encoding": http.get("transfer-encoding"),
+        "wire_sha256": wire.sha256, "wire_size": wire.size,
+        "body_sha256": response.payload_sha256, "body_size": response.payload_size,
+        "tls": None,
+    }
+    info = page.warcinfo
+    started = provenance.rfc3339(received_at)
+    document: dict[str, Any] = {
+        "capture_id": capture_id,
+        "requested_url": url,
+        "final_url": url,
+        "started": started,
+        "ended": max(ended, started),
+        "http": {"status": http.status, "reason": http.reason, "content_type": content_type},
+        "redirects": [hop],
+        "connection": {"remote_ip": ip, "remote_port": port, "local_ip": None, "tls": None},
+        "software": provenance.software(),
+        "host": provenance.host_name(),
+        "operator": operator,
+        "extractor": {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION,
+                      "settings": dict(EXTRACTOR_SETTINGS)},
+        "status": status,
+        "extraction": {
+            "title": extraction.title, "byline": extraction.byline,
+            "published": extraction.published, "language": extraction.language,
+            "reason": reason, "source": {"kind": "response", "record": response.record_id},
+        },
+        "notes": notes,
+        "import": {
+            "source": imported_source,
+            "framing": found.framing,
+            "warcinfo": None if info is None else {
+                "software": info.field("software"), "operator": info.field("operator"),
+                "record": info.record_id},
+            "original_date": original or "-",
+            "received": started,
+        },
+    }
+    text = extraction.text.encode("utf-8") if extraction.text else None
+    comments = extraction.comments_text.encode("utf-8") if extraction.comments_text else None
+    written = warc.WarcWriteResult(
+        records=tuple(warc.RecordRef(
+            record_id=r.record_id, type=r.type, target_uri=r.target_uri, offset=r.offset,
+            length=r.length, block_digest=r.block_digest, payload_digest=r.payload_digest,
+            refers_to=r.refers_to if r.refers_to and _RECORD_ID.match(r.refers_to) else None,
+            content_type=r.content_type) for r in page.records),
+        digests=received.digests)
+    prepared = PreparedCapture(capture_id=capture_id, started_at=received_at, kind="import",
+                               requested_url=url, warc_tmp=received.path, warc=written,
+                               text=text, comments=comments, document=document, warc_path=rel)
+    prepared.seal()
+    return prepared
+
+
+def _looks_like_html(head: bytes) -> bool:
+    sample = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def _normal_date(value: str) -> str | None:
+    """A WARC-Date as the manifest's time (microseconds), or None if it is not RFC 3339 UTC."""
+    match = _WARC_DATE.match(value.strip())
+    if match is None:
+        return None
+    try:
+        datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    fraction = (match.group(2) or "")[:6].ljust(6, "0")
+    return f"{match.group(1)}.{fraction}Z"
+
+
+def _ip(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def _port(url: str) -> int:
+    """The port of ``url`` (the scheme's default when it names none)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return 0
+    if port is not None:
+        return port
+    return 443 if parts.scheme.lower() == "https" else 80
+
+
+__all__ = ["ImportOptions", "ImportResult", "import_file"]

@@ -1,0 +1,357 @@
+"""Read WARC files that other tools wrote, for ``preserve import``: every record checked.
+
+:func:`scan_warc` reads a foreign WARC file once, start to end, and returns what an import
+needs of each record (:class:`ForeignRecord`: ids, links, offsets, digests, the HTTP head,
+the warcinfo fields), or raises:
+
+- :class:`~preserve.errors.ImportInputError` when the file is not a WARC file at all, or is
+  beyond what preserve reads: a digest algorithm it does not know, more than
+  :data:`MAX_RECORDS` records, a record head (WARC plus HTTP header lines) over
+  :data:`MAX_HEAD_BYTES`;
+- :class:`~preserve.errors.ImportIntegrityError` when the file fails its own checks: a block or
+  payload digest that does not match, a record shorter than its Content-Length, a gzip member
+  cut short or corrupt (its trailer, CRC-32 and size, are checked too), a record not followed by
+  its blank lines, bytes after the last record that are not a record.
+
+The file's *framing* is found on the way: ``gzip-members`` (each record its own gzip member,
+as preserve and most crawlers write: offsets and lengths are those of the members),
+``plain`` (uncompressed: offsets of the records in the file) or ``gzip-stream`` (a gzip file
+whose members do not each hold one record, such as a whole WARC gzipped at once: offsets and
+lengths count bytes of the decompressed stream; see :func:`preserve.warc.read.open_records`).
+
+Memory stays bounded: header lines are read at most :data:`MAX_LINE` bytes at a time and a
+record's head at most :data:`MAX_HEAD_BYTES`, bodies are streamed (only a warcinfo block's
+first :data:`MAX_WARCINFO_BYTES` are kept), and the record list is bounded. This module reads;
+it decides nothing about pages or manifests (see :mod:`preserve.importing`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import DecompressingBufferedReader
+from warcio.exceptions import ArchiveLoadFailed
+
+from preserve.errors import ImportInputError, ImportIntegrityError
+from preserve.hashing import Digests, DualHasher
+from preserve.safe_io import open_binary
+from preserve.warc.read import _gzip_member_problem, _strip_id, open_records
+
+FRAMING_MEMBERS = "gzip-members"
+FRAMING_PLAIN = "plain"
+FRAMING_STREAM = "gzip-stream"
+
+#: Most records read from one file (each costs a few hundred bytes of memory).
+MAX_RECORDS = 200_000
+#: Longest header line read at once, and most bytes of one record's WARC and HTTP heads.
+MAX_LINE = 64 * 1024
+MAX_HEAD_BYTES = 1024 * 1024
+#: Bytes of a warcinfo block kept (its fields: software, operator, ...).
+MAX_WARCINFO_BYTES = 64 * 1024
+_BLOCK = 1 << 16
+_REQUIRED = ("WARC-Record-ID", "WARC-Type", "WARC-Date", "Content-Length")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpHead:
+    """The HTTP head of a request or response record, as the file stores it."""
+
+    first: str  # response: "HTTP/1.1"; request: the method
+    rest: str  # response: "200 OK"; request: "/path HTTP/1.1"
+    headers: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        """The first header called ``name`` (case-insensitive)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+    @property
+    def status(self) -> int | None:
+        """A response's status code (None if the status line has none)."""
+        code = self.rest.split(" ", 1)[0]
+        return int(code) if code.isdigit() and 100 <= int(code) <= 999 else None
+
+    @property
+    def reason(self) -> str:
+        parts = self.rest.split(" ", 1)
+        return parts[1].strip() if len(parts) > 1 else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignRecord:
+    """One record of a foreign WARC file: what it claims, where it is, what it hashes to."""
+
+    record_id: str  # WARC-Record-ID without the angle brackets
+    type: str
+    target_uri: str | None
+    date: str | None  # WARC-Date as written
+    offset: int  # see the module docstring (framing)
+    length: int
+    block_digest: str | None
+    payload_digest: str | None
+    refers_to: str | None
+    concurrent_to: tuple[str, ...]
+    warcinfo_id: str | None
+    content_type: str | None  # the record's own Content-Type
+    ip_address: str | None
+    truncated: str | None  # WARC-Truncated: the writing tool cut it short
+    http: HttpHead | None
+    payload_sha256: str  # hex: the bytes after the HTTP head (the whole block without one)
+    payload_size: int
+    fields: tuple[tuple[str, str], ...]  # a warcinfo record's application/warc-fields
+
+    def field(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((v for k, v in self.fields if k.lower() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignWarc:
+    framing: str
+    records: tuple[ForeignRecord, ...]
+
+
+class _NotMembersError(Exception):
+    """The gzip file is not one member per record: read it again as a stream."""
+
+
+class _HeadTooLargeError(Exception):
+    pass
+
+
+class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
+    """warcio's reader with header lines bounded: at most :data:`MAX_LINE` bytes per call and
+    :data:`MAX_HEAD_BYTES` of lines between two reads of a body."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_bytes = 0
+
+    def readline(self, length: int | None = None) -> bytes:
+        limit = MAX_LINE if length is None else min(length, MAX_LINE)
+        line: bytes = super().readline(limit)
+        self.head_bytes += len(line)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLargeError(f"a record head is larger than {MAX_HEAD_BYTES} bytes")
+        return line
+
+    def read(self, length: int | None = None) -> bytes:
+        self.head_bytes = 0
+        data: bytes = super().read(length)
+        return data
+
+
+def sniff(path: Path) -> str:
+    """``"gzip"``, ``"warc"`` (uncompressed), ``"zip"`` or raise ImportInputError."""
+    with open_binary(path, error=ImportInputError) as handle:
+        magic = handle.read(8)
+    if magic.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if magic.startswith(b"WARC/"):
+        return "warc"
+    if magic.startswith(b"PK\x03\x04"):
+        return "zip"
+    raise ImportInputError(f"not a WARC or WACZ file (it starts with {magic!r})")
+
+
+def scan_warc(path: Path, *, name: str | None = None) -> ForeignWarc:
+    """Read and check every record of the WARC file ``path`` (see the module docstring);
+    ``name`` is what error messages call the file (default: its file name)."""
+    label = name or path.name
+    kind = sniff(path)
+    if kind == "zip":
+        raise ImportInputError(f"{label}: a zip file, not a WARC file")
+    if kind == "warc":
+        return ForeignWarc(FRAMING_PLAIN, tuple(_scan(path, FRAMING_PLAIN, label)))
+    try:
+        return ForeignWarc(FRAMING_MEMBERS, tuple(_scan(path, FRAMING_MEMBERS, label)))
+    except _NotMembersError:
+        return ForeignWarc(FRAMING_STREAM, tuple(_scan(path, FRAMING_STREAM, label)))
+
+
+def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
+    decompressed = framing == FRAMING_STREAM
+    records: list[ForeignRecord] = []
+    last_end = 0
+    warnings = io.StringIO()  # warcio writes "record not followed by newline" to stderr
+    with open_records(path, decompressed=decompressed) as handle, \
+            open_records(path, decompressed=decompressed) as members, \
+            contextlib.redirect_stderr(warnings):
+        iterator = ArchiveIterator(handle, check_digests=True)
+        iterator.reader = _BoundedReader(iterator.fh, block_size=iterator.reader.block_size)
+        where = 0
+        try:
+            for record in iterator:
+                if len(records) >= MAX_RECORDS:
+                    raise ImportInputError(f"more than {MAX_RECORDS} records")
+                found = _read_record(record, iterator, label)
+                where = found.offset + found.length
+                last_end = where
+                if iterator.err_count:
+                    raise ImportIntegrityError(
+                        f"{label}: the record before offset {where} is not followed by "
+                        "its blank lines (a wrong Content-Length?)")
+                records.append(found)
+        except (ImportInputError, _NotMembersError):
+            raise
+        except _HeadTooLargeError as exc:
+            raise ImportInputError(f"{label}: at offset {where}: {exc}") from exc
+        except ArchiveLoadFailed as exc:
+            if "non-chunked gzip" in str(exc) and framing == FRAMING_MEMBERS:
+                raise _NotMembersError from exc
+            raise _unreadable(label, records, where, exc) from exc
+        except Exception as exc:  # warcio/zlib/gzip raise many types on damaged input
+            raise _unreadable(label, records, where, exc) from exc
+        if not records:
+            raise ImportInputError(f"{label}: no WARC record in the file")
+        if framing == FRAMING_MEMBERS:  # once warcio found one record per member
+            for found in records:
+                problem = _gzip_member_problem(members, found.offset, found.length)
+                if problem is not None:
+                    raise ImportIntegrityError(f"{label}: record {found.record_id} at "
+                                               f"offset {found.offset}: {problem}")
+        _check_tail(path, label, members, last_end, decompressed)
+    return records
+
+
+def _unreadable(label: str, records: list[ForeignRecord], where: int,
+                exc: Exception) -> ImportInputError:
+    text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in str(exc))
+    detail = f"{type(exc).__name__}: {' '.join(text.split())[:200]}"
+    if isinstance(exc, gzip.BadGzipFile | zlib.error | EOFError):  # damaged compression
+        return ImportIntegrityError(f"{label}: the gzip data is damaged or cut short at or "
+                                    f"after offset {where} ({detail})")
+    if not records:
+        return ImportInputError(f"{label}: not a readable WARC file ({detail})")
+    return ImportIntegrityError(f"{label}: unreadable at or after offset {where} ({detail})")
+
+
+def _check_tail(path: Path, label: str, members: BinaryIO, last_end: int,
+                decompressed: bool) -> None:
+    """Bytes after the last record must be nothing but the blank lines that end it."""
+    try:
+        members.seek(last_end)
+        rest = members.read(8)
+    except Exception as exc:  # a gzip stream cut short: EOFError, BadGzipFile, zlib.error
+        raise ImportIntegrityError(f"{label}: the gzip stream is damaged or cut short "
+                                   f"after offset {last_end} ({type(exc).__name__}: {exc})") \
+            from exc
+    if rest.strip() or len(rest) > 4:
+        size = "" if decompressed else f" of {path.stat().st_size}"
+        raise ImportIntegrityError(f"{label}: the bytes after offset {last_end}{size} are "
+                                   "not a complete WARC record (truncated file or foreign data)")
+
+
+def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignRecord:
+    headers = record.rec_headers
+    payload = hashlib.sha256()
+    size = 0
+    keep = bytearray()
+    is_info = record.rec_type == "warcinfo"
+    while block := record.raw_stream.read(_BLOCK):
+        payload.update(block)
+        size += len(block)
+        if is_info and len(keep) < MAX_WARCINFO_BYTES:
+            keep += block[: MAX_WARCINFO_BYTES - len(keep)]
+    remaining = getattr(record.raw_stream, "limit", 0) or 0
+    offset = iterator.get_record_offset()
+    length = iterator.get_record_length()
+    record_id = _strip_id(headers.get_header("WARC-Record-ID"))
+    name = f"{label}: record {record_id or '?'} at offset {offset}"
+    missing = [h for h in _REQUIRED if headers.get_header(h) is None]
+    if missing:
+        raise ImportIntegrityError(f"{name}: the WARC header lacks {', '.join(missing)}")
+    assert record_id is not None
+    if remaining > 0:
+        raise ImportIntegrityError(f"{name}: shorter than its Content-Length (truncated)")
+    problems = list(record.digest_checker.problems) if record.digest_checker else []
+    unknown = [p for p in problems if "unknown hash algorithm" in p]
+    if unknown:
+        raise ImportInputError(f"{name}: {unknown[0]} (cannot be checked)")
+    if problems:
+        raise ImportIntegrityError(f"{name}: {'; '.join(problems)}")
+    http = None
+    if record.http_headers is not None:
+        status = record.http_headers
+        http = HttpHead(first=str(status.protocol or ""), rest=str(status.statusline or ""),
+                        headers=tuple((str(k), str(v)) for k, v in status.headers))
+    return ForeignRecord(
+        record_id=record_id,
+        type=str(record.rec_type),
+        target_uri=headers.get_header("WARC-Target-URI"),
+        date=headers.get_header("WARC-Date"),
+        offset=offset,
+        length=length,
+        block_digest=headers.get_header("WARC-Block-Digest"),
+        payload_digest=headers.get_header("WARC-Payload-Digest"),
+        refers_to=_strip_id(headers.get_header("WARC-Refers-To")),
+        concurrent_to=tuple(v for k, v in _all(headers, "WARC-Concurrent-To")),
+        warcinfo_id=_strip_id(headers.get_header("WARC-Warcinfo-ID")),
+        content_type=headers.get_header("Content-Type"),
+        ip_address=headers.get_header("WARC-IP-Address"),
+        truncated=headers.get_header("WARC-Truncated"),
+        http=http,
+        payload_sha256=payload.hexdigest(),
+        payload_size=size,
+        fields=_warc_fields(bytes(keep)) if is_info else (),
+    )
+
+
+def _all(headers: Any, name: str) -> Iterator[tuple[str, str]]:
+    wanted = name.lower()
+    for key, value in headers.headers:
+        if str(key).lower() == wanted:
+            stripped = _strip_id(str(value))
+            if stripped:
+                yield str(key), stripped
+
+
+def _warc_fields(data: bytes) -> tuple[tuple[str, str], ...]:
+    """``name: value`` lines of an application/warc-fields block (at most 200 kept)."""
+    fields = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and not name.startswith((" ", "\t")):
+            fields.append((name.strip(), value.strip()))
+        if len(fields) >= 200:
+            break
+    return tuple(fields)
+
+
+def block_digests(path: Path, offset: int, *, decompressed: bool = False,
+                  name: str | None = None) -> Digests:
+    """SHA-256 and BLAKE3 of the whole block (HTTP head included) of the record at
+    ``offset``: what an imported response's ``wire_sha256`` records."""
+    with open_records(path, decompressed=decompressed) as handle:
+        handle.seek(offset)
+        record = next(iter(ArchiveIterator(handle, no_record_parse=True)), None)
+        if record is None:
+            raise ImportIntegrityError(f"{name or path.name}: no record at offset {offset}")
+        hasher = DualHasher()
+        while block := record.raw_stream.read(_BLOCK):
+            hasher.update(block)
+        return hasher.digests()
+
+
+__all__ = [
+    "FRAMING_MEMBERS",
+    "FRAMING_PLAIN",
+    "FRAMING_STREAM",
+    "MAX_HEAD_BYTES",
+    "MAX_RECORDS",
+    "ForeignRecord",
+    "ForeignWarc",
+    "HttpHead",
+    "block_digests",
+    "scan_warc",
+    "sniff",
+]

@@ -1,0 +1,434 @@
+"""``preserve import``: WARC and WACZ files other tools wrote become captures.
+
+Inputs are made by real tools against the local test server: ``wget --warc-file`` (gzip per
+record), warcio's ``capture_http`` (gzip per record and plain), the plain file gzipped as one
+stream, and a WACZ packed by py-wacz (``wacz create``; skipped without it unless ``$CI``).
+Each import is checked by ``verify --deep``, the log, ``show`` and the manifests; every
+failure (a flipped byte, a truncated gzip member, a text file, a WACZ whose datapackage hash
+is wrong) must commit nothing and exit with its documented status.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from warcio.capture_http import capture_http
+
+from exporting import missing
+from preserve import Archive, commit, errors, exchange, integrity, log
+from preserve.audit.repair import repair
+from preserve.importing import ImportOptions, import_file
+from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
+from preserve.log.known_heads import KnownHeads
+from preserve.log.signing import _record_kinds
+from preserve.storage.manifest import read_manifest
+from servers import TestServer, raw, respond
+
+PRESERVE = str(Path(sys.executable).with_name("preserve"))
+HTML = [("Content-Type", "text/html; charset=utf-8")]
+KEY = "test.example/import"
+
+
+def _page(title: str, words: str) -> bytes:
+    return (f"<!doctype html><html><head><title>{title}</title>"
+            "<link rel=stylesheet href='/style.css'></head><body><article>"
+            f"<h1>{title}</h1><p>{(words + ' ') * 30}</p><a href='/about.html'>about</a>"
+            "</article></body></html>").encode()
+
+
+@pytest.fixture
+def site(http_server: TestServer) -> TestServer:
+    http_server.routes["/"] = respond(200, _page("Home", "Hello from the home page."),
+                                      headers=HTML)
+    http_server.routes["/about.html"] = respond(200, _page("About", "All about this site."),
+                                                headers=HTML)
+    http_server.routes["/style.css"] = respond(200, b"body { color: #333 }",
+                                               headers=[("Content-Type", "text/css")])
+    return http_server
+
+
+@pytest.fixture
+def wget_warc(site: TestServer, tmp_path: Path) -> Path:
+    """A WARC written by ``wget --warc-file`` (gzip per record): two pages and a stylesheet."""
+    wget = shutil.which("wget")
+    if wget is None:
+        missing("wget not installed")
+    assert wget is not None
+    work = tmp_path / "wget"
+    work.mkdir()
+    subprocess.run([wget, "-q", "-r", "-l", "2", "-p", "--delete-after", "-e", "robots=off",
+                    "--warc-file=site", "--no-warc-keep-log", site.url("/")], cwd=work,
+                   check=True, timeout=60)
+    return work / "site.warc.gz"
+
+
+def _warcio_warc(site: TestServer, path: Path, *, gzipped: bool) -> Path:
+    with capture_http(str(path), gzip=gzipped):
+        for page in ("/", "/about.html"):
+            with urllib.request.urlopen(site.url(page), timeout=10) as answer:
+                answer.read()
+    return path
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    created = Archive(tmp_path / "archive")
+    created.init(key_name=KEY)
+    return created
+
+
+def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
+                          text=True, timeout=120, check=False, env=dict(os.environ))
+
+
+def _manifests(root: Path) -> list[Path]:
+    return sorted((root / "manifests").glob("*.json"))
+
+
+def _leaves(root: Path) -> list[object]:
+    with log.open_log(root, readonly=True) as opened:
+        return [parse_entry(data) for _i, data in opened.iter_entries()]
+
+
+def _deep_ok(archive: Archive) -> None:
+    report = archive.verify(deep=True)
+    codes = sorted({f.code.code for f in report.findings})
+    assert report.ok, [f"{f.code.code} {f.path} {f.message}" for f in report.findings]
+    assert not {"W215", "W111", "W501", "E207"} & set(codes), codes
+
+
+# --- imports that work -----------------------------------------------------------------------
+
+
+def test_wget_warc_imports_each_page_once_stored_and_verified(
+        archive: Archive, wget_warc: Path, site: TestServer) -> None:
+    result = import_file(archive, wget_warc, ImportOptions(operator="Ana"))
+    assert result.status == "imported" and result.kind == "warc"
+    assert result.sha256 == hashlib.sha256(wget_warc.read_bytes()).hexdigest()
+    urls = sorted(c.requested_url for c in result.captures)
+    assert urls == [site.url("/"), site.url("/about.html")]  # not the CSS, not robots.txt
+    assert all(c.mode == "import" and c.status == "ok" and c.text_blake3 for c in result.captures)
+    assert result.signed and result.not_signed is None
+    # the file is kept once, byte for byte, and both manifests name it
+    assert len(result.stored) == 1
+    stored = archive.root / result.stored[0]
+    assert stored.read_bytes() == wget_warc.read_bytes()
+    assert stored.name == f"{result.captures[0].capture_id}.warc.gz"
+    for capture in result.captures:
+        m, _ = read_manifest(archive.root / capture.manifest_path)
+        assert m.warc.path == result.stored[0] and m.imported is not None
+        assert m.imported.source.name == "site.warc.gz" and m.imported.source.kind == "warc"
+        assert m.imported.source.member is None
+        assert m.imported.source.sha256 == result.sha256
+        assert m.imported.framing == "gzip-members"
+        assert m.imported.warcinfo is not None
+        assert (m.imported.warcinfo.software or "").startswith("Wget/")
+        assert m.started == m.imported.received  # what preserve vouches for
+        assert m.redirects[0].started.startswith(m.imported.original_date[:19])
+        assert m.connection.remote_ip == "127.0.0.1" and m.connection.tls is None
+        types = [r.type for r in m.warc.records]
+        assert types[0] == "warcinfo" and "request" in types and "response" in types
+        assert m.extraction.source is not None and m.extraction.source.kind == "response"
+    _deep_ok(archive)
+    leaves = [e for e in _leaves(archive.root) if isinstance(e, ManifestLeaf)]
+    assert len(leaves) == 2 and all(isinstance(e, ImportLeaf) for e in leaves)
+
+
+def test_reimport_is_idempotent(archive: Archive, wget_warc: Path) -> None:
+    first = import_file(archive, wget_warc)
+    before = _manifests(archive.root)
+    leaves = len(_leaves(archive.root))
+    again = import_file(archive, wget_warc)
+    assert again.status == "already-imported" and not again.captures
+    assert sorted(again.already) == sorted(c.capture_id for c in first.captures)
+    assert _manifests(archive.root) == before and len(_leaves(archive.root)) == leaves
+    assert not list((archive.root / "archive" / "tmp").iterdir())
+
+
+def test_warcio_capture_http_gzip_plain_and_one_gzip_stream(
+        archive: Archive, site: TestServer, tmp_path: Path) -> None:
+    gz = _warcio_warc(site, tmp_path / "warcio.warc.gz", gzipped=True)
+    plain = _warcio_warc(site, tmp_path / "warcio.warc", gzipped=False)
+    stream = tmp_path / "whole.warc.gz"  # records not each their own gzip member
+    stream.write_bytes(gzip.compress(plain.read_bytes()))
+    framings = {}
+    for path in (gz, plain, stream):
+        result = import_file(archive, path)
+        assert len(result.captures) == 2, path
+        m, _ = read_manifest(archive.root / result.captures[0].manifest_path)
+        assert m.imported is not None and m.imported.warcinfo is None  # warcio writes none
+        assert [r.type for r in m.warc.records] == ["response", "request"]
+        framings[path.name] = (m.imported.framing, m.warc.path.endswith(".warc.gz"))
+    assert framings == {"warcio.warc.gz": ("gzip-members", True),
+                        "warcio.warc": ("plain", False),
+                        "whole.warc.gz": ("gzip-stream", True)}
+    _deep_ok(archive)  # re-reads records at manifest offsets, in the decompressed stream too
+
+
+def test_url_option_imports_a_response_that_is_not_html(
+        archive: Archive, wget_warc: Path, site: TestServer) -> None:
+    css = site.url("/style.css")
+    result = import_file(archive, wget_warc, ImportOptions(urls=(css, site.url("/nothing"))))
+    by_url = {c.requested_url: c for c in result.captures}
+    assert by_url[css].status == "not-html" and by_url[css].text_blake3 is None
+    assert result.urls_not_found == [site.url("/nothing")]
+    _deep_ok(archive)
+
+
+def test_cli_import_log_and_show(tmp_path: Path, wget_warc: Path) -> None:
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    done = run(root, "import", str(wget_warc), "--json")
+    assert done.returncode == 0, done.stderr
+    envelope = json.loads(done.stdout)
+    assert envelope["ok"] and envelope["command"] == "import"
+    files = envelope["result"]["files"]
+    assert files[0]["status"] == "imported" and envelope["result"]["imported"] == 2
+    capture_id = files[0]["captures"][0]["capture_id"]
+    logged = run(root, "log")
+    assert logged.returncode == 0
+    assert logged.stdout.count("IMPORT  ") == 2
+    shown = run(root, "show", capture_id)
+    assert "import    from site.warc.gz" in shown.stdout and "received  " in shown.stdout
+    assert "warcinfo  software Wget/" in shown.stdout
+    again = run(root, "import", str(wget_warc))
+    assert again.returncode == 0 and "already imported as" in again.stdout
+    assert run(root, "verify", "--deep").returncode == 0
+
+
+# --- failures: nothing committed, one line, a documented status ------------------------------
+
+
+def _flip_in_payload(source: Path, target: Path) -> None:
+    """A copy of a plain WARC with one byte of a page's payload changed."""
+    data = bytearray(source.read_bytes())
+    data[data.index(b"Hello from the home page.")] ^= 0x20
+    target.write_bytes(bytes(data))
+
+
+def test_flipped_byte_truncated_member_and_text_file_commit_nothing(
+        tmp_path: Path, wget_warc: Path) -> None:
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(gzip.decompress(wget_warc.read_bytes()))
+    flipped = tmp_path / "flipped.warc"
+    _flip_in_payload(plain, flipped)
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(wget_warc.read_bytes()[:-6])  # the last member loses its trailer
+    text = tmp_path / "notes.txt"
+    text.write_text("not a WARC file\n")
+    cases = [(flipped, 1, "digest failed"), (cut, 1, "gzip member"),
+             (text, 2, "not a WARC or WACZ file")]
+    for path, status, words in cases:
+        done = run(root, "import", str(path))
+        assert done.returncode == status, (path, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"preserve: error: {path}"), lines
+        assert words in lines[0]
+    flipped_line = run(root, "import", str(flipped)).stderr
+    assert "record <urn:uuid:" not in flipped_line and "record urn:uuid:" in flipped_line
+    assert not _manifests(root)
+    assert not list((root / "archive" / "warc").rglob("*.warc*"))
+    assert not list((root / "archive" / "tmp").iterdir())
+    # several files: the good one is imported, the bad one is not, the worst status counts
+    mixed = run(root, "import", str(text), str(wget_warc), str(flipped), "--json")
+    assert mixed.returncode == 1
+    result = json.loads(mixed.stdout)["result"]
+    assert [f["status"] for f in result["files"]] == ["failed", "imported", "failed"]
+    assert [f.get("exit_status") for f in result["files"]] == [2, None, 1]
+    assert len(_manifests(root)) == 2
+    assert run(root, "verify", "--deep").returncode == 0
+
+
+def test_library_errors_name_the_problem(archive: Archive, tmp_path: Path,
+                                         wget_warc: Path) -> None:
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(gzip.decompress(wget_warc.read_bytes()))
+    truncated = tmp_path / "truncated.warc"
+    truncated.write_bytes(plain.read_bytes()[:-300])
+    with pytest.raises(errors.ImportIntegrityError, match=r"truncated|not a complete"):
+        import_file(archive, truncated)
+    stream = tmp_path / "stream.warc.gz"
+    stream.write_bytes(gzip.compress(plain.read_bytes())[:-7])
+    with pytest.raises(errors.ImportIntegrityError, match="gzip"):
+        import_file(archive, stream)
+    empty = tmp_path / "empty.warc.gz"
+    empty.write_bytes(b"")
+    with pytest.raises(errors.ImportInputError):
+        import_file(archive, empty)
+    assert not _manifests(archive.root)
+
+
+# --- WACZ ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wacz_tool() -> str:
+    candidates = [os.environ.get("PRESERVE_WACZ"),
+                  str(Path(__file__).resolve().parents[1] / ".ci-wacz" / "bin" / "wacz"),
+                  shutil.which("wacz")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    missing("wacz (py-wacz) not installed (set $PRESERVE_WACZ; .ci/run does)")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def wacz_file(wacz_tool: str, wget_warc: Path, tmp_path: Path) -> Iterator[Path]:
+    out = tmp_path / "site.wacz"
+    subprocess.run([wacz_tool, "create", "-o", str(out), str(wget_warc)], check=True,
+                   capture_output=True, timeout=120)
+    yield out
+
+
+def test_wacz_from_py_wacz_imports_and_verifies(archive: Archive, wacz_file: Path,
+                                                wget_warc: Path) -> None:
+    result = import_file(archive, wacz_file)
+    assert result.kind == "wacz" and len(result.captures) == 2
+    assert result.sha256 == hashlib.sha256(wacz_file.read_bytes()).hexdigest()
+    m, _ = read_manifest(archive.root / result.captures[0].manifest_path)
+    assert m.imported is not None and m.imported.source.kind == "wacz"
+    assert m.imported.source.name == "site.wacz"
+    assert m.imported.source.member == "archive/site.warc.gz"
+    assert (archive.root / m.warc.path).read_bytes() == wget_warc.read_bytes()
+    _deep_ok(archive)
+    # the WARC inside is the same bytes as the file imported directly: nothing new
+    assert import_file(archive, wget_warc).status == "already-imported"
+
+
+def _rewrite_wacz(source: Path, target: Path, *, fix_digest: bool) -> None:
+    """A copy of ``source`` whose datapackage.json gives the WARC a wrong SHA-256 (and, with
+    ``fix_digest``, a datapackage-digest.json that matches the changed datapackage.json)."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as out:
+        package = json.loads(src.read("datapackage.json"))
+        for resource in package["resources"]:
+            if resource["path"].startswith("archive/"):
+                resource["hash"] = "sha256:" + "0" * 64
+        package_bytes = json.dumps(package).encode()
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "datapackage.json":
+                data = package_bytes
+            elif info.filename == "datapackage-digest.json" and fix_digest:
+                data = json.dumps({"path": "datapackage.json", "hash": "sha256:"
+                                   + hashlib.sha256(package_bytes).hexdigest()}).encode()
+            out.writestr(info, data)
+
+
+def test_wacz_with_a_wrong_datapackage_hash_is_refused(tmp_path: Path,
+                                                       wacz_file: Path) -> None:
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    for fix_digest, words in ((True, "SHA-256 or size differs"),
+                              (False, "datapackage-digest.json")):
+        bad = tmp_path / f"bad-{fix_digest}.wacz"
+        _rewrite_wacz(wacz_file, bad, fix_digest=fix_digest)
+        done = run(root, "import", str(bad))
+        assert done.returncode == 1, done.stderr
+        assert words in done.stderr and str(bad) in done.stderr
+    assert not _manifests(root)
+    assert not list((root / "archive" / "warc").rglob("*.warc*"))
+
+
+# --- what imports do to the rest of the archive ----------------------------------------------
+
+
+def test_exports_of_imports_hold_the_shared_file_once(archive: Archive, wget_warc: Path,
+                                                      tmp_path: Path) -> None:
+    import_file(archive, wget_warc)
+    out = tmp_path / "out.wacz"
+    exported = exchange.export_wacz(archive, [], out, all_captures=True)
+    assert len(exported.captures) == 2
+    with zipfile.ZipFile(out) as zf:
+        warcs = [n for n in zf.namelist() if n.startswith("archive/")]
+    assert len(warcs) == 1
+    assert exchange.check_package(out).ok
+    bag = tmp_path / "bag"
+    exchange.export_bagit(archive, [], bag, all_captures=True)
+    assert exchange.check_package(bag).ok
+
+
+def test_import_leaf_needs_an_import_record(archive: Archive, wget_warc: Path) -> None:
+    """An import leaf is proved only by an ``import`` commit record, a manifest leaf only by
+    a ``capture`` one: rewriting an import leaf's type is caught before anything is signed."""
+    result = import_file(archive, wget_warc)
+    entries = [e for e in _leaves(archive.root) if isinstance(e, ImportLeaf)]
+    assert {e.capture_id for e in entries} == {c.capture_id for c in result.captures}
+    leaf = entries[0]
+    assert _record_kinds(leaf) == ("import",)
+    plain = ManifestLeaf(leaf.capture_id, leaf.path, leaf.blake3, leaf.sha256, leaf.size,
+                         leaf.captured, leaf.committed)
+    assert _record_kinds(plain) == ("capture",)
+    data = leaf.to_bytes()
+    assert b'"type":"import"' in data and parse_entry(data) == leaf
+    rows = [r for r in integrity.history(archive.root) if r["type"] == "import"]
+    assert len(rows) == 2 and rows[0]["summary"].startswith("IMPORT")
+
+
+def test_repair_logs_an_interrupted_import_as_an_import(
+        archive: Archive, wget_warc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill between the commit point and the log leaves committed manifests that a signed
+    ``import`` commit record names: repair appends import leaves, and the log signs."""
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(commit.log, "record_entries", fail)
+    with pytest.raises(commit.PartialCommitError):
+        import_file(archive, wget_warc)
+    monkeypatch.undo()
+    assert len(_manifests(archive.root)) == 2
+    assert not [e for e in _leaves(archive.root) if isinstance(e, ManifestLeaf)]
+    repair(archive.root, heads=KnownHeads())
+    leaves = [e for e in _leaves(archive.root) if isinstance(e, ManifestLeaf)]
+    assert len(leaves) == 2 and all(isinstance(e, ImportLeaf) for e in leaves)
+    _deep_ok(archive)
+
+
+def test_verify_finds_damage_in_a_shared_imported_file(tmp_path: Path, archive: Archive,
+                                                       site: TestServer) -> None:
+    """One byte changed in the stored file: every page's manifest sees the file digests
+    differ, and the deep check names the damaged record once."""
+    plain = _warcio_warc(site, tmp_path / "pages.warc", gzipped=False)
+    result = import_file(archive, plain)
+    stored = archive.root / result.stored[0]
+    data = bytearray(stored.read_bytes())
+    data[data.index(b"All about this site.")] ^= 0x20
+    stored.chmod(0o644)
+    stored.write_bytes(bytes(data))
+    report = archive.verify(deep=True, record=False)
+    codes = [f.code.code for f in report.findings]
+    assert codes.count("E204") == 2 and codes.count("E203") == 2
+    assert codes.count("E213") == 1 and codes.count("E214") == 1  # the about page's response
+    assert "W215" not in codes
+
+
+def test_a_response_without_content_type_is_a_page_only_if_it_looks_like_html(
+        archive: Archive, http_server: TestServer, tmp_path: Path) -> None:
+    html = _page("Bare", "A page served without a media type.")
+    http_server.routes["/bare"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                                      % (len(html), html))
+    http_server.routes["/blob"] = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+                                      b"\x00\x01\x02\x03")
+    path = tmp_path / "bare.warc.gz"
+    with capture_http(str(path)):
+        for page in ("/bare", "/blob"):
+            with urllib.request.urlopen(http_server.url(page), timeout=10) as answer:
+                answer.read()
+    result = import_file(archive, path)
+    assert [c.requested_url for c in result.captures] == [http_server.url("/bare")]
+    assert result.captures[0].status == "ok" and result.captures[0].title == "Bare"
+    _deep_ok(archive)
