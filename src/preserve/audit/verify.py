@@ -408,6 +408,7 @@ class _Audit:
         """Deep, for files imported from other tools: each re-read once, every page's records
         matched by offset (records of other pages are expected there: no W215), and damage
         in records no page names reported once per file (E207)."""
+        from preserve import warc  # noqa: PLC0415 - warcio: only for --deep
         from preserve.audit.deep import DeepResult, compare_record  # noqa: PLC0415
 
         for path, shared in sorted(self.shared.items()):
@@ -487,8 +488,8 @@ class _Audit:
             path, decompressed, records = outcome.imported_records
             shared = self.shared.get(path)
             if shared is None:
-                shared = self.shared[path] = _SharedFile(outcome.warc_rel or "", outcome.capture_id,
-                                                         decompressed)
+                shared = self.shared[path] = _SharedFile(outcome.warc_rel or "",
+                                                         outcome.capture_id, decompressed)
             shared.pages.append((outcome.capture_id, records))
         for future in outcome.deep:
             result = future.result()
