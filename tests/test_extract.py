@@ -350,6 +350,7 @@ def _digest(outputs: list[dict[str, object]]) -> str:
 RECORDED_DIGESTS = {
     "1.0.0": "8b76e2cd763a229f03c6b8ce925ae652ec361a7ced122298300d8561c01d64ba",
     "2.0.0": "c4905f3c76c4c117a239813f11f512dc1f766c7a82dd0a3c00e3b15b7acf8adb",
+    "2.1.0": "c4905f3c76c4c117a239813f11f512dc1f766c7a82dd0a3c00e3b15b7acf8adb",
 }
 
 

@@ -341,3 +341,32 @@ def test_the_whole_visible_body_when_the_main_region_is_nearly_empty() -> None:
     result = extract(f"<html><body>{body}</body></html>")
     assert_all_prose(result.text)
     assert result.method in {"article", "main", "relaxed", "body"}
+
+
+
+# --- the article container keeps only part of its own box --------------------------------
+
+
+def test_a_declared_article_does_not_drop_most_of_its_own_box() -> None:
+    # A service page declares itself an article (many CMSs do). The article scorer takes the
+    # introduction and prunes the step boxes beside it (their class names look negative),
+    # though they hold more prose than it kept: the main region, with every box, is the text.
+    steps = [
+        f"Step {i} of the service is described here in one sentence, long enough to read as "
+        "prose and to count."
+        for i in range(6)
+    ]
+    boxes = "".join(
+        f'<div class="media-item"><h3>Part {i}</h3><p>{text}</p></div>'
+        for i, text in enumerate(steps)
+    )
+    body = (
+        f'<main><h1>Report</h1><div class="page-content"><div class="intro">{paragraphs()}'
+        f'</div><div class="media-list">{boxes}</div></div></main>'
+    )
+    result = extract(page(body, '<meta property="og:type" content="article">'))
+    assert result.method == "main"
+    assert_all_prose(result.text)
+    for i, text in enumerate(steps):
+        assert f"Part {i}" in result.text
+        assert text in result.text

@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.0.0"
+EXTRACTOR_VERSION = "2.1.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -106,17 +106,57 @@ def _prose(blocks: list[Block]) -> int:
     )
 
 
+def _container(blocks: list[Block]) -> list[etree._Element]:
+    """The ancestor chain (innermost first) of the element holding all of ``blocks``."""
+    owners = list(dict.fromkeys(block.owner for block in blocks))
+    if not owners:
+        return []
+    chain = [owners[0], *owners[0].iterancestors()]
+    position = {id(element): index for index, element in enumerate(chain)}
+    deepest = 0
+    for owner in owners[1:]:
+        for element in (owner, *owner.iterancestors()):
+            index = position.get(id(element))
+            if index is not None:
+                deepest = max(deepest, index)
+                break
+    return chain[deepest:]
+
+
+def _sibling_prose(best: list[Block], rest: list[Block]) -> int:
+    """Prose of ``rest`` beside the article container: inside its parent (sibling sections
+    of the same content), not further away (teasers, sidebars, footers)."""
+    chain = _container(best)
+    if len(chain) < 2:
+        return 0
+    near = {id(chain[0]), id(chain[1])}
+    levels = {id(element) for element in chain}
+    size = 0
+    for block in rest:
+        if len(block.text) < PROSE_CHARS or block.link_density >= 0.3:
+            continue
+        for element in block.owner.iterancestors():
+            if id(element) in levels:
+                if id(element) in near:
+                    size += len(block.text)
+                break
+    return size
+
+
 def _article_wins(best: list[Block], main: list[Block], declared_article: bool) -> bool:
     """The article container is the content when it holds most of the main region's text,
     or, on a page that declares itself an article, when the rest of the region has less than
-    twice its prose (the rest is then lists, links and chrome, not more of the content)."""
+    twice its prose (the rest is then lists, links and chrome, not more of the content) and
+    the container's own siblings do not hold as much prose as it does (then it is one
+    section of several, and the region is the content)."""
     if _measure(best) >= ARTICLE_SHARE * _measure(main):
         return True
     if not declared_article:
         return False
     chosen = {(id(block.owner), block.text) for block in best}
     rest = [block for block in main if (id(block.owner), block.text) not in chosen]
-    return _prose(best) >= REST_PROSE_SHARE * _prose(rest)
+    prose = _prose(best)
+    return prose >= REST_PROSE_SHARE * _prose(rest) and _sibling_prose(best, rest) < prose
 
 
 def _select(
