@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import hashlib
 import json
@@ -25,6 +27,7 @@ from preserve.storage.manifest import (
     MAX_TEXT_FIELD_CHARS,
     SCHEMA,
     Manifest,
+    base32_decoded_length,
     bound_fields,
     iter_manifest_paths,
     iter_manifests,
@@ -384,3 +387,16 @@ def test_v2_extraction_method_and_page_type_round_trip() -> None:
         document.pop(key, None)
     with pytest.raises(ManifestError, match="unknown field"):
         manifest_from_dict(document)
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", max_size=120),
+       st.integers(min_value=0, max_value=9))
+@settings(max_examples=400, deadline=None)
+def test_base32_length_count_agrees_with_b32decode(body: str, padding: int) -> None:
+    encoded = body + "=" * padding
+    stripped = encoded.rstrip("=")
+    try:
+        expected: int | None = len(base64.b32decode(stripped + "=" * (-len(stripped) % 8)))
+    except binascii.Error:
+        expected = None
+    assert base32_decoded_length(encoded) == expected
