@@ -171,18 +171,19 @@ def _json_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     order = sorted(range(len(fields)), key=fields.__getitem__)
     template = "      {{\n" + ",\n".join(
         f"        {_braces(encode(fields[i]))}: {{{i}}}" for i in order) + "\n      }}"
-    fill = template.format
 
-    def value(v: Any) -> str:
-        if type(v) is str:
-            return encode(v)
-        if v is None:
-            return "null"
-        if type(v) is int:
-            return int.__repr__(v)
-        return json.dumps(v, ensure_ascii=False)
-
-    return "[\n" + ",\n".join([fill(*[value(v) for v in row]) for row in rows]) + "\n    ]"
+    columns: list[list[str]] = []
+    for column in zip(*rows, strict=True):
+        kinds = set(map(type, column))
+        if kinds <= {str}:
+            columns.append(list(map(encode, column)))  # one C call per value, no frame
+        elif kinds <= {str, type(None)}:
+            columns.append([encode(v) if v is not None else "null" for v in column])
+        elif kinds <= {int}:
+            columns.append(list(map(int.__repr__, column)))
+        else:
+            columns.append([json.dumps(v, ensure_ascii=False) for v in column])
+    return "[\n" + ",\n".join(map(template.format, *columns)) + "\n    ]"
 
 
 def _braces(text: str) -> str:
