@@ -145,6 +145,51 @@ def finish(result: Any, status: int = EXIT_OK) -> NoReturn:
     sys.exit(status)
 
 
+def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
+                rows: Sequence[Sequence[Any]], status: int = EXIT_OK) -> NoReturn:
+    """:func:`finish` with ``result[key]`` the list of ``dict(zip(fields, row))`` for
+    ``rows``, printed byte for byte as :func:`finish` prints it, but each row filled into one
+    template: ``json.dumps`` with ``indent`` runs in pure Python, seconds for 100,000 rows."""
+    run = current()
+    if not run.as_json:
+        sys.exit(status)
+    text = json.dumps(envelope(run.command, status, {**result, key: []}, None, run.warnings),
+                      indent=2, ensure_ascii=False, sort_keys=True)
+    marker = f"\n    {json.encoder.encode_basestring(key)}: []"
+    if text.count(marker) != 1:  # never: a string cannot hold a raw newline
+        finish({**result, key: [dict(zip(fields, row, strict=True)) for row in rows]}, status)
+    click.echo(text.replace(marker, marker[:-2] + _json_rows(fields, rows)))
+    sys.exit(status)
+
+
+def _json_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """``rows`` as ``json.dumps`` prints a list of such dicts at depth 3 with ``indent=2,
+    ensure_ascii=False, sort_keys=True`` (scalar values: str, int, None, …)."""
+    if not rows:
+        return "[]"
+    encode = json.encoder.encode_basestring  # the C one, as dumps uses
+    order = sorted(range(len(fields)), key=fields.__getitem__)
+    template = "      {{\n" + ",\n".join(
+        f"        {_braces(encode(fields[i]))}: {{{i}}}" for i in order) + "\n      }}"
+
+    columns: list[list[str]] = []
+    for column in zip(*rows, strict=True):
+        kinds = set(map(type, column))
+        if kinds <= {str}:
+            columns.append(list(map(encode, column)))  # one C call per value, no frame
+        elif kinds <= {str, type(None)}:
+            columns.append([encode(v) if v is not None else "null" for v in column])
+        elif kinds <= {int}:
+            columns.append(list(map(int.__repr__, column)))
+        else:
+            columns.append([json.dumps(v, ensure_ascii=False) for v in column])
+    return "[\n" + ",\n".join(map(template.format, *columns)) + "\n    ]"
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def fail(message: str, status: int, *, kind: str = "Error", hint: str | None = None) -> NoReturn:
     """End a command with one error line on stderr (and the envelope's error under --json)."""
     run = current()

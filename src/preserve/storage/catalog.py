@@ -37,6 +37,9 @@ INDEX_DIR = "archive/index"
 CATALOG_FILE = "catalog.sqlite3"
 SCHEMA_VERSION = 1
 MAX_TITLE = 500
+#: The fields of :meth:`Catalog.summaries` rows, in order (those of ``preserve list``).
+SUMMARY_FIELDS = ("capture_id", "requested_url", "final_url", "started", "http_status",
+                  "status", "title", "text_blake3")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -272,6 +275,19 @@ class Catalog:
         """Every capture, oldest first."""
         return self._query(f"SELECT {self._COLUMNS} FROM captures ORDER BY started, capture_id")
 
+    _SUMMARY: ClassVar[str] = ("capture_id, requested_url, final_url, started, http_status, "
+                               "status, title, text_blake3")
+
+    def summaries(self) -> list[tuple[object, ...]]:
+        """Every capture, oldest first, as plain tuples of the :data:`SUMMARY_FIELDS` (what
+        ``preserve list`` prints: no object per row, for 100,000 captures in well under a
+        second). The values are the catalog's, checked by ``verify`` like :meth:`rows`."""
+        try:
+            return self._connect().execute(
+                f"SELECT {self._SUMMARY} FROM captures ORDER BY started, capture_id").fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+
     def of_url(self, url: str, *, final_too: bool) -> list[CatalogRow]:
         """Captures whose requested (and, with ``final_too``, final) URL is ``url``."""
         key = url_key(url)
@@ -335,6 +351,7 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes]) -> list[str
 __all__ = [
     "CATALOG_FILE",
     "INDEX_DIR",
+    "SUMMARY_FIELDS",
     "Catalog",
     "CatalogError",
     "CatalogRow",

@@ -1,0 +1,103 @@
+"""``preserve list`` prints plain rows in one write and its ``--json`` from a row template
+(issue 12: 100,000 captures in under a second): the output must stay exactly what the
+per-row objects and ``json.dumps(indent=2)`` printed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from preserve.archive import Archive, CaptureSummary
+from preserve.cli import main
+from preserve.cli.app import _json_rows, envelope
+from preserve.storage.catalog import SUMMARY_FIELDS
+from servers import TestServer, respond
+
+ROWS: list[tuple[Any, ...]] = [
+    ("a", "http://x/\"quoted\"\\", "http://x/ünï", "2026", 200, "ok", None, "ab" * 32),
+    ("b", "http://x/{0}{}", "http://x/\u2028\x1b[31m", "2027", 404, "http_error",
+     "tab\there\nline  \u00a0nbsp", None),
+    ("c", "", "", "", -1, "", "", ""),
+]
+
+
+def _dumped(rows: list[tuple[Any, ...]]) -> str:
+    payload = {"captures": [dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in rows]}
+    return json.dumps(envelope("list", 0, payload), indent=2, ensure_ascii=False,
+                      sort_keys=True)
+
+
+@pytest.mark.parametrize("rows", [[], ROWS[:1], ROWS])
+def test_json_rows_match_json_dumps(rows: list[tuple[Any, ...]]) -> None:
+    empty = _dumped([])
+    marker = '\n    "captures": []'
+    assert empty.count(marker) == 1
+    fast = empty.replace(marker, marker[:-2] + _json_rows(SUMMARY_FIELDS, rows))
+    assert fast == _dumped(rows)
+
+
+def test_json_rows_other_scalars_and_field_names() -> None:
+    fields = ("z{}", "a\"b", "m")
+    rows = [(True, 1.5, None), (False, 10**30, "x")]
+    expected = json.dumps({"k": {"k": [dict(zip(fields, r, strict=True)) for r in rows]}},
+                          indent=2, ensure_ascii=False, sort_keys=True)
+    empty = json.dumps({"k": {"k": []}}, indent=2, ensure_ascii=False, sort_keys=True)
+    marker = '\n    "k": []'
+    assert empty.replace(marker, marker[:-2] + _json_rows(fields, rows)) == expected
+
+
+def _old_text(entries: list[CaptureSummary]) -> str:
+    """What ``list`` printed before (one echo per capture)."""
+    def clean(text: object, limit: int = 200) -> str:
+        return " ".join(str(text).split())[:limit]
+
+    lines = [f"{e.capture_id}  {e.http_status}  {(e.text_blake3 or '-')[:12]:<12}  "
+             f"{clean(e.requested_url, 2000)}  {clean(e.title or '')}" for e in entries]
+    return "".join(line + "\n" for line in [*lines, f"{len(entries)} capture(s)"])
+
+
+def test_list_text_and_json_unchanged(http_server: TestServer, tmp_path: Path) -> None:
+    html = [("Content-Type", "text/html")]
+    http_server.routes["/a"] = respond(200, b"<html><head><title>One\t two  </title></head>"
+                                       b"<body><p>Text of a page.</p></body></html>",
+                                       headers=html)
+    http_server.routes["/b"] = respond(404, b"no title", headers=[("Content-Type",
+                                                                    "text/plain")])
+    archive = Archive(tmp_path)
+    for path in ("/a", "/b", "/a"):
+        archive.capture(http_server.url(path))
+    runner = CliRunner()
+    entries = Archive(tmp_path).captures()
+    assert [tuple(getattr(e, f) for f in SUMMARY_FIELDS) for e in entries] == \
+        Archive(tmp_path).capture_rows()
+
+    text = runner.invoke(main, ["--root", str(tmp_path), "list"])
+    assert text.exit_code == 0, text.output
+    assert text.stdout == _old_text(entries)
+
+    as_json = runner.invoke(main, ["--root", str(tmp_path), "list", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    expected = envelope("list", 0, {"captures": [e.to_json() for e in entries]})
+    assert as_json.stdout == json.dumps(expected, indent=2, ensure_ascii=False,
+                                        sort_keys=True) + "\n"
+
+
+def test_list_without_a_usable_catalog_reads_the_manifests(http_server: TestServer,
+                                                           tmp_path: Path) -> None:
+    http_server.routes["/a"] = respond(200, b"<html><title>A</title><p>a</p></html>",
+                                       headers=[("Content-Type", "text/html")])
+    archive = Archive(tmp_path)
+    first = archive.capture(http_server.url("/a"))
+    catalog = tmp_path / "archive" / "index" / "catalog.sqlite3"
+    with sqlite3.connect(catalog) as db:  # planted rows: more rows than logged captures
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'logged'")
+    rows = Archive(tmp_path).capture_rows()
+    assert [row[0] for row in rows] == [first.capture_id]
+    listed = CliRunner().invoke(main, ["--root", str(tmp_path), "list", "--json"])
+    assert [c["capture_id"] for c in json.loads(listed.stdout)["result"]["captures"]] == \
+        [first.capture_id]
