@@ -6,6 +6,9 @@ Paths it serves:
 * ``/page/<n>.html``: a generated article page (nav, headline, byline, paragraphs, a reader
   comment section, footer), deterministic for ``n``, sizes spread from ~4 KiB to ~250 KiB;
 * ``/small/<n>.html``: the same kind of page, 3-9 KiB (for the 10,000-capture archive);
+* ``/near/<bytes>/<n>.html``: the same kind of page grown paragraph by paragraph to about
+  ``bytes`` (``/near/30000/<n>.html``: 29.9-31.3 KB for n < 300), for runs where every page
+  should cost about the same;
 * ``/stream/<bytes>.bin``: ``application/octet-stream`` of exactly that many bytes;
 * ``/stream/<bytes>.html``: ``text/html`` of exactly that many bytes (one long article).
 
@@ -15,8 +18,10 @@ the HTML block is whole ``<p>`` paragraphs of random words. Every response has a
 ``Content-Length``; connections are kept alive as a real server would.
 
 Use :class:`LocalServer` (a context manager that starts the subprocess and knows its base
-URL), or run ``python _local_server.py [--port N]``: it prints ``PORT <n>`` and serves until
-killed. Loopback only; nothing here is part of preserve.
+URL), or run ``python _local_server.py [--port N] [--hosts 127.0.0.1,127.0.0.2]``: it prints
+``PORT <n>`` and serves until killed. Loopback only (several 127.x.y.z addresses, one port,
+to stand for several hosts: Linux routes all of 127/8 to ``lo``); nothing here is part of
+preserve.
 
 The bottom of the module holds the few helpers every benchmark script shares: run a command
 and get its wall time and peak RSS (:func:`run_measured`, via ``wait4``), describe the machine
@@ -36,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,10 +85,14 @@ def _nav(rng: random.Random) -> str:
     return f'<nav class="site-nav"><ul>{links}</ul></nav>\n'
 
 
-def render_page(n: int, *, small: bool = False) -> bytes:
-    """The page ``n``: deterministic, realistic structure, size set by ``n``."""
-    rng = random.Random(n * 7919 + (1 if small else 0))
-    if small:
+def render_page(n: int, *, small: bool = False, near: int = 0) -> bytes:
+    """The page ``n``: deterministic, realistic structure, size set by ``n`` (or, with
+    ``near``, paragraphs added until the page is about ``near`` bytes)."""
+    rng = random.Random(n * 7919 + (1 if small else 0) + (2 if near else 0))
+    if near:
+        paragraphs = 0
+        comments = 3
+    elif small:
         paragraphs = rng.randint(3, 10)
         comments = rng.randint(0, 2)
     else:
@@ -105,6 +115,12 @@ def render_page(n: int, *, small: bool = False) -> bytes:
         f'{rng.randint(0, 9)}">2026</time></p>\n',
     ]
     parts += [_paragraph(rng) for _ in range(paragraphs)]
+    if near:
+        size = sum(len(part.encode("utf-8")) for part in parts) + 1500  # the rest, roughly
+        while size < near:
+            paragraph = _paragraph(rng)
+            parts.append(paragraph)
+            size += len(paragraph.encode("utf-8"))
     parts.append("</article>\n<aside class=\"related\"><h2>Related</h2>")
     parts.append(_nav(rng))
     parts.append("</aside>\n<section id=\"comments\" class=\"comments\"><h2>Comments</h2>\n")
@@ -120,8 +136,8 @@ def render_page(n: int, *, small: bool = False) -> bytes:
 
 
 @lru_cache(maxsize=4096)
-def cached_page(n: int, small: bool) -> bytes:
-    return render_page(n, small=small)
+def cached_page(n: int, small: bool, near: int = 0) -> bytes:
+    return render_page(n, small=small, near=near)
 
 
 def _binary_block() -> bytes:
@@ -170,6 +186,12 @@ class Handler(BaseHTTPRequestHandler):
             self._head("text/html; charset=utf-8", len(body))
             self.wfile.write(body)
             return
+        match = re.fullmatch(r"/near/(\d{1,9})/(\d+)\.html", path)
+        if match:
+            body = cached_page(int(match.group(2)), False, int(match.group(1)))
+            self._head("text/html; charset=utf-8", len(body))
+            self.wfile.write(body)
+            return
         match = re.fullmatch(r"/stream/(\d+)\.(bin|html)", path)
         if match:
             self._stream(int(match.group(1)), match.group(2))
@@ -208,22 +230,31 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def serve(port: int) -> None:
-    server = Server(("127.0.0.1", port), Handler)
-    print(f"PORT {server.server_address[1]}", flush=True)
-    server.serve_forever()
+def serve(port: int, hosts: Sequence[str] = ("127.0.0.1",)) -> None:
+    """Serve on every address of ``hosts``, all on one port (the first one's, if 0)."""
+    first = Server((hosts[0], port), Handler)
+    port = first.server_address[1]
+    others = [Server((host, port), Handler) for host in hosts[1:]]
+    for server in others:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"PORT {port}", flush=True)
+    first.serve_forever()
 
 
 class LocalServer:
-    """Start the server in a subprocess; ``base`` is its ``http://127.0.0.1:PORT``."""
+    """Start the server in a subprocess; ``base`` is its ``http://127.0.0.1:PORT``
+    (``bases`` one such URL per address of ``hosts``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: Sequence[str] = ("127.0.0.1",)) -> None:
         self.process: subprocess.Popen[str] | None = None
+        self.hosts = tuple(hosts)
         self.base = ""
+        self.bases: list[str] = []
 
     def __enter__(self) -> LocalServer:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--port", "0"],
+            [sys.executable, str(Path(__file__).resolve()), "--port", "0",
+             "--hosts", ",".join(self.hosts)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -232,8 +263,16 @@ class LocalServer:
         if not line.startswith("PORT "):
             self.process.kill()
             raise RuntimeError(f"benchmark server did not start: {line!r}")
-        self.base = f"http://127.0.0.1:{int(line.split()[1])}"
+        port = int(line.split()[1])
+        self.bases = [f"http://{host}:{port}" for host in self.hosts]
+        self.base = self.bases[0]
         return self
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far (from /proc)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(
         self,
@@ -249,13 +288,19 @@ class LocalServer:
         kind = "small" if small else "page"
         return [f"{self.base}/{kind}/{n}.html" for n in range(start, start + count)]
 
+    def near_urls(self, count: int, size: int, *, spread: bool = False) -> list[str]:
+        """URLs of ``count`` pages of about ``size`` bytes; with ``spread``, page ``n``
+        is asked of host ``n mod len(hosts)`` (same pages, several hosts)."""
+        bases = self.bases if spread else [self.base]
+        return [f"{bases[n % len(bases)]}/near/{size}/{n}.html" for n in range(count)]
+
     def stream_url(self, size: int, kind: str = "bin") -> str:
         return f"{self.base}/stream/{size}.{kind}"
 
 
-def page_bytes(count: int, *, small: bool = False, start: int = 0) -> int:
+def page_bytes(count: int, *, small: bool = False, start: int = 0, near: int = 0) -> int:
     """Total body bytes of the pages ``start .. start+count-1`` (computed, not fetched)."""
-    return sum(len(cached_page(n, small)) for n in range(start, start + count))
+    return sum(len(cached_page(n, small, near)) for n in range(start, start + count))
 
 
 # --- helpers shared by the benchmark scripts --------------------------------------------------
@@ -267,13 +312,15 @@ WARCIO = str(VENV_BIN / "warcio")
 
 @dataclass(frozen=True)
 class Measured:
-    """One command run: wall seconds, peak resident set (MiB), exit status, output."""
+    """One command run: wall seconds, peak resident set (MiB), exit status, output, and the
+    user + system CPU seconds of the command and the descendants it waited for."""
 
     seconds: float
     max_rss_mib: float
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0
 
 
 def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> Measured:
@@ -291,7 +338,8 @@ def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> Me
     stderr = err_path.read_text(errors="replace")
     out_path.unlink()
     err_path.unlink()
-    return Measured(seconds, usage.ru_maxrss / 1024, process.returncode, stdout, stderr)
+    return Measured(seconds, usage.ru_maxrss / 1024, process.returncode, stdout, stderr,
+                    usage.ru_utime + usage.ru_stime)
 
 
 def tool_version(cmd: Sequence[str]) -> str:
@@ -389,8 +437,10 @@ def dir_bytes(top: Path, suffixes: tuple[str, ...] = ()) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="benchmark HTTP server on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--hosts", default="127.0.0.1",
+                        help="comma-separated loopback addresses to listen on (one port)")
     args = parser.parse_args()
-    serve(args.port)
+    serve(args.port, args.hosts.split(","))
 
 
 if __name__ == "__main__":
