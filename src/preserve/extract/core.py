@@ -79,11 +79,12 @@ def _trim(blocks: list[Block], meta: Metadata, *, thread: bool = False) -> list[
     byline = _fold(meta.byline) if meta.byline and not thread else None
     texts: list[str] = []
     for index, block in enumerate(blocks):
-        folded = _fold(block.text)
-        if title and block.tag in HEADING_TAGS and folded == title and index < 5:
-            continue
-        if byline and index < 5 and len(block.text) < 100 and folded.endswith(byline):
-            continue
+        if index < 5:  # only the first blocks can repeat the title or the byline
+            folded = _fold(block.text)
+            if title and block.tag in HEADING_TAGS and folded == title:
+                continue
+            if byline and len(block.text) < 100 and folded.endswith(byline):
+                continue
         texts.append(block.text)
     return texts
 
