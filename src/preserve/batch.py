@@ -3,7 +3,8 @@
 :func:`capture_many` fetches and prepares captures (network, extraction, WARC building) on
 ``concurrency`` workers — worker *processes* when ``concurrency`` is above 1, so extraction
 and gzip use every core — and commits them in **groups** in this process, one group at a
-time under the archive lock (:meth:`preserve.Archive.commit`): a group writes its files, makes
+time under the archive lock (:meth:`preserve.Archive.commit`) on a committer thread, so the
+workers go on preparing the next group while one commits: a group writes its files, makes
 them durable with one flush, links its manifests and appends its log leaves in one batch, and
 signs one checkpoint. Commits stay totally ordered, and "a manifest exists ⇒ everything it
 names is durable" holds for each capture as for a single one.
@@ -39,10 +40,11 @@ from concurrent.futures import (
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from preserve.archive import Archive, CaptureOptions, CaptureResult, Spool, prepare_capture
 from preserve.capture import fetch
-from preserve.commit import PreparedCapture
+from preserve.commit import GroupOutcome, PreparedCapture
 from preserve.errors import (
     LockTimeoutError,
     ManifestError,
@@ -160,6 +162,7 @@ def capture_many(
         yield from run.loop(executor)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+        run.committer.shutdown(wait=True)
         run.cleaner.shutdown(wait=True)
         run.spool.close()
 
@@ -187,6 +190,9 @@ class _Batch:
         self.stopped = False
         self.spool: Spool | None = None
         self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-clean")
+        self.committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-commit")
+        self.committing: Future[GroupOutcome] | None = None
+        self.committing_items: list[tuple[_Job, PreparedCapture]] = []
 
     def report(self, outcomes: list[tuple[str, Outcome]]) -> Iterator[tuple[str, Outcome]]:
         for url, outcome in outcomes:
@@ -197,26 +203,38 @@ class _Batch:
 
     def loop(self, executor: Executor) -> Iterator[tuple[str, Outcome]]:
         try:
-            while (self.pending and not self.stopped) or self.running or self.group.items:
+            while ((self.pending and not self.stopped) or self.running or self.group.items
+                   or self.committing is not None):
                 if not self.stopped:
                     self.start_jobs(executor)  # keep the workers busy while a group commits
-                if self.group_due():
-                    yield from self.commit()
+                if self.committing is not None and self.committing.done():
+                    yield from self.finish_commit()
                     continue
-                if self.running:
-                    completed, _ = wait(self.running, timeout=self.wait_time(),
+                if self.committing is None and self.group_due():
+                    self.begin_commit()
+                    continue
+                waiting: set[Future[Any]] = set(self.running)
+                if self.committing is not None:
+                    waiting.add(self.committing)
+                if waiting:
+                    completed, _ = wait(waiting, timeout=self.wait_time(),
                                         return_when=FIRST_COMPLETED)
-                    yield from self.collect(completed)
+                    yield from self.collect([f for f in completed if f in self.running])
                 elif self.pending and not self.stopped:
                     time.sleep(max(0.0, (self.next_ready() or time.monotonic())
                                    - time.monotonic()))
         finally:
+            if self.committing is not None:  # never leave a commit running behind us
+                wait([self.committing])
+                for _ in self.finish_commit():
+                    pass
             if not self.stopped:  # the caller stopped early: let what is in flight finish,
                 if self.running:   # then commit everything prepared (and start nothing)
-                    for _ in self.collect(wait(self.running).done):
+                    for _ in self.collect(list(wait(self.running).done)):
                         pass
                 if self.group.items:
-                    for _ in self.commit():
+                    self.begin_commit()
+                    for _ in self.finish_commit():
                         pass
 
     def start_jobs(self, executor: Executor) -> None:
@@ -245,7 +263,7 @@ class _Batch:
         """How long to wait for a completion: until a waiting host is ready or a group is
         due, whichever comes first (None: until something completes)."""
         deadlines = []
-        if self.group.items:
+        if self.group.items and self.committing is None:  # else the commit's end wakes us
             deadlines.append(self.group.since + self.group_wait)
         if len(self.running) < self.concurrency:
             ready = self.next_ready()
@@ -258,8 +276,7 @@ class _Batch:
                  if j.host not in self.busy and j.host in self.ready_at]
         return min(times) if times else None
 
-    def collect(self, completed: Iterable[Future[PreparedCapture]]
-                ) -> Iterator[tuple[str, Outcome]]:
+    def collect(self, completed: Iterable[Future[Any]]) -> Iterator[tuple[str, Outcome]]:
         failed: list[tuple[str, Outcome]] = []
         for future in completed:
             job = self.running.pop(future)
@@ -282,10 +299,21 @@ class _Batch:
                 or time.monotonic() >= self.group.since + self.group_wait
                 or not self.running)
 
-    def commit(self) -> Iterator[tuple[str, Outcome]]:
-        items, self.group = self.group.items, _Group()
+    def begin_commit(self) -> None:
+        """Start committing the current group on the committer thread (one group at a time,
+        so commits stay totally ordered) while the workers go on preparing the next."""
+        self.committing_items, self.group = self.group.items, _Group()
+        self.committing = self.committer.submit(
+            self.archive.commit, [prepared for _job, prepared in self.committing_items],
+            sign=True)
+
+    def finish_commit(self) -> Iterator[tuple[str, Outcome]]:
+        """Report the outcome of the commit started by :meth:`begin_commit` (done)."""
+        assert self.committing is not None
+        future, items = self.committing, self.committing_items
+        self.committing, self.committing_items = None, []
         try:
-            outcome = self.archive.commit([prepared for _job, prepared in items], sign=True)
+            outcome = future.result()
         except PreserveError as exc:
             for job, _prepared in items:
                 self.release(job)
