@@ -28,21 +28,14 @@ import collections
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from preserve.archive import Archive, CaptureOptions, CaptureResult, Spool, prepare_capture
 from preserve.capture import fetch
-from preserve.commit import PreparedCapture
 from preserve.errors import (
     LockTimeoutError,
     ManifestError,
@@ -52,6 +45,9 @@ from preserve.errors import (
     StorageError,
 )
 from preserve.storage.layout import new_capture_id
+
+if TYPE_CHECKING:
+    from preserve.commit import PreparedCapture
 
 Outcome = CaptureResult | PreserveError
 Progress = Callable[[int, int], None]
@@ -149,6 +145,9 @@ def capture_many(
     archive.ensure_layout()
     archive.check_known_head()  # refuse a rolled-back archive before any fetching
     use_processes = concurrency > 1 if processes is None else processes
+    # imported here: a single capture never needs them (multiprocessing is slow to import)
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor  # noqa: PLC0415
+
     executor: Executor = (ProcessPoolExecutor(max_workers=concurrency) if use_processes
                           else ThreadPoolExecutor(max_workers=concurrency,
                                                   thread_name_prefix="preserve-capture"))
@@ -186,6 +185,8 @@ class _Batch:
         self.group = _Group()
         self.stopped = False
         self.spool: Spool | None = None
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
         self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-clean")
 
     def report(self, outcomes: list[tuple[str, Outcome]]) -> Iterator[tuple[str, Outcome]]:
