@@ -32,27 +32,27 @@ from preserve._lazy import lazy_module
 from preserve.storage.layout import ArchiveLayout, is_capture_id, new_capture_id
 
 if TYPE_CHECKING:
+    import preserve.extract as _extract_mod
+    from preserve import commit as _commit
     from preserve import integrity, log, warc
+    from preserve.audit import verify as _verify
     from preserve.audit.findings import Report
     from preserve.capture import browser as browser_capture
-    from preserve import commit as _commit
-    from preserve import extract as _extract_mod
-    from preserve.audit import verify as _verify
     from preserve.capture import fetch, provenance
     from preserve.capture import page as page_mod
-    from preserve.log import known_heads as _known_heads
-    from preserve.log import signing as _signing
-    from preserve.log import storage as _log_storage
-    from preserve.storage import text_store as _text_store
     from preserve.capture.exchange import Exchange, FetchResult
     from preserve.capture.page import PageCapture
     from preserve.commit import CommitContext, CommittedCapture, GroupOutcome, PreparedCapture
     from preserve.extract import Extraction
     from preserve.integrity import AuditRecord
+    from preserve.log import known_heads as _known_heads
+    from preserve.log import signing as _signing
+    from preserve.log import storage as _log_storage
     from preserve.log.known_heads import KnownHead, KnownHeads
     from preserve.log.signing import Signed
     from preserve.storage import catalog as catalog_mod
     from preserve.storage import manifest
+    from preserve.storage import text_store as _text_store
     from preserve.storage.catalog import Catalog, CatalogRow
     from preserve.storage.text_store import TextStore
 else:  # imported when first used: a capture sends its first byte before loading the rest
@@ -84,11 +84,15 @@ LOCK_TIMEOUT = 120.0
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
+def _default_fetch_options() -> fetch.FetchOptions:
+    return fetch.FetchOptions()  # the module is imported when first needed, not here
+
+
 @dataclass(frozen=True)
 class CaptureOptions:
     """How to capture: network limits and policy, and who is capturing."""
 
-    fetch: fetch.FetchOptions = field(default_factory=lambda: fetch.FetchOptions())
+    fetch: fetch.FetchOptions = field(default_factory=_default_fetch_options)
     operator: str | None = None
     #: Capture the page as rendered by a browser (None: one HTTP response, the default).
     browser: browser_capture.BrowserOptions | None = None
@@ -785,14 +789,16 @@ def prepare_fetched(
         written = warc.write_capture(warc_tmp, result, warcinfo=warcinfo,
                                      metadata_json=metadata_json, conversion_text=text_bytes,
                                      fsync=False)
-        source = page_mod.extraction_source(page_mod.SOURCE_RESPONSE, _final_response_id(written.records))
+        source = page_mod.extraction_source(page_mod.SOURCE_RESPONSE,
+                                            _final_response_id(written.records))
     else:
         written = warc.write_page(warc_tmp, page, warcinfo=warcinfo,
                                   metadata_json=metadata_json, conversion_text=text_bytes,
                                   fsync=False)
         source = (page_mod.extraction_source(page_mod.SOURCE_RENDERED_DOM, page.dom.record_id)
                   if from_dom and page.dom is not None
-                  else page_mod.extraction_source(page_mod.SOURCE_RESPONSE, page.final_response_record_id))
+                  else page_mod.extraction_source(page_mod.SOURCE_RESPONSE,
+                                                  page.final_response_record_id))
     document.update(
         status=status,
         extraction={
@@ -807,7 +813,7 @@ def prepare_fetched(
         },
         notes=list(result.notes),
     )
-    prepared = PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
+    prepared = _commit.PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
                                requested_url=result.requested_url, warc_tmp=warc_tmp,
                                warc=written, text=text_bytes, comments=comments_bytes,
                                document=document)

@@ -35,11 +35,10 @@ from preserve.log.entries import (
 from preserve.log.journal import CommitEntry, write_record
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.signing import Signed, prove_and_sign
-from preserve.log.storage import HEAD_NAME, has_log
+from preserve.log.storage import has_log as _has_log
 from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
 from preserve.safe_io import read_regular
 from preserve.storage.catalog import Catalog
-from preserve.storage.layout import LOG_DIR
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -136,6 +135,11 @@ def timestamper(tsa_url: str | None) -> Timestamper | None:
     from preserve.log.timestamp import Timestamper  # noqa: PLC0415 - rfc3161-client
 
     return Timestamper(url)
+
+
+def has_log(root: Path) -> bool:
+    """Whether the archive has an integrity log (its head file exists)."""
+    return _has_log(root)
 
 
 def audit_log(

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
