@@ -14,6 +14,7 @@ decide what an audit finding is, or hold the commit protocol's steps (``commit.p
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -22,44 +23,55 @@ from dataclasses import astuple, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import filelock
 
-from preserve import errors, integrity, log, warc
-from preserve.audit.findings import Report
-from preserve.audit.verify import verify as verify_archive
-from preserve.capture import browser as browser_capture
-from preserve.capture import fetch, provenance
-from preserve.capture.exchange import Exchange, FetchResult
-from preserve.capture.page import (
-    SOURCE_RENDERED_DOM,
-    SOURCE_RESPONSE,
-    PageCapture,
-    extraction_source,
-    manifest_sections,
-)
-from preserve.commit import (
-    CommitContext,
-    CommittedCapture,
-    GroupOutcome,
-    PreparedCapture,
-    commit_group,
-)
-from preserve.extract import (
-    EXTRACTOR_NAME,
-    EXTRACTOR_SETTINGS,
-    EXTRACTOR_VERSION,
-    Extraction,
-)
-from preserve.extract import extract as extract_html
-from preserve.integrity import AuditRecord
-from preserve.log.known_heads import KnownHead, KnownHeads, identity_for
-from preserve.log.signing import Signed, check_extends, prove_and_sign
-from preserve.storage import manifest
-from preserve.storage.catalog import Catalog, CatalogError, CatalogRow
+from preserve import errors
+from preserve._lazy import lazy_module
 from preserve.storage.layout import ArchiveLayout, is_capture_id, new_capture_id
-from preserve.storage.text_store import TextStore
+
+if TYPE_CHECKING:
+    import preserve.extract as _extract_mod
+    from preserve import commit as _commit
+    from preserve import integrity, log, warc
+    from preserve.audit import verify as _verify
+    from preserve.audit.findings import Report
+    from preserve.capture import browser as browser_capture
+    from preserve.capture import fetch, provenance
+    from preserve.capture import page as page_mod
+    from preserve.capture.exchange import Exchange, FetchResult
+    from preserve.capture.page import PageCapture
+    from preserve.commit import CommitContext, CommittedCapture, GroupOutcome, PreparedCapture
+    from preserve.extract import Extraction
+    from preserve.integrity import AuditRecord
+    from preserve.log import known_heads as _known_heads
+    from preserve.log import signing as _signing
+    from preserve.log import storage as _log_storage
+    from preserve.log.known_heads import KnownHead, KnownHeads
+    from preserve.log.signing import Signed
+    from preserve.storage import catalog as catalog_mod
+    from preserve.storage import manifest
+    from preserve.storage import text_store as _text_store
+    from preserve.storage.catalog import Catalog, CatalogRow
+    from preserve.storage.text_store import TextStore
+else:  # imported when first used: a capture sends its first byte before loading the rest
+    integrity = lazy_module("preserve.integrity")
+    log = lazy_module("preserve.log")
+    warc = lazy_module("preserve.warc")
+    browser_capture = lazy_module("preserve.capture.browser")
+    fetch = lazy_module("preserve.capture.fetch")
+    provenance = lazy_module("preserve.capture.provenance")
+    page_mod = lazy_module("preserve.capture.page")
+    catalog_mod = lazy_module("preserve.storage.catalog")
+    manifest = lazy_module("preserve.storage.manifest")
+    _commit = lazy_module("preserve.commit")
+    _extract_mod = lazy_module("preserve.extract")
+    _log_storage = lazy_module("preserve.log.storage")
+    _known_heads = lazy_module("preserve.log.known_heads")
+    _signing = lazy_module("preserve.log.signing")
+    _text_store = lazy_module("preserve.storage.text_store")
+    _verify = lazy_module("preserve.audit.verify")
 
 #: The most decoded HTML handed to the extractor (the one bounded in-memory exception; the
 #: extraction of it peaks at about 8x this). Recorded in the manifest's extractor settings
@@ -72,11 +84,15 @@ LOCK_TIMEOUT = 120.0
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
+def _default_fetch_options() -> fetch.FetchOptions:
+    return fetch.FetchOptions()  # the module is imported when first needed, not here
+
+
 @dataclass(frozen=True)
 class CaptureOptions:
     """How to capture: network limits and policy, and who is capturing."""
 
-    fetch: fetch.FetchOptions = field(default_factory=fetch.FetchOptions)
+    fetch: fetch.FetchOptions = field(default_factory=_default_fetch_options)
     operator: str | None = None
     #: Capture the page as rendered by a browser (None: one HTTP response, the default).
     browser: browser_capture.BrowserOptions | None = None
@@ -220,14 +236,22 @@ class Archive:
         config dir; None turns rollback detection by known head off)."""
         self.root = Path(root)
         self.layout = ArchiveLayout(self.root)
-        self.store = TextStore(self.layout)
-        self.catalog = Catalog(self.layout)
         self.key_path = Path(key) if key is not None else None
         self.tsa_url = tsa_url
-        self.heads: KnownHeads | None = KnownHeads() if heads == "default" else heads
+        self.heads: KnownHeads | None = _known_heads.KnownHeads() if heads == "default" else heads
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
+
+    @functools.cached_property
+    def store(self) -> TextStore:
+        """The archive's content-addressed text objects."""
+        return _text_store.TextStore(self.layout)
+
+    @functools.cached_property
+    def catalog(self) -> Catalog:
+        """The archive's catalog (an index rebuilt from the log)."""
+        return catalog_mod.Catalog(self.layout)
 
     # --- set-up --------------------------------------------------------------------------------
 
@@ -254,7 +278,7 @@ class Archive:
     def _ensure_layout(self, log_key: log.Verifier | None = None) -> None:
         try:
             self.layout.ensure_dirs()
-            if not integrity.has_log(self.root) or log_key is not None:
+            if not _log_storage.has_log(self.root) or log_key is not None:
                 with self._lock():  # a writable open of the log drops a concurrent append
                     log.init_log(self.root, log_key)
         except OSError as exc:
@@ -293,7 +317,7 @@ class Archive:
         with self._spool() as (capture_id, now, spool):
             prepared = self.prepare(url, options, capture_id=capture_id, now=now, spool=spool)
             with self._lock():
-                outcome = commit_group(self._commit_context(), [prepared], sign=checkpoint)
+                outcome = _commit.commit_group(self._commit_context(), [prepared], sign=checkpoint)
         return CaptureResult.of(outcome.committed[0], outcome)
 
     @contextlib.contextmanager
@@ -315,12 +339,12 @@ class Archive:
         """Commit prepared captures as one group, under the archive lock (see
         :func:`preserve.commit.commit_group`); with ``sign``, prove the log and sign."""
         with self._lock():
-            return commit_group(self._commit_context(), group, sign=sign)
+            return _commit.commit_group(self._commit_context(), group, sign=sign)
 
     def _commit_context(self) -> CommitContext:
         signer = self._signer()
         origin = signer.name if signer is not None else self._origin()
-        return CommitContext(self.root, self.layout, self.store, self.catalog, signer,
+        return _commit.CommitContext(self.root, self.layout, self.store, self.catalog, signer,
                              self.heads, integrity.timestamper(self.tsa_url), origin)
 
     def _origin(self) -> str:
@@ -331,13 +355,13 @@ class Archive:
 
     def check_known_head(self) -> None:
         """Raise NotProvedError if the log does not extend the operator's known head."""
-        if self.heads is None or not integrity.has_log(self.root):
+        if self.heads is None or not _log_storage.has_log(self.root):
             return
         try:
             verifier: log.Verifier | None = log.read_verifier(self.root)
         except errors.SigningKeyError:
             verifier = None
-        check_extends(self.root, self.heads, verifier)
+        _signing.check_extends(self.root, self.heads, verifier)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -395,7 +419,7 @@ class Archive:
         if signer is None:
             return None
         with self._lock():
-            return prove_and_sign(self.root, signer, heads=self.heads,
+            return _signing.prove_and_sign(self.root, signer, heads=self.heads,
                                   timestamper=integrity.timestamper(self.tsa_url))
 
     def adopt(self, capture_ids: Sequence[str], *, reason: str,
@@ -410,7 +434,7 @@ class Archive:
                                          "(--key, or the config dir)")
         paths = [self._find_manifest(capture_id) for capture_id in capture_ids]
         ids = [path.name[: -len(".json")] for path in paths]
-        report = verify_archive(self.root, only=set(ids))
+        report = _verify.verify(self.root, only=set(ids))
         if not report.ok:
             codes = ", ".join(sorted({f.code.code for f in report.errors}))
             raise errors.NotProvedError(f"not adopted: verify finds errors in these captures "
@@ -418,7 +442,7 @@ class Archive:
         with self._lock():
             integrity.adopt(self.root, ids, signer=signer, reason=reason,
                             operator=operator or provenance.default_operator())
-            prove_and_sign(self.root, signer, heads=self.heads,
+            _signing.prove_and_sign(self.root, signer, heads=self.heads,
                            timestamper=integrity.timestamper(self.tsa_url))
         return ids
 
@@ -431,7 +455,7 @@ class Archive:
             verifier: log.Verifier | None = log.read_verifier(self.root)
         except errors.SigningKeyError:
             verifier = None
-        forgotten = self.heads.forget(identity_for(verifier, self.root), self.root)
+        forgotten = self.heads.forget(_known_heads.identity_for(verifier, self.root), self.root)
         for head in self.heads.for_path(self.root):
             self.heads.forget(head.identity, self.root)
             forgotten = forgotten or head
@@ -451,7 +475,7 @@ class Archive:
         if self._catalog_current():
             try:
                 return self.catalog.summaries()
-            except CatalogError:
+            except catalog_mod.CatalogError:
                 pass
         found = [astuple(summary) for summary in self._summaries()]
         found.sort(key=lambda row: (row[3], row[0]))  # (started, capture_id)
@@ -464,20 +488,20 @@ class Archive:
                 rows = self.catalog.of_url(url, final_too=True)
                 return [CaptureSummary.of_row(row) for row in rows
                         if url in (row.requested_url, row.final_url)]
-            except CatalogError:
+            except catalog_mod.CatalogError:
                 pass
         return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
 
     def _catalog_current(self) -> bool:
         """Bring the catalog up to the log; False if it cannot be used (read-only, no log)."""
-        if not integrity.has_log(self.root):
+        if not _log_storage.has_log(self.root):
             return False
         for _attempt in range(2):
             try:
                 integrity.sync_catalog(self.root, self.catalog)
                 return True
-            except CatalogError:
-                with contextlib.suppress(CatalogError, OSError):
+            except catalog_mod.CatalogError:
+                with contextlib.suppress(catalog_mod.CatalogError, OSError):
                     self.catalog.reset()
             except (errors.PreserveError, OSError):
                 return False
@@ -547,14 +571,14 @@ class Archive:
         if runner is not None:
             report = runner(self.root, deep, progress)
         else:
-            report = verify_archive(self.root, deep=deep, progress=progress)
+            report = _verify.verify(self.root, deep=deep, progress=progress)
         # Under the archive lock no commit sits between linking its manifest and logging it,
         # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
         with self._lock_if_writable(create=record) as locked:
             integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
                                 trusted_key=trusted_key, tsa_roots=tsa_roots, heads=self.heads,
                                 anchor_max_age=anchor_max_age)
-            self.last_audit = AuditRecord()
+            self.last_audit = integrity.AuditRecord()
             if record and locked:
                 self.last_audit = integrity.record_audit(
                     self.root, report, signer=self._signer(), heads=self.heads,
@@ -563,8 +587,16 @@ class Archive:
                 integrity.remember_head(self.root, self.heads, trusted_key)
         return report
 
-    #: What the last :meth:`verify` recorded and signed.
-    last_audit: AuditRecord = AuditRecord()
+    _last_audit: AuditRecord | None = None
+
+    @property
+    def last_audit(self) -> AuditRecord:
+        """What the last :meth:`verify` recorded and signed."""
+        return self._last_audit if self._last_audit is not None else integrity.AuditRecord()
+
+    @last_audit.setter
+    def last_audit(self, value: AuditRecord) -> None:
+        self._last_audit = value
 
     @property
     def last_audit_recorded(self) -> bool:
@@ -604,11 +636,11 @@ def _extract(final: Exchange) -> tuple[Extraction, str | None]:
         is_html = media_type in HTML_TYPES
     if not is_html:
         reason = f"not HTML: content type {media_type or 'unknown'}"
-        return extract_html(b"", final.url), reason
+        return _extract_mod.extract(b"", final.url), reason
     body = fetch.decode_body(final, EXTRACT_LIMIT)
     if not body.decoded:
-        return extract_html(b"", final.url), f"content coding not decoded: {body.problem}"
-    return extract_html(body.data, final.url, charset=charset), None
+        return _extract_mod.extract(b"", final.url), f"content coding not decoded: {body.problem}"
+    return _extract_mod.extract(body.data, final.url, charset=charset), None
 
 
 class Spool:
@@ -695,7 +727,7 @@ def _extract_capture(
         media_type, _ = media_type_and_charset(final.content_type)
         if media_type is None or media_type in HTML_TYPES:
             data = page.dom.read_bytes(EXTRACT_LIMIT)
-            return extract_html(data, result.final_url, charset="utf-8"), None, True
+            return _extract_mod.extract(data, result.final_url, charset="utf-8"), None, True
     extraction, not_html = _extract(final)
     return extraction, not_html, False
 
@@ -731,16 +763,16 @@ def prepare_fetched(
     redirect_left = final.status in fetch.REDIRECT_STATUSES and bool(result.notes)
     status = _status(final, not_html, extraction, redirect_left)
     extractor_info = {
-        "name": EXTRACTOR_NAME,
-        "version": EXTRACTOR_VERSION,
-        "settings": {**EXTRACTOR_SETTINGS, "max_input_bytes": EXTRACT_LIMIT},
+        "name": _extract_mod.EXTRACTOR_NAME,
+        "version": _extract_mod.EXTRACTOR_VERSION,
+        "settings": {**_extract_mod.EXTRACTOR_SETTINGS, "max_input_bytes": EXTRACT_LIMIT},
     }
     operator = options.operator or provenance.default_operator()
     document = provenance.capture_provenance(
         result, capture_id=capture_id, operator=operator, extractor=extractor_info
     )
     if page is not None:
-        document.update(manifest_sections(page))
+        document.update(page_mod.manifest_sections(page))
     text_bytes = extraction.text.encode("utf-8") if extraction.text else None
     comments_bytes = (
         extraction.comments_text.encode("utf-8") if extraction.comments_text else None
@@ -757,14 +789,16 @@ def prepare_fetched(
         written = warc.write_capture(warc_tmp, result, warcinfo=warcinfo,
                                      metadata_json=metadata_json, conversion_text=text_bytes,
                                      fsync=False)
-        source = extraction_source(SOURCE_RESPONSE, _final_response_id(written.records))
+        source = page_mod.extraction_source(page_mod.SOURCE_RESPONSE,
+                                            _final_response_id(written.records))
     else:
         written = warc.write_page(warc_tmp, page, warcinfo=warcinfo,
                                   metadata_json=metadata_json, conversion_text=text_bytes,
                                   fsync=False)
-        source = (extraction_source(SOURCE_RENDERED_DOM, page.dom.record_id)
+        source = (page_mod.extraction_source(page_mod.SOURCE_RENDERED_DOM, page.dom.record_id)
                   if from_dom and page.dom is not None
-                  else extraction_source(SOURCE_RESPONSE, page.final_response_record_id))
+                  else page_mod.extraction_source(page_mod.SOURCE_RESPONSE,
+                                                  page.final_response_record_id))
     document.update(
         status=status,
         extraction={
@@ -779,7 +813,7 @@ def prepare_fetched(
         },
         notes=list(result.notes),
     )
-    prepared = PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
+    prepared = _commit.PreparedCapture(capture_id=capture_id, started_at=now, kind="capture",
                                requested_url=result.requested_url, warc_tmp=warc_tmp,
                                warc=written, text=text_bytes, comments=comments_bytes,
                                document=document)

@@ -29,22 +29,14 @@ import collections
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve.archive import Archive, CaptureOptions, CaptureResult, Spool, prepare_capture
 from preserve.capture import fetch
-from preserve.commit import GroupOutcome, PreparedCapture
 from preserve.errors import (
     LockTimeoutError,
     ManifestError,
@@ -54,6 +46,9 @@ from preserve.errors import (
     StorageError,
 )
 from preserve.storage.layout import new_capture_id
+
+if TYPE_CHECKING:
+    from preserve.commit import GroupOutcome, PreparedCapture
 
 Outcome = CaptureResult | PreserveError
 Progress = Callable[[int, int], None]
@@ -151,6 +146,9 @@ def capture_many(
     archive.ensure_layout()
     archive.check_known_head()  # refuse a rolled-back archive before any fetching
     use_processes = concurrency > 1 if processes is None else processes
+    # imported here: a single capture never needs them (multiprocessing is slow to import)
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor  # noqa: PLC0415
+
     executor: Executor = (ProcessPoolExecutor(max_workers=concurrency) if use_processes
                           else ThreadPoolExecutor(max_workers=concurrency,
                                                   thread_name_prefix="preserve-capture"))
@@ -189,6 +187,8 @@ class _Batch:
         self.group = _Group()
         self.stopped = False
         self.spool: Spool | None = None
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
         self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-clean")
         self.committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preserve-commit")
         self.committing: Future[GroupOutcome] | None = None

@@ -35,11 +35,10 @@ from preserve.log.entries import (
 from preserve.log.journal import CommitEntry, write_record
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.signing import Signed, prove_and_sign
-from preserve.log.storage import HEAD_NAME
+from preserve.log.storage import has_log as _has_log
 from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
 from preserve.safe_io import read_regular
 from preserve.storage.catalog import Catalog
-from preserve.storage.layout import LOG_DIR
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -140,8 +139,7 @@ def timestamper(tsa_url: str | None) -> Timestamper | None:
 
 def has_log(root: Path) -> bool:
     """Whether the archive has an integrity log (its head file exists)."""
-    directory = Path(root) / LOG_DIR  # never write through a symlinked log directory
-    return not directory.is_symlink() and (directory / HEAD_NAME).is_file()
+    return _has_log(root)
 
 
 def audit_log(

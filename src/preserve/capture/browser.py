@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from preserve.capture.browser_setup import (
+    CHROMIUM_CANDIDATES,
+    CHROMIUM_ENV,
+    INSTALL_HINT,
+    browser_problem,
+    find_chromium,
+    playwright_installed,
+)
 from preserve.capture.ca import InterceptionCA
 from preserve.capture.exchange import FetchResult
 from preserve.capture.fetch import REDIRECT_STATUSES, FetchOptions, parse_url, utc_timestamp
@@ -66,23 +72,6 @@ from preserve.hashing import hash_bytes
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
-
-#: Environment variable naming the Chromium (or Chrome) binary to use.
-CHROMIUM_ENV = "PRESERVE_CHROMIUM"
-#: Where a Chromium is looked for when none is named (first existing one wins).
-CHROMIUM_CANDIDATES = (
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-    "/usr/bin/google-chrome-stable",
-    "/Applications/Chromium.app/Contents/MacOS/Chromium",
-    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
-)
-INSTALL_HINT = (
-    "install Chromium (Debian/Ubuntu: 'apt install chromium'; macOS: 'brew install --cask "
-    f"chromium' or Google Chrome, then set {CHROMIUM_ENV} to its binary) and the Python package "
-    "playwright ('pip install playwright'); preserve never downloads a browser"
-)
 
 #: Switches that keep the browser from talking to anything but the page, through the proxy.
 QUIET_FLAGS = (
@@ -150,43 +139,6 @@ class BrowserOptions:
     #: a second a capture; the browser is launched fresh either way). The CLI sets it; leave it
     #: off in a thread that also uses Playwright's sync API itself.
     keep_driver: bool = False
-
-
-# --- finding a browser -----------------------------------------------------------------------
-
-
-def find_chromium(executable: str | os.PathLike[str] | None = None) -> Path | None:
-    """The Chromium binary to use: ``executable``, else ``$PRESERVE_CHROMIUM``, else the first
-    of the usual places or ``chromium``/``google-chrome`` on PATH; None if there is none."""
-    named = executable or os.environ.get(CHROMIUM_ENV)
-    if named:
-        path = Path(named)
-        return path if path.is_file() and os.access(path, os.X_OK) else None
-    for candidate in CHROMIUM_CANDIDATES:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-    return None
-
-
-def playwright_installed() -> bool:
-    return importlib.util.find_spec("playwright") is not None
-
-
-def browser_problem(executable: str | os.PathLike[str] | None = None) -> str | None:
-    """Why a browser capture cannot run here (one line, naming what to install), or None."""
-    missing = []
-    if not playwright_installed():
-        missing.append("the Python package playwright is not installed")
-    if find_chromium(executable) is None:
-        named = executable or os.environ.get(CHROMIUM_ENV)
-        missing.append(f"no Chromium at {named}" if named else "no Chromium found")
-    if not missing:
-        return None
-    return f"browser capture unavailable: {'; '.join(missing)}. To fix: {INSTALL_HINT}"
 
 
 # --- the watchdog ----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
                      user_agent: str | None, max_resources: int,
                      settle: float) -> BrowserOptions | None:
     """The browser to capture with, or None for HTTP (see the module docstring)."""
-    from preserve.capture.browser import BrowserOptions, browser_problem
+    from preserve.capture.browser_setup import browser_problem
 
     if force_browser and force_http:
         fail("--browser and --http exclude each other", EXIT_USAGE, kind="UsageError")
@@ -104,6 +104,8 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
             fail(problem, EXIT_CANNOT_RUN, kind="BrowserUnavailableError")
         warn(f"note: {problem}. Capturing over HTTP only (--http silences this note).")
         return None
+    from preserve.capture.browser import BrowserOptions
+
     # the CLI's capture workers are its own: their Playwright driver is kept between captures
     return BrowserOptions(executable=browser_path, user_agent=user_agent,
                           max_exchanges=max_resources, settle=settle, keep_driver=True)

@@ -31,6 +31,7 @@ from types import TracebackType
 
 from ..errors import LogError, StorageError
 from ..safe_io import fsync_dir, loads_strict, read_regular, write_atomic
+from ..storage.layout import LOG_DIR
 from .merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -496,3 +497,9 @@ class TransparencyLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def has_log(root: Path) -> bool:
+    """Whether the archive has an integrity log (its head file exists)."""
+    directory = Path(root) / LOG_DIR  # never write through a symlinked log directory
+    return not directory.is_symlink() and (directory / HEAD_NAME).is_file()
