@@ -16,6 +16,7 @@ from preserve import errors
 from preserve.audit import findings
 from preserve.cli import main
 from preserve.log import audit
+from servers import TestServer, respond
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,3 +102,35 @@ def test_lazy_public_names_resolve() -> None:
 
     for name in log.__all__:
         assert getattr(log, name) is not None, name
+
+
+def test_a_capture_connects_before_loading_what_it_needs_only_afterwards(
+        http_server: TestServer, tmp_path: Path) -> None:
+    """Start-up of ``preserve capture URL``: the WARC writer, the extractor, lxml and the
+    browser driver are loaded after the request is on its way, not before (the first byte
+    leaves sooner). The archive is initialised (a key, a log) as users' are."""
+    http_server.routes["/a"] = respond(200, b"<html><title>t</title><p>text</p></html>",
+                                       headers=[("Content-Type", "text/html")])
+    root, key = tmp_path / "root", tmp_path / "k"
+    assert CliRunner().invoke(main, ["--root", str(root), "--key", str(key), "init"]).exit_code == 0
+    late = ("warcio", "lxml", "selectolax", "playwright", "preserve.warc.write",
+            "preserve.extract.core", "preserve.storage.manifest")
+    code = (
+        "import socket, sys\n"
+        "seen = []\n"
+        "connect = socket.socket.connect\n"
+        "def spy(self, address):\n"
+        f"    seen.extend(m for m in {late!r} if m in sys.modules and not seen)\n"
+        "    seen.append('-')\n"
+        "    return connect(self, address)\n"
+        "socket.socket.connect = spy\n"
+        "from preserve.cli import main\n"
+        "try:\n"
+        f"    main(['--root', {str(root)!r}, '--key', {str(key)!r}, 'capture', '--http',\n"
+        f"          {http_server.url('/a')!r}])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, seen[:seen.index('-')] if seen else 'no connect')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stdout + result.stderr
