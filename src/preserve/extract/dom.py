@@ -102,7 +102,14 @@ def text_of(element: etree._Element) -> str:
 
 def visible_chars(element: etree._Element) -> int:
     """How many non-whitespace characters the subtree holds (a language-neutral size)."""
-    text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    text = str(etree.tostring(element, method="text", encoding="unicode", with_tail=False))
+    if text.isascii():
+        # the ASCII characters str.isspace accepts, deleted in C: 4x faster than the split
+        return len(text.encode("ascii").translate(None, _ASCII_SPACE))
     # str.split() drops exactly the characters ``\s`` matches (both use str.isspace), at C
     # speed without building the stripped copy: 5x faster than re.sub on a large page.
-    return sum(map(len, str(text).split()))
+    return sum(map(len, text.split()))
+
+
+#: The ASCII characters ``str.isspace`` accepts (and ``str.split()`` splits on).
+_ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
