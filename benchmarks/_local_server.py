@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -323,23 +322,47 @@ class Measured:
     cpu_seconds: float = 0.0
 
 
+#: Runs its arguments as a command and writes the command's wall seconds and ``wait4``
+#: rusage to the file named by $BENCH_MEASURE_OUT. The command is forked from this small
+#: interpreter, not from the harness: on Linux a process's peak RSS (``ru_maxrss``) starts
+#: from the memory of the process it was forked (or vforked) from and survives exec, so a
+#: command started by a harness that has grown (e.g. by reading a large output) would report
+#: the harness's peak as its own. (The launcher's own ~7 MiB is the floor of what it reports.)
+_MEASURE = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    except OSError as exc:
+        os.write(2, f"{sys.argv[1]}: {exc}\\n".encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+with open(os.environ["BENCH_MEASURE_OUT"], "w") as out:
+    out.write(f"{seconds} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> Measured:
-    """Run ``cmd`` to completion; its own peak RSS comes from ``wait4`` (not the harness's)."""
+    """Run ``cmd`` to completion; its own wall time, peak RSS and CPU come from ``wait4`` in
+    a small launcher process (see ``_MEASURE``), not from the harness."""
     with open(os.devnull, "rb") as stdin:
         out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f".bench-{os.getpid()}-out"
         err_path = out_path.with_suffix(".err")
+        figures = out_path.with_suffix(".measure")
+        child_env = dict(os.environ if env is None else env, BENCH_MEASURE_OUT=str(figures))
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            started = time.perf_counter()
-            process = subprocess.Popen(list(cmd), stdin=stdin, stdout=out, stderr=err, env=env)
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - started
-            process.returncode = os.waitstatus_to_exitcode(status)
+            process = subprocess.run([sys.executable, "-S", "-c", _MEASURE, *cmd], stdin=stdin,
+                                     stdout=out, stderr=err, env=child_env, check=False)
     stdout = out_path.read_text(errors="replace")
     stderr = err_path.read_text(errors="replace")
-    out_path.unlink()
-    err_path.unlink()
-    return Measured(seconds, usage.ru_maxrss / 1024, process.returncode, stdout, stderr,
-                    usage.ru_utime + usage.ru_stime)
+    seconds, max_rss_kib, cpu = (float(x) for x in figures.read_text().split())
+    for path in (out_path, err_path, figures):
+        path.unlink()
+    return Measured(seconds, max_rss_kib / 1024, process.returncode, stdout, stderr, cpu)
 
 
 def tool_version(cmd: Sequence[str]) -> str:
