@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Start-up time: ``preserve --help``, ``preserve capture --help`` and the time from starting
-``preserve capture URL`` to its first byte on the network, next to ``warcio --help``,
+``preserve capture --http URL`` to its first byte on the network, next to ``warcio --help``,
 ``wget --version`` and wget's own time to first byte.
 
 Usage:
