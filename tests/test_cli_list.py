@@ -101,3 +101,24 @@ def test_list_without_a_usable_catalog_reads_the_manifests(http_server: TestServ
     listed = CliRunner().invoke(main, ["--root", str(tmp_path), "list", "--json"])
     assert [c["capture_id"] for c in json.loads(listed.stdout)["result"]["captures"]] == \
         [first.capture_id]
+
+
+def test_a_catalog_with_values_of_the_wrong_type_never_crashes_list(http_server: TestServer,
+                                                                    tmp_path: Path) -> None:
+    """Someone with write access stores bytes and text where the catalog keeps text and
+    integers: `list` still prints (the values as given: the catalog is a derived index) and
+    its JSON stays valid JSON; `verify` reports the catalog (W507)."""
+    http_server.routes["/a"] = respond(200, b"<html><title>A</title><p>a</p></html>",
+                                       headers=[("Content-Type", "text/html")])
+    Archive(tmp_path).capture(http_server.url("/a"))
+    with sqlite3.connect(tmp_path / "archive" / "index" / "catalog.sqlite3") as db:
+        db.execute("UPDATE captures SET title = X'00ff', http_status = 'abc', text_blake3 = 7")
+    runner = CliRunner()
+    text = runner.invoke(main, ["--root", str(tmp_path), "list"])
+    assert text.exit_code == 0 and "1 capture(s)" in text.stdout, text.output
+    listed = runner.invoke(main, ["--root", str(tmp_path), "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)["result"]["captures"]
+    assert row["title"] == repr(b"\x00\xff") and row["http_status"] == "abc"
+    verified = runner.invoke(main, ["--root", str(tmp_path), "verify", "--no-record"])
+    assert "W507" in verified.output

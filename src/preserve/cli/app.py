@@ -182,8 +182,17 @@ def _json_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         elif kinds <= {int}:
             columns.append(list(map(int.__repr__, column)))
         else:
-            columns.append([json.dumps(v, ensure_ascii=False) for v in column])
+            columns.append([_json_value(v) for v in column])
     return "[\n" + ",\n".join(map(template.format, *columns)) + "\n    ]"
+
+
+def _json_value(value: Any) -> str:
+    """One value of a derived index as JSON; a value JSON cannot hold (a tampered catalog can
+    hand back bytes or NaN) is shown as its repr, as the text output shows it, never a crash."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(repr(value), ensure_ascii=False)
 
 
 def _braces(text: str) -> str:

@@ -54,7 +54,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         # more than the whole rest of the command
         urls = _clean_all([r[1] for r in rows], 2000)
         titles = _clean_all([r[6] or "" for r in rows], 200)
-        lines = [f"{r[0]}  {r[4]}  {(r[7] or '-')[:12]:<12}  {url}  {title}"
+        lines = [f"{r[0]}  {r[4]}  {str(r[7] or '-')[:12]:<12}  {url}  {title}"
                  for r, url, title in zip(rows, urls, titles, strict=True)]
         lines.append(f"{len(rows)} capture(s)")
         say("\n".join(lines))
