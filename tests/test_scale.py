@@ -181,6 +181,22 @@ def test_dask_capture_and_verify_local_and_s3(cluster: Any, s3_server: S3Server,
     assert [f.code for f in local.findings] == [f.code for f in report.findings]
 
 
+def test_dask_batch_ending_in_a_refused_url_is_still_checkpointed(cluster: Any, web: TestServer,
+                                                                  tmp_path: Path) -> None:
+    """A group committed because the next URL failed (not because it was full) still counts
+    towards the closing checkpoint: no W302 "not covered by a signed checkpoint" after it."""
+    from preserve.archive import Archive
+    from preserve.distributed import capture_many_dask
+
+    archive = Archive(tmp_path / "a")
+    archive.init()
+    results = list(capture_many_dask(archive, [web.url("/p0"), "ftp://127.0.0.1/no"], None,
+                                     cluster))
+    assert getattr(results[0][1], "capture_id", None) and results[1][0] == "ftp://127.0.0.1/no"
+    report = archive.verify(record=False)
+    assert report.ok and not report.findings, report.findings
+
+
 def test_killed_worker_loses_nothing(cluster: Any, s3_server: S3Server, web: TestServer) -> None:
     from preserve.distributed import capture_many_dask
 

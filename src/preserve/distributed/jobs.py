@@ -140,19 +140,18 @@ def capture_many_dask(target: Target, urls: Iterable[str], options: CaptureOptio
     try:
         for position, (url, job) in enumerate(jobs):
             outcome = job if isinstance(job, errors.PreserveError) else _result(job)
-            if isinstance(outcome, errors.PreserveError):
-                yield from _commit(target, pending)
-                pending = []
-                yield url, outcome
-                continue
-            pending.append((url, outcome))
+            if not isinstance(outcome, errors.PreserveError):
+                pending.append((url, outcome))
             upcoming = jobs[position + 1][1] if position + 1 < len(jobs) else None
-            if len(pending) >= group_size or upcoming is None or \
+            if isinstance(outcome, errors.PreserveError) or len(pending) >= group_size or \
+                    upcoming is None or \
                     (not isinstance(upcoming, errors.PreserveError) and not upcoming.done()):
                 for item in _commit(target, pending):
                     committed += not isinstance(item[1], errors.PreserveError)
                     yield item
                 pending = []
+            if isinstance(outcome, errors.PreserveError):
+                yield url, outcome
     finally:
         for _url, job in jobs:
             if not isinstance(job, errors.PreserveError):
