@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from lxml import etree
 
-from . import article, decode, dom, regions, scoring
+from . import article, decode, dom, pruning, regions, scoring
 from .blocks import HEADING_TAGS, Block, render_blocks
 from .clean import clean
 from .comments import cut_comments
@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.1.0"
+EXTRACTOR_VERSION = "2.2.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -41,6 +41,16 @@ TINY_SHARE = 0.1
 ARTICLE_SHARE = 0.7
 REST_PROSE_SHARE = 0.5
 PROSE_CHARS = 80
+#: The article's scoring overrides that choice. The main region wins when the rest of it
+#: earns REST_POINTS_SHARE of the container's paragraph points, REST_STRONG_SHARE (of the
+#: container's size) of it inside elements scoring STRONG_SCORE of the best score.
+REST_POINTS_SHARE = 0.55
+REST_STRONG_SHARE = 0.03
+STRONG_SCORE = 0.5
+#: The container wins when it holds MIN_ARTICLE_SHARE of the region's text and the
+#: article's pruning, run over the region, keeps less than MAIN_KEPT_SHARE of it.
+MIN_ARTICLE_SHARE = 0.3
+MAIN_KEPT_SHARE = 0.05
 
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
@@ -54,6 +64,11 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "article_share": ARTICLE_SHARE,
         "rest_prose_share": REST_PROSE_SHARE,
         "prose_chars": PROSE_CHARS,
+        "rest_points_share": REST_POINTS_SHARE,
+        "rest_strong_share": REST_STRONG_SHARE,
+        "strong_score": STRONG_SCORE,
+        "min_article_share": MIN_ARTICLE_SHARE,
+        "main_kept_share": MAIN_KEPT_SHARE,
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
@@ -144,7 +159,13 @@ def _sibling_prose(best: list[Block], rest: list[Block]) -> int:
     return size
 
 
-def _article_wins(best: list[Block], main: list[Block], declared_article: bool) -> bool:
+def _rest(best: list[Block], main: list[Block]) -> list[Block]:
+    """The blocks of the main region that are not in the article container."""
+    chosen = {(id(block.owner), block.text) for block in best}
+    return [block for block in main if (id(block.owner), block.text) not in chosen]
+
+
+def _size_rule(best: list[Block], main: list[Block], declared_article: bool) -> bool:
     """The article container is the content when it holds most of the main region's text,
     or, on a page that declares itself an article, when the rest of the region has less than
     twice its prose (the rest is then lists, links and chrome, not more of the content) and
@@ -154,10 +175,63 @@ def _article_wins(best: list[Block], main: list[Block], declared_article: bool) 
         return True
     if not declared_article:
         return False
-    chosen = {(id(block.owner), block.text) for block in best}
-    rest = [block for block in main if (id(block.owner), block.text) not in chosen]
+    rest = _rest(best, main)
     prose = _prose(best)
     return prose >= REST_PROSE_SHARE * _prose(rest) and _sibling_prose(best, rest) < prose
+
+
+def _rest_is_content(
+    best: list[Block], rest: list[Block], scorer: Callable[[], scoring.Scorer]
+) -> bool:
+    """The article scoring judges the rest of the region to be content too: its paragraphs
+    earn REST_POINTS_SHARE of the container's points and some of its text sits in elements
+    scoring STRONG_SCORE of the best score (more sections of the content, not a sidebar of
+    teasers, whose points go to weak containers)."""
+    points = sum(map(scoring.paragraph_points, rest))
+    if points <= 0 or points < REST_POINTS_SHARE * sum(map(scoring.paragraph_points, best)):
+        return False
+    scores = scorer()  # built only now: few pages get this far
+    top = scores.top_score()
+    if top <= 0:
+        return False
+    strong = 0
+    for block in rest:
+        node = scoring.scored_container(block)
+        if node is not None and scores.final_score(node) >= STRONG_SCORE * top:
+            strong += len(block.text)
+    return strong >= REST_STRONG_SHARE * _measure(best)
+
+
+def _region_is_chrome(main: list[Block], scorer: scoring.Scorer) -> bool:
+    """The article pruning, run over the whole main region, keeps almost none of its text
+    (under MAIN_KEPT_SHARE): the region is link lists and boxes named like chrome."""
+    chain = _container(main)
+    if not chain:
+        return False
+    flags = pruning.verdicts(scorer, [chain[0]])
+    kept = sum(len(b.text) for b in main if pruning.keep(b, flags.get(b.owner, 0)))
+    return kept < MAIN_KEPT_SHARE * _measure(main)
+
+
+def _article_wins(
+    best: list[Block],
+    main: list[Block],
+    declared_article: bool,
+    scorer: Callable[[], scoring.Scorer],
+) -> bool:
+    """Article container or main region. The size rule (_size_rule) decides first; the
+    article's own boilerplate judgement then overrides it both ways: the region wins when
+    the text it adds is judged content (_rest_is_content), the container wins when it holds
+    a fair share (MIN_ARTICLE_SHARE) of a region judged chrome (_region_is_chrome).
+    ``scorer`` builds the scoring of every paragraph of the body (unlikely regions
+    included), only when needed."""
+    if not best or not main:
+        return _size_rule(best, main, declared_article)
+    if _size_rule(best, main, declared_article):
+        return not _rest_is_content(best, _rest(best, main), scorer)
+    return _measure(best) >= MIN_ARTICLE_SHARE * _measure(main) and _region_is_chrome(
+        main, scorer()
+    )
 
 
 def _select(
@@ -183,7 +257,12 @@ def _select(
     if keep_hidden:
         return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False), 0
     best = article.select_article(body, all_blocks, totals, thread=thread)
-    if _article_wins(best, main, declared_article):
+    if _article_wins(
+        best,
+        main,
+        declared_article,
+        lambda: scoring.Scorer(body, all_blocks, totals, skip_unlikely=False),
+    ):
         method, blocks = "article", best
     else:
         method, blocks = "main", main

@@ -27,6 +27,8 @@ __all__ = [
     "Stats",
     "aggregate",
     "choose_top",
+    "paragraph_points",
+    "scored_container",
     "sibling_parts",
     "tag_of",
 ]
@@ -156,6 +158,20 @@ def _paragraph_score(block: Block) -> float:
     return (1 + len(_COMMAS.findall(block.text)) + min(length // 100, 3)) * (1 - block.link_density)
 
 
+def paragraph_points(block: Block) -> float:
+    """The points ``block`` gives its container (0 for a heading or a block too short to
+    be a paragraph); ``unlikely`` regions are not excluded here."""
+    if len(block.text) < MIN_PARAGRAPH_CHARS or tag_of(block.owner) in HEADING_TAGS:
+        return 0.0
+    return _paragraph_score(block)
+
+
+def scored_container(block: Block) -> etree._Element | None:
+    """The element that ``block``'s points go to first (see Scorer._add)."""
+    owner = block.owner
+    return owner.getparent() if tag_of(owner) in _PARAGRAPH_TAGS else owner
+
+
 def _prior(element: etree._Element) -> float:
     prior = float(_TAG_PRIOR.get(tag_of(element), 0) + class_weight(element))
     itemprop = (element.get("itemprop") or "").lower()
@@ -221,6 +237,10 @@ class Scorer:
         if score is None:
             return 0.0
         return score * (1 - self.stat(element).link_density)
+
+    def top_score(self) -> float:
+        """The best final score of any element (0 when nothing scored)."""
+        return max(map(self.final_score, self.scores), default=0.0)
 
     def candidates(self) -> list[tuple[float, int, etree._Element]]:
         ranked: list[tuple[float, int, etree._Element]] = []
