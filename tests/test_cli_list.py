@@ -1,6 +1,6 @@
-"""``preserve list`` prints plain rows in one write and its ``--json`` from a row template
-(issue 12: 100,000 captures in under a second): the output must stay exactly what the
-per-row objects and ``json.dumps(indent=2)`` printed."""
+"""``preserve list`` prints plain rows a few thousand at a time and its ``--json`` from a
+row template (issue 12: 100,000 captures in under a second): the output must stay exactly
+what the per-row objects and ``json.dumps(indent=2)`` printed."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from preserve.archive import Archive, CaptureSummary
+from preserve.cli import app as cli_app
+from preserve.cli import browse as cli_browse
 from preserve.cli import main
-from preserve.cli.app import _json_rows, envelope
+from preserve.cli.app import envelope, json_rows
 from preserve.storage.catalog import SUMMARY_FIELDS
 from servers import TestServer, respond
 
@@ -37,7 +39,7 @@ def test_json_rows_match_json_dumps(rows: list[tuple[Any, ...]]) -> None:
     empty = _dumped([])
     marker = '\n    "captures": []'
     assert empty.count(marker) == 1
-    fast = empty.replace(marker, marker[:-2] + _json_rows(SUMMARY_FIELDS, rows))
+    fast = empty.replace(marker, marker[:-2] + "".join(json_rows(SUMMARY_FIELDS, rows)))
     assert fast == _dumped(rows)
 
 
@@ -48,7 +50,7 @@ def test_json_rows_other_scalars_and_field_names() -> None:
                           indent=2, ensure_ascii=False, sort_keys=True)
     empty = json.dumps({"k": {"k": []}}, indent=2, ensure_ascii=False, sort_keys=True)
     marker = '\n    "k": []'
-    assert empty.replace(marker, marker[:-2] + _json_rows(fields, rows)) == expected
+    assert empty.replace(marker, marker[:-2] + "".join(json_rows(fields, rows))) == expected
 
 
 def _old_text(entries: list[CaptureSummary]) -> str:
@@ -61,7 +63,12 @@ def _old_text(entries: list[CaptureSummary]) -> str:
     return "".join(line + "\n" for line in [*lines, f"{len(entries)} capture(s)"])
 
 
-def test_list_text_and_json_unchanged(http_server: TestServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [4096, 2, 1])
+def test_list_text_and_json_unchanged(http_server: TestServer, tmp_path: Path, chunk: int,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bytes whether the rows are written in one part or a few at a time."""
+    monkeypatch.setattr(cli_app, "ROWS_CHUNK", chunk)
+    monkeypatch.setattr(cli_browse, "ROWS_CHUNK", chunk)
     html = [("Content-Type", "text/html")]
     http_server.routes["/a"] = respond(200, b"<html><head><title>One\t two  </title></head>"
                                        b"<body><p>Text of a page.</p></body></html>",

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,41 +149,66 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
                 rows: Sequence[Sequence[Any]], status: int = EXIT_OK) -> NoReturn:
     """:func:`finish` with ``result[key]`` the list of ``dict(zip(fields, row))`` for
     ``rows``, printed byte for byte as :func:`finish` prints it, but each row filled into one
-    template: ``json.dumps`` with ``indent`` runs in pure Python, seconds for 100,000 rows."""
+    template (``json.dumps`` with ``indent`` runs in pure Python, seconds for 100,000 rows)
+    and written ROWS_CHUNK rows at a time (the output is never held whole)."""
     run = current()
     if not run.as_json:
         sys.exit(status)
     text = json.dumps(envelope(run.command, status, {**result, key: []}, None, run.warnings),
                       indent=2, ensure_ascii=False, sort_keys=True)
     marker = f"\n    {json.encoder.encode_basestring(key)}: []"
-    if text.count(marker) != 1:  # never: a string cannot hold a raw newline
+    at = text.find(marker)
+    if at < 0 or text.count(marker) != 1:  # never: a string cannot hold a raw newline
         finish({**result, key: [dict(zip(fields, row, strict=True)) for row in rows]}, status)
-    click.echo(text.replace(marker, marker[:-2] + _json_rows(fields, rows)))
+    click.echo(text[:at + len(marker) - 2], nl=False)
+    for part in json_rows(fields, rows):
+        click.echo(part, nl=False)
+    click.echo(text[at + len(marker):])
     sys.exit(status)
 
 
-def _json_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+#: Rows formatted and written at a time by :func:`finish_rows` and :func:`say_lines`.
+ROWS_CHUNK = 4096
+
+
+def json_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> Iterator[str]:
     """``rows`` as ``json.dumps`` prints a list of such dicts at depth 3 with ``indent=2,
-    ensure_ascii=False, sort_keys=True`` (scalar values: str, int, None, …)."""
+    ensure_ascii=False, sort_keys=True`` (scalar values: str, int, None, …), in parts of
+    ROWS_CHUNK rows whose concatenation is that text."""
     if not rows:
-        return "[]"
+        yield "[]"
+        return
     encode = json.encoder.encode_basestring  # the C one, as dumps uses
     order = sorted(range(len(fields)), key=fields.__getitem__)
     template = "      {{\n" + ",\n".join(
         f"        {_braces(encode(fields[i]))}: {{{i}}}" for i in order) + "\n      }}"
+    for start in range(0, len(rows), ROWS_CHUNK):
+        chunk = rows[start:start + ROWS_CHUNK]
+        columns: list[list[str]] = []
+        for column in zip(*chunk, strict=True):
+            kinds = set(map(type, column))
+            if kinds <= {str}:
+                columns.append(list(map(encode, column)))  # one C call per value, no frame
+            elif kinds <= {str, type(None)}:
+                columns.append([encode(v) if v is not None else "null" for v in column])
+            elif kinds <= {int}:
+                columns.append(list(map(int.__repr__, column)))
+            else:
+                columns.append([_json_value(v) for v in column])
+        yield ("[\n" if start == 0 else ",\n") + ",\n".join(map(template.format, *columns))
+    yield "\n    ]"
 
-    columns: list[list[str]] = []
-    for column in zip(*rows, strict=True):
-        kinds = set(map(type, column))
-        if kinds <= {str}:
-            columns.append(list(map(encode, column)))  # one C call per value, no frame
-        elif kinds <= {str, type(None)}:
-            columns.append([encode(v) if v is not None else "null" for v in column])
-        elif kinds <= {int}:
-            columns.append(list(map(int.__repr__, column)))
-        else:
-            columns.append([_json_value(v) for v in column])
-    return "[\n" + ",\n".join(map(template.format, *columns)) + "\n    ]"
+
+def say_lines(lines: Iterable[str]) -> None:
+    """Human output, one line per item, written ROWS_CHUNK lines at a time."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == ROWS_CHUNK:
+            click.echo("\n".join(batch))
+            batch.clear()
+    if batch:
+        click.echo("\n".join(batch))
 
 
 def _json_value(value: Any) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from preserve.cli.app import (
+    ROWS_CHUNK,
     command,
     errors_to_exit,
     finish,
@@ -15,6 +16,7 @@ from preserve.cli.app import (
     json_option,
     open_any,
     say,
+    say_lines,
 )
 
 if TYPE_CHECKING:
@@ -52,13 +54,20 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if not as_json:
         # one write of plain strings: at 100,000 captures an object or an echo per row costs
         # more than the whole rest of the command
-        urls = _clean_all([r[1] for r in rows], 2000)
-        titles = _clean_all([r[6] or "" for r in rows], 200)
-        lines = [f"{r[0]}  {r[4]}  {str(r[7] or '-')[:12]:<12}  {url}  {title}"
-                 for r, url, title in zip(rows, urls, titles, strict=True)]
-        lines.append(f"{len(rows)} capture(s)")
-        say("\n".join(lines))
+        say_lines(_summary_lines(rows))
     finish_rows({}, "captures", SUMMARY_FIELDS, rows)
+
+
+def _summary_lines(rows: Sequence[Sequence[Any]]) -> Iterator[str]:
+    # plain strings, cleaned a chunk at a time: at 100,000 captures an object or an echo per
+    # row costs more than the whole rest of the command
+    for start in range(0, len(rows), ROWS_CHUNK):
+        chunk = rows[start:start + ROWS_CHUNK]
+        urls = _clean_all([r[1] for r in chunk], 2000)
+        titles = _clean_all([r[6] or "" for r in chunk], 200)
+        for r, url, title in zip(chunk, urls, titles, strict=True):
+            yield f"{r[0]}  {r[4]}  {str(r[7] or '-')[:12]:<12}  {url}  {title}"
+    yield f"{len(rows)} capture(s)"
 
 
 def _local_archive() -> type[Archive]:
