@@ -34,12 +34,18 @@ def _dumped(rows: list[tuple[Any, ...]]) -> str:
                       sort_keys=True)
 
 
+def _chunked(rows: list[tuple[Any, ...]], size: int) -> list[list[tuple[Any, ...]]]:
+    return [rows[start:start + size] for start in range(0, len(rows), size)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
 @pytest.mark.parametrize("rows", [[], ROWS[:1], ROWS])
-def test_json_rows_match_json_dumps(rows: list[tuple[Any, ...]]) -> None:
+def test_json_rows_match_json_dumps(rows: list[tuple[Any, ...]], size: int) -> None:
     empty = _dumped([])
     marker = '\n    "captures": []'
     assert empty.count(marker) == 1
-    fast = empty.replace(marker, marker[:-2] + "".join(json_rows(SUMMARY_FIELDS, rows)))
+    listed = "".join(json_rows(SUMMARY_FIELDS, _chunked(rows, size)))
+    fast = empty.replace(marker, marker[:-2] + listed)
     assert fast == _dumped(rows)
 
 
@@ -50,7 +56,8 @@ def test_json_rows_other_scalars_and_field_names() -> None:
                           indent=2, ensure_ascii=False, sort_keys=True)
     empty = json.dumps({"k": {"k": []}}, indent=2, ensure_ascii=False, sort_keys=True)
     marker = '\n    "k": []'
-    assert empty.replace(marker, marker[:-2] + "".join(json_rows(fields, rows))) == expected
+    listed = "".join(json_rows(fields, [rows[:1], [], rows[1:]]))
+    assert empty.replace(marker, marker[:-2] + listed) == expected
 
 
 def _old_text(entries: list[CaptureSummary]) -> str:

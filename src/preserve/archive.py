@@ -471,15 +471,29 @@ class Archive:
     def capture_rows(self) -> list[tuple[Any, ...]]:
         """:meth:`captures` as plain tuples of the
         :data:`~preserve.storage.catalog.SUMMARY_FIELDS` (the :class:`CaptureSummary` fields,
-        in order): no object per capture, for ``preserve list`` at 100,000 captures."""
+        in order): no object per capture."""
+        return [row for chunk in self.capture_row_chunks() for row in chunk]
+
+    def capture_row_chunks(self, size: int = 4096) -> Iterator[list[tuple[Any, ...]]]:
+        """:meth:`capture_rows`, ``size`` rows at a time: from the catalog, never all held at
+        once (``preserve list`` at 100,000 captures and more); from the manifests, sorted, when
+        the catalog cannot be used. A catalog that fails after its first rows were given
+        raises :class:`~preserve.storage.catalog.CatalogError`."""
         if self._catalog_current():
+            chunks = self.catalog.summary_chunks(size)
             try:
-                return self.catalog.summaries()
+                first = next(chunks, None)
             except catalog_mod.CatalogError:
                 pass
+            else:
+                if first is not None:
+                    yield first
+                    yield from chunks
+                return
         found = [astuple(summary) for summary in self._summaries()]
         found.sort(key=lambda row: (row[3], row[0]))  # (started, capture_id)
-        return found
+        for start in range(0, len(found), size):
+            yield found[start:start + size]
 
     def history(self, url: str) -> list[CaptureSummary]:
         """Every capture whose requested or final URL is ``url``, oldest first."""

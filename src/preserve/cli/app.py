@@ -146,11 +146,11 @@ def finish(result: Any, status: int = EXIT_OK) -> NoReturn:
 
 
 def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
-                rows: Sequence[Sequence[Any]], status: int = EXIT_OK) -> NoReturn:
-    """:func:`finish` with ``result[key]`` the list of ``dict(zip(fields, row))`` for
-    ``rows``, printed byte for byte as :func:`finish` prints it, but each row filled into one
-    template (``json.dumps`` with ``indent`` runs in pure Python, seconds for 100,000 rows)
-    and written ROWS_CHUNK rows at a time (the output is never held whole)."""
+                chunks: Iterable[Sequence[Sequence[Any]]], status: int = EXIT_OK) -> NoReturn:
+    """:func:`finish` with ``result[key]`` the list of ``dict(zip(fields, row))`` for the
+    rows of ``chunks``, printed byte for byte as :func:`finish` prints it, but each row
+    filled into one template (``json.dumps`` with ``indent`` runs in pure Python, seconds for
+    100,000 rows) and written a chunk at a time (neither rows nor output are held whole)."""
     run = current()
     if not run.as_json:
         sys.exit(status)
@@ -159,44 +159,47 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
     marker = f"\n    {json.encoder.encode_basestring(key)}: []"
     at = text.find(marker)
     if at < 0 or text.count(marker) != 1:  # never: a string cannot hold a raw newline
-        finish({**result, key: [dict(zip(fields, row, strict=True)) for row in rows]}, status)
+        finish({**result, key: [dict(zip(fields, row, strict=True))
+                                for chunk in chunks for row in chunk]}, status)
     click.echo(text[:at + len(marker) - 2], nl=False)
-    for part in json_rows(fields, rows):
+    for part in json_rows(fields, chunks):
         click.echo(part, nl=False)
     click.echo(text[at + len(marker):])
     sys.exit(status)
 
 
-#: Rows formatted and written at a time by :func:`finish_rows` and :func:`say_lines`.
+#: Rows read, formatted and written at a time by ``list``.
 ROWS_CHUNK = 4096
 
 
-def json_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> Iterator[str]:
-    """``rows`` as ``json.dumps`` prints a list of such dicts at depth 3 with ``indent=2,
-    ensure_ascii=False, sort_keys=True`` (scalar values: str, int, None, …), in parts of
-    ROWS_CHUNK rows whose concatenation is that text."""
-    if not rows:
-        yield "[]"
-        return
+def json_rows(fields: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
+    """The rows of ``chunks`` as ``json.dumps`` prints a list of such dicts at depth 3 with
+    ``indent=2, ensure_ascii=False, sort_keys=True`` (scalar values: str, int, None, …), in
+    parts (one a chunk) whose concatenation is that text."""
     encode = json.encoder.encode_basestring  # the C one, as dumps uses
     order = sorted(range(len(fields)), key=fields.__getitem__)
-    template = "      {{\n" + ",\n".join(
-        f"        {_braces(encode(fields[i]))}: {{{i}}}" for i in order) + "\n      }}"
-    for start in range(0, len(rows), ROWS_CHUNK):
-        chunk = rows[start:start + ROWS_CHUNK]
-        columns: list[list[str]] = []
-        for column in zip(*chunk, strict=True):
+    # one %-template (faster than str.format), filled with the columns in the keys' order
+    template = "      {\n" + ",\n".join(
+        f"        {encode(fields[i]).replace('%', '%%')}: %s" for i in order) + "\n      }"
+    opening = "[\n"
+    for chunk in chunks:
+        if not chunk:
+            continue
+        columns = list(zip(*chunk, strict=True))
+        encoded: list[list[str]] = []
+        for column in map(columns.__getitem__, order):
             kinds = set(map(type, column))
             if kinds <= {str}:
-                columns.append(list(map(encode, column)))  # one C call per value, no frame
+                encoded.append(list(map(encode, column)))  # one C call per value, no frame
             elif kinds <= {str, type(None)}:
-                columns.append([encode(v) if v is not None else "null" for v in column])
+                encoded.append([encode(v) if v is not None else "null" for v in column])
             elif kinds <= {int}:
-                columns.append(list(map(int.__repr__, column)))
+                encoded.append(list(map(int.__repr__, column)))
             else:
-                columns.append([_json_value(v) for v in column])
-        yield ("[\n" if start == 0 else ",\n") + ",\n".join(map(template.format, *columns))
-    yield "\n    ]"
+                encoded.append([_json_value(v) for v in column])
+        yield opening + ",\n".join(map(template.__mod__, zip(*encoded, strict=True)))
+        opening = ",\n"
+    yield "[]" if opening == "[\n" else "\n    ]"
 
 
 def say_lines(lines: Iterable[str]) -> None:
@@ -218,10 +221,6 @@ def _json_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         return json.dumps(repr(value), ensure_ascii=False)
-
-
-def _braces(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 def fail(message: str, status: int, *, kind: str = "Error", hint: str | None = None) -> NoReturn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -49,25 +49,27 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
     with errors_to_exit():
         archive = open_any(ctx)
-        rows = archive.capture_rows() if isinstance(archive, _local_archive()) else \
-            [tuple(getattr(entry, f) for f in SUMMARY_FIELDS) for entry in archive.captures()]
-    if not as_json:
-        # one write of plain strings: at 100,000 captures an object or an echo per row costs
-        # more than the whole rest of the command
-        say_lines(_summary_lines(rows))
-    finish_rows({}, "captures", SUMMARY_FIELDS, rows)
+        if isinstance(archive, _local_archive()):
+            chunks = archive.capture_row_chunks(ROWS_CHUNK)
+        else:
+            chunks = iter([[tuple(getattr(entry, f) for f in SUMMARY_FIELDS)
+                            for entry in archive.captures()]])
+        if not as_json:
+            say_lines(_summary_lines(chunks))
+        finish_rows({}, "captures", SUMMARY_FIELDS, chunks)
 
 
-def _summary_lines(rows: Sequence[Sequence[Any]]) -> Iterator[str]:
+def _summary_lines(chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
     # plain strings, cleaned a chunk at a time: at 100,000 captures an object or an echo per
     # row costs more than the whole rest of the command
-    for start in range(0, len(rows), ROWS_CHUNK):
-        chunk = rows[start:start + ROWS_CHUNK]
+    count = 0
+    for chunk in chunks:
         urls = _clean_all([r[1] for r in chunk], 2000)
         titles = _clean_all([r[6] or "" for r in chunk], 200)
         for r, url, title in zip(chunk, urls, titles, strict=True):
             yield f"{r[0]}  {r[4]}  {str(r[7] or '-')[:12]:<12}  {url}  {title}"
-    yield f"{len(rows)} capture(s)"
+        count += len(chunk)
+    yield f"{count} capture(s)"
 
 
 def _local_archive() -> type[Archive]:

@@ -278,13 +278,16 @@ class Catalog:
     _SUMMARY: ClassVar[str] = ("capture_id, requested_url, final_url, started, http_status, "
                                "status, title, text_blake3")
 
-    def summaries(self) -> list[tuple[object, ...]]:
+    def summary_chunks(self, size: int) -> Iterator[list[tuple[object, ...]]]:
         """Every capture, oldest first, as plain tuples of the :data:`SUMMARY_FIELDS` (what
-        ``preserve list`` prints: no object per row, for 100,000 captures in well under a
-        second). The values are the catalog's, checked by ``verify`` like :meth:`rows`."""
+        ``preserve list`` prints: no object per row), ``size`` rows at a time from one
+        statement (one snapshot of the catalog), so that no caller holds them all. The
+        values are the catalog's, checked by ``verify`` like :meth:`rows`."""
         try:
-            return self._connect().execute(
-                f"SELECT {self._SUMMARY} FROM captures ORDER BY started, capture_id").fetchall()
+            cursor = self._connect().execute(
+                f"SELECT {self._SUMMARY} FROM captures ORDER BY started, capture_id")
+            while chunk := cursor.fetchmany(size):
+                yield chunk
         except sqlite3.Error as exc:
             raise CatalogError(f"the catalog cannot be read: {exc}") from exc
 
