@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 from warcio.capture_http import capture_http
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 from exporting import missing
 from preserve import Archive, commit, errors, exchange, integrity, log
@@ -33,6 +36,7 @@ from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import _record_kinds
 from preserve.storage.manifest import read_manifest
+from preserve.warc.foreign import MAX_KEPT_BYTES, scan_warc
 from servers import TestServer, raw, respond
 
 PRESERVE = str(Path(sys.executable).with_name("preserve"))
@@ -432,3 +436,46 @@ def test_a_response_without_content_type_is_a_page_only_if_it_looks_like_html(
     assert [c.requested_url for c in result.captures] == [http_server.url("/bare")]
     assert result.captures[0].status == "ok" and result.captures[0].title == "Bare"
     _deep_ok(archive)
+
+
+# --- hostile files: memory stays bounded ------------------------------------------------------
+
+
+def _hostile_heads_warc(path: Path, *, records: int, page: bool) -> Path:
+    """Records whose heads are each near the 1 MiB bound and compress to almost nothing."""
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for i in range(records):
+            if page:
+                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html"),
+                                                   *((f"X-Pad-{j}", "p" * 60_000)
+                                                     for j in range(15))],
+                                        protocol="HTTP/1.1")
+                writer.write_record(writer.create_warc_record(
+                    f"http://example.org/{i}", "response", http_headers=http,
+                    payload=io.BytesIO(b"<html><title>t</title><p>hello</p></html>")))
+            else:
+                record = writer.create_warc_record(
+                    f"http://example.org/{'u' * 60_000}{i}", "resource",
+                    payload=io.BytesIO(b"x"), warc_content_type="text/plain")
+                for j in range(15):
+                    record.rec_headers.add_header("WARC-Concurrent-To",
+                                                  f"<urn:x:{'c' * 60_000}{j}>")
+                writer.write_record(record)
+    return path
+
+
+def test_huge_heads_that_compress_well_keep_memory_bounded(archive: Archive,
+                                                           tmp_path: Path) -> None:
+    # HTTP headers an import never reads are not kept (30 x 900 KB would be 27 MB)
+    pages = _hostile_heads_warc(tmp_path / "pages.warc.gz", records=30, page=True)
+    found = scan_warc(pages)
+    assert [sorted(k.lower() for k, _v in r.http.headers) for r in found.records
+            if r.http is not None] == [["content-type"]] * 30
+    # what is kept of all heads together is bounded: a 1.5 MB file may not cost 1 GB
+    heads = _hostile_heads_warc(tmp_path / "heads.warc.gz", records=1_000, page=False)
+    assert heads.stat().st_size < 4 * 2**20 < MAX_KEPT_BYTES
+    with pytest.raises(errors.ImportInputError, match="more than 67108864 bytes of URIs"):
+        import_file(archive, heads)
+    assert not _manifests(archive.root)
+    assert not list((archive.root / "archive" / "tmp").iterdir())

@@ -57,6 +57,12 @@ MAX_LINE = 64 * 1024
 MAX_HEAD_BYTES = 1024 * 1024
 #: Bytes of a warcinfo block kept (its fields: software, operator, ...).
 MAX_WARCINFO_BYTES = 64 * 1024
+#: Most bytes of header strings kept for all the records of one file together (URIs, ids,
+#: the HTTP headers an import uses, warcinfo fields): heads are read bounded one at a time,
+#: and this bounds what is kept of them, however well the file compresses.
+MAX_KEPT_BYTES = 64 * 1024 * 1024
+#: The HTTP headers a record keeps (an import reads no other).
+KEPT_HTTP_HEADERS = frozenset({"content-type", "location", "transfer-encoding"})
 _BLOCK = 1 << 16
 _REQUIRED = ("WARC-Record-ID", "WARC-Type", "WARC-Date", "Content-Length")
 
@@ -189,11 +195,17 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
         iterator = ArchiveIterator(handle, check_digests=True)
         iterator.reader = _BoundedReader(iterator.fh, block_size=iterator.reader.block_size)
         where = 0
+        kept = 0
         try:
             for record in iterator:
                 if len(records) >= MAX_RECORDS:
                     raise ImportInputError(f"more than {MAX_RECORDS} records")
                 found = _read_record(record, iterator, label)
+                kept += _kept_bytes(found)
+                if kept > MAX_KEPT_BYTES:
+                    raise ImportInputError(
+                        f"{label}: the record heads up to offset {found.offset} hold more "
+                        f"than {MAX_KEPT_BYTES} bytes of URIs, ids and header fields")
                 where = found.offset + found.length
                 last_end = where
                 if iterator.err_count:
@@ -283,7 +295,8 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     if record.http_headers is not None:
         status = record.http_headers
         http = HttpHead(first=str(status.protocol or ""), rest=str(status.statusline or ""),
-                        headers=tuple((str(k), str(v)) for k, v in status.headers))
+                        headers=tuple((str(k), str(v)) for k, v in status.headers
+                                      if str(k).lower() in KEPT_HTTP_HEADERS))
     return ForeignRecord(
         record_id=record_id,
         type=str(record.rec_type),
@@ -304,6 +317,18 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
         payload_size=size,
         fields=_warc_fields(bytes(keep)) if is_info else (),
     )
+
+
+def _kept_bytes(record: ForeignRecord) -> int:
+    """About how many bytes of strings ``record`` keeps (what :data:`MAX_KEPT_BYTES` bounds)."""
+    strings = [record.record_id, record.type, record.target_uri, record.date,
+               record.block_digest, record.payload_digest, record.refers_to, record.warcinfo_id,
+               record.content_type, record.ip_address, record.truncated, *record.concurrent_to]
+    if record.http is not None:
+        strings += [record.http.first, record.http.rest]
+        strings += [part for pair in record.http.headers for part in pair]
+    strings += [part for pair in record.fields for part in pair]
+    return sum(len(s) for s in strings if s is not None) + 100 * (1 + len(record.concurrent_to))
 
 
 def _all(headers: Any, name: str) -> Iterator[tuple[str, str]]:
@@ -347,6 +372,7 @@ __all__ = [
     "FRAMING_PLAIN",
     "FRAMING_STREAM",
     "MAX_HEAD_BYTES",
+    "MAX_KEPT_BYTES",
     "MAX_RECORDS",
     "ForeignRecord",
     "ForeignWarc",
