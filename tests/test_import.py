@@ -22,6 +22,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from warcio.capture_http import capture_http
@@ -479,3 +480,74 @@ def test_huge_heads_that_compress_well_keep_memory_bounded(archive: Archive,
         import_file(archive, heads)
     assert not _manifests(archive.root)
     assert not list((archive.root / "archive" / "tmp").iterdir())
+
+
+# --- hostile WACZ files: damaged or unreadable zip entries -------------------------------------
+
+
+def _hand_wacz(path: Path, members: dict[str, bytes], *, deflate: bool = True) -> Path:
+    """A minimal WACZ: the members, a datapackage.json listing them, its digest file."""
+    resources = [{"name": n.lower(), "path": n, "bytes": len(b),
+                  "hash": "sha256:" + hashlib.sha256(b).hexdigest()} for n, b in members.items()]
+    package = json.dumps({"profile": "data-package", "wacz_version": "1.1.1",
+                          "resources": resources, "title": "t" * 4000}).encode()
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=method)
+        zf.writestr("datapackage.json", package, compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr("datapackage-digest.json", json.dumps(
+            {"path": "datapackage.json",
+             "hash": "sha256:" + hashlib.sha256(package).hexdigest()}))
+    return path
+
+
+def _patch_entry(path: Path, name: str, *, flags: int | None = None,
+                 method: int | None = None, garble: bool = False) -> None:
+    """Change the general-purpose flags or compression method of entry ``name`` (in its local
+    and central headers), or garble the start of its compressed data."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    local = data.find(b"PK\x03\x04")
+    while local != -1 and data[local + 30:local + 30 + len(encoded)] != encoded:
+        local = data.find(b"PK\x03\x04", local + 4)
+    central = data.find(b"PK\x01\x02")
+    while central != -1 and data[central + 46:central + 46 + len(encoded)] != encoded:
+        central = data.find(b"PK\x01\x02", central + 4)
+    assert local != -1 and central != -1
+    for header, base in ((local, 6), (central, 8)):
+        if flags is not None:
+            data[header + base:header + base + 2] = flags.to_bytes(2, "little")
+        if method is not None:
+            data[header + base + 2:header + base + 4] = method.to_bytes(2, "little")
+    if garble:
+        start = local + 30 + len(encoded) + int.from_bytes(data[local + 28:local + 30], "little")
+        for i in range(start + 2, start + 12):
+            data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_unreadable_wacz_entries_are_one_line_errors(tmp_path: Path, wget_warc: Path) -> None:
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    warc_bytes = wget_warc.read_bytes()
+    members = {"archive/site.warc.gz": warc_bytes, "pages/pages.jsonl": b"{}\n" * 2000}
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
+        ("pages/pages.jsonl", {"garble": True}, 1, "pages/pages.jsonl cannot be read"),
+        ("datapackage.json", {"garble": True}, 1, "datapackage.json cannot be read"),
+        ("archive/site.warc.gz", {"method": 99}, 2, "compression method 99"),
+        ("archive/site.warc.gz", {"flags": 1}, 2, "is encrypted"),
+        ("datapackage.json", {"flags": 1}, 2, "is encrypted"),
+    ]
+    for index, (entry, patch, status, words) in enumerate(cases):
+        bad = _hand_wacz(tmp_path / f"bad-{index}.wacz", members)
+        _patch_entry(bad, entry, **patch)
+        done = run(root, "import", str(bad))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == status and len(lines) == 1, (entry, patch, done.stderr)
+        assert lines[0].startswith(f"preserve: error: {bad}") and words in lines[0], lines
+    assert not _manifests(root)
+    assert not list((root / "archive" / "tmp").iterdir())
+    good = _hand_wacz(tmp_path / "good.wacz", members)
+    assert run(root, "import", str(good)).returncode == 0
+    assert len(_manifests(root)) == 2
