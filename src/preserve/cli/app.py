@@ -87,9 +87,27 @@ class _Consoles:
 consoles = _Consoles()
 
 
+#: Characters a terminal would act on rather than show (C0 and C1 controls but newline and
+#: tab, DEL: escape sequences, backspace, carriage return) or that make text read other than
+#: it is (bidirectional controls, line and paragraph separators).
+_NOT_FOR_TERMINALS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    return f"⟨U+{ord(match.group()):04X}⟩"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` (which may hold what a page, server or file said) as a terminal shows it
+    literally: the characters of :data:`_NOT_FOR_TERMINALS` become ``⟨U+001B⟩``."""
+    return _NOT_FOR_TERMINALS.sub(_shown, text)
+
+
 def say(text: str) -> None:
-    """One line of human output on stdout (never interpreted as markup)."""
-    click.echo(text)
+    """One line of human output on stdout (never interpreted as markup or by the terminal)."""
+    click.echo(terminal_safe(text))
 
 
 def warn(text: str) -> None:
@@ -98,7 +116,7 @@ def warn(text: str) -> None:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "(no detail)"
+    return terminal_safe(" ".join(str(text).split())) or "(no detail)"
 
 
 # --- the --json envelope -----------------------------------------------------------------------
@@ -208,10 +226,10 @@ def say_lines(lines: Iterable[str]) -> None:
     for line in lines:
         batch.append(line)
         if len(batch) == ROWS_CHUNK:
-            click.echo("\n".join(batch))
+            click.echo(terminal_safe("\n".join(batch)))
             batch.clear()
     if batch:
-        click.echo("\n".join(batch))
+        click.echo(terminal_safe("\n".join(batch)))
 
 
 def _json_value(value: Any) -> str:
