@@ -551,3 +551,31 @@ def test_unreadable_wacz_entries_are_one_line_errors(tmp_path: Path, wget_warc: 
     good = _hand_wacz(tmp_path / "good.wacz", members)
     assert run(root, "import", str(good)).returncode == 0
     assert len(_manifests(root)) == 2
+
+
+def test_library_chatter_never_reaches_stderr(tmp_path: Path) -> None:
+    """warcio logs a WARC-Target-URI with spaces verbatim each time it reads the record
+    (verify --deep, report, export): stderr carries only preserve's own lines."""
+    hostile = tmp_path / "hostile.warc.gz"
+    uri = "urn:x:a b \x1b]0;PWNED\x07 <script>"
+    with hostile.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        response = writer.create_warc_record(
+            "http://example.org/", "response", http_headers=http,
+            payload=io.BytesIO(b"<html><title>t</title><p>hello there</p></html>"))
+        writer.write_record(response)
+        writer.write_record(writer.create_warc_record(
+            uri, "metadata", payload=io.BytesIO(b"a: b\r\n"), warc_content_type="text/plain",
+            warc_headers_dict={"WARC-Concurrent-To":
+                               response.rec_headers.get_header("WARC-Record-ID")}))
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    done = run(root, "import", "--json", str(hostile))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    capture_id = json.loads(done.stdout)["result"]["files"][0]["captures"][0]["capture_id"]
+    for args in (["verify", "--deep"], ["report", capture_id, "-o", str(tmp_path / "r.html")],
+                 ["export", "--all", "--wacz", str(tmp_path / "o.wacz")]):
+        done = run(root, *args)
+        assert done.returncode == 0 and "\x1b" not in done.stderr + done.stdout, done
+        assert "WARC-Target-URI" not in done.stderr, done.stderr

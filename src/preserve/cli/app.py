@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 import re
@@ -417,6 +418,18 @@ SIZE = SizeType()
 # --- the group -----------------------------------------------------------------------------------
 
 
+def _quiet_libraries() -> None:
+    """Keep libraries' log records and Python warnings off stderr, which carries only
+    preserve's own one-line messages: warcio, for one, logs a WARC-Target-URI it rewrites
+    verbatim, escape sequences included. ``PRESERVE_DEBUG=1`` lets them through."""
+    if os.environ.get("PRESERVE_DEBUG"):
+        return
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    if not any(type(h) is logging.NullHandler for h in root.handlers):
+        root.addHandler(logging.NullHandler())  # then logging's last-resort printer is unused
+
+
 class PreserveGroup(click.Group):
     """The ``preserve`` group: turns every failure into one line and an exit status."""
 
@@ -425,6 +438,7 @@ class PreserveGroup(click.Group):
              **extra: Any) -> Any:
         argv = list(args) if args is not None else sys.argv[1:]
         as_json = "--json" in argv
+        _quiet_libraries()
         try:
             return super().main(argv, prog_name or "preserve", complete_var,
                                 standalone_mode=False, **extra)
