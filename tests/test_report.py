@@ -306,3 +306,19 @@ def test_rfc3161_status_and_timestamped_exports(built: Built, tmp_path: Path) ->
                               env=env, capture_output=True, text=True, check=False)
     codes = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
     assert codes == {"W307", "W308"}, verified.stdout  # a signed partial bag; the token holds
+
+
+def test_a_report_is_never_written_into_the_archive(built: Built, tmp_path: Path) -> None:
+    """As for exports: -o below archive/ or manifests/ (also through a symlink) is refused
+    with one line and exit 3, and nothing is created there."""
+    link = tmp_path / "link"
+    link.symlink_to(built.root / "archive" / "warc")
+    before = sorted(p for p in built.root.rglob("*") if p.name != ".lock")
+    for out in (built.root / "archive" / "r.html", built.root / "manifests" / "r.pdf",
+                link / "r.html", built.root / "manifests" / "log" / "r.html"):
+        done = subprocess.run([PRESERVE, "report", built.ids[0], "-o", str(out)],
+                              capture_output=True, text=True, env=built.env(), timeout=120,
+                              check=False)
+        assert done.returncode == 3, (out, done.stderr)
+        assert done.stderr.count("\n") == 1 and "inside the archive" in done.stderr
+    assert sorted(p for p in built.root.rglob("*") if p.name != ".lock") == before

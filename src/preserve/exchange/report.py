@@ -44,7 +44,12 @@ from preserve._version import __version__
 from preserve.archive import Archive
 from preserve.errors import PreserveError
 from preserve.exchange.files import AtomicFile, copy_file
-from preserve.exchange.plan import LoadedCapture, LogSnapshot, plan_export
+from preserve.exchange.plan import (
+    LoadedCapture,
+    LogSnapshot,
+    plan_export,
+    refuse_inside_archive,
+)
 from preserve.hashing import warc_digest_to_hex
 from preserve.log.entries import utc_now
 from preserve.log.timestamp import load_roots, timestamp_time, verify_timestamp
@@ -663,6 +668,7 @@ def write_report(archive: Archive, capture_id: str, out: Path, *, fmt: str | Non
                  chromium: str | None = None) -> ReportResult:
     """Write the report of one capture to ``out`` (HTML, or PDF when ``out`` ends in .pdf)."""
     out = Path(out)
+    refuse_inside_archive(archive, out)  # as exports: verify would report a stray file
     fmt = fmt or ("pdf" if out.suffix.lower() == ".pdf" else "html")
     if fmt == "pdf" and find_chromium(chromium) is None:  # fail before the work
         raise ReportError("PDF output needs Chromium or Chrome (install chromium, or set "
