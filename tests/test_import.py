@@ -579,3 +579,26 @@ def test_library_chatter_never_reaches_stderr(tmp_path: Path) -> None:
         done = run(root, *args)
         assert done.returncode == 0 and "\x1b" not in done.stderr + done.stdout, done
         assert "WARC-Target-URI" not in done.stderr, done.stderr
+
+
+def test_long_header_lines_are_read_whole_or_refused(archive: Archive, tmp_path: Path) -> None:
+    """warcio's readline(limit) stops short across its buffer: a 60,000-character
+    WARC-Target-URI was kept cut at ~49,000, and the import then failed verify --deep (E212).
+    Lines up to 64 KiB are read whole; a longer one is refused, never cut."""
+    made = {}
+    for size in (60_000, 70_000):
+        made[size] = tmp_path / f"long-{size}.warc.gz"
+        with made[size].open("wb") as out:
+            writer = WARCWriter(out, gzip=True)
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html"),
+                                               ("X-Long", "v" * size)], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(
+                "http://example.org/" + "a" * size, "response", http_headers=http,
+                payload=io.BytesIO(b"<html><title>t</title><p>hello there</p></html>")))
+    result = import_file(archive, made[60_000])
+    manifest = archive.manifest(result.captures[0].capture_id)
+    assert manifest.final_url == "http://example.org/" + "a" * 60_000
+    _deep_ok(archive)
+    with pytest.raises(errors.ImportInputError, match="header line is longer than 65536"):
+        import_file(archive, made[70_000])
+    assert len(_manifests(archive.root)) == 1

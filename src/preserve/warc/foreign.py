@@ -19,10 +19,11 @@ as preserve and most crawlers write: offsets and lengths are those of the member
 whose members do not each hold one record, such as a whole WARC gzipped at once: offsets and
 lengths count bytes of the decompressed stream; see :func:`preserve.warc.read.open_records`).
 
-Memory stays bounded: header lines are read at most :data:`MAX_LINE` bytes at a time and a
-record's head at most :data:`MAX_HEAD_BYTES`, bodies are streamed (only a warcinfo block's
-first :data:`MAX_WARCINFO_BYTES` are kept), and the record list is bounded. This module reads;
-it decides nothing about pages or manifests (see :mod:`preserve.importing`).
+Memory stays bounded: a header line is at most :data:`MAX_LINE` bytes (a longer one is
+refused, never cut) and a record's head at most :data:`MAX_HEAD_BYTES`, bodies are streamed
+(only a warcinfo block's first :data:`MAX_WARCINFO_BYTES` are kept), and the record list and
+what is kept of heads are bounded. This module reads; it decides nothing about pages or
+manifests (see :mod:`preserve.importing`).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class _HeadTooLargeError(Exception):
 
 
 class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
-    """warcio's reader with header lines bounded: at most :data:`MAX_LINE` bytes per call and
+    """warcio's reader with header lines bounded: at most :data:`MAX_LINE` bytes each and
     :data:`MAX_HEAD_BYTES` of lines between two reads of a body."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -143,8 +144,18 @@ class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
         self.head_bytes = 0
 
     def readline(self, length: int | None = None) -> bytes:
-        limit = MAX_LINE if length is None else min(length, MAX_LINE)
-        line: bytes = super().readline(limit)
+        # warcio's readline(length) may return part of a line short of both the newline and
+        # ``length`` (it miscounts across its 16 KiB buffer): read on until one of them, so
+        # that a header is never silently cut, and refuse a line longer than MAX_LINE.
+        want = MAX_LINE + 1 if length is None or length > MAX_LINE else length
+        line = b""
+        while len(line) < want and not line.endswith(b"\n"):
+            part: bytes = super().readline(want - len(line))
+            if not part:
+                break
+            line += part
+        if len(line) > MAX_LINE:
+            raise _HeadTooLargeError(f"a header line is longer than {MAX_LINE} bytes")
         self.head_bytes += len(line)
         if self.head_bytes > MAX_HEAD_BYTES:
             raise _HeadTooLargeError(f"a record head is larger than {MAX_HEAD_BYTES} bytes")
