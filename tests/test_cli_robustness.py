@@ -251,6 +251,10 @@ def test_malformed_proof_bundles(bundle: object, tmp_path: Path) -> None:
     ["--connect-timeout", "nan"], ["--max-size", "0"], ["--max-size", "12XB"],
     ["--max-size", "-5"], ["--per-host-delay", "nan"], ["--concurrency", "0"],
     ["--max-redirects", "-1"],
+    # finite but beyond what timers take (threading waits overflow time_t, the browser
+    # driver's timers are 32-bit milliseconds): was exit 5 or a traceback, not a usage error
+    ["--per-host-delay", "1e300"], ["--timeout", "1e308"], ["--connect-timeout", "1e10"],
+    ["--settle", "1000001"], ["--timeout", "2147484"],
 ])
 def test_bad_capture_options_are_usage_errors(options: list[str], tmp_path: Path) -> None:
     status, stderr = _check(["--root", str(tmp_path / "a"), "capture", "--http", *options,
@@ -274,7 +278,7 @@ def test_malformed_tsa_urls(good_archive: tuple[Path, Path, str], tsa: str,
 
 def test_verify_anchor_age_option(good_archive: tuple[Path, Path, str], tmp_path: Path) -> None:
     source, _key, _ = good_archive
-    for value in ("nan", "-1", "inf", "x"):
+    for value in ("nan", "-1", "inf", "x", "1e300", "36501"):  # 1e300: was an OverflowError
         status, _ = _check(["--root", str(source), "verify", "--no-record",
                             "--anchor-max-age", value], tmp_path)
         assert status == 2

@@ -386,17 +386,24 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic in click >
         return size
 
 
+#: Longest time an option takes (about 11.6 days): larger finite values overflow the clocks
+#: and timers they reach (threading waits, socket timeouts, the browser driver's 32-bit
+#: millisecond timers, date arithmetic).
+MAX_SECONDS = 1_000_000
+
+
 class SecondsType(click.ParamType):  # type: ignore[type-arg]
-    """A finite, positive number of seconds (or another ``unit``); ``nan`` and ``inf`` are
-    refused, so a limit can never be switched off by accident."""
+    """A finite, positive number of seconds (or another ``unit``) up to ``maximum``; ``nan``
+    and ``inf`` are refused, so a limit can never be switched off by accident."""
 
     name = "seconds"
 
     def __init__(self, minimum: float = 0.0, *, allow_zero: bool = False,
-                 unit: str = "seconds") -> None:
+                 unit: str = "seconds", maximum: float = MAX_SECONDS) -> None:
         self.minimum = minimum
         self.allow_zero = allow_zero
         self.unit = unit
+        self.maximum = maximum
         self.name = unit
 
     def convert(self, value: Any, param: click.Parameter | None,
@@ -405,10 +412,11 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of {self.unit}", param, ctx)
-        if not math.isfinite(number) or number < self.minimum \
+        if not math.isfinite(number) or number < self.minimum or number > self.maximum \
                 or (number == 0 and not self.allow_zero):
             self.fail(f"{value!r} must be a finite number of {self.unit} "
-                      f"{'>= 0' if self.allow_zero else f'> {self.minimum:g}'}", param, ctx)
+                      f"{'>= 0' if self.allow_zero else f'> {self.minimum:g}'} and at most "
+                      f"{self.maximum:,.0f}", param, ctx)
         return number
 
 
