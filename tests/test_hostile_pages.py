@@ -227,3 +227,19 @@ def test_terminal_output_never_carries_escape_sequences(http_server: TestServer,
     assert "⟨U+001B⟩]0;PWNED⟨U+0007⟩" in shown and "⟨U+202E⟩RTL" in shown
     assert json.loads(run(root, "show", ids[0], "--json").stdout)["result"]["extraction"][
         "title"].startswith(f"Evil{esc}]0;PWNED")  # --json keeps the values as they are
+
+
+def test_error_lines_are_bounded_and_show_invisible_characters(http_server: TestServer,
+                                                              tmp_path: Path) -> None:
+    """A 1 MB line of a --from file was echoed whole (twice) in its error line; a byte-order
+    mark inside the file made a URL that failed look exactly like a good one."""
+    http_server.routes["/a"] = respond(200, PAGE, headers=HTML)
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{http_server.url('/a')}\n\ufeff{http_server.url('/a')}\n"
+                    f"{http_server.url('/')}{'a' * 1_000_000}\n", encoding="utf-8")
+    done = run(tmp_path / "root", "capture", "--http", "--from", str(urls))
+    assert done.returncode in (2, 4), done.stderr[:500]
+    lines = done.stderr.splitlines()
+    assert all(len(line) < 4200 for line in lines), [len(line) for line in lines]
+    assert any("… (2,000," in line and "characters)" in line for line in lines), lines
+    assert any(f"⟨U+FEFF⟩{http_server.url('/a')}" in line for line in lines), lines

@@ -90,10 +90,11 @@ consoles = _Consoles()
 
 #: Characters a terminal would act on rather than show (C0 and C1 controls but newline and
 #: tab, DEL: escape sequences, backspace, carriage return) or that make text read other than
-#: it is (bidirectional controls, line and paragraph separators).
+#: it is (bidirectional controls, line and paragraph separators, the zero-width U+200B, U+2060
+#: and U+FEFF: a byte-order mark inside a URL).
 _NOT_FOR_TERMINALS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
-    "\u2066-\u2069]")
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2060\u2066-\u2069\ufeff]")
 
 
 def _shown(match: re.Match[str]) -> str:
@@ -116,8 +117,15 @@ def warn(text: str) -> None:
     click.echo(f"preserve: {_one_line(text)}", err=True)
 
 
+#: Longest message line: a 50 MB URL read from --from is not echoed whole (twice) on stderr.
+MAX_MESSAGE_CHARS = 4096
+
+
 def _one_line(text: str) -> str:
-    return terminal_safe(" ".join(str(text).split())) or "(no detail)"
+    line = " ".join(str(text).split())
+    if len(line) > MAX_MESSAGE_CHARS:
+        line = f"{line[:MAX_MESSAGE_CHARS]}… ({len(line):,} characters)"
+    return terminal_safe(line) or "(no detail)"
 
 
 # --- the --json envelope -----------------------------------------------------------------------
