@@ -602,3 +602,21 @@ def test_long_header_lines_are_read_whole_or_refused(archive: Archive, tmp_path:
     with pytest.raises(errors.ImportInputError, match="header line is longer than 65536"):
         import_file(archive, made[70_000])
     assert len(_manifests(archive.root)) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_a_wacz_with_an_entry_twice_is_refused(tmp_path: Path, wget_warc: Path) -> None:
+    """Python's zipfile reads the last of two entries of one name, unzip and others the
+    first: preserve checked and imported one copy while a recipient would see the other."""
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    good = _hand_wacz(tmp_path / "good.wacz", {"archive/site.warc.gz": wget_warc.read_bytes()})
+    bad = tmp_path / "twice.wacz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as out:
+        out.writestr("archive/site.warc.gz", b"another copy, checked by no one")
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+    done = run(root, "import", str(bad))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "archive/site.warc.gz is in the zip more than once" in done.stderr
+    assert not _manifests(root)

@@ -255,6 +255,12 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
     if len(infos) > MAX_WACZ_ENTRIES:
         raise errors.ImportInputError(f"{name}: more than {MAX_WACZ_ENTRIES} zip entries")
     entries = {info.filename: info for info in infos if not info.is_dir()}
+    names = [info.filename for info in infos if not info.is_dir()]
+    if len(entries) != len(names):
+        twice = _first_repeat(names)
+        raise errors.ImportIntegrityError(
+            f"{name}: {twice} is in the zip more than once (tools disagree on which copy "
+            "it holds)")
     package = entries.get("datapackage.json")
     if package is None:
         raise errors.ImportInputError(f"{name}: no datapackage.json (not a WACZ file)")
@@ -302,6 +308,15 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
         if target is not None:
             received.append(_Received(target, digests, where))
     return received
+
+
+def _first_repeat(names: Sequence[str]) -> str:
+    seen: set[str] = set()
+    for entry in names:
+        if entry in seen:
+            return entry
+        seen.add(entry)
+    return ""
 
 
 def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo],
