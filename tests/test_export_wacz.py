@@ -472,3 +472,22 @@ def test_damaged_packages_are_problems_never_exceptions(signed: Path, tmp_path: 
             for info in src.infolist():
                 dst.writestr(info, content if info.filename == member else src.read(info))
         assert not check_wacz(shaped).ok
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_a_member_twice_is_a_problem(signed: Path, tmp_path: Path) -> None:
+    """zipfile reads the last of two members of one name, unzip and others the first: a
+    package with a planted first copy passed check-export while a recipient unpacking it got
+    the planted bytes."""
+    assert check_wacz(signed).ok
+    with zipfile.ZipFile(signed) as src:
+        warc_member = next(i.filename for i in src.infolist()
+                           if i.filename.startswith("archive/"))
+        planted = tmp_path / "planted.wacz"
+        with zipfile.ZipFile(planted, "w") as dst:
+            dst.writestr(warc_member, b"planted bytes")
+            for info in src.infolist():
+                dst.writestr(info, src.read(info))
+    result = check_wacz(planted)
+    assert not result.ok
+    assert any("more than once" in p and warc_member in p for p in result.problems)

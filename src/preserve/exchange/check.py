@@ -25,6 +25,7 @@ import base64
 import binascii
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,12 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
 
 def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | None,
                 wacz_public_key: str | None, tsa_roots: Path | None) -> None:
-    names = {i.filename for i in zf.infolist() if not i.is_dir()}
+    listing = [i.filename for i in zf.infolist() if not i.is_dir()]
+    names = set(listing)
+    if len(names) != len(listing):  # zipfile reads the last copy, unzip and others the first
+        repeated = sorted(n for n, count in Counter(listing).items() if count > 1)
+        result.problems.append(f"{repeated[0]}: in the package more than once (tools disagree "
+                               "on which copy it holds)")
     try:
         package_bytes = _member(zf, "datapackage.json")
         package = loads_strict(package_bytes, max_bytes=MAX_MEMBER_BYTES,
