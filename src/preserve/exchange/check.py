@@ -88,8 +88,13 @@ def check_package(path: Path, *, trusted_key: str | None = None,
 def check_wacz(path: Path, *, trusted_key: str | None = None, wacz_public_key: str | None = None,
                tsa_roots: Path | None = None) -> CheckResult:
     result = CheckResult(Path(path), "wacz")
+    try:  # a regular file only: a FIFO or device given as the package would block or never end
+        handle = open_binary(path, follow_symlinks=True)
+    except StorageError as exc:
+        result.problems.append(f"cannot read {path} as a zip file: {exc}")
+        return result
     try:
-        with zipfile.ZipFile(path) as zf:
+        with handle, zipfile.ZipFile(handle) as zf:
             _check_wacz(zf, result, trusted_key, wacz_public_key, tsa_roots)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         result.problems.append(f"cannot read {path} as a zip file: {exc}")
