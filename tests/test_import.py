@@ -619,4 +619,16 @@ def test_a_wacz_with_an_entry_twice_is_refused(tmp_path: Path, wget_warc: Path) 
     done = run(root, "import", str(bad))
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "archive/site.warc.gz is in the zip more than once" in done.stderr
+    # datapackage.json listing one path twice (once with a false hash) is refused too
+    listed_twice = tmp_path / "listed-twice.wacz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(listed_twice, "w") as out:
+        package = json.loads(src.read("datapackage.json"))
+        package["resources"].insert(0, {**package["resources"][0], "hash": "sha256:" + "0" * 64})
+        data = json.dumps(package).encode()
+        out.writestr("datapackage.json", data)
+        out.writestr("datapackage-digest.json", json.dumps(
+            {"path": "datapackage.json", "hash": "sha256:" + hashlib.sha256(data).hexdigest()}))
+        out.writestr("archive/site.warc.gz", src.read("archive/site.warc.gz"))
+    done = run(root, "import", str(listed_twice))
+    assert done.returncode == 1 and "lists archive/site.warc.gz more than once" in done.stderr
     assert not _manifests(root)

@@ -286,6 +286,9 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
                 and digest.startswith("sha256:") and type(size) is int and size >= 0):
             raise errors.ImportInputError(f"{name}: a datapackage.json resource lacks its "
                                           "path, sha256 hash or size in bytes")
+        if where in listed:
+            raise errors.ImportIntegrityError(f"{name}: datapackage.json lists {where} more "
+                                              "than once")
         listed[where] = (digest.removeprefix("sha256:").lower(), size)
     warcs = sorted(p for p in entries if _WACZ_WARC.match(p))
     unlisted = [p for p in warcs if p not in listed]
