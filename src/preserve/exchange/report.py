@@ -29,6 +29,7 @@ import binascii
 import hashlib
 import html
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -234,8 +235,13 @@ def visible(value: str | None) -> str:
 
 
 def esc(value: object) -> str:
-    """HTML-escape any value (multi-line text keeps its line breaks)."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """HTML-escape any value (multi-line text keeps its line breaks and tabs; other control
+    characters, which no HTML document may hold, are shown as ``⟨U+0000⟩``)."""
+    text = "" if value is None else str(value)
+    return html.escape(_CONTROLS.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text), quote=True)
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _utc(stamp: str | None) -> str:
@@ -250,7 +256,7 @@ def _rows(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def _code(value: str | None) -> str:
-    return f"<code>{esc(value)}</code>" if value else "—"
+    return f"<code>{visible(value)}</code>" if value else "—"
 
 
 def render_html(data: ReportData) -> str:
@@ -309,7 +315,7 @@ def _summary(data: ReportData) -> str:
                    "none": ("none", "no RFC 3161 timestamp")}[stamp["state"] or "none"]
     items = [
         ("Captured (UTC)", _utc(m.started)),
-        ("Server answer", esc(f"HTTP {m.http.status} {m.http.reason}".strip())),
+        ("Server answer", visible(f"HTTP {m.http.status} {m.http.reason}".strip())),
         ("Files", _badge("ok" if files_ok else "bad",
                          "all files match their recorded hashes" if files_ok
                          else "a file does NOT match its recorded hash")),
@@ -334,8 +340,8 @@ def _screenshot_section(data: ReportData) -> str:
                 f"{esc(data.screenshot_note)} <span class=\"screen\">Scroll inside the frame to "
                 "see all of it.</span><span class=\"print\">Printed: the top of the page; the "
                 "HTML report and the WARC record hold all of it.</span> WARC record "
-                f"<code>{esc(ref.id)}</code>, {len(block):,} bytes, "
-                f"<code>{esc(ref.block_digest)}</code>.</figcaption></figure>")
+                f"<code>{visible(ref.id)}</code>, {len(block):,} bytes, "
+                f"<code>{visible(ref.block_digest)}</code>.</figcaption></figure>")
     return f"<section><h2>What the page looked like</h2>{body}</section>"
 
 
@@ -346,7 +352,7 @@ def _where_when(m: Manifest) -> str:
         ("Final URL", f"<span class=\"url\">{visible(m.final_url)}</span>"),
         ("Capture started", _utc(m.started)),
         ("Capture ended", _utc(m.ended)),
-        ("HTTP status", esc(f"{m.http.status} {m.http.reason}".strip())),
+        ("HTTP status", visible(f"{m.http.status} {m.http.reason}".strip())),
         ("Content type", visible(m.http.content_type)),
         ("Server address", esc(f"{conn.remote_ip or 'not stated'} port {conn.remote_port}")),
         ("Our address", visible(conn.local_ip)),
@@ -362,9 +368,9 @@ def _where_when(m: Manifest) -> str:
         member = f", member {source.member}" if source.member else ""
         rows[2:4] = [("Received by preserve", _utc(imported.received)),
                      ("Import checked by", _utc(m.ended))]
-        rows.append(("Imported from", esc(f"{source.name} ({source.kind}{member}), "
+        rows.append(("Imported from", visible(f"{source.name} ({source.kind}{member}), "
                                           f"{source.size:,} bytes, SHA-256 {source.sha256}")))
-        rows.append(("Date the file claims", esc(imported.original_date)))
+        rows.append(("Date the file claims", visible(imported.original_date)))
         rows.append(("Note", "An import: the exchange, addresses and dates are what the file "
                              "states; preserve vouches for when it received the bytes."))
     hops = "".join(
@@ -454,9 +460,9 @@ def _files_section(data: ReportData) -> str:
         for f in data.files
     )
     records = "".join(
-        f"<tr><td>{i}</td><td>{esc(r.type)}</td><td class=\"url\">{visible(r.target_uri)}</td>"
+        f"<tr><td>{i}</td><td>{visible(r.type)}</td><td class=\"url\">{visible(r.target_uri)}</td>"
         f"<td class=\"num\">{r.offset:,}</td><td class=\"num\">{r.length:,}</td>"
-        f"<td><code>{esc(r.block_digest)}</code></td></tr>"
+        f"<td><code>{visible(r.block_digest)}</code></td></tr>"
         for i, r in enumerate(data.manifest.warc.records, 1)
     )
     return (
