@@ -632,3 +632,18 @@ def test_a_wacz_with_an_entry_twice_is_refused(tmp_path: Path, wget_warc: Path) 
     done = run(root, "import", str(listed_twice))
     assert done.returncode == 1 and "lists archive/site.warc.gz more than once" in done.stderr
     assert not _manifests(root)
+
+
+def test_a_file_given_through_a_symlink_is_imported(archive: Archive, tmp_path: Path,
+                                                     wget_warc: Path) -> None:
+    """The files to import are the user's input, not archive content: a symlink to one is
+    followed (it failed with 'Too many levels of symbolic links'); a FIFO behind one is not
+    a regular file and is refused without blocking."""
+    link = tmp_path / "link.warc.gz"
+    link.symlink_to(wget_warc)
+    assert len(import_file(archive, link).captures) == 2
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "fifo-link.warc").symlink_to(fifo)
+    with pytest.raises(errors.ImportInputError, match="not a regular file"):
+        import_file(archive, tmp_path / "fifo-link.warc")

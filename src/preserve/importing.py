@@ -226,7 +226,8 @@ def _receive_warc(source: Path, spool: Path) -> _Received:
     """Stream ``source`` into the spool, hashing it."""
     target = spool / "import.warc"
     hasher = DualHasher()
-    with open_binary(source, error=errors.ImportInputError) as src, target.open("xb") as dst:
+    with open_binary(source, error=errors.ImportInputError,
+                     follow_symlinks=True) as src, target.open("xb") as dst:
         while block := src.read(_BLOCK):
             hasher.update(block)
             dst.write(block)
@@ -237,7 +238,7 @@ def _receive_wacz(source: Path, spool: Path) -> tuple[Digests, list[_Received]]:
     """Check a WACZ against its ``datapackage.json`` while streaming every entry, and stream
     each WARC file inside it into the spool. Returns the WACZ's own digests and the WARCs."""
     hasher = DualHasher()
-    with open_binary(source, error=errors.ImportInputError) as handle:
+    with open_binary(source, error=errors.ImportInputError, follow_symlinks=True) as handle:
         while block := handle.read(_BLOCK):
             hasher.update(block)
         handle.seek(0)

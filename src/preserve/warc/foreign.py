@@ -169,7 +169,7 @@ class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
 
 def sniff(path: Path) -> str:
     """``"gzip"``, ``"warc"`` (uncompressed), ``"zip"`` or raise ImportInputError."""
-    with open_binary(path, error=ImportInputError) as handle:
+    with open_binary(path, error=ImportInputError, follow_symlinks=True) as handle:
         magic = handle.read(8)
     if magic.startswith(b"\x1f\x8b"):
         return "gzip"
