@@ -10,6 +10,8 @@ inside the commands that need them, so ``preserve --help`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
@@ -258,8 +260,9 @@ def fail(message: str, status: int, *, kind: str = "Error", hint: str | None = N
     if hint:
         click.echo(f"preserve: hint: {_one_line(hint)}", err=True)
     if run.as_json:
-        print_json(envelope(run.command, status, None,
-                            {"type": kind, "message": line, "hint": hint}, run.warnings))
+        with contextlib.suppress(OSError):  # the output itself failed: the line above says so
+            print_json(envelope(run.command, status, None,
+                                {"type": kind, "message": line, "hint": hint}, run.warnings))
     sys.exit(status)
 
 
@@ -474,16 +477,32 @@ class PreserveGroup(click.Group):
             sys.exit(130)
         except SystemExit:
             raise
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                _internal_error(exc, argv, as_json)
+            # the machine, not preserve: a full disk or a dead device under the output
+            click.echo(f"preserve: error: {_one_line(exc.strerror or str(exc))}", err=True)
+            sys.exit(EXIT_CANNOT_RUN)
         except Exception as exc:  # a bug: one line, a distinct status, never a traceback
-            if os.environ.get("PRESERVE_DEBUG"):
-                traceback.print_exc()
-            message = f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]}"
-            click.echo(f"preserve: {message} (please report it; PRESERVE_DEBUG=1 shows "
-                       "where)", err=True)
-            if as_json:
-                print_json(envelope(_command_of(argv), EXIT_INTERNAL, None,
-                                    {"type": "InternalError", "message": message, "hint": None}))
-            sys.exit(EXIT_INTERNAL)
+            _internal_error(exc, argv, as_json)
+
+
+#: OSErrors that are the machine's state, not a bug of preserve (a full disk or a dead device
+#: under the output, say ``> /dev/full``): one line and exit 3, not "internal error".
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def _internal_error(exc: BaseException, argv: Sequence[str], as_json: bool) -> NoReturn:
+    """A bug: one line, a distinct status, never a traceback (unless PRESERVE_DEBUG)."""
+    if os.environ.get("PRESERVE_DEBUG"):
+        traceback.print_exc()
+    message = f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]}"
+    click.echo(f"preserve: {message} (please report it; PRESERVE_DEBUG=1 shows "
+               "where)", err=True)
+    if as_json:
+        print_json(envelope(_command_of(argv), EXIT_INTERNAL, None,
+                            {"type": "InternalError", "message": message, "hint": None}))
+    sys.exit(EXIT_INTERNAL)
 
 
 def _command_of(argv: Sequence[str]) -> str:
