@@ -54,7 +54,8 @@ EXIT_STATUSES = {
                 "file to import that is not a WARC or WACZ file, a command not supported on "
                 "an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
-                     "unreadable or unwritable, key missing",
+                     "unreadable or unwritable, key missing; the output cannot be written "
+                     "(a full disk)",
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
                          "…); nothing was committed for it",
     EXIT_INTERNAL: "internal error: a bug in preserve (please report it)",
