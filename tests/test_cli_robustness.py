@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -251,6 +253,10 @@ def test_malformed_proof_bundles(bundle: object, tmp_path: Path) -> None:
     ["--connect-timeout", "nan"], ["--max-size", "0"], ["--max-size", "12XB"],
     ["--max-size", "-5"], ["--per-host-delay", "nan"], ["--concurrency", "0"],
     ["--max-redirects", "-1"],
+    # finite but beyond what timers take (threading waits overflow time_t, the browser
+    # driver's timers are 32-bit milliseconds): was exit 5 or a traceback, not a usage error
+    ["--per-host-delay", "1e300"], ["--timeout", "1e308"], ["--connect-timeout", "1e10"],
+    ["--settle", "1000001"], ["--timeout", "2147484"],
 ])
 def test_bad_capture_options_are_usage_errors(options: list[str], tmp_path: Path) -> None:
     status, stderr = _check(["--root", str(tmp_path / "a"), "capture", "--http", *options,
@@ -274,7 +280,24 @@ def test_malformed_tsa_urls(good_archive: tuple[Path, Path, str], tsa: str,
 
 def test_verify_anchor_age_option(good_archive: tuple[Path, Path, str], tmp_path: Path) -> None:
     source, _key, _ = good_archive
-    for value in ("nan", "-1", "inf", "x"):
+    for value in ("nan", "-1", "inf", "x", "1e300", "36501"):  # 1e300: was an OverflowError
         status, _ = _check(["--root", str(source), "verify", "--no-record",
                             "--anchor-max-age", value], tmp_path)
         assert status == 2
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_to_a_full_device_is_one_line_not_an_internal_error(
+        good_archive: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """stdout on a full disk (ENOSPC) ended in 'internal error' (exit 5), or under --json in
+    two error lines; it is the machine's state: one line, exit 3."""
+    source, _key, capture_id = good_archive
+    for args in (["show", capture_id], ["show", capture_id, "--json"], ["list", "--json"],
+                 ["history", "http://127.0.0.1/"], ["verify", "--no-record"]):
+        with Path("/dev/full").open("w") as full:
+            done = subprocess.run([str(Path(sys.executable).with_name("preserve")), "--root",
+                                   str(source), *args], stdout=full, env=dict(os.environ),
+                                  stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+        lines = done.stderr.splitlines()
+        assert done.returncode == 3, (args, done.stderr)
+        assert lines == ["preserve: error: No space left on device"], (args, lines)

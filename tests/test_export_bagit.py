@@ -194,6 +194,28 @@ def test_bag_info_from_config_environment_and_options(built: Built, tmp_path: Pa
     assert BagInfo.gather(config=tmp_path / "none.txt").fields == ()
 
 
+def test_bag_facts_in_the_config_file_are_not_copied(built: Built, tmp_path: Path) -> None:
+    """A Payload-Oxum, Bagging-Date or Bag-Software-Agent in the config's bag-info.txt was
+    copied beside the real one: every bag failed bagit.py --validate, or stated two dates."""
+    built.config.mkdir(exist_ok=True)
+    (built.config / "bag-info.txt").write_text(
+        "Payload-Oxum: 1.1\nbagging-date: 1999-01-01\nBag-Software-Agent: other 1.0\n"
+        "Bag-Size: 1 KB\nExternal-Description: old\nOrganization-Address: 1 Example Street\n")
+    try:
+        done = run(built, "export", built.ids[0], "--bagit", str(tmp_path / "b"))
+        assert done.returncode == 0, done.stderr
+    finally:
+        (built.config / "bag-info.txt").unlink()
+    bag = bagit.Bag(str(tmp_path / "b"))
+    bag.validate()
+    labels = [line.split(":")[0].lower()
+              for line in (tmp_path / "b" / "bag-info.txt").read_text().splitlines()]
+    assert len(labels) == len(set(labels)) and "bag-size" not in labels, labels
+    assert bag.info["Organization-Address"] == "1 Example Street"
+    assert bag.info["Bag-Software-Agent"].startswith("preserve ")
+    assert bag.info["External-Description"] != "old"
+
+
 def test_a_capture_committed_during_the_export_is_not_half_in(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -472,3 +472,37 @@ def test_damaged_packages_are_problems_never_exceptions(signed: Path, tmp_path: 
             for info in src.infolist():
                 dst.writestr(info, content if info.filename == member else src.read(info))
         assert not check_wacz(shaped).ok
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_a_member_twice_is_a_problem(signed: Path, tmp_path: Path) -> None:
+    """zipfile reads the last of two members of one name, unzip and others the first: a
+    package with a planted first copy passed check-export while a recipient unpacking it got
+    the planted bytes."""
+    assert check_wacz(signed).ok
+    with zipfile.ZipFile(signed) as src:
+        warc_member = next(i.filename for i in src.infolist()
+                           if i.filename.startswith("archive/"))
+        planted = tmp_path / "planted.wacz"
+        with zipfile.ZipFile(planted, "w") as dst:
+            dst.writestr(warc_member, b"planted bytes")
+            for info in src.infolist():
+                dst.writestr(info, src.read(info))
+    result = check_wacz(planted)
+    assert not result.ok
+    assert any("more than once" in p and warc_member in p for p in result.problems)
+
+
+def test_a_fifo_as_package_or_signing_key_never_hangs(built: Built, tmp_path: Path) -> None:
+    """check-export of a FIFO, and --wacz-key naming one, blocked for ever in open()."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    checked = subprocess.run([PRESERVE, "check-export", str(fifo)], capture_output=True,
+                             text=True, env=built.env(), timeout=60, check=False)
+    assert checked.returncode == 1 and "not a regular file" in checked.stdout, checked
+    out = tmp_path / "signed.wacz"
+    done = subprocess.run([PRESERVE, "export", built.ids[0], "--wacz", str(out), "--sign",
+                           "--wacz-key", str(fifo)], capture_output=True, text=True,
+                          env=built.env(), timeout=60, check=False)
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert "not a regular file" in done.stderr and not out.exists()

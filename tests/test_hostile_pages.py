@@ -195,3 +195,51 @@ def test_timeout_must_be_finite(tmp_path: Path) -> None:
         done = run(tmp_path / "x", "capture", "--http", "--timeout", value, "http://127.0.0.1:9/")
         assert done.returncode == 2, (value, done.stderr)
         assert not (tmp_path / "x").exists()
+
+
+def test_terminal_output_never_carries_escape_sequences(http_server: TestServer,
+                                                        tmp_path: Path) -> None:
+    """A title, byline, text or URL holding escape sequences (OSC sets the terminal title or
+    clipboard, CSI clears the screen), backspaces, carriage returns or bidi overrides is
+    shown literally by every human-readable command, never acted on by the terminal."""
+    esc = "\x1b"
+    hostile = (f"Evil{esc}]0;PWNED\x07{esc}[2J\x9b31m\u202eRTL\x08\x08\rOVER\u2028end")
+    page = (f"<html><head><title>{hostile}</title><meta name=author content='{esc}[5mby'>"
+            f"</head><body><article><p>{('Words ' + hostile + ' of a page. ') * 30}</p>"
+            "</article></body></html>").encode()
+    http_server.routes["/hostile"] = respond(200, page, headers=HTML)
+    http_server.routes["/plain"] = respond(200, PAGE, headers=HTML)
+    root = tmp_path / "root"
+    url = http_server.url("/hostile")
+    ids = []
+    for target in (url, http_server.url("/plain")):
+        done = run(root, "capture", "--http", "--json", target)
+        assert done.returncode == 0, done.stderr
+        ids.append(json.loads(done.stdout)["result"]["captures"][0]["capture_id"])
+    outputs = [run(root, "capture", "--http", url), run(root, "list"), run(root, "show", ids[0]),
+               run(root, "history", url), run(root, "diff", ids[1], ids[0]),
+               run(root, "show", f"{esc}]0;x\x07")]
+    for done in outputs:
+        for text in (done.stdout, done.stderr):
+            bad = [c for c in text if c in f"{esc}\x07\x08\r\x9b\u202e\u2028"]
+            assert not bad, (done.args, bad, text[:2000])
+    shown = run(root, "show", ids[0]).stdout
+    assert "⟨U+001B⟩]0;PWNED⟨U+0007⟩" in shown and "⟨U+202E⟩RTL" in shown
+    assert json.loads(run(root, "show", ids[0], "--json").stdout)["result"]["extraction"][
+        "title"].startswith(f"Evil{esc}]0;PWNED")  # --json keeps the values as they are
+
+
+def test_error_lines_are_bounded_and_show_invisible_characters(http_server: TestServer,
+                                                              tmp_path: Path) -> None:
+    """A 1 MB line of a --from file was echoed whole (twice) in its error line; a byte-order
+    mark inside the file made a URL that failed look exactly like a good one."""
+    http_server.routes["/a"] = respond(200, PAGE, headers=HTML)
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{http_server.url('/a')}\n\ufeff{http_server.url('/a')}\n"
+                    f"{http_server.url('/')}{'a' * 1_000_000}\n", encoding="utf-8")
+    done = run(tmp_path / "root", "capture", "--http", "--from", str(urls))
+    assert done.returncode in (2, 4), done.stderr[:500]
+    lines = done.stderr.splitlines()
+    assert all(len(line) < 4200 for line in lines), [len(line) for line in lines]
+    assert any("… (2,000," in line and "characters)" in line for line in lines), lines
+    assert any(f"⟨U+FEFF⟩{http_server.url('/a')}" in line for line in lines), lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -21,9 +22,12 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from warcio.capture_http import capture_http
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 from exporting import missing
 from preserve import Archive, commit, errors, exchange, integrity, log
@@ -33,6 +37,7 @@ from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import _record_kinds
 from preserve.storage.manifest import read_manifest
+from preserve.warc.foreign import MAX_KEPT_BYTES, scan_warc
 from servers import TestServer, raw, respond
 
 PRESERVE = str(Path(sys.executable).with_name("preserve"))
@@ -432,3 +437,213 @@ def test_a_response_without_content_type_is_a_page_only_if_it_looks_like_html(
     assert [c.requested_url for c in result.captures] == [http_server.url("/bare")]
     assert result.captures[0].status == "ok" and result.captures[0].title == "Bare"
     _deep_ok(archive)
+
+
+# --- hostile files: memory stays bounded ------------------------------------------------------
+
+
+def _hostile_heads_warc(path: Path, *, records: int, page: bool) -> Path:
+    """Records whose heads are each near the 1 MiB bound and compress to almost nothing."""
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for i in range(records):
+            if page:
+                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html"),
+                                                   *((f"X-Pad-{j}", "p" * 60_000)
+                                                     for j in range(15))],
+                                        protocol="HTTP/1.1")
+                writer.write_record(writer.create_warc_record(
+                    f"http://example.org/{i}", "response", http_headers=http,
+                    payload=io.BytesIO(b"<html><title>t</title><p>hello</p></html>")))
+            else:
+                record = writer.create_warc_record(
+                    f"http://example.org/{'u' * 60_000}{i}", "resource",
+                    payload=io.BytesIO(b"x"), warc_content_type="text/plain")
+                for j in range(15):
+                    record.rec_headers.add_header("WARC-Concurrent-To",
+                                                  f"<urn:x:{'c' * 60_000}{j}>")
+                writer.write_record(record)
+    return path
+
+
+def test_huge_heads_that_compress_well_keep_memory_bounded(archive: Archive,
+                                                           tmp_path: Path) -> None:
+    # HTTP headers an import never reads are not kept (30 x 900 KB would be 27 MB)
+    pages = _hostile_heads_warc(tmp_path / "pages.warc.gz", records=30, page=True)
+    found = scan_warc(pages)
+    assert [sorted(k.lower() for k, _v in r.http.headers) for r in found.records
+            if r.http is not None] == [["content-type"]] * 30
+    # what is kept of all heads together is bounded: a 1.5 MB file may not cost 1 GB
+    heads = _hostile_heads_warc(tmp_path / "heads.warc.gz", records=1_000, page=False)
+    assert heads.stat().st_size < 4 * 2**20 < MAX_KEPT_BYTES
+    with pytest.raises(errors.ImportInputError, match="more than 67108864 bytes of URIs"):
+        import_file(archive, heads)
+    assert not _manifests(archive.root)
+    assert not list((archive.root / "archive" / "tmp").iterdir())
+
+
+# --- hostile WACZ files: damaged or unreadable zip entries -------------------------------------
+
+
+def _hand_wacz(path: Path, members: dict[str, bytes], *, deflate: bool = True) -> Path:
+    """A minimal WACZ: the members, a datapackage.json listing them, its digest file."""
+    resources = [{"name": n.lower(), "path": n, "bytes": len(b),
+                  "hash": "sha256:" + hashlib.sha256(b).hexdigest()} for n, b in members.items()]
+    package = json.dumps({"profile": "data-package", "wacz_version": "1.1.1",
+                          "resources": resources, "title": "t" * 4000}).encode()
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=method)
+        zf.writestr("datapackage.json", package, compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr("datapackage-digest.json", json.dumps(
+            {"path": "datapackage.json",
+             "hash": "sha256:" + hashlib.sha256(package).hexdigest()}))
+    return path
+
+
+def _patch_entry(path: Path, name: str, *, flags: int | None = None,
+                 method: int | None = None, garble: bool = False) -> None:
+    """Change the general-purpose flags or compression method of entry ``name`` (in its local
+    and central headers), or garble the start of its compressed data."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    local = data.find(b"PK\x03\x04")
+    while local != -1 and data[local + 30:local + 30 + len(encoded)] != encoded:
+        local = data.find(b"PK\x03\x04", local + 4)
+    central = data.find(b"PK\x01\x02")
+    while central != -1 and data[central + 46:central + 46 + len(encoded)] != encoded:
+        central = data.find(b"PK\x01\x02", central + 4)
+    assert local != -1 and central != -1
+    for header, base in ((local, 6), (central, 8)):
+        if flags is not None:
+            data[header + base:header + base + 2] = flags.to_bytes(2, "little")
+        if method is not None:
+            data[header + base + 2:header + base + 4] = method.to_bytes(2, "little")
+    if garble:
+        start = local + 30 + len(encoded) + int.from_bytes(data[local + 28:local + 30], "little")
+        for i in range(start + 2, start + 12):
+            data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_unreadable_wacz_entries_are_one_line_errors(tmp_path: Path, wget_warc: Path) -> None:
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    warc_bytes = wget_warc.read_bytes()
+    members = {"archive/site.warc.gz": warc_bytes, "pages/pages.jsonl": b"{}\n" * 2000}
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
+        ("pages/pages.jsonl", {"garble": True}, 1, "pages/pages.jsonl cannot be read"),
+        ("datapackage.json", {"garble": True}, 1, "datapackage.json cannot be read"),
+        ("archive/site.warc.gz", {"method": 99}, 2, "compression method 99"),
+        ("archive/site.warc.gz", {"flags": 1}, 2, "is encrypted"),
+        ("datapackage.json", {"flags": 1}, 2, "is encrypted"),
+    ]
+    for index, (entry, patch, status, words) in enumerate(cases):
+        bad = _hand_wacz(tmp_path / f"bad-{index}.wacz", members)
+        _patch_entry(bad, entry, **patch)
+        done = run(root, "import", str(bad))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == status and len(lines) == 1, (entry, patch, done.stderr)
+        assert lines[0].startswith(f"preserve: error: {bad}") and words in lines[0], lines
+    assert not _manifests(root)
+    assert not list((root / "archive" / "tmp").iterdir())
+    good = _hand_wacz(tmp_path / "good.wacz", members)
+    assert run(root, "import", str(good)).returncode == 0
+    assert len(_manifests(root)) == 2
+
+
+def test_library_chatter_never_reaches_stderr(tmp_path: Path) -> None:
+    """warcio logs a WARC-Target-URI with spaces verbatim each time it reads the record
+    (verify --deep, report, export): stderr carries only preserve's own lines."""
+    hostile = tmp_path / "hostile.warc.gz"
+    uri = "urn:x:a b \x1b]0;PWNED\x07 <script>"
+    with hostile.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        response = writer.create_warc_record(
+            "http://example.org/", "response", http_headers=http,
+            payload=io.BytesIO(b"<html><title>t</title><p>hello there</p></html>"))
+        writer.write_record(response)
+        writer.write_record(writer.create_warc_record(
+            uri, "metadata", payload=io.BytesIO(b"a: b\r\n"), warc_content_type="text/plain",
+            warc_headers_dict={"WARC-Concurrent-To":
+                               response.rec_headers.get_header("WARC-Record-ID")}))
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    done = run(root, "import", "--json", str(hostile))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    capture_id = json.loads(done.stdout)["result"]["files"][0]["captures"][0]["capture_id"]
+    for args in (["verify", "--deep"], ["report", capture_id, "-o", str(tmp_path / "r.html")],
+                 ["export", "--all", "--wacz", str(tmp_path / "o.wacz")]):
+        done = run(root, *args)
+        assert done.returncode == 0 and "\x1b" not in done.stderr + done.stdout, done
+        assert "WARC-Target-URI" not in done.stderr, done.stderr
+
+
+def test_long_header_lines_are_read_whole_or_refused(archive: Archive, tmp_path: Path) -> None:
+    """warcio's readline(limit) stops short across its buffer: a 60,000-character
+    WARC-Target-URI was kept cut at ~49,000, and the import then failed verify --deep (E212).
+    Lines up to 64 KiB are read whole; a longer one is refused, never cut."""
+    made = {}
+    for size in (60_000, 70_000):
+        made[size] = tmp_path / f"long-{size}.warc.gz"
+        with made[size].open("wb") as out:
+            writer = WARCWriter(out, gzip=True)
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html"),
+                                               ("X-Long", "v" * size)], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(
+                "http://example.org/" + "a" * size, "response", http_headers=http,
+                payload=io.BytesIO(b"<html><title>t</title><p>hello there</p></html>")))
+    result = import_file(archive, made[60_000])
+    manifest = archive.manifest(result.captures[0].capture_id)
+    assert manifest.final_url == "http://example.org/" + "a" * 60_000
+    _deep_ok(archive)
+    with pytest.raises(errors.ImportInputError, match="header line is longer than 65536"):
+        import_file(archive, made[70_000])
+    assert len(_manifests(archive.root)) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_a_wacz_with_an_entry_twice_is_refused(tmp_path: Path, wget_warc: Path) -> None:
+    """Python's zipfile reads the last of two entries of one name, unzip and others the
+    first: preserve checked and imported one copy while a recipient would see the other."""
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    good = _hand_wacz(tmp_path / "good.wacz", {"archive/site.warc.gz": wget_warc.read_bytes()})
+    bad = tmp_path / "twice.wacz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as out:
+        out.writestr("archive/site.warc.gz", b"another copy, checked by no one")
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+    done = run(root, "import", str(bad))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "archive/site.warc.gz is in the zip more than once" in done.stderr
+    # datapackage.json listing one path twice (once with a false hash) is refused too
+    listed_twice = tmp_path / "listed-twice.wacz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(listed_twice, "w") as out:
+        package = json.loads(src.read("datapackage.json"))
+        package["resources"].insert(0, {**package["resources"][0], "hash": "sha256:" + "0" * 64})
+        data = json.dumps(package).encode()
+        out.writestr("datapackage.json", data)
+        out.writestr("datapackage-digest.json", json.dumps(
+            {"path": "datapackage.json", "hash": "sha256:" + hashlib.sha256(data).hexdigest()}))
+        out.writestr("archive/site.warc.gz", src.read("archive/site.warc.gz"))
+    done = run(root, "import", str(listed_twice))
+    assert done.returncode == 1 and "lists archive/site.warc.gz more than once" in done.stderr
+    assert not _manifests(root)
+
+
+def test_a_file_given_through_a_symlink_is_imported(archive: Archive, tmp_path: Path,
+                                                     wget_warc: Path) -> None:
+    """The files to import are the user's input, not archive content: a symlink to one is
+    followed (it failed with 'Too many levels of symbolic links'); a FIFO behind one is not
+    a regular file and is refused without blocking."""
+    link = tmp_path / "link.warc.gz"
+    link.symlink_to(wget_warc)
+    assert len(import_file(archive, link).captures) == 2
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "fifo-link.warc").symlink_to(fifo)
+    with pytest.raises(errors.ImportInputError, match="not a regular file"):
+        import_file(archive, tmp_path / "fifo-link.warc")

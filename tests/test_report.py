@@ -12,11 +12,13 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shlex
 import shutil
 import ssl
 import struct
 import subprocess
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 import trustme
+from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from exporting import PRESERVE, Built, build_archive, missing, tool, tsa_server
@@ -306,3 +309,51 @@ def test_rfc3161_status_and_timestamped_exports(built: Built, tmp_path: Path) ->
                               env=env, capture_output=True, text=True, check=False)
     codes = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
     assert codes == {"W307", "W308"}, verified.stdout  # a signed partial bag; the token holds
+
+
+def test_a_report_is_never_written_into_the_archive(built: Built, tmp_path: Path) -> None:
+    """As for exports: -o below archive/ or manifests/ (also through a symlink) is refused
+    with one line and exit 3, and nothing is created there."""
+    link = tmp_path / "link"
+    link.symlink_to(built.root / "archive" / "warc")
+    before = sorted(p for p in built.root.rglob("*") if p.name != ".lock")
+    for out in (built.root / "archive" / "r.html", built.root / "manifests" / "r.pdf",
+                link / "r.html", built.root / "manifests" / "log" / "r.html"):
+        done = subprocess.run([PRESERVE, "report", built.ids[0], "-o", str(out)],
+                              capture_output=True, text=True, env=built.env(), timeout=120,
+                              check=False)
+        assert done.returncode == 3, (out, done.stderr)
+        assert done.stderr.count("\n") == 1 and "inside the archive" in done.stderr
+    assert sorted(p for p in built.root.rglob("*") if p.name != ".lock") == before
+
+
+def test_claims_of_an_imported_file_are_shown_literally(tmp_path: Path) -> None:
+    """An imported file's own claims (its name, WARC-Date, status reason, record digests)
+    reached the report HTML-escaped only: a NUL in the WARC-Date put a NUL in the HTML and a
+    right-to-left override in the date made it read otherwise."""
+    source = tmp_path / "evil\x1b[8mgpj.warc"
+    with source.open("wb") as out:
+        writer = WARCWriter(out, gzip=False)
+        http = StatusAndHeaders("200 O\x1b[8mK\x01", [("Content-Type", "text/html")],
+                                protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record(
+            "http://example.org/claims", "response", http_headers=http,
+            payload=io.BytesIO(b"<html><title>t</title><p>Plain words of a page.</p></html>"),
+            warc_headers_dict={"WARC-Date": "\x00 2020-01-01T00:00:00Z \u202eevil"}))
+    root = tmp_path / "root"
+    env = {**os.environ, "PRESERVE_CONFIG_HOME": str(tmp_path / "config")}
+    for args in (["init", "--key-name", "test.example/claims"], ["import", str(source)]):
+        done = subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    capture_id = next((root / "manifests").glob("*.json")).stem
+    out = tmp_path / "r.html"
+    done = subprocess.run([PRESERVE, "--root", str(root), "report", capture_id, "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    hidden = sorted({f"U+{ord(c):04X}" for c in page
+                     if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"})
+    assert hidden == [], hidden
+    assert "⟨U+0000⟩ 2020-01-01T00:00:00Z ⟨U+202E⟩evil" in page
+    assert "evil⟨U+001B⟩[8mgpj.warc" in page and "200 O⟨U+001B⟩[8mK⟨U+0001⟩" in page

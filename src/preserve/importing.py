@@ -43,8 +43,10 @@ import contextlib
 import functools
 import hashlib
 import ipaddress
+import lzma
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,6 +92,11 @@ _RECORD_ID = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}$')
 _WARC_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
 _WACZ_WARC = re.compile(r"^archive/[^/]+\.warc(\.gz)?$")
 _NOT_PAGE_STATUSES = (204, 206)
+#: Zip compression methods an import reads (WACZ writers use the first two).
+_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                          zipfile.ZIP_LZMA})
+#: What reading a damaged zip entry raises (bad CRC, bad deflate/bzip2/lzma data, cut short).
+_ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,8 @@ def _receive_warc(source: Path, spool: Path) -> _Received:
     """Stream ``source`` into the spool, hashing it."""
     target = spool / "import.warc"
     hasher = DualHasher()
-    with open_binary(source, error=errors.ImportInputError) as src, target.open("xb") as dst:
+    with open_binary(source, error=errors.ImportInputError,
+                     follow_symlinks=True) as src, target.open("xb") as dst:
         while block := src.read(_BLOCK):
             hasher.update(block)
             dst.write(block)
@@ -230,7 +238,7 @@ def _receive_wacz(source: Path, spool: Path) -> tuple[Digests, list[_Received]]:
     """Check a WACZ against its ``datapackage.json`` while streaming every entry, and stream
     each WARC file inside it into the spool. Returns the WACZ's own digests and the WARCs."""
     hasher = DualHasher()
-    with open_binary(source, error=errors.ImportInputError) as handle:
+    with open_binary(source, error=errors.ImportInputError, follow_symlinks=True) as handle:
         while block := handle.read(_BLOCK):
             hasher.update(block)
         handle.seek(0)
@@ -248,13 +256,19 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
     if len(infos) > MAX_WACZ_ENTRIES:
         raise errors.ImportInputError(f"{name}: more than {MAX_WACZ_ENTRIES} zip entries")
     entries = {info.filename: info for info in infos if not info.is_dir()}
+    names = [info.filename for info in infos if not info.is_dir()]
+    if len(entries) != len(names):
+        twice = _first_repeat(names)
+        raise errors.ImportIntegrityError(
+            f"{name}: {twice} is in the zip more than once (tools disagree on which copy "
+            "it holds)")
     package = entries.get("datapackage.json")
     if package is None:
         raise errors.ImportInputError(f"{name}: no datapackage.json (not a WACZ file)")
     if package.file_size > MAX_DATAPACKAGE_BYTES:
         raise errors.ImportInputError(f"{name}: datapackage.json is larger than "
                                       f"{MAX_DATAPACKAGE_BYTES} bytes")
-    package_bytes = zf.read(package)
+    package_bytes = _read_entry(zf, package, name)
     try:
         document = loads_strict(package_bytes, max_bytes=MAX_DATAPACKAGE_BYTES,
                                 what="datapackage.json", error=errors.ImportInputError)
@@ -273,6 +287,9 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
                 and digest.startswith("sha256:") and type(size) is int and size >= 0):
             raise errors.ImportInputError(f"{name}: a datapackage.json resource lacks its "
                                           "path, sha256 hash or size in bytes")
+        if where in listed:
+            raise errors.ImportIntegrityError(f"{name}: datapackage.json lists {where} more "
+                                              "than once")
         listed[where] = (digest.removeprefix("sha256:").lower(), size)
     warcs = sorted(p for p in entries if _WACZ_WARC.match(p))
     unlisted = [p for p in warcs if p not in listed]
@@ -297,6 +314,15 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
     return received
 
 
+def _first_repeat(names: Sequence[str]) -> str:
+    seen: set[str] = set()
+    for entry in names:
+        if entry in seen:
+            return entry
+        seen.add(entry)
+    return ""
+
+
 def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo],
                           package_bytes: bytes, name: str) -> None:
     """``datapackage-digest.json``, when present, must hold the hash of datapackage.json."""
@@ -306,7 +332,7 @@ def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInf
     if info.file_size > 1 << 20:
         raise errors.ImportInputError(f"{name}: datapackage-digest.json is too large")
     try:
-        digest = loads_strict(zf.read(info), max_bytes=1 << 20,
+        digest = loads_strict(_read_entry(zf, info, name), max_bytes=1 << 20,
                               what="datapackage-digest.json", error=errors.ImportInputError)
     except errors.ImportInputError as exc:
         raise errors.ImportInputError(f"{name}: {exc}") from exc
@@ -317,10 +343,31 @@ def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInf
                                           "SHA-256 of datapackage.json")
 
 
+def _readable(info: zipfile.ZipInfo, name: str) -> None:
+    """Refuse (exit 2) a zip entry that is encrypted or uses a compression method preserve
+    does not read, before opening it."""
+    if info.flag_bits & 0x1:
+        raise errors.ImportInputError(f"{name}: {info.filename} is encrypted")
+    if info.compress_type not in _ZIP_METHODS:
+        raise errors.ImportInputError(f"{name}: {info.filename} uses zip compression method "
+                                      f"{info.compress_type}, which preserve does not read")
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """A small zip entry whole (its size was checked against a bound by the caller)."""
+    _readable(info, name)
+    try:
+        return zf.read(info)
+    except _ZIP_DAMAGE as exc:
+        raise errors.ImportIntegrityError(f"{name}: {info.filename} cannot be read: {exc}") \
+            from exc
+
+
 def _stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared: int,
                   target: Path | None, name: str) -> Digests:
     """Hash one zip entry while streaming it (to ``target`` when given); never reads more
     than ``declared`` + 1 bytes (a size mismatch is found without reading a bomb whole)."""
+    _readable(info, name)
     hasher = DualHasher()
     out: contextlib.AbstractContextManager[BinaryIO | None] = (
         target.open("xb") if target is not None else contextlib.nullcontext())
@@ -334,7 +381,7 @@ def _stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared: int,
                     sink.write(block)
                 if read > declared:
                     break
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC, zlib
+    except _ZIP_DAMAGE as exc:
         raise errors.ImportIntegrityError(f"{name}: {info.filename} cannot be read: {exc}") \
             from exc
     return hasher.digests()

@@ -39,11 +39,14 @@ _FOLD_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
-def open_regular(path: Path | str, *, error: type[PreserveError] = StorageError) -> int:
-    """An O_RDONLY descriptor of ``path`` if it is a regular file (no final symlink followed,
-    never blocking on a FIFO or device); raises ``error`` otherwise. The caller closes it."""
+def open_regular(path: Path | str, *, error: type[PreserveError] = StorageError,
+                 follow_symlinks: bool = False) -> int:
+    """An O_RDONLY descriptor of ``path`` if it is a regular file (no final symlink followed
+    unless ``follow_symlinks``, never blocking on a FIFO or device); raises ``error``
+    otherwise. The caller closes it."""
+    flags = _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0) if follow_symlinks else _OPEN_FLAGS
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, flags)
     except OSError as exc:
         raise error(f"cannot open {path}: {exc.strerror or exc}") from exc
     try:
@@ -58,15 +61,17 @@ def open_regular(path: Path | str, *, error: type[PreserveError] = StorageError)
     return fd
 
 
-def open_binary(path: Path | str, *, error: type[PreserveError] = StorageError) -> BinaryIO:
+def open_binary(path: Path | str, *, error: type[PreserveError] = StorageError,
+                follow_symlinks: bool = False) -> BinaryIO:
     """:func:`open_regular` as a binary file object (the caller closes it)."""
-    return os.fdopen(open_regular(path, error=error), "rb")
+    return os.fdopen(open_regular(path, error=error, follow_symlinks=follow_symlinks), "rb")
 
 
 def read_regular(path: Path | str, limit: int, *, what: str = "file",
-                 error: type[PreserveError] = StorageError) -> bytes:
+                 error: type[PreserveError] = StorageError,
+                 follow_symlinks: bool = False) -> bytes:
     """The bytes of the regular file ``path``, refusing one larger than ``limit`` bytes."""
-    fd = open_regular(path, error=error)
+    fd = open_regular(path, error=error, follow_symlinks=follow_symlinks)
     try:
         size = os.fstat(fd).st_size
         if size > limit:

@@ -10,8 +10,11 @@ inside the commands that need them, so ``preserve --help`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
+import logging
 import math
 import os
 import re
@@ -51,7 +54,8 @@ EXIT_STATUSES = {
                 "file to import that is not a WARC or WACZ file, a command not supported on "
                 "an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
-                     "unreadable or unwritable, key missing",
+                     "unreadable or unwritable, key missing; the output cannot be written "
+                     "(a full disk)",
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
                          "…); nothing was committed for it",
     EXIT_INTERNAL: "internal error: a bug in preserve (please report it)",
@@ -87,9 +91,28 @@ class _Consoles:
 consoles = _Consoles()
 
 
+#: Characters a terminal would act on rather than show (C0 and C1 controls but newline and
+#: tab, DEL: escape sequences, backspace, carriage return) or that make text read other than
+#: it is (bidirectional controls, line and paragraph separators, the zero-width U+200B, U+2060
+#: and U+FEFF: a byte-order mark inside a URL).
+_NOT_FOR_TERMINALS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2060\u2066-\u2069\ufeff]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    return f"⟨U+{ord(match.group()):04X}⟩"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` (which may hold what a page, server or file said) as a terminal shows it
+    literally: the characters of :data:`_NOT_FOR_TERMINALS` become ``⟨U+001B⟩``."""
+    return _NOT_FOR_TERMINALS.sub(_shown, text)
+
+
 def say(text: str) -> None:
-    """One line of human output on stdout (never interpreted as markup)."""
-    click.echo(text)
+    """One line of human output on stdout (never interpreted as markup or by the terminal)."""
+    click.echo(terminal_safe(text))
 
 
 def warn(text: str) -> None:
@@ -97,8 +120,15 @@ def warn(text: str) -> None:
     click.echo(f"preserve: {_one_line(text)}", err=True)
 
 
+#: Longest message line: a 50 MB URL read from --from is not echoed whole (twice) on stderr.
+MAX_MESSAGE_CHARS = 4096
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "(no detail)"
+    line = " ".join(str(text).split())
+    if len(line) > MAX_MESSAGE_CHARS:
+        line = f"{line[:MAX_MESSAGE_CHARS]}… ({len(line):,} characters)"
+    return terminal_safe(line) or "(no detail)"
 
 
 # --- the --json envelope -----------------------------------------------------------------------
@@ -208,10 +238,10 @@ def say_lines(lines: Iterable[str]) -> None:
     for line in lines:
         batch.append(line)
         if len(batch) == ROWS_CHUNK:
-            click.echo("\n".join(batch))
+            click.echo(terminal_safe("\n".join(batch)))
             batch.clear()
     if batch:
-        click.echo("\n".join(batch))
+        click.echo(terminal_safe("\n".join(batch)))
 
 
 def _json_value(value: Any) -> str:
@@ -231,8 +261,9 @@ def fail(message: str, status: int, *, kind: str = "Error", hint: str | None = N
     if hint:
         click.echo(f"preserve: hint: {_one_line(hint)}", err=True)
     if run.as_json:
-        print_json(envelope(run.command, status, None,
-                            {"type": kind, "message": line, "hint": hint}, run.warnings))
+        with contextlib.suppress(OSError):  # the output itself failed: the line above says so
+            print_json(envelope(run.command, status, None,
+                                {"type": kind, "message": line, "hint": hint}, run.warnings))
     sys.exit(status)
 
 
@@ -367,17 +398,24 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic in click >
         return size
 
 
+#: Longest time an option takes (about 11.6 days): larger finite values overflow the clocks
+#: and timers they reach (threading waits, socket timeouts, the browser driver's 32-bit
+#: millisecond timers, date arithmetic).
+MAX_SECONDS = 1_000_000
+
+
 class SecondsType(click.ParamType):  # type: ignore[type-arg]
-    """A finite, positive number of seconds (or another ``unit``); ``nan`` and ``inf`` are
-    refused, so a limit can never be switched off by accident."""
+    """A finite, positive number of seconds (or another ``unit``) up to ``maximum``; ``nan``
+    and ``inf`` are refused, so a limit can never be switched off by accident."""
 
     name = "seconds"
 
     def __init__(self, minimum: float = 0.0, *, allow_zero: bool = False,
-                 unit: str = "seconds") -> None:
+                 unit: str = "seconds", maximum: float = MAX_SECONDS) -> None:
         self.minimum = minimum
         self.allow_zero = allow_zero
         self.unit = unit
+        self.maximum = maximum
         self.name = unit
 
     def convert(self, value: Any, param: click.Parameter | None,
@@ -386,10 +424,11 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of {self.unit}", param, ctx)
-        if not math.isfinite(number) or number < self.minimum \
+        if not math.isfinite(number) or number < self.minimum or number > self.maximum \
                 or (number == 0 and not self.allow_zero):
             self.fail(f"{value!r} must be a finite number of {self.unit} "
-                      f"{'>= 0' if self.allow_zero else f'> {self.minimum:g}'}", param, ctx)
+                      f"{'>= 0' if self.allow_zero else f'> {self.minimum:g}'} and at most "
+                      f"{self.maximum:,.0f}", param, ctx)
         return number
 
 
@@ -397,6 +436,18 @@ SIZE = SizeType()
 
 
 # --- the group -----------------------------------------------------------------------------------
+
+
+def _quiet_libraries() -> None:
+    """Keep libraries' log records and Python warnings off stderr, which carries only
+    preserve's own one-line messages: warcio, for one, logs a WARC-Target-URI it rewrites
+    verbatim, escape sequences included. ``PRESERVE_DEBUG=1`` lets them through."""
+    if os.environ.get("PRESERVE_DEBUG"):
+        return
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    if not any(type(h) is logging.NullHandler for h in root.handlers):
+        root.addHandler(logging.NullHandler())  # then logging's last-resort printer is unused
 
 
 class PreserveGroup(click.Group):
@@ -407,6 +458,7 @@ class PreserveGroup(click.Group):
              **extra: Any) -> Any:
         argv = list(args) if args is not None else sys.argv[1:]
         as_json = "--json" in argv
+        _quiet_libraries()
         try:
             return super().main(argv, prog_name or "preserve", complete_var,
                                 standalone_mode=False, **extra)
@@ -426,16 +478,32 @@ class PreserveGroup(click.Group):
             sys.exit(130)
         except SystemExit:
             raise
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                _internal_error(exc, argv, as_json)
+            # the machine, not preserve: a full disk or a dead device under the output
+            click.echo(f"preserve: error: {_one_line(exc.strerror or str(exc))}", err=True)
+            sys.exit(EXIT_CANNOT_RUN)
         except Exception as exc:  # a bug: one line, a distinct status, never a traceback
-            if os.environ.get("PRESERVE_DEBUG"):
-                traceback.print_exc()
-            message = f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]}"
-            click.echo(f"preserve: {message} (please report it; PRESERVE_DEBUG=1 shows "
-                       "where)", err=True)
-            if as_json:
-                print_json(envelope(_command_of(argv), EXIT_INTERNAL, None,
-                                    {"type": "InternalError", "message": message, "hint": None}))
-            sys.exit(EXIT_INTERNAL)
+            _internal_error(exc, argv, as_json)
+
+
+#: OSErrors that are the machine's state, not a bug of preserve (a full disk or a dead device
+#: under the output, say ``> /dev/full``): one line and exit 3, not "internal error".
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def _internal_error(exc: BaseException, argv: Sequence[str], as_json: bool) -> NoReturn:
+    """A bug: one line, a distinct status, never a traceback (unless PRESERVE_DEBUG)."""
+    if os.environ.get("PRESERVE_DEBUG"):
+        traceback.print_exc()
+    message = f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]}"
+    click.echo(f"preserve: {message} (please report it; PRESERVE_DEBUG=1 shows "
+               "where)", err=True)
+    if as_json:
+        print_json(envelope(_command_of(argv), EXIT_INTERNAL, None,
+                            {"type": "InternalError", "message": message, "hint": None}))
+    sys.exit(EXIT_INTERNAL)
 
 
 def _command_of(argv: Sequence[str]) -> str:

@@ -49,7 +49,8 @@ DEFAULT_ANCHOR_DAYS = 30.0
                    "it): key.pub must be it, or verify fails.")
 @click.option("--tsa-roots", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="PEM file of trusted TSA root certificates for checkpoint timestamps.")
-@click.option("--anchor-max-age", metavar="DAYS", type=SecondsType(allow_zero=True, unit="days"),
+@click.option("--anchor-max-age", metavar="DAYS", type=SecondsType(allow_zero=True, unit="days",
+                                                  maximum=36_500),
               envvar=ANCHOR_AGE_ENV, default=DEFAULT_ANCHOR_DAYS, show_default=True,
               help="Warn (W307) unless an off-site checkpoint at most this many days old was "
                    "given; 0 turns the warning off.")

@@ -17,6 +17,7 @@ from preserve.cli.app import (
     open_any,
     say,
     say_lines,
+    terminal_safe,
 )
 
 if TYPE_CHECKING:
@@ -252,6 +253,6 @@ def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
     with errors_to_exit():
         result = compare.diff(open_any(ctx), old_id, new_id)
     if not as_json:
-        click.echo(result.unified_diff, nl=False)
+        click.echo(terminal_safe(result.unified_diff), nl=False)
         say(result.summary)
     finish(result.to_json())

@@ -62,6 +62,14 @@ _ENV = {
 }
 
 
+#: bag-info.txt labels that state facts of the bag itself: preserve writes them, and a copy in
+#: the config file (a stale Payload-Oxum, another Bagging-Date) is not carried over: a second
+#: Payload-Oxum made every bag invalid, a second Bagging-Date or agent contradicted the real one.
+_COMPUTED_LABELS = frozenset({"bagging-date", "bag-software-agent", "payload-oxum", "bag-size",
+                              "external-description", "bagit-version",
+                              "tag-file-character-encoding"})
+
+
 @dataclass(frozen=True)
 class BagInfo:
     """Who made the bag: the descriptive fields of bag-info.txt."""
@@ -77,7 +85,8 @@ class BagInfo:
                  "Contact-Email": contact_email}
         values: dict[str, str] = {}
         for label, value in read_info_file(config or default_config()):
-            values.setdefault(label, value)
+            if label.lower() not in _COMPUTED_LABELS:
+                values.setdefault(label, value)
         for label, env in _ENV.items():
             if os.environ.get(env):
                 values[label] = os.environ[env]

@@ -25,6 +25,7 @@ import base64
 import binascii
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,13 @@ def check_package(path: Path, *, trusted_key: str | None = None,
 def check_wacz(path: Path, *, trusted_key: str | None = None, wacz_public_key: str | None = None,
                tsa_roots: Path | None = None) -> CheckResult:
     result = CheckResult(Path(path), "wacz")
+    try:  # a regular file only: a FIFO or device given as the package would block or never end
+        handle = open_binary(path, follow_symlinks=True)
+    except StorageError as exc:
+        result.problems.append(f"cannot read {path} as a zip file: {exc}")
+        return result
     try:
-        with zipfile.ZipFile(path) as zf:
+        with handle, zipfile.ZipFile(handle) as zf:
             _check_wacz(zf, result, trusted_key, wacz_public_key, tsa_roots)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         result.problems.append(f"cannot read {path} as a zip file: {exc}")
@@ -123,7 +129,12 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
 
 def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | None,
                 wacz_public_key: str | None, tsa_roots: Path | None) -> None:
-    names = {i.filename for i in zf.infolist() if not i.is_dir()}
+    listing = [i.filename for i in zf.infolist() if not i.is_dir()]
+    names = set(listing)
+    if len(names) != len(listing):  # zipfile reads the last copy, unzip and others the first
+        repeated = sorted(n for n, count in Counter(listing).items() if count > 1)
+        result.problems.append(f"{repeated[0]}: in the package more than once (tools disagree "
+                               "on which copy it holds)")
     try:
         package_bytes = _member(zf, "datapackage.json")
         package = loads_strict(package_bytes, max_bytes=MAX_MEMBER_BYTES,

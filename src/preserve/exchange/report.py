@@ -29,6 +29,7 @@ import binascii
 import hashlib
 import html
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -44,7 +45,12 @@ from preserve._version import __version__
 from preserve.archive import Archive
 from preserve.errors import PreserveError
 from preserve.exchange.files import AtomicFile, copy_file
-from preserve.exchange.plan import LoadedCapture, LogSnapshot, plan_export
+from preserve.exchange.plan import (
+    LoadedCapture,
+    LogSnapshot,
+    plan_export,
+    refuse_inside_archive,
+)
 from preserve.hashing import warc_digest_to_hex
 from preserve.log.entries import utc_now
 from preserve.log.timestamp import load_roots, timestamp_time, verify_timestamp
@@ -229,8 +235,13 @@ def visible(value: str | None) -> str:
 
 
 def esc(value: object) -> str:
-    """HTML-escape any value (multi-line text keeps its line breaks)."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """HTML-escape any value (multi-line text keeps its line breaks and tabs; other control
+    characters, which no HTML document may hold, are shown as ``⟨U+0000⟩``)."""
+    text = "" if value is None else str(value)
+    return html.escape(_CONTROLS.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text), quote=True)
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _utc(stamp: str | None) -> str:
@@ -245,7 +256,7 @@ def _rows(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def _code(value: str | None) -> str:
-    return f"<code>{esc(value)}</code>" if value else "—"
+    return f"<code>{visible(value)}</code>" if value else "—"
 
 
 def render_html(data: ReportData) -> str:
@@ -304,7 +315,7 @@ def _summary(data: ReportData) -> str:
                    "none": ("none", "no RFC 3161 timestamp")}[stamp["state"] or "none"]
     items = [
         ("Captured (UTC)", _utc(m.started)),
-        ("Server answer", esc(f"HTTP {m.http.status} {m.http.reason}".strip())),
+        ("Server answer", visible(f"HTTP {m.http.status} {m.http.reason}".strip())),
         ("Files", _badge("ok" if files_ok else "bad",
                          "all files match their recorded hashes" if files_ok
                          else "a file does NOT match its recorded hash")),
@@ -329,8 +340,8 @@ def _screenshot_section(data: ReportData) -> str:
                 f"{esc(data.screenshot_note)} <span class=\"screen\">Scroll inside the frame to "
                 "see all of it.</span><span class=\"print\">Printed: the top of the page; the "
                 "HTML report and the WARC record hold all of it.</span> WARC record "
-                f"<code>{esc(ref.id)}</code>, {len(block):,} bytes, "
-                f"<code>{esc(ref.block_digest)}</code>.</figcaption></figure>")
+                f"<code>{visible(ref.id)}</code>, {len(block):,} bytes, "
+                f"<code>{visible(ref.block_digest)}</code>.</figcaption></figure>")
     return f"<section><h2>What the page looked like</h2>{body}</section>"
 
 
@@ -341,7 +352,7 @@ def _where_when(m: Manifest) -> str:
         ("Final URL", f"<span class=\"url\">{visible(m.final_url)}</span>"),
         ("Capture started", _utc(m.started)),
         ("Capture ended", _utc(m.ended)),
-        ("HTTP status", esc(f"{m.http.status} {m.http.reason}".strip())),
+        ("HTTP status", visible(f"{m.http.status} {m.http.reason}".strip())),
         ("Content type", visible(m.http.content_type)),
         ("Server address", esc(f"{conn.remote_ip or 'not stated'} port {conn.remote_port}")),
         ("Our address", visible(conn.local_ip)),
@@ -357,9 +368,9 @@ def _where_when(m: Manifest) -> str:
         member = f", member {source.member}" if source.member else ""
         rows[2:4] = [("Received by preserve", _utc(imported.received)),
                      ("Import checked by", _utc(m.ended))]
-        rows.append(("Imported from", esc(f"{source.name} ({source.kind}{member}), "
+        rows.append(("Imported from", visible(f"{source.name} ({source.kind}{member}), "
                                           f"{source.size:,} bytes, SHA-256 {source.sha256}")))
-        rows.append(("Date the file claims", esc(imported.original_date)))
+        rows.append(("Date the file claims", visible(imported.original_date)))
         rows.append(("Note", "An import: the exchange, addresses and dates are what the file "
                              "states; preserve vouches for when it received the bytes."))
     hops = "".join(
@@ -449,9 +460,9 @@ def _files_section(data: ReportData) -> str:
         for f in data.files
     )
     records = "".join(
-        f"<tr><td>{i}</td><td>{esc(r.type)}</td><td class=\"url\">{visible(r.target_uri)}</td>"
+        f"<tr><td>{i}</td><td>{visible(r.type)}</td><td class=\"url\">{visible(r.target_uri)}</td>"
         f"<td class=\"num\">{r.offset:,}</td><td class=\"num\">{r.length:,}</td>"
-        f"<td><code>{esc(r.block_digest)}</code></td></tr>"
+        f"<td><code>{visible(r.block_digest)}</code></td></tr>"
         for i, r in enumerate(data.manifest.warc.records, 1)
     )
     return (
@@ -663,6 +674,7 @@ def write_report(archive: Archive, capture_id: str, out: Path, *, fmt: str | Non
                  chromium: str | None = None) -> ReportResult:
     """Write the report of one capture to ``out`` (HTML, or PDF when ``out`` ends in .pdf)."""
     out = Path(out)
+    refuse_inside_archive(archive, out)  # as exports: verify would report a stray file
     fmt = fmt or ("pdf" if out.suffix.lower() == ".pdf" else "html")
     if fmt == "pdf" and find_chromium(chromium) is None:  # fail before the work
         raise ReportError("PDF output needs Chromium or Chrome (install chromium, or set "

@@ -41,6 +41,7 @@ from preserve._version import __version__
 from preserve.errors import PreserveError, SigningKeyError
 from preserve.integrity import default_key_name
 from preserve.log.timestamp import request_timestamp
+from preserve.safe_io import read_regular
 
 KEY_ENV = "PRESERVE_WACZ_KEY"
 KEY_SUFFIX = ".wacz.pem"
@@ -125,9 +126,11 @@ def load_or_create(path: Path | None, archive_root: Path) -> WaczSigner:
 def _load(path: Path) -> ec.EllipticCurvePrivateKey:
     try:
         mode = path.stat().st_mode
-        data = path.read_bytes()
     except OSError as exc:
         raise SigningKeyError(f"cannot read the WACZ signing key {path}: {exc}") from exc
+    # a regular file of a key's size: never block on a FIFO nor read a device without end
+    data = read_regular(path, 1 << 16, what="WACZ signing key", error=SigningKeyError,
+                        follow_symlinks=True)
     if mode & 0o077:
         raise SigningKeyError(f"WACZ signing key {path} is readable by others (chmod 600 it)")
     try:

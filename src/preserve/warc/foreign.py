@@ -19,10 +19,11 @@ as preserve and most crawlers write: offsets and lengths are those of the member
 whose members do not each hold one record, such as a whole WARC gzipped at once: offsets and
 lengths count bytes of the decompressed stream; see :func:`preserve.warc.read.open_records`).
 
-Memory stays bounded: header lines are read at most :data:`MAX_LINE` bytes at a time and a
-record's head at most :data:`MAX_HEAD_BYTES`, bodies are streamed (only a warcinfo block's
-first :data:`MAX_WARCINFO_BYTES` are kept), and the record list is bounded. This module reads;
-it decides nothing about pages or manifests (see :mod:`preserve.importing`).
+Memory stays bounded: a header line is at most :data:`MAX_LINE` bytes (a longer one is
+refused, never cut) and a record's head at most :data:`MAX_HEAD_BYTES`, bodies are streamed
+(only a warcinfo block's first :data:`MAX_WARCINFO_BYTES` are kept), and the record list and
+what is kept of heads are bounded. This module reads; it decides nothing about pages or
+manifests (see :mod:`preserve.importing`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ MAX_LINE = 64 * 1024
 MAX_HEAD_BYTES = 1024 * 1024
 #: Bytes of a warcinfo block kept (its fields: software, operator, ...).
 MAX_WARCINFO_BYTES = 64 * 1024
+#: Most bytes of header strings kept for all the records of one file together (URIs, ids,
+#: the HTTP headers an import uses, warcinfo fields): heads are read bounded one at a time,
+#: and this bounds what is kept of them, however well the file compresses.
+MAX_KEPT_BYTES = 64 * 1024 * 1024
+#: The HTTP headers a record keeps (an import reads no other).
+KEPT_HTTP_HEADERS = frozenset({"content-type", "location", "transfer-encoding"})
 _BLOCK = 1 << 16
 _REQUIRED = ("WARC-Record-ID", "WARC-Type", "WARC-Date", "Content-Length")
 
@@ -129,7 +136,7 @@ class _HeadTooLargeError(Exception):
 
 
 class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
-    """warcio's reader with header lines bounded: at most :data:`MAX_LINE` bytes per call and
+    """warcio's reader with header lines bounded: at most :data:`MAX_LINE` bytes each and
     :data:`MAX_HEAD_BYTES` of lines between two reads of a body."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -137,8 +144,18 @@ class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
         self.head_bytes = 0
 
     def readline(self, length: int | None = None) -> bytes:
-        limit = MAX_LINE if length is None else min(length, MAX_LINE)
-        line: bytes = super().readline(limit)
+        # warcio's readline(length) may return part of a line short of both the newline and
+        # ``length`` (it miscounts across its 16 KiB buffer): read on until one of them, so
+        # that a header is never silently cut, and refuse a line longer than MAX_LINE.
+        want = MAX_LINE + 1 if length is None or length > MAX_LINE else length
+        line = b""
+        while len(line) < want and not line.endswith(b"\n"):
+            part: bytes = super().readline(want - len(line))
+            if not part:
+                break
+            line += part
+        if len(line) > MAX_LINE:
+            raise _HeadTooLargeError(f"a header line is longer than {MAX_LINE} bytes")
         self.head_bytes += len(line)
         if self.head_bytes > MAX_HEAD_BYTES:
             raise _HeadTooLargeError(f"a record head is larger than {MAX_HEAD_BYTES} bytes")
@@ -152,7 +169,7 @@ class _BoundedReader(DecompressingBufferedReader):  # type: ignore[misc]
 
 def sniff(path: Path) -> str:
     """``"gzip"``, ``"warc"`` (uncompressed), ``"zip"`` or raise ImportInputError."""
-    with open_binary(path, error=ImportInputError) as handle:
+    with open_binary(path, error=ImportInputError, follow_symlinks=True) as handle:
         magic = handle.read(8)
     if magic.startswith(b"\x1f\x8b"):
         return "gzip"
@@ -189,11 +206,17 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
         iterator = ArchiveIterator(handle, check_digests=True)
         iterator.reader = _BoundedReader(iterator.fh, block_size=iterator.reader.block_size)
         where = 0
+        kept = 0
         try:
             for record in iterator:
                 if len(records) >= MAX_RECORDS:
                     raise ImportInputError(f"more than {MAX_RECORDS} records")
                 found = _read_record(record, iterator, label)
+                kept += _kept_bytes(found)
+                if kept > MAX_KEPT_BYTES:
+                    raise ImportInputError(
+                        f"{label}: the record heads up to offset {found.offset} hold more "
+                        f"than {MAX_KEPT_BYTES} bytes of URIs, ids and header fields")
                 where = found.offset + found.length
                 last_end = where
                 if iterator.err_count:
@@ -283,7 +306,8 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     if record.http_headers is not None:
         status = record.http_headers
         http = HttpHead(first=str(status.protocol or ""), rest=str(status.statusline or ""),
-                        headers=tuple((str(k), str(v)) for k, v in status.headers))
+                        headers=tuple((str(k), str(v)) for k, v in status.headers
+                                      if str(k).lower() in KEPT_HTTP_HEADERS))
     return ForeignRecord(
         record_id=record_id,
         type=str(record.rec_type),
@@ -304,6 +328,18 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
         payload_size=size,
         fields=_warc_fields(bytes(keep)) if is_info else (),
     )
+
+
+def _kept_bytes(record: ForeignRecord) -> int:
+    """About how many bytes of strings ``record`` keeps (what :data:`MAX_KEPT_BYTES` bounds)."""
+    strings = [record.record_id, record.type, record.target_uri, record.date,
+               record.block_digest, record.payload_digest, record.refers_to, record.warcinfo_id,
+               record.content_type, record.ip_address, record.truncated, *record.concurrent_to]
+    if record.http is not None:
+        strings += [record.http.first, record.http.rest]
+        strings += [part for pair in record.http.headers for part in pair]
+    strings += [part for pair in record.fields for part in pair]
+    return sum(len(s) for s in strings if s is not None) + 100 * (1 + len(record.concurrent_to))
 
 
 def _all(headers: Any, name: str) -> Iterator[tuple[str, str]]:
@@ -347,6 +383,7 @@ __all__ = [
     "FRAMING_PLAIN",
     "FRAMING_STREAM",
     "MAX_HEAD_BYTES",
+    "MAX_KEPT_BYTES",
     "MAX_RECORDS",
     "ForeignRecord",
     "ForeignWarc",
