@@ -231,6 +231,29 @@ def test_bad_keys_trusted_keys_checkpoints_and_bundles(
     _check([*r, "verify", "--trusted-key", "not+a+key"], tmp_path)
 
 
+def test_check_export_of_special_and_huge_files(tmp_path: Path) -> None:
+    """check-export reads the package it is given as a regular file only: a FIFO or a device
+    named as the WACZ (or as --tsa-roots) is refused at once, never waited on or read to no
+    end inside zipfile."""
+    cases: dict[str, Callable[[Path], None]] = {"fifo": _fifo, "huge": _sparse,
+                                                "empty": _write(b"")}
+    packages = []
+    for name, make in cases.items():
+        path = tmp_path / "packages" / f"{name}.wacz"
+        make(path)
+        packages.append(path)
+    if Path("/dev/zero").exists():
+        packages.append(Path("/dev/zero"))
+    roots = tmp_path / "roots.pem"
+    _fifo(roots)
+    for package in packages:
+        status, _ = _check(["check-export", str(package)], tmp_path)
+        assert status == 1, package
+        _check(["check-export", str(package), "--json"], tmp_path)
+        status, _ = _check(["check-export", str(package), "--tsa-roots", str(roots)], tmp_path)
+        assert status != 0, package
+
+
 @pytest.mark.parametrize("bundle", [
     {}, [], "x", 1, None, {"format": "preserve-proof/1"},
     {"format": "preserve-proof/1", "capture_id": 7, "manifest": {"base64": 1}, "leaf": [],

@@ -47,7 +47,7 @@ from preserve.exchange.files import AtomicFile, copy_file
 from preserve.exchange.plan import LoadedCapture, LogSnapshot, plan_export
 from preserve.hashing import warc_digest_to_hex
 from preserve.log.entries import utc_now
-from preserve.log.timestamp import load_roots, timestamp_time, verify_timestamp
+from preserve.log.timestamp import load_roots_file, timestamp_time, verify_timestamp
 from preserve.storage.manifest import Hop, Manifest, TlsInfo, WarcRecordRef
 from preserve.warc.heads import read_block
 
@@ -204,7 +204,7 @@ def _timestamp_status(snapshot: LogSnapshot | None, roots: Path | None) -> dict[
         return status
     assert snapshot.checkpoint is not None
     problem = verify_timestamp(snapshot.checkpoint.encode("utf-8"), token,
-                               load_roots(roots.read_bytes()))
+                               load_roots_file(roots))
     status["state"] = "verified" if problem is None else "invalid"
     status["detail"] = problem or f"Verified against the TSA roots in {roots.name}."
     return status
