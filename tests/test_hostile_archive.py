@@ -184,6 +184,30 @@ def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
     assert "E107" in _codes(json.loads(result.stdout)["result"])
 
 
+@pytest.mark.parametrize("directory", ["archive/warc/{month}", "archive/warc/{year}",
+                                       "manifests/log/checkpoints", "manifests/log/journal"])
+def test_capture_never_writes_through_a_symlinked_directory(
+    tmp_path: Path, http_server: TestServer, outside: Path, directory: str
+) -> None:
+    """A directory below the fixed layout (the WARC month, the checkpoints, the commit
+    journal) swapped for a symlink out of the root: the next capture writes nothing there —
+    no WARC file, no commit record, no checkpoint lands outside the archive."""
+    http_server.routes["/"] = respond(200, HTML, headers=[("Content-Type", "text/html")])
+    root = tmp_path / "root"
+    archive = Archive(root)
+    archive.init(key_name="hostile.example/a")
+    first = archive.capture(http_server.url("/"), CaptureOptions(fetch=FetchOptions(timeout=10)))
+    warc = Path(json.loads((root / first.manifest_path).read_bytes())["warc"]["path"])
+    rel = directory.format(month="/".join(warc.parts[2:4]), year=warc.parts[2])
+    (root / rel).mkdir(parents=True, exist_ok=True)
+    target = outside / "elsewhere"
+    os.rename(root / rel, target)
+    os.symlink(target, root / rel)
+    before = _state(outside)
+    _run(root, "capture", "--http", http_server.url("/?again"))
+    assert _state(outside) == before, f"capture wrote through {rel} outside the root"
+
+
 # --- oversized, deep, invalid, duplicated ---------------------------------------------------------
 
 

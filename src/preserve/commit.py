@@ -59,6 +59,7 @@ from preserve.storage.layout import (
     MANIFEST_TMP_PREFIX,
     ArchiveLayout,
     makedirs_durable,
+    require_plain_below,
     text_rel,
     warc_rel,
 )
@@ -299,6 +300,7 @@ def _place_files(
             if linked[rel] != prepared.warc_tmp:
                 raise StorageError(f"captures of one group give different files for {rel}")
         else:
+            require_plain_below(ctx.root, warc_path.parent)  # archive/warc/YYYY/MM
             try:
                 if not warc_path.parent.is_dir():
                     makedirs_durable(warc_path.parent)
