@@ -48,7 +48,7 @@ from typing import Any
 from preserve import log
 from preserve.errors import NotProvedError, PreserveError, StorageError
 from preserve.hashing import hash_bytes
-from preserve.log.entries import manifest_leaf_for_bytes
+from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf_for_bytes
 from preserve.log.journal import CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import Signed, check_extends, prove_and_sign
@@ -353,23 +353,39 @@ def _build_manifest(
 
 
 def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
-    """Earlier captures of ``url``: catalog candidates, each re-checked against its manifest."""
+    """Earlier captures of ``url``: catalog candidates, each re-checked against the log leaf
+    the catalog names for it and against its manifest. A manifest planted beside a crafted
+    row is not in the log, so it never becomes provenance in a signed manifest."""
     try:
-        candidates = ctx.catalog.of_url(url, final_too=False)
+        candidates = ctx.catalog.leaves_of_url(url)
     except CatalogError:
         return []
     found = []
-    for row in candidates:
-        if row.capture_id == capture_id:
-            continue
-        try:
-            earlier, _digests = manifest_mod.read_manifest(
-                ctx.layout.manifest_path_for(row.capture_id))
-        except PreserveError:
-            continue  # a crafted or stale row: ignored (verify reports the catalog)
-        if earlier.requested_url == url and earlier.capture_id == row.capture_id:
-            found.append(earlier.capture_id)
+    try:
+        with log.open_log(ctx.root, readonly=True) as opened:
+            for candidate, index in candidates:
+                if candidate != capture_id and _logged_capture_of(ctx, opened, candidate,
+                                                                  index, url):
+                    found.append(candidate)
+    except (PreserveError, OSError):
+        return []  # no readable log: no provenance claimed (verify reports the log)
     return found
+
+
+def _logged_capture_of(ctx: CommitContext, opened: log.TransparencyLog, capture_id: str,
+                       index: int, url: str) -> bool:
+    """True if leaf ``index`` logs the manifest of ``capture_id`` exactly as it is on disk,
+    and that manifest is a capture of ``url``. Anything else is a crafted or stale row:
+    ignored (verify reports the catalog)."""
+    try:
+        leaf = log.parse_entry(opened.leaf(index))
+        earlier, digests = manifest_mod.read_manifest(ctx.layout.manifest_path_for(capture_id))
+    except (PreserveError, ValueError):
+        return False
+    return (isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id
+            and (leaf.sha256, leaf.blake3, leaf.size) == (digests.sha256, digests.blake3,
+                                                          digests.size)
+            and earlier.requested_url == url and earlier.capture_id == capture_id)
 
 
 def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo,
