@@ -300,7 +300,12 @@ def _check_proof(capture: dict[str, Any], manifest_bytes: bytes, result: CheckRe
     where = f"capture {capture.get('capture_id')}"
     proof_path = capture.get("proof")
     if not proof_path:
-        result.notes.append(f"{where}: no inclusion proof ({capture.get('proof_problem')})")
+        why = f"no inclusion proof ({capture.get('proof_problem')})"
+        if trusted_key is not None:  # the anchor is a requirement: nothing ties it to the key
+            result.problems.append(f"{where}: {why}, so it cannot be checked against the "
+                                   "trusted key")
+        else:
+            result.notes.append(f"{where}: {why}")
         return
     raw = read(proof_path)
     if raw is None:
