@@ -354,38 +354,49 @@ def _build_manifest(
 
 def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
     """Earlier captures of ``url``: catalog candidates, each re-checked against the log leaf
-    the catalog names for it and against its manifest. A manifest planted beside a crafted
-    row is not in the log, so it never becomes provenance in a signed manifest."""
+    the catalog names for it and against its manifest (:func:`logged_captures_of`)."""
+    return [m.capture_id for m in logged_captures_of(ctx.layout, ctx.catalog, url)
+            if m.capture_id != capture_id]
+
+
+def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str) -> list[Manifest]:
+    """The logged captures whose requested URL is ``url``, oldest first: the catalog's
+    candidates, each kept only if the log leaf the catalog names for it logs its manifest
+    byte for byte (:func:`logged_manifest`). A crafted row, or a manifest planted beside one,
+    is never returned; an unusable catalog or log gives no candidates. The caller has
+    brought the catalog up to the log."""
     try:
-        candidates = ctx.catalog.leaves_of_url(url)
+        candidates = catalog.leaves_of_url(url)
     except CatalogError:
         return []
     found = []
     try:
-        with log.open_log(ctx.root, readonly=True) as opened:
+        with log.open_log(layout.root, readonly=True) as opened:
             for candidate, index in candidates:
-                if candidate != capture_id and _logged_capture_of(ctx, opened, candidate,
-                                                                  index, url):
-                    found.append(candidate)
+                earlier = logged_manifest(layout, opened, candidate, index)
+                if earlier is not None and earlier.requested_url == url:
+                    found.append(earlier)
     except (PreserveError, OSError):
-        return []  # no readable log: no provenance claimed (verify reports the log)
+        return []  # no readable log: nothing can be shown to be logged (verify reports it)
     return found
 
 
-def _logged_capture_of(ctx: CommitContext, opened: log.TransparencyLog, capture_id: str,
-                       index: int, url: str) -> bool:
-    """True if leaf ``index`` logs the manifest of ``capture_id`` exactly as it is on disk,
-    and that manifest is a capture of ``url``. Anything else is a crafted or stale row:
-    ignored (verify reports the catalog)."""
+def logged_manifest(layout: ArchiveLayout, opened: log.TransparencyLog, capture_id: str,
+                    index: int) -> Manifest | None:
+    """The manifest of ``capture_id`` if leaf ``index`` of ``opened`` is a manifest (or
+    adoption) leaf of that capture naming exactly the manifest's bytes on disk; else None
+    (a crafted or stale catalog row, a planted or edited manifest)."""
     try:
         leaf = log.parse_entry(opened.leaf(index))
-        earlier, digests = manifest_mod.read_manifest(ctx.layout.manifest_path_for(capture_id))
+        manifest, digests = manifest_mod.read_manifest(layout.manifest_path_for(capture_id))
     except (PreserveError, ValueError):
-        return False
-    return (isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id
+        return None
+    if not (isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id
+            and manifest.capture_id == capture_id
             and (leaf.sha256, leaf.blake3, leaf.size) == (digests.sha256, digests.blake3,
-                                                          digests.size)
-            and earlier.requested_url == url and earlier.capture_id == capture_id)
+                                                          digests.size)):
+        return None
+    return manifest
 
 
 def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo,
