@@ -208,6 +208,25 @@ def test_capture_never_writes_through_a_symlinked_directory(
     assert _state(outside) == before, f"capture wrote through {rel} outside the root"
 
 
+@pytest.mark.parametrize("part", ["warc", "text"])
+def test_a_sparse_file_of_terabytes_is_never_read(
+    captured: tuple[Path, str, dict[str, Any]], part: str
+) -> None:
+    """A capture's WARC file or text object replaced by a sparse file far larger than its
+    manifest says: verify and verify --deep report it (E202, E402) from its size alone,
+    without hashing or re-reading it (1 TiB would take hours), well within the timeout."""
+    root, _, document = captured
+    path = root / document[part]["path"]
+    path.chmod(0o644)
+    with path.open("r+b") as f:
+        f.truncate(2**40)
+    for deep in ([], ["--deep"]):
+        result = _run(root, "verify", "--json", "--no-record", *deep)
+        assert result.returncode == 1, result.stderr
+        assert {"warc": "E202", "text": "E402"}[part] in _codes(
+            json.loads(result.stdout)["result"])
+
+
 # --- oversized, deep, invalid, duplicated ---------------------------------------------------------
 
 
