@@ -212,6 +212,14 @@ def back_date(ctx: Context) -> None:
         log.append(canonical_json(event))
 
 
+def future_date(ctx: Context) -> None:
+    event = {"committed": "2099-01-01T00:00:00.000000Z",
+             "event": {"eventType": "fixity check", "eventOutcomeInformation":
+                       {"eventOutcome": "pass"}}, "type": "audit", "v": 1}
+    with TransparencyLog.open(log_dir(ctx.root)) as log:
+        log.append(canonical_json(event))
+
+
 def insider_rewrite(ctx: Context) -> None:
     edit_first_capture(ctx.root)
     drop_checkpoints(ctx.root)
@@ -263,6 +271,9 @@ ATTACKS: list[Attack] = [
             "trusted key": frozenset({"E313"}), "RFC 3161": frozenset({"E314"})}),
     Attack("back-dating", "write access", "a leaf is appended with a commit time in the past",
            back_date, _all({"E310"})),
+    Attack("future-dating", "write access", "a leaf is appended with a commit time in the "
+           "future (once signed, every later leaf would look back-dated)", future_date,
+           _all({"E310"})),
     Attack("insider rewrite", "key holder", "a rewrite, signed with the archive's own key and "
            "timestamped afresh", insider_rewrite,
            {"none": MISSED, "known head": frozenset({"E315"}),

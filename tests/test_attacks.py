@@ -15,6 +15,7 @@ import pytest
 
 from attack_matrix import ANCHORS, ATTACKS, Attack, Context, copy_tree, markdown_table
 from preserve import Archive
+from preserve.errors import NotProvedError
 from preserve.log import generate_key, load_signer, read_verifier
 from preserve.log.known_heads import KnownHeads
 from servers import TestServer, respond
@@ -127,6 +128,25 @@ def test_no_attack_is_signed_over(setting: Setting, tmp_path: Path) -> None:
             if (ctx.root / "manifests/log/checkpoints").is_dir() else []
         assert after == checkpoints, (attack.name, "a checkpoint was signed over a forgery")
         assert archive.last_audit.signed is None
+
+
+@pytest.mark.parametrize("name", ["back-dating", "future-dating"])
+def test_no_signature_covers_a_leaf_out_of_time_order(setting: Setting, name: str,
+                                                      tmp_path: Path) -> None:
+    """A leaf appended without the key with a commit time out of order (audit leaves need no
+    commit record) is never signed over, by verify or by any other signing (a checkpoint, a
+    capture): once covered, it could not be removed, and a leaf from the future would make
+    every honest leaf after it look back-dated for good."""
+    attack = next(a for a in ATTACKS if a.name == name)
+    ctx = _cell(setting, attack, tmp_path)
+    archive = Archive(ctx.root, key=setting.key, heads=KnownHeads(tmp_path / "config/heads"))
+    assert archive.verify().ok
+    attack.run(ctx)
+    stored = sorted((ctx.root / "manifests/log/checkpoints").glob("*.txt"))
+    with pytest.raises(NotProvedError, match="committed"):
+        archive.checkpoint()
+    assert not archive.verify().ok
+    assert sorted((ctx.root / "manifests/log/checkpoints").glob("*.txt")) == stored
 
 
 def test_threat_model_doc_is_current() -> None:

@@ -5,6 +5,7 @@ hangs anything; list and history read it, brought up to date from the log."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -42,12 +43,13 @@ def test_previous_comes_from_checked_rows_only(site: TestServer, tmp_path: Path)
     with db:  # the attacker claims the /b capture, and an invented one, were captures of /a
         db.execute("UPDATE captures SET url_key = ? WHERE capture_id = ?",
                    (url_key(site.url("/a")), other.capture_id))
-        db.execute("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        db.execute("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                    ("20200101T000000Z-aaaaaaaaaa", url_key(site.url("/a")), "x", site.url("/a"),
-                    "x", "2020-01-01T00:00:00.000000Z", 200, "ok", "planted", None, "00" * 32))
-        db.execute("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "x", "2020-01-01T00:00:00.000000Z", 200, "ok", "planted", None, "00" * 32,
+                    0))
+        db.execute("INSERT INTO captures VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                    ("../../etc/passwd", url_key(site.url("/a")), "x", site.url("/a"), "x",
-                    "2020-01-01T00:00:00.000000Z", 200, "ok", "planted", None, "00" * 32))
+                    "2020-01-01T00:00:00.000000Z", 200, "ok", "planted", None, "00" * 32, 1))
     db.close()
     second = archive.capture(site.url("/a"))  # neither fails nor believes the crafted rows
     assert archive.manifest(second.capture_id).previous == (first.capture_id,)
@@ -58,6 +60,34 @@ def test_previous_comes_from_checked_rows_only(site: TestServer, tmp_path: Path)
     assert {c.capture_id for c in archive.captures()} == {first.capture_id, other.capture_id,
                                                          second.capture_id}
     assert not archive.verify(record=False).findings
+
+
+def test_previous_never_names_a_planted_capture(site: TestServer, tmp_path: Path) -> None:
+    """A manifest planted beside a crafted row (a copy of a genuine one under a new capture
+    id, naming the same URL; the row count kept) is not in the log: the next capture of that
+    URL, which is signed, must not name it as an earlier capture."""
+    archive = Archive(tmp_path)
+    archive.init()
+    first = archive.capture(site.url("/a"))
+    other = archive.capture(site.url("/b"))
+    planted_id = first.capture_id[:-10] + "aaaaaaaaaa"
+    document = json.loads((tmp_path / first.manifest_path).read_bytes())
+    document["capture_id"] = planted_id
+    (tmp_path / "manifests" / f"{planted_id}.json").write_text(
+        json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    db = sqlite3.connect(_catalog(tmp_path))
+    with db:  # the /b row becomes the planted capture's (same count: nothing looks added),
+        # naming as its leaf the genuine /a capture's leaf
+        row = db.execute("SELECT * FROM captures WHERE capture_id = ?",
+                         (first.capture_id,)).fetchone()
+        db.execute("DELETE FROM captures WHERE capture_id = ?", (other.capture_id,))
+        db.execute(f"INSERT INTO captures VALUES ({','.join('?' * len(row))})",
+                   (planted_id, *row[1:]))
+    db.close()
+    second = archive.capture(site.url("/a"))
+    assert archive.manifest(second.capture_id).previous == (first.capture_id,)
+    assert "E304" in {f.code.code for f in archive.verify(record=False).errors}
 
 
 def test_garbage_catalog_is_rebuilt(site: TestServer, tmp_path: Path) -> None:

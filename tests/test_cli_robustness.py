@@ -233,6 +233,59 @@ def test_bad_keys_trusted_keys_checkpoints_and_bundles(
     _check([*r, "verify", "--trusted-key", "not+a+key"], tmp_path)
 
 
+@pytest.mark.parametrize("spoil", ["huge", "fifo"])
+def test_export_and_report_read_the_archive_bounded(
+    good_archive: tuple[Path, Path, str], tmp_path: Path, spoil: str
+) -> None:
+    """export (WACZ and bag) and report read a capture's WARC file and text object, key.pub,
+    the checkpoints and their RFC 3161 tokens: each as a regular file only, its size checked
+    before a byte is read — never waiting on a FIFO, never streaming or loading a sparse file
+    of gigabytes (a damaged file is refused, or shipped as absent, in one line)."""
+    source, _key, capture_id = good_archive
+    document = json.loads((source / "manifests" / f"{capture_id}.json").read_bytes())
+    newest = sorted((source / LOG / "checkpoints").glob("*.txt"))[-1]
+    targets = [document["warc"]["path"], document["text"]["path"], f"{LOG}/key.pub",
+               str(newest.relative_to(source)),
+               str(newest.with_suffix(".tsr").relative_to(source))]
+    for number, rel in enumerate(targets):
+        root = tmp_path / str(number) / "archive"
+        shutil.copytree(source, root, symlinks=True)
+        if spoil == "huge":
+            _sparse(root / rel, 4 * 2**30)
+        else:
+            _fifo(root / rel)
+        out = tmp_path / str(number)
+        for args in (["export", capture_id, "--wacz", str(out / "x.wacz")],
+                     ["export", capture_id, "--bagit", str(out / "bag")],
+                     ["report", capture_id, "-o", str(out / "r.html")]):
+            _check(["--root", str(root), *args], tmp_path)
+        for written in out.rglob("*"):  # nothing of the spoilt file was copied out
+            assert written.is_relative_to(root) or written.stat().st_size < 2**26, written
+
+
+def test_check_export_of_special_and_huge_files(tmp_path: Path) -> None:
+    """check-export reads the package it is given as a regular file only: a FIFO or a device
+    named as the WACZ (or as --tsa-roots) is refused at once, never waited on or read to no
+    end inside zipfile."""
+    cases: dict[str, Callable[[Path], None]] = {"fifo": _fifo, "huge": _sparse,
+                                                "empty": _write(b"")}
+    packages = []
+    for name, make in cases.items():
+        path = tmp_path / "packages" / f"{name}.wacz"
+        make(path)
+        packages.append(path)
+    if Path("/dev/zero").exists():
+        packages.append(Path("/dev/zero"))
+    roots = tmp_path / "roots.pem"
+    _fifo(roots)
+    for package in packages:
+        status, _ = _check(["check-export", str(package)], tmp_path)
+        assert status == 1, package
+        _check(["check-export", str(package), "--json"], tmp_path)
+        status, _ = _check(["check-export", str(package), "--tsa-roots", str(roots)], tmp_path)
+        assert status != 0, package
+
+
 @pytest.mark.parametrize("bundle", [
     {}, [], "x", 1, None, {"format": "preserve-proof/1"},
     {"format": "preserve-proof/1", "capture_id": 7, "manifest": {"base64": 1}, "leaf": [],

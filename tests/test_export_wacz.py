@@ -454,6 +454,52 @@ def test_index_lines_sort_in_runs_as_in_memory(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def _forge_without_proof(source: Path, dest: Path, capture_id: str) -> None:
+    """What anyone who handles an unsigned WACZ can do: edit a capture's manifest, drop its
+    proof, and recompute every hash the package itself carries (descriptor, datapackage.json,
+    the digest file), so that only the archive key can tell."""
+    with zipfile.ZipFile(source) as old:
+        members = {info.filename: old.read(info) for info in old.infolist()}
+    manifest_name = f"manifests/{capture_id}.json"
+    manifest = members[manifest_name].replace(b'"final_url": "http', b'"final_url": "xttp', 1)
+    members[manifest_name] = manifest
+    del members[f"proofs/{capture_id}.json"]
+    described = json.loads(members["preserve/export.json"])
+    for capture in described["captures"]:
+        if capture["capture_id"] == capture_id:
+            capture["manifest"]["sha256"] = hashlib.sha256(manifest).hexdigest()
+            capture.pop("proof", None)
+            capture["proof_problem"] = "the capture is newer than the latest checkpoint"
+    members["preserve/export.json"] = json.dumps(described).encode()
+    package = json.loads(members["datapackage.json"])
+    package["resources"] = [
+        {**r, "hash": "sha256:" + hashlib.sha256(members[r["path"]]).hexdigest(),
+         "bytes": len(members[r["path"]])}
+        for r in package["resources"] if r["path"] in members]
+    members["datapackage.json"] = json.dumps(package).encode()
+    members["datapackage-digest.json"] = json.dumps(
+        {"path": "datapackage.json",
+         "hash": "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()}).encode()
+    with zipfile.ZipFile(dest, "w") as new:
+        for name, data in members.items():
+            new.writestr(name, data)
+
+
+def test_a_capture_without_proof_fails_against_a_trusted_key(built: Built, two: Path,
+                                                              tmp_path: Path) -> None:
+    """--trusted-key is a requirement, as for verify: a capture that carries no inclusion
+    proof cannot be checked against it, so the package does not hold (without the key it is
+    only a note: the package then checks nothing but itself)."""
+    forged = tmp_path / "forged.wacz"
+    _forge_without_proof(two, forged, built.ids[0])
+    key = log.read_verifier(built.root).to_text()
+    assert check_wacz(forged).ok  # consistent with itself: nothing else to check it against
+    result = check_wacz(forged, trusted_key=key)
+    assert not result.ok
+    assert any(built.ids[0] in p and "no inclusion proof" in p for p in result.problems)
+    assert check_wacz(two, trusted_key=key).ok
+
+
 def test_damaged_packages_are_problems_never_exceptions(signed: Path, tmp_path: Path) -> None:
     """Byte flips across a signed WACZ (damaged deflate streams, headers, the central
     directory) and members of the wrong shape: every one a problem, never an exception."""

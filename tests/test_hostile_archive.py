@@ -184,6 +184,49 @@ def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
     assert "E107" in _codes(json.loads(result.stdout)["result"])
 
 
+@pytest.mark.parametrize("directory", ["archive/warc/{month}", "archive/warc/{year}",
+                                       "manifests/log/checkpoints", "manifests/log/journal"])
+def test_capture_never_writes_through_a_symlinked_directory(
+    tmp_path: Path, http_server: TestServer, outside: Path, directory: str
+) -> None:
+    """A directory below the fixed layout (the WARC month, the checkpoints, the commit
+    journal) swapped for a symlink out of the root: the next capture writes nothing there —
+    no WARC file, no commit record, no checkpoint lands outside the archive."""
+    http_server.routes["/"] = respond(200, HTML, headers=[("Content-Type", "text/html")])
+    root = tmp_path / "root"
+    archive = Archive(root)
+    archive.init(key_name="hostile.example/a")
+    first = archive.capture(http_server.url("/"), CaptureOptions(fetch=FetchOptions(timeout=10)))
+    warc = Path(json.loads((root / first.manifest_path).read_bytes())["warc"]["path"])
+    rel = directory.format(month="/".join(warc.parts[2:4]), year=warc.parts[2])
+    (root / rel).mkdir(parents=True, exist_ok=True)
+    target = outside / "elsewhere"
+    os.rename(root / rel, target)
+    os.symlink(target, root / rel)
+    before = _state(outside)
+    _run(root, "capture", "--http", http_server.url("/?again"))
+    assert _state(outside) == before, f"capture wrote through {rel} outside the root"
+
+
+@pytest.mark.parametrize("part", ["warc", "text"])
+def test_a_sparse_file_of_terabytes_is_never_read(
+    captured: tuple[Path, str, dict[str, Any]], part: str
+) -> None:
+    """A capture's WARC file or text object replaced by a sparse file far larger than its
+    manifest says: verify and verify --deep report it (E202, E402) from its size alone,
+    without hashing or re-reading it (1 TiB would take hours), well within the timeout."""
+    root, _, document = captured
+    path = root / document[part]["path"]
+    path.chmod(0o644)
+    with path.open("r+b") as f:
+        f.truncate(2**40)
+    for deep in ([], ["--deep"]):
+        result = _run(root, "verify", "--json", "--no-record", *deep)
+        assert result.returncode == 1, result.stderr
+        assert {"warc": "E202", "text": "E402"}[part] in _codes(
+            json.loads(result.stdout)["result"])
+
+
 # --- oversized, deep, invalid, duplicated ---------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -160,6 +161,36 @@ def test_reimport_is_idempotent(archive: Archive, wget_warc: Path) -> None:
     assert sorted(again.already) == sorted(c.capture_id for c in first.captures)
     assert _manifests(archive.root) == before and len(_leaves(archive.root)) == leaves
     assert not list((archive.root / "archive" / "tmp").iterdir())
+
+
+def test_a_planted_import_is_never_taken_as_already_imported(
+        archive: Archive, wget_warc: Path, site: TestServer, tmp_path: Path) -> None:
+    """Manifests of an import made elsewhere, planted (not logged) with catalog rows that
+    name them in place of genuine ones (the row count kept): importing the same file must
+    import it, not answer "already imported as" the planted captures — they are not in the
+    log, so nothing vouches for them."""
+    genuine = [archive.capture(site.url("/")), archive.capture(site.url("/about.html"))]
+    elsewhere = Archive(tmp_path / "elsewhere")
+    planted = import_file(elsewhere, wget_warc).captures
+    for capture in planted:
+        shutil.copyfile(elsewhere.root / capture.manifest_path,
+                        archive.root / capture.manifest_path)
+    archive.captures()  # the catalog brought up to the log
+    db = sqlite3.connect(archive.root / "archive" / "index" / "catalog.sqlite3")
+    with db:
+        for capture, real in zip(planted, genuine, strict=True):
+            row = db.execute("SELECT * FROM captures WHERE capture_id = ?",
+                             (real.capture_id,)).fetchone()
+            assert row is not None and row[3] == capture.requested_url
+            db.execute("UPDATE captures SET capture_id = ? WHERE capture_id = ?",
+                       (capture.capture_id, real.capture_id))
+    db.close()
+    result = import_file(archive, wget_warc)
+    assert result.status == "imported" and not result.already, result.already
+    assert result.signed
+    again = import_file(archive, wget_warc)  # and the genuine import is recognised
+    assert again.status == "already-imported"
+    assert sorted(again.already) == sorted(c.capture_id for c in result.captures)
 
 
 def test_warcio_capture_http_gzip_plain_and_one_gzip_stream(

@@ -506,6 +506,15 @@ class Archive:
                 pass
         return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
 
+    def logged_captures_of(self, url: str) -> list[manifest.Manifest]:
+        """The manifests of the captures of ``url`` (requested URL) that the log holds byte
+        for byte, oldest first: what may be relied on (the catalog only proposes them, and a
+        manifest planted beside a crafted row is never among them). Empty when the catalog
+        or the log cannot be used."""
+        if not self._catalog_current():
+            return []
+        return _commit.logged_captures_of(self.layout, self.catalog, url)
+
     def _catalog_current(self) -> bool:
         """Bring the catalog up to the log; False if it cannot be used (read-only, no log)."""
         if not _log_storage.has_log(self.root):

@@ -48,7 +48,7 @@ from typing import Any
 from preserve import log
 from preserve.errors import NotProvedError, PreserveError, StorageError
 from preserve.hashing import hash_bytes
-from preserve.log.entries import manifest_leaf_for_bytes
+from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf_for_bytes
 from preserve.log.journal import CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import Signed, check_extends, prove_and_sign
@@ -59,6 +59,7 @@ from preserve.storage.layout import (
     MANIFEST_TMP_PREFIX,
     ArchiveLayout,
     makedirs_durable,
+    require_plain_below,
     text_rel,
     warc_rel,
 )
@@ -299,6 +300,7 @@ def _place_files(
             if linked[rel] != prepared.warc_tmp:
                 raise StorageError(f"captures of one group give different files for {rel}")
         else:
+            require_plain_below(ctx.root, warc_path.parent)  # archive/warc/YYYY/MM
             try:
                 if not warc_path.parent.is_dir():
                     makedirs_durable(warc_path.parent)
@@ -351,23 +353,50 @@ def _build_manifest(
 
 
 def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
-    """Earlier captures of ``url``: catalog candidates, each re-checked against its manifest."""
+    """Earlier captures of ``url``: catalog candidates, each re-checked against the log leaf
+    the catalog names for it and against its manifest (:func:`logged_captures_of`)."""
+    return [m.capture_id for m in logged_captures_of(ctx.layout, ctx.catalog, url)
+            if m.capture_id != capture_id]
+
+
+def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str) -> list[Manifest]:
+    """The logged captures whose requested URL is ``url``, oldest first: the catalog's
+    candidates, each kept only if the log leaf the catalog names for it logs its manifest
+    byte for byte (:func:`logged_manifest`). A crafted row, or a manifest planted beside one,
+    is never returned; an unusable catalog or log gives no candidates. The caller has
+    brought the catalog up to the log."""
     try:
-        candidates = ctx.catalog.of_url(url, final_too=False)
+        candidates = catalog.leaves_of_url(url)
     except CatalogError:
         return []
     found = []
-    for row in candidates:
-        if row.capture_id == capture_id:
-            continue
-        try:
-            earlier, _digests = manifest_mod.read_manifest(
-                ctx.layout.manifest_path_for(row.capture_id))
-        except PreserveError:
-            continue  # a crafted or stale row: ignored (verify reports the catalog)
-        if earlier.requested_url == url and earlier.capture_id == row.capture_id:
-            found.append(earlier.capture_id)
+    try:
+        with log.open_log(layout.root, readonly=True) as opened:
+            for candidate, index in candidates:
+                earlier = logged_manifest(layout, opened, candidate, index)
+                if earlier is not None and earlier.requested_url == url:
+                    found.append(earlier)
+    except (PreserveError, OSError):
+        return []  # no readable log: nothing can be shown to be logged (verify reports it)
     return found
+
+
+def logged_manifest(layout: ArchiveLayout, opened: log.TransparencyLog, capture_id: str,
+                    index: int) -> Manifest | None:
+    """The manifest of ``capture_id`` if leaf ``index`` of ``opened`` is a manifest (or
+    adoption) leaf of that capture naming exactly the manifest's bytes on disk; else None
+    (a crafted or stale catalog row, a planted or edited manifest)."""
+    try:
+        leaf = log.parse_entry(opened.leaf(index))
+        manifest, digests = manifest_mod.read_manifest(layout.manifest_path_for(capture_id))
+    except (PreserveError, ValueError):
+        return None
+    if not (isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id
+            and manifest.capture_id == capture_id
+            and (leaf.sha256, leaf.blake3, leaf.size) == (digests.sha256, digests.blake3,
+                                                          digests.size)):
+        return None
+    return manifest
 
 
 def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo,

@@ -484,15 +484,10 @@ def _already_imported(archive: Archive,
     these files that an earlier import committed (read from their manifests)."""
     urls = {page.response.target_uri for _r, _f, pages in plans for page in pages}
     found: dict[tuple[str, str], str] = {}
-    for summary in archive.captures():
-        if summary.requested_url not in urls:
-            continue
-        try:
-            m = archive.manifest(summary.capture_id)
-        except errors.PreserveError:
-            continue
-        if m.imported is not None and m.extraction.source is not None:
-            found.setdefault((m.warc.sha256, m.extraction.source.record), m.capture_id)
+    for url in sorted(u for u in urls if u):
+        for m in archive.logged_captures_of(url):  # never a planted manifest
+            if m.imported is not None and m.extraction.source is not None:
+                found.setdefault((m.warc.sha256, m.extraction.source.record), m.capture_id)
     return found
 
 

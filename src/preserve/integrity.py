@@ -36,13 +36,11 @@ from preserve.log.journal import CommitEntry, write_record
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.signing import Signed, prove_and_sign
 from preserve.log.storage import has_log as _has_log
-from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots
-from preserve.safe_io import read_regular
+from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots_file
 from preserve.storage.catalog import Catalog
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
-MAX_ROOTS_FILE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -155,8 +153,7 @@ def audit_log(
     """Check the log and add its findings to ``report``."""
     check = None
     if tsa_roots is not None:
-        check = TimestampChecker(load_roots(read_regular(tsa_roots, MAX_ROOTS_FILE,
-                                                         what="TSA roots")))
+        check = TimestampChecker(load_roots_file(tsa_roots))
     for item in log.verify_log(root, external_checkpoints=external_checkpoints,
                                trusted_key=trusted_key, timestamp_check=check, heads=heads,
                                anchor_max_age=anchor_max_age):

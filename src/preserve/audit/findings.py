@@ -122,7 +122,8 @@ class Code(enum.Enum):
             "(rewritten, reordered or truncated).")
     E310 = ("E310", "log entry committed before the previous entry (back-dated)",
             "A leaf's commit time precedes an earlier leaf's (back-dated entry or a clock jump "
-            "back).")
+            "back), or is more than 10 minutes ahead of the verifier's clock (from the future: "
+            "every later leaf would look back-dated).")
     E311 = ("E311", "capture time is after the time it was logged",
             "A manifest leaf's capture time is after its commit time.")
     E312 = ("E312", "capture logged more than once",

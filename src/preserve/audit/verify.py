@@ -127,6 +127,7 @@ class _ObjectState:
     digests: Digests | None = None
     missing: bool = False
     error: str | None = None
+    wrong_size: int | None = None  # its size, when not the one expected (then not hashed)
 
 
 @dataclass(slots=True)
@@ -264,7 +265,8 @@ class _Audit:
     forward_previous: list[tuple[str, str, str]] = field(default_factory=list)
     referenced_warcs: set[bytes] = field(default_factory=set)
     referenced_texts: _TextRefs = field(default_factory=_TextRefs)
-    objects: OrderedDict[str, Future[_ObjectState]] = field(default_factory=OrderedDict)
+    objects: OrderedDict[tuple[str, int], Future[_ObjectState]] = field(
+        default_factory=OrderedDict)
     objects_lock: threading.Lock = field(default_factory=threading.Lock)
     deep_pool: DeepPool | None = None
     catalog_rows: set[bytes] = field(default_factory=set)  # row digests (see storage.catalog)
@@ -657,7 +659,8 @@ class _Audit:
                 out.add(Code.E202, ref.path, f"WARC file is {st.st_size} bytes, manifest "
                         f"records {ref.size}", cid, actual_size=st.st_size,
                         expected_size=ref.size)
-                return path
+                return None  # not re-read (deep): what is beyond the manifest is not ours
+
             try:
                 digests = self.shared_digests(out, fd, path) if manifest.imported is not None \
                     else self.own_digests(out, fd)
@@ -720,9 +723,12 @@ class _Audit:
         except UnsafePathError as exc:
             out.add(Code.E107, ref.path, str(exc), cid)
             return
-        state = self.referenced_object(out, ref.blake3)
+        state = self.referenced_object(out, ref.blake3, ref.size)
         if state.missing:
             out.add(missing_code, ref.path, f"{kind} object is missing", cid)
+        elif state.wrong_size is not None:
+            out.add(corrupt_code, ref.path, f"{kind} object is {state.wrong_size} bytes, "
+                    f"manifest says {ref.size}", cid)
         elif state.error is not None:
             out.add(Code.E405, ref.path, f"cannot read {kind} object: {state.error}", cid)
         elif state.digests is not None:
@@ -733,22 +739,24 @@ class _Audit:
                 out.add(corrupt_code, ref.path, f"{kind} object is {state.digests.size} "
                         f"bytes, manifest says {ref.size}", cid)
 
-    def referenced_object(self, out: _Outcome, hex_id: str) -> _ObjectState:
-        """The state of a text object a manifest names; each object is hashed once while in
-        the (bounded) cache, and counted once."""
+    def referenced_object(self, out: _Outcome, hex_id: str, size: int) -> _ObjectState:
+        """The state of a text object a manifest names with ``size`` bytes; each object is
+        hashed once while in the (bounded) cache, and counted once. One of another size is
+        not hashed at all (a sparse file of terabytes would take hours)."""
         owner = False
+        key = (hex_id, size)
         with self.objects_lock:
-            future = self.objects.get(hex_id)
+            future = self.objects.get(key)
             if future is not None:
-                self.objects.move_to_end(hex_id)
+                self.objects.move_to_end(key)
             else:
-                future = self.objects[hex_id] = Future()
+                future = self.objects[key] = Future()
                 owner = True
                 if len(self.objects) > _OBJECT_CACHE:
                     self.objects.popitem(last=False)
         if owner:
             try:
-                state = self.object_state(hex_id, out)
+                state = self.object_state(hex_id, out, expected_size=size)
             except BaseException as exc:
                 future.set_exception(exc)
                 raise
@@ -758,7 +766,8 @@ class _Audit:
         out.texts.append((bytes.fromhex(hex_id), state.digests is not None))
         return state
 
-    def object_state(self, hex_id: str, out: _Outcome | None = None) -> _ObjectState:
+    def object_state(self, hex_id: str, out: _Outcome | None = None, *,
+                     expected_size: int | None = None) -> _ObjectState:
         state = _ObjectState()
         path = resolve_inside(self.root, self.layout.text_rel_for(hex_id), under=TEXT_DIR)
         try:
@@ -770,8 +779,11 @@ class _Audit:
             state.error = "not a regular file" if exc.errno == errno.ELOOP else str(exc)
             return state
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 state.error = "not a regular file"
+            elif expected_size is not None and st.st_size != expected_size:
+                state.wrong_size = st.st_size
             else:
                 state.digests = hash_fd(fd, _buffer())
                 if out is not None:

@@ -122,7 +122,8 @@ def export(ctx: click.Context, capture_ids: tuple[str, ...], all_captures: bool,
 @command("check-export")
 @click.argument("package", type=click.Path(exists=True, path_type=Path))
 @click.option("--trusted-key", metavar="VERIFIER_KEY",
-              help="The archive's log key as obtained elsewhere (text or a file path).")
+              help="The archive's log key as obtained elsewhere (text or a file path): every "
+                   "capture must then carry a proof that verifies with it.")
 @click.option("--wacz-public-key", metavar="KEY",
               help="WACZ: the signer's public key as obtained elsewhere (base64, or a file).")
 @click.option("--tsa-roots", type=click.Path(dir_okay=False, exists=True, path_type=Path),

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from preserve import log
 from preserve.audit.findings import Report, Severity
 from preserve.audit.verify import verify as audit_archive
@@ -39,7 +41,7 @@ from preserve.exchange.files import BLOCK_SIZE, Digester
 from preserve.exchange.plan import EXPORT_FORMAT
 from preserve.exchange.signing import verify_signed_data
 from preserve.integrity import audit_log
-from preserve.log.timestamp import load_roots, timestamp_time, verify_timestamp
+from preserve.log.timestamp import load_roots_file, timestamp_time, verify_timestamp
 from preserve.safe_io import loads_strict, open_binary, read_regular, read_text
 from preserve.storage.manifest import Manifest, parse_manifest
 
@@ -88,14 +90,15 @@ def check_package(path: Path, *, trusted_key: str | None = None,
 def check_wacz(path: Path, *, trusted_key: str | None = None, wacz_public_key: str | None = None,
                tsa_roots: Path | None = None) -> CheckResult:
     result = CheckResult(Path(path), "wacz")
-    try:  # a regular file only: a FIFO or device given as the package would block or never end
+    roots = load_roots_file(tsa_roots) if tsa_roots is not None else None
+    try:  # a regular file only: in zipfile a FIFO would block, a device (/dev/zero) never end
         handle = open_binary(path, follow_symlinks=True)
     except StorageError as exc:
-        result.problems.append(f"cannot read {path} as a zip file: {exc}")
+        result.problems.append(f"cannot read {path}: {exc}")
         return result
     try:
         with handle, zipfile.ZipFile(handle) as zf:
-            _check_wacz(zf, result, trusted_key, wacz_public_key, tsa_roots)
+            _check_wacz(zf, result, trusted_key, wacz_public_key, roots)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         result.problems.append(f"cannot read {path} as a zip file: {exc}")
     except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
@@ -128,7 +131,7 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
 
 
 def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | None,
-                wacz_public_key: str | None, tsa_roots: Path | None) -> None:
+                wacz_public_key: str | None, roots: list[x509.Certificate] | None) -> None:
     listing = [i.filename for i in zf.infolist() if not i.is_dir()]
     names = set(listing)
     if len(names) != len(listing):  # zipfile reads the last copy, unzip and others the first
@@ -157,7 +160,7 @@ def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | Non
             result.problems.append(f"{name}: SHA-256 or size differs from datapackage.json")
     for name in sorted(names - listed - set(_PACKAGE_FILES)):
         result.problems.append(f"{name}: in the package but not listed in datapackage.json")
-    _check_digest_file(zf, package_bytes, package, result, wacz_public_key, tsa_roots)
+    _check_digest_file(zf, package_bytes, package, result, wacz_public_key, roots)
     try:
         described = _json_member(zf, WACZ_DESCRIPTOR)
     except (KeyError, ValueError) as exc:
@@ -188,7 +191,7 @@ def _zip_digests(zf: zipfile.ZipFile, name: str) -> dict[str, str]:
 
 def _check_digest_file(zf: zipfile.ZipFile, package_bytes: bytes, package: dict[str, Any],
                        result: CheckResult, wacz_public_key: str | None,
-                       tsa_roots: Path | None) -> None:
+                       roots: list[x509.Certificate] | None) -> None:
     try:
         digest = _json_member(zf, "datapackage-digest.json")
     except (KeyError, ValueError) as exc:
@@ -221,11 +224,11 @@ def _check_digest_file(zf: zipfile.ZipFile, package_bytes: bytes, package: dict[
     if signed.get("created") != package.get("created"):
         result.problems.append("signedData.created differs from datapackage.json created")
     if "timeSignature" in signed:
-        _check_time_signature(signed, result, tsa_roots)
+        _check_time_signature(signed, result, roots)
 
 
 def _check_time_signature(signed: dict[str, Any], result: CheckResult,
-                          tsa_roots: Path | None) -> None:
+                          roots: list[x509.Certificate] | None) -> None:
     try:
         token = base64.b64decode(signed["timeSignature"], validate=True)
         when = timestamp_time(token).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -234,12 +237,12 @@ def _check_time_signature(signed: dict[str, Any], result: CheckResult,
         return
     assert result.signature is not None
     result.signature["timestamp"] = when
-    if tsa_roots is None:
+    if roots is None:
         result.notes.append(f"the signature was timestamped at {when} (TSA not checked: "
                             "give --tsa-roots)")
         return
     problem = verify_timestamp(str(signed["signature"]).encode("ascii"), token,
-                               load_roots(tsa_roots.read_bytes()))
+                               roots)
     if problem:
         result.problems.append(f"timeSignature: {problem}")
     else:
@@ -303,7 +306,12 @@ def _check_proof(capture: dict[str, Any], manifest_bytes: bytes, result: CheckRe
     where = f"capture {capture.get('capture_id')}"
     proof_path = capture.get("proof")
     if not proof_path:
-        result.notes.append(f"{where}: no inclusion proof ({capture.get('proof_problem')})")
+        why = f"no inclusion proof ({capture.get('proof_problem')})"
+        if trusted_key is not None:  # the anchor is a requirement: nothing ties it to the key
+            result.problems.append(f"{where}: {why}, so it cannot be checked against the "
+                                   "trusted key")
+        else:
+            result.notes.append(f"{where}: {why}")
         return
     raw = read(proof_path)
     if raw is None:

@@ -25,6 +25,7 @@ from typing import IO, Protocol
 import blake3
 
 from preserve.errors import StorageError
+from preserve.safe_io import open_binary
 
 BLOCK_SIZE = 1 << 20
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -71,12 +72,22 @@ def copy_file(
     ``expect`` maps algorithm names to hex digests the bytes must have (for example the
     manifest's SHA-256 of a WARC file). Raises :class:`StorageError` if ``source`` cannot be
     read or does not match: an export never ships a file that differs from its manifest.
+    Only a regular file is read (never a FIFO or a device, never through a final symlink);
+    with ``expect_size`` one of another size is refused before a byte is read, and no more
+    than that size (plus one byte) is ever read from it.
     """
     expect = expect or {}
     digester = Digester(set(algorithms) | set(expect))
+    damaged = (": the archive is damaged (run 'preserve verify'); nothing was exported")
     try:
-        with source.open("rb") as handle:
-            while block := handle.read(BLOCK_SIZE):
+        with open_binary(source) as handle:
+            actual = os.fstat(handle.fileno()).st_size
+            if expect_size is not None and actual != expect_size:
+                raise StorageError(f"{source} has {actual} bytes, its manifest says "
+                                   f"{expect_size}{damaged}")
+            limit = expect_size + 1 if expect_size is not None else None
+            while block := handle.read(BLOCK_SIZE if limit is None
+                                       else min(BLOCK_SIZE, limit - digester.size)):
                 digester.update(block)
                 write(block)
     except OSError as exc:

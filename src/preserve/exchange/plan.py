@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,9 +34,19 @@ from preserve.archive import Archive
 from preserve.errors import LogError, ManifestError, NotFoundError, PreserveError, StorageError
 from preserve.hashing import Digests, hash_bytes
 from preserve.integrity import has_log
-from preserve.log.archive_log import CHECKPOINT_DIR, CHECKPOINT_NAME, KEY_FILE, LATEST_CHECKPOINT
+from preserve.log.archive_log import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_NAME,
+    KEY_FILE,
+    LATEST_CHECKPOINT,
+    MAX_CHECKPOINT_FILE,
+    MAX_KEY_FILE,
+    read_checkpoint_file,
+    read_token_file,
+)
 from preserve.log.entries import ManifestLeaf, manifest_path, parse_entry, utc_now
 from preserve.log.proof import PROOF_FORMAT
+from preserve.safe_io import read_regular
 from preserve.storage.layout import resolve_inside
 from preserve.storage.manifest import (
     Manifest,
@@ -263,12 +274,13 @@ class ExportResult:
 
 def take_snapshot(root: Path) -> LogSnapshot:
     """The log's committed size and the newest valid signed checkpoint within it."""
-    try:
-        key_text: bytes | None = (log.log_dir(root) / KEY_FILE).read_bytes()
-    except FileNotFoundError:
-        key_text = None
-    except OSError as exc:
-        raise StorageError(f"cannot read the archive's public key: {exc}") from exc
+    key_path = log.log_dir(root) / KEY_FILE
+    key_text: bytes | None = None
+    if os.path.lexists(key_path):  # bounded, regular files only (never a FIFO or a device)
+        try:
+            key_text = read_regular(key_path, MAX_KEY_FILE, what="key file")
+        except StorageError as exc:
+            raise StorageError(f"cannot read the archive's public key: {exc}") from exc
     verifier = None
     problem = None
     if key_text is not None:
@@ -298,7 +310,7 @@ def _choose_checkpoint(snapshot: LogSnapshot, opened: log.TransparencyLog,
         snapshot.checkpoint_files.append(path)
     for path in reversed(snapshot.checkpoint_files):
         try:
-            note = path.read_text(encoding="utf-8")
+            note = read_checkpoint_file(path)
             checkpoint = log.verify_checkpoint(note, verifier, origin=verifier.name)
         except (OSError, UnicodeDecodeError, PreserveError):
             continue
@@ -310,8 +322,8 @@ def _choose_checkpoint(snapshot: LogSnapshot, opened: log.TransparencyLog,
         snapshot.checkpoint_file = path
         token = path.with_suffix(".tsr")
         try:
-            snapshot.checkpoint_token = token.read_bytes() if token.is_file() else None
-        except OSError:
+            snapshot.checkpoint_token = read_token_file(token) if token.is_file() else None
+        except (OSError, PreserveError):  # damaged (verify reports it): shipped as absent
             snapshot.checkpoint_token = None
         return
     snapshot.problem = "the archive has no valid signed checkpoint yet (run 'preserve checkpoint')"
@@ -442,11 +454,11 @@ def copy_log(snapshot: LogSnapshot, dest_root: Path) -> list[Path]:
     checkpoints = directory / CHECKPOINT_DIR
     newest = None
     for path in snapshot.checkpoint_files:
-        newest = path.read_bytes()
+        newest = read_regular(path, MAX_CHECKPOINT_FILE, what="checkpoint")  # byte for byte
         (checkpoints / path.name).write_bytes(newest)
         token = path.with_suffix(".tsr")
         if token.is_file():
-            (checkpoints / token.name).write_bytes(token.read_bytes())
+            (checkpoints / token.name).write_bytes(read_token_file(token))
     if newest is not None:
         (directory / LATEST_CHECKPOINT).write_bytes(newest)
     return sorted(p for p in directory.rglob("*") if p.is_file())

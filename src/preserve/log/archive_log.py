@@ -70,6 +70,17 @@ def require_plain_log_dir(root: Path) -> Path:
     return root / LOG_DIR
 
 
+def require_plain_log_subdir(root: Path, name: str) -> Path:
+    """``manifests/log/<name>`` (checkpoints, journal), after checking that neither it nor a
+    directory above it is a symlink or a file: a checkpoint or commit record written through
+    one would land elsewhere, perhaps outside the archive. Raises LogError."""
+    directory = require_plain_log_dir(root) / name
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise LogError(f"{directory} is a symlink or not a directory; refusing to write "
+                       "through it (run preserve verify)")
+    return directory
+
+
 def init_log(root: Path, verifier: Verifier | None = None) -> None:
     """Create the archive's log if absent and, if given, store its verifier key.
 
@@ -212,7 +223,7 @@ def write_checkpoint(
     verifier = read_verifier(root)
     if signer.verifier != verifier:
         raise SigningKeyError(f"the signing key is not the archive's key ({verifier.to_text()})")
-    directory = require_plain_log_dir(root) / CHECKPOINT_DIR
+    directory = require_plain_log_subdir(root, CHECKPOINT_DIR)
     when = now or datetime.now(UTC)
     with open_log(root, readonly=True) as log:
         tree_size = log.size if size is None else size

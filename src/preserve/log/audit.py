@@ -38,9 +38,11 @@ from .archive_log import (
 from .entries import (
     CAPTURE_ID,
     MANIFEST_DIR,
+    MAX_CLOCK_SKEW,
     AdoptionLeaf,
     AuditLeaf,
     ManifestEntry,
+    commit_time_problem,
     parse_entry,
     parse_time,
 )
@@ -123,7 +125,8 @@ DESCRIPTIONS: dict[str, str] = {
     E_EXTERNAL_CHECKPOINT_INCONSISTENT: "The current log is not an extension of a checkpoint "
     "kept outside the archive (rewritten, reordered or truncated).",
     E_TIME_BACKWARDS: "A leaf's commit time precedes an earlier leaf's (back-dated entry or a "
-    "clock jump back).",
+    "clock jump back), or is more than 10 minutes ahead of the verifier's clock (from the "
+    "future: every later leaf would look back-dated).",
     E_CAPTURED_AFTER_COMMIT: "A manifest leaf's capture time is after its commit time.",
     E_DUPLICATE_CAPTURE: "Two manifest leaves record the same capture id.",
     E_KEY_INVALID: "manifests/log/key.pub is missing or malformed while checkpoints exist, or "
@@ -372,21 +375,20 @@ def _check_entries(
     leaves: dict[str, tuple[int, ManifestEntry, bool]] = {}
     previous = None
     entries = _rel(ENTRIES_NAME)
+    now = datetime.now(UTC)
     try:
         for index, data in log.iter_entries():
             try:
                 entry = parse_entry(data)
                 committed = parse_time(entry.committed)
+                problem = commit_time_problem(index, entry.committed, previous, now)
             except ValueError as exc:
                 audit.add(E_ENTRY_MALFORMED, entries, f"leaf {index}: {exc}")
                 continue
-            if previous is not None and committed < previous:
-                audit.add(
-                    E_TIME_BACKWARDS,
-                    entries,
-                    f"leaf {index} committed {entry.committed}, before the previous leaf",
-                )
-            previous = committed if previous is None else max(previous, committed)
+            if problem is not None:
+                audit.add(E_TIME_BACKWARDS, entries, problem)
+            if committed <= now + MAX_CLOCK_SKEW:  # one from the future is reported once
+                previous = committed if previous is None else max(previous, committed)
             if isinstance(entry, AuditLeaf):
                 continue
             if parse_time(entry.captured) > committed:

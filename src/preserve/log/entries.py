@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,26 @@ def parse_time(text: str) -> datetime:
     if when.tzinfo is None:
         raise ValueError(f"time without a zone: {text!r}")
     return when
+
+
+#: How far a leaf's commit time may lie ahead of the reader's clock (machines sharing an
+#: archive disagree a little). A leaf from further ahead is refused: it would make every
+#: honest leaf after it look back-dated, for good once a checkpoint covered it.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+
+
+def commit_time_problem(index: int, committed: str, previous: datetime | None,
+                        now: datetime) -> str | None:
+    """Why leaf ``index``'s commit time cannot be right, or None: before ``previous`` (the
+    latest commit time of the leaves before it: back-dated, or a clock jump back), or ahead of
+    ``now`` by more than :data:`MAX_CLOCK_SKEW` (from the future). ValueError if malformed."""
+    when = parse_time(committed)
+    if previous is not None and when < previous:
+        return f"leaf {index} committed {committed}, before the previous leaf"
+    if when > now + MAX_CLOCK_SKEW:
+        return (f"leaf {index} committed {committed}, in the future (this clock says "
+                f"{now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')})")
+    return None
 
 
 def utc_now() -> str:

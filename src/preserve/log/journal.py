@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ..errors import LogError, StorageError
 from ..safe_io import Durability, fsync_dir, read_text, write_atomic
-from .archive_log import LOG_DIR, require_plain_log_dir
+from .archive_log import LOG_DIR, require_plain_log_subdir
 from .keys import Signer, Verifier
 from .note import NoteError, open_note, sign_note, split_note
 
@@ -123,7 +123,7 @@ def write_record(
     group = group_id or new_group_id()
     text = record_text(origin, group, entries)
     note = sign_note(text, [signer]) if signer is not None else text
-    directory = require_plain_log_dir(root) / JOURNAL_DIR
+    directory = require_plain_log_subdir(root, JOURNAL_DIR)
     try:
         directory.mkdir(exist_ok=True)
     except OSError as exc:

@@ -16,6 +16,9 @@ A signature from preserve means "proved", never "seen". Before a checkpoint is s
    adoption leaf — so a leaf
    appended by someone without the key (a planted capture) is never covered. Audit leaves are
    claims about audits; they need no record.
+4. that every newer leaf is in **time order**: committed no earlier than the leaf before it
+   and not from the future (:func:`~.entries.commit_time_problem`), so a leaf dated by
+   someone without the key is never covered either.
 
 Only then is the checkpoint signed (and RFC 3161-stamped if asked), the operator's known
 head advanced, and the commit records it now covers removed. Anything unproved raises
@@ -33,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -48,7 +52,15 @@ from .archive_log import (
     read_verifier,
     write_checkpoint,
 )
-from .entries import MAX_MANIFEST_BYTES, AdoptionLeaf, ImportLeaf, ManifestLeaf, parse_entry
+from .entries import (
+    MAX_MANIFEST_BYTES,
+    AdoptionLeaf,
+    ImportLeaf,
+    ManifestLeaf,
+    commit_time_problem,
+    parse_entry,
+    parse_time,
+)
 from .journal import BadRecord, CommitRecord, read_journal, remove_records
 from .keys import Signer, Verifier
 from .known_heads import KnownHeads, identity_for
@@ -80,6 +92,7 @@ class LogReader(Protocol):
 
     @property
     def size(self) -> int: ...
+    def leaf(self, index: int) -> bytes: ...
     def root_hash(self, size: int | None = None) -> bytes: ...
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]: ...
     def verify_extension(self, base_size: int, base_root: bytes,
@@ -228,13 +241,20 @@ def prove_and_sign(
             base = TreeHead(stored.size, stored.root_hash)
         leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]] = []
         problems: list[str] = []
+        now = datetime.now(UTC)
+        latest = [_commit_time(log, base.size - 1) if base.size else None]
 
         def collect(index: int, data: bytes) -> None:
             try:
                 entry = parse_entry(data)
+                problem = commit_time_problem(index, entry.committed, latest[0], now)
             except ValueError as exc:
                 problems.append(f"leaf {index} is malformed: {exc}")
                 return
+            if problem is not None:  # verify reports it (E310): never signed over
+                problems.append(problem)
+            else:
+                latest[0] = parse_time(entry.committed)
             if isinstance(entry, ManifestLeaf | AdoptionLeaf):
                 leaves.append((index, entry))
 
@@ -250,6 +270,15 @@ def prove_and_sign(
         (e.capture_id, e.kind) in covered for e in r.entries)]
     where.remove_records(removable)
     return Signed(path, size, base.size, len(leaves), removable)
+
+
+def _commit_time(log: LogReader, index: int) -> datetime | None:
+    """The commit time of leaf ``index`` (the one a proof starts after), or None if it
+    cannot be read: the newer leaves are then only checked among themselves."""
+    try:
+        return parse_time(parse_entry(log.leaf(index)).committed)
+    except (ValueError, PreserveError):
+        return None
 
 
 def _prove_leaves(

@@ -18,15 +18,19 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import rfc3161_client
 from cryptography import x509
 
 from ..errors import LogError
+from ..safe_io import read_regular
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
 MAX_REPLY = 1 << 20
+#: Largest PEM file of trusted TSA roots read (``--tsa-roots``).
+MAX_ROOTS_FILE = 1 << 20
 
 
 class TimestampError(LogError):
@@ -97,6 +101,12 @@ def load_roots(pem: bytes) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(pem)
     except ValueError as exc:
         raise TimestampError(f"cannot read TSA root certificates: {exc}") from exc
+
+
+def load_roots_file(path: Path | str) -> list[x509.Certificate]:
+    """Trusted TSA root certificates from a PEM file given by the user: read bounded, never
+    through a FIFO or device (:func:`~preserve.safe_io.read_regular`)."""
+    return load_roots(read_regular(path, MAX_ROOTS_FILE, what="TSA roots"))
 
 
 def verify_timestamp(data: bytes, token: bytes, roots: Sequence[x509.Certificate]) -> str | None:

@@ -182,12 +182,9 @@ def verify_remote(
     sweep(store, report, merged)
     check = None
     if tsa_roots is not None:
-        from preserve.integrity import MAX_ROOTS_FILE
-        from preserve.log.timestamp import TimestampChecker, load_roots
-        from preserve.safe_io import read_regular
+        from preserve.log.timestamp import TimestampChecker, load_roots_file
 
-        check = TimestampChecker(load_roots(read_regular(tsa_roots, MAX_ROOTS_FILE,
-                                                         what="TSA roots")))
+        check = TimestampChecker(load_roots_file(tsa_roots))
     for item in audit_remote_log(archive, external_checkpoints=checkpoints,
                                  trusted_key=trusted_key, heads=archive.heads,
                                  timestamp_check=check, anchor_max_age=anchor_max_age):

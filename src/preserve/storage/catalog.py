@@ -9,9 +9,11 @@ manifest bytes) and the log size it was built up to. It is **derived data, never
   past the size the catalog records, the rows of the newer manifest leaves are read from their
   manifests (O(new leaves)); a catalog that is missing, damaged, of another version, or ahead
   of the log (a restored copy) is rebuilt from the log and the manifests;
-* whatever it returns for a new capture's ``previous`` is re-checked against the manifests
-  (the manifest must exist and name that URL), so a crafted row can neither put false
-  provenance into a signed manifest nor make a capture fail;
+* whatever it returns for a new capture's ``previous`` is re-checked against the log and the
+  manifests (each row names the leaf its manifest was logged as; that leaf must be a manifest
+  leaf of that capture, the manifest must hash to it and name that URL), so a crafted row —
+  even one pointing at a manifest planted beside it — can neither put false provenance into
+  a signed manifest nor make a capture fail;
 * ``verify`` compares it with the manifests (finding W506) and ``repair`` rebuilds it.
 
 Only a regular file is opened (never a symlink or FIFO). Writes are made under the archive
@@ -35,7 +37,7 @@ from preserve.storage.manifest import Manifest, read_manifest
 
 INDEX_DIR = "archive/index"
 CATALOG_FILE = "catalog.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_TITLE = 500
 #: The fields of :meth:`Catalog.summaries` rows, in order (those of ``preserve list``).
 SUMMARY_FIELDS = ("capture_id", "requested_url", "final_url", "started", "http_status",
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS captures (
     status TEXT NOT NULL,
     title TEXT,
     text_blake3 TEXT,
-    manifest_sha256 TEXT NOT NULL
+    manifest_sha256 TEXT NOT NULL,
+    leaf_index INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS captures_url ON captures (url_key);
 CREATE INDEX IF NOT EXISTS captures_final ON captures (final_key);
@@ -189,15 +192,15 @@ class Catalog:
         db = self._connect()
         rows = []
         leaf_count = 0
-        for _index, capture_id in leaves:
+        for index, capture_id in leaves:
             leaf_count += 1
             row = self._row_from_manifest(capture_id)
             if row is not None:
-                rows.append(row)
+                rows.append((row, index))
         self._commit_rows(db, rows, log_size, leaf_count)
 
-    def _commit_rows(self, db: sqlite3.Connection, rows: list[CatalogRow], log_size: int,
-                     new_leaves: int) -> None:
+    def _commit_rows(self, db: sqlite3.Connection, rows: list[tuple[CatalogRow, int]],
+                     log_size: int, new_leaves: int) -> None:
         try:
             db.execute("BEGIN IMMEDIATE")
             logged = self._meta(db, "logged")
@@ -245,18 +248,21 @@ class Catalog:
         return CatalogRow.of(manifest, digests.sha256)
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, rows: Iterable[CatalogRow]) -> None:
+    def _insert(db: sqlite3.Connection, rows: Iterable[tuple[CatalogRow, int]]) -> None:
         db.executemany(
-            "INSERT OR REPLACE INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(r.capture_id, url_key(r.requested_url), url_key(r.final_url), r.requested_url,
               r.final_url, r.started, r.http_status, r.status, r.title, r.text_blake3,
-              r.manifest_sha256) for r in rows],
+              r.manifest_sha256, index) for r, index in rows],
         )
 
     def add(self, rows: Sequence[CatalogRow], log_size: int) -> None:
-        """Record just-committed captures, whose leaves brought the log to ``log_size``
-        (caller holds the lock, and the catalog was up to date before them)."""
-        self._commit_rows(self._connect(), list(rows), log_size, len(rows))
+        """Record just-committed captures, whose leaves, in this order, were the last ones
+        appended and brought the log to ``log_size`` (caller holds the lock, and the catalog
+        was up to date before them)."""
+        first = log_size - len(rows)
+        self._commit_rows(self._connect(), [(row, first + i) for i, row in enumerate(rows)],
+                          log_size, len(rows))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -298,6 +304,16 @@ class Catalog:
         params = (key, key) if final_too else (key, 1, 1)
         return list(self._query(f"SELECT {self._COLUMNS} FROM captures WHERE {where} "
                                 "ORDER BY started, capture_id", params))
+
+    def leaves_of_url(self, url: str) -> list[tuple[str, int]]:
+        """``(capture id, leaf index)`` of the captures whose requested URL is ``url``, as
+        the catalog says: candidates only, to be checked against the log and the manifests."""
+        try:
+            return [(str(r[0]), int(r[1])) for r in self._connect().execute(
+                "SELECT capture_id, leaf_index FROM captures WHERE url_key = ? "
+                "ORDER BY started, capture_id", (url_key(url),))]
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            raise CatalogError(f"the catalog cannot be read: {exc}") from exc
 
     def capture_ids(self) -> set[str]:
         try:

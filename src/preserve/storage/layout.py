@@ -19,11 +19,12 @@ import base64
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from preserve.errors import StorageError, UnsafePathError
+from preserve.errors import PreserveError, StorageError, UnsafePathError
 
 ARCHIVE_DIR = "archive"
 WARC_DIR = "archive/warc"
@@ -149,6 +150,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def require_plain_below(root: Path, directory: Path, *,
+                        error: type[PreserveError] = StorageError) -> None:
+    """Raise ``error`` unless every existing component of ``directory`` below ``root`` is a
+    real directory: a symlink (or a file) there would send a write somewhere else, perhaps
+    outside the archive. Components not created yet are fine (the caller makes them)."""
+    current = root
+    for part in directory.relative_to(root).parts:
+        current = current / part
+        try:
+            mode = current.lstat().st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise error(f"cannot check {current}: {exc.strerror or exc}") from exc
+        if not stat.S_ISDIR(mode):
+            raise error(f"{current} is a symlink or not a directory; refusing to write "
+                        "through it (run preserve verify)")
+
+
 def makedirs_durable(directory: Path) -> None:
     """Create ``directory`` and any missing parents, fsyncing the parent of each new entry."""
     missing: list[Path] = []
@@ -271,6 +291,7 @@ __all__ = [
     "relative_to_root",
     "require_capture_id",
     "require_hex_digest",
+    "require_plain_below",
     "resolve_inside",
     "text_rel",
     "warc_rel",
