@@ -204,20 +204,20 @@ def replace_key(ctx: Context) -> None:
     write_checkpoint(ctx.root, ctx.attacker)
 
 
-def back_date(ctx: Context) -> None:
-    event = {"committed": "2020-01-01T00:00:00.000000Z",
+def _append_audit_dated(ctx: Context, committed: str) -> None:
+    event = {"committed": committed,
              "event": {"eventType": "fixity check", "eventOutcomeInformation":
                        {"eventOutcome": "pass"}}, "type": "audit", "v": 1}
     with TransparencyLog.open(log_dir(ctx.root)) as log:
         log.append(canonical_json(event))
+
+
+def back_date(ctx: Context) -> None:
+    _append_audit_dated(ctx, "2020-01-01T00:00:00.000000Z")
 
 
 def future_date(ctx: Context) -> None:
-    event = {"committed": "2099-01-01T00:00:00.000000Z",
-             "event": {"eventType": "fixity check", "eventOutcomeInformation":
-                       {"eventOutcome": "pass"}}, "type": "audit", "v": 1}
-    with TransparencyLog.open(log_dir(ctx.root)) as log:
-        log.append(canonical_json(event))
+    _append_audit_dated(ctx, "2099-01-01T00:00:00.000000Z")
 
 
 def insider_rewrite(ctx: Context) -> None:
