@@ -369,6 +369,8 @@ def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str) -> lis
         candidates = catalog.leaves_of_url(url)
     except CatalogError:
         return []
+    if not candidates:  # a URL never captured: no need to open the log (a few ms a capture)
+        return []
     found = []
     try:
         with log.open_log(layout.root, readonly=True) as opened:

@@ -47,6 +47,7 @@ import lzma
 import re
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -258,7 +259,7 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
     entries = {info.filename: info for info in infos if not info.is_dir()}
     names = [info.filename for info in infos if not info.is_dir()]
     if len(entries) != len(names):
-        twice = _first_repeat(names)
+        twice = next(n for n, count in Counter(names).items() if count > 1)
         raise errors.ImportIntegrityError(
             f"{name}: {twice} is in the zip more than once (tools disagree on which copy "
             "it holds)")
@@ -312,15 +313,6 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
         if target is not None:
             received.append(_Received(target, digests, where))
     return received
-
-
-def _first_repeat(names: Sequence[str]) -> str:
-    seen: set[str] = set()
-    for entry in names:
-        if entry in seen:
-            return entry
-        seen.add(entry)
-    return ""
 
 
 def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo],
