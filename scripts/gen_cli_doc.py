@@ -64,7 +64,7 @@ def render() -> str:
              "| option | value | meaning |", "|---|---|---|"]
     lines += [_option_row(p) for p in cli.params if isinstance(p, click.Option)]
     lines += ["", "## Commands", ""]
-    for name in sorted(cli.commands):
+    for name in sorted(cli.load_all()):
         lines += _section(name, cli.commands[name], ctx)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,27 @@ def test_failed_capture_commits_nothing(http_server: TestServer, archive: preser
     assert not list((root / "archive" / "warc").rglob("*.warc.gz"))
     assert not list((root / "archive" / "tmp").iterdir())
     assert archive.verify().ok
+
+
+def test_rolled_back_archive_gets_no_capture(http_server: TestServer, tmp_path: Path) -> None:
+    """A single capture checks the known head under the archive lock, after its fetch: an
+    older copy of the archive restored in place gets nothing, and nothing is left behind."""
+    http_server.routes["/a"] = respond(200, b"<title>a</title><p>first page</p>", headers=HTML)
+    root = tmp_path / "root"
+    archive = preserve.Archive(root)
+    archive.init()
+    archive.capture(http_server.url("/a"), _options())
+    older = tmp_path / "older"
+    shutil.copytree(root, older)
+    archive.capture(http_server.url("/a"), _options())  # the known head moves on
+    shutil.rmtree(root)
+    shutil.copytree(older, root)
+    before = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+    with pytest.raises(preserve.NotProvedError, match="rolled back"):
+        preserve.Archive(root).capture(http_server.url("/a"), _options())
+    assert sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()) == before
+    assert not list((root / "archive" / "tmp").iterdir())
 
 
 def test_bad_input_raises_before_touching_disk(tmp_path: Path) -> None:

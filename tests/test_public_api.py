@@ -15,6 +15,7 @@ import preserve
 from preserve import errors
 from preserve.audit import findings
 from preserve.cli import main
+from preserve.cli.app import COMMAND_MODULES
 from preserve.log import audit
 from servers import TestServer, respond
 
@@ -71,11 +72,28 @@ def test_cli_doc_is_current() -> None:
 
 
 def test_every_command_has_an_example_and_version_flags_work() -> None:
-    for name, command in main.commands.items():
+    for name, command in main.load_all().items():
         assert "Example" in (command.help or ""), f"preserve {name} --help has no example"
     for flag in ("-V", "--version"):
         result = CliRunner().invoke(main, [flag])
         assert result.exit_code == 0 and preserve.__version__ in result.output
+
+
+def test_every_command_is_found_by_its_module() -> None:
+    """Subcommand modules are imported on demand: the map from command to module is complete
+    and right, and running one command imports only its own module."""
+    commands = main.load_all()
+    assert set(commands) == set(COMMAND_MODULES)
+    for name, command in commands.items():
+        module = command.callback.__module__ if command.callback else ""
+        assert module == f"preserve.cli.{COMMAND_MODULES[name]}", name
+    code = ("import sys; from preserve.cli import main\n"
+            "try:\n    main(['capture', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('preserve.cli.'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    loaded = set(done.stdout.splitlines()[-1].split())
+    assert loaded == {"preserve.cli.app", "preserve.cli.capture", "preserve.cli.scale"}, loaded
 
 
 @pytest.mark.parametrize("module", ["preserve", "preserve.cli"])

@@ -14,6 +14,8 @@ decide what an audit finding is, or hold the commit protocol's steps (``commit.p
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import functools
 import json
 import os
@@ -21,11 +23,8 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-import filelock
 
 from preserve import errors
 from preserve._lazy import lazy_module
@@ -238,7 +237,14 @@ class Archive:
         self.layout = ArchiveLayout(self.root)
         self.key_path = Path(key) if key is not None else None
         self.tsa_url = tsa_url
-        self.heads: KnownHeads | None = _known_heads.KnownHeads() if heads == "default" else heads
+        if heads != "default":
+            self.heads = heads
+
+    @functools.cached_property
+    def heads(self) -> KnownHeads | None:
+        """Where this operator keeps known heads (made on first use: the key code it loads
+        is not needed before a capture's request is sent)."""
+        return _known_heads.KnownHeads()
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r})"
@@ -313,7 +319,9 @@ class Archive:
         options = _with_browser(options or CaptureOptions(), browser)
         fetch.parse_url(url)  # reject bad input before touching the disk
         self._ensure_layout()
-        self.check_known_head()
+        # The known head is checked under the archive lock, just before the commit (step 1 of
+        # commit_group), not before the fetch: the request leaves sooner, and a rolled-back
+        # archive still gets nothing (its spooled fetch is dropped).
         with self._spool() as (capture_id, now, spool):
             prepared = self.prepare(url, options, capture_id=capture_id, now=now, spool=spool)
             with self._lock():
@@ -366,6 +374,8 @@ class Archive:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Hold the archive lock; a timeout becomes :class:`~preserve.errors.LockTimeoutError`."""
+        import filelock  # noqa: PLC0415  # not needed before a capture's request is sent
+
         lock = filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
         try:
             lock.acquire()
@@ -389,6 +399,8 @@ class Archive:
         if not create and not self.layout.lock_path.exists():
             yield False
             return
+        import filelock  # noqa: PLC0415
+
         lock = filelock.FileLock(self.layout.lock_path, timeout=LOCK_TIMEOUT)
         try:
             lock.acquire()
@@ -639,6 +651,8 @@ def media_type_and_charset(content_type: str | None) -> tuple[str | None, str | 
     """Split a Content-Type header into (lower-case media type, charset or None)."""
     if not content_type:
         return None, None
+    from email.message import Message  # noqa: PLC0415  # after the request is sent
+
     message = Message()
     message["content-type"] = content_type
     charset = message.get_param("charset")
@@ -670,41 +684,58 @@ class Spool:
     """One capture's spool directory ``archive/tmp/<capture id>/``, held under the capture's
     own lock file (``repair`` removes only spool directories whose lock is free) from
     :meth:`open` to :meth:`close`, which removes both. Not made durable: what stays is flushed
-    by the commit."""
+    by the commit.
 
-    def __init__(self, capture_id: str, started: datetime, path: Path,
-                 lock: filelock.BaseFileLock) -> None:
+    The lock is a plain ``flock`` on the lock file, the lock filelock's ``FileLock`` takes
+    (repair probes it with filelock), taken without loading filelock: a capture's request is
+    sent before that import. Where the file system has no ``flock``, the lock file's existence
+    is the lock, as filelock's soft lock has it."""
+
+    def __init__(self, capture_id: str, started: datetime, path: Path, lock_fd: int) -> None:
         self.capture_id = capture_id
         self.started = started
         self.path = path
-        self._lock = lock
+        self._lock_fd = lock_fd
 
     @classmethod
     def open(cls, layout: ArchiveLayout) -> Spool:
         started = datetime.now(UTC)
         capture_id = new_capture_id(started)
         path = layout.tmp_dir / capture_id
-        lock = filelock.FileLock(spool_lock_path(path), timeout=0)
         try:
-            lock.acquire()
-        except filelock.Timeout as exc:  # a capture id collision: astronomically unlikely
+            lock_fd = _hold_lock_file(spool_lock_path(path))
+        except BlockingIOError as exc:  # a capture id collision: astronomically unlikely
             raise errors.StorageError(f"capture {capture_id} is already in progress") from exc
         except OSError as exc:
             raise errors.StorageError(f"cannot write to archive {layout.root}: {exc}") from exc
         try:
             path.mkdir()
         except OSError as exc:
-            lock.release()
             with contextlib.suppress(OSError):
                 spool_lock_path(path).unlink()
+            os.close(lock_fd)
             raise errors.StorageError(f"cannot write to archive {layout.root}: {exc}") from exc
-        return cls(capture_id, started, path, lock)
+        return cls(capture_id, started, path, lock_fd)
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         with contextlib.suppress(OSError):
             spool_lock_path(self.path).unlink()  # while held: nobody waits on this inode
-        self._lock.release()
+        os.close(self._lock_fd)  # releases the flock
+
+
+def _hold_lock_file(path: Path) -> int:
+    """Open (creating) ``path`` and take an exclusive ``flock`` on it without waiting; returns
+    the descriptor, whose closing releases the lock. Raises BlockingIOError when another
+    process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK):
+            os.close(fd)
+            raise
+    return fd
 
 
 def prepare_capture(url: str, options: CaptureOptions, capture_id: str, now: datetime,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import importlib
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,8 +451,38 @@ def _quiet_libraries() -> None:
         root.addHandler(logging.NullHandler())  # then logging's last-resort printer is unused
 
 
+#: The module of :mod:`preserve.cli` that defines each subcommand: only the one being run is
+#: imported (a capture's request leaves sooner), all of them when the commands are listed.
+COMMAND_MODULES = {
+    "capture": "capture",
+    "verify": "audit", "repair": "audit", "adopt": "audit", "reset-head": "audit",
+    "list": "browse", "show": "browse", "history": "browse", "diff": "browse",
+    "export": "exchange", "check-export": "exchange", "report": "exchange",
+    "import": "exchange",
+    "init": "integrity", "keygen": "integrity", "checkpoint": "integrity", "log": "integrity",
+    "prove": "integrity", "check-proof": "integrity",
+}
+
+
 class PreserveGroup(click.Group):
-    """The ``preserve`` group: turns every failure into one line and an exit status."""
+    """The ``preserve`` group: turns every failure into one line and an exit status, and
+    imports each subcommand's module when it is first needed (:data:`COMMAND_MODULES`)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"preserve.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_all()
+        return super().list_commands(ctx)
+
+    def load_all(self) -> MutableMapping[str, click.Command]:
+        """Import every subcommand's module; returns :attr:`commands`, now complete."""
+        for module in sorted(set(COMMAND_MODULES.values())):
+            importlib.import_module(f"preserve.cli.{module}")
+        return self.commands
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -508,7 +539,7 @@ def _internal_error(exc: BaseException, argv: Sequence[str], as_json: bool) -> N
 
 def _command_of(argv: Sequence[str]) -> str:
     for arg in argv:
-        if not arg.startswith("-") and arg in main.commands:
+        if not arg.startswith("-") and arg in COMMAND_MODULES:
             return arg
     return "preserve"
 
