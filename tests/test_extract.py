@@ -318,6 +318,9 @@ def _page_types() -> list[str]:
         f'<html><body><div id="root"></div><div hidden id="S:0">{prose * 3}</div></body></html>',
         "<html><body>" + "<br>".join([ENGLISH[:60]] * 6) + "</body></html>",
         f"<html><head><title>T</title></head></html><body>{prose * 2}</body>",
+        f"<html><body><main><h1>Mug</h1>{prose}<label>Country</label><select>"
+        + "".join(f"<option>Country {i}</option>" for i in range(120))
+        + "</select></main></body></html>",
     ]
 
 
@@ -352,6 +355,7 @@ RECORDED_DIGESTS = {
     "2.0.0": "c4905f3c76c4c117a239813f11f512dc1f766c7a82dd0a3c00e3b15b7acf8adb",
     "2.1.0": "c4905f3c76c4c117a239813f11f512dc1f766c7a82dd0a3c00e3b15b7acf8adb",
     "2.2.0": "d2e36ddae5a33e738b52d6805b67b3bebe23b0dc6a48372f3e1155ebd0dde650",
+    "2.3.0": "c1aa19ad75d70415209e262b4995a108e5a17f96587130e9592e69e21a9cb87f",
 }
 
 

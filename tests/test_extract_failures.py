@@ -131,6 +131,20 @@ def test_small_buttons_and_selects_are_removed() -> None:
     assert "Share" not in result.text and "Deutsch" not in result.text
 
 
+def test_a_long_choice_list_is_not_text() -> None:
+    """A browser shows one option of a list of 200 countries, not the list; a page swallowed
+    by a ``<select>`` that is never closed is not shown at all."""
+    countries = "".join(f"<option>Country number {i}</option>" for i in range(200))
+    body = f"<main>{paragraphs()}<form><label>Ship to</label><select>{countries}</select>"
+    result = extract(page(body + "</form></main>"))
+    assert_all_prose(result.text)
+    assert "Country number" not in result.text
+    swallowed = extract(page(f"<main>{paragraphs()}</main><select><option>Pick"
+                             f"<p>{'Fine print of the shop. ' * 40}</p>"))
+    assert_all_prose(swallowed.text)
+    assert "Fine print" not in swallowed.text
+
+
 def test_a_stray_html_end_tag_before_the_body() -> None:
     raw = (
         "<html><head><title>Report</title></head></html>"

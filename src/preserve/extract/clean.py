@@ -1,9 +1,11 @@
 """Remove from a parsed page what is never readable text, and what the browser hides.
 
-Always removed: scripts, styles, embedded objects and media, form fields, ``<template>``.
-Controls (``<button>``, ``<select>``, closed ``<dialog>``) are removed when small; one that
-holds much of the page (an unclosed ``<button>`` swallows what follows it, in a browser too)
-is unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none``,
+Always removed: scripts, styles, embedded objects and media, form fields, ``<template>``, and
+choice lists (``<select>``, ``<datalist>``: a browser shows one option of a list of
+countries, not the list; a page swallowed by an unclosed ``<select>`` is not shown either).
+Other controls (``<button>``, an open ``<dialog>``) are removed when small; one that holds
+much of the page (an unclosed ``<button>`` swallows what follows it, in a browser too) is
+unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none``,
 ``visibility:hidden``, hiding classes) and ``<noscript>`` are removed unless the caller keeps
 them, and never when together they hold most of the page's text (streaming frameworks park
 the rendered page in hidden nodes; some forums serve their posts in ``<noscript>``).
@@ -48,8 +50,10 @@ _JUNK_TAGS = (
     "frame",
     "title",
     "base",
+    "select",
+    "datalist",
 )
-_CONTROL_TAGS = frozenset({"button", "select", "option", "datalist", "dialog"})
+_CONTROL_TAGS = frozenset({"button", "option", "dialog"})
 
 # Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
 _HIDDEN_CLASS = re.compile(
