@@ -24,7 +24,7 @@ import pytest
 from cdxj_indexer.main import CDXJIndexer
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import preserve.exchange.wacz as wacz_module
@@ -552,3 +552,40 @@ def test_a_fifo_as_package_or_signing_key_never_hangs(built: Built, tmp_path: Pa
                           env=built.env(), timeout=60, check=False)
     assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
     assert "not a regular file" in done.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256K1(), None], ids=["secp256k1", "ed25519"])
+def test_an_unsupported_wacz_key_is_refused_before_anything_is_written(
+        built: Built, tmp_path: Path, curve: ec.EllipticCurve | None) -> None:
+    """WACZ verifiers check ECDSA on the NIST curves only (wabac.js: P-384): a secp256k1 or
+    Ed25519 key signed packages nobody could verify; it is now a usage error."""
+    key = ec.generate_private_key(curve) if curve is not None else \
+        ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(pem)
+    key_file.chmod(0o600)
+    out = tmp_path / "signed.wacz"
+    done = run(built, "export", built.ids[0], "--wacz", str(out), "--sign", "--wacz-key",
+               str(key_file))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("preserve: error:")
+    assert ("secp256k1" if curve is not None else "not an ECDSA key") in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pem"]
+    assert key_file.read_bytes() == pem
+
+
+def test_an_empty_output_path_is_a_usage_error(built: Built, tmp_path: Path) -> None:
+    """``--wacz ""`` was read as ``.`` (the current directory) and failed late, exit 3."""
+    for args in (["export", "--all", "--wacz", ""], ["export", "--all", "--bagit", ""],
+                 ["export", "--all", "--wacz", " "],
+                 ["export", "--all", "--wacz", str(tmp_path / "k.wacz"), "--sign",
+                  "--wacz-key", ""],
+                 ["report", built.ids[0], "-o", ""], ["prove", built.ids[0], "-o", ""],
+                 ["keygen", "x.example/key", "-o", ""]):
+        done = subprocess.run([PRESERVE, *args], capture_output=True, text=True,
+                              env=built.env(), cwd=tmp_path, timeout=300, check=False)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("preserve: error:") and "empty path" in done.stderr
+    assert list(tmp_path.iterdir()) == []

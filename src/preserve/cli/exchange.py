@@ -11,6 +11,7 @@ from preserve.cli.app import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    OutputPath,
     command,
     current,
     errors_to_exit,
@@ -39,12 +40,12 @@ def _key_text(value: str | None) -> str | None:
 @click.option("--all", "all_captures", is_flag=True, help="Export every capture of the archive.")
 @click.option("--from", "from_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Read capture ids from a file (one per line, # comments).")
-@click.option("--wacz", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--wacz", type=OutputPath(dir_okay=False, path_type=Path),
               help="Write a WACZ 1.1.1 file here.")
-@click.option("--bagit", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--bagit", type=OutputPath(file_okay=False, path_type=Path),
               help="Write a BagIt 1.0 bag (a new directory) here.")
 @click.option("--sign", is_flag=True, help="WACZ: sign the package (ECDSA, WACZ signing spec).")
-@click.option("--wacz-key", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--wacz-key", type=OutputPath(dir_okay=False, path_type=Path),
               envvar=WACZ_KEY_ENV,
               help="WACZ: the ECDSA signing key (created if missing; default "
                    "<config>/keys/<archive key name>.wacz.pem).")
@@ -158,7 +159,8 @@ def check_export(package: Path, trusted_key: str | None, wacz_public_key: str | 
 
 @command("report")
 @click.argument("capture_id")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--out", type=OutputPath(dir_okay=False, path_type=Path),
+              required=True,
               help="Where to write the report: .html, or .pdf (printed with Chromium).")
 @click.option("--trusted-key", metavar="VERIFIER_KEY",
               help="The archive's log key as obtained elsewhere (text or a file path).")
