@@ -6,7 +6,9 @@ key (and equals ``wacz_public_key`` when one is given); a ``timeSignature`` veri
 ``tsa_roots`` when given. Then, per capture listed in ``preserve/export.json``: the manifest's
 hashes are the descriptor's, the WARC file and text objects match the manifest (SHA-256 and
 BLAKE3), and the proof bundle holds (against ``trusted_key`` when given) for those exact
-manifest bytes.
+manifest bytes. Last, the replay files are bound to those captures (:mod:`.binding`): no
+member but those the exporter writes for them, the index and pages equal to what the
+exporter derives from them, and the log files (key, checkpoint token) checked.
 
 Bag: the BagIt structure (every payload file listed, present and matching both manifests,
 Payload-Oxum, tag manifests), then the preserve audit of ``data/`` as an archive root
