@@ -211,6 +211,10 @@ def test_warcio_capture_http_gzip_plain_and_one_gzip_stream(
                         "warcio.warc": ("plain", False),
                         "whole.warc.gz": ("gzip-stream", True)}
     _deep_ok(archive)  # re-reads records at manifest offsets, in the decompressed stream too
+    out = tmp_path / "all.wacz"  # check-export derives each framing's index and pages again
+    exchange.export_wacz(archive, [], out, all_captures=True)
+    checked = exchange.check_package(out)
+    assert checked.ok, checked.problems
 
 
 def test_url_option_imports_a_response_that_is_not_html(

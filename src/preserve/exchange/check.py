@@ -158,6 +158,10 @@ def _check_wacz(zf: zipfile.ZipFile, fd: int, result: CheckResult, trusted_key: 
         if name not in names:
             result.problems.append(f"{name}: listed in datapackage.json but not in the package")
             continue
+        if zf.getinfo(name).file_size != resource.get("bytes"):  # not read: it may be a bomb
+            result.problems.append(f"{name}: the zip declares another size than "
+                                   "datapackage.json")
+            continue
         found = _zip_digests(zf, name)
         digests[name] = found
         if f"sha256:{found['sha256']}" != resource.get("hash") or \
