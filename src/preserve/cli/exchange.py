@@ -134,6 +134,10 @@ def check_export(package: Path, trusted_key: str | None, wacz_public_key: str | 
                  tsa_roots: Path | None, as_json: bool) -> None:
     """Check an exported WACZ file or bag offline; exit 0 when it holds, 1 when not.
 
+    A WACZ holds only if what replay tools show is what was proved: no WARC file or other
+    member but those of its proven captures, and an index and pages that are exactly what
+    preserve derives from them. A WACZ that preserve did not write does not hold.
+
     \b
     Examples:
       preserve check-export case-42.wacz --trusted-key archive-key.pub

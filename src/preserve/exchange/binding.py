@@ -234,7 +234,7 @@ def _check_main_page(manifests: list[Manifest], package: dict[str, Any]) -> list
         if package.get(key) != expected.get(key):
             return [f"datapackage.json: {key} is not the proven capture's page"
                     if expected else f"datapackage.json: {key} names a page, but the package "
-                    "holds more than one capture"]
+                    "does not hold exactly one proven capture"]
     return []
 
 
