@@ -61,10 +61,11 @@ Proven = tuple[dict[str, Any], Manifest]
 
 
 def bind_wacz(zf: zipfile.ZipFile, fd: int, proven: list[Proven], package: dict[str, Any],
-              read: Callable[[str], bytes | None]) -> list[str]:
+              read: Callable[[str], bytes | None],
+              digests: dict[str, dict[str, str]]) -> list[str]:
     """The problems that keep the replay files of the WACZ ``zf`` (open on the descriptor
     ``fd``) from being those of the ``proven`` captures; ``read`` returns a small member's
-    bytes (bounded) or None."""
+    bytes (bounded) or None; ``digests`` gives each member's SHA-256, BLAKE3 and size."""
     names = {info.filename for info in zf.infolist() if not info.is_dir()}
     problems = _descriptor_paths(proven)
     expected = PACKAGE_MEMBERS | {path for capture, manifest in proven
@@ -75,7 +76,7 @@ def bind_wacz(zf: zipfile.ZipFile, fd: int, proven: list[Proven], package: dict[
             "a file preserve's export does not write for these captures"
         problems.append(f"{name}: {what} (replay tools would show it unproved)")
     manifests = [manifest for _capture, manifest in proven]
-    problems += _check_index(zf, fd, manifests, names)
+    problems += _check_index(zf, fd, manifests, digests)
     problems += _check_pages(zf, manifests, names, read)
     problems += _check_main_page(manifests, package)
     return problems
@@ -120,14 +121,14 @@ def _descriptor_paths(proven: list[Proven]) -> list[str]:
 
 
 def _check_index(zf: zipfile.ZipFile, fd: int, manifests: list[Manifest],
-                 names: set[str]) -> list[str]:
-    if INDEX_PATH not in names:
-        return [f"{INDEX_PATH}: missing"]
+                 digests: dict[str, dict[str, str]]) -> list[str]:
+    if INDEX_PATH not in digests:
+        return [f"{INDEX_PATH}: missing, or not listed in datapackage.json"]
     try:
         with tempfile.TemporaryDirectory(prefix="preserve-check-") as spill, \
                 cdxj.SortedLines(Path(spill)) as lines:
             for manifest in manifests:
-                for line in _manifest_lines(zf, fd, manifest, names):
+                for line in _manifest_lines(zf, fd, manifest, digests):
                     lines.add(line)
             differs = first_difference(zf, INDEX_PATH, (line.encode() for line in lines))
     except (PreserveError, OSError, ValueError) as exc:
@@ -139,13 +140,17 @@ def _check_index(zf: zipfile.ZipFile, fd: int, manifests: list[Manifest],
 
 
 def _manifest_lines(zf: zipfile.ZipFile, fd: int, manifest: Manifest,
-                    names: set[str]) -> Iterator[str]:
-    """The index lines the exporter writes for one capture, its WARC file read in the zip."""
+                    digests: dict[str, dict[str, str]]) -> Iterator[str]:
+    """The index lines the exporter writes for one capture, its WARC file read in the zip
+    (only when it is the file the manifest names: bytes preserve wrote or checked, whose
+    record heads are bounded)."""
     if not indexed(manifest):
         return
     member = warc_member(manifest)
-    if member not in names:
-        raise ValueError(f"{member} is missing")
+    found = digests.get(member)
+    if found is None or (found["sha256"], found["blake3"], int(found["size"])) != \
+            (manifest.warc.sha256, manifest.warc.blake3, manifest.warc.size):
+        raise ValueError(f"{member} is missing or not the WARC file its manifest names")
     with stored_member(zf, fd, zf.getinfo(member)) as warc:
         yield from cdxj.manifest_lines(manifest, warc, member.removeprefix("archive/"), member)
 

@@ -185,7 +185,7 @@ def _check_wacz(zf: zipfile.ZipFile, fd: int, result: CheckResult, trusted_key: 
     if not isinstance(described, dict) or described.get("format") != EXPORT_FORMAT:
         return
     _check_log_files(zf, names, described, result, trusted_key, roots)
-    result.problems += bind_wacz(zf, fd, proven, package, read)
+    result.problems += bind_wacz(zf, fd, proven, package, read, digests)
 
 
 def _check_log_files(zf: zipfile.ZipFile, names: set[str], described: dict[str, Any],
