@@ -42,6 +42,7 @@ from preserve.exchange import export_wacz
 from preserve.exchange.cdxj import SortedLines
 from preserve.exchange.check import check_wacz
 from preserve.exchange.files import BLOCK_SIZE
+from preserve.log.timestamp import request_timestamp
 from servers import ReceivedRequest, TestServer, respond
 
 
@@ -721,3 +722,31 @@ def test_the_exporter_is_deterministic(built: Built, tmp_path: Path) -> None:
                              if n.startswith(("archive/", "indexes/", "pages/", "manifests/",
                                               "text/"))})
     assert contents[0] == contents[1]
+
+
+def test_the_checkpoint_token_is_checked_against_the_tsa_roots(
+        built: Built, tsa: tuple[str, Path], tmp_path: Path) -> None:
+    """log/checkpoint.tsr was carried unchecked: any token (or none of the checkpoint's)
+    could be planted. Now it must stamp the checkpoint, verified against --tsa-roots."""
+    url, tsa_dir = tsa
+    copy, config = tmp_path / "copy", tmp_path / "config"  # the shared archive left alone
+    shutil.copytree(built.root, copy)
+    shutil.copytree(built.config, config)
+    env = {"PRESERVE_CONFIG_HOME": str(config), "PRESERVE_ROOT": str(copy)}
+    stamped = run(built, "--tsa", url, "checkpoint", **env)
+    assert stamped.returncode == 0, stamped.stderr
+    out = tmp_path / "stamped.wacz"
+    done = run(built, "export", "--all", "--wacz", str(out), **env)
+    assert done.returncode == 0, done.stderr
+    assert "log/checkpoint.tsr" in zipfile.ZipFile(out).namelist()
+    roots = tsa_dir / "ca.pem"
+    checked = check_wacz(out, tsa_roots=roots)
+    assert checked.ok, checked.problems
+    assert any(n.startswith("log/checkpoint.tsr") and "trusted TSA" in n for n in checked.notes)
+    assert any(n.startswith("log/checkpoint.tsr") and "--tsa-roots" in n
+               for n in check_wacz(out).notes)
+    other = request_timestamp(b"another checkpoint", url)
+    forged = tmp_path / "forged.wacz"
+    _repackage(out, forged, _add("log/checkpoint.tsr", other))
+    result = check_wacz(forged, tsa_roots=roots)
+    assert any(p.startswith("log/checkpoint.tsr: ") for p in result.problems), result.problems
