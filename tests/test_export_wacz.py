@@ -17,14 +17,14 @@ import socket
 import subprocess
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cdxj_indexer.main import CDXJIndexer
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import preserve.exchange.wacz as wacz_module
@@ -42,6 +42,7 @@ from preserve.exchange import export_wacz
 from preserve.exchange.cdxj import SortedLines
 from preserve.exchange.check import check_wacz
 from preserve.exchange.files import BLOCK_SIZE
+from preserve.log.timestamp import request_timestamp
 from servers import ReceivedRequest, TestServer, respond
 
 
@@ -455,14 +456,16 @@ def test_index_lines_sort_in_runs_as_in_memory(tmp_path: Path) -> None:
 
 
 def _forge_without_proof(source: Path, dest: Path, capture_id: str) -> None:
-    """What anyone who handles an unsigned WACZ can do: edit a capture's manifest, drop its
-    proof, and recompute every hash the package itself carries (descriptor, datapackage.json,
-    the digest file), so that only the archive key can tell."""
+    """What anyone who handles an unsigned WACZ can do: edit a capture's manifest (and the page
+    derived from it), drop its proof, and recompute every hash the package itself carries
+    (descriptor, datapackage.json, the digest file), so that only the archive key can tell."""
     with zipfile.ZipFile(source) as old:
         members = {info.filename: old.read(info) for info in old.infolist()}
     manifest_name = f"manifests/{capture_id}.json"
     manifest = members[manifest_name].replace(b'"final_url": "http', b'"final_url": "xttp', 1)
     members[manifest_name] = manifest
+    members["pages/pages.jsonl"] = members["pages/pages.jsonl"].replace(  # derived: redone
+        b'"url": "http', b'"url": "xttp', 1)
     del members[f"proofs/{capture_id}.json"]
     described = json.loads(members["preserve/export.json"])
     for capture in described["captures"]:
@@ -552,3 +555,198 @@ def test_a_fifo_as_package_or_signing_key_never_hangs(built: Built, tmp_path: Pa
                           env=built.env(), timeout=60, check=False)
     assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
     assert "not a regular file" in done.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256K1(), None], ids=["secp256k1", "ed25519"])
+def test_an_unsupported_wacz_key_is_refused_before_anything_is_written(
+        built: Built, tmp_path: Path, curve: ec.EllipticCurve | None) -> None:
+    """WACZ verifiers check ECDSA on the NIST curves only (wabac.js: P-384): a secp256k1 or
+    Ed25519 key signed packages nobody could verify; it is now a usage error."""
+    key = ec.generate_private_key(curve) if curve is not None else \
+        ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(pem)
+    key_file.chmod(0o600)
+    out = tmp_path / "signed.wacz"
+    done = run(built, "export", built.ids[0], "--wacz", str(out), "--sign", "--wacz-key",
+               str(key_file))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("preserve: error:")
+    assert ("secp256k1" if curve is not None else "not an ECDSA key") in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pem"]
+    assert key_file.read_bytes() == pem
+
+
+def test_an_empty_output_path_is_a_usage_error(built: Built, tmp_path: Path) -> None:
+    """``--wacz ""`` was read as ``.`` (the current directory) and failed late, exit 3."""
+    for args in (["export", "--all", "--wacz", ""], ["export", "--all", "--bagit", ""],
+                 ["export", "--all", "--wacz", " "],
+                 ["export", "--all", "--wacz", str(tmp_path / "k.wacz"), "--sign",
+                  "--wacz-key", ""],
+                 ["report", built.ids[0], "-o", ""], ["prove", built.ids[0], "-o", ""],
+                 ["keygen", "x.example/key", "-o", ""]):
+        done = subprocess.run([PRESERVE, *args], capture_output=True, text=True,
+                              env=built.env(), cwd=tmp_path, timeout=300, check=False)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("preserve: error:") and "empty path" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the replay files are bound to the proven captures ---------------------------------------
+
+
+def _repackage(source: Path, dest: Path, edit: Callable[[dict[str, bytes]], None]) -> None:
+    """What anyone handling an unsigned WACZ can do: change its members (``edit``), then make
+    datapackage.json list exactly the members with their new hashes, and the digest file
+    hold the new hash of datapackage.json."""
+    with zipfile.ZipFile(source) as old:
+        members = {info.filename: old.read(info) for info in old.infolist()}
+    edit(members)
+    package = json.loads(members["datapackage.json"])
+    package["resources"] = [
+        {"name": name.lower(), "path": name,
+         "hash": "sha256:" + hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        for name, data in members.items()
+        if name not in ("datapackage.json", "datapackage-digest.json")]
+    members["datapackage.json"] = json.dumps(package).encode()
+    members["datapackage-digest.json"] = json.dumps(
+        {"path": "datapackage.json",
+         "hash": "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()}).encode()
+    with zipfile.ZipFile(dest, "w") as new:
+        for name, data in members.items():
+            new.writestr(name, data, compress_type=zipfile.ZIP_STORED
+                         if name.startswith("archive/") else zipfile.ZIP_DEFLATED)
+
+
+def _edit_line(member: str, number: int, old: bytes, new: bytes
+               ) -> Callable[[dict[str, bytes]], None]:
+    def edit(members: dict[str, bytes]) -> None:
+        lines = members[member].splitlines(keepends=True)
+        assert old in lines[number]
+        lines[number] = lines[number].replace(old, new, 1)
+        members[member] = b"".join(lines)
+    return edit
+
+
+def _add(member: str, data: bytes | Callable[[dict[str, bytes]], bytes]
+         ) -> Callable[[dict[str, bytes]], None]:
+    def edit(members: dict[str, bytes]) -> None:
+        members[member] = data(members) if callable(data) else data
+    return edit
+
+
+def _extra_warc(members: dict[str, bytes]) -> bytes:
+    """Another capture's WARC file, planted under a name of its own, with its index lines."""
+    warc = next(n for n in members if n.startswith("archive/"))
+    index = members["indexes/index.cdx"].decode()
+    name = warc.removeprefix("archive/")
+    extra = [line.replace(f'"filename": "{name}"', '"filename": "planted.warc.gz"')
+             .replace(" 20", " 19", 1) for line in index.splitlines(keepends=True)
+             if f'"filename": "{name}"' in line]
+    members["indexes/index.cdx"] = "".join(sorted(index.splitlines(keepends=True) + extra)
+                                           ).encode()
+    return members[warc]
+
+
+def _index_line(members: dict[str, bytes]) -> bytes:
+    line = members["indexes/index.cdx"].splitlines(keepends=True)[0]
+    planted = line.replace(b'"offset": "', b'"offset": "1', 1)
+    return b"".join(sorted([*members["indexes/index.cdx"].splitlines(keepends=True), planted]))
+
+
+@pytest.mark.parametrize(("edit", "member"), [
+    (_add("archive/planted.warc.gz", _extra_warc), "archive/planted.warc.gz"),
+    (_edit_line("pages/pages.jsonl", 1, b'"title": "', b'"title": "Retracted: '),
+     "pages/pages.jsonl: line 2"),
+    (_edit_line("pages/pages.jsonl", 2, b'"text": "', b'"text": "Planted sentence. '),
+     "pages/pages.jsonl: line 3"),
+    (_add("pages/pages.jsonl", lambda m: m["pages/pages.jsonl"] + m["pages/pages.jsonl"]
+          .splitlines(keepends=True)[1].replace(b'"id": "', b'"id": "x')),
+     "pages/pages.jsonl: line 4"),
+    (_add("indexes/index.cdx", _index_line), "indexes/index.cdx: line"),
+    (_edit_line("indexes/index.cdx", 0, b'"status": "', b'"status": "4'),
+     "indexes/index.cdx: line 1"),
+    (_add("notes/read-me-first.html", b"<p>planted</p>"), "notes/read-me-first.html"),
+    (_add("datapackage.json", lambda m: m["datapackage.json"].replace(
+        b'"resources"', b'"mainPageUrl": "https://example.org/", "resources"', 1)),
+     "mainPageUrl"),
+], ids=["extra-warc", "page-title", "page-text", "page-added", "index-line-added",
+        "index-line-changed", "extra-file", "main-page"])
+def test_replay_files_must_be_what_the_proven_captures_give(
+        built: Built, two: Path, tmp_path: Path, edit: Callable[[dict[str, bytes]], None],
+        member: str) -> None:
+    """What pywb and ReplayWeb.page show comes from the WARC files, the index and the pages,
+    not from the manifests: each was forgeable with the package hashes recomputed."""
+    key = log.read_verifier(built.root).to_text()
+    forged = tmp_path / "forged.wacz"
+    _repackage(two, forged, edit)
+    result = check_wacz(forged, trusted_key=key)
+    assert not result.ok
+    assert any(member in problem for problem in result.problems), result.problems
+    assert all("\n" not in problem for problem in result.problems)
+    untouched = tmp_path / "untouched.wacz"
+    _repackage(two, untouched, lambda members: None)
+    assert check_wacz(untouched, trusted_key=key).ok, check_wacz(untouched).problems
+
+
+def test_check_export_names_a_planted_warc_file(built: Built, two: Path, tmp_path: Path) -> None:
+    forged = tmp_path / "forged.wacz"
+    _repackage(two, forged, _add("archive/planted.warc.gz", _extra_warc))
+    key = built.root / "manifests/log/key.pub"
+    done = run(built, "check-export", str(forged), "--trusted-key", str(key))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL archive/planted.warc.gz: a WARC file no proven capture names" in done.stdout
+    assert "does NOT hold" in done.stdout and done.stderr == ""
+
+
+def test_a_foreign_wacz_is_reported_as_not_a_preserve_export(two: Path, tmp_path: Path) -> None:
+    """A WACZ another tool wrote (no preserve/export.json) still does not hold, and says why."""
+    foreign = tmp_path / "foreign.wacz"
+    _repackage(two, foreign, lambda members: members.pop("preserve/export.json"))
+    result = check_wacz(foreign)
+    assert not result.ok
+    assert result.problems == [next(p for p in result.problems
+                                    if p.startswith("not a preserve export"))]
+
+
+def test_the_exporter_is_deterministic(built: Built, tmp_path: Path) -> None:
+    """check-export derives the index and pages again: two exports of the same captures
+    hold the same replay files byte for byte."""
+    contents = []
+    for name in ("a.wacz", "b.wacz"):
+        export_wacz(Archive(built.root), built.ids[:2], tmp_path / name)
+        with zipfile.ZipFile(tmp_path / name) as z:
+            contents.append({n: z.read(n) for n in z.namelist()
+                             if n.startswith(("archive/", "indexes/", "pages/", "manifests/",
+                                              "text/"))})
+    assert contents[0] == contents[1]
+
+
+def test_the_checkpoint_token_is_checked_against_the_tsa_roots(
+        built: Built, tsa: tuple[str, Path], tmp_path: Path) -> None:
+    """log/checkpoint.tsr was carried unchecked: any token (or none of the checkpoint's)
+    could be planted. Now it must stamp the checkpoint, verified against --tsa-roots."""
+    url, tsa_dir = tsa
+    copy, config = tmp_path / "copy", tmp_path / "config"  # the shared archive left alone
+    shutil.copytree(built.root, copy)
+    shutil.copytree(built.config, config)
+    env = {"PRESERVE_CONFIG_HOME": str(config), "PRESERVE_ROOT": str(copy)}
+    stamped = run(built, "--tsa", url, "checkpoint", **env)
+    assert stamped.returncode == 0, stamped.stderr
+    out = tmp_path / "stamped.wacz"
+    done = run(built, "export", "--all", "--wacz", str(out), **env)
+    assert done.returncode == 0, done.stderr
+    assert "log/checkpoint.tsr" in zipfile.ZipFile(out).namelist()
+    roots = tsa_dir / "ca.pem"
+    checked = check_wacz(out, tsa_roots=roots)
+    assert checked.ok, checked.problems
+    assert any(n.startswith("log/checkpoint.tsr") and "trusted TSA" in n for n in checked.notes)
+    assert any(n.startswith("log/checkpoint.tsr") and "--tsa-roots" in n
+               for n in check_wacz(out).notes)
+    other = request_timestamp(b"another checkpoint", url)
+    forged = tmp_path / "forged.wacz"
+    _repackage(out, forged, _add("log/checkpoint.tsr", other))
+    result = check_wacz(forged, tsa_roots=roots)
+    assert any(p.startswith("log/checkpoint.tsr: ") for p in result.problems), result.problems

@@ -31,7 +31,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from exporting import missing
-from preserve import Archive, commit, errors, exchange, integrity, log
+from preserve import Archive, commit, errors, exchange, importing, integrity, log
 from preserve.audit.repair import repair
 from preserve.importing import ImportOptions, import_file
 from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
@@ -211,6 +211,10 @@ def test_warcio_capture_http_gzip_plain_and_one_gzip_stream(
                         "warcio.warc": ("plain", False),
                         "whole.warc.gz": ("gzip-stream", True)}
     _deep_ok(archive)  # re-reads records at manifest offsets, in the decompressed stream too
+    out = tmp_path / "all.wacz"  # check-export derives each framing's index and pages again
+    exchange.export_wacz(archive, [], out, all_captures=True)
+    checked = exchange.check_package(out)
+    assert checked.ok, checked.problems
 
 
 def test_url_option_imports_a_response_that_is_not_html(
@@ -678,3 +682,74 @@ def test_a_file_given_through_a_symlink_is_imported(archive: Archive, tmp_path: 
     (tmp_path / "fifo-link.warc").symlink_to(fifo)
     with pytest.raises(errors.ImportInputError, match="not a regular file"):
         import_file(archive, tmp_path / "fifo-link.warc")
+
+
+# --- deflate bombs: what a zip declares, and what its entries expand to ----------------------
+
+
+def _bomb_wacz(path: Path, *, real: int, declared: int | None = None) -> Path:
+    """A WACZ whose one WARC entry is ``real`` zero bytes, deflated (about 1000:1); the zip's
+    central directory and datapackage.json both declare ``declared`` bytes (default: the
+    real size), datapackage.json with the SHA-256 of the zeros."""
+    digest = hashlib.sha256()
+    block = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("archive/bomb.warc.gz", (2026, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=True) as out:
+            for start in range(0, real, len(block)):
+                piece = block[: min(len(block), real - start)]
+                out.write(piece)
+                digest.update(piece)
+        size = real if declared is None else declared
+        zf.infolist()[-1].file_size = size  # what the central directory will say
+        package = json.dumps({"profile": "data-package", "wacz_version": "1.1.1", "resources": [
+            {"name": "archive/bomb.warc.gz", "path": "archive/bomb.warc.gz", "bytes": size,
+             "hash": "sha256:" + digest.hexdigest()}]}).encode()
+        zf.writestr("datapackage.json", package)
+    assert path.stat().st_size < max(real // 500, 1 << 16)
+    return path
+
+
+def test_a_deflate_bomb_larger_than_the_free_spool_space_is_refused_unread(
+        archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 MiB of zeros in a 64 KiB zip, on a spool with 16 MiB to spare: refused before a
+    byte is streamed (the entry was streamed to the spool up to its declared size)."""
+    bomb = _bomb_wacz(tmp_path / "bomb.wacz", real=64 << 20)
+    monkeypatch.setattr(importing, "spool_free_bytes",
+                        lambda _spool: (256 << 20) + (16 << 20), raising=False)
+    written: list[int] = []
+    real_stream = importing._stream_entry
+    monkeypatch.setattr(importing, "_stream_entry",
+                        lambda *args: written.append(1) or real_stream(*args))
+    with pytest.raises(errors.ImportInputError, match=r"declare 67108864 bytes, more than"):
+        import_file(archive, bomb)
+    assert written == []
+    assert not list((archive.root / "archive" / "tmp").iterdir())
+    assert not _manifests(archive.root)
+
+
+def test_an_entry_declaring_a_huge_size_is_refused_with_exit_2(tmp_path: Path) -> None:
+    """A central directory (and datapackage.json) declaring a terabyte for 1 MiB of
+    deflated zeros: beyond preserve's bound for one entry, one line, exit 2."""
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    bomb = _bomb_wacz(tmp_path / "huge.wacz", real=1 << 20, declared=1 << 40)
+    done = run(root, "import", str(bomb))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "declares 1099511627776 bytes, over preserve's bound" in lines[0]
+    assert not list((root / "archive" / "tmp").iterdir())
+
+
+def test_an_entry_expanding_past_its_declared_size_is_cut_and_refused(tmp_path: Path) -> None:
+    """8 MiB of zeros declared as 1000 bytes (zip and datapackage.json agree, the data
+    lies): reading stops at the declared size, one line, exit 1."""
+    root = tmp_path / "cli"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    liar = _bomb_wacz(tmp_path / "liar.wacz", real=8 << 20, declared=1000)
+    done = run(root, "import", str(liar))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "archive/bomb.warc.gz" in lines[0]
+    assert not _manifests(root)

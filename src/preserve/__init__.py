@@ -44,6 +44,7 @@ from preserve.errors import (
     TooLargeError,
     TooManyRedirectsError,
     UnsafePathError,
+    UnsupportedKeyError,
     UnsupportedSchemeError,
 )
 
@@ -154,6 +155,7 @@ __all__ = [
     "TooLargeError",
     "TooManyRedirectsError",
     "UnsafePathError",
+    "UnsupportedKeyError",
     "UnsupportedSchemeError",
     "__version__",
     "extract",

@@ -114,6 +114,12 @@ class SigningKeyError(PreserveError):
     """A signing key is missing, unreadable or of the wrong kind."""
 
 
+class UnsupportedKeyError(SigningKeyError):
+    """A signing key given by the user is of a type or curve preserve does not sign with
+    (for example a secp256k1 key for a WACZ signature); nothing was written (the CLI exits
+    2)."""
+
+
 class ProofError(PreserveError):
     """A proof bundle is malformed or does not verify."""
 
@@ -157,5 +163,6 @@ __all__ = [
     "TooLargeError",
     "TooManyRedirectsError",
     "UnsafePathError",
+    "UnsupportedKeyError",
     "UnsupportedSchemeError",
 ]

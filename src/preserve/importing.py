@@ -7,7 +7,9 @@ is taken, in a spool directory (``archive/tmp/<id>/``) like a capture's:
    BLAKE3 are computed; the time it was read is the *receipt time*, the one time preserve
    vouches for. A WACZ is a zip: each entry is streamed and its SHA-256 and size checked
    against ``datapackage.json`` (and that file against ``datapackage-digest.json``), and each
-   WARC inside is streamed out to the spool (never the whole file in memory);
+   WARC inside is streamed out to the spool (never the whole file in memory); what the zip
+   declares is bounded before a byte is streamed (each entry's size, the WARC files' total
+   against the spool's free space) and no entry yields more than it declared;
 2. **check**: every record of every WARC is read (:func:`preserve.warc.foreign.scan_warc`):
    block and payload digests, Content-Length, gzip members (trailer included), nothing but
    records in the file; head sizes and record counts bounded;
@@ -45,6 +47,7 @@ import hashlib
 import ipaddress
 import lzma
 import re
+import shutil
 import zipfile
 import zlib
 from collections import Counter
@@ -85,9 +88,12 @@ from preserve.warc.foreign import (
 #: Most pages imported from one WARC file, and most records one page's manifest names.
 MAX_PAGES = 50_000
 MAX_PAGE_RECORDS = 100
-#: Bounds on a WACZ: entries, and the size of its datapackage.json.
+#: Bounds on a WACZ: entries, the size of its datapackage.json, the size one entry may
+#: declare, and the spool space that must stay free once its WARC files are streamed out.
 MAX_WACZ_ENTRIES = 100_000
 MAX_DATAPACKAGE_BYTES = 16 * 2**20
+MAX_WACZ_ENTRY_BYTES = 64 * 2**30
+SPOOL_MARGIN_BYTES = 256 * 2**20
 _BLOCK = 1 << 16
 _RECORD_ID = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}$')
 _WARC_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
@@ -299,6 +305,7 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
                                           "datapackage.json, so it cannot be checked")
     if not warcs:
         raise errors.ImportInputError(f"{name}: no WARC file under archive/")
+    _check_declared_sizes(entries, listed, warcs, spool, name)
     received: list[_Received] = []
     for index, (where, (expected, size)) in enumerate(sorted(listed.items())):
         info = entries.get(where)
@@ -313,6 +320,42 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
         if target is not None:
             received.append(_Received(target, digests, where))
     return received
+
+
+def _check_declared_sizes(entries: dict[str, zipfile.ZipInfo],
+                          listed: dict[str, tuple[str, int]], warcs: list[str], spool: Path,
+                          name: str) -> None:
+    """Before a byte is streamed: each entry's size in the zip is the one datapackage.json
+    lists (exit 1 otherwise), at most :data:`MAX_WACZ_ENTRY_BYTES`, and the WARC files
+    together fit in the spool's free space, :data:`SPOOL_MARGIN_BYTES` left over (exit 2): a
+    zip declaring terabytes of deflated zeros never fills the disk."""
+    for where, (_digest, size) in sorted(listed.items()):
+        info = entries.get(where)
+        if info is None:
+            continue  # reported as missing when its turn comes
+        if info.file_size != size:
+            raise errors.ImportIntegrityError(
+                f"{name}: {where}: the zip declares {info.file_size} bytes, datapackage.json "
+                f"{size}")
+        if size > MAX_WACZ_ENTRY_BYTES:
+            raise errors.ImportInputError(
+                f"{name}: {where} declares {size} bytes, over preserve's bound of "
+                f"{MAX_WACZ_ENTRY_BYTES} bytes for one WACZ entry")
+    needed = sum(listed[where][1] for where in warcs if where in listed)
+    free = spool_free_bytes(spool)
+    if needed + SPOOL_MARGIN_BYTES > free:
+        raise errors.ImportInputError(
+            f"{name}: its WARC files declare {needed} bytes, more than the {free} bytes free "
+            f"where they would be spooled ({spool.parent}) less a margin of "
+            f"{SPOOL_MARGIN_BYTES}")
+
+
+def spool_free_bytes(spool: Path) -> int:
+    """Bytes free to an unprivileged writer on the file system holding ``spool``."""
+    try:
+        return shutil.disk_usage(spool).free
+    except OSError as exc:
+        raise errors.StorageError(f"cannot tell the free space of {spool}: {exc}") from exc
 
 
 def _check_package_digest(zf: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo],
@@ -357,8 +400,9 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
 
 def _stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared: int,
                   target: Path | None, name: str) -> Digests:
-    """Hash one zip entry while streaming it (to ``target`` when given); never reads more
-    than ``declared`` + 1 bytes (a size mismatch is found without reading a bomb whole)."""
+    """Hash one zip entry while streaming it (to ``target`` when given). Reading stops, and
+    the file is refused, as soon as the entry yields more than ``declared`` bytes: no more
+    than that is ever written, whatever its compressed data expands to."""
     _readable(info, name)
     hasher = DualHasher()
     out: contextlib.AbstractContextManager[BinaryIO | None] = (
@@ -366,13 +410,15 @@ def _stream_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared: int,
     read = 0
     try:
         with zf.open(info) as entry, out as sink:
-            while block := entry.read(_BLOCK):
-                hasher.update(block)
+            while block := entry.read(min(_BLOCK, declared - read + 1)):
                 read += len(block)
+                if read > declared:
+                    raise errors.ImportIntegrityError(
+                        f"{name}: {info.filename} holds more than the {declared} bytes "
+                        "datapackage.json lists")
+                hasher.update(block)
                 if sink is not None:
                     sink.write(block)
-                if read > declared:
-                    break
     except _ZIP_DAMAGE as exc:
         raise errors.ImportIntegrityError(f"{name}: {info.filename} cannot be read: {exc}") \
             from exc
@@ -661,4 +707,4 @@ def _port(url: str) -> int:
     return 443 if parts.scheme.lower() == "https" else 80
 
 
-__all__ = ["ImportOptions", "ImportResult", "import_file"]
+__all__ = ["ImportOptions", "ImportResult", "import_file", "spool_free_bytes"]

@@ -51,9 +51,10 @@ EXIT_STATUSES = {
     EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved, "
                    "an imported file failing its own digests); a capture kept an HTTP 4xx/5xx "
                    "answer or a redirect it did not follow",
-    EXIT_USAGE: "usage error: bad option or argument, invalid URL or unsupported scheme, a "
-                "file to import that is not a WARC or WACZ file, a command not supported on "
-                "an object-store (s3://) root yet",
+    EXIT_USAGE: "usage error: bad option or argument (an empty output path, a WACZ signing "
+                "key that is not ECDSA P-256/P-384/P-521), invalid URL or unsupported scheme, "
+                "a file to import that is not a WARC or WACZ file or beyond preserve's "
+                "bounds, a command not supported on an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
                      "unreadable or unwritable, key missing; the output cannot be written "
                      "(a full disk)",
@@ -271,7 +272,7 @@ def fail(message: str, status: int, *, kind: str = "Error", hint: str | None = N
 def exit_status_for(exc: PreserveError) -> int:
     from preserve import errors
 
-    if isinstance(exc, errors.InvalidURLError):
+    if isinstance(exc, errors.InvalidURLError | errors.UnsupportedKeyError):
         return EXIT_USAGE
     if isinstance(exc, errors.ImportIntegrityError):  # the input fails its own checks
         return EXIT_FINDINGS
@@ -348,6 +349,17 @@ def global_options(command: Callable[..., T]) -> Callable[..., T]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+class OutputPath(click.Path):
+    """A file or directory to write: :class:`click.Path` that refuses an empty value (which
+    ``pathlib`` would read as ``.``, the current directory) as a usage error."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str | bytes) and not value.strip():
+            self.fail("an empty path names no file", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def json_option(command: Callable[..., T]) -> Callable[..., T]:

@@ -11,6 +11,7 @@ from preserve.cli.app import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    OutputPath,
     command,
     current,
     errors_to_exit,
@@ -39,12 +40,12 @@ def _key_text(value: str | None) -> str | None:
 @click.option("--all", "all_captures", is_flag=True, help="Export every capture of the archive.")
 @click.option("--from", "from_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Read capture ids from a file (one per line, # comments).")
-@click.option("--wacz", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--wacz", type=OutputPath(dir_okay=False, path_type=Path),
               help="Write a WACZ 1.1.1 file here.")
-@click.option("--bagit", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--bagit", type=OutputPath(file_okay=False, path_type=Path),
               help="Write a BagIt 1.0 bag (a new directory) here.")
 @click.option("--sign", is_flag=True, help="WACZ: sign the package (ECDSA, WACZ signing spec).")
-@click.option("--wacz-key", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--wacz-key", type=OutputPath(dir_okay=False, path_type=Path),
               envvar=WACZ_KEY_ENV,
               help="WACZ: the ECDSA signing key (created if missing; default "
                    "<config>/keys/<archive key name>.wacz.pem).")
@@ -133,6 +134,10 @@ def check_export(package: Path, trusted_key: str | None, wacz_public_key: str | 
                  tsa_roots: Path | None, as_json: bool) -> None:
     """Check an exported WACZ file or bag offline; exit 0 when it holds, 1 when not.
 
+    A WACZ holds only if what replay tools show is what was proved: no WARC file or other
+    member but those of its proven captures, and an index and pages that are exactly what
+    preserve derives from them. A WACZ that preserve did not write does not hold.
+
     \b
     Examples:
       preserve check-export case-42.wacz --trusted-key archive-key.pub
@@ -158,7 +163,8 @@ def check_export(package: Path, trusted_key: str | None, wacz_public_key: str | 
 
 @command("report")
 @click.argument("capture_id")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--out", type=OutputPath(dir_okay=False, path_type=Path),
+              required=True,
               help="Where to write the report: .html, or .pdf (printed with Chromium).")
 @click.option("--trusted-key", metavar="VERIFIER_KEY",
               help="The archive's log key as obtained elsewhere (text or a file path).")

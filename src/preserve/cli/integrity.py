@@ -12,6 +12,7 @@ from preserve.cli.app import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    OutputPath,
     command,
     errors_to_exit,
     fail,
@@ -64,7 +65,7 @@ def init(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
 
 @command()
 @click.argument("name")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--out", type=OutputPath(dir_okay=False, path_type=Path),
               help="Where to write the private key (default: the config dir).")
 @json_option
 def keygen(name: str, out: Path | None, as_json: bool) -> None:
@@ -134,7 +135,8 @@ def log_(ctx: click.Context, as_json: bool) -> None:
 
 @command()
 @click.argument("capture_id")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--out", type=OutputPath(dir_okay=False, path_type=Path),
+              required=True,
               help="Where to write the proof bundle (JSON).")
 @json_option
 @click.pass_context

@@ -4,7 +4,7 @@ For each record of the kinds a replay index holds (``response``, ``revisit``, ``
 ``metadata``, but not ``application/warc-fields`` metadata), a line
 ``<SURT key> <14-digit timestamp> {"url", "mime", "status", "digest", "length", "offset",
 "filename"}``. Offsets and lengths come from the manifest; the rest is read from each record's
-own head at that offset (:func:`preserve.warc.heads.read_heads`), so bodies are not read. The
+own head at that offset (:func:`preserve.warc.heads.read_heads_from`), so bodies are not read. The
 SURT key is computed by the ``surt`` package, the canonicaliser pywb and cdxj-indexer use, so
 replay tools find the URLs they look up. A test checks the lines equal cdxj-indexer's.
 
@@ -21,11 +21,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
-from preserve.errors import StorageError
+from preserve.errors import NotFoundError, StorageError
 from preserve.exchange.plan import LoadedCapture
-from preserve.warc.heads import read_heads
+from preserve.storage.manifest import Manifest
+from preserve.warc.heads import read_heads_from
 
 INDEXED_TYPES = ("response", "revisit", "resource", "metadata")
 _MIME_CUT = re.compile(r"[;\s]")
@@ -55,12 +56,25 @@ def surt_key(url: str) -> str:
 
 def capture_lines(capture: LoadedCapture, filename: str) -> Iterator[str]:
     """The unsorted index lines of one capture's WARC file, named ``filename`` in the index."""
-    refs = [r for r in capture.manifest.warc.records if r.type in INDEXED_TYPES]
-    heads = read_heads(capture.warc_path, [r.offset for r in refs])
+    try:
+        handle = capture.warc_path.open("rb")
+    except OSError as exc:
+        raise NotFoundError(f"cannot open WARC file {capture.warc_path}: {exc}") from exc
+    with handle:
+        yield from manifest_lines(capture.manifest, handle, filename, str(capture.warc_path))
+
+
+def manifest_lines(manifest: Manifest, warc: BinaryIO, filename: str,
+                   label: str) -> Iterator[str]:
+    """The unsorted index lines of the records ``manifest`` names, read from its WARC file
+    open as ``warc`` (seekable; ``label`` names it in errors): what an export writes, and
+    what ``check-export`` derives again from the WARC files in a package."""
+    refs = [r for r in manifest.warc.records if r.type in INDEXED_TYPES]
+    heads = read_heads_from(warc, [r.offset for r in refs], label)
     for ref, head in zip(refs, heads, strict=True):
         if head.type != ref.type or head.target_uri != ref.target_uri:
             raise StorageError(
-                f"{capture.warc_path}: the record at offset {ref.offset} is not the one its "
+                f"{label}: the record at offset {ref.offset} is not the one its "
                 "manifest lists; the archive is damaged (run 'preserve verify --deep')"
             )
         if head.type in ("resource", "metadata") and head.content_type == \
@@ -140,4 +154,5 @@ class SortedLines:
             path.unlink(missing_ok=True)
 
 
-__all__ = ["INDEXED_TYPES", "SortedLines", "capture_lines", "surt_key", "timestamp14"]
+__all__ = ["INDEXED_TYPES", "SortedLines", "capture_lines", "manifest_lines", "surt_key",
+           "timestamp14"]

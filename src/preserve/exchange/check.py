@@ -6,7 +6,9 @@ key (and equals ``wacz_public_key`` when one is given); a ``timeSignature`` veri
 ``tsa_roots`` when given. Then, per capture listed in ``preserve/export.json``: the manifest's
 hashes are the descriptor's, the WARC file and text objects match the manifest (SHA-256 and
 BLAKE3), and the proof bundle holds (against ``trusted_key`` when given) for those exact
-manifest bytes.
+manifest bytes. Last, the replay files are bound to those captures (:mod:`.binding`): no
+member but those the exporter writes for them, the index and pages equal to what the
+exporter derives from them, and the log files (key, checkpoint token) checked.
 
 Bag: the BagIt structure (every payload file listed, present and matching both manifests,
 Payload-Oxum, tag manifests), then the preserve audit of ``data/`` as an archive root
@@ -37,6 +39,7 @@ from preserve.audit.findings import Report, Severity
 from preserve.audit.verify import verify as audit_archive
 from preserve.errors import PreserveError, StorageError
 from preserve.exchange.bagit import ALGORITHMS, DESCRIPTOR_NAME
+from preserve.exchange.binding import Proven, bind_wacz
 from preserve.exchange.files import BLOCK_SIZE, Digester
 from preserve.exchange.plan import EXPORT_FORMAT
 from preserve.exchange.signing import verify_signed_data
@@ -46,6 +49,8 @@ from preserve.safe_io import loads_strict, open_binary, read_regular, read_text
 from preserve.storage.manifest import Manifest, parse_manifest
 
 WACZ_DESCRIPTOR = "preserve/export.json"
+KEY_MEMBER = "log/key.pub"
+TOKEN_MEMBER = "log/checkpoint.tsr"
 #: Most bytes read into memory from one small package member (JSON, checkpoint, key, text).
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 _PACKAGE_FILES = ("datapackage.json", "datapackage-digest.json")
@@ -98,7 +103,7 @@ def check_wacz(path: Path, *, trusted_key: str | None = None, wacz_public_key: s
         return result
     try:
         with handle, zipfile.ZipFile(handle) as zf:
-            _check_wacz(zf, result, trusted_key, wacz_public_key, roots)
+            _check_wacz(zf, handle.fileno(), result, trusted_key, wacz_public_key, roots)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         result.problems.append(f"cannot read {path} as a zip file: {exc}")
     except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
@@ -130,7 +135,7 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
         raise ValueError(str(exc)) from exc
 
 
-def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | None,
+def _check_wacz(zf: zipfile.ZipFile, fd: int, result: CheckResult, trusted_key: str | None,
                 wacz_public_key: str | None, roots: list[x509.Certificate] | None) -> None:
     listing = [i.filename for i in zf.infolist() if not i.is_dir()]
     names = set(listing)
@@ -153,6 +158,10 @@ def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | Non
         if name not in names:
             result.problems.append(f"{name}: listed in datapackage.json but not in the package")
             continue
+        if zf.getinfo(name).file_size != resource.get("bytes"):  # not read: it may be a bomb
+            result.problems.append(f"{name}: the zip declares another size than "
+                                   "datapackage.json")
+            continue
         found = _zip_digests(zf, name)
         digests[name] = found
         if f"sha256:{found['sha256']}" != resource.get("hash") or \
@@ -164,21 +173,66 @@ def _check_wacz(zf: zipfile.ZipFile, result: CheckResult, trusted_key: str | Non
     try:
         described = _json_member(zf, WACZ_DESCRIPTOR)
     except (KeyError, ValueError) as exc:
-        result.problems.append(f"{WACZ_DESCRIPTOR} is missing or not JSON: {exc}")
+        result.problems.append(f"not a preserve export ({WACZ_DESCRIPTOR} is missing or not "
+                               f"JSON: {exc}): its datapackage hashes were checked, but nothing "
+                               "ties its WARC files, index or pages to a proof")
         return
-    _check_captures(described, result, trusted_key,
-                    read=lambda name: _member(zf, name) if name in names else None,
-                    digests=digests.get)
+
+    def read(name: str) -> bytes | None:
+        return _member(zf, name) if name in names else None
+
+    proven = _check_captures(described, result, trusted_key, read=read, digests=digests.get)
+    if not isinstance(described, dict) or described.get("format") != EXPORT_FORMAT:
+        return
+    _check_log_files(zf, names, described, result, trusted_key, roots)
+    result.problems += bind_wacz(zf, fd, proven, package, read, digests)
+
+
+def _check_log_files(zf: zipfile.ZipFile, names: set[str], described: dict[str, Any],
+                     result: CheckResult, trusted_key: str | None,
+                     roots: list[x509.Certificate] | None) -> None:
+    """The checkpoint every proof leads to, the key they verify with (``log/key.pub``) and the
+    checkpoint's RFC 3161 token (against ``roots`` when given)."""
     checkpoint = described.get("log", {}).get("checkpoint")
-    if checkpoint and checkpoint in names:
-        note = _member(zf, checkpoint).decode("utf-8", errors="replace")
-        for capture in described.get("captures", []):
-            proof_path = capture.get("proof")
-            if proof_path and proof_path in names:
-                bundle = _json_member(zf, proof_path)
-                if bundle.get("checkpoint") != note:
-                    result.problems.append(f"{proof_path}: leads to another checkpoint than "
-                                           f"{checkpoint}")
+    if not (checkpoint and checkpoint in names):
+        return
+    raw_note = _member(zf, checkpoint)
+    note = raw_note.decode("utf-8", errors="replace")
+    key = _member(zf, KEY_MEMBER).decode("utf-8", "replace").strip() \
+        if KEY_MEMBER in names else None
+    for capture in described.get("captures", []):
+        proof_path = capture.get("proof")
+        if proof_path and proof_path in names:
+            bundle = _json_member(zf, proof_path)
+            if bundle.get("checkpoint") != note:
+                result.problems.append(f"{proof_path}: leads to another checkpoint than "
+                                       f"{checkpoint}")
+            if key is not None and bundle.get("verifier_key") != key:
+                result.problems.append(f"{KEY_MEMBER}: is not the key {proof_path} verifies "
+                                       "with")
+    if trusted_key is not None and key is not None and key != trusted_key.strip():
+        result.problems.append(f"{KEY_MEMBER}: is not the trusted key")
+    if TOKEN_MEMBER in names:
+        _check_checkpoint_token(_member(zf, TOKEN_MEMBER), raw_note, result, roots)
+
+
+def _check_checkpoint_token(token: bytes, note: bytes, result: CheckResult,
+                            roots: list[x509.Certificate] | None) -> None:
+    try:
+        when = timestamp_time(token).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, PreserveError) as exc:
+        result.problems.append(f"{TOKEN_MEMBER}: not an RFC 3161 token: {exc}")
+        return
+    if roots is None:
+        result.notes.append(f"{TOKEN_MEMBER}: the checkpoint was timestamped at {when} (TSA "
+                            "not checked: give --tsa-roots)")
+        return
+    problem = verify_timestamp(note, token, roots)
+    if problem:
+        result.problems.append(f"{TOKEN_MEMBER}: {problem}")
+    else:
+        result.notes.append(f"{TOKEN_MEMBER}: the checkpoint was timestamped at {when} by a "
+                            "trusted TSA")
 
 
 def _zip_digests(zf: zipfile.ZipFile, name: str) -> dict[str, str]:
@@ -250,12 +304,14 @@ def _check_time_signature(signed: dict[str, Any], result: CheckResult,
 
 
 def _check_captures(described: Any, result: CheckResult, trusted_key: str | None, *,
-                    read: Any, digests: Any | None) -> None:
+                    read: Any, digests: Any | None) -> list[Proven]:
     """Check each capture the descriptor lists; ``digests`` (name -> SHA-256/BLAKE3/size)
-    checks WARC files and text objects too (a bag leaves that to the archive audit)."""
+    checks WARC files and text objects too (a bag leaves that to the archive audit). Returns
+    the captures whose manifest was read, with it."""
+    proven: list[Proven] = []
     if not isinstance(described, dict) or described.get("format") != EXPORT_FORMAT:
         result.problems.append(f"the export descriptor is not {EXPORT_FORMAT}")
-        return
+        return proven
     result.partial = bool(described.get("partial"))
     for capture in described.get("captures", []):
         capture_id = capture.get("capture_id")
@@ -278,9 +334,11 @@ def _check_captures(described: Any, result: CheckResult, trusted_key: str | None
         if digests is not None:
             _check_files(capture, manifest, result, digests)
         _check_proof(capture, data, result, trusted_key, read)
+        proven.append((capture, manifest))
     if trusted_key is None and any(c.get("proof") for c in described.get("captures", [])):
         result.notes.append("the proofs were checked against the archive key carried in the "
                             "package; give --trusted-key with a copy obtained elsewhere")
+    return proven
 
 
 def _check_files(capture: dict[str, Any], manifest: Manifest, result: CheckResult,

@@ -7,7 +7,8 @@ time and the software. The signature is the raw ``r || s`` form (IEEE P1363) tha
 produces, which is what ArchiveWeb.page writes and ReplayWeb.page (wabac.js) checks; other
 verifiers also accept it. New keys are on curve P-384 because wabac.js imports anonymous keys
 as P-384 and rejects other curves; a P-256 or P-521 key given with ``--wacz-key`` also works
-for verifiers that read the curve from the key.
+for verifiers that read the curve from the key. Any other key (RSA, Ed25519, secp256k1, ...)
+is refused before anything is written.
 
 With a TSA, ``timeSignature`` is an RFC 3161 TimeStampResp (base64) over the ASCII bytes of the
 base64 ``signature``, as webrecorder's authsign stamps signatures.
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from preserve import log
 from preserve._version import __version__
-from preserve.errors import PreserveError, SigningKeyError
+from preserve.errors import PreserveError, SigningKeyError, UnsupportedKeyError
 from preserve.integrity import default_key_name
 from preserve.log.timestamp import request_timestamp
 from preserve.safe_io import read_regular
@@ -46,6 +47,8 @@ from preserve.safe_io import read_regular
 KEY_ENV = "PRESERVE_WACZ_KEY"
 KEY_SUFFIX = ".wacz.pem"
 CURVE = ec.SECP384R1()
+#: Curves a ``--wacz-key`` may use: those WebCrypto verifies ECDSA with (wabac.js only P-384).
+SUPPORTED_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,18 @@ def _load(path: Path) -> ec.EllipticCurvePrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise SigningKeyError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
+    return _supported(key, path)
+
+
+def _supported(key: object, path: Path) -> ec.EllipticCurvePrivateKey:
+    """``key`` if WACZ verifiers can check its signatures: ECDSA on P-256, P-384 or P-521
+    (others, such as secp256k1, verify nowhere); :class:`UnsupportedKeyError` otherwise."""
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise SigningKeyError(f"{path} is not an ECDSA key")
+        raise UnsupportedKeyError(f"{path} is not an ECDSA key (WACZ signatures are ECDSA "
+                                  "P-384)")
+    if key.curve.name not in SUPPORTED_CURVES:
+        raise UnsupportedKeyError(f"{path} is an ECDSA key on curve {key.curve.name}, which "
+                                  "WACZ verifiers do not check (use P-384)")
     return key
 
 
@@ -189,6 +202,7 @@ def verify_signed_data(data: Any, package_hash: str) -> str | None:
 __all__ = [
     "CURVE",
     "KEY_ENV",
+    "SUPPORTED_CURVES",
     "WaczSigner",
     "default_key_path",
     "load_or_create",

@@ -45,8 +45,14 @@ from preserve.exchange.plan import (
     proof_bytes,
     refuse_inside_archive,
 )
+from preserve.storage.manifest import Manifest
 
 WACZ_VERSION = "1.1.1"
+#: The replay files an export derives from its captures (``check-export`` derives them again).
+INDEX_PATH = "indexes/index.cdx"
+PAGES_PATH = "pages/pages.jsonl"
+PAGES_HEADER: dict[str, Any] = {"format": "json-pages-1.0", "id": "pages",
+                                "title": "All Pages", "hasText": True}
 _DEFLATE = zipfile.ZIP_DEFLATED
 _STORE = zipfile.ZIP_STORED
 
@@ -158,18 +164,16 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None,
     pages = spool / "pages.jsonl"
     main_page: dict[str, Any] = {}
     with pages.open("wb") as page_file, cdxj.SortedLines(spool) as lines:
-        page_file.write(_line({"format": "json-pages-1.0", "id": "pages", "title": "All Pages",
-                               "hasText": True}))
+        page_file.write(json_line(PAGES_HEADER))
         warcs: set[str] = set()
         for capture in plan.captures_loaded():
             paths[capture.capture_id] = _add_capture(zf, capture, texts, warcs)
-            # (an imported gzip file whose records are not each a member cannot be reached
-            # by offset: kept, not indexed; see docs/exchange.md)
-            if not capture.manifest.stream_offsets:
-                for line in cdxj.capture_lines(capture, _warc_name(capture)):
+            if indexed(capture.manifest):
+                name = warc_member(capture.manifest).removeprefix("archive/")
+                for line in cdxj.capture_lines(capture, name):
                     lines.add(line)
             page = _page(capture)
-            page_file.write(_line(page))
+            page_file.write(json_line(page))
             main_page = main_page or page
         page_file.flush()
 
@@ -177,8 +181,8 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None,
             for line in lines:
                 write(line.encode("utf-8"))
 
-        zf.add_stream("indexes/index.cdx", index)
-    zf.add_file("pages/pages.jsonl", pages, _DEFLATE)
+        zf.add_stream(INDEX_PATH, index)
+    zf.add_file(PAGES_PATH, pages, _DEFLATE)
     log_paths: dict[str, str | None] = {"checkpoint": None, "timestamp": None, "key": None}
     snapshot = plan.snapshot
     if snapshot is not None:
@@ -208,18 +212,25 @@ def _write_package(zf: _Zip, plan: ExportPlan, created: str, title: str | None,
     return "sha256:" + zf.add_bytes("datapackage.json", _json(package), listed=False)
 
 
-def _warc_name(capture: LoadedCapture) -> str:
-    """A capture's WARC file in the package; an imported file, which several captures may
-    share, keeps its name in the archive (``<capture id of its first page>.warc[.gz]``)."""
-    if capture.manifest.imported is not None:
-        return capture.manifest.warc.path.rsplit("/", 1)[-1]
-    return f"{capture.capture_id}.warc.gz"
+def warc_member(manifest: Manifest) -> str:
+    """A capture's WARC file in the package: ``archive/<capture id>.warc.gz``; an imported
+    file, which several captures may share, keeps its name in the archive
+    (``archive/<capture id of its first page>.warc[.gz]``)."""
+    if manifest.imported is not None:
+        return "archive/" + manifest.warc.path.rsplit("/", 1)[-1]
+    return f"archive/{manifest.capture_id}.warc.gz"
+
+
+def indexed(manifest: Manifest) -> bool:
+    """Whether the index holds the capture's records: not those of an imported gzip file
+    whose records are not each a member (no file offset reaches them; docs/exchange.md)."""
+    return not manifest.stream_offsets
 
 
 def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str],
                  warcs: set[str]) -> dict[str, Any]:
     m = capture.manifest
-    warc = f"archive/{_warc_name(capture)}"
+    warc = warc_member(m)
     if warc not in warcs:  # an imported file shared by several captures goes in once
         zf.add_file(warc, capture.warc_path, _STORE, expect={"sha256": m.warc.sha256},
                     expect_size=m.warc.size)
@@ -247,17 +258,22 @@ def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str],
 
 
 def _page(capture: LoadedCapture) -> dict[str, Any]:
-    """The pages.jsonl entry: ``ts`` is the final response's time (its WARC-Date), so replay
-    finds that record; the text object is read here, one at a time."""
-    m = capture.manifest
-    hops = m.redirects
-    page: dict[str, Any] = {"id": capture.capture_id, "url": m.final_url,
-                            "ts": hops[-1].started if hops else m.started}
-    if m.extraction.title:
-        page["title"] = m.extraction.title
-    page["size"] = m.warc.size
-    if capture.text_path is not None:
-        page["text"] = capture.text_path.read_bytes().decode("utf-8", errors="replace")
+    """The pages.jsonl entry of a capture; its text object is read here, one at a time."""
+    text = capture.text_path.read_bytes() if capture.text_path is not None else None
+    return page_entry(capture.manifest, text)
+
+
+def page_entry(manifest: Manifest, text: bytes | None) -> dict[str, Any]:
+    """The pages.jsonl entry of a capture whose text object holds ``text``: ``ts`` is the
+    final response's time (its WARC-Date), so replay finds that record."""
+    hops = manifest.redirects
+    page: dict[str, Any] = {"id": manifest.capture_id, "url": manifest.final_url,
+                            "ts": hops[-1].started if hops else manifest.started}
+    if manifest.extraction.title:
+        page["title"] = manifest.extraction.title
+    page["size"] = manifest.warc.size
+    if text is not None:
+        page["text"] = text.decode("utf-8", errors="replace")
     return page
 
 
@@ -276,7 +292,8 @@ def _description(plan: ExportPlan) -> str:
             f"inclusion proofs (see preserve/export.json).{partial}")
 
 
-def _line(value: dict[str, Any]) -> bytes:
+def json_line(value: dict[str, Any]) -> bytes:
+    """One line of a JSON Lines file, as pages.jsonl holds them."""
     return (json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -284,4 +301,5 @@ def _json(value: dict[str, Any]) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-__all__ = ["WACZ_VERSION", "export_wacz"]
+__all__ = ["INDEX_PATH", "PAGES_HEADER", "PAGES_PATH", "WACZ_VERSION", "export_wacz",
+           "indexed", "json_line", "page_entry", "warc_member"]

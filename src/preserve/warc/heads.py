@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 
@@ -59,36 +59,48 @@ def read_heads(path: Path, offsets: Iterable[int], *,
     :class:`~preserve.errors.ArchiveError` if no readable record starts at an offset.
     """
     with _open(path, decompressed) as handle:
-        for offset in offsets:
-            try:
-                handle.seek(offset)
-                record = next(iter(ArchiveIterator(handle)), None)
-                if record is None:
-                    raise ArchiveError(f"no WARC record at offset {offset} of {path}")
-                headers = record.rec_headers
-                http = record.http_headers
-                is_http = (headers.get_header("Content-Type") or "").startswith(_HTTP_TYPES)
-                status = None
-                if http is not None and record.rec_type in ("response", "revisit"):
-                    status = http.get_statuscode()
-                yield RecordHead(
-                    offset=offset,
-                    type=record.rec_type,
-                    target_uri=headers.get_header("WARC-Target-URI"),
-                    date=headers.get_header("WARC-Date"),
-                    content_type=headers.get_header("Content-Type"),
-                    payload_digest=headers.get_header("WARC-Payload-Digest"),
-                    http_status=status,
-                    http_content_type=(http.get_header("Content-Type")
-                                       if http is not None and is_http else None),
-                )
-            except ArchiveError:
-                raise
-            except Exception as exc:  # warcio/zlib raise many types on damaged input
-                raise ArchiveError(
-                    f"cannot read the record at offset {offset} of {path}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+        yield from read_heads_from(handle, offsets, str(path))
+
+
+def read_heads_from(handle: BinaryIO, offsets: Iterable[int],
+                    label: str) -> Iterator[RecordHead]:
+    """:func:`read_heads` from an open, seekable WARC file (``label`` names it in errors): a
+    WARC file inside a package, say."""
+    for offset in offsets:
+        try:
+            handle.seek(offset)
+            record = next(iter(ArchiveIterator(handle)), None)
+            if record is None:
+                raise ArchiveError(f"no WARC record at offset {offset} of {label}")
+            yield _head(offset, record)
+        except ArchiveError:
+            raise
+        except Exception as exc:  # warcio/zlib raise many types on damaged input
+            raise ArchiveError(
+                f"cannot read the record at offset {offset} of {label}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _head(offset: int, record: Any) -> RecordHead:
+    """What an index needs of one warcio record."""
+    headers = record.rec_headers
+    http = record.http_headers
+    is_http = (headers.get_header("Content-Type") or "").startswith(_HTTP_TYPES)
+    status = None
+    if http is not None and record.rec_type in ("response", "revisit"):
+        status = http.get_statuscode()
+    return RecordHead(
+        offset=offset,
+        type=record.rec_type,
+        target_uri=headers.get_header("WARC-Target-URI"),
+        date=headers.get_header("WARC-Date"),
+        content_type=headers.get_header("Content-Type"),
+        payload_digest=headers.get_header("WARC-Payload-Digest"),
+        http_status=status,
+        http_content_type=(http.get_header("Content-Type")
+                           if http is not None and is_http else None),
+    )
 
 
 def read_block(path: Path, offset: int, limit: int, *,
@@ -123,4 +135,4 @@ def read_block(path: Path, offset: int, limit: int, *,
             ) from exc
 
 
-__all__ = ["RecordHead", "read_block", "read_heads"]
+__all__ = ["RecordHead", "read_block", "read_heads", "read_heads_from"]
