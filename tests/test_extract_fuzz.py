@@ -121,6 +121,33 @@ def test_deep_nesting_is_bounded() -> None:
         assert time.perf_counter() - start < 10
 
 
+def test_tags_with_huge_attribute_lists_are_bounded() -> None:
+    """lexbor and libxml2 compare each attribute with the tag's others: one tag of 200,000
+    attributes took hours. A tag is cut after MAX_TAG_TOKENS tokens; the rest is text."""
+    from preserve.extract.html5 import MAX_TAG_TOKENS, parse_html5  # noqa: PLC0415
+
+    prose = "Lorem ipsum, dolor sit amet. " * 20
+    names = " ".join(f"a{i}" for i in range(200_000))
+    quoted_gt = names.replace(" ", '=">" ', 5000)  # a quoted ">" does not end the tag
+    for page in (f"<p {names}>{prose}</p>",
+                 f"<p {quoted_gt}>{prose}</p>",
+                 "<!-- a comment is not a tag --><div " + names.replace(" ", '="1"') + ">"):
+        start = time.perf_counter()
+        root = parse_html5(page)
+        assert root is not None
+        assert max(len(el.attrib) for el in root.iter()) <= MAX_TAG_TOKENS
+        _check_invariants(extract(page))
+        assert time.perf_counter() - start < 10
+    assert prose.strip() in extract(f"<p {names}>{prose}</p>").text
+
+
+def test_tag_scans_are_linear_on_unclosed_tags() -> None:
+    for page in ("<a" * 1_000_000, "<p>" + "<a " * 300_000, "<p " + '"a ' * 300_000):
+        start = time.perf_counter()
+        _check_invariants(extract(page))
+        assert time.perf_counter() - start < 10
+
+
 def test_unclosed_everything() -> None:
     soup = "Some words, some commas, and sentences. <b><i><a href=x>"
     page = "<html><body><div><p>" + soup * 3000

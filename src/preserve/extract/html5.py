@@ -6,7 +6,14 @@ lexbor (through selectolax) builds the tree by the HTML standard's tree-construc
 element is closed explicitly, is then read by lxml's libxml2 parser, which keeps that
 structure. Nesting is capped at :data:`MAX_DEPTH` levels by flattening deeper elements into
 their ancestor at the cap (text is never dropped), and deep block nesting is flattened before
-lexbor sees it (lexbor's time grows with the square of that depth). Does not clean the tree.
+lexbor sees it (lexbor's time grows with the square of that depth). A tag is cut after
+:data:`MAX_TAG_TOKENS` attributes and separators before lexbor sees it: lexbor and libxml2
+check every attribute against the tag's others, so a hostile page's one tag with 20,000
+attributes took 35 s, and 3 MiB of them hours. Does not clean the tree.
+
+The tag scan that enforces this reads tags, attributes, comments and raw-text elements by the
+HTML tokenizer's rules; it does not model every state (script-data escapes, CDATA in SVG), so
+a page crafted against those differences can still slow its own extraction down.
 """
 
 from __future__ import annotations
@@ -26,7 +33,49 @@ MAX_DEPTH = 512
 # them; below it even a document that is all nested blocks parses in well under a second.
 _SCAN_ABOVE_TAGS = 8_000
 
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
+# A tag never spans a "<" here (lexbor escapes it inside attribute values when serializing):
+# without that, a document of "<a<a<a…" made every match attempt scan to its end.
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*?(/?)>")
+
+#: Attributes and separators read in one tag before the rest of it is turned into text.
+MAX_TAG_TOKENS = 256
+_WS = r"\t\n\f\r "
+# One attribute as the tokenizer reads it: a name (whose first character may be "=" or a
+# quote), then, after optional whitespace, "=" and a quoted or unquoted value.
+_ATTRIBUTE = (rf"[^{_WS}/>][^{_WS}/>=]*+"
+              rf"(?:[{_WS}]*+=[{_WS}]*+(?:\"[^\"]*+\"?|'[^']*+'?|[^{_WS}>]*+))?")
+_TAG_TOKEN = rf"(?:[{_WS}/]++|{_ATTRIBUTE})"
+_NAME_END = rf"(?=[{_WS}/>]|\Z)"
+# What the scan passes over whole: text, comments, bogus comments and doctypes, a raw-text
+# element with its content, a tag with fewer than MAX_TAG_TOKENS tokens, a lone "<".
+_PASSED = (
+    r"(?>[^<]++"
+    r"|<!--(?:-?>|.*?--!?>|.*)"
+    r"|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
+    rf"|<(script|style|xmp|iframe|noembed|noframes|title|textarea){_NAME_END}"
+    rf"{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>(?:.*?</(?i:\1){_NAME_END}|.*)|\Z)"
+    rf"|<plaintext{_NAME_END}.*"
+    rf"|</?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
+    r"|<(?![A-Za-z!?/]))"
+)
+_LONG_TAG = re.compile(
+    rf"(?:{_PASSED})*+(?P<cut></?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{{MAX_TAG_TOKENS}}})",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def _cut_long_tags(markup: str) -> str:
+    """End every tag after :data:`MAX_TAG_TOKENS` tokens (a ``>`` is inserted there; what
+    followed in the tag is read as text). Pages without such a tag come back unchanged."""
+    pieces: list[str] = []
+    pos = 0
+    while (match := _LONG_TAG.match(markup, pos)) is not None:
+        pieces += [markup[pos : match.end("cut")], ">"]
+        pos = match.end("cut")
+    if not pieces:
+        return markup
+    pieces.append(markup[pos:])
+    return "".join(pieces)
 _VOID = frozenset(
     {
         "area",
@@ -111,6 +160,7 @@ def _too_deep(parser: etree.HTMLParser) -> bool:
 
 def parse_html5(text: str) -> etree._Element | None:
     """The document's tree as a browser builds it, as an lxml ``<html>`` element."""
+    text = _cut_long_tags(text)
     if text.count("<") > _SCAN_ABOVE_TAGS:
         text = _flatten(text, MAX_DEPTH)
     serialized = LexborHTMLParser(text).html or ""
