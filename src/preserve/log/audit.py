@@ -211,7 +211,8 @@ def verify_log(
     audit = _Audit(root, [])
     directory = log_dir(root)
     manifests = _manifests_on_disk(root)
-    _check_anchor_age(audit, external_checkpoints, anchor_max_age, now)
+    if not external_checkpoints:  # given ones are aged once checked (invalid: errors only)
+        _check_anchor_age(audit, (), anchor_max_age, now)
     if _not_plain(directory):
         audit.add(E_LOG_DAMAGED, _rel(""), "the log directory, or an entry in it, is a symlink or "
                   "a special file; not followed")
@@ -253,8 +254,11 @@ def verify_log(
         _check_manifests(audit, manifests, leaves, records, exported)
         covered = 0
         if verifier is not None:
-            covered = _check_checkpoints(audit, log, verifier, external_checkpoints,
-                                         timestamp_check)
+            covered = _check_checkpoints(audit, log, verifier, timestamp_check)
+            anchors = [path for path in external_checkpoints if _check_one_checkpoint(
+                audit, log, verifier, Path(path), E_EXTERNAL_CHECKPOINT_INCONSISTENT)]
+            if anchors:
+                _check_anchor_age(audit, anchors, anchor_max_age, now)
             _check_unproved(audit, leaves, records, covered)
         else:
             _fail_anchors(audit, external_checkpoints, "the archive key is not available")
@@ -273,14 +277,19 @@ def _fail_anchors(audit: _Audit, anchors: Sequence[Path], why: str) -> None:
 
 def _check_anchor_age(audit: _Audit, anchors: Sequence[Path], max_age: timedelta | None,
                       now: datetime | None) -> None:
+    """W307 unless one of ``anchors`` (the off-site checkpoints given) is recent enough;
+    anchors that cannot be read are left to the errors that report them."""
     if max_age is None:
         return
     now = now or datetime.now(UTC)
-    newest: datetime | None = None
-    for path in anchors:
-        when = _anchor_time(Path(path))
-        if when is not None and (newest is None or when > newest):
-            newest = when
+    readable = [when for path in anchors if (when := _anchor_time(Path(path))) is not None]
+    if anchors and not readable:
+        return  # given but unreadable or invalid: E307/E309 say so, not "none was given"
+    _warn_anchor_age(audit, max(readable, default=None), max_age, now)
+
+
+def _warn_anchor_age(audit: _Audit, newest: datetime | None, max_age: timedelta,
+                     now: datetime) -> None:
     if newest is None:
         audit.add(W_NO_RECENT_ANCHOR, _rel(""), "no off-site checkpoint was given "
                   "(--checkpoint FILE): keep one elsewhere and pass it to verify")
@@ -553,10 +562,9 @@ def _check_checkpoints(
     audit: _Audit,
     log: TransparencyLog,
     verifier: Verifier,
-    external: Sequence[Path],
     timestamp_check: TimestampCheck | None,
 ) -> int:
-    """Check every stored and external checkpoint; return the size the valid ones cover."""
+    """Check every stored checkpoint; return the size the valid ones cover."""
     covered = 0
     newest: Path | None = None
     try:
@@ -609,6 +617,4 @@ def _check_checkpoints(
             _rel(HEAD_NAME),
             f"leaves {covered} to {log.size - 1} are not covered by a valid signed checkpoint",
         )
-    for path in external:
-        _check_one_checkpoint(audit, log, verifier, Path(path), E_EXTERNAL_CHECKPOINT_INCONSISTENT)
     return covered
