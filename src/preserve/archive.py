@@ -456,8 +456,8 @@ class Archive:
         except errors.SigningKeyError:
             verifier = None
         forgotten = self.heads.forget(_known_heads.identity_for(verifier, self.root), self.root)
-        for head in self.heads.for_path(self.root):
-            self.heads.forget(head.identity, self.root)
+        for head in self.heads.for_path(self.root):  # another key was seen here before
+            self.heads.leave(head.identity, self.root)
             forgotten = forgotten or head
         return forgotten
 
