@@ -29,8 +29,13 @@ no commit runs meanwhile) and then:
   In an archive without a key (nothing is ever signed there) unsigned records are used.
   Opening the log for writing drops a torn tail. If the log is ahead of its newest checkpoint,
   or the latest-checkpoint copy is stale, and the signing key is at hand, the log is proved and
-  a checkpoint signed (:func:`preserve.log.signing.prove_and_sign`). Commit records with
-  nothing left to do are removed.
+  a checkpoint signed (:func:`preserve.log.signing.prove_and_sign`) — last, and only if a
+  final check of the whole archive, verify's own (:func:`preserve.integrity.archive_errors`:
+  every file re-hashed, the log audited against its checkpoints and the known head), finds
+  no error; otherwise those errors are reported (:attr:`RepairReport.remaining`) and nothing
+  is signed: a leaf an earlier checkpoint covers is not re-proved by signing, so a signature
+  over a damaged archive would vouch for what the run could see is wrong. Commit records
+  with nothing left to do are removed.
 
 Never touched: manifests, WARC files or text objects that a manifest names, anything whose
 name the layout does not explain (reported as kept), symlinks (never followed; the link itself
@@ -61,6 +66,7 @@ from typing import Any
 import filelock
 
 from preserve import integrity, log
+from preserve.audit.findings import Finding
 from preserve.errors import (
     ArchiveError,
     LockTimeoutError,
@@ -133,6 +139,8 @@ class RepairReport:
     kept: list[RepairAction] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     quarantine_dir: str | None = None
+    #: errors the final check (verify's) found, for which nothing was signed
+    remaining: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -151,6 +159,7 @@ class RepairReport:
             "actions": [a.to_json() for a in self.actions],
             "kept": [a.to_json() for a in self.kept],
             "problems": list(self.problems),
+            "remaining_errors": [f.to_json() for f in self.remaining],
         }
 
 
@@ -246,7 +255,7 @@ class _Repair:
                          f"file): {', '.join(escapes)}; run preserve verify")
             return
         refs = self.references()
-        self.complete_log()
+        records = self.complete_log()
         self.clear_checkpoint_temps()
         self.clear_tmp()
         self.quarantine_manifest_temps()
@@ -259,6 +268,9 @@ class _Repair:
             self.quarantine_orphan_texts(refs)
             self.rebuild_catalog(refs)
         self.write_record()
+        if records is not None:  # last: the final check sees the archive as repair left it
+            self.sign_if_behind()
+            self.clear_journal(records)
 
     def references(self) -> _References:
         refs = _References()
@@ -322,11 +334,12 @@ class _Repair:
         if isinstance(cid, str):
             refs.capture_ids.add(cid)
 
-    def complete_log(self) -> None:
-        """Drop a torn tail, append the leaves a signed commit record proves are owed,
-        remove records of commits that never happened or are fully signed, then sign."""
+    def complete_log(self) -> list[CommitRecord] | None:
+        """Drop a torn tail and append the leaves a signed commit record proves are owed;
+        return the commit records (None if the log cannot be completed: then nothing is
+        signed and no record is removed)."""
         if not integrity.has_log(self.root):
-            return
+            return None
         try:
             verifier: log.Verifier | None = log.read_verifier(self.root)
         except PreserveError:
@@ -339,7 +352,7 @@ class _Repair:
             records, bad = read_journal(self.root, verifier)
         except (PreserveError, OSError) as exc:
             self.problem(f"integrity log cannot be read, not repaired: {exc}")
-            return
+            return None
         for tail in torn:
             self.did(LOG_TAIL_DROPPED, f"manifests/log/{tail.split(':', 1)[0]}", tail)
         if torn and not self.dry_run:
@@ -347,7 +360,7 @@ class _Repair:
                 log.open_log(self.root).close()
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot drop the torn tail of the integrity log: {exc}")
-                return
+                return None
         for item in bad:
             self.keep(self.rel(item.path), f"commit record not usable ({item.problem}); left as "
                       "evidence (verify: E317)")
@@ -360,13 +373,12 @@ class _Repair:
                 log.record_entries(self.root, [leaf for _cid, leaf in owed])
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot append to the integrity log: {exc}")
-                return
+                return None
         for capture_id, _leaf in owed:
             self.did(LOGGED, self.layout.manifest_rel_for(capture_id),
                      "committed, but its log leaf was missing; a commit record signed by the "
                      "archive key names this exact manifest")
-        self.sign_if_behind()
-        self.clear_journal(records)
+        return records
 
     def owed_leaves(self, unlogged: list[str], records: list[CommitRecord]) -> list[
             tuple[str, bytes]]:
@@ -429,6 +441,8 @@ class _Repair:
         if signer is None:
             self.keep("manifests/log", "log not checkpointed: the signing key is not here")
             return
+        if not self.intact():
+            return
         if not self.dry_run:
             try:
                 prove_and_sign(self.root, signer, heads=self.heads)
@@ -441,6 +455,20 @@ class _Repair:
         why = "latest-checkpoint copy was stale" if stale else "log was ahead of its checkpoints"
         self.did(CHECKPOINTED, "manifests/log/checkpoint",
                  f"proved and signed a checkpoint of the log at size {size} ({why})")
+
+    def intact(self) -> bool:
+        """The final check before signing: the whole archive as verify sees it (files and
+        log) must have no error. Otherwise they are kept in the report and nothing is
+        signed."""
+        try:
+            errors = integrity.archive_errors(self.root, heads=self.heads)
+        except (PreserveError, OSError) as exc:
+            self.problem(f"not signed: the archive could not be checked: {exc}")
+            return False
+        if errors:
+            self.report.remaining = errors
+            self.problem(f"not signed: {integrity.not_intact(errors)}")
+        return not errors
 
     def clear_journal(self, records: list[CommitRecord]) -> None:
         """Remove commit records with nothing left to do: each entry either never reached its
