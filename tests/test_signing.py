@@ -18,6 +18,7 @@ from preserve import Archive, CaptureOptions
 from preserve.capture.fetch import FetchOptions
 from preserve.errors import NotProvedError
 from preserve.log import fixity_event, record_event
+from preserve.log.known_heads import KnownHeads
 from servers import TestServer, respond
 
 CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
@@ -128,3 +129,33 @@ def test_a_capture_proves_only_its_new_leaves(archive: Archive, site: TestServer
     report = archive.verify()
     assert "E305" in {f.code.code for f in report.errors}
     assert archive.last_audit.signed is None
+
+
+def test_a_checkpoint_file_rolled_back_is_reported_and_restored(
+    archive: Archive, site: TestServer, tmp_path: Path
+) -> None:
+    """An older genuine checkpoint copied over ``manifests/log/checkpoint``: verify says so
+    precisely, a signing path without a newer known head (another operator, another config)
+    says so in one line instead of calling a genuine capture planted, and repair restores
+    the copy from the newest stored checkpoint, after which signing works again."""
+    root = archive.root
+    latest = root / "manifests/log/checkpoint"
+    oldest = sorted((root / "manifests/log/checkpoints").glob("*.txt"))[0]
+    latest.chmod(0o644)
+    latest.write_bytes(oldest.read_bytes())
+    report = archive.verify(record=False)
+    stale = [f for f in report.findings if f.code.code == "W303"]
+    assert len(stale) == 1 and "replaced by an older checkpoint" in stale[0].message
+    other = Archive(root, heads=KnownHeads(tmp_path / "other-operator"))
+    result = other.capture(site.url("/c"), OPTIONS)
+    assert not result.signed
+    assert result.not_signed is not None
+    assert "replaced by an older checkpoint" in result.not_signed
+    assert "planted" not in result.not_signed
+    done = _run(root, "repair")
+    assert done.returncode == 0, done.stderr
+    assert "restored  manifests/log/checkpoint" in done.stdout, done.stdout
+    assert latest.read_bytes() == sorted(
+        (root / "manifests/log/checkpoints").glob("*.txt"))[-1].read_bytes()
+    assert "W303" not in {f.code.code for f in archive.verify(record=False).findings}
+    assert other.checkpoint() is not None

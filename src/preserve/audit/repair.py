@@ -27,7 +27,11 @@ no commit runs meanwhile) and then:
   captured without the key) is reported and left as evidence; only ``preserve adopt``, an
   explicit operator decision recorded as a visibly different log event, puts it in the log.
   In an archive without a key (nothing is ever signed there) unsigned records are used.
-  Opening the log for writing drops a torn tail. If the log is ahead of its newest checkpoint,
+  Opening the log for writing drops a torn tail. A stale ``checkpoint`` copy (a kill before
+  it was copied, or the file replaced by an older genuine checkpoint) is **restored** from the
+  newest stored checkpoint, if that one is validly signed by the archive key, consistent with
+  the log and not older than the copy (a copy newer than every stored one is kept, and the
+  report says what to restore). If the log is ahead of its newest checkpoint,
   or the latest-checkpoint copy is stale, and the signing key is at hand, the log is proved and
   a checkpoint signed (:func:`preserve.log.signing.prove_and_sign`) — last, and only if a
   final check of the whole archive, verify's own (:func:`preserve.integrity.archive_errors`:
@@ -80,7 +84,9 @@ from preserve.log.archive_log import read_checkpoint_file
 from preserve.log.entries import ImportLeaf, manifest_leaf_for_file
 from preserve.log.journal import CommitRecord, iter_entries, read_journal
 from preserve.log.known_heads import KnownHeads
+from preserve.log.note import Checkpoint, NoteError, verify_checkpoint
 from preserve.log.signing import newest_signed_checkpoint, prove_and_sign
+from preserve.safe_io import write_atomic
 from preserve.storage import manifest
 from preserve.storage.catalog import Catalog, CatalogRow, check_catalog, row_digest
 from preserve.storage.layout import (
@@ -110,6 +116,7 @@ QUARANTINED = "quarantined"
 LOGGED = "logged"
 LOG_TAIL_DROPPED = "log-tail-dropped"
 CHECKPOINTED = "checkpointed"
+RESTORED = "restored"
 REBUILT = "rebuilt"
 KEPT = "kept"
 
@@ -431,6 +438,8 @@ class _Repair:
         except PreserveError as exc:
             self.problem(f"cannot read {self.rel(latest)}: {exc}")
             return
+        if stale and self.restore_latest(paths, size):
+            stale = False
         if size == 0 or (size <= max(signed, default=0) and not stale):
             return
         try:
@@ -455,6 +464,40 @@ class _Repair:
         why = "latest-checkpoint copy was stale" if stale else "log was ahead of its checkpoints"
         self.did(CHECKPOINTED, "manifests/log/checkpoint",
                  f"proved and signed a checkpoint of the log at size {size} ({why})")
+
+    def restore_latest(self, paths: list[Path], log_size: int) -> bool:
+        """Put the newest stored checkpoint back as the ``checkpoint`` copy when the copy is
+        stale (a kill before it was copied, or the file replaced by an older checkpoint): only
+        a stored checkpoint validly signed by the archive key, consistent with the log and
+        not older than the copy, which stays evidence otherwise. True if restored."""
+        latest = self.layout.log_dir / "checkpoint"
+        try:
+            verifier = log.read_verifier(self.root)
+            newest = _newest_valid(paths, verifier)
+            copy = _valid_or_none(latest, verifier)
+            with log.open_log(self.root, readonly=True) as opened:
+                consistent = newest is not None and newest[1].size <= log_size and (
+                    opened.root_hash(newest[1].size) == newest[1].root_hash)
+        except (PreserveError, OSError) as exc:
+            self.problem(f"cannot check {self.rel(latest)}: {exc}")
+            return False
+        if newest is None or not consistent or (copy is not None and copy.size > newest[1].size):
+            why = "no stored checkpoint is valid and consistent with the log" if not consistent \
+                else "it is newer than every stored checkpoint (checkpoints/ lost its newest)"
+            self.keep(self.rel(latest), f"not a copy of the newest stored checkpoint, and {why}: "
+                      "restore manifests/log/checkpoints/ from a copy, or verify with an "
+                      "off-site checkpoint (--checkpoint)")
+            return False
+        if not self.dry_run:
+            try:
+                write_atomic(latest, newest[0].read_bytes())
+            except (PreserveError, OSError) as exc:
+                self.problem(f"cannot restore {self.rel(latest)}: {exc}")
+                return False
+        older = f"an older checkpoint ({copy.size} leaves)" if copy is not None else "invalid"
+        self.did(RESTORED, self.rel(latest), f"was {older}; restored from "
+                 f"{self.rel(newest[0])} ({newest[1].size} leaves, signed by the archive key)")
+        return True
 
     def intact(self) -> bool:
         """The final check before signing: the whole archive as verify sees it (files and
@@ -696,6 +739,22 @@ def repair(
 
 
 
+def _newest_valid(paths: list[Path], verifier: log.Verifier) -> tuple[Path, Checkpoint] | None:
+    """The stored checkpoint of most leaves that is validly signed by ``verifier``."""
+    for path in sorted(paths, reverse=True):
+        checkpoint = _valid_or_none(path, verifier)
+        if checkpoint is not None:
+            return path, checkpoint
+    return None
+
+
+def _valid_or_none(path: Path, verifier: log.Verifier) -> Checkpoint | None:
+    try:
+        return verify_checkpoint(read_checkpoint_file(path), verifier, origin=verifier.name)
+    except (PreserveError, NoteError):
+        return None
+
+
 def _warc_capture_id(name: str) -> str:
     """The capture id a WARC file is named after: ``<id>.warc.gz``, or ``<id>.warc`` (an
     imported uncompressed file); '' for any other name."""
@@ -715,6 +774,7 @@ __all__ = [
     "QUARANTINE_DIR",
     "REBUILT",
     "REMOVED",
+    "RESTORED",
     "RepairAction",
     "RepairReport",
     "capture_in_progress",

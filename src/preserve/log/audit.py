@@ -138,7 +138,9 @@ DESCRIPTIONS: dict[str, str] = {
     "removed by the next write.",
     W_UNCHECKPOINTED: "The newest leaves are not covered by any valid signed checkpoint yet.",
     W_LATEST_CHECKPOINT_STALE: "manifests/log/checkpoint is not a copy of the newest stored "
-    "checkpoint.",
+    "checkpoint: a kill before it was copied, or the file replaced by an older genuine "
+    "checkpoint (rolled back; the message gives both sizes and `preserve repair` restores it "
+    "from the newest stored one), or newer than every stored one (checkpoints/ lost files).",
     W_UNSIGNED_LOG: "The archive has no key.pub and no checkpoints, so the log is not signed.",
     E_ROLLBACK: "The log is smaller than, or not an extension of, the tree head this operator "
     "last verified or signed (kept outside the archive): an older copy was restored, or the log "
@@ -565,6 +567,18 @@ def _check_one_checkpoint(
     return checkpoint
 
 
+def _stale_copy(copy: Checkpoint | None, stored: int, log_size: int) -> str:
+    """What W303 says about a ``checkpoint`` file that is not the newest stored checkpoint."""
+    if copy is not None and copy.size > stored:
+        return (f"newer than every stored checkpoint: it covers {copy.size} leaves, they "
+                f"{stored} (checkpoints/ lost its newest files)")
+    if copy is None or copy.size == stored:
+        return "not a copy of the newest stored checkpoint"
+    return (f"replaced by an older checkpoint: it covers {copy.size} leaves, the newest stored "
+            f"checkpoint {stored} and the log {log_size} (the file was rolled back); preserve "
+            "repair restores it from manifests/log/checkpoints/")
+
+
 def _check_checkpoints(
     audit: _Audit,
     log: TransparencyLog,
@@ -612,10 +626,11 @@ def _check_checkpoints(
         except LogError:
             stale = True
         if stale:
-            audit.add(W_LATEST_CHECKPOINT_STALE, latest,
-                      "not a copy of the newest stored checkpoint")
+            at = len(audit.findings)
             checkpoint = _check_one_checkpoint(audit, log, verifier, latest,
                                                E_CHECKPOINT_INCONSISTENT)
+            audit.findings.insert(at, LogFinding(W_LATEST_CHECKPOINT_STALE, _rel(
+                LATEST_CHECKPOINT), _stale_copy(checkpoint, covered, log.size)))
             if checkpoint is not None:
                 covered = max(covered, checkpoint.size)
     if covered < log.size:

@@ -117,8 +117,9 @@ class RemotePlace:
         except (errors.StorageError, errors.NotFoundError, UnicodeDecodeError) as exc:
             raise errors.LogError(f"{rel}: {exc}") from exc
 
-    def newest_signed_checkpoint(self, verifier: Verifier) -> Checkpoint | None:
-        candidates = [LATEST]
+    def newest_signed_checkpoint(self, verifier: Verifier, *,
+                                 stored_only: bool = False) -> Checkpoint | None:
+        candidates = [] if stored_only else [LATEST]
         for attempt in range(2):
             for rel in candidates:
                 try:
