@@ -13,6 +13,7 @@ anchor alone) or the set of error codes that verify must report (it may report m
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,6 +188,15 @@ def rollback(ctx: Context) -> None:
         shutil.copytree(ctx.older_copy / part, ctx.root / part)
 
 
+def moved_rollback(ctx: Context) -> None:
+    """The archive moves to another disk (its old path left as a symlink to the new place),
+    and an older copy is restored there: the operator's known head must follow it."""
+    rollback(ctx)
+    moved = ctx.root.with_name(ctx.root.name + "-moved")
+    os.rename(ctx.root, moved)
+    os.symlink(moved, ctx.root)
+
+
 def rewrite(ctx: Context) -> None:
     edit_first_capture(ctx.root)
     drop_checkpoints(ctx.root)
@@ -251,6 +261,11 @@ ATTACKS: list[Attack] = [
            "every tree hash recomputed", plant_and_log, _all({"E316"})),
     Attack("rollback", "write access", "an older copy of the whole archive (consistent and "
            "signed) is restored", rollback,
+           {"none": MISSED, "known head": frozenset({"E315"}),
+            "off-site checkpoint": frozenset({"E309"}), "trusted key": MISSED,
+            "RFC 3161": MISSED}),
+    Attack("moved and rolled back", "write access", "the archive is moved to another path "
+           "and an older copy of it is restored there", moved_rollback,
            {"none": MISSED, "known head": frozenset({"E315"}),
             "off-site checkpoint": frozenset({"E309"}), "trusted key": MISSED,
             "RFC 3161": MISSED}),

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,31 @@ def test_a_sparse_file_of_terabytes_is_never_read(
         assert result.returncode == 1, result.stderr
         assert {"warc": "E202", "text": "E402"}[part] in _codes(
             json.loads(result.stdout)["result"])
+
+
+@pytest.mark.parametrize("where", ["orphan text", "stray file", "logged manifest"])
+def test_a_sparse_orphan_is_reported_from_its_size(
+    captured: tuple[Path, str, dict[str, Any]], where: str
+) -> None:
+    """A file no manifest names (a text object of 64 GiB, a stray file under archive/), or a
+    logged manifest grown to 64 GiB, is reported from its size without being read: reading
+    it would take minutes (a sparse 1 TiB file, hours). Every other check still runs."""
+    root, capture_id, _ = captured
+    name = "ab" * 32
+    path = {"orphan text": root / "archive/text/ab/ab" / name,
+            "stray file": root / "archive/warc/stray.bin",
+            "logged manifest": root / "manifests" / f"{capture_id}.json"}[where]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as f:
+        f.truncate(64 * 2**30)
+    started = time.monotonic()
+    result = _run(root, "verify", "--json", "--no-record")
+    assert time.monotonic() - started < TIMEOUT / 2
+    codes = _codes(json.loads(result.stdout)["result"])
+    expected = {"orphan text": {"W502", "E402"}, "stray file": {"W501"},
+                "logged manifest": {"E306"}}[where]
+    assert expected <= set(codes), codes
+    assert result.returncode == (0 if where == "stray file" else 1), result.stderr
 
 
 # --- oversized, deep, invalid, duplicated ---------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,27 @@ def test_replaced_old_checkpoint_without_the_key(root: Path, tmp_path: Path) -> 
     checkpoint, _ = parse_checkpoint(old.read_text())
     old.write_text(sign_checkpoint(checkpoint, attacker))
     assert codes(verify_log(root)) == ["E307", "W303"]
+
+
+@pytest.mark.parametrize("content", ["not a checkpoint at all\n", "forged"])
+def test_an_invalid_offsite_checkpoint_is_only_an_error(
+    root: Path, tmp_path: Path, content: str
+) -> None:
+    """A checkpoint given with --checkpoint that cannot be read or does not verify is reported
+    as the error it is (E307, E309), never also as "no off-site checkpoint was given"."""
+    bad = tmp_path / "offsite.txt"
+    if content == "forged":
+        generate_key(KEY_NAME, tmp_path / "attacker.key")
+        checkpoint, _ = parse_checkpoint(checkpoint_paths(root)[-1].read_text())
+        content = sign_checkpoint(checkpoint, load_signer(tmp_path / "attacker.key"))
+    bad.write_text(content)
+    month = timedelta(days=30)
+    assert codes(verify_log(root, external_checkpoints=[bad], anchor_max_age=month)) == [
+        "E307", "E309"]
+    assert codes(verify_log(root, anchor_max_age=month)) == ["W307"]  # none given: warned
+    good = tmp_path / "good.txt"
+    good.write_bytes(checkpoint_paths(root)[-1].read_bytes())
+    assert verify_log(root, external_checkpoints=[good], anchor_max_age=month) == []
 
 
 def test_replaced_key_is_caught_only_with_a_trusted_key(

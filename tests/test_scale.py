@@ -312,3 +312,22 @@ def test_remote_verify_checks_timestamps_and_anchor_age(s3_server: S3Server, web
         with other as (_url, other_dir):  # a token from a TSA that is not trusted
             assert "E314" in codes(stamped.verify(record=False,
                                                   tsa_roots=other_dir / "ca.pem"))
+
+
+def test_remote_checkpoint_and_repair_sign_nothing_over_errors(s3_server: S3Server,
+                                                               web: TestServer) -> None:
+    """As locally: `checkpoint` (and repair) sign only when verify finds no error in the whole
+    archive (here a planted manifest, E304), and say so."""
+    from preserve.errors import NotProvedError
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p6"))
+    document = json.loads(archive.store.get(f"manifests/{first.capture_id}.json", 1 << 20))
+    planted = first.capture_id[:-10] + "zzzzzzzzzz"
+    document["capture_id"] = planted
+    archive.store.put_new(f"manifests/{planted}.json", json.dumps(document).encode(),
+                          seal=False)
+    names = {i.key for i in archive.store.list("manifests/log/checkpoints")}
+    with pytest.raises(NotProvedError, match="E304"):
+        archive.checkpoint()
+    assert {i.key for i in archive.store.list("manifests/log/checkpoints")} == names

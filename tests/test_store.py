@@ -14,7 +14,12 @@ import pytest
 
 from preserve.errors import NotFoundError, StorageError, UnsafePathError
 from preserve.storage.layout import ArchiveLayout
-from preserve.storage.text_store import MemoryTextStore, TextStore, TextStoreProtocol
+from preserve.storage.text_store import (
+    MAX_OBJECT_BYTES,
+    MemoryTextStore,
+    TextStore,
+    TextStoreProtocol,
+)
 
 
 @pytest.fixture(params=["disk", "memory"])
@@ -132,6 +137,14 @@ def test_disk_put_reports_storage_failure(tmp_path: Path) -> None:
     layout.tmp_dir.write_bytes(b"a file where archive/tmp/ should be")
     with pytest.raises(StorageError):
         TextStore(layout).put(b"x")
+
+
+def test_disk_refuses_an_object_larger_than_any_text_can_be(tmp_path: Path) -> None:
+    """verify reports a larger file from its size alone, so the store never writes one."""
+    store = TextStore(ArchiveLayout(tmp_path))
+    with pytest.raises(StorageError, match="limit"):
+        store.put(bytes(MAX_OBJECT_BYTES + 1))
+    assert not list(store.iter_ids())
 
 
 def test_disk_refuses_symlinked_fanout_leaving_root(tmp_path: Path) -> None:

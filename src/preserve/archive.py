@@ -422,17 +422,19 @@ class Archive:
         return integrity.find_signer(self.root, self.key_path)
 
     def checkpoint(self) -> Signed | None:
-        """Prove the log and sign a checkpoint now; None if the signing key is not here.
+        """Audit the whole archive as verify does, prove the log and sign a checkpoint now;
+        None if the signing key is not here.
 
-        Raises :class:`~preserve.errors.NotProvedError` when the log cannot be proved (see
-        :mod:`preserve.log.signing`): nothing is signed then.
+        Raises :class:`~preserve.errors.NotProvedError` when verify finds an error anywhere
+        in the archive or the log cannot be proved (see :mod:`preserve.log.signing`):
+        nothing is signed then.
         """
         signer = self._signer()
         if signer is None:
             return None
         with self._lock():
-            return _signing.prove_and_sign(self.root, signer, heads=self.heads,
-                                  timestamper=integrity.timestamper(self.tsa_url))
+            return integrity.sign_if_intact(self.root, signer, heads=self.heads,
+                                            timestamper=integrity.timestamper(self.tsa_url))
 
     def adopt(self, capture_ids: Sequence[str], *, reason: str,
               operator: str | None = None) -> list[str]:
@@ -468,8 +470,8 @@ class Archive:
         except errors.SigningKeyError:
             verifier = None
         forgotten = self.heads.forget(_known_heads.identity_for(verifier, self.root), self.root)
-        for head in self.heads.for_path(self.root):
-            self.heads.forget(head.identity, self.root)
+        for head in self.heads.for_path(self.root):  # another key was seen here before
+            self.heads.leave(head.identity, self.root)
             forgotten = forgotten or head
         return forgotten
 

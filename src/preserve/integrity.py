@@ -160,6 +160,35 @@ def audit_log(
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
 
 
+def archive_errors(root: Path, *, heads: KnownHeads | None) -> list[Finding]:
+    """The errors ``preserve verify`` finds in the whole archive now (its default audit:
+    every file re-hashed, then the log against its checkpoints and the known head). A
+    signing path that is not the capture's own calls it, under the lock, before it signs."""
+    from preserve.audit.verify import verify  # noqa: PLC0415 - the audit imports storage
+
+    report = verify(root)
+    audit_log(root, report, heads=heads)
+    return report.errors
+
+
+def not_intact(errors: Sequence[Finding]) -> str:
+    """One line: nothing was signed because verify finds ``errors`` in the archive."""
+    listed = "; ".join(f"{f.code.code} {f.path}" for f in errors[:5])
+    more = f"; {len(errors) - 5} more" if len(errors) > 5 else ""
+    return (f"verify finds {len(errors)} error(s) in the archive ({listed}{more}): nothing "
+            "was signed; run preserve verify")
+
+
+def sign_if_intact(root: Path, signer: log.Signer, *, heads: KnownHeads | None,
+                   timestamper: Timestamper | None = None) -> Signed:
+    """Sign a checkpoint only if the whole archive passes verify's checks, then prove the
+    log (:func:`prove_and_sign`). Raises NotProvedError (caller holds the lock)."""
+    errors = archive_errors(root, heads=heads)
+    if errors:
+        raise NotProvedError(not_intact(errors))
+    return prove_and_sign(root, signer, heads=heads, timestamper=timestamper)
+
+
 def record_audit(
     root: Path,
     report: Report,

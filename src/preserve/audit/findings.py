@@ -166,7 +166,8 @@ class Code(enum.Enum):
     E401 = ("E401", "text object missing",
             "The clean-text object named by a manifest does not exist.")
     E402 = ("E402", "text object corrupt",
-            "A text object's bytes do not hash to its name (or differ in size from the manifest).")
+            "A text object's bytes do not hash to its name, differ in size from the manifest, "
+            "or are more than any text object can be (64 MiB: reported from its size, unread).")
     E403 = ("E403", "comments object missing",
             "The comments object named by a manifest does not exist.")
     E404 = ("E404", "comments object corrupt",

@@ -27,10 +27,19 @@ no commit runs meanwhile) and then:
   captured without the key) is reported and left as evidence; only ``preserve adopt``, an
   explicit operator decision recorded as a visibly different log event, puts it in the log.
   In an archive without a key (nothing is ever signed there) unsigned records are used.
-  Opening the log for writing drops a torn tail. If the log is ahead of its newest checkpoint,
+  Opening the log for writing drops a torn tail. A stale ``checkpoint`` copy (a kill before
+  it was copied, or the file replaced by an older genuine checkpoint) is **restored** from the
+  newest stored checkpoint, if that one is validly signed by the archive key, consistent with
+  the log and not older than the copy (a copy newer than every stored one is kept, and the
+  report says what to restore). If the log is ahead of its newest checkpoint,
   or the latest-checkpoint copy is stale, and the signing key is at hand, the log is proved and
-  a checkpoint signed (:func:`preserve.log.signing.prove_and_sign`). Commit records with
-  nothing left to do are removed.
+  a checkpoint signed (:func:`preserve.log.signing.prove_and_sign`) — last, and only if a
+  final check of the whole archive, verify's own (:func:`preserve.integrity.archive_errors`:
+  every file re-hashed, the log audited against its checkpoints and the known head), finds
+  no error; otherwise those errors are reported (:attr:`RepairReport.remaining`) and nothing
+  is signed: a leaf an earlier checkpoint covers is not re-proved by signing, so a signature
+  over a damaged archive would vouch for what the run could see is wrong. Commit records
+  with nothing left to do are removed.
 
 Never touched: manifests, WARC files or text objects that a manifest names, anything whose
 name the layout does not explain (reported as kept), symlinks (never followed; the link itself
@@ -61,6 +70,7 @@ from typing import Any
 import filelock
 
 from preserve import integrity, log
+from preserve.audit.findings import Finding
 from preserve.errors import (
     ArchiveError,
     LockTimeoutError,
@@ -74,7 +84,9 @@ from preserve.log.archive_log import read_checkpoint_file
 from preserve.log.entries import ImportLeaf, manifest_leaf_for_file
 from preserve.log.journal import CommitRecord, iter_entries, read_journal
 from preserve.log.known_heads import KnownHeads
+from preserve.log.note import Checkpoint, NoteError, verify_checkpoint
 from preserve.log.signing import newest_signed_checkpoint, prove_and_sign
+from preserve.safe_io import write_atomic
 from preserve.storage import manifest
 from preserve.storage.catalog import Catalog, CatalogRow, check_catalog, row_digest
 from preserve.storage.layout import (
@@ -104,6 +116,7 @@ QUARANTINED = "quarantined"
 LOGGED = "logged"
 LOG_TAIL_DROPPED = "log-tail-dropped"
 CHECKPOINTED = "checkpointed"
+RESTORED = "restored"
 REBUILT = "rebuilt"
 KEPT = "kept"
 
@@ -133,6 +146,8 @@ class RepairReport:
     kept: list[RepairAction] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     quarantine_dir: str | None = None
+    #: errors the final check (verify's) found, for which nothing was signed
+    remaining: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -151,6 +166,7 @@ class RepairReport:
             "actions": [a.to_json() for a in self.actions],
             "kept": [a.to_json() for a in self.kept],
             "problems": list(self.problems),
+            "remaining_errors": [f.to_json() for f in self.remaining],
         }
 
 
@@ -246,7 +262,7 @@ class _Repair:
                          f"file): {', '.join(escapes)}; run preserve verify")
             return
         refs = self.references()
-        self.complete_log()
+        records = self.complete_log()
         self.clear_checkpoint_temps()
         self.clear_tmp()
         self.quarantine_manifest_temps()
@@ -259,6 +275,9 @@ class _Repair:
             self.quarantine_orphan_texts(refs)
             self.rebuild_catalog(refs)
         self.write_record()
+        if records is not None:  # last: the final check sees the archive as repair left it
+            self.sign_if_behind()
+            self.clear_journal(records)
 
     def references(self) -> _References:
         refs = _References()
@@ -322,11 +341,12 @@ class _Repair:
         if isinstance(cid, str):
             refs.capture_ids.add(cid)
 
-    def complete_log(self) -> None:
-        """Drop a torn tail, append the leaves a signed commit record proves are owed,
-        remove records of commits that never happened or are fully signed, then sign."""
+    def complete_log(self) -> list[CommitRecord] | None:
+        """Drop a torn tail and append the leaves a signed commit record proves are owed;
+        return the commit records (None if the log cannot be completed: then nothing is
+        signed and no record is removed)."""
         if not integrity.has_log(self.root):
-            return
+            return None
         try:
             verifier: log.Verifier | None = log.read_verifier(self.root)
         except PreserveError:
@@ -339,7 +359,7 @@ class _Repair:
             records, bad = read_journal(self.root, verifier)
         except (PreserveError, OSError) as exc:
             self.problem(f"integrity log cannot be read, not repaired: {exc}")
-            return
+            return None
         for tail in torn:
             self.did(LOG_TAIL_DROPPED, f"manifests/log/{tail.split(':', 1)[0]}", tail)
         if torn and not self.dry_run:
@@ -347,7 +367,7 @@ class _Repair:
                 log.open_log(self.root).close()
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot drop the torn tail of the integrity log: {exc}")
-                return
+                return None
         for item in bad:
             self.keep(self.rel(item.path), f"commit record not usable ({item.problem}); left as "
                       "evidence (verify: E317)")
@@ -360,13 +380,12 @@ class _Repair:
                 log.record_entries(self.root, [leaf for _cid, leaf in owed])
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot append to the integrity log: {exc}")
-                return
+                return None
         for capture_id, _leaf in owed:
             self.did(LOGGED, self.layout.manifest_rel_for(capture_id),
                      "committed, but its log leaf was missing; a commit record signed by the "
                      "archive key names this exact manifest")
-        self.sign_if_behind()
-        self.clear_journal(records)
+        return records
 
     def owed_leaves(self, unlogged: list[str], records: list[CommitRecord]) -> list[
             tuple[str, bytes]]:
@@ -419,6 +438,8 @@ class _Repair:
         except PreserveError as exc:
             self.problem(f"cannot read {self.rel(latest)}: {exc}")
             return
+        if stale and self.restore_latest(paths, size):
+            stale = False
         if size == 0 or (size <= max(signed, default=0) and not stale):
             return
         try:
@@ -428,6 +449,8 @@ class _Repair:
             return
         if signer is None:
             self.keep("manifests/log", "log not checkpointed: the signing key is not here")
+            return
+        if not self.intact():
             return
         if not self.dry_run:
             try:
@@ -441,6 +464,54 @@ class _Repair:
         why = "latest-checkpoint copy was stale" if stale else "log was ahead of its checkpoints"
         self.did(CHECKPOINTED, "manifests/log/checkpoint",
                  f"proved and signed a checkpoint of the log at size {size} ({why})")
+
+    def restore_latest(self, paths: list[Path], log_size: int) -> bool:
+        """Put the newest stored checkpoint back as the ``checkpoint`` copy when the copy is
+        stale (a kill before it was copied, or the file replaced by an older checkpoint): only
+        a stored checkpoint validly signed by the archive key, consistent with the log and
+        not older than the copy, which stays evidence otherwise. True if restored."""
+        latest = self.layout.log_dir / "checkpoint"
+        try:
+            verifier = log.read_verifier(self.root)
+            newest = _newest_valid(paths, verifier)
+            copy = _valid_or_none(latest, verifier)
+            with log.open_log(self.root, readonly=True) as opened:
+                consistent = newest is not None and newest[1].size <= log_size and (
+                    opened.root_hash(newest[1].size) == newest[1].root_hash)
+        except (PreserveError, OSError) as exc:
+            self.problem(f"cannot check {self.rel(latest)}: {exc}")
+            return False
+        if newest is None or not consistent or (copy is not None and copy.size > newest[1].size):
+            why = "no stored checkpoint is valid and consistent with the log" if not consistent \
+                else "it is newer than every stored checkpoint (checkpoints/ lost its newest)"
+            self.keep(self.rel(latest), f"not a copy of the newest stored checkpoint, and {why}: "
+                      "restore manifests/log/checkpoints/ from a copy, or verify with an "
+                      "off-site checkpoint (--checkpoint)")
+            return False
+        if not self.dry_run:
+            try:
+                write_atomic(latest, newest[0].read_bytes())
+            except (PreserveError, OSError) as exc:
+                self.problem(f"cannot restore {self.rel(latest)}: {exc}")
+                return False
+        older = f"an older checkpoint ({copy.size} leaves)" if copy is not None else "invalid"
+        self.did(RESTORED, self.rel(latest), f"was {older}; restored from "
+                 f"{self.rel(newest[0])} ({newest[1].size} leaves, signed by the archive key)")
+        return True
+
+    def intact(self) -> bool:
+        """The final check before signing: the whole archive as verify sees it (files and
+        log) must have no error. Otherwise they are kept in the report and nothing is
+        signed."""
+        try:
+            errors = integrity.archive_errors(self.root, heads=self.heads)
+        except (PreserveError, OSError) as exc:
+            self.problem(f"not signed: the archive could not be checked: {exc}")
+            return False
+        if errors:
+            self.report.remaining = errors
+            self.problem(f"not signed: {integrity.not_intact(errors)}")
+        return not errors
 
     def clear_journal(self, records: list[CommitRecord]) -> None:
         """Remove commit records with nothing left to do: each entry either never reached its
@@ -668,6 +739,22 @@ def repair(
 
 
 
+def _newest_valid(paths: list[Path], verifier: log.Verifier) -> tuple[Path, Checkpoint] | None:
+    """The stored checkpoint of most leaves that is validly signed by ``verifier``."""
+    for path in sorted(paths, reverse=True):
+        checkpoint = _valid_or_none(path, verifier)
+        if checkpoint is not None:
+            return path, checkpoint
+    return None
+
+
+def _valid_or_none(path: Path, verifier: log.Verifier) -> Checkpoint | None:
+    try:
+        return verify_checkpoint(read_checkpoint_file(path), verifier, origin=verifier.name)
+    except (PreserveError, NoteError):
+        return None
+
+
 def _warc_capture_id(name: str) -> str:
     """The capture id a WARC file is named after: ``<id>.warc.gz``, or ``<id>.warc`` (an
     imported uncompressed file); '' for any other name."""
@@ -687,6 +774,7 @@ __all__ = [
     "QUARANTINE_DIR",
     "REBUILT",
     "REMOVED",
+    "RESTORED",
     "RepairAction",
     "RepairReport",
     "capture_in_progress",

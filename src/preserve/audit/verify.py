@@ -3,7 +3,8 @@
 Default pass, for every manifest in ``manifests/``: it reads (bounded) and validates; its file
 name matches its capture id, which no other manifest claims; its WARC file exists with the
 recorded size, BLAKE3 and SHA-256 (hashed once, both digests in one streaming pass); its text
-and comments objects exist and hash to their names. Then the tree is swept: files under
+and comments objects exist and hash to their names (one larger than any text object can be is
+reported from its size, unread). Then the tree is swept: files under
 ``archive/warc`` or ``archive/text`` that no manifest names, anything in ``archive/tmp``,
 ``manifests/.tmp-*`` debris, and entries the layout does not expect are reported.
 
@@ -92,6 +93,7 @@ from preserve.storage.manifest import (
     manifest_from_dict,
     read_manifest_bytes,
 )
+from preserve.storage.text_store import MAX_OBJECT_BYTES
 
 if TYPE_CHECKING:
     from preserve.audit.deep import DeepPool, DeepResult
@@ -128,6 +130,7 @@ class _ObjectState:
     missing: bool = False
     error: str | None = None
     wrong_size: int | None = None  # its size, when not the one expected (then not hashed)
+    too_large: int | None = None  # its size, when larger than any text object can be
 
 
 @dataclass(slots=True)
@@ -729,6 +732,8 @@ class _Audit:
         elif state.wrong_size is not None:
             out.add(corrupt_code, ref.path, f"{kind} object is {state.wrong_size} bytes, "
                     f"manifest says {ref.size}", cid)
+        elif state.too_large is not None:
+            out.add(corrupt_code, ref.path, _too_large(kind, state.too_large), cid)
         elif state.error is not None:
             out.add(Code.E405, ref.path, f"cannot read {kind} object: {state.error}", cid)
         elif state.digests is not None:
@@ -784,6 +789,8 @@ class _Audit:
                 state.error = "not a regular file"
             elif expected_size is not None and st.st_size != expected_size:
                 state.wrong_size = st.st_size
+            elif st.st_size > MAX_OBJECT_BYTES:  # a sparse file of terabytes: never read
+                state.too_large = st.st_size
             else:
                 state.digests = hash_fd(fd, _buffer())
                 if out is not None:
@@ -853,11 +860,18 @@ class _Audit:
         state = self.object_state(name)
         if state.digests is not None:
             self.report.stats.text_objects_checked += 1
-        if state.error is not None:
+        if state.too_large is not None:
+            self.add(Code.E402, rel, _too_large("text", state.too_large))
+        elif state.error is not None:
             self.add(Code.E405, rel, f"cannot read text object: {state.error}")
         elif state.digests is not None and state.digests.blake3 != name:
             self.add(Code.E402, rel, "text object does not hash to its name",
                      actual=state.digests.blake3)
+
+
+def _too_large(kind: str, size: int) -> str:
+    return (f"{kind} object is {size} bytes, larger than any text object can be "
+            f"({MAX_OBJECT_BYTES}); not read")
 
 
 _IMPORT_REL = re.compile(

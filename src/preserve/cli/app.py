@@ -48,8 +48,9 @@ EXIT_INTERNAL = 5
 
 EXIT_STATUSES = {
     EXIT_OK: "success (verify: intact; warnings may be printed)",
-    EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved, "
-                   "an imported file failing its own digests); a capture kept an HTTP 4xx/5xx "
+    EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved "
+                   "or, by repair and checkpoint, over an archive verify finds errors in, an "
+                   "imported file failing its own digests); a capture kept an HTTP 4xx/5xx "
                    "answer or a redirect it did not follow",
     EXIT_USAGE: "usage error: bad option or argument (an empty output path, a WACZ signing "
                 "key that is not ECDSA P-256/P-384/P-521), invalid URL or unsupported scheme, "

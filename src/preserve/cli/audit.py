@@ -31,7 +31,7 @@ from preserve.cli.app import (
 from preserve.cli.scale import dask_option
 
 if TYPE_CHECKING:
-    from preserve.audit.findings import Report
+    from preserve.audit.findings import Finding, Report
 
 ANCHOR_AGE_ENV = "PRESERVE_ANCHOR_MAX_AGE"
 DEFAULT_ANCHOR_DAYS = 30.0
@@ -95,9 +95,7 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
     audit = archive.last_audit or AuditRecord()
     if not as_json:
         for finding in report.findings:
-            where = f"  {finding.path}" if finding.path else ""
-            say(f"{finding.code.code} {finding.severity.value:<7} "
-                f"{' '.join(finding.message.split())}{where}")
+            say(finding_line(finding))
         say(summary(report))
         if not no_record and not audit.recorded:
             warn("note: audit not recorded (read-only archive or no log)")
@@ -106,6 +104,13 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
     finish({**report.to_json(), "recorded": audit.recorded, "outcome": audit.outcome,
             "signed": audit.signed is not None, "not_signed": audit.not_signed},
            report.exit_status)
+
+
+def finding_line(finding: Finding) -> str:
+    """One finding as verify prints it: code, severity, message, path."""
+    where = f"  {finding.path}" if finding.path else ""
+    return (f"{finding.code.code} {finding.severity.value:<7} "
+            f"{' '.join(finding.message.split())}{where}")
 
 
 def summary(report: Report) -> str:
@@ -127,6 +132,8 @@ def repair(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 
     A committed manifest missing from the log is logged only when a commit record signed by
     the archive key names it; anything else is reported and kept (see 'preserve adopt').
+    A checkpoint is signed last, and only if verify's check of the whole archive then finds
+    no error; otherwise the errors are listed, nothing is signed, and the exit status is 1.
 
     \b
     Example:
@@ -152,6 +159,8 @@ def repair(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
             say(f"{verb}{action.kind}  {action.path}{where}  ({action.reason})")
         for kept in report.kept:
             say(f"kept  {kept.path}  ({kept.reason})")
+        for finding in report.remaining:  # what the final check found: nothing was signed
+            say(finding_line(finding))
         for problem in report.problems:
             warn(f"repair: {problem}")
         say(f"{len(report.actions)} actions, {len(report.kept)} kept, "
@@ -215,4 +224,5 @@ def reset_head(ctx: click.Context, yes: bool, as_json: bool) -> None:
     finish(result)
 
 
-__all__ = ["ANCHOR_AGE_ENV", "adopt", "repair", "reset_head", "summary", "verify"]
+__all__ = ["ANCHOR_AGE_ENV", "adopt", "finding_line", "repair", "reset_head", "summary",
+           "verify"]

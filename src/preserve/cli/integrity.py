@@ -89,10 +89,13 @@ def keygen(name: str, out: Path | None, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def checkpoint(ctx: click.Context, as_json: bool) -> None:
-    """Prove the integrity log and sign a checkpoint of it now (needs the archive's key).
+    """Audit the whole archive, prove the integrity log and sign a checkpoint of it now
+    (needs the archive's key).
 
-    Nothing is signed unless the log extends every head known to be good and every new
-    manifest leaf is backed by its manifest and a signed commit record.
+    Nothing is signed unless verify's check of the whole archive (every file re-hashed,
+    the log audited) finds no error, the log extends every head known to be good, and
+    every new manifest leaf is backed by its manifest and a signed commit record; then it
+    exits 1 with the reason.
 
     \b
     Example:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from preserve.cli.app import EXIT_CANNOT_RUN, EXIT_OK, fail, finish, say
+from preserve.cli.app import EXIT_CANNOT_RUN, EXIT_FINDINGS, EXIT_OK, fail, finish, say, warn
 
 if TYPE_CHECKING:
     from preserve.archive import Archive, CaptureOptions, CaptureResult
@@ -87,10 +87,14 @@ def remote_checkpoint(archive: RemoteArchive) -> None:
 
 def remote_repair(archive: RemoteArchive, dry_run: bool) -> None:
     actions = archive.repair(dry_run=dry_run)
+    refused = [a for a in actions if a.startswith("not signed: ")]
     for action in actions:
-        say(("would " if dry_run else "") + action)
-    say(f"{len(actions)} actions")
-    finish({"actions": actions, "dry_run": dry_run}, EXIT_OK)
+        if action in refused:
+            warn(f"repair: {action}")
+        else:
+            say(("would " if dry_run else "") + action)
+    say(f"{len(actions) - len(refused)} actions")
+    finish({"actions": actions, "dry_run": dry_run}, EXIT_FINDINGS if refused else EXIT_OK)
 
 
 __all__ = ["captures", "dask_client", "dask_option", "remote_checkpoint", "remote_init",

@@ -138,7 +138,9 @@ DESCRIPTIONS: dict[str, str] = {
     "removed by the next write.",
     W_UNCHECKPOINTED: "The newest leaves are not covered by any valid signed checkpoint yet.",
     W_LATEST_CHECKPOINT_STALE: "manifests/log/checkpoint is not a copy of the newest stored "
-    "checkpoint.",
+    "checkpoint: a kill before it was copied, or the file replaced by an older genuine "
+    "checkpoint (rolled back; the message gives both sizes and `preserve repair` restores it "
+    "from the newest stored one), or newer than every stored one (checkpoints/ lost files).",
     W_UNSIGNED_LOG: "The archive has no key.pub and no checkpoints, so the log is not signed.",
     E_ROLLBACK: "The log is smaller than, or not an extension of, the tree head this operator "
     "last verified or signed (kept outside the archive): an older copy was restored, or the log "
@@ -211,7 +213,8 @@ def verify_log(
     audit = _Audit(root, [])
     directory = log_dir(root)
     manifests = _manifests_on_disk(root)
-    _check_anchor_age(audit, external_checkpoints, anchor_max_age, now)
+    if not external_checkpoints:  # given ones are aged once checked (invalid: errors only)
+        _check_anchor_age(audit, (), anchor_max_age, now)
     if _not_plain(directory):
         audit.add(E_LOG_DAMAGED, _rel(""), "the log directory, or an entry in it, is a symlink or "
                   "a special file; not followed")
@@ -253,8 +256,11 @@ def verify_log(
         _check_manifests(audit, manifests, leaves, records, exported)
         covered = 0
         if verifier is not None:
-            covered = _check_checkpoints(audit, log, verifier, external_checkpoints,
-                                         timestamp_check)
+            covered = _check_checkpoints(audit, log, verifier, timestamp_check)
+            anchors = [path for path in external_checkpoints if _check_one_checkpoint(
+                audit, log, verifier, Path(path), E_EXTERNAL_CHECKPOINT_INCONSISTENT)]
+            if anchors:
+                _check_anchor_age(audit, anchors, anchor_max_age, now)
             _check_unproved(audit, leaves, records, covered)
         else:
             _fail_anchors(audit, external_checkpoints, "the archive key is not available")
@@ -273,14 +279,19 @@ def _fail_anchors(audit: _Audit, anchors: Sequence[Path], why: str) -> None:
 
 def _check_anchor_age(audit: _Audit, anchors: Sequence[Path], max_age: timedelta | None,
                       now: datetime | None) -> None:
+    """W307 unless one of ``anchors`` (the off-site checkpoints given) is recent enough;
+    anchors that cannot be read are left to the errors that report them."""
     if max_age is None:
         return
     now = now or datetime.now(UTC)
-    newest: datetime | None = None
-    for path in anchors:
-        when = _anchor_time(Path(path))
-        if when is not None and (newest is None or when > newest):
-            newest = when
+    readable = [when for path in anchors if (when := _anchor_time(Path(path))) is not None]
+    if anchors and not readable:
+        return  # given but unreadable or invalid: E307/E309 say so, not "none was given"
+    _warn_anchor_age(audit, max(readable, default=None), max_age, now)
+
+
+def _warn_anchor_age(audit: _Audit, newest: datetime | None, max_age: timedelta,
+                     now: datetime) -> None:
     if newest is None:
         audit.add(W_NO_RECENT_ANCHOR, _rel(""), "no off-site checkpoint was given "
                   "(--checkpoint FILE): keep one elsewhere and pass it to verify")
@@ -450,11 +461,16 @@ def _check_manifests(
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
             continue
         try:
-            digests = hash_file(found)
+            actual = found.stat().st_size
+            digests = hash_file(found) if actual == leaf.size else None
         except (OSError, PreserveError) as exc:
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"unreadable: {exc}")
             continue
-        if (digests.blake3, digests.sha256, digests.size) != (leaf.blake3, leaf.sha256, leaf.size):
+        if digests is None:  # never read: it may be a sparse file of terabytes
+            audit.add(E_MANIFEST_CHANGED, leaf.path, f"leaf {index} records {leaf.size} "
+                      f"bytes, the file has {actual}")
+        elif (digests.blake3, digests.sha256, digests.size) != (leaf.blake3, leaf.sha256,
+                                                                leaf.size):
             audit.add(
                 E_MANIFEST_CHANGED,
                 leaf.path,
@@ -467,6 +483,8 @@ def _check_manifests(
 
 def _file_matches(path: Path, entry: CommitEntry) -> bool:
     try:
+        if path.stat().st_size != entry.size:
+            return False
         digests = hash_file(path)
     except (OSError, PreserveError):
         return False
@@ -549,14 +567,25 @@ def _check_one_checkpoint(
     return checkpoint
 
 
+def _stale_copy(copy: Checkpoint | None, stored: int, log_size: int) -> str:
+    """What W303 says about a ``checkpoint`` file that is not the newest stored checkpoint."""
+    if copy is not None and copy.size > stored:
+        return (f"newer than every stored checkpoint: it covers {copy.size} leaves, they "
+                f"{stored} (checkpoints/ lost its newest files)")
+    if copy is None or copy.size == stored:
+        return "not a copy of the newest stored checkpoint"
+    return (f"replaced by an older checkpoint: it covers {copy.size} leaves, the newest stored "
+            f"checkpoint {stored} and the log {log_size} (the file was rolled back); preserve "
+            "repair restores it from manifests/log/checkpoints/")
+
+
 def _check_checkpoints(
     audit: _Audit,
     log: TransparencyLog,
     verifier: Verifier,
-    external: Sequence[Path],
     timestamp_check: TimestampCheck | None,
 ) -> int:
-    """Check every stored and external checkpoint; return the size the valid ones cover."""
+    """Check every stored checkpoint; return the size the valid ones cover."""
     covered = 0
     newest: Path | None = None
     try:
@@ -597,10 +626,11 @@ def _check_checkpoints(
         except LogError:
             stale = True
         if stale:
-            audit.add(W_LATEST_CHECKPOINT_STALE, latest,
-                      "not a copy of the newest stored checkpoint")
+            at = len(audit.findings)
             checkpoint = _check_one_checkpoint(audit, log, verifier, latest,
                                                E_CHECKPOINT_INCONSISTENT)
+            audit.findings.insert(at, LogFinding(W_LATEST_CHECKPOINT_STALE, _rel(
+                LATEST_CHECKPOINT), _stale_copy(checkpoint, covered, log.size)))
             if checkpoint is not None:
                 covered = max(covered, checkpoint.size)
     if covered < log.size:
@@ -609,6 +639,4 @@ def _check_checkpoints(
             _rel(HEAD_NAME),
             f"leaves {covered} to {log.size - 1} are not covered by a valid signed checkpoint",
         )
-    for path in external:
-        _check_one_checkpoint(audit, log, verifier, Path(path), E_EXTERNAL_CHECKPOINT_INCONSISTENT)
     return covered

@@ -107,7 +107,8 @@ class LogPlace(Protocol):
         """The archive's place for the operator's known heads (a root, or a remote name)."""
 
     def read_verifier(self) -> Verifier: ...
-    def newest_signed_checkpoint(self, verifier: Verifier) -> Checkpoint | None: ...
+    def newest_signed_checkpoint(self, verifier: Verifier, *,
+                                 stored_only: bool = False) -> Checkpoint | None: ...
     def read_journal(self, verifier: Verifier | None) -> tuple[list[CommitRecord],
                                                                list[BadRecord]]: ...
     def open_log(self) -> AbstractContextManager[LogReader]: ...
@@ -126,8 +127,9 @@ class LocalPlace:
     def read_verifier(self) -> Verifier:
         return read_verifier(self.root)
 
-    def newest_signed_checkpoint(self, verifier: Verifier) -> Checkpoint | None:
-        return newest_signed_checkpoint(self.root, verifier)
+    def newest_signed_checkpoint(self, verifier: Verifier, *,
+                                 stored_only: bool = False) -> Checkpoint | None:
+        return newest_signed_checkpoint(self.root, verifier, stored_only=stored_only)
 
     def read_journal(self, verifier: Verifier | None) -> tuple[list[CommitRecord],
                                                                list[BadRecord]]:
@@ -148,10 +150,12 @@ class LocalPlace:
         remove_records(paths)
 
 
-def newest_signed_checkpoint(root: Path, verifier: Verifier) -> Checkpoint | None:
+def newest_signed_checkpoint(root: Path, verifier: Verifier, *,
+                             stored_only: bool = False) -> Checkpoint | None:
     """The archive's newest checkpoint validly signed by ``verifier``: the ``checkpoint``
-    copy if it verifies (O(1)), else the largest stored one that does (None if none)."""
-    candidates = [log_dir(root) / LATEST_CHECKPOINT]
+    copy if it verifies (O(1)), else the largest stored one that does (None if none).
+    ``stored_only``: the largest of ``checkpoints/`` that verifies, whatever the copy says."""
+    candidates = [] if stored_only else [log_dir(root) / LATEST_CHECKPOINT]
     for attempt in range(2):
         for path in candidates:
             try:
@@ -262,7 +266,12 @@ def prove_and_sign(
         head_root = log.root_hash()
     if problems:
         raise NotProvedError("; ".join(problems[:5]))
-    covered = _prove_leaves(where, leaves, records, adopt_history)
+    try:
+        covered = _prove_leaves(where, leaves, records, adopt_history, base.size)
+    except NotProvedError as exc:
+        from_copy = stored is not None and base.size == stored.size
+        rolled_back = _copy_rolled_back(where, verifier, base.size) if from_copy else None
+        raise NotProvedError(rolled_back or str(exc)) from exc
     path = where.write_checkpoint(signer, timestamper=timestamper, size=size)
     if heads is not None:
         heads.advance(identity, size, head_root, root)
@@ -270,6 +279,18 @@ def prove_and_sign(
         (e.capture_id, e.kind) in covered for e in r.entries)]
     where.remove_records(removable)
     return Signed(path, size, base.size, len(leaves), removable)
+
+
+def _copy_rolled_back(place: LogPlace, verifier: Verifier, size: int) -> str | None:
+    """Why proving from the ``checkpoint`` copy (of ``size`` leaves) failed, when a newer
+    checkpoint is stored: the copy was replaced by an older one (looked up only on failure,
+    so a capture never lists ``checkpoints/``)."""
+    newest = place.newest_signed_checkpoint(verifier, stored_only=True)
+    if newest is None or newest.size <= size:
+        return None
+    return (f"manifests/log/checkpoint was replaced by an older checkpoint ({size} leaves; "
+            f"manifests/log/checkpoints/ holds one of {newest.size}): run preserve verify, "
+            "then preserve repair, which restores it")
 
 
 def _commit_time(log: LogReader, index: int) -> datetime | None:
@@ -286,9 +307,11 @@ def _prove_leaves(
     leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]],
     records: list[CommitRecord],
     adopt_history: bool,
+    base: int = 0,
 ) -> set[tuple[str, str]]:
-    """Check each new manifest/adoption leaf against its manifest file and a signed commit
-    record; return the (capture id, record kind) pairs proved. Raises NotProvedError."""
+    """Check each manifest/adoption leaf newer than the trusted base (of ``base`` leaves)
+    against its manifest file and a signed commit record; return the (capture id, record
+    kind) pairs proved. Raises NotProvedError."""
     signed: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
     for record in records:
         if record.signed:
@@ -313,8 +336,10 @@ def _prove_leaves(
                 continue
             raise NotProvedError(
                 f"leaf {index} (capture {leaf.capture_id}) has no commit record signed by the "
-                "archive key: it was not committed by this key holder (planted, or captured "
-                "without the key); check it and adopt it with preserve adopt if it is genuine")
+                f"archive key, and no trusted checkpoint or known head covers it (they cover "
+                f"{base} leaves): it was planted or captured without the key, or the "
+                "checkpoints that covered it were removed; verify with an off-site checkpoint "
+                "(--checkpoint) to tell, and adopt it with preserve adopt if it is genuine")
         covered.add((leaf.capture_id, kind))
     return covered
 

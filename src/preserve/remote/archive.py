@@ -117,8 +117,9 @@ class RemotePlace:
         except (errors.StorageError, errors.NotFoundError, UnicodeDecodeError) as exc:
             raise errors.LogError(f"{rel}: {exc}") from exc
 
-    def newest_signed_checkpoint(self, verifier: Verifier) -> Checkpoint | None:
-        candidates = [LATEST]
+    def newest_signed_checkpoint(self, verifier: Verifier, *,
+                                 stored_only: bool = False) -> Checkpoint | None:
+        candidates = [] if stored_only else [LATEST]
         for attempt in range(2):
             for rel in candidates:
                 try:
@@ -422,7 +423,18 @@ class RemoteArchive:
         if signer is None:
             return None
         with Lease(self.store, wait=60):
-            return self.prove_and_sign(signer)
+            return self.sign_if_intact(signer)
+
+    def sign_if_intact(self, signer: Signer) -> Signed:
+        """As :func:`preserve.integrity.sign_if_intact`: sign only if verify's check of the
+        whole archive finds no error (caller holds the lease). Raises NotProvedError."""
+        from preserve.integrity import not_intact
+        from preserve.remote.verify import verify_remote
+
+        found = verify_remote(self, record=False).errors
+        if found:
+            raise errors.NotProvedError(not_intact(found))
+        return self.prove_and_sign(signer)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -572,8 +584,10 @@ class RemoteArchive:
                     self.store.delete(info.key)
             signer = self.signer()
             if not dry_run and signer is not None and (leaves or tiles.torn_tail):
-                with contextlib.suppress(errors.PreserveError):
-                    self.prove_and_sign(signer)
+                try:
+                    self.sign_if_intact(signer)
+                except errors.PreserveError as exc:
+                    done.append(f"not signed: {exc}")
         return done
 
 

@@ -36,6 +36,11 @@ from preserve.storage.layout import (
 )
 
 OBJECT_MODE = 0o444
+#: Largest text object the store accepts. Text is extracted from at most 16 MiB of a page
+#: (3 MiB since extractor settings record ``max_input_bytes``; 16 MiB before), and UTF-8 can
+#: take at most three bytes for a byte of a single-byte charset, so no genuine object comes
+#: near this; ``verify`` reports a larger file from its size without reading it.
+MAX_OBJECT_BYTES = 64 * 2**20
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
@@ -100,6 +105,9 @@ class TextStore:
         and the caller flushes them (once for a whole group commit) before anything that names
         the object is committed; with ``sync_dir=False`` only the directory is left to the
         caller."""
+        if len(data) > MAX_OBJECT_BYTES:
+            raise StorageError(f"text object of {len(data)} bytes is larger than the store's "
+                               f"limit of {MAX_OBJECT_BYTES}")
         digests = hash_bytes(data)
         final = self.path(digests.blake3)
         stored = StoredObject(digests.blake3, digests.sha256, digests.size,
@@ -261,6 +269,7 @@ class MemoryTextStore:
 
 
 __all__ = [
+    "MAX_OBJECT_BYTES",
     "MemoryTextStore",
     "StoredObject",
     "TextStore",

@@ -1,0 +1,161 @@
+"""Every signing path signs only what it proved: repair and ``checkpoint`` sign only when
+verify's check of the whole archive finds no error (a leaf an earlier checkpoint covers is
+not re-proved by the log proof alone); a capture proves only its new leaves, as documented;
+a ``checkpoint`` file replaced by an older genuine one is reported as such and recovered."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preserve import Archive, CaptureOptions
+from preserve.capture.fetch import FetchOptions
+from preserve.errors import NotProvedError
+from preserve.log import fixity_event, record_event
+from preserve.log.known_heads import KnownHeads
+from servers import TestServer, respond
+
+CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
+HTML = (b"<!doctype html><html><head><title>Signed</title></head><body><article>"
+        b"<p>Plain words for a test of what a signature means, long enough to keep.</p>"
+        b"<p>A second paragraph so that the extractor has something to work with.</p>"
+        b"</article></body></html>")
+OPTIONS = CaptureOptions(fetch=FetchOptions(timeout=10))
+
+
+@pytest.fixture
+def site(http_server: TestServer) -> TestServer:
+    for path in ("/a", "/b", "/c"):
+        http_server.routes[path] = respond(200, HTML + path.encode(),
+                                           headers=[("Content-Type", "text/html")])
+    return http_server
+
+
+@pytest.fixture
+def archive(tmp_path: Path, site: TestServer) -> Archive:
+    """A keyed archive with two signed captures and a clean verify."""
+    archive = Archive(tmp_path / "root")
+    archive.init(key_name="signing.example/a")
+    archive.capture(site.url("/a"), OPTIONS)
+    archive.capture(site.url("/b"), OPTIONS)
+    assert archive.verify().ok
+    return archive
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "--root", str(root), *args], check=False, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _checkpoints(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "manifests/log/checkpoints").glob("*.txt"))
+
+
+def _damage(root: Path, how: str) -> str:
+    """Damage the first capture (which a signed checkpoint covers); return its manifest."""
+    manifest = sorted((root / "manifests").glob("*.json"))[0]
+    if how == "deleted":
+        manifest.unlink()
+    elif how == "symlink":
+        manifest.unlink()
+        os.symlink("/dev/null", manifest)
+    else:  # its WARC file loses a byte
+        warc = root / json.loads(manifest.read_bytes())["warc"]["path"]
+        warc.chmod(0o644)
+        warc.write_bytes(warc.read_bytes()[:-1])
+    return f"manifests/{manifest.name}"
+
+
+@pytest.mark.parametrize("how", ["deleted", "symlink", "warc cut"])
+def test_repair_signs_nothing_over_an_archive_verify_finds_errors_in(
+    archive: Archive, how: str
+) -> None:
+    root = archive.root
+    rel = _damage(root, how)
+    assert not archive.verify().ok  # records its failed audit: the log is now ahead
+    before = _checkpoints(root)
+    expected = {"deleted": {"E305"}, "symlink": {"E107", "E305"}, "warc cut": {"E206"}}[how]
+    done = _run(root, "repair")
+    assert done.returncode == 1, done.stderr
+    assert _checkpoints(root) == before, "repair signed over a damaged archive"
+    problems = [line for line in done.stderr.splitlines() if "not signed" in line]
+    assert len(problems) == 1 and "verify finds" in problems[0], done.stderr
+    listed = {line.split()[0] for line in done.stdout.splitlines() if line[:1] == "E"}
+    assert expected <= listed, done.stdout  # the remaining errors, as verify lists them
+    if how != "warc cut":
+        assert rel in done.stdout
+    result: dict[str, Any] = json.loads(_run(root, "repair", "--json").stdout)["result"]
+    assert expected <= {f["code"] for f in result["remaining_errors"]}
+    assert "Traceback" not in done.stderr
+
+
+def test_checkpoint_signs_nothing_over_an_archive_verify_finds_errors_in(
+    archive: Archive,
+) -> None:
+    root = archive.root
+    _damage(root, "deleted")
+    assert not archive.verify().ok
+    before = _checkpoints(root)
+    with pytest.raises(NotProvedError, match="E305"):
+        archive.checkpoint()
+    done = _run(root, "checkpoint")
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr  # the error, and a hint
+    assert "E305" in done.stderr and "nothing was signed" in done.stderr
+    assert _checkpoints(root) == before
+
+
+def test_repair_and_checkpoint_sign_an_intact_archive(archive: Archive) -> None:
+    root = archive.root
+    record_event(root, fixity_event(outcome="pass", counts={}, finding_codes=[]))
+    done = _run(root, "repair")
+    assert done.returncode == 0, done.stderr
+    assert "checkpointed" in done.stdout
+    assert archive.checkpoint() is not None
+
+
+def test_a_capture_proves_only_its_new_leaves(archive: Archive, site: TestServer) -> None:
+    """Documented: a capture's checkpoint proves the leaves it adds (fast), not the archive;
+    the damage stays reported by verify, which signs nothing over it."""
+    _damage(archive.root, "deleted")
+    result = archive.capture(site.url("/c"), OPTIONS)
+    assert result.signed
+    report = archive.verify()
+    assert "E305" in {f.code.code for f in report.errors}
+    assert archive.last_audit.signed is None
+
+
+def test_a_checkpoint_file_rolled_back_is_reported_and_restored(
+    archive: Archive, site: TestServer, tmp_path: Path
+) -> None:
+    """An older genuine checkpoint copied over ``manifests/log/checkpoint``: verify says so
+    precisely, a signing path without a newer known head (another operator, another config)
+    says so in one line instead of calling a genuine capture planted, and repair restores
+    the copy from the newest stored checkpoint, after which signing works again."""
+    root = archive.root
+    latest = root / "manifests/log/checkpoint"
+    oldest = sorted((root / "manifests/log/checkpoints").glob("*.txt"))[0]
+    latest.chmod(0o644)
+    latest.write_bytes(oldest.read_bytes())
+    report = archive.verify(record=False)
+    stale = [f for f in report.findings if f.code.code == "W303"]
+    assert len(stale) == 1 and "replaced by an older checkpoint" in stale[0].message
+    other = Archive(root, heads=KnownHeads(tmp_path / "other-operator"))
+    result = other.capture(site.url("/c"), OPTIONS)
+    assert not result.signed
+    assert result.not_signed is not None
+    assert "replaced by an older checkpoint" in result.not_signed
+    assert "planted" not in result.not_signed
+    done = _run(root, "repair")
+    assert done.returncode == 0, done.stderr
+    assert "restored  manifests/log/checkpoint" in done.stdout, done.stdout
+    assert latest.read_bytes() == sorted(
+        (root / "manifests/log/checkpoints").glob("*.txt"))[-1].read_bytes()
+    assert "W303" not in {f.code.code for f in archive.verify(record=False).findings}
+    assert other.checkpoint() is not None
