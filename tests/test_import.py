@@ -772,3 +772,69 @@ def test_an_import_killed_while_spooling_text_leaves_only_debris(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert len(_manifests(root)) == 12
     assert Archive(root).verify().ok
+
+
+# --- records without an HTTP head: data: URIs and resource records ----------------------------
+
+
+def _records_without_http_head(path: Path, *, gzipped: bool) -> dict[str, str]:
+    """A page, then a ``response`` record for a ``data:`` URI and a ``resource`` record that
+    refer to it, all written by warcio (which digests such a block whole, as WARC 1.1 says).
+    Returns record id by kind."""
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=gzipped)
+        page = writer.create_warc_record(
+            "http://example.org/", "response", payload=io.BytesIO(_page("Home", "Hello data.")),
+            http_headers=StatusAndHeaders("200 OK", HTML, protocol="HTTP/1.1"))
+        page_id = page.rec_headers.get_header("WARC-Record-ID")
+        linked = {"WARC-Concurrent-To": page_id}
+        data = writer.create_warc_record(
+            "data:text/html,<p>inline</p>", "response", payload=io.BytesIO(b"<p>inline</p>"),
+            warc_content_type="text/html", warc_headers_dict=linked)
+        resource = writer.create_warc_record(
+            "http://example.org/shot.png", "resource", payload=io.BytesIO(b"\x89PNG not really"),
+            warc_content_type="image/png", warc_headers_dict=linked)
+        for record in (page, data, resource):
+            writer.write_record(record)
+    return {kind: record.rec_headers.get_header("WARC-Record-ID").strip("<>")
+            for kind, record in (("page", page), ("data", data), ("resource", resource))}
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_data_uri_responses_and_resource_records_from_warcio_import(
+        archive: Archive, tmp_path: Path, gzipped: bool) -> None:
+    """warcio digests a block without an HTTP head (a data: response, a resource record) whole
+    for WARC-Payload-Digest; import checks them the same way (the file is accepted, the
+    resource record named in the page's manifest), and verify --deep agrees."""
+    source = tmp_path / ("records.warc.gz" if gzipped else "records.warc")
+    ids = _records_without_http_head(source, gzipped=gzipped)
+    found = {r.record_id: r for r in scan_warc(source).records}
+    for kind in ("data", "resource"):
+        record = found[ids[kind]]
+        assert record.http is None and record.payload_digest == record.block_digest
+    result = import_file(archive, source)
+    assert len(result.captures) == 1
+    manifest = archive.manifest(result.captures[0].capture_id)
+    assert {r.id for r in manifest.warc.records} >= {ids["page"], ids["resource"]}
+    _deep_ok(archive)
+
+
+def test_a_data_uri_response_whose_payload_digest_is_wrong_is_refused(
+        archive: Archive, tmp_path: Path) -> None:
+    source = tmp_path / "records.warc"
+    _records_without_http_head(source, gzipped=False)
+    data = source.read_bytes()
+    head_end = data.index(b"data:text/html")
+    start = data.index(b"WARC-Payload-Digest: sha1:", head_end) + len(b"WARC-Payload-Digest: sha1:")
+    tampered = tmp_path / "tampered.warc"
+    tampered.write_bytes(data[:start] + b"A" * 32 + data[start + 32:])
+    with pytest.raises(errors.ImportIntegrityError, match="payload digest failed"):
+        import_file(archive, tampered)
+    assert not _manifests(archive.root)
+    # the block changed with both digests kept: refused too
+    body = data.index(b"\r\n\r\n<p>inline</p>") + 4
+    flipped = tmp_path / "flipped.warc"
+    flipped.write_bytes(data[:body] + b"<p>INLINE</p>" + data[body + 13:])
+    with pytest.raises(errors.ImportIntegrityError, match="digest failed"):
+        import_file(archive, flipped)
+    assert not _manifests(archive.root)
