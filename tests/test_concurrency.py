@@ -30,7 +30,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from preserve import Archive, CaptureOptions, CaptureResult, errors, log
-from preserve.batch import capture_many
+from preserve.batch import GROUP_SIZE, LOOKAHEAD, capture_many
 from preserve.capture.fetch import FetchOptions
 from servers import ReceivedRequest, TestServer, _head
 
@@ -359,3 +359,43 @@ def test_cli_capture_concurrency_option(
     overlap = any(a_start < b_end and b_start < a_end
                   for _, a_start, a_end in first.spans for _, b_start, b_end in second.spans)
     assert overlap, "--concurrency 2 did not capture the two hosts at once"
+
+
+class _CountedUrls:
+    """An endless-looking URL source that counts how many URLs were taken from it."""
+
+    def __init__(self, urls: list[str], repeat: int) -> None:
+        self.urls, self.repeat, self.taken = urls, repeat, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for _ in range(self.repeat):
+            for url in self.urls:
+                self.taken += 1
+                yield url
+
+
+def test_capture_many_reads_its_urls_lazily_with_a_bounded_lookahead(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    """The first result comes after at most ``lookahead`` URLs were read, not after all of a
+    long list was parsed (a million URLs took 350 MB and 25 s before the first capture)."""
+    http_server.routes["/page"] = PacedPages(duration=0.01)
+    source = _CountedUrls([http_server.url("/page?n=1"), "not a url"], repeat=50_000)
+    archive = Archive(tmp_path / "root")
+    batch = capture_many(archive, source, _options(), concurrency=2, per_host_delay=0.0)
+    invalid = 0
+    try:
+        for _url, outcome in batch:
+            if isinstance(outcome, CaptureResult):
+                break
+            invalid += 1
+        # read: the window, the invalid lines among it, and what was captured while the first
+        # group waited to commit (a group at most); never the whole list
+        bound = 2 * (LOOKAHEAD + GROUP_SIZE)
+        assert source.taken <= bound, f"{source.taken} URLs read before the first capture"
+        assert invalid >= 1  # an invalid line is reported as it is read
+    finally:
+        batch.close()
+    assert source.taken <= bound
+    assert 1 <= len(archive.captures()) <= GROUP_SIZE + 2
+    assert not list((archive.root / "archive" / "tmp").iterdir()), "debris left behind"

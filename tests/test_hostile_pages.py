@@ -10,6 +10,7 @@ files may start with a byte-order mark, ``init`` never collides on a directory n
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -241,5 +242,67 @@ def test_error_lines_are_bounded_and_show_invisible_characters(http_server: Test
     assert done.returncode in (2, 4), done.stderr[:500]
     lines = done.stderr.splitlines()
     assert all(len(line) < 4200 for line in lines), [len(line) for line in lines]
-    assert any("… (2,000," in line and "characters)" in line for line in lines), lines
+    # (the line is cut when read, at 65,537 characters: too long for any URL)
+    assert any("… (131," in line and "characters)" in line for line in lines), lines
     assert any(f"⟨U+FEFF⟩{http_server.url('/a')}" in line for line in lines), lines
+
+
+def _peak_rss_kib(args: list[str]) -> tuple[int, str]:
+    """Peak RSS of a child process (its own high-water mark: load on the machine does not
+    change it) and its stderr."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    stderr = process.stderr.read().decode()
+    _, _status, usage = os.wait4(process.pid, 0)
+    process.stderr.close()
+    return int(usage.ru_maxrss), stderr
+
+
+@pytest.mark.slow
+def test_a_long_url_list_is_streamed_not_held(tmp_path: Path) -> None:
+    """50,000 invalid lines peak within a few MiB of 500 (every URL, its position and its
+    outcome were held: about 200 MB for 100,000); each is still reported on its own line and
+    counted in the exit status and summary."""
+    peaks = {}
+    for lines in (500, 50_000):
+        urls = tmp_path / f"{lines}.txt"
+        urls.write_text("# invalid on purpose\n"
+                        + "".join(f"not a url {i}\n" for i in range(lines)))
+        peaks[lines], stderr = _peak_rss_kib(
+            [PRESERVE, "--root", str(tmp_path / "root"), "capture", "--http", "--from",
+             str(urls)])
+        errors = [line for line in stderr.splitlines() if line.startswith("preserve: error:")]
+        assert len(errors) == lines and f"not a url {lines - 1}" in errors[-1]
+        assert f"0 of {lines} captured, {lines} failed" in stderr
+    growth = peaks[50_000] - peaks[500]
+    assert growth < 16 * 1024, f"peak RSS grew by {growth} KiB for 49,500 more lines"
+
+
+def test_a_url_list_that_is_not_utf8_is_refused_before_the_first_capture(
+        tmp_path: Path, http_server: TestServer) -> None:
+    """The list is checked (and counted, for progress) before the first capture: a line that
+    is not UTF-8 anywhere in it is one error line and exit 2, with nothing captured."""
+    http_server.routes["/ok"] = respond(200, PAGE, headers=HTML)
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(f"{http_server.url('/ok')}\n".encode() + b"http://example.org/caf\xe9\n")
+    done = run(tmp_path / "root", "capture", "--http", "--from", str(urls))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "is not UTF-8 text" in done.stderr
+    assert not list((tmp_path / "root").glob("manifests/*.json"))
+
+
+def test_url_list_lines_end_with_cr_too_and_a_long_one_is_one_invalid_url(
+        tmp_path: Path, http_server: TestServer) -> None:
+    """CR and CRLF end lines as LF does; a line too long for any URL is cut when read (not
+    held whole) and reported as one invalid URL; a long comment is still a comment."""
+    http_server.routes["/ok"] = respond(200, PAGE, headers=HTML)
+    good = http_server.url("/ok")
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(f"{good}\r{good}?2\r\n#{'c' * 300_000}\n".encode()
+                     + f"{good}?{'a' * 300_000}\n{good}?3".encode())
+    done = run(tmp_path / "root", "capture", "--http", "--from", str(urls), "--timeout", "5")
+    assert done.returncode == 4, done.stderr[-500:]
+    assert len(done.stdout.splitlines()) == 3
+    errors = [line for line in done.stderr.splitlines() if line.startswith("preserve: error:")]
+    assert len(errors) == 1 and "(131,1" in errors[0] and len(errors[0]) < 4200
+    assert "3 of 4 captured, 1 failed" in done.stderr

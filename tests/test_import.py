@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -753,3 +754,162 @@ def test_an_entry_expanding_past_its_declared_size_is_cut_and_refused(tmp_path: 
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert "archive/bomb.warc.gz" in lines[0]
     assert not _manifests(root)
+
+
+# --- memory: text is spooled, never held until the commit ------------------------------------
+
+
+def _text_heavy_warc(path: Path, pages: int, text_bytes: int) -> Path:
+    """``pages`` HTML responses, each with about ``text_bytes`` of article text."""
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for i in range(pages):
+            sentence = b"<p>Page %d: preserved words repeat to make a long article. </p>\n" % i
+            body = sentence * (text_bytes // (len(sentence) - 8) + 1)
+            html = (b"<html><head><title>Page %d</title></head><body><article><h1>Page %d</h1>"
+                    % (i, i) + body + b"</article></body></html>")
+            writer.write_record(writer.create_warc_record(
+                f"http://example.org/{i}", "response", payload=io.BytesIO(html),
+                http_headers=StatusAndHeaders("200 OK", HTML, protocol="HTTP/1.1")))
+    return path
+
+
+def _peak_rss_kib(args: list[str]) -> int:
+    """Peak RSS of a child process (its own high-water mark: another process's load on the
+    machine does not change it)."""
+    process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    assert process.stderr is not None
+    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read()
+    process.stderr.close()
+    return int(usage.ru_maxrss)
+
+
+@pytest.mark.slow
+def test_import_memory_does_not_grow_with_the_text_of_its_pages(tmp_path: Path) -> None:
+    """Importing 26 pages of 1 MiB text each peaks within a few MiB of importing 2 of them (it
+    held every page's text until the one commit: about 1 MiB of RSS a page)."""
+    peaks = {}
+    for pages in (2, 26):
+        root = tmp_path / f"root-{pages}"
+        assert run(root, "init", "--key-name", f"{KEY}-{pages}").returncode == 0
+        source = _text_heavy_warc(tmp_path / f"{pages}.warc.gz", pages, 2**20)
+        peaks[pages] = _peak_rss_kib([PRESERVE, "--root", str(root), "import", str(source)])
+        assert len(_manifests(root)) == pages
+        assert not list((root / "archive" / "tmp").iterdir())
+    archive = Archive(tmp_path / "root-26")
+    assert archive.verify().ok
+    assert all(len(archive.text(c.capture_id)) > 2**20 for c in archive.captures())
+    growth = peaks[26] - peaks[2]
+    assert growth < 10 * 1024, f"peak RSS grew by {growth} KiB for 24 more pages of 1 MiB text"
+
+
+def test_an_import_that_fails_before_its_commit_point_leaves_no_text_objects(
+        archive: Archive, wget_warc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spooled text objects linked into the store are removed with everything else."""
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched, \
+            pytest.raises(errors.StorageError, match="disk full"):
+        patched.setattr(commit, "write_record", fail)
+        import_file(archive, wget_warc)
+    assert not _manifests(archive.root)
+    assert not [p for p in (archive.root / "archive" / "text").rglob("*") if p.is_file()]
+    assert not list((archive.root / "archive" / "tmp").iterdir())
+    assert archive.verify().ok
+    assert len(import_file(archive, wget_warc).captures) == 2
+    _deep_ok(archive)
+
+
+def test_an_import_killed_while_spooling_text_leaves_only_debris(tmp_path: Path) -> None:
+    """SIGKILL after some pages' text is spooled: no capture, verify finds no error (the
+    spool is debris), repair clears it, and the file imports afterwards."""
+    root = tmp_path / "root"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    source = _text_heavy_warc(tmp_path / "pages.warc.gz", 12, 2**19)
+    process = subprocess.Popen([PRESERVE, "--root", str(root), "import", str(source)],
+                               env=dict(os.environ), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    spooled: list[Path] = []
+    while process.poll() is None and len(spooled) < 2:
+        spooled = list((root / "archive" / "tmp").glob("*/text/*"))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(spooled) >= 2, "the import ended before two pages were spooled"
+    assert not _manifests(root)
+    report = Archive(root).verify()
+    assert report.ok, [f"{f.code.code} {f.path} {f.message}" for f in report.findings]
+    repair(root, heads=KnownHeads())
+    assert not list((root / "archive" / "tmp").iterdir())
+    done = run(root, "import", str(source))
+    assert done.returncode == 0, done.stderr
+    assert len(_manifests(root)) == 12
+    assert Archive(root).verify().ok
+
+
+# --- records without an HTTP head: data: URIs and resource records ----------------------------
+
+
+def _records_without_http_head(path: Path, *, gzipped: bool) -> dict[str, str]:
+    """A page, then a ``response`` record for a ``data:`` URI and a ``resource`` record that
+    refer to it, all written by warcio (which digests such a block whole, as WARC 1.1 says).
+    Returns record id by kind."""
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=gzipped)
+        page = writer.create_warc_record(
+            "http://example.org/", "response", payload=io.BytesIO(_page("Home", "Hello data.")),
+            http_headers=StatusAndHeaders("200 OK", HTML, protocol="HTTP/1.1"))
+        page_id = page.rec_headers.get_header("WARC-Record-ID")
+        linked = {"WARC-Concurrent-To": page_id}
+        data = writer.create_warc_record(
+            "data:text/html,<p>inline</p>", "response", payload=io.BytesIO(b"<p>inline</p>"),
+            warc_content_type="text/html", warc_headers_dict=linked)
+        resource = writer.create_warc_record(
+            "http://example.org/shot.png", "resource", payload=io.BytesIO(b"\x89PNG not really"),
+            warc_content_type="image/png", warc_headers_dict=linked)
+        for record in (page, data, resource):
+            writer.write_record(record)
+    return {kind: record.rec_headers.get_header("WARC-Record-ID").strip("<>")
+            for kind, record in (("page", page), ("data", data), ("resource", resource))}
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_data_uri_responses_and_resource_records_from_warcio_import(
+        archive: Archive, tmp_path: Path, gzipped: bool) -> None:
+    """warcio digests a block without an HTTP head (a data: response, a resource record) whole
+    for WARC-Payload-Digest; import checks them the same way (the file is accepted, the
+    resource record named in the page's manifest), and verify --deep agrees."""
+    source = tmp_path / ("records.warc.gz" if gzipped else "records.warc")
+    ids = _records_without_http_head(source, gzipped=gzipped)
+    found = {r.record_id: r for r in scan_warc(source).records}
+    for kind in ("data", "resource"):
+        record = found[ids[kind]]
+        assert record.http is None and record.payload_digest == record.block_digest
+    result = import_file(archive, source)
+    assert len(result.captures) == 1
+    manifest = archive.manifest(result.captures[0].capture_id)
+    assert {r.id for r in manifest.warc.records} >= {ids["page"], ids["resource"]}
+    _deep_ok(archive)
+
+
+def test_a_data_uri_response_whose_payload_digest_is_wrong_is_refused(
+        archive: Archive, tmp_path: Path) -> None:
+    source = tmp_path / "records.warc"
+    _records_without_http_head(source, gzipped=False)
+    data = source.read_bytes()
+    head_end = data.index(b"data:text/html")
+    start = data.index(b"WARC-Payload-Digest: sha1:", head_end) + len(b"WARC-Payload-Digest: sha1:")
+    tampered = tmp_path / "tampered.warc"
+    tampered.write_bytes(data[:start] + b"A" * 32 + data[start + 32:])
+    with pytest.raises(errors.ImportIntegrityError, match="payload digest failed"):
+        import_file(archive, tampered)
+    assert not _manifests(archive.root)
+    # the block changed with both digests kept: refused too
+    body = data.index(b"\r\n\r\n<p>inline</p>") + 4
+    flipped = tmp_path / "flipped.warc"
+    flipped.write_bytes(data[:body] + b"<p>INLINE</p>" + data[body + 13:])
+    with pytest.raises(errors.ImportIntegrityError, match="digest failed"):
+        import_file(archive, flipped)
+    assert not _manifests(archive.root)

@@ -331,3 +331,33 @@ def test_remote_checkpoint_and_repair_sign_nothing_over_errors(s3_server: S3Serv
     with pytest.raises(NotProvedError, match="E304"):
         archive.checkpoint()
     assert {i.key for i in archive.store.list("manifests/log/checkpoints")} == names
+
+
+def test_dask_capture_reads_its_urls_lazily_with_a_bounded_window(cluster: Any, web: TestServer,
+                                                                   tmp_path: Path) -> None:
+    """At most ``window`` URLs are submitted ahead of the commits (every URL was parsed and
+    submitted to the cluster before the first result)."""
+    from preserve.archive import Archive
+    from preserve.distributed import capture_many_dask
+    from preserve.distributed.jobs import GROUP_SIZE
+
+    taken = 0
+
+    def urls() -> Iterator[str]:
+        nonlocal taken
+        for i in range(10_000):
+            taken += 1
+            yield web.url(f"/p{i % 8}") if i % 2 else "ftp://127.0.0.1/no"
+
+    archive = Archive(tmp_path / "a")
+    archive.init()
+    batch = capture_many_dask(archive, urls(), None, cluster, window=4)
+    try:
+        seen = [next(batch) for _ in range(6)]
+        # the results, a group waiting for its commit, and the window: not the 10,000
+        assert taken <= 6 + GROUP_SIZE + 4, f"{taken} URLs read for the first 6 results"
+    finally:
+        batch.close()
+    assert [u for u, _o in seen][:2] == ["ftp://127.0.0.1/no", web.url("/p1")]
+    assert getattr(seen[1][1], "capture_id", None)
+    assert taken <= 6 + GROUP_SIZE + 4

@@ -15,6 +15,10 @@ fetching. Hosts are compared by the requested URL's host name (lower-cased, IDNA
 port is ignored, since politeness is owed to the machine). Redirect hops to other hosts are
 not scheduled separately.
 
+URLs are read lazily: at most ``lookahead`` of them (:data:`LOOKAHEAD`) are parsed and waiting
+at once, so a list of a million URLs costs no more memory than one of a few thousand, and the
+first capture starts at once. Politeness looks for a free host within that window only.
+
 Results are yielded as ``(url, CaptureResult | PreserveError)`` when their group is committed
 (a failed fetch is yielded at once). A capture failure is yielded, not raised; a failure of the
 archive itself (a commit that cannot be written, a log that does not extend the known head) is
@@ -28,7 +32,7 @@ from __future__ import annotations
 import collections
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +60,13 @@ Progress = Callable[[int, int], None]
 #: Most captures committed in one group, and the longest a prepared capture waits for one.
 GROUP_SIZE = 64
 GROUP_WAIT = 0.5
+#: Most URLs read ahead of the captures (parsed, waiting for a worker or their host), and
+#: most characters of them together (URLs may be up to 64 KiB long).
+LOOKAHEAD = 4096
+LOOKAHEAD_CHARS = 8 * 2**20
+#: URLs read (and parsed) at most between two scheduling rounds: the window fills up as the
+#: batch goes, so the first capture starts after the first few URLs, not a window's worth.
+_REFILL_STEP = 64
 
 
 @dataclass(slots=True)
@@ -112,29 +123,29 @@ def capture_many(
     group_size: int = GROUP_SIZE,
     group_wait: float = GROUP_WAIT,
     processes: bool | None = None,
+    lookahead: int = LOOKAHEAD,
 ) -> Iterator[tuple[str, Outcome]]:
-    """Capture ``urls`` into ``archive``; yield ``(url, result or error)`` (see the module
-    docstring). ``progress(done, total)`` is called after each URL; ``note(text)`` is told
+    """Capture ``urls`` (any iterable, read lazily) into ``archive``; yield ``(url, result or
+    error)`` (see the module docstring). ``progress(done, total)`` is called after each URL
+    (``total``: the number of URLs when ``urls`` has a length, else 0); ``note(text)`` is told
     when a group's checkpoint could not be signed. ``processes`` forces worker processes on
     or off (default: on when ``concurrency`` > 1). Raises ValueError for ``concurrency < 1``,
-    ``group_size < 1`` or a negative delay."""
-    if concurrency < 1 or group_size < 1:
-        raise ValueError("concurrency and group_size must be at least 1")
+    ``group_size < 1``, ``lookahead < 1`` or a negative delay."""
+    if concurrency < 1 or group_size < 1 or lookahead < 1:
+        raise ValueError("concurrency, group_size and lookahead must be at least 1")
     if per_host_delay < 0 or group_wait < 0:
         raise ValueError("delays must not be negative")
     options = options or CaptureOptions()
     run = _Batch(archive, options, concurrency, per_host_delay, progress, note, group_size,
                  group_wait)
-    targets = list(urls)
-    run.total = len(targets)
-    for url in targets:
-        try:
-            run.pending.append(_Job(url, host_key(url)))
-        except PreserveError as exc:
-            yield from run.report([(url, exc)])
+    run.total = len(urls) if isinstance(urls, Sized) else 0
+    run.source = iter(urls)
+    run.lookahead = max(lookahead, 2)  # two: enough to tell one capture from a batch
+    while run.source is not None and len(run.pending) < 2:
+        yield from run.refill()
     if not run.pending:
         return
-    if len(run.pending) == 1:  # one capture: the plain path, its own spool, no workers
+    if len(run.pending) == 1 and run.source is None:  # one capture: the plain path, no workers
         job = run.pending[0]
         outcome: Outcome
         try:
@@ -180,7 +191,10 @@ class _Batch:
         self.group_wait = group_wait
         self.total = 0
         self.done = 0
+        self.source: Iterator[str] | None = None  # URLs not read yet (None: all read)
+        self.lookahead = LOOKAHEAD
         self.pending: collections.deque[_Job] = collections.deque()
+        self.pending_chars = 0
         self.busy: set[str] = set()
         self.ready_at: dict[str, float] = {}
         self.running: dict[Future[PreparedCapture], _Job] = {}
@@ -201,11 +215,39 @@ class _Batch:
                 self.progress(self.done, self.total)
             yield url, outcome
 
+    def refill(self) -> Iterator[tuple[str, Outcome]]:
+        """Read up to :data:`_REFILL_STEP` more URLs while fewer than ``lookahead`` of them (and
+        :data:`LOOKAHEAD_CHARS`) wait; report the invalid ones."""
+        for _step in range(_REFILL_STEP):
+            if not self.can_read():
+                return
+            assert self.source is not None
+            url = next(self.source, None)
+            if url is None:
+                self.source = None
+                break
+            try:
+                self.pending.append(_Job(url, host_key(url)))
+            except PreserveError as exc:
+                yield from self.report([(url, exc)])
+                continue
+            self.pending_chars += len(url)
+
+    def can_read(self) -> bool:
+        """Whether URLs are left to read and the window has room for them."""
+        return (self.source is not None and len(self.pending) < self.lookahead
+                and self.pending_chars < LOOKAHEAD_CHARS)
+
+    def hungry(self) -> bool:
+        """Whether a worker is free and URLs not read yet might give it work."""
+        return len(self.running) < self.concurrency and self.can_read()
+
     def loop(self, executor: Executor) -> Iterator[tuple[str, Outcome]]:
         try:
-            while ((self.pending and not self.stopped) or self.running or self.group.items
-                   or self.committing is not None):
+            while (((self.pending or self.source is not None) and not self.stopped)
+                   or self.running or self.group.items or self.committing is not None):
                 if not self.stopped:
+                    yield from self.refill()
                     self.start_jobs(executor)  # keep the workers busy while a group commits
                 if self.committing is not None and self.committing.done():
                     yield from self.finish_commit()
@@ -220,7 +262,7 @@ class _Batch:
                     completed, _ = wait(waiting, timeout=self.wait_time(),
                                         return_when=FIRST_COMPLETED)
                     yield from self.collect([f for f in completed if f in self.running])
-                elif self.pending and not self.stopped:
+                elif self.pending and not self.stopped and not self.hungry():
                     time.sleep(max(0.0, (self.next_ready() or time.monotonic())
                                    - time.monotonic()))
         finally:
@@ -248,6 +290,7 @@ class _Batch:
                                                                                  0.0) > now:
                 continue
             self.pending.remove(job)
+            self.pending_chars -= len(job.url)
             assert self.spool is not None
             started = datetime.now(UTC)
             capture_id = new_capture_id(started)
@@ -262,6 +305,8 @@ class _Batch:
     def wait_time(self) -> float | None:
         """How long to wait for a completion: until a waiting host is ready or a group is
         due, whichever comes first (None: until something completes)."""
+        if self.hungry():
+            return 0.0  # read on: a host in the rest of the list may be free
         deadlines = []
         if self.group.items and self.committing is None:  # else the commit's end wakes us
             deadlines.append(self.group.since + self.group_wait)
@@ -336,5 +381,5 @@ class _Batch:
             job.spool = None
 
 
-__all__ = ["GROUP_SIZE", "GROUP_WAIT", "Outcome", "archive_failure", "capture_many",
-           "host_key"]
+__all__ = ["GROUP_SIZE", "GROUP_WAIT", "LOOKAHEAD", "Outcome", "archive_failure",
+           "capture_many", "host_key"]

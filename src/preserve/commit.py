@@ -1,8 +1,9 @@
 """The commit protocol: how prepared captures become part of the archive, one or a group at once.
 
 Every way a capture arrives (HTTP fetch, browser, import) ends in a :class:`PreparedCapture`:
-a sealed WARC file in the spool, its clean text and comments, and its manifest fields. Under
-the archive lock, :func:`commit_group` then, for the whole group:
+a sealed WARC file in the spool, its clean text and comments (bytes, or files in the spool
+that the commit links into the text store), and its manifest fields. Under the archive lock,
+:func:`commit_group` then, for the whole group:
 
 1. refuses to go on if the log does not extend the operator's known head (a rolled-back or
    rewritten archive gets nothing new appended);
@@ -64,10 +65,13 @@ from preserve.storage.layout import (
     warc_rel,
 )
 from preserve.storage.manifest import Manifest, ManifestRef
-from preserve.storage.text_store import StoredObject, TextStore
+from preserve.storage.text_store import SpooledObject, StoredObject, TextStore
 from preserve.warc import RecordRef, WarcWriteResult
 
 Timestamper = Callable[[bytes], bytes]
+#: A text or comments object of a prepared capture: its bytes, or spooled to a file (an
+#: import of many pages spools each as it goes, so none is held until the commit).
+TextObject = bytes | SpooledObject
 
 
 @dataclass(slots=True)
@@ -80,8 +84,8 @@ class PreparedCapture:
     requested_url: str
     warc_tmp: Path  # sealed and fsynced, in the spool
     warc: WarcWriteResult
-    text: bytes | None
-    comments: bytes | None
+    text: TextObject | None
+    comments: TextObject | None
     #: manifest fields; :meth:`seal` adds schema, warc, text and comments, the commit previous
     document: dict[str, Any]
     #: the manifest's canonical bytes with an empty ``previous``, once :meth:`seal` ran
@@ -198,10 +202,15 @@ def text_json(ref: StoredObject | None) -> dict[str, Any] | None:
     return {"blake3": ref.blake3, "size": ref.size, "path": ref.path_rel}
 
 
-def _object_json(data: bytes | None) -> dict[str, Any] | None:
-    if not data:
+def _object_json(data: TextObject | None) -> dict[str, Any] | None:
+    if isinstance(data, SpooledObject):
+        digests = data.digests
+    elif data:
+        digests = hash_bytes(data)
+    else:
         return None
-    digests = hash_bytes(data)
+    if not digests.size:
+        return None
     return {"blake3": digests.blake3, "size": digests.size, "path": text_rel(digests.blake3)}
 
 
@@ -312,17 +321,26 @@ def _place_files(
             undo.files.append(warc_path)
             durability.add(warc_path)
             durability.add(warc_path.parent, directory=True)
-        refs: list[StoredObject | None] = []
-        for data in (prepared.text, prepared.comments):
-            if not data:
-                refs.append(None)
-                continue
-            stored, created = ctx.store.put_deferred(data, durability=durability)
-            if created:
-                undo.files.append(ctx.root / stored.path_rel)
-            refs.append(stored)
+        refs = [_store_object(ctx, data, undo, durability)
+                for data in (prepared.text, prepared.comments)]
         placed.append((prepared, rel, refs[0], refs[1]))
     return placed
+
+
+def _store_object(ctx: CommitContext, data: TextObject | None, undo: _Undo,
+                  durability: Durability) -> StoredObject | None:
+    """Put one text or comments object (bytes, or spooled to a file) into the store."""
+    if isinstance(data, SpooledObject):
+        if not data.digests.size:
+            return None
+        stored, created = ctx.store.put_spooled(data, durability=durability)
+    elif data:
+        stored, created = ctx.store.put_deferred(data, durability=durability)
+    else:
+        return None
+    if created:
+        undo.files.append(ctx.root / stored.path_rel)
+    return stored
 
 
 def _build_manifest(
@@ -499,6 +517,7 @@ __all__ = [
     "GroupOutcome",
     "PartialCommitError",
     "PreparedCapture",
+    "TextObject",
     "commit_group",
     "record_json",
     "text_json",

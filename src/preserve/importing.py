@@ -17,10 +17,12 @@ is taken, in a spool directory (``archive/tmp/<id>/``) like a capture's:
    ``text/html`` or ``application/xhtml+xml``, or HTML by its first bytes when the response
    has no Content-Type), and each response whose target URI is one given with ``urls``
    whatever it holds, becomes a capture: clean text extracted from the stored response with
-   the same call ``verify --deep`` repeats, a manifest that names the stored WARC file and
-   the records of that page (its warcinfo, request, response, and metadata, resource or
-   conversion records that refer to it) by offset, length and digests, and the v2 ``import``
-   section (source file, framing, warcinfo claims, original WARC-Date, receipt time);
+   the same call ``verify --deep`` repeats and written to the spool at once (the commit links
+   that file into the text store: no page's text is held), a manifest that names the stored
+   WARC file and the records of that page (its warcinfo, request, response, and metadata,
+   resource or conversion records that refer to it) by offset, length and digests, and the v2
+   ``import`` section (source file, framing, warcinfo claims, original WARC-Date, receipt
+   time);
 4. **commit**: every page of the file in one commit group (:func:`preserve.commit.commit_group`,
    entry kind ``import``: the log gets ``import`` leaves). Each WARC file is stored once, byte
    for byte, as ``archive/warc/YYYY/MM/<capture id of its first page>.warc.gz`` (``.warc``
@@ -75,6 +77,7 @@ from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import loads_strict, open_binary
 from preserve.storage.layout import WARC_DIR, new_capture_id
 from preserve.storage.manifest import RECORD_TYPES
+from preserve.storage.text_store import SpooledObject, spool_object
 from preserve.warc.foreign import (
     FRAMING_PLAIN,
     FRAMING_STREAM,
@@ -207,7 +210,8 @@ def import_file(archive: Archive, path: str | Path, options: ImportOptions | Non
             if fresh:
                 group += _prepare_file(received, found, fresh, source=source,
                                        source_digests=source_digests, kind=result.kind,
-                                       received_at=received_at, ended=ended, operator=operator)
+                                       received_at=received_at, ended=ended, operator=operator,
+                                       objects=spool.path / "text")
         if not group:
             result.status = "already-imported"
             return result
@@ -534,8 +538,9 @@ def _already_imported(archive: Archive,
 
 def _prepare_file(received: _Received, found: ForeignWarc, pages: Sequence[_Page], *,
                   source: Path, source_digests: Digests, kind: str, received_at: datetime,
-                  ended: str, operator: str) -> list[PreparedCapture]:
-    """Every page of one stored WARC file as a sealed PreparedCapture sharing that file."""
+                  ended: str, operator: str, objects: Path) -> list[PreparedCapture]:
+    """Every page of one stored WARC file as a sealed PreparedCapture sharing that file, its
+    text and comments spooled to ``objects`` as each page is extracted (never held)."""
     ids = [new_capture_id(received_at) for _page in pages]
     suffix = ".warc" if found.framing == FRAMING_PLAIN else ".warc.gz"
     rel = f"{WARC_DIR}/{received_at:%Y/%m}/{ids[0]}{suffix}"
@@ -548,7 +553,7 @@ def _prepare_file(received: _Received, found: ForeignWarc, pages: Sequence[_Page
             prepared.append(_prepare_page(
                 received, found, page, capture_id=capture_id, rel=rel,
                 imported_source=imported_source, received_at=received_at, ended=ended,
-                operator=operator))
+                operator=operator, objects=objects))
         except errors.ManifestError as exc:  # a claim of the file that no manifest can hold
             raise errors.ImportInputError(f"{source.name}: record {page.response.record_id} "
                                           f"cannot be recorded: {exc}") from exc
@@ -560,7 +565,7 @@ def _prepare_file(received: _Received, found: ForeignWarc, pages: Sequence[_Page
 
 def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, capture_id: str,
                   rel: str, imported_source: dict[str, Any], received_at: datetime,
-                  ended: str, operator: str) -> PreparedCapture:
+                  ended: str, operator: str, objects: Path) -> PreparedCapture:
     response = page.response
     http = response.http
     assert http is not None and response.target_uri is not None and http.status is not None
@@ -652,8 +657,8 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
             "received": started,
         },
     }
-    text = extraction.text.encode("utf-8") if extraction.text else None
-    comments = extraction.comments_text.encode("utf-8") if extraction.comments_text else None
+    text = _spooled(extraction.text, objects)
+    comments = _spooled(extraction.comments_text, objects)
     written = warc.WarcWriteResult(
         records=tuple(warc.RecordRef(
             record_id=r.record_id, type=r.type, target_uri=r.target_uri, offset=r.offset,
@@ -666,6 +671,11 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
                                text=text, comments=comments, document=document, warc_path=rel)
     prepared.seal()
     return prepared
+
+
+def _spooled(text: str | None, objects: Path) -> SpooledObject | None:
+    """``text`` (UTF-8) written to the spool directory ``objects``, or None when empty."""
+    return spool_object(text.encode("utf-8"), objects) if text else None
 
 
 def _looks_like_html(head: bytes) -> bool:

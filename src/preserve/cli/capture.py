@@ -14,11 +14,17 @@ Chromium are found, else HTTP with a one-line note on stderr.
 
 from __future__ import annotations
 
+import codecs
+import collections
+import contextlib
 import dataclasses
+import io
+import itertools
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -48,34 +54,128 @@ from preserve.cli.scale import dask_option
 if TYPE_CHECKING:
     from preserve.archive import CaptureResult
     from preserve.capture.browser import BrowserOptions
+    from preserve.errors import PreserveError
 
-#: Largest URL list read from a file or standard input.
-MAX_URL_LIST = 64 * 2**20
+#: Largest URL list file read (standard input is not bounded: it is read as it comes).
+MAX_URL_LIST = 2**30
+#: Characters of a URL list line kept: a longer line is cut there and the rest skipped. What
+#: is kept is still longer than any URL can be (65,536 characters), so it is reported as an
+#: invalid URL like any other line, and memory stays bounded whatever the file holds.
+MAX_URL_LINE = 65_536 + 1
 
 
-def read_url_list(source: str) -> list[str]:
-    """URLs from a file (or ``-``: standard input), one per line; blank lines and ``#``
-    comments skipped, a UTF-8 byte-order mark ignored."""
+def url_lines(source: str) -> Iterator[str]:
+    """URLs from a file (or ``-``: standard input), one per line (LF, CRLF or CR), read one
+    line at a time; blank lines and ``#`` comments skipped, a UTF-8 byte-order mark ignored.
+    A file that is not UTF-8 ends the command (exit 2)."""
+    with _open_url_list(source) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline=None)
+        try:
+            while line := _read_line(text, source):
+                if len(line) >= MAX_URL_LINE and not line.endswith("\n"):
+                    _skip_line(text, source)
+                    line = line.strip()  # cut, yet too long to parse as a URL
+                    parts = [line] if not line.startswith("#") else []
+                else:
+                    parts = [part.strip() for part in line.splitlines()]
+                yield from (part for part in parts if part and not part.startswith("#"))
+        finally:
+            text.detach()  # the stream is the caller's (standard input stays open)
+
+
+def _read_line(text: io.TextIOWrapper, source: str, limit: int = MAX_URL_LINE) -> str:
     try:
-        if source == "-":
-            data = sys.stdin.buffer.read(MAX_URL_LIST + 1)
-        else:
-            from preserve.errors import StorageError
-            from preserve.safe_io import read_regular
-
-            data = read_regular(Path(source), MAX_URL_LIST, what="URL list", error=StorageError)
-    except OSError as exc:
-        fail(f"cannot read URL list {source}: {exc.strerror or exc}", EXIT_USAGE)
-    except Exception as exc:  # StorageError: not a regular file, too large
-        fail(f"cannot read URL list {source}: {exc}", EXIT_USAGE)
-    if len(data) > MAX_URL_LIST:
-        fail(f"URL list {source} is larger than {MAX_URL_LIST} bytes", EXIT_USAGE)
-    try:
-        text = data.decode("utf-8-sig")
+        return text.readline(limit)
     except UnicodeDecodeError:
         fail(f"URL list {source} is not UTF-8 text", EXIT_USAGE)
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    except OSError as exc:
+        fail(f"cannot read URL list {source}: {exc.strerror or exc}", EXIT_USAGE)
+
+
+def _skip_line(text: io.TextIOWrapper, source: str) -> None:
+    """Read to the end of the current line, keeping nothing."""
+    while (part := _read_line(text, source, 1 << 16)) and not part.endswith("\n"):
+        pass
+
+
+def _open_url_list(source: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    """Standard input (left open), or the regular file ``source`` if it is not larger than
+    :data:`MAX_URL_LIST`; else the command ends (exit 2)."""
+    if source == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    from preserve.errors import StorageError
+    from preserve.safe_io import open_binary
+
+    try:
+        stream = open_binary(Path(source), error=StorageError)
+        size = os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        fail(f"cannot read URL list {source}: {exc.strerror or exc}", EXIT_USAGE)
+    except StorageError as exc:  # not a regular file
+        fail(f"cannot read URL list {source}: {exc}", EXIT_USAGE)
+    if size > MAX_URL_LIST:
+        stream.close()
+        fail(f"URL list {source} is larger than {MAX_URL_LIST} bytes", EXIT_USAGE)
+    return stream
+
+
+def check_url_list(source: str) -> int:
+    """Read the URL list file ``source`` once, fast: refuse it (exit 2) unless it is UTF-8;
+    return about how many URLs it holds (its lines, for progress)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    last = ""
+    with _open_url_list(source) as stream:
+        while True:
+            try:
+                block = stream.read(1 << 20)
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError:
+                fail(f"URL list {source} is not UTF-8 text", EXIT_USAGE)
+            except OSError as exc:
+                fail(f"cannot read URL list {source}: {exc.strerror or exc}", EXIT_USAGE)
+            if not block:
+                return lines + bool(last and last not in "\r\n")
+            lines += text.count("\n") + text.count("\r") - text.count("\r\n")
+            last = text[-1:] or last
+
+
+class Targets:
+    """The URLs of a batch (arguments, then the ``--from`` list) in input order, read lazily;
+    knows the input position of each URL handed out and not reported yet."""
+
+    def __init__(self, urls: Sequence[str], url_file: str | None) -> None:
+        #: about how many URLs there are, for progress (a file is checked and its lines
+        #: counted first); None for standard input, which cannot be read twice
+        self.estimate: int | None = len(urls)
+        if url_file is not None:
+            self.estimate = None if url_file == "-" else len(urls) + check_url_list(url_file)
+        self.read = 0
+        self._source = itertools.chain(urls, url_lines(url_file) if url_file else ())
+        self._peeked = list(itertools.islice(self._source, 1))
+        self._positions: dict[str, collections.deque[int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._peeked) or self.read > 0
+
+    def __iter__(self) -> Iterator[str]:
+        for url in itertools.chain(self._peeked, self._source):
+            self._peeked = []
+            self._positions.setdefault(url, collections.deque()).append(self.read)
+            self.read += 1
+            yield url
+
+    def position(self, url: str) -> int:
+        """The input position of ``url`` (the earliest handed out and not reported yet)."""
+        waiting = self._positions[url]
+        index = waiting.popleft()
+        if not waiting:
+            del self._positions[url]
+        return index
+
+    def count(self) -> int:
+        """How many URLs there are: those handed out, and any left (read now, not parsed)."""
+        return self.read + len(self._peeked) + sum(1 for _url in self._source)
 
 
 def capture_line(result: CaptureResult) -> str:
@@ -203,7 +303,7 @@ def capture(
     from preserve.capture.fetch import FetchOptions
     from preserve.cli import scale
 
-    targets = list(urls) + (read_url_list(url_file) if url_file else [])
+    targets = Targets(urls, url_file)
     if not targets:
         fail("give at least one URL, or --from FILE", EXIT_USAGE, kind="UsageError")
     browser = _browser_options(force_browser, force_http, browser_path, user_agent,
@@ -220,40 +320,37 @@ def capture(
     if user_agent:
         fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
     options = CaptureOptions(fetch=fetch_options, operator=operator, browser=browser)
-    results: dict[int, dict[str, Any]] = {}  # by position in the input, printed in input order
-    failures: list[Exception] = []
-    kept_errors = 0
+    #: --json: results by position in the input, printed in input order (else none is kept)
+    results: dict[int, dict[str, Any]] = {}
+    tally = _Tally()
     unsigned: str | None = None
-    positions: dict[str, list[int]] = {}
-    for index, url in enumerate(targets):
-        positions.setdefault(url, []).append(index)
     stopped: errors.PreserveError | None = None
     with errors_to_exit():
         archive = open_any(ctx, must_exist=False)
         new_archive = not archive.is_archive()
         if new_archive and remote_root(ctx) is not None:
             archive.init()
-        progress = progress_bar(len(targets) > 1 and not as_json)
-        task = progress.add_task("capturing", total=len(targets)) if progress else None
+        progress = progress_bar((targets.estimate or 2) > 1 and not as_json)
+        task = progress.add_task("capturing", total=targets.estimate) if progress else None
         with progress if progress else null_context():
             runs = capture_many(archive, targets, options, concurrency=concurrency,
                                 per_host_delay=per_host_delay, note=warn) \
                 if isinstance(archive, Archive) and dask_address is None \
                 else scale.captures(archive, targets, options, dask_address)
             for url, outcome in runs:
-                index = positions[url].pop(0)
+                index = targets.position(url)
+                tally.add(outcome)
                 if isinstance(outcome, errors.PreserveError):
-                    results[index] = {"url": url, "error": type(outcome).__name__,
-                                      "message": str(outcome)}
-                    failures.append(outcome)
+                    if as_json:
+                        results[index] = {"url": url, "error": type(outcome).__name__,
+                                          "message": str(outcome)}
                     warn(f"error: capture of {url} failed: {outcome}")
                     if archive_failure(outcome):
                         stopped = outcome
                         break
                 else:
-                    kept_errors += outcome.http_status >= 400 or \
-                        outcome.status == "redirect-not-followed"
-                    results[index] = outcome.to_json()
+                    if as_json:
+                        results[index] = outcome.to_json()
                     unsigned = unsigned or outcome.not_signed
                     if not as_json:
                         say(capture_line(outcome))
@@ -261,18 +358,39 @@ def capture(
                         warn(f"{outcome.capture_id}: {note}")
                 if progress and task is not None:
                     progress.advance(task)
-    if new_archive and len(results) > len(failures):
+    if new_archive and tally.done > tally.failed:
         warn("note: this archive has no signing key, so nothing it holds is signed; run "
              "'preserve init' to give it one")
     elif unsigned:
         warn(f"note: {unsigned}")
-    _summarise(len(targets), len(results), len(failures), kept_errors)
+    requested = targets.count()
+    _summarise(requested, tally.done, tally.failed, tally.kept)
     if stopped is not None:
         current().warnings.append(f"batch stopped: {stopped}")
-    status = _exit_status(failures, kept_errors, stopped, len(targets))
-    finish({"captures": [results[i] for i in sorted(results)], "requested": len(targets),
-            "failed": len(failures), "http_errors": kept_errors,
-            "not_attempted": len(targets) - len(results)}, status)
+    status = _exit_status(tally, stopped, requested)
+    finish({"captures": [results[i] for i in sorted(results)], "requested": requested,
+            "failed": tally.failed, "http_errors": tally.kept,
+            "not_attempted": requested - tally.done}, status)
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What a batch's outcomes add up to (all the exit status and summary need)."""
+
+    done: int = 0
+    failed: int = 0
+    bad_urls: int = 0  # failures that are invalid URLs
+    kept: int = 0  # captures that kept an HTTP error or an unfollowed redirect
+
+    def add(self, outcome: CaptureResult | PreserveError) -> None:
+        from preserve import errors
+
+        self.done += 1
+        if isinstance(outcome, errors.PreserveError):
+            self.failed += 1
+            self.bad_urls += isinstance(outcome, errors.InvalidURLError)
+        else:
+            self.kept += outcome.http_status >= 400 or outcome.status == "redirect-not-followed"
 
 
 def _summarise(requested: int, done: int, failed: int, kept: int) -> None:
@@ -287,14 +405,13 @@ def _summarise(requested: int, done: int, failed: int, kept: int) -> None:
         warn(", ".join(parts))
 
 
-def _exit_status(failures: Sequence[Exception], kept: int, stopped: Exception | None,
-                 requested: int) -> int:
+def _exit_status(tally: _Tally, stopped: Exception | None, requested: int) -> int:
     from preserve import errors
     from preserve.cli.app import exit_status_for
 
     if isinstance(stopped, errors.PreserveError):
         return exit_status_for(stopped)
-    if failures:
-        bad_urls = all(isinstance(f, errors.InvalidURLError) for f in failures)
-        return EXIT_USAGE if bad_urls and len(failures) == requested else EXIT_CAPTURE_FAILED
-    return EXIT_FINDINGS if kept else EXIT_OK
+    if tally.failed:
+        only_bad_urls = tally.bad_urls == tally.failed == requested
+        return EXIT_USAGE if only_bad_urls else EXIT_CAPTURE_FAILED
+    return EXIT_FINDINGS if tally.kept else EXIT_OK

@@ -10,7 +10,7 @@ of them is asked for.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -42,7 +42,7 @@ def dask_client(address: str) -> Iterator[Any]:
         client.close()
 
 
-def captures(archive: Archive | RemoteArchive, targets: Sequence[str],
+def captures(archive: Archive | RemoteArchive, targets: Iterable[str],
              options: CaptureOptions, dask_address: str | None) -> Iterator[
                  tuple[str, CaptureResult | PreserveError]]:
     """``(url, result or error)`` for each URL, in input order (Dask or, for a remote root

@@ -8,6 +8,7 @@ prints or decides exit statuses.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import shutil
 import tempfile
@@ -36,6 +37,8 @@ Outcome = CaptureResult | errors.PreserveError
 
 #: How many prepared captures the committer commits as one group (one record, one append).
 GROUP_SIZE = 32
+#: Most URLs submitted to the cluster and not yet committed (the rest are not read yet).
+WINDOW = 256
 #: Retries of a task whose worker died (a capture failure is a result, never retried).
 RETRIES = 2
 
@@ -112,37 +115,28 @@ def check_remote_chunk(store: ObjectStore, rels: list[str], deep: bool) -> Manif
 
 
 def capture_many_dask(target: Target, urls: Iterable[str], options: CaptureOptions | None,
-                      client: Any, *, group_size: int = GROUP_SIZE) -> Iterator[
-                          tuple[str, Outcome]]:
-    """Capture ``urls`` on the cluster of ``client``; yield ``(url, result or error)`` in
-    input order as each is committed. One checkpoint is signed at the end (key at hand)."""
-    from preserve.capture import fetch
-
+                      client: Any, *, group_size: int = GROUP_SIZE,
+                      window: int = WINDOW) -> Iterator[tuple[str, Outcome]]:
+    """Capture ``urls`` (read lazily) on the cluster of ``client``; yield ``(url, result or
+    error)`` in input order as each is committed. At most ``window`` URLs are submitted and
+    not yet committed at once. One checkpoint is signed at the end (key at hand)."""
     options = options or CaptureOptions()
-    targets = list(urls)
-    remote = isinstance(target, RemoteArchive)
     if isinstance(target, Archive):
         target._ensure_layout()
         target.check_known_head()
-    jobs: list[tuple[str, Any]] = []
-    for url in targets:
-        try:
-            fetch.parse_url(url)
-        except errors.PreserveError as exc:
-            jobs.append((url, exc))
-            continue
-        task = prepare_remote if remote else prepare_local
-        where = target.store if isinstance(target, RemoteArchive) else str(target.root)
-        jobs.append((url, client.submit(task, where, url, options, pure=False,
-                                        retries=RETRIES)))
+    source = iter(urls)
+    jobs: collections.deque[tuple[str, Any]] = collections.deque()
     committed = 0
     pending: list[tuple[str, PreparedCapture]] = []
     try:
-        for position, (url, job) in enumerate(jobs):
+        _submit_more(jobs, source, target, options, client, max(window, 1))
+        while jobs:
+            url, job = jobs.popleft()
             outcome = job if isinstance(job, errors.PreserveError) else _result(job)
             if not isinstance(outcome, errors.PreserveError):
                 pending.append((url, outcome))
-            upcoming = jobs[position + 1][1] if position + 1 < len(jobs) else None
+            _submit_more(jobs, source, target, options, client, max(window, 1))
+            upcoming = jobs[0][1] if jobs else None
             if isinstance(outcome, errors.PreserveError) or len(pending) >= group_size or \
                     upcoming is None or \
                     (not isinstance(upcoming, errors.PreserveError) and not upcoming.done()):
@@ -159,6 +153,27 @@ def capture_many_dask(target: Target, urls: Iterable[str], options: CaptureOptio
         if committed:
             with contextlib.suppress(errors.PreserveError):
                 target.checkpoint()
+
+
+def _submit_more(jobs: collections.deque[tuple[str, Any]], source: Iterator[str],
+                 target: Target, options: CaptureOptions, client: Any, window: int) -> None:
+    """Read URLs from ``source`` until ``window`` jobs wait: each a submitted task, or the
+    error of a URL that cannot be captured."""
+    from preserve.capture import fetch
+
+    while len(jobs) < window:
+        url = next(source, None)
+        if url is None:
+            return
+        try:
+            fetch.parse_url(url)
+        except errors.PreserveError as exc:
+            jobs.append((url, exc))
+            continue
+        task = prepare_remote if isinstance(target, RemoteArchive) else prepare_local
+        where = target.store if isinstance(target, RemoteArchive) else str(target.root)
+        jobs.append((url, client.submit(task, where, url, options, pure=False,
+                                        retries=RETRIES)))
 
 
 def _result(future: Any) -> PreparedCapture | errors.PreserveError:

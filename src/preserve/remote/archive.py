@@ -42,6 +42,7 @@ from preserve.commit import (
     GroupOutcome,
     PartialCommitError,
     PreparedCapture,
+    TextObject,
     record_json,
     text_json,
 )
@@ -72,10 +73,11 @@ from preserve.log.signing import Signed, known_head, prove_and_sign
 from preserve.remote.lease import Lease
 from preserve.remote.store import ObjectStore
 from preserve.remote.tiles import TiledLog
+from preserve.safe_io import open_binary
 from preserve.storage import manifest as manifest_mod
 from preserve.storage.layout import ArchiveLayout, require_capture_id
 from preserve.storage.manifest import Manifest, ManifestRef
-from preserve.storage.text_store import StoredObject
+from preserve.storage.text_store import SpooledObject, StoredObject
 
 LOG = "manifests/log"
 KEY_PUB = f"{LOG}/key.pub"
@@ -376,17 +378,27 @@ class RemoteArchive:
         except FileExistsError as exc:
             raise errors.StorageError(f"WARC file {warc_rel} already exists; not replaced") \
                 from exc
-        refs: list[StoredObject | None] = []
-        for data in (prepared.text, prepared.comments):
-            if not data:
-                refs.append(None)
-                continue
-            digest = hash_bytes(data)
-            rel = self.layout.text_rel_for(digest.blake3)
-            with contextlib.suppress(FileExistsError):  # content-addressed: already stored
-                self.store.put_new(rel, data, seal=True)
-            refs.append(StoredObject(digest.blake3, digest.sha256, len(data), rel))
+        refs = [self._put_text(data) for data in (prepared.text, prepared.comments)]
         return prepared, warc_rel, refs[0], refs[1]
+
+    def _put_text(self, data: TextObject | None) -> StoredObject | None:
+        """Store one text or comments object (bytes, or a spooled file streamed up)."""
+        if isinstance(data, SpooledObject):
+            digest = data.digests
+        elif data:
+            digest = hash_bytes(data)
+        else:
+            return None
+        if not digest.size:
+            return None
+        rel = self.layout.text_rel_for(digest.blake3)
+        with contextlib.suppress(FileExistsError):  # content-addressed: already stored
+            if isinstance(data, SpooledObject):
+                with open_binary(data.path) as spooled:
+                    self.store.put_new(rel, spooled, seal=True)
+            else:
+                self.store.put_new(rel, data, seal=True)
+        return StoredObject(digest.blake3, digest.sha256, digest.size, rel)
 
     def _build(self, prepared: PreparedCapture, warc_rel: str, text: StoredObject | None,
                comments: StoredObject | None) -> tuple[Manifest, bytes, Any]:

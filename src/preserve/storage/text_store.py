@@ -7,6 +7,10 @@ complete. Putting bytes that are already stored rewrites nothing. If the file al
 name does *not* hash to its name, it is left untouched (it is evidence of damage) and
 :class:`~preserve.errors.StorageError` is raised; ``preserve verify`` reports it.
 
+A caller that makes many objects before one commit (an import) writes each to its spool with
+:func:`spool_object` as soon as it has it, and :meth:`TextStore.put_spooled` links that file
+into place at the commit, so the bytes are not held in memory until then.
+
 Ids are validated before they become paths. Objects are made read-only (0444).
 This module does not know about manifests, WARC files or which objects are referenced.
 :class:`MemoryTextStore` implements the same :class:`TextStoreProtocol` for tests.
@@ -52,6 +56,32 @@ class StoredObject:
     sha256: str
     size: int
     path_rel: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledObject:
+    """An object's bytes written to a spool file (read-only, not yet fsynced), and their
+    digests: what :meth:`TextStore.put_spooled` stores without reading them into memory."""
+
+    path: Path
+    digests: Digests
+
+
+def spool_object(data: bytes, directory: Path) -> SpooledObject:
+    """Write ``data`` to ``directory/<blake3>`` (once: equal bytes share the file), read-only."""
+    digests = hash_bytes(data)
+    path = directory / digests.blake3
+    if not path.exists():
+        try:
+            directory.mkdir(exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=directory)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                os.fchmod(f.fileno(), OBJECT_MODE)
+            os.replace(tmp_name, path)
+        except OSError as exc:
+            raise StorageError(f"cannot spool text object {digests.blake3}: {exc}") from exc
+    return SpooledObject(path, digests)
 
 
 @runtime_checkable
@@ -145,6 +175,31 @@ class TextStore:
             raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
+        return stored, created
+
+    def put_spooled(self, spooled: SpooledObject, *,
+                    durability: Durability) -> tuple[StoredObject, bool]:
+        """Store an object written by :func:`spool_object` by linking its file into place
+        (nothing read or copied); as :meth:`put_deferred` with ``durability``, which fsyncs
+        the file and its directories before anything names the object."""
+        digests = spooled.digests
+        final = self.path(digests.blake3)
+        stored = StoredObject(digests.blake3, digests.sha256, digests.size,
+                              self.path_rel(digests.blake3))
+        if final.exists():
+            self._check_existing(final, digests)
+            return stored, False
+        try:
+            if not final.parent.is_dir():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                durability.add(final.parent.parent, directory=True)
+                durability.add(final.parent.parent.parent, directory=True)
+            created = self._link_into_place(spooled.path, final, digests)
+        except OSError as exc:
+            raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc
+        if created:
+            durability.add(final)
+            durability.add(final.parent, directory=True)
         return stored, created
 
     def _link_into_place(self, tmp: Path, final: Path, digests: Digests) -> bool:
@@ -271,8 +326,10 @@ class MemoryTextStore:
 __all__ = [
     "MAX_OBJECT_BYTES",
     "MemoryTextStore",
+    "SpooledObject",
     "StoredObject",
     "TextStore",
     "TextStoreProtocol",
     "iter_store_files",
+    "spool_object",
 ]
