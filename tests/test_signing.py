@@ -131,6 +131,24 @@ def test_a_capture_proves_only_its_new_leaves(archive: Archive, site: TestServer
     assert archive.last_audit.signed is None
 
 
+def test_a_batch_closing_checkpoint_proves_only_its_new_leaves(archive: Archive,
+                                                              site: TestServer) -> None:
+    """A batch's closing checkpoint is a capture's signing (its cost must not grow with the
+    archive): damage to an older capture does not keep a new batch unsigned, and stays
+    reported by verify."""
+    from preserve.batch import capture_many  # noqa: PLC0415
+
+    _damage(archive.root, "deleted")
+    outcomes = list(capture_many(archive, [site.url("/c"), site.url("/a")], OPTIONS,
+                                 concurrency=2, per_host_delay=0, processes=False))
+    assert all(getattr(o, "capture_id", None) for _u, o in outcomes), outcomes
+    with pytest.raises(NotProvedError, match="E305"):
+        archive.checkpoint()
+    assert archive.checkpoint(whole_archive=False) is not None  # nothing new to prove: signs
+    codes = {f.code.code for f in archive.verify().errors}
+    assert "E305" in codes and "W302" not in codes
+
+
 def test_a_checkpoint_file_rolled_back_is_reported_and_restored(
     archive: Archive, site: TestServer, tmp_path: Path
 ) -> None:

@@ -421,9 +421,12 @@ class Archive:
     def _signer(self) -> log.Signer | None:
         return integrity.find_signer(self.root, self.key_path)
 
-    def checkpoint(self) -> Signed | None:
+    def checkpoint(self, *, whole_archive: bool = True) -> Signed | None:
         """Audit the whole archive as verify does, prove the log and sign a checkpoint now;
-        None if the signing key is not here.
+        None if the signing key is not here. ``whole_archive=False`` skips the audit and
+        proves only the leaves newer than the trusted checkpoint, as a capture's own signing
+        does (what a batch of captures signs at its end: its cost does not grow with the
+        archive).
 
         Raises :class:`~preserve.errors.NotProvedError` when verify finds an error anywhere
         in the archive or the log cannot be proved (see :mod:`preserve.log.signing`):
@@ -432,9 +435,13 @@ class Archive:
         signer = self._signer()
         if signer is None:
             return None
+        timestamper = integrity.timestamper(self.tsa_url)
         with self._lock():
+            if not whole_archive:
+                return _signing.prove_and_sign(self.root, signer, heads=self.heads,
+                                               timestamper=timestamper)
             return integrity.sign_if_intact(self.root, signer, heads=self.heads,
-                                            timestamper=integrity.timestamper(self.tsa_url))
+                                            timestamper=timestamper)
 
     def adopt(self, capture_ids: Sequence[str], *, reason: str,
               operator: str | None = None) -> list[str]:

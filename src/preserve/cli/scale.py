@@ -66,7 +66,7 @@ def captures(archive: Archive | RemoteArchive, targets: Iterable[str],
             yield url, exc
     if committed:
         with contextlib.suppress(errors.PreserveError):
-            remote.checkpoint()
+            remote.checkpoint(whole_archive=False)
 
 
 def remote_init(archive: RemoteArchive, key_name: str | None) -> None:

@@ -152,7 +152,7 @@ def capture_many_dask(target: Target, urls: Iterable[str], options: CaptureOptio
                 job.cancel()
         if committed:
             with contextlib.suppress(errors.PreserveError):
-                target.checkpoint()
+                target.checkpoint(whole_archive=False)
 
 
 def _submit_more(jobs: collections.deque[tuple[str, Any]], source: Iterator[str],

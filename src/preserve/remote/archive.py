@@ -430,12 +430,14 @@ class RemoteArchive:
         return prove_and_sign(self.root, signer, heads=self.heads,
                               timestamper=self._timestamper(), place=self.place)
 
-    def checkpoint(self) -> Signed | None:
+    def checkpoint(self, *, whole_archive: bool = True) -> Signed | None:
+        """As :meth:`preserve.Archive.checkpoint` (``whole_archive=False``: the new leaves
+        only, what a batch of captures signs at its end)."""
         signer = self.signer()
         if signer is None:
             return None
         with Lease(self.store, wait=60):
-            return self.sign_if_intact(signer)
+            return self.sign_if_intact(signer) if whole_archive else self.prove_and_sign(signer)
 
     def sign_if_intact(self, signer: Signer) -> Signed:
         """As :func:`preserve.integrity.sign_if_intact`: sign only if verify's check of the
