@@ -128,6 +128,11 @@ class TextStore:
         stored, _created = self.put_deferred(data, sync_dir=True)
         return stored
 
+    def _target(self, digests: Digests) -> tuple[Path, StoredObject]:
+        """Where an object with ``digests`` lives, and its description."""
+        return self.path(digests.blake3), StoredObject(
+            digests.blake3, digests.sha256, digests.size, self.path_rel(digests.blake3))
+
     def put_deferred(self, data: bytes, *, durability: Durability | None = None,
                      sync_dir: bool = True) -> tuple[StoredObject, bool]:
         """Store ``data``; return it and whether this call created the object. With
@@ -139,9 +144,7 @@ class TextStore:
             raise StorageError(f"text object of {len(data)} bytes is larger than the store's "
                                f"limit of {MAX_OBJECT_BYTES}")
         digests = hash_bytes(data)
-        final = self.path(digests.blake3)
-        stored = StoredObject(digests.blake3, digests.sha256, digests.size,
-                              self.path_rel(digests.blake3))
+        final, stored = self._target(digests)
         if final.exists():
             self._check_existing(final, digests)
             return stored, False
@@ -149,10 +152,8 @@ class TextStore:
             makedirs_durable(self.layout.tmp_dir)
             if durability is None:
                 makedirs_durable(final.parent)
-            elif not final.parent.is_dir():  # new fan-out directories: flushed with the group
-                final.parent.mkdir(parents=True, exist_ok=True)
-                durability.add(final.parent.parent, directory=True)
-                durability.add(final.parent.parent.parent, directory=True)
+            else:
+                _add_fan_out(final, durability)
             fd, tmp_name = tempfile.mkstemp(prefix="text-", dir=self.layout.tmp_dir)
         except OSError as exc:
             raise StorageError(f"cannot prepare text object {digests.blake3}: {exc}") from exc
@@ -183,17 +184,12 @@ class TextStore:
         (nothing read or copied); as :meth:`put_deferred` with ``durability``, which fsyncs
         the file and its directories before anything names the object."""
         digests = spooled.digests
-        final = self.path(digests.blake3)
-        stored = StoredObject(digests.blake3, digests.sha256, digests.size,
-                              self.path_rel(digests.blake3))
+        final, stored = self._target(digests)
         if final.exists():
             self._check_existing(final, digests)
             return stored, False
         try:
-            if not final.parent.is_dir():
-                final.parent.mkdir(parents=True, exist_ok=True)
-                durability.add(final.parent.parent, directory=True)
-                durability.add(final.parent.parent.parent, directory=True)
+            _add_fan_out(final, durability)
             created = self._link_into_place(spooled.path, final, digests)
         except OSError as exc:
             raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc
@@ -333,3 +329,12 @@ __all__ = [
     "iter_store_files",
     "spool_object",
 ]
+
+
+def _add_fan_out(final: Path, durability: Durability) -> None:
+    """Create ``final``'s fan-out directories if they are new; their flush is left to
+    ``durability`` (once for a whole group commit)."""
+    if not final.parent.is_dir():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        durability.add(final.parent.parent, directory=True)
+        durability.add(final.parent.parent.parent, directory=True)

@@ -67,19 +67,13 @@ def read_heads_from(handle: BinaryIO, offsets: Iterable[int],
     """:func:`read_heads` from an open, seekable WARC file (``label`` names it in errors): a
     WARC file inside a package, say."""
     for offset in offsets:
-        try:
+        with _reading(offset, label):
             handle.seek(offset)
             record = next(iter(ArchiveIterator(handle)), None)
             if record is None:
                 raise ArchiveError(f"no WARC record at offset {offset} of {label}")
-            yield _head(offset, record)
-        except ArchiveError:
-            raise
-        except Exception as exc:  # warcio/zlib raise many types on damaged input
-            raise ArchiveError(
-                f"cannot read the record at offset {offset} of {label}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            head = _head(offset, record)
+        yield head
 
 
 def _head(offset: int, record: Any) -> RecordHead:
@@ -110,29 +104,35 @@ def read_block(path: Path, offset: int, limit: int, *,
     Raises :class:`~preserve.errors.ArchiveError` if the record cannot be read or its block is
     longer than ``limit`` (nothing past ``limit`` is read into memory).
     """
-    with _open(path, decompressed) as handle:
-        try:
-            handle.seek(offset)
-            record = next(iter(ArchiveIterator(handle, no_record_parse=True)), None)
-            if record is None:
-                raise ArchiveError(f"no WARC record at offset {offset} of {path}")
-            chunks: list[bytes] = []
-            size = 0
-            while block := record.raw_stream.read(_BLOCK):
-                size += len(block)
-                if size > limit:
-                    raise ArchiveError(
-                        f"the record at offset {offset} of {path} is larger than {limit} bytes"
-                    )
-                chunks.append(block)
-            return record.rec_type, b"".join(chunks)
-        except ArchiveError:
-            raise
-        except Exception as exc:  # warcio/zlib raise many types on damaged input
-            raise ArchiveError(
-                f"cannot read the record at offset {offset} of {path}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    with _open(path, decompressed) as handle, _reading(offset, str(path)):
+        handle.seek(offset)
+        record = next(iter(ArchiveIterator(handle, no_record_parse=True)), None)
+        if record is None:
+            raise ArchiveError(f"no WARC record at offset {offset} of {path}")
+        chunks: list[bytes] = []
+        size = 0
+        while block := record.raw_stream.read(_BLOCK):
+            size += len(block)
+            if size > limit:
+                raise ArchiveError(
+                    f"the record at offset {offset} of {path} is larger than {limit} bytes"
+                )
+            chunks.append(block)
+        return record.rec_type, b"".join(chunks)
+
+
+@contextlib.contextmanager
+def _reading(offset: int, label: str) -> Iterator[None]:
+    """Turn whatever warcio or zlib raise on a damaged record into one ArchiveError."""
+    try:
+        yield
+    except ArchiveError:
+        raise
+    except Exception as exc:  # warcio/zlib raise many types on damaged input
+        raise ArchiveError(
+            f"cannot read the record at offset {offset} of {label}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 __all__ = ["RecordHead", "read_block", "read_heads", "read_heads_from"]
