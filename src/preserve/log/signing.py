@@ -182,8 +182,8 @@ def check_extends(root: Path, heads: KnownHeads | None, verifier: Verifier | Non
     if heads is not None:
         for other in heads.others_at(root, identity):
             now = "has no key.pub" if verifier is None else "has another key.pub"
-            raise NotProvedError(f"this archive {now} than the key you last verified it with "
-                                 f"({other.identity}): removed or replaced?")
+            raise NotProvedError(f"this archive {now}, but you last verified it with the key "
+                                 f"{other.identity} (key.pub removed or replaced?)")
     head = known_head(heads, identity, root)
     if head is None:
         return
