@@ -153,6 +153,17 @@ def test_malformed_responses_are_protocol_errors(
     assert url in str(error)
 
 
+def test_an_answer_that_is_not_http_is_called_so(http_server: TestServer,
+                                                spool_dir: Path) -> None:
+    """HTTP/0.9-style bytes, then a close: not "disconnected without sending a response"."""
+    http_server.routes["/old"] = raw(b"<html><p>no status line at all</p></html>")
+    http_server.routes["/silent"] = raw(b"")
+    error = _fails(errors.ProtocolError, http_server.url("/old"), spool_dir)
+    assert "sent 41 bytes that are not an HTTP response" in str(error)
+    error = _fails(errors.ProtocolError, http_server.url("/silent"), spool_dir)
+    assert "not an HTTP response" not in str(error)
+
+
 def test_lying_content_length_is_a_protocol_error(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/short"] = lying_content_length(b"only ten!!", declared=100)
     _fails(errors.ProtocolError, http_server.url("/short"), spool_dir)

@@ -319,8 +319,10 @@ def _translate(
     exc: httpcore.TimeoutException | httpcore.NetworkError | httpcore.ProtocolError,
     url: str,
     deadline: Deadline,
+    unparsed: int = 0,
 ) -> CaptureError:
-    """One httpcore exception as a preserve error (the caller chains it with ``from``)."""
+    """One httpcore exception as a preserve error (the caller chains it with ``from``);
+    ``unparsed``: bytes the server sent in which no response head was found."""
     if isinstance(exc, httpcore.TimeoutException):
         if deadline.remaining() <= 0:
             return CaptureTimeoutError(
@@ -330,6 +332,9 @@ def _translate(
     if isinstance(exc, httpcore.ConnectError):
         return ConnectError(f"cannot connect for {url}: {exc}")
     if isinstance(exc, httpcore.ProtocolError):
+        if unparsed and "without sending a response" in str(exc):  # h11's words for EOF
+            return ProtocolError(f"invalid HTTP from {url}: the server sent {unparsed} bytes "
+                                 "that are not an HTTP response, then closed the connection")
         return ProtocolError(f"invalid HTTP from {url}: {exc}")
     return ProtocolError(f"connection to {url} failed mid-exchange: {exc or type(exc).__name__}")
 
@@ -419,7 +424,9 @@ def _one_hop(
                 started=started,
             )
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
-        raise _translate(exc, text_url, deadline) from exc
+        stream = backend.stream
+        unparsed = stream.wire_size if stream is not None and stream.final_head is None else 0
+        raise _translate(exc, text_url, deadline, unparsed) from exc
     except OSError as exc:  # local files only: httpcore turns socket errors into its own
         raise StorageError(f"cannot spool the response from {text_url}: {exc}") from exc
 
