@@ -455,6 +455,23 @@ def test_index_lines_sort_in_runs_as_in_memory(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+
+def _write_package(dest: Path, members: dict[str, bytes], package: dict[str, object], *,
+                   deflate: bool = False) -> None:
+    """Write ``members`` as a WACZ at ``dest`` with ``package`` as its datapackage.json and
+    a datapackage-digest.json over it, as a forger recomputing every hash would (every member
+    stored, or with ``deflate`` all but the WARC files deflated)."""
+    members["datapackage.json"] = json.dumps(package).encode()
+    members["datapackage-digest.json"] = json.dumps(
+        {"path": "datapackage.json",
+         "hash": "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()}).encode()
+    with zipfile.ZipFile(dest, "w") as new:
+        for name, data in members.items():
+            stored = not deflate or name.startswith("archive/")
+            new.writestr(name, data,
+                         compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+
+
 def _forge_without_proof(source: Path, dest: Path, capture_id: str) -> None:
     """What anyone who handles an unsigned WACZ can do: edit a capture's manifest (and the page
     derived from it), drop its proof, and recompute every hash the package itself carries
@@ -479,13 +496,7 @@ def _forge_without_proof(source: Path, dest: Path, capture_id: str) -> None:
         {**r, "hash": "sha256:" + hashlib.sha256(members[r["path"]]).hexdigest(),
          "bytes": len(members[r["path"]])}
         for r in package["resources"] if r["path"] in members]
-    members["datapackage.json"] = json.dumps(package).encode()
-    members["datapackage-digest.json"] = json.dumps(
-        {"path": "datapackage.json",
-         "hash": "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()}).encode()
-    with zipfile.ZipFile(dest, "w") as new:
-        for name, data in members.items():
-            new.writestr(name, data)
+    _write_package(dest, members, package)
 
 
 def test_a_capture_without_proof_fails_against_a_trusted_key(built: Built, two: Path,
@@ -610,14 +621,7 @@ def _repackage(source: Path, dest: Path, edit: Callable[[dict[str, bytes]], None
          "hash": "sha256:" + hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         for name, data in members.items()
         if name not in ("datapackage.json", "datapackage-digest.json")]
-    members["datapackage.json"] = json.dumps(package).encode()
-    members["datapackage-digest.json"] = json.dumps(
-        {"path": "datapackage.json",
-         "hash": "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()}).encode()
-    with zipfile.ZipFile(dest, "w") as new:
-        for name, data in members.items():
-            new.writestr(name, data, compress_type=zipfile.ZIP_STORED
-                         if name.startswith("archive/") else zipfile.ZIP_DEFLATED)
+    _write_package(dest, members, package, deflate=True)
 
 
 def _edit_line(member: str, number: int, old: bytes, new: bytes
