@@ -6,10 +6,11 @@ lexbor (through selectolax) builds the tree by the HTML standard's tree-construc
 element is closed explicitly, is then read by lxml's libxml2 parser, which keeps that
 structure. Nesting is capped at :data:`MAX_DEPTH` levels by flattening deeper elements into
 their ancestor at the cap (text is never dropped), and deep block nesting is flattened before
-lexbor sees it (lexbor's time grows with the square of that depth). A tag is cut after
-:data:`MAX_TAG_TOKENS` attributes and separators before lexbor sees it: lexbor and libxml2
-check every attribute against the tag's others, so a hostile page's one tag with 20,000
-attributes took 35 s, and 3 MiB of them hours. Does not clean the tree.
+lexbor sees it (lexbor's time grows with the square of that depth). A tag loses what follows
+its first :data:`MAX_TAG_TOKENS` attributes and separators before lexbor sees it (attributes,
+never shown as text): lexbor and libxml2 check every attribute against the tag's others, so
+a hostile page's one tag with 20,000 attributes took 35 s, and 3 MiB of them hours. Does not
+clean the tree.
 
 The tag scan that enforces this reads tags, attributes, comments and raw-text elements by the
 HTML tokenizer's rules; it does not model every state (script-data escapes, CDATA in SVG), so
@@ -46,15 +47,21 @@ _ATTRIBUTE = (rf"[^{_WS}/>][^{_WS}/>=]*+"
               rf"(?:[{_WS}]*+=[{_WS}]*+(?:\"[^\"]*+\"?|'[^']*+'?|[^{_WS}>]*+))?")
 _TAG_TOKEN = rf"(?:[{_WS}/]++|{_ATTRIBUTE})"
 _NAME_END = rf"(?=[{_WS}/>]|\Z)"
+# Elements whose content is text up to their end tag. Each is its own alternative: a capture
+# group (for a back-reference) inside the possessive repetition below makes CPython 3.11's
+# re raise SystemError ("the span of capturing group is wrong") on some pages.
+_RAW_TEXT_ELEMENTS = ("script", "style", "xmp", "iframe", "noembed", "noframes", "title",
+                      "textarea")
 # What the scan passes over whole: text, comments, bogus comments and doctypes, a raw-text
 # element with its content, a tag with fewer than MAX_TAG_TOKENS tokens, a lone "<".
 _PASSED = (
     r"(?>[^<]++"
     r"|<!--(?:-?>|.*?--!?>|.*)"
     r"|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
-    rf"|<(script|style|xmp|iframe|noembed|noframes|title|textarea){_NAME_END}"
-    rf"{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>(?:.*?</(?i:\1){_NAME_END}|.*)|\Z)"
-    rf"|<plaintext{_NAME_END}.*"
+    + "".join(rf"|<{name}{_NAME_END}{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+"
+              rf"(?:>(?:.*?</{name}{_NAME_END}|.*)|\Z)"
+              for name in _RAW_TEXT_ELEMENTS)
+    + rf"|<plaintext{_NAME_END}.*"
     rf"|</?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
     r"|<(?![A-Za-z!?/]))"
 )
@@ -64,18 +71,24 @@ _LONG_TAG = re.compile(
 )
 
 
+_TAG_REST = re.compile(rf"{_TAG_TOKEN}*+")
+
+
 def _cut_long_tags(markup: str) -> str:
-    """End every tag after :data:`MAX_TAG_TOKENS` tokens (a ``>`` is inserted there; what
-    followed in the tag is read as text). Pages without such a tag come back unchanged."""
+    """Drop the tokens of every tag after its first :data:`MAX_TAG_TOKENS` (up to its ``>``):
+    attributes a browser would keep but never show as text. Pages without such a tag come
+    back unchanged."""
     pieces: list[str] = []
     pos = 0
     while (match := _LONG_TAG.match(markup, pos)) is not None:
-        pieces += [markup[pos : match.end("cut")], ">"]
-        pos = match.end("cut")
+        pieces.append(markup[pos : match.end("cut")])
+        pos = _TAG_REST.match(markup, match.end("cut")).end()  # type: ignore[union-attr]
     if not pieces:
         return markup
     pieces.append(markup[pos:])
     return "".join(pieces)
+
+
 _VOID = frozenset(
     {
         "area",
