@@ -590,6 +590,24 @@ def test_an_unsupported_wacz_key_is_refused_before_anything_is_written(
     assert key_file.read_bytes() == pem
 
 
+def test_a_wacz_key_without_sign_is_a_usage_error_but_its_variable_is_not(
+        built: Built, tmp_path: Path) -> None:
+    """``--wacz-key`` without ``--sign`` was silently ignored (an unsigned package when a
+    signed one was meant); ``$PRESERVE_WACZ_KEY`` set for convenience must not break an
+    unsigned WACZ or a bag."""
+    out = tmp_path / "unsigned.wacz"
+    done = run(built, "export", built.ids[0], "--wacz", str(out), "--wacz-key",
+               str(tmp_path / "k.pem"))
+    assert done.returncode == 2 and "add --sign" in done.stderr, done.stderr
+    assert not out.exists()
+    key = str(tmp_path / "env.pem")
+    done = run(built, "export", built.ids[0], "--wacz", str(out), PRESERVE_WACZ_KEY=key)
+    assert done.returncode == 0, done.stderr
+    done = run(built, "export", built.ids[0], "--bagit", str(tmp_path / "bag"),
+               PRESERVE_WACZ_KEY=key)
+    assert done.returncode == 0, done.stderr
+
+
 def test_an_empty_output_path_is_a_usage_error(built: Built, tmp_path: Path) -> None:
     """``--wacz ""`` was read as ``.`` (the current directory) and failed late, exit 3."""
     for args in (["export", "--all", "--wacz", ""], ["export", "--all", "--bagit", ""],

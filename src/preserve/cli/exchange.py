@@ -81,8 +81,12 @@ def export(ctx: click.Context, capture_ids: tuple[str, ...], all_captures: bool,
 
     if (wacz is None) == (bagit is None):
         fail("give exactly one of --wacz FILE or --bagit DIR", EXIT_USAGE, kind="UsageError")
-    if bagit is not None and (sign or wacz_key):
+    # a key given on the command line (not through $PRESERVE_WACZ_KEY) is a request to sign
+    key_given = ctx.get_parameter_source("wacz_key") is click.core.ParameterSource.COMMANDLINE
+    if bagit is not None and (sign or key_given):
         fail("--sign and --wacz-key apply to --wacz only", EXIT_USAGE, kind="UsageError")
+    if key_given and not sign:
+        fail("--wacz-key is the key to sign with: add --sign", EXIT_USAGE, kind="UsageError")
     ids = list(capture_ids)
     with errors_to_exit():
         if from_file is not None:
