@@ -147,14 +147,16 @@ class KnownHeads:
         """Record ``(size, root_hash)`` as the newest proved head of ``identity``, seen at
         ``archive_root``. The caller has proved that it extends the stored head."""
         real = _real(archive_root)
+        path = self._file(identity, archive_root)
+        migrating = not path.exists()  # only then can per-path heads of it be left over
         try:
             seen = self.get(identity, archive_root)
         except LogError:
             seen = None
         paths = [p for p in (seen.paths if seen is not None else ()) if p != real] + [real]
-        self._write(identity, size, root_hash, paths, self._file(identity, archive_root),
-                    utc_now())
-        self._drop_legacy(identity)
+        self._write(identity, size, root_hash, paths, path, utc_now())
+        if migrating:
+            self._drop_legacy(identity)
 
     def _write(self, identity: str, size: int, root_hash: bytes, paths: list[str],
                path: Path, updated: str) -> None:
