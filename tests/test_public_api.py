@@ -152,3 +152,20 @@ def test_a_capture_connects_before_loading_what_it_needs_only_afterwards(
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [["list", "--json"], ["history", "https://example.org/a"]])
+def test_reading_the_catalog_loads_no_signing_code(command: list[str], tmp_path: Path) -> None:
+    """``list`` and ``history`` read the catalog and the log's entries: they load neither
+    keys, signatures, timestamps nor the manifest parser (start-up is most of their time)."""
+    root, key = tmp_path / "root", tmp_path / "k"
+    assert CliRunner().invoke(main, ["--root", str(root), "--key", str(key), "init"]).exit_code == 0
+    late = ("cryptography", "rfc3161_client", "preserve.integrity", "preserve.log.keys",
+            "preserve.storage.manifest", "httpx", "lxml", "warcio")
+    code = ("import sys\nfrom preserve.cli import main\n"
+            f"try:\n    main(['--root', {str(root)!r}, *{command!r}])\n"
+            "except SystemExit as exit:\n"
+            f"    print(exit.code, [m for m in {late!r} if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stdout + result.stderr

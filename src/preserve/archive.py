@@ -32,8 +32,8 @@ from preserve.storage.layout import ArchiveLayout, is_capture_id, new_capture_id
 
 if TYPE_CHECKING:
     import preserve.extract as _extract_mod
+    from preserve import catalog_sync, integrity, log, warc
     from preserve import commit as _commit
-    from preserve import integrity, log, warc
     from preserve.audit import verify as _verify
     from preserve.audit.findings import Report
     from preserve.capture import browser as browser_capture
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from preserve.storage.catalog import Catalog, CatalogRow
     from preserve.storage.text_store import TextStore
 else:  # imported when first used: a capture sends its first byte before loading the rest
+    catalog_sync = lazy_module("preserve.catalog_sync")
     integrity = lazy_module("preserve.integrity")
     log = lazy_module("preserve.log")
     warc = lazy_module("preserve.warc")
@@ -542,7 +543,7 @@ class Archive:
             return False
         for _attempt in range(2):
             try:
-                integrity.sync_catalog(self.root, self.catalog)
+                catalog_sync.sync_catalog(self.root, self.catalog)
                 return True
             except catalog_mod.CatalogError:
                 with contextlib.suppress(catalog_mod.CatalogError, OSError):

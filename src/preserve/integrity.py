@@ -37,7 +37,6 @@ from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.signing import Signed, prove_and_sign
 from preserve.log.storage import has_log as _has_log
 from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots_file
-from preserve.storage.catalog import Catalog
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -275,30 +274,6 @@ def adopt(root: Path, capture_ids: Sequence[str], *, signer: log.Signer, reason:
                                    leaf.size))
     write_record(root, entries, signer=signer, origin=signer.name)
     log.record_entries(root, leaves)
-
-
-def sync_catalog(root: Path, catalog: Catalog) -> None:
-    """Bring ``catalog`` up to the log (CatalogError if it must be rebuilt)."""
-    with log.open_log(root, readonly=True) as opened:
-        size = opened.size
-        indexed = catalog.indexed_size()
-        if indexed > size:  # a catalog from a newer copy of the archive: rebuild
-            catalog.reset()
-            indexed = 0
-        if indexed == size:
-            catalog.check()
-            return
-
-        def manifest_leaves() -> Iterator[tuple[int, str]]:
-            for index, data in opened.iter_entries(indexed):
-                try:
-                    entry = log.parse_entry(data)
-                except ValueError:
-                    continue
-                if isinstance(entry, ManifestLeaf | AdoptionLeaf):
-                    yield index, entry.capture_id
-
-        catalog.sync(size, manifest_leaves())
 
 
 def anchor_summary(path: Path) -> str:

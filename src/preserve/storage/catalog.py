@@ -29,11 +29,17 @@ import sqlite3
 import stat
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from preserve._lazy import lazy_module
 from preserve.errors import PreserveError
 from preserve.storage.layout import ArchiveLayout
-from preserve.storage.manifest import Manifest, read_manifest
+
+if TYPE_CHECKING:
+    from preserve.storage import manifest as manifest_mod
+    from preserve.storage.manifest import Manifest
+else:  # only a (re)build reads manifests; ``list`` does not need the parser
+    manifest_mod = lazy_module("preserve.storage.manifest")
 
 INDEX_DIR = "archive/index"
 CATALOG_FILE = "catalog.sqlite3"
@@ -242,7 +248,8 @@ class Catalog:
 
     def _row_from_manifest(self, capture_id: str) -> CatalogRow | None:
         try:
-            manifest, digests = read_manifest(self.layout.manifest_path_for(capture_id))
+            path = self.layout.manifest_path_for(capture_id)
+            manifest, digests = manifest_mod.read_manifest(path)
         except PreserveError:
             return None  # verify reports the manifest; the catalog simply lacks it
         return CatalogRow.of(manifest, digests.sha256)
