@@ -136,3 +136,56 @@ def test_a_catalog_with_values_of_the_wrong_type_never_crashes_list(http_server:
     assert row["title"] == repr(b"\x00\xff") and row["http_status"] == "abc"
     verified = runner.invoke(main, ["--root", str(tmp_path), "verify", "--no-record"])
     assert "W507" in verified.output
+
+
+HOSTILE = ("".join(map(chr, range(0x20))) + '"\\/%s%%{}\x7f\x80\x9f\u2028\u2029\u202e'
+           "é€𝄞 مرحبا 日本語")
+
+
+def _catalog_rows(root: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(root / "archive" / "index" / "catalog.sqlite3") as db:
+        return db.execute(f"SELECT {', '.join(SUMMARY_FIELDS)} FROM captures "
+                          "ORDER BY started, capture_id").fetchall()
+
+
+def test_rows_the_catalog_renders_are_what_json_dumps_prints(http_server: TestServer,
+                                                             tmp_path: Path) -> None:
+    """``list --json`` lets SQLite render the rows (json_quote): byte for byte what
+    ``json.dumps`` prints for every character class, NUL and separators included, and a
+    row of a tampered catalog among them is rendered by Python, in its place."""
+    http_server.routes["/a"] = respond(200, b"<html><title>A</title><p>a</p></html>",
+                                       headers=[("Content-Type", "text/html")])
+    archive = Archive(tmp_path)
+    for _ in range(3):
+        archive.capture(http_server.url("/a"))
+    ids = [row[0] for row in _catalog_rows(tmp_path)]
+    with sqlite3.connect(tmp_path / "archive" / "index" / "catalog.sqlite3") as db:
+        db.execute("UPDATE captures SET title = ?, final_url = ? WHERE capture_id = ?",
+                   (HOSTILE, HOSTILE[::-1], ids[0]))
+        db.execute("UPDATE captures SET http_status = 'abc', text_blake3 = 7 "
+                   "WHERE capture_id = ?", (ids[1],))
+        db.execute("UPDATE captures SET title = NULL, text_blake3 = NULL, "
+                   "http_status = -9223372036854775808 WHERE capture_id = ?", (ids[2],))
+    layout = cli_app.json_row_layout(SUMMARY_FIELDS)
+    chunks = list(Archive(tmp_path).capture_row_chunks(4096, layout))
+    assert [type(row) for chunk in chunks for row in chunk] == [str, tuple, str]
+    listed = CliRunner().invoke(main, ["--root", str(tmp_path), "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout == _dumped(_catalog_rows(tmp_path)) + "\n"
+
+
+def test_a_sqlite_that_quotes_otherwise_leaves_rendering_to_python(http_server: TestServer,
+                                                                   tmp_path: Path) -> None:
+    """The catalog renders rows only when its ``json_quote`` escapes exactly as the caller
+    does; asked for another quoting (here ASCII-only), it hands back the plain rows."""
+    http_server.routes["/a"] = respond(200, b"<html><title>\xc3\xa9t\xc3\xa9</title>"
+                                       b"<p>a</p></html>",
+                                       headers=[("Content-Type", "text/html; charset=utf-8")])
+    archive = Archive(tmp_path)
+    archive.capture(http_server.url("/a"))
+    layout = cli_app.json_row_layout(SUMMARY_FIELDS)
+    ascii_only = type(layout)(layout.parts, layout.end, json.encoder.encode_basestring_ascii)
+    (chunk,) = Archive(tmp_path).capture_row_chunks(4096, ascii_only)
+    assert chunk == _catalog_rows(tmp_path)
+    (chunk,) = Archive(tmp_path).capture_row_chunks(4096, layout)
+    assert [type(row) for row in chunk] == [str]

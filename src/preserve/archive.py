@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from preserve import errors
 from preserve._lazy import lazy_module
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from preserve.storage import catalog as catalog_mod
     from preserve.storage import manifest
     from preserve.storage import text_store as _text_store
-    from preserve.storage.catalog import Catalog, CatalogRow
+    from preserve.storage.catalog import Catalog, CatalogRow, JsonRowLayout
     from preserve.storage.text_store import TextStore
 else:  # imported when first used: a capture sends its first byte before loading the rest
     catalog_sync = lazy_module("preserve.catalog_sync")
@@ -496,13 +496,25 @@ class Archive:
         in order): no object per capture."""
         return [row for chunk in self.capture_row_chunks() for row in chunk]
 
-    def capture_row_chunks(self, size: int = 4096) -> Iterator[list[tuple[Any, ...]]]:
+    @overload
+    def capture_row_chunks(self, size: int = ..., layout: None = ...,
+                           ) -> Iterator[list[tuple[Any, ...]]]: ...
+
+    @overload
+    def capture_row_chunks(self, size: int, layout: JsonRowLayout,
+                           ) -> Iterator[list[tuple[Any, ...] | str]]: ...
+
+    def capture_row_chunks(self, size: int = 4096, layout: JsonRowLayout | None = None,
+                           ) -> Iterator[list[tuple[Any, ...]]] | Iterator[
+                               list[tuple[Any, ...] | str]]:
         """:meth:`capture_rows`, ``size`` rows at a time: from the catalog, never all held at
         once (``preserve list`` at 100,000 captures and more); from the manifests, sorted, when
         the catalog cannot be used. A catalog that fails after its first rows were given
-        raises :class:`~preserve.storage.catalog.CatalogError`."""
+        raises :class:`~preserve.storage.catalog.CatalogError`. With ``layout``, rows from
+        the catalog may come as their JSON text already (see
+        :meth:`~preserve.storage.catalog.Catalog.summary_chunks`)."""
         if self._catalog_current():
-            chunks = self.catalog.summary_chunks(size)
+            chunks = self.catalog.summary_chunks(size, layout)
             try:
                 first = next(chunks, None)
             except catalog_mod.CatalogError:

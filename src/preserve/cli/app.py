@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequen
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 import click
 
+from preserve._lazy import lazy_module
 from preserve._version import __version__
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from preserve.archive import Archive
     from preserve.errors import PreserveError
     from preserve.remote.archive import RemoteArchive
+    from preserve.storage import catalog as _catalog
+    from preserve.storage.catalog import JsonRowLayout
+else:
+    _catalog = lazy_module("preserve.storage.catalog")
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # integrity findings; a capture kept an HTTP error / unfollowed redirect
@@ -179,7 +184,8 @@ def finish(result: Any, status: int = EXIT_OK) -> NoReturn:
 
 
 def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
-                chunks: Iterable[Sequence[Sequence[Any]]], status: int = EXIT_OK) -> NoReturn:
+                chunks: Iterable[Sequence[Sequence[Any] | str]],
+                status: int = EXIT_OK) -> NoReturn:
     """:func:`finish` with ``result[key]`` the list of ``dict(zip(fields, row))`` for the
     rows of ``chunks``, printed byte for byte as :func:`finish` prints it, but each row
     filled into one template (``json.dumps`` with ``indent`` runs in pure Python, seconds for
@@ -192,11 +198,13 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
     marker = f"\n    {json.encoder.encode_basestring(key)}: []"
     at = text.find(marker)
     if at < 0 or text.count(marker) != 1:  # never: a string cannot hold a raw newline
-        finish({**result, key: [dict(zip(fields, row, strict=True))
+        finish({**result, key: [json.loads(row) if isinstance(row, str)
+                                else dict(zip(fields, row, strict=True))
                                 for chunk in chunks for row in chunk]}, status)
     click.echo(text[:at + len(marker) - 2], nl=False)
     for part in json_rows(fields, chunks):
-        click.echo(part, nl=False)
+        # color=True: no ANSI-stripping pass over JSON, which escapes every control byte
+        click.echo(part, nl=False, color=True)
     click.echo(text[at + len(marker):])
     sys.exit(status)
 
@@ -205,20 +213,30 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
 ROWS_CHUNK = 4096
 
 
-def json_rows(fields: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
+def json_row_layout(fields: Sequence[str]) -> JsonRowLayout:
+    """How :func:`json_rows` prints a row of ``fields``: the keys sorted, each on its own
+    line at depth 4 (what ``json.dumps(indent=2, sort_keys=True)`` prints at depth 3)."""
+    encode = json.encoder.encode_basestring  # the C one, as dumps uses
+    parts = tuple((("      {\n" if at == 0 else ",\n") + f"        {encode(name)}: ", name)
+                  for at, name in enumerate(sorted(fields)))
+    return _catalog.JsonRowLayout(parts, "\n      }", encode)
+
+
+def json_rows(fields: Sequence[str],
+              chunks: Iterable[Sequence[Sequence[Any] | str]]) -> Iterator[str]:
     """The rows of ``chunks`` as ``json.dumps`` prints a list of such dicts at depth 3 with
     ``indent=2, ensure_ascii=False, sort_keys=True`` (scalar values: str, int, None, …), in
-    parts (one a chunk) whose concatenation is that text."""
-    encode = json.encoder.encode_basestring  # the C one, as dumps uses
-    order = sorted(range(len(fields)), key=fields.__getitem__)
+    parts (one a chunk) whose concatenation is that text. A row given as a string is its
+    text already (rendered by the catalog to :func:`json_row_layout`)."""
+    layout = json_row_layout(fields)
+    encode = layout.quote
+    order = [fields.index(name) for _, name in layout.parts]
     # one %-template (faster than str.format), filled with the columns in the keys' order
-    template = "      {\n" + ",\n".join(
-        f"        {encode(fields[i]).replace('%', '%%')}: %s" for i in order) + "\n      }"
-    opening = "[\n"
-    for chunk in chunks:
-        if not chunk:
-            continue
-        columns = list(zip(*chunk, strict=True))
+    template = "".join(literal.replace("%", "%%") + "%s" for literal, _ in layout.parts) + \
+        layout.end.replace("%", "%%")
+
+    def render(rows: Sequence[Sequence[Any]]) -> list[str]:
+        columns = list(zip(*rows, strict=True))
         encoded: list[list[str]] = []
         for column in map(columns.__getitem__, order):
             kinds = set(map(type, column))
@@ -230,7 +248,21 @@ def json_rows(fields: Sequence[str], chunks: Iterable[Sequence[Sequence[Any]]]) 
                 encoded.append(list(map(int.__repr__, column)))
             else:
                 encoded.append([_json_value(v) for v in column])
-        yield opening + ",\n".join(map(template.__mod__, zip(*encoded, strict=True)))
+        return list(map(template.__mod__, zip(*encoded, strict=True)))
+
+    opening = "[\n"
+    for chunk in chunks:
+        if not chunk:
+            continue
+        rows = [row for row in chunk if not isinstance(row, str)]
+        if not rows:  # every row rendered by the catalog
+            texts = cast("Sequence[str]", chunk)
+        elif len(rows) == len(chunk):
+            texts = render(rows)
+        else:  # rows of a tampered catalog among rows the catalog rendered
+            rendered = iter(render(rows))
+            texts = [row if isinstance(row, str) else next(rendered) for row in chunk]
+        yield opening + ",\n".join(texts)
         opening = ",\n"
     yield "[]" if opening == "[\n" else "\n    ]"
 

@@ -14,6 +14,7 @@ from preserve.cli.app import (
     finish,
     finish_rows,
     json_option,
+    json_row_layout,
     open_any,
     say,
     say_lines,
@@ -22,6 +23,7 @@ from preserve.cli.app import (
 
 if TYPE_CHECKING:
     from preserve.archive import Archive
+    from preserve.remote.archive import RemoteArchive
 
 
 def _clean(text: object, limit: int = 200) -> str:
@@ -50,14 +52,22 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
     with errors_to_exit():
         archive = open_any(ctx)
-        if isinstance(archive, _local_archive()):
-            chunks = archive.capture_row_chunks(ROWS_CHUNK)
-        else:
-            chunks = iter([[tuple(getattr(entry, f) for f in SUMMARY_FIELDS)
-                            for entry in archive.captures()]])
+        local = _local_archive()
         if not as_json:
-            say_lines(_summary_lines(chunks))
-        finish_rows({}, "captures", SUMMARY_FIELDS, chunks)
+            say_lines(_summary_lines(archive.capture_row_chunks(ROWS_CHUNK)
+                                     if isinstance(archive, local) else [_summaries(archive)]))
+            finish({})
+        # under --json the catalog renders the rows' text itself where it can
+        layout = json_row_layout(SUMMARY_FIELDS)
+        finish_rows({}, "captures", SUMMARY_FIELDS,
+                    archive.capture_row_chunks(ROWS_CHUNK, layout)
+                    if isinstance(archive, local) else [_summaries(archive)])
+
+
+def _summaries(archive: Archive | RemoteArchive) -> list[tuple[Any, ...]]:
+    from preserve.storage.catalog import SUMMARY_FIELDS
+
+    return [tuple(getattr(entry, f) for f in SUMMARY_FIELDS) for entry in archive.captures()]
 
 
 def _summary_lines(chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:

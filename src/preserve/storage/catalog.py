@@ -27,7 +27,7 @@ import contextlib
 import hashlib
 import sqlite3
 import stat
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -104,6 +104,24 @@ class CatalogRow:
             text_blake3=manifest.text.blake3 if manifest.text else None,
             manifest_sha256=manifest_sha256,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRowLayout:
+    """How a JSON text prints one summary row: for each ``(literal, field)`` of ``parts``
+    the literal then the field's value as JSON, then ``end``; strings quoted by ``quote``
+    (e.g. ``json.encoder.encode_basestring``), integers as ``repr``, None as ``null``."""
+
+    parts: tuple[tuple[str, str], ...]
+    end: str
+    quote: Callable[[str], str]
+
+
+#: Every class of character JSON string quoting treats apart: the C0 controls (with their
+#: short escapes), quote, backslash, solidus, DEL, C1 controls, the line and paragraph
+#: separators, non-ASCII characters of 2, 3 and 4 UTF-8 bytes.
+_QUOTE_PROBE = ("".join(map(chr, range(0x20))) + '"\\/ ~\x7f\x80\x9f\u2028\u2029\xe9\u20ac'
+                "\U0001d11e")
 
 
 class CatalogError(PreserveError):
@@ -291,18 +309,68 @@ class Catalog:
     _SUMMARY: ClassVar[str] = ("capture_id, requested_url, final_url, started, http_status, "
                                "status, title, text_blake3")
 
-    def summary_chunks(self, size: int) -> Iterator[list[tuple[object, ...]]]:
+    def summary_chunks(self, size: int, layout: JsonRowLayout | None = None,
+                       ) -> Iterator[list[tuple[object, ...] | str]]:
         """Every capture, oldest first, as plain tuples of the :data:`SUMMARY_FIELDS` (what
         ``preserve list`` prints: no object per row), ``size`` rows at a time from one
         statement (one snapshot of the catalog), so that no caller holds them all. The
-        values are the catalog's, checked by ``verify`` like :meth:`rows`."""
+        values are the catalog's, checked by ``verify`` like :meth:`rows`.
+
+        With ``layout``, SQLite renders each row's JSON text itself (``list --json``: a
+        third less time at 100,000 captures) when it can do so exactly as ``layout`` says
+        (see :meth:`_rendering`); a row it cannot render (a value not of its column's type:
+        a tampered catalog) comes as its tuple, for the caller to render."""
         try:
-            cursor = self._connect().execute(
-                f"SELECT {self._SUMMARY} FROM captures ORDER BY started, capture_id")
+            db = self._connect()
+            rendering = self._rendering(db, layout) if layout is not None else None
+            if rendering is None:
+                cursor = db.execute(
+                    f"SELECT {self._SUMMARY} FROM captures ORDER BY started, capture_id")
+                while chunk := cursor.fetchmany(size):
+                    yield chunk
+                return
+            cursor = db.execute(*rendering)
             while chunk := cursor.fetchmany(size):
-                yield chunk
+                yield [text if text is not None else self._summary_at(db, rowid)
+                       for text, rowid in chunk]
         except sqlite3.Error as exc:
             raise CatalogError(f"the catalog cannot be read: {exc}") from exc
+
+    #: The SQLite type each summary column holds when written by preserve.
+    _SUMMARY_TYPES: ClassVar[dict[str, str]] = {
+        "capture_id": "'text'", "requested_url": "'text'", "final_url": "'text'",
+        "started": "'text'", "http_status": "'integer'", "status": "'text'",
+        "title": "'text', 'null'", "text_blake3": "'text', 'null'"}
+
+    def _rendering(self, db: sqlite3.Connection, layout: JsonRowLayout,
+                   ) -> tuple[str, list[str]] | None:
+        """The statement (and its parameters) that renders each summary row as ``layout``
+        says, or None when this SQLite would not render it byte for byte so: no JSON
+        functions, or a ``json_quote`` that escapes differently from ``layout.quote``
+        (checked on a string holding every class of character JSON quoting treats apart)."""
+        fields = [name for _, name in layout.parts]
+        if not set(fields) <= self._SUMMARY_TYPES.keys():
+            return None
+        try:
+            quoted, number = db.execute("SELECT json_quote(?), json_quote(?)",
+                                        (_QUOTE_PROBE, -(2**63))).fetchone()
+        except sqlite3.Error:
+            return None
+        if quoted != layout.quote(_QUOTE_PROBE) or number != str(-(2**63)):
+            return None
+        guard = " AND ".join(f"typeof({name}) IN ({self._SUMMARY_TYPES[name]})"
+                             for name in self._SUMMARY_TYPES)
+        text = " || ".join(f"? || json_quote({name})" for name in fields)
+        sql = (f"SELECT CASE WHEN {guard} THEN {text} || ? END, rowid FROM captures "
+               "ORDER BY started, capture_id")
+        return sql, [literal for literal, _ in layout.parts] + [layout.end]
+
+    def _summary_at(self, db: sqlite3.Connection, rowid: int) -> tuple[object, ...]:
+        row = db.execute(f"SELECT {self._SUMMARY} FROM captures WHERE rowid = ?",
+                         (rowid,)).fetchone()
+        if row is None:  # never: one snapshot; a row cannot vanish under its statement
+            raise CatalogError("the catalog changed while it was read")
+        return tuple(row)
 
     def of_url(self, url: str, *, final_too: bool) -> list[CatalogRow]:
         """Captures whose requested (and, with ``final_too``, final) URL is ``url``."""
