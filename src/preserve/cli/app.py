@@ -267,16 +267,12 @@ def json_rows(fields: Sequence[str],
     yield "[]" if opening == "[\n" else "\n    ]"
 
 
-def say_lines(lines: Iterable[str]) -> None:
-    """Human output, one line per item, written ROWS_CHUNK lines at a time."""
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) == ROWS_CHUNK:
-            click.echo(terminal_safe("\n".join(batch)))
-            batch.clear()
-    if batch:
-        click.echo(terminal_safe("\n".join(batch)))
+def say_blocks(blocks: Iterable[str]) -> None:
+    """Human output given a block of lines at a time (``list``: one block a chunk of rows),
+    each block made terminal-safe and written with one call."""
+    for block in blocks:
+        # color=True: no ANSI-stripping pass, terminal_safe left no escape character
+        click.echo(terminal_safe(block), color=True)
 
 
 def _json_value(value: Any) -> str:

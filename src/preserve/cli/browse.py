@@ -17,7 +17,7 @@ from preserve.cli.app import (
     json_row_layout,
     open_any,
     say,
-    say_lines,
+    say_blocks,
     terminal_safe,
 )
 
@@ -54,8 +54,8 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         archive = open_any(ctx)
         local = _local_archive()
         if not as_json:
-            say_lines(_summary_lines(archive.capture_row_chunks(ROWS_CHUNK)
-                                     if isinstance(archive, local) else [_summaries(archive)]))
+            say_blocks(_summary_blocks(archive.capture_row_chunks(ROWS_CHUNK)
+                                       if isinstance(archive, local) else [_summaries(archive)]))
             finish({})
         # under --json the catalog renders the rows' text itself where it can
         layout = json_row_layout(SUMMARY_FIELDS)
@@ -70,15 +70,17 @@ def _summaries(archive: Archive | RemoteArchive) -> list[tuple[Any, ...]]:
     return [tuple(getattr(entry, f) for f in SUMMARY_FIELDS) for entry in archive.captures()]
 
 
-def _summary_lines(chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
-    # plain strings, cleaned a chunk at a time: at 100,000 captures an object or an echo per
-    # row costs more than the whole rest of the command
+def _summary_blocks(chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
+    # plain strings, cleaned and joined a chunk at a time: at 100,000 captures an object or
+    # an echo per row costs more than the whole rest of the command
     count = 0
     for chunk in chunks:
+        if not chunk:
+            continue
         urls = _clean_all([r[1] for r in chunk], 2000)
         titles = _clean_all([r[6] or "" for r in chunk], 200)
-        for r, url, title in zip(chunk, urls, titles, strict=True):
-            yield f"{r[0]}  {r[4]}  {str(r[7] or '-')[:12]:<12}  {url}  {title}"
+        yield "\n".join([f"{r[0]}  {r[4]}  {str(r[7] or '-')[:12]:<12}  {url}  {title}"
+                         for r, url, title in zip(chunk, urls, titles, strict=True)])
         count += len(chunk)
     yield f"{count} capture(s)"
 
