@@ -232,3 +232,23 @@ def test_capture_records_its_extraction_input_bound(tmp_path: Path, http_server:
     archive = preserve.Archive(tmp_path / "a")
     m = archive.manifest(archive.capture(http_server.url("/")).capture_id)
     assert m.extractor.settings["max_input_bytes"] == EXTRACT_LIMIT
+
+
+@pytest.mark.parametrize("route", ["pdf", "empty", "no-content", "unsupported-redirect"])
+def test_a_capture_without_text_has_a_canonical_manifest(http_server: TestServer,
+                                                        archive: preserve.Archive,
+                                                        route: str) -> None:
+    """No text means no extraction method: the manifest leaves the field out, as verify's own
+    serialisation does, instead of writing it as null (then every such capture was W109)."""
+    http_server.routes["/pdf"] = respond(200, b"%PDF-1.4\n", headers=[("Content-Type",
+                                                                       "application/pdf")])
+    http_server.routes["/empty"] = respond(200, b"", headers=HTML)
+    http_server.routes["/no-content"] = respond(204)
+    http_server.routes["/unsupported-redirect"] = redirect("ftp://127.0.0.1/file")
+    result = archive.capture(http_server.url("/" + route), _options())
+    assert result.text_blake3 is None
+    data = (archive.root / "manifests" / f"{result.capture_id}.json").read_bytes()
+    assert b'"method": null' not in data
+    assert archive.manifest(result.capture_id).to_bytes() == data
+    report = archive.verify(deep=True)
+    assert report.ok and "W109" not in [f.code.value for f in report.findings]

@@ -121,8 +121,13 @@ class PreparedCapture:
             comments=_object_json(self.comments),
             previous=[],
         )
-        self.draft = manifest_mod.canonical_bytes(manifest_mod.bound_fields(document))
-        self.draft_manifest = manifest_mod.parse_manifest(self.draft)
+        manifest = manifest_mod.parse_manifest(
+            manifest_mod.canonical_bytes(manifest_mod.bound_fields(document)))
+        # the bytes written are the parsed manifest's own serialisation, the form verify holds
+        # canonical (W109): a field given as null that the schema leaves out when absent (an
+        # extraction without a method, say) is left out, as verify expects
+        self.draft = manifest.to_bytes()
+        self.draft_manifest = manifest
 
 
 @dataclass(frozen=True, slots=True)
