@@ -19,6 +19,7 @@ from preserve.capture.fetch import FetchOptions, fetch
 from preserve.errors import NotFoundError, StorageError
 from preserve.hashing import hash_file
 from preserve.warc import (
+    RENAMED_CONTENT_LENGTH,
     RENAMED_TRANSFER_ENCODING,
     WarcWriteResult,
     check_warc,
@@ -393,19 +394,20 @@ from pywb.apps.frontendapp import FrontEndApp
 from werkzeug.test import Client
 os.chdir(sys.argv[1])
 response = Client(FrontEndApp()).get("/coll/id_/" + sys.argv[2])
-sys.stdout.buffer.write(response.status.encode() + b"\n" + response.get_data())
+length = response.headers.get("Content-Length") or "-"
+sys.stdout.buffer.write(f"{response.status}\n{length}\n".encode() + response.get_data())
 """
 
 
-@pytest.mark.skipif(
+_NEEDS_PYWB = pytest.mark.skipif(
     not (PYWB_PYTHON and Path(PYWB_PYTHON).exists()),
     reason="pywb not available: set PRESERVE_PYWB_PYTHON to a python that has pywb installed",
 )
-def test_pywb_replays_the_capture(
-    chunked_capture: tuple[FetchResult, Path, WarcWriteResult], tmp_path: Path
-) -> None:
-    """Replay through pywb's WSGI app (no network): index with pywb's own wb-manager."""
-    result, dest, _written = chunked_capture
+
+
+def _pywb_replay(dest: Path, url: str, tmp_path: Path) -> tuple[bytes, bytes, bytes]:
+    """Replay ``url`` from ``dest`` through pywb's WSGI app (no network), indexed with pywb's
+    own wb-manager: (status line, Content-Length served or ``-``, body)."""
     root = tmp_path / "pywb"
     root.mkdir()
     (root / "config.yaml").write_text("collections_root: collections\n")
@@ -413,15 +415,42 @@ def test_pywb_replays_the_capture(
     for args in (["init", "coll"], ["add", "coll", str(dest)]):
         subprocess.run([manager, *args], cwd=root, capture_output=True, timeout=120, check=True)
     replay = subprocess.run(
-        [PYWB_PYTHON, "-c", _REPLAY, str(root), result.final_url],
+        [PYWB_PYTHON, "-c", _REPLAY, str(root), url],
         capture_output=True,
         timeout=120,
         check=False,
     )
     assert replay.returncode == 0, replay.stderr.decode(errors="replace")[-2000:]
-    status, _, body = replay.stdout.partition(b"\n")
-    assert status.startswith(b"200"), replay.stdout[:500]
+    status, length, body = replay.stdout.split(b"\n", 2)
+    return status, length, body
+
+
+@_NEEDS_PYWB
+def test_pywb_replays_the_capture(
+    chunked_capture: tuple[FetchResult, Path, WarcWriteResult], tmp_path: Path
+) -> None:
+    result, dest, _written = chunked_capture
+    status, _length, body = _pywb_replay(dest, result.final_url, tmp_path)
+    assert status.startswith(b"200"), status
     assert body == BODY
+
+
+@_NEEDS_PYWB
+def test_pywb_replays_all_of_a_chunked_body_that_also_declared_a_length(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path
+) -> None:
+    """A server sent Content-Length: 5 beside chunked framing: replay must not serve the
+    5 as the length (the client would cut the page there and read the rest as a further
+    response)."""
+    http_server.routes["/both"] = raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                                      b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      + chunk_encode(BODY, 100))
+    result = _capture(http_server, spool_dir, "/both")
+    dest = tmp_path / "both.warc.gz"
+    _write(dest, result)
+    status, length, body = _pywb_replay(dest, result.final_url, tmp_path)
+    assert status.startswith(b"200"), status
+    assert length in (b"-", str(len(BODY)).encode()) and body == BODY
 
 
 def test_check_warc_reads_an_uncompressed_copy_and_flags_an_empty_file(
@@ -446,8 +475,10 @@ def test_check_warc_reads_an_uncompressed_copy_and_flags_an_empty_file(
         b"HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Length: %d\n\n",  # bare LF lines
         b"HTTP/1.0 200\r\nContent-Length: %d\r\n\r\n",  # HTTP/1.0, no reason phrase
         b"HTTP/1.1 200 OK\r\ntransfer-encoding:chunked\r\nContent-Type: text/html\r\n\r\n",
+        # both framings: chunked wins (RFC 9112 6.3); the 5 must not frame the stored body
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
     ],
-    ids=["bare-lf", "http10-no-reason", "lowercase-te-no-space"],
+    ids=["bare-lf", "http10-no-reason", "lowercase-te-no-space", "content-length-and-chunked"],
 )
 def test_unusual_but_valid_heads_round_trip(
     http_server: TestServer, spool_dir: Path, tmp_path: Path, head: bytes
@@ -473,5 +504,7 @@ def test_unusual_but_valid_heads_round_trip(
     payload, headers = read_record_payload(dest, response.offset, 1 << 20)
     assert payload == BODY
     if chunked:
-        assert "transfer-encoding" not in {k.lower() for k in headers}
+        assert not {"transfer-encoding", "content-length"} & {k.lower() for k in headers}
         assert headers[RENAMED_TRANSFER_ENCODING.decode()] == "chunked"
+        if b"Content-Length" in head:
+            assert headers[RENAMED_CONTENT_LENGTH.decode()] == "5"

@@ -7,6 +7,7 @@ from .read import RecordCheck, check_warc, read_record_block, read_record_payloa
 from .write import (
     CERTIFICATE_URI_PREFIX,
     PROVENANCE_URI_PREFIX,
+    RENAMED_CONTENT_LENGTH,
     RENAMED_TRANSFER_ENCODING,
     TEXT_URI_PREFIX,
     RecordRef,
@@ -19,6 +20,7 @@ from .write import (
 __all__ = [
     "CERTIFICATE_URI_PREFIX",
     "PROVENANCE_URI_PREFIX",
+    "RENAMED_CONTENT_LENGTH",
     "RENAMED_TRANSFER_ENCODING",
     "TEXT_URI_PREFIX",
     "RecordCheck",

@@ -23,7 +23,9 @@ of an HTTP response record as the entity body *with any transfer coding removed*
 Keeping chunked framing in the record would make those disagree (and make the digest depend on
 chunk boundaries). So a response record stores the response head exactly as received, except
 that when a transfer coding was removed the ``Transfer-Encoding`` header line is renamed to
-``X-Preserve-Original-Transfer-Encoding`` (same value); after the head comes the entity body
+``X-Preserve-Original-Transfer-Encoding`` (same value), and so is a ``Content-Length`` line
+beside it (to ``X-Preserve-Original-Content-Length``: the transfer coding overrode it, RFC 9112
+section 6.3, and on replay it would cut the body); after the head comes the entity body
 (content coding such as gzip kept). The payload digest is then right per WARC 1.1, ``warcio
 check`` passes, and replay tools do not try to de-chunk a body that is no longer chunked. The
 exact wire bytes, framing included, are attested by ``Exchange.wire_sha256``/``wire_size``,
@@ -72,6 +74,7 @@ from preserve.hashing import Digests, DualHasher, sha256_base32
 WARC_VERSION = "WARC/1.1"
 CONFORMS_TO = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 RENAMED_TRANSFER_ENCODING = b"X-Preserve-Original-Transfer-Encoding"
+RENAMED_CONTENT_LENGTH = b"X-Preserve-Original-Content-Length"
 #: Target URIs of the records about a page. They must not be the page URL itself: replay tools
 #: (pywb, cdxj-indexer) index every record under its WARC-Target-URI, and a JSON or text
 #: record indexed under the page URL would be replayed in place of the page. ``urn:text:`` is
@@ -80,6 +83,7 @@ PROVENANCE_URI_PREFIX = "urn:preserve:provenance:"
 CERTIFICATE_URI_PREFIX = "urn:preserve:certificate:"
 TEXT_URI_PREFIX = "urn:text:"
 _TRANSFER_ENCODING_LINE = re.compile(rb"(?im)^transfer-encoding(?=[ \t]*:)")
+_CONTENT_LENGTH_LINE = re.compile(rb"(?im)^content-length(?=[ \t]*:)")
 _BLOCK = 1 << 16
 
 
@@ -166,7 +170,11 @@ def stored_response_head(exchange: Exchange) -> bytes:
     """The response head as stored in the WARC (see the module docstring)."""
     if exchange.transfer_encoding is None:
         return exchange.response_head
-    return _TRANSFER_ENCODING_LINE.sub(RENAMED_TRANSFER_ENCODING, exchange.response_head)
+    head = _TRANSFER_ENCODING_LINE.sub(RENAMED_TRANSFER_ENCODING, exchange.response_head)
+    # a Content-Length beside the transfer coding did not frame the body (RFC 9112 6.3) and
+    # must not frame it on replay either, where it would cut the body and leave the rest to
+    # be read as a further response
+    return _CONTENT_LENGTH_LINE.sub(RENAMED_CONTENT_LENGTH, head)
 
 
 def _file_digests(prefix: bytes, body: Path, expected_sha256: str) -> tuple[str, str]:
@@ -578,6 +586,7 @@ def write_page(
 __all__ = [
     "CERTIFICATE_URI_PREFIX",
     "PROVENANCE_URI_PREFIX",
+    "RENAMED_CONTENT_LENGTH",
     "RENAMED_TRANSFER_ENCODING",
     "TEXT_URI_PREFIX",
     "RecordRef",
