@@ -164,6 +164,16 @@ def test_an_answer_that_is_not_http_is_called_so(http_server: TestServer,
     assert "not an HTTP response" not in str(error)
 
 
+def test_interim_responses_alone_are_called_so(http_server: TestServer,
+                                               spool_dir: Path) -> None:
+    """A 100 and a 103, then a close: HTTP, but no final response (not "not HTTP")."""
+    http_server.routes["/interim"] = raw(b"HTTP/1.1 100 Continue\r\n\r\n"
+                                         b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+    error = _fails(errors.ProtocolError, http_server.url("/interim"), spool_dir)
+    assert "2 interim (1xx) response(s) but no final response" in str(error)
+    assert "not an HTTP response" not in str(error)
+
+
 def test_lying_content_length_is_a_protocol_error(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/short"] = lying_content_length(b"only ten!!", declared=100)
     _fails(errors.ProtocolError, http_server.url("/short"), spool_dir)
@@ -185,7 +195,8 @@ def test_oversized_response_head_is_refused(http_server: TestServer, spool_dir: 
     http_server.routes["/head"] = raw(
         b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 300_000 + b"\r\n\r\n"
     )
-    _fails(errors.ProtocolError, http_server.url("/head"), spool_dir)
+    error = _fails(errors.ProtocolError, http_server.url("/head"), spool_dir)
+    assert "is longer than 102400 bytes" in str(error)  # not h11's "Receive buffer too long"
 
 
 # --- time limits -----------------------------------------------------------------------------

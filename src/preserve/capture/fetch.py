@@ -315,14 +315,20 @@ def _timeouts(options: FetchOptions) -> dict[str, float]:
     }
 
 
+#: h11's words when a response head outgrows httpcore's buffer for it
+_HEAD_TOO_LONG = "Receive buffer too long"
+
+
 def _translate(
     exc: httpcore.TimeoutException | httpcore.NetworkError | httpcore.ProtocolError,
     url: str,
     deadline: Deadline,
     unparsed: int = 0,
+    interim: int = 0,
 ) -> CaptureError:
     """One httpcore exception as a preserve error (the caller chains it with ``from``);
-    ``unparsed``: bytes the server sent in which no response head was found."""
+    ``unparsed``: bytes the server sent in which no final response head was found, ``interim``:
+    how many interim (1xx) responses were among them."""
     if isinstance(exc, httpcore.TimeoutException):
         if deadline.remaining() <= 0:
             return CaptureTimeoutError(
@@ -333,8 +339,16 @@ def _translate(
         return ConnectError(f"cannot connect for {url}: {exc}")
     if isinstance(exc, httpcore.ProtocolError):
         if unparsed and "without sending a response" in str(exc):  # h11's words for EOF
+            if interim:
+                return ProtocolError(f"invalid HTTP from {url}: the server sent {interim} "
+                                     "interim (1xx) response(s) but no final response, then "
+                                     "closed the connection")
             return ProtocolError(f"invalid HTTP from {url}: the server sent {unparsed} bytes "
                                  "that are not an HTTP response, then closed the connection")
+        if str(exc) == _HEAD_TOO_LONG:
+            limit = httpcore.HTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE
+            return ProtocolError(f"invalid HTTP from {url}: a response head (or chunk header) "
+                                 f"is longer than {limit} bytes")
         return ProtocolError(f"invalid HTTP from {url}: {exc}")
     return ProtocolError(f"connection to {url} failed mid-exchange: {exc or type(exc).__name__}")
 
@@ -425,8 +439,10 @@ def _one_hop(
             )
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
         stream = backend.stream
-        unparsed = stream.wire_size if stream is not None and stream.final_head is None else 0
-        raise _translate(exc, text_url, deadline, unparsed) from exc
+        head_missing = stream is not None and stream.final_head is None
+        unparsed = stream.wire_size if stream is not None and head_missing else 0
+        interim = stream.interim if stream is not None and head_missing else 0
+        raise _translate(exc, text_url, deadline, unparsed, interim) from exc
     except OSError as exc:  # local files only: httpcore turns socket errors into its own
         raise StorageError(f"cannot spool the response from {text_url}: {exc}") from exc
 

@@ -171,6 +171,8 @@ class RecordingStream(httpcore.NetworkStream):
         self._wire = hashlib.sha256()
         self._wire_size = 0
         self.final_head: bytes | None = None
+        #: interim (1xx) responses read before the final head
+        self.interim = 0
         #: read when the connection is made and after the TLS handshake, while it is open
         self.peer: PeerFacts = _peer_of(inner, deadline.url)
 
@@ -197,6 +199,7 @@ class RecordingStream(httpcore.NetworkStream):
         self._wire = hashlib.sha256()
         self._wire_size = 0
         self.final_head = None
+        self.interim = 0
 
     def _record_read(self, data: bytes) -> None:
         self._wire.update(data)
@@ -217,6 +220,7 @@ class RecordingStream(httpcore.NetworkStream):
                 return
             head = bytes(self._head[: match.end()])
             if _INFORMATIONAL.match(head):  # 1xx interim response: the real head follows
+                self.interim += 1
                 del self._head[: match.end()]
                 start = 0
                 continue
