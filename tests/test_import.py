@@ -10,6 +10,7 @@ is wrong) must commit nothing and exit with its documented status.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -913,3 +914,34 @@ def test_a_data_uri_response_whose_payload_digest_is_wrong_is_refused(
     with pytest.raises(errors.ImportIntegrityError, match="digest failed"):
         import_file(archive, flipped)
     assert not _manifests(archive.root)
+
+
+def _sha1_label(data: bytes) -> bytes:
+    return b"sha1:" + base64.b32encode(hashlib.sha1(data).digest())
+
+
+@pytest.mark.parametrize("uri", [b"not a url", b"urn:example:page", b""])
+def test_an_http_message_under_a_uri_that_is_not_http_is_not_called_damaged(
+        archive: Archive, tmp_path: Path, uri: bytes) -> None:
+    """warcio parses the HTTP head only under http(s) URIs, so it checks the payload digest
+    (rightly taken over the entity) against the whole block: the file is refused as beyond
+    what preserve checks (exit 2), never reported as failing its own digests (exit 1)."""
+    entity = _page("Odd", "An HTTP response filed under a target that is not a URL.")
+    block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+             + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+    record = (b"WARC/1.1\r\nWARC-Type: response\r\n"
+              b"WARC-Record-ID: <urn:uuid:3d1e3b4e-7f3c-4c59-9d0b-2a9c1f0e8a11>\r\n"
+              b"WARC-Date: 2024-01-02T03:04:05Z\r\nWARC-Target-URI: " + uri + b"\r\n"
+              b"Content-Type: application/http; msgtype=response\r\n"
+              b"WARC-Block-Digest: " + _sha1_label(block) + b"\r\n"
+              b"WARC-Payload-Digest: " + _sha1_label(entity) + b"\r\n"
+              b"Content-Length: " + str(len(block)).encode() + b"\r\n\r\n" + block + b"\r\n\r\n")
+    source = tmp_path / "odd.warc"
+    source.write_bytes(record)
+    with pytest.raises(errors.ImportInputError, match=r"not an http\(s\) URL") as info:
+        import_file(archive, source)
+    assert "digest failed" not in str(info.value)
+    assert not _manifests(archive.root)
+    done = run(archive.root, "import", str(source))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

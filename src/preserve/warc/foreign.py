@@ -5,7 +5,9 @@ needs of each record (:class:`ForeignRecord`: ids, links, offsets, digests, the 
 the warcinfo fields), or raises:
 
 - :class:`~preserve.errors.ImportInputError` when the file is not a WARC file at all, or is
-  beyond what preserve reads: a digest algorithm it does not know, more than
+  beyond what preserve reads: a digest algorithm it does not know, an ``application/http``
+  record under a target URI that is not http(s) whose payload digest warcio (which parses
+  HTTP only under http(s) URIs) cannot check as the standard means it, more than
   :data:`MAX_RECORDS` records, a record head (WARC plus HTTP header lines) over
   :data:`MAX_HEAD_BYTES`;
 - :class:`~preserve.errors.ImportIntegrityError` when the file fails its own checks: a block or
@@ -300,6 +302,11 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     unknown = [p for p in problems if "unknown hash algorithm" in p]
     if unknown:
         raise ImportInputError(f"{name}: {unknown[0]} (cannot be checked)")
+    if problems and _unparsed_http_message(record):
+        raise ImportInputError(
+            f"{name}: an HTTP message whose WARC-Target-URI is not an http(s) URL "
+            f"({_shown(record.rec_headers.get_header('WARC-Target-URI'))}): preserve does "
+            "not parse it, so it cannot check its payload digest")
     if problems:
         raise ImportIntegrityError(f"{name}: {'; '.join(problems)}")
     http = None
@@ -328,6 +335,21 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
         payload_size=size,
         fields=_warc_fields(bytes(keep)) if is_info else (),
     )
+
+
+def _unparsed_http_message(record: Any) -> bool:
+    """An ``application/http`` request or response that warcio left unparsed (it parses HTTP
+    only under http: and https: target URIs): its payload digest, which the WARC standard
+    takes over the HTTP entity, was checked over the whole block instead."""
+    content_type = (record.content_type or "").split(";", 1)[0].strip().lower()
+    return (record.http_headers is None and record.rec_type in ("request", "response")
+            and content_type == "application/http")
+
+
+def _shown(value: str | None, limit: int = 200) -> str:
+    """A header value for a message: printable ASCII, cut short."""
+    text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in value or "")
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
 def _kept_bytes(record: ForeignRecord) -> int:
