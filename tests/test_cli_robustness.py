@@ -354,3 +354,33 @@ def test_output_to_a_full_device_is_one_line_not_an_internal_error(
         lines = done.stderr.splitlines()
         assert done.returncode == 3, (args, done.stderr)
         assert lines == ["preserve: error: No space left on device"], (args, lines)
+
+
+def test_file_names_that_are_not_utf8_are_shown_never_a_crash(
+        good_archive: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """A file planted under a name that is not UTF-8 (Python holds it as a lone surrogate)
+    made verify end in 'internal error' (exit 5) on a strict UTF-8 stdout, and wrote bytes
+    that are not UTF-8 into --json output elsewhere: it is shown as ⟨U+DCFE⟩, and written in
+    JSON as its \\u escape (json.loads gives the name back)."""
+    source, _key, _capture_id = good_archive
+    root = tmp_path / "archive"
+    shutil.copytree(source, root, symlinks=True)
+    manifest = "manifests/" + os.fsdecode(b"\xfe.json")
+    (root / manifest).write_bytes(b"")
+    warc_dir = next((root / "archive" / "warc").glob("*/*"))
+    (warc_dir / os.fsdecode(b"bad\xffname.warc.gz")).write_bytes(b"")
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")  # errors="strict", as in en_US.UTF-8
+    for args in (["verify", "--no-record"], ["verify", "--no-record", "--json"],
+                 ["repair", "--dry-run"], ["repair", "--dry-run", "--json"]):
+        done = subprocess.run([str(Path(sys.executable).with_name("preserve")), "--root",
+                               str(root), *args], capture_output=True, env=env, timeout=120,
+                              check=False)
+        out, err = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")  # strict
+        assert done.returncode == (1 if args[0] == "verify" else 0), (args, err)
+        assert "internal error" not in err and "Traceback" not in err, (args, err)
+        if "--json" in args:
+            text = json.dumps(json.loads(out), ensure_ascii=False)
+            assert manifest in text, args
+            assert "bad\udcffname" in text or args[0] == "repair", args
+        else:
+            assert "manifests/⟨U+DCFE⟩.json" in out + err, (args, out, err)

@@ -102,10 +102,12 @@ consoles = _Consoles()
 #: Characters a terminal would act on rather than show (C0 and C1 controls but newline and
 #: tab, DEL: escape sequences, backspace, carriage return) or that make text read other than
 #: it is (bidirectional controls, line and paragraph separators, the zero-width U+200B, U+2060
-#: and U+FEFF: a byte-order mark inside a URL).
+#: and U+FEFF: a byte-order mark inside a URL), and lone surrogates (a file name that is not
+#: UTF-8, which Python holds as U+DC80-U+DCFF: no UTF-8 output can carry it).
 _NOT_FOR_TERMINALS = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
-    "\u2060\u2066-\u2069\ufeff]")
+    "\u2060\u2066-\u2069\ufeff\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _shown(match: re.Match[str]) -> str:
@@ -116,6 +118,17 @@ def terminal_safe(text: str) -> str:
     """``text`` (which may hold what a page, server or file said) as a terminal shows it
     literally: the characters of :data:`_NOT_FOR_TERMINALS` become ``⟨U+001B⟩``."""
     return _NOT_FOR_TERMINALS.sub(_shown, text)
+
+
+def json_safe(text: str) -> str:
+    """JSON text with each lone surrogate written as its ``\\u`` escape (JSON allows it; the
+    rest stays unescaped): the output is UTF-8 whatever stdout's error handler, and
+    ``json.loads`` gives the very string back (``os.fsencode`` the file name's bytes)."""
+    return _LONE_SURROGATE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def say(text: str) -> None:
@@ -172,7 +185,7 @@ def envelope(command: str, status: int, result: Any = None,
 
 
 def print_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True))
+    click.echo(json_safe(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True)))
 
 
 def finish(result: Any, status: int = EXIT_OK) -> NoReturn:
@@ -201,11 +214,11 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
         finish({**result, key: [json.loads(row) if isinstance(row, str)
                                 else dict(zip(fields, row, strict=True))
                                 for chunk in chunks for row in chunk]}, status)
-    click.echo(text[:at + len(marker) - 2], nl=False)
+    click.echo(json_safe(text[:at + len(marker) - 2]), nl=False)
     for part in json_rows(fields, chunks):
         # color=True: no ANSI-stripping pass over JSON, which escapes every control byte
-        click.echo(part, nl=False, color=True)
-    click.echo(text[at + len(marker):])
+        click.echo(json_safe(part), nl=False, color=True)
+    click.echo(json_safe(text[at + len(marker):]))
     sys.exit(status)
 
 
