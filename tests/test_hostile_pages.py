@@ -9,6 +9,8 @@ files may start with a byte-order mark, ``init`` never collides on a directory n
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import ssl
@@ -20,7 +22,10 @@ from pathlib import Path
 import pytest
 import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID, NameOID
+from warcio.archiveiterator import ArchiveIterator
 
 from preserve import Archive, CaptureOptions, FetchOptions
 from preserve.capture.fetch import describe_certificate
@@ -114,6 +119,64 @@ def test_certificate_dated_outside_any_calendar_is_kept_as_given(
     assert tls is not None and tls.certificate is not None and not tls.verified
     assert tls.certificate.not_after == "asn1:00000229000000Z"
     assert archive.verify(deep=True, record=False).ok
+
+
+def _x400_certified_server(tmp_path: Path) -> TestServer:
+    """HTTPS whose leaf, signed by a CA of its own, names 127.0.0.1 and an x400Address in its
+    subjectAltName: OpenSSL verifies it, cryptography cannot describe it."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x400 test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    ip = x509.GeneralNames([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    san = x509.SubjectAlternativeName(ip).public_bytes()  # SEQUENCE { [7] 127.0.0.1 }
+    x400 = b"\xa3\x05\x30\x03\x61\x01\x00"  # [3] ORAddress, as a DER blob
+    raw_san = bytes([0x30, len(san) - 2 + len(x400)]) + san[2:] + x400
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+                                                      raw_san), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (tmp_path / "x400-ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "x400.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "x400.key").write_bytes(leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "x400.pem", tmp_path / "x400.key")
+    return TestServer(ssl_context=context,
+                      certificate_der=leaf.public_bytes(serialization.Encoding.DER))
+
+
+def test_a_verified_certificate_preserve_cannot_describe_is_kept_as_sent(
+        tmp_path: Path) -> None:
+    """A general name type cryptography does not support (x400Address) ended the capture in
+    'internal error' (exit 5): the certificate is recorded as sent (its DER in the WARC), the
+    manifest describes none, and the capture goes on."""
+    with _x400_certified_server(tmp_path) as server:
+        server.routes["/"] = respond(200, PAGE, headers=HTML)
+        done = run(tmp_path / "a", "capture", "--http", "--ca-bundle",
+                   str(tmp_path / "x400-ca.pem"), server.url("/"), "--json")
+        assert done.returncode == 0, done.stderr
+        capture_id = json.loads(done.stdout)["result"]["captures"][0]["capture_id"]
+        archive = Archive(tmp_path / "a")
+        manifest = archive.manifest(capture_id)
+        tls = manifest.connection.tls
+        assert tls is not None and tls.verified and tls.certificate is None
+        with (archive.root / manifest.warc.path).open("rb") as f:
+            kept = [r.content_stream().read() for r in ArchiveIterator(f)
+                    if r.rec_headers.get_header("Content-Type") == "application/pkix-cert"]
+        assert kept == [server.certificate_der]
+        assert archive.verify(deep=True, record=False).ok
 
 
 def test_title_of_millions_of_control_characters(http_server: TestServer,

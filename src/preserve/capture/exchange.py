@@ -36,6 +36,9 @@ class TLSInfo:
     certificate: Certificate | None
     verified: bool  # False only when the caller asked for --insecure
     alpn: str | None = None
+    #: the peer's leaf certificate as sent (spooled DER), kept in the WARC even when
+    #: ``certificate`` is None because no description of it could be made
+    der_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

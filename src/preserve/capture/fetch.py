@@ -241,18 +241,29 @@ def describe_certificate(der: bytes, der_path: Path | None = None) -> Certificat
     )
 
 
+def _unparseable_certificate() -> tuple[type[Exception], ...]:
+    """What ``cryptography`` raises for a certificate it cannot describe (a general name type
+    it does not support, such as x400Address, in a certificate OpenSSL accepts; an extension
+    twice; a version it does not know), beside ValueError."""
+    from cryptography import x509  # noqa: PLC0415 - only for https
+
+    return (ValueError, IndexError, UnicodeDecodeError, x509.UnsupportedGeneralNameType,
+            x509.DuplicateExtension, x509.InvalidVersion)
+
+
 def _tls_info(peer: PeerFacts, options: FetchOptions, spool: _Spool) -> TLSInfo | None:
     tls = peer.tls
     if tls is None:
         return None
     der = tls.peer_der
     certificate = None
+    der_path = None
     if der:
         der_path = spool.new_file(".der")
         der_path.write_bytes(der)
         try:
             certificate = describe_certificate(der, der_path)
-        except (ValueError, IndexError, UnicodeDecodeError):
+        except _unparseable_certificate():
             certificate = None  # unparseable certificate: keep the DER, say nothing false
     return TLSInfo(
         version=tls.version,
@@ -260,6 +271,7 @@ def _tls_info(peer: PeerFacts, options: FetchOptions, spool: _Spool) -> TLSInfo 
         certificate=certificate,
         verified=options.verify_tls,
         alpn=tls.alpn,
+        der_path=der_path,
     )
 
 

@@ -435,13 +435,16 @@ def _write_provenance(writer: _Writer, metadata_json: bytes, final_url: str,
 
 
 def _write_certificate(writer: _Writer, exchange: Exchange, response_id: str) -> None:
-    """The peer's leaf certificate of the connection that carried ``exchange``, if any."""
-    cert = exchange.tls.certificate if exchange.tls is not None else None
-    if cert is None or cert.der_path is None:
+    """The peer's leaf certificate of the connection that carried ``exchange``, if any (also
+    one preserve could not describe: the DER as sent)."""
+    tls = exchange.tls
+    der_path = None if tls is None else tls.der_path or (
+        tls.certificate.der_path if tls.certificate is not None else None)
+    if der_path is None:
         return
     writer.write_bytes(
         "metadata",
-        cert.der_path.read_bytes(),  # a certificate is a few KiB
+        der_path.read_bytes(),  # a certificate is a few KiB
         content_type="application/pkix-cert",
         record_id=_warc_id(),
         date=exchange.started,
