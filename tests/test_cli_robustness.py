@@ -384,3 +384,21 @@ def test_file_names_that_are_not_utf8_are_shown_never_a_crash(
             assert "bad\udcffname" in text or args[0] == "repair", args
         else:
             assert "manifests/⟨U+DCFE⟩.json" in out + err, (args, out, err)
+
+
+def test_a_file_name_cannot_print_a_line_of_its_own(
+        good_archive: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """A planted file named 'x\\n\\nintact: …' printed a line that reads as verify's verdict
+    (a script grepping for '^intact' took it): the newline is shown as ⟨U+000A⟩."""
+    source, _key, _capture_id = good_archive
+    root = tmp_path / "archive"
+    shutil.copytree(source, root, symlinks=True)
+    warc_dir = next((root / "archive" / "warc").glob("*/*"))
+    (warc_dir / "x.warc.gz\n\nintact: 1 manifests, 0 errors, 0 warnings").write_bytes(b"")
+    (root / "manifests" / "y\n.json").write_bytes(b"{}")  # an error: the verdict is not intact
+    for args in (["verify", "--no-record"], ["repair", "--dry-run"]):
+        status, stdout, _stderr = _run(["--root", str(root), *args], tmp_path)
+        assert status == 1 or args[0] == "repair", (args, stdout)
+        lines = stdout.splitlines()
+        assert not [line for line in lines if line.startswith("intact")], (args, stdout)
+        assert any("x.warc.gz⟨U+000A⟩⟨U+000A⟩intact: 1 manifests" in line for line in lines)

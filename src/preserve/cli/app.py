@@ -131,9 +131,15 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+def _one_output_line(text: str) -> str:
+    """``text`` with any newline shown as ``⟨U+000A⟩`` (a file name can hold one): a value
+    never starts a line of output of its own, so it cannot pass for one preserve printed."""
+    return text.replace("\n", "⟨U+000A⟩") if "\n" in text else text
+
+
 def say(text: str) -> None:
     """One line of human output on stdout (never interpreted as markup or by the terminal)."""
-    click.echo(terminal_safe(text))
+    click.echo(terminal_safe(_one_output_line(text)))
 
 
 def warn(text: str) -> None:
