@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -945,3 +946,37 @@ def test_an_http_message_under_a_uri_that_is_not_http_is_not_called_damaged(
     done = run(archive.root, "import", str(source))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _warc_record(kind: bytes, uri: bytes, block: bytes, *extra: bytes,
+                 content_type: bytes = b"application/http; msgtype=response") -> bytes:
+    """One WARC/1.1 record with its block digest (``extra``: further header lines)."""
+    return (b"WARC/1.1\r\nWARC-Type: " + kind + b"\r\nWARC-Record-ID: <urn:uuid:"
+            + str(uuid.uuid4()).encode() + b">\r\n"
+            b"WARC-Date: 2024-01-02T03:04:05Z\r\nWARC-Target-URI: " + uri + b"\r\n"
+            b"Content-Type: " + content_type + b"\r\n"
+            b"WARC-Block-Digest: " + _sha1_label(block) + b"\r\n"
+            + b"".join(line + b"\r\n" for line in extra)
+            + b"Content-Length: " + str(len(block)).encode() + b"\r\n\r\n" + block + b"\r\n\r\n")
+
+
+def test_a_page_cut_into_segments_says_its_text_is_of_the_first_one(
+        archive: Archive, tmp_path: Path) -> None:
+    """A response continued in a continuation record was imported as if whole: its text
+    came from the first segment alone and nothing said so."""
+    entity = _page("Segmented", "A response long enough to be split across two records. " * 5)
+    block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+             + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+    cut = len(block) - 120
+    first = _warc_record(b"response", b"http://example.org/long", block[:cut],
+                         b"WARC-Segment-Number: 1")
+    origin = first.split(b"WARC-Record-ID: ", 1)[1].split(b"\r\n", 1)[0]
+    rest = _warc_record(b"continuation", b"http://example.org/long", block[cut:],
+                        b"WARC-Segment-Number: 2", b"WARC-Segment-Origin-ID: " + origin,
+                        b"WARC-Segment-Total-Length: " + str(len(block)).encode())
+    source = tmp_path / "segmented.warc"
+    source.write_bytes(first + rest)
+    result = import_file(archive, source)
+    manifest = archive.manifest(result.captures[0].capture_id)
+    assert any("segment '1' of a segmented record" in note for note in manifest.notes)
+    _deep_ok(archive)

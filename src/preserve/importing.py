@@ -605,6 +605,10 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
                      f"WARC-IP-Address {response.ip_address[:100]!r} is not an IP address")
     if response.truncated:
         notes.append(f"the writing tool marked the response truncated ({response.truncated})")
+    if response.segment is not None:
+        notes.append(f"the response is segment {response.segment[:20]!r} of a segmented record: "
+                     "its text and digests are of this segment alone, not of the continuation "
+                     "records that hold the rest")
     unhashed = [r.record_id for r in page.records if r.block_digest is None]
     if unhashed:
         notes.append(f"{len(unhashed)} record(s) carry no WARC-Block-Digest: only the file's "

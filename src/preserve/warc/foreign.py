@@ -117,6 +117,9 @@ class ForeignRecord:
     payload_sha256: str  # hex: the bytes after the HTTP head (the whole block without one)
     payload_size: int
     fields: tuple[tuple[str, str], ...]  # a warcinfo record's application/warc-fields
+    #: WARC-Segment-Number: the record is one segment of a longer one (continued in
+    #: ``continuation`` records)
+    segment: str | None = None
 
     def field(self, name: str) -> str | None:
         wanted = name.lower()
@@ -334,6 +337,7 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
         payload_sha256=payload.hexdigest(),
         payload_size=size,
         fields=_warc_fields(bytes(keep)) if is_info else (),
+        segment=headers.get_header("WARC-Segment-Number"),
     )
 
 
@@ -356,7 +360,8 @@ def _kept_bytes(record: ForeignRecord) -> int:
     """About how many bytes of strings ``record`` keeps (what :data:`MAX_KEPT_BYTES` bounds)."""
     strings = [record.record_id, record.type, record.target_uri, record.date,
                record.block_digest, record.payload_digest, record.refers_to, record.warcinfo_id,
-               record.content_type, record.ip_address, record.truncated, *record.concurrent_to]
+               record.content_type, record.ip_address, record.truncated, record.segment,
+               *record.concurrent_to]
     if record.http is not None:
         strings += [record.http.first, record.http.rest]
         strings += [part for pair in record.http.headers for part in pair]
