@@ -19,6 +19,7 @@ from preserve.capture.fetch import FetchOptions, _capture, decode_chunks, fetch
 from preserve.capture.transport import IPAddress, is_blocked_address
 from servers import (
     MALFORMED_STATUS_LINE,
+    ReceivedRequest,
     TestServer,
     drip,
     endless_redirect,
@@ -95,6 +96,36 @@ def test_untrusted_certificate_is_a_tls_error(
     error = _fails(errors.TLSError, url, spool_dir, FetchOptions(ca_bundle=ca_bundle))
     assert url in str(error) and "certificate" in str(error).lower()
     assert untrusted_https_server.requests == []
+
+
+def test_a_tls_body_ended_without_close_notify_is_noted(
+    https_server: TestServer, ca_bundle: Path, spool_dir: Path
+) -> None:
+    """An HTTPS body the connection's end delimits (HTTP/1.0, no Content-Length), the TCP
+    connection closed without TLS close_notify (as anyone on the path can do): it was kept
+    as complete with nothing said; it is kept, with a note that it may be cut short."""
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
+
+    def ragged(request: ReceivedRequest, conn: socket.socket) -> None:
+        conn.sendall(head + b"<p>the first half")
+        raw_socket = socket.socket(fileno=conn.fileno())  # under TLS: no close_notify
+        raw_socket.shutdown(socket.SHUT_RDWR)
+        raw_socket.detach()
+
+    def orderly(request: ReceivedRequest, conn: socket.socket) -> None:
+        conn.sendall(head + b"<p>all of it</p>")
+        assert isinstance(conn, ssl.SSLSocket)
+        conn.unwrap()  # close_notify, then the TCP close
+
+    https_server.routes["/ragged"] = ragged
+    https_server.routes["/orderly"] = orderly
+    options = FetchOptions(ca_bundle=ca_bundle)
+    cut = fetch(https_server.url("/ragged"), spool_dir, options)
+    assert cut.final.body_path.read_bytes() == b"<p>the first half"
+    assert len(cut.notes) == 1 and "ended without close_notify" in cut.notes[0]
+    assert "17 bytes kept may be cut short" in cut.notes[0]
+    whole = fetch(https_server.url("/orderly"), spool_dir, options)
+    assert whole.final.body_path.read_bytes() == b"<p>all of it</p>" and whole.notes == ()
 
 
 def test_certificate_for_another_name_is_a_tls_error(

@@ -55,6 +55,7 @@ from preserve.capture.transport import (
     PeerFacts,
     RecordingBackend,
     RecordingStream,
+    StrictEOFContext,
     is_blocked_address,
 )
 from preserve.errors import (
@@ -141,8 +142,9 @@ def _ssl_context(options: FetchOptions, url: str) -> ssl.SSLContext:
     import certifi  # noqa: PLC0415 - only for https
 
     cafile = str(options.ca_bundle) if options.ca_bundle is not None else certifi.where()
-    try:
-        context = ssl.create_default_context(cafile=cafile)
+    try:  # as ssl.create_default_context(cafile=cafile) makes it, ragged EOFs reported
+        context = StrictEOFContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cafile=cafile)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         raise CaptureError(f"cannot load CA certificates {cafile} to fetch {url}: {exc}") from exc
     if not options.verify_tls:
@@ -381,6 +383,7 @@ def _one_hop(
     deadline: Deadline,
     spool: _Spool,
     is_blocked: Callable[[IPAddress], bool],
+    notes: list[str] | None = None,
 ) -> Exchange:
     text_url = str(url)
     started = utc_timestamp()
@@ -435,6 +438,10 @@ def _one_hop(
             stream = backend.stream
             if stream is None or stream.final_head is None:
                 raise ProtocolError(f"could not delimit the response head from {text_url}")
+            if stream.ragged_eof and notes is not None:  # h11 took the end as the body's end
+                notes.append(f"the TLS connection for {text_url} ended without close_notify, "
+                             f"and its end ended the body: the {body_size} bytes kept may be "
+                             "cut short")
             peer = stream.peer
             tls = _tls_info(peer, options, spool)
             return _exchange(
@@ -546,7 +553,7 @@ def _capture(
     seen = {str(current)}
     try:
         while True:
-            exchange = _one_hop(current, options, deadline, spool, is_blocked)
+            exchange = _one_hop(current, options, deadline, spool, is_blocked, notes)
             exchanges.append(exchange)
             target = exchange.location
             if target is None:

@@ -173,6 +173,8 @@ class RecordingStream(httpcore.NetworkStream):
         self.final_head: bytes | None = None
         #: interim (1xx) responses read before the final head
         self.interim = 0
+        #: the TLS connection ended without close_notify (see :class:`StrictEOFContext`)
+        self.ragged_eof = False
         #: read when the connection is made and after the TLS handshake, while it is open
         self.peer: PeerFacts = _peer_of(inner, deadline.url)
 
@@ -200,6 +202,7 @@ class RecordingStream(httpcore.NetworkStream):
         self._wire_size = 0
         self.final_head = None
         self.interim = 0
+        self.ragged_eof = False
 
     def _record_read(self, data: bytes) -> None:
         self._wire.update(data)
@@ -231,7 +234,13 @@ class RecordingStream(httpcore.NetworkStream):
     # -- httpcore.NetworkStream ---------------------------------------------------------------
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self._inner.read(max_bytes, self._deadline.cap(timeout))
+        try:
+            data = self._inner.read(max_bytes, self._deadline.cap(timeout))
+        except httpcore.ReadError as exc:
+            if not isinstance(exc.__cause__, ssl.SSLEOFError):
+                raise
+            self.ragged_eof = True  # the end of the data all the same, but recorded as such
+            data = b""
         self._record_read(data)
         return data
 
@@ -263,6 +272,26 @@ class RecordingStream(httpcore.NetworkStream):
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._inner.get_extra_info(info)
+
+
+class StrictEOFContext(ssl.SSLContext):
+    """An SSLContext whose sockets report a TLS connection that ends without close_notify (a
+    'ragged EOF', which a peer or anyone on the path can cause by closing the TCP connection)
+    instead of taking it silently for the end of the data: :class:`RecordingStream` then
+    sets ``ragged_eof`` and reads it as the end, so that a body the connection's end delimits
+    is known to be possibly cut short."""
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(sock, server_side, do_handshake_on_connect, False,
+                                   server_hostname, session)
 
 
 def _resolve(host: str, port: int, timeout: float, url: str) -> list[tuple[str, int]]:
