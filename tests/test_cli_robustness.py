@@ -402,3 +402,23 @@ def test_a_file_name_cannot_print_a_line_of_its_own(
         lines = stdout.splitlines()
         assert not [line for line in lines if line.startswith("intact")], (args, stdout)
         assert any("x.warc.gz⟨U+000A⟩⟨U+000A⟩intact: 1 manifests" in line for line in lines)
+
+
+@pytest.mark.parametrize("name", ["notes.json", os.fsdecode(b"\xfe.json")])
+def test_export_all_refuses_a_manifest_named_as_no_capture(
+        good_archive: tuple[Path, Path, str], tmp_path: Path, name: str) -> None:
+    """A file in manifests/ whose name is not a capture id (planted, or a note someone left)
+    ended export --all in 'internal error' (exit 5): a damaged archive is not exported, in
+    one line (exit 3), and nothing is written."""
+    source, _key, _capture_id = good_archive
+    root = tmp_path / "archive"
+    shutil.copytree(source, root, symlinks=True)
+    (root / "manifests" / name).write_bytes(b"{}")
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (["export", "--all", "--wacz", str(out / "x.wacz")],
+                 ["export", "--all", "--bagit", str(out / "bag")],
+                 ["export", "--all", "--wacz", str(out / "y.wacz"), "--json"]):
+        status, stderr = _check(["--root", str(root), *args], tmp_path)
+        assert status == 3 and "its name is not a capture id" in stderr, (args, stderr)
+    assert list(out.iterdir()) == []

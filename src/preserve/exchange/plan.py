@@ -232,7 +232,11 @@ def refuse_inside_archive(archive: Archive, out: Path) -> None:
 
 
 def _read_manifest(root: Path, capture_id: str) -> tuple[Manifest, bytes]:
-    path = Path(root) / manifest_path(capture_id)
+    try:
+        path = Path(root) / manifest_path(capture_id)
+    except ValueError as exc:  # --all: a file in manifests/ not named as a capture's is
+        raise StorageError(f"manifests/{capture_id}.json: its name is not a capture id, so it "
+                           "is no capture's manifest (run preserve verify)") from exc
     try:
         data = read_manifest_bytes(path)
         return parse_manifest(data), data
