@@ -980,3 +980,30 @@ def test_a_page_cut_into_segments_says_its_text_is_of_the_first_one(
     manifest = archive.manifest(result.captures[0].capture_id)
     assert any("segment '1' of a segmented record" in note for note in manifest.notes)
     _deep_ok(archive)
+
+
+def test_a_record_id_used_twice_is_refused(archive: Archive, tmp_path: Path) -> None:
+    """Two exchanges whose responses share one WARC-Record-ID: the request linked to it by
+    WARC-Concurrent-To was taken for both pages (page b's manifest named page a's request);
+    record ids are unique, so the file fails its own checks (exit 1), nothing imported."""
+    shared = b"WARC-Concurrent-To: <urn:uuid:0d9e2c4e-1b7a-4a0e-9f55-5b2d6c3e1a77>"
+    dup = b"<urn:uuid:0d9e2c4e-1b7a-4a0e-9f55-5b2d6c3e1a77>"
+    parts = []
+    for path in (b"/a", b"/b"):
+        url = b"http://example.org" + path
+        parts.append(_warc_record(b"request", url, b"GET " + path + b" HTTP/1.1\r\n"
+                                  b"Host: example.org\r\n\r\n", shared,
+                                  content_type=b"application/http; msgtype=request"))
+        entity = _page("Page " + path.decode(), "Words of a page with a shared record id.")
+        block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                 + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+        response = _warc_record(b"response", url, block)
+        start = response.index(b"WARC-Record-ID: ") + len(b"WARC-Record-ID: ")
+        parts.append(response[:start] + dup + response[response.index(b"\r\n", start):])
+    source = tmp_path / "dup.warc"
+    source.write_bytes(b"".join(parts))
+    with pytest.raises(errors.ImportIntegrityError, match="is used twice"):
+        import_file(archive, source)
+    assert not _manifests(archive.root)
+    done = run(archive.root, "import", str(source))
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr

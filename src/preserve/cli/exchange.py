@@ -216,7 +216,8 @@ def import_(ctx: click.Context, files: tuple[Path, ...], urls: tuple[str, ...],
     """Import WARC files (gzip or plain) and WACZ files that other tools wrote.
 
     Every record is checked first (block and payload digests, truncated records and gzip
-    members, a WACZ's datapackage.json hashes); a file that fails is not imported at all.
+    members, record ids used twice, a WACZ's datapackage.json hashes); a file that fails is
+    not imported at all.
     Each HTML page response (HTTP 2xx), and each response named with --url, becomes a
     capture: the WARC file is stored once, byte for byte, and each page gets a manifest
     naming its records, clean text, and provenance that says it is an import (the source

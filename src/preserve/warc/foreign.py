@@ -11,9 +11,10 @@ the warcinfo fields), or raises:
   :data:`MAX_RECORDS` records, a record head (WARC plus HTTP header lines) over
   :data:`MAX_HEAD_BYTES`;
 - :class:`~preserve.errors.ImportIntegrityError` when the file fails its own checks: a block or
-  payload digest that does not match, a record shorter than its Content-Length, a gzip member
-  cut short or corrupt (its trailer, CRC-32 and size, are checked too), a record not followed by
-  its blank lines, bytes after the last record that are not a record.
+  payload digest that does not match, a record id used twice, a record shorter than its
+  Content-Length, a gzip member cut short or corrupt (its trailer, CRC-32 and size, are checked
+  too), a record not followed by its blank lines, bytes after the last record that are not a
+  record.
 
 The file's *framing* is found on the way: ``gzip-members`` (each record its own gzip member,
 as preserve and most crawlers write: offsets and lengths are those of the members),
@@ -212,11 +213,18 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
         iterator.reader = _BoundedReader(iterator.fh, block_size=iterator.reader.block_size)
         where = 0
         kept = 0
+        seen: dict[str, int] = {}  # record id -> offset
         try:
             for record in iterator:
                 if len(records) >= MAX_RECORDS:
                     raise ImportInputError(f"more than {MAX_RECORDS} records")
                 found = _read_record(record, iterator, label)
+                first = seen.setdefault(found.record_id, found.offset)
+                if first != found.offset:  # the ids links name would be ambiguous
+                    raise ImportIntegrityError(
+                        f"{label}: record id {_shown(found.record_id)} is used twice (at "
+                        f"offsets {first} and {found.offset}); a WARC record id is unique, and "
+                        "what refers to it (WARC-Concurrent-To, WARC-Refers-To) is ambiguous")
                 kept += _kept_bytes(found)
                 if kept > MAX_KEPT_BYTES:
                     raise ImportInputError(
