@@ -1007,3 +1007,20 @@ def test_a_record_id_used_twice_is_refused(archive: Archive, tmp_path: Path) -> 
     assert not _manifests(archive.root)
     done = run(archive.root, "import", str(source))
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_response_without_a_target_uri_is_named_so(archive: Archive, tmp_path: Path) -> None:
+    """warcio fails on it with an AttributeError ('NoneType' … 'startswith'), which was all the
+    message said: the missing field is named (exit 1, nothing imported)."""
+    entity = _page("Nowhere", "A response that does not say which URI it answered.")
+    block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+             + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+    record = _warc_record(b"response", b"http://example.org/", block)
+    start = record.index(b"WARC-Target-URI: ")
+    source = tmp_path / "untargeted.warc"
+    source.write_bytes(record[:start] + record[record.index(b"\r\n", start) + 2:])
+    with pytest.raises(errors.ImportIntegrityError,
+                       match="the WARC header lacks WARC-Target-URI") as info:
+        import_file(archive, source)
+    assert "AttributeError" not in str(info.value)
+    assert not _manifests(archive.root)

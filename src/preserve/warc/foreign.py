@@ -69,6 +69,9 @@ MAX_KEPT_BYTES = 64 * 1024 * 1024
 KEPT_HTTP_HEADERS = frozenset({"content-type", "location", "transfer-encoding"})
 _BLOCK = 1 << 16
 _REQUIRED = ("WARC-Record-ID", "WARC-Type", "WARC-Date", "Content-Length")
+#: Record types an HTTP message is in, whose WARC-Target-URI is mandatory (WARC 1.1, 5.3;
+#: others it is mandatory in too, resource and conversion, are still read without one)
+_TARGETED = frozenset({"response", "request", "revisit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
             contextlib.redirect_stderr(warnings):
         iterator = ArchiveIterator(handle, check_digests=True)
         iterator.reader = _BoundedReader(iterator.fh, block_size=iterator.reader.block_size)
+        _tolerate_no_target(iterator)
         where = 0
         kept = 0
         seen: dict[str, int] = {}  # record id -> offset
@@ -259,6 +263,19 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
     return records
 
 
+def _tolerate_no_target(iterator: ArchiveIterator) -> None:
+    """Let warcio read a request or response record that lacks WARC-Target-URI (it calls
+    ``startswith`` on the missing value), so that :func:`_read_record` names what is missing
+    instead of an AttributeError from inside warcio."""
+    loader = iterator.loader
+    load_http_headers = loader.load_http_headers
+
+    def tolerant(rec_type: str, uri: str | None, stream: Any, length: int | None) -> Any:
+        return load_http_headers(rec_type, "" if uri is None else uri, stream, length)
+
+    loader.load_http_headers = tolerant
+
+
 def _unreadable(label: str, records: list[ForeignRecord], where: int,
                 exc: Exception) -> ImportInputError:
     text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in str(exc))
@@ -304,6 +321,8 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     record_id = _strip_id(headers.get_header("WARC-Record-ID"))
     name = f"{label}: record {record_id or '?'} at offset {offset}"
     missing = [h for h in _REQUIRED if headers.get_header(h) is None]
+    if record.rec_type in _TARGETED and headers.get_header("WARC-Target-URI") is None:
+        missing.append("WARC-Target-URI")
     if missing:
         raise ImportIntegrityError(f"{name}: the WARC header lacks {', '.join(missing)}")
     assert record_id is not None
