@@ -124,7 +124,13 @@ def json_safe(text: str) -> str:
     """JSON text with each lone surrogate written as its ``\\u`` escape (JSON allows it; the
     rest stays unescaped): the output is UTF-8 whatever stdout's error handler, and
     ``json.loads`` gives the very string back (``os.fsencode`` the file name's bytes)."""
-    return _LONE_SURROGATE.sub(_escaped, text)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")  # a third of the time a search takes, and fails only on one
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(_escaped, text)
+    return text
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -222,8 +228,9 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
                                 for chunk in chunks for row in chunk]}, status)
     click.echo(json_safe(text[:at + len(marker) - 2]), nl=False)
     for part in json_rows(fields, chunks):
-        # color=True: no ANSI-stripping pass over JSON, which escapes every control byte
-        click.echo(json_safe(part), nl=False, color=True)
+        # color=True: no ANSI-stripping pass over JSON, which escapes every control byte;
+        # no json_safe: the rows are the catalog's, and no manifest holds a lone surrogate
+        click.echo(part, nl=False, color=True)
     click.echo(json_safe(text[at + len(marker):]))
     sys.exit(status)
 
