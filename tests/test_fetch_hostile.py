@@ -245,13 +245,19 @@ def test_total_timeout_stops_a_slow_drip(http_server: TestServer, spool_dir: Pat
 
 
 def test_total_timeout_spans_redirect_hops(http_server: TestServer, spool_dir: Path) -> None:
+    """The time limit counts every hop; the redirects received before it ran out are kept
+    (where a link pointed is evidence), the hop it cut is not."""
     http_server.routes["/a"] = stall(0.4, then=redirect("/b"))
     http_server.routes["/b"] = stall(0.4, then=redirect("/c"))
     http_server.routes["/c"] = stall(0.4, then=respond(200, b"late"))
     options = FetchOptions(timeout=1.0, read_timeout=5.0)
     start = time.monotonic()
-    _fails(errors.CaptureTimeoutError, http_server.url("/a"), spool_dir, options)
+    result = fetch(http_server.url("/a"), spool_dir, options)
     assert time.monotonic() - start < 1.6
+    assert [e.url.rsplit("/", 1)[1] for e in result.exchanges] == ["a", "b"]
+    assert len(result.notes) == 1 and "total time limit" in result.notes[0]
+    assert result.notes[0].startswith("redirect not followed: ")
+    assert sorted(spool_dir.iterdir()) == sorted(e.body_path for e in result.exchanges)
 
 
 def test_tls_handshake_that_never_completes_times_out(spool_dir: Path) -> None:
@@ -343,27 +349,44 @@ def test_gzip_bomb_check_is_bounded_per_chunk() -> None:
 def test_endless_redirects_stop_at_the_limit(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/loop"] = endless_redirect("/loop")
     options = FetchOptions(max_redirects=5)
-    error = _fails(errors.TooManyRedirectsError, http_server.url("/loop"), spool_dir, options)
-    assert "5" in str(error)
+    result = fetch(http_server.url("/loop"), spool_dir, options)
     assert len(http_server.requests) == 6  # the first request and five redirects followed
+    assert len(result.exchanges) == 6 and result.final.status == 302
+    assert result.notes == (f"redirect not followed: more than 5 redirects starting at "
+                            f"{http_server.url('/loop')}",)
 
 
 def test_redirect_loop_is_detected(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/a"] = redirect("/b")
     http_server.routes["/b"] = redirect("/a")
-    error = _fails(errors.TooManyRedirectsError, http_server.url("/a"), spool_dir)
-    assert "loop" in str(error)
+    result = fetch(http_server.url("/a"), spool_dir)
     assert len(http_server.requests) == 2
+    assert [e.url for e in result.exchanges] == [http_server.url("/a"), http_server.url("/b")]
+    assert result.notes == (f"redirect not followed: a loop back to {http_server.url('/a')}",)
 
 
 def test_redirect_limit_zero_refuses_any_redirect(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/a"] = redirect("/b")
-    _fails(
-        errors.TooManyRedirectsError,
-        http_server.url("/a"),
-        spool_dir,
-        FetchOptions(max_redirects=0),
-    )
+    result = fetch(http_server.url("/a"), spool_dir, FetchOptions(max_redirects=0))
+    assert len(http_server.requests) == 1 and len(result.exchanges) == 1
+    assert "more than 0 redirects" in result.notes[0]
+
+
+def test_a_redirect_to_a_dead_host_keeps_the_redirect(http_server: TestServer,
+                                                      spool_dir: Path) -> None:
+    """A later hop that cannot be fetched ends the chain there: what arrived is kept (the
+    first hop failing is a failed capture, as before), and nothing of the failed hop."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/gone"
+    http_server.routes["/short"] = redirect(dead)
+    result = fetch(http_server.url("/short"), spool_dir)
+    assert [e.url for e in result.exchanges] == [http_server.url("/short")]
+    (note,) = result.notes
+    assert note.startswith("redirect not followed: cannot connect") and "/gone" in note
+    assert list(spool_dir.iterdir()) == [result.final.body_path]  # the failed hop's: gone
+    (spool_dir / "first-hop").mkdir()  # the same host as the first hop: a failed capture
+    _fails(errors.ConnectError, dead, spool_dir / "first-hop")
 
 
 # --- SSRF guard ------------------------------------------------------------------------------
@@ -436,16 +459,15 @@ def test_ssrf_guard_applies_to_every_redirect_hop(spool_dir: Path) -> None:
     with TestServer(host="127.0.0.2") as inner, TestServer() as outer:
         inner.routes["/secret"] = respond(200, b"metadata credentials")
         outer.routes["/go"] = redirect(inner.url("/secret"))
-        with pytest.raises(errors.BlockedAddressError, match=r"127\.0\.0\.2"):
-            _capture(
-                outer.url("/go"),
-                spool_dir,
-                FetchOptions(allow_private=False),
-                is_blocked=only_second,
-            )
+        kept = _capture(outer.url("/go"), spool_dir, FetchOptions(allow_private=False),
+                        is_blocked=only_second)
         assert len(outer.requests) == 1
-        assert inner.requests == []
-        assert list(spool_dir.iterdir()) == []
+        assert inner.requests == []  # refused after DNS, before any byte was sent
+        # the redirect is kept (where it pointed is evidence), nothing of the refused hop
+        assert len(kept.exchanges) == 1 and kept.final.status == 302
+        (note,) = kept.notes
+        assert note.startswith("redirect not followed: ") and "127.0.0.2" in note
+        assert list(spool_dir.iterdir()) == [kept.final.body_path]
         # with the guard off the same chain is followed (the test setup itself is sound)
         result = _capture(
             outer.url("/go"), spool_dir, FetchOptions(allow_private=True), is_blocked=only_second

@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -218,6 +219,29 @@ def test_redirect_to_an_unsupported_scheme_is_recorded_and_reported(
     manifest = Archive(tmp_path).manifest(capture_id)
     assert manifest.status == "redirect-not-followed"
     assert any("ftp://files.example/report.pdf" in note for note in manifest.notes)
+
+
+@pytest.mark.parametrize("target", ["dead", "loop"])
+def test_a_redirect_whose_next_hop_fails_is_kept_and_reported(
+        http_server: TestServer, tmp_path: Path, target: str) -> None:
+    """A short link to a host that is gone, or a loop: the redirects that arrived are kept
+    (where the link pointed is evidence), the hop that failed is named, exit 1; nothing of
+    the failed hop is left behind and the archive verifies, deep."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/gone"
+    http_server.routes["/short"] = redirect(dead if target == "dead" else "/again")
+    http_server.routes["/again"] = redirect("/short")
+    done = run(tmp_path, "capture", "--http", http_server.url("/short"))
+    assert done.returncode == 1, done.stderr
+    assert "redirect not followed" in done.stdout
+    assert (dead if target == "dead" else "loop") in done.stderr
+    manifest = Archive(tmp_path).manifest(done.stdout.split()[0])
+    assert manifest.status == "redirect-not-followed"
+    assert len([r for r in manifest.warc.records if r.type == "response"]) == \
+        (1 if target == "dead" else 2)
+    assert not list((tmp_path / "archive" / "tmp").rglob("*.body"))
+    assert Archive(tmp_path).verify(deep=True).ok
 
 
 def test_batch_goes_on_after_failures_and_counts_them(http_server: TestServer,

@@ -59,7 +59,9 @@ class TooLargeError(CaptureError):
 
 
 class TooManyRedirectsError(CaptureError):
-    """The redirect chain was longer than allowed, or looped."""
+    """The redirect chain was longer than allowed, or looped. Kept for callers that catch
+    it: a capture now keeps such a chain instead (status ``redirect-not-followed``,
+    the reason in its notes), as it keeps one whose later hop fails."""
 
 
 class BlockedAddressError(CaptureError):

@@ -66,7 +66,6 @@ from preserve.errors import (
     ProtocolError,
     StorageError,
     TooLargeError,
-    TooManyRedirectsError,
     UnsupportedSchemeError,
 )
 
@@ -294,11 +293,12 @@ class _Spool:
         self.paths.append(path)
         return path
 
-    def discard(self) -> None:
-        for path in self.paths:
+    def discard(self, since: int = 0) -> None:
+        """Remove the files made since the ``since``-th (all by default)."""
+        for path in self.paths[since:]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        self.paths.clear()
+        del self.paths[since:]
 
 
 # --- one hop ---------------------------------------------------------------------------------
@@ -553,7 +553,17 @@ def _capture(
     seen = {str(current)}
     try:
         while True:
-            exchange = _one_hop(current, options, deadline, spool, is_blocked, notes)
+            made = len(spool.paths)
+            try:
+                exchange = _one_hop(current, options, deadline, spool, is_blocked, notes)
+            except CaptureError as exc:
+                if not exchanges:
+                    raise
+                # the redirects that led here are kept (where a link pointed is evidence
+                # too); nothing of the hop that failed
+                spool.discard(since=made)
+                notes.append(f"redirect not followed: {exc}")
+                break
             exchanges.append(exchange)
             target = exchange.location
             if target is None:
@@ -566,11 +576,12 @@ def _capture(
                 notes.append(f"redirect not followed: {exc}")
                 break
             if len(exchanges) > options.max_redirects:
-                raise TooManyRedirectsError(
-                    f"more than {options.max_redirects} redirects starting at {url}"
-                )
+                notes.append(f"redirect not followed: more than {options.max_redirects} "
+                             f"redirects starting at {url}")
+                break
             if str(following) in seen:
-                raise TooManyRedirectsError(f"redirect loop at {following} starting at {url}")
+                notes.append(f"redirect not followed: a loop back to {following}")
+                break
             seen.add(str(following))
             deadline.url = str(following)
             current = following

@@ -228,7 +228,10 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
               help="Largest response body accepted (bytes, or 50M, 2G, 512Mi …; browser: per "
                    "resource, kept cut short beyond it).")
 @click.option("--max-redirects", type=click.IntRange(min=0, max=100), default=10,
-              show_default=True)
+              show_default=True,
+              help="Most redirects followed. A longer chain, a loop, or a next hop that "
+                   "fails (dead host, refused address, time limit) is kept as far as it "
+                   "arrived: status redirect-not-followed, exit 1.")
 @click.option("--user-agent", help="User-Agent header (default names preserve and its version; "
                                    "a browser presents its own).")
 @click.option("--operator", help="Who runs the capture (default: $PRESERVE_OPERATOR or login).")
