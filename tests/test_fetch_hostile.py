@@ -372,6 +372,20 @@ def test_redirect_limit_zero_refuses_any_redirect(http_server: TestServer, spool
     assert "more than 0 redirects" in result.notes[0]
 
 
+def test_one_size_limit_spans_every_hop(http_server: TestServer, spool_dir: Path) -> None:
+    """--max-size bounds the bodies of the whole chain (a hostile server cannot make a
+    capture spool --max-redirects times the limit); the redirects within it are kept."""
+    for hop in range(5):
+        http_server.routes[f"/{hop}"] = respond(302, b"x" * 600,
+                                                headers=[("Location", f"/{hop + 1}")])
+    result = fetch(http_server.url("/0"), spool_dir, FetchOptions(max_body_size=1500))
+    assert [e.body_size for e in result.exchanges] == [600, 600]
+    (note,) = result.notes
+    assert "over the limit of 300 (1200 of the 1500 went to earlier redirects)" in note
+    assert len(http_server.requests) == 3
+    assert sorted(spool_dir.iterdir()) == sorted(e.body_path for e in result.exchanges)
+
+
 def test_a_redirect_to_a_dead_host_keeps_the_redirect(http_server: TestServer,
                                                       spool_dir: Path) -> None:
     """A later hop that cannot be fetched ends the chain there: what arrived is kept (the

@@ -333,6 +333,12 @@ def _timeouts(options: FetchOptions) -> dict[str, float]:
 _HEAD_TOO_LONG = "Receive buffer too long"
 
 
+def _spent(options: FetchOptions, limit: int) -> str:
+    """Why ``limit`` is lower than ``--max-size``, if it is (earlier hops' bodies)."""
+    spent = options.max_body_size - limit
+    return f" ({spent} of the {options.max_body_size} went to earlier redirects)" if spent else ""
+
+
 def _translate(
     exc: httpcore.TimeoutException | httpcore.NetworkError | httpcore.ProtocolError,
     url: str,
@@ -384,8 +390,12 @@ def _one_hop(
     spool: _Spool,
     is_blocked: Callable[[IPAddress], bool],
     notes: list[str] | None = None,
+    limit: int | None = None,
 ) -> Exchange:
+    """One request and its response; ``limit``: most body bytes accepted (default
+    ``options.max_body_size``)."""
     text_url = str(url)
+    limit = options.max_body_size if limit is None else limit
     started = utc_timestamp()
     backend = RecordingBackend(
         deadline=deadline, allow_private=options.allow_private, is_blocked=is_blocked
@@ -418,18 +428,18 @@ def _one_hop(
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers
                 )
                 declared = _declared_length(headers)
-                if declared is not None and declared > options.max_body_size:
+                if declared is not None and declared > limit:
                     raise TooLargeError(
                         f"response from {text_url} declares {declared} bytes, over the limit "
-                        f"of {options.max_body_size}"
+                        f"of {limit}{_spent(options, limit)}"
                     )
                 with body_path.open("wb") as sink:
                     for chunk in _iter_stream(response):
                         body_size += len(chunk)
-                        if body_size > options.max_body_size:
+                        if body_size > limit:
                             raise TooLargeError(
                                 f"response body from {text_url} exceeds the limit of "
-                                f"{options.max_body_size} bytes"
+                                f"{limit} bytes{_spent(options, limit)}"
                             )
                         body_hash.update(chunk)
                         sink.write(chunk)
@@ -554,8 +564,11 @@ def _capture(
     try:
         while True:
             made = len(spool.paths)
+            # one budget for the bodies of the whole chain: ten redirects cannot spool ten
+            # times --max-size
+            limit = options.max_body_size - sum(e.body_size for e in exchanges)
             try:
-                exchange = _one_hop(current, options, deadline, spool, is_blocked, notes)
+                exchange = _one_hop(current, options, deadline, spool, is_blocked, notes, limit)
             except CaptureError as exc:
                 if not exchanges:
                     raise

@@ -225,8 +225,9 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
 @click.option("--connect-timeout", type=SecondsType(0.1), default=10.0,
               show_default=True, help="Seconds to establish a connection.")
 @click.option("--max-size", type=SIZE, default="512Mi", show_default=True,
-              help="Largest response body accepted (bytes, or 50M, 2G, 512Mi …; browser: per "
-                   "resource, kept cut short beyond it).")
+              help="Largest response body accepted (bytes, or 50M, 2G, 512Mi …; counts the "
+                   "bodies of every redirect hop together; browser: per resource, kept cut "
+                   "short beyond it).")
 @click.option("--max-redirects", type=click.IntRange(min=0, max=100), default=10,
               show_default=True,
               help="Most redirects followed. A longer chain, a loop, or a next hop that "
