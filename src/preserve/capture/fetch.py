@@ -90,6 +90,7 @@ class FetchOptions:
     timeout: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    #: Most body bytes one capture accepts, the bodies of all its hops together.
     max_body_size: int = 512 * 2**20
     max_redirects: int = 10
     user_agent: str = f"preserve/{__version__} (+python-httpx)"
