@@ -2,12 +2,19 @@
 
 A block is the inline text of one block-level element (a paragraph, heading, list item,
 table cell, or text directly inside a div), with whitespace collapsed and ``<br>`` kept as a
-newline; two ``<br>`` in a row split a block. Each block remembers the element that owns it
-and how much of its text is link text. This module does not judge what is boilerplate.
+newline; two ``<br>`` in a row split a block. Where one inline element ends or starts between
+two letters or digits with no space (``<a>Brand</a><a>Design</a>``, ``<em>Note</em>The``),
+a space separates them when the next character starts a new word by its case (an upper-case
+letter or a digit): style sheets draw such elements as separate boxes (tags, chips, labels),
+so a reader sees two words; a drop cap (``<span>I</span>f``) or a word split for styling
+stays whole, and so does text in scripts without case (CJK has no spaces to restore). Each
+block remembers the element that owns it and how much of its text is link text. This module
+does not judge what is boilerplate.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -71,6 +78,41 @@ BLOCK_TAGS = frozenset(
 HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 _BR = "\x00"  # marks a <br> while a block is assembled (NUL never survives parsing)
+#: Marks where an inline element starts or ends while a block is assembled (removed by
+#: _resolve_edges; a control character the parser never keeps in text).
+_EDGE = "\x01"
+#: Inline elements whose edges never separate words: sub- and superscripts (H2O, 10th).
+_NO_EDGE_TAGS = frozenset({"sub", "sup", "wbr"})
+_EDGE_RUN = re.compile("\x01+")
+
+
+def _starts_word(before: str, after: str) -> bool:
+    """Whether an element edge between ``before`` and ``after`` separates two words: both
+    are letters of a cased script or digits, and ``after`` is upper case or a digit."""
+    return (
+        (before.isdigit() or before.lower() != before.upper())
+        and (after.isdigit() or after.isupper())
+        and before.isalnum()
+    )
+
+
+def _resolve_edges(raw: str, *, spaced: bool = True) -> str:
+    """Replace the element-edge marks: a space where the edge separates words (see the
+    module docstring; only when ``spaced``), else nothing."""
+    if _EDGE not in raw:
+        return raw
+    if not spaced:
+        return raw.replace(_EDGE, "")
+    pieces: list[str] = []
+    position = 0
+    for match in _EDGE_RUN.finditer(raw):
+        start, end = match.span()
+        pieces.append(raw[position:start])
+        if start > 0 and end < len(raw) and _starts_word(raw[start - 1], raw[end]):
+            pieces.append(" ")
+        position = end
+    pieces.append(raw[position:])
+    return "".join(pieces)
 
 
 @dataclass(slots=True)
@@ -97,14 +139,14 @@ class _Renderer:
     def flush(self) -> None:
         if not self.pieces:
             return
-        raw = "".join(self.pieces)
+        owner = self.owner_stack[-1]
+        tag = owner.tag if isinstance(owner.tag, str) else "div"
+        raw = _resolve_edges("".join(self.pieces), spaced=tag != "pre")
         link_chars = self.link_chars
         self.pieces = []
         self.link_chars = 0
         if raw.isspace() or not raw.replace(_BR, ""):
             return
-        owner = self.owner_stack[-1]
-        tag = owner.tag if isinstance(owner.tag, str) else "div"
         texts = [_pre_text(raw)] if tag == "pre" else _inline_texts(raw)
         texts = [text for text in texts if text]
         total = sum(len(text) for text in texts)
@@ -132,6 +174,8 @@ class _Renderer:
                 if tag in BLOCK_TAGS and node not in rows:
                     self.flush()
                     self.owner_stack.pop()
+                elif tag and tag not in _NO_EDGE_TAGS:
+                    self.pieces.append(_EDGE)
                 self.add(node.tail, links[-1] if links else in_link)
                 continue
             link = links[-1] if links else in_link
@@ -147,6 +191,8 @@ class _Renderer:
                 self.add(node.text, link)
             else:
                 link = link or _is_link(node)
+                if tag and tag not in _NO_EDGE_TAGS:
+                    self.pieces.append(_EDGE)
                 self.add(node.text, link)
             links.append(link)
 
@@ -161,7 +207,7 @@ class _Renderer:
                 continue
             self.walk_inline(cell, in_link)
             link_chars += self.link_chars
-            text = " ".join("".join(self.pieces).replace(_BR, " ").split())
+            text = " ".join(_resolve_edges("".join(self.pieces)).replace(_BR, " ").split())
             self.pieces = []
             self.link_chars = 0
             if text:

@@ -6,9 +6,10 @@ countries, not the list; a page swallowed by an unclosed ``<select>`` is not sho
 Other controls (``<button>``, an open ``<dialog>``) are removed when small; one that holds
 much of the page (an unclosed ``<button>`` swallows what follows it, in a browser too) is
 unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none``,
-``visibility:hidden``, hiding classes) and ``<noscript>`` are removed unless the caller keeps
-them, and never when together they hold most of the page's text (streaming frameworks park
-the rendered page in hidden nodes; some forums serve their posts in ``<noscript>``).
+``visibility:hidden``, hiding classes, modal dialogs: overlays shown on demand) and
+``<noscript>`` are removed unless the caller keeps them, and never when together they hold
+most of the page's text (streaming frameworks park the rendered page in hidden nodes; some
+forums serve their posts in ``<noscript>``).
 Does not judge what is boilerplate.
 """
 
@@ -67,6 +68,7 @@ _SHOWN_AT_WIDTH = re.compile(
     r"(^|\s)([a-z0-9]+:(block|flex|grid|inline|inline-block|inline-flex|table|contents)|"
     r"d-[a-z]{2,3}-(block|flex|grid|inline|inline-block|inline-flex|table))(\s|$)"
 )
+_DIALOG_ROLES = frozenset({"dialog", "alertdialog"})
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
@@ -75,11 +77,25 @@ def _is_hidden(element: etree._Element) -> bool:
         return True
     if element.tag == "dialog" and element.get("open") is None:
         return True
+    if _is_modal(element):
+        return True
     style = element.get("style")
     if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
         return True
     cls = element.get("class")
     return bool(cls) and _hidden_by_class(cls)
+
+
+def _is_modal(element: etree._Element) -> bool:
+    """A modal dialog (ARIA ``aria-modal="true"``, or ``role="dialog"``/``"alertdialog"`` not
+    declared non-modal): an overlay shown over the page on demand (cookie preferences, sign-in,
+    newsletter, quick view), never the page's content. A non-modal dialog role
+    (``aria-modal="false"``: a drawer or a sheet) is left alone."""
+    modal = (element.get("aria-modal") or "").strip().lower()
+    if modal == "true":
+        return True
+    role = (element.get("role") or "").strip().lower()
+    return role in _DIALOG_ROLES and modal != "false"
 
 
 @lru_cache(maxsize=4096)
