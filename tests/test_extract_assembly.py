@@ -124,3 +124,42 @@ def test_tab_panels_repeating_their_prose_are_kept() -> None:
     text = extract(page(f"<article><h1>Quickstart</h1>{panels}</article>")).text
     assert text.count(PROSE[0]) == 3
     assert "run --lang ruby" in text
+
+
+# --- customer reviews on a product page ----------------------------------------------------
+
+REVIEWS = [
+    "Bought this for the office and it boils quickly, although the lid is a little stiff "
+    "and the cable could be longer for our kitchen.",
+    "Works as described, quiet and easy to clean, and the water tastes fine after the "
+    "first few uses; I would buy it again.",
+]
+
+
+def _product_page(declared: bool) -> str:
+    ld = '<script type="application/ld+json">{"@type": "Product", "name": "Kettle"}</script>'
+    reviews = "".join(
+        f'<div class="review"><span class="author">buyer{i}</span><p>{text}</p></div>'
+        for i, text in enumerate(REVIEWS)
+    )
+    return (
+        f"<!DOCTYPE html><html><head><title>Kettle</title>{ld if declared else ''}</head><body>"
+        f"<main><h1>Kettle</h1><p>49 EUR</p>{paragraphs()}"
+        f'<section class="product-reviews"><h2>Reviews</h2>{reviews}</section></main>'
+        "</body></html>"
+    )
+
+
+def test_customer_reviews_of_a_declared_product_are_comments() -> None:
+    result = extract(_product_page(declared=True))
+    for sentence in PROSE:
+        assert sentence in result.text
+    for review in REVIEWS:
+        assert review not in result.text
+        assert review in result.comments_text
+
+
+def test_reviews_on_a_page_that_declares_no_product_stay_in_the_text() -> None:
+    result = extract(_product_page(declared=False))
+    for review in REVIEWS:
+        assert review in result.text

@@ -352,7 +352,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         body = root
     withheld = clean(root, body)
     page_size = dom.visible_chars(body)
-    comments, thread = cut_comments(body, forum=is_forum(meta))
+    comments, thread = cut_comments(body, forum=is_forum(meta), product=is_product(meta))
     discussion = thread or is_forum(meta)
     method, blocks, cards = _select(
         body,
@@ -370,7 +370,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         hidden_body = hidden_root.find("body") if hidden_root is not None else None
         if hidden_root is not None and hidden_body is not None:
             clean(hidden_root, hidden_body, keep_hidden=True)
-            cut_comments(hidden_body, forum=is_forum(meta))
+            cut_comments(hidden_body, forum=is_forum(meta), product=is_product(meta))
             _, more, _ = _select(hidden_body, keep_hidden=True)
             more_texts = _trim(more, meta, thread=discussion)
             if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
