@@ -14,7 +14,6 @@ does not judge what is boilerplate.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -78,41 +77,17 @@ BLOCK_TAGS = frozenset(
 HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 _BR = "\x00"  # marks a <br> while a block is assembled (NUL never survives parsing)
-#: Marks where an inline element starts or ends while a block is assembled (removed by
-#: _resolve_edges; a control character the parser never keeps in text).
-_EDGE = "\x01"
 #: Inline elements whose edges never separate words: sub- and superscripts (H2O, 10th).
 _NO_EDGE_TAGS = frozenset({"sub", "sup", "wbr"})
-_EDGE_RUN = re.compile("\x01+")
 
 
 def _starts_word(before: str, after: str) -> bool:
-    """Whether an element edge between ``before`` and ``after`` separates two words: both
-    are letters of a cased script or digits, and ``after`` is upper case or a digit."""
-    return (
-        (before.isdigit() or before.lower() != before.upper())
-        and (after.isdigit() or after.isupper())
-        and before.isalnum()
+    """Whether an element edge between ``before`` and ``after`` separates two words:
+    ``before`` is a letter of a cased script or a digit, ``after`` an upper-case letter or a
+    digit."""
+    return (before.isdigit() or before.lower() != before.upper()) and (
+        after.isdigit() or after.isupper()
     )
-
-
-def _resolve_edges(raw: str, *, spaced: bool = True) -> str:
-    """Replace the element-edge marks: a space where the edge separates words (see the
-    module docstring; only when ``spaced``), else nothing."""
-    if _EDGE not in raw:
-        return raw
-    if not spaced:
-        return raw.replace(_EDGE, "")
-    pieces: list[str] = []
-    position = 0
-    for match in _EDGE_RUN.finditer(raw):
-        start, end = match.span()
-        pieces.append(raw[position:start])
-        if start > 0 and end < len(raw) and _starts_word(raw[start - 1], raw[end]):
-            pieces.append(" ")
-        position = end
-    pieces.append(raw[position:])
-    return "".join(pieces)
 
 
 @dataclass(slots=True)
@@ -135,18 +110,20 @@ class _Renderer:
         self.pieces: list[str] = []
         self.link_chars = 0
         self.owner_stack: list[etree._Element] = []
+        # An inline element started or ended since the last text was added (see add()).
+        self.edge = False
 
     def flush(self) -> None:
         if not self.pieces:
             return
-        owner = self.owner_stack[-1]
-        tag = owner.tag if isinstance(owner.tag, str) else "div"
-        raw = _resolve_edges("".join(self.pieces), spaced=tag != "pre")
+        raw = "".join(self.pieces)
         link_chars = self.link_chars
         self.pieces = []
         self.link_chars = 0
         if raw.isspace() or not raw.replace(_BR, ""):
             return
+        owner = self.owner_stack[-1]
+        tag = owner.tag if isinstance(owner.tag, str) else "div"
         texts = [_pre_text(raw)] if tag == "pre" else _inline_texts(raw)
         texts = [text for text in texts if text]
         total = sum(len(text) for text in texts)
@@ -157,6 +134,13 @@ class _Renderer:
     def add(self, text: str | None, in_link: bool) -> None:
         if not text:
             return
+        if self.edge:
+            # Words drawn in separate inline boxes: a space where the edge separates words
+            # (see the module docstring), never inside <pre>.
+            self.edge = False
+            last = self.pieces[-1] if self.pieces else ""
+            if last and _starts_word(last[-1], text[0]) and self.owner_stack[-1].tag != "pre":
+                self.pieces.append(" ")
         self.pieces.append(text)
         if in_link:
             self.link_chars += len(text.strip())
@@ -175,7 +159,7 @@ class _Renderer:
                     self.flush()
                     self.owner_stack.pop()
                 elif tag and tag not in _NO_EDGE_TAGS:
-                    self.pieces.append(_EDGE)
+                    self.edge = True
                 self.add(node.tail, links[-1] if links else in_link)
                 continue
             link = links[-1] if links else in_link
@@ -192,7 +176,7 @@ class _Renderer:
             else:
                 link = link or _is_link(node)
                 if tag and tag not in _NO_EDGE_TAGS:
-                    self.pieces.append(_EDGE)
+                    self.edge = True
                 self.add(node.text, link)
             links.append(link)
 
@@ -207,7 +191,7 @@ class _Renderer:
                 continue
             self.walk_inline(cell, in_link)
             link_chars += self.link_chars
-            text = " ".join(_resolve_edges("".join(self.pieces)).replace(_BR, " ").split())
+            text = " ".join("".join(self.pieces).replace(_BR, " ").split())
             self.pieces = []
             self.link_chars = 0
             if text:

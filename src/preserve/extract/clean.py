@@ -77,8 +77,6 @@ def _is_hidden(element: etree._Element) -> bool:
         return True
     if element.tag == "dialog" and element.get("open") is None:
         return True
-    if _is_modal(element):
-        return True
     style = element.get("style")
     if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
         return True
@@ -86,16 +84,22 @@ def _is_hidden(element: etree._Element) -> bool:
     return bool(cls) and _hidden_by_class(cls)
 
 
-def _is_modal(element: etree._Element) -> bool:
-    """A modal dialog (ARIA ``aria-modal="true"``, or ``role="dialog"``/``"alertdialog"`` not
-    declared non-modal): an overlay shown over the page on demand (cookie preferences, sign-in,
+def _modals(body: etree._Element) -> list[etree._Element]:
+    """Modal dialogs (ARIA ``aria-modal="true"``, or ``role="dialog"``/``"alertdialog"`` not
+    declared non-modal): overlays shown over the page on demand (cookie preferences, sign-in,
     newsletter, quick view), never the page's content. A non-modal dialog role
-    (``aria-modal="false"``: a drawer or a sheet) is left alone."""
-    modal = (element.get("aria-modal") or "").strip().lower()
-    if modal == "true":
-        return True
-    role = (element.get("role") or "").strip().lower()
-    return role in _DIALOG_ROLES and modal != "false"
+    (``aria-modal="false"``: a drawer or a sheet) is left alone. Found by one XPath query
+    (few elements carry these attributes), in document order."""
+    found: list[etree._Element] = []
+    candidates = body.xpath(".//*[@aria-modal or @role]")
+    for element in candidates if isinstance(candidates, list) else []:
+        if not isinstance(element, etree._Element):
+            continue
+        modal = (element.get("aria-modal") or "").strip().lower()
+        role = (element.get("role") or "").strip().lower()
+        if modal == "true" or (role in _DIALOG_ROLES and modal != "false"):
+            found.append(element)
+    return found
 
 
 @lru_cache(maxsize=4096)
@@ -130,7 +134,16 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
             drop_keep_tail(element)
     total = visible_chars(body)
     hidden = _outermost(
-        [el for el in body.iter() if isinstance(el.tag, str) and el is not body and _is_hidden(el)]
+        list(
+            dict.fromkeys(
+                [
+                    el
+                    for el in body.iter()
+                    if isinstance(el.tag, str) and el is not body and _is_hidden(el)
+                ]
+                + _modals(body)
+            )
+        )
     )
     if not keep_hidden:
         hidden_size = sum(visible_chars(el) for el in hidden)

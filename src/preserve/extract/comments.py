@@ -217,7 +217,6 @@ def _containers(body: etree._Element, *, reviews: bool = False) -> list[etree._E
     (outside comment areas)."""
     found: list[etree._Element] = []
     inside: set[etree._Element] = set()
-    words = ("review",) if reviews else ("comment", "respond", "disqus")
     container = _REVIEWS if reviews else _CONTAINER
     for element in body.iterdescendants():
         if not isinstance(element.tag, str):
@@ -227,7 +226,10 @@ def _containers(body: etree._Element, *, reviews: bool = False) -> list[etree._E
         if not (cls or ident):
             continue
         names = f"{cls or ''} {ident or ''}".lower()
-        if not any(word in names for word in words):
+        if reviews:
+            if "review" not in names:
+                continue
+        elif not ("comment" in names or "respond" in names or "disqus" in names):
             continue
         if element in inside:
             continue

@@ -109,7 +109,7 @@ def _drop_repeats(blocks: list[Block]) -> list[Block]:
     prose around the code). Linear: each block is compared at most twice."""
 
     def copyable(block: Block) -> bool:
-        return block.tag not in {"pre", "tr"} and not _in_tab_panel(block.owner)
+        return block.tag not in {"pre", "tr"}
 
     first: dict[str, int] = {}
     kept: list[Block] = []
@@ -131,7 +131,9 @@ def _drop_repeats(blocks: list[Block]) -> list[Block]:
             first.setdefault(blocks[index + length].text, index + length)
             length += 1
         run = blocks[index : index + length]
-        if sum(1 for block in run if len(block.text) >= PROSE_CHARS) < REPEAT_RUN_BLOCKS:
+        if sum(1 for block in run if len(block.text) >= PROSE_CHARS) < REPEAT_RUN_BLOCKS or any(
+            _in_tab_panel(block.owner) for block in run
+        ):
             kept.extend(run)
         index += length
     return kept
