@@ -2,8 +2,14 @@
 
 A block is the inline text of one block-level element (a paragraph, heading, list item,
 table cell, or text directly inside a div), with whitespace collapsed and ``<br>`` kept as a
-newline; two ``<br>`` in a row split a block. Each block remembers the element that owns it
-and how much of its text is link text. This module does not judge what is boilerplate.
+newline; two ``<br>`` in a row split a block. Where one inline element ends or starts between
+two letters or digits with no space (``<a>Brand</a><a>Design</a>``, ``<em>Note</em>The``),
+a space separates them when the next character starts a new word by its case (an upper-case
+letter or a digit): style sheets draw such elements as separate boxes (tags, chips, labels),
+so a reader sees two words; a drop cap (``<span>I</span>f``) or a word split for styling
+stays whole, and so does text in scripts without case (CJK has no spaces to restore). Each
+block remembers the element that owns it and how much of its text is link text. This module
+does not judge what is boilerplate.
 """
 
 from __future__ import annotations
@@ -71,6 +77,17 @@ BLOCK_TAGS = frozenset(
 HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 _BR = "\x00"  # marks a <br> while a block is assembled (NUL never survives parsing)
+#: Inline elements whose edges never separate words: sub- and superscripts (H2O, 10th).
+_NO_EDGE_TAGS = frozenset({"sub", "sup", "wbr"})
+
+
+def _starts_word(before: str, after: str) -> bool:
+    """Whether an element edge between ``before`` and ``after`` separates two words:
+    ``before`` is a letter of a cased script or a digit, ``after`` an upper-case letter or a
+    digit."""
+    return (before.isdigit() or before.lower() != before.upper()) and (
+        after.isdigit() or after.isupper()
+    )
 
 
 @dataclass(slots=True)
@@ -93,6 +110,8 @@ class _Renderer:
         self.pieces: list[str] = []
         self.link_chars = 0
         self.owner_stack: list[etree._Element] = []
+        # An inline element started or ended since the last text was added (see add()).
+        self.edge = False
 
     def flush(self) -> None:
         if not self.pieces:
@@ -115,6 +134,13 @@ class _Renderer:
     def add(self, text: str | None, in_link: bool) -> None:
         if not text:
             return
+        if self.edge:
+            # Words drawn in separate inline boxes: a space where the edge separates words
+            # (see the module docstring), never inside <pre>.
+            self.edge = False
+            last = self.pieces[-1] if self.pieces else ""
+            if last and _starts_word(last[-1], text[0]) and self.owner_stack[-1].tag != "pre":
+                self.pieces.append(" ")
         self.pieces.append(text)
         if in_link:
             self.link_chars += len(text.strip())
@@ -132,6 +158,8 @@ class _Renderer:
                 if tag in BLOCK_TAGS and node not in rows:
                     self.flush()
                     self.owner_stack.pop()
+                elif tag and tag not in _NO_EDGE_TAGS:
+                    self.edge = True
                 self.add(node.tail, links[-1] if links else in_link)
                 continue
             link = links[-1] if links else in_link
@@ -147,6 +175,8 @@ class _Renderer:
                 self.add(node.text, link)
             else:
                 link = link or _is_link(node)
+                if tag and tag not in _NO_EDGE_TAGS:
+                    self.edge = True
                 self.add(node.text, link)
             links.append(link)
 

@@ -6,9 +6,10 @@ countries, not the list; a page swallowed by an unclosed ``<select>`` is not sho
 Other controls (``<button>``, an open ``<dialog>``) are removed when small; one that holds
 much of the page (an unclosed ``<button>`` swallows what follows it, in a browser too) is
 unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none``,
-``visibility:hidden``, hiding classes) and ``<noscript>`` are removed unless the caller keeps
-them, and never when together they hold most of the page's text (streaming frameworks park
-the rendered page in hidden nodes; some forums serve their posts in ``<noscript>``).
+``visibility:hidden``, hiding classes, modal dialogs: overlays shown on demand) and
+``<noscript>`` are removed unless the caller keeps them, and never when together they hold
+most of the page's text (streaming frameworks park the rendered page in hidden nodes; some
+forums serve their posts in ``<noscript>``).
 Does not judge what is boilerplate.
 """
 
@@ -67,6 +68,7 @@ _SHOWN_AT_WIDTH = re.compile(
     r"(^|\s)([a-z0-9]+:(block|flex|grid|inline|inline-block|inline-flex|table|contents)|"
     r"d-[a-z]{2,3}-(block|flex|grid|inline|inline-block|inline-flex|table))(\s|$)"
 )
+_DIALOG_ROLES = frozenset({"dialog", "alertdialog"})
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
@@ -80,6 +82,24 @@ def _is_hidden(element: etree._Element) -> bool:
         return True
     cls = element.get("class")
     return bool(cls) and _hidden_by_class(cls)
+
+
+def _modals(body: etree._Element) -> list[etree._Element]:
+    """Modal dialogs (ARIA ``aria-modal="true"``, or ``role="dialog"``/``"alertdialog"`` not
+    declared non-modal): overlays shown over the page on demand (cookie preferences, sign-in,
+    newsletter, quick view), never the page's content. A non-modal dialog role
+    (``aria-modal="false"``: a drawer or a sheet) is left alone. Found by one XPath query
+    (few elements carry these attributes), in document order."""
+    found: list[etree._Element] = []
+    candidates = body.xpath(".//*[@aria-modal or @role]")
+    for element in candidates if isinstance(candidates, list) else []:
+        if not isinstance(element, etree._Element):
+            continue
+        modal = (element.get("aria-modal") or "").strip().lower()
+        role = (element.get("role") or "").strip().lower()
+        if modal == "true" or (role in _DIALOG_ROLES and modal != "false"):
+            found.append(element)
+    return found
 
 
 @lru_cache(maxsize=4096)
@@ -114,7 +134,16 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
             drop_keep_tail(element)
     total = visible_chars(body)
     hidden = _outermost(
-        [el for el in body.iter() if isinstance(el.tag, str) and el is not body and _is_hidden(el)]
+        list(
+            dict.fromkeys(
+                [
+                    el
+                    for el in body.iter()
+                    if isinstance(el.tag, str) and el is not body and _is_hidden(el)
+                ]
+                + _modals(body)
+            )
+        )
     )
     if not keep_hidden:
         hidden_size = sum(visible_chars(el) for el in hidden)

@@ -3,7 +3,8 @@ the tree so that comment text can never reach the article body.
 
 Comments are recognised by generic markup conventions (ids like ``comment-123``, a class
 ``comment``, schema.org ``Comment`` items, containers named ``comments``/``commentlist``),
-never by site. Pages whose comments are loaded by JavaScript have none in the HTML.
+never by site. On a page that declares a product, areas named like customer reviews are
+comment areas too. Pages whose comments are loaded by JavaScript have none in the HTML.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ _CONTAINER = re.compile(
     r"(^|[\s_-])comments?([\s_-]|$)|comment-?list|commentlist|comments?-?(area|section|"
     r"container|wrap|block|thread|list)|disqus_thread|(^|\s)respond(\s|$)|comment-respond|"
     r"comment-form|commentform"
+)
+# Customer reviews of a product: comments on the product page (not a business's testimonials
+# on its service pages, which are its own content).
+_REVIEWS = re.compile(
+    r"(^|[\s_-])reviews([\s_-]|$)|(^|[\s_-])reviews?-?(list|section|container|wrap|block|area)"
 )
 _NOT_CONTAINER = re.compile(
     r"comments?-(count|link|number|num|icon|open|closed|status|bubble|enabled|disabled)|"
@@ -205,10 +211,13 @@ def _has_ancestor_in(
     return False
 
 
-def _containers(body: etree._Element) -> list[etree._Element]:
-    """The outermost elements named like a comment area (their insides are not searched)."""
+def _containers(body: etree._Element, *, reviews: bool = False) -> list[etree._Element]:
+    """The outermost elements named like a comment area (their insides are not searched);
+    with ``reviews``, the outermost elements named like an area of customer reviews instead
+    (outside comment areas)."""
     found: list[etree._Element] = []
     inside: set[etree._Element] = set()
+    container = _REVIEWS if reviews else _CONTAINER
     for element in body.iterdescendants():
         if not isinstance(element.tag, str):
             continue
@@ -217,14 +226,17 @@ def _containers(body: etree._Element) -> list[etree._Element]:
         if not (cls or ident):
             continue
         names = f"{cls or ''} {ident or ''}".lower()
-        if not ("comment" in names or "respond" in names or "disqus" in names):
+        if reviews:
+            if "review" not in names:
+                continue
+        elif not ("comment" in names or "respond" in names or "disqus" in names):
             continue
         if element in inside:
             continue
         hints = hint_string(element)
         if (
             hints
-            and _CONTAINER.search(hints)
+            and container.search(hints)
             and not _NOT_CONTAINER.search(hints)
             and element.find(".//h1") is None
             and not _contains_article_body(element)
@@ -296,19 +308,30 @@ def _keep_post_headers(areas: list[etree._Element]) -> None:
 
 
 def cut_comments(
-    body: etree._Element, *, forum: bool = False
+    body: etree._Element, *, forum: bool = False, product: bool = False
 ) -> tuple[list[tuple[str | None, str | None, str]], bool]:
     """Remove the comment areas from ``body``; return (author, date, text) per comment, and
     whether the comments were left in place as the page's content: a thread (``forum``: the
     page says it is a discussion), or comment areas holding at least THREAD_SHARE of the
-    page's text."""
+    page's text. On a ``product`` page (one that declares a product), the areas of customer
+    reviews are comment areas too, unless with the comments they hold THREAD_SHARE of the
+    page's text (then they are left in place, not as a thread)."""
     containers = _containers(body)
-    if not containers:
-        return [], False
     page_size = visible_chars(body)
-    if forum or sum(visible_chars(area) for area in containers) >= THREAD_SHARE * page_size:
+    comment_size = sum(visible_chars(area) for area in containers)
+    if containers and (forum or comment_size >= THREAD_SHARE * page_size):
         _keep_post_headers(containers)
         return [], True
+    if product and not forum:
+        reviews = [
+            area
+            for area in _containers(body, reviews=True)
+            if not any(a in containers for a in area.iterancestors())
+        ]
+        if comment_size + sum(map(visible_chars, reviews)) < THREAD_SHARE * page_size:
+            containers += [area for area in reviews if area not in containers]
+    if not containers:
+        return [], False
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)
     # A comment's markup often nests wrappers that all look like items (li#li-comment-1 >

@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.3.0"
+EXTRACTOR_VERSION = "2.4.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -51,6 +51,9 @@ STRONG_SCORE = 0.5
 #: article's pruning, run over the region, keeps less than MAIN_KEPT_SHARE of it.
 MIN_ARTICLE_SHARE = 0.3
 MAIN_KEPT_SHARE = 0.05
+#: A run of consecutive blocks that repeats earlier blocks in the same order, holding
+#: REPEAT_RUN_BLOCKS or more paragraphs of PROSE_CHARS or more, is a copy of text already given.
+REPEAT_RUN_BLOCKS = 3
 
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
@@ -69,6 +72,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "strong_score": STRONG_SCORE,
         "min_article_share": MIN_ARTICLE_SHARE,
         "main_kept_share": MAIN_KEPT_SHARE,
+        "repeat_run_blocks": REPEAT_RUN_BLOCKS,
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
@@ -87,9 +91,59 @@ def _fold(text: str) -> str:
     return _FOLD.sub(" ", text.casefold()).strip()
 
 
+def _in_tab_panel(element: etree._Element) -> bool:
+    return any(
+        (node.get("role") or "").strip().lower() == "tabpanel"
+        for node in (element, *element.iterancestors())
+    )
+
+
+def _drop_repeats(blocks: list[Block]) -> list[Block]:
+    """Drop copies of text already given: a run of consecutive blocks that repeats, in the
+    same order, the blocks that follow the first occurrence of its first block, and holds
+    REPEAT_RUN_BLOCKS paragraphs of PROSE_CHARS or more (the same section laid out twice for
+    small and large screens, cloned carousel slides, a post quoted whole in the next one). A
+    single repeated paragraph (the same disclaimer under every item of a list) stays, so do
+    runs of short lines (the labels of a template repeated for every plan or item), code,
+    table rows and the text of tab panels (one tab per language or platform repeats the
+    prose around the code). Linear: each block is compared at most twice."""
+
+    def copyable(block: Block) -> bool:
+        return block.tag not in {"pre", "tr"}
+
+    first: dict[str, int] = {}
+    kept: list[Block] = []
+    index = 0
+    while index < len(blocks):
+        block = blocks[index]
+        origin = first.setdefault(block.text, index)
+        if origin == index or not copyable(block):
+            kept.append(block)
+            index += 1
+            continue
+        length = 0
+        while (
+            index + length < len(blocks)
+            and origin + length < index
+            and blocks[origin + length].text == blocks[index + length].text
+            and copyable(blocks[index + length])
+        ):
+            first.setdefault(blocks[index + length].text, index + length)
+            length += 1
+        run = blocks[index : index + length]
+        if sum(1 for block in run if len(block.text) >= PROSE_CHARS) < REPEAT_RUN_BLOCKS or any(
+            _in_tab_panel(block.owner) for block in run
+        ):
+            kept.extend(run)
+        index += length
+    return kept
+
+
 def _trim(blocks: list[Block], meta: Metadata, *, thread: bool = False) -> list[str]:
-    """Drop the title repeated as a heading and a bare byline line (not in a thread, where
-    the first post's author line is part of the post)."""
+    """Drop copies of text already given (_drop_repeats), the title repeated as a heading
+    and a bare byline line (not in a thread, where the first post's author line is part of
+    the post)."""
+    blocks = _drop_repeats(blocks)
     title = _fold(meta.title) if meta.title else None
     byline = _fold(meta.byline) if meta.byline and not thread else None
     texts: list[str] = []
@@ -300,7 +354,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         body = root
     withheld = clean(root, body)
     page_size = dom.visible_chars(body)
-    comments, thread = cut_comments(body, forum=is_forum(meta))
+    comments, thread = cut_comments(body, forum=is_forum(meta), product=is_product(meta))
     discussion = thread or is_forum(meta)
     method, blocks, cards = _select(
         body,
@@ -318,7 +372,7 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         hidden_body = hidden_root.find("body") if hidden_root is not None else None
         if hidden_root is not None and hidden_body is not None:
             clean(hidden_root, hidden_body, keep_hidden=True)
-            cut_comments(hidden_body, forum=is_forum(meta))
+            cut_comments(hidden_body, forum=is_forum(meta), product=is_product(meta))
             _, more, _ = _select(hidden_body, keep_hidden=True)
             more_texts = _trim(more, meta, thread=discussion)
             if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
