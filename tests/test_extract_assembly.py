@@ -1,6 +1,6 @@
 """Extractor 2.4.0: how the text is assembled. Words drawn as separate boxes stay separate
 words, modal dialogs (cookie preferences, sign-in overlays) are not content, and a section
-the page lays out twice is given once. Every page here is made up for the test."""
+the page gives twice is kept twice. Every page here is made up for the test."""
 
 from __future__ import annotations
 
@@ -93,14 +93,19 @@ def test_a_dialog_declared_non_modal_is_kept() -> None:
 # --- text given twice ----------------------------------------------------------------------
 
 
-def test_a_section_laid_out_twice_is_given_once() -> None:
+def test_a_section_given_twice_is_kept_twice() -> None:
+    """Text the page gives twice stays twice: a copy laid out for small screens cannot be
+    told from an honest repeat (the same plan listed for two weeks, a post quoted whole in a
+    reply) without the style sheets, and clean text that drops what a page said is worse
+    evidence than text that says it twice (2.4.0 dropped such runs: +0.002 on WCXB dev,
+    taken out again for that reason)."""
     body = (
         f'<article><div class="layout-wide">{paragraphs()}</div>'
         f'<div class="layout-narrow">{paragraphs()}</div></article>'
     )
     text = extract(page(body)).text
     for sentence in PROSE:
-        assert text.count(sentence) == 1, sentence[:40]
+        assert text.count(sentence) == 2, sentence[:40]
 
 
 def test_a_repeated_line_under_every_item_stays() -> None:

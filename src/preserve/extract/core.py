@@ -51,9 +51,6 @@ STRONG_SCORE = 0.5
 #: article's pruning, run over the region, keeps less than MAIN_KEPT_SHARE of it.
 MIN_ARTICLE_SHARE = 0.3
 MAIN_KEPT_SHARE = 0.05
-#: A run of consecutive blocks that repeats earlier blocks in the same order, holding
-#: REPEAT_RUN_BLOCKS or more paragraphs of PROSE_CHARS or more, is a copy of text already given.
-REPEAT_RUN_BLOCKS = 3
 
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
@@ -72,7 +69,6 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "strong_score": STRONG_SCORE,
         "min_article_share": MIN_ARTICLE_SHARE,
         "main_kept_share": MAIN_KEPT_SHARE,
-        "repeat_run_blocks": REPEAT_RUN_BLOCKS,
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
@@ -91,59 +87,10 @@ def _fold(text: str) -> str:
     return _FOLD.sub(" ", text.casefold()).strip()
 
 
-def _in_tab_panel(element: etree._Element) -> bool:
-    return any(
-        (node.get("role") or "").strip().lower() == "tabpanel"
-        for node in (element, *element.iterancestors())
-    )
-
-
-def _drop_repeats(blocks: list[Block]) -> list[Block]:
-    """Drop copies of text already given: a run of consecutive blocks that repeats, in the
-    same order, the blocks that follow the first occurrence of its first block, and holds
-    REPEAT_RUN_BLOCKS paragraphs of PROSE_CHARS or more (the same section laid out twice for
-    small and large screens, cloned carousel slides, a post quoted whole in the next one). A
-    single repeated paragraph (the same disclaimer under every item of a list) stays, so do
-    runs of short lines (the labels of a template repeated for every plan or item), code,
-    table rows and the text of tab panels (one tab per language or platform repeats the
-    prose around the code). Linear: each block is compared at most twice."""
-
-    def copyable(block: Block) -> bool:
-        return block.tag not in {"pre", "tr"}
-
-    first: dict[str, int] = {}
-    kept: list[Block] = []
-    index = 0
-    while index < len(blocks):
-        block = blocks[index]
-        origin = first.setdefault(block.text, index)
-        if origin == index or not copyable(block):
-            kept.append(block)
-            index += 1
-            continue
-        length = 0
-        while (
-            index + length < len(blocks)
-            and origin + length < index
-            and blocks[origin + length].text == blocks[index + length].text
-            and copyable(blocks[index + length])
-        ):
-            first.setdefault(blocks[index + length].text, index + length)
-            length += 1
-        run = blocks[index : index + length]
-        if sum(1 for block in run if len(block.text) >= PROSE_CHARS) < REPEAT_RUN_BLOCKS or any(
-            _in_tab_panel(block.owner) for block in run
-        ):
-            kept.extend(run)
-        index += length
-    return kept
-
-
 def _trim(blocks: list[Block], meta: Metadata, *, thread: bool = False) -> list[str]:
-    """Drop copies of text already given (_drop_repeats), the title repeated as a heading
-    and a bare byline line (not in a thread, where the first post's author line is part of
-    the post)."""
-    blocks = _drop_repeats(blocks)
+    """Drop the title repeated as a heading and a bare byline line (not in a thread, where
+    the first post's author line is part of the post). Text the page gives twice is kept
+    twice: it may be an honest repeat (see docs/extraction.md)."""
     title = _fold(meta.title) if meta.title else None
     byline = _fold(meta.byline) if meta.byline and not thread else None
     texts: list[str] = []
