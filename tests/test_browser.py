@@ -462,12 +462,15 @@ def test_hostile_page_ends_in_time_with_what_arrived(
 to tell about the harbour and the storm that kept the fleet in port for three days.</p>
 </article><img src="{untrusted_https_server.url('/x.png')}">
 <script>
-// the requests the assertions are about go first, before the flood reaches the exchange cap
-fetch('/leak').catch(() => null);
+// the requests the assertions are about are made before the flood starts (the redirect's
+// second request too), so that the exchange cap cannot refuse them first
+function flood() {{
+  setInterval(() => fetch('/tick?' + Math.random()), 100);
+  for (let i = 0; i < 400; i++) {{ new Image().src = '/many/' + i + '.png'; }}
+  window.open('/popup.html');
+}}
 fetch('/endless').then(r => r.arrayBuffer());
-setInterval(() => fetch('/tick?' + Math.random()), 100);
-for (let i = 0; i < 400; i++) {{ new Image().src = '/many/' + i + '.png'; }}
-window.open('/popup.html');
+fetch('/leak').catch(() => null).finally(flood);
 </script></body></html>""".encode(), headers=HTML)
         site.routes["/endless"] = stream_bytes(50 * 2**30, declare=False)
         site.routes["/leak"] = redirect(private.url("/secret"))
