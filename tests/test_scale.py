@@ -314,6 +314,34 @@ def test_remote_verify_checks_timestamps_and_anchor_age(s3_server: S3Server, web
                                                   tsa_roots=other_dir / "ca.pem"))
 
 
+def test_remote_anchor_age_counts_only_anchors_that_hold(s3_server: S3Server, web: TestServer,
+                                                          tmp_path: Path) -> None:
+    """As locally: W307 weighs only the off-site checkpoints that verify. A forged anchor
+    claiming a later signing time (its signature fails: an error) cannot silence the warning
+    that the genuine anchor is too old, and an anchor that fails gives no W307 of its own."""
+    from datetime import timedelta
+
+    archive = remote(s3_server)
+    archive.capture(web.url("/p7"))
+    text = archive.store.get("manifests/log/checkpoint", 4096).decode()
+    genuine = tmp_path / "genuine"
+    genuine.write_text(text, "utf-8")
+    lines = text.split("\n")
+    (at,) = [i for i, line in enumerate(lines) if line.startswith("preserve-time ")]
+    lines[at] = "preserve-time 2099" + lines[at][len("preserve-time 2026"):]
+    forged = tmp_path / "forged"
+    forged.write_text("\n".join(lines), "utf-8")
+
+    fresh = archive.verify(record=False, checkpoints=[genuine],
+                           anchor_max_age=timedelta(days=30))
+    assert fresh.ok and "W307" not in codes(fresh), fresh.findings
+    stale = archive.verify(record=False, checkpoints=[genuine, forged],
+                           anchor_max_age=timedelta(0))
+    assert "W307" in codes(stale) and not stale.ok, stale.findings  # the forged one: an error
+    alone = archive.verify(record=False, checkpoints=[forged], anchor_max_age=timedelta(0))
+    assert "W307" not in codes(alone) and not alone.ok, alone.findings
+
+
 def test_remote_checkpoint_and_repair_sign_nothing_over_errors(s3_server: S3Server,
                                                                web: TestServer) -> None:
     """As locally: `checkpoint` (and repair) sign only when verify finds no error in the whole
@@ -330,6 +358,22 @@ def test_remote_checkpoint_and_repair_sign_nothing_over_errors(s3_server: S3Serv
     names = {i.key for i in archive.store.list("manifests/log/checkpoints")}
     with pytest.raises(NotProvedError, match="E304"):
         archive.checkpoint()
+    assert {i.key for i in archive.store.list("manifests/log/checkpoints")} == names
+    # repair completes an interrupted commit (it appends the leaf a signed commit record
+    # names) but signs nothing while the planted manifest is there
+    from preserve.commit import PartialCommitError
+    from preserve.remote import tiles
+
+    def dies(self: Any, entries: Any) -> int:
+        raise OSError("killed after the commit point")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tiles.TiledLog, "append_many", dies)
+        with pytest.raises(PartialCommitError):
+            archive.capture(web.url("/p8"))
+    done = archive.repair()
+    assert any(a.startswith("log ") for a in done), done
+    assert any(a.startswith("not signed:") and "E304" in a for a in done), done
     assert {i.key for i in archive.store.list("manifests/log/checkpoints")} == names
 
 

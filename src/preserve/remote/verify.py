@@ -210,7 +210,8 @@ def audit_remote_log(
     place = archive.place
     store = archive.store
     audit = log_audit._Audit(place.root, [])
-    log_audit._check_anchor_age(audit, external_checkpoints, anchor_max_age, None)
+    if not external_checkpoints:  # given ones are aged once checked, as locally
+        log_audit._check_anchor_age(audit, (), anchor_max_age, None)
     try:
         tiles = place.open_log()
     except errors.PreserveError as exc:
@@ -269,6 +270,7 @@ def audit_remote_log(
                       f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
     covered = 0
     newest: str | None = None
+    anchors: list[Path] = []  # the external checkpoints that hold
     if verifier is not None:
         names = sorted(place.checkpoint_names())
         latest = [LATEST] if store.exists(LATEST) else []
@@ -290,11 +292,15 @@ def audit_remote_log(
                 audit.add(code, rel, f"the log's first {size} leaves do not match this "
                           "checkpoint")
                 continue
+            if external:
+                anchors.append(Path(rel))
             if rel in names and size >= covered:
                 newest = rel
             covered = max(covered, size)
             if timestamp_check is not None and rel in names:
                 _check_token(audit, store, rel, text, timestamp_check)
+        if anchors:
+            log_audit._check_anchor_age(audit, anchors, anchor_max_age, None)
         if timestamp_check is not None:  # proof of time for the newest state, as locally
             if newest is None:
                 audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no valid signed "
@@ -306,9 +312,11 @@ def audit_remote_log(
             audit.add(log_audit.W_UNCHECKPOINTED, f"{LOG}/head.json", f"leaves {covered} to "
                       f"{tiles.size - 1} are not covered by a valid signed checkpoint")
         log_audit._check_unproved(audit, leaves, records, covered)
-    elif timestamp_check is not None:
-        audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no signed checkpoint, so no "
-                  "timestamp token, covers the log (the archive has no key)")
+    else:
+        log_audit._fail_anchors(audit, external_checkpoints, "the archive key is not available")
+        if timestamp_check is not None:
+            audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no signed checkpoint, so "
+                      "no timestamp token, covers the log (the archive has no key)")
     log_audit._check_known_head(audit, tiles, heads, verifier, tree_ok)  # type: ignore[arg-type]
     return audit.findings
 
