@@ -32,6 +32,7 @@ from warcio.archiveiterator import ArchiveIterator
 from preserve import Archive, CaptureOptions, CaptureResult, errors, log
 from preserve.batch import GROUP_SIZE, LOOKAHEAD, capture_many
 from preserve.capture.fetch import FetchOptions
+from preserve.cli.capture import _InputOrder
 from servers import ReceivedRequest, TestServer, _head
 
 PYTHON_CLI = [sys.executable, "-c", "from preserve.cli import main; main()"]
@@ -355,6 +356,9 @@ def test_cli_capture_concurrency_option(
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)["result"]
     assert [c["requested_url"] for c in document["captures"]] == urls  # input order
+    # streamed from a spool in input order, printed as finish() prints any envelope
+    assert result.stdout == json.dumps(json.loads(result.stdout), indent=2,
+                                       ensure_ascii=False, sort_keys=True) + "\n"
     assert first.max_in_flight == 1 and second.max_in_flight == 1
     overlap = any(a_start < b_end and b_start < a_end
                   for _, a_start, a_end in first.spans for _, b_start, b_end in second.spans)
@@ -399,3 +403,22 @@ def test_capture_many_reads_its_urls_lazily_with_a_bounded_lookahead(
     assert source.taken <= bound
     assert 1 <= len(archive.captures()) <= GROUP_SIZE + 2
     assert not list((archive.root / "archive" / "tmp").iterdir()), "debris left behind"
+
+
+def test_json_results_are_spooled_in_input_order() -> None:
+    """--json results of a batch go to a spool as soon as every earlier one is in; those
+    that finish ahead wait, gaps (a batch stopped early) close up; the text is the list as
+    json.dumps prints it inside the envelope."""
+    order = _InputOrder()
+    items = [{"n": i, "title": "é\u2028\ud800" if i == 2 else f"t{i}", "notes": [i]}
+             for i in range(6)]
+    for index in (1, 0, 3, 5, 2):  # 4 never reported
+        order.add(index, items[index])
+    assert order._next == 4 and list(order._ahead) == [5]  # only the one past the gap held
+    text = "".join(order.parts())
+    wanted = [items[i] for i in (0, 1, 2, 3, 5)]
+    envelope = json.dumps({"a": {"captures": wanted}}, indent=2, ensure_ascii=False,
+                          sort_keys=True)
+    inner = envelope[envelope.index("["):envelope.rindex("]") + 1]
+    assert text == inner.replace("\ud800", "\\ud800")  # a lone surrogate, escaped
+    assert "".join(_InputOrder().parts()) == "[]"

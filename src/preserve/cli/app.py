@@ -214,7 +214,23 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
     """:func:`finish` with ``result[key]`` the list of ``dict(zip(fields, row))`` for the
     rows of ``chunks``, printed byte for byte as :func:`finish` prints it, but each row
     filled into one template (``json.dumps`` with ``indent`` runs in pure Python, seconds for
-    100,000 rows) and written a chunk at a time (neither rows nor output are held whole)."""
+    100,000 rows) and written a chunk at a time (neither rows nor output are held whole).
+    No :func:`json_safe` pass over the rows: they are the catalog's, and SQLite text read by
+    Python never holds a lone surrogate."""
+    def whole() -> list[Any]:
+        return [json.loads(row) if isinstance(row, str) else dict(zip(fields, row, strict=True))
+                for chunk in chunks for row in chunk]
+
+    finish_streamed(result, key, json_rows(fields, chunks), whole, status)
+
+
+def finish_streamed(result: dict[str, Any], key: str, parts: Iterable[str],
+                    whole: Callable[[], list[Any]], status: int = EXIT_OK) -> NoReturn:
+    """:func:`finish` with ``result[key]`` a list given as ``parts``: texts whose
+    concatenation is that list as :func:`finish` prints it at depth 2 (from ``[`` to ``]``,
+    made JSON-safe by the caller), written as they come. ``whole()`` gives the list itself,
+    for the case (never met: a JSON string cannot hold a raw newline) where the envelope's
+    text does not show where the list goes."""
     run = current()
     if not run.as_json:
         sys.exit(status)
@@ -222,17 +238,21 @@ def finish_rows(result: dict[str, Any], key: str, fields: Sequence[str],
                       indent=2, ensure_ascii=False, sort_keys=True)
     marker = f"\n    {json.encoder.encode_basestring(key)}: []"
     at = text.find(marker)
-    if at < 0 or text.count(marker) != 1:  # never: a string cannot hold a raw newline
-        finish({**result, key: [json.loads(row) if isinstance(row, str)
-                                else dict(zip(fields, row, strict=True))
-                                for chunk in chunks for row in chunk]}, status)
+    if at < 0 or text.count(marker) != 1:
+        finish({**result, key: whole()}, status)
     click.echo(json_safe(text[:at + len(marker) - 2]), nl=False)
-    for part in json_rows(fields, chunks):
-        # color=True: no ANSI-stripping pass over JSON, which escapes every control byte;
-        # no json_safe: the rows are the catalog's, and no manifest holds a lone surrogate
+    for part in parts:
+        # color=True: no ANSI-stripping pass over JSON, which escapes every control byte
         click.echo(part, nl=False, color=True)
     click.echo(json_safe(text[at + len(marker):]))
     sys.exit(status)
+
+
+def json_item(value: Any) -> str:
+    """``value`` as :func:`finish` prints an item of a list at depth 2 (its lines indented
+    by six spaces), JSON-safe; joined by ``",\\n"`` between ``"[\\n"`` and ``"\\n    ]"``."""
+    dumped = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return json_safe("      " + dumped.replace("\n", "\n      "))
 
 
 #: Rows read, formatted and written at a time by ``list``.

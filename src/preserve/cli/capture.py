@@ -20,11 +20,13 @@ import contextlib
 import dataclasses
 import io
 import itertools
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -40,7 +42,8 @@ from preserve.cli.app import (
     current,
     errors_to_exit,
     fail,
-    finish,
+    finish_streamed,
+    json_item,
     json_option,
     null_context,
     open_any,
@@ -324,8 +327,8 @@ def capture(
     if user_agent:
         fetch_options = dataclasses.replace(fetch_options, user_agent=user_agent)
     options = CaptureOptions(fetch=fetch_options, operator=operator, browser=browser)
-    #: --json: results by position in the input, printed in input order (else none is kept)
-    results: dict[int, dict[str, Any]] = {}
+    #: --json: results spooled in input order (else none is kept)
+    results = _InputOrder()
     tally = _Tally()
     unsigned: str | None = None
     stopped: errors.PreserveError | None = None
@@ -346,15 +349,15 @@ def capture(
                 tally.add(outcome)
                 if isinstance(outcome, errors.PreserveError):
                     if as_json:
-                        results[index] = {"url": url, "error": type(outcome).__name__,
-                                          "message": str(outcome)}
+                        results.add(index, {"url": url, "error": type(outcome).__name__,
+                                            "message": str(outcome)})
                     warn(f"error: capture of {url} failed: {outcome}")
                     if archive_failure(outcome):
                         stopped = outcome
                         break
                 else:
                     if as_json:
-                        results[index] = outcome.to_json()
+                        results.add(index, outcome.to_json())
                     unsigned = unsigned or outcome.not_signed
                     if not as_json:
                         say(capture_line(outcome))
@@ -372,9 +375,56 @@ def capture(
     if stopped is not None:
         current().warnings.append(f"batch stopped: {stopped}")
     status = _exit_status(tally, stopped, requested)
-    finish({"captures": [results[i] for i in sorted(results)], "requested": requested,
-            "failed": tally.failed, "http_errors": tally.kept,
-            "not_attempted": requested - tally.done}, status)
+    finish_streamed({"requested": requested, "failed": tally.failed, "http_errors": tally.kept,
+                     "not_attempted": requested - tally.done}, "captures", results.parts(),
+                    results.items, status)
+
+
+class _InputOrder:
+    """``--json`` results of a batch in input order, their JSON text spooled to a temporary
+    file as soon as every earlier one is in (captures finish out of order): only those that
+    finished ahead of an earlier one are held, never the whole batch's."""
+
+    def __init__(self) -> None:
+        self._ahead: dict[int, dict[str, Any]] = {}
+        self._next = 0
+        self._spool: IO[str] | None = None
+        self._count = 0
+
+    def add(self, index: int, item: dict[str, Any]) -> None:
+        self._ahead[index] = item
+        while self._next in self._ahead:
+            self._write(self._ahead.pop(self._next))
+            self._next += 1
+
+    def _write(self, item: dict[str, Any]) -> None:
+        if self._spool is None:
+            # unlinked at once; read back and closed by parts()
+            self._spool = tempfile.TemporaryFile(  # noqa: SIM115
+                "w+", encoding="utf-8", prefix="preserve-")
+        self._spool.write((",\n" if self._count else "") + json_item(item))
+        self._count += 1
+
+    def parts(self) -> Iterator[str]:
+        """The list's JSON text at depth 2, in parts (results never reported, after a batch
+        that stopped early, leave gaps: the later ones follow in order)."""
+        for index in sorted(self._ahead):
+            self._write(self._ahead.pop(index))
+        if self._spool is None:
+            yield "[]"
+            return
+        self._spool.seek(0)
+        yield "[\n"
+        while block := self._spool.read(1 << 20):
+            yield block
+        yield "\n    ]"
+        self._spool.close()
+
+    def items(self) -> list[Any]:
+        """Every result, read back (for :func:`finish_streamed`)."""
+        found = json.loads("".join(self.parts()))
+        assert isinstance(found, list)
+        return found
 
 
 @dataclasses.dataclass
