@@ -65,7 +65,7 @@ from preserve.storage.layout import (
     warc_rel,
 )
 from preserve.storage.manifest import Manifest, ManifestRef
-from preserve.storage.text_store import SpooledObject, StoredObject, TextStore
+from preserve.storage.text_store import SpooledObject, StoredObject, TextStore, object_digests
 from preserve.warc import RecordRef, WarcWriteResult
 
 Timestamper = Callable[[bytes], bytes]
@@ -208,13 +208,8 @@ def text_json(ref: StoredObject | None) -> dict[str, Any] | None:
 
 
 def _object_json(data: TextObject | None) -> dict[str, Any] | None:
-    if isinstance(data, SpooledObject):
-        digests = data.digests
-    elif data:
-        digests = hash_bytes(data)
-    else:
-        return None
-    if not digests.size:
+    digests = object_digests(data)
+    if digests is None:
         return None
     return {"blake3": digests.blake3, "size": digests.size, "path": text_rel(digests.blake3)}
 

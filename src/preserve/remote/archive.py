@@ -77,7 +77,7 @@ from preserve.safe_io import open_binary
 from preserve.storage import manifest as manifest_mod
 from preserve.storage.layout import ArchiveLayout, require_capture_id
 from preserve.storage.manifest import Manifest, ManifestRef
-from preserve.storage.text_store import SpooledObject, StoredObject
+from preserve.storage.text_store import SpooledObject, StoredObject, object_digests
 
 LOG = "manifests/log"
 KEY_PUB = f"{LOG}/key.pub"
@@ -383,13 +383,8 @@ class RemoteArchive:
 
     def _put_text(self, data: TextObject | None) -> StoredObject | None:
         """Store one text or comments object (bytes, or a spooled file streamed up)."""
-        if isinstance(data, SpooledObject):
-            digest = data.digests
-        elif data:
-            digest = hash_bytes(data)
-        else:
-            return None
-        if not digest.size:
+        digest = object_digests(data)
+        if digest is None or data is None:
             return None
         rel = self.layout.text_rel_for(digest.blake3)
         with contextlib.suppress(FileExistsError):  # content-addressed: already stored

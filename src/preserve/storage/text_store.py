@@ -67,6 +67,18 @@ class SpooledObject:
     digests: Digests
 
 
+def object_digests(data: bytes | SpooledObject | None) -> Digests | None:
+    """The digests of a text or comments object given as bytes or spooled to a file; None
+    when there is no object (none given, or empty)."""
+    if isinstance(data, SpooledObject):
+        digests = data.digests
+    elif data:
+        digests = hash_bytes(data)
+    else:
+        return None
+    return digests if digests.size else None
+
+
 def spool_object(data: bytes, directory: Path) -> SpooledObject:
     """Write ``data`` to ``directory/<blake3>`` (once: equal bytes share the file), read-only."""
     digests = hash_bytes(data)
