@@ -181,6 +181,36 @@ def test_empty_document(html: str | bytes) -> None:
     assert result.reason == "empty document"
 
 
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<script>document.write('<p>' + 'Rendered by a script. '.repeat(40) + '</p>')</script>",
+        "<html><head><style>p { color: red }</style></head><body></body></html>",
+    ],
+)
+def test_a_page_of_scripts_or_styles_is_not_an_empty_document(html: str) -> None:
+    # their bodies never reach the tree (html5.py empties them), the elements do: the page
+    # had something, only nothing readable without running it
+    result = extract(html)
+    assert result.text == ""
+    assert result.reason == "no article-like content found"
+
+
+def test_script_and_style_text_never_becomes_text_but_json_ld_is_read() -> None:
+    body = "A paragraph a reader sees on the page, long enough to be the article. " * 6
+    page = (
+        '<html><head><script type="application/ld+json">{"@type": "NewsArticle", '
+        '"headline": "Declared headline", "author": {"name": "Ada Writer"}}</script>'
+        "<style>.x::after { content: 'STYLE TEXT' }</style></head><body>"
+        f"<article><p>{body}</p><script>var s = 'SCRIPT TEXT';</script>"
+        f"<style>p {{}}</style><p>{body}</p></article></body></html>"
+    )
+    result = extract(page)
+    assert "SCRIPT TEXT" not in result.text and "STYLE TEXT" not in result.text
+    assert result.text.count("A paragraph a reader sees") == 12
+    assert result.byline == "Ada Writer"
+
+
 def test_navigation_only_page_has_no_text_and_says_why() -> None:
     links = "".join(f'<li><a href="/p{i}">Page number {i} of the site</a></li>' for i in range(40))
     page = (

@@ -134,6 +134,8 @@ class _Renderer:
     def add(self, text: str | None, in_link: bool) -> None:
         if not text:
             return
+        if not self.pieces and text.isspace() and self.owner_stack[-1].tag != "pre":
+            return  # white space opening a block collapses away (most text between blocks)
         if self.edge:
             # Words drawn in separate inline boxes: a space where the edge separates words
             # (see the module docstring), never inside <pre>.
@@ -148,19 +150,27 @@ class _Renderer:
     def walk(self, element: etree._Element, in_link: bool) -> None:
         """Render ``element``, its subtree and its tail. Iterative: nesting depth is bounded
         only by the parser, not by Python's recursion limit."""
+        # The hot loop of extraction (every element of the page, twice): the calls to
+        # flush() and add() are guarded here, where most of them would return at once.
         links: list[bool] = []  # per open element: whether its children are inside a link
         rows: set[etree._Element] = set()  # simple table rows, rendered whole by row()
+        owners = self.owner_stack
         walker = etree.iterwalk(element, events=("start", "end"))
         for event, node in walker:
-            tag = node.tag if isinstance(node.tag, str) else ""
+            tag = node.tag
+            if not isinstance(tag, str):
+                tag = ""
             if event == "end":
                 links.pop()
                 if tag in BLOCK_TAGS and node not in rows:
-                    self.flush()
-                    self.owner_stack.pop()
+                    if self.pieces:
+                        self.flush()
+                    owners.pop()
                 elif tag and tag not in _NO_EDGE_TAGS:
                     self.edge = True
-                self.add(node.tail, links[-1] if links else in_link)
+                text = node.tail
+                if text:
+                    self.add(text, links[-1] if links else in_link)
                 continue
             link = links[-1] if links else in_link
             if tag == "br":
@@ -170,14 +180,19 @@ class _Renderer:
                 rows.add(node)
                 walker.skip_subtree()
             elif tag in BLOCK_TAGS:
-                self.flush()
-                self.owner_stack.append(node)
-                self.add(node.text, link)
+                if self.pieces:
+                    self.flush()
+                owners.append(node)
+                text = node.text
+                if text:
+                    self.add(text, link)
             else:
-                link = link or _is_link(node)
+                link = link or (tag == "a" and _is_link(node))
                 if tag and tag not in _NO_EDGE_TAGS:
                     self.edge = True
-                self.add(node.text, link)
+                text = node.text
+                if text:
+                    self.add(text, link)
             links.append(link)
 
     def row(self, element: etree._Element, in_link: bool) -> None:

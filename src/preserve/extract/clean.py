@@ -136,11 +136,7 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
     hidden = _outermost(
         list(
             dict.fromkeys(
-                [
-                    el
-                    for el in body.iter()
-                    if isinstance(el.tag, str) and el is not body and _is_hidden(el)
-                ]
+                [el for el in body.iter(etree.Element) if el is not body and _is_hidden(el)]
                 + _modals(body)
             )
         )

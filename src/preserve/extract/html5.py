@@ -9,7 +9,9 @@ their ancestor at the cap (text is never dropped), and deep block nesting is fla
 lexbor sees it (lexbor's time grows with the square of that depth). A tag loses what follows
 its first :data:`MAX_TAG_TOKENS` attributes and separators before lexbor sees it (attributes,
 never shown as text): lexbor and libxml2 check every attribute against the tag's others, so
-a hostile page's one tag with 20,000 attributes took 35 s, and 3 MiB of them hours. Does not
+a hostile page's one tag with 20,000 attributes took 35 s, and 3 MiB of them hours. Scripts
+(but JSON-LD, which metadata reads) and style sheets are emptied in lexbor's tree before it is
+handed on: they are never text, and are often most of a page's bytes. Does not otherwise
 clean the tree.
 
 The tag scan that enforces this reads tags, attributes, comments and raw-text elements by the
@@ -53,13 +55,15 @@ _NAME_END = rf"(?=[{_WS}/>]|\Z)"
 _RAW_TEXT_ELEMENTS = ("script", "style", "xmp", "iframe", "noembed", "noframes", "title",
                       "textarea")
 # What the scan passes over whole: text, comments, bogus comments and doctypes, a raw-text
-# element with its content, a tag with fewer than MAX_TAG_TOKENS tokens, a lone "<".
+# element with its content, a tag with fewer than MAX_TAG_TOKENS tokens, a lone "<". Comment and
+# raw-text bodies are passed over in runs up to the next "-" or "<" (a lazy ".*?" there tried
+# the end marker at every character: half the scan's time on pages heavy with inline script).
 _PASSED = (
     r"(?>[^<]++"
-    r"|<!--(?:-?>|.*?--!?>|.*)"
+    r"|<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
     r"|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
     + "".join(rf"|<{name}{_NAME_END}{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+"
-              rf"(?:>(?:.*?</{name}{_NAME_END}|.*)|\Z)"
+              rf"(?:>[^<]*+(?:<(?!/{name}{_NAME_END})[^<]*+)*+(?:</{name}{_NAME_END})?|\Z)"
               for name in _RAW_TEXT_ELEMENTS)
     + rf"|<plaintext{_NAME_END}.*"
     rf"|</?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
@@ -176,7 +180,14 @@ def parse_html5(text: str) -> etree._Element | None:
     text = _cut_long_tags(text)
     if text.count("<") > _SCAN_ABOVE_TAGS:
         text = _flatten(text, MAX_DEPTH)
-    serialized = LexborHTMLParser(text).html or ""
+    tree = LexborHTMLParser(text)
+    for node in tree.css("script, style"):
+        if node.tag == "style" or "ld+json" not in (node.attributes.get("type") or "").lower():
+            # never text: emptied here, so libxml2 need not read it again (the element
+            # stays, as a sign the page had something: a page of scripts is not empty)
+            while (child := node.child) is not None:
+                child.decompose()
+    serialized = tree.html or ""
     data = serialized.encode("utf-8", "replace")
     parser = _lxml_parser()
     root = etree.fromstring(data, parser=parser)

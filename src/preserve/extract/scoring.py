@@ -111,7 +111,7 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
         found.commas += len(_COMMAS.findall(block.text))
         if len(block.text) >= MIN_PARAGRAPH_CHARS and block.link_density < 0.5:
             found.paragraphs += 1
-    for element in reversed(list(body.iter())):
+    for element in reversed(list(body.iter(etree.Element))):
         tag = element.tag
         own = stats.get(element)
         if tag in _COUNTED_TAGS:
@@ -129,8 +129,10 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
                 own.quoted_chars = own.text_chars
             else:
                 own.heading_chars = own.text_chars
+        if own is None or element is body:
+            continue
         parent = element.getparent()
-        if own is None or element is body or parent is None:
+        if parent is None:
             continue
         total = stats.get(parent)
         if total is None:
