@@ -405,3 +405,88 @@ def test_dask_capture_reads_its_urls_lazily_with_a_bounded_window(cluster: Any, 
     assert [u for u, _o in seen][:2] == ["ftp://127.0.0.1/no", web.url("/p1")]
     assert getattr(seen[1][1], "capture_id", None)
     assert taken <= 6 + GROUP_SIZE + 4
+
+
+# --- write access to the bucket: what the operator's known head catches --------------------
+
+
+def _rewrite_remote_log(archive: Any, capture_id: str) -> None:
+    """The attacker's rewrite: a manifest edited, its leaf and every tile and the head written
+    again as newer versions (plain PUTs, as anyone with write access to the bucket can)."""
+    from preserve.hashing import hash_bytes
+    from preserve.log.entries import manifest_leaf_for_bytes, parse_entry
+    from preserve.remote.store import ObjectStore
+    from preserve.remote.tiles import TiledLog
+
+    class Overwriting(ObjectStore):
+        def put_new(self, rel: str, data: Any, *, seal: bool, same_ok: Any = None) -> None:
+            self.put_mutable(rel, data)
+
+        def put_replace(self, rel: str, data: bytes, *, etag: str | None) -> str | None:
+            self.put_mutable(rel, data)
+            return None
+
+    store = archive.store
+    rel = f"manifests/{capture_id}.json"
+    document = json.loads(store.get(rel, 1 << 20))
+    document["extraction"]["title"] = "Not what the page said"
+    edited = json.dumps(document).encode()
+    store.put_mutable(rel, edited)
+    with archive.place.open_log() as tiles:
+        entries = [data for _i, data in tiles.iter_entries()]
+    new_entries = []
+    for data in entries:
+        entry = parse_entry(data)
+        if getattr(entry, "capture_id", None) == capture_id:
+            leaf = manifest_leaf_for_bytes(edited, entry.committed)
+            assert hash_bytes(edited).sha256 == leaf.sha256
+            new_entries.append(leaf.to_bytes())
+        else:
+            new_entries.append(data)
+    attacker = Overwriting(store.url)
+    TiledLog(attacker, "manifests/log").append_many(new_entries)
+
+
+def _strip_remote(archive: Any) -> None:
+    """key.pub and every checkpoint deleted (in a versioned bucket: delete markers, which
+    Object Lock allows), so the archive looks as if it had never been signed."""
+    for info in archive.store.list("manifests/log"):
+        name = info.key.rsplit("/", 1)[-1]
+        if name == "key.pub" or info.key.startswith("manifests/log/checkpoint"):
+            archive.store.delete(info.key)
+
+
+@pytest.mark.parametrize("attack", ["strip", "rewrite and strip", "key replacement"])
+def test_remote_known_head_catches_a_stripped_or_replaced_key(s3_server: S3Server,
+                                                              web: TestServer,
+                                                              tmp_path: Path,
+                                                              attack: str) -> None:
+    """As locally (attack matrix rows 'rewrite and strip', 'key replacement'): once this
+    operator verified or signed an s3:// archive, its known head names the archive's key, so
+    a key.pub deleted or replaced is E313, not a W304 "never signed" archive that verifies;
+    and no capture is committed into it."""
+    from preserve.errors import NotProvedError
+    from preserve.log import generate_key, load_signer
+    from preserve.log.note import Checkpoint, sign_checkpoint
+    from preserve.remote.archive import RemoteArchive
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p1"))
+    assert first.signed and archive.verify().ok
+    origin = archive.place.read_verifier().name
+    if attack != "strip":
+        _rewrite_remote_log(archive, first.capture_id)
+    _strip_remote(archive)
+    if attack == "key replacement":
+        path, verifier = generate_key(origin, tmp_path / "attacker.key")
+        attacker = load_signer(path)
+        archive.store.put_mutable("manifests/log/key.pub", (verifier.to_text() + "\n").encode())
+        with archive.place.open_log() as tiles:
+            note = sign_checkpoint(Checkpoint(verifier.name, tiles.size, tiles.root_hash()),
+                                   attacker)
+        archive.store.put_mutable("manifests/log/checkpoint", note.encode())
+    report = archive.verify(record=False)
+    assert "E313" in codes(report) and not report.ok, report.findings
+    fresh = RemoteArchive(archive.url, store=archive.store)
+    with pytest.raises(NotProvedError, match="key"):
+        fresh.capture(web.url("/p2"))

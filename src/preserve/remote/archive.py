@@ -69,7 +69,7 @@ from preserve.log.journal import (
 from preserve.log.keys import Signer, Verifier
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.note import Checkpoint, NoteError, sign_checkpoint, sign_note, verify_checkpoint
-from preserve.log.signing import Signed, known_head, prove_and_sign
+from preserve.log.signing import Signed, known_head, prove_and_sign, require_known_key
 from preserve.remote.lease import Lease
 from preserve.remote.store import ObjectStore
 from preserve.remote.tiles import TiledLog
@@ -298,6 +298,7 @@ class RemoteArchive:
             verifier: Verifier | None = self.place.read_verifier()
         except errors.SigningKeyError:
             verifier = None
+        require_known_key(self.heads, verifier, self.root)
         head = known_head(self.heads, identity_for(verifier, self.root), self.root)
         if head is None:
             return

@@ -204,8 +204,7 @@ def audit_remote_log(
     anchor_max_age: timedelta | None = None,
 ) -> list[log_audit.LogFinding]:
     """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles."""
-    from preserve.log.keys import parse_verifier_key
-    from preserve.remote.archive import CHECKPOINTS, LATEST, LOG
+    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LATEST, LOG
 
     place = archive.place
     store = archive.store
@@ -224,19 +223,12 @@ def audit_remote_log(
         tree_ok = False
         where = f"leaf {index}: " if index is not None else ""
         audit.add(log_audit.E_TREE_MISMATCH, f"{LOG}/tile", where + problem)
-    try:
-        verifier = place.read_verifier()
-    except errors.PreserveError as exc:
-        verifier = None
-        audit.add(log_audit.E_KEY_INVALID if trusted_key else log_audit.W_UNSIGNED_LOG,
-                  f"{LOG}/key.pub", str(exc))
-    if trusted_key is not None and verifier is not None:
-        try:
-            if parse_verifier_key(trusted_key) != verifier:
-                audit.add(log_audit.E_KEY_INVALID, f"{LOG}/key.pub", "key.pub is not the "
-                          "trusted key")
-        except errors.PreserveError as exc:
-            audit.add(log_audit.E_KEY_INVALID, "(trusted key)", f"invalid: {exc}")
+    # as locally: a key.pub missing from an archive this operator verified, or replaced, is
+    # E313 (not a never-signed archive); checkpoints are checked with the trusted key if given
+    verifier = log_audit._archive_key(
+        audit, trusted_key, heads, bool(external_checkpoints),
+        stored_key=lambda: place.read_verifier() if store.exists(KEY_PUB) else None,
+        has_checkpoints=lambda: bool(place.checkpoint_names()))
     leaves = log_audit._check_entries(audit, tiles)  # type: ignore[arg-type]
     records, bad = place.read_journal(verifier)
     for item in bad:
