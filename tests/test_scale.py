@@ -490,3 +490,51 @@ def test_remote_known_head_catches_a_stripped_or_replaced_key(s3_server: S3Serve
     fresh = RemoteArchive(archive.url, store=archive.store)
     with pytest.raises(NotProvedError, match="key"):
         fresh.capture(web.url("/p2"))
+
+
+@pytest.mark.parametrize("stated", [True, False], ids=["server-checksum", "read-back"])
+def test_a_staged_warc_replaced_before_its_commit_is_never_committed(
+        s3_server: S3Server, web: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        stated: bool) -> None:
+    """A worker's sealed WARC waits in staging/ (unsealed) until the committer copies it into
+    place; someone with write access who replaces it meanwhile must not get a manifest, a
+    commit record and a checkpoint signed over a WARC file that is not the one the worker
+    hashed: the copy's SHA-256 is checked against the manifest's before anything names it."""
+    from datetime import UTC, datetime
+
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.errors import StorageError
+    from preserve.storage.layout import new_capture_id
+
+    archive = remote(s3_server)
+    if not stated:  # a server that states no SHA-256 of a copy: the copy is read back
+        call = archive.store.fs.call_s3
+
+        def no_checksum(method: str, *args: Any, **kwargs: Any) -> Any:
+            response = call(method, *args, **kwargs)
+            if method == "copy_object":
+                response["CopyObjectResult"].pop("ChecksumSHA256", None)
+            return response
+
+        monkeypatch.setattr(archive.store.fs, "call_s3", no_checksum)
+    archive.capture(web.url("/p1"))
+    signed = {i.key for i in archive.store.list("manifests/log/checkpoints")}
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    prepared = Archive(spool, heads=None).prepare(web.url("/p2"), CaptureOptions(),
+                                                  capture_id=capture_id, now=now, spool=spool)
+    staged = archive.stage(prepared)
+    original = Path(prepared.warc_tmp).read_bytes()
+    forged = original[:100] + bytes([original[100] ^ 1]) + original[101:]
+    s3_server.client().put_object(Bucket=archive.store.bucket,
+                                  Key=archive.store.key(str(staged.warc_tmp)), Body=forged)
+    with pytest.raises(StorageError, match="staged"):
+        archive.commit([staged], sign=True)
+    assert not archive.store.exists(f"manifests/{capture_id}.json")
+    assert not archive.store.list("manifests/log/journal")
+    assert {i.key for i in archive.store.list("manifests/log/checkpoints")} == signed
+    assert not archive.store.exists(archive.layout.warc_rel_for(capture_id, prepared.started_at))
+    report = archive.verify(record=False)
+    assert report.ok and not report.errors, report.findings

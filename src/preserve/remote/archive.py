@@ -375,7 +375,8 @@ class RemoteArchive:
                                                          StoredObject | None]:
         warc_rel = self.layout.warc_rel_for(prepared.capture_id, prepared.started_at)
         try:
-            self.store.copy_new(PurePosixPath(prepared.warc_tmp).as_posix(), warc_rel, seal=True)
+            self.store.copy_new(PurePosixPath(prepared.warc_tmp).as_posix(), warc_rel,
+                                seal=True, sha256=prepared.warc.digests.sha256)
         except FileExistsError as exc:
             raise errors.StorageError(f"WARC file {warc_rel} already exists; not replaced") \
                 from exc
