@@ -538,3 +538,35 @@ def test_a_staged_warc_replaced_before_its_commit_is_never_committed(
     assert not archive.store.exists(archive.layout.warc_rel_for(capture_id, prepared.started_at))
     report = archive.verify(record=False)
     assert report.ok and not report.errors, report.findings
+
+
+def test_a_planted_text_object_is_never_named_by_a_commit(s3_server: S3Server, web: TestServer,
+                                                          tmp_path: Path) -> None:
+    """As the local text store: an object already at a text's content address is used only
+    if it holds those bytes. Someone who can predict a page's text (their own page, a known
+    one) and plants other bytes under its BLAKE3 name beforehand gets no manifest, commit
+    record or checkpoint naming them: the commit is refused, nothing committed."""
+    from datetime import UTC, datetime
+
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.errors import StorageError
+    from preserve.storage.layout import new_capture_id
+    from preserve.storage.text_store import object_digests
+
+    archive = remote(s3_server)
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    prepared = Archive(spool, heads=None).prepare(web.url("/p3"), CaptureOptions(),
+                                                  capture_id=capture_id, now=now, spool=spool)
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    planted = archive.layout.text_rel_for(digests.blake3)
+    s3_server.client().put_object(Bucket=archive.store.bucket, Key=archive.store.key(planted),
+                                  Body=b"not the page's text")
+    with pytest.raises(StorageError, match="does not match its name"):
+        archive.commit([archive.stage(prepared)], sign=True)
+    assert not archive.store.exists(f"manifests/{capture_id}.json")
+    assert not archive.store.list("manifests/log/journal")
+    assert not archive.store.list("manifests/log/checkpoints")

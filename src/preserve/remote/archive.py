@@ -389,12 +389,23 @@ class RemoteArchive:
         if digest is None or data is None:
             return None
         rel = self.layout.text_rel_for(digest.blake3)
-        with contextlib.suppress(FileExistsError):  # content-addressed: already stored
+        try:
             if isinstance(data, SpooledObject):
                 with open_binary(data.path) as spooled:
                     self.store.put_new(rel, spooled, seal=True)
             else:
                 self.store.put_new(rel, data, seal=True)
+        except FileExistsError:  # content-addressed: already stored, if it holds these bytes
+            try:
+                found = hash_bytes(self.store.get(rel, digest.size))
+            except errors.PreserveError as exc:
+                raise errors.StorageError(f"existing text object {self.url}/{rel} cannot be "
+                                          f"read: {exc}") from exc
+            if (found.blake3, found.size) != (digest.blake3, digest.size):
+                raise errors.StorageError(
+                    f"existing text object {self.url}/{rel} does not match its name (BLAKE3 "
+                    f"{found.blake3}); left untouched as evidence, run preserve verify") \
+                    from None
         return StoredObject(digest.blake3, digest.sha256, digest.size, rel)
 
     def _build(self, prepared: PreparedCapture, warc_rel: str, text: StoredObject | None,
