@@ -570,3 +570,25 @@ def test_a_planted_text_object_is_never_named_by_a_commit(s3_server: S3Server, w
     assert not archive.store.exists(f"manifests/{capture_id}.json")
     assert not archive.store.list("manifests/log/journal")
     assert not archive.store.list("manifests/log/checkpoints")
+
+
+def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(
+        s3_server: S3Server, web: TestServer) -> None:
+    """An object planted in staging/ under a name with '..' segments (a plain S3 key, but one
+    preserve never sends, since a client or proxy may normalise it into another key) ended
+    repair in a StorageError before it removed the other leftovers or signed: it is kept and
+    listed instead, and the rest of the repair goes on."""
+    archive = remote(s3_server)
+    archive.capture(web.url("/p4"))
+    client = s3_server.client()
+    hostile = f"{archive.store.prefix}/staging/x/../../manifests/planted.json"
+    client.put_object(Bucket=archive.store.bucket, Key=hostile, Body=b"x")
+    archive.store.put_new("staging/leftover.warc.gz", b"debris", seal=False)
+    report = archive.verify(record=False)
+    (finding,) = [f for f in report.findings if f.path.startswith("staging/x/")]
+    assert "remove it by hand" in finding.message
+    done = archive.repair()
+    assert "remove staging object staging/leftover.warc.gz" in done, done
+    assert any(a.startswith("kept staging/x/../../manifests/planted.json") for a in done), done
+    assert not archive.store.exists("staging/leftover.warc.gz")
+    assert client.head_object(Bucket=archive.store.bucket, Key=hostile)

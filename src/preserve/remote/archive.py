@@ -601,6 +601,10 @@ class RemoteArchive:
             if leaves and not dry_run:
                 tiles.append_many(leaves)
             for info in self.store.list(STAGING):
+                if not self.store.addressable(info.key):
+                    done.append(f"kept {info.key}: a name preserve does not address (it may "
+                                "reach another object); remove it by hand")
+                    continue
                 done.append(f"remove staging object {info.key}")
                 if not dry_run:
                     self.store.delete(info.key)

@@ -103,9 +103,15 @@ class ObjectStore:
 
     def key(self, rel: str) -> str:
         """The S3 key of ``rel`` (a path relative to the archive root)."""
-        if rel.startswith("/") or ".." in rel.split("/"):
+        if not self.addressable(rel):
             raise StorageError(f"refusing object name {rel!r}")
         return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    @staticmethod
+    def addressable(rel: str) -> bool:
+        """Whether preserve sends requests for ``rel`` (a listing may hold names it does not:
+        ``..`` segments, which a client or proxy on the way may normalise into another key)."""
+        return not (rel.startswith("/") or ".." in rel.split("/"))
 
     def _path(self, rel: str) -> str:
         return f"{self.bucket}/{self.key(rel)}"

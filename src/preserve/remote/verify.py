@@ -130,7 +130,9 @@ def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
                                capture_id))
     for info in store.list("staging"):
         report.add(Finding(Code.W503, info.key, "leftover staging object (an interrupted "
-                           "capture); repair removes it"))
+                           "capture); repair removes it" if store.addressable(info.key) else
+                           "object in staging/ under a name preserve does not address (it "
+                           "may reach another object); remove it by hand"))
     for info in store.list("archive"):
         rel = info.key
         if rel.startswith("archive/warc/"):
