@@ -592,3 +592,48 @@ def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(
     assert any(a.startswith("kept staging/x/../../manifests/planted.json") for a in done), done
     assert not archive.store.exists("staging/leftover.warc.gz")
     assert client.head_object(Bucket=archive.store.bucket, Key=hostile)
+
+
+def test_remote_verify_checks_one_version_of_each_manifest(s3_server: S3Server,
+                                                           web: TestServer) -> None:
+    """Verify reads a manifest to check the files it names, and again to compare it with its
+    log leaf. Someone with write access who puts a forged manifest (naming a forged WARC file)
+    up for the first read and the genuine bytes back for the second got a verify without an
+    error, and a signed 'pass'. The leaf is now compared with the very bytes whose files were
+    checked: E306."""
+    from preserve.hashing import hash_bytes
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p5"))
+    store = archive.store
+    rel = f"manifests/{first.capture_id}.json"
+    genuine = store.get(rel, 1 << 20)
+    document = json.loads(genuine)
+    forged_warc = store.get(document["warc"]["path"], 1 << 24)
+    forged_rel = document["warc"]["path"].replace(first.capture_id, "forged")
+    digests = hash_bytes(forged_warc)
+    document["warc"].update(path=forged_rel, sha256=digests.sha256, blake3=digests.blake3)
+    client = s3_server.client()
+    client.put_object(Bucket=store.bucket, Key=store.key(forged_rel), Body=forged_warc)
+    forged = json.dumps(document).encode()
+    real_fetch = store.open
+    served: list[str] = []
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def swapping_open(name: str) -> Iterator[Any]:
+        if name == rel and not served:  # the attacker's version, for the first read only
+            client.put_object(Bucket=store.bucket, Key=store.key(rel), Body=forged)
+            with real_fetch(name) as f:
+                yield f
+            client.put_object(Bucket=store.bucket, Key=store.key(rel), Body=genuine)
+            served.append(name)
+            return
+        with real_fetch(name) as f:
+            yield f
+
+    store.open = swapping_open  # type: ignore[method-assign]
+    report = archive.verify(record=False)
+    assert served == [rel]
+    assert "E306" in codes(report) and not report.ok, report.findings

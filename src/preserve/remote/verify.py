@@ -99,7 +99,11 @@ def check_remote_manifests(store: ObjectStore, names: Sequence[str], *,
             data = (root / rel).read_bytes() if (root / rel).is_file() else b""
             for named, limit in _named(data):
                 _fetch(store, named, root, min(limit, MAX_MIRROR))
-            parts.append(check_manifests(root, [rel], deep=deep))
+            part = check_manifests(root, [rel], deep=deep)
+            if (root / rel).is_file():  # the bytes checked: the log audit holds them to the leaf
+                d = hash_bytes(data)
+                part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
+            parts.append(part)
             for child in ("archive", "manifests"):
                 shutil.rmtree(root / child, ignore_errors=True)
     report = Report(root=store.url, deep=deep)
@@ -189,7 +193,8 @@ def verify_remote(
         check = TimestampChecker(load_roots_file(tsa_roots))
     for item in audit_remote_log(archive, external_checkpoints=checkpoints,
                                  trusted_key=trusted_key, heads=archive.heads,
-                                 timestamp_check=check, anchor_max_age=anchor_max_age):
+                                 timestamp_check=check, anchor_max_age=anchor_max_age,
+                                 checked=merged.manifest_digests):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
     archive.last_audit = archive.record_audit(report) if record else None
@@ -204,8 +209,11 @@ def audit_remote_log(
     heads: KnownHeads | None = None,
     timestamp_check: log_audit.TimestampCheck | None = None,
     anchor_max_age: timedelta | None = None,
+    checked: dict[str, tuple[str, str, int]] | None = None,
 ) -> list[log_audit.LogFinding]:
-    """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles."""
+    """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles.
+    ``checked``: the digests of the manifest bytes whose files were checked; each must be
+    its leaf's as well (an object replaced between two reads is E306)."""
     from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LATEST, LOG
 
     place = archive.place
@@ -259,9 +267,14 @@ def audit_remote_log(
             audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
             continue
         digests = _digests(store, leaf.path)
-        if digests != (leaf.sha256, leaf.blake3, leaf.size):
+        expected = (leaf.sha256, leaf.blake3, leaf.size)
+        if digests != expected:
             audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
                       f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
+        elif checked is not None and checked.get(leaf.path, expected) != expected:
+            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
+                      f"{leaf.sha256}, the object whose files were checked had "
+                      f"{checked[leaf.path][0]} (replaced while verify read it)")
     covered = 0
     newest: str | None = None
     anchors: list[Path] = []  # the external checkpoints that hold
