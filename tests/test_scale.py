@@ -637,3 +637,23 @@ def test_remote_verify_checks_one_version_of_each_manifest(s3_server: S3Server,
     report = archive.verify(record=False)
     assert served == [rel]
     assert "E306" in codes(report) and not report.ok, report.findings
+
+
+def test_remote_verify_never_reads_a_huge_manifest_object_whole(s3_server: S3Server) -> None:
+    """An object in manifests/ larger than any manifest (someone with write access can put
+    terabytes there) is mirrored as a sparse file of its size and reported from that size:
+    verify read the mirror whole (MemoryError, an internal error) to find what it names."""
+    from preserve.remote.store import ObjectInfo
+
+    archive = remote(s3_server)
+    rel = "manifests/20260101T000000Z-aaaaaaaaaa.json"
+    archive.store.put_new(rel, b"{}", seal=False)
+    real = archive.store.info
+
+    def info(name: str) -> ObjectInfo:  # as a 4 TiB object would be listed
+        found = real(name)
+        return ObjectInfo(found.key, 4 * 2**40, found.etag) if name == rel else found
+
+    archive.store.info = info  # type: ignore[method-assign]
+    report = archive.verify(record=False)
+    assert {"E101", "E304"} <= codes(report), report.findings

@@ -63,8 +63,19 @@ def _fetch(store: ObjectStore, rel: str, root: Path, limit: int) -> None:
         shutil.copyfileobj(src, dst, 8 * 2**20)
 
 
-def _named(data: bytes) -> list[tuple[str, int]]:
+def _head(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of the mirrored object at ``path`` (None when there is none):
+    one larger than a manifest is a sparse file of its stated size, never read whole."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        return f.read(limit)
+
+
+def _named(data: bytes | None) -> list[tuple[str, int]]:
     """Objects a manifest names (read leniently; the real check is check_manifests)."""
+    if data is None:
+        return []
     try:
         doc = loads_strict(data, max_bytes=MAX_MANIFEST_BYTES, what="manifest")
     except errors.PreserveError:
@@ -96,12 +107,12 @@ def check_remote_manifests(store: ObjectStore, names: Sequence[str], *,
         for rel in names:
             (root / "manifests").mkdir(exist_ok=True)
             _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
-            data = (root / rel).read_bytes() if (root / rel).is_file() else b""
+            data = _head(root / rel, MAX_MANIFEST_BYTES + 1)
             for named, limit in _named(data):
                 _fetch(store, named, root, min(limit, MAX_MIRROR))
             part = check_manifests(root, [rel], deep=deep)
-            if (root / rel).is_file():  # the bytes checked: the log audit holds them to the leaf
-                d = hash_bytes(data)
+            if data is not None and len(data) <= MAX_MANIFEST_BYTES:  # the bytes checked: the
+                d = hash_bytes(data)  # log audit holds them to the leaf
                 part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
             parts.append(part)
             for child in ("archive", "manifests"):
