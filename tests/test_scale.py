@@ -405,3 +405,255 @@ def test_dask_capture_reads_its_urls_lazily_with_a_bounded_window(cluster: Any, 
     assert [u for u, _o in seen][:2] == ["ftp://127.0.0.1/no", web.url("/p1")]
     assert getattr(seen[1][1], "capture_id", None)
     assert taken <= 6 + GROUP_SIZE + 4
+
+
+# --- write access to the bucket: what the operator's known head catches --------------------
+
+
+def _rewrite_remote_log(archive: Any, capture_id: str) -> None:
+    """The attacker's rewrite: a manifest edited, its leaf and every tile and the head written
+    again as newer versions (plain PUTs, as anyone with write access to the bucket can)."""
+    from preserve.hashing import hash_bytes
+    from preserve.log.entries import manifest_leaf_for_bytes, parse_entry
+    from preserve.remote.store import ObjectStore
+    from preserve.remote.tiles import TiledLog
+
+    class Overwriting(ObjectStore):
+        def put_new(self, rel: str, data: Any, *, seal: bool, same_ok: Any = None) -> None:
+            self.put_mutable(rel, data)
+
+        def put_replace(self, rel: str, data: bytes, *, etag: str | None) -> str | None:
+            self.put_mutable(rel, data)
+            return None
+
+    store = archive.store
+    rel = f"manifests/{capture_id}.json"
+    document = json.loads(store.get(rel, 1 << 20))
+    document["extraction"]["title"] = "Not what the page said"
+    edited = json.dumps(document).encode()
+    store.put_mutable(rel, edited)
+    with archive.place.open_log() as tiles:
+        entries = [data for _i, data in tiles.iter_entries()]
+    new_entries = []
+    for data in entries:
+        entry = parse_entry(data)
+        if getattr(entry, "capture_id", None) == capture_id:
+            leaf = manifest_leaf_for_bytes(edited, entry.committed)
+            assert hash_bytes(edited).sha256 == leaf.sha256
+            new_entries.append(leaf.to_bytes())
+        else:
+            new_entries.append(data)
+    attacker = Overwriting(store.url)
+    TiledLog(attacker, "manifests/log").append_many(new_entries)
+
+
+def _strip_remote(archive: Any) -> None:
+    """key.pub and every checkpoint deleted (in a versioned bucket: delete markers, which
+    Object Lock allows), so the archive looks as if it had never been signed."""
+    for info in archive.store.list("manifests/log"):
+        name = info.key.rsplit("/", 1)[-1]
+        if name == "key.pub" or info.key.startswith("manifests/log/checkpoint"):
+            archive.store.delete(info.key)
+
+
+@pytest.mark.parametrize("attack", ["strip", "rewrite and strip", "key replacement"])
+def test_remote_known_head_catches_a_stripped_or_replaced_key(s3_server: S3Server,
+                                                              web: TestServer,
+                                                              tmp_path: Path,
+                                                              attack: str) -> None:
+    """As locally (attack matrix rows 'rewrite and strip', 'key replacement'): once this
+    operator verified or signed an s3:// archive, its known head names the archive's key, so
+    a key.pub deleted or replaced is E313, not a W304 "never signed" archive that verifies;
+    and no capture is committed into it."""
+    from preserve.errors import NotProvedError
+    from preserve.log import generate_key, load_signer
+    from preserve.log.note import Checkpoint, sign_checkpoint
+    from preserve.remote.archive import RemoteArchive
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p1"))
+    assert first.signed and archive.verify().ok
+    origin = archive.place.read_verifier().name
+    if attack != "strip":
+        _rewrite_remote_log(archive, first.capture_id)
+    _strip_remote(archive)
+    if attack == "key replacement":
+        path, verifier = generate_key(origin, tmp_path / "attacker.key")
+        attacker = load_signer(path)
+        archive.store.put_mutable("manifests/log/key.pub", (verifier.to_text() + "\n").encode())
+        with archive.place.open_log() as tiles:
+            note = sign_checkpoint(Checkpoint(verifier.name, tiles.size, tiles.root_hash()),
+                                   attacker)
+        archive.store.put_mutable("manifests/log/checkpoint", note.encode())
+    report = archive.verify(record=False)
+    assert "E313" in codes(report) and not report.ok, report.findings
+    fresh = RemoteArchive(archive.url, store=archive.store)
+    with pytest.raises(NotProvedError, match="key"):
+        fresh.capture(web.url("/p2"))
+
+
+@pytest.mark.parametrize("stated", [True, False], ids=["server-checksum", "read-back"])
+def test_a_staged_warc_replaced_before_its_commit_is_never_committed(
+        s3_server: S3Server, web: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        stated: bool) -> None:
+    """A worker's sealed WARC waits in staging/ (unsealed) until the committer copies it into
+    place; someone with write access who replaces it meanwhile must not get a manifest, a
+    commit record and a checkpoint signed over a WARC file that is not the one the worker
+    hashed: the copy's SHA-256 is checked against the manifest's before anything names it."""
+    from datetime import UTC, datetime
+
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.errors import StorageError
+    from preserve.storage.layout import new_capture_id
+
+    archive = remote(s3_server)
+    if not stated:  # a server that states no SHA-256 of a copy: the copy is read back
+        call = archive.store.fs.call_s3
+
+        def no_checksum(method: str, *args: Any, **kwargs: Any) -> Any:
+            response = call(method, *args, **kwargs)
+            if method == "copy_object":
+                response["CopyObjectResult"].pop("ChecksumSHA256", None)
+            return response
+
+        monkeypatch.setattr(archive.store.fs, "call_s3", no_checksum)
+    archive.capture(web.url("/p1"))
+    signed = {i.key for i in archive.store.list("manifests/log/checkpoints")}
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    prepared = Archive(spool, heads=None).prepare(web.url("/p2"), CaptureOptions(),
+                                                  capture_id=capture_id, now=now, spool=spool)
+    staged = archive.stage(prepared)
+    original = Path(prepared.warc_tmp).read_bytes()
+    forged = original[:100] + bytes([original[100] ^ 1]) + original[101:]
+    s3_server.client().put_object(Bucket=archive.store.bucket,
+                                  Key=archive.store.key(str(staged.warc_tmp)), Body=forged)
+    with pytest.raises(StorageError, match="staged"):
+        archive.commit([staged], sign=True)
+    assert not archive.store.exists(f"manifests/{capture_id}.json")
+    assert not archive.store.list("manifests/log/journal")
+    assert {i.key for i in archive.store.list("manifests/log/checkpoints")} == signed
+    assert not archive.store.exists(archive.layout.warc_rel_for(capture_id, prepared.started_at))
+    report = archive.verify(record=False)
+    assert report.ok and not report.errors, report.findings
+
+
+def test_a_planted_text_object_is_never_named_by_a_commit(s3_server: S3Server, web: TestServer,
+                                                          tmp_path: Path) -> None:
+    """As the local text store: an object already at a text's content address is used only
+    if it holds those bytes. Someone who can predict a page's text (their own page, a known
+    one) and plants other bytes under its BLAKE3 name beforehand gets no manifest, commit
+    record or checkpoint naming them: the commit is refused, nothing committed."""
+    from datetime import UTC, datetime
+
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.errors import StorageError
+    from preserve.storage.layout import new_capture_id
+    from preserve.storage.text_store import object_digests
+
+    archive = remote(s3_server)
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    prepared = Archive(spool, heads=None).prepare(web.url("/p3"), CaptureOptions(),
+                                                  capture_id=capture_id, now=now, spool=spool)
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    planted = archive.layout.text_rel_for(digests.blake3)
+    s3_server.client().put_object(Bucket=archive.store.bucket, Key=archive.store.key(planted),
+                                  Body=b"not the page's text")
+    with pytest.raises(StorageError, match="does not match its name"):
+        archive.commit([archive.stage(prepared)], sign=True)
+    assert not archive.store.exists(f"manifests/{capture_id}.json")
+    assert not archive.store.list("manifests/log/journal")
+    assert not archive.store.list("manifests/log/checkpoints")
+
+
+def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(
+        s3_server: S3Server, web: TestServer) -> None:
+    """An object planted in staging/ under a name with '..' segments (a plain S3 key, but one
+    preserve never sends, since a client or proxy may normalise it into another key) ended
+    repair in a StorageError before it removed the other leftovers or signed: it is kept and
+    listed instead, and the rest of the repair goes on."""
+    archive = remote(s3_server)
+    archive.capture(web.url("/p4"))
+    client = s3_server.client()
+    hostile = f"{archive.store.prefix}/staging/x/../../manifests/planted.json"
+    client.put_object(Bucket=archive.store.bucket, Key=hostile, Body=b"x")
+    archive.store.put_new("staging/leftover.warc.gz", b"debris", seal=False)
+    report = archive.verify(record=False)
+    (finding,) = [f for f in report.findings if f.path.startswith("staging/x/")]
+    assert "remove it by hand" in finding.message
+    done = archive.repair()
+    assert "remove staging object staging/leftover.warc.gz" in done, done
+    assert any(a.startswith("kept staging/x/../../manifests/planted.json") for a in done), done
+    assert not archive.store.exists("staging/leftover.warc.gz")
+    assert client.head_object(Bucket=archive.store.bucket, Key=hostile)
+
+
+def test_remote_verify_checks_one_version_of_each_manifest(s3_server: S3Server,
+                                                           web: TestServer) -> None:
+    """Verify reads a manifest to check the files it names, and again to compare it with its
+    log leaf. Someone with write access who puts a forged manifest (naming a forged WARC file)
+    up for the first read and the genuine bytes back for the second got a verify without an
+    error, and a signed 'pass'. The leaf is now compared with the very bytes whose files were
+    checked: E306."""
+    from preserve.hashing import hash_bytes
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p5"))
+    store = archive.store
+    rel = f"manifests/{first.capture_id}.json"
+    genuine = store.get(rel, 1 << 20)
+    document = json.loads(genuine)
+    forged_warc = store.get(document["warc"]["path"], 1 << 24)
+    forged_rel = document["warc"]["path"].replace(first.capture_id, "forged")
+    digests = hash_bytes(forged_warc)
+    document["warc"].update(path=forged_rel, sha256=digests.sha256, blake3=digests.blake3)
+    client = s3_server.client()
+    client.put_object(Bucket=store.bucket, Key=store.key(forged_rel), Body=forged_warc)
+    forged = json.dumps(document).encode()
+    real_fetch = store.open
+    served: list[str] = []
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def swapping_open(name: str) -> Iterator[Any]:
+        if name == rel and not served:  # the attacker's version, for the first read only
+            client.put_object(Bucket=store.bucket, Key=store.key(rel), Body=forged)
+            with real_fetch(name) as f:
+                yield f
+            client.put_object(Bucket=store.bucket, Key=store.key(rel), Body=genuine)
+            served.append(name)
+            return
+        with real_fetch(name) as f:
+            yield f
+
+    store.open = swapping_open  # type: ignore[method-assign]
+    report = archive.verify(record=False)
+    assert served == [rel]
+    assert "E306" in codes(report) and not report.ok, report.findings
+
+
+def test_remote_verify_never_reads_a_huge_manifest_object_whole(s3_server: S3Server) -> None:
+    """An object in manifests/ larger than any manifest (someone with write access can put
+    terabytes there) is mirrored as a sparse file of its size and reported from that size:
+    verify read the mirror whole (MemoryError, an internal error) to find what it names."""
+    from preserve.remote.store import ObjectInfo
+
+    archive = remote(s3_server)
+    rel = "manifests/20260101T000000Z-aaaaaaaaaa.json"
+    archive.store.put_new(rel, b"{}", seal=False)
+    real = archive.store.info
+
+    def info(name: str) -> ObjectInfo:  # as a 4 TiB object would be listed
+        found = real(name)
+        return ObjectInfo(found.key, 4 * 2**40, found.etag) if name == rel else found
+
+    archive.store.info = info  # type: ignore[method-assign]
+    report = archive.verify(record=False)
+    assert {"E101", "E304"} <= codes(report), report.findings

@@ -924,6 +924,9 @@ class ManifestChecks:
     capture_ids: dict[str, str]  # capture id -> manifest path
     catalog_rows: set[bytes]
     previous: list[tuple[str, str, str]]
+    #: manifest path -> (sha256, blake3, size) of the bytes checked (an object-store verify
+    #: compares the log leaves with these, not with a second read that may differ)
+    manifest_digests: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
 
 _COUNTERS = ("manifests_checked", "warc_files_checked", "records_checked",
@@ -989,6 +992,7 @@ def merge_checks(report: Report, parts: list[ManifestChecks]) -> ManifestChecks:
         merged.texts |= part.texts
         merged.catalog_rows |= part.catalog_rows
         merged.previous += part.previous
+        merged.manifest_digests.update(part.manifest_digests)
     return merged
 
 

@@ -88,12 +88,13 @@ def remote_checkpoint(archive: RemoteArchive) -> None:
 def remote_repair(archive: RemoteArchive, dry_run: bool) -> None:
     actions = archive.repair(dry_run=dry_run)
     refused = [a for a in actions if a.startswith("not signed: ")]
+    kept = [a for a in actions if a.startswith("kept ")]
     for action in actions:
         if action in refused:
             warn(f"repair: {action}")
         else:
-            say(("would " if dry_run else "") + action)
-    say(f"{len(actions) - len(refused)} actions")
+            say(("would " if dry_run and action not in kept else "") + action)
+    say(f"{len(actions) - len(refused) - len(kept)} actions")
     finish({"actions": actions, "dry_run": dry_run}, EXIT_FINDINGS if refused else EXIT_OK)
 
 

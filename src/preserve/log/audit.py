@@ -343,7 +343,15 @@ def _manifests_on_disk(root: Path) -> dict[str, Path]:
 
 
 def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | None,
-                 anchored: bool) -> Verifier | None:
+                 anchored: bool, *, stored_key: Callable[[], Verifier | None] | None = None,
+                 has_checkpoints: Callable[[], bool] | None = None) -> Verifier | None:
+    """The key checkpoints are checked with (the trusted key when one is given): E313 when
+    ``key.pub`` is missing although something says the archive was signed (a trusted key, a
+    known head of it here, an anchor, a stored checkpoint), unreadable, not the trusted key,
+    or not the key this operator last verified it with. ``stored_key`` reads ``key.pub``
+    (None when there is none; PreserveError when unreadable) and ``has_checkpoints`` says
+    whether checkpoints are stored: an object-store archive gives its own (default: the
+    directory ``audit.root``)."""
     trusted: Verifier | None = None
     if trusted_key is not None:
         try:
@@ -351,20 +359,19 @@ def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | Non
         except PreserveError as exc:
             audit.add(E_KEY_INVALID, "(trusted key)", f"the trusted key is invalid: {exc}")
             return None
-    key_path = log_dir(audit.root) / KEY_FILE
-    if not key_path.exists() and not key_path.is_symlink():
+    try:
+        stored = (stored_key or (lambda: _local_key(audit.root)))()
+    except PreserveError as exc:
+        audit.add(E_KEY_INVALID, _rel(KEY_FILE), str(exc))
+        return trusted
+    if stored is None:
         remembered = heads.for_path(audit.root) if heads is not None else []
         if trusted is None and not remembered and not anchored \
-                and not checkpoint_paths(audit.root):
+                and not (has_checkpoints or (lambda: bool(checkpoint_paths(audit.root))))():
             audit.add(W_UNSIGNED_LOG, _rel(KEY_FILE), "no key.pub: checkpoints cannot be written")
             return None
         known = f"; it was last verified with key {remembered[0].identity}" if remembered else ""
         audit.add(E_KEY_INVALID, _rel(KEY_FILE), f"the archive's key.pub is missing{known}")
-        return trusted
-    try:
-        stored = read_verifier(audit.root)
-    except PreserveError as exc:
-        audit.add(E_KEY_INVALID, _rel(KEY_FILE), str(exc))
         return trusted
     if trusted is not None and stored != trusted:
         audit.add(E_KEY_INVALID, _rel(KEY_FILE), "key.pub is not the trusted key")
@@ -376,6 +383,14 @@ def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | Non
                       f"{head.updated} (key replaced? preserve reset-head if it is another "
                       "archive)")
     return stored
+
+
+def _local_key(root: Path) -> Verifier | None:
+    """``key.pub`` of the archive directory ``root`` (None when there is none)."""
+    key_path = log_dir(root) / KEY_FILE
+    if not key_path.exists() and not key_path.is_symlink():
+        return None
+    return read_verifier(root)
 
 
 def _check_entries(

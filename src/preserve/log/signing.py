@@ -175,15 +175,22 @@ def known_head(heads: KnownHeads | None, identity: str, root: Path) -> TreeHead 
     return TreeHead(head.size, head.root) if head is not None else None
 
 
+def require_known_key(heads: KnownHeads | None, verifier: Verifier | None, root: Path) -> None:
+    """Raise NotProvedError if this operator last verified the archive at ``root`` with
+    another key than ``verifier`` (its key.pub removed or replaced)."""
+    if heads is None:
+        return
+    for other in heads.others_at(root, identity_for(verifier, root)):
+        now = "has no key.pub" if verifier is None else "has another key.pub"
+        raise NotProvedError(f"this archive {now}, but you last verified it with the key "
+                             f"{other.identity} (key.pub removed or replaced?)")
+
+
 def check_extends(root: Path, heads: KnownHeads | None, verifier: Verifier | None) -> None:
     """Raise NotProvedError if the archive's log does not extend the operator's known head
     (cheap: O(log n) stored hashes, no entries read). Used before a capture starts."""
     identity = identity_for(verifier, root)
-    if heads is not None:
-        for other in heads.others_at(root, identity):
-            now = "has no key.pub" if verifier is None else "has another key.pub"
-            raise NotProvedError(f"this archive {now}, but you last verified it with the key "
-                                 f"{other.identity} (key.pub removed or replaced?)")
+    require_known_key(heads, verifier, root)
     head = known_head(heads, identity, root)
     if head is None:
         return
@@ -377,5 +384,6 @@ __all__ = [
     "known_head",
     "newest_signed_checkpoint",
     "prove_and_sign",
+    "require_known_key",
     "sign_quietly",
 ]

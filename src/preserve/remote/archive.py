@@ -69,7 +69,7 @@ from preserve.log.journal import (
 from preserve.log.keys import Signer, Verifier
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.note import Checkpoint, NoteError, sign_checkpoint, sign_note, verify_checkpoint
-from preserve.log.signing import Signed, known_head, prove_and_sign
+from preserve.log.signing import Signed, known_head, prove_and_sign, require_known_key
 from preserve.remote.lease import Lease
 from preserve.remote.store import ObjectStore
 from preserve.remote.tiles import TiledLog
@@ -298,6 +298,7 @@ class RemoteArchive:
             verifier: Verifier | None = self.place.read_verifier()
         except errors.SigningKeyError:
             verifier = None
+        require_known_key(self.heads, verifier, self.root)
         head = known_head(self.heads, identity_for(verifier, self.root), self.root)
         if head is None:
             return
@@ -374,7 +375,8 @@ class RemoteArchive:
                                                          StoredObject | None]:
         warc_rel = self.layout.warc_rel_for(prepared.capture_id, prepared.started_at)
         try:
-            self.store.copy_new(PurePosixPath(prepared.warc_tmp).as_posix(), warc_rel, seal=True)
+            self.store.copy_new(PurePosixPath(prepared.warc_tmp).as_posix(), warc_rel,
+                                seal=True, sha256=prepared.warc.digests.sha256)
         except FileExistsError as exc:
             raise errors.StorageError(f"WARC file {warc_rel} already exists; not replaced") \
                 from exc
@@ -387,12 +389,23 @@ class RemoteArchive:
         if digest is None or data is None:
             return None
         rel = self.layout.text_rel_for(digest.blake3)
-        with contextlib.suppress(FileExistsError):  # content-addressed: already stored
+        try:
             if isinstance(data, SpooledObject):
                 with open_binary(data.path) as spooled:
                     self.store.put_new(rel, spooled, seal=True)
             else:
                 self.store.put_new(rel, data, seal=True)
+        except FileExistsError:  # content-addressed: already stored, if it holds these bytes
+            try:
+                found = hash_bytes(self.store.get(rel, digest.size))
+            except errors.PreserveError as exc:
+                raise errors.StorageError(f"existing text object {self.url}/{rel} cannot be "
+                                          f"read: {exc}") from exc
+            if (found.blake3, found.size) != (digest.blake3, digest.size):
+                raise errors.StorageError(
+                    f"existing text object {self.url}/{rel} does not match its name (BLAKE3 "
+                    f"{found.blake3}); left untouched as evidence, run preserve verify") \
+                    from None
         return StoredObject(digest.blake3, digest.sha256, digest.size, rel)
 
     def _build(self, prepared: PreparedCapture, warc_rel: str, text: StoredObject | None,
@@ -588,6 +601,10 @@ class RemoteArchive:
             if leaves and not dry_run:
                 tiles.append_many(leaves)
             for info in self.store.list(STAGING):
+                if not self.store.addressable(info.key):
+                    done.append(f"kept {info.key}: a name preserve does not address (it may "
+                                "reach another object); remove it by hand")
+                    continue
                 done.append(f"remove staging object {info.key}")
                 if not dry_run:
                     self.store.delete(info.key)

@@ -25,8 +25,10 @@ This module knows nothing of manifests, logs or leases (see :mod:`.archive`, :mo
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,9 +103,15 @@ class ObjectStore:
 
     def key(self, rel: str) -> str:
         """The S3 key of ``rel`` (a path relative to the archive root)."""
-        if rel.startswith("/") or ".." in rel.split("/"):
+        if not self.addressable(rel):
             raise StorageError(f"refusing object name {rel!r}")
         return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    @staticmethod
+    def addressable(rel: str) -> bool:
+        """Whether preserve sends requests for ``rel`` (a listing may hold names it does not:
+        ``..`` segments, which a client or proxy on the way may normalise into another key)."""
+        return not (rel.startswith("/") or ".." in rel.split("/"))
 
     def _path(self, rel: str) -> str:
         return f"{self.bucket}/{self.key(rel)}"
@@ -219,19 +227,25 @@ class ObjectStore:
         except OSError as exc:
             raise StorageError(f"cannot write {self.url}/{rel}: {exc}") from exc
 
-    def copy_new(self, source_rel: str, rel: str, *, seal: bool) -> None:
+    def copy_new(self, source_rel: str, rel: str, *, seal: bool,
+                 sha256: str | None = None) -> None:
         """Server-side copy of ``source_rel`` to a new object ``rel`` (create-only).
 
         The copy carries ``If-None-Match: *`` (enforced by AWS S3); since not every
         S3-compatible server enforces it on copies, the destination is also checked first:
         callers hold the archive lease, so no other preserve process writes between the two.
+        ``sha256`` (hex): the bytes the copy must hold, checked on the new version itself
+        (the server's SHA-256 of the copy, else the copy read back) before it is sealed; a
+        copy that differs is deleted again and StorageError raised (the source was replaced
+        after whoever hashed it wrote it).
         """
         if self.exists(rel):
             raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; not replaced")
+        checksum = {"ChecksumAlgorithm": "SHA256"} if sha256 is not None else {}
         try:
             response = self.fs.call_s3(
                 "copy_object", Bucket=self.bucket, Key=self.key(rel), IfNoneMatch="*",
-                CopySource={"Bucket": self.bucket, "Key": self.key(source_rel)})
+                CopySource={"Bucket": self.bucket, "Key": self.key(source_rel)}, **checksum)
         except FileExistsError:
             raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; "
                                   "not replaced") from None
@@ -239,9 +253,11 @@ class ObjectStore:
             raise NotFoundError(f"{self.url}/{source_rel}: no such object") from exc
         except OSError as exc:
             raise StorageError(f"cannot copy to {self.url}/{rel}: {exc}") from exc
+        version = {"VersionId": response["VersionId"]} if response.get("VersionId") else {}
+        if sha256 is not None:
+            self._check_copy(source_rel, rel, sha256, response, version)
         lock = self._lock_args(seal)
         if lock:  # the retention of exactly the version just made (before anything names it)
-            version = {"VersionId": response["VersionId"]} if response.get("VersionId") else {}
             try:
                 self.fs.call_s3("put_object_retention", Bucket=self.bucket, Key=self.key(rel),
                                 Retention={"Mode": lock["ObjectLockMode"],
@@ -250,6 +266,28 @@ class ObjectStore:
             except OSError as exc:
                 raise StorageError(f"cannot set the retention of {self.url}/{rel}: {exc}") \
                     from exc
+
+    def _check_copy(self, source_rel: str, rel: str, sha256: str, response: dict[str, Any],
+                    version: dict[str, str]) -> None:
+        """StorageError (the copy deleted) unless the version ``response`` made holds bytes
+        of SHA-256 ``sha256``."""
+        stated = (response.get("CopyObjectResult") or {}).get("ChecksumSHA256")
+        try:
+            if isinstance(stated, str) and "-" not in stated:
+                actual = base64.b64decode(stated).hex()
+            else:  # the server gave no whole-object checksum: read the copy back
+                body = self.fs.call_s3("get_object", Bucket=self.bucket, Key=self.key(rel),
+                                       **version)["Body"]
+                actual = _hash_body(self.fs, body, hashlib.sha256()).hexdigest()
+        except (OSError, ValueError) as exc:
+            actual = f"unreadable ({exc})"
+        if actual == sha256:
+            return
+        with contextlib.suppress(OSError):
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key(rel), **version)
+        raise StorageError(f"{self.url}/{source_rel}: the staged object is not the one its "
+                           f"capture sealed (sha256 {actual}, the capture has {sha256}): "
+                           "replaced after it was staged; nothing committed")
 
     def put_replace(self, rel: str, data: bytes, *, etag: str | None) -> str | None:
         """Write a mutable object only if it is still the version we read (``If-Match``), or
@@ -306,6 +344,19 @@ def _read_body(fs: Any, body: Any, limit: int | None = None) -> bytes:
 
     result: bytes = sync(fs.loop, read)
     return result
+
+
+def _hash_body(fs: Any, body: Any, digest: Any) -> Any:
+    """Feed an aiobotocore streaming body to ``digest`` in blocks (never held whole)."""
+    from fsspec.asyn import sync
+
+    async def read() -> None:
+        async with body as stream:
+            while chunk := await stream.read(8 * 2**20):
+                digest.update(chunk)
+
+    sync(fs.loop, read)
+    return digest
 
 
 def open_filesystem() -> Any:

@@ -63,8 +63,19 @@ def _fetch(store: ObjectStore, rel: str, root: Path, limit: int) -> None:
         shutil.copyfileobj(src, dst, 8 * 2**20)
 
 
-def _named(data: bytes) -> list[tuple[str, int]]:
+def _head(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of the mirrored object at ``path`` (None when there is none):
+    one larger than a manifest is a sparse file of its stated size, never read whole."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        return f.read(limit)
+
+
+def _named(data: bytes | None) -> list[tuple[str, int]]:
     """Objects a manifest names (read leniently; the real check is check_manifests)."""
+    if data is None:
+        return []
     try:
         doc = loads_strict(data, max_bytes=MAX_MANIFEST_BYTES, what="manifest")
     except errors.PreserveError:
@@ -96,10 +107,14 @@ def check_remote_manifests(store: ObjectStore, names: Sequence[str], *,
         for rel in names:
             (root / "manifests").mkdir(exist_ok=True)
             _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
-            data = (root / rel).read_bytes() if (root / rel).is_file() else b""
+            data = _head(root / rel, MAX_MANIFEST_BYTES + 1)
             for named, limit in _named(data):
                 _fetch(store, named, root, min(limit, MAX_MIRROR))
-            parts.append(check_manifests(root, [rel], deep=deep))
+            part = check_manifests(root, [rel], deep=deep)
+            if data is not None and len(data) <= MAX_MANIFEST_BYTES:  # the bytes checked: the
+                d = hash_bytes(data)  # log audit holds them to the leaf
+                part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
+            parts.append(part)
             for child in ("archive", "manifests"):
                 shutil.rmtree(root / child, ignore_errors=True)
     report = Report(root=store.url, deep=deep)
@@ -130,7 +145,9 @@ def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
                                capture_id))
     for info in store.list("staging"):
         report.add(Finding(Code.W503, info.key, "leftover staging object (an interrupted "
-                           "capture); repair removes it"))
+                           "capture); repair removes it" if store.addressable(info.key) else
+                           "object in staging/ under a name preserve does not address (it "
+                           "may reach another object); remove it by hand"))
     for info in store.list("archive"):
         rel = info.key
         if rel.startswith("archive/warc/"):
@@ -187,7 +204,8 @@ def verify_remote(
         check = TimestampChecker(load_roots_file(tsa_roots))
     for item in audit_remote_log(archive, external_checkpoints=checkpoints,
                                  trusted_key=trusted_key, heads=archive.heads,
-                                 timestamp_check=check, anchor_max_age=anchor_max_age):
+                                 timestamp_check=check, anchor_max_age=anchor_max_age,
+                                 checked=merged.manifest_digests):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
     archive.last_audit = archive.record_audit(report) if record else None
@@ -202,10 +220,12 @@ def audit_remote_log(
     heads: KnownHeads | None = None,
     timestamp_check: log_audit.TimestampCheck | None = None,
     anchor_max_age: timedelta | None = None,
+    checked: dict[str, tuple[str, str, int]] | None = None,
 ) -> list[log_audit.LogFinding]:
-    """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles."""
-    from preserve.log.keys import parse_verifier_key
-    from preserve.remote.archive import CHECKPOINTS, LATEST, LOG
+    """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles.
+    ``checked``: the digests of the manifest bytes whose files were checked; each must be
+    its leaf's as well (an object replaced between two reads is E306)."""
+    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LATEST, LOG
 
     place = archive.place
     store = archive.store
@@ -224,19 +244,12 @@ def audit_remote_log(
         tree_ok = False
         where = f"leaf {index}: " if index is not None else ""
         audit.add(log_audit.E_TREE_MISMATCH, f"{LOG}/tile", where + problem)
-    try:
-        verifier = place.read_verifier()
-    except errors.PreserveError as exc:
-        verifier = None
-        audit.add(log_audit.E_KEY_INVALID if trusted_key else log_audit.W_UNSIGNED_LOG,
-                  f"{LOG}/key.pub", str(exc))
-    if trusted_key is not None and verifier is not None:
-        try:
-            if parse_verifier_key(trusted_key) != verifier:
-                audit.add(log_audit.E_KEY_INVALID, f"{LOG}/key.pub", "key.pub is not the "
-                          "trusted key")
-        except errors.PreserveError as exc:
-            audit.add(log_audit.E_KEY_INVALID, "(trusted key)", f"invalid: {exc}")
+    # as locally: a key.pub missing from an archive this operator verified, or replaced, is
+    # E313 (not a never-signed archive); checkpoints are checked with the trusted key if given
+    verifier = log_audit._archive_key(
+        audit, trusted_key, heads, bool(external_checkpoints),
+        stored_key=lambda: place.read_verifier() if store.exists(KEY_PUB) else None,
+        has_checkpoints=lambda: bool(place.checkpoint_names()))
     leaves = log_audit._check_entries(audit, tiles)  # type: ignore[arg-type]
     records, bad = place.read_journal(verifier)
     for item in bad:
@@ -265,9 +278,14 @@ def audit_remote_log(
             audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
             continue
         digests = _digests(store, leaf.path)
-        if digests != (leaf.sha256, leaf.blake3, leaf.size):
+        expected = (leaf.sha256, leaf.blake3, leaf.size)
+        if digests != expected:
             audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
                       f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
+        elif checked is not None and checked.get(leaf.path, expected) != expected:
+            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
+                      f"{leaf.sha256}, the object whose files were checked had "
+                      f"{checked[leaf.path][0]} (replaced while verify read it)")
     covered = 0
     newest: str | None = None
     anchors: list[Path] = []  # the external checkpoints that hold
