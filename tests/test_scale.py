@@ -657,3 +657,60 @@ def test_remote_verify_never_reads_a_huge_manifest_object_whole(s3_server: S3Ser
     archive.store.info = info  # type: ignore[method-assign]
     report = archive.verify(record=False)
     assert {"E101", "E304"} <= codes(report), report.findings
+
+
+def _hide(s3: S3Server, store: Any, rel: str) -> Any:
+    """Hide object ``rel`` behind a delete marker (what a plain DELETE does in a versioned
+    bucket); the returned function puts it back (removes the marker)."""
+    client = s3.client()
+    marker = client.delete_object(Bucket=store.bucket, Key=store.key(rel))["VersionId"]
+    return lambda: client.delete_object(Bucket=store.bucket, Key=store.key(rel),
+                                        VersionId=marker)
+
+
+@pytest.mark.parametrize("back", ["after the listing", "before the log audit"])
+def test_remote_verify_checks_a_manifest_hidden_from_its_listing(
+        s3_server: S3Server, web: TestServer, monkeypatch: pytest.MonkeyPatch,
+        back: str) -> None:
+    """A manifest hidden behind a delete marker while verify lists manifests/, and put back
+    before the log audit, never had its files checked (here a forged WARC version), and no
+    error said so. Every leaf of the log as verify found it must have had its files
+    checked: the manifest is checked after the listing if it is back (E2xx for the WARC),
+    else E305; a capture committed while verify runs is no error."""
+    from preserve.remote import verify as remote_verify
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p1"))
+    store = archive.store
+    rel = f"manifests/{first.capture_id}.json"
+    s3_server.client().put_object(Bucket=store.bucket, Key=store.key(first.warc_path),
+                                  Body=b"forged")
+    real_list = remote_verify.list_manifests
+    concurrent: list[str] = []
+
+    def hiding_list(found_in: Any, report: Any) -> list[str]:
+        restore = _hide(s3_server, store, rel)
+        names = real_list(found_in, report)
+        concurrent.append(archive.capture(web.url("/p2")).capture_id)  # a commit meanwhile
+        if back == "after the listing":
+            restore()
+        else:
+            real_audit = remote_verify.audit_remote_log
+
+            def audit(*args: Any, **kwargs: Any) -> Any:
+                restore()
+                return real_audit(*args, **kwargs)
+
+            monkeypatch.setattr(remote_verify, "audit_remote_log", audit)
+        return names
+
+    monkeypatch.setattr(remote_verify, "list_manifests", hiding_list)
+    report = archive.verify(record=False)
+    assert concurrent and not report.ok, report.findings
+    if back == "after the listing":
+        assert {"E202", "E203", "E204", "E206"} & codes(report), report.findings
+        assert report.stats.manifests_checked == 1
+    else:
+        (finding,) = [f for f in report.findings if f.code.code == "E305"]
+        assert finding.path == rel and "not checked" in finding.message
+    assert not [f for f in report.errors if concurrent[0] in f.path], report.findings

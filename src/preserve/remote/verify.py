@@ -164,6 +164,67 @@ def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
             report.add(Finding(Code.W505, rel, "unexpected entry in archive/"))
 
 
+def logged_manifests(archive: RemoteArchive) -> list[str]:
+    """The manifest named by each leaf of the log as it is now (its leaf order; a leaf that
+    is no manifest or adoption leaf: ''). Empty if the log cannot be read (the log audit
+    reports it)."""
+    from preserve.log.entries import AdoptionLeaf, ManifestLeaf, parse_entry
+
+    names: list[str] = []
+    try:
+        with archive.place.open_log() as tiles:
+            for _index, data in tiles.iter_entries():
+                try:
+                    entry = parse_entry(data)
+                except ValueError:
+                    entry = None
+                names.append(entry.path if isinstance(entry, ManifestLeaf | AdoptionLeaf)
+                             else "")
+    except errors.PreserveError:
+        return []
+    return names
+
+
+def missed(store: ObjectStore, logged: Sequence[str],
+           parts: Sequence[ManifestChecks]) -> list[str]:
+    """The logged manifests whose files ``parts`` did not check (hidden from the listing,
+    say behind a delete marker) and that are there now: they are checked too. One still
+    not there is E305 in the log audit."""
+    checked = {rel for part in parts for rel in part.manifest_digests}
+    names = sorted({rel for rel in logged if rel and rel not in checked})
+    return [rel for rel in names if _listable(rel) and store.exists(rel)]
+
+
+def _listable(rel: str) -> bool:
+    """Whether ``rel`` is a name verify lists as a manifest (``manifests/<name>.json``)."""
+    return (rel.startswith("manifests/") and rel.count("/") == 1 and rel.endswith(".json")
+            and ObjectStore.addressable(rel))
+
+
+def _check_files(store: ObjectStore, report: Report, logged: Sequence[str], *, deep: bool,
+                 progress: Callable[[int, int], None] | None,
+                 map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None,
+                 chunk: int) -> ManifestChecks:
+    """Check the listed manifests and their files, then those of ``logged`` the listing
+    missed; findings added to ``report`` in that order."""
+    def check(names: list[str]) -> list[ManifestChecks]:
+        if not names:
+            return []
+        chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
+        if map_chunks is not None:
+            return map_chunks(chunks)
+        parts = []
+        for done, part in enumerate(chunks, start=1):
+            parts.append(check_remote_manifests(store, part, deep=deep))
+            if progress is not None:
+                progress(min(done * chunk, len(names)), len(names))
+        return parts
+
+    parts = check(list_manifests(store, report))
+    parts += check(missed(store, logged, parts))
+    return merge_checks(report, parts)
+
+
 def verify_remote(
     archive: RemoteArchive,
     *,
@@ -185,17 +246,9 @@ def verify_remote(
     store.invalidate()
     report = Report(root=store.url, deep=deep,
                     started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    names = list_manifests(store, report)
-    chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
-    if map_chunks is not None:
-        parts = map_chunks(chunks)
-    else:
-        parts = []
-        for done, part in enumerate(chunks, start=1):
-            parts.append(check_remote_manifests(store, part, deep=deep))
-            if progress is not None:
-                progress(min(done * chunk, len(names)), len(names))
-    merged = merge_checks(report, parts)
+    logged = logged_manifests(archive)  # every leaf up to here must have its files checked
+    merged = _check_files(store, report, logged, deep=deep, progress=progress,
+                          map_chunks=map_chunks, chunk=chunk)
     sweep(store, report, merged)
     check = None
     if tsa_roots is not None:
@@ -205,7 +258,7 @@ def verify_remote(
     for item in audit_remote_log(archive, external_checkpoints=checkpoints,
                                  trusted_key=trusted_key, heads=archive.heads,
                                  timestamp_check=check, anchor_max_age=anchor_max_age,
-                                 checked=merged.manifest_digests):
+                                 checked=merged.manifest_digests, logged=len(logged)):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
     archive.last_audit = archive.record_audit(report) if record else None
@@ -221,10 +274,13 @@ def audit_remote_log(
     timestamp_check: log_audit.TimestampCheck | None = None,
     anchor_max_age: timedelta | None = None,
     checked: dict[str, tuple[str, str, int]] | None = None,
+    logged: int = 0,
 ) -> list[log_audit.LogFinding]:
     """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles.
     ``checked``: the digests of the manifest bytes whose files were checked; each must be
-    its leaf's as well (an object replaced between two reads is E306)."""
+    its leaf's as well (an object replaced between two reads is E306), and every manifest
+    of the first ``logged`` leaves (the log when verify started) must be among them (E305;
+    later leaves are commits made while verify ran)."""
     from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LATEST, LOG
 
     place = archive.place
@@ -286,6 +342,10 @@ def audit_remote_log(
             audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
                       f"{leaf.sha256}, the object whose files were checked had "
                       f"{checked[leaf.path][0]} (replaced while verify read it)")
+        elif checked is not None and index < logged and leaf.path not in checked:
+            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it, "
+                      "but it was not there when verify checked the files it names (hidden, "
+                      "then put back): they were not checked")
     covered = 0
     newest: str | None = None
     anchors: list[Path] = []  # the external checkpoints that hold
@@ -368,5 +428,5 @@ def _digests(store: ObjectStore, rel: str) -> tuple[str, str, int] | None:
     return d.sha256, d.blake3, d.size
 
 
-__all__ = ["audit_remote_log", "check_remote_manifests", "list_manifests", "sweep",
-           "verify_remote"]
+__all__ = ["audit_remote_log", "check_remote_manifests", "list_manifests",
+           "logged_manifests", "missed", "sweep", "verify_remote"]
