@@ -714,3 +714,37 @@ def test_remote_verify_checks_a_manifest_hidden_from_its_listing(
         (finding,) = [f for f in report.findings if f.code.code == "E305"]
         assert finding.path == rel and "not checked" in finding.message
     assert not [f for f in report.errors if concurrent[0] in f.path], report.findings
+
+
+def test_remote_checkpoint_names_and_copy_are_held_as_locally(s3_server: S3Server,
+                                                              web: TestServer) -> None:
+    """As the local log audit: a ``checkpoint`` copy that is not the newest stored checkpoint
+    (here rolled back to an older genuine one) is W303, and repair puts the newest back; a
+    stored checkpoint whose name does not give its size is E307; an object nested below
+    checkpoints/ is no checkpoint (W505). Any checkpoints/**.txt was taken as a checkpoint,
+    under any name, and the copy was only checked as one more checkpoint."""
+    archive = remote(s3_server)
+    archive.capture(web.url("/p1"))
+    archive.capture(web.url("/p2"))
+    store = archive.store
+    first, newest = archive.place.checkpoint_names()
+    older = store.get(first, 4096)
+    store.put_mutable("manifests/log/checkpoint", older)
+    report = archive.verify(record=False)
+    (stale,) = [f for f in report.findings if f.code.code == "W303"]
+    assert stale.path == "manifests/log/checkpoint" and "older" in stale.message, stale
+    assert any(a.startswith("restore manifests/log/checkpoint from ") for a in
+               archive.repair()), "repair did not restore the copy"
+    assert store.get("manifests/log/checkpoint", 4096) == store.get(newest, 4096)
+    assert "W303" not in codes(archive.verify(record=False))
+
+    directory, name = first.rsplit("/", 1)
+    misnamed = f"{directory}/{int(name[:12]) + 7:012d}{name[12:]}"
+    store.put_mutable(misnamed, older)
+    nested = f"{directory}/x/{newest.rsplit('/', 1)[1]}"
+    store.put_mutable(nested, store.get(newest, 4096))
+    report = archive.verify(record=False)
+    found = {(f.code.code, f.path) for f in report.findings}
+    assert {("E307", misnamed), ("W505", nested)} <= found, report.findings
+    assert misnamed in archive.place.checkpoint_names()
+    assert nested not in archive.place.checkpoint_names()

@@ -111,7 +111,11 @@ class RemotePlace:
         return log.parse_verifier_key(text.strip())
 
     def checkpoint_names(self) -> list[str]:
-        return [i.key for i in self.store.list(CHECKPOINTS) if i.key.endswith(".txt")]
+        """The stored checkpoints, oldest first (names sort by tree size, then time): the
+        ``.txt`` objects right in ``checkpoints/``, as a local directory's files (a nested
+        name is none; verify reports it, W505)."""
+        return [i.key for i in self.store.list(CHECKPOINTS)
+                if i.key.endswith(".txt") and "/" not in i.key[len(CHECKPOINTS) + 1:]]
 
     def read_checkpoint(self, rel: str) -> str:
         try:
@@ -608,6 +612,8 @@ class RemoteArchive:
                 done.append(f"remove staging object {info.key}")
                 if not dry_run:
                     self.store.delete(info.key)
+            restored = self._restore_latest(tiles, verifier, dry_run=dry_run)
+            done += [restored] if restored else []
             signer = self.signer()
             if not dry_run and signer is not None and (leaves or tiles.torn_tail):
                 try:
@@ -615,6 +621,57 @@ class RemoteArchive:
                 except errors.PreserveError as exc:
                     done.append(f"not signed: {exc}")
         return done
+
+
+    def _restore_latest(self, tiles: TiledLog, verifier: Verifier | None, *,
+                        dry_run: bool) -> str | None:
+        """As a local repair: put the newest stored checkpoint back as the ``checkpoint``
+        copy when the copy is not it (W303): only one validly signed by the archive key,
+        consistent with the log and not older than the copy, which is kept otherwise.
+        Returns what was (or would be) done, None when the copy is fine."""
+        if verifier is None or not self.store.exists(LATEST):
+            return None
+        names = self.place.checkpoint_names()
+        text = self._checkpoint_text(LATEST)
+        if names and text is not None and text == self._checkpoint_text(names[-1]):
+            return None
+        copy = self._valid_checkpoint(text, tiles, verifier)
+        newest: tuple[str, str, int] | None = None
+        for rel in names:
+            stored = self._checkpoint_text(rel)
+            found = self._valid_checkpoint(stored, tiles, verifier)
+            if stored is not None and found is not None and (newest is None
+                                                             or found.size >= newest[2]):
+                newest = (rel, stored, found.size)
+        if newest is None or (copy is not None and copy.size > newest[2]):
+            return (f"kept {LATEST}: not a copy of the newest stored checkpoint, and no stored "
+                    "one that is valid, consistent with the log and not older replaces it: "
+                    "restore manifests/log/checkpoints/ from a copy, or verify with an "
+                    "off-site checkpoint (--checkpoint)")
+        if not dry_run:
+            self.store.put_mutable(LATEST, newest[1].encode("utf-8"))
+        return f"restore {LATEST} from {newest[0]} ({newest[2]} leaves)"
+
+    def _checkpoint_text(self, rel: str) -> str | None:
+        try:
+            return self.place.read_checkpoint(rel)
+        except errors.LogError:
+            return None
+
+    @staticmethod
+    def _valid_checkpoint(text: str | None, tiles: TiledLog,
+                          verifier: Verifier) -> Checkpoint | None:
+        """The checkpoint ``text`` if signed by ``verifier`` and a prefix of ``tiles``."""
+        if text is None:
+            return None
+        try:
+            checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
+            if checkpoint.size <= tiles.size and \
+                    tiles.root_hash(checkpoint.size) == checkpoint.root_hash:
+                return checkpoint
+        except (NoteError, errors.PreserveError):
+            pass
+        return None
 
 
 def _storage_error(exc: BaseException, what: str) -> BaseException:

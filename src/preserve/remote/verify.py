@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +33,17 @@ from preserve.hashing import hash_bytes
 from preserve.log import audit as log_audit
 from preserve.log.entries import MAX_MANIFEST_BYTES
 from preserve.log.journal import iter_entries
+from preserve.log.keys import Verifier
 from preserve.log.known_heads import KnownHeads
 from preserve.log.merkle import verify_consistency
-from preserve.log.note import NoteError, verify_checkpoint
+from preserve.log.note import Checkpoint, NoteError, verify_checkpoint
 from preserve.remote.store import ObjectStore
 from preserve.safe_io import loads_strict
 from preserve.storage.layout import check_relative, is_hex_digest
 
 if TYPE_CHECKING:
     from preserve.remote.archive import RemoteArchive
+    from preserve.remote.tiles import TiledLog
 
 #: Largest object streamed to the temporary root for checking (bigger: E202 from its size).
 MAX_MIRROR = 8 * 2**30
@@ -139,10 +142,16 @@ def list_manifests(store: ObjectStore, report: Report) -> list[str]:
 
 def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
     """Objects no manifest names, staging leftovers, unexpected names (as the local sweep)."""
+    from preserve.remote.archive import CHECKPOINTS
+
     for capture_id, previous_id, rel in merged.previous:
         if previous_id not in merged.capture_ids:
             report.add(Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                                capture_id))
+    for info in store.list(CHECKPOINTS):
+        if "/" in info.key[len(CHECKPOINTS) + 1:]:
+            report.add(Finding(Code.W505, info.key, "object nested in manifests/log/checkpoints/ "
+                               "is no checkpoint (they are checkpoints/<size>-<time>.txt)"))
     for info in store.list("staging"):
         report.add(Finding(Code.W503, info.key, "leftover staging object (an interrupted "
                            "capture); repair removes it" if store.addressable(info.key) else
@@ -281,7 +290,7 @@ def audit_remote_log(
     its leaf's as well (an object replaced between two reads is E306), and every manifest
     of the first ``logged`` leaves (the log when verify started) must be among them (E305;
     later leaves are commits made while verify ran)."""
-    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LATEST, LOG
+    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LOG
 
     place = archive.place
     store = archive.store
@@ -346,37 +355,16 @@ def audit_remote_log(
             audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it, "
                       "but it was not there when verify checked the files it names (hidden, "
                       "then put back): they were not checked")
-    covered = 0
-    newest: str | None = None
-    anchors: list[Path] = []  # the external checkpoints that hold
     if verifier is not None:
-        names = sorted(place.checkpoint_names())
-        latest = [LATEST] if store.exists(LATEST) else []
-        for rel in [*names, *latest, *map(str, external_checkpoints)]:
-            external = rel in map(str, external_checkpoints)
-            code = (log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT if external
-                    else log_audit.E_CHECKPOINT_INCONSISTENT)
-            try:
-                text = (Path(rel).read_text("utf-8") if external
-                        else place.read_checkpoint(rel))
-                checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
-            except (errors.PreserveError, NoteError, OSError, UnicodeDecodeError) as exc:
-                audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
-                continue
-            size = checkpoint.size
-            if size > tiles.size or not verify_consistency(
-                    size, tiles.size, checkpoint.root_hash, tiles.root_hash(),
-                    tiles.consistency_proof(size) if size else []):
-                audit.add(code, rel, f"the log's first {size} leaves do not match this "
-                          "checkpoint")
-                continue
-            if external:
-                anchors.append(Path(rel))
-            if rel in names and size >= covered:
-                newest = rel
-            covered = max(covered, size)
-            if timestamp_check is not None and rel in names:
-                _check_token(audit, store, rel, text, timestamp_check)
+        covered, newest = _check_stored(audit, archive, tiles, verifier, timestamp_check)
+        anchors: list[Path] = []  # the external checkpoints that hold
+        for path in map(Path, external_checkpoints):
+            found = _check_one(audit, tiles, verifier, str(path),
+                               partial(path.read_text, "utf-8"),
+                               log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT)
+            if found is not None:
+                anchors.append(path)
+                covered = max(covered, found[0].size)
         if anchors:
             log_audit._check_anchor_age(audit, anchors, anchor_max_age, None)
         if timestamp_check is not None:  # proof of time for the newest state, as locally
@@ -397,6 +385,79 @@ def audit_remote_log(
                       "no timestamp token, covers the log (the archive has no key)")
     log_audit._check_known_head(audit, tiles, heads, verifier, tree_ok)  # type: ignore[arg-type]
     return audit.findings
+
+
+def _check_one(audit: log_audit._Audit, tiles: TiledLog, verifier: Verifier, rel: str,
+               read: Callable[[], str], code: str) -> tuple[Checkpoint, str] | None:
+    """Checkpoint ``rel`` and its text (from ``read()``) if it is signed by ``verifier`` and
+    the log extends it; else None, and E307 or ``code`` (E308/E309) said why."""
+    try:
+        text = read()
+        checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
+    except (errors.PreserveError, NoteError, OSError, UnicodeDecodeError) as exc:
+        audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
+        return None
+    size = checkpoint.size
+    if size > tiles.size or not verify_consistency(
+            size, tiles.size, checkpoint.root_hash, tiles.root_hash(),
+            tiles.consistency_proof(size) if size else []):
+        audit.add(code, rel, f"the log's first {size} leaves do not match this checkpoint")
+        return None
+    return checkpoint, text
+
+
+def _check_stored(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledLog,
+                  verifier: Verifier, timestamp_check: log_audit.TimestampCheck | None,
+                  ) -> tuple[int, str | None]:
+    """As the local log audit: every stored checkpoint (E307 also when its name does not
+    give its size), their tokens, then the ``checkpoint`` copy (W303 unless it is the newest
+    stored one). Returns the size they cover and the newest stored checkpoint."""
+    from preserve.remote.archive import checkpoint_size
+
+    place = archive.place
+    covered = 0
+    newest: str | None = None
+    names = place.checkpoint_names()
+    for rel in names:
+        checked = _check_one(audit, tiles, verifier, rel, partial(place.read_checkpoint, rel),
+                             log_audit.E_CHECKPOINT_INCONSISTENT)
+        if checked is None:
+            continue
+        found, text = checked
+        if found.size >= covered:
+            newest = rel
+        covered = max(covered, found.size)
+        if checkpoint_size(rel) != found.size:
+            audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, "file name does not match the "
+                      "checkpoint size")
+        if timestamp_check is not None:
+            _check_token(audit, archive.store, rel, text, timestamp_check)
+    return _check_latest(audit, archive, tiles, verifier, names, covered), newest
+
+
+def _check_latest(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledLog,
+                  verifier: Verifier, names: Sequence[str], covered: int) -> int:
+    """W303 (first, then its own findings) when the ``checkpoint`` copy is not the newest
+    stored checkpoint; returns ``covered``, raised to the copy's size if it holds."""
+    from preserve.remote.archive import LATEST
+
+    place = archive.place
+    if not archive.store.exists(LATEST):
+        return covered
+    try:
+        stale = not names or place.read_checkpoint(LATEST) != place.read_checkpoint(names[-1])
+    except errors.LogError:
+        stale = True
+    if not stale:
+        return covered
+    at = len(audit.findings)
+    found = _check_one(audit, tiles, verifier, LATEST, partial(place.read_checkpoint, LATEST),
+                       log_audit.E_CHECKPOINT_INCONSISTENT)
+    copy = found[0] if found is not None else None
+    audit.findings.insert(at, log_audit.LogFinding(
+        log_audit.W_LATEST_CHECKPOINT_STALE, LATEST,
+        log_audit._stale_copy(copy, covered, tiles.size)))
+    return max(covered, copy.size) if copy is not None else covered
 
 
 def _check_token(audit: log_audit._Audit, store: ObjectStore, rel: str, text: str,
