@@ -748,3 +748,48 @@ def test_remote_checkpoint_names_and_copy_are_held_as_locally(s3_server: S3Serve
     assert {("E307", misnamed), ("W505", nested)} <= found, report.findings
     assert misnamed in archive.place.checkpoint_names()
     assert nested not in archive.place.checkpoint_names()
+
+
+def test_remote_verify_reports_object_names_no_local_file_can_have(
+        s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify copies each manifest to a local temporary directory under its object name. A
+    key holding a NUL byte (an S3 key may; moto refuses to create one, so the listing is
+    faked here) ended verify in a ValueError (a traceback, exit 5), a newline made a local
+    file name no manifest has, and a name the local file system refuses (too long) an
+    OSError: each is now an E101 finding for that name, and verify goes on."""
+    import contextlib
+    import io
+
+    from preserve.remote.store import ObjectInfo, ObjectStore
+    from preserve.remote.verify import check_remote_manifests
+
+    names = ["manifests/a\x00b.json", "manifests/a\nb.json", f"manifests/{'x' * 300}.json"]
+
+    class Listed:
+        """A store holding every object it is asked about (two bytes of JSON)."""
+
+        url = "s3://fake/root"
+        addressable = staticmethod(ObjectStore.addressable)
+
+        def info(self, rel: str) -> ObjectInfo:
+            return ObjectInfo(rel, 2, None)
+
+        @contextlib.contextmanager
+        def open(self, rel: str) -> Iterator[Any]:
+            yield io.BytesIO(b"{}")
+
+    checks = check_remote_manifests(Listed(), names)  # type: ignore[arg-type]
+    assert [(f.code.code, f.path) for f in checks.findings] == [("E101", n) for n in names]
+    assert "NUL" in checks.findings[0].message and "local file" in checks.findings[2].message
+
+    archive = remote(s3_server)
+    real = archive.store.list
+
+    def listing(prefix: str) -> list[ObjectInfo]:
+        found = real(prefix)
+        return found + [ObjectInfo(n, 2, None) for n in names[:2]] if prefix == "manifests" \
+            else found
+
+    monkeypatch.setattr(archive.store, "list", listing)
+    report = archive.verify(record=False)
+    assert {("E101", n) for n in names[:2]} <= {(f.code.code, f.path) for f in report.findings}

@@ -108,33 +108,51 @@ def check_remote_manifests(store: ObjectStore, names: Sequence[str], *,
     with tempfile.TemporaryDirectory(prefix="preserve-verify-") as tmp:
         root = Path(tmp)
         for rel in names:
-            (root / "manifests").mkdir(exist_ok=True)
-            _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
-            data = _head(root / rel, MAX_MANIFEST_BYTES + 1)
-            for named, limit in _named(data):
-                _fetch(store, named, root, min(limit, MAX_MIRROR))
-            part = check_manifests(root, [rel], deep=deep)
-            if data is not None and len(data) <= MAX_MANIFEST_BYTES:  # the bytes checked: the
-                d = hash_bytes(data)  # log audit holds them to the leaf
-                part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
-            parts.append(part)
+            parts.append(_check_mirrored(store, rel, root, deep))
             for child in ("archive", "manifests"):
                 shutil.rmtree(root / child, ignore_errors=True)
     report = Report(root=store.url, deep=deep)
     merged = merge_checks(report, parts)
     merged.findings = report.findings
-    merged.stats = {k: getattr(report.stats, k) for k in parts[0].stats} if parts else {}
+    counted = next((part.stats for part in parts if part.stats), {})
+    merged.stats = {k: getattr(report.stats, k) for k in counted}
     return merged
 
 
+def _check_mirrored(store: ObjectStore, rel: str, root: Path, deep: bool) -> ManifestChecks:
+    """Mirror manifest ``rel`` and what it names below ``root``, and check them there; a
+    name no local file can have (NUL, newline, too long) is a finding, never mirrored."""
+    if not store.addressable(rel):
+        return _not_mirrored(rel, "object name holds a NUL byte, a newline or another control "
+                             "character: not read, not checked (no manifest is named so)")
+    try:
+        (root / "manifests").mkdir(exist_ok=True)
+        _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
+        data = _head(root / rel, MAX_MANIFEST_BYTES + 1)
+        for named, limit in _named(data):
+            _fetch(store, named, root, min(limit, MAX_MIRROR))
+    except (OSError, ValueError) as exc:  # the local file system refuses the name
+        return _not_mirrored(rel, f"cannot be copied to a local file to be checked: {exc}")
+    part = check_manifests(root, [rel], deep=deep)
+    if data is not None and len(data) <= MAX_MANIFEST_BYTES:  # the bytes checked: the log
+        d = hash_bytes(data)  # audit holds them to the leaf
+        part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
+    return part
+
+
+def _not_mirrored(rel: str, why: str) -> ManifestChecks:
+    return ManifestChecks([Finding(Code.E101, rel, why)], {}, set(), set(), {}, set(), [])
+
+
 def list_manifests(store: ObjectStore, report: Report) -> list[str]:
+    """The manifests to check (other objects in manifests/ are reported here)."""
     names = []
     for info in store.list("manifests"):
         rel = info.key
         if rel.startswith("manifests/log/"):
             continue
         if rel.count("/") == 1 and rel.endswith(".json"):
-            names.append(rel)
+            names.append(rel)  # one named so no local file can be: E101 when checked
         else:
             report.add(Finding(Code.W505, rel, "unexpected object in manifests/"))
     return names
