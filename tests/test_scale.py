@@ -793,3 +793,56 @@ def test_remote_verify_reports_object_names_no_local_file_can_have(
     monkeypatch.setattr(archive.store, "list", listing)
     report = archive.verify(record=False)
     assert {("E101", n) for n in names[:2]} <= {(f.code.code, f.path) for f in report.findings}
+
+
+def test_remote_reading_commands_hold_manifests_to_their_leaves(s3_server: S3Server,
+                                                               web: TestServer) -> None:
+    """`list`, `show`, `history` and `diff` of an s3:// root showed whatever manifest object
+    was there, so a newer version put by someone with write access (another title and URL)
+    was shown as the capture; and enumerating the captures listed manifests/ once per leaf
+    (quadratic). Captures come from the log's leaves, each manifest held to its leaf's
+    digests: one that differs is listed as 'unverified' (nothing it says is shown), warned
+    of, and the command exits 1; show and diff refuse it. No listing of manifests/."""
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p3")).capture_id
+    second = archive.capture(web.url("/p3")).capture_id
+    rel = f"manifests/{first}.json"
+    document = json.loads(archive.store.get(rel, 1 << 20))
+    document["extraction"]["title"] = "Forged title"
+    document["requested_url"] = document["final_url"] = "https://forged.example/"
+    s3_server.client().put_object(Bucket=archive.store.bucket, Key=archive.store.key(rel),
+                                  Body=json.dumps(document).encode())
+    listed: list[str] = []
+    real_list = archive.store.list
+
+    def counted(prefix: str) -> Any:
+        listed.append(prefix)
+        return real_list(prefix)
+
+    archive.store.list = counted  # type: ignore[method-assign]
+    rows = {c.capture_id: c for c in archive.captures()}
+    assert "manifests" not in listed, listed  # (the log's open looks for a torn tail: O(1))
+    assert rows[first].status == "unverified" and "is not the manifest" in rows[first].problem
+    assert rows[first].title is None and rows[first].requested_url == ""
+    assert rows[second].status == "ok" and rows[second].problem is None
+
+    base = ["--root", archive.url]
+    done = cli(base, "list")
+    assert done.exit_code == 1, (done.stdout, done.stderr)
+    assert "Forged" not in done.stdout and "forged.example" not in done.stdout
+    assert "[unverified" in done.stdout and f"{rel} is not the manifest" in done.stderr
+    done = cli(base, "list", "--json")
+    out = json.loads(done.stdout)
+    assert done.exit_code == 1 and out["exit_status"] == 1 and out["warnings"]
+    assert {r["capture_id"]: r["status"] for r in out["result"]["captures"]} == {
+        first: "unverified", second: "ok"}
+    for args in (["show", first], ["diff", first, second]):
+        done = cli(base, *args)
+        assert done.exit_code == 1 and done.exception is not None, done.stdout
+        (line,) = done.stderr.splitlines()
+        assert line.startswith(f"preserve: error: {rel} is not the manifest log leaf"), line
+    done = cli(base, "history", "https://forged.example/")
+    assert done.exit_code == 1 and "Forged" not in done.stdout
+    assert done.stdout.splitlines()[-1].endswith("0 capture(s) of https://forged.example/, "
+                                                 "1 unverified"), done.stdout
+    assert cli(base, "show", second).exit_code == 0

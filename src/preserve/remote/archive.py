@@ -86,6 +86,7 @@ CHECKPOINTS = f"{LOG}/checkpoints"
 JOURNAL = f"{LOG}/{JOURNAL_DIR}"
 STAGING = "staging"
 MAX_SMALL = 64 * 1024
+Unverified = errors.UnverifiedManifestError
 
 
 def place_name(url: str) -> Path:
@@ -190,9 +191,16 @@ class RemotePlace:
         return rel
 
 
+#: The ``status`` of a capture whose manifest is not the one its log leaf records (changed,
+#: missing or unreadable): nothing it says is shown (see :attr:`RemoteCapture.problem`).
+UNVERIFIED = "unverified"
+
+
 @dataclasses.dataclass(frozen=True)
 class RemoteCapture:
-    """One line of ``preserve list`` for a remote archive."""
+    """One line of ``preserve list`` for a remote archive. A capture whose manifest is not
+    the one its log leaf records has only its id and the leaf's capture time, status
+    :data:`UNVERIFIED` and ``problem`` saying why."""
 
     capture_id: str
     requested_url: str
@@ -202,9 +210,21 @@ class RemoteCapture:
     status: str
     title: str | None
     text_blake3: str | None
+    problem: str | None = dataclasses.field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, m: Manifest) -> RemoteCapture:
+        return cls(m.capture_id, m.requested_url, m.final_url, m.started, m.http.status,
+                   m.status, m.extraction.title, m.text.blake3 if m.text else None)
+
+    @classmethod
+    def unverified(cls, leaf: ManifestLeaf | AdoptionLeaf, problem: str) -> RemoteCapture:
+        return cls(leaf.capture_id, "", "", leaf.captured, 0, UNVERIFIED, None, None, problem)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        row = dataclasses.asdict(self)
+        del row["problem"]
+        return row
 
 
 class RemoteArchive:
@@ -472,47 +492,90 @@ class RemoteArchive:
         require_capture_id(capture_id)
         return self.store.get(f"manifests/{capture_id}.json", MAX_MANIFEST_BYTES)
 
-    def find(self, capture_id: str) -> str:
-        """The full capture id of a unique prefix or part (NotFoundError otherwise)."""
-        ids = [n[len("manifests/"):-len(".json")] for n in self.manifest_names()]
-        if capture_id in ids:
-            return capture_id
-        matches = [i for i in ids if capture_id.lower() in i.lower()] if capture_id else []
+    def logged_leaves(self) -> Iterator[tuple[int, ManifestLeaf | AdoptionLeaf]]:
+        """``(index, leaf)`` of each capture's first manifest (or adoption) leaf, in log
+        order: one pass over the entry bundles, no listing of ``manifests/``."""
+        seen: set[str] = set()
+        with self.place.open_log() as tiles:
+            for index, data in tiles.iter_entries():
+                try:
+                    entry = parse_entry(data)
+                except ValueError:
+                    continue
+                if isinstance(entry, ManifestLeaf | AdoptionLeaf) and \
+                        entry.capture_id not in seen:
+                    seen.add(entry.capture_id)
+                    yield index, entry
+
+    def logged_manifest(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> Manifest:
+        """The manifest leaf ``index`` names, held to it: UnverifiedManifestError unless its
+        bytes are the ones the leaf records (changed, missing, of another capture)."""
+        rel = f"manifests/{leaf.capture_id}.json"
+        why = f"{rel} is not the manifest log leaf {index} records"
+        try:
+            require_capture_id(leaf.capture_id)
+            data = self.store.get(rel, MAX_MANIFEST_BYTES)
+        except errors.NotFoundError:
+            raise Unverified(f"{why}: it is missing; run preserve verify") from None
+        except errors.UnsafePathError as exc:
+            raise Unverified(f"{why}: {exc}") from None
+        except errors.StorageError as exc:
+            if not self.store.exists(rel):  # not one larger than a manifest: unreachable
+                raise
+            raise Unverified(f"{why}: {exc}; run preserve verify") from None
+        d = hash_bytes(data)
+        if leaf.path != rel or (d.sha256, d.blake3, d.size) != (leaf.sha256, leaf.blake3,
+                                                                  leaf.size):
+            raise Unverified(f"{why} (changed after it was logged: sha256 {d.sha256}); run "
+                             "preserve verify")
+        try:
+            m = manifest_mod.parse_manifest(data)
+        except errors.ManifestError as exc:
+            raise Unverified(f"{rel}: logged, but not a valid manifest: {exc}") from None
+        if m.capture_id != leaf.capture_id:
+            raise Unverified(f"{why}: it is the manifest of {m.capture_id}")
+        return m
+
+    def _leaf_of(self, capture_id: str) -> tuple[int, ManifestLeaf | AdoptionLeaf]:
+        """The leaf of the one logged capture whose id is or holds ``capture_id``."""
+        leaves = list(self.logged_leaves())
+        matches = [x for x in leaves if x[1].capture_id == capture_id]
+        if not matches and capture_id:
+            needle = capture_id.lower()
+            matches = [x for x in leaves if needle in x[1].capture_id.lower()]
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise errors.NotFoundError(f"no capture matching {capture_id!r} in {self.url}")
         raise errors.NotFoundError(f"{capture_id!r} matches {len(matches)} captures; be longer")
 
+    def find(self, capture_id: str) -> str:
+        """The full id of the logged capture of a unique prefix or part (NotFoundError)."""
+        return self._leaf_of(capture_id)[1].capture_id
+
     def manifest(self, capture_id: str) -> Manifest:
-        return manifest_mod.parse_manifest(self.manifest_bytes(self.find(capture_id)))
+        """The manifest of a logged capture (any unique part of its id), held to its log
+        leaf (UnverifiedManifestError if it is not the one the leaf records)."""
+        return self.logged_manifest(*self._leaf_of(capture_id))
 
     def captures(self) -> list[RemoteCapture]:
-        """Every capture, oldest first, read from the manifests the log names."""
+        """Every logged capture, oldest first, each manifest held to its log leaf (one GET
+        a capture, no listing); one that is not the leaf's is :meth:`RemoteCapture.unverified`."""
         found = []
-        with self.place.open_log() as tiles:
-            for _index, data in tiles.iter_entries():
-                try:
-                    entry = parse_entry(data)
-                except ValueError:
-                    continue
-                if not isinstance(entry, ManifestLeaf | AdoptionLeaf):
-                    continue
-                try:
-                    m = self.manifest(entry.capture_id)
-                except errors.PreserveError:
-                    continue
-                found.append(RemoteCapture(m.capture_id, m.requested_url, m.final_url,
-                                           m.started, m.http.status, m.status,
-                                           m.extraction.title,
-                                           m.text.blake3 if m.text else None))
+        for index, leaf in self.logged_leaves():
+            try:
+                found.append(RemoteCapture.of(self.logged_manifest(index, leaf)))
+            except Unverified as exc:
+                found.append(RemoteCapture.unverified(leaf, str(exc)))
         found.sort(key=lambda c: (c.started, c.capture_id))
         return found
 
     def history(self, url: str) -> list[RemoteCapture]:
         """Every capture whose requested or final URL is ``url``, oldest first (reads every
-        logged manifest: no catalog on an object store yet)."""
-        return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
+        logged manifest: no catalog on an object store yet), and every unverified one (its
+        URLs cannot be told)."""
+        return [c for c in self.captures()
+                if url in (c.requested_url, c.final_url) or c.status == UNVERIFIED]
 
     def text(self, capture_id: str) -> str:
         """The clean text of one capture ('' when it has none), checked against its
@@ -693,4 +756,4 @@ def checkpoint_size(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-__all__ = ["RemoteArchive", "RemoteCapture", "RemotePlace", "place_name"]
+__all__ = ["UNVERIFIED", "RemoteArchive", "RemoteCapture", "RemotePlace", "place_name"]
