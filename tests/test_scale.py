@@ -657,3 +657,192 @@ def test_remote_verify_never_reads_a_huge_manifest_object_whole(s3_server: S3Ser
     archive.store.info = info  # type: ignore[method-assign]
     report = archive.verify(record=False)
     assert {"E101", "E304"} <= codes(report), report.findings
+
+
+def _hide(s3: S3Server, store: Any, rel: str) -> Any:
+    """Hide object ``rel`` behind a delete marker (what a plain DELETE does in a versioned
+    bucket); the returned function puts it back (removes the marker)."""
+    client = s3.client()
+    marker = client.delete_object(Bucket=store.bucket, Key=store.key(rel))["VersionId"]
+    return lambda: client.delete_object(Bucket=store.bucket, Key=store.key(rel),
+                                        VersionId=marker)
+
+
+@pytest.mark.parametrize("back", ["after the listing", "before the log audit"])
+def test_remote_verify_checks_a_manifest_hidden_from_its_listing(
+        s3_server: S3Server, web: TestServer, monkeypatch: pytest.MonkeyPatch,
+        back: str) -> None:
+    """A manifest hidden behind a delete marker while verify lists manifests/, and put back
+    before the log audit, never had its files checked (here a forged WARC version), and no
+    error said so. Every leaf of the log as verify found it must have had its files
+    checked: the manifest is checked after the listing if it is back (E2xx for the WARC),
+    else E305; a capture committed while verify runs is no error."""
+    from preserve.remote import verify as remote_verify
+
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p1"))
+    store = archive.store
+    rel = f"manifests/{first.capture_id}.json"
+    s3_server.client().put_object(Bucket=store.bucket, Key=store.key(first.warc_path),
+                                  Body=b"forged")
+    real_list = remote_verify.list_manifests
+    concurrent: list[str] = []
+
+    def hiding_list(found_in: Any, report: Any) -> list[str]:
+        restore = _hide(s3_server, store, rel)
+        names = real_list(found_in, report)
+        concurrent.append(archive.capture(web.url("/p2")).capture_id)  # a commit meanwhile
+        if back == "after the listing":
+            restore()
+        else:
+            real_audit = remote_verify.audit_remote_log
+
+            def audit(*args: Any, **kwargs: Any) -> Any:
+                restore()
+                return real_audit(*args, **kwargs)
+
+            monkeypatch.setattr(remote_verify, "audit_remote_log", audit)
+        return names
+
+    monkeypatch.setattr(remote_verify, "list_manifests", hiding_list)
+    report = archive.verify(record=False)
+    assert concurrent and not report.ok, report.findings
+    if back == "after the listing":
+        assert {"E202", "E203", "E204", "E206"} & codes(report), report.findings
+        assert report.stats.manifests_checked == 1
+    else:
+        (finding,) = [f for f in report.findings if f.code.code == "E305"]
+        assert finding.path == rel and "not checked" in finding.message
+    assert not [f for f in report.errors if concurrent[0] in f.path], report.findings
+
+
+def test_remote_checkpoint_names_and_copy_are_held_as_locally(s3_server: S3Server,
+                                                              web: TestServer) -> None:
+    """As the local log audit: a ``checkpoint`` copy that is not the newest stored checkpoint
+    (here rolled back to an older genuine one) is W303, and repair puts the newest back; a
+    stored checkpoint whose name does not give its size is E307; an object nested below
+    checkpoints/ is no checkpoint (W505). Any checkpoints/**.txt was taken as a checkpoint,
+    under any name, and the copy was only checked as one more checkpoint."""
+    archive = remote(s3_server)
+    archive.capture(web.url("/p1"))
+    archive.capture(web.url("/p2"))
+    store = archive.store
+    first, newest = archive.place.checkpoint_names()
+    older = store.get(first, 4096)
+    store.put_mutable("manifests/log/checkpoint", older)
+    report = archive.verify(record=False)
+    (stale,) = [f for f in report.findings if f.code.code == "W303"]
+    assert stale.path == "manifests/log/checkpoint" and "older" in stale.message, stale
+    assert any(a.startswith("restore manifests/log/checkpoint from ") for a in
+               archive.repair()), "repair did not restore the copy"
+    assert store.get("manifests/log/checkpoint", 4096) == store.get(newest, 4096)
+    assert "W303" not in codes(archive.verify(record=False))
+
+    directory, name = first.rsplit("/", 1)
+    misnamed = f"{directory}/{int(name[:12]) + 7:012d}{name[12:]}"
+    store.put_mutable(misnamed, older)
+    nested = f"{directory}/x/{newest.rsplit('/', 1)[1]}"
+    store.put_mutable(nested, store.get(newest, 4096))
+    report = archive.verify(record=False)
+    found = {(f.code.code, f.path) for f in report.findings}
+    assert {("E307", misnamed), ("W505", nested)} <= found, report.findings
+    assert misnamed in archive.place.checkpoint_names()
+    assert nested not in archive.place.checkpoint_names()
+
+
+def test_remote_verify_reports_object_names_no_local_file_can_have(
+        s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify copies each manifest to a local temporary directory under its object name. A
+    key holding a NUL byte (an S3 key may; moto refuses to create one, so the listing is
+    faked here) ended verify in a ValueError (a traceback, exit 5), a newline made a local
+    file name no manifest has, and a name the local file system refuses (too long) an
+    OSError: each is now an E101 finding for that name, and verify goes on."""
+    import contextlib
+    import io
+
+    from preserve.remote.store import ObjectInfo, ObjectStore
+    from preserve.remote.verify import check_remote_manifests
+
+    names = ["manifests/a\x00b.json", "manifests/a\nb.json", f"manifests/{'x' * 300}.json"]
+
+    class Listed:
+        """A store holding every object it is asked about (two bytes of JSON)."""
+
+        url = "s3://fake/root"
+        addressable = staticmethod(ObjectStore.addressable)
+
+        def info(self, rel: str) -> ObjectInfo:
+            return ObjectInfo(rel, 2, None)
+
+        @contextlib.contextmanager
+        def open(self, rel: str) -> Iterator[Any]:
+            yield io.BytesIO(b"{}")
+
+    checks = check_remote_manifests(Listed(), names)  # type: ignore[arg-type]
+    assert [(f.code.code, f.path) for f in checks.findings] == [("E101", n) for n in names]
+    assert "NUL" in checks.findings[0].message and "local file" in checks.findings[2].message
+
+    archive = remote(s3_server)
+    real = archive.store.list
+
+    def listing(prefix: str) -> list[ObjectInfo]:
+        found = real(prefix)
+        return found + [ObjectInfo(n, 2, None) for n in names[:2]] if prefix == "manifests" \
+            else found
+
+    monkeypatch.setattr(archive.store, "list", listing)
+    report = archive.verify(record=False)
+    assert {("E101", n) for n in names[:2]} <= {(f.code.code, f.path) for f in report.findings}
+
+
+def test_remote_reading_commands_hold_manifests_to_their_leaves(s3_server: S3Server,
+                                                               web: TestServer) -> None:
+    """`list`, `show`, `history` and `diff` of an s3:// root showed whatever manifest object
+    was there, so a newer version put by someone with write access (another title and URL)
+    was shown as the capture; and enumerating the captures listed manifests/ once per leaf
+    (quadratic). Captures come from the log's leaves, each manifest held to its leaf's
+    digests: one that differs is listed as 'unverified' (nothing it says is shown), warned
+    of, and the command exits 1; show and diff refuse it. No listing of manifests/."""
+    archive = remote(s3_server)
+    first = archive.capture(web.url("/p3")).capture_id
+    second = archive.capture(web.url("/p3")).capture_id
+    rel = f"manifests/{first}.json"
+    document = json.loads(archive.store.get(rel, 1 << 20))
+    document["extraction"]["title"] = "Forged title"
+    document["requested_url"] = document["final_url"] = "https://forged.example/"
+    s3_server.client().put_object(Bucket=archive.store.bucket, Key=archive.store.key(rel),
+                                  Body=json.dumps(document).encode())
+    listed: list[str] = []
+    real_list = archive.store.list
+
+    def counted(prefix: str) -> Any:
+        listed.append(prefix)
+        return real_list(prefix)
+
+    archive.store.list = counted  # type: ignore[method-assign]
+    rows = {c.capture_id: c for c in archive.captures()}
+    assert "manifests" not in listed, listed  # (the log's open looks for a torn tail: O(1))
+    assert rows[first].status == "unverified" and "is not the manifest" in rows[first].problem
+    assert rows[first].title is None and rows[first].requested_url == ""
+    assert rows[second].status == "ok" and rows[second].problem is None
+
+    base = ["--root", archive.url]
+    done = cli(base, "list")
+    assert done.exit_code == 1, (done.stdout, done.stderr)
+    assert "Forged" not in done.stdout and "forged.example" not in done.stdout
+    assert "[unverified" in done.stdout and f"{rel} is not the manifest" in done.stderr
+    done = cli(base, "list", "--json")
+    out = json.loads(done.stdout)
+    assert done.exit_code == 1 and out["exit_status"] == 1 and out["warnings"]
+    assert {r["capture_id"]: r["status"] for r in out["result"]["captures"]} == {
+        first: "unverified", second: "ok"}
+    for args in (["show", first], ["diff", first, second]):
+        done = cli(base, *args)
+        assert done.exit_code == 1 and done.exception is not None, done.stdout
+        (line,) = done.stderr.splitlines()
+        assert line.startswith(f"preserve: error: {rel} is not the manifest log leaf"), line
+    done = cli(base, "history", "https://forged.example/")
+    assert done.exit_code == 1 and "Forged" not in done.stdout
+    assert done.stdout.splitlines()[-1].endswith("0 capture(s) of https://forged.example/, "
+                                                 "1 unverified"), done.stdout
+    assert cli(base, "show", second).exit_code == 0

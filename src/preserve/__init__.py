@@ -46,6 +46,7 @@ from preserve.errors import (
     UnsafePathError,
     UnsupportedKeyError,
     UnsupportedSchemeError,
+    UnverifiedManifestError,
 )
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ __all__ = [
     "UnsafePathError",
     "UnsupportedKeyError",
     "UnsupportedSchemeError",
+    "UnverifiedManifestError",
     "__version__",
     "extract",
     "import_file",

@@ -112,6 +112,11 @@ class NotProvedError(LogError):
     head, or a leaf has no manifest or commit record to back it). Nothing was signed."""
 
 
+class UnverifiedManifestError(LogError):
+    """A manifest is not the one its log leaf records (changed after it was logged, missing,
+    unreadable): reading commands do not show what it says."""
+
+
 class SigningKeyError(PreserveError):
     """A signing key is missing, unreadable or of the wrong kind."""
 
@@ -167,4 +172,5 @@ __all__ = [
     "UnsafePathError",
     "UnsupportedKeyError",
     "UnsupportedSchemeError",
+    "UnverifiedManifestError",
 ]

@@ -108,7 +108,9 @@ class Code(enum.Enum):
     W304 = ("W304", "the log has no archive key and no checkpoints: nothing is signed",
             "The archive has no key.pub and no checkpoints, so the log is not signed.")
     E305 = ("E305", "manifest named by the log is missing",
-            "A manifest leaf names a manifest that is not on disk (deleted).")
+            "A manifest leaf names a manifest that is not on disk (deleted); on an object "
+            "store also one that was not there when verify checked the files it names "
+            "(hidden, then put back).")
     E306 = ("E306", "manifest bytes differ from its log entry",
             "The manifest file's BLAKE3/SHA-256/size differ from its leaf (edited).")
     E307 = ("E307", "checkpoint malformed or not validly signed by the archive key",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
 from preserve.cli.app import (
+    EXIT_FINDINGS,
+    EXIT_OK,
     ROWS_CHUNK,
     command,
+    current,
     errors_to_exit,
     finish,
     finish_rows,
@@ -19,11 +22,12 @@ from preserve.cli.app import (
     say,
     say_blocks,
     terminal_safe,
+    warn,
 )
 
 if TYPE_CHECKING:
     from preserve.archive import Archive
-    from preserve.remote.archive import RemoteArchive
+    from preserve.remote.archive import RemoteArchive, RemoteCapture
 
 
 def _clean(text: object, limit: int = 200) -> str:
@@ -52,22 +56,41 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
     with errors_to_exit():
         archive = open_any(ctx)
-        local = _local_archive()
+        if not isinstance(archive, _local_archive()):
+            _remote_list(cast("RemoteArchive", archive).captures(), as_json)
         if not as_json:
-            say_blocks(_summary_blocks(archive.capture_row_chunks(ROWS_CHUNK)
-                                       if isinstance(archive, local) else [_summaries(archive)]))
+            say_blocks(_summary_blocks(archive.capture_row_chunks(ROWS_CHUNK)))
             finish({})
         # under --json the catalog renders the rows' text itself where it can
         layout = json_row_layout(SUMMARY_FIELDS)
         finish_rows({}, "captures", SUMMARY_FIELDS,
-                    archive.capture_row_chunks(ROWS_CHUNK, layout)
-                    if isinstance(archive, local) else [_summaries(archive)])
+                    archive.capture_row_chunks(ROWS_CHUNK, layout))
 
 
-def _summaries(archive: Archive | RemoteArchive) -> list[tuple[Any, ...]]:
+def _remote_list(entries: list[RemoteCapture], as_json: bool) -> NoReturn:
+    """``list`` of an object-store archive: an unverified capture (its manifest is not the
+    one its log leaf records) is marked, warned of, and makes the exit status 1."""
     from preserve.storage.catalog import SUMMARY_FIELDS
 
-    return [tuple(getattr(entry, f) for f in SUMMARY_FIELDS) for entry in archive.captures()]
+    status = _warn_unverified(entries)
+    rows = [tuple(getattr(entry, f) for f in SUMMARY_FIELDS) for entry in entries]
+    if not as_json:
+        shown = [row if entry.problem is None else (*row[:1], "[unverified: run preserve "
+                                                      "verify]", *row[2:])
+                 for row, entry in zip(rows, entries, strict=True)]
+        say_blocks(_summary_blocks([shown]))
+        finish({}, status)
+    finish_rows({}, "captures", SUMMARY_FIELDS, [rows], status)
+
+
+def _warn_unverified(entries: Iterable[Any]) -> int:
+    """Warn of each remote capture whose manifest is not the one its log leaf records (its
+    ``problem``); the exit status (1 if there is one)."""
+    problems = [p for p in (getattr(e, "problem", None) for e in entries) if p is not None]
+    for problem in problems:
+        warn(f"warning: {problem}")
+        current().warnings.append(problem)
+    return EXIT_FINDINGS if problems else EXIT_OK
 
 
 def _summary_blocks(chunks: Iterable[Sequence[Sequence[Any]]]) -> Iterator[str]:
@@ -240,12 +263,17 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
     """
     with errors_to_exit():
         entries = open_any(ctx).history(url)
+    unverified = [e for e in entries if getattr(e, "problem", None) is not None]
+    status = _warn_unverified(unverified)
     if not as_json:
         for entry in entries:
             text = (entry.text_blake3 or "-")[:12]
-            say(f"{entry.capture_id}  {entry.started}  {entry.http_status}  {text}")
-        say(f"{len(entries)} capture(s) of {url}")
-    finish({"url": url, "captures": [entry.to_json() for entry in entries]})
+            mark = "  [unverified: may or may not be of this URL]" if entry in unverified \
+                else ""
+            say(f"{entry.capture_id}  {entry.started}  {entry.http_status}  {text}{mark}")
+        say(f"{len(entries) - len(unverified)} capture(s) of {url}"
+            + (f", {len(unverified)} unverified" if unverified else ""))
+    finish({"url": url, "captures": [entry.to_json() for entry in entries]}, status)
 
 
 @command()

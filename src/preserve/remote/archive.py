@@ -86,6 +86,7 @@ CHECKPOINTS = f"{LOG}/checkpoints"
 JOURNAL = f"{LOG}/{JOURNAL_DIR}"
 STAGING = "staging"
 MAX_SMALL = 64 * 1024
+Unverified = errors.UnverifiedManifestError
 
 
 def place_name(url: str) -> Path:
@@ -111,7 +112,11 @@ class RemotePlace:
         return log.parse_verifier_key(text.strip())
 
     def checkpoint_names(self) -> list[str]:
-        return [i.key for i in self.store.list(CHECKPOINTS) if i.key.endswith(".txt")]
+        """The stored checkpoints, oldest first (names sort by tree size, then time): the
+        ``.txt`` objects right in ``checkpoints/``, as a local directory's files (a nested
+        name is none; verify reports it, W505)."""
+        return [i.key for i in self.store.list(CHECKPOINTS)
+                if i.key.endswith(".txt") and "/" not in i.key[len(CHECKPOINTS) + 1:]]
 
     def read_checkpoint(self, rel: str) -> str:
         try:
@@ -186,9 +191,16 @@ class RemotePlace:
         return rel
 
 
+#: The ``status`` of a capture whose manifest is not the one its log leaf records (changed,
+#: missing or unreadable): nothing it says is shown (see :attr:`RemoteCapture.problem`).
+UNVERIFIED = "unverified"
+
+
 @dataclasses.dataclass(frozen=True)
 class RemoteCapture:
-    """One line of ``preserve list`` for a remote archive."""
+    """One line of ``preserve list`` for a remote archive. A capture whose manifest is not
+    the one its log leaf records has only its id and the leaf's capture time, status
+    :data:`UNVERIFIED` and ``problem`` saying why."""
 
     capture_id: str
     requested_url: str
@@ -198,9 +210,21 @@ class RemoteCapture:
     status: str
     title: str | None
     text_blake3: str | None
+    problem: str | None = dataclasses.field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, m: Manifest) -> RemoteCapture:
+        return cls(m.capture_id, m.requested_url, m.final_url, m.started, m.http.status,
+                   m.status, m.extraction.title, m.text.blake3 if m.text else None)
+
+    @classmethod
+    def unverified(cls, leaf: ManifestLeaf | AdoptionLeaf, problem: str) -> RemoteCapture:
+        return cls(leaf.capture_id, "", "", leaf.captured, 0, UNVERIFIED, None, None, problem)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        row = dataclasses.asdict(self)
+        del row["problem"]
+        return row
 
 
 class RemoteArchive:
@@ -468,47 +492,90 @@ class RemoteArchive:
         require_capture_id(capture_id)
         return self.store.get(f"manifests/{capture_id}.json", MAX_MANIFEST_BYTES)
 
-    def find(self, capture_id: str) -> str:
-        """The full capture id of a unique prefix or part (NotFoundError otherwise)."""
-        ids = [n[len("manifests/"):-len(".json")] for n in self.manifest_names()]
-        if capture_id in ids:
-            return capture_id
-        matches = [i for i in ids if capture_id.lower() in i.lower()] if capture_id else []
+    def logged_leaves(self) -> Iterator[tuple[int, ManifestLeaf | AdoptionLeaf]]:
+        """``(index, leaf)`` of each capture's first manifest (or adoption) leaf, in log
+        order: one pass over the entry bundles, no listing of ``manifests/``."""
+        seen: set[str] = set()
+        with self.place.open_log() as tiles:
+            for index, data in tiles.iter_entries():
+                try:
+                    entry = parse_entry(data)
+                except ValueError:
+                    continue
+                if isinstance(entry, ManifestLeaf | AdoptionLeaf) and \
+                        entry.capture_id not in seen:
+                    seen.add(entry.capture_id)
+                    yield index, entry
+
+    def logged_manifest(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> Manifest:
+        """The manifest leaf ``index`` names, held to it: UnverifiedManifestError unless its
+        bytes are the ones the leaf records (changed, missing, of another capture)."""
+        rel = f"manifests/{leaf.capture_id}.json"
+        why = f"{rel} is not the manifest log leaf {index} records"
+        try:
+            require_capture_id(leaf.capture_id)
+            data = self.store.get(rel, MAX_MANIFEST_BYTES)
+        except errors.NotFoundError:
+            raise Unverified(f"{why}: it is missing; run preserve verify") from None
+        except errors.UnsafePathError as exc:
+            raise Unverified(f"{why}: {exc}") from None
+        except errors.StorageError as exc:
+            if not self.store.exists(rel):  # not one larger than a manifest: unreachable
+                raise
+            raise Unverified(f"{why}: {exc}; run preserve verify") from None
+        d = hash_bytes(data)
+        if leaf.path != rel or (d.sha256, d.blake3, d.size) != (leaf.sha256, leaf.blake3,
+                                                                  leaf.size):
+            raise Unverified(f"{why} (changed after it was logged: sha256 {d.sha256}); run "
+                             "preserve verify")
+        try:
+            m = manifest_mod.parse_manifest(data)
+        except errors.ManifestError as exc:
+            raise Unverified(f"{rel}: logged, but not a valid manifest: {exc}") from None
+        if m.capture_id != leaf.capture_id:
+            raise Unverified(f"{why}: it is the manifest of {m.capture_id}")
+        return m
+
+    def _leaf_of(self, capture_id: str) -> tuple[int, ManifestLeaf | AdoptionLeaf]:
+        """The leaf of the one logged capture whose id is or holds ``capture_id``."""
+        leaves = list(self.logged_leaves())
+        matches = [x for x in leaves if x[1].capture_id == capture_id]
+        if not matches and capture_id:
+            needle = capture_id.lower()
+            matches = [x for x in leaves if needle in x[1].capture_id.lower()]
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise errors.NotFoundError(f"no capture matching {capture_id!r} in {self.url}")
         raise errors.NotFoundError(f"{capture_id!r} matches {len(matches)} captures; be longer")
 
+    def find(self, capture_id: str) -> str:
+        """The full id of the logged capture of a unique prefix or part (NotFoundError)."""
+        return self._leaf_of(capture_id)[1].capture_id
+
     def manifest(self, capture_id: str) -> Manifest:
-        return manifest_mod.parse_manifest(self.manifest_bytes(self.find(capture_id)))
+        """The manifest of a logged capture (any unique part of its id), held to its log
+        leaf (UnverifiedManifestError if it is not the one the leaf records)."""
+        return self.logged_manifest(*self._leaf_of(capture_id))
 
     def captures(self) -> list[RemoteCapture]:
-        """Every capture, oldest first, read from the manifests the log names."""
+        """Every logged capture, oldest first, each manifest held to its log leaf (one GET
+        a capture, no listing); one that is not the leaf's is :meth:`RemoteCapture.unverified`."""
         found = []
-        with self.place.open_log() as tiles:
-            for _index, data in tiles.iter_entries():
-                try:
-                    entry = parse_entry(data)
-                except ValueError:
-                    continue
-                if not isinstance(entry, ManifestLeaf | AdoptionLeaf):
-                    continue
-                try:
-                    m = self.manifest(entry.capture_id)
-                except errors.PreserveError:
-                    continue
-                found.append(RemoteCapture(m.capture_id, m.requested_url, m.final_url,
-                                           m.started, m.http.status, m.status,
-                                           m.extraction.title,
-                                           m.text.blake3 if m.text else None))
+        for index, leaf in self.logged_leaves():
+            try:
+                found.append(RemoteCapture.of(self.logged_manifest(index, leaf)))
+            except Unverified as exc:
+                found.append(RemoteCapture.unverified(leaf, str(exc)))
         found.sort(key=lambda c: (c.started, c.capture_id))
         return found
 
     def history(self, url: str) -> list[RemoteCapture]:
         """Every capture whose requested or final URL is ``url``, oldest first (reads every
-        logged manifest: no catalog on an object store yet)."""
-        return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
+        logged manifest: no catalog on an object store yet), and every unverified one (its
+        URLs cannot be told)."""
+        return [c for c in self.captures()
+                if url in (c.requested_url, c.final_url) or c.status == UNVERIFIED]
 
     def text(self, capture_id: str) -> str:
         """The clean text of one capture ('' when it has none), checked against its
@@ -608,6 +675,8 @@ class RemoteArchive:
                 done.append(f"remove staging object {info.key}")
                 if not dry_run:
                     self.store.delete(info.key)
+            restored = self._restore_latest(tiles, verifier, dry_run=dry_run)
+            done += [restored] if restored else []
             signer = self.signer()
             if not dry_run and signer is not None and (leaves or tiles.torn_tail):
                 try:
@@ -615,6 +684,57 @@ class RemoteArchive:
                 except errors.PreserveError as exc:
                     done.append(f"not signed: {exc}")
         return done
+
+
+    def _restore_latest(self, tiles: TiledLog, verifier: Verifier | None, *,
+                        dry_run: bool) -> str | None:
+        """As a local repair: put the newest stored checkpoint back as the ``checkpoint``
+        copy when the copy is not it (W303): only one validly signed by the archive key,
+        consistent with the log and not older than the copy, which is kept otherwise.
+        Returns what was (or would be) done, None when the copy is fine."""
+        if verifier is None or not self.store.exists(LATEST):
+            return None
+        names = self.place.checkpoint_names()
+        text = self._checkpoint_text(LATEST)
+        if names and text is not None and text == self._checkpoint_text(names[-1]):
+            return None
+        copy = self._valid_checkpoint(text, tiles, verifier)
+        newest: tuple[str, str, int] | None = None
+        for rel in names:
+            stored = self._checkpoint_text(rel)
+            found = self._valid_checkpoint(stored, tiles, verifier)
+            if stored is not None and found is not None and (newest is None
+                                                             or found.size >= newest[2]):
+                newest = (rel, stored, found.size)
+        if newest is None or (copy is not None and copy.size > newest[2]):
+            return (f"kept {LATEST}: not a copy of the newest stored checkpoint, and no stored "
+                    "one that is valid, consistent with the log and not older replaces it: "
+                    "restore manifests/log/checkpoints/ from a copy, or verify with an "
+                    "off-site checkpoint (--checkpoint)")
+        if not dry_run:
+            self.store.put_mutable(LATEST, newest[1].encode("utf-8"))
+        return f"restore {LATEST} from {newest[0]} ({newest[2]} leaves)"
+
+    def _checkpoint_text(self, rel: str) -> str | None:
+        try:
+            return self.place.read_checkpoint(rel)
+        except errors.LogError:
+            return None
+
+    @staticmethod
+    def _valid_checkpoint(text: str | None, tiles: TiledLog,
+                          verifier: Verifier) -> Checkpoint | None:
+        """The checkpoint ``text`` if signed by ``verifier`` and a prefix of ``tiles``."""
+        if text is None:
+            return None
+        try:
+            checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
+            if checkpoint.size <= tiles.size and \
+                    tiles.root_hash(checkpoint.size) == checkpoint.root_hash:
+                return checkpoint
+        except (NoteError, errors.PreserveError):
+            pass
+        return None
 
 
 def _storage_error(exc: BaseException, what: str) -> BaseException:
@@ -636,4 +756,4 @@ def checkpoint_size(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-__all__ = ["RemoteArchive", "RemoteCapture", "RemotePlace", "place_name"]
+__all__ = ["UNVERIFIED", "RemoteArchive", "RemoteCapture", "RemotePlace", "place_name"]

@@ -110,8 +110,10 @@ class ObjectStore:
     @staticmethod
     def addressable(rel: str) -> bool:
         """Whether preserve sends requests for ``rel`` (a listing may hold names it does not:
-        ``..`` segments, which a client or proxy on the way may normalise into another key)."""
-        return not (rel.startswith("/") or ".." in rel.split("/"))
+        ``..`` segments, which a client or proxy on the way may normalise into another key;
+        NUL, newlines and other control characters, which no local mirror can name)."""
+        return not (rel.startswith("/") or ".." in rel.split("/")
+                    or any(ord(c) < 0x20 or c == "\x7f" for c in rel))
 
     def _path(self, rel: str) -> str:
         return f"{self.bucket}/{self.key(rel)}"

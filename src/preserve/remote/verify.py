@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +33,17 @@ from preserve.hashing import hash_bytes
 from preserve.log import audit as log_audit
 from preserve.log.entries import MAX_MANIFEST_BYTES
 from preserve.log.journal import iter_entries
+from preserve.log.keys import Verifier
 from preserve.log.known_heads import KnownHeads
 from preserve.log.merkle import verify_consistency
-from preserve.log.note import NoteError, verify_checkpoint
+from preserve.log.note import Checkpoint, NoteError, verify_checkpoint
 from preserve.remote.store import ObjectStore
 from preserve.safe_io import loads_strict
 from preserve.storage.layout import check_relative, is_hex_digest
 
 if TYPE_CHECKING:
     from preserve.remote.archive import RemoteArchive
+    from preserve.remote.tiles import TiledLog
 
 #: Largest object streamed to the temporary root for checking (bigger: E202 from its size).
 MAX_MIRROR = 8 * 2**30
@@ -105,33 +108,51 @@ def check_remote_manifests(store: ObjectStore, names: Sequence[str], *,
     with tempfile.TemporaryDirectory(prefix="preserve-verify-") as tmp:
         root = Path(tmp)
         for rel in names:
-            (root / "manifests").mkdir(exist_ok=True)
-            _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
-            data = _head(root / rel, MAX_MANIFEST_BYTES + 1)
-            for named, limit in _named(data):
-                _fetch(store, named, root, min(limit, MAX_MIRROR))
-            part = check_manifests(root, [rel], deep=deep)
-            if data is not None and len(data) <= MAX_MANIFEST_BYTES:  # the bytes checked: the
-                d = hash_bytes(data)  # log audit holds them to the leaf
-                part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
-            parts.append(part)
+            parts.append(_check_mirrored(store, rel, root, deep))
             for child in ("archive", "manifests"):
                 shutil.rmtree(root / child, ignore_errors=True)
     report = Report(root=store.url, deep=deep)
     merged = merge_checks(report, parts)
     merged.findings = report.findings
-    merged.stats = {k: getattr(report.stats, k) for k in parts[0].stats} if parts else {}
+    counted = next((part.stats for part in parts if part.stats), {})
+    merged.stats = {k: getattr(report.stats, k) for k in counted}
     return merged
 
 
+def _check_mirrored(store: ObjectStore, rel: str, root: Path, deep: bool) -> ManifestChecks:
+    """Mirror manifest ``rel`` and what it names below ``root``, and check them there; a
+    name no local file can have (NUL, newline, too long) is a finding, never mirrored."""
+    if not store.addressable(rel):
+        return _not_mirrored(rel, "object name holds a NUL byte, a newline or another control "
+                             "character: not read, not checked (no manifest is named so)")
+    try:
+        (root / "manifests").mkdir(exist_ok=True)
+        _fetch(store, rel, root, MAX_MANIFEST_BYTES + 1)
+        data = _head(root / rel, MAX_MANIFEST_BYTES + 1)
+        for named, limit in _named(data):
+            _fetch(store, named, root, min(limit, MAX_MIRROR))
+    except (OSError, ValueError) as exc:  # the local file system refuses the name
+        return _not_mirrored(rel, f"cannot be copied to a local file to be checked: {exc}")
+    part = check_manifests(root, [rel], deep=deep)
+    if data is not None and len(data) <= MAX_MANIFEST_BYTES:  # the bytes checked: the log
+        d = hash_bytes(data)  # audit holds them to the leaf
+        part.manifest_digests[rel] = (d.sha256, d.blake3, d.size)
+    return part
+
+
+def _not_mirrored(rel: str, why: str) -> ManifestChecks:
+    return ManifestChecks([Finding(Code.E101, rel, why)], {}, set(), set(), {}, set(), [])
+
+
 def list_manifests(store: ObjectStore, report: Report) -> list[str]:
+    """The manifests to check (other objects in manifests/ are reported here)."""
     names = []
     for info in store.list("manifests"):
         rel = info.key
         if rel.startswith("manifests/log/"):
             continue
         if rel.count("/") == 1 and rel.endswith(".json"):
-            names.append(rel)
+            names.append(rel)  # one named so no local file can be: E101 when checked
         else:
             report.add(Finding(Code.W505, rel, "unexpected object in manifests/"))
     return names
@@ -139,10 +160,16 @@ def list_manifests(store: ObjectStore, report: Report) -> list[str]:
 
 def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
     """Objects no manifest names, staging leftovers, unexpected names (as the local sweep)."""
+    from preserve.remote.archive import CHECKPOINTS
+
     for capture_id, previous_id, rel in merged.previous:
         if previous_id not in merged.capture_ids:
             report.add(Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                                capture_id))
+    for info in store.list(CHECKPOINTS):
+        if "/" in info.key[len(CHECKPOINTS) + 1:]:
+            report.add(Finding(Code.W505, info.key, "object nested in manifests/log/checkpoints/ "
+                               "is no checkpoint (they are checkpoints/<size>-<time>.txt)"))
     for info in store.list("staging"):
         report.add(Finding(Code.W503, info.key, "leftover staging object (an interrupted "
                            "capture); repair removes it" if store.addressable(info.key) else
@@ -162,6 +189,67 @@ def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
                 report.add(Finding(Code.W502, rel, "no manifest names this text object"))
         else:
             report.add(Finding(Code.W505, rel, "unexpected entry in archive/"))
+
+
+def logged_manifests(archive: RemoteArchive) -> list[str]:
+    """The manifest named by each leaf of the log as it is now (its leaf order; a leaf that
+    is no manifest or adoption leaf: ''). Empty if the log cannot be read (the log audit
+    reports it)."""
+    from preserve.log.entries import AdoptionLeaf, ManifestLeaf, parse_entry
+
+    names: list[str] = []
+    try:
+        with archive.place.open_log() as tiles:
+            for _index, data in tiles.iter_entries():
+                try:
+                    entry = parse_entry(data)
+                except ValueError:
+                    entry = None
+                names.append(entry.path if isinstance(entry, ManifestLeaf | AdoptionLeaf)
+                             else "")
+    except errors.PreserveError:
+        return []
+    return names
+
+
+def missed(store: ObjectStore, logged: Sequence[str],
+           parts: Sequence[ManifestChecks]) -> list[str]:
+    """The logged manifests whose files ``parts`` did not check (hidden from the listing,
+    say behind a delete marker) and that are there now: they are checked too. One still
+    not there is E305 in the log audit."""
+    checked = {rel for part in parts for rel in part.manifest_digests}
+    names = sorted({rel for rel in logged if rel and rel not in checked})
+    return [rel for rel in names if _listable(rel) and store.exists(rel)]
+
+
+def _listable(rel: str) -> bool:
+    """Whether ``rel`` is a name verify lists as a manifest (``manifests/<name>.json``)."""
+    return (rel.startswith("manifests/") and rel.count("/") == 1 and rel.endswith(".json")
+            and ObjectStore.addressable(rel))
+
+
+def _check_files(store: ObjectStore, report: Report, logged: Sequence[str], *, deep: bool,
+                 progress: Callable[[int, int], None] | None,
+                 map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None,
+                 chunk: int) -> ManifestChecks:
+    """Check the listed manifests and their files, then those of ``logged`` the listing
+    missed; findings added to ``report`` in that order."""
+    def check(names: list[str]) -> list[ManifestChecks]:
+        if not names:
+            return []
+        chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
+        if map_chunks is not None:
+            return map_chunks(chunks)
+        parts = []
+        for done, part in enumerate(chunks, start=1):
+            parts.append(check_remote_manifests(store, part, deep=deep))
+            if progress is not None:
+                progress(min(done * chunk, len(names)), len(names))
+        return parts
+
+    parts = check(list_manifests(store, report))
+    parts += check(missed(store, logged, parts))
+    return merge_checks(report, parts)
 
 
 def verify_remote(
@@ -185,17 +273,9 @@ def verify_remote(
     store.invalidate()
     report = Report(root=store.url, deep=deep,
                     started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    names = list_manifests(store, report)
-    chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
-    if map_chunks is not None:
-        parts = map_chunks(chunks)
-    else:
-        parts = []
-        for done, part in enumerate(chunks, start=1):
-            parts.append(check_remote_manifests(store, part, deep=deep))
-            if progress is not None:
-                progress(min(done * chunk, len(names)), len(names))
-    merged = merge_checks(report, parts)
+    logged = logged_manifests(archive)  # every leaf up to here must have its files checked
+    merged = _check_files(store, report, logged, deep=deep, progress=progress,
+                          map_chunks=map_chunks, chunk=chunk)
     sweep(store, report, merged)
     check = None
     if tsa_roots is not None:
@@ -205,7 +285,7 @@ def verify_remote(
     for item in audit_remote_log(archive, external_checkpoints=checkpoints,
                                  trusted_key=trusted_key, heads=archive.heads,
                                  timestamp_check=check, anchor_max_age=anchor_max_age,
-                                 checked=merged.manifest_digests):
+                                 checked=merged.manifest_digests, logged=len(logged)):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
     archive.last_audit = archive.record_audit(report) if record else None
@@ -221,11 +301,14 @@ def audit_remote_log(
     timestamp_check: log_audit.TimestampCheck | None = None,
     anchor_max_age: timedelta | None = None,
     checked: dict[str, tuple[str, str, int]] | None = None,
+    logged: int = 0,
 ) -> list[log_audit.LogFinding]:
     """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles.
     ``checked``: the digests of the manifest bytes whose files were checked; each must be
-    its leaf's as well (an object replaced between two reads is E306)."""
-    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LATEST, LOG
+    its leaf's as well (an object replaced between two reads is E306), and every manifest
+    of the first ``logged`` leaves (the log when verify started) must be among them (E305;
+    later leaves are commits made while verify ran)."""
+    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LOG
 
     place = archive.place
     store = archive.store
@@ -286,37 +369,20 @@ def audit_remote_log(
             audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
                       f"{leaf.sha256}, the object whose files were checked had "
                       f"{checked[leaf.path][0]} (replaced while verify read it)")
-    covered = 0
-    newest: str | None = None
-    anchors: list[Path] = []  # the external checkpoints that hold
+        elif checked is not None and index < logged and leaf.path not in checked:
+            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it, "
+                      "but it was not there when verify checked the files it names (hidden, "
+                      "then put back): they were not checked")
     if verifier is not None:
-        names = sorted(place.checkpoint_names())
-        latest = [LATEST] if store.exists(LATEST) else []
-        for rel in [*names, *latest, *map(str, external_checkpoints)]:
-            external = rel in map(str, external_checkpoints)
-            code = (log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT if external
-                    else log_audit.E_CHECKPOINT_INCONSISTENT)
-            try:
-                text = (Path(rel).read_text("utf-8") if external
-                        else place.read_checkpoint(rel))
-                checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
-            except (errors.PreserveError, NoteError, OSError, UnicodeDecodeError) as exc:
-                audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
-                continue
-            size = checkpoint.size
-            if size > tiles.size or not verify_consistency(
-                    size, tiles.size, checkpoint.root_hash, tiles.root_hash(),
-                    tiles.consistency_proof(size) if size else []):
-                audit.add(code, rel, f"the log's first {size} leaves do not match this "
-                          "checkpoint")
-                continue
-            if external:
-                anchors.append(Path(rel))
-            if rel in names and size >= covered:
-                newest = rel
-            covered = max(covered, size)
-            if timestamp_check is not None and rel in names:
-                _check_token(audit, store, rel, text, timestamp_check)
+        covered, newest = _check_stored(audit, archive, tiles, verifier, timestamp_check)
+        anchors: list[Path] = []  # the external checkpoints that hold
+        for path in map(Path, external_checkpoints):
+            found = _check_one(audit, tiles, verifier, str(path),
+                               partial(path.read_text, "utf-8"),
+                               log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT)
+            if found is not None:
+                anchors.append(path)
+                covered = max(covered, found[0].size)
         if anchors:
             log_audit._check_anchor_age(audit, anchors, anchor_max_age, None)
         if timestamp_check is not None:  # proof of time for the newest state, as locally
@@ -337,6 +403,79 @@ def audit_remote_log(
                       "no timestamp token, covers the log (the archive has no key)")
     log_audit._check_known_head(audit, tiles, heads, verifier, tree_ok)  # type: ignore[arg-type]
     return audit.findings
+
+
+def _check_one(audit: log_audit._Audit, tiles: TiledLog, verifier: Verifier, rel: str,
+               read: Callable[[], str], code: str) -> tuple[Checkpoint, str] | None:
+    """Checkpoint ``rel`` and its text (from ``read()``) if it is signed by ``verifier`` and
+    the log extends it; else None, and E307 or ``code`` (E308/E309) said why."""
+    try:
+        text = read()
+        checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
+    except (errors.PreserveError, NoteError, OSError, UnicodeDecodeError) as exc:
+        audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
+        return None
+    size = checkpoint.size
+    if size > tiles.size or not verify_consistency(
+            size, tiles.size, checkpoint.root_hash, tiles.root_hash(),
+            tiles.consistency_proof(size) if size else []):
+        audit.add(code, rel, f"the log's first {size} leaves do not match this checkpoint")
+        return None
+    return checkpoint, text
+
+
+def _check_stored(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledLog,
+                  verifier: Verifier, timestamp_check: log_audit.TimestampCheck | None,
+                  ) -> tuple[int, str | None]:
+    """As the local log audit: every stored checkpoint (E307 also when its name does not
+    give its size), their tokens, then the ``checkpoint`` copy (W303 unless it is the newest
+    stored one). Returns the size they cover and the newest stored checkpoint."""
+    from preserve.remote.archive import checkpoint_size
+
+    place = archive.place
+    covered = 0
+    newest: str | None = None
+    names = place.checkpoint_names()
+    for rel in names:
+        checked = _check_one(audit, tiles, verifier, rel, partial(place.read_checkpoint, rel),
+                             log_audit.E_CHECKPOINT_INCONSISTENT)
+        if checked is None:
+            continue
+        found, text = checked
+        if found.size >= covered:
+            newest = rel
+        covered = max(covered, found.size)
+        if checkpoint_size(rel) != found.size:
+            audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, "file name does not match the "
+                      "checkpoint size")
+        if timestamp_check is not None:
+            _check_token(audit, archive.store, rel, text, timestamp_check)
+    return _check_latest(audit, archive, tiles, verifier, names, covered), newest
+
+
+def _check_latest(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledLog,
+                  verifier: Verifier, names: Sequence[str], covered: int) -> int:
+    """W303 (first, then its own findings) when the ``checkpoint`` copy is not the newest
+    stored checkpoint; returns ``covered``, raised to the copy's size if it holds."""
+    from preserve.remote.archive import LATEST
+
+    place = archive.place
+    if not archive.store.exists(LATEST):
+        return covered
+    try:
+        stale = not names or place.read_checkpoint(LATEST) != place.read_checkpoint(names[-1])
+    except errors.LogError:
+        stale = True
+    if not stale:
+        return covered
+    at = len(audit.findings)
+    found = _check_one(audit, tiles, verifier, LATEST, partial(place.read_checkpoint, LATEST),
+                       log_audit.E_CHECKPOINT_INCONSISTENT)
+    copy = found[0] if found is not None else None
+    audit.findings.insert(at, log_audit.LogFinding(
+        log_audit.W_LATEST_CHECKPOINT_STALE, LATEST,
+        log_audit._stale_copy(copy, covered, tiles.size)))
+    return max(covered, copy.size) if copy is not None else covered
 
 
 def _check_token(audit: log_audit._Audit, store: ObjectStore, rel: str, text: str,
@@ -368,5 +507,5 @@ def _digests(store: ObjectStore, rel: str) -> tuple[str, str, int] | None:
     return d.sha256, d.blake3, d.size
 
 
-__all__ = ["audit_remote_log", "check_remote_manifests", "list_manifests", "sweep",
-           "verify_remote"]
+__all__ = ["audit_remote_log", "check_remote_manifests", "list_manifests",
+           "logged_manifests", "missed", "sweep", "verify_remote"]
