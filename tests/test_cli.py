@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,39 @@ def test_verify_json_and_findings_exit_1(site: TestServer, tmp_path: Path) -> No
     assert envelope["result"]["findings"][0]["code"].startswith("E")
     human = run(tmp_path, "verify")
     assert human.returncode == 1 and "NOT INTACT" in human.stdout
+
+
+def test_show_and_diff_hold_a_manifest_to_its_log_leaf(site: TestServer, tmp_path: Path) -> None:
+    # someone with write access rewrites what a manifest says (title, URL): show and diff
+    # must not present it as the capture; list keeps what was logged
+    first = run(tmp_path, "capture", "--http", site.url("/news")).stdout.split()[0]
+    second = run(tmp_path, "capture", "--http", site.url("/blog")).stdout.split()[0]
+    assert run(tmp_path, "show", first).returncode == 0
+    assert run(tmp_path, "diff", first, second).returncode == 0
+    path = tmp_path / "manifests" / f"{first}.json"
+    doc = json.loads(path.read_text())
+    doc["requested_url"] = "https://forged.example/"
+    path.chmod(0o644)
+    path.write_text(json.dumps(doc))
+    for args in (("show", first[:20]), ("show", "--json", first), ("diff", first, second)):
+        done = run(tmp_path, *args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert "forged.example" not in done.stdout + done.stderr
+        line, = done.stderr.strip().splitlines()
+        assert "is not the manifest the log records" in line and "Traceback" not in line
+    listed = run(tmp_path, "list")
+    assert listed.returncode == 0 and "forged.example" not in listed.stdout
+    assert run(tmp_path, "show", second).returncode == 0  # the other capture is untouched
+    # a manifest planted for a capture the log never had is refused too
+    planted = tmp_path / "manifests" / f"{first[:-10]}zzzzzzzzzz.json"
+    doc["capture_id"] = planted.stem
+    planted.write_text(json.dumps(doc))
+    assert run(tmp_path, "show", planted.stem).returncode == 1
+    # an archive without a log has nothing to hold it to: shown, with a warning saying so
+    bare = tmp_path / "bare"
+    shutil.copytree(tmp_path, bare, ignore=shutil.ignore_patterns("log", "bare"))
+    done = run(bare, "show", second)
+    assert done.returncode == 0 and "has no integrity log" in done.stderr
 
 
 def test_cannot_run_exit_3(tmp_path: Path) -> None:

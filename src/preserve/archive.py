@@ -572,11 +572,49 @@ class Archive:
                 continue
             yield CaptureSummary.of(m)
 
+    def has_log(self) -> bool:
+        """Whether the archive has an integrity log (a new archive gets one at its first
+        capture)."""
+        return bool(_log_storage.has_log(self.root))
+
+    def _logged_manifest(self, capture_id: str) -> manifest.Manifest | None:
+        """The manifest of ``capture_id`` if a log leaf records its bytes on disk: the leaf
+        the catalog names; failing that (no usable catalog, read-only media, a crafted row,
+        a manifest that does not match), every leaf of the capture, reading the log through."""
+        index = self.catalog.leaf_of(capture_id) if self._catalog_current() else None
+        try:
+            with log.open_log(self.root, readonly=True) as opened:
+                if index is not None and 0 <= index < opened.size:
+                    found = _commit.logged_manifest(self.layout, opened, capture_id, index)
+                    if found is not None:
+                        return found
+                for at, data in opened.iter_entries():
+                    if capture_id.encode() not in data or at == index:
+                        continue
+                    found = _commit.logged_manifest(self.layout, opened, capture_id, at)
+                    if found is not None:
+                        return found
+        except (errors.PreserveError, OSError):
+            return None
+        return None
+
     def manifest(self, capture_id: str) -> manifest.Manifest:
-        """The manifest of one capture; ``capture_id`` may be any unique part of its id."""
+        """The manifest of one capture (``capture_id``: any unique part of its id), held to
+        the log leaf that logs it: UnverifiedManifestError when the file is not the one its
+        leaf records (edited or planted after the commit, or never logged) — what it says
+        is then not shown as the capture (``preserve verify`` says more). An archive with no
+        log at all has nothing to hold it to: the manifest is returned as read."""
         path = self._find_manifest(capture_id)
         m, _ = manifest.read_manifest(path)
-        return m
+        if not self.has_log():
+            return m  # nothing to hold it to (the report says so; verify reports the log)
+        logged = self._logged_manifest(m.capture_id)  # what is shown: the bytes held to it
+        if logged is None:
+            raise errors.UnverifiedManifestError(
+                f"{path.relative_to(self.root).as_posix()} is not the manifest the log "
+                "records for this capture (changed after it was logged, or never logged); "
+                "run preserve verify")
+        return logged
 
     def _find_manifest(self, capture_id: str) -> Path:
         if is_capture_id(capture_id):

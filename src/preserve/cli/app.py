@@ -55,8 +55,9 @@ EXIT_STATUSES = {
     EXIT_OK: "success (verify: intact; warnings may be printed)",
     EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved "
                    "or, by repair and checkpoint, over an archive verify finds errors in, an "
-                   "imported file failing its own digests, a manifest of an s3:// root "
-                   "that is not its log leaf's); a capture kept an HTTP 4xx/5xx "
+                   "imported file failing its own digests, a manifest that is not the one "
+                   "its log leaf records, met by show, diff, export or report, or by list "
+                   "and history on an s3:// root); a capture kept an HTTP 4xx/5xx "
                    "answer or a redirect it did not follow",
     EXIT_USAGE: "usage error: bad option or argument (an empty output path, a WACZ signing "
                 "key that is not ECDSA P-256/P-384/P-521), invalid URL or unsupported scheme, "

@@ -121,12 +121,22 @@ def _local_archive() -> type[Archive]:
 def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
     """Show one capture's provenance (CAPTURE_ID may be any unique part of its id).
 
+    The manifest is held to the log leaf that logged it: one changed after it was logged,
+    or never logged, is refused (exit 1; preserve verify says more), never shown as the
+    capture. An archive without a log is shown with a warning that nothing proves it.
+
     \b
     Example:
       preserve show abcdefghij
     """
     with errors_to_exit():
-        manifest = open_any(ctx).manifest(capture_id)
+        archive = open_any(ctx)
+        manifest = archive.manifest(capture_id)
+    if isinstance(archive, _local_archive()) and not archive.has_log():
+        unproved = "the archive has no integrity log: nothing shows this manifest is the one " \
+                   "committed (run preserve verify)"
+        warn(f"warning: {unproved}")
+        current().warnings.append(unproved)
     document = manifest.to_dict()
     if not as_json:
         for line in _describe(document):

@@ -390,6 +390,16 @@ class Catalog:
         except (sqlite3.Error, TypeError, ValueError) as exc:
             raise CatalogError(f"the catalog cannot be read: {exc}") from exc
 
+    def leaf_of(self, capture_id: str) -> int | None:
+        """The leaf index the catalog gives for ``capture_id`` (None: not in it, or the
+        catalog cannot be read): a candidate, to be checked against the log."""
+        try:
+            row = self._connect().execute(
+                "SELECT leaf_index FROM captures WHERE capture_id = ?", (capture_id,)).fetchone()
+            return int(row[0]) if row is not None else None
+        except (sqlite3.Error, CatalogError, TypeError, ValueError):
+            return None
+
     def capture_ids(self) -> set[str]:
         try:
             return {str(r[0]) for r in self._connect().execute("SELECT capture_id FROM captures")}
