@@ -168,6 +168,7 @@ def _lxml_parser() -> etree.HTMLParser:
         no_network=True,
         recover=True,
         huge_tree=True,
+        collect_ids=False,  # no lookups by id here: the table of ids is never used
     )
 
 
