@@ -99,3 +99,25 @@ def test_reset_head_at_a_place_keeps_other_keys_heads_elsewhere(
     head = heads.get(identity, elsewhere)
     assert head is not None and head.paths == (str(elsewhere.resolve()),)
     assert heads.for_path(root) == []
+
+
+def test_heads_read_once_are_read_again_when_another_process_changes_them(tmp_path: Path) -> None:
+    # a batch asks for every head once a group: parsed heads are kept, but a head another
+    # process advanced, a new one, a removed one and one damaged in place are all seen
+    mine, theirs = KnownHeads(tmp_path / "heads"), KnownHeads(tmp_path / "heads")
+    root, other = tmp_path / "a", tmp_path / "b"
+    mine.advance("origin-a+aa", 1, b"\x01" * 32, root)
+    assert [h.size for h in mine.for_path(root)] == [1]
+    theirs.advance("origin-a+aa", 5, b"\x05" * 32, root)
+    theirs.advance("origin-b+bb", 2, b"\x02" * 32, root)
+    assert sorted((h.identity, h.size) for h in mine.for_path(root)) == [
+        ("origin-a+aa", 5), ("origin-b+bb", 2)]
+    theirs.forget("origin-b+bb", root)
+    assert [h.identity for h in mine.for_path(root)] == ["origin-a+aa"]
+    path = theirs._file("origin-a+aa", root)
+    doc = json.loads(path.read_bytes())
+    doc["paths"] = [str(other.resolve())]
+    path.write_bytes(canonical_json(doc) + b"\n")  # rewritten in place, not replaced
+    assert mine.for_path(root) == [] and len(mine.for_path(other)) == 1
+    path.write_bytes(b"{damaged")
+    assert mine.for_path(other) == []

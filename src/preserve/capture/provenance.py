@@ -6,6 +6,7 @@ This module only assembles plain JSON-ready dictionaries; it does no network or 
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import platform
@@ -59,6 +60,13 @@ def default_operator() -> str:
     configured = os.environ.get("PRESERVE_OPERATOR")
     if configured:
         return configured
+    return _login_name()
+
+
+@functools.cache
+def _login_name() -> str:
+    """The login name (read once a process: ``getpass`` may read the passwd database, twice
+    a capture otherwise)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, e.g. in a container

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,11 @@ class KnownHeads:
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else config_home() / "heads"
+        # file name -> ((device, inode, mtime, size) it had, the head read from it): a head
+        # file is parsed again only when it was replaced or changed (preserve replaces them
+        # by rename: a new inode), so asking for every head is a directory scan, not a read
+        # of every file (a batch asks once a group)
+        self._parsed: dict[str, tuple[tuple[int, int, int, int], KnownHead]] = {}
 
     def _file(self, identity: str, root: Path) -> Path:
         if identity == UNSIGNED:
@@ -108,12 +114,30 @@ class KnownHeads:
         """Every readable head file (damaged ones are skipped)."""
         if not self.directory.is_dir():
             return []
+        try:
+            with os.scandir(self.directory) as listing:
+                entries = sorted((e for e in listing if e.name.endswith(".json")),
+                                 key=lambda e: e.name)
+        except OSError:
+            return []
         found = []
-        for path in sorted(self.directory.glob("*.json")):
+        for entry in entries:
+            path = Path(entry.path)
             try:
-                found.append((path, self._load(path)))
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            version = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            parsed = self._parsed.get(entry.name)
+            if parsed is not None and parsed[0] == version and stat.S_ISREG(st.st_mode):
+                found.append((path, parsed[1]))
+                continue
+            try:
+                head = self._load(path)
             except LogError:
                 continue
+            self._parsed[entry.name] = (version, head)
+            found.append((path, head))
         return found
 
     def _load(self, path: Path) -> KnownHead:
