@@ -579,9 +579,11 @@ class Archive:
 
     def _logged_manifest(self, capture_id: str) -> manifest.Manifest | None:
         """The manifest of ``capture_id`` if a log leaf records its bytes on disk: the leaf
-        the catalog names; failing that (no usable catalog, read-only media, a crafted row,
-        a manifest that does not match), every leaf of the capture, reading the log through."""
-        index = self.catalog.leaf_of(capture_id) if self._catalog_current() else None
+        the catalog names; failing that (no catalog or a row not yet in it, read-only media,
+        a crafted row, a manifest that does not match), every leaf of the capture, reading
+        the log through. The catalog is neither brought up to date nor rebuilt here: a
+        tampered one stays as found, for verify to report."""
+        index = self.catalog.leaf_of(capture_id)  # as it stands: a read repairs nothing
         try:
             with log.open_log(self.root, readonly=True) as opened:
                 if index is not None and 0 <= index < opened.size:

@@ -392,7 +392,10 @@ class Catalog:
 
     def leaf_of(self, capture_id: str) -> int | None:
         """The leaf index the catalog gives for ``capture_id`` (None: not in it, or the
-        catalog cannot be read): a candidate, to be checked against the log."""
+        catalog cannot be read): a candidate, to be checked against the log. Creates no
+        catalog where there is none."""
+        if self._db is None and not self.path.is_file():
+            return None
         try:
             row = self._connect().execute(
                 "SELECT leaf_index FROM captures WHERE capture_id = ?", (capture_id,)).fetchone()
