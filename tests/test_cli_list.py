@@ -5,6 +5,7 @@ what the per-row objects and ``json.dumps(indent=2)`` printed."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from preserve.cli import app as cli_app
 from preserve.cli import browse as cli_browse
 from preserve.cli import main
 from preserve.cli.app import envelope, json_rows
+from preserve.log.storage import TransparencyLog
 from preserve.storage.catalog import SUMMARY_FIELDS
 from servers import TestServer, respond
 
@@ -189,3 +191,80 @@ def test_a_sqlite_that_quotes_otherwise_leaves_rendering_to_python(http_server: 
     assert chunk == _catalog_rows(tmp_path)
     (chunk,) = Archive(tmp_path).capture_row_chunks(4096, layout)
     assert [type(row) for row in chunk] == [str]
+
+
+def test_without_a_catalog_list_and_history_hold_manifests_to_their_leaves(
+        http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a usable catalog (read-only media) `list` and `history` read the manifests,
+    and read them unverified: one rewritten after it was logged (another URL and title) was
+    shown as the capture, and one planted beside them as a capture. Now every logged capture
+    is held to its leaf (one pass over the log): one that is not the leaf's is listed as
+    unverified (its id and the leaf's capture time only), warned of, exit 1, as on an s3://
+    root; a planted one is not a capture. With no log at all, nothing to hold them to."""
+    for name in ("a", "b"):
+        http_server.routes[f"/{name}"] = respond(
+            200, b"<html><title>T" + name.encode() + b"</title><p>x</p></html>",
+            headers=[("Content-Type", "text/html")])
+    archive = Archive(tmp_path)
+    archive.init()
+    first = archive.capture(http_server.url("/a")).capture_id
+    second = archive.capture(http_server.url("/b")).capture_id
+    path = tmp_path / "manifests" / f"{first}.json"
+    document = json.loads(path.read_bytes())
+    document["extraction"]["title"] = "Forged title"
+    document["requested_url"] = document["final_url"] = "https://forged.example/"
+    path.chmod(0o644)
+    path.write_text(json.dumps(document))
+    planted = f"{first[:-10]}zzzzzzzzzz"
+    document["capture_id"] = planted
+    (tmp_path / "manifests" / f"{planted}.json").write_text(json.dumps(document))
+    index = tmp_path / "archive" / "index"  # no catalog can be opened or made there
+    shutil.rmtree(index)
+    index.write_bytes(b"")
+
+    passes: list[int] = []
+    real = TransparencyLog.iter_entries
+
+    def counted(self: TransparencyLog, start: int = 0) -> Any:
+        passes.append(start)
+        return real(self, start)
+
+    monkeypatch.setattr(TransparencyLog, "iter_entries", counted)
+    rows = {c.capture_id: c for c in Archive(tmp_path).captures()}
+    assert len(passes) == 1, passes  # one pass over the log, not one per manifest
+    assert set(rows) == {first, second}
+    assert rows[first].status == "unverified" and rows[first].title is None
+    assert rows[first].requested_url == "" and "is not the manifest log leaf" in \
+        str(rows[first].problem)
+    assert rows[second].status == "ok" and rows[second].problem is None
+    monkeypatch.undo()
+
+    runner = CliRunner()
+    base = ["--root", str(tmp_path)]
+    done = runner.invoke(main, [*base, "list"])
+    assert done.exit_code == 1, done.output
+    assert "Forged" not in done.stdout and "forged.example" not in done.stdout
+    assert "[unverified: run preserve verify]" in done.stdout and planted not in done.stdout
+    assert f"manifests/{first}.json is not the manifest log leaf" in done.stderr
+    done = runner.invoke(main, [*base, "list", "--json"])
+    out = json.loads(done.stdout)
+    assert done.exit_code == 1 and out["exit_status"] == 1 and out["warnings"]
+    assert {r["capture_id"]: r["status"] for r in out["result"]["captures"]} == {
+        first: "unverified", second: "ok"}
+    assert "forged" not in done.stdout.lower()
+    done = runner.invoke(main, [*base, "history", "https://forged.example/"])
+    assert done.exit_code == 1 and "Forged" not in done.stdout, done.output
+    assert done.stdout.splitlines()[-1] == ("0 capture(s) of https://forged.example/, "
+                                            "1 unverified"), done.stdout
+    done = runner.invoke(main, [*base, "history", "--json", http_server.url("/b")])
+    out = json.loads(done.stdout)
+    assert done.exit_code == 1 and out["warnings"], done.output
+    assert [(c["capture_id"], c["status"]) for c in out["result"]["captures"]] == [
+        (first, "unverified"), (second, "ok")]
+
+    bare = tmp_path / "bare"  # no log: nothing to hold the manifests to (as before)
+    shutil.copytree(tmp_path, bare, ignore=shutil.ignore_patterns("log", "bare"))
+    done = runner.invoke(main, ["--root", str(bare), "list", "--json"])
+    assert done.exit_code == 0, done.output
+    assert {r["capture_id"] for r in json.loads(done.stdout)["result"]["captures"]} == {
+        first, second, planted}

@@ -846,3 +846,55 @@ def test_remote_reading_commands_hold_manifests_to_their_leaves(s3_server: S3Ser
     assert done.stdout.splitlines()[-1].endswith("0 capture(s) of https://forged.example/, "
                                                  "1 unverified"), done.stdout
     assert cli(base, "show", second).exit_code == 0
+
+
+def test_dask_reextraction_holds_manifests_to_their_leaves(cluster: Any, s3_server: S3Server,
+                                                           web: TestServer,
+                                                           tmp_path: Path) -> None:
+    """`reextract_many_dask` took its captures from a listing of manifests/ and re-extracted
+    whatever manifest it found there: one rewritten after it was logged (another text hash)
+    was reported as a capture whose text changed, and one planted beside them (never logged)
+    as a capture. Captures now come from the log's leaves and each manifest is held to its
+    leaf: one that is not the leaf's is an error row (``unverified``), never re-extracted or
+    counted as changed; a planted one is not a capture. Locally the same; an archive with
+    no log has nothing to hold them to (every manifest, as before)."""
+    import shutil
+
+    from preserve.archive import Archive
+    from preserve.distributed import reextract_many_dask
+
+    local = Archive(tmp_path / "a")
+    local.init()
+    for target in (remote(s3_server), local):
+        first = target.capture(web.url("/p5")).capture_id
+        second = target.capture(web.url("/p6")).capture_id
+        rel, planted = f"manifests/{first}.json", f"{first[:-10]}zzzzzzzzzz"
+        if isinstance(target, Archive):
+            path = target.root / rel
+            document = json.loads(path.read_bytes())
+        else:
+            document = json.loads(target.store.get(rel, 1 << 20))
+        document["text"]["blake3"] = "0" * 64
+        forged = json.dumps(document).encode()
+        document["capture_id"] = planted
+        plant = json.dumps(document).encode()
+        if isinstance(target, Archive):
+            path.chmod(0o644)
+            path.write_bytes(forged)
+            (target.root / "manifests" / f"{planted}.json").write_bytes(plant)
+        else:
+            client = s3_server.client()
+            client.put_object(Bucket=target.store.bucket, Key=target.store.key(rel),
+                              Body=forged)
+            client.put_object(Bucket=target.store.bucket,
+                              Key=target.store.key(f"manifests/{planted}.json"), Body=plant)
+        rows = {r["capture_id"]: r for r in reextract_many_dask(target, cluster)}
+        assert set(rows) == {first, second}, rows
+        bad = rows[first]
+        assert bad["unverified"] and not bad["changed"] and "before" not in bad, bad
+        assert f"{rel} is not the manifest log leaf" in bad["error"], bad
+        assert "error" not in rows[second] and not rows[second]["changed"], rows[second]
+    bare = tmp_path / "bare"
+    shutil.copytree(local.root, bare, ignore=shutil.ignore_patterns("log"))
+    rows = {r["capture_id"]: r for r in reextract_many_dask(Archive(bare), cluster)}
+    assert set(rows) == {first, second, planted} and rows[first]["changed"], rows

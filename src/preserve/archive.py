@@ -17,11 +17,12 @@ import contextlib
 import errno
 import fcntl
 import functools
+import itertools
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -41,7 +42,13 @@ if TYPE_CHECKING:
     from preserve.capture import page as page_mod
     from preserve.capture.exchange import Exchange, FetchResult
     from preserve.capture.page import PageCapture
-    from preserve.commit import CommitContext, CommittedCapture, GroupOutcome, PreparedCapture
+    from preserve.commit import (
+        CaptureLeaves,
+        CommitContext,
+        CommittedCapture,
+        GroupOutcome,
+        PreparedCapture,
+    )
     from preserve.extract import Extraction
     from preserve.integrity import AuditRecord
     from preserve.log import known_heads as _known_heads
@@ -183,9 +190,16 @@ class CaptureResult:
         }
 
 
+#: The ``status`` of a capture whose manifest is not the one its log leaf records (changed,
+#: missing or unreadable): nothing it says is shown (see :attr:`CaptureSummary.problem`).
+UNVERIFIED = "unverified"
+
+
 @dataclass(frozen=True)
 class CaptureSummary:
-    """One line of ``preserve list``."""
+    """One line of ``preserve list``. A capture whose manifest is not the one its log leaf
+    records has only its id and the leaf's capture time, status :data:`UNVERIFIED` and
+    ``problem`` saying why."""
 
     capture_id: str
     requested_url: str
@@ -195,11 +209,21 @@ class CaptureSummary:
     status: str
     title: str | None
     text_blake3: str | None
+    problem: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, m: manifest.Manifest) -> CaptureSummary:
         return cls(m.capture_id, m.requested_url, m.final_url, m.started, m.http.status,
                    m.status, m.extraction.title, m.text.blake3 if m.text else None)
+
+    @classmethod
+    def unverified(cls, capture_id: str, captured: str, problem: str) -> CaptureSummary:
+        return cls(capture_id, "", "", captured, 0, UNVERIFIED, None, None, problem)
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of :data:`~preserve.storage.catalog.SUMMARY_FIELDS`, in order."""
+        return (self.capture_id, self.requested_url, self.final_url, self.started,
+                self.http_status, self.status, self.title, self.text_blake3)
 
     @classmethod
     def of_row(cls, row: CatalogRow) -> CaptureSummary:
@@ -487,8 +511,13 @@ class Archive:
 
     def captures(self) -> list[CaptureSummary]:
         """Every committed capture, oldest first, from the catalog (brought up to date from
-        the log first; without a usable catalog, from the manifests themselves)."""
-        return [CaptureSummary(*row) for row in self.capture_rows()]
+        the log first). Without a usable catalog (read-only media), every logged capture
+        read from its manifest held to its log leaf (:meth:`CaptureSummary.unverified` if it
+        is not the leaf's); with no log at all, every manifest as found."""
+        chunks = self._catalog_chunks(4096, None)
+        if chunks is None:
+            return self._held_summaries()
+        return [CaptureSummary(*row) for chunk in chunks for row in chunk]
 
     def capture_rows(self) -> list[tuple[Any, ...]]:
         """:meth:`captures` as plain tuples of the
@@ -497,40 +526,55 @@ class Archive:
         return [row for chunk in self.capture_row_chunks() for row in chunk]
 
     @overload
-    def capture_row_chunks(self, size: int = ..., layout: None = ...,
+    def capture_row_chunks(self, size: int = ..., layout: None = ..., *,
+                           unverified: list[CaptureSummary] | None = ...,
                            ) -> Iterator[list[tuple[Any, ...]]]: ...
 
     @overload
-    def capture_row_chunks(self, size: int, layout: JsonRowLayout,
+    def capture_row_chunks(self, size: int, layout: JsonRowLayout, *,
+                           unverified: list[CaptureSummary] | None = ...,
                            ) -> Iterator[list[tuple[Any, ...] | str]]: ...
 
-    def capture_row_chunks(self, size: int = 4096, layout: JsonRowLayout | None = None,
+    def capture_row_chunks(self, size: int = 4096, layout: JsonRowLayout | None = None, *,
+                           unverified: list[CaptureSummary] | None = None,
                            ) -> Iterator[list[tuple[Any, ...]]] | Iterator[
                                list[tuple[Any, ...] | str]]:
         """:meth:`capture_rows`, ``size`` rows at a time: from the catalog, never all held at
         once (``preserve list`` at 100,000 captures and more); from the manifests, sorted, when
-        the catalog cannot be used. A catalog that fails after its first rows were given
-        raises :class:`~preserve.storage.catalog.CatalogError`. With ``layout``, rows from
+        the catalog cannot be used (as :meth:`captures`: each held to its log leaf, the
+        unverified ones added to ``unverified`` before the first chunk is given). A catalog
+        that fails after its first rows were given raises
+        :class:`~preserve.storage.catalog.CatalogError`. With ``layout``, rows from
         the catalog may come as their JSON text already (see
         :meth:`~preserve.storage.catalog.Catalog.summary_chunks`)."""
-        if self._catalog_current():
-            chunks = self.catalog.summary_chunks(size, layout)
-            try:
-                first = next(chunks, None)
-            except catalog_mod.CatalogError:
-                pass
-            else:
-                if first is not None:
-                    yield first
-                    yield from chunks
-                return
-        found = [astuple(summary) for summary in self._summaries()]
-        found.sort(key=lambda row: (row[3], row[0]))  # (started, capture_id)
-        for start in range(0, len(found), size):
-            yield found[start:start + size]
+        chunks = self._catalog_chunks(size, layout)
+        if chunks is not None:
+            yield from chunks
+            return
+        found = self._held_summaries()
+        if unverified is not None:
+            unverified.extend(summary for summary in found if summary.problem is not None)
+        rows = [summary.row() for summary in found]
+        for start in range(0, len(rows), size):
+            yield rows[start:start + size]
+
+    def _catalog_chunks(self, size: int, layout: JsonRowLayout | None,
+                        ) -> Iterator[list[Any]] | None:
+        """The catalog's summary chunks (its first one read already), or None when the
+        catalog cannot be used."""
+        if not self._catalog_current():
+            return None
+        chunks = self.catalog.summary_chunks(size, layout)
+        try:
+            first = next(chunks, None)
+        except catalog_mod.CatalogError:
+            return None
+        return itertools.chain([] if first is None else [first], chunks)
 
     def history(self, url: str) -> list[CaptureSummary]:
-        """Every capture whose requested or final URL is ``url``, oldest first."""
+        """Every capture whose requested or final URL is ``url``, oldest first. Without a
+        usable catalog, from the manifests held to their log leaves (as :meth:`captures`),
+        with every unverified capture too: what its URLs are cannot be told."""
         if self._catalog_current():
             try:
                 rows = self.catalog.of_url(url, final_too=True)
@@ -538,7 +582,8 @@ class Archive:
                         if url in (row.requested_url, row.final_url)]
             except catalog_mod.CatalogError:
                 pass
-        return [c for c in self.captures() if url in (c.requested_url, c.final_url)]
+        return [c for c in self.captures()
+                if url in (c.requested_url, c.final_url) or c.problem is not None]
 
     def logged_captures_of(self, url: str) -> list[manifest.Manifest]:
         """The manifests of the captures of ``url`` (requested URL) that the log holds byte
@@ -563,6 +608,31 @@ class Archive:
             except (errors.PreserveError, OSError):
                 return False
         return False
+
+    def _held_summaries(self) -> list[CaptureSummary]:
+        """Every capture read from its manifest, oldest first: those the log names, each held
+        to its leaves (one pass over the log, none over ``manifests/``); with no log, every
+        manifest as found (nothing to hold it to). UnverifiedManifestError if the log cannot
+        be read (nothing can be held to it)."""
+        if not self.has_log():
+            found = list(self._summaries())
+        else:
+            try:
+                logged = _commit.logged_leaves(self.root)
+            except (errors.PreserveError, OSError) as exc:
+                raise errors.UnverifiedManifestError(
+                    f"the integrity log cannot be read ({exc}): no manifest can be held to "
+                    "it; run preserve verify") from None
+            found = [self._held_summary(capture_id, leaves)
+                     for capture_id, leaves in logged.items()]
+        found.sort(key=lambda summary: (summary.started, summary.capture_id))
+        return found
+
+    def _held_summary(self, capture_id: str, leaves: CaptureLeaves) -> CaptureSummary:
+        try:
+            return CaptureSummary.of(_commit.held_manifest(self.layout, capture_id, leaves))
+        except errors.UnverifiedManifestError as exc:
+            return CaptureSummary.unverified(capture_id, leaves[0][1].captured, str(exc))
 
     def _summaries(self) -> Iterator[CaptureSummary]:
         for path in manifest.iter_manifest_paths(self.layout):

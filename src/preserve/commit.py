@@ -47,8 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from preserve import log
-from preserve.errors import NotProvedError, PreserveError, StorageError
-from preserve.hashing import hash_bytes
+from preserve.errors import (
+    NotFoundError,
+    NotProvedError,
+    PreserveError,
+    StorageError,
+    UnverifiedManifestError,
+)
+from preserve.hashing import Digests, hash_bytes
 from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf_for_bytes
 from preserve.log.journal import CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
@@ -411,11 +417,62 @@ def logged_manifest(layout: ArchiveLayout, opened: log.TransparencyLog, capture_
         manifest, digests = manifest_mod.read_manifest(layout.manifest_path_for(capture_id))
     except (PreserveError, ValueError):
         return None
-    if not (isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id
-            and manifest.capture_id == capture_id
-            and (leaf.sha256, leaf.blake3, leaf.size) == (digests.sha256, digests.blake3,
-                                                          digests.size)):
+    if not (records(leaf, capture_id, digests) and manifest.capture_id == capture_id):
         return None
+    return manifest
+
+
+#: ``(index, leaf)`` of one capture's manifest, import or adoption leaves, in log order.
+CaptureLeaves = list[tuple[int, ManifestLeaf | AdoptionLeaf]]
+
+
+def records(leaf: object, capture_id: str, digests: Digests) -> bool:
+    """Whether ``leaf`` is a manifest (import, adoption) leaf of ``capture_id`` recording a
+    manifest of exactly these ``digests``."""
+    return isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id \
+        and (leaf.sha256, leaf.blake3, leaf.size) == (digests.sha256, digests.blake3,
+                                                      digests.size)
+
+
+def logged_leaves(root: Path) -> dict[str, CaptureLeaves]:
+    """Every logged capture's leaves, by capture id in the order the log first names them:
+    one pass over the log's entries (LogError or OSError if it cannot be read)."""
+    found: dict[str, CaptureLeaves] = {}
+    with log.open_log(root, readonly=True) as opened:
+        for index, data in opened.iter_entries():
+            try:
+                entry = log.parse_entry(data)
+            except ValueError:
+                continue
+            if isinstance(entry, ManifestLeaf | AdoptionLeaf):
+                found.setdefault(entry.capture_id, []).append((index, entry))
+    return found
+
+
+def held_manifest(layout: ArchiveLayout, capture_id: str, leaves: CaptureLeaves) -> Manifest:
+    """The manifest of ``capture_id`` if one of its ``leaves`` records exactly its bytes
+    (read once, hashed before they are parsed); otherwise UnverifiedManifestError saying why
+    (missing, unreadable, changed after it was logged, of another capture)."""
+    rel = f"manifests/{capture_id}.json"
+    why = f"{rel} is not the manifest log leaf {leaves[0][0] if leaves else '?'} records"
+    try:
+        data = manifest_mod.read_manifest_bytes(layout.manifest_path_for(capture_id))
+    except NotFoundError:
+        raise UnverifiedManifestError(f"{why}: it is missing; run preserve verify") from None
+    except (PreserveError, OSError) as exc:
+        raise UnverifiedManifestError(f"{why}: it cannot be read ({exc}); run preserve "
+                                      "verify") from None
+    digests = hash_bytes(data)
+    if not any(records(leaf, capture_id, digests) for _index, leaf in leaves):
+        raise UnverifiedManifestError(f"{why} (changed after it was logged: sha256 "
+                                      f"{digests.sha256}); run preserve verify")
+    try:
+        manifest = manifest_mod.parse_manifest(data)
+    except PreserveError as exc:
+        raise UnverifiedManifestError(f"{rel}: logged, but not a valid manifest: {exc}") \
+            from None
+    if manifest.capture_id != capture_id:
+        raise UnverifiedManifestError(f"{why}: it is the manifest of {manifest.capture_id}")
     return manifest
 
 
@@ -512,6 +569,7 @@ def _sign(ctx: CommitContext, outcome: GroupOutcome) -> None:
 
 
 __all__ = [
+    "CaptureLeaves",
     "CommitContext",
     "CommittedCapture",
     "GroupOutcome",
@@ -519,6 +577,9 @@ __all__ = [
     "PreparedCapture",
     "TextObject",
     "commit_group",
+    "held_manifest",
+    "logged_leaves",
     "record_json",
+    "records",
     "text_json",
 ]

@@ -50,8 +50,9 @@ class CaptureDiff:
 
 
 def history(archive: Archive, url: str) -> list[CaptureSummary]:
-    """Every capture whose requested or final URL is ``url``, oldest first."""
-    return [c for c in archive.captures() if url in (c.requested_url, c.final_url)]
+    """Every capture whose requested or final URL is ``url``, oldest first, with the
+    unverified ones (see :meth:`Archive.history`)."""
+    return archive.history(url)
 
 
 def final_payload_digest(manifest: Manifest) -> str | None:

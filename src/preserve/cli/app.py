@@ -57,8 +57,8 @@ EXIT_STATUSES = {
                    "or, by repair and checkpoint, over an archive verify finds errors in, an "
                    "imported file failing its own digests, a manifest that is not the one "
                    "its log leaf records, met by show, diff, export or report, or by list "
-                   "and history on an s3:// root); a capture kept an HTTP 4xx/5xx "
-                   "answer or a redirect it did not follow",
+                   "and history on an s3:// root or without a usable catalog); a capture "
+                   "kept an HTTP 4xx/5xx answer or a redirect it did not follow",
     EXIT_USAGE: "usage error: bad option or argument (an empty output path, a WACZ signing "
                 "key that is not ECDSA P-256/P-384/P-521), invalid URL or unsupported scheme, "
                 "a file to import that is not a WARC or WACZ file or beyond preserve's "

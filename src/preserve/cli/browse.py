@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -26,7 +27,7 @@ from preserve.cli.app import (
 )
 
 if TYPE_CHECKING:
-    from preserve.archive import Archive
+    from preserve.archive import Archive, CaptureSummary
     from preserve.remote.archive import RemoteArchive, RemoteCapture
 
 
@@ -48,6 +49,10 @@ def _clean_all(values: list[Any], limit: int) -> list[str]:
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List the captures in the archive, oldest first.
 
+    Without a usable catalog (read-only media) the manifests are read, each held to its
+    log leaf: one that is not the leaf's is listed as unverified (its id only), warned of,
+    and the exit status is 1.
+
     \b
     Example:
       preserve --root /data/evidence list --json
@@ -58,13 +63,33 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         archive = open_any(ctx)
         if not isinstance(archive, _local_archive()):
             _remote_list(cast("RemoteArchive", archive).captures(), as_json)
+        unverified: list[CaptureSummary] = []
         if not as_json:
-            say_blocks(_summary_blocks(archive.capture_row_chunks(ROWS_CHUNK)))
-            finish({})
+            chunks = archive.capture_row_chunks(ROWS_CHUNK, unverified=unverified)
+            first, status = _first_chunk(chunks, unverified)
+            say_blocks(_summary_blocks(_marked(itertools.chain(first, chunks), unverified)))
+            finish({}, status)
         # under --json the catalog renders the rows' text itself where it can
         layout = json_row_layout(SUMMARY_FIELDS)
-        finish_rows({}, "captures", SUMMARY_FIELDS,
-                    archive.capture_row_chunks(ROWS_CHUNK, layout))
+        rows = archive.capture_row_chunks(ROWS_CHUNK, layout, unverified=unverified)
+        first_rows, status = _first_chunk(rows, unverified)
+        finish_rows({}, "captures", SUMMARY_FIELDS, itertools.chain(first_rows, rows), status)
+
+
+def _first_chunk(chunks: Iterator[list[Any]], unverified: list[CaptureSummary],
+                 ) -> tuple[list[list[Any]], int]:
+    """The first chunk of ``list`` (reading it reads every manifest when there is no usable
+    catalog, and fills ``unverified``), and the exit status once they are warned of."""
+    first = next(chunks, None)
+    return ([] if first is None else [first]), _warn_unverified(unverified)
+
+
+def _marked(chunks: Iterable[list[Any]], unverified: Sequence[Any]) -> Iterator[list[Any]]:
+    """``chunks`` with the URL of each unverified capture's row replaced by a mark."""
+    ids = {entry.capture_id for entry in unverified}
+    for chunk in chunks:
+        yield [(*row[:1], UNVERIFIED_MARK, *row[2:]) if row[0] in ids else row
+               for row in chunk] if ids else chunk
 
 
 def _remote_list(entries: list[RemoteCapture], as_json: bool) -> NoReturn:
@@ -75,16 +100,18 @@ def _remote_list(entries: list[RemoteCapture], as_json: bool) -> NoReturn:
     status = _warn_unverified(entries)
     rows = [tuple(getattr(entry, f) for f in SUMMARY_FIELDS) for entry in entries]
     if not as_json:
-        shown = [row if entry.problem is None else (*row[:1], "[unverified: run preserve "
-                                                      "verify]", *row[2:])
-                 for row, entry in zip(rows, entries, strict=True)]
-        say_blocks(_summary_blocks([shown]))
+        unverified = [entry for entry in entries if entry.problem is not None]
+        say_blocks(_summary_blocks(_marked([rows], unverified)))
         finish({}, status)
     finish_rows({}, "captures", SUMMARY_FIELDS, [rows], status)
 
 
+#: What ``list`` shows for the URL of an unverified capture.
+UNVERIFIED_MARK = "[unverified: run preserve verify]"
+
+
 def _warn_unverified(entries: Iterable[Any]) -> int:
-    """Warn of each remote capture whose manifest is not the one its log leaf records (its
+    """Warn of each capture whose manifest is not the one its log leaf records (its
     ``problem``); the exit status (1 if there is one)."""
     problems = [p for p in (getattr(e, "problem", None) for e in entries) if p is not None]
     for problem in problems:
@@ -266,6 +293,10 @@ def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
 @click.pass_context
 def history(ctx: click.Context, url: str, as_json: bool) -> None:
     """List every capture of URL (requested or final), oldest first.
+
+    Without a usable catalog (read-only media) the manifests are read, each held to its
+    log leaf: one that is not the leaf's is listed too, marked unverified (its URL cannot
+    be told; nothing it says is shown), warned of, and the exit status is 1.
 
     \b
     Example:

@@ -27,10 +27,18 @@ from preserve.audit.verify import (
     finish_audit,
     manifest_rels,
 )
-from preserve.commit import GroupOutcome, PreparedCapture, commit_group
+from preserve.commit import (
+    CaptureLeaves,
+    GroupOutcome,
+    PreparedCapture,
+    commit_group,
+    held_manifest,
+    logged_leaves,
+)
 from preserve.remote.archive import RemoteArchive
 from preserve.remote.store import ObjectStore
-from preserve.storage.layout import makedirs_durable, new_capture_id
+from preserve.storage.layout import ArchiveLayout, makedirs_durable, new_capture_id
+from preserve.storage.manifest import Manifest
 
 Target = Archive | RemoteArchive
 Outcome = CaptureResult | errors.PreserveError
@@ -247,27 +255,26 @@ def verify_dask(target: Target, client: Any, *, deep: bool = False, chunk: int =
 # --- re-extraction ---------------------------------------------------------------------------
 
 
-def reextract_one(where: str | ObjectStore, capture_id: str) -> dict[str, Any]:
+def reextract_one(where: str | ObjectStore, capture_id: str,
+                  leaves: CaptureLeaves | None) -> dict[str, Any]:
     """Re-extract one capture's final response with this preserve's extractor; report the
-    text hash it had and the one it gets now (nothing is written)."""
+    text hash it had and the one it gets now (nothing is written). The manifest is held to
+    the capture's log ``leaves`` first (None: a local archive with no log, nothing to hold
+    it to); one that is not theirs is an ``error`` row, never re-extracted."""
     from preserve import warc
     from preserve.audit.verify import REEXTRACT_LIMIT
     from preserve.extract import EXTRACTOR_VERSION, extract
     from preserve.hashing import blake3_hex
-    from preserve.storage import manifest as manifest_mod
 
     row: dict[str, Any] = {"capture_id": capture_id, "extractor": EXTRACTOR_VERSION}
     with tempfile.TemporaryDirectory(prefix="preserve-reextract-") as tmp:
         try:
+            m = _held_manifest(where, capture_id, leaves)
             if isinstance(where, ObjectStore):
-                m = manifest_mod.parse_manifest(where.get(f"manifests/{capture_id}.json",
-                                                          2**24))
                 path = Path(tmp) / "capture.warc.gz"
                 with where.open(m.warc.path) as src, path.open("wb") as dst:
                     shutil.copyfileobj(src, dst, 8 * 2**20)
             else:
-                m, _d = manifest_mod.read_manifest(Path(where) / "manifests" /
-                                                   f"{capture_id}.json")
                 path = Path(where) / m.warc.path
             responses = [r for r in m.warc.records if r.type == "response"]
             final = [r for r in responses if r.target_uri == m.final_url] or responses
@@ -279,20 +286,57 @@ def reextract_one(where: str | ObjectStore, capture_id: str) -> dict[str, Any]:
                                                          REEXTRACT_LIMIT)
             text = extract(payload, m.final_url).text
             row["after"] = blake3_hex(text.encode("utf-8")) if text else None
+        except errors.UnverifiedManifestError as exc:
+            row["error"] = str(exc)
+            row["unverified"] = True
         except (errors.PreserveError, OSError) as exc:
             row["error"] = str(exc)
     return row
 
 
-def reextract_many_dask(target: Target, client: Any) -> list[dict[str, Any]]:
-    """Re-extract every capture on the workers; rows in capture order, ``changed`` marked."""
+def _held_manifest(where: str | ObjectStore, capture_id: str,
+                   leaves: CaptureLeaves | None) -> Manifest:
+    """The manifest of ``capture_id``, held to its log ``leaves`` (UnverifiedManifestError
+    if it is not the one they record); read as found only for a local archive with no log."""
+    from preserve.storage import manifest as manifest_mod
+
+    if leaves is None and not isinstance(where, ObjectStore):
+        return manifest_mod.read_manifest(Path(where) / "manifests" / f"{capture_id}.json")[0]
+    if not leaves:
+        raise errors.UnverifiedManifestError(f"manifests/{capture_id}.json: no log leaf "
+                                             "records it; run preserve verify")
+    if isinstance(where, ObjectStore):
+        return RemoteArchive(where.url, store=where, heads=None).logged_manifest(*leaves[0])
+    return held_manifest(ArchiveLayout(Path(where)), capture_id, leaves)
+
+
+def _logged_captures(target: Target) -> list[tuple[str, CaptureLeaves | None]]:
+    """The captures to re-extract, by id (capture order), each with its log leaves: those
+    the log names (one pass over it; no listing of ``manifests/``); a local archive with no
+    log, every manifest found (no leaves: nothing to hold them to)."""
     if isinstance(target, RemoteArchive):
-        ids = [n[len("manifests/"):-len(".json")] for n in target.manifest_names()]
-        where: str | ObjectStore = target.store
-    else:
-        ids = sorted(p.name[:-len(".json")] for p in target.layout.manifests_dir.glob("*.json"))
-        where = str(target.root)
-    futures = client.map(reextract_one, [where] * len(ids), ids, pure=False, retries=RETRIES)
+        return sorted(((leaf.capture_id, [(index, leaf)])
+                       for index, leaf in target.logged_leaves()), key=lambda x: x[0])
+    if not target.has_log():
+        return [(p.name[:-len(".json")], None)
+                for p in sorted(target.layout.manifests_dir.glob("*.json"))]
+    try:
+        logged = logged_leaves(target.root)
+    except OSError as exc:
+        raise errors.LogError(f"cannot read the log of {target.root}: {exc}") from exc
+    return sorted(logged.items(), key=lambda x: x[0])
+
+
+def reextract_many_dask(target: Target, client: Any) -> list[dict[str, Any]]:
+    """Re-extract every logged capture on the workers; rows in capture order, ``changed``
+    marked. Each manifest is held to its log leaf first: one that is not the leaf's (changed
+    after it was logged, missing) is not re-extracted; its row has ``error`` saying so and
+    ``unverified``. A manifest no leaf names is not a capture (``verify`` reports it)."""
+    captures = _logged_captures(target)
+    where: str | ObjectStore = target.store if isinstance(target, RemoteArchive) \
+        else str(target.root)
+    futures = client.map(reextract_one, [where] * len(captures), [i for i, _ in captures],
+                         [leaves for _, leaves in captures], pure=False, retries=RETRIES)
     rows: list[dict[str, Any]] = client.gather(futures)
     for row in rows:
         row["changed"] = "error" not in row and row.get("before") != row.get("after")
