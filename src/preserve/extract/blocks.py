@@ -120,10 +120,17 @@ class _Renderer:
         link_chars = self.link_chars
         self.pieces = []
         self.link_chars = 0
-        if raw.isspace() or not raw.replace(_BR, ""):
+        if raw.isspace():
             return
         owner = self.owner_stack[-1]
         tag = owner.tag if isinstance(owner.tag, str) else "div"
+        if _BR not in raw and tag != "pre":  # most blocks: one paragraph, no line break
+            text = unicodedata.normalize("NFC", " ".join(raw.split()))
+            if text:
+                self.blocks.append(Block(text, owner, tag, min(link_chars, len(text))))
+            return
+        if not raw.replace(_BR, ""):
+            return
         texts = [_pre_text(raw)] if tag == "pre" else _inline_texts(raw)
         texts = [text for text in texts if text]
         total = sum(len(text) for text in texts)

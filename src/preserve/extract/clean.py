@@ -73,15 +73,21 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGN
 
 
 def _is_hidden(element: etree._Element) -> bool:
-    if element.get("hidden") is not None:
-        return True
     if element.tag == "dialog" and element.get("open") is None:
         return True
-    style = element.get("style")
+    names = element.keys()  # one call; most elements have none of these attributes
+    if not names:
+        return False
+    if "hidden" in names:
+        return True
+    style = element.get("style") if "style" in names else None
     if style and ("none" in style or "hidden" in style) and _HIDDEN_STYLE.search(style):
         return True
-    cls = element.get("class")
+    cls = element.get("class") if "class" in names else None
     return bool(cls) and _hidden_by_class(cls)
+
+
+_MODAL_ATTRIBUTES = etree.XPath(".//@aria-modal | .//@role")
 
 
 def _modals(body: etree._Element) -> list[etree._Element]:
@@ -91,9 +97,12 @@ def _modals(body: etree._Element) -> list[etree._Element]:
     (``aria-modal="false"``: a drawer or a sheet) is left alone. Found by one XPath query
     (few elements carry these attributes), in document order."""
     found: list[etree._Element] = []
-    candidates = body.xpath(".//*[@aria-modal or @role]")
-    for element in candidates if isinstance(candidates, list) else []:
-        if not isinstance(element, etree._Element):
+    # the attributes, not the elements that have them: a predicate tested on every element
+    # costs twice as much; an element's attributes come right after it in document order
+    attributes = _MODAL_ATTRIBUTES(body)
+    for attribute in attributes if isinstance(attributes, list) else []:
+        element = getattr(attribute, "getparent", lambda: None)()
+        if element is None or element is body or (found and found[-1] is element):
             continue
         modal = (element.get("aria-modal") or "").strip().lower()
         role = (element.get("role") or "").strip().lower()

@@ -317,6 +317,8 @@ def cut_comments(
     reviews are comment areas too, unless with the comments they hold THREAD_SHARE of the
     page's text (then they are left in place, not as a thread)."""
     containers = _containers(body)
+    if not containers and not product:
+        return [], False  # (most pages: the size of the page is not needed)
     page_size = visible_chars(body)
     comment_size = sum(visible_chars(area) for area in containers)
     if containers and (forum or comment_size >= THREAD_SHARE * page_size):

@@ -137,17 +137,27 @@ def aggregate(body: etree._Element, blocks: list[Block]) -> dict[etree._Element,
         total = stats.get(parent)
         if total is None:
             total = stats[parent] = Stats()
-        total.text_chars += own.text_chars
-        total.link_chars += own.link_chars
-        total.commas += own.commas
-        total.paragraphs += own.paragraphs
-        total.p_tags += own.p_tags
-        total.images += own.images
-        total.list_items += own.list_items
-        total.figcaptions += own.figcaptions
-        total.quoted_chars += own.quoted_chars
-        total.heading_chars += own.heading_chars
-        total.blocks += own.blocks
+        # (a test is cheaper than an addition stored back: most counts are zero)
+        if own.blocks:
+            total.text_chars += own.text_chars
+            total.link_chars += own.link_chars
+            total.blocks += own.blocks
+            if own.commas:
+                total.commas += own.commas
+            if own.paragraphs:
+                total.paragraphs += own.paragraphs
+            if own.quoted_chars:
+                total.quoted_chars += own.quoted_chars
+            if own.heading_chars:
+                total.heading_chars += own.heading_chars
+        if own.p_tags:
+            total.p_tags += own.p_tags
+        if own.images:
+            total.images += own.images
+        if own.list_items:
+            total.list_items += own.list_items
+        if own.figcaptions:
+            total.figcaptions += own.figcaptions
     return stats
 
 
