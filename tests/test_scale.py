@@ -492,6 +492,21 @@ def test_remote_known_head_catches_a_stripped_or_replaced_key(s3_server: S3Serve
         fresh.capture(web.url("/p2"))
 
 
+def _prepared_in(spool: Path, url: str) -> tuple[str, Any]:
+    """``(capture id, prepared capture)`` of ``url``, fetched and built in ``spool`` as a
+    worker does, not yet staged."""
+    from datetime import UTC, datetime
+
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.storage.layout import new_capture_id
+
+    now = datetime.now(UTC)
+    capture_id = new_capture_id(now)
+    spool.mkdir()
+    return capture_id, Archive(spool, heads=None).prepare(
+        url, CaptureOptions(), capture_id=capture_id, now=now, spool=spool)
+
+
 @pytest.mark.parametrize("stated", [True, False], ids=["server-checksum", "read-back"])
 def test_a_staged_warc_replaced_before_its_commit_is_never_committed(
         s3_server: S3Server, web: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -500,11 +515,7 @@ def test_a_staged_warc_replaced_before_its_commit_is_never_committed(
     place; someone with write access who replaces it meanwhile must not get a manifest, a
     commit record and a checkpoint signed over a WARC file that is not the one the worker
     hashed: the copy's SHA-256 is checked against the manifest's before anything names it."""
-    from datetime import UTC, datetime
-
-    from preserve.archive import Archive, CaptureOptions
     from preserve.errors import StorageError
-    from preserve.storage.layout import new_capture_id
 
     archive = remote(s3_server)
     if not stated:  # a server that states no SHA-256 of a copy: the copy is read back
@@ -519,12 +530,7 @@ def test_a_staged_warc_replaced_before_its_commit_is_never_committed(
         monkeypatch.setattr(archive.store.fs, "call_s3", no_checksum)
     archive.capture(web.url("/p1"))
     signed = {i.key for i in archive.store.list("manifests/log/checkpoints")}
-    now = datetime.now(UTC)
-    capture_id = new_capture_id(now)
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    prepared = Archive(spool, heads=None).prepare(web.url("/p2"), CaptureOptions(),
-                                                  capture_id=capture_id, now=now, spool=spool)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p2"))
     staged = archive.stage(prepared)
     original = Path(prepared.warc_tmp).read_bytes()
     forged = original[:100] + bytes([original[100] ^ 1]) + original[101:]
@@ -546,20 +552,11 @@ def test_a_planted_text_object_is_never_named_by_a_commit(s3_server: S3Server, w
     if it holds those bytes. Someone who can predict a page's text (their own page, a known
     one) and plants other bytes under its BLAKE3 name beforehand gets no manifest, commit
     record or checkpoint naming them: the commit is refused, nothing committed."""
-    from datetime import UTC, datetime
-
-    from preserve.archive import Archive, CaptureOptions
     from preserve.errors import StorageError
-    from preserve.storage.layout import new_capture_id
     from preserve.storage.text_store import object_digests
 
     archive = remote(s3_server)
-    now = datetime.now(UTC)
-    capture_id = new_capture_id(now)
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    prepared = Archive(spool, heads=None).prepare(web.url("/p3"), CaptureOptions(),
-                                                  capture_id=capture_id, now=now, spool=spool)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p3"))
     digests = object_digests(prepared.text)
     assert digests is not None
     planted = archive.layout.text_rel_for(digests.blake3)
