@@ -4,13 +4,14 @@ file stays fast."""
 
 from __future__ import annotations
 
+import random
 import time
 import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from preserve.extract import Extraction, extract
+from preserve.extract import Extraction, extract, html5
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -181,3 +182,23 @@ def test_unclosed_script_and_comment() -> None:
     for opener in ("<script>", "<style>", "<!--"):
         page = "<p>" + "Words, words, words and more words. " * 10 + "</p>" + opener
         _check_invariants(extract(page * 50_000))
+
+
+def test_the_depth_check_agrees_with_the_flattening_it_spares() -> None:
+    # html5._deeper_than decides, in C, whether _flatten (a Python step per tag) would drop
+    # anything; it may only err towards running it (marker characters already in the page)
+    atoms = ["<div>", "</div>", "<DIV class=a>", "</Div >", "<br>", "<br/>", "</br>", "<p>",
+             "</p>", "<span/>", "<a/ >", "</a/>", "<a b='>'>", "</x<", "<", "/", ">", "x",
+             "<td>", "<img>", "<x:y>", "</x:y>", "<brx>", "<BODY>", "\n", "\x01", "\x02"]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rnd.choice(atoms) for _ in range(rnd.randrange(0, 50)))
+        for cap in (0, 1, 2, 4):
+            dropped = html5._flatten(text, cap) != text
+            deeper = html5._deeper_than(text, cap)
+            assert deeper or not dropped, (text, cap)
+            if "\x01" not in text and "\x02" not in text:
+                assert deeper == dropped, (text, cap)
+    for depth in (511, 512, 513, 5000):
+        text = "</p></div>" * 40 + "<section>" * depth + "x" + "</section>" * depth
+        assert html5._deeper_than(text, 512) == (depth > 512)

@@ -21,6 +21,8 @@ a page crafted against those differences can still slow its own extraction down.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 
 from lxml import etree
@@ -158,6 +160,38 @@ def _flatten(markup: str, cap: int) -> str:
     return "".join(pieces)
 
 
+# _flatten's balance without a Python step per tag: every tag _TAG finds that opens (resp.
+# closes) a counted element becomes one marker character, and the depths are running sums.
+_NOT_COUNTED = "|".join(sorted(_VOID | _IMPLIED_END))
+_REST_OF_TAG = r"[^<>/]*+(?:/(?!>)[^<>/]*+)*+"  # up to "/>" or ">", as _TAG's lazy run
+_COUNTED_OPEN = re.compile(rf"<(?!(?i:{_NOT_COUNTED})(?![A-Za-z0-9:-]))[A-Za-z]"
+                           rf"[A-Za-z0-9:-]*+{_REST_OF_TAG}>", re.ASCII)
+_COUNTED_CLOSE = re.compile(rf"</(?!(?i:{_NOT_COUNTED})(?![A-Za-z0-9:-]))[A-Za-z]"
+                            rf"[A-Za-z0-9:-]*+{_REST_OF_TAG}>", re.ASCII)
+_NOT_A_MARKER = re.compile("[^\x01\x02]++")
+_STEP = {"\x01": 1, "\x02": -1}
+
+
+def _deeper_than(markup: str, cap: int) -> bool:
+    """Whether :func:`_flatten` would drop anything: an element nested deeper than ``cap``
+    by the same tag balance. Computed in C: counted opening and closing tags become one
+    marker character each, the rest is removed, and the depth after each tag is its running
+    sum less the lowest running sum so far (a closing tag at depth 0 counts for nothing, as
+    in _flatten). Marker characters already in the page are first made opening markers: an
+    overestimate, which only sends the page to _flatten itself."""
+    if "\x02" in markup:
+        markup = markup.replace("\x02", "\x01")
+    # each opening tag leaves its "<": a closing tag cannot run on through where it was
+    opened = _COUNTED_OPEN.sub("<\x01", markup)
+    marks = _NOT_A_MARKER.sub("", _COUNTED_CLOSE.sub("\x02", opened))
+    if len(marks) <= cap:
+        return False
+    sums: list[int] = list(itertools.accumulate(map(_STEP.__getitem__, marks)))
+    floors = itertools.islice(itertools.accumulate(sums, min, initial=0), 1, None)
+    deepest: int = max(map(operator.sub, sums, floors))
+    return deepest > cap
+
+
 def _lxml_parser() -> etree.HTMLParser:
     # A fresh parser per call: parsers keep state and are not safe to share across threads.
     # huge_tree lifts libxml2's nesting limit of 256 (to its hard limit of 2048 levels).
@@ -179,7 +213,7 @@ def _too_deep(parser: etree.HTMLParser) -> bool:
 def parse_html5(text: str) -> etree._Element | None:
     """The document's tree as a browser builds it, as an lxml ``<html>`` element."""
     text = _cut_long_tags(text)
-    if text.count("<") > _SCAN_ABOVE_TAGS:
+    if text.count("<") > _SCAN_ABOVE_TAGS and _deeper_than(text, MAX_DEPTH):
         text = _flatten(text, MAX_DEPTH)
     tree = LexborHTMLParser(text)
     for node in tree.css("script, style"):
