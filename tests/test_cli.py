@@ -120,13 +120,21 @@ def test_verify_json_and_findings_exit_1(site: TestServer, tmp_path: Path) -> No
     assert human.returncode == 1 and "NOT INTACT" in human.stdout
 
 
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path below ``root`` with its size and modification time (directories too)."""
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in root.rglob("*")}
+
+
 def test_show_and_diff_hold_a_manifest_to_its_log_leaf(site: TestServer, tmp_path: Path) -> None:
     # someone with write access rewrites what a manifest says (title, URL): show and diff
     # must not present it as the capture; list keeps what was logged
     first = run(tmp_path, "capture", "--http", site.url("/news")).stdout.split()[0]
     second = run(tmp_path, "capture", "--http", site.url("/blog")).stdout.split()[0]
+    before = _tree(tmp_path)
     assert run(tmp_path, "show", first).returncode == 0
     assert run(tmp_path, "diff", first, second).returncode == 0
+    assert _tree(tmp_path) == before  # reading them changed nothing (the catalog included)
     path = tmp_path / "manifests" / f"{first}.json"
     doc = json.loads(path.read_text())
     doc["requested_url"] = "https://forged.example/"

@@ -392,16 +392,25 @@ class Catalog:
 
     def leaf_of(self, capture_id: str) -> int | None:
         """The leaf index the catalog gives for ``capture_id`` (None: not in it, or the
-        catalog cannot be read): a candidate, to be checked against the log. Creates no
-        catalog where there is none."""
-        if self._db is None and not self.path.is_file():
+        catalog cannot be read): a candidate, to be checked against the log. Opened read-only
+        (nothing is created or written: reading commands and exports leave the archive as
+        they found it), never through a link."""
+        try:
+            if self.path.parent.is_symlink() or not stat.S_ISREG(self.path.lstat().st_mode):
+                return None
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                 timeout=5, check_same_thread=False)
+        except (OSError, ValueError, sqlite3.Error):
             return None
         try:
-            row = self._connect().execute(
-                "SELECT leaf_index FROM captures WHERE capture_id = ?", (capture_id,)).fetchone()
+            db.execute("PRAGMA trusted_schema = OFF")
+            row = db.execute("SELECT leaf_index FROM captures WHERE capture_id = ?",
+                             (capture_id,)).fetchone()
             return int(row[0]) if row is not None else None
-        except (sqlite3.Error, CatalogError, TypeError, ValueError):
+        except (sqlite3.Error, TypeError, ValueError):
             return None
+        finally:
+            db.close()
 
     def capture_ids(self) -> set[str]:
         try:
