@@ -688,6 +688,12 @@ class Archive:
                 "run preserve verify")
         return logged
 
+    def find(self, capture_id: str) -> str:
+        """The full id of the capture whose manifest file ``capture_id`` (any unique part of
+        an id) names; NotFoundError otherwise. Reads no manifest: callers that use one hold it
+        to the log themselves (:meth:`manifest`, the export plan)."""
+        return self._find_manifest(capture_id).name[: -len(".json")]
+
     def _find_manifest(self, capture_id: str) -> Path:
         if is_capture_id(capture_id):
             path = self.layout.manifest_path_for(capture_id)

@@ -56,7 +56,7 @@ EXIT_STATUSES = {
     EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved "
                    "or, by repair and checkpoint, over an archive verify finds errors in, an "
                    "imported file failing its own digests, a manifest that is not the one "
-                   "its log leaf records, met by show, diff, export or report, or by list "
+                   "its log leaf records, met by show, diff, prove or report, or by list "
                    "and history on an s3:// root or without a usable catalog); a capture "
                    "kept an HTTP 4xx/5xx answer or a redirect it did not follow",
     EXIT_USAGE: "usage error: bad option or argument (an empty output path, a WACZ signing "

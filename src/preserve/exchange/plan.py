@@ -202,7 +202,7 @@ def plan_export(archive: Archive, ids: Sequence[str], *, all_captures: bool = Fa
     if all_captures:
         names = [p.name[: -len(".json")] for p in iter_manifest_paths(archive.layout)]
     else:
-        names = [archive.manifest(i).capture_id for i in ids]  # prefixes; NotFoundError
+        names = [archive.find(i) for i in ids]  # prefixes; NotFoundError; checked below
     if not names:
         raise NotFoundError(f"no captures to export in {root}")
     captures = {}
