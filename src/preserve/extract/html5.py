@@ -164,10 +164,17 @@ def _flatten(markup: str, cap: int) -> str:
 # closes) a counted element becomes one marker character, and the depths are running sums.
 _NOT_COUNTED = "|".join(sorted(_VOID | _IMPLIED_END))
 _REST_OF_TAG = r"[^<>/]*+(?:/(?!>)[^<>/]*+)*+"  # up to "/>" or ">", as _TAG's lazy run
-_COUNTED_OPEN = re.compile(rf"<(?!(?i:{_NOT_COUNTED})(?![A-Za-z0-9:-]))[A-Za-z]"
-                           rf"[A-Za-z0-9:-]*+{_REST_OF_TAG}>", re.ASCII)
-_COUNTED_CLOSE = re.compile(rf"</(?!(?i:{_NOT_COUNTED})(?![A-Za-z0-9:-]))[A-Za-z]"
-                            rf"[A-Za-z0-9:-]*+{_REST_OF_TAG}>", re.ASCII)
+
+
+def _counted_tags(opener: str) -> re.Pattern[str]:
+    """The tags _TAG finds that start with ``opener`` ("<" or "</"), not self-closing, of an
+    element _flatten counts."""
+    return re.compile(rf"{opener}(?!(?i:{_NOT_COUNTED})(?![A-Za-z0-9:-]))[A-Za-z]"
+                      rf"[A-Za-z0-9:-]*+{_REST_OF_TAG}>", re.ASCII)
+
+
+_COUNTED_OPEN = _counted_tags("<")
+_COUNTED_CLOSE = _counted_tags("</")
 _NOT_A_MARKER = re.compile("[^\x01\x02]++")
 _STEP = {"\x01": 1, "\x02": -1}
 
