@@ -193,8 +193,9 @@ def _deeper_than(markup: str, cap: int) -> bool:
     marks = _NOT_A_MARKER.sub("", _COUNTED_CLOSE.sub("\x02", opened))
     if len(marks) <= cap:
         return False
-    sums: list[int] = list(itertools.accumulate(map(_STEP.__getitem__, marks)))
-    floors = itertools.islice(itertools.accumulate(sums, min, initial=0), 1, None)
+    # two lockstep copies of the running sums (tee keeps O(1) of them, not a list a tag)
+    sums, ahead = itertools.tee(itertools.accumulate(map(_STEP.__getitem__, marks)))
+    floors = itertools.islice(itertools.accumulate(ahead, min, initial=0), 1, None)
     deepest: int = max(map(operator.sub, sums, floors))
     return deepest > cap
 
