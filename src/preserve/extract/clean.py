@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import NamedTuple
 
 from lxml import etree
 
 from .dom import drop_keep_tail, visible_chars
 
-__all__ = ["HIDDEN_KEEP_SHARE", "clean"]
+__all__ = ["HIDDEN_KEEP_SHARE", "Cleaned", "clean"]
 
 #: Hidden elements are kept when they hold at least this share of the page's text.
 HIDDEN_KEEP_SHARE = 0.5
@@ -123,12 +124,18 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
     return [el for el in elements if not any(a in chosen for a in el.iterancestors())]
 
 
-def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> int:
-    """Remove junk, small controls and (unless ``keep_hidden``) hidden elements, in place.
+class Cleaned(NamedTuple):
+    """What :func:`clean` measured."""
 
-    Returns how many characters of text the hidden elements and ``<noscript>`` held (0 when
-    they are kept): what a fallback that keeps them could add.
-    """
+    #: Characters of text the hidden elements and ``<noscript>`` held (0 when they are kept):
+    #: what a fallback that keeps them could add.
+    withheld: int
+    #: Non-whitespace characters of the body's text after cleaning (``visible_chars``).
+    visible: int
+
+
+def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> Cleaned:
+    """Remove junk, small controls and (unless ``keep_hidden``) hidden elements, in place."""
     head = root.find("head")
     if head is not None and head is not body:
         root.remove(head)
@@ -142,6 +149,10 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
         for element in noscripts:
             drop_keep_tail(element)
     total = visible_chars(body)
+    # Counting non-whitespace characters is additive over the text's pieces, and removing a
+    # subtree (its tail kept) removes exactly its text: the size after cleaning is counted
+    # down, not measured again.
+    visible = total
     hidden = _outermost(
         list(
             dict.fromkeys(
@@ -154,6 +165,7 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
         hidden_size = sum(visible_chars(el) for el in hidden)
         if hidden_size < HIDDEN_KEEP_SHARE * total:
             withheld += hidden_size
+            visible -= hidden_size
             for el in hidden:
                 drop_keep_tail(el)
     controls = _outermost([el for el in body.iter(*_CONTROL_TAGS) if el.getparent() is not None])
@@ -163,4 +175,5 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
             control.tag = "div"  # it wraps part of the page: keep its text as a block
         else:
             drop_keep_tail(control)
-    return withheld
+            visible -= size
+    return Cleaned(withheld, visible)

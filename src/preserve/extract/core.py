@@ -299,9 +299,9 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         if root.find(".//frameset") is not None:
             return _empty(meta, REASON_FRAMESET)
         body = root
-    withheld = clean(root, body)
-    page_size = dom.visible_chars(body)
-    comments, thread = cut_comments(body, forum=is_forum(meta), product=is_product(meta))
+    withheld, page_size = clean(root, body)
+    comments, thread = cut_comments(body, forum=is_forum(meta), product=is_product(meta),
+                                    page_size=page_size)
     discussion = thread or is_forum(meta)
     method, blocks, cards = _select(
         body,
