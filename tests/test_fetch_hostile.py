@@ -365,6 +365,21 @@ def test_redirect_loop_is_detected(http_server: TestServer, spool_dir: Path) -> 
     assert result.notes == (f"redirect not followed: a loop back to {http_server.url('/a')}",)
 
 
+def test_a_location_too_long_to_resolve_is_named_as_such(http_server: TestServer,
+                                                        spool_dir: Path) -> None:
+    """A relative Location that grows past the URL length limit when percent-encoded cannot
+    be resolved: the note says so (not "URL has no scheme"), with the value cut short."""
+    location = "/" + "\u00e9" * 12_000  # 12 KB as sent, 72 KB once percent-encoded
+    http_server.routes["/a"] = redirect(location)
+    result = fetch(http_server.url("/a"), spool_dir)
+    assert len(http_server.requests) == 1 and len(result.exchanges) == 1
+    (note,) = result.notes
+    assert note.startswith("redirect not followed: its Location '/\u00e9")
+    assert "no scheme" not in note
+    assert f"cannot be resolved against {http_server.url('/a')}: URL too long" in note
+    assert "(12001 characters)" in note and len(note) < 500
+
+
 def test_redirect_limit_zero_refuses_any_redirect(http_server: TestServer, spool_dir: Path) -> None:
     http_server.routes["/a"] = redirect("/b")
     result = fetch(http_server.url("/a"), spool_dir, FetchOptions(max_redirects=0))

@@ -116,23 +116,40 @@ def parse_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise InvalidURLError(f"invalid URL {url!r}: {exc}") from exc
+        raise InvalidURLError(f"invalid URL {_shown(url)}: {exc}") from exc
     scheme = parsed.scheme.lower()
     if not scheme:
-        raise InvalidURLError(f"URL has no scheme (expected http:// or https://): {url!r}")
+        raise InvalidURLError(f"URL has no scheme (expected http:// or https://): {_shown(url)}")
     if scheme not in ("http", "https"):
-        raise UnsupportedSchemeError(f"unsupported URL scheme {scheme!r} in {url!r}")
+        raise UnsupportedSchemeError(f"unsupported URL scheme {_shown(scheme)} in {_shown(url)}")
     host = parsed.raw_host.decode("ascii", "replace")
     if not host:
-        raise InvalidURLError(f"URL has no host: {url!r}")
+        raise InvalidURLError(f"URL has no host: {_shown(url)}")
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if not _HOSTNAME.match(host):
-            raise InvalidURLError(f"invalid host name {host!r} in {url!r}") from None
+            raise InvalidURLError(f"invalid host name {_shown(host)} in {_shown(url)}") from None
     if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise InvalidURLError(f"invalid port {parsed.port} in {url!r}")
+        raise InvalidURLError(f"invalid port {parsed.port} in {_shown(url)}")
     return parsed.copy_with(fragment=None, username=None, password=None)
+
+
+def _shown(value: str, limit: int = 200) -> str:
+    """``value`` quoted for a one-line message: a long one cut, with its length."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} characters)"
+
+
+def _unfollowable(base: str, target: str, error: InvalidURLError) -> str:
+    """Why a redirect to ``target`` is not followed: ``error``, or, for a Location that could
+    not be resolved against the URL that gave it (kept as given then), that reason."""
+    try:
+        httpx.URL(base).join(target)
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"its Location {_shown(target)} cannot be resolved against {base}: {exc}"
+    return str(error)
 
 
 # --- TLS -------------------------------------------------------------------------------------
@@ -587,7 +604,7 @@ def _capture(
             try:
                 following = parse_url(target)
             except InvalidURLError as exc:
-                notes.append(f"redirect not followed: {exc}")
+                notes.append(f"redirect not followed: {_unfollowable(exchange.url, target, exc)}")
                 break
             if len(exchanges) > options.max_redirects:
                 notes.append(f"redirect not followed: more than {options.max_redirects} "
