@@ -136,6 +136,20 @@ def test_seeds_are_real_and_valid() -> None:
                        VERIFIER.to_text()) == []
 
 
+@pytest.mark.parametrize("field", ["capture_id", "captured", "committed", "sha256", "blake3"])
+def test_a_trailing_newline_is_not_a_valid_field(field: str) -> None:
+    """Validators anchor at the very end (``$`` alone would let one trailing newline
+    through: a capture id or digest that is not one)."""
+    doc = json.loads((SEEDS / "entry-manifest.json").read_bytes())
+    where = doc["manifest"] if field in ("sha256", "blake3") else doc
+    where[field] += "\n"
+    if field == "capture_id":
+        doc["manifest"]["path"] = f"manifests/{doc['capture_id']}.json"
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    with pytest.raises(ValueError):
+        parse_entry(data)
+
+
 def test_replay_every_saved_input() -> None:
     for parser, (_target, seeds) in PARSERS.items():
         for name in seeds:

@@ -54,7 +54,7 @@ from preserve.log.keys import Signer
 
 ALGORITHMS = ("sha256", "sha512")
 DESCRIPTOR_NAME = "preserve-export.json"
-_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\Z")
 _ENV = {
     "Source-Organization": "PRESERVE_SOURCE_ORGANIZATION",
     "Contact-Name": "PRESERVE_CONTACT_NAME",

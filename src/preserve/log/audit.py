@@ -330,16 +330,25 @@ def _not_plain(directory: Path) -> bool:
     return False
 
 
-def _manifests_on_disk(root: Path) -> dict[str, Path]:
+def _manifests_on_disk(root: Path) -> set[str]:
+    """The capture ids of the regular files ``manifests/<capture id>.json`` (symlinks and
+    FIFOs are never opened: verify reports them, E107/W505). Ids, not paths: at 100,000
+    captures a ``Path`` each would be most of the log audit's memory."""
     directory = root / MANIFEST_DIR
     if directory.is_symlink() or not directory.is_dir():
-        return {}
-    found = {}
-    for path in directory.glob("*.json"):
-        capture_id = path.name[: -len(".json")]
-        if CAPTURE_ID.match(capture_id) and not path.is_symlink() and path.is_file():
-            found[capture_id] = path  # symlinks and FIFOs are never opened (verify: E107/W505)
+        return set()
+    found = set()
+    with os.scandir(directory) as listing:
+        for item in listing:
+            capture_id = item.name[: -len(".json")]
+            if (item.name.endswith(".json") and CAPTURE_ID.match(capture_id)
+                    and item.is_file(follow_symlinks=False)):
+                found.add(capture_id)
     return found
+
+
+def _manifest_path(root: Path, capture_id: str) -> Path:
+    return root / MANIFEST_DIR / f"{capture_id}.json"
 
 
 def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | None,
@@ -393,12 +402,32 @@ def _local_key(root: Path) -> Verifier | None:
     return read_verifier(root)
 
 
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """What the audit keeps of a leaf that logs a manifest once the leaf's own checks are
+    done: not the parsed leaf, whose path and time strings would be most of the audit's
+    memory at 100,000 captures."""
+
+    capture_id: str
+    sha256: str
+    blake3: str
+    size: int
+
+    @property
+    def path(self) -> str:
+        return f"{MANIFEST_DIR}/{self.capture_id}.json"
+
+    @classmethod
+    def of(cls, entry: ManifestEntry) -> _Logged:
+        return cls(entry.capture_id, entry.sha256, entry.blake3, entry.size)
+
+
 def _check_entries(
     audit: _Audit, log: TransparencyLog
-) -> dict[str, tuple[int, ManifestEntry, bool]]:
+) -> dict[str, tuple[int, _Logged, bool]]:
     """Parse every leaf; return, per capture id, the leaf that logs its manifest (index,
     leaf, and whether an adoption leaf vouches for it)."""
-    leaves: dict[str, tuple[int, ManifestEntry, bool]] = {}
+    leaves: dict[str, tuple[int, _Logged, bool]] = {}
     previous = None
     entries = _rel(ENTRIES_NAME)
     now = datetime.now(UTC)
@@ -425,7 +454,8 @@ def _check_entries(
                 )
             earlier = leaves.get(entry.capture_id)
             if earlier is None:
-                leaves[entry.capture_id] = (index, entry, isinstance(entry, AdoptionLeaf))
+                leaves[entry.capture_id] = (index, _Logged.of(entry),
+                                            isinstance(entry, AdoptionLeaf))
             elif isinstance(entry, AdoptionLeaf) and not earlier[2]:
                 leaves[entry.capture_id] = (earlier[0], earlier[1], True)  # adopted later
                 _same_manifest(audit, earlier[1], entry, index)
@@ -437,7 +467,7 @@ def _check_entries(
     return leaves
 
 
-def _same_manifest(audit: _Audit, leaf: ManifestEntry, adoption: ManifestEntry,
+def _same_manifest(audit: _Audit, leaf: _Logged, adoption: ManifestEntry,
                    index: int) -> None:
     if (leaf.sha256, leaf.size) != (adoption.sha256, adoption.size):
         audit.add(E_DUPLICATE_CAPTURE, adoption.path, f"adoption leaf {index} names other "
@@ -446,8 +476,8 @@ def _same_manifest(audit: _Audit, leaf: ManifestEntry, adoption: ManifestEntry,
 
 def _check_manifests(
     audit: _Audit,
-    on_disk: dict[str, Path],
-    leaves: dict[str, tuple[int, ManifestEntry, bool]],
+    on_disk: set[str],
+    leaves: dict[str, tuple[int, _Logged, bool]],
     records: list[CommitRecord],
     exported: set[str] | None = None,
 ) -> None:
@@ -458,8 +488,8 @@ def _check_manifests(
             audit.add(W_INTERRUPTED_COMMIT, record.path, f"names {len(record.entries)} "
                       "manifest(s), none committed (an interrupted capture); repair removes it")
     signed = {e.capture_id: e for _r, e in iter_entries(records, signed_only=True)}
-    for capture_id in sorted(on_disk.keys() - leaves.keys()):
-        path = on_disk[capture_id]
+    for capture_id in sorted(on_disk - leaves.keys()):
+        path = _manifest_path(audit.root, capture_id)
         pending = signed.get(capture_id)
         if pending is not None and _file_matches(path, pending):
             audit.add(W_AWAITING_LEAF, path, "committed, but its log leaf is missing; a signed "
@@ -468,7 +498,7 @@ def _check_manifests(
             audit.add(E_MANIFEST_NOT_LOGGED, path, "no log leaf records this manifest, and no "
                       "commit record signed by the archive key names it (planted, or foreign)")
     for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
-        found = on_disk.get(capture_id)
+        found = _manifest_path(audit.root, capture_id) if capture_id in on_disk else None
         if found is None and exported is not None and capture_id not in exported:
             left_out += 1
             continue
@@ -508,7 +538,7 @@ def _file_matches(path: Path, entry: CommitEntry) -> bool:
 
 def _check_unproved(
     audit: _Audit,
-    leaves: dict[str, tuple[int, ManifestEntry, bool]],
+    leaves: dict[str, tuple[int, _Logged, bool]],
     records: list[CommitRecord],
     covered: int,
 ) -> None:

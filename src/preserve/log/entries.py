@@ -37,8 +37,8 @@ from ..hashing import hash_bytes
 from ..safe_io import loads_strict, read_regular
 
 ENTRY_VERSION = 1
-CAPTURE_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z2-7]{10}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+CAPTURE_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z2-7]{10}\Z")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 MANIFEST_DIR = "manifests"
 #: Manifests are read whole; larger files are refused (the manifest parser's own limit).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -97,7 +97,7 @@ def manifest_path(capture_id: str) -> str:
     return f"{MANIFEST_DIR}/{capture_id}.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManifestLeaf:
     capture_id: str
     path: str
@@ -125,7 +125,7 @@ class ManifestLeaf:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportLeaf(ManifestLeaf):
     """The leaf of a manifest that ``preserve import`` committed (see the module docstring)."""
 
@@ -154,7 +154,7 @@ class ImportLeaf(ManifestLeaf):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuditLeaf:
     event: Mapping[str, Any]
     committed: str
@@ -165,7 +165,7 @@ class AuditLeaf:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AdoptionLeaf:
     """An operator's explicit adoption of a manifest preserve did not commit itself."""
 

@@ -47,7 +47,7 @@ HEADER = "preserve-commit/1"
 KINDS = ("capture", "import", "adopt")
 MAX_RECORD_FILE = 4 * 1024 * 1024
 MAX_RECORDS = 10_000
-_GROUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
+_GROUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}\Z")
 _LINE = re.compile(
     r"^(capture|import|adopt) (\d{8}T\d{6}Z-[a-z2-7]{10}) ([0-9a-f]{64}) ([0-9a-f]{64}) "
     r"(0|[1-9][0-9]{0,15})$"

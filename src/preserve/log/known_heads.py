@@ -42,7 +42,7 @@ UNSIGNED = "unsigned"
 MAX_HEAD_FILE = 64 * 1024
 MAX_PATHS = 16  # places a head remembers (the newest last)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from .merkle import HASH_SIZE
 
 SIG_PREFIX = "\u2014 "  # em dash, space
 MAX_SIGNATURES = 100
-_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,19})$")
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,19})\Z")
 
 
 class NoteError(LogError):

@@ -53,7 +53,7 @@ MAX_ENTRY_SIZE = 1 << 20
 MAX_READ = 8 << 20
 MAX_HEAD_SIZE = 4096
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:

@@ -85,17 +85,17 @@ RECORD_TYPES = (
     "continuation",
 )
 
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-_CERT_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
+_CERT_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z\Z")
 #: A certificate time that is not a real date (year 0, month 13…): kept as the certificate
 #: states it, in its ASN.1 UTCTime/GeneralizedTime form.
-_ASN1_TIME_RE = re.compile(r"^asn1:[0-9]{10,14}(\.[0-9]{1,9})?(Z|[+-][0-9]{4})?$")
+_ASN1_TIME_RE = re.compile(r"^asn1:[0-9]{10,14}(\.[0-9]{1,9})?(Z|[+-][0-9]{4})?\Z")
 _RECORD_ID_RE = re.compile(
     r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 #: A record id another tool wrote (imports only): any URI without spaces, quotes or brackets.
-_FOREIGN_RECORD_ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}$')
-_WARC_DIGEST_RE = re.compile(r"^(sha1|sha256|sha512):([A-Z2-7]+=*|[0-9a-f]+)$")
+_FOREIGN_RECORD_ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}\Z')
+_WARC_DIGEST_RE = re.compile(r"^(sha1|sha256|sha512):([A-Z2-7]+=*|[0-9a-f]+)\Z")
 _DIGEST_BITS = {"sha1": 160, "sha256": 256, "sha512": 512}
 _STRING_RE = re.compile(rb'"[^"]*"')
 _NON_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
