@@ -49,7 +49,7 @@ from .entries import (
 from .export_note import exported_captures
 from .journal import CommitEntry, CommitRecord, iter_entries, read_journal
 from .keys import Verifier, parse_verifier_key
-from .known_heads import KnownHeads, identity_for
+from .known_heads import KnownHead, KnownHeads, identity_for
 from .merkle import verify_consistency
 from .note import Checkpoint, NoteError, parse_checkpoint, verify_checkpoint
 from .storage import ENTRIES_NAME, HEAD_NAME, TransparencyLog
@@ -571,8 +571,12 @@ def _check_known_head(
         audit.add(E_ROLLBACK, _rel(HEAD_NAME), f"your known head of this archive is unreadable: "
                   f"{exc}")
         return
-    if head is None:
-        return
+    if head is not None:
+        _check_head(audit, log, head, tree_ok)
+
+
+def _check_head(audit: _Audit, log: TransparencyLog, head: KnownHead, tree_ok: bool) -> None:
+    """E315 unless ``log`` extends the operator's known ``head``."""
     if log.size < head.size:
         audit.add(E_ROLLBACK, _rel(HEAD_NAME), f"the log has {log.size} leaves, fewer than the "
                   f"{head.size} you last verified or signed on {head.updated} (rolled back or "

@@ -147,6 +147,8 @@ class RemotePlace:
             try:
                 text = self.store.get(info.key, MAX_RECORD_FILE).decode("utf-8")
                 records.append(parse_record(Path(path), text, verifier))
+            except errors.NotFoundError:
+                continue  # removed since the listing: its commit was signed meanwhile
             except (errors.LogError, errors.StorageError, UnicodeDecodeError) as exc:
                 bad.append(BadRecord(Path(path), str(exc)))
         return records, bad
@@ -477,7 +479,7 @@ class RemoteArchive:
         from preserve.integrity import not_intact
         from preserve.remote.verify import verify_remote
 
-        found = verify_remote(self, record=False).errors
+        found = verify_remote(self, record=False, commit_wait=0).errors  # no commit but ours
         if found:
             raise errors.NotProvedError(not_intact(found))
         return self.prove_and_sign(signer)

@@ -10,7 +10,9 @@ takes long, and deletes it when done; a holder that finds its lease changed has 
 stops (it never writes after that).
 
 A lease guards against other *preserve* processes; what makes a commit safe against anyone
-else is that every sealed object is written create-only. This module does not commit.
+else is that every sealed object is written create-only. Verify takes no lease, but reads it
+to wait (a bounded time) for a commit in progress (:mod:`.meanwhile`). This module does not
+commit.
 """
 
 from __future__ import annotations

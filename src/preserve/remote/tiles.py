@@ -111,6 +111,7 @@ class TiledLog:
         self._etag: str | None = None
         self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self.torn_tail: list[str] = []
+        self.tail_size = 0  # entries past the head (an interrupted or unfinished append)
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -432,6 +433,7 @@ class TiledLog:
                 break
         if not entries:
             return
+        self.tail_size = len(entries)
         self.torn_tail.append(f"tile/entries: {len(entries)} entries past the committed size "
                               f"{size} (an interrupted append)")
         if not roll_forward:

@@ -10,6 +10,13 @@ tree against entries, entries against manifests, checkpoints (signature and cons
 commit records, unproved leaves and the operator's known head (E3xx/W3xx), reusing the
 local log audit's entry, proof and known-head checks.
 
+It takes no lease, so another process may commit while it reads: the log is audited as the
+log audit opens it, and what is read after that and not explained by it (a manifest no leaf
+records, a newer checkpoint or known head, a torn tail, an object no checked manifest names)
+is held against the log as it is later, once the committer holding the lease is gone
+(:mod:`preserve.remote.meanwhile`): a commit made meanwhile is no finding, and only a proved
+leaf explains anything.
+
 It reads only; recording the audit (an audit leaf and a checkpoint) is
 :meth:`RemoteArchive.record_audit`'s business.
 """
@@ -17,6 +24,7 @@ It reads only; recording the audit (an audit leaf and a checkpoint) is
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import tempfile
 import time
@@ -31,18 +39,26 @@ from preserve.audit.findings import Code, Finding, Report
 from preserve.audit.verify import ManifestChecks, check_manifests, merge_checks
 from preserve.hashing import hash_bytes
 from preserve.log import audit as log_audit
-from preserve.log.entries import MAX_MANIFEST_BYTES
-from preserve.log.journal import iter_entries
+from preserve.log.entries import (
+    MAX_MANIFEST_BYTES,
+    AdoptionLeaf,
+    ManifestEntry,
+    ManifestLeaf,
+    parse_entry,
+)
+from preserve.log.journal import CommitRecord, iter_entries
 from preserve.log.keys import Verifier
-from preserve.log.known_heads import KnownHeads
+from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.merkle import verify_consistency
 from preserve.log.note import Checkpoint, NoteError, verify_checkpoint
+from preserve.remote.lease import LEASE_SECONDS
+from preserve.remote.meanwhile import Meanwhile
 from preserve.remote.store import ObjectStore
 from preserve.safe_io import loads_strict
 from preserve.storage.layout import check_relative, is_hex_digest
 
 if TYPE_CHECKING:
-    from preserve.remote.archive import RemoteArchive
+    from preserve.remote.archive import RemoteArchive, RemotePlace
     from preserve.remote.tiles import TiledLog
 
 #: Largest object streamed to the temporary root for checking (bigger: E202 from its size).
@@ -160,46 +176,118 @@ def list_manifests(store: ObjectStore, report: Report) -> list[str]:
 
 def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
     """Objects no manifest names, staging leftovers, unexpected names (as the local sweep)."""
+    for finding in sweep_findings(store, merged):
+        report.add(finding)
+
+
+def sweep_findings(store: ObjectStore, merged: ManifestChecks) -> list[Finding]:
+    """The findings of :func:`sweep`, in its order."""
     from preserve.remote.archive import CHECKPOINTS
 
-    for capture_id, previous_id, rel in merged.previous:
-        if previous_id not in merged.capture_ids:
-            report.add(Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
-                               capture_id))
-    for info in store.list(CHECKPOINTS):
-        if "/" in info.key[len(CHECKPOINTS) + 1:]:
-            report.add(Finding(Code.W505, info.key, "object nested in manifests/log/checkpoints/ "
-                               "is no checkpoint (they are checkpoints/<size>-<time>.txt)"))
-    for info in store.list("staging"):
-        report.add(Finding(Code.W503, info.key, "leftover staging object (an interrupted "
-                           "capture); repair removes it" if store.addressable(info.key) else
-                           "object in staging/ under a name preserve does not address (it "
-                           "may reach another object); remove it by hand"))
-    for info in store.list("archive"):
-        rel = info.key
-        if rel.startswith("archive/warc/"):
-            if rel not in merged.warcs:
-                report.add(Finding(Code.W501, rel, "no manifest names this WARC file"))
-        elif rel.startswith("archive/text/"):
-            name = rel.rsplit("/", 1)[-1]
-            if not (is_hex_digest(name) and rel == f"archive/text/{name[:2]}/{name[2:4]}/{name}"):
-                report.add(Finding(Code.W505, rel, "file in archive/text is not at "
-                                   "archive/text/ab/cd/<hash>"))
-            elif name not in merged.texts:
-                report.add(Finding(Code.W502, rel, "no manifest names this text object"))
-        else:
-            report.add(Finding(Code.W505, rel, "unexpected entry in archive/"))
+    found = [Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
+                     capture_id)
+             for capture_id, previous_id, rel in merged.previous
+             if previous_id not in merged.capture_ids]
+    found += [Finding(Code.W505, info.key, "object nested in manifests/log/checkpoints/ is no "
+                      "checkpoint (they are checkpoints/<size>-<time>.txt)")
+              for info in store.list(CHECKPOINTS) if "/" in info.key[len(CHECKPOINTS) + 1:]]
+    found += [Finding(Code.W503, info.key, "leftover staging object (an interrupted capture); "
+                      "repair removes it" if store.addressable(info.key) else "object in "
+                      "staging/ under a name preserve does not address (it may reach another "
+                      "object); remove it by hand") for info in store.list("staging")]
+    found += [f for info in store.list("archive") if (f := _archive_finding(info.key, merged))]
+    return found
 
 
-def logged_manifests(archive: RemoteArchive) -> list[str]:
+def _archive_finding(rel: str, merged: ManifestChecks) -> Finding | None:
+    """What the sweep says of object ``rel`` below ``archive/`` (None: a named object)."""
+    if rel.startswith("archive/warc/"):
+        return None if rel in merged.warcs else \
+            Finding(Code.W501, rel, "no manifest names this WARC file")
+    if not rel.startswith("archive/text/"):
+        return Finding(Code.W505, rel, "unexpected entry in archive/")
+    name = rel.rsplit("/", 1)[-1]
+    if not (is_hex_digest(name) and rel == f"archive/text/{name[:2]}/{name[2:4]}/{name}"):
+        return Finding(Code.W505, rel, "file in archive/text is not at archive/text/ab/cd/<hash>")
+    return None if name in merged.texts else \
+        Finding(Code.W502, rel, "no manifest names this text object")
+
+
+#: What a commit in progress while verify lists its objects leaves for a while.
+EXPLAINABLE = (Code.W501, Code.W502, Code.W503)
+
+
+def explain_sweep(found: Sequence[Finding], meanwhile: Meanwhile, *, first: int,
+                  checked: dict[str, tuple[str, str, int]], since: float) -> list[Finding]:
+    """``found`` less what commits made while verify ran explain (see
+    :mod:`preserve.remote.meanwhile`): a WARC file or text object named by a manifest logged
+    from leaf ``first`` on whose files were not ``checked`` (proved, and the manifest its leaf
+    records); a staging object the commit has removed since. ``since``: when the sweep
+    began listing (``time.monotonic()``)."""
+    suspects = [f for f in found if f.code in EXPLAINABLE]
+    if not suspects:
+        return list(found)
+    meanwhile.settle(since)
+    store = meanwhile.store
+    named = _named_since(store, meanwhile, first, checked) \
+        if any(f.code is not Code.W503 for f in suspects) else set()
+    explained = {f.path for f in suspects if f.path in named
+                 or (f.code is Code.W503 and not _exists(store, f.path))}
+    return [f for f in found if f.code not in EXPLAINABLE or f.path not in explained]
+
+
+def _named_since(store: ObjectStore, meanwhile: Meanwhile, first: int,
+                 checked: dict[str, tuple[str, str, int]]) -> set[str]:
+    """The objects named by the manifests logged from leaf ``first`` on (in the log as it
+    is now) that verify did not check, each proved and the bytes its leaf records."""
+    tiles = meanwhile.log()
+    named: set[str] = set()
+    if tiles is None:
+        return named
+    with contextlib.suppress(errors.PreserveError):
+        for index, data in tiles.iter_entries(first):
+            leaf = _manifest_leaf(data)
+            if leaf is not None and leaf.path not in checked and meanwhile.proved(index, leaf):
+                named.update(rel for rel, _limit in _named(_logged_bytes(store, leaf)))
+    return named
+
+
+def _manifest_leaf(data: bytes) -> ManifestLeaf | AdoptionLeaf | None:
+    try:
+        entry = parse_entry(data)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, ManifestLeaf | AdoptionLeaf) else None
+
+
+def _logged_bytes(store: ObjectStore, leaf: ManifestLeaf | AdoptionLeaf) -> bytes | None:
+    """The manifest ``leaf`` names, if it is the one the leaf records."""
+    try:
+        data = store.get(leaf.path, MAX_MANIFEST_BYTES)
+    except errors.PreserveError:
+        return None
+    d = hash_bytes(data)
+    return data if (d.sha256, d.blake3, d.size) == (leaf.sha256, leaf.blake3, leaf.size) \
+        else None
+
+
+def _exists(store: ObjectStore, rel: str) -> bool:
+    """Whether object ``rel`` is there (True when that cannot be told: nothing explained)."""
+    try:
+        return store.exists(rel)
+    except errors.PreserveError:
+        return True
+
+
+def logged_manifests(archive: RemoteArchive, meanwhile: Meanwhile | None = None) -> list[str]:
     """The manifest named by each leaf of the log as it is now (its leaf order; a leaf that
     is no manifest or adoption leaf: ''). Empty if the log cannot be read (the log audit
-    reports it)."""
-    from preserve.log.entries import AdoptionLeaf, ManifestLeaf, parse_entry
-
+    reports it). ``meanwhile`` takes this log as its base."""
     names: list[str] = []
     try:
         with archive.place.open_log() as tiles:
+            if meanwhile is not None:
+                meanwhile.rebase(tiles)
             for _index, data in tiles.iter_entries():
                 try:
                     entry = parse_entry(data)
@@ -264,28 +352,39 @@ def verify_remote(
     anchor_max_age: timedelta | None = None,
     map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None = None,
     chunk: int = 64,
+    commit_wait: float | None = None,
     **_ignored: Any,
 ) -> Report:
     """Audit the archive; ``map_chunks`` checks chunks of manifests elsewhere (Dask).
-    ``tsa_roots`` and ``anchor_max_age`` as for a local verify (E314, W307)."""
+    ``tsa_roots`` and ``anchor_max_age`` as for a local verify (E314, W307).
+    ``commit_wait``: seconds, in all, verify waits for commits other processes have in
+    progress before it reports what they may explain (default: the lease's lifetime; 0 when
+    the caller holds the lease); see :mod:`preserve.remote.meanwhile`."""
     started = time.monotonic()
     store = archive.store
     store.invalidate()
     report = Report(root=store.url, deep=deep,
                     started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    logged = logged_manifests(archive)  # every leaf up to here must have its files checked
+    meanwhile = Meanwhile(archive, wait=LEASE_SECONDS if commit_wait is None else commit_wait)
+    logged = logged_manifests(archive, meanwhile)  # every leaf up to here: files checked
     merged = _check_files(store, report, logged, deep=deep, progress=progress,
                           map_chunks=map_chunks, chunk=chunk)
-    sweep(store, report, merged)
+    swept = time.monotonic()
+    found = sweep_findings(store, merged)
     check = None
     if tsa_roots is not None:
         from preserve.log.timestamp import TimestampChecker, load_roots_file
 
         check = TimestampChecker(load_roots_file(tsa_roots))
-    for item in audit_remote_log(archive, external_checkpoints=checkpoints,
-                                 trusted_key=trusted_key, heads=archive.heads,
-                                 timestamp_check=check, anchor_max_age=anchor_max_age,
-                                 checked=merged.manifest_digests, logged=len(logged)):
+    audited = audit_remote_log(archive, external_checkpoints=checkpoints,
+                               trusted_key=trusted_key, heads=archive.heads,
+                               timestamp_check=check, anchor_max_age=anchor_max_age,
+                               checked=merged.manifest_digests, logged=len(logged),
+                               meanwhile=meanwhile)
+    for finding in explain_sweep(found, meanwhile, first=len(logged),
+                                 checked=merged.manifest_digests, since=swept):
+        report.add(finding)
+    for item in [*audited, *meanwhile.take_problems()]:
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
     archive.last_audit = archive.record_audit(report) if record else None
@@ -302,26 +401,31 @@ def audit_remote_log(
     anchor_max_age: timedelta | None = None,
     checked: dict[str, tuple[str, str, int]] | None = None,
     logged: int = 0,
+    meanwhile: Meanwhile | None = None,
 ) -> list[log_audit.LogFinding]:
     """The E3xx/W3xx checks of :func:`preserve.log.audit.verify_log`, from the tiles.
     ``checked``: the digests of the manifest bytes whose files were checked; each must be
     its leaf's as well (an object replaced between two reads is E306), and every manifest
     of the first ``logged`` leaves (the log when verify started) must be among them (E305;
-    later leaves are commits made while verify ran)."""
+    later leaves are commits made while verify ran). The log is audited as it is opened
+    here; what is read after it and not explained by it is held against the log as it is
+    later (``meanwhile``; default: a new one, waiting up to the lease's lifetime)."""
     from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LOG
 
+    later = meanwhile if meanwhile is not None else Meanwhile(archive)
     place = archive.place
     store = archive.store
     audit = log_audit._Audit(place.root, [])
     if not external_checkpoints:  # given ones are aged once checked, as locally
         log_audit._check_anchor_age(audit, (), anchor_max_age, None)
+    opened = time.monotonic()
     try:
         tiles = place.open_log()
     except errors.PreserveError as exc:
         audit.add(log_audit.E_LOG_DAMAGED, f"{LOG}/head.json", str(exc))
         return audit.findings
-    for tail in tiles.torn_tail:
-        audit.add(log_audit.W_TORN_TAIL, f"{LOG}/tile/entries", tail)
+    later.rebase(tiles)
+    _check_tail(audit, tiles, later, opened)
     tree_ok = True
     for index, problem in tiles.check():
         tree_ok = False
@@ -333,53 +437,24 @@ def audit_remote_log(
         audit, trusted_key, heads, bool(external_checkpoints),
         stored_key=lambda: place.read_verifier() if store.exists(KEY_PUB) else None,
         has_checkpoints=lambda: bool(place.checkpoint_names()))
+    later.know_key(verifier)
     leaves = log_audit._check_entries(audit, tiles)  # type: ignore[arg-type]
     records, bad = place.read_journal(verifier)
     for item in bad:
         audit.add(log_audit.E_COMMIT_RECORD_INVALID, str(item.path), item.problem)
+    listed = time.monotonic()
     on_store = {n[len("manifests/"):-len(".json")] for n in archive.manifest_names()}
-    for record in records:
-        if all(e.capture_id not in on_store and e.capture_id not in leaves
-               for e in record.entries):
-            audit.add(log_audit.W_INTERRUPTED_COMMIT, str(record.path), f"names "
-                      f"{len(record.entries)} manifest(s), none committed (an interrupted "
-                      "capture); repair removes it")
-    signed = {e.capture_id: e for _r, e in iter_entries(records, signed_only=True)}
-    for capture_id in sorted(on_store - leaves.keys()):
-        rel = f"manifests/{capture_id}.json"
-        pending = signed.get(capture_id)
-        digests = _digests(store, rel)
-        if pending is not None and digests is not None and pending.matches(*digests):
-            audit.add(log_audit.W_AWAITING_LEAF, rel, "committed, but its log leaf is missing; "
-                      "a signed commit record names it: preserve repair appends the leaf")
-        else:
-            audit.add(log_audit.E_MANIFEST_NOT_LOGGED, rel, "no log leaf records this manifest, "
-                      "and no commit record signed by the archive key names it (planted, or "
-                      "foreign)")
-    for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
-        if capture_id not in on_store:
-            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
-            continue
-        digests = _digests(store, leaf.path)
-        expected = (leaf.sha256, leaf.blake3, leaf.size)
-        if digests != expected:
-            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
-                      f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
-        elif checked is not None and checked.get(leaf.path, expected) != expected:
-            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
-                      f"{leaf.sha256}, the object whose files were checked had "
-                      f"{checked[leaf.path][0]} (replaced while verify read it)")
-        elif checked is not None and index < logged and leaf.path not in checked:
-            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it, "
-                      "but it was not there when verify checked the files it names (hidden, "
-                      "then put back): they were not checked")
+    _check_records(audit, records, on_store, leaves, later, listed)
+    _check_unlogged(audit, sorted(on_store - leaves.keys()), checked, later, listed)
+    _check_logged(audit, store, leaves, on_store, checked, logged)
     if verifier is not None:
-        covered, newest = _check_stored(audit, archive, tiles, verifier, timestamp_check)
+        covered, newest = _check_stored(audit, archive, tiles, verifier, timestamp_check,
+                                        later)
         anchors: list[Path] = []  # the external checkpoints that hold
         for path in map(Path, external_checkpoints):
             found = _check_one(audit, tiles, verifier, str(path),
                                partial(path.read_text, "utf-8"),
-                               log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT)
+                               log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT, later)
             if found is not None:
                 anchors.append(path)
                 covered = max(covered, found[0].size)
@@ -401,14 +476,159 @@ def audit_remote_log(
         if timestamp_check is not None:
             audit.add(log_audit.E_TIMESTAMP_INVALID, CHECKPOINTS, "no signed checkpoint, so "
                       "no timestamp token, covers the log (the archive has no key)")
-    log_audit._check_known_head(audit, tiles, heads, verifier, tree_ok)  # type: ignore[arg-type]
-    return audit.findings
+    _check_known_head(audit, tiles, later, heads, verifier, tree_ok)
+    return audit.findings + later.take_problems()
+
+
+#: per capture id: the leaf that logs its manifest (index, leaf, adopted), as the audit reads them
+Leaves = dict[str, tuple[int, ManifestEntry, bool]]
+
+
+def _check_tail(audit: log_audit._Audit, tiles: TiledLog, later: Meanwhile,
+                since: float) -> None:
+    """W301 for the torn tail of ``tiles`` (opened at ``since``), unless it was an append
+    in progress: the log covers it once the committer that held the lease is gone."""
+    from preserve.remote.archive import LOG
+
+    if not tiles.torn_tail:
+        return
+    end = tiles.size + tiles.tail_size
+    later.settle(since)
+    now = later.log(end, since=math.inf)
+    if now is not None and now.size >= end:
+        return
+    for tail in tiles.torn_tail:
+        audit.add(log_audit.W_TORN_TAIL, f"{LOG}/tile/entries", tail)
+
+
+def _check_records(audit: log_audit._Audit, records: Sequence[CommitRecord],
+                   on_store: set[str], leaves: Leaves, later: Meanwhile, since: float) -> None:
+    """W306 for a commit record none of whose manifests was committed (listed at
+    ``since``), unless its commit was in progress: once the committer that held the lease
+    is gone, the record is removed or one of its manifests is there."""
+    idle = [r for r in records if all(e.capture_id not in on_store and e.capture_id not in
+                                      leaves for e in r.entries)]
+    if idle:
+        later.settle(since)
+    for record in idle:
+        if _exists(later.store, str(record.path)) and not any(
+                later.leaf(e.capture_id) or _exists(later.store, _manifest_rel(e.capture_id))
+                for e in record.entries):
+            audit.add(log_audit.W_INTERRUPTED_COMMIT, str(record.path), f"names "
+                      f"{len(record.entries)} manifest(s), none committed (an interrupted "
+                      "capture); repair removes it")
+
+
+def _manifest_rel(capture_id: str) -> str:
+    return f"manifests/{capture_id}.json"
+
+
+def _check_unlogged(audit: log_audit._Audit, unlogged: Sequence[str],
+                    checked: dict[str, tuple[str, str, int]] | None, later: Meanwhile,
+                    since: float) -> None:
+    """E304 (W305 when a signed commit record names it) for each manifest listed at
+    ``since`` that no leaf records, unless a leaf appended while verify ran does (once the
+    committer that held the lease is gone): then it is held to that leaf instead."""
+    pending = [c for c in unlogged if not _explained(audit, c, checked, later)]
+    if pending:
+        later.settle(since)
+        pending = [c for c in pending if not _explained(audit, c, checked, later)]
+    if not pending:
+        return
+    verifier = later.verifier
+    records, _bad = later.archive.place.read_journal(verifier)
+    signed = {e.capture_id: e for _r, e in iter_entries(records, signed_only=True)}
+    for capture_id in pending:
+        rel = _manifest_rel(capture_id)
+        entry = signed.get(capture_id)
+        digests = _digests(later.store, rel)
+        if entry is not None and digests is not None and entry.matches(*digests):
+            audit.add(log_audit.W_AWAITING_LEAF, rel, "committed, but its log leaf is missing; "
+                      "a signed commit record names it: preserve repair appends the leaf")
+        else:
+            audit.add(log_audit.E_MANIFEST_NOT_LOGGED, rel, "no log leaf records this manifest, "
+                      "and no commit record signed by the archive key names it (planted, or "
+                      "foreign)")
+
+
+def _explained(audit: log_audit._Audit, capture_id: str,
+               checked: dict[str, tuple[str, str, int]] | None, later: Meanwhile) -> bool:
+    """Whether a leaf appended while verify ran records ``capture_id``'s manifest; if so,
+    E316 unless it is proved, E306 unless the manifest is the one it records."""
+    found = later.leaf(capture_id)
+    if found is None:
+        return False
+    index, leaf = found
+    rel = _manifest_rel(capture_id)
+    meanwhile = f"leaf {index} (appended while verify ran)"
+    if not later.proved(index, leaf):
+        audit.add(log_audit.E_UNPROVED_LEAF, rel, f"{meanwhile} names it, but no commit record "
+                  "signed by the archive key and no signed checkpoint proves it (planted, or "
+                  "captured without the key)")
+    digests = _digests(later.store, rel)
+    expected = (leaf.sha256, leaf.blake3, leaf.size)
+    if digests != expected:
+        audit.add(log_audit.E_MANIFEST_CHANGED, rel, f"{meanwhile} has sha256 {leaf.sha256}, "
+                  f"the object has {digests[0] if digests else 'none'}")
+    elif checked is not None and checked.get(rel, expected) != expected:
+        audit.add(log_audit.E_MANIFEST_CHANGED, rel, f"{meanwhile} has sha256 {leaf.sha256}, "
+                  f"the object whose files were checked had {checked[rel][0]} (replaced while "
+                  "verify read it)")
+    return True
+
+
+def _check_logged(audit: log_audit._Audit, store: ObjectStore, leaves: Leaves,
+                  on_store: set[str], checked: dict[str, tuple[str, str, int]] | None,
+                  logged: int) -> None:
+    """E305 and E306 for the manifests the leaves name (see :func:`audit_remote_log`)."""
+    for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
+        if capture_id not in on_store:
+            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
+            continue
+        digests = _digests(store, leaf.path)
+        expected = (leaf.sha256, leaf.blake3, leaf.size)
+        if digests != expected:
+            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
+                      f"{leaf.sha256}, the object has {digests[0] if digests else 'none'}")
+        elif checked is not None and checked.get(leaf.path, expected) != expected:
+            audit.add(log_audit.E_MANIFEST_CHANGED, leaf.path, f"leaf {index} has sha256 "
+                      f"{leaf.sha256}, the object whose files were checked had "
+                      f"{checked[leaf.path][0]} (replaced while verify read it)")
+        elif checked is not None and index < logged and leaf.path not in checked:
+            audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it, "
+                      "but it was not there when verify checked the files it names (hidden, "
+                      "then put back): they were not checked")
+
+
+def _check_known_head(audit: log_audit._Audit, tiles: TiledLog, later: Meanwhile,
+                      heads: KnownHeads | None, verifier: Verifier | None,
+                      tree_ok: bool) -> None:
+    """E315 as locally; a known head larger than the log audited (moved on by this
+    operator's commit while verify ran) is held against the log as it is later."""
+    from preserve.remote.archive import LOG
+
+    if heads is None:
+        return
+    read = time.monotonic()
+    try:
+        head = heads.get(identity_for(verifier, audit.root), audit.root)
+    except errors.LogError as exc:
+        audit.add(log_audit.E_ROLLBACK, f"{LOG}/head.json", "your known head of this archive "
+                  f"is unreadable: {exc}")
+        return
+    if head is None:
+        return
+    log = later.log(head.size, since=read) if head.size > tiles.size else None
+    log_audit._check_head(audit, log or tiles, head, tree_ok)  # type: ignore[arg-type]
 
 
 def _check_one(audit: log_audit._Audit, tiles: TiledLog, verifier: Verifier, rel: str,
-               read: Callable[[], str], code: str) -> tuple[Checkpoint, str] | None:
+               read: Callable[[], str], code: str,
+               later: Meanwhile) -> tuple[Checkpoint, str] | None:
     """Checkpoint ``rel`` and its text (from ``read()``) if it is signed by ``verifier`` and
-    the log extends it; else None, and E307 or ``code`` (E308/E309) said why."""
+    the log extends it (one larger than ``tiles``, signed while verify ran: the log as it is
+    later); else None, and E307 or ``code`` (E308/E309) said why."""
+    read_at = time.monotonic()
     try:
         text = read()
         checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
@@ -416,9 +636,10 @@ def _check_one(audit: log_audit._Audit, tiles: TiledLog, verifier: Verifier, rel
         audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
         return None
     size = checkpoint.size
-    if size > tiles.size or not verify_consistency(
-            size, tiles.size, checkpoint.root_hash, tiles.root_hash(),
-            tiles.consistency_proof(size) if size else []):
+    log = tiles if size <= tiles.size else later.log(size, since=read_at)
+    if log is None or size > log.size or not verify_consistency(
+            size, log.size, checkpoint.root_hash, log.root_hash(),
+            log.consistency_proof(size) if size else []):
         audit.add(code, rel, f"the log's first {size} leaves do not match this checkpoint")
         return None
     return checkpoint, text
@@ -426,7 +647,7 @@ def _check_one(audit: log_audit._Audit, tiles: TiledLog, verifier: Verifier, rel
 
 def _check_stored(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledLog,
                   verifier: Verifier, timestamp_check: log_audit.TimestampCheck | None,
-                  ) -> tuple[int, str | None]:
+                  later: Meanwhile) -> tuple[int, str | None]:
     """As the local log audit: every stored checkpoint (E307 also when its name does not
     give its size), their tokens, then the ``checkpoint`` copy (W303 unless it is the newest
     stored one). Returns the size they cover and the newest stored checkpoint."""
@@ -435,10 +656,11 @@ def _check_stored(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledL
     place = archive.place
     covered = 0
     newest: str | None = None
+    listed = time.monotonic()
     names = place.checkpoint_names()
     for rel in names:
         checked = _check_one(audit, tiles, verifier, rel, partial(place.read_checkpoint, rel),
-                             log_audit.E_CHECKPOINT_INCONSISTENT)
+                             log_audit.E_CHECKPOINT_INCONSISTENT, later)
         if checked is None:
             continue
         found, text = checked
@@ -450,32 +672,47 @@ def _check_stored(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledL
                       "checkpoint size")
         if timestamp_check is not None:
             _check_token(audit, archive.store, rel, text, timestamp_check)
-    return _check_latest(audit, archive, tiles, verifier, names, covered), newest
+    covered = _check_latest(audit, archive, tiles, verifier, names, covered, later, listed)
+    return covered, newest
 
 
 def _check_latest(audit: log_audit._Audit, archive: RemoteArchive, tiles: TiledLog,
-                  verifier: Verifier, names: Sequence[str], covered: int) -> int:
+                  verifier: Verifier, names: Sequence[str], covered: int, later: Meanwhile,
+                  listed: float) -> int:
     """W303 (first, then its own findings) when the ``checkpoint`` copy is not the newest
-    stored checkpoint; returns ``covered``, raised to the copy's size if it holds."""
+    stored checkpoint (``names``, listed at ``listed``) — nor, once the committer that held
+    the lease is gone, one stored since; returns ``covered``, raised to the copy's size if
+    it holds."""
     from preserve.remote.archive import LATEST
 
     place = archive.place
     if not archive.store.exists(LATEST):
         return covered
-    try:
-        stale = not names or place.read_checkpoint(LATEST) != place.read_checkpoint(names[-1])
-    except errors.LogError:
-        stale = True
-    if not stale:
+    newest = names[-1:]
+    if not _stale(place, newest):
+        return covered
+    later.settle(listed)
+    if not _stale(place, [n for n in place.checkpoint_names() if n >= "".join(newest)]):
         return covered
     at = len(audit.findings)
     found = _check_one(audit, tiles, verifier, LATEST, partial(place.read_checkpoint, LATEST),
-                       log_audit.E_CHECKPOINT_INCONSISTENT)
+                       log_audit.E_CHECKPOINT_INCONSISTENT, later)
     copy = found[0] if found is not None else None
     audit.findings.insert(at, log_audit.LogFinding(
         log_audit.W_LATEST_CHECKPOINT_STALE, LATEST,
         log_audit._stale_copy(copy, covered, tiles.size)))
     return max(covered, copy.size) if copy is not None else covered
+
+
+def _stale(place: RemotePlace, stored: Sequence[str]) -> bool:
+    """Whether the ``checkpoint`` copy is none of the ``stored`` checkpoints (or unreadable)."""
+    from preserve.remote.archive import LATEST
+
+    try:
+        copy = place.read_checkpoint(LATEST)
+        return all(place.read_checkpoint(rel) != copy for rel in stored)
+    except errors.LogError:
+        return True
 
 
 def _check_token(audit: log_audit._Audit, store: ObjectStore, rel: str, text: str,
