@@ -42,7 +42,6 @@ from preserve.log import audit as log_audit
 from preserve.log.entries import (
     MAX_MANIFEST_BYTES,
     AdoptionLeaf,
-    ManifestEntry,
     ManifestLeaf,
     parse_entry,
 )
@@ -481,7 +480,7 @@ def audit_remote_log(
 
 
 #: per capture id: the leaf that logs its manifest (index, leaf, adopted), as the audit reads them
-Leaves = dict[str, tuple[int, ManifestEntry, bool]]
+Leaves = dict[str, tuple[int, log_audit._Logged, bool]]
 
 
 def _check_tail(audit: log_audit._Audit, tiles: TiledLog, later: Meanwhile,
