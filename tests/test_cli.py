@@ -154,6 +154,21 @@ def test_show_and_diff_hold_a_manifest_to_its_log_leaf(site: TestServer, tmp_pat
     doc["capture_id"] = planted.stem
     planted.write_text(json.dumps(doc))
     assert run(tmp_path, "show", planted.stem).returncode == 1
+    # report and export (built on the export plan) refuse both too: report as show (exit 1),
+    # export with its own status for a damaged archive (exit 3); nothing is written
+    out = tmp_path.parent / f"{tmp_path.name}-out"
+    out.mkdir()
+    for capture_id in (first, planted.stem):
+        done = run(tmp_path, "report", capture_id, "-o", str(out / "r.html"))
+        assert done.returncode == 1, (capture_id, done.stderr)
+        line, = done.stderr.strip().splitlines()
+        assert "integrity" in line and "no report was written" in line
+        for kind in ("--wacz", "--bagit"):
+            done = run(tmp_path, "export", capture_id, kind, str(out / f"x{kind}"))
+            assert done.returncode == 3, (capture_id, kind, done.stderr)
+            assert "integrity" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(out.iterdir()) == []
+    assert run(tmp_path, "report", second, "-o", str(out / "r.html")).returncode == 0
     # an archive without a log has nothing to hold it to: shown, with a warning saying so
     bare = tmp_path / "bare"
     shutil.copytree(tmp_path, bare, ignore=shutil.ignore_patterns("log", "bare"))

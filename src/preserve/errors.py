@@ -84,6 +84,11 @@ class StorageError(ArchiveError):
     """A write to the archive failed (disk full, permission denied, read-only media)."""
 
 
+class ManifestNotLoggedError(StorageError):
+    """A manifest an export or report would use is not the one a log leaf records (changed
+    after it was logged, or never logged: planted, or its commit interrupted)."""
+
+
 class LockTimeoutError(ArchiveError):
     """Another process holds the archive lock for longer than we were willing to wait."""
 

@@ -31,7 +31,14 @@ from typing import Any
 from preserve import log
 from preserve._version import __version__
 from preserve.archive import Archive
-from preserve.errors import LogError, ManifestError, NotFoundError, PreserveError, StorageError
+from preserve.errors import (
+    LogError,
+    ManifestError,
+    ManifestNotLoggedError,
+    NotFoundError,
+    PreserveError,
+    StorageError,
+)
 from preserve.hashing import Digests, hash_bytes
 from preserve.integrity import has_log
 from preserve.log.archive_log import (
@@ -356,20 +363,20 @@ def find_leaves(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[Ex
     result = []
     for capture in captures:
         found = leaves.get(capture.capture_id)
-        if found is None:
-            result.append(replace(capture, proof_problem="the capture is not in the integrity "
-                                  "log"))
-            continue
+        if found is None:  # planted, or its commit interrupted: not evidence preserve holds
+            raise ManifestNotLoggedError(
+                f"the manifest of {capture.capture_id} is in no leaf of the integrity log "
+                "(planted, or its commit was interrupted: run 'preserve verify')"
+            )
         index, data = found
         entry = parse_entry(data)
         assert isinstance(entry, ManifestLeaf)
         digests = capture.manifest_digests
         if (entry.sha256, entry.blake3, entry.size) != (digests.sha256, digests.blake3,
                                                         digests.size):
-            raise StorageError(
+            raise ManifestNotLoggedError(
                 f"the manifest of {capture.capture_id} differs from its integrity-log entry "
-                f"(leaf {index}): the archive is damaged (run 'preserve verify'); "
-                "nothing was exported"
+                f"(leaf {index}): the archive is damaged (run 'preserve verify')"
             )
         problem = None
         if snapshot.checkpoint is None or snapshot.verifier is None:

@@ -43,7 +43,7 @@ from typing import Any
 from preserve import log
 from preserve._version import __version__
 from preserve.archive import Archive
-from preserve.errors import PreserveError
+from preserve.errors import ManifestNotLoggedError, PreserveError, UnverifiedManifestError
 from preserve.exchange.files import AtomicFile, copy_file
 from preserve.exchange.plan import (
     LoadedCapture,
@@ -114,8 +114,13 @@ class ReportData:
 
 def gather(archive: Archive, capture_id: str, *, trusted_key: str | None = None,
            tsa_roots: Path | None = None) -> ReportData:
-    """Read one capture (a unique id prefix works) and check what can be checked now."""
-    plan = plan_export(archive, [capture_id])
+    """Read one capture (a unique id prefix works) and check what can be checked now.
+    A manifest that is not the one a log leaf records is not reported on
+    (:class:`~preserve.errors.UnverifiedManifestError`, as ``show`` refuses it)."""
+    try:
+        plan = plan_export(archive, [capture_id])
+    except ManifestNotLoggedError as exc:
+        raise UnverifiedManifestError(f"{exc}; no report was written") from exc
     capture = plan.load(plan.captures[0])
     m = capture.manifest
     logged = capture.planned.leaf_index is not None  # the plan checked it against its leaf
