@@ -88,6 +88,29 @@ def test_full_bag_data_is_an_archive_that_verifies(built: Built, full: Path) -> 
     assert check_package(full).ok
 
 
+def test_verify_of_a_bag_records_nothing_in_it_nor_in_the_known_heads(built: Built,
+                                                                      tmp_path: Path) -> None:
+    """A verify that asks to record (no --no-record) of a bag's data/ writes nothing there
+    (the bag still validates) and remembers no head: an audit appended to the copied log
+    would have made that copy the log remembered for the archive key, and the archive
+    itself would then fail verify as rolled back (E315)."""
+    config = tmp_path / "config"
+    shutil.copytree(built.config, config)
+    bag = tmp_path / "case-7"
+    assert run(built, "export", "--all", "--bagit", str(bag),
+               PRESERVE_CONFIG_HOME=str(config)).returncode == 0
+    before = tree_state(bag)
+    done = run(built, "--root", str(bag / "data"), "verify", "--anchor-max-age", "0",
+               PRESERVE_CONFIG_HOME=str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is an exported package" in done.stderr
+    assert tree_state(bag) == before
+    assert bagit_validate(bag).returncode == 0
+    again = run(built, "verify", "--no-record", "--anchor-max-age", "0",
+                PRESERVE_CONFIG_HOME=str(config))
+    assert again.returncode == 0, again.stdout
+
+
 def test_log_is_copied_exactly(built: Built, full: Path) -> None:
     source = built.root / "manifests/log"
     copied = full / "data/manifests/log"

@@ -745,20 +745,39 @@ class Archive:
             report = runner(self.root, deep, progress)
         else:
             report = _verify.verify(self.root, deep=deep, progress=progress)
+        package = self.is_export_package()
+        if package and record:
+            from preserve.log.export_note import DESCRIPTOR  # noqa: PLC0415 - start-up
+
+            record = False
+            not_recorded = (f"{self.root} is an exported package ({DESCRIPTOR}): verify "
+                            "records nothing in it and remembers no head of its log")
+        else:
+            not_recorded = None
         # Under the archive lock no commit sits between linking its manifest and logging it,
         # so a capture in flight is not reported as E304 (read-only media: no lock, no writer).
         with self._lock_if_writable(create=record) as locked:
             integrity.audit_log(self.root, report, external_checkpoints=checkpoints,
                                 trusted_key=trusted_key, tsa_roots=tsa_roots, heads=self.heads,
                                 anchor_max_age=anchor_max_age)
-            self.last_audit = integrity.AuditRecord()
+            self.last_audit = integrity.AuditRecord(not_recorded=not_recorded)
             if record and locked:
                 self.last_audit = integrity.record_audit(
                     self.root, report, signer=self._signer(), heads=self.heads,
                     timestamper=integrity.timestamper(self.tsa_url), trusted_key=trusted_key)
-            elif report.ok and self.heads is not None:
+            elif report.ok and self.heads is not None and not package:
                 integrity.remember_head(self.root, self.heads, trusted_key)
         return report
+
+    def is_export_package(self) -> bool:
+        """Whether the root is the archive of an exported package (a bag's ``data/``: it
+        holds the export descriptor). Verify changes nothing there: an audit appended to
+        the copied log would make the bag fail its own manifests, and would make that copy
+        the log remembered for the archive key, so the archive itself would then look rolled
+        back (E315)."""
+        from preserve.log.export_note import DESCRIPTOR  # noqa: PLC0415 - start-up
+
+        return (self.root / DESCRIPTOR).is_file()
 
     _last_audit: AuditRecord | None = None
 

@@ -68,6 +68,8 @@ class AuditRecord:
     outcome: str | None = None  # "pass" | "fail"
     signed: Signed | None = None
     not_signed: str | None = None
+    #: why nothing was recorded although recording was asked for (None: not said)
+    not_recorded: str | None = None
 
 
 def default_key_name(root: Path) -> str:

@@ -53,7 +53,8 @@ EXIT_INTERNAL = 5
 
 EXIT_STATUSES = {
     EXIT_OK: "success (verify: intact; warnings may be printed)",
-    EXIT_FINDINGS: "integrity findings (verify, check-proof, a signature refused as unproved "
+    EXIT_FINDINGS: "integrity findings (verify, check-proof, check-export, a signature refused "
+                   "as unproved "
                    "or, by repair and checkpoint, over an archive verify finds errors in, an "
                    "imported file failing its own digests, a manifest that is not the one "
                    "its log leaf records, met by show, diff, prove or report, or by list "
@@ -64,7 +65,8 @@ EXIT_STATUSES = {
                 "a file to import that is not a WARC or WACZ file or beyond preserve's "
                 "bounds, a command not supported on an object-store (s3://) root yet",
     EXIT_CANNOT_RUN: "could not run: no archive at the root, archive unusable, locked, "
-                     "unreadable or unwritable, key missing; the output cannot be written "
+                     "unreadable or unwritable, key missing, an unknown or ambiguous capture "
+                     "id; an export of a damaged capture; the output cannot be written "
                      "(a full disk)",
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
                          "…); nothing was committed for it",

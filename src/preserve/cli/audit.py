@@ -98,11 +98,13 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
             say(finding_line(finding))
         say(summary(report))
         if not no_record and not audit.recorded:
-            warn("note: audit not recorded (read-only archive or no log)")
+            why = audit.not_recorded or "read-only archive or no log"
+            warn(f"note: audit not recorded ({why})")
         elif audit.not_signed:
             warn(f"note: audit recorded as {audit.outcome}; {audit.not_signed}")
     finish({**report.to_json(), "recorded": audit.recorded, "outcome": audit.outcome,
-            "signed": audit.signed is not None, "not_signed": audit.not_signed},
+            "signed": audit.signed is not None, "not_signed": audit.not_signed,
+            "not_recorded": audit.not_recorded},
            report.exit_status)
 
 
