@@ -309,6 +309,8 @@ def test_show_lists_resources_artifacts_and_the_browser(story: Story) -> None:
     assert re.search(r"^resources \d+ recorded", out, re.M)
     assert "  302 GET  stylesheet " in out and story.url("/css/site.css") in out
     assert "failed  GET " + story.url("/slow.png") in out
+    notes = [line for line in out.splitlines() if line.startswith("note ")]
+    assert notes and len(notes) == len(set(notes))  # each note once (browser's and manifest's)
 
 
 # --- replay --------------------------------------------------------------------------------------

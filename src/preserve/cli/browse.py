@@ -216,8 +216,11 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     yield f"extractor {extractor['name']} {extractor['version']}"
     yield f"software  preserve {m['software'].get('preserve')} on {m['software'].get('python')}"
     yield f"operator  {_clean(m['operator'])} at {_clean(m['host'])}"
+    browser = m.get("browser")
+    shown = set(browser.get("notes") or []) if isinstance(browser, dict) else set()
     for note in m.get("notes") or []:
-        yield f"note      {_clean(note, 500)}"
+        if note not in shown:  # a browser capture's notes are listed with its requests
+            yield f"note      {_clean(note, 500)}"
     for cut in m.get("truncated") or []:
         yield (f"truncated {cut['field']}: {cut['length']} characters, kept the first part "
                f"(sha256 of the whole {cut['sha256']})")
@@ -281,7 +284,7 @@ def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
     for failed in browser["failed"]:
         yield f"  failed  {failed['method']} {failed['url']}: {failed['message']}"
     for note in browser["notes"]:
-        yield f"note      {note}"
+        yield f"note      {_clean(note, 500)}"
 
 
 # --- captures over time --------------------------------------------------------------------------
