@@ -127,7 +127,7 @@ def test_remote_capture_verify_log_and_proof_shape(s3_server: S3Server, web: Tes
 
 def test_lease_refuses_a_second_committer(s3_server: S3Server) -> None:
     from preserve.errors import LockTimeoutError
-    from preserve.remote.lease import Lease
+    from preserve.remote.lease import LEASE, Lease
     from preserve.remote.store import ObjectStore
 
     store = ObjectStore(f"s3://{s3_server.new_bucket()}/l")
@@ -138,6 +138,245 @@ def test_lease_refuses_a_second_committer(s3_server: S3Server) -> None:
         time.sleep(0.05)
         with Lease(store):
             pass
+    # as is one left by a killed holder (nobody renews it)
+    store.put_replace(LEASE, json.dumps({"holder": "killed:1:x", "host": "killed", "pid": 1,
+                                         "expires": time.time() - 1}).encode(), etag=None)
+    with Lease(store) as lease:
+        assert json.loads(store.get(LEASE, 4096))["holder"] == lease.holder
+    assert not store.exists(LEASE)
+
+
+# --- the lease is kept while its holder works, and a holder that lost it stops ---------------
+
+
+def _lease_threads() -> list[Any]:
+    """The keep-alive threads of the leases this process holds."""
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("preserve-lease-")]
+
+
+def _versions(s3: S3Server, bucket: str) -> set[tuple[str, str]]:
+    """Every version and delete marker in ``bucket`` (what was ever written to it)."""
+    listing = s3.client().list_object_versions(Bucket=bucket)
+    return {(v["Key"], v["VersionId"]) for kind in ("Versions", "DeleteMarkers")
+            for v in listing.get(kind, [])}
+
+
+def _after(real: Any, action: Any) -> Any:
+    """``real`` (a function) that runs ``action()`` after it, the first time it is called."""
+    ran: list[Any] = []
+
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not ran:
+            ran.append(action())
+        return result
+
+    return hooked
+
+
+def test_a_lease_is_kept_while_its_holder_works(s3_server: S3Server, web: TestServer,
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit that took longer than its lease's lifetime (a checkpoint's verify of a large
+    archive, the copy of a large WARC file, here 2.7 lifetimes of a 1.5 s lease) held it only
+    that long: another committer then took it over as expired and both wrote at once. The
+    holder now renews it while it works: every other attempt to take it is refused."""
+    import threading
+
+    from preserve.errors import LockTimeoutError
+    from preserve.remote.archive import RemoteArchive
+    from preserve.remote.lease import Lease
+    from preserve.remote.store import ObjectStore
+
+    archive = remote(s3_server)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p1"))
+    staged = archive.stage(prepared)
+    build = RemoteArchive._build
+
+    def slow_build(self: Any, *args: Any) -> Any:
+        time.sleep(4.0)
+        return build(self, *args)
+
+    monkeypatch.setattr(RemoteArchive, "_build", slow_build)
+    taken: list[float] = []
+    refused: list[float] = []
+    stop = threading.Event()
+
+    def other_committer() -> None:
+        store = ObjectStore(archive.url)
+        while not stop.is_set():
+            try:
+                with Lease(store, seconds=1.5):
+                    taken.append(time.monotonic())
+            except LockTimeoutError:
+                refused.append(time.monotonic())
+            stop.wait(0.2)
+
+    with Lease(archive.store, seconds=1.5) as lease:
+        other = threading.Thread(target=other_committer)
+        other.start()
+        try:
+            outcome = archive.commit([staged], sign=True, lease=lease)
+        finally:
+            stop.set()
+            other.join()
+        assert not taken, "another committer took the lease while it was held"
+        assert len(refused) >= 10 and refused[-1] - refused[0] > 3.5
+        lease.check()
+    assert outcome.signed is not None, outcome.not_signed
+    assert [c.capture_id for c in archive.captures()] == [capture_id]
+
+
+#: the commit step after which another process takes the lease over, and what stops then
+STOLEN_AFTER = {
+    "warc": "its WARC file copied into place: its text object is not written",
+    "record": "its commit record written: its manifest (the commit point) is not",
+    "manifest": "its manifest written: its leaf is not (a partial commit; repair logs it)",
+}
+
+
+@pytest.mark.parametrize("step", sorted(STOLEN_AFTER))
+def test_a_committer_that_lost_its_lease_writes_nothing_more(
+        s3_server: S3Server, web: TestServer, monkeypatch: pytest.MonkeyPatch,
+        step: str) -> None:
+    """A holder whose lease another process took over went on committing (the lease was
+    never renewed, so a change was never seen): two committers wrote at once. Now the
+    keep-alive finds the lease changed, and the holder stops before its next write
+    (STOLEN_AFTER) with one line naming the new holder: nothing written after that."""
+    from preserve.commit import PartialCommitError
+    from preserve.errors import LockTimeoutError
+    from preserve.remote import lease as lease_mod
+
+    monkeypatch.setattr(lease_mod, "LEASE_SECONDS", 2.0)
+    archive = remote(s3_server)
+    store, bucket = archive.store, archive.store.bucket
+    thief = {"holder": "elsewhere:1:thief", "host": "elsewhere", "pid": 1}
+    seen: list[set[tuple[str, str]]] = []
+
+    def take_over() -> None:  # as another process that found the lease expired would
+        s3_server.client().put_object(
+            Bucket=bucket, Key=store.key(lease_mod.LEASE),
+            Body=json.dumps({**thief, "expires": time.time() + 60}).encode())
+        deadline = time.monotonic() + 10
+        while _lease_threads() and time.monotonic() < deadline:  # until the holder sees it
+            time.sleep(0.05)
+        seen.append(_versions(s3_server, bucket))
+
+    if step == "warc":
+        monkeypatch.setattr(store, "copy_new", _after(store.copy_new, take_over))
+    elif step == "record":
+        monkeypatch.setattr(archive.place, "write_record",
+                            _after(archive.place.write_record, take_over))
+    else:
+        put_new = store.put_new
+
+        def put(rel: str, *args: Any, **kwargs: Any) -> None:
+            put_new(rel, *args, **kwargs)
+            if rel.startswith("manifests/") and rel.count("/") == 1:
+                take_over()
+
+        monkeypatch.setattr(store, "put_new", put)
+    error = PartialCommitError if step == "manifest" else LockTimeoutError
+    with pytest.raises(error, match=r"lost the committer lease \S+lock/lease.json \(another "
+                       r"committer took it over: elsewhere:1:thief\); stopped before writing "
+                       r"(archive/text|manifests/)") as raised:
+        archive.capture(web.url("/p2"))
+    assert "\n" not in str(raised.value)
+    assert seen and _versions(s3_server, bucket) == seen[0], "written after the lease was lost"
+    assert json.loads(store.get(lease_mod.LEASE, 4096))["holder"] == thief["holder"]
+    assert not _lease_threads()
+    assert len(archive.store.list("manifests/log/journal")) == (step != "warc")
+    if step == "manifest":  # the other process is done: repair completes the commit
+        store.delete(lease_mod.LEASE)
+        monkeypatch.undo()
+        assert any(a.startswith("log ") for a in archive.repair())
+        assert len(archive.captures()) == 1
+
+
+def test_the_lease_keep_alive_stops_at_release(s3_server: S3Server,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keep-alive renews the lease (a third of its lifetime apart) only while it is held:
+    a daemon thread, gone when the ``with`` block ends, and the lease object with it."""
+    from preserve.errors import LockTimeoutError
+    from preserve.remote.lease import LEASE, Lease
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/k")
+    writes: list[float] = []
+    put = store.put_replace
+
+    def counted(rel: str, *args: Any, **kwargs: Any) -> Any:
+        if rel == LEASE:
+            writes.append(time.monotonic())
+        return put(rel, *args, **kwargs)
+
+    monkeypatch.setattr(store, "put_replace", counted)
+    assert not store.exists(LEASE)  # a first request sets the client up: slow, not timed
+    with Lease(store, seconds=0.9) as lease:
+        threads = _lease_threads()
+        time.sleep(1.6)
+        assert len(writes) >= 4, "the lease was not renewed while held"  # taken, renewed
+        assert store.exists(LEASE)
+        lease.check()
+    released = time.monotonic()
+    assert len(threads) == 1 and threads[0].daemon and not threads[0].is_alive()
+    assert not _lease_threads() and not store.exists(LEASE)
+    assert lease.renewals == len(writes) - 1
+    time.sleep(0.8)
+    assert max(writes) < released and not store.exists(LEASE)
+    with pytest.raises(LockTimeoutError, match="is not held"):
+        lease.check()
+
+
+def test_a_lease_outlives_a_failed_renewal_but_not_its_expiry(
+        s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renewal the store fails is retried: a later one within the lifetime keeps the
+    lease. With none succeeding, the holder counts it lost once it runs out (never later)
+    and stops; the lease, not deleted then, is taken over as expired."""
+    from preserve.errors import LockTimeoutError, StorageError
+    from preserve.remote.lease import LEASE, Lease
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/f")
+    other = ObjectStore(store.url)
+    failing = [0]
+    put = store.put_replace
+
+    def flaky(rel: str, data: bytes, **kwargs: Any) -> Any:
+        if rel == LEASE and kwargs["etag"] is not None and failing[0]:
+            failing[0] -= 1
+            raise StorageError("cannot write the lease: 503 Slow Down")
+        return put(rel, data, **kwargs)
+
+    monkeypatch.setattr(store, "put_replace", flaky)
+    assert not store.exists(LEASE) and not other.exists(LEASE)  # clients set up: not timed
+    with Lease(store, seconds=1.2) as lease:
+        failing[0] = 2  # the first renewal and its first retry
+        time.sleep(2.0)
+        with pytest.raises(LockTimeoutError, match="another committer holds"):
+            Lease(other).acquire()
+        lease.check()
+        assert not failing[0] and lease.renewals >= 2
+        failing[0] = 1000  # the store refuses every renewal from now on
+        start = time.monotonic()
+        while lease.lost is None and time.monotonic() < start + 3:
+            time.sleep(0.02)
+        assert 0.4 < time.monotonic() - start < 1.3
+        with pytest.raises(LockTimeoutError, match=r"ran out before a renewal succeeded; "
+                           r"the last renewal failed: cannot write the lease: 503"):
+            lease.check("writing manifests/x.json")
+        assert not _lease_threads()
+    assert store.exists(LEASE)
+    deadline = time.monotonic() + 3
+    while True:
+        try:
+            with Lease(other):
+                break
+        except LockTimeoutError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 def test_killed_committer_is_completed_by_repair(s3_server: S3Server, web: TestServer,

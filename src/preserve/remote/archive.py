@@ -24,6 +24,12 @@ deleted before their retention ends and stay as unreferenced files (verify: W501
 never part of a capture). A failure after it raises
 :class:`~preserve.commit.PartialCommitError`: :meth:`RemoteArchive.repair` appends the
 missing leaves from the signed record, as ``preserve repair`` does locally.
+
+Every write of these steps (and of ``init``, ``repair``, ``checkpoint``, recording an audit)
+passes the store's write guard, the check of the lease held (:mod:`.lease`): a committer
+that lost its lease stops with :class:`~preserve.errors.LockTimeoutError` before its next
+write and writes nothing more, not even that clean-up (a commit record left so is W306 until
+``repair`` removes it; a loss after step 5 is a PartialCommitError as above).
 """
 
 from __future__ import annotations
@@ -163,6 +169,7 @@ class RemotePlace:
             raise errors.ManifestError(str(exc)) from exc
 
     def write_checkpoint(self, signer: Signer, *, timestamper: Any, size: int) -> Path:
+        self.store.check_write("signing a checkpoint")  # the committer lease is still held
         verifier = self.read_verifier()
         if signer.verifier != verifier:
             raise errors.SigningKeyError("the signing key is not the archive's key")
@@ -341,6 +348,8 @@ class RemoteArchive:
         with contextlib.ExitStack() as stack:
             if lease is None:
                 stack.enter_context(Lease(self.store, wait=60))
+            else:
+                lease.check("committing")
             return self._commit(group, sign=sign)
         raise AssertionError("unreachable")
 
@@ -387,7 +396,8 @@ class RemoteArchive:
             raise PartialCommitError(_partial(committed, f"appending to the log failed: {exc}"),
                                      [c.manifest.capture_id for c in committed]) from exc
         if signer is None and origin == "-":
-            self.store.delete(record)
+            with contextlib.suppress(errors.LockTimeoutError):  # committed: a leftover only
+                self.store.delete(record)
         outcome = GroupOutcome(committed)
         if sign:
             self._sign(outcome, signer)

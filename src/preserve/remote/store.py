@@ -14,12 +14,16 @@ their key *relative to the archive root* (``manifests/<id>.json``, ``archive/war
   ``If-Match: <etag>``: the log head, the lease) and deletes of unsealed ones (journal records,
   staging, the lease).
 
+Every write first calls :attr:`~ObjectStore.write_guard` when one is set: the committer
+lease installs its check there while it is held, so a holder that lost its lease writes
+nothing more through this store (the lease's own requests pass ``guarded=False``).
+
 Credentials and the endpoint come from the usual AWS/fsspec environment (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles). The
 retention is ``PRESERVE_S3_RETENTION_DAYS`` (or the constructor's ``retention_days``) in mode
 ``PRESERVE_S3_LOCK_MODE`` (``COMPLIANCE``, the default, or ``GOVERNANCE``).
 
-This module knows nothing of manifests, logs or leases (see :mod:`.archive`, :mod:`.tiles`,
+This module knows nothing else of manifests, logs or leases (see :mod:`.archive`, :mod:`.tiles`,
 :mod:`.lease`); it imports s3fs when a store is opened, never at import time.
 """
 
@@ -30,7 +34,7 @@ import contextlib
 import errno
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -87,6 +91,9 @@ class ObjectStore:
             raise StorageError(f"Object Lock mode must be one of {', '.join(LOCK_MODES)}")
         self.lock_mode = mode
         self.fs = fs if fs is not None else open_filesystem()
+        #: Called with what is about to be written (``"writing <rel>"``) before each write;
+        #: raises to refuse it (see :meth:`check_write`). Never sent to a worker.
+        self.write_guard: Callable[[str], None] | None = None
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -202,6 +209,12 @@ class ObjectStore:
 
     # --- writes ------------------------------------------------------------------------------
 
+    def check_write(self, what: str) -> None:
+        """Run :attr:`write_guard` (if set) for ``what`` (it raises when the write must not
+        happen: the committer lease was lost)."""
+        if self.write_guard is not None:
+            self.write_guard(what)
+
     def _lock_args(self, seal: bool) -> dict[str, Any]:
         if not seal or self.retention_days is None:
             return {}
@@ -216,6 +229,7 @@ class ObjectStore:
         object exists — unless ``same_ok`` is given and the existing object holds exactly
         those bytes (an idempotent retry). Other failures raise StorageError.
         """
+        self.check_write(f"writing {rel}")
         try:
             self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel), Body=data,
                             IfNoneMatch="*", **self._lock_args(seal))
@@ -241,6 +255,7 @@ class ObjectStore:
         copy that differs is deleted again and StorageError raised (the source was replaced
         after whoever hashed it wrote it).
         """
+        self.check_write(f"writing {rel}")
         if self.exists(rel):
             raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; not replaced")
         checksum = {"ChecksumAlgorithm": "SHA256"} if sha256 is not None else {}
@@ -260,6 +275,7 @@ class ObjectStore:
             self._check_copy(source_rel, rel, sha256, response, version)
         lock = self._lock_args(seal)
         if lock:  # the retention of exactly the version just made (before anything names it)
+            self.check_write(f"sealing {rel}")  # a long copy: the lease may be lost since
             try:
                 self.fs.call_s3("put_object_retention", Bucket=self.bucket, Key=self.key(rel),
                                 Retention={"Mode": lock["ObjectLockMode"],
@@ -291,10 +307,14 @@ class ObjectStore:
                            f"capture sealed (sha256 {actual}, the capture has {sha256}): "
                            "replaced after it was staged; nothing committed")
 
-    def put_replace(self, rel: str, data: bytes, *, etag: str | None) -> str | None:
+    def put_replace(self, rel: str, data: bytes, *, etag: str | None,
+                    guarded: bool = True) -> str | None:
         """Write a mutable object only if it is still the version we read (``If-Match``), or
         only if it does not exist (``etag`` None). Returns the new ETag. A lost race raises
-        FileExistsError (someone else changed it)."""
+        FileExistsError (someone else changed it). ``guarded=False``: no :attr:`write_guard`
+        (the lease's own writes)."""
+        if guarded:
+            self.check_write(f"writing {rel}")
         condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
             response = self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel),
@@ -312,6 +332,7 @@ class ObjectStore:
     def put_mutable(self, rel: str, data: bytes) -> None:
         """Write an unsealed object whatever is there (the ``checkpoint`` copy; callers hold
         the lease)."""
+        self.check_write(f"writing {rel}")
         try:
             self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel), Body=data)
         except OSError as exc:
@@ -325,8 +346,11 @@ class ObjectStore:
         with open(local, "rb") as f:
             self.put_new(rel, f, seal=seal)
 
-    def delete(self, rel: str) -> None:
-        """Delete an unsealed object (journal record, staging, lease); absent is fine."""
+    def delete(self, rel: str, *, guarded: bool = True) -> None:
+        """Delete an unsealed object (journal record, staging, lease); absent is fine.
+        ``guarded=False``: no :attr:`write_guard` (the lease's own release)."""
+        if guarded:
+            self.check_write(f"deleting {rel}")
         try:
             self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key(rel))
         except FileNotFoundError:
