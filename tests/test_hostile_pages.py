@@ -392,5 +392,5 @@ def test_url_list_lines_end_with_cr_too_and_a_long_one_is_one_invalid_url(
     assert done.returncode == 4, done.stderr[-500:]
     assert len(done.stdout.splitlines()) == 3
     errors = [line for line in done.stderr.splitlines() if line.startswith("preserve: error:")]
-    assert len(errors) == 1 and "(131,1" in errors[0] and len(errors[0]) < 4200
+    assert len(errors) == 1 and "(65,8" in errors[0] and len(errors[0]) < 4200
     assert "3 of 4 captured, 1 failed" in done.stderr
