@@ -11,6 +11,7 @@ is wrong) must commit nothing and exit with its documented status.
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import hashlib
 import io
@@ -21,6 +22,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tracemalloc
 import urllib.request
 import uuid
 import zipfile
@@ -807,6 +809,99 @@ def test_import_memory_does_not_grow_with_the_text_of_its_pages(tmp_path: Path) 
     assert growth < 10 * 1024, f"peak RSS grew by {growth} KiB for 24 more pages of 1 MiB text"
 
 
+def _tiny_pages_warc(path: Path, pages: int) -> Path:
+    """``pages`` short HTML responses, as a crawl of many small pages is."""
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for i in range(pages):
+            html = (b"<html><head><title>Page %d</title></head><body><p>Page %d of a crawl."
+                    b"</p></body></html>" % (i, i))
+            writer.write_record(writer.create_warc_record(
+                f"http://example.org/{i}", "response", payload=io.BytesIO(html),
+                http_headers=StatusAndHeaders("200 OK", HTML, protocol="HTTP/1.1")))
+    return path
+
+
+def _held_at_commit(root: Path, pages: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Bytes of the Python heap (tracemalloc, after a full garbage collection) held when the
+    commit writes its first commit record, all pages of a WARC of ``pages`` tiny pages then
+    prepared, placed and built, as it is imported into a new archive at ``root``."""
+    source = _tiny_pages_warc(root.with_suffix(".warc.gz"), pages)
+    archive = Archive(root)
+    archive.init(key_name=f"{KEY}-{root.name}")
+    held: list[int] = []
+    write_record = commit.write_record
+
+    def measured(*args: Any, **kwargs: Any) -> Path:
+        if not held:
+            gc.collect()
+            held.append(tracemalloc.get_traced_memory()[0])
+        return write_record(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(commit, "write_record", measured)
+        tracemalloc.start()
+        try:
+            result = import_file(archive, source)
+        finally:
+            tracemalloc.stop()
+    assert len(result.captures) == pages and result.status == "imported"
+    last = result.captures[-1]
+    assert last.requested_url == f"http://example.org/{pages - 1}"
+    assert hashlib.sha256((root / last.manifest_path).read_bytes()).hexdigest() \
+        == last.manifest_sha256
+    return held[0]
+
+
+def test_import_memory_does_not_grow_with_the_number_of_pages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the commit of 240 pages writes its commit record (every page prepared, placed and
+    built), it holds no more than for 60 pages. Every page's sealed manifest and parsed
+    structures (and every record of the scan) were held until that one commit: about 20 KB a
+    page, 1 GB at the 50,000-page bound."""
+    _held_at_commit(tmp_path / "warm-up", 2, monkeypatch)  # modules imported on first use
+    held = {pages: _held_at_commit(tmp_path / f"pages-{pages}", pages, monkeypatch)
+            for pages in (60, 240)}
+    per_page = (held[240] - held[60]) / 180
+    assert per_page < 2000, f"{per_page:.0f} more bytes held a page ({held})"
+
+
+def test_more_pages_than_a_commit_record_names_get_a_record_for_each_that_many(
+        archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit record names at most 10,000 manifests (``MAX_RECORDS``, 3 here): one record
+    for every page of a larger file failed with an internal error (exit 5) once every page
+    was extracted. Each 3 pages get a record, all written before the commit point; the log is
+    proved and signed with them, and repair completes an interrupted commit from them."""
+    monkeypatch.setattr(commit, "MAX_RECORDS", 3, raising=False)
+    written: list[str] = []
+    write_record = commit.write_record
+
+    def kept(*args: Any, **kwargs: Any) -> Path:
+        path = write_record(*args, **kwargs)
+        written.append(path.read_text())
+        return path
+
+    monkeypatch.setattr(commit, "write_record", kept)
+    result = import_file(archive, _tiny_pages_warc(tmp_path / "eight.warc.gz", 8))
+    assert len(result.captures) == 8 and result.signed
+    assert [text.count("\nimport ") for text in written] == [3, 3, 2]
+    assert {line.split()[1] for text in written for line in text.splitlines()
+            if line.startswith("import ")} == {c.capture_id for c in result.captures}
+    assert not list((archive.root / "manifests" / "log" / "journal").glob("*.txt"))
+    _deep_ok(archive)
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched, pytest.raises(commit.PartialCommitError):
+        patched.setattr(commit.log, "record_entries", fail)
+        import_file(archive, _tiny_pages_warc(tmp_path / "seven.warc.gz", 7))
+    assert len(written) == 6 and len(_manifests(archive.root)) == 15
+    repair(archive.root, heads=KnownHeads())
+    assert len([e for e in _leaves(archive.root) if isinstance(e, ImportLeaf)]) == 15
+    _deep_ok(archive)
+
+
 def test_an_import_that_fails_before_its_commit_point_leaves_no_text_objects(
         archive: Archive, wget_warc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The spooled text objects linked into the store are removed with everything else."""
@@ -849,6 +944,39 @@ def test_an_import_killed_while_spooling_text_leaves_only_debris(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert len(_manifests(root)) == 12
     assert Archive(root).verify().ok
+
+
+def test_an_import_killed_in_its_commit_before_the_commit_point_leaves_only_debris(
+        tmp_path: Path) -> None:
+    """SIGKILL while the commit writes the pages' manifests to temp files (their WARC file
+    and text already placed): no manifest, no leaf, verify finds no error, repair clears the
+    debris, and the file imports afterwards exactly as it would have."""
+    root = tmp_path / "root"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    source = _tiny_pages_warc(tmp_path / "pages.warc.gz", 200)
+    process = subprocess.Popen([PRESERVE, "--root", str(root), "import", str(source)],
+                               env=dict(os.environ), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    temps: list[Path] = []
+    while process.poll() is None and not temps:
+        temps = list((root / "manifests").glob(".tmp-*"))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert temps, "the import ended before its commit wrote a manifest"
+    assert not _manifests(root)
+    assert not [e for e in _leaves(root) if isinstance(e, ManifestLeaf)]
+    report = Archive(root).verify()
+    assert report.ok, [f"{f.code.code} {f.path} {f.message}" for f in report.findings]
+    repair(root, heads=KnownHeads())
+    assert not list((root / "manifests").glob(".tmp-*"))
+    assert not list((root / "archive" / "tmp").iterdir())
+    done = run(root, "import", str(source))
+    assert done.returncode == 0, done.stderr
+    archive = Archive(root)
+    assert sorted(c.requested_url for c in archive.captures()) == sorted(
+        f"http://example.org/{i}" for i in range(200))
+    assert len(list((root / "archive" / "warc").rglob("*.warc.gz"))) == 1
+    _deep_ok(archive)
 
 
 # --- records without an HTTP head: data: URIs and resource records ----------------------------

@@ -21,7 +21,7 @@ import itertools
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     from preserve.commit import (
         CaptureLeaves,
         CommitContext,
+        Committed,
         CommittedCapture,
+        Draft,
         GroupOutcome,
         PreparedCapture,
     )
@@ -133,7 +135,15 @@ class CaptureResult:
 
     @classmethod
     def of(cls, committed: CommittedCapture, outcome: GroupOutcome) -> CaptureResult:
-        m = committed.manifest
+        return cls.of_manifest(committed.manifest, committed.warc_rel, committed.ref, outcome)
+
+    @classmethod
+    def of_manifest(cls, m: manifest.Manifest, warc_rel: str,
+                    ref: manifest.ManifestRef | None = None,
+                    outcome: GroupOutcome | None = None) -> CaptureResult:
+        """The result of committing manifest ``m`` (its bytes: ``ref``) naming ``warc_rel``;
+        without ``ref`` and ``outcome`` (a capture not committed yet) the manifest's digests
+        are empty and it is not signed."""
         return cls(
             capture_id=m.capture_id,
             requested_url=m.requested_url,
@@ -145,13 +155,13 @@ class CaptureResult:
             text_size=m.text.size if m.text else 0,
             reason=m.extraction.reason,
             manifest_path=f"manifests/{m.capture_id}.json",
-            manifest_blake3=committed.ref.blake3,
-            manifest_sha256=committed.ref.sha256,
-            warc_path=committed.warc_rel,
+            manifest_blake3=ref.blake3 if ref is not None else "",
+            manifest_sha256=ref.sha256 if ref is not None else "",
+            warc_path=warc_rel,
             started=m.started,
             ended=m.ended,
-            signed=outcome.signed is not None,
-            not_signed=outcome.not_signed,
+            signed=outcome is not None and outcome.signed is not None,
+            not_signed=outcome.not_signed if outcome is not None else None,
             notes=m.notes,
             mode="browser" if m.browser is not None else "import" if m.imported is not None
             else "http",
@@ -373,6 +383,14 @@ class Archive:
         :func:`preserve.commit.commit_group`); with ``sign``, prove the log and sign."""
         with self._lock():
             return _commit.commit_group(self._commit_context(), group, sign=sign)
+
+    def commit_drafts(self, drafts: Iterable[Draft], *, sign: bool = True,
+                      on_committed: Callable[[Committed], None] | None = None) -> GroupOutcome:
+        """Commit sealed captures read one at a time (a group too large to hold: an import)
+        as one group, under the archive lock (see :func:`preserve.commit.commit_drafts`)."""
+        with self._lock():
+            return _commit.commit_drafts(self._commit_context(), drafts, sign=sign,
+                                         on_committed=on_committed)
 
     def _commit_context(self) -> CommitContext:
         signer = self._signer()

@@ -2,33 +2,43 @@
 
 Every way a capture arrives (HTTP fetch, browser, import) ends in a :class:`PreparedCapture`:
 a sealed WARC file in the spool, its clean text and comments (bytes, or files in the spool
-that the commit links into the text store), and its manifest fields. Under the archive lock,
-:func:`commit_group` then, for the whole group:
+that the commit links into the text store), and its manifest fields. Sealed, it is a
+:class:`Draft`: what the commit needs of it and no more. Under the archive lock,
+:func:`commit_drafts` then, for the whole group:
 
 1. refuses to go on if the log does not extend the operator's known head (a rolled-back or
    rewritten archive gets nothing new appended);
-2. links each WARC file into ``archive/warc/YYYY/MM/`` (never replacing a file; a file that
-   several captures of the group share, an imported WARC file, is linked once) and stores
-   the text objects; then fsyncs every directory it touched, once;
-3. builds each manifest (``previous`` from the catalog, re-checked against the manifests) and
-   validates it with the parser verify uses; the manifest's exact bytes are now known;
-4. writes one **commit record** (:mod:`preserve.log.journal`) naming every manifest by id and
+2. for each capture in turn: links its WARC file into ``archive/warc/YYYY/MM/`` (never
+   replacing a file; a file that several captures of the group share, an imported WARC
+   file, is linked once) and stores its text objects; builds its manifest (the sealed bytes
+   plus ``previous`` from the catalog, re-checked against the manifests) and writes it to a
+   temp file in ``manifests/``; keeps a line of what it did in a spill (:mod:`preserve.spill`),
+   not in memory;
+3. writes the **commit record** (:mod:`preserve.log.journal`) naming every manifest by id and
    hashes (and kind: ``capture``, or ``import`` for a page of an imported file), signed with
-   the archive key when it is at hand, and fsyncs it;
-5. writes every manifest to a temp file, fsyncs them, links each into ``manifests/`` and fsyncs
-   the directory once: **the commit point** (a capture exists iff its manifest exists);
-6. appends all the manifest leaves to the log in one batch (one set of fsyncs): a ``manifest``
-   leaf for a capture, an ``import`` leaf for an import;
+   the archive key when it is at hand (a group of more than
+   :data:`~preserve.log.journal.MAX_RECORDS` manifests, only ever an import, gets one record
+   for each that many, all written here);
+4. flushes everything written so far at once (:class:`~preserve.safe_io.Durability`);
+5. links each manifest into ``manifests/`` and fsyncs the directory once: **the commit point**
+   (a capture exists iff its manifest exists);
+6. appends the manifest leaves to the log, :data:`BATCH` at a time (one set of fsyncs each):
+   a ``manifest`` leaf for a capture, an ``import`` leaf for an import;
 7. adds the captures to the catalog (derived; a failure there is reported, not fatal);
 8. with ``sign``, proves and signs a checkpoint (:func:`preserve.log.signing.prove_and_sign`),
    which also advances the operator's known head and removes the commit records it covers.
 
-A failure before step 5 undoes steps 2 and 4 (the linked WARC files, the text objects this
-group created, the record) and re-raises: nothing was committed. A failure in or after step 5
-leaves what was committed committed, and raises :class:`PartialCommitError` naming it;
-``preserve repair`` completes the log from the signed commit record. So "a manifest exists ⇒
-everything it names is durable" and "a committed manifest is logged, or a signed record says
-it must be" both hold at every instant.
+A failure before step 5 undoes steps 2 and 3 (the linked WARC files, the text objects this
+group created, the temp manifests, the records) and re-raises: nothing was committed. A
+failure in or after step 5 leaves what was committed committed, and raises
+:class:`PartialCommitError` naming it; ``preserve repair`` completes the log from the signed
+commit record. So "a manifest exists ⇒ everything it names is durable" and "a committed
+manifest is logged, or a signed record says it must be" both hold at every instant.
+
+Memory does not grow with the group: drafts are read one at a time (an import reads them
+from its spool, :class:`SpilledDrafts`), and what later steps need of each capture is read
+back from the spill. :func:`commit_group` is the same protocol for a group held in memory,
+returning every committed capture.
 
 This module does no network I/O and no extraction; it does not decide what is captured.
 """
@@ -37,11 +47,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,11 +66,12 @@ from preserve.errors import (
     UnverifiedManifestError,
 )
 from preserve.hashing import Digests, hash_bytes
-from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf_for_bytes
-from preserve.log.journal import CommitEntry, remove_records, write_record
+from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf
+from preserve.log.journal import MAX_RECORDS, CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import Signed, check_extends, prove_and_sign
 from preserve.safe_io import Durability, fsync_dir
+from preserve.spill import Spill
 from preserve.storage import manifest as manifest_mod
 from preserve.storage.catalog import Catalog, CatalogError, CatalogRow
 from preserve.storage.layout import (
@@ -78,6 +90,8 @@ Timestamper = Callable[[bytes], bytes]
 #: A text or comments object of a prepared capture: its bytes, or spooled to a file (an
 #: import of many pages spools each as it goes, so none is held until the commit).
 TextObject = bytes | SpooledObject
+#: Captures whose log leaves are appended, or catalog rows added, at once.
+BATCH = 1000
 
 
 @dataclass(slots=True)
@@ -135,6 +149,140 @@ class PreparedCapture:
         self.draft = manifest.to_bytes()
         self.draft_manifest = manifest
 
+    def to_draft(self) -> Draft:
+        """The sealed capture as the commit needs it (sealing it first)."""
+        self.seal()
+        assert self.draft is not None and self.draft_manifest is not None
+        m = self.draft_manifest
+        return Draft(self.capture_id, self.kind, self.requested_url, self.warc_tmp,
+                     self.warc_rel, self.text, self.comments, self.draft,
+                     (m.warc.path, m.text.blake3 if m.text else None,
+                      m.comments.blake3 if m.comments else None),
+                     CatalogRow.of(m, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One sealed capture as the commit needs it, and no more: small enough that a group of
+    tens of thousands is kept on disk (:class:`SpilledDrafts`) and read back one at a
+    time."""
+
+    capture_id: str
+    kind: str
+    requested_url: str
+    warc_tmp: Path
+    warc_rel: str
+    text: TextObject | None
+    comments: TextObject | None
+    #: the sealed manifest's bytes (``previous`` empty)
+    data: bytes
+    #: what the manifest names: the WARC file's path, the text's and the comments' BLAKE3
+    names: tuple[str, str | None, str | None]
+    #: the capture's catalog row (``manifest_sha256`` empty until it is committed)
+    row: CatalogRow
+
+    def pack(self) -> tuple[Any, ...]:
+        """The draft as plain values (see :mod:`preserve.spill`)."""
+        return (self.capture_id, self.kind, self.requested_url, str(self.warc_tmp),
+                self.warc_rel, _pack_object(self.text), _pack_object(self.comments), self.data,
+                self.names, _pack_row(self.row))
+
+    @classmethod
+    def unpack(cls, values: Sequence[Any]) -> Draft:
+        (capture_id, kind, url, warc_tmp, rel, text, comments, data, names, row) = values
+        return cls(capture_id, kind, url, Path(warc_tmp), rel, _unpack_object(text),
+                   _unpack_object(comments), data, tuple(names), CatalogRow(*row))
+
+
+class SpilledDrafts:
+    """Drafts written to a spill as they are made (an import's pages, in its spool), read
+    back in order, one at a time, by the commit."""
+
+    def __init__(self, spill: Spill) -> None:
+        self._spill = spill
+
+    def add(self, draft: Draft) -> None:
+        self._spill.append(draft.pack())
+
+    def __len__(self) -> int:
+        return len(self._spill)
+
+    def __iter__(self) -> Iterator[Draft]:
+        return (Draft.unpack(values) for values in self._spill)
+
+
+def _pack_object(data: TextObject | None) -> Any:
+    if isinstance(data, SpooledObject):
+        d = data.digests
+        return (str(data.path), d.blake3, d.sha256, d.size)
+    return data
+
+
+def _unpack_object(values: Any) -> TextObject | None:
+    if isinstance(values, tuple):
+        path, blake3, sha256, size = values
+        return SpooledObject(Path(path), Digests(blake3, sha256, size))
+    return values  # type: ignore[no-any-return]
+
+
+def _pack_row(row: CatalogRow) -> tuple[Any, ...]:
+    return (row.capture_id, row.requested_url, row.final_url, row.started, row.http_status,
+            row.status, row.title, row.text_blake3, row.manifest_sha256)
+
+
+def _pack_stored(ref: StoredObject | None) -> Any:
+    return None if ref is None else (ref.blake3, ref.sha256, ref.size, ref.path_rel)
+
+
+def _unpack_stored(values: Any) -> StoredObject | None:
+    return None if values is None else StoredObject(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """What step 2 did for one capture: the line of the spill later steps read."""
+
+    kind: str
+    capture_id: str
+    manifest: Digests  # of the manifest's exact bytes
+    temp: str  # the manifest's temp file
+    warc_rel: str
+    text: StoredObject | None
+    comments: StoredObject | None
+    previous: tuple[str, ...]
+    row: CatalogRow  # with the manifest's SHA-256
+
+    def pack(self) -> tuple[Any, ...]:
+        d = self.manifest
+        return (self.kind, self.capture_id, d.blake3, d.sha256, d.size, self.temp,
+                self.warc_rel, _pack_stored(self.text), _pack_stored(self.comments),
+                self.previous, _pack_row(self.row))
+
+    @classmethod
+    def unpack(cls, values: Sequence[Any]) -> _Placed:
+        (kind, capture_id, blake3, sha256, size, temp, rel, text, comments, previous,
+         row) = values
+        return cls(kind, capture_id, Digests(blake3, sha256, size), temp, rel,
+                   _unpack_stored(text), _unpack_stored(comments), tuple(previous),
+                   CatalogRow(*row))
+
+    def entry(self) -> CommitEntry:
+        d = self.manifest
+        return CommitEntry(self.kind, self.capture_id, d.sha256, d.blake3, d.size)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One capture :func:`commit_drafts` committed (what its ``on_committed`` is given)."""
+
+    capture_id: str
+    kind: str
+    ref: ManifestRef
+    warc_rel: str
+    text: StoredObject | None
+    comments: StoredObject | None
+    previous: tuple[str, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class CommittedCapture:
@@ -148,13 +296,17 @@ class CommittedCapture:
 
 @dataclass(slots=True)
 class GroupOutcome:
-    """What :func:`commit_group` committed, and what became of the checkpoint and catalog."""
+    """What a commit committed, and what became of the checkpoint and catalog."""
 
+    #: every committed capture (:func:`commit_group`; empty from :func:`commit_drafts`,
+    #: whose caller is given each as it goes)
     committed: list[CommittedCapture]
     signed: Signed | None = None
     #: why no checkpoint was signed (None when one was, or when signing was not asked for)
     not_signed: str | None = None
     catalog_error: str | None = None
+    #: how many captures were committed
+    count: int = 0
 
 
 class PartialCommitError(StorageError):
@@ -181,16 +333,25 @@ class CommitContext:
     on_catalog_error: Callable[[str], None] | None = None
 
 
-@dataclass
 class _Undo:
-    """What a group created before its commit point, to remove if it fails there."""
+    """What a group created before its commit point, to remove if it fails there: a few
+    files in memory (WARC files, commit records), one a capture (text objects, temp
+    manifests) in a spill."""
 
-    files: list[Path] = field(default_factory=list)
+    def __init__(self, spill_dir: Path) -> None:
+        self.files: list[Path] = []
+        self.spilled = Spill.anonymous(spill_dir)
+
+    def add(self, path: Path) -> None:
+        self.spilled.append(str(path))
 
     def run(self) -> None:
-        for path in reversed(self.files):
+        for path in [*reversed(self.files), *(Path(p) for p in self.spilled)]:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+    def close(self) -> None:
+        self.spilled.close()
 
 
 def record_json(record: RecordRef) -> dict[str, Any]:
@@ -236,62 +397,183 @@ def with_previous(draft: bytes, previous: Sequence[str]) -> bytes:
 
 def commit_group(ctx: CommitContext, group: Sequence[PreparedCapture], *,
                  sign: bool) -> GroupOutcome:
-    """Commit ``group`` (see the module docstring). The caller holds the archive lock."""
+    """Commit ``group`` (see the module docstring) and return every committed capture. The
+    caller holds the archive lock."""
     if not group:
         return GroupOutcome([])
+    committed: list[CommittedCapture] = []
+
+    def collect(done: Committed) -> None:
+        prepared = group[len(committed)]
+        assert prepared.capture_id == done.capture_id and prepared.draft_manifest is not None
+        manifest = prepared.draft_manifest
+        if done.previous:
+            manifest = dataclasses.replace(manifest, previous=done.previous)
+        committed.append(CommittedCapture(prepared, manifest, done.ref, done.warc_rel,
+                                          done.text, done.comments))
+
+    outcome = commit_drafts(ctx, (p.to_draft() for p in group), sign=sign,
+                            on_committed=collect)
+    outcome.committed = committed
+    return outcome
+
+
+def commit_drafts(ctx: CommitContext, drafts: Iterable[Draft], *, sign: bool,
+                  on_committed: Callable[[Committed], None] | None = None) -> GroupOutcome:
+    """Commit the captures of ``drafts``, read once and one at a time (see the module
+    docstring); ``on_committed`` is given each committed capture, in order, once all are
+    logged. The caller holds the archive lock."""
     ctx.layout.require_plain_dirs()
     verifier = ctx.signer.verifier if ctx.signer is not None else _archive_verifier(ctx.root)
     check_extends(ctx.root, ctx.heads, verifier)
-    undo = _Undo()
-    durability = Durability(ctx.root)
-    try:
-        placed = _place_files(ctx, group, undo, durability)
-        built = [_build_manifest(ctx, p, rel, text, comments)
-                 for p, rel, text, comments in placed]
-        entries = [CommitEntry(p.kind, m.capture_id, d.sha256, d.blake3, d.size)
-                   for p, (m, _data, d) in zip(group, built, strict=True)]
-        record_path = write_record(ctx.root, entries, signer=ctx.signer, origin=ctx.origin,
-                                   durability=durability)
-        undo.files.append(record_path)
-        temps = [_write_temp_manifest(ctx.layout, m, data, undo, durability)
-                 for m, data, _d in built]
-        durability.flush()  # WARC files, text objects, the record, the manifests' bytes
-    except BaseException as exc:
-        undo.run()
-        raise _storage_error(exc, "cannot commit") from exc
-    committed: list[CommittedCapture] = []
-    try:
-        for (prepared, rel, text, comments), (m, _data, d), tmp in zip(
-                placed, built, temps, strict=True):
-            final = ctx.layout.manifest_path_for(m.capture_id)
-            _link_no_replace(tmp, final)
-            committed.append(CommittedCapture(prepared, m, ManifestRef(final, d.blake3, d.sha256,
-                                                                       d.size),
-                                              rel, text, comments))
-        fsync_dir(ctx.layout.manifests_dir)
-    except BaseException as exc:
-        _remove_temps(temps)
-        if not committed:  # nothing reached the commit point: undo it all
-            undo.run()
-            raise _storage_error(exc, "cannot write the manifests") from exc
-        _undo_uncommitted(ctx, placed[len(committed):], {c.warc_rel for c in committed})
-        raise PartialCommitError(_partial(committed, f"writing the manifests failed: {exc}"),
-                                 [c.manifest.capture_id for c in committed]) from exc
-    _remove_temps(temps)
-    try:
-        log.record_entries(ctx.root, [
-            manifest_leaf_for_bytes(data, kind=p.kind).to_bytes()
-            for p, (_m, data, _d) in zip(group, built, strict=True)])
-    except (PreserveError, OSError, ValueError) as exc:
-        raise PartialCommitError(_partial(committed, f"appending to the log failed: {exc}"),
-                                 [c.manifest.capture_id for c in committed]) from exc
-    if verifier is None:  # no key: nothing will ever sign, logged is all there is
-        remove_records([record_path])
-    outcome = GroupOutcome(committed)
-    _add_to_catalog(ctx, committed, outcome)
+    spill_dir = ctx.layout.tmp_dir
+    with contextlib.closing(_Undo(spill_dir)) as undo, Spill.anonymous(spill_dir) as placed:
+        records = _prepare(ctx, drafts, placed, undo)
+        if not placed:
+            return GroupOutcome([])
+        _commit_point(ctx, placed, undo)
+        _log(ctx, placed)
+        if verifier is None:  # no key: nothing will ever sign, logged is all there is
+            remove_records(records)
+        outcome = GroupOutcome([], count=len(placed))
+        _add_to_catalog(ctx, placed, outcome)
+        if on_committed is not None:
+            for line in _lines(placed):
+                on_committed(_committed(ctx, line))
     if sign:
         _sign(ctx, outcome)
     return outcome
+
+
+def _lines(placed: Spill) -> Iterator[_Placed]:
+    return (_Placed.unpack(values) for values in placed)
+
+
+def _committed(ctx: CommitContext, line: _Placed) -> Committed:
+    d = line.manifest
+    ref = ManifestRef(ctx.layout.manifest_path_for(line.capture_id), d.blake3, d.sha256, d.size)
+    return Committed(line.capture_id, line.kind, ref, line.warc_rel, line.text, line.comments,
+                     line.previous)
+
+
+def _prepare(ctx: CommitContext, drafts: Iterable[Draft], placed: Spill,
+             undo: _Undo) -> list[Path]:
+    """Steps 2-4: place, build and write each capture's files, one line each in
+    ``placed``; then the commit records; then one flush. Returns the records' paths (none
+    for an empty group). On failure everything is undone and the error raised."""
+    durability = Durability(ctx.root)
+    try:
+        linked: dict[str, Path] = {}  # a WARC file shared by captures of the group: linked once
+        for draft in drafts:
+            placed.append(_place(ctx, draft, linked, undo, durability).pack())
+        if not placed:
+            return []
+        records = _write_records(ctx, placed, undo, durability)
+        durability.flush()  # WARC files, text objects, manifests' bytes, the records
+    except BaseException as exc:
+        undo.run()
+        raise _storage_error(exc, "cannot commit") from exc
+    return records
+
+
+def _place(ctx: CommitContext, draft: Draft, linked: dict[str, Path], undo: _Undo,
+           durability: Durability) -> _Placed:
+    """Step 2 for one capture, its flush left to ``durability``."""
+    rel = draft.warc_rel
+    _link_warc(ctx, draft, linked, undo, durability)
+    text, comments = (_store_object(ctx, data, undo, durability)
+                      for data in (draft.text, draft.comments))
+    placed = (rel, text.blake3 if text else None, comments.blake3 if comments else None)
+    if placed != draft.names:
+        raise StorageError(f"capture {draft.capture_id}: the files placed are not the ones "
+                           "its manifest names")
+    previous = tuple(_previous(ctx, draft.requested_url, draft.capture_id))
+    data = with_previous(draft.data, previous)
+    digests = hash_bytes(data)
+    temp = _write_temp_manifest(ctx.layout, draft.capture_id, data, undo, durability)
+    row = dataclasses.replace(draft.row, manifest_sha256=digests.sha256)
+    return _Placed(draft.kind, draft.capture_id, digests, str(temp), rel, text, comments,
+                   previous, row)
+
+
+def _link_warc(ctx: CommitContext, draft: Draft, linked: dict[str, Path], undo: _Undo,
+               durability: Durability) -> None:
+    rel = draft.warc_rel
+    if rel in linked:
+        if linked[rel] != draft.warc_tmp:
+            raise StorageError(f"captures of one group give different files for {rel}")
+        return
+    warc_path = ctx.root / rel
+    require_plain_below(ctx.root, warc_path.parent)  # archive/warc/YYYY/MM
+    try:
+        if not warc_path.parent.is_dir():
+            makedirs_durable(warc_path.parent)
+        os.link(draft.warc_tmp, warc_path)  # fails if it exists: never overwrite
+    except OSError as exc:
+        raise StorageError(f"cannot place WARC file {rel}: {exc.strerror or exc}") from exc
+    linked[rel] = draft.warc_tmp
+    undo.files.append(warc_path)
+    durability.add(warc_path)
+    durability.add(warc_path.parent, directory=True)
+
+
+def _write_records(ctx: CommitContext, placed: Spill, undo: _Undo,
+                   durability: Durability) -> list[Path]:
+    """Step 3: one commit record for each :data:`MAX_RECORDS` captures, their flush left to
+    ``durability``."""
+    paths: list[Path] = []
+    lines = _lines(placed)
+    for _start in range(0, len(placed), MAX_RECORDS):
+        entries = (line.entry() for line in itertools.islice(lines, MAX_RECORDS))
+        paths.append(write_record(ctx.root, entries, signer=ctx.signer, origin=ctx.origin,
+                                  durability=durability))
+        undo.files.append(paths[-1])
+    return paths
+
+
+def _commit_point(ctx: CommitContext, placed: Spill, undo: _Undo) -> None:
+    """Step 5: link every manifest into place. If none could be, everything is undone; if
+    some were, the WARC files only the others name are removed and PartialCommitError
+    names those committed."""
+    count = 0
+    try:
+        for line in _lines(placed):
+            _link_no_replace(Path(line.temp), ctx.layout.manifest_path_for(line.capture_id))
+            count += 1
+        fsync_dir(ctx.layout.manifests_dir)
+    except BaseException as exc:
+        _remove_temps(placed)
+        if not count:  # nothing reached the commit point: undo it all
+            undo.run()
+            raise _storage_error(exc, "cannot write the manifests") from exc
+        ids = _undo_uncommitted(ctx, placed, count)
+        raise PartialCommitError(_partial(ids, f"writing the manifests failed: {exc}"),
+                                 ids) from exc
+    _remove_temps(placed)
+
+
+def _log(ctx: CommitContext, placed: Spill) -> None:
+    """Step 6: the leaves, :data:`BATCH` at a time; PartialCommitError if they cannot be."""
+    try:
+        for batch in _batches(_lines(placed), BATCH):
+            log.record_entries(ctx.root, [
+                manifest_leaf(line.capture_id, line.row.started, line.manifest,
+                              kind=line.kind).to_bytes() for line in batch])
+    except (PreserveError, OSError, ValueError) as exc:
+        ids = [line.capture_id for line in _lines(placed)]
+        raise PartialCommitError(_partial(ids, f"appending to the log failed: {exc}"),
+                                 ids) from exc
+
+
+def _batches(lines: Iterable[_Placed], size: int) -> Iterator[list[_Placed]]:
+    batch: list[_Placed] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _archive_verifier(root: Path) -> log.Verifier | None:
@@ -299,38 +581,6 @@ def _archive_verifier(root: Path) -> log.Verifier | None:
         return log.read_verifier(root)
     except PreserveError:
         return None
-
-
-def _place_files(
-    ctx: CommitContext, group: Sequence[PreparedCapture], undo: _Undo, durability: Durability
-) -> list[tuple[PreparedCapture, str, StoredObject | None, StoredObject | None]]:
-    """Link the WARC files and store the text objects, leaving their flush to ``durability``
-    (once for the whole group)."""
-    placed = []
-    linked: dict[str, Path] = {}  # a WARC file shared by captures of the group: linked once
-    for prepared in group:
-        rel = prepared.warc_rel
-        warc_path = ctx.root / rel
-        if rel in linked:
-            if linked[rel] != prepared.warc_tmp:
-                raise StorageError(f"captures of one group give different files for {rel}")
-        else:
-            require_plain_below(ctx.root, warc_path.parent)  # archive/warc/YYYY/MM
-            try:
-                if not warc_path.parent.is_dir():
-                    makedirs_durable(warc_path.parent)
-                os.link(prepared.warc_tmp, warc_path)  # fails if it exists: never overwrite
-            except OSError as exc:
-                raise StorageError(f"cannot place WARC file {rel}: {exc.strerror or exc}") \
-                    from exc
-            linked[rel] = prepared.warc_tmp
-            undo.files.append(warc_path)
-            durability.add(warc_path)
-            durability.add(warc_path.parent, directory=True)
-        refs = [_store_object(ctx, data, undo, durability)
-                for data in (prepared.text, prepared.comments)]
-        placed.append((prepared, rel, refs[0], refs[1]))
-    return placed
 
 
 def _store_object(ctx: CommitContext, data: TextObject | None, undo: _Undo,
@@ -345,35 +595,8 @@ def _store_object(ctx: CommitContext, data: TextObject | None, undo: _Undo,
     else:
         return None
     if created:
-        undo.files.append(ctx.root / stored.path_rel)
+        undo.add(ctx.root / stored.path_rel)
     return stored
-
-
-def _build_manifest(
-    ctx: CommitContext,
-    prepared: PreparedCapture,
-    warc_rel_path: str,
-    text: StoredObject | None,
-    comments: StoredObject | None,
-) -> tuple[Manifest, bytes, Any]:
-    """The final manifest: the sealed draft, checked against what was placed, plus
-    ``previous`` (re-checked against the manifests it names)."""
-    prepared.seal()
-    draft, manifest = prepared.draft, prepared.draft_manifest
-    assert draft is not None and manifest is not None
-    placed = (warc_rel_path, text.blake3 if text else None, comments.blake3 if comments else None)
-    sealed = (manifest.warc.path, manifest.text.blake3 if manifest.text else None,
-              manifest.comments.blake3 if manifest.comments else None)
-    if placed != sealed:
-        raise StorageError(f"capture {prepared.capture_id}: the files placed are not the ones "
-                           "its manifest names")
-    previous = _previous(ctx, prepared.requested_url, prepared.capture_id)
-    if previous:
-        data = with_previous(draft, previous)
-        manifest = dataclasses.replace(manifest, previous=tuple(previous))
-    else:
-        data = draft
-    return manifest, data, hash_bytes(data)
 
 
 def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
@@ -476,22 +699,22 @@ def held_manifest(layout: ArchiveLayout, capture_id: str, leaves: CaptureLeaves)
     return manifest
 
 
-def _write_temp_manifest(layout: ArchiveLayout, m: Manifest, data: bytes, undo: _Undo,
+def _write_temp_manifest(layout: ArchiveLayout, capture_id: str, data: bytes, undo: _Undo,
                          durability: Durability) -> Path:
     directory = layout.manifests_dir
     try:
-        fd, name = tempfile.mkstemp(prefix=f"{MANIFEST_TMP_PREFIX}{m.capture_id}-",
+        fd, name = tempfile.mkstemp(prefix=f"{MANIFEST_TMP_PREFIX}{capture_id}-",
                                     dir=directory)
     except OSError as exc:
         raise StorageError(f"cannot create a manifest temp file in {directory}: {exc}") from exc
     tmp = Path(name)
-    undo.files.append(tmp)
+    undo.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             os.fchmod(f.fileno(), manifest_mod.MANIFEST_MODE)
     except OSError as exc:
-        raise StorageError(f"cannot write manifest {m.capture_id}: {exc.strerror or exc}") \
+        raise StorageError(f"cannot write manifest {capture_id}: {exc.strerror or exc}") \
             from exc
     durability.add(tmp)
     return tmp
@@ -504,26 +727,27 @@ def _link_no_replace(tmp: Path, final: Path) -> None:
         raise StorageError(f"manifest {final.name} already exists; not rewritten") from exc
 
 
-def _remove_temps(temps: Sequence[Path]) -> None:
-    for tmp in temps:
+def _remove_temps(placed: Spill) -> None:
+    for line in _lines(placed):
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(line.temp)
 
 
-def _undo_uncommitted(
-    ctx: CommitContext,
-    rest: Sequence[tuple[PreparedCapture, str, StoredObject | None, StoredObject | None]],
-    keep: set[str],
-) -> None:
-    """After a partial commit, remove the WARC files of the captures that did not commit,
-    except those a committed capture names too (``keep``: an imported file shared by the
+def _undo_uncommitted(ctx: CommitContext, placed: Spill, count: int) -> list[str]:
+    """After a partial commit of the first ``count`` captures, remove the WARC files of the
+    others, except those a committed capture names too (an imported file shared by the
     group); their text objects may be shared with committed ones and stay (verify calls any
-    left unreferenced W502, repair quarantines them)."""
-    for _prepared, rel, _text, _comments in rest:
-        if rel in keep:
-            continue
-        with contextlib.suppress(OSError):
-            (ctx.root / rel).unlink()
+    left unreferenced W502, repair quarantines them). Returns the committed ids."""
+    committed: list[str] = []
+    keep: set[str] = set()
+    for index, line in enumerate(_lines(placed)):
+        if index < count:
+            committed.append(line.capture_id)
+            keep.add(line.warc_rel)
+        elif line.warc_rel not in keep:
+            with contextlib.suppress(OSError):
+                (ctx.root / line.warc_rel).unlink()
+    return committed
 
 
 def _storage_error(exc: BaseException, what: str) -> BaseException:
@@ -534,20 +758,22 @@ def _storage_error(exc: BaseException, what: str) -> BaseException:
     return exc
 
 
-def _partial(committed: Sequence[CommittedCapture], why: str) -> str:
-    ids = ", ".join(c.manifest.capture_id for c in committed)
-    return (f"{why}; committed but not logged yet: {ids} (a signed commit record names them: "
-            "run preserve repair)")
+def _partial(committed: Sequence[str], why: str) -> str:
+    return (f"{why}; committed but not logged yet: {', '.join(committed)} (a signed commit "
+            "record names them: run preserve repair)")
 
 
-def _add_to_catalog(ctx: CommitContext, committed: Sequence[CommittedCapture],
-                    outcome: GroupOutcome) -> None:
+def _add_to_catalog(ctx: CommitContext, placed: Spill, outcome: GroupOutcome) -> None:
+    """Step 7: the rows, :data:`BATCH` at a time, each batch bringing the catalog up to its
+    last leaf."""
     try:
         with log.open_log(ctx.root, readonly=True) as opened:
             size = opened.size
         indexed = ctx.catalog.indexed_size()
-        if indexed + len(committed) == size:
-            ctx.catalog.add([CatalogRow.of(c.manifest, c.ref.sha256) for c in committed], size)
+        if indexed + len(placed) == size:
+            for batch in _batches(_lines(placed), BATCH):
+                indexed += len(batch)
+                ctx.catalog.add([line.row for line in batch], indexed)
         # else the catalog was behind already: its next sync reads these from the log
     except (CatalogError, PreserveError, OSError) as exc:
         outcome.catalog_error = str(exc)
@@ -569,13 +795,18 @@ def _sign(ctx: CommitContext, outcome: GroupOutcome) -> None:
 
 
 __all__ = [
+    "BATCH",
     "CaptureLeaves",
     "CommitContext",
+    "Committed",
     "CommittedCapture",
+    "Draft",
     "GroupOutcome",
     "PartialCommitError",
     "PreparedCapture",
+    "SpilledDrafts",
     "TextObject",
+    "commit_drafts",
     "commit_group",
     "held_manifest",
     "logged_leaves",

@@ -12,29 +12,34 @@ is taken, in a spool directory (``archive/tmp/<id>/``) like a capture's:
    against the spool's free space) and no entry yields more than it declared;
 2. **check**: every record of every WARC is read (:func:`preserve.warc.foreign.scan_warc`):
    block and payload digests, Content-Length, gzip members (trailer included), nothing but
-   records in the file; head sizes and record counts bounded;
+   records in the file; head sizes and record counts bounded; what is kept of each record
+   goes to a SQLite file in the spool, not to memory; the pages are counted (the page bound,
+   and a file without pages, refused before any is extracted);
 3. **pages**: each ``response`` record of an HTML page (HTTP 2xx but 204/206, media type
    ``text/html`` or ``application/xhtml+xml``, or HTML by its first bytes when the response
    has no Content-Type), and each response whose target URI is one given with ``urls``
-   whatever it holds, becomes a capture: clean text extracted from the stored response with
-   the same call ``verify --deep`` repeats and written to the spool at once (the commit links
-   that file into the text store: no page's text is held), a manifest that names the stored
+   whatever it holds, becomes a capture, one page at a time: clean text extracted from the
+   stored response with the same call ``verify --deep`` repeats and written to the spool at
+   once (the commit links that file into the text store), a manifest that names the stored
    WARC file and the records of that page (its warcinfo, request, response, and metadata,
    resource or conversion records that refer to it) by offset, length and digests, and the v2
    ``import`` section (source file, framing, warcinfo claims, original WARC-Date, receipt
-   time);
-4. **commit**: every page of the file in one commit group (:func:`preserve.commit.commit_group`,
-   entry kind ``import``: the log gets ``import`` leaves). Each WARC file is stored once, byte
-   for byte, as ``archive/warc/YYYY/MM/<capture id of its first page>.warc.gz`` (``.warc``
-   when uncompressed), in the month of the receipt time; every page's manifest names it.
+   time), sealed and appended to ``drafts`` in the spool (its result to an unnamed temp
+   file): nothing of a page is held once the next one starts;
+4. **commit**: every page of the file in one commit group (:func:`preserve.commit.commit_drafts`,
+   which reads the drafts back one at a time; entry kind ``import``: the log gets ``import``
+   leaves). Each WARC file is stored once, byte for byte, as
+   ``archive/warc/YYYY/MM/<capture id of its first page>.warc.gz`` (``.warc`` when
+   uncompressed), in the month of the receipt time; every page's manifest names it.
 
 A file is all or nothing: any failure in steps 1-3 raises
 :class:`~preserve.errors.ImportIntegrityError` (the file fails its own checks) or
 :class:`~preserve.errors.ImportInputError` (not a WARC/WACZ file, or beyond preserve's bounds),
-and nothing of it is committed. Importing a file again is idempotent: pages already imported
-from the same bytes (same SHA-256 of the stored WARC file, same response record) are not
-imported twice; when none is left, nothing is stored and the result says
-``already-imported`` with the existing capture ids.
+and nothing of it is committed. Memory does not grow with the size of the pages' text and
+hardly with their number (a few hundred bytes a page, see ``docs/exchange.md``). Importing a
+file again is idempotent: pages already imported from the same bytes (same SHA-256 of the
+stored WARC file, same response record) are not imported twice; when none is left, nothing
+is stored and the result says ``already-imported`` with the existing capture ids.
 
 What the manifest says of the exchange (URL, status, headers, the server address of
 ``WARC-IP-Address``, the original date) is what the file claims; preserve observed none of it
@@ -44,20 +49,23 @@ What the manifest says of the exchange (URL, status, headers, the server address
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import ipaddress
 import lzma
+import os
 import re
 import shutil
+import weakref
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 from urllib.parse import urljoin, urlsplit
 
 from preserve import errors, warc
@@ -70,11 +78,12 @@ from preserve.archive import (
     media_type_and_charset,
 )
 from preserve.capture import provenance
-from preserve.commit import PreparedCapture
+from preserve.commit import Committed, GroupOutcome, PreparedCapture, SpilledDrafts
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION
 from preserve.extract import extract as extract_html
 from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import loads_strict, open_binary
+from preserve.spill import Spill
 from preserve.storage.layout import WARC_DIR, new_capture_id
 from preserve.storage.manifest import RECORD_TYPES
 from preserve.storage.text_store import SpooledObject, spool_object
@@ -83,6 +92,7 @@ from preserve.warc.foreign import (
     FRAMING_STREAM,
     ForeignRecord,
     ForeignWarc,
+    RecordStore,
     block_digests,
     scan_warc,
     sniff,
@@ -128,7 +138,8 @@ class ImportResult:
     sha256: str
     blake3: str
     status: str  # "imported" | "already-imported"
-    captures: list[CaptureResult] = field(default_factory=list)
+    #: one a page committed, in file order (kept in a file: see :class:`CaptureResults`)
+    captures: Sequence[CaptureResult] = field(default_factory=list)
     already: list[str] = field(default_factory=list)  # capture ids imported before
     stored: list[str] = field(default_factory=list)  # archive-relative WARC paths
     records: int = 0
@@ -145,6 +156,77 @@ class ImportResult:
             "urls_not_found": self.urls_not_found, "signed": self.signed,
             "not_signed": self.not_signed,
         }
+
+
+class CaptureResults(Sequence[CaptureResult]):
+    """The results of an import's captures, one read from a file each time it is asked for:
+    an import of tens of thousands of pages holds none of them (a few bytes each)."""
+
+    def __init__(self, stubs: Spill, digests: bytes | bytearray, outcome: GroupOutcome) -> None:
+        self._stubs = stubs
+        self._digests = digests  # each manifest's SHA-256 then BLAKE3, 64 bytes a capture
+        self._signed = outcome.signed is not None
+        self._not_signed = outcome.not_signed
+        weakref.finalize(self, stubs.close)
+
+    def __len__(self) -> int:
+        return len(self._digests) // 64
+
+    @overload
+    def __getitem__(self, index: int) -> CaptureResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[CaptureResult]: ...
+
+    def __getitem__(self, index: int | slice) -> CaptureResult | list[CaptureResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        at = self._digests[index * 64:index * 64 + 64]
+        stub = CaptureResult(*self._stubs[index])
+        return dataclasses.replace(stub, manifest_sha256=at[:32].hex(),
+                                   manifest_blake3=at[32:].hex(), signed=self._signed,
+                                   not_signed=self._not_signed)
+
+    def __repr__(self) -> str:
+        return f"<CaptureResults of {len(self)} captures>"
+
+
+class _Results:
+    """The result of each page, spilled as the page is sealed (all but what its commit
+    decides: the manifest's digests, the checkpoint); the commit gives the digests."""
+
+    def __init__(self, directory: Path) -> None:
+        self._stubs = Spill.anonymous(directory)
+        self._digests = bytearray()
+        self._expected: Iterator[Any] | None = None
+        self._handed = False
+        self.stored: set[str] = set()  # the WARC files the committed captures name
+
+    def add(self, prepared: PreparedCapture) -> None:
+        assert prepared.draft_manifest is not None
+        stub = CaptureResult.of_manifest(prepared.draft_manifest, prepared.warc_rel)
+        self._stubs.append(dataclasses.astuple(stub))
+
+    def committed(self, done: Committed) -> None:
+        """What :meth:`Archive.commit_drafts` gives each committed capture, in page order."""
+        if self._expected is None:
+            self._expected = iter(self._stubs)
+        stub = next(self._expected)
+        if stub[0] != done.capture_id:
+            raise AssertionError(f"committed {done.capture_id}, expected {stub[0]}")
+        self._digests += bytes.fromhex(done.ref.sha256) + bytes.fromhex(done.ref.blake3)
+        self.stored.add(done.warc_rel)
+
+    def captures(self, outcome: GroupOutcome) -> CaptureResults:
+        self._handed = True
+        return CaptureResults(self._stubs, self._digests, outcome)
+
+    def close_if_unused(self) -> None:
+        if not self._handed:
+            self._stubs.close()
 
 
 @dataclass
@@ -172,57 +254,70 @@ def import_file(archive: Archive, path: str | Path, options: ImportOptions | Non
     archive.check_known_head()
     spool = Spool.open(archive.layout)
     try:
-        received_at = spool.started
-        if kind == "zip":
-            source_digests, files = _receive_wacz(source, spool.path)
-        else:
-            files = [_receive_warc(source, spool.path)]
-            source_digests = files[0].digests
-        result = ImportResult(str(path), "wacz" if kind == "zip" else "warc",
-                              source_digests.size, source_digests.sha256, source_digests.blake3,
-                              "imported")
-        scanned = [(received, scan_warc(received.path, name=_label(source, received)))
-                   for received in files]
-        result.records = sum(len(found.records) for _r, found in scanned)
-        wanted = set(options.urls)
-        found_urls: set[str] = set()
-        plans = [(received, found, _pages(found, wanted, found_urls,
-                                          functools.partial(_sniff_html, received, found)))
-                 for received, found in scanned]
-        result.urls_not_found = [u for u in options.urls if u not in found_urls]
-        if not any(pages for _r, _f, pages in plans):
-            raise errors.ImportInputError(
-                f"{source.name}: no page to import (no HTML response with a 2xx status"
-                + (", and none of the --url responses" if wanted else "; name others with --url")
-                + ")")
-        existing = _already_imported(archive, plans)
-        ended = provenance.utc_now()
-        operator = options.operator or provenance.default_operator()
-        group: list[PreparedCapture] = []
-        for received, found, pages in plans:
-            fresh = []
-            for page in pages:
-                before = existing.get((received.digests.sha256, page.response.record_id))
-                if before is not None:
-                    result.already.append(before)
-                else:
-                    fresh.append(page)
-            if fresh:
-                group += _prepare_file(received, found, fresh, source=source,
-                                       source_digests=source_digests, kind=result.kind,
-                                       received_at=received_at, ended=ended, operator=operator,
-                                       objects=spool.path / "text")
-        if not group:
-            result.status = "already-imported"
-            return result
-        outcome = archive.commit(group, sign=checkpoint)
-        result.captures = [CaptureResult.of(c, outcome) for c in outcome.committed]
-        result.stored = sorted({c.warc_rel for c in outcome.committed})
-        result.signed = outcome.signed is not None
-        result.not_signed = outcome.not_signed
-        return result
+        with contextlib.ExitStack() as stack:
+            return _import(archive, source, str(path), kind, options, spool, stack,
+                           checkpoint=checkpoint)
     finally:
         spool.close()
+
+
+def _import(archive: Archive, source: Path, given: str, kind: str, options: ImportOptions,
+            spool: Spool, stack: contextlib.ExitStack, *, checkpoint: bool) -> ImportResult:
+    """:func:`import_file` once the spool is open (``stack`` closes what it opens)."""
+    stack.callback(_empty_dir, spool.path / "text")
+    received_at = spool.started
+    if kind == "zip":
+        source_digests, files = _receive_wacz(source, spool.path)
+    else:
+        files = [_receive_warc(source, spool.path)]
+        source_digests = files[0].digests
+    result = ImportResult(given, "wacz" if kind == "zip" else "warc", source_digests.size,
+                          source_digests.sha256, source_digests.blake3, "imported")
+    scanned = [(received, stack.enter_context(scan_warc(
+        received.path, name=_label(source, received),
+        store=spool.path / f"records-{index}.sqlite3")))
+        for index, received in enumerate(files)]
+    result.records = sum(len(found.records) for _r, found in scanned)
+    wanted = set(options.urls)
+    found_urls: set[str] = set()
+    pages = sum(_count_pages(received, found, wanted, found_urls)
+                for received, found in scanned)
+    result.urls_not_found = [u for u in options.urls if u not in found_urls]
+    if not pages:
+        raise errors.ImportInputError(
+            f"{source.name}: no page to import (no HTML response with a 2xx status"
+            + (", and none of the --url responses" if wanted else "; name others with --url")
+            + ")")
+    ended = provenance.utc_now()
+    operator = options.operator or provenance.default_operator()
+    drafts = SpilledDrafts(stack.enter_context(Spill.create(spool.path / "drafts")))
+    results = _Results(archive.layout.tmp_dir)
+    stack.callback(results.close_if_unused)
+    imported_source = {"name": source.name, "size": source_digests.size,
+                       "sha256": source_digests.sha256, "blake3": source_digests.blake3,
+                       "kind": result.kind}
+    for received, found in scanned:
+        _prepare_file(archive, received, found, wanted, _FileFacts(
+            source, dict(imported_source, member=received.member), received_at, ended,
+            operator, spool.path / "text"), drafts, results, result.already)
+    if not len(drafts):
+        result.status = "already-imported"
+        return result
+    outcome = archive.commit_drafts(drafts, sign=checkpoint, on_committed=results.committed)
+    result.captures = results.captures(outcome)
+    result.stored = sorted(results.stored)
+    result.signed = outcome.signed is not None
+    result.not_signed = outcome.not_signed
+    return result
+
+
+def _empty_dir(directory: Path) -> None:
+    """Remove the files of ``directory`` (the spooled text of every page) one at a time as
+    they are listed: the spool's removal lists a directory whole first."""
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 # --- receiving -----------------------------------------------------------------------------------
@@ -441,21 +536,24 @@ class _Page:
     named: bool  # given with --url
 
 
-def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str],
-           sniff_html: Callable[[ForeignRecord], bool]) -> list[_Page]:
-    """The pages of one scanned file, and the records each manifest names (``sniff_html``
-    tells whether a response without a Content-Type holds HTML)."""
-    records = found.records
-    by_id: dict[str, ForeignRecord] = {}
-    linked: dict[str, list[ForeignRecord]] = {}
-    for record in records:
-        by_id.setdefault(record.record_id, record)
-        for target in {record.refers_to, *record.concurrent_to} - {None}:
-            assert target is not None
-            linked.setdefault(target, []).append(record)
-    pages: list[_Page] = []
+@dataclass(frozen=True)
+class _PageAt:
+    """A page's response, where it is in the file and the last warcinfo record before it."""
+
+    index: int
+    response: ForeignRecord
+    last_info: ForeignRecord | None
+    named: bool
+
+
+def _page_responses(found: ForeignWarc, wanted: set[str], found_urls: set[str],
+                    sniff_html: Callable[[ForeignRecord], bool]) -> Iterator[_PageAt]:
+    """The responses of one scanned file that are pages, in file order (``sniff_html``
+    tells whether a response without a Content-Type holds HTML); ImportInputError past
+    :data:`MAX_PAGES`."""
     last_info: ForeignRecord | None = None
-    for index, record in enumerate(records):
+    count = 0
+    for index, record in enumerate(found.records):
         if record.type == "warcinfo":
             last_info = record
         if record.type != "response" or record.http is None or record.target_uri is None:
@@ -465,21 +563,39 @@ def _pages(found: ForeignWarc, wanted: set[str], found_urls: set[str],
             found_urls.add(record.target_uri)
         if not (named or _is_html_page(record, sniff_html)):
             continue
-        if len(pages) >= MAX_PAGES:
+        if count >= MAX_PAGES:
             raise errors.ImportInputError(f"more than {MAX_PAGES} pages in one WARC file")
-        request = _request_of(record, records, index, by_id, linked)
-        info = by_id.get(record.warcinfo_id or "")
-        warcinfo = info if info is not None and info.type == "warcinfo" else last_info
-        related = [r for r in linked.get(record.record_id, ())
-                   if r.type in ("metadata", "resource", "conversion")]
-        chosen = {r.offset: r for r in [record, *related[:MAX_PAGE_RECORDS]]
-                  if r.type in RECORD_TYPES}
-        for extra in (request, warcinfo):
-            if extra is not None:
-                chosen[extra.offset] = extra
-        pages.append(_Page(record, tuple(chosen[o] for o in sorted(chosen)), request,
-                           warcinfo, named))
-    return pages
+        count += 1
+        yield _PageAt(index, record, last_info, named)
+
+
+def _count_pages(received: _Received, found: ForeignWarc, wanted: set[str],
+                 found_urls: set[str]) -> int:
+    """How many pages one scanned file holds (every bound checked before any is imported)."""
+    sniff_html = functools.partial(_sniff_html, received, found)
+    return sum(1 for _at in _page_responses(found, wanted, found_urls, sniff_html))
+
+
+def _pages(received: _Received, found: ForeignWarc, wanted: set[str]) -> Iterator[_Page]:
+    """The pages of one scanned file, one at a time, with the records each manifest names."""
+    sniff_html = functools.partial(_sniff_html, received, found)
+    for at in _page_responses(found, wanted, set(), sniff_html):
+        yield _page(found.records, at)
+
+
+def _page(records: RecordStore, at: _PageAt) -> _Page:
+    record = at.response
+    request = _request_of(record, records, at.index)
+    info = records.by_id(record.warcinfo_id or "")
+    warcinfo = info if info is not None and info.type == "warcinfo" else at.last_info
+    related = [r for r in records.linked(record.record_id)
+               if r.type in ("metadata", "resource", "conversion")]
+    chosen = {r.offset: r for r in [record, *related[:MAX_PAGE_RECORDS]]
+              if r.type in RECORD_TYPES}
+    for extra in (request, warcinfo):
+        if extra is not None:
+            chosen[extra.offset] = extra
+    return _Page(record, tuple(chosen[o] for o in sorted(chosen)), request, warcinfo, at.named)
 
 
 def _is_html_page(record: ForeignRecord, sniff_html: Callable[[ForeignRecord], bool]) -> bool:
@@ -501,66 +617,76 @@ def _sniff_html(received: _Received, found: ForeignWarc, record: ForeignRecord) 
     return _looks_like_html(head)
 
 
-def _request_of(response: ForeignRecord, records: Sequence[ForeignRecord], index: int,
-                by_id: dict[str, ForeignRecord],
-                linked: dict[str, list[ForeignRecord]]) -> ForeignRecord | None:
+def _request_of(response: ForeignRecord, records: RecordStore,
+                index: int) -> ForeignRecord | None:
     """The request record of a response: linked by WARC-Concurrent-To either way, else the
     nearest request before it for the same URI."""
     for record_id in response.concurrent_to:
-        found = by_id.get(record_id)
+        found = records.by_id(record_id)
         if found is not None and found.type == "request":
             return found
-    for found in linked.get(response.record_id, ()):
+    for found in records.linked(response.record_id):
         if found.type == "request":
             return found
-    for found in reversed(records[max(0, index - 50):index]):
-        if found.type == "request" and found.target_uri == response.target_uri:
-            return found
+    return records.nearest_before(index, 50, "request", response.target_uri)
+
+
+def _imported_before(archive: Archive, sha256: str, response: ForeignRecord) -> str | None:
+    """The capture id under which an earlier import committed ``response`` of the stored WARC
+    file of SHA-256 ``sha256`` (read from the logged manifests of its URL), or None."""
+    if not response.target_uri:
+        return None
+    for m in archive.logged_captures_of(response.target_uri):  # never a planted manifest
+        if m.imported is not None and m.extraction.source is not None and (
+                m.warc.sha256, m.extraction.source.record) == (sha256, response.record_id):
+            return m.capture_id
     return None
-
-
-def _already_imported(archive: Archive,
-                      plans: Sequence[tuple[_Received, ForeignWarc, list[_Page]]]
-                      ) -> dict[tuple[str, str], str]:
-    """(SHA-256 of the stored WARC file, response record id) -> capture id, for the pages of
-    these files that an earlier import committed (read from their manifests)."""
-    urls = {page.response.target_uri for _r, _f, pages in plans for page in pages}
-    found: dict[tuple[str, str], str] = {}
-    for url in sorted(u for u in urls if u):
-        for m in archive.logged_captures_of(url):  # never a planted manifest
-            if m.imported is not None and m.extraction.source is not None:
-                found.setdefault((m.warc.sha256, m.extraction.source.record), m.capture_id)
-    return found
 
 
 # --- manifests -----------------------------------------------------------------------------------
 
 
-def _prepare_file(received: _Received, found: ForeignWarc, pages: Sequence[_Page], *,
-                  source: Path, source_digests: Digests, kind: str, received_at: datetime,
-                  ended: str, operator: str, objects: Path) -> list[PreparedCapture]:
-    """Every page of one stored WARC file as a sealed PreparedCapture sharing that file, its
-    text and comments spooled to ``objects`` as each page is extracted (never held)."""
-    ids = [new_capture_id(received_at) for _page in pages]
+@dataclass(frozen=True)
+class _FileFacts:
+    """What every page of one stored WARC file shares."""
+
+    source: Path  # the file given
+    imported_source: dict[str, Any]  # the manifests' import.source
+    received_at: datetime
+    ended: str
+    operator: str
+    objects: Path  # where text and comments are spooled
+
+
+def _prepare_file(archive: Archive, received: _Received, found: ForeignWarc, wanted: set[str],
+                  facts: _FileFacts, drafts: SpilledDrafts, results: _Results,
+                  already: list[str]) -> None:
+    """Every page of one stored WARC file not imported before, sealed and added to
+    ``drafts`` as it is reached (its text and comments spooled, its result to ``results``);
+    the ids of pages imported before go to ``already``."""
     suffix = ".warc" if found.framing == FRAMING_PLAIN else ".warc.gz"
-    rel = f"{WARC_DIR}/{received_at:%Y/%m}/{ids[0]}{suffix}"
-    imported_source = {"name": source.name, "size": source_digests.size,
-                       "sha256": source_digests.sha256, "blake3": source_digests.blake3,
-                       "kind": kind, "member": received.member}
-    prepared = []
-    for capture_id, page in zip(ids, pages, strict=True):
+    rel: str | None = None
+    for page in _pages(received, found, wanted):
+        before = _imported_before(archive, received.digests.sha256, page.response)
+        if before is not None:
+            already.append(before)
+            continue
+        capture_id = new_capture_id(facts.received_at)
+        rel = rel or f"{WARC_DIR}/{facts.received_at:%Y/%m}/{capture_id}{suffix}"
         try:
-            prepared.append(_prepare_page(
+            prepared = _prepare_page(
                 received, found, page, capture_id=capture_id, rel=rel,
-                imported_source=imported_source, received_at=received_at, ended=ended,
-                operator=operator, objects=objects))
+                imported_source=facts.imported_source, received_at=facts.received_at,
+                ended=facts.ended, operator=facts.operator, objects=facts.objects)
         except errors.ManifestError as exc:  # a claim of the file that no manifest can hold
-            raise errors.ImportInputError(f"{source.name}: record {page.response.record_id} "
-                                          f"cannot be recorded: {exc}") from exc
+            raise errors.ImportInputError(f"{facts.source.name}: record "
+                                          f"{page.response.record_id} cannot be recorded: "
+                                          f"{exc}") from exc
         except errors.ArchiveError as exc:  # the spooled file, read again, is not as scanned
-            raise errors.ImportIntegrityError(f"{source.name}: record "
+            raise errors.ImportIntegrityError(f"{facts.source.name}: record "
                                               f"{page.response.record_id}: {exc}") from exc
-    return prepared
+        drafts.add(prepared.to_draft())
+        results.add(prepared)
 
 
 def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, capture_id: str,
@@ -721,4 +847,5 @@ def _port(url: str) -> int:
     return 443 if parts.scheme.lower() == "https" else 80
 
 
-__all__ = ["ImportOptions", "ImportResult", "import_file", "spool_free_bytes"]
+__all__ = ["CaptureResults", "ImportOptions", "ImportResult", "import_file",
+           "spool_free_bytes"]

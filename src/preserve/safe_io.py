@@ -166,6 +166,10 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: Paths a :class:`Durability` remembers before it fsyncs them (where syncfs is missing).
+MAX_PENDING = 4096
+
+
 class Durability:
     """Makes a group of writes durable with as few disk flushes as the system allows.
 
@@ -180,26 +184,40 @@ class Durability:
         self.anchor = anchor
         self.files: list[Path] = []
         self.directories: set[Path] = set()
+        self.pending = False
 
     def add(self, path: Path, *, directory: bool = False) -> None:
+        """Remember ``path`` for :meth:`flush`. Where ``syncfs(2)`` will flush everything at
+        once nothing needs remembering; elsewhere, past :data:`MAX_PENDING` paths, those
+        remembered are fsynced at once (sooner is always safe), so that a group of tens of
+        thousands of files holds no list of them."""
+        self.pending = True
+        if _libc_syncfs() is not None:
+            return
         if directory:
             self.directories.add(path)
         else:
             self.files.append(path)
+        if len(self.files) + len(self.directories) >= MAX_PENDING:
+            self._fsync_each()
 
     def flush(self) -> None:
         """Make everything added durable (StorageError if the system says it could not)."""
-        if not self.files and not self.directories:
+        if not self.pending:
             return
         if not _syncfs(self.anchor):
-            for path in self.files:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            for directory in sorted(self.directories):
-                fsync_dir(directory)
+            self._fsync_each()
+        self.pending = False
+
+    def _fsync_each(self) -> None:
+        for path in self.files:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for directory in sorted(self.directories):
+            fsync_dir(directory)
         self.files.clear()
         self.directories.clear()
 
@@ -277,6 +295,7 @@ def write_atomic(path: Path, data: bytes, *, exclusive: bool = False, mode: int 
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "MAX_PENDING",
     "Durability",
     "fsync_dir",
     "json_nesting",

@@ -268,7 +268,8 @@ def import_(ctx: click.Context, files: tuple[Path, ...], urls: tuple[str, ...],
                     current().warnings.append(f"stopped: {exc}")
                     break
                 continue
-            results.append(result.to_json())
+            if as_json:  # every capture's entry: not held without --json
+                results.append(result.to_json())
             imported += len(result.captures)
             for url in result.urls_not_found:
                 warn(f"warning: {path}: no response for --url {url}")

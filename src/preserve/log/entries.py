@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LogError, ManifestError
-from ..hashing import hash_bytes
+from ..hashing import Digests, hash_bytes
 from ..safe_io import loads_strict, read_regular
 
 ENTRY_VERSION = 1
@@ -217,11 +217,17 @@ def manifest_leaf_for_bytes(data: bytes, committed: str | None = None, *,
         raise ManifestError("manifest has no valid capture_id")
     if not isinstance(started, str):
         raise ManifestError("manifest has no started time")
+    return manifest_leaf(capture_id, started, hash_bytes(data), committed, kind=kind)
+
+
+def manifest_leaf(capture_id: str, started: str, digests: Digests, committed: str | None = None,
+                  *, kind: str = "capture") -> ManifestLeaf:
+    """The leaf of the manifest of ``capture_id`` started at ``started`` whose exact bytes
+    have ``digests`` (what :func:`manifest_leaf_for_bytes` reads from the bytes)."""
     try:
         captured = format_time(parse_time(started))
     except ValueError as exc:
         raise ManifestError(f"manifest started time is invalid: {exc}") from exc
-    digests = hash_bytes(data)
     leaf = ManifestLeaf(
         capture_id=capture_id,
         path=manifest_path(capture_id),

@@ -63,7 +63,7 @@ class Verifier:
     def key_id(self) -> bytes:
         return key_id(self.name, self.public_key)
 
-    def verify(self, message: bytes, signature: bytes) -> bool:
+    def verify(self, message: bytes | memoryview, signature: bytes) -> bool:
         try:
             Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
         except (InvalidSignature, ValueError):

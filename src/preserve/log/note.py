@@ -24,6 +24,9 @@ from .merkle import HASH_SIZE
 SIG_PREFIX = "\u2014 "  # em dash, space
 MAX_SIGNATURES = 100
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,19})\Z")
+#: The control characters a note's text may not hold (all but the newline).
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f]")
 
 
 class NoteError(LogError):
@@ -44,15 +47,33 @@ class NoteSignature:
 def _check_text(text: str) -> None:
     if not text.endswith("\n") or "\n\n" in text:
         raise NoteError("note text must end with a newline and contain no blank line")
-    if any(ord(c) < 0x20 and c != "\n" for c in text):
+    if _CONTROL.search(text):
+        raise NoteError("note text contains control characters")
+
+
+def _check_data(data: bytes) -> None:
+    """:func:`_check_text` of the text whose UTF-8 bytes are ``data`` (a byte below 0x20 is
+    that character in UTF-8, never part of another)."""
+    if not data.endswith(b"\n") or b"\n\n" in data:
+        raise NoteError("note text must end with a newline and contain no blank line")
+    if _CONTROL_BYTES.search(data):
         raise NoteError("note text contains control characters")
 
 
 def sign_note(text: str, signers: Sequence[Signer]) -> str:
     """Sign ``text`` with each signer; return the signed note."""
-    _check_text(text)
-    lines = [NoteSignature(s.name, s.key_id, s.sign(text.encode("utf-8"))).line() for s in signers]
-    return text + "\n" + "".join(lines)
+    lines = signature_lines(text.encode("utf-8"), signers).decode("utf-8")
+    return "".join([text, "\n", lines])
+
+
+def signature_lines(data: bytes, signers: Sequence[Signer]) -> bytes:
+    """The signature lines :func:`sign_note` puts after the blank line, for the text whose
+    UTF-8 bytes are ``data``, as UTF-8: a long note (a commit record) is signed and written
+    as bytes, never held as one string, which its em dashes would make two bytes a
+    character."""
+    _check_data(data)
+    return "".join(NoteSignature(s.name, s.key_id, s.sign(data)).line()
+                   for s in signers).encode("utf-8")
 
 
 def split_note(note: str) -> tuple[str, list[NoteSignature]]:
@@ -60,7 +81,13 @@ def split_note(note: str) -> tuple[str, list[NoteSignature]]:
     cut = note.rfind("\n\n")
     if cut < 0 or not note.endswith("\n"):
         raise NoteError("not a signed note (no blank line before signatures)")
-    text, sig_block = note[: cut + 1], note[cut + 2 :]
+    text = note[: cut + 1]
+    return text, note_signatures(text, note[cut + 2 :])
+
+
+def note_signatures(text: str, sig_block: str) -> list[NoteSignature]:
+    """The parsed signature lines ``sig_block`` of a note whose text is ``text`` (what follows
+    the blank line, and what precedes it), both checked (not verified)."""
     _check_text(text)
     signatures: list[NoteSignature] = []
     for line in sig_block.splitlines():
@@ -80,7 +107,7 @@ def split_note(note: str) -> tuple[str, list[NoteSignature]]:
         signatures.append(NoteSignature(name, raw[:4], raw[4:]))
     if not signatures or len(signatures) > MAX_SIGNATURES:
         raise NoteError(f"a note needs 1 to {MAX_SIGNATURES} signatures")
-    return text, signatures
+    return signatures
 
 
 def open_note(note: str, verifier: Verifier) -> str:
@@ -89,13 +116,21 @@ def open_note(note: str, verifier: Verifier) -> str:
     A signature line that names this key and fails to verify rejects the note.
     """
     text, signatures = split_note(note)
+    verify_signatures(text.encode("utf-8"), signatures, verifier)
+    return text
+
+
+def verify_signatures(data: bytes | memoryview, signatures: Sequence[NoteSignature],
+                      verifier: Verifier) -> None:
+    """Raise :class:`NoteError` unless ``verifier`` made one of ``signatures`` (those of a
+    split note whose text's UTF-8 bytes are ``data``) and every signature naming its key
+    verifies."""
     matching = [s for s in signatures if s.name == verifier.name and s.key_id == verifier.key_id]
     if not matching:
         raise NoteError(f"the note is not signed by {verifier.name}+{verifier.key_id.hex()}")
     for sig in matching:
-        if not verifier.verify(text.encode("utf-8"), sig.signature):
+        if not verifier.verify(data, sig.signature):
             raise NoteError(f"invalid signature by {verifier.name}")
-    return text
 
 
 @dataclass(frozen=True)

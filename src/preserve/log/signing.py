@@ -23,7 +23,9 @@ A signature from preserve means "proved", never "seen". Before a checkpoint is s
 Only then is the checkpoint signed (and RFC 3161-stamped if asked), the operator's known
 head advanced, and the commit records it now covers removed. Anything unproved raises
 :class:`~preserve.errors.NotProvedError` naming what failed, and nothing is signed. The cost
-is O(log n) plus the leaves appended since the base, so it stays flat as the archive grows.
+is O(log n) plus the leaves appended since the base, so it stays flat as the archive grows;
+each newer leaf is proved as it is read, and what is remembered of leaves and records are
+16-byte digests (an import of 20,000 pages proves 20,000 leaves in a few MB).
 
 The caller holds the archive lock. This module never prints and decides no exit status.
 Where the log, checkpoints, commit records and manifests are kept is a :class:`LogPlace`:
@@ -33,7 +35,8 @@ the proof is the same code for both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,7 +64,7 @@ from .entries import (
     parse_entry,
     parse_time,
 )
-from .journal import BadRecord, CommitRecord, read_journal, remove_records
+from .journal import BadRecord, CommitRecord, iter_journal, read_journal, remove_records
 from .keys import Signer, Verifier
 from .known_heads import KnownHeads, identity_for
 from .merkle import EMPTY_ROOT, verify_consistency
@@ -111,6 +114,8 @@ class LogPlace(Protocol):
                                  stored_only: bool = False) -> Checkpoint | None: ...
     def read_journal(self, verifier: Verifier | None) -> tuple[list[CommitRecord],
                                                                list[BadRecord]]: ...
+    def journal_records(self, verifier: Verifier | None) -> Iterator[CommitRecord]:
+        """The readable commit records, each read when it is reached."""
     def open_log(self) -> AbstractContextManager[LogReader]: ...
     def read_manifest(self, rel: str) -> bytes: ...
     def write_checkpoint(self, signer: Signer, *, timestamper: Timestamper | None,
@@ -134,6 +139,9 @@ class LocalPlace:
     def read_journal(self, verifier: Verifier | None) -> tuple[list[CommitRecord],
                                                                list[BadRecord]]:
         return read_journal(self.root, verifier)
+
+    def journal_records(self, verifier: Verifier | None) -> Iterator[CommitRecord]:
+        return (r for r in iter_journal(self.root, verifier) if isinstance(r, CommitRecord))
 
     def open_log(self) -> AbstractContextManager[LogReader]:
         return open_log(self.root, readonly=True)
@@ -232,7 +240,7 @@ def prove_and_sign(
     identity = identity_for(verifier, root)
     known = known_head(heads, identity, root)
     stored = where.newest_signed_checkpoint(verifier)
-    records, _bad = where.read_journal(verifier)
+    records = _SignedRecords(where.journal_records(verifier))
     with where.open_log() as log:
         size = log.size
         if known is not None and known.size > size:
@@ -250,10 +258,10 @@ def prove_and_sign(
                 raise NotProvedError("the archive's newest signed checkpoint does not extend "
                                      "the head you last verified (a forked or rewritten log)")
             base = TreeHead(stored.size, stored.root_hash)
-        leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]] = []
         problems: list[str] = []
         now = datetime.now(UTC)
         latest = [_commit_time(log, base.size - 1) if base.size else None]
+        proof = _LeafProof(where, records.entries, adopt_history, base.size)
 
         def collect(index: int, data: bytes) -> None:
             try:
@@ -267,25 +275,22 @@ def prove_and_sign(
             else:
                 latest[0] = parse_time(entry.committed)
             if isinstance(entry, ManifestLeaf | AdoptionLeaf):
-                leaves.append((index, entry))
+                proof.check(index, entry)
 
         problems += log.verify_extension(base.size, base.root, collect)
         head_root = log.root_hash()
     if problems:
         raise NotProvedError("; ".join(problems[:5]))
-    try:
-        covered = _prove_leaves(where, leaves, records, adopt_history, base.size)
-    except NotProvedError as exc:
+    if proof.failure is not None:
         from_copy = stored is not None and base.size == stored.size
         rolled_back = _copy_rolled_back(where, verifier, base.size) if from_copy else None
-        raise NotProvedError(rolled_back or str(exc)) from exc
+        raise NotProvedError(rolled_back or proof.failure)
     path = where.write_checkpoint(signer, timestamper=timestamper, size=size)
     if heads is not None:
         heads.advance(identity, size, head_root, root)
-    removable = [r.path for r in records if r.signed and all(
-        (e.capture_id, e.kind) in covered for e in r.entries)]
+    removable = records.covered_by(proof.covered)
     where.remove_records(removable)
-    return Signed(path, size, base.size, len(leaves), removable)
+    return Signed(path, size, base.size, proof.count, removable)
 
 
 def _copy_rolled_back(place: LogPlace, verifier: Verifier, size: int) -> str | None:
@@ -309,46 +314,84 @@ def _commit_time(log: LogReader, index: int) -> datetime | None:
         return None
 
 
-def _prove_leaves(
-    place: LogPlace,
-    leaves: list[tuple[int, ManifestLeaf | AdoptionLeaf]],
-    records: list[CommitRecord],
-    adopt_history: bool,
-    base: int = 0,
-) -> set[tuple[str, str]]:
-    """Check each manifest/adoption leaf newer than the trusted base (of ``base`` leaves)
-    against its manifest file and a signed commit record; return the (capture id, record
-    kind) pairs proved. Raises NotProvedError."""
-    signed: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
-    for record in records:
-        if record.signed:
-            for entry in record.entries:
-                signed.setdefault((entry.capture_id, entry.kind), []).append(
-                    (entry.sha256, entry.blake3, entry.size))
-    covered: set[tuple[str, str]] = set()
-    for index, leaf in leaves:
+def _key(*parts: object) -> bytes:
+    """A 128-bit BLAKE2b digest of ``parts`` joined by spaces: how a proof remembers a commit
+    record entry or a (kind, capture id) pair in a few bytes (finding another text of the
+    same digest is as hard as a second preimage of 128 bits)."""
+    return hashlib.blake2b(" ".join(map(str, parts)).encode(), digest_size=16).digest()
+
+
+class _SignedRecords:
+    """The commit records signed by the archive key, read one at a time and kept as digests
+    (:func:`_key`): of each entry's line, and of each record's (kind, capture id) pairs."""
+
+    def __init__(self, records: Iterable[CommitRecord]) -> None:
+        self.entries: set[bytes] = set()
+        self._pairs: list[tuple[Path, bytes]] = []  # 16 bytes a (kind, capture id)
+        for record in records:
+            if record.signed:
+                pairs = bytearray()
+                for entry in record.entries:
+                    self.entries.add(_key(entry.line()))
+                    pairs += _key(entry.kind, entry.capture_id)
+                self._pairs.append((record.path, bytes(pairs)))
+
+    def covered_by(self, covered: set[bytes]) -> list[Path]:
+        """The records each (kind, capture id) of which is in ``covered``."""
+        return [path for path, pairs in self._pairs
+                if all(pairs[i:i + 16] in covered for i in range(0, len(pairs), 16))]
+
+
+class _LeafProof:
+    """Checks each manifest/adoption leaf newer than the trusted base (of ``base`` leaves),
+    as it is read, against its manifest file and a signed commit record; remembers the
+    (kind, capture id) pairs proved and the first leaf that is not, as digests (a few dozen
+    bytes a leaf)."""
+
+    def __init__(self, place: LogPlace, signed: set[bytes], adopt_history: bool,
+                 base: int) -> None:
+        self.place = place
+        self.adopt_history = adopt_history
+        self.base = base
+        self.signed = signed  # every entry of a signed record, as the digest of its line
+        self.covered: set[bytes] = set()
+        self.count = 0  # leaves checked
+        self.failure: str | None = None  # why the first leaf not proved is not
+
+    def check(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> None:
+        self.count += 1
+        if self.failure is None:
+            try:
+                key = self._prove(index, leaf)
+            except NotProvedError as exc:
+                self.failure = str(exc)
+                return
+            if key is not None:
+                self.covered.add(key)
+
+    def _prove(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> bytes | None:
+        """The (kind, capture id) digest of the record entry that proves ``leaf`` (None for a
+        leaf adopted with the history); NotProvedError if none does."""
         try:
-            data = place.read_manifest(leaf.path)
+            data = self.place.read_manifest(leaf.path)
         except PreserveError as exc:
             raise NotProvedError(f"leaf {index} (capture {leaf.capture_id}): {exc}") from exc
         digests = hash_bytes(data)
         if (digests.sha256, digests.blake3, digests.size) != (leaf.sha256, leaf.blake3,
                                                               leaf.size):
             raise NotProvedError(f"leaf {index}: manifest {leaf.path} differs from its leaf")
-        kinds = _record_kinds(leaf)
-        hashes = (leaf.sha256, leaf.blake3, leaf.size)
-        kind = next((k for k in kinds if hashes in signed.get((leaf.capture_id, k), [])), None)
+        kind = next((k for k in _record_kinds(leaf) if _key(
+            k, leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size) in self.signed), None)
         if kind is None:
-            if adopt_history and isinstance(leaf, ManifestLeaf):
-                continue
+            if self.adopt_history and isinstance(leaf, ManifestLeaf):
+                return None
             raise NotProvedError(
                 f"leaf {index} (capture {leaf.capture_id}) has no commit record signed by the "
                 f"archive key, and no trusted checkpoint or known head covers it (they cover "
-                f"{base} leaves): it was planted or captured without the key, or the "
+                f"{self.base} leaves): it was planted or captured without the key, or the "
                 "checkpoints that covered it were removed; verify with an off-site checkpoint "
                 "(--checkpoint) to tell, and adopt it with preserve adopt if it is genuine")
-        covered.add((leaf.capture_id, kind))
-    return covered
+        return _key(kind, leaf.capture_id)
 
 
 def _record_kinds(leaf: ManifestLeaf | AdoptionLeaf) -> tuple[str, ...]:

@@ -148,16 +148,26 @@ class RemotePlace:
                                                                list[BadRecord]]:
         records: list[CommitRecord] = []
         bad: list[BadRecord] = []
+        for item in self._journal(verifier):
+            if isinstance(item, CommitRecord):
+                records.append(item)
+            else:
+                bad.append(item)
+        return records, bad
+
+    def journal_records(self, verifier: Verifier | None) -> Iterator[CommitRecord]:
+        return (r for r in self._journal(verifier) if isinstance(r, CommitRecord))
+
+    def _journal(self, verifier: Verifier | None) -> Iterator[CommitRecord | BadRecord]:
         for info in self.store.list(JOURNAL):
             path = PurePosixPath(info.key)
             try:
                 text = self.store.get(info.key, MAX_RECORD_FILE).decode("utf-8")
-                records.append(parse_record(Path(path), text, verifier))
+                yield parse_record(Path(path), text, verifier)
             except errors.NotFoundError:
                 continue  # removed since the listing: its commit was signed meanwhile
             except (errors.LogError, errors.StorageError, UnicodeDecodeError) as exc:
-                bad.append(BadRecord(Path(path), str(exc)))
-        return records, bad
+                yield BadRecord(Path(path), str(exc))
 
     def open_log(self) -> TiledLog:
         return TiledLog.open(self.store, LOG, readonly=True)

@@ -24,9 +24,11 @@ lengths count bytes of the decompressed stream; see :func:`preserve.warc.read.op
 
 Memory stays bounded: a header line is at most :data:`MAX_LINE` bytes (a longer one is
 refused, never cut) and a record's head at most :data:`MAX_HEAD_BYTES`, bodies are streamed
-(only a warcinfo block's first :data:`MAX_WARCINFO_BYTES` are kept), and the record list and
-what is kept of heads are bounded. This module reads; it decides nothing about pages or
-manifests (see :mod:`preserve.importing`).
+(only a warcinfo block's first :data:`MAX_WARCINFO_BYTES` are kept), and what is kept of each
+record goes to a :class:`RecordStore` (a SQLite file in the import's spool) as it is read,
+indexed by record id and by the records it names, so that memory does not grow with the
+number of records; their count and what is kept of heads are bounded. This module reads; it
+decides nothing about pages or manifests (see :mod:`preserve.importing`).
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ import contextlib
 import gzip
 import hashlib
 import io
+import marshal
+import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import DecompressingBufferedReader
@@ -54,7 +58,7 @@ FRAMING_MEMBERS = "gzip-members"
 FRAMING_PLAIN = "plain"
 FRAMING_STREAM = "gzip-stream"
 
-#: Most records read from one file (each costs a few hundred bytes of memory).
+#: Most records read from one file (each costs a few hundred bytes of spool space).
 MAX_RECORDS = 200_000
 #: Longest header line read at once, and most bytes of one record's WARC and HTTP heads.
 MAX_LINE = 64 * 1024
@@ -130,10 +134,128 @@ class ForeignRecord:
         return next((v for k, v in self.fields if k.lower() == wanted), None)
 
 
+_SCHEMA = """
+CREATE TABLE records (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+                      uri TEXT, data BLOB NOT NULL);
+CREATE TABLE links (target TEXT NOT NULL, n INTEGER NOT NULL);
+CREATE INDEX links_by_target ON links (target, n);
+"""
+
+
+class RecordStore(Sequence[ForeignRecord]):
+    """The records of one file in file order, kept in a SQLite database (a file, or memory
+    when no path is given) rather than as objects: one is read back when it is asked for.
+
+    Besides its position, a record is found by its id (:meth:`by_id`) and by the ids it
+    names in WARC-Refers-To and WARC-Concurrent-To (:meth:`linked`). The file is this
+    process's own, in its spool; nothing is made durable."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._db = sqlite3.connect(":memory:" if path is None else str(path),
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("BEGIN")
+        self._count = 0
+
+    def add(self, record: ForeignRecord) -> int | None:
+        """Keep ``record`` after the others; if a record of the same id is kept already,
+        keep nothing and return that record's offset."""
+        try:
+            self._db.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?)",
+                             (self._count, record.record_id, record.type, record.target_uri,
+                              _pack(record)))
+        except sqlite3.IntegrityError:
+            earlier = self.by_id(record.record_id)
+            assert earlier is not None
+            return earlier.offset
+        targets = sorted({t for t in (record.refers_to, *record.concurrent_to) if t is not None})
+        self._db.executemany("INSERT INTO links VALUES (?, ?)",
+                             [(target, self._count) for target in targets])
+        self._count += 1
+        return None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> ForeignRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ForeignRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> ForeignRecord | list[ForeignRecord]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        row = self._db.execute("SELECT data FROM records WHERE n = ?", (index,)).fetchone()
+        return _unpack(row[0])
+
+    def __iter__(self) -> Iterator[ForeignRecord]:
+        for (data,) in self._db.execute("SELECT data FROM records ORDER BY n"):
+            yield _unpack(data)
+
+    def by_id(self, record_id: str) -> ForeignRecord | None:
+        row = self._db.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else _unpack(row[0])
+
+    def linked(self, target: str) -> list[ForeignRecord]:
+        """The records that name ``target`` in WARC-Refers-To or WARC-Concurrent-To, in file
+        order (each once)."""
+        return [_unpack(data) for (data,) in self._db.execute(
+            "SELECT records.data FROM links JOIN records ON records.n = links.n "
+            "WHERE links.target = ? ORDER BY links.n", (target,))]
+
+    def nearest_before(self, index: int, count: int, type_: str,
+                       target_uri: str | None) -> ForeignRecord | None:
+        """The nearest record of type ``type_`` for ``target_uri`` among the ``count``
+        records before position ``index``, if there is one."""
+        row = self._db.execute(
+            "SELECT data FROM records WHERE n >= ? AND n < ? AND type = ? AND uri IS ? "
+            "ORDER BY n DESC LIMIT 1", (max(0, index - count), index, type_, target_uri)
+        ).fetchone()
+        return None if row is None else _unpack(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _pack(record: ForeignRecord) -> bytes:
+    http = None if record.http is None else (record.http.first, record.http.rest,
+                                             record.http.headers)
+    return marshal.dumps((
+        record.record_id, record.type, record.target_uri, record.date, record.offset,
+        record.length, record.block_digest, record.payload_digest, record.refers_to,
+        record.concurrent_to, record.warcinfo_id, record.content_type, record.ip_address,
+        record.truncated, http, record.payload_sha256, record.payload_size, record.fields,
+        record.segment))
+
+
+def _unpack(data: bytes) -> ForeignRecord:
+    values = list(marshal.loads(data))
+    if values[14] is not None:
+        values[14] = HttpHead(*values[14])
+    return ForeignRecord(*values)
+
+
 @dataclass(frozen=True, slots=True)
 class ForeignWarc:
+    """A scanned file: its framing and its records (close it to release the store)."""
+
     framing: str
-    records: tuple[ForeignRecord, ...]
+    records: RecordStore
+
+    def close(self) -> None:
+        self.records.close()
+
+    def __enter__(self) -> ForeignWarc:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 class _NotMembersError(Exception):
@@ -189,24 +311,34 @@ def sniff(path: Path) -> str:
     raise ImportInputError(f"not a WARC or WACZ file (it starts with {magic!r})")
 
 
-def scan_warc(path: Path, *, name: str | None = None) -> ForeignWarc:
+def scan_warc(path: Path, *, name: str | None = None,
+              store: Path | None = None) -> ForeignWarc:
     """Read and check every record of the WARC file ``path`` (see the module docstring);
-    ``name`` is what error messages call the file (default: its file name)."""
+    ``name`` is what error messages call the file (default: its file name). The records are
+    kept in the new SQLite file ``store`` (in memory without one); close the result."""
     label = name or path.name
     kind = sniff(path)
     if kind == "zip":
         raise ImportInputError(f"{label}: a zip file, not a WARC file")
-    if kind == "warc":
-        return ForeignWarc(FRAMING_PLAIN, tuple(_scan(path, FRAMING_PLAIN, label)))
-    try:
-        return ForeignWarc(FRAMING_MEMBERS, tuple(_scan(path, FRAMING_MEMBERS, label)))
-    except _NotMembersError:
-        return ForeignWarc(FRAMING_STREAM, tuple(_scan(path, FRAMING_STREAM, label)))
+    framings = [FRAMING_PLAIN] if kind == "warc" else [FRAMING_MEMBERS, FRAMING_STREAM]
+    for framing in framings:
+        if store is not None:
+            store.unlink(missing_ok=True)  # what a first try as gzip members kept
+        records = RecordStore(store)
+        try:
+            _scan(path, framing, label, records)
+        except _NotMembersError:
+            records.close()
+            continue
+        except BaseException:
+            records.close()
+            raise
+        return ForeignWarc(framing, records)
+    raise AssertionError("a gzip stream is always readable as one")
 
 
-def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
+def _scan(path: Path, framing: str, label: str, records: RecordStore) -> None:
     decompressed = framing == FRAMING_STREAM
-    records: list[ForeignRecord] = []
     last_end = 0
     warnings = io.StringIO()  # warcio writes "record not followed by newline" to stderr
     with open_records(path, decompressed=decompressed) as handle, \
@@ -217,14 +349,13 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
         _tolerate_no_target(iterator)
         where = 0
         kept = 0
-        seen: dict[str, int] = {}  # record id -> offset
         try:
             for record in iterator:
                 if len(records) >= MAX_RECORDS:
                     raise ImportInputError(f"more than {MAX_RECORDS} records")
                 found = _read_record(record, iterator, label)
-                first = seen.setdefault(found.record_id, found.offset)
-                if first != found.offset:  # the ids links name would be ambiguous
+                first = records.add(found)
+                if first is not None:  # the ids links name would be ambiguous
                     raise ImportIntegrityError(
                         f"{label}: record id {_shown(found.record_id)} is used twice (at "
                         f"offsets {first} and {found.offset}); a WARC record id is unique, and "
@@ -240,7 +371,6 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
                     raise ImportIntegrityError(
                         f"{label}: the record before offset {where} is not followed by "
                         "its blank lines (a wrong Content-Length?)")
-                records.append(found)
         except (ImportInputError, _NotMembersError):
             raise
         except _HeadTooLargeError as exc:
@@ -260,7 +390,6 @@ def _scan(path: Path, framing: str, label: str) -> list[ForeignRecord]:
                     raise ImportIntegrityError(f"{label}: record {found.record_id} at "
                                                f"offset {found.offset}: {problem}")
         _check_tail(path, label, members, last_end, decompressed)
-    return records
 
 
 def _tolerate_no_target(iterator: ArchiveIterator) -> None:
@@ -276,7 +405,7 @@ def _tolerate_no_target(iterator: ArchiveIterator) -> None:
     loader.load_http_headers = tolerant
 
 
-def _unreadable(label: str, records: list[ForeignRecord], where: int,
+def _unreadable(label: str, records: RecordStore, where: int,
                 exc: Exception) -> ImportInputError:
     text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in str(exc))
     detail = f"{type(exc).__name__}: {' '.join(text.split())[:200]}"
@@ -442,6 +571,7 @@ __all__ = [
     "ForeignRecord",
     "ForeignWarc",
     "HttpHead",
+    "RecordStore",
     "block_digests",
     "scan_warc",
     "sniff",
