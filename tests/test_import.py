@@ -253,6 +253,20 @@ def test_cli_import_log_and_show(tmp_path: Path, wget_warc: Path) -> None:
     assert run(root, "verify", "--deep").returncode == 0
 
 
+def test_a_large_file_imported_again_is_named_in_one_short_line(tmp_path: Path) -> None:
+    """The line for a file already imported names its first ten captures and how many more
+    (it named every one: 2,000 pages made a line of 60 KB)."""
+    root = tmp_path / "root"
+    assert run(root, "init", "--key-name", KEY).returncode == 0
+    source = _tiny_pages_warc(tmp_path / "pages.warc.gz", 13)
+    assert run(root, "import", str(source)).returncode == 0
+    again = run(root, "import", str(source))
+    assert again.returncode == 0, again.stderr
+    (line,) = again.stdout.splitlines()
+    assert line.startswith(f"{source}: already imported as ") and line.endswith(" and 3 more")
+    assert line.count(", ") == 9
+
+
 # --- failures: nothing committed, one line, a documented status ------------------------------
 
 

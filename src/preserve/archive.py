@@ -612,6 +612,13 @@ class Archive:
             return []
         return _commit.logged_captures_of(self.layout, self.catalog, url)
 
+    def logged_captures_lookup(self) -> Callable[[str], list[manifest.Manifest]]:
+        """:meth:`logged_captures_of` for many URLs in a row: the catalog is brought up to
+        the log once, here (what is committed after is not seen)."""
+        if not self._catalog_current():
+            return lambda _url: []
+        return functools.partial(_commit.logged_captures_of, self.layout, self.catalog)
+
     def _catalog_current(self) -> bool:
         """Bring the catalog up to the log; False if it cannot be used (read-only, no log)."""
         if not _log_storage.has_log(self.root):

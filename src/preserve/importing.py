@@ -296,8 +296,9 @@ def _import(archive: Archive, source: Path, given: str, kind: str, options: Impo
     imported_source = {"name": source.name, "size": source_digests.size,
                        "sha256": source_digests.sha256, "blake3": source_digests.blake3,
                        "kind": result.kind}
+    imported_before = _ImportedBefore(archive)
     for received, found in scanned:
-        _prepare_file(archive, received, found, wanted, _FileFacts(
+        _prepare_file(imported_before, received, found, wanted, _FileFacts(
             source, dict(imported_source, member=received.member), received_at, ended,
             operator, spool.path / "text"), drafts, results, result.already)
     if not len(drafts):
@@ -631,16 +632,28 @@ def _request_of(response: ForeignRecord, records: RecordStore,
     return records.nearest_before(index, 50, "request", response.target_uri)
 
 
-def _imported_before(archive: Archive, sha256: str, response: ForeignRecord) -> str | None:
-    """The capture id under which an earlier import committed ``response`` of the stored WARC
-    file of SHA-256 ``sha256`` (read from the logged manifests of its URL), or None."""
-    if not response.target_uri:
-        return None
-    for m in archive.logged_captures_of(response.target_uri):  # never a planted manifest
-        if m.imported is not None and m.extraction.source is not None and (
-                m.warc.sha256, m.extraction.source.record) == (sha256, response.record_id):
-            return m.capture_id
-    return None
+class _ImportedBefore:
+    """Which pages an earlier import committed: the capture id under which it committed a
+    response record of a stored WARC file, read from the logged manifests of the record's
+    URL (never a planted manifest). The catalog is brought up to the log once, and the
+    captures of the URLs met last are remembered (a crawl names a URL many times)."""
+
+    def __init__(self, archive: Archive) -> None:
+        self._captures_of = functools.lru_cache(maxsize=1024)(self._imports_of)
+        self._logged = archive.logged_captures_lookup()
+
+    def __call__(self, sha256: str, response: ForeignRecord) -> str | None:
+        """The capture id of ``response`` of the stored WARC file of SHA-256 ``sha256``."""
+        if not response.target_uri:
+            return None
+        return self._captures_of(response.target_uri).get((sha256, response.record_id))
+
+    def _imports_of(self, url: str) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        for m in self._logged(url):
+            if m.imported is not None and m.extraction.source is not None:
+                found.setdefault((m.warc.sha256, m.extraction.source.record), m.capture_id)
+        return found
 
 
 # --- manifests -----------------------------------------------------------------------------------
@@ -658,16 +671,16 @@ class _FileFacts:
     objects: Path  # where text and comments are spooled
 
 
-def _prepare_file(archive: Archive, received: _Received, found: ForeignWarc, wanted: set[str],
-                  facts: _FileFacts, drafts: SpilledDrafts, results: _Results,
-                  already: list[str]) -> None:
+def _prepare_file(imported_before: _ImportedBefore, received: _Received, found: ForeignWarc,
+                  wanted: set[str], facts: _FileFacts, drafts: SpilledDrafts,
+                  results: _Results, already: list[str]) -> None:
     """Every page of one stored WARC file not imported before, sealed and added to
     ``drafts`` as it is reached (its text and comments spooled, its result to ``results``);
     the ids of pages imported before go to ``already``."""
     suffix = ".warc" if found.framing == FRAMING_PLAIN else ".warc.gz"
     rel: str | None = None
     for page in _pages(received, found, wanted):
-        before = _imported_before(archive, received.digests.sha256, page.response)
+        before = imported_before(received.digests.sha256, page.response)
         if before is not None:
             already.append(before)
             continue

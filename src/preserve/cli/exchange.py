@@ -278,7 +278,7 @@ def import_(ctx: click.Context, files: tuple[Path, ...], urls: tuple[str, ...],
             if as_json:
                 continue
             if result.status == "already-imported":
-                say(f"{path}: already imported as {', '.join(result.already)}")
+                say(f"{path}: already imported as {_ids(result.already)}")
                 continue
             say(f"{path}: imported {len(result.captures)} page(s) of {result.records} records "
                 f"into {', '.join(result.stored)}"
@@ -289,3 +289,10 @@ def import_(ctx: click.Context, files: tuple[Path, ...], urls: tuple[str, ...],
                   EXIT_OK)
     finish({"files": results, "imported": imported,
             "failed": sum(1 for r in results if r.get("status") == "failed")}, status)
+
+
+def _ids(capture_ids: list[str], shown: int = 10) -> str:
+    """Capture ids for a line of text: the first ``shown`` of them, and how many more."""
+    more = len(capture_ids) - shown
+    return ", ".join(capture_ids[:shown]) + (f" and {more} more" if more > 0 else "")
+
