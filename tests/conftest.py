@@ -27,6 +27,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from servers import TestServer
 
 
+@pytest.fixture(autouse=True, scope="session")
+def session_operator_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The operator config dir of what runs before a test's own (module and session fixtures,
+    the processes they start): never ~/.config either."""
+    home = tmp_path_factory.mktemp("session-config")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRESERVE_CONFIG_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(autouse=True)
 def operator_config(tmp_path_factory: pytest.TempPathFactory,
                     monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from preserve import Archive, CaptureOptions
 from preserve.audit.repair import repair
+from preserve.audit.verify import _hole_bytes
 from preserve.capture.fetch import FetchOptions
 from preserve.errors import ManifestError
 from preserve.hashing import blake3_hex
@@ -226,6 +227,59 @@ def test_a_sparse_file_of_terabytes_is_never_read(
         assert result.returncode == 1, result.stderr
         assert {"warc": "E202", "text": "E402"}[part] in _codes(
             json.loads(result.stdout)["result"])
+
+
+def test_a_manifest_edited_to_name_a_sparse_file_of_terabytes_is_not_followed(
+    captured: tuple[Path, str, dict[str, Any]]
+) -> None:
+    """An attacker edits a manifest to claim a WARC size of 1 TiB and makes the WARC file a
+    sparse file of that size: the sizes agree, so only hashing would tell, and hashing 1 TiB
+    of zeros takes hours. The file is reported from its holes (E205) and not read; the log
+    audit reports the manifest changed (E306)."""
+    root, capture_id, document = captured
+    manifest = root / "manifests" / f"{capture_id}.json"
+    document = dict(document, warc=dict(document["warc"], size=2**40))
+    manifest.chmod(0o644)
+    manifest.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+                        + "\n")
+    warc = root / document["warc"]["path"]
+    warc.chmod(0o644)
+    with warc.open("r+b") as f:
+        f.truncate(2**40)
+    started = time.monotonic()
+    for deep in ([], ["--deep"]):
+        result = _run(root, "verify", "--json", "--no-record", *deep)
+        assert result.returncode == 1, result.stderr
+        codes = _codes(json.loads(result.stdout)["result"])
+        assert {"E205", "E306"} <= set(codes), codes
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_holes_are_counted_up_to_the_limit(tmp_path: Path) -> None:
+    """The hole count behind that: none for a file written whole, the holes of a sparse one
+    (where the file system keeps them), and no further than a little past the limit."""
+    whole, sparse = tmp_path / "whole", tmp_path / "sparse"
+    whole.write_bytes(b"x" * 100_000)
+    with sparse.open("wb") as f:
+        f.write(b"x" * 4096)
+        f.seek(64 * 2**20)
+        f.write(b"y" * 4096)
+        f.truncate(256 * 2**20)
+    fd = os.open(whole, os.O_RDONLY)
+    try:
+        assert _hole_bytes(fd, os.fstat(fd), 2**40) == 0
+    finally:
+        os.close(fd)
+    fd = os.open(sparse, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        if info.st_blocks * 512 >= info.st_size:
+            pytest.skip("this file system does not keep holes")
+        assert abs(_hole_bytes(fd, info, 2**40) - (256 * 2**20 - 8192)) < 2**20
+        assert 2**20 < _hole_bytes(fd, info, 2**20) < 65 * 2**20  # the first hole, no more
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("where", ["orphan text", "stray file", "logged manifest"])

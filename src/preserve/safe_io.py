@@ -78,8 +78,12 @@ def read_regular(path: Path | str, limit: int, *, what: str = "file",
             raise error(f"{what} {path} is {size} bytes, over the limit of {limit}")
         chunks: list[bytes] = []
         total = 0
+        expected = size + 1  # a byte past the size fstat gave: a file that grew is seen
         while total <= limit:
-            block = os.read(fd, min(1 << 20, limit + 1 - total))
+            # reads sized to the file (each read allocates what it asks for): the file, then
+            # one byte to see its end; larger steps only if it turns out longer
+            step = min(1 << 20, expected - total) if total < expected else 1 << 16
+            block = os.read(fd, min(step, limit + 1 - total))
             if not block:
                 break
             chunks.append(block)

@@ -105,6 +105,11 @@ if TYPE_CHECKING:
 REEXTRACT_LIMIT = 3 * 2**20
 LEGACY_REEXTRACT_LIMIT = 16 * 2**20
 
+#: Most bytes of holes a WARC file may have and still be read: preserve writes every byte of
+#: its files (gzip output has no runs of zeros a copy could turn into holes); a manifest
+#: edited to claim terabytes, beside a sparse file of that size, would otherwise have verify
+#: hash terabytes of zeros before the log audit finds the manifest changed.
+MAX_HOLE_BYTES = 2**30
 #: Entries allowed directly below archive/ (index: storage.catalog; quarantine: repair).
 _ARCHIVE_ENTRIES = frozenset(
     {"warc", "text", "tmp", "index", "quarantine", os.path.basename(LOCK_FILE)}
@@ -663,7 +668,11 @@ class _Audit:
                         f"records {ref.size}", cid, actual_size=st.st_size,
                         expected_size=ref.size)
                 return None  # not re-read (deep): what is beyond the manifest is not ours
-
+            holes = _hole_bytes(fd, st, MAX_HOLE_BYTES)
+            if holes > MAX_HOLE_BYTES:
+                out.add(Code.E205, ref.path, f"WARC file is sparse: at least {holes} of its "
+                        f"{st.st_size} bytes are holes, never written; not read", cid)
+                return None
             try:
                 digests = self.shared_digests(out, fd, path) if manifest.imported is not None \
                     else self.own_digests(out, fd)
@@ -869,6 +878,31 @@ class _Audit:
                      actual=state.digests.blake3)
 
 
+def _hole_bytes(fd: int, st: os.stat_result, limit: int) -> int:
+    """Bytes of holes in the file ``fd`` (``st`` its stat), counted up to a little past
+    ``limit`` (SEEK_DATA/SEEK_HOLE; 0 where the system cannot tell). A file whose blocks
+    cover its size has none and is not searched."""
+    if st.st_blocks * 512 >= st.st_size or not hasattr(os, "SEEK_DATA"):
+        return 0
+    holes = offset = 0
+    try:
+        while offset < st.st_size and holes <= limit:
+            try:
+                data = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no data past offset, a hole to the end
+                    raise
+                data = st.st_size
+            holes += data - offset
+            offset = os.lseek(fd, data, os.SEEK_HOLE) if data < st.st_size else data
+    except OSError:
+        return 0  # not supported here: the file is read as any other
+    finally:
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
+    return holes
+
+
 def _too_large(kind: str, size: int) -> str:
     return (f"{kind} object is {size} bytes, larger than any text object can be "
             f"({MAX_OBJECT_BYTES}); not read")
@@ -1015,6 +1049,6 @@ def finish_audit(root: Path, report: Report, parts: list[ManifestChecks]) -> Rep
     return report
 
 
-__all__ = ["DEEP_POOL_MIN_MANIFESTS", "LEGACY_REEXTRACT_LIMIT", "REEXTRACT_LIMIT",
+__all__ = ["DEEP_POOL_MIN_MANIFESTS", "LEGACY_REEXTRACT_LIMIT", "MAX_HOLE_BYTES", "REEXTRACT_LIMIT",
            "ManifestChecks", "check_manifests", "finish_audit", "manifest_rels",
            "merge_checks", "verify"]
