@@ -43,6 +43,7 @@ from preserve.log.entries import ImportLeaf, ManifestLeaf, parse_entry
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import _record_kinds
 from preserve.storage.manifest import read_manifest
+from preserve.warc import foreign
 from preserve.warc.foreign import MAX_KEPT_BYTES, scan_warc
 from servers import TestServer, raw, respond
 
@@ -772,6 +773,53 @@ def test_an_entry_expanding_past_its_declared_size_is_cut_and_refused(tmp_path: 
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert "archive/bomb.warc.gz" in lines[0]
     assert not _manifests(root)
+
+
+def test_an_entry_expanding_over_a_hundred_times_its_compressed_size_is_refused_unread(
+        archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 MiB of zeros deflated to 16 KiB (the floor below which any ratio is let through
+    lowered to 1 MiB here; it is 1 GiB): refused from the zip's sizes, nothing streamed."""
+    monkeypatch.setattr(importing, "EXPANSION_FLOOR", 1 << 20)
+    bomb = _bomb_wacz(tmp_path / "bomb.wacz", real=16 << 20)
+    streamed: list[int] = []
+    real_stream = importing._stream_entry
+    monkeypatch.setattr(importing, "_stream_entry",
+                        lambda *args: streamed.append(1) or real_stream(*args))
+    with pytest.raises(errors.ImportInputError, match=r"over 100 times \(a decompression bomb"):
+        import_file(archive, bomb)
+    assert streamed == []
+    assert not list((archive.root / "archive" / "tmp").iterdir())
+    assert not _manifests(archive.root)
+
+
+def test_a_warc_whose_records_expand_over_a_hundred_times_the_file_is_refused(
+        archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gzip WARC whose second record declares 64 MiB of zeros, the file a few dozen KiB:
+    refused from that record's head (the floor lowered to 1 MiB here), before its body is
+    read; nothing is committed. Reading it would take time in proportion to what it
+    expands to (a real bomb: terabytes)."""
+    monkeypatch.setattr(foreign, "EXPANSION_FLOOR", 1 << 20)
+    path = tmp_path / "bomb.warc.gz"
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        html = b"<html><body><article><p>A page before the bomb.</p></article></body></html>"
+        writer.write_record(writer.create_warc_record(
+            "http://example.org/", "response", payload=io.BytesIO(html),
+            http_headers=StatusAndHeaders("200 OK", HTML, protocol="HTTP/1.1")))
+        writer.write_record(writer.create_warc_record(
+            "http://example.org/zeros", "resource", payload=io.BytesIO(bytes(64 << 20)),
+            warc_content_type="application/octet-stream"))
+    assert path.stat().st_size < 256 << 10
+    read: list[int] = []
+    real_read = foreign._read_record
+    monkeypatch.setattr(foreign, "_read_record",
+                        lambda record, *args: read.append(record.length) or
+                        real_read(record, *args))
+    with pytest.raises(errors.ImportInputError, match=r"over 100 times the file's"):
+        import_file(archive, path)
+    assert max(read) < 1 << 20, "the bomb's body was read"
+    assert not _manifests(archive.root)
+    assert not list((archive.root / "archive" / "tmp").iterdir())
 
 
 # --- memory: text is spooled, never held until the commit ------------------------------------

@@ -88,8 +88,10 @@ from preserve.storage.layout import WARC_DIR, new_capture_id
 from preserve.storage.manifest import RECORD_TYPES
 from preserve.storage.text_store import SpooledObject, spool_object
 from preserve.warc.foreign import (
+    EXPANSION_FLOOR,
     FRAMING_PLAIN,
     FRAMING_STREAM,
+    MAX_EXPANSION,
     ForeignRecord,
     ForeignWarc,
     RecordStore,
@@ -441,6 +443,11 @@ def _check_declared_sizes(entries: dict[str, zipfile.ZipInfo],
             raise errors.ImportInputError(
                 f"{name}: {where} declares {size} bytes, over preserve's bound of "
                 f"{MAX_WACZ_ENTRY_BYTES} bytes for one WACZ entry")
+        if size > MAX_EXPANSION * info.compress_size + EXPANSION_FLOOR:
+            raise errors.ImportInputError(
+                f"{name}: {where} declares {size} bytes from {info.compress_size} in the zip, "
+                f"over {MAX_EXPANSION} times (a decompression bomb?); preserve does not "
+                "unpack it")
     needed = sum(listed[where][1] for where in warcs if where in listed)
     free = spool_free_bytes(spool)
     if needed + SPOOL_MARGIN_BYTES > free:

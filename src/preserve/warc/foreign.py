@@ -69,6 +69,12 @@ MAX_WARCINFO_BYTES = 64 * 1024
 #: the HTTP headers an import uses, warcinfo fields): heads are read bounded one at a time,
 #: and this bounds what is kept of them, however well the file compresses.
 MAX_KEPT_BYTES = 64 * 1024 * 1024
+#: A file's records may declare at most this many times its size in bytes, plus
+#: :data:`EXPANSION_FLOOR` (gzip reaches about 1,000 times on runs of one byte; crawls of web
+#: pages compress 5 to 20 times): reading a decompression bomb whole would take time in
+#: proportion to what it expands to; it is refused from the heads of its records instead.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR = 2**30
 #: The HTTP headers a record keeps (an import reads no other).
 KEPT_HTTP_HEADERS = frozenset({"content-type", "location", "transfer-encoding"})
 _BLOCK = 1 << 16
@@ -349,10 +355,19 @@ def _scan(path: Path, framing: str, label: str, records: RecordStore) -> None:
         _tolerate_no_target(iterator)
         where = 0
         kept = 0
+        declared = 0  # bytes the records' Content-Length fields add up to
+        size = path.stat().st_size
+        bound = MAX_EXPANSION * size + EXPANSION_FLOOR
         try:
             for record in iterator:
                 if len(records) >= MAX_RECORDS:
                     raise ImportInputError(f"more than {MAX_RECORDS} records")
+                declared += max(0, record.length or 0)
+                if declared > bound:
+                    raise ImportInputError(
+                        f"{label}: its records up to offset {where} declare more than "
+                        f"{bound} bytes, over {MAX_EXPANSION} times the file's {size} bytes "
+                        "(a decompression bomb?); preserve does not read that far")
                 found = _read_record(record, iterator, label)
                 first = records.add(found)
                 if first is not None:  # the ids links name would be ambiguous
@@ -562,9 +577,11 @@ def block_digests(path: Path, offset: int, *, decompressed: bool = False,
 
 
 __all__ = [
+    "EXPANSION_FLOOR",
     "FRAMING_MEMBERS",
     "FRAMING_PLAIN",
     "FRAMING_STREAM",
+    "MAX_EXPANSION",
     "MAX_HEAD_BYTES",
     "MAX_KEPT_BYTES",
     "MAX_RECORDS",
