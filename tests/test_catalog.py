@@ -15,6 +15,7 @@ import pytest
 
 from preserve import Archive
 from preserve.audit.repair import repair
+from preserve.storage import catalog as catalog_mod
 from preserve.storage.catalog import CATALOG_FILE, INDEX_DIR, url_key
 from servers import TestServer, respond
 
@@ -133,3 +134,32 @@ def test_catalog_catches_up_from_the_log(site: TestServer, tmp_path: Path) -> No
         db.execute("UPDATE meta SET value = '1' WHERE key = 'log_size'")
     db.close()
     assert [c.capture_id for c in archive.captures()] == ids
+
+
+def test_a_rebuild_commits_as_it_goes_and_lists_each_leaf_from_its_own_manifest(
+        site: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild (from every leaf) commits its rows every SYNC_BATCH leaves (2 here), so
+    what it holds does not grow with the archive, and gives the same rows as the captures
+    made. A leaf's manifest file that holds another capture's manifest lists neither twice:
+    the leaf whose file it is not gets no row."""
+    monkeypatch.setattr(catalog_mod, "SYNC_BATCH", 2)
+    archive = Archive(tmp_path)
+    ids = [archive.capture(site.url(f"/a?{n}")).capture_id for n in range(5)]
+    rows = sqlite3.connect(_catalog(tmp_path)).execute(
+        "SELECT * FROM captures ORDER BY capture_id").fetchall()
+    _catalog(tmp_path).unlink()
+    commits: list[int] = []
+    real = catalog_mod.Catalog._commit_rows
+    monkeypatch.setattr(catalog_mod.Catalog, "_commit_rows",
+                        lambda self, db, found, size, leaves: commits.append(len(found))
+                        or real(self, db, found, size, leaves))
+    assert [c.capture_id for c in archive.captures()] == ids
+    assert commits == [2, 2, 1]
+    assert sqlite3.connect(_catalog(tmp_path)).execute(
+        "SELECT * FROM captures ORDER BY capture_id").fetchall() == rows
+    manifests = tmp_path / "manifests"
+    target = manifests / f"{ids[3]}.json"
+    target.chmod(0o644)
+    target.write_bytes((manifests / f"{ids[1]}.json").read_bytes())
+    _catalog(tmp_path).unlink()
+    assert [c.capture_id for c in archive.captures()] == [ids[0], ids[1], ids[2], ids[4]]

@@ -37,7 +37,7 @@ from preserve.storage.layout import ArchiveLayout
 
 if TYPE_CHECKING:
     from preserve.storage import manifest as manifest_mod
-    from preserve.storage.manifest import Manifest
+    from preserve.storage.manifest import Manifest, ManifestSummary
 else:  # only a (re)build reads manifests; ``list`` does not need the parser
     manifest_mod = lazy_module("preserve.storage.manifest")
 
@@ -45,6 +45,9 @@ INDEX_DIR = "archive/index"
 CATALOG_FILE = "catalog.sqlite3"
 SCHEMA_VERSION = 2
 MAX_TITLE = 500
+#: Leaves a sync reads before it commits the rows found (a rebuild of 100,000 captures holds
+#: this many rows at most).
+SYNC_BATCH = 10_000
 #: The fields of :meth:`Catalog.summaries` rows, in order (those of ``preserve list``).
 SUMMARY_FIELDS = ("capture_id", "requested_url", "final_url", "started", "http_status",
                   "status", "title", "text_blake3")
@@ -104,6 +107,15 @@ class CatalogRow:
             text_blake3=manifest.text.blake3 if manifest.text else None,
             manifest_sha256=manifest_sha256,
         )
+
+    @classmethod
+    def of_summary(cls, summary: ManifestSummary, manifest_sha256: str) -> CatalogRow:
+        """The row :meth:`of` gives for the manifest ``summary`` was read from."""
+        title = summary.title
+        return cls(summary.capture_id, summary.requested_url, summary.final_url,
+                   summary.started, summary.http_status, summary.status,
+                   title[:MAX_TITLE] if title else title, summary.text_blake3,
+                   manifest_sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +233,9 @@ class Catalog:
             row = self._row_from_manifest(capture_id)
             if row is not None:
                 rows.append((row, index))
+            if leaf_count == SYNC_BATCH:  # up to this leaf: what a (re)build holds is bounded
+                self._commit_rows(db, rows, index + 1, leaf_count)
+                rows, leaf_count = [], 0
         self._commit_rows(db, rows, log_size, leaf_count)
 
     def _commit_rows(self, db: sqlite3.Connection, rows: list[tuple[CatalogRow, int]],
@@ -265,12 +280,18 @@ class Catalog:
         self._connect()
 
     def _row_from_manifest(self, capture_id: str) -> CatalogRow | None:
+        """The row of the manifest of ``capture_id``: its listed fields, checked as the
+        manifest parser checks them (:func:`~preserve.storage.manifest.summary_of`); None
+        if the file is missing, unreadable, or another capture's."""
         try:
             path = self.layout.manifest_path_for(capture_id)
-            manifest, digests = manifest_mod.read_manifest(path)
-        except PreserveError:
+            data = manifest_mod.read_manifest_bytes(path)
+            summary = manifest_mod.summary_of(data)
+        except (PreserveError, OSError):
             return None  # verify reports the manifest; the catalog simply lacks it
-        return CatalogRow.of(manifest, digests.sha256)
+        if summary.capture_id != capture_id:
+            return None
+        return CatalogRow.of_summary(summary, hashlib.sha256(data).hexdigest())
 
     @staticmethod
     def _insert(db: sqlite3.Connection, rows: Iterable[tuple[CatalogRow, int]]) -> None:
@@ -468,6 +489,7 @@ __all__ = [
     "CATALOG_FILE",
     "INDEX_DIR",
     "SUMMARY_FIELDS",
+    "SYNC_BATCH",
     "Catalog",
     "CatalogError",
     "CatalogRow",
