@@ -63,7 +63,9 @@ class Code(enum.Enum):
     E204 = ("E204", "WARC SHA-256 mismatch",
             "The WARC file's SHA-256 digest differs from the manifest.")
     E205 = ("E205", "WARC file unreadable",
-            "The WARC file exists but cannot be read (I/O error, permission, not a file).")
+            "The WARC file exists but cannot be read (I/O error, permission, not a file), or "
+            "is not read: a sparse file with more than 1 GiB of holes (MAX_HOLE_BYTES; "
+            "preserve writes every byte of its files).")
     E206 = ("E206", "WARC truncated",
             "The WARC file is shorter than the manifest records.")
     E207 = ("E207", "WARC record unreadable",
