@@ -6,7 +6,9 @@ one to one with the same hashes, that every stored checkpoint is validly signed 
 key and consistent with the current log (RFC 9162 consistency proofs from stored hashes), and
 that external checkpoints the caller kept elsewhere are consistent too.
 
-It streams the entries once (O(n) hashing, O(log n) memory); each checkpoint costs O(log n).
+It streams the entries once (O(n) hashing); what it keeps of every capture (its leaf, its
+manifest file) is in a temporary database (:mod:`preserve.log.audit_index`), so its memory
+does not grow with the archive; each checkpoint costs O(log n).
 It raises only for programming errors; anything wrong on disk becomes a :class:`LogFinding`.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +37,7 @@ from .archive_log import (
     read_token_file,
     read_verifier,
 )
+from .audit_index import AuditIndex, Logged
 from .entries import (
     CAPTURE_ID,
     MANIFEST_DIR,
@@ -209,10 +212,28 @@ def verify_log(
     archive. ``anchor_max_age`` warns (W307) unless an external checkpoint at most that old
     was given. ``timestamp_check`` verifies ``.tsr`` tokens.
     """
+    with AuditIndex() as index:
+        return _verify_log(index, root, external_checkpoints=external_checkpoints,
+                           trusted_key=trusted_key, timestamp_check=timestamp_check,
+                           heads=heads, anchor_max_age=anchor_max_age, now=now)
+
+
+def _verify_log(
+    index: AuditIndex,
+    root: Path,
+    *,
+    external_checkpoints: Sequence[Path],
+    trusted_key: str | None,
+    timestamp_check: TimestampCheck | None,
+    heads: KnownHeads | None,
+    anchor_max_age: timedelta | None,
+    now: datetime | None,
+) -> list[LogFinding]:
+    """:func:`verify_log`, what it keeps of every capture kept in ``index``."""
     root = Path(root)
     audit = _Audit(root, [])
     directory = log_dir(root)
-    manifests = _manifests_on_disk(root)
+    manifests = _manifests_on_disk(root, index)
     if not external_checkpoints:  # given ones are aged once checked (invalid: errors only)
         _check_anchor_age(audit, (), anchor_max_age, now)
     if _not_plain(directory):
@@ -244,16 +265,16 @@ def verify_log(
         for tail in log.torn_tail:
             audit.add(W_TORN_TAIL, _rel(tail.split(":", 1)[0]), tail)
         tree_ok = True
-        for index, problem in log.check():
+        for leaf_index, problem in log.check():
             tree_ok = False
-            where = f"leaf {index}: " if index is not None else ""
+            where = f"leaf {leaf_index}: " if leaf_index is not None else ""
             audit.add(E_TREE_MISMATCH, _rel(ENTRIES_NAME), where + problem)
-        leaves = _check_entries(audit, log)
+        _check_entries(audit, log, index)
         records, bad = read_journal(root, verifier)
         for item in bad:
             audit.add(E_COMMIT_RECORD_INVALID, item.path, item.problem)
         exported = exported_captures(root, verifier) if verifier is not None else None
-        _check_manifests(audit, manifests, leaves, records, exported)
+        _check_manifests(audit, index, records, exported)
         covered = 0
         if verifier is not None:
             covered = _check_checkpoints(audit, log, verifier, timestamp_check)
@@ -261,7 +282,7 @@ def verify_log(
                 audit, log, verifier, Path(path), E_EXTERNAL_CHECKPOINT_INCONSISTENT)]
             if anchors:
                 _check_anchor_age(audit, anchors, anchor_max_age, now)
-            _check_unproved(audit, leaves, records, covered)
+            _check_unproved(audit, index, records, covered)
         else:
             _fail_anchors(audit, external_checkpoints, "the archive key is not available")
             if timestamp_check is not None:
@@ -330,21 +351,23 @@ def _not_plain(directory: Path) -> bool:
     return False
 
 
-def _manifests_on_disk(root: Path) -> set[str]:
-    """The capture ids of the regular files ``manifests/<capture id>.json`` (symlinks and
-    FIFOs are never opened: verify reports them, E107/W505). Ids, not paths: at 100,000
-    captures a ``Path`` each would be most of the log audit's memory."""
+def _manifests_on_disk(root: Path, index: AuditIndex) -> int:
+    """Keep in ``index`` the capture ids of the regular files ``manifests/<capture id>.json``
+    (symlinks and FIFOs are never opened: verify reports them, E107/W505); return how many."""
     directory = root / MANIFEST_DIR
     if directory.is_symlink() or not directory.is_dir():
-        return set()
-    found = set()
-    with os.scandir(directory) as listing:
-        for item in listing:
-            capture_id = item.name[: -len(".json")]
-            if (item.name.endswith(".json") and CAPTURE_ID.match(capture_id)
-                    and item.is_file(follow_symlinks=False)):
-                found.add(capture_id)
-    return found
+        return 0
+
+    def found() -> Iterator[str]:
+        with os.scandir(directory) as listing:
+            for item in listing:
+                capture_id = item.name[: -len(".json")]
+                if (item.name.endswith(".json") and CAPTURE_ID.match(capture_id)
+                        and item.is_file(follow_symlinks=False)):
+                    yield capture_id
+
+    index.add_on_disk(found())
+    return index.disk_count
 
 
 def _manifest_path(root: Path, capture_id: str) -> Path:
@@ -402,43 +425,20 @@ def _local_key(root: Path) -> Verifier | None:
     return read_verifier(root)
 
 
-@dataclass(frozen=True, slots=True)
-class _Logged:
-    """What the audit keeps of a leaf that logs a manifest once the leaf's own checks are
-    done: not the parsed leaf, whose path and time strings would be most of the audit's
-    memory at 100,000 captures."""
-
-    capture_id: str
-    sha256: str
-    blake3: str
-    size: int
-
-    @property
-    def path(self) -> str:
-        return f"{MANIFEST_DIR}/{self.capture_id}.json"
-
-    @classmethod
-    def of(cls, entry: ManifestEntry) -> _Logged:
-        return cls(entry.capture_id, entry.sha256, entry.blake3, entry.size)
-
-
-def _check_entries(
-    audit: _Audit, log: TransparencyLog
-) -> dict[str, tuple[int, _Logged, bool]]:
-    """Parse every leaf; return, per capture id, the leaf that logs its manifest (index,
-    leaf, and whether an adoption leaf vouches for it)."""
-    leaves: dict[str, tuple[int, _Logged, bool]] = {}
+def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex) -> None:
+    """Parse every leaf; keep in ``index``, per capture id, the leaf that logs its manifest
+    (and whether an adoption leaf vouches for it)."""
     previous = None
     entries = _rel(ENTRIES_NAME)
     now = datetime.now(UTC)
     try:
-        for index, data in log.iter_entries():
+        for leaf, data in log.iter_entries():
             try:
                 entry = parse_entry(data)
                 committed = parse_time(entry.committed)
-                problem = commit_time_problem(index, entry.committed, previous, now)
+                problem = commit_time_problem(leaf, entry.committed, previous, now)
             except ValueError as exc:
-                audit.add(E_ENTRY_MALFORMED, entries, f"leaf {index}: {exc}")
+                audit.add(E_ENTRY_MALFORMED, entries, f"leaf {leaf}: {exc}")
                 continue
             if problem is not None:
                 audit.add(E_TIME_BACKWARDS, entries, problem)
@@ -450,24 +450,24 @@ def _check_entries(
                 audit.add(
                     E_CAPTURED_AFTER_COMMIT,
                     entry.path,
-                    f"leaf {index}: captured {entry.captured} after committed {entry.committed}",
+                    f"leaf {leaf}: captured {entry.captured} after committed {entry.committed}",
                 )
-            earlier = leaves.get(entry.capture_id)
+            adoption = isinstance(entry, AdoptionLeaf)
+            earlier = index.add_leaf(Logged(entry.capture_id, leaf, entry.sha256,
+                                            entry.blake3, entry.size, adoption))
             if earlier is None:
-                leaves[entry.capture_id] = (index, _Logged.of(entry),
-                                            isinstance(entry, AdoptionLeaf))
-            elif isinstance(entry, AdoptionLeaf) and not earlier[2]:
-                leaves[entry.capture_id] = (earlier[0], earlier[1], True)  # adopted later
-                _same_manifest(audit, earlier[1], entry, index)
+                continue
+            if adoption and not earlier.adopted:
+                index.adopt(entry.capture_id)  # adopted later
+                _same_manifest(audit, earlier, entry, leaf)
             else:
                 audit.add(E_DUPLICATE_CAPTURE, entry.path,
-                          f"leaves {earlier[0]} and {index} log this capture")
+                          f"leaves {earlier.leaf} and {leaf} log this capture")
     except LogError as exc:
         audit.add(E_LOG_DAMAGED, entries, str(exc))
-    return leaves
 
 
-def _same_manifest(audit: _Audit, leaf: _Logged, adoption: ManifestEntry,
+def _same_manifest(audit: _Audit, leaf: Logged, adoption: ManifestEntry,
                    index: int) -> None:
     if (leaf.sha256, leaf.size) != (adoption.sha256, adoption.size):
         audit.add(E_DUPLICATE_CAPTURE, adoption.path, f"adoption leaf {index} names other "
@@ -476,19 +476,18 @@ def _same_manifest(audit: _Audit, leaf: _Logged, adoption: ManifestEntry,
 
 def _check_manifests(
     audit: _Audit,
-    on_disk: set[str],
-    leaves: dict[str, tuple[int, _Logged, bool]],
+    index: AuditIndex,
     records: list[CommitRecord],
     exported: set[str] | None = None,
 ) -> None:
     left_out = 0
     for record in records:
-        if all(e.capture_id not in on_disk and e.capture_id not in leaves
+        if all(not index.on_disk(e.capture_id) and e.capture_id not in index
                for e in record.entries):
             audit.add(W_INTERRUPTED_COMMIT, record.path, f"names {len(record.entries)} "
                       "manifest(s), none committed (an interrupted capture); repair removes it")
     signed = {e.capture_id: e for _r, e in iter_entries(records, signed_only=True)}
-    for capture_id in sorted(on_disk - leaves.keys()):
+    for capture_id in index.not_logged():
         path = _manifest_path(audit.root, capture_id)
         pending = signed.get(capture_id)
         if pending is not None and _file_matches(path, pending):
@@ -497,13 +496,14 @@ def _check_manifests(
         else:
             audit.add(E_MANIFEST_NOT_LOGGED, path, "no log leaf records this manifest, and no "
                       "commit record signed by the archive key names it (planted, or foreign)")
-    for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
-        found = _manifest_path(audit.root, capture_id) if capture_id in on_disk else None
+    for leaf, on_disk in index.by_capture_id():
+        capture_id = leaf.capture_id
+        found = _manifest_path(audit.root, capture_id) if on_disk else None
         if found is None and exported is not None and capture_id not in exported:
             left_out += 1
             continue
         if found is None:
-            audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
+            audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {leaf.leaf} names it")
             continue
         try:
             actual = found.stat().st_size
@@ -512,14 +512,14 @@ def _check_manifests(
             audit.add(E_LOGGED_MANIFEST_MISSING, leaf.path, f"unreadable: {exc}")
             continue
         if digests is None:  # never read: it may be a sparse file of terabytes
-            audit.add(E_MANIFEST_CHANGED, leaf.path, f"leaf {index} records {leaf.size} "
+            audit.add(E_MANIFEST_CHANGED, leaf.path, f"leaf {leaf.leaf} records {leaf.size} "
                       f"bytes, the file has {actual}")
         elif (digests.blake3, digests.sha256, digests.size) != (leaf.blake3, leaf.sha256,
                                                                 leaf.size):
             audit.add(
                 E_MANIFEST_CHANGED,
                 leaf.path,
-                f"leaf {index} has sha256 {leaf.sha256}, the file has {digests.sha256}",
+                f"leaf {leaf.leaf} has sha256 {leaf.sha256}, the file has {digests.sha256}",
             )
     if left_out:
         audit.add(W_PARTIAL_EXPORT, _rel(""), f"{left_out} logged capture(s) are not in this "
@@ -538,7 +538,7 @@ def _file_matches(path: Path, entry: CommitEntry) -> bool:
 
 def _check_unproved(
     audit: _Audit,
-    leaves: dict[str, tuple[int, _Logged, bool]],
+    index: AuditIndex,
     records: list[CommitRecord],
     covered: int,
 ) -> None:
@@ -546,11 +546,11 @@ def _check_unproved(
     signed: set[tuple[str, str, str, int]] = set()
     for _record, entry in iter_entries(records, signed_only=True):
         signed.add((entry.capture_id, entry.sha256, entry.blake3, entry.size))
-    for capture_id, (index, leaf, adopted) in sorted(leaves.items(), key=lambda i: i[1][0]):
-        if index < covered or adopted:
+    for leaf in index.by_leaf():
+        if leaf.leaf < covered or leaf.adopted:
             continue
-        if (capture_id, leaf.sha256, leaf.blake3, leaf.size) not in signed:
-            audit.add(E_UNPROVED_LEAF, leaf.path, f"leaf {index} is newer than every signed "
+        if (leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size) not in signed:
+            audit.add(E_UNPROVED_LEAF, leaf.path, f"leaf {leaf.leaf} is newer than every signed "
                       "checkpoint and no commit record signed by the archive key names it "
                       "(planted, or captured without the key; preserve adopt vouches for it)")
 

@@ -39,6 +39,7 @@ from preserve.audit.findings import Code, Finding, Report
 from preserve.audit.verify import ManifestChecks, check_manifests, merge_checks
 from preserve.hashing import hash_bytes
 from preserve.log import audit as log_audit
+from preserve.log.audit_index import AuditIndex
 from preserve.log.entries import (
     MAX_MANIFEST_BYTES,
     AdoptionLeaf,
@@ -409,7 +410,7 @@ def audit_remote_log(
     later leaves are commits made while verify ran). The log is audited as it is opened
     here; what is read after it and not explained by it is held against the log as it is
     later (``meanwhile``; default: a new one, waiting up to the lease's lifetime)."""
-    from preserve.remote.archive import CHECKPOINTS, KEY_PUB, LOG
+    from preserve.remote.archive import KEY_PUB, LOG
 
     later = meanwhile if meanwhile is not None else Meanwhile(archive)
     place = archive.place
@@ -437,14 +438,44 @@ def audit_remote_log(
         stored_key=lambda: place.read_verifier() if store.exists(KEY_PUB) else None,
         has_checkpoints=lambda: bool(place.checkpoint_names()))
     later.know_key(verifier)
-    leaves = log_audit._check_entries(audit, tiles)  # type: ignore[arg-type]
+    with AuditIndex() as leaves:
+        return _audit_leaves(audit, archive, tiles, leaves, verifier, later, tree_ok,
+                             external_checkpoints=external_checkpoints, heads=heads,
+                             timestamp_check=timestamp_check, anchor_max_age=anchor_max_age,
+                             checked=checked, logged=logged)
+
+
+def _audit_leaves(
+    audit: log_audit._Audit,
+    archive: RemoteArchive,
+    tiles: TiledLog,
+    leaves: AuditIndex,
+    verifier: Verifier | None,
+    later: Meanwhile,
+    tree_ok: bool,
+    *,
+    external_checkpoints: Sequence[Path],
+    heads: KnownHeads | None,
+    timestamp_check: log_audit.TimestampCheck | None,
+    anchor_max_age: timedelta | None,
+    checked: dict[str, tuple[str, str, int]] | None,
+    logged: int,
+) -> list[log_audit.LogFinding]:
+    """The rest of :func:`audit_remote_log` once the log is open and its key known, what it
+    keeps of every leaf kept in ``leaves``."""
+    from preserve.remote.archive import CHECKPOINTS, LOG
+
+    place = archive.place
+    store = archive.store
+    log_audit._check_entries(audit, tiles, leaves)  # type: ignore[arg-type]
     records, bad = place.read_journal(verifier)
     for item in bad:
         audit.add(log_audit.E_COMMIT_RECORD_INVALID, str(item.path), item.problem)
     listed = time.monotonic()
     on_store = {n[len("manifests/"):-len(".json")] for n in archive.manifest_names()}
     _check_records(audit, records, on_store, leaves, later, listed)
-    _check_unlogged(audit, sorted(on_store - leaves.keys()), checked, later, listed)
+    _check_unlogged(audit, sorted(c for c in on_store if c not in leaves), checked, later,
+                    listed)
     _check_logged(audit, store, leaves, on_store, checked, logged)
     if verifier is not None:
         covered, newest = _check_stored(audit, archive, tiles, verifier, timestamp_check,
@@ -479,10 +510,6 @@ def audit_remote_log(
     return audit.findings + later.take_problems()
 
 
-#: per capture id: the leaf that logs its manifest (index, leaf, adopted), as the audit reads them
-Leaves = dict[str, tuple[int, log_audit._Logged, bool]]
-
-
 def _check_tail(audit: log_audit._Audit, tiles: TiledLog, later: Meanwhile,
                 since: float) -> None:
     """W301 for the torn tail of ``tiles`` (opened at ``since``), unless it was an append
@@ -501,7 +528,8 @@ def _check_tail(audit: log_audit._Audit, tiles: TiledLog, later: Meanwhile,
 
 
 def _check_records(audit: log_audit._Audit, records: Sequence[CommitRecord],
-                   on_store: set[str], leaves: Leaves, later: Meanwhile, since: float) -> None:
+                   on_store: set[str], leaves: AuditIndex, later: Meanwhile,
+                   since: float) -> None:
     """W306 for a commit record none of whose manifests was committed (listed at
     ``since``), unless its commit was in progress: once the committer that held the lease
     is gone, the record is removed or one of its manifests is there."""
@@ -576,12 +604,13 @@ def _explained(audit: log_audit._Audit, capture_id: str,
     return True
 
 
-def _check_logged(audit: log_audit._Audit, store: ObjectStore, leaves: Leaves,
+def _check_logged(audit: log_audit._Audit, store: ObjectStore, leaves: AuditIndex,
                   on_store: set[str], checked: dict[str, tuple[str, str, int]] | None,
                   logged: int) -> None:
     """E305 and E306 for the manifests the leaves name (see :func:`audit_remote_log`)."""
-    for capture_id, (index, leaf, _adopted) in sorted(leaves.items()):
-        if capture_id not in on_store:
+    for leaf, _on_disk in leaves.by_capture_id():
+        index = leaf.leaf
+        if leaf.capture_id not in on_store:
             audit.add(log_audit.E_LOGGED_MANIFEST_MISSING, leaf.path, f"leaf {index} names it")
             continue
         digests = _digests(store, leaf.path)

@@ -1,0 +1,176 @@
+"""What the log audit keeps of every capture, in a temporary SQLite database, not in memory.
+
+The audit (:mod:`preserve.log.audit`) matches the manifests on disk with the leaves that log
+them, one to one, and then walks the leaves again by index. At 100,000 captures the
+dictionaries and sets that held this were most of verify's memory (about 0.7 KB a capture).
+:class:`AuditIndex` keeps them in a private temporary database instead (SQLite's own page
+cache, a few MB, and a file in the temporary directory, unlinked as soon as it is opened),
+so the audit's memory does not grow with the archive; where no temporary file can be made
+the database is in memory, as the dictionaries were. A failure of the database (a full
+temporary disk) is a :class:`~preserve.errors.StorageError`.
+
+This module keeps and answers; it decides nothing about what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..errors import StorageError
+from .entries import MANIFEST_DIR
+
+_SCHEMA = """
+CREATE TABLE leaves (id TEXT PRIMARY KEY, leaf INTEGER NOT NULL, sha256 TEXT NOT NULL,
+                     blake3 TEXT NOT NULL, size INTEGER NOT NULL, adopted INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE disk (id TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+#: SQLite's page cache for the index, in KiB (its default is 2,000).
+_CACHE_KIB = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """The leaf that logs a capture's manifest: its index, the manifest's hashes, and whether
+    an adoption leaf vouches for it."""
+
+    capture_id: str
+    leaf: int
+    sha256: str
+    blake3: str
+    size: int
+    adopted: bool
+
+    @property
+    def path(self) -> str:
+        return f"{MANIFEST_DIR}/{self.capture_id}.json"
+
+
+class AuditIndex:
+    """The leaves that log manifests, by capture id, and the capture ids of the manifest
+    files on disk (close it, or use it as a context manager)."""
+
+    def __init__(self) -> None:
+        self._db = _open_database()
+        self.disk_count = 0
+
+    # --- leaves --------------------------------------------------------------------------
+
+    def add_leaf(self, logged: Logged) -> Logged | None:
+        """Keep ``logged`` unless its capture has a leaf already; return that one if so."""
+        with _failing():
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
+                (logged.capture_id, logged.leaf, logged.sha256, logged.blake3, logged.size,
+                 int(logged.adopted)))
+            return None if cursor.rowcount == 1 else self.leaf(logged.capture_id)
+
+    def adopt(self, capture_id: str) -> None:
+        """Note that an adoption leaf vouches for the capture's leaf."""
+        with _failing():
+            self._db.execute("UPDATE leaves SET adopted = 1 WHERE id = ?", (capture_id,))
+
+    def leaf(self, capture_id: str) -> Logged | None:
+        with _failing():
+            row = self._db.execute("SELECT * FROM leaves WHERE id = ?", (capture_id,)).fetchone()
+            return None if row is None else _logged(row)
+
+    def __contains__(self, capture_id: object) -> bool:
+        with _failing():
+            return self._db.execute("SELECT 1 FROM leaves WHERE id = ?",
+                                    (capture_id,)).fetchone() is not None
+
+    def by_capture_id(self) -> Iterator[tuple[Logged, bool]]:
+        """Every leaf, by capture id, and whether its manifest file is on disk."""
+        with _failing():
+            for row in self._db.execute(
+                    "SELECT leaves.*, disk.id IS NOT NULL FROM leaves LEFT JOIN disk USING (id) "
+                    "ORDER BY leaves.id"):
+                yield _logged(row), bool(row[6])
+
+    def by_leaf(self) -> Iterator[Logged]:
+        """Every leaf, in log order."""
+        with _failing():
+            for row in self._db.execute("SELECT * FROM leaves ORDER BY leaf"):
+                yield _logged(row)
+
+    # --- manifests on disk ---------------------------------------------------------------
+
+    def add_on_disk(self, capture_ids: Iterable[str]) -> None:
+        with _failing():
+            before = self._db.total_changes
+            self._db.executemany("INSERT OR IGNORE INTO disk VALUES (?)",
+                                 ((capture_id,) for capture_id in capture_ids))
+            self.disk_count += self._db.total_changes - before
+
+    def on_disk(self, capture_id: str) -> bool:
+        with _failing():
+            return self._db.execute("SELECT 1 FROM disk WHERE id = ?",
+                                    (capture_id,)).fetchone() is not None
+
+    def not_logged(self) -> Iterator[str]:
+        """The capture ids of manifest files no leaf logs, sorted."""
+        with _failing():
+            for (capture_id,) in self._db.execute(
+                    "SELECT id FROM disk WHERE id NOT IN (SELECT id FROM leaves) ORDER BY id"):
+                yield capture_id
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> AuditIndex:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _failing() -> Iterator[None]:
+    """sqlite3.Error as StorageError (the temporary disk full, say)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"the log audit's temporary index failed: {exc}") from exc
+
+
+def _open_database() -> sqlite3.Connection:
+    """A database in a new file in the temporary directory, unlinked at once (SQLite keeps
+    it open; nothing is left behind whatever happens); in memory where no such file can be
+    made. StorageError if neither can be opened."""
+    try:
+        fd, name = tempfile.mkstemp(prefix="preserve-audit-", suffix=".sqlite3")
+    except OSError:
+        name = ":memory:"
+    else:
+        os.close(fd)
+    try:
+        db = sqlite3.connect(name, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = OFF")  # no other file beside it, ever
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN")
+        except sqlite3.Error:
+            db.close()
+            raise
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot make the log audit's temporary index: {exc}") from exc
+    finally:
+        if name != ":memory:":
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+    return db
+
+
+def _logged(row: tuple[str, int, str, str, int, int]) -> Logged:
+    return Logged(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+
+__all__ = ["AuditIndex", "Logged"]
