@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,6 +329,46 @@ def test_the_lease_keep_alive_stops_at_release(s3_server: S3Server,
     assert max(writes) < released and not store.exists(LEASE)
     with pytest.raises(LockTimeoutError, match="is not held"):
         lease.check()
+
+
+def test_release_does_not_wait_for_a_renewal_that_hangs(
+        s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renewal stuck in a store that stopped answering held the end of the ``with`` block
+    (and the command) for as long as the store hung: release waits a tenth of the lifetime
+    for it, then returns, leaving the lease (which the renewal may still change) to run
+    out; it is then taken over as expired."""
+    from preserve.errors import LockTimeoutError
+    from preserve.remote.lease import LEASE, Lease
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/h")
+    other = ObjectStore(store.url)
+    unblock = threading.Event()
+    put = store.put_replace
+
+    def hanging(rel: str, data: bytes, **kwargs: Any) -> Any:
+        if rel == LEASE and kwargs["etag"] is not None:
+            unblock.wait(30)
+        return put(rel, data, **kwargs)
+
+    monkeypatch.setattr(store, "put_replace", hanging)
+    assert not store.exists(LEASE) and not other.exists(LEASE)  # clients set up: not timed
+    try:
+        with Lease(store, seconds=3.0):
+            time.sleep(1.3)  # the first renewal (after 1 s) is now stuck
+            leaving = time.monotonic()
+        assert time.monotonic() - leaving < 1.5  # about 0.3 s, not the 30 s the store hangs
+        assert store.exists(LEASE)
+    finally:
+        unblock.set()
+    deadline = time.monotonic() + 6
+    while True:
+        try:
+            with Lease(other):
+                break
+        except LockTimeoutError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
 
 
 def test_a_lease_outlives_a_failed_renewal_but_not_its_expiry(

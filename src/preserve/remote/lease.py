@@ -9,7 +9,8 @@ exactly one wins.
 
 The holder keeps it for as long as it works: :meth:`Lease.acquire` starts a keep-alive
 thread (a daemon, stopped and joined by :meth:`Lease.release`, so it never outlives the
-``with`` block) that renews the lease every third of its lifetime with ``If-Match``. A
+``with`` block, unless a renewal hangs: release waits a tenth of the lifetime for it, then
+leaves the lease to run out) that renews the lease every third of its lifetime with ``If-Match``. A
 renewal the store fails is retried sooner; the lease is *lost* when a renewal is refused
 because the object changed (another process took it over, or deleted it), or when the lease
 has run out before a renewal succeeded (the holder counts from the moment it sent the last
@@ -205,15 +206,21 @@ class Lease:
     # --- giving it up ----------------------------------------------------------------------------
 
     def release(self) -> None:
-        """Stop the keep-alive (waiting for it), stop guarding the store, and delete the
-        lease unless it was lost."""
+        """Stop the keep-alive (waiting for it, at most a tenth of the lifetime), stop
+        guarding the store, and delete the lease unless it was lost, or a renewal is still
+        under way (a store that hangs): then it is left to run out."""
         self._stop.set()
+        hung = False
         if self._keeper is not None:
-            self._keeper.join()
+            self._keeper.join(MARGIN * self.seconds)
+            hung = self._keeper.is_alive()
             self._keeper = None
         if self.store.write_guard == self.check:
             self.store.write_guard = self._outer_guard
         if self._etag is None:
+            return
+        if hung:  # the renewal may still land and change the lease: not deleted
+            self._etag = None
             return
         try:
             self.check("releasing it")
