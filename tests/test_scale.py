@@ -852,11 +852,14 @@ def test_a_planted_text_object_is_never_named_by_a_commit(s3_server: S3Server, w
 
 
 def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(
-        s3_server: S3Server, web: TestServer) -> None:
+        s3_server: S3Server, web: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """An object planted in staging/ under a name with '..' segments (a plain S3 key, but one
     preserve never sends, since a client or proxy may normalise it into another key) ended
     repair in a StorageError before it removed the other leftovers or signed: it is kept and
     listed instead, and the rest of the repair goes on."""
+    import preserve.remote.archive as remote_archive
+
+    monkeypatch.setattr(remote_archive, "STAGING_GRACE", 0.0)  # the leftover is old enough
     archive = remote(s3_server)
     archive.capture(web.url("/p4"))
     client = s3_server.client()
@@ -871,6 +874,29 @@ def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(
     assert any(a.startswith("kept staging/x/../../manifests/planted.json") for a in done), done
     assert not archive.store.exists("staging/leftover.warc.gz")
     assert client.head_object(Bucket=archive.store.bucket, Key=hostile)
+
+
+def test_a_capture_staged_while_repair_and_verify_run_still_commits(
+        s3_server: S3Server, web: TestServer, tmp_path: Path) -> None:
+    """A Dask worker's sealed WARC file waits in staging/ for its group's commit. Repair
+    removed every staging object, so one run during a batch failed the captures in flight,
+    and verify called them debris (W503). Now a staging object written less than an hour
+    ago (STAGING_GRACE, by the store's LastModified) is kept and not reported; the capture
+    then commits."""
+    archive = remote(s3_server)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p5"))
+    staged = archive.stage(prepared)
+    (info,) = archive.store.list("staging")
+    assert info.modified is not None and abs(time.time() - info.modified) < 120
+    report = archive.verify(record=False)
+    assert not [f for f in report.findings if f.code.code == "W503"], report.findings
+    done = archive.repair()
+    assert any(a.startswith(f"kept {info.key}: staged less than 3600 s ago") for a in done), done
+    assert archive.store.exists(info.key)
+    archive.commit([staged], sign=True)
+    assert archive.store.exists(f"manifests/{capture_id}.json")
+    assert not archive.store.list("staging")
+    assert archive.verify(record=False).ok
 
 
 def test_remote_verify_checks_one_version_of_each_manifest(s3_server: S3Server,

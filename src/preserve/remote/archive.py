@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -77,7 +78,7 @@ from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.note import Checkpoint, NoteError, sign_checkpoint, sign_note, verify_checkpoint
 from preserve.log.signing import Signed, known_head, prove_and_sign, require_known_key
 from preserve.remote.lease import Lease
-from preserve.remote.store import ObjectStore
+from preserve.remote.store import ObjectInfo, ObjectStore
 from preserve.remote.tiles import TiledLog
 from preserve.safe_io import open_binary
 from preserve.storage import manifest as manifest_mod
@@ -91,6 +92,10 @@ LATEST = f"{LOG}/checkpoint"
 CHECKPOINTS = f"{LOG}/checkpoints"
 JOURNAL = f"{LOG}/{JOURNAL_DIR}"
 STAGING = "staging"
+#: Seconds after it was written that a staging object is kept by repair, and not called
+#: debris by verify: a worker's sealed WARC file waits there for its group's commit (a Dask
+#: batch can be staging while repair or verify runs).
+STAGING_GRACE = 3600.0
 MAX_SMALL = 64 * 1024
 Unverified = errors.UnverifiedManifestError
 
@@ -98,6 +103,13 @@ Unverified = errors.UnverifiedManifestError
 def place_name(url: str) -> Path:
     """The place under which the operator's known heads remember a remote archive."""
     return Path("/") / url.replace("://", ":/", 1)
+
+
+def staged_recently(info: ObjectInfo) -> bool:
+    """Whether the staging object ``info`` was written less than :data:`STAGING_GRACE`
+    seconds ago (by the store's time, as it lists it; a store that does not say is taken
+    as old, as before there was a grace)."""
+    return info.modified is not None and time.time() - info.modified < STAGING_GRACE
 
 
 class RemotePlace:
@@ -693,6 +705,11 @@ class RemoteArchive:
                 if not self.store.addressable(info.key):
                     done.append(f"kept {info.key}: a name preserve does not address (it may "
                                 "reach another object); remove it by hand")
+                    continue
+                if staged_recently(info):
+                    done.append(f"kept {info.key}: staged less than {STAGING_GRACE:.0f} s "
+                                "ago, its capture may be committing; a later repair removes "
+                                "it if it is still there")
                     continue
                 done.append(f"remove staging object {info.key}")
                 if not dry_run:

@@ -69,6 +69,20 @@ class ObjectInfo:
     key: str  # relative to the archive root
     size: int
     etag: str | None
+    #: when the store says the object was written (POSIX seconds; None if it does not say)
+    modified: float | None = None
+
+
+def _modified(meta: dict[str, Any]) -> float | None:
+    """The ``LastModified`` of a listing entry as POSIX seconds (None if absent or odd)."""
+    value = meta.get("LastModified")
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, str) and value:
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return None
 
 
 class ObjectStore:
@@ -199,7 +213,8 @@ class ObjectStore:
             return []
         except OSError as exc:
             raise StorageError(f"cannot list {self.url}/{rel_prefix}: {exc}") from exc
-        items = [ObjectInfo(self.rel(path), int(meta.get("size") or 0), meta.get("ETag"))
+        items = [ObjectInfo(self.rel(path), int(meta.get("size") or 0), meta.get("ETag"),
+                            _modified(meta))
                  for path, meta in found.items() if meta.get("type") != "directory"]
         return sorted(items, key=lambda i: i.key)
 

@@ -182,7 +182,7 @@ def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
 
 def sweep_findings(store: ObjectStore, merged: ManifestChecks) -> list[Finding]:
     """The findings of :func:`sweep`, in its order."""
-    from preserve.remote.archive import CHECKPOINTS
+    from preserve.remote.archive import CHECKPOINTS, staged_recently
 
     found = [Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                      capture_id)
@@ -194,7 +194,8 @@ def sweep_findings(store: ObjectStore, merged: ManifestChecks) -> list[Finding]:
     found += [Finding(Code.W503, info.key, "leftover staging object (an interrupted capture); "
                       "repair removes it" if store.addressable(info.key) else "object in "
                       "staging/ under a name preserve does not address (it may reach another "
-                      "object); remove it by hand") for info in store.list("staging")]
+                      "object); remove it by hand") for info in store.list("staging")
+              if not (store.addressable(info.key) and staged_recently(info))]
     found += [f for info in store.list("archive") if (f := _archive_finding(info.key, merged))]
     return found
 
