@@ -899,6 +899,29 @@ def test_a_capture_staged_while_repair_and_verify_run_still_commits(
     assert archive.verify(record=False).ok
 
 
+def test_a_remote_verify_that_cannot_record_its_audit_still_reports(
+        s3_server: S3Server, web: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recording the audit needs the committer lease; when another committer holds it past
+    the wait (or it is lost while recording), the verification done is not lost behind a
+    one-line error (exit 3): the report stands, and says why it was not recorded."""
+    import preserve.remote.archive as remote_archive
+    from preserve.remote.lease import Lease
+    from preserve.remote.store import ObjectStore
+
+    archive = remote(s3_server)
+    archive.capture(web.url("/p7"))
+    monkeypatch.setattr(remote_archive, "Lease",
+                        lambda store, **kw: Lease(store, **{**kw, "wait": 0.5}))
+    with Lease(ObjectStore(archive.store.url), seconds=30):
+        report = archive.verify(record=True)
+    assert report.ok and report.stats.manifests_checked == 1, report.findings
+    audit = archive.last_audit
+    assert audit is not None and not audit.recorded
+    assert audit.not_recorded is not None
+    assert "recording it failed" in audit.not_recorded and "another committer" in \
+        audit.not_recorded, audit.not_recorded
+
+
 def test_remote_verify_checks_one_version_of_each_manifest(s3_server: S3Server,
                                                            web: TestServer) -> None:
     """Verify reads a manifest to check the files it names, and again to compare it with its

@@ -388,8 +388,20 @@ def verify_remote(
     for item in [*audited, *meanwhile.take_problems()]:
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
-    archive.last_audit = archive.record_audit(report) if record else None
+    archive.last_audit = _record(archive, report) if record else None
     return report
+
+
+def _record(archive: RemoteArchive, report: Report) -> Any:
+    """Record the audit (:meth:`RemoteArchive.record_audit`); if that cannot be done (the
+    lease held by another committer, or lost while recording), the report still stands and
+    says why it was not recorded, instead of being lost behind the error."""
+    from preserve.integrity import AuditRecord
+
+    try:
+        return archive.record_audit(report)
+    except errors.PreserveError as exc:
+        return AuditRecord(not_recorded=f"recording it failed: {exc}")
 
 
 def audit_remote_log(
