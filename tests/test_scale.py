@@ -538,7 +538,8 @@ def cli(base: list[str], *args: str) -> Any:
 
 SUPPORTED = {
     "list": [], "show": ["{0}"], "history": ["{url}"], "diff": ["{0}", "{1}"], "log": [],
-    "checkpoint": [], "verify": ["--no-record"], "repair": ["--dry-run"], "init": [],
+    "checkpoint": [], "verify": ["--no-record", "--commit-wait", "5"], "repair": ["--dry-run"],
+    "init": [],
 }
 UNSUPPORTED = {
     "adopt": ["{0}", "--reason", "test"], "reset-head": ["--yes"],
@@ -569,6 +570,16 @@ def test_cli_unsupported_on_s3_is_one_line(s3_cli: dict[str, Any], command: str)
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"preserve: error: '{command}' is not supported on an "
                                "object-store root yet; on s3:// roots use init, capture")
+
+
+def test_commit_wait_is_refused_on_a_local_root(tmp_path: Path) -> None:
+    """How long verify waits for other processes' commits is an s3:// matter (a local
+    verify takes the archive lock): one line, exit 2."""
+    done = cli(["--root", str(tmp_path)], "verify", "--commit-wait", "5")
+    assert done.exit_code == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line == ("preserve: error: --commit-wait is for s3:// roots (a local verify takes "
+                    "the archive lock instead)")
 
 
 def test_remote_verify_checks_timestamps_and_anchor_age(s3_server: S3Server, web: TestServer,

@@ -55,12 +55,18 @@ DEFAULT_ANCHOR_DAYS = 30.0
               help="Warn (W307) unless an off-site checkpoint at most this many days old was "
                    "given; 0 turns the warning off.")
 @click.option("--no-record", is_flag=True, help="Do not append this audit to the log.")
+@click.option("--commit-wait", metavar="SECONDS",
+              type=SecondsType(allow_zero=True, maximum=24 * 3600),
+              help="s3:// roots: how long, in all, to wait for commits other processes have "
+                   "in progress before reporting what they may explain (default: the "
+                   "lease's lifetime, 120).")
 @dask_option
 @json_option
 @click.pass_context
 def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
            trusted_key: str | None, tsa_roots: Path | None, anchor_max_age: float,
-           no_record: bool, dask_address: str | None, as_json: bool) -> None:
+           no_record: bool, commit_wait: float | None, dask_address: str | None,
+           as_json: bool) -> None:
     """Audit the whole archive; exit 0 when intact, 1 on integrity findings.
 
     Every file is re-hashed and compared with its manifest, every manifest with its log
@@ -78,10 +84,15 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
     from preserve.integrity import AuditRecord
 
     with errors_to_exit():
+        if commit_wait is not None and remote_root(ctx) is None:
+            fail("--commit-wait is for s3:// roots (a local verify takes the archive lock "
+                 "instead)", EXIT_USAGE, kind="UsageError")
         archive = open_any(ctx)
         options: dict[str, Any] = {"checkpoints": checkpoints, "trusted_key": key_text,
                                    "tsa_roots": tsa_roots,
                    "record": not no_record, "anchor_max_age": max_age}
+        if commit_wait is not None:
+            options["commit_wait"] = commit_wait
         if dask_address is not None:
             from preserve.cli.scale import dask_client
             from preserve.distributed import verify_dask
