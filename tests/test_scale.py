@@ -371,6 +371,32 @@ def test_release_does_not_wait_for_a_renewal_that_hangs(
             time.sleep(0.2)
 
 
+def test_release_never_deletes_a_lease_taken_over_meanwhile(
+        s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Release read the lease, compared its ETag, then deleted it: a takeover landing between
+    the two (an expiring lease, a holder whose clock runs ahead) was deleted, and a third
+    committer could then take the lease while the second worked. The delete is now
+    conditional on the version the holder wrote."""
+    from preserve.remote.lease import LEASE, Lease
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/t")
+    other = ObjectStore(store.url)
+    taken = json.dumps({"holder": "other:2:x", "host": "other", "pid": 2,
+                        "expires": time.time() + 120}).encode()
+    delete = store.delete
+
+    def takeover_first(rel: str, **kwargs: Any) -> None:
+        if rel == LEASE:
+            other.put_mutable(LEASE, taken)  # another committer takes it over just now
+        delete(rel, **kwargs)
+
+    monkeypatch.setattr(store, "delete", takeover_first)
+    with Lease(store, seconds=30):
+        pass
+    assert other.get(LEASE, 4096) == taken
+
+
 def test_a_lease_outlives_a_failed_renewal_but_not_its_expiry(
         s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """A renewal the store fails is retried: a later one within the lifetime keeps the

@@ -19,7 +19,8 @@ has time to land). A loss is remembered. While held, the lease is the store's
 :attr:`~preserve.remote.store.ObjectStore.write_guard`: every write through that store first
 calls :meth:`Lease.check`, which raises ``LockTimeoutError`` once the lease is lost, so the
 holder writes nothing after that (a write already sent when it is lost still lands). A lost
-lease is not deleted at release. Holders' clocks are assumed to agree to well within the
+lease is not deleted at release, and a held one only if it is still the version its holder
+wrote (a conditional delete, ``If-Match``), so a takeover that lands meanwhile stays. Holders' clocks are assumed to agree to well within the
 lifetime (``expires`` is wall-clock time).
 
 A lease guards against other *preserve* processes; what makes a commit safe against anyone
@@ -224,12 +225,21 @@ class Lease:
             return
         try:
             self.check("releasing it")
+            self._delete()
+        except (LockTimeoutError, NotFoundError, StorageError, FileExistsError):
+            pass  # lost (another holder's now, or expiring), or gone: left as it is
+        self._etag = None
+
+    def _delete(self) -> None:
+        """Delete the lease if it is still the version this holder wrote: a conditional
+        delete (``If-Match``), so a takeover that lands meanwhile is never deleted
+        (FileExistsError); where the store has no conditional deletes, compared first."""
+        try:
+            self.store.delete(LEASE, guarded=False, etag=self._etag)
+        except StorageError:
             _data, etag = self.store.get_etag(LEASE, 4096)
             if etag == self._etag:
                 self.store.delete(LEASE, guarded=False)
-        except (LockTimeoutError, NotFoundError, StorageError):
-            pass  # lost (another holder's now, or expiring), or gone: left as it is
-        self._etag = None
 
     def __enter__(self) -> Lease:
         self.acquire()

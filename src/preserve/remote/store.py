@@ -361,16 +361,22 @@ class ObjectStore:
         with open(local, "rb") as f:
             self.put_new(rel, f, seal=seal)
 
-    def delete(self, rel: str, *, guarded: bool = True) -> None:
+    def delete(self, rel: str, *, guarded: bool = True, etag: str | None = None) -> None:
         """Delete an unsealed object (journal record, staging, lease); absent is fine.
-        ``guarded=False``: no :attr:`write_guard` (the lease's own release)."""
+        ``guarded=False``: no :attr:`write_guard` (the lease's own release). With ``etag``,
+        only if it is still that version (``If-Match``): FileExistsError if it changed."""
         if guarded:
             self.check_write(f"deleting {rel}")
+        condition = {"IfMatch": etag} if etag is not None else {}
         try:
-            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key(rel))
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key(rel),
+                            **condition)
         except FileNotFoundError:
             return
         except OSError as exc:
+            if etag is not None and getattr(exc, "errno", None) == errno.EINVAL:  # 412
+                raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} changed meanwhile") \
+                    from exc
             raise StorageError(f"cannot delete {self.url}/{rel}: {exc}") from exc
 
 
