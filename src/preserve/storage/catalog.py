@@ -111,11 +111,9 @@ class CatalogRow:
     @classmethod
     def of_summary(cls, summary: ManifestSummary, manifest_sha256: str) -> CatalogRow:
         """The row :meth:`of` gives for the manifest ``summary`` was read from."""
-        title = summary.title
-        return cls(summary.capture_id, summary.requested_url, summary.final_url,
-                   summary.started, summary.http_status, summary.status,
-                   title[:MAX_TITLE] if title else title, summary.text_blake3,
-                   manifest_sha256)
+        capture_id, requested, final, started, http_status, status, title, text = summary
+        return cls(capture_id, requested, final, started, http_status, status,
+                   title[:MAX_TITLE] if title else title, text, manifest_sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +287,7 @@ class Catalog:
             summary = manifest_mod.summary_of(data)
         except (PreserveError, OSError):
             return None  # verify reports the manifest; the catalog simply lacks it
-        if summary.capture_id != capture_id:
+        if summary[0] != capture_id:
             return None
         return CatalogRow.of_summary(summary, hashlib.sha256(data).hexdigest())
 

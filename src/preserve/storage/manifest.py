@@ -1165,25 +1165,17 @@ def parse_manifest(data: bytes) -> Manifest:
     return manifest_from_dict(decode_manifest_json(data))
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestSummary:
-    """What a listing shows of a capture (the catalog's fields), read from its manifest."""
-
-    capture_id: str
-    requested_url: str
-    final_url: str
-    started: str
-    http_status: int
-    status: str
-    title: str | None
-    text_blake3: str | None
+#: What :func:`summary_of` gives: a listing's fields, in the order of
+#: :data:`preserve.storage.catalog.SUMMARY_FIELDS` (capture id, requested and final URL,
+#: started, HTTP status, status, title, text BLAKE3).
+ManifestSummary = tuple[str, str, str, str, int, str, str | None, str | None]
 
 
 def summary_of(data: bytes) -> ManifestSummary:
-    """The :class:`ManifestSummary` of manifest bytes: the same decoding, and the same checks
-    of these fields, as :func:`parse_manifest` (ManifestError otherwise), in a fraction of
-    its time; the manifest's other fields are not checked here (verify checks them). How a
-    catalog of 100,000 captures is built from their manifests."""
+    """A listing's fields of manifest bytes (:data:`ManifestSummary`): the same decoding, and
+    the same checks of these fields, as :func:`parse_manifest` (ManifestError otherwise), in
+    a fraction of its time; the manifest's other fields are not checked here (verify checks
+    them). How a catalog of 100,000 captures is built from their manifests."""
     root = _Fields(decode_manifest_json(data), "manifest")
     if root.raw("schema") not in SCHEMAS:
         raise ManifestError(f"manifest.schema: unsupported schema {root.raw('schema')!r}")
@@ -1191,16 +1183,11 @@ def summary_of(data: bytes) -> ManifestSummary:
     if not is_capture_id(capture_id):
         raise ManifestError(f"manifest.capture_id: not a capture id: {capture_id!r}")
     text = root.opt_sub("text")
-    return ManifestSummary(
-        capture_id=capture_id,
-        requested_url=root.string("requested_url"),
-        final_url=root.string("final_url"),
-        started=root.time("started"),
-        http_status=root.sub("http").integer("status", low=100, high=999),
-        status=root.string("status", choices=STATUSES),
-        title=root.sub("extraction").opt_string("title"),
-        text_blake3=text.digest("blake3") if text is not None else None,
-    )
+    return (capture_id, root.string("requested_url"), root.string("final_url"),
+            root.time("started"), root.sub("http").integer("status", low=100, high=999),
+            root.string("status", choices=STATUSES),
+            root.sub("extraction").opt_string("title"),
+            text.digest("blake3") if text is not None else None)
 
 
 # --- files -------------------------------------------------------------------------------------
