@@ -374,6 +374,45 @@ def tool_version(cmd: Sequence[str]) -> str:
     return lines[0] if lines else "?"
 
 
+def traced(work: Callable[[], Any], *, sites: int, frames: int) -> tuple[Any, dict[str, Any]]:
+    """Run ``work()`` under tracemalloc (12 frames), sampling the traced heap every few ms;
+    return its result and the peak traced, the peak sampled and the ``sites`` allocation
+    sites (tracebacks, their last ``frames`` frames) that held most at the sampled peak."""
+    import time  # noqa: PLC0415 - only the tracing child needs these
+    import tracemalloc  # noqa: PLC0415
+
+    mib = 2**20
+    tracemalloc.start(12)
+    state: dict[str, Any] = {"peak": 0, "snapshot": None, "stop": False}
+
+    def sample() -> None:
+        while not state["stop"]:
+            current, _ = tracemalloc.get_traced_memory()
+            if current > state["peak"] * 1.05 + mib:
+                state["peak"] = current
+                state["snapshot"] = tracemalloc.take_snapshot()
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = work()
+    finally:
+        state["stop"] = True
+        sampler.join()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    top = []
+    snapshot = state["snapshot"]
+    if snapshot is not None:
+        for stat in snapshot.statistics("traceback")[:sites]:
+            shown = [f"{f.filename.split('/site-packages/')[-1].split('/src/')[-1]}:{f.lineno}"
+                     for f in stat.traceback if "tracemalloc" not in f.filename][-frames:]
+            top.append({"mib": stat.size / mib, "count": stat.count, "frames": shown})
+    return result, {"peak_traced_mib": peak / mib, "sampled_peak_mib": state["peak"] / mib,
+                    "top": top}
+
+
 def machine_info() -> dict[str, Any]:
     cpu = "?"
     with contextlib.suppress(OSError):

@@ -29,15 +29,20 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _local_server import PRESERVE, Measured, print_table, render_page, run_benchmark, run_measured
+from _local_server import (
+    PRESERVE,
+    Measured,
+    print_table,
+    render_page,
+    run_benchmark,
+    run_measured,
+    traced,
+)
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -81,33 +86,8 @@ def trace_import(source: Path, root: Path, key: Path) -> None:
     from preserve.importing import import_file  # noqa: PLC0415
 
     archive = preserve.Archive(root, key=key)
-    tracemalloc.start(12)
-    state: dict[str, Any] = {"peak": 0, "snapshot": None, "stop": False}
-
-    def sample() -> None:
-        while not state["stop"]:
-            current, _ = tracemalloc.get_traced_memory()
-            if current > state["peak"] * 1.05 + MIB:
-                state["peak"] = current
-                state["snapshot"] = tracemalloc.take_snapshot()
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    result = import_file(archive, source)
-    state["stop"] = True
-    sampler.join()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    top = []
-    snapshot = state["snapshot"]
-    if snapshot is not None:
-        for stat in snapshot.statistics("traceback")[:10]:
-            frames = [f"{f.filename.split('/site-packages/')[-1].split('/src/')[-1]}:{f.lineno}"
-                      for f in stat.traceback if "tracemalloc" not in f.filename][-6:]
-            top.append({"mib": stat.size / MIB, "count": stat.count, "frames": frames})
-    print(json.dumps({"pages": len(result.captures), "peak_traced_mib": peak / MIB,
-                      "sampled_peak_mib": state["peak"] / MIB, "top": top}))
+    result, trace = traced(lambda: import_file(archive, source), sites=10, frames=6)
+    print(json.dumps({"pages": len(result.captures), **trace}))
 
 
 def row(pages: int, tool: str, measured: Measured, warc_bytes: int) -> dict[str, Any]:

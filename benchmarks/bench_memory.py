@@ -29,9 +29,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ from _local_server import (
     print_table,
     run_benchmark,
     run_measured,
+    traced,
 )
 
 MIB = 2**20
@@ -56,33 +54,8 @@ def trace_capture(url: str, root: Path, key: Path) -> None:
     archive = preserve.Archive(root, key=key)
     options = preserve.CaptureOptions(
         fetch=preserve.FetchOptions(timeout=600, max_body_size=2**31))
-    tracemalloc.start(12)
-    state: dict[str, Any] = {"peak": 0, "snapshot": None, "stop": False}
-
-    def sample() -> None:
-        while not state["stop"]:
-            current, _ = tracemalloc.get_traced_memory()
-            if current > state["peak"] * 1.05 + MIB:
-                state["peak"] = current
-                state["snapshot"] = tracemalloc.take_snapshot()
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    archive.capture(url, options)
-    state["stop"] = True
-    sampler.join()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    top = []
-    snapshot = state["snapshot"]
-    if snapshot is not None:
-        for stat in snapshot.statistics("traceback")[:6]:
-            frames = [f"{f.filename.split('/site-packages/')[-1].split('/src/')[-1]}:{f.lineno}"
-                      for f in stat.traceback if "tracemalloc" not in f.filename][-5:]
-            top.append({"mib": stat.size / MIB, "frames": frames})
-    print(json.dumps({"peak_traced_mib": peak / MIB,
-                      "sampled_peak_mib": state["peak"] / MIB, "top": top}))
+    _, trace = traced(lambda: archive.capture(url, options), sites=6, frames=5)
+    print(json.dumps(trace))
 
 
 def preserve_cmd(root: Path, key: Path, *args: str, exe: str = PRESERVE) -> list[str]:
