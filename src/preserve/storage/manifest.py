@@ -407,7 +407,8 @@ class Manifest:
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-ready dict (tuples become lists; absent v2 sections left out); a v1
         manifest without the v2 fields."""
-        data = _plain(dataclasses.asdict(self))
+        data = _json_of(self)
+        assert isinstance(data, dict)
         data["import"] = data.pop("imported")
         data = _drop_absent_sections(data)
         if self.schema == SCHEMA_V1:
@@ -455,11 +456,26 @@ def _drop_absent_sections(document: dict[str, JSONValue]) -> dict[str, JSONValue
     return document
 
 
-def _plain(value: JSONValue) -> JSONValue:
+#: The field names of each manifest dataclass met by :func:`_json_of`.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, int, float, bool)
+
+
+def _json_of(value: Any) -> JSONValue:
+    """A manifest dataclass (or what one holds) as plain JSON values: what
+    ``_plain(dataclasses.asdict(value))`` gives, without asdict's copy of every value
+    (a manifest is serialised on every capture and checked on every verify)."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _json_of(getattr(value, name)) for name in names}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {key: _json_of(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_json_of(item) for item in value]
     return value
 
 
