@@ -331,13 +331,27 @@ def test_the_lease_keep_alive_stops_at_release(s3_server: S3Server,
         lease.check()
 
 
+def _take_when_expired(store: Any, *, within: float) -> None:
+    """Take the lease of ``store``'s archive as soon as it has run out, within ``within`` s."""
+    from preserve.errors import LockTimeoutError
+    from preserve.remote.lease import Lease
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with Lease(store):
+                return
+        except LockTimeoutError:
+            assert time.monotonic() < deadline, "the lease was never taken over"
+            time.sleep(0.1)
+
+
 def test_release_does_not_wait_for_a_renewal_that_hangs(
         s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """A renewal stuck in a store that stopped answering held the end of the ``with`` block
     (and the command) for as long as the store hung: release waits a tenth of the lifetime
     for it, then returns, leaving the lease (which the renewal may still change) to run
     out; it is then taken over as expired."""
-    from preserve.errors import LockTimeoutError
     from preserve.remote.lease import LEASE, Lease
     from preserve.remote.store import ObjectStore
 
@@ -361,14 +375,7 @@ def test_release_does_not_wait_for_a_renewal_that_hangs(
         assert store.exists(LEASE)
     finally:
         unblock.set()
-    deadline = time.monotonic() + 6
-    while True:
-        try:
-            with Lease(other):
-                break
-        except LockTimeoutError:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    _take_when_expired(other, within=6)
 
 
 def test_release_never_deletes_a_lease_taken_over_meanwhile(
@@ -436,14 +443,7 @@ def test_a_lease_outlives_a_failed_renewal_but_not_its_expiry(
             lease.check("writing manifests/x.json")
         assert not _lease_threads()
     assert store.exists(LEASE)
-    deadline = time.monotonic() + 3
-    while True:
-        try:
-            with Lease(other):
-                break
-        except LockTimeoutError:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    _take_when_expired(other, within=3)
 
 
 def test_killed_committer_is_completed_by_repair(s3_server: S3Server, web: TestServer,
