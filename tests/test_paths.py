@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from preserve.errors import UnsafePathError
 from preserve.storage.layout import (
     ArchiveLayout,
+    InsideResolver,
     check_relative,
     is_capture_id,
     is_hex_digest,
@@ -177,3 +178,53 @@ def test_resolve_inside_never_escapes(relative: str) -> None:
         return
     assert resolved.is_relative_to(root)
     assert ".." not in resolved.parts
+
+
+def test_the_resolver_answers_as_resolve_inside_even_when_directories_are_swapped(
+        tmp_path: Path) -> None:
+    """``InsideResolver`` (what verify uses: a directory resolved in full once, then checked by
+    its identity) gives what ``resolve_inside`` gives, also after a directory, or one above
+    it, is swapped for a symlink out of the root between two calls, and for a last
+    component that is a symlink."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for base in (root, outside):
+        (base / "archive/warc/2026/12").mkdir(parents=True)
+        (base / "archive/warc/2026/12/a.warc.gz").write_bytes(b"x")
+        (base / "archive/warc/2026/12/b.warc.gz").write_bytes(b"x")
+    resolver = InsideResolver(root)
+
+    def both(rel: str) -> Path | str:
+        answers = []
+        for resolve in (lambda r: resolver(r, under="archive"),
+                        lambda r: resolve_inside(root, r, under="archive")):
+            try:
+                answers.append(str(resolve(rel)))
+            except UnsafePathError:
+                answers.append("unsafe")
+        assert answers[0] == answers[1], (rel, answers)
+        return answers[0]
+
+    a, b = "archive/warc/2026/12/a.warc.gz", "archive/warc/2026/12/b.warc.gz"
+    assert both(a) == str(root.resolve() / a) and both(b) == str(root.resolve() / b)
+    month = root / "archive/warc/2026/12"
+    month.rename(root / "moved")
+    month.symlink_to(outside / "archive/warc/2026/12")  # the directory itself swapped
+    assert both(a) == both(b) == "unsafe"
+    month.unlink()
+    (root / "moved").rename(month)
+    assert both(a) == str(root.resolve() / a)
+    year = root / "archive/warc/2026"
+    year.rename(root / "moved-year")
+    year.symlink_to(outside / "archive/warc/2026")  # a directory above it swapped
+    assert both(a) == both(b) == "unsafe"
+    year.unlink()
+    (root / "moved-year").rename(year)
+    (month / "a.warc.gz").unlink()
+    (month / "a.warc.gz").symlink_to(outside / a)  # the last component: out of the root
+    (month / "b.warc.gz").unlink()
+    (month / "b.warc.gz").symlink_to(root / "moved-b")  # and one inside it
+    (root / "moved-b").write_bytes(b"x")
+    assert both(a) == "unsafe"
+    assert both(b) == str(root.resolve() / "moved-b")
+    for bad in ("archive/../etc/passwd", "/etc/passwd", "archive/warc//x", "manifests/x"):
+        assert both(bad) == "unsafe"

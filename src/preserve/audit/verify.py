@@ -79,6 +79,7 @@ from preserve.storage.layout import (
     WARC_DIR,
     WARC_SUFFIX,
     ArchiveLayout,
+    InsideResolver,
     check_relative,
     is_hex_digest,
     relative_to_root,
@@ -262,6 +263,7 @@ class _Audit:
     report: Report
     workers: int = 1
     layout: ArchiveLayout = field(init=False)
+    resolve: InsideResolver = field(init=False)  # resolve_inside(self.root, ...), faster
     # What the audit keeps per manifest is compact: the sorted manifest names (needed to
     # report in order), one byte per manifest, and 16/32-byte keys of referenced files.
     names: _Names = field(default_factory=lambda: _Names([]))
@@ -285,6 +287,7 @@ class _Audit:
 
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
+        self.resolve = InsideResolver(self.root)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -625,7 +628,7 @@ class _Audit:
         ref = manifest.warc
         cid = manifest.capture_id
         try:
-            path = resolve_inside(self.root, ref.path, under="archive")
+            path = self.resolve(ref.path, under="archive")
         except UnsafePathError as exc:
             out.add(Code.E107, ref.path, str(exc), cid)
             return None
@@ -731,7 +734,7 @@ class _Audit:
             out.add(Code.E108, ref.path, f"{kind} path should be {expected_rel}", cid)
             return
         try:
-            resolve_inside(self.root, ref.path, under=TEXT_DIR)
+            self.resolve(ref.path, under=TEXT_DIR)
         except UnsafePathError as exc:
             out.add(Code.E107, ref.path, str(exc), cid)
             return
@@ -783,7 +786,7 @@ class _Audit:
     def object_state(self, hex_id: str, out: _Outcome | None = None, *,
                      expected_size: int | None = None) -> _ObjectState:
         state = _ObjectState()
-        path = resolve_inside(self.root, self.layout.text_rel_for(hex_id), under=TEXT_DIR)
+        path = self.resolve(self.layout.text_rel_for(hex_id), under=TEXT_DIR)
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
