@@ -20,8 +20,9 @@ has time to land). A loss is remembered. While held, the lease is the store's
 calls :meth:`Lease.check`, which raises ``LockTimeoutError`` once the lease is lost, so the
 holder writes nothing after that (a write already sent when it is lost still lands). A lost
 lease is not deleted at release, and a held one only if it is still the version its holder
-wrote (a conditional delete, ``If-Match``), so a takeover that lands meanwhile stays. Holders' clocks are assumed to agree to well within the
-lifetime (``expires`` is wall-clock time).
+wrote (a conditional delete, ``If-Match``), so a takeover that lands meanwhile stays.
+Holders' clocks are assumed to agree to well within the lifetime (``expires`` is wall-clock
+time).
 
 A lease guards against other *preserve* processes; what makes a commit safe against anyone
 else is that every sealed object is written create-only and the log head only with
