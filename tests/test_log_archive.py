@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from preserve import scratch
 from preserve.errors import ProofError
 from preserve.hashing import hash_bytes
 from preserve.log import (
     CODES,
     DESCRIPTIONS,
     TransparencyLog,
-    audit_index,
     check_proof,
     checkpoint_paths,
     fixity_event,
@@ -414,7 +414,7 @@ def test_the_audit_index_is_in_memory_where_no_temporary_file_can_be_made(
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(audit_index.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(scratch.tempfile, "mkstemp", refuse)
     with AuditIndex() as index:
         assert index.add_leaf(Logged("20260101T000000Z-aaaaaaaaaa", 0, "a" * 64, "b" * 64, 1,
                                      False)) is None

@@ -672,3 +672,121 @@ def test_reextraction_uses_the_input_bound_the_capture_recorded(archive: Built) 
             archive.manifest,
             extractor=dataclasses.replace(archive.manifest.extractor, settings=settings))
         assert _input_limit(manifest) == used
+
+
+# --- what the file pass keeps ------------------------------------------------------------------
+
+
+def test_the_file_pass_keeps_what_it_needs_out_of_memory() -> None:
+    """Manifest names with their two flags, the text objects named and the catalog row
+    digests are kept in a scratch database: 20,000 manifests add under 1 MiB to the Python
+    heap (the packed names, byte arrays and sets this replaced took about 200 bytes a
+    capture), and it answers as they did: names once each, in ``sorted`` order across read
+    chunks, flags set while walking, a text counted as hashed if any manifest hashed it."""
+    import tracemalloc  # noqa: PLC0415
+
+    from preserve.audit.file_index import FileIndex  # noqa: PLC0415
+
+    names = [f"20260101T{n // 3600:02d}{n // 60 % 60:02d}{n % 60:02d}Z-"
+             f"{'abcdefgh'[n % 8] * 10}.json" for n in range(20_000)]
+    digests = [hashlib.blake2b(str(n).encode(), digest_size=32).digest() for n in range(20_000)]
+    tracemalloc.start()
+    try:
+        with FileIndex() as index:
+            before = tracemalloc.get_traced_memory()[0]
+            index.add_manifests(reversed(names))
+            index.add_manifests(names[:10])  # given twice, kept once
+            walked = []
+            for at, name in enumerate(index.manifests()):
+                walked.append(at)
+                index.mark(name, claimed=at % 2 == 0, own_warc=at % 3 == 0)
+                index.add_texts([(digests[at], at % 5 != 0)])
+                index.add_catalog_rows([digests[at][:16]])
+            index.add_texts([(digests[0], True), (digests[5], False)])
+            grown = tracemalloc.get_traced_memory()[0] - before - 8 * len(walked) - 200_000
+            assert grown < 2**20, f"{grown} bytes held for 20,000 manifests"
+            assert index.manifest_count == 20_000
+            assert list(index.manifests()) == sorted(names)
+            ordered = sorted(names)
+            assert index.claimed_among([*ordered[:6], "absent.json"]) == set(ordered[:6:2])
+            assert index.claimed(ordered[0]) and not index.claimed(ordered[1])
+            assert index.own_warc(ordered[3]) and not index.own_warc(ordered[4])
+            assert not index.claimed("absent.json") and not index.own_warc("absent.json")
+            assert index.texts_hashed() == 20_000 - 4_000 + 1  # digests[0] hashed later
+            assert index.text_named(digests[19_999]) and not index.text_named(b"\0" * 32)
+            rows = index.catalog_rows()
+            assert digests[7][:16] in rows and digests[7] not in rows and "x" not in rows
+    finally:
+        tracemalloc.stop()
+
+
+def test_manifests_are_checked_in_name_order_whatever_their_bytes(tmp_path: Path) -> None:
+    """Copies of one manifest under names that are not UTF-8 on disk, accented, CJK and
+    ASCII: the first in Python's order of the names claims the capture id and every later
+    one is E106, reported in that order (the scratch database orders as Python does; byte
+    order would put the lone byte 0xF0 after the full-width yen sign)."""
+    built = build(tmp_path / "root")
+    data = built.manifest_path.read_bytes()
+    raw = [b"\xff\xfe.json", b"\xc3\xa9t\xc3\xa9.json", "日本.json".encode(), b"Z.json",
+           b"a.json", b"\xed\xa0\x80x.json", b"\xf0.json", "￥.json".encode()]
+    directory = os.fsencode(built.layout.manifests_dir)
+    for name in raw:
+        with open(os.path.join(directory, name), "wb") as handle:
+            handle.write(data)
+    report = verify(built.root, workers=3)
+    claimed_again = [f.path for f in report.findings if f.code == Code.E106]
+    names = sorted([os.fsdecode(name) for name in raw] + [built.manifest_path.name])
+    assert claimed_again == [f"manifests/{name}" for name in names[1:]]
+
+
+def test_the_file_pass_runs_where_no_temporary_file_can_be_made(
+        archive: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read-only media with no writable temporary directory: what the pass keeps is in an
+    in-memory database, and the archive verifies as it does otherwise."""
+    from preserve import scratch  # noqa: PLC0415
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    expected = verify(archive.root)
+    monkeypatch.setattr(scratch.tempfile, "mkstemp", refuse)
+    report = verify(archive.root)
+    assert report.ok and [f.to_json() for f in report.findings] == \
+        [f.to_json() for f in expected.findings]
+    assert report.stats.manifests_checked == 1 and report.stats.text_objects_checked >= 1
+
+
+def test_the_file_pass_answers_the_same_whatever_its_batches(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes are buffered and claims looked up in batches: with batches of one (every
+    write and lookup at once) the damaged archive gives the same findings, W110 for a
+    previous capture no manifest claims included; a claim still buffered is seen; a name
+    with a NUL byte (no file can have one) is refused."""
+    from preserve.audit import file_index  # noqa: PLC0415
+
+    root = _damaged_archive(tmp_path / "root")
+    linked = [build(tmp_path / "linked", html=HTML.replace(b"river", f"lake {i}".encode()))
+              for i in range(3)]
+    first, middle, last = sorted(linked, key=lambda b: b.manifest.capture_id)
+    first.rewrite_manifest(previous=[middle.manifest.capture_id, last.manifest.capture_id])
+    middle.rewrite_manifest(previous=[first.manifest.capture_id, "20200101T000000Z-aaaaaaaaaa"])
+    last.rewrite_manifest(previous=[last.manifest.capture_id])  # itself
+    batched = [verify(root, workers=2), verify(tmp_path / "linked", workers=2)]
+    assert Code.W110 in [f.code for f in batched[0].findings]
+    assert [(f.code, f.capture_id) for f in batched[1].findings] == \
+        [(Code.W110, middle.manifest.capture_id)]  # only the link to no manifest
+    monkeypatch.setattr(file_index, "_BATCH", 1)
+    monkeypatch.setattr(file_index, "_CHUNK", 1)
+    monkeypatch.setattr(verify_module, "_PREVIOUS_BATCH", 1)
+    for one_root, expected in zip([root, tmp_path / "linked"], batched, strict=True):
+        one_by_one = verify(one_root, workers=2)
+        assert [f.to_json() for f in one_by_one.findings] == \
+            [f.to_json() for f in expected.findings]
+    monkeypatch.undo()
+    with file_index.FileIndex() as index:
+        index.add_manifests(["b.json", "a.json"])
+        index.mark("b.json", claimed=True, own_warc=False)  # buffered, not written
+        assert index.claimed_among(["a.json", "b.json"]) == {"b.json"}
+        assert not index.own_warc("b.json") and index.claimed("b.json")  # now written
+        with pytest.raises(ValueError, match="NUL"):
+            index.add_manifests(["c\0.json"])

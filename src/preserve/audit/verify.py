@@ -47,17 +47,16 @@ import re
 import stat
 import threading
 import time
-from array import array
-from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
+from preserve.audit.file_index import IN_MEMORY_BELOW, FileIndex
 from preserve.audit.findings import Code, Finding, Report
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
 from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
@@ -119,6 +118,8 @@ _ARCHIVE_ENTRIES = frozenset(
 _AHEAD_PER_WORKER = 4
 #: Text object states kept for manifests that share a text (bounded; re-hashed if evicted).
 _OBJECT_CACHE = 4096
+#: Previous links looked up at once (see FileIndex: one statement, not one a link).
+_PREVIOUS_BATCH = 512
 #: Below this many manifests ``verify --deep`` checks in-line rather than starting processes.
 DEEP_POOL_MIN_MANIFESTS = 8
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -144,7 +145,6 @@ class _Outcome:
     """What checking one manifest found, merged into the report in manifest order: ``head``
     (before the capture-id claim is checked), the claim, then ``tail`` and the deep result."""
 
-    index: int
     name: str
     rel: str
     head: list[Finding] = field(default_factory=list)
@@ -166,68 +166,6 @@ class _Outcome:
     def add(self, code: Code, path: str, message: str, capture_id: str | None = None,
             **detail: Any) -> None:
         self.tail.append(Finding(code, path, message, capture_id, detail or None))
-
-
-class _Names(Sequence[str]):
-    """Sorted file names packed in one buffer (a few bytes each instead of a str object)."""
-
-    def __init__(self, names: list[str]) -> None:
-        names.sort()
-        blob = bytearray()
-        self._offsets = array("Q", [0])
-        for name in names:
-            blob += os.fsencode(name)
-            self._offsets.append(len(blob))
-        names.clear()
-        self._blob = bytes(blob)
-
-    def __len__(self) -> int:
-        return len(self._offsets) - 1
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return os.fsdecode(self._blob[self._offsets[index]:self._offsets[index + 1]])
-
-    def index_of(self, name: str) -> int | None:
-        at = bisect_left(self, name)
-        return at if at < len(self) and self[at] == name else None
-
-
-class _TextRefs:
-    """The text objects manifests name, 33 bytes a reference (digest, then 1 if it hashed
-    to its name's object and was readable), in 256 buckets by first byte; the sweep, which
-    walks ``archive/text/ab/`` in order, looks in one bucket at a time."""
-
-    def __init__(self) -> None:
-        self._buckets = [bytearray() for _ in range(256)]
-        self._current: tuple[int, set[bytes]] | None = None
-
-    def add(self, key: bytes, hashed: bool) -> None:
-        self._buckets[key[0]] += key + (b"\x01" if hashed else b"\x00")
-
-    def _bucket(self, first: int) -> set[bytes]:
-        if self._current is None or self._current[0] != first:
-            data = self._buckets[first]
-            self._current = (first, {bytes(data[i:i + 32]) for i in range(0, len(data), 33)})
-        return self._current[1]
-
-    def __contains__(self, key: bytes) -> bool:
-        return key in self._bucket(key[0])
-
-    def count_hashed(self) -> int:
-        """Distinct objects that some manifest named and that were read and hashed."""
-        count = 0
-        for data in self._buckets:
-            count += len({bytes(data[i:i + 32]) for i in range(0, len(data), 33)
-                          if data[i + 32]})
-        return count
 
 
 def _path_key(path: Path) -> bytes:
@@ -264,22 +202,22 @@ class _Audit:
     workers: int = 1
     layout: ArchiveLayout = field(init=False)
     resolve: InsideResolver = field(init=False)  # resolve_inside(self.root, ...), faster
-    # What the audit keeps per manifest is compact: the sorted manifest names (needed to
-    # report in order), one byte per manifest, and 16/32-byte keys of referenced files.
-    names: _Names = field(default_factory=lambda: _Names([]))
-    claimed: bytearray = field(default_factory=bytearray)  # 1: names[i] claims its own id
-    # 1: names[i] names its own WARC file at the expected place (the sweep derives it from
-    # the file name); every other reference is kept as a key in referenced_warcs
-    own_warc: bytearray = field(default_factory=bytearray)
+    # What the audit keeps of every manifest (its name and two flags, the text objects it
+    # names, its catalog row's digest) is in a scratch database, opened when first needed
+    _index: FileIndex | None = field(default=None, init=False)
+    small: bool = False  # a few manifests: the scratch database in memory
     odd_claims: dict[str, str] = field(default_factory=dict)  # id -> rel, file named otherwise
+    # (capture id, previous id, rel) of previous links not yet looked up (in batches) ...
+    pending_previous: list[tuple[str, str, str]] = field(default_factory=list)
+    # ... and of those whose previous capture was not claimed when they were
     forward_previous: list[tuple[str, str, str]] = field(default_factory=list)
+    # WARC files named other than by their own capture's manifest at the expected place
+    # (that case is derived by the sweep from the file name): 16-byte keys
     referenced_warcs: set[bytes] = field(default_factory=set)
-    referenced_texts: _TextRefs = field(default_factory=_TextRefs)
     objects: OrderedDict[tuple[str, int], Future[_ObjectState]] = field(
         default_factory=OrderedDict)
     objects_lock: threading.Lock = field(default_factory=threading.Lock)
     deep_pool: DeepPool | None = None
-    catalog_rows: set[bytes] = field(default_factory=set)  # row digests (see storage.catalog)
     #: imported WARC files (several manifests name one): hashed once (a future per file)
     import_digests: dict[Path, Future[Digests]] = field(default_factory=dict)
     #: deep: the pages of each imported file, their records checked once per file at the end
@@ -288,6 +226,17 @@ class _Audit:
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
         self.resolve = InsideResolver(self.root)
+
+    @property
+    def index(self) -> FileIndex:
+        if self._index is None:
+            self._index = FileIndex(in_memory=self.small)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -327,14 +276,13 @@ class _Audit:
             return
         self.add(Code.W505, self.rel(path), "unexpected symlink; not followed")
 
-    def listing(self, directory: Path) -> list[tuple[str, int]]:
-        """``(name, kind)`` of every entry, sorted by name; kind is one of _SYMLINK, _DIR,
-        _FILE, _OTHER, from the directory entry itself (symlinks not followed). Names and
-        kinds only: a directory of 100,000 entries costs a few MiB, not DirEntry objects."""
-        found: list[tuple[str, int]] = []
+    def scan(self, directory: Path) -> Iterator[tuple[str, int]]:
+        """``(name, kind)`` of every entry, in the directory's order; kind is one of
+        _SYMLINK, _DIR, _FILE, _OTHER, from the directory entry itself (symlinks not
+        followed). A directory that cannot be read is E506 (after what it gave)."""
         try:
-            with os.scandir(directory) as scan:
-                for entry in scan:
+            with os.scandir(directory) as entries:
+                for entry in entries:
                     if entry.is_symlink():
                         kind = _SYMLINK
                     elif entry.is_dir(follow_symlinks=False):
@@ -343,14 +291,16 @@ class _Audit:
                         kind = _FILE
                     else:
                         kind = _OTHER
-                    found.append((entry.name, kind))
+                    yield entry.name, kind
         except FileNotFoundError:
-            return []
+            return
         except OSError as exc:
             self.add(Code.E506, self.rel(directory), f"cannot list directory: {exc}")
-            return []
-        found.sort()
-        return found
+
+    def listing(self, directory: Path) -> list[tuple[str, int]]:
+        """:meth:`scan`, sorted by name. Names and kinds only: a directory of 100,000
+        entries costs a few MiB, not DirEntry objects."""
+        return sorted(self.scan(directory))
 
     def walk_files(self, top: Path) -> Iterator[Path]:
         """Regular files below ``top`` in sorted order; symlinks and special files are
@@ -379,11 +329,9 @@ class _Audit:
         without the cross-checks and the sweep), then sweep the tree and the catalog."""
         listed = self.list_manifests()
         if only is not None:
-            listed = [n for n in listed if n[: -len(MANIFEST_SUFFIX)] in only]
-        self.names = _Names(listed)
-        total = len(self.names)
-        self.claimed = bytearray(total)
-        self.own_warc = bytearray(total)
+            listed = (n for n in listed if n[: -len(MANIFEST_SUFFIX)] in only)
+        self.index.add_manifests(listed)
+        total = self.index.manifest_count
         if self.deep:
             from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
 
@@ -394,8 +342,8 @@ class _Audit:
             with ThreadPoolExecutor(max_workers=self.workers,
                                     thread_name_prefix="preserve-verify") as pool:
                 done = 0
-                for index, name in enumerate(self.names):
-                    ahead.append(pool.submit(self.check_manifest, index, name))
+                for name in self.index.manifests():
+                    ahead.append(pool.submit(self.check_manifest, name))
                     while ahead and (len(ahead) > self.workers * _AHEAD_PER_WORKER
                                      or ahead[0].done()):
                         done = self.merge(ahead.popleft().result(), done, total, progress)
@@ -406,10 +354,11 @@ class _Audit:
                 pending.cancel()
             if self.deep_pool is not None:
                 self.deep_pool.close()
-        self.report.stats.text_objects_checked += self.referenced_texts.count_hashed()
+        self.report.stats.text_objects_checked += self.index.texts_hashed()
         self.check_shared_files()
         if only is not None:
             return
+        self.look_up_previous()
         for capture_id, previous_id, rel in self.forward_previous:
             if self.claimant(previous_id) is None:
                 self.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
@@ -463,7 +412,7 @@ class _Audit:
 
     def check_catalog(self) -> None:
         """The catalog must be derived from the manifests just checked (else W507)."""
-        for problem in check_catalog(self.layout, self.catalog_rows):
+        for problem in check_catalog(self.layout, self.index.catalog_rows()):
             self.add(Code.W507, f"{INDEX_DIR}/{CATALOG_FILE}", f"the catalog is not derived "
                      f"from the manifests: {problem}; it is not trusted (repair rebuilds it)")
 
@@ -474,29 +423,35 @@ class _Audit:
         stats.manifests_checked += 1
         self.report.findings.extend(outcome.head)
         cid = outcome.capture_id
+        claims = False
         if cid is not None:
-            claimant = self.claimant(cid)
+            named_so = outcome.name == cid + MANIFEST_SUFFIX
+            # the manifest named after cid is this one, merged only now: not claimed yet
+            claimant = self.odd_claims.get(cid) if named_so else self.claimant(cid)
             if claimant is not None:
                 self.add(Code.E106, outcome.rel, f"capture id {cid} is also claimed by "
                          f"{claimant}", cid)
-            elif outcome.name == cid + MANIFEST_SUFFIX:
-                self.claimed[outcome.index] = 1
+            elif named_so:
+                claims = True
             else:
                 self.odd_claims[cid] = outcome.rel
             if outcome.catalog_row is not None:
-                self.catalog_rows.add(outcome.catalog_row)
-            for previous_id in outcome.previous:
-                if self.claimant(previous_id) is None:  # a later manifest may still claim it
-                    self.forward_previous.append((cid, previous_id, outcome.rel))
+                self.index.add_catalog_rows((outcome.catalog_row,))
+            if claims:  # before its previous links: a capture may name itself
+                self.index.mark(outcome.name, claimed=True, own_warc=outcome.own_warc)
+            self.pending_previous += [(cid, previous_id, outcome.rel)
+                                      for previous_id in outcome.previous]
+            if len(self.pending_previous) >= _PREVIOUS_BATCH:
+                self.look_up_previous()
+        if outcome.own_warc and not claims:
+            self.index.mark(outcome.name, claimed=False, own_warc=True)
         self.report.findings.extend(outcome.tail)
-        if outcome.own_warc:
-            self.own_warc[outcome.index] = 1
-        elif outcome.warc_key is not None:
+        if not outcome.own_warc and outcome.warc_key is not None:
             self.referenced_warcs.add(outcome.warc_key)
         stats.warc_files_checked += outcome.warc_checked
         stats.bytes_hashed += outcome.bytes_hashed
-        for key, hashed in outcome.texts:
-            self.referenced_texts.add(key, hashed)
+        if outcome.texts:
+            self.index.add_texts(outcome.texts)
         if outcome.imported_records is not None and outcome.capture_id is not None:
             path, decompressed, records = outcome.imported_records
             shared = self.shared.get(path)
@@ -514,25 +469,39 @@ class _Audit:
             progress(done, total)
         return done
 
+    def look_up_previous(self) -> None:
+        """Keep the pending previous links whose previous capture is not claimed yet (a
+        later manifest may still claim it; checked again at the end)."""
+        pending, self.pending_previous = self.pending_previous, []
+        claimed = self.index.claimed_among(
+            {previous + MANIFEST_SUFFIX for _, previous, _ in pending})
+        self.forward_previous += [
+            (cid, previous, rel) for cid, previous, rel in pending
+            if previous not in self.odd_claims and previous + MANIFEST_SUFFIX not in claimed]
+
     def claimant(self, capture_id: str) -> str | None:
         """The manifest already reported as claiming ``capture_id``, if any."""
         odd = self.odd_claims.get(capture_id)
         if odd is not None:
             return odd
         name = capture_id + MANIFEST_SUFFIX
-        at = self.names.index_of(name)
-        if at is not None and self.claimed[at]:
-            return f"{MANIFESTS_DIR}/{name}"
-        return None
+        return f"{MANIFESTS_DIR}/{name}" if self.index.claimed(name) else None
 
-    def list_manifests(self) -> list[str]:
-        """The names of the manifest files, sorted (other entries are reported here)."""
+    def list_manifests(self) -> Iterator[str]:
+        """The names of the manifest files, in the directory's order; every other entry is
+        reported, in name order, when the listing ends."""
         directory = self.layout.manifests_dir
         if not self.safe_dir(directory):
-            return []
+            return
+        others: list[tuple[str, int]] = []
+        for name, kind in self.scan(directory):
+            if kind == _FILE and name.endswith(MANIFEST_SUFFIX) \
+                    and not name.startswith(MANIFEST_TMP_PREFIX):
+                yield name
+            else:
+                others.append((name, kind))
         log_name = LOG_DIR.rsplit("/", 1)[-1]
-        found: list[str] = []
-        for name, kind in self.listing(directory):
+        for name, kind in sorted(others):
             path = directory / name
             if name.startswith(MANIFEST_TMP_PREFIX):
                 self.add(Code.W504, self.rel(path), "leftover temporary manifest file")
@@ -541,17 +510,14 @@ class _Audit:
             elif kind == _DIR:
                 if name != log_name:
                     self.add(Code.W505, self.rel(path), "unexpected directory in manifests/")
-            elif kind == _FILE and name.endswith(MANIFEST_SUFFIX):
-                found.append(name)
             else:
                 self.add(Code.W505, self.rel(path), "unexpected file in manifests/")
-        return found
 
-    def check_manifest(self, index: int, name: str) -> _Outcome:
+    def check_manifest(self, name: str) -> _Outcome:
         """Check one manifest (in a worker thread); touches only thread-safe shared state."""
         path = self.layout.manifests_dir / name
         rel = self.rel(path)
-        out = _Outcome(index, name, rel)
+        out = _Outcome(name, rel)
         head = out.head
 
         def early(code: Code, message: str, capture_id: str | None = None) -> _Outcome:
@@ -848,8 +814,7 @@ class _Audit:
         name = path.name
         if name.endswith(WARC_SUFFIX):
             cid = name[: -len(WARC_SUFFIX)]
-            at = self.names.index_of(cid + MANIFEST_SUFFIX)
-            if at is not None and self.own_warc[at]:
+            if self.index.own_warc(cid + MANIFEST_SUFFIX):
                 started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
                 if path == self.root / self.layout.warc_rel_for(cid, started):
                     return True
@@ -866,7 +831,7 @@ class _Audit:
         if not well_placed:
             self.add(Code.W505, rel, "file in archive/text is not at archive/text/ab/cd/<hash>")
             return
-        if bytes.fromhex(name) in self.referenced_texts:
+        if self.index.text_named(bytes.fromhex(name)):
             return
         self.add(Code.W502, rel, "no manifest names this text object")
         state = self.object_state(name)
@@ -941,7 +906,11 @@ def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
     report = Report(root=str(root), deep=deep,
                     started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     workers = max(1, workers if workers is not None else os.cpu_count() or 1)
-    _Audit(real_root, deep, report, workers).run(progress, only)
+    audit = _Audit(real_root, deep, report, workers)
+    try:
+        audit.run(progress, only)
+    finally:
+        audit.close()
     report.stats.duration_seconds = time.monotonic() - started
     return report
 
@@ -976,30 +945,33 @@ def check_manifests(root: Path, manifest_rels: list[str], *, deep: bool = False)
     a split audit (see :func:`finish_audit`)."""
     real_root = Path(root).resolve()
     report = Report(root=str(root), deep=deep)
-    audit = _Audit(real_root, deep, report)
+    audit = _Audit(real_root, deep, report, small=len(manifest_rels) < IN_MEMORY_BELOW)
     names = sorted(rel.rsplit("/", 1)[-1] for rel in manifest_rels)
-    audit.names = _Names(list(names))
-    audit.claimed = bytearray(len(names))
-    audit.own_warc = bytearray(len(names))
     checks = ManifestChecks([], {}, set(), set(), {}, set(), [])
-    if deep:
-        from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
+    try:
+        audit.index.add_manifests(names)
+        if deep:
+            from preserve.audit.deep import DeepPool  # noqa: PLC0415 - only for --deep
 
-        audit.deep_pool = DeepPool(1)
-    for index, name in enumerate(names):
-        outcome = audit.check_manifest(index, name)
-        audit.merge(outcome, index, len(names), None)
-        if outcome.warc_rel is not None:
-            checks.warcs.add(outcome.warc_rel)
-        checks.texts.update(key.hex() for key, _ in outcome.texts)
-        cid = outcome.capture_id
-        if cid is not None:
-            checks.capture_ids.setdefault(cid, outcome.rel)
-            checks.previous += [(cid, previous, outcome.rel) for previous in outcome.previous]
-    report.stats.text_objects_checked += audit.referenced_texts.count_hashed()
+            audit.deep_pool = DeepPool(1)
+        for done, name in enumerate(names):
+            outcome = audit.check_manifest(name)
+            audit.merge(outcome, done, len(names), None)
+            if outcome.warc_rel is not None:
+                checks.warcs.add(outcome.warc_rel)
+            checks.texts.update(key.hex() for key, _ in outcome.texts)
+            cid = outcome.capture_id
+            if cid is not None:
+                checks.capture_ids.setdefault(cid, outcome.rel)
+                checks.previous += [(cid, previous, outcome.rel)
+                                    for previous in outcome.previous]
+                if outcome.catalog_row is not None:
+                    checks.catalog_rows.add(outcome.catalog_row)
+        report.stats.text_objects_checked += audit.index.texts_hashed()
+    finally:
+        audit.close()
     checks.findings = report.findings
     checks.stats = {name: getattr(report.stats, name) for name in _COUNTERS}
-    checks.catalog_rows = audit.catalog_rows
     return checks
 
 
@@ -1040,15 +1012,17 @@ def finish_audit(root: Path, report: Report, parts: list[ManifestChecks]) -> Rep
     merged = merge_checks(report, parts)
     audit = _Audit(real_root, report.deep, report)
     audit.referenced_warcs = {_path_key(real_root / rel) for rel in merged.warcs}
-    for name in merged.texts:
-        audit.referenced_texts.add(bytes.fromhex(name), True)
-    audit.catalog_rows = merged.catalog_rows
-    for capture_id, previous_id, rel in merged.previous:
-        if previous_id not in merged.capture_ids:
-            audit.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
-                      capture_id)
-    audit.sweep_archive()
-    audit.check_catalog()
+    try:
+        audit.index.add_texts((bytes.fromhex(name), True) for name in merged.texts)
+        audit.index.add_catalog_rows(merged.catalog_rows)
+        for capture_id, previous_id, rel in merged.previous:
+            if previous_id not in merged.capture_ids:
+                audit.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
+                          capture_id)
+        audit.sweep_archive()
+        audit.check_catalog()
+    finally:
+        audit.close()
     return report
 
 

@@ -72,7 +72,9 @@ def verify(ctx: click.Context, deep: bool, checkpoints: tuple[Path, ...],
     Every file is re-hashed and compared with its manifest, every manifest with its log
     leaf; the log must extend its own signed checkpoints, every --checkpoint given, and the
     head you last verified (kept outside the archive). The audit is recorded in the log; only
-    an audit without errors is followed by a signed checkpoint.
+    an audit without errors is followed by a signed checkpoint. What it keeps of every
+    capture goes to temporary files in $TMPDIR (a few hundred bytes a capture; removed when
+    it ends), so its memory does not grow with the archive.
 
     \b
     Examples:

@@ -14,14 +14,10 @@ This module keeps and answers; it decides nothing about what is wrong.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..errors import StorageError
+from ..scratch import failing_as_storage, open_scratch
 from .entries import MANIFEST_DIR
 
 _SCHEMA = """
@@ -30,8 +26,7 @@ CREATE TABLE leaves (id TEXT PRIMARY KEY, leaf INTEGER NOT NULL, sha256 TEXT NOT
     WITHOUT ROWID;
 CREATE TABLE disk (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
-#: SQLite's page cache for the index, in KiB (its default is 2,000).
-_CACHE_KIB = 4096
+_WHAT = "the log audit's temporary index"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +51,14 @@ class AuditIndex:
     files on disk (close it, or use it as a context manager)."""
 
     def __init__(self) -> None:
-        self._db = _open_database()
+        self._db = open_scratch(_SCHEMA, _WHAT)
         self.disk_count = 0
 
     # --- leaves --------------------------------------------------------------------------
 
     def add_leaf(self, logged: Logged) -> Logged | None:
         """Keep ``logged`` unless its capture has a leaf already; return that one if so."""
-        with _failing():
+        with failing_as_storage(_WHAT):
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
                 (logged.capture_id, logged.leaf, logged.sha256, logged.blake3, logged.size,
@@ -72,22 +67,22 @@ class AuditIndex:
 
     def adopt(self, capture_id: str) -> None:
         """Note that an adoption leaf vouches for the capture's leaf."""
-        with _failing():
+        with failing_as_storage(_WHAT):
             self._db.execute("UPDATE leaves SET adopted = 1 WHERE id = ?", (capture_id,))
 
     def leaf(self, capture_id: str) -> Logged | None:
-        with _failing():
+        with failing_as_storage(_WHAT):
             row = self._db.execute("SELECT * FROM leaves WHERE id = ?", (capture_id,)).fetchone()
             return None if row is None else _logged(row)
 
     def __contains__(self, capture_id: object) -> bool:
-        with _failing():
+        with failing_as_storage(_WHAT):
             return self._db.execute("SELECT 1 FROM leaves WHERE id = ?",
                                     (capture_id,)).fetchone() is not None
 
     def by_capture_id(self) -> Iterator[tuple[Logged, bool]]:
         """Every leaf, by capture id, and whether its manifest file is on disk."""
-        with _failing():
+        with failing_as_storage(_WHAT):
             for row in self._db.execute(
                     "SELECT leaves.*, disk.id IS NOT NULL FROM leaves LEFT JOIN disk USING (id) "
                     "ORDER BY leaves.id"):
@@ -95,27 +90,27 @@ class AuditIndex:
 
     def by_leaf(self) -> Iterator[Logged]:
         """Every leaf, in log order."""
-        with _failing():
+        with failing_as_storage(_WHAT):
             for row in self._db.execute("SELECT * FROM leaves ORDER BY leaf"):
                 yield _logged(row)
 
     # --- manifests on disk ---------------------------------------------------------------
 
     def add_on_disk(self, capture_ids: Iterable[str]) -> None:
-        with _failing():
+        with failing_as_storage(_WHAT):
             before = self._db.total_changes
             self._db.executemany("INSERT OR IGNORE INTO disk VALUES (?)",
                                  ((capture_id,) for capture_id in capture_ids))
             self.disk_count += self._db.total_changes - before
 
     def on_disk(self, capture_id: str) -> bool:
-        with _failing():
+        with failing_as_storage(_WHAT):
             return self._db.execute("SELECT 1 FROM disk WHERE id = ?",
                                     (capture_id,)).fetchone() is not None
 
     def not_logged(self) -> Iterator[str]:
         """The capture ids of manifest files no leaf logs, sorted."""
-        with _failing():
+        with failing_as_storage(_WHAT):
             for (capture_id,) in self._db.execute(
                     "SELECT id FROM disk WHERE id NOT IN (SELECT id FROM leaves) ORDER BY id"):
                 yield capture_id
@@ -128,45 +123,6 @@ class AuditIndex:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def _failing() -> Iterator[None]:
-    """sqlite3.Error as StorageError (the temporary disk full, say)."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StorageError(f"the log audit's temporary index failed: {exc}") from exc
-
-
-def _open_database() -> sqlite3.Connection:
-    """A database in a new file in the temporary directory, unlinked at once (SQLite keeps
-    it open; nothing is left behind whatever happens); in memory where no such file can be
-    made. StorageError if neither can be opened."""
-    try:
-        fd, name = tempfile.mkstemp(prefix="preserve-audit-", suffix=".sqlite3")
-    except OSError:
-        name = ":memory:"
-    else:
-        os.close(fd)
-    try:
-        db = sqlite3.connect(name, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode = OFF")  # no other file beside it, ever
-            db.execute("PRAGMA synchronous = OFF")
-            db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-            db.executescript(_SCHEMA)
-            db.execute("BEGIN")
-        except sqlite3.Error:
-            db.close()
-            raise
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot make the log audit's temporary index: {exc}") from exc
-    finally:
-        if name != ":memory:":
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-    return db
 
 
 def _logged(row: tuple[str, int, str, str, int, int]) -> Logged:
