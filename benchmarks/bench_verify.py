@@ -130,9 +130,9 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "exit": measured.returncode,
             }
             if name.startswith("preserve") and measured.returncode in (0, 1):
-                report = json.loads(measured.stdout)
-                row["findings"] = len(report.get("findings", []))
-                row["ok"] = report.get("ok")
+                envelope = json.loads(measured.stdout)  # {"ok": ..., "result": report}
+                row["findings"] = len(envelope.get("result", {}).get("findings", []))
+                row["ok"] = envelope.get("ok")
             if measured.returncode != 0:
                 print(f"{name} exited {measured.returncode}: "
                       f"{(measured.stdout + measured.stderr)[-600:]}", file=sys.stderr)

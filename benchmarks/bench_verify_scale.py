@@ -183,7 +183,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 continue
             cmd = [exe, "--root", str(root), "verify", "--json", "--no-record"]
             measured = run_measured(cmd + (["--deep"] if deep else []))
-            report = json.loads(measured.stdout) if measured.stdout.strip() else {}
+            envelope = json.loads(measured.stdout) if measured.stdout.strip() else {}
+            report = envelope.get("result", {})  # {"ok": ..., "result": the report}
             rows.append({
                 "captures": size, "tool": tool, "deep": deep, "files": files, "bytes": total,
                 "build_seconds": build_seconds, "seconds": measured.seconds,
