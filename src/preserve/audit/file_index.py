@@ -23,6 +23,7 @@ This module keeps and answers; it decides nothing about what is wrong.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Container, Iterable, Iterator, Sequence
 
 from ..scratch import failing_as_storage, open_scratch
@@ -69,13 +70,21 @@ class FileIndex:
     file at the expected place), the text objects named, the catalog row digests given.
     Used from one thread; close it, or use it as a context manager."""
 
+    #: the tables (a subclass may add its own)
+    SCHEMA = _SCHEMA
+
     def __init__(self, *, in_memory: bool = False) -> None:
         """``in_memory``: for a few manifests (see :func:`~preserve.scratch.open_scratch`)."""
-        self._db = open_scratch(_SCHEMA, _WHAT, in_memory=in_memory)
+        self._db = open_scratch(self.SCHEMA, _WHAT, in_memory=in_memory)
         self.manifest_count = 0
         self._marks: dict[bytes, tuple[int, int]] = {}  # name -> (claimed, own_warc)
         self._texts: list[tuple[bytes, int]] = []
         self._catalog_rows: list[bytes] = []
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The database (for a subclass's own tables)."""
+        return self._db
 
     # --- manifests -----------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from preserve.audit.file_index import IN_MEMORY_BELOW, FileIndex
 from preserve.audit.findings import Code, Finding, Report
+from preserve.audit.merged import MergedChecks, merge_all
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
 from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
 from preserve.storage.catalog import (
@@ -214,6 +215,8 @@ class _Audit:
     # WARC files named other than by their own capture's manifest at the expected place
     # (that case is derived by the sweep from the file name): 16-byte keys
     referenced_warcs: set[bytes] = field(default_factory=set)
+    #: a split audit's merged parts (:func:`finish_audit`): which WARC files they name
+    merged: MergedChecks | None = None
     objects: OrderedDict[tuple[str, int], Future[_ObjectState]] = field(
         default_factory=OrderedDict)
     objects_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -811,6 +814,8 @@ class _Audit:
 
     def warc_referenced(self, path: Path) -> bool:
         """Whether a manifest names the WARC file at ``path`` (a real path)."""
+        if self.merged is not None:
+            return self.merged.names_warc(path.relative_to(self.root).as_posix())
         name = path.name
         if name.endswith(WARC_SUFFIX):
             cid = name[: -len(WARC_SUFFIX)]
@@ -984,7 +989,8 @@ def manifest_rels(root: Path, report: Report) -> list[str]:
 
 def merge_checks(report: Report, parts: list[ManifestChecks]) -> ManifestChecks:
     """Add the parts' findings and counters to ``report`` in the order given; a capture id
-    claimed in two parts is E106, as within one."""
+    claimed in two parts is E106, as within one. In memory: for the few parts of one chunk
+    (a whole audit's parts are merged by :class:`~preserve.audit.merged.MergedChecks`)."""
     merged = ManifestChecks([], {}, set(), set(), {}, set(), [])
     for part in parts:
         for finding in part.findings:
@@ -1005,24 +1011,20 @@ def merge_checks(report: Report, parts: list[ManifestChecks]) -> ManifestChecks:
     return merged
 
 
-def finish_audit(root: Path, report: Report, parts: list[ManifestChecks]) -> Report:
+def finish_audit(root: Path, report: Report, parts: Iterable[ManifestChecks]) -> Report:
     """The rest of :func:`verify` after the manifests were checked in ``parts`` (in manifest
-    order): merged findings, ``previous`` links, the sweep of the tree, the catalog."""
+    order, merged as they come: see :mod:`preserve.audit.merged`): their findings,
+    ``previous`` links, the sweep of the tree, the catalog."""
     real_root = Path(root).resolve()
-    merged = merge_checks(report, parts)
     audit = _Audit(real_root, report.deep, report)
-    audit.referenced_warcs = {_path_key(real_root / rel) for rel in merged.warcs}
-    try:
-        audit.index.add_texts((bytes.fromhex(name), True) for name in merged.texts)
-        audit.index.add_catalog_rows(merged.catalog_rows)
-        for capture_id, previous_id, rel in merged.previous:
-            if previous_id not in merged.capture_ids:
-                audit.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
-                          capture_id)
+    with merge_all(report, parts) as merged:
+        audit.merged = merged
+        audit._index = merged.index  # the text objects and catalog rows the parts named
+        for capture_id, previous_id, rel in merged.dangling_previous():
+            audit.add(Code.W110, rel, f"previous capture {previous_id} has no manifest",
+                      capture_id)
         audit.sweep_archive()
         audit.check_catalog()
-    finally:
-        audit.close()
     return report
 
 

@@ -12,7 +12,7 @@ import collections
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +49,8 @@ GROUP_SIZE = 32
 WINDOW = 256
 #: Retries of a task whose worker died (a capture failure is a result, never retried).
 RETRIES = 2
+#: Most verify chunks submitted to the cluster and not yet merged by the client.
+VERIFY_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -222,18 +224,17 @@ def _commit(target: Target, group: Sequence[tuple[str, PreparedCapture]]) -> Ite
 
 
 def verify_dask(target: Target, client: Any, *, deep: bool = False, chunk: int = 64,
-                **verify_options: Any) -> Report:
+                window: int = VERIFY_WINDOW, **verify_options: Any) -> Report:
     """``verify`` with the manifests checked (read, hashed, re-extracted) on the workers,
-    in chunks of ``chunk``; findings merged in manifest order, then the sweep and the log
-    audit (and its recording) on the client, as :meth:`Archive.verify` does."""
+    in chunks of ``chunk``, at most ``window`` chunks submitted and not yet merged; each
+    part merged as it comes, in manifest order (the client holds one at a time), then the
+    sweep and the log audit (and its recording) on the client, as :meth:`Archive.verify`
+    does."""
     if isinstance(target, RemoteArchive):
         store = target.store
 
-        def map_chunks(chunks: list[list[str]]) -> list[ManifestChecks]:
-            futures = client.map(check_remote_chunk, [store] * len(chunks), chunks,
-                                 [deep] * len(chunks), pure=False, retries=RETRIES)
-            parts: list[ManifestChecks] = client.gather(futures)
-            return parts
+        def map_chunks(chunks: list[list[str]]) -> Iterator[ManifestChecks]:
+            return in_order(client, check_remote_chunk, store, chunks, deep, window)
 
         report: Report = target.verify(deep=deep, map_chunks=map_chunks, chunk=chunk,
                                        **verify_options)
@@ -245,11 +246,38 @@ def verify_dask(target: Target, client: Any, *, deep: bool = False, chunk: int =
                         started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
         rels = manifest_rels(root_path, report)
         chunks = [rels[i:i + chunk] for i in range(0, len(rels), chunk)]
-        futures = client.map(check_local_chunk, [root] * len(chunks), chunks,
-                             [run_deep] * len(chunks), pure=False, retries=RETRIES)
-        return finish_audit(root_path, report, client.gather(futures))
+        del rels
+        return finish_audit(root_path, report,
+                            in_order(client, check_local_chunk, root, chunks, run_deep, window))
 
     return target.verify(deep=deep, runner=run, **verify_options)
+
+
+def in_order(client: Any, function: Callable[[Any, list[str], bool], ManifestChecks],
+             where: Any, chunks: list[list[str]], deep: bool,
+             window: int) -> Iterator[ManifestChecks]:
+    """``function(where, chunk, deep)`` of every chunk on the cluster, yielded in the chunks'
+    order; at most ``window`` tasks are submitted and not yet taken, and each result is
+    released as soon as it is taken (neither the client nor the cluster holds them all)."""
+    pending: collections.deque[Any] = collections.deque()
+    chunks_left = iter(chunks)
+    try:
+        while True:
+            while len(pending) < max(window, 1):
+                rels = next(chunks_left, None)
+                if rels is None:
+                    break
+                pending.append(client.submit(function, where, rels, deep, pure=False,
+                                             retries=RETRIES))
+            if not pending:
+                return
+            future = pending.popleft()
+            part: ManifestChecks = future.result()
+            future.release()
+            yield part
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 # --- re-extraction ---------------------------------------------------------------------------

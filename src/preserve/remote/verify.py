@@ -28,7 +28,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from preserve import errors
 from preserve.audit.findings import Code, Finding, Report
+from preserve.audit.merged import MergedChecks
 from preserve.audit.verify import ManifestChecks, check_manifests, merge_checks
 from preserve.hashing import hash_bytes
 from preserve.log import audit as log_audit
@@ -174,20 +175,19 @@ def list_manifests(store: ObjectStore, report: Report) -> list[str]:
     return names
 
 
-def sweep(store: ObjectStore, report: Report, merged: ManifestChecks) -> None:
+def sweep(store: ObjectStore, report: Report, merged: MergedChecks) -> None:
     """Objects no manifest names, staging leftovers, unexpected names (as the local sweep)."""
     for finding in sweep_findings(store, merged):
         report.add(finding)
 
 
-def sweep_findings(store: ObjectStore, merged: ManifestChecks) -> list[Finding]:
+def sweep_findings(store: ObjectStore, merged: MergedChecks) -> list[Finding]:
     """The findings of :func:`sweep`, in its order."""
     from preserve.remote.archive import CHECKPOINTS, staged_recently
 
     found = [Finding(Code.W110, rel, f"previous capture {previous_id} has no manifest",
                      capture_id)
-             for capture_id, previous_id, rel in merged.previous
-             if previous_id not in merged.capture_ids]
+             for capture_id, previous_id, rel in merged.dangling_previous()]
     found += [Finding(Code.W505, info.key, "object nested in manifests/log/checkpoints/ is no "
                       "checkpoint (they are checkpoints/<size>-<time>.txt)")
               for info in store.list(CHECKPOINTS) if "/" in info.key[len(CHECKPOINTS) + 1:]]
@@ -200,17 +200,17 @@ def sweep_findings(store: ObjectStore, merged: ManifestChecks) -> list[Finding]:
     return found
 
 
-def _archive_finding(rel: str, merged: ManifestChecks) -> Finding | None:
+def _archive_finding(rel: str, merged: MergedChecks) -> Finding | None:
     """What the sweep says of object ``rel`` below ``archive/`` (None: a named object)."""
     if rel.startswith("archive/warc/"):
-        return None if rel in merged.warcs else \
+        return None if merged.names_warc(rel) else \
             Finding(Code.W501, rel, "no manifest names this WARC file")
     if not rel.startswith("archive/text/"):
         return Finding(Code.W505, rel, "unexpected entry in archive/")
     name = rel.rsplit("/", 1)[-1]
     if not (is_hex_digest(name) and rel == f"archive/text/{name[:2]}/{name[2:4]}/{name}"):
         return Finding(Code.W505, rel, "file in archive/text is not at archive/text/ab/cd/<hash>")
-    return None if name in merged.texts else \
+    return None if merged.names_text(name) else \
         Finding(Code.W502, rel, "no manifest names this text object")
 
 
@@ -219,7 +219,7 @@ EXPLAINABLE = (Code.W501, Code.W502, Code.W503)
 
 
 def explain_sweep(found: Sequence[Finding], meanwhile: Meanwhile, *, first: int,
-                  checked: dict[str, tuple[str, str, int]], since: float) -> list[Finding]:
+                  checked: Mapping[str, tuple[str, str, int]], since: float) -> list[Finding]:
     """``found`` less what commits made while verify ran explain (see
     :mod:`preserve.remote.meanwhile`): a WARC file or text object named by a manifest logged
     from leaf ``first`` on whose files were not ``checked`` (proved, and the manifest its leaf
@@ -238,7 +238,7 @@ def explain_sweep(found: Sequence[Finding], meanwhile: Meanwhile, *, first: int,
 
 
 def _named_since(store: ObjectStore, meanwhile: Meanwhile, first: int,
-                 checked: dict[str, tuple[str, str, int]]) -> set[str]:
+                 checked: Mapping[str, tuple[str, str, int]]) -> set[str]:
     """The objects named by the manifests logged from leaf ``first`` on (in the log as it
     is now) that verify did not check, each proved and the bytes its leaf records."""
     tiles = meanwhile.log()
@@ -302,11 +302,10 @@ def logged_manifests(archive: RemoteArchive, meanwhile: Meanwhile | None = None)
 
 
 def missed(store: ObjectStore, logged: Sequence[str],
-           parts: Sequence[ManifestChecks]) -> list[str]:
-    """The logged manifests whose files ``parts`` did not check (hidden from the listing,
-    say behind a delete marker) and that are there now: they are checked too. One still
-    not there is E305 in the log audit."""
-    checked = {rel for part in parts for rel in part.manifest_digests}
+           checked: Mapping[str, tuple[str, str, int]]) -> list[str]:
+    """The logged manifests whose files were not ``checked`` (hidden from the listing, say
+    behind a delete marker) and that are there now: they are checked too. One still not
+    there is E305 in the log audit."""
     names = sorted({rel for rel in logged if rel and rel not in checked})
     return [rel for rel in names if _listable(rel) and store.exists(rel)]
 
@@ -317,28 +316,38 @@ def _listable(rel: str) -> bool:
             and ObjectStore.addressable(rel))
 
 
+#: A map of manifest chunks to their checks, yielded in the chunks' order (Dask's).
+MapChunks = Callable[[list[list[str]]], Iterable[ManifestChecks]]
+
+
 def _check_files(store: ObjectStore, report: Report, logged: Sequence[str], *, deep: bool,
                  progress: Callable[[int, int], None] | None,
-                 map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None,
-                 chunk: int) -> ManifestChecks:
+                 map_chunks: MapChunks | None, chunk: int) -> MergedChecks:
     """Check the listed manifests and their files, then those of ``logged`` the listing
-    missed; findings added to ``report`` in that order."""
-    def check(names: list[str]) -> list[ManifestChecks]:
+    missed; findings added to ``report`` in that order, each part merged as it comes (the
+    caller closes what is returned)."""
+    def check(names: list[str]) -> Iterator[ManifestChecks]:
         if not names:
-            return []
+            return
         chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
         if map_chunks is not None:
-            return map_chunks(chunks)
-        parts = []
+            yield from map_chunks(chunks)
+            return
         for done, part in enumerate(chunks, start=1):
-            parts.append(check_remote_manifests(store, part, deep=deep))
+            yield check_remote_manifests(store, part, deep=deep)
             if progress is not None:
                 progress(min(done * chunk, len(names)), len(names))
-        return parts
 
-    parts = check(list_manifests(store, report))
-    parts += check(missed(store, logged, parts))
-    return merge_checks(report, parts)
+    merged = MergedChecks(report)
+    try:
+        for part in check(list_manifests(store, report)):
+            merged.add(part)
+        for part in check(missed(store, logged, merged.checked)):
+            merged.add(part)
+    except BaseException:
+        merged.close()
+        raise
+    return merged
 
 
 def verify_remote(
@@ -351,7 +360,7 @@ def verify_remote(
     record: bool = True,
     tsa_roots: Path | None = None,
     anchor_max_age: timedelta | None = None,
-    map_chunks: Callable[[list[list[str]]], list[ManifestChecks]] | None = None,
+    map_chunks: MapChunks | None = None,
     chunk: int = 64,
     commit_wait: float | None = None,
     **_ignored: Any,
@@ -368,23 +377,23 @@ def verify_remote(
                     started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     meanwhile = Meanwhile(archive, wait=LEASE_SECONDS if commit_wait is None else commit_wait)
     logged = logged_manifests(archive, meanwhile)  # every leaf up to here: files checked
-    merged = _check_files(store, report, logged, deep=deep, progress=progress,
-                          map_chunks=map_chunks, chunk=chunk)
-    swept = time.monotonic()
-    found = sweep_findings(store, merged)
-    check = None
-    if tsa_roots is not None:
-        from preserve.log.timestamp import TimestampChecker, load_roots_file
+    with _check_files(store, report, logged, deep=deep, progress=progress,
+                      map_chunks=map_chunks, chunk=chunk) as merged:
+        swept = time.monotonic()
+        found = sweep_findings(store, merged)
+        check = None
+        if tsa_roots is not None:
+            from preserve.log.timestamp import TimestampChecker, load_roots_file
 
-        check = TimestampChecker(load_roots_file(tsa_roots))
-    audited = audit_remote_log(archive, external_checkpoints=checkpoints,
-                               trusted_key=trusted_key, heads=archive.heads,
-                               timestamp_check=check, anchor_max_age=anchor_max_age,
-                               checked=merged.manifest_digests, logged=len(logged),
-                               meanwhile=meanwhile)
-    for finding in explain_sweep(found, meanwhile, first=len(logged),
-                                 checked=merged.manifest_digests, since=swept):
-        report.add(finding)
+            check = TimestampChecker(load_roots_file(tsa_roots))
+        audited = audit_remote_log(archive, external_checkpoints=checkpoints,
+                                   trusted_key=trusted_key, heads=archive.heads,
+                                   timestamp_check=check, anchor_max_age=anchor_max_age,
+                                   checked=merged.checked, logged=len(logged),
+                                   meanwhile=meanwhile)
+        for finding in explain_sweep(found, meanwhile, first=len(logged),
+                                     checked=merged.checked, since=swept):
+            report.add(finding)
     for item in [*audited, *meanwhile.take_problems()]:
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
     report.stats.duration_seconds = time.monotonic() - started
@@ -412,7 +421,7 @@ def audit_remote_log(
     heads: KnownHeads | None = None,
     timestamp_check: log_audit.TimestampCheck | None = None,
     anchor_max_age: timedelta | None = None,
-    checked: dict[str, tuple[str, str, int]] | None = None,
+    checked: Mapping[str, tuple[str, str, int]] | None = None,
     logged: int = 0,
     meanwhile: Meanwhile | None = None,
 ) -> list[log_audit.LogFinding]:
@@ -471,7 +480,7 @@ def _audit_leaves(
     heads: KnownHeads | None,
     timestamp_check: log_audit.TimestampCheck | None,
     anchor_max_age: timedelta | None,
-    checked: dict[str, tuple[str, str, int]] | None,
+    checked: Mapping[str, tuple[str, str, int]] | None,
     logged: int,
 ) -> list[log_audit.LogFinding]:
     """The rest of :func:`audit_remote_log` once the log is open and its key known, what it
@@ -564,7 +573,7 @@ def _manifest_rel(capture_id: str) -> str:
 
 
 def _check_unlogged(audit: log_audit._Audit, unlogged: Sequence[str],
-                    checked: dict[str, tuple[str, str, int]] | None, later: Meanwhile,
+                    checked: Mapping[str, tuple[str, str, int]] | None, later: Meanwhile,
                     since: float) -> None:
     """E304 (W305 when a signed commit record names it) for each manifest listed at
     ``since`` that no leaf records, unless a leaf appended while verify ran does (once the
@@ -592,7 +601,7 @@ def _check_unlogged(audit: log_audit._Audit, unlogged: Sequence[str],
 
 
 def _explained(audit: log_audit._Audit, capture_id: str,
-               checked: dict[str, tuple[str, str, int]] | None, later: Meanwhile) -> bool:
+               checked: Mapping[str, tuple[str, str, int]] | None, later: Meanwhile) -> bool:
     """Whether a leaf appended while verify ran records ``capture_id``'s manifest; if so,
     E316 unless it is proved, E306 unless the manifest is the one it records."""
     found = later.leaf(capture_id)
@@ -618,7 +627,7 @@ def _explained(audit: log_audit._Audit, capture_id: str,
 
 
 def _check_logged(audit: log_audit._Audit, store: ObjectStore, leaves: AuditIndex,
-                  on_store: set[str], checked: dict[str, tuple[str, str, int]] | None,
+                  on_store: set[str], checked: Mapping[str, tuple[str, str, int]] | None,
                   logged: int) -> None:
     """E305 and E306 for the manifests the leaves name (see :func:`audit_remote_log`)."""
     for leaf, _on_disk in leaves.by_capture_id():
