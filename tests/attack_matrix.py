@@ -19,10 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from preserve.archive import Archive
+from preserve.exchange.bagit import export_bagit
 from preserve.hashing import hash_bytes
 from preserve.log import Signer
 from preserve.log.archive_log import log_dir, write_checkpoint
-from preserve.log.entries import canonical_json, manifest_leaf_for_file
+from preserve.log.entries import AdoptionLeaf, canonical_json, manifest_leaf_for_file, utc_now
 from preserve.log.storage import TransparencyLog
 from preserve.log.timestamp import Timestamper
 
@@ -52,6 +54,7 @@ class Context:
     foreign: Path  # another archive with one capture of its own
     attacker: Signer  # a key the attacker made (same origin name as the archive's)
     owner: Signer  # the archive's real key (only the key holder may use it)
+    owner_key: Path  # its file (what the operator's own exports are signed with)
     tsa_url: str
 
 
@@ -182,6 +185,29 @@ def plant_and_log(ctx: Context) -> None:
         log.append(leaf)
 
 
+def plant_and_adopt(ctx: Context) -> None:
+    """A planted capture logged by an adoption leaf: appending one needs no key."""
+    plant(ctx)
+    leaf = manifest_leaf_for_file(manifests(ctx.foreign)[0])
+    adoption = AdoptionLeaf(capture_id=leaf.capture_id, path=leaf.path, blake3=leaf.blake3,
+                            sha256=leaf.sha256, size=leaf.size, captured=leaf.captured,
+                            committed=utc_now(), operator="editor",
+                            reason="captured on the field laptop")
+    with TransparencyLog.open(log_dir(ctx.root)) as log:
+        log.append(adoption.to_bytes())
+
+
+def copied_export_descriptor(ctx: Context) -> None:
+    """The signed descriptor of a partial export the operator handed out (the first capture
+    only) is copied into the archive, and a capture it left out is deleted."""
+    bag = ctx.root.parent / "handed-out"
+    first = manifests(ctx.root)[0].name.removesuffix(".json")
+    export_bagit(Archive(ctx.root, key=ctx.owner_key, heads=None), [first], bag)
+    for name in ("preserve-export.json", "preserve-export.sig"):
+        shutil.copyfile(bag / "data" / name, ctx.root / name)
+    delete_capture(ctx)
+
+
 def rollback(ctx: Context) -> None:
     for part in ("archive", "manifests"):
         shutil.rmtree(ctx.root / part)
@@ -259,6 +285,12 @@ ATTACKS: list[Attack] = [
            _all({"E304"})),
     Attack("plant and log", "write access", "a planted capture is also appended to the log, "
            "every tree hash recomputed", plant_and_log, _all({"E316"})),
+    Attack("plant and adopt", "write access", "a planted capture is logged by an adoption "
+           "leaf (an operator's vouching, which needs no key to append)", plant_and_adopt,
+           _all({"E316"})),
+    Attack("excuse a deletion", "write access", "the signed descriptor of a partial export the "
+           "operator handed out is copied into the archive, and a capture it left out is "
+           "deleted", copied_export_descriptor, _all({"E305"})),
     Attack("rollback", "write access", "an older copy of the whole archive (consistent and "
            "signed) is restored", rollback,
            {"none": MISSED, "known head": frozenset({"E315"}),

@@ -75,7 +75,7 @@ def _cell(setting: Setting, attack: Attack, work: Path) -> Context:
     attacker_key, _ = generate_key("evidence.example/archive", work / "attacker.key")
     return Context(root=root, older_copy=older, foreign=setting.foreign,
                    attacker=load_signer(attacker_key), owner=load_signer(setting.key),
-                   tsa_url=setting.tsa_url)
+                   owner_key=setting.key, tsa_url=setting.tsa_url)
 
 
 def _verify(setting: Setting, ctx: Context, anchor: str, config: Path) -> set[str]:

@@ -19,7 +19,8 @@ from preserve import Archive
 from preserve.audit.verify import verify
 from preserve.exchange import BagInfo, check_package, export_bagit
 from preserve.integrity import audit_log
-from preserve.log import make_proof
+from preserve.log import make_proof, record_entries
+from preserve.log.entries import AuditLeaf, utc_now
 from servers import TestServer
 
 
@@ -88,12 +89,12 @@ def test_full_bag_data_is_an_archive_that_verifies(built: Built, full: Path) -> 
     assert check_package(full).ok
 
 
-def test_verify_of_a_bag_records_nothing_in_it_nor_in_the_known_heads(built: Built,
-                                                                      tmp_path: Path) -> None:
+def test_verify_of_a_bag_records_nothing_in_it(built: Built, tmp_path: Path) -> None:
     """A verify that asks to record (no --no-record) of a bag's data/ writes nothing there
-    (the bag still validates) and remembers no head: an audit appended to the copied log
-    would have made that copy the log remembered for the archive key, and the archive
-    itself would then fail verify as rolled back (E315)."""
+    (the bag still validates): an audit appended to the copied log would have made that copy
+    diverge from the archive's log, and the archive itself would then fail verify as rolled
+    back (E315). The head it remembers (its log is a prefix of the archive's) keeps the
+    archive's own verify clean."""
     config = tmp_path / "config"
     shutil.copytree(built.config, config)
     bag = tmp_path / "case-7"
@@ -169,6 +170,37 @@ def test_partial_bag_rule(built: Built, partial: Path) -> None:
         checked.stdout
     assert not (data / "manifests" / f"{built.ids[0]}.json").exists()
     assert not (data / Archive(built.root).manifest(built.ids[0]).warc.path).exists()
+
+
+def test_a_partial_bags_descriptor_excuses_nothing_elsewhere(built: Built, partial: Path,
+                                                             tmp_path: Path) -> None:
+    """The signed descriptor of a partial bag copied into (a copy of) the live archive, and a
+    capture it left out deleted: still E305, and W309 says why the descriptor was ignored
+    (that root is no bag's data/, and it holds a manifest the descriptor does not list); so
+    is a bag's data/ whose log has grown since the export. ``checkpoint`` signs nothing."""
+    live = tmp_path / "live"
+    shutil.copytree(built.root, live)
+    for name in ("preserve-export.json", "preserve-export.sig"):
+        shutil.copyfile(partial / "data" / name, live / name)
+    left_out = built.ids[0]
+    (live / "manifests" / f"{left_out}.json").unlink()
+    report = verify(live)
+    audit_log(live, report)
+    found = {(f.code.code, f.path) for f in report.findings}
+    assert ("E305", f"manifests/{left_out}.json") in found
+    assert ("W309", "preserve-export.json") in found
+    assert "not the data/ directory of a BagIt bag" in next(
+        f.message for f in report.findings if f.code.code == "W309")
+    signed = run(built, "--root", str(live), "--key", str(built.key_path), "checkpoint")
+    assert signed.returncode == 1, signed.stdout + signed.stderr
+    assert "E305" in signed.stderr
+    grown = tmp_path_factory_copy(partial)
+    record_entries(grown / "data", [AuditLeaf({"outcome": "pass"}, utc_now()).to_bytes()])
+    later = verify(grown / "data")
+    audit_log(grown / "data", later)
+    assert ("E305", f"manifests/{left_out}.json") in {(f.code.code, f.path)
+                                                       for f in later.findings}
+    assert any(f.code.code == "W309" and "the log has" in f.message for f in later.findings)
 
 
 def test_check_export_catches_what_the_rule_must_not_excuse(partial: Path,

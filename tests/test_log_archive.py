@@ -388,15 +388,16 @@ def test_the_audit_index_keeps_leaves_out_of_memory() -> None:
             before = tracemalloc.get_traced_memory()[0]
             for leaf, capture_id in enumerate(reversed(ids)):
                 assert index.add_leaf(Logged(capture_id, leaf, "a" * 64, "b" * 64, 100 + leaf,
-                                             False)) is None
+                                             None)) is None
             index.add_on_disk([*ids[:10], "20270101T000000Z-zzzzzzzzzz"])
             grown = tracemalloc.get_traced_memory()[0] - before
             assert grown < 2**20, f"{grown} bytes held for 20,000 leaves"
-            first = index.add_leaf(Logged(ids[0], 99_999, "c" * 64, "d" * 64, 1, True))
-            assert first is not None and first.leaf == 19_999 and not first.adopted
-            index.adopt(ids[0])
+            first = index.add_leaf(Logged(ids[0], 99_999, "c" * 64, "d" * 64, 1, 99_999))
+            assert first is not None and first.leaf == 19_999 and first.adopted is None
+            index.adopt(ids[0], 99_999)
             leaf0 = index.leaf(ids[0])
-            assert leaf0 is not None and leaf0.adopted and leaf0.size == 100 + 19_999
+            assert leaf0 is not None and leaf0.adopted == 99_999 and leaf0.adopted_later
+            assert leaf0.size == 100 + 19_999
             by_id = list(index.by_capture_id())
             assert [leaf.capture_id for leaf, _ in by_id] == sorted(ids)
             assert sum(on_disk for _, on_disk in by_id) == 10
@@ -417,5 +418,5 @@ def test_the_audit_index_is_in_memory_where_no_temporary_file_can_be_made(
     monkeypatch.setattr(scratch.tempfile, "mkstemp", refuse)
     with AuditIndex() as index:
         assert index.add_leaf(Logged("20260101T000000Z-aaaaaaaaaa", 0, "a" * 64, "b" * 64, 1,
-                                     False)) is None
+                                     None)) is None
         assert "20260101T000000Z-aaaaaaaaaa" in index

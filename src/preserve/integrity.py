@@ -150,14 +150,16 @@ def audit_log(
     tsa_roots: Path | None = None,
     heads: KnownHeads | None = None,
     anchor_max_age: timedelta | None = None,
+    partial_export: bool = True,
 ) -> None:
-    """Check the log and add its findings to ``report``."""
+    """Check the log and add its findings to ``report`` (``partial_export``: see
+    :func:`preserve.log.audit.verify_log`)."""
     check = None
     if tsa_roots is not None:
         check = TimestampChecker(load_roots_file(tsa_roots))
     for item in log.verify_log(root, external_checkpoints=external_checkpoints,
                                trusted_key=trusted_key, timestamp_check=check, heads=heads,
-                               anchor_max_age=anchor_max_age):
+                               anchor_max_age=anchor_max_age, partial_export=partial_export):
         report.add(Finding(Code.from_code(item.code), item.path, item.message))
 
 
@@ -168,7 +170,7 @@ def archive_errors(root: Path, *, heads: KnownHeads | None) -> list[Finding]:
     from preserve.audit.verify import verify  # noqa: PLC0415 - the audit imports storage
 
     report = verify(root)
-    audit_log(root, report, heads=heads)
+    audit_log(root, report, heads=heads, partial_export=False)
     return report.errors
 
 

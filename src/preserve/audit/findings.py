@@ -163,9 +163,17 @@ class Code(enum.Enum):
             "than --anchor-max-age): a rollback to an older consistent copy is then caught only "
             "by this operator's known head.")
     W308 = ("W308", "a partial export: logged captures left out, as its signed descriptor says",
-            "The root is a partial export (a BagIt bag's data/) whose descriptor is signed by the "
-            "archive key: the log's captures that it does not list are absent on purpose "
-            "(otherwise E305). An unsigned or forged descriptor changes nothing.")
+            "The root is a partial export, a BagIt bag's data/ directory, whose descriptor is "
+            "signed by the archive key and describes it (the log is as long as when it was "
+            "exported; every manifest present is listed): the log's captures that it does not "
+            "list are absent on purpose (otherwise E305). An unsigned or forged descriptor "
+            "changes nothing.")
+    W309 = ("W309", "an export descriptor that does not describe this root (ignored)",
+            "preserve-export.json at the root is signed by the archive key but is not this "
+            "root's: the root is not a bag's data/ directory, or the log has grown since that "
+            "export, or manifests it does not list are present (a descriptor copied into a "
+            "live archive). Its partial-export allowance is not applied: every logged capture "
+            "must be there.")
 
     E401 = ("E401", "text object missing",
             "The clean-text object named by a manifest does not exist.")

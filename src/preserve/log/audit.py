@@ -49,7 +49,7 @@ from .entries import (
     parse_entry,
     parse_time,
 )
-from .export_note import exported_captures
+from .export_note import DESCRIPTOR, Described, exported_captures
 from .journal import CommitEntry, CommitRecord, iter_entries, read_journal
 from .keys import Verifier, parse_verifier_key
 from .known_heads import KnownHead, KnownHeads, identity_for
@@ -82,6 +82,7 @@ W_AWAITING_LEAF = "W305"
 W_INTERRUPTED_COMMIT = "W306"
 W_NO_RECENT_ANCHOR = "W307"
 W_PARTIAL_EXPORT = "W308"
+W_FOREIGN_DESCRIPTOR = "W309"
 
 CODES: dict[str, str] = {
     E_LOG_DAMAGED: "integrity log missing, unreadable or structurally damaged",
@@ -109,6 +110,7 @@ CODES: dict[str, str] = {
     W_INTERRUPTED_COMMIT: "commit record of an interrupted commit (no manifest was committed)",
     W_NO_RECENT_ANCHOR: "no off-site anchor recent enough was given",
     W_PARTIAL_EXPORT: "a partial export: logged captures left out, as its signed descriptor says",
+    W_FOREIGN_DESCRIPTOR: "an export descriptor that does not describe this root (ignored)",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -161,9 +163,16 @@ DESCRIPTIONS: dict[str, str] = {
     W_NO_RECENT_ANCHOR: "verify was given no signed checkpoint kept outside the archive (or "
     "only older ones than --anchor-max-age): a rollback to an older consistent copy is then "
     "caught only by this operator's known head.",
-    W_PARTIAL_EXPORT: "The root is a partial export (a BagIt bag's data/) whose descriptor is "
-    "signed by the archive key: the log's captures that it does not list are absent on purpose "
-    "(otherwise E305). An unsigned or forged descriptor changes nothing.",
+    W_PARTIAL_EXPORT: "The root is a partial export, a BagIt bag's data/ directory, whose "
+    "descriptor is signed by the archive key and describes it (the log is as long as when it "
+    "was exported; every manifest present is listed): the log's captures that it does not "
+    "list are absent on purpose (otherwise E305). An unsigned or forged descriptor changes "
+    "nothing.",
+    W_FOREIGN_DESCRIPTOR: "preserve-export.json at the root is signed by the archive key but "
+    "is not this root's: the root is not a bag's data/ directory, or the log has grown since "
+    "that export, or manifests it does not list are present (a descriptor copied into a live "
+    "archive). Its partial-export allowance is not applied: every logged capture must be "
+    "there.",
 }
 
 TimestampCheck = Callable[[bytes, bytes], str | None]
@@ -201,6 +210,7 @@ def verify_log(
     heads: KnownHeads | None = None,
     anchor_max_age: timedelta | None = None,
     now: datetime | None = None,
+    partial_export: bool = True,
 ) -> list[LogFinding]:
     """Audit the archive's integrity log; return the findings (empty means all is well).
 
@@ -210,12 +220,15 @@ def verify_log(
     elsewhere: each is a hard requirement (a missing log, key or leaf fails it).
     ``heads`` is the operator's store of known heads: the log must extend the one of this
     archive. ``anchor_max_age`` warns (W307) unless an external checkpoint at most that old
-    was given. ``timestamp_check`` verifies ``.tsr`` tokens.
+    was given. ``timestamp_check`` verifies ``.tsr`` tokens. ``partial_export=False``: a
+    partial export's descriptor excuses nothing (what a signing path asks: a signature needs
+    every logged capture).
     """
     with AuditIndex() as index:
         return _verify_log(index, root, external_checkpoints=external_checkpoints,
                            trusted_key=trusted_key, timestamp_check=timestamp_check,
-                           heads=heads, anchor_max_age=anchor_max_age, now=now)
+                           heads=heads, anchor_max_age=anchor_max_age, now=now,
+                           partial_export=partial_export)
 
 
 def _verify_log(
@@ -228,6 +241,7 @@ def _verify_log(
     heads: KnownHeads | None,
     anchor_max_age: timedelta | None,
     now: datetime | None,
+    partial_export: bool,
 ) -> list[LogFinding]:
     """:func:`verify_log`, what it keeps of every capture kept in ``index``."""
     root = Path(root)
@@ -273,8 +287,9 @@ def _verify_log(
         records, bad = read_journal(root, verifier)
         for item in bad:
             audit.add(E_COMMIT_RECORD_INVALID, item.path, item.problem)
-        exported = exported_captures(root, verifier) if verifier is not None else None
-        _check_manifests(audit, index, records, exported)
+        described = exported_captures(root, verifier, log.size) \
+            if verifier is not None and partial_export else None
+        _check_manifests(audit, index, records, _allowance(audit, index, described))
         covered = 0
         if verifier is not None:
             covered = _check_checkpoints(audit, log, verifier, timestamp_check)
@@ -454,11 +469,12 @@ def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex) -> No
                 )
             adoption = isinstance(entry, AdoptionLeaf)
             earlier = index.add_leaf(Logged(entry.capture_id, leaf, entry.sha256,
-                                            entry.blake3, entry.size, adoption))
+                                            entry.blake3, entry.size,
+                                            leaf if adoption else None))
             if earlier is None:
                 continue
-            if adoption and not earlier.adopted:
-                index.adopt(entry.capture_id)  # adopted later
+            if adoption and earlier.adopted is None:
+                index.adopt(entry.capture_id, leaf)  # adopted later
                 _same_manifest(audit, earlier, entry, leaf)
             else:
                 audit.add(E_DUPLICATE_CAPTURE, entry.path,
@@ -472,6 +488,24 @@ def _same_manifest(audit: _Audit, leaf: Logged, adoption: ManifestEntry,
     if (leaf.sha256, leaf.size) != (adoption.sha256, adoption.size):
         audit.add(E_DUPLICATE_CAPTURE, adoption.path, f"adoption leaf {index} names other "
                   "manifest bytes than the capture's own leaf")
+
+
+def _allowance(audit: _Audit, index: AuditIndex, described: Described | None) -> set[str] | None:
+    """The captures a partial export's descriptor excuses the absence of (the logged ones it
+    does not list), or None: no descriptor, or one that does not describe this root (W309)."""
+    if described is None:
+        return None
+    foreign = described.foreign
+    if foreign is None:
+        unlisted = sum(1 for leaf, on_disk in index.by_capture_id()
+                       if on_disk and leaf.capture_id not in described.captures)
+        if unlisted:
+            foreign = f"{unlisted} manifest(s) it does not list are present"
+    if foreign is not None:
+        audit.add(W_FOREIGN_DESCRIPTOR, DESCRIPTOR, f"signed by the archive key, but not this "
+                  f"root's ({foreign}): its captures left out are not excused")
+        return None
+    return described.captures
 
 
 def _check_manifests(
@@ -542,14 +576,30 @@ def _check_unproved(
     records: list[CommitRecord],
     covered: int,
 ) -> None:
-    """Leaves newer than every valid signed checkpoint need a signed commit record."""
+    """Leaves newer than every valid signed checkpoint need a signed commit record: an
+    adoption leaf an ``adopt`` record (only the operator's key makes one), a manifest leaf
+    any record naming its manifest. A proved adoption vouches for the leaf it adopts; an
+    unproved one vouches for nothing (anyone who can write the log can append one)."""
     signed: set[tuple[str, str, str, int]] = set()
+    adopts: set[tuple[str, str, str, int]] = set()
     for _record, entry in iter_entries(records, signed_only=True):
-        signed.add((entry.capture_id, entry.sha256, entry.blake3, entry.size))
+        key = (entry.capture_id, entry.sha256, entry.blake3, entry.size)
+        signed.add(key)
+        if entry.kind == "adopt":
+            adopts.add(key)
     for leaf in index.by_leaf():
-        if leaf.leaf < covered or leaf.adopted:
+        key = (leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size)
+        adoption_proved = leaf.adopted is not None and (leaf.adopted < covered
+                                                        or key in adopts)
+        if leaf.adopted is not None and not adoption_proved:
+            audit.add(E_UNPROVED_LEAF, leaf.path, f"adoption leaf {leaf.adopted} is newer than "
+                      "every signed checkpoint and no adopt record signed by the archive key "
+                      "names it (appended without the key: it vouches for nothing)")
+            if not leaf.adopted_later:
+                continue
+        if adoption_proved or leaf.leaf < covered:
             continue
-        if (leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size) not in signed:
+        if key not in signed:
             audit.add(E_UNPROVED_LEAF, leaf.path, f"leaf {leaf.leaf} is newer than every signed "
                       "checkpoint and no commit record signed by the archive key names it "
                       "(planted, or captured without the key; preserve adopt vouches for it)")

@@ -22,7 +22,7 @@ from .entries import MANIFEST_DIR
 
 _SCHEMA = """
 CREATE TABLE leaves (id TEXT PRIMARY KEY, leaf INTEGER NOT NULL, sha256 TEXT NOT NULL,
-                     blake3 TEXT NOT NULL, size INTEGER NOT NULL, adopted INTEGER NOT NULL)
+                     blake3 TEXT NOT NULL, size INTEGER NOT NULL, adopted INTEGER)
     WITHOUT ROWID;
 CREATE TABLE disk (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
@@ -31,15 +31,21 @@ _WHAT = "the log audit's temporary index"
 
 @dataclass(frozen=True, slots=True)
 class Logged:
-    """The leaf that logs a capture's manifest: its index, the manifest's hashes, and whether
-    an adoption leaf vouches for it."""
+    """The leaf that logs a capture's manifest: its index, the manifest's hashes, and the
+    index of the adoption leaf that vouches for it (None: not adopted; ``leaf`` itself when
+    the capture was logged by its adoption)."""
 
     capture_id: str
     leaf: int
     sha256: str
     blake3: str
     size: int
-    adopted: bool
+    adopted: int | None
+
+    @property
+    def adopted_later(self) -> bool:
+        """Whether an adoption leaf after this one vouches for it."""
+        return self.adopted is not None and self.adopted != self.leaf
 
     @property
     def path(self) -> str:
@@ -62,13 +68,13 @@ class AuditIndex:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
                 (logged.capture_id, logged.leaf, logged.sha256, logged.blake3, logged.size,
-                 int(logged.adopted)))
+                 logged.adopted))
             return None if cursor.rowcount == 1 else self.leaf(logged.capture_id)
 
-    def adopt(self, capture_id: str) -> None:
-        """Note that an adoption leaf vouches for the capture's leaf."""
+    def adopt(self, capture_id: str, leaf: int) -> None:
+        """Note that the adoption leaf ``leaf`` vouches for the capture's leaf."""
         with failing_as_storage(_WHAT):
-            self._db.execute("UPDATE leaves SET adopted = 1 WHERE id = ?", (capture_id,))
+            self._db.execute("UPDATE leaves SET adopted = ? WHERE id = ?", (leaf, capture_id))
 
     def leaf(self, capture_id: str) -> Logged | None:
         with failing_as_storage(_WHAT):
@@ -125,8 +131,8 @@ class AuditIndex:
         self.close()
 
 
-def _logged(row: tuple[str, int, str, str, int, int]) -> Logged:
-    return Logged(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+def _logged(row: tuple[str, int, str, str, int, int | None]) -> Logged:
+    return Logged(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
 __all__ = ["AuditIndex", "Logged"]

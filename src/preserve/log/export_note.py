@@ -32,9 +32,22 @@ def sign_descriptor(descriptor: bytes, signer: Signer) -> str:
     return sign_note(text, [signer])
 
 
-def exported_captures(root: Path, verifier: Verifier) -> set[str] | None:
-    """The capture ids of a *partial* export at ``root`` whose descriptor ``verifier`` signed;
-    None when ``root`` is not such an export (no descriptor, not partial, unsigned, forged)."""
+class Described:
+    """A partial export's signed descriptor found at a root: the captures it lists, and why
+    it does not describe that root (None: it does)."""
+
+    def __init__(self, captures: set[str], foreign: str | None) -> None:
+        self.captures = captures
+        self.foreign = foreign
+
+
+def exported_captures(root: Path, verifier: Verifier, log_size: int) -> Described | None:
+    """The descriptor of a *partial* export at ``root`` that ``verifier`` signed; None when
+    there is none (no descriptor, not partial, unsigned, forged). A signed one describes
+    ``root`` only if ``root`` is a bag's ``data/`` directory and the log there has the
+    ``log_size`` leaves it had when exported (the caller also holds the manifests present
+    to the list): a descriptor of one of the operator's exports copied into the live archive
+    must not excuse deletions there."""
     descriptor_path, note_path = Path(root) / DESCRIPTOR, Path(root) / SIGNATURE
     if not descriptor_path.exists() or not note_path.exists():
         return None
@@ -55,8 +68,21 @@ def exported_captures(root: Path, verifier: Verifier) -> set[str] | None:
     captures = document.get("captures")
     if not isinstance(captures, list):
         return None
-    return {c["capture_id"] for c in captures
-            if isinstance(c, dict) and isinstance(c.get("capture_id"), str)}
+    listed = {c["capture_id"] for c in captures
+              if isinstance(c, dict) and isinstance(c.get("capture_id"), str)}
+    return Described(listed, _foreign(Path(root), document, log_size))
 
 
-__all__ = ["DESCRIPTOR", "SIGNATURE", "exported_captures", "sign_descriptor"]
+def _foreign(root: Path, document: dict[str, object], log_size: int) -> str | None:
+    """Why a signed descriptor is not that of the package at ``root`` (None: it may be)."""
+    real = root.resolve()
+    if real.name != "data" or not (real.parent / "bagit.txt").is_file():
+        return "the root is not the data/ directory of a BagIt bag"
+    described = document.get("log")
+    size = described.get("size") if isinstance(described, dict) else None
+    if size != log_size:
+        return f"it was made when the log had {size} leaves, the log has {log_size}"
+    return None
+
+
+__all__ = ["DESCRIPTOR", "SIGNATURE", "Described", "exported_captures", "sign_descriptor"]
