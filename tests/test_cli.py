@@ -126,6 +126,27 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
             for p in root.rglob("*")}
 
 
+def test_diff_holds_a_text_to_its_manifest(site: TestServer, tmp_path: Path) -> None:
+    """A text object edited in place (or a sparse file of gigabytes put in its place) is not
+    shown by diff as the capture's text: one line, exit 1, read no further than its size."""
+    first = run(tmp_path, "capture", "--http", site.url("/news")).stdout.split()[0]
+    second = run(tmp_path, "capture", "--http", site.url("/blog")).stdout.split()[0]
+    text = json.loads((tmp_path / "manifests" / f"{first}.json").read_text())["text"]["path"]
+    path = tmp_path / text
+    original = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(original.replace(original[:12], b"REWRITTEN BY", 1))
+    for damage in ("edited", "sparse"):
+        if damage == "sparse":
+            with path.open("r+b") as f:
+                f.truncate(3 * 2**30)
+        done = run(tmp_path, "diff", first, second)
+        assert done.returncode == 1, (damage, done.stdout, done.stderr)
+        assert "REWRITTEN" not in done.stdout
+        line, = done.stderr.strip().splitlines()
+        assert "is not the text the manifest of" in line, line
+
+
 def test_show_and_diff_hold_a_manifest_to_its_log_leaf(site: TestServer, tmp_path: Path) -> None:
     # someone with write access rewrites what a manifest says (title, URL): show and diff
     # must not present it as the capture; list keeps what was logged

@@ -1214,3 +1214,17 @@ def test_a_response_without_a_target_uri_is_named_so(archive: Archive, tmp_path:
         import_file(archive, source)
     assert "AttributeError" not in str(info.value)
     assert not _manifests(archive.root)
+
+
+def test_a_redirect_whose_location_cannot_be_resolved_is_kept_as_given(
+        archive: Archive, tmp_path: Path) -> None:
+    """A 3xx response whose Location no URL parser takes (``http://[::1/x``: an unclosed
+    IPv6 literal) stopped the import with an internal error (exit 5); the hop keeps the
+    Location as given, as a live capture does."""
+    block = b"HTTP/1.1 302 Found\r\nLocation: http://[::1/x\r\nContent-Length: 0\r\n\r\n"
+    source = tmp_path / "redirect.warc"
+    source.write_bytes(_warc_record(b"response", b"http://example.org/r", block))
+    done = run(archive.root, "import", "--url", "http://example.org/r", str(source))
+    assert done.returncode in (0, 1) and "internal error" not in done.stderr, done.stderr
+    manifest = archive.manifest(_manifests(archive.root)[0].stem)
+    assert [hop.location for hop in manifest.redirects] == ["http://[::1/x"]

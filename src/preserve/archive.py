@@ -737,9 +737,20 @@ class Archive:
         raise errors.NotFoundError(f"{capture_id!r} matches {len(matches)} captures; be longer")
 
     def text(self, capture_id: str) -> str:
-        """The clean text of one capture ('' when it has none)."""
+        """The clean text of one capture ('' when it has none), read no further than its
+        manifest's size and checked against its BLAKE3 (UnverifiedTextError otherwise)."""
+        from preserve.hashing import hash_bytes  # noqa: PLC0415 - start-up
+
         m = self.manifest(capture_id)
-        return self.store.get(m.text.blake3).decode("utf-8") if m.text else ""
+        if m.text is None:
+            return ""
+        with self.store.open(m.text.blake3) as f:
+            data = f.read(m.text.size + 1)
+        if len(data) != m.text.size or hash_bytes(data).blake3 != m.text.blake3:
+            raise errors.UnverifiedTextError(
+                f"{m.text.path} is not the text the manifest of {m.capture_id} names (another "
+                "size or BLAKE3): not shown; run preserve verify")
+        return data.decode("utf-8")
 
     # --- audit ---------------------------------------------------------------------------------
 

@@ -122,6 +122,11 @@ class UnverifiedManifestError(LogError):
     unreadable): reading commands do not show what it says."""
 
 
+class UnverifiedTextError(UnverifiedManifestError):
+    """A capture's text object is not the one its manifest names (another size or BLAKE3):
+    reading commands do not show it."""
+
+
 class SigningKeyError(PreserveError):
     """A signing key is missing, unreadable or of the wrong kind."""
 

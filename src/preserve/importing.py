@@ -767,7 +767,7 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
         "method": (page.request.http.first if page.request is not None
                    and page.request.http is not None and page.request.http.first else "GET"),
         "status": http.status,
-        "location": urljoin(url, location) if location and 300 <= http.status < 400 else None,
+        "location": _joined(url, location) if location and 300 <= http.status < 400 else None,
         "remote_ip": ip, "remote_port": port, "started": when, "ended": when,
         "transfer_encoding": http.get("transfer-encoding"),
         "wire_sha256": wire.sha256, "wire_size": wire.size,
@@ -866,6 +866,15 @@ def _port(url: str) -> int:
         return port
     return 443 if parts.scheme.lower() == "https" else 80
 
+
+
+def _joined(url: str, location: str) -> str:
+    """``location`` resolved against ``url``; as given when it cannot be (``http://[::1/``,
+    say), as a live capture keeps it."""
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        return location
 
 __all__ = ["CaptureResults", "ImportOptions", "ImportResult", "import_file",
            "spool_free_bytes"]

@@ -613,14 +613,15 @@ class RemoteArchive:
 
     def text(self, capture_id: str) -> str:
         """The clean text of one capture ('' when it has none), checked against its
-        manifest's BLAKE3 digest (StorageError when it does not match)."""
+        manifest's BLAKE3 digest (UnverifiedTextError when it does not match)."""
         m = self.manifest(capture_id)
         if m.text is None:
             return ""
         data = self.store.get(m.text.path, m.text.size + 1)
         if len(data) != m.text.size or hash_bytes(data).blake3 != m.text.blake3:
-            raise errors.StorageError(f"{m.text.path} does not match the manifest of "
-                                      f"{m.capture_id}; run 'preserve verify'")
+            raise errors.UnverifiedTextError(
+                f"{m.text.path} is not the text the manifest of {m.capture_id} names (another "
+                "size or BLAKE3): not shown; run preserve verify")
         return data.decode("utf-8")
 
     def history_rows(self) -> Iterator[dict[str, Any]]:
