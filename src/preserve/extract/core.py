@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.4.0"
+EXTRACTOR_VERSION = "2.5.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -55,6 +55,7 @@ MAIN_KEPT_SHARE = 0.05
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
         "max_parse_chars": dom.MAX_PARSE_CHARS,
+        "max_parse_tags": dom.MAX_PARSE_TAGS,
         "max_sniff_bytes": decode.MAX_SNIFF_BYTES,
         "comments": "separate",
         "title_in_text": False,
