@@ -1228,3 +1228,40 @@ def test_a_redirect_whose_location_cannot_be_resolved_is_kept_as_given(
     assert done.returncode in (0, 1) and "internal error" not in done.stderr, done.stderr
     manifest = archive.manifest(_manifests(archive.root)[0].stem)
     assert [hop.location for hop in manifest.redirects] == ["http://[::1/x"]
+
+
+@pytest.mark.parametrize("length", [b"-5", b"abc", b"1e3"])
+def test_a_content_length_that_is_no_number_is_named(archive: Archive, tmp_path: Path,
+                                                      length: bytes) -> None:
+    """warcio reads a negative or non-numeric Content-Length as 0 and leaves the HTTP
+    message unparsed; the import then blamed the (http) target URI. The file fails its own
+    framing: exit 1, one line naming the length."""
+    entity = _page("Lengths", "A page whose record declares a length that is no number.")
+    block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+             + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+    record = _warc_record(b"response", b"http://example.org/a", block)
+    record = record.replace(b"Content-Length: " + str(len(block)).encode() + b"\r\n\r\n",
+                            b"Content-Length: " + length + b"\r\n\r\n", 1)
+    source = tmp_path / "lengths.warc"
+    source.write_bytes(record)
+    done = run(archive.root, "import", str(source))
+    assert done.returncode == 1, done.stderr
+    line, = done.stderr.strip().splitlines()
+    assert "Content-Length" in line and repr(length.decode()) in line, line
+    assert not _manifests(archive.root)
+
+
+def test_a_wacz_member_that_is_no_warc_is_named(archive: Archive, tmp_path: Path) -> None:
+    """A WACZ whose listed WARC member is not a WARC: the message names the member, not
+    only the WACZ (which is one)."""
+    member = b"\0" * 1000
+    source = tmp_path / "m.wacz"
+    with zipfile.ZipFile(source, "w") as zf:
+        zf.writestr("datapackage.json", json.dumps({"resources": [
+            {"path": "archive/data.warc.gz", "hash": "sha256:" + hashlib.sha256(member).hexdigest(),
+             "bytes": len(member)}]}))
+        zf.writestr("archive/data.warc.gz", member)
+    done = run(archive.root, "import", str(source))
+    assert done.returncode == 2, done.stderr
+    line, = done.stderr.strip().splitlines()
+    assert "m.wacz:archive/data.warc.gz: not a WARC or WACZ file" in line, line

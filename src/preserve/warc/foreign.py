@@ -323,7 +323,10 @@ def scan_warc(path: Path, *, name: str | None = None,
     ``name`` is what error messages call the file (default: its file name). The records are
     kept in the new SQLite file ``store`` (in memory without one); close the result."""
     label = name or path.name
-    kind = sniff(path)
+    try:
+        kind = sniff(path)
+    except ImportInputError as exc:  # (a member of a WACZ: say which)
+        raise ImportInputError(f"{label}: {exc}") from exc
     if kind == "zip":
         raise ImportInputError(f"{label}: a zip file, not a WARC file")
     framings = [FRAMING_PLAIN] if kind == "warc" else [FRAMING_MEMBERS, FRAMING_STREAM]
@@ -470,6 +473,10 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     if missing:
         raise ImportIntegrityError(f"{name}: the WARC header lacks {', '.join(missing)}")
     assert record_id is not None
+    declared = headers.get_header("Content-Length").strip()
+    if not (declared.isascii() and declared.isdigit()):
+        raise ImportIntegrityError(f"{name}: its Content-Length {_shown(declared)} is not a "
+                                   "whole number of bytes (the records cannot be framed)")
     if remaining > 0:
         raise ImportIntegrityError(f"{name}: shorter than its Content-Length (truncated)")
     problems = list(record.digest_checker.problems) if record.digest_checker else []
@@ -517,8 +524,10 @@ def _unparsed_http_message(record: Any) -> bool:
     only under http: and https: target URIs): its payload digest, which the WARC standard
     takes over the HTTP entity, was checked over the whole block instead."""
     content_type = (record.content_type or "").split(";", 1)[0].strip().lower()
+    target = record.rec_headers.get_header("WARC-Target-URI") or ""
+    scheme = target.split(":", 1)[0].strip().lower() if ":" in target else ""
     return (record.http_headers is None and record.rec_type in ("request", "response")
-            and content_type == "application/http")
+            and content_type == "application/http" and scheme not in ("http", "https"))
 
 
 def _shown(value: str | None, limit: int = 200) -> str:
