@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from preserve.errors import StorageError
 from s3server import S3Server, need, s3_server  # noqa: F401  (fixture)
 from servers import TestServer, respond, stall
 
@@ -144,6 +147,57 @@ def test_lease_refuses_a_second_committer(s3_server: S3Server) -> None:
     with Lease(store) as lease:
         assert json.loads(store.get(LEASE, 4096))["holder"] == lease.holder
     assert not store.exists(LEASE)
+
+
+@pytest.mark.parametrize("expires", ["1e400", "NaN", "1e300", "\"soon\""])
+def test_a_forged_lease_expiry_is_taken_over(s3_server: S3Server, expires: str) -> None:
+    """A lease planted with an expiry no committer writes (overflowing, not a number, ages
+    ahead): capture, repair and checkpoint crashed (exit 5, ``int too large to convert to
+    float``) or waited for ever; verify crashed waiting for its holder. It is taken over."""
+    from preserve.remote.lease import LEASE, Lease
+    from preserve.remote.meanwhile import Meanwhile
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/l")
+    planted = '{"holder": "attacker:1:x", "host": "attacker", "pid": 1, "expires": ' \
+        + expires + "}"
+    store.put_replace(LEASE, planted.encode(), etag=None)
+    assert Meanwhile._holder(types.SimpleNamespace(store=store)) is None  # type: ignore[arg-type]
+    started = time.monotonic()
+    with Lease(store, wait=30) as lease:
+        assert json.loads(store.get(LEASE, 4096))["holder"] == lease.holder
+    assert time.monotonic() - started < 10
+
+
+def test_an_object_larger_than_one_network_read_is_read_whole(s3_server: S3Server) -> None:
+    """``get`` took one read of the streaming body, which gives what has arrived: a 5 MB
+    object came back as 128,000-650,000 bytes, and verify called intact manifests changed."""
+    from preserve.remote.store import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/big")
+    data = os.urandom(5_000_000)
+    store.put_replace("blob", data, etag=None)
+    for _ in range(3):
+        assert store.get("blob", 6_000_000) == data
+        assert store.get_etag("blob", 6_000_000)[0] == data
+    with pytest.raises(StorageError, match="larger than"):
+        store.get("blob", 4_000_000)
+
+
+def test_an_unreachable_endpoint_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    """botocore's own errors (no endpoint listening) were "internal error", exit 5."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1",
+           "PRESERVE_CONFIG_HOME": str(tmp_path)}
+    code = "from preserve.cli import main; main(['--root', 's3://b/ev', 'list'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    line, = done.stderr.strip().splitlines()
+    assert "the object store failed" in line and "Traceback" not in done.stderr
 
 
 # --- the lease is kept while its holder works, and a holder that lost it stops ---------------

@@ -608,7 +608,19 @@ class PreserveGroup(click.Group):
             click.echo(f"preserve: error: {_one_line(exc.strerror or str(exc))}", err=True)
             sys.exit(EXIT_CANNOT_RUN)
         except Exception as exc:  # a bug: one line, a distinct status, never a traceback
-            _internal_error(exc, argv, as_json)
+            if not _object_store_failure(exc):
+                _internal_error(exc, argv, as_json)
+            # an s3:// endpoint unreachable or failing (botocore, aiohttp): the machine's
+            # surroundings, not preserve
+            click.echo(f"preserve: error: the object store failed: {_one_line(str(exc))}",
+                       err=True)
+            sys.exit(EXIT_CANNOT_RUN)
+
+
+def _object_store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the S3 client's own error (an endpoint down, a read timeout, a
+    stream cut): exit 3, like an unreadable archive (told by module, not to import them)."""
+    return type(exc).__module__.split(".", 1)[0] in ("botocore", "aiobotocore", "aiohttp")
 
 
 #: OSErrors that are the machine's state, not a bug of preserve (a full disk or a dead device

@@ -53,6 +53,19 @@ RENEWALS = 3
 MARGIN = 0.1
 
 
+def lease_expiry(document: object, now: float) -> float | None:
+    """When the lease ``document`` (parsed JSON) expires, in Unix seconds; None when it is
+    unreadable or forged: no committer writes a time that is not finite, or further ahead
+    than two lifetimes (clocks may disagree by some seconds, not by a lifetime)."""
+    try:
+        expires = float(document["expires"])  # type: ignore[index]
+    except (OverflowError, ValueError, KeyError, TypeError):
+        return None
+    if not math.isfinite(expires) or expires > now + 2 * LEASE_SECONDS:
+        return None
+    return expires
+
+
 class Lease:
     """Hold the archive's committer lease (a context manager; see the module docstring).
     ``seconds``: its lifetime (default :data:`LEASE_SECONDS`); ``wait``: how long
@@ -105,12 +118,13 @@ class Lease:
         try:
             data, etag = self.store.get_etag(LEASE, 4096)
             current = json.loads(data)
-            expires = float(current["expires"])
-            holder = str(current["holder"])
+            holder = str(current["holder"])[:200]
         except NotFoundError:
             return False  # released meanwhile: try again
         except (StorageError, ValueError, KeyError, TypeError):
-            expires, holder = 0.0, "(unreadable lease)"
+            current, holder = None, "(unreadable lease)"
+        found = lease_expiry(current, time.time())
+        expires = 0.0 if found is None else found  # unreadable or forged: taken over
         if expires < time.time():
             try:
                 self._put(etag)
@@ -256,4 +270,4 @@ def _one_line(exc: BaseException) -> str:
     return text[:200] or type(exc).__name__
 
 
-__all__ = ["LEASE", "LEASE_SECONDS", "Lease"]
+__all__ = ["LEASE", "LEASE_SECONDS", "Lease", "lease_expiry"]

@@ -38,7 +38,7 @@ from preserve.log.audit import E_LOG_DAMAGED, E_TREE_MISMATCH, LogFinding
 from preserve.log.entries import AdoptionLeaf, ManifestLeaf, parse_entry
 from preserve.log.journal import iter_entries
 from preserve.log.keys import Verifier
-from preserve.remote.lease import LEASE, LEASE_SECONDS
+from preserve.remote.lease import LEASE, LEASE_SECONDS, lease_expiry
 from preserve.remote.tiles import TiledLog
 
 if TYPE_CHECKING:
@@ -210,10 +210,12 @@ class Meanwhile:
         """Who holds the lease now (None: nobody, expired, or unreadable)."""
         try:
             doc = json.loads(self.store.get(LEASE, 4096))
-            holder, expires = str(doc["holder"]), float(doc["expires"])
+            holder = str(doc["holder"])
         except (errors.PreserveError, ValueError, KeyError, TypeError):
             return None
-        return holder if expires > time.time() else None
+        now = time.time()
+        expires = lease_expiry(doc, now)  # a forged expiry: nobody to wait for
+        return holder if expires is not None and expires > now else None
 
 
 def _extends(tiles: TiledLog, size: int, root: bytes) -> bool:

@@ -175,6 +175,7 @@ class ObjectStore:
             if getattr(exc, "errno", None) == errno.EINVAL:  # 416: an empty object
                 return b""
             raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+        _check_length(self.url, rel, data, response, limit + 1)
         if len(data) > limit:
             raise StorageError(f"{self.url}/{rel} is larger than {limit} bytes")
         return data
@@ -188,6 +189,7 @@ class ObjectStore:
             raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
         except OSError as exc:
             raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+        _check_length(self.url, rel, data, response, limit + 1)
         if len(data) > limit:
             raise StorageError(f"{self.url}/{rel} is larger than {limit} bytes")
         return data, response.get("ETag")
@@ -380,14 +382,35 @@ class ObjectStore:
             raise StorageError(f"cannot delete {self.url}/{rel}: {exc}") from exc
 
 
+def _check_length(url: str, rel: str, data: bytes, response: Any, wanted: int) -> None:
+    """StorageError when fewer bytes came than the response announced and ``wanted`` asked
+    for (a stream cut short); more are the caller's bound to judge."""
+    announced = response.get("ContentLength")
+    if isinstance(announced, int) and len(data) < min(announced, wanted):
+        raise StorageError(f"{url}/{rel}: {len(data)} of {announced} bytes arrived (the "
+                           "connection was cut)")
+
+
+#: Bytes asked for in each read of a streaming body.
+_BODY_BLOCK = 1 << 20
+
+
 def _read_body(fs: Any, body: Any, limit: int | None = None) -> bytes:
     """Read an aiobotocore streaming body on s3fs's event loop."""
     from fsspec.asyn import sync
 
     async def read() -> bytes:
+        # a streaming body's read(n) gives what has arrived, up to n: read until the end
+        # (or the limit), never one network read's worth of the object
+        data = bytearray()
         async with body as stream:
-            data: bytes = await (stream.read(limit) if limit is not None else stream.read())
-            return data
+            while limit is None or len(data) < limit:
+                block = await stream.read(_BODY_BLOCK if limit is None
+                                          else min(_BODY_BLOCK, limit - len(data)))
+                if not block:
+                    break
+                data += block
+        return bytes(data)
 
     result: bytes = sync(fs.loop, read)
     return result
