@@ -593,3 +593,31 @@ def test_sigkill_of_preserve_leaves_no_browser(tmp_path: Path, plain_site: TestS
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     assert wait_until(lambda: not _browser_processes(marker), 10), _browser_processes(marker)
+
+
+def test_webrtc_and_websockets_do_not_leave_unrecorded(tmp_path: Path) -> None:
+    """A page's STUN request went out as UDP straight from Chromium (to any host and port,
+    past the recorder and its address guard): nothing arrives now. A ``ws://`` socket was
+    tunnelled, failed its TLS wrap and vanished; it is refused (501) and listed as failed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stun, TestServer() as site:
+        stun.bind(("127.0.0.1", 0))
+        stun.settimeout(0.2)
+        port = stun.getsockname()[1]
+        site.routes["/rtc"] = respond(200, f"""<html><head><title>Live</title></head><body>
+<article><p>Results arrive over a socket from the newsroom while this page is open, and the
+page also opens a peer connection, as video chats do.</p></article><script>
+const pc = new RTCPeerConnection({{iceServers: [{{urls: 'stun:127.0.0.1:{port}'}}]}});
+pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o));
+new WebSocket('ws://' + location.host + '/live');
+</script></body></html>""".encode(), headers=HTML)
+        archive = preserve.Archive(tmp_path / "root")
+        result = archive.capture(site.url("/rtc"), _options(settle=1.5))
+        datagrams = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                datagrams.append(stun.recvfrom(4096))
+    assert not datagrams
+    browser = archive.manifest(result.capture_id).browser
+    assert browser is not None
+    failed = [f for f in browser.failed if f.url.endswith("/live")]
+    assert failed and "not recorded" in failed[0].message, browser.failed

@@ -89,6 +89,9 @@ QUIET_FLAGS = (
     "--metrics-recording-only",
     "--no-pings",
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # (the switch this Chromium honours: with only the one above, a page's STUN requests
+    # left as UDP to any host and port, outside the recorder)
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--proxy-bypass-list=<-loopback>",
 )
 #: Seconds past the total deadline after which a still-busy browser is killed.

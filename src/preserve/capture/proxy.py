@@ -473,22 +473,27 @@ class RecordingProxy:
         client.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
         if client.conn.trailing_data[0]:  # the browser waits for our 200 before its ClientHello
             return
-        try:
-            context = self._ca.server_context(host)
-        except ValueError:
-            return
         client.sock.settimeout(max(1.0, min(10.0, self._deadline.remaining())))
-        try:
-            tls = context.wrap_socket(client.sock, server_side=True)
-        except (OSError, ValueError):
+        try:  # a TLS handshake starts with 0x16; anything else is plain HTTP (a ws:// URL)
+            tls_first = client.sock.recv(1, socket.MSG_PEEK) == b"\x16"
+        except OSError:
             return
-        tls.settimeout(None)
-        inner = _Client(tls, self._stopped)
+        if tls_first:
+            scheme, default_port = "https", port_text == "443"
+            try:
+                context = self._ca.server_context(host)
+                inner_sock: socket.socket = context.wrap_socket(client.sock, server_side=True)
+            except (OSError, ValueError) as exc:
+                self._fail(f"https://{authority}/", "CONNECT", exc)
+                return
+        else:
+            scheme, default_port, inner_sock = "http", port_text == "80", client.sock
+        inner_sock.settimeout(None)
+        inner = _Client(inner_sock, self._stopped)
         with self._lock:
             self._clients.add(inner)
         try:
-            default_port = port_text == "443"
-            base = f"https://{host}" if default_port else f"https://{host}:{port_text}"
+            base = f"{scheme}://{host}" if default_port else f"{scheme}://{host}:{port_text}"
             while inner.alive and not self._stopped.is_set():
                 event = inner.next_event()
                 if not isinstance(event, h11.Request):
