@@ -621,3 +621,25 @@ new WebSocket('ws://' + location.host + '/live');
     assert browser is not None
     failed = [f for f in browser.failed if f.url.endswith("/live")]
     assert failed and "not recorded" in failed[0].message, browser.failed
+
+
+def test_a_document_served_as_an_attachment_gets_no_blank_snapshot(tmp_path: Path) -> None:
+    """``Content-Disposition: attachment`` makes Chromium download the document and show
+    about:blank: the blank screenshot, PDF and DOM were bound to the document's URL and the
+    text taken from that empty DOM. Now no snapshot is made, a note says why, and the text
+    comes from the response as received."""
+    with TestServer() as site:
+        site.routes["/minutes"] = respond(
+            200, b"<html><head><title>Council minutes</title></head><body><article><p>The "
+            b"council voted seven to two to close the harbour road, the minutes say, after a "
+            b"long debate that ran late into the evening.</p></article></body></html>",
+            headers=[*HTML, ("Content-Disposition", 'attachment; filename="minutes.html"')])
+        archive = preserve.Archive(tmp_path / "root")
+        result = archive.capture(site.url("/minutes"), _options(settle=1.0))
+    manifest = archive.manifest(result.capture_id)
+    assert not manifest.artifacts
+    assert manifest.browser is not None
+    assert any("not the document" in note for note in manifest.browser.notes)
+    assert "seven to two" in archive.text(result.capture_id)
+    assert not [f for f in archive.verify(deep=True, record=False).findings
+                if f.code.severity.value == "error"]

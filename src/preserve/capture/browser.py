@@ -676,7 +676,15 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
     if session.crashed or page.is_closed():
         session.notes.append("the renderer crashed: no screenshot, PDF or rendered DOM")
         return artifacts
-    target = _page_url(page, url)
+    if not page.url.startswith(("http://", "https://")):
+        # a download (Content-Disposition: attachment) or an error page: what the tab shows
+        # is not the document, and must not be bound to its URL
+        shown = " ".join(page.url.split())[:200]
+        session.notes.append(f"the tab shows {shown!r}, not the document (a download, or an "
+                             "error page): no screenshot, PDF or rendered DOM; the text is "
+                             "the response's")
+        return artifacts
+    target = page.url
     options = session.options
 
     def budget() -> float:
