@@ -1571,8 +1571,9 @@ def test_a_commit_while_verify_runs_hides_no_damage(s3_server: S3Server, web: Te
         concurrent.append(_capture_elsewhere(archive, web.url("/p7")))
         store.put_new(forged, forged_data, seal=False)
         TiledLog.open(store, LOG).append(manifest_leaf_for_bytes(forged_data).to_bytes())
+        # (an expiry a committer could write: one further ahead is forged, not waited for)
         store.put_mutable(LEASE, json.dumps({"holder": "attacker", "host": "x", "pid": 1,
-                                             "expires": time.time() + 3600}).encode())
+                                             "expires": time.time() + 100}).encode())
 
     monkeypatch.setattr(RemotePlace, "read_journal",
                         _once(meanwhile, RemotePlace.read_journal))

@@ -16,6 +16,7 @@ This module keeps and answers; the findings about what it keeps are its callers'
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
@@ -70,7 +71,7 @@ class MergedChecks:
         self._previous_count = 0
         #: the digests of the manifest bytes checked, by manifest path (a read-only mapping
         #: over the database: what the log audit holds each leaf to)
-        self.checked: Mapping[str, Digests] = _Checked(self)
+        self.checked: Mapping[str, Digests] = _Checked(self._db, self._rows)
 
     def add(self, part: ManifestChecks) -> None:
         """Merge one part: its findings and counters into the report, the rest kept."""
@@ -151,25 +152,27 @@ class MergedChecks:
 
 
 class _Checked(Mapping[str, Digests]):
-    def __init__(self, merged: MergedChecks) -> None:
-        self._merged = merged
+    """The ``checked`` table as a read-only mapping (manifest path -> digests)."""
+
+    def __init__(self, db: sqlite3.Connection,
+                 rows: Callable[[str, Callable[[tuple[bytes, ...]], str]], Iterator[str]]
+                 ) -> None:
+        self._db, self._rows = db, rows
 
     def __getitem__(self, rel: str) -> Digests:
         with failing_as_storage(_WHAT):
-            row = self._merged._db.execute(
-                "SELECT sha256, blake3, size FROM checked WHERE rel = ?",
-                (_key(rel),)).fetchone()
+            row = self._db.execute("SELECT sha256, blake3, size FROM checked WHERE rel = ?",
+                                   (_key(rel),)).fetchone()
         if row is None:
             raise KeyError(rel)
         return str(row[0]), str(row[1]), int(row[2])
 
     def __iter__(self) -> Iterator[str]:
-        return self._merged._rows("SELECT rel FROM checked ORDER BY rel",
-                                  lambda row: _text(row[0]))
+        return self._rows("SELECT rel FROM checked ORDER BY rel", lambda row: _text(row[0]))
 
     def __len__(self) -> int:
         with failing_as_storage(_WHAT):
-            (count,) = self._merged._db.execute("SELECT count(*) FROM checked").fetchone()
+            (count,) = self._db.execute("SELECT count(*) FROM checked").fetchone()
         return int(count)
 
 

@@ -13,6 +13,7 @@ This module signs and checks that note; it does not write or read packages.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LogError, PreserveError
@@ -32,13 +33,13 @@ def sign_descriptor(descriptor: bytes, signer: Signer) -> str:
     return sign_note(text, [signer])
 
 
+@dataclass(frozen=True, slots=True)
 class Described:
     """A partial export's signed descriptor found at a root: the captures it lists, and why
     it does not describe that root (None: it does)."""
 
-    def __init__(self, captures: set[str], foreign: str | None) -> None:
-        self.captures = captures
-        self.foreign = foreign
+    captures: set[str]
+    foreign: str | None
 
 
 def exported_captures(root: Path, verifier: Verifier, log_size: int) -> Described | None:
