@@ -643,3 +643,36 @@ def test_a_document_served_as_an_attachment_gets_no_blank_snapshot(tmp_path: Pat
     assert "seven to two" in archive.text(result.capture_id)
     assert not [f for f in archive.verify(deep=True, record=False).findings
                 if f.code.severity.value == "error"]
+
+
+def test_a_cross_origin_fetch_gets_no_preflight_the_page_would_not_cause(tmp_path: Path) -> None:
+    """The recorder's token header made Chromium send a CORS preflight before a simple
+    cross-origin ``fetch``; an API that refuses preflights (as many do) then refused the
+    page, and the capture lacked what a reader sees. The recorder answers that preflight
+    itself now: the API sees the page's GET alone and the fetched text is captured."""
+    figures = "Quarterly figures: the port handled forty-one thousand containers"
+
+    def api(request: Any, conn: socket.socket) -> None:
+        if request.method == "OPTIONS":
+            respond(405, b"")(request, conn)
+        else:
+            respond(200, figures.encode(), headers=[("Access-Control-Allow-Origin", "*"),
+                                                    ("Content-Type", "text/plain")])(request, conn)
+
+    with TestServer() as site, TestServer(host="localhost") as other:
+        other.routes["/figures"] = api
+        site.routes["/report"] = respond(200, f"""<html><head><title>Port report</title></head>
+<body><article><h1>Port report</h1><p>The harbour authority published its report on the
+year's traffic this morning, with the figures below taken from its public data service.</p>
+<p id="figures">loading</p></article><script>
+fetch('{other.url("/figures")}').then(r => r.text()).then(t => {{
+  document.getElementById('figures').textContent = t; }});
+</script></body></html>""".encode(), headers=HTML)
+        archive = preserve.Archive(tmp_path / "root")
+        result = archive.capture(site.url("/report"), _options(settle=1.5))
+        methods = [r.method for r in other.requests]
+    assert methods == ["GET"], methods
+    assert figures in archive.text(result.capture_id)
+    browser = archive.manifest(result.capture_id).browser
+    assert browser is not None
+    assert any("preflight" in note for note in browser.notes), browser.notes

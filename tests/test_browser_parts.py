@@ -16,11 +16,13 @@ import ssl
 import subprocess
 import sys
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from warcio.archiveiterator import ArchiveIterator
 
 from browser_site import KeepAliveServer, wait_until
 from preserve.capture.ca import InterceptionCA
@@ -29,6 +31,7 @@ from preserve.capture.proxy import TOKEN_HEADER, RecordingProxy
 from preserve.capture.transport import Deadline
 from preserve.errors import ManifestError
 from preserve.storage.manifest import SCHEMA_V1, manifest_from_dict, parse_manifest
+from preserve.warc.write import _new_warc
 from servers import TestServer, respond, stream_bytes
 from test_manifest import sample_dict
 
@@ -175,6 +178,155 @@ def test_proxy_answers_a_failed_upstream_with_502_and_records_it(tmp_path: Path)
     (failed,) = proxy.failed
     assert failed.error == "ConnectError" and failed.source == "proxy"
     assert f"http://127.0.0.1:{port}/x" in proxy.errors_by_url
+
+
+class _BodyHashServer:
+    """An HTTP/1.1 server on 127.0.0.1 that answers every request with the SHA-256 of its
+    body, and keeps each request as it arrived; ``cors`` adds the headers a CORS-aware API
+    sends (it refuses preflights when ``preflights`` is False)."""
+
+    def __init__(self, *, preflights: bool = True) -> None:
+        self.preflights = preflights
+        self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._listener.accept()
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            digest = hashlib.sha256(body)
+            received = len(body)
+            while received < length:
+                piece = conn.recv(1 << 20)
+                if not piece:
+                    break
+                digest.update(piece)
+                received += len(piece)
+            self.requests.append((head, digest.digest()))
+            if head.startswith(b"OPTIONS") and not self.preflights:
+                conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+                return
+            answer = digest.hexdigest().encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: http://page.test\r\n"
+                         b"Access-Control-Allow-Headers: x-api-key\r\n"
+                         b"Access-Control-Allow-Methods: PUT\r\nContent-Length: "
+                         + str(len(answer)).encode() + b"\r\nConnection: close\r\n\r\n"
+                         + answer)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def _exchange_raw(proxy: RecordingProxy, request: bytes, body_chunks: int = 0,
+                  chunk: bytes = b"") -> bytes:
+    with socket.create_connection(proxy.address) as sock:
+        sock.sendall(request)
+        for _ in range(body_chunks):
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while piece := sock.recv(65536):
+            received += piece
+    return received
+
+
+def test_proxy_spools_request_bodies_and_archives_them_as_sent(tmp_path: Path) -> None:
+    """A page's POST body was held in memory three times over until the WARC was written
+    (tens of large uploads took hundreds of MB); it is spooled to a file now, sent upstream
+    from there, and archived from there: the request record holds head and body as sent."""
+    server = _BodyHashServer()
+    chunk = os.urandom(1 << 16)
+    size = 128 * len(chunk)  # 8 MiB
+    expected = hashlib.sha256(chunk * 128).hexdigest()
+    proxy = _proxy(tmp_path)
+    try:
+        head = (f"POST {server.url('/upload')} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"{TOKEN_HEADER}: secret\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode()
+        tracemalloc.start()
+        answer = _exchange_raw(proxy, head, 128, chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        proxy.stop()
+        server.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(expected.encode())
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB held for an 8 MiB upload"
+    (proxied,) = proxy.exchanges
+    exchange = proxied.exchange
+    assert exchange.request_bytes.startswith(b"POST /upload HTTP/1.1\r\n")
+    assert exchange.request_bytes.endswith(b"\r\n\r\n")  # the head; the body is on disk
+    assert exchange.request_body_path is not None and exchange.request_body_size == size
+    assert exchange.request_body_sha256 == expected
+    warc = tmp_path / "out.warc.gz"
+    with _new_warc(warc, fsync=False) as writer:
+        writer.write_hop(exchange)
+    with warc.open("rb") as f:
+        records = [(r.rec_type, r.rec_headers.get_header("WARC-Block-Digest"),
+                    r.rec_headers.get_header("WARC-Payload-Digest"),
+                    r.content_stream().read()) for r in ArchiveIterator(f)]
+    request = next(r for r in records if r[0] == "request")
+    whole = exchange.request_bytes + chunk * 128
+    assert request[1] == "sha256:" + base64.b32encode(hashlib.sha256(whole).digest()).decode()
+    assert request[2] == "sha256:" + base64.b32encode(bytes.fromhex(expected)).decode()
+    assert hashlib.sha256(request[3]).hexdigest() == expected
+    result = subprocess.run([str(Path(sys.executable).parent / "warcio"), "check", "-v",
+                             str(warc)], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_capture_token_makes_no_cors_preflight_a_page_would_not_make(tmp_path: Path) -> None:
+    """The token header is not CORS-safelisted, so a cross-origin ``fetch`` the page makes
+    without a preflight got one naming the token: a server that does not allow that header
+    refused it (and could tell the visitor was preserve). The proxy answers such a preflight
+    itself now; a preflight the page's own headers need is forwarded without the token's
+    name, and the browser is told the token is allowed as well."""
+    server = _BodyHashServer(preflights=False)
+    proxy = _proxy(tmp_path)
+    host = f"127.0.0.1:{server.port}"
+    try:
+        simple = _exchange_raw(proxy, (
+            f"OPTIONS {server.url('/api')} HTTP/1.1\r\nHost: {host}\r\n"
+            "Origin: http://page.test\r\nAccess-Control-Request-Method: GET\r\n"
+            f"Access-Control-Request-Headers: {TOKEN_HEADER.lower()}\r\n\r\n").encode())
+        server.preflights = True
+        own = _exchange_raw(proxy, (
+            f"OPTIONS {server.url('/api')} HTTP/1.1\r\nHost: {host}\r\n"
+            "Origin: http://page.test\r\nAccess-Control-Request-Method: PUT\r\n"
+            f"Access-Control-Request-Headers: x-api-key,{TOKEN_HEADER.lower()}\r\n\r\n"
+        ).encode())
+    finally:
+        proxy.stop()
+        server.close()
+    assert simple.startswith(b"HTTP/1.1 204")
+    assert b"Access-Control-Allow-Origin: http://page.test" in simple
+    assert TOKEN_HEADER.lower().encode() in simple.lower()
+    assert proxy.preflights_answered == 1
+    (sent,) = [head for head, _ in server.requests]  # only the page's own preflight went out
+    assert b"access-control-request-headers: x-api-key\r\n" in sent.lower() + b"\r\n"
+    assert b"preserve" not in sent.lower()
+    assert own.startswith(b"HTTP/1.1 200")
+    allowed = next(line for line in own.split(b"\r\n")
+                   if line.lower().startswith(b"access-control-allow-headers"))
+    assert b"x-api-key" in allowed and TOKEN_HEADER.lower().encode() in allowed.lower()
+    (recorded,) = proxy.exchanges  # the WARC keeps the server's answer as it came
+    assert TOKEN_HEADER.lower() not in recorded.exchange.response_head.decode().lower()
 
 
 # --- manifests ---------------------------------------------------------------------------------

@@ -772,6 +772,8 @@ def _assemble(
     ca: InterceptionCA,
     started: str,
 ) -> PageCapture:
+    if proxy.storage_failure is not None:
+        raise proxy.storage_failure
     recorded = [dataclasses.replace(p, resource_type=session.resource_types.get(p.exchange.url))
                 for p in proxy.exchanges]
     hops = _navigation(requested, recorded)
@@ -790,6 +792,9 @@ def _assemble(
         raise CaptureError(f"the browser did not load {requested}: {detail}")
     assert facts is not None  # a hop means the browser ran
     notes = list(session.notes)
+    if proxy.preflights_answered:
+        notes.append(f"{proxy.preflights_answered} CORS preflight(s) caused only by the "
+                     "recorder's own request header answered by the recorder, not sent")
     if proxy.refused_foreign:
         notes.append(f"{proxy.refused_foreign} request(s) of the browser itself (not the page) "
                      f"refused, not sent: {', '.join(proxy.foreign)}")

@@ -45,7 +45,10 @@ class TLSInfo:
 class Exchange:
     """One request/response hop, with the response body spooled to a file (never in memory).
 
-    ``request_bytes`` is the request exactly as sent (request line, headers, CRLF CRLF, body).
+    ``request_bytes`` is the request exactly as sent (request line, headers, CRLF CRLF, body);
+    when ``request_body_path`` is set it is the head alone, and that file holds the body as
+    sent (``request_body_size`` bytes of SHA-256 ``request_body_sha256``; a browser capture's
+    POSTs are spooled, not held in memory).
     ``response_head`` is the status line and header block exactly as received, ending in CRLF
     CRLF. ``body_path`` holds the entity body as received with any transfer coding (chunked)
     removed but content coding (gzip, br) kept; ``transfer_encoding`` names the removed coding
@@ -74,6 +77,9 @@ class Exchange:
     local_ip: str | None = None
     tls: TLSInfo | None = None
     location: str | None = None  # resolved absolute redirect target, if any
+    request_body_path: Path | None = None
+    request_body_size: int = 0
+    request_body_sha256: str | None = None  # hex, over request_body_path's bytes
 
     def header(self, name: str) -> str | None:
         """First value of a response header, case-insensitive."""

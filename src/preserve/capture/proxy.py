@@ -23,8 +23,13 @@ number of recorded exchanges (requests past it get a 503 from the proxy and are 
 Only the page's requests are forwarded: the browser tags every request a page, frame or
 worker makes with a per-capture secret header (:data:`TOKEN_HEADER`, removed before the
 request goes upstream); requests without it come from the browser itself (component updates,
-account checks) and are refused and counted, never sent. CORS preflights, which the browser
-sends without the page's extra headers, are forwarded.
+account checks) and are refused and counted, never sent. The token must not change what the
+server sees: a CORS preflight, which the browser sends without the page's extra headers but
+naming the token in ``Access-Control-Request-Headers``, is answered by the proxy itself (and
+counted, not recorded) when the token alone caused it, and otherwise forwarded with the
+token's name taken out, the token being allowed in the answer the browser gets (the WARC
+keeps the server's answer as received). Request bodies are spooled to files, sent upstream
+and archived from there.
 A request that gets no response head (DNS, refused, TLS, blocked, timeout) is recorded as a
 :class:`~preserve.capture.page.FailedRequest` and answered with a 502 carrying
 ``X-Preserve-Proxy-Error``; a response cut short is kept with its truncation reason.
@@ -43,7 +48,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +92,11 @@ from preserve.errors import (
     StorageError,
 )
 
-#: Largest request body (POST from a form or XHR) the proxy forwards; it is held in memory.
+#: Largest request body (POST from a form or XHR) the proxy forwards; it is spooled to a file
+#: as it arrives, sent upstream from there and archived from there (never held in memory).
 MAX_REQUEST_BODY = 16 * 2**20
+#: Request bodies are read from the browser and sent upstream in pieces of this size.
+_BODY_CHUNK = 1 << 16
 #: Longest failure message kept per failed request.
 MAX_MESSAGE = 500
 #: The header the browser adds to the page's requests (value: the capture's secret token).
@@ -104,6 +112,26 @@ _RECV = 1 << 16
 
 class _StoppedError(Exception):
     """The proxy is stopping: give up the current connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestBody:
+    """A request body as the browser sent it: spooled to ``path`` (None: empty)."""
+
+    path: Path | None
+    size: int
+    sha256: str
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, read from its spool file a piece at a time (anew on every call)."""
+        if self.path is None:
+            return
+        with self.path.open("rb") as f:
+            while piece := f.read(_BODY_CHUNK):
+                yield piece
+
+
+_NO_BODY = _RequestBody(None, 0, hashlib.sha256().hexdigest())
 
 
 class _ExchangeDeadline(Deadline):
@@ -240,6 +268,54 @@ def _is_preflight(method: str, headers: list[tuple[str, str]]) -> bool:
     return method == "OPTIONS" and "access-control-request-method" in names and "origin" in names
 
 
+_TOKEN_NAME = TOKEN_HEADER.lower()
+#: Methods a page may use across origins without a preflight (Fetch: CORS-safelisted method).
+_SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    lname = name.lower()
+    return next((v for n, v in headers if n.lower() == lname), None)
+
+
+def _requested_headers(headers: list[tuple[str, str]]) -> list[str]:
+    asked = _header(headers, "access-control-request-headers")
+    return [n.strip() for n in (asked or "").split(",") if n.strip()]
+
+
+def _asks_for_token(headers: list[tuple[str, str]]) -> bool:
+    return _TOKEN_NAME in (n.lower() for n in _requested_headers(headers))
+
+
+def _without_token_request(headers: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """A CORS preflight's headers as the page alone would have caused them.
+
+    The token header, which the browser adds to every request of the page, is not
+    CORS-safelisted: a cross-origin ``fetch`` the page makes without a preflight gets one that
+    names it in ``Access-Control-Request-Headers``, and a server that does not allow that
+    header refuses it. Returns None when the token alone caused the preflight (the proxy then
+    answers it itself); else the headers with the token's name taken out of that list, to be
+    sent upstream as the page's own preflight.
+    """
+    rest = [n for n in _requested_headers(headers) if n.lower() != _TOKEN_NAME]
+    method = (_header(headers, "access-control-request-method") or "").strip()
+    private = _header(headers, "access-control-request-private-network") is not None
+    if not rest and method.upper() in _SAFELISTED_METHODS and not private:
+        return None
+    kept = [(n, v) for n, v in headers if n.lower() != "access-control-request-headers"]
+    return [*kept, ("Access-Control-Request-Headers", ",".join(rest))] if rest else kept
+
+
+def _allowing_token(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A preflight's response as given to the browser: the token header allowed too (the
+    server answered for the page's own headers; the WARC keeps its response as received)."""
+    allowed = _header(headers, "access-control-allow-headers")
+    if allowed is None:
+        return [*headers, ("Access-Control-Allow-Headers", _TOKEN_NAME)]
+    return [(n, f"{v}, {_TOKEN_NAME}" if n.lower() == "access-control-allow-headers" else v)
+            for n, v in headers]
+
+
 def _end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``headers`` without hop-by-hop fields (RFC 9110 7.6.1), in order, casing kept."""
     dropped = _HOP_BY_HOP | _connection_tokens(headers)
@@ -286,6 +362,10 @@ class RecordingProxy:
         self._failed: list[FailedRequest] = []
         self._failed_dropped = 0
         self.errors_by_url: dict[str, CaptureError] = {}
+        #: the first failure to spool what crossed the proxy; the capture cannot be complete
+        self.storage_failure: StorageError | None = None
+        #: CORS preflights the token header alone caused, answered here and not sent
+        self.preflights_answered = 0
         self.refused_over_cap = 0
         self._in_flight = 0
         self._last_change = time.monotonic()
@@ -434,6 +514,10 @@ class RecordingProxy:
             self._serve_plain(client)
         except (_StoppedError, OSError, h11.LocalProtocolError, h11.RemoteProtocolError):
             pass
+        except StorageError as exc:  # the spool failed (disk full): the capture must fail
+            with self._lock:
+                if self.storage_failure is None:
+                    self.storage_failure = exc
         finally:
             with self._lock:
                 self._clients.discard(client)
@@ -524,18 +608,51 @@ class RecordingProxy:
         except h11.LocalProtocolError:
             client.alive = False
 
-    def _read_body(self, client: _Client) -> bytes | None:
-        body = bytearray()
-        while True:
-            event = client.next_event()
-            if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_REQUEST_BODY:
-                    return None
-            elif isinstance(event, h11.EndOfMessage):
-                return bytes(body)
-            else:
-                raise _StoppedError
+    def _answer_token_preflight(self, client: _Client, headers: list[tuple[str, str]]) -> None:
+        """Allow the token header to the browser for a request that needs no preflight of its
+        own: nothing is sent upstream, so the server sees the page's request as a browser
+        without preserve would send it."""
+        method = _header(headers, "access-control-request-method") or "GET"
+        origin = _header(headers, "origin") or "null"
+        with self._lock:
+            self.preflights_answered += 1
+        try:
+            client.send(h11.Response(status_code=204, headers=[
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Access-Control-Allow-Methods", method),
+                ("Access-Control-Allow-Headers", _TOKEN_NAME),
+                ("Access-Control-Max-Age", "600"),
+                ("Vary", "Origin"),
+                ("Content-Length", "0"),
+            ]))
+            client.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            client.alive = False
+
+    def _read_body(self, client: _Client, url: str) -> _RequestBody | None:
+        """The request's body, spooled to a file as it arrives; None when it exceeds
+        :data:`MAX_REQUEST_BODY` (what arrived is discarded)."""
+        event = client.next_event()
+        if isinstance(event, h11.EndOfMessage):
+            return _NO_BODY
+        try:
+            path = self._spool.new_file(".request")
+            with path.open("wb") as sink:
+                digest, size = hashlib.sha256(), 0
+                while isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > MAX_REQUEST_BODY:
+                        sink.truncate(0)
+                        return None
+                    digest.update(event.data)
+                    sink.write(event.data)
+                    event = client.next_event()
+        except OSError as exc:
+            raise StorageError(f"cannot spool the request body to {url}: {exc}") from exc
+        if not isinstance(event, h11.EndOfMessage):
+            raise _StoppedError
+        return _RequestBody(path, size, digest.hexdigest()) if size else _NO_BODY
 
     def _handle(self, client: _Client, request: h11.Request, target: str) -> bool:
         """Forward one request and relay its response; False: close the browser connection."""
@@ -547,7 +664,8 @@ class RecordingProxy:
             self._respond_simple(client, 400, str(exc))
             return False
         text_url = str(url)
-        body = self._read_body(client)
+        allow_token = False  # whether the browser must be told the token header is allowed
+        body = self._read_body(client, text_url)
         if body is None:
             self._fail(text_url, method, CaptureError(
                 f"request body to {text_url} exceeds {MAX_REQUEST_BODY} bytes; not forwarded"))
@@ -567,6 +685,12 @@ class RecordingProxy:
                 self._respond_simple(client, 403, "wrong capture token", "NotFromPage")
                 return False
             headers = [(n, v) for n, v in headers if n.lower() != TOKEN_HEADER.lower()]
+            if _is_preflight(method, headers) and _asks_for_token(headers):
+                page_asked = _without_token_request(headers)
+                if page_asked is None:  # only the token header made the browser ask
+                    self._answer_token_preflight(client, headers)
+                    return True
+                headers, allow_token = page_asked, True
         if "upgrade" in _connection_tokens(headers):
             self._fail(text_url, method, CaptureError(
                 f"protocol upgrade (WebSocket) to {text_url} is not recorded; refused"))
@@ -578,7 +702,7 @@ class RecordingProxy:
                                  "recorded exchanges is reached", "ExchangeCapReached")
             return True
         try:
-            return self._exchange(client, sequence, method, url, headers, body)
+            return self._exchange(client, sequence, method, url, headers, body, allow_token)
         finally:
             self._end()
 
@@ -602,7 +726,7 @@ class RecordingProxy:
             number = len(self._upstreams) + 1
             deadline = _ExchangeDeadline(self._deadline, self._stopped, str(url))
             backend = RecordingBackend(deadline=deadline, allow_private=self._options.allow_private,
-                                       is_blocked=self._is_blocked)
+                                       is_blocked=self._is_blocked, keep_request_body=False)
             connection = httpcore.HTTPConnection(
                 httpcore.Origin(scheme.encode("ascii"), url.raw_host, port),
                 ssl_context=_ssl_context(self._options, str(url)) if scheme == "https" else None,
@@ -622,23 +746,23 @@ class RecordingProxy:
         upstream.close()
 
     def _send(self, method: str, url: URL, headers: list[tuple[str, str]],
-              body: bytes) -> tuple[_Upstream, httpcore.Response]:
-        """Send the request upstream (retrying once on a fresh connection when a kept-alive one
-        turns out dead before answering)."""
+              body: _RequestBody) -> tuple[_Upstream, httpcore.Response]:
+        """Send the request upstream, its body from the spool file (retrying once on a fresh
+        connection when a kept-alive one turns out dead before answering)."""
         wire_headers = _end_to_end(headers)
-        if body or method in ("POST", "PUT", "PATCH"):
+        if body.size or method in ("POST", "PUT", "PATCH"):
             wire_headers = [(n, v) for n, v in wire_headers if n.lower() != "content-length"]
-            wire_headers.append(("Content-Length", str(len(body))))
+            wire_headers.append(("Content-Length", str(body.size)))
         encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in wire_headers]
         port = url.port or (443 if url.scheme == "https" else 80)
-        request = httpcore.Request(
-            method.encode("ascii"),
-            httpcore.URL(scheme=url.scheme.encode("ascii"), host=url.raw_host, port=port,
-                         target=url.raw_path),
-            headers=encoded, content=body,
-            extensions={"timeout": _timeouts(self._options)},
-        )
         for attempt in (0, 1):
+            request = httpcore.Request(
+                method.encode("ascii"),
+                httpcore.URL(scheme=url.scheme.encode("ascii"), host=url.raw_host, port=port,
+                             target=url.raw_path),
+                headers=encoded, content=body.chunks(),
+                extensions={"timeout": _timeouts(self._options)},
+            )
             upstream, reused = self._checkout(url)
             upstream.deadline.url = str(url)
             if reused and upstream.stream is not None:
@@ -661,7 +785,8 @@ class RecordingProxy:
         raise AssertionError("unreachable")
 
     def _exchange(self, client: _Client, sequence: int, method: str, url: URL,
-                  headers: list[tuple[str, str]], body: bytes) -> bool:
+                  headers: list[tuple[str, str]], body: _RequestBody,
+                  allow_token: bool = False) -> bool:
         text_url = str(url)
         started = utc_timestamp()
         try:
@@ -678,10 +803,12 @@ class RecordingProxy:
             self._respond_simple(client, 403 if isinstance(exc, BlockedAddressError) else 502,
                                  str(exc), type(exc).__name__)
             return True
-        return self._relay(client, sequence, method, url, upstream, response, started)
+        return self._relay(client, sequence, method, url, body, upstream, response, started,
+                           allow_token)
 
-    def _relay(self, client: _Client, sequence: int, method: str, url: URL,
-               upstream: _Upstream, response: httpcore.Response, started: str) -> bool:
+    def _relay(self, client: _Client, sequence: int, method: str, url: URL, body: _RequestBody,
+               upstream: _Upstream, response: httpcore.Response, started: str,
+               allow_token: bool = False) -> bool:
         text_url = str(url)
         limit = self._options.max_body_size
         headers = _header_list(list(response.headers))
@@ -697,6 +824,8 @@ class RecordingProxy:
             self._checkin(upstream, reusable=False)
             raise StorageError(f"cannot spool the response from {text_url}: {exc}") from exc
         to_browser = _end_to_end(headers)
+        if allow_token:
+            to_browser = _allowing_token(to_browser)
         sent_length = any(n.lower() == "content-length" for n, _ in to_browser)
         try:
             client.send(h11.Response(status_code=response.status, headers=to_browser,
@@ -744,8 +873,12 @@ class RecordingProxy:
             self._fail(text_url, method, CaptureError(
                 f"could not delimit the response head from {text_url}"))
             return False
-        self._record(sequence, method, url, headers, response, upstream, stream, body_path,
-                     body_size, body_hash.hexdigest(), started, truncated)
+        if (stream.request_body_size, stream.request_body_sha256) != (body.size, body.sha256):
+            self._checkin(upstream, reusable=False)
+            raise StorageError(f"the request body spooled for {text_url} changed while it was "
+                               "sent; not recorded")
+        self._record(sequence, method, url, body, headers, response, upstream, stream,
+                     body_path, body_size, body_hash.hexdigest(), started, truncated)
         self._checkin(upstream, reusable=truncated is None)
         if truncated is not None:
             if not sent_length and client.alive:
@@ -759,7 +892,7 @@ class RecordingProxy:
             return False
         return client.alive
 
-    def _record(self, sequence: int, method: str, url: URL,
+    def _record(self, sequence: int, method: str, url: URL, request_body: _RequestBody,
                 headers: list[tuple[str, str]], response: httpcore.Response,
                 upstream: _Upstream, stream: RecordingStream, body_path: Path, body_size: int,
                 body_sha256: str, started: str, truncated: str | None) -> ProxiedExchange:
@@ -794,6 +927,9 @@ class RecordingProxy:
             local_ip=peer.local_ip,
             tls=upstream.tls,
             location=_location(url, headers) if response.status in REDIRECT_STATUSES else None,
+            request_body_path=request_body.path,
+            request_body_size=request_body.size,
+            request_body_sha256=request_body.sha256 if request_body.path else None,
         )
         proxied = ProxiedExchange(
             exchange=exchange,

@@ -6,9 +6,10 @@
   refuses private/loopback/link-local/reserved addresses when asked (SSRF guard), and connects
   to the very IP address it checked, so a second DNS answer cannot slip in (no rebinding);
 * wraps the socket stream in a :class:`RecordingStream` that keeps the request bytes exactly
-  as written, the response status line and header block exactly as read, and a SHA-256 and
-  byte count of every response byte read from the socket (body and framing included) without
-  keeping the body;
+  as written (or, for a recorder that spools request bodies itself, the request head and a
+  SHA-256 and byte count of the body), the response status line and header block exactly as
+  read, and a SHA-256 and byte count of every response byte read from the socket (body and
+  framing included) without keeping the body;
 * caps every socket operation by the capture's overall deadline, so a server that drips one
   byte at a time cannot outlast the total time limit.
 
@@ -162,10 +163,18 @@ def _session_of(stream: httpcore.NetworkStream) -> TLSSession | None:
 class RecordingStream(httpcore.NetworkStream):
     """A network stream that records what crosses it (see the module docstring)."""
 
-    def __init__(self, inner: httpcore.NetworkStream, deadline: Deadline) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, deadline: Deadline, *,
+                 keep_request_body: bool = True) -> None:
+        """``keep_request_body``: False keeps only the request head; the body is hashed and
+        counted (:attr:`request_body_sha256`, :attr:`request_body_size`) for a caller that
+        spooled it itself."""
         self._inner = inner
         self._deadline = deadline
+        self._keep_body = keep_request_body
         self._request = bytearray()
+        self._request_head_done = False
+        self._request_body = hashlib.sha256()
+        self._request_body_size = 0
         self._head = bytearray()
         self._head_done = False
         self._wire = hashlib.sha256()
@@ -182,7 +191,18 @@ class RecordingStream(httpcore.NetworkStream):
 
     @property
     def request_bytes(self) -> bytes:
+        """The request as written: head and body, or the head alone when the body is not
+        kept."""
         return bytes(self._request)
+
+    @property
+    def request_body_sha256(self) -> str:
+        """SHA-256 of the request body bytes written (after the head)."""
+        return self._request_body.hexdigest()
+
+    @property
+    def request_body_size(self) -> int:
+        return self._request_body_size
 
     @property
     def wire_sha256(self) -> str:
@@ -196,6 +216,9 @@ class RecordingStream(httpcore.NetworkStream):
         """Record a new exchange on this kept-alive connection: forget the previous one's
         request bytes, response head and wire hash (peer and TLS facts stay: same socket)."""
         self._request = bytearray()
+        self._request_head_done = False
+        self._request_body = hashlib.sha256()
+        self._request_body_size = 0
         self._head = bytearray()
         self._head_done = False
         self._wire = hashlib.sha256()
@@ -245,8 +268,26 @@ class RecordingStream(httpcore.NetworkStream):
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._request += buffer
+        self._record_write(buffer)
         self._inner.write(buffer, self._deadline.cap(timeout))
+
+    def _record_write(self, data: bytes) -> None:
+        body = data
+        if not self._request_head_done:
+            start = max(0, len(self._request) - 3)
+            self._request += data
+            end = self._request.find(b"\r\n\r\n", start)
+            if end < 0:
+                return
+            self._request_head_done = True
+            split = end + 4
+            body = bytes(self._request[split:])
+            if not self._keep_body:
+                del self._request[split:]
+        elif self._keep_body:
+            self._request += data
+        self._request_body.update(body)
+        self._request_body_size += len(body)
 
     def close(self) -> None:
         self._inner.close()
@@ -339,10 +380,13 @@ class RecordingBackend(httpcore.NetworkBackend):
         deadline: Deadline,
         allow_private: bool,
         is_blocked: typing.Callable[[IPAddress], bool] = is_blocked_address,
+        keep_request_body: bool = True,
     ) -> None:
+        """``keep_request_body``: see :class:`RecordingStream`."""
         self._deadline = deadline
         self._allow_private = allow_private
         self._is_blocked = is_blocked
+        self._keep_request_body = keep_request_body
         self._tcp = httpcore.SyncBackend()
         self.stream: RecordingStream | None = None
 
@@ -376,7 +420,8 @@ class RecordingBackend(httpcore.NetworkBackend):
             except httpcore.ConnectError as exc:
                 last_error = exc
                 continue
-            self.stream = RecordingStream(inner, self._deadline)
+            self.stream = RecordingStream(inner, self._deadline,
+                                          keep_request_body=self._keep_request_body)
             return self.stream
         if timed_out:
             raise CaptureTimeoutError(f"connecting to {host}:{port} for {url} timed out") from (

@@ -333,18 +333,17 @@ class _Writer:
         them in advance); ``truncated`` becomes ``WARC-Truncated`` on the response."""
         request_id, response_id = request_id or _warc_id(), response_id or _warc_id()
         ip = [("WARC-IP-Address", exchange.remote_ip)] if exchange.remote_ip else []
-        head_end = exchange.request_bytes.find(b"\r\n\r\n")
-        request_payload = exchange.request_bytes[head_end + 4 :] if head_end >= 0 else b""
-        request_digest = sha256_base32(hashlib.sha256(exchange.request_bytes).digest())
+        request_block, request_length, request_digest, request_payload_digest = (
+            _request_block(exchange))
         self.write(
             "request",
             record_id=request_id,
             date=exchange.started,
             content_type="application/http; msgtype=request",
-            block=_BlockReader(exchange.request_bytes, None, None),
-            length=len(exchange.request_bytes),
+            block=request_block,
+            length=request_length,
             block_digest=request_digest,
-            payload_digest=sha256_base32(hashlib.sha256(request_payload).digest()),
+            payload_digest=request_payload_digest,
             target_uri=exchange.url,
             extra=[*ip, ("WARC-Concurrent-To", f"<{response_id}>")],
         )
@@ -368,6 +367,22 @@ class _Writer:
             target_uri=exchange.url,
             extra=[*ip, *protocol],
         )
+
+
+def _request_block(exchange: Exchange) -> tuple[_BlockReader, int, str, str]:
+    """(block reader, length, block digest, payload digest) of a request record: the
+    request as sent, its body from memory or from the file it was spooled to."""
+    sent = exchange.request_bytes
+    body_path, body_sha256 = exchange.request_body_path, exchange.request_body_sha256
+    if body_path is None or body_sha256 is None:
+        head_end = sent.find(b"\r\n\r\n")
+        payload = sent[head_end + 4 :] if head_end >= 0 else b""
+        return (_BlockReader(sent, None, None), len(sent),
+                sha256_base32(hashlib.sha256(sent).digest()),
+                sha256_base32(hashlib.sha256(payload).digest()))
+    block_digest, payload_digest = _file_digests(sent, body_path, body_sha256)
+    return (_BlockReader(sent, body_path, body_sha256), len(sent) + exchange.request_body_size,
+            block_digest, payload_digest)
 
 
 def _tls_protocol(version: str) -> str:
