@@ -939,6 +939,190 @@ def test_a_planted_text_object_is_never_named_by_a_commit(s3_server: S3Server, w
     assert not archive.store.exists(f"manifests/{capture_id}.json")
     assert not archive.store.list("manifests/log/journal")
     assert not archive.store.list("manifests/log/checkpoints")
+    # left untouched as evidence: not sealed either
+    assert _retention(s3_server, archive.store, planted) == (None, None)
+
+
+# --- objects already there: sealed before anything names them ------------------------------
+
+
+def _retention(s3: S3Server, store: Any, rel: str,
+               version: str | None = None) -> tuple[str | None, Any]:
+    """``(mode, retain-until)`` of a version of ``rel`` (the current one by default), as the
+    server states them (moto has no GetObjectRetention: HeadObject gives the same)."""
+    extra = {"VersionId": version} if version else {}
+    head = s3.client().head_object(Bucket=store.bucket, Key=store.key(rel), **extra)
+    return head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+
+
+def _text_of(prepared: Any) -> bytes:
+    text = prepared.text
+    return text if isinstance(text, bytes) else Path(text.path).read_bytes()
+
+
+def _plant(s3: S3Server, store: Any, rel: str, data: bytes, **lock: Any) -> str:
+    """An object put by someone with write access to the bucket; its version id."""
+    version: str = s3.client().put_object(Bucket=store.bucket, Key=store.key(rel), Body=data,
+                                          **lock)["VersionId"]
+    return version
+
+
+@pytest.mark.parametrize("planted_lock", ["none", "compliance-1h", "governance-3d"])
+def test_a_planted_text_object_is_sealed_before_it_is_named(
+        s3_server: S3Server, web: TestServer, tmp_path: Path, planted_lock: str) -> None:
+    """An object planted at a text's content address with the page's exact bytes is used,
+    but only once the version checked is retained at least as long as a fresh write (1 day
+    here, COMPLIANCE): planted without retention, or with one ending sooner, it would
+    otherwise be named by a manifest and then deleted. A weaker mode with a longer retention
+    is made COMPLIANCE and keeps its date (retention is only ever extended). Planted under
+    older versions with other bytes: the current version is the one checked and sealed."""
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.storage.text_store import object_digests
+
+    archive = remote(s3_server)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p4"))
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    rel = archive.layout.text_rel_for(digests.blake3)
+    now = datetime.now(UTC)
+    lock = {"none": {},
+            "compliance-1h": {"ObjectLockMode": "COMPLIANCE",
+                              "ObjectLockRetainUntilDate": now + timedelta(hours=1)},
+            "governance-3d": {"ObjectLockMode": "GOVERNANCE",
+                              "ObjectLockRetainUntilDate": now + timedelta(days=3)},
+            }[planted_lock]
+    older = _plant(s3_server, archive.store, rel, b"an older version, other bytes")
+    version = _plant(s3_server, archive.store, rel, _text_of(prepared), **lock)
+    archive.commit([archive.stage(prepared)], sign=True)
+    assert archive.store.exists(f"manifests/{capture_id}.json")
+    mode, until = _retention(s3_server, archive.store, rel, version)
+    assert mode == "COMPLIANCE"
+    assert until >= now + timedelta(days=1) - timedelta(seconds=1)
+    if planted_lock == "governance-3d":  # its longer date kept, never shortened
+        assert until >= now + timedelta(days=3) - timedelta(seconds=1)
+    assert _retention(s3_server, archive.store, rel, older) == (None, None)  # not the one named
+    with pytest.raises(Exception, match="AccessDenied"):  # what the planter meant to do later
+        s3_server.client().delete_object(Bucket=archive.store.bucket,
+                                         Key=archive.store.key(rel), VersionId=version)
+    report = archive.verify(record=False)
+    assert report.ok and not report.errors, report.findings
+
+
+def test_the_version_checked_is_the_version_sealed(s3_server: S3Server, web: TestServer,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newer version put between preserve's read of a planted object and its sealing is
+    not the one sealed: the retention names the version whose bytes were checked."""
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.storage.text_store import object_digests
+
+    archive = remote(s3_server)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p5"))
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    rel = archive.layout.text_rel_for(digests.blake3)
+    checked = _plant(s3_server, archive.store, rel, _text_of(prepared))
+    newer: list[str] = []
+    call = archive.store.fs.call_s3
+
+    def racing(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "put_object_retention" and kwargs.get("Key") == archive.store.key(rel) \
+                and not newer:
+            newer.append(_plant(s3_server, archive.store, rel, _text_of(prepared)))
+        return call(method, *args, **kwargs)
+
+    monkeypatch.setattr(archive.store.fs, "call_s3", racing)
+    now = datetime.now(UTC)
+    archive.commit([archive.stage(prepared)], sign=True)
+    assert newer and archive.store.exists(f"manifests/{capture_id}.json")
+    mode, until = _retention(s3_server, archive.store, rel, checked)
+    assert mode == "COMPLIANCE" and until >= now + timedelta(days=1) - timedelta(seconds=1)
+    assert _retention(s3_server, archive.store, rel, newer[0]) == (None, None)
+
+
+def test_a_planted_object_the_store_will_not_seal_is_never_named(
+        s3_server: S3Server, web: TestServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the retention of a planted object cannot be set (the server refuses: a bucket
+    without Object Lock, no permission), the commit stops with one line before anything names
+    it: no manifest, no commit record, no checkpoint."""
+    from preserve.storage.text_store import object_digests
+
+    archive = remote(s3_server)
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p6"))
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    rel = archive.layout.text_rel_for(digests.blake3)
+    _plant(s3_server, archive.store, rel, _text_of(prepared))
+    call = archive.store.fs.call_s3
+
+    def refusing(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "put_object_retention" and kwargs.get("Key") == archive.store.key(rel):
+            raise PermissionError("AccessDenied")
+        return call(method, *args, **kwargs)
+
+    monkeypatch.setattr(archive.store.fs, "call_s3", refusing)
+    with pytest.raises(StorageError, match="cannot seal the existing object") as caught:
+        archive.commit([archive.stage(prepared)], sign=True)
+    assert "\n" not in str(caught.value)
+    assert not archive.store.exists(f"manifests/{capture_id}.json")
+    assert not archive.store.list("manifests/log/journal")
+    assert not archive.store.list("manifests/log/checkpoints")
+
+
+def test_without_a_retention_period_a_planted_object_is_used_as_before(
+        s3_server: S3Server, web: TestServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.remote.archive import RemoteArchive
+    from preserve.remote.store import ObjectStore
+    from preserve.storage.text_store import object_digests
+
+    url = f"s3://{s3_server.new_bucket()}/ev"
+    archive = RemoteArchive(url, store=ObjectStore(url))
+    assert archive.store.retention_days is None
+    archive.init()
+    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p7"))
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    rel = archive.layout.text_rel_for(digests.blake3)
+    version = _plant(s3_server, archive.store, rel, _text_of(prepared))
+    calls: list[str] = []
+    call = archive.store.fs.call_s3
+
+    def counting(method: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(method)
+        return call(method, *args, **kwargs)
+
+    monkeypatch.setattr(archive.store.fs, "call_s3", counting)
+    archive.commit([archive.stage(prepared)], sign=True)
+    assert archive.store.exists(f"manifests/{capture_id}.json")
+    assert "put_object_retention" not in calls
+    assert _retention(s3_server, archive.store, rel, version) == (None, None)
+
+
+def test_a_planted_tile_is_sealed_before_it_is_named(s3_server: S3Server) -> None:
+    """The tiled log's idempotent writes (``put_new(..., same_ok=)``: an interrupted append
+    rolled forward) seal an entry bundle or hash tile already there, as a new one."""
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.log.merkle import leaf_hash
+    from preserve.remote.store import ObjectStore
+    from preserve.remote.tiles import TiledLog, encode_bundle, tile_path
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/t", retention_days=1)
+    tiles = TiledLog.open(store, create=True)
+    entry = json.dumps({"i": 0}).encode()
+    planted = {f"manifests/log/{tile_path('entries', 0, 1)}": encode_bundle([entry]),
+               f"manifests/log/{tile_path(0, 0, 1)}": leaf_hash(entry)}
+    versions = {rel: _plant(s3_server, store, rel, data) for rel, data in planted.items()}
+    now = datetime.now(UTC)
+    tiles.append_many([entry])
+    for rel, version in versions.items():
+        mode, until = _retention(s3_server, store, rel, version)
+        assert mode == "COMPLIANCE" and until >= now + timedelta(days=1) - timedelta(seconds=1)
+    assert TiledLog.open(store, readonly=True).leaf(0) == entry
 
 
 def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(

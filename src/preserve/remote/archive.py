@@ -11,7 +11,9 @@ The commit, under the lease, in the order of :mod:`preserve.commit`:
 
 1. the log must extend the operator's known head;
 2. each WARC file is copied server-side from ``staging/`` to its final name, and each text
-   object created — create-only and sealed (Object Lock retention);
+   object created — create-only and sealed (Object Lock retention); a text object already
+   there is used only if it holds those bytes, and that version is then sealed as a new
+   one would be (:meth:`ObjectStore.use_existing`);
 3. the manifests are built and validated with the parser verify uses;
 4. one commit record, signed with the archive key, is created in ``manifests/log/journal/``;
 5. each manifest is created with ``If-None-Match: *`` and sealed: **the commit point**;
@@ -454,16 +456,19 @@ class RemoteArchive:
             else:
                 self.store.put_new(rel, data, seal=True)
         except FileExistsError:  # content-addressed: already stored, if it holds these bytes
-            try:
-                found = hash_bytes(self.store.get(rel, digest.size))
-            except errors.PreserveError as exc:
+            def same(stored: bytes) -> None:
+                found = hash_bytes(stored)
+                if (found.blake3, found.size) != (digest.blake3, digest.size):
+                    raise errors.StorageError(
+                        f"existing text object {self.url}/{rel} does not match its name "
+                        f"(BLAKE3 {found.blake3}); left untouched as evidence, run preserve "
+                        "verify")
+
+            try:  # that version, sealed as a new one would be (whoever put it there)
+                self.store.use_existing(rel, digest.size, same, seal=True)
+            except errors.NotFoundError as exc:
                 raise errors.StorageError(f"existing text object {self.url}/{rel} cannot be "
                                           f"read: {exc}") from exc
-            if (found.blake3, found.size) != (digest.blake3, digest.size):
-                raise errors.StorageError(
-                    f"existing text object {self.url}/{rel} does not match its name (BLAKE3 "
-                    f"{found.blake3}); left untouched as evidence, run preserve verify") \
-                    from None
         return StoredObject(digest.blake3, digest.sha256, digest.size, rel)
 
     def _build(self, prepared: PreparedCapture, warc_rel: str, text: StoredObject | None,

@@ -10,6 +10,12 @@ their key *relative to the archive root* (``manifests/<id>.json``, ``archive/war
   replaced (``FileExistsError``), and, for *sealed* objects when the archive has a retention
   period, ``ObjectLockMode``/``ObjectLockRetainUntilDate``: S3 Object Lock then refuses to
   delete or overwrite that version until the date, whoever asks — preserve included;
+- reuse of an object a create-only write found already there (:meth:`~ObjectStore.use_existing`:
+  an idempotent retry, a content-addressed text object stored before — or planted by someone
+  with write access to the bucket): the version read is the version judged, and for a sealed
+  write it is then retained, by its ``VersionId``, at least as long as a fresh write would be
+  (its retention extended where it has none or a shorter one; StorageError if the store
+  refuses), so nothing is named that could be deleted sooner than what preserve writes itself;
 - conditional replacement of the few mutable objects (:meth:`~ObjectStore.put_replace` with
   ``If-Match: <etag>``: the log head, the lease) and deletes of unsealed ones (journal records,
   staging, the lease).
@@ -71,6 +77,13 @@ class ObjectInfo:
     etag: str | None
     #: when the store says the object was written (POSIX seconds; None if it does not say)
     modified: float | None = None
+
+
+def _aware(value: object) -> datetime | None:
+    """A retention date the store stated, as an aware datetime (None if absent or odd)."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _modified(meta: dict[str, Any]) -> float | None:
@@ -165,20 +178,30 @@ class ObjectStore:
 
     def get(self, rel: str, limit: int) -> bytes:
         """The whole object, at most ``limit`` bytes (StorageError if larger; NotFoundError)."""
-        try:
-            response = self.fs.call_s3("get_object", Bucket=self.bucket, Key=self.key(rel),
-                                       Range=f"bytes=0-{limit}")
-            data = _read_body(self.fs, response["Body"], limit + 1)
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
-        except OSError as exc:
-            if getattr(exc, "errno", None) == errno.EINVAL:  # 416: an empty object
-                return b""
-            raise StorageError(f"{self.url}/{rel}: {exc}") from exc
-        _check_length(self.url, rel, data, response, limit + 1)
+        data, _response = self._get_version(rel, limit)
         if len(data) > limit:
             raise StorageError(f"{self.url}/{rel} is larger than {limit} bytes")
         return data
+
+    def _get_version(self, rel: str, limit: int) -> tuple[bytes, dict[str, Any]]:
+        """The current version's first ``limit + 1`` bytes (all of it, if not larger than
+        ``limit``) and the response that brought them: its ``VersionId`` and Object Lock
+        fields are those of exactly that version (NotFoundError, StorageError)."""
+        ranged: dict[str, str] = {"Range": f"bytes=0-{limit}"}
+        while True:
+            try:
+                response: dict[str, Any] = self.fs.call_s3(
+                    "get_object", Bucket=self.bucket, Key=self.key(rel), **ranged)
+                data = _read_body(self.fs, response["Body"], limit + 1)
+            except FileNotFoundError as exc:
+                raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
+            except OSError as exc:
+                if getattr(exc, "errno", None) == errno.EINVAL and ranged:
+                    ranged = {}  # 416: an empty object (asked again, for its response)
+                    continue
+                raise StorageError(f"{self.url}/{rel}: {exc}") from exc
+            _check_length(self.url, rel, data, response, limit + 1)
+            return data, response
 
     def get_etag(self, rel: str, limit: int) -> tuple[bytes, str | None]:
         """The object and its ETag (for a later :meth:`put_replace`)."""
@@ -244,21 +267,76 @@ class ObjectStore:
 
         ``seal``: apply the archive's Object Lock retention. Raises FileExistsError when the
         object exists — unless ``same_ok`` is given and the existing object holds exactly
-        those bytes (an idempotent retry). Other failures raise StorageError.
+        those bytes (an idempotent retry, or an object planted with them): it is then used
+        through :meth:`use_existing`, so with ``seal`` that very version is retained at least
+        as long as this write would have made it (StorageError if it cannot be). Other
+        failures raise StorageError.
         """
         self.check_write(f"writing {rel}")
         try:
             self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key(rel), Body=data,
                             IfNoneMatch="*", **self._lock_args(seal))
         except FileExistsError:
-            if same_ok is not None:
-                with contextlib.suppress(StorageError, NotFoundError):
-                    if self.get(rel, len(same_ok)) == same_ok:
-                        return
-            raise FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; "
-                                  "not replaced") from None
+            exists = FileExistsError(errno.EEXIST, f"{self.url}/{rel} already exists; "
+                                     "not replaced")
+            if same_ok is None:
+                raise exists from None
+
+            def same(found: bytes) -> None:
+                if found != same_ok:
+                    raise exists
+
+            try:
+                self.use_existing(rel, len(same_ok), same, seal=seal)
+            except NotFoundError:  # gone again meanwhile: not the object this write found
+                raise exists from None
         except OSError as exc:
             raise StorageError(f"cannot write {self.url}/{rel}: {exc}") from exc
+
+    def use_existing(self, rel: str, limit: int, check: Callable[[bytes], None], *,
+                     seal: bool) -> None:
+        """Accept the object already at ``rel`` in place of a create-only write that found
+        it there (an idempotent retry, a content-addressed object stored before — or one
+        planted by someone with write access to the bucket, with the right bytes).
+
+        Its current version is read, at most ``limit`` bytes (one more, so that a larger
+        object reaches ``check`` as different), with that version's id; ``check(data)``
+        judges those bytes and raises to refuse them (its exception propagates). With
+        ``seal`` and a retention period, the version checked (``VersionId``: never a newer
+        one put meanwhile) is then retained at least as long as a fresh sealed write would
+        be: until now + ``retention_days`` in :attr:`lock_mode` (or COMPLIANCE, if it has
+        that already). Its retention, as the read stated it, is kept when it is enough and
+        otherwise extended with ``PutObjectRetention`` (never shortened; an unknown one is
+        set). Raises NotFoundError when it is gone, StorageError (one line) when it cannot
+        be read, the store names no version of it, or the retention cannot be set (a bucket
+        without Object Lock, a refusal): the caller then names nothing. Without a retention
+        period, or without ``seal``, nothing is written.
+        """
+        try:
+            data, response = self._get_version(rel, limit)
+        except StorageError as exc:
+            raise StorageError(f"cannot read the existing object: {exc}") from exc
+        check(data)
+        if not seal or self.retention_days is None:
+            return
+        version = response.get("VersionId")
+        if not isinstance(version, str) or not version:
+            raise StorageError(f"cannot seal the existing object {self.url}/{rel}: the store "
+                               "names no version of it (does the bucket have Object Lock?)")
+        wanted = datetime.now(UTC) + timedelta(days=self.retention_days)
+        mode, until = response.get("ObjectLockMode"), _aware(
+            response.get("ObjectLockRetainUntilDate"))
+        if until is not None and until >= wanted and mode in (self.lock_mode, "COMPLIANCE"):
+            return
+        retention = {"Mode": "COMPLIANCE" if mode == "COMPLIANCE" else self.lock_mode,
+                     "RetainUntilDate": wanted if until is None else max(until, wanted)}
+        self.check_write(f"sealing {rel}")
+        try:
+            self.fs.call_s3("put_object_retention", Bucket=self.bucket, Key=self.key(rel),
+                            VersionId=version, Retention=retention)
+        except OSError as exc:
+            raise StorageError(f"cannot seal the existing object {self.url}/{rel} (version "
+                               f"{version}) for {self.retention_days:g} days: {exc}") from exc
 
     def copy_new(self, source_rel: str, rel: str, *, seal: bool,
                  sha256: str | None = None) -> None:

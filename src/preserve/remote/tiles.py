@@ -14,7 +14,9 @@ An object store cannot append to a file, so the log is kept as immutable objects
 ``N`` is written as 3-digit path elements, all but the last prefixed with ``x`` (``x001/234``),
 exactly as in tlog-tiles, so tile-aware tooling can read the tree and the signed
 ``manifests/log/checkpoint`` beside it. Every tile and bundle is created once (``If-None-Match``)
-and sealed with the archive's retention; a wider partial tile is a new object.
+and sealed with the archive's retention; a wider partial tile is a new object. One already
+there is used only if it holds the same bytes, and that version is then sealed as a new one
+would be (:meth:`~preserve.remote.store.ObjectStore.use_existing`).
 
 An append creates the new bundles and tiles, then replaces ``head.json``: until then the append
 has not happened. Objects past the head are the tail of an interrupted append; a writable open
