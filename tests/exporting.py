@@ -11,6 +11,7 @@ is a failure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -24,6 +25,16 @@ import pytest
 from preserve import Archive
 from preserve.archive import CaptureOptions
 from preserve.capture.fetch import FetchOptions
+from preserve.storage.manifest import (
+    ArtifactRef,
+    BrowserConnection,
+    BrowserInfo,
+    BrowserResource,
+    ExtractionSource,
+    InterceptionCA,
+    Manifest,
+    Viewport,
+)
 from servers import TestServer, redirect, respond
 from tsa import running_tsa
 
@@ -75,6 +86,46 @@ def build_archive(root: Path, config: Path, http: TestServer, https: TestServer 
         else:
             os.environ["PRESERVE_CONFIG_HOME"] = old
     return Built(root, config, ids, info.private_path)
+
+
+def navigated(m: Manifest, page_url: str, *, loaded: bool = True, from_dom: bool = True,
+              screenshot: str | None = None) -> Manifest:
+    """``m`` (an HTTP capture) as a browser capture whose page changed the address the tab
+    showed after it loaded, to ``page_url``: the browser section, a screenshot (record
+    ``screenshot``, else a made-up id) and rendered DOM taken there, the text from that DOM
+    (``from_dom``), and, when ``loaded`` (a script loading another document, not
+    history.pushState), the recorded ``document`` response of ``page_url``, at the end of
+    the capture. Built in memory (no WARC record is added): for what reads the manifest."""
+    final = m.redirects[-1]
+
+    def resource(url: str, started: str, n: int) -> BrowserResource:
+        return BrowserResource(
+            url=url, method="GET", status=200, resource_type="document", connection=1,
+            request_record=f"urn:uuid:00000000-0000-4000-8000-00000000010{n}",
+            response_record=f"urn:uuid:00000000-0000-4000-8000-00000000020{n}",
+            started=started, ended=started, transfer_encoding=None, wire_sha256="0" * 64,
+            wire_size=1, body_sha256="0" * 64, body_size=1, truncated=None)
+
+    resources = [resource(m.final_url, final.started, 1)]
+    if loaded:
+        resources.append(resource(page_url, m.ended, 2))
+    dom = "urn:uuid:00000000-0000-4000-8000-000000000302"
+    artifacts = (
+        ArtifactRef("screenshot", screenshot or "urn:uuid:00000000-0000-4000-8000-000000000301",
+                    "urn:preserve:screenshot:" + page_url, "image/png", 1, "0" * 64, "0" * 64),
+        ArtifactRef("dom", dom, "urn:preserve:dom:" + page_url, "text/html; charset=utf-8", 1,
+                    "0" * 64, "0" * 64))
+    browser = BrowserInfo(
+        product="Chrome/1.0", version="1.0", user_agent="UA", executable="/usr/bin/chromium",
+        viewport=Viewport(1280, 800), flags=(), timings_ms={"total": 1}, page_url=page_url,
+        interception_ca=InterceptionCA("0" * 64, "urn:uuid:00000000-0000-4000-8000-000000000401"),
+        log_record="urn:uuid:00000000-0000-4000-8000-000000000402", max_exchanges=1000,
+        refused_over_cap=0, console_messages=0,
+        connections=(BrowserConnection(1, "127.0.0.1", 80, "127.0.0.1", None),),
+        resources=tuple(resources), failed=(), notes=())
+    source = ExtractionSource("rendered-dom", dom) if from_dom else m.extraction.source
+    return dataclasses.replace(m, browser=browser, artifacts=artifacts,
+                               extraction=dataclasses.replace(m.extraction, source=source))
 
 
 def tree_state(root: Path) -> dict[str, tuple[int, int, str]]:

@@ -32,6 +32,7 @@ from exporting import (
     PRESERVE,
     Built,
     build_archive,
+    navigated,
     pywb_python,
     tool,
     tree_state,
@@ -43,6 +44,7 @@ from preserve.exchange.cdxj import SortedLines
 from preserve.exchange.check import check_wacz
 from preserve.exchange.files import BLOCK_SIZE
 from preserve.log.timestamp import request_timestamp
+from preserve.storage.manifest import Manifest
 from servers import ReceivedRequest, TestServer, respond
 
 
@@ -119,6 +121,36 @@ def test_pages_carry_url_time_title_and_clean_text(built: Built, two: Path) -> N
         assert page["text"] == archive.text(capture_id)
         assert page["size"] == m.warc.size
     assert lines[1]["url"].endswith("/news/story.html")  # the page after the redirect
+
+
+def test_a_page_names_the_url_its_title_and_text_were_taken_from(built: Built) -> None:
+    """After a client-side navigation the screenshot, title and text are of the page the
+    browser went to (``browser.page_url``), not of the final URL of the HTTP request. The page
+    entry names the rendered page when its document was recorded (replay loads it), and never
+    puts the title and text beside a URL they were not taken from."""
+    m = Archive(built.root).manifest(built.ids[0])
+    text = b"The clean text of the page."
+    base = m.final_url.rsplit("/", 1)[0]
+    final_ts = m.redirects[-1].started
+
+    def entry(manifest: Manifest) -> dict[str, object]:
+        page = wacz_module.page_entry(manifest, text)
+        return {k: page.get(k) for k in ("url", "ts", "title", "text")}
+
+    title, said = m.extraction.title, text.decode()
+    # a script loaded another document: the page is that document, at its response's time
+    assert entry(navigated(m, base + "/next.html")) == {
+        "url": base + "/next.html", "ts": m.ended, "title": title, "text": said}
+    # history.pushState: no document to replay there; the final URL, without title and text
+    assert entry(navigated(m, base + "/pushed", loaded=False)) == {
+        "url": m.final_url, "ts": final_ts, "title": None, "text": None}
+    # another fragment of the final URL's document: that document's title and text
+    assert entry(navigated(m, m.final_url + "#comments", loaded=False)) == {
+        "url": m.final_url, "ts": final_ts, "title": title, "text": said}
+    # text taken from the final response (not the DOM): it stays with the final URL
+    assert entry(navigated(m, base + "/next.html", from_dom=False)) == {
+        "url": m.final_url, "ts": final_ts, "title": title, "text": said}
+    assert entry(m) == {"url": m.final_url, "ts": final_ts, "title": title, "text": said}
 
 
 def test_index_is_what_cdxj_indexer_writes(built: Built, two: Path, tmp_path: Path) -> None:

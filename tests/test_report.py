@@ -9,6 +9,7 @@ markup or script into the report. Chromium and pdftotext are skipped only when a
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -27,13 +28,19 @@ from pathlib import Path
 import lxml.html
 import pytest
 import trustme
+from click.testing import CliRunner
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from exporting import PRESERVE, Built, build_archive, missing, tool, tsa_server
+from exporting import PRESERVE, Built, build_archive, missing, navigated, tool, tsa_server
 from preserve import Archive
 from preserve.archive import CaptureOptions
+from preserve.capture.browser import BrowserOptions, browser_problem
+from preserve.capture.fetch import FetchOptions
+from preserve.cli import main
+from preserve.exchange import export_wacz
 from preserve.exchange import report as report_module
+from preserve.exchange.check import check_wacz
 from preserve.hashing import hash_bytes, sha256_base32
 from preserve.storage.manifest import WarcRecordRef, manifest_from_dict
 from servers import TestServer, respond
@@ -223,6 +230,115 @@ def test_a_screenshot_that_fails_its_digest_is_not_shown(built: Built, tmp_path:
                                                           capture_id))
     assert "<img" not in html
     assert "do not match its recorded digest; not shown" in html
+
+
+def row(tree: lxml.html.HtmlElement, label: str) -> str:
+    cells = tree.xpath(f"//tr[th='{label}']/td")
+    assert len(cells) == 1, label
+    return str(cells[0].text_content())
+
+
+def test_after_a_client_side_navigation_the_rendered_page_is_named(built: Built,
+                                                                   tmp_path: Path) -> None:
+    """A browser capture whose page changed the address after it loaded: the screenshot,
+    title and text are of the rendered page (``browser.page_url``), and the report says so
+    where it shows them; the final URL stays what the HTTP request reached. The rendered
+    address came from the page: it is escaped like every URL and linked nowhere."""
+    capture_id = with_screenshot(built, tmp_path / "nav", png())
+    data = report_module.gather(Archive(tmp_path / "nav"), capture_id)
+    assert data.screenshot is not None
+    m = data.manifest
+    base = m.final_url.rsplit("/", 1)[0]
+    rendered = base + "/next.html?<script>alert(1)</script>\u202e"
+    shown = base + "/next.html?<script>alert(1)</script>⟨U+202E⟩"
+    data.capture = dataclasses.replace(
+        data.capture, manifest=navigated(m, rendered, screenshot=data.screenshot[2].id))
+    page = report_module.render_html(data)
+    tree = lxml.html.fromstring(page)
+    assert tree.xpath("//script") == [] and tree.xpath("//a") == []
+    assert "<script>alert(1)" not in page
+    assert tree.findtext(".//h1") == m.extraction.title
+    assert tree.xpath("//header/p[@class='url']")[0].text_content() == shown  # the title's page
+    header = squeeze(tree.xpath("//header/p[@class='note']")[0].text_content())
+    assert squeeze(f"the title and the text are of the rendered page {shown}") in header
+    assert squeeze(f"ended at the final URL {m.final_url}") in header
+    assert row(tree, "Final URL").startswith(m.final_url + " (where the HTTP request")
+    rendered_row = row(tree, "Rendered page")
+    assert rendered_row.startswith(shown + " (the address the browser showed")
+    assert "the browser loaded this document: HTTP 200" in rendered_row
+    caption = squeeze(tree.xpath("//figcaption")[0].text_content())
+    assert squeeze(f"It shows the rendered page at {shown}, not the final URL") in caption
+    assert row(tree, "Taken from") == shown + " (the browser's rendered DOM, when the snapshot " \
+        "was taken)"
+
+    pushed = navigated(m, rendered, loaded=False, from_dom=False)
+    data.capture = dataclasses.replace(data.capture, manifest=pushed)
+    tree = lxml.html.fromstring(report_module.render_html(data))
+    assert "no document response for this address was recorded, as when a script changes " \
+        "the address without loading a document (history.pushState)" in row(tree, "Rendered page")
+    assert tree.xpath("//header/p[@class='url']")[0].text_content() == m.final_url
+    assert "The title and text are those of the final URL's response" in \
+        tree.xpath("//header/p[@class='note']")[0].text_content()
+    assert row(tree, "Taken from") == m.final_url + " (the final HTTP response)"
+
+
+NAVIGATING = (b"<!DOCTYPE html><html><head><title>Front door</title></head><body><p>Wait."
+              b"</p><script>addEventListener('load', () => setTimeout(() => "
+              b"{ location.href = '/minutes'; }, 50));</script></body></html>")
+MINUTES = (b"<!DOCTYPE html><html><head><title>Council minutes</title></head><body><article>"
+           b"<h1>Council minutes</h1>" + b"<p>The council voted seven to two to close the "
+           b"harbour road after a long debate that ran late into the evening.</p>" * 4 +
+           b"</article></body></html>")
+
+
+@pytest.mark.skipif(browser_problem() is not None and not os.environ.get("CI"),
+                    reason=f"{browser_problem()} (never skipped when CI is set)")
+def test_a_browser_capture_names_the_page_a_script_navigated_to(tmp_path: Path) -> None:
+    """The page the browser was sent to loads another document by script: the manifest's
+    final URL is the first, the screenshot, title and text are of the second. The report
+    names the rendered page beside them, and the WACZ page is the second document (recorded,
+    so replay loads it), which check-export derives again."""
+    html = [("Content-Type", "text/html; charset=utf-8")]
+    with TestServer() as site:
+        site.routes["/door"] = respond(200, NAVIGATING, headers=html)
+        site.routes["/minutes"] = respond(200, MINUTES, headers=html)
+        archive = Archive(tmp_path / "root")
+        archive.init(key_name="test.example/navigation")
+        capture_id = archive.capture(site.url("/door"), CaptureOptions(
+            fetch=FetchOptions(timeout=25.0),
+            browser=BrowserOptions(settle=2.0, pdf=False))).capture_id
+        door, minutes = site.url("/door"), site.url("/minutes")
+    m = archive.manifest(capture_id)
+    assert m.browser is not None and m.extraction.source is not None
+    assert (m.final_url, m.browser.page_url) == (door, minutes)
+    assert m.extraction.source.kind == "rendered-dom"
+    assert m.extraction.title == "Council minutes"
+    document = next(r for r in m.browser.resources if r.url == minutes)
+    assert document.resource_type == "document"
+
+    tree = lxml.html.fromstring(report_module.render_html(report_module.gather(archive,
+                                                                               capture_id)))
+    assert tree.findtext(".//h1") == "Council minutes"
+    assert tree.xpath("//header/p[@class='url']")[0].text_content() == minutes
+    assert row(tree, "Final URL").startswith(door + " (where the HTTP request")
+    assert row(tree, "Rendered page").startswith(minutes + " (the address the browser showed")
+    assert squeeze(f"It shows the rendered page at {minutes}") in squeeze(
+        tree.xpath("//figcaption")[0].text_content())
+    assert row(tree, "Taken from").startswith(minutes)
+    shown = CliRunner().invoke(main, ["--root", str(archive.root), "show", capture_id])
+    assert f"rendered {minutes} (screenshot, PDF, DOM; not the final URL)" in shown.output
+
+    out = tmp_path / "navigation.wacz"
+    export_wacz(archive, [capture_id], out)
+    with zipfile.ZipFile(out) as z:
+        page = json.loads(z.read("pages/pages.jsonl").splitlines()[1])
+        package = json.loads(z.read("datapackage.json"))
+    assert (page["url"], page["ts"], page["title"]) == (minutes, document.started,
+                                                       "Council minutes")
+    assert "seven to two" in page["text"]
+    assert (package["mainPageUrl"], package["mainPageDate"]) == (minutes, document.started)
+    checked = check_wacz(out)
+    assert checked.ok, checked.problems
 
 
 def test_screenshot_rule() -> None:

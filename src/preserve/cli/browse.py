@@ -260,8 +260,11 @@ def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
     yield (f"browser   {browser['product']} ({browser['executable']}), viewport "
            f"{viewport['width']}x{viewport['height']}")
     yield f"          user agent {browser['user_agent']}"
-    if browser["page_url"] != m["final_url"]:
-        yield f"          rendered {browser['page_url']}"
+    if browser["page_url"].split("#", 1)[0] != m["final_url"].split("#", 1)[0] and \
+            m.get("artifacts"):
+        # the address the snapshot was taken at, when the page went elsewhere after loading
+        # (as Manifest.rendered_url; none taken: nothing was rendered there)
+        yield f"          rendered {browser['page_url']} (screenshot, PDF, DOM; not the final URL)"
     timings = browser["timings_ms"]
     yield "          timings " + ", ".join(f"{k} {v} ms" for k, v in timings.items())
     yield (f"          interception CA sha256 {browser['interception_ca']['sha256_fingerprint']}"

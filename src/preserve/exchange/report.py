@@ -1,11 +1,13 @@
 """A capture report for people: one self-contained HTML page (or a PDF of it) per capture.
 
 The report states what an editor or a court needs without preserve: the screenshot (when a
-browser capture recorded one), the requested and final URL, the redirect chain, the capture
-time in UTC, the peer address, the TLS certificate, the software and operator, the clean text,
-the hashes of every file (re-checked when the report is made), the integrity-log checkpoint
-and inclusion proof, the RFC 3161 status, and the exact commands to check it all
-independently.
+browser capture recorded one), the requested and final URL (and the rendered page, when the
+page changed the address the browser showed: the screenshot and the text are labelled with the
+address they were taken at, see :attr:`~preserve.storage.manifest.Manifest.text_url`), the
+redirect chain, the capture time in UTC, the peer address, the TLS certificate, the software
+and operator, the clean text, the hashes of every file (re-checked when the report is made),
+the integrity-log checkpoint and inclusion proof, the RFC 3161 status, and the exact commands
+to check it all independently.
 
 Safety: every value that came from the captured page or its server (title, text, URLs,
 headers, certificate names) is HTML-escaped, and control and bidirectional-override
@@ -43,6 +45,7 @@ from typing import Any
 from preserve import log
 from preserve._version import __version__
 from preserve.archive import Archive
+from preserve.capture.page import SCREENSHOT_URI_PREFIX
 from preserve.errors import ManifestNotLoggedError, PreserveError, UnverifiedManifestError
 from preserve.exchange.files import AtomicFile, copy_file
 from preserve.exchange.plan import (
@@ -273,7 +276,7 @@ def _code(value: str | None) -> str:
 def render_html(data: ReportData) -> str:
     """The report as one HTML document (no external resources, no script)."""
     m = data.manifest
-    title = m.extraction.title or m.final_url
+    title = m.extraction.title or m.text_url
     sections = [
         _summary(data),
         _screenshot_section(data),
@@ -295,7 +298,7 @@ def render_html(data: ReportData) -> str:
         f"<style>{_CSS}</style></head><body><main>"
         "<header><p class=\"kicker\">Web capture report · preserve</p>"
         f"<h1>{visible(title)}</h1>"
-        f"<p class=\"url\">{visible(m.final_url)}</p>"
+        f"<p class=\"url\">{visible(m.text_url)}</p>{_navigated_note(m)}"
         f"<p class=\"meta\">Capture <code>{esc(m.capture_id)}</code> · captured "
         f"{_utc(m.started)}</p></header>"
         + "".join(sections)
@@ -305,6 +308,27 @@ def render_html(data: ReportData) -> str:
         "text) is quoted as received and may be false or hostile; it was not interpreted."
         "</p></footer></main></body></html>\n"
     )
+
+
+def _url(value: str) -> str:
+    return f"<span class=\"url\">{visible(value)}</span>"
+
+
+def _navigated_note(m: Manifest) -> str:
+    """Under the title, when the browser showed another address than the final URL: which of
+    the two the screenshot, title and text belong to."""
+    rendered = m.rendered_url
+    if rendered is None:
+        return ""
+    if m.text_url == rendered:
+        what = "What the browser showed (screenshot, PDF, rendered DOM), the title and the text are"
+    else:
+        what = ("The title and text are those of the final URL's response; what the browser "
+                "showed (screenshot, PDF, rendered DOM) is")
+    return (f"<p class=\"note\">{what} of the rendered page {_url(rendered)}: after it "
+            "loaded, the page itself changed the address the browser showed (a script's "
+            "navigation or the history API). The HTTP request for the requested URL ended at "
+            f"the final URL {_url(m.final_url)}.</p>")
 
 
 def _summary(data: ReportData) -> str:
@@ -348,7 +372,8 @@ def _screenshot_section(data: ReportData) -> str:
         encoded = base64.b64encode(block).decode("ascii")
         body = (f"<figure class=\"shot\"><div class=\"frame\"><img alt=\"Screenshot of the "
                 f"captured page\" src=\"data:{media};base64,{encoded}\"></div><figcaption>"
-                f"{esc(data.screenshot_note)} <span class=\"screen\">Scroll inside the frame to "
+                f"{esc(data.screenshot_note)}{_shown_at(data.manifest, ref)} "
+                "<span class=\"screen\">Scroll inside the frame to "
                 "see all of it.</span><span class=\"print\">Printed: the top of the page; the "
                 "HTML report and the WARC record hold all of it.</span> WARC record "
                 f"<code>{visible(ref.id)}</code>, {len(block):,} bytes, "
@@ -356,11 +381,45 @@ def _screenshot_section(data: ReportData) -> str:
     return f"<section><h2>What the page looked like</h2>{body}</section>"
 
 
+def _shown_at(m: Manifest, ref: WarcRecordRef) -> str:
+    """Where the browser was when it took the screenshot record ``ref`` (the address its
+    artifact's target URI names), said in the caption of a browser capture's screenshot."""
+    artifact = next((a for a in m.artifacts or () if a.record == ref.id), None)
+    if artifact is None or not artifact.target_uri.startswith(SCREENSHOT_URI_PREFIX):
+        return ""
+    shown = artifact.target_uri[len(SCREENSHOT_URI_PREFIX):]
+    if shown == m.final_url:
+        return f" It shows the page at {_url(shown)}."
+    return (f" It shows the rendered page at {_url(shown)}, not the final URL of the HTTP "
+            "request: the page changed the address after it loaded.")
+
+
+def _rendered_row(m: Manifest, rendered: str) -> str:
+    """The value of the "Rendered page" row: the address, and how the page got there."""
+    said = ("the address the browser showed when it took the screenshot, PDF and rendered DOM; "
+            "the page itself changed it after loading, so it is not the final URL of the HTTP "
+            "request")
+    document = m.rendered_document
+    if document is not None:
+        how = (f"the browser loaded this document: HTTP {esc(document.status)}, WARC record "
+               f"<code>{visible(document.response_record)}</code>")
+    else:
+        how = ("no document response for this address was recorded, as when a script changes "
+               "the address without loading a document (history.pushState)")
+    return f"{_url(rendered)} <span class=\"note\">({said}; {how})</span>"
+
+
 def _where_when(m: Manifest) -> str:
     conn = m.connection
+    rendered = m.rendered_url
+    final = _url(m.final_url)
+    if rendered is not None:
+        final += (" <span class=\"note\">(where the HTTP request for the requested URL and its "
+                  "redirects ended)</span>")
     rows = [
-        ("Requested URL", f"<span class=\"url\">{visible(m.requested_url)}</span>"),
-        ("Final URL", f"<span class=\"url\">{visible(m.final_url)}</span>"),
+        ("Requested URL", _url(m.requested_url)),
+        ("Final URL", final),
+        *([("Rendered page", _rendered_row(m, rendered))] if rendered is not None else []),
         ("Capture started", _utc(m.started)),
         ("Capture ended", _utc(m.ended)),
         ("HTTP status", visible(f"{m.http.status} {m.http.reason}".strip())),
@@ -445,8 +504,15 @@ def _paragraphs(text: str) -> str:
 def _text_section(data: ReportData) -> str:
     m = data.manifest
     ex = m.extraction
-    rows = [("Title", visible(ex.title)), ("Byline", visible(ex.byline)),
-            ("Published", visible(ex.published)), ("Language", visible(ex.language))]
+    source = ex.source
+    if source is not None and source.kind == "rendered-dom":
+        origin = (f"{_url(m.text_url)} <span class=\"note\">(the browser's rendered DOM, "
+                  "when the snapshot was taken)</span>")
+    else:
+        origin = f"{_url(m.final_url)} <span class=\"note\">(the final HTTP response)</span>"
+    rows = [("Taken from", origin), ("Title", visible(ex.title)),
+            ("Byline", visible(ex.byline)), ("Published", visible(ex.published)),
+            ("Language", visible(ex.language))]
     if data.text:
         body = f"<div class=\"text\">{_paragraphs(data.text)}</div>"
     else:

@@ -4,7 +4,8 @@ Layout of the zip (every file at most two levels deep, as ``wacz validate`` requ
 
     archive/<capture_id>.warc.gz    each capture's WARC file, byte for byte (ZIP_STORED)
     indexes/index.cdx               CDXJ index of the replayable records, sorted
-    pages/pages.jsonl               one page per capture: url, ts, title, id, size, text
+    pages/pages.jsonl               one page per capture: url, ts, title, id, size, text (the
+                                    rendered page's after a client-side navigation; page_entry)
     manifests/<capture_id>.json     preserve's manifest, exact bytes
     text/<blake3>.txt               clean text (and comments) objects, named by their BLAKE3
     proofs/<capture_id>.json        the capture's inclusion proof (``preserve prove`` bundle)
@@ -264,15 +265,31 @@ def _page(capture: LoadedCapture) -> dict[str, Any]:
 
 
 def page_entry(manifest: Manifest, text: bytes | None) -> dict[str, Any]:
-    """The pages.jsonl entry of a capture whose text object holds ``text``: ``ts`` is the
-    final response's time (its WARC-Date), so replay finds that record."""
+    """The pages.jsonl entry of a capture whose text object holds ``text``.
+
+    ``url`` and ``ts`` name a response record of the capture's WARC file (``ts`` is its
+    WARC-Date), so replay loads it: the final response's, or, when the text came from the
+    rendered DOM of another document the browser loaded after a client-side navigation
+    (:attr:`Manifest.rendered_document`), that document's response. WACZ 1.1.1 defines a page
+    as "a web document as viewed in a web browser that is viewing a specific URL" and ``text``
+    as "text extracted from the snapshot": the entry names the address its title and text were
+    taken from whenever replay can load it. ``title`` and ``text`` are never put beside a URL
+    they were not taken from: when the rendered page is not a recorded document (history.pushState
+    changed the address without loading anything), the entry names the final URL (the only
+    document replay can load) and carries neither; the manifest and the text object, in the
+    package too, still hold them."""
     hops = manifest.redirects
-    page: dict[str, Any] = {"id": manifest.capture_id, "url": manifest.final_url,
-                            "ts": hops[-1].started if hops else manifest.started}
-    if manifest.extraction.title:
+    url, ts = manifest.final_url, hops[-1].started if hops else manifest.started
+    attributed = manifest.text_url == url
+    if not attributed:
+        document = manifest.rendered_document
+        if document is not None:
+            url, ts, attributed = document.url, document.started, True
+    page: dict[str, Any] = {"id": manifest.capture_id, "url": url, "ts": ts}
+    if attributed and manifest.extraction.title:
         page["title"] = manifest.extraction.title
     page["size"] = manifest.warc.size
-    if text is not None:
+    if attributed and text is not None:
         page["text"] = text.decode("utf-8", errors="replace")
     return page
 

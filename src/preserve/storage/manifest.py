@@ -363,6 +363,8 @@ class Truncation:
 
 #: Top-level fields that exist from schema 2 on (absent from v1 manifests).
 _V2_FIELDS = ("truncated", "notes")
+#: Statuses of a response that cannot be the document a tab shows (no content, a redirect).
+_NOT_SHOWN_STATUSES = frozenset({204, 205, *range(300, 400)})
 _V2_EXTRACTION_FIELDS = ("source", "method", "page_type")
 
 
@@ -403,6 +405,53 @@ class Manifest:
         """Whether record offsets count bytes of the decompressed stream (an imported gzip
         file whose members do not each hold one record), not of the file."""
         return self.imported is not None and self.imported.framing == FRAMING_STREAM
+
+    # A browser capture records two addresses: ``final_url``, where the HTTP request for the
+    # requested URL and its redirects ended, and ``browser.page_url``, what the tab showed
+    # when the screenshot, PDF and rendered DOM were taken. They differ after a client-side
+    # navigation (a script loading another document, history.pushState); whatever shows the
+    # screenshot or the text must then name the second, not the first.
+
+    @property
+    def rendered_url(self) -> str | None:
+        """The address the browser showed when it took the screenshot, PDF and rendered DOM,
+        when that is not ``final_url``'s document; None otherwise (an HTTP capture or an
+        import, a browser capture that took no snapshot, one whose tab still showed the final
+        URL, or the final URL with a fragment: the requested URL's own, a redirect's, or one a
+        script set, the same document all the same)."""
+        browser = self.browser
+        if browser is None or not self.artifacts or \
+                browser.page_url.split("#", 1)[0] == self.final_url.split("#", 1)[0]:
+            return None
+        return browser.page_url
+
+    @property
+    def text_url(self) -> str:
+        """The address of the document the title and text were extracted from: the rendered
+        page's for text from the rendered DOM, else ``final_url`` (the final response)."""
+        source = self.extraction.source
+        rendered = self.rendered_url
+        if rendered is not None and source is not None and source.kind == "rendered-dom":
+            return rendered
+        return self.final_url
+
+    @property
+    def rendered_document(self) -> BrowserResource | None:
+        """The recorded response of the document shown at :attr:`rendered_url` when the browser
+        loaded another document after the final URL (a script's navigation): the last ``GET``
+        the browser made as a ``document`` request of that address (fragment aside) whose
+        status can be a shown document (not 1xx, 204, 205, 3xx). None when there is no
+        rendered URL, or when no such response was recorded (history.pushState changes the
+        address and loads nothing)."""
+        rendered = self.rendered_url
+        if rendered is None or self.browser is None:
+            return None
+        address = rendered.split("#", 1)[0]
+        shown = [r for r in self.browser.resources
+                 if r.method == "GET" and r.resource_type == "document"
+                 and r.url.split("#", 1)[0] == address
+                 and r.status >= 200 and r.status not in _NOT_SHOWN_STATUSES]
+        return shown[-1] if shown else None
 
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-ready dict (tuples become lists; absent v2 sections left out); a v1
