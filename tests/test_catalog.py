@@ -123,6 +123,23 @@ def test_fifo_at_the_catalog_path_never_hangs(site: TestServer, tmp_path: Path) 
     assert len(done) == 3 and len(done[1]) == 2  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("key", ["log_size", "logged"])
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 5000])
+def test_a_doctored_count_in_the_catalog_is_no_crash(site: TestServer, tmp_path: Path,
+                                                     key: str, value: str) -> None:
+    """A ``meta`` count that ``str.isdigit`` takes and ``int`` refuses (a superscript two,
+    5,000 digits) made list and history an internal error (exit 5): it is a count the
+    catalog did not write, so it is read as none (the catalog catches up from the log)."""
+    archive = Archive(tmp_path)
+    ids = [archive.capture(site.url(f"/a?{n}")).capture_id for n in range(2)]
+    db = sqlite3.connect(_catalog(tmp_path))
+    with db:
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+    db.close()
+    assert [c.capture_id for c in archive.captures()] == ids
+    assert [c.capture_id for c in archive.history(site.url("/a?1"))] == ids[1:]
+
+
 def test_catalog_catches_up_from_the_log(site: TestServer, tmp_path: Path) -> None:
     archive = Archive(tmp_path)
     ids = [archive.capture(site.url(f"/a?{n}")).capture_id for n in range(3)]

@@ -686,6 +686,28 @@ def test_remote_verify_checks_timestamps_and_anchor_age(s3_server: S3Server, web
                                                   tsa_roots=other_dir / "ca.pem"))
 
 
+def test_a_remote_verify_never_waits_on_an_anchor_that_is_no_file(s3_server: S3Server,
+                                                                 web: TestServer,
+                                                                 tmp_path: Path) -> None:
+    """``verify --checkpoint FILE`` of an s3:// root read FILE whole with ``read_text``: a
+    FIFO hung it for good (and /dev/zero filled the memory). It is read as a local verify
+    reads it, bounded and only if it is a regular file: E307 and E309, no wait."""
+    archive = remote(s3_server)
+    archive.capture(web.url("/p1"))
+    fifo = tmp_path / "anchor.txt"
+    os.mkfifo(fifo)
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(archive.verify(
+        record=False, commit_wait=0, checkpoints=[fifo])), daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():  # let the read that waits on the FIFO end, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("verify waited on a FIFO given as --checkpoint")
+    found = {(f.code.code, f.path) for f in done[0].findings}
+    assert {("E307", str(fifo)), ("E309", str(fifo))} <= found, done[0].findings
+
+
 def test_remote_anchor_age_counts_only_anchors_that_hold(s3_server: S3Server, web: TestServer,
                                                           tmp_path: Path) -> None:
     """As locally: W307 weighs only the off-site checkpoints that verify. A forged anchor
@@ -1123,6 +1145,26 @@ def test_a_planted_tile_is_sealed_before_it_is_named(s3_server: S3Server) -> Non
         mode, until = _retention(s3_server, store, rel, version)
         assert mode == "COMPLIANCE" and until >= now + timedelta(days=1) - timedelta(seconds=1)
     assert TiledLog.open(store, readonly=True).leaf(0) == entry
+
+
+@pytest.mark.parametrize("width", ["\u00b2", "003", "300"])
+def test_a_partial_tile_name_preserve_never_writes_is_not_read(s3_server: S3Server,
+                                                             web: TestServer,
+                                                             width: str) -> None:
+    """An object planted below an entry bundle's ``.p/`` under a width preserve never writes
+    (a superscript two, which ``str.isdigit`` takes and ``int`` refuses; a leading zero; 256
+    or more) made every open of the log fail: verify an internal error (ValueError) or E301,
+    and no capture could commit. It is no tail of an interrupted append, and is not read."""
+    archive = remote(s3_server)
+    archive.capture(web.url("/p1"))
+    archive.capture(web.url("/p2"))
+    rel = f"manifests/log/tile/entries/000.p/{width}"
+    s3_server.client().put_object(Bucket=archive.store.bucket, Key=archive.store.key(rel),
+                                  Body=b"\x00\x01x")
+    report = archive.verify(record=False, commit_wait=0)
+    assert report.ok and not codes(report), report.findings
+    assert archive.capture(web.url("/p3")).signed
+    assert archive.verify(record=False, commit_wait=0).ok
 
 
 def test_remote_repair_is_not_stopped_by_an_object_name_it_cannot_address(

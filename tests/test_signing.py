@@ -177,3 +177,86 @@ def test_a_checkpoint_file_rolled_back_is_reported_and_restored(
         (root / "manifests/log/checkpoints").glob("*.txt"))[-1].read_bytes()
     assert "W303" not in {f.code.code for f in archive.verify(record=False).findings}
     assert other.checkpoint() is not None
+
+
+def _plant_logged(root: Path) -> str:
+    """As someone with write access but not the key: a doctored copy of a capture's manifest
+    under a new id, and its leaf appended to the log; returns its capture id."""
+    from preserve.log.entries import manifest_leaf_for_bytes  # noqa: PLC0415
+    from preserve.log.storage import TransparencyLog  # noqa: PLC0415
+
+    document = json.loads(sorted((root / "manifests").glob("*.json"))[0].read_bytes())
+    document["capture_id"] = document["capture_id"][:-10] + "zzzzzzzzzz"
+    document["extraction"]["title"] = "Planted"
+    data = (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    (root / "manifests" / f"{document['capture_id']}.json").write_bytes(data)
+    with TransparencyLog.open(root / "manifests/log") as opened:
+        opened.append(manifest_leaf_for_bytes(data).to_bytes())
+    return str(document["capture_id"])
+
+
+@pytest.mark.parametrize("removed", ["checkpoint copy", "every checkpoint"])
+def test_init_run_again_never_adopts_a_planted_leaf(archive: Archive, removed: str) -> None:
+    """``preserve init`` is safe to run again, and signs the history of a log that was never
+    signed as adopted. It took a missing ``checkpoint`` copy for "never signed": someone who
+    planted and logged a capture (E316) and deleted that file (or every checkpoint: this
+    operator's known head still knows the log was signed) had it signed as adopted at the
+    next ``init``, and verify then called the archive intact."""
+    root = archive.root
+    planted = _plant_logged(root)
+    (root / "manifests/log/checkpoint").unlink()
+    if removed == "every checkpoint":
+        for path in (root / "manifests/log/checkpoints").iterdir():
+            path.unlink()
+    before = _checkpoints(root)
+    done = _run(root, "init")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert planted in done.stderr and "Traceback" not in done.stderr
+    assert _checkpoints(root) == before, "init signed over a planted leaf"
+    report = archive.verify(record=False)
+    assert "E316" in {f.code.code for f in report.errors}, report.findings
+
+
+def test_init_signs_the_history_of_a_log_never_signed(tmp_path: Path, site: TestServer) -> None:
+    """What ``init`` adopts: the leaves of an archive made without a key, once it gets one."""
+    root = tmp_path / "root"
+    unkeyed = Archive(root, heads=None)
+    unkeyed.capture(site.url("/a"), OPTIONS)
+    archive = Archive(root)
+    archive.init(key_name="signing.example/late")
+    assert _checkpoints(root), "the never-signed history was not signed at init"
+    assert archive.verify().ok
+
+
+def test_a_leaf_whose_type_was_changed_is_proved_by_no_record_of_another_kind(
+        archive: Archive, site: TestServer) -> None:
+    """While a capture's leaf is not yet covered by a checkpoint (a batch signs at its end; a
+    kill before the signing), someone with write access rewrote its type, ``manifest`` to
+    ``import`` (a capture passed off as an import; the other way round, an import as a
+    capture preserve observed), and recomputed the tree. Signing requires a record of the
+    leaf's own kind, but verify took any signed record naming the bytes: it called the
+    archive intact, moved the operator's known head over the rewritten leaf, and the next
+    checkpoint was signed from that head. Verify now requires the kind signing does: E316."""
+    from preserve.log.storage import TransparencyLog  # noqa: PLC0415
+
+    root = archive.root
+    archive.capture(site.url("/c"), OPTIONS, checkpoint=False)  # as a batch: signed at its end
+    log_dir = root / "manifests/log"
+    with TransparencyLog.open(log_dir, readonly=True) as opened:
+        entries = [data for _i, data in opened.iter_entries()]
+    last = json.loads(entries[-1])
+    assert last["type"] == "manifest"
+    last["type"] = "import"
+    entries[-1] = json.dumps(last, sort_keys=True, separators=(",", ":")).encode()
+    for name in ("entries.jsonl", "entries.idx", "head.json"):
+        (log_dir / name).unlink()
+    for path in (log_dir / "tree").iterdir():
+        path.unlink()
+    with TransparencyLog.open(log_dir, create=True) as opened:
+        opened.append_many(entries)
+    before = _checkpoints(root)
+    report = archive.verify(record=False)
+    assert "E316" in {f.code.code for f in report.errors}, report.findings
+    with pytest.raises(NotProvedError):
+        archive.checkpoint(whole_archive=False)
+    assert _checkpoints(root) == before

@@ -144,10 +144,10 @@ class Code(enum.Enum):
             "verified or signed (kept outside the archive): an older copy was restored, or the "
             "log was rewritten. `preserve reset-head` accepts it deliberately.")
     E316 = ("E316", "manifest leaf not proved by a signed checkpoint or signed commit record",
-            "A manifest leaf newer than every valid signed checkpoint has no commit record "
-            "signed by the archive key: it was appended by someone without the key (a planted "
-            "capture, or a capture made without the key). `preserve adopt` vouches for it "
-            "explicitly.")
+            "A manifest leaf newer than every valid signed checkpoint has no commit record of "
+            "its kind (capture, import, adopt) signed by the archive key: it was appended, or "
+            "its type changed, by someone without the key (a planted capture, or a capture "
+            "made without the key). `preserve adopt` vouches for it explicitly.")
     E317 = ("E317", "commit record malformed or not validly signed",
             "A file in manifests/log/journal/ is not a well-formed commit record, or carries a "
             "signature by the archive key that does not verify (forged).")

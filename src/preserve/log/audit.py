@@ -44,6 +44,7 @@ from .entries import (
     MAX_CLOCK_SKEW,
     AdoptionLeaf,
     AuditLeaf,
+    ImportLeaf,
     ManifestEntry,
     commit_time_problem,
     parse_entry,
@@ -151,8 +152,9 @@ DESCRIPTIONS: dict[str, str] = {
     "last verified or signed (kept outside the archive): an older copy was restored, or the log "
     "was rewritten. `preserve reset-head` accepts it deliberately.",
     E_UNPROVED_LEAF: "A manifest leaf newer than every valid signed checkpoint has no commit "
-    "record signed by the archive key: it was appended by someone without the key (a planted "
-    "capture, or a capture made without the key). `preserve adopt` vouches for it explicitly.",
+    "record of its kind (capture, import, adopt) signed by the archive key: it was appended, "
+    "or its type changed, by someone without the key (a planted capture, or a capture made "
+    "without the key). `preserve adopt` vouches for it explicitly.",
     E_COMMIT_RECORD_INVALID: "A file in manifests/log/journal/ is not a well-formed commit record,"
     " or carries a signature by the archive key that does not verify (forged).",
     W_AWAITING_LEAF: "A manifest on disk is not in the log yet, but a commit record signed by "
@@ -470,7 +472,7 @@ def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex) -> No
             adoption = isinstance(entry, AdoptionLeaf)
             earlier = index.add_leaf(Logged(entry.capture_id, leaf, entry.sha256,
                                             entry.blake3, entry.size,
-                                            leaf if adoption else None))
+                                            leaf if adoption else None, _kind(entry)))
             if earlier is None:
                 continue
             if adoption and earlier.adopted is None:
@@ -481,6 +483,15 @@ def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex) -> No
                           f"leaves {earlier.leaf} and {leaf} log this capture")
     except LogError as exc:
         audit.add(E_LOG_DAMAGED, entries, str(exc))
+
+
+def _kind(entry: ManifestEntry) -> str:
+    """The kind of commit record that proves ``entry``, as signing requires it
+    (:func:`preserve.log.signing._record_kinds`): a manifest leaf a ``capture`` record, an
+    import leaf an ``import`` one, an adoption leaf an ``adopt`` one."""
+    if isinstance(entry, AdoptionLeaf):
+        return "adopt"
+    return "import" if isinstance(entry, ImportLeaf) else "capture"
 
 
 def _same_manifest(audit: _Audit, leaf: Logged, adoption: ManifestEntry,
@@ -578,19 +589,18 @@ def _check_unproved(
 ) -> None:
     """Leaves newer than every valid signed checkpoint need a signed commit record: an
     adoption leaf an ``adopt`` record (only the operator's key makes one), a manifest leaf
-    any record naming its manifest. A proved adoption vouches for the leaf it adopts; an
-    unproved one vouches for nothing (anyone who can write the log can append one)."""
-    signed: set[tuple[str, str, str, int]] = set()
-    adopts: set[tuple[str, str, str, int]] = set()
+    a record of its own kind naming its manifest (an import leaf an ``import`` record, a
+    manifest leaf a ``capture`` one: a leaf whose type was changed, an import passed off as
+    a capture, is not proved by the other's record, as signing requires). A proved adoption
+    vouches for the leaf it adopts; an unproved one vouches for nothing (anyone who can
+    write the log can append one)."""
+    signed: set[tuple[str, str, str, str, int]] = set()
     for _record, entry in iter_entries(records, signed_only=True):
-        key = (entry.capture_id, entry.sha256, entry.blake3, entry.size)
-        signed.add(key)
-        if entry.kind == "adopt":
-            adopts.add(key)
+        signed.add((entry.kind, entry.capture_id, entry.sha256, entry.blake3, entry.size))
     for leaf in index.by_leaf():
-        key = (leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size)
-        adoption_proved = leaf.adopted is not None and (leaf.adopted < covered
-                                                        or key in adopts)
+        key = (leaf.kind, leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size)
+        adoption_proved = leaf.adopted is not None and (
+            leaf.adopted < covered or ("adopt", *key[1:]) in signed)
         if leaf.adopted is not None and not adoption_proved:
             audit.add(E_UNPROVED_LEAF, leaf.path, f"adoption leaf {leaf.adopted} is newer than "
                       "every signed checkpoint and no adopt record signed by the archive key "
@@ -601,8 +611,9 @@ def _check_unproved(
             continue
         if key not in signed:
             audit.add(E_UNPROVED_LEAF, leaf.path, f"leaf {leaf.leaf} is newer than every signed "
-                      "checkpoint and no commit record signed by the archive key names it "
-                      "(planted, or captured without the key; preserve adopt vouches for it)")
+                      f"checkpoint and no {leaf.kind} commit record signed by the archive key "
+                      "names it (planted, or captured without the key; preserve adopt vouches "
+                      "for it)")
 
 
 def _check_known_head(

@@ -22,7 +22,8 @@ from .entries import MANIFEST_DIR
 
 _SCHEMA = """
 CREATE TABLE leaves (id TEXT PRIMARY KEY, leaf INTEGER NOT NULL, sha256 TEXT NOT NULL,
-                     blake3 TEXT NOT NULL, size INTEGER NOT NULL, adopted INTEGER)
+                     blake3 TEXT NOT NULL, size INTEGER NOT NULL, adopted INTEGER,
+                     kind TEXT NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE disk (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
@@ -33,7 +34,9 @@ _WHAT = "the log audit's temporary index"
 class Logged:
     """The leaf that logs a capture's manifest: its index, the manifest's hashes, and the
     index of the adoption leaf that vouches for it (None: not adopted; ``leaf`` itself when
-    the capture was logged by its adoption)."""
+    the capture was logged by its adoption), and the kind of commit record that proves
+    that leaf (``capture`` for a manifest leaf, ``import`` for an import leaf, ``adopt``
+    for an adoption leaf)."""
 
     capture_id: str
     leaf: int
@@ -41,6 +44,7 @@ class Logged:
     blake3: str
     size: int
     adopted: int | None
+    kind: str = "capture"
 
     @property
     def adopted_later(self) -> bool:
@@ -66,9 +70,9 @@ class AuditIndex:
         """Keep ``logged`` unless its capture has a leaf already; return that one if so."""
         with failing_as_storage(_WHAT):
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO leaves VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (logged.capture_id, logged.leaf, logged.sha256, logged.blake3, logged.size,
-                 logged.adopted))
+                 logged.adopted, logged.kind))
             return None if cursor.rowcount == 1 else self.leaf(logged.capture_id)
 
     def adopt(self, capture_id: str, leaf: int) -> None:
@@ -92,7 +96,7 @@ class AuditIndex:
             for row in self._db.execute(
                     "SELECT leaves.*, disk.id IS NOT NULL FROM leaves LEFT JOIN disk USING (id) "
                     "ORDER BY leaves.id"):
-                yield _logged(row), bool(row[6])
+                yield _logged(row), bool(row[7])
 
     def by_leaf(self) -> Iterator[Logged]:
         """Every leaf, in log order."""
@@ -131,8 +135,8 @@ class AuditIndex:
         self.close()
 
 
-def _logged(row: tuple[str, int, str, str, int, int | None]) -> Logged:
-    return Logged(row[0], row[1], row[2], row[3], row[4], row[5])
+def _logged(row: tuple[str, int, str, str, int, int | None, str]) -> Logged:
+    return Logged(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
 
 __all__ = ["AuditIndex", "Logged"]

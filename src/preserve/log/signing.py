@@ -229,8 +229,10 @@ def prove_and_sign(
 
     ``adopt_history`` (``preserve init`` giving a key to an archive whose log was never
     signed) accepts manifest leaves without commit records, after checking each manifest
-    against its leaf. ``place``: where the archive is kept (default: the directory
-    ``root``). Raises NotProvedError when anything is not proved.
+    against its leaf; it is ignored once anything says the log was signed (a checkpoint
+    validly signed by the key, or this operator's known head of it). ``place``: where the
+    archive is kept (default: the directory ``root``). Raises NotProvedError when anything
+    is not proved.
     """
     root = Path(root)
     where: LogPlace = place if place is not None else LocalPlace(root)
@@ -258,6 +260,11 @@ def prove_and_sign(
                 raise NotProvedError("the archive's newest signed checkpoint does not extend "
                                      "the head you last verified (a forked or rewritten log)")
             base = TreeHead(stored.size, stored.root_hash)
+        if stored is not None or (known is not None and known.size):
+            # Signed before (a checkpoint by its key, or this operator's known head of it): a
+            # log that was never signed is adopted, never one whose checkpoint copy or
+            # checkpoints were removed since (its newer leaves would be laundered).
+            adopt_history = False
         problems: list[str] = []
         now = datetime.now(UTC)
         latest = [_commit_time(log, base.size - 1) if base.size else None]

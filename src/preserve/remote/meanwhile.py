@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from preserve import errors
-from preserve.log.audit import E_LOG_DAMAGED, E_TREE_MISMATCH, LogFinding
+from preserve.log.audit import E_LOG_DAMAGED, E_TREE_MISMATCH, LogFinding, _kind
 from preserve.log.entries import AdoptionLeaf, ManifestLeaf, parse_entry
 from preserve.log.journal import iter_entries
 from preserve.log.keys import Verifier
@@ -56,13 +56,13 @@ class Proof:
     valid signed checkpoint consistent with that log covers; read after the log had
     ``upto`` leaves (a leaf past them may have been appended after the records were read)."""
 
-    signed: frozenset[tuple[str, str, str, int]]
+    signed: frozenset[tuple[str, str, str, str, int]]  # with the record's kind
     covered: int
     upto: int
 
     def proves(self, index: int, leaf: Leaf) -> bool:
         return index < self.covered or \
-            (leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size) in self.signed
+            (_kind(leaf), leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size) in self.signed
 
 
 class Meanwhile:
@@ -178,7 +178,7 @@ class Meanwhile:
         tiles = self.log()
         upto = tiles.size if tiles is not None else 0
         records, _bad = place.read_journal(verifier)  # first: see the module docstring
-        signed = frozenset((e.capture_id, e.sha256, e.blake3, e.size)
+        signed = frozenset((e.kind, e.capture_id, e.sha256, e.blake3, e.size)
                            for _r, e in iter_entries(records, signed_only=True))
         checkpoint = place.newest_signed_checkpoint(verifier, stored_only=True)  # not the copy
         size = checkpoint.size if checkpoint is not None else 0

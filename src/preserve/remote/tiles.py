@@ -34,6 +34,7 @@ to refuse rolling forward garbage.
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -61,6 +62,9 @@ HEAD = "head.json"
 MAX_HEAD = 4096
 MAX_TILE = TILE_WIDTH * HASH_SIZE
 MAX_BUNDLE = TILE_WIDTH * (2 + MAX_BUNDLE_ENTRY)
+#: The width of a partial tile as its name gives it (``.p/<W>``, 1 <= W < 256, no leading
+#: zero); any other name below ``.p/`` is none preserve wrote, and is not read.
+_WIDTH = re.compile(r"[1-9][0-9]{0,2}", re.ASCII)
 
 
 def tile_index_path(n: int) -> str:
@@ -425,7 +429,7 @@ class TiledLog:
             else:
                 widths = [int(w) for w in (i.key[len(base) + 3:]
                                            for i in self.store.list(base + ".p"))
-                          if w.isdigit() and int(w) > offset]
+                          if _WIDTH.fullmatch(w) and offset < int(w) < TILE_WIDTH]
                 if not widths:
                     break
                 width = max(widths)

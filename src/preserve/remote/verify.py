@@ -40,6 +40,7 @@ from preserve.audit.merged import MergedChecks
 from preserve.audit.verify import ManifestChecks, check_manifests, merge_checks
 from preserve.hashing import hash_bytes
 from preserve.log import audit as log_audit
+from preserve.log.archive_log import read_checkpoint_file
 from preserve.log.audit_index import AuditIndex
 from preserve.log.entries import (
     MAX_MANIFEST_BYTES,
@@ -504,8 +505,8 @@ def _audit_leaves(
                                         later)
         anchors: list[Path] = []  # the external checkpoints that hold
         for path in map(Path, external_checkpoints):
-            found = _check_one(audit, tiles, verifier, str(path),
-                               partial(path.read_text, "utf-8"),
+            found = _check_one(audit, tiles, verifier, str(path),  # bounded, a regular file
+                               partial(read_checkpoint_file, path),  # (never a FIFO's wait)
                                log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT, later)
             if found is not None:
                 anchors.append(path)
@@ -684,6 +685,8 @@ def _check_one(audit: log_audit._Audit, tiles: TiledLog, verifier: Verifier, rel
         checkpoint = verify_checkpoint(text, verifier, origin=verifier.name)
     except (errors.PreserveError, NoteError, OSError, UnicodeDecodeError) as exc:
         audit.add(log_audit.E_CHECKPOINT_SIGNATURE, rel, str(exc))
+        if code == log_audit.E_EXTERNAL_CHECKPOINT_INCONSISTENT:  # as locally
+            audit.add(code, rel, "this anchor does not verify with the archive key")
         return None
     size = checkpoint.size
     log = tiles if size <= tiles.size else later.log(size, since=read_at)

@@ -29,7 +29,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
 from preserve._lazy import lazy_module
 from preserve.errors import PreserveError
@@ -72,6 +72,13 @@ CREATE INDEX IF NOT EXISTS captures_url ON captures (url_key);
 CREATE INDEX IF NOT EXISTS captures_final ON captures (final_key);
 CREATE INDEX IF NOT EXISTS captures_started ON captures (started, capture_id);
 """
+
+
+def _count(value: str | None) -> TypeGuard[str]:
+    """Whether a ``meta`` value is a count as the catalog writes them: ASCII digits, not too
+    many (``str.isdigit`` also takes '²', and ``int`` refuses it or 5,000 digits: a catalog
+    doctored so must be rebuilt, not crash the command that reads it)."""
+    return value is not None and value.isascii() and value.isdigit() and len(value) <= 18
 
 
 def url_key(url: str) -> str:
@@ -217,7 +224,7 @@ class Catalog:
 
     def indexed_size(self) -> int:
         value = self._meta(self._connect(), "log_size")
-        return int(value) if value is not None and value.isdigit() else 0
+        return int(value) if _count(value) else 0
 
     def sync(self, log_size: int, leaves: Iterable[tuple[int, str]]) -> None:
         """Bring the catalog up to ``log_size`` leaves. ``leaves`` yields ``(leaf index,
@@ -241,7 +248,7 @@ class Catalog:
         try:
             db.execute("BEGIN IMMEDIATE")
             logged = self._meta(db, "logged")
-            before = int(logged) if logged is not None and logged.isdigit() else 0
+            before = int(logged) if _count(logged) else 0
             self._insert(db, rows)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('log_size', ?)", (str(log_size),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('logged', ?)",
@@ -269,7 +276,7 @@ class Catalog:
             count = int(db.execute("SELECT count(*) FROM captures").fetchone()[0])
         except sqlite3.Error as exc:
             raise CatalogError(f"the catalog cannot be read: {exc}") from exc
-        if logged is not None and logged.isdigit() and count > int(logged):
+        if _count(logged) and count > int(logged):
             raise CatalogError(f"the catalog has {count} rows for {logged} logged captures")
 
     def reset(self) -> None:
