@@ -80,12 +80,13 @@ def test_interception_ca_issues_certificates_only_its_browser_trusts(tmp_path: P
 # --- the recording proxy, driven by hand ------------------------------------------------------
 
 
-def _proxy(tmp_path: Path, **options: object) -> RecordingProxy:
+def _proxy(tmp_path: Path, max_total_size: int | None = None, **options: object
+           ) -> RecordingProxy:
     ca_dir = tmp_path / "ca"
     ca_dir.mkdir()
     fetch = FetchOptions(**options)  # type: ignore[arg-type]
     proxy = RecordingProxy(tmp_path, fetch, InterceptionCA(ca_dir, "t"), Deadline(20, "test"),
-                           max_exchanges=3, token="secret")
+                           max_exchanges=3, token="secret", max_total_size=max_total_size)
     proxy.start()
     return proxy
 
@@ -161,6 +162,33 @@ def test_proxy_keeps_what_arrived_of_a_response_over_the_size_limit(tmp_path: Pa
         assert big.exchange.body_size == 100_000 == big.exchange.body_path.stat().st_size
         assert len(received) < 200_000
         assert proxy.exchanges[1].truncated is None
+
+
+def test_the_capture_total_caps_what_all_resources_spool_together(tmp_path: Path) -> None:
+    """Each response was capped (512 MiB) but not their sum: a hostile page asking for 2,000
+    large resources (or posting 2,000 large bodies) filled the disk. Past the capture's total,
+    responses are kept cut short and request bodies are refused, and both are counted."""
+    with TestServer() as server:
+        server.routes["/big"] = stream_bytes(200_000)
+        proxy = _proxy(tmp_path, max_total_size=300_000)
+        try:
+            host = server.url("/big").split("/")[2]
+            whole = _exchange_raw(proxy, f"GET {server.url('/big')} HTTP/1.1\r\nHost: {host}\r\n"
+                                  f"{TOKEN_HEADER}: secret\r\nConnection: close\r\n\r\n".encode())
+            cut = _exchange_raw(proxy, f"GET {server.url('/big')} HTTP/1.1\r\nHost: {host}\r\n"
+                                f"{TOKEN_HEADER}: secret\r\nConnection: close\r\n\r\n".encode())
+            refused = _exchange_raw(proxy, (
+                f"POST {server.url('/big')} HTTP/1.1\r\nHost: {host}\r\n"
+                f"{TOKEN_HEADER}: secret\r\nContent-Length: 1000\r\n\r\n").encode() + b"x" * 1000)
+        finally:
+            proxy.stop()
+    first, second = proxy.exchanges
+    assert (first.truncated, first.exchange.body_size) == (None, 200_000)
+    assert (second.truncated, second.exchange.body_size) == ("length", 100_000)
+    assert whole.endswith(b"\0" * 200_000) and len(cut) < 200_000
+    assert refused.startswith(b"HTTP/1.1 413")
+    assert proxy.cut_by_total == 2
+    assert sum(p.stat().st_size for p in tmp_path.glob(".preserve-spool-*")) <= 300_000
 
 
 def test_proxy_answers_a_failed_upstream_with_502_and_records_it(tmp_path: Path) -> None:

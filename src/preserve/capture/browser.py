@@ -129,6 +129,10 @@ class BrowserOptions:
     scroll_pause: float = 0.15
     #: Most request/response pairs recorded; requests past it are refused and counted.
     max_exchanges: int = 2000
+    #: Most bytes of response and request bodies one capture spools, all resources together
+    #: (each response is also capped by FetchOptions.max_body_size); past it, responses are
+    #: kept cut short (``WARC-Truncated: length``) and request bodies are refused.
+    max_total_size: int = 2 * 2**30
     max_console: int = 200
     max_failed: int = 200
     max_message: int = 2000
@@ -416,7 +420,8 @@ def capture_page(
     proxy = RecordingProxy(spool_dir, options, ca, deadline,
                            max_exchanges=browser_options.max_exchanges,
                            max_failed=browser_options.max_failed, token=token,
-                           is_blocked=is_blocked or is_blocked_address)
+                           is_blocked=is_blocked or is_blocked_address,
+                           max_total_size=browser_options.max_total_size)
     host, port = proxy.start()
     marker = str(spool_dir.resolve())
     flags = (*QUIET_FLAGS, f"--proxy-server=http://{host}:{port}",
@@ -798,6 +803,9 @@ def _assemble(
     if proxy.refused_foreign:
         notes.append(f"{proxy.refused_foreign} request(s) of the browser itself (not the page) "
                      f"refused, not sent: {', '.join(proxy.foreign)}")
+    if proxy.cut_by_total:
+        notes.append(f"total size cap of {proxy.max_total_size} bytes reached: "
+                     f"{proxy.cut_by_total} response(s) cut short or request bodies refused")
     if proxy.refused_over_cap:
         notes.append(f"exchange cap of {proxy.max_exchanges} reached: {proxy.refused_over_cap} "
                      "request(s) refused")

@@ -17,7 +17,9 @@ the page makes it keeps:
 
 Limits apply to every request: the capture's total deadline (every socket operation is capped
 by it, and :meth:`RecordingProxy.stop` cuts whatever is still running), ``max_body_size`` per
-response (what arrived is kept, marked truncated), the SSRF guard after DNS resolution on
+response (what arrived is kept, marked truncated), ``max_total_size`` for all the bodies of
+the capture together (responses past it kept cut short, request bodies refused, counted), the
+SSRF guard after DNS resolution on
 every new connection, upstream TLS verification as the capture options say, and a cap on the
 number of recorded exchanges (requests past it get a 503 from the proxy and are counted).
 Only the page's requests are forwarded: the browser tags every request a page, frame or
@@ -336,10 +338,17 @@ class RecordingProxy:
         max_failed: int = 500,
         token: str | None = None,
         is_blocked: Callable[[IPAddress], bool] = is_blocked_address,
+        max_total_size: int | None = None,
     ) -> None:
         """``token``: forward only requests carrying it in :data:`TOKEN_HEADER` (and CORS
-        preflights); None forwards everything."""
+        preflights); None forwards everything. ``max_total_size``: most bytes spooled for the
+        whole capture, response and request bodies together (None: no cap beyond the
+        per-response one); past it responses are kept cut short and bodies refused."""
         self._spool = _Spool(spool_dir)
+        self.max_total_size = max_total_size
+        self._spooled = 0
+        #: responses cut short, and request bodies refused, because the total was reached
+        self.cut_by_total = 0
         self._token = token
         self.foreign: list[str] = []  # browser-internal requests refused (first MAX_FOREIGN)
         self.refused_foreign = 0
@@ -608,6 +617,15 @@ class RecordingProxy:
         except h11.LocalProtocolError:
             client.alive = False
 
+    def _allot(self, wanted: int) -> int:
+        """Take up to ``wanted`` bytes of the capture's total; how many were granted."""
+        if self.max_total_size is None:
+            return wanted
+        with self._lock:
+            granted = max(0, min(wanted, self.max_total_size - self._spooled))
+            self._spooled += granted
+            return granted
+
     def _answer_token_preflight(self, client: _Client, headers: list[tuple[str, str]]) -> None:
         """Allow the token header to the browser for a request that needs no preflight of its
         own: nothing is sent upstream, so the server sees the page's request as a browser
@@ -642,7 +660,12 @@ class RecordingProxy:
                 digest, size = hashlib.sha256(), 0
                 while isinstance(event, h11.Data):
                     size += len(event.data)
-                    if size > MAX_REQUEST_BODY:
+                    over_total = (size <= MAX_REQUEST_BODY
+                                  and self._allot(len(event.data)) < len(event.data))
+                    if size > MAX_REQUEST_BODY or over_total:
+                        if over_total:
+                            with self._lock:
+                                self.cut_by_total += 1
                         sink.truncate(0)
                         return None
                     digest.update(event.data)
@@ -668,7 +691,8 @@ class RecordingProxy:
         body = self._read_body(client, text_url)
         if body is None:
             self._fail(text_url, method, CaptureError(
-                f"request body to {text_url} exceeds {MAX_REQUEST_BODY} bytes; not forwarded"))
+                f"request body to {text_url} exceeds {MAX_REQUEST_BODY} bytes or what is left "
+                "of the capture's total size; not forwarded"))
             self._respond_simple(client, 413, "request body too large to record")
             return False
         if self._token is not None:
@@ -837,9 +861,12 @@ class RecordingProxy:
         try:
             with body_path.open("wb") as sink:
                 for received in _iter_stream(response):
-                    room = limit - body_size
+                    room = self._allot(min(limit - body_size, len(received)))
                     chunk = received[:room]
                     if len(chunk) < len(received):
+                        if body_size + room < limit:
+                            with self._lock:
+                                self.cut_by_total += 1
                         truncated = "length"
                     body_size += len(chunk)
                     body_hash.update(chunk)

@@ -192,7 +192,7 @@ def capture_line(result: CaptureResult) -> str:
 
 
 def _browser_options(force_browser: bool, force_http: bool, browser_path: Path | None,
-                     user_agent: str | None, max_resources: int,
+                     user_agent: str | None, max_resources: int, max_total: int,
                      settle: float) -> BrowserOptions | None:
     """The browser to capture with, or None for HTTP (see the module docstring)."""
     from preserve.capture.browser_setup import browser_problem
@@ -211,7 +211,8 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
 
     # the CLI's capture workers are its own: their Playwright driver is kept between captures
     return BrowserOptions(executable=browser_path, user_agent=user_agent,
-                          max_exchanges=max_resources, settle=settle, keep_driver=True)
+                          max_exchanges=max_resources, max_total_size=max_total,
+                          settle=settle, keep_driver=True)
 
 
 @command()
@@ -265,6 +266,9 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
               show_default=True,
               help="Browser: most requests of one page recorded; later ones are refused and "
                    "counted.")
+@click.option("--max-total", type=SIZE, default="2Gi", show_default=True,
+              help="Browser: most bytes of all the page's resources together (and its request "
+                   "bodies); later responses are kept cut short, and the notes say so.")
 @click.option("--settle", type=SecondsType(allow_zero=True), default=10.0, show_default=True,
               help="Browser: most seconds to wait for the network to go quiet, after loading "
                    "and after scrolling (all within --timeout).")
@@ -290,6 +294,7 @@ def capture(
     force_http: bool,
     browser_path: Path | None,
     max_resources: int,
+    max_total: int,
     settle: float,
     dask_address: str | None,
     as_json: bool,
@@ -314,7 +319,7 @@ def capture(
     if not targets:
         fail("give at least one URL, or --from FILE", EXIT_USAGE, kind="UsageError")
     browser = _browser_options(force_browser, force_http, browser_path, user_agent,
-                               max_resources, settle)
+                               max_resources, max_total, settle)
     fetch_options = FetchOptions(
         timeout=timeout,
         connect_timeout=min(connect_timeout, timeout),
