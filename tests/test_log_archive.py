@@ -208,6 +208,17 @@ def test_replaced_old_checkpoint_without_the_key(root: Path, tmp_path: Path) -> 
     assert codes(verify_log(root)) == ["E307", "W303"]
 
 
+def test_a_checkpoint_under_a_name_of_other_digits_is_no_checkpoint(root: Path) -> None:
+    """``\\d`` matches every Unicode digit: a genuine checkpoint copied under a name of
+    full-width digits dated in the future was taken for the newest checkpoint, without a
+    finding. Names are ASCII digits only now: such a file is a planted one (E307)."""
+    genuine = checkpoint_paths(root)[-1]
+    size, _, stamp = genuine.name.partition("-")
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in "2099" + stamp[4:])
+    (genuine.parent / f"{size}-{wide}").write_bytes(genuine.read_bytes())
+    assert [c for c in codes(verify_log(root)) if c.startswith("E")] == ["E307"]
+
+
 @pytest.mark.parametrize("content", ["not a checkpoint at all\n", "forged"])
 def test_an_invalid_offsite_checkpoint_is_only_an_error(
     root: Path, tmp_path: Path, content: str

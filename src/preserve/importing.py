@@ -111,7 +111,8 @@ MAX_WACZ_ENTRY_BYTES = 64 * 2**30
 SPOOL_MARGIN_BYTES = 256 * 2**20
 _BLOCK = 1 << 16
 _RECORD_ID = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]{1,2000}\Z')
-_WARC_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z\Z")
+_WARC_DATE = re.compile(
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?Z\Z")
 _WACZ_WARC = re.compile(r"^archive/[^/]+\.warc(\.gz)?\Z")
 _NOT_PAGE_STATUSES = (204, 206)
 #: Zip compression methods an import reads (WACZ writers use the first two).

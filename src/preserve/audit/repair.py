@@ -108,7 +108,7 @@ LOCK_SUFFIX = ".lock"
 #: How long repair waits for a running commit to release the archive lock.
 DEFAULT_LOCK_TIMEOUT = 30.0
 
-_CHECKPOINT_SIZE = re.compile(r"^(\d{12})-")
+_CHECKPOINT_SIZE = re.compile(r"^([0-9]{12})-")
 
 # Action kinds (stable strings; the CLI prints them and ``--json`` carries them).
 REMOVED = "removed"

@@ -882,7 +882,8 @@ def _too_large(kind: str, size: int) -> str:
 
 
 _IMPORT_REL = re.compile(
-    r"^archive/warc/(\d{4})/(\d{2})/((\d{4})(\d{2})\d{2}T\d{6}Z-[a-z2-7]{10})\.warc(\.gz)?$")
+    r"^archive/warc/([0-9]{4})/([0-9]{2})/"
+    r"(([0-9]{4})([0-9]{2})[0-9]{2}T[0-9]{6}Z-[a-z2-7]{10})\.warc(\.gz)?$")
 
 
 def _import_rel_ok(rel: str) -> bool:

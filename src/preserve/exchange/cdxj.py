@@ -30,7 +30,7 @@ from preserve.warc.heads import read_heads_from
 
 INDEXED_TYPES = ("response", "revisit", "resource", "metadata")
 _MIME_CUT = re.compile(r"[;\s]")
-_WARC_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})")
+_WARC_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})")
 
 
 def timestamp14(warc_date: str) -> str:

@@ -43,7 +43,7 @@ LOG_DIR = Path("manifests") / "log"
 KEY_FILE = "key.pub"
 CHECKPOINT_DIR = "checkpoints"
 LATEST_CHECKPOINT = "checkpoint"
-CHECKPOINT_NAME = re.compile(r"^(\d{12})-(\d{8}T\d{6}\d{6}Z)\.txt\Z")
+CHECKPOINT_NAME = re.compile(r"^([0-9]{12})-([0-9]{8}T[0-9]{6}[0-9]{6}Z)\.txt\Z")
 #: Largest key.pub / checkpoint / timestamp token read (real ones are well under 1 KiB / 8 KiB).
 MAX_KEY_FILE = 4096
 MAX_CHECKPOINT_FILE = 64 * 1024

@@ -37,7 +37,7 @@ from ..hashing import Digests, hash_bytes
 from ..safe_io import loads_strict, read_regular
 
 ENTRY_VERSION = 1
-CAPTURE_ID = re.compile(r"^\d{8}T\d{6}Z-[a-z2-7]{10}\Z")
+CAPTURE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{10}\Z")
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 MANIFEST_DIR = "manifests"
 #: Manifests are read whole; larger files are refused (the manifest parser's own limit).

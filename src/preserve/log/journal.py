@@ -52,9 +52,9 @@ HEADER = "preserve-commit/1"
 KINDS = ("capture", "import", "adopt")
 MAX_RECORD_FILE = 4 * 1024 * 1024
 MAX_RECORDS = 10_000
-_GROUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}\Z")
+_GROUP_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{12}\Z")
 _LINE = re.compile(
-    r"(capture|import|adopt) (\d{8}T\d{6}Z-[a-z2-7]{10}) ([0-9a-f]{64}) ([0-9a-f]{64}) "
+    r"(capture|import|adopt) ([0-9]{8}T[0-9]{6}Z-[a-z2-7]{10}) ([0-9a-f]{64}) ([0-9a-f]{64}) "
     r"(0|[1-9][0-9]{0,15})"
 )  # the whole line (fullmatch)
 

@@ -39,7 +39,7 @@ WARC_SUFFIX = ".warc.gz"
 MANIFEST_SUFFIX = ".json"
 MANIFEST_TMP_PREFIX = ".tmp-"
 
-CAPTURE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[a-z2-7]{10}\Z")
+CAPTURE_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{10}\Z")
 HEX_DIGEST_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")

@@ -85,8 +85,9 @@ RECORD_TYPES = (
     "continuation",
 )
 
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
-_CERT_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z\Z")
+_TIME_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
+_CERT_TIME_RE = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z\Z")
 #: A certificate time that is not a real date (year 0, month 13…): kept as the certificate
 #: states it, in its ASN.1 UTCTime/GeneralizedTime form.
 _ASN1_TIME_RE = re.compile(r"^asn1:[0-9]{10,14}(\.[0-9]{1,9})?(Z|[+-][0-9]{4})?\Z")

@@ -101,7 +101,7 @@ class HttpHead:
     def status(self) -> int | None:
         """A response's status code (None if the status line has none)."""
         code = self.rest.split(" ", 1)[0]
-        return int(code) if code.isdigit() and 100 <= int(code) <= 999 else None
+        return int(code) if code.isascii() and code.isdigit() and 100 <= int(code) <= 999 else None
 
     @property
     def reason(self) -> str:
