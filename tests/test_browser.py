@@ -676,3 +676,33 @@ fetch('{other.url("/figures")}').then(r => r.text()).then(t => {{
     browser = archive.manifest(result.capture_id).browser
     assert browser is not None
     assert any("preflight" in note for note in browser.notes), browser.notes
+
+
+def test_a_rendered_dom_over_its_cap_is_never_taken_out_of_the_browser(tmp_path: Path) -> None:
+    """A page that grew its DOM to hundreds of MB (one comment node, no layout) had it taken
+    whole into preserve's memory (a 100 MB DOM: 465 MB resident; 250 MB: 1.1 GB) and written
+    to the WARC outside every size cap. Over ``max_dom_chars`` no DOM is kept now, the notes
+    say why, and the text comes from the response; under it the DOM is serialised in a world
+    the page's scripts cannot reach (a page that fakes ``outerHTML`` fakes nothing)."""
+    script = ("document.body.appendChild(document.createComment('x'.repeat(+location.search"
+              ".slice(1))));Object.defineProperty(Element.prototype,'outerHTML',"
+              "{get(){return '<html>forged</html>'}});XMLSerializer.prototype"
+              ".serializeToString=()=>'';")
+    page = (b"<html><head><title>Growing</title></head><body><article><p>The page says this "
+            b"much before its script grows the document far beyond what anyone reads.</p>"
+            b"</article><script>" + script.encode() + b"</script></body></html>")
+    with TestServer() as site:
+        site.routes["/grow"] = respond(200, page, headers=HTML)
+        archive = preserve.Archive(tmp_path / "root")
+        big = archive.capture(site.url("/grow?20000"), _options(settle=1.0, max_dom_chars=10000))
+        small = archive.capture(site.url("/grow?2000"), _options(settle=1.0, max_dom_chars=10000))
+    manifest = archive.manifest(big.capture_id)
+    assert manifest.browser is not None
+    assert "dom" not in {a.kind for a in manifest.artifacts}
+    assert any("over the cap of 10000" in note for note in manifest.browser.notes)
+    assert "says this much" in archive.text(big.capture_id)
+    kept = archive.manifest(small.capture_id)
+    (dom,) = [a for a in kept.artifacts if a.kind == "dom"]
+    assert 2000 < dom.size < 10000
+    assert "says this much" in archive.text(small.capture_id)
+    assert "forged" not in archive.text(small.capture_id)

@@ -319,6 +319,59 @@ def test_proxy_spools_request_bodies_and_archives_them_as_sent(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_an_upload_the_server_answers_early_is_recorded_as_far_as_it_was_sent(
+        tmp_path: Path) -> None:
+    """A server that refuses an upload at once (413 or 401 after the head, then a close) made
+    the recorder see fewer body bytes sent than it had spooled: it called that a storage
+    failure, and the whole browser capture failed (exit 3, 'changed while it was sent'). The
+    exchange is kept now, its request record holding the part of the body that was sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def refuse() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n"
+                         b"Connection: close\r\n\r\nnope")
+            threading.Event().wait(0.2)  # then close, the upload unread: a reset
+
+    threading.Thread(target=refuse, daemon=True).start()
+    chunk = os.urandom(1 << 16)
+    size = 255 * len(chunk)  # just under 16 MiB: more than the sockets' buffers take
+    proxy = _proxy(tmp_path)
+    try:
+        answer = _exchange_raw(proxy, (
+            f"POST http://127.0.0.1:{port}/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"{TOKEN_HEADER}: secret\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+        ).encode(), 255, chunk)
+    finally:
+        proxy.stop()
+        listener.close()
+    assert answer.startswith(b"HTTP/1.1 413") and answer.endswith(b"nope")
+    assert proxy.storage_failure is None
+    (proxied,) = proxy.exchanges
+    exchange = proxied.exchange
+    assert exchange.status == 413 and proxied.request_truncated == "disconnect"
+    assert proxy.requests_cut == 1
+    assert 0 < exchange.request_body_size < size
+    sent = (chunk * 255)[:exchange.request_body_size]
+    if exchange.request_body_path is not None:
+        assert exchange.request_body_path.read_bytes() == sent
+    warc = tmp_path / "out.warc.gz"
+    with _new_warc(warc, fsync=False) as writer:
+        writer.write_hop(exchange, request_truncated=proxied.request_truncated)
+    with warc.open("rb") as f:
+        request = next(r for r in ArchiveIterator(f) if r.rec_type == "request")
+        assert request.rec_headers.get_header("WARC-Truncated") == "disconnect"
+        assert request.content_stream().read() == sent
+    result = subprocess.run([str(Path(sys.executable).parent / "warcio"), "check", "-v",
+                             str(warc)], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_capture_token_makes_no_cors_preflight_a_page_would_not_make(tmp_path: Path) -> None:
     """The token header is not CORS-safelisted, so a cross-origin ``fetch`` the page makes
     without a preflight got one naming the token: a server that does not allow that header

@@ -107,6 +107,15 @@ _SCROLL_JS = """() => {
   window.scrollBy(0, window.innerHeight);
   return [window.scrollY + window.innerHeight, el ? el.scrollHeight : 0];
 }"""
+#: The rendered DOM as Playwright's ``page.content()`` serialises it, or only its length when
+#: it is over the cap (``%d``): run in an isolated world, where the page's own scripts cannot
+#: replace the serialiser.
+_DOM_JS = """(() => {
+  let text = '';
+  if (document.doctype) text = new XMLSerializer().serializeToString(document.doctype);
+  if (document.documentElement) text += document.documentElement.outerHTML;
+  return text.length > %d ? text.length : text;
+})()"""
 _HEIGHT_JS = """() => Math.max(
   document.documentElement ? document.documentElement.scrollHeight : 0,
   document.body ? document.body.scrollHeight : 0)"""
@@ -140,6 +149,10 @@ class BrowserOptions:
     pdf: bool = True
     #: Full-page screenshots are cut to this height (CSS pixels).
     max_screenshot_height: int = 16384
+    #: Longest rendered DOM kept (characters as the page serialises them); a longer one is
+    #: not taken out of the browser at all (it cost preserve about 4.5 bytes of memory a
+    #: character, and went to disk outside every cap), and the notes say so.
+    max_dom_chars: int = 64 * 2**20
     #: Seconds of the total deadline kept for the snapshot and teardown (at most a quarter).
     reserve: float = 10.0
     #: Keep the calling thread's Playwright driver running for its next capture (saves about
@@ -721,15 +734,43 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
         except PlaywrightError as exc:
             session.notes.append(f"no PDF: {_first_line(exc)}")
     try:
-        page.set_default_timeout(budget())
-        dom = page.content().encode("utf-8", "surrogatepass")
-        artifacts.append(_save(spool_dir, "dom", dom, "text/html; charset=utf-8",
-                               DOM_URI_PREFIX, target))
+        serialised = _rendered_dom(page, options.max_dom_chars, budget())
+        if isinstance(serialised, int):
+            session.notes.append(f"no rendered DOM: it is {serialised} characters, over the "
+                                 f"cap of {options.max_dom_chars}")
+        else:
+            dom = serialised.encode("utf-8", "surrogatepass")
+            artifacts.append(_save(spool_dir, "dom", dom, "text/html; charset=utf-8",
+                                   DOM_URI_PREFIX, target))
     except PlaywrightError as exc:
         session.notes.append(f"no rendered DOM: {_first_line(exc)}")
     if session.crashed:
         session.notes.append("the renderer crashed during the snapshot")
     return artifacts
+
+
+def _rendered_dom(page: Page, limit: int, timeout_ms: float) -> str | int:
+    """The main frame's DOM serialised (as ``page.content()`` does), or its length in
+    characters when over ``limit``: the check and the serialisation are one evaluation in an
+    isolated world, so the page can neither grow it in between nor fake the serialiser."""
+    from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
+
+    cdp = page.context.new_cdp_session(page)
+    try:
+        frame = cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
+        world = cdp.send("Page.createIsolatedWorld",
+                         {"frameId": frame, "worldName": "preserve-snapshot"})
+        answer = cdp.send("Runtime.evaluate", {
+            "expression": _DOM_JS % limit, "contextId": world["executionContextId"],
+            "returnByValue": True, "timeout": timeout_ms})
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            cdp.detach()
+    value = answer.get("result", {}).get("value")
+    if "exceptionDetails" in answer or not isinstance(value, str | int):
+        detail = answer.get("exceptionDetails", {}).get("text", "no value")
+        raise PlaywrightError(f"serialising the DOM failed: {detail}")
+    return value
 
 
 # --- putting the result together -------------------------------------------------------------
@@ -800,6 +841,9 @@ def _assemble(
     if proxy.preflights_answered:
         notes.append(f"{proxy.preflights_answered} CORS preflight(s) caused only by the "
                      "recorder's own request header answered by the recorder, not sent")
+    if proxy.requests_cut:
+        notes.append(f"{proxy.requests_cut} request body(ies) cut short: the server answered "
+                     "before taking the whole body (the request records hold what was sent)")
     if proxy.refused_foreign:
         notes.append(f"{proxy.refused_foreign} request(s) of the browser itself (not the page) "
                      f"refused, not sent: {', '.join(proxy.foreign)}")

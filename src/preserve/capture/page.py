@@ -65,6 +65,9 @@ class ProxiedExchange:
     #: WARC-Truncated reason when the body is incomplete: "length", "time", "disconnect"
     truncated: str | None = None
     resource_type: str | None = None  # as the browser classified it (document, image, …)
+    #: WARC-Truncated of the request record: "disconnect" when the server answered and
+    #: closed before taking the whole request body (the record holds what was sent)
+    request_truncated: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,9 @@ naming the token in ``Access-Control-Request-Headers``, is answered by the proxy
 counted, not recorded) when the token alone caused it, and otherwise forwarded with the
 token's name taken out, the token being allowed in the answer the browser gets (the WARC
 keeps the server's answer as received). Request bodies are spooled to files, sent upstream
-and archived from there.
+and archived from there; a server that answers before it has taken a whole body (an early
+413 or 401, then a close) gets its answer recorded, and the request record holds the part of
+the body that was sent (``WARC-Truncated: disconnect``).
 A request that gets no response head (DNS, refused, TLS, blocked, timeout) is recorded as a
 :class:`~preserve.capture.page.FailedRequest` and answered with a 502 carrying
 ``X-Preserve-Proxy-Error``; a response cut short is kept with its truncation reason.
@@ -134,6 +136,23 @@ class _RequestBody:
 
 
 _NO_BODY = _RequestBody(None, 0, hashlib.sha256().hexdigest())
+
+
+def _sent_part(body: _RequestBody, size: int, sha256: str) -> _RequestBody | None:
+    """``body`` cut to the ``size`` bytes of SHA-256 ``sha256`` that were sent (a server may
+    answer and close before it has read a whole upload); None when the spool file does not
+    begin with them."""
+    if body.path is None or size > body.size:
+        return None
+    digest, left = hashlib.sha256(), size
+    with body.path.open("rb+") as f:
+        while left and (piece := f.read(min(_BODY_CHUNK, left))):
+            digest.update(piece)
+            left -= len(piece)
+        if left or digest.hexdigest() != sha256:
+            return None
+        f.truncate(size)
+    return _RequestBody(body.path, size, sha256) if size else _NO_BODY
 
 
 class _ExchangeDeadline(Deadline):
@@ -375,6 +394,8 @@ class RecordingProxy:
         self.storage_failure: StorageError | None = None
         #: CORS preflights the token header alone caused, answered here and not sent
         self.preflights_answered = 0
+        #: request bodies the server answered before taking whole (recorded as far as sent)
+        self.requests_cut = 0
         self.refused_over_cap = 0
         self._in_flight = 0
         self._last_change = time.monotonic()
@@ -900,13 +921,27 @@ class RecordingProxy:
             self._fail(text_url, method, CaptureError(
                 f"could not delimit the response head from {text_url}"))
             return False
-        if (stream.request_body_size, stream.request_body_sha256) != (body.size, body.sha256):
-            self._checkin(upstream, reusable=False)
-            raise StorageError(f"the request body spooled for {text_url} changed while it was "
-                               "sent; not recorded")
+        request_cut = (stream.request_body_size, stream.request_body_sha256) != (
+            body.size, body.sha256)
+        if request_cut:  # the server answered before taking the whole body: keep what it got
+            try:
+                sent = _sent_part(body, stream.request_body_size, stream.request_body_sha256)
+            except OSError as exc:
+                sent = None
+                problem = f": {exc}"
+            else:
+                problem = ""
+            if sent is None:
+                self._checkin(upstream, reusable=False)
+                raise StorageError(f"the request body spooled for {text_url} changed while it "
+                                   f"was sent; not recorded{problem}")
+            body = sent
+            with self._lock:
+                self.requests_cut += 1
         self._record(sequence, method, url, body, headers, response, upstream, stream,
-                     body_path, body_size, body_hash.hexdigest(), started, truncated)
-        self._checkin(upstream, reusable=truncated is None)
+                     body_path, body_size, body_hash.hexdigest(), started, truncated,
+                     "disconnect" if request_cut else None)
+        self._checkin(upstream, reusable=truncated is None and not request_cut)
         if truncated is not None:
             if not sent_length and client.alive:
                 # chunked to the browser: end the message cleanly so it keeps what it got
@@ -922,7 +957,8 @@ class RecordingProxy:
     def _record(self, sequence: int, method: str, url: URL, request_body: _RequestBody,
                 headers: list[tuple[str, str]], response: httpcore.Response,
                 upstream: _Upstream, stream: RecordingStream, body_path: Path, body_size: int,
-                body_sha256: str, started: str, truncated: str | None) -> ProxiedExchange:
+                body_sha256: str, started: str, truncated: str | None,
+                request_truncated: str | None = None) -> ProxiedExchange:
         peer = stream.peer
         if upstream.facts is None:
             upstream.tls = _tls_info(peer, self._options, self._spool)
@@ -965,6 +1001,7 @@ class RecordingProxy:
             request_record_id=new_record_id(),
             response_record_id=new_record_id(),
             truncated=truncated,
+            request_truncated=request_truncated,
         )
         with self._lock:
             self._recorded.append(proxied)

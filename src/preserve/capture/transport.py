@@ -197,7 +197,8 @@ class RecordingStream(httpcore.NetworkStream):
 
     @property
     def request_body_sha256(self) -> str:
-        """SHA-256 of the request body bytes written (after the head)."""
+        """SHA-256 of the request body bytes written (after the head); a write that failed
+        (the server closed before taking the whole body) is not counted."""
         return self._request_body.hexdigest()
 
     @property
@@ -268,6 +269,10 @@ class RecordingStream(httpcore.NetworkStream):
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self._request_head_done:  # body bytes count once the socket has taken them
+            self._inner.write(buffer, self._deadline.cap(timeout))
+            self._record_write(buffer)
+            return
         self._record_write(buffer)
         self._inner.write(buffer, self._deadline.cap(timeout))
 

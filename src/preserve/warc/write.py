@@ -328,9 +328,11 @@ class _Writer:
         )
 
     def write_hop(self, exchange: Exchange, *, request_id: str | None = None,
-                  response_id: str | None = None, truncated: str | None = None) -> RecordRef:
+                  response_id: str | None = None, truncated: str | None = None,
+                  request_truncated: str | None = None) -> RecordRef:
         """A request and its response record; ids may be given (browser captures choose
-        them in advance); ``truncated`` becomes ``WARC-Truncated`` on the response."""
+        them in advance); ``truncated`` becomes ``WARC-Truncated`` on the response,
+        ``request_truncated`` on the request (a body the server did not take whole)."""
         request_id, response_id = request_id or _warc_id(), response_id or _warc_id()
         ip = [("WARC-IP-Address", exchange.remote_ip)] if exchange.remote_ip else []
         request_block, request_length, request_digest, request_payload_digest = (
@@ -345,7 +347,8 @@ class _Writer:
             block_digest=request_digest,
             payload_digest=request_payload_digest,
             target_uri=exchange.url,
-            extra=[*ip, ("WARC-Concurrent-To", f"<{response_id}>")],
+            extra=[*ip, ("WARC-Concurrent-To", f"<{response_id}>"),
+                   *([("WARC-Truncated", request_truncated)] if request_truncated else [])],
         )
         head = stored_response_head(exchange)
         block_digest, payload_digest = _file_digests(head, exchange.body_path, exchange.body_sha256)
@@ -583,7 +586,8 @@ def write_page(
         for proxied in page.exchanges:
             writer.write_hop(proxied.exchange, request_id=proxied.request_record_id,
                              response_id=proxied.response_record_id,
-                             truncated=proxied.truncated)
+                             truncated=proxied.truncated,
+                             request_truncated=proxied.request_truncated)
         _write_provenance(writer, metadata_json, page.main.final_url, final_response)
         certified: set[int] = set()
         for proxied in page.exchanges:
