@@ -9,13 +9,20 @@ import socket
 import ssl
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
 from preserve import errors
-from preserve.capture.fetch import FetchOptions, _capture, decode_chunks, fetch
+from preserve.capture.fetch import (
+    MAX_GZIP_MEMBERS,
+    FetchOptions,
+    _capture,
+    decode_chunks,
+    fetch,
+)
 from preserve.capture.transport import IPAddress, is_blocked_address
 from servers import (
     MALFORMED_STATUS_LINE,
@@ -47,6 +54,9 @@ def _fails(
     assert "\n" not in message
     assert list(spool_dir.iterdir()) == [], "spool files left behind after a failed capture"
     return info.value
+
+
+HTML_PAGE = b"<html><head><title>T</title></head><body><p>kept</p></body></html>"
 
 
 # --- bad input: refused before any network ---------------------------------------------------
@@ -341,6 +351,47 @@ def test_gzip_bomb_check_is_bounded_per_chunk() -> None:
     packed = gzip.compress(b"\0" * (32 * 2**20))
     result = decode_chunks([packed], "gzip", 100)  # one chunk holding the whole bomb
     assert result.truncated and result.data == b"\0" * 100
+
+
+def test_bytes_after_the_gzip_data_cost_neither_memory_nor_time() -> None:
+    """zlib keeps every byte fed after the end of the compressed data, and copies it again
+    at every call: 20 MB of junk after a small member took 2.4 s and 68 MiB, time quadratic
+    in the body (a 512 MiB body: half an hour, after the capture's deadline and again in
+    every ``verify --deep``). Once the data has ended nothing more is fed to zlib."""
+    junk = b"J" * 65536
+
+    def body() -> Iterator[bytes]:
+        yield gzip.compress(HTML_PAGE)
+        for _ in range(40 * 16):  # 40 MB
+            yield junk
+
+    tracemalloc.start()
+    began = time.perf_counter()
+    result = decode_chunks(body(), "gzip", 3 * 2**20)
+    spent = time.perf_counter() - began
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.data == HTML_PAGE and "ignored" in (result.problem or "")
+    assert spent < 1.0 and peak < 4 * 2**20, (spent, peak)
+
+
+def test_many_gzip_members_are_decoded_in_order_and_their_number_bounded() -> None:
+    """Members split across chunks and windows decode to the same bytes, in order; a body
+    of empty members (0.12 s a MB, never reaching the output limit) stops being decoded
+    after MAX_GZIP_MEMBERS members, and says so."""
+    parts = [f"<p>part {i}</p>".encode() * (i % 7) for i in range(3000)]
+    packed = b"".join(gzip.compress(part) for part in parts)
+    pieces = [packed[i : i + 9999] for i in range(0, len(packed), 9999)]
+    assert decode_chunks(pieces, "gzip", 10 * 2**20) == decode_chunks([packed], "gzip", 10 * 2**20)
+    whole = decode_chunks(pieces, "gzip", 10 * 2**20)
+    assert whole.data == b"".join(parts) and whole.problem is None
+    empty = gzip.compress(b"")
+    block = empty * (65536 // len(empty))
+    began = time.perf_counter()
+    result = decode_chunks([gzip.compress(HTML_PAGE)] + [block] * 16 * 50, "gzip", 3 * 2**20)
+    assert time.perf_counter() - began < 1.0
+    assert result.data == HTML_PAGE
+    assert f"more than {MAX_GZIP_MEMBERS} gzip members" in (result.problem or "")
 
 
 # --- redirects -------------------------------------------------------------------------------

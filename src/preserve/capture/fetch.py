@@ -38,6 +38,7 @@ import re
 import ssl
 import tempfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -650,8 +651,22 @@ def content_codings(header_value: str | None) -> list[str]:
     return [c for c in codings if c and c != "identity"]
 
 
+#: Most gzip members one body is decoded from; past it the rest is not decoded. (Each
+#: member costs a new decoder: a body of empty 20-byte members, which never reaches the output
+#: limit, took 0.12 s a MB. No server sends more than a handful.)
+MAX_GZIP_MEMBERS = 10_000
+#: Input after the end of a gzip member is fed to the next member's decoder this much at a
+#: time: zlib copies what follows a member's end, so a larger piece made many small members
+#: cost time quadratic in the piece's size.
+_MEMBER_WINDOW = 4096
+
+
 class _Inflater:
-    """Streaming gzip / deflate decoder whose output per call is bounded by ``max_length``."""
+    """Streaming gzip / deflate decoder whose output per call is bounded by ``max_length``.
+
+    Once the compressed data has ended (``trailing``: other bytes followed it; ``too_many``:
+    more than :data:`MAX_GZIP_MEMBERS` members), further input is not fed to zlib at all:
+    zlib would keep every byte after the end in memory, and copy it again at every call."""
 
     def __init__(self, coding: str) -> None:
         self.coding = coding
@@ -659,8 +674,16 @@ class _Inflater:
             zlib.decompressobj(zlib.MAX_WBITS | 16) if coding in ("gzip", "x-gzip") else None
         )
         self._probe = b""
-        self._pending = b""  # input of a further gzip member, not yet fed
+        #: input of further gzip members, not yet fed (fed a window at a time)
+        self._pending: deque[memoryview] = deque()
+        self.members = 1
         self.trailing = False  # bytes followed the end of the compressed data
+        self.too_many = False  # more than MAX_GZIP_MEMBERS members: the rest not decoded
+
+    @property
+    def ended(self) -> bool:
+        """No more input is decoded (see the class docstring)."""
+        return self.trailing or self.too_many
 
     def _start_deflate(self, data: bytes) -> bytes:
         # "deflate" is meant to be zlib-wrapped; some servers send raw deflate. Decide by header.
@@ -674,6 +697,11 @@ class _Inflater:
         return data
 
     def feed(self, data: bytes, max_length: int) -> bytes:
+        if self.ended:
+            return b""
+        if self._pending:  # a further member's input is still queued: keep the order
+            self._pending.append(memoryview(data))
+            return self.more(max_length)
         if self._obj is None:
             data = self._start_deflate(data)
             if self._obj is None:
@@ -686,27 +714,39 @@ class _Inflater:
         # gzip allows several members back to back; each is decoded in turn. Anything else
         # after the end of the compressed data is ignored (as browsers do) and reported.
         obj = self._obj
-        if obj is None or not obj.eof or not obj.unused_data or self.trailing:
+        if obj is None or not obj.eof or not obj.unused_data or self.ended:
             return
         rest = obj.unused_data
         if self.coding != "deflate" and b"\x1f\x8b".startswith(rest[:2]):
+            if self.members >= MAX_GZIP_MEMBERS:
+                self.too_many = True
+                self._pending.clear()
+                return
+            self.members += 1
             self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16)
-            self._pending = rest
+            self._pending.appendleft(memoryview(rest))
         else:
             self.trailing = True
+            self._pending.clear()
 
     def more(self, max_length: int) -> bytes:
         """Output still to come from input already fed."""
-        if self._obj is None:
+        if self._obj is None or self.ended:
             return b""
-        data = self._pending or self._obj.unconsumed_tail
-        self._pending = b""
+        data: bytes | memoryview = self._obj.unconsumed_tail
+        if not data and self._pending:
+            head = self._pending[0]
+            if len(head) <= _MEMBER_WINDOW:
+                data = self._pending.popleft()
+            else:
+                data, self._pending[0] = head[:_MEMBER_WINDOW], head[_MEMBER_WINDOW:]
         out = self._obj.decompress(data, max_length)
         self._next_member()
         return out
 
     def has_pending(self) -> bool:
-        return self._obj is not None and bool(self._pending or self._obj.unconsumed_tail)
+        return self._obj is not None and not self.ended and bool(
+            self._pending or self._obj.unconsumed_tail)
 
     def finish(self) -> bool:
         """True if the compressed stream ended properly."""
@@ -744,6 +784,9 @@ def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: 
                 return DecodedBody(_take(out), truncated=True, decoded=True)
         if not fed:  # an empty body (204, 304, HEAD) says nothing about its coding
             return DecodedBody(b"", truncated=False, decoded=True)
+        if inflater.too_many:
+            problem = f"more than {MAX_GZIP_MEMBERS} gzip members; the rest was not decoded"
+            return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
         if not inflater.finish():
             problem = f"{codings[0]} stream is truncated"
             return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
