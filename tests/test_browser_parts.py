@@ -191,6 +191,31 @@ def test_the_capture_total_caps_what_all_resources_spool_together(tmp_path: Path
     assert sum(p.stat().st_size for p in tmp_path.glob(".preserve-spool-*")) <= 300_000
 
 
+def test_response_heads_held_for_the_wire_are_capped_for_the_capture(tmp_path: Path) -> None:
+    """Response heads stay in memory until the WARC is written: a server sending 2,000 heads
+    of 100 KB took 775 MiB. Past the capture's budget of head bytes requests are refused (503)
+    and counted; a token-less request is refused before its body is read or spooled."""
+    with KeepAliveServer() as server:
+        server.routes["/a"] = b"first"
+        proxy = _proxy(tmp_path)
+        proxy.max_heads_total = 1
+        try:
+            with socket.create_connection(proxy.address) as sock:
+                assert _ask(sock, server.url("/a")).endswith(b"first")
+                refused = _ask(sock, server.url("/a"))
+            with contextlib.suppress(ConnectionResetError):  # answered, then closed unread
+                _exchange_raw(proxy, (
+                    f"POST {server.url('/a')} HTTP/1.1\r\n"
+                    f"Host: {server.url('/').split('/')[2]}\r\nContent-Length: 100000\r\n\r\n"
+                ).encode() + b"x" * 100_000)
+        finally:
+            proxy.stop()
+    assert refused.startswith(b"HTTP/1.1 503")
+    assert proxy.refused_over_heads == 1 and len(proxy.exchanges) == 1
+    assert proxy.refused_foreign == 1
+    assert not [p for p in tmp_path.glob(".preserve-spool-*.request") if p.stat().st_size]
+
+
 def test_proxy_answers_a_failed_upstream_with_502_and_records_it(tmp_path: Path) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

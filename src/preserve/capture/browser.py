@@ -850,6 +850,9 @@ def _assemble(
     if proxy.cut_by_total:
         notes.append(f"total size cap of {proxy.max_total_size} bytes reached: "
                      f"{proxy.cut_by_total} response(s) cut short or request bodies refused")
+    if proxy.refused_over_heads:
+        notes.append(f"response heads reached {proxy.max_heads_total} bytes: "
+                     f"{proxy.refused_over_heads} request(s) refused")
     if proxy.refused_over_cap:
         notes.append(f"exchange cap of {proxy.max_exchanges} reached: {proxy.refused_over_cap} "
                      "request(s) refused")

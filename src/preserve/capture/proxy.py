@@ -19,9 +19,10 @@ Limits apply to every request: the capture's total deadline (every socket operat
 by it, and :meth:`RecordingProxy.stop` cuts whatever is still running), ``max_body_size`` per
 response (what arrived is kept, marked truncated), ``max_total_size`` for all the bodies of
 the capture together (responses past it kept cut short, request bodies refused, counted), the
-SSRF guard after DNS resolution on
-every new connection, upstream TLS verification as the capture options say, and a cap on the
-number of recorded exchanges (requests past it get a 503 from the proxy and are counted).
+SSRF guard after DNS resolution on every new connection, upstream TLS verification as the
+capture options say, and a cap on the number of recorded exchanges and on the bytes of their
+response heads, which are kept in memory (requests past either get a 503 from the proxy and
+are counted).
 Only the page's requests are forwarded: the browser tags every request a page, frame or
 worker makes with a per-capture secret header (:data:`TOKEN_HEADER`, removed before the
 request goes upstream); requests without it come from the browser itself (component updates,
@@ -99,6 +100,10 @@ from preserve.errors import (
 #: Largest request body (POST from a form or XHR) the proxy forwards; it is spooled to a file
 #: as it arrives, sent upstream from there and archived from there (never held in memory).
 MAX_REQUEST_BODY = 16 * 2**20
+#: Most bytes of response heads one capture keeps (they are held in memory until the WARC is
+#: written; a page's heads are a few hundred KB, a hostile server's 2,000 heads of 100 KB
+#: took 775 MiB). Requests past it are refused and counted, like those past the exchange cap.
+MAX_HEADS_TOTAL = 32 * 2**20
 #: Request bodies are read from the browser and sent upstream in pieces of this size.
 _BODY_CHUNK = 1 << 16
 #: Longest failure message kept per failed request.
@@ -337,6 +342,14 @@ def _allowing_token(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
             for n, v in headers]
 
 
+def _end_if_bodiless(client: _Client, headers: list[tuple[str, str]]) -> None:
+    """Read the end of a request that has no body (no socket read: h11 has it already), so
+    that the connection can carry the browser's next request."""
+    length = _header(headers, "content-length")
+    if _header(headers, "transfer-encoding") is None and (length is None or length.strip() == "0"):
+        client.next_event()
+
+
 def _end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``headers`` without hop-by-hop fields (RFC 9110 7.6.1), in order, casing kept."""
     dropped = _HOP_BY_HOP | _connection_tokens(headers)
@@ -397,6 +410,10 @@ class RecordingProxy:
         #: request bodies the server answered before taking whole (recorded as far as sent)
         self.requests_cut = 0
         self.refused_over_cap = 0
+        self.max_heads_total = MAX_HEADS_TOTAL
+        self._heads = 0  # bytes of the response heads recorded so far
+        #: requests refused because the recorded heads reached max_heads_total
+        self.refused_over_heads = 0
         self._in_flight = 0
         self._last_change = time.monotonic()
         self.requests_seen = 0
@@ -496,6 +513,9 @@ class RecordingProxy:
             self.requests_seen += 1
             if self._sequence >= self.max_exchanges:
                 self.refused_over_cap += 1
+                return None
+            if self._heads >= self.max_heads_total:
+                self.refused_over_heads += 1
                 return None
             self._sequence += 1
             self._in_flight += 1
@@ -639,11 +659,12 @@ class RecordingProxy:
             client.alive = False
 
     def _allot(self, wanted: int) -> int:
-        """Take up to ``wanted`` bytes of the capture's total; how many were granted."""
+        """Take up to ``wanted`` bytes of the capture's total; how many were granted (a
+        negative ``wanted`` gives bytes back)."""
         if self.max_total_size is None:
             return wanted
         with self._lock:
-            granted = max(0, min(wanted, self.max_total_size - self._spooled))
+            granted = max(-self._spooled, min(wanted, self.max_total_size - self._spooled))
             self._spooled += granted
             return granted
 
@@ -680,11 +701,12 @@ class RecordingProxy:
             with path.open("wb") as sink:
                 digest, size = hashlib.sha256(), 0
                 while isinstance(event, h11.Data):
+                    granted = self._allot(len(event.data)) if \
+                        size + len(event.data) <= MAX_REQUEST_BODY else 0
                     size += len(event.data)
-                    over_total = (size <= MAX_REQUEST_BODY
-                                  and self._allot(len(event.data)) < len(event.data))
-                    if size > MAX_REQUEST_BODY or over_total:
-                        if over_total:
+                    if granted < len(event.data):  # refused: what it took of the total back
+                        self._allot(-(size - len(event.data) + granted))
+                        if size <= MAX_REQUEST_BODY:
                             with self._lock:
                                 self.cut_by_total += 1
                         sink.truncate(0)
@@ -709,13 +731,8 @@ class RecordingProxy:
             return False
         text_url = str(url)
         allow_token = False  # whether the browser must be told the token header is allowed
-        body = self._read_body(client, text_url)
-        if body is None:
-            self._fail(text_url, method, CaptureError(
-                f"request body to {text_url} exceeds {MAX_REQUEST_BODY} bytes or what is left "
-                "of the capture's total size; not forwarded"))
-            self._respond_simple(client, 413, "request body too large to record")
-            return False
+        # a request refused below before its body is read ends the browser's connection
+        # (its body is never spooled; see _next_cycle), unless it has none
         if self._token is not None:
             tagged = [v for n, v in headers if n.lower() == TOKEN_HEADER.lower()]
             if not tagged and not _is_preflight(method, headers):
@@ -723,6 +740,7 @@ class RecordingProxy:
                     self.refused_foreign += 1
                     if len(self.foreign) < MAX_FOREIGN:
                         self.foreign.append(f"{method} {text_url.split('?', 1)[0]}"[:200])
+                _end_if_bodiless(client, headers)
                 self._respond_simple(client, 403, "not a request of the page; not forwarded",
                                      "NotFromPage")
                 return True
@@ -733,18 +751,28 @@ class RecordingProxy:
             if _is_preflight(method, headers) and _asks_for_token(headers):
                 page_asked = _without_token_request(headers)
                 if page_asked is None:  # only the token header made the browser ask
+                    _end_if_bodiless(client, headers)
                     self._answer_token_preflight(client, headers)
                     return True
                 headers, allow_token = page_asked, True
         if "upgrade" in _connection_tokens(headers):
             self._fail(text_url, method, CaptureError(
                 f"protocol upgrade (WebSocket) to {text_url} is not recorded; refused"))
+            _end_if_bodiless(client, headers)
             self._respond_simple(client, 501, "protocol upgrades are not recorded")
             return True
+        body = self._read_body(client, text_url)
+        if body is None:
+            self._fail(text_url, method, CaptureError(
+                f"request body to {text_url} exceeds {MAX_REQUEST_BODY} bytes or what is left "
+                "of the capture's total size; not forwarded"))
+            self._respond_simple(client, 413, "request body too large to record")
+            return False
         sequence = self._begin()
         if sequence is None:
             self._respond_simple(client, 503, f"the capture's cap of {self.max_exchanges} "
-                                 "recorded exchanges is reached", "ExchangeCapReached")
+                                 f"recorded exchanges or {self.max_heads_total} bytes of "
+                                 "response heads is reached", "ExchangeCapReached")
             return True
         try:
             return self._exchange(client, sequence, method, url, headers, body, allow_token)
@@ -1005,6 +1033,7 @@ class RecordingProxy:
         )
         with self._lock:
             self._recorded.append(proxied)
+            self._heads += len(exchange.response_head)
         return proxied
 
 
