@@ -599,7 +599,7 @@ class RecordingProxy:
     def _serve_tunnel(self, client: _Client, request: h11.Request) -> None:
         authority = request.target.decode("latin-1")
         host, _, port_text = authority.rpartition(":")
-        if not host or not port_text.isdigit():
+        if not host or not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
             self._respond_simple(client, 400, "bad CONNECT target")
             return
         while client.next_event() not in (h11.PAUSED, None):  # EndOfMessage, then PAUSED
