@@ -103,7 +103,7 @@ MAX_REQUEST_BODY = 16 * 2**20
 #: Most bytes of response heads one capture keeps (they are held in memory until the WARC is
 #: written; a page's heads are a few hundred KB, a hostile server's 2,000 heads of 100 KB
 #: took 775 MiB). Requests past it are refused and counted, like those past the exchange cap.
-MAX_HEADS_TOTAL = 32 * 2**20
+MAX_HEADS_TOTAL = 16 * 2**20
 #: Request bodies are read from the browser and sent upstream in pieces of this size.
 _BODY_CHUNK = 1 << 16
 #: Longest failure message kept per failed request.
