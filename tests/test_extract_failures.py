@@ -384,3 +384,96 @@ def test_a_declared_article_does_not_drop_most_of_its_own_box() -> None:
     for i, text in enumerate(steps):
         assert f"Part {i}" in result.text
         assert text in result.text
+
+
+# --- 2.6.0: overlays and chrome above the page's heading ----------------------------------
+
+SHOP_INTRO = [
+    "Our trail shoes are made for wet rock and loose gravel, with a sole that grips on every "
+    "surface and a lining that dries overnight.",
+    "Every pair is tested on mountain paths for a season before it reaches the shelves, and "
+    "repairs are free for the first two years.",
+]
+SIGN_IN = (
+    "<h2>Welcome back</h2>"
+    + "".join(
+        f"<p>Enter your e-mail address to sign in, step {i}: we will check whether you have an "
+        "account, and if you do not, you can continue as a guest and create one later.</p>"
+        for i in range(12)
+    )
+)
+CONSENT = (
+    "<h2>Your privacy</h2>"
+    + "".join(
+        f"<p>Purpose {i}: we and our partners store and access information on a device, such "
+        "as unique identifiers, to measure, personalise and improve what we show you.</p>"
+        for i in range(4)
+    )
+)
+TILES = "".join(
+    f'<li class="tile"><a href="/p{i}">Trail shoe model {i}</a><span>${80 + i}</span></li>'
+    for i in range(8)
+)
+
+
+def test_a_hidden_sign_in_form_does_not_become_the_page() -> None:
+    # A hidden sign-in form larger than the visible page: the hidden part is no longer kept
+    # as a whole for being most of the page, since it is named like chrome.
+    body = (
+        f'<div class="account-signin-component" style="display: none">{SIGN_IN}</div>'
+        f'<main><h1>Trail shoes</h1>{paragraphs(SHOP_INTRO)}<ul class="grid">{TILES}</ul></main>'
+    )
+    result = extract(page(body))
+    assert_all_prose(result.text, SHOP_INTRO)
+    assert "sign in" not in result.text
+
+
+def test_a_cookie_consent_box_is_never_the_article() -> None:
+    # The page's own text is short and in link tiles, so the article scoring looks into
+    # boxes named unlikely too; a consent overlay must not win that second look.
+    body = (
+        f'<div id="consent-sdk" class="privacy-center">{CONSENT}</div>'
+        f'<main><h1>Trail shoes</h1><p>{SHOP_INTRO[0]}</p><ul class="grid">{TILES}</ul></main>'
+    )
+    result = extract(page(body))
+    assert SHOP_INTRO[0] in result.text
+    assert "partners store and access" not in result.text
+
+
+def test_chrome_above_the_heading_of_the_main_region_is_left_out() -> None:
+    # Promotion bars and notices above the <h1>, neither landmarks nor named like chrome,
+    # on a product page whose main region (with other products) is the text.
+    facts = "".join(
+        f"<tr><th>Property {i}</th><td>Value {i} of the product</td></tr>" for i in range(6)
+    )
+    tiles = "".join(
+        f'<div class="tile"><a href="/p{i}">Trail shoe model {i}</a>'
+        f"<p>Light, waterproof, sizes 36 to 47</p><span>${80 + i}</span></div>"
+        for i in range(8)
+    )
+    body = (
+        '<main><div class="strip"><p>Free delivery on orders over 50</p>'
+        "<p>Order before noon, ships today</p></div>"
+        '<h1>Kaha trail shoe</h1><div class="price">$129</div>'
+        f'<div class="description"><p>{SHOP_INTRO[0]}</p></div>'
+        f'<div class="details"><p>{SHOP_INTRO[1]}</p><table>{facts}</table></div>'
+        f'<h2>You may also like</h2><div class="grid">{tiles}</div></main>'
+    )
+    result = extract(page(body))
+    assert result.method == "main"
+    assert result.text.startswith("Kaha trail shoe\n\n$129\n\n")
+    assert_all_prose(result.text, SHOP_INTRO)
+    assert "Property 3 | Value 3 of the product" in result.text
+    assert "Free delivery" not in result.text
+    assert "ships today" not in result.text
+
+
+def test_text_before_the_heading_is_kept_when_it_is_much_of_the_region() -> None:
+    # An introduction above the <h1> that is a fair share of the region stays.
+    body = (
+        f"<main><div>{paragraphs(SHOP_INTRO)}</div>"
+        '<h1>Kaha trail shoe</h1><div class="price">$129</div>'
+        f"<ul>{TILES}</ul></main>"
+    )
+    result = extract(page(body))
+    assert_all_prose(result.text, SHOP_INTRO)

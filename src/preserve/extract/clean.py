@@ -9,7 +9,8 @@ unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none
 ``visibility:hidden``, hiding classes, modal dialogs: overlays shown on demand) and
 ``<noscript>`` are removed unless the caller keeps them, and never when together they hold
 most of the page's text (streaming frameworks park the rendered page in hidden nodes; some
-forums serve their posts in ``<noscript>``).
+forums serve their posts in ``<noscript>``); a hidden box named like chrome (a sign-in form,
+a cookie banner: hints.is_unlikely) is removed all the same, and is not counted in that share.
 Does not judge what is boilerplate.
 """
 
@@ -22,6 +23,7 @@ from typing import NamedTuple
 from lxml import etree
 
 from .dom import drop_keep_tail, visible_chars
+from .hints import is_unlikely
 
 __all__ = ["HIDDEN_KEEP_SHARE", "Cleaned", "clean"]
 
@@ -162,12 +164,19 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
         )
     )
     if not keep_hidden:
-        hidden_size = sum(visible_chars(el) for el in hidden)
-        if hidden_size < HIDDEN_KEEP_SHARE * total:
-            withheld += hidden_size
-            visible -= hidden_size
-            for el in hidden:
-                drop_keep_tail(el)
+        # Hidden boxes named like chrome (a sign-in form, a cookie banner) go first; the
+        # rest is kept when it is most of what remains (a page parked in hidden nodes
+        # until scripts run).
+        chrome = [el for el in hidden if is_unlikely(el)]
+        chrome_size = sum(visible_chars(el) for el in chrome)
+        rest = [el for el in hidden if not is_unlikely(el)]
+        rest_size = sum(visible_chars(el) for el in rest)
+        if rest_size >= HIDDEN_KEEP_SHARE * (total - chrome_size):
+            rest, rest_size = [], 0
+        for el in chrome + rest:
+            drop_keep_tail(el)
+        withheld += chrome_size + rest_size
+        visible -= chrome_size + rest_size
     controls = _outermost([el for el in body.iter(*_CONTROL_TAGS) if el.getparent() is not None])
     for control in controls:
         size = visible_chars(control)

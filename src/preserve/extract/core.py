@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.5.0"
+EXTRACTOR_VERSION = "2.6.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -51,6 +51,9 @@ STRONG_SCORE = 0.5
 #: article's pruning, run over the region, keeps less than MAIN_KEPT_SHARE of it.
 MIN_ARTICLE_SHARE = 0.3
 MAIN_KEPT_SHARE = 0.05
+#: The blocks of a chosen main region before its first <h1> are left out when they hold at
+#: most this share of its text (since 2.6.0).
+BEFORE_HEADING_SHARE = 0.3
 
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
@@ -70,6 +73,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "strong_score": STRONG_SCORE,
         "min_article_share": MIN_ARTICLE_SHARE,
         "main_kept_share": MAIN_KEPT_SHARE,
+        "before_heading_share": BEFORE_HEADING_SHARE,
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
@@ -236,6 +240,19 @@ def _article_wins(
     )
 
 
+def _from_title_heading(blocks: list[Block]) -> list[Block]:
+    """The main region from its first ``<h1>`` on, when what comes before it is a small
+    share of the region (under BEFORE_HEADING_SHARE): promotion bars, shipping notices, skip
+    links and breadcrumbs that are not landmarks or named like chrome. A region with much
+    text before its ``<h1>`` is left whole (an intro, a listing whose heading comes late)."""
+    for index, block in enumerate(blocks):
+        if block.tag == "h1":
+            if index and _measure(blocks[:index]) <= BEFORE_HEADING_SHARE * _measure(blocks):
+                return blocks[index:]
+            break
+    return blocks
+
+
 def _select(
     body: etree._Element,
     *,
@@ -267,7 +284,7 @@ def _select(
     ):
         method, blocks = "article", best
     else:
-        method, blocks = "main", main
+        method, blocks = "main", _from_title_heading(main)
     cards = len(regions.card_runs(region, totals)) if method == "main" else 0
     if not _is_tiny(_measure(blocks), page_size):
         return method, blocks, cards

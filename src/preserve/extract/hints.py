@@ -11,14 +11,20 @@ from functools import lru_cache
 
 from lxml import etree
 
-__all__ = ["class_weight", "hint_string", "is_unlikely"]
+__all__ = ["class_weight", "hint_string", "is_overlay", "is_unlikely"]
 
 _UNLIKELY = re.compile(
     r"-ad-|ad-break|agegate|banner|breadcrumb|combx|comment|community|cookie|consent|disqus|"
     r"extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|"
     r"skyscraper|social|sponsor|supplemental|pagination|pager|popup|modal|newsletter|"
-    r"subscribe|signup|sign-up|share|sharing|outbrain|taboola|recommend|trending|popular|"
-    r"most-read|mostread|navbar|masthead|toolbar|promo|paywall|login"
+    r"subscribe|signup|sign-up|signin|sign-in|share|sharing|outbrain|taboola|recommend|"
+    r"trending|popular|most-read|mostread|navbar|masthead|toolbar|promo|paywall|login"
+)
+# Overlays shown over the page on demand (cookie consent, sign-in, modal boxes): never the
+# content, even on pages that name their content with other words of _UNLIKELY (a "footer"
+# or "related" box holding the text). Not "newsletter": a newsletter's issue is content.
+_OVERLAY = re.compile(
+    r"agegate|cookie|consent|gdpr|modal|popup|login|signin|sign-in|signup|sign-up"
 )
 _MAYBE = re.compile(r"and|article|body|column|content|main|shadow|post|entry|story|text")
 _POSITIVE = re.compile(
@@ -87,6 +93,11 @@ def _unlikely(hints: str) -> bool:
 
 
 @lru_cache(maxsize=_CACHE)
+def _overlay(hints: str) -> bool:
+    return bool(_OVERLAY.search(hints)) and not _MAYBE.search(hints)
+
+
+@lru_cache(maxsize=_CACHE)
 def _weight(hints: str) -> int:
     weight = 0
     if _NEGATIVE.search(hints):
@@ -100,6 +111,14 @@ def is_unlikely(element: etree._Element) -> bool:
     """True if the names say 'navigation, comments, sidebar...' and nothing says 'content'."""
     hints = hint_string(element)
     return bool(hints) and _unlikely(hints)
+
+
+def is_overlay(element: etree._Element) -> bool:
+    """True if the names say 'cookie consent, sign-in, modal...' and nothing says
+    'content': an overlay, never the page's text (even when the article scoring looks
+    into boxes named unlikely)."""
+    hints = hint_string(element)
+    return bool(hints) and _overlay(hints)
 
 
 def class_weight(element: etree._Element) -> int:

@@ -10,13 +10,14 @@ article, plus siblings that score well, is the article. Pruning inside it is pru
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
 
 from .blocks import HEADING_TAGS, Block
 from .dom import text_of
-from .hints import class_weight, is_unlikely
+from .hints import class_weight, is_overlay, is_unlikely
 
 __all__ = [
     "ANCESTOR_LEVELS",
@@ -204,18 +205,19 @@ class Scorer:
         self.totals = totals
         self.scores: dict[etree._Element, float] = {}
         self.unlikely: set[etree._Element] = set()
-        if skip_unlikely:
-            self._mark_unlikely()
+        # Without skip_unlikely (pages that name their content with chrome words), overlays
+        # are still skipped: a cookie-consent or sign-in box is never the article.
+        self._mark_unlikely(is_unlikely if skip_unlikely else is_overlay)
         for block in blocks:
             self._add(block)
 
-    def _mark_unlikely(self) -> None:
+    def _mark_unlikely(self, unlikely: Callable[[etree._Element], bool]) -> None:
         for element in self.body.iter():
             if (
                 isinstance(element.tag, str)
                 and element not in self.unlikely
                 and element.tag not in {"body", "html", "a"}
-                and is_unlikely(element)
+                and unlikely(element)
             ):
                 self.unlikely.update(element.iter())
 
