@@ -977,6 +977,17 @@ def _retention(s3: S3Server, store: Any, rel: str,
     return head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
 
 
+def _text_address(archive: Any, tmp_path: Path, url: str) -> tuple[str, Any, str]:
+    """``(capture id, prepared capture, text object name)`` of ``url`` prepared for
+    ``archive`` (the name a planter must use to be reused)."""
+    from preserve.storage.text_store import object_digests
+
+    capture_id, prepared = _prepared_in(tmp_path / "spool", url)
+    digests = object_digests(prepared.text)
+    assert digests is not None
+    return capture_id, prepared, archive.layout.text_rel_for(digests.blake3)
+
+
 def _text_of(prepared: Any) -> bytes:
     text = prepared.text
     return text if isinstance(text, bytes) else Path(text.path).read_bytes()
@@ -1000,13 +1011,9 @@ def test_a_planted_text_object_is_sealed_before_it_is_named(
     older versions with other bytes: the current version is the one checked and sealed."""
     from datetime import UTC, datetime, timedelta
 
-    from preserve.storage.text_store import object_digests
 
     archive = remote(s3_server)
-    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p4"))
-    digests = object_digests(prepared.text)
-    assert digests is not None
-    rel = archive.layout.text_rel_for(digests.blake3)
+    capture_id, prepared, rel = _text_address(archive, tmp_path, web.url("/p4"))
     now = datetime.now(UTC)
     lock = {"none": {},
             "compliance-1h": {"ObjectLockMode": "COMPLIANCE",
@@ -1038,13 +1045,9 @@ def test_the_version_checked_is_the_version_sealed(s3_server: S3Server, web: Tes
     not the one sealed: the retention names the version whose bytes were checked."""
     from datetime import UTC, datetime, timedelta
 
-    from preserve.storage.text_store import object_digests
 
     archive = remote(s3_server)
-    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p5"))
-    digests = object_digests(prepared.text)
-    assert digests is not None
-    rel = archive.layout.text_rel_for(digests.blake3)
+    capture_id, prepared, rel = _text_address(archive, tmp_path, web.url("/p5"))
     checked = _plant(s3_server, archive.store, rel, _text_of(prepared))
     newer: list[str] = []
     call = archive.store.fs.call_s3
@@ -1070,13 +1073,9 @@ def test_a_planted_object_the_store_will_not_seal_is_never_named(
     """When the retention of a planted object cannot be set (the server refuses: a bucket
     without Object Lock, no permission), the commit stops with one line before anything names
     it: no manifest, no commit record, no checkpoint."""
-    from preserve.storage.text_store import object_digests
 
     archive = remote(s3_server)
-    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p6"))
-    digests = object_digests(prepared.text)
-    assert digests is not None
-    rel = archive.layout.text_rel_for(digests.blake3)
+    capture_id, prepared, rel = _text_address(archive, tmp_path, web.url("/p6"))
     _plant(s3_server, archive.store, rel, _text_of(prepared))
     call = archive.store.fs.call_s3
 
@@ -1099,16 +1098,12 @@ def test_without_a_retention_period_a_planted_object_is_used_as_before(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from preserve.remote.archive import RemoteArchive
     from preserve.remote.store import ObjectStore
-    from preserve.storage.text_store import object_digests
 
     url = f"s3://{s3_server.new_bucket()}/ev"
     archive = RemoteArchive(url, store=ObjectStore(url))
     assert archive.store.retention_days is None
     archive.init()
-    capture_id, prepared = _prepared_in(tmp_path / "spool", web.url("/p7"))
-    digests = object_digests(prepared.text)
-    assert digests is not None
-    rel = archive.layout.text_rel_for(digests.blake3)
+    capture_id, prepared, rel = _text_address(archive, tmp_path, web.url("/p7"))
     version = _plant(s3_server, archive.store, rel, _text_of(prepared))
     calls: list[str] = []
     call = archive.store.fs.call_s3
