@@ -174,6 +174,29 @@ def test_symlinked_log_directory_is_not_followed(
         json.loads(result.stdout)["result"])
 
 
+def test_what_is_planted_in_the_log_directory_is_reported(
+    captured: tuple[Path, str, dict[str, Any]], outside: Path
+) -> None:
+    """A file, a directory, a FIFO or a symlink planted beside the log's own files was not
+    reported at all; each is W505 now (never read, never followed), and a clean archive's
+    log directory has none."""
+    root, _, _ = captured
+    assert "W505" not in _codes(json.loads(_run(root, "verify", "--json", "--no-record")
+                                           .stdout)["result"])
+    log_dir = root / "manifests" / "log"
+    (log_dir / "notes.txt").write_text("planted")
+    (log_dir / "tiles").mkdir()
+    os.mkfifo(log_dir / "pipe")
+    os.symlink(outside / "sentinel", log_dir / "elsewhere")
+    (log_dir / "checkpoints.bak").write_text("x")
+    before = _state(outside)
+    result = json.loads(_run(root, "verify", "--json", "--no-record").stdout)["result"]
+    assert _state(outside) == before
+    flagged = {f["path"] for f in result["findings"] if f["code"] == "W505"}
+    assert flagged == {f"manifests/log/{name}" for name in
+                       ("notes.txt", "tiles", "pipe", "elsewhere", "checkpoints.bak")}, flagged
+
+
 def test_logged_manifest_replaced_by_a_symlink_is_not_followed(
     captured: tuple[Path, str, dict[str, Any]], outside: Path
 ) -> None:

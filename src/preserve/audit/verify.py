@@ -61,6 +61,9 @@ from preserve.audit.findings import Code, Finding, Report
 from preserve.audit.merged import MergedChecks, merge_all
 from preserve.errors import ArchiveError, ManifestError, UnsafePathError
 from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
+from preserve.log.archive_log import CHECKPOINT_DIR, KEY_FILE, LATEST_CHECKPOINT
+from preserve.log.journal import JOURNAL_DIR
+from preserve.log.storage import ENTRIES_NAME, HEAD_NAME, INDEX_NAME, TREE_DIR_NAME
 from preserve.storage.catalog import (
     CATALOG_FILE,
     INDEX_DIR,
@@ -128,6 +131,12 @@ _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBL
 
 Progress = Callable[[int, int], None]
 _SYMLINK, _DIR, _FILE, _OTHER = range(4)
+#: What the integrity log's directory holds (name: kind); anything else there is W505.
+_LOG_DIR_ENTRIES = {
+    ENTRIES_NAME: _FILE, INDEX_NAME: _FILE, HEAD_NAME: _FILE, TREE_DIR_NAME: _DIR,
+    KEY_FILE: _FILE, CHECKPOINT_DIR: _DIR, LATEST_CHECKPOINT: _FILE,
+    LATEST_CHECKPOINT + ".tsr": _FILE, JOURNAL_DIR: _DIR,
+}
 
 
 @dataclass(slots=True)
@@ -513,8 +522,23 @@ class _Audit:
             elif kind == _DIR:
                 if name != log_name:
                     self.add(Code.W505, self.rel(path), "unexpected directory in manifests/")
+                else:
+                    self.sweep_log_dir(path)
             else:
                 self.add(Code.W505, self.rel(path), "unexpected file in manifests/")
+
+    def sweep_log_dir(self, directory: Path) -> None:
+        """Report what the integrity log's directory holds beyond what preserve keeps there
+        (its own files are checked by the log audit; temporary files of a write in progress
+        are left alone: the next writer removes those of an interrupted one)."""
+        for name, kind in self.listing(directory):
+            if name.startswith(".tmp-") and kind == _FILE:
+                continue
+            expected = _LOG_DIR_ENTRIES.get(name)
+            if expected is None or kind not in (expected, _SYMLINK):
+                what = "directory" if kind == _DIR else "file"
+                self.add(Code.W505, self.rel(directory / name),
+                         f"unexpected {what} in {LOG_DIR}/")
 
     def check_manifest(self, name: str) -> _Outcome:
         """Check one manifest (in a worker thread); touches only thread-safe shared state."""
