@@ -166,12 +166,14 @@ def show(ctx: click.Context, capture_id: str, as_json: bool) -> None:
         current().warnings.append(unproved)
     document = manifest.to_dict()
     if not as_json:
-        for line in _describe(document):
+        for line in _describe(document, manifest.rendered_url):
             say(line)
     finish(document)
 
 
-def _describe(m: dict[str, Any]) -> Iterator[str]:
+def _describe(m: dict[str, Any], rendered: str | None = None) -> Iterator[str]:
+    """The lines of ``show`` for manifest ``m``; ``rendered``: its
+    :attr:`~preserve.storage.manifest.Manifest.rendered_url`."""
     extraction = m.get("extraction") or {}
     yield f"capture   {m['capture_id']}  ({m['status']})"
     yield f"url       {m['requested_url']}"
@@ -210,7 +212,7 @@ def _describe(m: dict[str, Any]) -> Iterator[str]:
     if extraction.get("method") or extraction.get("page_type"):
         yield (f"page      {_clean(extraction.get('page_type') or '?')} page, text by the "
                f"'{_clean(extraction.get('method') or 'none')}' step")
-    yield from _describe_browser(m)
+    yield from _describe_browser(m, rendered)
     yield from _describe_import(m)
     extractor = m["extractor"]
     yield f"extractor {extractor['name']} {extractor['version']}"
@@ -251,7 +253,7 @@ def _size(n: int) -> str:
         f"{n / 1e6:.0f} MB"
 
 
-def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
+def _describe_browser(m: dict[str, Any], rendered: str | None) -> Iterator[str]:
     """The browser, the screenshot/PDF/DOM objects and every resource of a browser capture."""
     browser = m.get("browser")
     if not browser:
@@ -260,11 +262,8 @@ def _describe_browser(m: dict[str, Any]) -> Iterator[str]:
     yield (f"browser   {browser['product']} ({browser['executable']}), viewport "
            f"{viewport['width']}x{viewport['height']}")
     yield f"          user agent {browser['user_agent']}"
-    if browser["page_url"].split("#", 1)[0] != m["final_url"].split("#", 1)[0] and \
-            m.get("artifacts"):
-        # the address the snapshot was taken at, when the page went elsewhere after loading
-        # (as Manifest.rendered_url; none taken: nothing was rendered there)
-        yield f"          rendered {browser['page_url']} (screenshot, PDF, DOM; not the final URL)"
+    if rendered is not None:  # the snapshot's address, when the page went elsewhere
+        yield f"          rendered {rendered} (screenshot, PDF, DOM; not the final URL)"
     timings = browser["timings_ms"]
     yield "          timings " + ", ".join(f"{k} {v} ms" for k, v in timings.items())
     yield (f"          interception CA sha256 {browser['interception_ca']['sha256_fingerprint']}"

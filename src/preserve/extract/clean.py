@@ -167,9 +167,11 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
         # Hidden boxes named like chrome (a sign-in form, a cookie banner) go first; the
         # rest is kept when it is most of what remains (a page parked in hidden nodes
         # until scripts run).
-        chrome = [el for el in hidden if is_unlikely(el)]
+        chrome: list[etree._Element] = []
+        rest: list[etree._Element] = []
+        for el in hidden:
+            (chrome if is_unlikely(el) else rest).append(el)
         chrome_size = sum(visible_chars(el) for el in chrome)
-        rest = [el for el in hidden if not is_unlikely(el)]
         rest_size = sum(visible_chars(el) for el in rest)
         if rest_size >= HIDDEN_KEEP_SHARE * (total - chrome_size):
             rest, rest_size = [], 0
