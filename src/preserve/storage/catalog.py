@@ -14,7 +14,8 @@ manifest bytes) and the log size it was built up to. It is **derived data, never
   leaf of that capture, the manifest must hash to it and name that URL), so a crafted row —
   even one pointing at a manifest planted beside it — can neither put false provenance into
   a signed manifest nor make a capture fail;
-* ``verify`` compares it with the manifests (finding W506) and ``repair`` rebuilds it.
+* ``verify`` compares it with the manifests (finding W507) and ``repair`` rebuilds it; a
+  write cut short by a crash (a hot journal) is compared as SQLite will roll it back.
 
 Only a regular file is opened (never a symlink or FIFO). Writes are made under the archive
 lock, without fsync: a torn catalog is rebuilt. This module reads manifests and the log; it
@@ -25,10 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
 from preserve._lazy import lazy_module
@@ -48,6 +52,9 @@ MAX_TITLE = 500
 #: Leaves a sync reads before it commits the rows found (a rebuild of 100,000 captures holds
 #: this many rows at most).
 SYNC_BATCH = 10_000
+#: The most a catalog and its hot journal may hold for verify to copy them and check the
+#: catalog as it will be rolled back (a catalog of 100,000 captures is 75 MB).
+MAX_ROLLBACK_COPY = 8 << 30
 #: The fields of :meth:`Catalog.summaries` rows, in order (those of ``preserve list``).
 SUMMARY_FIELDS = ("capture_id", "requested_url", "final_url", "started", "http_status",
                   "status", "title", "text_blake3")
@@ -463,15 +470,42 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes]) -> list[str
     """Compare the catalog with what the manifests say (``expected``: the row digest of the
     row each manifest gives; a digest covers the capture id too); return the problems found.
     Reads the catalog read-only; a catalog that is absent, or merely behind the log (rows
-    missing), is no problem."""
+    missing), is no problem. A write a crash cut short leaves a hot journal, which a read-only
+    connection cannot roll back: the catalog is then compared as it will be once rolled back,
+    from a copy rolled back in a temporary directory (the archive is not written)."""
     path = layout.root / INDEX_DIR / CATALOG_FILE
     if not path.exists() and not path.is_symlink():
         return []
     if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
         return [f"{INDEX_DIR}/{CATALOG_FILE} is not a regular file"]
+    try:
+        return _compare_rows(f"file:{path}?mode=ro", expected)
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_READONLY_ROLLBACK:
+            return [f"the catalog cannot be read: {exc}"]
+    journal = path.with_name(path.name + "-journal")
+    try:
+        if not stat.S_ISREG(journal.lstat().st_mode):
+            return [f"{INDEX_DIR}/{journal.name} is not a regular file"]
+        if path.stat().st_size + journal.stat().st_size > MAX_ROLLBACK_COPY:
+            return ["the catalog has an unfinished write and is too large to copy to check "
+                    "it (repair rebuilds it)"]
+        with tempfile.TemporaryDirectory(prefix="preserve-catalog-") as tmp:
+            copy = Path(tmp) / CATALOG_FILE
+            shutil.copyfile(path, copy, follow_symlinks=False)
+            shutil.copyfile(journal, copy.with_name(journal.name), follow_symlinks=False)
+            return _compare_rows(str(copy), expected)
+    except (OSError, sqlite3.Error) as exc:
+        return [f"the catalog's unfinished write cannot be rolled back to check it: {exc}"]
+
+
+def _compare_rows(database: str, expected: Container[bytes]) -> list[str]:
+    """The problems of the catalog at ``database`` (a path or a ``file:`` URI); raises
+    :class:`sqlite3.OperationalError` for a hot journal a read-only connection cannot roll
+    back, returns any other failure as a problem."""
     wrong: list[str] = []
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        db = sqlite3.connect(database, uri=database.startswith("file:"), timeout=60)
     except sqlite3.Error as exc:
         return [f"the catalog cannot be opened: {exc}"]
     try:
@@ -480,6 +514,10 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes]) -> list[str
             row = CatalogRow(*values)
             if row_digest(row) not in expected:
                 wrong.append(str(row.capture_id))
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK:
+            raise
+        return [f"the catalog cannot be read: {exc}"]
     except (sqlite3.Error, TypeError, ValueError) as exc:
         return [f"the catalog cannot be read: {exc}"]
     finally:
