@@ -24,7 +24,14 @@ from preserve.exchange.bagit import export_bagit
 from preserve.hashing import hash_bytes
 from preserve.log import Signer
 from preserve.log.archive_log import log_dir, write_checkpoint
-from preserve.log.entries import AdoptionLeaf, canonical_json, manifest_leaf_for_file, utc_now
+from preserve.log.entries import (
+    AdoptionLeaf,
+    AuditLeaf,
+    canonical_json,
+    manifest_leaf_for_file,
+    parse_entry,
+    utc_now,
+)
 from preserve.log.storage import TransparencyLog
 from preserve.log.timestamp import Timestamper
 
@@ -237,6 +244,15 @@ def replace_key(ctx: Context) -> None:
     edit_first_capture(ctx.root)
     drop_checkpoints(ctx.root, key_too=True)
     (log_dir(ctx.root) / "key.pub").write_text(ctx.attacker.verifier.to_text() + "\n")
+    resigned = []  # the key holder's audit leaves, re-signed with the attacker's key
+    for data in entries(ctx.root):
+        entry = parse_entry(data)
+        if isinstance(entry, AuditLeaf) and entry.signature is not None:
+            entry = AuditLeaf(entry.event, entry.committed).signed_by(ctx.attacker)
+            resigned.append(entry.to_bytes())
+        else:
+            resigned.append(data)
+    rebuild_log(ctx.root, resigned)
     write_checkpoint(ctx.root, ctx.attacker)
 
 
@@ -246,6 +262,13 @@ def _append_audit_dated(ctx: Context, committed: str) -> None:
                        {"eventOutcome": "pass"}}, "type": "audit", "v": 1}
     with TransparencyLog.open(log_dir(ctx.root)) as log:
         log.append(canonical_json(event))
+
+
+def forge_audit(ctx: Context) -> None:
+    leaf = AuditLeaf({"eventType": "fixity check", "eventOutcomeInformation":
+                      {"eventOutcome": "pass"}}, utc_now())
+    with TransparencyLog.open(log_dir(ctx.root)) as log:
+        log.append(leaf.signed_by(ctx.attacker).to_bytes())
 
 
 def back_date(ctx: Context) -> None:
@@ -316,6 +339,9 @@ ATTACKS: list[Attack] = [
            {"none": MISSED, "known head": frozenset({"E313"}),
             "off-site checkpoint": frozenset({"E307", "E309"}),
             "trusted key": frozenset({"E313"}), "RFC 3161": frozenset({"E314"})}),
+    Attack("forged audit", "write access", "an audit leaf saying \"pass\" is appended, "
+           "signed with a key that is not the archive's (unsigned, it is shown as a claim)",
+           forge_audit, _all({"E318"})),
     Attack("back-dating", "write access", "a leaf is appended with a commit time in the past",
            back_date, _all({"E310"})),
     Attack("future-dating", "write access", "a leaf is appended with a commit time in the "

@@ -17,7 +17,17 @@ import pytest
 from preserve import Archive, CaptureOptions
 from preserve.capture.fetch import FetchOptions
 from preserve.errors import NotProvedError
-from preserve.log import fixity_event, record_event
+from preserve.integrity import history
+from preserve.log import (
+    fixity_event,
+    load_signer,
+    open_log,
+    parse_entry,
+    record_entries,
+    record_event,
+)
+from preserve.log.entries import AuditLeaf, utc_now
+from preserve.log.keys import generate_key
 from preserve.log.known_heads import KnownHeads
 from servers import TestServer, respond
 
@@ -260,3 +270,52 @@ def test_a_leaf_whose_type_was_changed_is_proved_by_no_record_of_another_kind(
     with pytest.raises(NotProvedError):
         archive.checkpoint(whole_archive=False)
     assert _checkpoints(root) == before
+
+
+def _audit_rows(root: Path) -> list[dict[str, Any]]:
+    return [row for row in history(root) if row["type"] == "audit"]
+
+
+def test_an_audit_leaf_says_whether_the_key_holder_made_it(archive: Archive,
+                                                          tmp_path: Path) -> None:
+    """Anyone who can write the log can append an audit leaf (an auditor without the key
+    records audits too), and the next signed checkpoint covers it: a forged "pass" looked
+    like the key holder's. Now the key holder's verify signs its audit leaf; one without a
+    signature is shown as a claim, and one whose signature is not the archive key's is E318
+    and is never signed over."""
+    root = archive.root
+    rows = _audit_rows(root)
+    assert rows and {row["signature"] for row in rows} == {"signed"}
+    assert "(signed by the archive key)" in rows[-1]["summary"]
+
+    record_event(root, fixity_event(outcome="pass", counts={"manifests": 2, "errors": 0}))
+    claim = _audit_rows(root)[-1]
+    assert claim["signature"] == "unsigned" and "a claim" in claim["summary"]
+    assert archive.verify(record=False).ok  # an auditor without the key may record audits
+
+    with open_log(root, readonly=True) as opened:
+        genuine = parse_entry(opened.leaf(rows[-1]["index"]))
+    assert isinstance(genuine, AuditLeaf) and genuine.signature is not None
+    forged_event = dict(genuine.event, eventDateTime="2030-01-01T00:00:00.000000Z")
+    path, _ = generate_key("other.example/k", tmp_path / "other.key")
+    other = load_signer(path)
+    for forged in (AuditLeaf(forged_event, utc_now(), genuine.signature),  # moved signature
+                   AuditLeaf(forged_event, utc_now()).signed_by(other)):  # another key
+        record_entries(root, [forged.to_bytes()])
+        assert _audit_rows(root)[-1]["signature"] == "invalid"
+    report = archive.verify(record=False)
+    assert [f.code.code for f in report.errors] == ["E318", "E318"]
+    with pytest.raises(NotProvedError, match="forged audit"):
+        archive.checkpoint(whole_archive=False)
+    shown = _run(root, "log")
+    assert shown.returncode == 0 and shown.stdout.count("FORGED") == 2, shown.stdout
+
+
+def test_an_audit_by_another_key_than_the_archives_is_recorded_unsigned(
+        archive: Archive, tmp_path: Path) -> None:
+    """A verify run with a key that is not the archive's records its audit as a claim: a
+    leaf signed by that key would be reported as forged for good."""
+    other, _ = generate_key("other.example/k", tmp_path / "other.key")
+    Archive(archive.root, key=other).verify()
+    assert _audit_rows(archive.root)[-1]["signature"] == "unsigned"
+    assert archive.verify(record=False).ok

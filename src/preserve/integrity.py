@@ -201,14 +201,16 @@ def record_audit(
     timestamper: Timestamper | None = None,
     trusted_key: str | None = None,
 ) -> AuditRecord:
-    """Append the audit as a PREMIS-style fixity event (pass or fail); then, only if it
-    passed, prove the log and sign a checkpoint (or, without the key, remember the head).
+    """Append the audit as a PREMIS-style fixity event (pass or fail; signed by ``signer``,
+    the key holder who ran it, else a claim); then, only if it passed, prove the log and sign
+    a checkpoint (or, without the key, remember the head).
     Nothing is recorded when the archive has no log (caller holds the lock)."""
     if not has_log(root):
         return AuditRecord()
     outcome = "pass" if report.ok else "fail"
     try:
-        log.record_event(root, fixity_event_for(report))
+        log.record_event(root, fixity_event_for(report),
+                         signer=signer if _is_archive_key(root, signer) else None)
     except (PreserveError, OSError):
         return AuditRecord()
     if not report.ok:
@@ -225,6 +227,17 @@ def record_audit(
     except PreserveError as exc:
         return AuditRecord(True, outcome, None, f"checkpoint not signed: {exc}")
     return AuditRecord(True, outcome, signed, None)
+
+
+def _is_archive_key(root: Path, signer: log.Signer | None) -> bool:
+    """Whether ``signer`` is the archive's own key (an audit leaf signed by another key
+    would be reported as a forgery for good)."""
+    if signer is None:
+        return False
+    try:
+        return log.read_verifier(root) == signer.verifier
+    except PreserveError:
+        return False
 
 
 def fixity_event_for(report: Report) -> dict[str, Any]:
@@ -291,13 +304,30 @@ def anchor_summary(path: Path) -> str:
 
 
 def history(root: Path) -> Iterator[dict[str, Any]]:
-    """The log's entries in commit order, as JSON-ready rows with a one-line summary."""
+    """The log's entries in commit order, as JSON-ready rows with a one-line summary (audit
+    leaves checked against the archive's ``key.pub``, which verify holds to the key you last
+    verified it with)."""
+    try:
+        verifier: log.Verifier | None = log.read_verifier(root)
+    except PreserveError:
+        verifier = None
     with log.open_log(root, readonly=True) as opened:
-        yield from history_rows(opened.iter_entries())
+        yield from history_rows(opened.iter_entries(), verifier)
 
 
-def history_rows(entries: Iterable[tuple[int, bytes]]) -> Iterator[dict[str, Any]]:
-    """JSON-ready rows of ``(index, entry bytes)`` (any log: a directory or tiles)."""
+#: How ``preserve log`` qualifies an audit leaf, by :meth:`AuditLeaf.signature_state`.
+_AUDIT_SIGNATURE_NOTES = {
+    "signed": "signed by the archive key",
+    "unsigned": "unsigned: a claim, recorded without the archive key",
+    "invalid": "FORGED: signed, but not validly by the archive key (E318)",
+    "unchecked": "signed; the archive has no key to check it with",
+}
+
+
+def history_rows(entries: Iterable[tuple[int, bytes]],
+                 verifier: log.Verifier | None = None) -> Iterator[dict[str, Any]]:
+    """JSON-ready rows of ``(index, entry bytes)`` (any log: a directory or tiles); audit
+    leaves' signatures are checked with ``verifier``."""
     for index, data in entries:
         try:
             entry = log.parse_entry(data)
@@ -321,10 +351,10 @@ def history_rows(entries: Iterable[tuple[int, bytes]]) -> Iterator[dict[str, Any
                    "summary": f"ADOPTED {entry.capture_id} by {entry.operator}: "
                               f"{entry.reason}"}
         else:
-            yield _audit_row(index, entry)
+            yield _audit_row(index, entry, entry.signature_state(verifier))
 
 
-def _audit_row(index: int, entry: AuditLeaf) -> dict[str, Any]:
+def _audit_row(index: int, entry: AuditLeaf, signature: str) -> dict[str, Any]:
     outcome = entry.event.get("eventOutcomeInformation", {})
     detail = outcome.get("eventOutcomeDetail", {}) if isinstance(outcome, dict) else {}
     counts = detail.get("counts", {}) if isinstance(detail, dict) else {}
@@ -334,6 +364,7 @@ def _audit_row(index: int, entry: AuditLeaf) -> dict[str, Any]:
         counts = {}
     result = outcome.get("eventOutcome") if isinstance(outcome, dict) else None
     return {"index": index, "committed": entry.committed, "type": "audit",
-            "event": dict(entry.event),
+            "event": dict(entry.event), "signature": signature,
             "summary": f"audit   {result}  {counts.get('manifests', 0)} manifests  "
-                       f"{counts.get('errors', 0)} errors  codes {codes or '-'}"}
+                       f"{counts.get('errors', 0)} errors  codes {codes or '-'}  "
+                       f"({_AUDIT_SIGNATURE_NOTES[signature]})"}

@@ -151,6 +151,10 @@ class Code(enum.Enum):
     E317 = ("E317", "commit record malformed or not validly signed",
             "A file in manifests/log/journal/ is not a well-formed commit record, or carries a "
             "signature by the archive key that does not verify (forged).")
+    E318 = ("E318", "audit leaf signed, but not validly by the archive key",
+            "An audit leaf carries a signature that is not a valid one by the archive key: a "
+            "forged record of a verify made to look like the key holder's. An audit leaf with "
+            "no signature is a claim by an auditor without the key, shown as such.")
     W305 = ("W305", "committed manifest awaiting its log leaf (a signed commit record names it)",
             "A manifest on disk is not in the log yet, but a commit record signed by the archive "
             "key names it exactly: a capture whose log append failed after its commit (crash, "

@@ -117,6 +117,7 @@ def checkpoint(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def log_(ctx: click.Context, as_json: bool) -> None:
     """Show the integrity log: every capture, import, adoption and audit, in commit order.
+    Each audit says whether the key holder signed it or it is an unsigned claim.
 
     \b
     Example:

@@ -127,9 +127,14 @@ def record_manifest(root: Path, capture_id: str, *, committed: str | None = None
     return record_entries(root, [manifest_leaf_for_file(path, committed).to_bytes()])
 
 
-def record_event(root: Path, event: Mapping[str, Any], *, committed: str | None = None) -> int:
-    """Append an audit event (see :mod:`preserve.log.events`); return its leaf index."""
-    return record_entries(root, [AuditLeaf(event, committed or utc_now()).to_bytes()])
+def record_event(root: Path, event: Mapping[str, Any], *, committed: str | None = None,
+                 signer: Signer | None = None) -> int:
+    """Append an audit event (see :mod:`preserve.log.events`), signed by ``signer`` when
+    given (the key holder ran the audit); return its leaf index."""
+    leaf = AuditLeaf(event, committed or utc_now())
+    if signer is not None:
+        leaf = leaf.signed_by(signer)
+    return record_entries(root, [leaf.to_bytes()])
 
 
 def record_entries(root: Path, entries: list[bytes]) -> int:

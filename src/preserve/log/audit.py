@@ -75,6 +75,7 @@ E_TIMESTAMP_INVALID = "E314"
 E_ROLLBACK = "E315"
 E_UNPROVED_LEAF = "E316"
 E_COMMIT_RECORD_INVALID = "E317"
+E_AUDIT_SIGNATURE = "E318"
 W_TORN_TAIL = "W301"
 W_UNCHECKPOINTED = "W302"
 W_LATEST_CHECKPOINT_STALE = "W303"
@@ -103,6 +104,7 @@ CODES: dict[str, str] = {
     E_ROLLBACK: "log does not extend the head this operator last verified or signed",
     E_UNPROVED_LEAF: "manifest leaf not proved by a signed checkpoint or signed commit record",
     E_COMMIT_RECORD_INVALID: "commit record malformed or not validly signed",
+    E_AUDIT_SIGNATURE: "audit leaf signed, but not validly by the archive key",
     W_TORN_TAIL: "torn tail of an interrupted append (ignored)",
     W_UNCHECKPOINTED: "log entries not yet covered by a signed checkpoint",
     W_LATEST_CHECKPOINT_STALE: "latest-checkpoint copy differs from the newest stored checkpoint",
@@ -157,6 +159,9 @@ DESCRIPTIONS: dict[str, str] = {
     "without the key). `preserve adopt` vouches for it explicitly.",
     E_COMMIT_RECORD_INVALID: "A file in manifests/log/journal/ is not a well-formed commit record,"
     " or carries a signature by the archive key that does not verify (forged).",
+    E_AUDIT_SIGNATURE: "An audit leaf carries a signature that is not a valid one by the "
+    "archive key: a forged record of a verify made to look like the key holder's. An audit "
+    "leaf with no signature is a claim by an auditor without the key, shown as such.",
     W_AWAITING_LEAF: "A manifest on disk is not in the log yet, but a commit record signed by "
     "the archive key names it exactly: a capture whose log append failed after its commit "
     "(crash, full disk). `preserve repair` appends its leaf.",
@@ -285,7 +290,7 @@ def _verify_log(
             tree_ok = False
             where = f"leaf {leaf_index}: " if leaf_index is not None else ""
             audit.add(E_TREE_MISMATCH, _rel(ENTRIES_NAME), where + problem)
-        _check_entries(audit, log, index)
+        _check_entries(audit, log, index, verifier)
         records, bad = read_journal(root, verifier)
         for item in bad:
             audit.add(E_COMMIT_RECORD_INVALID, item.path, item.problem)
@@ -442,9 +447,11 @@ def _local_key(root: Path) -> Verifier | None:
     return read_verifier(root)
 
 
-def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex) -> None:
+def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex,
+                   verifier: Verifier | None) -> None:
     """Parse every leaf; keep in ``index``, per capture id, the leaf that logs its manifest
-    (and whether an adoption leaf vouches for it)."""
+    (and whether an adoption leaf vouches for it); check signed audit leaves against
+    ``verifier`` (the archive key)."""
     previous = None
     entries = _rel(ENTRIES_NAME)
     now = datetime.now(UTC)
@@ -462,6 +469,9 @@ def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex) -> No
             if committed <= now + MAX_CLOCK_SKEW:  # one from the future is reported once
                 previous = committed if previous is None else max(previous, committed)
             if isinstance(entry, AuditLeaf):
+                if entry.signature_state(verifier) == "invalid":
+                    audit.add(E_AUDIT_SIGNATURE, entries, f"leaf {leaf}: an audit whose "
+                              "signature is not the archive key's (a forged audit)")
                 continue
             if parse_time(entry.captured) > committed:
                 audit.add(

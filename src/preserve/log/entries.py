@@ -14,7 +14,12 @@ Four kinds of leaf, in commit order:
 - ``adoption``: the same fields plus ``"operator"`` and ``"reason"``, ``"type": "adoption"``:
   an operator vouched, with the archive key, for a manifest that preserve did not commit
   itself (planted, foreign, or captured without the key). Never written by capture or repair.
-- ``audit``: ``{"committed", "event": {...PREMIS-style event...}, "type": "audit", "v": 1}``
+- ``audit``: ``{"committed", "event": {...PREMIS-style event...}, "type": "audit", "v": 1}``,
+  plus ``"signature"`` when the verify that ran was the key holder's: ``"<key name>
+  <base64(key id ‖ Ed25519 signature)>"`` over :func:`audit_signing_message` of the leaf's
+  bytes without it. An audit leaf without one is a claim (anyone who can write the log can
+  append it); a signed one is the key holder's statement that it ran that audit and found
+  that outcome.
 
 Canonical JSON: keys sorted, separators ``,`` and ``:``, ASCII only (``\\uXXXX`` escapes), no
 NaN, UTF-8 bytes, no trailing newline. The leaf hash is over these exact bytes, so anyone can
@@ -24,21 +29,29 @@ Times are RFC 3339 UTC with ``Z`` and microseconds. This module does not touch t
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LogError, ManifestError
 from ..hashing import Digests, hash_bytes
 from ..safe_io import loads_strict, read_regular
 
+if TYPE_CHECKING:
+    from .keys import Signer, Verifier
+
 ENTRY_VERSION = 1
 CAPTURE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{10}\Z")
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+#: a key name (no space, no '+') and base64 of key id (4 bytes) ‖ Ed25519 signature (64)
+_AUDIT_SIGNATURE = re.compile(r"^[^\s+]{1,256} [A-Za-z0-9+/]{91}=\Z")
 MANIFEST_DIR = "manifests"
 #: Manifests are read whole; larger files are refused (the manifest parser's own limit).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -156,13 +169,54 @@ class ImportLeaf(ManifestLeaf):
 
 @dataclass(frozen=True, slots=True)
 class AuditLeaf:
+    """The record of one verify (a PREMIS-style event), signed when the key holder ran it."""
+
     event: Mapping[str, Any]
     committed: str
+    #: ``"<key name> <base64(key id ‖ signature)>"``, or None: a claim nobody signed
+    signature: str | None = None
 
-    def to_bytes(self) -> bytes:
+    def unsigned_bytes(self) -> bytes:
+        """The leaf's bytes without its signature (what the signature is over)."""
         return canonical_json(
             {"committed": self.committed, "event": dict(self.event), "type": "audit", "v": 1}
         )
+
+    def to_bytes(self) -> bytes:
+        if self.signature is None:
+            return self.unsigned_bytes()
+        return canonical_json({"committed": self.committed, "event": dict(self.event),
+                               "signature": self.signature, "type": "audit", "v": 1})
+
+    def signed_by(self, signer: Signer) -> AuditLeaf:
+        """This leaf with ``signer``'s signature."""
+        raw = signer.sign(audit_signing_message(self.unsigned_bytes()))
+        blob = base64.b64encode(signer.key_id + raw).decode("ascii")
+        return AuditLeaf(self.event, self.committed, f"{signer.name} {blob}")
+
+    def signature_state(self, verifier: Verifier | None) -> str:
+        """``"unsigned"``; ``"signed"`` (by ``verifier``, and it verifies); ``"invalid"``
+        (it names ``verifier``'s key and does not verify, or names another key); or
+        ``"unchecked"`` (signed, but no key to check it with)."""
+        if self.signature is None:
+            return "unsigned"
+        if verifier is None:
+            return "unchecked"
+        name, _, blob = self.signature.rpartition(" ")
+        try:
+            raw = base64.b64decode(blob, validate=True)
+        except (binascii.Error, ValueError):
+            return "invalid"
+        if name != verifier.name or raw[:4] != verifier.key_id or len(raw) != 68:
+            return "invalid"
+        message = audit_signing_message(self.unsigned_bytes())
+        return "signed" if verifier.verify(message, raw[4:]) else "invalid"
+
+
+def audit_signing_message(unsigned: bytes) -> bytes:
+    """What an audit leaf's signature covers: a context line (so no checkpoint, commit record
+    or other signed text can pass for it) and the SHA-256 of the leaf's unsigned bytes."""
+    return b"preserve audit leaf v1\n" + hashlib.sha256(unsigned).hexdigest().encode() + b"\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +368,11 @@ def parse_entry(data: bytes) -> LogEntry:
         return AdoptionLeaf(**_manifest_fields(doc), operator=_require(doc, "operator", str),
                             reason=_require(doc, "reason", str))
     if kind == "audit":
-        if set(doc) != {"committed", "event", "type", "v"}:
+        if set(doc) - {"signature"} != {"committed", "event", "type", "v"}:
             raise ValueError("audit entry has unexpected fields")
-        return AuditLeaf(_require(doc, "event", dict), committed)
+        signature = doc.get("signature")
+        if signature is not None and (not isinstance(signature, str)
+                                      or not _AUDIT_SIGNATURE.match(signature)):
+            raise ValueError("audit entry signature is malformed")
+        return AuditLeaf(_require(doc, "event", dict), committed, signature)
     raise ValueError(f"unknown entry type {kind!r}")

@@ -283,6 +283,9 @@ def prove_and_sign(
                 latest[0] = parse_time(entry.committed)
             if isinstance(entry, ManifestLeaf | AdoptionLeaf):
                 proof.check(index, entry)
+            elif entry.signature_state(verifier) == "invalid":  # verify reports it (E318)
+                problems.append(f"leaf {index} is an audit whose signature is not the "
+                                "archive key's (a forged audit)")
 
         problems += log.verify_extension(base.size, base.root, collect)
         head_root = log.root_hash()

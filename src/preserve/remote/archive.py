@@ -633,8 +633,12 @@ class RemoteArchive:
         """The log's entries in commit order (as :func:`preserve.integrity.history`)."""
         from preserve.integrity import history_rows
 
+        try:
+            verifier: Verifier | None = self.place.read_verifier()
+        except errors.PreserveError:
+            verifier = None
         with self.place.open_log() as tiles:
-            yield from history_rows(tiles.iter_entries())
+            yield from history_rows(tiles.iter_entries(), verifier)
 
     # --- audit and repair ------------------------------------------------------------------
 
@@ -645,20 +649,31 @@ class RemoteArchive:
 
     last_audit: Any = None
 
+    def _is_archive_key(self, signer: Signer) -> bool:
+        """Whether ``signer`` is the archive's own key (an audit leaf signed by another key
+        would be reported as a forgery for good)."""
+        try:
+            return signer.verifier == self.place.read_verifier()
+        except errors.PreserveError:
+            return False
+
     def record_audit(self, report: Any) -> Any:
         """Append the audit as a fixity event (pass or fail) and, only if it passed, prove
         and sign (as :func:`preserve.integrity.record_audit` does locally)."""
         from preserve.integrity import AuditRecord, fixity_event_for
         from preserve.log.entries import AuditLeaf, utc_now
 
+        signer = self.signer()
         with Lease(self.store, wait=60):
             tiles = TiledLog.open(self.store, LOG)
-            tiles.append(AuditLeaf(fixity_event_for(report), utc_now()).to_bytes())
+            leaf = AuditLeaf(fixity_event_for(report), utc_now())
+            if signer is not None and self._is_archive_key(signer):
+                leaf = leaf.signed_by(signer)
+            tiles.append(leaf.to_bytes())
             outcome = "pass" if report.ok else "fail"
             if not report.ok:
                 return AuditRecord(True, outcome, None, "the audit found integrity errors: "
                                    "nothing was signed")
-            signer = self.signer()
             if signer is None:
                 return AuditRecord(True, outcome, None, None)
             try:

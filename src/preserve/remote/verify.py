@@ -490,7 +490,7 @@ def _audit_leaves(
 
     place = archive.place
     store = archive.store
-    log_audit._check_entries(audit, tiles, leaves)  # type: ignore[arg-type]
+    log_audit._check_entries(audit, tiles, leaves, verifier)  # type: ignore[arg-type]
     records, bad = place.read_journal(verifier)
     for item in bad:
         audit.add(log_audit.E_COMMIT_RECORD_INVALID, str(item.path), item.problem)
