@@ -272,6 +272,23 @@ def test_a_leaf_whose_type_was_changed_is_proved_by_no_record_of_another_kind(
     assert _checkpoints(root) == before
 
 
+def test_a_replayed_leaf_is_never_signed_over(archive: Archive, site: TestServer) -> None:
+    """While a capture's commit record is outstanding (a batch signs at its end), someone
+    with write access appended its leaf again. Verify reported E312, but the signing paths
+    that prove only the new leaves found both proved by that one record and signed over the
+    replay. Now a second leaf of a capture among the new leaves is refused, as verify's E312
+    would have it; a later adoption of it is not."""
+    root = archive.root
+    captured = archive.capture(site.url("/c"), OPTIONS, checkpoint=False)
+    with open_log(root) as opened:
+        opened.append_many([opened.leaf(opened.size - 1)])
+    before = _checkpoints(root)
+    assert "E312" in {f.code.code for f in archive.verify(record=False).errors}
+    with pytest.raises(NotProvedError, match=f"logs capture {captured.capture_id} again"):
+        archive.checkpoint(whole_archive=False)
+    assert _checkpoints(root) == before
+
+
 def _audit_rows(root: Path) -> list[dict[str, Any]]:
     return [row for row in history(root) if row["type"] == "audit"]
 

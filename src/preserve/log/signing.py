@@ -367,9 +367,20 @@ class _LeafProof:
         self.covered: set[bytes] = set()
         self.count = 0  # leaves checked
         self.failure: str | None = None  # why the first leaf not proved is not
+        #: per capture id among the new leaves: its first leaf, and whether one adopts it
+        self.seen: dict[str, tuple[int, bool]] = {}
 
     def check(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> None:
         self.count += 1
+        adoption = isinstance(leaf, AdoptionLeaf)
+        first = self.seen.get(leaf.capture_id)
+        if first is None or (adoption and not first[1]):
+            self.seen[leaf.capture_id] = (index if first is None else first[0], adoption)
+        elif self.failure is None:  # as verify's E312: one leaf, and one adoption, a capture
+            self.failure = (f"leaf {index} logs capture {leaf.capture_id} again (leaf "
+                            f"{first[0]} logs it): a replayed leaf, which the commit record "
+                            "of the first does not prove")
+            return
         if self.failure is None:
             try:
                 key = self._prove(index, leaf)
