@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -162,12 +163,25 @@ def _not_mirrored(rel: str, why: str) -> ManifestChecks:
     return ManifestChecks([Finding(Code.E101, rel, why)], {}, set(), set(), {}, set(), [])
 
 
+#: The objects of the tiled log (below ``manifests/log/``): head, key, checkpoint copy,
+#: commit records, hash tiles and entry bundles, full or partial. ``checkpoints/`` is swept
+#: by :func:`sweep_findings`; anything else there is none preserve writes (W505, as locally).
+_LOG_OBJECT = re.compile(
+    r"(?:head\.json|key\.pub|checkpoint|checkpoints/.*"
+    r"|journal/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{12}\.txt"
+    r"|tile/(?:entries|[0-9]{1,2})/(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/(?:[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?)\Z",
+    re.ASCII | re.DOTALL)
+
+
 def list_manifests(store: ObjectStore, report: Report) -> list[str]:
-    """The manifests to check (other objects in manifests/ are reported here)."""
+    """The manifests to check (other objects in manifests/, and objects in manifests/log/
+    the log does not consist of, are reported here)."""
     names = []
     for info in store.list("manifests"):
         rel = info.key
         if rel.startswith("manifests/log/"):
+            if not _LOG_OBJECT.match(rel, len("manifests/log/")):
+                report.add(Finding(Code.W505, rel, "unexpected object in manifests/log/"))
             continue
         if rel.count("/") == 1 and rel.endswith(".json"):
             names.append(rel)  # one named so no local file can be: E101 when checked
