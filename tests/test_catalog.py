@@ -219,3 +219,18 @@ def test_a_catalog_write_cut_short_is_checked_as_it_will_be_rolled_back(
     codes = {f.code.code for f in archive.verify(record=False).findings}
     assert ("W507" in codes) is tampered
     assert {p.name: p.read_bytes() for p in (path, journal)} == before
+
+
+def test_a_planted_sparse_journal_is_not_copied(site: TestServer, tmp_path: Path) -> None:
+    """Checking a catalog with a hot journal copies both; a planted journal of 3 GiB of
+    holes would have been filled in on the temporary disk. It is reported instead."""
+    archive = Archive(tmp_path)
+    archive.init()
+    archive.capture(site.url("/a"))
+    path = _catalog(tmp_path)
+    subprocess.run([sys.executable, "-c", _INTERRUPTED_WRITE, str(path)], check=False)
+    journal = path.with_name(path.name + "-journal")
+    with journal.open("r+b") as handle:
+        handle.truncate(3 << 30)
+    (finding,) = [f for f in archive.verify(record=False).findings if f.code.code == "W507"]
+    assert "sparse" in finding.message

@@ -53,8 +53,9 @@ MAX_TITLE = 500
 #: this many rows at most).
 SYNC_BATCH = 10_000
 #: The most a catalog and its hot journal may hold for verify to copy them and check the
-#: catalog as it will be rolled back (a catalog of 100,000 captures is 75 MB).
-MAX_ROLLBACK_COPY = 8 << 30
+#: catalog as it will be rolled back (a catalog of 100,000 captures is 75 MB); a file with
+#: holes (a planted sparse one, which a copy would fill in) is not copied either.
+MAX_ROLLBACK_COPY = 4 << 30
 #: The fields of :meth:`Catalog.summaries` rows, in order (those of ``preserve list``).
 SUMMARY_FIELDS = ("capture_id", "requested_url", "final_url", "started", "http_status",
                   "status", "title", "text_blake3")
@@ -487,9 +488,11 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes]) -> list[str
     try:
         if not stat.S_ISREG(journal.lstat().st_mode):
             return [f"{INDEX_DIR}/{journal.name} is not a regular file"]
-        if path.stat().st_size + journal.stat().st_size > MAX_ROLLBACK_COPY:
-            return ["the catalog has an unfinished write and is too large to copy to check "
-                    "it (repair rebuilds it)"]
+        sizes = [path.stat(), journal.stat()]
+        if sum(s.st_size for s in sizes) > MAX_ROLLBACK_COPY or any(
+                s.st_blocks * 512 + (1 << 20) < s.st_size for s in sizes):
+            return ["the catalog has an unfinished write and is too large (or sparse) to "
+                    "copy to check it (repair rebuilds it)"]
         with tempfile.TemporaryDirectory(prefix="preserve-catalog-") as tmp:
             copy = Path(tmp) / CATALOG_FILE
             shutil.copyfile(path, copy, follow_symlinks=False)
