@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from preserve import Archive
 from preserve.cli import main
+from preserve.compare import diff
 from servers import TestServer, redirect, respond, stream_bytes
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
@@ -207,3 +210,31 @@ def test_cannot_run_exit_3(tmp_path: Path) -> None:
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run(tmp_path, "capture").returncode == 2
     assert run(tmp_path, "verify", "--no-such-option").returncode == 2
+
+
+def test_diff_does_not_call_a_changed_text_identical(site: TestServer, tmp_path: Path) -> None:
+    """Two captures with the same final payload but different clean text (text from the
+    rendered page, which scripts change; or another extractor version) were summarised as
+    "identical payload: the server sent the same bytes" above a diff of changed text. The
+    summary now says the text changed, and why it can; each side names its text's address."""
+    archive = Archive(tmp_path)
+    first = archive.capture(site.url("/news")).capture_id
+    second = archive.capture(site.url("/news")).capture_id
+    old = archive.manifest(first)
+    newer = dataclasses.replace(archive.manifest(second), extractor=dataclasses.replace(
+        old.extractor, version="0.0.1"))
+
+    class Rewritten:  # the second capture as an older extractor would have left it
+        def manifest(self, capture_id: str) -> object:
+            return old if capture_id == first else newer
+
+        def text(self, capture_id: str) -> str:
+            return archive.text(first) + ("" if capture_id == first else "An added line.\n")
+
+    result = diff(Rewritten(), first, second)  # type: ignore[arg-type]
+    assert result.text_changed and not result.payload_changed
+    assert result.summary.startswith("clean text changed, the final response's payload did "
+                                     "not"), result.summary
+    assert "extractor" in result.summary and "0.0.1" in result.summary
+    assert site.url("/news") in result.unified_diff.splitlines()[0]
+    assert result.to_json()["new_text_url"] == site.url("/news")

@@ -27,10 +27,19 @@ class CaptureDiff:
     final_url_changed: bool
     status_changed: bool
     unified_diff: str  # of the clean text, '' when the text is the same
+    #: the address of the document each clean text was extracted from (the rendered page's
+    #: after a client-side navigation; see :attr:`Manifest.text_url`)
+    old_text_url: str = ""
+    new_text_url: str = ""
+    #: why the text can change when the payload did not ('' when nothing says)
+    text_source_note: str = ""
 
     @property
     def summary(self) -> str:
         if not self.payload_changed:
+            if self.text_changed:
+                note = f" ({self.text_source_note})" if self.text_source_note else ""
+                return f"clean text changed, the final response's payload did not{note}"
             return "identical payload: the server sent the same bytes"
         if not self.text_changed:
             return "payload changed, clean text did not (markup, ads or boilerplate only)"
@@ -44,6 +53,8 @@ class CaptureDiff:
             "payload_changed": self.payload_changed,
             "final_url_changed": self.final_url_changed,
             "status_changed": self.status_changed,
+            "old_text_url": self.old_text_url,
+            "new_text_url": self.new_text_url,
             "summary": self.summary,
             "unified_diff": self.unified_diff,
         }
@@ -68,8 +79,8 @@ def diff(archive: Archive | RemoteArchive, old_id: str, new_id: str) -> CaptureD
     lines = difflib.unified_diff(
         old_text.splitlines(keepends=True),
         new_text.splitlines(keepends=True),
-        fromfile=f"{old.capture_id} ({old.started})",
-        tofile=f"{new.capture_id} ({new.started})",
+        fromfile=f"{old.capture_id} ({old.started}) {old.text_url}",
+        tofile=f"{new.capture_id} ({new.started}) {new.text_url}",
     )
     unified = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
     return CaptureDiff(
@@ -80,4 +91,20 @@ def diff(archive: Archive | RemoteArchive, old_id: str, new_id: str) -> CaptureD
         final_url_changed=old.final_url != new.final_url,
         status_changed=old.http.status != new.http.status,
         unified_diff=unified,
+        old_text_url=old.text_url,
+        new_text_url=new.text_url,
+        text_source_note=_text_source_note(old, new),
     )
+
+
+def _text_source_note(old: Manifest, new: Manifest) -> str:
+    """What besides the final payload the two texts came from, when that differs."""
+    notes = []
+    if any(m.extraction.source is not None and m.extraction.source.kind == "rendered-dom"
+           for m in (old, new)):
+        notes.append("text of the page as the browser rendered it")
+    if old.text_url != new.text_url:
+        notes.append("taken from different addresses")
+    if old.extractor.version != new.extractor.version:
+        notes.append(f"extractor {old.extractor.version} and {new.extractor.version}")
+    return "; ".join(notes)

@@ -328,7 +328,9 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def diff(ctx: click.Context, old_id: str, new_id: str, as_json: bool) -> None:
-    """Show how the clean text changed from capture OLD_ID to NEW_ID.
+    """Show how the clean text changed from capture OLD_ID to NEW_ID. Each side of the
+    diff names the address its text was taken from (the rendered page's after a
+    client-side navigation); the summary says whether the final payload changed too.
 
     \b
     Example:
