@@ -618,11 +618,11 @@ def cli(base: list[str], *args: str) -> Any:
 SUPPORTED = {
     "list": [], "show": ["{0}"], "history": ["{url}"], "diff": ["{0}", "{1}"], "log": [],
     "checkpoint": [], "verify": ["--no-record", "--commit-wait", "5"], "repair": ["--dry-run"],
-    "init": [],
+    "init": [], "prove": ["{0}", "-o", "{tmp}/p.json"],
 }
 UNSUPPORTED = {
     "adopt": ["{0}", "--reason", "test"], "reset-head": ["--yes"],
-    "prove": ["{0}", "-o", "{tmp}/p.json"], "export": ["--all", "--wacz", "{tmp}/x.wacz"],
+    "export": ["--all", "--wacz", "{tmp}/x.wacz"],
     "report": ["{0}", "-o", "{tmp}/r.html"],
 }
 
@@ -639,6 +639,12 @@ def test_cli_commands_on_s3(s3_cli: dict[str, Any], command: str) -> None:
         assert done.stdout.splitlines()[-1] == f"2 capture(s) of {s3_cli['url']}"
     if command == "diff":
         assert "identical payload" in done.stdout, done.stdout
+    if command == "prove":  # the bundle holds offline, with the archive's key
+        from preserve.log import load_signer
+
+        key = load_signer(s3_cli["tmp"] / "k.key").verifier.to_text()
+        checked = cli([], "check-proof", f"{s3_cli['tmp']}/p.json", "--trusted-key", key)
+        assert checked.exit_code == 0 and "proof holds" in checked.stdout, checked.stdout
 
 
 @pytest.mark.parametrize("command", sorted(UNSUPPORTED))

@@ -152,12 +152,14 @@ def prove(ctx: click.Context, capture_id: str, out: Path, as_json: bool) -> None
       preserve prove abcdefghij -o proof.json && preserve check-proof proof.json
     """
     from preserve import log
+    from preserve.archive import Archive
     from preserve.safe_io import write_atomic
 
     with errors_to_exit():
-        archive = open_archive(ctx)
+        archive = open_any(ctx)
         full_id = archive.manifest(capture_id).capture_id
-        bundle = log.make_proof(archive.root, full_id)
+        bundle = log.make_proof(archive.root, full_id) if isinstance(archive, Archive) \
+            else archive.make_proof(full_id)
         write_atomic(out, (json.dumps(bundle, indent=2, sort_keys=True) + "\n").encode())
     if not as_json:
         say(f"wrote proof of {full_id} to {out}")

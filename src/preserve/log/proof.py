@@ -13,15 +13,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import LogError, ProofError, SigningKeyError
+from ..errors import LogError, PreserveError, ProofError, SigningKeyError
 from ..hashing import hash_bytes
 from ..safe_io import read_regular
 from .archive_log import latest_checkpoint, open_log, read_verifier
 from .entries import MAX_MANIFEST_BYTES, ManifestLeaf, manifest_path, parse_entry, utc_now
-from .keys import parse_verifier_key
+from .keys import Verifier, parse_verifier_key
 from .merkle import leaf_hash, verify_inclusion
 from .note import NoteError, verify_checkpoint
 
@@ -45,18 +48,58 @@ def _warc_summary(manifest: Any) -> dict[str, Any]:
     }
 
 
+class ProofLog(Protocol):
+    """What a proof needs of an opened log (a local log or an object store's tiles)."""
+
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]: ...
+    def root_hash(self, size: int | None = None) -> bytes: ...
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]: ...
+
+
+class ProofSource(Protocol):
+    """Where a proof is gathered from: an archive directory or an object-store root."""
+
+    def read_verifier(self) -> Verifier: ...
+    def latest_note(self) -> str | None: ...
+    def read_manifest(self, rel: str) -> bytes: ...
+    def open_log(self) -> AbstractContextManager[ProofLog]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _LocalSource:
+    root: Path
+
+    def read_verifier(self) -> Verifier:
+        return read_verifier(self.root)
+
+    def latest_note(self) -> str | None:
+        return latest_checkpoint(self.root)
+
+    def read_manifest(self, rel: str) -> bytes:
+        return read_regular(self.root / rel, MAX_MANIFEST_BYTES, what="manifest",
+                            error=ProofError)
+
+    def open_log(self) -> AbstractContextManager[ProofLog]:
+        return open_log(self.root, readonly=True)
+
+
 def make_proof(root: Path, capture_id: str) -> dict[str, Any]:
-    """Build the proof bundle of one capture (JSON-ready dict).
+    """Build the proof bundle of one capture of the archive directory ``root`` (JSON-ready
+    dict); see :func:`build_proof`."""
+    return build_proof(_LocalSource(Path(root)), capture_id)
+
+
+def build_proof(source: ProofSource, capture_id: str) -> dict[str, Any]:
+    """Build the proof bundle of one capture (JSON-ready dict) from ``source``.
 
     Raises :class:`ProofError` if the capture is not logged, its manifest changed, or no
     signed checkpoint covers its leaf yet (write a checkpoint first).
     """
-    root = Path(root)
     try:
-        verifier = read_verifier(root)
+        verifier = source.read_verifier()
     except SigningKeyError as exc:
         raise ProofError(str(exc)) from exc
-    note = latest_checkpoint(root)
+    note = source.latest_note()
     if note is None:
         raise ProofError("the archive has no signed checkpoint yet")
     try:
@@ -64,11 +107,10 @@ def make_proof(root: Path, capture_id: str) -> dict[str, Any]:
     except NoteError as exc:
         raise ProofError(f"the latest checkpoint does not verify: {exc}") from exc
     try:
-        manifest_bytes = read_regular(root / manifest_path(capture_id), MAX_MANIFEST_BYTES,
-                                      what="manifest", error=ProofError)
-    except ValueError as exc:
+        manifest_bytes = source.read_manifest(manifest_path(capture_id))
+    except (ValueError, PreserveError) as exc:
         raise ProofError(f"no manifest for {capture_id}: {exc}") from exc
-    with open_log(root, readonly=True) as log:
+    with source.open_log() as log:
         found: tuple[int, bytes] | None = None
         for index, data in log.iter_entries():
             if f'"capture_id":"{capture_id}"'.encode() in data:

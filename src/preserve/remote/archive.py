@@ -186,6 +186,12 @@ class RemotePlace:
     def open_log(self) -> TiledLog:
         return TiledLog.open(self.store, LOG, readonly=True)
 
+    def latest_note(self) -> str | None:
+        """The text of the ``checkpoint`` copy (None when there is none)."""
+        if not self.store.exists(LATEST):
+            return None
+        return self.read_checkpoint(LATEST)
+
     def read_manifest(self, rel: str) -> bytes:
         try:
             return self.store.get(rel, MAX_MANIFEST_BYTES)
@@ -628,6 +634,12 @@ class RemoteArchive:
                 f"{m.text.path} is not the text the manifest of {m.capture_id} names (another "
                 "size or BLAKE3): not shown; run preserve verify")
         return data.decode("utf-8")
+
+    def make_proof(self, capture_id: str) -> dict[str, Any]:
+        """The proof bundle of one capture (as :func:`preserve.log.make_proof` locally)."""
+        from preserve.log.proof import build_proof
+
+        return build_proof(self.place, capture_id)
 
     def history_rows(self) -> Iterator[dict[str, Any]]:
         """The log's entries in commit order (as :func:`preserve.integrity.history`)."""
