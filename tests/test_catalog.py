@@ -17,6 +17,7 @@ import pytest
 
 from preserve import Archive
 from preserve.audit.repair import repair
+from preserve.log import record_manifest
 from preserve.storage import catalog as catalog_mod
 from preserve.storage.catalog import CATALOG_FILE, INDEX_DIR, url_key
 from servers import TestServer, respond
@@ -234,3 +235,54 @@ def test_a_planted_sparse_journal_is_not_copied(site: TestServer, tmp_path: Path
         handle.truncate(3 << 30)
     (finding,) = [f for f in archive.verify(record=False).findings if f.code.code == "W507"]
     assert "sparse" in finding.message
+
+
+def test_previous_never_names_a_capture_logged_without_the_key(site: TestServer,
+                                                              tmp_path: Path) -> None:
+    """A manifest planted together with a log leaf for it (appended by someone without the
+    key: E316) is in the log, and the catalog synced from the log lists it: the next capture
+    of that URL named it as an earlier capture, in a manifest whose commit record the key
+    signs. Only leaves a signed checkpoint or signed commit record proves are named now; an
+    earlier capture of the same batch, proved by its record, still is."""
+    archive = Archive(tmp_path)
+    archive.init()
+    first = archive.capture(site.url("/a"))
+    planted_id = first.capture_id[:-10] + "aaaaaaaaaa"
+    document = json.loads((tmp_path / first.manifest_path).read_bytes())
+    document["capture_id"] = planted_id
+    path = tmp_path / "manifests" / f"{planted_id}.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    record_manifest(tmp_path, planted_id)
+    second = archive.capture(site.url("/a"), checkpoint=False)  # not signed: E316 pending
+    assert archive.manifest(second.capture_id).previous == (first.capture_id,)
+    third = archive.capture(site.url("/a"), checkpoint=False)  # proved by its record only
+    assert archive.manifest(third.capture_id).previous == (first.capture_id,
+                                                           second.capture_id)
+    assert "E316" in {f.code.code for f in archive.verify(record=False).errors}
+
+
+def test_a_capture_committed_while_verify_runs_is_no_catalog_finding(
+        site: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capture committed after verify listed the manifests adds its catalog row before
+    verify compares the catalog with the manifests it checked: that row named none of them
+    (W507, seen in CI beside concurrent captures). Rows of leaves appended meanwhile are not
+    held to the listing; a forged row still is."""
+    from preserve.audit import verify as verify_mod  # noqa: PLC0415
+
+    archive = Archive(tmp_path)
+    archive.init()
+    archive.capture(site.url("/a"))
+    sweep = verify_mod._Audit.sweep_archive
+
+    def capture_meanwhile(self: verify_mod._Audit) -> None:
+        archive.capture(site.url("/b"))
+        sweep(self)
+
+    monkeypatch.setattr(verify_mod._Audit, "sweep_archive", capture_meanwhile)
+    assert "W507" not in {f.code.code for f in verify_mod.verify(tmp_path).findings}
+    monkeypatch.undo()
+    with sqlite3.connect(_catalog(tmp_path)) as db:
+        db.execute("UPDATE captures SET title = 'forged' WHERE leaf_index = 0")
+    db.close()
+    assert "W507" in {f.code.code for f in archive.verify(record=False).findings}

@@ -508,6 +508,7 @@ class Archive:
                             operator=operator or provenance.default_operator())
             _signing.prove_and_sign(self.root, signer, heads=self.heads,
                            timestamper=integrity.timestamper(self.tsa_url))
+            self._catalog_current()  # the adopted captures are ``previous`` of later ones
         return ids
 
     def reset_head(self) -> KnownHead | None:

@@ -55,9 +55,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from preserve import log
+from preserve import catalog_sync, log
 from preserve.errors import (
     NotFoundError,
     NotProvedError,
@@ -69,7 +69,7 @@ from preserve.hashing import Digests, hash_bytes
 from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf
 from preserve.log.journal import MAX_RECORDS, CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
-from preserve.log.signing import Signed, check_extends, prove_and_sign
+from preserve.log.signing import LocalPlace, ProvedLeaves, Signed, check_extends, prove_and_sign
 from preserve.safe_io import Durability, fsync_dir
 from preserve.spill import Spill
 from preserve.storage import manifest as manifest_mod
@@ -428,7 +428,9 @@ def commit_drafts(ctx: CommitContext, drafts: Iterable[Draft], *, sign: bool,
     check_extends(ctx.root, ctx.heads, verifier)
     spill_dir = ctx.layout.tmp_dir
     with contextlib.closing(_Undo(spill_dir)) as undo, Spill.anonymous(spill_dir) as placed:
-        records = _prepare(ctx, drafts, placed, undo)
+        # what a capture names as ``previous`` must be proved: the key signs its manifest
+        proved = None if verifier is None else ProvedLeaves(LocalPlace(ctx.root), verifier)
+        records = _prepare(ctx, drafts, placed, undo, proved)
         if not placed:
             return GroupOutcome([])
         _commit_point(ctx, placed, undo)
@@ -457,7 +459,7 @@ def _committed(ctx: CommitContext, line: _Placed) -> Committed:
 
 
 def _prepare(ctx: CommitContext, drafts: Iterable[Draft], placed: Spill,
-             undo: _Undo) -> list[Path]:
+             undo: _Undo, proved: ProvedLeaves | None) -> list[Path]:
     """Steps 2-4: place, build and write each capture's files, one line each in
     ``placed``; then the commit records; then one flush. Returns the records' paths (none
     for an empty group). On failure everything is undone and the error raised."""
@@ -465,7 +467,7 @@ def _prepare(ctx: CommitContext, drafts: Iterable[Draft], placed: Spill,
     try:
         linked: dict[str, Path] = {}  # a WARC file shared by captures of the group: linked once
         for draft in drafts:
-            placed.append(_place(ctx, draft, linked, undo, durability).pack())
+            placed.append(_place(ctx, draft, linked, undo, durability, proved).pack())
         if not placed:
             return []
         records = _write_records(ctx, placed, undo, durability)
@@ -477,7 +479,7 @@ def _prepare(ctx: CommitContext, drafts: Iterable[Draft], placed: Spill,
 
 
 def _place(ctx: CommitContext, draft: Draft, linked: dict[str, Path], undo: _Undo,
-           durability: Durability) -> _Placed:
+           durability: Durability, proved: ProvedLeaves | None) -> _Placed:
     """Step 2 for one capture, its flush left to ``durability``."""
     rel = draft.warc_rel
     _link_warc(ctx, draft, linked, undo, durability)
@@ -487,7 +489,7 @@ def _place(ctx: CommitContext, draft: Draft, linked: dict[str, Path], undo: _Und
     if placed != draft.names:
         raise StorageError(f"capture {draft.capture_id}: the files placed are not the ones "
                            "its manifest names")
-    previous = tuple(_previous(ctx, draft.requested_url, draft.capture_id))
+    previous = tuple(_previous(ctx, draft.requested_url, draft.capture_id, proved))
     data = with_previous(draft.data, previous)
     digests = hash_bytes(data)
     temp = _write_temp_manifest(ctx.layout, draft.capture_id, data, undo, durability)
@@ -599,19 +601,24 @@ def _store_object(ctx: CommitContext, data: TextObject | None, undo: _Undo,
     return stored
 
 
-def _previous(ctx: CommitContext, url: str, capture_id: str) -> list[str]:
+def _previous(ctx: CommitContext, url: str, capture_id: str,
+              proved: ProvedLeaves | None) -> list[str]:
     """Earlier captures of ``url``: catalog candidates, each re-checked against the log leaf
-    the catalog names for it and against its manifest (:func:`logged_captures_of`)."""
-    return [m.capture_id for m in logged_captures_of(ctx.layout, ctx.catalog, url)
+    the catalog names for it and against its manifest (:func:`logged_captures_of`), and,
+    in an archive with a key, that leaf proved (``proved``): a planted capture, logged by
+    someone without the key, is never named in a manifest the key signs."""
+    return [m.capture_id for m in logged_captures_of(ctx.layout, ctx.catalog, url, proved)
             if m.capture_id != capture_id]
 
 
-def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str) -> list[Manifest]:
+def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str,
+                       proved: Callable[[int, ManifestLeaf | AdoptionLeaf], bool] | None = None,
+                       ) -> list[Manifest]:
     """The logged captures whose requested URL is ``url``, oldest first: the catalog's
     candidates, each kept only if the log leaf the catalog names for it logs its manifest
-    byte for byte (:func:`logged_manifest`). A crafted row, or a manifest planted beside one,
-    is never returned; an unusable catalog or log gives no candidates. The caller has
-    brought the catalog up to the log."""
+    byte for byte (:func:`logged_manifest`) and, given ``proved``, passes it. A crafted row,
+    or a manifest planted beside one, is never returned; an unusable catalog or log gives no
+    candidates. The caller has brought the catalog up to the log."""
     try:
         candidates = catalog.leaves_of_url(url)
     except CatalogError:
@@ -622,7 +629,7 @@ def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str) -> lis
     try:
         with log.open_log(layout.root, readonly=True) as opened:
             for candidate, index in candidates:
-                earlier = logged_manifest(layout, opened, candidate, index)
+                earlier = logged_manifest(layout, opened, candidate, index, proved)
                 if earlier is not None and earlier.requested_url == url:
                     found.append(earlier)
     except (PreserveError, OSError):
@@ -631,16 +638,21 @@ def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str) -> lis
 
 
 def logged_manifest(layout: ArchiveLayout, opened: log.TransparencyLog, capture_id: str,
-                    index: int) -> Manifest | None:
+                    index: int,
+                    proved: Callable[[int, ManifestLeaf | AdoptionLeaf], bool] | None = None,
+                    ) -> Manifest | None:
     """The manifest of ``capture_id`` if leaf ``index`` of ``opened`` is a manifest (or
-    adoption) leaf of that capture naming exactly the manifest's bytes on disk; else None
-    (a crafted or stale catalog row, a planted or edited manifest)."""
+    adoption) leaf of that capture naming exactly the manifest's bytes on disk (and, given
+    ``proved``, passing it); else None (a crafted or stale catalog row, a planted or edited
+    manifest, a leaf nothing signed proves)."""
     try:
         leaf = log.parse_entry(opened.leaf(index))
         manifest, digests = manifest_mod.read_manifest(layout.manifest_path_for(capture_id))
     except (PreserveError, ValueError):
         return None
     if not (records(leaf, capture_id, digests) and manifest.capture_id == capture_id):
+        return None
+    if proved is not None and not proved(index, leaf):
         return None
     return manifest
 
@@ -649,7 +661,8 @@ def logged_manifest(layout: ArchiveLayout, opened: log.TransparencyLog, capture_
 CaptureLeaves = list[tuple[int, ManifestLeaf | AdoptionLeaf]]
 
 
-def records(leaf: object, capture_id: str, digests: Digests) -> bool:
+def records(leaf: object, capture_id: str,
+            digests: Digests) -> TypeGuard[ManifestLeaf | AdoptionLeaf]:
     """Whether ``leaf`` is a manifest (import, adoption) leaf of ``capture_id`` recording a
     manifest of exactly these ``digests``."""
     return isinstance(leaf, ManifestLeaf | AdoptionLeaf) and leaf.capture_id == capture_id \
@@ -765,7 +778,8 @@ def _partial(committed: Sequence[str], why: str) -> str:
 
 def _add_to_catalog(ctx: CommitContext, placed: Spill, outcome: GroupOutcome) -> None:
     """Step 7: the rows, :data:`BATCH` at a time, each batch bringing the catalog up to its
-    last leaf."""
+    last leaf; a catalog that was behind the log is brought up to it from the log (else
+    every later capture's ``previous`` would miss what it lacks until a ``list``)."""
     try:
         with log.open_log(ctx.root, readonly=True) as opened:
             size = opened.size
@@ -774,7 +788,8 @@ def _add_to_catalog(ctx: CommitContext, placed: Spill, outcome: GroupOutcome) ->
             for batch in _batches(_lines(placed), BATCH):
                 indexed += len(batch)
                 ctx.catalog.add([line.row for line in batch], indexed)
-        # else the catalog was behind already: its next sync reads these from the log
+        else:  # behind already (leaves appended by adopt or by hand): read them from the log
+            catalog_sync.sync_catalog(ctx.root, ctx.catalog)
     except (CatalogError, PreserveError, OSError) as exc:
         outcome.catalog_error = str(exc)
         if ctx.on_catalog_error is not None:

@@ -352,6 +352,37 @@ class _SignedRecords:
                 if all(pairs[i:i + 16] in covered for i in range(0, len(pairs), 16))]
 
 
+class ProvedLeaves:
+    """Whether a logged manifest, import or adoption leaf is proved now: covered by the
+    archive's newest checkpoint signed by its key (a signing proved it), or named exactly by
+    a commit record of its kind signed by the key (a commit not signed over yet, e.g. earlier
+    in a batch). The checkpoint and the records are read once, when first needed. What a
+    capture names as its ``previous`` captures must pass this: the key signs its manifest."""
+
+    def __init__(self, place: LogPlace, verifier: Verifier) -> None:
+        self.place = place
+        self.verifier = verifier
+        self._covered: int | None = None
+        self._signed: set[bytes] | None = None
+
+    def __call__(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> bool:
+        if self._covered is None:
+            try:
+                newest = self.place.newest_signed_checkpoint(self.verifier)
+            except (PreserveError, OSError):
+                newest = None
+            self._covered = 0 if newest is None else newest.size
+        if index < self._covered:
+            return True
+        if self._signed is None:
+            try:
+                self._signed = _SignedRecords(self.place.journal_records(self.verifier)).entries
+            except (PreserveError, OSError):
+                self._signed = set()
+        return any(_key(kind, leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size)
+                   in self._signed for kind in _record_kinds(leaf))
+
+
 class _LeafProof:
     """Checks each manifest/adoption leaf newer than the trusted base (of ``base`` leaves),
     as it is read, against its manifest file and a signed commit record; remembers the
@@ -442,6 +473,7 @@ __all__ = [
     "LocalPlace",
     "LogPlace",
     "LogReader",
+    "ProvedLeaves",
     "Signed",
     "TreeHead",
     "check_extends",
