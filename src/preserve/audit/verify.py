@@ -59,11 +59,17 @@ from typing import TYPE_CHECKING, Any
 from preserve.audit.file_index import IN_MEMORY_BELOW, FileIndex
 from preserve.audit.findings import Code, Finding, Report
 from preserve.audit.merged import MergedChecks, merge_all
-from preserve.errors import ArchiveError, ManifestError, UnsafePathError
+from preserve.errors import ArchiveError, ManifestError, PreserveError, UnsafePathError
 from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
 from preserve.log.archive_log import CHECKPOINT_DIR, KEY_FILE, LATEST_CHECKPOINT
 from preserve.log.journal import JOURNAL_DIR
-from preserve.log.storage import ENTRIES_NAME, HEAD_NAME, INDEX_NAME, TREE_DIR_NAME
+from preserve.log.storage import (
+    ENTRIES_NAME,
+    HEAD_NAME,
+    INDEX_NAME,
+    TREE_DIR_NAME,
+    TransparencyLog,
+)
 from preserve.storage.catalog import (
     CATALOG_FILE,
     INDEX_DIR,
@@ -234,6 +240,8 @@ class _Audit:
     import_digests: dict[Path, Future[Digests]] = field(default_factory=dict)
     #: deep: the pages of each imported file, their records checked once per file at the end
     shared: dict[Path, _SharedFile] = field(default_factory=dict)
+    #: the log's size when the manifests were listed (None: no log, or not known)
+    log_size_at_start: int | None = None
 
     def __post_init__(self) -> None:
         self.layout = ArchiveLayout(self.root)
@@ -339,6 +347,7 @@ class _Audit:
     def run(self, progress: Progress | None, only: AbstractSet[str] | None = None) -> None:
         """Check every manifest (or, with ``only``, those captures' manifests and files,
         without the cross-checks and the sweep), then sweep the tree and the catalog."""
+        self.log_size_at_start = _log_size(self.layout.root)
         listed = self.list_manifests()
         if only is not None:
             listed = (n for n in listed if n[: -len(MANIFEST_SUFFIX)] in only)
@@ -423,8 +432,14 @@ class _Audit:
             self.report.stats.records_checked += out.records_checked
 
     def check_catalog(self) -> None:
-        """The catalog must be derived from the manifests just checked (else W507)."""
-        for problem in check_catalog(self.layout, self.index.catalog_rows()):
+        """The catalog must be derived from the manifests just checked (else W507); rows of
+        leaves appended since the manifests were listed (a capture committed meanwhile) are
+        not held to them."""
+        meanwhile = range(0)
+        if self.log_size_at_start is not None:
+            meanwhile = range(self.log_size_at_start,
+                              _log_size(self.layout.root) or self.log_size_at_start)
+        for problem in check_catalog(self.layout, self.index.catalog_rows(), meanwhile):
             self.add(Code.W507, f"{INDEX_DIR}/{CATALOG_FILE}", f"the catalog is not derived "
                      f"from the manifests: {problem}; it is not trusted (repair rebuilds it)")
 
@@ -943,6 +958,15 @@ def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
         audit.close()
     report.stats.duration_seconds = time.monotonic() - started
     return report
+
+
+def _log_size(root: Path) -> int | None:
+    """How many leaves the archive's log holds now (its head; None if it cannot be read)."""
+    try:
+        with TransparencyLog.open(root / LOG_DIR, readonly=True) as opened:
+            return opened.size
+    except (PreserveError, OSError):
+        return None
 
 
 # --- a split audit (Dask workers check parts; the client finishes) ---------------------------

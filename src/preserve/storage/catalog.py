@@ -467,20 +467,23 @@ def row_digest(row: CatalogRow) -> bytes:
     return hashlib.sha256(joined).digest()[:16]
 
 
-def check_catalog(layout: ArchiveLayout, expected: Container[bytes]) -> list[str]:
+def check_catalog(layout: ArchiveLayout, expected: Container[bytes],
+                  meanwhile: range = range(0)) -> list[str]:
     """Compare the catalog with what the manifests say (``expected``: the row digest of the
     row each manifest gives; a digest covers the capture id too); return the problems found.
-    Reads the catalog read-only; a catalog that is absent, or merely behind the log (rows
-    missing), is no problem. A write a crash cut short leaves a hot journal, which a read-only
-    connection cannot roll back: the catalog is then compared as it will be once rolled back,
-    from a copy rolled back in a temporary directory (the archive is not written)."""
+    Rows of the leaves in ``meanwhile`` (appended while the manifests were being checked:
+    their manifests came too late to be listed) are not compared. Reads the catalog
+    read-only; a catalog that is absent, or merely behind the log (rows missing), is no
+    problem. A write a crash cut short leaves a hot journal, which a read-only connection
+    cannot roll back: the catalog is then compared as it will be once rolled back, from a
+    copy rolled back in a temporary directory (the archive is not written)."""
     path = layout.root / INDEX_DIR / CATALOG_FILE
     if not path.exists() and not path.is_symlink():
         return []
     if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
         return [f"{INDEX_DIR}/{CATALOG_FILE} is not a regular file"]
     try:
-        return _compare_rows(f"file:{path}?mode=ro", expected)
+        return _compare_rows(f"file:{path}?mode=ro", expected, meanwhile)
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode != sqlite3.SQLITE_READONLY_ROLLBACK:
             return [f"the catalog cannot be read: {exc}"]
@@ -497,12 +500,12 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes]) -> list[str
             copy = Path(tmp) / CATALOG_FILE
             shutil.copyfile(path, copy, follow_symlinks=False)
             shutil.copyfile(journal, copy.with_name(journal.name), follow_symlinks=False)
-            return _compare_rows(str(copy), expected)
+            return _compare_rows(str(copy), expected, meanwhile)
     except (OSError, sqlite3.Error) as exc:
         return [f"the catalog's unfinished write cannot be rolled back to check it: {exc}"]
 
 
-def _compare_rows(database: str, expected: Container[bytes]) -> list[str]:
+def _compare_rows(database: str, expected: Container[bytes], meanwhile: range) -> list[str]:
     """The problems of the catalog at ``database`` (a path or a ``file:`` URI); raises
     :class:`sqlite3.OperationalError` for a hot journal a read-only connection cannot roll
     back, returns any other failure as a problem."""
@@ -513,9 +516,10 @@ def _compare_rows(database: str, expected: Container[bytes]) -> list[str]:
         return [f"the catalog cannot be opened: {exc}"]
     try:
         db.execute("PRAGMA trusted_schema = OFF")
-        for values in db.execute(f"SELECT {Catalog._COLUMNS} FROM captures"):
+        for *values, leaf_index in db.execute(
+                f"SELECT {Catalog._COLUMNS}, leaf_index FROM captures"):
             row = CatalogRow(*values)
-            if row_digest(row) not in expected:
+            if row_digest(row) not in expected and leaf_index not in meanwhile:
                 wrong.append(str(row.capture_id))
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK:
