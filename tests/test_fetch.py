@@ -137,7 +137,7 @@ def test_request_names_preserve_and_does_not_lie_about_encodings(
     assert custom.header("User-Agent") == "custom/1"
     assert custom.header("Accept-Language") == "fr"
     assert re.fullmatch(
-        r"preserve/\d+\.\d+\.\d+\S* \(\+python-httpx\)", default.header("User-Agent") or ""
+        r"preserve/\d+\.\d+\.\d+\S* \(\+python-httpcore\)", default.header("User-Agent") or ""
     )
     assert default.header("Accept-Encoding") == ACCEPT_ENCODING == "gzip, deflate"
     assert default.header("Host") == f"127.0.0.1:{http_server.port}"

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from preserve.storage.manifest import Manifest
 
 # Imported on first use, so that ``import preserve`` (and the CLI's start-up) does not load
-# httpx, lxml, warcio, cryptography or rich.
+# httpcore, lxml, warcio, cryptography or rich.
 _LAZY = {
     "Archive": "preserve.archive",
     "CaptureOptions": "preserve.archive",

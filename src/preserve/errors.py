@@ -1,7 +1,7 @@
 """The exception hierarchy of preserve.
 
 Every error the library raises on purpose is a :class:`PreserveError`. Errors from the
-libraries underneath (httpx, warcio, the OS) are translated into these at the one module that
+libraries underneath (httpcore, warcio, the OS) are translated into these at the one module that
 talks to that library (``raise ... from exc``), so callers catch one family.
 
 Findings of an audit are *not* exceptions: :mod:`preserve.audit.verify` returns them as data.

@@ -35,7 +35,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import ssl
 import tempfile
 import zlib
 from collections import deque
@@ -45,20 +44,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpcore
-
+from preserve._lazy import lazy_module
 from preserve._version import __version__
-from preserve.capture._httpx import httpx
-from preserve.capture.exchange import Certificate, Exchange, FetchResult, TLSInfo
+from preserve.capture._httpcore import httpcore
 from preserve.capture.transport import (
     Deadline,
     IPAddress,
     PeerFacts,
     RecordingBackend,
     RecordingStream,
-    StrictEOFContext,
     is_blocked_address,
 )
+from preserve.capture.urls import URL, InvalidURL
 from preserve.errors import (
     CaptureError,
     CaptureTimeoutError,
@@ -70,11 +67,15 @@ from preserve.errors import (
     UnsupportedSchemeError,
 )
 
-#: The validated URL type :func:`parse_url` returns (for modules that do not import httpx).
-URL = httpx.URL
-
 if TYPE_CHECKING:
+    import ssl
+
     from cryptography import x509
+
+    from preserve.capture import exchange as records
+    from preserve.capture.exchange import Certificate, Exchange, FetchResult, TLSInfo
+else:  # the records are made once the response is in: imported after the request leaves
+    records = lazy_module("preserve.capture.exchange")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
@@ -94,7 +95,7 @@ class FetchOptions:
     #: Most body bytes one capture accepts, the bodies of all its hops together.
     max_body_size: int = 512 * 2**20
     max_redirects: int = 10
-    user_agent: str = f"preserve/{__version__} (+python-httpx)"
+    user_agent: str = f"preserve/{__version__} (+python-httpcore)"
     verify_tls: bool = True
     #: PEM file of CA certificates to trust instead of the default (certifi) bundle.
     ca_bundle: Path | None = None
@@ -112,11 +113,12 @@ def utc_timestamp() -> str:
 # --- URLs ------------------------------------------------------------------------------------
 
 
-def parse_url(url: str) -> httpx.URL:
-    """Validate ``url`` for capture; returns it normalised, without fragment or credentials."""
+def parse_url(url: str) -> URL:
+    """Validate ``url`` for capture; returns it normalised, without fragment or credentials
+    (parsed and normalised as httpx does: :mod:`preserve.capture.urls`)."""
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        parsed = URL(url)
+    except (InvalidURL, TypeError, ValueError) as exc:
         raise InvalidURLError(f"invalid URL {_shown(url)}: {exc}") from exc
     scheme = parsed.scheme.lower()
     if not scheme:
@@ -147,8 +149,8 @@ def _unfollowable(base: str, target: str, error: InvalidURLError) -> str:
     """Why a redirect to ``target`` is not followed: ``error``, or, for a Location that could
     not be resolved against the URL that gave it (kept as given then), that reason."""
     try:
-        httpx.URL(base).join(target)
-    except (httpx.InvalidURL, ValueError) as exc:
+        URL(base).join(target)
+    except (InvalidURL, ValueError) as exc:
         return f"its Location {_shown(target)} cannot be resolved against {base}: {exc}"
     return str(error)
 
@@ -157,7 +159,11 @@ def _unfollowable(base: str, target: str, error: InvalidURLError) -> str:
 
 
 def _ssl_context(options: FetchOptions, url: str) -> ssl.SSLContext:
-    import certifi  # noqa: PLC0415 - only for https
+    import ssl  # noqa: PLC0415 - only for https (an http:// capture does without)
+
+    import certifi  # noqa: PLC0415
+
+    from preserve.capture._tls import StrictEOFContext  # noqa: PLC0415
 
     cafile = str(options.ca_bundle) if options.ca_bundle is not None else certifi.where()
     try:  # as ssl.create_default_context(cafile=cafile) makes it, ragged EOFs reported
@@ -249,7 +255,7 @@ def describe_certificate(der: bytes, der_path: Path | None = None) -> Certificat
     except x509.ExtensionNotFound:
         names = ()
     not_before, not_after = _validity(cert, der)
-    return Certificate(
+    return records.Certificate(
         sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -285,7 +291,7 @@ def _tls_info(peer: PeerFacts, options: FetchOptions, spool: _Spool) -> TLSInfo 
             certificate = describe_certificate(der, der_path)
         except _unparseable_certificate():
             certificate = None  # unparseable certificate: keep the DER, say nothing false
-    return TLSInfo(
+    return records.TLSInfo(
         version=tls.version,
         cipher=tls.cipher,
         certificate=certificate,
@@ -323,7 +329,7 @@ class _Spool:
 # --- one hop ---------------------------------------------------------------------------------
 
 
-def _request_headers(url: httpx.URL, options: FetchOptions) -> list[tuple[bytes, bytes]]:
+def _request_headers(url: URL, options: FetchOptions) -> list[tuple[bytes, bytes]]:
     defaults = [
         ("Host", url.netloc.decode("ascii")),
         ("User-Agent", options.user_agent),
@@ -392,18 +398,18 @@ def _translate(
     return ProtocolError(f"connection to {url} failed mid-exchange: {exc or type(exc).__name__}")
 
 
-def _location(url: httpx.URL, headers: Iterable[tuple[str, str]]) -> str | None:
+def _location(url: URL, headers: Iterable[tuple[str, str]]) -> str | None:
     for name, value in headers:
         if name.lower() == "location":
             try:
                 return str(url.join(value.strip()))
-            except (httpx.InvalidURL, ValueError):
+            except (InvalidURL, ValueError):
                 return value.strip()
     return None
 
 
 def _one_hop(
-    url: httpx.URL,
+    url: URL,
     options: FetchOptions,
     deadline: Deadline,
     spool: _Spool,
@@ -515,7 +521,7 @@ def _declared_length(headers: tuple[tuple[str, str], ...]) -> int | None:
 
 
 def _exchange(
-    url: httpx.URL,
+    url: URL,
     *,
     response: httpcore.Response,
     headers: tuple[tuple[str, str], ...],
@@ -532,7 +538,7 @@ def _exchange(
     transfer = [v for k, v in headers if k.lower() == "transfer-encoding"]
     location = _location(url, headers) if response.status in REDIRECT_STATUSES else None
     assert stream.final_head is not None
-    return Exchange(
+    return records.Exchange(
         url=str(url),
         method="GET",
         request_bytes=stream.request_bytes,
@@ -620,7 +626,7 @@ def _capture(
     except BaseException:
         spool.discard()
         raise
-    return FetchResult(
+    return records.FetchResult(
         requested_url=str(parse_url(url)),
         exchanges=tuple(exchanges),
         started=started,

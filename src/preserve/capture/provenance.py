@@ -21,7 +21,7 @@ from preserve._version import __version__
 from preserve.capture.exchange import Exchange, FetchResult, TLSInfo
 
 #: Libraries whose versions shape the bytes preserve writes; recorded in every manifest.
-_RECORDED_LIBRARIES = ("httpx", "httpcore", "h11", "warcio", "lxml", "blake3", "cryptography")
+_RECORDED_LIBRARIES = ("httpcore", "h11", "idna", "warcio", "lxml", "blake3", "cryptography")
 
 
 def utc_now() -> str:

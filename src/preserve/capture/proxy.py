@@ -58,8 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h11
-import httpcore
 
+from preserve.capture._httpcore import httpcore
 from preserve.capture.ca import InterceptionCA
 from preserve.capture.exchange import Exchange, TLSInfo
 from preserve.capture.fetch import (

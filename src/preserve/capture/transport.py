@@ -24,15 +24,13 @@ import hashlib
 import ipaddress
 import re
 import socket
-import ssl
 import threading
 import time
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpcore
-
+from preserve.capture._httpcore import httpcore
 from preserve.errors import (
     BlockedAddressError,
     CaptureTimeoutError,
@@ -41,6 +39,11 @@ from preserve.errors import (
     ProtocolError,
     TLSError,
 )
+
+if typing.TYPE_CHECKING:
+    import ssl
+
+    from preserve.capture._tls import TLSSession
 
 #: The most header bytes we keep while looking for the end of a response head. h11 refuses
 #: heads over 100 KiB itself; this is only a backstop for our own buffer.
@@ -118,16 +121,6 @@ class Deadline:
 
 
 @dataclass(frozen=True, slots=True)
-class TLSSession:
-    """What the TLS handshake settled, read from the connection's SSL object."""
-
-    version: str
-    cipher: str
-    alpn: str | None
-    peer_der: bytes | None  # the leaf certificate as sent, even when not verified
-
-
-@dataclass(frozen=True, slots=True)
 class PeerFacts:
     """Where the connection went and, for HTTPS, the TLS session it used."""
 
@@ -151,6 +144,8 @@ def _session_of(stream: httpcore.NetworkStream) -> TLSSession | None:
     tls = stream.get_extra_info("ssl_object")
     if tls is None:
         return None
+    from preserve.capture._tls import TLSSession  # noqa: PLC0415 - TLS connections only
+
     cipher = tls.cipher()
     return TLSSession(
         version=tls.version() or "unknown",
@@ -182,8 +177,10 @@ class RecordingStream(httpcore.NetworkStream):
         self.final_head: bytes | None = None
         #: interim (1xx) responses read before the final head
         self.interim = 0
-        #: the TLS connection ended without close_notify (see :class:`StrictEOFContext`)
+        #: the TLS connection ended without close_notify (see
+        #: :class:`~preserve.capture._tls.StrictEOFContext`)
         self.ragged_eof = False
+        self._tls_started = False
         #: read when the connection is made and after the TLS handshake, while it is open
         self.peer: PeerFacts = _peer_of(inner, deadline.url)
 
@@ -261,6 +258,8 @@ class RecordingStream(httpcore.NetworkStream):
         try:
             data = self._inner.read(max_bytes, self._deadline.cap(timeout))
         except httpcore.ReadError as exc:
+            import ssl  # noqa: PLC0415 - loaded already when the connection is TLS
+
             if not isinstance(exc.__cause__, ssl.SSLEOFError):
                 raise
             self.ragged_eof = True  # the end of the data all the same, but recorded as such
@@ -311,33 +310,16 @@ class RecordingStream(httpcore.NetworkStream):
             reason = exc.__cause__ or exc
             raise TLSError(f"TLS handshake with {self._deadline.url} failed: {reason}") from exc
         self._inner = inner
+        self._tls_started = True
         self.peer = PeerFacts(
             self.peer.remote_ip, self.peer.remote_port, self.peer.local_ip, _session_of(inner)
         )
         return self
 
     def get_extra_info(self, info: str) -> typing.Any:
+        if info == "ssl_object" and not self._tls_started:
+            return None  # what a plain connection answers (httpcore asks before each request)
         return self._inner.get_extra_info(info)
-
-
-class StrictEOFContext(ssl.SSLContext):
-    """An SSLContext whose sockets report a TLS connection that ends without close_notify (a
-    'ragged EOF', which a peer or anyone on the path can cause by closing the TCP connection)
-    instead of taking it silently for the end of the data: :class:`RecordingStream` then
-    sets ``ragged_eof`` and reads it as the end, so that a body the connection's end delimits
-    is known to be possibly cut short."""
-
-    def wrap_socket(
-        self,
-        sock: socket.socket,
-        server_side: bool = False,
-        do_handshake_on_connect: bool = True,
-        suppress_ragged_eofs: bool = True,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLSocket:
-        return super().wrap_socket(sock, server_side, do_handshake_on_connect, False,
-                                   server_hostname, session)
 
 
 def _resolve(host: str, port: int, timeout: float, url: str) -> list[tuple[str, int]]:

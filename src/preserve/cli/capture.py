@@ -195,12 +195,12 @@ def _browser_options(force_browser: bool, force_http: bool, browser_path: Path |
                      user_agent: str | None, max_resources: int, max_total: int,
                      settle: float) -> BrowserOptions | None:
     """The browser to capture with, or None for HTTP (see the module docstring)."""
-    from preserve.capture.browser_setup import browser_problem
-
     if force_browser and force_http:
         fail("--browser and --http exclude each other", EXIT_USAGE, kind="UsageError")
     if force_http:
         return None
+    from preserve.capture.browser_setup import browser_problem
+
     problem = browser_problem(browser_path)
     if problem is not None:
         if force_browser:

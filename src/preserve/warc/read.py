@@ -278,7 +278,7 @@ def read_record_payload(path: Path, offset: int, limit: int, *,
                     headers[name] = value
                 else:
                     headers[existing] += ", " + value
-            from preserve.capture.fetch import decode_chunks  # noqa: PLC0415 - httpx
+            from preserve.capture.fetch import decode_chunks  # noqa: PLC0415 - httpcore
 
             stream = record.raw_stream
             if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":

@@ -201,7 +201,7 @@ def _now() -> str:
 @functools.cache
 def _software() -> str:
     parts = [f"preserve/{__version__}"]
-    for name in ("warcio", "httpx", "httpcore", "h11"):
+    for name in ("warcio", "httpcore", "h11"):
         try:
             parts.append(f"{name}/{importlib_metadata.version(name)}")
         except importlib_metadata.PackageNotFoundError:
