@@ -9,8 +9,9 @@ unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none
 ``visibility:hidden``, hiding classes, modal dialogs: overlays shown on demand) and
 ``<noscript>`` are removed unless the caller keeps them, and never when together they hold
 most of the page's text (streaming frameworks park the rendered page in hidden nodes; some
-forums serve their posts in ``<noscript>``); a hidden box named like chrome (a sign-in form,
-a cookie banner: hints.is_unlikely) is removed all the same, and is not counted in that share.
+forums serve their posts in ``<noscript>``); a modal dialog, or a hidden box named like chrome
+(a sign-in form, a cookie banner: hints.is_unlikely), is removed all the same, and is not
+counted in that share.
 Does not judge what is boilerplate.
 """
 
@@ -155,22 +156,24 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
     # subtree (its tail kept) removes exactly its text: the size after cleaning is counted
     # down, not measured again.
     visible = total
+    modals = _modals(body)
     hidden = _outermost(
         list(
             dict.fromkeys(
                 [el for el in body.iter(etree.Element) if el is not body and _is_hidden(el)]
-                + _modals(body)
+                + modals
             )
         )
     )
+    modal_set = set(modals)
     if not keep_hidden:
-        # Hidden boxes named like chrome (a sign-in form, a cookie banner) go first; the
-        # rest is kept when it is most of what remains (a page parked in hidden nodes
-        # until scripts run).
+        # Modal dialogs and hidden boxes named like chrome (a sign-in form, a cookie banner)
+        # go first: a page parked until scripts run is not declared a modal overlay. The
+        # rest is kept when it is most of what remains (a page parked in hidden nodes).
         chrome: list[etree._Element] = []
         rest: list[etree._Element] = []
         for el in hidden:
-            (chrome if is_unlikely(el) else rest).append(el)
+            (chrome if el in modal_set or is_unlikely(el) else rest).append(el)
         chrome_size = sum(visible_chars(el) for el in chrome)
         rest_size = sum(visible_chars(el) for el in rest)
         if rest_size >= HIDDEN_KEEP_SHARE * (total - chrome_size):

@@ -309,22 +309,24 @@ def _keep_post_headers(areas: list[etree._Element]) -> None:
 
 def cut_comments(
     body: etree._Element, *, forum: bool = False, product: bool = False,
-    page_size: int | None = None,
+    page_size: int | None = None, article: bool = False,
 ) -> tuple[list[tuple[str | None, str | None, str]], bool]:
     """Remove the comment areas from ``body``; return (author, date, text) per comment, and
     whether the comments were left in place as the page's content: a thread (``forum``: the
     page says it is a discussion), or comment areas holding at least THREAD_SHARE of the
-    page's text. On a ``product`` page (one that declares a product), the areas of customer
-    reviews are comment areas too, unless with the comments they hold THREAD_SHARE of the
-    page's text (then they are left in place, not as a thread). ``page_size``: the body's
-    ``visible_chars`` when the caller knows it."""
+    page's text, unless the page declares itself an ``article`` (then they are its reader
+    comments however many: a post with a long discussion under it). On a ``product`` page
+    (one that declares a product), the areas of customer reviews are comment areas too,
+    unless with the comments they hold THREAD_SHARE of the page's text (then they are left
+    in place, not as a thread). ``page_size``: the body's ``visible_chars`` when the caller
+    knows it."""
     containers = _containers(body)
     if not containers and not product:
         return [], False  # (most pages: the size of the page is not needed)
     if page_size is None:
         page_size = visible_chars(body)
     comment_size = sum(visible_chars(area) for area in containers)
-    if containers and (forum or comment_size >= THREAD_SHARE * page_size):
+    if containers and (forum or (comment_size >= THREAD_SHARE * page_size and not article)):
         _keep_post_headers(containers)
         return [], True
     if product and not forum:

@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.6.0"
+EXTRACTOR_VERSION = "2.7.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -318,8 +318,13 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
             return _empty(meta, REASON_FRAMESET)
         body = root
     withheld, page_size = clean(root, body)
-    comments, thread = cut_comments(body, forum=is_forum(meta), product=is_product(meta),
-                                    page_size=page_size)
+    comments, thread = cut_comments(
+        body,
+        forum=is_forum(meta),
+        product=is_product(meta),
+        article=declares_article(meta),
+        page_size=page_size,
+    )
     discussion = thread or is_forum(meta)
     method, blocks, cards = _select(
         body,
@@ -337,6 +342,8 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         hidden_body = hidden_root.find("body") if hidden_root is not None else None
         if hidden_root is not None and hidden_body is not None:
             clean(hidden_root, hidden_body, keep_hidden=True)
+            # (comments holding half of the page are its thread here whatever the page
+            # declares: this step is taken when cutting them left almost nothing)
             cut_comments(hidden_body, forum=is_forum(meta), product=is_product(meta))
             _, more, _ = _select(hidden_body, keep_hidden=True)
             more_texts = _trim(more, meta, thread=discussion)

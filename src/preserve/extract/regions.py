@@ -5,9 +5,9 @@ the page's text, else the body. Inside it, chrome is left out: landmarks (``<nav
 ``<aside>``, page-level ``<header>`` and ``<footer>``, ARIA navigation, banner, contentinfo,
 complementary and search roles), and, when pruning, boxes whose class or id names say
 navigation, sidebar, breadcrumb, sharing, cookie banner and the like, and link lists whose
-items are short links. A box that holds most of the region's text (prose among it) is never
-left out. This is the text of pages whose content is not one run of prose: forum threads,
-listings, product pages, service pages. Choosing between it and the article container is
+items are short links. A box that holds half of the region's text and half of its prose is
+never left out. This is the text of pages whose content is not one run of prose: forum
+threads, listings, product pages, service pages. Choosing between it and the article container is
 the caller's job.
 """
 
@@ -26,7 +26,8 @@ __all__ = ["LANDMARK_ROLES", "main_region", "region_blocks", "title_heading"]
 
 #: A ``<main>`` holding less than this share of the page's text is not the main region.
 MAIN_MIN_SHARE = 0.25
-#: A box holding at least this share of the region's text, prose among it, is never left out.
+#: A box holding at least this share of the region's text and of its prose (paragraphs of
+#: PROSE_CHARS that are not links) is never left out.
 KEEP_SHARE = 0.5
 PROSE_CHARS = 80
 
@@ -135,10 +136,17 @@ def region_blocks(
     keep_size = KEEP_SHARE * region_size
     left_out: set[etree._Element] = card_runs(region, totals) if drop_cards else set()
     named_chrome: set[etree._Element] = set()
-    prose_boxes: set[etree._Element] = set()
+    inside = set(region.iter())
+    prose_in: dict[etree._Element, int] = {}
+    region_prose = 0
     for block in blocks:
-        if len(block.text) >= PROSE_CHARS and block.link_density < 0.3:
-            prose_boxes.update(block.owner.iterancestors())
+        if len(block.text) >= PROSE_CHARS and block.link_density < 0.3 and block.owner in inside:
+            region_prose += len(block.text)
+            for ancestor in block.owner.iterancestors():
+                prose_in[ancestor] = prose_in.get(ancestor, 0) + len(block.text)
+    # A box is the content (never left out) only with half of the region's text and half of
+    # its prose: a sidebar made big by link lists, with one short blurb, is still a sidebar.
+    prose_size = max(1.0, KEEP_SHARE * region_prose)
     walker = etree.iterwalk(region, events=("start",))
     for _, element in walker:
         if element is region or not isinstance(element.tag, str):
@@ -147,7 +155,9 @@ def region_blocks(
         if stats is None:
             walker.skip_subtree()  # no text inside
             continue
-        if element in protected or (stats.text_chars >= keep_size and element in prose_boxes):
+        if element in protected or (
+            stats.text_chars >= keep_size and prose_in.get(element, 0) >= prose_size
+        ):
             continue
         if _is_landmark(element) or (
             prune
@@ -166,7 +176,6 @@ def region_blocks(
     in_named: set[etree._Element] = set()
     for element in named_chrome:
         in_named.update(element.iterdescendants())
-    inside = set(region.iter())
     kept: list[Block] = []
     for block in blocks:
         owner = block.owner
