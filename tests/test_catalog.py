@@ -286,3 +286,25 @@ def test_a_capture_committed_while_verify_runs_is_no_catalog_finding(
         db.execute("UPDATE captures SET title = 'forged' WHERE leaf_index = 0")
     db.close()
     assert "W507" in {f.code.code for f in archive.verify(record=False).findings}
+
+
+def test_a_batch_reads_each_commit_record_once_to_prove_previous(
+        site: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within a batch (signed at its end), an earlier capture of the same URL is proved by
+    its commit record. Every group re-read every record of the batch to find it: O(n²)
+    record reads over a batch that captures URLs again. Each is read once now."""
+    from preserve.log import journal  # noqa: PLC0415
+
+    archive = Archive(tmp_path)
+    archive.init()
+    reads: list[str] = []
+    parse = journal.parse_record_bytes
+
+    def counted(path: Path, data: bytes, verifier: object) -> object:
+        reads.append(path.name)
+        return parse(path, data, verifier)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(journal, "parse_record_bytes", counted)
+    ids = [archive.capture(site.url("/a"), checkpoint=False).capture_id for _ in range(6)]
+    assert archive.manifest(ids[-1]).previous == tuple(ids[:-1])
+    assert len(reads) == len(set(reads)) == 5, reads

@@ -274,6 +274,8 @@ class Archive:
         self.tsa_url = tsa_url
         if heads != "default":
             self.heads = heads
+        #: which leaves are proved, kept across commits (see CommitContext.proved)
+        self._proved: dict[str, Any] = {}
 
     @functools.cached_property
     def heads(self) -> KnownHeads | None:
@@ -396,7 +398,8 @@ class Archive:
         signer = self._signer()
         origin = signer.name if signer is not None else self._origin()
         return _commit.CommitContext(self.root, self.layout, self.store, self.catalog, signer,
-                             self.heads, integrity.timestamper(self.tsa_url), origin)
+                             self.heads, integrity.timestamper(self.tsa_url), origin,
+                             proved=self._proved)
 
     def _origin(self) -> str:
         try:

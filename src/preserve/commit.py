@@ -52,7 +52,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -69,7 +69,7 @@ from preserve.hashing import Digests, hash_bytes
 from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf
 from preserve.log.journal import MAX_RECORDS, CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
-from preserve.log.signing import LocalPlace, ProvedLeaves, Signed, check_extends, prove_and_sign
+from preserve.log.signing import ProvedLeaves, Signed, check_extends, prove_and_sign
 from preserve.safe_io import Durability, fsync_dir
 from preserve.spill import Spill
 from preserve.storage import manifest as manifest_mod
@@ -331,6 +331,9 @@ class CommitContext:
     origin: str = "-"
     #: called with the catalog's error instead of failing the commit
     on_catalog_error: Callable[[str], None] | None = None
+    #: which leaves are proved (for ``previous``), by archive key: the caller passes the
+    #: same dict for every group of a batch, so each commit record is read once
+    proved: dict[str, ProvedLeaves] = field(default_factory=dict)
 
 
 class _Undo:
@@ -429,7 +432,12 @@ def commit_drafts(ctx: CommitContext, drafts: Iterable[Draft], *, sign: bool,
     spill_dir = ctx.layout.tmp_dir
     with contextlib.closing(_Undo(spill_dir)) as undo, Spill.anonymous(spill_dir) as placed:
         # what a capture names as ``previous`` must be proved: the key signs its manifest
-        proved = None if verifier is None else ProvedLeaves(LocalPlace(ctx.root), verifier)
+        proved = None
+        if verifier is not None:
+            proved = ctx.proved.get(verifier.to_text())
+            if proved is None:
+                proved = ctx.proved[verifier.to_text()] = ProvedLeaves(ctx.root, verifier)
+            proved.new_group()
         records = _prepare(ctx, drafts, placed, undo, proved)
         if not placed:
             return GroupOutcome([])

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,8 +272,21 @@ def read_journal(
     return records, bad
 
 
-def iter_journal(root: Path, verifier: Verifier | None) -> Iterator[CommitRecord | BadRecord]:
-    """:func:`read_journal` one file at a time, each read when it is reached."""
+def journal_names(root: Path) -> set[str]:
+    """The names of the files in the journal now (empty if it cannot be listed)."""
+    directory = journal_dir(root)
+    if directory.is_symlink() or not directory.is_dir():
+        return set()
+    try:
+        return {p.name for p in directory.iterdir()}
+    except OSError:
+        return set()
+
+
+def iter_journal(root: Path, verifier: Verifier | None, *,
+                 skip: Container[str] = ()) -> Iterator[CommitRecord | BadRecord]:
+    """:func:`read_journal` one file at a time, each read when it is reached (but for the
+    file names in ``skip``: records read already, which are never rewritten)."""
     directory = journal_dir(root)
     if directory.is_symlink():
         yield BadRecord(directory, "the journal directory is a symlink; not followed")
@@ -286,6 +299,8 @@ def iter_journal(root: Path, verifier: Verifier | None) -> Iterator[CommitRecord
         yield BadRecord(directory, f"cannot list: {exc.strerror or exc}")
         return
     for path in names:
+        if path.name in skip:
+            continue
         try:
             yield parse_record_bytes(path, read_regular(
                 path, MAX_RECORD_FILE, what="commit record", error=LogError), verifier)

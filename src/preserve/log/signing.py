@@ -64,7 +64,14 @@ from .entries import (
     parse_entry,
     parse_time,
 )
-from .journal import BadRecord, CommitRecord, iter_journal, read_journal, remove_records
+from .journal import (
+    BadRecord,
+    CommitRecord,
+    iter_journal,
+    journal_names,
+    read_journal,
+    remove_records,
+)
 from .keys import Signer, Verifier
 from .known_heads import KnownHeads, identity_for
 from .merkle import EMPTY_ROOT, verify_consistency
@@ -356,31 +363,52 @@ class ProvedLeaves:
     """Whether a logged manifest, import or adoption leaf is proved now: covered by the
     archive's newest checkpoint signed by its key (a signing proved it), or named exactly by
     a commit record of its kind signed by the key (a commit not signed over yet, e.g. earlier
-    in a batch). The checkpoint and the records are read once, when first needed. What a
-    capture names as its ``previous`` captures must pass this: the key signs its manifest."""
+    in a batch). What a capture names as its ``previous`` captures must pass this: the key
+    signs its manifest.
 
-    def __init__(self, place: LogPlace, verifier: Verifier) -> None:
-        self.place = place
+    One instance serves a whole batch: the checkpoint is read again for each group
+    (:meth:`new_group`), and each commit record is read once, when first needed (records are
+    written once and never changed), so a batch of n groups reads O(n) records, not O(n²)."""
+
+    def __init__(self, root: Path, verifier: Verifier) -> None:
+        self.root = root
         self.verifier = verifier
         self._covered: int | None = None
-        self._signed: set[bytes] | None = None
+        self._signed: set[bytes] = set()  # entry digests (_key) of the signed records read
+        self._read: set[str] = set()  # the names of the records read
+        self._listed = False  # the journal was listed since the last miss
+
+    def new_group(self) -> None:
+        """Forget the checkpoint read (a newer one may have been signed since)."""
+        self._covered = None
+        self._listed = False
 
     def __call__(self, index: int, leaf: ManifestLeaf | AdoptionLeaf) -> bool:
         if self._covered is None:
             try:
-                newest = self.place.newest_signed_checkpoint(self.verifier)
+                newest = newest_signed_checkpoint(self.root, self.verifier)
             except (PreserveError, OSError):
                 newest = None
             self._covered = 0 if newest is None else newest.size
         if index < self._covered:
             return True
-        if self._signed is None:
+        keys = [_key(kind, leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size)
+                for kind in _record_kinds(leaf)]
+        if not any(k in self._signed for k in keys) and not self._listed:
+            self._listed = True  # once a group: a record written since is this group's own
             try:
-                self._signed = _SignedRecords(self.place.journal_records(self.verifier)).entries
+                if not self._read <= journal_names(self.root):
+                    # records removed (a checkpoint covers their leaves now): start afresh,
+                    # so what is kept does not grow with the life of the process
+                    self._read.clear()
+                    self._signed.clear()
+                for item in iter_journal(self.root, self.verifier, skip=self._read):
+                    self._read.add(item.path.name)
+                    if isinstance(item, CommitRecord) and item.signed:
+                        self._signed.update(_key(e.line()) for e in item.entries)
             except (PreserveError, OSError):
-                self._signed = set()
-        return any(_key(kind, leaf.capture_id, leaf.sha256, leaf.blake3, leaf.size)
-                   in self._signed for kind in _record_kinds(leaf))
+                pass
+        return any(k in self._signed for k in keys)
 
 
 class _LeafProof:
