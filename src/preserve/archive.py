@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from preserve.log import signing as _signing
     from preserve.log import storage as _log_storage
     from preserve.log.known_heads import KnownHead, KnownHeads
-    from preserve.log.signing import Signed
+    from preserve.log.signing import ProvedLeaves, Signed
     from preserve.storage import catalog as catalog_mod
     from preserve.storage import manifest
     from preserve.storage import text_store as _text_store
@@ -275,7 +275,7 @@ class Archive:
         if heads != "default":
             self.heads = heads
         #: which leaves are proved, kept across commits (see CommitContext.proved)
-        self._proved: dict[str, Any] = {}
+        self._proved: dict[str, ProvedLeaves] = {}
 
     @functools.cached_property
     def heads(self) -> KnownHeads | None:
