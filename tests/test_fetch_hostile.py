@@ -173,6 +173,7 @@ def test_tls_to_a_plain_http_server_is_a_tls_error(
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx",
+        b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nhi",
         b"",  # closes without a word
     ],
     ids=[
@@ -182,6 +183,7 @@ def test_tls_to_a_plain_http_server_is_a_tls_error(
         "conflicting-lengths",
         "bad-chunk-size",
         "unsupported-transfer-coding",
+        "nul-in-a-header",
         "empty",
     ],
 )
@@ -192,6 +194,7 @@ def test_malformed_responses_are_protocol_errors(
     url = http_server.url("/bad")
     error = _fails(errors.ProtocolError, url, spool_dir)
     assert url in str(error)
+    assert "bytearray" not in str(error)  # the refused bytes shown as b'…', not Python's repr
 
 
 def test_an_answer_that_is_not_http_is_called_so(http_server: TestServer,

@@ -394,7 +394,7 @@ def _translate(
             limit = httpcore.HTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE
             return ProtocolError(f"invalid HTTP from {url}: a response head (or chunk header) "
                                  f"is longer than {limit} bytes")
-        return ProtocolError(f"invalid HTTP from {url}: {exc}")
+        return ProtocolError(f"invalid HTTP from {url}: {_plain(str(exc))}")
     return ProtocolError(f"connection to {url} failed mid-exchange: {exc or type(exc).__name__}")
 
 
@@ -757,6 +757,15 @@ class _Inflater:
     def finish(self) -> bool:
         """True if the compressed stream ended properly."""
         return self._obj is not None and self._obj.eof and not self._pending
+
+
+#: How h11 shows the bytes it refused (``bytearray(b'X-A: a\x00b')``): the literal is kept.
+_BYTES_REPR = re.compile(r"""bytearray\((b(['"]).*?\2)\)""")
+
+
+def _plain(message: str) -> str:
+    """An h11 message with its bytes shown as ``b'…'`` rather than as Python's ``bytearray(…)``."""
+    return _BYTES_REPR.sub(r"\1", message)
 
 
 def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: int) -> DecodedBody:
