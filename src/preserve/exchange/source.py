@@ -122,6 +122,9 @@ class ArchiveSource(Protocol):
 
 
 _LOG = "manifests/log"  # the log's objects, as below a local root
+#: Bytes an object store file reads ahead of what an export asked for (it asks for 1 MiB
+#: blocks): a request every 2 MiB, and a few MiB held however large the file.
+READ_AHEAD = 1 << 20
 
 
 def _token_name(name: str) -> str:
@@ -212,7 +215,7 @@ class StoredFile:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[tuple[BinaryIO, int]]:
-        with self.store.open(self.rel) as handle:
+        with self.store.open(self.rel, block_size=READ_AHEAD) as handle:
             size = getattr(handle, "size", None)
             yield handle, int(size) if size is not None else self.size()  # type: ignore[misc]
 
