@@ -668,12 +668,20 @@ def test_export_from_s3_is_the_package_a_local_root_gives(s3_cli: dict[str, Any]
     key = _trusted(s3_cli)
     wacz, bag = tmp_path / "s3.wacz", tmp_path / "bag"
     for kind, out in (("--wacz", wacz), ("--bagit", bag)):
-        done = cli(s3_cli["base"], "export", *s3_cli["ids"], kind, str(out))
+        signed = ["--sign"] if kind == "--wacz" else []
+        done = cli(s3_cli["base"], "export", *s3_cli["ids"], kind, str(out), *signed)
         assert done.exit_code == 0 and done.exception is None, done.stderr
         assert "2 capture(s)" in done.stdout, done.stdout
         checked = cli([], "check-export", str(out), "--trusted-key", key)
         assert checked.exit_code == 0 and " holds: 2 capture(s)" in checked.stdout, \
             checked.stdout
+    # the WACZ signing key is named after the archive's log key, as for a local root
+    from preserve.exchange.signing import KEY_SUFFIX
+    from preserve.log import default_key_path, load_signer
+
+    name = load_signer(s3_cli["tmp"] / "k.key").verifier.name
+    log_key = default_key_path(name)
+    assert log_key.with_name(log_key.name.removesuffix(".key") + KEY_SUFFIX).is_file()
     audited = cli(["--root", str(bag / "data")], "verify", "--no-record")
     assert audited.exit_code == 0, audited.stdout
     local = tmp_path / "local.wacz"
@@ -731,6 +739,15 @@ def test_a_tampered_warc_object_fails_the_export_and_leaves_nothing(
     assert "MISMATCH" in (out / "r.html").read_text()
     ok = cli(base, "export", ids[0], "--wacz", str(out / "ok.wacz"))  # the intact one
     assert ok.exit_code == 0, ok.stderr
+    # a manifest replaced after it was logged: export exit 3, report exit 1, as locally
+    rel = f"manifests/{ids[0]}.json"
+    client.put_object(Bucket=archive.store.bucket, Key=archive.store.key(rel),
+                      Body=archive.store.get(f"manifests/{ids[1]}.json", 1 << 20))
+    done = cli(base, "export", ids[0], "--bagit", str(out / "bag2"))
+    assert done.exit_code == 3 and "differs from its integrity-log entry" in done.stderr
+    done = cli(base, "report", ids[0], "-o", str(out / "r2.html"))
+    assert done.exit_code == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ok.wacz", "r.html"]
 
 
 def _incompressible(size: int) -> Any:
