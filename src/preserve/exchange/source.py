@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from preserve import log
 from preserve.archive import Archive
@@ -216,8 +216,8 @@ class StoredFile:
     @contextlib.contextmanager
     def open(self) -> Iterator[tuple[BinaryIO, int]]:
         with self.store.open(self.rel, block_size=READ_AHEAD) as handle:
-            size = getattr(handle, "size", None)
-            yield handle, int(size) if size is not None else self.size()  # type: ignore[misc]
+            size = getattr(handle, "size", None)  # an fsspec file knows it from opening
+            yield cast(BinaryIO, handle), int(size) if size is not None else self.size()
 
     def size(self) -> int:
         return self.store.info(self.rel).size
