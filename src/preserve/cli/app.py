@@ -695,7 +695,7 @@ def main(ctx: click.Context, root: Path, key: Path | None, tsa: str | None) -> N
 
 #: The commands that work on an ``s3://`` root; the others exit 2 (docs/scaling.md).
 REMOTE_COMMANDS = ("init", "capture", "verify", "repair", "checkpoint", "list", "show",
-                   "history", "diff", "log", "prove")
+                   "history", "diff", "log", "prove", "export", "report")
 
 
 def remote_root(ctx: click.Context) -> str | None:

@@ -18,6 +18,7 @@ from preserve.cli.app import (
     fail,
     finish,
     json_option,
+    open_any,
     open_archive,
     read_key_option,
     say,
@@ -65,10 +66,10 @@ def export(ctx: click.Context, capture_ids: tuple[str, ...], all_captures: bool,
            contact_email: str | None, as_json: bool) -> None:
     """Export captures as a WACZ file or a BagIt bag, with manifests, text and proofs.
 
-    CAPTURE_IDS may be any unique part of an id. The archive is only read; the output is
-    written under a temporary name and appears only when complete; an existing output is
-    never replaced. With --sign, the global --tsa URL (or $PRESERVE_TSA) stamps the
-    signature (RFC 3161).
+    CAPTURE_IDS may be any unique part of an id. The archive (a directory or an s3:// root)
+    is only read; the output is written under a temporary name and appears only when
+    complete; an existing output is never replaced. With --sign, the global --tsa URL (or
+    $PRESERVE_TSA) stamps the signature (RFC 3161).
 
     \b
     Examples:
@@ -94,9 +95,11 @@ def export(ctx: click.Context, capture_ids: tuple[str, ...], all_captures: bool,
         if all_captures == bool(ids):
             fail("name the captures (IDs or --from FILE) or give --all, not both or neither",
                  EXIT_USAGE, kind="UsageError")
-        archive = open_archive(ctx)
+        archive = open_any(ctx)
         if wacz is not None:
-            signer = signing.load_or_create(wacz_key, archive.root) if sign else None
+            source = exchange.source_for(archive)
+            signer = (signing.load_or_create(wacz_key, archive.root, key_name=source.key_name())
+                      if sign else None)
             result = exchange.export_wacz(archive, ids, wacz, all_captures=all_captures,
                                           signer=signer,
                                           tsa_url=ctx.find_root().obj.get("tsa") if sign else None,
@@ -193,7 +196,7 @@ def report(ctx: click.Context, capture_id: str, out: Path, trusted_key: str | No
     from preserve import exchange
 
     with errors_to_exit():
-        result = exchange.write_report(open_archive(ctx), capture_id, out,
+        result = exchange.write_report(open_any(ctx), capture_id, out,
                                        trusted_key=_key_text(trusted_key),
                                        tsa_roots=tsa_roots, chromium=chromium)
     if not as_json:

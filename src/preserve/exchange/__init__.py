@@ -5,7 +5,8 @@
 - :func:`check_package` (:mod:`.check`): check either kind offline;
 - :func:`write_report` (:mod:`.report`): a self-contained HTML (or PDF) capture report.
 
-:mod:`.plan` gathers what an export holds (captures, a log snapshot, proof bundles),
+:mod:`.plan` gathers what an export holds (captures, a log snapshot, proof bundles) from an
+:mod:`.source` (an archive directory or an ``s3://`` root, one code path for both),
 :mod:`.cdxj` writes replay index lines, :mod:`.files` streams, hashes and publishes files
 atomically. Exports and reports only read the archive. Imports point one way: this package
 uses archive, storage, log, warc and hashing; nothing below imports it. See docs/exchange.md.
@@ -16,9 +17,11 @@ from preserve.exchange.check import CheckResult, check_package
 from preserve.exchange.plan import ExportResult, read_id_file
 from preserve.exchange.report import ReportError, ReportResult, write_report
 from preserve.exchange.signing import WaczSigner
+from preserve.exchange.source import ArchiveSource, source_for
 from preserve.exchange.wacz import export_wacz
 
 __all__ = [
+    "ArchiveSource",
     "BagInfo",
     "CheckResult",
     "ExportResult",
@@ -29,5 +32,6 @@ __all__ = [
     "export_bagit",
     "export_wacz",
     "read_id_file",
+    "source_for",
     "write_report",
 ]

@@ -34,12 +34,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve._version import __version__
 from preserve.archive import Archive
 from preserve.errors import StorageError
-from preserve.exchange.files import AtomicDirectory, Digester, copy_file, fsync_dir
+from preserve.exchange.files import AtomicDirectory, Digester, SourceFile, copy_file, fsync_dir
 from preserve.exchange.plan import (
     ExportPlan,
     ExportResult,
@@ -47,10 +47,13 @@ from preserve.exchange.plan import (
     descriptor,
     plan_export,
     proof_bytes,
-    refuse_inside_archive,
 )
+from preserve.exchange.source import ArchiveSource, source_for
 from preserve.log.export_note import SIGNATURE, sign_descriptor
 from preserve.log.keys import Signer
+
+if TYPE_CHECKING:
+    from preserve.remote.archive import RemoteArchive
 
 ALGORITHMS = ("sha256", "sha512")
 DESCRIPTOR_NAME = "preserve-export.json"
@@ -133,7 +136,7 @@ class _Payload:
         rel = path.relative_to(self.bag).as_posix()
         self.entries[rel] = (digests["sha256"], digests["sha512"], digester.size)
 
-    def copy(self, rel: str, source: Path, *, expect: dict[str, str],
+    def copy(self, rel: str, source: Path | SourceFile, *, expect: dict[str, str],
              expect_size: int) -> None:
         target = self.bag / "data" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,14 +168,15 @@ class _Payload:
 
 
 def export_bagit(
-    archive: Archive,
+    archive: Archive | RemoteArchive | ArchiveSource,
     ids: Sequence[str],
     out: Path,
     *,
     all_captures: bool = False,
     info: BagInfo | None = None,
 ) -> ExportResult:
-    """Write the captures ``ids`` (or all) of ``archive`` as a BagIt bag at directory ``out``.
+    """Write the captures ``ids`` (or all) of ``archive`` (a directory or an ``s3://`` root)
+    as a BagIt bag at directory ``out``.
 
     Raises :class:`~preserve.errors.NotFoundError` for an unknown id and
     :class:`~preserve.errors.StorageError` when ``out`` exists or cannot be written or a
@@ -180,12 +184,13 @@ def export_bagit(
     """
     started = time.monotonic()
     out = Path(out)
-    refuse_inside_archive(archive, out)
-    plan = plan_export(archive, ids, all_captures=all_captures)
+    source = source_for(archive)
+    source.refuse_output(out)
+    plan = plan_export(source, ids, all_captures=all_captures)
     info = info or BagInfo.gather()
     with AtomicDirectory(out) as bag:
         payload = _Payload(bag)
-        _write_payload(payload, plan, archive._signer() if plan.partial else None)
+        _write_payload(payload, plan, source.signer() if plan.partial else None)
         _write_tags(bag, payload, plan, info)
         for directory in {p.parent for p in bag.rglob("*") if p.is_file()}:
             fsync_dir(directory)
@@ -202,7 +207,7 @@ def _write_payload(payload: _Payload, plan: ExportPlan, signer: Signer | None) -
     for capture in plan.captures_loaded():
         m = capture.manifest
         if m.warc.path not in warcs:  # an imported file shared by several captures: once
-            payload.copy(m.warc.path, capture.warc_path, expect={"sha256": m.warc.sha256},
+            payload.copy(m.warc.path, capture.warc_file, expect={"sha256": m.warc.sha256},
                          expect_size=m.warc.size)
             warcs.add(m.warc.path)
         manifest = capture.manifest_rel
@@ -211,8 +216,8 @@ def _write_payload(payload: _Payload, plan: ExportPlan, signer: Signer | None) -
                                           "size": m.warc.size},
                                  "manifest": manifest, "text": None, "comments": None,
                                  "proof": None}
-        for kind, ref, source in (("text", m.text, capture.text_path),
-                                  ("comments", m.comments, capture.comments_path)):
+        for kind, ref, source in (("text", m.text, capture.text_file),
+                                  ("comments", m.comments, capture.comments_file)):
             if ref is None or source is None:
                 continue
             if ref.path not in texts:
@@ -230,11 +235,12 @@ def _write_payload(payload: _Payload, plan: ExportPlan, signer: Signer | None) -
         files = copy_log(plan.snapshot, payload.bag / "data")
         payload.adopt(files)
         log_paths["log"] = "manifests/log"
-        cp = plan.snapshot.checkpoint_file
+        cp = plan.snapshot.checkpoint_name
         if cp is not None:
-            log_paths["checkpoint"] = f"manifests/log/checkpoints/{cp.name}"
+            log_paths["checkpoint"] = f"manifests/log/checkpoints/{cp}"
             if plan.snapshot.checkpoint_token is not None:
-                log_paths["timestamp"] = f"manifests/log/checkpoints/{cp.with_suffix('.tsr').name}"
+                tsr = cp.removesuffix(".txt") + ".tsr"
+                log_paths["timestamp"] = f"manifests/log/checkpoints/{tsr}"
         if plan.snapshot.key_text is not None:
             log_paths["key"] = "manifests/log/key.pub"
     described = descriptor(plan, "bagit", paths, log_paths)

@@ -56,12 +56,12 @@ def surt_key(url: str) -> str:
 
 def capture_lines(capture: LoadedCapture, filename: str) -> Iterator[str]:
     """The unsorted index lines of one capture's WARC file, named ``filename`` in the index."""
-    try:
-        handle = capture.warc_path.open("rb")
+    try:  # (a damaged record is an ArchiveError from manifest_lines, never an OSError)
+        with capture.warc_file.open() as (handle, _size):
+            yield from manifest_lines(capture.manifest, handle, filename,
+                                      str(capture.warc_file))
     except OSError as exc:
-        raise NotFoundError(f"cannot open WARC file {capture.warc_path}: {exc}") from exc
-    with handle:
-        yield from manifest_lines(capture.manifest, handle, filename, str(capture.warc_path))
+        raise NotFoundError(f"cannot open WARC file {capture.warc_file}: {exc}") from exc
 
 
 def manifest_lines(manifest: Manifest, warc: BinaryIO, filename: str,

@@ -6,6 +6,9 @@ built under a temporary name beside their final name and moved into place only w
 (:class:`AtomicFile`, :class:`AtomicDirectory`): an interrupted export leaves a ``.part``
 name, never a file or bag that looks finished. Existing outputs are never replaced.
 
+A file is read from a local path or from anything else that opens as a binary stream with a
+known size (:class:`SourceFile`: an object in an object store, see :mod:`.source`).
+
 This module knows nothing about WACZ, BagIt or manifests.
 """
 
@@ -17,10 +20,12 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 import blake3
 
@@ -59,15 +64,66 @@ class Digester:
         return {name: h.hexdigest() for name, h in self._hashes.items()}
 
 
+class SourceFile(Protocol):
+    """A file an export reads: opened as a binary stream with its size; ``str()`` names it
+    in messages (a local path, an ``s3://`` URL)."""
+
+    def open(self) -> AbstractContextManager[tuple[BinaryIO, int]]:
+        """The stream and the file's size; raises OSError or a PreserveError."""
+        ...
+
+    def size(self) -> int:
+        """The file's size (OSError or a PreserveError when it is missing)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A regular file on disk (never a FIFO or a device, never through a final symlink)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[tuple[BinaryIO, int]]:
+        with open_binary(self.path) as handle:
+            yield handle, os.fstat(handle.fileno()).st_size
+
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+def as_source(source: Path | SourceFile) -> SourceFile:
+    """``source`` as a :class:`SourceFile` (a path becomes a :class:`LocalFile`)."""
+    return LocalFile(source) if isinstance(source, Path) else source
+
+
+def read_bounded(source: Path | SourceFile, limit: int) -> bytes:
+    """The whole of ``source``, refusing (StorageError) one larger than ``limit`` bytes."""
+    try:
+        with as_source(source).open() as (handle, size):
+            if size > limit:
+                raise StorageError(f"{source} has {size} bytes, more than the {limit} expected")
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise StorageError(f"cannot read {source}: {exc}") from exc
+    if len(data) > limit:
+        raise StorageError(f"{source} has more than the {limit} bytes expected")
+    return bytes(data)
+
+
 def copy_file(
-    source: Path,
+    source: Path | SourceFile,
     write: Callable[[bytes], object],
     algorithms: Iterable[str],
     *,
     expect: dict[str, str] | None = None,
     expect_size: int | None = None,
 ) -> Digester:
-    """Stream ``source`` into ``write``, hashing it; check it against ``expect``.
+    """Stream ``source`` (a path or a :class:`SourceFile`) into ``write``, hashing it; check
+    it against ``expect``.
 
     ``expect`` maps algorithm names to hex digests the bytes must have (for example the
     manifest's SHA-256 of a WARC file). Raises :class:`StorageError` if ``source`` cannot be
@@ -80,8 +136,7 @@ def copy_file(
     digester = Digester(set(algorithms) | set(expect))
     damaged = (": the archive is damaged (run 'preserve verify'); nothing was exported")
     try:
-        with open_binary(source) as handle:
-            actual = os.fstat(handle.fileno()).st_size
+        with as_source(source).open() as (handle, actual):
             if expect_size is not None and actual != expect_size:
                 raise StorageError(f"{source} has {actual} bytes, its manifest says "
                                    f"{expect_size}{damaged}")
@@ -237,8 +292,12 @@ __all__ = [
     "AtomicDirectory",
     "AtomicFile",
     "Digester",
+    "LocalFile",
+    "SourceFile",
+    "as_source",
     "copy_file",
     "fsync_dir",
     "publish",
+    "read_bounded",
     "refuse_existing",
 ]

@@ -15,18 +15,20 @@ decide where each file goes.
 says which captures it holds, where their files are, and whether the export is partial.
 
 Nothing here writes to the archive or takes its lock: the log is append-only, so everything up
-to the size read from its head is immutable while captures continue.
+to the size read from its head is immutable while captures continue. The archive is read
+through an :class:`~preserve.exchange.source.ArchiveSource`: a local directory or an
+``s3://`` root, one code path for both.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve import log
 from preserve._version import __version__
@@ -39,28 +41,21 @@ from preserve.errors import (
     PreserveError,
     StorageError,
 )
+from preserve.exchange.files import SourceFile
+from preserve.exchange.source import ArchiveSource, SourceLog, source_for
 from preserve.hashing import Digests, hash_bytes
-from preserve.integrity import has_log
 from preserve.log.archive_log import (
     CHECKPOINT_DIR,
     CHECKPOINT_NAME,
     KEY_FILE,
     LATEST_CHECKPOINT,
-    MAX_CHECKPOINT_FILE,
-    MAX_KEY_FILE,
-    read_checkpoint_file,
-    read_token_file,
 )
 from preserve.log.entries import ManifestLeaf, manifest_path, parse_entry, utc_now
 from preserve.log.proof import PROOF_FORMAT
-from preserve.safe_io import read_regular
-from preserve.storage.layout import resolve_inside
-from preserve.storage.manifest import (
-    Manifest,
-    iter_manifest_paths,
-    parse_manifest,
-    read_manifest_bytes,
-)
+from preserve.storage.manifest import Manifest, parse_manifest
+
+if TYPE_CHECKING:
+    from preserve.remote.archive import RemoteArchive
 
 EXPORT_FORMAT = "preserve-export/1"
 _APPEND_BATCH = 4096
@@ -91,9 +86,9 @@ class LoadedCapture:
     planned: ExportCapture
     manifest: Manifest
     manifest_bytes: bytes
-    warc_path: Path
-    text_path: Path | None
-    comments_path: Path | None
+    warc_file: SourceFile
+    text_file: SourceFile | None
+    comments_file: SourceFile | None
     proof: dict[str, Any] | None
 
     @property
@@ -117,23 +112,23 @@ class LoadedCapture:
 class LogSnapshot:
     """The integrity log as of one moment: its size and the newest checkpoint within it."""
 
-    root: Path
+    source: ArchiveSource
     size: int
     root_hash: bytes
     key_text: bytes | None  # manifests/log/key.pub, exact bytes
     verifier: log.Verifier | None
     checkpoint: str | None = None  # the signed note
     checkpoint_size: int = 0
-    checkpoint_file: Path | None = None
+    checkpoint_name: str | None = None  # its file name in manifests/log/checkpoints/
     checkpoint_token: bytes | None = None  # RFC 3161 TimeStampResp stored beside it
-    checkpoint_files: list[Path] = field(default_factory=list)  # every stored one <= size
+    checkpoint_names: list[str] = field(default_factory=list)  # every stored one <= size
     problem: str | None = None  # why there are no proofs
     logged: set[str] = field(default_factory=set)  # capture ids with a manifest leaf
 
 
 @dataclass
 class ExportPlan:
-    archive: Archive
+    source: ArchiveSource
     captures: list[ExportCapture]
     snapshot: LogSnapshot | None
     omitted: int  # captures of the archive (or of its log) not in this export
@@ -149,37 +144,31 @@ class ExportPlan:
 
     def captures_loaded(self) -> Iterator[LoadedCapture]:
         """Each planned capture loaded in turn (see :meth:`load`), one log open for all."""
-        opened = (log.open_log(self.snapshot.root, readonly=True)
-                  if self.snapshot is not None and self.snapshot.checkpoint is not None
-                  else None)
-        try:
+        with contextlib.ExitStack() as stack:
+            opened = (stack.enter_context(self.snapshot.source.open_log())
+                      if self.snapshot is not None and self.snapshot.checkpoint is not None
+                      else None)
             for capture in self.captures:
                 yield self.load(capture, opened)
-        finally:
-            if opened is not None:
-                opened.close()
 
-    def load(self, capture: ExportCapture,
-             opened: log.TransparencyLog | None = None) -> LoadedCapture:
+    def load(self, capture: ExportCapture, opened: SourceLog | None = None) -> LoadedCapture:
         """Re-read ``capture``'s manifest (it must still be the planned bytes), locate its
         files and build its proof bundle. Raises :class:`StorageError` otherwise."""
-        root = self.archive.root
-        manifest, data = _read_manifest(root, capture.capture_id)
+        source = self.source
+        manifest, data = _read_manifest(source, capture.capture_id)
         if hash_bytes(data) != capture.manifest_digests:
             raise StorageError(f"the manifest of {capture.capture_id} changed during the export")
         try:
-            warc_path = resolve_inside(root, manifest.warc.path, under="archive")
-            text = (resolve_inside(root, manifest.text.path, under="archive")
-                    if manifest.text else None)
-            comments = (resolve_inside(root, manifest.comments.path, under="archive")
-                        if manifest.comments else None)
-        except ManifestError as exc:
+            warc = source.file(manifest.warc.path)
+            text = source.file(manifest.text.path) if manifest.text else None
+            comments = source.file(manifest.comments.path) if manifest.comments else None
+        except (ManifestError, StorageError) as exc:
             raise StorageError(f"the manifest of {capture.capture_id} is invalid: {exc}") from exc
         proof = None
         if capture.proof_problem is None and self.snapshot is not None and \
                 capture.leaf_index is not None and capture.leaf_entry is not None:
             proof = _proof(self.snapshot, capture, manifest, data, opened)
-        return LoadedCapture(capture, manifest, data, warc_path, text, comments, proof)
+        return LoadedCapture(capture, manifest, data, warc, text, comments, proof)
 
 
 def read_id_file(path: Path) -> list[str]:
@@ -196,59 +185,61 @@ def read_id_file(path: Path) -> list[str]:
     return ids
 
 
-def plan_export(archive: Archive, ids: Sequence[str], *, all_captures: bool = False) -> ExportPlan:
+def plan_export(archive: Archive | RemoteArchive | ArchiveSource, ids: Sequence[str], *,
+                all_captures: bool = False) -> ExportPlan:
     """Resolve ``ids`` (or every capture) and gather what the export needs.
 
-    Raises :class:`~preserve.errors.NotFoundError` for an unknown or ambiguous id and
+    ``archive``: a directory (:class:`~preserve.archive.Archive`), an ``s3://`` root
+    (:class:`~preserve.remote.archive.RemoteArchive`) or an
+    :class:`~preserve.exchange.source.ArchiveSource` of either. Raises
+    :class:`~preserve.errors.NotFoundError` for an unknown or ambiguous id and
     :class:`~preserve.errors.StorageError` when a manifest cannot be read or differs from its
     log entry (a damaged archive is not exported; ``preserve verify`` says more).
     """
-    root = archive.root
-    if not (archive.layout.manifests_dir.is_dir() or archive.layout.archive_dir.is_dir()):
-        raise NotFoundError(f"{root} is not an archive (no archive/ or manifests/ directory)")
-    if all_captures:
-        names = [p.name[: -len(".json")] for p in iter_manifest_paths(archive.layout)]
-    else:
-        names = [archive.find(i) for i in ids]  # prefixes; NotFoundError; checked below
+    source = source_for(archive)
+    if not source.is_archive():
+        raise NotFoundError(f"{source.label} is not an archive (no archive/ or manifests/ "
+                            "directory)")
+    # ids: prefixes (NotFoundError), their manifests checked below
+    names = source.manifest_names() if all_captures else [source.find(i) for i in ids]
     if not names:
-        raise NotFoundError(f"no captures to export in {root}")
+        raise NotFoundError(f"no captures to export in {source.label}")
     captures = {}
     for capture_id in dict.fromkeys(names):  # keep order, drop repeats
-        manifest, data = _read_manifest(root, capture_id)
+        manifest, data = _read_manifest(source, capture_id)
         captures[capture_id] = ExportCapture(capture_id, manifest.started,
                                              manifest.requested_url, manifest.final_url,
                                              hash_bytes(data))
     ordered = sorted(captures.values(), key=lambda c: (c.started, c.capture_id))
-    snapshot = take_snapshot(root) if has_log(root) else None
+    snapshot = take_snapshot(source) if source.has_log() else None
     if snapshot is not None:
         ordered = find_leaves(snapshot, ordered)
     else:
         ordered = [replace(c, proof_problem="the archive has no integrity log") for c in ordered]
-    on_disk = {p.name[: -len(".json")] for p in iter_manifest_paths(archive.layout)}
+    on_disk = set(names) if all_captures else set(source.manifest_names())
     known = on_disk | (snapshot.logged if snapshot is not None else set())
-    return ExportPlan(archive, ordered, snapshot, len(known - set(captures)))
+    return ExportPlan(source, ordered, snapshot, len(known - set(captures)))
 
 
-def refuse_inside_archive(archive: Archive, out: Path) -> None:
+def refuse_inside_archive(archive: Archive | RemoteArchive | ArchiveSource, out: Path) -> None:
     """Exports never write into the archive: refuse ``out`` below ``archive/`` or
-    ``manifests/`` (``preserve verify`` would report it; a bag there would nest archives)."""
-    target = Path(out).parent.resolve() / Path(out).name
-    for directory in (archive.layout.archive_dir, archive.layout.manifests_dir):
-        if target.is_relative_to(directory.resolve()):
-            raise StorageError(f"{out} is inside the archive ({directory}); write it elsewhere")
+    ``manifests/`` (``preserve verify`` would report it; a bag there would nest archives).
+    An ``s3://`` root cannot hold a local output."""
+    source_for(archive).refuse_output(out)
 
 
-def _read_manifest(root: Path, capture_id: str) -> tuple[Manifest, bytes]:
+def _read_manifest(source: ArchiveSource, capture_id: str) -> tuple[Manifest, bytes]:
     try:
-        path = Path(root) / manifest_path(capture_id)
+        data = source.read_manifest(capture_id)
     except ValueError as exc:  # --all: a file in manifests/ not named as a capture's is
         raise StorageError(f"manifests/{capture_id}.json: its name is not a capture id, so it "
                            "is no capture's manifest (run preserve verify)") from exc
-    try:
-        data = read_manifest_bytes(path)
-        return parse_manifest(data), data
-    except OSError as exc:
+    except (OSError, StorageError) as exc:
         raise StorageError(f"cannot read the manifest of {capture_id}: {exc}") from exc
+    except ManifestError as exc:
+        raise StorageError(f"the manifest of {capture_id} is invalid: {exc}") from exc
+    try:
+        return parse_manifest(data), data
     except ManifestError as exc:
         raise StorageError(f"the manifest of {capture_id} is invalid: {exc}") from exc
 
@@ -283,15 +274,13 @@ class ExportResult:
 
 # --- the integrity log ---------------------------------------------------------------------------
 
-def take_snapshot(root: Path) -> LogSnapshot:
+def take_snapshot(archive: Archive | RemoteArchive | ArchiveSource) -> LogSnapshot:
     """The log's committed size and the newest valid signed checkpoint within it."""
-    key_path = log.log_dir(root) / KEY_FILE
-    key_text: bytes | None = None
-    if os.path.lexists(key_path):  # bounded, regular files only (never a FIFO or a device)
-        try:
-            key_text = read_regular(key_path, MAX_KEY_FILE, what="key file")
-        except StorageError as exc:
-            raise StorageError(f"cannot read the archive's public key: {exc}") from exc
+    source = source_for(archive)
+    try:  # bounded, regular files only (never a FIFO or a device)
+        key_text = source.read_key()
+    except StorageError as exc:
+        raise StorageError(f"cannot read the archive's public key: {exc}") from exc
     verifier = None
     problem = None
     if key_text is not None:
@@ -300,8 +289,8 @@ def take_snapshot(root: Path) -> LogSnapshot:
         except (PreserveError, UnicodeDecodeError) as exc:
             problem = f"the archive's key.pub is invalid: {exc}"
     try:
-        with log.open_log(root, readonly=True) as opened:
-            snapshot = LogSnapshot(root, opened.size, opened.root_hash(), key_text, verifier,
+        with source.open_log() as opened:
+            snapshot = LogSnapshot(source, opened.size, opened.root_hash(), key_text, verifier,
                                    problem=problem)
             if verifier is None:
                 snapshot.problem = problem or "the archive has no signing key (see 'preserve init')"
@@ -312,16 +301,17 @@ def take_snapshot(root: Path) -> LogSnapshot:
     return snapshot
 
 
-def _choose_checkpoint(snapshot: LogSnapshot, opened: log.TransparencyLog,
+def _choose_checkpoint(snapshot: LogSnapshot, opened: SourceLog,
                        verifier: log.Verifier) -> None:
-    for path in log.checkpoint_paths(snapshot.root):
-        match = CHECKPOINT_NAME.match(path.name)
+    source = snapshot.source
+    for name in source.checkpoint_names():
+        match = CHECKPOINT_NAME.match(name)
         if match is None or int(match.group(1)) > snapshot.size:
             continue  # written after the snapshot, or not a checkpoint file
-        snapshot.checkpoint_files.append(path)
-    for path in reversed(snapshot.checkpoint_files):
+        snapshot.checkpoint_names.append(name)
+    for name in reversed(snapshot.checkpoint_names):
         try:
-            note = read_checkpoint_file(path)
+            note = source.read_checkpoint(name).decode("utf-8")
             checkpoint = log.verify_checkpoint(note, verifier, origin=verifier.name)
         except (OSError, UnicodeDecodeError, PreserveError):
             continue
@@ -330,10 +320,9 @@ def _choose_checkpoint(snapshot: LogSnapshot, opened: log.TransparencyLog,
             continue
         snapshot.checkpoint = note
         snapshot.checkpoint_size = checkpoint.size
-        snapshot.checkpoint_file = path
-        token = path.with_suffix(".tsr")
+        snapshot.checkpoint_name = name
         try:
-            snapshot.checkpoint_token = read_token_file(token) if token.is_file() else None
+            snapshot.checkpoint_token = source.read_token(name)
         except (OSError, PreserveError):  # damaged (verify reports it): shipped as absent
             snapshot.checkpoint_token = None
         return
@@ -347,7 +336,7 @@ def find_leaves(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[Ex
     """
     wanted = {c.capture_id for c in captures}
     leaves: dict[str, tuple[int, bytes]] = {}
-    with log.open_log(snapshot.root, readonly=True) as opened:
+    with snapshot.source.open_log() as opened:
         for index, data in _entries(opened, snapshot.size):
             if b'"type":"manifest"' not in data and b'"type":"import"' not in data:
                 continue  # (a fast filter: only manifest and import leaves give proofs)
@@ -388,7 +377,7 @@ def find_leaves(snapshot: LogSnapshot, captures: list[ExportCapture]) -> list[Ex
     return result
 
 
-def _entries(opened: log.TransparencyLog, size: int) -> Iterator[tuple[int, bytes]]:
+def _entries(opened: SourceLog, size: int) -> Iterator[tuple[int, bytes]]:
     for index, data in opened.iter_entries():
         if index >= size:
             return
@@ -396,12 +385,12 @@ def _entries(opened: log.TransparencyLog, size: int) -> Iterator[tuple[int, byte
 
 
 def _proof(snapshot: LogSnapshot, capture: ExportCapture, manifest: Manifest, data: bytes,
-           opened: log.TransparencyLog | None) -> dict[str, Any]:
+           opened: SourceLog | None) -> dict[str, Any]:
     """The bundle :func:`preserve.log.make_proof` returns, for the snapshot's checkpoint."""
     assert snapshot.verifier is not None and snapshot.checkpoint is not None
     assert capture.leaf_index is not None and capture.leaf_entry is not None
     if opened is None:
-        with log.open_log(snapshot.root, readonly=True) as fresh:
+        with snapshot.source.open_log() as fresh:
             path = fresh.inclusion_proof(capture.leaf_index, snapshot.checkpoint_size)
     else:
         path = opened.inclusion_proof(capture.leaf_index, snapshot.checkpoint_size)
@@ -450,8 +439,7 @@ def copy_log(snapshot: LogSnapshot, dest_root: Path) -> list[Path]:
     log.init_log(dest_root)
     if snapshot.key_text is not None:
         (directory / KEY_FILE).write_bytes(snapshot.key_text)
-    with log.open_log(snapshot.root, readonly=True) as source, \
-            log.open_log(dest_root) as copy:
+    with snapshot.source.open_log() as source, log.open_log(dest_root) as copy:
         batch: list[bytes] = []
         for _, data in _entries(source, snapshot.size):
             batch.append(data)
@@ -464,12 +452,12 @@ def copy_log(snapshot: LogSnapshot, dest_root: Path) -> list[Path]:
             raise StorageError("the copied integrity log does not have the original's root hash")
     checkpoints = directory / CHECKPOINT_DIR
     newest = None
-    for path in snapshot.checkpoint_files:
-        newest = read_regular(path, MAX_CHECKPOINT_FILE, what="checkpoint")  # byte for byte
-        (checkpoints / path.name).write_bytes(newest)
-        token = path.with_suffix(".tsr")
-        if token.is_file():
-            (checkpoints / token.name).write_bytes(read_token_file(token))
+    for name in snapshot.checkpoint_names:
+        newest = snapshot.source.read_checkpoint(name)  # byte for byte, bounded
+        (checkpoints / name).write_bytes(newest)
+        token = snapshot.source.read_token(name)
+        if token is not None:
+            (checkpoints / (name.removesuffix(".txt") + ".tsr")).write_bytes(token)
     if newest is not None:
         (directory / LATEST_CHECKPOINT).write_bytes(newest)
     return sorted(p for p in directory.rglob("*") if p.is_file())

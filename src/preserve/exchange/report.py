@@ -40,25 +40,28 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve import log
 from preserve._version import __version__
 from preserve.archive import Archive
 from preserve.capture.page import SCREENSHOT_URI_PREFIX
 from preserve.errors import ManifestNotLoggedError, PreserveError, UnverifiedManifestError
-from preserve.exchange.files import AtomicFile, copy_file
+from preserve.exchange.files import AtomicFile, SourceFile, copy_file, read_bounded
 from preserve.exchange.plan import (
     LoadedCapture,
     LogSnapshot,
     plan_export,
-    refuse_inside_archive,
 )
+from preserve.exchange.source import ArchiveSource, source_for
 from preserve.hashing import warc_digest_to_hex
 from preserve.log.entries import utc_now
 from preserve.log.timestamp import load_roots_file, timestamp_time, verify_timestamp
 from preserve.storage.manifest import Hop, Manifest, TlsInfo, WarcRecordRef
-from preserve.warc.heads import read_block
+from preserve.warc.heads import read_block_from
+
+if TYPE_CHECKING:
+    from preserve.remote.archive import RemoteArchive
 
 SCREENSHOT_TYPES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff",
                     "image/webp": b"RIFF"}
@@ -115,9 +118,10 @@ class ReportData:
         return self.capture.manifest
 
 
-def gather(archive: Archive, capture_id: str, *, trusted_key: str | None = None,
-           tsa_roots: Path | None = None) -> ReportData:
-    """Read one capture (a unique id prefix works) and check what can be checked now.
+def gather(archive: Archive | RemoteArchive | ArchiveSource, capture_id: str, *,
+           trusted_key: str | None = None, tsa_roots: Path | None = None) -> ReportData:
+    """Read one capture (a unique id prefix works) of an archive directory or an ``s3://``
+    root and check what can be checked now.
     A manifest that is not the one a log leaf records is not reported on
     (:class:`~preserve.errors.UnverifiedManifestError`, as ``show`` refuses it)."""
     try:
@@ -130,17 +134,17 @@ def gather(archive: Archive, capture_id: str, *, trusted_key: str | None = None,
     files = [FileCheck("manifest", capture.manifest_rel, capture.manifest_digests.size,
                        capture.manifest_digests.sha256, capture.manifest_digests.blake3,
                        "match" if logged else "not in the log")]
-    files.append(_check_file("WARC file", m.warc.path, capture.warc_path, m.warc.size,
+    files.append(_check_file("WARC file", m.warc.path, capture.warc_file, m.warc.size,
                              {"sha256": m.warc.sha256, "blake3": m.warc.blake3}))
     text = comments = ""
-    for label, ref, path in (("clean text", m.text, capture.text_path),
-                             ("reader comments", m.comments, capture.comments_path)):
+    for label, ref, path in (("clean text", m.text, capture.text_file),
+                             ("reader comments", m.comments, capture.comments_file)):
         if ref is None or path is None:
             continue
         check = _check_file(label, ref.path, path, ref.size, {"blake3": ref.blake3})
         files.append(check)
         if check.status == "match":
-            value = path.read_bytes().decode("utf-8", errors="replace")
+            value = read_bounded(path, ref.size).decode("utf-8", errors="replace")
             text, comments = (value, comments) if label == "clean text" else (text, value)
     screenshot, note = _screenshot(capture)
     problems = log.check_proof(capture.proof, trusted_key) if capture.proof else []
@@ -148,11 +152,11 @@ def gather(archive: Archive, capture_id: str, *, trusted_key: str | None = None,
                       _timestamp_status(plan.snapshot, tsa_roots), trusted_key)
 
 
-def _check_file(label: str, rel: str, path: Path, size: int,
+def _check_file(label: str, rel: str, path: SourceFile, size: int,
                 expect: dict[str, str]) -> FileCheck:
     try:
-        actual = path.stat().st_size
-    except OSError:
+        actual = path.size()
+    except (OSError, PreserveError):
         return FileCheck(label, rel, size, expect.get("sha256"), expect.get("blake3"), "missing")
     if actual != size:  # damaged: not read at all (it may be a sparse file of terabytes)
         return FileCheck(label, rel, size, None, None, "MISMATCH")
@@ -181,8 +185,10 @@ def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef
         return None, "No screenshot (HTTP capture): preserve fetched the page without a browser."
     media = (ref.content_type or "").split(";")[0].strip().lower()
     try:
-        _, block = read_block(capture.warc_path, ref.offset, SCREENSHOT_LIMIT)
-    except PreserveError as exc:
+        with capture.warc_file.open() as (handle, _size):
+            _, block = read_block_from(handle, ref.offset, SCREENSHOT_LIMIT,
+                                       str(capture.warc_file))
+    except (OSError, PreserveError) as exc:
         return None, f"The screenshot record could not be read: {exc}"
     try:
         algo, expected = warc_digest_to_hex(ref.block_digest or "")
@@ -199,11 +205,11 @@ def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef
 def _timestamp_status(snapshot: LogSnapshot | None, roots: Path | None) -> dict[str, str | None]:
     status: dict[str, str | None] = {"state": "none", "time": None, "file": None,
                                      "detail": None}
-    if snapshot is None or snapshot.checkpoint_file is None:
+    if snapshot is None or snapshot.checkpoint_name is None:
         status["detail"] = "There is no signed checkpoint, so there is no timestamp either."
         return status
-    token_path = snapshot.checkpoint_file.with_suffix(".tsr")
-    status["file"] = f"manifests/log/checkpoints/{token_path.name}"
+    token_name = snapshot.checkpoint_name.removesuffix(".txt") + ".tsr"
+    status["file"] = f"manifests/log/checkpoints/{token_name}"
     if snapshot.checkpoint_token is None:
         status["file"] = None
         status["detail"] = ("The checkpoint carries no RFC 3161 timestamp: the time of the log "
@@ -609,8 +615,8 @@ def _howto_section(data: ReportData) -> str:
         f"preserve prove {c.capture_id} -o proof.json",
         f"preserve check-proof proof.json --trusted-key {q(key)}" if key
         else "preserve check-proof proof.json --trusted-key KEY_KEPT_ELSEWHERE"]))
-    if data.timestamp.get("file") and data.snapshot and data.snapshot.checkpoint_file:
-        cp = f"manifests/log/checkpoints/{data.snapshot.checkpoint_file.name}"
+    if data.timestamp.get("file") and data.snapshot and data.snapshot.checkpoint_name:
+        cp = f"manifests/log/checkpoints/{data.snapshot.checkpoint_name}"
         steps.append(("The RFC 3161 timestamp on the checkpoint (tsa-roots.pem: the TSA's "
                       "root certificate, obtained from the TSA)", [
             f"openssl ts -verify -data {q(cp)} -in {q(str(data.timestamp['file']))} "
@@ -746,12 +752,14 @@ def print_pdf(html_text: str, pdf: Path, *, chromium: str | None = None) -> None
             copy_file(printed, out.write, [])
 
 
-def write_report(archive: Archive, capture_id: str, out: Path, *, fmt: str | None = None,
-                 trusted_key: str | None = None, tsa_roots: Path | None = None,
-                 chromium: str | None = None) -> ReportResult:
-    """Write the report of one capture to ``out`` (HTML, or PDF when ``out`` ends in .pdf)."""
+def write_report(archive: Archive | RemoteArchive | ArchiveSource, capture_id: str, out: Path,
+                 *, fmt: str | None = None, trusted_key: str | None = None,
+                 tsa_roots: Path | None = None, chromium: str | None = None) -> ReportResult:
+    """Write the report of one capture of an archive directory or an ``s3://`` root to
+    ``out`` (HTML, or PDF when ``out`` ends in .pdf)."""
     out = Path(out)
-    refuse_inside_archive(archive, out)  # as exports: verify would report a stray file
+    archive = source_for(archive)
+    archive.refuse_output(out)  # as exports: verify would report a stray file
     fmt = fmt or ("pdf" if out.suffix.lower() == ".pdf" else "html")
     if fmt == "pdf" and find_chromium(chromium) is None:  # fail before the work
         raise ReportError("PDF output needs Chromium or Chrome (install chromium, or set "

@@ -83,17 +83,21 @@ def public_key_text(key: ec.EllipticCurvePublicKey) -> str:
     return base64.b64encode(der).decode()
 
 
-def default_key_path(archive_root: Path) -> Path:
-    """``<config>/keys/<archive key name>.wacz.pem`` beside the archive's log key."""
-    try:
-        name = log.read_verifier(archive_root).name
-    except PreserveError:
-        name = default_key_name(archive_root)
+def default_key_path(archive_root: Path, key_name: str | None = None) -> Path:
+    """``<config>/keys/<archive key name>.wacz.pem`` beside the archive's log key
+    (``key_name``: that name, when the archive is not a directory, an ``s3://`` root)."""
+    name = key_name
+    if name is None:
+        try:
+            name = log.read_verifier(archive_root).name
+        except PreserveError:
+            name = default_key_name(archive_root)
     log_key = log.default_key_path(name)
     return log_key.with_name(log_key.name.removesuffix(".key") + KEY_SUFFIX)
 
 
-def load_or_create(path: Path | None, archive_root: Path) -> WaczSigner:
+def load_or_create(path: Path | None, archive_root: Path, *,
+                   key_name: str | None = None) -> WaczSigner:
     """The WACZ signing key at ``path`` (default: :func:`default_key_path`), created if absent.
 
     A new key is written with mode 0600 and never inside the archive; an existing key that
@@ -101,7 +105,7 @@ def load_or_create(path: Path | None, archive_root: Path) -> WaczSigner:
     """
     if path is None:
         path = Path(os.environ[KEY_ENV]) if os.environ.get(KEY_ENV) else \
-            default_key_path(archive_root)
+            default_key_path(archive_root, key_name)
     path = Path(path)
     if path.exists():
         return WaczSigner(path, _load(path), created=False)

@@ -31,12 +31,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve._version import __version__
 from preserve.archive import Archive
 from preserve.exchange import cdxj, signing
-from preserve.exchange.files import AtomicFile, Digester, copy_file
+from preserve.exchange.files import (
+    AtomicFile,
+    Digester,
+    SourceFile,
+    as_source,
+    copy_file,
+    read_bounded,
+)
 from preserve.exchange.plan import (
     ExportPlan,
     ExportResult,
@@ -44,9 +51,12 @@ from preserve.exchange.plan import (
     descriptor,
     plan_export,
     proof_bytes,
-    refuse_inside_archive,
 )
+from preserve.exchange.source import ArchiveSource, source_for
 from preserve.storage.manifest import Manifest
+
+if TYPE_CHECKING:
+    from preserve.remote.archive import RemoteArchive
 
 WACZ_VERSION = "1.1.1"
 #: The replay files an export derives from its captures (``check-export`` derives them again).
@@ -82,9 +92,10 @@ class _Zip:
                 "bytes": digester.size,
             })
 
-    def add_file(self, path: str, source: Path, compress: int, *,
+    def add_file(self, path: str, source: Path | SourceFile, compress: int, *,
                  expect: dict[str, str] | None = None, expect_size: int | None = None) -> None:
-        size = source.stat().st_size
+        # (a file of another size is refused by copy_file before a byte is written)
+        size = expect_size if expect_size is not None else as_source(source).size()
         with self.file.open(self._info(path, size, compress), "w") as out:
             digester = copy_file(source, out.write, ["sha256"], expect=expect,
                                  expect_size=expect_size)
@@ -109,7 +120,7 @@ class _Zip:
 
 
 def export_wacz(
-    archive: Archive,
+    archive: Archive | RemoteArchive | ArchiveSource,
     ids: Sequence[str],
     out: Path,
     *,
@@ -118,7 +129,8 @@ def export_wacz(
     tsa_url: str | None = None,
     title: str | None = None,
 ) -> ExportResult:
-    """Write the captures ``ids`` (or all) of ``archive`` to the WACZ file ``out``.
+    """Write the captures ``ids`` (or all) of ``archive`` (a directory or an ``s3://`` root)
+    to the WACZ file ``out``.
 
     Raises :class:`~preserve.errors.NotFoundError` for an unknown id,
     :class:`~preserve.errors.StorageError` when ``out`` exists or cannot be written or a
@@ -128,8 +140,9 @@ def export_wacz(
     """
     started = time.monotonic()
     out = Path(out)
-    refuse_inside_archive(archive, out)
-    plan = plan_export(archive, ids, all_captures=all_captures)
+    source = source_for(archive)
+    source.refuse_output(out)
+    plan = plan_export(source, ids, all_captures=all_captures)
     signature: dict[str, Any] | None = None
     with AtomicFile(out) as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as raw:
         created = plan.created[:19] + "Z"  # RFC 3339 to the second, as datapackages use
@@ -233,7 +246,7 @@ def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str],
     m = capture.manifest
     warc = warc_member(m)
     if warc not in warcs:  # an imported file shared by several captures goes in once
-        zf.add_file(warc, capture.warc_path, _STORE, expect={"sha256": m.warc.sha256},
+        zf.add_file(warc, capture.warc_file, _STORE, expect={"sha256": m.warc.sha256},
                     expect_size=m.warc.size)
         warcs.add(warc)
     manifest = f"manifests/{capture.capture_id}.json"
@@ -242,8 +255,8 @@ def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str],
                                       "size": m.warc.size},
                              "manifest": manifest, "text": None, "comments": None,
                              "proof": None}
-    for kind, ref, source in (("text", m.text, capture.text_path),
-                              ("comments", m.comments, capture.comments_path)):
+    for kind, ref, source in (("text", m.text, capture.text_file),
+                              ("comments", m.comments, capture.comments_file)):
         if ref is None or source is None:
             continue
         path = f"text/{ref.blake3}.txt"
@@ -260,7 +273,8 @@ def _add_capture(zf: _Zip, capture: LoadedCapture, texts: set[str],
 
 def _page(capture: LoadedCapture) -> dict[str, Any]:
     """The pages.jsonl entry of a capture; its text object is read here, one at a time."""
-    text = capture.text_path.read_bytes() if capture.text_path is not None else None
+    ref, file = capture.manifest.text, capture.text_file
+    text = read_bounded(file, ref.size) if ref is not None and file is not None else None
     return page_entry(capture.manifest, text)
 
 

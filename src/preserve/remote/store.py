@@ -218,10 +218,12 @@ class ObjectStore:
         return data, response.get("ETag")
 
     @contextlib.contextmanager
-    def open(self, rel: str) -> Iterator[IO[bytes]]:
-        """A streamed, read-only file object (blocks fetched on demand)."""
+    def open(self, rel: str, *, block_size: int = 8 * 2**20) -> Iterator[IO[bytes]]:
+        """A streamed, read-only file object (blocks fetched on demand, each read ahead by
+        ``block_size`` bytes: what it holds, a few times over, at most)."""
         try:
-            f = self.fs.open(self._path(rel), "rb", block_size=8 * 2**20, cache_type="readahead")
+            f = self.fs.open(self._path(rel), "rb", block_size=block_size,
+                             cache_type="readahead")
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.url}/{rel}: no such object") from exc
         except OSError as exc:

@@ -104,18 +104,26 @@ def read_block(path: Path, offset: int, limit: int, *,
     Raises :class:`~preserve.errors.ArchiveError` if the record cannot be read or its block is
     longer than ``limit`` (nothing past ``limit`` is read into memory).
     """
-    with _open(path, decompressed) as handle, _reading(offset, str(path)):
+    with _open(path, decompressed) as handle:
+        return read_block_from(handle, offset, limit, str(path))
+
+
+def read_block_from(handle: BinaryIO, offset: int, limit: int,
+                    label: str) -> tuple[str, bytes]:
+    """:func:`read_block` from an open, seekable WARC file (``label`` names it in errors):
+    an object in an object store, say."""
+    with _reading(offset, label):
         handle.seek(offset)
         record = next(iter(ArchiveIterator(handle, no_record_parse=True)), None)
         if record is None:
-            raise ArchiveError(f"no WARC record at offset {offset} of {path}")
+            raise ArchiveError(f"no WARC record at offset {offset} of {label}")
         chunks: list[bytes] = []
         size = 0
         while block := record.raw_stream.read(_BLOCK):
             size += len(block)
             if size > limit:
                 raise ArchiveError(
-                    f"the record at offset {offset} of {path} is larger than {limit} bytes"
+                    f"the record at offset {offset} of {label} is larger than {limit} bytes"
                 )
             chunks.append(block)
         return record.rec_type, b"".join(chunks)
@@ -135,4 +143,4 @@ def _reading(offset: int, label: str) -> Iterator[None]:
         ) from exc
 
 
-__all__ = ["RecordHead", "read_block", "read_heads", "read_heads_from"]
+__all__ = ["RecordHead", "read_block", "read_block_from", "read_heads", "read_heads_from"]
