@@ -38,6 +38,7 @@ from exporting import (
     tree_state,
     tsa_server,
 )
+from measure import peak_rss
 from preserve import Archive, log
 from preserve.exchange import export_wacz
 from preserve.exchange.cdxj import SortedLines
@@ -423,15 +424,6 @@ def _random_body(size: int) -> object:
     return handler
 
 
-def _peak_rss_kib(args: list[str], env: dict[str, str]) -> int:
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read() if process.stderr \
-        else ""
-    return int(usage.ru_maxrss)
-
-
 @pytest.mark.slow
 def test_memory_does_not_grow_with_the_warc(tmp_path: Path) -> None:
     """Exporting a 64 MiB capture peaks within a few MiB of exporting a 1 KiB one."""
@@ -450,8 +442,9 @@ def test_memory_does_not_grow_with_the_warc(tmp_path: Path) -> None:
     for name, capture_id in (("small", small), ("big", big)):
         for kind in ("wacz", "bagit"):
             out = tmp_path / f"{name}.{kind}"
-            peaks[name, kind] = _peak_rss_kib([PRESERVE, "export", capture_id, f"--{kind}",
-                                               str(out)], env)
+            done = peak_rss([PRESERVE, "export", capture_id, f"--{kind}", str(out)], env=env)
+            assert done.returncode == 0, done.stderr
+            peaks[name, kind] = done.peak_kib
     with zipfile.ZipFile(tmp_path / "big.wacz") as z:
         assert z.getinfo(f"archive/{big}.warc.gz").file_size == archive.manifest(big).warc.size
     for kind in ("wacz", "bagit"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 from warcio.archiveiterator import ArchiveIterator
 
+from measure import peak_rss
 from preserve import Archive, CaptureOptions, FetchOptions
 from preserve.capture.fetch import describe_certificate
 from servers import TestServer, redirect, respond
@@ -335,17 +335,6 @@ def test_error_lines_are_bounded_and_show_invisible_characters(http_server: Test
     assert any(f"⟨U+FEFF⟩{http_server.url('/a')}" in line for line in lines), lines
 
 
-def _peak_rss_kib(args: list[str]) -> tuple[int, str]:
-    """Peak RSS of a child process (its own high-water mark: load on the machine does not
-    change it) and its stderr."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    stderr = process.stderr.read().decode()
-    _, _status, usage = os.wait4(process.pid, 0)
-    process.stderr.close()
-    return int(usage.ru_maxrss), stderr
-
-
 @pytest.mark.slow
 def test_a_long_url_list_is_streamed_not_held(tmp_path: Path) -> None:
     """50,000 invalid lines peak within a few MiB of 500 (every URL, its position and its
@@ -356,9 +345,9 @@ def test_a_long_url_list_is_streamed_not_held(tmp_path: Path) -> None:
         urls = tmp_path / f"{lines}.txt"
         urls.write_text("# invalid on purpose\n"
                         + "".join(f"not a url {i}\n" for i in range(lines)))
-        peaks[lines], stderr = _peak_rss_kib(
-            [PRESERVE, "--root", str(tmp_path / "root"), "capture", "--http", "--from",
-             str(urls)])
+        done = peak_rss([PRESERVE, "--root", str(tmp_path / "root"), "capture", "--http",
+                         "--from", str(urls)])
+        peaks[lines], stderr = done.peak_kib, done.stderr
         errors = [line for line in stderr.splitlines() if line.startswith("preserve: error:")]
         assert len(errors) == lines and f"not a url {lines - 1}" in errors[-1]
         assert f"0 of {lines} captured, {lines} failed" in stderr

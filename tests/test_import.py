@@ -36,6 +36,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from exporting import missing
+from measure import peak_rss
 from preserve import Archive, commit, errors, exchange, importing, integrity, log
 from preserve.audit.repair import repair
 from preserve.importing import ImportOptions, import_file
@@ -840,18 +841,6 @@ def _text_heavy_warc(path: Path, pages: int, text_bytes: int) -> Path:
     return path
 
 
-def _peak_rss_kib(args: list[str]) -> int:
-    """Peak RSS of a child process (its own high-water mark: another process's load on the
-    machine does not change it)."""
-    process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    assert process.stderr is not None
-    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read()
-    process.stderr.close()
-    return int(usage.ru_maxrss)
-
-
 @pytest.mark.slow
 def test_import_memory_does_not_grow_with_the_text_of_its_pages(tmp_path: Path) -> None:
     """Importing 26 pages of 1 MiB text each peaks within a few MiB of importing 2 of them (it
@@ -861,7 +850,9 @@ def test_import_memory_does_not_grow_with_the_text_of_its_pages(tmp_path: Path) 
         root = tmp_path / f"root-{pages}"
         assert run(root, "init", "--key-name", f"{KEY}-{pages}").returncode == 0
         source = _text_heavy_warc(tmp_path / f"{pages}.warc.gz", pages, 2**20)
-        peaks[pages] = _peak_rss_kib([PRESERVE, "--root", str(root), "import", str(source)])
+        done = peak_rss([PRESERVE, "--root", str(root), "import", str(source)])
+        assert done.returncode == 0, done.stderr
+        peaks[pages] = done.peak_kib
         assert len(_manifests(root)) == pages
         assert not list((root / "archive" / "tmp").iterdir())
     archive = Archive(tmp_path / "root-26")

@@ -11,12 +11,14 @@ import sys
 import threading
 import time
 import types
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from measure import peak_rss
 from preserve.errors import StorageError
 from s3server import S3Server, need, s3_server  # noqa: F401  (fixture)
 from servers import TestServer, respond, stall
@@ -653,8 +655,6 @@ def _trusted(s3_cli: dict[str, Any]) -> str:
 
 
 def _members(wacz: Path) -> dict[str, bytes]:
-    import zipfile
-
     with zipfile.ZipFile(wacz) as z:
         return {name: z.read(name) for name in z.namelist()}
 
@@ -765,26 +765,6 @@ def _incompressible(size: int) -> Any:
     return handler
 
 
-#: Runs the command line, then writes its own peak RSS (VmHWM: of this process image only;
-#: ru_maxrss of a child counts the forked parent's memory before exec) to stdout.
-_PEAK = """
-import sys
-from preserve.cli import main
-try:
-    main(sys.argv[1:])
-finally:
-    with open("/proc/self/status") as status:
-        print(next(l for l in status if l.startswith("VmHWM:")).split()[1], flush=True)
-"""
-
-
-def _peak_rss_kib(args: list[str]) -> int:
-    done = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.split()[-1])
-
-
 @pytest.mark.slow
 def test_export_from_s3_memory_does_not_grow_with_the_warc(s3_server: S3Server,
                                                            tmp_path: Path) -> None:
@@ -804,10 +784,10 @@ def test_export_from_s3_memory_does_not_grow_with_the_warc(s3_server: S3Server,
     for name, capture_id in (("small", small), ("big", big)):
         for kind in ("wacz", "bagit"):
             out = tmp_path / f"{name}.{kind}"
-            peaks[name, kind] = _peak_rss_kib(["--root", archive.url, "export", capture_id,
-                                               f"--{kind}", str(out)])
-    import zipfile
-
+            done = peak_rss([str(Path(sys.executable).with_name("preserve")), "--root",
+                             archive.url, "export", capture_id, f"--{kind}", str(out)])
+            assert done.returncode == 0, done.stderr
+            peaks[name, kind] = done.peak_kib
     with zipfile.ZipFile(tmp_path / "big.wacz") as z:
         assert z.getinfo(f"archive/{big}.warc.gz").file_size == archive.manifest(big).warc.size
     for kind in ("wacz", "bagit"):
