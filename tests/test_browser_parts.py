@@ -203,7 +203,9 @@ def test_response_heads_held_for_the_wire_are_capped_for_the_capture(tmp_path: P
             with socket.create_connection(proxy.address) as sock:
                 assert _ask(sock, server.url("/a")).endswith(b"first")
                 refused = _ask(sock, server.url("/a"))
-            with contextlib.suppress(ConnectionResetError):  # answered, then closed unread
+            # Answered, then closed unread: depending on timing the client sees a reset, a broken
+            # pipe or a socket already disconnected when it shuts its side down.
+            with contextlib.suppress(OSError):
                 _exchange_raw(proxy, (
                     f"POST {server.url('/a')} HTTP/1.1\r\n"
                     f"Host: {server.url('/').split('/')[2]}\r\nContent-Length: 100000\r\n\r\n"
