@@ -213,6 +213,42 @@ def test_offsets_are_gzip_members_and_digests_cover_the_file(
     assert written.digests == hash_file(dest)
 
 
+def test_members_use_a_fast_level_and_a_window_sized_to_the_record(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path
+) -> None:
+    """Each record's gzip member is written at GZIP_LEVEL with a window no larger than the
+    record needs (cheaper to set up); a record larger than the biggest window, a small one
+    and a long target URI all inflate exactly, and warcio check passes."""
+    from preserve.warc import write as warc_write  # noqa: PLC0415
+
+    assert warc_write.GZIP_LEVEL == 2
+    assert warc_write._window_bits(1) == 9 and warc_write._window_bits(512) == 9
+    assert warc_write._window_bits(513) == 10 and warc_write._window_bits(4096) == 12
+    assert warc_write._window_bits(1 << 20) == 15
+    for size in (1, 511, 512, 513, 5000, 40000, 1 << 20):
+        assert 1 << warc_write._window_bits(size) >= min(size, 1 << 15)
+    big = bytes(range(256)) * 40 + os.urandom(70_000) + b"<p>repeat</p>" * 5000
+    http_server.routes["/big"] = respond(
+        200, big, headers=[("Content-Type", "application/octet-stream")])
+    long_path = "/small/" + "q" * 3000
+    http_server.routes[long_path] = respond(200, b"tiny")
+    for path, body in (("/big", big), (long_path, b"tiny")):
+        result = _capture(http_server, spool_dir, path)
+        dest = tmp_path / f"{len(body)}.warc.gz"
+        written = _write(dest, result, text=b"t" * 70_000)
+        data = dest.read_bytes()
+        members = [gzip.decompress(data[r.offset : r.offset + r.length])
+                   for r in written.records]
+        assert data[8] == 0  # gzip XFL: neither "slowest" (9) nor "fastest" (1) level
+        assert [m.startswith(b"WARC/1.1\r\n") for m in members] == [True] * len(members)
+        response = members[[r.type for r in written.records].index("response")]
+        assert response.endswith(body + b"\r\n\r\n")
+        assert all(c.problems == () for c in check_warc(dest))
+        run = subprocess.run([str(VENV_BIN / "warcio"), "check", str(dest)],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_check_warc_on_a_good_file(
     chunked_capture: tuple[FetchResult, Path, WarcWriteResult],
 ) -> None:
