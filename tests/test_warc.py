@@ -372,6 +372,36 @@ def test_changed_spool_file_is_refused_and_partial_file_removed(
     assert not dest.exists()
 
 
+def test_a_body_read_into_memory_or_streamed_gives_the_same_records(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body up to _IN_MEMORY is read once and written from memory, a larger one streamed
+    from its spool file: the same digests either way, and a spool file changed since the
+    capture is refused either way."""
+    from preserve.warc import write as warc_write  # noqa: PLC0415
+
+    http_server.routes["/"] = respond(200, BODY)
+    result = _capture(http_server, spool_dir, "/")
+    digests = []
+    for limit in (warc_write._IN_MEMORY, 0):
+        monkeypatch.setattr(warc_write, "_IN_MEMORY", limit)
+        dest = tmp_path / f"{limit}.warc.gz"
+        written = _write(dest, result)
+        digests.append([(r.type, r.block_digest, r.payload_digest) for r in written.records])
+        assert all(c.problems == () for c in check_warc(dest))
+    assert digests[0] == digests[1]
+    original = result.final.body_path.read_bytes()
+    for limit, changed in ((1 << 20, original[:-1]), (1 << 20, original + b"x"),
+                           (0, original.replace(b"evidence", b"forgery!"))):
+        monkeypatch.setattr(warc_write, "_IN_MEMORY", limit)
+        result.final.body_path.chmod(0o644)
+        result.final.body_path.write_bytes(changed)
+        dest = tmp_path / "bad.warc.gz"
+        with pytest.raises(StorageError, match="spool"):
+            _write(dest, result)
+        assert not dest.exists()
+
+
 # --- damage ----------------------------------------------------------------------------------
 
 

@@ -199,6 +199,30 @@ def _file_digests(prefix: bytes, body: Path, expected_sha256: str) -> tuple[str,
     return sha256_base32(block.digest()), sha256_base32(payload.digest())
 
 
+#: A spooled body up to this size is read into memory once: hashed for both digests (its
+#: SHA-256 checked against the hash taken at capture) and written from those same bytes, so
+#: it is neither opened twice nor hashed a third time while it is written.
+_IN_MEMORY = 1 << 20
+
+
+def _spooled_block(prefix: bytes, body: Path, size: int,
+                   expected_sha256: str) -> tuple[_BlockReader, str, str]:
+    """(block reader, block digest, payload digest) of ``prefix`` + the spooled ``body``,
+    the body checked against the hash recorded at capture (StorageError otherwise)."""
+    if size > _IN_MEMORY:
+        block_digest, payload_digest = _file_digests(prefix, body, expected_sha256)
+        return _BlockReader(prefix, body, expected_sha256), block_digest, payload_digest
+    with body.open("rb") as f:
+        data = f.read(size + 1)
+    payload = hashlib.sha256(data)
+    if len(data) != size or payload.hexdigest() != expected_sha256:
+        raise StorageError(f"spool file {body} does not match the body hash recorded at capture")
+    block = hashlib.sha256(prefix)
+    block.update(data)
+    return (_BlockReader(prefix + data, None, None), sha256_base32(block.digest()),
+            sha256_base32(payload.digest()))
+
+
 def _warc_id() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
 
@@ -372,7 +396,8 @@ class _Writer:
                    *([("WARC-Truncated", request_truncated)] if request_truncated else [])],
         )
         head = stored_response_head(exchange)
-        block_digest, payload_digest = _file_digests(head, exchange.body_path, exchange.body_sha256)
+        block, block_digest, payload_digest = _spooled_block(
+            head, exchange.body_path, exchange.body_size, exchange.body_sha256)
         protocol = [("WARC-Protocol", exchange.http_version.lower())]
         if exchange.tls is not None:
             protocol.append(("WARC-Protocol", _tls_protocol(exchange.tls.version)))
@@ -384,7 +409,7 @@ class _Writer:
             record_id=response_id,
             date=exchange.started,
             content_type="application/http; msgtype=response",
-            block=_BlockReader(head, exchange.body_path, exchange.body_sha256),
+            block=block,
             length=len(head) + exchange.body_size,
             block_digest=block_digest,
             payload_digest=payload_digest,
@@ -404,9 +429,9 @@ def _request_block(exchange: Exchange) -> tuple[_BlockReader, int, str, str]:
         return (_BlockReader(sent, None, None), len(sent),
                 sha256_base32(hashlib.sha256(sent).digest()),
                 sha256_base32(hashlib.sha256(payload).digest()))
-    block_digest, payload_digest = _file_digests(sent, body_path, body_sha256)
-    return (_BlockReader(sent, body_path, body_sha256), len(sent) + exchange.request_body_size,
-            block_digest, payload_digest)
+    block, block_digest, payload_digest = _spooled_block(
+        sent, body_path, exchange.request_body_size, body_sha256)
+    return block, len(sent) + exchange.request_body_size, block_digest, payload_digest
 
 
 def _tls_protocol(version: str) -> str:
