@@ -466,3 +466,24 @@ def test_seal_writes_the_parsed_manifests_own_bytes(
     assert to_bytes(prepared.draft_manifest) == prepared.draft
     if extraction_extra.get("method", "") is None:
         assert "method" not in json.loads(prepared.draft)["extraction"]
+
+
+def test_real_date_time_accepts_what_strptime_accepts() -> None:
+    """Dates and times are checked without strptime; the same ones are accepted."""
+    import itertools  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    def by_strptime(value: str) -> bool:
+        try:
+            datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return False
+        return True
+
+    years, months = ("0000", "0001", "1999", "2000", "2024", "2100", "9999"), range(0, 14)
+    days, hours = (0, 1, 9, 28, 29, 30, 31, 32), ("00", "23", "24")
+    minutes, seconds = ("00", "59", "60"), ("00", "59", "60", "61")
+    for year, month, day, hour, minute, second in itertools.product(
+            years, months, days, hours, minutes, seconds):
+        stamp = f"{year}-{month:02d}-{day:02d}T{hour}:{minute}:{second}.000000Z"
+        assert manifest_mod.real_date_time(stamp) is by_strptime(stamp), stamp
