@@ -22,7 +22,8 @@ in a fresh output directory, the order rotated by one each round:
   response records: the floor for a Python WARC writer;
 * ``preserve``: ``preserve --root R --key K capture --http --from urls.txt`` (the archive made
   by ``preserve init`` with a signing key first, as a user's is; whole command, start-up
-  included);
+  included; ``PRESERVE_CONFIG_HOME`` a fresh directory for each run, so the operator's known
+  heads are those of this archive alone, not of every archive earlier runs made);
 * ``preserve --concurrency 4``: the same with ``--concurrency 4`` over ``urls4.txt``, the same
   pages spread round-robin over the four loopback hosts;
 * with ``--before PRESERVE`` (another build's ``preserve`` command, e.g. a wrapper that runs
@@ -120,10 +121,13 @@ def tools(work: Path, url_file: Path, url_file4: Path, concurrency: int,
                  command: str = PRESERVE) -> Callable[[Path], Measured]:
         def run(out: Path) -> Measured:
             key = out.with_suffix(".key")
+            # the operator's own files (known heads) in a directory of this run's: a commit
+            # reads every known head of the operator, and each round's archive would add one
+            env = dict(os.environ, PRESERVE_CONFIG_HOME=str(out.with_suffix(".config")))
             subprocess.run([command, "--root", str(out), "--key", str(key), "init"],
-                           check=True, capture_output=True)
+                           check=True, capture_output=True, env=env)
             return run_measured([command, "--root", str(out), "--key", str(key), "capture",
-                                 "--http", "--from", str(urls), *extra])
+                                 "--http", "--from", str(urls), *extra], env=env)
         return run
 
     def own_warcs(out: Path) -> list[Path]:
