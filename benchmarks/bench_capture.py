@@ -4,7 +4,8 @@
 
 Usage:
     python benchmarks/bench_capture.py [--rounds 5] [--pages 300] [--size 30000]
-                                       [--concurrency 4] [--workdir DIR] [--keep] [--json OUT]
+                                       [--concurrency 4] [--before PRESERVE] [--no-references]
+                                       [--workdir DIR] [--keep] [--json OUT]
 
 Method. A local server (``_local_server.py``, its own process) listens on 127.0.0.1 to
 127.0.0.4 (one port; Linux routes all of 127/8 to ``lo``) and serves ``--pages`` generated
@@ -21,9 +22,14 @@ in a fresh output directory, the order rotated by one each round:
   response records: the floor for a Python WARC writer;
 * ``preserve``: ``preserve --root R --key K capture --http --from urls.txt`` (the archive made
   by ``preserve init`` with a signing key first, as a user's is; whole command, start-up
-  included);
+  included; ``PRESERVE_CONFIG_HOME`` a fresh directory for each run, so the operator's known
+  heads are those of this archive alone, not of every archive earlier runs made);
 * ``preserve --concurrency 4``: the same with ``--concurrency 4`` over ``urls4.txt``, the same
-  pages spread round-robin over the four loopback hosts.
+  pages spread round-robin over the four loopback hosts;
+* with ``--before PRESERVE`` (another build's ``preserve`` command, e.g. a wrapper that runs
+  ``main`` from its own source tree), ``preserve (before)`` and ``preserve --concurrency 4
+  (before)``: the same two commands with that build, in the same rounds (an A/B);
+  ``--no-references`` leaves wget and the warcio loop out (a quicker A/B).
 
 Per tool: median and fastest pages/s over the rounds (pages / wall seconds of the whole
 command), CPU ms per page (user + system of the command and every process it waited for, from
@@ -99,7 +105,8 @@ class Tool:
     warcs: Callable[[Path], list[Path]]
 
 
-def tools(work: Path, url_file: Path, url_file4: Path, concurrency: int) -> list[Tool]:
+def tools(work: Path, url_file: Path, url_file4: Path, concurrency: int,
+          before: str | None = None, references: bool = True) -> list[Tool]:
     def wget(out: Path) -> Measured:
         out.mkdir()
         return run_measured(["wget", f"--warc-file={out / 'capture'}", "--no-verbose",
@@ -110,13 +117,17 @@ def tools(work: Path, url_file: Path, url_file4: Path, concurrency: int) -> list
         return run_measured([sys.executable, __file__, "--warcio-loop", str(url_file),
                              str(out / "capture.warc.gz")])
 
-    def preserve(extra: list[str], urls: Path) -> Callable[[Path], Measured]:
+    def preserve(extra: list[str], urls: Path,
+                 command: str = PRESERVE) -> Callable[[Path], Measured]:
         def run(out: Path) -> Measured:
             key = out.with_suffix(".key")
-            subprocess.run([PRESERVE, "--root", str(out), "--key", str(key), "init"],
-                           check=True, capture_output=True)
-            return run_measured([PRESERVE, "--root", str(out), "--key", str(key), "capture",
-                                 "--http", "--from", str(urls), *extra])
+            # the operator's own files (known heads) in a directory of this run's: a commit
+            # reads every known head of the operator, and each round's archive would add one
+            env = dict(os.environ, PRESERVE_CONFIG_HOME=str(out.with_suffix(".config")))
+            subprocess.run([command, "--root", str(out), "--key", str(key), "init"],
+                           check=True, capture_output=True, env=env)
+            return run_measured([command, "--root", str(out), "--key", str(key), "capture",
+                                 "--http", "--from", str(urls), *extra], env=env)
         return run
 
     def own_warcs(out: Path) -> list[Path]:
@@ -125,14 +136,22 @@ def tools(work: Path, url_file: Path, url_file4: Path, concurrency: int) -> list
     def preserve_warcs(out: Path) -> list[Path]:
         return sorted((out / "archive" / "warc").rglob("*.warc.gz"))
 
+    concurrent = ["--concurrency", str(concurrency)]
     found = [
-        Tool("warcio loop", warcio, own_warcs),
         Tool("preserve", preserve([], url_file), preserve_warcs),
-        Tool(f"preserve --concurrency {concurrency}",
-             preserve(["--concurrency", str(concurrency)], url_file4), preserve_warcs),
+        Tool(f"preserve --concurrency {concurrency}", preserve(concurrent, url_file4),
+             preserve_warcs),
     ]
-    if shutil.which("wget"):
-        found.insert(0, Tool("wget", wget, own_warcs))
+    if before is not None:
+        found += [
+            Tool("preserve (before)", preserve([], url_file, before), preserve_warcs),
+            Tool(f"preserve --concurrency {concurrency} (before)",
+                 preserve(concurrent, url_file4, before), preserve_warcs),
+        ]
+    if references:
+        found.insert(0, Tool("warcio loop", warcio, own_warcs))
+        if shutil.which("wget"):
+            found.insert(0, Tool("wget", wget, own_warcs))
     return found
 
 
@@ -160,17 +179,19 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         warm.mkdir()
         (warm / "urls.txt").write_text("\n".join(urls[:WARM_PAGES]) + "\n", encoding="utf-8")
         (warm / "urls4.txt").write_text("\n".join(urls4[:WARM_PAGES]) + "\n", encoding="utf-8")
-        for tool in tools(warm, warm / "urls.txt", warm / "urls4.txt", args.concurrency):
-            tool.run(warm / tool.name.replace(" ", "_"))
+        chosen = {"concurrency": args.concurrency, "before": args.before,
+                  "references": not args.no_references}
+        for tool in tools(warm, warm / "urls.txt", warm / "urls4.txt", **chosen):
+            tool.run(warm / _dir_name(tool.name))
         shutil.rmtree(warm)
 
-        order = tools(work, url_file, url_file4, args.concurrency)
+        order = tools(work, url_file, url_file4, **chosen)
         runs: dict[str, list[dict[str, Any]]] = {tool.name: [] for tool in order}
         last: dict[str, Path] = {}
         for round_no in range(args.rounds):
             shift = round_no % len(order)
             for tool in order[shift:] + order[:shift]:
-                out = work / f"{tool.name.replace(' ', '_')}-{round_no}"
+                out = work / f"{_dir_name(tool.name)}-{round_no}"
                 server_cpu = server.cpu_seconds()
                 measured = tool.run(out)
                 server_cpu = server.cpu_seconds() - server_cpu
@@ -201,8 +222,12 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for row in results.values():
                 row[f"ratio_to_{reference.replace(' ', '_')}"] = row["pages_per_s_median"] / base
     return {"pages": pages, "page_size": size, "body_bytes": body, "rounds": args.rounds,
-            "concurrency": args.concurrency, "hosts": list(HOSTS),
+            "concurrency": args.concurrency, "hosts": list(HOSTS), "before": args.before,
             "loadavg_after": os.getloadavg(), "tools": results}
+
+
+def _dir_name(name: str) -> str:
+    return name.replace(" ", "_").replace("(", "").replace(")", "")
 
 
 def summarise(rounds: list[dict[str, Any]], pages: int, body: int) -> dict[str, Any]:
@@ -243,6 +268,16 @@ def report(data: dict[str, Any]) -> None:
          "WARC MB (last round)", "WARC files", "warcio check (last round)"],
         rows,
     )
+    tools_ = data["tools"]
+    for name in [n for n in tools_ if not n.endswith(" (before)")]:
+        old = tools_.get(f"{name} (before)")
+        if old is not None:
+            new = tools_[name]
+            print(f"\n{name}: {old['pages_per_s_median']:.1f} -> "
+                  f"{new['pages_per_s_median']:.1f} pages/s median "
+                  f"({new['pages_per_s_median'] / old['pages_per_s_median']:.2f}x), CPU "
+                  f"{old['cpu_ms_per_page']:.2f} -> {new['cpu_ms_per_page']:.2f} ms a page "
+                  f"({new['cpu_ms_per_page'] - old['cpu_ms_per_page']:+.2f})")
     failed = {name: r["failed_rounds"] for name, r in data["tools"].items() if r["failed_rounds"]}
     if failed:
         print(f"\nrounds where the command failed: {failed}")
@@ -254,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--size", type=int, default=30000, help="bytes a page (about)")
     parser.add_argument("--concurrency", type=int, default=4, help="of the concurrent run")
+    parser.add_argument("--before", metavar="PRESERVE",
+                        help="another build's preserve command, timed in the same rounds")
+    parser.add_argument("--no-references", action="store_true",
+                        help="leave wget and the warcio loop out")
     parser.add_argument("--workdir", type=Path, help="where outputs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")

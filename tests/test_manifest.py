@@ -423,3 +423,67 @@ def test_base32_length_count_agrees_with_b32decode(body: str, padding: int) -> N
     except binascii.Error:
         expected = None
     assert base32_decoded_length(encoded) == expected
+
+
+@pytest.mark.parametrize("extraction_extra", [{}, {"method": None, "page_type": None},
+                                              {"method": "article", "page_type": "article"}])
+def test_seal_writes_the_parsed_manifests_own_bytes(
+    extraction_extra: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sealed draft is the canonical serialisation of the manifest parsed from it (what
+    verify holds canonical, W109); it is re-serialised only when parsing changed something
+    (a null field the schema leaves out when absent), else the bytes parsed are kept."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from preserve.commit import PreparedCapture  # noqa: PLC0415
+    from preserve.hashing import Digests  # noqa: PLC0415
+    from preserve.warc import RecordRef, WarcWriteResult  # noqa: PLC0415
+
+    document = sample_dict()
+    for key in ("schema", "warc", "text", "comments", "previous"):
+        del document[key]
+    document["extraction"].update(extraction_extra)
+    record = RecordRef("urn:uuid:12345678-1234-1234-1234-123456789abc", "response",
+                       "https://example.test/a", 0, 500, DIGEST, DIGEST, None,
+                       "application/http; msgtype=response")
+    prepared = PreparedCapture(
+        capture_id=CID, started_at=datetime(2026, 11, 21, tzinfo=UTC), kind="capture",
+        requested_url="https://example.test/", warc_tmp=Path("capture.warc.gz"),
+        warc=WarcWriteResult(records=(record,), digests=Digests(H1, H2, 1000)),
+        text=b"clean text", comments=None, document=document)
+    serialised: list[Manifest] = []
+    to_bytes = Manifest.to_bytes
+
+    def counting(self: Manifest) -> bytes:
+        serialised.append(self)
+        return to_bytes(self)
+
+    monkeypatch.setattr(Manifest, "to_bytes", counting)
+    prepared.seal()
+    assert prepared.draft is not None and prepared.draft_manifest is not None
+    assert len(serialised) == (1 if extraction_extra.get("method", "") is None else 0)
+    assert parse_manifest(prepared.draft) == prepared.draft_manifest
+    assert to_bytes(prepared.draft_manifest) == prepared.draft
+    if extraction_extra.get("method", "") is None:
+        assert "method" not in json.loads(prepared.draft)["extraction"]
+
+
+def test_real_date_time_accepts_what_strptime_accepts() -> None:
+    """Dates and times are checked without strptime; the same ones are accepted."""
+    import itertools  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    def by_strptime(value: str) -> bool:
+        try:
+            datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return False
+        return True
+
+    years, months = ("0000", "0001", "1999", "2000", "2024", "2100", "9999"), range(0, 14)
+    days, hours = (0, 1, 9, 28, 29, 30, 31, 32), ("00", "23", "24")
+    minutes, seconds = ("00", "59", "60"), ("00", "59", "60", "61")
+    for year, month, day, hour, minute, second in itertools.product(
+            years, months, days, hours, minutes, seconds):
+        stamp = f"{year}-{month:02d}-{day:02d}T{hour}:{minute}:{second}.000000Z"
+        assert manifest_mod.real_date_time(stamp) is by_strptime(stamp), stamp

@@ -3,11 +3,14 @@ plus disk-only checks (fan-out, atomicity, damage left untouched)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -198,3 +201,90 @@ def test_disk_concurrent_puts_of_same_bytes(tmp_path: Path) -> None:
     assert len(set(results)) == 1
     assert len(list(store.iter_ids())) == 1 and store.get(store.put(data).blake3) == data
     assert list(store.layout.tmp_dir.iterdir()) == []
+
+
+def test_disk_path_is_what_resolve_inside_gives(tmp_path: Path) -> None:
+    """The store finds an object's directory with a few lstat calls; the answer is always
+    resolve_inside's: fan-out absent or present, the root reached through a symlink, a
+    fan-out directory that is a symlink inside the root, or one leading out (refused)."""
+    from preserve.storage.layout import TEXT_DIR, resolve_inside  # noqa: PLC0415
+
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "link")
+    store = TextStore(ArchiveLayout(tmp_path / "link"))
+    stored = store.put(b"present")
+    absent = blake3.blake3(b"absent").hexdigest()
+    half = stored.blake3[:4] + "0" * 60  # its first fan-out level exists, not its second
+
+    def expected(hex_id: str) -> Path:
+        rel = store.layout.text_rel_for(hex_id).rsplit("/", 1)[0]
+        return resolve_inside(store.layout.root, rel, under=TEXT_DIR) / hex_id
+
+    for hex_id in (stored.blake3, absent, half):
+        assert store.path(hex_id) == expected(hex_id)
+        assert str(store.path(hex_id)).startswith(str(real))
+    inside = real / "archive" / "elsewhere"
+    inside.mkdir()
+    other = blake3.blake3(b"other").hexdigest()
+    os.symlink(inside, store.layout.text_dir / other[:2])
+    assert store.path(other) == expected(other) == inside / other[2:4] / other
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    third = next(h for h in (blake3.blake3(bytes([n])).hexdigest() for n in range(256))
+                 if h[:2] not in (other[:2], stored.blake3[:2]))
+    os.symlink(outside, store.layout.text_dir / third[:2])
+    with pytest.raises(UnsafePathError):
+        store.path(third)
+
+
+def test_disk_put_writes_an_unnamed_file_or_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects are written to an O_TMPFILE file linked into place (no temp name, nothing in
+    archive/tmp); where the system offers none, or it cannot be linked, a named temp file is
+    used as before. Either way the object is complete, read-only, and a second put of the
+    same bytes creates nothing."""
+    from preserve.safe_io import Durability  # noqa: PLC0415
+
+    layout = ArchiveLayout(tmp_path)
+    layout.ensure_dirs()
+    store = TextStore(layout)
+    made: list[str] = []
+    real_mkstemp = tempfile.mkstemp
+
+    def counting_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)
+        made.append(name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", counting_mkstemp)
+    stored, created = store.put_deferred(b"unnamed", durability=Durability(tmp_path))
+    assert created and (tmp_path / stored.path_rel).read_bytes() == b"unnamed"
+    assert stat.S_IMODE((tmp_path / stored.path_rel).stat().st_mode) == 0o444
+    assert made == [] if hasattr(os, "O_TMPFILE") else len(made) == 1
+    assert store.put_deferred(b"unnamed", durability=Durability(tmp_path)) == (stored, False)
+
+    real_open, real_link = os.open, os.link
+
+    def no_tmpfile(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise OSError(errno.EOPNOTSUPP, "no O_TMPFILE here")
+        return real_open(path, flags, *args, **kwargs)
+
+    def no_proc_link(src: Any, dst: Any, **kwargs: Any) -> None:
+        if str(src).startswith("/proc/self/fd/"):
+            raise FileNotFoundError(errno.ENOENT, "no /proc")
+        real_link(src, dst, **kwargs)
+
+    for name, fake in (("open", no_tmpfile), ("link", no_proc_link)):
+        monkeypatch.setattr(os, name, fake)
+        made.clear()
+        data = f"fallback {name}".encode()
+        stored, created = store.put_deferred(data, durability=Durability(tmp_path))
+        assert created and (tmp_path / stored.path_rel).read_bytes() == data
+        assert len(made) == 1 and not Path(made[0]).exists()
+        monkeypatch.undo()
+        monkeypatch.setattr(tempfile, "mkstemp", counting_mkstemp)
+    assert list(layout.tmp_dir.iterdir()) == []
+    assert store.put(b"synced").size == 6

@@ -170,6 +170,17 @@ def test_the_character_sets_are_httpxs() -> None:
         assert getattr(urls, name) == getattr(_urlparse, name), name
 
 
+def test_non_printable_ascii_is_found_as_httpx_finds_it() -> None:
+    """The regular expression finds what httpx's character-by-character test
+    (``char.isascii() and not char.isprintable()``) finds, first one first."""
+    for code in range(0x110000):
+        char = chr(code)
+        expected = char if char.isascii() and not char.isprintable() else None
+        assert urls._non_printable_ascii(char) == expected, hex(code)
+    assert urls._non_printable_ascii("http://a/\u00e9\u2028x\ty\x7f") == "\t"
+    assert urls._non_printable_ascii("http://a/\u00a0\u2028") is None
+
+
 @pytest.mark.parametrize("text", CORPUS)
 def test_a_url_is_parsed_as_httpx_parses_it(text: str) -> None:
     same(text)

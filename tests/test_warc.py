@@ -213,6 +213,74 @@ def test_offsets_are_gzip_members_and_digests_cover_the_file(
     assert written.digests == hash_file(dest)
 
 
+def test_members_use_a_fast_level_and_a_window_sized_to_the_record(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path
+) -> None:
+    """Each record's gzip member is written at GZIP_LEVEL with a window no larger than the
+    record needs (cheaper to set up); a record larger than the biggest window, a small one
+    and a long target URI all inflate exactly, and warcio check passes."""
+    from preserve.warc import write as warc_write  # noqa: PLC0415
+
+    assert warc_write.GZIP_LEVEL == 2
+    assert warc_write._window_bits(1) == 9 and warc_write._window_bits(512) == 9
+    assert warc_write._window_bits(513) == 10 and warc_write._window_bits(4096) == 12
+    assert warc_write._window_bits(1 << 20) == 15
+    for size in (1, 511, 512, 513, 5000, 40000, 1 << 20):
+        assert 1 << warc_write._window_bits(size) >= min(size, 1 << 15)
+    big = bytes(range(256)) * 40 + os.urandom(70_000) + b"<p>repeat</p>" * 5000
+    http_server.routes["/big"] = respond(
+        200, big, headers=[("Content-Type", "application/octet-stream")])
+    long_path = "/small/" + "q" * 3000
+    http_server.routes[long_path] = respond(200, b"tiny")
+    for path, body in (("/big", big), (long_path, b"tiny")):
+        result = _capture(http_server, spool_dir, path)
+        dest = tmp_path / f"{len(body)}.warc.gz"
+        written = _write(dest, result, text=b"t" * 70_000)
+        data = dest.read_bytes()
+        members = [gzip.decompress(data[r.offset : r.offset + r.length])
+                   for r in written.records]
+        assert data[8] == 0  # gzip XFL: neither "slowest" (9) nor "fastest" (1) level
+        assert [m.startswith(b"WARC/1.1\r\n") for m in members] == [True] * len(members)
+        response = members[[r.type for r in written.records].index("response")]
+        assert response.endswith(body + b"\r\n\r\n")
+        assert all(c.problems == () for c in check_warc(dest))
+        run = subprocess.run([str(VENV_BIN / "warcio"), "check", str(dest)],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_records_are_the_bytes_warcios_writer_writes(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path
+) -> None:
+    """Records are serialised directly, not through warcio's record objects: every record
+    (decompressed) is byte for byte what warcio's WARCWriter writes for the same header
+    fields and block, here with a target URI from a non-ASCII path and a chunked response."""
+    import io  # noqa: PLC0415
+
+    from warcio.recordloader import ArcWarcRecord  # noqa: PLC0415
+    from warcio.statusandheaders import StatusAndHeaders  # noqa: PLC0415
+    from warcio.warcwriter import WARCWriter  # noqa: PLC0415
+
+    http_server.routes["/caf%C3%A9"] = raw(CHUNKED_HEAD + chunk_encode(BODY, 100))
+    result = _capture(http_server, spool_dir, "/café")
+    dest = tmp_path / "capture.warc.gz"
+    written = _write(dest, result, text="texte évident\n".encode())
+    data = dest.read_bytes()
+    for ref in written.records:
+        member = gzip.decompress(data[ref.offset : ref.offset + ref.length])
+        head_end = member.index(b"\r\n\r\n") + 4
+        lines = member[:head_end].decode().split("\r\n")
+        assert lines[0] == "WARC/1.1" and lines[-2:] == ["", ""]
+        headers = [tuple(line.split(": ", 1)) for line in lines[1:-2]]
+        block = member[head_end:-4]
+        out = io.BytesIO()
+        WARCWriter(out, gzip=False, warc_version="WARC/1.1").write_record(ArcWarcRecord(
+            "warc", ref.type, StatusAndHeaders("", headers, protocol="WARC/1.1"),
+            io.BytesIO(block), None, ref.content_type, len(block)))
+        assert out.getvalue() == member, ref.type
+    assert "/caf%C3%A9" in written.records[1].target_uri
+
+
 def test_check_warc_on_a_good_file(
     chunked_capture: tuple[FetchResult, Path, WarcWriteResult],
 ) -> None:
@@ -302,6 +370,36 @@ def test_changed_spool_file_is_refused_and_partial_file_removed(
     with pytest.raises(StorageError, match="spool"):
         _write(dest, result)
     assert not dest.exists()
+
+
+def test_a_body_read_into_memory_or_streamed_gives_the_same_records(
+    http_server: TestServer, spool_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body up to _IN_MEMORY is read once and written from memory, a larger one streamed
+    from its spool file: the same digests either way, and a spool file changed since the
+    capture is refused either way."""
+    from preserve.warc import write as warc_write  # noqa: PLC0415
+
+    http_server.routes["/"] = respond(200, BODY)
+    result = _capture(http_server, spool_dir, "/")
+    digests = []
+    for limit in (warc_write._IN_MEMORY, 0):
+        monkeypatch.setattr(warc_write, "_IN_MEMORY", limit)
+        dest = tmp_path / f"{limit}.warc.gz"
+        written = _write(dest, result)
+        digests.append([(r.type, r.block_digest, r.payload_digest) for r in written.records])
+        assert all(c.problems == () for c in check_warc(dest))
+    assert digests[0] == digests[1]
+    original = result.final.body_path.read_bytes()
+    for limit, changed in ((1 << 20, original[:-1]), (1 << 20, original + b"x"),
+                           (0, original.replace(b"evidence", b"forgery!"))):
+        monkeypatch.setattr(warc_write, "_IN_MEMORY", limit)
+        result.final.body_path.chmod(0o644)
+        result.final.body_path.write_bytes(changed)
+        dest = tmp_path / "bad.warc.gz"
+        with pytest.raises(StorageError, match="spool"):
+            _write(dest, result)
+        assert not dest.exists()
 
 
 # --- damage ----------------------------------------------------------------------------------

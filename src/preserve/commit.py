@@ -141,12 +141,16 @@ class PreparedCapture:
             comments=_object_json(self.comments),
             previous=[],
         )
-        manifest = manifest_mod.parse_manifest(
-            manifest_mod.canonical_bytes(manifest_mod.bound_fields(document)))
+        canonical = manifest_mod.canonical_bytes(manifest_mod.bound_fields(document))
+        decoded = manifest_mod.decode_manifest_json(canonical)
+        manifest = manifest_mod.manifest_from_dict(decoded)  # = parse_manifest(canonical)
         # the bytes written are the parsed manifest's own serialisation, the form verify holds
         # canonical (W109): a field given as null that the schema leaves out when absent (an
-        # extraction without a method, say) is left out, as verify expects
-        self.draft = manifest.to_bytes()
+        # extraction without a method, say) is left out, as verify expects. When the parsed
+        # manifest holds exactly what was parsed (the validators keep values and their JSON
+        # types), that serialisation is ``canonical`` itself, the bytes just parsed: the
+        # second serialisation (a fifth of a seal) is made only when they differ.
+        self.draft = canonical if manifest.to_dict() == decoded else manifest.to_bytes()
         self.draft_manifest = manifest
 
     def to_draft(self) -> Draft:

@@ -580,12 +580,13 @@ def _capture(
 ) -> FetchResult:
     """:func:`fetch` with the SSRF address predicate as a parameter (tests block 127.0.0.2)."""
     current = parse_url(url)
-    deadline = Deadline(options.timeout, str(current))
+    requested = str(current)
+    deadline = Deadline(options.timeout, requested)
     spool = _Spool(spool_dir)
     started = utc_timestamp()
     exchanges: list[Exchange] = []
     notes: list[str] = []
-    seen = {str(current)}
+    seen = {requested}
     try:
         while True:
             made = len(spool.paths)
@@ -627,7 +628,7 @@ def _capture(
         spool.discard()
         raise
     return records.FetchResult(
-        requested_url=str(parse_url(url)),
+        requested_url=requested,
         exchanges=tuple(exchanges),
         started=started,
         ended=utc_timestamp(),

@@ -201,9 +201,16 @@ class ParseResult(typing.NamedTuple):
         )
 
 
+#: The ASCII characters ``str.isprintable`` calls not printable: C0 controls and DEL.
+_NON_PRINTABLE_ASCII = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _non_printable_ascii(text: str) -> str | None:
-    """The first ASCII character of ``text`` that is not printable, if any."""
-    return next((char for char in text if char.isascii() and not char.isprintable()), None)
+    """The first ASCII character of ``text`` that is not printable, if any (httpx tests
+    ``char.isascii() and not char.isprintable()`` character by character; the same set,
+    searched in C)."""
+    found = _NON_PRINTABLE_ASCII.search(text)
+    return found.group() if found else None
 
 
 def urlparse(url: str = "", **kwargs: str | None) -> ParseResult:

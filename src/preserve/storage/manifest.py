@@ -603,6 +603,19 @@ def decode_manifest_json(data: bytes) -> dict[str, JSONValue]:
 # --- validation: JSON object -> dataclasses ----------------------------------------------------
 
 
+def real_date_time(value: str) -> bool:
+    """Whether ``value``, which starts ``YYYY-MM-DDTHH:MM:SS`` (digits where the pattern
+    has them: the caller matched it), names a real date and time: what
+    ``datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")`` accepts (it too refuses seconds
+    60 and 61, which its pattern lets through), a tenth of its cost."""
+    try:
+        datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                 int(value[14:16]), int(value[17:19]))
+    except ValueError:
+        return False
+    return True
+
+
 class _Fields:
     """Typed access to one JSON object, with the JSON path in every error message."""
 
@@ -665,11 +678,8 @@ class _Fields:
                 and _ASN1_TIME_RE.fullmatch(self.obj[key]):
             return self.string(key)  # a certificate date that is no real date, kept as given
         value = self.string(key, pattern=_TIME_RE if strict else _CERT_TIME_RE)
-        stamp = value[:19]
-        try:
-            datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S")
-        except ValueError as exc:
-            raise self._fail(key, "a real RFC 3339 date and time", value) from exc
+        if not real_date_time(value):
+            raise self._fail(key, "a real RFC 3339 date and time", value)
         return value
 
     def ip(self, key: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ OBJECT_MODE = 0o444
 #: near this; ``verify`` reports a larger file from its size without reading it.
 MAX_OBJECT_BYTES = 64 * 2**20
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+#: ``open(O_TMPFILE)`` failures that mean "not here" (kernel or file system without it).
+_TMPFILE_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL}
+#: Linking a ``O_TMPFILE`` file failed in a way a named temp file may not (no /proc, no
+#: hard links here, no permission to link through /proc).
+_TMPFILE_LINK_FAILED = _LINK_UNSUPPORTED | {errno.ENOENT, errno.EACCES, errno.ENOTDIR}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,7 @@ class TextStore:
 
     def __init__(self, layout: ArchiveLayout) -> None:
         self.layout = layout
+        self._real_root: str | None = None
 
     def path(self, hex_id: str) -> Path:
         """Where object ``hex_id`` lives (validated id; the file need not exist).
@@ -121,8 +128,33 @@ class TextStore:
         object is refused when opened (O_NOFOLLOW) rather than followed.
         """
         rel = self.layout.text_rel_for(hex_id)
-        directory = resolve_inside(self.layout.root, rel.rsplit("/", 1)[0], under=TEXT_DIR)
+        directory_rel = rel.rsplit("/", 1)[0]
+        plain = self._plain_directory(directory_rel)
+        if plain is not None:
+            return Path(plain, hex_id)
+        directory = resolve_inside(self.layout.root, directory_rel, under=TEXT_DIR)
         return directory / hex_id
+
+    def _plain_directory(self, directory_rel: str) -> str | None:
+        """``real root / directory_rel`` when each of its components below the root is a
+        directory (``lstat``: no symlink) or, from some component on, absent: then it is
+        exactly what :func:`resolve_inside` would return, found with four ``lstat`` calls
+        instead of resolving every component from ``/`` (most of a text object's put).
+        None otherwise (a symlink, a file, an error): the caller resolves in full."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.layout.root)
+        current = self._real_root
+        for part in directory_rel.split("/"):
+            current = f"{current}/{part}"
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return f"{self._real_root}/{directory_rel}"
+            except OSError:
+                return None
+            if not stat.S_ISDIR(mode):
+                return None
+        return current
 
     def path_rel(self, hex_id: str) -> str:
         return self.layout.text_rel_for(hex_id)
@@ -166,6 +198,22 @@ class TextStore:
                 makedirs_durable(final.parent)
             else:
                 _add_fan_out(final, durability)
+            created = self._put_unnamed(data, final, digests, fsync=durability is None)
+        except OSError as exc:
+            raise StorageError(f"cannot store text object {digests.blake3}: {exc}") from exc
+        if created is not None:
+            if durability is not None:
+                if created:
+                    durability.add(final)
+                    durability.add(final.parent, directory=True)
+            elif sync_dir:
+                try:
+                    fsync_dir(final.parent)
+                except OSError as exc:
+                    raise StorageError(f"cannot store text object {digests.blake3}: "
+                                       f"{exc}") from exc
+            return stored, created
+        try:
             fd, tmp_name = tempfile.mkstemp(prefix="text-", dir=self.layout.tmp_dir)
         except OSError as exc:
             raise StorageError(f"cannot prepare text object {digests.blake3}: {exc}") from exc
@@ -209,6 +257,42 @@ class TextStore:
             durability.add(final)
             durability.add(final.parent, directory=True)
         return stored, created
+
+    def _put_unnamed(self, data: bytes, final: Path, digests: Digests, *,
+                     fsync: bool) -> bool | None:
+        """Write ``data`` to a file with no name yet (``O_TMPFILE`` in ``archive/tmp``) and
+        link it as ``final``: True if this created it, False if it already existed (checked),
+        None where the system offers no such file or cannot link one (the caller then writes
+        a named temp file). Saves creating and removing a temp name; a crash leaves nothing."""
+        flag = getattr(os, "O_TMPFILE", None)
+        if flag is None:
+            return None
+        try:
+            fd = os.open(self.layout.tmp_dir, flag | os.O_WRONLY | os.O_CLOEXEC, OBJECT_MODE)
+        except OSError as exc:
+            if exc.errno in _TMPFILE_UNSUPPORTED:
+                return None
+            raise
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, OBJECT_MODE)
+            if fsync:
+                os.fsync(fd)
+            try:  # any src_dir_fd (ignored: the source is absolute) makes this
+                # linkat(AT_SYMLINK_FOLLOW), which linking through /proc needs
+                os.link(f"/proc/self/fd/{fd}", final, src_dir_fd=fd)
+            except FileExistsError:  # a concurrent put of the same bytes, or damage
+                self._check_existing(final, digests)
+                return False
+            except (OSError, NotImplementedError) as exc:
+                if isinstance(exc, OSError) and exc.errno not in _TMPFILE_LINK_FAILED:
+                    raise
+                return None
+            return True
+        finally:
+            os.close(fd)
 
     def _link_into_place(self, tmp: Path, final: Path, digests: Digests) -> bool:
         """Link ``tmp`` to ``final``; True if this created it, False if it already existed."""
