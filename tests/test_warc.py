@@ -249,38 +249,6 @@ def test_members_use_a_fast_level_and_a_window_sized_to_the_record(
         assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_records_are_the_bytes_warcios_writer_writes(
-    http_server: TestServer, spool_dir: Path, tmp_path: Path
-) -> None:
-    """Records are serialised directly, not through warcio's record objects: every record
-    (decompressed) is byte for byte what warcio's WARCWriter writes for the same header
-    fields and block, here with a target URI from a non-ASCII path and a chunked response."""
-    import io  # noqa: PLC0415
-
-    from warcio.recordloader import ArcWarcRecord  # noqa: PLC0415
-    from warcio.statusandheaders import StatusAndHeaders  # noqa: PLC0415
-    from warcio.warcwriter import WARCWriter  # noqa: PLC0415
-
-    http_server.routes["/caf%C3%A9"] = raw(CHUNKED_HEAD + chunk_encode(BODY, 100))
-    result = _capture(http_server, spool_dir, "/café")
-    dest = tmp_path / "capture.warc.gz"
-    written = _write(dest, result, text="texte évident\n".encode())
-    data = dest.read_bytes()
-    for ref in written.records:
-        member = gzip.decompress(data[ref.offset : ref.offset + ref.length])
-        head_end = member.index(b"\r\n\r\n") + 4
-        lines = member[:head_end].decode().split("\r\n")
-        assert lines[0] == "WARC/1.1" and lines[-2:] == ["", ""]
-        headers = [tuple(line.split(": ", 1)) for line in lines[1:-2]]
-        block = member[head_end:-4]
-        out = io.BytesIO()
-        WARCWriter(out, gzip=False, warc_version="WARC/1.1").write_record(ArcWarcRecord(
-            "warc", ref.type, StatusAndHeaders("", headers, protocol="WARC/1.1"),
-            io.BytesIO(block), None, ref.content_type, len(block)))
-        assert out.getvalue() == member, ref.type
-    assert "/caf%C3%A9" in written.records[1].target_uri
-
-
 def test_check_warc_on_a_good_file(
     chunked_capture: tuple[FetchResult, Path, WarcWriteResult],
 ) -> None:

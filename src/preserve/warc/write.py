@@ -35,10 +35,6 @@ Reading: :func:`check_warc` re-reads every record with warcio and verifies block
 digests, yielding one :class:`RecordCheck` per record (damage is reported as problems, never
 raised). :func:`read_record_payload` returns the content-decoded HTTP payload of one response
 record. This module is the only one that imports warcio.
-
-Records are serialised here, not through warcio's record objects: each is the bytes warcio's
-``WARCWriter`` writes for the same header fields and block (the tests compare them byte for
-byte); warcio reads them back (:mod:`preserve.warc.read`, ``warcio check``).
 """
 
 from __future__ import annotations
@@ -57,6 +53,10 @@ from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import BinaryIO
+
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 from preserve._version import __version__
 from preserve.capture.exchange import Exchange, FetchResult
@@ -116,6 +116,10 @@ class WarcWriteResult:
 #: level 6's CPU (gzip's default; 1.0 against 2.6-2.8 ms for a capture of a 30 KB page)
 #: for ~7 % more bytes; WARC readers don't care which level wrote a member.
 GZIP_LEVEL = 2
+#: Bytes of a record's WARC header beyond its fields' names and values (separators, the
+#: version line, warcio's own fields), when the window of its member is chosen.
+_HEAD_ALLOWANCE = 512
+
 
 def _window_bits(size: int) -> int:
     """zlib window bits for a gzip member of at most ``size`` bytes of input: a window no
@@ -263,25 +267,11 @@ class _GzipMember:
         self.out.write(self.compressor.flush())
 
 
-#: What ends every record (WARC 1.1 section 5.1: the block, then two CRLFs).
-_RECORD_END = b"\r\n\r\n"
-#: Record types whose payload digest warcio would not compute when none is given (for the
-#: others it would add a SHA-1 one: every record written here gives its own digests).
-_NO_PAYLOAD_DIGEST_TYPES = ("warcinfo", "revisit")
-
-
-def _record_head(headers: list[tuple[str, str]]) -> bytes:
-    """A record's version line and header fields, then the empty line: the bytes warcio's
-    ``WARCWriter`` writes for them (``StatusAndHeaders.to_bytes``, UTF-8), made directly (a
-    tenth of what warcio's record objects cost, on every record; the test suite compares
-    the two byte for byte)."""
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
-    return f"{WARC_VERSION}\r\n{fields}\r\n".encode()
-
-
 class _Writer:
     def __init__(self, out: _HashingFile) -> None:
         self.out = out
+        # gzip=False: warcio writes plain records into the per-record gzip member we open.
+        self.warc = WARCWriter(out, gzip=False, warc_version=WARC_VERSION)
         self.refs: list[RecordRef] = []
         self.warcinfo_id: str | None = None
 
@@ -316,17 +306,21 @@ class _Writer:
         if payload_digest is not None:
             headers.append(("WARC-Payload-Digest", payload_digest))
         headers += [("Content-Type", content_type), ("Content-Length", str(length))]
-        if payload_digest is None and record_type not in _NO_PAYLOAD_DIGEST_TYPES:
-            raise ArchiveError(f"a {record_type} record needs a payload digest")
-        head = _record_head(headers)
+        record = ArcWarcRecord(
+            "warc",
+            record_type,
+            StatusAndHeaders("", headers, protocol=WARC_VERSION),
+            block,
+            None,  # no parsed HTTP headers: the block is written byte for byte
+            content_type,
+            length,
+        )
         offset = self.out.position
-        member = _GzipMember(self.out, GZIP_LEVEL, length + len(head) + len(_RECORD_END))
+        head_size = _HEAD_ALLOWANCE + sum(len(k) + len(v) for k, v in headers)
+        member = _GzipMember(self.out, GZIP_LEVEL, length + head_size)
+        self.warc.out = member
         try:
-            member.write(head)
-            while chunk := block.read(_BLOCK):
-                member.write(chunk)
-            member.write(_RECORD_END)
-            member.flush()
+            self.warc.write_record(record)
         finally:
             block.close()
         ref = RecordRef(
