@@ -1,13 +1,17 @@
 # ruff: noqa: RUF001 - the test texts are in other scripts on purpose
 """Extractor 2.7.0: chrome that earlier versions kept, each on a small synthetic page made up
 for the test (no benchmark page): reader comments under a declared article that outweigh
-it, a sidebar made big by link lists, and modal dialogs on a page parked in hidden nodes."""
+it, a sidebar made big by link lists, and modal dialogs on a page parked in hidden nodes.
+Extractor 2.8.0: content that earlier versions took for chrome: a card's header named in BEM
+style (``tile__header``)."""
 
 from __future__ import annotations
 
 import json
 
-from preserve.extract import dom, extract, regions, scoring
+from lxml import etree
+
+from preserve.extract import dom, extract, hints, regions, scoring
 from preserve.extract.blocks import render_blocks
 
 ARTICLE = [
@@ -184,3 +188,52 @@ def test_a_modal_dialog_goes_even_when_the_page_is_parked_in_hidden_nodes() -> N
         assert text in result.text
     assert MODAL not in result.text
 
+
+
+# --- extractor 2.8.0: a component's header is not the page's header ------------------------
+
+CARDS = [
+    ("Полевой дневник наблюдателя, том первый",
+     "Записи о выборах в трёх областях, с копиями протоколов."),
+    ("Полевой дневник наблюдателя, том второй",
+     "Показания свидетелей, собранные на участках летом."),
+    ("Архив обращений граждан за прошлый год",
+     "Жалобы, ответы ведомств и сроки, в которые они пришли."),
+    ("Сборник судебных решений по делам о митингах",
+     "Решения районных судов с пометками юристов."),
+]
+
+
+def test_a_card_header_named_in_bem_style_is_not_page_chrome() -> None:
+    # Each item card names its title box ``tile__header`` (BEM: the header element of the
+    # ``tile`` block). Before 2.8.0 the word "header" in it made the box page chrome, and
+    # the main region lost every item's title; the block (``tile``) says what the box is.
+    cards = "".join(
+        f'<div class="tile"><div class="tile__header tile--header-wide"><h3>'
+        f'<a href="/item/{i}">{title}</a></h3></div><p class="tile__text">{blurb}</p></div>'
+        for i, (title, blurb) in enumerate(CARDS)
+    )
+    html = (
+        "<!DOCTYPE html><html lang=ru><head><title>Архив</title></head><body>"
+        '<header class="site-header"><a href="/">Главная</a> <a href="/o">О нас</a></header>'
+        f'<main><h1>Архив</h1><div class="tiles">{cards}</div></main>'
+        '<div class="page-header__bar">Подписка на рассылку архива</div>'
+        "</body></html>"
+    )
+    result = extract(html)
+    for title, blurb in CARDS:
+        assert title in result.text
+        assert blurb in result.text
+    assert "Главная" not in result.text
+
+
+def test_a_header_or_footer_block_in_bem_style_is_still_chrome() -> None:
+    # Only the element and modifier parts are read as parts of a component: the block part
+    # (``site-header``, ``page-footer``) is judged as before.
+    def named(cls: str) -> etree._Element:
+        return etree.fromstring(f'<div class="{cls}"/>')
+
+    for cls in ("site-header__inner", "page-footer__links", "header", "footer--dark"):
+        assert hints.is_unlikely(named(cls)), cls
+    for cls in ("tile__header", "card__footer", "bsig--header", "post__footer-meta"):
+        assert not hints.is_unlikely(named(cls)), cls
