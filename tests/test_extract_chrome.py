@@ -237,3 +237,47 @@ def test_a_header_or_footer_block_in_bem_style_is_still_chrome() -> None:
         assert hints.is_unlikely(named(cls)), cls
     for cls in ("tile__header", "card__footer", "bsig--header", "post__footer-meta"):
         assert not hints.is_unlikely(named(cls)), cls
+
+
+# --- extractor 2.8.0: teasers are not parts of a split article -----------------------------
+
+STORY = [
+    "گزارشگران این نهاد در سه ماه گذشته با بیش از صد نفر از ساکنان روستاهای مرزی گفتگو "
+    "کردند و شهادت آنان را با عکس‌های ماهواره‌ای و اسناد دادگاه مقایسه کردند تا روشن شود که "
+    "خانه‌ها در چه روزهایی و به دست چه کسانی تخریب شده است و چه کسانی مسئول آن بوده‌اند",
+    "بر اساس این گزارش دست‌کم چهل خانه در دو هفته تخریب شد و خانواده‌ها بدون هیچ اخطار قبلی "
+    "مجبور به ترک محل شدند و بسیاری از آنان هنوز در چادرهای موقت در حاشیه شهر زندگی می‌کنند "
+    "و به آب آشامیدنی سالم و مدرسه برای کودکان خود دسترسی ندارند",
+    "وکلای خانواده‌ها می‌گویند که این گزارش آنچه را که ساکنان از ماه‌ها پیش می‌گفتند تأیید "
+    "می‌کند و از مقامات خواسته‌اند که تحقیقی مستقل آغاز کنند و همه اسناد مربوط به دستور "
+    "تخریب را منتشر کنند تا مسئولان آن در برابر دادگاه پاسخگو باشند",
+]
+TEASERS = [
+    "شورای شهر بودجه سال آینده را پس از بحثی طولانی تصویب کرد",
+    "مدرسه تازه محله شمالی از ماه آینده دانش‌آموز می‌پذیرد",
+    "نمایشگاه کتاب امسال با حضور ناشران بیشتری برگزار می‌شود",
+    "بیمارستان شهر بخش تازه‌ای برای کودکان افتتاح کرده است",
+]
+
+
+def test_teasers_named_like_content_are_not_parts_of_a_split_article() -> None:
+    # Each teaser of another story is one short paragraph in a box named "content": its
+    # class name alone makes it score nearly as well as the story. Before 2.8.0 three such
+    # boxes made the story look split, and the box holding the story and the teasers won;
+    # a part of a split article now holds a tenth of the best candidate's text.
+    story = "".join(f"<p>{text}</p>" for text in STORY)
+    teasers = "".join(
+        f'<article class="teaser"><h3>خبر</h3><div class="content"><p>{text}</p></div></article>'
+        for text in TEASERS
+    )
+    html = (
+        "<!DOCTYPE html><html lang=fa dir=rtl><head><title>گزارش</title></head><body>"
+        f'<div class="page"><div class="col-a"><div class="entry">{story}</div></div>'
+        f'<div class="col-b"><div class="more">{teasers}</div></div></div></body></html>'
+    )
+    result = extract(html)
+    assert result.method == "article"
+    for text in STORY:
+        assert text in result.text
+    for text in TEASERS:
+        assert text not in result.text
