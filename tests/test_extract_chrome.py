@@ -2,8 +2,9 @@
 """Extractor 2.7.0: chrome that earlier versions kept, each on a small synthetic page made up
 for the test (no benchmark page): reader comments under a declared article that outweigh
 it, a sidebar made big by link lists, and modal dialogs on a page parked in hidden nodes.
-Extractor 2.8.0: content that earlier versions took for chrome: a card's header named in BEM
-style (``tile__header``)."""
+Extractor 2.8.0: a card's header named in BEM style (``tile__header``), which earlier versions
+took for page chrome; teasers that made an article look split, and boxes hidden by a helper
+named in camelCase (``uiHidden``), which they kept."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from lxml import etree
 
 from preserve.extract import dom, extract, hints, regions, scoring
 from preserve.extract.blocks import render_blocks
+from preserve.extract.clean import _hidden_by_class
 
 ARTICLE = [
     "Die Stadtverwaltung hat am Dienstag ihren Bericht vorgelegt, und er beschreibt auf "
@@ -281,3 +283,43 @@ def test_teasers_named_like_content_are_not_parts_of_a_split_article() -> None:
         assert text in result.text
     for text in TEASERS:
         assert text not in result.text
+
+
+# --- extractor 2.8.0: hiding helpers named in camelCase ------------------------------------
+
+POSTS = [
+    "Ich habe das Gerät seit drei Wochen und der Akku hält bei täglicher Nutzung etwa zwei "
+    "Tage, was deutlich besser ist als beim Vorgänger.",
+    "Bei mir ist es ähnlich, allerdings wird das Gehäuse beim Laden recht warm, und das "
+    "Ladegerät aus der Packung ist ziemlich langsam.",
+    "Ein Update der Firmware hat bei mir das Problem mit der Wärme behoben, seitdem lädt es "
+    "auch spürbar schneller als vorher.",
+]
+PANEL = (
+    "Melden Sie sich an, um auf diesen Beitrag zu antworten, ihn zu melden oder "
+    "Benachrichtigungen über neue Antworten zu erhalten."
+)
+
+
+def test_a_hiding_helper_named_in_camel_case_hides() -> None:
+    # Each post carries a panel a style sheet hides until a button opens it, named with a
+    # framework's prefix in camelCase (``uiHidden``, like ``ipsHide`` or ``isHidden``).
+    # Before 2.8.0 only the whole words ``hide``/``hidden`` hid a box, and every post kept
+    # the panel's text.
+    posts = "".join(
+        f'<article class="post"><p>{text}</p>'
+        f'<div class="replyPanel uiHidden"><p>{PANEL}</p></div></article>'
+        for text in POSTS
+    )
+    html = (
+        "<!DOCTYPE html><html lang=de><head><title>Akku</title></head><body>"
+        f"<main><h1>Akku</h1>{posts}</main></body></html>"
+    )
+    result = extract(html)
+    for text in POSTS:
+        assert text in result.text
+    assert PANEL not in result.text
+    # a toggle's wrapper (``showHide``) and ``noHide`` are not hiding helpers
+    for cls, hidden in (("ipsHide", True), ("panel isHidden", True), ("showHide", False),
+                        ("noHide", False), ("uiHidden md:block", False)):
+        assert _hidden_by_class(cls) is hidden, cls

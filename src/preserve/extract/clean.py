@@ -66,6 +66,9 @@ _HIDDEN_CLASS = re.compile(
     r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
     r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
 )
+# A hiding helper named in camelCase after a prefix (``ipsHide``, ``isHidden``, ``jsHidden``):
+# the same helper as ``hide`` or ``hidden``, with a framework's or a state's prefix.
+_HIDDEN_CAMEL = re.compile(r"(?<=[a-z])(?<!show)(?<!no)(?:Hide|Hidden)(?:\s|$)")
 # A responsive utility that shows the element at some screen width (``hidden md:block``,
 # ``d-none d-lg-block``): shown on a desktop browser.
 _SHOWN_AT_WIDTH = re.compile(
@@ -119,7 +122,9 @@ def _modals(body: etree._Element) -> list[etree._Element]:
 def _hidden_by_class(cls: str) -> bool:
     """A pure function of the class string, memoised (pages repeat their class names)."""
     lowered = cls.lower()
-    return bool(_HIDDEN_CLASS.search(lowered)) and not _SHOWN_AT_WIDTH.search(lowered)
+    return bool(_HIDDEN_CLASS.search(lowered) or _HIDDEN_CAMEL.search(cls)) and not (
+        _SHOWN_AT_WIDTH.search(lowered)
+    )
 
 
 def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
