@@ -323,3 +323,35 @@ def test_a_hiding_helper_named_in_camel_case_hides() -> None:
     for cls, hidden in (("ipsHide", True), ("panel isHidden", True), ("showHide", False),
                         ("noHide", False), ("uiHidden md:block", False)):
         assert _hidden_by_class(cls) is hidden, cls
+
+
+# --- extractor 2.8.0: a section laid out for phones is hidden on a desktop -----------------
+
+PLANS = [
+    "基本プランは月額九百八十円で、毎月三本までの記事を保存し、一年間いつでも読み返すことができます。",
+    "標準プランは月額千九百八十円で、保存できる記事の数に上限がなく、検索と書き出しも使えます。",
+    "団体プランは人数に応じた料金で、調査チームの全員が同じ保存庫を共有し、注釈を付けられます。",
+]
+
+
+def _plans(cls: str) -> str:
+    return f'<div class="{cls}">' + "".join(f"<p>{text}</p>" for text in PLANS) + "</div>"
+
+
+def test_a_section_laid_out_for_phones_is_hidden_as_a_desktop_browser_hides_it() -> None:
+    # The page lays the same plans out twice: once for phones (shown below the md or lg
+    # breakpoint: Tailwind "block md:hidden", Bootstrap "d-lg-none") and once for larger
+    # screens. Before 2.8.0 both copies were read; a desktop browser shows one.
+    for phone, desktop in (("block md:hidden", "hidden md:block"),
+                           ("d-block d-lg-none", "d-none d-lg-block")):
+        html = (
+            "<!DOCTYPE html><html lang=ja><head><title>料金</title></head><body><main>"
+            f"<h1>料金</h1>{_plans(phone)}{_plans(desktop)}</main></body></html>"
+        )
+        result = extract(html)
+        for text in PLANS:
+            assert result.text.count(text) == 1, (phone, text)
+    for cls, hidden in (("lg:hidden lg:block", False), ("flex md:hidden lg:flex", False),
+                        ("visible-xs", True), ("visible-xs visible-lg", False),
+                        ("hidden-lg", True), ("2xl:hidden", False), ("col-lg-4", False)):
+        assert _hidden_by_class(cls) is hidden, cls

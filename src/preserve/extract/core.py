@@ -14,7 +14,7 @@ from lxml import etree
 
 from . import article, decode, dom, pruning, regions, scoring
 from .blocks import HEADING_TAGS, Block, render_blocks
-from .clean import clean
+from .clean import DESKTOP_WIDTH, clean
 from .comments import cut_comments
 from .html5 import MAX_DEPTH
 from .metadata import Metadata, read_metadata
@@ -77,6 +77,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
+        "desktop_width": DESKTOP_WIDTH,
     }
 )
 
