@@ -16,6 +16,7 @@ MIN_ARTICLE_CHARS = 250
 SETTINGS: dict[str, object] = {
     "min_paragraph_chars": scoring.MIN_PARAGRAPH_CHARS,
     "ancestor_levels": scoring.ANCESTOR_LEVELS,
+    "split_min_share": scoring.SPLIT_MIN_SHARE,
     "sibling_ratio": scoring.SIBLING_RATIO,
     "min_sibling_chars": scoring.MIN_SIBLING_CHARS,
     "min_article_chars": MIN_ARTICLE_CHARS,

@@ -66,12 +66,62 @@ _HIDDEN_CLASS = re.compile(
     r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
     r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
 )
+# A hiding helper named in camelCase after a prefix (``ipsHide``, ``isHidden``, ``jsHidden``):
+# the same helper as ``hide`` or ``hidden``, with a framework's or a state's prefix.
+_HIDDEN_CAMEL = re.compile(r"(?<=[a-z])(?<!show)(?<!no)(?:Hide|Hidden)(?:\s|$)")
 # A responsive utility that shows the element at some screen width (``hidden md:block``,
 # ``d-none d-lg-block``): shown on a desktop browser.
 _SHOWN_AT_WIDTH = re.compile(
     r"(^|\s)([a-z0-9]+:(block|flex|grid|inline|inline-block|inline-flex|table|contents)|"
     r"d-[a-z]{2,3}-(block|flex|grid|inline|inline-block|inline-flex|table))(\s|$)"
 )
+# Responsive display utilities (Tailwind ``md:hidden``, Bootstrap ``d-lg-none``): the display
+# at each minimum screen width. A page is read as a desktop browser shows it, DESKTOP_WIDTH
+# pixels wide: the utilities of every breakpoint up to that width apply, the widest last.
+DESKTOP_WIDTH = 1280
+_DISPLAY = (r"(none|hidden|block|flex|grid|inline|inline-block|inline-flex|table|table-cell|"
+            r"table-row|contents|flow-root|list-item)")
+_TAILWIND_DISPLAY = re.compile(rf"^(?:(sm|md|lg|xl|2xl):)?{_DISPLAY}$")
+_BOOTSTRAP_DISPLAY = re.compile(rf"^d-(?:(sm|md|lg|xl|xxl)-)?{_DISPLAY}$")
+_TAILWIND_WIDTHS = {"sm": 640, "md": 768, "lg": 1024, "xl": 1280, "2xl": 1536}
+_BOOTSTRAP_WIDTHS = {"sm": 576, "md": 768, "lg": 992, "xl": 1200, "xxl": 1400}
+# Bootstrap 3: hidden at the large width, or visible only at smaller ones.
+_BOOTSTRAP3_HIDDEN = re.compile(r"(^|\s)hidden-lg(\s|$)")
+_BOOTSTRAP3_VISIBLE = re.compile(
+    r"(^|\s)visible-(xs|sm|md|lg)(-block|-inline|-inline-block)?(?=\s|$)"
+)
+
+
+def _hidden_at_desktop(lowered: str) -> bool:
+    """Whether responsive display utilities hide the element at DESKTOP_WIDTH while a
+    smaller screen shows it (``block lg:hidden``, ``d-lg-none``, Bootstrap 3 ``visible-xs``):
+    a copy of a section laid out for phones, or a phone's menu."""
+    if ":" not in lowered and "d-" not in lowered and "-lg" not in lowered \
+            and "visible-" not in lowered:
+        return False
+    settings: list[tuple[int, bool]] = []  # (min width, displayed)
+    for token in lowered.split():
+        match = _TAILWIND_DISPLAY.match(token)
+        widths = _TAILWIND_WIDTHS
+        if match is None or (match.group(1) is None and match.group(2) == "none"):
+            match = _BOOTSTRAP_DISPLAY.match(token)
+            widths = _BOOTSTRAP_WIDTHS
+            if match is None or (match.group(2) == "hidden"):
+                continue
+        width = widths[match.group(1)] if match.group(1) else 0
+        if width <= DESKTOP_WIDTH:
+            settings.append((width, match.group(2) not in {"none", "hidden"}))
+    if settings:
+        settings.sort(key=lambda item: item[0])  # two at one width: the later one (a guess)
+        width, displayed = settings[-1]
+        if width > 0 and not displayed:
+            return True
+    if _BOOTSTRAP3_HIDDEN.search(lowered):
+        return True
+    visible = [match.group(2) for match in _BOOTSTRAP3_VISIBLE.finditer(lowered)]
+    return bool(visible) and "lg" not in visible
+
+
 _DIALOG_ROLES = frozenset({"dialog", "alertdialog"})
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
@@ -119,7 +169,11 @@ def _modals(body: etree._Element) -> list[etree._Element]:
 def _hidden_by_class(cls: str) -> bool:
     """A pure function of the class string, memoised (pages repeat their class names)."""
     lowered = cls.lower()
-    return bool(_HIDDEN_CLASS.search(lowered)) and not _SHOWN_AT_WIDTH.search(lowered)
+    if _hidden_at_desktop(lowered):
+        return True
+    return bool(_HIDDEN_CLASS.search(lowered) or _HIDDEN_CAMEL.search(cls)) and not (
+        _SHOWN_AT_WIDTH.search(lowered)
+    )
 
 
 def _outermost(elements: list[etree._Element]) -> list[etree._Element]:

@@ -14,7 +14,7 @@ from lxml import etree
 
 from . import article, decode, dom, pruning, regions, scoring
 from .blocks import HEADING_TAGS, Block, render_blocks
-from .clean import clean
+from .clean import DESKTOP_WIDTH, clean
 from .comments import cut_comments
 from .html5 import MAX_DEPTH
 from .metadata import Metadata, read_metadata
@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.7.0"
+EXTRACTOR_VERSION = "2.8.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -77,6 +77,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
+        "desktop_width": DESKTOP_WIDTH,
     }
 )
 

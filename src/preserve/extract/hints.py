@@ -39,6 +39,12 @@ _NEGATIVE = re.compile(
 )
 
 
+# A BEM element or modifier (``card__header``, ``item--footer``) named like a page's header or
+# footer is a part of its component (a card's header holds its title), not page chrome: the
+# block the name belongs to (``card``, ``item``) says what the box is.
+_PART_CHROME = re.compile(r"(?:__|--)[a-z0-9-]*(?:header|footer)[a-z0-9-]*")
+
+
 # Class tokens that name a taxonomy term of the content (WordPress-style ``tag-social``,
 # ``category-comments``): they describe the topic, not the role of the element.
 _TAXONOMY = re.compile(r"(^|\s)(tag|category|categories|topic|section|format)-\S*")
@@ -70,7 +76,11 @@ _CACHE = 8192
 @lru_cache(maxsize=_CACHE)
 def _hints(cls: str, ident: str) -> str:
     tokens = cls.lower().split()
-    roles = " ".join(token for token in tokens if not _UTILITY.match(token))
+    roles = " ".join(
+        _PART_CHROME.sub("", token) if "__" in token or "--" in token else token
+        for token in tokens
+        if not _UTILITY.match(token)
+    )
     hints = f"{roles} {ident.lower()}".strip()
     if "-" in hints and any(word in hints for word in _TAXONOMY_WORDS):
         hints = _TAXONOMY.sub(" ", hints)

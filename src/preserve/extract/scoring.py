@@ -285,7 +285,10 @@ def choose_top(scorer: Scorer) -> tuple[etree._Element, float] | None:
     alternatives = [
         el
         for score, _, el in ranked[1:5]
-        if score >= 0.75 * top_score and el not in top_line and top not in _ancestors(el)
+        if score >= 0.75 * top_score
+        and el not in top_line
+        and top not in _ancestors(el)
+        and scorer.stat(el).text_chars >= SPLIT_MIN_SHARE * scorer.stat(top).text_chars
     ]
     if len(alternatives) >= 2:
         for ancestor in _ancestors(top):
@@ -315,6 +318,10 @@ def choose_top(scorer: Scorer) -> tuple[etree._Element, float] | None:
         wrapper = top.getparent()
     return top, max(scorer.final_score(top), top_score)
 
+
+#: A strong candidate counts as another part of a split article only with this share of the
+#: best candidate's text (a teaser's one paragraph scores nearly as well, by its class name).
+SPLIT_MIN_SHARE = 0.1
 
 _DIGITS = re.compile(r"\d+")
 _REPEAT_TAGS = frozenset({"article", "section", "li", "tr"})
