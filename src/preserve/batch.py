@@ -60,6 +60,10 @@ Progress = Callable[[int, int], None]
 #: Most captures committed in one group, and the longest a prepared capture waits for one.
 GROUP_SIZE = 64
 GROUP_WAIT = 0.5
+#: What a worker's :func:`prepare_capture` imports (fetching, extraction, the WARC writer, the
+#: seal), loaded before the workers start so that they share it instead of each importing it.
+WORKER_MODULES = ("preserve.capture.fetch", "preserve.capture.provenance", "preserve.extract",
+                  "preserve.warc.write", "preserve.storage.manifest", "preserve.commit")
 #: Most URLs read ahead of the captures (parsed, waiting for a worker or their host), and
 #: most characters of them together (URLs may be up to 64 KiB long).
 LOOKAHEAD = 4096
@@ -158,9 +162,11 @@ def capture_many(
     archive.check_known_head()  # refuse a rolled-back archive before any fetching
     use_processes = concurrency > 1 if processes is None else processes
     # imported here: a single capture never needs them (multiprocessing is slow to import)
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-    executor: Executor = (ProcessPoolExecutor(max_workers=concurrency) if use_processes
+    from preserve.workers import process_pool  # noqa: PLC0415
+
+    executor: Executor = (process_pool(concurrency, preload=WORKER_MODULES) if use_processes
                           else ThreadPoolExecutor(max_workers=concurrency,
                                                   thread_name_prefix="preserve-capture"))
     # One spool (a directory and its lock, as repair knows them) for the whole batch: each

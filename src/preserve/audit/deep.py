@@ -14,9 +14,7 @@ parallel processes (:class:`DeepPool`) and the results merged in manifest order.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import Message
@@ -30,6 +28,7 @@ from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.hashing import blake3_hex, warc_digest_to_hex
 from preserve.storage.manifest import Manifest, WarcRecordRef
+from preserve.workers import process_pool
 
 _NOT_REEXTRACTED_REASONS = ("not HTML", "content coding not decoded")
 
@@ -258,25 +257,15 @@ class DeepPool:
     """Deep checks in ``workers`` processes, or in the calling thread when ``workers`` is 1.
     :meth:`submit` returns a future.
 
-    The processes are started at once, before the audit starts any thread: forked when the
-    caller runs no other thread (cheap, and no ``__main__`` guard needed in the caller's
-    script), else from a ``forkserver`` (fork is unsafe while other threads hold locks).
+    The processes are started at once (:func:`preserve.workers.process_pool`), before the
+    audit starts any thread, so they are forked unless the caller runs threads of its own.
     """
 
     def __init__(self, workers: int) -> None:
         self._pool: ProcessPoolExecutor | None = None
         if workers <= 1:
             return
-        methods = multiprocessing.get_all_start_methods()
-        if "fork" in methods and threading.active_count() == 1:
-            method = "fork"
-        else:
-            method = "forkserver" if "forkserver" in methods else "spawn"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            context.set_forkserver_preload([__name__])
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        self._pool.submit(os.getpid).result()  # fork every worker now, while single-threaded
+        self._pool = process_pool(workers, preload=[__name__])
 
     def submit(self, manifest: Manifest, path: Path,
                parts: str = "records+text") -> list[Future[DeepResult]]:
