@@ -5,6 +5,7 @@ file stays fast."""
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 import time
@@ -146,6 +147,54 @@ def test_tags_with_huge_attribute_lists_are_bounded() -> None:
     assert prose.strip() in extract(f"<title>T</title><div><p {names}>{prose}</p>").text
     # what follows the kept tokens is dropped, as a browser keeps it as attributes, not text
     assert "a150" not in extract(f"<p {names}>{prose}</p>").text
+
+
+def _tag_cut_oracle() -> re.Pattern[str]:
+    """The tag scan as first written (every tag tokenized, the raw-text elements tried after
+    every "<"): the fast path for plain tags must cut exactly where it cut."""
+    ws, token, name_end, most = html5._WS, html5._TAG_TOKEN, html5._NAME_END, html5.MAX_TAG_TOKENS
+    passed = (
+        r"(?>[^<]++"
+        r"|<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+        r"|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
+        + "".join(rf"|<{name}{name_end}{token}{{0,{most - 1}}}+"
+                  rf"(?:>[^<]*+(?:<(?!/{name}{name_end})[^<]*+)*+(?:</{name}{name_end})?|\Z)"
+                  for name in html5._RAW_TEXT_ELEMENTS)
+        + rf"|<plaintext{name_end}.*"
+        rf"|</?[A-Za-z][^{ws}/>]*+{token}{{0,{most - 1}}}+(?:>|\Z)"
+        r"|<(?![A-Za-z!?/]))"
+    )
+    return re.compile(rf"(?:{passed})*+(?P<cut></?[A-Za-z][^{ws}/>]*+{token}{{{most}}})",
+                      re.DOTALL | re.IGNORECASE)
+
+
+def _cut_with(pattern: re.Pattern[str], markup: str) -> str:
+    pieces, pos = [], 0
+    while (match := pattern.match(markup, pos)) is not None:
+        pieces.append(markup[pos : match.end("cut")])
+        pos = html5._TAG_REST.match(markup, match.end("cut")).end()  # type: ignore[union-attr]
+    return "".join([*pieces, markup[pos:]]) if pieces else markup
+
+
+_TAG_ATOMS = ["<", ">", "/", "=", '"', "'", " ", "\n", "\t", "a", "B", "-", "!", "?", "`", "@",
+              "div", "Script", "</script>", "<title>", "</TITLE>", "<style>", "<!--", "-->",
+              "<p ", "<a ", "</", "x=", 'y="', "z='", "=v ", "<plaintext>", "é", "<br/>"]
+
+
+# Long tags of several shapes, so that cuts happen too: plain attributes, quoted values with
+# no space between them, one attribute past the fast path's 100, and 150 plain ones (300
+# tokens: cut, and a fast path that took more than 128 attributes would miss it).
+_LONG_TAGS = ["<p " + " ".join(f"a{i}=1" for i in range(300)) + ">",
+              "<p " + "".join(f'a{i}="1"' for i in range(300)) + ">",
+              "<p " + " ".join(f'a{i}="1"' for i in range(101)) + ">",
+              "<p " + " ".join(f"b{i}" for i in range(150)) + ">"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_TAG_ATOMS + _LONG_TAGS), max_size=60))
+def test_the_plain_tag_fast_path_cuts_where_the_full_scan_does(atoms: list[str]) -> None:
+    soup = "".join(atoms)
+    assert html5._cut_long_tags(soup) == _cut_with(_tag_cut_oracle(), soup)
 
 
 def test_tag_scans_are_linear_on_unclosed_tags() -> None:

@@ -53,27 +53,45 @@ _TAG_TOKEN = rf"(?:[{_WS}/]++|{_ATTRIBUTE})"
 _NAME_END = rf"(?=[{_WS}/>]|\Z)"
 # Elements whose content is text up to their end tag. Each is its own alternative: a capture
 # group (for a back-reference) inside the possessive repetition below makes CPython 3.11's
-# re raise SystemError ("the span of capturing group is wrong") on some pages.
+# re raise SystemError ("the span of capturing group is wrong") on some pages. Their names
+# are matched ignoring ASCII case only ("(?ai:"), as the tokenizer does: with Unicode case
+# folding "<\u017fcript>" would pass for a script.
 _RAW_TEXT_ELEMENTS = ("script", "style", "xmp", "iframe", "noembed", "noframes", "title",
                       "textarea")
+_RAW_TEXT_INITIALS = "".join(sorted({name[0] for name in (*_RAW_TEXT_ELEMENTS, "plaintext")}))
+# A tag of the common, plain shape: a name of letters, digits and "-", then at most 100
+# attributes, each after whitespace, a name, then "=" and a value closed on the same terms
+# (quoted and closed, or unquoted without quotes, "=", "<" or "`"). The tokenizer reads
+# such a tag exactly so (it ends at the ">" here and has at most 201 tokens), and most
+# tags have this shape, so the scan tries it first and tokenizes only the others.
+_PLAIN_TAG = (rf"/?[A-Za-z][A-Za-z0-9-]*+"
+              rf"(?:[{_WS}]++[A-Za-z_:@][^{_WS}/>=\"'<]*+"
+              rf"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^{_WS}>\"'=<`]++))?){{0,100}}+[{_WS}/]*+>")
 # What the scan passes over whole: text, comments, bogus comments and doctypes, a raw-text
 # element with its content, a tag with fewer than MAX_TAG_TOKENS tokens, a lone "<". Comment and
 # raw-text bodies are passed over in runs up to the next "-" or "<" (a lazy ".*?" there tried
 # the end marker at every character: half the scan's time on pages heavy with inline script).
+# After a "<", the raw-text elements are tried only when the next letter can begin one.
 _PASSED = (
     r"(?>[^<]++"
-    r"|<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
-    r"|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
-    + "".join(rf"|<{name}{_NAME_END}{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+"
-              rf"(?:>[^<]*+(?:<(?!/{name}{_NAME_END})[^<]*+)*+(?:</{name}{_NAME_END})?|\Z)"
-              for name in _RAW_TEXT_ELEMENTS)
-    + rf"|<plaintext{_NAME_END}.*"
-    rf"|</?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
-    r"|<(?![A-Za-z!?/]))"
+    r"|<(?:"
+    r"!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+    r"|(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
+    rf"|(?=[{_RAW_TEXT_INITIALS}{_RAW_TEXT_INITIALS.upper()}])(?:"
+    + "|".join(rf"(?ai:{name}){_NAME_END}{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+"
+               rf"(?:>[^<]*+(?:<(?!/(?ai:{name}){_NAME_END})[^<]*+)*+"
+               rf"(?:</(?ai:{name}){_NAME_END})?|\Z)"
+               for name in _RAW_TEXT_ELEMENTS)
+    + rf"|(?ai:plaintext){_NAME_END}.*"
+    r")"
+    rf"|{_PLAIN_TAG}"
+    rf"|/?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
+    r"|(?![A-Za-z!?/])"
+    r"))"
 )
 _LONG_TAG = re.compile(
     rf"(?:{_PASSED})*+(?P<cut></?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{{MAX_TAG_TOKENS}}})",
-    re.DOTALL | re.IGNORECASE,
+    re.DOTALL,
 )
 
 
