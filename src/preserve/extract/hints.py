@@ -26,6 +26,10 @@ _UNLIKELY = re.compile(
 _OVERLAY = re.compile(
     r"agegate|cookie|consent|gdpr|modal|popup|login|signin|sign-in|signup|sign-up"
 )
+# A forum member's signature under each of their posts (``signature``, ``message-signature``,
+# ``postsignature``): boilerplate of the thread even inside a box named like a post or
+# content, so it outweighs the content words of _MAYBE and _POSITIVE.
+_SIGNATURE = re.compile(r"signature")
 _MAYBE = re.compile(r"and|article|body|column|content|main|shadow|post|entry|story|text")
 _POSITIVE = re.compile(
     r"article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|prose|"
@@ -99,6 +103,8 @@ def hint_string(element: etree._Element) -> str:
 
 @lru_cache(maxsize=_CACHE)
 def _unlikely(hints: str) -> bool:
+    if "signature" in hints and _SIGNATURE.search(hints):
+        return True
     return bool(_UNLIKELY.search(hints)) and not _MAYBE.search(hints)
 
 
@@ -109,6 +115,8 @@ def _overlay(hints: str) -> bool:
 
 @lru_cache(maxsize=_CACHE)
 def _weight(hints: str) -> int:
+    if "signature" in hints and _SIGNATURE.search(hints):
+        return -25
     weight = 0
     if _NEGATIVE.search(hints):
         weight -= 25
