@@ -38,3 +38,30 @@ def test_forum_signatures_are_not_post_text() -> None:
         for post in POSTS:
             assert post in text, name
         assert "Ryzen" not in text, name
+
+
+def _thread_with_cards(card_class: str) -> str:
+    posts = "".join(
+        f'<article class="message message--post"><div class="message-inner">'
+        f'<div class="message-cell {card_class}"><h4 class="message-name">Nutzer{i}</h4>'
+        f"<div>Mitglied seit März 2019</div><dl><dt>Beiträge</dt><dd>{1200 + i}</dd></dl>"
+        f"<dl><dt>Wohnort</dt><dd>Kleinstadt am See</dd></dl></div>"
+        f'<div class="message-cell message-main"><div class="message-content">'
+        f"<div class=\"bbWrapper\">{text}</div></div></div></div></article>"
+        for i, text in enumerate(POSTS)
+    )
+    return (
+        "<!DOCTYPE html><html lang=de><head><title>Verbindung bricht ab</title></head><body>"
+        f'<div class="p-body"><h1>Verbindung bricht ab</h1>{posts}</div></body></html>'
+    )
+
+
+def test_forum_member_cards_are_not_post_text() -> None:
+    # The member's card beside every post (XenForo ``message-user``, phpBB ``postprofile``,
+    # ``user-details``, ``userinfo``): rank, join date and post count, not the post.
+    for name in ("message-cell--user message-user", "postprofile", "user-details", "userinfo"):
+        text = extract(_thread_with_cards(name)).text
+        for post in POSTS:
+            assert post in text, name
+        assert "Mitglied seit" not in text, name
+        assert "Kleinstadt" not in text, name
