@@ -3,7 +3,8 @@ on a small synthetic page made up for the test (no benchmark page)."""
 
 from __future__ import annotations
 
-from preserve.extract import extract
+from preserve.extract import dom, extract, regions, scoring
+from preserve.extract.blocks import render_blocks
 
 POSTS = [
     "Ich habe den Router gestern neu gestartet, aber die Verbindung bricht nach ein paar "
@@ -65,3 +66,49 @@ def test_forum_member_cards_are_not_post_text() -> None:
             assert post in text, name
         assert "Mitglied seit" not in text, name
         assert "Kleinstadt" not in text, name
+
+
+FINE_PRINT = [
+    "Finanzierung nur für qualifizierte Kundinnen und Kunden, vorbehaltlich einer "
+    "Bonitätsprüfung; der effektive Jahreszins hängt von der gewählten Laufzeit ab.",
+    "Die angegebenen Rücknahmewerte sind Schätzungen und hängen vom Zustand, vom Baujahr und "
+    "von der Ausstattung des Geräts ab, das Sie uns zurückgeben.",
+    "Angebote gelten nur, solange der Vorrat reicht, und können nicht mit anderen Aktionen "
+    "oder Gutscheinen kombiniert werden, die im selben Zeitraum laufen.",
+    "Alle Preise verstehen sich inklusive der gesetzlichen Mehrwertsteuer und zuzüglich der "
+    "Versandkosten, sofern bei dem jeweiligen Artikel nichts anderes angegeben ist.",
+]
+
+
+def test_a_page_footer_of_fine_print_is_left_out_of_the_main_region_however_long() -> None:
+    # A listing of short item cards above a page footer of long legal notes: the footer holds
+    # most of the region's text and all of its prose, and a box with half of the text and
+    # the prose was never left out as chrome. The page's own footer (role=contentinfo, or a
+    # <footer> outside any sectioning element) is fine print however much of the page it
+    # holds; a <footer> inside an <article> is not the page's.
+    items = "".join(
+        f'<li class="tile"><h3>Gerät {i}</h3><p>Ab {100 + i} € oder {5 + i} € im Monat</p>'
+        f"<p>Farbe: Silber, Speicher: {64 * (i + 1)} GB</p></li>"
+        for i in range(4)
+    )
+    notes = "".join(f"<p>{text}</p>" for text in FINE_PRINT)
+    for footer, left_out in (
+        (f'<div class="legal" role="contentinfo">{notes}</div>', True),
+        (f"<footer>{notes}</footer>", True),
+        (f"<article><p>Einleitung</p><footer>{notes}</footer></article>", False),
+    ):
+        html = (
+            "<!DOCTYPE html><html lang=de><head><title>Alle Geräte</title></head><body>"
+            f'<div class="app"><div class="catalog"><h1>Alle Geräte</h1>'
+            f'<ul class="grid">{items}</ul></div>{footer}</div></body></html>'
+        )
+        root = dom.parse(html)
+        assert root is not None
+        body = root.find("body")
+        assert body is not None
+        blocks = render_blocks(body)
+        totals = scoring.aggregate(body, blocks)
+        kept = regions.region_blocks(body, blocks, totals, prune=True)
+        text = "\n".join(block.text for block in kept)
+        assert "Gerät 3" in text and "Speicher: 256 GB" in text, footer
+        assert ("Bonitätsprüfung" not in text) is left_out, footer
