@@ -14,6 +14,14 @@ POSTS = [
     "Danke, das war es tatsächlich: nach dem Update läuft die Verbindung seit zwei Tagen "
     "stabil, und die Geschwindigkeit ist sogar besser geworden.",
 ]
+ARTICLE_DE = [
+    "Im Anfängerkurs lernen Sie an acht Abenden die Grundlagen, vom ersten Bild bis zur "
+    "fertigen Mappe, in kleinen Gruppen mit höchstens acht Teilnehmenden.",
+    "Der Aufbaukurs richtet sich an alle, die schon Erfahrung haben und ihre Technik mit "
+    "Licht, Schatten und Farbe an eigenen Projekten vertiefen wollen.",
+    "Im Werkstattkurs arbeiten Sie frei an Ihren Vorhaben, und die Kursleitung berät Sie "
+    "einzeln, wann immer Sie Fragen zur Umsetzung oder zum Material haben.",
+]
 SIGNATURE = "Mein Rechner: Ryzen 7, 32 GB RAM, zwei Bildschirme und viel zu viele Kabel"
 
 
@@ -112,3 +120,27 @@ def test_a_page_footer_of_fine_print_is_left_out_of_the_main_region_however_long
         text = "\n".join(block.text for block in kept)
         assert "Gerät 3" in text and "Speicher: 256 GB" in text, footer
         assert ("Bonitätsprüfung" not in text) is left_out, footer
+
+
+def test_a_non_modal_dialog_named_like_an_overlay_is_an_overlay() -> None:
+    # Popup plugins mark their overlays role=dialog aria-modal=false and name them
+    # ``*-overlay``: a registration form shown on a click, not the page. A non-modal dialog
+    # named otherwise (a drawer, a sheet) is still read as part of the page.
+    services = "".join(
+        f"<h2>Kurs {i}</h2><p>{text}</p>" for i, text in enumerate(ARTICLE_DE)
+    )
+    form = "".join(
+        f"<p>Bitte geben Sie Ihren Namen, Ihre Anschrift und die gewünschte Kurszeit an, "
+        f"damit wir Ihre Anmeldung Nummer {i} bearbeiten können.</p>"
+        for i in range(8)
+    )
+    for name, dropped in (("box box-overlay theme-1", True), ("drawer sheet", False)):
+        html = (
+            "<!DOCTYPE html><html lang=de><head><title>Kurse</title></head><body>"
+            f"<main><h1>Kurse</h1>{services}</main>"
+            f'<div role="dialog" aria-modal="false" class="{name}">'
+            f"<h2>Anmeldung</h2>{form}</div></body></html>"
+        )
+        text = extract(html).text
+        assert ARTICLE_DE[2] in text, name
+        assert ("Anmeldung Nummer" not in text) is dropped, name

@@ -148,7 +148,9 @@ def _modals(body: etree._Element) -> list[etree._Element]:
     """Modal dialogs (ARIA ``aria-modal="true"``, or ``role="dialog"``/``"alertdialog"`` not
     declared non-modal): overlays shown over the page on demand (cookie preferences, sign-in,
     newsletter, quick view), never the page's content. A non-modal dialog role
-    (``aria-modal="false"``: a drawer or a sheet) is left alone. Found by one XPath query
+    (``aria-modal="false"``: a drawer or a sheet) is left alone, unless its class names call
+    it an overlay, a popup, a modal or a lightbox (popup plugins declare their overlays
+    non-modal; since 2.9.0). Found by one XPath query
     (few elements carry these attributes), in document order."""
     found: list[etree._Element] = []
     # the attributes, not the elements that have them: a predicate tested on every element
@@ -160,9 +162,22 @@ def _modals(body: etree._Element) -> list[etree._Element]:
             continue
         modal = (element.get("aria-modal") or "").strip().lower()
         role = (element.get("role") or "").strip().lower()
-        if modal == "true" or (role in _DIALOG_ROLES and modal != "false"):
+        if role in _DIALOG_ROLES and modal == "false":
+            # non-modal: a drawer or a sheet, unless named like an overlay
+            if _named_overlay(element):
+                found.append(element)
+        elif modal == "true" or role in _DIALOG_ROLES:
             found.append(element)
     return found
+
+
+# Names of boxes shown over the page on demand (``pum-overlay``, ``wt-overlay``, ``popup``).
+_OVERLAY_NAME = re.compile(r"overlay|popup|modal|lightbox")
+
+
+def _named_overlay(element: etree._Element) -> bool:
+    """A dialog whose class names call it an overlay, a popup, a modal or a lightbox."""
+    return bool(_OVERLAY_NAME.search((element.get("class") or "").lower()))
 
 
 @lru_cache(maxsize=4096)
