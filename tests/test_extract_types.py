@@ -144,3 +144,25 @@ def test_a_non_modal_dialog_named_like_an_overlay_is_an_overlay() -> None:
         text = extract(html).text
         assert ARTICLE_DE[2] in text, name
         assert ("Anmeldung Nummer" not in text) is dropped, name
+
+
+def test_an_iframe_written_self_closing_in_noscript_does_not_swallow_the_page() -> None:
+    # A tag manager's pixel, ``<noscript><iframe ... /></noscript>``, first thing in the body.
+    # A browser runs scripts and reads the <noscript> as text, so the page shows; read with
+    # scripting off the <iframe> (not a void element: "/>" does not close it) ran to the end
+    # of the document as raw text, and the page had no text but its menu.
+    paragraphs = "".join(f"<p>{text}</p>" for text in ARTICLE_DE)
+    for pixel in (
+        '<noscript><iframe src="https://example.org/ns.html?id=X" height="0" width="0" '
+        'style="display:none;visibility:hidden" /></noscript>',
+        "<NOSCRIPT><IFRAME src=x></NOSCRIPT>",
+        "<noscript><iframe src=x /><textarea></noscript>",
+    ):
+        html = (
+            "<!DOCTYPE html><html lang=de><head><title>Kurse</title></head><body>"
+            f"{pixel}<nav><a href=/a>Start</a> <a href=/b>Kurse</a></nav>"
+            f"<main><h1>Kurse</h1>{paragraphs}</main></body></html>"
+        )
+        text = extract(html).text
+        for sentence in ARTICLE_DE:
+            assert sentence in text, pixel

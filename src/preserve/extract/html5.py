@@ -218,8 +218,46 @@ def _too_deep(parser: etree.HTMLParser) -> bool:
     return any("depth" in entry.message.lower() for entry in parser.error_log)
 
 
+_NOSCRIPT_OPEN = re.compile(r"<noscript", re.IGNORECASE)
+_NOSCRIPT_CLOSE = re.compile(r"</noscript", re.IGNORECASE)
+
+
+def _close_raw_text_in_noscript(text: str) -> str:
+    """End, before its ``</noscript>``, a raw-text element left open inside a ``<noscript>``.
+
+    A browser runs scripts, so it reads a ``<noscript>`` as text up to ``</noscript>``: a
+    tracking pixel written ``<noscript><iframe src=... /></noscript>`` ends there. Read as
+    markup (scripting off, as here), the ``<iframe>`` is not closed by ``/>`` and its raw text
+    runs to the end of the document, swallowing the page. One pass over the noscript spans,
+    each lowercased and searched once for each raw-text element: linear."""
+    opener = _NOSCRIPT_OPEN.search(text)
+    pieces: list[str] = []
+    pos = 0
+    while opener is not None:
+        closer = _NOSCRIPT_CLOSE.search(text, opener.end())
+        if closer is None:
+            break
+        end = closer.start()
+        span = text[opener.end() : end].lower()
+        closers = ""
+        for name in _RAW_TEXT_ELEMENTS:
+            opened = span.rfind(f"<{name}")
+            if opened >= 0 and span.find(f"</{name}", opened) < 0:
+                closers += f"</{name}>"
+        if closers:
+            pieces.append(text[pos:end])
+            pieces.append(closers)
+            pos = end
+        opener = _NOSCRIPT_OPEN.search(text, closer.end())
+    if not pieces:
+        return text
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 def parse_html5(text: str) -> etree._Element | None:
     """The document's tree as a browser builds it, as an lxml ``<html>`` element."""
+    text = _close_raw_text_in_noscript(text)
     text = _cut_long_tags(text)
     if text.count("<") > _SCAN_ABOVE_TAGS and _deeper_than(text, MAX_DEPTH):
         text = _flatten(text, MAX_DEPTH)
