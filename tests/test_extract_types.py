@@ -166,3 +166,26 @@ def test_an_iframe_written_self_closing_in_noscript_does_not_swallow_the_page() 
         text = extract(html).text
         for sentence in ARTICLE_DE:
             assert sentence in text, pixel
+
+
+def test_labels_of_text_entry_fields_go_with_the_fields() -> None:
+    # A contact form under the content: its fields are removed, and their labels ("Ihr Name",
+    # "E-Mail-Adresse (Pflichtfeld)") said nothing without them. The labels of radio buttons
+    # and check boxes are options (a product's sizes) and stay.
+    paragraphs = "".join(f"<p>{text}</p>" for text in ARTICLE_DE)
+    html = (
+        "<!DOCTYPE html><html lang=de><head><title>Kurse</title></head><body>"
+        f"<main><h1>Kurse</h1>{paragraphs}<form>"
+        '<div><label for="f1">Ihr vollständiger Name</label><input id="f1" type="text"></div>'
+        "<div><label>E-Mail-Adresse (Pflichtfeld) <input type=email></label></div>"
+        '<div><label for="f3">Ihre Nachricht an uns</label><textarea id="f3"></textarea></div>'
+        '<div><input type="radio" id="s1" name="s"><label for="s1">Abendkurs dienstags</label>'
+        '<input type="radio" id="s2" name="s"><label for="s2">Wochenendkurs samstags</label>'
+        "</div></form></main></body></html>"
+    )
+    text = extract(html).text
+    assert ARTICLE_DE[0] in text
+    assert "vollständiger Name" not in text
+    assert "Pflichtfeld" not in text
+    assert "Nachricht an uns" not in text
+    assert "Abendkurs dienstags" in text and "Wochenendkurs samstags" in text

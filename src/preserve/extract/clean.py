@@ -1,6 +1,7 @@
 """Remove from a parsed page what is never readable text, and what the browser hides.
 
-Always removed: scripts, styles, embedded objects and media, form fields, ``<template>``, and
+Always removed: scripts, styles, embedded objects and media, form fields and the labels of
+text-entry fields, ``<template>``, and
 choice lists (``<select>``, ``<datalist>``: a browser shows one option of a list of
 countries, not the list; a page swallowed by an unclosed ``<select>`` is not shown either).
 Other controls (``<button>``, an open ``<dialog>``) are removed when small; one that holds
@@ -196,6 +197,38 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
     return [el for el in elements if not any(a in chosen for a in el.iterancestors())]
 
 
+# Controls a visitor types into: their labels ("Name", "E-mail (required)") say nothing
+# without the field. Not check boxes, radio buttons and choices: their labels are the options
+# (a product's sizes and colours).
+_ENTRY_TYPES = frozenset({"", "text", "email", "tel", "password", "search", "number", "url",
+                          "date", "datetime-local", "month", "week", "time"})
+
+
+def _is_entry(control: etree._Element) -> bool:
+    if control.tag == "textarea":
+        return True
+    return (control.get("type") or "").strip().lower() in _ENTRY_TYPES
+
+
+def _drop_entry_labels(body: etree._Element) -> None:
+    """Remove the labels of text-entry fields (which are removed as form fields): a label
+    naming such a field by ``for``, or holding one."""
+    labels = list(body.iter("label"))
+    if not labels:
+        return
+    entries = {
+        ident
+        for control in body.iter("input", "textarea")
+        if _is_entry(control) and (ident := control.get("id"))
+    }
+    for label in labels:
+        target = label.get("for")
+        if (target is not None and target in entries) or any(
+            _is_entry(control) for control in label.iter("input", "textarea")
+        ):
+            drop_keep_tail(label)
+
+
 class Cleaned(NamedTuple):
     """What :func:`clean` measured."""
 
@@ -211,6 +244,7 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
     head = root.find("head")
     if head is not None and head is not body:
         root.remove(head)
+    _drop_entry_labels(body)
     etree.strip_elements(body, *_JUNK_TAGS, with_tail=False)
     noscripts = _outermost(list(body.iter("noscript")))
     if keep_hidden:
