@@ -210,23 +210,19 @@ def _is_entry(control: etree._Element) -> bool:
     return (control.get("type") or "").strip().lower() in _ENTRY_TYPES
 
 
-def _drop_entry_labels(body: etree._Element) -> None:
+def _drop_entry_labels(labels: list[etree._Element], entries: set[str]) -> None:
     """Remove the labels of text-entry fields (which are removed as form fields): a label
-    naming such a field by ``for``, or holding one."""
-    labels = list(body.iter("label"))
-    if not labels:
-        return
-    entries = {
-        ident
-        for control in body.iter("input", "textarea")
-        if _is_entry(control) and (ident := control.get("id"))
-    }
+    naming such a field (its id in ``entries``) by ``for``, or holding one."""
     for label in labels:
         target = label.get("for")
         if (target is not None and target in entries) or any(
             _is_entry(control) for control in label.iter("input", "textarea")
         ):
             drop_keep_tail(label)
+
+
+def _attached(element: etree._Element, body: etree._Element) -> bool:
+    return any(ancestor is body for ancestor in element.iterancestors())
 
 
 class Cleaned(NamedTuple):
@@ -244,9 +240,24 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
     head = root.find("head")
     if head is not None and head is not body:
         root.remove(head)
-    _drop_entry_labels(body)
+    # one walk for <noscript> and for the labels of text-entry fields (before the fields go)
+    noscripts: list[etree._Element] = []
+    labels: list[etree._Element] = []
+    entries: set[str] = set()
+    for element in body.iter("noscript", "label", "input", "textarea"):
+        if element.tag == "noscript":
+            noscripts.append(element)
+        elif element.tag == "label":
+            labels.append(element)
+        elif _is_entry(element) and (ident := element.get("id")):
+            entries.add(ident)
+    if labels:
+        _drop_entry_labels(labels, entries)
     etree.strip_elements(body, *_JUNK_TAGS, with_tail=False)
-    noscripts = _outermost(list(body.iter("noscript")))
+    if noscripts:
+        # (one inside a removed label or junk element is gone with it)
+        noscripts = [el for el in noscripts if _attached(el, body)]
+    noscripts = _outermost(noscripts)
     if keep_hidden:
         etree.strip_tags(body, "noscript")  # its markup is read as part of the page
         withheld = 0
