@@ -1,6 +1,7 @@
 """Remove from a parsed page what is never readable text, and what the browser hides.
 
-Always removed: scripts, styles, embedded objects and media, form fields, ``<template>``, and
+Always removed: scripts, styles, embedded objects and media, form fields and the labels of
+text-entry fields, ``<template>``, and
 choice lists (``<select>``, ``<datalist>``: a browser shows one option of a list of
 countries, not the list; a page swallowed by an unclosed ``<select>`` is not shown either).
 Other controls (``<button>``, an open ``<dialog>``) are removed when small; one that holds
@@ -148,7 +149,9 @@ def _modals(body: etree._Element) -> list[etree._Element]:
     """Modal dialogs (ARIA ``aria-modal="true"``, or ``role="dialog"``/``"alertdialog"`` not
     declared non-modal): overlays shown over the page on demand (cookie preferences, sign-in,
     newsletter, quick view), never the page's content. A non-modal dialog role
-    (``aria-modal="false"``: a drawer or a sheet) is left alone. Found by one XPath query
+    (``aria-modal="false"``: a drawer or a sheet) is left alone, unless its class names call
+    it an overlay, a popup, a modal or a lightbox (popup plugins declare their overlays
+    non-modal; since 2.9.0). Found by one XPath query
     (few elements carry these attributes), in document order."""
     found: list[etree._Element] = []
     # the attributes, not the elements that have them: a predicate tested on every element
@@ -160,9 +163,22 @@ def _modals(body: etree._Element) -> list[etree._Element]:
             continue
         modal = (element.get("aria-modal") or "").strip().lower()
         role = (element.get("role") or "").strip().lower()
-        if modal == "true" or (role in _DIALOG_ROLES and modal != "false"):
+        if role in _DIALOG_ROLES and modal == "false":
+            # non-modal: a drawer or a sheet, unless named like an overlay
+            if _named_overlay(element):
+                found.append(element)
+        elif modal == "true" or role in _DIALOG_ROLES:
             found.append(element)
     return found
+
+
+# Names of boxes shown over the page on demand (``pum-overlay``, ``wt-overlay``, ``popup``).
+_OVERLAY_NAME = re.compile(r"overlay|popup|modal|lightbox")
+
+
+def _named_overlay(element: etree._Element) -> bool:
+    """A dialog whose class names call it an overlay, a popup, a modal or a lightbox."""
+    return bool(_OVERLAY_NAME.search((element.get("class") or "").lower()))
 
 
 @lru_cache(maxsize=4096)
@@ -181,6 +197,34 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
     return [el for el in elements if not any(a in chosen for a in el.iterancestors())]
 
 
+# Controls a visitor types into: their labels ("Name", "E-mail (required)") say nothing
+# without the field. Not check boxes, radio buttons and choices: their labels are the options
+# (a product's sizes and colours).
+_ENTRY_TYPES = frozenset({"", "text", "email", "tel", "password", "search", "number", "url",
+                          "date", "datetime-local", "month", "week", "time"})
+
+
+def _is_entry(control: etree._Element) -> bool:
+    if control.tag == "textarea":
+        return True
+    return (control.get("type") or "").strip().lower() in _ENTRY_TYPES
+
+
+def _drop_entry_labels(labels: list[etree._Element], entries: set[str]) -> None:
+    """Remove the labels of text-entry fields (which are removed as form fields): a label
+    naming such a field (its id in ``entries``) by ``for``, or holding one."""
+    for label in labels:
+        target = label.get("for")
+        if (target is not None and target in entries) or any(
+            _is_entry(control) for control in label.iter("input", "textarea")
+        ):
+            drop_keep_tail(label)
+
+
+def _attached(element: etree._Element, body: etree._Element) -> bool:
+    return any(ancestor is body for ancestor in element.iterancestors())
+
+
 class Cleaned(NamedTuple):
     """What :func:`clean` measured."""
 
@@ -196,8 +240,24 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
     head = root.find("head")
     if head is not None and head is not body:
         root.remove(head)
+    # one walk for <noscript> and for the labels of text-entry fields (before the fields go)
+    noscripts: list[etree._Element] = []
+    labels: list[etree._Element] = []
+    entries: set[str] = set()
+    for element in body.iter("noscript", "label", "input", "textarea"):
+        if element.tag == "noscript":
+            noscripts.append(element)
+        elif element.tag == "label":
+            labels.append(element)
+        elif _is_entry(element) and (ident := element.get("id")):
+            entries.add(ident)
+    if labels:
+        _drop_entry_labels(labels, entries)
     etree.strip_elements(body, *_JUNK_TAGS, with_tail=False)
-    noscripts = _outermost(list(body.iter("noscript")))
+    if noscripts:
+        # (one inside a removed label or junk element is gone with it)
+        noscripts = [el for el in noscripts if _attached(el, body)]
+    noscripts = _outermost(noscripts)
     if keep_hidden:
         etree.strip_tags(body, "noscript")  # its markup is read as part of the page
         withheld = 0

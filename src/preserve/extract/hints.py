@@ -26,6 +26,16 @@ _UNLIKELY = re.compile(
 _OVERLAY = re.compile(
     r"agegate|cookie|consent|gdpr|modal|popup|login|signin|sign-in|signup|sign-up"
 )
+# The boxes a forum repeats around every post about its member, not what the post says: the
+# signature (``signature``, ``message-signature``, ``postsignature``) and the member's card
+# (``postprofile``, ``user-details``, ``userinfo``, ``member-stats``, ``message-user``: name,
+# rank, join date, post count). Boilerplate even inside a box named like a post or content,
+# so they outweigh the content words of _MAYBE and _POSITIVE. (Not ``author-info``: an
+# article's or a testimonial's author box holds its quote as often as not.)
+_POST_CHROME = re.compile(
+    r"signature|(?:user|poster|member)[-_]?(?:info|details|extras?|profile|stats)|"
+    r"postprofile|message-user(?![a-z])"
+)
 _MAYBE = re.compile(r"and|article|body|column|content|main|shadow|post|entry|story|text")
 _POSITIVE = re.compile(
     r"article|body|content|entry|hentry|h-entry|main|page|post|text|blog|story|prose|"
@@ -99,6 +109,8 @@ def hint_string(element: etree._Element) -> str:
 
 @lru_cache(maxsize=_CACHE)
 def _unlikely(hints: str) -> bool:
+    if _POST_CHROME.search(hints):
+        return True
     return bool(_UNLIKELY.search(hints)) and not _MAYBE.search(hints)
 
 
@@ -109,6 +121,8 @@ def _overlay(hints: str) -> bool:
 
 @lru_cache(maxsize=_CACHE)
 def _weight(hints: str) -> int:
+    if _POST_CHROME.search(hints):
+        return -25
     weight = 0
     if _NEGATIVE.search(hints):
         weight -= 25

@@ -26,7 +26,7 @@ import operator
 import re
 
 from lxml import etree
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 __all__ = ["MAX_DEPTH", "parse_html5"]
 
@@ -236,18 +236,80 @@ def _too_deep(parser: etree.HTMLParser) -> bool:
     return any("depth" in entry.message.lower() for entry in parser.error_log)
 
 
+_NOSCRIPT_OPEN = re.compile(r"<noscript", re.IGNORECASE)
+_NOSCRIPT_CLOSE = re.compile(r"</noscript", re.IGNORECASE)
+
+
+def _close_raw_text_in_noscript(text: str) -> str:
+    """End, before its ``</noscript>``, a raw-text element left open inside a ``<noscript>``.
+
+    A browser runs scripts, so it reads a ``<noscript>`` as text up to ``</noscript>``: a
+    tracking pixel written ``<noscript><iframe src=... /></noscript>`` ends there. Read as
+    markup (scripting off, as here), the ``<iframe>`` is not closed by ``/>`` and its raw text
+    runs to the end of the document, swallowing the page. One pass over the noscript spans,
+    each lowercased and searched once for each raw-text element: linear. Run only on pages
+    where lexbor's tree shows the swallowing (_lexbor): the scan costs about 0.1 ms."""
+    opener = _NOSCRIPT_OPEN.search(text)
+    pieces: list[str] = []
+    pos = 0
+    while opener is not None:
+        closer = _NOSCRIPT_CLOSE.search(text, opener.end())
+        if closer is None:
+            break
+        end = closer.start()
+        span = text[opener.end() : end].lower()
+        closers = ""
+        for name in _RAW_TEXT_ELEMENTS:
+            opened = span.rfind(f"<{name}")
+            if opened >= 0 and span.find(f"</{name}", opened) < 0:
+                closers += f"</{name}>"
+        if closers:
+            pieces.append(text[pos:end])
+            pieces.append(closers)
+            pos = end
+        opener = _NOSCRIPT_OPEN.search(text, closer.end())
+    if not pieces:
+        return text
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+_RAW_TEXT_SET = frozenset(_RAW_TEXT_ELEMENTS)
+
+
+def _swallows(noscript: LexborNode) -> bool:
+    """A raw-text element inside this ``<noscript>`` ran past its ``</noscript>``."""
+    for node in noscript.traverse():
+        if node.tag in _RAW_TEXT_SET and "</noscript" in (node.text(deep=True) or "").lower():
+            return True
+    return False
+
+
+def _lexbor(text: str) -> tuple[LexborHTMLParser, bool]:
+    """lexbor's tree of ``text``, scripts and styles emptied; and whether a raw-text element
+    left open in a ``<noscript>`` swallowed what follows it (_close_raw_text_in_noscript).
+    The noscript elements are found in the same query as the scripts: no extra pass."""
+    tree = LexborHTMLParser(text)
+    swallowed = False
+    for node in tree.css("script, style, noscript"):
+        if node.tag == "noscript":
+            swallowed = swallowed or _swallows(node)
+        elif node.tag == "style" or "ld+json" not in (node.attributes.get("type") or "").lower():
+            # never text: emptied here, so libxml2 need not read it again (the element
+            # stays, as a sign the page had something: a page of scripts is not empty)
+            while (child := node.child) is not None:
+                child.decompose()
+    return tree, swallowed
+
+
 def parse_html5(text: str) -> etree._Element | None:
     """The document's tree as a browser builds it, as an lxml ``<html>`` element."""
     text = _cut_long_tags(text)
     if text.count("<") > _SCAN_ABOVE_TAGS and _deeper_than(text, MAX_DEPTH):
         text = _flatten(text, MAX_DEPTH)
-    tree = LexborHTMLParser(text)
-    for node in tree.css("script, style"):
-        if node.tag == "style" or "ld+json" not in (node.attributes.get("type") or "").lower():
-            # never text: emptied here, so libxml2 need not read it again (the element
-            # stays, as a sign the page had something: a page of scripts is not empty)
-            while (child := node.child) is not None:
-                child.decompose()
+    tree, swallowed = _lexbor(text)
+    if swallowed:  # rare: parsed again, with the raw-text elements closed in place
+        tree, _ = _lexbor(_close_raw_text_in_noscript(text))
     serialized = tree.html or ""
     data = serialized.encode("utf-8", "replace")
     parser = _lxml_parser()

@@ -112,6 +112,16 @@ def _is_landmark(element: etree._Element) -> bool:
     return False
 
 
+def _is_page_footer(element: etree._Element) -> bool:
+    """The page's own footer (``role=contentinfo``, a ``<footer>`` outside any sectioning
+    element): fine print, however much of the page it holds."""
+    if _role(element) == "contentinfo":
+        return True
+    return element.tag == "footer" and not any(
+        a.tag in _SECTIONING for a in element.iterancestors()
+    )
+
+
 def _is_link_list(stats: Stats, blocks_in: int) -> bool:
     """Many short links and little else: a menu, a tag cloud, a list of other pages."""
     if stats.text_chars == 0 or blocks_in < 3:
@@ -156,7 +166,9 @@ def region_blocks(
             walker.skip_subtree()  # no text inside
             continue
         if element in protected or (
-            stats.text_chars >= keep_size and prose_in.get(element, 0) >= prose_size
+            stats.text_chars >= keep_size
+            and prose_in.get(element, 0) >= prose_size
+            and not _is_page_footer(element)
         ):
             continue
         if _is_landmark(element) or (
