@@ -362,6 +362,43 @@ def test_unreferenced_and_misnamed_objects(archive: Built) -> None:
     assert "W505" in codes(verify(archive.root))
 
 
+_TRICKY_NAMES = ["a", "a-b", "a\x01", "ab", "a b", "A", "\u00e9t\u00e9", "\u65e5\u672c",
+                 "z\udc80", "z\udcff", "z\u00ff", "\U0001f600", "a.warc.gz", "a.warc.gz.x"]
+
+
+def test_a_large_listing_is_sorted_on_disk_in_the_order_sorted_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from preserve.audit import listing  # noqa: PLC0415
+
+    entries = [(name, i % 4) for i, name in enumerate(_TRICKY_NAMES + [f"n{i:05}" for i in
+                                                                      range(3000)])]
+    entries.reverse()
+    in_memory = list(listing.sorted_entries(entries))
+    monkeypatch.setattr(listing, "IN_MEMORY_ENTRIES", 5)
+    on_disk = listing.sorted_entries(entries)
+    assert not isinstance(on_disk, list)  # a generator reading the scratch database
+    assert list(on_disk) == in_memory == sorted(entries)
+
+
+def test_the_sweep_of_a_large_directory_reports_as_of_a_small_one(
+    archive: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orphan WARC files beside the capture's, and a symlink: the same findings, in the same
+    order, whether the directory's listing is sorted in memory or on disk."""
+    from preserve.audit import listing  # noqa: PLC0415
+
+    month = archive.warc_path.parent
+    for i in reversed(range(40)):
+        (month / f"20240101T00000{i % 10}Z-orphan{i:04}.warc.gz").write_bytes(b"x")
+    (month / "zz-link.warc.gz").symlink_to(archive.warc_path)
+    small = [(f.code.code, f.path) for f in verify(archive.root).findings]
+    monkeypatch.setattr(listing, "IN_MEMORY_ENTRIES", 3)
+    large = [(f.code.code, f.path) for f in verify(archive.root).findings]
+    assert large == small
+    assert [code for code, _path in small].count("W501") == 40
+
+
 def test_reextraction_differs_same_version(tmp_path: Path) -> None:
     built = build(tmp_path / "root", text_override="Text the extractor never produced.")
     assert codes(verify(built.root)) == []  # the objects themselves are intact

@@ -68,4 +68,24 @@ def failing_as_storage(what: str) -> Iterator[None]:
         raise StorageError(f"{what} failed: {exc}") from exc
 
 
-__all__ = ["CACHE_KIB", "failing_as_storage", "open_scratch"]
+def ordered_keys(db: sqlite3.Connection, table: str, what: str, *, separator: bytes = b"\0",
+                 chunk: int = 1024) -> Iterator[bytes]:
+    """The BLOB primary key ``key`` of ``table``, in order, read ``chunk`` keys at a time in
+    one statement step (each step releases and retakes the GIL, which costs up to a thread
+    switch interval when other threads are busy). No key may hold ``separator``."""
+    after = b""
+    query = (f"SELECT count(*), CAST(group_concat(key, ?) AS BLOB) FROM (SELECT key "
+             f"FROM {table} WHERE key > ? ORDER BY key LIMIT ?)")
+    while True:
+        with failing_as_storage(what):
+            count, joined = db.execute(query, (separator, after, chunk)).fetchone()
+        if not count:
+            return
+        keys = sorted(bytes(joined).split(separator))  # group_concat's order is not promised
+        yield from keys
+        if count < chunk:
+            return
+        after = keys[-1]
+
+
+__all__ = ["CACHE_KIB", "failing_as_storage", "open_scratch", "ordered_keys"]

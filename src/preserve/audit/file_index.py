@@ -26,13 +26,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Container, Iterable, Iterator, Sequence
 
-from ..scratch import failing_as_storage, open_scratch
+from ..scratch import failing_as_storage, open_scratch, ordered_keys
 
 _SCHEMA = """
 CREATE TABLE manifests (name BLOB PRIMARY KEY, claimed INTEGER NOT NULL DEFAULT 0,
                         own_warc INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE texts (digest BLOB PRIMARY KEY, hashed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE catalog_rows (digest BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE VIEW manifest_names (key) AS SELECT name FROM manifests;
 """
 _WHAT = "verify's temporary index"
 #: Manifest names read back at once while walking them in order.
@@ -100,20 +101,8 @@ class FileIndex:
     def manifests(self) -> Iterator[str]:
         """The manifest names in order (as ``sorted`` orders them), read a chunk at a time
         in one statement step (names never hold a NUL byte): flags may be set meanwhile."""
-        after = b""
-        query = ("SELECT count(*), CAST(group_concat(name, x'00') AS BLOB) FROM (SELECT name "
-                 "FROM manifests WHERE name > ? ORDER BY name LIMIT ?)")
-        while True:
-            with failing_as_storage(_WHAT):
-                count, joined = self._db.execute(query, (after, _CHUNK)).fetchone()
-            if not count:
-                return
-            chunk = sorted(bytes(joined).split(b"\0"))  # group_concat's order is not promised
-            for key in chunk:
-                yield _name(key)
-            if count < _CHUNK:
-                return
-            after = chunk[-1]
+        for key in ordered_keys(self._db, "manifest_names", _WHAT, chunk=_CHUNK):
+            yield _name(key)
 
     def mark(self, name: str, *, claimed: bool, own_warc: bool) -> None:
         """Set the manifest ``name``'s flags that are true: it is the first to claim the

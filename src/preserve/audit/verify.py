@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from preserve.audit.file_index import IN_MEMORY_BELOW, FileIndex
 from preserve.audit.findings import Code, Finding, Report
+from preserve.audit.listing import sorted_entries
 from preserve.audit.merged import MergedChecks, merge_all
 from preserve.errors import ArchiveError, ManifestError, PreserveError, UnsafePathError
 from preserve.hashing import BLOCK_SIZE, Digests, hash_fd
@@ -317,26 +318,27 @@ class _Audit:
         except OSError as exc:
             self.add(Code.E506, self.rel(directory), f"cannot list directory: {exc}")
 
-    def listing(self, directory: Path) -> list[tuple[str, int]]:
-        """:meth:`scan`, sorted by name. Names and kinds only: a directory of 100,000
-        entries costs a few MiB, not DirEntry objects."""
-        return sorted(self.scan(directory))
+    def listing(self, directory: Path) -> Iterator[tuple[str, int]]:
+        """:meth:`scan`, sorted by name (names and kinds only; a large directory is sorted
+        on disk: :mod:`preserve.audit.listing`)."""
+        return sorted_entries(self.scan(directory))
 
     def walk_files(self, top: Path) -> Iterator[Path]:
         """Regular files below ``top`` in sorted order; symlinks and special files are
         reported, not followed (iterative: no recursion limit on hostile trees)."""
-        pending: list[tuple[Path, list[tuple[str, int]]]] = [(top, self.listing(top)[::-1])]
+        pending: list[tuple[Path, Iterator[tuple[str, int]]]] = [(top, self.listing(top))]
         while pending:
             directory, entries = pending[-1]
-            if not entries:
+            entry = next(entries, None)
+            if entry is None:
                 pending.pop()
                 continue
-            name, kind = entries.pop()
+            name, kind = entry
             path = directory / name
             if kind == _SYMLINK:
                 self.report_symlink(path)
             elif kind == _DIR:
-                pending.append((path, self.listing(path)[::-1]))
+                pending.append((path, self.listing(path)))
             elif kind == _FILE:
                 yield path
             else:
