@@ -145,8 +145,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 # identity, and its known head (in PRESERVE_CONFIG_HOME) a rollback
                 empty = work / f"empty-{size}-{round_}-{time.time_ns()}"
                 shutil.rmtree(empty, ignore_errors=True)
-                subprocess.run([PRESERVE, "--root", str(empty), "--key", str(key), "init"],
-                               check=True, capture_output=True)
+                # a key of its own: a key names the archive it signs (one key, one log), so
+                # the big archive's key would make the empty one its rolled-back copy
+                empty_key = work / f"{empty.name}.key"
+                subprocess.run([PRESERVE, "--root", str(empty), "--key", str(empty_key),
+                                "init"], check=True, capture_output=True)
                 pair: dict[str, float] = {}
                 for where, target in (("empty", empty), ("full", root)) if round_ % 2 == 0 \
                         else (("full", root), ("empty", empty)):
@@ -155,8 +158,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     for url in urls:  # the server answers from memory when timed
                         with urllib.request.urlopen(url) as response:
                             response.read()
-                    pair[where] = capture_seconds(target, key, urls, work)
+                    pair[where] = capture_seconds(target, key if target == root else empty_key,
+                                                  urls, work)
                 shutil.rmtree(empty, ignore_errors=True)
+                for leftover in work.glob(f"{empty.name}.key*"):
+                    leftover.unlink()
                 captures.append({"captures": size, "round": round_, **pair,
                                  "ratio": pair["full"] / pair["empty"]})
                 print(captures[-1], file=sys.stderr, flush=True)
