@@ -470,8 +470,12 @@ def run_benchmark(
     report: Callable[[dict[str, Any]], None],
     json_path: Path | None,
 ) -> int:
-    """Run ``bench`` in a fresh work directory, print its report, write JSON, clean up."""
+    """Run ``bench`` in a fresh work directory, print its report, write JSON, clean up.
+    The commands it runs keep their keys and known heads in that directory too
+    (``PRESERVE_CONFIG_HOME``, unless set already), not in the user's configuration: each
+    benchmark archive left a head there, which every later group commit reads."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=workdir))
+    os.environ.setdefault("PRESERVE_CONFIG_HOME", str(work / "config"))
     try:
         data = bench(work)
     finally:
