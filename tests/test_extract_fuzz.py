@@ -255,19 +255,29 @@ def test_the_depth_check_agrees_with_the_flattening_it_spares() -> None:
         assert html5._deeper_than(text, 512) == (depth > 512)
 
 
+def _child_prints(script: str) -> int:
+    """Run ``script`` in a fresh interpreter, where ``hwm()`` gives the process's own peak
+    RSS in MiB (VmHWM: ru_maxrss keeps the forking parent's across exec); the integer it
+    printed."""
+    hwm = ("import re\n"
+           "def hwm():\n"
+           "    status = open('/proc/self/status').read()\n"
+           "    return int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024\n")
+    done = subprocess.run([sys.executable, "-c", hwm + script], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
 def test_the_largest_page_extracted_costs_a_bounded_amount_of_memory() -> None:
     """The capture's window (3 MiB) of one long article with non-ASCII words. The word list
     of its visible-size count, lexbor's tree held beside libxml2's, a lowercased copy and
     slices of the page made the extraction's peak grow by 53 MiB (18 now; a 300 MB page's
     capture peaked at 104 MiB, the target being 80). Measured in a child process, from
     after its imports."""
-    script = (
-        "import re\n"
+    grown = _child_prints(
         "from preserve.extract import extract\n"
         "from preserve.archive import EXTRACT_LIMIT\n"
-        "def hwm():\n"
-        "    status = open('/proc/self/status').read()\n"
-        "    return int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024\n"
         "para = ('<p>' + 'Die Brücke über den Fluß wurde gestern eröffnet, sagte sie. ' * 8\n"
         "        + '</p>\\n')\n"
         "page = ('<!DOCTYPE html><html><head><title>Lang</title></head><body><article>'\n"
@@ -278,27 +288,19 @@ def test_the_largest_page_extracted_costs_a_bounded_amount_of_memory() -> None:
         "assert len(text) > 2_500_000, len(text)\n"
         "print(hwm() - before)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout) < 35, f"the extraction's peak grew by {done.stdout.strip()} MiB"
+    assert grown < 35, f"the extraction's peak grew by {grown} MiB"
 
 
 def test_a_page_of_many_tiny_elements_is_bounded_by_its_tag_count() -> None:
     """3 MB of ``<p>x`` is 700,000 elements: the tree took 640 MB and 11 s (the character cap
     alone lets that many through). Parsing stops after dom.MAX_PARSE_TAGS tags, in a child
     process so that its peak memory can be read."""
-    script = (
+    peak = _child_prints(
         "from preserve.extract import extract\n"
         "from preserve.extract.dom import MAX_PARSE_TAGS\n"
         "e = extract(b'<html><body>' + b'<p>x' * 700000 + b'</body></html>', 'http://e.test/')\n"
         "kept = e.text.count('x')\n"
         "assert 0.9 * MAX_PARSE_TAGS < kept <= MAX_PARSE_TAGS, kept\n"
-        # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's across exec)
-        "print(next(int(line.split()[1]) // 1024 for line in open('/proc/self/status')\n"
-        "           if line.startswith('VmHWM:')))\n"
+        "print(hwm())\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout) < 250, f"peak {done.stdout.strip()} MiB"
+    assert peak < 250, f"peak {peak} MiB"
