@@ -409,6 +409,9 @@ RECORDED_DIGESTS = {
     # cards, page footers of fine print, non-modal overlays, iframes left open in
     # <noscript>, labels of text-entry fields)
     "2.9.0": "0ab9dfa818c56f7be51f2efc498569de07aa646d51eb3064de11c45f58b9939e",
+    # its settings add pruned_min_share (WCXB dev pages change: comments inside code blocks,
+    # listings of link cards that pruning took away whole)
+    "2.10.0": "3b0bb40e945a466527acd286eee1829c5dd2fe8ff7ac5b27cf9262e616894556",
 }
 
 

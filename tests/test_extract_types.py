@@ -1,5 +1,7 @@
-"""Extractor 2.9.0: the weaker page types (forum, product, listing, collection), each change
-on a small synthetic page made up for the test (no benchmark page)."""
+# ruff: noqa: RUF001 - the test texts are in other scripts on purpose
+"""Extractor 2.9.0 and later: the weaker page types (forum, product, listing, collection,
+documentation), each change on a small synthetic page made up for the test (no benchmark
+page)."""
 
 from __future__ import annotations
 
@@ -189,3 +191,68 @@ def test_labels_of_text_entry_fields_go_with_the_fields() -> None:
     assert "Pflichtfeld" not in text
     assert "Nachricht an uns" not in text
     assert "Abendkurs dienstags" in text and "Wochenendkurs samstags" in text
+
+
+CODE_COMMENTS = (
+    "хранить записи тридцать дней",
+    "уровень подробности для отладки",
+    "файл журнала рядом с программой",
+)
+
+
+def test_comments_in_code_blocks_stay_in_the_code() -> None:
+    # Syntax highlighters name a program's comments ``hljs-comment`` (highlight.js),
+    # ``token comment`` (Prism) or ``c1`` (Pygments): names of the code's parts, not of the
+    # page's. Read as page hints, they made the code's comments look like reader comments.
+    html = (
+        "<!DOCTYPE html><html lang=ru><head><title>Настройка журнала</title></head><body>"
+        '<nav><a href="/">Главная</a> <a href="/docs">Документация</a></nav>'
+        "<main><h1>Настройка журнала</h1><p>Журнал записывает каждое событие сервера в "
+        "отдельный файл, и его можно настроить так, чтобы старые записи удалялись "
+        "автоматически через заданное число дней.</p>"
+        f'<pre><code class="language-python"><span class="hljs-comment"># {CODE_COMMENTS[0]}'
+        '</span>\n<span class="hljs-keyword">import</span> logging\n'
+        f'<span class="token comment"># {CODE_COMMENTS[1]}</span>\n'
+        "logging.basicConfig(level=logging.DEBUG)\n"
+        f'<span class="c1"># {CODE_COMMENTS[2]}</span>\n'
+        'handler = logging.FileHandler(<span class="s2">"server.log"</span>)\n</code></pre>'
+        "<p>После перезапуска сервер начинает писать новый файл, а прежний сохраняется с "
+        "датой в имени, так что ничего не теряется при обновлении.</p></main>"
+        "<footer>© Проект</footer></body></html>"
+    )
+    text = extract(html).text
+    for comment in CODE_COMMENTS:
+        assert f"# {comment}\n" in text, comment
+    assert "logging.basicConfig(level=logging.DEBUG)" in text
+
+
+def test_a_listing_of_link_cards_is_not_pruned_away() -> None:
+    # Every job offer is one link card; read as link lists, they were all pruned, and the
+    # short introduction above them (long enough not to count as "nothing found") was all
+    # that was left of the page. Pruning that would keep under a tenth of the main region's
+    # text is not done.
+    cards = "".join(
+        f'<li class="job-card"><a href="/jobs/{i}"><h3>ソフトウェアエンジニア {i}</h3>'
+        f"<span>株式会社サンプル{i}</span> <span>東京都</span> "
+        f"<span>年収 {500 + i * 10} 万円</span><span>リモート可</span></a></li>"
+        for i in range(80)
+    )
+    intro = (
+        "リモートで働けるエンジニアの求人を毎日更新しています。経験や希望の働き方に合わせて、"
+        "気になる求人を探してください。新しい求人は毎朝九時に追加され、応募の締め切りが近いもの"
+        "から順に並んでいます。気になる求人は保存しておくと、締め切りの前日にお知らせが届きます。"
+        "会員登録は無料で、履歴書の下書きも保存できます。面接の日程は画面から直接調整できます。"
+        "採用が決まった後も、入社までの手続きを担当者が丁寧にお手伝いしますので、初めての転職"
+        "でも安心です。"
+    )
+    html = (
+        "<!DOCTYPE html><html lang=ja><head><title>求人一覧</title></head><body>"
+        '<header><a href="/">トップ</a> <a href="/login">ログイン</a></header>'
+        f'<div class="page"><p class="intro">{intro}</p><ul class="jobs">{cards}</ul></div>'
+        '<footer><a href="/about">会社概要</a></footer></body></html>'
+    )
+    result = extract(html)
+    assert intro in result.text
+    for i in (0, 41, 79):
+        assert f"株式会社サンプル{i}" in result.text
+    assert "会社概要" not in result.text

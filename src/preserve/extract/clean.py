@@ -235,6 +235,18 @@ class Cleaned(NamedTuple):
     visible: int
 
 
+def _drop_code_names(body: etree._Element) -> None:
+    """Drop the class and id names inside ``<pre>`` and ``<code>``. Syntax highlighters name
+    the parts of a program (``hljs-comment``, ``token comment``, ``c1``), not parts of the
+    page: read as hints, they made the comments of code blocks look like reader comments
+    and cut them out of the code (since 2.10.0)."""
+    for code in body.iter("pre", "code"):
+        for element in code.iterdescendants():
+            attributes = element.attrib
+            attributes.pop("class", None)
+            attributes.pop("id", None)
+
+
 def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> Cleaned:
     """Remove junk, small controls and (unless ``keep_hidden``) hidden elements, in place."""
     head = root.find("head")
@@ -304,4 +316,5 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
         else:
             drop_keep_tail(control)
             visible -= size
+    _drop_code_names(body)
     return Cleaned(withheld, visible)

@@ -31,7 +31,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.9.0"
+EXTRACTOR_VERSION = "2.10.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -54,6 +54,9 @@ MAIN_KEPT_SHARE = 0.05
 #: The blocks of a chosen main region before its first <h1> are left out when they hold at
 #: most this share of its text (since 2.6.0).
 BEFORE_HEADING_SHARE = 0.3
+#: Pruning that would keep less than this share of the main region's text is not done: the
+#: region is then a list of link cards (job offers, search results), not chrome (since 2.10.0).
+PRUNED_MIN_SHARE = 0.1
 
 EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
     {
@@ -74,6 +77,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "min_article_share": MIN_ARTICLE_SHARE,
         "main_kept_share": MAIN_KEPT_SHARE,
         "before_heading_share": BEFORE_HEADING_SHARE,
+        "pruned_min_share": PRUNED_MIN_SHARE,
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
@@ -274,6 +278,11 @@ def _select(
     main = regions.region_blocks(
         region, all_blocks, totals, prune=True, title=heading, drop_cards=product
     )
+    region_size = totals[region].text_chars if region in totals else 0
+    if _measure(main) < PRUNED_MIN_SHARE * region_size:  # never prune a region away
+        main = regions.region_blocks(
+            region, all_blocks, totals, prune=False, title=heading, drop_cards=product
+        )
     if keep_hidden:
         return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False), 0
     best = article.select_article(body, all_blocks, totals, thread=thread)
