@@ -243,8 +243,9 @@ def _drop_code_names(body: etree._Element) -> None:
     for code in body.iter("pre", "code"):
         for element in code.iterdescendants():
             attributes = element.attrib
-            attributes.pop("class", None)
-            attributes.pop("id", None)
+            for name in ("class", "id"):
+                if name in attributes:
+                    del attributes[name]
 
 
 def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = False) -> Cleaned:
