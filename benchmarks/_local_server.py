@@ -474,6 +474,8 @@ def run_benchmark(
     The commands it runs keep their keys and known heads in that directory too
     (``PRESERVE_CONFIG_HOME``, unless set already), not in the user's configuration: each
     benchmark archive left a head there, which every later group commit reads."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)  # --workdir may name a new directory
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=workdir))
     os.environ.setdefault("PRESERVE_CONFIG_HOME", str(work / "config"))
     try:
