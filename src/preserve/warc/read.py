@@ -23,6 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.recordloader import ArcWarcRecord
 
+from preserve.capture.codings import content_encoding, decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
 from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import open_binary
@@ -278,14 +279,13 @@ def read_record_payload(path: Path, offset: int, limit: int, *,
                     headers[name] = value
                 else:
                     headers[existing] += ", " + value
-            from preserve.capture.fetch import decode_chunks  # noqa: PLC0415 - httpcore
 
             stream = record.raw_stream
             if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":
                 stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing
             decoded = decode_chunks(
                 iter(lambda: stream.read(_BLOCK), b""),
-                record.http_headers.get_header("content-encoding"),
+                content_encoding(record.http_headers.headers),
                 limit,
             )
         except NotFoundError:
