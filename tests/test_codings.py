@@ -297,6 +297,8 @@ def test_br_zstd_and_stacked_pages_are_extracted_kept_as_sent_and_reextracted(
         assert all(paragraph in text for paragraph in PARAGRAPHS)
         m = archive.manifest(result.capture_id)
         assert m.extraction.reason is None
+        assert m.extractor.settings["content_codings"] == ["gzip", "x-gzip", "deflate", "br",
+                                                            "zstd"]
         payload, digest, encoding = _response_record(archive.root / m.warc.path, url)
         assert (payload, encoding) == (body, header.split(",")[0])  # stored as sent
         assert warc_digest_to_hex(digest) == ("sha256", hashlib.sha256(body).hexdigest())

@@ -497,6 +497,21 @@ def _decode(stack: _Stack, chunks: Iterable[bytes], limit: int) -> DecodedBody:
     return DecodedBody(_take(out), truncated=False, decoded=True, problem=problem)
 
 
+def undecodable(content_encoding: str | None) -> str | None:
+    """Why a body of this ``Content-Encoding`` would come back raw here (an unknown coding,
+    too many, a decoder package not installed), or None if it would be decoded."""
+    try:
+        _stack(content_codings(content_encoding), 0)
+    except _NoDecoderError as exc:
+        return str(exc)
+    return None
+
+
+def decodable_codings() -> list[str]:
+    """The content codings decoded here (br and zstd only where their packages are)."""
+    return [coding for coding in _STAGES if undecodable(coding) is None]
+
+
 def _stack(codings: list[str], limit: int) -> _Stack:
     """The decoders for ``codings``; :class:`_NoDecoderError` if some cannot be had."""
     if len(codings) > MAX_CODINGS:
@@ -546,5 +561,7 @@ __all__ = [
     "DecodedBody",
     "content_codings",
     "content_encoding",
+    "decodable_codings",
     "decode_chunks",
+    "undecodable",
 ]

@@ -52,6 +52,7 @@ from preserve.capture.codings import (
     DecodedBody,
     content_codings,
     content_encoding,
+    decodable_codings,
     decode_chunks,
 )
 from preserve.capture.transport import (
@@ -685,6 +686,7 @@ __all__ = [
     "DecodedBody",
     "FetchOptions",
     "content_codings",
+    "decodable_codings",
     "decode_body",
     "decode_chunks",
     "describe_certificate",

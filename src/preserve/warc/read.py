@@ -257,10 +257,11 @@ def _damage(record: ArcWarcRecord | None, offset: int, exc: Exception) -> Record
     )
 
 
-def read_record_payload(path: Path, offset: int, limit: int, *,
-                        decompressed: bool = False) -> tuple[bytes, Mapping[str, str]]:
-    """The HTTP payload of the response record at ``offset``, content-decoded, at most
-    ``limit`` bytes, and that response's HTTP headers (repeated names joined with ``, ``).
+def read_record_payload(path: Path, offset: int, limit: int, *, decompressed: bool = False,
+                        decode: bool = True) -> tuple[bytes, Mapping[str, str]]:
+    """The HTTP payload of the response record at ``offset``, content-decoded (unless not
+    ``decode``: as stored), at most ``limit`` bytes, and that response's HTTP headers (repeated
+    names joined with ``, ``).
 
     Undecodable content (unknown coding, corrupt data) comes back raw. Raises
     :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
@@ -285,7 +286,7 @@ def read_record_payload(path: Path, offset: int, limit: int, *,
                 stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing
             decoded = decode_chunks(
                 iter(lambda: stream.read(_BLOCK), b""),
-                content_encoding(record.http_headers.headers),
+                content_encoding(record.http_headers.headers) if decode else None,
                 limit,
             )
         except NotFoundError:
