@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import brotlicffi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ from preserve.audit import deep as deep_module
 from preserve.audit import verify as verify_module
 from preserve.audit.findings import Code, Report, Severity, markdown_table
 from preserve.audit.verify import REEXTRACT_LIMIT, verify
+from preserve.capture.codings import decodable_codings
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION, extract
 from preserve.storage.layout import ArchiveLayout, new_capture_id
@@ -102,9 +104,11 @@ class Built:
 
 
 def _write_warc(path: Path, html: bytes, content_type: str, *,
-                bad_block_digest: bool = False) -> list[dict[str, Any]]:
+                bad_block_digest: bool = False,
+                content_encoding: str | None = None) -> list[dict[str, Any]]:
+    coding = f"Content-Encoding: {content_encoding}\r\n" if content_encoding else ""
     head = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n{coding}"
         f"Content-Length: {len(html)}\r\n\r\n"
     ).encode()
     request = b"GET /river HTTP/1.1\r\nHost: news.example\r\n\r\n"
@@ -147,17 +151,22 @@ def _write_warc(path: Path, html: bytes, content_type: str, *,
 
 def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
           bad_block_digest: bool = False, content_type: str = "text/html; charset=utf-8",
-          status: str | None = None) -> Built:
-    """A one-capture archive; ``status`` forces the manifest status (else ok/no-text)."""
+          status: str | None = None, content_encoding: str | None = None,
+          extracted_from: bytes | None = None, settings: dict[str, Any] | None = None) -> Built:
+    """A one-capture archive; ``status`` forces the manifest status (else ok/no-text). The
+    response body ``html`` is sent with ``content_encoding``; the text is extracted from it,
+    or from ``extracted_from``; ``settings`` are added to the extractor's."""
     layout = ArchiveLayout(root)
     layout.ensure_dirs()
     cid = new_capture_id(STARTED)
     warc_rel = layout.warc_rel_for(cid, STARTED)
     warc_path = root / warc_rel
-    records = _write_warc(warc_path, html, content_type, bad_block_digest=bad_block_digest)
+    records = _write_warc(warc_path, html, content_type, bad_block_digest=bad_block_digest,
+                          content_encoding=content_encoding)
     data = warc_path.read_bytes()
     is_html = content_type.startswith("text/html")
-    extraction = extract(html if is_html else b"", URL, charset="utf-8")
+    source = html if extracted_from is None else extracted_from
+    extraction = extract(source if is_html else b"", URL, charset="utf-8")
     store = TextStore(layout)
     text = text_override if text_override is not None else extraction.text
     text_ref = store.put(text.encode()) if text else None
@@ -190,7 +199,7 @@ def build(root: Path, *, html: bytes = HTML, text_override: str | None = None,
                        "published": extraction.published, "language": extraction.language,
                        "reason": extraction.reason},
         "extractor": {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION,
-                      "settings": dict(EXTRACTOR_SETTINGS)},
+                      "settings": {**EXTRACTOR_SETTINGS, **(settings or {})}},
         "software": {"preserve": "test"}, "host": "test-host", "operator": "tester",
         "previous": [],
     }
@@ -414,6 +423,35 @@ def test_reextraction_differs_new_extractor_version(tmp_path: Path) -> None:
     report = verify(built.root, deep=True)
     assert codes(report) == ["W407"]
     assert report.ok
+
+
+def test_a_br_body_is_reextracted_as_the_capture_decoded_it(tmp_path: Path) -> None:
+    """Manifests list the content codings decoded before extraction; one without the list
+    was made when only one gzip or deflate coding was, and an import then extracted a br
+    body as stored (mojibake): each is re-extracted as it was made, not as preserve would
+    make it now."""
+    body = brotlicffi.compress(HTML)
+    listed = {"content_codings": decodable_codings()}
+    decoded = build(tmp_path / "decoded", html=body, content_encoding="br",
+                    extracted_from=HTML, settings=listed)
+    legacy = build(tmp_path / "legacy", html=body, content_encoding="br")
+    assert decoded.manifest.text is not None and legacy.manifest.text is not None
+    assert decoded.manifest.text.blake3 != legacy.manifest.text.blake3
+    for built in (decoded, legacy):
+        report = verify(built.root, deep=True)
+        assert codes(report) == [] and report.stats.texts_reextracted == 1
+
+
+def test_a_body_whose_decoder_is_missing_here_is_not_reextracted_as_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built = build(tmp_path / "root", html=brotlicffi.compress(HTML), content_encoding="br",
+                  extracted_from=HTML, settings={"content_codings": decodable_codings()})
+    monkeypatch.setitem(sys.modules, "brotlicffi", None)  # import brotlicffi: ImportError
+    report = verify(built.root, deep=True)
+    assert codes(report) == ["E408"]
+    assert report.findings[0].message == ("cannot re-extract: the response's content coding "
+                                          "'br' is not decoded here (brotlicffi is not "
+                                          "installed)")
 
 
 def test_no_text_page_is_reextracted(tmp_path: Path) -> None:

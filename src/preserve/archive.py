@@ -1018,7 +1018,8 @@ def prepare_fetched(
     extractor_info = {
         "name": _extract_mod.EXTRACTOR_NAME,
         "version": _extract_mod.EXTRACTOR_VERSION,
-        "settings": {**_extract_mod.EXTRACTOR_SETTINGS, "max_input_bytes": EXTRACT_LIMIT},
+        "settings": {**_extract_mod.EXTRACTOR_SETTINGS, "max_input_bytes": EXTRACT_LIMIT,
+                     "content_codings": fetch.decodable_codings()},
     }
     operator = options.operator or provenance.default_operator()
     document = provenance.capture_provenance(

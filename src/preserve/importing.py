@@ -78,6 +78,7 @@ from preserve.archive import (
     media_type_and_charset,
 )
 from preserve.capture import provenance
+from preserve.capture.codings import decodable_codings
 from preserve.commit import Committed, GroupOutcome, PreparedCapture, SpilledDrafts
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION
 from preserve.extract import extract as extract_html
@@ -790,7 +791,8 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
         "host": provenance.host_name(),
         "operator": operator,
         "extractor": {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION,
-                      "settings": dict(EXTRACTOR_SETTINGS)},
+                      "settings": {**EXTRACTOR_SETTINGS,
+                                   "content_codings": decodable_codings()}},
         "status": status,
         "extraction": {
             "title": extraction.title, "byline": extraction.byline,

@@ -7,9 +7,12 @@ against the manifest's ``artifacts`` (E216/E217), then re-extracts the document 
 from (``extraction.source``: the rendered DOM, else the final response;
 :func:`preserve.warc.read_record_block` / :func:`preserve.warc.read_record_payload` +
 :func:`preserve.extract.extract`) and compares the BLAKE3 of text and comments with the
-manifest. It returns the findings in the order the
-audit reports them, plus counts; it touches no shared state, so captures can be checked in
-parallel processes (:class:`DeepPool`) and the results merged in manifest order.
+manifest. A response is content-decoded as the capture decoded it: the codings its extractor
+settings list (``content_codings``), or, for manifests from before that list, one gzip or
+deflate coding; a coding the capture decoded that cannot be decoded here is E408. It returns
+the findings in the order the audit reports them, plus counts; it touches no shared state, so
+captures can be checked in parallel processes (:class:`DeepPool`) and the results merged in
+manifest order.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from preserve import warc
 from preserve.audit.findings import Code, Finding
 from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT
+from preserve.capture.codings import MAX_CODINGS, content_codings, content_encoding, undecodable
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.hashing import blake3_hex, warc_digest_to_hex
@@ -31,6 +35,9 @@ from preserve.storage.manifest import Manifest, WarcRecordRef
 from preserve.workers import process_pool
 
 _NOT_REEXTRACTED_REASONS = ("not HTML", "content coding not decoded")
+#: The content codings removed before extraction by the preserve that wrote manifests
+#: without a ``content_codings`` extractor setting (one coding at most).
+_LEGACY_CODINGS = ("gzip", "x-gzip", "deflate")
 
 
 @dataclass(slots=True)
@@ -181,6 +188,14 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
         else:
             payload, headers = warc.read_record_payload(path, record.offset, limit,
                                                         decompressed=stream)
+            encoding = content_encoding(headers.items())
+            if not _decoded_when_made(manifest, encoding):  # the text is of the bytes as stored
+                payload, _ = warc.read_record_payload(path, record.offset, limit,
+                                                      decompressed=stream, decode=False)
+            elif (why := undecodable(encoding)) is not None:
+                out.add(Code.E408, rel, f"cannot re-extract: the response's content coding "
+                        f"{encoding!r} is not decoded here ({why})", cid, offset=record.offset)
+                return
             # the capture decided the charset from the final response's first Content-Type
             charset = _charset(manifest.http.content_type or next(
                 (v for k, v in headers.items() if k.lower() == "content-type"), None))
@@ -209,6 +224,18 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
                 f"{manifest.extractor.name} {manifest.extractor.version} then, "
                 f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
                 object=kind, expected=expected, actual=actual)
+
+
+def _decoded_when_made(manifest: Manifest, encoding: str | None) -> bool:
+    """Whether the capture (or import) removed the content codings ``encoding`` names before
+    extracting: the codings it could decode are in its extractor settings
+    (``content_codings``); without them it is from before br, zstd and stacks were decoded,
+    when one gzip or deflate coding was, and an import extracted anything else as stored."""
+    codings = content_codings(encoding)
+    recorded = manifest.extractor.settings.get("content_codings")
+    if isinstance(recorded, list):
+        return len(codings) <= MAX_CODINGS and all(coding in recorded for coding in codings)
+    return len(codings) <= 1 and all(coding in _LEGACY_CODINGS for coding in codings)
 
 
 def _input_limit(manifest: Manifest) -> int:

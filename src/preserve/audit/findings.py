@@ -197,7 +197,7 @@ class Code(enum.Enum):
             "Deep check: re-extraction differs, but the extractor version differs from the "
             "manifest's, so a difference is expected.")
     E408 = ("E408", "re-extraction failed",
-            "Deep check: the final response could not be found, read or extracted.")
+            "Deep check: the final response could not be found, read, decoded or extracted.")
 
     W501 = ("W501", "unreferenced WARC file",
             "A file under archive/warc/ is named by no manifest (e.g. an interrupted capture).")

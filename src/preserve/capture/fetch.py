@@ -23,9 +23,11 @@ responses are hashed with the wire bytes but are not part of ``response_head``. 
 are kept between hops, credentials in URLs are not sent, and no proxy settings are read from
 the environment.
 
-:func:`read_decoded_body` / :func:`decode_body` remove the content coding (gzip, deflate) from a
-spooled body with a hard bound on the decoded size, so a decompression bomb cannot exhaust
-memory. Brotli (``br``) is neither advertised nor decoded.
+:func:`read_decoded_body` / :func:`decode_body` remove the content codings (gzip, deflate, br,
+zstd, stacked up to four deep) from a spooled body with a hard bound on the decoded size, so a
+decompression bomb cannot exhaust memory (:mod:`preserve.capture.codings`). Only gzip and
+deflate are advertised (``Accept-Encoding``): a server that sends br or zstd anyway, or a
+browser capture (Chromium asks for both), is decoded all the same.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ import ipaddress
 import os
 import re
 import tempfile
-import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +47,14 @@ from typing import TYPE_CHECKING
 from preserve._lazy import lazy_module
 from preserve._version import __version__
 from preserve.capture._httpcore import httpcore
+from preserve.capture.codings import (
+    MAX_GZIP_MEMBERS,
+    DecodedBody,
+    content_codings,
+    content_encoding,
+    decodable_codings,
+    decode_chunks,
+)
 from preserve.capture.transport import (
     Deadline,
     IPAddress,
@@ -78,7 +86,10 @@ else:  # the records are made once the response is in: imported after the reques
     records = lazy_module("preserve.capture.exchange")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-ACCEPT_ENCODING = "gzip, deflate"  # exactly what decode_body can undo
+#: What plain HTTP captures ask for. decode_body also undoes br and zstd, but asking for them
+#: would change what servers send and so what the WARC holds, and warcio check decodes br with
+#: whichever module is named ``brotli`` (docs/verify-without-preserve.md).
+ACCEPT_ENCODING = "gzip, deflate"
 DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _SPOOL_BLOCK = 1 << 16
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?\Z")
@@ -352,6 +363,15 @@ def _timeouts(options: FetchOptions) -> dict[str, float]:
         "write": options.read_timeout,
         "pool": options.connect_timeout,
     }
+
+
+#: How h11 shows the bytes it refused (``bytearray(b'X-A: a\x00b')``): the literal is kept.
+_BYTES_REPR = re.compile(r"""bytearray\((b(['"]).*?\2)\)""")
+
+
+def _plain(message: str) -> str:
+    """An h11 message with its bytes shown as ``b'…'`` rather than as Python's ``bytearray(…)``."""
+    return _BYTES_REPR.sub(r"\1", message)
 
 
 #: h11's words when a response head outgrows httpcore's buffer for it
@@ -640,210 +660,11 @@ def _capture(
 # --- content decoding ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedBody:
-    """A body with its content coding removed, or the raw bytes with the reason why not."""
-
-    data: bytes
-    truncated: bool  # more decoded bytes existed than the limit allowed
-    decoded: bool  # False: ``data`` are the raw (still encoded) bytes, see ``problem``
-    problem: str | None = None
-
-
-def content_codings(header_value: str | None) -> list[str]:
-    """The content codings named by a ``Content-Encoding`` value, in the order applied."""
-    if not header_value:
-        return []
-    codings = [c.strip().lower() for c in header_value.split(",")]
-    return [c for c in codings if c and c != "identity"]
-
-
-#: Most gzip members one body is decoded from; past it the rest is not decoded. (Each
-#: member costs a new decoder: a body of empty 20-byte members, which never reaches the output
-#: limit, took 0.12 s a MB. No server sends more than a handful.)
-MAX_GZIP_MEMBERS = 10_000
-#: Input after the end of a gzip member is fed to the next member's decoder this much at a
-#: time: zlib copies what follows a member's end, so a larger piece made many small members
-#: cost time quadratic in the piece's size.
-_MEMBER_WINDOW = 4096
-
-
-class _Inflater:
-    """Streaming gzip / deflate decoder whose output per call is bounded by ``max_length``.
-
-    Once the compressed data has ended (``trailing``: other bytes followed it; ``too_many``:
-    more than :data:`MAX_GZIP_MEMBERS` members), further input is not fed to zlib at all:
-    zlib would keep every byte after the end in memory, and copy it again at every call."""
-
-    def __init__(self, coding: str) -> None:
-        self.coding = coding
-        self._obj: zlib._Decompress | None = (
-            zlib.decompressobj(zlib.MAX_WBITS | 16) if coding in ("gzip", "x-gzip") else None
-        )
-        self._probe = b""
-        #: input of further gzip members, not yet fed (fed a window at a time)
-        self._pending: deque[memoryview] = deque()
-        self.members = 1
-        self.trailing = False  # bytes followed the end of the compressed data
-        self.too_many = False  # more than MAX_GZIP_MEMBERS members: the rest not decoded
-
-    @property
-    def ended(self) -> bool:
-        """No more input is decoded (see the class docstring)."""
-        return self.trailing or self.too_many
-
-    def _start_deflate(self, data: bytes) -> bytes:
-        # "deflate" is meant to be zlib-wrapped; some servers send raw deflate. Decide by header.
-        self._probe += data
-        if len(self._probe) < 2:
-            return b""
-        cmf, flg = self._probe[0], self._probe[1]
-        wrapped = (cmf & 0x0F) == 8 and ((cmf << 8) | flg) % 31 == 0
-        self._obj = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        data, self._probe = self._probe, b""
-        return data
-
-    def feed(self, data: bytes, max_length: int) -> bytes:
-        if self.ended:
-            return b""
-        if self._pending:  # a further member's input is still queued: keep the order
-            self._pending.append(memoryview(data))
-            return self.more(max_length)
-        if self._obj is None:
-            data = self._start_deflate(data)
-            if self._obj is None:
-                return b""
-        out = self._obj.decompress(data, max_length)
-        self._next_member()
-        return out
-
-    def _next_member(self) -> None:
-        # gzip allows several members back to back; each is decoded in turn. Anything else
-        # after the end of the compressed data is ignored (as browsers do) and reported.
-        obj = self._obj
-        if obj is None or not obj.eof or not obj.unused_data or self.ended:
-            return
-        rest = obj.unused_data
-        if self.coding != "deflate" and b"\x1f\x8b".startswith(rest[:2]):
-            if self.members >= MAX_GZIP_MEMBERS:
-                self.too_many = True
-                self._pending.clear()
-                return
-            self.members += 1
-            self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16)
-            self._pending.appendleft(memoryview(rest))
-        else:
-            self.trailing = True
-            self._pending.clear()
-
-    def more(self, max_length: int) -> bytes:
-        """Output still to come from input already fed."""
-        if self._obj is None or self.ended:
-            return b""
-        data: bytes | memoryview = self._obj.unconsumed_tail
-        if not data and self._pending:
-            head = self._pending[0]
-            if len(head) <= _MEMBER_WINDOW:
-                data = self._pending.popleft()
-            else:
-                data, self._pending[0] = head[:_MEMBER_WINDOW], head[_MEMBER_WINDOW:]
-        out = self._obj.decompress(data, max_length)
-        self._next_member()
-        return out
-
-    def has_pending(self) -> bool:
-        return self._obj is not None and not self.ended and bool(
-            self._pending or self._obj.unconsumed_tail)
-
-    def finish(self) -> bool:
-        """True if the compressed stream ended properly."""
-        return self._obj is not None and self._obj.eof and not self._pending
-
-
-#: How h11 shows the bytes it refused (``bytearray(b'X-A: a\x00b')``): the literal is kept.
-_BYTES_REPR = re.compile(r"""bytearray\((b(['"]).*?\2)\)""")
-
-
-def _plain(message: str) -> str:
-    """An h11 message with its bytes shown as ``b'…'`` rather than as Python's ``bytearray(…)``."""
-    return _BYTES_REPR.sub(r"\1", message)
-
-
-def decode_chunks(chunks: Iterable[bytes], content_encoding: str | None, limit: int) -> DecodedBody:
-    """Remove the content coding from a stream of bytes, producing at most ``limit`` bytes.
-
-    Only gzip and deflate (one coding, or none) are decoded; anything else, or a corrupt stream,
-    gives the raw bytes (up to ``limit``) with ``decoded=False`` and the problem named.
-    """
-    codings = content_codings(content_encoding)
-    if not codings:
-        return _collect_raw(chunks, limit, decoded=True, problem=None)
-    if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
-        return _collect_raw(
-            chunks, limit, decoded=False, problem=f"content coding {content_encoding!r} not decoded"
-        )
-    raw = bytearray()  # the encoded bytes seen so far, kept only up to ``limit`` for fallback
-    out = bytearray()
-    inflater = _Inflater(codings[0])
-    iterator = iter(chunks)
-    fed = 0
-    try:
-        for chunk in iterator:
-            fed += len(chunk)
-            if len(raw) < limit:
-                raw += chunk[: limit - len(raw)]
-            out += inflater.feed(chunk, limit + 1 - len(out))
-            while len(out) <= limit and inflater.has_pending():
-                out += inflater.more(limit + 1 - len(out))
-            if len(out) > limit:
-                del out[limit:]
-                return DecodedBody(_take(out), truncated=True, decoded=True)
-        if not fed:  # an empty body (204, 304, HEAD) says nothing about its coding
-            return DecodedBody(b"", truncated=False, decoded=True)
-        if inflater.too_many:
-            problem = f"more than {MAX_GZIP_MEMBERS} gzip members; the rest was not decoded"
-            return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
-        if not inflater.finish():
-            problem = f"{codings[0]} stream is truncated"
-            return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
-        if inflater.trailing:
-            problem = f"bytes after the end of the {codings[0]} data were ignored"
-            return DecodedBody(bytes(out), truncated=False, decoded=True, problem=problem)
-    except zlib.error as exc:
-        rest = _collect_raw(iterator, limit - len(raw), decoded=False, problem=None)
-        data = bytes(raw) + rest.data
-        return DecodedBody(
-            data[:limit],
-            truncated=fed > limit or rest.truncated,
-            decoded=False,
-            problem=f"{codings[0]} data is corrupt ({exc}); raw bytes returned",
-        )
-    return DecodedBody(_take(out), truncated=False, decoded=True)
-
-
-def _collect_raw(
-    chunks: Iterable[bytes], limit: int, *, decoded: bool, problem: str | None
-) -> DecodedBody:
-    out = bytearray()
-    for chunk in chunks:
-        out += chunk[: limit + 1 - len(out)]  # never more than one byte past the limit
-        if len(out) > limit:
-            del out[limit:]
-            return DecodedBody(_take(out), truncated=True, decoded=decoded, problem=problem)
-    return DecodedBody(_take(out), truncated=False, decoded=decoded, problem=problem)
-
-
-def _take(buffer: bytearray) -> bytes:
-    """``bytes(buffer)``, emptying the buffer (its memory is freed at once, not later)."""
-    data = bytes(buffer)
-    buffer.clear()
-    return data
-
-
 def decode_body(exchange: Exchange, limit: int) -> DecodedBody:
-    """The spooled body of ``exchange`` with its content coding removed (see decode_chunks)."""
+    """The spooled body of ``exchange`` with its content codings removed (see decode_chunks;
+    several ``Content-Encoding`` lines count as one list)."""
     return decode_chunks(
-        exchange.iter_body(_SPOOL_BLOCK), exchange.header("content-encoding"), limit
+        exchange.iter_body(_SPOOL_BLOCK), content_encoding(exchange.headers), limit
     )
 
 
@@ -859,11 +680,13 @@ def read_decoded_body(exchange: Exchange, limit: int) -> tuple[bytes, bool]:
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "MAX_GZIP_MEMBERS",
     "REDIRECT_STATUSES",
     "URL",
     "DecodedBody",
     "FetchOptions",
     "content_codings",
+    "decodable_codings",
     "decode_body",
     "decode_chunks",
     "describe_certificate",

@@ -23,6 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.recordloader import ArcWarcRecord
 
+from preserve.capture.codings import content_encoding, decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
 from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import open_binary
@@ -256,10 +257,11 @@ def _damage(record: ArcWarcRecord | None, offset: int, exc: Exception) -> Record
     )
 
 
-def read_record_payload(path: Path, offset: int, limit: int, *,
-                        decompressed: bool = False) -> tuple[bytes, Mapping[str, str]]:
-    """The HTTP payload of the response record at ``offset``, content-decoded, at most
-    ``limit`` bytes, and that response's HTTP headers (repeated names joined with ``, ``).
+def read_record_payload(path: Path, offset: int, limit: int, *, decompressed: bool = False,
+                        decode: bool = True) -> tuple[bytes, Mapping[str, str]]:
+    """The HTTP payload of the response record at ``offset``, content-decoded (unless not
+    ``decode``: as stored), at most ``limit`` bytes, and that response's HTTP headers (repeated
+    names joined with ``, ``).
 
     Undecodable content (unknown coding, corrupt data) comes back raw. Raises
     :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
@@ -278,14 +280,13 @@ def read_record_payload(path: Path, offset: int, limit: int, *,
                     headers[name] = value
                 else:
                     headers[existing] += ", " + value
-            from preserve.capture.fetch import decode_chunks  # noqa: PLC0415 - httpcore
 
             stream = record.raw_stream
             if (record.http_headers.get_header("transfer-encoding") or "").lower() == "chunked":
                 stream = ChunkedDataReader(stream)  # a WARC from a tool that kept the framing
             decoded = decode_chunks(
                 iter(lambda: stream.read(_BLOCK), b""),
-                record.http_headers.get_header("content-encoding"),
+                content_encoding(record.http_headers.headers) if decode else None,
                 limit,
             )
         except NotFoundError:
