@@ -323,6 +323,36 @@ def test_capture_many_stops_cleanly_when_the_caller_stops(
     assert not list((archive.root / "archive" / "tmp").iterdir()), "debris left behind"
 
 
+def test_the_end_of_a_batch_commits_what_is_ready_while_the_rest_is_fetched(
+    tmp_path: Path, http_server: TestServer, second_server: TestServer
+) -> None:
+    # Every URL is handed out; one capture is ready, the other still being fetched. Neither
+    # the group's size nor its wait is reached, but no larger group can form: the ready one
+    # is committed (and reported) at once. The slow server answers only when the caller has
+    # the first result, or after 10 s.
+    reported = threading.Event()
+    released_by: list[str] = []
+
+    def slow(request: ReceivedRequest, conn: socket.socket) -> None:
+        released_by.append("result" if reported.wait(10) else "timeout")
+        PacedPages(duration=0.0)(request, conn)
+
+    http_server.routes["/page"] = PacedPages(duration=0.0)
+    second_server.routes["/page"] = slow
+    urls = [http_server.url("/page?n=1"), second_server.url("/page?n=2")]
+    archive = Archive(tmp_path / "root")
+    results = []
+    for url, outcome in capture_many(archive, urls, _options(), concurrency=2,
+                                     per_host_delay=0.0, group_size=1000, group_wait=60.0,
+                                     processes=False):
+        results.append((url, outcome))
+        reported.set()
+    assert [url for url, _ in results] == urls
+    assert all(isinstance(outcome, CaptureResult) for _, outcome in results), results
+    assert released_by == ["result"], "the ready capture waited for the one being fetched"
+    assert not Archive(archive.root).verify(record=False).errors
+
+
 def test_capture_many_rejects_bad_limits(tmp_path: Path) -> None:
     archive = Archive(tmp_path / "root")
     with pytest.raises(ValueError):

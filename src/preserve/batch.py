@@ -341,14 +341,17 @@ class _Batch:
         yield from self.report(failed)
 
     def group_due(self) -> bool:
-        """Commit when the group is full, has waited long enough, or nothing is being fetched
+        """Commit when the group is full, has waited long enough, nothing is being fetched
         (called right after new jobs were started: the rest of the work, if any, waits for a
-        host's politeness delay)."""
+        host's politeness delay), or every URL has been handed to a worker: then nothing
+        larger can form, and what is ready is committed while the last captures finish (a
+        batch's tail was one large group committed after all of them, on one core)."""
         if not self.group.items:
             return False
         return (len(self.group.items) >= self.group_size
                 or time.monotonic() >= self.group.since + self.group_wait
-                or not self.running)
+                or not self.running
+                or (self.source is None and not self.pending))
 
     def begin_commit(self) -> None:
         """Start committing the current group on the committer thread (one group at a time,
