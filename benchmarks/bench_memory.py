@@ -72,6 +72,7 @@ def row(what: str, tool: str, measured: Measured) -> dict[str, Any]:
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     root, key = work / "archive", work / "archive.key"
+    before_key = work / "before.key"
     subprocess.run(preserve_cmd(root, key, "init"), check=True, capture_output=True)
     rows: list[dict[str, Any]] = []
     traces: dict[str, Any] = {}
@@ -88,12 +89,15 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             rows.append(row(label, "preserve capture", run_measured(
                 preserve_cmd(root, key, "capture", "--http", *limits, url))))
             if args.before:
+                # an archive and a key of its own (a key signs one archive: with the first
+                # archive's key every capture was refused), captured as above (--http)
                 before_root = work / "before"
                 if not before_root.exists():
-                    subprocess.run(preserve_cmd(before_root, key, "init", exe=args.before),
+                    subprocess.run(preserve_cmd(before_root, before_key, "init",
+                                                exe=args.before),
                                    check=True, capture_output=True)
                 rows.append(row(label, "preserve capture (before)", run_measured(
-                    preserve_cmd(before_root, key, "capture", *limits, url,
+                    preserve_cmd(before_root, before_key, "capture", "--http", *limits, url,
                                  exe=args.before))))
             wget_dir = work / f"wget-{kind}"
             wget_dir.mkdir()
@@ -119,8 +123,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         rows.append(row(what, tool, run_measured(preserve_cmd(root, key, "verify", *extra))))
         if args.before:
             rows.append(row("archive of the captures (before)", tool + " (before)",
-                            run_measured(preserve_cmd(work / "before", key, "verify", *extra,
-                                                      exe=args.before))))
+                            run_measured(preserve_cmd(work / "before", before_key, "verify",
+                                                      *extra, exe=args.before))))
     return {"sizes": args.size, "rows": rows, "traces": traces}
 
 
