@@ -368,7 +368,7 @@ class _Audit:
                 for name in self.index.manifests():
                     ahead.append(pool.submit(self.check_manifest, name))
                     while ahead and (len(ahead) > self.workers * _AHEAD_PER_WORKER
-                                     or ahead[0].done()):
+                                     or _finished(ahead[0])):
                         done = self.merge(ahead.popleft().result(), done, total, progress)
                 while ahead:
                     done = self.merge(ahead.popleft().result(), done, total, progress)
@@ -932,6 +932,15 @@ def _import_rel_ok(rel: str) -> bool:
     uncompressed), named after the first page imported from it, in that id's month."""
     match = _IMPORT_REL.match(rel)
     return match is not None and match.group(1, 2) == match.group(4, 5)
+
+
+def _finished(checked: Future[_Outcome]) -> bool:
+    """A manifest's check is done, its deep jobs (run in other processes) too: merging it
+    then does not wait. (Merging one whose deep jobs still ran held up the next manifests'
+    checks, and a core sat idle while one large file was re-read.)"""
+    if not checked.done():
+        return False
+    return checked.exception() is not None or all(job.done() for job in checked.result().deep)
 
 
 def verify(root: Path, *, deep: bool = False, progress: Progress | None = None,
