@@ -274,6 +274,8 @@ def _select(
     totals = scoring.aggregate(body, all_blocks)
     page_size = totals[body].text_chars if body in totals else 0
     region = regions.main_region(body, totals)
+    if keep_hidden:
+        return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False), 0
     heading = regions.title_heading(body, title)
     main = regions.region_blocks(
         region, all_blocks, totals, prune=True, title=heading, drop_cards=product
@@ -283,8 +285,6 @@ def _select(
         main = regions.region_blocks(
             region, all_blocks, totals, prune=False, title=heading, drop_cards=product
         )
-    if keep_hidden:
-        return "hidden", regions.region_blocks(region, all_blocks, totals, prune=False), 0
     best = article.select_article(body, all_blocks, totals, thread=thread)
     if _article_wins(
         best,
