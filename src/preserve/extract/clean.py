@@ -240,8 +240,12 @@ def _drop_code_names(body: etree._Element) -> None:
     the parts of a program (``hljs-comment``, ``token comment``, ``c1``), not parts of the
     page: read as hints, they made the comments of code blocks look like reader comments
     and cut them out of the code (since 2.10.0)."""
+    done: set[etree._Element] = set()  # inside a block already cleared: each element once
     for code in body.iter("pre", "code"):
+        if code in done:
+            continue  # (clearing nested blocks again made a page of them quadratic)
         for element in code.iterdescendants():
+            done.add(element)
             attributes = element.attrib
             for name in ("class", "id"):
                 if name in attributes:
