@@ -25,6 +25,7 @@ coding (``chunked``), and it reads no file: it is given the chunks.
 
 from __future__ import annotations
 
+import functools
 import sys
 import zlib
 from abc import ABC, abstractmethod
@@ -509,7 +510,13 @@ def undecodable(content_encoding: str | None) -> str | None:
 
 def decodable_codings() -> list[str]:
     """The content codings decoded here (br and zstd only where their packages are)."""
-    return [coding for coding in _STAGES if undecodable(coding) is None]
+    return list(_decodable())
+
+
+@functools.cache
+def _decodable() -> tuple[str, ...]:
+    # found once a process (it builds a decoder of each kind): every capture records it
+    return tuple(coding for coding in _STAGES if undecodable(coding) is None)
 
 
 def _stack(codings: list[str], limit: int) -> _Stack:
