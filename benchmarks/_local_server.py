@@ -462,6 +462,22 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
         print(f"\nwrote {path}")
 
 
+def compile_preserve() -> None:
+    """Write the ``.pyc`` files of the ``preserve`` package the commands run (see the
+    README: without them, every changed module is compiled again at each start), and warn
+    when ``PYTHONDONTWRITEBYTECODE`` would keep a ``--before`` tree from writing its own."""
+    import compileall  # noqa: PLC0415
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.find_spec("preserve")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        compileall.compile_dir(location, quiet=1)
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set: compile a --before tree first "
+              "(python -m compileall -q SRC), or its commands compile every module they "
+              "import at each start", file=sys.stderr)
+
+
 def run_benchmark(
     name: str,
     workdir: Path | None,
@@ -476,6 +492,7 @@ def run_benchmark(
     benchmark archive left a head there, which every later group commit reads."""
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)  # --workdir may name a new directory
+    compile_preserve()
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=workdir))
     os.environ.setdefault("PRESERVE_CONFIG_HOME", str(work / "config"))
     try:
