@@ -1256,3 +1256,28 @@ def test_a_wacz_member_that_is_no_warc_is_named(archive: Archive, tmp_path: Path
     assert done.returncode == 2, done.stderr
     line, = done.stderr.strip().splitlines()
     assert "m.wacz:archive/data.warc.gz: not a WARC or WACZ file" in line, line
+
+
+def test_a_response_whose_content_coding_cannot_be_undone_gives_no_text(
+        archive: Archive, tmp_path: Path) -> None:
+    """An imported response whose Content-Encoding could not be removed (corrupt gzip, or a
+    body that says br and is not) was extracted from its raw bytes: the gzip one gave a text of
+    binary debris and status "ok". A capture (and a browser) shows no page there; an import
+    now does as a capture does: no text, the reason named, and verify --deep agrees."""
+    parts = []
+    for path, coding, entity in (
+            (b"/corrupt-gzip", b"gzip", b"\x1f\x8b\x08\x00" + b"<p>debris \xff\xfe</p>" * 40),
+            (b"/not-br", b"br", _page("Plain", "A body that says it is brotli and is not."))):
+        block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: " + coding
+                 + b"\r\nContent-Length: " + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+        parts.append(_warc_record(b"response", b"http://example.org" + path, block))
+    source = tmp_path / "codings.warc"
+    source.write_bytes(b"".join(parts))
+    result = import_file(archive, source)
+    assert len(result.captures) == 2
+    for capture, coding in zip(result.captures, ("gzip", "br"), strict=True):
+        manifest = archive.manifest(capture.capture_id)
+        assert manifest.text is None and manifest.status == "no-text"
+        reason = manifest.extraction.reason or ""
+        assert reason.startswith("content coding not decoded: ") and coding in reason, reason
+    _deep_ok(archive)

@@ -1980,3 +1980,40 @@ def test_a_commit_while_verify_runs_hides_no_damage(s3_server: S3Server, web: Te
     assert concurrent and not [f for f in report.findings if concurrent[0] in f.path
                                or concurrent[0] in f.message], report.findings
     assert 2 <= took < 60, took
+
+
+def test_bulk_reextraction_reads_the_document_as_the_capture_did(http_server: TestServer,
+                                                                tmp_path: Path) -> None:
+    """`reextract_one` re-extracted the final response with no charset (the capture takes it
+    from the Content-Type header), always at the audit's input bound and from the response even
+    when the text came from elsewhere: a windows-1251 page that says so only in its header
+    was read as another encoding, and every such capture was reported as changed by a new
+    extractor that changed nothing. It now reads the document as `verify --deep` does (one
+    function for both: source record, recorded bound, codings, charset)."""
+    import brotlicffi
+
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.commit import logged_leaves
+    from preserve.distributed.jobs import reextract_one
+
+    # (short: charset detection guesses such a page wrong, so the header decides)
+    body = "<html><body><article><p>Привет, мир</p></article></body></html>"
+    http_server.routes["/cp1251"] = respond(200, body.encode("windows-1251"), headers=[
+        ("Content-Type", "text/html; charset=windows-1251")])
+    http_server.routes["/br"] = respond(200, brotlicffi.compress(body.encode()), headers=[
+        ("Content-Type", "text/html; charset=utf-8"), ("Content-Encoding", "br")])
+    http_server.routes["/bad-br"] = respond(200, b"not brotli at all" * 20, headers=[
+        ("Content-Type", "text/html"), ("Content-Encoding", "br")])
+    archive = Archive(tmp_path / "a")
+    archive.init()
+    ids = {path: archive.capture(http_server.url(path), CaptureOptions(operator="t")).capture_id
+           for path in ("/cp1251", "/br", "/bad-br")}
+    assert archive.text(ids["/cp1251"]) == "Привет, мир"
+    leaves = logged_leaves(archive.root)
+    rows = {path: reextract_one(str(archive.root), cid, leaves[cid])
+            for path, cid in ids.items()}
+    for path in ("/cp1251", "/br"):
+        assert "error" not in rows[path] and rows[path]["before"] is not None, rows[path]
+        assert rows[path]["after"] == rows[path]["before"], path
+    # a body the capture could not decode was not extracted: nothing to compare, no garbage
+    assert rows["/bad-br"]["before"] is None and rows["/bad-br"]["after"] is None

@@ -722,14 +722,19 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
         if not _RECORD_ID.match(record.record_id):
             raise errors.ImportInputError(f"record id {record.record_id!r} is not a URI")
     stream = found.framing == FRAMING_STREAM
-    payload, _headers = warc.read_record_payload(received.path, response.offset, EXTRACT_LIMIT,
-                                                decompressed=stream)
+    body, _headers = warc.read_record_body(received.path, response.offset, EXTRACT_LIMIT,
+                                           decompressed=stream)
+    payload = body.data
     content_type = http.get("content-type")
     media_type, charset = media_type_and_charset(content_type)
     is_html = (media_type in HTML_TYPES if media_type is not None
                else _looks_like_html(payload[:512]))
     notes: list[str] = []
-    if is_html:
+    reason: str | None
+    if is_html and not body.decoded:  # as a capture (and a browser): no text from raw bytes
+        extraction = extract_html(b"", url)
+        reason = f"content coding not decoded: {body.problem}"
+    elif is_html:
         extraction = extract_html(payload, url, charset=charset)
         reason = extraction.reason
     else:

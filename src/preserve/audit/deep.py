@@ -158,25 +158,36 @@ def compare_record(out: DeepResult, cid: str, rel: str, record: WarcRecordRef,
         out.add(Code.E207, rel, f"{where}: " + "; ".join(other), cid, offset=check.offset)
 
 
-def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None:
-    """Re-extract the final response and compare text/comments hashes."""
-    cid = manifest.capture_id
-    # Not re-extracted: responses the capture did not extract from (not HTML, or a content
-    # coding it could not undo); their text is null by construction.
+class ReextractionError(Exception):
+    """The document a capture's text came from cannot be read again (E408); ``offset`` is the
+    record's, when one was found."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def extraction_input(manifest: Manifest, path: Path) -> tuple[bytes, str | None] | None:
+    """The document the capture extracted its text from, as the extractor was given it:
+    (bytes, HTTP charset or None). None if the capture extracted nothing by construction (not
+    HTML, or a content coding it could not undo, and no text claimed).
+
+    The document is the rendered DOM (``extraction.source``) or the final response, read up to
+    the input bound the capture recorded, content-decoded as the capture decoded it, with the
+    charset of the final response's first Content-Type. Raises :class:`ReextractionError`.
+    """
     reason = manifest.extraction.reason or ""
     claims_text = manifest.text is not None or manifest.comments is not None
     if not claims_text and (manifest.status == "not-html"
                             or reason.startswith(_NOT_REEXTRACTED_REASONS)):
-        return
-    rel = manifest.warc.path
+        return None
     source = manifest.extraction.source
     responses = [r for r in manifest.warc.records if r.type == "response"]
     final = [r for r in responses if r.target_uri == manifest.final_url] or responses
     if source is not None:
         final = [r for r in manifest.warc.records if r.id == source.record]
     if not final:
-        out.add(Code.E408, rel, "no response record to re-extract from", cid)
-        return
+        raise ReextractionError("no response record to re-extract from")
     record = final[-1]
     limit = _input_limit(manifest)
     stream = manifest.stream_offsets
@@ -184,25 +195,37 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
         if record.type == "resource":  # a rendered DOM: UTF-8 HTML as the browser made it
             payload, _ = warc.read_record_block(path, record.offset, record.id, limit,
                                                 decompressed=stream)
-            charset: str | None = "utf-8"
-        else:
-            payload, headers = warc.read_record_payload(path, record.offset, limit,
-                                                        decompressed=stream)
-            encoding = content_encoding(headers.items())
-            if not _decoded_when_made(manifest, encoding):  # the text is of the bytes as stored
-                payload, _ = warc.read_record_payload(path, record.offset, limit,
-                                                      decompressed=stream, decode=False)
-            elif (why := undecodable(encoding)) is not None:
-                out.add(Code.E408, rel, f"cannot re-extract: the response's content coding "
-                        f"{encoding!r} is not decoded here ({why})", cid, offset=record.offset)
-                return
-            # the capture decided the charset from the final response's first Content-Type
-            charset = _charset(manifest.http.content_type or next(
-                (v for k, v in headers.items() if k.lower() == "content-type"), None))
+            return payload, "utf-8"
+        payload, headers = warc.read_record_payload(path, record.offset, limit,
+                                                    decompressed=stream)
+        encoding = content_encoding(headers.items())
+        if not _decoded_when_made(manifest, encoding):  # the text is of the bytes as stored
+            payload, _ = warc.read_record_payload(path, record.offset, limit,
+                                                  decompressed=stream, decode=False)
+        elif (why := undecodable(encoding)) is not None:
+            raise ReextractionError(f"cannot re-extract: the response's content coding "
+                                   f"{encoding!r} is not decoded here ({why})", record.offset)
     except (OSError, ArchiveError) as exc:
-        out.add(Code.E408, rel, f"cannot read the {record.type} record to re-extract: {exc}",
-                cid, offset=record.offset)
+        raise ReextractionError(f"cannot read the {record.type} record to re-extract: {exc}",
+                               record.offset) from exc
+    # the capture decided the charset from the final response's first Content-Type
+    return payload, _charset(manifest.http.content_type or next(
+        (v for k, v in headers.items() if k.lower() == "content-type"), None))
+
+
+def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None:
+    """Re-extract the document the text came from and compare text/comments hashes."""
+    cid = manifest.capture_id
+    rel = manifest.warc.path
+    try:
+        found = extraction_input(manifest, path)
+    except ReextractionError as exc:
+        detail = {} if exc.offset is None else {"offset": exc.offset}
+        out.add(Code.E408, rel, str(exc), cid, **detail)
         return
+    if found is None:
+        return
+    payload, charset = found
     try:
         extraction = extract(payload, manifest.final_url, charset=charset)
     except Exception as exc:  # the extractor must not stop the audit; report what broke
@@ -312,4 +335,5 @@ class DeepPool:
             self._pool = None
 
 
-__all__ = ["DeepPool", "DeepResult", "compare_record", "deep_check"]
+__all__ = ["DeepPool", "DeepResult", "ReextractionError", "compare_record", "deep_check",
+           "extraction_input"]

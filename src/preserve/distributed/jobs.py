@@ -285,12 +285,12 @@ def in_order(client: Any, function: Callable[[Any, list[str], bool], ManifestChe
 
 def reextract_one(where: str | ObjectStore, capture_id: str,
                   leaves: CaptureLeaves | None) -> dict[str, Any]:
-    """Re-extract one capture's final response with this preserve's extractor; report the
+    """Re-extract one capture's text with this preserve's extractor, from the document the
+    capture extracted it from, read as the capture read it (:func:`extraction_input`); report the
     text hash it had and the one it gets now (nothing is written). The manifest is held to
     the capture's log ``leaves`` first (None: a local archive with no log, nothing to hold
     it to); one that is not theirs is an ``error`` row, never re-extracted."""
-    from preserve import warc
-    from preserve.audit.verify import REEXTRACT_LIMIT
+    from preserve.audit.deep import ReextractionError, extraction_input
     from preserve.extract import EXTRACTOR_VERSION, extract
     from preserve.hashing import blake3_hex
 
@@ -304,20 +304,18 @@ def reextract_one(where: str | ObjectStore, capture_id: str,
                     shutil.copyfileobj(src, dst, 8 * 2**20)
             else:
                 path = Path(where) / m.warc.path
-            responses = [r for r in m.warc.records if r.type == "response"]
-            final = [r for r in responses if r.target_uri == m.final_url] or responses
             row["before"] = m.text.blake3 if m.text else None
-            if not final or m.status == "not-html":
+            found = extraction_input(m, path)
+            if found is None:  # nothing was extracted (not HTML, an undecoded coding)
                 row["after"] = row["before"]
                 return row
-            payload, _headers = warc.read_record_payload(path, final[-1].offset,
-                                                         REEXTRACT_LIMIT)
-            text = extract(payload, m.final_url).text
+            payload, charset = found
+            text = extract(payload, m.final_url, charset=charset).text
             row["after"] = blake3_hex(text.encode("utf-8")) if text else None
         except errors.UnverifiedManifestError as exc:
             row["error"] = str(exc)
             row["unverified"] = True
-        except (errors.PreserveError, OSError) as exc:
+        except (errors.PreserveError, OSError, ReextractionError) as exc:
             row["error"] = str(exc)
     return row
 

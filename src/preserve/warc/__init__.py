@@ -3,7 +3,13 @@
 This package is the only place that imports warcio.
 """
 
-from .read import RecordCheck, check_warc, read_record_block, read_record_payload
+from .read import (
+    RecordCheck,
+    check_warc,
+    read_record_block,
+    read_record_body,
+    read_record_payload,
+)
 from .write import (
     CERTIFICATE_URI_PREFIX,
     PROVENANCE_URI_PREFIX,
@@ -28,6 +34,7 @@ __all__ = [
     "WarcWriteResult",
     "check_warc",
     "read_record_block",
+    "read_record_body",
     "read_record_payload",
     "stored_response_head",
     "write_capture",

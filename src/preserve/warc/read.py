@@ -2,7 +2,8 @@
 
 :func:`check_warc` re-reads every record with warcio and verifies block and payload digests,
 yielding one :class:`RecordCheck` per record (damage is reported as problems, never raised).
-:func:`read_record_payload` returns the content-decoded HTTP payload of one response record.
+:func:`read_record_payload` returns the content-decoded HTTP payload of one response record
+(:func:`read_record_body` also says whether its content codings could be removed).
 Every reader takes ``decompressed``: True for an imported gzip file whose members do not each
 hold one record, where offsets count bytes of the decompressed stream (reached by
 decompressing from the start: slower, but such files are rare). This module does not write
@@ -23,7 +24,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.recordloader import ArcWarcRecord
 
-from preserve.capture.codings import content_encoding, decode_chunks
+from preserve.capture.codings import DecodedBody, content_encoding, decode_chunks
 from preserve.errors import ArchiveError, NotFoundError
 from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import open_binary
@@ -263,10 +264,20 @@ def read_record_payload(path: Path, offset: int, limit: int, *, decompressed: bo
     ``decode``: as stored), at most ``limit`` bytes, and that response's HTTP headers (repeated
     names joined with ``, ``).
 
-    Undecodable content (unknown coding, corrupt data) comes back raw. Raises
-    :class:`~preserve.errors.NotFoundError` if there is no response record at ``offset`` and
-    :class:`~preserve.errors.ArchiveError` if the record cannot be read.
+    Undecodable content (unknown coding, corrupt data) comes back raw (see
+    :func:`read_record_body` to tell). Raises :class:`~preserve.errors.NotFoundError` if there
+    is no response record at ``offset`` and :class:`~preserve.errors.ArchiveError` if the
+    record cannot be read.
     """
+    body, headers = read_record_body(path, offset, limit, decompressed=decompressed,
+                                     decode=decode)
+    return body.data, headers
+
+
+def read_record_body(path: Path, offset: int, limit: int, *, decompressed: bool = False,
+                     decode: bool = True) -> tuple[DecodedBody, Mapping[str, str]]:
+    """:func:`read_record_payload`, with whether the content codings were removed (and if
+    not, why) as :class:`~preserve.capture.codings.DecodedBody` says."""
     with open_records(path, decompressed=decompressed) as handle:
         try:
             handle.seek(offset)
@@ -295,7 +306,7 @@ def read_record_payload(path: Path, offset: int, limit: int, *, decompressed: bo
             raise ArchiveError(
                 f"cannot read the record at offset {offset} of {path}: {type(exc).__name__}: {exc}"
             ) from exc
-    return decoded.data, headers
+    return decoded, headers
 
 
 def _record_at(handle: BinaryIO, path: Path, offset: int) -> ArcWarcRecord:
@@ -341,5 +352,6 @@ __all__ = [
     "check_warc",
     "open_records",
     "read_record_block",
+    "read_record_body",
     "read_record_payload",
 ]
