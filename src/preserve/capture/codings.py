@@ -11,9 +11,9 @@ decoder hands the next are bounded too (:func:`_inner_cap`).
 
 What follows the end of the compressed data: further gzip members and zstd frames are
 decoded in turn (at most :data:`MAX_GZIP_MEMBERS` / :data:`MAX_ZSTD_FRAMES`), other bytes
-after gzip, deflate or zstd data are ignored and reported, as browsers ignore them. brotli
-has no such leniency here: ``brotlicffi`` rejects any byte after the end of the stream, so
-such a body is treated as corrupt. Corrupt data gives the raw bytes, with the problem named.
+after gzip, deflate or zstd data are ignored and reported, as browsers ignore them; so are bytes
+after brotli data (``brotlicffi`` refuses them, so the stage finds the end of the stream
+itself: see :class:`_BrotliStage`). Corrupt data gives the raw bytes, with the problem named.
 
 Decoders: zlib (standard library) for gzip and deflate; ``brotlicffi`` (>= 1.2, the first
 with ``output_buffer_limit``) for br; the standard library's ``compression.zstd`` (Python
@@ -58,6 +58,9 @@ ZSTD_WINDOW_LOG_MAX = 23
 _WINDOW = 4096
 #: Output asked of a decoder per call (brotlicffi allocates and zeroes the whole size asked).
 _STEP = 1 << 16
+#: brotli input kept to decode again when the stream turns out to be followed by other bytes
+#: (see :class:`_BrotliStage`); past it, such a body is corrupt here.
+_BROTLI_REPLAY_BYTES = 4 * 2**20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -283,8 +286,14 @@ class _ZlibStage(_Stage):
 class _BrotliStage(_Stage):
     """br, with brotlicffi's bounded calls: ``Decompressor.process(data,
     output_buffer_limit=n)`` gives at most ``n`` bytes and keeps the rest of the output (and
-    of the input) until ``can_accept_more_data()`` is true again. One brotli stream; brotlicffi
-    raises for any byte after its end, so such a body is corrupt here (see the module)."""
+    of the input) until ``can_accept_more_data()`` is true again. One brotli stream.
+
+    Bytes after the end of the stream are ignored, as Chromium ignores them; brotlicffi,
+    given them in the call that ends the stream, raises and drops that call's output. The
+    stage then decodes again from the start (the input it fed is kept for that, up to
+    :data:`_BROTLI_REPLAY_BYTES`) and feeds that last piece one byte at a time to find where
+    the stream ends. Bytes after the end that arrive in later pieces never reach the decoder.
+    """
 
     def __init__(self, coding: str) -> None:
         try:
@@ -296,26 +305,81 @@ class _BrotliStage(_Stage):
                                   "(no bounded decompression)")
         self._module: Any = brotlicffi
         self._obj: Any = None
+        self._fed: bytearray | None = bytearray()  # input fed so far (None: past the bound)
+        self._last = b""  # the piece fed last
+        self._since_last = 0  # output bytes handed on since it was fed
+        self._tail = b""  # the piece in which the stream ends, still to feed byte by byte
+        self._skip = 0  # output of the tail handed on already, to drop as it comes again
         super().__init__(coding)
 
     def _restart(self) -> None:
         self._obj = self._module.Decompressor()
 
     def _decode(self, data: bytes | memoryview, max_length: int) -> bytes:
+        if self._tail:
+            return self._tail_output(max_length)
+        piece = bytes(data)  # (b"": output held back from earlier input)
+        if piece:
+            self._last, self._since_last = piece, 0
+            if self._fed is not None and len(self._fed) + len(piece) <= _BROTLI_REPLAY_BYTES:
+                self._fed += piece
+            else:
+                self._fed = None
         try:
-            out: bytes = self._obj.process(bytes(data), output_buffer_limit=max_length)
+            out: bytes = self._obj.process(piece, output_buffer_limit=max_length)
         except self._module.error as exc:
+            if self._fed is not None and self._last and self._obj.is_finished():
+                # the stream ended inside the last piece and bytes followed it
+                self._replay()
+                return self._tail_output(max_length)
             raise _CorruptDataError(self.coding, _brotli_message(exc)) from exc
+        self._since_last += len(out)
         return out
 
+    def _replay(self) -> None:
+        """A fresh decoder brought to where the last one was before the last piece (the
+        output, handed on already, dropped), with that piece to be fed byte by byte."""
+        assert self._fed is not None
+        self._obj = self._module.Decompressor()
+        before = memoryview(self._fed)[: len(self._fed) - len(self._last)]
+        for start in range(0, len(before), _WINDOW):
+            self._obj.process(bytes(before[start : start + _WINDOW]), output_buffer_limit=_STEP)
+            while not self._obj.can_accept_more_data():
+                self._obj.process(b"", output_buffer_limit=_STEP)
+        self._fed = None
+        self._tail, self._skip = self._last, self._since_last
+
+    def _tail_output(self, max_length: int) -> bytes:
+        """Output held back, else the next bytes of the piece in which the stream ends (what
+        of its output was handed on before is dropped)."""
+        step = min(max_length, _WINDOW)  # (brotlicffi zeroes the whole size asked, per call)
+        try:
+            while True:
+                if not self._obj.can_accept_more_data():
+                    out: bytes = self._obj.process(b"", output_buffer_limit=step)
+                elif self._tail and not self._obj.is_finished():
+                    byte, self._tail = self._tail[:1], self._tail[1:]
+                    out = self._obj.process(byte, output_buffer_limit=step)
+                else:
+                    return b""
+                if self._skip:
+                    dropped = min(self._skip, len(out))
+                    out, self._skip = out[dropped:], self._skip - dropped
+                if out:
+                    return out
+        except self._module.error as exc:
+            raise _CorruptDataError(self.coding, _brotli_message(exc)) from exc
+
     def _has_output(self) -> bool:
-        return not self._obj.can_accept_more_data()
+        return not self._obj.can_accept_more_data() or (
+            bool(self._tail) and not self._obj.is_finished())
 
     def _at_end(self) -> bool:
-        return False  # bytes after the end go to the decoder, which refuses them
+        return bool(self._obj.is_finished())
 
-    def finished(self) -> bool:
-        return bool(self._obj.is_finished()) and not self._pending
+    def _unused(self) -> bytes:
+        rest, self._tail = self._tail, b""
+        return rest
 
 
 def _brotli_message(exc: Exception) -> str:
