@@ -11,6 +11,7 @@ is wrong) must commit nothing and exit with its documented status.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gc
 import gzip
 import hashlib
@@ -1281,3 +1282,33 @@ def test_a_response_whose_content_coding_cannot_be_undone_gives_no_text(
         reason = manifest.extraction.reason or ""
         assert reason.startswith("content coding not decoded: ") and coding in reason, reason
     _deep_ok(archive)
+
+
+def test_a_page_larger_than_the_extraction_bound_verifies_deep(archive: Archive,
+                                                              tmp_path: Path) -> None:
+    """An import extracts from the first 3 MiB of a page, as a capture does, but did not
+    record that bound in its manifest (``max_input_bytes``), so `verify --deep` re-extracted
+    with the bound of the versions that recorded none (16 MiB), got more text, and reported
+    the text of an intact import as changed (E406). Imports now record it."""
+    # (two bytes a letter: the extractor's own bound, in characters, is not reached first)
+    paragraph = ("<p>" + "Свидетели описывают ночь, когда река вышла из берегов. " * 20
+                 + "</p>").encode()
+    entity = (b"<!doctype html><html><head><title>Long</title></head><body><article>"
+              + paragraph * (5 * 2**20 // len(paragraph)) + b"</article></body></html>")
+    block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+             + str(len(entity)).encode() + b"\r\n\r\n" + entity)
+    source = tmp_path / "long.warc"
+    source.write_bytes(_warc_record(b"response", b"http://example.org/long", block))
+    result = import_file(archive, source)
+    manifest = archive.manifest(result.captures[0].capture_id)
+    assert manifest.text is not None and manifest.text.size < 3 * 2**20
+    assert manifest.extractor.settings["max_input_bytes"] == 3 * 2**20
+    _deep_ok(archive)
+    # an import made before the bound was recorded is re-extracted with the one it used
+    from preserve.audit.deep import deep_check  # noqa: PLC0415
+
+    settings = {k: v for k, v in manifest.extractor.settings.items() if k != "max_input_bytes"}
+    legacy = dataclasses.replace(
+        manifest, extractor=dataclasses.replace(manifest.extractor, settings=settings))
+    checked = deep_check(legacy, str(archive.root / manifest.warc.path), "text")
+    assert checked.texts_reextracted == 1 and not checked.findings, checked.findings

@@ -796,7 +796,7 @@ def _prepare_page(received: _Received, found: ForeignWarc, page: _Page, *, captu
         "host": provenance.host_name(),
         "operator": operator,
         "extractor": {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION,
-                      "settings": {**EXTRACTOR_SETTINGS,
+                      "settings": {**EXTRACTOR_SETTINGS, "max_input_bytes": EXTRACT_LIMIT,
                                    "content_codings": decodable_codings()}},
         "status": status,
         "extraction": {

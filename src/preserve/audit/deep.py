@@ -26,7 +26,7 @@ from typing import Any
 
 from preserve import warc
 from preserve.audit.findings import Code, Finding
-from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT
+from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT, REEXTRACT_LIMIT
 from preserve.capture.codings import MAX_CODINGS, content_codings, content_encoding, undecodable
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
@@ -264,11 +264,12 @@ def _decoded_when_made(manifest: Manifest, encoding: str | None) -> bool:
 def _input_limit(manifest: Manifest) -> int:
     """The input bound the capture extracted with: what it recorded (never above the largest
     preserve ever used, so a doctored manifest cannot make the audit read more), else the
-    bound of the versions that did not record it."""
+    bound of the versions that did not record it: 16 MiB for a capture, 3 MiB for an import
+    (every import was made under the 3 MiB bound; the first ones did not record it)."""
     limit = manifest.extractor.settings.get("max_input_bytes")
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
         return min(limit, LEGACY_REEXTRACT_LIMIT)
-    return LEGACY_REEXTRACT_LIMIT
+    return REEXTRACT_LIMIT if manifest.imported is not None else LEGACY_REEXTRACT_LIMIT
 
 
 def _digest_key(label: str | None) -> tuple[str, str] | str | None:
