@@ -328,13 +328,17 @@ class _BrotliStage(_Stage):
         try:
             out: bytes = self._obj.process(piece, output_buffer_limit=max_length)
         except self._module.error as exc:
-            if self._fed is not None and self._last and self._obj.is_finished():
-                # the stream ended inside the last piece and bytes followed it
-                self._replay()
-                return self._tail_output(max_length)
+            if not (self._fed is not None and self._last and self._obj.is_finished()):
+                raise _CorruptDataError(self.coding, _brotli_message(exc)) from exc
+        else:
+            self._since_last += len(out)
+            return out
+        # the stream ended inside the last piece and bytes followed it
+        try:
+            self._replay()
+        except self._module.error as exc:  # (the same input decoded before: never expected)
             raise _CorruptDataError(self.coding, _brotli_message(exc)) from exc
-        self._since_last += len(out)
-        return out
+        return self._tail_output(max_length)
 
     def _replay(self) -> None:
         """A fresh decoder brought to where the last one was before the last piece (the
