@@ -268,3 +268,33 @@ def test_without_a_catalog_list_and_history_hold_manifests_to_their_leaves(
     assert done.exit_code == 0, done.output
     assert {r["capture_id"] for r in json.loads(done.stdout)["result"]["captures"]} == {
         first, second, planted}
+
+
+def test_history_finds_a_capture_by_the_url_it_was_captured_with(http_server: TestServer,
+                                                                 tmp_path: Path) -> None:
+    """A capture records its URL normalised (scheme and host in lower case, the path
+    percent-encoded, no fragment); `history` matched the URL given exactly, so `preserve
+    history URL` with the very URL given to `preserve capture` found nothing when it had a
+    fragment, capitals or a non-ASCII path (``…/wiki/Москва``). It now matches the URL as
+    given and as a capture records it, with the catalog and without it."""
+    http_server.routes["/wiki/%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0"] = respond(
+        200, b"<html><title>Moscow</title><p>x</p></html>",
+        headers=[("Content-Type", "text/html")])
+    typed = http_server.url("/wiki/Москва").replace("http://", "HTTP://") + "#history"
+    archive = Archive(tmp_path)
+    archive.init()
+    captured = archive.capture(typed).capture_id
+    recorded = archive.manifest(captured).requested_url
+    assert recorded == http_server.url("/wiki/%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0")
+    runner = CliRunner()
+    for url in (typed, recorded, http_server.url("/wiki/Москва")):
+        done = runner.invoke(main, ["--root", str(tmp_path), "history", "--json", url])
+        assert done.exit_code == 0, done.output
+        assert [c["capture_id"] for c in json.loads(done.output)["result"]["captures"]] == \
+            [captured], url
+    assert Archive(tmp_path).history(http_server.url("/wiki/Москва#other")) != []
+    assert Archive(tmp_path).history(http_server.url("/wiki/Париж")) == []
+    index = tmp_path / "archive" / "index"  # without a catalog: from the log and manifests
+    shutil.rmtree(index)
+    index.write_bytes(b"")
+    assert [c.capture_id for c in Archive(tmp_path).history(typed)] == [captured]

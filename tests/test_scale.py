@@ -638,6 +638,9 @@ def test_cli_commands_on_s3(s3_cli: dict[str, Any], command: str) -> None:
     assert done.exit_code == 0 and done.exception is None, (done.stdout, done.stderr)
     if command == "history":
         assert done.stdout.splitlines()[-1] == f"2 capture(s) of {s3_cli['url']}"
+        typed = s3_cli["url"].replace("http://", "HTTP://") + "#a-fragment"  # as captured
+        done = cli(s3_cli["base"], "history", typed)
+        assert done.stdout.splitlines()[-1] == f"2 capture(s) of {typed}", done.stdout
     if command == "diff":
         assert "identical payload" in done.stdout, done.stdout
     if command == "prove":  # the bundle holds offline, with the archive's key

@@ -659,4 +659,16 @@ class URL:
         return f"{self.__class__.__name__}({url!r})"
 
 
-__all__ = ["URL", "InvalidURL", "urlparse"]
+def url_forms(url: str) -> tuple[str, ...]:
+    """``url`` as given, and, when it differs, as a capture records it: normalised as httpx
+    does (scheme and host in lower case, the path percent-encoded), without fragment or
+    credentials. A lookup by URL (``history``) matches either: captures record the second,
+    imported files whatever their tool wrote."""
+    try:
+        recorded = str(URL(url).copy_with(fragment=None, username=None, password=None))
+    except (InvalidURL, TypeError, ValueError):
+        return (url,)
+    return (url,) if recorded == url else (url, recorded)
+
+
+__all__ = ["URL", "InvalidURL", "url_forms", "urlparse"]

@@ -299,6 +299,9 @@ def _describe_browser(m: dict[str, Any], rendered: str | None) -> Iterator[str]:
 def history(ctx: click.Context, url: str, as_json: bool) -> None:
     """List every capture of URL (requested or final), oldest first.
 
+    URL matches as given and as a capture records it: scheme and host in lower case, the
+    path percent-encoded, no fragment (the URL given to 'preserve capture' finds it).
+
     Without a usable catalog (read-only media) the manifests are read, each held to its
     log leaf: one that is not the leaf's is listed too, marked unverified (its URL cannot
     be told; nothing it says is shown), warned of, and the exit status is 1.
