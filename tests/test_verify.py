@@ -425,6 +425,26 @@ def test_reextraction_differs_new_extractor_version(tmp_path: Path) -> None:
     assert report.ok
 
 
+def test_reextraction_differs_under_other_libraries_than_the_capture_recorded(
+        tmp_path: Path) -> None:
+    """The text also depends on Python and the libraries that parse, detect and decode: a
+    capture made under other versions than this machine runs may re-extract differently
+    with nothing wrong (a dependency upgraded years later), so that is W407 naming what
+    changed, not E406 (an archive NOT INTACT). What the manifest does not record is no
+    evidence either way; recorded and the same, a difference stays E406."""
+    from preserve.capture.provenance import software  # noqa: PLC0415
+
+    now = software()
+    assert {"python", "lxml", "selectolax", "charset-normalizer"} <= set(now)
+    built = build(tmp_path / "root", text_override="Text the extractor never produced.")
+    built.rewrite_manifest(software={**now, "selectolax": "0.0.1"})
+    report = verify(built.root, deep=True)
+    assert codes(report) == ["W407"] and report.ok
+    assert f"selectolax 0.0.1 then, {now['selectolax']} now" in report.findings[0].message
+    built.rewrite_manifest(software=now)
+    assert codes(verify(built.root, deep=True)) == ["E406"]
+
+
 def test_a_br_body_is_reextracted_as_the_capture_decoded_it(tmp_path: Path) -> None:
     """Manifests list the content codings decoded before extraction; one without the list
     was made when only one gzip or deflate coding was, and an import then extracted a br

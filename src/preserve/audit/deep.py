@@ -17,7 +17,9 @@ manifest order.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import Message
@@ -28,6 +30,7 @@ from preserve import warc
 from preserve.audit.findings import Code, Finding
 from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT, REEXTRACT_LIMIT
 from preserve.capture.codings import MAX_CODINGS, content_codings, content_encoding, undecodable
+from preserve.capture.provenance import software
 from preserve.errors import ArchiveError
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
 from preserve.hashing import blake3_hex, warc_digest_to_hex
@@ -235,18 +238,44 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
     out.texts_reextracted += 1
     changed = (manifest.extractor.version != EXTRACTOR_VERSION
                or manifest.extractor.name != EXTRACTOR_NAME)
+    environment = _environment_change(manifest)
     for kind, ref, produced in (("text", manifest.text, extraction.text),
                                 ("comments", manifest.comments, extraction.comments_text)):
         expected = ref.blake3 if ref is not None else None
         actual = blake3_hex(produced.encode("utf-8")) if produced else None
         if expected == actual:
             continue
-        code = Code.W407 if changed else Code.E406
+        code = Code.W407 if changed or environment else Code.E406
         out.add(code, ref.path if ref is not None else rel,
                 f"re-extracted {kind} differs from the manifest (extractor "
                 f"{manifest.extractor.name} {manifest.extractor.version} then, "
-                f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now)", cid,
+                f"{EXTRACTOR_NAME} {EXTRACTOR_VERSION} now"
+                + (f"; {environment}" if environment else "") + ")", cid,
                 object=kind, expected=expected, actual=actual)
+
+
+#: What a page's clean text depends on besides the extractor's own code, as the manifest's
+#: ``software`` names it: Python (its Unicode database, its regular expressions), the HTML
+#: parsers, charset detection and the content decoders.
+EXTRACTION_SOFTWARE = ("python", "lxml", "selectolax", "charset-normalizer", "brotlicffi",
+                       "backports.zstd")
+
+
+@functools.cache
+def _software_now() -> Mapping[str, str]:
+    return software()
+
+
+def _environment_change(manifest: Manifest) -> str | None:
+    """Which of :data:`EXTRACTION_SOFTWARE` the capture recorded at another version than this
+    machine runs (None: none): its text may then differ without anything being wrong, so a
+    difference is W407, not E406. What the capture did not record is no evidence either way
+    (manifests from before these were recorded name Python and lxml only)."""
+    now = _software_now()
+    changed = [f"{name} {then} then, {now.get(name, 'absent')} now"
+               for name in EXTRACTION_SOFTWARE
+               if (then := manifest.software.get(name)) is not None and then != now.get(name)]
+    return "; ".join(changed) or None
 
 
 def _decoded_when_made(manifest: Manifest, encoding: str | None) -> bool:

@@ -192,10 +192,13 @@ class Code(enum.Enum):
             "A text or comments object exists but cannot be read.")
     E406 = ("E406", "re-extraction differs",
             "Deep check: re-extracting the archived response with the same extractor version "
-            "gives different text or comments.")
+            "(and the same Python and libraries, where the manifest records them) gives "
+            "different text or comments.")
     W407 = ("W407", "extractor version changed",
-            "Deep check: re-extraction differs, but the extractor version differs from the "
-            "manifest's, so a difference is expected.")
+            "Deep check: re-extraction differs, but the extractor version, or the version of "
+            "Python or of a library the text depends on (HTML parsers, charset detection, "
+            "content decoders), differs from what the manifest records, so a difference is "
+            "expected.")
     E408 = ("E408", "re-extraction failed",
             "Deep check: the final response could not be found, read, decoded or extracted.")
 

@@ -21,7 +21,10 @@ from preserve._version import __version__
 from preserve.capture.exchange import Exchange, FetchResult, TLSInfo
 
 #: Libraries whose versions shape the bytes preserve writes; recorded in every manifest.
-_RECORDED_LIBRARIES = ("httpcore", "h11", "idna", "warcio", "lxml", "blake3", "cryptography")
+_RECORDED_LIBRARIES = ("httpcore", "h11", "idna", "warcio", "lxml", "blake3", "cryptography",
+                       # what the clean text also depends on: the HTML parser, charset
+                       # detection, the br and zstd decoders (see audit.deep)
+                       "selectolax", "charset-normalizer", "brotlicffi", "backports.zstd")
 
 
 def utc_now() -> str:
