@@ -17,9 +17,7 @@ manifest order.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import Message
@@ -261,17 +259,12 @@ EXTRACTION_SOFTWARE = ("python", "lxml", "selectolax", "charset-normalizer", "br
                        "backports.zstd")
 
 
-@functools.cache
-def _software_now() -> Mapping[str, str]:
-    return software()
-
-
 def _environment_change(manifest: Manifest) -> str | None:
     """Which of :data:`EXTRACTION_SOFTWARE` the capture recorded at another version than this
     machine runs (None: none): its text may then differ without anything being wrong, so a
     difference is W407, not E406. What the capture did not record is no evidence either way
     (manifests from before these were recorded name Python and lxml only)."""
-    now = _software_now()
+    now = software()  # (cached: found once a process)
     changed = [f"{name} {then} then, {now.get(name, 'absent')} now"
                for name in EXTRACTION_SOFTWARE
                if (then := manifest.software.get(name)) is not None and then != now.get(name)]
