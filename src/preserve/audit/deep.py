@@ -4,12 +4,14 @@
 (:func:`preserve.warc.check_warc`), matches each manifest record by offset (id, type, target,
 length, digests), re-hashes a browser capture's screenshot, PDF and rendered DOM records
 against the manifest's ``artifacts`` (E216/E217), then re-extracts the document the text came
-from (``extraction.source``: the rendered DOM, else the final response;
-:func:`preserve.warc.read_record_block` / :func:`preserve.warc.read_record_payload` +
-:func:`preserve.extract.extract`) and compares the BLAKE3 of text and comments with the
+from, read as the capture read it (:func:`extraction_input`, which bulk re-extraction uses
+too: ``extraction.source``, the rendered DOM, else the final response; the input bound the
+capture recorded; its HTTP charset) and compares the BLAKE3 of text and comments with the
 manifest. A response is content-decoded as the capture decoded it: the codings its extractor
 settings list (``content_codings``), or, for manifests from before that list, one gzip or
-deflate coding; a coding the capture decoded that cannot be decoded here is E408. It returns
+deflate coding; a coding the capture decoded that cannot be decoded here is E408. A
+difference is E406, or W407 when the extractor's version, or Python's or a library's the text
+depends on, is not what the manifest records (:data:`EXTRACTION_SOFTWARE`). It returns
 the findings in the order the audit reports them, plus counts; it touches no shared state, so
 captures can be checked in parallel processes (:class:`DeepPool`) and the results merged in
 manifest order.
