@@ -294,6 +294,11 @@ def test_history_finds_a_capture_by_the_url_it_was_captured_with(http_server: Te
             [captured], url
     assert Archive(tmp_path).history(http_server.url("/wiki/Москва#other")) != []
     assert Archive(tmp_path).history(http_server.url("/wiki/Париж")) == []
+    http_server.routes["/"] = respond(200, b"<html><title>Home</title><p>x</p></html>",
+                                      headers=[("Content-Type", "text/html")])
+    home = archive.capture(http_server.url("/")[:-1]).capture_id  # "http://host:port"
+    for url in (http_server.url("/"), http_server.url("/")[:-1] + "#top"):
+        assert [c.capture_id for c in Archive(tmp_path).history(url)] == [home], url
     index = tmp_path / "archive" / "index"  # without a catalog: from the log and manifests
     shutil.rmtree(index)
     index.write_bytes(b"")

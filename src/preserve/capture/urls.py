@@ -660,15 +660,21 @@ class URL:
 
 
 def url_forms(url: str) -> tuple[str, ...]:
-    """``url`` as given, and, when it differs, as a capture records it: normalised as httpx
-    does (scheme and host in lower case, the path percent-encoded), without fragment or
-    credentials. A lookup by URL (``history``) matches either: captures record the second,
-    imported files whatever their tool wrote."""
+    """``url`` as given, and as a capture records it: normalised as httpx does (scheme and
+    host in lower case, the path percent-encoded), without fragment or credentials; for a URL
+    whose path is ``/``, with and without that slash (``https://example.org`` and
+    ``https://example.org/`` ask for the same resource). A lookup by URL (``history``)
+    matches any: captures record the second, imported files whatever their tool wrote."""
     try:
-        recorded = str(URL(url).copy_with(fragment=None, username=None, password=None))
+        parsed = URL(url).copy_with(fragment=None, username=None, password=None)
+        forms = [url, str(parsed)]
+        if parsed.path == "/":
+            slashed = str(parsed.copy_with(path="/"))
+            cut = slashed.index("/", len(parsed.scheme) + 3)  # the path's slash
+            forms += [slashed, slashed[:cut] + slashed[cut + 1 :]]
     except (InvalidURL, TypeError, ValueError):
         return (url,)
-    return (url,) if recorded == url else (url, recorded)
+    return tuple(dict.fromkeys(forms))
 
 
 __all__ = ["URL", "InvalidURL", "url_forms", "urlparse"]

@@ -300,7 +300,8 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
     """List every capture of URL (requested or final), oldest first.
 
     URL matches as given and as a capture records it: scheme and host in lower case, the
-    path percent-encoded, no fragment (the URL given to 'preserve capture' finds it).
+    path percent-encoded, no fragment, a bare host with or without its '/' (the URL given
+    to 'preserve capture' finds it).
 
     Without a usable catalog (read-only media) the manifests are read, each held to its
     log leaf: one that is not the leaf's is listed too, marked unverified (its URL cannot
