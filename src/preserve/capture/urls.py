@@ -15,6 +15,8 @@ same), and names, lines and the spelling of the character sets follow this proje
 same semantics: the properties it offers, ``copy_with`` with string or None components,
 ``join``, equality, hashing, ``str`` and ``repr``. ``tests/test_urls.py`` checks that both
 give what httpx gives, for a corpus of hostile and ordinary URLs and for generated ones.
+:func:`url_forms` (preserve's own) gives the forms under which a URL may have been recorded,
+for lookups by URL.
 
 httpx is copyright (c) 2019, Encode OSS Ltd, all rights reserved, and is distributed under the
 BSD 3-Clause licence: redistribution and use in source and binary forms, with or without
