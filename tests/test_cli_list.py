@@ -299,6 +299,8 @@ def test_history_finds_a_capture_by_the_url_it_was_captured_with(http_server: Te
     home = archive.capture(http_server.url("/")[:-1]).capture_id  # "http://host:port"
     for url in (http_server.url("/"), http_server.url("/")[:-1] + "#top"):
         assert [c.capture_id for c in Archive(tmp_path).history(url)] == [home], url
+    again = archive.capture(http_server.url("/")).capture_id  # with its "/": one resource
+    assert archive.manifest(again).previous == (home,)
     index = tmp_path / "archive" / "index"  # without a catalog: from the log and manifests
     shutil.rmtree(index)
     index.write_bytes(b"")

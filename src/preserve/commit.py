@@ -615,11 +615,18 @@ def _store_object(ctx: CommitContext, data: TextObject | None, undo: _Undo,
 
 def _previous(ctx: CommitContext, url: str, capture_id: str,
               proved: ProvedLeaves | None) -> list[str]:
-    """Earlier captures of ``url``: catalog candidates, each re-checked against the log leaf
-    the catalog names for it and against its manifest (:func:`logged_captures_of`), and,
-    in an archive with a key, that leaf proved (``proved``): a planted capture, logged by
-    someone without the key, is never named in a manifest the key signs."""
-    return [m.capture_id for m in logged_captures_of(ctx.layout, ctx.catalog, url, proved)
+    """Earlier captures of ``url`` under any form it may have been recorded in
+    (:func:`~preserve.capture.urls.url_forms`: ``https://example.org`` and
+    ``https://example.org/`` are one resource), oldest first: catalog candidates, each
+    re-checked against the log leaf the catalog names for it and against its manifest
+    (:func:`logged_captures_of`), and, in an archive with a key, that leaf proved
+    (``proved``): a planted capture, logged by someone without the key, is never named in a
+    manifest the key signs."""
+    from preserve.capture.urls import url_forms  # noqa: PLC0415 - not for every command
+
+    found = {m.capture_id: m for form in url_forms(url)
+             for m in logged_captures_of(ctx.layout, ctx.catalog, form, proved)}
+    return [m.capture_id for m in sorted(found.values(), key=lambda m: (m.started, m.capture_id))
             if m.capture_id != capture_id]
 
 
