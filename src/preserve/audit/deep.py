@@ -238,13 +238,13 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
     out.texts_reextracted += 1
     changed = (manifest.extractor.version != EXTRACTOR_VERSION
                or manifest.extractor.name != EXTRACTOR_NAME)
-    environment = _environment_change(manifest)
     for kind, ref, produced in (("text", manifest.text, extraction.text),
                                 ("comments", manifest.comments, extraction.comments_text)):
         expected = ref.blake3 if ref is not None else None
         actual = blake3_hex(produced.encode("utf-8")) if produced else None
         if expected == actual:
             continue
+        environment = _environment_change(manifest)  # (only when something differs)
         code = Code.W407 if changed or environment else Code.E406
         out.add(code, ref.path if ref is not None else rel,
                 f"re-extracted {kind} differs from the manifest (extractor "

@@ -308,7 +308,7 @@ class _BrotliStage(_Stage):
         self._fed: bytearray | None = bytearray()  # input fed so far (None: past the bound)
         self._last = b""  # the piece fed last
         self._since_last = 0  # output bytes handed on since it was fed
-        self._tail = b""  # the piece in which the stream ends, still to feed byte by byte
+        self._tail = memoryview(b"")  # the piece in which the stream ends, to feed bytewise
         self._skip = 0  # output of the tail handed on already, to drop as it comes again
         super().__init__(coding)
 
@@ -351,7 +351,7 @@ class _BrotliStage(_Stage):
             while not self._obj.can_accept_more_data():
                 self._obj.process(b"", output_buffer_limit=_STEP)
         self._fed = None
-        self._tail, self._skip = self._last, self._since_last
+        self._tail, self._skip = memoryview(self._last), self._since_last
 
     def _tail_output(self, max_length: int) -> bytes:
         """Output held back, else the next bytes of the piece in which the stream ends (what
@@ -363,7 +363,7 @@ class _BrotliStage(_Stage):
                     out: bytes = self._obj.process(b"", output_buffer_limit=step)
                 elif self._tail and not self._obj.is_finished():
                     byte, self._tail = self._tail[:1], self._tail[1:]
-                    out = self._obj.process(byte, output_buffer_limit=step)
+                    out = self._obj.process(bytes(byte), output_buffer_limit=step)
                 else:
                     return b""
                 if self._skip:
@@ -382,7 +382,7 @@ class _BrotliStage(_Stage):
         return bool(self._obj.is_finished())
 
     def _unused(self) -> bytes:
-        rest, self._tail = self._tail, b""
+        rest, self._tail = bytes(self._tail), memoryview(b"")
         return rest
 
 
