@@ -10,6 +10,7 @@ comment areas too. Pages whose comments are loaded by JavaScript have none in th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from lxml import etree
 
@@ -80,6 +81,21 @@ def _own_text_length(element: etree._Element, items: set[etree._Element]) -> int
     return total
 
 
+def _own_elements(item: etree._Element, items: set[etree._Element]) -> Iterator[etree._Element]:
+    """The elements below ``item``, in document order, but those in ``items`` and below them
+    (other comments nested in this one): each element of a thread is visited for one comment
+    only, however deep replies nest."""
+    walker = etree.iterwalk(item, events=("start",))
+    next(walker)  # the item itself
+    for _, element in walker:
+        if not isinstance(element.tag, str):
+            continue
+        if element in items:
+            walker.skip_subtree()
+            continue
+        yield element
+
+
 def _first_matching(
     item: etree._Element,
     pattern: re.Pattern[str],
@@ -87,9 +103,7 @@ def _first_matching(
     *,
     need_text: bool = False,
 ) -> etree._Element | None:
-    for element in item.iterdescendants():
-        if not isinstance(element.tag, str) or _inside_other_item(element, item, items):
-            continue
+    for element in _own_elements(item, items):
         hints = hint_string(element)
         if hints and pattern.search(hints) and not _CHROME.search(hints):
             if need_text and not _clean(text_of(element)):
@@ -98,26 +112,11 @@ def _first_matching(
     return None
 
 
-def _inside_other_item(
-    element: etree._Element, item: etree._Element, items: set[etree._Element]
-) -> bool:
-    node = element.getparent()
-    while node is not None and node is not item:
-        if node in items:
-            return True
-        node = node.getparent()
-    return element in items
-
-
 def _by_itemprop(
     item: etree._Element, names: frozenset[str], items: set[etree._Element]
 ) -> etree._Element | None:
-    for element in item.iterdescendants():
-        if (
-            isinstance(element.tag, str)
-            and (element.get("itemprop") or "").lower() in names
-            and not _inside_other_item(element, item, items)
-        ):
+    for element in _own_elements(item, items):
+        if (element.get("itemprop") or "").lower() in names:
             return element
     return None
 
@@ -146,12 +145,8 @@ def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Elem
         value = found.get("datetime") or found.get("content") or _clean(text_of(found))
         if value:
             return found, value
-    for element in item.iterdescendants():
-        if (
-            isinstance(element.tag, str)
-            and (element.tag == "time" or element.get("datetime"))
-            and not _inside_other_item(element, item, items)
-        ):
+    for element in _own_elements(item, items):
+        if element.tag == "time" or element.get("datetime"):
             value = element.get("datetime") or _clean(text_of(element))
             if value:
                 return element, value
@@ -180,7 +175,7 @@ def _comment(
     found_date = _date(item, items)
     date = found_date[1] if found_date else None
     body_el = _body(item, items)
-    skip: set[etree._Element] = set(items)
+    skip: set[etree._Element] = set()  # besides the other items (not copied: see cut_comments)
     if body_el is None:
         body_el = item
         for element in item.iterdescendants():
@@ -191,21 +186,22 @@ def _comment(
             skip.add(author_el)
         if found_date is not None:
             skip.add(found_date[0])
-    skip.discard(body_el)
     blocks = [
         block.text
         for block in render_blocks(body_el)
-        if not _has_ancestor_in(block.owner, skip, body_el)
+        if not _has_ancestor_in(block.owner, items, skip, body_el)
     ]
     return author, date, "\n\n".join(blocks)
 
 
 def _has_ancestor_in(
-    element: etree._Element, group: set[etree._Element], stop: etree._Element
+    element: etree._Element, group: set[etree._Element], more: set[etree._Element],
+    stop: etree._Element,
 ) -> bool:
+    """Whether ``element`` or an ancestor below ``stop`` is in ``group`` or in ``more``."""
     node: etree._Element | None = element
     while node is not None and node is not stop:
-        if node in group:
+        if node in group or node in more:
             return True
         node = node.getparent()
     return False
@@ -283,15 +279,16 @@ def _keep_post_headers(areas: list[etree._Element]) -> None:
     pruning, which drops bylines, tiny boxes and link lines, keeps it."""
     items = [el for area in areas for el in area.iter() if _is_item(el)]
     item_set = set(items)
-    headers: list[etree._Element] = []
+    headers: dict[etree._Element, None] = {}  # (ordered; membership in constant time)
     for item in items:
-        nested = item_set - {item}
-        found_date = _date(item, nested)
-        for element in (_author(item, nested), found_date[0] if found_date else None):
-            if element is not None and element is not item and element not in headers:
-                headers.append(element)
+        # (the item itself in the set of items changes nothing: the searches below look
+        # only at its descendants, and stop climbing at it)
+        found_date = _date(item, item_set)
+        for element in (_author(item, item_set), found_date[0] if found_date else None):
+            if element is not None and element is not item:
+                headers[element] = None
     for element in headers:
-        if any(other in element.iterancestors() for other in headers):
+        if any(other in headers for other in element.iterancestors()):
             continue
         etree.strip_tags(element, "a")
         element.tag = "p"
@@ -330,30 +327,35 @@ def cut_comments(
         _keep_post_headers(containers)
         return [], True
     if product and not forum:
+        in_comments = set(containers)
         reviews = [
             area
             for area in _containers(body, reviews=True)
-            if not any(a in containers for a in area.iterancestors())
+            if not any(a in in_comments for a in area.iterancestors())
         ]
         if comment_size + sum(map(visible_chars, reviews)) < THREAD_SHARE * page_size:
-            containers += [area for area in reviews if area not in containers]
+            containers += [area for area in reviews if area not in in_comments]
     if not containers:
         return [], False
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)
     # A comment's markup often nests wrappers that all look like items (li#li-comment-1 >
     # div#comment-1); the comment is the innermost one that has text of its own.
-    items = [el for el in raw_items if _own_text_length(el, item_set - {el}) > 0]
-    for area in list(containers):
+    # (an item in the set of items it is measured without changes nothing: only its
+    # children are looked up; so one set serves every item, as below)
+    items = [el for el in raw_items if _own_text_length(el, item_set) > 0]
+    kept: list[etree._Element] = []
+    for area in containers:
         if not any(item in item_set for item in area.iter()):
             if _link_density(area) > 0.5:
-                containers.remove(area)  # a list of links to comments elsewhere: chrome
-            else:
-                items.extend(_fallback_items(area))  # never cut text that is not kept
+                continue  # a list of links to comments elsewhere: chrome
+            items.extend(_fallback_items(area))  # never cut text that is not kept
+        kept.append(area)
+    containers = kept
+    all_items = set(items)
     comments = []
     for item in items:
-        nested = {other for other in items if other is not item}
-        author, date, text = _comment(item, nested)
+        author, date, text = _comment(item, all_items)
         if text:
             comments.append((author, date, text))
     for area in containers:

@@ -16,9 +16,10 @@ from . import article, decode, dom, pruning, regions, scoring
 from .blocks import HEADING_TAGS, Block, render_blocks
 from .clean import DESKTOP_WIDTH, clean
 from .comments import cut_comments
-from .html5 import MAX_DEPTH
+from .html5 import MAX_DEPTH, MAX_SINGLE_CHOICE_OPTIONS
 from .metadata import Metadata, read_metadata
 from .model import Comment, Extraction
+from .nesting import MAX_FORMATTING
 from .pagetype import declares_article, guess_page_type, is_forum, is_product
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.10.0"
+EXTRACTOR_VERSION = "2.11.0"
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -81,6 +82,8 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "main_min_share": regions.MAIN_MIN_SHARE,
         "keep_share": regions.KEEP_SHARE,
         "max_depth": MAX_DEPTH,
+        "max_formatting": MAX_FORMATTING,
+        "max_single_choice_options": MAX_SINGLE_CHOICE_OPTIONS,
         "desktop_width": DESKTOP_WIDTH,
     }
 )

@@ -5,8 +5,12 @@ lexbor (through selectolax) builds the tree by the HTML standard's tree-construc
 ``<noscript>`` read as markup since scripting is off); its serialization, in which every
 element is closed explicitly, is then read by lxml's libxml2 parser, which keeps that
 structure. Nesting is capped at :data:`MAX_DEPTH` levels by flattening deeper elements into
-their ancestor at the cap (text is never dropped), and deep block nesting is flattened before
-lexbor sees it (lexbor's time grows with the square of that depth). A tag loses what follows
+their ancestor at the cap (text is never dropped); on pages with many tags, the nesting lexbor
+would build is bounded before it sees them (:mod:`.nesting`: lexbor's time grows with the
+number of tags times the depth, and it reopens misnested formatting elements before every
+text), and a page with thousands of options has its lists parsed as multiple-choice ones
+(:func:`_multiple_choice`: lexbor re-checks a single-choice list's selection at every
+option). A tag loses what follows
 its first :data:`MAX_TAG_TOKENS` attributes and separators before lexbor sees it (attributes,
 never shown as text): lexbor and libxml2 check every attribute against the tag's others, so
 a hostile page's one tag with 20,000 attributes took 35 s, and 3 MiB of them hours. Scripts
@@ -21,12 +25,13 @@ a page crafted against those differences can still slow its own extraction down.
 
 from __future__ import annotations
 
-import itertools
-import operator
 import re
 
 from lxml import etree
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from .nesting import bound_nesting
+from .tokenizer import ATTRIBUTE, RAW_TEXT_ELEMENTS, WS
 
 __all__ = ["MAX_DEPTH", "parse_html5"]
 
@@ -34,8 +39,9 @@ __all__ = ["MAX_DEPTH", "parse_html5"]
 #: Browsers cap it too (Chromium at 512).
 MAX_DEPTH = 512
 
-# Documents with more tags than this are scanned for their nesting depth before lexbor parses
-# them; below it even a document that is all nested blocks parses in well under a second.
+# Documents with more tags than this have the nesting lexbor would build bounded first
+# (nesting.bound_nesting, a step in Python per tag: about 1 us); below it even a document that
+# is all nested blocks parses in well under a second.
 _SCAN_ABOVE_TAGS = 8_000
 
 # A tag never spans a "<" here (lexbor escapes it inside attribute values when serializing):
@@ -44,11 +50,8 @@ _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*?(/?)>")
 
 #: Attributes and separators read in one tag before the rest of it is turned into text.
 MAX_TAG_TOKENS = 256
-_WS = r"\t\n\f\r "
-# One attribute as the tokenizer reads it: a name (whose first character may be "=" or a
-# quote), then, after optional whitespace, "=" and a quoted or unquoted value.
-_ATTRIBUTE = (rf"[^{_WS}/>][^{_WS}/>=]*+"
-              rf"(?:[{_WS}]*+=[{_WS}]*+(?:\"[^\"]*+\"?|'[^']*+'?|[^{_WS}>]*+))?")
+_WS = WS
+_ATTRIBUTE = ATTRIBUTE
 _TAG_TOKEN = rf"(?:[{_WS}/]++|{_ATTRIBUTE})"
 _NAME_END = rf"(?=[{_WS}/>]|\Z)"
 # Elements whose content is text up to their end tag. Each is its own alternative: a capture
@@ -56,8 +59,7 @@ _NAME_END = rf"(?=[{_WS}/>]|\Z)"
 # re raise SystemError ("the span of capturing group is wrong") on some pages. Their names
 # are matched ignoring ASCII case only ("(?ai:"), as the tokenizer does: with Unicode case
 # folding "<\u017fcript>" would pass for a script.
-_RAW_TEXT_ELEMENTS = ("script", "style", "xmp", "iframe", "noembed", "noframes", "title",
-                      "textarea")
+_RAW_TEXT_ELEMENTS = RAW_TEXT_ELEMENTS
 _RAW_TEXT_INITIALS = "".join(sorted({name[0] for name in (*_RAW_TEXT_ELEMENTS, "plaintext")}))
 # A tag of the common, plain shape: a name of letters, digits and "-", then at most 100
 # attributes, each after whitespace, a name, then "=" and a value closed on the same terms
@@ -178,36 +180,6 @@ def _flatten(markup: str, cap: int) -> str:
     return "".join(pieces)
 
 
-# _flatten's balance without a Python step per tag: every tag _TAG finds that opens (resp.
-# closes) a counted element becomes one marker character, and the depths are running sums.
-_NOT_COUNTED = "|".join(sorted(_VOID | _IMPLIED_END))
-_REST_OF_TAG = r"[^<>/]*+(?:/(?!>)[^<>/]*+)*+"  # up to "/>" or ">", as _TAG's lazy run
-
-
-# A tag _TAG finds, not self-closing, of an element _flatten counts; group 1 is "/" for a
-# closing tag. Such a tag holds no "<" after its first character, so no two overlap: one
-# left-to-right scan finds the same opening and closing tags as a scan for each kind.
-_COUNTED_TAG = re.compile(rf"<(/?)(?!(?i:{_NOT_COUNTED})(?![A-Za-z0-9:-]))[A-Za-z]"
-                          rf"[A-Za-z0-9:-]*+{_REST_OF_TAG}>", re.ASCII)
-_STEP = {"": 1, "/": -1}
-
-
-def _deeper_than(markup: str, cap: int) -> bool:
-    """Whether :func:`_flatten` would drop anything: an element nested deeper than ``cap``
-    by the same tag balance. Computed in C: the counted tags are found by one regular
-    expression (a list of "" and "/", one a tag: no copy of the page), and the depth after
-    each tag is its running sum less the lowest running sum so far (a closing tag at depth 0
-    counts for nothing, as in _flatten)."""
-    kinds = _COUNTED_TAG.findall(markup)
-    if len(kinds) <= cap:
-        return False
-    # two lockstep copies of the running sums (tee keeps O(1) of them, not a list a tag)
-    sums, ahead = itertools.tee(itertools.accumulate(map(_STEP.__getitem__, kinds)))
-    floors = itertools.islice(itertools.accumulate(ahead, min, initial=0), 1, None)
-    deepest: int = max(map(operator.sub, sums, floors))
-    return deepest > cap
-
-
 def _lxml_parser() -> etree.HTMLParser:
     # A fresh parser per call: parsers keep state and are not safe to share across threads.
     # huge_tree lifts libxml2's nesting limit of 256 (to its hard limit of 2048 levels).
@@ -265,38 +237,63 @@ def _close_raw_text_in_noscript(text: str) -> str:
 
 
 _RAW_TEXT_SET = frozenset(_RAW_TEXT_ELEMENTS)
+# The raw-text elements inside a <noscript> (each found once, however deep the noscripts nest:
+# a check of every noscript's subtree made nested noscripts quadratic).
+_RAW_TEXT_IN_NOSCRIPT = ", ".join(f"noscript {name}" for name in _RAW_TEXT_ELEMENTS)
 
 
-def _swallows(noscript: LexborNode) -> bool:
-    """A raw-text element inside this ``<noscript>`` ran past its ``</noscript>``."""
-    for node in noscript.traverse():
-        if node.tag in _RAW_TEXT_SET and "</noscript" in (node.text(deep=True) or "").lower():
-            return True
-    return False
+def _swallows(tree: LexborHTMLParser) -> bool:
+    """A raw-text element inside a ``<noscript>`` ran past its ``</noscript>``."""
+    return any("</noscript" in (node.text(deep=True) or "").lower()
+               for node in tree.css(_RAW_TEXT_IN_NOSCRIPT))
+
+
+#: Options a single-choice ``<select>`` may have before it is parsed as a multiple-choice one.
+MAX_SINGLE_CHOICE_OPTIONS = 2_000
+_OPTION_TAG = re.compile(r"<option(?=[\t\n\f\r />])", re.IGNORECASE | re.ASCII)
+_SELECT_TAG = re.compile(r"<select(?=[\t\n\f\r />])", re.IGNORECASE | re.ASCII)
+
+
+def _multiple_choice(text: str) -> str:
+    """``text`` with a ``multiple`` attribute in every ``<select>`` start tag, when the page has
+    more than :data:`MAX_SINGLE_CHOICE_OPTIONS` options. lexbor, as the HTML standard says,
+    runs a single-choice list's selectedness algorithm over all its options whenever one is
+    inserted: quadratic (a hostile page of 160,000 ``<option selected>`` took minutes). A
+    multiple-choice list builds the same tree without it; what the extractor reads differs
+    only in ``<selectedcontent>``, the copy of the chosen option a single-choice list shows
+    (inside its button, which cleaning removes), and in the attribute itself, never read."""
+    if len(_OPTION_TAG.findall(text)) <= MAX_SINGLE_CHOICE_OPTIONS:
+        return text
+    return _SELECT_TAG.sub("<select multiple", text)
 
 
 def _lexbor(text: str) -> tuple[LexborHTMLParser, bool]:
     """lexbor's tree of ``text``, scripts and styles emptied; and whether a raw-text element
     left open in a ``<noscript>`` swallowed what follows it (_close_raw_text_in_noscript).
-    The noscript elements are found in the same query as the scripts: no extra pass."""
+    The noscript elements are found in the same query as the scripts; the raw-text elements
+    inside them are read (before the scripts are emptied) only when there are some."""
     tree = LexborHTMLParser(text)
-    swallowed = False
+    noscript = False
+    emptied: list[LexborNode] = []
     for node in tree.css("script, style, noscript"):
         if node.tag == "noscript":
-            swallowed = swallowed or _swallows(node)
+            noscript = True
         elif node.tag == "style" or "ld+json" not in (node.attributes.get("type") or "").lower():
-            # never text: emptied here, so libxml2 need not read it again (the element
-            # stays, as a sign the page had something: a page of scripts is not empty)
-            while (child := node.child) is not None:
-                child.decompose()
+            emptied.append(node)
+    swallowed = noscript and _swallows(tree)
+    for node in emptied:
+        # never text: emptied here, so libxml2 need not read it again (the element stays,
+        # as a sign the page had something: a page of scripts is not empty)
+        while (child := node.child) is not None:
+            child.decompose()
     return tree, swallowed
 
 
 def parse_html5(text: str) -> etree._Element | None:
     """The document's tree as a browser builds it, as an lxml ``<html>`` element."""
     text = _cut_long_tags(text)
-    if text.count("<") > _SCAN_ABOVE_TAGS and _deeper_than(text, MAX_DEPTH):
-        text = _flatten(text, MAX_DEPTH)
+    if text.count("<") > _SCAN_ABOVE_TAGS:
+        text = bound_nesting(_multiple_choice(text), MAX_DEPTH)
     tree, swallowed = _lexbor(text)
     if swallowed:  # rare: parsed again, with the raw-text elements closed in place
         tree, _ = _lexbor(_close_raw_text_in_noscript(text))
