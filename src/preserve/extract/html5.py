@@ -44,6 +44,24 @@ MAX_DEPTH = 512
 # is all nested blocks parses in well under a second.
 _SCAN_ABOVE_TAGS = 8_000
 
+# Documents with more tags than this (and fewer than _SCAN_ABOVE_TAGS) have their nesting
+# bounded too when they hold more than _MAX_FORMATTING_WITH_ATTRIBUTES formatting elements
+# with attributes: the formatting elements the tree builder reopens before every text can
+# multiply a page's elements by that many (see nesting.py; 1,500 such tags made 586 MB and
+# 12 s). Below, their square stays small. The count costs about 0.25 ms a page.
+_FORMATTING_SCAN_ABOVE_TAGS = 600
+_MAX_FORMATTING_WITH_ATTRIBUTES = 300
+# A formatting element's start tag with an attribute (identical ones are reopened three at
+# most: only differing attributes multiply). <a> is left out: the tree builder keeps one.
+_FORMATTING_WITH_ATTRIBUTE = re.compile(
+    r"<(?:[bius]|em|tt|big|code|font|nobr|small|strike|strong)(?=[\t\n\f\r />])"
+    r"[\t\n\f\r /]++[^\t\n\f\r />]", re.IGNORECASE | re.ASCII)
+
+
+def _many_formatting_tags(text: str) -> bool:
+    return len(_FORMATTING_WITH_ATTRIBUTE.findall(text)) > _MAX_FORMATTING_WITH_ATTRIBUTES
+
+
 # A tag never spans a "<" here (lexbor escapes it inside attribute values when serializing):
 # without that, a document of "<a<a<a…" made every match attempt scan to its end.
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*?(/?)>")
@@ -289,11 +307,16 @@ def _lexbor(text: str) -> tuple[LexborHTMLParser, bool]:
     return tree, swallowed
 
 
-def parse_html5(text: str) -> etree._Element | None:
-    """The document's tree as a browser builds it, as an lxml ``<html>`` element."""
-    text = _cut_long_tags(text)
-    if text.count("<") > _SCAN_ABOVE_TAGS:
+def parse_html5(text: str, tags: int | None = None) -> etree._Element | None:
+    """The document's tree as a browser builds it, as an lxml ``<html>`` element. ``tags``:
+    how many "<" the text has, or more, when the caller has counted them."""
+    text = _cut_long_tags(text)  # (it never adds a "<")
+    if tags is None:
+        tags = text.count("<")
+    if tags > _SCAN_ABOVE_TAGS:
         text = bound_nesting(_multiple_choice(text), MAX_DEPTH)
+    elif tags > _FORMATTING_SCAN_ABOVE_TAGS and _many_formatting_tags(text):
+        text = bound_nesting(text, MAX_DEPTH)
     tree, swallowed = _lexbor(text)
     if swallowed:  # rare: parsed again, with the raw-text elements closed in place
         tree, _ = _lexbor(_close_raw_text_in_noscript(text))

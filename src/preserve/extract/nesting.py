@@ -73,8 +73,14 @@ _SPECIAL = frozenset({
 # <button> for "button scope", which only <p> uses).
 _SCOPE = frozenset({"applet", "caption", "html", "table", "td", "th", "marquee", "object",
                     "template", "mi", "mo", "mn", "ms", "mtext", "annotation-xml",
-                    "foreignobject", "desc", "title"})
+                    "foreignobject", "desc", "title",
+                    # not a boundary in the standard's default scope; taken as one (what a
+                    # list's insertion mode lets through is not modelled): over-estimates
+                    "select"})
 _BUTTON_SCOPE = _SCOPE | {"button"}
+# The MathML and SVG elements among the boundaries above: boundaries only as such.
+_MATHML_SVG_STOPS = frozenset({"mi", "mo", "mn", "ms", "mtext", "annotation-xml",
+                               "foreignobject", "desc"})
 # Start tags that close an open <p> first.
 _CLOSES_P = frozenset({
     "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div",
@@ -122,9 +128,9 @@ _BREAKOUT = frozenset({
     "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt",
     "u", "ul", "var", *_HEADINGS,
 })  # (and <font> with a color, face or size attribute: left out, which can only over-estimate)
-# Foreign elements whose content is HTML again (integration points).
-_INTEGRATION = frozenset({"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext",
-                          "annotation-xml"})
+# Foreign elements whose content is HTML again (integration points), by namespace.
+_INTEGRATION = {"math": frozenset({"mi", "mo", "mn", "ms", "mtext", "annotation-xml"}),
+                "svg": frozenset({"foreignobject", "desc", "title"})}
 _P = frozenset({"p"})
 _TABLE = frozenset({"table"})
 _LIST_ITEM_SCOPE = _SCOPE | {"ol", "ul"}
@@ -163,27 +169,35 @@ class _Stack:
     content) or not, each made from an entry of the list of active formatting elements or
     not; and that list (``None`` for a marker)."""
 
-    __slots__ = ("active", "cap", "depth", "entries", "foreign", "kept", "names", "off", "open")
+    __slots__ = ("active", "cap", "current", "depth", "entries", "foreign", "kept", "names",
+                 "off", "open")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.names: list[str] = []
         self.kept: list[bool] = []
-        self.foreign: list[bool] = []
+        self.foreign: list[str | None] = []  # "svg" or "math" for foreign content
         self.entries: list[_Entry | None] = []
         self.depth = 0
         self.open: dict[str, int] = {}
         self.active: list[_Entry | None] = []
         self.off = 0  # entries of the list whose element is not open: reopened before text
+        # The indices of the kept elements: the last is the tree builder's current element
+        # (the dropped ones above it do not exist for it, and decide nothing about context).
+        self.current: list[int] = []
 
     def in_foreign(self) -> bool:
         """Whether a start tag or text is read as SVG or MathML content: the current element
         is foreign and not an integration point (whose content is HTML)."""
-        return bool(self.foreign) and self.foreign[-1] and self.names[-1] not in _INTEGRATION
+        if not self.current:
+            return False
+        at = self.current[-1]
+        namespace = self.foreign[at]
+        return namespace is not None and self.names[at] not in _INTEGRATION[namespace]
 
     def ends_foreign(self) -> bool:
         """Whether an end tag is read as foreign content (integration points included)."""
-        return bool(self.foreign) and self.foreign[-1]
+        return bool(self.current) and self.foreign[self.current[-1]] is not None
 
     def push(self, name: str, keep: bool = True, entry: _Entry | None = None,
              real: bool = False) -> bool:
@@ -191,7 +205,15 @@ class _Stack:
         it is ``real`` (made by the tree builder, not by a tag of the page: never dropped)."""
         keep = real or (keep and self.depth < self.cap)
         # (an <svg> or <math> dropped: its content is read as its parent's is)
-        foreign = (keep and name in _FOREIGN) or self.in_foreign()
+        foreign: str | None
+        if keep and name in _FOREIGN:
+            foreign = name
+        elif self.in_foreign():
+            foreign = self.foreign[self.current[-1]]
+        else:
+            foreign = None
+        if keep:
+            self.current.append(len(self.names))
         self.names.append(name)
         self.kept.append(keep)
         self.foreign.append(foreign)
@@ -219,6 +241,8 @@ class _Stack:
         del self.kept[index:]
         del self.foreign[index:]
         del self.entries[index:]
+        while self.current and self.current[-1] >= index:
+            self.current.pop()
         return kept
 
     def reconstruct(self) -> None:
@@ -239,11 +263,13 @@ class _Stack:
         further than an element in ``stop`` (None: special elements but address, div, p)."""
         if not any(self.open.get(name) for name in targets):
             return None
-        names = self.names
+        names, foreign = self.names, self.foreign
         for index in range(len(names) - 1, max(-1, len(names) - 1 - _REACH), -1):
             name = names[index]
             if name in targets:
                 return index
+            if name in _MATHML_SVG_STOPS and foreign[index] is None:
+                continue  # (an HTML element of that name is no boundary)
             if stop is None:
                 if name in _SPECIAL and name not in ("address", "div", "p"):
                     return None
@@ -254,7 +280,7 @@ class _Stack:
     def leave_foreign(self) -> None:
         """Close the foreign elements at the top of the stack (an HTML tag ends them)."""
         index = len(self.foreign)
-        while index > 0 and self.foreign[index - 1]:
+        while index > 0 and self.foreign[index - 1] is not None:
             index -= 1
         if index < len(self.names):
             self.pop_to(index)
@@ -349,11 +375,15 @@ def _end(stack: _Stack, name: str) -> bool | None:
         # an element of the foreign content (SVG, MathML) closes by name; else, taken as
         # ignored (the standard goes on with the HTML rules below it: over-estimated)
         index = len(stack.names) - 1
-        while index >= 0 and stack.foreign[index] and len(stack.names) - index <= _REACH:
+        while (index >= 0 and stack.foreign[index] is not None
+               and len(stack.names) - index <= _REACH):
             if stack.names[index] == name:
                 return stack.pop_to(index)
             index -= 1
         return None
+    if name in _HEADINGS:  # (any heading's end tag closes the open heading)
+        found = stack.find(_HEADINGS, _SCOPE)
+        return None if found is None else stack.pop_to(found)
     if not stack.open.get(name):
         if name in _FORMATTING:
             stack.remove_formatting(name)  # (the standard: a parse error; out of the list)
@@ -395,8 +425,8 @@ def _dropped_tags(markup: str, cap: int) -> list[tuple[int, int]]:
     names, kept, foreign, opened = stack.names, stack.kept, stack.foreign, stack.open
     drop: list[tuple[int, int]] = []
     pos = 0
-    search = _TOKEN.search
-    while (match := search(markup, pos)) is not None:
+    tokens = _TOKEN.finditer(markup)
+    while (match := next(tokens, None)) is not None:
         if stack.off and match.start() > pos and not stack.in_foreign():
             stack.reconstruct()  # (before text, white space included)
         pos = match.end()
@@ -413,6 +443,7 @@ def _dropped_tags(markup: str, cap: int) -> list[tuple[int, int]]:
                 stack.entries.pop()
                 if kept.pop():
                     stack.depth -= 1
+                    stack.current.pop()
                 else:
                     drop.append(match.span())
             elif _end(stack, name) is False:
@@ -425,9 +456,10 @@ def _dropped_tags(markup: str, cap: int) -> list[tuple[int, int]]:
                 (name not in _RULED and not stack.off)
                 or (name in _ONLY_CLOSES_P and not opened.get("p"))):
             # (most start tags: an element with no rule of its own, at a kept depth)
+            stack.current.append(len(names))
             names.append(name)
             kept.append(True)
-            foreign.append(False)
+            foreign.append(None)
             stack.entries.append(None)
             stack.depth += 1
             opened[name] = opened.get(name, 0) + 1
@@ -441,6 +473,7 @@ def _dropped_tags(markup: str, cap: int) -> list[tuple[int, int]]:
             if end is None:
                 break  # the rest of the page is its text
             pos = end.end()
+            tokens = _TOKEN.finditer(markup, pos)
             continue
         if name == "plaintext" and not in_foreign:
             break  # the rest of the page is text
