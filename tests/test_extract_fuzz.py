@@ -4,6 +4,7 @@ file stays fast."""
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import sys
@@ -289,6 +290,30 @@ def test_nesting_is_bounded_by_name_before_lexbor_builds_it() -> None:
         assert bound_nesting(page, 100_000) == page  # nothing to drop under a high cap
     well_formed = "<div><p>a <b>b</b> <a href=x>c</a></p><ul><li>d<li>e</ul></div>" * 500
     assert bound_nesting(well_formed, 8) == well_formed
+
+
+_SOUP = ["<div>", "</div>", "<p>", "</p>", "<li>", "</li>", "<ul>", "<rt>", "<rb>", "<ruby>",
+         "</ruby>", "<dt>", "<dd>", "<span>", "</span>", "<section>", "</code>", "<header>",
+         "<td>", "<tr>", "<table>", "</table>", "<option>", "<select>", "<svg>", "</svg>",
+         "<g>", "<div/>", "<path/>", "<button>", "<h1>", "<h2>", "</h2>", "x", "<b>", "</b>",
+         "<i class=a>", "<font>", "<!-->", "<a href=x>", "</a>", "<nobr>", "<form>",
+         "<template>", "</template>", "<math>", "<mi>", "<caption>", "<applet>", "<object>"]
+
+
+def test_the_nesting_replay_bounds_what_lexbor_builds_from_random_soups() -> None:
+    # Random units of tags repeated: whatever lexbor would nest, what is left after
+    # bound_nesting nests at most a little past the cap (the formatting elements it reopens
+    # before text; the replay is an approximation, see nesting.py)
+    from preserve.extract.nesting import MAX_FORMATTING, bound_nesting  # noqa: PLC0415
+
+    rnd = random.Random(3)
+    for _ in range(150):
+        unit = "".join(rnd.choice(_SOUP) for _ in range(rnd.randrange(1, 8)))
+        prefix = "".join(rnd.choice(_SOUP) for _ in range(rnd.randrange(0, 5)))
+        page = prefix + unit * 120
+        for cap in (8, 40):
+            assert _lexbor_depth(bound_nesting(page, cap)) <= cap + MAX_FORMATTING + 8, (
+                prefix, unit, cap)
 
 
 def test_hostile_markup_is_extracted_in_bounded_time() -> None:

@@ -279,7 +279,9 @@ def _multiple_choice(text: str) -> str:
     inserted: quadratic (a hostile page of 160,000 ``<option selected>`` took minutes). A
     multiple-choice list builds the same tree without it; what the extractor reads differs
     only in ``<selectedcontent>``, the copy of the chosen option a single-choice list shows
-    (inside its button, which cleaning removes), and in the attribute itself, never read."""
+    (inside its button, which cleaning removes), in the attribute itself, never read, and in
+    a title or other raw text that spells ``<select`` (the rewrite does not tell them
+    apart: it gains the word)."""
     if len(_OPTION_TAG.findall(text)) <= MAX_SINGLE_CHOICE_OPTIONS:
         return text
     return _SELECT_TAG.sub("<select multiple", text)
