@@ -55,6 +55,11 @@ SHAPES: dict[str, tuple[str, Callable[[], str]]] = {
     "comment threads": ("60 threads of 500 nested replies",
                         lambda: ('<div class="comment"><p>word</p>' * 500 + "</div>" * 500)
                         * 60),
+    "reply bodies": ("an article, then 60 threads of 250 nested replies with bodies",
+                     lambda: '<meta property="og:type" content="article"><article><p>'
+                     + "Text. " * 300 + "</p></article>"
+                     + ('<div class="comment"><div class="text"><p>word</p>' * 250
+                        + "</div>" * 500) * 60),
 }
 
 _RUN = "import sys; from preserve.extract import extract; extract(open(sys.argv[1], 'rb').read())"

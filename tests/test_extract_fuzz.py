@@ -330,6 +330,10 @@ def test_hostile_markup_is_extracted_in_bounded_time() -> None:
         deep + "<button>b</button>" * 60_000,
         deep + "<noscript><iframe src=x></iframe></noscript>" * 40_000,
         ('<div class="comment"><p>word</p>' * 500 + "</div>" * 500) * 40,
+        # under an article: each reply's body found down the chain of bodies nested in it
+        '<meta property="og:type" content="article"><article><p>' + "Text. " * 300
+        + "</p></article>" + ('<div class="comment"><div class="text"><p>word</p>' * 250
+                              + "</div>" * 500) * 40,
         '<article><p>' + "Text of the post. " * 30 + "</p></article>"
         + '<div class="comments">' + '<div class="comment"><p>Thanks for this.</p></div>' * 30_000,
     ]

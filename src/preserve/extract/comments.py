@@ -106,7 +106,7 @@ def _first_matching(
     for element in _own_elements(item, items):
         hints = hint_string(element)
         if hints and pattern.search(hints) and not _CHROME.search(hints):
-            if need_text and not _clean(text_of(element)):
+            if need_text and not _has_text(element):
                 continue
             return element
     return None
@@ -121,87 +121,171 @@ def _by_itemprop(
     return None
 
 
-def _innermost(found: etree._Element | None, pattern: re.Pattern[str]) -> etree._Element | None:
+def _has_text(element: etree._Element) -> bool:
+    """Whether ``element`` holds any text but white space (read up to the first that is)."""
+    return any(not piece.isspace() for piece in element.itertext() if piece)
+
+
+def _short_text(element: etree._Element, limit: int) -> str | None:
+    """The text of ``element``, white space collapsed, if it is at most ``limit`` characters;
+    else None, found without reading all of a long text."""
+    pieces: list[str] = []
+    size = 0
+    check = 4 * limit + 64  # (white space collapses: the raw text may be longer)
+    for piece in element.itertext():
+        pieces.append(str(piece))
+        size += len(piece)
+        if size > check:
+            if len(_clean("".join(pieces))) > limit:
+                return None
+            check *= 2
+    text = _clean("".join(pieces))
+    return text if len(text) <= limit else None
+
+
+#: Memo of :func:`_innermost`: (element, pattern) -> its result, for one page.
+_Memo = dict[tuple[etree._Element, re.Pattern[str]], "etree._Element | None"]
+
+
+def _innermost(found: etree._Element | None, pattern: re.Pattern[str],
+               memo: _Memo) -> etree._Element | None:
+    """The innermost element matching ``pattern`` from ``found`` down. Every element of the
+    way shares the result, remembered in ``memo``: a thread's replies nested in one another
+    each found their way down the same chain (quadratic in its depth)."""
+    path: list[etree._Element] = []
+    result = found
     while found is not None:
+        if (found, pattern) in memo:
+            result = memo[(found, pattern)]
+            break
+        path.append(found)
         inner = _first_matching(found, pattern, set())
-        if inner is None or not _clean(text_of(inner)):
+        if inner is None or not _has_text(inner):
+            result = found
             break
         found = inner
-    return found
+    for element in path:
+        memo[(element, pattern)] = result
+    return result
 
 
-def _author(item: etree._Element, items: set[etree._Element]) -> etree._Element | None:
+def _author(item: etree._Element, items: set[etree._Element], memo: _Memo
+            ) -> etree._Element | None:
     found = _by_itemprop(item, _AUTHOR_PROPS, items)
     if found is not None:
         name = _by_itemprop(found, frozenset({"name"}), set())
         return name if name is not None else found
     found = _first_matching(item, _AUTHOR, items, need_text=True)
-    return _innermost(found, _AUTHOR)
+    return _innermost(found, _AUTHOR, memo)
+
+
+#: Longer text is not a date or a name (read no further: it may hold a whole thread).
+_LONGEST = 1_000
 
 
 def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Element, str] | None:
     found = _by_itemprop(item, _DATE_PROPS, items)
     if found is not None:
-        value = found.get("datetime") or found.get("content") or _clean(text_of(found))
+        value = found.get("datetime") or found.get("content") or _short_text(found, _LONGEST)
         if value:
             return found, value
     for element in _own_elements(item, items):
         if element.tag == "time" or element.get("datetime"):
-            value = element.get("datetime") or _clean(text_of(element))
+            value = element.get("datetime") or _short_text(element, _LONGEST)
             if value:
                 return element, value
     found = _first_matching(item, _DATE, items, need_text=True)
     if found is not None:
-        text = _clean(text_of(found))
-        if 0 < len(text) <= 80:
+        text = _short_text(found, 80)
+        if text:
             return found, text
     return None
 
 
-def _body(item: etree._Element, items: set[etree._Element]) -> etree._Element | None:
+def _body(item: etree._Element, items: set[etree._Element], memo: _Memo
+          ) -> etree._Element | None:
     found = _by_itemprop(item, _TEXT_PROPS, items)
     if found is not None:
         return found
-    return _innermost(_first_matching(item, _BODY, items, need_text=True), _BODY)
+    return _innermost(_first_matching(item, _BODY, items, need_text=True), _BODY, memo)
 
 
 def _comment(
-    item: etree._Element, items: set[etree._Element]
+    item: etree._Element, items: set[etree._Element], memo: _Memo
 ) -> tuple[str | None, str | None, str]:
-    author_el = _author(item, items)
-    author = _clean(text_of(author_el)) if author_el is not None else None
-    if author is not None and (not author or len(author) > 100):
-        author = None
+    author_el = _author(item, items, memo)
+    author = (_short_text(author_el, 100) or None) if author_el is not None else None
     found_date = _date(item, items)
     date = found_date[1] if found_date else None
-    body_el = _body(item, items)
-    skip: set[etree._Element] = set()  # besides the other items (not copied: see cut_comments)
-    if body_el is None:
-        body_el = item
-        for element in item.iterdescendants():
-            hints = hint_string(element) if isinstance(element.tag, str) else ""
-            if hints and (_CHROME.search(hints) or _AUTHOR.search(hints) or _DATE.search(hints)):
-                skip.add(element)
-        if author_el is not None:
-            skip.add(author_el)
-        if found_date is not None:
-            skip.add(found_date[0])
-    blocks = [
-        block.text
-        for block in render_blocks(body_el)
-        if not _has_ancestor_in(block.owner, items, skip, body_el)
-    ]
+    body_el = _body(item, items, memo)
+    # The comments nested in this one are set aside while its text is read (empty stand-ins
+    # of the same tag keep the blocks around them as they were): their text is theirs, and
+    # reading it again for every enclosing comment made deep threads quadratic.
+    stand_ins = _set_aside(_nested_items(item, items))
+    try:
+        skip: set[etree._Element] = set()
+        if body_el is None:
+            body_el = item
+            for element in item.iterdescendants():
+                hints = hint_string(element) if isinstance(element.tag, str) else ""
+                if hints and (_CHROME.search(hints) or _AUTHOR.search(hints)
+                              or _DATE.search(hints)):
+                    skip.add(element)
+            if author_el is not None:
+                skip.add(author_el)
+            if found_date is not None:
+                skip.add(found_date[0])
+        blocks = [
+            block.text
+            for block in render_blocks(body_el)
+            if not _has_ancestor_in(block.owner, skip, body_el)
+        ]
+    finally:
+        _put_back(stand_ins)
     return author, date, "\n\n".join(blocks)
 
 
+def _nested_items(item: etree._Element, items: set[etree._Element]) -> list[etree._Element]:
+    """The comments in ``items`` below ``item`` and below no other of them."""
+    found: list[etree._Element] = []
+    walker = etree.iterwalk(item, events=("start",))
+    next(walker)  # the item itself
+    for _, element in walker:
+        if element in items:
+            found.append(element)
+            walker.skip_subtree()
+    return found
+
+
+def _set_aside(
+    elements: list[etree._Element],
+) -> list[tuple[etree._Element, etree._Element]]:
+    """Replace each element by an empty one of its tag (its tail kept in place)."""
+    swapped: list[tuple[etree._Element, etree._Element]] = []
+    for element in elements:
+        parent = element.getparent()
+        if parent is None or not isinstance(element.tag, str):
+            continue
+        stand_in = etree.Element(element.tag)
+        stand_in.tail = element.tail
+        parent.replace(element, stand_in)
+        swapped.append((element, stand_in))
+    return swapped
+
+
+def _put_back(swapped: list[tuple[etree._Element, etree._Element]]) -> None:
+    for element, stand_in in swapped:
+        parent = stand_in.getparent()
+        if parent is not None:
+            parent.replace(stand_in, element)
+
+
 def _has_ancestor_in(
-    element: etree._Element, group: set[etree._Element], more: set[etree._Element],
-    stop: etree._Element,
+    element: etree._Element, group: set[etree._Element], stop: etree._Element
 ) -> bool:
-    """Whether ``element`` or an ancestor below ``stop`` is in ``group`` or in ``more``."""
     node: etree._Element | None = element
     while node is not None and node is not stop:
-        if node in group or node in more:
+        if node in group:
             return True
         node = node.getparent()
     return False
@@ -280,11 +364,12 @@ def _keep_post_headers(areas: list[etree._Element]) -> None:
     items = [el for area in areas for el in area.iter() if _is_item(el)]
     item_set = set(items)
     headers: dict[etree._Element, None] = {}  # (ordered; membership in constant time)
+    memo: _Memo = {}
     for item in items:
         # (the item itself in the set of items changes nothing: the searches below look
         # only at its descendants, and stop climbing at it)
         found_date = _date(item, item_set)
-        for element in (_author(item, item_set), found_date[0] if found_date else None):
+        for element in (_author(item, item_set, memo), found_date[0] if found_date else None):
             if element is not None and element is not item:
                 headers[element] = None
     for element in headers:
@@ -353,9 +438,10 @@ def cut_comments(
         kept.append(area)
     containers = kept
     all_items = set(items)
+    memo: _Memo = {}
     comments = []
     for item in items:
-        author, date, text = _comment(item, all_items)
+        author, date, text = _comment(item, all_items, memo)
         if text:
             comments.append((author, date, text))
     for area in containers:
