@@ -361,6 +361,19 @@ def test_the_whole_visible_body_when_the_main_region_is_nearly_empty() -> None:
 # --- the article container keeps only part of its own box --------------------------------
 
 
+def test_a_page_whose_text_is_all_links_is_not_empty() -> None:
+    # A grid of product cards in which each card's name and price are inside its link (and
+    # shorter than a link worth keeping): before 2.11.0 every step left them out as menu
+    # entries, and the page, which shows all of them, gave no text at all.
+    cards = "".join(f'<li><a href="/p{i}"><img src="p{i}.jpg"><h3>Лампа {i}</h3>'
+                    f"<span>{i},99 €</span></a></li>" for i in range(24))
+    page = f"<html><body><nav>{MENU}</nav><ul class=grid>{cards}</ul></body></html>"
+    result = extract(page)
+    assert result.method == "body"
+    assert "Лампа 7" in result.text and "7,99 €" in result.text
+    assert "Section 3" not in result.text  # the navigation landmark stays out
+
+
 def test_a_declared_article_does_not_drop_most_of_its_own_box() -> None:
     # A service page declares itself an article (many CMSs do). The article scorer takes the
     # introduction and prunes the step boxes beside it (their class names look negative),

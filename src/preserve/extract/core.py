@@ -307,11 +307,12 @@ def _select(
     return method, blocks, cards
 
 
-def _visible_body(body: etree._Element) -> list[Block]:
-    """The last fallback: every visible block of the body but navigation landmarks."""
+def _visible_body(body: etree._Element, *, short_links: bool = False) -> list[Block]:
+    """The last fallback: every visible block of the body but navigation landmarks and links
+    in boxes named like chrome (and short links, unless ``short_links``)."""
     all_blocks = render_blocks(body)
     totals = scoring.aggregate(body, all_blocks)
-    return regions.region_blocks(body, all_blocks, totals, prune=False)
+    return regions.region_blocks(body, all_blocks, totals, prune=False, short_links=short_links)
 
 
 def _run(html: str | bytes, charset: str | None) -> Extraction:
@@ -366,6 +367,11 @@ def _run(html: str | bytes, charset: str | None) -> Extraction:
         more_texts = _trim(_visible_body(body), meta, thread=discussion)
         if sum(map(len, more_texts)) > 2 * sum(map(len, texts)):
             method, texts = "body", more_texts
+        if not texts:
+            # everything the page shows is links (a grid of product cards, a directory of
+            # short titles): those, rather than nothing (since 2.11.0)
+            texts = _trim(_visible_body(body, short_links=True), meta, thread=discussion)
+            method = "body"
     if not texts and meta.article_body:
         # Nothing in the markup reads like content, but the page declares its body in
         # JSON-LD (common when the text is rendered by JavaScript): use that.

@@ -137,10 +137,13 @@ def region_blocks(
     prune: bool,
     title: etree._Element | None = None,
     drop_cards: bool = False,
+    short_links: bool = False,
 ) -> list[Block]:
     """The blocks of ``region`` without its chrome (see the module docstring): landmarks,
     and when ``prune``, boxes named like chrome and link lists (and with ``drop_cards``,
-    card runs). The boxes around ``title`` (the page's title heading) are never chrome."""
+    card runs); blocks that are all link inside boxes named like chrome, and short ones
+    (menu entries) unless ``short_links``. The boxes around ``title`` (the page's title
+    heading) are never chrome."""
     region_size = totals[region].text_chars if region in totals else 0
     protected = set(title.iterancestors()) if title is not None else set()
     keep_size = KEEP_SHARE * region_size
@@ -194,7 +197,7 @@ def region_blocks(
         if owner not in inside or owner in excluded:
             continue
         if block.link_density >= 1.0 and (
-            len(block.text) < MIN_LINK_BLOCK_CHARS or owner in in_named
+            (len(block.text) < MIN_LINK_BLOCK_CHARS and not short_links) or owner in in_named
         ):
             continue  # a menu entry; longer links are kept (the item titles of a listing)
         kept.append(block)
