@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from .blocks import render_blocks
-from .dom import drop_keep_tail, text_of, visible_chars
+from .dom import drop_keep_tail, short_text, text_of, visible_chars
 from .hints import hint_string
 
 __all__ = ["THREAD_SHARE", "cut_comments"]
@@ -126,23 +126,6 @@ def _has_text(element: etree._Element) -> bool:
     return any(not piece.isspace() for piece in element.itertext() if piece)
 
 
-def _short_text(element: etree._Element, limit: int) -> str | None:
-    """The text of ``element``, white space collapsed, if it is at most ``limit`` characters;
-    else None, found without reading all of a long text."""
-    pieces: list[str] = []
-    size = 0
-    check = 4 * limit + 64  # (white space collapses: the raw text may be longer)
-    for piece in element.itertext():
-        pieces.append(str(piece))
-        size += len(piece)
-        if size > check:
-            if len(_clean("".join(pieces))) > limit:
-                return None
-            check *= 2
-    text = _clean("".join(pieces))
-    return text if len(text) <= limit else None
-
-
 #: Memo of :func:`_innermost`: (element, pattern) -> its result, for one page.
 _Memo = dict[tuple[etree._Element, re.Pattern[str]], "etree._Element | None"]
 
@@ -186,17 +169,17 @@ _LONGEST = 1_000
 def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Element, str] | None:
     found = _by_itemprop(item, _DATE_PROPS, items)
     if found is not None:
-        value = found.get("datetime") or found.get("content") or _short_text(found, _LONGEST)
+        value = found.get("datetime") or found.get("content") or short_text(found, _LONGEST)
         if value:
             return found, value
     for element in _own_elements(item, items):
         if element.tag == "time" or element.get("datetime"):
-            value = element.get("datetime") or _short_text(element, _LONGEST)
+            value = element.get("datetime") or short_text(element, _LONGEST)
             if value:
                 return element, value
     found = _first_matching(item, _DATE, items, need_text=True)
     if found is not None:
-        text = _short_text(found, 80)
+        text = short_text(found, 80)
         if text:
             return found, text
     return None
@@ -214,7 +197,7 @@ def _comment(
     item: etree._Element, items: set[etree._Element], memo: _Memo
 ) -> tuple[str | None, str | None, str]:
     author_el = _author(item, items, memo)
-    author = (_short_text(author_el, 100) or None) if author_el is not None else None
+    author = (short_text(author_el, 100) or None) if author_el is not None else None
     found_date = _date(item, items)
     date = found_date[1] if found_date else None
     body_el = _body(item, items, memo)

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_PARSE_TAGS",
     "drop_keep_tail",
     "parse",
+    "short_text",
     "strip_raw_text",
     "text_of",
     "visible_chars",
@@ -134,6 +135,24 @@ def drop_keep_tail(element: etree._Element) -> None:
 def text_of(element: etree._Element) -> str:
     """All text inside ``element`` (not its tail), as in the DOM's ``textContent``."""
     return "".join(str(piece) for piece in element.itertext(None))
+
+
+def short_text(element: etree._Element, limit: int) -> str | None:
+    """The text of ``element`` with its white space collapsed (``" ".join(text.split())``),
+    if that is at most ``limit`` characters long; else None, found without reading all of a
+    long text (a box of a page's whole thread, looked at as a possible name or date)."""
+    pieces: list[str] = []
+    size = 0
+    check = 4 * limit + 64  # (white space collapses: the text read may be longer)
+    for piece in element.itertext(None):
+        pieces.append(str(piece))
+        size += len(piece)
+        if size > check:
+            if len(" ".join("".join(pieces).split())) > limit:
+                return None
+            check *= 2
+    text = " ".join("".join(pieces).split())
+    return text if len(text) <= limit else None
 
 
 def visible_chars(element: etree._Element) -> int:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from .dom import text_of
+from .dom import short_text, text_of
 from .hints import hint_string
 
 __all__ = ["Metadata", "read_metadata"]
@@ -191,6 +191,7 @@ def _title(root: etree._Element, meta: dict[str, str], ld_headline: str | None) 
 
 
 def _visible_byline(root: etree._Element) -> str | None:
+    in_forms: set[etree._Element] | None = None  # (found once, when a candidate comes)
     for element in root.iter():
         if not isinstance(element.tag, str) or element.tag in {"label", "input", "form"}:
             continue
@@ -198,12 +199,29 @@ def _visible_byline(root: etree._Element) -> str | None:
         rel = (element.get("rel") or "").lower()
         itemprop = (element.get("itemprop") or "").lower()
         if rel == "author" or itemprop == "author" or (hints and _BYLINE_HINT.search(hints)):
-            if any(ancestor.tag == "form" for ancestor in element.iterancestors()):
+            if in_forms is None:
+                in_forms = _inside_forms(root)
+            if element in in_forms:
                 continue  # a comment form's "Name" field, not a byline
-            text = _clean(text_of(element))
-            if 2 < len(text) <= 80:
+            # (read up to a length NFC composition can bring back under 80: a box of the
+            # whole page named like a byline is not read whole, once for each such box)
+            short = short_text(element, 4 * _BYLINE_CHARS)
+            text = unicodedata.normalize("NFC", short) if short is not None else ""
+            if 2 < len(text) <= _BYLINE_CHARS:
                 return text
     return None
+
+
+_BYLINE_CHARS = 80
+
+
+def _inside_forms(root: etree._Element) -> set[etree._Element]:
+    """The elements inside a ``<form>`` (each form's subtree visited once)."""
+    inside: set[etree._Element] = set()
+    for form in root.iter("form"):
+        if form not in inside:
+            inside.update(form.iterdescendants())
+    return inside
 
 
 def _language(root: etree._Element, meta: dict[str, str], ld_lang: str | None) -> str | None:
