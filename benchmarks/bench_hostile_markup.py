@@ -55,6 +55,9 @@ SHAPES: dict[str, tuple[str, Callable[[], str]]] = {
     "comment threads": ("60 threads of 500 nested replies",
                         lambda: ('<div class="comment"><p>word</p>' * 500 + "</div>" * 500)
                         * 60),
+    "byline boxes": ("3,990 boxes named like a byline, each in the last",
+                     lambda: '<span class="author">Longer sentence of text here. ' * 3_990),
+    "titles in links": ("3,990 `<h1>` in links in headings", lambda: "<a href=/x><h1>" * 3_990),
     "reply bodies": ("an article, then 60 threads of 250 nested replies with bodies",
                      lambda: '<meta property="og:type" content="article"><article><p>'
                      + "Text. " * 300 + "</p></article>"

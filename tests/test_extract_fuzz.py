@@ -330,6 +330,9 @@ def test_hostile_markup_is_extracted_in_bounded_time() -> None:
         deep + "<button>b</button>" * 60_000,
         deep + "<noscript><iframe src=x></iframe></noscript>" * 40_000,
         ('<div class="comment"><p>word</p>' * 500 + "</div>" * 500) * 40,
+        # boxes named like a byline, and headings in links in headings, each in the last
+        '<span class="author">Longer sentence of text here. ' * 3_990,
+        "<a href=/x><h1>" * 3_990,
         # under an article: each reply's body found down the chain of bodies nested in it
         '<meta property="og:type" content="article"><article><p>' + "Text. " * 300
         + "</p></article>" + ('<div class="comment"><div class="text"><p>word</p>' * 250

@@ -137,20 +137,31 @@ def text_of(element: etree._Element) -> str:
     return "".join(str(piece) for piece in element.itertext(None))
 
 
-def short_text(element: etree._Element, limit: int) -> str | None:
+def short_text(element: etree._Element, limit: int, max_elements: int = 300) -> str | None:
     """The text of ``element`` with its white space collapsed (``" ".join(text.split())``),
-    if that is at most ``limit`` characters long; else None, found without reading all of a
-    long text (a box of a page's whole thread, looked at as a possible name or date)."""
+    if that is at most ``limit`` characters long and the element holds at most
+    ``max_elements`` elements; else None, found without reading all of a large subtree (a
+    box of a page's whole thread looked at as a possible name, date or title: boxes nested
+    in one another were each read whole)."""
     pieces: list[str] = []
     size = 0
     check = 4 * limit + 64  # (white space collapses: the text read may be longer)
-    for piece in element.itertext(None):
-        pieces.append(str(piece))
-        size += len(piece)
-        if size > check:
-            if len(" ".join("".join(pieces).split())) > limit:
+    elements = 0
+    for event, node in etree.iterwalk(element, events=("start", "end")):
+        if event == "start":
+            elements += 1
+            if elements > max_elements:
                 return None
-            check *= 2
+            piece = node.text
+        else:
+            piece = node.tail if node is not element else None
+        if piece:
+            pieces.append(str(piece))
+            size += len(piece)
+            if size > check:
+                if len(" ".join("".join(pieces).split())) > limit:
+                    return None
+                check *= 2
     text = " ".join("".join(pieces).split())
     return text if len(text) <= limit else None
 

@@ -169,9 +169,15 @@ def _same_title(heading: str, declared: str) -> bool:
     return shorter in longer and len(shorter) >= 0.6 * len(longer)
 
 
+_TITLE_CHARS = 300
+
+
 def _title(root: etree._Element, meta: dict[str, str], ld_headline: str | None) -> str | None:
-    h1s = [_clean(text_of(h)) for h in root.iter("h1")]
-    h1s = [h for h in h1s if 0 < len(h) <= 300]
+    # (read up to a length NFC composition can bring back to 300: headings nested in links
+    # nested in headings were each read whole)
+    h1s = [unicodedata.normalize("NFC", short) for h in root.iter("h1")
+           if (short := short_text(h, 4 * _TITLE_CHARS)) is not None]
+    h1s = [h for h in h1s if 0 < len(h) <= _TITLE_CHARS]
     title_el = root.find(".//title")
     page_title = _clean(text_of(title_el)) if title_el is not None else ""
     declared = [
