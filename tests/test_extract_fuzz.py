@@ -333,6 +333,10 @@ def test_hostile_markup_is_extracted_in_bounded_time() -> None:
         # boxes named like a byline, and headings in links in headings, each in the last
         '<span class="author">Longer sentence of text here. ' * 3_990,
         "<a href=/x><h1>" * 3_990,
+        # a comment holding a chain of author boxes without text; title headings in links
+        '<div id="comment-1">' + '<span class="author"><img src=x></button>' * 3_990,
+        '<div id="comment-1"><footer>'
+        + '<span class="author"><h1><a href=/x>Longer sentence of text here. ' * 2_600,
         # under an article: each reply's body found down the chain of bodies nested in it
         '<meta property="og:type" content="article"><article><p>' + "Text. " * 300
         + "</p></article>" + ('<div class="comment"><div class="text"><p>word</p>' * 250

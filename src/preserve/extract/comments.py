@@ -101,12 +101,15 @@ def _first_matching(
     pattern: re.Pattern[str],
     items: set[etree._Element],
     *,
-    need_text: bool = False,
+    with_text: set[etree._Element] | None = None,
 ) -> etree._Element | None:
+    """The first element below ``item`` (not in the comments nested in it) whose names match
+    ``pattern`` and none of the chrome names; with ``with_text``, one of those (it holds
+    text)."""
     for element in _own_elements(item, items):
         hints = hint_string(element)
         if hints and pattern.search(hints) and not _CHROME.search(hints):
-            if need_text and not _has_text(element):
+            if with_text is not None and element not in with_text:
                 continue
             return element
     return None
@@ -121,20 +124,48 @@ def _by_itemprop(
     return None
 
 
-def _has_text(element: etree._Element) -> bool:
-    """Whether ``element`` holds any text but white space (read up to the first that is)."""
-    return any(not piece.isspace() for piece in element.itertext() if piece)
+def _elements_with_text(areas: list[etree._Element]) -> set[etree._Element]:
+    """The elements of ``areas`` whose text (``itertext``) holds more than white space, found
+    in one walk: each text marks its element and the ancestors up to its area, each tail the
+    parent and up (asked element by element, a comment nested a thousand deep read the text
+    below it a thousand times)."""
+    marked: set[etree._Element] = set()
+
+    def mark(element: etree._Element | None, area: etree._Element) -> None:
+        while element is not None and element not in marked:
+            marked.add(element)
+            if element is area:
+                return
+            element = element.getparent()
+
+    for area in areas:
+        for node in area.iter():
+            text = node.text if isinstance(node.tag, str) else None
+            if text and not text.isspace():
+                mark(node, area)
+            tail = node.tail
+            if node is not area and tail and not tail.isspace():
+                mark(node.getparent(), area)
+    return marked
 
 
-#: Memo of :func:`_innermost`: (element, pattern) -> its result, for one page.
-_Memo = dict[tuple[etree._Element, re.Pattern[str]], "etree._Element | None"]
+class _Reading:
+    """What one page's comments are read with: which elements hold text, and the way down
+    each chain of nested bodies or author boxes already found (:func:`_innermost`)."""
+
+    __slots__ = ("innermost", "with_text")
+
+    def __init__(self, areas: list[etree._Element]) -> None:
+        self.with_text = _elements_with_text(areas)
+        self.innermost: dict[tuple[etree._Element, re.Pattern[str]], etree._Element | None] = {}
 
 
 def _innermost(found: etree._Element | None, pattern: re.Pattern[str],
-               memo: _Memo) -> etree._Element | None:
+               reading: _Reading) -> etree._Element | None:
     """The innermost element matching ``pattern`` from ``found`` down. Every element of the
-    way shares the result, remembered in ``memo``: a thread's replies nested in one another
-    each found their way down the same chain (quadratic in its depth)."""
+    way shares the result, remembered in ``reading``: a thread's replies nested in one
+    another each found their way down the same chain (quadratic in its depth)."""
+    memo = reading.innermost
     path: list[etree._Element] = []
     result = found
     while found is not None:
@@ -143,7 +174,7 @@ def _innermost(found: etree._Element | None, pattern: re.Pattern[str],
             break
         path.append(found)
         inner = _first_matching(found, pattern, set())
-        if inner is None or not _has_text(inner):
+        if inner is None or inner not in reading.with_text:
             result = found
             break
         found = inner
@@ -152,21 +183,22 @@ def _innermost(found: etree._Element | None, pattern: re.Pattern[str],
     return result
 
 
-def _author(item: etree._Element, items: set[etree._Element], memo: _Memo
+def _author(item: etree._Element, items: set[etree._Element], reading: _Reading
             ) -> etree._Element | None:
     found = _by_itemprop(item, _AUTHOR_PROPS, items)
     if found is not None:
         name = _by_itemprop(found, frozenset({"name"}), set())
         return name if name is not None else found
-    found = _first_matching(item, _AUTHOR, items, need_text=True)
-    return _innermost(found, _AUTHOR, memo)
+    found = _first_matching(item, _AUTHOR, items, with_text=reading.with_text)
+    return _innermost(found, _AUTHOR, reading)
 
 
 #: Longer text is not a date or a name (read no further: it may hold a whole thread).
 _LONGEST = 1_000
 
 
-def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Element, str] | None:
+def _date(item: etree._Element, items: set[etree._Element], reading: _Reading
+          ) -> tuple[etree._Element, str] | None:
     found = _by_itemprop(item, _DATE_PROPS, items)
     if found is not None:
         value = found.get("datetime") or found.get("content") or short_text(found, _LONGEST)
@@ -177,7 +209,7 @@ def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Elem
             value = element.get("datetime") or short_text(element, _LONGEST)
             if value:
                 return element, value
-    found = _first_matching(item, _DATE, items, need_text=True)
+    found = _first_matching(item, _DATE, items, with_text=reading.with_text)
     if found is not None:
         text = short_text(found, 80)
         if text:
@@ -185,22 +217,23 @@ def _date(item: etree._Element, items: set[etree._Element]) -> tuple[etree._Elem
     return None
 
 
-def _body(item: etree._Element, items: set[etree._Element], memo: _Memo
+def _body(item: etree._Element, items: set[etree._Element], reading: _Reading
           ) -> etree._Element | None:
     found = _by_itemprop(item, _TEXT_PROPS, items)
     if found is not None:
         return found
-    return _innermost(_first_matching(item, _BODY, items, need_text=True), _BODY, memo)
+    found = _first_matching(item, _BODY, items, with_text=reading.with_text)
+    return _innermost(found, _BODY, reading)
 
 
 def _comment(
-    item: etree._Element, items: set[etree._Element], memo: _Memo
+    item: etree._Element, items: set[etree._Element], reading: _Reading
 ) -> tuple[str | None, str | None, str]:
-    author_el = _author(item, items, memo)
+    author_el = _author(item, items, reading)
     author = (short_text(author_el, 100) or None) if author_el is not None else None
-    found_date = _date(item, items)
+    found_date = _date(item, items, reading)
     date = found_date[1] if found_date else None
-    body_el = _body(item, items, memo)
+    body_el = _body(item, items, reading)
     # The comments nested in this one are set aside while its text is read (empty stand-ins
     # of the same tag keep the blocks around them as they were): their text is theirs, and
     # reading it again for every enclosing comment made deep threads quadratic.
@@ -313,12 +346,13 @@ def _contains_article_body(element: etree._Element) -> bool:
     return any("articlebody" in (node.get("itemprop") or "").lower() for node in element.iter())
 
 
-def _fallback_items(area: etree._Element) -> list[etree._Element]:
+def _fallback_items(area: etree._Element, with_text: set[etree._Element]
+                    ) -> list[etree._Element]:
     """Comment items of an area whose markup names none: its children with text (through
     wrappers that have a single child). A reply form is not a comment."""
     node = area
     while True:
-        children = [c for c in node if isinstance(c.tag, str) and _clean(text_of(c))]
+        children = [c for c in node if isinstance(c.tag, str) and c in with_text]
         if len(children) != 1 or len(children[0]) == 0:
             break
         node = children[0]
@@ -347,12 +381,12 @@ def _keep_post_headers(areas: list[etree._Element]) -> None:
     items = [el for area in areas for el in area.iter() if _is_item(el)]
     item_set = set(items)
     headers: dict[etree._Element, None] = {}  # (ordered; membership in constant time)
-    memo: _Memo = {}
+    reading = _Reading(areas)
     for item in items:
         # (the item itself in the set of items changes nothing: the searches below look
         # only at its descendants, and stop climbing at it)
-        found_date = _date(item, item_set)
-        for element in (_author(item, item_set, memo), found_date[0] if found_date else None):
+        found_date = _date(item, item_set, reading)
+        for element in (_author(item, item_set, reading), found_date[0] if found_date else None):
             if element is not None and element is not item:
                 headers[element] = None
     for element in headers:
@@ -405,6 +439,7 @@ def cut_comments(
             containers += [area for area in reviews if area not in in_comments]
     if not containers:
         return [], False
+    reading = _Reading(containers)
     raw_items = [el for area in containers for el in area.iter() if _is_item(el)]
     item_set = set(raw_items)
     # A comment's markup often nests wrappers that all look like items (li#li-comment-1 >
@@ -417,14 +452,13 @@ def cut_comments(
         if not any(item in item_set for item in area.iter()):
             if _link_density(area) > 0.5:
                 continue  # a list of links to comments elsewhere: chrome
-            items.extend(_fallback_items(area))  # never cut text that is not kept
+            items.extend(_fallback_items(area, reading.with_text))  # never cut text not kept
         kept.append(area)
     containers = kept
     all_items = set(items)
-    memo: _Memo = {}
     comments = []
     for item in items:
-        author, date, text = _comment(item, all_items, memo)
+        author, date, text = _comment(item, all_items, reading)
         if text:
             comments.append((author, date, text))
     for area in containers:

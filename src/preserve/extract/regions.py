@@ -18,7 +18,7 @@ import re
 from lxml import etree
 
 from .blocks import Block
-from .dom import text_of
+from .dom import short_text
 from .hints import is_unlikely
 from .scoring import Stats
 
@@ -97,7 +97,10 @@ def title_heading(body: etree._Element, title: str | None) -> etree._Element | N
         return None
     wanted = " ".join(title.split()).casefold()
     for heading in body.iter("h1"):
-        if " ".join(text_of(heading).split()).casefold() == wanted:
+        # (read only as far as it could match: casefolding never shortens a text; headings
+        # nested in links nested in headings were each read whole)
+        text = short_text(heading, len(wanted))
+        if text is not None and text.casefold() == wanted:
             return heading
     return None
 
