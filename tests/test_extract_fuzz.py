@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from preserve.extract import Extraction, extract, html5
+from preserve.extract.tokenizer import RAW_TEXT_ELEMENTS, WS
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -166,14 +167,14 @@ def test_tags_with_huge_attribute_lists_are_bounded() -> None:
 def _tag_cut_oracle() -> re.Pattern[str]:
     """The tag scan as first written (every tag tokenized, the raw-text elements tried after
     every "<"): the fast path for plain tags must cut exactly where it cut."""
-    ws, token, name_end, most = html5._WS, html5._TAG_TOKEN, html5._NAME_END, html5.MAX_TAG_TOKENS
+    ws, token, name_end, most = WS, html5._TAG_TOKEN, html5._NAME_END, html5.MAX_TAG_TOKENS
     passed = (
         r"(?>[^<]++"
         r"|<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
         r"|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
         + "".join(rf"|<{name}{name_end}{token}{{0,{most - 1}}}+"
                   rf"(?:>[^<]*+(?:<(?!/{name}{name_end})[^<]*+)*+(?:</{name}{name_end})?|\Z)"
-                  for name in html5._RAW_TEXT_ELEMENTS)
+                  for name in RAW_TEXT_ELEMENTS)
         + rf"|<plaintext{name_end}.*"
         rf"|</?[A-Za-z][^{ws}/>]*+{token}{{0,{most - 1}}}+(?:>|\Z)"
         r"|<(?![A-Za-z!?/]))"

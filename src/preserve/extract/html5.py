@@ -54,8 +54,8 @@ _MAX_FORMATTING_WITH_ATTRIBUTES = 300
 # A formatting element's start tag with an attribute (identical ones are reopened three at
 # most: only differing attributes multiply). <a> is left out: the tree builder keeps one.
 _FORMATTING_WITH_ATTRIBUTE = re.compile(
-    r"<(?:[bius]|em|tt|big|code|font|nobr|small|strike|strong)(?=[\t\n\f\r />])"
-    r"[\t\n\f\r /]++[^\t\n\f\r />]", re.IGNORECASE | re.ASCII)
+    rf"<(?:[bius]|em|tt|big|code|font|nobr|small|strike|strong)(?=[{WS}/>])"
+    rf"[{WS}/]++[^{WS}/>]", re.IGNORECASE | re.ASCII)
 
 
 def _many_formatting_tags(text: str) -> bool:
@@ -68,25 +68,22 @@ _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*?(/?)>")
 
 #: Attributes and separators read in one tag before the rest of it is turned into text.
 MAX_TAG_TOKENS = 256
-_WS = WS
-_ATTRIBUTE = ATTRIBUTE
-_TAG_TOKEN = rf"(?:[{_WS}/]++|{_ATTRIBUTE})"
-_NAME_END = rf"(?=[{_WS}/>]|\Z)"
+_TAG_TOKEN = rf"(?:[{WS}/]++|{ATTRIBUTE})"
+_NAME_END = rf"(?=[{WS}/>]|\Z)"
 # Elements whose content is text up to their end tag. Each is its own alternative: a capture
 # group (for a back-reference) inside the possessive repetition below makes CPython 3.11's
 # re raise SystemError ("the span of capturing group is wrong") on some pages. Their names
 # are matched ignoring ASCII case only ("(?ai:"), as the tokenizer does: with Unicode case
 # folding "<\u017fcript>" would pass for a script.
-_RAW_TEXT_ELEMENTS = RAW_TEXT_ELEMENTS
-_RAW_TEXT_INITIALS = "".join(sorted({name[0] for name in (*_RAW_TEXT_ELEMENTS, "plaintext")}))
+_RAW_TEXT_INITIALS = "".join(sorted({name[0] for name in (*RAW_TEXT_ELEMENTS, "plaintext")}))
 # A tag of the common, plain shape: a name of letters, digits and "-", then at most 100
 # attributes, each after whitespace, a name, then "=" and a value closed on the same terms
 # (quoted and closed, or unquoted without quotes, "=", "<" or "`"). The tokenizer reads
 # such a tag exactly so (it ends at the ">" here and has at most 201 tokens), and most
 # tags have this shape, so the scan tries it first and tokenizes only the others.
 _PLAIN_TAG = (rf"/?[A-Za-z][A-Za-z0-9-]*+"
-              rf"(?:[{_WS}]++[A-Za-z_:@][^{_WS}/>=\"'<]*+"
-              rf"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^{_WS}>\"'=<`]++))?){{0,100}}+[{_WS}/]*+>")
+              rf"(?:[{WS}]++[A-Za-z_:@][^{WS}/>=\"'<]*+"
+              rf"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^{WS}>\"'=<`]++))?){{0,100}}+[{WS}/]*+>")
 # What the scan passes over whole: text, comments, bogus comments and doctypes, a raw-text
 # element with its content, a tag with fewer than MAX_TAG_TOKENS tokens, a lone "<". Comment and
 # raw-text bodies are passed over in runs up to the next "-" or "<" (a lazy ".*?" there tried
@@ -101,16 +98,16 @@ _PASSED = (
     + "|".join(rf"(?ai:{name}){_NAME_END}{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+"
                rf"(?:>[^<]*+(?:<(?!/(?ai:{name}){_NAME_END})[^<]*+)*+"
                rf"(?:</(?ai:{name}){_NAME_END})?|\Z)"
-               for name in _RAW_TEXT_ELEMENTS)
+               for name in RAW_TEXT_ELEMENTS)
     + rf"|(?ai:plaintext){_NAME_END}.*"
     r")"
     rf"|{_PLAIN_TAG}"
-    rf"|/?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
+    rf"|/?[A-Za-z][^{WS}/>]*+{_TAG_TOKEN}{{0,{MAX_TAG_TOKENS - 1}}}+(?:>|\Z)"
     r"|(?![A-Za-z!?/])"
     r"))"
 )
 _LONG_TAG = re.compile(
-    rf"(?:{_PASSED})*+(?P<cut></?[A-Za-z][^{_WS}/>]*+{_TAG_TOKEN}{{{MAX_TAG_TOKENS}}})",
+    rf"(?:{_PASSED})*+(?P<cut></?[A-Za-z][^{WS}/>]*+{_TAG_TOKEN}{{{MAX_TAG_TOKENS}}})",
     re.DOTALL,
 )
 
@@ -239,7 +236,7 @@ def _close_raw_text_in_noscript(text: str) -> str:
         end = closer.start()
         span = text[opener.end() : end].lower()
         closers = ""
-        for name in _RAW_TEXT_ELEMENTS:
+        for name in RAW_TEXT_ELEMENTS:
             opened = span.rfind(f"<{name}")
             if opened >= 0 and span.find(f"</{name}", opened) < 0:
                 closers += f"</{name}>"
@@ -254,10 +251,10 @@ def _close_raw_text_in_noscript(text: str) -> str:
     return "".join(pieces)
 
 
-_RAW_TEXT_SET = frozenset(_RAW_TEXT_ELEMENTS)
+_RAW_TEXT_SET = frozenset(RAW_TEXT_ELEMENTS)
 # The raw-text elements inside a <noscript> (each found once, however deep the noscripts nest:
 # a check of every noscript's subtree made nested noscripts quadratic).
-_RAW_TEXT_IN_NOSCRIPT = ", ".join(f"noscript {name}" for name in _RAW_TEXT_ELEMENTS)
+_RAW_TEXT_IN_NOSCRIPT = ", ".join(f"noscript {name}" for name in RAW_TEXT_ELEMENTS)
 
 
 def _swallows(tree: LexborHTMLParser) -> bool:
