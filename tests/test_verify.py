@@ -425,6 +425,44 @@ def test_reextraction_differs_new_extractor_version(tmp_path: Path) -> None:
     assert report.ok
 
 
+BUDGET_HTML = ("<!doctype html><html><body><main>" + "".join(
+    f"<section><h2>Part {i}</h2><p>Paragraph {i} of a long report, "
+    + "words " * 30 + "</p></section>" for i in range(3000)) + "</main></body></html>").encode()
+
+
+def test_a_reextraction_stopped_at_its_time_limit_is_not_compared(tmp_path: Path) -> None:
+    """A re-extraction still running at the time limit the capture recorded says nothing
+    about the page: W409, the text not compared (its object is still hashed: E402 stays)."""
+    built = build(tmp_path / "root", html=BUDGET_HTML, settings={"time_limit_seconds": 0.01})
+    assert built.manifest.text is not None
+    report = verify(built.root, deep=True)
+    assert codes(report) == ["W409"] and report.ok
+    assert "stopped" in report.findings[0].message
+    assert report.stats.texts_reextracted == 0
+    flip_byte(built.root / built.manifest.text.path, 0)
+    assert codes(verify(built.root, deep=True)) == ["E402", "W409"]
+
+
+def test_a_capture_stopped_at_its_time_limit_is_not_held_to_a_text_made_now(
+        tmp_path: Path) -> None:
+    """A capture whose extraction was stopped claims no text; re-extracted now (a faster
+    machine) the page gives one, which is not the capture's: W409, not E406. Stopped then
+    and now: nothing claimed, nothing compared, no finding."""
+    from preserve.extract.core import stopped_reason  # noqa: PLC0415
+
+    built = build(tmp_path / "root", html=BUDGET_HTML, text_override="")
+    built.rewrite_manifest(extraction__reason=stopped_reason(30))
+    report = verify(built.root, deep=True)
+    assert codes(report) == ["W409"] and report.ok
+    assert "capture's extraction stopped" in report.findings[0].message
+    built.rewrite_manifest(extraction__reason="no article-like content found")
+    assert codes(verify(built.root, deep=True)) == ["E406"]  # not stopped: a real difference
+    built.rewrite_manifest(extraction__reason=stopped_reason(30),
+                           extractor__settings={**EXTRACTOR_SETTINGS,
+                                                "time_limit_seconds": 0.01})
+    assert codes(verify(built.root, deep=True)) == []
+
+
 def test_reextraction_differs_under_other_libraries_than_the_capture_recorded(
         tmp_path: Path) -> None:
     """The text also depends on Python and the libraries that parse, detect and decode: a
@@ -681,7 +719,7 @@ def test_symlinked_manifest_outside_root(archive: Built, outside: Path) -> None:
 PUBLISHED = {
     "E101", "E102", "E103", "E104", "E105", "E106", "E107", "E108", "W109", "W110", "W111",
     "E201", "E202", "E203", "E204", "E205", "E206", "E207", "E210", "E211", "E212", "E213",
-    "E214", "W215", "E401", "E402", "E403", "E404", "E405", "E406", "W407", "E408",
+    "E214", "W215", "E401", "E402", "E403", "E404", "E405", "E406", "W407", "E408", "W409",
     "W501", "W502", "W503", "W504", "W505", "E506",
 }
 

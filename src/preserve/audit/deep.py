@@ -7,7 +7,8 @@ against the manifest's ``artifacts`` (E216/E217), then re-extracts the document 
 from, read as the capture read it (:func:`extraction_input`, which bulk re-extraction uses
 too: ``extraction.source``, the rendered DOM, else the final response; the input bound the
 capture recorded; its HTTP charset) and compares the BLAKE3 of text and comments with the
-manifest. A response is content-decoded as the capture decoded it: the codings its extractor
+manifest (an extraction stopped at its time limit, then or now, is W409: not compared). A
+response is content-decoded as the capture decoded it: the codings its extractor
 settings list (``content_codings``), or, for manifests from before that list, one gzip or
 deflate coding; a coding the capture decoded that cannot be decoded here is E408. A
 difference is E406, or W407 when the extractor's version, or Python's or a library's the text
@@ -32,7 +33,13 @@ from preserve.audit.verify import LEGACY_REEXTRACT_LIMIT, REEXTRACT_LIMIT
 from preserve.capture.codings import MAX_CODINGS, content_codings, content_encoding, undecodable
 from preserve.capture.provenance import software
 from preserve.errors import ArchiveError
-from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION, extract
+from preserve.extract import (
+    EXTRACTOR_NAME,
+    EXTRACTOR_VERSION,
+    TIME_LIMIT_SECONDS,
+    extract,
+    was_stopped,
+)
 from preserve.hashing import blake3_hex, warc_digest_to_hex
 from preserve.storage.manifest import Manifest, WarcRecordRef
 from preserve.workers import process_pool
@@ -230,11 +237,23 @@ def _check_reextraction(out: DeepResult, manifest: Manifest, path: Path) -> None
         return
     payload, charset = found
     try:
-        extraction = extract(payload, manifest.final_url, charset=charset)
+        extraction = extract(payload, manifest.final_url, charset=charset,
+                             time_limit=time_limit(manifest))
     except Exception as exc:  # the extractor must not stop the audit; report what broke
         out.add(Code.E408, rel, f"extractor failed: {type(exc).__name__}: {exc}", cid)
         return
     del payload
+    if was_stopped(extraction):
+        if was_stopped(manifest.extraction) and manifest.text is None \
+                and manifest.comments is None:
+            return  # stopped then and now: nothing claimed, nothing to compare
+        out.add(Code.W409, rel, f"re-extraction {extraction.reason}: the text was not "
+                "compared", cid)
+        return
+    if was_stopped(manifest.extraction) and (extraction.text or extraction.comments):
+        out.add(Code.W409, rel, f"the capture's {manifest.extraction.reason}; re-extracted "
+                "now it gives text, which is not compared (it is not the capture's)", cid)
+        return
     out.texts_reextracted += 1
     changed = (manifest.extractor.version != EXTRACTOR_VERSION
                or manifest.extractor.name != EXTRACTOR_NAME)
@@ -294,6 +313,16 @@ def _input_limit(manifest: Manifest) -> int:
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
         return min(limit, LEGACY_REEXTRACT_LIMIT)
     return REEXTRACT_LIMIT if manifest.imported is not None else LEGACY_REEXTRACT_LIMIT
+
+
+def time_limit(manifest: Manifest) -> float:
+    """The time limit the capture extracted under (recorded since extractor 2.12.0), never
+    above this preserve's own, so that a doctored manifest cannot make the audit wait
+    longer; else this preserve's."""
+    limit = manifest.extractor.settings.get("time_limit_seconds")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+        return min(float(limit), TIME_LIMIT_SECONDS)
+    return TIME_LIMIT_SECONDS
 
 
 def _digest_key(label: str | None) -> tuple[str, str] | str | None:
@@ -361,4 +390,4 @@ class DeepPool:
 
 
 __all__ = ["DeepPool", "DeepResult", "ReextractionError", "compare_record", "deep_check",
-           "extraction_input"]
+           "extraction_input", "time_limit"]

@@ -201,6 +201,11 @@ class Code(enum.Enum):
             "expected.")
     E408 = ("E408", "re-extraction failed",
             "Deep check: the final response could not be found, read, decoded or extracted.")
+    W409 = ("W409", "re-extraction stopped at its time limit",
+            "Deep check: the extraction, at capture or now, ran past the extractor's time limit "
+            "(a page built to be slow, or a much slower machine) and was stopped, so the text "
+            "was not compared: a stopped extraction says nothing about the page. The text "
+            "object, if any, is still checked against its hash.")
 
     W501 = ("W501", "unreferenced WARC file",
             "A file under archive/warc/ is named by no manifest (e.g. an interrupted capture).")

@@ -290,8 +290,8 @@ def reextract_one(where: str | ObjectStore, capture_id: str,
     text hash it had and the one it gets now (nothing is written). The manifest is held to
     the capture's log ``leaves`` first (None: a local archive with no log, nothing to hold
     it to); one that is not theirs is an ``error`` row, never re-extracted."""
-    from preserve.audit.deep import ReextractionError, extraction_input
-    from preserve.extract import EXTRACTOR_VERSION, extract
+    from preserve.audit.deep import ReextractionError, extraction_input, time_limit
+    from preserve.extract import EXTRACTOR_VERSION, extract, was_stopped
     from preserve.hashing import blake3_hex
 
     row: dict[str, Any] = {"capture_id": capture_id, "extractor": EXTRACTOR_VERSION}
@@ -310,7 +310,12 @@ def reextract_one(where: str | ObjectStore, capture_id: str,
                 row["after"] = row["before"]
                 return row
             payload, charset = found
-            text = extract(payload, m.final_url, charset=charset).text
+            extraction = extract(payload, m.final_url, charset=charset,
+                                 time_limit=time_limit(m))
+            if was_stopped(extraction):  # an empty text that says nothing about the page
+                row["error"] = extraction.reason
+                return row
+            text = extraction.text
             row["after"] = blake3_hex(text.encode("utf-8")) if text else None
         except errors.UnverifiedManifestError as exc:
             row["error"] = str(exc)

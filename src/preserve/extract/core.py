@@ -9,10 +9,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Protocol
 
 from lxml import etree
 
-from . import article, decode, dom, pruning, regions, scoring
+from . import article, budget, decode, dom, pruning, regions, scoring
 from .blocks import HEADING_TAGS, Block, render_blocks
 from .clean import DESKTOP_WIDTH, clean
 from .comments import cut_comments
@@ -26,13 +27,20 @@ __all__ = [
     "EXTRACTOR_NAME",
     "EXTRACTOR_SETTINGS",
     "EXTRACTOR_VERSION",
+    "REASON_STOPPED",
+    "TIME_LIMIT_SECONDS",
     "PreserveExtractor",
     "extract",
+    "stopped_reason",
+    "was_stopped",
 ]
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.11.0"
+EXTRACTOR_VERSION = "2.12.0"
+#: An extraction running longer than this (wall-clock seconds) is stopped: its result is
+#: empty with :data:`REASON_STOPPED` (since 2.12.0; see :mod:`preserve.extract.budget`).
+TIME_LIMIT_SECONDS = 30.0
 #: A result shorter than this (in characters) and than TINY_SHARE of the page's visible text
 #: is tiny: the next step of the fallback chain is tried.
 MIN_TEXT_CHARS = 200
@@ -85,6 +93,7 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "max_formatting": MAX_FORMATTING,
         "max_single_choice_options": MAX_SINGLE_CHOICE_OPTIONS,
         "desktop_width": DESKTOP_WIDTH,
+        "time_limit_seconds": TIME_LIMIT_SECONDS,
     }
 )
 
@@ -92,6 +101,8 @@ REASON_EMPTY = "empty document"
 REASON_NO_CONTENT = "no article-like content found"
 REASON_FRAMESET = "frameset document: the content is in other documents"
 REASON_REPLACEMENT = "encoding 'replacement': browsers show this page as a single U+FFFD"
+#: The reason of an extraction stopped at its time limit; always starts with this.
+REASON_STOPPED = "extraction stopped"
 
 _FOLD = re.compile(r"\W+")
 
@@ -409,17 +420,39 @@ def _empty(meta: Metadata, reason: str) -> Extraction:
     )
 
 
-def extract(html: str | bytes, url: str | None = None, *, charset: str | None = None) -> Extraction:
+def extract(html: str | bytes, url: str | None = None, *, charset: str | None = None,
+            time_limit: float | None = TIME_LIMIT_SECONDS) -> Extraction:
     """Extract the article text, metadata and comments of one HTML page. Never raises.
 
     ``url`` is accepted for interface compatibility and not used. ``charset`` is the HTTP
-    Content-Type charset when known; it is used only for ``bytes`` input.
+    Content-Type charset when known; it is used only for ``bytes`` input. An extraction
+    running longer than ``time_limit`` seconds (``None``: no limit) is stopped and gives an
+    empty text whose reason starts with :data:`REASON_STOPPED`.
     """
     del url
     try:
-        return _run(html, charset)
+        with budget.time_limit(time_limit):
+            return _run(html, charset)
+    except budget.Stopped:
+        return Extraction(text="", reason=stopped_reason(time_limit or 0.0))
     except Exception as exc:  # the contract: never raise; the reason says what happened
         return Extraction(text="", reason=f"extraction failed: {type(exc).__name__}")
+
+
+def stopped_reason(seconds: float) -> str:
+    """The reason recorded for an extraction stopped after ``seconds``."""
+    return f"{REASON_STOPPED}: still running after its time limit of {seconds:g} s"
+
+
+class _Reasoned(Protocol):
+    @property
+    def reason(self) -> str | None: ...
+
+
+def was_stopped(extraction: _Reasoned) -> bool:
+    """Whether ``extraction`` (an :class:`Extraction`, or a manifest's record of one) was
+    stopped at its time limit: its empty text then says nothing about the page."""
+    return (extraction.reason or "").startswith(REASON_STOPPED)
 
 
 class PreserveExtractor:

@@ -1,0 +1,97 @@
+"""The extractor's time limit (:mod:`preserve.extract.budget`): a page still being extracted
+after it is stopped with an empty text and a reason that says so, in any thread and in a
+forked child; an extraction that ends as its time runs out never lets the stop escape."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+import time
+
+import pytest
+
+from preserve.extract import REASON_STOPPED, extract, was_stopped
+from preserve.extract.budget import Stopped, time_limit
+
+# About 1 MB of ordinary markup: 0.1-0.3 s to extract, far above the limits used below.
+LARGE = ("<html><body>" + "".join(
+    f"<div class=c{i}><p>Paragraph {i} of a long page, " + "words " * 30 + "</p></div>"
+    for i in range(4000)) + "</body></html>").encode()
+SMALL = ("<html><body><article><h1>Title</h1>" + "<p>A sentence of the article. </p>" * 40
+         + "</article></body></html>").encode()
+
+
+def test_an_extraction_past_its_limit_is_stopped_with_a_reason() -> None:
+    started = time.monotonic()
+    stopped = extract(LARGE, time_limit=0.02)
+    took = time.monotonic() - started
+    assert stopped.text == "" and was_stopped(stopped)
+    assert stopped.reason is not None and stopped.reason.startswith(REASON_STOPPED)
+    assert "0.02 s" in stopped.reason
+    assert took < 1.0
+    finished = extract(LARGE, time_limit=None)
+    assert finished.text and not was_stopped(finished)
+    assert extract(LARGE).text == finished.text  # the default limit (30 s) is not reached
+
+
+def test_an_extraction_in_another_thread_is_stopped_too() -> None:
+    results = []
+    worker = threading.Thread(target=lambda: results.append(extract(LARGE, time_limit=0.02)))
+    worker.start()
+    worker.join(timeout=30)
+    assert len(results) == 1 and was_stopped(results[0])
+
+
+def _child(queue: multiprocessing.Queue[bool]) -> None:
+    queue.put(was_stopped(extract(LARGE, time_limit=0.02)))
+
+
+def test_the_watchdog_is_started_again_in_a_forked_child() -> None:
+    """The parent's watchdog thread does not exist in a fork: the child starts its own."""
+    assert was_stopped(extract(LARGE, time_limit=0.02))  # the parent's watchdog is running
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[bool] = context.Queue()
+    child = context.Process(target=_child, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=60) is True
+    finally:
+        child.join(timeout=60)
+    assert child.exitcode == 0
+
+
+def test_a_stop_as_the_extraction_ends_never_escapes() -> None:
+    """Limits close to an extraction's own duration, with the interpreter switching threads
+    every 50 us so that the watchdog fires at every moment of it: each result is the full
+    text or a stopped one, nothing is raised, and no stop is left pending afterwards."""
+    full = extract(SMALL, time_limit=None)
+    started = time.perf_counter()
+    for _ in range(5):
+        extract(SMALL, time_limit=None)
+    took = (time.perf_counter() - started) / 5
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.00005)
+    kinds = set()
+    try:
+        for i in range(1500):
+            result = extract(SMALL, time_limit=took * (0.1 + (i % 30) / 15))
+            assert result == full or (was_stopped(result) and result.text == "")
+            kinds.add(was_stopped(result))
+        busy_until = time.monotonic() + 0.2  # a stray stop would be raised in here
+        while time.monotonic() < busy_until:
+            sum(range(1000))
+    finally:
+        sys.setswitchinterval(previous)
+    assert kinds == {True, False}
+
+
+def test_time_limit_raises_stopped_inside_the_block_and_none_means_no_limit() -> None:
+    with pytest.raises(Stopped), time_limit(0.01):
+        while True:
+            sum(range(100))
+    with time_limit(None):
+        time.sleep(0.02)
+    with time_limit(5):  # disarmed on leaving: nothing is raised later
+        pass
+    time.sleep(0.05)
