@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preserve import log
 from preserve.audit.findings import Code, Finding, Report
@@ -36,7 +36,9 @@ from preserve.log.journal import CommitEntry, write_record
 from preserve.log.known_heads import KnownHeads, identity_for
 from preserve.log.signing import Signed, prove_and_sign
 from preserve.log.storage import has_log as _has_log
-from preserve.log.timestamp import TimestampChecker, Timestamper, load_roots_file
+
+if TYPE_CHECKING:  # rfc3161-client and urllib: loaded only where a timestamp is made or read
+    from preserve.log.timestamp import Timestamper
 
 KEY_ENV = "PRESERVE_KEY"
 TSA_ENV = "PRESERVE_TSA"
@@ -156,6 +158,11 @@ def audit_log(
     :func:`preserve.log.audit.verify_log`)."""
     check = None
     if tsa_roots is not None:
+        from preserve.log.timestamp import (  # noqa: PLC0415 - rfc3161-client
+            TimestampChecker,
+            load_roots_file,
+        )
+
         check = TimestampChecker(load_roots_file(tsa_roots))
     for item in log.verify_log(root, external_checkpoints=external_checkpoints,
                                trusted_key=trusted_key, timestamp_check=check, heads=heads,

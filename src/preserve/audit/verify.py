@@ -393,6 +393,8 @@ class _Audit:
         """Deep, for files imported from other tools: each re-read once, every page's records
         matched by offset (records of other pages are expected there: no W215), and damage
         in records no page names reported once per file (E207)."""
+        if not self.shared:  # (not even their modules: importing them is a fifth of a verify)
+            return
         from preserve import warc  # noqa: PLC0415 - warcio: only for --deep
         from preserve.audit.deep import DeepResult, compare_record  # noqa: PLC0415
 
