@@ -95,3 +95,20 @@ def test_time_limit_raises_stopped_inside_the_block_and_none_means_no_limit() ->
     with time_limit(5):  # disarmed on leaving: nothing is raised later
         pass
     time.sleep(0.05)
+
+
+def test_a_stop_that_is_swallowed_is_raised_again() -> None:
+    """A library that catches everything (or a finaliser, where Python drops exceptions)
+    does not let the extraction run on: the stop comes again a second later."""
+    started = time.monotonic()
+    swallowed = 0
+    with pytest.raises(Stopped), time_limit(0.01):
+        try:
+            while True:
+                sum(range(100))
+        except Stopped:
+            swallowed += 1
+        while True:
+            sum(range(100))
+    assert swallowed == 1
+    assert time.monotonic() - started < 5

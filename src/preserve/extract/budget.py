@@ -38,6 +38,10 @@ _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 _set_async_exc.restype = ctypes.c_int
 
 
+#: Seconds after which a limit that fired and is still armed fires again.
+_AGAIN_AFTER = 1.0
+
+
 class _Armed:
     __slots__ = ("deadline", "fired", "thread_id")
 
@@ -74,17 +78,18 @@ class _Watchdog:
         with self._lock:
             if armed.fired:
                 _set_async_exc(armed.thread_id, ctypes.py_object())  # NULL: clear the pending
-            else:
-                self._armed.discard(armed)
-                armed.fired = True
+            self._armed.discard(armed)
 
     def _watch(self) -> None:
         with self._lock:
             while True:
                 now = time.monotonic()
                 for armed in [a for a in self._armed if a.deadline <= now]:
-                    self._armed.discard(armed)
+                    # raised again until disarmed: an exception raised where Python drops it
+                    # (a finaliser run by the garbage collector, a library's bare except)
+                    # must not let the extraction run on unbounded
                     armed.fired = True
+                    armed.deadline = now + _AGAIN_AFTER
                     _set_async_exc(armed.thread_id, ctypes.py_object(Stopped))
                 self._wake = min((a.deadline for a in self._armed), default=None)
                 self._lock.wait(None if self._wake is None else self._wake - now)
