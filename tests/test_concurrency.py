@@ -145,6 +145,30 @@ def test_capture_workers_start_with_what_they_need_already_imported() -> None:
     assert done.stdout.strip() == str(sorted(WORKER_MODULES))
 
 
+_FORK_PROBE = """
+from preserve.extract import extract
+from preserve.workers import process_pool
+
+extract(b"<p>" + b"words " * 50)  # the extractor's watcher thread now runs
+pool = process_pool(2)
+print(pool._mp_context.get_start_method())
+pool.shutdown()
+"""
+
+
+def test_the_pool_still_forks_beside_the_extractors_watcher() -> None:
+    """A process that has extracted a page runs the time limit's watcher thread, which
+    takes no lock a forked child needs: the pool still forks (a forkserver would make each
+    worker import everything again)."""
+    from preserve.extract.budget import THREAD_NAME  # noqa: PLC0415
+    from preserve.workers import _FORK_SAFE_THREADS  # noqa: PLC0415
+
+    assert THREAD_NAME in _FORK_SAFE_THREADS
+    done = subprocess.run([sys.executable, "-c", _FORK_PROBE], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "fork"
+
+
 _PREPARE_PROBE = """
 import importlib, json, sys
 from datetime import UTC, datetime

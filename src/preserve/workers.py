@@ -1,10 +1,11 @@
 """Worker processes for CPU-bound work: preparing captures (batch), deep checks (verify).
 
 :func:`process_pool` starts every worker at once. They are forked from this process when it
-runs no other thread — cheap, and they share what it has imported, ``preload`` included, so
-no worker spends its first ~0.15 s of CPU importing the extractor and the WARC writer again —
-else started from a ``forkserver`` that imports ``preload`` once for all of them (forking is
-unsafe while another thread may hold a lock). Does not decide what runs in the workers.
+runs no other thread (the extractor's watcher aside) — cheap, and they share what it has
+imported, ``preload`` included, so no worker spends its first ~0.15 s of CPU importing the
+extractor and the WARC writer again — else started from a ``forkserver`` that imports
+``preload`` once for all of them (forking is unsafe while another thread may hold a lock).
+Does not decide what runs in the workers.
 """
 
 from __future__ import annotations
@@ -17,12 +18,24 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.context import BaseContext
 
+#: The extractor's watcher (:mod:`preserve.extract.budget`): it takes no lock but its own,
+#: which a forked child never uses (the child starts a watcher of its own), so it does not
+#: make forking unsafe. Named here, not imported: that would load the extractor.
+_FORK_SAFE_THREADS = frozenset({"preserve-extract-watchdog"})
+
+
+def _alone() -> bool:
+    """Whether this process runs no other thread (but those known to be fork-safe)."""
+    current = threading.current_thread()
+    return all(thread is current or thread.name in _FORK_SAFE_THREADS
+               for thread in threading.enumerate())
+
 
 def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes, all started before it is returned, with the modules
     named in ``preload`` imported in them."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    if "fork" in methods and _alone():
         for name in preload:
             importlib.import_module(name)
         context: BaseContext = multiprocessing.get_context("fork")

@@ -38,6 +38,8 @@ _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 _set_async_exc.restype = ctypes.c_int
 
 
+#: The watcher thread's name (:mod:`preserve.workers` knows it as safe to fork beside).
+THREAD_NAME = "preserve-extract-watchdog"
 #: Seconds after which a limit that fired and is still armed fires again.
 _AGAIN_AFTER = 1.0
 
@@ -66,7 +68,7 @@ class _Watchdog:
             self._armed.add(armed)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, daemon=True,
-                                                name="preserve-extract-watchdog")
+                                                name=THREAD_NAME)
                 self._thread.start()
             elif self._wake is None or armed.deadline < self._wake:
                 self._lock.notify()
