@@ -112,3 +112,14 @@ def test_a_stop_that_is_swallowed_is_raised_again() -> None:
             sum(range(100))
     assert swallowed == 1
     assert time.monotonic() - started < 5
+
+
+def test_odd_limits_are_refused_or_mean_no_limit() -> None:
+    """A limit is a number of seconds: infinity is none, a negative or NaN one is refused
+    (and none of them can stop the watcher thread that serves every other limit)."""
+    assert extract(SMALL, time_limit=float("inf")).text
+    assert extract(SMALL, time_limit=1e300).text
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds"):
+            extract(SMALL, time_limit=bad)
+    assert was_stopped(extract(LARGE, time_limit=0.02))  # the watcher still works

@@ -8,7 +8,7 @@ thought of could still make one run for minutes — and every capture, import an
 
 One daemon thread per process (started at the first use, started again in a forked child)
 watches the limits armed at the moment (one a thread extracting); arming and disarming cost
-about 3 us and wake it only when the new limit ends before the one it waits for. The
+about 2 us and wake it only when the new limit ends before the one it waits for. The
 exception is delivered with CPython's ``PyThreadState_SetAsyncExc``, so any thread can be
 stopped, not only the main one (signals reach only the main thread). A call into C code
 (lexbor's parse, a libxml2 search) is not interrupted: the exception arrives when it
@@ -22,6 +22,7 @@ catch it (:func:`preserve.extract.extract` does, and returns a stopped result).
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import threading
 import time
@@ -42,6 +43,8 @@ _set_async_exc.restype = ctypes.c_int
 THREAD_NAME = "preserve-extract-watchdog"
 #: Seconds after which a limit that fired and is still armed fires again.
 _AGAIN_AFTER = 1.0
+#: The longest the watcher waits at once (a lock's wait overflows past some 10^9 s).
+_LONGEST = 3600.0
 
 
 class _Armed:
@@ -94,7 +97,7 @@ class _Watchdog:
                     armed.deadline = now + _AGAIN_AFTER
                     _set_async_exc(armed.thread_id, ctypes.py_object(Stopped))
                 self._wake = min((a.deadline for a in self._armed), default=None)
-                self._lock.wait(None if self._wake is None else self._wake - now)
+                self._lock.wait(None if self._wake is None else min(self._wake - now, _LONGEST))
 
 
 _watchdog = _Watchdog()
@@ -111,11 +114,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Raise :class:`Stopped` in this thread if the block runs longer than ``seconds``
-    (``None``: no limit). The exception is raised inside the block or, if the time runs out
-    just as the block ends, on leaving it; never after."""
-    if seconds is None:
+    (``None`` or infinity: no limit). The exception is raised inside the block or, if the
+    time runs out just as the block ends, on leaving it; never after. ValueError for a
+    negative or NaN ``seconds``."""
+    if seconds is None or seconds == math.inf:
         yield
         return
+    if not seconds >= 0:
+        raise ValueError(f"a time limit is a number of seconds, not {seconds!r}")
     armed = _watchdog.arm(seconds)
     try:
         yield

@@ -427,9 +427,12 @@ def extract(html: str | bytes, url: str | None = None, *, charset: str | None = 
     ``url`` is accepted for interface compatibility and not used. ``charset`` is the HTTP
     Content-Type charset when known; it is used only for ``bytes`` input. An extraction
     running longer than ``time_limit`` seconds (``None``: no limit) is stopped and gives an
-    empty text whose reason starts with :data:`REASON_STOPPED`.
+    empty text whose reason starts with :data:`REASON_STOPPED` (ValueError for a negative or
+    NaN ``time_limit``: an argument, not the page, is wrong).
     """
     del url
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit is a number of seconds, not {time_limit!r}")
     try:
         with budget.time_limit(time_limit):
             return _run(html, charset)
