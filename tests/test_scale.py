@@ -1985,6 +1985,32 @@ def test_a_commit_while_verify_runs_hides_no_damage(s3_server: S3Server, web: Te
     assert 2 <= took < 60, took
 
 
+def test_bulk_reextraction_reports_a_stopped_extraction_as_an_error_row(
+        http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An extraction stopped at its time limit gives an empty text that says nothing about
+    the page: bulk re-extraction reports it as an error row, never as a text that changed
+    to nothing."""
+    from preserve.archive import Archive, CaptureOptions
+    from preserve.audit import deep
+    from preserve.commit import logged_leaves
+    from preserve.distributed.jobs import reextract_one
+
+    body = ("<html><body>" + "".join(f"<div><p>Paragraph {i} " + "words " * 30 + "</p></div>"
+                                     for i in range(4000)) + "</body></html>").encode()
+    http_server.routes["/long"] = respond(200, body, headers=[
+        ("Content-Type", "text/html; charset=utf-8")])
+    archive = Archive(tmp_path / "a")
+    archive.init()
+    cid = archive.capture(http_server.url("/long"), CaptureOptions(operator="t")).capture_id
+    leaves = logged_leaves(archive.root)
+    row = reextract_one(str(archive.root), cid, leaves[cid])
+    assert "error" not in row and row["after"] == row["before"] is not None
+    monkeypatch.setattr(deep, "TIME_LIMIT_SECONDS", 0.01)  # this machine's limit, now tiny
+    row = reextract_one(str(archive.root), cid, leaves[cid])
+    assert row["error"].startswith("extraction stopped"), row
+    assert "after" not in row
+
+
 def test_bulk_reextraction_reads_the_document_as_the_capture_did(http_server: TestServer,
                                                                 tmp_path: Path) -> None:
     """`reextract_one` re-extracted the final response with no charset (the capture takes it
