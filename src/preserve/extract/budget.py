@@ -3,19 +3,26 @@
 The extractor's passes are linear or bounded on every shape of markup we know of
 (docs/extraction.md, "Markup built to be slow"), but a page crafted against a pass we have not
 thought of could still make one run for minutes — and every capture, import and ``verify
---deep`` runs the extractor. :func:`time_limit` bounds that: when the time is up,
-:class:`Stopped` is raised in the extracting thread, at its next Python bytecode.
+--deep`` runs the extractor. :func:`call_with_time_limit` bounds that: when the time is up,
+:class:`Stopped` is raised in the calling thread, at its next Python bytecode.
 
 One daemon thread per process (started at the first use, started again in a forked child)
-watches the limits armed at the moment (one a thread extracting); arming and disarming cost
-about 2 us and wake it only when the new limit ends before the one it waits for. The
+watches the limits armed at the moment (one a call running); arming and disarming cost a few
+microseconds and wake it only when the new limit ends before the one it waits for. The
 exception is delivered with CPython's ``PyThreadState_SetAsyncExc``, so any thread can be
 stopped, not only the main one (signals reach only the main thread). A call into C code
 (lexbor's parse, a libxml2 search) is not interrupted: the exception arrives when it
 returns, which the input bounds keep short.
 
+A stop arrives at any bytecode, so the end of a call is written to leave no stop behind:
+the limit is disarmed by one C call inline in the ``finally`` (a Python function or a context
+manager's ``__exit__`` could be interrupted before it disarmed anything), then the watcher's
+lock is taken once so that a stop being sent at that moment lands inside the call. The
+watcher also fires only while the call's frame is still on its thread's stack. A stop is
+raised inside the call or as it returns; never after it.
+
 Not a memory limit, and not preemptive: :class:`Stopped` derives from ``BaseException`` so
-that no ``except Exception`` inside the extractor swallows it, and whoever arms a limit must
+that no ``except Exception`` inside the extractor swallows it, and whoever sets a limit must
 catch it (:func:`preserve.extract.extract` does, and returns a stopped result).
 """
 
@@ -24,19 +31,25 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import FrameType
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Stopped(BaseException):
-    """Raised in an extracting thread whose time limit has passed."""
+    """Raised in a thread whose call has run past its time limit."""
 
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 _set_async_exc.restype = ctypes.c_int
+_STOPPED = ctypes.py_object(Stopped)
 
 
 #: The watcher thread's name (:mod:`preserve.workers` knows it as safe to fork beside).
@@ -48,56 +61,68 @@ _LONGEST = 3600.0
 
 
 class _Armed:
-    __slots__ = ("deadline", "fired", "thread_id")
+    __slots__ = ("deadline", "frame", "thread_id")
 
-    def __init__(self, thread_id: int, deadline: float) -> None:
+    def __init__(self, thread_id: int, deadline: float, frame: FrameType | None) -> None:
         self.thread_id = thread_id
         self.deadline = deadline
-        self.fired = False
+        self.frame = frame  # the limited call's frame: fired only while it runs
 
 
 class _Watchdog:
-    """The armed limits of a process, and the thread that enforces them."""
+    """The armed limits of a process, and the thread that enforces them.
+
+    ``armed`` is changed by :meth:`arm` under ``mutex`` and, when a call ends, by one
+    ``set.discard`` without it (atomic under the GIL); the watcher reads it by snapshot."""
 
     def __init__(self) -> None:
-        self._lock = threading.Condition(threading.Lock())
-        self._armed: set[_Armed] = set()
+        self.mutex = threading.Lock()
+        self._wakeup = threading.Condition(self.mutex)
+        self.armed: set[_Armed] = set()
         self._thread: threading.Thread | None = None
         self._wake: float | None = None  # when the thread wakes next (None: when told)
 
-    def arm(self, seconds: float) -> _Armed:
-        armed = _Armed(threading.get_ident(), time.monotonic() + seconds)
-        with self._lock:
-            self._armed.add(armed)
+    def arm(self, armed: _Armed) -> None:
+        with self._wakeup:
+            self.armed.add(armed)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, daemon=True,
                                                 name=THREAD_NAME)
                 self._thread.start()
             elif self._wake is None or armed.deadline < self._wake:
-                self._lock.notify()
-        return armed
-
-    def disarm(self, armed: _Armed) -> None:
-        """Forget ``armed``; if it fired and its exception has not been raised yet, withdraw
-        the exception (it is then never raised)."""
-        with self._lock:
-            if armed.fired:
-                _set_async_exc(armed.thread_id, ctypes.py_object())  # NULL: clear the pending
-            self._armed.discard(armed)
+                self._wakeup.notify()
 
     def _watch(self) -> None:
-        with self._lock:
+        with self._wakeup:
             while True:
                 now = time.monotonic()
-                for armed in [a for a in self._armed if a.deadline <= now]:
+                for armed in tuple(self.armed):
+                    if armed.deadline > now or armed not in self.armed:
+                        continue
+                    if not _running(armed):  # its call ended without disarming: forget it
+                        self.armed.discard(armed)
+                        continue
                     # raised again until disarmed: an exception raised where Python drops it
                     # (a finaliser run by the garbage collector, a library's bare except)
-                    # must not let the extraction run on unbounded
-                    armed.fired = True
+                    # must not let the call run on unbounded
                     armed.deadline = now + _AGAIN_AFTER
-                    _set_async_exc(armed.thread_id, ctypes.py_object(Stopped))
-                self._wake = min((a.deadline for a in self._armed), default=None)
-                self._lock.wait(None if self._wake is None else min(self._wake - now, _LONGEST))
+                    _set_async_exc(armed.thread_id, _STOPPED)
+                self._wake = min((a.deadline for a in tuple(self.armed)), default=None)
+                self._wakeup.wait(None if self._wake is None
+                                  else min(self._wake - now, _LONGEST))
+
+
+def _running(armed: _Armed) -> bool:
+    """Whether ``armed``'s call is still on its thread's stack."""
+    target = armed.frame
+    if target is None:
+        return False
+    frame = sys._current_frames().get(armed.thread_id)
+    while frame is not None:
+        if frame is target:
+            return True
+        frame = frame.f_back
+    return False
 
 
 _watchdog = _Watchdog()
@@ -111,22 +136,29 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-@contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`Stopped` in this thread if the block runs longer than ``seconds``
-    (``None`` or infinity: no limit). The exception is raised inside the block or, if the
-    time runs out just as the block ends, on leaving it; never after. ValueError for a
-    negative or NaN ``seconds``."""
+def call_with_time_limit(seconds: float | None, function: Callable[P, R],
+                         /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """``function(*args, **kwargs)``, raising :class:`Stopped` in this thread if it runs
+    longer than ``seconds`` (``None`` or infinity: no limit). The exception is raised inside
+    the call or, if the time runs out just as it ends, as it returns; never after.
+    ValueError for a negative or NaN ``seconds``."""
     if seconds is None or seconds == math.inf:
-        yield
-        return
+        return function(*args, **kwargs)
     if not seconds >= 0:
         raise ValueError(f"a time limit is a number of seconds, not {seconds!r}")
-    armed = _watchdog.arm(seconds)
+    watchdog = _watchdog
+    armed = _Armed(threading.get_ident(), time.monotonic() + seconds, sys._getframe())
     try:
-        yield
+        watchdog.arm(armed)
+        return function(*args, **kwargs)
     finally:
-        _watchdog.disarm(armed)
+        # inline, not a call: a stop raised on entering a disarming function would skip it
+        try:
+            watchdog.armed.discard(armed)
+        finally:
+            with watchdog.mutex:  # a stop being sent now is pending once we hold it
+                pass
+            armed.frame = None  # the frame holds ``armed``: no cycle keeps the arguments
 
 
-__all__ = ["Stopped", "time_limit"]
+__all__ = ["Stopped", "call_with_time_limit"]

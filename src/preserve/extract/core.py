@@ -434,8 +434,7 @@ def extract(html: str | bytes, url: str | None = None, *, charset: str | None = 
     if time_limit is not None and not time_limit >= 0:
         raise ValueError(f"time_limit is a number of seconds, not {time_limit!r}")
     try:
-        with budget.time_limit(time_limit):
-            return _run(html, charset)
+        return budget.call_with_time_limit(time_limit, _run, html, charset)
     except budget.Stopped:
         return Extraction(text="", reason=stopped_reason(time_limit or 0.0))
     except Exception as exc:  # the contract: never raise; the reason says what happened
