@@ -140,6 +140,31 @@ def test_proxy_records_each_exchange_on_a_kept_alive_connection(tmp_path: Path) 
         assert [c.id for c in proxy.connections] == [1]
 
 
+def test_a_websocket_handshake_without_the_token_is_refused_as_the_pages(
+        tmp_path: Path) -> None:
+    """Chromium adds no extra headers to a page's WebSocket handshake, so it comes without
+    the capture token: it is refused (501, never forwarded) and listed as the page's failed
+    request, not counted as a request of the browser itself."""
+    with KeepAliveServer() as server:
+        proxy = _proxy(tmp_path)
+        try:
+            with socket.create_connection(proxy.address) as sock:
+                url = server.url("/live")
+                sock.sendall((f"GET {url} HTTP/1.1\r\nHost: {url.split('/')[2]}\r\n"
+                              "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                              "Sec-WebSocket-Version: 13\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += sock.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 501")
+        finally:
+            proxy.stop()
+        assert not server.requests and not proxy.exchanges
+        assert proxy.refused_foreign == 0
+        assert [(f.url, "not recorded" in f.message) for f in proxy.failed] == [(url, True)]
+
+
 def test_proxy_keeps_what_arrived_of_a_response_over_the_size_limit(tmp_path: Path) -> None:
     with TestServer() as server:
         server.routes["/big"] = stream_bytes(10 * 2**20, declare=False)

@@ -282,6 +282,11 @@ def _connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
     return tokens
 
 
+def _is_upgrade(headers: list[tuple[str, str]]) -> bool:
+    """Whether a request asks to switch protocols (a WebSocket handshake)."""
+    return "upgrade" in _connection_tokens(headers)
+
+
 def _ends_at_close(headers: list[tuple[str, str]]) -> bool:
     """Whether a response body is delimited by the connection closing (RFC 9112 6.3): no
     Content-Length and no chunked coding. Only then does a cut connection look complete."""
@@ -735,7 +740,9 @@ class RecordingProxy:
         # (its body is never spooled; see _next_cycle), unless it has none
         if self._token is not None:
             tagged = [v for n, v in headers if n.lower() == TOKEN_HEADER.lower()]
-            if not tagged and not _is_preflight(method, headers):
+            # a page's WebSocket handshake carries no token (Chromium 150 adds no extra
+            # headers to it); it is refused below all the same, and listed as the page's
+            if not tagged and not _is_preflight(method, headers) and not _is_upgrade(headers):
                 with self._lock:
                     self.refused_foreign += 1
                     if len(self.foreign) < MAX_FOREIGN:
@@ -755,7 +762,7 @@ class RecordingProxy:
                     self._answer_token_preflight(client, headers)
                     return True
                 headers, allow_token = page_asked, True
-        if "upgrade" in _connection_tokens(headers):
+        if _is_upgrade(headers):
             self._fail(text_url, method, CaptureError(
                 f"protocol upgrade (WebSocket) to {text_url} is not recorded; refused"))
             _end_if_bodiless(client, headers)
