@@ -83,7 +83,9 @@ class _Watchdog:
         self._wake: float | None = None  # when the thread wakes next (None: when told)
 
     def arm(self, armed: _Armed) -> None:
-        with self._wakeup:
+        # the raw lock, not the condition: its C ``__enter__`` leaves no bytecode between
+        # taking the lock and the block at which a stop could leave it taken
+        with self.mutex:
             self.armed.add(armed)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, daemon=True,
