@@ -3,9 +3,10 @@
 :func:`process_pool` starts every worker at once. They are forked from this process when it
 runs no other thread (the extractor's watcher aside) — cheap, and they share what it has
 imported, ``preload`` included, so no worker spends its first ~0.15 s of CPU importing the
-extractor and the WARC writer again — else started from a ``forkserver`` that imports
-``preload`` once for all of them (forking is unsafe while another thread may hold a lock).
-Does not decide what runs in the workers.
+extractor and the WARC writer again, nor computing again what ``warm`` cached — else started
+from a ``forkserver`` that imports ``preload`` once for all of them, and ``warm`` runs in
+each worker as it starts (forking is unsafe while another thread may hold a lock). Does not
+decide what runs in the workers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import importlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.context import BaseContext
 
@@ -31,20 +32,25 @@ def _alone() -> bool:
                for thread in threading.enumerate())
 
 
-def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+def process_pool(workers: int, preload: Sequence[str] = (),
+                 warm: Callable[[], object] | None = None) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes, all started before it is returned, with the modules
-    named in ``preload`` imported in them."""
+    named in ``preload`` imported in them and ``warm`` (a module-level function: it may be
+    sent to a forkserver's workers) run for them: once, here, before forking, else in each."""
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and _alone():
         for name in preload:
             importlib.import_module(name)
+        if warm is not None:
+            warm()
         context: BaseContext = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     else:
         method = "forkserver" if "forkserver" in methods else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(list(preload))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=warm)
     try:
         pool.submit(os.getpid).result()  # start every worker now, while single-threaded
     except BaseException:

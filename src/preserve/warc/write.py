@@ -236,7 +236,9 @@ def _now() -> str:
 
 
 @functools.cache
-def _software() -> str:
+def software() -> str:
+    """The warcinfo record's ``software`` field: preserve's version and those of the
+    libraries that write the records (found once a process)."""
     parts = [f"preserve/{__version__}"]
     for name in ("warcio", "httpcore", "h11"):
         try:
@@ -459,7 +461,7 @@ def _new_warc(dest: Path, fsync: bool = True) -> Iterator[_Writer]:
 
 def _write_warcinfo(writer: _Writer, dest: Path, date: str, warcinfo: Mapping[str, str]) -> None:
     fields = {
-        "software": _software(),
+        "software": software(),
         "host": host_name(),
         "operator": default_operator(),
         "format": "WARC File Format 1.1",
