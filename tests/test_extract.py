@@ -357,6 +357,10 @@ def _page_types() -> list[str]:
         f'{section}</div><p><a href="/t/1">Brand</a><a href="/t/2">Design</a></p>'
         '</article><div role="dialog" aria-modal="true"><p>Cookie settings</p></div>'
         "</body></html>",
+        # 2.13.0: what stays hidden inside a parked page, a prefixed display-none helper
+        f'<html><body><div id="root"></div><div hidden id="S:1">{prose * 8}<p class="sr-only">'
+        'Opens in a new window</p><p class="ds-display-none">Please try again.</p></div>'
+        '<p class="banner--is-hidden">Offer</p></body></html>',
     ]
 
 
@@ -419,6 +423,7 @@ RECORDED_DIGESTS = {
     # the same outputs; its settings add time_limit_seconds: an extraction still running
     # after it is stopped and gives an empty text (budget.py)
     "2.12.0": "15a5698188edad3793b1969e4524576cabebd67a44edfb681a183864ea477278",
+    "2.13.0": "1c73af1551a74d55dc3d48c33ddd75fee3dde96bbff07a9e53ae7caf61dc2705",
 }
 
 

@@ -114,6 +114,44 @@ def test_small_hidden_boxes_still_go() -> None:
     assert_all_prose(result.text)
 
 
+def test_hiding_classes_with_a_prefix_or_a_bem_modifier_hide() -> None:
+    # A design system's own "display: none" helper and BEM state modifiers: an error message
+    # shown only when a form fails, a validation hint, a collapsed box (since 2.13.0).
+    hidden = (
+        '<div class="ds-alert ds-display-none"><p>There was a problem. Please try again.</p></div>'
+        '<div class="field__message field__message--is-hidden"><p>Enter a valid postal code.</p>'
+        '</div><div class="drawer drawer--hidden"><p>Drawer text shown on demand.</p></div>'
+    )
+    result = extract(page(f'<article class="overflow-hidden">{paragraphs()}{hidden}</article>'))
+    assert_all_prose(result.text)
+    for gone in ("There was a problem", "postal code", "Drawer text"):
+        assert gone not in result.text
+
+
+def test_a_page_parked_in_hidden_nodes_keeps_its_small_hidden_bits_hidden() -> None:
+    # The parked page is kept; what stays hidden once it is shown (a screen-reader label, a
+    # box of data behind a link, each a sliver of the page) is removed as on any page.
+    bits = "".join(
+        f'<dl class="d-none"><dt class="sr-only">Product link</dt><dd>/item/{i}.html</dd></dl>'
+        for i in range(3)
+    )
+    parked = paragraphs(PROSE * 3)  # each bit is about 1 % of this page's text
+    body = f'<div id="root"></div><div hidden id="S:0"><article>{parked}{bits}</article></div>'
+    result = extract(page(body))
+    assert_all_prose(result.text)
+    assert "Product link" not in result.text and "/item/1.html" not in result.text
+
+
+def test_a_page_parked_in_many_small_hidden_pieces_keeps_them_all() -> None:
+    # Sixty chunks, each under 2 % of the page: together they are most of it, and all stay
+    # (the visible introduction is too long for the fallback chain to step in).
+    lines = [f"Line {i} of the statement, as the witness gave it to the court." for i in range(60)]
+    chunks = "".join(f'<div hidden id="S:{i}"><p>{line}</p></div>' for i, line in enumerate(lines))
+    result = extract(page(f'<div id="root">{paragraphs()}</div>{chunks}'))
+    for line in lines:
+        assert line in result.text
+
+
 def test_an_unclosed_button_does_not_swallow_the_article() -> None:
     # In a browser the article ends up inside the <button>; it is still shown.
     body = f'<button class="menu-toggle">Menu<div class="post">{paragraphs()}</div>'

@@ -28,10 +28,14 @@ from lxml import etree
 from .dom import drop_keep_tail, visible_chars
 from .hints import is_unlikely
 
-__all__ = ["HIDDEN_KEEP_SHARE", "Cleaned", "clean"]
+__all__ = ["HIDDEN_KEEP_SHARE", "PARKED_PIECE_SHARE", "Cleaned", "clean"]
 
 #: Hidden elements are kept when they hold at least this share of the page's text.
 HIDDEN_KEEP_SHARE = 0.5
+#: When they are kept, a hidden element holding less than this share of the page's text is
+#: removed all the same: a page parked in hidden nodes is parked in large ones, while labels
+#: for screen readers and boxes hidden until clicked stay hidden once it is shown.
+PARKED_PIECE_SHARE = 0.02
 #: A control holding at least this share of the page's text is unwrapped, not removed.
 CONTROL_KEEP_SHARE = 0.2
 CONTROL_KEEP_CHARS = 200
@@ -66,6 +70,7 @@ _CONTROL_TAGS = frozenset({"button", "option", "dialog"})
 _HIDDEN_CLASS = re.compile(
     r"(^|\s)(hidden|element-hidden|is-hidden|visually-?hidden|sr-only|screen-reader-text|"
     r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
+    r"[\w-]*(-display-none|--is-hidden|--hidden|-is-hidden)(\s|$)|"
     r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
 )
 # A hiding helper named in camelCase after a prefix (``ipsHide``, ``isHidden``, ``jsHidden``):
@@ -194,6 +199,29 @@ def _hidden_by_class(cls: str) -> bool:
     )
 
 
+def _still_hidden(outer: list[etree._Element], sizes: dict[etree._Element, int],
+                  every_hidden: list[etree._Element], modals: set[etree._Element],
+                  page: int) -> list[etree._Element]:
+    """On a page parked in hidden nodes (``outer``, the outermost hidden elements, with their
+    ``sizes``; ``page``, the text of the page but hidden chrome), what stays hidden once the
+    page is shown: beside the parked nodes, the hidden elements holding under
+    PARKED_PIECE_SHARE of ``page``, and inside them the outermost hidden elements that are
+    that small, modal or named like chrome. Nothing, when the nodes that large hold under
+    HIDDEN_KEEP_SHARE of ``page`` (a page parked in many small pieces). Linear: each parked
+    node's subtree is walked once (they do not nest)."""
+    floor = PARKED_PIECE_SHARE * page
+    parked = [el for el in outer if sizes[el] >= floor]
+    if sum(sizes[el] for el in parked) < HIDDEN_KEEP_SHARE * page:
+        return []
+    candidates = set(every_hidden)
+    inner = _outermost([el for node in parked for el in node.iterdescendants()
+                        if el in candidates])
+    return [el for el in outer if sizes[el] < floor] + [
+        el for el in inner
+        if el in modals or is_unlikely(el) or visible_chars(el) < floor
+    ]
+
+
 def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
     """The elements none of whose ancestors is in ``elements``. Linear in the tree's size:
     the ancestors found to be outside every element of the list (``clear``) or inside one
@@ -306,8 +334,9 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
     # subtree (its tail kept) removes exactly its text: the size after cleaning is counted
     # down, not measured again.
     visible = total
-    hidden, modals = _hidden_and_modal(body)
-    hidden = _outermost(list(dict.fromkeys(hidden + modals)))
+    every_hidden, modals = _hidden_and_modal(body)
+    every_hidden = list(dict.fromkeys(every_hidden + modals))
+    hidden = _outermost(every_hidden)
     modal_set = set(modals)
     if not keep_hidden:
         # Modal dialogs and hidden boxes named like chrome (a sign-in form, a cookie banner)
@@ -318,9 +347,11 @@ def clean(root: etree._Element, body: etree._Element, *, keep_hidden: bool = Fal
         for el in hidden:
             (chrome if el in modal_set or is_unlikely(el) else rest).append(el)
         chrome_size = sum(visible_chars(el) for el in chrome)
-        rest_size = sum(visible_chars(el) for el in rest)
+        sizes = {el: visible_chars(el) for el in rest}
+        rest_size = sum(sizes.values())
         if rest_size >= HIDDEN_KEEP_SHARE * (total - chrome_size):
-            rest, rest_size = [], 0
+            rest = _still_hidden(rest, sizes, every_hidden, modal_set, total - chrome_size)
+            rest_size = sum(visible_chars(el) for el in rest)
         for el in chrome + rest:
             drop_keep_tail(el)
         withheld += chrome_size + rest_size

@@ -15,7 +15,7 @@ from lxml import etree
 
 from . import article, budget, decode, dom, pruning, regions, scoring
 from .blocks import HEADING_TAGS, Block, render_blocks
-from .clean import DESKTOP_WIDTH, clean
+from .clean import DESKTOP_WIDTH, HIDDEN_KEEP_SHARE, PARKED_PIECE_SHARE, clean
 from .comments import cut_comments
 from .html5 import MAX_DEPTH, MAX_SINGLE_CHOICE_OPTIONS
 from .metadata import Metadata, read_metadata
@@ -37,7 +37,7 @@ __all__ = [
 
 EXTRACTOR_NAME = "preserve"
 #: Changes whenever the output for some input may change (a test pins a corpus hash to it).
-EXTRACTOR_VERSION = "2.12.0"
+EXTRACTOR_VERSION = "2.13.0"
 #: An extraction running longer than this (wall-clock seconds) is stopped: its result is
 #: empty with :data:`REASON_STOPPED` (since 2.12.0; see :mod:`preserve.extract.budget`).
 TIME_LIMIT_SECONDS = 30.0
@@ -93,6 +93,8 @@ EXTRACTOR_SETTINGS: Mapping[str, object] = MappingProxyType(
         "max_formatting": MAX_FORMATTING,
         "max_single_choice_options": MAX_SINGLE_CHOICE_OPTIONS,
         "desktop_width": DESKTOP_WIDTH,
+        "hidden_keep_share": HIDDEN_KEEP_SHARE,
+        "parked_piece_share": PARKED_PIECE_SHARE,
         "time_limit_seconds": TIME_LIMIT_SECONDS,
     }
 )
