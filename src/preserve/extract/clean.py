@@ -12,7 +12,8 @@ unwrapped instead, keeping its text. Hidden elements (``hidden``, ``display:none
 most of the page's text (streaming frameworks park the rendered page in hidden nodes; some
 forums serve their posts in ``<noscript>``); a modal dialog, or a hidden box named like chrome
 (a sign-in form, a cookie banner: hints.is_unlikely), is removed all the same, and is not
-counted in that share.
+counted in that share; so is what stays hidden once a page parked in large hidden nodes is
+shown (small hidden elements beside or inside them: screen-reader labels, collapsed boxes).
 Does not judge what is boilerplate.
 """
 
@@ -69,8 +70,8 @@ _CONTROL_TAGS = frozenset({"button", "option", "dialog"})
 # Class names that mean "not shown": hidden helpers, screen-reader-only labels, hover cards.
 _HIDDEN_CLASS = re.compile(
     r"(^|\s)(hidden|element-hidden|is-hidden|visually-?hidden|sr-only|screen-reader-text|"
-    r"d-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
-    r"[\w-]*(-display-none|--is-hidden|--hidden|-is-hidden)(\s|$)|"
+    r"d-none|display-none|hide|invisible|tooltip|popover|hovercard)(\s|$)|"
+    r"(-display-none|-is-hidden|--hidden)(\s|$)|"
     r"(tooltip|popover|hovercard|rollover)[\w-]*-(block|content|card|body|box|inner|popup)"
 )
 # A hiding helper named in camelCase after a prefix (``ipsHide``, ``isHidden``, ``jsHidden``):
