@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 from preserve.extract import extract
+from preserve.extract.clean import clean
+from preserve.extract.dom import parse as lxml_html
 from preserve.extract.model import METHODS, PAGE_TYPES
 
 PROSE = [
@@ -140,6 +142,24 @@ def test_a_page_parked_in_hidden_nodes_keeps_its_small_hidden_bits_hidden() -> N
     result = extract(page(body))
     assert_all_prose(result.text)
     assert "Product link" not in result.text and "/item/1.html" not in result.text
+
+
+def test_a_small_part_parked_with_the_hidden_attribute_is_kept() -> None:
+    # Streaming frameworks park each part of a page in a <div hidden>, a price or a stock
+    # notice as well as the body: the small parts are the page's too.
+    parked = paragraphs(PROSE * 3)
+    body = (f'<div id="root"></div><div hidden id="S:0"><article>{parked}'
+            '<p hidden id="S:1">Price: 199 EUR</p></article></div>')
+    result = extract(page(body))
+    assert_all_prose(result.text)
+    assert "Price: 199 EUR" in result.text
+    # beside the parked nodes too (the cleaning step alone: where such a part is shown is
+    # for the framework's script to decide, and for the later steps to judge)
+    root = lxml_html(page(f'{body}<div hidden id="S:2"><p>In stock</p></div>'
+                          '<p class="sr-only">Opens a new window</p>'))
+    clean(root, root.find("body"))
+    text = " ".join(root.itertext())
+    assert "In stock" in text and "Opens a new window" not in text
 
 
 def test_a_page_parked_in_many_small_hidden_pieces_keeps_them_all() -> None:

@@ -13,7 +13,8 @@ most of the page's text (streaming frameworks park the rendered page in hidden n
 forums serve their posts in ``<noscript>``); a modal dialog, or a hidden box named like chrome
 (a sign-in form, a cookie banner: hints.is_unlikely), is removed all the same, and is not
 counted in that share; so is what stays hidden once a page parked in large hidden nodes is
-shown (small hidden elements beside or inside them: screen-reader labels, collapsed boxes).
+shown (small elements hidden by a class or a style beside or inside them: screen-reader
+labels, collapsed boxes).
 Does not judge what is boilerplate.
 """
 
@@ -33,9 +34,10 @@ __all__ = ["HIDDEN_KEEP_SHARE", "PARKED_PIECE_SHARE", "Cleaned", "clean"]
 
 #: Hidden elements are kept when they hold at least this share of the page's text.
 HIDDEN_KEEP_SHARE = 0.5
-#: When they are kept, a hidden element holding less than this share of the page's text is
-#: removed all the same: a page parked in hidden nodes is parked in large ones, while labels
-#: for screen readers and boxes hidden until clicked stay hidden once it is shown.
+#: When they are kept, an element hidden by a class or a style holding less than this share
+#: of the page's text is removed all the same: a page is parked in large hidden nodes (or in
+#: ``hidden`` ones, which are kept whatever their size), while labels for screen readers and
+#: boxes hidden until clicked stay hidden once it is shown.
 PARKED_PIECE_SHARE = 0.02
 #: A control holding at least this share of the page's text is unwrapped, not removed.
 CONTROL_KEEP_SHARE = 0.2
@@ -205,9 +207,9 @@ def _still_hidden(outer: list[etree._Element], sizes: dict[etree._Element, int],
                   page: int) -> list[etree._Element]:
     """On a page parked in hidden nodes (``outer``, the outermost hidden elements, with their
     ``sizes``; ``page``, the text of the page but hidden chrome), what stays hidden once the
-    page is shown: beside the parked nodes, the hidden elements holding under
-    PARKED_PIECE_SHARE of ``page``, and inside them the outermost hidden elements that are
-    that small, modal or named like chrome. Nothing, when the nodes that large hold under
+    page is shown: beside the parked nodes, the elements hidden by a class or a style holding
+    under PARKED_PIECE_SHARE of ``page``, and inside them the outermost hidden elements that
+    are so, or modal, or named like chrome. Nothing, when the nodes that large hold under
     HIDDEN_KEEP_SHARE of ``page`` (a page parked in many small pieces). Linear: each parked
     node's subtree is walked once (they do not nest)."""
     floor = PARKED_PIECE_SHARE * page
@@ -217,10 +219,16 @@ def _still_hidden(outer: list[etree._Element], sizes: dict[etree._Element, int],
     candidates = set(every_hidden)
     inner = _outermost([el for node in parked for el in node.iterdescendants()
                         if el in candidates])
-    return [el for el in outer if sizes[el] < floor] + [
+    return [el for el in outer if sizes[el] < floor and _styled_hidden(el)] + [
         el for el in inner
-        if el in modals or is_unlikely(el) or visible_chars(el) < floor
+        if el in modals or is_unlikely(el) or (_styled_hidden(el) and visible_chars(el) < floor)
     ]
+
+
+def _styled_hidden(element: etree._Element) -> bool:
+    """Hidden by a class or a style, not by the ``hidden`` attribute, which streaming
+    frameworks also park small parts of a page in (a price, a stock notice)."""
+    return element.get("hidden") is None
 
 
 def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
