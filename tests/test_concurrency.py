@@ -183,7 +183,7 @@ from preserve.workers import process_pool
 
 stop = threading.Event()
 if {busy}:
-    threading.Thread(target=stop.wait).start()
+    threading.Thread(target=stop.wait, daemon=True).start()
 pool = process_pool(2, warm=warm_probe.warm)
 where = {{pool.submit(warm_probe.report).result() for _ in range(6)}}
 print(pool._mp_context.get_start_method(), all(warmed == os.getpid() for warmed, worker in where),
