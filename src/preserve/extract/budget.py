@@ -9,9 +9,8 @@ thought of could still make one run for minutes — and every capture, import an
 One daemon thread per process (started at the first use, started again in a forked child)
 watches the limits armed at the moment (one a call running); a limit costs a call about a
 microsecond, and arming one wakes it only when the new limit ends before the one it waits
-for. The
-exception is delivered with CPython's ``PyThreadState_SetAsyncExc``, so any thread can be
-stopped, not only the main one (signals reach only the main thread). A call into C code
+for. The exception is delivered with CPython's ``PyThreadState_SetAsyncExc``, so any thread
+can be stopped, not only the main one (signals reach only the main thread). A call into C code
 (lexbor's parse, a libxml2 search) is not interrupted: the exception arrives when it
 returns, which the input bounds keep short.
 
