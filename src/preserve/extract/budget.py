@@ -54,8 +54,10 @@ _STOPPED = ctypes.py_object(Stopped)
 
 #: The watcher thread's name (:mod:`preserve.workers` knows it as safe to fork beside).
 THREAD_NAME = "preserve-extract-watchdog"
-#: Seconds after which a limit that fired and is still armed fires again.
-_AGAIN_AFTER = 1.0
+#: Seconds after which a limit that fired and is still armed fires again: a stop that lands in
+#: a finaliser the garbage collector runs (where Python drops exceptions) is sent again soon
+#: enough that the limit is overrun by tens of milliseconds, not by a whole extraction.
+_AGAIN_AFTER = 0.05
 #: The longest the watcher waits at once (a lock's wait overflows past some 10^9 s).
 _LONGEST = 3600.0
 
