@@ -308,3 +308,35 @@ def test_a_batch_reads_each_commit_record_once_to_prove_previous(
     ids = [archive.capture(site.url("/a"), checkpoint=False).capture_id for _ in range(6)]
     assert archive.manifest(ids[-1]).previous == tuple(ids[:-1])
     assert len(reads) == len(set(reads)) == 5, reads
+
+
+def test_a_changed_url_key_is_found_and_an_older_catalog_rebuilt(site: TestServer,
+                                                                  tmp_path: Path) -> None:
+    """A row's URL keys are what ``history`` and ``previous`` look captures up by: one changed
+    hides a capture from both while every field the row shows is right. verify compares the
+    keys with the row's URLs (W507) and repair rebuilds them. A catalog of the version before
+    (keys of the URL as spelled) is rebuilt when next used, and is no finding meanwhile."""
+    archive = Archive(tmp_path)
+    archive.init()
+    first = archive.capture(site.url("/a")).capture_id
+    with sqlite3.connect(_catalog(tmp_path)) as db:
+        db.execute("UPDATE captures SET url_key = ?, final_key = ?",
+                   (url_key(site.url("/b")), url_key(site.url("/b"))))
+    db.close()
+    assert archive.history(site.url("/a")) == []  # what the attacker wanted
+    report = archive.verify(record=False)
+    assert "W507" in {f.code.code for f in report.findings}
+    assert [a.kind for a in repair(tmp_path).actions] == ["rebuilt"]
+    assert [c.capture_id for c in archive.history(site.url("/a"))] == [first]
+
+    with sqlite3.connect(_catalog(tmp_path)) as db:  # as version 2 wrote it
+        db.execute("UPDATE captures SET url_key = ?, final_key = ?",
+                   ("0" * 64, "0" * 64))
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
+    db.close()
+    assert not archive.verify(record=False).findings
+    assert [c.capture_id for c in Archive(tmp_path).history(site.url("/a"))] == [first]
+    with sqlite3.connect(_catalog(tmp_path)) as db:
+        version = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+    db.close()
+    assert version == str(catalog_mod.SCHEMA_VERSION)

@@ -4,6 +4,7 @@ what the per-row objects and ``json.dumps(indent=2)`` printed."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
@@ -12,12 +13,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 from preserve.archive import Archive, CaptureSummary
 from preserve.cli import app as cli_app
 from preserve.cli import browse as cli_browse
 from preserve.cli import main
 from preserve.cli.app import envelope, json_rows
+from preserve.importing import import_file
 from preserve.log.storage import TransparencyLog
 from preserve.storage.catalog import SUMMARY_FIELDS
 from servers import TestServer, respond
@@ -305,3 +309,39 @@ def test_history_finds_a_capture_by_the_url_it_was_captured_with(http_server: Te
     shutil.rmtree(index)
     index.write_bytes(b"")
     assert [c.capture_id for c in Archive(tmp_path).history(typed)] == [captured]
+
+
+def test_history_finds_an_import_under_another_spelling_of_its_url(http_server: TestServer,
+                                                                   tmp_path: Path) -> None:
+    """Another tool's WARC names the page ``http://host/x/../%7eana/notes.html``: a dot
+    segment, an escaped unreserved character. `history` with the URL as a person types it
+    (or with capitals, a fragment) finds the import, with the catalog and without it, and a
+    later capture of that URL names the import among its earlier captures: one resource, one
+    identity. Another path or a query is another resource."""
+    page = b"<html><title>Notes</title><p>notes of a meeting, kept by another tool</p></html>"
+    http_server.routes["/~ana/notes.html"] = respond(200, page,
+                                                     headers=[("Content-Type", "text/html")])
+    typed = http_server.url("/~ana/notes.html")
+    spelled = typed.replace("/~ana/", "/x/../%7eana/")
+
+    warc = tmp_path / "other-tool.warc.gz"
+    with warc.open("wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record(
+            spelled, "response", http_headers=http, payload=io.BytesIO(page)))
+    archive = Archive(tmp_path / "a")
+    archive.init()
+    imported = import_file(archive, warc).captures[0].capture_id
+    assert archive.manifest(imported).requested_url == spelled
+    for url in (typed, typed.replace("http:", "HTTP:") + "#top", spelled):
+        assert [c.capture_id for c in Archive(tmp_path / "a").history(url)] == [imported], url
+    assert archive.history(typed + "?q=1") == []
+    assert archive.history(typed.replace("notes", "other")) == []
+    captured = archive.capture(typed).capture_id
+    assert archive.manifest(captured).previous == (imported,)
+    index = tmp_path / "a" / "archive" / "index"  # without a catalog: from the manifests
+    shutil.rmtree(index)
+    index.write_bytes(b"")
+    assert [c.capture_id for c in Archive(tmp_path / "a").history(typed)] == [imported,
+                                                                             captured]

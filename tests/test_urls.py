@@ -224,7 +224,7 @@ def test_a_url_that_is_not_text_is_refused_as_httpx_refuses_it() -> None:
 
 URL_CHARACTERS = st.sampled_from(
     [*"abcAZ09-._~:/?#[]@!$&'()*+,;=% \"<>\\^`{|}\t\x00\x7f\u00e9\u00df\u4e2d\u200d",
-     "%41", "%zz", "..", "./", "xn--", "[::1]", ":80", ":443", "@", "//"])
+     "%41", "%zz", "%2e", "%2E%2E", "..", "./", "xn--", "[::1]", ":80", ":443", "@", "//"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -241,3 +241,47 @@ def test_generated_urls_are_parsed_as_httpx_parses_them(scheme: str, host: str,
 @given(st.text(max_size=40))
 def test_any_text_is_parsed_as_httpx_parses_it(text: str) -> None:
     same(text)
+
+
+@pytest.mark.parametrize(("spellings", "identity"), [
+    (["https://example.org/a", "HTTPS://Example.ORG:443/a", "https://example.org/a#frag",
+      "https://user:pw@example.org/a", "https://example.org/x/../a", "https://example.org/./a",
+      "https://example.org/%61", "https://example.org/b/%2E%2e/a"], "https://example.org/a"),
+    (["http://example.org", "http://example.org/", "HTTP://example.org:80",
+      "http://example.org:80/#top"], "http://example.org/"),
+    (["http://example.org/%7euser/a%2fb", "http://example.org/~user/a%2Fb"],
+     "http://example.org/~user/a%2Fb"),
+    (["http://bücher.de/é", "http://xn--bcher-kva.de/%c3%a9", "http://BÜCHER.de/%C3%A9"],
+     "http://xn--bcher-kva.de/%C3%A9"),
+    (["http://[::1]:80/a", "http://[::1]/a"], "http://[::1]/a"),
+    (["http://example.org/?q=%41%2b"], "http://example.org/?q=A%2B"),
+])
+def test_every_spelling_of_a_url_has_one_identity(spellings: list[str], identity: str) -> None:
+    for spelling in spellings:
+        assert urls.url_identity(spelling) == identity, spelling
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("http://example.org/a", "https://example.org/a"),  # another scheme
+    ("http://example.org/a", "http://www.example.org/a"),
+    ("http://example.org:8080/a", "http://example.org/a"),  # not the default port
+    ("http://example.org/a", "http://example.org/a/"),  # a trailing slash after a path
+    ("http://example.org/a?x=1&y=2", "http://example.org/a?y=2&x=1"),
+    ("http://example.org/a%2Fb", "http://example.org/a/b"),  # an escaped reserved character
+    ("http://example.org/A", "http://example.org/a"),  # the path's case
+])
+def test_different_urls_keep_different_identities(one: str, other: str) -> None:
+    assert urls.url_identity(one) != urls.url_identity(other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scheme=st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "", "//", "http:"]),
+       host=st.sampled_from(["example.org", "EXAMPLE.org", "127.0.0.1", "[::1]", "m\u00fcller.de",
+                             "", "a_b", "xn--mller-kva.de", "1.2.3.4.5"]),
+       rest=st.lists(URL_CHARACTERS, max_size=20).map("".join))
+def test_an_identity_is_its_own_identity_and_never_raises(scheme: str, host: str,
+                                                         rest: str) -> None:
+    """Hostile text gives an identity (itself when it cannot be parsed), and an identity
+    names the same resource again: a URL recorded in its identity's form is found by it."""
+    identity = urls.url_identity(scheme + host + rest)
+    assert urls.url_identity(identity) == identity

@@ -594,24 +594,26 @@ class Archive:
         return itertools.chain([] if first is None else [first], chunks)
 
     def history(self, url: str) -> list[CaptureSummary]:
-        """Every capture whose requested or final URL is ``url`` (as given, or as a capture
-        records it: :func:`~preserve.capture.urls.url_forms`), oldest first. Without a
-        usable catalog, from the manifests held to their log leaves (as :meth:`captures`),
-        with every unverified capture too: what its URLs are cannot be told."""
-        from preserve.capture.urls import url_forms  # noqa: PLC0415 - not at start-up
+        """Every capture whose requested or final URL is ``url``, however either was spelled
+        (one :func:`~preserve.capture.urls.url_identity`), oldest first. Without a usable
+        catalog, from the manifests held to their log leaves (as :meth:`captures`), with every
+        unverified capture too: what its URLs are cannot be told."""
+        from preserve.capture.urls import url_identity  # noqa: PLC0415 - not at start-up
 
-        forms = url_forms(url)
+        wanted = url_identity(url)
+
+        def matches(*urls: str) -> bool:
+            return any(url_identity(u) == wanted for u in urls)
+
         if self._catalog_current():
             try:
-                rows = {row.capture_id: row for form in forms
-                        for row in self.catalog.of_url(form, final_too=True)
-                        if row.requested_url in forms or row.final_url in forms}
-                return [CaptureSummary.of_row(row) for row in
-                        sorted(rows.values(), key=lambda r: (r.started, r.capture_id))]
+                rows = [row for row in self.catalog.of_url(url, final_too=True)
+                        if matches(row.requested_url, row.final_url)]
+                return [CaptureSummary.of_row(row) for row in rows]
             except catalog_mod.CatalogError:
                 pass
         return [c for c in self.captures()
-                if c.requested_url in forms or c.final_url in forms or c.problem is not None]
+                if matches(c.requested_url, c.final_url) or c.problem is not None]
 
     def logged_captures_of(self, url: str) -> list[manifest.Manifest]:
         """The manifests of the captures of ``url`` (requested URL) that the log holds byte

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from preserve import catalog_sync, log
+from preserve.capture.urls import url_identity
 from preserve.errors import (
     NotFoundError,
     NotProvedError,
@@ -615,25 +616,22 @@ def _store_object(ctx: CommitContext, data: TextObject | None, undo: _Undo,
 
 def _previous(ctx: CommitContext, url: str, capture_id: str,
               proved: ProvedLeaves | None) -> list[str]:
-    """Earlier captures of ``url`` under any form it may have been recorded in
-    (:func:`~preserve.capture.urls.url_forms`: ``https://example.org`` and
-    ``https://example.org/`` are one resource), oldest first: catalog candidates, each
-    re-checked against the log leaf the catalog names for it and against its manifest
-    (:func:`logged_captures_of`), and, in an archive with a key, that leaf proved
-    (``proved``): a planted capture, logged by someone without the key, is never named in a
-    manifest the key signs."""
-    from preserve.capture.urls import url_forms  # noqa: PLC0415 - not for every command
-
-    found = {m.capture_id: m for form in url_forms(url)
-             for m in logged_captures_of(ctx.layout, ctx.catalog, form, proved)}
-    return [m.capture_id for m in sorted(found.values(), key=lambda m: (m.started, m.capture_id))
+    """Earlier captures of ``url`` however it was recorded (one
+    :func:`~preserve.capture.urls.url_identity`: ``https://example.org``,
+    ``https://example.org/`` and ``HTTPS://Example.org:443/`` are one resource), oldest
+    first: catalog candidates, each re-checked against the log leaf the catalog names for it
+    and against its manifest (:func:`logged_captures_of`), and, in an archive with a key,
+    that leaf proved (``proved``): a planted capture, logged by someone without the key, is
+    never named in a manifest the key signs."""
+    return [m.capture_id for m in logged_captures_of(ctx.layout, ctx.catalog, url, proved)
             if m.capture_id != capture_id]
 
 
 def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str,
                        proved: Callable[[int, ManifestLeaf | AdoptionLeaf], bool] | None = None,
                        ) -> list[Manifest]:
-    """The logged captures whose requested URL is ``url``, oldest first: the catalog's
+    """The logged captures whose requested URL is ``url`` (any spelling of it: one
+    :func:`~preserve.capture.urls.url_identity`), oldest first: the catalog's
     candidates, each kept only if the log leaf the catalog names for it logs its manifest
     byte for byte (:func:`logged_manifest`) and, given ``proved``, passes it. A crafted row,
     or a manifest planted beside one, is never returned; an unusable catalog or log gives no
@@ -644,12 +642,13 @@ def logged_captures_of(layout: ArchiveLayout, catalog: Catalog, url: str,
         return []
     if not candidates:  # a URL never captured: no need to open the log (a few ms a capture)
         return []
+    wanted = url_identity(url)
     found = []
     try:
         with log.open_log(layout.root, readonly=True) as opened:
             for candidate, index in candidates:
                 earlier = logged_manifest(layout, opened, candidate, index, proved)
-                if earlier is not None and earlier.requested_url == url:
+                if earlier is not None and url_identity(earlier.requested_url) == wanted:
                     found.append(earlier)
     except (PreserveError, OSError):
         return []  # no readable log: nothing can be shown to be logged (verify reports it)

@@ -223,7 +223,9 @@ class Code(enum.Enum):
 
     W507 = ("W507", "catalog disagrees with the manifests",
             "The derived catalog (archive/index/catalog.sqlite3) has rows that differ from their "
-            "manifests or name none; it is never trusted for provenance, and repair rebuilds it.")
+            "manifests or name none, or URL keys that are not their URLs' (which would hide "
+            "captures from history); it is never trusted for provenance, and repair rebuilds "
+            "it.")
 
     def __new__(cls, code: str, title: str, description: str) -> Code:
         member = object.__new__(cls)

@@ -15,8 +15,8 @@ same), and names, lines and the spelling of the character sets follow this proje
 same semantics: the properties it offers, ``copy_with`` with string or None components,
 ``join``, equality, hashing, ``str`` and ``repr``. ``tests/test_urls.py`` checks that both
 give what httpx gives, for a corpus of hostile and ordinary URLs and for generated ones.
-:func:`url_forms` (preserve's own) gives the forms under which a URL may have been recorded,
-for lookups by URL.
+:func:`url_identity` (preserve's own) gives the one form every spelling of a URL shares, for
+lookups by URL.
 
 httpx is copyright (c) 2019, Encode OSS Ltd, all rights reserved, and is distributed under the
 BSD 3-Clause licence: redistribution and use in source and binary forms, with or without
@@ -661,22 +661,42 @@ class URL:
         return f"{self.__class__.__name__}({url!r})"
 
 
-def url_forms(url: str) -> tuple[str, ...]:
-    """``url`` as given, and as a capture records it: normalised as httpx does (scheme and
-    host in lower case, the path percent-encoded), without fragment or credentials; for a URL
-    whose path is ``/``, with and without that slash (``https://example.org`` and
-    ``https://example.org/`` ask for the same resource). A lookup by URL (``history``)
-    matches any: captures record the second, imported files whatever their tool wrote."""
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(UNRESERVED_CHARACTERS)
+
+
+def _normal_escape(match: re.Match[str]) -> str:
+    character = chr(int(match[1], 16))
+    return character if character in _UNRESERVED else "%" + match[1].upper()
+
+
+def url_identity(url: str) -> str:
+    """The form every spelling of ``url`` shares (RFC 3986, 6.2.2 and 6.2.3), for lookups:
+    parsed as a capture parses it (scheme and host in lower case, an IDNA host
+    ASCII-encoded, dot segments removed, the path percent-encoded), then without fragment,
+    credentials or the scheme's default port, an empty path as ``/``, and percent-escapes in
+    upper case but those of unreserved characters decoded. ``HTTP://Example.org:80/%7ea``
+    and ``http://example.org/~a`` share one. Not a SURT: ``www.``, the query's order and a
+    trailing slash still count. A URL that cannot be parsed is its own identity."""
     try:
-        parsed = URL(url).copy_with(fragment=None, username=None, password=None)
-        forms = [url, str(parsed)]
-        if parsed.path == "/":
-            slashed = str(parsed.copy_with(path="/"))
-            cut = slashed.index("/", len(parsed.scheme) + 3)  # the path's slash
-            forms += [slashed, slashed[:cut] + slashed[cut + 1 :]]
-    except (InvalidURL, TypeError, ValueError):
-        return (url,)
-    return tuple(dict.fromkeys(forms))
+        parsed = URL(url)
+        scheme = parsed.scheme
+        host = parsed.raw_host.decode("ascii")
+        port = parsed.port
+        target = parsed.raw_path.decode("ascii")
+    except (InvalidURL, TypeError, ValueError, UnicodeError):
+        return url
+    if not scheme or not host or "%" in host:  # no host a request could be sent to
+        return url
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    identity = f"{scheme}://{host}{_ESCAPE.sub(_normal_escape, target)}"
+    if "%2e" in target.lower():  # an escaped dot decoded may make a dot segment: once more
+        return url_identity(identity)
+    return identity
 
 
-__all__ = ["URL", "InvalidURL", "url_forms", "urlparse"]
+__all__ = ["URL", "InvalidURL", "url_identity", "urlparse"]

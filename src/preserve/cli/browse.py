@@ -299,9 +299,11 @@ def _describe_browser(m: dict[str, Any], rendered: str | None) -> Iterator[str]:
 def history(ctx: click.Context, url: str, as_json: bool) -> None:
     """List every capture of URL (requested or final), oldest first.
 
-    URL matches as given and as a capture records it: scheme and host in lower case, the
-    path percent-encoded, no fragment, a bare host with or without its '/' (the URL given
-    to 'preserve capture' finds it).
+    URL matches however it, or a capture's URL, is spelled (the same in an imported file
+    from another tool): scheme and host in any case, a host in Unicode or IDNA, the scheme's
+    default port given or not, a bare host with or without its '/', percent-escapes in
+    either case or of characters that need none, no fragment or credentials. 'www.', a
+    trailing '/' after a path and the query's order still count.
 
     Without a usable catalog (read-only media) the manifests are read, each held to its
     log leaf: one that is not the leaf's is listed too, marked unverified (its URL cannot

@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from preserve import errors, log
-from preserve.capture.urls import url_forms
+from preserve.capture.urls import url_identity
 from preserve.commit import (
     CommittedCapture,
     GroupOutcome,
@@ -617,13 +617,13 @@ class RemoteArchive:
         return found
 
     def history(self, url: str) -> list[RemoteCapture]:
-        """Every capture whose requested or final URL is ``url`` (as given, or as a capture
-        records it: :func:`~preserve.capture.urls.url_forms`), oldest first (reads every
-        logged manifest: no catalog on an object store yet), and every unverified one (its
-        URLs cannot be told)."""
-        forms = url_forms(url)
-        return [c for c in self.captures() if c.requested_url in forms
-                or c.final_url in forms or c.status == UNVERIFIED]
+        """Every capture whose requested or final URL is ``url``, however either was spelled
+        (one :func:`~preserve.capture.urls.url_identity`), oldest first (reads every logged
+        manifest: no catalog on an object store yet), and every unverified one (its URLs
+        cannot be told)."""
+        wanted = url_identity(url)
+        return [c for c in self.captures() if url_identity(c.requested_url) == wanted
+                or url_identity(c.final_url) == wanted or c.status == UNVERIFIED]
 
     def text(self, capture_id: str) -> str:
         """The clean text of one capture ('' when it has none), checked against its

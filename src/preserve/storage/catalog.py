@@ -2,8 +2,9 @@
 the ``previous`` captures of a URL, at any archive size.
 
 ``archive/index/catalog.sqlite3`` holds one row per logged manifest (capture id, requested and
-final URL and their SHA-256 keys, start time, status, title, text hash, and the SHA-256 of the
-manifest bytes) and the log size it was built up to. It is **derived data, never trusted**:
+final URL and the SHA-256 keys of their identities, start time, status, title, text hash, and
+the SHA-256 of the manifest bytes) and the log size it was built up to. It is **derived data,
+never trusted**:
 
 * it is brought up to date from the integrity log, not from itself: when the log has grown
   past the size the catalog records, the rows of the newer manifest leaves are read from their
@@ -14,8 +15,9 @@ manifest bytes) and the log size it was built up to. It is **derived data, never
   leaf of that capture, the manifest must hash to it and name that URL), so a crafted row —
   even one pointing at a manifest planted beside it — can neither put false provenance into
   a signed manifest nor make a capture fail;
-* ``verify`` compares it with the manifests (finding W507) and ``repair`` rebuilds it; a
-  write cut short by a crash (a hot journal) is compared as SQLite will roll it back.
+* ``verify`` compares it with the manifests, each row's URL keys with its URLs (finding W507:
+  a changed key would hide a capture from ``history``), and ``repair`` rebuilds it; a write
+  cut short by a crash (a hot journal) is compared as SQLite will roll it back.
 
 Only a regular file is opened (never a symlink or FIFO). Writes are made under the archive
 lock, without fsync: a torn catalog is rebuilt. This module reads manifests and the log; it
@@ -47,7 +49,9 @@ else:  # only a (re)build reads manifests; ``list`` does not need the parser
 
 INDEX_DIR = "archive/index"
 CATALOG_FILE = "catalog.sqlite3"
-SCHEMA_VERSION = 2
+#: 3: ``url_key`` and ``final_key`` hash a URL's identity (:func:`url_key`), not its spelling.
+#: A catalog of another version is rebuilt from the log when it is next used.
+SCHEMA_VERSION = 3
 MAX_TITLE = 500
 #: Leaves a sync reads before it commits the rows found (a rebuild of 100,000 captures holds
 #: this many rows at most).
@@ -90,8 +94,18 @@ def _count(value: str | None) -> TypeGuard[str]:
 
 
 def url_key(url: str) -> str:
-    """The catalog key of a URL: SHA-256 hex of its UTF-8 bytes."""
-    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+    """The catalog key of a URL: SHA-256 hex of its identity's UTF-8 bytes
+    (:func:`~preserve.capture.urls.url_identity`: every spelling of a URL has one key, so a
+    lookup finds what another tool recorded as ``HTTP://Example.org:80/%7ea``)."""
+    from preserve.capture.urls import url_identity  # noqa: PLC0415 - not for ``list``
+
+    return hashlib.sha256(url_identity(url).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _keys(row: CatalogRow) -> tuple[str, str]:
+    """The ``url_key`` and ``final_key`` of ``row`` (one computation when they are equal)."""
+    key = url_key(row.requested_url)
+    return key, key if row.final_url == row.requested_url else url_key(row.final_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,9 +324,9 @@ class Catalog:
     def _insert(db: sqlite3.Connection, rows: Iterable[tuple[CatalogRow, int]]) -> None:
         db.executemany(
             "INSERT OR REPLACE INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.capture_id, url_key(r.requested_url), url_key(r.final_url), r.requested_url,
-              r.final_url, r.started, r.http_status, r.status, r.title, r.text_blake3,
-              r.manifest_sha256, index) for r, index in rows],
+            [(r.capture_id, *_keys(r), r.requested_url, r.final_url, r.started,
+              r.http_status, r.status, r.title, r.text_blake3, r.manifest_sha256, index)
+             for r, index in rows],
         )
 
     def add(self, rows: Sequence[CatalogRow], log_size: int) -> None:
@@ -407,7 +421,8 @@ class Catalog:
         return tuple(row)
 
     def of_url(self, url: str, *, final_too: bool) -> list[CatalogRow]:
-        """Captures whose requested (and, with ``final_too``, final) URL is ``url``."""
+        """Captures whose requested (and, with ``final_too``, final) URL is ``url``, however
+        either was spelled (one :func:`url_key`)."""
         key = url_key(url)
         where = "url_key = ? OR final_key = ?" if final_too else "url_key = ? AND ? = ?"
         params = (key, key) if final_too else (key, 1, 1)
@@ -415,8 +430,9 @@ class Catalog:
                                 "ORDER BY started, capture_id", params))
 
     def leaves_of_url(self, url: str) -> list[tuple[str, int]]:
-        """``(capture id, leaf index)`` of the captures whose requested URL is ``url``, as
-        the catalog says: candidates only, to be checked against the log and the manifests."""
+        """``(capture id, leaf index)`` of the captures whose requested URL is ``url`` (any
+        spelling of it), as the catalog says: candidates only, to be checked against the log
+        and the manifests."""
         try:
             return [(str(r[0]), int(r[1])) for r in self._connect().execute(
                 "SELECT capture_id, leaf_index FROM captures WHERE url_key = ? "
@@ -516,10 +532,16 @@ def _compare_rows(database: str, expected: Container[bytes], meanwhile: range) -
         return [f"the catalog cannot be opened: {exc}"]
     try:
         db.execute("PRAGMA trusted_schema = OFF")
-        for *values, leaf_index in db.execute(
-                f"SELECT {Catalog._COLUMNS}, leaf_index FROM captures"):
+        version = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        # another version's keys are another function's: it is rebuilt when next used
+        keyed = version is not None and version[0] == str(SCHEMA_VERSION)
+        for *values, keys, leaf_index in db.execute(
+                f"SELECT {Catalog._COLUMNS}, url_key || ' ' || final_key, leaf_index "
+                "FROM captures"):
             row = CatalogRow(*values)
-            if row_digest(row) not in expected and leaf_index not in meanwhile:
+            if leaf_index in meanwhile:
+                continue
+            if row_digest(row) not in expected or (keyed and keys != " ".join(_keys(row))):
                 wrong.append(str(row.capture_id))
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK:

@@ -485,9 +485,9 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
         raise ImportInputError(f"{name}: {unknown[0]} (cannot be checked)")
     if problems and _unparsed_http_message(record):
         raise ImportInputError(
-            f"{name}: an HTTP message whose WARC-Target-URI is not an http(s) URL "
-            f"({_shown(record.rec_headers.get_header('WARC-Target-URI'))}): preserve does "
-            "not parse it, so it cannot check its payload digest")
+            f"{name}: an HTTP message whose WARC-Target-URI does not start 'http:' or "
+            f"'https:' in lower case ({_shown(record.rec_headers.get_header('WARC-Target-URI'))}"
+            "): preserve does not parse it, so it cannot check its payload digest")
     if problems:
         raise ImportIntegrityError(f"{name}: {'; '.join(problems)}")
     http = None
@@ -519,15 +519,20 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     )
 
 
+#: The target URI prefixes under which warcio parses an HTTP message (case-sensitive).
+_WARCIO_HTTP_SCHEMES = ("http:", "https:")
+
+
 def _unparsed_http_message(record: Any) -> bool:
     """An ``application/http`` request or response that warcio left unparsed (it parses HTTP
-    only under http: and https: target URIs): its payload digest, which the WARC standard
-    takes over the HTTP entity, was checked over the whole block instead."""
+    only under target URIs starting ``http:`` or ``https:``, in lower case): its payload
+    digest, which the WARC standard takes over the HTTP entity, was checked over the whole
+    block instead."""
     content_type = (record.content_type or "").split(";", 1)[0].strip().lower()
     target = record.rec_headers.get_header("WARC-Target-URI") or ""
-    scheme = target.split(":", 1)[0].strip().lower() if ":" in target else ""
     return (record.http_headers is None and record.rec_type in ("request", "response")
-            and content_type == "application/http" and scheme not in ("http", "https"))
+            and content_type == "application/http"
+            and not target.startswith(_WARCIO_HTTP_SCHEMES))
 
 
 def _shown(value: str | None, limit: int = 200) -> str:
