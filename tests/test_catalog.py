@@ -340,3 +340,31 @@ def test_a_changed_url_key_is_found_and_an_older_catalog_rebuilt(site: TestServe
         version = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
     db.close()
     assert version == str(catalog_mod.SCHEMA_VERSION)
+
+
+def test_an_index_directory_linked_out_of_the_archive_is_neither_used_nor_emptied(
+        site: TestServer, tmp_path: Path) -> None:
+    """``archive/index`` replaced by a symlink to a directory elsewhere: the catalog was
+    refused, then "discarded" through the link, deleting ``catalog.sqlite3`` and its
+    journals out there. Nothing is removed now, list and history work from the manifests,
+    and verify names the link (W507)."""
+    root = tmp_path / "root"
+    archive = Archive(root)
+    archive.init()
+    first = archive.capture(site.url("/a")).capture_id
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for name in ("catalog.sqlite3", "catalog.sqlite3-journal", "catalog.sqlite3-wal"):
+        (outside / name).write_bytes(b"someone else's data")
+    index = root / INDEX_DIR
+    for child in index.iterdir():
+        child.unlink()
+    index.rmdir()
+    index.symlink_to(outside, target_is_directory=True)
+    fresh = Archive(root)
+    assert [c.capture_id for c in fresh.captures()] == [first]
+    assert [c.capture_id for c in fresh.history(site.url("/a"))] == [first]
+    assert sorted(p.name for p in outside.iterdir()) == [
+        "catalog.sqlite3", "catalog.sqlite3-journal", "catalog.sqlite3-wal"]
+    assert all(p.read_bytes() == b"someone else's data" for p in outside.iterdir())
+    assert "W507" in {f.code.code for f in fresh.verify(record=False).findings}

@@ -236,8 +236,18 @@ class Catalog:
             self._db = None
 
     def _discard(self) -> None:
-        """Drop a catalog that cannot be used; it is rebuilt from the log."""
+        """Drop a catalog that cannot be used; it is rebuilt from the log. Nothing is removed
+        when ``archive/index`` is not a plain directory (a symlink would lead the removal out
+        of the archive): CatalogError, and the catalog stays unusable until it is mended."""
         self.close()
+        try:
+            plain = stat.S_ISDIR(self.path.parent.lstat().st_mode)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise CatalogError(f"cannot check {self.path.parent}: {exc}") from exc
+        if not plain:
+            raise CatalogError(f"{self.path.parent} is not a plain directory; not used")
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
                 (self.path.parent / (self.path.name + suffix)).unlink()
@@ -494,6 +504,8 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes],
     cannot roll back: the catalog is then compared as it will be once rolled back, from a
     copy rolled back in a temporary directory (the archive is not written)."""
     path = layout.root / INDEX_DIR / CATALOG_FILE
+    if path.parent.is_symlink():
+        return [f"{INDEX_DIR} is a symlink (preserve neither reads nor writes through it)"]
     if not path.exists() and not path.is_symlink():
         return []
     if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
