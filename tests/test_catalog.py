@@ -368,3 +368,25 @@ def test_an_index_directory_linked_out_of_the_archive_is_neither_used_nor_emptie
         "catalog.sqlite3", "catalog.sqlite3-journal", "catalog.sqlite3-wal"]
     assert all(p.read_bytes() == b"someone else's data" for p in outside.iterdir())
     assert "W507" in {f.code.code for f in fresh.verify(record=False).findings}
+
+
+def test_a_deleted_row_is_found_and_the_catalog_rebuilt(site: TestServer,
+                                                        tmp_path: Path) -> None:
+    """A row deleted from the catalog hides its capture from ``list`` and ``history``, and
+    every row left still matches its manifest: verify compared only the rows there. Every
+    logged capture the catalog was brought past must have its row (W507), and repair
+    rebuilds it. A capture whose manifest is gone is reported as such (E305), not here."""
+    archive = Archive(tmp_path)
+    archive.init()
+    first = archive.capture(site.url("/a")).capture_id
+    second = archive.capture(site.url("/b")).capture_id
+    with sqlite3.connect(_catalog(tmp_path)) as db:
+        db.execute("DELETE FROM captures WHERE capture_id = ?", (first,))
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'logged'")  # the count agrees
+    db.close()
+    assert [c.capture_id for c in archive.captures()] == [second]  # hidden
+    found = [f for f in archive.verify(record=False).findings if f.code.code == "W507"]
+    assert found and "have no row" in found[0].message and first in found[0].message
+    assert [a.kind for a in repair(tmp_path).actions] == ["rebuilt"]
+    assert [c.capture_id for c in archive.captures()] == [first, second]
+    assert not archive.verify(record=False).findings

@@ -28,14 +28,24 @@ def sync_catalog(root: Path, catalog: Catalog) -> None:
         if indexed == size:
             catalog.check()
             return
+        catalog.sync(size, _manifest_leaves(opened, indexed, size))
 
-        def manifest_leaves() -> Iterator[tuple[int, str]]:
-            for index, data in opened.iter_entries(indexed):
-                try:
-                    entry = parse_entry(data)
-                except ValueError:
-                    continue
-                if isinstance(entry, ManifestLeaf | AdoptionLeaf):
-                    yield index, entry.capture_id
 
-        catalog.sync(size, manifest_leaves())
+def logged_captures(root: Path, stop: int) -> Iterator[tuple[int, str]]:
+    """``(leaf index, capture id)`` of the log's manifest and adoption leaves before leaf
+    ``stop`` (the rows a catalog brought up to ``stop`` must hold), read one at a time."""
+    with TransparencyLog.open(Path(root) / LOG_DIR, readonly=True) as opened:
+        yield from _manifest_leaves(opened, 0, min(stop, opened.size))
+
+
+def _manifest_leaves(opened: TransparencyLog, start: int,
+                     stop: int) -> Iterator[tuple[int, str]]:
+    for index, data in opened.iter_entries(start):
+        if index >= stop:
+            return
+        try:
+            entry = parse_entry(data)
+        except ValueError:
+            continue
+        if isinstance(entry, ManifestLeaf | AdoptionLeaf):
+            yield index, entry.capture_id

@@ -53,6 +53,7 @@ This module does not audit hashes (``preserve verify`` does) and does not print.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -71,6 +72,7 @@ import filelock
 
 from preserve import integrity, log
 from preserve.audit.findings import Finding
+from preserve.catalog_sync import logged_captures
 from preserve.errors import (
     ArchiveError,
     LockTimeoutError,
@@ -312,7 +314,8 @@ class _Repair:
     def rebuild_catalog(self, refs: _References) -> None:
         """A catalog that says anything its manifests do not is thrown away (it is rebuilt
         from the log and the manifests on its next use)."""
-        problems = check_catalog(self.layout, refs.catalog_rows)
+        problems = check_catalog(self.layout, refs.catalog_rows,
+                                 logged=functools.partial(logged_captures, self.layout.root))
         if not problems:
             return
         if not self.dry_run:

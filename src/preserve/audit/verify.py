@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -443,7 +444,10 @@ class _Audit:
         if self.log_size_at_start is not None:
             meanwhile = range(self.log_size_at_start,
                               _log_size(self.layout.root) or self.log_size_at_start)
-        for problem in check_catalog(self.layout, self.index.catalog_rows(), meanwhile):
+        from preserve.catalog_sync import logged_captures  # noqa: PLC0415
+
+        for problem in check_catalog(self.layout, self.index.catalog_rows(), meanwhile,
+                                     functools.partial(logged_captures, self.layout.root)):
             self.add(Code.W507, f"{INDEX_DIR}/{CATALOG_FILE}", f"the catalog is not derived "
                      f"from the manifests: {problem}; it is not trusted (repair rebuilds it)")
 

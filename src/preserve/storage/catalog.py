@@ -493,12 +493,19 @@ def row_digest(row: CatalogRow) -> bytes:
     return hashlib.sha256(joined).digest()[:16]
 
 
+#: ``(leaf index, capture id)`` of the log's manifest and adoption leaves before a leaf
+#: (:func:`preserve.catalog_sync.logged_captures`).
+LoggedCaptures = Callable[[int], Iterable[tuple[int, str]]]
+
+
 def check_catalog(layout: ArchiveLayout, expected: Container[bytes],
-                  meanwhile: range = range(0)) -> list[str]:
+                  meanwhile: range = range(0), logged: LoggedCaptures | None = None) -> list[str]:
     """Compare the catalog with what the manifests say (``expected``: the row digest of the
     row each manifest gives; a digest covers the capture id too); return the problems found.
     Rows of the leaves in ``meanwhile`` (appended while the manifests were being checked:
-    their manifests came too late to be listed) are not compared. Reads the catalog
+    their manifests came too late to be listed) are not compared. Given ``logged``, every
+    logged capture the catalog was brought past must have a row too, when its manifest is
+    there (a row deleted hides the capture from ``list`` and ``history``). Reads the catalog
     read-only; a catalog that is absent, or merely behind the log (rows missing), is no
     problem. A write a crash cut short leaves a hot journal, which a read-only connection
     cannot roll back: the catalog is then compared as it will be once rolled back, from a
@@ -511,7 +518,8 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes],
     if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
         return [f"{INDEX_DIR}/{CATALOG_FILE} is not a regular file"]
     try:
-        return _compare_rows(f"file:{path}?mode=ro", expected, meanwhile)
+        return _compare_rows(f"file:{path}?mode=ro", expected, meanwhile,
+                             _MissingRows(layout, logged) if logged else None)
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode != sqlite3.SQLITE_READONLY_ROLLBACK:
             return [f"the catalog cannot be read: {exc}"]
@@ -528,12 +536,44 @@ def check_catalog(layout: ArchiveLayout, expected: Container[bytes],
             copy = Path(tmp) / CATALOG_FILE
             shutil.copyfile(path, copy, follow_symlinks=False)
             shutil.copyfile(journal, copy.with_name(journal.name), follow_symlinks=False)
-            return _compare_rows(str(copy), expected, meanwhile)
+            return _compare_rows(str(copy), expected, meanwhile,
+                                 _MissingRows(layout, logged) if logged else None)
     except (OSError, sqlite3.Error) as exc:
         return [f"the catalog's unfinished write cannot be rolled back to check it: {exc}"]
 
 
-def _compare_rows(database: str, expected: Container[bytes], meanwhile: range) -> list[str]:
+class _MissingRows:
+    """The logged captures with a manifest that a catalog lacks the row of."""
+
+    def __init__(self, layout: ArchiveLayout, logged: LoggedCaptures) -> None:
+        self.layout = layout
+        self.logged = logged
+
+    def __call__(self, db: sqlite3.Connection, meanwhile: range) -> list[str]:
+        missing: list[str] = []
+        try:
+            size = Catalog._meta(db, "log_size")
+            if not _count(size):
+                return []
+            for index, capture_id in self.logged(int(size)):
+                if index in meanwhile or db.execute(
+                        "SELECT 1 FROM captures WHERE capture_id = ?", (capture_id,)).fetchone():
+                    continue
+                if self._has_manifest(capture_id):
+                    missing.append(capture_id)
+        except (PreserveError, OSError, ValueError):
+            pass  # an unreadable log is verify's to report
+        return missing
+
+    def _has_manifest(self, capture_id: str) -> bool:
+        try:
+            return self.layout.manifest_path_for(capture_id).is_file()
+        except (PreserveError, OSError, ValueError):
+            return False  # no valid capture id: its leaf is verify's to report
+
+
+def _compare_rows(database: str, expected: Container[bytes], meanwhile: range,
+                  missing_rows: _MissingRows | None = None) -> list[str]:
     """The problems of the catalog at ``database`` (a path or a ``file:`` URI); raises
     :class:`sqlite3.OperationalError` for a hot journal a read-only connection cannot roll
     back, returns any other failure as a problem."""
@@ -555,6 +595,7 @@ def _compare_rows(database: str, expected: Container[bytes], meanwhile: range) -
                 continue
             if row_digest(row) not in expected or (keyed and keys != " ".join(_keys(row))):
                 wrong.append(str(row.capture_id))
+        missing = missing_rows(db, meanwhile) if missing_rows is not None else []
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK:
             raise
@@ -563,10 +604,14 @@ def _compare_rows(database: str, expected: Container[bytes], meanwhile: range) -
         return [f"the catalog cannot be read: {exc}"]
     finally:
         db.close()
+    problems = []
     if wrong:
-        return [f"{len(wrong)} row(s) differ from their manifests or name none "
-                f"(e.g. {wrong[0][:80]!r})"]
-    return []
+        problems.append(f"{len(wrong)} row(s) differ from their manifests or name none "
+                        f"(e.g. {wrong[0][:80]!r})")
+    if missing:
+        problems.append(f"{len(missing)} logged capture(s) with a manifest have no row "
+                        f"(e.g. {missing[0][:80]!r})")
+    return problems
 
 
 __all__ = [
