@@ -462,3 +462,63 @@ def test_repair_refuses_a_layout_directory_that_is_a_symlink(
     assert not fixed["ok"] and not fixed["actions"], fixed
     assert directory in fixed["problems"][0]
     assert _state(outside) == before
+
+
+# --- directories nested thousands deep ---------------------------------------------------------
+
+
+def _nest(top: Path, levels: int) -> None:
+    """``top/d/d/…/d``, ``levels`` deep (made through directory descriptors: the path of the
+    deepest one is longer than the system allows a path to be)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(levels):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def _unnest(top: Path) -> None:
+    """Remove what :func:`_nest` made, deepest first, without recursion."""
+    chain = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        while True:
+            try:
+                chain.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=chain[-1]))
+            except FileNotFoundError:
+                break
+        for depth in range(len(chain) - 1, 0, -1):
+            os.close(chain.pop())
+            os.rmdir("d", dir_fd=chain[-1])
+    finally:
+        for fd in chain:
+            os.close(fd)
+
+
+def test_a_directory_nested_thousands_deep_is_reported_not_a_crash(
+        captured: tuple[Path, str, dict[str, Any]]) -> None:
+    """``os.walk``, ``Path.rglob`` and ``shutil.rmtree`` recurse in Python: a directory
+    nested 1,500 deep under ``manifests/log`` made verify and checkpoint stop with an internal
+    error (RecursionError, exit 5), and one under ``archive/tmp`` made repair do so. Now
+    verify reports the stray directory in the log (E317), and repair leaves the deep debris
+    and says so (exit 1)."""
+    root, _capture_id, _document = captured
+    journal = root / "manifests" / "log" / "journal"
+    debris = root / "archive" / "tmp"
+    debris.mkdir(exist_ok=True)
+    _nest(journal, 1500)
+    _nest(debris, 1500)
+    try:
+        done = subprocess.run([*CLI, "--root", str(root), "verify", "--no-record"],
+                              capture_output=True, text=True, timeout=TIMEOUT * 4)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "E317" in done.stdout and "manifests/log/journal/d" in done.stdout
+        fixed = repair(root)
+        assert any("nested more than" in p for p in fixed.problems), fixed.problems
+        assert (debris / "d").is_dir()
+    finally:
+        _unnest(journal)
+        _unnest(debris)

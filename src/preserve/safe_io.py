@@ -7,9 +7,11 @@ keys, ``NaN``. :func:`read_regular` opens without following a final symlink and 
 blocking, checks that what it opened is a regular file of at most ``limit`` bytes *before*
 reading, and reads at most ``limit`` bytes. :func:`loads_strict` bounds size, nesting and the
 number of strings and containers before ``json.loads`` runs, and rejects duplicate keys and
-non-finite numbers. :func:`write_atomic` writes a temp file, fsyncs it and moves it into place
-(replacing, or with ``exclusive`` linking so an existing file is never replaced), then fsyncs
-the directory.
+non-finite numbers. :func:`walk_tree` lists a directory tree of any depth without following
+a symlink (``os.walk`` and ``Path.rglob`` recurse in Python: a tree nested a few thousand
+levels deep raised ``RecursionError``). :func:`write_atomic` writes a temp file, fsyncs it
+and moves it into place (replacing, or with ``exclusive`` linking so an existing file is never
+replaced), then fsyncs the directory.
 
 Each raises the error class the caller names, so a log reader gets :class:`LogError` and a
 manifest reader :class:`ManifestError`. This module knows nothing about what the bytes mean.
@@ -25,6 +27,7 @@ import re
 import secrets
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -159,6 +162,24 @@ def loads_strict(data: bytes | str, *, max_bytes: int, max_depth: int = MAX_JSON
                           parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise error(f"{what} is not valid JSON: {exc}") from exc
+
+
+def walk_tree(top: Path) -> Iterator[tuple[Path, int, int]]:
+    """``(path, st_mode, depth)`` of everything below ``top`` (depth 1: its entries), parents
+    before children, without following symlinks (a symlink is listed, not entered) and
+    without recursion, whatever the depth. A directory that cannot be listed is skipped."""
+    pending = [(top, 1)]
+    while pending:
+        directory, depth = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                found = [(Path(e.path), e.stat(follow_symlinks=False).st_mode) for e in entries]
+        except OSError:
+            continue
+        for path, mode in found:
+            yield path, mode, depth
+            if stat.S_ISDIR(mode):
+                pending.append((path, depth + 1))
 
 
 def fsync_dir(directory: Path) -> None:

@@ -88,7 +88,7 @@ from preserve.log.journal import CommitRecord, iter_entries, read_journal
 from preserve.log.known_heads import KnownHeads
 from preserve.log.note import Checkpoint, NoteError, verify_checkpoint
 from preserve.log.signing import newest_signed_checkpoint, prove_and_sign
-from preserve.safe_io import write_atomic
+from preserve.safe_io import walk_tree, write_atomic
 from preserve.storage import manifest
 from preserve.storage.catalog import Catalog, CatalogRow, check_catalog, row_digest
 from preserve.storage.layout import (
@@ -105,6 +105,8 @@ from preserve.storage.layout import (
 )
 
 QUARANTINE_DIR = "archive/quarantine"
+#: Debris nested deeper than this is not removed (preserve's own is a few levels deep).
+MAX_DEBRIS_DEPTH = 64
 RECORD_NAME = "repair.json"
 LOCK_SUFFIX = ".lock"
 #: How long repair waits for a running commit to release the archive lock.
@@ -615,6 +617,11 @@ class _Repair:
         if not self.dry_run:
             try:
                 if stat.S_ISDIR(path.lstat().st_mode):
+                    if any(depth > MAX_DEBRIS_DEPTH for _p, _m, depth in walk_tree(path)):
+                        # shutil.rmtree recurses: RecursionError. preserve never nests so.
+                        self.problem(f"cannot remove {rel}: nested more than "
+                                     f"{MAX_DEBRIS_DEPTH} directories deep (remove it by hand)")
+                        return
                     shutil.rmtree(path)  # does not follow symlinks inside
                 else:
                     path.unlink()

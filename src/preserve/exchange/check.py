@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import stat
 import zipfile
 import zlib
 from collections import Counter
@@ -45,7 +46,7 @@ from preserve.exchange.plan import EXPORT_FORMAT
 from preserve.exchange.signing import verify_signed_data
 from preserve.integrity import audit_log
 from preserve.log.timestamp import load_roots_file, timestamp_time, verify_timestamp
-from preserve.safe_io import loads_strict, open_binary, read_regular, read_text
+from preserve.safe_io import loads_strict, open_binary, read_regular, read_text, walk_tree
 from preserve.storage.manifest import Manifest, parse_manifest
 
 WACZ_DESCRIPTOR = "preserve/export.json"
@@ -448,8 +449,8 @@ def _check_bag_structure(bag: Path, result: CheckResult) -> bool:
     if "BagIt-Version: 1.0" not in declaration:
         result.problems.append("bagit.txt does not declare BagIt-Version 1.0")
     # everything but directories: a FIFO, device or symlink in the payload is a problem too
-    payload = {p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*")
-               if p.is_symlink() or not p.is_dir()}
+    payload = {p.relative_to(bag).as_posix() for p, mode, _depth in walk_tree(bag / "data")
+               if not stat.S_ISDIR(mode)}
     manifests: dict[str, dict[str, str]] = {}
     for name in ALGORITHMS:
         listed = _read_manifest(bag / f"manifest-{name}.txt", result)

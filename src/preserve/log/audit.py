@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from ..errors import LogError, PreserveError
 from ..hashing import hash_file
+from ..safe_io import walk_tree
 from .archive_log import (
     CHECKPOINT_DIR,
     CHECKPOINT_NAME,
@@ -365,12 +366,8 @@ def _not_plain(directory: Path) -> bool:
     """True if ``directory`` or anything below it is a symlink or neither file nor directory."""
     if directory.is_symlink() or directory.parent.is_symlink():
         return True
-    for parent, dirs, files in os.walk(directory):  # os.walk does not follow symlinked dirs
-        for name in dirs + files:
-            mode = os.lstat(os.path.join(parent, name)).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                return True
-    return False
+    return any(not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+               for _path, mode, _depth in walk_tree(directory))
 
 
 def _manifests_on_disk(root: Path, index: AuditIndex) -> int:
