@@ -490,7 +490,7 @@ def _unnest(top: Path) -> None:
                 chain.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=chain[-1]))
             except FileNotFoundError:
                 break
-        for depth in range(len(chain) - 1, 0, -1):
+        for _ in range(len(chain) - 1):
             os.close(chain.pop())
             os.rmdir("d", dir_fd=chain[-1])
     finally:
@@ -512,8 +512,7 @@ def test_a_directory_nested_thousands_deep_is_reported_not_a_crash(
     _nest(journal, 1500)
     _nest(debris, 1500)
     try:
-        done = subprocess.run([*CLI, "--root", str(root), "verify", "--no-record"],
-                              capture_output=True, text=True, timeout=TIMEOUT * 4)
+        done = _run(root, "verify", "--no-record")
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert "E317" in done.stdout and "manifests/log/journal/d" in done.stdout
         fixed = repair(root)
@@ -522,3 +521,29 @@ def test_a_directory_nested_thousands_deep_is_reported_not_a_crash(
     finally:
         _unnest(journal)
         _unnest(debris)
+
+
+@pytest.mark.parametrize("moved", ["warc month", "text fan-out"])
+def test_files_moved_into_tmp_and_linked_back_are_an_error_and_repair_keeps_them(
+        captured: tuple[Path, str, dict[str, Any]], moved: str) -> None:
+    """A WARC month's directory (or a text object's fan-out directory) moved into
+    ``archive/tmp`` and a symlink left in its place: verify followed the link, found every
+    byte right and said intact; repair then cleared ``archive/tmp`` as debris, deleting
+    every WARC file of that month. The detour is an error now (E107, the file still
+    checked), and repair leaves alone whatever such a symlink leads to."""
+    root, _capture_id, document = captured
+    ref = document["warc"]["path"] if moved == "warc month" else document["text"]["path"]
+    directory = root / Path(ref).parent
+    hidden = root / "archive" / "tmp" / "moved"
+    hidden.parent.mkdir(exist_ok=True)
+    directory.rename(hidden)
+    directory.symlink_to(os.path.relpath(hidden, directory.parent), target_is_directory=True)
+    before = _state(hidden)
+    report = Archive(root).verify(record=False)
+    detours = [f for f in report.findings if f.code.code == "E107"]
+    assert detours and detours[0].path == ref and "archive/tmp/moved" in detours[0].message
+    assert not report.ok
+    fixed = repair(root)
+    kept = {k.path: k.reason for k in fixed.kept}
+    assert "symlink" in kept["archive/tmp/moved"] and not fixed.actions, fixed
+    assert _state(hidden) == before

@@ -44,7 +44,8 @@ class Code(enum.Enum):
     E106 = ("E106", "duplicate capture id",
             "Two manifests claim the same capture id.")
     E107 = ("E107", "unsafe path",
-            "A path in a manifest or the archive tree would lead outside the archive root.")
+            "A path in a manifest or the archive tree would lead outside the archive root, or "
+            "a file a manifest names is reached through a symlink inside it.")
     E108 = ("E108", "text path inconsistent",
             "A text or comments path is not archive/text/ab/cd/<hash> for its own hash.")
     W109 = ("W109", "manifest not canonical",

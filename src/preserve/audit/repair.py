@@ -105,6 +105,8 @@ from preserve.storage.layout import (
 )
 
 QUARANTINE_DIR = "archive/quarantine"
+_LINKED_HERE = ("a symlink in archive/warc or archive/text leads here, and a file a manifest "
+                "names may be kept here: left alone (run preserve verify)")
 #: Debris nested deeper than this is not removed (preserve's own is a few levels deep).
 MAX_DEBRIS_DEPTH = 64
 RECORD_NAME = "repair.json"
@@ -215,6 +217,7 @@ class _Repair:
         self.stamp = (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-"
                       + secrets.token_hex(4))
         self.quarantine_rel = f"{QUARANTINE_DIR}/{self.stamp}"
+        self.linked: list[Path] = []  # where symlinks below archive/warc and text lead
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -265,6 +268,7 @@ class _Repair:
             self.problem("not repaired: the layout is not plain directories here (symlink or "
                          f"file): {', '.join(escapes)}; run preserve verify")
             return
+        self.linked = self.symlink_targets()
         refs = self.references()
         records = self.complete_log()
         self.clear_checkpoint_temps()
@@ -282,6 +286,23 @@ class _Repair:
         if records is not None:  # last: the final check sees the archive as repair left it
             self.sign_if_behind()
             self.clear_journal(records)
+
+    def symlink_targets(self) -> list[Path]:
+        """Where the symlinks below ``archive/warc`` and ``archive/text`` lead (preserve makes
+        none there): a file a manifest names may be kept there, reached through one (a WARC
+        month's directory moved into ``archive/tmp`` and linked back), so nothing there is
+        removed or quarantined."""
+        targets = []
+        for top in (self.layout.warc_dir, self.layout.text_dir):
+            for path, mode, _depth in walk_tree(top):
+                if stat.S_ISLNK(mode):
+                    targets.append(Path(os.path.realpath(path)))
+        return targets
+
+    def leads_here(self, path: Path) -> bool:
+        """Whether a symlink of :meth:`symlink_targets` leads to ``path`` or below it."""
+        real = Path(os.path.realpath(path))
+        return any(t == real or t.is_relative_to(real) for t in self.linked)
 
     def references(self) -> _References:
         refs = _References()
@@ -614,6 +635,9 @@ class _Repair:
 
     def remove(self, path: Path, reason: str) -> None:
         rel = self.rel(path)
+        if self.leads_here(path):
+            self.keep(rel, _LINKED_HERE)
+            return
         if not self.dry_run:
             try:
                 if stat.S_ISDIR(path.lstat().st_mode):
@@ -634,6 +658,9 @@ class _Repair:
 
     def quarantine(self, path: Path, reason: str) -> None:
         rel = self.rel(path)
+        if self.leads_here(path):
+            self.keep(rel, _LINKED_HERE)
+            return
         destination_rel = f"{self.quarantine_rel}/{rel}"
         if not self.dry_run:
             destination = self.root / destination_rel

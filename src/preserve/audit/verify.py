@@ -637,6 +637,15 @@ class _Audit:
             if isinstance(ref, Mapping) and is_hex_digest(ref.get("blake3")):
                 out.texts.append((bytes.fromhex(ref["blake3"]), False))
 
+    def check_no_detour(self, out: _Outcome, rel: str, real: Path, cid: str) -> None:
+        """E107 when a file a manifest names is reached through a symlink inside the root:
+        preserve makes none, and its bytes then live where nothing protects them (moved into
+        ``archive/tmp``, a repair would clear them away). They are still checked."""
+        if real != self.root / rel:
+            out.add(Code.E107, rel, "reached through a symlink inside the archive, at "
+                    f"{self.rel(real)!r}: the layout has none, and nothing protects a file "
+                    "kept there", cid)
+
     # --- WARC files ------------------------------------------------------------------------
 
     def check_warc_file(self, out: _Outcome, manifest: Manifest) -> Path | None:
@@ -648,6 +657,7 @@ class _Audit:
         except UnsafePathError as exc:
             out.add(Code.E107, ref.path, str(exc), cid)
             return None
+        self.check_no_detour(out, ref.path, path, cid)
         out.warc_rel = ref.path
         started = datetime.strptime(cid[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expected_rel = self.layout.warc_rel_for(cid, started)
@@ -750,7 +760,7 @@ class _Audit:
             out.add(Code.E108, ref.path, f"{kind} path should be {expected_rel}", cid)
             return
         try:
-            self.resolve(ref.path, under=TEXT_DIR)
+            self.check_no_detour(out, ref.path, self.resolve(ref.path, under=TEXT_DIR), cid)
         except UnsafePathError as exc:
             out.add(Code.E107, ref.path, str(exc), cid)
             return
