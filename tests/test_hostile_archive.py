@@ -547,3 +547,27 @@ def test_files_moved_into_tmp_and_linked_back_are_an_error_and_repair_keeps_them
     kept = {k.path: k.reason for k in fixed.kept}
     assert "symlink" in kept["archive/tmp/moved"] and not fixed.actions, fixed
     assert _state(hidden) == before
+
+
+def test_a_log_shared_by_hard_links_is_never_written(
+        captured: tuple[Path, str, dict[str, Any]], tmp_path: Path,
+        http_server: TestServer) -> None:
+    """A snapshot made with hard links (``cp -al``, rsync --link-dest) shares the log's files
+    with the live archive: recording an audit of the snapshot truncated the shared files to
+    the snapshot's size and appended to them, destroying the live log's newer leaves. No
+    log file with another name is written now: verify warns (W310) and records nothing, and
+    a capture is refused before anything is committed."""
+    root, _capture_id, _document = captured
+    snapshot = tmp_path / "snapshot"
+    subprocess.run(["cp", "-al", str(root), str(snapshot)], check=True)
+    entries = root / "manifests" / "log" / "entries.jsonl"
+    before = entries.read_bytes()
+    report = Archive(snapshot).verify()
+    assert "W310" in {f.code.code for f in report.findings} and report.ok
+    assert entries.read_bytes() == before
+    manifests = sorted((root / "manifests").glob("*.json"))
+    done = _run(root, "capture", "--http", http_server.url("/"))
+    assert done.returncode == 4 and "hard links" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert sorted((root / "manifests").glob("*.json")) == manifests
+    assert entries.read_bytes() == before

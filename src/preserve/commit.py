@@ -71,6 +71,7 @@ from preserve.log.entries import AdoptionLeaf, ManifestLeaf, manifest_leaf
 from preserve.log.journal import MAX_RECORDS, CommitEntry, remove_records, write_record
 from preserve.log.known_heads import KnownHeads
 from preserve.log.signing import ProvedLeaves, Signed, check_extends, prove_and_sign
+from preserve.log.storage import require_unshared
 from preserve.safe_io import Durability, fsync_dir
 from preserve.spill import Spill
 from preserve.storage import manifest as manifest_mod
@@ -432,6 +433,7 @@ def commit_drafts(ctx: CommitContext, drafts: Iterable[Draft], *, sign: bool,
     docstring); ``on_committed`` is given each committed capture, in order, once all are
     logged. The caller holds the archive lock."""
     ctx.layout.require_plain_dirs()
+    require_unshared(ctx.layout.log_dir)  # a hard-linked log could not be appended to
     verifier = ctx.signer.verifier if ctx.signer is not None else _archive_verifier(ctx.root)
     check_extends(ctx.root, ctx.heads, verifier)
     spill_dir = ctx.layout.tmp_dir

@@ -218,8 +218,8 @@ def record_audit(
     try:
         log.record_event(root, fixity_event_for(report),
                          signer=signer if _is_archive_key(root, signer) else None)
-    except (PreserveError, OSError):
-        return AuditRecord()
+    except (PreserveError, OSError) as exc:
+        return AuditRecord(not_recorded=str(exc))
     if not report.ok:
         return AuditRecord(True, outcome, None, "the audit found integrity errors: nothing "
                            "was signed")

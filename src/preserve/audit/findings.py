@@ -173,6 +173,12 @@ class Code(enum.Enum):
             "exported; every manifest present is listed): the log's captures that it does not "
             "list are absent on purpose (otherwise E305). An unsigned or forged descriptor "
             "changes nothing.")
+    W310 = ("W310", "log file shared by hard links",
+            "A file of the integrity log has more than one name (a snapshot made with hard "
+            "links, cp -al or rsync --link-dest, or a link planted to a file elsewhere): "
+            "appending to either copy would change both, so preserve writes neither (no "
+            "capture, audit or repair appends to this log) until it is copied without hard "
+            "links.")
     W309 = ("W309", "an export descriptor that does not describe this root (ignored)",
             "preserve-export.json at the root is signed by the archive key but is not this "
             "root's: the root is not a bag's data/ directory, or the log has grown since that "

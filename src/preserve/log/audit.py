@@ -57,7 +57,7 @@ from .keys import Verifier, parse_verifier_key
 from .known_heads import KnownHead, KnownHeads, identity_for
 from .merkle import verify_consistency
 from .note import Checkpoint, NoteError, parse_checkpoint, verify_checkpoint
-from .storage import ENTRIES_NAME, HEAD_NAME, TransparencyLog
+from .storage import ENTRIES_NAME, HEAD_NAME, TransparencyLog, hard_linked
 
 E_LOG_DAMAGED = "E301"
 E_TREE_MISMATCH = "E302"
@@ -86,6 +86,7 @@ W_INTERRUPTED_COMMIT = "W306"
 W_NO_RECENT_ANCHOR = "W307"
 W_PARTIAL_EXPORT = "W308"
 W_FOREIGN_DESCRIPTOR = "W309"
+W_HARD_LINKED = "W310"
 
 CODES: dict[str, str] = {
     E_LOG_DAMAGED: "integrity log missing, unreadable or structurally damaged",
@@ -115,6 +116,7 @@ CODES: dict[str, str] = {
     W_NO_RECENT_ANCHOR: "no off-site anchor recent enough was given",
     W_PARTIAL_EXPORT: "a partial export: logged captures left out, as its signed descriptor says",
     W_FOREIGN_DESCRIPTOR: "an export descriptor that does not describe this root (ignored)",
+    W_HARD_LINKED: "log file shared by hard links",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -181,6 +183,10 @@ DESCRIPTIONS: dict[str, str] = {
     "that export, or manifests it does not list are present (a descriptor copied into a live "
     "archive). Its partial-export allowance is not applied: every logged capture must be "
     "there.",
+    W_HARD_LINKED: "A file of the integrity log has more than one name (a snapshot made with "
+    "hard links, cp -al or rsync --link-dest, or a link planted to a file elsewhere): "
+    "appending to either copy would change both, so preserve writes neither (no capture, "
+    "audit or repair appends to this log) until it is copied without hard links.",
 }
 
 TimestampCheck = Callable[[bytes, bytes], str | None]
@@ -286,6 +292,9 @@ def _verify_log(
     with log:
         for tail in log.torn_tail:
             audit.add(W_TORN_TAIL, _rel(tail.split(":", 1)[0]), tail)
+        for name in hard_linked(directory):
+            audit.add(W_HARD_LINKED, _rel(name), "this log file has other names (hard links): "
+                      "preserve will not append to it; copy the archive without hard links")
         tree_ok = True
         for leaf_index, problem in log.check():
             tree_ok = False

@@ -61,6 +61,41 @@ def write_file_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, data)
 
 
+def _require_one_link(path: Path, links: int) -> None:
+    """LogError unless the log file at ``path`` has one name: a file hard-linked elsewhere (a
+    snapshot made with ``cp -al`` or ``rsync --link-dest``, or a link planted to a file
+    outside the archive) would be truncated and appended to in every place at once."""
+    if links != 1:
+        raise LogError(f"{path} has {links} hard links: writing it would change every copy "
+                       "that shares it (a snapshot made with hard links?); not written. Copy "
+                       "the archive without hard links (cp -a, not cp -al)")
+
+
+def hard_linked(log_dir: Path) -> list[str]:
+    """The log files (entries, index, tree levels; relative to ``log_dir``) that have more
+    than one name: what a writable open refuses to write (:func:`_require_one_link`)."""
+    names = [ENTRIES_NAME, INDEX_NAME]
+    with contextlib.suppress(OSError):
+        names += sorted(f"{TREE_DIR_NAME}/{e.name}" for e in os.scandir(log_dir / TREE_DIR_NAME)
+                        if e.name.endswith(".bin"))
+    shared = []
+    for name in names:
+        try:
+            st = os.lstat(log_dir / name)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_nlink != 1:
+            shared.append(name)
+    return shared
+
+
+def require_unshared(log_dir: Path) -> None:
+    """LogError if a log file has more than one name (see :func:`_require_one_link`): checked
+    before a commit, so that nothing is committed that could not then be logged."""
+    for name in hard_linked(log_dir):
+        _require_one_link(log_dir / name, os.lstat(log_dir / name).st_nlink)
+
+
 def _head_bytes(size: int, root: bytes) -> bytes:
     return json.dumps({"root": root.hex(), "size": size}, sort_keys=True).encode() + b"\n"
 
@@ -149,8 +184,11 @@ class TransparencyLog:
         except OSError as exc:
             raise LogError(f"cannot open {path}: {exc.strerror or exc}") from exc
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise LogError(f"{path} is not a regular file")
+            if not self._readonly:
+                _require_one_link(path, st.st_nlink)
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
@@ -208,6 +246,7 @@ class TransparencyLog:
     @staticmethod
     def _truncate(path: Path, length: int) -> None:
         try:
+            _require_one_link(path, path.lstat().st_nlink)
             with path.open("r+b") as f:
                 f.truncate(length)
                 f.flush()
