@@ -21,12 +21,14 @@ import os
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import tracemalloc
 import urllib.request
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1334,3 +1336,66 @@ def test_a_page_larger_than_the_extraction_bound_verifies_deep(archive: Archive,
         manifest, extractor=dataclasses.replace(manifest.extractor, settings=settings))
     checked = deep_check(legacy, str(archive.root / manifest.warc.path), "text")
     assert checked.texts_reextracted == 1 and not checked.findings, checked.findings
+
+
+def _raw_zip(path: Path, members: list[tuple[str, bytes, int, int]],
+             directory_copies: int = 1) -> None:
+    """A zip written by hand: ``(name, data, method, declared size)`` per member (the CRC is
+    of ``data``: never read, as the sizes are refused first), its central directory repeated
+    ``directory_copies`` times (entries pointing at the same local headers)."""
+    with path.open("wb") as out:
+        central = []
+        for name, data, method, declared in members:
+            offset = out.tell()
+            raw = name.encode()
+            crc = zlib.crc32(data)
+            out.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 46, 0x800, method, 0, 0x21,
+                                  crc, len(data), declared, len(raw), 0) + raw + data)
+            central.append(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x031E, 46, 0x800,
+                                       method, 0, 0x21, crc, len(data), declared, len(raw), 0,
+                                       0, 0, 0, 0o100644 << 16, offset) + raw)
+        start = out.tell()
+        for _ in range(directory_copies):
+            out.write(b"".join(central))
+        count = len(central) * directory_copies
+        end = out.tell()
+        out.write(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
+                              end - start, start))
+        out.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, end, 1))
+        out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                              0xFFFFFFFF, 0))
+
+
+def test_a_wacz_that_would_expand_too_far_is_refused_before_a_byte_is_unpacked(
+        archive: Archive, tmp_path: Path) -> None:
+    """Each member was held to 100 times its compressed size plus 1 GiB: a few hundred bytes
+    of bzip2 unpacking to a GiB of zeros passed, and a 9 KB file of eight of them took 48 s
+    of CPU. The members together are held to 100 times the file's size plus 1 GiB now, as a
+    WARC file's records are. A zip directory declaring two hundred thousand entries is
+    refused from its end record, before zipfile builds an object for every entry."""
+    zeros = "sha256:" + hashlib.sha256(b"").hexdigest()  # never compared: refused before
+    warc = gzip.compress(b"WARC/1.1\r\n")
+    resources = [{"name": "w", "path": "archive/a.warc.gz", "hash": zeros, "bytes": len(warc)},
+                 *({"name": f"z/{i}", "path": f"z/{i}", "hash": zeros, "bytes": 1 << 30}
+                   for i in range(3))]
+    package = json.dumps({"profile": "data-package", "resources": resources}).encode()
+    bomb = tmp_path / "bomb.wacz"
+    _raw_zip(bomb, [("archive/a.warc.gz", warc, zipfile.ZIP_STORED, len(warc)),
+                    *((f"z/{i}", b"BZh9" + b"\0" * 40, zipfile.ZIP_BZIP2, 1 << 30)
+                      for i in range(3)),
+                    ("datapackage.json", package, zipfile.ZIP_STORED, len(package))])
+    with pytest.raises(errors.ImportInputError, match="decompression bomb"):
+        import_file(archive, bomb)
+    many = tmp_path / "many.wacz"
+    _raw_zip(many, [("a", b"x", zipfile.ZIP_STORED, 1)], directory_copies=200_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(errors.ImportInputError, match="zip directory declares"):
+            import_file(archive, many)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, peak
+    assert not _manifests(archive.root)
+    done = run(archive.root, "import", str(bomb))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr

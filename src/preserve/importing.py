@@ -107,6 +107,9 @@ MAX_PAGE_RECORDS = 100
 #: Bounds on a WACZ: entries, the size of its datapackage.json, the size one entry may
 #: declare, and the spool space that must stay free once its WARC files are streamed out.
 MAX_WACZ_ENTRIES = 100_000
+#: The most bytes a WACZ's zip directory (zipfile reads it whole, whatever count it declares)
+#: may take: 100,000 entries of ordinary names.
+MAX_WACZ_DIRECTORY_BYTES = 16 * 2**20
 MAX_DATAPACKAGE_BYTES = 16 * 2**20
 MAX_WACZ_ENTRY_BYTES = 64 * 2**30
 SPOOL_MARGIN_BYTES = 256 * 2**20
@@ -352,17 +355,40 @@ def _receive_wacz(source: Path, spool: Path) -> tuple[Digests, list[_Received]]:
     with open_binary(source, error=errors.ImportInputError, follow_symlinks=True) as handle:
         while block := handle.read(_BLOCK):
             hasher.update(block)
+        size = handle.tell()
         handle.seek(0)
         try:
+            _check_entry_count(handle, source.name)
             with zipfile.ZipFile(handle) as zf:
-                received = _check_wacz(zf, source.name, spool)
+                received = _check_wacz(zf, source.name, spool, size)
         except zipfile.BadZipFile as exc:
             raise errors.ImportIntegrityError(f"{source.name}: not a readable zip file: {exc}") \
                 from exc
     return hasher.digests(), received
 
 
-def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
+def _check_entry_count(handle: BinaryIO, name: str) -> None:
+    """Refuse a zip whose end record declares more than :data:`MAX_WACZ_ENTRIES` entries
+    before ``zipfile`` reads its central directory (it builds an object for every entry: two
+    million entries of 47 bytes each took 900 MiB)."""
+    try:
+        end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]
+    except OSError as exc:
+        raise errors.ImportIntegrityError(f"{name}: not a readable zip file: {exc}") from exc
+    finally:
+        handle.seek(0)
+    if end is None:
+        return  # zipfile says why
+    entries = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+    directory = end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    if entries > MAX_WACZ_ENTRIES or directory > MAX_WACZ_DIRECTORY_BYTES:
+        raise errors.ImportInputError(
+            f"{name}: its zip directory declares {entries} entries in {directory} bytes, over "
+            f"preserve's bounds ({MAX_WACZ_ENTRIES} entries, {MAX_WACZ_DIRECTORY_BYTES} bytes)")
+
+
+def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path,
+                file_size: int) -> list[_Received]:
     infos = zf.infolist()
     if len(infos) > MAX_WACZ_ENTRIES:
         raise errors.ImportInputError(f"{name}: more than {MAX_WACZ_ENTRIES} zip entries")
@@ -409,7 +435,7 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
                                           "datapackage.json, so it cannot be checked")
     if not warcs:
         raise errors.ImportInputError(f"{name}: no WARC file under archive/")
-    _check_declared_sizes(entries, listed, warcs, spool, name)
+    _check_declared_sizes(entries, listed, warcs, spool, name, file_size)
     received: list[_Received] = []
     for index, (where, (expected, size)) in enumerate(sorted(listed.items())):
         info = entries.get(where)
@@ -428,11 +454,20 @@ def _check_wacz(zf: zipfile.ZipFile, name: str, spool: Path) -> list[_Received]:
 
 def _check_declared_sizes(entries: dict[str, zipfile.ZipInfo],
                           listed: dict[str, tuple[str, int]], warcs: list[str], spool: Path,
-                          name: str) -> None:
+                          name: str, file_size: int) -> None:
     """Before a byte is streamed: each entry's size in the zip is the one datapackage.json
-    lists (exit 1 otherwise), at most :data:`MAX_WACZ_ENTRY_BYTES`, and the WARC files
-    together fit in the spool's free space, :data:`SPOOL_MARGIN_BYTES` left over (exit 2): a
-    zip declaring terabytes of deflated zeros never fills the disk."""
+    lists (exit 1 otherwise), at most :data:`MAX_WACZ_ENTRY_BYTES`; the entries together
+    expand to at most :data:`MAX_EXPANSION` times the file plus :data:`EXPANSION_FLOOR` (as a
+    WARC file's records: a few hundred bytes of bzip2 each unpack to a GiB of zeros, a minute
+    of CPU for a 9 KB file), and the WARC files together fit in the spool's free space,
+    :data:`SPOOL_MARGIN_BYTES` left over (exit 2): a zip declaring terabytes of deflated
+    zeros never fills the disk."""
+    declared = sum(entries[where].file_size for where in listed if where in entries)
+    if declared > MAX_EXPANSION * file_size + EXPANSION_FLOOR:
+        raise errors.ImportInputError(
+            f"{name}: its entries declare {declared} bytes from a file of {file_size}, over "
+            f"{MAX_EXPANSION} times its size plus {EXPANSION_FLOOR} (a decompression bomb?); "
+            "preserve does not unpack it")
     for where, (_digest, size) in sorted(listed.items()):
         info = entries.get(where)
         if info is None:
