@@ -443,6 +443,41 @@ def test_a_report_is_never_written_into_the_archive(built: Built, tmp_path: Path
     assert sorted(p for p in built.root.rglob("*") if p.name != ".lock") == before
 
 
+def test_a_screenshot_in_an_imported_file_is_labelled_as_the_files_claim(
+        tmp_path: Path) -> None:
+    """An imported WARC file may carry an image record named like preserve's screenshots and
+    linked to the page: the report showed it as "Screenshot taken by the capturing browser",
+    preserve's own word for what an imported file merely claims."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    source = tmp_path / "other-tool.warc"
+    with source.open("wb") as out:
+        writer = WARCWriter(out, gzip=False)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        page = writer.create_warc_record(
+            "http://example.org/shot", "response", http_headers=http,
+            payload=io.BytesIO(b"<html><title>t</title><p>Plain words of a page.</p></html>"))
+        writer.write_record(page)
+        writer.write_record(writer.create_warc_record(
+            "urn:preserve:screenshot:http://example.org/shot", "resource",
+            payload=io.BytesIO(png), warc_content_type="image/png",
+            warc_headers_dict={"WARC-Concurrent-To":
+                               page.rec_headers.get_header("WARC-Record-ID")}))
+    root = tmp_path / "root"
+    env = {**os.environ, "PRESERVE_CONFIG_HOME": str(tmp_path / "config")}
+    for args in (["init", "--key-name", "test.example/shot"], ["import", str(source)]):
+        done = subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    capture_id = next((root / "manifests").glob("*.json")).stem
+    out = tmp_path / "r.html"
+    done = subprocess.run([PRESERVE, "--root", str(root), "report", capture_id, "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "the file&#x27;s claim, not a screenshot preserve took" in html
+    assert "taken by the capturing browser" not in html
+
+
 def test_claims_of_an_imported_file_are_shown_literally(tmp_path: Path) -> None:
     """An imported file's own claims (its name, WARC-Date, status reason, record digests)
     reached the report HTML-escaped only: a NUL in the WARC-Date put a NUL in the HTML and a

@@ -182,6 +182,8 @@ def find_screenshot(records: Sequence[WarcRecordRef]) -> WarcRecordRef | None:
 def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef] | None, str]:
     ref = find_screenshot(capture.manifest.warc.records)
     if ref is None:
+        if capture.manifest.imported is not None:
+            return None, "No screenshot: the imported file holds none for this page."
         return None, "No screenshot (HTTP capture): preserve fetched the page without a browser."
     media = (ref.content_type or "").split(";")[0].strip().lower()
     try:
@@ -199,6 +201,9 @@ def _screenshot(capture: LoadedCapture) -> tuple[tuple[str, bytes, WarcRecordRef
         return None, "The screenshot's bytes do not match its recorded digest; not shown."
     if not block.startswith(SCREENSHOT_TYPES[media]):
         return None, f"The screenshot record is not a {media} image; not shown."
+    if capture.manifest.imported is not None:  # the file's claim, not preserve's own capture
+        return (media, block, ref), ("An image the imported file holds as a screenshot of the "
+                                     "page: the file's claim, not a screenshot preserve took.")
     return (media, block, ref), "Screenshot taken by the capturing browser."
 
 
