@@ -571,3 +571,22 @@ def test_a_log_shared_by_hard_links_is_never_written(
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert sorted((root / "manifests").glob("*.json")) == manifests
     assert entries.read_bytes() == before
+
+
+def test_repair_never_clears_away_a_logged_capture_whose_manifest_is_lost(
+        captured: tuple[Path, str, dict[str, Any]]) -> None:
+    """A logged capture's manifest deleted (an accident, or an attacker): repair took its WARC
+    file and text object for debris of an interrupted commit, quarantined them and said
+    "0 problems". They are left in place now, the loss is a problem (exit 1), and once the
+    manifest is restored from a backup the archive is intact again."""
+    root, capture_id, document = captured
+    manifest = root / "manifests" / f"{capture_id}.json"
+    backup = manifest.read_bytes()
+    manifest.unlink()
+    fixed = repair(root)
+    assert not [a for a in fixed.actions if a.kind == "quarantined"], fixed
+    assert any("logged capture(s) have no manifest" in p for p in fixed.problems)
+    assert (root / document["warc"]["path"]).is_file()
+    assert (root / document["text"]["path"]).is_file()
+    manifest.write_bytes(backup)
+    assert Archive(root).verify(record=False).ok

@@ -462,12 +462,6 @@ def _check_declared_sizes(entries: dict[str, zipfile.ZipInfo],
     of CPU for a 9 KB file), and the WARC files together fit in the spool's free space,
     :data:`SPOOL_MARGIN_BYTES` left over (exit 2): a zip declaring terabytes of deflated
     zeros never fills the disk."""
-    declared = sum(entries[where].file_size for where in listed if where in entries)
-    if declared > MAX_EXPANSION * file_size + EXPANSION_FLOOR:
-        raise errors.ImportInputError(
-            f"{name}: its entries declare {declared} bytes from a file of {file_size}, over "
-            f"{MAX_EXPANSION} times its size plus {EXPANSION_FLOOR} (a decompression bomb?); "
-            "preserve does not unpack it")
     for where, (_digest, size) in sorted(listed.items()):
         info = entries.get(where)
         if info is None:
@@ -485,6 +479,12 @@ def _check_declared_sizes(entries: dict[str, zipfile.ZipInfo],
                 f"{name}: {where} declares {size} bytes from {info.compress_size} in the zip, "
                 f"over {MAX_EXPANSION} times (a decompression bomb?); preserve does not "
                 "unpack it")
+    declared = sum(entries[where].file_size for where in listed if where in entries)
+    if declared > MAX_EXPANSION * file_size + EXPANSION_FLOOR:
+        raise errors.ImportInputError(
+            f"{name}: its entries declare {declared} bytes from a file of {file_size}, over "
+            f"{MAX_EXPANSION} times its size plus {EXPANSION_FLOOR} (a decompression bomb?); "
+            "preserve does not unpack it")
     needed = sum(listed[where][1] for where in warcs if where in listed)
     free = spool_free_bytes(spool)
     if needed + SPOOL_MARGIN_BYTES > free:

@@ -279,8 +279,14 @@ class _Repair:
                 self.keep(rel, f"{why}: what the manifests reference is not fully known, so "
                           "no WARC file or text object was quarantined (run preserve verify)")
         else:
-            self.quarantine_orphan_warcs(refs)
-            self.quarantine_orphan_texts(refs)
+            lost = self.logged_without_manifest(refs)
+            self.quarantine_orphan_warcs(refs, lost)
+            if lost:  # which text objects their manifests named cannot be told
+                self.keep(self.rel(self.layout.text_dir), f"{len(lost)} logged capture(s) "
+                          "have no manifest: the text objects they named cannot be told from "
+                          "orphans, so none was quarantined")
+            else:
+                self.quarantine_orphan_texts(refs)
             self.rebuild_catalog(refs)
         self.write_record()
         if records is not None:  # last: the final check sees the archive as repair left it
@@ -685,7 +691,22 @@ class _Repair:
             else:
                 self.quarantine(path, "temporary manifest of an interrupted commit")
 
-    def quarantine_orphan_warcs(self, refs: _References) -> None:
+    def logged_without_manifest(self, refs: _References) -> set[str]:
+        """The capture ids the log holds whose manifest is gone (verify: E305): committed
+        captures, never debris; reported as a problem (restore them from a backup)."""
+        try:
+            logged = {cid for _index, cid in logged_captures(self.root, 1 << 62)}
+        except (PreserveError, OSError):
+            return set()  # no readable log: complete_log reports it
+        lost = logged - refs.capture_ids
+        if lost:
+            self.problem(f"{len(lost)} logged capture(s) have no manifest (e.g. "
+                         f"{sorted(lost)[0]}): committed captures, not debris; their files "
+                         "were left in place: restore the manifests from a backup (verify "
+                         "reports E305)")
+        return lost
+
+    def quarantine_orphan_warcs(self, refs: _References, lost: set[str]) -> None:
         for path in self.walk_files(self.layout.warc_dir):
             rel = self.rel(path)
             if rel in refs.warcs:
@@ -695,6 +716,9 @@ class _Repair:
                 self.keep(rel, "not a capture's WARC file; left alone")
             elif capture_id in refs.capture_ids:
                 self.keep(rel, f"capture {capture_id} has a manifest; left alone")
+            elif capture_id in lost:
+                self.keep(rel, f"capture {capture_id} is logged but its manifest is missing; "
+                          "left alone")
             elif capture_in_progress(self.layout, capture_id):
                 self.keep(rel, "capture is in progress")
             else:
