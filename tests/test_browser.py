@@ -48,7 +48,7 @@ from preserve.capture import browser as browser_module
 from preserve.capture.browser import BrowserOptions, browser_problem
 from preserve.capture.fetch import parse_url
 from preserve.cli import main
-from servers import TestServer, redirect, respond, stream_bytes
+from servers import TestServer, chunk_encode, raw, redirect, respond, stream_bytes
 
 PROBLEM = browser_problem()
 pytestmark = pytest.mark.skipif(
@@ -706,3 +706,40 @@ def test_a_rendered_dom_over_its_cap_is_never_taken_out_of_the_browser(tmp_path:
     assert 2000 < dom.size < 10000
     assert "says this much" in archive.text(small.capture_id)
     assert "forged" not in archive.text(small.capture_id)
+
+
+def test_a_page_that_lies_about_its_size_and_odd_headers_are_captured(tmp_path: Path) -> None:
+    """Three things real servers and pages do, each of which broke a browser capture:
+    a script redefining ``scrollHeight`` as NaN (preserve converted the page's answer to an
+    int: internal error, exit 5, the rest of the batch lost); a header of UTF-8 bytes
+    (``Set-Cookie: name=café``: the proxy re-encoded it as ASCII, crashed its thread and the
+    browser saw an empty response); and ``Transfer-Encoding: chunked`` beside a
+    ``Content-Length`` (the proxy passed the length on, the browser took ten bytes and the
+    document was kept cut short). The page is captured whole, with notes for the lies."""
+    page = ("<html><head><title>Liar</title></head><body><article><p>"
+            + "The council met on Tuesday and agreed the harbour plan in full. " * 40
+            + "</p></article><script>Object.defineProperty(Element.prototype, 'scrollHeight',"
+            " {get() { return NaN; }});</script></body></html>").encode()
+    with TestServer() as site:
+        site.routes["/liar"] = raw(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: name=caf\xc3\xa9\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+            + chunk_encode(page, 4096))
+        site.routes["/good"] = respond(200, b"<html><title>Good</title><p>fine</p></html>",
+                                       headers=[("Content-Type", "text/html")])
+        root = tmp_path / "root"
+        liar = site.url("/liar")
+        done = subprocess.run([*CLI, "--root", str(root), "capture", "--browser", "--timeout",
+                               "20", "--settle", "1", "--json", liar, site.url("/good")],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr
+    captures = json.loads(done.stdout)["result"]["captures"]
+    assert [c["title"] for c in captures] == ["Liar", "Good"]
+    manifest = json.loads((root / "manifests" / f"{captures[0]['capture_id']}.json").read_bytes())
+    assert any("no usable" in note for note in manifest["notes"]), manifest["notes"]
+    with (root / manifest["warc"]["path"]).open("rb") as stream:
+        bodies = [r.content_stream().read() for r in ArchiveIterator(stream)
+                  if r.rec_type == "response"
+                  and r.rec_headers.get_header("WARC-Target-URI") == liar]
+    assert bodies == [page]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import secrets
 import signal
@@ -662,13 +663,30 @@ def _scroll(page: Page, session: _Session) -> None:
         for _ in range(session.options.scroll_steps):
             if session.crashed or session.left() <= 0:
                 return
-            bottom, height = page.evaluate(_SCROLL_JS)
+            position = page.evaluate(_SCROLL_JS)
+            bottom, height = (_pixels(v) for v in position) \
+                if isinstance(position, list) and len(position) == 2 else (None, None)
+            if bottom is None or height is None:  # the page's scripts answer for its DOM
+                session.notes.append("scrolling stopped: the page reports no usable scroll "
+                                     "position")
+                break
             _pump(page, session.options.scroll_pause, session)
             if bottom >= height:
                 break
         page.evaluate("() => window.scrollTo(0, 0)")
     except PlaywrightError as exc:
         session.notes.append(f"scrolling stopped: {_first_line(exc)}")
+
+
+def _pixels(value: object) -> int | None:
+    """A length in pixels the page reported, or None for what no page lays out: the page's
+    own scripts may redefine ``scrollHeight`` or ``scrollY`` to give NaN, infinity, a string
+    or an object."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 <= value <= 1 << 40:
+        return None
+    return int(value)
 
 
 def _save(spool_dir: Path, kind: str, data: bytes, media_type: str, prefix: str,
@@ -710,13 +728,15 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
 
     if options.screenshot:
         try:
-            height = int(page.evaluate(_HEIGHT_JS))
+            height = _pixels(page.evaluate(_HEIGHT_JS))
             clip = None
-            if height > options.max_screenshot_height:
+            if height is None or height > options.max_screenshot_height:
                 clip = {"x": 0, "y": 0, "width": options.viewport[0],
                         "height": options.max_screenshot_height}
-                session.notes.append(f"screenshot cut to {options.max_screenshot_height} of "
-                                     f"{height} pixels")
+                of = "the page reports no usable height" if height is None else \
+                    f"of {height} pixels"
+                session.notes.append(f"screenshot cut to {options.max_screenshot_height} "
+                                     f"pixels ({of})")
             png = page.screenshot(full_page=True, type="png", timeout=budget(),
                                   animations="disabled", caret="hide", clip=clip)  # type: ignore[arg-type]
             artifacts.append(_save(spool_dir, "screenshot", png, "image/png",

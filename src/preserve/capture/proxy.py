@@ -906,10 +906,17 @@ class RecordingProxy:
         to_browser = _end_to_end(headers)
         if allow_token:
             to_browser = _allowing_token(to_browser)
+        if any(n.lower() == "transfer-encoding" for n, _ in headers):
+            # the coding, not the length, delimited the body (RFC 9112 6.3); relayed decoded,
+            # the body's length is not the one a Content-Length beside it claims
+            to_browser = [(n, v) for n, v in to_browser if n.lower() != "content-length"]
         sent_length = any(n.lower() == "content-length" for n, _ in to_browser)
         try:
-            client.send(h11.Response(status_code=response.status, headers=to_browser,
-                                     reason=reason_bytes))
+            # as bytes, the bytes received: h11 would encode text as ASCII, and a header of
+            # Latin-1 or UTF-8 bytes (Set-Cookie: name=café) is common
+            client.send(h11.Response(status_code=response.status, reason=reason_bytes,
+                                     headers=[(n.encode("latin-1"), v.encode("latin-1"))
+                                              for n, v in to_browser]))
         except h11.LocalProtocolError:
             client.alive = False
         with upstream.state:
