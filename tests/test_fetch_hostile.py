@@ -423,8 +423,8 @@ def test_a_location_too_long_to_resolve_is_named_as_such(http_server: TestServer
                                                         spool_dir: Path) -> None:
     """A relative Location that grows past the URL length limit when percent-encoded cannot
     be resolved: the note says so (not "URL has no scheme"), with the value cut short."""
-    location = "/" + "\u00e9" * 12_000  # 12 KB as sent, 72 KB once percent-encoded
-    http_server.routes["/a"] = redirect(location)
+    location = "/" + "\u00e9" * 12_000  # 24 KB of UTF-8 as sent, 72 KB once percent-encoded
+    http_server.routes["/a"] = redirect(location.encode().decode("latin-1"))  # sent as UTF-8
     result = fetch(http_server.url("/a"), spool_dir)
     assert len(http_server.requests) == 1 and len(result.exchanges) == 1
     (note,) = result.notes
@@ -576,3 +576,22 @@ def test_unreadable_ca_bundle_is_a_capture_error(
     options = FetchOptions(ca_bundle=bogus)
     error = _fails(errors.CaptureError, https_server.url("/"), spool_dir, options)
     assert str(bogus) in str(error)
+
+
+@pytest.mark.parametrize(("location", "followed"), [
+    (b"/caf\xc3\xa9", "/caf%C3%A9"),  # UTF-8 bytes, as browsers read them
+    (b"/caf\xe9", "/caf%E9"),  # bytes that are not UTF-8, each percent-encoded
+    (b"/a\\b?x=\\y", "/a/b?x=\\y"),  # a backslash is a slash, in the path only
+])
+def test_a_location_is_followed_where_a_browser_would_go(
+        http_server: TestServer, spool_dir: Path, location: bytes, followed: str) -> None:
+    """A Location of UTF-8 bytes was read as Latin-1 (``/café`` fetched as
+    ``/caf%C3%83%C2%A9``, the server's 404 kept), and a backslash sent as it came: a capture
+    followed another resource than the browser of anyone who clicked the link. The header is
+    recorded as received either way."""
+    http_server.routes["/start"] = raw(b"HTTP/1.1 302 Found\r\nLocation: " + location
+                                       + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    result = fetch(http_server.url("/start"), spool_dir)
+    assert [r.target for r in http_server.requests][1] == followed
+    assert result.exchanges[-1].url == http_server.url(followed)
+    assert result.exchanges[0].location == http_server.url(followed)

@@ -419,13 +419,30 @@ def _translate(
 
 
 def _location(url: URL, headers: Iterable[tuple[str, str]]) -> str | None:
+    """Where a redirect points, resolved against ``url`` as a browser resolves it (the header
+    itself is recorded as received): its bytes read as UTF-8 (``/café`` is ``/caf%C3%A9``,
+    not the Latin-1 reading ``/caf%C3%83%C2%A9``), bytes that are not UTF-8 percent-encoded
+    one by one, and a backslash before the query taken for a slash (``/a\\b`` is ``/a/b``,
+    ``\\\\host/x`` another host), as the WHATWG URL standard does for http and https."""
     for name, value in headers:
         if name.lower() == "location":
+            target = _as_browsers_read(value.strip())
             try:
-                return str(url.join(value.strip()))
+                return str(url.join(target))
             except (InvalidURL, ValueError):
-                return value.strip()
+                return target
     return None
+
+
+def _as_browsers_read(value: str) -> str:
+    """A Location value (header bytes as Latin-1 characters) as a browser reads it."""
+    raw = value.encode("latin-1", "replace")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)
+    cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=len(text))
+    return text[:cut].replace("\\", "/") + text[cut:]
 
 
 def _one_hop(
