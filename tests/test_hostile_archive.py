@@ -590,3 +590,34 @@ def test_repair_never_clears_away_a_logged_capture_whose_manifest_is_lost(
     assert (root / document["text"]["path"]).is_file()
     manifest.write_bytes(backup)
     assert Archive(root).verify(record=False).ok
+
+
+def test_an_entry_dated_ahead_blocks_appends_and_signatures_instead_of_breaking_the_log(
+        tmp_path: Path, http_server: TestServer) -> None:
+    """An unsigned audit leaf (no key needed) dated nine minutes ahead: within verify's
+    tolerance for clocks, so verify said intact; but every entry preserve appended next was
+    dated before it, and every later verify failed on those honest entries (E310, for
+    ever), while ``checkpoint`` signed over the planted one. Now verify warns (W311), a
+    capture is refused before it commits, and nothing is signed over it."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from preserve import log  # noqa: PLC0415
+    from preserve.log.entries import format_time  # noqa: PLC0415
+
+    http_server.routes["/"] = respond(200, HTML, headers=[("Content-Type", "text/html")])
+    root = tmp_path / "keyed"
+    Archive(root).init(key_name="test.example/ahead")
+    Archive(root).capture(http_server.url("/"), CaptureOptions(fetch=FetchOptions(timeout=10)))
+    ahead = format_time(datetime.now(UTC) + timedelta(minutes=9))
+    log.record_event(root, {"eventType": "fixity check", "outcome": "pass"}, committed=ahead)
+    report = Archive(root).verify(record=False)
+    assert "W311" in {f.code.code for f in report.findings} and report.ok
+    manifests = sorted((root / "manifests").glob("*.json"))
+    done = _run(root, "capture", "--http", http_server.url("/"))
+    assert done.returncode == 4 and "dated" in done.stderr and "Traceback" not in done.stderr
+    assert sorted((root / "manifests").glob("*.json")) == manifests
+    done = _run(root, "checkpoint")
+    assert done.returncode != 0 and "after this clock" in done.stderr, (
+        done.stderr, (root / "manifests/log/entries.jsonl").read_text())
+    report = Archive(root).verify(record=False)
+    assert "E310" not in {f.code.code for f in report.findings}

@@ -813,7 +813,7 @@ class Archive:
                 self.last_audit = integrity.record_audit(
                     self.root, report, signer=self._signer(), heads=self.heads,
                     timestamper=integrity.timestamper(self.tsa_url), trusted_key=trusted_key)
-            elif report.ok and self.heads is not None:
+            elif integrity.head_may_be_remembered(report) and self.heads is not None:
                 # also for a package: its log is a prefix of the archive's (or this audit
                 # found E315), and a planted descriptor must not stop heads moving on
                 integrity.remember_head(self.root, self.heads, trusted_key)

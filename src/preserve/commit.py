@@ -434,6 +434,7 @@ def commit_drafts(ctx: CommitContext, drafts: Iterable[Draft], *, sign: bool,
     logged. The caller holds the archive lock."""
     ctx.layout.require_plain_dirs()
     require_unshared(ctx.layout.log_dir)  # a hard-linked log could not be appended to
+    log.check_clock(ctx.root)  # nor one whose last entry is dated after this clock
     verifier = ctx.signer.verifier if ctx.signer is not None else _archive_verifier(ctx.root)
     check_extends(ctx.root, ctx.heads, verifier)
     spill_dir = ctx.layout.tmp_dir

@@ -224,7 +224,7 @@ def record_audit(
         return AuditRecord(True, outcome, None, "the audit found integrity errors: nothing "
                            "was signed")
     if signer is None:
-        if heads is not None:
+        if heads is not None and head_may_be_remembered(report):
             remember_head(root, heads, trusted_key)
         return AuditRecord(True, outcome, None, None)
     try:
@@ -263,6 +263,14 @@ def fixity_event_for(report: Report) -> dict[str, Any]:
         finding_codes=sorted(report.counts()),
         detail="deep" if report.deep else "default",
     ))
+
+
+def head_may_be_remembered(report: Report) -> bool:
+    """Whether the log as ``report`` found it may become this operator's known head: intact,
+    and no leaf dated ahead of this clock (W311). A known head is a base a later signature
+    builds on without checking its leaves again, so it never covers a leaf this clock
+    could not have dated."""
+    return report.ok and not any(f.code.code == "W311" for f in report.findings)
 
 
 def remember_head(root: Path, heads: KnownHeads, trusted_key: str | None = None) -> None:

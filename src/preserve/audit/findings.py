@@ -179,6 +179,12 @@ class Code(enum.Enum):
             "appending to either copy would change both, so preserve writes neither (no "
             "capture, audit or repair appends to this log) until it is copied without hard "
             "links.")
+    W311 = ("W311", "log entry dated ahead of this clock",
+            "A leaf's commit time is after this computer's clock, by less than the 10 minutes "
+            "verify allows for clocks that differ (more is E310). Nothing can be appended or "
+            "signed after it until this clock passes that time: entries dated now would look "
+            "back-dated. This clock is slow, or someone dated the entry ahead (an unsigned "
+            "audit needs no key).")
     W309 = ("W309", "an export descriptor that does not describe this root (ignored)",
             "preserve-export.json at the root is signed by the archive key but is not this "
             "root's: the root is not a bag's data/ directory, or the log has grown since that "

@@ -409,7 +409,7 @@ class _Repair:
         owed = self.owed_leaves(unlogged, usable)
         if owed and not self.dry_run:
             try:
-                log.record_entries(self.root, [leaf for _cid, leaf in owed])
+                log.record_entries(self.root, [leaf for _cid, leaf in owed], dated_now=False)
             except (PreserveError, OSError) as exc:
                 self.problem(f"cannot append to the integrity log: {exc}")
                 return None

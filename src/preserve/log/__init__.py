@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .archive_log import (
+        check_clock,
         checkpoint_paths,
         init_log,
         latest_checkpoint,
@@ -97,6 +98,7 @@ _SUBMODULE = {
     "latest_checkpoint": "archive_log",
     "leaf_hash": "merkle",
     "load_signer": "keys",
+    "check_clock": "archive_log",
     "log_dir": "archive_log",
     "make_proof": "proof",
     "node_hash": "merkle",
@@ -144,6 +146,7 @@ __all__ = [
     "TransparencyLog",
     "Verifier",
     "canonical_json",
+    "check_clock",
     "check_proof",
     "checkpoint_paths",
     "consistency_path",

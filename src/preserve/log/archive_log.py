@@ -124,7 +124,8 @@ def record_manifest(root: Path, capture_id: str, *, committed: str | None = None
     path = Path(root) / manifest_path(capture_id)
     if not path.is_file():
         raise NotFoundError(f"no manifest for {capture_id}")
-    return record_entries(root, [manifest_leaf_for_file(path, committed).to_bytes()])
+    return record_entries(root, [manifest_leaf_for_file(path, committed).to_bytes()],
+                          dated_now=committed is None)
 
 
 def record_event(root: Path, event: Mapping[str, Any], *, committed: str | None = None,
@@ -134,14 +135,43 @@ def record_event(root: Path, event: Mapping[str, Any], *, committed: str | None 
     leaf = AuditLeaf(event, committed or utc_now())
     if signer is not None:
         leaf = leaf.signed_by(signer)
-    return record_entries(root, [leaf.to_bytes()])
+    return record_entries(root, [leaf.to_bytes()], dated_now=committed is None)
 
 
-def record_entries(root: Path, entries: list[bytes]) -> int:
-    """Append leaf entries in order with one set of fsyncs; return the first new index."""
+def record_entries(root: Path, entries: list[bytes], *, dated_now: bool = True) -> int:
+    """Append leaf entries in order with one set of fsyncs; return the first new index.
+    ``dated_now``: the entries are dated by this clock, and are refused (LogError) if one is
+    dated before the log's last entry (see :func:`check_clock`); leaves owed since an earlier
+    commit (repair) carry their own dates."""
     require_plain_log_dir(root)
     with open_log(root) as log:
+        if dated_now and entries:
+            _check_order(log, [parse_time(parse_entry(e).committed) for e in entries])
         return log.append_many(entries)
+
+
+def check_clock(root: Path) -> None:
+    """LogError if the log's last entry is dated after this clock: an entry appended now
+    would be dated before it, and every later verify would call the honest entry back-dated
+    (E310). The clock was set back, or someone appended an entry dated ahead (an unsigned
+    audit needs no key); verify shows which. Checked before a commit, so that nothing is
+    committed that could not be logged."""
+    with open_log(root, readonly=True) as log:
+        _check_order(log, [datetime.now(UTC)])
+
+
+def _check_order(log: TransparencyLog, dates: list[datetime]) -> None:
+    if not log.size:
+        return
+    try:
+        last = parse_time(parse_entry(log.leaf(log.size - 1)).committed)
+    except ValueError:
+        return  # a malformed last entry: verify reports it (E302)
+    if min(dates) < last:
+        raise LogError(f"the log's last entry (leaf {log.size - 1}) is dated {format_time(last)}"
+                       f", after this clock's {format_time(min(dates))}: an entry appended now "
+                       "would look back-dated. Check this computer's clock; if it is right, "
+                       "someone dated that entry ahead (run preserve verify)")
 
 
 def unlogged_manifests(root: Path) -> list[str]:

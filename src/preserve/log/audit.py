@@ -43,11 +43,13 @@ from .entries import (
     CAPTURE_ID,
     MANIFEST_DIR,
     MAX_CLOCK_SKEW,
+    SIGNING_SKEW,
     AdoptionLeaf,
     AuditLeaf,
     ImportLeaf,
     ManifestEntry,
     commit_time_problem,
+    format_time,
     parse_entry,
     parse_time,
 )
@@ -87,6 +89,7 @@ W_NO_RECENT_ANCHOR = "W307"
 W_PARTIAL_EXPORT = "W308"
 W_FOREIGN_DESCRIPTOR = "W309"
 W_HARD_LINKED = "W310"
+W_DATED_AHEAD = "W311"
 
 CODES: dict[str, str] = {
     E_LOG_DAMAGED: "integrity log missing, unreadable or structurally damaged",
@@ -117,6 +120,7 @@ CODES: dict[str, str] = {
     W_PARTIAL_EXPORT: "a partial export: logged captures left out, as its signed descriptor says",
     W_FOREIGN_DESCRIPTOR: "an export descriptor that does not describe this root (ignored)",
     W_HARD_LINKED: "log file shared by hard links",
+    W_DATED_AHEAD: "log entry dated ahead of this clock",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -187,6 +191,11 @@ DESCRIPTIONS: dict[str, str] = {
     "hard links, cp -al or rsync --link-dest, or a link planted to a file elsewhere): "
     "appending to either copy would change both, so preserve writes neither (no capture, "
     "audit or repair appends to this log) until it is copied without hard links.",
+    W_DATED_AHEAD: "A leaf's commit time is after this computer's clock, by less than the 10 "
+    "minutes verify allows for clocks that differ (more is E310). Nothing can be appended or "
+    "signed after it until this clock passes that time: entries dated now would look "
+    "back-dated. This clock is slow, or someone dated the entry ahead (an unsigned audit "
+    "needs no key).",
 }
 
 TimestampCheck = Callable[[bytes, bytes], str | None]
@@ -472,6 +481,10 @@ def _check_entries(audit: _Audit, log: TransparencyLog, index: AuditIndex,
                 continue
             if problem is not None:
                 audit.add(E_TIME_BACKWARDS, entries, problem)
+            elif committed > now + SIGNING_SKEW:
+                audit.add(W_DATED_AHEAD, entries, f"leaf {leaf} committed {entry.committed}, "
+                          f"after this clock ({format_time(now)}): nothing can be appended or "
+                          "signed after it until then")
             if committed <= now + MAX_CLOCK_SKEW:  # one from the future is reported once
                 previous = committed if previous is None else max(previous, committed)
             if isinstance(entry, AuditLeaf):

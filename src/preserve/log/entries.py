@@ -83,6 +83,9 @@ def parse_time(text: str) -> datetime:
 #: archive disagree a little). A leaf from further ahead is refused: it would make every
 #: honest leaf after it look back-dated, for good once a checkpoint covered it.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
+#: How far ahead of this clock a leaf may be dated and still be signed over (the committer
+#: and the signer may be different machines of one cluster); verify warns beyond it (W311).
+SIGNING_SKEW = timedelta(seconds=5)
 
 
 def commit_time_problem(index: int, committed: str, previous: datetime | None,

@@ -57,10 +57,12 @@ from .archive_log import (
 )
 from .entries import (
     MAX_MANIFEST_BYTES,
+    SIGNING_SKEW,
     AdoptionLeaf,
     ImportLeaf,
     ManifestLeaf,
     commit_time_problem,
+    format_time,
     parse_entry,
     parse_time,
 )
@@ -284,6 +286,12 @@ def prove_and_sign(
             except ValueError as exc:
                 problems.append(f"leaf {index} is malformed: {exc}")
                 return
+            if problem is None and parse_time(entry.committed) > now + SIGNING_SKEW:
+                # within verify's tolerance, but a signature means "proved": the key never
+                # signs over an entry dated after its own clock (later entries, dated now,
+                # would all look back-dated)
+                problem = (f"leaf {index} committed {entry.committed}, after this clock "
+                           f"({format_time(now)})")
             if problem is not None:  # verify reports it (E310): never signed over
                 problems.append(problem)
             else:
