@@ -621,3 +621,25 @@ def test_an_entry_dated_ahead_blocks_appends_and_signatures_instead_of_breaking_
         done.stderr, (root / "manifests/log/entries.jsonl").read_text())
     report = Archive(root).verify(record=False)
     assert "E310" not in {f.code.code for f in report.findings}
+
+
+def test_a_key_replaced_under_its_own_name_is_caught_at_any_path(
+        tmp_path: Path, http_server: TestServer) -> None:
+    """The known head catches a replaced key.pub only at the paths it saw: the archive moved
+    (a new disk, another mount point), its log rewritten and signed by a new key given the
+    old key's name, verified "intact". The key of that name this operator holds is another
+    one: E313, wherever the archive is."""
+    from preserve.log.keys import generate_key  # noqa: PLC0415
+
+    http_server.routes["/"] = respond(200, HTML, headers=[("Content-Type", "text/html")])
+    root = tmp_path / "keyed"
+    name = "test.example/moved"
+    Archive(root).init(key_name=name)
+    Archive(root).capture(http_server.url("/"), CaptureOptions(fetch=FetchOptions(timeout=10)))
+    moved = tmp_path / "other-disk" / "keyed"
+    moved.parent.mkdir()
+    subprocess.run(["cp", "-a", str(root), str(moved)], check=True)
+    _path, impostor = generate_key(name, tmp_path / "impostor.key")
+    (moved / "manifests" / "log" / "key.pub").write_text(impostor.to_text() + "\n")
+    found = [f for f in Archive(moved).verify(record=False).findings if f.code.code == "E313"]
+    assert found and "you hold" in found[0].message

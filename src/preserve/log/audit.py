@@ -55,7 +55,7 @@ from .entries import (
 )
 from .export_note import DESCRIPTOR, Described, exported_captures
 from .journal import CommitEntry, CommitRecord, iter_entries, read_journal
-from .keys import Verifier, parse_verifier_key
+from .keys import Verifier, default_key_path, load_signer, parse_verifier_key
 from .known_heads import KnownHead, KnownHeads, identity_for
 from .merkle import verify_consistency
 from .note import Checkpoint, NoteError, parse_checkpoint, verify_checkpoint
@@ -445,6 +445,12 @@ def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | Non
     if trusted is not None and stored != trusted:
         audit.add(E_KEY_INVALID, _rel(KEY_FILE), "key.pub is not the trusted key")
         return trusted
+    held = _held_key(stored.name) if trusted is None else None
+    if held is not None and held != stored:
+        audit.add(E_KEY_INVALID, _rel(KEY_FILE), f"key.pub holds {stored.to_text()}, but the "
+                  f"key named {stored.name!r} you hold is {held.to_text()} (key replaced? if "
+                  "the archive is someone else's, verify it with --trusted-key)")
+        return held
     if heads is not None:
         for head in heads.others_at(audit.root, identity_for(stored, audit.root)):
             audit.add(E_KEY_INVALID, _rel(KEY_FILE), f"key.pub holds {stored.to_text()}, but "
@@ -452,6 +458,20 @@ def _archive_key(audit: _Audit, trusted_key: str | None, heads: KnownHeads | Non
                       f"{head.updated} (key replaced? preserve reset-head if it is another "
                       "archive)")
     return stored
+
+
+def _held_key(name: str) -> Verifier | None:
+    """The public half of the signing key named ``name`` in this operator's config dir, if
+    there is one there (key names carry a random part: two keys of one name are one archive's
+    key and an impostor). Checked at any path, where a known head is only at the paths it saw:
+    an archive moved, rewritten and signed with a new key of the same name is caught."""
+    path = default_key_path(name)
+    if not path.is_file():
+        return None
+    try:
+        return load_signer(path).verifier
+    except PreserveError:
+        return None
 
 
 def _local_key(root: Path) -> Verifier | None:
