@@ -341,6 +341,7 @@ class _Session:
     popups: list[Page] = dataclasses.field(default_factory=list)
     popups_closed: int = 0
     crashed: bool = False
+    killed: bool = False  # by preserve, at the deadline: the renderer did not crash
     notes: list[str] = dataclasses.field(default_factory=list)
     timings: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -473,6 +474,7 @@ def capture_page(
 
 
 def _overdue(reaper: _Reaper, session: _Session) -> None:
+    session.killed = True
     session.notes.append("the browser outlived the deadline and was killed")
     reaper.kill_now()
 
@@ -710,7 +712,9 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
 
     artifacts: list[Artifact] = []
     if session.crashed or page.is_closed():
-        session.notes.append("the renderer crashed: no screenshot, PDF or rendered DOM")
+        why = "the browser was killed at the deadline" if session.killed else \
+            "the renderer crashed"
+        session.notes.append(f"{why}: no screenshot, PDF or rendered DOM")
         return artifacts
     if not page.url.startswith(("http://", "https://")):
         # a download (Content-Disposition: attachment) or an error page: what the tab shows
@@ -764,7 +768,7 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
                                    DOM_URI_PREFIX, target))
     except PlaywrightError as exc:
         session.notes.append(f"no rendered DOM: {_first_line(exc)}")
-    if session.crashed:
+    if session.crashed and not session.killed:
         session.notes.append("the renderer crashed during the snapshot")
     return artifacts
 
