@@ -7,15 +7,16 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import bagit
 import pytest
 
 import preserve.exchange.bagit as bagit_module
 from exporting import PRESERVE, Built, build_archive, serve_seeds, tool, tree_state
-from preserve import Archive
+from preserve import Archive, log
 from preserve.audit.verify import verify
 from preserve.exchange import BagInfo, check_package, export_bagit
 from preserve.integrity import audit_log
@@ -327,3 +328,71 @@ def test_hostile_bag_reads_nothing_outside_and_never_hangs(full: Path, tmp_path:
                   b'{"captures": 7}', b"[" * 100_000):
         descriptor.write_bytes(shape)
         assert not check_package(copy).ok
+
+
+def _rebagged(full: Path, dest: Path, edit: Callable[[Path], None]) -> Path:
+    """A copy of the bag changed by ``edit`` (given its data/), then its manifests, tag
+    manifests and Payload-Oxum recomputed, as anyone handling the bag can."""
+    shutil.copytree(full, dest)
+    edit(dest / "data")
+    bagit.Bag(str(dest)).save(manifests=True)
+    assert bagit_validate(dest).returncode == 0
+    return dest
+
+
+def _describe(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    def edit(data: Path) -> None:
+        path = data / "preserve-export.json"
+        described = json.loads(path.read_text())
+        change(described)
+        path.write_text(json.dumps(described, indent=2))
+    return edit
+
+
+def test_a_bags_descriptor_must_say_what_the_proven_manifests_and_log_say(
+        built: Built, full: Path, tmp_path: Path) -> None:
+    """A bag got none of the descriptor checks a WACZ had: forged URLs, times, WARC hashes,
+    paths and log fields held, bag manifests recomputed, even with --trusted-key."""
+    key = log.read_verifier(built.root).to_text()
+
+    def lie(described: dict[str, Any]) -> None:
+        capture = described["captures"][0]
+        capture.update(requested_url="https://evil.example/", final_url="https://evil.example/",
+                       started="2001-09-11T08:46:00Z", text="archive/text/elsewhere")
+        capture["warc"]["sha256"] = "0" * 64
+        described["log"].update(verifier_key="someone-else+00000000+AAAA", checkpoint_size=7,
+                                size=1, checkpoint=None)
+
+    forged = _rebagged(full, tmp_path / "forged", _describe(lie))
+    problems = check_package(forged, trusted_key=key).problems
+    where = f"capture {built.ids[0]}: the descriptor's"
+    for problem in (f"{where} requested_url", f"{where} final_url", f"{where} started",
+                    f"{where} warc SHA-256 and size", f"{where} text path",
+                    "data/preserve-export.json: log.verifier_key is not the key",
+                    "data/preserve-export.json: log.checkpoint_size is not the size",
+                    "data/preserve-export.json: log.size is not the size of the log",
+                    "data/preserve-export.json: log.checkpoint is None, but the package holds"):
+        assert any(p.startswith(problem) for p in problems), (problem, problems)
+    assert check_package(full, trusted_key=key).ok
+
+
+def test_files_the_export_did_not_write_make_a_bag_fail(built: Built, full: Path,
+                                                        tmp_path: Path) -> None:
+    """An unreferenced WARC file (only a verify note, W501) and any other file added to the
+    payload, bag manifests recomputed, held with --trusted-key."""
+    key = log.read_verifier(built.root).to_text()
+    warc = next((full / "data/archive/warc").rglob("*.warc.gz")).relative_to(full)
+    planted = warc.parent / "20261205T000000Z-planted0000.warc.gz"
+
+    def plant(data: Path) -> None:
+        shutil.copyfile(full / warc, data.parent / planted)
+        (data / "index.html").write_text("<script>alert('planted')</script>")
+        (data / "manifests/log/notes.txt").write_text("planted")
+
+    forged = _rebagged(full, tmp_path / "forged", plant)
+    problems = check_package(forged, trusted_key=key).problems
+    assert f"{planted}: a WARC file no proven capture names" in problems, problems
+    assert "data/index.html: a file preserve's export does not write for these captures" in \
+        problems
+    assert "data/manifests/log/notes.txt: a file preserve's export does not write for these " \
+        "captures" in problems

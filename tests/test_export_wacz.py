@@ -14,11 +14,14 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cdxj_indexer.main import CDXJIndexer
@@ -44,6 +47,7 @@ from preserve.exchange import export_wacz
 from preserve.exchange.cdxj import SortedLines
 from preserve.exchange.check import check_wacz
 from preserve.exchange.files import BLOCK_SIZE
+from preserve.hashing import hash_bytes
 from preserve.log.timestamp import request_timestamp
 from preserve.storage.manifest import Manifest
 from servers import ReceivedRequest, TestServer, respond
@@ -511,9 +515,12 @@ def _forge_without_proof(source: Path, dest: Path, capture_id: str) -> None:
     del members[f"proofs/{capture_id}.json"]
     described = json.loads(members["preserve/export.json"])
     for capture in described["captures"]:
-        if capture["capture_id"] == capture_id:
-            capture["manifest"]["sha256"] = hashlib.sha256(manifest).hexdigest()
-            capture.pop("proof", None)
+        if capture["capture_id"] == capture_id:  # the descriptor says what the manifest says
+            digests = hash_bytes(manifest)
+            capture["manifest"].update(sha256=digests.sha256, blake3=digests.blake3,
+                                       size=digests.size)
+            capture["final_url"] = json.loads(manifest)["final_url"]
+            capture["proof"] = None
             capture["proof_problem"] = "the capture is newer than the latest checkpoint"
     members["preserve/export.json"] = json.dumps(described).encode()
     package = json.loads(members["datapackage.json"])
@@ -797,3 +804,253 @@ def test_the_checkpoint_token_is_checked_against_the_tsa_roots(
     _repackage(out, forged, _add("log/checkpoint.tsr", other))
     result = check_wacz(forged, tsa_roots=roots)
     assert any(p.startswith("log/checkpoint.tsr: ") for p in result.problems), result.problems
+
+
+# --- the descriptor and the log files are bound to what was proved ---------------------------
+
+
+def _describe(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, bytes]], None]:
+    """An edit of the descriptor ``preserve/export.json`` (parsed, changed, written back)."""
+    def edit(members: dict[str, bytes]) -> None:
+        described = json.loads(members["preserve/export.json"])
+        change(described)
+        members["preserve/export.json"] = json.dumps(described, indent=2).encode()
+    return edit
+
+
+def _first_capture(field: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def change(described: dict[str, Any]) -> None:
+        capture = described["captures"][0]
+        *path, last = field.split(".")
+        for part in path:
+            capture = capture[part]
+        capture[last] = value
+    return change
+
+
+def _log_field(field: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def change(described: dict[str, Any]) -> None:
+        described["log"][field] = value
+    return change
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (_first_capture("requested_url", "https://evil.example/"),
+     "the descriptor's requested_url is not what its proven manifest says"),
+    (_first_capture("final_url", "https://evil.example/"),
+     "the descriptor's final_url is not what its proven manifest says"),
+    (_first_capture("started", "2001-09-11T08:46:00Z"),
+     "the descriptor's started is not what its proven manifest says"),
+    (_first_capture("warc.sha256", "0" * 64),
+     "the descriptor's warc SHA-256 and size is not what its proven manifest says"),
+    (_first_capture("manifest.blake3", "0" * 64),
+     "the descriptor's manifest BLAKE3 and size is not what its proven manifest says"),
+    (_first_capture("proof_problem", "planted words"),
+     "the descriptor's proof_problem is not what its proven manifest says"),
+    (_log_field("verifier_key", "someone-else+00000000+AAAA"),
+     "preserve/export.json: log.verifier_key is not the key log/key.pub holds"),
+    (_log_field("checkpoint_size", 999_999),
+     "preserve/export.json: log.checkpoint_size is not the size of the checkpoint"),
+    (_log_field("size", 0), "preserve/export.json: log.size 0 is less than the log"),
+    (lambda d: d.update(note="verified by the court"),
+     "preserve/export.json: holds note, which preserve's export does not write"),
+    (lambda d: d.update(package="bagit"), "says it describes a 'bagit' package"),
+], ids=["requested-url", "final-url", "started", "warc-sha256", "manifest-blake3",
+        "proof-problem", "verifier-key", "checkpoint-size", "log-size", "extra-field",
+        "package"])
+def test_the_descriptor_must_say_what_the_proven_manifests_and_log_say(
+        built: Built, two: Path, tmp_path: Path, change: Callable[[dict[str, Any]], None],
+        problem: str) -> None:
+    """The descriptor's capture and log fields were never compared with the proven manifests
+    and log: lies in them (hashes recomputed) held, even with --trusted-key."""
+    key = log.read_verifier(built.root).to_text()
+    forged = tmp_path / "forged.wacz"
+    _repackage(two, forged, _describe(change))
+    result = check_wacz(forged, trusted_key=key)
+    assert any(problem in p for p in result.problems), result.problems
+    for unproved in (_log_field("size", 10**6), lambda d: d.update(partial=True),
+                     lambda d: d.update(created="2001-01-01T00:00:00Z", omitted_captures=3)):
+        _repackage(two, forged, _describe(unproved))  # facts of the export: not proved
+        assert check_wacz(forged, trusted_key=key).ok, check_wacz(forged).problems
+
+
+def test_the_log_members_are_checked_whatever_the_descriptor_says(
+        built: Built, two: Path, tmp_path: Path) -> None:
+    """A descriptor whose log.checkpoint was null switched off every check of log/: another
+    key.pub, a forged checkpoint and a token that is none all held with --trusted-key."""
+    key = log.read_verifier(built.root).to_text()
+    _path, other = log.generate_key("other.example/key", tmp_path / "other.key")
+
+    def forge(members: dict[str, bytes]) -> None:
+        _describe(_log_field("checkpoint", None))(members)
+        members["log/key.pub"] = other.to_text().encode() + b"\n"
+        members["log/checkpoint.tsr"] = b"this is not an RFC 3161 token"
+
+    forged = tmp_path / "forged.wacz"
+    _repackage(two, forged, forge)
+    result = check_wacz(forged, trusted_key=key)
+    for problem in ("preserve/export.json: log.checkpoint is None, but the package holds "
+                    "'log/checkpoint.txt'", "log/key.pub: is not the trusted key",
+                    "log/key.pub: is not the key proofs/",
+                    "log/checkpoint.txt: does not verify with the package's key",
+                    "log/checkpoint.tsr: not an RFC 3161 token"):
+        assert any(p.startswith(problem) for p in result.problems), (problem, result.problems)
+    without = tmp_path / "without.wacz"  # no checkpoint at all, the proofs still lead to one
+    _repackage(two, without, lambda members: members.pop("log/checkpoint.txt"))
+    problems = check_wacz(without).problems
+    assert any("leads to a checkpoint the package does not hold" in p for p in problems)
+
+
+# --- the zip is laid out as the exporter writes it --------------------------------------------
+
+
+def _end_record(raw: bytes) -> tuple[int, int, int]:
+    """(entries, central directory size, its offset) from a zip's classic end record."""
+    entries, size, offset = struct.unpack("<HII", raw[-12:-2])
+    return entries, size, offset
+
+
+def _prefixed(raw: bytes) -> bytes:
+    return b"MZ" + b"\0" * 62 + raw  # Python's zipfile shifts every offset by 64 and reads on
+
+
+def _gap_before_directory(raw: bytes) -> bytes:
+    entries, size, offset = _end_record(raw)
+    gap = b"<p>bytes no entry accounts for</p>"
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, size,
+                      offset + len(gap), 0)
+    return raw[:offset] + gap + raw[offset:offset + size] + end
+
+
+def _two_directories(raw: bytes) -> bytes:
+    """Two central directories: the ZIP64 end record (Python's zipfile) names the second, the
+    classic one (unzip and others) the first, which a forger would fill with other members."""
+    entries, size, offset = _end_record(raw)
+    directory = raw[offset:offset + size]
+    at = offset + 2 * size
+    zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, size,
+                        offset + size)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+    return raw[:offset] + directory + directory + zip64 + locator + raw[-22:]
+
+
+@pytest.mark.parametrize(("layout", "problem"), [
+    (_prefixed, "does not end where the end records begin"),
+    (_gap_before_directory, "belong to no entry"),
+    (_two_directories, "the ZIP64 and the classic end records name different central "
+                       "directories"),
+], ids=["prefix", "gap", "two-directories"])
+def test_a_zip_not_laid_out_as_the_exporter_writes_it_fails(
+        built: Built, two: Path, tmp_path: Path, layout: Callable[[bytes], bytes],
+        problem: str) -> None:
+    """Python's zipfile reads each of these as the genuine package; other zip readers read
+    other bytes (the prefix, the first central directory)."""
+    forged = tmp_path / "forged.wacz"
+    forged.write_bytes(layout(two.read_bytes()))
+    with zipfile.ZipFile(forged) as z:  # the genuine members, as preserve's zipfile sees them
+        assert z.namelist() == zipfile.ZipFile(two).namelist() and z.testzip() is None
+    result = check_wacz(forged, trusted_key=log.read_verifier(built.root).to_text())
+    assert any(p.startswith("zip layout: ") and problem in p for p in result.problems), \
+        result.problems
+
+
+def _rewrite(source: Path, dest: Path, change: Callable[[zipfile.ZipInfo], None]) -> None:
+    """Copy a zip entry by entry, each entry's ZipInfo changed by ``change`` first."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(dest, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            change(info)
+            new.writestr(info, data)
+
+
+def test_entries_the_exporter_never_writes_fail(built: Built, two: Path,
+                                               tmp_path: Path) -> None:
+    """A WARC member marked as a symlink (unzip creates a link instead of the file), a member
+    compressed with bzip2 (decompressed without bound before), a resource listed twice."""
+    key = log.read_verifier(built.root).to_text()
+    linked = tmp_path / "linked.wacz"
+
+    def symlink(info: zipfile.ZipInfo) -> None:
+        if info.filename.startswith("archive/"):
+            info.external_attr = 0o120777 << 16
+    _rewrite(two, linked, symlink)
+    assert any(p.startswith("archive/") and "marked as a symlink" in p
+               for p in check_wacz(linked, trusted_key=key).problems)
+    squeezed = tmp_path / "bzip2.wacz"
+
+    def bzip2(info: zipfile.ZipInfo) -> None:
+        if info.filename == "pages/pages.jsonl":
+            info.compress_type = zipfile.ZIP_BZIP2
+    _rewrite(two, squeezed, bzip2)
+    assert "pages/pages.jsonl: compressed with method 12 (preserve's export only stores or " \
+        "deflates)" in check_wacz(squeezed, trusted_key=key).problems
+    with zipfile.ZipFile(two) as old:
+        members = {info.filename: old.read(info) for info in old.infolist()}
+    package = json.loads(members["datapackage.json"])
+    package["resources"].append(package["resources"][0])
+    twice = tmp_path / "twice.wacz"
+    _write_package(twice, members, package, deflate=True)
+    assert f"{package['resources'][0]['path']}: listed more than once in datapackage.json" in \
+        check_wacz(twice, trusted_key=key).problems
+
+
+def test_members_expanding_past_the_bound_are_refused_unread(
+        two: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The uncompressed sizes the central directory declares are summed before a member is
+    read: more than 100 times the file's size plus 1 GiB is refused."""
+    raw = bytearray(two.read_bytes())
+    with zipfile.ZipFile(two) as z:
+        info = z.getinfo("pages/pages.jsonl")
+    declared = 0xF000_0000
+    struct.pack_into("<I", raw, info.header_offset + 22, declared)  # the local header
+    _entries, _size, offset = _end_record(bytes(raw))
+    name = raw.index(b"pages/pages.jsonl", offset)
+    struct.pack_into("<I", raw, name - 46 + 24, declared)  # its central-directory entry
+    bomb = tmp_path / "bomb.wacz"
+    bomb.write_bytes(bytes(raw))
+    opened: list[str] = []
+    original = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: (
+        opened.append(getattr(name, "filename", name)), original(self, name, *a, **k))[1])
+    result = check_wacz(bomb)
+    assert any(p.startswith("zip layout: the members expand to") for p in result.problems), \
+        result.problems
+    assert opened == []
+
+
+def test_more_entries_than_the_bound_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    """zipfile builds an object per central-directory entry: the count is read from the end
+    record (and counted raw) first."""
+    count = 100_001
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(b"x"), 1, 1,
+                        1, 0) + b"a" + b"x"
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 0x031E, 20, 0, 0, 0, 0x21,
+                        zlib.crc32(b"x"), 1, 1, 1, 0, 0, 0, 0, 0o100644 << 16, 0) + b"a"
+    directory = entry * count
+    zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
+                        len(directory), len(local))
+    at = len(local) + len(directory)
+    many = tmp_path / "many.wacz"
+    many.write_bytes(local + directory + zip64 + struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+                     + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF,
+                                   len(directory), len(local), 0))
+    assert check_wacz(many).problems == [
+        "zip layout: 100001 entries, more than 100000 (not a zip preserve's exporter writes)"]
+
+
+def test_a_member_named_by_many_captures_is_read_once(
+        built: Built, two: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A descriptor naming one (deflated, large) manifest for many captures had it
+    decompressed and hashed once per capture."""
+    forged = tmp_path / "forged.wacz"
+    _repackage(two, forged, _describe(lambda d: d.update(
+        captures=[d["captures"][0]] * 5 + d["captures"][1:])))
+    opened: Counter[str] = Counter()
+    original = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: (
+        opened.update([getattr(name, "filename", name)]), original(self, name, *a, **k))[1])
+    result = check_wacz(forged)
+    manifest = f"manifests/{built.ids[0]}.json"
+    assert f"capture {built.ids[0]}: {manifest} is another capture's in the descriptor" in \
+        result.problems
+    assert opened[manifest] <= 2, opened  # hashed with every member, read for its capture
