@@ -24,6 +24,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import time
 import tracemalloc
 import urllib.request
 import uuid
@@ -1399,3 +1400,26 @@ def test_a_wacz_that_would_expand_too_far_is_refused_before_a_byte_is_unpacked(
     assert not _manifests(archive.root)
     done = run(archive.root, "import", str(bomb))
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_flood_of_blank_lines_between_records_is_refused_at_once(
+        archive: Archive, tmp_path: Path) -> None:
+    """warcio reads every blank line after a record with its own readline: a gzip member of a
+    few hundred bytes holding a megabyte of newlines cost a second of CPU, and blank lines
+    count against no bound (a 128 KB file took two minutes). More than a few are refused."""
+    page = b"<html><title>t</title><p>Plain words of a page.</p></html>"
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=False)
+    http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+    writer.write_record(writer.create_warc_record("http://example.org/", "response",
+                                                  http_headers=http, payload=io.BytesIO(page)))
+    flood = tmp_path / "flood.warc.gz"
+    flood.write_bytes(gzip.compress(buffer.getvalue() + b"\n" * 2**20) * 20)
+    started = time.monotonic()
+    with pytest.raises(errors.ImportInputError, match="blank lines after a record"):
+        import_file(archive, flood)
+    assert time.monotonic() - started < 5
+    assert not _manifests(archive.root)
+    fine = tmp_path / "fine.warc.gz"  # a few more than the two a writer puts are tolerated
+    fine.write_bytes(gzip.compress(buffer.getvalue() + b"\r\n" * 3))
+    assert import_file(archive, fine).status == "imported"

@@ -39,6 +39,7 @@ import hashlib
 import io
 import marshal
 import sqlite3
+import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ MAX_KEPT_BYTES = 64 * 1024 * 1024
 #: pages compress 5 to 20 times): reading a decompression bomb whole would take time in
 #: proportion to what it expands to; it is refused from the heads of its records instead.
 MAX_EXPANSION = 100
+#: Most blank lines read between two records (a writer puts two; a few more are tolerated).
+MAX_BLANK_LINES = 16
 EXPANSION_FLOOR = 2**30
 #: The HTTP headers a record keeps (an import reads no other).
 KEPT_HTTP_HEADERS = frozenset({"content-type", "location", "transfer-encoding"})
@@ -356,6 +359,7 @@ def _scan(path: Path, framing: str, label: str, records: RecordStore) -> None:
         iterator = ArchiveIterator(handle, check_digests=True)
         iterator.reader = _BoundedReader(iterator.fh, block_size=iterator.reader.block_size)
         _tolerate_no_target(iterator)
+        _bound_blank_lines(iterator)
         where = 0
         kept = 0
         declared = 0  # bytes the records' Content-Length fields add up to
@@ -391,7 +395,7 @@ def _scan(path: Path, framing: str, label: str, records: RecordStore) -> None:
                         "its blank lines (a wrong Content-Length?)")
         except (ImportInputError, _NotMembersError):
             raise
-        except _HeadTooLargeError as exc:
+        except (_HeadTooLargeError, _TooManyBlankLinesError) as exc:
             raise ImportInputError(f"{label}: at offset {where}: {exc}") from exc
         except ArchiveLoadFailed as exc:
             if "non-chunked gzip" in str(exc) and framing == FRAMING_MEMBERS:
@@ -408,6 +412,37 @@ def _scan(path: Path, framing: str, label: str, records: RecordStore) -> None:
                     raise ImportIntegrityError(f"{label}: record {found.record_id} at "
                                                f"offset {found.offset}: {problem}")
         _check_tail(path, label, members, last_end, decompressed)
+
+
+class _TooManyBlankLinesError(ValueError):
+    pass
+
+
+def _bound_blank_lines(iterator: ArchiveIterator) -> None:
+    """Refuse more than :data:`MAX_BLANK_LINES` blank lines between two records. A record
+    ends with two (CRLF CRLF); warcio reads each further one with its own ``readline``: a
+    gzip member of a few hundred bytes holding a megabyte of newlines cost a second of CPU,
+    outside every bound on the records' declared lengths. Otherwise as warcio's own: a first
+    line that is not blank (the record was not followed by its blank lines) is counted and
+    warned of."""
+
+    def bounded() -> tuple[bytes | None, int]:
+        empty_size = 0
+        for count in range(MAX_BLANK_LINES + 1):
+            line = iterator.reader.readline()
+            if not line:
+                return None, empty_size
+            if line.rstrip():
+                if count:
+                    return line, empty_size
+                offset = iterator.fh.tell() - iterator.reader.rem_length()
+                sys.stderr.write(iterator.INC_RECORD.format(offset, line))
+                iterator.err_count += 1
+            empty_size += len(line)
+        raise _TooManyBlankLinesError(f"more than {MAX_BLANK_LINES} blank lines after a "
+                                      "record (a WARC writer puts two)")
+
+    iterator._consume_blanklines = bounded
 
 
 def _tolerate_no_target(iterator: ArchiveIterator) -> None:
