@@ -1423,3 +1423,26 @@ def test_a_flood_of_blank_lines_between_records_is_refused_at_once(
     fine = tmp_path / "fine.warc.gz"  # a few more than the two a writer puts are tolerated
     fine.write_bytes(gzip.compress(buffer.getvalue() + b"\r\n" * 3))
     assert import_file(archive, fine).status == "imported"
+
+
+@pytest.mark.parametrize("label", ["md5:{md5}", "SHA1:{b32lower}", "sha256:{b64}"])
+def test_a_digest_in_a_form_preserve_does_not_check_is_not_called_damaged(
+        archive: Archive, tmp_path: Path, label: str) -> None:
+    """A right digest written as MD5 hex (read by warcio as base32, by its length), as
+    lower-case base32 or as base64 was reported as a failing digest (exit 1: the file called
+    damaged), or as an internal schema message. It is refused as not checkable (exit 2)."""
+    block = b"plain text of a resource record"
+    value = label.format(
+        md5=hashlib.md5(block).hexdigest(),
+        b32lower=base64.b32encode(hashlib.sha1(block).digest()).decode().lower(),
+        b64=base64.b64encode(hashlib.sha256(block).digest()).decode())
+    record = (b"WARC/1.1\r\nWARC-Type: resource\r\n"
+              b"WARC-Record-ID: <urn:uuid:3d1e3b4e-7f3c-4c59-9d0b-2a9c1f0e8a12>\r\n"
+              b"WARC-Date: 2024-01-02T03:04:05Z\r\nWARC-Target-URI: http://example.org/r\r\n"
+              b"Content-Type: text/plain\r\nWARC-Block-Digest: " + value.encode() + b"\r\n"
+              b"Content-Length: " + str(len(block)).encode() + b"\r\n\r\n" + block + b"\r\n\r\n")
+    source = tmp_path / "odd-digest.warc"
+    source.write_bytes(record)
+    with pytest.raises(errors.ImportInputError, match="not in a form preserve checks"):
+        import_file(archive, source)
+    assert not _manifests(archive.root)

@@ -763,6 +763,20 @@ def base32_decoded_length(encoded: str) -> int | None:
     return (length + padding) // 8 * 5 - loss
 
 
+def recordable_warc_digest(value: str) -> bool:
+    """Whether a WARC digest label is one a manifest records, and so one preserve checks:
+    sha1, sha256 or sha512, in upper-case base32 or lower-case hex, of the right length."""
+    match = _WARC_DIGEST_RE.match(value)
+    if match is None:
+        return False
+    bits = _DIGEST_BITS[match[1]]
+    encoded = match[2]
+    if len(encoded) == bits // 4 and all(c in "0123456789abcdef" for c in encoded):
+        return True
+    raw_bytes = base32_decoded_length(encoded)
+    return raw_bytes is not None and raw_bytes * 8 == bits
+
+
 def _warc_digest(f: _Fields, key: str, *, optional: bool) -> str | None:
     if optional and f.raw(key) is None:
         return None

@@ -53,6 +53,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from preserve.errors import ImportInputError, ImportIntegrityError
 from preserve.hashing import Digests, DualHasher
 from preserve.safe_io import open_binary
+from preserve.storage.manifest import recordable_warc_digest
 from preserve.warc.read import _gzip_member_problem, _strip_id, open_records
 
 FRAMING_MEMBERS = "gzip-members"
@@ -518,6 +519,14 @@ def _read_record(record: Any, iterator: ArchiveIterator, label: str) -> ForeignR
     unknown = [p for p in problems if "unknown hash algorithm" in p]
     if unknown:
         raise ImportInputError(f"{name}: {unknown[0]} (cannot be checked)")
+    for field in ("WARC-Block-Digest", "WARC-Payload-Digest"):
+        value = headers.get_header(field)
+        if value is not None and not recordable_warc_digest(value.strip()):
+            # warcio compares other forms by their length (32 hex digits of MD5 read as
+            # base32, lower-case base32 refused): a genuine file would be called damaged
+            raise ImportInputError(
+                f"{name}: its {field} {_shown(value)} is not in a form preserve checks "
+                "(sha1, sha256 or sha512; upper-case base32 or lower-case hex)")
     if problems and _unparsed_http_message(record):
         raise ImportInputError(
             f"{name}: an HTTP message whose WARC-Target-URI does not start 'http:' or "
