@@ -1446,3 +1446,22 @@ def test_a_digest_in_a_form_preserve_does_not_check_is_not_called_damaged(
     with pytest.raises(errors.ImportInputError, match="not in a form preserve checks"):
         import_file(archive, source)
     assert not _manifests(archive.root)
+
+
+def test_a_gzip_file_cut_short_is_said_to_be_cut_short(archive: Archive, tmp_path: Path) -> None:
+    """A WARC file whose one gzip member is cut short (an interrupted download) was refused
+    as "no WARC record" (exit 2) or as a record lacking its headers (exit 1), depending on
+    where the cut fell. It is said to be cut short, wherever the cut is (exit 1)."""
+    page = b"<html><title>t</title><p>" + b"Plain words of a page. " * 50 + b"</p></html>"
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+    writer.write_record(writer.create_warc_record("http://example.org/", "response",
+                                                  http_headers=http, payload=io.BytesIO(page)))
+    whole = buffer.getvalue()
+    for share in (0.2, 0.3, 0.5, 0.7, 0.9, 0.99):
+        cut = tmp_path / f"cut{share}.warc.gz"
+        cut.write_bytes(whole[: int(len(whole) * share)])
+        with pytest.raises(errors.ImportIntegrityError, match="cut short"):
+            import_file(archive, cut)
+    assert not _manifests(archive.root)

@@ -78,6 +78,7 @@ MAX_KEPT_BYTES = 64 * 1024 * 1024
 MAX_EXPANSION = 100
 #: Most blank lines read between two records (a writer puts two; a few more are tolerated).
 MAX_BLANK_LINES = 16
+_CUT_BLOCK = 1 << 16
 EXPANSION_FLOOR = 2**30
 #: The HTTP headers a record keeps (an import reads no other).
 KEPT_HTTP_HEADERS = frozenset({"content-type", "location", "transfer-encoding"})
@@ -343,6 +344,14 @@ def scan_warc(path: Path, *, name: str | None = None,
         except _NotMembersError:
             records.close()
             continue
+        except (ImportInputError, ImportIntegrityError) as exc:
+            records.close()
+            cut = _gzip_cut_at(path) if kind != "warc" else None
+            if cut is not None:  # what the damage looked like is not what it is
+                raise ImportIntegrityError(
+                    f"{label}: the gzip data is cut short: it ends at offset {cut} inside a "
+                    "gzip member (a truncated file)") from exc
+            raise
         except BaseException:
             records.close()
             raise
@@ -444,6 +453,24 @@ def _bound_blank_lines(iterator: ArchiveIterator) -> None:
                                       "record (a WARC writer puts two)")
 
     iterator._consume_blanklines = bounded
+
+
+def _gzip_cut_at(path: Path) -> int | None:
+    """The file's size when its gzip data ends inside a member (a truncated file, as
+    ``gzip -t`` finds it), else None: read again only once an import has failed, so that a
+    file cut short is said to be cut short, not to lack its WARC headers or records."""
+    try:
+        with open_binary(path, error=ImportInputError, follow_symlinks=True) as handle:
+            inflater, pending = zlib.decompressobj(31), b""
+            while pending or (pending := handle.read(_CUT_BLOCK)):
+                if inflater.eof:  # the next member
+                    inflater = zlib.decompressobj(31)
+                inflater.decompress(pending, _CUT_BLOCK)  # output bounded, and dropped
+                pending = inflater.unconsumed_tail or (
+                    inflater.unused_data if inflater.eof else b"")
+            return None if inflater.eof else handle.tell()
+    except (ImportInputError, OSError, zlib.error):
+        return None  # damaged otherwise, or unreadable: the first error stands
 
 
 def _tolerate_no_target(iterator: ArchiveIterator) -> None:
