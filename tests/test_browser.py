@@ -715,11 +715,14 @@ def test_a_page_that_lies_about_its_size_and_odd_headers_are_captured(tmp_path: 
     (``Set-Cookie: name=café``: the proxy re-encoded it as ASCII, crashed its thread and the
     browser saw an empty response); and ``Transfer-Encoding: chunked`` beside a
     ``Content-Length`` (the proxy passed the length on, the browser took ten bytes and the
-    document was kept cut short). The page is captured whole, with notes for the lies."""
+    document was kept cut short). And ``history.replaceState`` showing an address never
+    requested: the snapshots were bound to it. The page is captured whole, its snapshots
+    bound to the document loaded, with notes for the lies."""
     page = ("<html><head><title>Liar</title></head><body><article><p>"
             + "The council met on Tuesday and agreed the harbour plan in full. " * 40
             + "</p></article><script>Object.defineProperty(Element.prototype, 'scrollHeight',"
-            " {get() { return NaN; }});</script></body></html>").encode()
+            " {get() { return NaN; }}); history.replaceState({}, '', '/official/statement');"
+            "</script></body></html>").encode()
     with TestServer() as site:
         site.routes["/liar"] = raw(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nSet-Cookie: name=caf\xc3\xa9\r\n"
@@ -738,8 +741,17 @@ def test_a_page_that_lies_about_its_size_and_odd_headers_are_captured(tmp_path: 
     assert [c["title"] for c in captures] == ["Liar", "Good"]
     manifest = json.loads((root / "manifests" / f"{captures[0]['capture_id']}.json").read_bytes())
     assert any("no usable" in note for note in manifest["notes"]), manifest["notes"]
+    # an address shown with the history API, never requested, is not what the snapshots are of
+    assert manifest["browser"]["page_url"] == liar
+    notes = manifest["notes"] + manifest["browser"]["notes"]
+    assert any("history API" in note for note in notes), notes
+    bodies, snapshots = [], []
     with (root / manifest["warc"]["path"]).open("rb") as stream:
-        bodies = [r.content_stream().read() for r in ArchiveIterator(stream)
-                  if r.rec_type == "response"
-                  and r.rec_headers.get_header("WARC-Target-URI") == liar]
+        for record in ArchiveIterator(stream):
+            target = record.rec_headers.get_header("WARC-Target-URI")
+            if record.rec_type == "response" and target == liar:
+                bodies.append(record.content_stream().read())
+            elif (target or "").startswith("urn:preserve:"):
+                snapshots.append(target)
     assert bodies == [page]
+    assert snapshots and all(t.endswith(":" + liar) for t in snapshots), snapshots

@@ -117,6 +117,12 @@ _DOM_JS = """(() => {
   if (document.documentElement) text += document.documentElement.outerHTML;
   return text.length > %d ? text.length : text;
 })()"""
+#: The URL the main document was loaded from (its navigation entry, which the history API
+#: does not change), run in an isolated world.
+_LOADED_JS = """(() => {
+  const entry = performance.getEntriesByType('navigation')[0];
+  return entry ? entry.name : null;
+})()"""
 _HEIGHT_JS = """() => Math.max(
   document.documentElement ? document.documentElement.scrollHeight : 0,
   document.body ? document.body.scrollHeight : 0)"""
@@ -528,8 +534,8 @@ def _drive(
             page = _open_page(context, session)
             _load(page, url, session, proxy)
             with _phase(session, "snapshot"):
-                artifacts = _snapshot(page, url, spool_dir, session)
-            page_url = _page_url(page, url)
+                artifacts, shown = _snapshot(page, url, spool_dir, session)
+            page_url = shown or _page_url(page, url)
         finally:
             # stop recording before the browser goes: what is still in flight was cut by
             # the capture ending (truncated "time"), not by the browser leaving
@@ -706,8 +712,10 @@ def _page_url(page: Page, fallback: str) -> str:
     return url if url.startswith(("http://", "https://")) else fallback
 
 
-def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[Artifact]:
-    """Screenshot, PDF, DOM: each best-effort within what is left of the deadline."""
+def _snapshot(page: Page, url: str, spool_dir: Path,
+              session: _Session) -> tuple[list[Artifact], str | None]:
+    """Screenshot, PDF, DOM: each best-effort within what is left of the deadline; and the
+    URL of the document they are of (None when there is none to snapshot)."""
     from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
 
     artifacts: list[Artifact] = []
@@ -715,7 +723,7 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
         why = "the browser was killed at the deadline" if session.killed else \
             "the renderer crashed"
         session.notes.append(f"{why}: no screenshot, PDF or rendered DOM")
-        return artifacts
+        return artifacts, None
     if not page.url.startswith(("http://", "https://")):
         # a download (Content-Disposition: attachment) or an error page: what the tab shows
         # is not the document, and must not be bound to its URL
@@ -723,8 +731,8 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
         session.notes.append(f"the tab shows {shown!r}, not the document (a download, or an "
                              "error page): no screenshot, PDF or rendered DOM; the text is "
                              "the response's")
-        return artifacts
-    target = page.url
+        return artifacts, None
+    target = _loaded_url(page, session)
     options = session.options
 
     def budget() -> float:
@@ -770,7 +778,7 @@ def _snapshot(page: Page, url: str, spool_dir: Path, session: _Session) -> list[
         session.notes.append(f"no rendered DOM: {_first_line(exc)}")
     if session.crashed and not session.killed:
         session.notes.append("the renderer crashed during the snapshot")
-    return artifacts
+    return artifacts, target
 
 
 def _rendered_dom(page: Page, limit: int, timeout_ms: float) -> str | int:
@@ -779,22 +787,53 @@ def _rendered_dom(page: Page, limit: int, timeout_ms: float) -> str | int:
     isolated world, so the page can neither grow it in between nor fake the serialiser."""
     from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
 
+    value = _isolated(page, _DOM_JS % limit, timeout_ms)
+    if not isinstance(value, str | int):
+        raise PlaywrightError("serialising the DOM failed: no value")
+    return value
+
+
+def _isolated(page: Page, expression: str, timeout_ms: float) -> object:
+    """``expression`` evaluated in an isolated world of the main frame (the page's scripts
+    cannot redefine what it calls); PlaywrightError if it throws."""
+    from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
+
     cdp = page.context.new_cdp_session(page)
     try:
         frame = cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
         world = cdp.send("Page.createIsolatedWorld",
                          {"frameId": frame, "worldName": "preserve-snapshot"})
         answer = cdp.send("Runtime.evaluate", {
-            "expression": _DOM_JS % limit, "contextId": world["executionContextId"],
+            "expression": expression, "contextId": world["executionContextId"],
             "returnByValue": True, "timeout": timeout_ms})
     finally:
         with contextlib.suppress(PlaywrightError):
             cdp.detach()
-    value = answer.get("result", {}).get("value")
-    if "exceptionDetails" in answer or not isinstance(value, str | int):
-        detail = answer.get("exceptionDetails", {}).get("text", "no value")
-        raise PlaywrightError(f"serialising the DOM failed: {detail}")
-    return value
+    if "exceptionDetails" in answer:
+        detail = answer.get("exceptionDetails", {}).get("text", "an exception")
+        raise PlaywrightError(f"evaluating in the page failed: {detail}")
+    return answer.get("result", {}).get("value")
+
+
+def _loaded_url(page: Page, session: _Session) -> str:
+    """The URL of the document the tab holds, as it was loaded: ``page.url`` follows the
+    history API (``history.replaceState`` shows any address of the same origin without a
+    request for it), the navigation entry does not. A changed address is noted."""
+    from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
+
+    shown = page.url
+    try:
+        loaded = _isolated(page, _LOADED_JS, 2000)
+    except PlaywrightError:
+        return shown
+    if not isinstance(loaded, str) or not loaded.startswith(("http://", "https://")):
+        return shown
+    if loaded.split("#", 1)[0] != shown.split("#", 1)[0]:
+        session.notes.append(f"the page set its address to {session.clip(shown)} with the "
+                             "history API, without loading it: the snapshots are bound to "
+                             f"{session.clip(loaded)}, the document loaded")
+        return loaded
+    return shown
 
 
 # --- putting the result together -------------------------------------------------------------
