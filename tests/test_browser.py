@@ -755,3 +755,24 @@ def test_a_page_that_lies_about_its_size_and_odd_headers_are_captured(tmp_path: 
                 snapshots.append(target)
     assert bodies == [page]
     assert snapshots and all(t.endswith(":" + liar) for t in snapshots), snapshots
+
+
+def test_a_tls_body_ended_without_close_notify_is_noted_in_a_browser_capture(
+        https_server: TestServer, ca_bundle: Path, tmp_path: Path) -> None:
+    """An HTTPS document the connection's end delimits, the TCP connection closed without TLS
+    close_notify (as anyone on the path can do): ``--http`` noted that it may be cut short,
+    a browser capture kept it as complete with nothing said."""
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
+
+    def ragged(request: Any, conn: socket.socket) -> None:
+        conn.sendall(head + b"<html><title>Half</title><p>the first half of the story")
+        raw_socket = socket.socket(fileno=conn.fileno())  # under TLS: no close_notify
+        raw_socket.shutdown(socket.SHUT_RDWR)
+        raw_socket.detach()
+
+    https_server.routes["/ragged"] = ragged
+    archive = preserve.Archive(tmp_path / "root")
+    result = archive.capture(https_server.url("/ragged"), _options(ca_bundle, settle=1.0))
+    browser = archive.manifest(result.capture_id).browser
+    assert browser is not None
+    assert any("without close_notify" in note for note in browser.notes), browser.notes

@@ -904,6 +904,10 @@ def _assemble(
     if proxy.preflights_answered:
         notes.append(f"{proxy.preflights_answered} CORS preflight(s) caused only by the "
                      "recorder's own request header answered by the recorder, not sent")
+    if proxy.ragged:
+        notes.append(f"the TLS connection of {len(proxy.ragged)} response(s) ended without "
+                     "close_notify, and its end ended the body: what was kept may be cut short "
+                     f"(e.g. {session.clip(proxy.ragged[0])})")
     if proxy.requests_cut:
         notes.append(f"{proxy.requests_cut} request body(ies) cut short: the server answered "
                      "before taking the whole body (the request records hold what was sent)")

@@ -414,6 +414,9 @@ class RecordingProxy:
         self.preflights_answered = 0
         #: request bodies the server answered before taking whole (recorded as far as sent)
         self.requests_cut = 0
+        #: responses whose body ended with a TLS connection closed without close_notify
+        #: (the end of such a body may have been cut off: an attacker can end a TCP stream)
+        self.ragged: list[str] = []
         self.refused_over_cap = 0
         self.max_heads_total = MAX_HEADS_TOTAL
         self._heads = 0  # bytes of the response heads recorded so far
@@ -963,6 +966,9 @@ class RecordingProxy:
             self._fail(text_url, method, CaptureError(
                 f"could not delimit the response head from {text_url}"))
             return False
+        if stream.ragged_eof and truncated is None and _ends_at_close(headers):
+            with self._lock:
+                self.ragged.append(text_url)
         request_cut = (stream.request_body_size, stream.request_body_sha256) != (
             body.size, body.sha256)
         if request_cut:  # the server answered before taking the whole body: keep what it got
