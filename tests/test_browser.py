@@ -776,3 +776,19 @@ def test_a_tls_body_ended_without_close_notify_is_noted_in_a_browser_capture(
     browser = archive.manifest(result.capture_id).browser
     assert browser is not None
     assert any("without close_notify" in note for note in browser.notes), browser.notes
+
+
+@pytest.mark.parametrize(("location", "requested"), [("/a|b", "/a%7Cb"), ("/a\\b", "/a/b")])
+def test_a_redirect_the_browser_spells_its_own_way_is_followed(
+        tmp_path: Path, location: str, requested: str) -> None:
+    """Chromium follows ``Location: /a|b`` by requesting ``/a%7Cb`` (and ``/a\\b`` as
+    ``/a/b``): the capture could not match that request to the Location, recorded the 302 as
+    a redirect not followed (exit 1) while the text and snapshots were the target page's."""
+    with TestServer() as site:
+        site.routes["/start"] = redirect(location)
+        site.routes[requested] = respond(200, b"<html><title>Target</title><p>arrived</p>"
+                                         b"</html>", headers=HTML)
+        archive = preserve.Archive(tmp_path / "root")
+        result = archive.capture(site.url("/start"), _options(settle=1.0))
+        manifest = archive.manifest(result.capture_id)
+        assert manifest.status == "ok" and manifest.final_url == site.url(requested)

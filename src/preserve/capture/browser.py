@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 from preserve.capture.browser_setup import (
     CHROMIUM_CANDIDATES,
@@ -840,11 +841,14 @@ def _loaded_url(page: Page, session: _Session) -> str:
 
 
 def _url_key(url: str) -> tuple[str, bytes, int | None, bytes] | str:
+    """What a URL the browser requested and a Location value share however each escapes its
+    path (Chromium sends ``/a|b`` as ``/a%7Cb``): its parts, the target percent-decoded."""
     try:
         parsed = parse_url(url)
     except CaptureError:
         return url
-    return parsed.scheme, parsed.raw_host.lower(), parsed.port, parsed.raw_path
+    return (parsed.scheme, parsed.raw_host.lower(), parsed.port,
+            unquote_to_bytes(parsed.raw_path))
 
 
 def _navigation(requested: str, exchanges: list[ProxiedExchange]) -> list[ProxiedExchange]:
