@@ -276,6 +276,12 @@ def test_signature_verifies_independently(signed: Path, tmp_path: Path) -> None:
     key = serialization.load_der_public_key(base64.b64decode(public_key))
     assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp384r1"
     assert check_wacz(signed, wacz_public_key=public_key).ok
+    pem = key.public_bytes(serialization.Encoding.PEM,
+                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    assert check_wacz(signed, wacz_public_key=pem).ok  # the same key as PEM (a .pem file)
+    other = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    assert any("another key" in p for p in check_wacz(signed, wacz_public_key=other).problems)
     # one byte changed inside a WARC file (a valid zip otherwise): refused
     warc = next(n for n in zipfile.ZipFile(signed).namelist() if n.endswith(".warc.gz"))
     changed = tmp_path / "warc-changed.wacz"

@@ -532,7 +532,8 @@ def _check_digest_file(read: _Reader, package_bytes: bytes, package: dict[str, A
         return
     result.signature = {"public_key": signed.get("publicKey"), "created": signed.get("created"),
                         "software": signed.get("software"), "timestamp": None}
-    if wacz_public_key and signed.get("publicKey") != wacz_public_key.strip():
+    if wacz_public_key and _public_key_der(str(signed.get("publicKey") or "")) != \
+            _public_key_der(wacz_public_key):
         result.problems.append("the package is signed by another key than the one given")
     elif not wacz_public_key:
         result.notes.append(f"signed by public key {signed.get('publicKey')}: compare it with "
@@ -541,6 +542,22 @@ def _check_digest_file(read: _Reader, package_bytes: bytes, package: dict[str, A
         result.problems.append("signedData.created differs from datapackage.json created")
     if "timeSignature" in signed:
         _check_time_signature(signed, result, roots)
+
+
+def _public_key_der(text: str) -> bytes | None:
+    """A public key given as base64 of its DER (the WACZ's ``publicKey``) or as PEM, as DER;
+    None when it is neither (then it equals no key)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(text.encode("ascii"))
+            return key.public_bytes(serialization.Encoding.DER,
+                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64decode(text, validate=True) or None
+    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        return None
 
 
 def _check_time_signature(signed: dict[str, Any], result: CheckResult,
