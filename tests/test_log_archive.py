@@ -319,10 +319,13 @@ def _tampered(bundle: dict[str, Any], what: str) -> dict[str, Any]:
         b["warc"]["records"][0]["payload_digest"] = "sha256:CCCC"
     elif what == "garbage":
         b["leaf"] = None
+    elif what == "boolean index":  # leaf 1 as `true`: JSON's true == 1 in Python
+        b["inclusion_proof"]["leaf_index"] = b["leaf"]["index"] = True
     return b
 
 
-@pytest.mark.parametrize("what", ["manifest", "path", "index", "checkpoint", "warc", "garbage"])
+@pytest.mark.parametrize("what", ["manifest", "path", "index", "checkpoint", "warc", "garbage",
+                                  "boolean index"])
 def test_tampered_proof_bundle(root: Path, what: str) -> None:
     bundle = make_proof(root, CAPTURES[1])
     assert check_proof(_tampered(bundle, what)) != []

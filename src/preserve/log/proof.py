@@ -194,6 +194,8 @@ def _check(bundle: Any, trusted_key: str | None) -> list[str]:
         return [*problems, f"checkpoint: {exc}"]
     inclusion = bundle["inclusion_proof"]
     index, size = inclusion["leaf_index"], inclusion["tree_size"]
+    if not all(type(n) is int for n in (index, size, bundle["leaf"]["index"])):
+        return [*problems, "malformed bundle: leaf indexes and tree sizes are whole numbers"]
     hashes = [_b64(h) for h in inclusion["hashes"]]
     if index != bundle["leaf"]["index"] or size != checkpoint.size:
         problems.append("the inclusion proof is not for this leaf and checkpoint")
