@@ -232,6 +232,19 @@ def redirect(location: str, status: int = 302) -> Handler:
     return respond(status, b"moved", headers=[("Location", location)])
 
 
+def ragged_tls(data: bytes) -> Handler:
+    """Send ``data`` over TLS, then close the TCP connection without TLS close_notify (as
+    anyone on the path can end it)."""
+
+    def handler(request: ReceivedRequest, conn: socket.socket) -> None:
+        conn.sendall(data)
+        raw_socket = socket.socket(fileno=conn.fileno())  # under TLS: no close_notify
+        raw_socket.shutdown(socket.SHUT_RDWR)
+        raw_socket.detach()
+
+    return handler
+
+
 def raw(data: bytes, *, then_reset: bool = False) -> Handler:
     """Send exactly ``data`` (any bytes, valid HTTP or not), then close (or reset)."""
 

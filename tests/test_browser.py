@@ -48,7 +48,15 @@ from preserve.capture import browser as browser_module
 from preserve.capture.browser import BrowserOptions, browser_problem
 from preserve.capture.fetch import parse_url
 from preserve.cli import main
-from servers import TestServer, chunk_encode, raw, redirect, respond, stream_bytes
+from servers import (
+    TestServer,
+    chunk_encode,
+    ragged_tls,
+    raw,
+    redirect,
+    respond,
+    stream_bytes,
+)
 
 PROBLEM = browser_problem()
 pytestmark = pytest.mark.skipif(
@@ -762,15 +770,9 @@ def test_a_tls_body_ended_without_close_notify_is_noted_in_a_browser_capture(
     """An HTTPS document the connection's end delimits, the TCP connection closed without TLS
     close_notify (as anyone on the path can do): ``--http`` noted that it may be cut short,
     a browser capture kept it as complete with nothing said."""
-    head = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
-
-    def ragged(request: Any, conn: socket.socket) -> None:
-        conn.sendall(head + b"<html><title>Half</title><p>the first half of the story")
-        raw_socket = socket.socket(fileno=conn.fileno())  # under TLS: no close_notify
-        raw_socket.shutdown(socket.SHUT_RDWR)
-        raw_socket.detach()
-
-    https_server.routes["/ragged"] = ragged
+    https_server.routes["/ragged"] = ragged_tls(
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
+        b"<html><title>Half</title><p>the first half of the story")
     archive = preserve.Archive(tmp_path / "root")
     result = archive.capture(https_server.url("/ragged"), _options(ca_bundle, settle=1.0))
     browser = archive.manifest(result.capture_id).browser

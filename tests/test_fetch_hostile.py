@@ -32,6 +32,7 @@ from servers import (
     endless_redirect,
     gzip_bomb,
     lying_content_length,
+    ragged_tls,
     raw,
     redirect,
     reset_mid_body,
@@ -116,18 +117,12 @@ def test_a_tls_body_ended_without_close_notify_is_noted(
     as complete with nothing said; it is kept, with a note that it may be cut short."""
     head = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
 
-    def ragged(request: ReceivedRequest, conn: socket.socket) -> None:
-        conn.sendall(head + b"<p>the first half")
-        raw_socket = socket.socket(fileno=conn.fileno())  # under TLS: no close_notify
-        raw_socket.shutdown(socket.SHUT_RDWR)
-        raw_socket.detach()
-
     def orderly(request: ReceivedRequest, conn: socket.socket) -> None:
         conn.sendall(head + b"<p>all of it</p>")
         assert isinstance(conn, ssl.SSLSocket)
         conn.unwrap()  # close_notify, then the TCP close
 
-    https_server.routes["/ragged"] = ragged
+    https_server.routes["/ragged"] = ragged_tls(head + b"<p>the first half")
     https_server.routes["/orderly"] = orderly
     options = FetchOptions(ca_bundle=ca_bundle)
     cut = fetch(https_server.url("/ragged"), spool_dir, options)

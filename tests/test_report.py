@@ -443,6 +443,22 @@ def test_a_report_is_never_written_into_the_archive(built: Built, tmp_path: Path
     assert sorted(p for p in built.root.rglob("*") if p.name != ".lock") == before
 
 
+def _imported_and_reported(source: Path, tmp_path: Path) -> str:
+    """The HTML report of the one page of ``source``, imported into a new archive (CLI)."""
+    root = tmp_path / "root"
+    env = {**os.environ, "PRESERVE_CONFIG_HOME": str(tmp_path / "config")}
+    for args in (["init", "--key-name", "test.example/imported"], ["import", str(source)]):
+        done = subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    capture_id = next((root / "manifests").glob("*.json")).stem
+    out = tmp_path / "r.html"
+    done = subprocess.run([PRESERVE, "--root", str(root), "report", capture_id, "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return out.read_text(encoding="utf-8")
+
+
 def test_a_screenshot_in_an_imported_file_is_labelled_as_the_files_claim(
         tmp_path: Path) -> None:
     """An imported WARC file may carry an image record named like preserve's screenshots and
@@ -462,18 +478,7 @@ def test_a_screenshot_in_an_imported_file_is_labelled_as_the_files_claim(
             payload=io.BytesIO(png), warc_content_type="image/png",
             warc_headers_dict={"WARC-Concurrent-To":
                                page.rec_headers.get_header("WARC-Record-ID")}))
-    root = tmp_path / "root"
-    env = {**os.environ, "PRESERVE_CONFIG_HOME": str(tmp_path / "config")}
-    for args in (["init", "--key-name", "test.example/shot"], ["import", str(source)]):
-        done = subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
-                              text=True, env=env, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr
-    capture_id = next((root / "manifests").glob("*.json")).stem
-    out = tmp_path / "r.html"
-    done = subprocess.run([PRESERVE, "--root", str(root), "report", capture_id, "-o", str(out)],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    html = out.read_text(encoding="utf-8")
+    html = _imported_and_reported(source, tmp_path)
     assert "the file&#x27;s claim, not a screenshot preserve took" in html
     assert "taken by the capturing browser" not in html
 
@@ -491,18 +496,7 @@ def test_claims_of_an_imported_file_are_shown_literally(tmp_path: Path) -> None:
             "http://example.org/claims", "response", http_headers=http,
             payload=io.BytesIO(b"<html><title>t</title><p>Plain words of a page.</p></html>"),
             warc_headers_dict={"WARC-Date": "\x00 2020-01-01T00:00:00Z \u202eevil"}))
-    root = tmp_path / "root"
-    env = {**os.environ, "PRESERVE_CONFIG_HOME": str(tmp_path / "config")}
-    for args in (["init", "--key-name", "test.example/claims"], ["import", str(source)]):
-        done = subprocess.run([PRESERVE, "--root", str(root), *args], capture_output=True,
-                              text=True, env=env, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr
-    capture_id = next((root / "manifests").glob("*.json")).stem
-    out = tmp_path / "r.html"
-    done = subprocess.run([PRESERVE, "--root", str(root), "report", capture_id, "-o", str(out)],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    page = out.read_text(encoding="utf-8")
+    page = _imported_and_reported(source, tmp_path)
     hidden = sorted({f"U+{ord(c):04X}" for c in page
                      if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"})
     assert hidden == [], hidden
