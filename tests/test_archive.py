@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,10 @@ def test_same_text_stored_once_and_recaptures_linked(http_server: TestServer,
     objects = [p for p in (archive.root / "archive" / "text").rglob("*") if p.is_file()]
     assert len(objects) == 1
     assert archive.manifest(second.capture_id).previous == (first.capture_id,)
+    # every sealed file is read-only: the WARC files too, as the objects and manifests
+    sealed = [*objects, archive.root / first.manifest_path,
+              archive.root / archive.manifest(first.capture_id).warc.path]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in sealed} == {0o444}
     assert [c.capture_id for c in archive.captures()] == [first.capture_id, second.capture_id]
 
 

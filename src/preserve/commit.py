@@ -85,7 +85,13 @@ from preserve.storage.layout import (
     warc_rel,
 )
 from preserve.storage.manifest import Manifest, ManifestRef
-from preserve.storage.text_store import SpooledObject, StoredObject, TextStore, object_digests
+from preserve.storage.text_store import (
+    OBJECT_MODE,
+    SpooledObject,
+    StoredObject,
+    TextStore,
+    object_digests,
+)
 from preserve.warc import RecordRef, WarcWriteResult
 
 Timestamper = Callable[[bytes], bytes]
@@ -526,6 +532,7 @@ def _link_warc(ctx: CommitContext, draft: Draft, linked: dict[str, Path], undo: 
     try:
         if not warc_path.parent.is_dir():
             makedirs_durable(warc_path.parent)
+        os.chmod(draft.warc_tmp, OBJECT_MODE)  # sealed: read-only, as objects and manifests
         os.link(draft.warc_tmp, warc_path)  # fails if it exists: never overwrite
     except OSError as exc:
         raise StorageError(f"cannot place WARC file {rel}: {exc.strerror or exc}") from exc
