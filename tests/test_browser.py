@@ -794,3 +794,40 @@ def test_a_redirect_the_browser_spells_its_own_way_is_followed(
         result = archive.capture(site.url("/start"), _options(settle=1.0))
         manifest = archive.manifest(result.capture_id)
         assert manifest.status == "ok" and manifest.final_url == site.url(requested)
+
+
+def test_bytes_past_a_response_are_never_taken_for_the_next_answer(tmp_path: Path) -> None:
+    """A server that sends, after each answer on a kept-alive connection, a second response
+    nobody asked for (response splitting, or junk): the recorder used the connection again
+    and read those bytes as the answer to the browser's next request (or failed to delimit
+    it). As a browser does, such a connection is not used again: every request gets its own
+    answer, and nothing smuggled is recorded."""
+    from servers import _read_request  # noqa: PLC0415
+
+    smuggled = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\n"
+                b"SMUGGLED")
+
+    def keep_alive(request: Any, conn: socket.socket) -> None:
+        while request is not None:
+            conn.sendall(smuggled)
+            try:
+                request = _read_request(conn)
+            except OSError:
+                return
+
+    page = (b"<html><title>Parts</title><p>" + b"A page of several small parts. " * 20
+            + b"</p>" + b"".join(b"<img src='/part%d.png'>" % i for i in range(4))
+            + b"</html>")
+    with TestServer() as site:
+        site.routes["/page"] = respond(200, page, headers=HTML)
+        for i in range(4):
+            site.routes[f"/part{i}.png"] = keep_alive
+        archive = preserve.Archive(tmp_path / "root")
+        result = archive.capture(site.url("/page"), _options(settle=1.0))
+    browser = archive.manifest(result.capture_id).browser
+    assert browser is not None
+    parts = [r for r in browser.resources if "/part" in r.url]
+    assert len(parts) == 4 and not [f for f in browser.failed if "/part" in f.url]
+    records = _records(tmp_path / "root" / archive.manifest(result.capture_id).warc.path)
+    assert not [body for _headers, body in records if b"SMUGGLED" in body]

@@ -355,6 +355,17 @@ def _end_if_bodiless(client: _Client, headers: list[tuple[str, str]]) -> None:
         client.next_event()
 
 
+def _bytes_ahead(connection: httpcore.HTTPConnection) -> bool:
+    """Whether the server sent bytes past the response it just finished (a second response
+    nobody asked for yet, or junk): as a browser does, the connection is not used again, so
+    they are never taken for the answer to the next request. httpcore does not say; h11's
+    receive buffer does (read through private names, None-safe)."""
+    inner = getattr(connection, "_connection", None)
+    state = getattr(inner, "_h11_state", None)
+    trailing = getattr(state, "trailing_data", None)
+    return bool(trailing and trailing[0])
+
+
 def _end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``headers`` without hop-by-hop fields (RFC 9110 7.6.1), in order, casing kept."""
     dropped = _HOP_BY_HOP | _connection_tokens(headers)
@@ -821,6 +832,7 @@ class RecordingProxy:
             return upstream, False
 
     def _checkin(self, upstream: _Upstream, reusable: bool) -> None:
+        reusable = reusable and not _bytes_ahead(upstream.connection)
         with self._lock:
             self._busy.discard(upstream)
             if reusable and not self._stopped.is_set() and upstream.connection.is_idle():
