@@ -572,3 +572,31 @@ def test_watchdog_kills_the_browser_group_when_preserve_is_killed(tmp_path: Path
         with contextlib.suppress(OSError):
             os.killpg(fake.pid, signal.SIGKILL)
         fake.wait(10)
+
+
+def test_console_arguments_are_released_kept_or_dropped() -> None:
+    """Playwright keeps a handle on every console argument (with a preview of its value)
+    until the page closes: a page logging ten strings of 100 MB held them all, past 2 GB in
+    this process. Each message's handles are released once its text is kept, or dropped
+    over the cap (measured with ten 100 MB messages: 2.15 GB peak before, 1.36 GB after)."""
+    from preserve.capture import browser as browser_module  # noqa: PLC0415
+    from preserve.capture.transport import Deadline  # noqa: PLC0415
+
+    class Handle:
+        disposed = 0
+
+        def dispose(self) -> None:
+            Handle.disposed += 1
+
+    class Message:
+        type, text, location = "log", "x" * 10, {"url": "http://example.org/", "lineNumber": 1}
+
+        def __init__(self) -> None:
+            self.args = [Handle(), Handle()]
+
+    session = browser_module._Session(browser_module.BrowserOptions(max_console=3),
+                                      Deadline(10.0, "http://example.org/"), 0.0, 10.0)
+    for _ in range(5):
+        session.on_console(Message())
+    assert len(session.console) == 3 and session.console_dropped == 2
+    assert Handle.disposed == 10
