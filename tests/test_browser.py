@@ -831,3 +831,18 @@ def test_bytes_past_a_response_are_never_taken_for_the_next_answer(tmp_path: Pat
     assert len(parts) == 4 and not [f for f in browser.failed if "/part" in f.url]
     records = _records(tmp_path / "root" / archive.manifest(result.capture_id).warc.path)
     assert not [body for _headers, body in records if b"SMUGGLED" in body]
+
+
+def test_the_drivers_own_output_never_reaches_preserves_stderr(tmp_path: Path) -> None:
+    """Playwright's driver wrote to preserve's stderr: a page that made it run out of memory
+    put V8's eighteen-line fatal-error trace there. Its output goes to a scratch file now
+    (here made to speak with Playwright's DEBUG switch): stderr holds preserve's lines only."""
+    with TestServer() as site:
+        site.routes["/"] = respond(200, b"<html><title>Quiet</title><p>a page</p></html>",
+                                   headers=HTML)
+        env = {**os.environ, "DEBUG": "pw:browser"}
+        done = subprocess.run([*CLI, "--root", str(tmp_path / "root"), "capture", "--browser",
+                               "--timeout", "20", "--settle", "1", site.url("/")],
+                              capture_output=True, text=True, timeout=120, check=False, env=env)
+    foreign = [line for line in done.stderr.splitlines() if not line.startswith("preserve: ")]
+    assert done.returncode == 0 and not foreign, foreign[:2]

@@ -37,8 +37,10 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,9 +318,44 @@ def _driver() -> tuple[Any, bool]:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGTERM)
         before = _driver_pids()
-        playwright = sync_playwright().start()
+        with _driver_stderr():
+            playwright = sync_playwright().start()
         _DRIVERS[current] = (playwright, _driver_pids() - before)
         return playwright, False
+
+
+#: When the driver dies mid-call (a page made it run out of memory), Playwright's pending
+#: coroutines are collected unawaited and Python warns of each on stderr: the capture notes the
+#: lost connection itself.
+warnings.filterwarnings(
+    "ignore", category=RuntimeWarning,
+    message=r"coroutine '(Page|BrowserContext|Browser|Frame|JSHandle|ElementHandle|CDPSession)"
+            r"\.\w+' was never awaited")
+
+
+@contextlib.contextmanager
+def _driver_stderr() -> Iterator[None]:
+    """Start Playwright's driver with its standard error in a scratch file, not preserve's: a
+    page can make the driver run out of memory, and its fatal-error trace (eighteen lines of
+    V8's) then reached preserve's stderr, where only preserve's own lines belong (the capture
+    notes the lost connection). Playwright passes ``sys.stderr``'s descriptor to the driver
+    through one private function; where it has none, the driver inherits stderr as before."""
+    try:
+        from playwright._impl import transport  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - another Playwright layout
+        yield
+        return
+    original = getattr(transport, "_get_stderr_fileno", None)
+    if original is None:  # pragma: no cover - another Playwright layout
+        yield
+        return
+    # the driver keeps its own descriptor of the (unlinked) file once started
+    with tempfile.TemporaryFile(prefix="preserve-playwright-driver-") as scratch:
+        transport._get_stderr_fileno = scratch.fileno
+        try:
+            yield
+        finally:
+            transport._get_stderr_fileno = original
 
 
 def _forget_driver() -> None:
