@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -607,3 +608,64 @@ def test_json_results_are_spooled_in_input_order() -> None:
     inner = envelope[envelope.index("["):envelope.rindex("]") + 1]
     assert text == inner.replace("\ud800", "\\ud800")  # a lone surrogate, escaped
     assert "".join(_InputOrder().parts()) == "[]"
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(b")") + 2:].split()[1]) == pid:
+                found.append(int(name))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")
+@pytest.mark.parametrize(("how", "status"), [("group-sigint", 130), ("sigterm", 143),
+                                             ("sigkill", -9)])
+def test_a_stopped_batch_says_so_once_and_leaves_no_worker_behind(
+        http_server: TestServer, tmp_path: Path, how: str, status: int) -> None:
+    """Ctrl-C (SIGINT to the whole process group) on a batch with worker processes: each
+    worker printed a KeyboardInterrupt traceback and the broken pool made it an internal
+    error (exit 5). SIGTERM left the workers running for ever with the caller's pipes open,
+    as did SIGKILL. Now: one line and exit 130 or 143, and the workers end with their
+    parent, even one killed outright."""
+    def slow(request: ReceivedRequest, conn: socket.socket) -> None:
+        conn.sendall(_head(200, "OK", [("Content-Type", "text/html"), ("Content-Length",
+                                                                       "100000")]))
+        for _ in range(200):
+            time.sleep(0.05)
+            conn.sendall(b"<p>slow</p>" * 10)
+
+    http_server.routes["/slow"] = slow
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"{http_server.url('/slow')}?{i}\n" for i in range(8)))
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from preserve.cli import main; main()", "--root",
+         str(tmp_path / "root"), "capture", "--http", "--concurrency", "4", "--from", str(urls)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while len(_children(process.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert len(workers) >= 4, workers
+    time.sleep(0.5)  # the workers are fetching
+    if how == "group-sigint":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == status, err
+    if status > 0:
+        assert "Traceback" not in err and "internal error" not in err, err
+        assert err.strip().splitlines()[-1] in ("preserve: interrupted", "preserve: terminated")
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[1][:3]]
+    assert not alive, alive

@@ -11,9 +11,13 @@ decide what runs in the workers.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +36,27 @@ def _alone() -> bool:
                for thread in threading.enumerate())
 
 
+#: prctl(2) option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_start(parent: int | None, warm: Callable[[], object] | None) -> None:
+    """In each worker, first: Ctrl-C is the parent's to handle (a terminal sends SIGINT to
+    the whole group: every worker printed a KeyboardInterrupt traceback and the pool broke,
+    an internal error); and, on Linux, the worker is sent SIGTERM when its parent dies (a
+    parent killed left its workers blocked for ever, holding the caller's pipes open; a
+    forkserver's workers follow the forkserver, which ends with the process that made it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if parent is not None and os.getppid() != parent:  # it died before that was set
+            os._exit(0)
+    if warm is not None:
+        warm()
+
+
 def process_pool(workers: int, preload: Sequence[str] = (),
                  warm: Callable[[], object] | None = None) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes, all started before it is returned, with the modules
@@ -44,13 +69,16 @@ def process_pool(workers: int, preload: Sequence[str] = (),
         if warm is not None:
             warm()
         context: BaseContext = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=_worker_start, initargs=(os.getpid(), None))
     else:
         method = "forkserver" if "forkserver" in methods else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(list(preload))
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=warm)
+        parent = os.getpid() if method == "spawn" else None  # a forkserver forks them
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=_worker_start, initargs=(parent, warm))
     try:
         pool.submit(os.getpid).result()  # start every worker now, while single-threaded
     except BaseException:

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
@@ -540,6 +541,33 @@ SIZE = SizeType()
 # --- the group -----------------------------------------------------------------------------------
 
 
+#: Exit statuses of a command stopped by Ctrl-C (SIGINT) or by SIGTERM, as shells report them.
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class _Terminated(list[bool]):
+    """Whether SIGTERM stopped the command (a one-item list, so the handler can set it)."""
+
+    def __bool__(self) -> bool:
+        return bool(self[0])
+
+
+def _terminate_as_interrupt() -> _Terminated:
+    """SIGTERM (a service manager stopping preserve, ``kill``) is handled as Ctrl-C is: the
+    work in flight is undone or finished and temporary files removed (an export's ``.part``
+    files stayed behind), then exit 143. Only in the main thread (else: nothing changes)."""
+    terminated = _Terminated([False])
+
+    def handler(_signum: int, _frame: object) -> None:
+        terminated[0] = True
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread: signals are not ours here
+        signal.signal(signal.SIGTERM, handler)
+    return terminated
+
+
 def _quiet_libraries() -> None:
     """Keep libraries' log records and Python warnings off stderr, which carries only
     preserve's own one-line messages: warcio, for one, logs a WARC-Target-URI it rewrites
@@ -591,6 +619,7 @@ class PreserveGroup(click.Group):
         argv = list(args) if args is not None else sys.argv[1:]
         as_json = "--json" in argv
         _quiet_libraries()
+        terminated = _terminate_as_interrupt()
         try:
             return super().main(argv, prog_name or "preserve", complete_var,
                                 standalone_mode=False, **extra)
@@ -606,8 +635,9 @@ class PreserveGroup(click.Group):
                                     {"type": "UsageError", "message": message, "hint": None}))
             sys.exit(EXIT_USAGE)
         except (click.Abort, KeyboardInterrupt):
-            click.echo("preserve: interrupted", err=True)
-            sys.exit(130)
+            click.echo("preserve: terminated" if terminated else "preserve: interrupted",
+                       err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except SystemExit:
             raise
         except OSError as exc:
