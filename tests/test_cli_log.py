@@ -63,6 +63,10 @@ def test_prove_and_check_proof(signed_archive: list[str], env: dict[str, str],
     bundle = tmp_path / "proof.json"
     made = run(env, "prove", signed_archive[0][:22], "-o", str(bundle))
     assert made.returncode == 0, made.stderr
+    before = bundle.read_bytes()  # another capture's proof never replaces it
+    again = run(env, "prove", signed_archive[1][:22], "-o", str(bundle))
+    assert again.returncode == 3 and "already exists" in again.stderr
+    assert bundle.read_bytes() == before
     key = Path(env["PRESERVE_ROOT"]) / "manifests/log/key.pub"
     checked = run(env, "check-proof", str(bundle), "--trusted-key", str(key))
     assert checked.returncode == 0 and "proof holds" in checked.stdout

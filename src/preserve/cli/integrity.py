@@ -153,6 +153,7 @@ def prove(ctx: click.Context, capture_id: str, out: Path, as_json: bool) -> None
     """
     from preserve import log
     from preserve.archive import Archive
+    from preserve.errors import StorageError
     from preserve.safe_io import write_atomic
 
     with errors_to_exit():
@@ -160,7 +161,11 @@ def prove(ctx: click.Context, capture_id: str, out: Path, as_json: bool) -> None
         full_id = archive.manifest(capture_id).capture_id
         bundle = log.make_proof(archive.root, full_id) if isinstance(archive, Archive) \
             else archive.make_proof(full_id)
-        write_atomic(out, (json.dumps(bundle, indent=2, sort_keys=True) + "\n").encode())
+        try:  # never replaced: another capture's proof, or the user's file (as export does)
+            write_atomic(out, (json.dumps(bundle, indent=2, sort_keys=True) + "\n").encode(),
+                         exclusive=True)
+        except FileExistsError as exc:
+            raise StorageError(f"{out} already exists; not replacing it") from exc
     if not as_json:
         say(f"wrote proof of {full_id} to {out}")
     finish({"capture_id": full_id, "path": str(out)})

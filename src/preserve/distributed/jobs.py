@@ -272,7 +272,15 @@ def in_order(client: Any, function: Callable[[Any, list[str], bool], ManifestChe
             if not pending:
                 return
             future = pending.popleft()
-            part: ManifestChecks = future.result()
+            try:
+                part: ManifestChecks = future.result()
+            except errors.PreserveError:
+                raise
+            except Exception as exc:  # KilledWorker after the retries, the scheduler lost
+                raise errors.StorageError(
+                    f"a verify task failed on the cluster: {type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:300]} (nothing was concluded about the "
+                    "archive; run verify again)") from exc
             future.release()
             yield part
     finally:

@@ -121,7 +121,7 @@ class Lease:
             holder = str(current["holder"])[:200]
         except NotFoundError:
             return False  # released meanwhile: try again
-        except (StorageError, ValueError, KeyError, TypeError):
+        except (StorageError, ValueError, KeyError, TypeError, RecursionError):
             current, holder = None, "(unreadable lease)"
         found = lease_expiry(current, time.time())
         expires = 0.0 if found is None else found  # unreadable or forged: taken over
@@ -185,7 +185,7 @@ class Lease:
         try:
             doc = json.loads(data)
             holder = str(doc["holder"]) if isinstance(doc, dict) else "(unreadable lease)"
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, RecursionError):
             holder = "(unreadable lease)"
         if holder != self.holder:
             raise self._lose(f"another committer took it over: {holder}")

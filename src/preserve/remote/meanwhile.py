@@ -211,7 +211,7 @@ class Meanwhile:
         try:
             doc = json.loads(self.store.get(LEASE, 4096))
             holder = str(doc["holder"])
-        except (errors.PreserveError, ValueError, KeyError, TypeError):
+        except (errors.PreserveError, ValueError, KeyError, TypeError, RecursionError):
             return None
         now = time.time()
         expires = lease_expiry(doc, now)  # a forged expiry: nobody to wait for

@@ -48,6 +48,9 @@ from typing import IO, Any
 from preserve.errors import NotFoundError, StorageError
 
 RETENTION_ENV = "PRESERVE_S3_RETENTION_DAYS"
+#: The longest retention period accepted (S3 Object Lock dates must be representable; a
+#: hundred years is far past any evidence-keeping rule).
+MAX_RETENTION_DAYS = 36_500
 LOCK_MODE_ENV = "PRESERVE_S3_LOCK_MODE"
 LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
 #: Single-request upload limit of S3 (larger sealed files would need a multipart upload).
@@ -110,8 +113,9 @@ class ObjectStore:
                 retention_days = float(os.environ[RETENTION_ENV])
             except ValueError as exc:
                 raise StorageError(f"${RETENTION_ENV} is not a number of days") from exc
-        if retention_days is not None and not retention_days > 0:
-            raise StorageError("the retention period must be a positive number of days")
+        if retention_days is not None and not 0 < retention_days <= MAX_RETENTION_DAYS:
+            raise StorageError("the retention period must be a positive number of days, at "
+                               f"most {MAX_RETENTION_DAYS}")
         self.retention_days = retention_days
         mode = (lock_mode or os.environ.get(LOCK_MODE_ENV) or "COMPLIANCE").upper()
         if mode not in LOCK_MODES:

@@ -457,7 +457,7 @@ def _parse_head(data: bytes, where: str) -> tuple[int, bytes]:
     try:
         doc: Any = json.loads(data)
         size, root = doc["size"], bytes.fromhex(doc["root"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise LogError(f"{where}: not a log head") from exc
     if not (isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 48
             and len(root) == HASH_SIZE):
