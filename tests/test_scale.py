@@ -151,6 +151,47 @@ def test_lease_refuses_a_second_committer(s3_server: S3Server) -> None:
     assert not store.exists(LEASE)
 
 
+def test_a_lease_or_head_nested_deep_is_unreadable_not_an_internal_error(
+        s3_server: S3Server) -> None:
+    """A lease (or a log head) of four thousand ``[`` fits the 4 KB read bound: json.loads
+    raised RecursionError, and every command on the root was an internal error (exit 5).
+    The lease is unreadable, so it is taken over; the head is not a log head."""
+    from preserve.errors import LogError
+    from preserve.remote.lease import LEASE, Lease
+    from preserve.remote.meanwhile import Meanwhile
+    from preserve.remote.store import ObjectStore
+    from preserve.remote.tiles import _parse_head
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}/n")
+    store.put_replace(LEASE, b"[" * 4000, etag=None)
+    assert Meanwhile._holder(types.SimpleNamespace(store=store)) is None  # type: ignore[arg-type]
+    with Lease(store, wait=30) as lease:
+        assert json.loads(store.get(LEASE, 4096))["holder"] == lease.holder
+    with pytest.raises(LogError, match="not a log head"):
+        _parse_head(b"[" * 4000, "head.json")
+
+
+@pytest.mark.parametrize("root", ["s3:", "S3:", "s3://evid/x?versionId=1", "s3://evid/a#b"])
+def test_a_mistyped_store_root_is_refused_not_made_a_local_directory(
+        tmp_path: Path, root: str) -> None:
+    """``--root s3:`` made a local directory named ``s3:``; a ``?`` in the prefix put objects
+    under one name and read them under another (S3 libraries read a version query)."""
+    done = subprocess.run([sys.executable, "-c", "from preserve.cli import main; main()",
+                           "--root", root, "init"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 3 and "give s3://bucket" in done.stderr, done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("days", ["inf", "1e400", "1e308", "36501"])
+def test_a_retention_past_any_date_is_refused(days: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.remote.store import RETENTION_ENV, ObjectStore
+
+    monkeypatch.setenv(RETENTION_ENV, days)
+    with pytest.raises(StorageError, match="positive number of days"):
+        ObjectStore("s3://evid/r")
+
+
 @pytest.mark.parametrize("expires", ["1e400", "NaN", "1e300", "\"soon\""])
 def test_a_forged_lease_expiry_is_taken_over(s3_server: S3Server, expires: str) -> None:
     """A lease planted with an expiry no committer writes (overflowing, not a number, ages

@@ -730,11 +730,13 @@ REMOTE_COMMANDS = ("init", "capture", "verify", "repair", "checkpoint", "list", 
 
 def remote_root(ctx: click.Context) -> str | None:
     """The ``s3://bucket/prefix`` given as ``--root`` (or $PRESERVE_ROOT), else None. (A path
-    option collapses ``//``; a local directory named ``s3:`` is reached as ``./s3:/…``.)"""
+    option collapses ``//``. Any root starting ``s3:``, in any case, is taken for a store, so
+    that a mistyped one is refused, not made a local directory named ``s3:``; such a
+    directory is reached as ``./s3:…``.)"""
     text = str(ctx.find_root().obj["root"])
-    if text.startswith("s3:/") and not text.startswith("s3://"):
-        return "s3://" + text[len("s3:/"):]
-    return text if text.startswith("s3://") else None
+    if text[:3].lower() != "s3:":
+        return None
+    return "s3://" + text[3:].lstrip("/")
 
 
 def open_any(ctx: click.Context, *, must_exist: bool = True) -> Archive | RemoteArchive:

@@ -58,17 +58,22 @@ MAX_SINGLE_PUT = 5 * 2**30
 
 
 def is_remote_root(root: object) -> bool:
-    """Whether ``root`` names an object store (``s3://…``) rather than a local directory."""
-    return isinstance(root, str) and root.startswith("s3://")
+    """Whether ``root`` names an object store (``s3:…``, in any case) rather than a local
+    directory: ``s3:`` alone or ``S3://b`` is a mistyped store (refused by
+    :func:`split_url`), never a local directory named so."""
+    return isinstance(root, str) and root[:3].lower() == "s3:"
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")`` (StorageError if bad)."""
-    if not is_remote_root(url):
-        raise StorageError(f"{url!r} is not an s3:// archive root")
+    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")`` (StorageError if bad: no
+    bucket, an empty, ``.`` or ``..`` part, or a ``?`` or ``#``, which S3 libraries read as a
+    version query or a fragment, so that objects would be written and read under two names)."""
+    if not (is_remote_root(url) and url[:5].lower() == "s3://"):
+        raise StorageError(f"{url!r}: give s3://bucket or s3://bucket/prefix")
     rest = url[len("s3://"):].strip("/")
     bucket, _, prefix = rest.partition("/")
-    if not bucket or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
+    if not bucket or any(part in ("", ".", "..") for part in prefix.split("/") if prefix) \
+            or "?" in rest or "#" in rest:
         raise StorageError(f"{url!r}: give s3://bucket or s3://bucket/prefix")
     return bucket, prefix
 
