@@ -72,6 +72,8 @@ EXIT_STATUSES = {
     EXIT_CAPTURE_FAILED: "at least one capture failed (DNS, refused, timeout, TLS, too large, "
                          "…); nothing was committed for it",
     EXIT_INTERNAL: "internal error: a bug in preserve (please report it)",
+    130: "interrupted (Ctrl-C), and 143 terminated (SIGTERM): what was in flight was "
+         "finished or undone, temporary files removed; preserve repair clears what a kill left",
 }
 
 T = TypeVar("T")
