@@ -336,3 +336,26 @@ def test_an_audit_by_another_key_than_the_archives_is_recorded_unsigned(
     Archive(archive.root, key=other).verify()
     assert _audit_rows(archive.root)[-1]["signature"] == "unsigned"
     assert archive.verify(record=False).ok
+
+
+def test_a_key_of_any_name_is_written_whole_and_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key name outside ASCII (``ünïcødé/名前``, or a default name made from such an s3://
+    prefix) was written as UTF-8 and read back as ASCII: a key that could never be loaded,
+    and an archive that could never be signed. And a key file whose write failed (a full
+    disk) was left empty, blocking the name for good."""
+    from preserve.errors import SigningKeyError  # noqa: PLC0415
+    from preserve.log.keys import load_signer  # noqa: PLC0415
+
+    path, verifier = generate_key("ünïcødé/名前", tmp_path / "u.key")
+    assert load_signer(path).verifier == verifier
+
+    def full(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SigningKeyError, match="No space left"):
+        generate_key("full.example/k", tmp_path / "full.key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["u.key"]
+    monkeypatch.undo()
+    generate_key("full.example/k", tmp_path / "full.key")  # the name is still free

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,18 +172,28 @@ def generate_key(
         if target.is_relative_to(Path(archive_root).resolve()):
             raise SigningKeyError(f"refusing to write the private key inside the archive: {path}")
     signer = Signer(name, Ed25519PrivateKey.generate())
+    if path.exists() or path.is_symlink():
+        raise SigningKeyError(f"key file already exists, not overwriting: {path}")
+    # written whole beside it, then linked into place: a full disk or a kill never leaves an
+    # empty key file that would block the name for good
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, (signer.to_text() + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # fails if it exists: never overwritten
     except FileExistsError as exc:
         raise SigningKeyError(f"key file already exists, not overwriting: {path}") from exc
     except OSError as exc:
-        raise SigningKeyError(f"cannot create key file {path}: {exc}") from exc
-    try:
-        os.write(fd, (signer.to_text() + "\n").encode())
-        os.fsync(fd)
+        raise SigningKeyError(f"cannot create key file {path}: "
+                              f"{exc.strerror or exc}") from exc
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return path, signer.verifier
 
 
@@ -190,7 +202,7 @@ def load_signer(path: Path) -> Signer:
     data = read_regular(path, 4096, what="signing key", error=SigningKeyError)
     try:
         mode = path.stat().st_mode
-        text = data.decode("ascii")
+        text = data.decode("utf-8")  # a key name may be any text but spaces and '+'
     except (OSError, UnicodeDecodeError) as exc:
         raise SigningKeyError(f"cannot read signing key {path}: not a key file") from exc
     if mode & 0o077:
