@@ -1465,3 +1465,28 @@ def test_a_gzip_file_cut_short_is_said_to_be_cut_short(archive: Archive, tmp_pat
         with pytest.raises(errors.ImportIntegrityError, match="cut short"):
             import_file(archive, cut)
     assert not _manifests(archive.root)
+
+
+def test_an_import_cut_short_after_its_commit_point_is_never_stored_twice(
+        archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import interrupted between its commit point and its log leaves (Ctrl-C, a full
+    disk), then the same file imported again: the pages committed the first time were not
+    in the log, so not recognised, and were stored a second time (2,797 captures for a file
+    of 2,500 pages, once repair had logged both). The second import is refused until repair
+    has logged them; then it adds nothing."""
+    source = _tiny_pages_warc(tmp_path / "five.warc.gz", 5)
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched, pytest.raises(commit.PartialCommitError) as cut:
+        patched.setattr(commit.log, "record_entries", fail)
+        import_file(archive, source)
+    assert "and 0 more" not in str(cut.value) and len(str(cut.value)) < 400
+    with pytest.raises(errors.StorageError, match="run preserve repair first"):
+        import_file(archive, source)
+    assert len(_manifests(archive.root)) == 5
+    repair(archive.root, heads=KnownHeads())
+    again = import_file(archive, source)
+    assert again.status == "already-imported" and len(again.already) == 5
+    assert len(_manifests(archive.root)) == 5

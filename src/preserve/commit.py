@@ -572,8 +572,8 @@ def _commit_point(ctx: CommitContext, placed: Spill, undo: _Undo) -> None:
             undo.run()
             raise _storage_error(exc, "cannot write the manifests") from exc
         ids = _undo_uncommitted(ctx, placed, count)
-        raise PartialCommitError(_partial(ids, f"writing the manifests failed: {exc}"),
-                                 ids) from exc
+        raise PartialCommitError(_partial(ids, "writing the manifests failed: "
+                                          f"{exc or type(exc).__name__}"), ids) from exc
     _remove_temps(placed)
 
 
@@ -800,8 +800,12 @@ def _storage_error(exc: BaseException, what: str) -> BaseException:
 
 
 def _partial(committed: Sequence[str], why: str) -> str:
-    return (f"{why}; committed but not logged yet: {', '.join(committed)} (a signed commit "
-            "record names them: run preserve repair)")
+    """The message of a commit cut short after its commit point (the ids are in the error;
+    a message names the first few, an import's group holds thousands)."""
+    shown = ", ".join(committed[:5]) + (f" and {len(committed) - 5} more"
+                                        if len(committed) > 5 else "")
+    return (f"{why}; committed but not logged yet: {shown} (a signed commit record names "
+            "them: run preserve repair)")
 
 
 def _add_to_catalog(ctx: CommitContext, placed: Spill, outcome: GroupOutcome) -> None:

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, overload
 from urllib.parse import urljoin, urlsplit
 
-from preserve import errors, warc
+from preserve import errors, log, warc
 from preserve.archive import (
     EXTRACT_LIMIT,
     HTML_TYPES,
@@ -83,6 +83,7 @@ from preserve.commit import Committed, GroupOutcome, PreparedCapture, SpilledDra
 from preserve.extract import EXTRACTOR_NAME, EXTRACTOR_SETTINGS, EXTRACTOR_VERSION
 from preserve.extract import extract as extract_html
 from preserve.hashing import Digests, DualHasher
+from preserve.log.journal import iter_entries, read_journal
 from preserve.safe_io import loads_strict, open_binary
 from preserve.spill import Spill
 from preserve.storage.layout import WARC_DIR, new_capture_id
@@ -259,6 +260,7 @@ def import_file(archive: Archive, path: str | Path, options: ImportOptions | Non
     kind = sniff(source)  # before the archive is touched
     archive.ensure_layout()
     archive.check_known_head()
+    _require_logged(archive)
     spool = Spool.open(archive.layout)
     try:
         with contextlib.ExitStack() as stack:
@@ -266,6 +268,29 @@ def import_file(archive: Archive, path: str | Path, options: ImportOptions | Non
                            checkpoint=checkpoint)
     finally:
         spool.close()
+
+
+def _require_logged(archive: Archive) -> None:
+    """StorageError when manifests are committed but not logged (an import or capture cut
+    short between its commit point and its log leaves): what an earlier import committed is
+    recognised by the log, so importing the file again now would store those pages twice.
+    ``preserve repair`` logs them (their signed commit record names them)."""
+    if not archive.has_log():
+        return
+    waiting = log.unlogged_manifests(archive.root)
+    if waiting:  # only those a commit record names (a planted manifest is verify's: E304)
+        try:
+            verifier: log.Verifier | None = log.read_verifier(archive.root)
+        except errors.PreserveError:
+            verifier = None
+        records, _bad = read_journal(archive.root, verifier)
+        named = {e.capture_id for _r, e in iter_entries(records, signed_only=False)}
+        waiting = [capture_id for capture_id in waiting if capture_id in named]
+    if waiting:
+        raise errors.StorageError(
+            f"{len(waiting)} capture(s) are committed but not logged yet (e.g. {waiting[0]}: "
+            "an interrupted commit); run preserve repair first, or an import could store "
+            "their pages again")
 
 
 def _import(archive: Archive, source: Path, given: str, kind: str, options: ImportOptions,

@@ -26,6 +26,7 @@ from ..safe_io import read_regular, read_text, write_atomic
 from .entries import (
     CAPTURE_ID,
     MANIFEST_DIR,
+    AdoptionLeaf,
     AuditLeaf,
     ManifestLeaf,
     format_time,
@@ -193,7 +194,7 @@ def unlogged_manifests(root: Path) -> list[str]:
                 entry = parse_entry(data)
             except ValueError:
                 continue
-            if isinstance(entry, ManifestLeaf):
+            if isinstance(entry, ManifestLeaf | AdoptionLeaf):  # an adoption logs one too
                 logged.add(entry.capture_id)
     return sorted(on_disk - logged)
 
