@@ -5,7 +5,8 @@ Linux a process's peak RSS starts from the memory of the process it was forked (
 from and survives ``exec``, so every child of a pytest process of 140 MiB reports at least
 140 MiB, and a test comparing two such peaks compares nothing. :func:`peak_rss` therefore
 starts the command from a small launcher interpreter (its ~10 MiB is the floor of what is
-reported), as the benchmarks do.
+reported), as the benchmarks do. :func:`processes` lists the processes of this machine with
+their ``/proc/<pid>/stat`` fields (Linux), for the tests that look for processes left behind.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +55,17 @@ def peak_rss(args: list[str], *, env: dict[str, str] | None = None,
                               capture_output=True, text=True, timeout=timeout, check=False)
         peak = int(out.read_text()) if out.exists() else 0
     return Measured(peak, done.returncode, done.stdout, done.stderr)
+
+
+def processes() -> Iterator[tuple[int, list[bytes]]]:
+    """``(pid, fields)`` of every process, ``fields`` those of ``/proc/<pid>/stat`` after the
+    command name: state, parent pid, process group, ... (Linux; none elsewhere)."""
+    if not os.path.isdir("/proc"):
+        return
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            yield int(name), stat[stat.rfind(b")") + 2:].split()

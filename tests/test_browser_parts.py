@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from warcio.archiveiterator import ArchiveIterator
 
 from browser_site import KeepAliveServer, wait_until
+from measure import processes
 from preserve.capture.ca import InterceptionCA
 from preserve.capture.fetch import FetchOptions
 from preserve.capture.proxy import TOKEN_HEADER, RecordingProxy
@@ -539,16 +540,7 @@ def test_without_a_browser_capture_says_what_to_install(
 
 
 def _group_alive(pgid: int) -> bool:
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                stat = Path(f"/proc/{name}/stat").read_bytes()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-    return False
+    return any(int(fields[2]) == pgid and fields[0] != b"Z" for _pid, fields in processes())
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")

@@ -30,6 +30,7 @@ import filelock
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from measure import processes
 from preserve import Archive, CaptureOptions, CaptureResult, errors, log
 from preserve.batch import GROUP_SIZE, LOOKAHEAD, capture_many
 from preserve.capture.fetch import FetchOptions
@@ -611,17 +612,8 @@ def test_json_results_are_spooled_in_input_order() -> None:
 
 
 def _children(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (Linux /proc)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                stat = Path(f"/proc/{name}/stat").read_bytes()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(b")") + 2:].split()[1]) == pid:
-                found.append(int(name))
-    return found
+    """The child processes of ``pid``."""
+    return [child for child, fields in processes() if int(fields[1]) == pid]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")

@@ -47,6 +47,7 @@ def _worker_start(parent: int | None, warm: Callable[[], object] | None) -> None
     parent killed left its workers blocked for ever, holding the caller's pipes open; a
     forkserver's workers follow the forkserver, which ends with the process that made it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler a fork inherits
     if sys.platform == "linux":
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
