@@ -548,25 +548,38 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
-class _Terminated(list[bool]):
-    """Whether SIGTERM stopped the command (a one-item list, so the handler can set it)."""
+class _Terminated:
+    """Whether SIGTERM stopped the command; :meth:`restore` puts the handler back that was
+    there before (``main`` is also called in-process, by tests and embedding programs)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous: Any = None
+        self.installed = False
 
     def __bool__(self) -> bool:
-        return bool(self[0])
+        return self.seen
+
+    def restore(self) -> None:
+        if self.installed:
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, self.previous)
+            self.installed = False
 
 
 def _terminate_as_interrupt() -> _Terminated:
     """SIGTERM (a service manager stopping preserve, ``kill``) is handled as Ctrl-C is: the
     work in flight is undone or finished and temporary files removed (an export's ``.part``
     files stayed behind), then exit 143. Only in the main thread (else: nothing changes)."""
-    terminated = _Terminated([False])
+    terminated = _Terminated()
 
     def handler(_signum: int, _frame: object) -> None:
-        terminated[0] = True
+        terminated.seen = True
         raise KeyboardInterrupt
 
     with contextlib.suppress(ValueError):  # not the main thread: signals are not ours here
-        signal.signal(signal.SIGTERM, handler)
+        terminated.previous = signal.signal(signal.SIGTERM, handler)
+        terminated.installed = True
     return terminated
 
 
@@ -656,6 +669,8 @@ class PreserveGroup(click.Group):
             click.echo(f"preserve: error: the object store failed: {_one_line(str(exc))}",
                        err=True)
             sys.exit(EXIT_CANNOT_RUN)
+        finally:
+            terminated.restore()
 
 
 def _object_store_failure(exc: BaseException) -> bool:
